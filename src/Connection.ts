@@ -1,0 +1,222 @@
+/**
+ * One WebSocket as a scoped resource: a typed open, send with write completion, a bounded
+ * inbound stream, and a release that knows the socket's readyState. A Connection never
+ * reconnects; retry it with `Effect.retry(schedule)` around its scope, or use `Client`.
+ *
+ * @since 0.1.0
+ */
+import type { Context, Redacted, Scope } from "effect"
+import { Chunk, Duration, Effect, Either, Exit, Layer, Sink, Stream } from "effect"
+import type { ConnectError, Disconnected, SendError, TimeoutError } from "./Errors.js"
+import { SendError as SendErrorClass } from "./Errors.js"
+import { closeCodeOf, ConnectionListener, notOpen, openTimeoutError, sendableClose, toConnectError } from "./internal/connection.js"
+import type { ResolvedOptions } from "./internal/connection.js"
+import { parseEndpoint, resolveOptions } from "./internal/parseEndpoint.js"
+import { NORMAL_CLOSURE, OPEN } from "./internal/protocol.js"
+import type { ReadyState } from "./internal/protocol.js"
+import type { Message, TransportSocket } from "./Transport.js"
+import { Transport } from "./Transport.js"
+
+export type { Message, ReadyState } from "./Transport.js"
+
+/**
+ * An open WebSocket. Valid until its scope closes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connection {
+  /** The URL, redacted (no userinfo, no query values): safe to log. */
+  readonly url: string
+  /** The subprotocol the server selected, or "". */
+  readonly protocol: string
+  /** CONNECTING 0, OPEN 1, CLOSING 2, CLOSED 3. OPEN until the close begins. */
+  readonly readyState: Effect.Effect<ReadyState>
+  /** Bytes handed to the socket and not yet written to the network. */
+  readonly bufferedAmount: Effect.Effect<number>
+  /**
+   * Writes one frame and completes when the transport reports it written. OPEN: writes.
+   * CONNECTING never happens (a Connection is open when you get it). CLOSING / CLOSED: fails with
+   * `SendError NotOpen`. A transport write error fails with `SendError WriteFailed`.
+   * Either way the error carries the payload back.
+   */
+  readonly send: (data: Message) => Effect.Effect<void, SendError>
+  /**
+   * Hands one frame to the transport and returns at once, for pipelining. OPEN: queued for
+   * writing; CLOSING / CLOSED: fails with `SendError NotOpen`. A later write error ends the
+   * connection and shows in `closed`.
+   */
+  readonly write: (data: Message) => Effect.Effect<void, SendError>
+  /**
+   * Writes a stream of frames with backpressure: after each chunk, waits while `bufferedAmount`
+   * is above the high-water mark (`writeHighWaterMark`, default 1 MiB).
+   */
+  readonly sink: Sink.Sink<void, Message, never, SendError>
+  /**
+   * Inbound frames, text as strings and binary as bytes. Bounded: when `inboundCapacity` frames
+   * wait unread, the Node transport stops reading the socket until the consumer catches up.
+   * Ends when the connection closes, after the frames received before the close.
+   */
+  readonly messages: Stream.Stream<Message>
+  /** Completes with how the connection ended; waits until it does. */
+  readonly closed: Effect.Effect<Disconnected>
+  /**
+   * Closes from this side and waits for the close handshake (up to `closeTimeout`, then the
+   * socket is terminated). OPEN: sends `code` (default 1000) and `reason`; CLOSING: waits;
+   * CLOSED: returns at once. Invalid codes become 1000, reasons over 123 bytes are cut.
+   */
+  readonly close: (code?: number, reason?: string) => Effect.Effect<Disconnected>
+  /** Sends a protocol ping; false when the platform has none (browsers) or not OPEN. */
+  readonly ping: Effect.Effect<boolean>
+  /** Counts every inbound frame and pong: unchanged over an interval means no sign of life. */
+  readonly activity: Effect.Effect<number>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Subprotocols to offer (Sec-WebSocket-Protocol). */
+  readonly protocols?: string | ReadonlyArray<string>
+  /** Extra handshake headers (Node only). Values may be `Redacted`: they never reach an error or log. */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>>
+  /** How long the handshake may take. Default 10 seconds. */
+  readonly openTimeout?: Duration.DurationInput
+  /** How long the close handshake may take before the socket is terminated. Default 5 seconds. */
+  readonly closeTimeout?: Duration.DurationInput
+  /** Largest inbound message in bytes; a larger one closes the connection with 1009. Default 100 MiB. */
+  readonly maxPayload?: number
+  /** Inbound frames buffered before reading pauses. Default 1024. */
+  readonly inboundCapacity?: number
+  /** `sink` waits while more than this many bytes are buffered. Default 1 MiB. */
+  readonly writeHighWaterMark?: number
+}
+
+/**
+ * Opens a WebSocket. Succeeds when it is OPEN; fails with a `ConnectError` (see its `reason`) or
+ * `TimeoutError open`. The socket is released with the scope, whatever its readyState: the close
+ * code is 1000 when the scope succeeds and 1001 when it fails or is interrupted. A failed or
+ * interrupted open releases the socket before it returns, so retrying inside one scope leaks nothing.
+ *
+ * `url` may be an Effect, evaluated once per call (e.g. to sign a fresh token).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connect = <E = never, R = never>(
+  url: string | URL | Effect.Effect<string, E, R>,
+  options: Options = {}
+): Effect.Effect<Connection, ConnectError | TimeoutError | E, Scope.Scope | Transport | R> =>
+  Effect.gen(function*() {
+    const endpoint = yield* parseEndpoint(typeof url === "string" || url instanceof URL ? url : yield* url)
+    yield* Effect.annotateCurrentSpan("lifeline.url", endpoint.redacted)
+    const checked = yield* resolveOptions(endpoint.redacted, options)
+    const transport = yield* Transport
+    const [listener, socket] = yield* Effect.acquireRelease(
+      Effect.uninterruptibleMask((restore) => {
+        const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity)
+        const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload }
+        const created = transport.open(request, listener)
+        if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
+        const socket = created.right
+        listener.socket = socket
+        // Only the wait is interruptible; a failed or interrupted wait releases the socket here,
+        // so that retries inside one scope do not pile up finalizers.
+        return restore(awaitOpen(listener, checked)).pipe(
+          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : listener.release(closeCodeOf(exit), "", checked.closeTimeout)),
+          Effect.as([listener, socket] as const)
+        )
+      }),
+      ([listener], exit) => listener.release(closeCodeOf(exit), "", checked.closeTimeout)
+    )
+    return makeConnection(listener, socket, checked)
+  }).pipe(Effect.withSpan("lifeline.connect"))
+
+const awaitOpen = (listener: ConnectionListener, options: ResolvedOptions): Effect.Effect<void, ConnectError | TimeoutError> =>
+  Effect.timeoutFail(listener.awaitOpened, {
+    duration: options.openTimeout,
+    onTimeout: () => openTimeoutError(listener.url, options.openTimeout)
+  })
+
+const makeConnection = (listener: ConnectionListener, socket: TransportSocket, options: ResolvedOptions): Connection => {
+  const highWater = options.writeHighWaterMark
+
+  const send = (data: Message): Effect.Effect<void, SendError> =>
+    Effect.async<void, SendError>((resume) => {
+      if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
+      socket.send(data, (error) => {
+        resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
+      })
+    })
+
+  const write = (data: Message): Effect.Effect<void, SendError> =>
+    Effect.suspend(() => {
+      if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
+      socket.send(data)
+      return Effect.void
+    })
+
+  // Node: a send callback fires once everything before it was flushed, so one awaited send per
+  // chunk is the drain signal. Browsers call it at once, so poll bufferedAmount there.
+  const waitBelowHighWater: Effect.Effect<void> = Effect.suspend(() =>
+    socket.bufferedAmount() <= highWater ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(5)), waitBelowHighWater)
+  )
+
+  const writeChunk = (chunk: Chunk.Chunk<Message>): Effect.Effect<void, SendError> =>
+    Effect.suspend(() => {
+      const size = chunk.length
+      if (size === 0) return Effect.void
+      // readyState cannot change during this synchronous loop: ws reports write errors later.
+      if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, 0)))
+      for (let index = 0; index < size - 1; index++) socket.send(Chunk.unsafeGet(chunk, index))
+      const last = Chunk.unsafeGet(chunk, size - 1)
+      if (socket.bufferedAmount() + approximateBytes(last) <= highWater) {
+        socket.send(last)
+        return Effect.void
+      }
+      return Effect.zipRight(send(last), waitBelowHighWater)
+    })
+
+  return {
+    url: listener.url,
+    protocol: socket.protocol(),
+    readyState: Effect.sync(() => socket.readyState()),
+    bufferedAmount: Effect.sync(() => socket.bufferedAmount()),
+    send,
+    write,
+    sink: Sink.forEachChunk(writeChunk),
+    messages: Stream.repeatEffectChunkOption(listener.inbound.pull),
+    closed: listener.awaitClosed,
+    close: (code = NORMAL_CLOSURE, reason = "") =>
+      Effect.suspend(() => {
+        const [sendableCode, sendableReason] = sendableClose(code, reason)
+        return listener.release(sendableCode, sendableReason, options.closeTimeout)
+      }).pipe(Effect.zipRight(listener.awaitClosed)),
+    ping: Effect.sync(() => socket.ping()),
+    activity: Effect.sync(() => listener.activity)
+  }
+}
+
+// A lower bound for a string (UTF-16 code units); exact for bytes.
+const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
+
+const writeFailed = (payload: Message, cause: Error): SendError =>
+  new SendErrorClass({ reason: "WriteFailed", payload, cause })
+
+/**
+ * Provides one Connection under your own tag, for the life of the layer. Compose it with
+ * `Layer.retry(schedule)` to retry the open.
+ *
+ * @example
+ * class Feed extends Context.Tag("Feed")<Feed, Connection.Connection>() {}
+ * const FeedLive = Connection.layer(Feed, "wss://example.com/feed").pipe(Layer.retry(Schedule.spaced("1 second")))
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <I, E = never, R = never>(
+  tag: Context.Tag<I, Connection>,
+  url: string | URL | Effect.Effect<string, E, R>,
+  options?: Options
+): Layer.Layer<I, ConnectError | TimeoutError | E, Transport | R> => Layer.scoped(tag, connect(url, options))

@@ -1,0 +1,177 @@
+/**
+ * Every way a lifeline connection can fail, as typed errors. Each error is a
+ * `Schema.TaggedError`, so users match them with `Effect.catchTag(s)` or `Match.tag`.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Schema } from "effect"
+
+/**
+ * Why opening a connection failed.
+ *
+ * - `InvalidUrl`: bad syntax, a scheme other than ws:/wss:, a fragment, an empty string.
+ * - `InvalidOptions`: an option that cannot work (an invalid subprotocol name, a negative timeout).
+ * - `DnsLookupFailed`: the host name does not resolve (ENOTFOUND, EAI_AGAIN).
+ * - `ConnectionRefused`: nothing listens on that port (ECONNREFUSED).
+ * - `NetworkUnreachable`: no route to the host (EHOSTUNREACH, ENETUNREACH).
+ * - `ConnectionReset`: the TCP connection was reset or hung up during the handshake.
+ * - `TlsFailed`: the TLS handshake failed (certificate, protocol, not a TLS server).
+ * - `HandshakeRejected`: the server answered the upgrade with a non-101 HTTP status.
+ * - `ProtocolViolation`: the server's 101 answer breaks RFC 6455 (accept key, upgrade header, subprotocol).
+ * - `ClosedBeforeOpen`: the socket closed or was aborted while CONNECTING, for no reason the platform tells.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const ConnectErrorReason = Schema.Literal(
+  "InvalidUrl",
+  "InvalidOptions",
+  "DnsLookupFailed",
+  "ConnectionRefused",
+  "NetworkUnreachable",
+  "ConnectionReset",
+  "TlsFailed",
+  "HandshakeRejected",
+  "ProtocolViolation",
+  "ClosedBeforeOpen"
+)
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type ConnectErrorReason = typeof ConnectErrorReason.Type
+
+/**
+ * Opening a connection failed before it reached OPEN. `url` is redacted (no userinfo, no query
+ * values). `status` and `retryAfter` are set for `HandshakeRejected` when the server sent them.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectError extends Schema.TaggedError<ConnectError>("lifeline/ConnectError")("ConnectError", {
+  reason: ConnectErrorReason,
+  url: Schema.String,
+  detail: Schema.String,
+  status: Schema.optional(Schema.Number),
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    const status = this.status === undefined ? "" : ` (HTTP ${this.status}`
+      + (this.retryAfter === undefined ? ")" : `, retry after ${Duration.format(this.retryAfter)})`)
+    return `${this.reason} connecting to ${this.url}${status}: ${this.detail}`
+  }
+}
+
+/**
+ * An operation did not finish in the time it was given.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TimeoutError extends Schema.TaggedError<TimeoutError>("lifeline/TimeoutError")("TimeoutError", {
+  operation: Schema.Literal("open", "close", "heartbeat", "send"),
+  timeout: Schema.DurationFromSelf,
+  url: Schema.optional(Schema.String)
+}) {
+  override get message(): string {
+    const where = this.url === undefined ? "" : ` on ${this.url}`
+    return `${this.operation} timed out after ${Duration.format(this.timeout)}${where}`
+  }
+}
+
+/**
+ * Why a message was not written.
+ *
+ * - `NotOpen`: the connection is not OPEN (still connecting, closing or closed).
+ * - `OutboxFull`: the client's outbox is at capacity and its overflow strategy is `fail`.
+ * - `Dropped`: the message was pushed out of a full outbox by a newer one (`dropOldest`).
+ * - `Closed`: the client closed while the message was still queued.
+ * - `TooLarge`: the message is larger than the configured maximum.
+ * - `WriteFailed`: the transport reported an error while writing the frame.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const SendErrorReason = Schema.Literal("NotOpen", "OutboxFull", "Dropped", "Closed", "TooLarge", "WriteFailed")
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type SendErrorReason = typeof SendErrorReason.Type
+
+/**
+ * A message was not written. `payload` is the message itself, so nothing is lost silently: the
+ * sender can store it, retry it or report it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SendError extends Schema.TaggedError<SendError>("lifeline/SendError")("SendError", {
+  reason: SendErrorReason,
+  payload: Schema.Unknown,
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  override get message(): string {
+    return `message not sent: ${this.reason}`
+  }
+}
+
+/**
+ * Who ended an open connection: this side (`client`), the peer with a close frame (`server`), or
+ * the network without a close handshake (`transport`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const Initiator = Schema.Literal("client", "server", "transport")
+
+/**
+ * How an open connection ended. `code` is the close code (1006 when no close frame was received).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Disconnected extends Schema.TaggedError<Disconnected>("lifeline/Disconnected")("Disconnected", {
+  code: Schema.Number,
+  reason: Schema.String,
+  wasClean: Schema.Boolean,
+  initiator: Initiator
+}) {
+  override get message(): string {
+    const reason = this.reason === "" ? "" : ` "${this.reason}"`
+    return `disconnected by ${this.initiator} with code ${this.code}${reason}${this.wasClean ? "" : " (not clean)"}`
+  }
+}
+
+/**
+ * The circuit breaker in front of an endpoint is open: attempts fail fast until `retryAt`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>("lifeline/CircuitOpenError")(
+  "CircuitOpenError",
+  { endpoint: Schema.String, retryAt: Schema.DateFromSelf }
+) {
+  override get message(): string {
+    return `circuit open for ${this.endpoint} until ${this.retryAt.toISOString()}`
+  }
+}
+
+/**
+ * A codec could not read an inbound frame.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DecodeError extends Schema.TaggedError<DecodeError>("lifeline/DecodeError")("DecodeError", {
+  frame: Schema.Unknown,
+  cause: Schema.Unknown
+}) {
+  override get message(): string {
+    return "an inbound frame could not be decoded"
+  }
+}

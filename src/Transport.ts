@@ -1,0 +1,106 @@
+/**
+ * The platform seam: a service that opens one WebSocket and reports its events to a listener.
+ * `NodeTransport` implements it on `ws`, `BrowserTransport` on the global `WebSocket`.
+ *
+ * A transport never throws and never runs user code: it completes the listener's callbacks and
+ * nothing else. It attaches its error sink when it creates the socket and never removes it.
+ *
+ * @since 0.1.0
+ */
+import { Context } from "effect"
+import type { Either } from "effect"
+import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
+import type { ReadyState } from "./internal/protocol.js"
+
+export type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
+export type { ReadyState } from "./internal/protocol.js"
+
+/**
+ * A WebSocket frame's payload: text as a string, binary as bytes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Message = string | Uint8Array
+
+/**
+ * What to open. `url` is already validated (ws: or wss:, no fragment).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OpenRequest {
+  readonly url: URL
+  readonly protocols: ReadonlyArray<string>
+  /** Extra handshake headers; ignored by transports that cannot set them (browsers). */
+  readonly headers: Readonly<Record<string, string>>
+  /** Largest inbound message accepted, in bytes. */
+  readonly maxPayload: number
+}
+
+/**
+ * The callbacks a transport calls. They must be cheap and must not throw.
+ *
+ * Order: `onHandshakeFailure` at most once and only before `onOpen`; `onOpen` at most once;
+ * `onMessage` and `onPong` only after `onOpen`; `onClose` exactly once, last.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SocketListener {
+  readonly onOpen: () => void
+  readonly onMessage: (data: Message) => void
+  /** A pong (or ping) frame arrived: the peer is alive. */
+  readonly onPong: () => void
+  readonly onHandshakeFailure: (failure: HandshakeFailure) => void
+  readonly onClose: (code: number, reason: string, wasClean: boolean) => void
+}
+
+/**
+ * One platform socket, as the transport exposes it. Every method is safe in every readyState.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransportSocket {
+  readonly readyState: () => ReadyState
+  /** The subprotocol the server selected, or "". */
+  readonly protocol: () => string
+  /** Bytes handed to the socket and not yet written to the network. */
+  readonly bufferedAmount: () => number
+  /**
+   * Writes one frame. OPEN only (the caller checks). `callback` runs once the frame was written
+   * (Node: flushed to the kernel; browsers: handed to the browser) or with the error.
+   */
+  readonly send: (data: Message, callback?: (error?: Error) => void) => void
+  /** Starts the close handshake. OPEN or CLOSING only; `code` must be sendable. */
+  readonly close: (code: number, reason: string) => void
+  /** Ends the socket at once, in any state: aborts a handshake, skips the close handshake. */
+  readonly terminate: () => void
+  /** Stops reading from the network. Returns false when the platform cannot (browsers). */
+  readonly pause: () => boolean
+  readonly resume: () => void
+  /** Sends a protocol ping. Returns false when the platform has none (browsers) or not OPEN. */
+  readonly ping: () => boolean
+}
+
+/**
+ * The Transport service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transport {
+  readonly platform: "node" | "browser"
+  /**
+   * Creates the socket and starts the handshake, synchronously. Fails (without throwing) when the
+   * platform refuses the request up front, e.g. a URL or subprotocol it rejects.
+   */
+  readonly open: (request: OpenRequest, listener: SocketListener) => Either.Either<TransportSocket, HandshakeFailure>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const Transport: Context.Tag<Transport, Transport> = Context.GenericTag<Transport>("lifeline/Transport")

@@ -1,0 +1,10 @@
+/**
+ * lifeline: WebSocket connections for Effect that cannot crash the process.
+ *
+ * @since 0.1.0
+ */
+export * as BrowserTransport from "./BrowserTransport.js"
+export * as Connection from "./Connection.js"
+export * from "./Errors.js"
+export * as NodeTransport from "./NodeTransport.js"
+export * as Transport from "./Transport.js"

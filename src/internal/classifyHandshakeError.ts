@@ -1,0 +1,92 @@
+/**
+ * Maps whatever a platform reports while CONNECTING to one ConnectError reason. The only place
+ * that reads Node error codes and `ws` messages; `ws` messages are matched as of ws 8.18.
+ */
+import type { ConnectErrorReason } from "../Errors.js"
+
+/** A classified handshake failure, before the URL is attached. */
+export interface HandshakeFailure {
+  readonly reason: ConnectErrorReason
+  readonly detail: string
+  readonly status?: number
+  readonly retryAfter?: import("effect").Duration.Duration
+  readonly cause?: unknown
+}
+
+const reasonByCode: Readonly<Record<string, ConnectErrorReason>> = {
+  ECONNREFUSED: "ConnectionRefused",
+  ENOTFOUND: "DnsLookupFailed",
+  EAI_AGAIN: "DnsLookupFailed",
+  EAI_NODATA: "DnsLookupFailed",
+  EAI_FAIL: "DnsLookupFailed",
+  EHOSTUNREACH: "NetworkUnreachable",
+  ENETUNREACH: "NetworkUnreachable",
+  EHOSTDOWN: "NetworkUnreachable",
+  ENETDOWN: "NetworkUnreachable",
+  EADDRNOTAVAIL: "NetworkUnreachable",
+  ECONNRESET: "ConnectionReset",
+  ECONNABORTED: "ConnectionReset",
+  EPIPE: "ConnectionReset",
+  ETIMEDOUT: "ConnectionReset",
+  EPROTO: "TlsFailed"
+}
+
+// ws 8.x `abortHandshake` messages for a 101 answer that breaks RFC 6455.
+const protocolViolations = [
+  "Invalid Upgrade header",
+  "Invalid Sec-WebSocket-Accept header",
+  "Server sent a subprotocol but none was requested",
+  "Server sent an invalid subprotocol",
+  "Server sent no subprotocol",
+  "Sec-WebSocket-Extensions",
+  "Server indicated an extension that was not requested"
+]
+
+const hint: Readonly<Record<ConnectErrorReason, string>> = {
+  InvalidUrl: "use a ws:// or wss:// URL without a fragment",
+  InvalidOptions: "fix the option named above",
+  DnsLookupFailed: "check the host name",
+  ConnectionRefused: "nothing listens there; retrying helps if the server is starting",
+  NetworkUnreachable: "no route to the host; check the network",
+  ConnectionReset: "the connection dropped during the handshake; retrying usually helps",
+  TlsFailed: "check the certificate and that the server speaks TLS (wss://)",
+  HandshakeRejected: "the server refused the upgrade",
+  ProtocolViolation: "the server is not a compliant WebSocket endpoint",
+  ClosedBeforeOpen: "the socket closed before it opened"
+}
+
+const errorCode = (error: unknown): string | undefined => {
+  if (typeof error !== "object" || error === null || !("code" in error)) return undefined
+  return typeof error.code === "string" ? error.code : undefined
+}
+
+const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+/** What the user can do about a failure of this reason. */
+export const hintFor = (reason: ConnectErrorReason): string => hint[reason]
+
+/** Classifies an error that `ws` (or Node's http/tls underneath it) emitted before OPEN. */
+export const classifyHandshakeError = (error: unknown): HandshakeFailure => {
+  const code = errorCode(error)
+  const message = errorMessage(error)
+  const failure = (reason: ConnectErrorReason): HandshakeFailure => ({
+    reason,
+    detail: `${message}${code !== undefined && !message.includes(code) ? ` (${code})` : ""}; ${hint[reason]}`,
+    cause: error
+  })
+  if (code !== undefined) {
+    if (code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code.includes("CERT") || code.includes("SELF_SIGNED")) {
+      return failure("TlsFailed")
+    }
+    // Node reports a peer that hangs up before the TLS handshake completed as ECONNRESET.
+    if (message.includes("before secure TLS connection was established")) return failure("TlsFailed")
+    const reason = reasonByCode[code]
+    if (reason !== undefined) return failure(reason)
+  }
+  if (error instanceof SyntaxError) {
+    return failure(message.includes("subprotocol") ? "InvalidOptions" : "InvalidUrl")
+  }
+  if (message === "socket hang up") return failure("ConnectionReset")
+  if (protocolViolations.some((fragment) => message.includes(fragment))) return failure("ProtocolViolation")
+  return failure("ClosedBeforeOpen")
+}

@@ -1,0 +1,165 @@
+/**
+ * The machinery of one connection: the listener the transport calls, the open and closed
+ * Deferreds, the inbound buffer, and the readyState-aware release of invariant 2.
+ */
+import { Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
+import { ConnectError, Disconnected, SendError, TimeoutError } from "../Errors.js"
+import type { Message, SocketListener, TransportSocket } from "../Transport.js"
+import type { HandshakeFailure } from "./classifyHandshakeError.js"
+import { InboundBuffer } from "./inboundBuffer.js"
+import {
+  ABNORMAL_CLOSURE,
+  CLOSED,
+  CLOSING,
+  CONNECTING,
+  GOING_AWAY,
+  isSendableCloseCode,
+  MAX_CLOSE_REASON_BYTES,
+  NORMAL_CLOSURE,
+  OPEN,
+  POLICY_VIOLATION
+} from "./protocol.js"
+
+/** Options after validation, with defaults applied. */
+export interface ResolvedOptions {
+  readonly openTimeout: Duration.Duration
+  readonly closeTimeout: Duration.Duration
+  readonly inboundCapacity: number
+  readonly writeHighWaterMark: number
+}
+
+/** The listener half: filled by the transport's callbacks, read by the Connection's effects. */
+export class ConnectionListener implements SocketListener {
+  socket: TransportSocket | undefined = undefined
+  readonly opened = Deferred.unsafeMake<void, ConnectError>(FiberId.none)
+  readonly closed = Deferred.unsafeMake<Disconnected>(FiberId.none)
+  readonly inbound: InboundBuffer<Message>
+  readonly awaitOpened: Effect.Effect<void, ConnectError> = Deferred.await(this.opened)
+  readonly awaitClosed: Effect.Effect<Disconnected> = Deferred.await(this.closed)
+  /** Counts inbound frames and pongs: the heartbeat reads it to tell whether the peer is alive. */
+  activity = 0
+  private closeRequested = false
+  private failure: HandshakeFailure | undefined = undefined
+
+  constructor(readonly url: string, capacity: number) {
+    this.inbound = new InboundBuffer<Message>(
+      capacity,
+      () => this.socket?.pause() ?? false,
+      () => this.socket?.resume(),
+      () => this.requestClose(POLICY_VIOLATION, "inbound queue overflow")
+    )
+  }
+
+  readonly onOpen = (): void => {
+    Deferred.unsafeDone(this.opened, Exit.void)
+  }
+
+  readonly onMessage = (data: Message): void => {
+    this.activity++
+    this.inbound.offer(data)
+  }
+
+  readonly onPong = (): void => {
+    this.activity++
+  }
+
+  readonly onHandshakeFailure = (failure: HandshakeFailure): void => {
+    this.failure = failure
+    Deferred.unsafeDone(this.opened, Exit.fail(toConnectError(this.url, failure)))
+  }
+
+  readonly onClose = (code: number, reason: string, wasClean: boolean): void => {
+    if (this.failure === undefined) {
+      this.failure = {
+        reason: "ClosedBeforeOpen",
+        detail: `the socket closed with code ${code} before it opened`
+      }
+    }
+    // A no-op once open: a Deferred completes once.
+    Deferred.unsafeDone(this.opened, Exit.fail(toConnectError(this.url, this.failure)))
+    const initiator = this.closeRequested ? "client" : code === ABNORMAL_CLOSURE ? "transport" : "server"
+    Deferred.unsafeDone(this.closed, Exit.succeed(new Disconnected({ code, reason, wasClean, initiator })))
+    this.inbound.end()
+  }
+
+  /** Starts the close handshake from this side (OPEN), or aborts (CONNECTING). Never throws. */
+  requestClose(code: number, reason: string): void {
+    const socket = this.socket
+    if (socket === undefined) return
+    this.closeRequested = true
+    const state = socket.readyState()
+    if (state === CONNECTING) socket.terminate()
+    else if (state === OPEN) socket.close(code, reason)
+  }
+
+  /**
+   * The release table of invariant 2. Bounded by `closeTimeout` (twice at most: once for the
+   * close handshake, once for the socket to report CLOSED after `terminate()`), never fails.
+   */
+  release(code: number, reason: string, closeTimeout: Duration.Duration): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const socket = this.socket
+      if (socket === undefined) return Effect.void
+      switch (socket.readyState()) {
+        case CLOSED:
+          return Effect.void
+        case CONNECTING:
+          this.closeRequested = true
+          socket.terminate()
+          return this.waitForClose(closeTimeout)
+        case OPEN:
+          this.requestClose(code, reason)
+          return this.awaitClosedOrTerminate(closeTimeout)
+        case CLOSING:
+          return this.awaitClosedOrTerminate(closeTimeout)
+      }
+    })
+  }
+
+  private waitForClose(timeout: Duration.Duration): Effect.Effect<void> {
+    return Deferred.await(this.closed).pipe(Effect.timeoutOption(timeout), Effect.asVoid)
+  }
+
+  private awaitClosedOrTerminate(timeout: Duration.Duration): Effect.Effect<void> {
+    return Deferred.await(this.closed).pipe(
+      Effect.timeoutOption(timeout),
+      Effect.flatMap((result) => {
+        if (Option.isSome(result)) return Effect.void
+        this.closeRequested = true
+        this.socket?.terminate()
+        return this.waitForClose(timeout)
+      })
+    )
+  }
+}
+
+/** The close code a scope's Exit asks for: 1000 on success, 1001 when failed or interrupted. */
+export const closeCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
+  Exit.isSuccess(exit) ? NORMAL_CLOSURE : GOING_AWAY
+
+/** A code and reason that the transport can send: invalid codes become 1000, long reasons are cut. */
+export const sendableClose = (code: number, reason: string): readonly [number, string] => {
+  const safeCode = isSendableCloseCode(code) ? code : NORMAL_CLOSURE
+  if (utf8Length(reason) <= MAX_CLOSE_REASON_BYTES) return [safeCode, reason]
+  let cut = reason.slice(0, MAX_CLOSE_REASON_BYTES)
+  while (utf8Length(cut) > MAX_CLOSE_REASON_BYTES) cut = cut.slice(0, -1)
+  return [safeCode, cut]
+}
+
+const encoder = new TextEncoder()
+const utf8Length = (text: string): number => encoder.encode(text).length
+
+export const toConnectError = (url: string, failure: HandshakeFailure): ConnectError =>
+  new ConnectError({
+    reason: failure.reason,
+    url,
+    detail: failure.detail,
+    ...(failure.status === undefined ? {} : { status: failure.status }),
+    ...(failure.retryAfter === undefined ? {} : { retryAfter: failure.retryAfter }),
+    ...(failure.cause === undefined ? {} : { cause: failure.cause })
+  })
+
+export const openTimeoutError = (url: string, timeout: Duration.Duration): TimeoutError =>
+  new TimeoutError({ operation: "open", timeout, url })
+
+export const notOpen = (payload: unknown): SendError => new SendError({ reason: "NotOpen", payload })

@@ -1,0 +1,76 @@
+/**
+ * The inbound queue of one connection: filled from a socket callback without allocating per
+ * message, drained by the consumer a whole chunk at a time. When it reaches its capacity it asks
+ * the socket to pause, and resumes it once the consumer has taken everything.
+ */
+import { Chunk, Effect, Option } from "effect"
+
+type Waiter<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
+
+export class InboundBuffer<A> {
+  private items: Array<A> = []
+  private waiters: Array<Waiter<A>> = []
+  private ended = false
+  private paused = false
+
+  constructor(
+    readonly capacity: number,
+    /** Called when the buffer is full; returns false when the source cannot pause. */
+    private readonly pauseSource: () => boolean,
+    private readonly resumeSource: () => void,
+    /** Called when the buffer is full and the source cannot pause. */
+    private readonly onOverflow: () => void
+  ) {}
+
+  get size(): number {
+    return this.items.length
+  }
+
+  /** From a socket callback. Never throws, never runs user code. */
+  offer(item: A): void {
+    if (this.ended) return
+    const items = this.items
+    items.push(item)
+    if (items.length >= this.capacity && !this.paused) {
+      this.paused = true
+      if (!this.pauseSource()) {
+        // A source that cannot pause (a browser) would grow without bound: end it instead.
+        this.onOverflow()
+      }
+    }
+    const waiter = this.waiters.shift()
+    if (waiter !== undefined) waiter(this.pull)
+  }
+
+  /** No more items will come; the consumer still receives what is buffered, then the end. */
+  end(): void {
+    if (this.ended) return
+    this.ended = true
+    const waiters = this.waiters
+    this.waiters = []
+    for (const waiter of waiters) waiter(this.pull)
+  }
+
+  /** Everything buffered, or waits for the next item; fails with None at the end. */
+  readonly pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> = Effect.suspend(() => {
+    if (this.items.length > 0) return Effect.succeed(this.drain())
+    if (this.ended) return Effect.fail(Option.none())
+    return Effect.async<Chunk.Chunk<A>, Option.Option<never>>((resume) => {
+      this.waiters.push(resume)
+      return Effect.sync(() => {
+        const index = this.waiters.indexOf(resume)
+        if (index !== -1) this.waiters.splice(index, 1)
+      })
+    })
+  })
+
+  private drain(): Chunk.Chunk<A> {
+    const chunk = Chunk.unsafeFromArray(this.items)
+    this.items = []
+    if (this.paused) {
+      this.paused = false
+      if (!this.ended) this.resumeSource()
+    }
+    return chunk
+  }
+}
