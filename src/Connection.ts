@@ -113,23 +113,22 @@ export const connect = <E = never, R = never>(
     yield* Effect.annotateCurrentSpan("lifeline.url", endpoint.redacted)
     const checked = yield* resolveOptions(endpoint.redacted, options)
     const transport = yield* Transport
-    const [listener, socket] = yield* Effect.acquireRelease(
-      Effect.uninterruptibleMask((restore) => {
-        const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity)
-        const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload }
-        const created = transport.open(request, listener)
-        if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
-        const socket = created.right
-        listener.socket = socket
-        // Only the wait is interruptible; a failed or interrupted wait releases the socket here,
-        // so that retries inside one scope do not pile up finalizers.
-        return restore(awaitOpen(listener, checked)).pipe(
-          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : listener.release(closeCodeOf(exit), "", checked.closeTimeout)),
-          Effect.as([listener, socket] as const)
-        )
-      }),
-      ([listener], exit) => listener.release(closeCodeOf(exit), "", checked.closeTimeout)
-    )
+    // Not Effect.acquireRelease: its acquire is uninterruptible as a whole, and the wait for OPEN
+    // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
+    // before connect returns, so retries inside one scope do not pile up finalizers.
+    const [listener, socket] = yield* Effect.uninterruptibleMask((restore) => {
+      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity)
+      const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload }
+      const created = transport.open(request, listener)
+      if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
+      const socket = created.right
+      listener.socket = socket
+      return restore(awaitOpen(listener, checked)).pipe(
+        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : listener.release(closeCodeOf(exit), "", checked.closeTimeout)),
+        Effect.zipRight(Effect.addFinalizer((exit) => listener.release(closeCodeOf(exit), "", checked.closeTimeout))),
+        Effect.as([listener, socket] as const)
+      )
+    })
     return makeConnection(listener, socket, checked)
   }).pipe(Effect.withSpan("lifeline.connect"))
 

@@ -42,7 +42,10 @@ const attach = (socket: WebSocket, listener: SocketListener): TransportSocket =>
   // The permanent error sink of invariant 1. ws 8.x emits 'error' on the next tick after an abort
   // while CONNECTING ("WebSocket was closed before the connection was established"); this listener
   // is never removed, so that event always finds it and Node never throws it.
-  socket.on("error", (error) => fail(classifyHandshakeError(error)))
+  socket.on("error", (error) => {
+    if (opened) listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
+    else fail(classifyHandshakeError(error))
+  })
 
   // With a listener here ws does not abort by itself: read the status and Retry-After, then abort.
   socket.on("unexpected-response", (_request, response: IncomingMessage) => {
@@ -103,6 +106,14 @@ const attach = (socket: WebSocket, listener: SocketListener): TransportSocket =>
 const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message => {
   const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
   return isBinary ? bytes : bytes.toString("utf8")
+}
+
+// ws 8.x tags receiver errors with a WS_ERR_* code and closes with the matching status code.
+const closeCodeOfProtocolError = (error: Error): number => {
+  const code = "code" in error ? error.code : undefined
+  if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") return 1009
+  if (code === "WS_ERR_INVALID_UTF8") return 1007
+  return typeof code === "string" && code.startsWith("WS_ERR_") ? 1002 : 1006
 }
 
 /**

@@ -53,6 +53,11 @@ export interface SocketListener {
   /** A pong (or ping) frame arrived: the peer is alive. */
   readonly onPong: () => void
   readonly onHandshakeFailure: (failure: HandshakeFailure) => void
+  /**
+   * After OPEN: this side is closing because the peer broke the protocol (e.g. 1009 for a message
+   * over `maxPayload`). The `onClose` that follows may report 1006; this code is the real one.
+   */
+  readonly onProtocolError: (code: number, reason: string) => void
   readonly onClose: (code: number, reason: string, wasClean: boolean) => void
 }
 

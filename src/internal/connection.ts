@@ -39,6 +39,7 @@ export class ConnectionListener implements SocketListener {
   /** Counts inbound frames and pongs: the heartbeat reads it to tell whether the peer is alive. */
   activity = 0
   private closeRequested = false
+  private protocolError: { readonly code: number; readonly reason: string } | undefined = undefined
   private failure: HandshakeFailure | undefined = undefined
 
   constructor(readonly url: string, capacity: number) {
@@ -68,7 +69,19 @@ export class ConnectionListener implements SocketListener {
     Deferred.unsafeDone(this.opened, Exit.fail(toConnectError(this.url, failure)))
   }
 
+  readonly onProtocolError = (code: number, reason: string): void => {
+    this.closeRequested = true
+    if (this.protocolError === undefined) this.protocolError = { code, reason }
+  }
+
   readonly onClose = (code: number, reason: string, wasClean: boolean): void => {
+    // The peer broke the protocol and ws closed without a close handshake: report why.
+    const protocolError = code === ABNORMAL_CLOSURE ? this.protocolError : undefined
+    if (protocolError !== undefined) {
+      code = protocolError.code
+      reason = protocolError.reason
+      wasClean = false
+    }
     if (this.failure === undefined) {
       this.failure = {
         reason: "ClosedBeforeOpen",

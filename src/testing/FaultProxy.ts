@@ -1,0 +1,293 @@
+// Owns a TCP proxy on 127.0.0.1 that sits between a client and a server under test and can
+// blackhole, delay, throttle or reset the traffic. Everything it opens is closed with its scope.
+import * as Net from "node:net"
+import { Effect } from "effect"
+import type { Scope } from "effect"
+
+/** A live proxy and the knobs to degrade the network it simulates. */
+export interface FaultProxy {
+  readonly port: number
+  /** `ws://127.0.0.1:${port}` */
+  readonly url: string
+  /** stop forwarding in both directions while keeping every TCP connection open (half-open peer); new connections are accepted but nothing is forwarded */
+  readonly blackhole: Effect.Effect<void>
+  /** forward normally again (data swallowed while blackholed is lost) */
+  readonly restore: Effect.Effect<void>
+  /** delay each forwarded chunk by this many ms (0 = none); ordering preserved */
+  readonly latency: (millis: number) => Effect.Effect<void>
+  /** destroy every current connection with a TCP RST on the client side and destroy the upstream; completes once all are closed */
+  readonly reset: Effect.Effect<void>
+  /** limit forwarding to about this many bytes per second, per connection and direction (undefined/0 = unlimited) */
+  readonly throttle: (bytesPerSecond: number | undefined) => Effect.Effect<void>
+  /** open client-side connections */
+  readonly connections: Effect.Effect<number>
+}
+
+type Pending =
+  | { readonly kind: "data"; bytes: Buffer; readonly dueAt: number }
+  | { readonly kind: "end"; readonly dueAt: number }
+
+/** One direction of one proxied connection: what was read from `source` and is owed to `sink`. */
+interface Pipe {
+  readonly source: Net.Socket
+  readonly sink: Net.Socket
+  readonly pending: Array<Pending>
+  pendingBytes: number
+  sourceEnded: boolean
+  waitingForDrain: boolean
+  /** throttling: when the next slice may be written */
+  nextSendAt: number
+  timer: ReturnType<typeof setTimeout> | undefined
+}
+
+interface Connection {
+  readonly client: Net.Socket
+  readonly upstream: Net.Socket
+}
+
+const HOST = "127.0.0.1"
+// Above this much delayed or throttled data the source is paused, so memory stays bounded.
+const MAX_PENDING_BYTES = 1024 * 1024
+// Throttled data is written in slices this often, so the rate is smooth at a coarse timer grain.
+const THROTTLE_SLICES_PER_SECOND = 20
+// Bounds one synchronous pump; the rest continues on the next timer turn.
+const MAX_WRITES_PER_PUMP = 1024
+
+const ignoreError = (): void => {}
+
+// A server's 'close' event comes on the next tick, before libuv has released its handle in the
+// loop's close phase. A check phase queued from a check phase runs after that close phase.
+const afterHandlesClosed = (callback: () => void): void => {
+  setImmediate(() => setImmediate(callback))
+}
+
+const makePipe = (source: Net.Socket, sink: Net.Socket): Pipe => ({
+  source,
+  sink,
+  pending: [],
+  pendingBytes: 0,
+  sourceEnded: false,
+  waitingForDrain: false,
+  nextSendAt: 0,
+  timer: undefined
+})
+
+const clearTimer = (pipe: Pipe): void => {
+  if (pipe.timer !== undefined) clearTimeout(pipe.timer)
+  pipe.timer = undefined
+}
+
+const dropPending = (pipe: Pipe, keepEnd: boolean): void => {
+  const ends = keepEnd ? pipe.pending.filter((item) => item.kind === "end") : []
+  pipe.pending.splice(0, pipe.pending.length, ...ends)
+  pipe.pendingBytes = 0
+}
+
+/** A TCP proxy on 127.0.0.1 in front of `127.0.0.1:targetPort`, closed with the scope. */
+export const make = (targetPort: number): Effect.Effect<FaultProxy, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const sockets = new Set<Net.Socket>()
+    const connections = new Set<Connection>()
+    const pipes = new Set<Pipe>()
+    let blackholed = false
+    let latencyMillis = 0
+    let bytesPerSecond: number | undefined = undefined
+
+    const updateFlow = (pipe: Pipe): void => {
+      if (pipe.source.destroyed) return
+      // While blackholed everything read is dropped, so keep reading: the peer sees a silent, open socket.
+      const congested = pipe.waitingForDrain || pipe.pendingBytes > MAX_PENDING_BYTES
+      if (!blackholed && congested) pipe.source.pause()
+      else pipe.source.resume()
+    }
+
+    const schedulePump = (pipe: Pipe, delayMillis: number): void => {
+      clearTimer(pipe)
+      pipe.timer = setTimeout(() => {
+        pipe.timer = undefined
+        pump(pipe)
+      }, delayMillis)
+    }
+
+    const pump = (pipe: Pipe): void => {
+      clearTimer(pipe)
+      for (let writes = 0; writes < MAX_WRITES_PER_PUMP; writes++) {
+        const head = pipe.pending[0]
+        if (head === undefined || pipe.waitingForDrain || pipe.sink.destroyed) return updateFlow(pipe)
+        const now = Date.now()
+        const readyAt = head.kind === "data" && bytesPerSecond !== undefined
+          ? Math.max(head.dueAt, pipe.nextSendAt)
+          : head.dueAt
+        if (readyAt > now) {
+          schedulePump(pipe, readyAt - now)
+          return updateFlow(pipe)
+        }
+        if (head.kind === "end") {
+          pipe.pending.shift()
+          pipe.sink.end()
+          continue
+        }
+        let bytes = head.bytes
+        if (bytesPerSecond !== undefined) {
+          const sliceBytes = Math.max(1, Math.floor(bytesPerSecond / THROTTLE_SLICES_PER_SECOND))
+          if (bytes.length > sliceBytes) {
+            head.bytes = bytes.subarray(sliceBytes)
+            bytes = bytes.subarray(0, sliceBytes)
+          } else {
+            pipe.pending.shift()
+          }
+          pipe.nextSendAt = now + (bytes.length * 1000) / bytesPerSecond
+        } else {
+          pipe.pending.shift()
+        }
+        pipe.pendingBytes -= bytes.length
+        if (!pipe.sink.write(bytes)) {
+          pipe.waitingForDrain = true
+          pipe.sink.once("drain", () => {
+            pipe.waitingForDrain = false
+            pump(pipe)
+          })
+        }
+      }
+      schedulePump(pipe, 0)
+      updateFlow(pipe)
+    }
+
+    const onData = (pipe: Pipe, bytes: Buffer): void => {
+      if (blackholed) return
+      pipe.pending.push({ kind: "data", bytes, dueAt: Date.now() + latencyMillis })
+      pipe.pendingBytes += bytes.length
+      pump(pipe)
+    }
+
+    // A FIN is forwarded even while blackholed: it is the client's choice to leave, not traffic.
+    const onEnd = (pipe: Pipe): void => {
+      pipe.sourceEnded = true
+      pipe.pending.push({ kind: "end", dueAt: Date.now() + latencyMillis })
+      pump(pipe)
+    }
+
+    const onClose = (socket: Net.Socket, outgoing: Pipe, incoming: Pipe): void => {
+      sockets.delete(socket)
+      // Nothing can be delivered to a closed socket any more.
+      clearTimer(incoming)
+      dropPending(incoming, false)
+      pipes.delete(incoming)
+      // An orderly FIN lets what is still owed to the peer drain first; an abrupt close is passed on.
+      if (!outgoing.sourceEnded) outgoing.sink.destroy()
+    }
+
+    const track = (socket: Net.Socket): void => {
+      socket.on("error", ignoreError)
+      sockets.add(socket)
+    }
+
+    const onConnection = (client: Net.Socket): void => {
+      track(client)
+      const upstream = Net.connect({ host: HOST, port: targetPort, allowHalfOpen: true })
+      track(upstream)
+      const connection: Connection = { client, upstream }
+      connections.add(connection)
+      const clientToUpstream = makePipe(client, upstream)
+      const upstreamToClient = makePipe(upstream, client)
+      pipes.add(clientToUpstream)
+      pipes.add(upstreamToClient)
+      client.on("data", (bytes) => onData(clientToUpstream, bytes))
+      upstream.on("data", (bytes) => onData(upstreamToClient, bytes))
+      client.on("end", () => onEnd(clientToUpstream))
+      upstream.on("end", () => onEnd(upstreamToClient))
+      client.on("close", () => {
+        connections.delete(connection)
+        onClose(client, clientToUpstream, upstreamToClient)
+      })
+      // Includes a failed connect: the client is then destroyed, as there is nothing to talk to.
+      upstream.on("close", () => onClose(upstream, upstreamToClient, clientToUpstream))
+    }
+
+    const server = Net.createServer({ allowHalfOpen: true }, onConnection)
+    server.on("error", ignoreError)
+
+    // Waits for the 'close' event, not just `destroyed`: only then is the handle gone from the loop.
+    const awaitClosed = (socket: Net.Socket): Effect.Effect<void> =>
+      Effect.async<void>((resume) => {
+        if (!sockets.has(socket)) return resume(Effect.void)
+        const onClosed = () => resume(Effect.void)
+        socket.once("close", onClosed)
+        return Effect.sync(() => socket.off("close", onClosed))
+      })
+
+    const awaitAllClosed = (closing: ReadonlyArray<Net.Socket>) =>
+      Effect.forEach(closing, awaitClosed, { concurrency: "unbounded", discard: true })
+
+    const listen = Effect.async<void, Error>((resume) => {
+      const onError = (error: Error) => {
+        server.off("listening", onListening)
+        resume(Effect.fail(error))
+      }
+      const onListening = () => {
+        server.off("error", onError)
+        resume(Effect.void)
+      }
+      server.once("error", onError)
+      server.once("listening", onListening)
+      server.listen(0, HOST)
+    })
+
+    const close = Effect.suspend(() => {
+      const closingServer = Effect.async<void>((resume) => {
+        if (!server.listening) return resume(Effect.void)
+        server.close(() => afterHandlesClosed(() => resume(Effect.void)))
+      })
+      const open = [...sockets]
+      for (const socket of open) socket.destroy()
+      for (const pipe of pipes) clearTimer(pipe)
+      return Effect.all([closingServer, awaitAllClosed(open)], { concurrency: "unbounded", discard: true })
+    })
+
+    yield* Effect.acquireRelease(listen.pipe(Effect.orDie), () => close)
+
+    const address = server.address()
+    if (address === null || typeof address === "string") {
+      return yield* Effect.dieMessage("FaultProxy: the server reported no TCP address")
+    }
+
+    const pumpAll = (): void => {
+      for (const pipe of pipes) pump(pipe)
+    }
+
+    return {
+      port: address.port,
+      url: `ws://${HOST}:${address.port}`,
+      blackhole: Effect.sync(() => {
+        blackholed = true
+        for (const pipe of pipes) {
+          dropPending(pipe, true)
+          pump(pipe)
+        }
+      }),
+      restore: Effect.sync(() => {
+        blackholed = false
+        pumpAll()
+      }),
+      latency: (millis) =>
+        Effect.sync(() => {
+          latencyMillis = Math.max(0, millis)
+          pumpAll()
+        }),
+      reset: Effect.suspend(() => {
+        const closing: Array<Net.Socket> = []
+        for (const { client, upstream } of connections) {
+          client.resetAndDestroy()
+          upstream.destroy()
+          closing.push(client, upstream)
+        }
+        return awaitAllClosed(closing)
+      }),
+      throttle: (rate) =>
+        Effect.sync(() => {
+          bytesPerSecond = rate === undefined || rate <= 0 ? undefined : rate
+          pumpAll()
+        }),
+      connections: Effect.sync(() => connections.size)
+    } satisfies FaultProxy
+  })

@@ -1,0 +1,343 @@
+// Owns a real `ws` server on 127.0.0.1 for tests: scripted handshake faults, kill/restart on the
+// same port, and a record of what it saw. Everything it opens is closed with its scope.
+import { createHash } from "node:crypto"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import type { Duplex } from "node:stream"
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import { WebSocket, WebSocketServer } from "ws"
+
+/** A WebSocket message as the server sees it: text frames as strings, binary frames as bytes. */
+export type Message = string | Uint8Array
+
+/** How the server behaves; every field is optional. */
+export interface Options {
+  /**
+   * What the server does with each inbound message; default "echo" (same data, same text/binary
+   * kind). A handler that throws closes that connection with 1011 instead of crashing the process.
+   */
+  readonly handler?: "echo" | "ignore" | ((message: Message, reply: (data: Message) => void) => void)
+  /** ws server maxPayload, default 100 MiB */
+  readonly maxPayload?: number
+  /**
+   * Subprotocols the server accepts: it picks the first one the client offers that is in this
+   * list, and none if there is no match. Omitted: ws's default, the first one the client offers.
+   */
+  readonly protocols?: ReadonlyArray<string>
+}
+
+/** A live test server and the knobs to script its misbehaviour. */
+export interface TestServer {
+  readonly port: number
+  /** `ws://127.0.0.1:${port}` */
+  readonly url: string
+  /** number of currently open server-side WebSocket connections */
+  readonly connections: Effect.Effect<number>
+  /** total upgrades accepted since start (counts across restarts) */
+  readonly accepted: Effect.Effect<number>
+  /** every message received, in order, across all connections and restarts */
+  readonly received: Effect.Effect<ReadonlyArray<Message>>
+  /** the request headers of the last upgrade request (lower-cased names), for tests of headers */
+  readonly lastRequestHeaders: Effect.Effect<Readonly<Record<string, string | ReadonlyArray<string> | undefined>>>
+  /** stop listening and destroy every connection abruptly (no close frame); the port is freed but remembered */
+  readonly kill: Effect.Effect<void>
+  /** listen again on the same port (after kill); no-op if already listening */
+  readonly restart: Effect.Effect<void>
+  /** the next `count` (default 1) upgrade requests get this HTTP answer instead of 101, e.g. 401, or 503 with {"retry-after": "2"} */
+  readonly rejectNext: (status: number, headers?: Record<string, string>, count?: number) => Effect.Effect<void>
+  /** from now on, accept TCP + read the HTTP upgrade request but never answer it (until `behave`) */
+  readonly hangHandshake: Effect.Effect<void>
+  /** from now on, destroy the socket as soon as the upgrade request arrives (until `behave`) */
+  readonly resetDuringHandshake: Effect.Effect<void>
+  /** from now on answer 101 with a wrong Sec-WebSocket-Accept (until `behave`) */
+  readonly badAcceptKey: Effect.Effect<void>
+  /** from now on answer 101 with a correct accept key but a Sec-WebSocket-Protocol the client did not offer, "unexpected-protocol" (until `behave`) */
+  readonly wrongSubprotocol: Effect.Effect<void>
+  /** back to normal handshakes (pending `rejectNext` answers are kept) */
+  readonly behave: Effect.Effect<void>
+  /** send a close frame with this code/reason to every open connection; a code ws refuses to send (e.g. 1006) is a defect */
+  readonly closeAll: (code: number, reason?: string) => Effect.Effect<void>
+  /** stop answering pings with pongs; `startPonging` reverts */
+  readonly stopPonging: Effect.Effect<void>
+  /** answer pings with pongs again (the default) */
+  readonly startPonging: Effect.Effect<void>
+  /** pings received so far (across connections) */
+  readonly pings: Effect.Effect<number>
+  /** send `count` messages of `size` bytes (binary unless text: true) to every open connection as fast as possible, ignoring backpressure; completes when all were handed to ws */
+  readonly flood: (count: number, size: number, options?: { readonly text?: boolean }) => Effect.Effect<void>
+  /** send one message to every open connection */
+  readonly broadcast: (data: Message) => Effect.Effect<void>
+}
+
+type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol"
+
+interface PendingRejection {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  remaining: number
+}
+
+const HOST = "127.0.0.1"
+const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
+const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+const UNEXPECTED_PROTOCOL = "unexpected-protocol"
+// The port was just freed by `kill`; the kernel may need a moment before it can be bound again.
+const RESTART_ATTEMPTS = 20
+const RESTART_RETRY_MILLIS = 25
+
+const ignoreError = (): void => {}
+
+// A server's 'close' event comes on the next tick, before libuv has released its handle in the
+// loop's close phase. A check phase queued from a check phase runs after that close phase.
+const afterHandlesClosed = (callback: () => void): void => {
+  setImmediate(() => setImmediate(callback))
+}
+
+// Always a fresh plain Uint8Array: the record never aliases a buffer ws may reuse, and it compares
+// equal to the Uint8Array a test expects.
+const toBytes = (data: WebSocket.RawData): Uint8Array =>
+  new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : data)
+
+const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message =>
+  isBinary ? toBytes(data) : Buffer.from(toBytes(data)).toString("utf8")
+
+const acceptKeyFor = (key: string): string =>
+  createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64")
+
+const rawResponse = (statusLine: string, headers: ReadonlyArray<readonly [string, string]>): string =>
+  [statusLine, ...headers.map(([name, value]) => `${name}: ${value}`), "", ""].join("\r\n")
+
+const sendTo = (ws: WebSocket, data: Message): void => {
+  // Sending on a closing socket is legal in ws (it reports to a callback we do not pass).
+  if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: typeof data !== "string" })
+}
+
+/** A real ws server on 127.0.0.1, ephemeral port, closed with the scope. */
+export const make = (options: Options = {}): Effect.Effect<TestServer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const handler = options.handler ?? "echo"
+    const acceptedProtocols = options.protocols
+    const sockets = new Set<Net.Socket>()
+    const clients = new Set<WebSocket>()
+    const received: Array<Message> = []
+    const rejections: Array<PendingRejection> = []
+    let lastRequestHeaders: Readonly<Record<string, string | ReadonlyArray<string> | undefined>> = {}
+    let mode: HandshakeMode = "normal"
+    let accepted = 0
+    let pings = 0
+    let ponging = true
+
+    const wss = new WebSocketServer({
+      noServer: true,
+      autoPong: false,
+      clientTracking: false,
+      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      ...(acceptedProtocols === undefined ? {} : {
+        handleProtocols: (offered: Set<string>) => {
+          for (const protocol of offered) {
+            if (acceptedProtocols.includes(protocol)) return protocol
+          }
+          return false
+        }
+      })
+    })
+    wss.on("error", ignoreError)
+
+    const onMessage = (ws: WebSocket, message: Message): void => {
+      received.push(message)
+      if (handler === "ignore") return
+      if (handler === "echo") return sendTo(ws, message)
+      try {
+        handler(message, (data) => sendTo(ws, data))
+      } catch {
+        // A broken test handler must fail the connection visibly, never the process.
+        if (ws.readyState === WebSocket.OPEN) ws.close(1011, "test handler threw")
+      }
+    }
+
+    const onAccepted = (ws: WebSocket): void => {
+      accepted++
+      clients.add(ws)
+      ws.on("error", ignoreError)
+      ws.on("close", () => clients.delete(ws))
+      ws.on("message", (data, isBinary) => onMessage(ws, toMessage(data, isBinary)))
+      ws.on("ping", (data) => {
+        pings++
+        if (ponging) ws.pong(data)
+      })
+    }
+
+    const reject = (socket: Duplex, rejection: PendingRejection): void => {
+      const statusText = Http.STATUS_CODES[rejection.status] ?? "Unknown"
+      const response = rawResponse(`HTTP/1.1 ${rejection.status} ${statusText}`, [
+        ...Object.entries(rejection.headers),
+        ["Content-Length", "0"],
+        ["Connection", "close"]
+      ])
+      socket.end(response, () => socket.destroy())
+    }
+
+    const answerSwitchingProtocols = (
+      socket: Duplex,
+      acceptKey: string,
+      extraHeaders: ReadonlyArray<readonly [string, string]>
+    ): void => {
+      // Keep reading so the socket notices when the client gives up and closes it.
+      socket.resume()
+      socket.write(rawResponse("HTTP/1.1 101 Switching Protocols", [
+        ["Upgrade", "websocket"],
+        ["Connection", "Upgrade"],
+        ["Sec-WebSocket-Accept", acceptKey],
+        ...extraHeaders
+      ]))
+    }
+
+    const onUpgrade = (request: Http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      socket.on("error", ignoreError)
+      lastRequestHeaders = { ...request.headers }
+      const rejection = rejections[0]
+      if (rejection !== undefined) {
+        rejection.remaining--
+        if (rejection.remaining <= 0) rejections.shift()
+        return reject(socket, rejection)
+      }
+      switch (mode) {
+        case "hang":
+          // Tracked in `sockets`, so kill and scope close still destroy it.
+          socket.resume()
+          return
+        case "reset":
+          socket.destroy()
+          return
+        case "badAccept":
+          return answerSwitchingProtocols(socket, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", [])
+        case "wrongSubprotocol": {
+          // Written by hand: ws only consults handleProtocols when the client offered some.
+          const key = request.headers["sec-websocket-key"]
+          if (key === undefined) return void socket.destroy()
+          return answerSwitchingProtocols(socket, acceptKeyFor(key), [["Sec-WebSocket-Protocol", UNEXPECTED_PROTOCOL]])
+        }
+        case "normal":
+          return wss.handleUpgrade(request, socket, head, onAccepted)
+      }
+    }
+
+    const server = Http.createServer()
+    server.on("error", ignoreError)
+    server.on("clientError", (_error, socket) => socket.destroy())
+    server.on("connection", (socket) => {
+      socket.on("error", ignoreError)
+      sockets.add(socket)
+      socket.on("close", () => sockets.delete(socket))
+    })
+    server.on("upgrade", onUpgrade)
+
+    const listen = (port: number): Effect.Effect<void, NodeJS.ErrnoException> =>
+      Effect.async<void, NodeJS.ErrnoException>((resume) => {
+        const onError = (error: NodeJS.ErrnoException) => {
+          server.off("listening", onListening)
+          resume(Effect.fail(error))
+        }
+        const onListening = () => {
+          server.off("error", onError)
+          resume(Effect.void)
+        }
+        server.once("error", onError)
+        server.once("listening", onListening)
+        server.listen(port, HOST)
+      })
+
+    // Waits for the 'close' event, not just `destroyed`: only then is the handle gone from the loop.
+    const awaitClosed = (socket: Net.Socket): Effect.Effect<void> =>
+      Effect.async<void>((resume) => {
+        if (!sockets.has(socket)) return resume(Effect.void)
+        const onClose = () => resume(Effect.void)
+        socket.once("close", onClose)
+        return Effect.sync(() => socket.off("close", onClose))
+      })
+
+    const closeServer = Effect.async<void>((resume) => {
+      if (!server.listening) return resume(Effect.void)
+      server.close(() => afterHandlesClosed(() => resume(Effect.void)))
+    })
+
+    const kill = Effect.suspend(() => {
+      const closing = closeServer
+      for (const ws of clients) ws.terminate()
+      const open = [...sockets]
+      for (const socket of open) socket.destroy()
+      return Effect.all([closing, Effect.forEach(open, awaitClosed, { discard: true })], {
+        concurrency: "unbounded",
+        discard: true
+      })
+    })
+
+    yield* Effect.acquireRelease(
+      listen(0).pipe(Effect.orDie),
+      () => kill.pipe(Effect.zipRight(Effect.sync(() => wss.close())))
+    )
+    const address = server.address()
+    if (address === null || typeof address === "string") {
+      return yield* Effect.dieMessage("TestServer: the http server reported no TCP address")
+    }
+    const port = address.port
+
+    const waitMillis = (millis: number): Effect.Effect<void> =>
+      // A raw timer, not Effect.sleep: tests may run under TestClock, which never advances by itself.
+      Effect.async<void>((resume) => {
+        const timer = setTimeout(() => resume(Effect.void), millis)
+        return Effect.sync(() => clearTimeout(timer))
+      })
+
+    const listenAgain = (attemptsLeft: number): Effect.Effect<void> =>
+      listen(port).pipe(Effect.catchAll((error) =>
+        error.code === "EADDRINUSE" && attemptsLeft > 1
+          ? waitMillis(RESTART_RETRY_MILLIS).pipe(Effect.zipRight(listenAgain(attemptsLeft - 1)))
+          : Effect.die(error)
+      ))
+
+    const restart = Effect.suspend(() => server.listening ? Effect.void : listenAgain(RESTART_ATTEMPTS))
+
+    const openClients = (): ReadonlyArray<WebSocket> => [...clients].filter((ws) => ws.readyState === WebSocket.OPEN)
+
+    const setMode = (next: HandshakeMode) => Effect.sync(() => { mode = next })
+
+    return {
+      port,
+      url: `ws://${HOST}:${port}`,
+      connections: Effect.sync(() => openClients().length),
+      accepted: Effect.sync(() => accepted),
+      received: Effect.sync(() => [...received]),
+      lastRequestHeaders: Effect.sync(() => lastRequestHeaders),
+      kill,
+      restart,
+      rejectNext: (status, headers = {}, count = 1) =>
+        Effect.sync(() => {
+          if (count > 0) rejections.push({ status, headers: { ...headers }, remaining: count })
+        }),
+      hangHandshake: setMode("hang"),
+      resetDuringHandshake: setMode("reset"),
+      badAcceptKey: setMode("badAccept"),
+      wrongSubprotocol: setMode("wrongSubprotocol"),
+      behave: setMode("normal"),
+      closeAll: (code, reason) =>
+        Effect.sync(() => {
+          for (const ws of openClients()) ws.close(code, reason)
+        }),
+      stopPonging: Effect.sync(() => { ponging = false }),
+      startPonging: Effect.sync(() => { ponging = true }),
+      pings: Effect.sync(() => pings),
+      flood: (count, size, floodOptions) =>
+        Effect.sync(() => {
+          const payload: Message = floodOptions?.text === true ? "x".repeat(size) : new Uint8Array(size).fill(0x78)
+          for (const ws of openClients()) {
+            for (let sent = 0; sent < count; sent++) sendTo(ws, payload)
+          }
+        }),
+      broadcast: (data) =>
+        Effect.sync(() => {
+          for (const ws of openClients()) sendTo(ws, data)
+        })
+    } satisfies TestServer
+  })

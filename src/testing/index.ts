@@ -1,0 +1,2 @@
+export * as TestServer from "./TestServer.js"
+export * as FaultProxy from "./FaultProxy.js"

@@ -1,0 +1,396 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Context, Duration, Effect, Exit, Fiber, FastCheck, Layer, Option, Schedule, Stream, TestClock } from "effect"
+import * as Net from "node:net"
+import { Connection, NodeTransport } from "../src/index.js"
+import type { ConnectError } from "../src/index.js"
+import { TestServer } from "../src/testing/index.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { makeRecordingTransport } from "./support/recordingTransport.js"
+
+const provideNode = Effect.provide(NodeTransport.layer)
+
+/** Waits (bounded) until some fiber sleeps on the TestClock, so that `adjust` reaches it. */
+const awaitSleeper = Effect.gen(function*() {
+  for (let turn = 0; turn < 10_000; turn++) {
+    if (Chunk.isNonEmpty(yield* TestClock.sleeps())) return
+    yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+  }
+  return yield* Effect.dieMessage("no fiber ever slept on the TestClock")
+})
+
+const connectError = (url: string | URL, options?: Connection.Options) =>
+  Connection.connect(url, options).pipe(Effect.flip, Effect.scoped, provideNode)
+
+const expectConnectError = (error: unknown): ConnectError => {
+  expect(error).toMatchObject({ _tag: "ConnectError" })
+  return error as ConnectError
+}
+
+/** A port where nothing listens: a server's port after the server is closed. */
+const closedPort = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const server = Net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+)
+
+describe("Connection: open and exchange", () => {
+  it.live("echoes text and binary in order, then closes with 1000", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      expect(connection.readyState.pipe(Effect.runSync)).toBe(1)
+      yield* connection.send("one")
+      yield* connection.send(new Uint8Array([1, 2, 3]))
+      yield* connection.write("three")
+      const received = yield* connection.messages.pipe(Stream.take(3), Stream.runCollect)
+      expect(Chunk.toArray(received).map((m) => (typeof m === "string" ? m : Array.from(m)))).toEqual([
+        "one",
+        [1, 2, 3],
+        "three"
+      ])
+      const ended = yield* connection.close()
+      expect(ended).toMatchObject({ _tag: "Disconnected", code: 1000, initiator: "client", wasClean: true })
+      expect(yield* connection.readyState).toBe(3)
+    })).pipe(provideNode))
+
+  it.live("send after close fails with SendError NotOpen carrying the payload", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      yield* connection.close(4000, "done")
+      const error = yield* Effect.flip(connection.send("late"))
+      expect(error).toMatchObject({ _tag: "SendError", reason: "NotOpen", payload: "late" })
+      const writeError = yield* Effect.flip(connection.write("later"))
+      expect(writeError).toMatchObject({ _tag: "SendError", reason: "NotOpen", payload: "later" })
+    })).pipe(provideNode))
+
+  it.live("sink writes a stream in order with backpressure", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const connection = yield* Connection.connect(server.url, { writeHighWaterMark: 16 * 1024 })
+      const frames = Array.from({ length: 500 }, (_, index) => `frame-${index}-${"x".repeat(1000)}`)
+      yield* Stream.fromIterable(frames).pipe(Stream.rechunk(50), Stream.run(connection.sink))
+      yield* connection.close()
+      // The close handshake completes after every frame before it reached the server.
+      expect(yield* server.received).toEqual(frames)
+    })).pipe(provideNode))
+
+  it.live("negotiates a subprotocol", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ protocols: ["chat.v2"] })
+      const connection = yield* Connection.connect(server.url, { protocols: ["chat.v1", "chat.v2"] })
+      expect(connection.protocol).toBe("chat.v2")
+    })).pipe(provideNode))
+
+  it.live("sends handshake headers, Redacted values included", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const { Redacted } = yield* Effect.promise(() => import("effect"))
+      yield* Connection.connect(server.url, { headers: { authorization: Redacted.make("Bearer s3cret"), "x-app": "demo" } })
+      const headers = yield* server.lastRequestHeaders
+      expect(headers["authorization"]).toBe("Bearer s3cret")
+      expect(headers["x-app"]).toBe("demo")
+    })).pipe(provideNode))
+})
+
+describe("Connection: fault matrix", () => {
+  it.live("nothing listening: ConnectError ConnectionRefused", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const port = yield* closedPort
+      const error = expectConnectError(yield* connectError(`ws://127.0.0.1:${port}`))
+      expect(error.reason).toBe("ConnectionRefused")
+      expect(error.url).toBe(`ws://127.0.0.1:${port}/`)
+    })))
+
+  it.live("unknown host (.invalid): ConnectError DnsLookupFailed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const error = expectConnectError(yield* connectError("ws://lifeline-test.invalid/"))
+      expect(error.reason).toBe("DnsLookupFailed")
+    })))
+
+  it.effect.each([
+    ["a malformed URL", "ws://[::1"],
+    ["an http:// scheme", "http://127.0.0.1:1/"],
+    ["an empty string", ""],
+    ["blanks only", "   "],
+    ["a fragment", "ws://127.0.0.1:1/#part"],
+    ["a relative path", "/socket"]
+  ] as const)("%s: ConnectError InvalidUrl, never a defect", ([_, url]) =>
+    Effect.gen(function*() {
+      const error = expectConnectError(yield* connectError(url))
+      expect(error.reason).toBe("InvalidUrl")
+    }))
+
+  it.effect.each([
+    ["an invalid subprotocol name", { protocols: ["bad name"] }],
+    ["a duplicated subprotocol", { protocols: ["a", "a"] }],
+    ["a negative open timeout", { openTimeout: Duration.millis(-1) }],
+    ["a zero inbound capacity", { inboundCapacity: 0 }],
+    ["a header with a newline", { headers: { "x-bad": "a\r\nb" } }]
+  ] as const)("%s: ConnectError InvalidOptions", ([_, options]) =>
+    Effect.gen(function*() {
+      const error = expectConnectError(yield* connectError("ws://127.0.0.1:1/", options))
+      expect(error.reason).toBe("InvalidOptions")
+    }))
+
+  it.effect("redacts userinfo and query values in errors", () =>
+    Effect.gen(function*() {
+      const error = expectConnectError(yield* connectError("http://user:pw@127.0.0.1:1/path?token=s3cret"))
+      expect(error.url).toBe("http://redacted@127.0.0.1:1/path?token=redacted")
+      expect(error.message).not.toContain("s3cret")
+      expect(error.message).not.toContain("pw")
+    }))
+
+  it.effect("TCP accepted, no HTTP answer: TimeoutError open after openTimeout (TestClock)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.hangHandshake
+      const fiber = yield* Effect.fork(Connection.connect(server.url, { openTimeout: "3 seconds" }).pipe(Effect.scoped))
+      yield* awaitSleeper
+      yield* TestClock.adjust("2999 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Fiber.join(fiber).pipe(Effect.flip)
+      expect(error).toMatchObject({ _tag: "TimeoutError", operation: "open" })
+      expect(Duration.toMillis((error as { timeout: Duration.Duration }).timeout)).toBe(3000)
+    })).pipe(provideNode))
+
+  it.live.each([401, 404, 500])("HTTP %d: ConnectError HandshakeRejected with the status", (status) =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(status)
+      const error = expectConnectError(yield* connectError(server.url))
+      expect(error.reason).toBe("HandshakeRejected")
+      expect(error.status).toBe(status)
+      expect(error.retryAfter).toBeUndefined()
+    })))
+
+  it.live("HTTP 503 + Retry-After seconds: retryAfter is that Duration", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, { "retry-after": "7" })
+      const error = expectConnectError(yield* connectError(server.url))
+      expect(error).toMatchObject({ reason: "HandshakeRejected", status: 503 })
+      expect(error.retryAfter && Duration.toMillis(error.retryAfter)).toBe(7000)
+    })))
+
+  it.live("HTTP 429 + Retry-After HTTP-date: retryAfter is the time until then", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const at = new Date(Math.ceil(Date.now() / 1000) * 1000 + 60_000)
+      yield* server.rejectNext(429, { "retry-after": at.toUTCString() })
+      const error = expectConnectError(yield* connectError(server.url))
+      expect(error).toMatchObject({ reason: "HandshakeRejected", status: 429 })
+      const millis = error.retryAfter ? Duration.toMillis(error.retryAfter) : -1
+      expect(millis).toBeGreaterThan(55_000)
+      expect(millis).toBeLessThanOrEqual(61_000)
+    })))
+
+  it.live("socket destroyed mid-handshake: ConnectError ConnectionReset", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.resetDuringHandshake
+      const error = expectConnectError(yield* connectError(server.url))
+      expect(error.reason).toBe("ConnectionReset")
+    })))
+
+  it.live("wrong Sec-WebSocket-Accept: ConnectError ProtocolViolation", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.badAcceptKey
+      const error = expectConnectError(yield* connectError(server.url))
+      expect(error.reason).toBe("ProtocolViolation")
+      expect(error.detail).toContain("Sec-WebSocket-Accept")
+    })))
+
+  it.live("subprotocol mismatch: ConnectError ProtocolViolation", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.wrongSubprotocol
+      const error = expectConnectError(yield* connectError(server.url, { protocols: ["chat.v1"] }))
+      expect(error.reason).toBe("ProtocolViolation")
+    })))
+
+  it.live("wss:// to a plain TCP server: ConnectError TlsFailed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const error = expectConnectError(yield* connectError(`wss://127.0.0.1:${server.port}`))
+      expect(error.reason).toBe("TlsFailed")
+    })))
+
+  it.live.each([1000, 1008, 4001])("server closes with %d: Disconnected with that code", (code) =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      yield* server.closeAll(code, "bye")
+      const ended = yield* connection.closed
+      expect(ended).toMatchObject({ _tag: "Disconnected", code, reason: "bye", wasClean: true, initiator: "server" })
+      // The messages stream ends with the connection.
+      expect(Chunk.size(yield* Stream.runCollect(connection.messages))).toBe(0)
+    })).pipe(provideNode))
+
+  it.live("server killed while OPEN: Disconnected 1006 by transport", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      yield* server.kill
+      expect(yield* connection.closed).toMatchObject({ code: 1006, wasClean: false, initiator: "transport" })
+    })).pipe(provideNode))
+
+  it.live("a message over maxPayload closes with 1009", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url, { maxPayload: 1024 })
+      yield* server.broadcast("x".repeat(2048))
+      expect(yield* connection.closed).toMatchObject({ code: 1009 })
+    })).pipe(provideNode))
+
+  it.live("server floods, consumer does not read: the socket pauses, memory stays bounded, nothing is lost", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const capacity = 16
+      const connection = yield* Connection.connect(server.url, { inboundCapacity: capacity })
+      const count = 3000
+      yield* server.flood(count, 1024)
+      yield* Effect.sleep("300 millis")
+      // Without the pause all 3000 frames would be parsed by now; with it, at most one more read
+      // chunk (64 KiB = 64 frames here) arrives after the buffer fills.
+      const received = yield* connection.activity
+      expect(received).toBeGreaterThanOrEqual(capacity)
+      expect(received).toBeLessThanOrEqual(capacity + 64)
+      const all = yield* connection.messages.pipe(Stream.take(count), Stream.runCount)
+      expect(all).toBe(count)
+    })).pipe(provideNode))
+})
+
+describe("Connection: release in each readyState", () => {
+  it.live("interrupting while CONNECTING releases without an error event and ends CLOSED", () =>
+    Effect.gen(function*() {
+      const recording = makeRecordingTransport()
+      yield* withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.hangHandshake
+        const fiber = yield* Effect.fork(Connection.connect(server.url).pipe(Effect.scoped))
+        yield* Effect.sleep("20 millis")
+        yield* Fiber.interrupt(fiber)
+      })).pipe(Effect.provide(recording.layer))
+      expect(recording.sockets.map((socket) => socket.readyState())).toEqual([3])
+    }))
+
+  it.live("closing the scope while CLOSING waits for the close handshake", () =>
+    Effect.gen(function*() {
+      const recording = makeRecordingTransport()
+      yield* withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const connection = yield* Connection.connect(server.url)
+        yield* Effect.fork(connection.close(4002, "closing"))
+        yield* Effect.yieldNow()
+        expect(yield* connection.readyState).toBe(2)
+      })).pipe(Effect.provide(recording.layer))
+      expect(recording.sockets.map((socket) => socket.readyState())).toEqual([3])
+    }))
+
+  it.live("the close code comes from the scope's Exit: 1000 on success, 1001 on failure", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const observe = (fail: boolean) =>
+        Effect.gen(function*() {
+          const connection = yield* Connection.connect(server.url)
+          yield* Effect.addFinalizer(() => Effect.void)
+          return fail ? yield* Effect.fail("boom" as const).pipe(Effect.as(connection)) : connection
+        })
+      const ok = yield* Effect.scoped(observe(false))
+      expect(yield* ok.closed).toMatchObject({ code: 1000, initiator: "client" })
+      let seen: Connection.Connection | undefined
+      const failed = yield* Effect.scoped(
+        Effect.tap(Connection.connect(server.url), (connection) => Effect.sync(() => (seen = connection))).pipe(
+          Effect.zipRight(Effect.fail("boom" as const))
+        )
+      ).pipe(Effect.exit)
+      expect(Exit.isFailure(failed)).toBe(true)
+      expect(seen && (yield* seen.closed)).toMatchObject({ code: 1001, initiator: "client" })
+    })).pipe(provideNode))
+
+  const releaseAtRandomMoment = (phase: "connecting" | "open" | "closing") =>
+    it.live.prop(
+      `interrupting at 200 random moments while ${phase.toUpperCase()} never lets an error escape and ends CLOSED`,
+      [FastCheck.integer({ min: 0, max: 40 })],
+      ([turns]) =>
+        Effect.gen(function*() {
+          const recording = makeRecordingTransport()
+          yield* withNoHandlesLeft(Effect.gen(function*() {
+            const server = yield* TestServer.make()
+            if (phase === "connecting") yield* server.hangHandshake
+            const fiber = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+              const connection = yield* Connection.connect(server.url)
+              yield* connection.write("ping")
+              if (phase === "closing") yield* connection.close(4003)
+              yield* Effect.never
+            })))
+            for (let turn = 0; turn < turns; turn++) {
+              yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+            }
+            yield* Fiber.interrupt(fiber)
+          })).pipe(Effect.provide(recording.layer))
+          expect(recording.sockets.every((socket) => socket.readyState() === 3)).toBe(true)
+        }),
+      { fastCheck: { numRuns: 200 } }
+    )
+
+  releaseAtRandomMoment("connecting")
+  releaseAtRandomMoment("open")
+  releaseAtRandomMoment("closing")
+})
+
+describe("Connection: retry and layers", () => {
+  it.effect("Effect.retry(Schedule) succeeds once a TestServer comes up late (TestClock)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      let attempts = 0
+      const url = Effect.sync(() => {
+        attempts++
+        return server.url
+      })
+      const fiber = yield* Effect.fork(
+        Connection.connect(url).pipe(
+          Effect.flatMap((connection) => connection.send("hello")),
+          Effect.scoped,
+          Effect.retry({ schedule: Schedule.spaced("1 second"), while: (error) => error._tag === "ConnectError" && error.reason === "ConnectionRefused" })
+        )
+      )
+      for (let second = 0; second < 3; second++) {
+        yield* awaitSleeper
+        yield* TestClock.adjust("1 second")
+      }
+      yield* awaitSleeper
+      yield* server.restart
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(attempts).toBe(5)
+      expect(yield* server.received).toEqual(["hello"])
+    })).pipe(provideNode))
+
+  it.live("Connection.layer provides one connection under a user tag, and composes with Layer.retry", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      class Feed extends Context.Tag("Feed")<Feed, Connection.Connection>() {}
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 2)
+      const live = Connection.layer(Feed, server.url).pipe(
+        Layer.retry(Schedule.recurs(3)),
+        Layer.provide(NodeTransport.layer)
+      )
+      const echoed = yield* Effect.gen(function*() {
+        const feed = yield* Feed
+        yield* feed.send("via layer")
+        return yield* feed.messages.pipe(Stream.take(1), Stream.runHead)
+      }).pipe(Effect.provide(live))
+      expect(echoed).toEqual(Option.some("via layer"))
+      expect(yield* server.accepted).toBe(1)
+    })))
+})
