@@ -49,12 +49,21 @@ const open = (
   socket.binaryType = "arraybuffer"
   let opened = false
   let failed = false
+  let closeReported = false
+  const reportClose = (code: number, reason: string, wasClean: boolean): void => {
+    if (closeReported) return
+    closeReported = true
+    listener.onClose(code, reason, wasClean)
+  }
   // Permanent sinks of invariant 1, never removed. The browser reports no cause for a failed
   // handshake: an 'error' event with no detail, then 'close' with 1006.
   socket.onerror = () => {
     if (opened || failed) return
     failed = true
     listener.onHandshakeFailure(closedBeforeOpen("the WebSocket failed before it opened (browsers do not tell why)"))
+    // Node 20's WebSocket (undici) fires no 'close' after a failed handshake and stays CONNECTING;
+    // the standard says 'close' follows 'error', so report it if it has not come by the next turn.
+    setTimeout(() => reportClose(1006, "", false), 0)
   }
   socket.onopen = () => {
     opened = true
@@ -65,9 +74,10 @@ const open = (
     listener.onMessage(typeof data === "string" ? data : new Uint8Array(data instanceof ArrayBuffer ? data : new ArrayBuffer(0)))
   }
   socket.onclose = (event: CloseEvent) => {
-    listener.onClose(event.code, event.reason, event.wasClean)
+    reportClose(event.code, event.reason, event.wasClean)
   }
   const readyState = (): ReadyState => {
+    if (closeReported) return CLOSED
     const state = socket.readyState
     return state === CONNECTING || state === CLOSING || state === CLOSED ? state : 1
   }
@@ -88,8 +98,7 @@ const open = (
     close: (code, reason) => {
       if (socket.readyState === CLOSED) return
       // Browsers accept only 1000 and 3000-4999 from scripts (1001 throws InvalidAccessError).
-      if (code === 1000 || (code >= 3000 && code <= 4999)) socket.close(code, reason)
-      else socket.close()
+      socket.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, reason)
     },
     // Closing a CONNECTING browser socket aborts the handshake; there is no other terminate.
     terminate: () => {

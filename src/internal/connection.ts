@@ -129,12 +129,16 @@ export class ConnectionListener implements SocketListener {
     })
   }
 
+  // Release runs in finalizers, which are uninterruptible: a timeout there cannot interrupt the
+  // wait unless the wait itself is marked interruptible, and would then never fire.
+  private readonly awaitClosedInterruptibly: Effect.Effect<Disconnected> = Effect.interruptible(Deferred.await(this.closed))
+
   private waitForClose(timeout: Duration.Duration): Effect.Effect<void> {
-    return Deferred.await(this.closed).pipe(Effect.timeoutOption(timeout), Effect.asVoid)
+    return this.awaitClosedInterruptibly.pipe(Effect.timeoutOption(timeout), Effect.asVoid)
   }
 
   private awaitClosedOrTerminate(timeout: Duration.Duration): Effect.Effect<void> {
-    return Deferred.await(this.closed).pipe(
+    return this.awaitClosedInterruptibly.pipe(
       Effect.timeoutOption(timeout),
       Effect.flatMap((result) => {
         if (Option.isSome(result)) return Effect.void
