@@ -2,9 +2,14 @@
  * The machinery of one connection: the listener the transport calls, the open and closed
  * Deferreds, the inbound buffer, and the readyState-aware release of invariant 2.
  */
-import { Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
+import type { Scope } from "effect"
+import { Chunk, Deferred, Duration, Effect, Either, Exit, FiberId, Option, Sink, Stream } from "effect"
+import type { Connection } from "../Connection.js"
 import { ConnectError, Disconnected, SendError, TimeoutError } from "../Errors.js"
 import type { Message, SocketListener, TransportSocket } from "../Transport.js"
+import { Transport } from "../Transport.js"
+import type { ConnectOptions } from "./parseEndpoint.js"
+import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import { InboundBuffer } from "./inboundBuffer.js"
 import {
@@ -180,3 +185,111 @@ export const openTimeoutError = (url: string, timeout: Duration.Duration): Timeo
   new TimeoutError({ operation: "open", timeout, url })
 
 export const notOpen = (payload: unknown): SendError => new SendError({ reason: "NotOpen", payload })
+
+/** A Connection with the parts the Client drives directly: its socket and its listener. */
+export interface OpenedConnection {
+  readonly connection: Connection
+  readonly socket: TransportSocket
+  readonly listener: ConnectionListener
+}
+
+/** `Connection.connect`, keeping the socket and listener for the Client's fast paths. */
+export const openConnection = <E, R>(
+  url: string | URL | Effect.Effect<string, E, R>,
+  options: ConnectOptions
+): Effect.Effect<OpenedConnection, ConnectError | TimeoutError | E, Scope.Scope | Transport | R> =>
+  Effect.gen(function*() {
+    const endpoint = yield* parseEndpoint(typeof url === "string" || url instanceof URL ? url : yield* url)
+    yield* Effect.annotateCurrentSpan("lifeline.url", endpoint.redacted)
+    const checked = yield* resolveOptions(endpoint.redacted, options)
+    const transport = yield* Transport
+    // Not Effect.acquireRelease: its acquire is uninterruptible as a whole, and the wait for OPEN
+    // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
+    // before connect returns, so retries inside one scope do not pile up finalizers.
+    const [listener, socket] = yield* Effect.uninterruptibleMask((restore) => {
+      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity)
+      const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload }
+      const created = transport.open(request, listener)
+      if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
+      const socket = created.right
+      listener.socket = socket
+      return restore(awaitOpen(listener, checked)).pipe(
+        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : listener.release(closeCodeOf(exit), "", checked.closeTimeout)),
+        Effect.zipRight(Effect.addFinalizer((exit) => listener.release(closeCodeOf(exit), "", checked.closeTimeout))),
+        Effect.as([listener, socket] as const)
+      )
+    })
+    return { connection: makeConnection(listener, socket, checked), socket, listener }
+  }).pipe(Effect.withSpan("lifeline.connect"))
+
+const awaitOpen = (listener: ConnectionListener, options: ResolvedOptions): Effect.Effect<void, ConnectError | TimeoutError> =>
+  Effect.timeoutFail(listener.awaitOpened, {
+    duration: options.openTimeout,
+    onTimeout: () => openTimeoutError(listener.url, options.openTimeout)
+  })
+
+const makeConnection = (listener: ConnectionListener, socket: TransportSocket, options: ResolvedOptions): Connection => {
+  const highWater = options.writeHighWaterMark
+
+  const send = (data: Message): Effect.Effect<void, SendError> =>
+    Effect.async<void, SendError>((resume) => {
+      if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
+      socket.send(data, (error) => {
+        resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
+      })
+    })
+
+  const write = (data: Message): Effect.Effect<void, SendError> =>
+    Effect.suspend(() => {
+      if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
+      socket.send(data)
+      return Effect.void
+    })
+
+  // Node: a send callback fires once everything before it was flushed, so one awaited send per
+  // chunk is the drain signal. Browsers call it at once, so poll bufferedAmount there.
+  const waitBelowHighWater: Effect.Effect<void> = Effect.suspend(() =>
+    socket.bufferedAmount() <= highWater ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(5)), waitBelowHighWater)
+  )
+
+  const writeChunk = (chunk: Chunk.Chunk<Message>): Effect.Effect<void, SendError> =>
+    Effect.suspend(() => {
+      const size = chunk.length
+      if (size === 0) return Effect.void
+      // readyState cannot change during this synchronous loop: ws reports write errors later.
+      if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, 0)))
+      for (let index = 0; index < size - 1; index++) socket.send(Chunk.unsafeGet(chunk, index))
+      const last = Chunk.unsafeGet(chunk, size - 1)
+      if (socket.bufferedAmount() + approximateBytes(last) <= highWater) {
+        socket.send(last)
+        return Effect.void
+      }
+      return Effect.zipRight(send(last), waitBelowHighWater)
+    })
+
+  return {
+    url: listener.url,
+    protocol: socket.protocol(),
+    readyState: Effect.sync(() => socket.readyState()),
+    bufferedAmount: Effect.sync(() => socket.bufferedAmount()),
+    send,
+    write,
+    sink: Sink.forEachChunk(writeChunk),
+    messages: Stream.repeatEffectChunkOption(listener.inbound.pull),
+    closed: listener.awaitClosed,
+    close: (code = NORMAL_CLOSURE, reason = "") =>
+      Effect.suspend(() => {
+        const [sendableCode, sendableReason] = sendableClose(code, reason)
+        return listener.release(sendableCode, sendableReason, options.closeTimeout)
+      }).pipe(Effect.zipRight(listener.awaitClosed)),
+    ping: Effect.sync(() => socket.ping()),
+    activity: Effect.sync(() => listener.activity)
+  }
+}
+
+// A lower bound for a string (UTF-16 code units); exact for bytes.
+const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
+
+const writeFailed = (payload: Message, cause: Error): SendError =>
+  new SendError({ reason: "WriteFailed", payload, cause })
+

@@ -3,13 +3,22 @@
 import * as Net from "node:net"
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import { closeNow, ignoreError, listen, LOOPBACK_HOST, makeOpenSockets } from "./internal/loopback.js"
 
-/** A live proxy and the knobs to degrade the network it simulates. */
+/**
+ * A live proxy and the knobs to degrade the network it simulates.
+ *
+ * @category models
+ */
 export interface FaultProxy {
   readonly port: number
   /** `ws://127.0.0.1:${port}` */
   readonly url: string
-  /** stop forwarding in both directions while keeping every TCP connection open (half-open peer); new connections are accepted but nothing is forwarded */
+  /**
+   * stop forwarding in both directions while keeping every TCP connection open (half-open peer); new
+   * connections are accepted but nothing is forwarded. A FIN is still passed on: leaving is the
+   * endpoint's choice, and it lets a client that gives up close its socket.
+   */
   readonly blackhole: Effect.Effect<void>
   /** forward normally again (data swallowed while blackholed is lost) */
   readonly restore: Effect.Effect<void>
@@ -45,7 +54,6 @@ interface Connection {
   readonly upstream: Net.Socket
 }
 
-const HOST = "127.0.0.1"
 // Above this much delayed or throttled data the source is paused, so memory stays bounded.
 const MAX_PENDING_BYTES = 1024 * 1024
 // Throttled data is written in slices this often, so the rate is smooth at a coarse timer grain.
@@ -53,40 +61,14 @@ const THROTTLE_SLICES_PER_SECOND = 20
 // Bounds one synchronous pump; the rest continues on the next timer turn.
 const MAX_WRITES_PER_PUMP = 1024
 
-const ignoreError = (): void => {}
-
-// A server's 'close' event comes on the next tick, before libuv has released its handle in the
-// loop's close phase. A check phase queued from a check phase runs after that close phase.
-const afterHandlesClosed = (callback: () => void): void => {
-  setImmediate(() => setImmediate(callback))
-}
-
-const makePipe = (source: Net.Socket, sink: Net.Socket): Pipe => ({
-  source,
-  sink,
-  pending: [],
-  pendingBytes: 0,
-  sourceEnded: false,
-  waitingForDrain: false,
-  nextSendAt: 0,
-  timer: undefined
-})
-
-const clearTimer = (pipe: Pipe): void => {
-  if (pipe.timer !== undefined) clearTimeout(pipe.timer)
-  pipe.timer = undefined
-}
-
-const dropPending = (pipe: Pipe, keepEnd: boolean): void => {
-  const ends = keepEnd ? pipe.pending.filter((item) => item.kind === "end") : []
-  pipe.pending.splice(0, pipe.pending.length, ...ends)
-  pipe.pendingBytes = 0
-}
-
-/** A TCP proxy on 127.0.0.1 in front of `127.0.0.1:targetPort`, closed with the scope. */
+/**
+ * A TCP proxy on 127.0.0.1 in front of `127.0.0.1:targetPort`, closed with the scope.
+ *
+ * @category constructors
+ */
 export const make = (targetPort: number): Effect.Effect<FaultProxy, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const sockets = new Set<Net.Socket>()
+    const sockets = makeOpenSockets()
     const connections = new Set<Connection>()
     const pipes = new Set<Pipe>()
     let blackholed = false
@@ -114,7 +96,7 @@ export const make = (targetPort: number): Effect.Effect<FaultProxy, never, Scope
       for (let writes = 0; writes < MAX_WRITES_PER_PUMP; writes++) {
         const head = pipe.pending[0]
         if (head === undefined || pipe.waitingForDrain || pipe.sink.destroyed) return updateFlow(pipe)
-        const now = Date.now()
+        const now = performance.now()
         const readyAt = head.kind === "data" && bytesPerSecond !== undefined
           ? Math.max(head.dueAt, pipe.nextSendAt)
           : head.dueAt
@@ -154,38 +136,35 @@ export const make = (targetPort: number): Effect.Effect<FaultProxy, never, Scope
     }
 
     const onData = (pipe: Pipe, bytes: Buffer): void => {
-      if (blackholed) return
-      pipe.pending.push({ kind: "data", bytes, dueAt: Date.now() + latencyMillis })
+      if (blackholed || pipe.sink.destroyed) return
+      pipe.pending.push({ kind: "data", bytes, dueAt: performance.now() + latencyMillis })
       pipe.pendingBytes += bytes.length
       pump(pipe)
     }
 
-    // A FIN is forwarded even while blackholed: it is the client's choice to leave, not traffic.
+    // A FIN is forwarded even while blackholed (see `blackhole`), after the data before it.
     const onEnd = (pipe: Pipe): void => {
       pipe.sourceEnded = true
-      pipe.pending.push({ kind: "end", dueAt: Date.now() + latencyMillis })
+      pipe.pending.push({ kind: "end", dueAt: performance.now() + latencyMillis })
       pump(pipe)
     }
 
-    const onClose = (socket: Net.Socket, outgoing: Pipe, incoming: Pipe): void => {
-      sockets.delete(socket)
+    const onClose = (outgoing: Pipe, incoming: Pipe): void => {
       // Nothing can be delivered to a closed socket any more.
       clearTimer(incoming)
       dropPending(incoming, false)
       pipes.delete(incoming)
+      // Its source may be paused waiting for a drain that will never come; it must still read its FIN.
+      incoming.waitingForDrain = false
+      updateFlow(incoming)
       // An orderly FIN lets what is still owed to the peer drain first; an abrupt close is passed on.
       if (!outgoing.sourceEnded) outgoing.sink.destroy()
     }
 
-    const track = (socket: Net.Socket): void => {
-      socket.on("error", ignoreError)
-      sockets.add(socket)
-    }
-
     const onConnection = (client: Net.Socket): void => {
-      track(client)
-      const upstream = Net.connect({ host: HOST, port: targetPort, allowHalfOpen: true })
-      track(upstream)
+      sockets.add(client)
+      const upstream = Net.connect({ host: LOOPBACK_HOST, port: targetPort, allowHalfOpen: true })
+      sockets.add(upstream)
       const connection: Connection = { client, upstream }
       connections.add(connection)
       const clientToUpstream = makePipe(client, upstream)
@@ -198,53 +177,22 @@ export const make = (targetPort: number): Effect.Effect<FaultProxy, never, Scope
       upstream.on("end", () => onEnd(upstreamToClient))
       client.on("close", () => {
         connections.delete(connection)
-        onClose(client, clientToUpstream, upstreamToClient)
+        onClose(clientToUpstream, upstreamToClient)
       })
       // Includes a failed connect: the client is then destroyed, as there is nothing to talk to.
-      upstream.on("close", () => onClose(upstream, upstreamToClient, clientToUpstream))
+      upstream.on("close", () => onClose(upstreamToClient, clientToUpstream))
     }
 
     const server = Net.createServer({ allowHalfOpen: true }, onConnection)
     server.on("error", ignoreError)
 
-    // Waits for the 'close' event, not just `destroyed`: only then is the handle gone from the loop.
-    const awaitClosed = (socket: Net.Socket): Effect.Effect<void> =>
-      Effect.async<void>((resume) => {
-        if (!sockets.has(socket)) return resume(Effect.void)
-        const onClosed = () => resume(Effect.void)
-        socket.once("close", onClosed)
-        return Effect.sync(() => socket.off("close", onClosed))
-      })
-
-    const awaitAllClosed = (closing: ReadonlyArray<Net.Socket>) =>
-      Effect.forEach(closing, awaitClosed, { concurrency: "unbounded", discard: true })
-
-    const listen = Effect.async<void, Error>((resume) => {
-      const onError = (error: Error) => {
-        server.off("listening", onListening)
-        resume(Effect.fail(error))
-      }
-      const onListening = () => {
-        server.off("error", onError)
-        resume(Effect.void)
-      }
-      server.once("error", onError)
-      server.once("listening", onListening)
-      server.listen(0, HOST)
-    })
-
     const close = Effect.suspend(() => {
-      const closingServer = Effect.async<void>((resume) => {
-        if (!server.listening) return resume(Effect.void)
-        server.close(() => afterHandlesClosed(() => resume(Effect.void)))
-      })
-      const open = [...sockets]
-      for (const socket of open) socket.destroy()
+      const serverClosed = closeNow(server)
       for (const pipe of pipes) clearTimer(pipe)
-      return Effect.all([closingServer, awaitAllClosed(open)], { concurrency: "unbounded", discard: true })
+      return Effect.all([serverClosed, sockets.destroyAll()], { concurrency: "unbounded", discard: true })
     })
 
-    yield* Effect.acquireRelease(listen.pipe(Effect.orDie), () => close)
+    yield* Effect.acquireRelease(listen(server, 0).pipe(Effect.orDie), () => close)
 
     const address = server.address()
     if (address === null || typeof address === "string") {
@@ -257,7 +205,7 @@ export const make = (targetPort: number): Effect.Effect<FaultProxy, never, Scope
 
     return {
       port: address.port,
-      url: `ws://${HOST}:${address.port}`,
+      url: `ws://${LOOPBACK_HOST}:${address.port}`,
       blackhole: Effect.sync(() => {
         blackholed = true
         for (const pipe of pipes) {
@@ -281,7 +229,7 @@ export const make = (targetPort: number): Effect.Effect<FaultProxy, never, Scope
           upstream.destroy()
           closing.push(client, upstream)
         }
-        return awaitAllClosed(closing)
+        return sockets.awaitClosed(closing)
       }),
       throttle: (rate) =>
         Effect.sync(() => {
@@ -291,3 +239,25 @@ export const make = (targetPort: number): Effect.Effect<FaultProxy, never, Scope
       connections: Effect.sync(() => connections.size)
     } satisfies FaultProxy
   })
+
+const makePipe = (source: Net.Socket, sink: Net.Socket): Pipe => ({
+  source,
+  sink,
+  pending: [],
+  pendingBytes: 0,
+  sourceEnded: false,
+  waitingForDrain: false,
+  nextSendAt: 0,
+  timer: undefined
+})
+
+const clearTimer = (pipe: Pipe): void => {
+  if (pipe.timer !== undefined) clearTimeout(pipe.timer)
+  pipe.timer = undefined
+}
+
+const dropPending = (pipe: Pipe, keepEnd: boolean): void => {
+  const ends = keepEnd ? pipe.pending.filter((item) => item.kind === "end") : []
+  pipe.pending.splice(0, pipe.pending.length, ...ends)
+  pipe.pendingBytes = 0
+}

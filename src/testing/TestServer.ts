@@ -2,16 +2,24 @@
 // same port, and a record of what it saw. Everything it opens is closed with its scope.
 import { createHash } from "node:crypto"
 import * as Http from "node:http"
-import type * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { WebSocket, WebSocketServer } from "ws"
+import { closeNow, ignoreError, listen, LOOPBACK_HOST, makeOpenSockets } from "./internal/loopback.js"
 
-/** A WebSocket message as the server sees it: text frames as strings, binary frames as bytes. */
+/**
+ * A WebSocket message as the server sees it: text frames as strings, binary frames as bytes.
+ *
+ * @category models
+ */
 export type Message = string | Uint8Array
 
-/** How the server behaves; every field is optional. */
+/**
+ * How the server behaves; every field is optional.
+ *
+ * @category models
+ */
 export interface Options {
   /**
    * What the server does with each inbound message; default "echo" (same data, same text/binary
@@ -27,7 +35,11 @@ export interface Options {
   readonly protocols?: ReadonlyArray<string>
 }
 
-/** A live test server and the knobs to script its misbehaviour. */
+/**
+ * A live test server and the knobs to script its misbehaviour.
+ *
+ * @category models
+ */
 export interface TestServer {
   readonly port: number
   /** `ws://127.0.0.1:${port}` */
@@ -40,7 +52,7 @@ export interface TestServer {
   readonly received: Effect.Effect<ReadonlyArray<Message>>
   /** the request headers of the last upgrade request (lower-cased names), for tests of headers */
   readonly lastRequestHeaders: Effect.Effect<Readonly<Record<string, string | ReadonlyArray<string> | undefined>>>
-  /** stop listening and destroy every connection abruptly (no close frame); the port is freed but remembered */
+  /** stop listening and destroy every connection abruptly (no close frame); the port is freed but remembered; completes once all is closed */
   readonly kill: Effect.Effect<void>
   /** listen again on the same port (after kill); no-op if already listening */
   readonly restart: Effect.Effect<void>
@@ -78,47 +90,24 @@ interface PendingRejection {
   remaining: number
 }
 
-const HOST = "127.0.0.1"
 const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
 const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+const WRONG_ACCEPT_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAA="
 const UNEXPECTED_PROTOCOL = "unexpected-protocol"
 // The port was just freed by `kill`; the kernel may need a moment before it can be bound again.
 const RESTART_ATTEMPTS = 20
 const RESTART_RETRY_MILLIS = 25
 
-const ignoreError = (): void => {}
-
-// A server's 'close' event comes on the next tick, before libuv has released its handle in the
-// loop's close phase. A check phase queued from a check phase runs after that close phase.
-const afterHandlesClosed = (callback: () => void): void => {
-  setImmediate(() => setImmediate(callback))
-}
-
-// Always a fresh plain Uint8Array: the record never aliases a buffer ws may reuse, and it compares
-// equal to the Uint8Array a test expects.
-const toBytes = (data: WebSocket.RawData): Uint8Array =>
-  new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : data)
-
-const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message =>
-  isBinary ? toBytes(data) : Buffer.from(toBytes(data)).toString("utf8")
-
-const acceptKeyFor = (key: string): string =>
-  createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64")
-
-const rawResponse = (statusLine: string, headers: ReadonlyArray<readonly [string, string]>): string =>
-  [statusLine, ...headers.map(([name, value]) => `${name}: ${value}`), "", ""].join("\r\n")
-
-const sendTo = (ws: WebSocket, data: Message): void => {
-  // Sending on a closing socket is legal in ws (it reports to a callback we do not pass).
-  if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: typeof data !== "string" })
-}
-
-/** A real ws server on 127.0.0.1, ephemeral port, closed with the scope. */
+/**
+ * A real ws server on 127.0.0.1, ephemeral port, closed with the scope.
+ *
+ * @category constructors
+ */
 export const make = (options: Options = {}): Effect.Effect<TestServer, never, Scope.Scope> =>
   Effect.gen(function*() {
     const handler = options.handler ?? "echo"
     const acceptedProtocols = options.protocols
-    const sockets = new Set<Net.Socket>()
+    const sockets = makeOpenSockets()
     const clients = new Set<WebSocket>()
     const received: Array<Message> = []
     const rejections: Array<PendingRejection> = []
@@ -147,9 +136,9 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const onMessage = (ws: WebSocket, message: Message): void => {
       received.push(message)
       if (handler === "ignore") return
-      if (handler === "echo") return sendTo(ws, message)
+      if (handler === "echo") return sendIfOpen(ws, message)
       try {
-        handler(message, (data) => sendTo(ws, data))
+        handler(message, (data) => sendIfOpen(ws, data))
       } catch {
         // A broken test handler must fail the connection visibly, never the process.
         if (ws.readyState === WebSocket.OPEN) ws.close(1011, "test handler threw")
@@ -162,58 +151,34 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       ws.on("error", ignoreError)
       ws.on("close", () => clients.delete(ws))
       ws.on("message", (data, isBinary) => onMessage(ws, toMessage(data, isBinary)))
+      // autoPong is off so that stopPonging can withhold the pong.
       ws.on("ping", (data) => {
         pings++
         if (ponging) ws.pong(data)
       })
     }
 
-    const reject = (socket: Duplex, rejection: PendingRejection): void => {
-      const statusText = Http.STATUS_CODES[rejection.status] ?? "Unknown"
-      const response = rawResponse(`HTTP/1.1 ${rejection.status} ${statusText}`, [
-        ...Object.entries(rejection.headers),
-        ["Content-Length", "0"],
-        ["Connection", "close"]
-      ])
-      socket.end(response, () => socket.destroy())
-    }
-
-    const answerSwitchingProtocols = (
-      socket: Duplex,
-      acceptKey: string,
-      extraHeaders: ReadonlyArray<readonly [string, string]>
-    ): void => {
-      // Keep reading so the socket notices when the client gives up and closes it.
-      socket.resume()
-      socket.write(rawResponse("HTTP/1.1 101 Switching Protocols", [
-        ["Upgrade", "websocket"],
-        ["Connection", "Upgrade"],
-        ["Sec-WebSocket-Accept", acceptKey],
-        ...extraHeaders
-      ]))
-    }
-
+    // `socket` is one of `sockets`, with its error listener attached on 'connection'.
     const onUpgrade = (request: Http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-      socket.on("error", ignoreError)
       lastRequestHeaders = { ...request.headers }
       const rejection = rejections[0]
       if (rejection !== undefined) {
         rejection.remaining--
         if (rejection.remaining <= 0) rejections.shift()
-        return reject(socket, rejection)
+        return answerAndClose(socket, rejection.status, rejection.headers)
       }
       switch (mode) {
         case "hang":
-          // Tracked in `sockets`, so kill and scope close still destroy it.
+          // Reading on lets the socket notice the client leaving; `sockets` lets kill destroy it.
           socket.resume()
           return
         case "reset":
           socket.destroy()
           return
         case "badAccept":
-          return answerSwitchingProtocols(socket, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", [])
+          return answerSwitchingProtocols(socket, WRONG_ACCEPT_KEY, [])
         case "wrongSubprotocol": {
-          // Written by hand: ws only consults handleProtocols when the client offered some.
+          // Written by hand: ws consults handleProtocols only when the client offered some.
           const key = request.headers["sec-websocket-key"]
           if (key === undefined) return void socket.destroy()
           return answerSwitchingProtocols(socket, acceptKeyFor(key), [["Sec-WebSocket-Protocol", UNEXPECTED_PROTOCOL]])
@@ -226,55 +191,17 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const server = Http.createServer()
     server.on("error", ignoreError)
     server.on("clientError", (_error, socket) => socket.destroy())
-    server.on("connection", (socket) => {
-      socket.on("error", ignoreError)
-      sockets.add(socket)
-      socket.on("close", () => sockets.delete(socket))
-    })
+    server.on("connection", sockets.add)
     server.on("upgrade", onUpgrade)
 
-    const listen = (port: number): Effect.Effect<void, NodeJS.ErrnoException> =>
-      Effect.async<void, NodeJS.ErrnoException>((resume) => {
-        const onError = (error: NodeJS.ErrnoException) => {
-          server.off("listening", onListening)
-          resume(Effect.fail(error))
-        }
-        const onListening = () => {
-          server.off("error", onError)
-          resume(Effect.void)
-        }
-        server.once("error", onError)
-        server.once("listening", onListening)
-        server.listen(port, HOST)
-      })
-
-    // Waits for the 'close' event, not just `destroyed`: only then is the handle gone from the loop.
-    const awaitClosed = (socket: Net.Socket): Effect.Effect<void> =>
-      Effect.async<void>((resume) => {
-        if (!sockets.has(socket)) return resume(Effect.void)
-        const onClose = () => resume(Effect.void)
-        socket.once("close", onClose)
-        return Effect.sync(() => socket.off("close", onClose))
-      })
-
-    const closeServer = Effect.async<void>((resume) => {
-      if (!server.listening) return resume(Effect.void)
-      server.close(() => afterHandlesClosed(() => resume(Effect.void)))
-    })
-
     const kill = Effect.suspend(() => {
-      const closing = closeServer
+      const serverClosed = closeNow(server)
       for (const ws of clients) ws.terminate()
-      const open = [...sockets]
-      for (const socket of open) socket.destroy()
-      return Effect.all([closing, Effect.forEach(open, awaitClosed, { discard: true })], {
-        concurrency: "unbounded",
-        discard: true
-      })
+      return Effect.all([serverClosed, sockets.destroyAll()], { concurrency: "unbounded", discard: true })
     })
 
     yield* Effect.acquireRelease(
-      listen(0).pipe(Effect.orDie),
+      listen(server, 0).pipe(Effect.orDie),
       () => kill.pipe(Effect.zipRight(Effect.sync(() => wss.close())))
     )
     const address = server.address()
@@ -283,35 +210,29 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     }
     const port = address.port
 
-    const waitMillis = (millis: number): Effect.Effect<void> =>
-      // A raw timer, not Effect.sleep: tests may run under TestClock, which never advances by itself.
-      Effect.async<void>((resume) => {
-        const timer = setTimeout(() => resume(Effect.void), millis)
-        return Effect.sync(() => clearTimeout(timer))
-      })
-
     const listenAgain = (attemptsLeft: number): Effect.Effect<void> =>
-      listen(port).pipe(Effect.catchAll((error) =>
+      listen(server, port).pipe(Effect.catchAll((error) =>
         error.code === "EADDRINUSE" && attemptsLeft > 1
           ? waitMillis(RESTART_RETRY_MILLIS).pipe(Effect.zipRight(listenAgain(attemptsLeft - 1)))
           : Effect.die(error)
       ))
 
-    const restart = Effect.suspend(() => server.listening ? Effect.void : listenAgain(RESTART_ATTEMPTS))
-
     const openClients = (): ReadonlyArray<WebSocket> => [...clients].filter((ws) => ws.readyState === WebSocket.OPEN)
 
-    const setMode = (next: HandshakeMode) => Effect.sync(() => { mode = next })
+    const setMode = (next: HandshakeMode) =>
+      Effect.sync(() => {
+        mode = next
+      })
 
     return {
       port,
-      url: `ws://${HOST}:${port}`,
+      url: `ws://${LOOPBACK_HOST}:${port}`,
       connections: Effect.sync(() => openClients().length),
       accepted: Effect.sync(() => accepted),
       received: Effect.sync(() => [...received]),
       lastRequestHeaders: Effect.sync(() => lastRequestHeaders),
       kill,
-      restart,
+      restart: Effect.suspend(() => server.listening ? Effect.void : listenAgain(RESTART_ATTEMPTS)),
       rejectNext: (status, headers = {}, count = 1) =>
         Effect.sync(() => {
           if (count > 0) rejections.push({ status, headers: { ...headers }, remaining: count })
@@ -325,19 +246,73 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
         Effect.sync(() => {
           for (const ws of openClients()) ws.close(code, reason)
         }),
-      stopPonging: Effect.sync(() => { ponging = false }),
-      startPonging: Effect.sync(() => { ponging = true }),
+      stopPonging: Effect.sync(() => {
+        ponging = false
+      }),
+      startPonging: Effect.sync(() => {
+        ponging = true
+      }),
       pings: Effect.sync(() => pings),
       flood: (count, size, floodOptions) =>
         Effect.sync(() => {
           const payload: Message = floodOptions?.text === true ? "x".repeat(size) : new Uint8Array(size).fill(0x78)
           for (const ws of openClients()) {
-            for (let sent = 0; sent < count; sent++) sendTo(ws, payload)
+            for (let sent = 0; sent < count; sent++) sendIfOpen(ws, payload)
           }
         }),
       broadcast: (data) =>
         Effect.sync(() => {
-          for (const ws of openClients()) sendTo(ws, data)
+          for (const ws of openClients()) sendIfOpen(ws, data)
         })
     } satisfies TestServer
+  })
+
+// Always a fresh plain Uint8Array: the record never aliases a buffer ws may reuse, and it compares
+// equal to the Uint8Array a test expects.
+const toBytes = (data: WebSocket.RawData): Uint8Array =>
+  new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : data)
+
+const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message =>
+  isBinary ? toBytes(data) : Buffer.from(toBytes(data)).toString("utf8")
+
+const sendIfOpen = (ws: WebSocket, data: Message): void => {
+  if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: typeof data !== "string" })
+}
+
+const acceptKeyFor = (key: string): string => createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64")
+
+const formatResponseHead = (statusLine: string, headers: ReadonlyArray<readonly [string, string]>): string =>
+  [statusLine, ...headers.map(([name, value]) => `${name}: ${value}`), "", ""].join("\r\n")
+
+const answerAndClose = (socket: Duplex, status: number, headers: Readonly<Record<string, string>>): void => {
+  const statusText = Http.STATUS_CODES[status] ?? "Unknown"
+  const head = formatResponseHead(`HTTP/1.1 ${status} ${statusText}`, [
+    ...Object.entries(headers),
+    ["Content-Length", "0"],
+    ["Connection", "close"]
+  ])
+  socket.end(head, () => socket.destroy())
+}
+
+// The 101 is written by hand so that it can be wrong; the client is left to notice and hang up.
+const answerSwitchingProtocols = (
+  socket: Duplex,
+  acceptKey: string,
+  extraHeaders: ReadonlyArray<readonly [string, string]>
+): void => {
+  // Reading on lets the socket notice when the client gives up and closes it.
+  socket.resume()
+  socket.write(formatResponseHead("HTTP/1.1 101 Switching Protocols", [
+    ["Upgrade", "websocket"],
+    ["Connection", "Upgrade"],
+    ["Sec-WebSocket-Accept", acceptKey],
+    ...extraHeaders
+  ]))
+}
+
+// A raw timer, not Effect.sleep: tests may run under TestClock, which only moves when told to.
+const waitMillis = (millis: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    return Effect.sync(() => clearTimeout(timer))
   })
