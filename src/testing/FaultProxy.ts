@@ -24,9 +24,15 @@ export interface FaultProxy {
   readonly restore: Effect.Effect<void>
   /** delay each forwarded chunk by this many ms (0 = none); ordering preserved */
   readonly latency: (millis: number) => Effect.Effect<void>
-  /** destroy every current connection with a TCP RST on the client side and destroy the upstream; completes once all are closed */
+  /**
+   * destroy every current connection with a TCP RST on the client side (socket.resetAndDestroy())
+   * and destroy the upstream; completes once all of them have closed
+   */
   readonly reset: Effect.Effect<void>
-  /** limit forwarding to about this many bytes per second, per connection and direction (undefined/0 = unlimited) */
+  /**
+   * limit forwarding to about this many bytes per second, per connection and direction
+   * (undefined/0 = unlimited)
+   */
   readonly throttle: (bytesPerSecond: number | undefined) => Effect.Effect<void>
   /** open client-side connections */
   readonly connections: Effect.Effect<number>

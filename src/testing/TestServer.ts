@@ -51,12 +51,18 @@ export interface TestServer {
   /** every message received, in order, across all connections and restarts */
   readonly received: Effect.Effect<ReadonlyArray<Message>>
   /** the request headers of the last upgrade request (lower-cased names), for tests of headers */
-  readonly lastRequestHeaders: Effect.Effect<Readonly<Record<string, string | ReadonlyArray<string> | undefined>>>
-  /** stop listening and destroy every connection abruptly (no close frame); the port is freed but remembered; completes once all is closed */
+  readonly lastRequestHeaders: Effect.Effect<RequestHeaders>
+  /**
+   * stop listening and destroy every connection abruptly (no close frame); the port is freed but
+   * remembered; completes once every socket has closed
+   */
   readonly kill: Effect.Effect<void>
   /** listen again on the same port (after kill); no-op if already listening */
   readonly restart: Effect.Effect<void>
-  /** the next `count` (default 1) upgrade requests get this HTTP answer instead of 101, e.g. 401, or 503 with {"retry-after": "2"} */
+  /**
+   * the next `count` (default 1) upgrade requests get this HTTP answer instead of 101, e.g. 401, or
+   * 503 with {"retry-after": "2"}; they take precedence over the handshake mode
+   */
   readonly rejectNext: (status: number, headers?: Record<string, string>, count?: number) => Effect.Effect<void>
   /** from now on, accept TCP + read the HTTP upgrade request but never answer it (until `behave`) */
   readonly hangHandshake: Effect.Effect<void>
@@ -64,11 +70,17 @@ export interface TestServer {
   readonly resetDuringHandshake: Effect.Effect<void>
   /** from now on answer 101 with a wrong Sec-WebSocket-Accept (until `behave`) */
   readonly badAcceptKey: Effect.Effect<void>
-  /** from now on answer 101 with a correct accept key but a Sec-WebSocket-Protocol the client did not offer, "unexpected-protocol" (until `behave`) */
+  /**
+   * from now on answer 101 with a correct accept key but a Sec-WebSocket-Protocol the client did not
+   * offer, "unexpected-protocol" (until `behave`)
+   */
   readonly wrongSubprotocol: Effect.Effect<void>
   /** back to normal handshakes (pending `rejectNext` answers are kept) */
   readonly behave: Effect.Effect<void>
-  /** send a close frame with this code/reason to every open connection; a code ws refuses to send (e.g. 1006) is a defect */
+  /**
+   * send a close frame with this code/reason to every open connection; a code ws refuses to send
+   * (e.g. 1005, 1006) is a defect
+   */
   readonly closeAll: (code: number, reason?: string) => Effect.Effect<void>
   /** stop answering pings with pongs; `startPonging` reverts */
   readonly stopPonging: Effect.Effect<void>
@@ -76,11 +88,16 @@ export interface TestServer {
   readonly startPonging: Effect.Effect<void>
   /** pings received so far (across connections) */
   readonly pings: Effect.Effect<number>
-  /** send `count` messages of `size` bytes (binary unless text: true) to every open connection as fast as possible, ignoring backpressure; completes when all were handed to ws */
+  /**
+   * send `count` messages of `size` bytes (binary unless text: true) to every open connection as
+   * fast as possible, ignoring backpressure; completes when all were handed to ws
+   */
   readonly flood: (count: number, size: number, options?: { readonly text?: boolean }) => Effect.Effect<void>
   /** send one message to every open connection */
   readonly broadcast: (data: Message) => Effect.Effect<void>
 }
+
+type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 
 type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol"
 
@@ -111,7 +128,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const clients = new Set<WebSocket>()
     const received: Array<Message> = []
     const rejections: Array<PendingRejection> = []
-    let lastRequestHeaders: Readonly<Record<string, string | ReadonlyArray<string> | undefined>> = {}
+    let lastRequestHeaders: RequestHeaders = {}
     let mode: HandshakeMode = "normal"
     let accepted = 0
     let pings = 0
@@ -181,7 +198,8 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
           // Written by hand: ws consults handleProtocols only when the client offered some.
           const key = request.headers["sec-websocket-key"]
           if (key === undefined) return void socket.destroy()
-          return answerSwitchingProtocols(socket, acceptKeyFor(key), [["Sec-WebSocket-Protocol", UNEXPECTED_PROTOCOL]])
+          const protocolHeader = ["Sec-WebSocket-Protocol", UNEXPECTED_PROTOCOL] as const
+          return answerSwitchingProtocols(socket, acceptKeyFor(key), [protocolHeader])
         }
         case "normal":
           return wss.handleUpgrade(request, socket, head, onAccepted)
@@ -217,7 +235,8 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
           : Effect.die(error)
       ))
 
-    const openClients = (): ReadonlyArray<WebSocket> => [...clients].filter((ws) => ws.readyState === WebSocket.OPEN)
+    const openClients = (): ReadonlyArray<WebSocket> =>
+      [...clients].filter((ws) => ws.readyState === WebSocket.OPEN)
 
     const setMode = (next: HandshakeMode) =>
       Effect.sync(() => {
@@ -255,7 +274,9 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       pings: Effect.sync(() => pings),
       flood: (count, size, floodOptions) =>
         Effect.sync(() => {
-          const payload: Message = floodOptions?.text === true ? "x".repeat(size) : new Uint8Array(size).fill(0x78)
+          const payload: Message = floodOptions?.text === true
+            ? "x".repeat(size)
+            : new Uint8Array(size).fill(0x78)
           for (const ws of openClients()) {
             for (let sent = 0; sent < count; sent++) sendIfOpen(ws, payload)
           }
