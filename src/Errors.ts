@@ -175,3 +175,17 @@ export class DecodeError extends Schema.TaggedError<DecodeError>("lifeline/Decod
     return "an inbound frame could not be decoded"
   }
 }
+
+/**
+ * The Client's `onOpen` hook failed; the connection is dropped and, by default, retried.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OnOpenError extends Schema.TaggedError<OnOpenError>("lifeline/OnOpenError")("OnOpenError", {
+  cause: Schema.Unknown
+}) {
+  override get message(): string {
+    return `onOpen failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}

@@ -4,7 +4,9 @@
  * @since 0.1.0
  */
 export * as BrowserTransport from "./BrowserTransport.js"
+export * as Client from "./Client.js"
 export * as Connection from "./Connection.js"
 export * from "./Errors.js"
 export * as NodeTransport from "./NodeTransport.js"
+export * as Reconnect from "./Reconnect.js"
 export * as Transport from "./Transport.js"

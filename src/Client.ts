@@ -1,0 +1,207 @@
+/**
+ * One logical link that stays up: reconnects by any `Schedule`, an outbox that never loses a
+ * message silently, heartbeats that find dead peers, observable state and events, metrics.
+ * A drop-in for partysocket / reconnecting-websocket inside Effect apps.
+ *
+ * @since 0.1.0
+ */
+import type { Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import { Config, Context, Duration, Effect, Layer } from "effect"
+import type * as Connection from "./Connection.js"
+import type { SendError } from "./Errors.js"
+import { makeClient } from "./internal/client.js"
+import type { ClientEvent, ClientState } from "./internal/clientState.js"
+import type { Overflow } from "./internal/outbox.js"
+import type { ClientError } from "./Reconnect.js"
+import { defaultSchedule, exponentialBackoff, isRetryable } from "./Reconnect.js"
+import type { Message, Transport } from "./Transport.js"
+
+export { ClientEvent, ClientState } from "./internal/clientState.js"
+export type { ClientError } from "./Reconnect.js"
+
+/**
+ * A long-lived link. Valid until its scope closes or `close` is called.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Client {
+  /** Idle, Connecting, Open, Backoff or Closed; `state.changes` streams every transition. */
+  readonly state: SubscriptionRef.SubscriptionRef<ClientState>
+  /** Every transition (with attempt, delay, error) and every accepted message that failed later. Sliding: a slow reader loses the oldest events, never blocks the client. */
+  readonly events: Stream.Stream<ClientEvent>
+  /** Inbound frames across reconnects, one stream for the life of the client; ends on `close`. Single consumer. */
+  readonly messages: Stream.Stream<Message>
+  /**
+   * Sends a frame and completes when the transport reports it written. While disconnected it
+   * waits in the outbox (FIFO) and goes out after the next `onOpen`. Fails with `SendError`
+   * (`OutboxFull`, `Dropped`, `Closed`, `WriteFailed`), the payload inside, never silently.
+   */
+  readonly send: (data: Message) => Effect.Effect<void, SendError>
+  /**
+   * Queues a frame and completes once it is buffered (or written). Fails at once with `OutboxFull`
+   * or `Closed`; a later failure is published on `events` as `MessageFailed`, and `close` returns
+   * what was still queued.
+   */
+  readonly enqueue: (data: Message) => Effect.Effect<void, SendError>
+  /** Waits until the client is Open; fails with the error that Closed it. */
+  readonly awaitOpen: Effect.Effect<void, ClientError>
+  /** Drops the current connection and connects again at once, resetting the backoff; restarts a client Closed by an error. */
+  readonly reconnect: Effect.Effect<void>
+  /**
+   * Writes what is queued if connected, closes with `code` (default 1000) and `reason`, stops
+   * reconnecting, fails every message still queued with `SendError Closed` and returns their
+   * payloads. Idempotent.
+   */
+  readonly close: (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>
+  /** Messages waiting in the outbox. */
+  readonly outboxSize: Effect.Effect<number>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface HeartbeatOptions {
+  /** Probe after this long without an inbound frame. Default 20 s. */
+  readonly interval?: Duration.DurationInput
+  /** Reconnect if nothing arrives this long after a probe. Default 10 s. */
+  readonly timeout?: Duration.DurationInput
+  /** App-level probe for platforms without protocol ping (browsers), e.g. `"ping"`. */
+  readonly message?: Message
+  /** Frames that answer `message`; they are kept out of `messages`. */
+  readonly isPong?: (message: Message) => boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Where to connect: a URL, an Effect run at every attempt (fresh token), or several endpoints tried in turn. */
+  readonly url: string | Effect.Effect<string> | readonly [string, ...Array<string>]
+  /** Handshake headers; an Effect is run at every attempt. Values may be `Redacted`. */
+  readonly headers?:
+    | Readonly<Record<string, string | Redacted.Redacted<string>>>
+    | Effect.Effect<Readonly<Record<string, string | Redacted.Redacted<string>>>>
+  /** Per-connection options: protocols, openTimeout, closeTimeout, maxPayload, inboundCapacity. */
+  readonly connection?: Omit<Connection.Options, "headers">
+  /** Any Schedule over the error; default `Reconnect.defaultSchedule` (exponential 500 ms x2, full jitter, cap 30 s). */
+  readonly retry?: Schedule.Schedule<unknown, ClientError>
+  /** Which errors to retry; default `Reconnect.isRetryable`. */
+  readonly shouldRetry?: (error: ClientError) => boolean
+  /** A connection that stayed up this long resets the schedule. Default 5 s. */
+  readonly minUptime?: Duration.DurationInput
+  /** Outbox capacity (default 1024) and overflow strategy (default `fail`). */
+  readonly outbox?: { readonly capacity?: number; readonly overflow?: Overflow }
+  /** Runs after every (re)connect, before the outbox flushes: authenticate, resubscribe. A failure drops the connection. */
+  readonly onOpen?: (connection: Connection.Connection) => Effect.Effect<void, unknown>
+  /** Dead-peer detection; `false` turns it off. */
+  readonly heartbeat?: HeartbeatOptions | false
+  /** Capacity of the sliding `events` hub. Default 1024. */
+  readonly eventsCapacity?: number
+}
+
+const positiveIntegerOr = (value: number | undefined, fallback: number): number =>
+  value !== undefined && Number.isSafeInteger(value) && value > 0 ? value : fallback
+
+/**
+ * Starts a client in the current scope; it connects at once and keeps connecting until closed.
+ * Closing the scope closes it (1000 on success, 1001 on failure) and fails what is still queued.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope | Transport> => {
+  const url = options.url
+  const endpoints: ReadonlyArray<string | Effect.Effect<string>> = typeof url === "string" || Effect.isEffect(url)
+    ? [url]
+    : url
+  const headers = options.headers
+  const heartbeat = options.heartbeat === false ? undefined : options.heartbeat ?? {}
+  return makeClient({
+    endpoints,
+    connection: { ...options.connection, ...(headers !== undefined && !Effect.isEffect(headers) ? { headers } : {}) },
+    headers: headers !== undefined && Effect.isEffect(headers) ? headers : undefined,
+    schedule: options.retry ?? defaultSchedule,
+    shouldRetry: options.shouldRetry ?? isRetryable,
+    minUptime: Duration.decode(options.minUptime ?? "5 seconds"),
+    outboxCapacity: positiveIntegerOr(options.outbox?.capacity, 1024),
+    overflow: options.outbox?.overflow ?? "fail",
+    onOpen: options.onOpen,
+    heartbeat: heartbeat === undefined ? undefined : {
+      interval: Duration.decode(heartbeat.interval ?? "20 seconds"),
+      timeout: Duration.decode(heartbeat.timeout ?? "10 seconds"),
+      message: heartbeat.message
+    },
+    isPong: heartbeat?.isPong,
+    eventsCapacity: positiveIntegerOr(options.eventsCapacity, 1024)
+  })
+}
+
+/**
+ * Declares a tag for one link, so an app can hold several clients.
+ *
+ * @example
+ * class Prices extends Client.Tag("Prices")<Prices>() {}
+ * const PricesLive = Client.layer(Prices, { url: "wss://example.com/prices" })
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Tag = <const Id extends string>(id: Id) => <Self>(): Context.TagClass<Self, Id, Client> => Context.Tag(id)<Self, Client>()
+
+/**
+ * Provides a client under your tag for the life of the layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <I>(tag: Context.Tag<I, Client>, options: Options): Layer.Layer<I, never, Transport> =>
+  Layer.scoped(tag, make(options))
+
+/**
+ * Client options read from configuration: `URL` (required), `OPEN_TIMEOUT`, `CLOSE_TIMEOUT`,
+ * `RETRY_BASE`, `RETRY_CAP`, `HEARTBEAT_INTERVAL`, `HEARTBEAT_TIMEOUT`, `OUTBOX_CAPACITY`,
+ * nested under `name` when given (e.g. `PRICES_URL` with `Config.nested` conventions of your provider).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config = (name?: string): Config.Config<Options> => {
+  const options = Config.all({
+    url: Config.string("URL"),
+    openTimeout: Config.option(Config.duration("OPEN_TIMEOUT")),
+    closeTimeout: Config.option(Config.duration("CLOSE_TIMEOUT")),
+    retryBase: Config.withDefault(Config.duration("RETRY_BASE"), Duration.millis(500)),
+    retryCap: Config.withDefault(Config.duration("RETRY_CAP"), Duration.seconds(30)),
+    heartbeatInterval: Config.withDefault(Config.duration("HEARTBEAT_INTERVAL"), Duration.seconds(20)),
+    heartbeatTimeout: Config.withDefault(Config.duration("HEARTBEAT_TIMEOUT"), Duration.seconds(10)),
+    outboxCapacity: Config.withDefault(Config.integer("OUTBOX_CAPACITY"), 1024).pipe(
+      Config.validate({ message: "must be a positive integer", validation: (value) => value > 0 })
+    )
+  }).pipe(Config.map((read): Options => ({
+    url: read.url,
+    connection: {
+      ...(read.openTimeout._tag === "Some" ? { openTimeout: read.openTimeout.value } : {}),
+      ...(read.closeTimeout._tag === "Some" ? { closeTimeout: read.closeTimeout.value } : {})
+    },
+    retry: exponentialBackoff({ base: read.retryBase, cap: read.retryCap }),
+    heartbeat: { interval: read.heartbeatInterval, timeout: read.heartbeatTimeout },
+    outbox: { capacity: read.outboxCapacity }
+  })))
+  return name === undefined ? options : Config.nested(options, name)
+}
+
+/**
+ * Provides a client under your tag with options from `config` (plus `extra`, which wins).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <I>(
+  tag: Context.Tag<I, Client>,
+  options: Config.Config<Options>,
+  extra: Partial<Options> = {}
+): Layer.Layer<I, import("effect").ConfigError.ConfigError, Transport> =>
+  Layer.scoped(tag, Effect.flatMap(options, (read) => make({ ...read, ...extra })))

@@ -1,0 +1,373 @@
+/**
+ * The Client's machinery: one supervisor fiber that connects, runs a session (writer, heartbeat,
+ * watch for the end), backs off by the Schedule and tries again; the outbox and the inbound
+ * stream that outlive each connection.
+ */
+import type { Redacted, Schedule, Scope } from "effect"
+import {
+  Chunk,
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  MetricLabel,
+  Option,
+  PubSub,
+  ScheduleDecision,
+  ScheduleIntervals,
+  Stream,
+  SubscriptionRef
+} from "effect"
+import type { Connection } from "../Connection.js"
+import { Disconnected, OnOpenError, SendError } from "../Errors.js"
+import type { ClientError } from "../Reconnect.js"
+import type { Message, Transport } from "../Transport.js"
+import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "./clientState.js"
+import { ClientEvent, ClientState } from "./clientState.js"
+import { closeCodeOf, openConnection } from "./connection.js"
+import type { OpenedConnection } from "./connection.js"
+import type { HeartbeatOptions } from "./heartbeat.js"
+import { runHeartbeat } from "./heartbeat.js"
+import { InboundBuffer } from "./inboundBuffer.js"
+import * as Metrics from "./metrics.js"
+import type { Entry, Overflow } from "./outbox.js"
+import { Outbox } from "./outbox.js"
+import type { ConnectOptions } from "./parseEndpoint.js"
+import { OPEN } from "./protocol.js"
+import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
+
+/** The Client's options after defaults; built by `Client.make`. */
+export interface ClientSettings {
+  readonly endpoints: ReadonlyArray<string | Effect.Effect<string>>
+  readonly connection: ConnectOptions
+  readonly headers: Effect.Effect<Readonly<Record<string, string | Redacted.Redacted<string>>>> | undefined
+  readonly schedule: Schedule.Schedule<unknown, ClientError>
+  readonly shouldRetry: (error: ClientError) => boolean
+  readonly minUptime: Duration.Duration
+  readonly outboxCapacity: number
+  readonly overflow: Overflow
+  readonly onOpen: ((connection: Connection) => Effect.Effect<void, unknown>) | undefined
+  readonly heartbeat: HeartbeatOptions | undefined
+  readonly isPong: ((message: Message) => boolean) | undefined
+  readonly eventsCapacity: number
+}
+
+/** The Client as its public module describes it. */
+export interface ClientShape {
+  readonly state: SubscriptionRef.SubscriptionRef<ClientStateType>
+  readonly events: Stream.Stream<ClientEventType>
+  readonly messages: Stream.Stream<Message>
+  readonly send: (data: Message) => Effect.Effect<void, SendError>
+  readonly enqueue: (data: Message) => Effect.Effect<void, SendError>
+  readonly awaitOpen: Effect.Effect<void, ClientError>
+  readonly reconnect: Effect.Effect<void>
+  readonly close: (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>
+  readonly outboxSize: Effect.Effect<number>
+}
+
+type SessionEnd =
+  | { readonly _tag: "Ended"; readonly error: ClientError; readonly uptime: number }
+  | { readonly _tag: "ReconnectRequested" }
+
+const labelOf = (endpoint: string | Effect.Effect<string>): string => {
+  if (typeof endpoint !== "string") return "(url from an Effect)"
+  try {
+    return redactUrl(new URL(endpoint))
+  } catch {
+    return redactUnparsedUrl(endpoint)
+  }
+}
+
+const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
+
+const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" })
+
+export const makeClient = (
+  settings: ClientSettings
+): Effect.Effect<ClientShape, never, Scope.Scope | Transport> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const context = yield* Effect.context<Transport>()
+    const state = yield* SubscriptionRef.make<ClientStateType>(ClientState.Idle())
+    const events = yield* PubSub.sliding<ClientEventType>(settings.eventsCapacity)
+    const outbox = new Outbox(settings.outboxCapacity, settings.overflow)
+    // The inbound buffers of successive connections, consumed in order by `messages`.
+    const connections = new InboundBuffer<InboundBuffer<Message>>(Number.MAX_SAFE_INTEGER, () => true, () => {}, () => {})
+
+    let current: OpenedConnection | undefined
+    let ready = false
+    let stopped = false
+    let closedForGood = false
+    let everOpened = false
+    let reconnectRequest = Deferred.unsafeMake<void>(FiberId.none)
+    let supervisor: Fiber.RuntimeFiber<void> | undefined
+
+    const setState = (next: ClientStateType): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const from = yield* SubscriptionRef.get(state)
+        yield* SubscriptionRef.set(state, next)
+        yield* PubSub.publish(events, ClientEvent.Transition({ from, to: next }))
+        const log = next._tag === "Backoff"
+          ? Effect.logWarning(`lifeline: ${next._tag} ${Duration.format(next.delay)} after ${next.error.message}`)
+          : next._tag === "Closed"
+          ? Option.match(next.error, {
+            onNone: () => Effect.logInfo("lifeline: Closed"),
+            onSome: (error) => Effect.logError(`lifeline: Closed by ${error.message}`)
+          })
+          : Effect.logDebug(`lifeline: ${next._tag}`)
+        const endpoint = "endpoint" in next ? next.endpoint : undefined
+        yield* endpoint === undefined ? log : Effect.annotateLogs(log, "lifeline.url", endpoint)
+      })
+
+    const reportFailure = (error: SendError): void => {
+      events.unsafeOffer(ClientEvent.MessageFailed({ error }))
+    }
+
+    const completion = (entry: Entry) => (error?: Error | null): void => {
+      entry.done(error === undefined || error === null ? undefined : new SendError({ reason: "WriteFailed", payload: entry.payload, cause: error }))
+    }
+
+    /** Writes everything queued, synchronously. Only while the session is ready and OPEN. */
+    const flush = (opened: OpenedConnection): number => {
+      const socket = opened.socket
+      if (!ready || socket.readyState() !== OPEN || outbox.size === 0) return 0
+      const entries = outbox.takeAll()
+      let bytes = 0
+      for (const entry of entries) {
+        socket.send(entry.payload, completion(entry))
+        bytes += approximateBytes(entry.payload)
+      }
+      Metrics.messagesOut.unsafeUpdate(entries.length, [])
+      Metrics.bytesOut.unsafeUpdate(bytes, [])
+      Metrics.outboxDepth.unsafeUpdate(outbox.size, [])
+      return entries.length
+    }
+
+    const writer = (opened: OpenedConnection): Effect.Effect<never> =>
+      Effect.forever(Effect.zipRight(
+        outbox.awaitEntries,
+        Effect.suspend(() => (flush(opened) === 0 ? Effect.never : Effect.yieldNow()))
+      ))
+
+    /** The fast path: open, ready and nothing queued ahead, so the frame goes straight out. */
+    const writeDirectly = (data: Message, done: (error?: Error | null) => void): boolean => {
+      const opened = current
+      if (opened === undefined || !ready || outbox.size > 0 || opened.socket.readyState() !== OPEN) return false
+      opened.socket.send(data, done)
+      Metrics.messagesOut.unsafeUpdate(1, [])
+      Metrics.bytesOut.unsafeUpdate(approximateBytes(data), [])
+      return true
+    }
+
+    const send = (data: Message): Effect.Effect<void, SendError> =>
+      Effect.async<void, SendError>((resume) => {
+        if (stopped) return resume(Effect.fail(new SendError({ reason: "Closed", payload: data })))
+        const entry: Entry = {
+          payload: data,
+          done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
+        }
+        if (writeDirectly(data, completion(entry))) return
+        outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(outbox.size, []))
+        return Effect.sync(() => {
+          outbox.remove(entry)
+        })
+      })
+
+    const enqueue = (data: Message): Effect.Effect<void, SendError> =>
+      Effect.async<void, SendError>((resume) => {
+        if (stopped) return resume(Effect.fail(new SendError({ reason: "Closed", payload: data })))
+        let buffered = false
+        const entry: Entry = {
+          payload: data,
+          // Before it is buffered a failure fails `enqueue`; after, it is reported as an event.
+          done: (error) => {
+            if (!buffered) resume(error === undefined ? Effect.void : Effect.fail(error))
+            else if (error !== undefined) reportFailure(error)
+          }
+        }
+        if (writeDirectly(data, completion(entry))) {
+          buffered = true
+          return resume(Effect.void)
+        }
+        outbox.offer(entry, () => {
+          buffered = true
+          Metrics.outboxDepth.unsafeUpdate(outbox.size, [])
+          resume(Effect.void)
+        })
+        return Effect.sync(() => {
+          if (!buffered) outbox.remove(entry)
+        })
+      })
+
+    const session = (attempt: number, endpoint: string | Effect.Effect<string>): Effect.Effect<SessionEnd, never, Transport> =>
+      Effect.scoped(Effect.gen(function*() {
+        const label = labelOf(endpoint)
+        yield* setState(ClientState.Connecting({ attempt, endpoint: label }))
+        const startedAt = yield* Clock.currentTimeMillis
+        const headers = settings.headers === undefined ? settings.connection.headers : yield* settings.headers
+        const attemptResult = yield* Effect.either(openConnection(endpoint, { ...settings.connection, ...(headers === undefined ? {} : { headers }) }))
+        if (attemptResult._tag === "Left") {
+          const error = attemptResult.left
+          Metrics.connectFailures.unsafeUpdate(1, [MetricLabel.make("reason", error._tag === "ConnectError" ? error.reason : error._tag)])
+          return { _tag: "Ended", error, uptime: 0 } as const
+        }
+        const opened = attemptResult.right
+        const openedAt = yield* Clock.currentTimeMillis
+        Metrics.connects.unsafeUpdate(1, [])
+        Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, [])
+        if (everOpened) Metrics.reconnects.unsafeUpdate(1, [])
+        everOpened = true
+        if (settings.onOpen !== undefined) {
+          const hook = yield* Effect.either(settings.onOpen(opened.connection))
+          if (hook._tag === "Left") return { _tag: "Ended", error: new OnOpenError({ cause: hook.left }), uptime: 0 } as const
+        }
+        current = opened
+        connections.offer(opened.listener.inbound)
+        yield* setState(ClientState.Open({ attempt, endpoint: opened.connection.url, since: openedAt }))
+        ready = true
+        flush(opened)
+        const heartbeat = settings.heartbeat === undefined
+          ? Effect.never
+          : Effect.flip(runHeartbeat(opened.socket, opened.listener, opened.connection.url, settings.heartbeat))
+        const ended: ClientError | "reconnect" = yield* Effect.raceAll([
+          writer(opened),
+          heartbeat,
+          opened.connection.closed,
+          Effect.as(Deferred.await(reconnectRequest), "reconnect" as const)
+        ]).pipe(Effect.ensuring(Effect.sync(() => {
+          ready = false
+          current = undefined
+        })))
+        if (ended === "reconnect") return { _tag: "ReconnectRequested" } as const
+        // A dead peer will not answer a close frame: skip the close handshake.
+        if (ended._tag === "TimeoutError") opened.socket.terminate()
+        const uptime = (yield* Clock.currentTimeMillis) - openedAt
+        return { _tag: "Ended", error: ended, uptime } as const
+      }))
+
+    const stop = (error: Option.Option<ClientError>): Effect.Effect<ReadonlyArray<Message>> =>
+      Effect.gen(function*() {
+        stopped = true
+        const unsent = outbox.failAll("Closed")
+        Metrics.outboxDepth.unsafeUpdate(0, [])
+        yield* setState(ClientState.Closed({ error }))
+        return unsent
+      })
+
+    const supervise: Effect.Effect<void, never, Transport> = Effect.gen(function*() {
+      let scheduleState: unknown = settings.schedule.initial
+      let attempt = 0
+      let total = 0
+      while (true) {
+        attempt++
+        const endpoint = settings.endpoints[total % settings.endpoints.length]!
+        total++
+        const end = yield* session(attempt, endpoint)
+        // `close` ended the session on purpose: no backoff, `close` sets the final state.
+        if (stopped) return
+        if (end._tag === "ReconnectRequested") {
+          reconnectRequest = Deferred.unsafeMake<void>(FiberId.none)
+          scheduleState = settings.schedule.initial
+          attempt = 0
+          continue
+        }
+        const error = end.error
+        if (!settings.shouldRetry(error)) {
+          yield* stop(Option.some(error))
+          return
+        }
+        if (end.uptime >= Duration.toMillis(settings.minUptime)) {
+          scheduleState = settings.schedule.initial
+          attempt = 1
+        }
+        const now = yield* Clock.currentTimeMillis
+        const [nextState, , decision] = yield* settings.schedule.step(now, error, scheduleState)
+        scheduleState = nextState
+        if (ScheduleDecision.isDone(decision)) {
+          yield* stop(Option.some(error))
+          return
+        }
+        let delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+        if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
+          delay = Math.max(delay, Duration.toMillis(error.retryAfter))
+        }
+        yield* setState(ClientState.Backoff({ attempt, delay: Duration.millis(delay), error }))
+        const woken = yield* Effect.raceFirst(
+          Effect.as(Effect.sleep(Duration.millis(delay)), false),
+          Effect.as(Deferred.await(reconnectRequest), true)
+        )
+        if (woken) {
+          reconnectRequest = Deferred.unsafeMake<void>(FiberId.none)
+          scheduleState = settings.schedule.initial
+          attempt = 0
+        }
+      }
+    })
+
+    const start = Effect.gen(function*() {
+      stopped = false
+      supervisor = yield* Effect.forkIn(Effect.provide(supervise, context), scope)
+    })
+
+    const close = (code?: number, reason?: string): Effect.Effect<ReadonlyArray<Message>> =>
+      Effect.uninterruptible(Effect.gen(function*() {
+        if (closedForGood) return []
+        closedForGood = true
+        stopped = true
+        const opened = current
+        // Queued while open: write it before the close frame rather than fail it.
+        if (opened !== undefined) {
+          flush(opened)
+          yield* opened.connection.close(code, reason)
+        }
+        if (supervisor !== undefined) yield* Fiber.interrupt(supervisor)
+        const unsent = yield* stop(Option.none())
+        connections.end()
+        return unsent
+      }))
+
+    const awaitOpen: Effect.Effect<void, ClientError> = state.changes.pipe(
+      Stream.filter((current) => current._tag === "Open" || current._tag === "Closed"),
+      Stream.runHead,
+      Effect.flatMap((found) => {
+        if (Option.isNone(found) || found.value._tag === "Open") return Effect.void
+        return Effect.fail(found.value._tag === "Closed" ? Option.getOrElse(found.value.error, () => closedByUser) : closedByUser)
+      })
+    )
+
+    const inbound = Stream.repeatEffectChunkOption(connections.pull).pipe(
+      Stream.flatMap((buffer) => Stream.repeatEffectChunkOption(buffer.pull)),
+      Stream.mapChunks((chunk) => {
+        Metrics.messagesIn.unsafeUpdate(chunk.length, [])
+        let bytes = 0
+        for (const message of chunk) bytes += approximateBytes(message)
+        Metrics.bytesIn.unsafeUpdate(bytes, [])
+        const isPong = settings.isPong
+        return isPong === undefined ? chunk : Chunk.filter(chunk, (message) => !isPong(message))
+      })
+    )
+
+    yield* start
+    yield* Effect.addFinalizer((exit) => Effect.asVoid(close(closeCodeOf(exit))))
+
+    return {
+      state,
+      events: Stream.fromPubSub(events),
+      messages: inbound,
+      send,
+      enqueue,
+      awaitOpen,
+      reconnect: Effect.suspend(() => {
+        if (closedForGood) return Effect.void
+        if (stopped) return start
+        return Effect.asVoid(Deferred.succeed(reconnectRequest, undefined))
+      }),
+      close,
+      outboxSize: Effect.sync(() => outbox.size)
+    } satisfies ClientShape
+  })
+
+

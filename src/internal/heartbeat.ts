@@ -1,0 +1,64 @@
+/**
+ * Dead-peer detection for one open connection. Any inbound frame or pong counts as life; after an
+ * interval without one, a probe (protocol ping, or an app-level message) must be answered within
+ * the timeout. A gap in this process's own timers (event loop blocked, machine asleep) is not
+ * taken as the peer's silence: it leads to an immediate new probe instead of a timeout.
+ */
+import { Clock, Duration, Effect } from "effect"
+import { TimeoutError } from "../Errors.js"
+import type { Message, TransportSocket } from "../Transport.js"
+import type { ConnectionListener } from "./connection.js"
+import { OPEN } from "./protocol.js"
+
+export interface HeartbeatOptions {
+  readonly interval: Duration.Duration
+  readonly timeout: Duration.Duration
+  /** Sent as the probe where the platform has no protocol ping (browsers). */
+  readonly message: Message | undefined
+}
+
+/** Sends a probe; false when there is no way to probe on this platform. */
+const probe = (socket: TransportSocket, message: Message | undefined): boolean => {
+  if (socket.readyState() !== OPEN) return false
+  if (socket.ping()) return true
+  if (message === undefined) return false
+  socket.send(message)
+  return true
+}
+
+/** Runs until the peer stops answering, then fails with `TimeoutError heartbeat`. */
+export const runHeartbeat = (
+  socket: TransportSocket,
+  listener: ConnectionListener,
+  url: string,
+  options: HeartbeatOptions
+): Effect.Effect<never, TimeoutError> =>
+  Effect.gen(function*() {
+    const timeoutMillis = Duration.toMillis(options.timeout)
+    // A wait that overran its timer by this much means our own timers were stalled.
+    const stallTolerance = Math.max(1000, timeoutMillis / 2)
+    let probeNow = false
+    while (true) {
+      if (!probeNow) {
+        const seen = listener.activity
+        yield* Effect.sleep(options.interval)
+        if (listener.activity !== seen) continue
+      }
+      probeNow = false
+      const seen = listener.activity
+      if (!probe(socket, options.message)) {
+        // Nothing to probe with: only inbound traffic can show life; wait for the next interval.
+        continue
+      }
+      const probedAt = yield* Clock.currentTimeMillis
+      yield* Effect.sleep(options.timeout)
+      if (listener.activity !== seen) continue
+      const waited = (yield* Clock.currentTimeMillis) - probedAt
+      if (waited > timeoutMillis + stallTolerance) {
+        // The answer may be sitting unread behind the stall: ask again rather than give up.
+        probeNow = true
+        continue
+      }
+      return yield* Effect.fail(new TimeoutError({ operation: "heartbeat", timeout: options.timeout, url }))
+    }
+  })
