@@ -1,0 +1,510 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Chunk,
+  ConfigProvider,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  FastCheck,
+  Fiber,
+  Layer,
+  Option,
+  Schedule,
+  ScheduleIntervals,
+  Stream,
+  TestClock
+} from "effect"
+import { BrowserTransport, Client, NodeTransport, Reconnect } from "../src/index.js"
+import type { ConnectError, SendError } from "../src/index.js"
+import { FaultProxy, TestServer } from "../src/testing/index.js"
+import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+
+const provideNode = Effect.provide(NodeTransport.layer)
+const fast = Schedule.spaced("20 millis")
+
+/** Waits (bounded) until some fiber sleeps on the TestClock. */
+const awaitSleeper = Effect.gen(function*() {
+  for (let turn = 0; turn < 10_000; turn++) {
+    if (Chunk.isNonEmpty(yield* TestClock.sleeps())) return
+    yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+  }
+  return yield* Effect.dieMessage("no fiber ever slept on the TestClock")
+})
+
+describe("Client: connect, send, receive", () => {
+  it.live("echoes messages and reports Open with the redacted endpoint", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: `${server.url}/?token=s3cret` })
+      yield* client.awaitOpen
+      const state = yield* awaitState(client, isTag("Open"))
+      expect(state).toMatchObject({ _tag: "Open", attempt: 1, endpoint: `${server.url}/?token=redacted` })
+      yield* client.send("a")
+      yield* client.enqueue("b")
+      const echoed = yield* client.messages.pipe(Stream.take(2), Stream.runCollect)
+      expect(Chunk.toArray(echoed)).toEqual(["a", "b"])
+      expect(yield* client.close()).toEqual([])
+      expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+    })).pipe(provideNode))
+
+  it.live("onOpen runs after every (re)connect, before the outbox flushes", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      let opens = 0
+      const client = yield* Client.make({
+        url: server.url,
+        retry: fast,
+        onOpen: (connection) => Effect.suspend(() => connection.send(`auth-${++opens}`))
+      })
+      const queued = yield* Effect.fork(Effect.all([client.send("1"), client.send("2")]))
+      yield* server.restart
+      yield* Fiber.join(queued)
+      // Written means flushed to the kernel; kill only once the server has read them.
+      yield* awaitReceived(server, 3)
+      yield* server.kill
+      yield* Effect.fork(client.send("3"))
+      yield* server.restart
+      yield* awaitState(client, (state) => state._tag === "Open" && opens === 2)
+      yield* Effect.sleep("50 millis")
+      expect(yield* server.received).toEqual(["auth-1", "1", "2", "auth-2", "3"])
+    })).pipe(provideNode))
+
+  it.live("a failing onOpen drops the connection with OnOpenError and retries", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      let calls = 0
+      const client = yield* Client.make({
+        url: server.url,
+        retry: fast,
+        onOpen: () => (++calls === 1 ? Effect.fail("token expired") : Effect.void)
+      })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ error: { _tag: "OnOpenError", cause: "token expired" } })
+      yield* client.awaitOpen
+      expect(calls).toBe(2)
+    })).pipe(provideNode))
+})
+
+describe("Client: reconnect", () => {
+  it.live("server kill and restart: reconnects, flushes in order, nothing lost or duplicated", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: fast })
+      yield* client.awaitOpen
+      for (let index = 0; index < 5; index++) yield* client.send(`before-${index}`)
+      yield* awaitReceived(server, 5)
+      yield* server.kill
+      yield* awaitState(client, isTag("Backoff"))
+      const whileDown = yield* Effect.fork(Effect.forEach(
+        Array.from({ length: 20 }, (_, index) => `down-${index}`),
+        (message) => client.send(message),
+        { concurrency: 1 }
+      ).pipe(Effect.either))
+      yield* Effect.sleep("100 millis")
+      yield* server.restart
+      expect((yield* Fiber.join(whileDown))._tag).toBe("Right")
+      yield* client.close()
+      const received = yield* server.received
+      const expected = [...Array.from({ length: 5 }, (_, i) => `before-${i}`), ...Array.from({ length: 20 }, (_, i) => `down-${i}`)]
+      expect(received).toEqual(expected)
+    })).pipe(provideNode))
+
+  it.live("HTTP 401: stops at once, Closed with the typed error, after one attempt", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(401)
+      const client = yield* Client.make({ url: server.url, retry: fast })
+      const closed = yield* awaitState(client, isTag("Closed"))
+      const error = Option.getOrThrow((closed as Extract<Client.ClientState, { _tag: "Closed" }>).error) as ConnectError
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 401 })
+      const awaited = yield* Effect.flip(client.awaitOpen)
+      expect(awaited).toMatchObject({ _tag: "ConnectError", status: 401 })
+      const refused = yield* Effect.flip(client.send("late"))
+      expect(refused).toMatchObject({ _tag: "SendError", reason: "Closed", payload: "late" })
+      // reconnect starts a client that an error Closed
+      yield* client.reconnect
+      yield* client.awaitOpen
+    })).pipe(provideNode))
+
+  it.effect("HTTP 503 + Retry-After: waits at least that long before the next attempt (TestClock)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, { "retry-after": "30" })
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("10 millis"), heartbeat: false })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", status: 503 } })
+      expect(Duration.toMillis((backoff as Extract<Client.ClientState, { _tag: "Backoff" }>).delay)).toBe(30_000)
+      yield* awaitSleeper
+      yield* TestClock.adjust("29999 millis")
+      expect((yield* client.state.get)._tag).toBe("Backoff")
+      yield* TestClock.adjust("1 millis")
+      yield* awaitState(client, isTag("Open"))
+    })).pipe(provideNode))
+
+  it.live("a URL Effect is evaluated at every attempt", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 2)
+      let evaluated = 0
+      const client = yield* Client.make({
+        url: Effect.sync(() => `${server.url}/?token=${++evaluated}`),
+        retry: fast
+      })
+      yield* client.awaitOpen
+      expect(evaluated).toBe(3)
+    })).pipe(provideNode))
+
+  it.live("several endpoints are tried in turn", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const down = yield* TestServer.make()
+      yield* down.kill
+      const up = yield* TestServer.make()
+      const client = yield* Client.make({ url: [down.url, up.url], retry: fast })
+      const open = yield* awaitState(client, isTag("Open"))
+      expect(open).toMatchObject({ attempt: 2, endpoint: `${up.url}/` })
+    })).pipe(provideNode))
+
+  it.live("reconnect drops the connection and connects again at once", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url })
+      yield* client.awaitOpen
+      yield* client.reconnect
+      yield* awaitState(client, (state) => state._tag === "Open" && state.attempt === 1)
+      yield* Effect.sleep("20 millis")
+      expect(yield* server.accepted).toBe(2)
+    })).pipe(provideNode))
+
+  it.live("events report every transition with attempt, delay and error", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 1)
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("50 millis") })
+      const seen = yield* Effect.fork(client.events.pipe(
+        Stream.filter((event) => event._tag === "Transition"),
+        Stream.map((event) => (event._tag === "Transition" ? event.to : undefined)),
+        Stream.takeUntil((state) => state?._tag === "Open"),
+        Stream.runCollect
+      ))
+      const states = Chunk.toArray(yield* Fiber.join(seen))
+      // The subscription may start after the first Connecting.
+      const tags = states.map((state) => state?._tag)
+      expect(tags.slice(-3)).toEqual(["Backoff", "Connecting", "Open"])
+      expect(states.at(-3)).toMatchObject({ attempt: 1, error: { status: 503 } })
+      expect(Duration.toMillis((states.at(-3) as { delay: Duration.Duration }).delay)).toBe(50)
+      expect(states.at(-2)).toMatchObject({ attempt: 2 })
+    })).pipe(provideNode))
+
+  it.live.each([1008, 1003])("server closes with %d: Closed, not retried", (code) =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: fast })
+      yield* client.awaitOpen
+      yield* server.closeAll(code, "policy")
+      const closed = yield* awaitState(client, isTag("Closed"))
+      expect(closed).toMatchObject({ error: Option.some({ _tag: "Disconnected", code, initiator: "server" }) })
+    })).pipe(provideNode))
+
+  it.live("server closes with 1001: reconnects", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: fast })
+      yield* client.awaitOpen
+      yield* server.closeAll(1001, "restart")
+      yield* awaitState(client, isTag("Backoff"))
+      yield* awaitState(client, isTag("Open"))
+      expect(yield* server.accepted).toBe(2)
+    })).pipe(provideNode))
+})
+
+describe("Client: outbox", () => {
+  /** A client that cannot connect yet: the server refuses, the client backs off. */
+  const offline = (overflow: "fail" | "dropOldest" | "suspend") =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const client = yield* Client.make({ url: server.url, retry: fast, outbox: { capacity: 3, overflow } })
+      return { server, client }
+    })
+
+  it.live("overflow fail: the 4th and 5th fail with OutboxFull and their payloads", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { client } = yield* offline("fail")
+      const results = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.either(client.enqueue(m)))
+      expect(results.filter((r) => r._tag === "Right")).toHaveLength(3)
+      expect(results.flatMap((r) => (r._tag === "Left" ? [[r.left.reason, r.left.payload]] : []))).toEqual([
+        ["OutboxFull", "4"],
+        ["OutboxFull", "5"]
+      ])
+      expect(yield* client.outboxSize).toBe(3)
+      const unsent = yield* client.close()
+      expect(unsent).toEqual(["1", "2", "3"])
+    })).pipe(provideNode))
+
+  it.live("overflow dropOldest: the two oldest end with Dropped, the newest three are delivered", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { client, server } = yield* offline("dropOldest")
+      const sends = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.fork(client.send(m)), { concurrency: 1 })
+      yield* Effect.sleep("20 millis")
+      yield* server.restart
+      const reasons = yield* Effect.forEach(sends, (fiber) => Fiber.join(fiber).pipe(Effect.as("written"), Effect.catchTag("SendError", (error: SendError) => Effect.succeed(`${error.reason}:${String(error.payload)}`))))
+      expect(reasons).toEqual(["Dropped:1", "Dropped:2", "written", "written", "written"])
+      yield* client.close()
+      expect(yield* server.received).toEqual(["3", "4", "5"])
+    })).pipe(provideNode))
+
+  it.live("overflow suspend: the 4th and 5th wait for room, then all five go out in order", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { client, server } = yield* offline("suspend")
+      const enqueues = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.fork(client.enqueue(m)), { concurrency: 1 })
+      yield* Effect.sleep("20 millis")
+      const done = yield* Effect.forEach(enqueues, (fiber) => Effect.map(fiber.poll, Option.isSome))
+      expect(done).toEqual([true, true, true, false, false])
+      yield* server.restart
+      yield* Effect.forEach(enqueues, Fiber.join)
+      yield* client.close()
+      expect(yield* server.received).toEqual(["1", "2", "3", "4", "5"])
+    })).pipe(provideNode))
+
+  it.live("close fails what is still queued with SendError Closed and returns it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { client } = yield* offline("fail")
+      const send = yield* Effect.fork(client.send("waiting"))
+      yield* Effect.yieldNow()
+      yield* client.enqueue("buffered")
+      yield* Effect.yieldNow()
+      const unsent = yield* client.close(4000, "bye")
+      expect(unsent).toEqual(["waiting", "buffered"])
+      expect(yield* Effect.flip(Fiber.join(send))).toMatchObject({ reason: "Closed", payload: "waiting" })
+    })).pipe(provideNode))
+
+  it.live("a failure after buffering is published as MessageFailed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { client } = yield* offline("dropOldest")
+      const failed = yield* Effect.fork(client.events.pipe(
+        Stream.filter((event) => event._tag === "MessageFailed"),
+        Stream.take(1),
+        Stream.runCollect
+      ))
+      yield* Effect.sleep("10 millis")
+      yield* Effect.forEach(["1", "2", "3", "4"], (m) => client.enqueue(m))
+      const [event] = Chunk.toArray(yield* Fiber.join(failed))
+      expect(event).toMatchObject({ _tag: "MessageFailed", error: { reason: "Dropped", payload: "1" } })
+    })).pipe(provideNode))
+})
+
+describe("Client: heartbeat", () => {
+  it.live("a blackholed peer is found within interval + timeout, and the client reconnects", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const proxy = yield* FaultProxy.make(server.port)
+      const client = yield* Client.make({ url: proxy.url, retry: fast, heartbeat: { interval: "200 millis", timeout: "200 millis" } })
+      yield* client.awaitOpen
+      yield* proxy.blackhole
+      const started = Date.now()
+      const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      const found = Date.now() - started
+      expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
+      // interval + timeout = 400 ms, plus timer slack.
+      expect(found).toBeLessThan(1500)
+      yield* proxy.restore
+      yield* awaitState(client, isTag("Open"), "3 seconds")
+    })).pipe(provideNode))
+
+  it.live("a live peer that answers pings keeps the connection up", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, heartbeat: { interval: "50 millis", timeout: "100 millis" } })
+      yield* client.awaitOpen
+      yield* Effect.sleep("600 millis")
+      expect(yield* server.pings).toBeGreaterThan(3)
+      expect((yield* client.state.get)._tag).toBe("Open")
+      expect(yield* server.accepted).toBe(1)
+    })).pipe(provideNode))
+
+  it.live("a server that stops ponging is timed out", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: { interval: "50 millis", timeout: "100 millis" } })
+      yield* client.awaitOpen
+      yield* server.stopPonging
+      const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
+    })).pipe(provideNode))
+
+  it.live("a stall of this process's own timers leads to a new probe, not a false timeout", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, heartbeat: { interval: "20 millis", timeout: "20 millis" } })
+      yield* client.awaitOpen
+      for (let stall = 0; stall < 5; stall++) {
+        yield* Effect.sleep(`${15 + stall * 7} millis`)
+        // Block the event loop well past interval + timeout, as a laptop lid or a GC pause would.
+        const until = Date.now() + 1200
+        while (Date.now() < until) { /* busy */ }
+      }
+      yield* Effect.sleep("100 millis")
+      expect((yield* client.state.get)._tag).toBe("Open")
+      expect(yield* server.accepted).toBe(1)
+    })).pipe(provideNode), 30_000)
+
+  it.live("browsers: an app-level ping message with a pong matcher, pongs kept out of messages", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({
+        handler: (message, reply) => reply(message === "ping" ? "pong" : message)
+      })
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: { interval: "30 millis", timeout: "100 millis", message: "ping", isPong: (m) => m === "pong" }
+      })
+      yield* client.awaitOpen
+      yield* Effect.sleep("200 millis")
+      yield* client.send("data")
+      const first = yield* client.messages.pipe(Stream.runHead)
+      expect(first).toEqual(Option.some("data"))
+      expect((yield* server.received).filter((m) => m === "ping").length).toBeGreaterThan(0)
+    })).pipe(Effect.provide(BrowserTransport.layer)))
+})
+
+describe("Client: lifecycle and layers", () => {
+  it.live.each(["Connecting", "Backoff", "Open"] as const)("closing while %s releases everything", (phase) =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      if (phase === "Connecting") yield* server.hangHandshake
+      if (phase === "Backoff") yield* server.kill
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("1 minute") })
+      yield* awaitState(client, isTag(phase))
+      yield* client.close()
+      expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
+    })).pipe(provideNode))
+
+  it.live("Client.layer under a user tag, several links in one app", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      class Prices extends Client.Tag("Prices")<Prices>() {}
+      class Orders extends Context.Tag("Orders")<Orders, Client.Client>() {}
+      const prices = yield* TestServer.make()
+      const orders = yield* TestServer.make()
+      const live = Layer.mergeAll(Client.layer(Prices, { url: prices.url }), Client.layer(Orders, { url: orders.url })).pipe(
+        Layer.provide(NodeTransport.layer)
+      )
+      yield* Effect.gen(function*() {
+        const p = yield* Prices
+        const o = yield* Orders
+        yield* p.send("price")
+        yield* o.send("order")
+      }).pipe(Effect.provide(live))
+      expect(yield* prices.received).toEqual(["price"])
+      expect(yield* orders.received).toEqual(["order"])
+    })))
+
+  it.live("Client.layerConfig reads its options from Effect Config", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      class Feed extends Client.Tag("Feed")<Feed>() {}
+      const server = yield* TestServer.make()
+      const provider = ConfigProvider.fromMap(new Map([
+        ["FEED.URL", server.url],
+        ["FEED.RETRY_BASE", "100 millis"],
+        ["FEED.OUTBOX_CAPACITY", "7"]
+      ]))
+      const live = Client.layerConfig(Feed, Client.config("FEED")).pipe(Layer.provide(NodeTransport.layer))
+      yield* Effect.gen(function*() {
+        const feed = yield* Feed
+        yield* feed.send("configured")
+      }).pipe(Effect.provide(live), Effect.withConfigProvider(provider))
+      expect(yield* server.received).toEqual(["configured"])
+      const missing = yield* Effect.exit(Effect.provide(Feed, Client.layerConfig(Feed, Client.config("NOPE")).pipe(Layer.provide(NodeTransport.layer))).pipe(Effect.withConfigProvider(provider), Effect.scoped))
+      expect(Exit.isFailure(missing)).toBe(true)
+    })))
+
+  it.live.prop(
+    "model: random sends, kills, restarts and a close; every send is accounted for exactly once",
+    [FastCheck.array(FastCheck.oneof(
+      FastCheck.constant("send" as const),
+      FastCheck.constant("send" as const),
+      FastCheck.constant("kill" as const),
+      FastCheck.constant("restart" as const),
+      FastCheck.constant("pause" as const)
+    ), { minLength: 1, maxLength: 25 })],
+    ([operations]) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("5 millis"), outbox: { capacity: 8 } })
+        const sends: Array<Fiber.RuntimeFiber<void, SendError>> = []
+        let next = 0
+        for (const operation of operations) {
+          if (operation === "send") sends.push(yield* Effect.fork(client.send(`m${next++}`)))
+          else if (operation === "kill") yield* server.kill
+          else if (operation === "restart") yield* server.restart
+          else yield* Effect.sleep("5 millis")
+          yield* Effect.yieldNow()
+        }
+        yield* server.restart
+        yield* Effect.sleep("30 millis")
+        const unsent = yield* client.close()
+        const outcomes = yield* Effect.forEach(sends, (fiber) => Fiber.join(fiber).pipe(Effect.either))
+        // Every send ended exactly once: written, or a SendError with its own payload.
+        expect(outcomes).toHaveLength(next)
+        outcomes.forEach((outcome, index) => {
+          if (outcome._tag === "Left") {
+            expect(outcome.left.payload).toBe(`m${index}`)
+            expect(["OutboxFull", "Closed", "WriteFailed"]).toContain(outcome.left.reason)
+          }
+        })
+        const closedPayloads = outcomes.flatMap((o) => (o._tag === "Left" && o.left.reason === "Closed" ? [o.left.payload] : []))
+        expect(unsent).toEqual(closedPayloads)
+        // The server never sees a message twice, nor one the client reported failed before writing.
+        const received = yield* server.received
+        expect(new Set(received).size).toBe(received.length)
+        const neverWritten = new Set(outcomes.flatMap((o) => (o._tag === "Left" && o.left.reason !== "WriteFailed" ? [o.left.payload] : [])))
+        expect(received.filter((m) => neverWritten.has(m))).toEqual([])
+      })).pipe(provideNode),
+    { fastCheck: { numRuns: 25 } }
+  )
+})
+
+describe("Reconnect policy", () => {
+  it.effect("exponentialBackoff never yields a zero, NaN or uncapped delay after 5000 attempts", () =>
+    Effect.gen(function*() {
+      const schedule = Reconnect.exponentialBackoff()
+      let state: unknown = schedule.initial
+      let now = 0
+      let largest = 0
+      for (let attempt = 0; attempt < 5000; attempt++) {
+        const [next, , decision] = yield* schedule.step(now, undefined, state)
+        state = next
+        expect(decision._tag).toBe("Continue")
+        const delay = decision._tag === "Continue" ? ScheduleIntervals.start(decision.intervals) - now : Number.NaN
+        expect(Number.isFinite(delay)).toBe(true)
+        expect(delay).toBeGreaterThanOrEqual(1)
+        expect(delay).toBeLessThanOrEqual(30_000)
+        largest = Math.max(largest, delay)
+        now += delay
+      }
+      expect(largest).toBeGreaterThan(20_000)
+    }))
+
+  it("isRetryable: fatal errors and close codes of DESIGN.md, everything else transient", async () => {
+    const { ConnectError, Disconnected, TimeoutError } = await import("../src/index.js")
+    const connect = (reason: ConnectError["reason"], status?: number) =>
+      new ConnectError({ reason, url: "ws://x/", detail: "", ...(status === undefined ? {} : { status }) })
+    expect(Reconnect.isRetryable(connect("InvalidUrl"))).toBe(false)
+    expect(Reconnect.isRetryable(connect("ProtocolViolation"))).toBe(false)
+    expect(Reconnect.isRetryable(connect("HandshakeRejected", 401))).toBe(false)
+    expect(Reconnect.isRetryable(connect("HandshakeRejected", 404))).toBe(false)
+    expect(Reconnect.isRetryable(connect("HandshakeRejected", 408))).toBe(true)
+    expect(Reconnect.isRetryable(connect("HandshakeRejected", 429))).toBe(true)
+    expect(Reconnect.isRetryable(connect("HandshakeRejected", 503))).toBe(true)
+    expect(Reconnect.isRetryable(connect("ConnectionRefused"))).toBe(true)
+    expect(Reconnect.isRetryable(connect("DnsLookupFailed"))).toBe(true)
+    for (const code of [1002, 1003, 1007, 1008, 1009, 1010]) {
+      expect(Reconnect.isRetryable(new Disconnected({ code, reason: "", wasClean: true, initiator: "server" }))).toBe(false)
+    }
+    for (const code of [1000, 1001, 1006, 1011, 4000]) {
+      expect(Reconnect.isRetryable(new Disconnected({ code, reason: "", wasClean: true, initiator: "server" }))).toBe(true)
+    }
+    expect(Reconnect.isRetryable(new TimeoutError({ operation: "heartbeat", timeout: Duration.seconds(1) }))).toBe(true)
+  })
+})

@@ -1,0 +1,34 @@
+/** Small waits on a Client's state, bounded so a broken client fails the test instead of hanging it. */
+import { Duration, Effect, Option, Stream } from "effect"
+import type { Client } from "../../src/index.js"
+
+type State = Client.ClientState
+
+/** The first state (current or later) that satisfies `predicate`; dies after `within` of real time. */
+export const awaitState = (
+  client: Client.Client,
+  predicate: (state: State) => boolean,
+  within: Duration.DurationInput = "5 seconds"
+): Effect.Effect<State> =>
+  client.state.changes.pipe(
+    Stream.filter(predicate),
+    Stream.runHead,
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.dieMessage("state stream ended"),
+      onSome: Effect.succeed
+    })),
+    Effect.timeoutFail({ duration: Duration.decode(within), onTimeout: () => "timed out waiting for a state" as const }),
+    Effect.orDie
+  )
+
+export const isTag = <T extends State["_tag"]>(tag: T) => (state: State): state is Extract<State, { _tag: T }> => state._tag === tag
+
+/** Waits (bounded, real time) until the server has received `count` messages in all. */
+export const awaitReceived = (server: { readonly received: Effect.Effect<ReadonlyArray<unknown>> }, count: number) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 500; turn++) {
+      if ((yield* server.received).length >= count) return
+      yield* Effect.sleep("5 millis")
+    }
+    return yield* Effect.dieMessage(`the server never received ${count} messages`)
+  })
