@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import type { Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
-import { Config, Context, Duration, Effect, Layer } from "effect"
+import { Config, Context, Duration, Effect, Layer, Option } from "effect"
 import type * as Connection from "./Connection.js"
 import type { SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
@@ -102,41 +102,70 @@ export interface Options {
   readonly eventsCapacity?: number
 }
 
-const positiveIntegerOr = (value: number | undefined, fallback: number): number =>
-  value !== undefined && Number.isSafeInteger(value) && value > 0 ? value : fallback
+/** Reads a duration option; records why it is unusable instead of throwing as `Duration.decode` would. */
+const durationOption = (
+  problems: Array<string>,
+  name: string,
+  input: Duration.DurationInput | undefined,
+  fallback: Duration.Duration
+): Duration.Duration => {
+  if (input === undefined) return fallback
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.greaterThan(decoded.value, Duration.zero)) {
+    return decoded.value
+  }
+  problems.push(`${name}: must be a finite duration above zero`)
+  return fallback
+}
+
+const countOption = (problems: Array<string>, name: string, input: number | undefined, fallback: number): number => {
+  if (input === undefined) return fallback
+  if (Number.isSafeInteger(input) && input > 0) return input
+  problems.push(`${name}: must be a positive integer`)
+  return fallback
+}
+
+const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
 
 /**
  * Starts a client in the current scope; it connects at once and keeps connecting until closed.
  * Closing the scope closes it (1000 on success, 1001 on failure) and fails what is still queued.
+ * Options that cannot work (a zero capacity, a negative duration, an invalid URL or subprotocol)
+ * leave it Closed with `ConnectError InvalidOptions` / `InvalidUrl`.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope | Transport> => {
+  const problems: Array<string> = []
   const url = options.url
   const endpoints: ReadonlyArray<string | Effect.Effect<string>> = typeof url === "string" || Effect.isEffect(url)
     ? [url]
     : url
+  if (endpoints.length === 0) problems.push("url: give at least one endpoint")
   const headers = options.headers
   const heartbeat = options.heartbeat === false ? undefined : options.heartbeat ?? {}
-  return makeClient({
+  const overflow = options.outbox?.overflow ?? "fail"
+  if (!overflows.includes(overflow)) problems.push(`outbox.overflow: must be one of ${overflows.join(", ")}`)
+  const settings = {
     endpoints,
     connection: { ...options.connection, ...(headers !== undefined && !Effect.isEffect(headers) ? { headers } : {}) },
     headers: headers !== undefined && Effect.isEffect(headers) ? headers : undefined,
     schedule: options.retry ?? defaultSchedule,
     shouldRetry: options.shouldRetry ?? isRetryable,
-    minUptime: Duration.decode(options.minUptime ?? "5 seconds"),
-    outboxCapacity: positiveIntegerOr(options.outbox?.capacity, 1024),
-    overflow: options.outbox?.overflow ?? "fail",
+    minUptime: durationOption(problems, "minUptime", options.minUptime, Duration.seconds(5)),
+    outboxCapacity: countOption(problems, "outbox.capacity", options.outbox?.capacity, 1024),
+    overflow,
     onOpen: options.onOpen,
     heartbeat: heartbeat === undefined ? undefined : {
-      interval: Duration.decode(heartbeat.interval ?? "20 seconds"),
-      timeout: Duration.decode(heartbeat.timeout ?? "10 seconds"),
+      interval: durationOption(problems, "heartbeat.interval", heartbeat.interval, Duration.seconds(20)),
+      timeout: durationOption(problems, "heartbeat.timeout", heartbeat.timeout, Duration.seconds(10)),
       message: heartbeat.message
     },
     isPong: heartbeat?.isPong,
-    eventsCapacity: positiveIntegerOr(options.eventsCapacity, 1024)
-  })
+    eventsCapacity: countOption(problems, "eventsCapacity", options.eventsCapacity, 1024)
+  }
+  return makeClient({ ...settings, invalid: problems.length === 0 ? undefined : problems.join("; ") })
 }
 
 /**

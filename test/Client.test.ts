@@ -369,6 +369,63 @@ describe("Client: heartbeat", () => {
     })).pipe(Effect.provide(BrowserTransport.layer)))
 })
 
+describe("Client: bad input and user code", () => {
+  it.live.each([
+    ["a zero outbox capacity", { outbox: { capacity: 0 } }],
+    ["a negative heartbeat interval", { heartbeat: { interval: Duration.millis(-5) } }],
+    ["a nonsense minUptime", { minUptime: "soon" as Duration.DurationInput }],
+    ["an invalid subprotocol", { connection: { protocols: ["not valid"] } }]
+  ] as const)("%s: Closed with ConnectError InvalidOptions, never a defect", ([_, options]) =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, ...options })
+      const closed = yield* awaitState(client, isTag("Closed"))
+      expect(closed).toMatchObject({ error: Option.some({ _tag: "ConnectError", reason: "InvalidOptions" }) })
+      expect(yield* server.accepted).toBe(0)
+    })).pipe(provideNode))
+
+  it.live("a malformed URL: Closed with ConnectError InvalidUrl", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const client = yield* Client.make({ url: "http://127.0.0.1:1/" })
+      const closed = yield* awaitState(client, isTag("Closed"))
+      expect(closed).toMatchObject({ error: Option.some({ _tag: "ConnectError", reason: "InvalidUrl" }) })
+    })).pipe(provideNode))
+
+  it.live("an onOpen that throws drops the connection with OnOpenError; the client lives on", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      let calls = 0
+      const client = yield* Client.make({
+        url: server.url,
+        retry: fast,
+        onOpen: () =>
+          Effect.sync(() => {
+            if (++calls === 1) throw new Error("handler bug")
+          })
+      })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ error: { _tag: "OnOpenError" } })
+      yield* client.awaitOpen
+    })).pipe(provideNode))
+
+  it.live("a consumer that falls behind pauses the socket without a false heartbeat timeout", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({
+        url: server.url,
+        connection: { inboundCapacity: 8 },
+        heartbeat: { interval: "30 millis", timeout: "30 millis" }
+      })
+      yield* client.awaitOpen
+      yield* server.flood(2000, 1024)
+      yield* Effect.sleep("400 millis")
+      expect((yield* client.state.get)._tag).toBe("Open")
+      const count = yield* client.messages.pipe(Stream.take(2000), Stream.runCount)
+      expect(count).toBe(2000)
+      expect(yield* server.accepted).toBe(1)
+    })).pipe(provideNode))
+})
+
 describe("Client: lifecycle and layers", () => {
   it.live.each(["Connecting", "Backoff", "Open"] as const)("closing while %s releases everything", (phase) =>
     withNoHandlesLeft(Effect.gen(function*() {

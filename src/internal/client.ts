@@ -5,8 +5,10 @@
  */
 import type { Redacted, Schedule, Scope } from "effect"
 import {
+  Cause,
   Chunk,
   Clock,
+  Either,
   Deferred,
   Duration,
   Effect,
@@ -22,7 +24,7 @@ import {
   SubscriptionRef
 } from "effect"
 import type { Connection } from "../Connection.js"
-import { Disconnected, OnOpenError, SendError } from "../Errors.js"
+import { ConnectError, Disconnected, OnOpenError, SendError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 import type { Message, Transport } from "../Transport.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "./clientState.js"
@@ -53,6 +55,8 @@ export interface ClientSettings {
   readonly heartbeat: HeartbeatOptions | undefined
   readonly isPong: ((message: Message) => boolean) | undefined
   readonly eventsCapacity: number
+  /** Why the options cannot work; the client then starts Closed with ConnectError InvalidOptions. */
+  readonly invalid: string | undefined
 }
 
 /** The Client as its public module describes it. */
@@ -208,7 +212,12 @@ export const makeClient = (
         yield* setState(ClientState.Connecting({ attempt, endpoint: label }))
         const startedAt = yield* Clock.currentTimeMillis
         const headers = settings.headers === undefined ? settings.connection.headers : yield* settings.headers
-        const attemptResult = yield* Effect.either(openConnection(endpoint, { ...settings.connection, ...(headers === undefined ? {} : { headers }) }))
+        const attemptResult = yield* Effect.either(openConnection(endpoint, { ...settings.connection, ...(headers === undefined ? {} : { headers }) })).pipe(
+          // A URL or headers Effect that dies is the user's bug: report it as an invalid URL, fatal.
+          Effect.catchAllDefect((defect) =>
+            Effect.succeed(Either.left(new ConnectError({ reason: "InvalidUrl", url: label, detail: "the URL or headers Effect died", cause: defect })))
+          )
+        )
         if (attemptResult._tag === "Left") {
           const error = attemptResult.left
           Metrics.connectFailures.unsafeUpdate(1, [MetricLabel.make("reason", error._tag === "ConnectError" ? error.reason : error._tag)])
@@ -221,8 +230,12 @@ export const makeClient = (
         if (everOpened) Metrics.reconnects.unsafeUpdate(1, [])
         everOpened = true
         if (settings.onOpen !== undefined) {
-          const hook = yield* Effect.either(settings.onOpen(opened.connection))
-          if (hook._tag === "Left") return { _tag: "Ended", error: new OnOpenError({ cause: hook.left }), uptime: 0 } as const
+          const onOpen = settings.onOpen
+          // User code: a failure or a throw drops this connection, never the supervisor.
+          const hook = yield* Effect.exit(Effect.suspend(() => onOpen(opened.connection)))
+          if (Exit.isFailure(hook) && !Cause.isInterruptedOnly(hook.cause)) {
+            return { _tag: "Ended", error: new OnOpenError({ cause: Cause.squash(hook.cause) }), uptime: 0 } as const
+          }
         }
         current = opened
         connections.offer(opened.listener.inbound)
@@ -257,7 +270,20 @@ export const makeClient = (
         return unsent
       })
 
+    const retryable = (error: ClientError): boolean => {
+      try {
+        return settings.shouldRetry(error)
+      } catch {
+        // A throwing predicate cannot say yes: stop rather than loop on a broken policy.
+        return false
+      }
+    }
+
     const supervise: Effect.Effect<void, never, Transport> = Effect.gen(function*() {
+      if (settings.invalid !== undefined) {
+        yield* stop(Option.some(new ConnectError({ reason: "InvalidOptions", url: labelOf(settings.endpoints[0] ?? ""), detail: settings.invalid })))
+        return
+      }
       let scheduleState: unknown = settings.schedule.initial
       let attempt = 0
       let total = 0
@@ -275,7 +301,7 @@ export const makeClient = (
           continue
         }
         const error = end.error
-        if (!settings.shouldRetry(error)) {
+        if (!retryable(error)) {
           yield* stop(Option.some(error))
           return
         }

@@ -45,6 +45,9 @@ export const runHeartbeat = (
         if (listener.activity !== seen) continue
       }
       probeNow = false
+      // A paused socket is one whose peer sent more than the consumer has read: alive, and its
+      // pong could not be read anyway.
+      if (listener.inbound.isPaused) continue
       const seen = listener.activity
       if (!probe(socket, options.message)) {
         // Nothing to probe with: only inbound traffic can show life; wait for the next interval.
@@ -52,7 +55,7 @@ export const runHeartbeat = (
       }
       const probedAt = yield* Clock.currentTimeMillis
       yield* Effect.sleep(options.timeout)
-      if (listener.activity !== seen) continue
+      if (listener.activity !== seen || listener.inbound.isPaused) continue
       const waited = (yield* Clock.currentTimeMillis) - probedAt
       if (waited > timeoutMillis + stallTolerance) {
         // The answer may be sitting unread behind the stall: ask again rather than give up.

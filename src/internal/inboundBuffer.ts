@@ -26,6 +26,11 @@ export class InboundBuffer<A> {
     return this.items.length
   }
 
+  /** True while the source is paused because the consumer is behind. */
+  get isPaused(): boolean {
+    return this.paused
+  }
+
   /** From a socket callback. Never throws, never runs user code. */
   offer(item: A): void {
     if (this.ended) return
