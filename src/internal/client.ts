@@ -89,6 +89,53 @@ const approximateBytes = (data: Message): number => (typeof data === "string" ? 
 
 const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" })
 
+/**
+ * The inbound buffers of successive connections, read in order. The read position lives here, not
+ * in a stream, so `messages` can be consumed again after a consumer stops.
+ */
+class SuccessiveInbound {
+  private buffers: Array<InboundBuffer<Message>> = []
+  private ended = false
+  private wakeup: (() => void) | undefined = undefined
+
+  offer(buffer: InboundBuffer<Message>): void {
+    this.buffers.push(buffer)
+    this.wake()
+  }
+
+  end(): void {
+    this.ended = true
+    this.wake()
+  }
+
+  readonly pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> = Effect.suspend(() => {
+    const buffer = this.buffers[0]
+    if (buffer === undefined) {
+      if (this.ended) return Effect.fail(Option.none())
+      return Effect.zipRight(
+        Effect.async<void>((resume) => {
+          this.wakeup = () => resume(Effect.void)
+          return Effect.sync(() => {
+            this.wakeup = undefined
+          })
+        }),
+        this.pull
+      )
+    }
+    return buffer.pull.pipe(Effect.catchAll(() => {
+      // That connection ended and is drained: move on to the next one.
+      if (this.buffers[0] === buffer) this.buffers.shift()
+      return this.pull
+    }))
+  })
+
+  private wake(): void {
+    const wakeup = this.wakeup
+    this.wakeup = undefined
+    if (wakeup !== undefined) wakeup()
+  }
+}
+
 export const makeClient = (
   settings: ClientSettings
 ): Effect.Effect<ClientShape, never, Scope.Scope | Transport> =>
@@ -98,8 +145,7 @@ export const makeClient = (
     const state = yield* SubscriptionRef.make<ClientStateType>(ClientState.Idle())
     const events = yield* PubSub.sliding<ClientEventType>(settings.eventsCapacity)
     const outbox = new Outbox(settings.outboxCapacity, settings.overflow)
-    // The inbound buffers of successive connections, consumed in order by `messages`.
-    const connections = new InboundBuffer<InboundBuffer<Message>>(Number.MAX_SAFE_INTEGER, () => true, () => {}, () => {})
+    const connections = new SuccessiveInbound()
 
     let current: OpenedConnection | undefined
     let ready = false
@@ -365,7 +411,6 @@ export const makeClient = (
     )
 
     const inbound = Stream.repeatEffectChunkOption(connections.pull).pipe(
-      Stream.flatMap((buffer) => Stream.repeatEffectChunkOption(buffer.pull)),
       Stream.mapChunks((chunk) => {
         Metrics.messagesIn.unsafeUpdate(chunk.length, [])
         let bytes = 0
