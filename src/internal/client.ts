@@ -199,7 +199,12 @@ export const makeClient = (
     const writer = (opened: OpenedConnection): Effect.Effect<never> =>
       Effect.forever(Effect.zipRight(
         outbox.awaitEntries,
-        Effect.suspend(() => (flush(opened) === 0 ? Effect.never : Effect.yieldNow()))
+        Effect.suspend(() => {
+          // Not OPEN: the session is ending and `closed` wins the race; the entries stay queued.
+          if (opened.socket.readyState() !== OPEN) return Effect.never
+          flush(opened)
+          return Effect.yieldNow()
+        })
       ))
 
     /** The fast path: open, ready and nothing queued ahead, so the frame goes straight out. */
@@ -215,11 +220,14 @@ export const makeClient = (
     const send = (data: Message): Effect.Effect<void, SendError> =>
       Effect.async<void, SendError>((resume) => {
         if (stopped) return resume(Effect.fail(new SendError({ reason: "Closed", payload: data })))
+        const written = writeDirectly(data, (error) => {
+          resume(error === undefined || error === null ? Effect.void : Effect.fail(new SendError({ reason: "WriteFailed", payload: data, cause: error })))
+        })
+        if (written) return
         const entry: Entry = {
           payload: data,
           done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
         }
-        if (writeDirectly(data, completion(entry))) return
         outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(outbox.size, []))
         return Effect.sync(() => {
           outbox.remove(entry)

@@ -96,7 +96,8 @@ export class ConnectionListener implements SocketListener {
     // A no-op once open: a Deferred completes once.
     Deferred.unsafeDone(this.opened, Exit.fail(toConnectError(this.url, this.failure)))
     const initiator = this.closeRequested ? "client" : code === ABNORMAL_CLOSURE ? "transport" : "server"
-    Deferred.unsafeDone(this.closed, Exit.succeed(new Disconnected({ code, reason, wasClean, initiator })))
+    this.ended = new Disconnected({ code, reason, wasClean, initiator })
+    Deferred.unsafeDone(this.closed, Exit.succeed(this.ended))
     this.inbound.end()
   }
 
@@ -133,6 +134,12 @@ export class ConnectionListener implements SocketListener {
       }
     })
   }
+
+  /** How it ended, once `release` returned: a transport that never reported CLOSED counts as 1006. */
+  readonly closedAfterRelease: Effect.Effect<Disconnected> = Effect.sync(() =>
+    this.ended ?? new Disconnected({ code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" })
+  )
+  private ended: Disconnected | undefined = undefined
 
   // Release runs in finalizers, which are uninterruptible: a timeout there cannot interrupt the
   // wait unless the wait itself is marked interruptible, and would then never fire.
@@ -281,7 +288,7 @@ const makeConnection = (listener: ConnectionListener, socket: TransportSocket, o
       Effect.suspend(() => {
         const [sendableCode, sendableReason] = sendableClose(code, reason)
         return listener.release(sendableCode, sendableReason, options.closeTimeout)
-      }).pipe(Effect.zipRight(listener.awaitClosed)),
+      }).pipe(Effect.zipRight(listener.closedAfterRelease)),
     ping: Effect.sync(() => socket.ping()),
     activity: Effect.sync(() => listener.activity)
   }
