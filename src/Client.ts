@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { Redacted, Schedule, Scope, Stream, SubscriptionRef } from "effect"
+import type { Redacted, Schedule, Scope, Stream, Subscribable } from "effect"
 import { Config, Context, Duration, Effect, Layer, Option } from "effect"
 import type * as Connection from "./Connection.js"
 import type { SendError } from "./Errors.js"
@@ -18,6 +18,7 @@ import type { Message, Transport } from "./Transport.js"
 
 export { ClientEvent, ClientState } from "./internal/clientState.js"
 export type { ClientError } from "./Reconnect.js"
+export type { Overflow } from "./internal/outbox.js"
 
 /**
  * A long-lived link. Valid until its scope closes or `close` is called.
@@ -26,8 +27,8 @@ export type { ClientError } from "./Reconnect.js"
  * @category models
  */
 export interface Client {
-  /** Idle, Connecting, Open, Backoff or Closed; `state.changes` streams every transition. */
-  readonly state: SubscriptionRef.SubscriptionRef<ClientState>
+  /** Idle, Connecting, Open, Backoff or Closed: `state.get` now, `state.changes` every transition. Read-only. */
+  readonly state: Subscribable.Subscribable<ClientState>
   /** Every transition (with attempt, delay, error) and every accepted message that failed later. Sliding: a slow reader loses the oldest events, never blocks the client. */
   readonly events: Stream.Stream<ClientEvent>
   /** Inbound frames across reconnects, one stream for the life of the client; ends on `close`. Single consumer. */
@@ -79,7 +80,7 @@ export interface HeartbeatOptions {
  */
 export interface Options {
   /** Where to connect: a URL, an Effect run at every attempt (fresh token), or several endpoints tried in turn. */
-  readonly url: string | Effect.Effect<string> | readonly [string, ...Array<string>]
+  readonly url: string | URL | Effect.Effect<string> | readonly [string | URL, ...Array<string | URL>]
   /** Handshake headers; an Effect is run at every attempt. Values may be `Redacted`. */
   readonly headers?:
     | Readonly<Record<string, string | Redacted.Redacted<string>>>
@@ -139,9 +140,8 @@ const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
 export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope | Transport> => {
   const problems: Array<string> = []
   const url = options.url
-  const endpoints: ReadonlyArray<string | Effect.Effect<string>> = typeof url === "string" || Effect.isEffect(url)
-    ? [url]
-    : url
+  const endpoints: ReadonlyArray<string | URL | Effect.Effect<string>> =
+    typeof url === "string" || url instanceof URL || Effect.isEffect(url) ? [url] : url
   if (endpoints.length === 0) problems.push("url: give at least one endpoint")
   const headers = options.headers
   const heartbeat = options.heartbeat === false ? undefined : options.heartbeat ?? {}

@@ -21,7 +21,7 @@ const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([1002, 1003, 1007, 1008, 
 
 /**
  * The default `shouldRetry`: false for errors that will recur on every attempt: `InvalidUrl`,
- * `InvalidOptions`, `ProtocolViolation`, an HTTP 4xx rejection other than 408 and 429, and close
+ * `InvalidOptions`, `ProtocolViolation`, an HTTP 3xx or 4xx rejection other than 408 and 429, and close
  * codes 1002, 1003, 1007, 1008, 1009, 1010. Everything else is transient.
  *
  * @since 0.1.0
@@ -36,8 +36,8 @@ export const isRetryable = (error: ClientError): boolean => {
         case "ProtocolViolation":
           return false
         case "HandshakeRejected":
-          return error.status === undefined || error.status < 400 || error.status >= 500 || error.status === 408 ||
-            error.status === 429
+          // 3xx too: redirects are not followed, so the same answer comes back.
+          return error.status === undefined || error.status >= 500 || error.status === 408 || error.status === 429
         default:
           return true
       }

@@ -95,6 +95,16 @@ describe("BrowserTransport (global WebSocket)", () => {
       expect(opened && (yield* opened.closed)).toMatchObject({ code: 1000, initiator: "client" })
     })).pipe(provideBrowser))
 
+  it.live("cannot pause: a consumer that falls behind capacity ends the connection with 1008", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url, { inboundCapacity: 4 })
+      yield* server.flood(50, 16)
+      expect(yield* connection.closed).toMatchObject({ code: 1008, reason: "inbound queue overflow", initiator: "client", wasClean: false })
+      // What arrived before the overflow is still delivered.
+      expect(yield* Stream.runCount(connection.messages)).toBeGreaterThanOrEqual(4)
+    })).pipe(provideBrowser))
+
   it.live("has no protocol ping and cannot pause: ping is false", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

@@ -549,6 +549,7 @@ describe("Reconnect policy", () => {
       new ConnectError({ reason, url: "ws://x/", detail: "", ...(status === undefined ? {} : { status }) })
     expect(Reconnect.isRetryable(connect("InvalidUrl"))).toBe(false)
     expect(Reconnect.isRetryable(connect("ProtocolViolation"))).toBe(false)
+    expect(Reconnect.isRetryable(connect("HandshakeRejected", 301))).toBe(false)
     expect(Reconnect.isRetryable(connect("HandshakeRejected", 401))).toBe(false)
     expect(Reconnect.isRetryable(connect("HandshakeRejected", 404))).toBe(false)
     expect(Reconnect.isRetryable(connect("HandshakeRejected", 408))).toBe(true)

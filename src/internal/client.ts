@@ -3,7 +3,7 @@
  * watch for the end), backs off by the Schedule and tries again; the outbox and the inbound
  * stream that outlive each connection.
  */
-import type { Redacted, Schedule, Scope } from "effect"
+import type { Redacted, Schedule, Scope, Subscribable } from "effect"
 import {
   Cause,
   Chunk,
@@ -43,7 +43,7 @@ import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
 
 /** The Client's options after defaults; built by `Client.make`. */
 export interface ClientSettings {
-  readonly endpoints: ReadonlyArray<string | Effect.Effect<string>>
+  readonly endpoints: ReadonlyArray<string | URL | Effect.Effect<string>>
   readonly connection: ConnectOptions
   readonly headers: Effect.Effect<Readonly<Record<string, string | Redacted.Redacted<string>>>> | undefined
   readonly schedule: Schedule.Schedule<unknown, ClientError>
@@ -61,7 +61,7 @@ export interface ClientSettings {
 
 /** The Client as its public module describes it. */
 export interface ClientShape {
-  readonly state: SubscriptionRef.SubscriptionRef<ClientStateType>
+  readonly state: Subscribable.Subscribable<ClientStateType>
   readonly events: Stream.Stream<ClientEventType>
   readonly messages: Stream.Stream<Message>
   readonly send: (data: Message) => Effect.Effect<void, SendError>
@@ -76,7 +76,8 @@ type SessionEnd =
   | { readonly _tag: "Ended"; readonly error: ClientError; readonly uptime: number }
   | { readonly _tag: "ReconnectRequested" }
 
-const labelOf = (endpoint: string | Effect.Effect<string>): string => {
+const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
+  if (endpoint instanceof URL) return redactUrl(endpoint)
   if (typeof endpoint !== "string") return "(url from an Effect)"
   try {
     return redactUrl(new URL(endpoint))
@@ -260,7 +261,7 @@ export const makeClient = (
         })
       })
 
-    const session = (attempt: number, endpoint: string | Effect.Effect<string>): Effect.Effect<SessionEnd, never, Transport> =>
+    const session = (attempt: number, endpoint: string | URL | Effect.Effect<string>): Effect.Effect<SessionEnd, never, Transport> =>
       Effect.scoped(Effect.gen(function*() {
         const label = labelOf(endpoint)
         yield* setState(ClientState.Connecting({ attempt, endpoint: label }))

@@ -52,7 +52,11 @@ export class ConnectionListener implements SocketListener {
       capacity,
       () => this.socket?.pause() ?? false,
       () => this.socket?.resume(),
-      () => this.requestClose(POLICY_VIOLATION, "inbound queue overflow")
+      () => {
+        // Report 1008 whatever the platform lets us send (browsers send only 1000 or 3000-4999).
+        this.onProtocolError(POLICY_VIOLATION, "inbound queue overflow")
+        this.requestClose(POLICY_VIOLATION, "inbound queue overflow")
+      }
     )
   }
 
@@ -80,8 +84,9 @@ export class ConnectionListener implements SocketListener {
   }
 
   readonly onClose = (code: number, reason: string, wasClean: boolean): void => {
-    // The peer broke the protocol and ws closed without a close handshake: report why.
-    const protocolError = code === ABNORMAL_CLOSURE ? this.protocolError : undefined
+    // This side closed because the peer broke the protocol (ws then reports 1006, a browser the
+    // code it was allowed to send): report the real code and why.
+    const protocolError = this.protocolError
     if (protocolError !== undefined) {
       code = protocolError.code
       reason = protocolError.reason

@@ -50,7 +50,11 @@ export const runHeartbeat = (
       if (listener.inbound.isPaused) continue
       const seen = listener.activity
       if (!probe(socket, options.message)) {
-        // Nothing to probe with: only inbound traffic can show life; wait for the next interval.
+        if (socket.readyState() === OPEN) {
+          // No protocol ping here (a browser) and no app-level message configured: say so once.
+          yield* Effect.logWarning("lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)")
+          return yield* Effect.never
+        }
         continue
       }
       const probedAt = yield* Clock.currentTimeMillis

@@ -1,0 +1,12 @@
+/**
+ * lifeline for browsers: everything but `NodeTransport`, so a bundle does not pull in `ws`.
+ *
+ * @since 0.1.0
+ */
+export * as BrowserTransport from "./BrowserTransport.js"
+export * as Client from "./Client.js"
+export * as Connection from "./Connection.js"
+export * from "./Errors.js"
+export * as Reconnect from "./Reconnect.js"
+export type { ClientError } from "./Reconnect.js"
+export * as Transport from "./Transport.js"
