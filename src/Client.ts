@@ -29,7 +29,12 @@ export type { Overflow } from "./internal/outbox.js"
 export interface Client {
   /** Idle, Connecting, Open, Backoff or Closed: `state.get` now, `state.changes` every transition. Read-only. */
   readonly state: Subscribable.Subscribable<ClientState>
-  /** Every transition (with attempt, delay, error) and every accepted message that failed later. Sliding: a slow reader loses the oldest events, never blocks the client. */
+  /**
+   * Every transition (with attempt, delay, error) and every accepted message that failed later.
+   * A new subscriber first receives the 16 most recent events, so the first transitions are not
+   * lost to a subscriber that attaches after `make`. Sliding: a slow reader loses the oldest
+   * events, never blocks the client.
+   */
   readonly events: Stream.Stream<ClientEvent>
   /** Inbound frames across reconnects, one stream for the life of the client; ends on `close`. Single consumer. */
   readonly messages: Stream.Stream<Message>
@@ -64,7 +69,7 @@ export interface Client {
  * @category models
  */
 export interface HeartbeatOptions {
-  /** Probe after this long without an inbound frame. Default 20 s. */
+  /** Probe after this long without an inbound frame (sampled every quarter of it). Default 20 s. */
   readonly interval?: Duration.DurationInput
   /** Reconnect if nothing arrives this long after a probe. Default 10 s. */
   readonly timeout?: Duration.DurationInput

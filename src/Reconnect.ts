@@ -77,7 +77,7 @@ export const exponentialBackoff = (options: BackoffOptions = {}): Schedule.Sched
       Effect.map(Random.next, (random) => {
         const ceiling = Math.min(Duration.toMillis(delay), cap)
         const millis = Number.isFinite(ceiling) ? ceiling * random : cap * random
-        return Duration.millis(Math.max(1, millis))
+        return Duration.millis(Math.max(1, Math.round(millis)))
       })
     )
   )

@@ -190,9 +190,9 @@ describe("Client: reconnect", () => {
         Stream.runCollect
       ))
       const states = Chunk.toArray(yield* Fiber.join(seen))
-      // The subscription may start after the first Connecting.
-      const tags = states.map((state) => state?._tag)
-      expect(tags.slice(-3)).toEqual(["Backoff", "Connecting", "Open"])
+      // Subscribed after make returned, yet the first transitions are there (replayed).
+      expect(states.map((state) => state?._tag)).toEqual(["Connecting", "Backoff", "Connecting", "Open"])
+      expect(states[0]).toMatchObject({ attempt: 1 })
       expect(states.at(-3)).toMatchObject({ attempt: 1, error: { status: 503 } })
       expect(Duration.toMillis((states.at(-3) as { delay: Duration.Duration }).delay)).toBe(50)
       expect(states.at(-2)).toMatchObject({ attempt: 2 })
@@ -308,8 +308,8 @@ describe("Client: heartbeat", () => {
       const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
       const found = Date.now() - started
       expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
-      // interval + timeout = 400 ms, plus timer slack.
-      expect(found).toBeLessThan(1500)
+      // At most 1.25 x interval + timeout = 450 ms, plus timer slack.
+      expect(found).toBeLessThan(1200)
       yield* proxy.restore
       yield* awaitState(client, isTag("Open"), "3 seconds")
     })).pipe(provideNode))

@@ -88,6 +88,9 @@ const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
 
 const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
 
+/** How many recent events a new `events` subscriber receives first. */
+const EVENTS_REPLAY = 16
+
 const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" })
 
 /**
@@ -144,7 +147,8 @@ export const makeClient = (
     const scope = yield* Effect.scope
     const context = yield* Effect.context<Transport>()
     const state = yield* SubscriptionRef.make<ClientStateType>(ClientState.Idle())
-    const events = yield* PubSub.sliding<ClientEventType>(settings.eventsCapacity)
+    // Replay: a subscriber that attaches after `make` returned still sees the first transitions.
+    const events = yield* PubSub.sliding<ClientEventType>({ capacity: settings.eventsCapacity, replay: EVENTS_REPLAY })
     const outbox = new Outbox(settings.outboxCapacity, settings.overflow)
     const connections = new SuccessiveInbound()
 

@@ -26,7 +26,10 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
   return true
 }
 
-/** Runs until the peer stops answering, then fails with `TimeoutError heartbeat`. */
+/**
+ * Runs until the peer stops answering, then fails with `TimeoutError heartbeat`. Silence is
+ * sampled every quarter interval, so a dead peer is found within 1.25 x interval + timeout.
+ */
 export const runHeartbeat = (
   socket: TransportSocket,
   listener: ConnectionListener,
@@ -34,21 +37,24 @@ export const runHeartbeat = (
   options: HeartbeatOptions
 ): Effect.Effect<never, TimeoutError> =>
   Effect.gen(function*() {
+    const intervalMillis = Duration.toMillis(options.interval)
+    const tick = Duration.millis(intervalMillis / 4)
     const timeoutMillis = Duration.toMillis(options.timeout)
     // A wait that overran its timer by this much means our own timers were stalled.
     const stallTolerance = Math.max(1000, timeoutMillis / 2)
-    let probeNow = false
+    let quietSince = yield* Clock.currentTimeMillis
+    let seen = listener.activity
     while (true) {
-      if (!probeNow) {
-        const seen = listener.activity
-        yield* Effect.sleep(options.interval)
-        if (listener.activity !== seen) continue
-      }
-      probeNow = false
+      yield* Effect.sleep(tick)
+      const now = yield* Clock.currentTimeMillis
       // A paused socket is one whose peer sent more than the consumer has read: alive, and its
       // pong could not be read anyway.
-      if (listener.inbound.isPaused) continue
-      const seen = listener.activity
+      if (listener.activity !== seen || listener.inbound.isPaused) {
+        seen = listener.activity
+        quietSince = now
+        continue
+      }
+      if (now - quietSince < intervalMillis) continue
       if (!probe(socket, options.message)) {
         if (socket.readyState() === OPEN) {
           // No protocol ping here (a browser) and no app-level message configured: say so once.
@@ -57,13 +63,17 @@ export const runHeartbeat = (
         }
         continue
       }
-      const probedAt = yield* Clock.currentTimeMillis
+      const probedAt = now
       yield* Effect.sleep(options.timeout)
-      if (listener.activity !== seen || listener.inbound.isPaused) continue
-      const waited = (yield* Clock.currentTimeMillis) - probedAt
-      if (waited > timeoutMillis + stallTolerance) {
-        // The answer may be sitting unread behind the stall: ask again rather than give up.
-        probeNow = true
+      const answeredAt = yield* Clock.currentTimeMillis
+      if (listener.activity !== seen || listener.inbound.isPaused) {
+        seen = listener.activity
+        quietSince = answeredAt
+        continue
+      }
+      if (answeredAt - probedAt > timeoutMillis + stallTolerance) {
+        // The answer may be sitting unread behind the stall: probe again rather than give up.
+        quietSince = answeredAt - intervalMillis
         continue
       }
       return yield* Effect.fail(new TimeoutError({ operation: "heartbeat", timeout: options.timeout, url }))
