@@ -20,18 +20,11 @@ import type { ConnectError, SendError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { awaitSleeper } from "./support/testClock.js"
 
 const provideNode = Effect.provide(NodeTransport.layer)
 const fast = Schedule.spaced("20 millis")
 
-/** Waits (bounded) until some fiber sleeps on the TestClock. */
-const awaitSleeper = Effect.gen(function*() {
-  for (let turn = 0; turn < 10_000; turn++) {
-    if (Chunk.isNonEmpty(yield* TestClock.sleeps())) return
-    yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
-  }
-  return yield* Effect.dieMessage("no fiber ever slept on the TestClock")
-})
 
 describe("Client: connect, send, receive", () => {
   it.live("echoes messages and reports Open with the redacted endpoint", () =>

@@ -5,18 +5,11 @@ import { Connection, NodeTransport } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { awaitSleeper } from "./support/testClock.js"
 import { makeRecordingTransport } from "./support/recordingTransport.js"
 
 const provideNode = Effect.provide(NodeTransport.layer)
 
-/** Waits (bounded) until some fiber sleeps on the TestClock, so that `adjust` reaches it. */
-const awaitSleeper = Effect.gen(function*() {
-  for (let turn = 0; turn < 10_000; turn++) {
-    if (Chunk.isNonEmpty(yield* TestClock.sleeps())) return
-    yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
-  }
-  return yield* Effect.dieMessage("no fiber ever slept on the TestClock")
-})
 
 const connectError = (url: string | URL, options?: Connection.Options) =>
   Connection.connect(url, options).pipe(Effect.flip, Effect.scoped, provideNode)

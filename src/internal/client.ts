@@ -3,7 +3,7 @@
  * watch for the end), backs off by the Schedule and tries again; the outbox and the inbound
  * stream that outlive each connection.
  */
-import type { Redacted, Schedule, Scope, Subscribable } from "effect"
+import type { Redacted, Schedule, Scope } from "effect"
 import {
   Cause,
   Chunk,
@@ -23,6 +23,7 @@ import {
   Stream,
   SubscriptionRef
 } from "effect"
+import type { Client } from "../Client.js"
 import type { Connection } from "../Connection.js"
 import { ConnectError, Disconnected, OnOpenError, SendError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
@@ -57,19 +58,6 @@ export interface ClientSettings {
   readonly eventsCapacity: number
   /** Why the options cannot work; the client then starts Closed with ConnectError InvalidOptions. */
   readonly invalid: string | undefined
-}
-
-/** The Client as its public module describes it. */
-export interface ClientShape {
-  readonly state: Subscribable.Subscribable<ClientStateType>
-  readonly events: Stream.Stream<ClientEventType>
-  readonly messages: Stream.Stream<Message>
-  readonly send: (data: Message) => Effect.Effect<void, SendError>
-  readonly enqueue: (data: Message) => Effect.Effect<void, SendError>
-  readonly awaitOpen: Effect.Effect<void, ClientError>
-  readonly reconnect: Effect.Effect<void>
-  readonly close: (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>
-  readonly outboxSize: Effect.Effect<number>
 }
 
 type SessionEnd =
@@ -142,7 +130,7 @@ class SuccessiveInbound {
 
 export const makeClient = (
   settings: ClientSettings
-): Effect.Effect<ClientShape, never, Scope.Scope | Transport> =>
+): Effect.Effect<Client, never, Scope.Scope | Transport> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
     const context = yield* Effect.context<Transport>()
@@ -451,7 +439,7 @@ export const makeClient = (
       }),
       close,
       outboxSize: Effect.sync(() => outbox.size)
-    } satisfies ClientShape
+    } satisfies Client
   })
 
 
