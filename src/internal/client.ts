@@ -76,6 +76,8 @@ const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
 
 const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
 
+const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
 /** How many recent events a new `events` subscriber receives first. */
 const EVENTS_REPLAY = 16
 
@@ -183,9 +185,9 @@ export const makeClient = (
         socket.send(entry.payload, completion(entry))
         bytes += approximateBytes(entry.payload)
       }
-      Metrics.messagesOut.unsafeUpdate(entries.length, [])
-      Metrics.bytesOut.unsafeUpdate(bytes, [])
-      Metrics.outboxDepth.unsafeUpdate(outbox.size, [])
+      Metrics.messagesOut.unsafeUpdate(entries.length, NO_TAGS)
+      Metrics.bytesOut.unsafeUpdate(bytes, NO_TAGS)
+      Metrics.outboxDepth.unsafeUpdate(outbox.size, NO_TAGS)
       return entries.length
     }
 
@@ -205,8 +207,8 @@ export const makeClient = (
       const opened = current
       if (opened === undefined || !ready || outbox.size > 0 || opened.socket.readyState() !== OPEN) return false
       opened.socket.send(data, done)
-      Metrics.messagesOut.unsafeUpdate(1, [])
-      Metrics.bytesOut.unsafeUpdate(approximateBytes(data), [])
+      Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
+      Metrics.bytesOut.unsafeUpdate(approximateBytes(data), NO_TAGS)
       return true
     }
 
@@ -221,35 +223,51 @@ export const makeClient = (
           payload: data,
           done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
         }
-        outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(outbox.size, []))
+        outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(outbox.size, NO_TAGS))
         return Effect.sync(() => {
           outbox.remove(entry)
         })
       })
 
+    /** The write callback of a frame whose sender is gone: a failure becomes a MessageFailed event. */
+    const reportIfFailed = (data: Message) => (error?: Error | null): void => {
+      if (error !== undefined && error !== null) reportFailure(new SendError({ reason: "WriteFailed", payload: data, cause: error }))
+    }
+
+    // Synchronous unless the outbox is full under `suspend`: the pipelining path allocates no
+    // Effect.async, no fiber and, when connected with nothing queued, only the write callback.
     const enqueue = (data: Message): Effect.Effect<void, SendError> =>
-      Effect.async<void, SendError>((resume) => {
-        if (stopped) return resume(Effect.fail(new SendError({ reason: "Closed", payload: data })))
+      Effect.suspend(() => {
+        if (stopped) return Effect.fail(new SendError({ reason: "Closed", payload: data }))
+        if (writeDirectly(data, reportIfFailed(data))) return Effect.void
         let buffered = false
+        let rejected: SendError | undefined
+        let wake: ((effect: Effect.Effect<void, SendError>) => void) | undefined
         const entry: Entry = {
           payload: data,
           // Before it is buffered a failure fails `enqueue`; after, it is reported as an event.
           done: (error) => {
-            if (!buffered) resume(error === undefined ? Effect.void : Effect.fail(error))
-            else if (error !== undefined) reportFailure(error)
+            if (error === undefined) return
+            if (buffered) return reportFailure(error)
+            rejected = error
+            if (wake !== undefined) wake(Effect.fail(error))
           }
-        }
-        if (writeDirectly(data, completion(entry))) {
-          buffered = true
-          return resume(Effect.void)
         }
         outbox.offer(entry, () => {
           buffered = true
-          Metrics.outboxDepth.unsafeUpdate(outbox.size, [])
-          resume(Effect.void)
+          if (wake !== undefined) wake(Effect.void)
         })
-        return Effect.sync(() => {
-          if (!buffered) outbox.remove(entry)
+        if (buffered) {
+          Metrics.outboxDepth.unsafeUpdate(outbox.size, NO_TAGS)
+          return Effect.void
+        }
+        if (rejected !== undefined) return Effect.fail(rejected)
+        // Full under `suspend`: wait for room.
+        return Effect.async<void, SendError>((resume) => {
+          wake = resume
+          return Effect.sync(() => {
+            if (!buffered) outbox.remove(entry)
+          })
         })
       })
 
@@ -272,9 +290,9 @@ export const makeClient = (
         }
         const opened = attemptResult.right
         const openedAt = yield* Clock.currentTimeMillis
-        Metrics.connects.unsafeUpdate(1, [])
-        Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, [])
-        if (everOpened) Metrics.reconnects.unsafeUpdate(1, [])
+        Metrics.connects.unsafeUpdate(1, NO_TAGS)
+        Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
+        if (everOpened) Metrics.reconnects.unsafeUpdate(1, NO_TAGS)
         everOpened = true
         if (settings.onOpen !== undefined) {
           const onOpen = settings.onOpen
@@ -312,7 +330,7 @@ export const makeClient = (
       Effect.gen(function*() {
         stopped = true
         const unsent = outbox.failAll("Closed")
-        Metrics.outboxDepth.unsafeUpdate(0, [])
+        Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
         yield* setState(ClientState.Closed({ error }))
         return unsent
       })
@@ -413,10 +431,10 @@ export const makeClient = (
 
     const inbound = Stream.repeatEffectChunkOption(connections.pull).pipe(
       Stream.mapChunks((chunk) => {
-        Metrics.messagesIn.unsafeUpdate(chunk.length, [])
+        Metrics.messagesIn.unsafeUpdate(chunk.length, NO_TAGS)
         let bytes = 0
         for (const message of chunk) bytes += approximateBytes(message)
-        Metrics.bytesIn.unsafeUpdate(bytes, [])
+        Metrics.bytesIn.unsafeUpdate(bytes, NO_TAGS)
         const isPong = settings.isPong
         return isPong === undefined ? chunk : Chunk.filter(chunk, (message) => !isPong(message))
       })
