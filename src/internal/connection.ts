@@ -1,12 +1,11 @@
 /**
- * The machinery of one connection: the listener the transport calls, the open and closed
- * Deferreds, the inbound buffer, and the readyState-aware release of invariant 2.
+ * The machinery of one connection: the listener the transport calls, the open and close
+ * signals, the inbound buffer, and the readyState-aware release of invariant 2.
  */
-import type { Scope } from "effect"
-import { Chunk, Deferred, Duration, Effect, Either, Exit, FiberId, Option, Sink, Stream } from "effect"
+import { Chunk, Deferred, Duration, Effect, Either, Exit, FiberId, Option, Scope, Sink, Stream } from "effect"
 import type { Connection } from "../Connection.js"
 import { ConnectError, Disconnected, SendError, TimeoutError } from "../Errors.js"
-import type { Message, SocketListener, TransportSocket } from "../Transport.js"
+import type { Message, ReadyState, SocketListener, TransportSocket } from "../Transport.js"
 import { Transport } from "../Transport.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
@@ -36,11 +35,36 @@ export interface ResolvedOptions {
 /** The listener half: filled by the transport's callbacks, read by the Connection's effects. */
 export class ConnectionListener implements SocketListener {
   socket: TransportSocket | undefined = undefined
-  readonly opened = Deferred.unsafeMake<void, ConnectError>(FiberId.none)
-  readonly closed = Deferred.unsafeMake<Disconnected>(FiberId.none)
+  // Deferreds made only when someone waits, and dropped once complete: an idle connection
+  // keeps neither (idle memory per connection is a benchmark target).
+  private openOutcome: Exit.Exit<void, ConnectError> | undefined = undefined
+  private openSignal: Deferred.Deferred<void, ConnectError> | undefined = undefined
+  private closeSignal: Deferred.Deferred<Disconnected> | undefined = undefined
+  private ended: Disconnected | undefined = undefined
   readonly inbound: InboundBuffer<Message>
-  readonly awaitOpened: Effect.Effect<void, ConnectError> = Deferred.await(this.opened)
-  readonly awaitClosed: Effect.Effect<Disconnected> = Deferred.await(this.closed)
+  get awaitOpened(): Effect.Effect<void, ConnectError> {
+    return Effect.suspend(() => {
+      if (this.openOutcome !== undefined) return this.openOutcome
+      this.openSignal ??= Deferred.unsafeMake<void, ConnectError>(FiberId.none)
+      return Deferred.await(this.openSignal)
+    })
+  }
+  get awaitClosed(): Effect.Effect<Disconnected> {
+    return Effect.suspend(() => {
+      if (this.ended !== undefined) return Effect.succeed(this.ended)
+      this.closeSignal ??= Deferred.unsafeMake<Disconnected>(FiberId.none)
+      return Deferred.await(this.closeSignal)
+    })
+  }
+
+  /** The first outcome wins, as with a Deferred. */
+  private settleOpen(outcome: Exit.Exit<void, ConnectError>): void {
+    if (this.openOutcome !== undefined) return
+    this.openOutcome = outcome
+    const signal = this.openSignal
+    this.openSignal = undefined
+    if (signal !== undefined) Deferred.unsafeDone(signal, outcome)
+  }
   /** Counts inbound frames and pongs: the heartbeat reads it to tell whether the peer is alive. */
   activity = 0
   private closeRequested = false
@@ -48,42 +72,48 @@ export class ConnectionListener implements SocketListener {
   private failure: HandshakeFailure | undefined = undefined
 
   constructor(readonly url: string, capacity: number) {
-    this.inbound = new InboundBuffer<Message>(
-      capacity,
-      () => this.socket?.pause() ?? false,
-      () => this.socket?.resume(),
-      () => {
-        // Report 1008 whatever the platform lets us send (browsers send only 1000 or 3000-4999).
-        this.onProtocolError(POLICY_VIOLATION, "inbound queue overflow")
-        this.requestClose(POLICY_VIOLATION, "inbound queue overflow")
-      }
-    )
+    this.inbound = new InboundBuffer<Message>(capacity, this)
   }
 
-  readonly onOpen = (): void => {
-    Deferred.unsafeDone(this.opened, Exit.void)
+  // InboundSource: the buffer pauses and resumes this connection's socket.
+  pause(): boolean {
+    return this.socket?.pause() ?? false
   }
 
-  readonly onMessage = (data: Message): void => {
+  resume(): void {
+    this.socket?.resume()
+  }
+
+  overflow(): void {
+    // Report 1008 whatever the platform lets us send (browsers send only 1000 or 3000-4999).
+    this.onProtocolError(POLICY_VIOLATION, "inbound queue overflow")
+    this.requestClose(POLICY_VIOLATION, "inbound queue overflow")
+  }
+
+  onOpen(): void {
+    this.settleOpen(Exit.void)
+  }
+
+  onMessage(data: Message): void {
     this.activity++
     this.inbound.offer(data)
   }
 
-  readonly onPong = (): void => {
+  onPong(): void {
     this.activity++
   }
 
-  readonly onHandshakeFailure = (failure: HandshakeFailure): void => {
+  onHandshakeFailure(failure: HandshakeFailure): void {
     this.failure = failure
-    Deferred.unsafeDone(this.opened, Exit.fail(toConnectError(this.url, failure)))
+    this.settleOpen(Exit.fail(toConnectError(this.url, failure)))
   }
 
-  readonly onProtocolError = (code: number, reason: string): void => {
+  onProtocolError(code: number, reason: string): void {
     this.closeRequested = true
     if (this.protocolError === undefined) this.protocolError = { code, reason }
   }
 
-  readonly onClose = (code: number, reason: string, wasClean: boolean): void => {
+  onClose(code: number, reason: string, wasClean: boolean): void {
     // This side closed because the peer broke the protocol (ws then reports 1006, a browser the
     // code it was allowed to send): report the real code and why.
     const protocolError = this.protocolError
@@ -98,11 +128,13 @@ export class ConnectionListener implements SocketListener {
         detail: `the socket closed with code ${code} before it opened`
       }
     }
-    // A no-op once open: a Deferred completes once.
-    Deferred.unsafeDone(this.opened, Exit.fail(toConnectError(this.url, this.failure)))
+    // A no-op once open: the first outcome wins.
+    this.settleOpen(Exit.fail(toConnectError(this.url, this.failure)))
     const initiator = this.closeRequested ? "client" : code === ABNORMAL_CLOSURE ? "transport" : "server"
     this.ended = new Disconnected({ code, reason, wasClean, initiator })
-    Deferred.unsafeDone(this.closed, Exit.succeed(this.ended))
+    const signal = this.closeSignal
+    this.closeSignal = undefined
+    if (signal !== undefined) Deferred.unsafeDone(signal, Exit.succeed(this.ended))
     this.inbound.end()
   }
 
@@ -141,14 +173,17 @@ export class ConnectionListener implements SocketListener {
   }
 
   /** How it ended, once `release` returned: a transport that never reported CLOSED counts as 1006. */
-  readonly closedAfterRelease: Effect.Effect<Disconnected> = Effect.sync(() =>
-    this.ended ?? new Disconnected({ code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" })
-  )
-  private ended: Disconnected | undefined = undefined
+  get closedAfterRelease(): Effect.Effect<Disconnected> {
+    return Effect.sync(() =>
+      this.ended ?? new Disconnected({ code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" })
+    )
+  }
 
   // Release runs in finalizers, which are uninterruptible: a timeout there cannot interrupt the
   // wait unless the wait itself is marked interruptible, and would then never fire.
-  private readonly awaitClosedInterruptibly: Effect.Effect<Disconnected> = Effect.interruptible(Deferred.await(this.closed))
+  private get awaitClosedInterruptibly(): Effect.Effect<Disconnected> {
+    return Effect.interruptible(this.awaitClosed)
+  }
 
   private waitForClose(timeout: Duration.Duration): Effect.Effect<void> {
     return this.awaitClosedInterruptibly.pipe(Effect.timeoutOption(timeout), Effect.asVoid)
@@ -227,12 +262,19 @@ export const openConnection = <E, R>(
       listener.socket = socket
       return restore(awaitOpen(listener, checked)).pipe(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : listener.release(closeCodeOf(exit), "", checked.closeTimeout)),
-        Effect.zipRight(Effect.addFinalizer((exit) => listener.release(closeCodeOf(exit), "", checked.closeTimeout))),
+        // Scope.addFinalizerExit, not Effect.addFinalizer: the latter keeps the acquiring fiber's
+        // FiberRefs (context, span) alive for the life of the connection, several KB each.
+        Effect.zipRight(Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, releaseOnExit(listener, checked.closeTimeout)))),
         Effect.as([listener, socket] as const)
       )
     })
-    return { connection: makeConnection(listener, socket, checked), socket, listener }
+    return { connection: new LiveConnection(listener, socket, checked), socket, listener }
   }).pipe(Effect.withSpan("lifeline.connect"))
+
+// Module level on purpose: a finalizer made inside `openConnection` would keep that whole
+// generator's scope (URL, options, transport) alive for the life of the connection.
+const releaseOnExit = (listener: ConnectionListener, closeTimeout: Duration.Duration) =>
+  (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => listener.release(closeCodeOf(exit), "", closeTimeout)
 
 const awaitOpen = (listener: ConnectionListener, options: ResolvedOptions): Effect.Effect<void, ConnectError | TimeoutError> =>
   Effect.timeoutFail(listener.awaitOpened, {
@@ -240,62 +282,104 @@ const awaitOpen = (listener: ConnectionListener, options: ResolvedOptions): Effe
     onTimeout: () => openTimeoutError(listener.url, options.openTimeout)
   })
 
-const makeConnection = (listener: ConnectionListener, socket: TransportSocket, options: ResolvedOptions): Connection => {
-  const highWater = options.writeHighWaterMark
+/**
+ * The Connection. A class so that one connection costs a few fields, not a closure per method:
+ * idle memory per connection is a benchmark target. `messages` and `sink` are built on first use.
+ */
+class LiveConnection implements Connection {
+  constructor(
+    private readonly listener: ConnectionListener,
+    private readonly socket: TransportSocket,
+    private readonly options: ResolvedOptions
+  ) {}
 
-  const send = (data: Message): Effect.Effect<void, SendError> =>
-    Effect.async<void, SendError>((resume) => {
+  get url(): string {
+    return this.listener.url
+  }
+
+  get protocol(): string {
+    return this.socket.protocol()
+  }
+
+  get readyState(): Effect.Effect<ReadyState> {
+    return Effect.sync(() => this.socket.readyState())
+  }
+
+  get bufferedAmount(): Effect.Effect<number> {
+    return Effect.sync(() => this.socket.bufferedAmount())
+  }
+
+  get closed(): Effect.Effect<Disconnected> {
+    return this.listener.awaitClosed
+  }
+
+  get ping(): Effect.Effect<boolean> {
+    return Effect.sync(() => this.socket.ping())
+  }
+
+  get activity(): Effect.Effect<number> {
+    return Effect.sync(() => this.listener.activity)
+  }
+
+  get messages(): Stream.Stream<Message> {
+    return Stream.repeatEffectChunkOption(this.listener.inbound.pull)
+  }
+
+  get sink(): Sink.Sink<void, Message, never, SendError> {
+    return Sink.forEachChunk((chunk: Chunk.Chunk<Message>) => this.writeChunk(chunk))
+  }
+
+  send(data: Message): Effect.Effect<void, SendError> {
+    const socket = this.socket
+    return Effect.async<void, SendError>((resume) => {
       if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
       socket.send(data, (error) => {
         resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
       })
     })
+  }
 
-  const write = (data: Message): Effect.Effect<void, SendError> =>
-    Effect.suspend(() => {
+  write(data: Message): Effect.Effect<void, SendError> {
+    const socket = this.socket
+    return Effect.suspend(() => {
       if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
       socket.send(data)
       return Effect.void
     })
+  }
+
+  close(code: number = NORMAL_CLOSURE, reason = ""): Effect.Effect<Disconnected> {
+    return Effect.suspend(() => {
+      const [sendableCode, sendableReason] = sendableClose(code, reason)
+      return this.listener.release(sendableCode, sendableReason, this.options.closeTimeout)
+    }).pipe(Effect.zipRight(this.listener.closedAfterRelease))
+  }
 
   // Node: a send callback fires once everything before it was flushed, so one awaited send per
   // chunk is the drain signal. Browsers call it at once, so poll bufferedAmount there.
-  const waitBelowHighWater: Effect.Effect<void> = Effect.suspend(() =>
-    socket.bufferedAmount() <= highWater ? Effect.void : Effect.zipRight(Effect.sleep(Duration.millis(5)), waitBelowHighWater)
-  )
+  private waitBelowHighWater(): Effect.Effect<void> {
+    return Effect.suspend(() =>
+      this.socket.bufferedAmount() <= this.options.writeHighWaterMark
+        ? Effect.void
+        : Effect.zipRight(Effect.sleep(Duration.millis(5)), this.waitBelowHighWater())
+    )
+  }
 
-  const writeChunk = (chunk: Chunk.Chunk<Message>): Effect.Effect<void, SendError> =>
-    Effect.suspend(() => {
+  private writeChunk(chunk: Chunk.Chunk<Message>): Effect.Effect<void, SendError> {
+    return Effect.suspend(() => {
+      const socket = this.socket
       const size = chunk.length
       if (size === 0) return Effect.void
       // readyState cannot change during this synchronous loop: ws reports write errors later.
       if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, 0)))
       for (let index = 0; index < size - 1; index++) socket.send(Chunk.unsafeGet(chunk, index))
       const last = Chunk.unsafeGet(chunk, size - 1)
-      if (socket.bufferedAmount() + approximateBytes(last) <= highWater) {
+      if (socket.bufferedAmount() + approximateBytes(last) <= this.options.writeHighWaterMark) {
         socket.send(last)
         return Effect.void
       }
-      return Effect.zipRight(send(last), waitBelowHighWater)
+      return Effect.zipRight(this.send(last), this.waitBelowHighWater())
     })
-
-  return {
-    url: listener.url,
-    protocol: socket.protocol(),
-    readyState: Effect.sync(() => socket.readyState()),
-    bufferedAmount: Effect.sync(() => socket.bufferedAmount()),
-    send,
-    write,
-    sink: Sink.forEachChunk(writeChunk),
-    messages: Stream.repeatEffectChunkOption(listener.inbound.pull),
-    closed: listener.awaitClosed,
-    close: (code = NORMAL_CLOSURE, reason = "") =>
-      Effect.suspend(() => {
-        const [sendableCode, sendableReason] = sendableClose(code, reason)
-        return listener.release(sendableCode, sendableReason, options.closeTimeout)
-      }).pipe(Effect.zipRight(listener.closedAfterRelease)),
-    ping: Effect.sync(() => socket.ping()),
-    activity: Effect.sync(() => listener.activity)
   }
 }
 

@@ -5,22 +5,25 @@
  */
 import { Chunk, Effect, Option } from "effect"
 
+/** What the buffer asks of the socket that fills it. */
+export interface InboundSource {
+  /** The buffer is full; returns false when the source cannot pause. */
+  readonly pause: () => boolean
+  readonly resume: () => void
+  /** The buffer is full and the source cannot pause. */
+  readonly overflow: () => void
+}
+
 type Waiter<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
 
 export class InboundBuffer<A> {
   private items: Array<A> = []
-  private waiters: Array<Waiter<A>> = []
+  // Made on first wait: most buffers of idle connections never have a waiter.
+  private waiters: Array<Waiter<A>> | undefined = undefined
   private ended = false
   private paused = false
 
-  constructor(
-    readonly capacity: number,
-    /** Called when the buffer is full; returns false when the source cannot pause. */
-    private readonly pauseSource: () => boolean,
-    private readonly resumeSource: () => void,
-    /** Called when the buffer is full and the source cannot pause. */
-    private readonly onOverflow: () => void
-  ) {}
+  constructor(readonly capacity: number, private readonly source: InboundSource) {}
 
   get size(): number {
     return this.items.length
@@ -38,12 +41,12 @@ export class InboundBuffer<A> {
     items.push(item)
     if (items.length >= this.capacity && !this.paused) {
       this.paused = true
-      if (!this.pauseSource()) {
+      if (!this.source.pause()) {
         // A source that cannot pause (a browser) would grow without bound: end it instead.
-        this.onOverflow()
+        this.source.overflow()
       }
     }
-    const waiter = this.waiters.shift()
+    const waiter = this.waiters?.shift()
     if (waiter !== undefined) waiter(this.pull)
   }
 
@@ -51,30 +54,34 @@ export class InboundBuffer<A> {
   end(): void {
     if (this.ended) return
     this.ended = true
-    const waiters = this.waiters
-    this.waiters = []
+    const waiters = this.waiters ?? []
+    this.waiters = undefined
     for (const waiter of waiters) waiter(this.pull)
   }
 
   /** Everything buffered, or waits for the next item; fails with None at the end. */
-  readonly pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> = Effect.suspend(() => {
+  get pull(): Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> {
+    return Effect.suspend(() => this.pullNow())
+  }
+
+  private pullNow(): Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> {
     if (this.items.length > 0) return Effect.succeed(this.drain())
     if (this.ended) return Effect.fail(Option.none())
     return Effect.async<Chunk.Chunk<A>, Option.Option<never>>((resume) => {
-      this.waiters.push(resume)
+      ;(this.waiters ??= []).push(resume)
       return Effect.sync(() => {
-        const index = this.waiters.indexOf(resume)
-        if (index !== -1) this.waiters.splice(index, 1)
+        const index = this.waiters?.indexOf(resume) ?? -1
+        if (index !== -1) this.waiters?.splice(index, 1)
       })
     })
-  })
+  }
 
   private drain(): Chunk.Chunk<A> {
     const chunk = Chunk.unsafeFromArray(this.items)
     this.items = []
     if (this.paused) {
       this.paused = false
-      if (!this.ended) this.resumeSource()
+      if (!this.ended) this.source.resume()
     }
     return chunk
   }
