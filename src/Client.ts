@@ -104,7 +104,7 @@ export interface Options {
   readonly onOpen?: (connection: Connection.Connection) => Effect.Effect<void, unknown>
   /** Dead-peer detection; `false` turns it off. */
   readonly heartbeat?: HeartbeatOptions | false
-  /** Capacity of the sliding `events` hub. Default 1024. */
+  /** Capacity of the sliding `events` hub (allocated up front). Default 64. */
   readonly eventsCapacity?: number
 }
 
@@ -168,7 +168,7 @@ export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope
       message: heartbeat.message
     },
     isPong: heartbeat?.isPong,
-    eventsCapacity: countOption(problems, "eventsCapacity", options.eventsCapacity, 1024)
+    eventsCapacity: countOption(problems, "eventsCapacity", options.eventsCapacity, 64)
   }
   return makeClient({ ...settings, invalid: problems.length === 0 ? undefined : problems.join("; ") })
 }

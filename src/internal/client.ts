@@ -148,6 +148,7 @@ export const makeClient = (
     let closedForGood = false
     let everOpened = false
     let reconnectRequest = Deferred.unsafeMake<void>(FiberId.none)
+    let sessionEnd: Deferred.Deferred<ClientError | "reconnect"> | undefined
     let supervisor: Fiber.RuntimeFiber<void> | undefined
 
     const setState = (next: ClientStateType): Effect.Effect<void> =>
@@ -175,32 +176,34 @@ export const makeClient = (
       entry.done(error === undefined || error === null ? undefined : new SendError({ reason: "WriteFailed", payload: entry.payload, cause: error }))
     }
 
-    /** Writes everything queued, synchronously. Only while the session is ready and OPEN. */
-    const flush = (opened: OpenedConnection): number => {
+    let flushing = false
+    /**
+     * Writes everything queued, synchronously, oldest first, until the outbox is empty (taking
+     * entries admits suspended ones, which the next round writes). Only while ready and OPEN.
+     */
+    const flush = (opened: OpenedConnection): void => {
       const socket = opened.socket
-      if (!ready || socket.readyState() !== OPEN || outbox.size === 0) return 0
-      const entries = outbox.takeAll()
+      if (flushing || !ready || socket.readyState() !== OPEN) return
+      flushing = true
+      let count = 0
       let bytes = 0
-      for (const entry of entries) {
-        socket.send(entry.payload, completion(entry))
-        bytes += approximateBytes(entry.payload)
+      while (outbox.size > 0) {
+        for (const entry of outbox.takeAll()) {
+          socket.send(entry.payload, completion(entry))
+          bytes += approximateBytes(entry.payload)
+          count++
+        }
       }
-      Metrics.messagesOut.unsafeUpdate(entries.length, NO_TAGS)
+      flushing = false
+      Metrics.messagesOut.unsafeUpdate(count, NO_TAGS)
       Metrics.bytesOut.unsafeUpdate(bytes, NO_TAGS)
-      Metrics.outboxDepth.unsafeUpdate(outbox.size, NO_TAGS)
-      return entries.length
+      Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
     }
 
-    const writer = (opened: OpenedConnection): Effect.Effect<never> =>
-      Effect.forever(Effect.zipRight(
-        outbox.awaitEntries,
-        Effect.suspend(() => {
-          // Not OPEN: the session is ending and `closed` wins the race; the entries stay queued.
-          if (opened.socket.readyState() !== OPEN) return Effect.never
-          flush(opened)
-          return Effect.yieldNow()
-        })
-      ))
+    // An entry that lands in the outbox while connected (admitted from `suspend`) goes out at once.
+    outbox.onEntries = () => {
+      if (current !== undefined) flush(current)
+    }
 
     /** The fast path: open, ready and nothing queued ahead, so the frame goes straight out. */
     const writeDirectly = (data: Message, done: (error?: Error | null) => void): boolean => {
@@ -304,20 +307,30 @@ export const makeClient = (
         }
         current = opened
         connections.offer(opened.listener.inbound)
+        // One signal ends the session: the connection closing, the heartbeat failing, or
+        // `reconnect`. Callbacks complete it, so an open client waits without extra fibers.
+        const end = Deferred.unsafeMake<ClientError | "reconnect">(FiberId.none)
+        sessionEnd = end
+        opened.listener.onEnded = (disconnected) => Deferred.unsafeDone(end, Exit.succeed(disconnected))
+        // It may have ended already, while onOpen ran.
+        const alreadyEnded = opened.listener.endedWith
+        if (alreadyEnded !== undefined) Deferred.unsafeDone(end, Exit.succeed(alreadyEnded))
         yield* setState(ClientState.Open({ attempt, endpoint: opened.connection.url, since: openedAt }))
         ready = true
         flush(opened)
-        const heartbeat = settings.heartbeat === undefined
-          ? Effect.never
-          : Effect.flip(runHeartbeat(opened.socket, opened.listener, opened.connection.url, settings.heartbeat))
-        const ended: ClientError | "reconnect" = yield* Effect.raceAll([
-          writer(opened),
-          heartbeat,
-          opened.connection.closed,
-          Effect.as(Deferred.await(reconnectRequest), "reconnect" as const)
-        ]).pipe(Effect.ensuring(Effect.sync(() => {
+        if (settings.heartbeat !== undefined) {
+          yield* Effect.forkScoped(
+            Effect.flatMap(
+              Effect.flip(runHeartbeat(opened.socket, opened.listener, opened.connection.url, settings.heartbeat)),
+              (timeout) => Deferred.succeed(end, timeout)
+            )
+          )
+        }
+        const ended = yield* Deferred.await(end).pipe(Effect.ensuring(Effect.sync(() => {
           ready = false
           current = undefined
+          sessionEnd = undefined
+          opened.listener.onEnded = undefined
         })))
         if (ended === "reconnect") return { _tag: "ReconnectRequested" } as const
         // A dead peer will not answer a close frame: skip the close handshake.
@@ -453,7 +466,10 @@ export const makeClient = (
       reconnect: Effect.suspend(() => {
         if (closedForGood) return Effect.void
         if (stopped) return start
-        return Effect.asVoid(Deferred.succeed(reconnectRequest, undefined))
+        return Effect.sync(() => {
+          if (sessionEnd !== undefined) Deferred.unsafeDone(sessionEnd, Exit.succeed("reconnect" as const))
+          else Deferred.unsafeDone(reconnectRequest, Exit.void)
+        })
       }),
       close,
       outboxSize: Effect.sync(() => outbox.size)

@@ -65,6 +65,12 @@ export class ConnectionListener implements SocketListener {
     this.openSignal = undefined
     if (signal !== undefined) Deferred.unsafeDone(signal, outcome)
   }
+  /** How the connection ended, once it has. */
+  get endedWith(): Disconnected | undefined {
+    return this.ended
+  }
+  /** Called once the connection ended (the Client's session watches it without a fiber). */
+  onEnded: ((disconnected: Disconnected) => void) | undefined = undefined
   /** Counts inbound frames and pongs: the heartbeat reads it to tell whether the peer is alive. */
   activity = 0
   private closeRequested = false
@@ -135,6 +141,7 @@ export class ConnectionListener implements SocketListener {
     const signal = this.closeSignal
     this.closeSignal = undefined
     if (signal !== undefined) Deferred.unsafeDone(signal, Exit.succeed(this.ended))
+    this.onEnded?.(this.ended)
     this.inbound.end()
   }
 

@@ -2,7 +2,6 @@
  * The Client's outbox: bounded, FIFO across reconnects, with an overflow strategy. Every entry
  * ends exactly once, through its `done` callback: written (undefined) or a SendError.
  */
-import { Effect } from "effect"
 import { SendError } from "../Errors.js"
 import type { Message } from "../Transport.js"
 
@@ -23,7 +22,8 @@ export class Outbox {
   private items: Array<Entry> = []
   private head = 0
   private blocked: Array<Blocked> = []
-  private writerWakeup: (() => void) | undefined = undefined
+  /** Called after an entry is queued: the client writes at once when it is connected. */
+  onEntries: (() => void) | undefined = undefined
 
   constructor(readonly capacity: number, readonly overflow: Overflow) {}
 
@@ -91,15 +91,6 @@ export class Outbox {
     this.head = 0
   }
 
-  /** Waits until an entry is queued. */
-  readonly awaitEntries: Effect.Effect<void> = Effect.suspend(() =>
-    this.size > 0 ? Effect.void : Effect.async<void>((resume) => {
-      this.writerWakeup = () => resume(Effect.void)
-      return Effect.sync(() => {
-        this.writerWakeup = undefined
-      })
-    })
-  )
 
   /** Fails every queued and suspended entry with `reason` (the client closed); returns their payloads. */
   failAll(reason: "Closed"): Array<Message> {
@@ -113,11 +104,7 @@ export class Outbox {
 
   private push(entry: Entry): void {
     this.items.push(entry)
-    const wakeup = this.writerWakeup
-    if (wakeup !== undefined) {
-      this.writerWakeup = undefined
-      wakeup()
-    }
+    this.onEntries?.()
   }
 
   private shift(): void {
