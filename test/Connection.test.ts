@@ -51,6 +51,16 @@ describe("Connection: open and exchange", () => {
       expect(yield* connection.readyState).toBe(3)
     })).pipe(provideNode))
 
+  it.live("send, write and close work point-free", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const { send, write, close } = yield* Connection.connect(server.url)
+      yield* Effect.forEach(["a", "b"], send)
+      yield* Stream.runForEach(Stream.make("c", "d"), write)
+      expect(yield* close(4000)).toMatchObject({ code: 4000 })
+      expect(yield* server.received).toEqual(["a", "b", "c", "d"])
+    })).pipe(provideNode))
+
   it.live("send after close fails with SendError NotOpen carrying the payload", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

@@ -336,30 +336,28 @@ class LiveConnection implements Connection {
     return Sink.forEachChunk((chunk: Chunk.Chunk<Message>) => this.writeChunk(chunk))
   }
 
-  send(data: Message): Effect.Effect<void, SendError> {
-    const socket = this.socket
-    return Effect.async<void, SendError>((resume) => {
-      if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
-      socket.send(data, (error) => {
-        resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
-      })
-    })
+  // send, write and close are used point-free (`Stream.runForEach(connection.write)`), so they
+  // must not depend on `this`: each is made on first use, bound, and kept.
+  private boundSend: ((data: Message) => Effect.Effect<void, SendError>) | undefined
+  private boundWrite: ((data: Message) => Effect.Effect<void, SendError>) | undefined
+  private boundClose: ((code?: number, reason?: string) => Effect.Effect<Disconnected>) | undefined
+
+  get send(): (data: Message) => Effect.Effect<void, SendError> {
+    return this.boundSend ??= sendOn(this.socket)
   }
 
-  write(data: Message): Effect.Effect<void, SendError> {
-    const socket = this.socket
-    return Effect.suspend(() => {
-      if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
-      socket.send(data)
-      return Effect.void
-    })
+  get write(): (data: Message) => Effect.Effect<void, SendError> {
+    return this.boundWrite ??= writeOn(this.socket)
   }
 
-  close(code: number = NORMAL_CLOSURE, reason = ""): Effect.Effect<Disconnected> {
-    return Effect.suspend(() => {
-      const [sendableCode, sendableReason] = sendableClose(code, reason)
-      return this.listener.release(sendableCode, sendableReason, this.options.closeTimeout)
-    }).pipe(Effect.zipRight(this.listener.closedAfterRelease))
+  get close(): (code?: number, reason?: string) => Effect.Effect<Disconnected> {
+    const listener = this.listener
+    const closeTimeout = this.options.closeTimeout
+    return this.boundClose ??= (code = NORMAL_CLOSURE, reason = "") =>
+      Effect.suspend(() => {
+        const [sendableCode, sendableReason] = sendableClose(code, reason)
+        return listener.release(sendableCode, sendableReason, closeTimeout)
+      }).pipe(Effect.zipRight(listener.closedAfterRelease))
   }
 
   // Node: a send callback fires once everything before it was flushed, so one awaited send per
@@ -389,6 +387,21 @@ class LiveConnection implements Connection {
     })
   }
 }
+
+const sendOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void, SendError> =>
+  Effect.async<void, SendError>((resume) => {
+    if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
+    socket.send(data, (error) => {
+      resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
+    })
+  })
+
+const writeOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void, SendError> =>
+  Effect.suspend(() => {
+    if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
+    socket.send(data)
+    return Effect.void
+  })
 
 // A lower bound for a string (UTF-16 code units); exact for bytes.
 const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
