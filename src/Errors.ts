@@ -2,6 +2,10 @@
  * Every way a lifeline connection can fail, as typed errors. Each error is a
  * `Schema.TaggedError`, so users match them with `Effect.catchTag(s)` or `Match.tag`.
  *
+ * lifeline itself builds them with validation off (`new ConnectError(fields, true)`): the
+ * compiler already checks the fields, and a schema check on every close or failed attempt showed
+ * in connect profiles.
+ *
  * @since 0.1.0
  */
 import { Duration, Schema } from "effect"

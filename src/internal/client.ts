@@ -81,7 +81,7 @@ const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 /** How many recent events a new `events` subscriber receives first. */
 const EVENTS_REPLAY = 16
 
-const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" })
+const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" }, true)
 
 /**
  * The inbound buffers of successive connections, read in order. The read position lives here, not
@@ -173,7 +173,7 @@ export const makeClient = (
     }
 
     const completion = (entry: Entry) => (error?: Error | null): void => {
-      entry.done(error === undefined || error === null ? undefined : new SendError({ reason: "WriteFailed", payload: entry.payload, cause: error }))
+      entry.done(error === undefined || error === null ? undefined : new SendError({ reason: "WriteFailed", payload: entry.payload, cause: error }, true))
     }
 
     let flushing = false
@@ -217,9 +217,9 @@ export const makeClient = (
 
     const send = (data: Message): Effect.Effect<void, SendError> =>
       Effect.async<void, SendError>((resume) => {
-        if (stopped) return resume(Effect.fail(new SendError({ reason: "Closed", payload: data })))
+        if (stopped) return resume(Effect.fail(new SendError({ reason: "Closed", payload: data }, true)))
         const written = writeDirectly(data, (error) => {
-          resume(error === undefined || error === null ? Effect.void : Effect.fail(new SendError({ reason: "WriteFailed", payload: data, cause: error })))
+          resume(error === undefined || error === null ? Effect.void : Effect.fail(new SendError({ reason: "WriteFailed", payload: data, cause: error }, true)))
         })
         if (written) return
         const entry: Entry = {
@@ -234,14 +234,14 @@ export const makeClient = (
 
     /** The write callback of a frame whose sender is gone: a failure becomes a MessageFailed event. */
     const reportIfFailed = (data: Message) => (error?: Error | null): void => {
-      if (error !== undefined && error !== null) reportFailure(new SendError({ reason: "WriteFailed", payload: data, cause: error }))
+      if (error !== undefined && error !== null) reportFailure(new SendError({ reason: "WriteFailed", payload: data, cause: error }, true))
     }
 
     // Synchronous unless the outbox is full under `suspend`: the pipelining path allocates no
     // Effect.async, no fiber and, when connected with nothing queued, only the write callback.
     const enqueue = (data: Message): Effect.Effect<void, SendError> =>
       Effect.suspend(() => {
-        if (stopped) return Effect.fail(new SendError({ reason: "Closed", payload: data }))
+        if (stopped) return Effect.fail(new SendError({ reason: "Closed", payload: data }, true))
         if (writeDirectly(data, reportIfFailed(data))) return Effect.void
         let buffered = false
         let rejected: SendError | undefined
@@ -283,7 +283,7 @@ export const makeClient = (
         const attemptResult = yield* Effect.either(openConnection(endpoint, { ...settings.connection, ...(headers === undefined ? {} : { headers }) })).pipe(
           // A URL or headers Effect that dies is the user's bug: report it as an invalid URL, fatal.
           Effect.catchAllDefect((defect) =>
-            Effect.succeed(Either.left(new ConnectError({ reason: "InvalidUrl", url: label, detail: "the URL or headers Effect died", cause: defect })))
+            Effect.succeed(Either.left(new ConnectError({ reason: "InvalidUrl", url: label, detail: "the URL or headers Effect died", cause: defect }, true)))
           )
         )
         if (attemptResult._tag === "Left") {
@@ -302,7 +302,7 @@ export const makeClient = (
           // User code: a failure or a throw drops this connection, never the supervisor.
           const hook = yield* Effect.exit(Effect.suspend(() => onOpen(opened.connection)))
           if (Exit.isFailure(hook) && !Cause.isInterruptedOnly(hook.cause)) {
-            return { _tag: "Ended", error: new OnOpenError({ cause: Cause.squash(hook.cause) }), uptime: 0 } as const
+            return { _tag: "Ended", error: new OnOpenError({ cause: Cause.squash(hook.cause) }, true), uptime: 0 } as const
           }
         }
         current = opened
@@ -359,7 +359,7 @@ export const makeClient = (
 
     const supervise: Effect.Effect<void, never, Transport> = Effect.gen(function*() {
       if (settings.invalid !== undefined) {
-        yield* stop(Option.some(new ConnectError({ reason: "InvalidOptions", url: labelOf(settings.endpoints[0] ?? ""), detail: settings.invalid })))
+        yield* stop(Option.some(new ConnectError({ reason: "InvalidOptions", url: labelOf(settings.endpoints[0] ?? ""), detail: settings.invalid }, true)))
         return
       }
       let scheduleState: unknown = settings.schedule.initial

@@ -137,7 +137,7 @@ export class ConnectionListener implements SocketListener {
     // A no-op once open: the first outcome wins.
     this.settleOpen(Exit.fail(toConnectError(this.url, this.failure)))
     const initiator = this.closeRequested ? "client" : code === ABNORMAL_CLOSURE ? "transport" : "server"
-    this.ended = new Disconnected({ code, reason, wasClean, initiator })
+    this.ended = new Disconnected({ code, reason, wasClean, initiator }, true)
     const signal = this.closeSignal
     this.closeSignal = undefined
     if (signal !== undefined) Deferred.unsafeDone(signal, Exit.succeed(this.ended))
@@ -182,7 +182,7 @@ export class ConnectionListener implements SocketListener {
   /** How it ended, once `release` returned: a transport that never reported CLOSED counts as 1006. */
   get closedAfterRelease(): Effect.Effect<Disconnected> {
     return Effect.sync(() =>
-      this.ended ?? new Disconnected({ code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" })
+      this.ended ?? new Disconnected({ code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" }, true)
     )
   }
 
@@ -233,12 +233,12 @@ export const toConnectError = (url: string, failure: HandshakeFailure): ConnectE
     ...(failure.status === undefined ? {} : { status: failure.status }),
     ...(failure.retryAfter === undefined ? {} : { retryAfter: failure.retryAfter }),
     ...(failure.cause === undefined ? {} : { cause: failure.cause })
-  })
+  }, true)
 
 export const openTimeoutError = (url: string, timeout: Duration.Duration): TimeoutError =>
-  new TimeoutError({ operation: "open", timeout, url })
+  new TimeoutError({ operation: "open", timeout, url }, true)
 
-export const notOpen = (payload: unknown): SendError => new SendError({ reason: "NotOpen", payload })
+export const notOpen = (payload: unknown): SendError => new SendError({ reason: "NotOpen", payload }, true)
 
 /** A Connection with the parts the Client drives directly: its socket and its listener. */
 export interface OpenedConnection {
@@ -276,7 +276,7 @@ export const openConnection = <E, R>(
       )
     })
     return { connection: new LiveConnection(listener, socket, checked), socket, listener }
-  }).pipe(Effect.withSpan("lifeline.connect"))
+  }).pipe(Effect.withSpan("lifeline.connect", { captureStackTrace: false }))
 
 // Module level on purpose: a finalizer made inside `openConnection` would keep that whole
 // generator's scope (URL, options, transport) alive for the life of the connection.
@@ -407,5 +407,5 @@ const writeOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void
 const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
 
 const writeFailed = (payload: Message, cause: Error): SendError =>
-  new SendError({ reason: "WriteFailed", payload, cause })
+  new SendError({ reason: "WriteFailed", payload, cause }, true)
 

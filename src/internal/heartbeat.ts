@@ -76,6 +76,6 @@ export const runHeartbeat = (
         quietSince = answeredAt - intervalMillis
         continue
       }
-      return yield* Effect.fail(new TimeoutError({ operation: "heartbeat", timeout: options.timeout, url }))
+      return yield* Effect.fail(new TimeoutError({ operation: "heartbeat", timeout: options.timeout, url }, true))
     }
   })

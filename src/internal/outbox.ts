@@ -44,7 +44,7 @@ export class Outbox {
     }
     switch (this.overflow) {
       case "fail":
-        entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }))
+        entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }, true))
         return
       case "dropOldest": {
         // Safe: the outbox is full, so it holds an oldest entry.
@@ -52,7 +52,7 @@ export class Outbox {
         this.shift()
         this.push(entry)
         admitted()
-        oldest.done(new SendError({ reason: "Dropped", payload: oldest.payload }))
+        oldest.done(new SendError({ reason: "Dropped", payload: oldest.payload }, true))
         return
       }
       case "suspend":
@@ -98,7 +98,7 @@ export class Outbox {
     this.blocked = []
     const entries = this.takeAll()
     for (const { entry } of blocked) entries.push(entry)
-    for (const entry of entries) entry.done(new SendError({ reason, payload: entry.payload }))
+    for (const entry of entries) entry.done(new SendError({ reason, payload: entry.payload }, true))
     return entries.map((entry) => entry.payload)
   }
 

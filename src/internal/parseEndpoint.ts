@@ -18,7 +18,7 @@ const invalidUrl = (url: string, detail: string, cause?: unknown): ConnectError 
     url,
     detail: `${detail}; ${hintFor("InvalidUrl")}`,
     ...(cause === undefined ? {} : { cause })
-  })
+  }, true)
 
 /** Accepts ws: and wss: URLs with a host and no fragment. */
 export const parseEndpoint = (input: string | URL): Effect.Effect<Endpoint, ConnectError> =>
@@ -71,7 +71,7 @@ const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
 export const resolveOptions = (url: string, options: ConnectOptions): Effect.Effect<CheckedOptions, ConnectError> =>
   Effect.suspend(() => {
     const invalid = (detail: string) =>
-      Effect.fail(new ConnectError({ reason: "InvalidOptions", url, detail: `${detail}; ${hintFor("InvalidOptions")}` }))
+      Effect.fail(new ConnectError({ reason: "InvalidOptions", url, detail: `${detail}; ${hintFor("InvalidOptions")}` }, true))
 
     const protocols = options.protocols === undefined
       ? []
