@@ -1,0 +1,82 @@
+// lifeline `Client` with its defaults (heartbeat on, outbox on, default reconnect schedule):
+// `enqueue` for pipelining (returns once the frame is buffered), `send` for request/response
+// (completes on the write callback), `messages` across reconnects.
+import { Effect, Exit, Scope, Stream } from "effect"
+import { Client } from "../../src/index.js"
+import type { Herd } from "./types.js"
+import type { Contender } from "./types.js"
+import { LifelineLive, pipelined, roundTrips, runLifeline } from "./connection.js"
+
+const open = (url: string) =>
+  Effect.gen(function*() {
+    const client = yield* Client.make({ url })
+    yield* client.awaitOpen
+    return client
+  })
+
+/** `count` Clients with every default, in their own scope. */
+export const clientHerd = (url: string, count: number): Herd => {
+  const scope = Effect.runSync(Scope.make())
+  const reconnectedAt: Array<number | undefined> = new Array(count).fill(undefined)
+  const clients = Effect.runSync(
+    Effect.forEach(Array.from({ length: count }), () => Client.make({ url })).pipe(
+      Scope.extend(scope),
+      Effect.provide(LifelineLive)
+    )
+  )
+  // The first Open after the client left Open (`changes` starts with the current state).
+  const nextOpen = (client: Client.Client, index: number) =>
+    client.state.changes.pipe(
+      Stream.dropWhile((state) => state._tag === "Open"),
+      Stream.filter((state) => state._tag === "Open"),
+      Stream.runHead,
+      Effect.tap(() => {
+        reconnectedAt[index] = performance.now()
+      })
+    )
+  return {
+    opened: Effect.runPromise(Effect.forEach(clients, (client) => client.awaitOpen, { concurrency: "unbounded", discard: true })),
+    watchReconnects: () => {
+      Effect.runSync(Effect.forEach(clients, (client, index) => Effect.forkIn(nextOpen(client, index), scope), { discard: true }))
+    },
+    reconnectedAt: () => reconnectedAt
+  }
+}
+
+export const client: Contender = {
+  name: "client",
+  label: "lifeline Client",
+  throughput: (url, payload, count, window) =>
+    runLifeline(Effect.gen(function*() {
+      const client = yield* open(url)
+      return yield* pipelined(client.enqueue, client.messages, payload, count, window)
+    })),
+  latency: (url, payload, count, spacing) =>
+    runLifeline(Effect.gen(function*() {
+      const client = yield* open(url)
+      return yield* roundTrips(client.send, client.messages, payload, count, spacing)
+    })),
+  connect: (url, count) =>
+    runLifeline(Effect.gen(function*() {
+      const times: Array<number> = []
+      for (let index = 0; index < count; index++) {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const started = performance.now()
+          yield* open(url)
+          times.push(performance.now() - started)
+        }))
+      }
+      return times
+    })),
+  pool: (url) => {
+    const scope = Effect.runSync(Scope.make())
+    return {
+      open: (count) =>
+        Effect.runPromise(Effect.forEach(Array.from({ length: count }), () => open(url), {
+          concurrency: 100,
+          discard: true
+        }).pipe(Scope.extend(scope), Effect.provide(LifelineLive))),
+      close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }
+}

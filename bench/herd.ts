@@ -1,0 +1,74 @@
+// 5. Thundering herd: many reconnecting clients, the server killed and back 1 s later.
+import { fileURLToPath } from "node:url"
+import type { ContenderName } from "./contenders/types.js"
+import type { HerdReport } from "./herdChild.js"
+import type { Row } from "./results.js"
+import { JsonLines, killChild, spawnTs } from "./server.js"
+import { summarize } from "./util.js"
+
+const CHILD = fileURLToPath(new URL("./herdChild.ts", import.meta.url))
+
+export interface HerdSettings {
+  readonly runs: number
+  readonly clients: number
+  /** How long to wait for reconnections after the server is back. */
+  readonly waitMs: number
+  readonly log: (line: string) => void
+}
+
+const HERD: ReadonlyArray<ContenderName> = ["partysocket", "client"]
+
+const runChild = async (name: ContenderName, settings: HerdSettings): Promise<HerdReport> => {
+  const child = spawnTs(CHILD, [name, String(settings.clients), String(settings.waitMs)])
+  try {
+    const report = await new JsonLines(child).next<HerdReport>(settings.waitMs + 90_000, `${name} herd`)
+    // JSON has no NaN: a median of nothing arrives as null.
+    const number = (value: number | null): number => value ?? Number.NaN
+    return { ...report, peakShare: number(report.peakShare), medianMs: number(report.medianMs), lastMs: number(report.lastMs) }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    return { clients: settings.clients, reconnected: 0, peakShare: Number.NaN, medianMs: Number.NaN, lastMs: Number.NaN, error: message }
+  } finally {
+    await killChild(child)
+  }
+}
+
+export const measureHerd = async (settings: HerdSettings): Promise<{ rows: Array<Omit<Row, "ratio">>; reports: Record<string, Array<HerdReport>> }> => {
+  const reports: Record<string, Array<HerdReport>> = Object.fromEntries(HERD.map((name) => [name, []]))
+  for (let run = 0; run < settings.runs; run++) {
+    for (let turn = 0; turn < HERD.length; turn++) {
+      const name = HERD[(run + turn) % HERD.length]!
+      const report = await runChild(name, settings)
+      reports[name]!.push(report)
+      settings.log(
+        `herd ${name} run ${run + 1}: ${report.reconnected}/${report.clients} back, peak ${(report.peakShare * 100).toFixed(1)}% in 100 ms, median ${report.medianMs.toFixed(0)} ms${report.error === undefined ? "" : `, error: ${report.error}`}`
+      )
+    }
+  }
+  const rows: Array<Omit<Row, "ratio">> = []
+  const measures = [
+    ["herd: peak share reconnecting in one 100 ms window", "%", (report: HerdReport) => report.peakShare * 100],
+    ["herd: median time from server return to reconnect", "ms", (report: HerdReport) => report.medianMs]
+  ] as const
+  for (const [measurement, unit, pick] of measures) {
+    for (const name of HERD) {
+      const valid = reports[name]!.filter((report) => report.error === undefined)
+      const incomplete = valid.filter((report) => report.reconnected < report.clients).length
+      const failed = reports[name]!.length - valid.length
+      const notes = [
+        ...(failed > 0 ? [`${failed} failed`] : []),
+        ...(incomplete > 0 ? [`${incomplete} with clients not back in time`] : [])
+      ]
+      rows.push({
+        measurement: `${measurement} (${settings.clients} clients)`,
+        unit,
+        better: "lower",
+        contender: name,
+        summary: summarize(valid.map(pick)),
+        baseline: "partysocket",
+        ...(notes.length === 0 ? {} : { note: `(${notes.join(", ")})` })
+      })
+    }
+  }
+  return { rows, reports }
+}

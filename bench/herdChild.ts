@@ -1,0 +1,82 @@
+// One thundering-herd run, in a fresh process:
+//   node --import tsx bench/herdChild.ts <client|partysocket> <clients> <wait after return, ms>
+// Starts an echo server (its own child), connects the clients, kills the server, brings it back
+// on the same port 1 s later, and records when each client is open again. Prints one JSON line.
+import type { Herd } from "./contenders/types.js"
+import { standbyEchoServer, startEchoServer } from "./server.js"
+import { median, sleep, withTimeout } from "./util.js"
+
+export interface HerdReport {
+  readonly clients: number
+  readonly reconnected: number
+  /** The largest share of all clients that reconnected within one 100 ms window. */
+  readonly peakShare: number
+  /** Median time from the server's return to a client's reconnection, over those that did. */
+  readonly medianMs: number
+  readonly lastMs: number
+  readonly error?: string
+}
+
+const DOWN_MS = 1_000
+const WINDOW_MS = 100
+
+/** Most values within any [t, t + width) window. */
+const densest = (sorted: ReadonlyArray<number>, width: number): number => {
+  let best = 0
+  let start = 0
+  for (let end = 0; end < sorted.length; end++) {
+    while (sorted[end]! - sorted[start]! >= width) start++
+    best = Math.max(best, end - start + 1)
+  }
+  return best
+}
+
+const main = async (): Promise<HerdReport> => {
+  const [name, countText, waitText] = process.argv.slice(2)
+  const count = Number(countText)
+  const waitMs = Number(waitText)
+  const server = await startEchoServer()
+  try {
+    const herd: Herd = name === "client"
+      ? (await import("./contenders/client.js")).clientHerd(server.url, count)
+      : (await import("./contenders/partysocket.js")).partysocketHerd(server.url, count)
+    await withTimeout(herd.opened, 60_000, `${count} clients opening`)
+    await sleep(500)
+    herd.watchReconnects()
+    const standby = await standbyEchoServer(server.port)
+    await sleep(100)
+    const killedAt = performance.now()
+    await server.stop()
+    await sleep(Math.max(0, killedAt + DOWN_MS - performance.now()))
+    const returned = await standby.listen()
+    const returnedAt = performance.now()
+    const deadline = returnedAt + waitMs
+    while (performance.now() < deadline && herd.reconnectedAt().some((at) => at === undefined)) await sleep(50)
+    const delays = herd.reconnectedAt()
+      .filter((at): at is number => at !== undefined)
+      .map((at) => at - returnedAt)
+      .sort((a, b) => a - b)
+    // The clients go with this process: it exits right after reporting.
+    await returned.stop()
+    return {
+      clients: count,
+      reconnected: delays.length,
+      peakShare: densest(delays, WINDOW_MS) / count,
+      medianMs: median(delays),
+      lastMs: delays.length === 0 ? Number.NaN : delays[delays.length - 1]!
+    }
+  } finally {
+    await server.stop()
+  }
+}
+
+const report = await main().catch((error: unknown): HerdReport => ({
+  clients: 0,
+  reconnected: 0,
+  peakShare: Number.NaN,
+  medianMs: Number.NaN,
+  lastMs: Number.NaN,
+  error: error instanceof Error ? error.message : String(error)
+}))
+process.stdout.write(`${JSON.stringify(report)}\n`)
+process.exit(0)

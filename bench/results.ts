@@ -1,0 +1,27 @@
+// The shape of one measured row, shared by the measurement modules, the table and the JSON file.
+import type { ContenderName } from "./contenders/types.js"
+import type { Summary } from "./util.js"
+
+export interface Row {
+  /** What was measured, e.g. "throughput 64 B text"; rows with the same measurement sit together. */
+  readonly measurement: string
+  readonly unit: string
+  readonly better: "higher" | "lower"
+  readonly contender: ContenderName
+  readonly summary: Summary
+  /** median / the baseline's median; NaN when the baseline has no value. */
+  readonly ratio: number
+  readonly baseline: ContenderName
+  /** Why a value is missing or what limited it. */
+  readonly note?: string
+}
+
+/** Adds each row's ratio to the baseline contender's median of the same measurement. */
+export const withRatios = (
+  rows: ReadonlyArray<Omit<Row, "ratio">>
+): Array<Row> =>
+  rows.map((row) => {
+    const baseline = rows.find((other) => other.measurement === row.measurement && other.contender === row.baseline)
+    const ratio = baseline === undefined ? Number.NaN : row.summary.median / baseline.summary.median
+    return { ...row, ratio }
+  })

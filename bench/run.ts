@@ -1,0 +1,141 @@
+// `npm run bench [-- --quick]`: every measurement for every contender in one run, one table on
+// stdout, and the numbers as JSON in bench/results/<timestamp>.json. Progress goes to stderr.
+import { mkdirSync, writeFileSync } from "node:fs"
+import { cpus, totalmem } from "node:os"
+import { fileURLToPath } from "node:url"
+import { loadContenders } from "./contenders/index.js"
+import { measureHerd } from "./herd.js"
+import { measureLatency } from "./latency.js"
+import { measureMemory } from "./memory.js"
+import type { Row } from "./results.js"
+import { withRatios } from "./results.js"
+import { startEchoServer } from "./server.js"
+import { renderTable } from "./table.js"
+import { measureThroughput } from "./throughput.js"
+
+const quick = process.argv.includes("--quick")
+// `--only throughput,latency` runs just those sections (of throughput, latency, memory, herd).
+const onlyIndex = process.argv.indexOf("--only")
+const only = onlyIndex === -1 ? undefined : (process.argv[onlyIndex + 1] ?? "").split(",")
+const wanted = (section: string): boolean => only === undefined || only.includes(section)
+
+const settings = quick
+  ? {
+    runs: 3,
+    throughputTargetMs: 100,
+    roundTrips: 200,
+    connects: 40,
+    memoryRuns: 1,
+    memoryCounts: [1000],
+    memoryLargeRuns: 0,
+    herdRuns: 1,
+    herdClients: 300,
+    herdWaitMs: 10_000
+  }
+  : {
+    runs: 5,
+    throughputTargetMs: 400,
+    roundTrips: 1000,
+    connects: 200,
+    memoryRuns: 5,
+    memoryCounts: [1000, 5000],
+    /** Runs that go on to the largest count (the others stop at the first); it takes long. */
+    memoryLargeRuns: 2,
+    herdRuns: 5,
+    herdClients: 1000,
+    herdWaitMs: 15_000
+  }
+
+const startedAt = Date.now()
+const elapsed = (): string => `${((Date.now() - startedAt) / 1000).toFixed(1)} s`
+const log = (line: string): void => {
+  process.stderr.write(`[${elapsed()}] ${line}\n`)
+}
+
+const machine = {
+  cpus: cpus().length,
+  cpu: cpus()[0]?.model ?? "unknown",
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  platform: `${process.platform} ${process.arch}`
+}
+
+const NOTES = [
+  "Echo server: a plain ws server in its own child process on 127.0.0.1. One connection per run, opened before the clock starts.",
+  "Throughput: pipelined, at most min(1000 frames, 8 MiB) unanswered, refilled once half the window is back; N messages per run calibrated so raw ws takes ~" +
+  `${settings.throughputTargetMs} ms. ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
+  "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered); both read `messages` a chunk at a time.",
+  "Round trip: one 64 B text frame in flight, 1 ms apart; Connection and Client use send (completes on the write callback), the others a plain send.",
+  "Connect: sequential, time from the call to open, each closed (handshake awaited) before the next. Client: Client.make + awaitOpen.",
+  "Memory: per idle connection, heapUsed and RSS growth after gc in a fresh --expose-gc child per run, measured at each count cumulatively" +
+  (settings.memoryLargeRuns < settings.memoryRuns && settings.memoryCounts.length > 1
+    ? `; only ${settings.memoryLargeRuns} of the ${settings.memoryRuns} runs go on to ${settings.memoryCounts.slice(1).join(", ")} (time budget: 5,000 Clients take ~30 s to open).`
+    : "."),
+  "Herd: clients with defaults; server killed (SIGKILL) and listening again on the same port 1 s later; ratio relative to partysocket. " +
+  "partysocket 1.1.19's code waits a fixed 3 s (minReconnectionDelay 3000, no jitter) before its first reconnect, not the 1-5 s random its README states.",
+  "partysocket uses binaryType 'arraybuffer'; raw ws decodes text frames to strings like the others; lifeline log output is switched off."
+]
+
+const main = async (): Promise<void> => {
+  const contenders = await loadContenders()
+  log(`lifeline bench${quick ? " --quick" : ""}: ${machine.cpus} cores (${machine.cpu}), Node ${machine.node}`)
+  const server = await startEchoServer()
+  log(`echo server on ${server.url}${only === undefined ? "" : `; only ${only.join(", ")}`}`)
+  const rows: Array<Omit<Row, "ratio">> = []
+  const errors: Array<string> = []
+  const section = async (name: string, run: () => Promise<Array<Omit<Row, "ratio">>>): Promise<void> => {
+    if (!wanted(name)) return
+    log(`${name}...`)
+    try {
+      rows.push(...await run())
+    } catch (error) {
+      const message = `${name} failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`
+      errors.push(message)
+      log(message)
+    }
+  }
+  let herdReports: unknown = undefined
+  try {
+    await section("throughput", () =>
+      measureThroughput(server.url, contenders, { runs: settings.runs, targetMs: settings.throughputTargetMs, log }))
+    await section("latency", () =>
+      measureLatency(server.url, contenders, {
+        runs: settings.runs,
+        roundTrips: settings.roundTrips,
+        spacing: 1,
+        connects: settings.connects,
+        log
+      }))
+    await section("memory", () =>
+      measureMemory(server.url, contenders, {
+        runs: settings.memoryRuns,
+        counts: settings.memoryCounts,
+        largeRuns: settings.memoryLargeRuns,
+        log
+      }))
+  } finally {
+    await server.stop()
+  }
+  await section("herd", async () => {
+    const herd = await measureHerd({ runs: settings.herdRuns, clients: settings.herdClients, waitMs: settings.herdWaitMs, log })
+    herdReports = herd.reports
+    return herd.rows
+  })
+
+  const table = withRatios(rows)
+  const wallSeconds = (Date.now() - startedAt) / 1000
+  process.stdout.write(`\nlifeline bench${quick ? " (quick)" : ""}: ${machine.cpus} cores, ${machine.cpu}, Node ${machine.node}, wall ${wallSeconds.toFixed(0)} s\n\n`)
+  process.stdout.write(`${renderTable(table)}\n\n`)
+  for (const note of NOTES) process.stdout.write(`- ${note}\n`)
+  for (const error of errors) process.stdout.write(`! ${error}\n`)
+
+  const directory = fileURLToPath(new URL("./results/", import.meta.url))
+  mkdirSync(directory, { recursive: true })
+  const file = `${directory}${new Date(startedAt).toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`
+  writeFileSync(file, `${JSON.stringify({ quick, only, machine, settings, wallSeconds, rows: table, herd: herdReports, notes: NOTES, errors }, null, 2)}\n`)
+  process.stdout.write(`\nresults: ${file}\n`)
+}
+
+await main()
+// Every socket is closed by now; exit at once rather than wait for stray timers (partysocket's).
+process.exit(0)

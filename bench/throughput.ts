@@ -1,0 +1,90 @@
+// 1. Pipelined echo throughput, messages per second, for each payload size and kind.
+import type { Contender } from "./contenders/types.js"
+import type { Row } from "./results.js"
+import type { Payload } from "./util.js"
+import { forceGc, makePayload, summarize, withTimeout } from "./util.js"
+
+export interface ThroughputSettings {
+  readonly runs: number
+  /** How long one run of raw ws should take; the message count is calibrated for it. */
+  readonly targetMs: number
+  readonly log: (line: string) => void
+}
+
+const SIZES = [64, 1024, 64 * 1024] as const
+const KINDS = ["text", "binary"] as const
+
+/** At most 1000 frames and 8 MiB unanswered. */
+export const windowFor = (size: number): number => Math.max(8, Math.min(1000, Math.floor((8 * 1024 * 1024) / size)))
+
+const sizeLabel = (size: number): string => (size >= 1024 ? `${size / 1024} KiB` : `${size} B`)
+
+const RUN_LIMIT_MS = 60_000
+
+const once = (contender: Contender, url: string, payload: Payload, count: number, window: number): Promise<number> =>
+  withTimeout(contender.throughput(url, payload, count, window), RUN_LIMIT_MS, `${contender.name} throughput`)
+
+/** The message count that takes raw ws about `targetMs`, from a pilot run. */
+const calibrate = async (baseline: Contender, url: string, payload: Payload, size: number, targetMs: number): Promise<number> => {
+  const pilot = size >= 16 * 1024 ? 300 : 4_000
+  const window = windowFor(size)
+  await once(baseline, url, payload, pilot, window)
+  const elapsed = await once(baseline, url, payload, pilot, window)
+  const count = Math.round((pilot / elapsed) * targetMs)
+  return Math.max(200, Math.min(2_000_000, count))
+}
+
+export const measureThroughput = async (
+  url: string,
+  contenders: ReadonlyArray<Contender>,
+  settings: ThroughputSettings
+): Promise<Array<Omit<Row, "ratio">>> => {
+  const rows: Array<Omit<Row, "ratio">> = []
+  const baseline = contenders[0]!
+  // Warm every contender's code up once before the first calibration.
+  const warmup = makePayload(64, "binary")
+  for (const contender of contenders) await once(contender, url, warmup, 5_000, windowFor(64)).catch(() => undefined)
+  for (const size of SIZES) {
+    for (const kind of KINDS) {
+      const measurement = `throughput ${sizeLabel(size)} ${kind}`
+      const payload = makePayload(size, kind)
+      const window = windowFor(size)
+      const count = await calibrate(baseline, url, payload, size, settings.targetMs)
+      settings.log(`${measurement}: ${count} messages per run, window ${window}`)
+      const rates = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
+      const failures = new Map<Contender, string>()
+      // A shorter warm-up run for each contender, then the runs in a rotating order.
+      for (const contender of contenders) {
+        await once(contender, url, payload, Math.max(100, Math.round(count / 4)), window).catch(() => undefined)
+      }
+      for (let run = 0; run < settings.runs; run++) {
+        for (let turn = 0; turn < contenders.length; turn++) {
+          const contender = contenders[(run + turn) % contenders.length]!
+          forceGc()
+          try {
+            const elapsed = await once(contender, url, payload, count, window)
+            rates.get(contender)!.push((count / elapsed) * 1000)
+          } catch (error) {
+            failures.set(contender, error instanceof Error ? error.message : String(error))
+          }
+        }
+      }
+      for (const contender of contenders) {
+        const failure = failures.get(contender)
+        rows.push({
+          measurement,
+          unit: "msg/s",
+          better: "higher",
+          contender: contender.name,
+          summary: summarize(rates.get(contender)!),
+          baseline: baseline.name,
+          ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
+        })
+      }
+      settings.log(
+        `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(summarize(rates.get(c)!).median)}`).join(", ")}`
+      )
+    }
+  }
+  return rows
+}

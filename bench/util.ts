@@ -1,0 +1,83 @@
+// Small helpers shared by the benchmark modules: bounded waits, payloads, statistics.
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
+
+export type Payload = string | Uint8Array<ArrayBuffer>
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Rejects when `promise` has not settled within `ms`; every wait in the benchmarks is bounded. */
+export const withTimeout = <A>(promise: Promise<A>, ms: number, what: string): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      }
+    )
+  })
+
+/** A text payload of `bytes` ASCII characters, or `bytes` binary bytes. */
+export const makePayload = (bytes: number, kind: "text" | "binary"): Payload => {
+  if (kind === "text") return "x".repeat(bytes)
+  const data = new Uint8Array(new ArrayBuffer(bytes))
+  for (let index = 0; index < bytes; index++) data[index] = index & 0xff
+  return data
+}
+
+/** Touches a received message so that its decoding cannot be skipped; returns its size. */
+export const sizeOf = (message: string | ArrayBuffer | ArrayBufferView): number =>
+  typeof message === "string" ? message.length : message.byteLength
+
+export const median = (values: ReadonlyArray<number>): number => percentile(values, 50)
+
+/** Nearest-rank percentile of unsorted values; NaN for none. */
+export const percentile = (values: ReadonlyArray<number>, p: number): number => {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!
+}
+
+export interface Summary {
+  readonly median: number
+  readonly min: number
+  readonly max: number
+  readonly runs: ReadonlyArray<number>
+}
+
+export const summarize = (runs: ReadonlyArray<number>): Summary => ({
+  median: median(runs),
+  min: runs.length === 0 ? Number.NaN : Math.min(...runs),
+  max: runs.length === 0 ? Number.NaN : Math.max(...runs),
+  runs
+})
+
+/** Runs `task` on batches of at most `size` items at a time, in order. */
+export const inBatches = async <A>(count: number, size: number, task: () => Promise<A>): Promise<Array<A>> => {
+  const results: Array<A> = []
+  for (let done = 0; done < count; done += size) {
+    const batch = Math.min(size, count - done)
+    results.push(...await Promise.all(Array.from({ length: batch }, task)))
+  }
+  return results
+}
+
+let collect: (() => void) | undefined
+
+/** Runs a full garbage collection (exposing `gc` at run time if Node was started without it). */
+export const forceGc = (): void => {
+  if (collect === undefined) {
+    if (typeof globalThis.gc === "function") collect = globalThis.gc
+    else {
+      setFlagsFromString("--expose-gc")
+      collect = runInNewContext("gc") as () => void
+    }
+  }
+  collect()
+}
