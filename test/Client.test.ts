@@ -13,7 +13,8 @@ import {
   Schedule,
   ScheduleIntervals,
   Stream,
-  TestClock
+  TestClock,
+  Tracer
 } from "effect"
 import { BrowserTransport, Client, NodeTransport, Reconnect } from "../src/index.js"
 import type { ConnectError, SendError } from "../src/index.js"
@@ -360,6 +361,34 @@ describe("Client: heartbeat", () => {
       expect(first).toEqual(Option.some("data"))
       expect((yield* server.received).filter((m) => m === "ping").length).toBeGreaterThan(0)
     })).pipe(Effect.provide(BrowserTransport.layer)))
+})
+
+describe("Client: observability", () => {
+  it.live("spans: lifeline.connect for each attempt, lifeline.send for a send that waited in the outbox", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const names: Array<string> = []
+      const inner = yield* Effect.tracer
+      const recording = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          names.push(name)
+          return inner.span(name, parent, context, links, startTime, kind, options)
+        },
+        context: (f, fiber) => inner.context(f, fiber)
+      })
+      yield* Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.kill
+        const client = yield* Client.make({ url: server.url, retry: fast })
+        const queued = yield* Effect.fork(client.send("queued"))
+        yield* awaitState(client, isTag("Backoff"))
+        yield* server.restart
+        yield* Fiber.join(queued)
+        // Connected with an empty outbox: the direct path, no span.
+        yield* client.send("direct")
+      }).pipe(Effect.withTracer(recording))
+      expect(names.filter((name) => name === "lifeline.send")).toHaveLength(1)
+      expect(names.filter((name) => name === "lifeline.connect").length).toBeGreaterThanOrEqual(2)
+    })).pipe(provideNode))
 })
 
 describe("Client: bad input and user code", () => {

@@ -206,22 +206,22 @@ export const makeClient = (
     }
 
     /** The fast path: open, ready and nothing queued ahead, so the frame goes straight out. */
+    const canWriteDirectly = (): boolean =>
+      current !== undefined && ready && outbox.size === 0 && current.socket.readyState() === OPEN
+
     const writeDirectly = (data: Message, done: (error?: Error | null) => void): boolean => {
       const opened = current
-      if (opened === undefined || !ready || outbox.size > 0 || opened.socket.readyState() !== OPEN) return false
+      if (opened === undefined || !canWriteDirectly()) return false
       opened.socket.send(data, done)
       Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
       Metrics.bytesOut.unsafeUpdate(approximateBytes(data), NO_TAGS)
       return true
     }
 
-    const send = (data: Message): Effect.Effect<void, SendError> =>
+    /** Queues a frame and completes when it is written or fails. */
+    const sendQueued = (data: Message): Effect.Effect<void, SendError> =>
       Effect.async<void, SendError>((resume) => {
         if (stopped) return resume(Effect.fail(new SendError({ reason: "Closed", payload: data }, true)))
-        const written = writeDirectly(data, (error) => {
-          resume(error === undefined || error === null ? Effect.void : Effect.fail(new SendError({ reason: "WriteFailed", payload: data, cause: error }, true)))
-        })
-        if (written) return
         const entry: Entry = {
           payload: data,
           done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
@@ -229,6 +229,27 @@ export const makeClient = (
         outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(outbox.size, NO_TAGS))
         return Effect.sync(() => {
           outbox.remove(entry)
+        })
+      })
+
+    // The `lifeline.send` span covers sends that wait in the outbox, where the time is worth
+    // seeing; a span on the direct path would cost more than the write it traces.
+    const sendQueuedTraced = (data: Message): Effect.Effect<void, SendError> =>
+      sendQueued(data).pipe(Effect.withSpan("lifeline.send", {
+        captureStackTrace: false,
+        attributes: { "lifeline.outbox.depth": outbox.size }
+      }))
+
+    const send = (data: Message): Effect.Effect<void, SendError> =>
+      Effect.suspend(() => {
+        if (stopped) return Effect.fail(new SendError({ reason: "Closed", payload: data }, true))
+        if (!canWriteDirectly()) return sendQueuedTraced(data)
+        return Effect.async<void, SendError>((resume) => {
+          const written = writeDirectly(data, (error) => {
+            resume(error === undefined || error === null ? Effect.void : Effect.fail(new SendError({ reason: "WriteFailed", payload: data, cause: error }, true)))
+          })
+          // The state cannot change between the check and here, but stay correct if it did.
+          if (!written) resume(sendQueued(data))
         })
       })
 
