@@ -388,6 +388,7 @@ export const makeClient = (
       let total = 0
       while (true) {
         attempt++
+        // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this loop.
         const endpoint = settings.endpoints[total % settings.endpoints.length]!
         total++
         const end = yield* session(attempt, endpoint)
