@@ -71,6 +71,7 @@ const open = (
   }
   socket.onmessage = (event: MessageEvent) => {
     const data: unknown = event.data
+    // binaryType is "arraybuffer", set above: binary frames arrive as ArrayBuffer, never Blob.
     listener.onMessage(typeof data === "string" ? data : new Uint8Array(data instanceof ArrayBuffer ? data : new ArrayBuffer(0)))
   }
   socket.onclose = (event: CloseEvent) => {

@@ -1,9 +1,9 @@
 /**
- * The Client's machinery: one supervisor fiber that connects, runs a session (writer, heartbeat,
- * watch for the end), backs off by the Schedule and tries again; the outbox and the inbound
- * stream that outlive each connection.
+ * The Client's machinery: one supervisor fiber that connects, runs a session (flush the outbox,
+ * heartbeat, wait for the one signal that ends it), backs off by the Schedule and tries again;
+ * the outbox and the inbound stream that outlive each connection.
  */
-import type { Redacted, Schedule, Scope } from "effect"
+import type { Redacted, Schedule } from "effect"
 import {
   Cause,
   Chunk,
@@ -19,6 +19,7 @@ import {
   Option,
   PubSub,
   ScheduleDecision,
+  Scope,
   ScheduleIntervals,
   Stream,
   SubscriptionRef
@@ -30,7 +31,7 @@ import type { ClientError } from "../Reconnect.js"
 import type { Message, Transport } from "../Transport.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "./clientState.js"
 import { ClientEvent, ClientState } from "./clientState.js"
-import { closeCodeOf, openConnection } from "./connection.js"
+import { approximateBytes, closeCodeOf, openConnection, writeFailed } from "./connection.js"
 import type { OpenedConnection } from "./connection.js"
 import type { HeartbeatOptions } from "./heartbeat.js"
 import { runHeartbeat } from "./heartbeat.js"
@@ -73,8 +74,6 @@ const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
     return redactUnparsedUrl(endpoint)
   }
 }
-
-const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
@@ -173,7 +172,7 @@ export const makeClient = (
     }
 
     const completion = (entry: Entry) => (error?: Error | null): void => {
-      entry.done(error === undefined || error === null ? undefined : new SendError({ reason: "WriteFailed", payload: entry.payload, cause: error }, true))
+      entry.done(error === undefined || error === null ? undefined : writeFailed(entry.payload, error))
     }
 
     let flushing = false
@@ -246,7 +245,7 @@ export const makeClient = (
         if (!canWriteDirectly()) return sendQueuedTraced(data)
         return Effect.async<void, SendError>((resume) => {
           const written = writeDirectly(data, (error) => {
-            resume(error === undefined || error === null ? Effect.void : Effect.fail(new SendError({ reason: "WriteFailed", payload: data, cause: error }, true)))
+            resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
           })
           // The state cannot change between the check and here, but stay correct if it did.
           if (!written) resume(sendQueued(data))
@@ -255,7 +254,7 @@ export const makeClient = (
 
     /** The write callback of a frame whose sender is gone: a failure becomes a MessageFailed event. */
     const reportIfFailed = (data: Message) => (error?: Error | null): void => {
-      if (error !== undefined && error !== null) reportFailure(new SendError({ reason: "WriteFailed", payload: data, cause: error }, true))
+      if (error !== undefined && error !== null) reportFailure(writeFailed(data, error))
     }
 
     // Synchronous unless the outbox is full under `suspend`: the pipelining path allocates no
@@ -386,6 +385,10 @@ export const makeClient = (
       let scheduleState: unknown = settings.schedule.initial
       let attempt = 0
       let total = 0
+      const resetBackoff = (): void => {
+        scheduleState = settings.schedule.initial
+        attempt = 0
+      }
       while (true) {
         attempt++
         // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this loop.
@@ -395,9 +398,7 @@ export const makeClient = (
         // `close` ended the session on purpose: no backoff, `close` sets the final state.
         if (stopped) return
         if (end._tag === "ReconnectRequested") {
-          reconnectRequest = Deferred.unsafeMake<void>(FiberId.none)
-          scheduleState = settings.schedule.initial
-          attempt = 0
+          resetBackoff()
           continue
         }
         const error = end.error
@@ -406,7 +407,8 @@ export const makeClient = (
           return
         }
         if (end.uptime >= Duration.toMillis(settings.minUptime)) {
-          scheduleState = settings.schedule.initial
+          // Stable long enough: this failure counts as the first of a new series.
+          resetBackoff()
           attempt = 1
         }
         const now = yield* Clock.currentTimeMillis
@@ -427,8 +429,7 @@ export const makeClient = (
         )
         if (woken) {
           reconnectRequest = Deferred.unsafeMake<void>(FiberId.none)
-          scheduleState = settings.schedule.initial
-          attempt = 0
+          resetBackoff()
         }
       }
     })
@@ -476,7 +477,9 @@ export const makeClient = (
     )
 
     yield* start
-    yield* Effect.addFinalizer((exit) => Effect.asVoid(close(closeCodeOf(exit))))
+    // Scope.addFinalizerExit, not Effect.addFinalizer, which would keep this fiber's FiberRefs alive
+    // for the life of the client (as for Connection).
+    yield* Scope.addFinalizerExit(scope, (exit) => Effect.asVoid(close(closeCodeOf(exit))))
 
     return {
       state,

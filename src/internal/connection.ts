@@ -403,9 +403,10 @@ const writeOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void
     return Effect.void
   })
 
-// A lower bound for a string (UTF-16 code units); exact for bytes.
-const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
+/** A frame's size: exact for bytes, a lower bound for a string (UTF-16 code units). */
+export const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
 
-const writeFailed = (payload: Message, cause: Error): SendError =>
+/** The transport reported an error while writing `payload`. */
+export const writeFailed = (payload: unknown, cause: Error): SendError =>
   new SendError({ reason: "WriteFailed", payload, cause }, true)
 
