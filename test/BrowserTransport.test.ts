@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Stream } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import { BrowserTransport, Connection } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
-import { makeRecordingTransport } from "./support/recordingTransport.js"
+import { interruptWhileConnecting } from "./support/recordingTransport.js"
 
 // Node 20 has the WHATWG WebSocket behind --experimental-websocket (set in vitest.config.ts).
 const provideBrowser = Effect.provide(BrowserTransport.layer)
@@ -70,17 +70,7 @@ describe("BrowserTransport (global WebSocket)", () => {
     })).pipe(provideBrowser))
 
   it.live("interrupting while CONNECTING releases without an error event and ends CLOSED", () =>
-    Effect.gen(function*() {
-      const recording = makeRecordingTransport(BrowserTransport.make)
-      yield* Effect.scoped(Effect.gen(function*() {
-        const server = yield* TestServer.make()
-        yield* server.hangHandshake
-        const fiber = yield* Effect.fork(Connection.connect(server.url).pipe(Effect.scoped))
-        yield* Effect.sleep("20 millis")
-        yield* Fiber.interrupt(fiber)
-      })).pipe(Effect.provide(recording.layer))
-      expect(recording.sockets.map((socket) => socket.readyState())).toEqual([3])
-    }))
+    Effect.map(interruptWhileConnecting(BrowserTransport.make, false), (states) => expect(states).toEqual([3])))
 
   it.live("a scope that fails closes with 1000 (browsers may not send 1001)", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -105,7 +95,7 @@ describe("BrowserTransport (global WebSocket)", () => {
       expect(yield* Stream.runCount(connection.messages)).toBeGreaterThanOrEqual(4)
     })).pipe(provideBrowser))
 
-  it.live("has no protocol ping and cannot pause: ping is false", () =>
+  it.live("has no protocol ping: ping is false", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const connection = yield* Connection.connect(server.url)

@@ -66,17 +66,20 @@ describe("Client: connect, send, receive", () => {
       expect(yield* server.received).toEqual(["auth-1", "1", "2", "auth-2", "3"])
     })).pipe(provideNode))
 
-  it.live("a failing onOpen drops the connection with OnOpenError and retries", () =>
+  it.live.each([
+    ["fails", () => Effect.fail("token expired"), "token expired"],
+    ["throws", () => Effect.sync(() => { throw new Error("handler bug") }), new Error("handler bug")]
+  ] as const)("an onOpen that %s drops the connection with OnOpenError; the client retries", ([_, failing, cause]) =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       let calls = 0
       const client = yield* Client.make({
         url: server.url,
         retry: fast,
-        onOpen: () => (++calls === 1 ? Effect.fail("token expired") : Effect.void)
+        onOpen: () => (++calls === 1 ? failing() : Effect.void)
       })
       const backoff = yield* awaitState(client, isTag("Backoff"))
-      expect(backoff).toMatchObject({ error: { _tag: "OnOpenError", cause: "token expired" } })
+      expect(backoff).toMatchObject({ error: { _tag: "OnOpenError", cause } })
       yield* client.awaitOpen
       expect(calls).toBe(2)
     })).pipe(provideNode))
@@ -411,23 +414,6 @@ describe("Client: bad input and user code", () => {
       const client = yield* Client.make({ url: "http://127.0.0.1:1/" })
       const closed = yield* awaitState(client, isTag("Closed"))
       expect(closed).toMatchObject({ error: Option.some({ _tag: "ConnectError", reason: "InvalidUrl" }) })
-    })).pipe(provideNode))
-
-  it.live("an onOpen that throws drops the connection with OnOpenError; the client lives on", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      let calls = 0
-      const client = yield* Client.make({
-        url: server.url,
-        retry: fast,
-        onOpen: () =>
-          Effect.sync(() => {
-            if (++calls === 1) throw new Error("handler bug")
-          })
-      })
-      const backoff = yield* awaitState(client, isTag("Backoff"))
-      expect(backoff).toMatchObject({ error: { _tag: "OnOpenError" } })
-      yield* client.awaitOpen
     })).pipe(provideNode))
 
   it.live("a consumer that falls behind pauses the socket without a false heartbeat timeout", () =>

@@ -6,7 +6,7 @@ import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { awaitSleeper } from "./support/testClock.js"
-import { makeRecordingTransport } from "./support/recordingTransport.js"
+import { interruptWhileConnecting, makeRecordingTransport } from "./support/recordingTransport.js"
 
 const provideNode = Effect.provide(NodeTransport.layer)
 
@@ -273,17 +273,7 @@ describe("Connection: fault matrix", () => {
 
 describe("Connection: release in each readyState", () => {
   it.live("interrupting while CONNECTING releases without an error event and ends CLOSED", () =>
-    Effect.gen(function*() {
-      const recording = makeRecordingTransport()
-      yield* withNoHandlesLeft(Effect.gen(function*() {
-        const server = yield* TestServer.make()
-        yield* server.hangHandshake
-        const fiber = yield* Effect.fork(Connection.connect(server.url).pipe(Effect.scoped))
-        yield* Effect.sleep("20 millis")
-        yield* Fiber.interrupt(fiber)
-      })).pipe(Effect.provide(recording.layer))
-      expect(recording.sockets.map((socket) => socket.readyState())).toEqual([3])
-    }))
+    Effect.map(interruptWhileConnecting(NodeTransport.make, true), (states) => expect(states).toEqual([3])))
 
   it.live("closing the scope while CLOSING waits for the close handshake", () =>
     Effect.gen(function*() {
@@ -301,22 +291,18 @@ describe("Connection: release in each readyState", () => {
   it.live("the close code comes from the scope's Exit: 1000 on success, 1001 on failure", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const observe = (fail: boolean) =>
+      const closedWith = (fail: boolean) =>
         Effect.gen(function*() {
-          const connection = yield* Connection.connect(server.url)
-          yield* Effect.addFinalizer(() => Effect.void)
-          return fail ? yield* Effect.fail("boom" as const).pipe(Effect.as(connection)) : connection
+          let opened: Connection.Connection | undefined
+          const exit = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
+            opened = yield* Connection.connect(server.url)
+            if (fail) yield* Effect.fail("boom" as const)
+          })))
+          expect(Exit.isFailure(exit)).toBe(fail)
+          return opened === undefined ? undefined : yield* opened.closed
         })
-      const ok = yield* Effect.scoped(observe(false))
-      expect(yield* ok.closed).toMatchObject({ code: 1000, initiator: "client" })
-      let seen: Connection.Connection | undefined
-      const failed = yield* Effect.scoped(
-        Effect.tap(Connection.connect(server.url), (connection) => Effect.sync(() => (seen = connection))).pipe(
-          Effect.zipRight(Effect.fail("boom" as const))
-        )
-      ).pipe(Effect.exit)
-      expect(Exit.isFailure(failed)).toBe(true)
-      expect(seen && (yield* seen.closed)).toMatchObject({ code: 1001, initiator: "client" })
+      expect(yield* closedWith(false)).toMatchObject({ code: 1000, initiator: "client" })
+      expect(yield* closedWith(true)).toMatchObject({ code: 1001, initiator: "client" })
     })).pipe(provideNode))
 
   const releaseAtRandomMoment = (phase: "connecting" | "open" | "closing") =>

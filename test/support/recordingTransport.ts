@@ -1,6 +1,8 @@
 /** A Transport that records every socket it creates, so a test can check each ends CLOSED. */
-import { Either, Layer } from "effect"
-import { NodeTransport, Transport } from "../../src/index.js"
+import { Effect, Either, Fiber, Layer } from "effect"
+import { Connection, NodeTransport, Transport } from "../../src/index.js"
+import { TestServer } from "../../src/testing/index.js"
+import { withNoHandlesLeft } from "./handles.js"
 
 export const makeRecordingTransport = (inner: Transport.Transport = NodeTransport.make) => {
   const sockets: Array<Transport.TransportSocket> = []
@@ -14,3 +16,22 @@ export const makeRecordingTransport = (inner: Transport.Transport = NodeTranspor
   }
   return { sockets, layer: Layer.succeed(Transport.Transport, transport) }
 }
+
+/**
+ * Opens through `inner` against a server that never answers the handshake, interrupts the open
+ * after 20 ms, and returns the readyState of every socket created (each must be CLOSED, 3).
+ * `checkHandles` wraps the scope in the handle check (off where the platform leaks, see callers).
+ */
+export const interruptWhileConnecting = (inner: Transport.Transport, checkHandles: boolean) =>
+  Effect.gen(function*() {
+    const recording = makeRecordingTransport(inner)
+    const run = Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.hangHandshake
+      const fiber = yield* Effect.fork(Connection.connect(server.url).pipe(Effect.scoped))
+      yield* Effect.sleep("20 millis")
+      yield* Fiber.interrupt(fiber)
+    })
+    yield* (checkHandles ? withNoHandlesLeft(run) : Effect.scoped(run)).pipe(Effect.provide(recording.layer))
+    return recording.sockets.map((socket) => socket.readyState())
+  })
