@@ -1,11 +1,11 @@
 // lifeline `Client` with its defaults (heartbeat on, outbox on, default reconnect schedule):
 // `enqueue` for pipelining (returns once the frame is buffered), `send` for request/response
 // (completes on the write callback), `messages` across reconnects.
-import { Effect, Exit, Scope, Stream } from "effect"
+import { Effect, Scope, Stream } from "effect"
 import { Client } from "../../src/index.js"
 import type { Herd } from "./types.js"
 import type { Contender } from "./types.js"
-import { LifelineLive, pipelined, roundTrips, runLifeline } from "./connection.js"
+import { connectTimes, LifelineLive, pipelined, pool, roundTrips, runLifeline } from "./connection.js"
 
 const open = (url: string) =>
   Effect.gen(function*() {
@@ -56,27 +56,6 @@ export const client: Contender = {
       const client = yield* open(url)
       return yield* roundTrips(client.send, client.messages, payload, count, spacing)
     })),
-  connect: (url, count) =>
-    runLifeline(Effect.gen(function*() {
-      const times: Array<number> = []
-      for (let index = 0; index < count; index++) {
-        yield* Effect.scoped(Effect.gen(function*() {
-          const started = performance.now()
-          yield* open(url)
-          times.push(performance.now() - started)
-        }))
-      }
-      return times
-    })),
-  pool: (url) => {
-    const scope = Effect.runSync(Scope.make())
-    return {
-      open: (count) =>
-        Effect.runPromise(Effect.forEach(Array.from({ length: count }), () => open(url), {
-          concurrency: 100,
-          discard: true
-        }).pipe(Scope.extend(scope), Effect.provide(LifelineLive))),
-      close: () => Effect.runPromise(Scope.close(scope, Exit.void))
-    }
-  }
+  connect: (url, count) => connectTimes(open(url), count),
+  pool: (url) => pool(open(url))
 }

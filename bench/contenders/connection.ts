@@ -85,6 +85,33 @@ export const roundTrips = <E>(
     return rtts
   })
 
+/** Times `count` sequential opens, each released (close handshake awaited) before the next. */
+export const connectTimes = <A, E>(open: Effect.Effect<A, E, Transport.Transport | Scope.Scope>, count: number) =>
+  runLifeline(Effect.gen(function*() {
+    const times: Array<number> = []
+    for (let index = 0; index < count; index++) {
+      yield* Effect.scoped(Effect.gen(function*() {
+        const started = performance.now()
+        yield* open
+        times.push(performance.now() - started)
+      }))
+    }
+    return times
+  }))
+
+/** Idle connections opened 100 at a time into one scope, for the memory benchmark. */
+export const pool = <A, E>(open: Effect.Effect<A, E, Transport.Transport | Scope.Scope>) => {
+  const scope = Effect.runSync(Scope.make())
+  return {
+    open: (count: number) =>
+      Effect.runPromise(Effect.forEach(Array.from({ length: count }), () => open, {
+        concurrency: 100,
+        discard: true
+      }).pipe(Scope.extend(scope), Effect.provide(LifelineLive))),
+    close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+  }
+}
+
 export const connection: Contender = {
   name: "connection",
   label: "lifeline Connection",
@@ -98,27 +125,6 @@ export const connection: Contender = {
       const connection = yield* Connection.connect(url)
       return yield* roundTrips(connection.send, connection.messages, payload, count, spacing)
     })),
-  connect: (url, count) =>
-    runLifeline(Effect.gen(function*() {
-      const times: Array<number> = []
-      for (let index = 0; index < count; index++) {
-        yield* Effect.scoped(Effect.gen(function*() {
-          const started = performance.now()
-          yield* Connection.connect(url)
-          times.push(performance.now() - started)
-        }))
-      }
-      return times
-    })),
-  pool: (url) => {
-    const scope = Effect.runSync(Scope.make())
-    return {
-      open: (count) =>
-        Effect.runPromise(Effect.forEach(Array.from({ length: count }), () => Connection.connect(url), {
-          concurrency: 100,
-          discard: true
-        }).pipe(Scope.extend(scope), Effect.provide(LifelineLive))),
-      close: () => Effect.runPromise(Scope.close(scope, Exit.void))
-    }
-  }
+  connect: (url, count) => connectTimes(Connection.connect(url), count),
+  pool: (url) => pool(Connection.connect(url))
 }
