@@ -3,7 +3,7 @@
  * heartbeat, wait for the one signal that ends it), backs off by the Schedule and tries again;
  * the outbox and the inbound stream that outlive each connection.
  */
-import type { Redacted, Schedule } from "effect"
+import type { Redacted, Schedule, Scope } from "effect"
 import {
   Cause,
   Chunk,
@@ -19,7 +19,6 @@ import {
   Option,
   PubSub,
   ScheduleDecision,
-  Scope,
   ScheduleIntervals,
   Stream,
   SubscriptionRef
@@ -477,9 +476,10 @@ export const makeClient = (
     )
 
     yield* start
-    // Scope.addFinalizerExit, not Effect.addFinalizer, which would keep this fiber's FiberRefs alive
-    // for the life of the client (as for Connection).
-    yield* Scope.addFinalizerExit(scope, (exit) => Effect.asVoid(close(closeCodeOf(exit))))
+    // Effect.addFinalizer (unlike Connection): the close logs and publishes, so it should run with
+    // the FiberRefs (logger, level, annotations) the client was made with; the supervisor fiber
+    // keeps those alive anyway.
+    yield* Effect.addFinalizer((exit) => Effect.asVoid(close(closeCodeOf(exit))))
 
     return {
       state,
