@@ -207,13 +207,10 @@ export const makeClient = (
     const canWriteDirectly = (): boolean =>
       current !== undefined && ready && outbox.size === 0 && current.socket.readyState() === OPEN
 
-    const writeDirectly = (data: Message, done: (error?: Error | null) => void): boolean => {
-      const opened = current
-      if (opened === undefined || !canWriteDirectly()) return false
+    const writeNow = (opened: OpenedConnection, data: Message, done: (error?: Error | null) => void): void => {
       opened.socket.send(data, done)
       Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
       Metrics.bytesOut.unsafeUpdate(approximateBytes(data), NO_TAGS)
-      return true
     }
 
     /** Queues a frame and completes when it is written or fails. */
@@ -243,11 +240,12 @@ export const makeClient = (
         if (stopped) return Effect.fail(new SendError({ reason: "Closed", payload: data }, true))
         if (!canWriteDirectly()) return sendQueuedTraced(data)
         return Effect.async<void, SendError>((resume) => {
-          const written = writeDirectly(data, (error) => {
+          // The fiber may have yielded since the check: check again where the write happens.
+          const opened = current
+          if (opened === undefined || !canWriteDirectly()) return resume(sendQueued(data))
+          writeNow(opened, data, (error) => {
             resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
           })
-          // The state cannot change between the check and here, but stay correct if it did.
-          if (!written) resume(sendQueued(data))
         })
       })
 
@@ -261,7 +259,11 @@ export const makeClient = (
     const enqueue = (data: Message): Effect.Effect<void, SendError> =>
       Effect.suspend(() => {
         if (stopped) return Effect.fail(new SendError({ reason: "Closed", payload: data }, true))
-        if (writeDirectly(data, reportIfFailed(data))) return Effect.void
+        const opened = current
+        if (opened !== undefined && canWriteDirectly()) {
+          writeNow(opened, data, reportIfFailed(data))
+          return Effect.void
+        }
         let buffered = false
         let rejected: SendError | undefined
         let wake: ((effect: Effect.Effect<void, SendError>) => void) | undefined
