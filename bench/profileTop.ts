@@ -33,13 +33,13 @@ const originOf = (url: string, name: string): string => {
   if (url.includes("/node_modules/@effect/platform/")) return "@effect/platform"
   if (url.includes("/node_modules/ws/")) return "ws"
   if (url.includes("/node_modules/partysocket/")) return "partysocket"
-  if (url.includes("/src/")) return "lifeline"
+  if (url.includes("/src/") || url.includes("/dist/")) return "lifeline"
   if (url.includes("/bench/")) return "bench"
   if (url.startsWith("node:")) return "node"
   return "other"
 }
 
-const shorten = (url: string): string => url.replace(/^file:\/\//, "").replace(/^.*\/(node_modules|src|bench)\//, "$1/")
+const shorten = (url: string): string => url.replace(/^file:\/\//, "").replace(/^.*\/(node_modules|src|dist|bench)\//, "$1/")
 
 export const selfTimes = (file: string): Array<SelfTime> => {
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile

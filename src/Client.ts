@@ -133,6 +133,12 @@ const countOption = (problems: Array<string>, name: string, input: number | unde
 
 const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
 
+// Shared by every client that keeps the defaults: idle memory per client is a benchmark target.
+const DEFAULT_MIN_UPTIME = Duration.seconds(5)
+const DEFAULT_HEARTBEAT_INTERVAL = Duration.seconds(20)
+const DEFAULT_HEARTBEAT_TIMEOUT = Duration.seconds(10)
+const NO_CONNECTION_OPTIONS = {}
+
 /**
  * Starts a client in the current scope; it connects at once and keeps connecting until closed.
  * Closing the scope closes it (1000 on success, 1001 on failure) and fails what is still queued.
@@ -152,25 +158,33 @@ export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope
   const heartbeat = options.heartbeat === false ? undefined : options.heartbeat ?? {}
   const overflow = options.outbox?.overflow ?? "fail"
   if (!overflows.includes(overflow)) problems.push(`outbox.overflow: must be one of ${overflows.join(", ")}`)
-  const settings = {
+  const minUptime = durationOption(problems, "minUptime", options.minUptime, DEFAULT_MIN_UPTIME)
+  const outboxCapacity = countOption(problems, "outbox.capacity", options.outbox?.capacity, 1024)
+  const heartbeatOptions = heartbeat === undefined ? undefined : {
+    interval: durationOption(problems, "heartbeat.interval", heartbeat.interval, DEFAULT_HEARTBEAT_INTERVAL),
+    timeout: durationOption(problems, "heartbeat.timeout", heartbeat.timeout, DEFAULT_HEARTBEAT_TIMEOUT),
+    message: heartbeat.message
+  }
+  const eventsCapacity = countOption(problems, "eventsCapacity", options.eventsCapacity, 64)
+  // One literal, built last: an object spread here would give every client's settings its own
+  // hidden class (a few hundred bytes each).
+  return makeClient({
     endpoints,
-    connection: { ...options.connection, ...(headers !== undefined && !Effect.isEffect(headers) ? { headers } : {}) },
+    connection: headers !== undefined && !Effect.isEffect(headers)
+      ? { ...options.connection, headers }
+      : options.connection ?? NO_CONNECTION_OPTIONS,
     headers: headers !== undefined && Effect.isEffect(headers) ? headers : undefined,
     schedule: options.retry ?? defaultSchedule,
     shouldRetry: options.shouldRetry ?? isRetryable,
-    minUptime: durationOption(problems, "minUptime", options.minUptime, Duration.seconds(5)),
-    outboxCapacity: countOption(problems, "outbox.capacity", options.outbox?.capacity, 1024),
+    minUptime,
+    outboxCapacity,
     overflow,
     onOpen: options.onOpen,
-    heartbeat: heartbeat === undefined ? undefined : {
-      interval: durationOption(problems, "heartbeat.interval", heartbeat.interval, Duration.seconds(20)),
-      timeout: durationOption(problems, "heartbeat.timeout", heartbeat.timeout, Duration.seconds(10)),
-      message: heartbeat.message
-    },
+    heartbeat: heartbeatOptions,
     isPong: heartbeat?.isPong,
-    eventsCapacity: countOption(problems, "eventsCapacity", options.eventsCapacity, 64)
-  }
-  return makeClient({ ...settings, invalid: problems.length === 0 ? undefined : problems.join("; ") })
+    eventsCapacity,
+    invalid: problems.length === 0 ? undefined : problems.join("; ")
+  })
 }
 
 /**

@@ -311,6 +311,28 @@ describe("Client: heartbeat", () => {
       yield* awaitState(client, isTag("Open"), "3 seconds")
     })).pipe(provideNode))
 
+  it.effect("on the TestClock: a peer that stops ponging is timed out at exactly interval + timeout", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, heartbeat: { interval: "20 seconds", timeout: "10 seconds" } })
+      yield* client.awaitOpen
+      yield* server.stopPonging
+      // Let each timer that fired start the next one before time moves again.
+      const realTurn = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+      const tagAfter = (seconds: number) =>
+        Effect.gen(function*() {
+          yield* TestClock.adjust(Duration.seconds(seconds))
+          yield* realTurn
+          return (yield* client.state.get)._tag
+        })
+      // Samples at 5, 10, 15 s; the probe at 20 s; its answer is due at 30 s.
+      for (let second = 1; second < 30; second++) expect(yield* tagAfter(1)).toBe("Open")
+      expect(yield* server.pings).toBe(1)
+      yield* tagAfter(1)
+      const backoff = yield* awaitState(client, isTag("Backoff"), "2 seconds")
+      expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.seconds(10) } })
+    })).pipe(provideNode))
+
   it.live("a live peer that answers pings keeps the connection up", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

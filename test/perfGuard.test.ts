@@ -1,6 +1,7 @@
 /**
  * Performance guards that cannot flake: they count operations, not time. The per-message path
- * must start no fiber, so fibers started while N messages go out and come back do not grow with N.
+ * must start no fiber, so fibers started while N messages go out and come back do not grow with N;
+ * and an open, idle Client keeps no fiber alive, which is what keeps its memory near a Connection's.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Stream, Supervisor } from "effect"
@@ -16,7 +17,27 @@ class FiberCounter extends Supervisor.AbstractSupervisor<number> {
   }
 }
 
-const counted = (counter: FiberCounter) =>
+class LiveFibers extends Supervisor.AbstractSupervisor<number> {
+  live = 0
+  readonly value = Effect.sync(() => this.live)
+  override onStart(): void {
+    this.live++
+  }
+  override onEnd(): void {
+    this.live--
+  }
+}
+
+/** Lets fibers that are about to end (a supervisor that just opened) finish: bounded turns. */
+const settleFibers = (fibers: LiveFibers) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 200 && fibers.live > 0; turn++) {
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    return fibers.live
+  })
+
+const counted = (counter: Supervisor.Supervisor<number>) =>
   Effect.provide(Layer.merge(Supervisor.addSupervisor(counter), NodeTransport.layer))
 
 const payload = "x".repeat(64)
@@ -80,5 +101,29 @@ describe("per-message cost guards", () => {
       expect(large).toBe(small)
       expect(small).toBeLessThanOrEqual(2)
     })).pipe(counted(counter))
+  })
+
+  it.live("Client: open clients keep no fiber alive, heartbeat on (the supervisor runs only between connections)", () => {
+    const fibers = new LiveFibers()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const clients = yield* Effect.forEach(
+        Array.from({ length: 50 }),
+        () => Client.make({ url: server.url, heartbeat: { interval: "20 seconds" } })
+      )
+      yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
+      expect(yield* settleFibers(fibers)).toBe(0)
+      // After a reconnect too: the supervisor that reconnected has ended again.
+      const first = clients[0]!
+      yield* first.reconnect
+      // `events` replays the recent transitions: the second transition to Open is the reconnection.
+      yield* first.events.pipe(
+        Stream.filter((event) => event._tag === "Transition" && event.to._tag === "Open"),
+        Stream.take(2),
+        Stream.runDrain
+      )
+      expect(yield* settleFibers(fibers)).toBe(0)
+      expect(yield* server.accepted).toBe(51)
+    })).pipe(counted(fibers))
   })
 })

@@ -2,7 +2,8 @@
 // `enqueue` for pipelining (returns once the frame is buffered), `send` for request/response
 // (completes on the write callback), `messages` across reconnects.
 import { Effect, Scope, Stream } from "effect"
-import { Client } from "../../src/index.js"
+import type { Client as ClientModule } from "../../src/index.js"
+import { Client } from "../lifeline.js"
 import type { Herd } from "./types.js"
 import type { Contender } from "./types.js"
 import { connectTimes, LifelineLive, pipelined, pool, roundTrips, runLifeline } from "./connection.js"
@@ -25,7 +26,7 @@ export const clientHerd = (url: string, count: number): Herd => {
     )
   )
   // The first Open after the client left Open (`changes` starts with the current state).
-  const nextOpen = (client: Client.Client, index: number) =>
+  const nextOpen = (client: ClientModule.Client, index: number) =>
     client.state.changes.pipe(
       Stream.dropWhile((state) => state._tag === "Open"),
       Stream.filter((state) => state._tag === "Open"),

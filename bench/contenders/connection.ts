@@ -2,7 +2,7 @@
 // (completes on the write callback) for request/response, `messages` read a chunk at a time.
 import { Effect, Exit, Layer, Logger, LogLevel, Scope, Stream } from "effect"
 import type { Transport } from "../../src/index.js"
-import { Connection, NodeTransport } from "../../src/index.js"
+import { Connection, NodeTransport } from "../lifeline.js"
 import type { Payload } from "../util.js"
 import { sizeOf } from "../util.js"
 import type { Contender } from "./types.js"

@@ -1,39 +1,41 @@
 /**
- * The Client's machinery: one supervisor fiber that connects, runs a session (flush the outbox,
- * heartbeat, wait for the one signal that ends it), backs off by the Schedule and tries again;
- * the outbox and the inbound stream that outlive each connection.
+ * The Client's machinery. A supervisor fiber connects, backs off by the Schedule and tries again;
+ * once a connection is open the fiber ends, and the open session runs on callbacks: the
+ * connection's close, the heartbeat's timer and `reconnect` end it and start the supervisor again.
+ * An open client therefore keeps no fiber, no hub and no Ref alive: idle memory per client is a
+ * benchmark target. The outbox and the inbound stream outlive each connection.
  */
-import type { Redacted, Schedule, Scope } from "effect"
+import type { Redacted, Schedule } from "effect"
 import {
   Cause,
   Chunk,
   Clock,
-  Either,
-  Deferred,
   Duration,
   Effect,
+  Either,
   Exit,
   Fiber,
-  FiberId,
   MetricLabel,
   Option,
-  PubSub,
+  Runtime,
   ScheduleDecision,
   ScheduleIntervals,
+  Scope,
   Stream,
-  SubscriptionRef
+  Subscribable
 } from "effect"
 import type { Client } from "../Client.js"
 import type { Connection } from "../Connection.js"
+import type { TimeoutError } from "../Errors.js"
 import { ConnectError, Disconnected, OnOpenError, SendError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 import type { Message, Transport } from "../Transport.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "./clientState.js"
 import { ClientEvent, ClientState } from "./clientState.js"
-import { approximateBytes, closeCodeOf, openConnection, writeFailed } from "./connection.js"
+import { acquireConnection, approximateBytes, closeCodeOf, releaseOpened, writeFailed } from "./connection.js"
 import type { OpenedConnection } from "./connection.js"
-import type { HeartbeatOptions } from "./heartbeat.js"
-import { runHeartbeat } from "./heartbeat.js"
+import type { HeartbeatOptions, HeartbeatOwner } from "./heartbeat.js"
+import { Heartbeat } from "./heartbeat.js"
 import { InboundBuffer } from "./inboundBuffer.js"
 import * as Metrics from "./metrics.js"
 import type { Entry, Overflow } from "./outbox.js"
@@ -41,6 +43,8 @@ import { Outbox } from "./outbox.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { OPEN } from "./protocol.js"
 import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
+import type { Timers } from "./timers.js"
+import { timersOn } from "./timers.js"
 
 /** The Client's options after defaults; built by `Client.make`. */
 export interface ClientSettings {
@@ -60,10 +64,6 @@ export interface ClientSettings {
   readonly invalid: string | undefined
 }
 
-type SessionEnd =
-  | { readonly _tag: "Ended"; readonly error: ClientError; readonly uptime: number }
-  | { readonly _tag: "ReconnectRequested" }
-
 const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
   if (endpoint instanceof URL) return redactUrl(endpoint)
   if (typeof endpoint !== "string") return "(url from an Effect)"
@@ -79,7 +79,11 @@ const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 /** How many recent events a new `events` subscriber receives first. */
 const EVENTS_REPLAY = 16
 
+const IDLE = ClientState.Idle()
+
 const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" }, true)
+
+const closedError = (payload: Message): SendError => new SendError({ reason: "Closed", payload }, true)
 
 /**
  * The inbound buffers of successive connections, read in order. The read position lives here, not
@@ -91,7 +95,8 @@ class SuccessiveInbound {
   private wakeup: (() => void) | undefined = undefined
 
   offer(buffer: InboundBuffer<Message>): void {
-    this.buffers.push(buffer)
+    // Copied, not pushed: once per connection, and an exact-size array is smaller to keep.
+    this.buffers = [...this.buffers, buffer]
     this.wake()
   }
 
@@ -100,7 +105,11 @@ class SuccessiveInbound {
     this.wake()
   }
 
-  readonly pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> = Effect.suspend(() => {
+  get pull(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
+    return Effect.suspend(() => this.pullNow())
+  }
+
+  private pullNow(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
     const buffer = this.buffers[0]
     if (buffer === undefined) {
       if (this.ended) return Effect.fail(Option.none())
@@ -116,10 +125,10 @@ class SuccessiveInbound {
     }
     return buffer.pull.pipe(Effect.catchAll(() => {
       // That connection ended and is drained: move on to the next one.
-      if (this.buffers[0] === buffer) this.buffers.shift()
+      if (this.buffers[0] === buffer) this.buffers = this.buffers.slice(1)
       return this.pull
     }))
-  })
+  }
 
   private wake(): void {
     const wakeup = this.wakeup
@@ -128,379 +137,624 @@ class SuccessiveInbound {
   }
 }
 
-export const makeClient = (
-  settings: ClientSettings
-): Effect.Effect<Client, never, Scope.Scope | Transport> =>
-  Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    const context = yield* Effect.context<Transport>()
-    const state = yield* SubscriptionRef.make<ClientStateType>(ClientState.Idle())
-    // Replay: a subscriber that attaches after `make` returned still sees the first transitions.
-    const events = yield* PubSub.sliding<ClientEventType>({ capacity: settings.eventsCapacity, replay: EVENTS_REPLAY })
-    const outbox = new Outbox(settings.outboxCapacity, settings.overflow)
-    const connections = new SuccessiveInbound()
+/** Listeners called synchronously with each value; the set is made on first use. */
+class Listeners<A> {
+  private set: Set<(value: A) => void> | undefined = undefined
 
-    let current: OpenedConnection | undefined
-    let ready = false
-    let stopped = false
-    let closedForGood = false
-    let everOpened = false
-    let reconnectRequest = Deferred.unsafeMake<void>(FiberId.none)
-    let sessionEnd: Deferred.Deferred<ClientError | "reconnect"> | undefined
-    let supervisor: Fiber.RuntimeFiber<void> | undefined
-
-    const setState = (next: ClientStateType): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        const from = yield* SubscriptionRef.get(state)
-        yield* SubscriptionRef.set(state, next)
-        yield* PubSub.publish(events, ClientEvent.Transition({ from, to: next }))
-        const log = next._tag === "Backoff"
-          ? Effect.logWarning(`lifeline: ${next._tag} ${Duration.format(next.delay)} after ${next.error.message}`)
-          : next._tag === "Closed"
-          ? Option.match(next.error, {
-            onNone: () => Effect.logInfo("lifeline: Closed"),
-            onSome: (error) => Effect.logError(`lifeline: Closed by ${error.message}`)
-          })
-          : Effect.logDebug(`lifeline: ${next._tag}`)
-        const endpoint = "endpoint" in next ? next.endpoint : undefined
-        yield* endpoint === undefined ? log : Effect.annotateLogs(log, "lifeline.url", endpoint)
-      })
-
-    const reportFailure = (error: SendError): void => {
-      events.unsafeOffer(ClientEvent.MessageFailed({ error }))
+  add(listener: (value: A) => void): () => void {
+    const set = this.set ??= new Set()
+    set.add(listener)
+    return () => {
+      set.delete(listener)
     }
+  }
 
-    const completion = (entry: Entry) => (error?: Error | null): void => {
-      entry.done(error === undefined || error === null ? undefined : writeFailed(entry.payload, error))
-    }
+  emit(value: A): void {
+    const set = this.set
+    if (set === undefined) return
+    for (const listener of set) listener(value)
+  }
+}
 
-    let flushing = false
-    /**
-     * Writes everything queued, synchronously, oldest first, until the outbox is empty (taking
-     * entries admits suspended ones, which the next round writes). Only while ready and OPEN.
-     */
-    const flush = (opened: OpenedConnection): void => {
-      const socket = opened.socket
-      if (flushing || !ready || socket.readyState() !== OPEN) return
-      flushing = true
-      let count = 0
-      let bytes = 0
-      while (outbox.size > 0) {
-        for (const entry of outbox.takeAll()) {
-          socket.send(entry.payload, completion(entry))
-          bytes += approximateBytes(entry.payload)
-          count++
-        }
+/**
+ * One open connection of the client, from `onOpen` done until it ends. It is what the connection
+ * and the heartbeat call back when the session ends, so an open session costs no closures.
+ */
+class Session implements HeartbeatOwner {
+  heartbeat: Heartbeat | undefined = undefined
+  constructor(
+    private readonly client: LiveClient,
+    readonly opened: OpenedConnection,
+    readonly openedAt: number
+  ) {}
+
+  connectionEnded(disconnected: Disconnected): void {
+    this.client.endSession(this, disconnected)
+  }
+
+  onDead(timeout: TimeoutError): void {
+    this.client.endSession(this, timeout)
+  }
+
+  onCannotProbe(): void {
+    // No protocol ping here (a browser) and no app-level message configured: say so once.
+    this.client.fork(Effect.logWarning("lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)"), false)
+  }
+}
+
+/** Why a session ended: the connection's or heartbeat's error, or `reconnect`. */
+type SessionEnd = ClientError | "reconnect"
+
+/**
+ * The client. A class so that one client costs fields, not a closure per method: methods that are
+ * used point-free (`send`, `enqueue`, `close`) are bound on first use and kept.
+ */
+class LiveClient implements Client {
+  private readonly outbox: Outbox
+  private readonly inbound = new SuccessiveInbound()
+  private readonly timers: Timers
+
+  private currentState: ClientStateType = IDLE
+  private readonly stateListeners = new Listeners<ClientStateType>()
+  private readonly eventListeners = new Listeners<ClientEventType>()
+  private recentEvents: ReadonlyArray<ClientEventType> = []
+
+  /** The supervisor, while it connects or backs off; none while a session is open. */
+  private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  private session: Session | undefined = undefined
+  private current: OpenedConnection | undefined = undefined
+  private ready = false
+  private flushing = false
+  private stopped = false
+  private closedForGood = false
+  private everOpened = false
+  private scheduleState: unknown
+  private attempt = 0
+  private total = 0
+  private reconnectRequested = false
+  private wakeBackoff: (() => void) | undefined = undefined
+
+  constructor(
+    private readonly settings: ClientSettings,
+    private readonly runtime: Runtime.Runtime<Transport>,
+    private readonly clock: Clock.Clock
+  ) {
+    this.outbox = new Outbox(settings.outboxCapacity, settings.overflow)
+    this.outbox.owner = this
+    this.timers = timersOn(clock, runtime)
+    this.scheduleState = settings.schedule.initial
+  }
+
+  /** An entry that lands in the outbox while connected (admitted from `suspend`) goes out at once. */
+  outboxAdmitted(): void {
+    if (this.current !== undefined) this.flush(this.current)
+  }
+
+  // --- state and events -------------------------------------------------------------------
+
+  get state(): Subscribable.Subscribable<ClientStateType> {
+    return Subscribable.make({
+      get: Effect.sync(() => this.currentState),
+      // The current state, then every transition: registered in one synchronous step, so none is missed.
+      changes: Stream.asyncPush<ClientStateType>((emit) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            emit.single(this.currentState)
+            return this.stateListeners.add((state) => emit.single(state))
+          }),
+          (remove) => Effect.sync(remove)
+        ), { bufferSize: "unbounded" })
+    })
+  }
+
+  get events(): Stream.Stream<ClientEventType> {
+    return Stream.asyncPush<ClientEventType>((emit) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          for (const event of this.recentEvents) emit.single(event)
+          return this.eventListeners.add((event) => emit.single(event))
+        }),
+        (remove) => Effect.sync(remove)
+      ), { bufferSize: this.settings.eventsCapacity, strategy: "sliding" })
+  }
+
+  get awaitOpen(): Effect.Effect<void, ClientError> {
+    return Effect.async<void, ClientError>((resume) => {
+      const outcome = (state: ClientStateType): Effect.Effect<void, ClientError> | undefined => {
+        if (state._tag === "Open") return Effect.void
+        if (state._tag === "Closed") return Effect.fail(Option.getOrElse(state.error, () => closedByUser))
+        return undefined
       }
-      flushing = false
-      Metrics.messagesOut.unsafeUpdate(count, NO_TAGS)
-      Metrics.bytesOut.unsafeUpdate(bytes, NO_TAGS)
-      Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
-    }
-
-    // An entry that lands in the outbox while connected (admitted from `suspend`) goes out at once.
-    outbox.onEntries = () => {
-      if (current !== undefined) flush(current)
-    }
-
-    /** The fast path: open, ready and nothing queued ahead, so the frame goes straight out. */
-    const canWriteDirectly = (): boolean =>
-      current !== undefined && ready && outbox.size === 0 && current.socket.readyState() === OPEN
-
-    const writeNow = (opened: OpenedConnection, data: Message, done: (error?: Error | null) => void): void => {
-      opened.socket.send(data, done)
-      Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
-      Metrics.bytesOut.unsafeUpdate(approximateBytes(data), NO_TAGS)
-    }
-
-    /** Queues a frame and completes when it is written or fails. */
-    const sendQueued = (data: Message): Effect.Effect<void, SendError> =>
-      Effect.async<void, SendError>((resume) => {
-        if (stopped) return resume(Effect.fail(new SendError({ reason: "Closed", payload: data }, true)))
-        const entry: Entry = {
-          payload: data,
-          done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
-        }
-        outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(outbox.size, NO_TAGS))
-        return Effect.sync(() => {
-          outbox.remove(entry)
-        })
+      const now = outcome(this.currentState)
+      if (now !== undefined) return resume(now)
+      const remove = this.stateListeners.add((state) => {
+        const done = outcome(state)
+        if (done === undefined) return
+        remove()
+        resume(done)
       })
+      return Effect.sync(remove)
+    })
+  }
 
-    // The `lifeline.send` span covers sends that wait in the outbox, where the time is worth
-    // seeing; a span on the direct path would cost more than the write it traces.
-    const sendQueuedTraced = (data: Message): Effect.Effect<void, SendError> =>
-      sendQueued(data).pipe(Effect.withSpan("lifeline.send", {
-        captureStackTrace: false,
-        attributes: { "lifeline.outbox.depth": outbox.size }
-      }))
+  private publish(event: ClientEventType): void {
+    // Copied, not pushed: events are rare, and an exact-size array is smaller to keep.
+    const recent = this.recentEvents
+    this.recentEvents = recent.length < EVENTS_REPLAY ? [...recent, event] : [...recent.slice(1), event]
+    this.eventListeners.emit(event)
+  }
 
-    const send = (data: Message): Effect.Effect<void, SendError> =>
+  /** Changes the state at once (listeners, events); the returned Effect logs it. */
+  private transition(next: ClientStateType): Effect.Effect<void> {
+    const from = this.currentState
+    this.currentState = next
+    this.stateListeners.emit(next)
+    this.publish(ClientEvent.Transition({ from, to: next }))
+    const log = next._tag === "Backoff"
+      ? Effect.logWarning(`lifeline: ${next._tag} ${Duration.format(next.delay)} after ${next.error.message}`)
+      : next._tag === "Closed"
+      ? Option.match(next.error, {
+        onNone: () => Effect.logInfo("lifeline: Closed"),
+        onSome: (error) => Effect.logError(`lifeline: Closed by ${error.message}`)
+      })
+      : Effect.logDebug(`lifeline: ${next._tag}`)
+    const endpoint = "endpoint" in next ? next.endpoint : undefined
+    return endpoint === undefined ? log : Effect.annotateLogs(log, "lifeline.url", endpoint)
+  }
+
+  private setState(next: ClientStateType): Effect.Effect<void> {
+    return Effect.suspend(() => this.transition(next))
+  }
+
+  private reportFailure(error: SendError): void {
+    this.publish(ClientEvent.MessageFailed({ error }))
+  }
+
+  // --- outbound ---------------------------------------------------------------------------
+
+  /**
+   * Writes everything queued, synchronously, oldest first, until the outbox is empty (taking
+   * entries admits suspended ones, which the next round writes). Only while ready and OPEN.
+   */
+  private flush(opened: OpenedConnection): void {
+    const socket = opened.socket
+    if (this.flushing || !this.ready || socket.readyState() !== OPEN) return
+    this.flushing = true
+    let count = 0
+    let bytes = 0
+    while (this.outbox.size > 0) {
+      for (const entry of this.outbox.takeAll()) {
+        socket.send(entry.payload, completion(entry))
+        bytes += approximateBytes(entry.payload)
+        count++
+      }
+    }
+    this.flushing = false
+    Metrics.messagesOut.unsafeUpdate(count, NO_TAGS)
+    Metrics.bytesOut.unsafeUpdate(bytes, NO_TAGS)
+    Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
+  }
+
+  /** The fast path: open, ready and nothing queued ahead, so the frame goes straight out. */
+  private writable(): OpenedConnection | undefined {
+    const opened = this.current
+    if (opened === undefined || !this.ready || this.outbox.size > 0 || opened.socket.readyState() !== OPEN) return undefined
+    return opened
+  }
+
+  private writeNow(opened: OpenedConnection, data: Message, done: (error?: Error | null) => void): void {
+    opened.socket.send(data, done)
+    Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
+    Metrics.bytesOut.unsafeUpdate(approximateBytes(data), NO_TAGS)
+  }
+
+  /** Queues a frame and completes when it is written or fails. */
+  private sendQueued(data: Message): Effect.Effect<void, SendError> {
+    return Effect.async<void, SendError>((resume) => {
+      if (this.stopped) return resume(Effect.fail(closedError(data)))
+      const entry: Entry = {
+        payload: data,
+        done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
+      }
+      this.outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(this.outbox.size, NO_TAGS))
+      return Effect.sync(() => {
+        this.outbox.remove(entry)
+      })
+    })
+  }
+
+  // The `lifeline.send` span covers sends that wait in the outbox, where the time is worth
+  // seeing; a span on the direct path would cost more than the write it traces.
+  private sendQueuedTraced(data: Message): Effect.Effect<void, SendError> {
+    return this.sendQueued(data).pipe(Effect.withSpan("lifeline.send", {
+      captureStackTrace: false,
+      attributes: { "lifeline.outbox.depth": this.outbox.size }
+    }))
+  }
+
+  private boundSend: ((data: Message) => Effect.Effect<void, SendError>) | undefined = undefined
+  private boundEnqueue: ((data: Message) => Effect.Effect<void, SendError>) | undefined = undefined
+  private boundClose: ((code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>) | undefined = undefined
+
+  get send(): (data: Message) => Effect.Effect<void, SendError> {
+    return this.boundSend ??= (data) =>
       Effect.suspend(() => {
-        if (stopped) return Effect.fail(new SendError({ reason: "Closed", payload: data }, true))
-        if (!canWriteDirectly()) return sendQueuedTraced(data)
+        if (this.stopped) return Effect.fail(closedError(data))
+        if (this.writable() === undefined) return this.sendQueuedTraced(data)
         return Effect.async<void, SendError>((resume) => {
           // The fiber may have yielded since the check: check again where the write happens.
-          const opened = current
-          if (opened === undefined || !canWriteDirectly()) return resume(sendQueued(data))
-          writeNow(opened, data, (error) => {
+          const opened = this.writable()
+          if (opened === undefined) return resume(this.sendQueued(data))
+          this.writeNow(opened, data, (error) => {
             resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
           })
         })
       })
+  }
 
-    /** The write callback of a frame whose sender is gone: a failure becomes a MessageFailed event. */
-    const reportIfFailed = (data: Message) => (error?: Error | null): void => {
-      if (error !== undefined && error !== null) reportFailure(writeFailed(data, error))
-    }
-
-    // Synchronous unless the outbox is full under `suspend`: the pipelining path allocates no
-    // Effect.async, no fiber and, when connected with nothing queued, only the write callback.
-    const enqueue = (data: Message): Effect.Effect<void, SendError> =>
+  // Synchronous unless the outbox is full under `suspend`: the pipelining path allocates no
+  // Effect.async, no fiber and, when connected with nothing queued, only the write callback.
+  get enqueue(): (data: Message) => Effect.Effect<void, SendError> {
+    return this.boundEnqueue ??= (data) =>
       Effect.suspend(() => {
-        if (stopped) return Effect.fail(new SendError({ reason: "Closed", payload: data }, true))
-        const opened = current
-        if (opened !== undefined && canWriteDirectly()) {
-          writeNow(opened, data, reportIfFailed(data))
+        if (this.stopped) return Effect.fail(closedError(data))
+        const opened = this.writable()
+        if (opened !== undefined) {
+          this.writeNow(opened, data, this.reportIfFailed(data))
           return Effect.void
         }
-        let buffered = false
-        let rejected: SendError | undefined
-        let wake: ((effect: Effect.Effect<void, SendError>) => void) | undefined
-        const entry: Entry = {
-          payload: data,
-          // Before it is buffered a failure fails `enqueue`; after, it is reported as an event.
-          done: (error) => {
-            if (error === undefined) return
-            if (buffered) return reportFailure(error)
-            rejected = error
-            if (wake !== undefined) wake(Effect.fail(error))
-          }
-        }
-        outbox.offer(entry, () => {
-          buffered = true
-          if (wake !== undefined) wake(Effect.void)
-        })
-        if (buffered) {
-          Metrics.outboxDepth.unsafeUpdate(outbox.size, NO_TAGS)
-          return Effect.void
-        }
-        if (rejected !== undefined) return Effect.fail(rejected)
-        // Full under `suspend`: wait for room.
-        return Effect.async<void, SendError>((resume) => {
-          wake = resume
-          return Effect.sync(() => {
-            if (!buffered) outbox.remove(entry)
-          })
-        })
+        return this.enqueueQueued(data)
       })
+  }
 
-    const session = (attempt: number, endpoint: string | URL | Effect.Effect<string>): Effect.Effect<SessionEnd, never, Transport> =>
-      Effect.scoped(Effect.gen(function*() {
-        const label = labelOf(endpoint)
-        yield* setState(ClientState.Connecting({ attempt, endpoint: label }))
-        const startedAt = yield* Clock.currentTimeMillis
-        const headers = settings.headers === undefined ? settings.connection.headers : yield* settings.headers
-        const attemptResult = yield* Effect.either(openConnection(endpoint, { ...settings.connection, ...(headers === undefined ? {} : { headers }) })).pipe(
-          // A URL or headers Effect that dies is the user's bug: report it as an invalid URL, fatal.
-          Effect.catchAllDefect((defect) =>
-            Effect.succeed(Either.left(new ConnectError({ reason: "InvalidUrl", url: label, detail: "the URL or headers Effect died", cause: defect }, true)))
-          )
-        )
-        if (attemptResult._tag === "Left") {
-          const error = attemptResult.left
-          Metrics.connectFailures.unsafeUpdate(1, [MetricLabel.make("reason", error._tag === "ConnectError" ? error.reason : error._tag)])
-          return { _tag: "Ended", error, uptime: 0 } as const
-        }
-        const opened = attemptResult.right
-        const openedAt = yield* Clock.currentTimeMillis
-        Metrics.connects.unsafeUpdate(1, NO_TAGS)
-        Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
-        if (everOpened) Metrics.reconnects.unsafeUpdate(1, NO_TAGS)
-        everOpened = true
-        if (settings.onOpen !== undefined) {
-          const onOpen = settings.onOpen
-          // User code: a failure or a throw drops this connection, never the supervisor.
-          const hook = yield* Effect.exit(Effect.suspend(() => onOpen(opened.connection)))
-          if (Exit.isFailure(hook) && !Cause.isInterruptedOnly(hook.cause)) {
-            return { _tag: "Ended", error: new OnOpenError({ cause: Cause.squash(hook.cause) }, true), uptime: 0 } as const
-          }
-        }
-        current = opened
-        connections.offer(opened.listener.inbound)
-        // One signal ends the session: the connection closing, the heartbeat failing, or
-        // `reconnect`. Callbacks complete it, so an open client waits without extra fibers.
-        const end = Deferred.unsafeMake<ClientError | "reconnect">(FiberId.none)
-        sessionEnd = end
-        opened.listener.onEnded = (disconnected) => Deferred.unsafeDone(end, Exit.succeed(disconnected))
-        // It may have ended already, while onOpen ran.
-        const alreadyEnded = opened.listener.endedWith
-        if (alreadyEnded !== undefined) Deferred.unsafeDone(end, Exit.succeed(alreadyEnded))
-        yield* setState(ClientState.Open({ attempt, endpoint: opened.connection.url, since: openedAt }))
-        ready = true
-        flush(opened)
-        if (settings.heartbeat !== undefined) {
-          yield* Effect.forkScoped(
-            Effect.flatMap(
-              Effect.flip(runHeartbeat(opened.socket, opened.listener, opened.connection.url, settings.heartbeat)),
-              (timeout) => Deferred.succeed(end, timeout)
-            )
-          )
-        }
-        const ended = yield* Deferred.await(end).pipe(Effect.ensuring(Effect.sync(() => {
-          ready = false
-          current = undefined
-          sessionEnd = undefined
-          opened.listener.onEnded = undefined
-        })))
-        if (ended === "reconnect") return { _tag: "ReconnectRequested" } as const
-        // A dead peer will not answer a close frame: skip the close handshake.
-        if (ended._tag === "TimeoutError") opened.socket.terminate()
-        const uptime = (yield* Clock.currentTimeMillis) - openedAt
-        return { _tag: "Ended", error: ended, uptime } as const
-      }))
+  /** The write callback of a frame whose sender is gone: a failure becomes a MessageFailed event. */
+  private reportIfFailed(data: Message): (error?: Error | null) => void {
+    return (error) => {
+      if (error !== undefined && error !== null) this.reportFailure(writeFailed(data, error))
+    }
+  }
 
-    const stop = (error: Option.Option<ClientError>): Effect.Effect<ReadonlyArray<Message>> =>
-      Effect.gen(function*() {
-        stopped = true
-        const unsent = outbox.failAll("Closed")
-        Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
-        yield* setState(ClientState.Closed({ error }))
-        return unsent
-      })
-
-    const retryable = (error: ClientError): boolean => {
-      try {
-        return settings.shouldRetry(error)
-      } catch {
-        // A throwing predicate cannot say yes: stop rather than loop on a broken policy.
-        return false
+  private enqueueQueued(data: Message): Effect.Effect<void, SendError> {
+    let buffered = false
+    let rejected: SendError | undefined
+    let wake: ((effect: Effect.Effect<void, SendError>) => void) | undefined
+    const entry: Entry = {
+      payload: data,
+      // Before it is buffered a failure fails `enqueue`; after, it is reported as an event.
+      done: (error) => {
+        if (error === undefined) return
+        if (buffered) return this.reportFailure(error)
+        rejected = error
+        if (wake !== undefined) wake(Effect.fail(error))
       }
     }
-
-    const supervise: Effect.Effect<void, never, Transport> = Effect.gen(function*() {
-      if (settings.invalid !== undefined) {
-        yield* stop(Option.some(new ConnectError({ reason: "InvalidOptions", url: labelOf(settings.endpoints[0] ?? ""), detail: settings.invalid }, true)))
-        return
-      }
-      let scheduleState: unknown = settings.schedule.initial
-      let attempt = 0
-      let total = 0
-      const resetBackoff = (): void => {
-        scheduleState = settings.schedule.initial
-        attempt = 0
-      }
-      while (true) {
-        attempt++
-        // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this loop.
-        const endpoint = settings.endpoints[total % settings.endpoints.length]!
-        total++
-        const end = yield* session(attempt, endpoint)
-        // `close` ended the session on purpose: no backoff, `close` sets the final state.
-        if (stopped) return
-        if (end._tag === "ReconnectRequested") {
-          resetBackoff()
-          continue
-        }
-        const error = end.error
-        if (!retryable(error)) {
-          yield* stop(Option.some(error))
-          return
-        }
-        if (end.uptime >= Duration.toMillis(settings.minUptime)) {
-          // Stable long enough: this failure counts as the first of a new series.
-          resetBackoff()
-          attempt = 1
-        }
-        const now = yield* Clock.currentTimeMillis
-        const [nextState, , decision] = yield* settings.schedule.step(now, error, scheduleState)
-        scheduleState = nextState
-        if (ScheduleDecision.isDone(decision)) {
-          yield* stop(Option.some(error))
-          return
-        }
-        let delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
-        if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
-          delay = Math.max(delay, Duration.toMillis(error.retryAfter))
-        }
-        yield* setState(ClientState.Backoff({ attempt, delay: Duration.millis(delay), error }))
-        const woken = yield* Effect.raceFirst(
-          Effect.as(Effect.sleep(Duration.millis(delay)), false),
-          Effect.as(Deferred.await(reconnectRequest), true)
-        )
-        if (woken) {
-          reconnectRequest = Deferred.unsafeMake<void>(FiberId.none)
-          resetBackoff()
-        }
-      }
+    this.outbox.offer(entry, () => {
+      buffered = true
+      if (wake !== undefined) wake(Effect.void)
     })
-
-    const start = Effect.gen(function*() {
-      stopped = false
-      supervisor = yield* Effect.forkIn(Effect.provide(supervise, context), scope)
-    })
-
-    const close = (code?: number, reason?: string): Effect.Effect<ReadonlyArray<Message>> =>
-      Effect.uninterruptible(Effect.gen(function*() {
-        if (closedForGood) return []
-        closedForGood = true
-        stopped = true
-        const opened = current
-        // Queued while open: write it before the close frame rather than fail it.
-        if (opened !== undefined) {
-          flush(opened)
-          yield* opened.connection.close(code, reason)
-        }
-        if (supervisor !== undefined) yield* Fiber.interrupt(supervisor)
-        const unsent = yield* stop(Option.none())
-        connections.end()
-        return unsent
-      }))
-
-    const awaitOpen: Effect.Effect<void, ClientError> = state.changes.pipe(
-      Stream.filter((current) => current._tag === "Open" || current._tag === "Closed"),
-      Stream.runHead,
-      Effect.flatMap((found) => {
-        if (Option.isNone(found) || found.value._tag === "Open") return Effect.void
-        return Effect.fail(found.value._tag === "Closed" ? Option.getOrElse(found.value.error, () => closedByUser) : closedByUser)
+    if (buffered) {
+      Metrics.outboxDepth.unsafeUpdate(this.outbox.size, NO_TAGS)
+      return Effect.void
+    }
+    if (rejected !== undefined) return Effect.fail(rejected)
+    // Full under `suspend`: wait for room.
+    return Effect.async<void, SendError>((resume) => {
+      wake = resume
+      return Effect.sync(() => {
+        if (!buffered) this.outbox.remove(entry)
       })
-    )
+    })
+  }
 
-    const inbound = Stream.repeatEffectChunkOption(connections.pull).pipe(
+  get outboxSize(): Effect.Effect<number> {
+    return Effect.sync(() => this.outbox.size)
+  }
+
+  // --- inbound ----------------------------------------------------------------------------
+
+  get messages(): Stream.Stream<Message> {
+    const isPong = this.settings.isPong
+    return Stream.repeatEffectChunkOption(this.inbound.pull).pipe(
       Stream.mapChunks((chunk) => {
         Metrics.messagesIn.unsafeUpdate(chunk.length, NO_TAGS)
         let bytes = 0
         for (const message of chunk) bytes += approximateBytes(message)
         Metrics.bytesIn.unsafeUpdate(bytes, NO_TAGS)
-        const isPong = settings.isPong
         return isPong === undefined ? chunk : Chunk.filter(chunk, (message) => !isPong(message))
       })
     )
+  }
 
-    yield* start
-    // Effect.addFinalizer (unlike Connection): the close logs and publishes, so it should run with
-    // the FiberRefs (logger, level, annotations) the client was made with; the supervisor fiber
-    // keeps those alive anyway.
-    yield* Effect.addFinalizer((exit) => Effect.asVoid(close(closeCodeOf(exit))))
+  // --- lifecycle --------------------------------------------------------------------------
 
-    return {
-      state,
-      events: Stream.fromPubSub(events),
-      messages: inbound,
-      send,
-      enqueue,
-      awaitOpen,
-      reconnect: Effect.suspend(() => {
-        if (closedForGood) return Effect.void
-        if (stopped) return start
-        return Effect.sync(() => {
-          if (sessionEnd !== undefined) Deferred.unsafeDone(sessionEnd, Exit.succeed("reconnect" as const))
-          else Deferred.unsafeDone(reconnectRequest, Exit.void)
+  /** Starts (or restarts) the supervisor with a fresh backoff. */
+  start(): void {
+    this.stopped = false
+    this.resetBackoff()
+    this.fork(this.supervise(undefined), true)
+  }
+
+  /**
+   * Runs `effect` on a new fiber with the context and FiberRefs (logger, level, annotations,
+   * span) of the fiber that made the client; `supervisor` marks the fiber that `close` interrupts.
+   */
+  fork(effect: Effect.Effect<void, never, Transport>, supervisor: boolean): Fiber.RuntimeFiber<void> {
+    const fiber = Runtime.runFork(this.runtime)(effect)
+    if (supervisor) {
+      this.fiber = fiber
+      fiber.addObserver(() => {
+        if (this.fiber === fiber) this.fiber = undefined
+      })
+    }
+    return fiber
+  }
+
+  private resetBackoff(): void {
+    this.scheduleState = this.settings.schedule.initial
+    this.attempt = 0
+  }
+
+  private retryable(error: ClientError): boolean {
+    try {
+      return this.settings.shouldRetry(error)
+    } catch {
+      // A throwing predicate cannot say yes: stop rather than loop on a broken policy.
+      return false
+    }
+  }
+
+  private stop(error: Option.Option<ClientError>): Effect.Effect<ReadonlyArray<Message>> {
+    return Effect.suspend(() => {
+      this.stopped = true
+      const unsent = this.outbox.failAll("Closed")
+      Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
+      return Effect.as(this.transition(ClientState.Closed({ error })), unsent)
+    })
+  }
+
+  /**
+   * The supervisor: after a session ended (if one did), attempts until one opens or the schedule
+   * gives up. It ends when a session is open; the session's end starts it again.
+   */
+  private supervise(ended: { readonly session: Session; readonly reason: SessionEnd } | undefined): Effect.Effect<void, never, Transport> {
+    const self = this
+    return Effect.gen(function*() {
+      if (self.settings.invalid !== undefined) {
+        yield* self.stop(Option.some(new ConnectError({ reason: "InvalidOptions", url: labelOf(self.settings.endpoints[0] ?? ""), detail: self.settings.invalid }, true)))
+        return
+      }
+      if (ended !== undefined && !(yield* self.afterSession(ended.session, ended.reason))) return
+      while (true) {
+        const failure = yield* self.connectOnce()
+        // Open: the session runs on callbacks from here. Or `close` stopped the client.
+        if (failure === undefined || self.stopped) return
+        if (!(yield* self.backoff(failure, 0))) return
+      }
+    })
+  }
+
+  /** Releases an ended session's connection; then whether to go on connecting. */
+  private afterSession(session: Session, reason: SessionEnd): Effect.Effect<boolean> {
+    return Effect.gen(this, function*() {
+      // A dead peer will not answer a close frame: skip the close handshake.
+      if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
+      const uptime = this.clock.unsafeCurrentTimeMillis() - session.openedAt
+      yield* releaseOpened(session.opened, Exit.void)
+      if (this.stopped) return false
+      if (reason === "reconnect") {
+        this.resetBackoff()
+        return true
+      }
+      return yield* this.backoff(reason, uptime)
+    })
+  }
+
+  /** Decides what follows `error`: false when the client stops, true after the backoff. */
+  private backoff(error: ClientError, uptime: number): Effect.Effect<boolean> {
+    return Effect.gen(this, function*() {
+      if (!this.retryable(error)) {
+        yield* this.stop(Option.some(error))
+        return false
+      }
+      if (uptime >= Duration.toMillis(this.settings.minUptime)) {
+        // Stable long enough: this failure counts as the first of a new series.
+        this.resetBackoff()
+        this.attempt = 1
+      }
+      const now = this.clock.unsafeCurrentTimeMillis()
+      const [nextState, , decision] = yield* this.settings.schedule.step(now, error, this.scheduleState)
+      this.scheduleState = nextState
+      if (ScheduleDecision.isDone(decision)) {
+        yield* this.stop(Option.some(error))
+        return false
+      }
+      let delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+      if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
+        delay = Math.max(delay, Duration.toMillis(error.retryAfter))
+      }
+      yield* this.setState(ClientState.Backoff({ attempt: this.attempt, delay: Duration.millis(delay), error }))
+      const woken = yield* Effect.raceFirst(
+        Effect.as(Effect.sleep(Duration.millis(delay)), false),
+        Effect.async<boolean>((resume) => {
+          if (this.reconnectRequested) return resume(Effect.succeed(true))
+          this.wakeBackoff = () => resume(Effect.succeed(true))
+          return Effect.sync(() => {
+            this.wakeBackoff = undefined
+          })
         })
-      }),
-      close,
-      outboxSize: Effect.sync(() => outbox.size)
-    } satisfies Client
+      )
+      if (woken) {
+        this.reconnectRequested = false
+        this.resetBackoff()
+      }
+      return true
+    })
+  }
+
+  /**
+   * One attempt: connect, run `onOpen`, open the session. Returns undefined once the session is
+   * open, or the error that ended the attempt (its connection released).
+   */
+  private connectOnce(): Effect.Effect<ClientError | undefined, never, Transport> {
+    return Effect.gen(this, function*() {
+      const settings = this.settings
+      this.attempt++
+      const attempt = this.attempt
+      // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this.
+      const endpoint = settings.endpoints[this.total % settings.endpoints.length]!
+      this.total++
+      const label = labelOf(endpoint)
+      yield* this.setState(ClientState.Connecting({ attempt, endpoint: label }))
+      const startedAt = this.clock.unsafeCurrentTimeMillis()
+      // The connection, once open, is this attempt's to release, until a session takes it over.
+      const acquired: { opened?: OpenedConnection } = {}
+      return yield* this.openSession(endpoint, label, attempt, startedAt, acquired).pipe(
+        Effect.onExit((exit) => {
+          const opened = acquired.opened
+          if (opened === undefined || (Exit.isSuccess(exit) && exit.value === undefined)) return Effect.void
+          return releaseOpened(opened, exit)
+        })
+      )
+    })
+  }
+
+  private openSession(
+    endpoint: string | URL | Effect.Effect<string>,
+    label: string,
+    attempt: number,
+    startedAt: number,
+    acquired: { opened?: OpenedConnection }
+  ): Effect.Effect<ClientError | undefined, never, Transport> {
+    return Effect.gen(this, function*() {
+      const settings = this.settings
+      const headers = settings.headers === undefined ? settings.connection.headers : yield* settings.headers
+      const attemptResult = yield* Effect.either(acquireConnection(
+        endpoint,
+        headers === undefined ? settings.connection : { ...settings.connection, headers },
+        (opened) => Effect.sync(() => {
+          acquired.opened = opened
+        })
+      )).pipe(
+        // A URL or headers Effect that dies is the user's bug: report it as an invalid URL, fatal.
+        Effect.catchAllDefect((defect) =>
+          Effect.succeed(Either.left(new ConnectError({ reason: "InvalidUrl", url: label, detail: "the URL or headers Effect died", cause: defect }, true)))
+        )
+      )
+      if (attemptResult._tag === "Left") {
+        const error = attemptResult.left
+        Metrics.connectFailures.unsafeUpdate(1, [MetricLabel.make("reason", error._tag === "ConnectError" ? error.reason : error._tag)])
+        return error
+      }
+      const opened = attemptResult.right
+      const openedAt = this.clock.unsafeCurrentTimeMillis()
+      Metrics.connects.unsafeUpdate(1, NO_TAGS)
+      Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
+      if (this.everOpened) Metrics.reconnects.unsafeUpdate(1, NO_TAGS)
+      this.everOpened = true
+      if (settings.onOpen !== undefined) {
+        const onOpen = settings.onOpen
+        // User code: a failure or a throw drops this connection, never the supervisor.
+        const hook = yield* Effect.exit(Effect.suspend(() => onOpen(opened.connection)))
+        if (Exit.isFailure(hook) && !Cause.isInterruptedOnly(hook.cause)) {
+          return new OnOpenError({ cause: Cause.squash(hook.cause) }, true)
+        }
+      }
+      this.inbound.offer(opened.listener.inbound)
+      // It may have ended already, while onOpen ran: it never became ready.
+      const alreadyEnded = opened.listener.endedWith
+      if (alreadyEnded !== undefined) return alreadyEnded
+      yield* this.openedSession(new Session(this, opened, openedAt), attempt, label)
+      return undefined
+    })
+  }
+
+  /** The session is open: from here it runs on callbacks, and this fiber ends. */
+  private openedSession(session: Session, attempt: number, label: string): Effect.Effect<void> {
+    const opened = session.opened
+    this.session = session
+    this.current = opened
+    this.reconnectRequested = false
+    opened.listener.watcher = session
+    // The same text as the Connecting label, usually: keep one string of it, not two.
+    const endpoint = opened.connection.url === label ? label : opened.connection.url
+    const log = this.transition(ClientState.Open({ attempt, endpoint, since: session.openedAt }))
+    this.ready = true
+    this.flush(opened)
+    const heartbeat = this.settings.heartbeat
+    if (heartbeat !== undefined) {
+      session.heartbeat = new Heartbeat(opened.socket, opened.listener, opened.connection.url, heartbeat, this.clock, this.timers, session)
+      session.heartbeat.start()
+    }
+    return log
+  }
+
+  /** Detaches the open session; it is over for sending. */
+  private detach(session: Session): void {
+    this.session = undefined
+    this.current = undefined
+    this.ready = false
+    session.opened.listener.watcher = undefined
+    session.heartbeat?.stop()
+  }
+
+  /** Called back by the connection, the heartbeat or `reconnect`: the supervisor takes over. */
+  endSession(session: Session, reason: SessionEnd): void {
+    if (this.session !== session || this.stopped) return
+    this.detach(session)
+    this.fork(this.supervise({ session, reason }), true)
+  }
+
+  get reconnect(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (this.closedForGood) return
+      if (this.stopped) return this.start()
+      const session = this.session
+      if (session !== undefined) return this.endSession(session, "reconnect")
+      // Connecting or backing off: skip the wait that follows, or the one under way.
+      this.reconnectRequested = true
+      this.wakeBackoff?.()
+    })
+  }
+
+  get close(): (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>> {
+    return this.boundClose ??= (code, reason) =>
+      Effect.uninterruptible(Effect.gen(this, function*() {
+        if (this.closedForGood) return []
+        this.closedForGood = true
+        this.stopped = true
+        const session = this.session
+        if (session !== undefined) {
+          // Queued while open: write it before the close frame rather than fail it.
+          this.flush(session.opened)
+          this.detach(session)
+          yield* session.opened.connection.close(code, reason)
+          yield* releaseOpened(session.opened, Exit.void)
+        }
+        const fiber = this.fiber
+        if (fiber !== undefined) yield* Fiber.interrupt(fiber)
+        const unsent = yield* this.stop(Option.none())
+        this.inbound.end()
+        return unsent
+      }))
+  }
+}
+
+const completion = (entry: Entry) => (error?: Error | null): void => {
+  entry.done(error === undefined || error === null ? undefined : writeFailed(entry.payload, error))
+}
+
+export const makeClient = (settings: ClientSettings): Effect.Effect<Client, never, Scope.Scope | Transport> =>
+  Effect.gen(function*() {
+    // The supervisor runs with this fiber's context and FiberRefs (logger, level, annotations,
+    // span), as a forked child would.
+    const runtime = yield* Effect.runtime<Transport>()
+    const client = new LiveClient(settings, runtime, yield* Effect.clock)
+    client.start()
+    yield* Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, closeOnExit(client)))
+    return client
   })
 
-
+// The close logs, so it runs with the FiberRefs the client was made with, on a fiber of the
+// client's runtime: Effect.addFinalizer would keep a second copy of them alive per client.
+const closeOnExit = (client: LiveClient) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  Effect.suspend(() => Fiber.join(client.fork(Effect.asVoid(client.close(closeCodeOf(exit))), false)))

@@ -69,8 +69,8 @@ export class ConnectionListener implements SocketListener {
   get endedWith(): Disconnected | undefined {
     return this.ended
   }
-  /** Called once the connection ended (the Client's session watches it without a fiber). */
-  onEnded: ((disconnected: Disconnected) => void) | undefined = undefined
+  /** Told once the connection ended (the Client's session watches it without a fiber). */
+  watcher: { readonly connectionEnded: (disconnected: Disconnected) => void } | undefined = undefined
   /** Counts inbound frames and pongs: the heartbeat reads it to tell whether the peer is alive. */
   activity = 0
   private closeRequested = false
@@ -141,7 +141,7 @@ export class ConnectionListener implements SocketListener {
     const signal = this.closeSignal
     this.closeSignal = undefined
     if (signal !== undefined) Deferred.unsafeDone(signal, Exit.succeed(this.ended))
-    this.onEnded?.(this.ended)
+    this.watcher?.connectionEnded(this.ended)
     this.inbound.end()
   }
 
@@ -245,13 +245,32 @@ export interface OpenedConnection {
   readonly connection: Connection
   readonly socket: TransportSocket
   readonly listener: ConnectionListener
+  readonly closeTimeout: Duration.Duration
 }
+
+/** Releases an opened connection by the table of invariant 2 (what a scope's finalizer runs). */
+export const releaseOpened = (opened: OpenedConnection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  opened.listener.release(closeCodeOf(exit), "", opened.closeTimeout)
 
 /** `Connection.connect`, keeping the socket and listener for the Client's fast paths. */
 export const openConnection = <E, R>(
   url: string | URL | Effect.Effect<string, E, R>,
   options: ConnectOptions
 ): Effect.Effect<OpenedConnection, ConnectError | TimeoutError | E, Scope.Scope | Transport | R> =>
+  // Scope.addFinalizerExit, not Effect.addFinalizer: the latter keeps the acquiring fiber's
+  // FiberRefs (context, span) alive for the life of the connection, several KB each.
+  acquireConnection(url, options, (opened) =>
+    Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, releaseOnExit(opened.listener, opened.closeTimeout))))
+
+/**
+ * Opens a connection and hands it to `keep`, which takes over its release; `keep` runs in the
+ * same uninterruptible step as the open's success, so no interruption falls between them.
+ */
+export const acquireConnection = <E, R, R2>(
+  url: string | URL | Effect.Effect<string, E, R>,
+  options: ConnectOptions,
+  keep: (opened: OpenedConnection) => Effect.Effect<void, never, R2>
+): Effect.Effect<OpenedConnection, ConnectError | TimeoutError | E, Transport | R | R2> =>
   Effect.gen(function*() {
     const endpoint = yield* parseEndpoint(typeof url === "string" || url instanceof URL ? url : yield* url)
     yield* Effect.annotateCurrentSpan("lifeline.url", endpoint.redacted)
@@ -260,26 +279,30 @@ export const openConnection = <E, R>(
     // Not Effect.acquireRelease: its acquire is uninterruptible as a whole, and the wait for OPEN
     // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
     // before connect returns, so retries inside one scope do not pile up finalizers.
-    const [listener, socket] = yield* Effect.uninterruptibleMask((restore) => {
+    return yield* Effect.uninterruptibleMask((restore) => {
       const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity)
       const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload }
       const created = transport.open(request, listener)
       if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
       const socket = created.right
       listener.socket = socket
+      const opened: OpenedConnection = {
+        connection: new LiveConnection(listener, socket, checked),
+        socket,
+        listener,
+        closeTimeout: checked.closeTimeout
+      }
       return restore(awaitOpen(listener, checked)).pipe(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : listener.release(closeCodeOf(exit), "", checked.closeTimeout)),
-        // Scope.addFinalizerExit, not Effect.addFinalizer: the latter keeps the acquiring fiber's
-        // FiberRefs (context, span) alive for the life of the connection, several KB each.
-        Effect.zipRight(Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, releaseOnExit(listener, checked.closeTimeout)))),
-        Effect.as([listener, socket] as const)
+        Effect.zipRight(keep(opened)),
+        Effect.as(opened)
       )
     })
-    return { connection: new LiveConnection(listener, socket, checked), socket, listener }
   }).pipe(Effect.withSpan("lifeline.connect", { captureStackTrace: false }))
 
 // Module level on purpose: a finalizer made inside `openConnection` would keep that whole
-// generator's scope (URL, options, transport) alive for the life of the connection.
+// generator's scope (URL, options, transport) alive for the life of the connection. It keeps the
+// listener, not the Connection: a Connection nobody holds any more is not kept for its release.
 const releaseOnExit = (listener: ConnectionListener, closeTimeout: Duration.Duration) =>
   (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => listener.release(closeCodeOf(exit), "", closeTimeout)
 

@@ -22,8 +22,8 @@ export class Outbox {
   private items: Array<Entry> = []
   private head = 0
   private blocked: Array<Blocked> = []
-  /** Called after an entry is queued: the client writes at once when it is connected. */
-  onEntries: (() => void) | undefined = undefined
+  /** Told after an entry is queued: the client writes at once when it is connected. */
+  owner: { readonly outboxAdmitted: () => void } | undefined = undefined
 
   constructor(readonly capacity: number, readonly overflow: Overflow) {}
 
@@ -104,7 +104,7 @@ export class Outbox {
 
   private push(entry: Entry): void {
     this.items.push(entry)
-    this.onEntries?.()
+    this.owner?.outboxAdmitted()
   }
 
   private shift(): void {

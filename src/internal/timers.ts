@@ -1,0 +1,59 @@
+/**
+ * Callback timers that follow the Clock of the fiber that made them, for state machines that run
+ * on callbacks rather than fibers (the Client's heartbeat). On the live Clock a timer is a plain
+ * `setTimeout`, which is what the live Clock's own `sleep` uses; on any other Clock (`TestClock`)
+ * it is a fiber sleeping on that Clock, so tests can move time. A timer calls a method of its
+ * target rather than a closure: a timer per idle client costs one Timeout and nothing else.
+ */
+import { Clock, Context, DefaultServices, Duration, Effect, Fiber, FiberId, Runtime } from "effect"
+
+/** What a timer calls when it fires. */
+export interface TimerTarget {
+  readonly fire: () => void
+}
+
+export interface Timers {
+  /** Calls `target.fire()` once after `millis`; returns the handle that `cancel` takes. */
+  readonly after: (millis: number, target: TimerTarget) => unknown
+  readonly cancel: (handle: unknown) => void
+}
+
+// Beyond this, setTimeout fires at once: wait in steps instead.
+const MAX_TIMER_MILLIS = 2 ** 31 - 1
+
+const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+
+const fireTarget = (target: TimerTarget): void => target.fire()
+
+/** A wait longer than one setTimeout can hold, in steps. */
+class LongWait implements TimerTarget {
+  handle: ReturnType<typeof setTimeout>
+  constructor(private remaining: number, private readonly target: TimerTarget) {
+    this.handle = this.step()
+  }
+
+  private step(): ReturnType<typeof setTimeout> {
+    const wait = Math.min(this.remaining, MAX_TIMER_MILLIS)
+    this.remaining -= wait
+    return setTimeout(fireTarget, wait, this)
+  }
+
+  fire(): void {
+    if (this.remaining > 0) this.handle = this.step()
+    else this.target.fire()
+  }
+}
+
+const liveTimers: Timers = {
+  after: (millis, target) => millis <= MAX_TIMER_MILLIS ? setTimeout(fireTarget, millis, target) : new LongWait(millis, target),
+  cancel: (handle) => clearTimeout(handle instanceof LongWait ? handle.handle : handle as ReturnType<typeof setTimeout>)
+}
+
+/** Timers on `clock`; `runtime` runs the sleeping fibers when the clock is not the live one. */
+export const timersOn = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers => {
+  if (clock === liveClock) return liveTimers
+  return {
+    after: (millis, target) => Runtime.runFork(runtime)(Effect.zipRight(clock.sleep(Duration.millis(millis)), Effect.sync(() => target.fire()))),
+    cancel: (handle) => (handle as Fiber.RuntimeFiber<void>).unsafeInterruptAsFork(FiberId.none)
+  }
+}
