@@ -1,11 +1,13 @@
 // A plain `ws` echo server for the benchmarks, run in its own child process so it has its own core.
-// Listens on 127.0.0.1 only. Prints `{"port":N}` on stdout once listening.
+// Listens on 127.0.0.1 only. Prints `{"port":N,"listeningAt":T}` on stdout once listening, T in
+// epoch milliseconds (performance.timeOrigin + performance.now(), comparable across processes).
 //
 //   node --import tsx bench/echoServer.ts [--port N] [--wait]
 //
 // --port N  listen on N (default 0: any free port)
-// --wait    print `{"booted":true}`, then listen only when a line arrives on stdin (the herd
-//           benchmark uses this to bring a server back at a precise moment, without start-up time)
+// --wait    print `{"booted":true}`, then listen when a line `listen T` arrives on stdin, at epoch
+//           time T by this process's own timer (the herd benchmark brings a server back at a
+//           precise moment this way, without start-up time and whatever load its parent is under)
 import { createInterface } from "node:readline"
 import { WebSocketServer } from "ws"
 
@@ -32,17 +34,19 @@ const listen = (): void => {
   server.on("listening", () => {
     const address = server.address()
     const bound = typeof address === "object" && address !== null ? address.port : port
-    process.stdout.write(`${JSON.stringify({ port: bound })}\n`)
+    process.stdout.write(`${JSON.stringify({ port: bound, listeningAt: performance.timeOrigin + performance.now() })}\n`)
   })
 }
 
 // The parent owns this process: when it goes away (its end of stdin closes), so does the server.
 const stdin = createInterface({ input: process.stdin })
 let listening = false
-stdin.on("line", () => {
+stdin.on("line", (line) => {
   if (waitForSignal && !listening) {
     listening = true
-    listen()
+    const at = Number(line.split(" ")[1])
+    const delay = Number.isFinite(at) ? at - (performance.timeOrigin + performance.now()) : 0
+    setTimeout(listen, Math.max(0, delay))
   }
 })
 stdin.on("close", () => process.exit(0))

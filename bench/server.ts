@@ -61,12 +61,14 @@ export const killChild = (child: ChildProcess): Promise<void> =>
 export interface EchoServer {
   readonly port: number
   readonly url: string
+  /** When it started listening, on this process's `performance.now()` clock. */
+  readonly listeningAt: number
   readonly stop: () => Promise<void>
 }
 
 const listening = async (child: ChildProcess, lines: JsonLines): Promise<EchoServer> => {
-  const { port } = await lines.next<{ port: number }>(15_000, "echo server listen")
-  return { port, url: `ws://127.0.0.1:${port}`, stop: () => killChild(child) }
+  const { port, listeningAt } = await lines.next<{ port: number; listeningAt: number }>(15_000, "echo server listen")
+  return { port, url: `ws://127.0.0.1:${port}`, listeningAt: listeningAt - performance.timeOrigin, stop: () => killChild(child) }
 }
 
 /** A listening echo server in its own process. */
@@ -79,8 +81,11 @@ export const startEchoServer = async (port = 0): Promise<EchoServer> => {
 }
 
 export interface StandbyServer {
-  /** Listens at once (the process is already running) and resolves when it does. */
-  readonly listen: () => Promise<EchoServer>
+  /**
+   * Listens at `at` (this process's `performance.now()` clock) by the server's own timer, so a
+   * busy parent cannot delay it, and resolves once it does.
+   */
+  readonly listen: (at: number) => Promise<EchoServer>
   readonly stop: () => Promise<void>
 }
 
@@ -93,8 +98,8 @@ export const standbyEchoServer = async (port: number): Promise<StandbyServer> =>
     throw error
   })
   return {
-    listen: () => {
-      child.stdin?.write("listen\n")
+    listen: (at) => {
+      child.stdin?.write(`listen ${performance.timeOrigin + at}\n`)
       return listening(child, lines)
     },
     stop: () => killChild(child)

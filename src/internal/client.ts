@@ -43,7 +43,7 @@ import { Outbox } from "./outbox.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { OPEN } from "./protocol.js"
 import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
-import type { Timers } from "./timers.js"
+import type { Timers, TimerTarget } from "./timers.js"
 import { timersOn } from "./timers.js"
 
 /** The Client's options after defaults; built by `Client.make`. */
@@ -168,6 +168,33 @@ class Session implements HeartbeatOwner {
     readonly openedAt: number
   ) {}
 
+  // Frames written by `enqueue` whose write has not completed, oldest first. They all share one
+  // write callback: a closure per frame makes Node keep large frames alive past a scavenge
+  // (64 KiB frames: a full GC every few hundred), and write callbacks come back in order.
+  private inFlight: Array<Message | undefined> | undefined = undefined
+  private inFlightHead = 0
+  private writtenCallback: ((error?: Error | null) => void) | undefined = undefined
+
+  /** Records a frame about to be written; returns the callback to write it with. */
+  track(data: Message): (error?: Error | null) => void {
+    const inFlight = this.inFlight ??= []
+    inFlight.push(data)
+    return this.writtenCallback ??= (error) => this.written(error)
+  }
+
+  /** The oldest tracked frame's write completed: a failure becomes a MessageFailed event. */
+  private written(error: Error | null | undefined): void {
+    const inFlight = this.inFlight
+    if (inFlight === undefined || this.inFlightHead >= inFlight.length) return
+    const data = inFlight[this.inFlightHead]!
+    inFlight[this.inFlightHead++] = undefined
+    if (this.inFlightHead === inFlight.length) {
+      inFlight.length = 0
+      this.inFlightHead = 0
+    }
+    if (error !== undefined && error !== null) this.client.reportFailure(writeFailed(data, error))
+  }
+
   connectionEnded(disconnected: Disconnected): void {
     this.client.endSession(this, disconnected)
   }
@@ -179,6 +206,33 @@ class Session implements HeartbeatOwner {
   onCannotProbe(): void {
     // No protocol ping here (a browser) and no app-level message configured: say so once.
     this.client.fork(Effect.logWarning("lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)"), false)
+  }
+}
+
+/** The client's wait between attempts: its timer fires, or `reconnect` wakes it. */
+class BackoffWait implements TimerTarget {
+  timer: unknown = undefined
+  private done = false
+  constructor(private readonly client: LiveClient, private readonly resume: (effect: Effect.Effect<boolean>) => void) {}
+
+  fire(): void {
+    this.finish(false)
+  }
+
+  wake(): void {
+    this.finish(true)
+  }
+
+  end(): void {
+    if (this.done) return
+    this.done = true
+    this.client.backoffEnded(this)
+  }
+
+  private finish(woken: boolean): void {
+    if (this.done) return
+    this.end()
+    this.resume(woken ? Effect.succeed(true) : Effect.succeed(false))
   }
 }
 
@@ -212,7 +266,9 @@ class LiveClient implements Client {
   private attempt = 0
   private total = 0
   private reconnectRequested = false
-  private wakeBackoff: (() => void) | undefined = undefined
+  private backoffWait: BackoffWait | undefined = undefined
+  /** Each endpoint's redacted label, made on its first attempt. */
+  private readonly labels: Array<string>
 
   constructor(
     private readonly settings: ClientSettings,
@@ -223,6 +279,7 @@ class LiveClient implements Client {
     this.outbox.owner = this
     this.timers = timersOn(clock, runtime)
     this.scheduleState = settings.schedule.initial
+    this.labels = new Array<string>(settings.endpoints.length)
   }
 
   /** An entry that lands in the outbox while connected (admitted from `suspend`) goes out at once. */
@@ -306,7 +363,7 @@ class LiveClient implements Client {
     return Effect.suspend(() => this.transition(next))
   }
 
-  private reportFailure(error: SendError): void {
+  reportFailure(error: SendError): void {
     this.publish(ClientEvent.MessageFailed({ error }))
   }
 
@@ -399,20 +456,15 @@ class LiveClient implements Client {
       Effect.suspend(() => {
         if (this.stopped) return Effect.fail(closedError(data))
         const opened = this.writable()
-        if (opened !== undefined) {
-          this.writeNow(opened, data, this.reportIfFailed(data))
+        const session = this.session
+        if (opened !== undefined && session !== undefined) {
+          this.writeNow(opened, data, session.track(data))
           return Effect.void
         }
         return this.enqueueQueued(data)
       })
   }
 
-  /** The write callback of a frame whose sender is gone: a failure becomes a MessageFailed event. */
-  private reportIfFailed(data: Message): (error?: Error | null) => void {
-    return (error) => {
-      if (error !== undefined && error !== null) this.reportFailure(writeFailed(data, error))
-    }
-  }
 
   private enqueueQueued(data: Message): Effect.Effect<void, SendError> {
     let buffered = false
@@ -573,22 +625,33 @@ class LiveClient implements Client {
         delay = Math.max(delay, Duration.toMillis(error.retryAfter))
       }
       yield* this.setState(ClientState.Backoff({ attempt: this.attempt, delay: Duration.millis(delay), error }))
-      const woken = yield* Effect.raceFirst(
-        Effect.as(Effect.sleep(Duration.millis(delay)), false),
-        Effect.async<boolean>((resume) => {
-          if (this.reconnectRequested) return resume(Effect.succeed(true))
-          this.wakeBackoff = () => resume(Effect.succeed(true))
-          return Effect.sync(() => {
-            this.wakeBackoff = undefined
-          })
-        })
-      )
+      const woken = yield* this.sleepOrWake(delay)
       if (woken) {
         this.reconnectRequested = false
         this.resetBackoff()
       }
       return true
     })
+  }
+
+  /**
+   * Waits `delay` on one timer, or less if `reconnect` wakes it (true). No racing fibers: the
+   * cost of a retry matters when many clients reconnect at once.
+   */
+  private sleepOrWake(delay: number): Effect.Effect<boolean> {
+    return Effect.async<boolean>((resume) => {
+      if (this.reconnectRequested) return resume(Effect.succeed(true))
+      const wait = new BackoffWait(this, resume)
+      wait.timer = this.timers.after(delay, wait)
+      this.backoffWait = wait
+      return Effect.sync(() => wait.end())
+    })
+  }
+
+  /** A backoff wait is over. */
+  backoffEnded(wait: BackoffWait): void {
+    if (this.backoffWait === wait) this.backoffWait = undefined
+    this.timers.cancel(wait.timer)
   }
 
   /**
@@ -601,9 +664,10 @@ class LiveClient implements Client {
       this.attempt++
       const attempt = this.attempt
       // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this.
-      const endpoint = settings.endpoints[this.total % settings.endpoints.length]!
+      const index = this.total % settings.endpoints.length
+      const endpoint = settings.endpoints[index]!
       this.total++
-      const label = labelOf(endpoint)
+      const label = this.labels[index] ??= labelOf(endpoint)
       yield* this.setState(ClientState.Connecting({ attempt, endpoint: label }))
       const startedAt = this.clock.unsafeCurrentTimeMillis()
       // The connection, once open, is this attempt's to release, until a session takes it over.
@@ -712,7 +776,7 @@ class LiveClient implements Client {
       if (session !== undefined) return this.endSession(session, "reconnect")
       // Connecting or backing off: skip the wait that follows, or the one under way.
       this.reconnectRequested = true
-      this.wakeBackoff?.()
+      this.backoffWait?.wake()
     })
   }
 

@@ -11,6 +11,8 @@ import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import { InboundBuffer } from "./inboundBuffer.js"
+import type { Timers, TimerTarget } from "./timers.js"
+import { currentTimers } from "./timers.js"
 import {
   ABNORMAL_CLOSURE,
   CLOSED,
@@ -38,16 +40,26 @@ export class ConnectionListener implements SocketListener {
   // Deferreds made only when someone waits, and dropped once complete: an idle connection
   // keeps neither (idle memory per connection is a benchmark target).
   private openOutcome: Exit.Exit<void, ConnectError> | undefined = undefined
-  private openSignal: Deferred.Deferred<void, ConnectError> | undefined = undefined
+  private openWaiter: OpenWaiter | undefined = undefined
   private closeSignal: Deferred.Deferred<Disconnected> | undefined = undefined
   private ended: Disconnected | undefined = undefined
   readonly inbound: InboundBuffer<Message>
-  get awaitOpened(): Effect.Effect<void, ConnectError> {
-    return Effect.suspend(() => {
-      if (this.openOutcome !== undefined) return this.openOutcome
-      this.openSignal ??= Deferred.unsafeMake<void, ConnectError>(FiberId.none)
-      return Deferred.await(this.openSignal)
+  /**
+   * Waits for OPEN or the handshake's failure, at most `timeout`: one timer, no racing fibers
+   * (connect cost matters when many clients reconnect at once). One waiter at a time.
+   */
+  awaitOpened(timeout: Duration.Duration, timers: Timers): Effect.Effect<void, ConnectError | TimeoutError> {
+    return Effect.async<void, ConnectError | TimeoutError>((resume) => {
+      if (this.openOutcome !== undefined) return resume(this.openOutcome)
+      const waiter = new OpenWaiter(this, resume, timeout, timers)
+      this.openWaiter = waiter
+      return Effect.sync(() => waiter.cancel())
     })
+  }
+
+  /** The open wait is over (settled, timed out or interrupted). */
+  dropOpenWaiter(waiter: OpenWaiter): void {
+    if (this.openWaiter === waiter) this.openWaiter = undefined
   }
   get awaitClosed(): Effect.Effect<Disconnected> {
     return Effect.suspend(() => {
@@ -61,9 +73,9 @@ export class ConnectionListener implements SocketListener {
   private settleOpen(outcome: Exit.Exit<void, ConnectError>): void {
     if (this.openOutcome !== undefined) return
     this.openOutcome = outcome
-    const signal = this.openSignal
-    this.openSignal = undefined
-    if (signal !== undefined) Deferred.unsafeDone(signal, outcome)
+    const waiter = this.openWaiter
+    this.openWaiter = undefined
+    if (waiter !== undefined) waiter.settle(outcome)
   }
   /** How the connection ended, once it has. */
   get endedWith(): Disconnected | undefined {
@@ -209,6 +221,41 @@ export class ConnectionListener implements SocketListener {
   }
 }
 
+/** One wait for OPEN: resumed by the listener's outcome or by its timer, whichever comes first. */
+class OpenWaiter implements TimerTarget {
+  private readonly timer: unknown
+  private done = false
+  constructor(
+    private readonly listener: ConnectionListener,
+    private readonly resume: (effect: Effect.Effect<void, ConnectError | TimeoutError>) => void,
+    private readonly timeout: Duration.Duration,
+    private readonly timers: Timers
+  ) {
+    this.timer = timers.after(Duration.toMillis(timeout), this)
+  }
+
+  settle(outcome: Exit.Exit<void, ConnectError>): void {
+    if (this.done) return
+    this.cancel()
+    this.resume(outcome)
+  }
+
+  /** The timer: no outcome within the timeout. */
+  fire(): void {
+    if (this.done) return
+    this.done = true
+    this.listener.dropOpenWaiter(this)
+    this.resume(Effect.fail(openTimeoutError(this.listener.url, this.timeout)))
+  }
+
+  cancel(): void {
+    if (this.done) return
+    this.done = true
+    this.timers.cancel(this.timer)
+    this.listener.dropOpenWaiter(this)
+  }
+}
+
 /** The close code a scope's Exit asks for: 1000 on success, 1001 when failed or interrupted. */
 export const closeCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
   Exit.isSuccess(exit) ? NORMAL_CLOSURE : GOING_AWAY
@@ -276,6 +323,7 @@ export const acquireConnection = <E, R, R2>(
     yield* Effect.annotateCurrentSpan("lifeline.url", endpoint.redacted)
     const checked = yield* resolveOptions(endpoint.redacted, options)
     const transport = yield* Transport
+    const timers = yield* currentTimers
     // Not Effect.acquireRelease: its acquire is uninterruptible as a whole, and the wait for OPEN
     // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
     // before connect returns, so retries inside one scope do not pile up finalizers.
@@ -292,7 +340,7 @@ export const acquireConnection = <E, R, R2>(
         listener,
         closeTimeout: checked.closeTimeout
       }
-      return restore(awaitOpen(listener, checked)).pipe(
+      return restore(listener.awaitOpened(checked.openTimeout, timers)).pipe(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : listener.release(closeCodeOf(exit), "", checked.closeTimeout)),
         Effect.zipRight(keep(opened)),
         Effect.as(opened)
@@ -306,11 +354,6 @@ export const acquireConnection = <E, R, R2>(
 const releaseOnExit = (listener: ConnectionListener, closeTimeout: Duration.Duration) =>
   (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => listener.release(closeCodeOf(exit), "", closeTimeout)
 
-const awaitOpen = (listener: ConnectionListener, options: ResolvedOptions): Effect.Effect<void, ConnectError | TimeoutError> =>
-  Effect.timeoutFail(listener.awaitOpened, {
-    duration: options.openTimeout,
-    onTimeout: () => openTimeoutError(listener.url, options.openTimeout)
-  })
 
 /**
  * The Connection. A class so that one connection costs a few fields, not a closure per method:

@@ -49,6 +49,12 @@ const liveTimers: Timers = {
   cancel: (handle) => clearTimeout(handle instanceof LongWait ? handle.handle : handle as ReturnType<typeof setTimeout>)
 }
 
+/** Timers on the current fiber's Clock. */
+export const currentTimers: Effect.Effect<Timers> = Effect.flatMap(
+  Effect.clock,
+  (clock) => clock === liveClock ? Effect.succeed(liveTimers) : Effect.map(Effect.runtime<never>(), (runtime) => timersOn(clock, runtime))
+)
+
 /** Timers on `clock`; `runtime` runs the sleeping fibers when the clock is not the live one. */
 export const timersOn = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers => {
   if (clock === liveClock) return liveTimers
