@@ -63,8 +63,8 @@ const machine = {
 const NOTES = [
   "Echo server: a plain ws server in its own child process on 127.0.0.1. One connection per run, opened before the clock starts.",
   "Throughput: pipelined, at most min(1000 frames, 8 MiB) unanswered, refilled once half the window is back; N messages per run calibrated so raw ws takes ~" +
-  `${settings.throughputTargetMs} ms. ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
-  "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered); both read `messages` a chunk at a time.",
+  `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280). ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
+  "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",
   "Round trip: one 64 B text frame in flight, 1 ms apart; Connection and Client use send (completes on the write callback), the others a plain send.",
   "Connect: sequential, time from the call to open, each closed (handshake awaited) before the next. Client: Client.make + awaitOpen.",
   "Memory: per idle connection, heapUsed and RSS growth after gc in a fresh --expose-gc child per run, measured at each count cumulatively" +

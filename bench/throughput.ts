@@ -31,7 +31,9 @@ const calibrate = async (baseline: Contender, url: string, payload: Payload, siz
   await once(baseline, url, payload, pilot, window)
   const elapsed = await once(baseline, url, payload, pilot, window)
   const count = Math.round((pilot / elapsed) * targetMs)
-  return Math.max(200, Math.min(2_000_000, count))
+  // At least ten windows: a run of one or two windows measures how a burst starts (every frame
+  // written before the first echo), not the steady flow (64 KiB frames: 1,280 instead of ~600).
+  return Math.max(200, 10 * window, Math.min(2_000_000, count))
 }
 
 export const measureThroughput = async (

@@ -22,6 +22,9 @@ import { Transport } from "./Transport.js"
 const kSocket = Symbol("lifeline/NodeSocket")
 
 /** The TransportSocket over one ws WebSocket; also the state its event handlers reach. */
+/** Frames smaller than this that are written in one tick leave in one writev. */
+const CORK_BELOW_BYTES = 16 * 1024
+
 class NodeSocket implements TransportSocket {
   opened = false
   failed = false
@@ -39,7 +42,9 @@ class NodeSocket implements TransportSocket {
     return this.ws.bufferedAmount
   }
   send(data: Message, callback?: (error?: Error) => void): void {
-    if (!this.corked) this.corkUntilNextTick()
+    // Only small frames are batched: a large frame is a full write by itself, and holding it
+    // back to the next tick would keep the peer idle while a burst of them is written.
+    if (!this.corked && (typeof data === "string" ? data.length : data.byteLength) < CORK_BELOW_BYTES) this.corkUntilNextTick()
     this.ws.send(data, callback)
   }
 
