@@ -42,6 +42,8 @@ export class ConnectionListener implements SocketListener {
   private openOutcome: Exit.Exit<void, ConnectError> | undefined = undefined
   private openWaiter: OpenWaiter | undefined = undefined
   private closeSignal: Deferred.Deferred<Disconnected> | undefined = undefined
+  // How it closed; the Disconnected error is made when someone asks (a failed attempt's never is).
+  private closedWith: ConstructorParameters<typeof Disconnected>[0] | undefined = undefined
   private ended: Disconnected | undefined = undefined
   readonly inbound: InboundBuffer<Message>
   /**
@@ -63,7 +65,8 @@ export class ConnectionListener implements SocketListener {
   }
   get awaitClosed(): Effect.Effect<Disconnected> {
     return Effect.suspend(() => {
-      if (this.ended !== undefined) return Effect.succeed(this.ended)
+      const ended = this.endedWith
+      if (ended !== undefined) return Effect.succeed(ended)
       this.closeSignal ??= Deferred.unsafeMake<Disconnected>(FiberId.none)
       return Deferred.await(this.closeSignal)
     })
@@ -79,6 +82,7 @@ export class ConnectionListener implements SocketListener {
   }
   /** How the connection ended, once it has. */
   get endedWith(): Disconnected | undefined {
+    if (this.ended === undefined && this.closedWith !== undefined) this.ended = new Disconnected(this.closedWith, true)
     return this.ended
   }
   /** Told once the connection ended (the Client's session watches it without a fiber). */
@@ -140,20 +144,22 @@ export class ConnectionListener implements SocketListener {
       reason = protocolError.reason
       wasClean = false
     }
-    if (this.failure === undefined) {
-      this.failure = {
-        reason: "ClosedBeforeOpen",
-        detail: `the socket closed with code ${code} before it opened`
-      }
+    // Closed before any outcome: that is the open's failure (the first outcome wins).
+    if (this.openOutcome === undefined) {
+      const failure = this.failure ?? { reason: "ClosedBeforeOpen", detail: `the socket closed with code ${code} before it opened` }
+      this.settleOpen(Exit.fail(toConnectError(this.url, failure)))
     }
-    // A no-op once open: the first outcome wins.
-    this.settleOpen(Exit.fail(toConnectError(this.url, this.failure)))
     const initiator = this.closeRequested ? "client" : code === ABNORMAL_CLOSURE ? "transport" : "server"
-    this.ended = new Disconnected({ code, reason, wasClean, initiator }, true)
+    const closed = { code, reason, wasClean, initiator } as const
+    this.closedWith = closed
     const signal = this.closeSignal
+    const watcher = this.watcher
     this.closeSignal = undefined
-    if (signal !== undefined) Deferred.unsafeDone(signal, Exit.succeed(this.ended))
-    this.watcher?.connectionEnded(this.ended)
+    if (signal !== undefined || watcher !== undefined) {
+      const ended = this.ended = new Disconnected(closed, true)
+      if (signal !== undefined) Deferred.unsafeDone(signal, Exit.succeed(ended))
+      if (watcher !== undefined) watcher.connectionEnded(ended)
+    }
     this.inbound.end()
   }
 
@@ -194,7 +200,7 @@ export class ConnectionListener implements SocketListener {
   /** How it ended, once `release` returned: a transport that never reported CLOSED counts as 1006. */
   get closedAfterRelease(): Effect.Effect<Disconnected> {
     return Effect.sync(() =>
-      this.ended ?? new Disconnected({ code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" }, true)
+      this.endedWith ?? new Disconnected({ code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" }, true)
     )
   }
 
