@@ -8,6 +8,9 @@
 // --wait    print `{"booted":true}`, then listen when a line `listen T` arrives on stdin, at epoch
 //           time T by this process's own timer (the herd benchmark brings a server back at a
 //           precise moment this way, without start-up time and whatever load its parent is under)
+//
+// A line `report` on stdin prints `{"accepted":[T, ...]}`: the epoch time of every WebSocket
+// handshake accepted so far, as seen by the server (the herd's measure of reconnection load).
 import { createInterface } from "node:readline"
 import { WebSocketServer } from "ws"
 
@@ -21,9 +24,13 @@ const argumentAfter = (flag: string): string | undefined => {
 const port = Number(argumentAfter("--port") ?? "0")
 const waitForSignal = process.argv.includes("--wait")
 
+const now = (): number => performance.timeOrigin + performance.now()
+const accepted: Array<number> = []
+
 const listen = (): void => {
   const server = new WebSocketServer({ host: HOST, port, perMessageDeflate: false, backlog: 4096 })
   server.on("connection", (socket) => {
+    accepted.push(now())
     socket.on("error", () => {})
     socket.on("message", (data, isBinary) => socket.send(data, { binary: isBinary }))
   })
@@ -34,7 +41,7 @@ const listen = (): void => {
   server.on("listening", () => {
     const address = server.address()
     const bound = typeof address === "object" && address !== null ? address.port : port
-    process.stdout.write(`${JSON.stringify({ port: bound, listeningAt: performance.timeOrigin + performance.now() })}\n`)
+    process.stdout.write(`${JSON.stringify({ port: bound, listeningAt: now() })}\n`)
   })
 }
 
@@ -42,10 +49,14 @@ const listen = (): void => {
 const stdin = createInterface({ input: process.stdin })
 let listening = false
 stdin.on("line", (line) => {
+  if (line === "report") {
+    process.stdout.write(`${JSON.stringify({ accepted })}\n`)
+    return
+  }
   if (waitForSignal && !listening) {
     listening = true
     const at = Number(line.split(" ")[1])
-    const delay = Number.isFinite(at) ? at - (performance.timeOrigin + performance.now()) : 0
+    const delay = Number.isFinite(at) ? at - now() : 0
     setTimeout(listen, Math.max(0, delay))
   }
 })

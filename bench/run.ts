@@ -71,7 +71,7 @@ const NOTES = [
   (settings.memoryLargeRuns < settings.memoryRuns && settings.memoryCounts.length > 1
     ? `; only ${settings.memoryLargeRuns} of the ${settings.memoryRuns} runs go on to ${settings.memoryCounts.slice(1).join(", ")} (time budget: 5,000 Clients take ~30 s to open).`
     : "."),
-  "Herd: clients with defaults; server killed (SIGKILL) and listening again on the same port 1 s later; ratio relative to partysocket. " +
+  "Herd: clients with defaults; server killed (SIGKILL) and listening again on the same port 1 s later; peak and first median from the times the server accepted each handshake, the last median from when each client reported itself open; ratio relative to partysocket. " +
   "partysocket 1.1.19's code waits a fixed 3 s (minReconnectionDelay 3000, no jitter) before its first reconnect, not the 1-5 s random its README states.",
   "partysocket uses binaryType 'arraybuffer'; raw ws decodes text frames to strings like the others; lifeline log output is switched off."
 ]

@@ -63,12 +63,24 @@ export interface EchoServer {
   readonly url: string
   /** When it started listening, on this process's `performance.now()` clock. */
   readonly listeningAt: number
+  /** When the server accepted each WebSocket handshake so far, on this process's `performance.now()` clock. */
+  readonly accepted: () => Promise<Array<number>>
   readonly stop: () => Promise<void>
 }
 
 const listening = async (child: ChildProcess, lines: JsonLines): Promise<EchoServer> => {
   const { port, listeningAt } = await lines.next<{ port: number; listeningAt: number }>(15_000, "echo server listen")
-  return { port, url: `ws://127.0.0.1:${port}`, listeningAt: listeningAt - performance.timeOrigin, stop: () => killChild(child) }
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    listeningAt: listeningAt - performance.timeOrigin,
+    accepted: async () => {
+      child.stdin?.write("report\n")
+      const { accepted } = await lines.next<{ accepted: Array<number> }>(15_000, "echo server report")
+      return accepted.map((at) => at - performance.timeOrigin)
+    },
+    stop: () => killChild(child)
+  }
 }
 
 /** A listening echo server in its own process. */

@@ -9,7 +9,10 @@ import {
   Exit,
   FastCheck,
   Fiber,
+  HashMap,
   Layer,
+  Logger,
+  LogLevel,
   Option,
   Schedule,
   ScheduleIntervals,
@@ -464,6 +467,51 @@ describe("Client: observability", () => {
       }).pipe(Effect.withTracer(recording))
       expect(names.filter((name) => name === "lifeline.send")).toHaveLength(1)
       expect(names.filter((name) => name === "lifeline.connect").length).toBeGreaterThanOrEqual(2)
+    })).pipe(provideNode))
+})
+
+describe("Client: logs", () => {
+  const captureLogs = (minimum: LogLevel.LogLevel) => {
+    const lines: Array<{ level: string; message: string; url: unknown }> = []
+    const logger = Logger.make(({ annotations, logLevel, message }) => {
+      lines.push({ level: logLevel.label, message: String(Array.isArray(message) ? message[0] : message), url: HashMap.get(annotations, "lifeline.url").pipe(Option.getOrUndefined) })
+    })
+    return { lines, layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(minimum)) }
+  }
+  const failTwice = (minimum: LogLevel.LogLevel) =>
+    Effect.gen(function*() {
+      const capture = captureLogs(minimum)
+      const server = yield* TestServer.make()
+      const url = server.url
+      yield* server.kill
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url, retry: Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(1))) })
+        yield* Effect.exit(client.awaitOpen)
+      }).pipe(Effect.scoped, Effect.provide(capture.layer))
+      return { lines: capture.lines, url }
+    })
+
+  it.live("at the default level: the backoff as a warning, the close by the error as an error; no Connecting", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { lines } = yield* failTwice(LogLevel.Info)
+      expect(lines.map((line) => [line.level, line.message.split(" after ")[0]?.split(" by ")[0]])).toEqual([
+        ["WARN", "lifeline: Backoff 10ms"],
+        ["ERROR", "lifeline: Closed"],
+        // The scope closing it afterwards: Closed again, on purpose this time.
+        ["INFO", "lifeline: Closed"]
+      ])
+    })).pipe(provideNode))
+
+  it.live("at Debug: each Connecting too, annotated with the redacted endpoint", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { lines, url } = yield* failTwice(LogLevel.Debug)
+      expect(lines.map((line) => [line.level, line.message.split(" ")[1], line.url])).toEqual([
+        ["DEBUG", "Connecting", `${url}/`],
+        ["WARN", "Backoff", undefined],
+        ["DEBUG", "Connecting", `${url}/`],
+        ["ERROR", "Closed", undefined],
+        ["INFO", "Closed", undefined]
+      ])
     })).pipe(provideNode))
 })
 

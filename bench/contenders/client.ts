@@ -25,14 +25,19 @@ export const clientHerd = (url: string, count: number): Herd => {
       Effect.provide(LifelineLive)
     )
   )
-  // The first Open after the client left Open (`changes` starts with the current state).
+  // The first Open after the client left Open: `changes` (which starts with the current state)
+  // until the client leaves Open, then `awaitOpen`; a stream for every transition of 1,000
+  // clients would load the process they reconnect from. The time is the Open state's own `since`
+  // (Clock time when the socket opened), as partysocket's is taken in its `open` listener: when
+  // the watching fiber gets to run is a matter of scheduling, not of reconnection.
   const nextOpen = (client: ClientModule.Client, index: number) =>
     client.state.changes.pipe(
-      Stream.dropWhile((state) => state._tag === "Open"),
-      Stream.filter((state) => state._tag === "Open"),
+      Stream.filter((state) => state._tag !== "Open"),
       Stream.runHead,
-      Effect.tap(() => {
-        reconnectedAt[index] = performance.now()
+      Effect.zipRight(Effect.ignore(client.awaitOpen)),
+      Effect.zipRight(client.state.get),
+      Effect.tap((state) => {
+        reconnectedAt[index] = state._tag === "Open" ? state.since - performance.timeOrigin : performance.now()
       })
     )
   return {

@@ -5,7 +5,7 @@
  * An open client therefore keeps no fiber, no hub and no Ref alive: idle memory per client is a
  * benchmark target. The outbox and the inbound stream outlive each connection.
  */
-import type { Redacted, Schedule } from "effect"
+import type { MetricLabel, Redacted, Schedule } from "effect"
 import {
   Cause,
   Chunk,
@@ -15,7 +15,8 @@ import {
   Either,
   Exit,
   Fiber,
-  MetricLabel,
+  FiberRef,
+  LogLevel,
   Option,
   Runtime,
   ScheduleDecision,
@@ -347,16 +348,7 @@ class LiveClient implements Client {
     this.currentState = next
     this.stateListeners.emit(next)
     this.publish(ClientEvent.Transition({ from, to: next }))
-    const log = next._tag === "Backoff"
-      ? Effect.logWarning(`lifeline: ${next._tag} ${Duration.format(next.delay)} after ${next.error.message}`)
-      : next._tag === "Closed"
-      ? Option.match(next.error, {
-        onNone: () => Effect.logInfo("lifeline: Closed"),
-        onSome: (error) => Effect.logError(`lifeline: Closed by ${error.message}`)
-      })
-      : Effect.logDebug(`lifeline: ${next._tag}`)
-    const endpoint = "endpoint" in next ? next.endpoint : undefined
-    return endpoint === undefined ? log : Effect.annotateLogs(log, "lifeline.url", endpoint)
+    return logTransition(next)
   }
 
   private setState(next: ClientStateType): Effect.Effect<void> {
@@ -706,7 +698,7 @@ class LiveClient implements Client {
       )
       if (attemptResult._tag === "Left") {
         const error = attemptResult.left
-        Metrics.connectFailures.unsafeUpdate(1, [MetricLabel.make("reason", error._tag === "ConnectError" ? error.reason : error._tag)])
+        Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag)
         return error
       }
       const opened = attemptResult.right
@@ -802,6 +794,31 @@ class LiveClient implements Client {
       }))
   }
 }
+
+const levelOf = (state: ClientStateType): LogLevel.LogLevel =>
+  state._tag === "Backoff"
+    ? LogLevel.Warning
+    : state._tag === "Closed"
+    ? Option.isSome(state.error) ? LogLevel.Error : LogLevel.Info
+    : LogLevel.Debug
+
+/**
+ * Logs a transition, annotated with its endpoint. Below the fiber's minimum level nothing is
+ * built: a retry storm of many clients would otherwise spend a good part of each attempt on
+ * messages and annotations that are filtered out (the default level hides Connecting and Open).
+ */
+const logTransition = (state: ClientStateType): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    const level = levelOf(state)
+    if (LogLevel.lessThan(level, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))) return Effect.void
+    const message = state._tag === "Backoff"
+      ? `lifeline: Backoff ${Duration.format(state.delay)} after ${state.error.message}`
+      : state._tag === "Closed"
+      ? Option.match(state.error, { onNone: () => "lifeline: Closed", onSome: (error) => `lifeline: Closed by ${error.message}` })
+      : `lifeline: ${state._tag}`
+    const log = Effect.logWithLevel(level, message)
+    return "endpoint" in state ? Effect.annotateLogs(log, "lifeline.url", state.endpoint) : log
+  })
 
 const completion = (entry: Entry) => (error?: Error | null): void => {
   entry.done(error === undefined || error === null ? undefined : writeFailed(entry.payload, error))

@@ -1,11 +1,24 @@
 /** The Client's metrics, as Effect `Metric`s, updated per batch rather than per message. */
-import { Metric, MetricBoundaries } from "effect"
+import { Metric, MetricBoundaries, MetricLabel } from "effect"
 
 export const connects = Metric.counter("lifeline_connects", { description: "connections opened", incremental: true })
 export const connectFailures = Metric.counter("lifeline_connect_failures", {
   description: "connection attempts that failed, tagged by reason",
   incremental: true
 })
+// The reason tag of each failure, made once per reason rather than once per failed attempt.
+const failureTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+
+/** Counts one failed attempt under its reason. */
+export const connectFailed = (reason: string): void => {
+  let tags = failureTags.get(reason)
+  if (tags === undefined) {
+    tags = [MetricLabel.make("reason", reason)]
+    failureTags.set(reason, tags)
+  }
+  connectFailures.unsafeUpdate(1, tags)
+}
+
 export const reconnects = Metric.counter("lifeline_reconnects", { description: "connections opened after the first", incremental: true })
 export const messagesOut = Metric.counter("lifeline_messages_out", { description: "frames written", incremental: true })
 export const bytesOut = Metric.counter("lifeline_bytes_out", { description: "payload bytes written (strings counted in UTF-16 units)", incremental: true })
