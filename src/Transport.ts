@@ -74,8 +74,10 @@ export interface TransportSocket {
   /** Bytes handed to the socket and not yet written to the network. */
   readonly bufferedAmount: () => number
   /**
-   * Writes one frame. OPEN only (the caller checks). `callback` runs once the frame was written
-   * (Node: flushed to the kernel; browsers: handed to the browser) or with the error.
+   * Writes one frame. OPEN only (the caller checks). `callback` runs exactly once, once the frame
+   * was written (Node: flushed to the kernel; browsers: handed to the browser) or with the error,
+   * and callbacks run in the order of the sends: the Client matches them to frames in that order.
+   * May throw for a payload it cannot send (then nothing was written and no callback runs).
    */
   readonly send: (data: Message, callback?: (error?: Error) => void) => void
   /** Starts the close handshake. OPEN or CLOSING only; `code` must be sendable. */

@@ -25,6 +25,7 @@ import type { ConnectError, SendError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { makeRecordingTransport } from "./support/recordingTransport.js"
 import { awaitSleeper } from "./support/testClock.js"
 
 const provideNode = Effect.provide(NodeTransport.layer)
@@ -143,6 +144,21 @@ describe("Client: reconnect", () => {
       expect((yield* client.state.get)._tag).toBe("Backoff")
       yield* TestClock.adjust("1 millis")
       yield* awaitState(client, isTag("Open"))
+    })).pipe(provideNode))
+
+  it.effect("on the TestClock: a schedule with no delay (recurs) retries and stops, Closed after its last attempt", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const client = yield* Client.make({ url: server.url, retry: Schedule.recurs(2) })
+      const closed = yield* awaitState(client, isTag("Closed"), "5 seconds")
+      expect(closed).toMatchObject({ error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ConnectionRefused" } } })
+      const attempts = yield* client.events.pipe(
+        Stream.takeUntil((event) => event._tag === "Transition" && event.to._tag === "Closed"),
+        Stream.filter((event) => event._tag === "Transition" && event.to._tag === "Connecting"),
+        Stream.runCount
+      )
+      expect(attempts).toBe(3)
     })).pipe(provideNode))
 
   it.live("a URL Effect is evaluated at every attempt", () =>
@@ -322,6 +338,28 @@ describe("Client: writes that fail after enqueue returned", () => {
             })
         }))
     })
+
+  it.live("a payload the transport cannot send fails enqueue and send with WriteFailed, and later failures keep their own payloads", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const client = yield* Client.make({ url: server.url, heartbeat: false })
+      yield* client.awaitOpen
+      // A view over a detached ArrayBuffer: ws throws when asked to send it.
+      const detached = new Uint8Array(8)
+      structuredClone(detached.buffer, { transfer: [detached.buffer] })
+      // (Compared by identity: a matcher would iterate the detached view, which throws.)
+      for (const failure of [yield* Effect.flip(client.enqueue(detached)), yield* Effect.flip(client.send(detached))]) {
+        expect([failure._tag, failure.reason, failure.payload === detached]).toEqual(["SendError", "WriteFailed", true])
+      }
+      const failed = yield* Effect.fork(client.events.pipe(
+        Stream.filterMap((event) => event._tag === "MessageFailed" ? Option.some(event.error.payload) : Option.none()),
+        Stream.take(1),
+        Stream.runCollect
+      ))
+      yield* Effect.sleep("10 millis")
+      yield* Effect.forEach(["ok-1", "bad-2"], (frame) => client.enqueue(frame), { discard: true })
+      expect(Chunk.toArray(yield* Fiber.join(failed))).toEqual(["bad-2"])
+    })).pipe(Effect.provide(failingBadWrites(NodeTransport.make))))
 
   it.live("each failure after enqueue names its own payload, in order, as a MessageFailed event", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -566,6 +604,22 @@ describe("Client: lifecycle and layers", () => {
       yield* client.close()
       expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
     })).pipe(provideNode))
+
+  it.live("close right after reconnect, to a peer that never answers the close: every socket ends CLOSED", () =>
+    Effect.gen(function*() {
+      const recording = makeRecordingTransport()
+      yield* withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const proxy = yield* FaultProxy.make(server.port)
+        const client = yield* Client.make({ url: proxy.url, heartbeat: false, connection: { closeTimeout: "200 millis" } })
+        yield* client.awaitOpen
+        yield* proxy.blackhole
+        yield* client.reconnect
+        yield* client.close()
+        // The first socket was closing when `close` stopped the supervisor: `close` terminated it.
+        expect(recording.sockets.map((socket) => socket.readyState())).toEqual(recording.sockets.map(() => 3))
+      })).pipe(Effect.provide(recording.layer))
+    }))
 
   it.live("Client.layer under a user tag, several links in one app", () =>
     withNoHandlesLeft(Effect.gen(function*() {

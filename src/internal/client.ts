@@ -33,7 +33,7 @@ import type { ClientError } from "../Reconnect.js"
 import type { Message, Transport } from "../Transport.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "./clientState.js"
 import { ClientEvent, ClientState } from "./clientState.js"
-import { acquireConnection, approximateBytes, closeCodeOf, releaseOpened, writeFailed } from "./connection.js"
+import { acquireConnection, approximateBytes, closeCodeOf, releaseOpened, trySend, writeFailed } from "./connection.js"
 import type { OpenedConnection } from "./connection.js"
 import type { HeartbeatOptions, HeartbeatOwner } from "./heartbeat.js"
 import { Heartbeat } from "./heartbeat.js"
@@ -183,6 +183,11 @@ class Session implements HeartbeatOwner {
     return this.writtenCallback ??= (error) => this.written(error)
   }
 
+  /** Forgets the frame just tracked: its send threw, so no completion will come. */
+  untrackLast(): void {
+    this.inFlight?.pop()
+  }
+
   /** The oldest tracked frame's write completed: a failure becomes a MessageFailed event. */
   private written(error: Error | null | undefined): void {
     const inFlight = this.inFlight
@@ -191,6 +196,10 @@ class Session implements HeartbeatOwner {
     inFlight[this.inFlightHead++] = undefined
     if (this.inFlightHead === inFlight.length) {
       inFlight.length = 0
+      this.inFlightHead = 0
+    } else if (this.inFlightHead > 1024 && this.inFlightHead * 2 > inFlight.length) {
+      // Never quite empty under a steady stream: drop the completed head now and then.
+      inFlight.splice(0, this.inFlightHead)
       this.inFlightHead = 0
     }
     if (error !== undefined && error !== null) this.client.reportFailure(writeFailed(data, error))
@@ -268,6 +277,8 @@ class LiveClient implements Client {
   private total = 0
   private reconnectRequested = false
   private backoffWait: BackoffWait | undefined = undefined
+  /** An ended session's connection until the supervisor has released it; `close` finishes the job. */
+  private releasing: OpenedConnection | undefined = undefined
   /** Each endpoint's redacted label, made on its first attempt. */
   private readonly labels: Array<string>
 
@@ -373,7 +384,12 @@ class LiveClient implements Client {
     let bytes = 0
     while (this.outbox.size > 0) {
       for (const entry of this.outbox.takeAll()) {
-        socket.send(entry.payload, completion(entry))
+        // A send that throws (a detached buffer) fails its own entry, never the rest.
+        const thrown = trySend(socket, entry.payload, completion(entry))
+        if (thrown !== undefined) {
+          entry.done(writeFailed(entry.payload, thrown))
+          continue
+        }
         bytes += approximateBytes(entry.payload)
         count++
       }
@@ -391,10 +407,13 @@ class LiveClient implements Client {
     return opened
   }
 
-  private writeNow(opened: OpenedConnection, data: Message, done: (error?: Error | null) => void): void {
-    opened.socket.send(data, done)
+  /** Writes at once; returns what the transport threw, if it did (then nothing was written). */
+  private writeNow(opened: OpenedConnection, data: Message, done: (error?: Error | null) => void): Error | undefined {
+    const thrown = trySend(opened.socket, data, done)
+    if (thrown !== undefined) return thrown
     Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
     Metrics.bytesOut.unsafeUpdate(approximateBytes(data), NO_TAGS)
+    return undefined
   }
 
   /** Queues a frame and completes when it is written or fails. */
@@ -434,9 +453,10 @@ class LiveClient implements Client {
           // The fiber may have yielded since the check: check again where the write happens.
           const opened = this.writable()
           if (opened === undefined) return resume(this.sendQueued(data))
-          this.writeNow(opened, data, (error) => {
+          const thrown = this.writeNow(opened, data, (error) => {
             resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
           })
+          if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
         })
       })
   }
@@ -450,8 +470,11 @@ class LiveClient implements Client {
         const opened = this.writable()
         const session = this.session
         if (opened !== undefined && session !== undefined) {
-          this.writeNow(opened, data, session.track(data))
-          return Effect.void
+          const thrown = this.writeNow(opened, data, session.track(data))
+          if (thrown === undefined) return Effect.void
+          // Nothing was written, so no completion will come for it.
+          session.untrackLast()
+          return Effect.fail(writeFailed(data, thrown))
         }
         return this.enqueueQueued(data)
       })
@@ -515,15 +538,19 @@ class LiveClient implements Client {
   start(): void {
     this.stopped = false
     this.resetBackoff()
-    this.fork(this.supervise(undefined), true)
+    // Called from the user's fiber (`make`, `reconnect`): start now, so the state has left Idle or
+    // Closed by the time it returns and an `awaitOpen` that follows waits for this attempt.
+    this.fork(this.supervise(undefined), true, true)
   }
 
   /**
    * Runs `effect` on a new fiber with the context and FiberRefs (logger, level, annotations,
    * span) of the fiber that made the client; `supervisor` marks the fiber that `close` interrupts.
    */
-  fork(effect: Effect.Effect<void, never, Transport>, supervisor: boolean): Fiber.RuntimeFiber<void> {
-    const fiber = Runtime.runFork(this.runtime)(effect)
+  fork(effect: Effect.Effect<void, never, Transport>, supervisor: boolean, immediate = false): Fiber.RuntimeFiber<void> {
+    // Not immediate by default: this runs inside socket and timer callbacks, where no user code
+    // (shouldRetry, the Schedule, loggers, URL Effects) may run (invariant 1).
+    const fiber = Runtime.runFork(this.runtime)(effect, { immediate })
     if (supervisor) {
       this.fiber = fiber
       fiber.addObserver(() => {
@@ -584,6 +611,7 @@ class LiveClient implements Client {
       if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
       const uptime = this.clock.unsafeCurrentTimeMillis() - session.openedAt
       yield* releaseOpened(session.opened, Exit.void)
+      if (this.releasing === session.opened) this.releasing = undefined
       if (this.stopped) return false
       if (reason === "reconnect") {
         this.resetBackoff()
@@ -634,8 +662,8 @@ class LiveClient implements Client {
     return Effect.async<boolean>((resume) => {
       if (this.reconnectRequested) return resume(Effect.succeed(true))
       const wait = new BackoffWait(this, resume)
-      wait.timer = this.timers.after(delay, wait)
       this.backoffWait = wait
+      wait.timer = this.timers.after(delay, wait)
       return Effect.sync(() => wait.end())
     })
   }
@@ -757,6 +785,7 @@ class LiveClient implements Client {
   endSession(session: Session, reason: SessionEnd): void {
     if (this.session !== session || this.stopped) return
     this.detach(session)
+    this.releasing = session.opened
     this.fork(this.supervise({ session, reason }), true)
   }
 
@@ -788,6 +817,11 @@ class LiveClient implements Client {
         }
         const fiber = this.fiber
         if (fiber !== undefined) yield* Fiber.interrupt(fiber)
+        // The supervisor may have been stopped while releasing an ended session's connection (or
+        // before it began): release it here, terminate included, so no socket outlives `close`.
+        const releasing = this.releasing
+        this.releasing = undefined
+        if (releasing !== undefined) yield* releaseOpened(releasing, Exit.void)
         const unsent = yield* this.stop(Option.none())
         this.inbound.end()
         return unsent

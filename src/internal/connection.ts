@@ -449,11 +449,15 @@ class LiveConnection implements Connection {
       if (size === 0) return Effect.void
       // readyState cannot change during this synchronous loop: ws reports write errors later.
       if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, 0)))
-      for (let index = 0; index < size - 1; index++) socket.send(Chunk.unsafeGet(chunk, index))
+      for (let index = 0; index < size - 1; index++) {
+        const data = Chunk.unsafeGet(chunk, index)
+        const thrown = trySend(socket, data)
+        if (thrown !== undefined) return Effect.fail(writeFailed(data, thrown))
+      }
       const last = Chunk.unsafeGet(chunk, size - 1)
       if (socket.bufferedAmount() + approximateBytes(last) <= this.options.writeHighWaterMark) {
-        socket.send(last)
-        return Effect.void
+        const thrown = trySend(socket, last)
+        return thrown === undefined ? Effect.void : Effect.fail(writeFailed(last, thrown))
       }
       return Effect.zipRight(this.send(last), this.waitBelowHighWater())
     })
@@ -463,17 +467,32 @@ class LiveConnection implements Connection {
 const sendOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void, SendError> =>
   Effect.async<void, SendError>((resume) => {
     if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
-    socket.send(data, (error) => {
+    const thrown = trySend(socket, data, (error) => {
       resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
     })
+    if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
   })
 
 const writeOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void, SendError> =>
   Effect.suspend(() => {
     if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
-    socket.send(data)
-    return Effect.void
+    const thrown = trySend(socket, data)
+    return thrown === undefined ? Effect.void : Effect.fail(writeFailed(data, thrown))
   })
+
+/**
+ * `socket.send`, returning what it threw instead of throwing: ws throws synchronously for some
+ * payloads (a Uint8Array over a detached ArrayBuffer). When it throws, nothing was written and
+ * `callback` will not be called.
+ */
+export const trySend = (socket: TransportSocket, data: Message, callback?: (error?: Error) => void): Error | undefined => {
+  try {
+    socket.send(data, callback)
+    return undefined
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error))
+  }
+}
 
 /** A frame's size: exact for bytes, a lower bound for a string (UTF-16 code units). */
 export const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)

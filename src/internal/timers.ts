@@ -46,7 +46,9 @@ class LongWait implements TimerTarget {
 
 const liveTimers: Timers = {
   after: (millis, target) => millis <= MAX_TIMER_MILLIS ? setTimeout(fireTarget, millis, target) : new LongWait(millis, target),
-  cancel: (handle) => clearTimeout(handle instanceof LongWait ? handle.handle : handle as ReturnType<typeof setTimeout>)
+  cancel: (handle) => {
+    if (handle !== undefined) clearTimeout(handle instanceof LongWait ? handle.handle : handle as ReturnType<typeof setTimeout>)
+  }
 }
 
 /** Timers on the current fiber's Clock. */
@@ -59,7 +61,11 @@ export const currentTimers: Effect.Effect<Timers> = Effect.flatMap(
 export const timersOn = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers => {
   if (clock === liveClock) return liveTimers
   return {
-    after: (millis, target) => Runtime.runFork(runtime)(Effect.zipRight(clock.sleep(Duration.millis(millis)), Effect.sync(() => target.fire()))),
-    cancel: (handle) => (handle as Fiber.RuntimeFiber<void>).unsafeInterruptAsFork(FiberId.none)
+    // Not immediate: like setTimeout, a timer never fires inside `after`, even for 0 ms.
+    after: (millis, target) =>
+      Runtime.runFork(runtime)(Effect.zipRight(clock.sleep(Duration.millis(millis)), Effect.sync(() => target.fire())), { immediate: false }),
+    cancel: (handle) => {
+      if (handle !== undefined) (handle as Fiber.RuntimeFiber<void>).unsafeInterruptAsFork(FiberId.none)
+    }
   }
 }
