@@ -1,10 +1,11 @@
 /**
  * Performance guards that cannot flake: they count operations, not time. The per-message path
  * must start no fiber, so fibers started while N messages go out and come back do not grow with N;
- * and an open, idle Client keeps no fiber alive, which is what keeps its memory near a Connection's.
+ * an open, idle Client keeps no fiber alive, which is what keeps its memory near a Connection's;
+ * and a failed attempt starts no fiber, which keeps a retry storm cheap.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Stream, Supervisor } from "effect"
+import { Effect, Fiber, Layer, Schedule, Stream, Supervisor } from "effect"
 import { Client, Connection, NodeTransport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -125,5 +126,29 @@ describe("per-message cost guards", () => {
       expect(yield* settleFibers(fibers)).toBe(0)
       expect(yield* server.accepted).toBe(51)
     })).pipe(counted(fibers))
+  })
+
+  it.live("Client: a failed attempt starts no fiber (no racing fibers for the open timeout or the backoff)", () => {
+    const counter = new FiberCounter()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const fibersFor = (attempts: number) =>
+        Effect.gen(function*() {
+          const before = counter.started
+          const client = yield* Client.make({
+            url: server.url,
+            heartbeat: false,
+            retry: Schedule.spaced("1 millis").pipe(Schedule.intersect(Schedule.recurs(attempts - 1)))
+          })
+          const error = yield* Effect.flip(client.awaitOpen)
+          expect(error).toMatchObject({ _tag: "ConnectError", reason: "ConnectionRefused" })
+          yield* client.close()
+          return counter.started - before
+        })
+      const few = yield* fibersFor(5)
+      const many = yield* fibersFor(40)
+      expect(many).toBe(few)
+    })).pipe(counted(counter))
   })
 })
