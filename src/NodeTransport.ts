@@ -15,16 +15,16 @@ import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import { classifyHandshakeError, hintFor } from "./internal/classifyHandshakeError.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import type { ReadyState } from "./internal/protocol.js"
-import { ABNORMAL_CLOSURE, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
+import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
 import type { Message, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
 import { Transport } from "./Transport.js"
 
 const kSocket = Symbol("lifeline/NodeSocket")
 
-/** The TransportSocket over one ws WebSocket; also the state its event handlers reach. */
 /** Frames smaller than this that are written in one tick leave in one writev. */
 const CORK_BELOW_BYTES = 16 * 1024
 
+/** The TransportSocket over one ws WebSocket; also the state its event handlers reach. */
 class NodeSocket implements TransportSocket {
   opened = false
   failed = false
@@ -44,7 +44,7 @@ class NodeSocket implements TransportSocket {
   send(data: Message, callback?: (error?: Error) => void): void {
     // Only small frames are batched: a large frame is a full write by itself, and holding it
     // back to the next tick would keep the peer idle while a burst of them is written.
-    if (!this.corked && (typeof data === "string" ? data.length : data.byteLength) < CORK_BELOW_BYTES) this.corkUntilNextTick()
+    if (!this.corked && approximateBytes(data) < CORK_BELOW_BYTES) this.corkUntilNextTick()
     this.ws.send(data, callback)
   }
 

@@ -33,7 +33,7 @@ import type { ClientError } from "../Reconnect.js"
 import type { Message, Transport } from "../Transport.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "./clientState.js"
 import { ClientEvent, ClientState } from "./clientState.js"
-import { acquireConnection, approximateBytes, closeCodeOf, releaseOpened, trySend, writeFailed } from "./connection.js"
+import { acquireConnection, closeCodeOf, releaseOpened, trySend, writeFailed } from "./connection.js"
 import type { OpenedConnection } from "./connection.js"
 import type { HeartbeatOptions, HeartbeatOwner } from "./heartbeat.js"
 import { Heartbeat } from "./heartbeat.js"
@@ -42,7 +42,7 @@ import * as Metrics from "./metrics.js"
 import type { Entry, Overflow } from "./outbox.js"
 import { Outbox } from "./outbox.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
-import { OPEN } from "./protocol.js"
+import { approximateBytes, OPEN } from "./protocol.js"
 import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
 import type { Timers, TimerTarget } from "./timers.js"
 import { timersOn } from "./timers.js"
@@ -155,6 +155,21 @@ class Listeners<A> {
     if (set === undefined) return
     for (const listener of set) listener(value)
   }
+
+  /**
+   * A stream of `first()`, then of every value emitted while it runs. Both are taken in one
+   * synchronous step, so no value falls between them.
+   */
+  stream(first: () => Iterable<A>, buffer: Parameters<typeof Stream.asyncPush<A>>[1]): Stream.Stream<A> {
+    return Stream.asyncPush<A>((emit) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          for (const value of first()) emit.single(value)
+          return this.add((value) => emit.single(value))
+        }),
+        (remove) => Effect.sync(remove)
+      ), buffer)
+  }
 }
 
 /**
@@ -242,7 +257,7 @@ class BackoffWait implements TimerTarget {
   private finish(woken: boolean): void {
     if (this.done) return
     this.end()
-    this.resume(woken ? Effect.succeed(true) : Effect.succeed(false))
+    this.resume(Effect.succeed(woken))
   }
 }
 
@@ -265,9 +280,8 @@ class LiveClient implements Client {
 
   /** The supervisor, while it connects or backs off; none while a session is open. */
   private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** The open session: set and cleared in one step with the Open state, so it is also "ready". */
   private session: Session | undefined = undefined
-  private current: OpenedConnection | undefined = undefined
-  private ready = false
   private flushing = false
   private stopped = false
   private closedForGood = false
@@ -296,7 +310,7 @@ class LiveClient implements Client {
 
   /** An entry that lands in the outbox while connected (admitted from `suspend`) goes out at once. */
   outboxAdmitted(): void {
-    if (this.current !== undefined) this.flush(this.current)
+    if (this.session !== undefined) this.flush(this.session)
   }
 
   // --- state and events -------------------------------------------------------------------
@@ -304,27 +318,12 @@ class LiveClient implements Client {
   get state(): Subscribable.Subscribable<ClientStateType> {
     return Subscribable.make({
       get: Effect.sync(() => this.currentState),
-      // The current state, then every transition: registered in one synchronous step, so none is missed.
-      changes: Stream.asyncPush<ClientStateType>((emit) =>
-        Effect.acquireRelease(
-          Effect.sync(() => {
-            emit.single(this.currentState)
-            return this.stateListeners.add((state) => emit.single(state))
-          }),
-          (remove) => Effect.sync(remove)
-        ), { bufferSize: "unbounded" })
+      changes: this.stateListeners.stream(() => [this.currentState], { bufferSize: "unbounded" })
     })
   }
 
   get events(): Stream.Stream<ClientEventType> {
-    return Stream.asyncPush<ClientEventType>((emit) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          for (const event of this.recentEvents) emit.single(event)
-          return this.eventListeners.add((event) => emit.single(event))
-        }),
-        (remove) => Effect.sync(remove)
-      ), { bufferSize: this.settings.eventsCapacity, strategy: "sliding" })
+    return this.eventListeners.stream(() => this.recentEvents, { bufferSize: this.settings.eventsCapacity, strategy: "sliding" })
   }
 
   get awaitOpen(): Effect.Effect<void, ClientError> {
@@ -374,11 +373,11 @@ class LiveClient implements Client {
 
   /**
    * Writes everything queued, synchronously, oldest first, until the outbox is empty (taking
-   * entries admits suspended ones, which the next round writes). Only while ready and OPEN.
+   * entries admits suspended ones, which the next round writes). Only for the open session, while OPEN.
    */
-  private flush(opened: OpenedConnection): void {
-    const socket = opened.socket
-    if (this.flushing || !this.ready || socket.readyState() !== OPEN) return
+  private flush(session: Session): void {
+    const socket = session.opened.socket
+    if (this.flushing || this.session !== session || socket.readyState() !== OPEN) return
     this.flushing = true
     let count = 0
     let bytes = 0
@@ -400,16 +399,16 @@ class LiveClient implements Client {
     Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
   }
 
-  /** The fast path: open, ready and nothing queued ahead, so the frame goes straight out. */
-  private writable(): OpenedConnection | undefined {
-    const opened = this.current
-    if (opened === undefined || !this.ready || this.outbox.size > 0 || opened.socket.readyState() !== OPEN) return undefined
-    return opened
+  /** The fast path: a session open and nothing queued ahead, so the frame goes straight out. */
+  private writable(): Session | undefined {
+    const session = this.session
+    if (session === undefined || this.outbox.size > 0 || session.opened.socket.readyState() !== OPEN) return undefined
+    return session
   }
 
   /** Writes at once; returns what the transport threw, if it did (then nothing was written). */
-  private writeNow(opened: OpenedConnection, data: Message, done: (error?: Error | null) => void): Error | undefined {
-    const thrown = trySend(opened.socket, data, done)
+  private writeNow(session: Session, data: Message, done: (error?: Error | null) => void): Error | undefined {
+    const thrown = trySend(session.opened.socket, data, done)
     if (thrown !== undefined) return thrown
     Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
     Metrics.bytesOut.unsafeUpdate(approximateBytes(data), NO_TAGS)
@@ -451,9 +450,9 @@ class LiveClient implements Client {
         if (this.writable() === undefined) return this.sendQueuedTraced(data)
         return Effect.async<void, SendError>((resume) => {
           // The fiber may have yielded since the check: check again where the write happens.
-          const opened = this.writable()
-          if (opened === undefined) return resume(this.sendQueued(data))
-          const thrown = this.writeNow(opened, data, (error) => {
+          const session = this.writable()
+          if (session === undefined) return resume(this.sendQueued(data))
+          const thrown = this.writeNow(session, data, (error) => {
             resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
           })
           if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
@@ -467,10 +466,9 @@ class LiveClient implements Client {
     return this.boundEnqueue ??= (data) =>
       Effect.suspend(() => {
         if (this.stopped) return Effect.fail(closedError(data))
-        const opened = this.writable()
-        const session = this.session
-        if (opened !== undefined && session !== undefined) {
-          const thrown = this.writeNow(opened, data, session.track(data))
+        const session = this.writable()
+        if (session !== undefined) {
+          const thrown = this.writeNow(session, data, session.track(data))
           if (thrown === undefined) return Effect.void
           // Nothing was written, so no completion will come for it.
           session.untrackLast()
@@ -479,7 +477,6 @@ class LiveClient implements Client {
         return this.enqueueQueued(data)
       })
   }
-
 
   private enqueueQueued(data: Message): Effect.Effect<void, SendError> {
     let buffered = false
@@ -756,14 +753,12 @@ class LiveClient implements Client {
   private openedSession(session: Session, attempt: number, label: string): Effect.Effect<void> {
     const opened = session.opened
     this.session = session
-    this.current = opened
     this.reconnectRequested = false
     opened.listener.watcher = session
     // The same text as the Connecting label, usually: keep one string of it, not two.
     const endpoint = opened.connection.url === label ? label : opened.connection.url
     const log = this.transition(ClientState.Open({ attempt, endpoint, since: session.openedAt }))
-    this.ready = true
-    this.flush(opened)
+    this.flush(session)
     const heartbeat = this.settings.heartbeat
     if (heartbeat !== undefined) {
       session.heartbeat = new Heartbeat(opened.socket, opened.listener, opened.connection.url, heartbeat, this.clock, this.timers, session)
@@ -775,8 +770,6 @@ class LiveClient implements Client {
   /** Detaches the open session; it is over for sending. */
   private detach(session: Session): void {
     this.session = undefined
-    this.current = undefined
-    this.ready = false
     session.opened.listener.watcher = undefined
     session.heartbeat?.stop()
   }
@@ -810,10 +803,10 @@ class LiveClient implements Client {
         const session = this.session
         if (session !== undefined) {
           // Queued while open: write it before the close frame rather than fail it.
-          this.flush(session.opened)
+          this.flush(session)
           this.detach(session)
+          // The release table of invariant 2, with the caller's code and reason.
           yield* session.opened.connection.close(code, reason)
-          yield* releaseOpened(session.opened, Exit.void)
         }
         const fiber = this.fiber
         if (fiber !== undefined) yield* Fiber.interrupt(fiber)

@@ -15,6 +15,7 @@ import type { Timers, TimerTarget } from "./timers.js"
 import { currentTimers } from "./timers.js"
 import {
   ABNORMAL_CLOSURE,
+  approximateBytes,
   CLOSED,
   CLOSING,
   CONNECTING,
@@ -301,9 +302,13 @@ export interface OpenedConnection {
   readonly closeTimeout: Duration.Duration
 }
 
-/** Releases an opened connection by the table of invariant 2 (what a scope's finalizer runs). */
+/** Releases by the table of invariant 2, with the close code the Exit asks for. */
+const releaseAfter = (listener: ConnectionListener, closeTimeout: Duration.Duration, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  listener.release(closeCodeOf(exit), "", closeTimeout)
+
+/** Releases an opened connection (what a scope's finalizer runs). */
 export const releaseOpened = (opened: OpenedConnection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-  opened.listener.release(closeCodeOf(exit), "", opened.closeTimeout)
+  releaseAfter(opened.listener, opened.closeTimeout, exit)
 
 /** `Connection.connect`, keeping the socket and listener for the Client's fast paths. */
 export const openConnection = <E, R>(
@@ -347,7 +352,7 @@ export const acquireConnection = <E, R, R2>(
         closeTimeout: checked.closeTimeout
       }
       return restore(listener.awaitOpened(checked.openTimeout, timers)).pipe(
-        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : listener.release(closeCodeOf(exit), "", checked.closeTimeout)),
+        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : releaseOpened(opened, exit)),
         Effect.zipRight(keep(opened)),
         Effect.as(opened)
       )
@@ -358,8 +363,7 @@ export const acquireConnection = <E, R, R2>(
 // generator's scope (URL, options, transport) alive for the life of the connection. It keeps the
 // listener, not the Connection: a Connection nobody holds any more is not kept for its release.
 const releaseOnExit = (listener: ConnectionListener, closeTimeout: Duration.Duration) =>
-  (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => listener.release(closeCodeOf(exit), "", closeTimeout)
-
+  (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => releaseAfter(listener, closeTimeout, exit)
 
 /**
  * The Connection. A class so that one connection costs a few fields, not a closure per method:
@@ -494,8 +498,6 @@ export const trySend = (socket: TransportSocket, data: Message, callback?: (erro
   }
 }
 
-/** A frame's size: exact for bytes, a lower bound for a string (UTF-16 code units). */
-export const approximateBytes = (data: Message): number => (typeof data === "string" ? data.length : data.byteLength)
 
 /** The transport reported an error while writing `payload`. */
 export const writeFailed = (payload: unknown, cause: Error): SendError =>

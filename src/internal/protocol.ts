@@ -9,6 +9,10 @@ export const CLOSED = 3
 /** A readyState. */
 export type ReadyState = typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof CLOSED
 
+/** A frame's size: exact for bytes, a lower bound for a string (UTF-16 code units). */
+export const approximateBytes = (data: string | { readonly byteLength: number }): number =>
+  typeof data === "string" ? data.length : data.byteLength
+
 /** Normal closure: the purpose of the connection was fulfilled. */
 export const NORMAL_CLOSURE = 1000
 /** The endpoint is going away (scope failed or interrupted). */
