@@ -18,6 +18,21 @@ export const makeRecordingTransport = (inner: Transport.Transport = NodeTranspor
 }
 
 /**
+ * Runs `body` in its own scope, with the handle check, over a transport that records each socket
+ * it opens (`body` gets the live list); returns every socket's readyState once the scope closed.
+ */
+export const recordingSockets = <A, E, R>(
+  body: (sockets: ReadonlyArray<Transport.TransportSocket>) => Effect.Effect<A, E, R>
+) =>
+  Effect.suspend(() => {
+    const recording = makeRecordingTransport()
+    return withNoHandlesLeft(body(recording.sockets)).pipe(
+      Effect.provide(recording.layer),
+      Effect.map(() => recording.sockets.map((socket) => socket.readyState()))
+    )
+  })
+
+/**
  * Opens through `inner` against a server that never answers the handshake, interrupts the open
  * after 20 ms, and returns the readyState of every socket created (each must be CLOSED, 3).
  * `checkHandles` wraps the scope in the handle check (off where the platform leaks, see callers).
