@@ -51,21 +51,21 @@ const liveTimers: Timers = {
   }
 }
 
-/** Timers on the current fiber's Clock. */
+/** Timers on the current fiber's Clock (the runtime is taken only when it is not the live one). */
 export const currentTimers: Effect.Effect<Timers> = Effect.flatMap(
   Effect.clock,
-  (clock) => clock === liveClock ? Effect.succeed(liveTimers) : Effect.map(Effect.runtime<never>(), (runtime) => timersOn(clock, runtime))
+  (clock) => clock === liveClock ? Effect.succeed(liveTimers) : Effect.map(Effect.runtime<never>(), (runtime) => fiberTimers(clock, runtime))
 )
 
 /** Timers on `clock`; `runtime` runs the sleeping fibers when the clock is not the live one. */
-export const timersOn = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers => {
-  if (clock === liveClock) return liveTimers
-  return {
-    // Not immediate: like setTimeout, a timer never fires inside `after`, even for 0 ms.
-    after: (millis, target) =>
-      Runtime.runFork(runtime)(Effect.zipRight(clock.sleep(Duration.millis(millis)), Effect.sync(() => target.fire())), { immediate: false }),
-    cancel: (handle) => {
-      if (handle !== undefined) (handle as Fiber.RuntimeFiber<void>).unsafeInterruptAsFork(FiberId.none)
-    }
+export const timersOn = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers =>
+  clock === liveClock ? liveTimers : fiberTimers(clock, runtime)
+
+const fiberTimers = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers => ({
+  // Not immediate: like setTimeout, a timer never fires inside `after`, even for 0 ms.
+  after: (millis, target) =>
+    Runtime.runFork(runtime)(Effect.zipRight(clock.sleep(Duration.millis(millis)), Effect.sync(() => target.fire())), { immediate: false }),
+  cancel: (handle) => {
+    if (handle !== undefined) (handle as Fiber.RuntimeFiber<void>).unsafeInterruptAsFork(FiberId.none)
   }
-}
+})
