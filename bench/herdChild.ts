@@ -3,6 +3,7 @@
 // Starts an echo server (its own child), connects the clients, kills the server, brings it back
 // on the same port 1 s later, and records when each client is open again. Prints one JSON line.
 import type { Herd } from "./contenders/types.js"
+import { performance } from "node:perf_hooks"
 import { standbyEchoServer, startEchoServer } from "./server.js"
 import { median, sleep, withTimeout } from "./util.js"
 
@@ -50,6 +51,17 @@ const main = async (): Promise<HerdReport> => {
     const standby = await standbyEchoServer(server.port)
     await sleep(100)
     const killedAt = performance.now()
+    // HERD_HIST=1: how busy this process is (event-loop utilisation), sampled every 100 ms or as
+    // soon after as the loop gets to it, as "ms after the kill:busy %".
+    const busy: Array<string> = []
+    let lastUse = performance.eventLoopUtilization()
+    const sampler = process.env["HERD_HIST"] === "1"
+      ? setInterval(() => {
+        const use = performance.eventLoopUtilization()
+        busy.push(`${Math.round(performance.now() - killedAt)}:${Math.round(performance.eventLoopUtilization(use, lastUse).utilization * 100)}`)
+        lastUse = use
+      }, WINDOW_MS)
+      : undefined
     // Asked before the kill's cleanup, timed by the server itself, and read back from it: the
     // clients' load on this process delays neither the return nor its timestamp.
     const returning = standby.listen(killedAt + DOWN_MS)
@@ -68,8 +80,10 @@ const main = async (): Promise<HerdReport> => {
     if (process.env["HERD_HIST"] === "1") {
       const buckets: Record<number, number> = {}
       for (const at of accepted) buckets[Math.floor(at / 100) * 100] = (buckets[Math.floor(at / 100) * 100] ?? 0) + 1
-      process.stderr.write(`${JSON.stringify(buckets)}\n`)
+      process.stderr.write(`server accepts per 100 ms from its return: ${JSON.stringify(buckets)}\n`)
+      process.stderr.write(`client process busy, ms after the kill:%: ${busy.join(" ")}\n`)
     }
+    clearInterval(sampler)
     // The clients go with this process: it exits right after reporting.
     await returned.stop()
     return {

@@ -25,25 +25,26 @@ export const clientHerd = (url: string, count: number): Herd => {
       Effect.provide(LifelineLive)
     )
   )
-  // The first Open after the client left Open: `changes` (which starts with the current state)
-  // until the client leaves Open, then `awaitOpen`; a stream for every transition of 1,000
-  // clients would load the process they reconnect from. The time is the Open state's own `since`
-  // (Clock time when the socket opened), as partysocket's is taken in its `open` listener: when
-  // the watching fiber gets to run is a matter of scheduling, not of reconnection.
-  const nextOpen = (client: ClientModule.Client, index: number) =>
-    client.state.changes.pipe(
-      Stream.filter((state) => state._tag !== "Open"),
-      Stream.runHead,
-      Effect.zipRight(Effect.ignore(client.awaitOpen)),
-      Effect.zipRight(client.state.get),
-      Effect.tap((state) => {
-        reconnectedAt[index] = state._tag === "Open" ? state.since - performance.timeOrigin : performance.now()
-      })
-    )
+  // The first Open after the one the client had when watching began, by the Open state's own
+  // `since` (Clock time when the socket opened), as partysocket's is taken in its `open`
+  // listener: when the watching fiber gets to run is a matter of scheduling, not of
+  // reconnection. One long-lived subscription per client, as an application would keep: a
+  // stream started and stopped at every transition (`runHead`) costs the process it runs in more
+  // than the reconnection it measures.
+  const watch = (client: ClientModule.Client, index: number) =>
+    Effect.flatMap(client.state.get, (initial) => {
+      const before = initial._tag === "Open" ? initial.since : Number.POSITIVE_INFINITY
+      return Stream.runForEach(client.state.changes, (state) =>
+        Effect.sync(() => {
+          if (state._tag === "Open" && state.since > before && reconnectedAt[index] === undefined) {
+            reconnectedAt[index] = state.since - performance.timeOrigin
+          }
+        }))
+    })
   return {
     opened: Effect.runPromise(Effect.forEach(clients, (client) => client.awaitOpen, { concurrency: "unbounded", discard: true })),
     watchReconnects: () => {
-      Effect.runSync(Effect.forEach(clients, (client, index) => Effect.forkIn(nextOpen(client, index), scope), { discard: true }))
+      Effect.runSync(Effect.forEach(clients, (client, index) => Effect.forkIn(watch(client, index), scope), { discard: true }))
     },
     reconnectedAt: () => reconnectedAt
   }
