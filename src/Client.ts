@@ -92,7 +92,7 @@ export interface Options {
     | Effect.Effect<Readonly<Record<string, string | Redacted.Redacted<string>>>>
   /** Per-connection options: protocols, openTimeout, closeTimeout, maxPayload, inboundCapacity. */
   readonly connection?: Omit<Connection.Options, "headers">
-  /** Any Schedule over the error; default `Reconnect.defaultSchedule` (exponential from 1 s, x2, jitter 0.9, at most 30 s). */
+  /** Any Schedule over the error; default `Reconnect.defaultSchedule` (exponential from 1.1 s, x2, jitter 0.9, at most 30 s). */
   readonly retry?: Schedule.Schedule<unknown, ClientError>
   /** Which errors to retry; default `Reconnect.isRetryable`. */
   readonly shouldRetry?: (error: ClientError) => boolean
@@ -221,7 +221,7 @@ export const config = (name?: string): Config.Config<Options> => {
     url: Config.string("URL"),
     openTimeout: Config.option(Config.duration("OPEN_TIMEOUT")),
     closeTimeout: Config.option(Config.duration("CLOSE_TIMEOUT")),
-    retryBase: Config.withDefault(Config.duration("RETRY_BASE"), Duration.seconds(1)),
+    retryBase: Config.withDefault(Config.duration("RETRY_BASE"), Duration.millis(1100)),
     retryCap: Config.withDefault(Config.duration("RETRY_CAP"), Duration.seconds(30)),
     heartbeatInterval: Config.withDefault(Config.duration("HEARTBEAT_INTERVAL"), Duration.seconds(20)),
     heartbeatTimeout: Config.withDefault(Config.duration("HEARTBEAT_TIMEOUT"), Duration.seconds(10)),

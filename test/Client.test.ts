@@ -748,24 +748,24 @@ describe("Reconnect policy", () => {
       expect(delays).toEqual([1_000, 2_000, 4_000, 8_000, 10_000, 10_000])
     }))
 
-  it.effect("exponentialBackoff: the default strays at most 90 % from 1 s x 2^n, and never above the cap", () =>
+  it.effect("exponentialBackoff: the default strays at most 90 % from 1.1 s x 2^n, and never above the cap", () =>
     Effect.gen(function*() {
       const delays = yield* delaysOf(Reconnect.exponentialBackoff(), 400)
       delays.forEach((delay, n) => {
-        const centre = Math.min(1_000 * 2 ** n, 30_000 / 1.9)
+        const centre = Math.min(1_100 * 2 ** n, 30_000 / 1.9)
         expect(delay).toBeGreaterThanOrEqual(Math.floor(centre * 0.1))
         expect(delay).toBeLessThanOrEqual(centre * 1.9)
       })
-      // The first retry: never at once, never later than 1.9 s.
-      expect(delays[0]).toBeGreaterThanOrEqual(100)
-      expect(delays[0]).toBeLessThanOrEqual(1_900)
+      // The first retry: never at once, never later than 2.09 s.
+      expect(delays[0]).toBeGreaterThanOrEqual(110)
+      expect(delays[0]).toBeLessThanOrEqual(2_090)
       // Spread, not one value: the herd depends on it.
       expect(new Set(delays.slice(10)).size).toBeGreaterThan(300)
     }).pipe(Effect.withRandom(Random.make("backoff"))))
 
   it.effect("exponentialBackoff clamps a jitter outside [0, 1]", () =>
     Effect.gen(function*() {
-      expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: -1 }), 3)).toEqual([1_000, 2_000, 4_000])
+      expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: -1 }), 3)).toEqual([1_100, 2_200, 4_400])
       expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: Number.NaN, cap: "1 second" }), 200).pipe(Effect.map((delays) => Math.max(...delays)))).toBeLessThanOrEqual(1_000)
       const wide = yield* delaysOf(Reconnect.exponentialBackoff({ jitter: 5, base: "1 second", factor: 1 }), 200)
       expect(Math.max(...wide)).toBeLessThanOrEqual(2_000)

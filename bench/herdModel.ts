@@ -1,0 +1,80 @@
+// The herd without CPU or network: how a reconnect Schedule alone spreads clients over the
+// server's return. Each client loses its connection at a random moment in the first 20 ms,
+// retries by the schedule (a retry before the return fails at once), and is back at its first
+// retry after the return. Steps lifeline's own `exponentialBackoff`, so it models the real
+// policy. Seeded: the same arguments print the same table.
+//
+//   npx tsx bench/herdModel.ts [clients] [outage ms, comma-separated]
+//
+// Prints, per schedule and outage: the densest 100 ms (share of clients), the median and 90th
+// percentile time from the return to the retry that gets through, and failed retries per client.
+import { Duration, Effect, Random, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+import { Reconnect } from "../src/index.js"
+import { median, percentile } from "./util.js"
+
+const clients = Number(process.argv[2] ?? 1000)
+const outages = (process.argv[3] ?? "500,1000,2000,5000").split(",").map(Number)
+const SEEDS = 7
+const WINDOW_MS = 100
+
+const candidates: ReadonlyArray<readonly [string, Schedule.Schedule<Duration.Duration>]> = [
+  ["default (1.1 s, x2, jitter 0.9)", Reconnect.defaultSchedule],
+  ["1 s, x2, jitter 0.9", Reconnect.exponentialBackoff({ base: "1 second" })],
+  ["1.2 s, x2, jitter 0.9", Reconnect.exponentialBackoff({ base: "1200 millis" })],
+  ["full jitter from 500 ms", Reconnect.exponentialBackoff({ base: "250 millis", jitter: 1 })]
+]
+
+/** Most values within any [t, t + width) window of a sorted list. */
+const densest = (sorted: ReadonlyArray<number>, width: number): number => {
+  let best = 0
+  let start = 0
+  for (let end = 0; end < sorted.length; end++) {
+    while (sorted[end]! - sorted[start]! >= width) start++
+    best = Math.max(best, end - start + 1)
+  }
+  return best
+}
+
+const simulate = (schedule: Schedule.Schedule<Duration.Duration>, outage: number) =>
+  Effect.gen(function*() {
+    const back: Array<number> = []
+    let failed = 0
+    for (let client = 0; client < clients; client++) {
+      let now = (yield* Random.next) * 20
+      let state: unknown = schedule.initial
+      while (true) {
+        const [next, , decision] = yield* schedule.step(now, undefined, state)
+        state = next
+        if (ScheduleDecision.isDone(decision)) break
+        now = ScheduleIntervals.start(decision.intervals)
+        if (now >= outage) {
+          back.push(now - outage)
+          break
+        }
+        failed++
+      }
+    }
+    back.sort((a, b) => a - b)
+    return { peak: densest(back, WINDOW_MS) / clients, median: median(back), p90: percentile(back, 90), failed: failed / clients }
+  })
+
+const main = Effect.gen(function*() {
+  console.log(`${clients} clients; per outage: densest 100 ms, median and p90 after the return, failed retries per client`)
+  for (const [label, schedule] of candidates) {
+    const cells: Array<string> = []
+    for (const outage of outages) {
+      const runs = []
+      for (let seed = 0; seed < SEEDS; seed++) {
+        runs.push(yield* simulate(schedule, outage).pipe(Effect.withRandom(Random.make(`${label}/${outage}/${seed}`))))
+      }
+      const peak = median(runs.map((run) => run.peak * 100))
+      const mid = median(runs.map((run) => run.median))
+      const p90 = median(runs.map((run) => run.p90))
+      const failed = median(runs.map((run) => run.failed))
+      cells.push(`${outage} ms: ${peak.toFixed(1)} %, ${mid.toFixed(0)} / ${p90.toFixed(0)} ms, ${failed.toFixed(2)}`)
+    }
+    console.log(`${label.padEnd(32)} ${cells.join(" | ")}`)
+  }
+})
+
+Effect.runSync(main)
