@@ -8,12 +8,13 @@
 //
 // Prints, per schedule and outage: the densest 100 ms (share of clients), the median and 90th
 // percentile time from the return to the retry that gets through, and failed retries per client.
-import { Duration, Effect, Random, Schedule, ScheduleDecision, ScheduleIntervals } from "effect"
+// `test/herdModel.test.ts` holds the default schedule to its figures in CI.
+import { fileURLToPath } from "node:url"
+import type { Duration, Schedule } from "effect"
+import { Effect, Random, ScheduleDecision, ScheduleIntervals } from "effect"
 import { Reconnect } from "../src/index.js"
 import { median, percentile } from "./util.js"
 
-const clients = Number(process.argv[2] ?? 1000)
-const outages = (process.argv[3] ?? "500,1000,2000,5000").split(",").map(Number)
 const SEEDS = 7
 const WINDOW_MS = 100
 
@@ -35,7 +36,18 @@ const densest = (sorted: ReadonlyArray<number>, width: number): number => {
   return best
 }
 
-const simulate = (schedule: Schedule.Schedule<Duration.Duration>, outage: number) =>
+export interface HerdModel {
+  /** The largest share of the clients back within one 100 ms window. */
+  readonly peak: number
+  /** Median time from the return to a client's retry that gets through, ms. */
+  readonly median: number
+  readonly p90: number
+  /** Retries that failed (before the return), per client. */
+  readonly failed: number
+}
+
+/** `clients` clients retrying by `schedule` through an outage of `outage` ms; uses the Random service. */
+export const simulateHerd = (schedule: Schedule.Schedule<unknown>, clients: number, outage: number): Effect.Effect<HerdModel> =>
   Effect.gen(function*() {
     const back: Array<number> = []
     let failed = 0
@@ -58,14 +70,14 @@ const simulate = (schedule: Schedule.Schedule<Duration.Duration>, outage: number
     return { peak: densest(back, WINDOW_MS) / clients, median: median(back), p90: percentile(back, 90), failed: failed / clients }
   })
 
-const main = Effect.gen(function*() {
+const main = (clients: number, outages: ReadonlyArray<number>) => Effect.gen(function*() {
   console.log(`${clients} clients; per outage: densest 100 ms, median and p90 after the return, failed retries per client`)
   for (const [label, schedule] of candidates) {
     const cells: Array<string> = []
     for (const outage of outages) {
       const runs = []
       for (let seed = 0; seed < SEEDS; seed++) {
-        runs.push(yield* simulate(schedule, outage).pipe(Effect.withRandom(Random.make(`${label}/${outage}/${seed}`))))
+        runs.push(yield* simulateHerd(schedule, clients, outage).pipe(Effect.withRandom(Random.make(`${label}/${outage}/${seed}`))))
       }
       const peak = median(runs.map((run) => run.peak * 100))
       const mid = median(runs.map((run) => run.median))
@@ -77,4 +89,8 @@ const main = Effect.gen(function*() {
   }
 })
 
-Effect.runSync(main)
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const clients = Number(process.argv[2] ?? 1000)
+  const outages = (process.argv[3] ?? "500,1000,2000,5000").split(",").map(Number)
+  Effect.runSync(main(clients, outages))
+}
