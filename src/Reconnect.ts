@@ -63,8 +63,8 @@ export interface BackoffOptions {
   /**
    * How far each delay strays from its centre, as a share of it, from 0 (none) to 1: a delay
    * with centre `d` is uniform in [d x (1 - jitter), d x (1 + jitter)]. Default 0.9; values
-   * outside [0, 1] are clamped. `jitter: 1` is "full jitter" around twice the delay: uniform in
-   * (0, 2 x base x factor^n].
+   * outside [0, 1] are clamped. `{ base: b / 2, jitter: 1 }` is the classic full jitter:
+   * uniform in (0, b x factor^n].
    */
   readonly jitter?: number
 }
