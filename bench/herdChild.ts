@@ -5,7 +5,7 @@
 import type { Herd } from "./contenders/types.js"
 import { performance } from "node:perf_hooks"
 import { standbyEchoServer, startEchoServer } from "./server.js"
-import { median, sleep, withTimeout } from "./util.js"
+import { densest, median, sleep, withTimeout } from "./util.js"
 
 export interface HerdReport {
   readonly clients: number
@@ -24,17 +24,6 @@ export interface HerdReport {
 
 const DOWN_MS = 1_000
 const WINDOW_MS = 100
-
-/** Most values within any [t, t + width) window. */
-const densest = (sorted: ReadonlyArray<number>, width: number): number => {
-  let best = 0
-  let start = 0
-  for (let end = 0; end < sorted.length; end++) {
-    while (sorted[end]! - sorted[start]! >= width) start++
-    best = Math.max(best, end - start + 1)
-  }
-  return best
-}
 
 const main = async (): Promise<HerdReport> => {
   const [name, countText, waitText] = process.argv.slice(2)

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url"
 import type { Duration, Schedule } from "effect"
 import { Effect, Random, ScheduleDecision, ScheduleIntervals } from "effect"
 import { Reconnect } from "../src/index.js"
-import { median, percentile } from "./util.js"
+import { densest, median, percentile } from "./util.js"
 
 const SEEDS = 7
 const WINDOW_MS = 100
@@ -24,17 +24,6 @@ const candidates: ReadonlyArray<readonly [string, Schedule.Schedule<Duration.Dur
   ["1.2 s, x2, jitter 0.9", Reconnect.exponentialBackoff({ base: "1200 millis" })],
   ["full jitter from 500 ms", Reconnect.exponentialBackoff({ base: "250 millis", jitter: 1 })]
 ]
-
-/** Most values within any [t, t + width) window of a sorted list. */
-const densest = (sorted: ReadonlyArray<number>, width: number): number => {
-  let best = 0
-  let start = 0
-  for (let end = 0; end < sorted.length; end++) {
-    while (sorted[end]! - sorted[start]! >= width) start++
-    best = Math.max(best, end - start + 1)
-  }
-  return best
-}
 
 export interface HerdModel {
   /** The largest share of the clients back within one 100 ms window. */

@@ -36,6 +36,17 @@ export const sizeOf = (message: string | ArrayBuffer | ArrayBufferView): number 
 
 export const median = (values: ReadonlyArray<number>): number => percentile(values, 50)
 
+/** Most values within any [t, t + width) window of a sorted list. */
+export const densest = (sorted: ReadonlyArray<number>, width: number): number => {
+  let best = 0
+  let start = 0
+  for (let end = 0; end < sorted.length; end++) {
+    while (sorted[end]! - sorted[start]! >= width) start++
+    best = Math.max(best, end - start + 1)
+  }
+  return best
+}
+
 /** Nearest-rank percentile of unsorted values; NaN for none. */
 export const percentile = (values: ReadonlyArray<number>, p: number): number => {
   if (values.length === 0) return Number.NaN
