@@ -9,6 +9,7 @@
 // Prints, per schedule and outage: the densest 100 ms (share of clients), the median and 90th
 // percentile time from the return to the retry that gets through, and failed retries per client.
 // `test/herdModel.test.ts` holds the default schedule to its figures in CI.
+import { realpathSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import type { Duration, Schedule } from "effect"
 import { Effect, Random, ScheduleDecision, ScheduleIntervals } from "effect"
@@ -33,7 +34,12 @@ export interface HerdModel {
   readonly p90: number
   /** Retries that failed (before the return), per client. */
   readonly failed: number
+  /** Clients whose schedule stopped (or stopped moving) before the return; not in median or p90. */
+  readonly gaveUp: number
 }
+
+/** Retries per client before the model gives a client up: a schedule that stops advancing. */
+const MAX_RETRIES = 10_000
 
 /** `clients` clients retrying by `schedule` through an outage of `outage` ms; uses the Random service. */
 export const simulateHerd = (schedule: Schedule.Schedule<unknown>, clients: number, outage: number): Effect.Effect<HerdModel> =>
@@ -43,7 +49,7 @@ export const simulateHerd = (schedule: Schedule.Schedule<unknown>, clients: numb
     for (let client = 0; client < clients; client++) {
       let now = (yield* Random.next) * 20
       let state: unknown = schedule.initial
-      while (true) {
+      for (let retry = 0; retry < MAX_RETRIES; retry++) {
         const [next, , decision] = yield* schedule.step(now, undefined, state)
         state = next
         if (ScheduleDecision.isDone(decision)) break
@@ -56,7 +62,13 @@ export const simulateHerd = (schedule: Schedule.Schedule<unknown>, clients: numb
       }
     }
     back.sort((a, b) => a - b)
-    return { peak: densest(back, WINDOW_MS) / clients, median: median(back), p90: percentile(back, 90), failed: failed / clients }
+    return {
+      peak: densest(back, WINDOW_MS) / clients,
+      median: median(back),
+      p90: percentile(back, 90),
+      failed: failed / clients,
+      gaveUp: (clients - back.length) / clients
+    }
   })
 
 const main = (clients: number, outages: ReadonlyArray<number>) => Effect.gen(function*() {
@@ -72,13 +84,17 @@ const main = (clients: number, outages: ReadonlyArray<number>) => Effect.gen(fun
       const mid = median(runs.map((run) => run.median))
       const p90 = median(runs.map((run) => run.p90))
       const failed = median(runs.map((run) => run.failed))
-      cells.push(`${outage} ms: ${peak.toFixed(1)} %, ${mid.toFixed(0)} / ${p90.toFixed(0)} ms, ${failed.toFixed(2)}`)
+      const gaveUp = median(runs.map((run) => run.gaveUp))
+      const stopped = gaveUp > 0 ? `, ${(gaveUp * 100).toFixed(1)} % gave up` : ""
+      cells.push(`${outage} ms: ${peak.toFixed(1)} %, ${mid.toFixed(0)} / ${p90.toFixed(0)} ms, ${failed.toFixed(2)}${stopped}`)
     }
     console.log(`${label.padEnd(32)} ${cells.join(" | ")}`)
   }
 })
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+// Run as a script (not imported by the test): compare real paths, so a symlinked path still runs.
+const entry = process.argv[1]
+if (entry !== undefined && realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url))) {
   const clients = Number(process.argv[2] ?? 1000)
   const outages = (process.argv[3] ?? "500,1000,2000,5000").split(",").map(Number)
   Effect.runSync(main(clients, outages))

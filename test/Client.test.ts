@@ -763,13 +763,29 @@ describe("Reconnect policy", () => {
       expect(new Set(delays.slice(10)).size).toBeGreaterThan(300)
     }).pipe(Effect.withRandom(Random.make("backoff"))))
 
-  it.effect("exponentialBackoff clamps a jitter outside [0, 1]", () =>
+  it.effect("exponentialBackoff clamps a jitter outside [0, 1] and takes NaN as the default", () =>
     Effect.gen(function*() {
       expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: -1 }), 3)).toEqual([1_100, 2_200, 4_400])
-      expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: Number.NaN, cap: "1 second" }), 200).pipe(Effect.map((delays) => Math.max(...delays)))).toBeLessThanOrEqual(1_000)
-      const wide = yield* delaysOf(Reconnect.exponentialBackoff({ jitter: 5, base: "1 second", factor: 1 }), 200)
-      expect(Math.max(...wide)).toBeLessThanOrEqual(2_000)
-      expect(Math.min(...wide)).toBeGreaterThanOrEqual(1)
+      expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: Number.NEGATIVE_INFINITY }), 3)).toEqual([1_100, 2_200, 4_400])
+      const seeded = <A>(effect: Effect.Effect<A>) => effect.pipe(Effect.withRandom(Random.make("jitter")))
+      const byDefault = yield* seeded(delaysOf(Reconnect.exponentialBackoff(), 50))
+      expect(yield* seeded(delaysOf(Reconnect.exponentialBackoff({ jitter: Number.NaN }), 50))).toEqual(byDefault)
+      expect(Math.min(...byDefault)).toBeGreaterThanOrEqual(1)
+      // Above 1 (Infinity too) is full jitter: uniform in [0, 2 x centre], never below 1 ms.
+      for (const jitter of [5, Number.POSITIVE_INFINITY]) {
+        const wide = yield* seeded(delaysOf(Reconnect.exponentialBackoff({ jitter, base: "1 second", factor: 1 }), 400))
+        expect(Math.max(...wide)).toBeLessThanOrEqual(2_000)
+        expect(Math.max(...wide)).toBeGreaterThan(1_900)
+        expect(Math.min(...wide)).toBeGreaterThanOrEqual(1)
+        expect(Math.min(...wide)).toBeLessThan(100)
+      }
+    }))
+
+  it.effect("exponentialBackoff takes a factor below 1 (or NaN) as 1: delays never shrink", () =>
+    Effect.gen(function*() {
+      expect(yield* delaysOf(Reconnect.exponentialBackoff({ factor: 0.5, jitter: 0 }), 3)).toEqual([1_100, 1_100, 1_100])
+      expect(yield* delaysOf(Reconnect.exponentialBackoff({ factor: Number.NaN, jitter: 0 }), 3)).toEqual([1_100, 1_100, 1_100])
+      expect(yield* delaysOf(Reconnect.exponentialBackoff({ factor: 3, jitter: 0 }), 3)).toEqual([1_100, 3_300, 9_900])
     }))
 
   it("isRetryable: fatal errors and close codes of DESIGN.md, everything else transient", async () => {

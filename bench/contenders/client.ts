@@ -25,20 +25,20 @@ export const clientHerd = (url: string, count: number): Herd => {
       Effect.provide(LifelineLive)
     )
   )
-  // The first Open after the one the client had when watching began, by the Open state's own
-  // `since` (Clock time when the socket opened), as partysocket's is taken in its `open`
-  // listener: when the watching fiber gets to run is a matter of scheduling, not of
-  // reconnection. One long-lived subscription per client, as an application would keep: a
-  // stream started and stopped at every transition (`runHead`) costs the process it runs in more
-  // than the reconnection it measures.
+  // The first Open after the client was anything else, timed by the Open state's own `since`
+  // (Clock time when the socket opened, whole milliseconds), as partysocket's is taken in its
+  // `open` listener: when the watching fiber gets to run is a matter of scheduling, not of
+  // reconnection. `changes` starts with the current state, so nothing falls between reading it
+  // and watching. One long-lived subscription per client, as an application would keep: a stream
+  // started and stopped at every transition (`runHead`) costs the process it runs in more than
+  // the reconnection it measures.
   const watch = (client: ClientModule.Client, index: number) =>
-    Effect.flatMap(client.state.get, (initial) => {
-      const before = initial._tag === "Open" ? initial.since : Number.POSITIVE_INFINITY
+    Effect.suspend(() => {
+      let left = false
       return Stream.runForEach(client.state.changes, (state) =>
         Effect.sync(() => {
-          if (state._tag === "Open" && state.since > before && reconnectedAt[index] === undefined) {
-            reconnectedAt[index] = state.since - performance.timeOrigin
-          }
+          if (state._tag !== "Open") left = true
+          else if (left && reconnectedAt[index] === undefined) reconnectedAt[index] = state.since - performance.timeOrigin
         }))
     })
   return {
