@@ -10,6 +10,8 @@ export interface LatencySettings {
   readonly spacing: number
   /** Sequential connects per run. */
   readonly connects: number
+  /** A full garbage collection before each run (`--gc-before-runs`); see `ThroughputSettings`. */
+  readonly collectBeforeRuns: boolean
   readonly log: (line: string) => void
 }
 
@@ -23,6 +25,7 @@ const measurePercentiles = async (
   runs: number,
   count: number,
   sample: Sample,
+  collectBeforeRuns: boolean,
   log: (line: string) => void
 ): Promise<Array<Omit<Row, "ratio">>> => {
   const p50 = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
@@ -32,7 +35,7 @@ const measurePercentiles = async (
   for (let run = 0; run < runs; run++) {
     for (let turn = 0; turn < contenders.length; turn++) {
       const contender = contenders[(run + turn) % contenders.length]!
-      forceGc()
+      if (collectBeforeRuns) forceGc()
       try {
         const values = await sample(contender, count)
         p50.get(contender)!.push(percentile(values, 50))
@@ -79,6 +82,7 @@ export const measureLatency = async (
         60_000,
         `${contender.name} latency`
       ),
+    settings.collectBeforeRuns,
     settings.log
   )
   const connect = await measurePercentiles(
@@ -87,6 +91,7 @@ export const measureLatency = async (
     settings.runs,
     settings.connects,
     (contender, count) => withTimeout(contender.connect(url, count), 60_000, `${contender.name} connect`),
+    settings.collectBeforeRuns,
     settings.log
   )
   return [...roundTrip, ...connect]

@@ -14,6 +14,9 @@ import { renderTable } from "./table.js"
 import { measureThroughput } from "./throughput.js"
 
 const quick = process.argv.includes("--quick")
+// `--gc-before-runs`: a full garbage collection before each timed throughput and latency run (off
+// by default; see ThroughputSettings.collectBeforeRuns).
+const collectBeforeRuns = process.argv.includes("--gc-before-runs")
 // `--only throughput,latency` runs just those sections (of throughput, latency, memory, herd).
 const onlyIndex = process.argv.indexOf("--only")
 const only = onlyIndex === -1 ? undefined : (process.argv[onlyIndex + 1] ?? "").split(",")
@@ -61,7 +64,8 @@ const machine = {
 }
 
 const NOTES = [
-  "Echo server: a plain ws server in its own child process on 127.0.0.1. One connection per run, opened before the clock starts.",
+  "Echo server: a plain ws server in its own child process on 127.0.0.1. One connection per run, opened before the clock starts. " +
+  (collectBeforeRuns ? "A full GC before each throughput and latency run (--gc-before-runs)." : "No forced GC between throughput and latency runs; the contenders take turns in rotating order."),
   "Throughput: pipelined, at most min(1000 frames, 8 MiB) unanswered, refilled once half the window is back; N messages per run calibrated so raw ws takes ~" +
   `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280). ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
   "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",
@@ -97,12 +101,13 @@ const main = async (): Promise<void> => {
   let herdReports: unknown = undefined
   try {
     await section("throughput", () =>
-      measureThroughput(server.url, contenders, { runs: settings.runs, targetMs: settings.throughputTargetMs, log }))
+      measureThroughput(server.url, contenders, { runs: settings.runs, targetMs: settings.throughputTargetMs, collectBeforeRuns, log }))
     await section("latency", () =>
       measureLatency(server.url, contenders, {
         runs: settings.runs,
         roundTrips: settings.roundTrips,
         spacing: 1,
+        collectBeforeRuns,
         connects: settings.connects,
         log
       }))

@@ -8,6 +8,14 @@ export interface ThroughputSettings {
   readonly runs: number
   /** How long one run of raw ws should take; the message count is calibrated for it. */
   readonly targetMs: number
+  /**
+   * A full garbage collection before each timed run (`--gc-before-runs`). Off by default: a
+   * forced collection is no part of a real workload, and it slowed every contender (raw ws about
+   * 10 % at 64 KiB) and Effect-based code most (lifeline Connection 0.79x raw ws with it, 0.96x
+   * without, at 64 KiB text; `bench/largeFrames.ts`). The order of the contenders rotates, so
+   * each meets the others' garbage alike.
+   */
+  readonly collectBeforeRuns: boolean
   readonly log: (line: string) => void
 }
 
@@ -62,7 +70,7 @@ export const measureThroughput = async (
       for (let run = 0; run < settings.runs; run++) {
         for (let turn = 0; turn < contenders.length; turn++) {
           const contender = contenders[(run + turn) % contenders.length]!
-          forceGc()
+          if (settings.collectBeforeRuns) forceGc()
           try {
             const elapsed = await once(contender, url, payload, count, window)
             rates.get(contender)!.push((count / elapsed) * 1000)
