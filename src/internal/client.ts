@@ -44,8 +44,8 @@ import { Outbox } from "./outbox.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { approximateBytes, OPEN } from "./protocol.js"
 import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
-import type { Timers, TimerTarget } from "./timers.js"
-import { timersOn } from "./timers.js"
+import type { Timers } from "./timers.js"
+import { TimedWait, timersOn } from "./timers.js"
 
 /** The Client's options after defaults; built by `Client.make`. */
 export interface ClientSettings {
@@ -234,30 +234,26 @@ class Session implements HeartbeatOwner {
   }
 }
 
-/** The client's wait between attempts: its timer fires, or `reconnect` wakes it. */
-class BackoffWait implements TimerTarget {
-  timer: unknown = undefined
-  private done = false
-  constructor(private readonly client: LiveClient, private readonly resume: (effect: Effect.Effect<boolean>) => void) {}
-
-  fire(): void {
-    this.finish(false)
+/** The client's wait between attempts: its timer fires (false), or `reconnect` wakes it (true). */
+class BackoffWait extends TimedWait {
+  constructor(
+    private readonly client: LiveClient,
+    private readonly resume: (effect: Effect.Effect<boolean>) => void,
+    timers: Timers
+  ) {
+    super(timers)
   }
 
   wake(): void {
-    this.finish(true)
+    if (this.finish()) this.resume(Effect.succeed(true))
   }
 
-  end(): void {
-    if (this.done) return
-    this.done = true
+  protected timedOut(): void {
+    this.resume(Effect.succeed(false))
+  }
+
+  protected ended(): void {
     this.client.backoffEnded(this)
-  }
-
-  private finish(woken: boolean): void {
-    if (this.done) return
-    this.end()
-    this.resume(Effect.succeed(woken))
   }
 }
 
@@ -658,17 +654,16 @@ class LiveClient implements Client {
   private sleepOrWake(delay: number): Effect.Effect<boolean> {
     return Effect.async<boolean>((resume) => {
       if (this.reconnectRequested) return resume(Effect.succeed(true))
-      const wait = new BackoffWait(this, resume)
+      const wait = new BackoffWait(this, resume, this.timers)
       this.backoffWait = wait
-      wait.timer = this.timers.after(delay, wait)
-      return Effect.sync(() => wait.end())
+      wait.start(delay)
+      return Effect.sync(() => wait.finish())
     })
   }
 
   /** A backoff wait is over. */
   backoffEnded(wait: BackoffWait): void {
     if (this.backoffWait === wait) this.backoffWait = undefined
-    this.timers.cancel(wait.timer)
   }
 
   /**

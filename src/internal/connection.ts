@@ -11,8 +11,8 @@ import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import { InboundBuffer } from "./inboundBuffer.js"
-import type { Timers, TimerTarget } from "./timers.js"
-import { currentTimers } from "./timers.js"
+import type { Timers } from "./timers.js"
+import { currentTimers, TimedWait } from "./timers.js"
 import {
   ABNORMAL_CLOSURE,
   approximateBytes,
@@ -56,7 +56,8 @@ export class ConnectionListener implements SocketListener {
       if (this.openOutcome !== undefined) return resume(this.openOutcome)
       const waiter = new OpenWaiter(this, resume, timeout, timers)
       this.openWaiter = waiter
-      return Effect.sync(() => waiter.cancel())
+      waiter.start(Duration.toMillis(timeout))
+      return Effect.sync(() => waiter.finish())
     })
   }
 
@@ -229,36 +230,25 @@ export class ConnectionListener implements SocketListener {
 }
 
 /** One wait for OPEN: resumed by the listener's outcome or by its timer, whichever comes first. */
-class OpenWaiter implements TimerTarget {
-  private readonly timer: unknown
-  private done = false
+class OpenWaiter extends TimedWait {
   constructor(
     private readonly listener: ConnectionListener,
     private readonly resume: (effect: Effect.Effect<void, ConnectError | TimeoutError>) => void,
     private readonly timeout: Duration.Duration,
-    private readonly timers: Timers
+    timers: Timers
   ) {
-    this.timer = timers.after(Duration.toMillis(timeout), this)
+    super(timers)
   }
 
   settle(outcome: Exit.Exit<void, ConnectError>): void {
-    if (this.done) return
-    this.cancel()
-    this.resume(outcome)
+    if (this.finish()) this.resume(outcome)
   }
 
-  /** The timer: no outcome within the timeout. */
-  fire(): void {
-    if (this.done) return
-    this.done = true
-    this.listener.dropOpenWaiter(this)
+  protected timedOut(): void {
     this.resume(Effect.fail(openTimeoutError(this.listener.url, this.timeout)))
   }
 
-  cancel(): void {
-    if (this.done) return
-    this.done = true
-    this.timers.cancel(this.timer)
+  protected ended(): void {
     this.listener.dropOpenWaiter(this)
   }
 }
@@ -497,7 +487,6 @@ export const trySend = (socket: TransportSocket, data: Message, callback?: (erro
     return error instanceof Error ? error : new Error(String(error))
   }
 }
-
 
 /** The transport reported an error while writing `payload`. */
 export const writeFailed = (payload: unknown, cause: Error): SendError =>

@@ -18,6 +18,40 @@ export interface Timers {
   readonly cancel: (handle: unknown) => void
 }
 
+/**
+ * A wait that ends once: by its timer (`timedOut`) or from outside (`finish`). Either way its
+ * timer is cancelled and `ended` runs, once. The Connection's wait for OPEN and the Client's
+ * backoff are both one of these: one timer each, no racing fibers.
+ */
+export abstract class TimedWait implements TimerTarget {
+  private timer: unknown = undefined
+  private done = false
+  constructor(private readonly timers: Timers) {}
+
+  /** Starts the timer, unless the wait has already ended. */
+  start(millis: number): void {
+    if (!this.done) this.timer = this.timers.after(millis, this)
+  }
+
+  fire(): void {
+    if (this.finish()) this.timedOut()
+  }
+
+  /** Ends the wait; false when it had already ended. */
+  finish(): boolean {
+    if (this.done) return false
+    this.done = true
+    this.timers.cancel(this.timer)
+    this.ended()
+    return true
+  }
+
+  /** The timer fired first. */
+  protected abstract timedOut(): void
+  /** The wait is over, by whatever means. */
+  protected abstract ended(): void
+}
+
 // Beyond this, setTimeout fires at once: wait in steps instead.
 const MAX_TIMER_MILLIS = 2 ** 31 - 1
 
