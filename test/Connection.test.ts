@@ -328,9 +328,9 @@ describe("Connection: release in each readyState", () => {
               yield* Fiber.interrupt(fiber)
             })
           )
-          // Interrupted before connect was called, no socket exists: at most one.
-          expect(states.length).toBeLessThanOrEqual(1)
-          expect(states.every((state) => state === 3)).toBe(true)
+          // After one turn of the event loop the fork has opened its socket: exactly one, CLOSED.
+          // Interrupted at once, connect may not have begun: no socket, or that one, CLOSED.
+          if (turns > 0 || states.length > 0) expect(states).toEqual([3])
         }),
       { fastCheck: { numRuns: 200 } }
     )
