@@ -269,6 +269,20 @@ describe("Connection: fault matrix", () => {
       const all = yield* connection.messages.pipe(Stream.take(count), Stream.runCount)
       expect(all).toBe(count)
     })).pipe(provideNode))
+
+  it.live("a burst of large frames (one per socket read) arrives whole and in order, through pauses", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url, { inboundCapacity: 8 })
+      const count = 40
+      const frame = (index: number) => `${String(index).padStart(4, "0")}${"x".repeat(64 * 1024)}`
+      yield* Effect.forEach(Array.from({ length: count }, (_, index) => index), (index) => server.broadcast(frame(index)))
+      const received = yield* connection.messages.pipe(Stream.take(count), Stream.runCollect)
+      expect(Chunk.toArray(received).map((message) => (message as string).slice(0, 4))).toEqual(
+        Array.from({ length: count }, (_, index) => String(index).padStart(4, "0"))
+      )
+      expect(Chunk.toArray(received).every((message, index) => message === frame(index))).toBe(true)
+    })).pipe(provideNode))
 })
 
 describe("Connection: release in each readyState", () => {

@@ -2,11 +2,13 @@
  * Performance guards that cannot flake: they count operations, not time. The per-message path
  * must start no fiber, so fibers started while N messages go out and come back do not grow with N;
  * an open, idle Client keeps no fiber alive, which is what keeps its memory near a Connection's;
- * and a failed attempt starts no fiber, which keeps a retry storm cheap.
+ * a failed attempt starts no fiber, which keeps a retry storm cheap; and messages that arrive in
+ * one event-loop turn wake their reader at most twice.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule, Stream, Supervisor } from "effect"
+import { Chunk, Effect, Fiber, Layer, Schedule, Stream, Supervisor } from "effect"
 import { Client, Connection, NodeTransport } from "../src/index.js"
+import { InboundBuffer } from "../src/internal/inboundBuffer.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 
@@ -43,7 +45,32 @@ const counted = (counter: Supervisor.Supervisor<number>) =>
 
 const payload = "x".repeat(64)
 
+/** Offers each item from its own check-phase callback, all in one turn, as Node runs socket reads. */
+const offerInOneTurn = (buffer: InboundBuffer<number>, items: ReadonlyArray<number>) =>
+  Effect.sync(() => {
+    for (const item of items) setImmediate(() => buffer.offer(item))
+  })
+
 describe("per-message cost guards", () => {
+  it.live("messages read in one event-loop turn wake the reader twice: at the first, and once for the rest", () =>
+    Effect.gen(function*() {
+      const source = { pause: () => true, resume: () => {}, overflow: () => {} }
+      const buffer = new InboundBuffer<number>(1000, source)
+      const chunks: Array<Array<number>> = []
+      const reader = yield* Effect.fork(Effect.gen(function*() {
+        while (chunks.flat().length < 8) chunks.push(Chunk.toArray(yield* buffer.pull))
+      }))
+      yield* Effect.yieldNow()
+      // Each callback is its own macrotask, with the microtasks (the reader's turn) between them.
+      yield* offerInOneTurn(buffer, [1, 2, 3, 4])
+      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+      // A later turn starts over: its first message is not held back either.
+      yield* offerInOneTurn(buffer, [5, 6, 7, 8])
+      yield* Fiber.join(reader)
+      expect(chunks).toEqual([[1], [2, 3, 4], [5], [6, 7, 8]])
+    }))
+
+
   it.live("Connection: write and messages start no fiber per message", () => {
     const counter = new FiberCounter()
     return withNoHandlesLeft(Effect.gen(function*() {

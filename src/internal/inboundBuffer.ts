@@ -2,6 +2,12 @@
  * The inbound queue of one connection: filled from a socket callback without allocating per
  * message, drained by the consumer a whole chunk at a time. When it reaches its capacity it asks
  * the socket to pause, and resumes it once the consumer has taken everything.
+ *
+ * Waking the consumer costs a fiber resume, and in Node each socket read is its own callback, so
+ * large frames (one per read) would wake it once per frame. The first message of an event-loop
+ * turn wakes it at once (a lone reply is not delayed); messages that arrive later in the same
+ * turn wake it once, in the check phase (`setImmediate`), as one chunk. Where there is no
+ * `setImmediate` (browsers), every message wakes it at once.
  */
 import { Chunk, Effect, Option } from "effect"
 
@@ -14,6 +20,12 @@ export interface InboundSource {
   readonly overflow: () => void
 }
 
+/** Node's `setImmediate`; undefined in browsers. */
+const checkPhase: (<T>(callback: (argument: T) => void, argument: T) => unknown) | undefined =
+  typeof globalThis.setImmediate === "function" ? globalThis.setImmediate : undefined
+
+const endTurn = <A>(buffer: InboundBuffer<A>): void => buffer.endTurn()
+
 type Waiter<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
 
 export class InboundBuffer<A> {
@@ -22,6 +34,9 @@ export class InboundBuffer<A> {
   private waiters: Array<Waiter<A>> | undefined = undefined
   private ended = false
   private paused = false
+  // A wake happened this turn (a check-phase callback is pending), and one is owed to it.
+  private turnPending = false
+  private wakeOwed = false
 
   constructor(readonly capacity: number, private readonly source: InboundSource) {}
 
@@ -46,8 +61,24 @@ export class InboundBuffer<A> {
         this.source.overflow()
       }
     }
-    const waiter = this.waiters?.shift()
-    if (waiter !== undefined) waiter(this.pull)
+    if (this.waiters === undefined || this.waiters.length === 0) return
+    if (this.turnPending) {
+      this.wakeOwed = true
+      return
+    }
+    if (checkPhase !== undefined) {
+      this.turnPending = true
+      checkPhase(endTurn, this)
+    }
+    this.wakeOne()
+  }
+
+  /** In the check phase after a wake: the messages that came later in that turn, as one chunk. */
+  endTurn(): void {
+    this.turnPending = false
+    if (!this.wakeOwed) return
+    this.wakeOwed = false
+    this.wakeOne()
   }
 
   /** No more items will come; the consumer still receives what is buffered, then the end. */
@@ -74,6 +105,11 @@ export class InboundBuffer<A> {
         if (index !== -1) this.waiters?.splice(index, 1)
       })
     })
+  }
+
+  private wakeOne(): void {
+    const waiter = this.waiters?.shift()
+    if (waiter !== undefined) waiter(this.pull)
   }
 
   private drain(): Chunk.Chunk<A> {
