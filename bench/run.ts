@@ -25,6 +25,7 @@ const wanted = (section: string): boolean => only === undefined || only.includes
 const settings = quick
   ? {
     runs: 3,
+    largeFrameRuns: 5,
     throughputTargetMs: 100,
     roundTrips: 200,
     connects: 40,
@@ -37,6 +38,7 @@ const settings = quick
   }
   : {
     runs: 5,
+    largeFrameRuns: 11,
     throughputTargetMs: 400,
     roundTrips: 1000,
     connects: 200,
@@ -67,7 +69,7 @@ const NOTES = [
   "Echo server: a plain ws server in its own child process on 127.0.0.1. One connection per run, opened before the clock starts. " +
   (collectBeforeRuns ? "A full GC before each throughput and latency run (--gc-before-runs)." : "No forced GC between throughput and latency runs; the contenders take turns in rotating order."),
   "Throughput: pipelined, at most min(1000 frames, 8 MiB) unanswered, refilled once half the window is back; N messages per run calibrated so raw ws takes ~" +
-  `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280). ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
+  `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280); ${settings.runs} runs, ${settings.largeFrameRuns} at 64 KiB (short runs that vary more). ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
   "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",
   "Round trip: one 64 B text frame in flight, 1 ms apart; Connection and Client use send (completes on the write callback), the others a plain send.",
   "Connect: sequential, time from the call to open, each closed (handshake awaited) before the next. Client: Client.make + awaitOpen.",
@@ -101,7 +103,13 @@ const main = async (): Promise<void> => {
   let herdReports: unknown = undefined
   try {
     await section("throughput", () =>
-      measureThroughput(server.url, contenders, { runs: settings.runs, targetMs: settings.throughputTargetMs, collectBeforeRuns, log }))
+      measureThroughput(server.url, contenders, {
+        runs: settings.runs,
+        largeFrameRuns: settings.largeFrameRuns,
+        targetMs: settings.throughputTargetMs,
+        collectBeforeRuns,
+        log
+      }))
     await section("latency", () =>
       measureLatency(server.url, contenders, {
         runs: settings.runs,

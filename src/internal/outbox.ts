@@ -91,7 +91,6 @@ export class Outbox {
     this.head = 0
   }
 
-
   /** Fails every queued and suspended entry with `reason` (the client closed); returns their payloads. */
   failAll(reason: "Closed"): Array<Message> {
     const blocked = this.blocked
