@@ -8,7 +8,7 @@
 //
 // Defaults: 65536 bytes, 2560 frames (20 windows of 128), 8 runs, text, and a full garbage
 // collection before each run as the throughput section does (`none`: no forced collection; the
-// turns rotate, so each variant meets the others' garbage alike). Loopback only.
+// variants take turns in another order each run, so each meets the others' garbage alike). Loopback only.
 import { performance } from "node:perf_hooks"
 import WebSocket from "ws"
 import { connection } from "./contenders/connection.js"
@@ -17,7 +17,7 @@ import { NodeTransport } from "./lifeline.js"
 import { startEchoServer } from "./server.js"
 import { windowFor } from "./throughput.js"
 import type { Payload } from "./util.js"
-import { forceGc, makePayload, median, sizeOf, withTimeout } from "./util.js"
+import { forceGc, makePayload, median, sizeOf, turnOrder, withTimeout } from "./util.js"
 
 const bytes = Number(process.argv[2] ?? 65536)
 const frames = Number(process.argv[3] ?? 2560)
@@ -110,8 +110,8 @@ try {
   const times = new Map<string, Array<number>>()
   const busy = new Map<string, Array<number>>()
   for (let round = 0; round < runs; round++) {
-    for (let turn = 0; turn < variants.length; turn++) {
-      const [label, run] = variants[(round + turn) % variants.length]!
+    for (const index of turnOrder(round, variants.length)) {
+      const [label, run] = variants[index]!
       if (collectBeforeRuns) forceGc()
       const before = performance.eventLoopUtilization()
       const elapsed = await withTimeout(run(server.url, payload, frames, window), RUN_LIMIT_MS, label)

@@ -1,7 +1,7 @@
 // 2. Round-trip latency at a modest rate, and 3. connect latency (handshake to open).
 import type { Contender } from "./contenders/types.js"
 import type { Row } from "./results.js"
-import { forceGc, makePayload, percentile, summarize, withTimeout } from "./util.js"
+import { forceGc, makePayload, percentile, summarize, turnOrder, withTimeout } from "./util.js"
 
 export interface LatencySettings {
   readonly runs: number
@@ -18,7 +18,7 @@ export interface LatencySettings {
 /** One run: the values of `count` samples. */
 type Sample = (contender: Contender, count: number) => Promise<Array<number>>
 
-/** A short warm-up, then `sample` for every contender (rotating order); p50 and p99 per run. */
+/** A short warm-up, then `sample` for every contender (in another order each run); p50 and p99 per run. */
 const measurePercentiles = async (
   name: string,
   contenders: ReadonlyArray<Contender>,
@@ -33,8 +33,8 @@ const measurePercentiles = async (
   const failures = new Map<Contender, string>()
   for (const contender of contenders) await sample(contender, Math.ceil(count / 5)).catch(() => undefined)
   for (let run = 0; run < runs; run++) {
-    for (let turn = 0; turn < contenders.length; turn++) {
-      const contender = contenders[(run + turn) % contenders.length]!
+    for (const index of turnOrder(run, contenders.length)) {
+      const contender = contenders[index]!
       if (collectBeforeRuns) forceGc()
       try {
         const values = await sample(contender, count)

@@ -38,7 +38,7 @@ const settings = quick
   }
   : {
     runs: 5,
-    largeFrameRuns: 11,
+    largeFrameRuns: 10,
     throughputTargetMs: 400,
     roundTrips: 1000,
     connects: 200,
@@ -67,7 +67,7 @@ const machine = {
 
 const NOTES = [
   "Echo server: a plain ws server in its own child process on 127.0.0.1. One connection per run, opened before the clock starts. " +
-  (collectBeforeRuns ? "A full GC before each throughput and latency run (--gc-before-runs)." : "No forced GC between throughput and latency runs; the contenders take turns in rotating order."),
+  (collectBeforeRuns ? "A full GC before each throughput and latency run (--gc-before-runs)." : "No forced GC between throughput and latency runs; the contenders take turns in another order each run, so none always runs after the same one."),
   "Throughput: pipelined, at most min(1000 frames, 8 MiB) unanswered, refilled once half the window is back; N messages per run calibrated so raw ws takes ~" +
   `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280); ${settings.runs} runs, ${settings.largeFrameRuns} at 64 KiB (short runs that vary more). ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
   "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",

@@ -2,7 +2,7 @@
 import type { Contender } from "./contenders/types.js"
 import type { Row } from "./results.js"
 import type { Payload } from "./util.js"
-import { forceGc, makePayload, summarize, withTimeout } from "./util.js"
+import { forceGc, makePayload, summarize, turnOrder, withTimeout } from "./util.js"
 
 export interface ThroughputSettings {
   readonly runs: number
@@ -18,8 +18,8 @@ export interface ThroughputSettings {
    * A full garbage collection before each timed run (`--gc-before-runs`). Off by default: a
    * forced collection is no part of a real workload, and it slowed every contender (raw ws about
    * 10 % at 64 KiB) and Effect-based code most (lifeline Connection 0.79x raw ws with it, 0.96x
-   * without, at 64 KiB text; `bench/largeFrames.ts`). The order of the contenders rotates, so
-   * each meets the others' garbage alike.
+   * without, at 64 KiB text; `bench/largeFrames.ts`). The contenders take their turns in another order
+   * each run (`turnOrder`), so each meets the others' garbage alike.
    */
   readonly collectBeforeRuns: boolean
   readonly log: (line: string) => void
@@ -69,14 +69,14 @@ export const measureThroughput = async (
       settings.log(`${measurement}: ${count} messages per run, window ${window}`)
       const rates = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
       const failures = new Map<Contender, string>()
-      // A shorter warm-up run for each contender, then the runs in a rotating order.
+      // A shorter warm-up run for each contender, then the runs, each in another order.
       for (const contender of contenders) {
         await once(contender, url, payload, Math.max(100, Math.round(count / 4)), window).catch(() => undefined)
       }
       const runs = size >= 16 * 1024 ? settings.largeFrameRuns : settings.runs
       for (let run = 0; run < runs; run++) {
-        for (let turn = 0; turn < contenders.length; turn++) {
-          const contender = contenders[(run + turn) % contenders.length]!
+        for (const index of turnOrder(run, contenders.length)) {
+          const contender = contenders[index]!
           if (settings.collectBeforeRuns) forceGc()
           try {
             const elapsed = await once(contender, url, payload, count, window)

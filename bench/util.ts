@@ -69,6 +69,21 @@ export const summarize = (runs: ReadonlyArray<number>): Summary => ({
   runs
 })
 
+/**
+ * The order in which `count` contenders take their turns in run `run` (indexes): a Williams
+ * design, the textbook answer to carry-over between treatments. Row 0 is 0, 1, n-1, 2, n-2, ...;
+ * row k adds k to each; for an odd count the next `count` rows are the same reversed. Over
+ * `count` runs (2 x `count` when odd) each contender takes each place equally often and runs right
+ * after each of the others equally often. A plain rotation keeps who runs before whom, so
+ * whoever always follows the contender that leaves the most garbage pays for it in every run.
+ */
+export const turnOrder = (run: number, count: number): Array<number> => {
+  const shift = run % count
+  const row = Array.from({ length: count }, (_, place) =>
+    ((place % 2 === 1 ? (place + 1) / 2 : count - place / 2) + shift) % count)
+  return count % 2 === 1 && Math.floor(run / count) % 2 === 1 ? row.reverse() : row
+}
+
 /** Runs `task` on batches of at most `size` items at a time, in order. */
 export const inBatches = async <A>(count: number, size: number, task: () => Promise<A>): Promise<Array<A>> => {
   const results: Array<A> = []
