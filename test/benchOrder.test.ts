@@ -22,21 +22,22 @@ const tally = (count: number, runs: number) => {
   return { pairs: [...pairs.values()], pairCount: pairs.size, places: [...places.values()], placeCount: places.size }
 }
 
+/** Over `runs`, every ordered pair is adjacent `times` times and every contender takes every place `times` times. */
+const expectBalanced = (count: number, runs: number, times: number) => {
+  const { pairCount, pairs, placeCount, places } = tally(count, runs)
+  expect(pairCount).toBe(count * (count - 1))
+  expect(pairs.every((seen) => seen === times)).toBe(true)
+  expect(placeCount).toBe(count * count)
+  expect(places.every((seen) => seen === times)).toBe(true)
+}
+
 describe("bench turn order", () => {
   it("5 contenders (odd) over 10 runs: each ordered pair adjacent twice, each place taken twice", () => {
-    const { pairCount, pairs, placeCount, places } = tally(5, 10)
-    expect(pairCount).toBe(20)
-    expect(pairs.every((times) => times === 2)).toBe(true)
-    expect(placeCount).toBe(25)
-    expect(places.every((times) => times === 2)).toBe(true)
+    expectBalanced(5, 10, 2)
   })
 
   it("4 contenders (even) over 4 runs: each ordered pair adjacent once, each place taken once", () => {
-    const { pairCount, pairs, placeCount, places } = tally(4, 4)
-    expect(pairCount).toBe(12)
-    expect(pairs.every((times) => times === 1)).toBe(true)
-    expect(placeCount).toBe(16)
-    expect(places.every((times) => times === 1)).toBe(true)
+    expectBalanced(4, 4, 1)
   })
 
   it("one or two contenders", () => {
