@@ -3,6 +3,7 @@ import { Chunk, Effect, Stream } from "effect"
 import { BrowserTransport, Connection } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
+import { largeFrameBurst } from "./support/burst.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { interruptWhileConnecting } from "./support/recordingTransport.js"
 
@@ -93,6 +94,16 @@ describe("BrowserTransport (global WebSocket)", () => {
       expect(yield* connection.closed).toMatchObject({ code: 1008, reason: "inbound queue overflow", initiator: "client", wasClean: false })
       // What arrived before the overflow is still delivered.
       expect(yield* Stream.runCount(connection.messages)).toBeGreaterThanOrEqual(4)
+    })).pipe(provideBrowser))
+
+  it.live("cannot pause, yet a burst of large frames through a small inbound capacity arrives whole, in order, and open", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      // Wakes are batched per event-loop turn; a batch held back past half the capacity would
+      // overflow a socket that cannot pause (1008) instead.
+      const burst = yield* largeFrameBurst(40, 8)
+      expect(burst.numbers).toEqual(burst.expected)
+      expect(burst.whole).toBe(true)
+      expect(burst.readyState).toBe(1)
     })).pipe(provideBrowser))
 
   it.live("has no protocol ping: ping is false", () =>

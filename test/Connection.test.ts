@@ -4,6 +4,7 @@ import * as Net from "node:net"
 import { Connection, NodeTransport } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
+import { largeFrameBurst } from "./support/burst.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { awaitSleeper } from "./support/testClock.js"
 import { interruptWhileConnecting, recordingSockets } from "./support/recordingTransport.js"
@@ -270,18 +271,12 @@ describe("Connection: fault matrix", () => {
       expect(all).toBe(count)
     })).pipe(provideNode))
 
-  it.live("a burst of large frames (one per socket read) arrives whole and in order, through pauses", () =>
+  it.live("a burst of large frames (one per socket read) through a small inbound capacity arrives whole and in order", () =>
     withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const connection = yield* Connection.connect(server.url, { inboundCapacity: 8 })
-      const count = 40
-      const frame = (index: number) => `${String(index).padStart(4, "0")}${"x".repeat(64 * 1024)}`
-      yield* Effect.forEach(Array.from({ length: count }, (_, index) => index), (index) => server.broadcast(frame(index)))
-      const received = yield* connection.messages.pipe(Stream.take(count), Stream.runCollect)
-      expect(Chunk.toArray(received).map((message) => (message as string).slice(0, 4))).toEqual(
-        Array.from({ length: count }, (_, index) => String(index).padStart(4, "0"))
-      )
-      expect(Chunk.toArray(received).every((message, index) => message === frame(index))).toBe(true)
+      const burst = yield* largeFrameBurst(40, 8)
+      expect(burst.numbers).toEqual(burst.expected)
+      expect(burst.whole).toBe(true)
+      expect(burst.readyState).toBe(1)
     })).pipe(provideNode))
 })
 

@@ -51,25 +51,45 @@ const offerInOneTurn = (buffer: InboundBuffer<number>, items: ReadonlyArray<numb
     for (const item of items) setImmediate(() => buffer.offer(item))
   })
 
+/** A buffer of `capacity` and a reader that records each chunk it pulls until it has `total` items. */
+const readChunks = (capacity: number, total: number) =>
+  Effect.gen(function*() {
+    const buffer = new InboundBuffer<number>(capacity, { pause: () => true, resume: () => {}, overflow: () => {} })
+    const chunks: Array<Array<number>> = []
+    const reader = yield* Effect.fork(Effect.gen(function*() {
+      while (chunks.flat().length < total) chunks.push(Chunk.toArray(yield* buffer.pull))
+    }))
+    yield* Effect.yieldNow()
+    /** Waits, a turn at a time (bounded), until the reader has `count` items. */
+    const readerHas = (count: number) =>
+      Effect.gen(function*() {
+        for (let turn = 0; turn < 100 && chunks.flat().length < count; turn++) {
+          yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        }
+      })
+    return { buffer, chunks, reader, readerHas }
+  })
+
 describe("per-message cost guards", () => {
   it.live("messages read in one event-loop turn wake the reader twice: at the first, and once for the rest", () =>
     Effect.gen(function*() {
-      const source = { pause: () => true, resume: () => {}, overflow: () => {} }
-      const buffer = new InboundBuffer<number>(1000, source)
-      const chunks: Array<Array<number>> = []
-      const reader = yield* Effect.fork(Effect.gen(function*() {
-        while (chunks.flat().length < 8) chunks.push(Chunk.toArray(yield* buffer.pull))
-      }))
-      yield* Effect.yieldNow()
+      const { buffer, chunks, reader, readerHas } = yield* readChunks(1000, 8)
       // Each callback is its own macrotask, with the microtasks (the reader's turn) between them.
       yield* offerInOneTurn(buffer, [1, 2, 3, 4])
-      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+      yield* readerHas(4)
       // A later turn starts over: its first message is not held back either.
       yield* offerInOneTurn(buffer, [5, 6, 7, 8])
       yield* Fiber.join(reader)
       expect(chunks).toEqual([[1], [2, 3, 4], [5], [6, 7, 8]])
     }))
 
+  it.live("a held wake is given at once when the buffer is half full (a socket that cannot pause never overflows)", () =>
+    Effect.gen(function*() {
+      const { buffer, chunks, reader } = yield* readChunks(8, 6)
+      yield* offerInOneTurn(buffer, [1, 2, 3, 4, 5, 6])
+      yield* Fiber.join(reader)
+      expect(chunks).toEqual([[1], [2, 3, 4, 5], [6]])
+    }))
 
   it.live("Connection: write and messages start no fiber per message", () => {
     const counter = new FiberCounter()

@@ -6,8 +6,10 @@
  * Waking the consumer costs a fiber resume, and in Node each socket read is its own callback, so
  * large frames (one per read) would wake it once per frame. The first message of an event-loop
  * turn wakes it at once (a lone reply is not delayed); messages that arrive later in the same
- * turn wake it once, in the check phase (`setImmediate`), as one chunk. Where there is no
- * `setImmediate` (browsers), every message wakes it at once.
+ * turn wake it once, in the check phase (`setImmediate`), as one chunk, unless the buffer is
+ * half full: then at once, so a source that cannot pause (a browser socket) never overflows
+ * because a wake was held back. Where there is no `setImmediate` (browsers), or it is a fake
+ * clock's (fake timers installed before this module loaded), every message wakes it at once.
  */
 import { Chunk, Effect, Option } from "effect"
 
@@ -20,9 +22,18 @@ export interface InboundSource {
   readonly overflow: () => void
 }
 
-/** Node's `setImmediate`; undefined in browsers. */
-const checkPhase: (<T>(callback: (argument: T) => void, argument: T) => unknown) | undefined =
-  typeof globalThis.setImmediate === "function" ? globalThis.setImmediate : undefined
+type Immediate = <T>(callback: (argument: T) => void, argument: T) => unknown
+
+/**
+ * Node's `setImmediate`, taken when the module loads: fake timers installed later do not hold a
+ * wake back. Undefined in browsers, and when it is already a fake clock's (@sinonjs/fake-timers,
+ * which vitest and jest use, marks its fakes with `clock`), which would never run it.
+ */
+const checkPhase: Immediate | undefined = (() => {
+  const immediate: unknown = globalThis.setImmediate
+  if (typeof immediate !== "function" || "clock" in immediate) return undefined
+  return immediate as Immediate
+})()
 
 const endTurn = <A>(buffer: InboundBuffer<A>): void => buffer.endTurn()
 
@@ -62,14 +73,15 @@ export class InboundBuffer<A> {
       }
     }
     if (this.waiters === undefined || this.waiters.length === 0) return
-    if (this.turnPending) {
+    if (this.turnPending && items.length * 2 < this.capacity) {
       this.wakeOwed = true
       return
     }
-    if (checkPhase !== undefined) {
+    if (checkPhase !== undefined && !this.turnPending) {
       this.turnPending = true
       checkPhase(endTurn, this)
     }
+    this.wakeOwed = false
     this.wakeOne()
   }
 

@@ -1,0 +1,49 @@
+/**
+ * The inbound buffer holds a wake back until the check phase (`setImmediate`). Fake timers must
+ * not keep a message from its reader: installed after the buffer's module loaded they do not
+ * touch the `setImmediate` it took; installed before, it wakes the reader at every message.
+ */
+import { afterEach, describe, expect, it, vi } from "@effect/vitest"
+import { Chunk, Effect, Fiber } from "effect"
+import type { InboundBuffer as Buffer } from "../src/internal/inboundBuffer.js"
+
+// Taken before any test fakes timers: the offers come from real turns of the event loop.
+const realImmediate = globalThis.setImmediate
+const nextTurn = () => new Promise<void>((resolve) => realImmediate(resolve))
+
+/** Offers 1, 2, 3 from three real turns, one after the other, and returns the chunks read. */
+const readAcrossTurns = (InboundBuffer: typeof Buffer) =>
+  Effect.gen(function*() {
+    const buffer = new InboundBuffer<number>(1000, { pause: () => true, resume: () => {}, overflow: () => {} })
+    const chunks: Array<Array<number>> = []
+    const reader = yield* Effect.fork(Effect.gen(function*() {
+      while (chunks.flat().length < 3) chunks.push(Chunk.toArray(yield* buffer.pull))
+    }))
+    for (const item of [1, 2, 3]) {
+      yield* Effect.promise(nextTurn)
+      buffer.offer(item)
+    }
+    yield* Fiber.join(reader).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "held back" as const }))
+    return chunks
+  })
+
+describe("inbound buffer and fake timers", () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it.live("fake timers installed after the module loaded: every message reaches the reader", () =>
+    Effect.gen(function*() {
+      const { InboundBuffer } = yield* Effect.promise(() => import("../src/internal/inboundBuffer.js"))
+      vi.useFakeTimers({ toFake: ["setImmediate", "clearImmediate"] })
+      expect(yield* readAcrossTurns(InboundBuffer)).toEqual([[1], [2], [3]])
+    }))
+
+  it.live("fake timers installed before the module loaded: every message wakes the reader at once", () =>
+    Effect.gen(function*() {
+      vi.useFakeTimers({ toFake: ["setImmediate", "clearImmediate"] })
+      vi.resetModules()
+      const { InboundBuffer } = yield* Effect.promise(() => import("../src/internal/inboundBuffer.js"))
+      expect(yield* readAcrossTurns(InboundBuffer)).toEqual([[1], [2], [3]])
+    }))
+})
