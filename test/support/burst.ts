@@ -1,3 +1,4 @@
+import { expect } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
 import { Connection } from "../../src/index.js"
 import { TestServer } from "../../src/testing/index.js"
@@ -7,19 +8,18 @@ const frame = (index: number): string => `${String(index).padStart(4, "0")}${"x"
 
 /**
  * The server sends `count` numbered 64 KiB frames at once to a Connection with the given inbound
- * capacity; returns the numbers read, in order, and the readyState once they were all read.
+ * capacity; every frame must arrive whole and in order, and the connection must still be open.
  */
-export const largeFrameBurst = (count: number, inboundCapacity: number) =>
+export const expectLargeFrameBurst = (count: number, inboundCapacity: number) =>
   Effect.gen(function*() {
     const server = yield* TestServer.make()
     const connection = yield* Connection.connect(server.url, { inboundCapacity })
     const indexes = Array.from({ length: count }, (_, index) => index)
     yield* Effect.forEach(indexes, (index) => server.broadcast(frame(index)))
     const received = Chunk.toArray(yield* connection.messages.pipe(Stream.take(count), Stream.runCollect))
-    return {
-      numbers: received.map((message) => (typeof message === "string" ? message.slice(0, 4) : "binary")),
-      whole: received.every((message, index) => message === frame(index)),
-      expected: indexes.map((index) => String(index).padStart(4, "0")),
-      readyState: yield* connection.readyState
-    }
+    expect(received.map((message) => (typeof message === "string" ? message.slice(0, 4) : "binary"))).toEqual(
+      indexes.map((index) => String(index).padStart(4, "0"))
+    )
+    expect(received.every((message, index) => message === frame(index))).toBe(true)
+    expect(yield* connection.readyState).toBe(1)
   })
