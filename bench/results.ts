@@ -14,6 +14,12 @@ export interface Row {
   readonly baseline: ContenderName
   /** Why a value is missing or what limited it. */
   readonly note?: string
+  /**
+   * Per run, in the order of `summary.runs` (throughput only): the bench process's CPU time
+   * (user + system) and its garbage-collection pauses, in ms per 1,000 messages. They tell a run
+   * that cost the client more work from one that waited on the server or the machine.
+   */
+  readonly perRun?: { readonly cpuMsPer1k: ReadonlyArray<number>; readonly gcMsPer1k: ReadonlyArray<number> }
 }
 
 /** Adds each row's ratio to the baseline contender's median of the same measurement. */

@@ -2,7 +2,7 @@
 import type { Contender } from "./contenders/types.js"
 import type { Row } from "./results.js"
 import type { Payload } from "./util.js"
-import { forceGc, makePayload, summarize, turnOrder, withTimeout } from "./util.js"
+import { forceGc, makePayload, median, summarize, turnOrder, watchGcPauses, withTimeout } from "./util.js"
 
 export interface ThroughputSettings {
   readonly runs: number
@@ -57,6 +57,7 @@ export const measureThroughput = async (
 ): Promise<Array<Omit<Row, "ratio">>> => {
   const rows: Array<Omit<Row, "ratio">> = []
   const baseline = contenders[0]!
+  const gc = watchGcPauses()
   // Warm every contender's code up once before the first calibration.
   const warmup = makePayload(64, "binary")
   for (const contender of contenders) await once(contender, url, warmup, 5_000, windowFor(64)).catch(() => undefined)
@@ -68,6 +69,8 @@ export const measureThroughput = async (
       const count = await calibrate(baseline, url, payload, size, settings.targetMs)
       settings.log(`${measurement}: ${count} messages per run, window ${window}`)
       const rates = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
+      const cpu = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
+      const windows = new Map<Contender, Array<readonly [number, number]>>(contenders.map((contender) => [contender, []]))
       const failures = new Map<Contender, string>()
       // A shorter warm-up run for each contender, then the runs, each in another order.
       for (const contender of contenders) {
@@ -79,13 +82,22 @@ export const measureThroughput = async (
           const contender = contenders[index]!
           if (settings.collectBeforeRuns) forceGc()
           try {
+            const cpuBefore = process.cpuUsage()
+            const started = performance.now()
             const elapsed = await once(contender, url, payload, count, window)
+            const used = process.cpuUsage(cpuBefore)
             rates.get(contender)!.push((count / elapsed) * 1000)
+            cpu.get(contender)!.push((used.user + used.system) / count)
+            windows.get(contender)!.push([started, performance.now()])
           } catch (error) {
             failures.set(contender, error instanceof Error ? error.message : String(error))
           }
         }
       }
+      // Let the last GC entries arrive before reading the windows.
+      await new Promise<void>((resolve) => setTimeout(resolve, 10))
+      const gcPer1k = (contender: Contender) =>
+        windows.get(contender)!.map(([from, to]) => (gc.pausedBetween(from, to) * 1000) / count)
       for (const contender of contenders) {
         const failure = failures.get(contender)
         rows.push({
@@ -95,13 +107,18 @@ export const measureThroughput = async (
           contender: contender.name,
           summary: summarize(rates.get(contender)!),
           baseline: baseline.name,
+          perRun: { cpuMsPer1k: cpu.get(contender)!, gcMsPer1k: gcPer1k(contender) },
           ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
         })
       }
       settings.log(
-        `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(summarize(rates.get(c)!).median)}`).join(", ")}`
+        `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(summarize(rates.get(c)!).median)}`).join(", ")}; ` +
+          `CPU / GC ms per 1,000: ${
+            contenders.map((c) => `${c.name} ${median(cpu.get(c)!).toFixed(0)} / ${median(gcPer1k(c)).toFixed(1)}`).join(", ")
+          }`
       )
     }
   }
+  gc.stop()
   return rows
 }

@@ -1,4 +1,5 @@
 // Small helpers shared by the benchmark modules: bounded waits, payloads, statistics.
+import { PerformanceObserver } from "node:perf_hooks"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 
@@ -106,4 +107,21 @@ export const forceGc = (): void => {
     }
   }
   collect()
+}
+
+/**
+ * Records every garbage-collection pause of this process from now on; `pausedBetween` sums the
+ * pauses that started in a window of `performance.now()` time. Entries arrive a little after the
+ * pause, so read a window once the process has turned the event loop since it ended.
+ */
+export const watchGcPauses = (): { readonly pausedBetween: (from: number, to: number) => number; readonly stop: () => void } => {
+  const pauses: Array<readonly [start: number, duration: number]> = []
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) pauses.push([entry.startTime, entry.duration])
+  })
+  observer.observe({ entryTypes: ["gc"] })
+  return {
+    pausedBetween: (from, to) => pauses.reduce((sum, [start, duration]) => (start >= from && start < to ? sum + duration : sum), 0),
+    stop: () => observer.disconnect()
+  }
 }
