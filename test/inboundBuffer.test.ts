@@ -4,8 +4,9 @@
  * touch the `setImmediate` it took; installed before, it wakes the reader at every message.
  */
 import { afterEach, describe, expect, it, vi } from "@effect/vitest"
-import { Chunk, Effect, Fiber } from "effect"
+import { Effect, Fiber } from "effect"
 import type { InboundBuffer as Buffer } from "../src/internal/inboundBuffer.js"
+import { startReader } from "./support/inbound.js"
 
 // Taken before any test fakes timers: the offers come from real turns of the event loop.
 const realImmediate = globalThis.setImmediate
@@ -14,11 +15,7 @@ const nextTurn = () => new Promise<void>((resolve) => realImmediate(resolve))
 /** Offers 1, 2, 3 from three real turns, one after the other, and returns the chunks read. */
 const readAcrossTurns = (InboundBuffer: typeof Buffer) =>
   Effect.gen(function*() {
-    const buffer = new InboundBuffer<number>(1000, { pause: () => true, resume: () => {}, overflow: () => {} })
-    const chunks: Array<Array<number>> = []
-    const reader = yield* Effect.fork(Effect.gen(function*() {
-      while (chunks.flat().length < 3) chunks.push(Chunk.toArray(yield* buffer.pull))
-    }))
+    const { buffer, chunks, reader } = yield* startReader(InboundBuffer, 1000, 3)
     for (const item of [1, 2, 3]) {
       yield* Effect.promise(nextTurn)
       buffer.offer(item)

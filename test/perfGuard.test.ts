@@ -6,11 +6,12 @@
  * one event-loop turn wake their reader at most twice.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Schedule, Stream, Supervisor } from "effect"
+import { Effect, Fiber, Layer, Schedule, Stream, Supervisor } from "effect"
 import { Client, Connection, NodeTransport } from "../src/index.js"
 import { InboundBuffer } from "../src/internal/inboundBuffer.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { startReader } from "./support/inbound.js"
 
 class FiberCounter extends Supervisor.AbstractSupervisor<number> {
   started = 0
@@ -51,16 +52,11 @@ const offerInOneTurn = (buffer: InboundBuffer<number>, items: ReadonlyArray<numb
     for (const item of items) setImmediate(() => buffer.offer(item))
   })
 
-/** A buffer of `capacity` and a reader that records each chunk it pulls until it has `total` items. */
+/** A reader of a fresh buffer, and a wait, a turn at a time (bounded), until it has `count` items. */
 const readChunks = (capacity: number, total: number) =>
   Effect.gen(function*() {
-    const buffer = new InboundBuffer<number>(capacity, { pause: () => true, resume: () => {}, overflow: () => {} })
-    const chunks: Array<Array<number>> = []
-    const reader = yield* Effect.fork(Effect.gen(function*() {
-      while (chunks.flat().length < total) chunks.push(Chunk.toArray(yield* buffer.pull))
-    }))
+    const { buffer, chunks, reader } = yield* startReader(InboundBuffer, capacity, total)
     yield* Effect.yieldNow()
-    /** Waits, a turn at a time (bounded), until the reader has `count` items. */
     const readerHas = (count: number) =>
       Effect.gen(function*() {
         for (let turn = 0; turn < 100 && chunks.flat().length < count; turn++) {

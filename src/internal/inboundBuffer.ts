@@ -1,8 +1,8 @@
 /**
  * The inbound queue of one connection: filled from a socket callback without allocating per
  * message (one check-phase callback per turn in which it wakes the reader), drained by the
- * consumer a whole chunk at a time. When it reaches its capacity it asks
- * the socket to pause, and resumes it once the consumer has taken everything.
+ * consumer a whole chunk at a time. When it reaches its capacity it asks the socket to pause,
+ * and resumes it once the consumer has taken everything.
  *
  * Waking the consumer costs a fiber resume, and in Node each socket read is its own callback, so
  * large frames (one per read) would wake it once per frame. The first message of an event-loop
