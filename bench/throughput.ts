@@ -18,8 +18,8 @@ export interface ThroughputSettings {
    * A full garbage collection before each timed run (`--gc-before-runs`). Off by default: a
    * forced collection is no part of a real workload, and it slowed every contender (raw ws about
    * 10 % at 64 KiB) and Effect-based code most (lifeline Connection 0.79x raw ws with it, 0.96x
-   * without, at 64 KiB text; `bench/largeFrames.ts`). The contenders take their turns in another order
-   * each run (`turnOrder`), so each meets the others' garbage alike.
+   * without, at 64 KiB text; `bench/largeFrames.ts`). The contenders take their turns in another
+   * order each run (`turnOrder`), so each meets the others' garbage alike.
    */
   readonly collectBeforeRuns: boolean
   readonly log: (line: string) => void
@@ -58,67 +58,72 @@ export const measureThroughput = async (
   const rows: Array<Omit<Row, "ratio">> = []
   const baseline = contenders[0]!
   const gc = watchGcPauses()
-  // Warm every contender's code up once before the first calibration.
-  const warmup = makePayload(64, "binary")
-  for (const contender of contenders) await once(contender, url, warmup, 5_000, windowFor(64)).catch(() => undefined)
-  for (const size of SIZES) {
-    for (const kind of KINDS) {
-      const measurement = `throughput ${sizeLabel(size)} ${kind}`
-      const payload = makePayload(size, kind)
-      const window = windowFor(size)
-      const count = await calibrate(baseline, url, payload, size, settings.targetMs)
-      settings.log(`${measurement}: ${count} messages per run, window ${window}`)
-      const rates = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
-      const cpu = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
-      const windows = new Map<Contender, Array<readonly [number, number]>>(contenders.map((contender) => [contender, []]))
-      const failures = new Map<Contender, string>()
-      // A shorter warm-up run for each contender, then the runs, each in another order.
-      for (const contender of contenders) {
-        await once(contender, url, payload, Math.max(100, Math.round(count / 4)), window).catch(() => undefined)
-      }
-      const runs = size >= 16 * 1024 ? settings.largeFrameRuns : settings.runs
-      for (let run = 0; run < runs; run++) {
-        for (const index of turnOrder(run, contenders.length)) {
-          const contender = contenders[index]!
-          if (settings.collectBeforeRuns) forceGc()
-          try {
-            const cpuBefore = process.cpuUsage()
-            const started = performance.now()
-            const elapsed = await once(contender, url, payload, count, window)
-            const used = process.cpuUsage(cpuBefore)
-            rates.get(contender)!.push((count / elapsed) * 1000)
-            cpu.get(contender)!.push((used.user + used.system) / count)
-            windows.get(contender)!.push([started, performance.now()])
-          } catch (error) {
-            failures.set(contender, error instanceof Error ? error.message : String(error))
+  try {
+    // Warm every contender's code up once before the first calibration.
+    const warmup = makePayload(64, "binary")
+    for (const contender of contenders) await once(contender, url, warmup, 5_000, windowFor(64)).catch(() => undefined)
+    for (const size of SIZES) {
+      for (const kind of KINDS) {
+        const measurement = `throughput ${sizeLabel(size)} ${kind}`
+        const payload = makePayload(size, kind)
+        const window = windowFor(size)
+        const count = await calibrate(baseline, url, payload, size, settings.targetMs)
+        settings.log(`${measurement}: ${count} messages per run, window ${window}`)
+        const rates = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
+        const cpu = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
+        const windows = new Map<Contender, Array<readonly [number, number]>>(contenders.map((contender) => [contender, []]))
+        const failures = new Map<Contender, string>()
+        // A shorter warm-up run for each contender, then the runs, each in another order.
+        for (const contender of contenders) {
+          await once(contender, url, payload, Math.max(100, Math.round(count / 4)), window).catch(() => undefined)
+        }
+        const runs = size >= 16 * 1024 ? settings.largeFrameRuns : settings.runs
+        for (let run = 0; run < runs; run++) {
+          for (const index of turnOrder(run, contenders.length)) {
+            const contender = contenders[index]!
+            if (settings.collectBeforeRuns) forceGc()
+            try {
+              const cpuBefore = process.cpuUsage()
+              const started = performance.now()
+              const elapsed = await once(contender, url, payload, count, window)
+              const used = process.cpuUsage(cpuBefore)
+              rates.get(contender)!.push((count / elapsed) * 1000)
+              cpu.get(contender)!.push((used.user + used.system) / count)
+              windows.get(contender)!.push([started, performance.now()])
+            } catch (error) {
+              failures.set(contender, error instanceof Error ? error.message : String(error))
+            }
           }
         }
+        // Let the last GC entries arrive before reading the windows.
+        await new Promise<void>((resolve) => setTimeout(resolve, 10))
+        const gcPer1k = new Map(contenders.map((contender) => [
+          contender,
+          windows.get(contender)!.map(([from, to]) => (gc.pausedBetween(from, to) * 1000) / count)
+        ]))
+        for (const contender of contenders) {
+          const failure = failures.get(contender)
+          rows.push({
+            measurement,
+            unit: "msg/s",
+            better: "higher",
+            contender: contender.name,
+            summary: summarize(rates.get(contender)!),
+            baseline: baseline.name,
+            perRun: { cpuMsPer1k: cpu.get(contender)!, gcMsPer1k: gcPer1k.get(contender)! },
+            ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
+          })
+        }
+        settings.log(
+          `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(summarize(rates.get(c)!).median)}`).join(", ")}; ` +
+            `CPU / GC ms per 1,000: ${
+              contenders.map((c) => `${c.name} ${median(cpu.get(c)!).toFixed(0)} / ${median(gcPer1k.get(c)!).toFixed(1)}`).join(", ")
+            }`
+        )
       }
-      // Let the last GC entries arrive before reading the windows.
-      await new Promise<void>((resolve) => setTimeout(resolve, 10))
-      const gcPer1k = (contender: Contender) =>
-        windows.get(contender)!.map(([from, to]) => (gc.pausedBetween(from, to) * 1000) / count)
-      for (const contender of contenders) {
-        const failure = failures.get(contender)
-        rows.push({
-          measurement,
-          unit: "msg/s",
-          better: "higher",
-          contender: contender.name,
-          summary: summarize(rates.get(contender)!),
-          baseline: baseline.name,
-          perRun: { cpuMsPer1k: cpu.get(contender)!, gcMsPer1k: gcPer1k(contender) },
-          ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
-        })
-      }
-      settings.log(
-        `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(summarize(rates.get(c)!).median)}`).join(", ")}; ` +
-          `CPU / GC ms per 1,000: ${
-            contenders.map((c) => `${c.name} ${median(cpu.get(c)!).toFixed(0)} / ${median(gcPer1k(c)).toFixed(1)}`).join(", ")
-          }`
-      )
     }
+  } finally {
+    gc.stop()
   }
-  gc.stop()
   return rows
 }
