@@ -1,6 +1,7 @@
 // 2. Round-trip latency at a modest rate, and 3. connect latency (handshake to open).
 import type { Contender } from "./contenders/types.js"
 import type { Row } from "./results.js"
+import { warmUp } from "./throughput.js"
 import { forceGc, makePayload, percentile, summarize, turnOrder, withTimeout } from "./util.js"
 
 export interface LatencySettings {
@@ -71,6 +72,9 @@ export const measureLatency = async (
   settings: LatencySettings
 ): Promise<Array<Omit<Row, "ratio">>> => {
   const payload = makePayload(64, "text")
+  // The throughput runs happen in forks, so this process has not run the contenders yet: the
+  // same pipelined warm-up as a fork's, then the short warm-up of each measurement.
+  await warmUp(url, contenders)
   const roundTrip = await measurePercentiles(
     "round trip 64 B",
     contenders,

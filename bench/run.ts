@@ -21,11 +21,15 @@ const collectBeforeRuns = process.argv.includes("--gc-before-runs")
 const onlyIndex = process.argv.indexOf("--only")
 const only = onlyIndex === -1 ? undefined : (process.argv[onlyIndex + 1] ?? "").split(",")
 const wanted = (section: string): boolean => only === undefined || only.includes(section)
+// `--forks N`: the fresh processes that share each throughput case's runs (0: all in this one).
+const forksIndex = process.argv.indexOf("--forks")
+const forksOption = forksIndex === -1 ? undefined : Number(process.argv[forksIndex + 1])
 
 const settings = quick
   ? {
     runs: 3,
     largeFrameRuns: 5,
+    forks: 2,
     throughputTargetMs: 100,
     roundTrips: 200,
     connects: 40,
@@ -38,7 +42,8 @@ const settings = quick
   }
   : {
     runs: 5,
-    largeFrameRuns: 10,
+    largeFrameRuns: 15,
+    forks: 5,
     throughputTargetMs: 400,
     roundTrips: 1000,
     connects: 200,
@@ -50,6 +55,8 @@ const settings = quick
     herdClients: 1000,
     herdWaitMs: 15_000
   }
+
+const forks = forksOption !== undefined && Number.isInteger(forksOption) && forksOption >= 0 ? forksOption : settings.forks
 
 const startedAt = Date.now()
 const elapsed = (): string => `${((Date.now() - startedAt) / 1000).toFixed(1)} s`
@@ -69,7 +76,9 @@ const NOTES = [
   "Echo server: a plain ws server in its own child process on 127.0.0.1. One connection per run, opened before the clock starts. " +
   (collectBeforeRuns ? "A full GC before each throughput and latency run (--gc-before-runs)." : "No forced GC between throughput and latency runs; the contenders take turns in another order each run, so none always runs after the same one."),
   "Throughput: pipelined, at most min(1000 frames, 8 MiB) unanswered, refilled once half the window is back; N messages per run calibrated so raw ws takes ~" +
-  `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280); ${settings.runs} runs, ${settings.largeFrameRuns} at 64 KiB (short runs that vary more). ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
+  `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280); ${settings.runs} runs, ${settings.largeFrameRuns} at 64 KiB (short runs that vary more)` +
+  (forks > 0 ? `, spread over ${forks} fresh processes (run k in process k mod ${forks}), each warmed up before its runs.` : ", all in the bench process.") +
+  ` ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
   "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",
   "Round trip: one 64 B text frame in flight, 1 ms apart; Connection and Client use send (completes on the write callback), the others a plain send.",
   "Connect: sequential, time from the call to open, each closed (handshake awaited) before the next. Client: Client.make + awaitOpen.",
@@ -106,6 +115,7 @@ const main = async (): Promise<void> => {
       measureThroughput(server.url, contenders, {
         runs: settings.runs,
         largeFrameRuns: settings.largeFrameRuns,
+        forks,
         targetMs: settings.throughputTargetMs,
         collectBeforeRuns,
         log
@@ -145,7 +155,7 @@ const main = async (): Promise<void> => {
   const directory = fileURLToPath(new URL("./results/", import.meta.url))
   mkdirSync(directory, { recursive: true })
   const file = `${directory}${new Date(startedAt).toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`
-  writeFileSync(file, `${JSON.stringify({ quick, only, machine, settings, wallSeconds, rows: table, herd: herdReports, notes: NOTES, errors }, null, 2)}\n`)
+  writeFileSync(file, `${JSON.stringify({ quick, only, machine, settings: { ...settings, forks }, wallSeconds, rows: table, herd: herdReports, notes: NOTES, errors }, null, 2)}\n`)
   process.stdout.write(`\nresults: ${file}\n`)
 }
 

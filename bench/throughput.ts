@@ -1,6 +1,14 @@
 // 1. Pipelined echo throughput, messages per second, for each payload size and kind.
-import type { Contender } from "./contenders/types.js"
+//
+// The runs of each case are spread over several fresh processes ("forks", as JMH calls them):
+// what a process's JIT and heap settle into differs from one process to the next, and it holds for
+// the rest of that process. In one process, a contender can run slow for a whole case (all 10 runs
+// of lifeline Client at 64 KiB text below raw ws's median in one full run, normal in the next
+// three). With forks, such a process is a few runs out of the median instead of all of them.
+import { fileURLToPath } from "node:url"
+import type { Contender, ContenderName } from "./contenders/types.js"
 import type { Row } from "./results.js"
+import { JsonLines, killChild, spawnTs } from "./server.js"
 import type { Payload } from "./util.js"
 import { forceGc, makePayload, median, summarize, turnOrder, watchGcPauses, withTimeout } from "./util.js"
 
@@ -12,6 +20,11 @@ export interface ThroughputSettings {
    * them), so the median needs more runs there to settle.
    */
   readonly largeFrameRuns: number
+  /**
+   * Fresh processes over which each case's runs are spread (run k in fork k mod `forks`); 0 runs
+   * everything in this process.
+   */
+  readonly forks: number
   /** How long one run of raw ws should take; the message count is calibrated for it. */
   readonly targetMs: number
   /**
@@ -50,80 +63,173 @@ const calibrate = async (baseline: Contender, url: string, payload: Payload, siz
   return Math.max(200, 10 * window, Math.min(2_000_000, count))
 }
 
+/** One payload size and kind, with its calibrated message count. */
+export interface Case {
+  readonly size: number
+  readonly kind: "text" | "binary"
+  readonly count: number
+}
+
+/** One timed run of one contender: messages per second, and CPU and GC pauses per 1,000 messages. */
+export interface RunResult {
+  readonly run: number
+  readonly rate: number
+  readonly cpuMsPer1k: number
+  readonly gcMsPer1k: number
+}
+
+export interface CaseResult {
+  readonly runs: Partial<Record<ContenderName, Array<RunResult>>>
+  readonly failures: Partial<Record<ContenderName, string>>
+}
+
+/** Warms every contender's code up once, before its first case. */
+export const warmUp = async (url: string, contenders: ReadonlyArray<Contender>): Promise<void> => {
+  const warmup = makePayload(64, "binary")
+  for (const contender of contenders) await once(contender, url, warmup, 5_000, windowFor(64)).catch(() => undefined)
+}
+
+/**
+ * The given runs of one case in this process: a shorter warm-up run for each contender, then each
+ * run with the contenders in `turnOrder(run)`.
+ */
+export const runCase = async (
+  url: string,
+  contenders: ReadonlyArray<Contender>,
+  testCase: Case,
+  runs: ReadonlyArray<number>,
+  collectBeforeRuns: boolean
+): Promise<CaseResult> => {
+  const payload = makePayload(testCase.size, testCase.kind)
+  const window = windowFor(testCase.size)
+  const { count } = testCase
+  const results: CaseResult = { runs: {}, failures: {} }
+  if (runs.length === 0) return results
+  const gc = watchGcPauses()
+  try {
+    for (const contender of contenders) {
+      await once(contender, url, payload, Math.max(100, Math.round(count / 4)), window).catch(() => undefined)
+    }
+    const timed: Array<{ contender: Contender; run: number; rate: number; cpu: number; from: number; to: number }> = []
+    for (const run of runs) {
+      for (const index of turnOrder(run, contenders.length)) {
+        const contender = contenders[index]!
+        if (collectBeforeRuns) forceGc()
+        try {
+          const cpuBefore = process.cpuUsage()
+          const from = performance.now()
+          const elapsed = await once(contender, url, payload, count, window)
+          const used = process.cpuUsage(cpuBefore)
+          timed.push({ contender, run, rate: (count / elapsed) * 1000, cpu: (used.user + used.system) / count, from, to: performance.now() })
+        } catch (error) {
+          results.failures[contender.name] = error instanceof Error ? error.message : String(error)
+        }
+      }
+    }
+    // Let the last GC entries arrive before reading the windows.
+    await new Promise<void>((resolve) => setTimeout(resolve, 10))
+    for (const { contender, run, rate, cpu, from, to } of timed) {
+      ;(results.runs[contender.name] ??= []).push({ run, rate, cpuMsPer1k: cpu, gcMsPer1k: (gc.pausedBetween(from, to) * 1000) / count })
+    }
+  } finally {
+    gc.stop()
+  }
+  return results
+}
+
+const FORK = fileURLToPath(new URL("./throughputFork.ts", import.meta.url))
+
+/** What a fork is asked to do: every case, with the runs that fall to it. */
+export interface ForkPlan {
+  readonly url: string
+  readonly cases: ReadonlyArray<Case & { readonly runs: ReadonlyArray<number> }>
+  readonly collectBeforeRuns: boolean
+}
+
+/** Runs `plan` in a fresh process; one CaseResult per case, in order (a failed fork fails its cases). */
+const runFork = async (plan: ForkPlan, log: (line: string) => void): Promise<Array<CaseResult>> => {
+  const child = spawnTs(FORK, [JSON.stringify(plan)])
+  const lines = new JsonLines(child)
+  const results: Array<CaseResult> = []
+  try {
+    for (const testCase of plan.cases) {
+      results.push(await lines.next<CaseResult>(10 * 60_000, `throughput fork, ${sizeLabel(testCase.size)} ${testCase.kind}`))
+    }
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    log(`throughput fork failed: ${message}`)
+    while (results.length < plan.cases.length) results.push({ runs: {}, failures: { ws: message, partysocket: message, platform: message, connection: message, client: message } })
+  } finally {
+    await killChild(child)
+  }
+  return results
+}
+
 export const measureThroughput = async (
   url: string,
   contenders: ReadonlyArray<Contender>,
   settings: ThroughputSettings
 ): Promise<Array<Omit<Row, "ratio">>> => {
-  const rows: Array<Omit<Row, "ratio">> = []
   const baseline = contenders[0]!
-  const gc = watchGcPauses()
-  try {
-    // Warm every contender's code up once before the first calibration.
-    const warmup = makePayload(64, "binary")
-    for (const contender of contenders) await once(contender, url, warmup, 5_000, windowFor(64)).catch(() => undefined)
-    for (const size of SIZES) {
-      for (const kind of KINDS) {
-        const measurement = `throughput ${sizeLabel(size)} ${kind}`
-        const payload = makePayload(size, kind)
-        const window = windowFor(size)
-        const count = await calibrate(baseline, url, payload, size, settings.targetMs)
-        settings.log(`${measurement}: ${count} messages per run, window ${window}`)
-        const rates = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
-        const cpu = new Map<Contender, Array<number>>(contenders.map((contender) => [contender, []]))
-        const windows = new Map<Contender, Array<readonly [number, number]>>(contenders.map((contender) => [contender, []]))
-        const failures = new Map<Contender, string>()
-        // A shorter warm-up run for each contender, then the runs, each in another order.
-        for (const contender of contenders) {
-          await once(contender, url, payload, Math.max(100, Math.round(count / 4)), window).catch(() => undefined)
-        }
-        const runs = size >= 16 * 1024 ? settings.largeFrameRuns : settings.runs
-        for (let run = 0; run < runs; run++) {
-          for (const index of turnOrder(run, contenders.length)) {
-            const contender = contenders[index]!
-            if (settings.collectBeforeRuns) forceGc()
-            try {
-              const cpuBefore = process.cpuUsage()
-              const started = performance.now()
-              const elapsed = await once(contender, url, payload, count, window)
-              const used = process.cpuUsage(cpuBefore)
-              rates.get(contender)!.push((count / elapsed) * 1000)
-              cpu.get(contender)!.push((used.user + used.system) / count)
-              windows.get(contender)!.push([started, performance.now()])
-            } catch (error) {
-              failures.set(contender, error instanceof Error ? error.message : String(error))
-            }
-          }
-        }
-        // Let the last GC entries arrive before reading the windows.
-        await new Promise<void>((resolve) => setTimeout(resolve, 10))
-        const gcPer1k = new Map(contenders.map((contender) => [
-          contender,
-          windows.get(contender)!.map(([from, to]) => (gc.pausedBetween(from, to) * 1000) / count)
-        ]))
-        for (const contender of contenders) {
-          const failure = failures.get(contender)
-          rows.push({
-            measurement,
-            unit: "msg/s",
-            better: "higher",
-            contender: contender.name,
-            summary: summarize(rates.get(contender)!),
-            baseline: baseline.name,
-            perRun: { cpuMsPer1k: cpu.get(contender)!, gcMsPer1k: gcPer1k.get(contender)! },
-            ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
-          })
-        }
-        settings.log(
-          `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(summarize(rates.get(c)!).median)}`).join(", ")}; ` +
-            `CPU / GC ms per 1,000: ${
-              contenders.map((c) => `${c.name} ${median(cpu.get(c)!).toFixed(0)} / ${median(gcPer1k.get(c)!).toFixed(1)}`).join(", ")
-            }`
-        )
-      }
+  await warmUp(url, [baseline])
+  const cases: Array<Case & { readonly runs: number }> = []
+  for (const size of SIZES) {
+    for (const kind of KINDS) {
+      const count = await calibrate(baseline, url, makePayload(size, kind), size, settings.targetMs)
+      cases.push({ size, kind, count, runs: size >= 16 * 1024 ? settings.largeFrameRuns : settings.runs })
+      settings.log(`throughput ${sizeLabel(size)} ${kind}: ${count} messages per run, window ${windowFor(size)}`)
     }
-  } finally {
-    gc.stop()
+  }
+  const collected = cases.map((): Array<CaseResult> => [])
+  if (settings.forks < 1) {
+    await warmUp(url, contenders)
+    for (const [index, testCase] of cases.entries()) {
+      const runs = Array.from({ length: testCase.runs }, (_, run) => run)
+      collected[index]!.push(await runCase(url, contenders, testCase, runs, settings.collectBeforeRuns))
+    }
+  } else {
+    for (let fork = 0; fork < settings.forks; fork++) {
+      const plan: ForkPlan = {
+        url,
+        collectBeforeRuns: settings.collectBeforeRuns,
+        cases: cases.map((testCase) => ({
+          ...testCase,
+          runs: Array.from({ length: testCase.runs }, (_, run) => run).filter((run) => run % settings.forks === fork)
+        }))
+      }
+      const results = await runFork(plan, settings.log)
+      results.forEach((result, index) => collected[index]!.push(result))
+      settings.log(`throughput: fork ${fork + 1} of ${settings.forks} done`)
+    }
+  }
+  const rows: Array<Omit<Row, "ratio">> = []
+  for (const [index, testCase] of cases.entries()) {
+    const measurement = `throughput ${sizeLabel(testCase.size)} ${testCase.kind}`
+    const byContender = (contender: Contender): Array<RunResult> =>
+      collected[index]!.flatMap((result) => result.runs[contender.name] ?? []).sort((a, b) => a.run - b.run)
+    for (const contender of contenders) {
+      const runs = byContender(contender)
+      const failure = collected[index]!.map((result) => result.failures[contender.name]).find((text) => text !== undefined)
+      rows.push({
+        measurement,
+        unit: "msg/s",
+        better: "higher",
+        contender: contender.name,
+        summary: summarize(runs.map((run) => run.rate)),
+        baseline: baseline.name,
+        perRun: { cpuMsPer1k: runs.map((run) => run.cpuMsPer1k), gcMsPer1k: runs.map((run) => run.gcMsPer1k) },
+        ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
+      })
+    }
+    settings.log(
+      `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(summarize(byContender(c).map((run) => run.rate)).median)}`).join(", ")}; ` +
+        `CPU / GC ms per 1,000: ${
+          contenders.map((c) => {
+            const runs = byContender(c)
+            return `${c.name} ${median(runs.map((run) => run.cpuMsPer1k)).toFixed(0)} / ${median(runs.map((run) => run.gcMsPer1k)).toFixed(1)}`
+          }).join(", ")
+        }`
+    )
   }
   return rows
 }
