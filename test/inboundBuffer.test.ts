@@ -4,7 +4,7 @@
  * touch the `setImmediate` it took; installed before, it wakes the reader at every message.
  */
 import { afterEach, describe, expect, it, vi } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Chunk, Effect, Fiber, Option, Stream } from "effect"
 import type { InboundBuffer as Buffer } from "../src/internal/inboundBuffer.js"
 import { startReader } from "./support/inbound.js"
 
@@ -42,5 +42,22 @@ describe("inbound buffer and fake timers", () => {
       vi.resetModules()
       const { InboundBuffer } = yield* Effect.promise(() => import("../src/internal/inboundBuffer.js"))
       expect(yield* readAcrossTurns(InboundBuffer)).toEqual([[1], [2], [3]])
+    }))
+})
+
+describe("streamOfPulls", () => {
+  it.effect("emits each pulled chunk in order, skips empty ones, and ends when the pull fails with None", () =>
+    Effect.gen(function*() {
+      // Imported here, like the buffer above: this file controls when that module loads.
+      const { streamOfPulls } = yield* Effect.promise(() => import("../src/internal/inboundBuffer.js"))
+      const script = [Chunk.make(1, 2), Chunk.empty<number>(), Chunk.make(3)]
+      let pulls = 0
+      const pull = Effect.suspend(() => {
+        const next = script[pulls++]
+        return next === undefined ? Effect.fail(Option.none()) : Effect.succeed(next)
+      })
+      const chunks = yield* Stream.runCollect(Stream.mapChunks(streamOfPulls(pull), (chunk) => Chunk.of(Chunk.toArray(chunk))))
+      expect(Chunk.toArray(chunks)).toEqual([[1, 2], [3]])
+      expect(pulls).toBe(4)
     }))
 })

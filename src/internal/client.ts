@@ -37,7 +37,7 @@ import { acquireConnection, closeCodeOf, releaseOpened, trySend, writeFailed } f
 import type { OpenedConnection } from "./connection.js"
 import type { HeartbeatOptions, HeartbeatOwner } from "./heartbeat.js"
 import { Heartbeat } from "./heartbeat.js"
-import { InboundBuffer } from "./inboundBuffer.js"
+import { InboundBuffer, streamOfPulls } from "./inboundBuffer.js"
 import * as Metrics from "./metrics.js"
 import type { Entry, Overflow } from "./outbox.js"
 import { Outbox } from "./outbox.js"
@@ -514,15 +514,15 @@ class LiveClient implements Client {
 
   get messages(): Stream.Stream<Message> {
     const isPong = this.settings.isPong
-    return Stream.repeatEffectChunkOption(this.inbound.pull).pipe(
-      Stream.mapChunks((chunk) => {
-        Metrics.messagesIn.unsafeUpdate(chunk.length, NO_TAGS)
-        let bytes = 0
-        for (const message of chunk) bytes += approximateBytes(message)
-        Metrics.bytesIn.unsafeUpdate(bytes, NO_TAGS)
-        return isPong === undefined ? chunk : Chunk.filter(chunk, (message) => !isPong(message))
-      })
-    )
+    // Counted and filtered in the pull itself: a Stream.mapChunks stage would add a channel step
+    // to every wake of the reader.
+    return streamOfPulls(Effect.map(this.inbound.pull, (chunk) => {
+      Metrics.messagesIn.unsafeUpdate(chunk.length, NO_TAGS)
+      let bytes = 0
+      for (const message of chunk) bytes += approximateBytes(message)
+      Metrics.bytesIn.unsafeUpdate(bytes, NO_TAGS)
+      return isPong === undefined ? chunk : Chunk.filter(chunk, (message) => !isPong(message))
+    }))
   }
 
   // --- lifecycle --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import { Transport } from "../Transport.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
-import { InboundBuffer } from "./inboundBuffer.js"
+import { InboundBuffer, streamOfPulls } from "./inboundBuffer.js"
 import type { Timers } from "./timers.js"
 import { currentTimers, TimedWait } from "./timers.js"
 import {
@@ -395,7 +395,7 @@ class LiveConnection implements Connection {
   }
 
   get messages(): Stream.Stream<Message> {
-    return Stream.repeatEffectChunkOption(this.listener.inbound.pull)
+    return streamOfPulls(this.listener.inbound.pull)
   }
 
   get sink(): Sink.Sink<void, Message, never, SendError> {

@@ -12,7 +12,7 @@
  * because a wake was held back. Where there is no `setImmediate` (browsers), or it is a fake
  * clock's (fake timers installed before this module loaded), every message wakes it at once.
  */
-import { Chunk, Effect, Option } from "effect"
+import { Channel, Chunk, Effect, Option, Stream } from "effect"
 
 /** What the buffer asks of the socket that fills it. */
 export interface InboundSource {
@@ -134,4 +134,19 @@ export class InboundBuffer<A> {
     }
     return chunk
   }
+}
+
+/**
+ * The chunks `pull` returns (empty ones skipped), as a Stream that ends when `pull` fails with
+ * None. One channel step per chunk: `Stream.repeatEffectChunkOption` wraps every chunk in an
+ * Option, a tuple and two more effects, and costs the reader a few more microseconds a wake.
+ */
+export const streamOfPulls = <A>(pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>): Stream.Stream<A> => {
+  const next = Effect.orElseSucceed(pull, () => undefined)
+  const loop: Channel.Channel<Chunk.Chunk<A>, unknown, never, unknown, void, unknown> = Channel.flatMap(
+    Channel.fromEffect(next),
+    (chunk) =>
+      chunk === undefined ? Channel.void : Chunk.isEmpty(chunk) ? loop : Channel.flatMap(Channel.write(chunk), () => loop)
+  )
+  return Stream.fromChannel(loop)
 }
