@@ -42,7 +42,7 @@ const settings = quick
   }
   : {
     runs: 5,
-    largeFrameRuns: 15,
+    largeFrameRuns: 10,
     forks: 5,
     throughputTargetMs: 400,
     roundTrips: 1000,
