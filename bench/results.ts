@@ -1,6 +1,7 @@
 // The shape of one measured row, shared by the measurement modules, the table and the JSON file.
 import type { ContenderName } from "./contenders/types.js"
 import type { Summary } from "./util.js"
+import { ratioInterval } from "./util.js"
 
 export interface Row {
   /** What was measured, e.g. "throughput 64 B text"; rows with the same measurement sit together. */
@@ -12,6 +13,8 @@ export interface Row {
   /** median / the baseline's median; NaN when the baseline has no value. */
   readonly ratio: number
   readonly baseline: ContenderName
+  /** A 90 % bootstrap interval of `ratio` (`ratioInterval`); absent for the baseline and for fewer than 3 runs. */
+  readonly ratioInterval?: readonly [number, number]
   /** Why a value is missing or what limited it. */
   readonly note?: string
   /**
@@ -29,5 +32,6 @@ export const withRatios = (
   rows.map((row) => {
     const baseline = rows.find((other) => other.measurement === row.measurement && other.contender === row.baseline)
     const ratio = baseline === undefined ? Number.NaN : row.summary.median / baseline.summary.median
-    return { ...row, ratio }
+    const interval = baseline === undefined || baseline === row ? undefined : ratioInterval(row.summary.runs, baseline.summary.runs)
+    return { ...row, ratio, ...(interval === undefined ? {} : { ratioInterval: interval }) }
   })

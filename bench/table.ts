@@ -22,10 +22,13 @@ export const formatNumber = (value: number): string => {
 const formatRatio = (row: Row): string =>
   !Number.isFinite(row.ratio) ? "-" : row.contender === row.baseline ? "1.00x" : `${row.ratio.toFixed(2)}x`
 
+const formatInterval = (row: Row): string =>
+  row.ratioInterval === undefined ? "" : `[${row.ratioInterval[0].toFixed(2)}..${row.ratioInterval[1].toFixed(2)}]`
+
 const pad = (text: string, width: number, right: boolean): string => right ? text.padStart(width) : text.padEnd(width)
 
 export const renderTable = (rows: ReadonlyArray<Row>): string => {
-  const header = ["measurement", "unit", "contender", "median", "min", "max", "vs", "ratio", "runs"]
+  const header = ["measurement", "unit", "contender", "median", "min", "max", "vs", "ratio", "90 %", "runs"]
   const body: Array<Array<string> | undefined> = []
   let previous: string | undefined
   for (const row of rows) {
@@ -41,6 +44,7 @@ export const renderTable = (rows: ReadonlyArray<Row>): string => {
       formatNumber(row.summary.max),
       row.contender === row.baseline ? "" : row.baseline,
       formatRatio(row),
+      formatInterval(row),
       `${row.summary.runs.length}${row.note === undefined ? "" : ` ${row.note}`}`
     ])
   }

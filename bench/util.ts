@@ -71,6 +71,34 @@ export const summarize = (runs: ReadonlyArray<number>): Summary => ({
 })
 
 /**
+ * A bootstrap interval for the ratio of two medians, median(`runs`) / median(`baselineRuns`):
+ * each set of runs resampled with replacement, `resamples` times, and the central `level` share
+ * of the ratios kept. It says how far the ratio of one bench run can be trusted: at 64 KiB, 10
+ * runs of 0.6 s give an interval about 0.15 wide on 2 cores. Seeded, so a run's JSON is
+ * reproducible from its runs. Undefined for fewer than 3 runs on either side.
+ */
+export const ratioInterval = (
+  runs: ReadonlyArray<number>,
+  baselineRuns: ReadonlyArray<number>,
+  level = 0.9,
+  resamples = 2000
+): readonly [number, number] | undefined => {
+  if (runs.length < 3 || baselineRuns.length < 3) return undefined
+  let state = 0x2545f491
+  // A 32-bit xorshift: enough to pick runs, and the same picks every time.
+  const pick = (values: ReadonlyArray<number>): number => {
+    state ^= state << 13
+    state ^= state >>> 17
+    state ^= state << 5
+    return values[(state >>> 0) % values.length]!
+  }
+  const resampledMedian = (values: ReadonlyArray<number>): number => median(values.map(() => pick(values)))
+  const ratios = Array.from({ length: resamples }, () => resampledMedian(runs) / resampledMedian(baselineRuns)).sort((a, b) => a - b)
+  const tail = Math.floor(((1 - level) / 2) * resamples)
+  return [ratios[tail]!, ratios[resamples - 1 - tail]!]
+}
+
+/**
  * The order in which `count` contenders take their turns in run `run` (indexes): a Williams
  * design, the textbook answer to carry-over between treatments. Row 0 is 0, 1, n-1, 2, n-2, ...;
  * row k adds k to each; for an odd count the next `count` rows are the same reversed. Over
