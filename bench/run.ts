@@ -56,7 +56,10 @@ const settings = quick
     herdWaitMs: 15_000
   }
 
-const forks = forksOption !== undefined && Number.isInteger(forksOption) && forksOption >= 0 ? forksOption : settings.forks
+if (forksOption !== undefined && !(Number.isInteger(forksOption) && forksOption >= 0 && forksOption <= 20)) {
+  throw new Error(`--forks takes a whole number from 0 to 20, not ${process.argv[forksIndex + 1]}`)
+}
+const forks = forksOption ?? settings.forks
 
 const startedAt = Date.now()
 const elapsed = (): string => `${((Date.now() - startedAt) / 1000).toFixed(1)} s`
@@ -89,7 +92,7 @@ const NOTES = [
   "Herd: clients with defaults; server killed (SIGKILL) and listening again on the same port 1 s later; peak and first median from the times the server accepted each handshake, the last median from when each client reported itself open; ratio relative to partysocket. " +
   "partysocket 1.1.19's code waits a fixed 3 s (minReconnectionDelay 3000, no jitter) before its first reconnect, not the 1-5 s random its README states.",
   "partysocket uses binaryType 'arraybuffer'; raw ws decodes text frames to strings like the others; lifeline log output is switched off.",
-  "90 %: a bootstrap interval of the ratio (both sets of runs resampled 2,000 times, seeded): how far one run of the bench can place it. At 64 KiB it is often 0.15 wide, so a ratio of 0.95 and one of 1.0 are not told apart by one run."
+  "90 %: a bootstrap interval of the ratio (both sets of runs resampled 2,000 times, seeded): a rough guide to how far one run of the bench can place it (it treats runs as independent; two runs share each fork). At 64 KiB it is often 0.10-0.15 wide, so a ratio of 0.95 and one of 1.0 are not told apart by one run."
 ]
 
 const main = async (): Promise<void> => {

@@ -146,19 +146,39 @@ export interface ForkPlan {
   readonly collectBeforeRuns: boolean
 }
 
-/** Runs `plan` in a fresh process; one CaseResult per case, in order (a failed fork fails its cases). */
-const runFork = async (plan: ForkPlan, log: (line: string) => void): Promise<Array<CaseResult>> => {
+/** The runs (indexes) of `total` that fork `fork` of `forks` takes: run k goes to fork k mod `forks`. */
+export const runsOfFork = (total: number, forks: number, fork: number): Array<number> =>
+  Array.from({ length: total }, (_, run) => run).filter((run) => run % forks === fork)
+
+/** One contender's runs of one case from every fork, in run order. */
+export const mergeRuns = (results: ReadonlyArray<CaseResult>, name: ContenderName): Array<RunResult> =>
+  results.flatMap((result) => result.runs[name] ?? []).sort((a, b) => a.run - b.run)
+
+/** A case that a fork did not report: failed for every contender, with why. */
+export const failedCase = (names: ReadonlyArray<ContenderName>, message: string): CaseResult => ({
+  runs: {},
+  failures: Object.fromEntries(names.map((name) => [name, message]))
+})
+
+/**
+ * Runs `plan` in a fresh process; one CaseResult per case, in order (a failed fork fails its
+ * remaining cases). Each wait is bounded by what the case may take: every run of every contender
+ * is itself bounded by RUN_LIMIT_MS in the fork, plus a warm-up run each, and the fork's start.
+ */
+const runFork = async (plan: ForkPlan, names: ReadonlyArray<ContenderName>, log: (line: string) => void): Promise<Array<CaseResult>> => {
   const child = spawnTs(FORK, [JSON.stringify(plan)])
   const lines = new JsonLines(child)
   const results: Array<CaseResult> = []
   try {
-    for (const testCase of plan.cases) {
-      results.push(await lines.next<CaseResult>(10 * 60_000, `throughput fork, ${sizeLabel(testCase.size)} ${testCase.kind}`))
+    for (const [index, testCase] of plan.cases.entries()) {
+      const start = index === 0 ? (names.length + 1) * RUN_LIMIT_MS : 0
+      const limit = start + (testCase.runs.length + 1) * names.length * RUN_LIMIT_MS
+      results.push(await lines.next<CaseResult>(limit, `throughput fork, ${sizeLabel(testCase.size)} ${testCase.kind}`))
     }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     log(`throughput fork failed: ${message}`)
-    while (results.length < plan.cases.length) results.push({ runs: {}, failures: { ws: message, partysocket: message, platform: message, connection: message, client: message } })
+    while (results.length < plan.cases.length) results.push(failedCase(names, message))
   } finally {
     await killChild(child)
   }
@@ -194,10 +214,10 @@ export const measureThroughput = async (
         collectBeforeRuns: settings.collectBeforeRuns,
         cases: cases.map((testCase) => ({
           ...testCase,
-          runs: Array.from({ length: testCase.runs }, (_, run) => run).filter((run) => run % settings.forks === fork)
+          runs: runsOfFork(testCase.runs, settings.forks, fork)
         }))
       }
-      const results = await runFork(plan, settings.log)
+      const results = await runFork(plan, contenders.map((contender) => contender.name), settings.log)
       results.forEach((result, index) => collected[index]!.push(result))
       settings.log(`throughput: fork ${fork + 1} of ${settings.forks} done`)
     }
@@ -205,8 +225,7 @@ export const measureThroughput = async (
   const rows: Array<Omit<Row, "ratio">> = []
   for (const [index, testCase] of cases.entries()) {
     const measurement = `throughput ${sizeLabel(testCase.size)} ${testCase.kind}`
-    const byContender = (contender: Contender): Array<RunResult> =>
-      collected[index]!.flatMap((result) => result.runs[contender.name] ?? []).sort((a, b) => a.run - b.run)
+    const byContender = (contender: Contender): Array<RunResult> => mergeRuns(collected[index]!, contender.name)
     for (const contender of contenders) {
       const runs = byContender(contender)
       const failure = collected[index]!.map((result) => result.failures[contender.name]).find((text) => text !== undefined)

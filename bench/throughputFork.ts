@@ -4,12 +4,17 @@ import { loadContenders } from "./contenders/index.js"
 import type { CaseResult, ForkPlan } from "./throughput.js"
 import { runCase, warmUp } from "./throughput.js"
 
+// stdout carries the results, one JSON line per case: anything a library logs goes to stderr.
+console.log = console.error
+console.info = console.error
 const plan = JSON.parse(process.argv[2] ?? "") as ForkPlan
 const contenders = await loadContenders()
 await warmUp(plan.url, contenders)
 for (const testCase of plan.cases) {
   const result: CaseResult = await runCase(plan.url, contenders, testCase, testCase.runs, plan.collectBeforeRuns)
-  process.stdout.write(`${JSON.stringify(result)}\n`)
+  // Written out before the next case starts, so a pipe that is slow to drain loses nothing.
+  await new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(result)}\n`, () => resolve()))
 }
-// Every socket is closed by now; exit at once rather than wait for stray timers (partysocket's).
+// Every socket is closed and every line written; exit at once rather than wait for stray timers
+// (partysocket's).
 process.exit(0)

@@ -73,9 +73,11 @@ export const summarize = (runs: ReadonlyArray<number>): Summary => ({
 /**
  * A bootstrap interval for the ratio of two medians, median(`runs`) / median(`baselineRuns`):
  * each set of runs resampled with replacement, `resamples` times, and the central `level` share
- * of the ratios kept. It says how far the ratio of one bench run can be trusted: at 64 KiB, 10
- * runs of 0.6 s give an interval about 0.15 wide on 2 cores. Seeded, so a run's JSON is
- * reproducible from its runs. Undefined for fewer than 3 runs on either side.
+ * of the ratios kept. A rough guide to how far the ratio of one bench run can be trusted: at
+ * 64 KiB, 10 runs of 0.6 s give an interval 0.10-0.15 wide on 2 cores. It treats the runs as
+ * independent, which they are not quite (two runs share each fork), so if anything it is too
+ * narrow. Seeded, so a run's JSON is reproducible from its runs. Undefined for fewer than 3 runs
+ * on either side.
  */
 export const ratioInterval = (
   runs: ReadonlyArray<number>,
@@ -94,7 +96,8 @@ export const ratioInterval = (
   }
   const resampledMedian = (values: ReadonlyArray<number>): number => median(values.map(() => pick(values)))
   const ratios = Array.from({ length: resamples }, () => resampledMedian(runs) / resampledMedian(baselineRuns)).sort((a, b) => a - b)
-  const tail = Math.floor(((1 - level) / 2) * resamples)
+  // Rounded, not floored: (1 - 0.9) / 2 * 2000 is 99.99999999999999 in floating point.
+  const tail = Math.round(((1 - level) / 2) * resamples)
   return [ratios[tail]!, ratios[resamples - 1 - tail]!]
 }
 

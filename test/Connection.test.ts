@@ -73,6 +73,27 @@ describe("Connection: open and exchange", () => {
       expect(writeError).toMatchObject({ _tag: "SendError", reason: "NotOpen", payload: "later" })
     })).pipe(provideNode))
 
+  it.live("a consumer of messages interrupted while it waits leaves no waiter behind: the next consumer is woken", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      const turns = Effect.promise(async () => {
+        for (let turn = 0; turn < 5; turn++) await new Promise<void>((resolve) => setImmediate(resolve))
+      })
+      // The first consumer reaches its wait on the empty buffer and is interrupted there.
+      const first = yield* Effect.fork(Stream.runCollect(connection.messages))
+      yield* turns
+      yield* Fiber.interrupt(first)
+      // The next one waits too; a single message must wake it, not the interrupted one's waiter.
+      const next = yield* Effect.fork(connection.messages.pipe(Stream.take(1), Stream.runCollect))
+      yield* turns
+      yield* connection.send("a")
+      const read = yield* Fiber.join(next).pipe(
+        Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "the wake went to the interrupted consumer" })
+      )
+      expect(Chunk.toArray(read)).toEqual(["a"])
+    })).pipe(provideNode))
+
   it.live("sink writes a stream in order with backpressure", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ handler: "ignore" })

@@ -1,12 +1,15 @@
 /**
  * A smoke run of the throughput benchmark's core (`runCase`, what each fork runs) against the
  * project's echo server: raw ws only (the lifeline contenders run from the compiled `dist/`,
- * which `npm test` does not build), two tiny runs, each recorded with its run index.
+ * which `npm test` does not build), two tiny runs, each recorded with its run index; and how the
+ * runs are dealt to forks and merged back.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ws } from "../bench/contenders/ws.js"
-import { runCase } from "../bench/throughput.js"
+import type { CaseResult } from "../bench/throughput.js"
+import { failedCase, mergeRuns, runCase, runsOfFork } from "../bench/throughput.js"
+import { turnOrder } from "../bench/util.js"
 import { TestServer } from "../src/testing/index.js"
 
 describe("bench smoke", () => {
@@ -25,4 +28,39 @@ describe("bench smoke", () => {
       expect((yield* server.received).length).toBe(500)
       expect(yield* server.accepted).toBe(3)
     }))
+})
+
+describe("bench forks", () => {
+  it("deal every run to exactly one fork, run k to fork k mod forks", () => {
+    expect([0, 1, 2, 3, 4].map((fork) => runsOfFork(10, 5, fork))).toEqual([[0, 5], [1, 6], [2, 7], [3, 8], [4, 9]])
+    expect([0, 1].map((fork) => runsOfFork(5, 2, fork))).toEqual([[0, 2, 4], [1, 3]])
+    expect(runsOfFork(3, 5, 4)).toEqual([])
+  })
+
+  it("keep the turn order of the whole design: each fork runs the rows of its runs", () => {
+    // Over 10 runs of 5 contenders, whoever runs the rows, each contender takes each place twice.
+    const places = new Map<string, number>()
+    for (let fork = 0; fork < 5; fork++) {
+      for (const run of runsOfFork(10, 5, fork)) {
+        turnOrder(run, 5).forEach((contender, place) => places.set(`${contender}@${place}`, (places.get(`${contender}@${place}`) ?? 0) + 1))
+      }
+    }
+    expect(new Set(places.values())).toEqual(new Set([2]))
+    expect(places.size).toBe(25)
+  })
+
+  it("merge the forks' runs back in run order, and fail a fork's missing cases for every contender", () => {
+    const run = (index: number) => ({ run: index, rate: 100 + index, cpuMsPer1k: 1, gcMsPer1k: 0 })
+    const fromForks: Array<CaseResult> = [
+      { runs: { ws: [run(0), run(2)], client: [run(0)] }, failures: {} },
+      { runs: { ws: [run(1)] }, failures: { client: "closed during the run" } }
+    ]
+    expect(mergeRuns(fromForks, "ws").map((entry) => entry.run)).toEqual([0, 1, 2])
+    expect(mergeRuns(fromForks, "client").map((entry) => entry.rate)).toEqual([100])
+    expect(mergeRuns(fromForks, "connection")).toEqual([])
+    expect(failedCase(["ws", "connection"], "the process ended")).toEqual({
+      runs: {},
+      failures: { ws: "the process ended", connection: "the process ended" }
+    })
+  })
 })
