@@ -26,6 +26,11 @@ export interface Options {
    * kind). A handler that throws closes that connection with 1011 instead of crashing the process.
    */
   readonly handler?: "echo" | "ignore" | ((message: Message, reply: (data: Message) => void) => void)
+  /**
+   * Keep every message in `received` (default true). A long run (a soak) turns it off so the test
+   * kit's own memory does not grow; `received` is then always empty.
+   */
+  readonly record?: boolean
   /** ws server maxPayload, default 100 MiB */
   readonly maxPayload?: number
   /**
@@ -123,6 +128,7 @@ const RESTART_RETRY_MILLIS = 25
 export const make = (options: Options = {}): Effect.Effect<TestServer, never, Scope.Scope> =>
   Effect.gen(function*() {
     const handler = options.handler ?? "echo"
+    const record = options.record ?? true
     const acceptedProtocols = options.protocols
     const sockets = makeOpenSockets()
     const clients = new Set<WebSocket>()
@@ -151,7 +157,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     wss.on("error", ignoreError)
 
     const onMessage = (ws: WebSocket, message: Message): void => {
-      received.push(message)
+      if (record) received.push(message)
       if (handler === "ignore") return
       if (handler === "echo") return sendIfOpen(ws, message)
       try {

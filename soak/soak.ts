@@ -1,0 +1,238 @@
+// The soak: one Client, sending all the time, through a seeded random series of faults (server
+// killed and restarted, every connection closed with 1012, handshakes rejected with 503, the
+// network blackholed, connections reset) for as long as asked. At the end every message is
+// accounted for: each one sent was written or failed, exactly once; each echo was written first
+// and came back once. The heap is sampled along the way. `npm run soak` runs it (soak/main.ts);
+// test/soak.test.ts runs a few seconds of it.
+import { Clock, Effect, Fiber, FiberSet, LogLevel, Logger, Option, Stream } from "effect"
+import type { SendErrorReason } from "../src/index.js"
+import { Client, Reconnect } from "../src/index.js"
+import { FaultProxy, TestServer } from "../src/testing/index.js"
+import type { Message, Transport } from "../src/Transport.js"
+
+export interface SoakOptions {
+  readonly durationMs: number
+  readonly seed: number
+  /** One message sent every this many ms (each send in its own fiber). */
+  readonly sendEveryMs: number
+  /** Calm before the first fault. */
+  readonly warmupMs: number
+  /** The heap is sampled this often. */
+  readonly sampleEveryMs: number
+  /** heapUsed now, in bytes (soak/main.ts collects garbage first). */
+  readonly heapUsed: () => number
+  readonly log: (line: string) => void
+}
+
+export type Fault = "kill" | "closeAll" | "reject" | "blackhole" | "reset"
+
+export interface SoakReport {
+  readonly seed: number
+  readonly elapsedMs: number
+  readonly sent: number
+  readonly written: number
+  readonly failed: Readonly<Partial<Record<SendErrorReason, number>>>
+  readonly echoed: number
+  /** Per fault, how many were injected and recovered from. */
+  readonly faults: Readonly<Partial<Record<Fault, number>>>
+  /** The longest time from a fault's start to the client's next Open. */
+  readonly slowestRecoveryMs: number
+  /** [ms since start, heapUsed bytes], one per sample. */
+  readonly heap: ReadonlyArray<readonly [number, number]>
+  /** Everything that went wrong; empty when the soak passed. */
+  readonly problems: ReadonlyArray<string>
+}
+
+// Each fault must be recovered from within this long.
+const RECOVERY_MS = 10_000
+// After the sender stops, how long in-flight sends may take to settle.
+const SETTLE_MS = 5_000
+// Above this growth from the first sample to the last, the soak fails: a leak, not noise.
+const HEAP_GROWTH_LIMIT = 32 * 1024 * 1024
+
+const WRITTEN = 1
+const FAILED = 2
+const ECHOED = 4
+
+/** A small seeded generator (mulberry32): the same seed gives the same faults at the same times. */
+const random = (seed: number) => {
+  let state = seed >>> 0
+  return (): number => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const textOf = (message: Message): string => typeof message === "string" ? message : Buffer.from(message).toString("utf8")
+
+export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Transport> =>
+  Effect.gen(function*() {
+    const next = random(options.seed)
+    const between = (low: number, high: number): number => Math.round(low + next() * (high - low))
+    const problems: Array<string> = []
+    const server = yield* TestServer.make({ record: false })
+    const proxy = yield* FaultProxy.make(server.port)
+    const client = yield* Client.make({
+      url: proxy.url,
+      retry: Reconnect.exponentialBackoff({ base: "50 millis", cap: "1 second" }),
+      heartbeat: { interval: "300 millis", timeout: "300 millis" },
+      connection: { openTimeout: "1 second" },
+      minUptime: "300 millis",
+      outbox: { capacity: 256 }
+    })
+    const started = yield* Clock.currentTimeMillis
+    const elapsed = Effect.map(Clock.currentTimeMillis, (now) => now - started)
+
+    // One byte of state per message, allocated once so the ledger itself does not grow.
+    const capacity = Math.ceil(options.durationMs / options.sendEveryMs) + 1000
+    const state = new Uint8Array(capacity)
+    const failed: Partial<Record<SendErrorReason, number>> = {}
+    let sent = 0
+    let echoedTwice = 0
+    let echoedUnwritten = 0
+    let echoedUnknown = 0
+
+    const reader = yield* client.messages.pipe(
+      Stream.runForEach((message) =>
+        Effect.sync(() => {
+          const index = Number(textOf(message).slice(1))
+          if (!Number.isInteger(index) || index < 0 || index >= sent) return void echoedUnknown++
+          if ((state[index]! & ECHOED) !== 0) echoedTwice++
+          // The echo can overtake the write callback that marks it written: counted at the end.
+          state[index] = state[index]! | ECHOED
+        })
+      ),
+      Effect.forkScoped
+    )
+
+    let sending = true
+    const sends = yield* FiberSet.make<void, never>()
+    const sendOne = Effect.suspend(() => {
+      const index = sent++
+      return FiberSet.run(
+        sends,
+        client.send(`m${index}`).pipe(Effect.matchEffect({
+          onSuccess: () =>
+            Effect.sync(() => {
+              state[index] = state[index]! | WRITTEN
+            }),
+          onFailure: (error) =>
+            Effect.sync(() => {
+              state[index] = state[index]! | FAILED
+              failed[error.reason] = (failed[error.reason] ?? 0) + 1
+            })
+        }))
+      )
+    })
+    const sender = yield* Effect.forkScoped(Effect.whileLoop({
+      while: () => sending && sent < capacity,
+      body: () => Effect.zipRight(sendOne, Effect.sleep(options.sendEveryMs)),
+      step: () => {}
+    }))
+
+    const heap: Array<readonly [number, number]> = []
+    const sample = Effect.flatMap(elapsed, (at) => Effect.sync(() => heap.push([at, options.heapUsed()])))
+    const sampler = yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(options.sampleEveryMs), sample)))
+
+    /** Waits for an Open that started at or after `since`. */
+    const reopened = (since: number): Effect.Effect<boolean> =>
+      client.state.changes.pipe(
+        Stream.filter((current) => current._tag === "Closed" || (current._tag === "Open" && current.since >= since)),
+        Stream.runHead,
+        Effect.map((found) => Option.isSome(found) && found.value._tag === "Open"),
+        Effect.timeout(RECOVERY_MS),
+        Effect.orElseSucceed(() => false)
+      )
+
+    const inject = (fault: Fault): Effect.Effect<void> => {
+      switch (fault) {
+        case "kill":
+          return Effect.zipRight(server.kill, Effect.zipRight(Effect.sleep(between(100, 1500)), server.restart))
+        case "closeAll":
+          return server.closeAll(1012, "restarting")
+        case "reject":
+          return Effect.zipRight(server.rejectNext(503, { "retry-after": "1" }, between(1, 2)), server.closeAll(1012, "restarting"))
+        case "blackhole":
+          return Effect.zipRight(proxy.blackhole, Effect.zipRight(Effect.sleep(between(500, 2000)), proxy.restore))
+        case "reset":
+          return proxy.reset
+      }
+    }
+    const FAULTS: ReadonlyArray<Fault> = ["kill", "closeAll", "reject", "blackhole", "reset"]
+    const faults: Partial<Record<Fault, number>> = {}
+    let slowestRecoveryMs = 0
+
+    yield* client.awaitOpen.pipe(Effect.timeout(RECOVERY_MS), Effect.catchAll(() => Effect.sync(() => problems.push("the client never opened"))))
+    yield* Effect.sleep(options.warmupMs)
+    yield* sample
+    while (problems.length === 0 && (yield* elapsed) < options.durationMs) {
+      const fault = FAULTS[Math.floor(next() * FAULTS.length)]!
+      const since = yield* Clock.currentTimeMillis
+      yield* inject(fault)
+      if (!(yield* reopened(since))) {
+        problems.push(`no recovery from ${fault} within ${RECOVERY_MS} ms`)
+        break
+      }
+      const recoveredIn = (yield* Clock.currentTimeMillis) - since
+      slowestRecoveryMs = Math.max(slowestRecoveryMs, recoveredIn)
+      faults[fault] = (faults[fault] ?? 0) + 1
+      options.log(`+${yield* elapsed} ms ${fault}: open again after ${recoveredIn} ms; sent ${sent}`)
+      yield* Effect.sleep(between(300, 2000))
+    }
+
+    // Wind down: stop sending, let what is in flight settle, close, and account for everything.
+    sending = false
+    yield* Fiber.join(sender)
+    const settled = (when: string) =>
+      FiberSet.awaitEmpty(sends).pipe(
+        Effect.timeout(SETTLE_MS),
+        Effect.catchAll(() => Effect.sync(() => problems.push(`sends still in flight ${SETTLE_MS} ms ${when}`)))
+      )
+    yield* settled("after the sender stopped")
+    yield* client.close()
+    yield* settled("after close")
+    yield* Fiber.join(reader).pipe(
+      Effect.timeout(2_000),
+      Effect.catchAll(() => Effect.sync(() => problems.push("messages did not end after close")))
+    )
+    yield* Fiber.interrupt(sampler)
+    yield* sample
+
+    let written = 0
+    let echoed = 0
+    for (let index = 0; index < sent; index++) {
+      const flags = state[index]!
+      const outcomes = (flags & WRITTEN ? 1 : 0) + (flags & FAILED ? 1 : 0)
+      if (outcomes !== 1) problems.push(`m${index}: ${outcomes === 0 ? "neither written nor failed" : "both written and failed"}`)
+      if (flags & WRITTEN) written++
+      if (flags & ECHOED) {
+        echoed++
+        if ((flags & WRITTEN) === 0) echoedUnwritten++
+      }
+    }
+    if (echoedTwice > 0) problems.push(`${echoedTwice} messages echoed twice`)
+    if (echoedUnwritten > 0) problems.push(`${echoedUnwritten} messages echoed but not reported written`)
+    if (echoedUnknown > 0) problems.push(`${echoedUnknown} echoes of messages never sent`)
+    if (problems.length > 20) problems.splice(20, problems.length - 20, "(and more)")
+    const growth = heap.length < 2 ? 0 : heap[heap.length - 1]![1] - heap[0]![1]
+    if (growth > HEAP_GROWTH_LIMIT) problems.push(`the heap grew by ${(growth / 2 ** 20).toFixed(1)} MiB`)
+    return {
+      seed: options.seed,
+      elapsedMs: yield* elapsed,
+      sent,
+      written,
+      failed,
+      echoed,
+      faults,
+      slowestRecoveryMs,
+      heap,
+      problems
+    }
+  }).pipe(
+    Effect.scoped,
+    // The client logs each Backoff and Closed itself; the soak prints its own lines.
+    Logger.withMinimumLogLevel(LogLevel.None)
+  )
