@@ -48,7 +48,8 @@ console.log(`  sent ${report.sent} = written ${report.written} + failed ${report
 console.log(`  echoed ${report.echoed} (the rest were written, then lost with their connection)`)
 console.log(`  faults ${Object.entries(report.faults).map(([fault, count]) => `${fault} ${count}`).join(", ")}; slowest recovery ${report.slowestRecoveryMs} ms`)
 if (first !== undefined && last !== undefined) {
-  console.log(`  heap after GC ${mib(first[1])} at +${(first[0] / 1000).toFixed(0)} s, ${mib(last[1])} at the end (${report.heap.length} samples)`)
+  console.log(`  heap after GC ${mib(first[1])} at +${(first[0] / 1000).toFixed(0)} s, ${mib(last[1])} at the end`)
+  console.log(`  every sample, MiB: ${report.heap.map(([, bytes]) => (bytes / 2 ** 20).toFixed(1)).join(" ")}`)
 }
 console.log(problems.length === 0 ? "soak passed" : `soak FAILED:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`)
 process.exit(problems.length === 0 ? 0 : 1)
