@@ -1,8 +1,8 @@
 // `npm run soak [-- --minutes M] [--seed S]`: the soak (soak/soak.ts) for M minutes (default 2,
 // at most 60) on 127.0.0.1, with a seeded series of faults (default seed: from the clock, printed,
 // so a failing run can be repeated). Exits 0 when every message is accounted for, every fault was
-// recovered from, the heap did not keep growing and nothing was thrown; 1 otherwise.
-import { Effect } from "effect"
+// recovered from, the heap did not grow by more than 32 MiB and nothing was thrown; 1 otherwise.
+import { Cause, Effect, Exit } from "effect"
 import { forceGc } from "../bench/util.js"
 import { NodeTransport } from "../src/index.js"
 import { soak } from "./soak.js"
@@ -19,13 +19,19 @@ if (!(minutes > 0 && minutes <= 60) || !Number.isInteger(seed)) {
 }
 
 const thrown: Array<string> = []
-process.on("uncaughtException", (error) => thrown.push(`uncaught exception: ${error.stack ?? error.message}`))
-process.on("unhandledRejection", (reason) => thrown.push(`unhandled rejection: ${String(reason)}`))
+process.on("uncaughtException", (error) => {
+  process.exitCode = 1
+  thrown.push(`uncaught exception: ${error.stack ?? error.message}`)
+})
+process.on("unhandledRejection", (reason) => {
+  process.exitCode = 1
+  thrown.push(`unhandled rejection: ${String(reason)}`)
+})
 
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
 console.log(`lifeline soak: ${minutes} min, seed ${seed}`)
-const report = await Effect.runPromise(
+const exit = await Effect.runPromiseExit(
   soak({
     durationMs: minutes * 60_000,
     seed,
@@ -39,17 +45,22 @@ const report = await Effect.runPromise(
     log: (line) => console.log(`  ${line}`)
   }).pipe(Effect.provide(NodeTransport.layer))
 )
+if (Exit.isFailure(exit)) {
+  console.error(`soak FAILED: it died:\n${Cause.pretty(exit.cause)}`)
+  process.exit(1)
+}
+const report = exit.value
 const problems = [...report.problems, ...thrown]
 const failed = Object.entries(report.failed).map(([reason, count]) => `${reason} ${count}`).join(", ")
 const first = report.heap[0]
 const last = report.heap[report.heap.length - 1]
 console.log(`after ${(report.elapsedMs / 1000).toFixed(0)} s (seed ${report.seed}):`)
 console.log(`  sent ${report.sent} = written ${report.written} + failed ${report.sent - report.written}${failed === "" ? "" : ` (${failed})`}`)
-console.log(`  echoed ${report.echoed} (the rest were written, then lost with their connection)`)
+console.log(`  echoed ${report.echoed} (the rest were written, then lost with their connection or in a blackhole)`)
 console.log(`  faults ${Object.entries(report.faults).map(([fault, count]) => `${fault} ${count}`).join(", ")}; slowest recovery ${report.slowestRecoveryMs} ms`)
 if (first !== undefined && last !== undefined) {
   console.log(`  heap after GC ${mib(first[1])} at +${(first[0] / 1000).toFixed(0)} s, ${mib(last[1])} at the end`)
   console.log(`  every sample, MiB: ${report.heap.map(([, bytes]) => (bytes / 2 ** 20).toFixed(1)).join(" ")}`)
 }
 console.log(problems.length === 0 ? "soak passed" : `soak FAILED:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`)
-process.exit(problems.length === 0 ? 0 : 1)
+process.exit(problems.length === 0 && process.exitCode !== 1 ? 0 : 1)

@@ -87,8 +87,16 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
     const elapsed = Effect.map(Clock.currentTimeMillis, (now) => now - started)
 
     // One byte of state per message, allocated once so the ledger itself does not grow.
-    const capacity = Math.ceil(options.durationMs / options.sendEveryMs) + 1000
+    // Room for the run, the longest a last fault can overrun it (a kill, the recovery wait, the
+    // calm after it) and a margin; the sender stops at capacity, which is then a problem.
+    const capacity = Math.ceil((options.durationMs + 15_000) / options.sendEveryMs) + 1000
     const state = new Uint8Array(capacity)
+    // Which connection (count of Opens seen) wrote each message, and when.
+    const epochOf = new Uint32Array(capacity)
+    const writtenAt = new Float64Array(capacity)
+    let epoch = 0
+    let lastOpenSince = -1
+    const blackholes: Array<[number, number]> = []
     const failed: Partial<Record<SendErrorReason, number>> = {}
     let sent = 0
     let echoedTwice = 0
@@ -110,6 +118,18 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
       Effect.forkScoped
     )
 
+    yield* client.state.changes.pipe(
+      Stream.runForEach((current) =>
+        Effect.sync(() => {
+          if (current._tag === "Open" && current.since !== lastOpenSince) {
+            lastOpenSince = current.since
+            epoch++
+          }
+        })
+      ),
+      Effect.forkScoped
+    )
+
     let sending = true
     const sends = yield* FiberSet.make<void, never>()
     const sendOne = Effect.suspend(() => {
@@ -120,6 +140,8 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
           onSuccess: () =>
             Effect.sync(() => {
               state[index] = state[index]! | WRITTEN
+              epochOf[index] = epoch
+              writtenAt[index] = performance.now()
             }),
           onFailure: (error) =>
             Effect.sync(() => {
@@ -162,8 +184,16 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
           return server.closeAll(1012, "restarting")
         case "reject":
           return Effect.zipRight(server.rejectNext(503, { "retry-after": "1" }, between(1, 2)), server.closeAll(1012, "restarting"))
-        case "blackhole":
-          return Effect.zipRight(proxy.blackhole, Effect.zipRight(Effect.sleep(between(500, 2000)), proxy.restore))
+        case "blackhole": {
+          const window: [number, number] = [performance.now(), Number.POSITIVE_INFINITY]
+          blackholes.push(window)
+          return Effect.zipRight(
+            proxy.blackhole,
+            Effect.zipRight(Effect.sleep(between(500, 2000)), Effect.tap(proxy.restore, () => Effect.sync(() => {
+              window[1] = performance.now()
+            })))
+          )
+        }
         case "reset":
           return proxy.reset
       }
@@ -221,6 +251,22 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
         if ((flags & WRITTEN) === 0) echoedUnwritten++
       }
     }
+    if (sent >= capacity) problems.push(`the ledger filled up (${capacity} messages): the sender stopped early`)
+    // A written message with no echo is lost with its connection, or dropped by a blackhole. If a
+    // later message written on the same connection came back, and no blackhole was near, the loss
+    // happened on a healthy connection.
+    const highestEchoedOf = new Map<number, number>()
+    for (let index = 0; index < sent; index++) {
+      if (state[index]! & ECHOED && state[index]! & WRITTEN) highestEchoedOf.set(epochOf[index]!, index)
+    }
+    const nearBlackhole = (at: number): boolean => blackholes.some(([from, to]) => at >= from - 1_000 && at <= to + 1_000)
+    let lostOnLive = 0
+    for (let index = 0; index < sent; index++) {
+      const flags = state[index]!
+      if ((flags & WRITTEN) === 0 || (flags & ECHOED) !== 0) continue
+      if ((highestEchoedOf.get(epochOf[index]!) ?? -1) > index && !nearBlackhole(writtenAt[index]!)) lostOnLive++
+    }
+    if (lostOnLive > 0) problems.push(`${lostOnLive} written messages got no echo while a later one on the same connection did`)
     if (echoedTwice > 0) problems.push(`${echoedTwice} messages echoed twice`)
     if (echoedUnwritten > 0) problems.push(`${echoedUnwritten} messages echoed but not reported written`)
     if (echoedUnknown > 0) problems.push(`${echoedUnknown} echoes of messages never sent`)
