@@ -18,7 +18,7 @@ export interface Row {
   /** Why a value is missing or what limited it. */
   readonly note?: string
   /**
-   * Per run, in the order of `summary.runs` (throughput only): the bench process's CPU time
+   * Per run, in the order of `summary.runs` (throughput only): the measuring process's CPU time
    * (user + system) and its garbage-collection pauses, in ms per 1,000 messages. They tell a run
    * that cost the client more work from one that waited on the server or the machine.
    */

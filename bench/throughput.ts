@@ -204,8 +204,7 @@ export const measureThroughput = async (
   if (settings.forks < 1) {
     await warmUp(url, contenders)
     for (const [index, testCase] of cases.entries()) {
-      const runs = Array.from({ length: testCase.runs }, (_, run) => run)
-      collected[index]!.push(await runCase(url, contenders, testCase, runs, settings.collectBeforeRuns))
+      collected[index]!.push(await runCase(url, contenders, testCase, runsOfFork(testCase.runs, 1, 0), settings.collectBeforeRuns))
     }
   } else {
     for (let fork = 0; fork < settings.forks; fork++) {
@@ -225,9 +224,8 @@ export const measureThroughput = async (
   const rows: Array<Omit<Row, "ratio">> = []
   for (const [index, testCase] of cases.entries()) {
     const measurement = `throughput ${sizeLabel(testCase.size)} ${testCase.kind}`
-    const byContender = (contender: Contender): Array<RunResult> => mergeRuns(collected[index]!, contender.name)
-    for (const contender of contenders) {
-      const runs = byContender(contender)
+    const merged = new Map(contenders.map((contender) => [contender, mergeRuns(collected[index]!, contender.name)]))
+    for (const [contender, runs] of merged) {
       const failure = collected[index]!.map((result) => result.failures[contender.name]).find((text) => text !== undefined)
       rows.push({
         measurement,
@@ -240,13 +238,13 @@ export const measureThroughput = async (
         ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
       })
     }
+    const medianOf = (runs: ReadonlyArray<RunResult>, pick: (run: RunResult) => number): number => median(runs.map(pick))
     settings.log(
-      `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(summarize(byContender(c).map((run) => run.rate)).median)}`).join(", ")}; ` +
+      `${measurement}: ${[...merged].map(([c, runs]) => `${c.name} ${Math.round(medianOf(runs, (run) => run.rate))}`).join(", ")}; ` +
         `CPU / GC ms per 1,000: ${
-          contenders.map((c) => {
-            const runs = byContender(c)
-            return `${c.name} ${median(runs.map((run) => run.cpuMsPer1k)).toFixed(0)} / ${median(runs.map((run) => run.gcMsPer1k)).toFixed(1)}`
-          }).join(", ")
+          [...merged].map(([c, runs]) =>
+            `${c.name} ${medianOf(runs, (run) => run.cpuMsPer1k).toFixed(0)} / ${medianOf(runs, (run) => run.gcMsPer1k).toFixed(1)}`
+          ).join(", ")
         }`
     )
   }

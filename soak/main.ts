@@ -55,7 +55,8 @@ const failed = Object.entries(report.failed).map(([reason, count]) => `${reason}
 const first = report.heap[0]
 const last = report.heap[report.heap.length - 1]
 console.log(`after ${(report.elapsedMs / 1000).toFixed(0)} s (seed ${report.seed}):`)
-console.log(`  sent ${report.sent} = written ${report.written} + failed ${report.sent - report.written}${failed === "" ? "" : ` (${failed})`}`)
+const failedTotal = Object.values(report.failed).reduce((total, count) => total + (count ?? 0), 0)
+console.log(`  sent ${report.sent}, written ${report.written}, failed ${failedTotal}${failed === "" ? "" : ` (${failed})`}`)
 console.log(`  echoed ${report.echoed} (the rest were written, then lost with their connection or in a blackhole)`)
 console.log(`  faults ${Object.entries(report.faults).map(([fault, count]) => `${fault} ${count}`).join(", ")}; slowest recovery ${report.slowestRecoveryMs} ms`)
 if (first !== undefined && last !== undefined) {

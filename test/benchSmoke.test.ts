@@ -9,7 +9,6 @@ import { Effect } from "effect"
 import { ws } from "../bench/contenders/ws.js"
 import type { CaseResult } from "../bench/throughput.js"
 import { failedCase, mergeRuns, runCase, runsOfFork } from "../bench/throughput.js"
-import { turnOrder } from "../bench/util.js"
 import { TestServer } from "../src/testing/index.js"
 
 describe("bench smoke", () => {
@@ -35,18 +34,6 @@ describe("bench forks", () => {
     expect([0, 1, 2, 3, 4].map((fork) => runsOfFork(10, 5, fork))).toEqual([[0, 5], [1, 6], [2, 7], [3, 8], [4, 9]])
     expect([0, 1].map((fork) => runsOfFork(5, 2, fork))).toEqual([[0, 2, 4], [1, 3]])
     expect(runsOfFork(3, 5, 4)).toEqual([])
-  })
-
-  it("keep the turn order of the whole design: each fork runs the rows of its runs", () => {
-    // Over 10 runs of 5 contenders, whoever runs the rows, each contender takes each place twice.
-    const places = new Map<string, number>()
-    for (let fork = 0; fork < 5; fork++) {
-      for (const run of runsOfFork(10, 5, fork)) {
-        turnOrder(run, 5).forEach((contender, place) => places.set(`${contender}@${place}`, (places.get(`${contender}@${place}`) ?? 0) + 1))
-      }
-    }
-    expect(new Set(places.values())).toEqual(new Set([2]))
-    expect(places.size).toBe(25)
   })
 
   it("merge the forks' runs back in run order, and fail a fork's missing cases for every contender", () => {
