@@ -37,7 +37,9 @@ import { acquireConnection, closeCodeOf, releaseOpened, trySend, writeFailed } f
 import type { OpenedConnection } from "./connection.js"
 import type { HeartbeatOptions, HeartbeatOwner } from "./heartbeat.js"
 import { Heartbeat } from "./heartbeat.js"
-import { InboundBuffer, streamOfPulls } from "./inboundBuffer.js"
+import { streamOfPulls } from "./inboundBuffer.js"
+import { Listeners } from "./listeners.js"
+import { SuccessiveInbound } from "./successiveInbound.js"
 import * as Metrics from "./metrics.js"
 import type { Entry, Overflow } from "./outbox.js"
 import { Outbox } from "./outbox.js"
@@ -85,92 +87,6 @@ const IDLE = ClientState.Idle()
 const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" }, true)
 
 const closedError = (payload: Message): SendError => new SendError({ reason: "Closed", payload }, true)
-
-/**
- * The inbound buffers of successive connections, read in order. The read position lives here, not
- * in a stream, so `messages` can be consumed again after a consumer stops.
- */
-class SuccessiveInbound {
-  private buffers: Array<InboundBuffer<Message>> = []
-  private ended = false
-  private wakeup: (() => void) | undefined = undefined
-
-  offer(buffer: InboundBuffer<Message>): void {
-    // Copied, not pushed: once per connection, and an exact-size array is smaller to keep.
-    this.buffers = [...this.buffers, buffer]
-    this.wake()
-  }
-
-  end(): void {
-    this.ended = true
-    this.wake()
-  }
-
-  get pull(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
-    return Effect.suspend(() => this.pullNow())
-  }
-
-  private pullNow(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
-    const buffer = this.buffers[0]
-    if (buffer === undefined) {
-      if (this.ended) return Effect.fail(Option.none())
-      return Effect.zipRight(
-        Effect.async<void>((resume) => {
-          this.wakeup = () => resume(Effect.void)
-          return Effect.sync(() => {
-            this.wakeup = undefined
-          })
-        }),
-        this.pull
-      )
-    }
-    return buffer.pull.pipe(Effect.catchAll(() => {
-      // That connection ended and is drained: move on to the next one.
-      if (this.buffers[0] === buffer) this.buffers = this.buffers.slice(1)
-      return this.pull
-    }))
-  }
-
-  private wake(): void {
-    const wakeup = this.wakeup
-    this.wakeup = undefined
-    if (wakeup !== undefined) wakeup()
-  }
-}
-
-/** Listeners called synchronously with each value; the set is made on first use. */
-class Listeners<A> {
-  private set: Set<(value: A) => void> | undefined = undefined
-
-  add(listener: (value: A) => void): () => void {
-    const set = this.set ??= new Set()
-    set.add(listener)
-    return () => {
-      set.delete(listener)
-    }
-  }
-
-  emit(value: A): void {
-    const set = this.set
-    if (set === undefined) return
-    for (const listener of set) listener(value)
-  }
-
-  /**
-   * A stream of `first()`, then of every value emitted while it runs. Both are taken in one
-   * synchronous step, so no value falls between them.
-   */
-  stream(first: () => Iterable<A>, buffer: Parameters<typeof Stream.asyncPush<A>>[1]): Stream.Stream<A> {
-    return Stream.asyncPush<A>((emit) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          for (const value of first()) emit.single(value)
-          return this.add((value) => emit.single(value))
-        }),
-        (remove) => Effect.sync(remove)
-      ), buffer)
-  }
-}
 
 /**
  * One open connection of the client, from `onOpen` done until it ends. It is what the connection

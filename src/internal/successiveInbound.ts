@@ -1,0 +1,60 @@
+/**
+ * The Client's inbound side: the inbound buffers of its successive connections, read in order as
+ * one stream that lives across reconnects.
+ */
+import { Effect, Option } from "effect"
+import type { Chunk } from "effect"
+import type { Message } from "../Transport.js"
+import type { InboundBuffer } from "./inboundBuffer.js"
+
+/**
+ * The inbound buffers of successive connections, read in order. The read position lives here, not
+ * in a stream, so `messages` can be consumed again after a consumer stops.
+ */
+export class SuccessiveInbound {
+  private buffers: Array<InboundBuffer<Message>> = []
+  private ended = false
+  private wakeup: (() => void) | undefined = undefined
+
+  offer(buffer: InboundBuffer<Message>): void {
+    // Copied, not pushed: once per connection, and an exact-size array is smaller to keep.
+    this.buffers = [...this.buffers, buffer]
+    this.wake()
+  }
+
+  end(): void {
+    this.ended = true
+    this.wake()
+  }
+
+  get pull(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
+    return Effect.suspend(() => this.pullNow())
+  }
+
+  private pullNow(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
+    const buffer = this.buffers[0]
+    if (buffer === undefined) {
+      if (this.ended) return Effect.fail(Option.none())
+      return Effect.zipRight(
+        Effect.async<void>((resume) => {
+          this.wakeup = () => resume(Effect.void)
+          return Effect.sync(() => {
+            this.wakeup = undefined
+          })
+        }),
+        this.pull
+      )
+    }
+    return buffer.pull.pipe(Effect.catchAll(() => {
+      // That connection ended and is drained: move on to the next one.
+      if (this.buffers[0] === buffer) this.buffers = this.buffers.slice(1)
+      return this.pull
+    }))
+  }
+
+  private wake(): void {
+    const wakeup = this.wakeup
+    this.wakeup = undefined
+    if (wakeup !== undefined) wakeup()
+  }
+}
