@@ -13,7 +13,7 @@ import { makeClient } from "./internal/client.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
 import type { Overflow } from "./internal/outbox.js"
 import type { ClientError } from "./Reconnect.js"
-import { defaultSchedule, exponentialBackoff, isRetryable } from "./Reconnect.js"
+import { defaultSchedule, exponentialBackoff, invalidScheduleReason, isRetryable } from "./Reconnect.js"
 import type { Message, Transport } from "./Transport.js"
 
 export { ClientEvent, ClientState } from "./internal/clientState.js"
@@ -60,8 +60,17 @@ export interface Client {
    * payloads. Idempotent.
    */
   readonly close: (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>
-  /** Messages waiting in the outbox. */
+  /**
+   * Messages accepted and not yet written: queued in the outbox, plus frames handed to the
+   * transport whose write has not completed. What the outbox's bounds count.
+   */
   readonly outboxSize: Effect.Effect<number>
+  /**
+   * How many accepted messages were not written, since the client was made: each was also
+   * reported once, to its `send` caller or as a `MessageFailed` event. Exact even when a slow
+   * `events` reader lost events to the sliding buffer (also the `lifeline_messages_failed` metric).
+   */
+  readonly failed: Effect.Effect<number>
 }
 
 /**
@@ -98,10 +107,24 @@ export interface Options {
   readonly shouldRetry?: (error: ClientError) => boolean
   /** A connection that stayed up this long resets the schedule. Default 5 s. */
   readonly minUptime?: Duration.DurationInput
-  /** Outbox capacity (default 1024) and overflow strategy (default `fail`). */
-  readonly outbox?: { readonly capacity?: number; readonly overflow?: Overflow }
+  /**
+   * Bounds on the messages accepted and not yet written, queued or with the transport:
+   * `capacity` messages (default 1024) and `maxBytes` bytes (default 16 MiB; a single larger
+   * message is accepted when nothing else is pending). At either bound the overflow strategy
+   * applies (default `fail`), whether the client is connected or not: a peer that stops reading
+   * fills the outbox instead of the process's memory.
+   */
+  readonly outbox?: { readonly capacity?: number; readonly maxBytes?: number; readonly overflow?: Overflow }
   /** Runs after every (re)connect, before the outbox flushes: authenticate, resubscribe. A failure drops the connection. */
   readonly onOpen?: (connection: Connection.Connection) => Effect.Effect<void, unknown>
+  /** How long `onOpen` may take; past it the connection is dropped with `OnOpenError` (cause: `TimeoutError onOpen`). Default 10 s. */
+  readonly onOpenTimeout?: Duration.DurationInput
+  /**
+   * The least wait between two attempts, whatever `retry` says, so that no schedule (a zero
+   * delay, a misconfigured cap) makes a hot loop. Default 100 ms; at least 1 ms. `reconnect`
+   * skips it.
+   */
+  readonly minRetryDelay?: Duration.DurationInput
   /** Dead-peer detection; `false` turns it off. */
   readonly heartbeat?: HeartbeatOptions | false
   /** Capacity of the sliding `events` hub (allocated up front). Default 64. */
@@ -138,6 +161,9 @@ const DEFAULT_MIN_UPTIME = Duration.seconds(5)
 const DEFAULT_HEARTBEAT_INTERVAL = Duration.seconds(20)
 const DEFAULT_HEARTBEAT_TIMEOUT = Duration.seconds(10)
 const NO_CONNECTION_OPTIONS = {}
+const DEFAULT_ON_OPEN_TIMEOUT = Duration.seconds(10)
+const DEFAULT_MIN_RETRY_DELAY = Duration.millis(100)
+const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
 
 /**
  * Starts a client in the current scope; it connects at once and keeps connecting until closed.
@@ -160,6 +186,13 @@ export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope
   if (!overflows.includes(overflow)) problems.push(`outbox.overflow: must be one of ${overflows.join(", ")}`)
   const minUptime = durationOption(problems, "minUptime", options.minUptime, DEFAULT_MIN_UPTIME)
   const outboxCapacity = countOption(problems, "outbox.capacity", options.outbox?.capacity, 1024)
+  const outboxBytes = countOption(problems, "outbox.maxBytes", options.outbox?.maxBytes, DEFAULT_OUTBOX_BYTES)
+  const onOpenTimeout = durationOption(problems, "onOpenTimeout", options.onOpenTimeout, DEFAULT_ON_OPEN_TIMEOUT)
+  const minRetryDelay = Duration.toMillis(durationOption(problems, "minRetryDelay", options.minRetryDelay, DEFAULT_MIN_RETRY_DELAY))
+  if (minRetryDelay < 1) problems.push("minRetryDelay: must be at least 1 millisecond")
+  const retry = options.retry ?? defaultSchedule
+  const invalidRetry = invalidScheduleReason(retry)
+  if (invalidRetry !== undefined) problems.push(`retry: ${invalidRetry}`)
   const heartbeatOptions = heartbeat === undefined ? undefined : {
     interval: durationOption(problems, "heartbeat.interval", heartbeat.interval, DEFAULT_HEARTBEAT_INTERVAL),
     timeout: durationOption(problems, "heartbeat.timeout", heartbeat.timeout, DEFAULT_HEARTBEAT_TIMEOUT),
@@ -174,12 +207,15 @@ export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope
       ? { ...options.connection, headers }
       : options.connection ?? NO_CONNECTION_OPTIONS,
     headers: headers !== undefined && Effect.isEffect(headers) ? headers : undefined,
-    schedule: options.retry ?? defaultSchedule,
+    schedule: retry,
     shouldRetry: options.shouldRetry ?? isRetryable,
     minUptime,
     outboxCapacity,
+    outboxBytes,
     overflow,
     onOpen: options.onOpen,
+    onOpenTimeout,
+    minRetryDelay,
     heartbeat: heartbeatOptions,
     isPong: heartbeat?.isPong,
     eventsCapacity,
@@ -210,23 +246,32 @@ export const layer = <I>(tag: Context.Tag<I, Client>, options: Options): Layer.L
 
 /**
  * Client options read from configuration: `URL` (required), `OPEN_TIMEOUT`, `CLOSE_TIMEOUT`,
- * `RETRY_BASE`, `RETRY_CAP`, `HEARTBEAT_INTERVAL`, `HEARTBEAT_TIMEOUT`, `OUTBOX_CAPACITY`,
- * nested under `name` when given (e.g. `PRICES_URL` with `Config.nested` conventions of your provider).
+ * `RETRY_BASE`, `RETRY_CAP`, `HEARTBEAT_INTERVAL`, `HEARTBEAT_TIMEOUT`, `OUTBOX_CAPACITY`, nested
+ * under `name` when given. How a nested key is spelled is the provider's: `ConfigProvider.fromEnv`
+ * (Effect's default) joins with `_` (`PRICES_URL`), `ConfigProvider.fromMap` with `.`
+ * (`PRICES.URL`). A value that cannot work fails with a `ConfigError` that names its key
+ * (e.g. `PRICES.OUTBOX_CAPACITY: must be a positive integer`).
  *
  * @since 0.1.0
  * @category config
  */
 export const config = (name?: string): Config.Config<Options> => {
+  const positiveDuration = (key: string) =>
+    Config.duration(key).pipe(Config.validate({
+      message: "must be a finite duration above zero",
+      validation: (value) => Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero)
+    }))
   const options = Config.all({
     url: Config.string("URL"),
-    openTimeout: Config.option(Config.duration("OPEN_TIMEOUT")),
-    closeTimeout: Config.option(Config.duration("CLOSE_TIMEOUT")),
-    retryBase: Config.withDefault(Config.duration("RETRY_BASE"), Duration.millis(1100)),
-    retryCap: Config.withDefault(Config.duration("RETRY_CAP"), Duration.seconds(30)),
-    heartbeatInterval: Config.withDefault(Config.duration("HEARTBEAT_INTERVAL"), Duration.seconds(20)),
-    heartbeatTimeout: Config.withDefault(Config.duration("HEARTBEAT_TIMEOUT"), Duration.seconds(10)),
-    outboxCapacity: Config.withDefault(Config.integer("OUTBOX_CAPACITY"), 1024).pipe(
-      Config.validate({ message: "must be a positive integer", validation: (value) => value > 0 })
+    openTimeout: Config.option(positiveDuration("OPEN_TIMEOUT")),
+    closeTimeout: Config.option(positiveDuration("CLOSE_TIMEOUT")),
+    retryBase: Config.withDefault(positiveDuration("RETRY_BASE"), Duration.millis(1100)),
+    retryCap: Config.withDefault(positiveDuration("RETRY_CAP"), Duration.seconds(30)),
+    heartbeatInterval: Config.withDefault(positiveDuration("HEARTBEAT_INTERVAL"), DEFAULT_HEARTBEAT_INTERVAL),
+    heartbeatTimeout: Config.withDefault(positiveDuration("HEARTBEAT_TIMEOUT"), DEFAULT_HEARTBEAT_TIMEOUT),
+    outboxCapacity: Config.withDefault(
+      Config.integer("OUTBOX_CAPACITY").pipe(Config.validate({ message: "must be a positive integer", validation: (value) => value > 0 })),
+      1024
     )
   }).pipe(Config.map((read): Options => ({
     url: read.url,
@@ -242,7 +287,24 @@ export const config = (name?: string): Config.Config<Options> => {
 }
 
 /**
- * Provides a client under your tag with options from `config` (plus `extra`, which wins).
+ * `extra` over `read`, field by field: an option group (`connection`, `outbox`, `heartbeat`)
+ * given in both keeps the fields of each, `extra`'s winning; anything else in `extra` replaces.
+ */
+const mergeOptions = (read: Options, extra: Partial<Options>): Options => {
+  const merged: Record<string, unknown> = { ...read, ...extra }
+  for (const group of ["connection", "outbox", "heartbeat"] as const) {
+    const base = read[group]
+    const over = extra[group]
+    if (typeof base === "object" && base !== null && typeof over === "object" && over !== null) {
+      merged[group] = { ...base, ...over }
+    }
+  }
+  return merged as unknown as Options
+}
+
+/**
+ * Provides a client under your tag with options from `config`, merged with `extra` field by
+ * field (`extra` wins; `{ connection: { protocols } }` keeps the configured timeouts).
  *
  * @since 0.1.0
  * @category layers
@@ -252,4 +314,4 @@ export const layerConfig = <I>(
   options: Config.Config<Options>,
   extra: Partial<Options> = {}
 ): Layer.Layer<I, import("effect").ConfigError.ConfigError, Transport> =>
-  Layer.scoped(tag, Effect.flatMap(options, (read) => make({ ...read, ...extra })))
+  Layer.scoped(tag, Effect.flatMap(options, (read) => make(mergeOptions(read, extra))))

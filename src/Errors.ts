@@ -75,7 +75,7 @@ export class ConnectError extends Schema.TaggedError<ConnectError>("lifeline/Con
  * @category errors
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>("lifeline/TimeoutError")("TimeoutError", {
-  operation: Schema.Literal("open", "close", "heartbeat", "send"),
+  operation: Schema.Literal("open", "close", "heartbeat", "send", "onOpen"),
   timeout: Schema.DurationFromSelf,
   url: Schema.optional(Schema.String)
 }) {

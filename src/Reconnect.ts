@@ -4,7 +4,9 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Random, Schedule } from "effect"
+import { Cause, Duration, Effect, Option, Random, Schedule } from "effect"
+
+
 import type { ConnectError, Disconnected, TimeoutError } from "./Errors.js"
 import type { OnOpenError } from "./Errors.js"
 
@@ -89,11 +91,25 @@ export interface BackoffOptions {
  * @category policies
  */
 export const exponentialBackoff = (options: BackoffOptions = {}): Schedule.Schedule<Duration.Duration> => {
+  const problems: Array<string> = []
+  const positive = (name: string, input: Duration.DurationInput | undefined, fallback: number): number => {
+    if (input === undefined) return fallback
+    // decodeUnknown, not decode: a string it cannot read ("soon") is a problem, not a throw.
+    const decoded = Duration.decodeUnknown(input)
+    if (Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.toMillis(decoded.value) > 0) {
+      return Duration.toMillis(decoded.value)
+    }
+    problems.push(`${name} must be a finite duration above zero (got ${describe(input)})`)
+    return fallback
+  }
+  const base = positive("base", options.base, 1100)
+  const cap = positive("cap", options.cap, 30_000)
+  if (problems.length > 0) return invalidSchedule(`exponentialBackoff: ${problems.join("; ")}`)
   const jitter = options.jitter === undefined || Number.isNaN(options.jitter) ? 0.9 : Math.min(1, Math.max(0, options.jitter))
   const factor = options.factor === undefined ? 2 : options.factor >= 1 ? options.factor : 1
   // The largest centre: with the jitter on top, no delay goes above the cap.
-  const largestCentre = Duration.toMillis(Duration.decode(options.cap ?? "30 seconds")) / (1 + jitter)
-  return Schedule.exponential(options.base ?? "1100 millis", factor).pipe(
+  const largestCentre = cap / (1 + jitter)
+  return Schedule.exponential(Duration.millis(base), factor).pipe(
     Schedule.modifyDelayEffect((_, delay) =>
       Effect.map(Random.next, (random) => {
         const centre = Math.min(Duration.toMillis(delay), largestCentre)
@@ -103,6 +119,35 @@ export const exponentialBackoff = (options: BackoffOptions = {}): Schedule.Sched
     )
   )
 }
+
+const describe = (input: unknown): string => typeof input === "string" ? JSON.stringify(input) : String(input)
+
+// Schedules made from options that cannot work, and why: `Client.make` reports them as
+// `ConnectError InvalidOptions` before any attempt.
+const invalidSchedules = new WeakMap<object, string>()
+
+/**
+ * A schedule for options that cannot work: constructing it never throws; its first step dies
+ * with the reason (which the Client reports as `ConnectError InvalidOptions`).
+ */
+const invalidSchedule = (reason: string): Schedule.Schedule<Duration.Duration> => {
+  const schedule = Schedule.exponential(Duration.seconds(1)).pipe(
+    Schedule.modifyDelayEffect(() => Effect.die(new Cause.IllegalArgumentException(reason)))
+  )
+  invalidSchedules.set(schedule, reason)
+  return schedule
+}
+
+/**
+ * Why a schedule made by `exponentialBackoff` cannot work, or undefined. A schedule composed
+ * from one (e.g. with `Schedule.intersect`) is not recognised here; its first step dies with the
+ * same reason instead.
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const invalidScheduleReason = (schedule: Schedule.Schedule<unknown, never, never>): string | undefined =>
+  invalidSchedules.get(schedule)
 
 /**
  * The Client's default schedule: `exponentialBackoff()`, forever. The Client resets it after a

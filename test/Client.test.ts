@@ -147,11 +147,19 @@ describe("Client: reconnect", () => {
       yield* awaitState(client, isTag("Open"))
     })).pipe(provideNode))
 
-  it.effect("on the TestClock: a schedule with no delay (recurs) retries and stops, Closed after its last attempt", () =>
+  it.effect("on the TestClock: a schedule with no delay waits minRetryDelay (100 ms) between attempts, and stops Closed after its last", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       yield* server.kill
       const client = yield* Client.make({ url: server.url, retry: Schedule.recurs(2) })
+      for (let backoff = 1; backoff <= 2; backoff++) {
+        const waiting = yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === backoff)
+        expect(Duration.toMillis((waiting as { delay: Duration.Duration }).delay)).toBe(100)
+        yield* awaitSleeper
+        yield* TestClock.adjust("99 millis")
+        expect(yield* client.state.get).toBe(waiting)
+        yield* TestClock.adjust("1 millis")
+      }
       const closed = yield* awaitState(client, isTag("Closed"), "5 seconds")
       expect(closed).toMatchObject({ error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ConnectionRefused" } } })
       const attempts = yield* client.events.pipe(
@@ -200,7 +208,7 @@ describe("Client: reconnect", () => {
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       yield* server.rejectNext(503, {}, 1)
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("50 millis") })
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("150 millis") })
       const seen = yield* Effect.fork(client.events.pipe(
         Stream.filter((event) => event._tag === "Transition"),
         Stream.map((event) => (event._tag === "Transition" ? event.to : undefined)),
@@ -212,7 +220,7 @@ describe("Client: reconnect", () => {
       expect(states.map((state) => state?._tag)).toEqual(["Connecting", "Backoff", "Connecting", "Open"])
       expect(states[0]).toMatchObject({ attempt: 1 })
       expect(states.at(-3)).toMatchObject({ attempt: 1, error: { status: 503 } })
-      expect(Duration.toMillis((states.at(-3) as { delay: Duration.Duration }).delay)).toBe(50)
+      expect(Duration.toMillis((states.at(-3) as { delay: Duration.Duration }).delay)).toBe(150)
       expect(states.at(-2)).toMatchObject({ attempt: 2 })
     })).pipe(provideNode))
 
@@ -530,27 +538,49 @@ describe("Client: logs", () => {
       return { lines: capture.lines, url }
     })
 
-  it.live("at the default level: the backoff as a warning, the close by the error as an error; no Connecting", () =>
+  it.live("at the default level: one WARN when it cannot connect, one WARN when the error closes it; no Connecting, no second Backoff", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const { lines } = yield* failTwice(LogLevel.Info)
-      expect(lines.map((line) => [line.level, line.message.split(" after ")[0]?.split(" by ")[0]])).toEqual([
-        ["WARN", "lifeline: Backoff 10ms"],
-        ["ERROR", "lifeline: Closed"],
-        // The scope closing it afterwards: Closed again, on purpose this time.
-        ["INFO", "lifeline: Closed"]
+      expect(lines.map((line) => [line.level, line.message.split(":")[1]?.trim()])).toEqual([
+        ["WARN", "cannot connect"],
+        ["WARN", "closed by ConnectionRefused connecting to ws"]
       ])
+      expect(lines[0]!.message).toMatch(/; retrying in 100ms$/)
+      expect(lines[1]!.message).toMatch(/; not retrying$/)
     })).pipe(provideNode))
 
-  it.live("at Debug: each Connecting too, annotated with the redacted endpoint", () =>
+  it.live("at Debug: each Connecting and each later Backoff too, annotated with the redacted endpoint", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const { lines, url } = yield* failTwice(LogLevel.Debug)
       expect(lines.map((line) => [line.level, line.message.split(" ")[1], line.url])).toEqual([
         ["DEBUG", "Connecting", `${url}/`],
-        ["WARN", "Backoff", undefined],
+        ["WARN", "cannot", undefined],
         ["DEBUG", "Connecting", `${url}/`],
-        ["ERROR", "Closed", undefined],
-        ["INFO", "Closed", undefined]
+        ["WARN", "closed", undefined],
+        // The scope closing it afterwards: Closed again, on purpose this time.
+        ["DEBUG", "Closed", undefined]
       ])
+    })).pipe(provideNode))
+
+  it.live("an outage of an open link: one WARN when it goes down, later attempts at DEBUG, one INFO when it is back", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const capture = captureLogs(LogLevel.Info)
+      const server = yield* TestServer.make()
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis" })
+        yield* client.awaitOpen
+        yield* server.kill
+        // Several failed attempts while it is down.
+        yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt >= 3)
+        yield* server.restart
+        yield* awaitState(client, isTag("Open"))
+      }).pipe(Effect.scoped, Effect.provide(capture.layer))
+      expect(capture.lines.map((line) => [line.level, line.message.split(":")[1]?.trim().split(" after")[0]])).toEqual([
+        ["WARN", "link down"],
+        ["INFO", "link back"]
+      ])
+      expect(capture.lines[1]!.message).toMatch(/^lifeline: link back after \d+ attempts, down for \d+/)
+      expect(capture.lines[1]!.url).toBe(`${server.url}/`)
     })).pipe(provideNode))
 })
 

@@ -27,8 +27,8 @@ import {
 } from "effect"
 import type { Client } from "../Client.js"
 import type { Connection } from "../Connection.js"
-import type { TimeoutError } from "../Errors.js"
-import { ConnectError, Disconnected, OnOpenError, SendError } from "../Errors.js"
+import { ConnectError, Disconnected, OnOpenError, SendError, TimeoutError } from "../Errors.js"
+import { hintFor } from "./classifyHandshakeError.js"
 import type { ClientError } from "../Reconnect.js"
 import type { Message, Transport } from "../Transport.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "./clientState.js"
@@ -58,8 +58,12 @@ export interface ClientSettings {
   readonly shouldRetry: (error: ClientError) => boolean
   readonly minUptime: Duration.Duration
   readonly outboxCapacity: number
+  readonly outboxBytes: number
   readonly overflow: Overflow
   readonly onOpen: ((connection: Connection) => Effect.Effect<void, unknown>) | undefined
+  readonly onOpenTimeout: Duration.Duration
+  /** The least wait between two attempts, in milliseconds, whatever the schedule says. */
+  readonly minRetryDelay: number
   readonly heartbeat: HeartbeatOptions | undefined
   readonly isPong: ((message: Message) => boolean) | undefined
   readonly eventsCapacity: number
@@ -88,6 +92,13 @@ const closedByUser = new Disconnected({ code: 1000, reason: "client closed", was
 
 const closedError = (payload: Message): SendError => new SendError({ reason: "Closed", payload }, true)
 
+const connectionEnded = new Error("the connection ended before the frame was written")
+
+/** A thrown value's message, for an error's detail. */
+const causeMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+const payloadOf = (item: Message | Entry): Message => typeof item === "object" && "done" in item ? item.payload : item
+
 /**
  * One open connection of the client, from `onOpen` done until it ends. It is what the connection
  * and the heartbeat call back when the session ends, so an open session costs no closures.
@@ -100,30 +111,40 @@ class Session implements HeartbeatOwner {
     readonly openedAt: number
   ) {}
 
-  // Frames written by `enqueue` whose write has not completed, oldest first. They all share one
-  // write callback: a closure per frame makes Node keep large frames alive past a scavenge
-  // (64 KiB frames: a full GC every few hundred), and write callbacks come back in order.
-  private inFlight: Array<Message | undefined> | undefined = undefined
+  // Frames handed to the transport whose write has not completed, oldest first: a bare payload
+  // for `enqueue` (a failure is reported as an event), an Entry for `send` and the outbox (the
+  // entry is told). They all share one write callback: a closure per frame makes Node keep large
+  // frames alive past a scavenge (64 KiB frames: a full GC every few hundred), and write
+  // callbacks come back in order. Each counts against the outbox until it settles.
+  private inFlight: Array<Message | Entry | undefined> | undefined = undefined
   private inFlightHead = 0
   private writtenCallback: ((error?: Error | null) => void) | undefined = undefined
+  /** Set by `close`: frames that fail from here are returned by it rather than reported. */
+  unsent: Array<Message> | undefined = undefined
 
-  /** Records a frame about to be written; returns the callback to write it with. */
-  track(data: Message): (error?: Error | null) => void {
+  /**
+   * Writes one frame; `item` is what its completion reports to. `counted`: the outbox already
+   * counts it in flight (taken from the queue). Returns what the transport threw, if it did: then
+   * nothing was written, nothing is tracked and the frame's room is free again.
+   */
+  write(item: Message | Entry, data: Message, bytes: number, counted: boolean): Error | undefined {
     const inFlight = this.inFlight ??= []
-    inFlight.push(data)
-    return this.writtenCallback ??= (error) => this.written(error)
+    // Tracked before the send: a transport may call back at once (browsers).
+    inFlight.push(item)
+    const outbox = this.client.outbox
+    if (!counted) outbox.handedOff(bytes)
+    const thrown = trySend(this.opened.socket, data, this.writtenCallback ??= (error) => this.written(error))
+    if (thrown === undefined) return undefined
+    inFlight.pop()
+    outbox.settled(bytes)
+    return thrown
   }
 
-  /** Forgets the frame just tracked: its send threw, so no completion will come. */
-  untrackLast(): void {
-    this.inFlight?.pop()
-  }
-
-  /** The oldest tracked frame's write completed: a failure becomes a MessageFailed event. */
+  /** The oldest tracked frame's write completed. */
   private written(error: Error | null | undefined): void {
     const inFlight = this.inFlight
     if (inFlight === undefined || this.inFlightHead >= inFlight.length) return
-    const data = inFlight[this.inFlightHead]!
+    const item = inFlight[this.inFlightHead]!
     inFlight[this.inFlightHead++] = undefined
     if (this.inFlightHead === inFlight.length) {
       inFlight.length = 0
@@ -133,7 +154,36 @@ class Session implements HeartbeatOwner {
       inFlight.splice(0, this.inFlightHead)
       this.inFlightHead = 0
     }
-    if (error !== undefined && error !== null) this.client.reportFailure(writeFailed(data, error))
+    const data = payloadOf(item)
+    this.client.outbox.settled(approximateBytes(data))
+    if (error === undefined || error === null) {
+      if (typeof item === "object" && "done" in item) item.done(undefined)
+      return
+    }
+    this.fail(item, this.unsent === undefined ? writeFailed(data, error) : closedError(data))
+  }
+
+  /**
+   * The connection is released: frames whose write never completed were not written. They fail
+   * (`Closed`, and into `unsent`, while the client closes; else `WriteFailed`).
+   */
+  abandonInFlight(): void {
+    const inFlight = this.inFlight
+    this.inFlight = undefined
+    if (inFlight === undefined) return
+    for (let index = this.inFlightHead; index < inFlight.length; index++) {
+      const item = inFlight[index]!
+      const data = payloadOf(item)
+      this.client.outbox.settled(approximateBytes(data))
+      this.fail(item, this.unsent === undefined ? writeFailed(data, connectionEnded) : closedError(data))
+    }
+    this.inFlightHead = 0
+  }
+
+  private fail(item: Message | Entry, error: SendError): void {
+    if (this.unsent !== undefined) this.unsent.push(error.payload as Message)
+    if (typeof item === "object" && "done" in item) item.done(error)
+    else this.client.reportFailure(error)
   }
 
   connectionEnded(disconnected: Disconnected): void {
@@ -181,7 +231,7 @@ type SessionEnd = ClientError | "reconnect"
  * used point-free (`send`, `enqueue`, `close`) are bound on first use and kept.
  */
 class LiveClient implements Client {
-  private readonly outbox: Outbox
+  readonly outbox: Outbox
   private readonly inbound = new SuccessiveInbound()
   private readonly timers: Timers
 
@@ -195,6 +245,10 @@ class LiveClient implements Client {
   /** The open session: set and cleared in one step with the Open state, so it is also "ready". */
   private session: Session | undefined = undefined
   private flushing = false
+  /** When the link went down (the first Backoff since it was last Open): the outage under way. */
+  private downSince: number | undefined = undefined
+  /** Accepted messages that were not written: exact, whatever the events buffer kept. */
+  private failedTotal = 0
   private stopped = false
   private closedForGood = false
   private everOpened = false
@@ -204,16 +258,18 @@ class LiveClient implements Client {
   private reconnectRequested = false
   private backoffWait: BackoffWait | undefined = undefined
   /** An ended session's connection until the supervisor has released it; `close` finishes the job. */
-  private releasing: OpenedConnection | undefined = undefined
+  private releasing: Session | undefined = undefined
   /** Each endpoint's redacted label, made on its first attempt. */
   private readonly labels: Array<string>
+  /** The label of the endpoint of the latest attempt. */
+  private currentLabel = ""
 
   constructor(
     private readonly settings: ClientSettings,
     private readonly runtime: Runtime.Runtime<Transport>,
     private readonly clock: Clock.Clock
   ) {
-    this.outbox = new Outbox(settings.outboxCapacity, settings.overflow)
+    this.outbox = new Outbox(settings.outboxCapacity, settings.outboxBytes, settings.overflow)
     this.outbox.owner = this
     this.timers = timersOn(clock, runtime)
     this.scheduleState = settings.schedule.initial
@@ -270,15 +326,49 @@ class LiveClient implements Client {
     this.currentState = next
     this.stateListeners.emit(next)
     this.publish(ClientEvent.Transition({ from, to: next }))
-    return logTransition(next)
+    return this.logTransition(next)
+  }
+
+  /**
+   * What a transition logs. Quiet by default: one WARN when the link goes down (the first Backoff
+   * after Open, or the first failed attempt), one INFO when it is back, one WARN when an error
+   * closes the client; every other transition at DEBUG.
+   */
+  private logTransition(state: ClientStateType): Effect.Effect<void> {
+    let level = LogLevel.Debug
+    switch (state._tag) {
+      case "Backoff":
+        if (this.downSince === undefined) {
+          this.downSince = this.clock.unsafeCurrentTimeMillis()
+          level = LogLevel.Warning
+        }
+        break
+      case "Open":
+        if (this.downSince !== undefined) level = LogLevel.Info
+        break
+      case "Closed":
+        if (Option.isSome(state.error)) level = LogLevel.Warning
+        break
+    }
+    const downSince = this.downSince
+    if (state._tag === "Open" || state._tag === "Closed") this.downSince = undefined
+    return logLine(level, state, downSince, this.everOpened)
   }
 
   private setState(next: ClientStateType): Effect.Effect<void> {
     return Effect.suspend(() => this.transition(next))
   }
 
+  /** An accepted message failed after its `enqueue` returned: counted, and published. */
   reportFailure(error: SendError): void {
+    this.countFailure()
     this.publish(ClientEvent.MessageFailed({ error }))
+  }
+
+  /** An accepted message failed (its sender is told, or `reportFailure` publishes it). */
+  countFailure(): void {
+    this.failedTotal++
+    Metrics.messagesFailed.unsafeUpdate(1, NO_TAGS)
   }
 
   // --- outbound ---------------------------------------------------------------------------
@@ -294,14 +384,15 @@ class LiveClient implements Client {
     let count = 0
     let bytes = 0
     while (this.outbox.size > 0) {
-      for (const entry of this.outbox.takeAll()) {
+      for (const entry of this.outbox.handOffAll()) {
+        const size = approximateBytes(entry.payload)
         // A send that throws (a detached buffer) fails its own entry, never the rest.
-        const thrown = trySend(socket, entry.payload, completion(entry))
+        const thrown = session.write(entry, entry.payload, size, true)
         if (thrown !== undefined) {
           entry.done(writeFailed(entry.payload, thrown))
           continue
         }
-        bytes += approximateBytes(entry.payload)
+        bytes += size
         count++
       }
     }
@@ -311,19 +402,24 @@ class LiveClient implements Client {
     Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
   }
 
-  /** The fast path: a session open and nothing queued ahead, so the frame goes straight out. */
-  private writable(): Session | undefined {
+  /**
+   * The fast path: a session open, nothing queued ahead, and room for `bytes` among the messages
+   * not yet written, so the frame goes straight out.
+   */
+  private writable(bytes: number): Session | undefined {
     const session = this.session
-    if (session === undefined || this.outbox.size > 0 || session.opened.socket.readyState() !== OPEN) return undefined
+    if (session === undefined || this.outbox.size > 0 || !this.outbox.hasRoom(bytes) || session.opened.socket.readyState() !== OPEN) {
+      return undefined
+    }
     return session
   }
 
   /** Writes at once; returns what the transport threw, if it did (then nothing was written). */
-  private writeNow(session: Session, data: Message, done: (error?: Error | null) => void): Error | undefined {
-    const thrown = trySend(session.opened.socket, data, done)
+  private writeNow(session: Session, item: Message | Entry, data: Message, bytes: number): Error | undefined {
+    const thrown = session.write(item, data, bytes, false)
     if (thrown !== undefined) return thrown
     Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
-    Metrics.bytesOut.unsafeUpdate(approximateBytes(data), NO_TAGS)
+    Metrics.bytesOut.unsafeUpdate(bytes, NO_TAGS)
     return undefined
   }
 
@@ -331,11 +427,18 @@ class LiveClient implements Client {
   private sendQueued(data: Message): Effect.Effect<void, SendError> {
     return Effect.async<void, SendError>((resume) => {
       if (this.stopped) return resume(Effect.fail(closedError(data)))
+      let admitted = false
       const entry: Entry = {
         payload: data,
-        done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error))
+        done: (error) => {
+          if (error !== undefined && admitted) this.countFailure()
+          resume(error === undefined ? Effect.void : Effect.fail(error))
+        }
       }
-      this.outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(this.outbox.size, NO_TAGS))
+      this.outbox.offer(entry, () => {
+        admitted = true
+        Metrics.outboxDepth.unsafeUpdate(this.outbox.size, NO_TAGS)
+      })
       return Effect.sync(() => {
         this.outbox.remove(entry)
       })
@@ -359,32 +462,38 @@ class LiveClient implements Client {
     return this.boundSend ??= (data) =>
       Effect.suspend(() => {
         if (this.stopped) return Effect.fail(closedError(data))
-        if (this.writable() === undefined) return this.sendQueuedTraced(data)
+        const bytes = approximateBytes(data)
+        if (this.writable(bytes) === undefined) return this.sendQueuedTraced(data)
         return Effect.async<void, SendError>((resume) => {
           // The fiber may have yielded since the check: check again where the write happens.
-          const session = this.writable()
+          const session = this.writable(bytes)
           if (session === undefined) return resume(this.sendQueued(data))
-          const thrown = this.writeNow(session, data, (error) => {
-            resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
-          })
+          const entry: Entry = {
+            payload: data,
+            done: (error) => {
+              if (error !== undefined) this.countFailure()
+              resume(error === undefined ? Effect.void : Effect.fail(error))
+            }
+          }
+          const thrown = this.writeNow(session, entry, data, bytes)
           if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
         })
       })
   }
 
   // Synchronous unless the outbox is full under `suspend`: the pipelining path allocates no
-  // Effect.async, no fiber and, when connected with nothing queued, only the write callback.
+  // Effect.async, no fiber and, when connected with nothing queued, nothing per frame but its
+  // place in the session's in-flight list.
   get enqueue(): (data: Message) => Effect.Effect<void, SendError> {
     return this.boundEnqueue ??= (data) =>
       Effect.suspend(() => {
         if (this.stopped) return Effect.fail(closedError(data))
-        const session = this.writable()
+        const bytes = approximateBytes(data)
+        const session = this.writable(bytes)
         if (session !== undefined) {
-          const thrown = this.writeNow(session, data, session.track(data))
-          if (thrown === undefined) return Effect.void
+          const thrown = this.writeNow(session, data, data, bytes)
           // Nothing was written, so no completion will come for it.
-          session.untrackLast()
-          return Effect.fail(writeFailed(data, thrown))
+          return thrown === undefined ? Effect.void : Effect.fail(writeFailed(data, thrown))
         }
         return this.enqueueQueued(data)
       })
@@ -422,8 +531,12 @@ class LiveClient implements Client {
     })
   }
 
+  get failed(): Effect.Effect<number> {
+    return Effect.sync(() => this.failedTotal)
+  }
+
   get outboxSize(): Effect.Effect<number> {
-    return Effect.sync(() => this.outbox.size)
+    return Effect.sync(() => this.outbox.pending)
   }
 
   // --- inbound ----------------------------------------------------------------------------
@@ -437,8 +550,22 @@ class LiveClient implements Client {
       let bytes = 0
       for (const message of chunk) bytes += approximateBytes(message)
       Metrics.bytesIn.unsafeUpdate(bytes, NO_TAGS)
-      return isPong === undefined ? chunk : Chunk.filter(chunk, (message) => !isPong(message))
+      return isPong === undefined ? chunk : this.withoutPongs(chunk, isPong)
     }))
+  }
+
+  /**
+   * The chunk without the frames `isPong` recognises. User code: an `isPong` that throws drops
+   * the connection with ConnectError InvalidOptions (fatal by default) and keeps the frame.
+   */
+  private withoutPongs(chunk: Chunk.Chunk<Message>, isPong: (message: Message) => boolean): Chunk.Chunk<Message> {
+    try {
+      return Chunk.filter(chunk, (message) => !isPong(message))
+    } catch (defect) {
+      const session = this.session
+      if (session !== undefined) this.endSession(session, this.brokenOption("heartbeat.isPong threw", defect))
+      return chunk
+    }
   }
 
   // --- lifecycle --------------------------------------------------------------------------
@@ -459,7 +586,15 @@ class LiveClient implements Client {
   fork(effect: Effect.Effect<void, never, Transport>, supervisor: boolean, immediate = false): Fiber.RuntimeFiber<void> {
     // Not immediate by default: this runs inside socket and timer callbacks, where no user code
     // (shouldRetry, the Schedule, loggers, URL Effects) may run (invariant 1).
-    const fiber = Runtime.runFork(this.runtime)(effect, { immediate })
+    // A supervisor that dies (a defect in user code not caught nearer) must not leave the client
+    // Connecting for ever: it closes, typed.
+    const run = supervisor
+      ? Effect.catchAllCause(effect, (cause) =>
+        Cause.isInterruptedOnly(cause) || this.stopped
+          ? Effect.void
+          : Effect.asVoid(this.stop(Option.some(this.brokenOption("the client failed", Cause.squash(cause))))))
+      : effect
+    const fiber = Runtime.runFork(this.runtime)(run, { immediate })
     if (supervisor) {
       this.fiber = fiber
       fiber.addObserver(() => {
@@ -474,13 +609,23 @@ class LiveClient implements Client {
     this.attempt = 0
   }
 
-  private retryable(error: ClientError): boolean {
+  /** Whether to retry after `error`; a `shouldRetry` that throws closes the client with InvalidOptions. */
+  private retryable(error: ClientError): boolean | ConnectError {
     try {
       return this.settings.shouldRetry(error)
-    } catch {
-      // A throwing predicate cannot say yes: stop rather than loop on a broken policy.
-      return false
+    } catch (defect) {
+      return this.brokenOption("shouldRetry threw", defect)
     }
+  }
+
+  /** A user function given as an option failed: the client closes with this (fatal by default). */
+  private brokenOption(detail: string, cause: unknown): ConnectError {
+    return new ConnectError({
+      reason: "InvalidOptions",
+      url: this.currentLabel,
+      detail: `${detail}: ${causeMessage(cause)}; fix the option named above`,
+      cause
+    }, true)
   }
 
   private stop(error: Option.Option<ClientError>): Effect.Effect<ReadonlyArray<Message>> {
@@ -520,7 +665,8 @@ class LiveClient implements Client {
       if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
       const uptime = this.clock.unsafeCurrentTimeMillis() - session.openedAt
       yield* releaseOpened(session.opened, Exit.void)
-      if (this.releasing === session.opened) this.releasing = undefined
+      session.abandonInFlight()
+      if (this.releasing === session) this.releasing = undefined
       if (this.stopped) return false
       if (reason === "reconnect") {
         this.resetBackoff()
@@ -533,8 +679,9 @@ class LiveClient implements Client {
   /** Decides what follows `error`: false when the client stops, true after the backoff. */
   private backoff(error: ClientError, uptime: number): Effect.Effect<boolean> {
     return Effect.gen(this, function*() {
-      if (!this.retryable(error)) {
-        yield* this.stop(Option.some(error))
+      const retry = this.retryable(error)
+      if (retry !== true) {
+        yield* this.stop(Option.some(retry === false ? error : retry))
         return false
       }
       if (uptime >= Duration.toMillis(this.settings.minUptime)) {
@@ -543,13 +690,21 @@ class LiveClient implements Client {
         this.attempt = 1
       }
       const now = this.clock.unsafeCurrentTimeMillis()
-      const [nextState, , decision] = yield* this.settings.schedule.step(now, error, this.scheduleState)
+      const schedule = this.settings.schedule
+      // User code: a Schedule that throws or dies in its step closes the client, typed.
+      const stepped = yield* Effect.exit(Effect.suspend(() => schedule.step(now, error, this.scheduleState)))
+      if (Exit.isFailure(stepped)) {
+        yield* this.stop(Option.some(this.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause))))
+        return false
+      }
+      const [nextState, , decision] = stepped.value
       this.scheduleState = nextState
       if (ScheduleDecision.isDone(decision)) {
         yield* this.stop(Option.some(error))
         return false
       }
-      let delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+      // Never sooner than the floor: a schedule of zero delays would be a hot loop.
+      let delay = Math.max(this.settings.minRetryDelay, ScheduleIntervals.start(decision.intervals) - now)
       if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
         delay = Math.max(delay, Duration.toMillis(error.retryAfter))
       }
@@ -596,6 +751,7 @@ class LiveClient implements Client {
       const endpoint = settings.endpoints[index]!
       this.total++
       const label = this.labels[index] ??= labelOf(endpoint)
+      this.currentLabel = label
       yield* this.setState(ClientState.Connecting({ attempt, endpoint: label }))
       const startedAt = this.clock.unsafeCurrentTimeMillis()
       // The connection, once open, is this attempt's to release, until a session takes it over.
@@ -619,19 +775,32 @@ class LiveClient implements Client {
   ): Effect.Effect<ClientError | undefined, never, Transport> {
     return Effect.gen(this, function*() {
       const settings = this.settings
-      const headers = settings.headers === undefined ? settings.connection.headers : yield* settings.headers
-      const attemptResult = yield* Effect.either(acquireConnection(
-        endpoint,
+      // User code: a URL or headers Effect that fails or dies is the user's bug, typed and fatal.
+      let target: string | URL
+      if (typeof endpoint === "string" || endpoint instanceof URL) target = endpoint
+      else {
+        const url: Exit.Exit<string> = yield* Effect.exit(endpoint)
+        if (Exit.isFailure(url)) {
+          const cause = Cause.squash(url.cause)
+          return new ConnectError({ reason: "InvalidUrl", url: label, detail: `the URL Effect failed: ${causeMessage(cause)}; ${hintFor("InvalidUrl")}`, cause }, true)
+        }
+        target = url.value
+      }
+      let headers: ConnectOptions["headers"] = settings.connection.headers
+      if (settings.headers !== undefined) {
+        const read: Exit.Exit<NonNullable<ConnectOptions["headers"]>> = yield* Effect.exit(settings.headers)
+        if (Exit.isFailure(read)) {
+          return this.brokenOption("the headers Effect failed", Cause.squash(read.cause))
+        }
+        headers = read.value
+      }
+      const attemptResult: Either.Either<OpenedConnection, ConnectError | TimeoutError> = yield* Effect.either(acquireConnection<never, never, never>(
+        target,
         headers === undefined ? settings.connection : { ...settings.connection, headers },
         (opened) => Effect.sync(() => {
           acquired.opened = opened
         })
-      )).pipe(
-        // A URL or headers Effect that dies is the user's bug: report it as an invalid URL, fatal.
-        Effect.catchAllDefect((defect) =>
-          Effect.succeed(Either.left(new ConnectError({ reason: "InvalidUrl", url: label, detail: "the URL or headers Effect died", cause: defect }, true)))
-        )
-      )
+      ))
       if (attemptResult._tag === "Left") {
         const error = attemptResult.left
         Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag)
@@ -646,7 +815,13 @@ class LiveClient implements Client {
       if (settings.onOpen !== undefined) {
         const onOpen = settings.onOpen
         // User code: a failure or a throw drops this connection, never the supervisor.
-        const hook = yield* Effect.exit(Effect.suspend(() => onOpen(opened.connection)))
+        const timeout = settings.onOpenTimeout
+        const hook = yield* Effect.exit(Effect.suspend(() => onOpen(opened.connection)).pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url }, true)
+          })
+        ))
         if (Exit.isFailure(hook) && !Cause.isInterruptedOnly(hook.cause)) {
           return new OnOpenError({ cause: Cause.squash(hook.cause) }, true)
         }
@@ -689,7 +864,7 @@ class LiveClient implements Client {
   endSession(session: Session, reason: SessionEnd): void {
     if (this.session !== session || this.stopped) return
     this.detach(session)
-    this.releasing = session.opened
+    this.releasing = session
     this.fork(this.supervise({ session, reason }), true)
   }
 
@@ -711,13 +886,18 @@ class LiveClient implements Client {
         if (this.closedForGood) return []
         this.closedForGood = true
         this.stopped = true
+        // Frames with the transport that are not written by the end of the release (a peer that
+        // stopped reading) are returned too, oldest first, ahead of what was still queued.
+        const unwritten: Array<Message> = []
         const session = this.session
         if (session !== undefined) {
+          session.unsent = unwritten
           // Queued while open: write it before the close frame rather than fail it.
           this.flush(session)
           this.detach(session)
           // The release table of invariant 2, with the caller's code and reason.
           yield* session.opened.connection.close(code, reason)
+          session.abandonInFlight()
         }
         const fiber = this.fiber
         if (fiber !== undefined) yield* Fiber.interrupt(fiber)
@@ -725,42 +905,57 @@ class LiveClient implements Client {
         // before it began): release it here, terminate included, so no socket outlives `close`.
         const releasing = this.releasing
         this.releasing = undefined
-        if (releasing !== undefined) yield* releaseOpened(releasing, Exit.void)
+        if (releasing !== undefined) {
+          releasing.unsent = unwritten
+          yield* releaseOpened(releasing.opened, Exit.void)
+          releasing.abandonInFlight()
+        }
         const unsent = yield* this.stop(Option.none())
         this.inbound.end()
-        return unsent
+        return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
       }))
   }
 }
 
-const levelOf = (state: ClientStateType): LogLevel.LogLevel =>
-  state._tag === "Backoff"
-    ? LogLevel.Warning
-    : state._tag === "Closed"
-    ? Option.isSome(state.error) ? LogLevel.Error : LogLevel.Info
-    : LogLevel.Debug
-
 /**
  * Logs a transition, annotated with its endpoint. Below the fiber's minimum level nothing is
  * built: a retry storm of many clients would otherwise spend a good part of each attempt on
- * messages and annotations that are filtered out (the default level hides Connecting and Open).
+ * messages and annotations that are filtered out.
  */
-const logTransition = (state: ClientStateType): Effect.Effect<void> =>
+const logLine = (
+  level: LogLevel.LogLevel,
+  state: ClientStateType,
+  downSince: number | undefined,
+  everOpened: boolean
+): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) => {
-    const level = levelOf(state)
     if (LogLevel.lessThan(level, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))) return Effect.void
-    const message = state._tag === "Backoff"
-      ? `lifeline: Backoff ${Duration.format(state.delay)} after ${state.error.message}`
-      : state._tag === "Closed"
-      ? Option.match(state.error, { onNone: () => "lifeline: Closed", onSome: (error) => `lifeline: Closed by ${error.message}` })
-      : `lifeline: ${state._tag}`
+    let message: string
+    switch (state._tag) {
+      case "Backoff":
+        message = level === LogLevel.Warning
+          ? `lifeline: ${everOpened ? "link down" : "cannot connect"}: ${state.error.message}; retrying in ${Duration.format(state.delay)}`
+          : `lifeline: Backoff ${Duration.format(state.delay)} after ${state.error.message}`
+        break
+      case "Open":
+        message = level === LogLevel.Info && downSince !== undefined
+          ? `lifeline: link back after ${state.attempt} attempt${state.attempt === 1 ? "" : "s"}, down for ${
+            Duration.format(Duration.millis(Math.max(0, state.since - downSince)))
+          }`
+          : "lifeline: Open"
+        break
+      case "Closed":
+        message = Option.match(state.error, {
+          onNone: () => "lifeline: Closed",
+          onSome: (error) => `lifeline: closed by ${error.message}; not retrying`
+        })
+        break
+      default:
+        message = `lifeline: ${state._tag}`
+    }
     const log = Effect.logWithLevel(level, message)
     return "endpoint" in state ? Effect.annotateLogs(log, "lifeline.url", state.endpoint) : log
   })
-
-const completion = (entry: Entry) => (error?: Error | null): void => {
-  entry.done(error === undefined || error === null ? undefined : writeFailed(entry.payload, error))
-}
 
 export const makeClient = (settings: ClientSettings): Effect.Effect<Client, never, Scope.Scope | Transport> =>
   Effect.gen(function*() {

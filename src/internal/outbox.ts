@@ -1,9 +1,15 @@
 /**
  * The Client's outbox: bounded, FIFO across reconnects, with an overflow strategy. Every entry
  * ends exactly once, through its `done` callback: written (undefined) or a SendError.
+ *
+ * The bound covers every message accepted and not yet written: the entries queued here and the
+ * frames already handed to the transport whose write has not completed (`inFlight`), counted in
+ * frames and in bytes. A server that stops reading therefore fills the outbox while the client is
+ * Open, and the overflow strategy applies, instead of the transport's buffer growing without end.
  */
 import { SendError } from "../Errors.js"
 import type { Message } from "../Transport.js"
+import { approximateBytes } from "./protocol.js"
 
 export type Overflow = "fail" | "dropOldest" | "suspend"
 
@@ -18,26 +24,69 @@ interface Blocked {
   readonly admitted: () => void
 }
 
+/** What the outbox tells its client. */
+export interface OutboxOwner {
+  /** An entry was queued: the client writes at once when it is connected. */
+  readonly outboxAdmitted: () => void
+}
+
 export class Outbox {
   private items: Array<Entry> = []
   private head = 0
   private blocked: Array<Blocked> = []
-  /** Told after an entry is queued: the client writes at once when it is connected. */
-  owner: { readonly outboxAdmitted: () => void } | undefined = undefined
+  /** Bytes of the queued entries. */
+  private queuedBytes = 0
+  /** Frames handed to the transport and not yet reported written (or failed), and their bytes. */
+  inFlight = 0
+  inFlightBytes = 0
+  owner: OutboxOwner | undefined = undefined
 
-  constructor(readonly capacity: number, readonly overflow: Overflow) {}
+  constructor(readonly capacity: number, readonly maxBytes: number, readonly overflow: Overflow) {}
 
+  /** Entries queued (not yet handed to the transport). */
   get size(): number {
     return this.items.length - this.head
   }
 
+  /** Messages accepted and not written: queued plus in flight. */
+  get pending(): number {
+    return this.size + this.inFlight
+  }
+
+  /**
+   * Whether a message of `bytes` fits: fewer than `capacity` messages pending, and their bytes
+   * with this one within `maxBytes`. A message larger than `maxBytes` fits when nothing else is
+   * pending, so no size of message is refused for good.
+   */
+  hasRoom(bytes: number): boolean {
+    if (this.pending >= this.capacity) return false
+    const pendingBytes = this.queuedBytes + this.inFlightBytes
+    return pendingBytes === 0 || pendingBytes + bytes <= this.maxBytes
+  }
+
+  /** A frame of `bytes` was handed to the transport. */
+  handedOff(bytes: number): void {
+    this.inFlight++
+    this.inFlightBytes += bytes
+  }
+
+  /** A frame handed to the transport was written or failed: its room is free again. */
+  settled(bytes: number): void {
+    this.inFlight--
+    this.inFlightBytes -= bytes
+    if (this.blocked.length > 0) this.admitBlocked()
+  }
+
   /**
    * Adds an entry. When it is queued, `admitted` runs (synchronously if there is room). When the
-   * outbox is full: `fail` ends the entry with OutboxFull; `dropOldest` ends the oldest entry with
-   * Dropped and queues this one; `suspend` holds it until the writer makes room.
+   * outbox is full: `fail` ends the entry with OutboxFull; `dropOldest` ends the oldest queued
+   * entries with Dropped until this one fits (with nothing queued to drop, because everything
+   * pending is already with the transport, this one fails with OutboxFull); `suspend` holds it
+   * until there is room.
    */
   offer(entry: Entry, admitted: () => void): void {
-    if (this.size < this.capacity) {
+    const bytes = approximateBytes(entry.payload)
+    if (this.blocked.length === 0 && this.hasRoom(bytes)) {
       this.push(entry)
       admitted()
       return
@@ -47,12 +96,21 @@ export class Outbox {
         entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }, true))
         return
       case "dropOldest": {
-        // Safe: the outbox is full, so it holds an oldest entry.
-        const oldest = this.items[this.head]!
-        this.shift()
+        const dropped: Array<Entry> = []
+        while (this.size > 0 && !this.hasRoom(bytes)) {
+          // Safe: size > 0, so there is an oldest entry.
+          dropped.push(this.items[this.head]!)
+          this.shift()
+        }
+        if (!this.hasRoom(bytes)) {
+          // Everything pending is with the transport already: nothing can make room now.
+          this.unshiftAll(dropped)
+          entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }, true))
+          return
+        }
         this.push(entry)
         admitted()
-        oldest.done(new SendError({ reason: "Dropped", payload: oldest.payload }, true))
+        for (const oldest of dropped) oldest.done(new SendError({ reason: "Dropped", payload: oldest.payload }, true))
         return
       }
       case "suspend":
@@ -71,22 +129,36 @@ export class Outbox {
     const index = this.items.indexOf(entry, this.head)
     if (index === -1) return false
     this.items.splice(index, 1)
+    this.queuedBytes -= approximateBytes(entry.payload)
     this.admitBlocked()
     return true
   }
 
+  /**
+   * Everything queued, oldest first, counted as in flight from here: the caller hands each to the
+   * transport, and `settled` frees its room (the caller settles at once what it could not write).
+   * Suspended offers are admitted into whatever room is left.
+   */
+  handOffAll(): Array<Entry> {
+    this.inFlight += this.size
+    this.inFlightBytes += this.queuedBytes
+    return this.takeAll()
+  }
+
   /** Everything queued, oldest first; admits suspended offers into the room made. */
-  takeAll(): Array<Entry> {
+  private takeAll(): Array<Entry> {
     const taken = this.head === 0 ? this.items : this.items.slice(this.head)
     this.items = []
     this.head = 0
+    this.queuedBytes = 0
     this.admitBlocked()
     return taken
   }
 
-  /** Puts entries that could not be written back at the front, in order. */
+  /** Puts entries back at the front, in order. */
   unshiftAll(entries: ReadonlyArray<Entry>): void {
     if (entries.length === 0) return
+    for (const entry of entries) this.queuedBytes += approximateBytes(entry.payload)
     this.items = [...entries, ...this.items.slice(this.head)]
     this.head = 0
   }
@@ -103,10 +175,12 @@ export class Outbox {
 
   private push(entry: Entry): void {
     this.items.push(entry)
+    this.queuedBytes += approximateBytes(entry.payload)
     this.owner?.outboxAdmitted()
   }
 
   private shift(): void {
+    this.queuedBytes -= approximateBytes(this.items[this.head]!.payload)
     this.head++
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head)
@@ -115,7 +189,7 @@ export class Outbox {
   }
 
   private admitBlocked(): void {
-    while (this.blocked.length > 0 && this.size < this.capacity) {
+    while (this.blocked.length > 0 && this.hasRoom(approximateBytes(this.blocked[0]!.entry.payload))) {
       // Safe: the loop condition checked the array is not empty.
       const next = this.blocked.shift()!
       this.push(next.entry)
