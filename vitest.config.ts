@@ -1,6 +1,18 @@
+import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
+const source = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+
 export default defineConfig({
+  // The package by its published name resolves to the source, as tsconfig.json's `paths` says
+  // (exact matches: a bare "effect-lifeline" alias would also rewrite "effect-lifeline/testing").
+  resolve: {
+    alias: [
+      { find: /^effect-lifeline$/, replacement: source("./src/index.ts") },
+      { find: /^effect-lifeline\/browser$/, replacement: source("./src/browser.ts") },
+      { find: /^effect-lifeline\/testing$/, replacement: source("./src/testing/index.ts") }
+    ]
+  },
   test: {
     include: ["test/**/*.test.ts"],
     pool: "forks",

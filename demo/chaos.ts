@@ -4,10 +4,9 @@
 // for: sent = written + failed (by reason), and what was echoed back is a subset of what was written.
 import { Clock, Console, Deferred, Duration, Effect, Fiber, FiberSet, LogLevel, Logger, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import type { SendError, SendErrorReason } from "../src/index.js"
-import { Client, Reconnect } from "../src/index.js"
-import { FaultProxy, TestServer } from "../src/testing/index.js"
-import type { Message, Transport } from "../src/Transport.js"
+import type { SendError, SendErrorReason, Transport } from "effect-lifeline"
+import { Client, Reconnect } from "effect-lifeline"
+import { FaultProxy, TestServer } from "effect-lifeline/testing"
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -91,7 +90,7 @@ const sum = (counts: Iterable<number>): number => {
   return total
 }
 
-const textOf = (message: Message): string =>
+const textOf = (message: Transport.Message): string =>
   typeof message === "string" ? message : Buffer.from(message).toString("utf8")
 
 // ---------------------------------------------------------------------------------------------
@@ -114,7 +113,7 @@ const summaryRow = (label: string, count: number, note = ""): Effect.Effect<void
  * each state transition and a summary that accounts for every message. A message unaccounted for,
  * or a fault the client does not recover from, is a defect.
  */
-export const chaos: Effect.Effect<void, never, Scope.Scope | Transport> = Effect.gen(function*() {
+export const chaos: Effect.Effect<void, never, Scope.Scope | Transport.Transport> = Effect.gen(function*() {
   const server = yield* TestServer.make()
   const proxy = yield* FaultProxy.make(server.port)
   yield* Console.log(`client chaos tour through ${proxy.url} (FaultProxy) to ${server.url} (echo)`)

@@ -3,10 +3,9 @@
 // server with a Schedule until it comes back, then sends "hello" and prints the echo.
 import { Clock, Console, Duration, Effect, Option, Ref, Schedule, Stream } from "effect"
 import type { Scope } from "effect"
-import type { ConnectErrorReason, TimeoutError } from "../src/index.js"
-import { ConnectError, Connection } from "../src/index.js"
-import { TestServer } from "../src/testing/index.js"
-import type { Transport } from "../src/Transport.js"
+import type { ConnectErrorReason, TimeoutError, Transport } from "effect-lifeline"
+import { ConnectError, Connection } from "effect-lifeline"
+import { TestServer } from "effect-lifeline/testing"
 
 type OpenError = ConnectError | TimeoutError
 
@@ -80,7 +79,7 @@ const expectFailure = (
   url: string,
   expected: string,
   options?: Connection.Options
-): Effect.Effect<void, never, Transport> =>
+): Effect.Effect<void, never, Transport.Transport> =>
   Effect.scoped(Connection.connect(url, options)).pipe(
     Effect.flatMap(() => Effect.dieMessage(`step ${step}: expected ${expected}, but ${url} opened`)),
     Effect.catchTags({
@@ -106,7 +105,7 @@ const retrySchedule = Schedule.exponential("100 millis").pipe(
 const SERVER_DOWN_FOR = "600 millis"
 const ECHO_TIMEOUT = "2 seconds"
 
-const retryUntilBack = (server: TestServer.TestServer): Effect.Effect<void, never, Transport> =>
+const retryUntilBack = (server: TestServer.TestServer): Effect.Effect<void, never, Transport.Transport> =>
   Effect.scoped(Effect.gen(function*() {
     yield* server.kill
     const started = yield* Clock.currentTimeMillis
@@ -151,7 +150,7 @@ const retryUntilBack = (server: TestServer.TestServer): Effect.Effect<void, neve
  * Provokes each way an open can fail, against a TestServer owned by the caller's scope, and prints
  * one line per step. Unexpected outcomes are defects.
  */
-export const connectionTour: Effect.Effect<void, never, Scope.Scope | Transport> = Effect.gen(function*() {
+export const connectionTour: Effect.Effect<void, never, Scope.Scope | Transport.Transport> = Effect.gen(function*() {
   const server = yield* TestServer.make()
   yield* Console.log(`connection tour against ${server.url}`)
 

@@ -2,7 +2,7 @@
 // in one scope with the Node transport. Exits 0 when every section behaved as expected, 1 (after
 // printing the cause) otherwise. Nothing is left running, so the process exits by itself.
 import { Cause, Clock, Console, Effect } from "effect"
-import { NodeTransport } from "../src/index.js"
+import { NodeTransport } from "effect-lifeline"
 import { chaos } from "./chaos.js"
 import { connectionTour } from "./connectionTour.js"
 

@@ -1,0 +1,144 @@
+/**
+ * The package surface as users see it: the three entry points by the published name
+ * (`effect-lifeline`, resolved to src/ by vitest.config.ts's alias, as tsconfig.json's `paths`
+ * does for tsc and tsx), and what `npm pack` would publish (which runs `prepack`: a clean build).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Lifeline from "effect-lifeline"
+import * as Browser from "effect-lifeline/browser"
+import type { ClientError } from "effect-lifeline"
+import * as Testing from "effect-lifeline/testing"
+import { execFile } from "node:child_process"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { dirname, join, normalize } from "node:path"
+import { fileURLToPath } from "node:url"
+import * as BrowserSource from "../src/browser.js"
+import * as Source from "../src/index.js"
+import * as TestingSource from "../src/testing/index.js"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+
+/** What the README documents: `import { ... } from "effect-lifeline"`, the error classes included. */
+const documented = {
+  BrowserTransport: ["layer", "layerWith", "make", "makeWith"],
+  Client: ["Tag", "config", "layer", "layerConfig", "make"],
+  Connection: ["connect", "layer"],
+  NodeTransport: ["layer", "make"],
+  Reconnect: ["defaultSchedule", "exponentialBackoff", "isRetryable"],
+  Transport: ["Transport"]
+} as const
+const errorClasses = ["CircuitOpenError", "ConnectError", "DecodeError", "Disconnected", "OnOpenError", "SendError", "TimeoutError"]
+
+describe("the package by its name", () => {
+  it("effect-lifeline exports the documented modules and error classes, the very ones of src/index.ts", () => {
+    expect(Object.keys(Lifeline).sort()).toEqual(Object.keys(Source).sort())
+    for (const [name, value] of Object.entries(Source)) expect(Lifeline[name as keyof typeof Lifeline]).toBe(value)
+    expect(Object.keys(Lifeline)).toEqual(expect.arrayContaining([...Object.keys(documented), ...errorClasses]))
+    for (const [module, members] of Object.entries(documented)) {
+      expect(Object.keys(Lifeline[module as keyof typeof documented])).toEqual(expect.arrayContaining([...members]))
+    }
+    for (const name of errorClasses) expect(typeof Lifeline[name as keyof typeof Lifeline]).toBe("function")
+    // A type-only export of the entry point, checked by tsc.
+    const tag: ClientError["_tag"] = "Disconnected"
+    expect(tag).toBe("Disconnected")
+  })
+
+  it("effect-lifeline/browser is everything but NodeTransport, the same objects", () => {
+    expect(Object.keys(Browser).sort()).toEqual(Object.keys(BrowserSource).sort())
+    expect(Object.keys(Browser).sort()).toEqual(Object.keys(Lifeline).filter((name) => name !== "NodeTransport").sort())
+    for (const [name, value] of Object.entries(Browser)) expect(value).toBe(Lifeline[name as keyof typeof Lifeline])
+  })
+
+  it("effect-lifeline/testing exports TestServer.make and FaultProxy.make, the ones of src/testing", () => {
+    expect(Object.keys(Testing).sort()).toEqual(["FaultProxy", "TestServer"])
+    expect(Testing.TestServer).toBe(TestingSource.TestServer)
+    expect(Testing.FaultProxy).toBe(TestingSource.FaultProxy)
+    expect(typeof Testing.TestServer.make).toBe("function")
+    expect(typeof Testing.FaultProxy.make).toBe("function")
+  })
+})
+
+interface Packed {
+  readonly name: string
+  readonly version: string
+  readonly files: ReadonlyArray<{ readonly path: string }>
+}
+
+/**
+ * `npm pack --dry-run --json` in the repository: runs `prepack` (removes dist/, builds it again)
+ * and lists what the tarball would hold, without writing it. A stale file planted in dist/ first
+ * must not be listed (the build starts from an empty dist/).
+ */
+const pack = Effect.gen(function*() {
+  yield* Effect.sync(() => {
+    mkdirSync(join(root, "dist"), { recursive: true })
+    writeFileSync(join(root, "dist", "stale.js"), "export {}\n")
+  })
+  const stdout = yield* Effect.async<string, Error>((resume) => {
+    const child = execFile("npm", ["pack", "--dry-run", "--json"], { cwd: root, timeout: 60_000 }, (error, stdout, stderr) => {
+      resume(error === null ? Effect.succeed(stdout) : Effect.fail(new Error(`npm pack failed: ${error.message}\n${stderr}`)))
+    })
+    return Effect.sync(() => child.kill())
+  })
+  const [packed] = JSON.parse(stdout) as ReadonlyArray<Packed>
+  return packed!
+})
+
+/** The bare specifiers reachable from a dist/ file by its static imports and re-exports. */
+const bareImportsFrom = (entry: string): Set<string> => {
+  const bare = new Set<string>()
+  const seen = new Set<string>()
+  const pending = [join(root, "dist", entry)]
+  while (pending.length > 0 && seen.size < 200) {
+    const file = pending.pop()!
+    if (seen.has(file)) continue
+    seen.add(file)
+    const text = readFileSync(file, "utf8")
+    const statements = /^\s*(?:import|export)\b[^"';]*?\bfrom\s*["']([^"']+)["']|^\s*import\s*["']([^"']+)["']/gm
+    for (const match of text.matchAll(statements)) {
+      const specifier = (match[1] ?? match[2])!
+      if (specifier.startsWith(".")) pending.push(normalize(join(dirname(file), specifier)))
+      else bare.add(specifier)
+    }
+  }
+  return bare
+}
+
+describe("npm pack", () => {
+  it.live("ships a fresh dist/ with every entry point and its types, LICENSE and README, and no test, bench, demo or soak file", () =>
+    Effect.gen(function*() {
+      const packed = yield* pack
+      const packageJson = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+        name: string
+        version: string
+        exports: Record<string, { types: string; default: string }>
+      }
+      expect(packed.name).toBe("effect-lifeline")
+      expect(packageJson.name).toBe("effect-lifeline")
+      expect(packed.version).toBe(packageJson.version)
+      const paths = packed.files.map((file) => file.path)
+      expect(paths).toEqual(expect.arrayContaining([
+        "LICENSE",
+        "README.md",
+        "package.json",
+        "dist/index.js",
+        "dist/index.d.ts",
+        "dist/browser.js",
+        "dist/browser.d.ts",
+        "dist/testing/index.js",
+        "dist/testing/index.d.ts"
+      ]))
+      // Every target of `exports` is in the tarball, for ".", "./browser" and "./testing".
+      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./testing"])
+      const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
+      expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
+      expect(paths).not.toContain("dist/stale.js")
+      expect(paths.filter((path) => /^(test|bench|demo|soak|node_modules|\.ci)\//.test(path))).toEqual([])
+      // What the browser entry loads never reaches ws; the Node entry does (through NodeTransport).
+      const browser = [...bareImportsFrom("browser.js")]
+      expect(browser).toContain("effect")
+      expect(browser.filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
+      expect([...bareImportsFrom("index.js")]).toContain("ws")
+    }), 60_000)
+})
