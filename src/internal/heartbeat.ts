@@ -1,8 +1,9 @@
 /**
  * Dead-peer detection for one open connection. Any inbound frame or pong counts as life; once an
  * interval has passed since the last one, a probe (protocol ping, or an app-level message) must be
- * answered within the timeout. A gap in this process's own timers (event loop blocked, machine asleep) is not
- * taken as the peer's silence: it leads to an immediate new probe instead of a timeout.
+ * answered within the timeout. A gap in this process's own timers (event loop blocked, machine
+ * asleep) is not taken as the peer's silence: it leads to an immediate new probe instead of a
+ * timeout.
  *
  * A small state machine on one timer, not a fiber: an open Client keeps no fiber alive (idle
  * memory per client is a benchmark target).
@@ -40,9 +41,9 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
 }
 
 /**
- * The bound, on the Clock (a live timer may fire a few milliseconds late): a peer is found dead
- * at most `interval + timeout` after its last sign of life, and reported with `TimeoutError
- * heartbeat`.
+ * The bound, on the Clock: a peer is found dead at most `interval + timeout` after its last sign
+ * of life, and reported with `TimeoutError heartbeat` (a live timer may fire a few milliseconds
+ * late; a stall of this process's own timers buys the peer a new probe, see above).
  *
  * Silence is counted from the last sign of life, not from when the heartbeat noticed it. A pong
  * tells the heartbeat at once, so the next probe goes out exactly `interval` after it: an idle
