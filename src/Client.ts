@@ -78,9 +78,16 @@ export interface Client {
  * @category models
  */
 export interface HeartbeatOptions {
-  /** Probe after this long without an inbound frame (sampled every quarter of it). Default 20 s. */
+  /**
+   * Probe once this long has passed since the last sign of life (any inbound frame or pong).
+   * Default 20 s. Counted from a pong's arrival exactly, so an idle peer that answers is probed
+   * every `interval` (plus the round trip); a data frame is seen at the next quarter-interval
+   * sample and counted from the sample before, so the probe follows it by 3/4 `interval` to
+   * `interval`, and frames less than 3/4 `interval` apart need no probes. A dead peer is found at
+   * most `interval + timeout` after its last sign of life.
+   */
   readonly interval?: Duration.DurationInput
-  /** Reconnect if nothing arrives this long after a probe. Default 10 s. */
+  /** Reconnect (`TimeoutError heartbeat`) if nothing arrives this long after a probe. Default 10 s. */
   readonly timeout?: Duration.DurationInput
   /** App-level probe for platforms without protocol ping (browsers), e.g. `"ping"`. */
   readonly message?: Message

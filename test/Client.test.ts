@@ -406,7 +406,7 @@ describe("Client: heartbeat", () => {
       const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
       const found = Date.now() - started
       expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
-      // At most 1.25 x interval + timeout = 450 ms, plus timer slack.
+      // At most interval + timeout = 400 ms after the last sign of life, plus timer slack.
       expect(found).toBeLessThan(1200)
       yield* proxy.restore
       yield* awaitState(client, isTag("Open"), "3 seconds")
@@ -432,6 +432,56 @@ describe("Client: heartbeat", () => {
       yield* tagAfter(1)
       const backoff = yield* awaitState(client, isTag("Backoff"), "2 seconds")
       expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.seconds(10) } })
+    })).pipe(provideNode))
+
+  it.effect("on the TestClock: probes every interval after each pong; a peer frozen right after a pong is found exactly interval + timeout after it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      let activity: Effect.Effect<number> = Effect.succeed(0)
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: { interval: "500 millis", timeout: "500 millis" },
+        onOpen: (connection) => Effect.sync(() => { activity = connection.activity })
+      })
+      yield* client.awaitOpen
+      yield* awaitSleeper
+      // Real time for the socket I/O, bounded; the TestClock stands still meanwhile.
+      const realUntil = (done: Effect.Effect<boolean>, what: string) =>
+        Effect.gen(function*() {
+          for (let turn = 0; turn < 400; turn++) {
+            if (yield* done) return
+            yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+          }
+          return yield* Effect.dieMessage(`never: ${what}`)
+        })
+      // Moves the clock a sample (a quarter interval) at a time: each probe and each pong at an exact time.
+      const now = Effect.clockWith((clock) => clock.currentTimeMillis)
+      const stepTo = (millis: number) =>
+        Effect.gen(function*() {
+          for (let turn = 0; turn < 100 && (yield* now) < millis; turn++) {
+            yield* TestClock.adjust(Duration.millis(Math.min(125, millis - (yield* now))))
+          }
+        })
+      const pingsAre = (count: number) => Effect.map(server.pings, (pings) => pings === count)
+      const start = yield* now
+      yield* stepTo(start + 499)
+      expect(yield* server.pings).toBe(0)
+      // Probes at 500 and 1000 (`interval` after the pong at 500, not `interval + timeout`), each answered at once.
+      for (const [at, pings] of [[500, 1], [1000, 2]] as const) {
+        yield* stepTo(start + at)
+        yield* realUntil(pingsAre(pings), `ping ${pings}`)
+        yield* realUntil(Effect.map(activity, (count) => count === pings), `pong ${pings}`)
+      }
+      // Frozen right after the pong at 1000: probed at 1500, found at 2000.
+      yield* server.stopPonging
+      yield* stepTo(start + 1500)
+      yield* realUntil(pingsAre(3), "ping 3")
+      yield* stepTo(start + 1999)
+      expect((yield* client.state.get)._tag).toBe("Open")
+      yield* stepTo(start + 2000)
+      yield* realUntil(Effect.map(client.state.get, isTag("Backoff")), "Backoff")
+      expect(yield* client.state.get).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) } })
+      expect(yield* server.pings).toBe(3)
     })).pipe(provideNode))
 
   it.live("a live peer that answers pings keeps the connection up", () =>

@@ -123,8 +123,12 @@ export class ConnectionListener implements SocketListener {
     this.inbound.offer(data)
   }
 
+  /** Told of each pong as it arrives (the heartbeat dates it); frames are only counted in `activity`. */
+  pongWatcher: { readonly onPong: () => void } | undefined = undefined
+
   onPong(): void {
     this.activity++
+    this.pongWatcher?.onPong()
   }
 
   onHandshakeFailure(failure: HandshakeFailure): void {

@@ -1,8 +1,9 @@
 /**
- * Dead-peer detection for one open connection. Any inbound frame or pong counts as life; after an
- * interval without one, a probe (protocol ping, or an app-level message) must be answered within
- * the timeout. A gap in this process's own timers (event loop blocked, machine asleep) is not
- * taken as the peer's silence: it leads to an immediate new probe instead of a timeout.
+ * Dead-peer detection for one open connection. Any inbound frame or pong counts as life; once an
+ * interval has passed since the last one, a probe (protocol ping, or an app-level message) must be
+ * answered within the timeout. A gap in this process's own timers (event loop blocked, machine
+ * asleep) is not taken as the peer's silence: it leads to an immediate new probe instead of a
+ * timeout.
  *
  * A small state machine on one timer, not a fiber: an open Client keeps no fiber alive (idle
  * memory per client is a benchmark target).
@@ -40,12 +41,26 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
 }
 
 /**
- * Samples silence every quarter interval, so a dead peer is found within
- * 1.25 x interval + timeout, and reports it with `TimeoutError heartbeat`.
+ * The bound, on the Clock: a peer is found dead at most `interval + timeout` after its last sign
+ * of life, and reported with `TimeoutError heartbeat` (a live timer may fire a few milliseconds
+ * late; a stall of this process's own timers buys the peer a new probe, see above).
+ *
+ * Silence is counted from the last sign of life, not from when the heartbeat noticed it. A pong
+ * tells the heartbeat at once, so the next probe goes out exactly `interval` after it: an idle
+ * peer that answers is probed every `interval` (plus the round trip). A data frame costs nothing
+ * on arrival (the listener only counts it), so the heartbeat samples the count every quarter
+ * interval and dates a frame it finds to the sample before: the probe goes out between 3/4
+ * interval and interval after that frame, and frames less than 3/4 interval apart keep the link
+ * up without probes. The probe's answer is awaited `timeout`, sampled the same way.
  */
 export class Heartbeat implements TimerTarget {
-  private quietSince = 0
+  /** At or before the peer's last sign of life: a pong's own time, or the sample before a frame was counted. */
+  private lastLife = 0
+  /** The last sample, and the activity count it saw. */
+  private sampledAt = 0
   private seen = 0
+  /** When the timer should fire: one that fires far later means this process's timers were stalled. */
+  private dueAt = 0
   /** When the unanswered probe went out; undefined while not waiting for an answer. */
   private probedAt: number | undefined = undefined
   private timer: unknown = undefined
@@ -62,66 +77,89 @@ export class Heartbeat implements TimerTarget {
   ) {}
 
   start(): void {
-    this.quietSince = this.clock.unsafeCurrentTimeMillis()
+    const now = this.clock.unsafeCurrentTimeMillis()
+    this.lastLife = now
+    this.sampledAt = now
     this.seen = this.listener.activity
-    this.after(Duration.toMillis(this.options.interval) / 4)
+    this.listener.pongWatcher = this
+    this.schedule(now)
   }
 
   stop(): void {
     this.stopped = true
+    if (this.listener.pongWatcher === this) this.listener.pongWatcher = undefined
     const timer = this.timer
     this.timer = undefined
     if (timer !== undefined) this.timers.cancel(timer)
+  }
+
+  /** A pong arrived (the listener tells at once; pongs are rare): the peer was alive just now. */
+  onPong(): void {
+    if (this.stopped) return
+    this.lastLife = this.clock.unsafeCurrentTimeMillis()
+    this.probedAt = undefined
   }
 
   /** The timer fired. */
   fire(): void {
     this.timer = undefined
     if (this.stopped) return
-    if (this.probedAt === undefined) this.sample()
-    else this.checkAnswer(this.probedAt)
-  }
-
-  private after(millis: number): void {
-    this.timer = this.timers.after(millis, this)
+    const now = this.clock.unsafeCurrentTimeMillis()
+    const late = now - this.dueAt
+    this.sample(now)
+    const probedAt = this.probedAt
+    if (probedAt !== undefined) {
+      const timeoutMillis = Duration.toMillis(this.options.timeout)
+      if (now < probedAt + timeoutMillis) return this.schedule(now)
+      // A wait that overran its timer by this much means our own timers were stalled: the answer
+      // may be sitting unread behind the stall, so probe again rather than give up.
+      if (late <= Math.max(1000, timeoutMillis / 2)) {
+        this.stopped = true
+        this.listener.pongWatcher = undefined
+        return this.owner.onDead(new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url }, true))
+      }
+    } else if (now - this.lastLife < Duration.toMillis(this.options.interval)) {
+      return this.schedule(now)
+    }
+    this.probe(now)
   }
 
   /** A paused socket is one whose peer sent more than the consumer has read: alive, and its pong could not be read anyway. */
-  private heardFrom(now: number): boolean {
-    if (this.listener.activity === this.seen && !this.listener.inbound.isPaused) return false
-    this.seen = this.listener.activity
-    this.quietSince = now
-    return true
+  private sample(now: number): void {
+    if (this.listener.activity !== this.seen) {
+      this.seen = this.listener.activity
+      // It arrived after the previous sample: date it there, never later than it could have been.
+      if (this.sampledAt > this.lastLife) this.lastLife = this.sampledAt
+      this.probedAt = undefined
+    }
+    if (this.listener.inbound.isPaused) {
+      this.lastLife = now
+      this.probedAt = undefined
+    }
+    this.sampledAt = now
   }
 
-  private sample(): void {
-    const intervalMillis = Duration.toMillis(this.options.interval)
-    const now = this.clock.unsafeCurrentTimeMillis()
-    if (this.heardFrom(now) || now - this.quietSince < intervalMillis) return this.after(intervalMillis / 4)
+  private probe(now: number): void {
+    this.probedAt = undefined
     if (!probe(this.socket, this.options.message)) {
-      if (this.socket.readyState() !== OPEN) return this.after(intervalMillis / 4)
+      if (this.socket.readyState() !== OPEN) return this.schedule(now)
       // No protocol ping here (a browser) and no app-level message configured.
       this.stopped = true
+      this.listener.pongWatcher = undefined
       return this.owner.onCannotProbe()
     }
     this.probedAt = now
-    this.after(Duration.toMillis(this.options.timeout))
+    this.schedule(now)
   }
 
-  private checkAnswer(probedAt: number): void {
-    this.probedAt = undefined
-    const intervalMillis = Duration.toMillis(this.options.interval)
-    const timeoutMillis = Duration.toMillis(this.options.timeout)
-    const answeredAt = this.clock.unsafeCurrentTimeMillis()
-    if (this.heardFrom(answeredAt)) return this.after(intervalMillis / 4)
-    // A wait that overran its timer by this much means our own timers were stalled: the answer
-    // may be sitting unread behind the stall, so probe again rather than give up.
-    const stallTolerance = Math.max(1000, timeoutMillis / 2)
-    if (answeredAt - probedAt > timeoutMillis + stallTolerance) {
-      this.quietSince = answeredAt - intervalMillis
-      return this.after(intervalMillis / 4)
-    }
-    this.stopped = true
-    this.owner.onDead(new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url }, true))
+  /** The next sample: a quarter interval on, or sooner when the probe or its answer falls due. */
+  private schedule(now: number): void {
+    const quarter = Duration.toMillis(this.options.interval) / 4
+    const due = this.probedAt === undefined
+      ? this.lastLife + Duration.toMillis(this.options.interval)
+      : this.probedAt + Duration.toMillis(this.options.timeout)
+    const wait = due > now ? Math.min(quarter, due - now) : quarter
+    this.dueAt = now + wait
+    this.timer = this.timers.after(wait, this)
   }
 }

@@ -1,0 +1,182 @@
+/**
+ * The heartbeat's timing, on the TestClock. The heartbeat is a state machine over a socket
+ * interface: here its socket is a fake whose peer answers (or not) on the same TestClock, so every
+ * probe and the TimeoutError happen at exact clock times. The real-socket side is in
+ * Client.test.ts ("Client: heartbeat").
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Duration, Effect, TestClock } from "effect"
+import type { TimeoutError } from "../src/index.js"
+import type { Message, TransportSocket } from "../src/Transport.js"
+import { ConnectionListener } from "../src/internal/connection.js"
+import { Heartbeat } from "../src/internal/heartbeat.js"
+import { OPEN } from "../src/internal/protocol.js"
+import { currentTimers } from "../src/internal/timers.js"
+
+const url = "ws://127.0.0.1:1/"
+
+interface PeerOptions {
+  readonly interval: number
+  readonly timeout: number
+  /** Pongs the peer sends before it freezes (default: it never freezes). */
+  readonly answers?: number
+  /** Clock time from a probe to its answer. */
+  readonly roundTrip?: number
+  /** Probe with this app-level message, answered by a data frame (a browser), instead of a protocol ping. */
+  readonly message?: Message
+}
+
+/**
+ * A Heartbeat over a fake socket whose peer answers each probe `roundTrip` later, `answers` times.
+ * Times are the heartbeat's clock: the TestClock, plus `stall` (set it to make the next timer fire
+ * that much later than it was due, as when this process's timers are stalled).
+ */
+const startHeartbeat = (options: PeerOptions) =>
+  Effect.gen(function*() {
+    const testClock = yield* Effect.clock
+    const timers = yield* currentTimers
+    const peer = { stall: 0, answers: options.answers ?? Infinity }
+    const now = () => testClock.unsafeCurrentTimeMillis() + peer.stall
+    const clock: Clock.Clock = Object.assign(Object.create(testClock) as Clock.Clock, { unsafeCurrentTimeMillis: now })
+    const listener = new ConnectionListener(url, 16)
+    const probes: Array<number> = []
+    const answers: Array<number> = []
+    const deaths: Array<{ readonly at: number; readonly error: TimeoutError }> = []
+    const answer = {
+      fire: () => {
+        answers.push(now())
+        if (options.message === undefined) listener.onPong()
+        else listener.onMessage("pong")
+      }
+    }
+    const probed = () => {
+      probes.push(now())
+      if (peer.answers > 0) {
+        peer.answers--
+        timers.after(options.roundTrip ?? 0, answer)
+      }
+    }
+    const socket: TransportSocket = {
+      readyState: () => OPEN,
+      protocol: () => "",
+      bufferedAmount: () => 0,
+      send: (data) => {
+        if (data === options.message) probed()
+      },
+      close: () => {},
+      terminate: () => {},
+      pause: () => false,
+      resume: () => {},
+      ping: () => {
+        if (options.message !== undefined) return false
+        probed()
+        return true
+      }
+    }
+    const heartbeat = new Heartbeat(
+      socket,
+      listener,
+      url,
+      { interval: Duration.millis(options.interval), timeout: Duration.millis(options.timeout), message: options.message },
+      clock,
+      timers,
+      {
+        onDead: (error) => deaths.push({ at: now(), error }),
+        onCannotProbe: () => expect.unreachable("a fake socket can always probe")
+      }
+    )
+    heartbeat.start()
+    yield* Effect.addFinalizer(() => Effect.sync(() => heartbeat.stop()))
+    return { listener, peer, probes, answers, deaths }
+  })
+
+describe("Heartbeat: the bound (TestClock)", () => {
+  it.scoped.each([
+    { interval: 500, timeout: 500 },
+    { interval: 1000, timeout: 500 },
+    { interval: 500, timeout: 2000 },
+    { interval: 20_000, timeout: 10_000 }
+  ])("a peer frozen right after a pong is found exactly interval + timeout after it ($interval / $timeout)", ({ interval, timeout }) =>
+    Effect.gen(function*() {
+      const hb = yield* startHeartbeat({ interval, timeout, answers: 1 })
+      yield* TestClock.adjust(Duration.millis(interval + interval + timeout - 1))
+      // The first probe after `interval` of quiet since the start, its pong at once; the next
+      // probe `interval` after that pong, unanswered.
+      expect(hb.probes).toEqual([interval, 2 * interval])
+      expect(hb.answers).toEqual([interval])
+      expect(hb.deaths).toEqual([])
+      yield* TestClock.adjust(Duration.millis(1))
+      expect(hb.deaths.map((death) => death.at)).toEqual([interval + interval + timeout])
+      expect(hb.deaths.map((death) => death.error)).toMatchObject([{ _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(timeout), url }])
+      yield* TestClock.adjust(Duration.millis(10 * interval))
+      expect(hb.probes).toHaveLength(2)
+      expect(hb.deaths).toHaveLength(1)
+    }))
+
+  it.scoped("an idle peer that answers is probed every interval after its pong, not every interval + timeout", () =>
+    Effect.gen(function*() {
+      const hb = yield* startHeartbeat({ interval: 500, timeout: 2000, roundTrip: 10 })
+      yield* TestClock.adjust("3000 millis")
+      // Each probe `interval` after the previous pong: a proxy idle timeout above `interval`
+      // (nginx proxy_read_timeout 2s here) never cuts the link.
+      expect(hb.probes).toEqual([500, 1010, 1520, 2030, 2540])
+      expect(hb.answers).toEqual([510, 1020, 1530, 2040, 2550])
+      expect(hb.deaths).toEqual([])
+    }))
+
+  it.scoped("browsers: an app-level probe answered by a data frame is dated to the sample before, so probes go out every interval", () =>
+    Effect.gen(function*() {
+      const hb = yield* startHeartbeat({ interval: 500, timeout: 2000, roundTrip: 10, message: "ping" })
+      yield* TestClock.adjust("2600 millis")
+      // The answer at 510 is seen by the sample at 625 and dated to the probe's sample, 500: the
+      // next probe at 1000. Never later than `interval` after the answer.
+      expect(hb.probes).toEqual([500, 1000, 1500, 2000, 2500])
+      expect(hb.answers).toEqual([510, 1010, 1510, 2010, 2510])
+      expect(hb.deaths).toEqual([])
+    }))
+
+  it.scoped("inbound frames less than 3/4 interval apart keep the link up without probes; after the last, found within interval + timeout", () =>
+    Effect.gen(function*() {
+      const hb = yield* startHeartbeat({ interval: 500, timeout: 500, answers: 0 })
+      for (let frame = 1; frame <= 14; frame++) {
+        yield* TestClock.adjust("350 millis")
+        hb.listener.onMessage("data")
+      }
+      // The last frame at 4900.
+      expect(hb.probes).toEqual([])
+      yield* TestClock.adjust("2000 millis")
+      // Samples every 125 ms: the frame at 4900 is seen at 5000 and dated 4875, so the probe goes
+      // out at 5375 (475 ms after the frame, between 3/4 interval and interval) and the peer is
+      // found at 5875, within interval + timeout (5900) of its last frame.
+      expect(hb.probes).toEqual([5375])
+      expect(hb.deaths.map((death) => death.at)).toEqual([5875])
+    }))
+
+  it.scoped("a stalled timer (the clock far past its due time) gives a new probe, not a timeout", () =>
+    Effect.gen(function*() {
+      const hb = yield* startHeartbeat({ interval: 500, timeout: 500, answers: 0 })
+      yield* TestClock.adjust("999 millis")
+      expect(hb.probes).toEqual([500])
+      // The answer's timer, due at 1000, fires 10 s late.
+      hb.peer.stall = 10_000
+      yield* TestClock.adjust("1 millis")
+      expect(hb.probes).toEqual([500, 11_000])
+      expect(hb.deaths).toEqual([])
+      // The new probe goes unanswered: found `timeout` after it, at 11 500.
+      yield* TestClock.adjust("500 millis")
+      expect(hb.deaths.map((death) => death.at)).toEqual([11_500])
+    }))
+
+  it.scoped("a stalled timer while idle gives a probe at once, and a peer that answers it stays up", () =>
+    Effect.gen(function*() {
+      const hb = yield* startHeartbeat({ interval: 500, timeout: 500 })
+      yield* TestClock.adjust("374 millis")
+      // The sample due at 375 fires 60 s late.
+      hb.peer.stall = 60_000
+      yield* TestClock.adjust("1 millis")
+      expect(hb.probes).toEqual([60_375])
+      yield* TestClock.adjust("1000 millis")
+      expect(hb.probes).toEqual([60_375, 60_875, 61_375])
+      expect(hb.deaths).toEqual([])
+    }))
+})
