@@ -31,6 +31,24 @@ const reasonByCode: Readonly<Record<string, ConnectErrorReason>> = {
   EPROTO: "TlsFailed"
 }
 
+// OpenSSL's certificate verification errors as Node reports them (`error.code`), besides those
+// with CERT in their name: e.g. a private CA's leaf certificate without a trusted issuer.
+const certificateVerifyCodes = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_CRL",
+  "UNABLE_TO_DECRYPT_CRL_SIGNATURE",
+  "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
+  "CRL_SIGNATURE_FAILURE",
+  "CRL_NOT_YET_VALID",
+  "CRL_HAS_EXPIRED",
+  "ERROR_IN_CRL_LAST_UPDATE_FIELD",
+  "ERROR_IN_CRL_NEXT_UPDATE_FIELD",
+  "INVALID_CA",
+  "PATH_LENGTH_EXCEEDED",
+  "INVALID_PURPOSE",
+  "HOSTNAME_MISMATCH"
+])
+
 // ws 8.x `abortHandshake` messages for a 101 answer that breaks RFC 6455.
 const protocolViolations = [
   "Invalid Upgrade header",
@@ -75,7 +93,10 @@ export const classifyHandshakeError = (error: unknown): HandshakeFailure => {
     cause: error
   })
   if (code !== undefined) {
-    if (code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code.includes("CERT") || code.includes("SELF_SIGNED")) {
+    if (
+      code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code.includes("CERT") || code.includes("SELF_SIGNED") ||
+      certificateVerifyCodes.has(code)
+    ) {
       return failure("TlsFailed")
     }
     // Node reports a peer that hangs up before the TLS handshake completed as ECONNRESET.

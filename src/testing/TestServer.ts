@@ -2,6 +2,7 @@
 // same port, and a record of what it saw. Everything it opens is closed with its scope.
 import { createHash } from "node:crypto"
 import * as Http from "node:http"
+import * as Https from "node:https"
 import type { Duplex } from "node:stream"
 import { Effect } from "effect"
 import type { Scope } from "effect"
@@ -38,6 +39,11 @@ export interface Options {
    * list, and none if there is no match. Omitted: ws's default, the first one the client offers.
    */
   readonly protocols?: ReadonlyArray<string>
+  /**
+   * Serve wss:// with this certificate chain and key (PEM): an https server underneath, and `url`
+   * starts with wss://. The certificate must be valid for 127.0.0.1 (an IP subjectAltName).
+   */
+  readonly tls?: { readonly cert: string | Uint8Array; readonly key: string | Uint8Array }
 }
 
 /**
@@ -47,7 +53,7 @@ export interface Options {
  */
 export interface TestServer {
   readonly port: number
-  /** `ws://127.0.0.1:${port}` */
+  /** `ws://127.0.0.1:${port}`, or `wss://...` when made with `tls` */
   readonly url: string
   /** number of currently open server-side WebSocket connections */
   readonly connections: Effect.Effect<number>
@@ -212,8 +218,12 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       }
     }
 
-    const server = Http.createServer()
+    const server = options.tls === undefined
+      ? Http.createServer()
+      : Https.createServer({ cert: toPem(options.tls.cert), key: toPem(options.tls.key) })
     server.on("error", ignoreError)
+    // A client that fails the TLS handshake (e.g. does not trust the certificate) is no error here.
+    server.on("tlsClientError", (_error, socket) => socket.destroy())
     server.on("clientError", (_error, socket) => socket.destroy())
     server.on("connection", sockets.add)
     server.on("upgrade", onUpgrade)
@@ -251,7 +261,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
 
     return {
       port,
-      url: `ws://${LOOPBACK_HOST}:${port}`,
+      url: `${options.tls === undefined ? "ws" : "wss"}://${LOOPBACK_HOST}:${port}`,
       connections: Effect.sync(() => openClients().length),
       accepted: Effect.sync(() => accepted),
       received: Effect.sync(() => [...received]),
@@ -305,6 +315,9 @@ const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message =>
 const sendIfOpen = (ws: WebSocket, data: Message): void => {
   if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: typeof data !== "string" })
 }
+
+const toPem = (material: string | Uint8Array): string | Buffer =>
+  typeof material === "string" ? material : Buffer.from(material.buffer, material.byteOffset, material.byteLength)
 
 const acceptKeyFor = (key: string): string => createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64")
 
