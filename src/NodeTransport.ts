@@ -110,6 +110,16 @@ function socketOnError(this: WebSocket, error: Error): void {
 // With a listener here ws does not abort by itself: read the status and Retry-After, then abort.
 function socketOnUnexpectedResponse(this: WebSocket, _request: ClientRequest, response: IncomingMessage): void {
   const status = response.statusCode ?? 0
+  // Node's http parser upgrades only a 101 with both headers; without one it is a plain response.
+  if (status === 101) {
+    const missing = response.headers.upgrade === undefined ? "an Upgrade: websocket header" : "a Connection: Upgrade header"
+    stateOf(this).fail({
+      reason: "ProtocolViolation",
+      detail: `the server answered 101 without ${missing}; ${hintFor("ProtocolViolation")}`
+    })
+    this.terminate()
+    return
+  }
   const header = response.headers["retry-after"]
   const retryAfter = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now())
   stateOf(this).fail({

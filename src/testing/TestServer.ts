@@ -86,6 +86,11 @@ export interface TestServer {
    * offer, "unexpected-protocol" (until `behave`)
    */
   readonly wrongSubprotocol: Effect.Effect<void>
+  /**
+   * from now on answer 101 with a correct accept key but no `Upgrade: websocket` header (until
+   * `behave`); Node's http parser then sees a plain response, not an upgrade
+   */
+  readonly noUpgradeHeader: Effect.Effect<void>
   /** back to normal handshakes (pending `rejectNext` answers are kept) */
   readonly behave: Effect.Effect<void>
   /**
@@ -110,7 +115,7 @@ export interface TestServer {
 
 type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 
-type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol"
+type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol" | "noUpgrade"
 
 interface PendingRejection {
   readonly status: number
@@ -213,6 +218,11 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
           const protocolHeader = ["Sec-WebSocket-Protocol", UNEXPECTED_PROTOCOL] as const
           return answerSwitchingProtocols(socket, acceptKeyFor(key), [protocolHeader])
         }
+        case "noUpgrade": {
+          const key = request.headers["sec-websocket-key"]
+          if (key === undefined) return void socket.destroy()
+          return answerSwitchingProtocols(socket, acceptKeyFor(key), [], { upgrade: false })
+        }
         case "normal":
           return wss.handleUpgrade(request, socket, head, onAccepted)
       }
@@ -276,6 +286,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       resetDuringHandshake: setMode("reset"),
       badAcceptKey: setMode("badAccept"),
       wrongSubprotocol: setMode("wrongSubprotocol"),
+      noUpgradeHeader: setMode("noUpgrade"),
       behave: setMode("normal"),
       closeAll: (code, reason) =>
         Effect.sync(() => {
@@ -338,12 +349,13 @@ const answerAndClose = (socket: Duplex, status: number, headers: Readonly<Record
 const answerSwitchingProtocols = (
   socket: Duplex,
   acceptKey: string,
-  extraHeaders: ReadonlyArray<readonly [string, string]>
+  extraHeaders: ReadonlyArray<readonly [string, string]>,
+  options: { readonly upgrade: boolean } = { upgrade: true }
 ): void => {
   // Reading on lets the socket notice when the client gives up and closes it.
   socket.resume()
   socket.write(formatResponseHead("HTTP/1.1 101 Switching Protocols", [
-    ["Upgrade", "websocket"],
+    ...(options.upgrade ? [["Upgrade", "websocket"] as const] : []),
     ["Connection", "Upgrade"],
     ["Sec-WebSocket-Accept", acceptKey],
     ...extraHeaders
