@@ -241,6 +241,18 @@ describe("Connection: fault matrix", () => {
       expect(error.reason).toBe("ProtocolViolation")
     })))
 
+  it.live("a server that accepts none of the offered subprotocols: ProtocolViolation in its own words", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ protocols: ["chat.v2"] })
+      const error = expectConnectError(yield* connectError(server.url, { protocols: ["chat.v1"] }))
+      expect(error.reason).toBe("ProtocolViolation")
+      expect(error.detail).toBe(
+        "the server accepted none of the offered subprotocols (it answered without Sec-WebSocket-Protocol, " +
+          "which RFC 6455 allows); offer one the server supports, or none"
+      )
+      expect(Reconnect.isRetryable(error)).toBe(false)
+    })))
+
   it.live("101 without an Upgrade header: ConnectError ProtocolViolation, not a rejection with status 101", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

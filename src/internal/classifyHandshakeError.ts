@@ -49,13 +49,15 @@ const certificateVerifyCodes = new Set([
   "HOSTNAME_MISMATCH"
 ])
 
+// ws 8.x: the server answered without Sec-WebSocket-Protocol although some were offered.
+const NO_SUBPROTOCOL = "Server sent no subprotocol"
+
 // ws 8.x `abortHandshake` messages for a 101 answer that breaks RFC 6455.
 const protocolViolations = [
   "Invalid Upgrade header",
   "Invalid Sec-WebSocket-Accept header",
   "Server sent a subprotocol but none was requested",
   "Server sent an invalid subprotocol",
-  "Server sent no subprotocol",
   "Sec-WebSocket-Extensions",
   "Server indicated an extension that was not requested"
 ]
@@ -108,6 +110,14 @@ export const classifyHandshakeError = (error: unknown): HandshakeFailure => {
     return failure(message.includes("subprotocol") ? "InvalidOptions" : "InvalidUrl")
   }
   if (message === "socket hang up") return failure("ConnectionReset")
+  if (message === NO_SUBPROTOCOL) {
+    return {
+      reason: "ProtocolViolation",
+      detail: "the server accepted none of the offered subprotocols (it answered without Sec-WebSocket-Protocol, " +
+        "which RFC 6455 allows); offer one the server supports, or none",
+      cause: error
+    }
+  }
   if (protocolViolations.some((fragment) => message.includes(fragment))) return failure("ProtocolViolation")
   return failure("ClosedBeforeOpen")
 }
