@@ -10,9 +10,9 @@ import { Effect, Layer } from "effect"
 import type { ConnectError, Disconnected, SendError, TimeoutError } from "./Errors.js"
 import { openConnection } from "./internal/connection.js"
 import type { ReadyState } from "./internal/protocol.js"
-import type { Message, Transport } from "./Transport.js"
+import type { Message, TlsOptions, Transport } from "./Transport.js"
 
-export type { Message, ReadyState } from "./Transport.js"
+export type { Message, ReadyState, TlsOptions } from "./Transport.js"
 
 /**
  * An open WebSocket. Valid until its scope closes.
@@ -76,6 +76,14 @@ export interface Options {
   readonly protocols?: string | ReadonlyArray<string>
   /** Extra handshake headers (Node only). Values may be `Redacted`: they never reach an error or log. */
   readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>>
+  /**
+   * TLS for `wss://` (Node only; browsers ignore it): `ca` to trust a private CA, `cert` + `key`
+   * for a client certificate, `servername`, and `rejectUnauthorized: false` to turn certificate
+   * verification off (logged once per `tls` object as a warning; never do it in production).
+   * PEM text or bytes. A wrong type fails with `ConnectError InvalidOptions`; the values never
+   * appear in an error or a log.
+   */
+  readonly tls?: TlsOptions
   /** How long the handshake may take. Default 10 seconds. */
   readonly openTimeout?: Duration.DurationInput
   /** How long the close handshake may take before the socket is terminated. Default 5 seconds. */

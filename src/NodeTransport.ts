@@ -7,9 +7,10 @@
  *
  * @since 0.1.0
  */
-import { Either, Layer, Option } from "effect"
+import { Either, Layer, Option, Redacted } from "effect"
 import type { ClientRequest, IncomingMessage } from "node:http"
 import * as Net from "node:net"
+import * as Tls from "node:tls"
 import WebSocket from "ws"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import { classifyHandshakeError, hintFor } from "./internal/classifyHandshakeError.js"
@@ -109,6 +110,16 @@ function socketOnError(this: WebSocket, error: Error): void {
 // With a listener here ws does not abort by itself: read the status and Retry-After, then abort.
 function socketOnUnexpectedResponse(this: WebSocket, _request: ClientRequest, response: IncomingMessage): void {
   const status = response.statusCode ?? 0
+  // Node's http parser upgrades only a 101 with both headers; without one it is a plain response.
+  if (status === 101) {
+    const missing = response.headers.upgrade === undefined ? "an Upgrade: websocket header" : "a Connection: Upgrade header"
+    stateOf(this).fail({
+      reason: "ProtocolViolation",
+      detail: `the server answered 101 without ${missing}; ${hintFor("ProtocolViolation")}`
+    })
+    this.terminate()
+    return
+  }
   const header = response.headers["retry-after"]
   const retryAfter = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now())
   stateOf(this).fail({
@@ -138,13 +149,43 @@ function socketOnClose(this: WebSocket, code: number, reason: Buffer): void {
   stateOf(this).listener.onClose(code, reason.toString(), code !== ABNORMAL_CLOSURE)
 }
 
+/**
+ * The ws options for `request.tls`. The secure context is made here, not by tls.connect, so that
+ * a certificate or key Node cannot use is an InvalidOptions before any socket exists. Its error
+ * is OpenSSL's (e.g. "PEM routines::no start line"), which never quotes the material.
+ */
+const tlsOptionsOf = (request: OpenRequest): Either.Either<Tls.ConnectionOptions, HandshakeFailure> => {
+  if (request.tls === undefined) return Either.right({})
+  const { ca, cert, key, rejectUnauthorized, servername } = Redacted.value(request.tls)
+  const options: Tls.ConnectionOptions = {
+    ...(servername === undefined ? {} : { servername }),
+    ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized })
+  }
+  if (ca === undefined && cert === undefined && key === undefined) return Either.right(options)
+  try {
+    // Node takes any ArrayBufferView (not only a Buffer) and reads the arrays without changing them.
+    const material = { ca, cert, key } as Tls.SecureContextOptions
+    return Either.right({ ...options, secureContext: Tls.createSecureContext(material) })
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    return Either.left({
+      reason: "InvalidOptions",
+      detail: `tls: Node cannot use the ca, cert or key given (${message}); ${hintFor("InvalidOptions")}`
+    })
+  }
+}
+
 const open = (request: OpenRequest, listener: SocketListener): Either.Either<TransportSocket, HandshakeFailure> => {
+  const tls = tlsOptionsOf(request)
+  if (Either.isLeft(tls)) return Either.left(tls.left)
   let ws: WebSocket
   try {
     ws = new WebSocket(request.url, [...request.protocols], {
       headers: request.headers,
       maxPayload: request.maxPayload,
-      followRedirects: false
+      followRedirects: false,
+      // ws hands these to https.request and tls.connect (for wss://; unused for ws://).
+      ...tls.right
     })
   } catch (error) {
     // ws 8.x throws synchronously for a URL or subprotocol it rejects (SyntaxError).

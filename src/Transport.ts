@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { Context } from "effect"
-import type { Either } from "effect"
+import type { Either, Redacted } from "effect"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
 
@@ -36,6 +36,34 @@ export interface OpenRequest {
   readonly headers: Readonly<Record<string, string>>
   /** Largest inbound message accepted, in bytes. */
   readonly maxPayload: number
+  /**
+   * TLS options for wss:// (Node: handed to `tls.connect` through ws); ignored by transports that
+   * cannot set them (browsers). Redacted: a private key must not reach a log or an inspection.
+   */
+  readonly tls?: Redacted.Redacted<TlsOptions> | undefined
+}
+
+/**
+ * TLS options for `wss://` on Node, as Node's `tls.connect` takes them. PEM text or bytes
+ * (a `Buffer` is a `Uint8Array`), or an array of them where Node accepts several.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TlsOptions {
+  /** Certificate authorities to trust instead of Node's default list (e.g. a private CA). */
+  readonly ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  /** Client certificate chain, for servers that ask for one (with `key`). */
+  readonly cert?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  /** Private key of the client certificate (with `cert`). */
+  readonly key?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  /** Server name for SNI and for the certificate check; default the URL's host ("" for an IP). */
+  readonly servername?: string
+  /**
+   * `false` turns certificate verification off: anyone on the path can then read and change the
+   * traffic. Logged once as a warning. Default `true`.
+   */
+  readonly rejectUnauthorized?: boolean
 }
 
 /**

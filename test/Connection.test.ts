@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Duration, Effect, Exit, Fiber, FastCheck, Layer, Option, Schedule, Stream, TestClock } from "effect"
 import * as Net from "node:net"
-import { Connection, NodeTransport } from "../src/index.js"
+import { Connection, NodeTransport, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { expectLargeFrameBurst } from "./support/burst.js"
@@ -239,6 +239,32 @@ describe("Connection: fault matrix", () => {
       yield* server.wrongSubprotocol
       const error = expectConnectError(yield* connectError(server.url, { protocols: ["chat.v1"] }))
       expect(error.reason).toBe("ProtocolViolation")
+    })))
+
+  it.live("a server that accepts none of the offered subprotocols: ProtocolViolation in its own words", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ protocols: ["chat.v2"] })
+      const error = expectConnectError(yield* connectError(server.url, { protocols: ["chat.v1"] }))
+      expect(error.reason).toBe("ProtocolViolation")
+      expect(error.detail).toBe(
+        "the server accepted none of the offered subprotocols (it answered without Sec-WebSocket-Protocol, " +
+          "which RFC 6455 allows); offer one the server supports, or none"
+      )
+      expect(Reconnect.isRetryable(error)).toBe(false)
+    })))
+
+  it.live("101 without an Upgrade header: ConnectError ProtocolViolation, not a rejection with status 101", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.noUpgradeHeader
+      const error = expectConnectError(yield* connectError(server.url))
+      expect(error.reason).toBe("ProtocolViolation")
+      expect(error.detail).toBe(
+        "the server answered 101 without an Upgrade: websocket header; the server is not a compliant WebSocket endpoint"
+      )
+      expect(error.status).toBeUndefined()
+      expect(Reconnect.isRetryable(error)).toBe(false)
+      expect(yield* server.accepted).toBe(0)
     })))
 
   it.live("wss:// to a plain TCP server: ConnectError TlsFailed", () =>

@@ -31,13 +31,33 @@ const reasonByCode: Readonly<Record<string, ConnectErrorReason>> = {
   EPROTO: "TlsFailed"
 }
 
+// OpenSSL's certificate verification errors as Node reports them (`error.code`), besides those
+// with CERT in their name: e.g. a private CA's leaf certificate without a trusted issuer.
+const certificateVerifyCodes = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_CRL",
+  "UNABLE_TO_DECRYPT_CRL_SIGNATURE",
+  "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
+  "CRL_SIGNATURE_FAILURE",
+  "CRL_NOT_YET_VALID",
+  "CRL_HAS_EXPIRED",
+  "ERROR_IN_CRL_LAST_UPDATE_FIELD",
+  "ERROR_IN_CRL_NEXT_UPDATE_FIELD",
+  "INVALID_CA",
+  "PATH_LENGTH_EXCEEDED",
+  "INVALID_PURPOSE",
+  "HOSTNAME_MISMATCH"
+])
+
+// ws 8.x: the server answered without Sec-WebSocket-Protocol although some were offered.
+const NO_SUBPROTOCOL = "Server sent no subprotocol"
+
 // ws 8.x `abortHandshake` messages for a 101 answer that breaks RFC 6455.
 const protocolViolations = [
   "Invalid Upgrade header",
   "Invalid Sec-WebSocket-Accept header",
   "Server sent a subprotocol but none was requested",
   "Server sent an invalid subprotocol",
-  "Server sent no subprotocol",
   "Sec-WebSocket-Extensions",
   "Server indicated an extension that was not requested"
 ]
@@ -75,7 +95,10 @@ export const classifyHandshakeError = (error: unknown): HandshakeFailure => {
     cause: error
   })
   if (code !== undefined) {
-    if (code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code.includes("CERT") || code.includes("SELF_SIGNED")) {
+    if (
+      code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code.includes("CERT") || code.includes("SELF_SIGNED") ||
+      certificateVerifyCodes.has(code)
+    ) {
       return failure("TlsFailed")
     }
     // Node reports a peer that hangs up before the TLS handshake completed as ECONNRESET.
@@ -87,6 +110,14 @@ export const classifyHandshakeError = (error: unknown): HandshakeFailure => {
     return failure(message.includes("subprotocol") ? "InvalidOptions" : "InvalidUrl")
   }
   if (message === "socket hang up") return failure("ConnectionReset")
+  if (message === NO_SUBPROTOCOL) {
+    return {
+      reason: "ProtocolViolation",
+      detail: "the server accepted none of the offered subprotocols (it answered without Sec-WebSocket-Protocol, " +
+        "which RFC 6455 allows); offer one the server supports, or none",
+      cause: error
+    }
+  }
   if (protocolViolations.some((fragment) => message.includes(fragment))) return failure("ProtocolViolation")
   return failure("ClosedBeforeOpen")
 }

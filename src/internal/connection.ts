@@ -334,7 +334,7 @@ export const acquireConnection = <E, R, R2>(
     // before connect returns, so retries inside one scope do not pile up finalizers.
     return yield* Effect.uninterruptibleMask((restore) => {
       const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity)
-      const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload }
+      const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload, tls: checked.tls }
       const created = transport.open(request, listener)
       if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
       const socket = created.right

@@ -2,6 +2,7 @@
 import { Duration, Effect, Option, Redacted } from "effect"
 import { ConnectError } from "../Errors.js"
 import { hintFor } from "./classifyHandshakeError.js"
+import type { TlsOptions } from "../Transport.js"
 import type { ResolvedOptions } from "./connection.js"
 import { isValidSubprotocol } from "./protocol.js"
 import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
@@ -44,6 +45,7 @@ export const parseEndpoint = (input: string | URL): Effect.Effect<Endpoint, Conn
 export interface ConnectOptions {
   readonly protocols?: string | ReadonlyArray<string>
   readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>>
+  readonly tls?: TlsOptions
   readonly openTimeout?: Duration.DurationInput
   readonly closeTimeout?: Duration.DurationInput
   readonly maxPayload?: number
@@ -55,6 +57,8 @@ export interface ConnectOptions {
 export interface CheckedOptions extends ResolvedOptions {
   readonly protocols: ReadonlyArray<string>
   readonly headers: Readonly<Record<string, string>>
+  /** Only the known keys, copied; Redacted so that it never shows in a log or an inspection. */
+  readonly tls: Redacted.Redacted<TlsOptions> | undefined
   readonly maxPayload: number
 }
 
@@ -68,7 +72,61 @@ const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
 // RFC 9110 field-value: visible characters, spaces and tabs; never CR or LF.
 const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
 
-export const resolveOptions = (url: string, options: ConnectOptions): Effect.Effect<CheckedOptions, ConnectError> =>
+const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "servername", "rejectUnauthorized"]
+const isPem = (value: unknown): value is string | Uint8Array => typeof value === "string" || value instanceof Uint8Array
+// `tls` objects whose `rejectUnauthorized: false` was already logged: a Client reuses its options
+// on every attempt, and one warning per options object is enough.
+const warnedNoVerification = new WeakSet<object>()
+
+/** Checks the shape of `tls`; never echoes a value (a private key). Returns the error's detail or the copy. */
+const checkTls = (tls: unknown): { readonly detail: string } | { readonly copy: TlsOptions } => {
+  if (typeof tls !== "object" || tls === null || Array.isArray(tls)) return { detail: "tls: must be an object" }
+  const copy: { -readonly [K in keyof TlsOptions]: TlsOptions[K] } = {}
+  for (const [name, value] of Object.entries(tls)) {
+    if (!TLS_KEYS.includes(name)) {
+      return { detail: `tls: unknown option ${JSON.stringify(name)} (known: ${TLS_KEYS.join(", ")})` }
+    }
+    if (value === undefined) continue
+    switch (name) {
+      case "ca":
+      case "cert":
+      case "key":
+        if (isPem(value)) copy[name] = value
+        else if (Array.isArray(value) && value.every(isPem)) copy[name] = [...value]
+        else return { detail: `tls.${name}: must be PEM text or bytes (string, Buffer, Uint8Array) or an array of them` }
+        break
+      case "servername":
+        if (typeof value !== "string") return { detail: "tls.servername: must be a string" }
+        copy.servername = value
+        break
+      case "rejectUnauthorized":
+        if (typeof value !== "boolean") return { detail: "tls.rejectUnauthorized: must be true or false" }
+        copy.rejectUnauthorized = value
+        break
+    }
+  }
+  if ((copy.key === undefined) !== (copy.cert === undefined)) return { detail: "tls: key and cert go together (a client certificate)" }
+  return { copy }
+}
+
+/** Checks the options and completes them with defaults; logs once per `tls` object that turns verification off. */
+export const resolveOptions = (url: string, options: ConnectOptions): Effect.Effect<CheckedOptions, ConnectError> => {
+  const checked = checkOptions(url, options)
+  const tls = options.tls
+  return tls?.rejectUnauthorized === false ? Effect.tap(checked, () => warnNoVerification(url, tls)) : checked
+}
+
+const warnNoVerification = (url: string, tls: TlsOptions): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (warnedNoVerification.has(tls)) return Effect.void
+    warnedNoVerification.add(tls)
+    return Effect.logWarning(
+      `lifeline: TLS certificate verification is off (tls.rejectUnauthorized: false) for ${url}; ` +
+        "anyone on the path can read and change the traffic (logged once per tls options object)"
+    )
+  })
+
+const checkOptions = (url: string, options: ConnectOptions): Effect.Effect<CheckedOptions, ConnectError> =>
   Effect.suspend(() => {
     const invalid = (detail: string) =>
       Effect.fail(new ConnectError({ reason: "InvalidOptions", url, detail: `${detail}; ${hintFor("InvalidOptions")}` }, true))
@@ -96,6 +154,13 @@ export const resolveOptions = (url: string, options: ConnectOptions): Effect.Eff
       headers[name] = plain
     }
 
+    let tls: Redacted.Redacted<TlsOptions> | undefined = undefined
+    if (options.tls !== undefined) {
+      const checked = checkTls(options.tls)
+      if ("detail" in checked) return invalid(checked.detail)
+      tls = Redacted.make(checked.copy)
+    }
+
     const duration = (input: Duration.DurationInput | undefined, fallback: Duration.Duration) =>
       input === undefined
         ? Option.some(fallback)
@@ -117,6 +182,7 @@ export const resolveOptions = (url: string, options: ConnectOptions): Effect.Eff
     return Effect.succeed({
       protocols,
       headers,
+      tls,
       maxPayload,
       inboundCapacity,
       writeHighWaterMark,

@@ -2,6 +2,7 @@
 // same port, and a record of what it saw. Everything it opens is closed with its scope.
 import { createHash } from "node:crypto"
 import * as Http from "node:http"
+import * as Https from "node:https"
 import type { Duplex } from "node:stream"
 import { Effect } from "effect"
 import type { Scope } from "effect"
@@ -38,6 +39,11 @@ export interface Options {
    * list, and none if there is no match. Omitted: ws's default, the first one the client offers.
    */
   readonly protocols?: ReadonlyArray<string>
+  /**
+   * Serve wss:// with this certificate chain and key (PEM): an https server underneath, and `url`
+   * starts with wss://. The certificate must be valid for 127.0.0.1 (an IP subjectAltName).
+   */
+  readonly tls?: { readonly cert: string | Uint8Array; readonly key: string | Uint8Array }
 }
 
 /**
@@ -47,7 +53,7 @@ export interface Options {
  */
 export interface TestServer {
   readonly port: number
-  /** `ws://127.0.0.1:${port}` */
+  /** `ws://127.0.0.1:${port}`, or `wss://...` when made with `tls` */
   readonly url: string
   /** number of currently open server-side WebSocket connections */
   readonly connections: Effect.Effect<number>
@@ -80,6 +86,11 @@ export interface TestServer {
    * offer, "unexpected-protocol" (until `behave`)
    */
   readonly wrongSubprotocol: Effect.Effect<void>
+  /**
+   * from now on answer 101 with a correct accept key but no `Upgrade: websocket` header (until
+   * `behave`); Node's http parser then sees a plain response, not an upgrade
+   */
+  readonly noUpgradeHeader: Effect.Effect<void>
   /** back to normal handshakes (pending `rejectNext` answers are kept) */
   readonly behave: Effect.Effect<void>
   /**
@@ -104,7 +115,7 @@ export interface TestServer {
 
 type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 
-type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol"
+type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol" | "noUpgrade"
 
 interface PendingRejection {
   readonly status: number
@@ -207,13 +218,22 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
           const protocolHeader = ["Sec-WebSocket-Protocol", UNEXPECTED_PROTOCOL] as const
           return answerSwitchingProtocols(socket, acceptKeyFor(key), [protocolHeader])
         }
+        case "noUpgrade": {
+          const key = request.headers["sec-websocket-key"]
+          if (key === undefined) return void socket.destroy()
+          return answerSwitchingProtocols(socket, acceptKeyFor(key), [], { upgrade: false })
+        }
         case "normal":
           return wss.handleUpgrade(request, socket, head, onAccepted)
       }
     }
 
-    const server = Http.createServer()
+    const server = options.tls === undefined
+      ? Http.createServer()
+      : Https.createServer({ cert: toPem(options.tls.cert), key: toPem(options.tls.key) })
     server.on("error", ignoreError)
+    // A client that fails the TLS handshake (e.g. does not trust the certificate) is no error here.
+    server.on("tlsClientError", (_error, socket) => socket.destroy())
     server.on("clientError", (_error, socket) => socket.destroy())
     server.on("connection", sockets.add)
     server.on("upgrade", onUpgrade)
@@ -251,7 +271,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
 
     return {
       port,
-      url: `ws://${LOOPBACK_HOST}:${port}`,
+      url: `${options.tls === undefined ? "ws" : "wss"}://${LOOPBACK_HOST}:${port}`,
       connections: Effect.sync(() => openClients().length),
       accepted: Effect.sync(() => accepted),
       received: Effect.sync(() => [...received]),
@@ -266,6 +286,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       resetDuringHandshake: setMode("reset"),
       badAcceptKey: setMode("badAccept"),
       wrongSubprotocol: setMode("wrongSubprotocol"),
+      noUpgradeHeader: setMode("noUpgrade"),
       behave: setMode("normal"),
       closeAll: (code, reason) =>
         Effect.sync(() => {
@@ -306,6 +327,9 @@ const sendIfOpen = (ws: WebSocket, data: Message): void => {
   if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: typeof data !== "string" })
 }
 
+const toPem = (material: string | Uint8Array): string | Buffer =>
+  typeof material === "string" ? material : Buffer.from(material.buffer, material.byteOffset, material.byteLength)
+
 const acceptKeyFor = (key: string): string => createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64")
 
 const formatResponseHead = (statusLine: string, headers: ReadonlyArray<readonly [string, string]>): string =>
@@ -325,12 +349,13 @@ const answerAndClose = (socket: Duplex, status: number, headers: Readonly<Record
 const answerSwitchingProtocols = (
   socket: Duplex,
   acceptKey: string,
-  extraHeaders: ReadonlyArray<readonly [string, string]>
+  extraHeaders: ReadonlyArray<readonly [string, string]>,
+  options: { readonly upgrade: boolean } = { upgrade: true }
 ): void => {
   // Reading on lets the socket notice when the client gives up and closes it.
   socket.resume()
   socket.write(formatResponseHead("HTTP/1.1 101 Switching Protocols", [
-    ["Upgrade", "websocket"],
+    ...(options.upgrade ? [["Upgrade", "websocket"] as const] : []),
     ["Connection", "Upgrade"],
     ["Sec-WebSocket-Accept", acceptKey],
     ...extraHeaders

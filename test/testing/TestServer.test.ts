@@ -145,6 +145,24 @@ describe("TestServer", () => {
       expect(yield* server.accepted).toBe(0)
     }))
 
+  it.scoped("noUpgradeHeader: a 101 without Upgrade is a plain response to Node's http client, not an upgrade", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.noUpgradeHeader
+      const client = yield* RawClient.start(server.url)
+      const outcome = yield* client.handshake
+      expect(outcome).toMatchObject({ _tag: "Rejected", status: 101 })
+      const headers = outcome._tag === "Rejected" ? outcome.headers : {}
+      expect(headers["upgrade"]).toBeUndefined()
+      expect(headers["connection"]).toBe("Upgrade")
+      expect(typeof headers["sec-websocket-accept"]).toBe("string")
+      expect(yield* server.accepted).toBe(0)
+      // behave restores normal handshakes
+      yield* server.behave
+      yield* RawClient.open(server.url)
+      expect(yield* server.accepted).toBe(1)
+    }))
+
   it.scoped("kill drops every connection without a close frame and frees the port; restart reuses it", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
