@@ -46,7 +46,41 @@ class NodeSocket implements TransportSocket {
     // Only small frames are batched: a large frame is a full write by itself, and holding it
     // back to the next tick would keep the peer idle while a burst of them is written.
     if (!this.corked && approximateBytes(data) < CORK_BELOW_BYTES) this.corkUntilNextTick()
-    this.ws.send(data, callback)
+    if (callback === undefined) return this.ws.send(data)
+    const callbacks = this.callbacks ??= []
+    callbacks.push(callback)
+    try {
+      this.ws.send(data, this.completion ??= (error) => this.completed(error))
+    } catch (error) {
+      callbacks.pop()
+      throw error
+    }
+  }
+
+  // The senders' callbacks, oldest first: ws calls one shared completion per frame, in order.
+  // Node calls a write's callback with no error when its socket was destroyed before the write
+  // finished (a reset, `terminate`): such a frame was not written, and its sender must hear so.
+  private callbacks: Array<((error?: Error) => void) | undefined> | undefined = undefined
+  private callbacksHead = 0
+  private completion: ((error?: Error | null) => void) | undefined = undefined
+  /** The TCP socket under ws, once open. */
+  tcp: Net.Socket | undefined = undefined
+
+  private completed(error: Error | null | undefined): void {
+    const callbacks = this.callbacks
+    if (callbacks === undefined || this.callbacksHead >= callbacks.length) return
+    const callback = callbacks[this.callbacksHead]!
+    callbacks[this.callbacksHead++] = undefined
+    if (this.callbacksHead === callbacks.length) {
+      callbacks.length = 0
+      this.callbacksHead = 0
+    } else if (this.callbacksHead > 1024 && this.callbacksHead * 2 > callbacks.length) {
+      callbacks.splice(0, this.callbacksHead)
+      this.callbacksHead = 0
+    }
+    if (error !== undefined && error !== null) return callback(error)
+    if (this.tcp?.destroyed === true) return callback(writeLost)
+    callback()
   }
 
   /**
@@ -88,6 +122,8 @@ class NodeSocket implements TransportSocket {
     this.listener.onHandshakeFailure(failure)
   }
 }
+
+const writeLost = new Error("the connection ended before the frame was written")
 
 type Tagged = WebSocket & { [kSocket]: NodeSocket }
 
@@ -134,6 +170,8 @@ function socketOnUnexpectedResponse(this: WebSocket, _request: ClientRequest, re
 function socketOnOpen(this: WebSocket): void {
   const state = stateOf(this)
   state.opened = true
+  const tcp: unknown = Reflect.get(this, "_socket")
+  if (tcp instanceof Net.Socket) state.tcp = tcp
   state.listener.onOpen()
 }
 

@@ -1,0 +1,292 @@
+/**
+ * The Client is never stuck, its outbox is bounded while Open, and its policies are validated:
+ * each test here would fail without the fix it names.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
+import { Client, NodeTransport, Reconnect } from "../src/index.js"
+import type { ConnectError } from "../src/index.js"
+import { FaultProxy, TestServer } from "../src/testing/index.js"
+import { awaitState, isTag } from "./support/clientKit.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+
+const provideNode = Effect.provide(NodeTransport.layer)
+
+/** The error that Closed the client, within a bounded (real) time. */
+const closedWith = (client: Client.Client) =>
+  Effect.map(awaitState(client, isTag("Closed"), "5 seconds"), (state) =>
+    Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error))
+
+describe("Client: user code that fails ends in a typed Closed state, never stuck in Connecting", () => {
+  const boom = new Error("boom")
+
+  it.live("a headers Effect that dies: Closed with InvalidOptions carrying the defect; awaitOpen fails with it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, headers: Effect.die(boom) })
+      const error = yield* closedWith(client)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+      expect((error as ConnectError).cause).toBe(boom)
+      expect((error as ConnectError).detail).toMatch(/^the headers Effect failed: boom/)
+      expect(yield* Effect.flip(client.awaitOpen)).toBe(error)
+      expect(yield* server.accepted).toBe(0)
+    })).pipe(provideNode))
+
+  it.live("a retry Schedule that throws in its step: Closed with InvalidOptions carrying what it threw", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const retry = Schedule.spaced("10 millis").pipe(Schedule.modifyDelay(() => {
+        throw boom
+      }))
+      const client = yield* Client.make({ url: server.url, retry })
+      const error = yield* closedWith(client)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+      expect((error as ConnectError).detail).toMatch(/^the retry Schedule failed in its step: boom/)
+      expect((error as ConnectError).cause).toBe(boom)
+      expect(yield* Effect.flip(client.awaitOpen)).toBe(error)
+    })).pipe(provideNode))
+
+  it.live("a shouldRetry that throws: Closed with InvalidOptions carrying what it threw", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const client = yield* Client.make({
+        url: server.url,
+        shouldRetry: () => {
+          throw boom
+        }
+      })
+      const error = yield* closedWith(client)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", cause: boom })
+      expect((error as ConnectError).detail).toMatch(/^shouldRetry threw: boom/)
+    })).pipe(provideNode))
+
+  it.live.each([
+    ["fails", Effect.fail("no token")],
+    ["dies", Effect.die(boom)]
+  ] as const)("a URL Effect that %s (reachable with a cast): Closed with InvalidUrl carrying it", ([_, url]) =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const client = yield* Client.make({ url: url as unknown as Effect.Effect<string> })
+      const error = yield* closedWith(client)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidUrl", url: "(url from an Effect)" })
+      expect((error as ConnectError).detail).toMatch(/^the URL Effect failed: /)
+      expect([boom, "no token"]).toContain((error as ConnectError).cause)
+      expect(yield* Effect.flip(client.awaitOpen)).toBe(error)
+    })).pipe(provideNode))
+
+  it.live("onOpen that never completes: dropped after onOpenTimeout with OnOpenError (cause TimeoutError onOpen), retried", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      let opens = 0
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("10 millis"),
+        onOpenTimeout: "100 millis",
+        onOpen: () => ++opens === 1 ? Effect.never : Effect.void
+      })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({
+        _tag: "Backoff",
+        error: { _tag: "OnOpenError", cause: { _tag: "TimeoutError", operation: "onOpen", timeout: Duration.millis(100) } }
+      })
+      // The second connection's onOpen completes: a queued send goes out.
+      yield* client.send("after")
+      yield* client.awaitOpen
+      expect(opens).toBe(2)
+    })).pipe(provideNode))
+
+  it.live("an isPong that throws: the connection is dropped with InvalidOptions, messages ends without a defect", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: {
+          isPong: () => {
+            throw boom
+          }
+        }
+      })
+      yield* client.awaitOpen
+      yield* client.send("hello")
+      const received = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.exit)
+      expect(Exit.isSuccess(received)).toBe(true)
+      // The frame isPong failed on is kept, not dropped.
+      expect(Exit.isSuccess(received) ? [...received.value] : []).toEqual(["hello"])
+      const error = yield* closedWith(client)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", cause: boom })
+      expect((error as ConnectError).detail).toMatch(/^heartbeat.isPong threw: boom/)
+    })).pipe(provideNode))
+})
+
+describe("Client: the outbox bounds what is accepted and not written, while Open too", () => {
+  // More than loopback's kernel buffers take from a peer that does not read (tcp_wmem 4 MiB and
+  // tcp_rmem 32 MiB at most, and the proxy's own 1 MiB): this frame is never wholly written.
+  const FILLER = 48 * 1024 * 1024
+  const frame = (index: number): Uint8Array => {
+    const bytes = new Uint8Array(64 * 1024)
+    new DataView(bytes.buffer).setUint32(0, index)
+    return bytes
+  }
+  const indexOf = (payload: unknown): number => new DataView((payload as Uint8Array).buffer).getUint32(0)
+
+  it.live("a peer that stops reading: enqueue fails OutboxFull at the byte bound; close returns exactly what was not written, in order", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const proxy = yield* FaultProxy.make(server.port)
+      const client = yield* Client.make({
+        url: proxy.url,
+        heartbeat: false,
+        outbox: { capacity: 10_000, maxBytes: FILLER + 4 * 1024 * 1024 },
+        connection: { closeTimeout: "200 millis" }
+      })
+      yield* client.awaitOpen
+      // From here the proxy reads next to nothing: the filler fills the kernel's buffers and
+      // stays partly with ws, so every frame after it stays with ws too.
+      yield* proxy.throttle(1)
+      const filler = new Uint8Array(FILLER)
+      yield* client.enqueue(filler)
+      let accepted = 0
+      let full: unknown = undefined
+      for (let index = 0; index < 6_400 && full === undefined; index++) {
+        const outcome = yield* Effect.either(client.enqueue(frame(index)))
+        if (outcome._tag === "Left") full = outcome.left
+        else accepted++
+        if (index % 64 === 0) yield* Effect.yieldNow()
+      }
+      expect(full).toMatchObject({ _tag: "SendError", reason: "OutboxFull" })
+      // The filler and 64 frames of 64 KiB.
+      expect(accepted).toBe(64)
+      expect(yield* client.outboxSize).toBe(65)
+      const unsent = yield* client.close()
+      expect(unsent.length).toBe(65)
+      expect(unsent[0] === filler).toBe(true)
+      expect(unsent.slice(1).map(indexOf)).toEqual(Array.from({ length: 64 }, (_, i) => i))
+      // Each was reported once (MessageFailed Closed), and counted exactly.
+      expect(yield* client.failed).toBe(65)
+    })).pipe(provideNode))
+
+  it.live("send on a link whose peer stopped reading: the overflow strategy applies (fail), and close returns the pending sends' payloads", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const proxy = yield* FaultProxy.make(server.port)
+      const client = yield* Client.make({
+        url: proxy.url,
+        heartbeat: false,
+        outbox: { capacity: 3 },
+        connection: { closeTimeout: "200 millis" }
+      })
+      yield* client.awaitOpen
+      yield* proxy.throttle(1)
+      // Fill the kernel's buffers first, so that what follows stays with the transport.
+      const filler = new Uint8Array(FILLER)
+      const sent = yield* Effect.fork(client.send(filler))
+      yield* Effect.sleep("50 millis")
+      const a = yield* Effect.fork(client.send("a"))
+      const b = yield* Effect.fork(client.send("b"))
+      yield* Effect.sleep("20 millis")
+      expect(yield* client.outboxSize).toBe(3)
+      expect(yield* Effect.flip(client.send("c"))).toMatchObject({ _tag: "SendError", reason: "OutboxFull", payload: "c" })
+      const unsent = yield* client.close()
+      expect(unsent.length).toBe(3)
+      expect(unsent[0] === filler).toBe(true)
+      expect(unsent.slice(1)).toEqual(["a", "b"])
+      for (const fiber of [sent, a, b]) {
+        const exit = yield* fiber.await
+        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toMatchObject(Option.some({ _tag: "SendError", reason: "Closed" }))
+      }
+      expect(yield* client.failed).toBe(3)
+    })).pipe(provideNode))
+})
+
+describe("Client: retry policies that cannot work", () => {
+  it.live.each([
+    ["cap 0", { cap: 0 }],
+    ["cap \"soon\"", { cap: "soon" as Duration.DurationInput }],
+    ["a negative base", { base: -5 }],
+    ["a NaN base", { base: Number.NaN }]
+  ] as const)("exponentialBackoff with %s: no throw; the Client is Closed with InvalidOptions before any attempt", ([_, options]) =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const retry = Reconnect.exponentialBackoff(options)
+      const client = yield* Client.make({ url: server.url, retry })
+      const error = yield* closedWith(client)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+      expect((error as ConnectError).detail).toMatch(/^retry: exponentialBackoff: (cap|base) must be a finite duration above zero/)
+      expect(yield* server.accepted).toBe(0)
+      // Outside the Client, its first step dies with the reason.
+      const stepped = yield* Effect.exit(Effect.retry(Effect.fail("x"), retry))
+      expect(Exit.isFailure(stepped) && Cause.isDie(stepped.cause)).toBe(true)
+    })).pipe(provideNode))
+
+  it.live("an invalid exponentialBackoff composed with other schedules: Closed with InvalidOptions at its first step, no hot loop", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const retry = Reconnect.exponentialBackoff({ cap: 0 }).pipe(Schedule.intersect(Schedule.recurs(5)))
+      const client = yield* Client.make({ url: server.url, retry })
+      const error = yield* closedWith(client)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+      expect((error as ConnectError).detail).toMatch(/^the retry Schedule failed in its step: exponentialBackoff: cap must be/)
+    })).pipe(provideNode))
+
+  it.live.each([
+    ["minRetryDelay 0", { minRetryDelay: 0 }],
+    ["onOpenTimeout 0", { onOpenTimeout: 0 }],
+    ["outbox.maxBytes 0", { outbox: { maxBytes: 0 } }]
+  ] as const)("%s: Closed with InvalidOptions", ([_, options]) =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, ...options })
+      expect(yield* closedWith(client)).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+      expect(yield* server.accepted).toBe(0)
+    })).pipe(provideNode))
+})
+
+describe("Client: configuration", () => {
+  class Prices extends Client.Tag("Prices")<Prices>() {}
+  const provider = (entries: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries))))
+
+  it.live("layerConfig merges extra per field: configured OPEN_TIMEOUT kept beside extra connection.protocols", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ protocols: ["v1"] })
+      yield* server.hangHandshake
+      const backoff = yield* Effect.gen(function*() {
+        const client = yield* Prices
+        return yield* awaitState(client, isTag("Backoff"))
+      }).pipe(
+        Effect.provide(Client.layerConfig(Prices, Client.config("PRICES"), { connection: { protocols: ["v1"] } }).pipe(
+          Layer.provide(provider({ "PRICES.URL": server.url, "PRICES.OPEN_TIMEOUT": "200 millis" }))
+        )),
+        Effect.scoped
+      )
+      expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "open", timeout: Duration.millis(200) } })
+    })).pipe(provideNode))
+
+  it.effect.each([
+    ["PRICES.OUTBOX_CAPACITY", "0"],
+    ["PRICES.RETRY_CAP", "0 millis"],
+    ["PRICES.RETRY_BASE", "-1 millis"],
+    ["PRICES.HEARTBEAT_INTERVAL", "0 millis"]
+  ] as const)("%s = %s: a ConfigError that names the key", ([key, value]) =>
+    Effect.gen(function*() {
+      const read = yield* Effect.flip(Client.config("PRICES")).pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PRICES.URL", "ws://127.0.0.1:1/"], [key, value]])))
+      )
+      expect(String(read)).toContain(key)
+    }))
+
+  it.effect("the README's key names: fromMap nests with '.', fromEnv with '_'", () =>
+    Effect.gen(function*() {
+      const fromMap = yield* Client.config("PRICES").pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PRICES.URL", "ws://127.0.0.1:1/a"]])))
+      )
+      expect(fromMap.url).toBe("ws://127.0.0.1:1/a")
+      const fromEnv = yield* Client.config("PRICES").pipe(
+        Effect.withConfigProvider(ConfigProvider.fromEnv().pipe(ConfigProvider.orElse(() => ConfigProvider.fromMap(new Map())))),
+        Effect.either
+      )
+      // No PRICES_URL in this process's environment: the error names the key as fromEnv spells it.
+      expect(String(fromEnv._tag === "Left" ? fromEnv.left : "")).toContain("PRICES_URL")
+    }))
+})
