@@ -11,6 +11,7 @@ import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import { InboundBuffer, streamOfPulls } from "./inboundBuffer.js"
+import { redactCause, redactUrlsIn } from "./redactUrl.js"
 import type { Timers } from "./timers.js"
 import { currentTimers, TimedWait } from "./timers.js"
 import {
@@ -269,14 +270,16 @@ export const sendableClose = (code: number, reason: string): readonly [number, s
 const encoder = new TextEncoder()
 const utf8Length = (text: string): number => encoder.encode(text).length
 
+// A transport's message or error may hold the URL (ws: "Invalid URL: ...", a browser's
+// DOMException): details and causes are redacted here, for every transport.
 export const toConnectError = (url: string, failure: HandshakeFailure): ConnectError =>
   new ConnectError({
     reason: failure.reason,
     url,
-    detail: failure.detail,
+    detail: redactUrlsIn(failure.detail),
     ...(failure.status === undefined ? {} : { status: failure.status }),
     ...(failure.retryAfter === undefined ? {} : { retryAfter: failure.retryAfter }),
-    ...(failure.cause === undefined ? {} : { cause: failure.cause })
+    ...(failure.cause === undefined ? {} : { cause: redactCause(failure.cause) })
   }, true)
 
 export const openTimeoutError = (url: string, timeout: Duration.Duration): TimeoutError =>
