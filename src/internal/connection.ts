@@ -295,6 +295,30 @@ export interface OpenedConnection {
   readonly closeTimeout: Duration.Duration
 }
 
+const NodeInspectSymbol = Symbol.for("nodejs.util.inspect.custom")
+
+/**
+ * An OpenedConnection is the success value of the `lifeline.connect` span, and a tracer may
+ * render it: it renders as its Connection, never as the socket (ws keeps the raw URL) or the
+ * options (header values).
+ */
+class Opened implements OpenedConnection {
+  constructor(
+    readonly connection: Connection,
+    readonly socket: TransportSocket,
+    readonly listener: ConnectionListener,
+    readonly closeTimeout: Duration.Duration
+  ) {}
+
+  toJSON(): unknown {
+    return this.connection
+  }
+
+  [NodeInspectSymbol](): unknown {
+    return this.toJSON()
+  }
+}
+
 /** Releases by the table of invariant 2, with the close code the Exit asks for. */
 const releaseAfter = (listener: ConnectionListener, closeTimeout: Duration.Duration, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
   listener.release(closeCodeOf(exit), "", closeTimeout)
@@ -338,12 +362,7 @@ export const acquireConnection = <E, R, R2>(
       if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
       const socket = created.right
       listener.socket = socket
-      const opened: OpenedConnection = {
-        connection: new LiveConnection(listener, socket, checked),
-        socket,
-        listener,
-        closeTimeout: checked.closeTimeout
-      }
+      const opened: OpenedConnection = new Opened(new LiveConnection(listener, socket, checked), socket, listener, checked.closeTimeout)
       return restore(listener.awaitOpened(checked.openTimeout, timers)).pipe(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : releaseOpened(opened, exit)),
         Effect.zipRight(keep(opened)),
@@ -368,6 +387,15 @@ class LiveConnection implements Connection {
     private readonly socket: TransportSocket,
     private readonly options: ResolvedOptions
   ) {}
+
+  /** Redacted: the URL as `url` shows it, never the socket (raw URL) or the options (header values). */
+  toJSON(): unknown {
+    return { _id: "lifeline/Connection", url: this.url, protocol: this.protocol, readyState: this.socket.readyState() }
+  }
+
+  [NodeInspectSymbol](): unknown {
+    return this.toJSON()
+  }
 
   get url(): string {
     return this.listener.url
