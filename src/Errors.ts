@@ -96,13 +96,12 @@ export class ConnectError extends Schema.TaggedError<ConnectError>("lifeline/Con
 
   /** The message, the stack frames and the redacted cause; the raw fields are never printed. */
   override [Inspectable.NodeInspectSymbol](): string {
-    const frames = (stack: string | undefined) => stack === undefined ? [] : stack.split("\n").filter((line) => /^\s+at /.test(line))
-    const lines = [this.toString(), ...frames(this.stack)]
+    const frames = this.stack === undefined ? [] : this.stack.split("\n").filter((line) => /^\s+at /.test(line))
+    const lines = [this.toString(), ...frames]
     if (this.cause !== undefined) {
       const cause = redactCause(this.cause)
       const code: unknown = Reflect.get(cause, "code")
       lines.push(`  [cause]: ${cause.name}: ${cause.message}${code === undefined ? "" : ` (${String(code)})`}`)
-      lines.push(...frames(cause.stack).map((line) => `  ${line}`))
     }
     return lines.join("\n")
   }

@@ -20,8 +20,8 @@ const HEADERS = { authorization: "Bearer s3cret-header", "x-api-key": "t0ps3cret
 
 const provideNode = Effect.provide(NodeTransport.layer)
 
-/** `ws://user:s3cret@127.0.0.1:${port}/?token=t0ps3cret` */
-const withSecrets = (port: number, path = "/") => `ws://user:s3cret@127.0.0.1:${port}${path}?token=t0ps3cret&id=1`
+/** `ws://user:s3cret@127.0.0.1:${port}/?token=t0ps3cret&id=1` */
+const withSecrets = (port: number) => `ws://user:s3cret@127.0.0.1:${port}/?token=t0ps3cret&id=1`
 
 /** A port where nothing listens: a server's port after the server is closed. */
 const closedPort = Effect.promise(() =>
