@@ -8,7 +8,8 @@
  *
  * @since 0.1.0
  */
-import { Duration, Schema } from "effect"
+import { Duration, Inspectable, Schema } from "effect"
+import { redactCause, redactUrlsIn } from "./internal/redactUrl.js"
 
 /**
  * Why opening a connection failed.
@@ -46,9 +47,18 @@ export const ConnectErrorReason = Schema.Literal(
  */
 export type ConnectErrorReason = typeof ConnectErrorReason.Type
 
+/** A cause as JSON: its name, redacted message and Node error code; never the error's other fields. */
+const causeToJSON = (cause: unknown): unknown => {
+  const safe = redactCause(cause)
+  const code: unknown = Reflect.get(safe, "code")
+  return { name: safe.name, message: safe.message, ...(code === undefined ? {} : { code }) }
+}
+
 /**
  * Opening a connection failed before it reached OPEN. `url` is redacted (no userinfo, no query
- * values). `status` and `retryAfter` are set for `HandshakeRejected` when the server sent them.
+ * values), and so is every rendering: `message`, `String`, `toJSON` and `util.inspect` show no
+ * userinfo, no query value and no fragment, and the `cause` (the platform's error) is kept
+ * without the fields that may hold the URL.
  *
  * @since 0.1.0
  * @category errors
@@ -64,7 +74,36 @@ export class ConnectError extends Schema.TaggedError<ConnectError>("lifeline/Con
   override get message(): string {
     const status = this.status === undefined ? "" : ` (HTTP ${this.status}`
       + (this.retryAfter === undefined ? ")" : `, retry after ${Duration.format(this.retryAfter)})`)
-    return `${this.reason} connecting to ${this.url}${status}: ${this.detail}`
+    return `${this.reason} connecting to ${redactUrlsIn(this.url)}${status}: ${redactUrlsIn(this.detail)}`
+  }
+
+  override toString(): string {
+    return `${this.name}: ${this.message}`
+  }
+
+  override toJSON(): unknown {
+    return {
+      _tag: this._tag,
+      reason: this.reason,
+      url: redactUrlsIn(this.url),
+      detail: redactUrlsIn(this.detail),
+      ...(this.status === undefined ? {} : { status: this.status }),
+      ...(this.retryAfter === undefined ? {} : { retryAfter: Inspectable.toJSON(this.retryAfter) }),
+      message: this.message,
+      ...(this.cause === undefined ? {} : { cause: causeToJSON(this.cause) })
+    }
+  }
+
+  /** The message, the stack frames and the redacted cause; the raw fields are never printed. */
+  override [Inspectable.NodeInspectSymbol](): string {
+    const frames = this.stack === undefined ? [] : this.stack.split("\n").filter((line) => /^\s+at /.test(line))
+    const lines = [this.toString(), ...frames]
+    if (this.cause !== undefined) {
+      const cause = redactCause(this.cause)
+      const code: unknown = Reflect.get(cause, "code")
+      lines.push(`  [cause]: ${cause.name}: ${cause.message}${code === undefined ? "" : ` (${String(code)})`}`)
+    }
+    return lines.join("\n")
   }
 }
 

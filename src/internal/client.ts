@@ -45,7 +45,7 @@ import type { Entry, Overflow } from "./outbox.js"
 import { Outbox } from "./outbox.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { approximateBytes, OPEN } from "./protocol.js"
-import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
+import { redactInput, redactUrl } from "./redactUrl.js"
 import type { Timers } from "./timers.js"
 import { TimedWait, timersOn } from "./timers.js"
 
@@ -74,11 +74,7 @@ export interface ClientSettings {
 const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
   if (endpoint instanceof URL) return redactUrl(endpoint)
   if (typeof endpoint !== "string") return "(url from an Effect)"
-  try {
-    return redactUrl(new URL(endpoint))
-  } catch {
-    return redactUnparsedUrl(endpoint)
-  }
+  return redactInput(endpoint)
 }
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
@@ -231,6 +227,25 @@ type SessionEnd = ClientError | "reconnect"
  * used point-free (`send`, `enqueue`, `close`) are bound on first use and kept.
  */
 class LiveClient implements Client {
+  /** What a log or `JSON.stringify` shows: the state and the settings, redacted (no URL secret, no header value). */
+  toJSON(): unknown {
+    const { connection, headers, endpoints } = this.settings
+    const headerNames = (record: Readonly<Record<string, unknown>> | undefined) =>
+      record === undefined ? undefined : Object.fromEntries(Object.keys(record).map((name) => [name, "<redacted>"]))
+    return {
+      _id: "lifeline/Client",
+      state: this.currentState,
+      endpoints: endpoints.map(labelOf),
+      headers: headers === undefined ? headerNames(connection.headers) : "(headers from an Effect)",
+      protocols: connection.protocols,
+      outboxSize: this.outbox.pending
+    }
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): unknown {
+    return this.toJSON()
+  }
+
   readonly outbox: Outbox
   private readonly inbound = new SuccessiveInbound()
   private readonly timers: Timers

@@ -11,6 +11,7 @@ import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import { InboundBuffer, streamOfPulls } from "./inboundBuffer.js"
+import { redactCause, redactUrlsIn } from "./redactUrl.js"
 import type { Timers } from "./timers.js"
 import { currentTimers, TimedWait } from "./timers.js"
 import {
@@ -273,14 +274,16 @@ export const sendableClose = (code: number, reason: string): readonly [number, s
 const encoder = new TextEncoder()
 const utf8Length = (text: string): number => encoder.encode(text).length
 
+// A transport's message or error may hold the URL (ws: "Invalid URL: ...", a browser's
+// DOMException): details and causes are redacted here, for every transport.
 export const toConnectError = (url: string, failure: HandshakeFailure): ConnectError =>
   new ConnectError({
     reason: failure.reason,
     url,
-    detail: failure.detail,
+    detail: redactUrlsIn(failure.detail),
     ...(failure.status === undefined ? {} : { status: failure.status }),
     ...(failure.retryAfter === undefined ? {} : { retryAfter: failure.retryAfter }),
-    ...(failure.cause === undefined ? {} : { cause: failure.cause })
+    ...(failure.cause === undefined ? {} : { cause: redactCause(failure.cause) })
   }, true)
 
 export const openTimeoutError = (url: string, timeout: Duration.Duration): TimeoutError =>
@@ -294,6 +297,30 @@ export interface OpenedConnection {
   readonly socket: TransportSocket
   readonly listener: ConnectionListener
   readonly closeTimeout: Duration.Duration
+}
+
+const NodeInspectSymbol = Symbol.for("nodejs.util.inspect.custom")
+
+/**
+ * An OpenedConnection is the success value of the `lifeline.connect` span, and a tracer may
+ * render it: it renders as its Connection, never as the socket (ws keeps the raw URL) or the
+ * options (header values).
+ */
+class Opened implements OpenedConnection {
+  constructor(
+    readonly connection: Connection,
+    readonly socket: TransportSocket,
+    readonly listener: ConnectionListener,
+    readonly closeTimeout: Duration.Duration
+  ) {}
+
+  toJSON(): unknown {
+    return this.connection
+  }
+
+  [NodeInspectSymbol](): unknown {
+    return this.toJSON()
+  }
 }
 
 /** Releases by the table of invariant 2, with the close code the Exit asks for. */
@@ -339,12 +366,7 @@ export const acquireConnection = <E, R, R2>(
       if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
       const socket = created.right
       listener.socket = socket
-      const opened: OpenedConnection = {
-        connection: new LiveConnection(listener, socket, checked),
-        socket,
-        listener,
-        closeTimeout: checked.closeTimeout
-      }
+      const opened: OpenedConnection = new Opened(new LiveConnection(listener, socket, checked), socket, listener, checked.closeTimeout)
       return restore(listener.awaitOpened(checked.openTimeout, timers)).pipe(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : releaseOpened(opened, exit)),
         Effect.zipRight(keep(opened)),
@@ -369,6 +391,15 @@ class LiveConnection implements Connection {
     private readonly socket: TransportSocket,
     private readonly options: ResolvedOptions
   ) {}
+
+  /** Redacted: the URL as `url` shows it, never the socket (raw URL) or the options (header values). */
+  toJSON(): unknown {
+    return { _id: "lifeline/Connection", url: this.url, protocol: this.protocol, readyState: this.socket.readyState() }
+  }
+
+  [NodeInspectSymbol](): unknown {
+    return this.toJSON()
+  }
 
   get url(): string {
     return this.listener.url

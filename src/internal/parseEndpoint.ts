@@ -5,7 +5,7 @@ import { hintFor } from "./classifyHandshakeError.js"
 import type { TlsOptions } from "../Transport.js"
 import type { ResolvedOptions } from "./connection.js"
 import { isValidSubprotocol } from "./protocol.js"
-import { redactUnparsedUrl, redactUrl } from "./redactUrl.js"
+import { redactCause, redactUnparsedUrl, redactUrl } from "./redactUrl.js"
 
 /** A URL that a transport can open, with its redacted rendering for errors and logs. */
 export interface Endpoint {
@@ -18,7 +18,8 @@ const invalidUrl = (url: string, detail: string, cause?: unknown): ConnectError 
     reason: "InvalidUrl",
     url,
     detail: `${detail}; ${hintFor("InvalidUrl")}`,
-    ...(cause === undefined ? {} : { cause })
+    // Never the platform's error itself: Node's TypeError keeps the whole input (password, query) in `input`.
+    ...(cause === undefined ? {} : { cause: redactCause(cause) })
   }, true)
 
 /** Accepts ws: and wss: URLs with a host and no fragment. */
