@@ -43,8 +43,9 @@ export interface Connection {
    */
   readonly write: (data: Message) => Effect.Effect<void, SendError>
   /**
-   * Writes a stream of frames with backpressure: after each chunk, waits while `bufferedAmount`
-   * is above the high-water mark (`writeHighWaterMark`, default 1 MiB).
+   * Writes a stream of frames with backpressure: a frame that would take `bufferedAmount` over
+   * the high-water mark (`writeHighWaterMark`, default 1 MiB) is written, then the sink waits
+   * until the socket is below the mark again; at most the mark plus one frame is buffered.
    */
   readonly sink: Sink.Sink<void, Message, never, SendError>
   /**

@@ -437,24 +437,32 @@ class LiveConnection implements Connection {
   }
 
   private writeChunk(chunk: Chunk.Chunk<Message>): Effect.Effect<void, SendError> {
-    return Effect.suspend(() => {
-      const socket = this.socket
-      const size = chunk.length
-      if (size === 0) return Effect.void
-      // readyState cannot change during this synchronous loop: ws reports write errors later.
-      if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, 0)))
-      for (let index = 0; index < size - 1; index++) {
-        const data = Chunk.unsafeGet(chunk, index)
-        const thrown = trySend(socket, data)
-        if (thrown !== undefined) return Effect.fail(writeFailed(data, thrown))
+    return Effect.suspend(() => this.writeFrom(chunk, 0))
+  }
+
+  /**
+   * Writes the chunk from `start`. Each frame that keeps `bufferedAmount` within the high-water
+   * mark is written at once (no Effect per frame); the first that would cross it is sent and
+   * awaited, then the rest waits until the socket is below the mark again. So at most the mark
+   * plus one frame is ever buffered, however large the chunk.
+   */
+  private writeFrom(chunk: Chunk.Chunk<Message>, start: number): Effect.Effect<void, SendError> {
+    const socket = this.socket
+    const size = chunk.length
+    if (start >= size) return Effect.void
+    // readyState cannot change during this synchronous loop: ws reports write errors later.
+    if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, start)))
+    const mark = this.options.writeHighWaterMark
+    for (let index = start; index < size; index++) {
+      const data = Chunk.unsafeGet(chunk, index)
+      if (socket.bufferedAmount() + approximateBytes(data) > mark) {
+        const drained = Effect.zipRight(this.send(data), this.waitBelowHighWater())
+        return index === size - 1 ? drained : Effect.zipRight(drained, Effect.suspend(() => this.writeFrom(chunk, index + 1)))
       }
-      const last = Chunk.unsafeGet(chunk, size - 1)
-      if (socket.bufferedAmount() + approximateBytes(last) <= this.options.writeHighWaterMark) {
-        const thrown = trySend(socket, last)
-        return thrown === undefined ? Effect.void : Effect.fail(writeFailed(last, thrown))
-      }
-      return Effect.zipRight(this.send(last), this.waitBelowHighWater())
-    })
+      const thrown = trySend(socket, data)
+      if (thrown !== undefined) return Effect.fail(writeFailed(data, thrown))
+    }
+    return Effect.void
   }
 }
 
