@@ -50,7 +50,8 @@ export interface Connection {
   readonly sink: Sink.Sink<void, Message, never, SendError>
   /**
    * Inbound frames, text as strings and binary as bytes. Bounded: when `inboundCapacity` frames
-   * wait unread, the Node transport stops reading the socket until the consumer catches up.
+   * or `inboundBytes` bytes wait unread, the Node transport stops reading the socket until the
+   * consumer catches up.
    * Ends when the connection closes, after the frames received before the close.
    */
   readonly messages: Stream.Stream<Message>
@@ -85,6 +86,13 @@ export interface Options {
   readonly maxPayload?: number
   /** Inbound frames buffered before reading pauses. Default 1024. */
   readonly inboundCapacity?: number
+  /**
+   * Inbound bytes buffered before reading pauses (Node; browsers close with 1008, as for
+   * `inboundCapacity`), whichever of the two bounds is reached first. A single larger frame is
+   * still delivered, then reading pauses. Counted as binary frames' byte lengths and text frames'
+   * string lengths (UTF-16 code units, at most the UTF-8 size). Default 16 MiB.
+   */
+  readonly inboundBytes?: number
   /** `sink` waits while more than this many bytes are buffered. Default 1 MiB. */
   readonly writeHighWaterMark?: number
 }

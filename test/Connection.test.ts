@@ -468,6 +468,10 @@ const awaitTrue = (check: Effect.Effect<boolean>, what: string) =>
     return yield* Effect.dieMessage(`never true: ${what}`)
   })
 
+/** Internals: the connection's inbound buffer. */
+const inboundOf = (connection: Connection.Connection) =>
+  (connection as unknown as { listener: { inbound: { readonly isPaused: boolean; readonly size: number } } }).listener.inbound
+
 describe("Connection: bounds on sink and on the inbound bytes", () => {
   it.live("sink: one chunk of 800 x 64 KiB to a server that does not read never buffers more than the high-water mark and one frame", () => {
     const measured = measuringTransport()
@@ -496,4 +500,34 @@ describe("Connection: bounds on sink and on the inbound bytes", () => {
       expect(measured.stats.peak).toBeLessThanOrEqual(bound)
     })).pipe(Effect.provide(measured.layer))
   })
+
+  it.live("inboundBytes 4 MiB, server floods 40 x 1 MiB, nobody reads: the socket pauses with 4 frames taken, then all 40 arrive in order", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url, { inboundBytes: 4 * 1024 * 1024 })
+      const frameSize = 1024 * 1024
+      const count = 40
+      const frame = (index: number) => {
+        const bytes = new Uint8Array(frameSize).fill(index)
+        return bytes
+      }
+      yield* Effect.forEach(Array.from({ length: count }, (_, index) => index), (index) => server.broadcast(frame(index)), { discard: true })
+      const inbound = inboundOf(connection)
+      // Paused: what the client does not read backs up in the server's send buffer.
+      yield* awaitTrue(Effect.map(server.bufferedAmount, (buffered) => buffered > 0 && inbound.isPaused), "paused with the server backed up")
+      expect(yield* awaitSteady(() => inbound.size)).toBe(4)
+      expect(yield* connection.activity).toBe(4)
+      const all = Chunk.toArray(yield* connection.messages.pipe(Stream.take(count), Stream.runCollect))
+      expect(all.map((message) => typeof message === "string" ? -1 : message[0])).toEqual(Array.from({ length: count }, (_, index) => index))
+      expect(all.every((message) => message.length === frameSize)).toBe(true)
+    })).pipe(provideNode))
+
+  it.effect("inboundBytes that is not a positive integer: ConnectError InvalidOptions naming it", () =>
+    Effect.gen(function*() {
+      for (const inboundBytes of [0, -1, 1.5, Number.NaN]) {
+        const error = expectConnectError(yield* connectError("ws://127.0.0.1:1", { inboundBytes }))
+        expect(error.reason).toBe("InvalidOptions")
+        expect(error.detail).toContain("inboundBytes")
+      }
+    }))
 })

@@ -61,3 +61,87 @@ describe("streamOfPulls", () => {
       expect(pulls).toBe(4)
     }))
 })
+
+/** A source that records what the buffer asks of it; `canPause: false` is a browser's socket. */
+const recordingSource = (canPause = true) => {
+  const calls: Array<"pause" | "resume" | "overflow"> = []
+  return {
+    calls,
+    pause: () => {
+      calls.push("pause")
+      return canPause
+    },
+    resume: () => {
+      calls.push("resume")
+    },
+    overflow: () => {
+      calls.push("overflow")
+    }
+  }
+}
+
+const loadBuffer = Effect.promise(() => import("../src/internal/inboundBuffer.js"))
+const length = (item: string): number => item.length
+
+describe("inbound buffer: the byte bound", () => {
+  it.effect("pauses when the bytes reach the bound, before the frame bound, and resumes once drained", () =>
+    Effect.gen(function*() {
+      const { InboundBuffer } = yield* loadBuffer
+      const source = recordingSource()
+      const buffer = new InboundBuffer<string>(100, source, 10, length)
+      buffer.offer("aaaa")
+      buffer.offer("bbbb")
+      expect(source.calls).toEqual([])
+      buffer.offer("cc")
+      expect(source.calls).toEqual(["pause"])
+      expect(buffer.isPaused).toBe(true)
+      expect(Chunk.toArray(yield* buffer.pull)).toEqual(["aaaa", "bbbb", "cc"])
+      expect(source.calls).toEqual(["pause", "resume"])
+      expect(buffer.isPaused).toBe(false)
+      // Drained means counted from zero again: 9 bytes do not reach 10.
+      buffer.offer("123456789")
+      expect(source.calls).toEqual(["pause", "resume"])
+    }))
+
+  it.effect("a single frame over the byte bound is taken whole, then the source pauses", () =>
+    Effect.gen(function*() {
+      const { InboundBuffer } = yield* loadBuffer
+      const source = recordingSource()
+      const buffer = new InboundBuffer<string>(100, source, 10, length)
+      const big = "x".repeat(50)
+      buffer.offer(big)
+      expect(buffer.size).toBe(1)
+      expect(source.calls).toEqual(["pause"])
+      expect(Chunk.toArray(yield* buffer.pull)).toEqual([big])
+      expect(source.calls).toEqual(["pause", "resume"])
+    }))
+
+  it.effect("the frame bound still holds with a byte bound", () =>
+    Effect.gen(function*() {
+      const { InboundBuffer } = yield* loadBuffer
+      const source = recordingSource()
+      const buffer = new InboundBuffer<string>(3, source, 1000, length)
+      buffer.offer("a")
+      buffer.offer("b")
+      expect(source.calls).toEqual([])
+      buffer.offer("c")
+      expect(source.calls).toEqual(["pause"])
+    }))
+
+  it.effect("a source that cannot pause is ended when two frames reach the byte bound; a lone frame over it is let through", () =>
+    Effect.gen(function*() {
+      const { InboundBuffer } = yield* loadBuffer
+      const source = recordingSource(false)
+      const buffer = new InboundBuffer<string>(100, source, 10, length)
+      buffer.offer("x".repeat(50))
+      expect(source.calls).toEqual(["pause"])
+      expect(buffer.isPaused).toBe(false)
+      buffer.offer("y")
+      expect(source.calls).toEqual(["pause", "pause", "overflow"])
+      // Accumulated frames reaching the byte bound end it, as the frame bound does.
+      const other = recordingSource(false)
+      const accumulated = new InboundBuffer<string>(100, other, 10, length)
+      for (const item of ["aaaa", "bbbb", "cc"]) accumulated.offer(item)
+      expect(other.calls).toEqual(["pause", "overflow"])
+    }))
+})

@@ -32,6 +32,7 @@ export interface ResolvedOptions {
   readonly openTimeout: Duration.Duration
   readonly closeTimeout: Duration.Duration
   readonly inboundCapacity: number
+  readonly inboundBytes: number
   readonly writeHighWaterMark: number
 }
 
@@ -95,8 +96,8 @@ export class ConnectionListener implements SocketListener {
   private protocolError: { readonly code: number; readonly reason: string } | undefined = undefined
   private failure: HandshakeFailure | undefined = undefined
 
-  constructor(readonly url: string, capacity: number) {
-    this.inbound = new InboundBuffer<Message>(capacity, this)
+  constructor(readonly url: string, capacity: number, byteCapacity: number) {
+    this.inbound = new InboundBuffer<Message>(capacity, this, byteCapacity, approximateBytes)
   }
 
   // InboundSource: the buffer pauses and resumes this connection's socket.
@@ -329,7 +330,7 @@ export const acquireConnection = <E, R, R2>(
     // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
     // before connect returns, so retries inside one scope do not pile up finalizers.
     return yield* Effect.uninterruptibleMask((restore) => {
-      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity)
+      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity, checked.inboundBytes)
       const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload }
       const created = transport.open(request, listener)
       if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))

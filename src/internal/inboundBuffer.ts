@@ -1,16 +1,18 @@
 /**
  * The inbound queue of one connection: filled from a socket callback without allocating per
  * message (one check-phase callback per turn in which it wakes the reader), drained by the
- * consumer a whole chunk at a time. When it reaches its capacity it asks the socket to pause,
- * and resumes it once the consumer has taken everything.
+ * consumer a whole chunk at a time. When it reaches either bound, its capacity in frames or in
+ * bytes (a single frame over the byte bound is still taken, then the bound is reached), it asks
+ * the socket to pause, and resumes it once the consumer has taken everything.
  *
  * Waking the consumer costs a fiber resume, and in Node each socket read is its own callback, so
  * large frames (one per read) would wake it once per frame. The first message of an event-loop
  * turn wakes it at once (a lone reply is not delayed); messages that arrive later in the same
  * turn wake it once, in the check phase (`setImmediate`), as one chunk, unless the buffer is
- * half full: then at once, so a source that cannot pause (a browser socket) never overflows
- * because a wake was held back. Where there is no `setImmediate` (browsers), or it is a fake
- * clock's (fake timers installed before this module loaded), every message wakes it at once.
+ * half full (in frames or in bytes): then at once, so a source that cannot pause (a browser
+ * socket) never overflows because a wake was held back. Where there is no `setImmediate`
+ * (browsers), or it is a fake clock's (fake timers installed before this module loaded), every
+ * message wakes it at once.
  */
 import { Channel, Chunk, Effect, Option, Stream } from "effect"
 
@@ -40,8 +42,11 @@ const endTurn = <A>(buffer: InboundBuffer<A>): void => buffer.endTurn()
 
 type Waiter<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
 
+const weightless = (): number => 0
+
 export class InboundBuffer<A> {
   private items: Array<A> = []
+  private bytes = 0
   // Made on first wait: most buffers of idle connections never have a waiter.
   private waiters: Array<Waiter<A>> | undefined = undefined
   private ended = false
@@ -50,7 +55,13 @@ export class InboundBuffer<A> {
   private turnPending = false
   private wakeOwed = false
 
-  constructor(readonly capacity: number, private readonly source: InboundSource) {}
+  /** `weigh` gives an item's size in bytes (the default weighs nothing: only `capacity` bounds). */
+  constructor(
+    readonly capacity: number,
+    private readonly source: InboundSource,
+    readonly byteCapacity: number = Number.POSITIVE_INFINITY,
+    private readonly weigh: (item: A) => number = weightless
+  ) {}
 
   get size(): number {
     return this.items.length
@@ -66,15 +77,11 @@ export class InboundBuffer<A> {
     if (this.ended) return
     const items = this.items
     items.push(item)
-    if (items.length >= this.capacity && !this.paused) {
-      this.paused = true
-      if (!this.source.pause()) {
-        // A source that cannot pause (a browser) would grow without bound: end it instead.
-        this.source.overflow()
-      }
-    }
+    const frames = items.length
+    const bytes = this.bytes += this.weigh(item)
+    if (!this.paused && (frames >= this.capacity || bytes >= this.byteCapacity)) this.full(frames)
     if (this.waiters === undefined || this.waiters.length === 0) return
-    if (this.turnPending && items.length * 2 < this.capacity) {
+    if (this.turnPending && frames * 2 < this.capacity && bytes * 2 < this.byteCapacity) {
       this.wakeOwed = true
       return
     }
@@ -84,6 +91,16 @@ export class InboundBuffer<A> {
     }
     this.wakeOwed = false
     this.wakeOne()
+  }
+
+  /** A bound is reached (`frames` waiting in all). */
+  private full(frames: number): void {
+    this.paused = true
+    if (this.source.pause()) return
+    // A source that cannot pause (a browser) would grow without bound: end it instead. A lone
+    // frame over the byte bound is let through, as Node delivers it before pausing.
+    if (frames >= this.capacity || frames > 1) this.source.overflow()
+    else this.paused = false
   }
 
   /** In the check phase after a wake: the messages that came later in that turn, as one chunk. */
@@ -128,6 +145,7 @@ export class InboundBuffer<A> {
   private drain(): Chunk.Chunk<A> {
     const chunk = Chunk.unsafeFromArray(this.items)
     this.items = []
+    this.bytes = 0
     if (this.paused) {
       this.paused = false
       if (!this.ended) this.source.resume()
