@@ -84,13 +84,17 @@ export interface Options {
   readonly closeTimeout?: Duration.DurationInput
   /** Largest inbound message in bytes; a larger one closes the connection with 1009. Default 100 MiB. */
   readonly maxPayload?: number
-  /** Inbound frames buffered before reading pauses. Default 1024. */
+  /**
+   * Inbound frames buffered before reading pauses. Default 1024. In a Client, the bound is on the
+   * frames unread across all its connections, however many times it reconnects.
+   */
   readonly inboundCapacity?: number
   /**
    * Inbound bytes buffered before reading pauses (Node; browsers close with 1008, as for
    * `inboundCapacity`), whichever of the two bounds is reached first. A single larger frame is
    * still delivered, then reading pauses. Counted as binary frames' byte lengths and text frames'
-   * string lengths (UTF-16 code units, at most the UTF-8 size). Default 16 MiB.
+   * string lengths (UTF-16 code units, at most the UTF-8 size). Default 16 MiB. In a Client, the
+   * bound is on the bytes unread across all its connections.
    */
   readonly inboundBytes?: number
   /** `sink` waits while more than this many bytes are buffered. Default 1 MiB. */

@@ -625,7 +625,8 @@ class LiveClient implements Client {
         headers === undefined ? settings.connection : { ...settings.connection, headers },
         (opened) => Effect.sync(() => {
           acquired.opened = opened
-        })
+        }),
+        this.inbound
       )).pipe(
         // A URL or headers Effect that dies is the user's bug: report it as an invalid URL, fatal.
         Effect.catchAllDefect((defect) =>

@@ -10,6 +10,7 @@ import { Transport } from "../Transport.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
+import type { SharedInbound } from "./inboundBuffer.js"
 import { InboundBuffer, streamOfPulls } from "./inboundBuffer.js"
 import type { Timers } from "./timers.js"
 import { currentTimers, TimedWait } from "./timers.js"
@@ -96,8 +97,15 @@ export class ConnectionListener implements SocketListener {
   private protocolError: { readonly code: number; readonly reason: string } | undefined = undefined
   private failure: HandshakeFailure | undefined = undefined
 
-  constructor(readonly url: string, capacity: number, byteCapacity: number) {
-    this.inbound = new InboundBuffer<Message>(capacity, this, byteCapacity, approximateBytes)
+  /** `shared`: the Client's, whose connections are held to one inbound bound together. */
+  constructor(readonly url: string, capacity: number, byteCapacity: number, shared?: SharedInbound) {
+    this.inbound = new InboundBuffer<Message>(
+      capacity,
+      this,
+      byteCapacity,
+      approximateBytes,
+      shared?.budgetFor(capacity, byteCapacity)
+    )
   }
 
   // InboundSource: the buffer pauses and resumes this connection's socket.
@@ -116,6 +124,8 @@ export class ConnectionListener implements SocketListener {
   }
 
   onOpen(): void {
+    // First: a Client whose inbound is already full pauses this socket before it delivers.
+    this.inbound.opened()
     this.settleOpen(Exit.void)
   }
 
@@ -314,11 +324,13 @@ export const openConnection = <E, R>(
 /**
  * Opens a connection and hands it to `keep`, which takes over its release; `keep` runs in the
  * same uninterruptible step as the open's success, so no interruption falls between them.
+ * `shared`: the Client's inbound, so that all its connections are held to one inbound bound.
  */
 export const acquireConnection = <E, R, R2>(
   url: string | URL | Effect.Effect<string, E, R>,
   options: ConnectOptions,
-  keep: (opened: OpenedConnection) => Effect.Effect<void, never, R2>
+  keep: (opened: OpenedConnection) => Effect.Effect<void, never, R2>,
+  shared?: SharedInbound
 ): Effect.Effect<OpenedConnection, ConnectError | TimeoutError | E, Transport | R | R2> =>
   Effect.gen(function*() {
     const endpoint = yield* parseEndpoint(typeof url === "string" || url instanceof URL ? url : yield* url)
@@ -330,7 +342,7 @@ export const acquireConnection = <E, R, R2>(
     // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
     // before connect returns, so retries inside one scope do not pile up finalizers.
     return yield* Effect.uninterruptibleMask((restore) => {
-      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity, checked.inboundBytes)
+      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity, checked.inboundBytes, shared)
       const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload }
       const created = transport.open(request, listener)
       if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
