@@ -43,13 +43,15 @@ export interface Connection {
    */
   readonly write: (data: Message) => Effect.Effect<void, SendError>
   /**
-   * Writes a stream of frames with backpressure: after each chunk, waits while `bufferedAmount`
-   * is above the high-water mark (`writeHighWaterMark`, default 1 MiB).
+   * Writes a stream of frames with backpressure: a frame that would take `bufferedAmount` over
+   * the high-water mark (`writeHighWaterMark`, default 1 MiB) is written, then the sink waits
+   * until the socket is below the mark again; at most the mark plus one frame is buffered.
    */
   readonly sink: Sink.Sink<void, Message, never, SendError>
   /**
    * Inbound frames, text as strings and binary as bytes. Bounded: when `inboundCapacity` frames
-   * wait unread, the Node transport stops reading the socket until the consumer catches up.
+   * or `inboundBytes` bytes wait unread, the Node transport stops reading the socket until the
+   * consumer catches up.
    * Ends when the connection closes, after the frames received before the close.
    */
   readonly messages: Stream.Stream<Message>
@@ -90,8 +92,19 @@ export interface Options {
   readonly closeTimeout?: Duration.DurationInput
   /** Largest inbound message in bytes; a larger one closes the connection with 1009. Default 100 MiB. */
   readonly maxPayload?: number
-  /** Inbound frames buffered before reading pauses. Default 1024. */
+  /**
+   * Inbound frames buffered before reading pauses. Default 1024. In a Client, the bound is on the
+   * frames unread across all its connections, however many times it reconnects.
+   */
   readonly inboundCapacity?: number
+  /**
+   * Inbound bytes buffered before reading pauses (Node; browsers close with 1008, as for
+   * `inboundCapacity`), whichever of the two bounds is reached first. A single larger frame is
+   * still delivered, then reading pauses. Counted as binary frames' byte lengths and text frames'
+   * string lengths (UTF-16 code units, at most the UTF-8 size). Default 16 MiB. In a Client, the
+   * bound is on the bytes unread across all its connections.
+   */
+  readonly inboundBytes?: number
   /** `sink` waits while more than this many bytes are buffered. Default 1 MiB. */
   readonly writeHighWaterMark?: number
 }

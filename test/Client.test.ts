@@ -891,3 +891,43 @@ describe("Reconnect policy", () => {
     expect(Reconnect.isRetryable(new TimeoutError({ operation: "heartbeat", timeout: Duration.seconds(1) }))).toBe(true)
   })
 })
+
+describe("Client: one inbound bound across its connections", () => {
+  it.live("nobody reads while the link drops 5 times: at most inboundCapacity frames wait, later connections start paused, then every frame received is read in order", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      // Through the proxy: its reset reaches a socket even while it is paused (a close frame or a
+      // FIN waits behind the frames it has not read).
+      const proxy = yield* FaultProxy.make(server.port)
+      const capacity = 8
+      const client = yield* Client.make({ url: proxy.url, retry: fast, heartbeat: false, connection: { inboundCapacity: capacity } })
+      // Internals: the buffers of the client's connections, and what waits unread in them.
+      const inbound = (client as unknown as { inbound: { readonly buffers: ReadonlyArray<{ readonly size: number }> } }).inbound
+      const unread = () => inbound.buffers.reduce((total, buffer) => total + buffer.size, 0)
+      const framesOf = (round: number) => Array.from({ length: capacity }, (_, index) => `c${round}-${index}`)
+      const rounds = 6
+      for (let round = 1; round <= rounds; round++) {
+        for (let poll = 0; poll < 500; poll++) {
+          if ((yield* server.accepted) === round && (yield* server.connections) === 1) break
+          yield* Effect.sleep("5 millis")
+        }
+        expect(yield* server.accepted).toBe(round)
+        yield* Effect.forEach(framesOf(round), (frame) => server.broadcast(frame), { discard: true })
+        // The first connection takes its frames; a later one, started paused, must not: wait for
+        // them (100 ms at most) to show up anyway.
+        for (let poll = 0; poll < (round === 1 ? 500 : 20); poll++) {
+          if (round === 1 ? unread() === capacity : unread() > capacity) break
+          yield* Effect.sleep("5 millis")
+        }
+        expect(unread()).toBe(capacity)
+        // The buffers kept: the first connection's (unread) and the current one's, not one per reconnect.
+        expect(inbound.buffers.length).toBe(Math.min(round, 2))
+        if (round < rounds) yield* proxy.reset
+      }
+      // Reading the first connection's frames resumes the current one, whose frames follow. Those
+      // of the connections reset while paused were never received.
+      const read = yield* client.messages.pipe(Stream.take(2 * capacity), Stream.runCollect)
+      expect(Chunk.toArray(read)).toEqual([...framesOf(1), ...framesOf(rounds)])
+      expect(unread()).toBe(0)
+    })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
+})

@@ -440,3 +440,120 @@ describe("Connection: retry and layers", () => {
       expect(yield* server.accepted).toBe(1)
     })))
 })
+
+// Imports of the block below, kept with it.
+import { Either } from "effect"
+import { Transport } from "../src/index.js"
+
+/** The Node transport, with a record of the largest `bufferedAmount` right after any send. */
+const measuringTransport = () => {
+  const stats = { sends: 0, peak: 0 }
+  const transport: Transport.Transport = {
+    platform: "node",
+    open: (request, listener) =>
+      Either.map(NodeTransport.make.open(request, listener), (socket): Transport.TransportSocket => ({
+        readyState: () => socket.readyState(),
+        protocol: () => socket.protocol(),
+        bufferedAmount: () => socket.bufferedAmount(),
+        send: (data, callback) => {
+          socket.send(data, callback)
+          stats.sends++
+          stats.peak = Math.max(stats.peak, socket.bufferedAmount())
+        },
+        close: (code, reason) => socket.close(code, reason),
+        terminate: () => socket.terminate(),
+        pause: () => socket.pause(),
+        resume: () => socket.resume(),
+        ping: () => socket.ping()
+      }))
+  }
+  return { stats, layer: Layer.succeed(Transport.Transport, transport) }
+}
+
+/** Polls `read` every 10 ms until it gave the same value 10 times running (at most 5 s). */
+const awaitSteady = (read: () => number) =>
+  Effect.gen(function*() {
+    let last = read()
+    let same = 0
+    for (let poll = 0; poll < 500 && same < 10; poll++) {
+      yield* Effect.sleep("10 millis")
+      const now = read()
+      same = now === last ? same + 1 : 0
+      last = now
+    }
+    return last
+  })
+
+/** Polls `check` every 10 ms until it holds; dies after 5 s. */
+const awaitTrue = (check: Effect.Effect<boolean>, what: string) =>
+  Effect.gen(function*() {
+    for (let poll = 0; poll < 500; poll++) {
+      if (yield* check) return
+      yield* Effect.sleep("10 millis")
+    }
+    return yield* Effect.dieMessage(`never true: ${what}`)
+  })
+
+/** Internals: the connection's inbound buffer. */
+const inboundOf = (connection: Connection.Connection) =>
+  (connection as unknown as { listener: { inbound: { readonly isPaused: boolean; readonly size: number } } }).listener.inbound
+
+describe("Connection: bounds on sink and on the inbound bytes", () => {
+  it.live("sink: one chunk of 800 x 64 KiB to a server that does not read never buffers more than the high-water mark and one frame", () => {
+    const measured = measuringTransport()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      let received = 0
+      const server = yield* TestServer.make({ record: false, handler: () => void received++ })
+      yield* server.pauseReading
+      const mark = 1024 * 1024
+      const frameSize = 64 * 1024
+      const count = 800
+      const connection = yield* Connection.connect(server.url, { writeHighWaterMark: mark })
+      const frame = new Uint8Array(frameSize).fill(7)
+      const chunk = Chunk.fromIterable(Array.from({ length: count }, () => frame))
+      const writing = yield* Effect.fork(Stream.run(Stream.fromChunk(chunk), connection.sink))
+      // The kernel's buffers fill, then the sink waits for a drain that does not come.
+      const sent = yield* awaitSteady(() => measured.stats.sends)
+      // A client frame of 64 KiB has a 14-byte header (64-bit length, mask); the frame that
+      // crosses the mark may follow one written right up to it, header included.
+      const bound = mark + frameSize + 2 * 14
+      expect(measured.stats.peak).toBeLessThanOrEqual(bound)
+      expect(sent).toBeLessThan(count)
+      yield* server.resumeReading
+      yield* Fiber.join(writing)
+      yield* awaitTrue(Effect.sync(() => received === count), `the server received ${count} frames`)
+      expect(measured.stats.sends).toBe(count)
+      expect(measured.stats.peak).toBeLessThanOrEqual(bound)
+    })).pipe(Effect.provide(measured.layer))
+  })
+
+  it.live("inboundBytes 4 MiB, server floods 40 x 1 MiB, nobody reads: the socket pauses with 4 frames taken, then all 40 arrive in order", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url, { inboundBytes: 4 * 1024 * 1024 })
+      const frameSize = 1024 * 1024
+      const count = 40
+      const frame = (index: number) => {
+        const bytes = new Uint8Array(frameSize).fill(index)
+        return bytes
+      }
+      yield* Effect.forEach(Array.from({ length: count }, (_, index) => index), (index) => server.broadcast(frame(index)), { discard: true })
+      const inbound = inboundOf(connection)
+      // Paused: what the client does not read backs up in the server's send buffer.
+      yield* awaitTrue(Effect.map(server.bufferedAmount, (buffered) => buffered > 0 && inbound.isPaused), "paused with the server backed up")
+      expect(yield* awaitSteady(() => inbound.size)).toBe(4)
+      expect(yield* connection.activity).toBe(4)
+      const all = Chunk.toArray(yield* connection.messages.pipe(Stream.take(count), Stream.runCollect))
+      expect(all.map((message) => typeof message === "string" ? -1 : message[0])).toEqual(Array.from({ length: count }, (_, index) => index))
+      expect(all.every((message) => message.length === frameSize)).toBe(true)
+    })).pipe(provideNode))
+
+  it.effect("inboundBytes that is not a positive integer: ConnectError InvalidOptions naming it", () =>
+    Effect.gen(function*() {
+      for (const inboundBytes of [0, -1, 1.5, Number.NaN]) {
+        const error = expectConnectError(yield* connectError("ws://127.0.0.1:1", { inboundBytes }))
+        expect(error.reason).toBe("InvalidOptions")
+        expect(error.detail).toContain("inboundBytes")
+      }
+    }))
+})

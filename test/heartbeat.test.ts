@@ -38,7 +38,7 @@ const startHeartbeat = (options: PeerOptions) =>
     const peer = { stall: 0, answers: options.answers ?? Infinity }
     const now = () => testClock.unsafeCurrentTimeMillis() + peer.stall
     const clock: Clock.Clock = Object.assign(Object.create(testClock) as Clock.Clock, { unsafeCurrentTimeMillis: now })
-    const listener = new ConnectionListener(url, 16)
+    const listener = new ConnectionListener(url, 16, 1024 * 1024)
     const probes: Array<number> = []
     const answers: Array<number> = []
     const deaths: Array<{ readonly at: number; readonly error: TimeoutError }> = []

@@ -814,7 +814,8 @@ class LiveClient implements Client {
         headers === undefined ? settings.connection : { ...settings.connection, headers },
         (opened) => Effect.sync(() => {
           acquired.opened = opened
-        })
+        }),
+        this.inbound
       ))
       if (attemptResult._tag === "Left") {
         const error = attemptResult.left

@@ -10,6 +10,7 @@ import { Transport } from "../Transport.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
+import type { SharedInbound } from "./inboundBuffer.js"
 import { InboundBuffer, streamOfPulls } from "./inboundBuffer.js"
 import { redactCause, redactUrlsIn } from "./redactUrl.js"
 import type { Timers } from "./timers.js"
@@ -33,6 +34,7 @@ export interface ResolvedOptions {
   readonly openTimeout: Duration.Duration
   readonly closeTimeout: Duration.Duration
   readonly inboundCapacity: number
+  readonly inboundBytes: number
   readonly writeHighWaterMark: number
 }
 
@@ -96,8 +98,15 @@ export class ConnectionListener implements SocketListener {
   private protocolError: { readonly code: number; readonly reason: string } | undefined = undefined
   private failure: HandshakeFailure | undefined = undefined
 
-  constructor(readonly url: string, capacity: number) {
-    this.inbound = new InboundBuffer<Message>(capacity, this)
+  /** `shared`: the Client's, whose connections are held to one inbound bound together. */
+  constructor(readonly url: string, capacity: number, byteCapacity: number, shared?: SharedInbound) {
+    this.inbound = new InboundBuffer<Message>(
+      capacity,
+      this,
+      byteCapacity,
+      approximateBytes,
+      shared?.budgetFor(capacity, byteCapacity)
+    )
   }
 
   // InboundSource: the buffer pauses and resumes this connection's socket.
@@ -116,6 +125,8 @@ export class ConnectionListener implements SocketListener {
   }
 
   onOpen(): void {
+    // First: a Client whose inbound is already full pauses this socket before it delivers.
+    this.inbound.opened()
     this.settleOpen(Exit.void)
   }
 
@@ -344,11 +355,13 @@ export const openConnection = <E, R>(
 /**
  * Opens a connection and hands it to `keep`, which takes over its release; `keep` runs in the
  * same uninterruptible step as the open's success, so no interruption falls between them.
+ * `shared`: the Client's inbound, so that all its connections are held to one inbound bound.
  */
 export const acquireConnection = <E, R, R2>(
   url: string | URL | Effect.Effect<string, E, R>,
   options: ConnectOptions,
-  keep: (opened: OpenedConnection) => Effect.Effect<void, never, R2>
+  keep: (opened: OpenedConnection) => Effect.Effect<void, never, R2>,
+  shared?: SharedInbound
 ): Effect.Effect<OpenedConnection, ConnectError | TimeoutError | E, Transport | R | R2> =>
   Effect.gen(function*() {
     const endpoint = yield* parseEndpoint(typeof url === "string" || url instanceof URL ? url : yield* url)
@@ -360,7 +373,7 @@ export const acquireConnection = <E, R, R2>(
     // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
     // before connect returns, so retries inside one scope do not pile up finalizers.
     return yield* Effect.uninterruptibleMask((restore) => {
-      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity)
+      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity, checked.inboundBytes, shared)
       const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload, tls: checked.tls }
       const created = transport.open(request, listener)
       if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
@@ -472,24 +485,32 @@ class LiveConnection implements Connection {
   }
 
   private writeChunk(chunk: Chunk.Chunk<Message>): Effect.Effect<void, SendError> {
-    return Effect.suspend(() => {
-      const socket = this.socket
-      const size = chunk.length
-      if (size === 0) return Effect.void
-      // readyState cannot change during this synchronous loop: ws reports write errors later.
-      if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, 0)))
-      for (let index = 0; index < size - 1; index++) {
-        const data = Chunk.unsafeGet(chunk, index)
-        const thrown = trySend(socket, data)
-        if (thrown !== undefined) return Effect.fail(writeFailed(data, thrown))
+    return Effect.suspend(() => this.writeFrom(chunk, 0))
+  }
+
+  /**
+   * Writes the chunk from `start`. Each frame that keeps `bufferedAmount` within the high-water
+   * mark is written at once (no Effect per frame); the first that would cross it is sent and
+   * awaited, then the rest waits until the socket is below the mark again. So at most the mark
+   * plus one frame is ever buffered, however large the chunk.
+   */
+  private writeFrom(chunk: Chunk.Chunk<Message>, start: number): Effect.Effect<void, SendError> {
+    const socket = this.socket
+    const size = chunk.length
+    if (start >= size) return Effect.void
+    // readyState cannot change during this synchronous loop: ws reports write errors later.
+    if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, start)))
+    const mark = this.options.writeHighWaterMark
+    for (let index = start; index < size; index++) {
+      const data = Chunk.unsafeGet(chunk, index)
+      if (socket.bufferedAmount() + approximateBytes(data) > mark) {
+        const drained = Effect.zipRight(this.send(data), this.waitBelowHighWater())
+        return index === size - 1 ? drained : Effect.zipRight(drained, Effect.suspend(() => this.writeFrom(chunk, index + 1)))
       }
-      const last = Chunk.unsafeGet(chunk, size - 1)
-      if (socket.bufferedAmount() + approximateBytes(last) <= this.options.writeHighWaterMark) {
-        const thrown = trySend(socket, last)
-        return thrown === undefined ? Effect.void : Effect.fail(writeFailed(last, thrown))
-      }
-      return Effect.zipRight(this.send(last), this.waitBelowHighWater())
-    })
+      const thrown = trySend(socket, data)
+      if (thrown !== undefined) return Effect.fail(writeFailed(data, thrown))
+    }
+    return Effect.void
   }
 }
 

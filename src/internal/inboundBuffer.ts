@@ -1,16 +1,20 @@
 /**
  * The inbound queue of one connection: filled from a socket callback without allocating per
  * message (one check-phase callback per turn in which it wakes the reader), drained by the
- * consumer a whole chunk at a time. When it reaches its capacity it asks the socket to pause,
- * and resumes it once the consumer has taken everything.
+ * consumer a whole chunk at a time. When it reaches either bound, its capacity in frames or in
+ * bytes (a single frame over the byte bound is still taken, then the bound is reached), it asks
+ * the socket to pause, and resumes it once the consumer has taken everything. The buffers of one
+ * Client's successive connections share one `InboundBudget`: the bounds are then on their total,
+ * and what pauses is the current connection's socket.
  *
  * Waking the consumer costs a fiber resume, and in Node each socket read is its own callback, so
  * large frames (one per read) would wake it once per frame. The first message of an event-loop
  * turn wakes it at once (a lone reply is not delayed); messages that arrive later in the same
  * turn wake it once, in the check phase (`setImmediate`), as one chunk, unless the buffer is
- * half full: then at once, so a source that cannot pause (a browser socket) never overflows
- * because a wake was held back. Where there is no `setImmediate` (browsers), or it is a fake
- * clock's (fake timers installed before this module loaded), every message wakes it at once.
+ * half full (in frames or in bytes): then at once, so a source that cannot pause (a browser
+ * socket) never overflows because a wake was held back. Where there is no `setImmediate`
+ * (browsers), or it is a fake clock's (fake timers installed before this module loaded), every
+ * message wakes it at once.
  */
 import { Channel, Chunk, Effect, Option, Stream } from "effect"
 
@@ -40,20 +44,86 @@ const endTurn = <A>(buffer: InboundBuffer<A>): void => buffer.endTurn()
 
 type Waiter<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
 
+const weightless = (): number => 0
+
+/** Where the connections of one Client get their shared budget (`acquireConnection`). */
+export interface SharedInbound {
+  /** The same budget for every call; made, with these bounds, on the first. */
+  budgetFor(capacity: number, byteCapacity: number): InboundBudget
+}
+
+/**
+ * The unread total of the inbound buffers of one Client's successive connections, held to one
+ * bound in frames and in bytes: every buffer adds what it takes and subtracts what the consumer
+ * drains. At the bound the current connection's socket pauses (a browser's is ended, as for one
+ * buffer); a connection that opens while the total is at the bound starts paused; it resumes once
+ * the consumer has taken everything. A buffer that the Client never adopted (its `onOpen` failed)
+ * is discarded when the next connection opens, so its frames do not count forever.
+ */
+export class InboundBudget {
+  frames = 0
+  bytes = 0
+  // The buffer of the connection that opened last: the one that receives, so the one to pause.
+  private current: InboundBuffer<unknown> | undefined = undefined
+  // Opened but not yet adopted by the Client's reader.
+  private pending: InboundBuffer<unknown> | undefined = undefined
+
+  constructor(readonly capacity: number, readonly byteCapacity: number) {}
+
+  /** A connection opened: it receives from now on; paused at once if the total is at the bound. */
+  opened(buffer: InboundBuffer<unknown>): void {
+    const pending = this.pending
+    if (pending !== undefined && pending !== buffer) pending.discard()
+    this.pending = buffer
+    this.current = buffer
+    if (this.frames >= this.capacity || this.bytes >= this.byteCapacity) buffer.pauseAtOpen()
+  }
+
+  /** The Client reads this buffer: its frames are delivered, never discarded. */
+  adopted(buffer: InboundBuffer<unknown>): void {
+    if (this.pending === buffer) this.pending = undefined
+  }
+
+  /** The consumer took `frames` and `bytes`; with nothing left unread, the current socket resumes. */
+  drained(frames: number, bytes: number): void {
+    this.frames -= frames
+    this.bytes -= bytes
+    if (this.frames === 0) this.current?.resumeSource()
+  }
+}
+
 export class InboundBuffer<A> {
   private items: Array<A> = []
+  private bytes = 0
   // Made on first wait: most buffers of idle connections never have a waiter.
   private waiters: Array<Waiter<A>> | undefined = undefined
   private ended = false
   private paused = false
+  // Paused at open because the budget was at its bound, and not resumed since: takes nothing.
+  private held = false
   // A wake happened this turn (a check-phase callback is pending), and one is owed to it.
   private turnPending = false
   private wakeOwed = false
 
-  constructor(readonly capacity: number, private readonly source: InboundSource) {}
+  /**
+   * `weigh` gives an item's size in bytes (the default weighs nothing: only `capacity` bounds);
+   * with a `budget`, the bounds are on the total of every buffer that shares it (the budget's).
+   */
+  constructor(
+    readonly capacity: number,
+    private readonly source: InboundSource,
+    readonly byteCapacity: number = Number.POSITIVE_INFINITY,
+    private readonly weigh: (item: A) => number = weightless,
+    private readonly budget: InboundBudget | undefined = undefined
+  ) {}
 
   get size(): number {
     return this.items.length
+  }
+
+  /** Ended with nothing left to read. */
+  get isDone(): boolean {
+    return this.ended && this.items.length === 0
   }
 
   /** True while the source is paused because the consumer is behind. */
@@ -63,18 +133,25 @@ export class InboundBuffer<A> {
 
   /** From a socket callback. Never throws, never runs user code. */
   offer(item: A): void {
-    if (this.ended) return
+    if (this.ended || this.held) return
     const items = this.items
     items.push(item)
-    if (items.length >= this.capacity && !this.paused) {
-      this.paused = true
-      if (!this.source.pause()) {
-        // A source that cannot pause (a browser) would grow without bound: end it instead.
-        this.source.overflow()
-      }
+    const size = this.weigh(item)
+    this.bytes += size
+    // The totals the bounds apply to: this buffer's, or those of every buffer of its budget.
+    const budget = this.budget
+    let frames: number
+    let bytes: number
+    if (budget === undefined) {
+      frames = items.length
+      bytes = this.bytes
+    } else {
+      frames = ++budget.frames
+      bytes = budget.bytes += size
     }
+    if (!this.paused && (frames >= this.capacity || bytes >= this.byteCapacity)) this.full(frames)
     if (this.waiters === undefined || this.waiters.length === 0) return
-    if (this.turnPending && items.length * 2 < this.capacity) {
+    if (this.turnPending && frames * 2 < this.capacity && bytes * 2 < this.byteCapacity) {
       this.wakeOwed = true
       return
     }
@@ -84,6 +161,58 @@ export class InboundBuffer<A> {
     }
     this.wakeOwed = false
     this.wakeOne()
+  }
+
+  /** A bound is reached (`frames` waiting in all). */
+  private full(frames: number): void {
+    this.paused = true
+    if (this.source.pause()) return
+    // A source that cannot pause (a browser) would grow without bound: end it instead. A lone
+    // frame over the byte bound is let through, as Node delivers it before pausing.
+    if (frames >= this.capacity || frames > 1) this.source.overflow()
+    else this.paused = false
+  }
+
+  /**
+   * The connection opened while its budget was at the bound: pause before anything arrives, and
+   * take nothing until resumed. ws hands over, when a paused socket closes, what Node had already
+   * read from the kernel; taken, that would add up to a socket read per reconnect. A connection
+   * that ends while held loses what it had not delivered, as any connection that drops does.
+   */
+  pauseAtOpen(): void {
+    if (this.ended || this.paused) return
+    // A source that cannot pause is ended by its first frame instead (`full`).
+    this.paused = this.held = this.source.pause()
+  }
+
+  /** Resumes the source if it was paused because the consumer was behind. */
+  resumeSource(): void {
+    if (!this.paused) return
+    this.paused = false
+    this.held = false
+    if (!this.ended) this.source.resume()
+  }
+
+  /** The connection opened and is open for the budget. */
+  opened(): void {
+    this.budget?.opened(this as InboundBuffer<unknown>)
+  }
+
+  /** The Client's reader takes this buffer on: its items are delivered, never discarded. */
+  adopt(): void {
+    this.budget?.adopted(this as InboundBuffer<unknown>)
+  }
+
+  /** Nobody will read this buffer: drop what it holds (and its share of the budget) and end it. */
+  discard(): void {
+    const budget = this.budget
+    if (budget !== undefined) {
+      budget.frames -= this.items.length
+      budget.bytes -= this.bytes
+    }
+    this.items = []
+    this.bytes = 0
+    this.end()
   }
 
   /** In the check phase after a wake: the messages that came later in that turn, as one chunk. */
@@ -127,11 +256,11 @@ export class InboundBuffer<A> {
 
   private drain(): Chunk.Chunk<A> {
     const chunk = Chunk.unsafeFromArray(this.items)
+    const bytes = this.bytes
     this.items = []
-    if (this.paused) {
-      this.paused = false
-      if (!this.ended) this.source.resume()
-    }
+    this.bytes = 0
+    if (this.budget !== undefined) this.budget.drained(chunk.length, bytes)
+    else this.resumeSource()
     return chunk
   }
 }

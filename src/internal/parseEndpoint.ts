@@ -51,6 +51,7 @@ export interface ConnectOptions {
   readonly closeTimeout?: Duration.DurationInput
   readonly maxPayload?: number
   readonly inboundCapacity?: number
+  readonly inboundBytes?: number
   readonly writeHighWaterMark?: number
 }
 
@@ -67,6 +68,7 @@ export const DEFAULT_OPEN_TIMEOUT = Duration.seconds(10)
 export const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
 export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
 export const DEFAULT_INBOUND_CAPACITY = 1024
+export const DEFAULT_INBOUND_BYTES = 16 * 1024 * 1024
 export const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024
 
 const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
@@ -177,6 +179,8 @@ const checkOptions = (url: string, options: ConnectOptions): Effect.Effect<Check
     if (maxPayload === undefined) return invalid("maxPayload: must be a positive integer (bytes)")
     const inboundCapacity = positiveInteger(options.inboundCapacity, DEFAULT_INBOUND_CAPACITY)
     if (inboundCapacity === undefined) return invalid("inboundCapacity: must be a positive integer (frames)")
+    const inboundBytes = positiveInteger(options.inboundBytes, DEFAULT_INBOUND_BYTES)
+    if (inboundBytes === undefined) return invalid("inboundBytes: must be a positive integer (bytes)")
     const writeHighWaterMark = positiveInteger(options.writeHighWaterMark, DEFAULT_WRITE_HIGH_WATER_MARK)
     if (writeHighWaterMark === undefined) return invalid("writeHighWaterMark: must be a positive integer (bytes)")
 
@@ -186,6 +190,7 @@ const checkOptions = (url: string, options: ConnectOptions): Effect.Effect<Check
       tls,
       maxPayload,
       inboundCapacity,
+      inboundBytes,
       writeHighWaterMark,
       openTimeout: openTimeout.value,
       closeTimeout: closeTimeout.value

@@ -5,20 +5,33 @@
 import { Effect, Option } from "effect"
 import type { Chunk } from "effect"
 import type { Message } from "../Transport.js"
-import type { InboundBuffer } from "./inboundBuffer.js"
+import type { InboundBuffer, SharedInbound } from "./inboundBuffer.js"
+import { InboundBudget } from "./inboundBuffer.js"
 
 /**
  * The inbound buffers of successive connections, read in order. The read position lives here, not
- * in a stream, so `messages` can be consumed again after a consumer stops.
+ * in a stream, so `messages` can be consumed again after a consumer stops. Their buffers share one
+ * budget: what waits unread across all of them is held to the Client's `inboundCapacity` and
+ * `inboundBytes`, however many times it reconnects.
  */
-export class SuccessiveInbound {
+export class SuccessiveInbound implements SharedInbound {
   private buffers: Array<InboundBuffer<Message>> = []
   private ended = false
   private wakeup: (() => void) | undefined = undefined
+  private budget: InboundBudget | undefined = undefined
 
+  /** Every connection's options are the Client's, so the first connection's bounds are everyone's. */
+  budgetFor(capacity: number, byteCapacity: number): InboundBudget {
+    return this.budget ??= new InboundBudget(capacity, byteCapacity)
+  }
+
+  /** The reader takes this connection's buffer on, after the earlier ones. */
   offer(buffer: InboundBuffer<Message>): void {
-    // Copied, not pushed: once per connection, and an exact-size array is smaller to keep.
-    this.buffers = [...this.buffers, buffer]
+    buffer.adopt()
+    // Copied, not pushed: once per connection, and an exact-size array is smaller to keep. Those
+    // ended with nothing left to read go: each keeps its closed socket alive, and a Client
+    // nobody reads from would otherwise keep one per reconnect.
+    this.buffers = [...this.buffers.filter((earlier) => !earlier.isDone), buffer]
     this.wake()
   }
 

@@ -111,6 +111,18 @@ export interface TestServer {
   readonly flood: (count: number, size: number, options?: { readonly text?: boolean }) => Effect.Effect<void>
   /** send one message to every open connection */
   readonly broadcast: (data: Message) => Effect.Effect<void>
+  /**
+   * from now on, stop reading from every connection, current and new (ws `pause()`), so the
+   * client's writes back up in its send buffer; `resumeReading` reverts
+   */
+  readonly pauseReading: Effect.Effect<void>
+  /** read from every connection again (the default) */
+  readonly resumeReading: Effect.Effect<void>
+  /**
+   * bytes the server has queued to send and not yet written to the network, summed over open
+   * connections: above zero when a client stops reading and the kernel's buffers are full
+   */
+  readonly bufferedAmount: Effect.Effect<number>
 }
 
 type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
@@ -150,6 +162,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     let accepted = 0
     let pings = 0
     let ponging = true
+    let reading = true
 
     const wss = new WebSocketServer({
       noServer: true,
@@ -185,6 +198,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       ws.on("error", ignoreError)
       ws.on("close", () => clients.delete(ws))
       ws.on("message", (data, isBinary) => onMessage(ws, toMessage(data, isBinary)))
+      if (!reading) ws.pause()
       // autoPong is off so that stopPonging can withhold the pong.
       ws.on("ping", (data) => {
         pings++
@@ -311,7 +325,16 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       broadcast: (data) =>
         Effect.sync(() => {
           for (const ws of openClients()) sendIfOpen(ws, data)
-        })
+        }),
+      pauseReading: Effect.sync(() => {
+        reading = false
+        for (const ws of openClients()) ws.pause()
+      }),
+      resumeReading: Effect.sync(() => {
+        reading = true
+        for (const ws of openClients()) ws.resume()
+      }),
+      bufferedAmount: Effect.sync(() => openClients().reduce((sum, ws) => sum + ws.bufferedAmount, 0))
     } satisfies TestServer
   })
 
