@@ -26,10 +26,10 @@ import type { ConnectError, SendError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { provideNode } from "./support/node.js"
 import { recordingSockets } from "./support/recordingTransport.js"
 import { awaitSleeper } from "./support/testClock.js"
 
-const provideNode = Effect.provide(NodeTransport.layer)
 const fast = Schedule.spaced("20 millis")
 
 

@@ -9,8 +9,8 @@ import type { ConnectError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { provideNode } from "./support/node.js"
 
-const provideNode = Effect.provide(NodeTransport.layer)
 
 /** The error that Closed the client, within a bounded (real) time. */
 const closedWith = (client: Client.Client) =>
@@ -173,7 +173,7 @@ describe("Client: the outbox bounds what is accepted and not written, while Open
       const client = yield* Client.make({
         url: proxy.url,
         heartbeat: false,
-        outbox: { capacity: 3 },
+        outbox: { capacity: 3, maxBytes: 2 * FILLER },
         connection: { closeTimeout: "200 millis" }
       })
       yield* client.awaitOpen

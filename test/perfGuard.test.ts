@@ -5,6 +5,7 @@
  * a failed attempt starts no fiber, which keeps a retry storm cheap; and messages that arrive in
  * one event-loop turn wake their reader at most twice.
  */
+import { quietNode } from "./support/node.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
 import { Client, Connection, NodeTransport } from "../src/index.js"
@@ -51,7 +52,7 @@ const settleFibers = (fibers: LiveFibers) =>
   })
 
 const counted = (counter: Supervisor.Supervisor<number>) =>
-  Effect.provide(Layer.merge(Supervisor.addSupervisor(counter), NodeTransport.layer))
+  Effect.provide(Layer.merge(Supervisor.addSupervisor(counter), quietNode))
 
 const payload = "x".repeat(64)
 
@@ -207,7 +208,7 @@ describe("per-message cost guards", () => {
       // generic constructor.
       expect(ofConnection).toBeLessThan(generic)
       expect(ofClient).toBeLessThan(genericOfClient)
-    })).pipe(Effect.provide(Layer.mergeAll(Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision, NodeTransport.layer)))
+    })).pipe(Effect.provide(Layer.mergeAll(Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision, quietNode)))
   })
 
   it.live("Client: open clients keep no fiber alive, heartbeat on (the supervisor runs only between connections)", () => {
