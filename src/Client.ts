@@ -11,14 +11,14 @@ import type * as Connection from "./Connection.js"
 import type { SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
-import type { Overflow } from "./internal/outbox.js"
+import type { Overflow } from "./internal/primitives/outbox.js"
 import type { ClientError } from "./Reconnect.js"
 import { defaultSchedule, exponentialBackoff, invalidScheduleReason, isRetryable } from "./Reconnect.js"
 import type { Message, Transport } from "./Transport.js"
 
 export { ClientEvent, ClientState } from "./internal/clientState.js"
 export type { ClientError } from "./Reconnect.js"
-export type { Overflow } from "./internal/outbox.js"
+export type { Overflow } from "./internal/primitives/outbox.js"
 
 /**
  * A long-lived link. Valid until its scope closes or `close` is called.

@@ -11,7 +11,7 @@ import type { Message, TransportSocket } from "../src/Transport.js"
 import { ConnectionListener } from "../src/internal/connection.js"
 import { Heartbeat } from "../src/internal/heartbeat.js"
 import { OPEN } from "../src/internal/protocol.js"
-import { currentTimers } from "../src/internal/timers.js"
+import { currentTimers } from "../src/internal/primitives/timers.js"
 
 const url = "ws://127.0.0.1:1/"
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Option, Stream } from "effect"
-import type { InboundBuffer as Buffer } from "../src/internal/inboundBuffer.js"
+import type { InboundBuffer as Buffer } from "../src/internal/primitives/inboundBuffer.js"
 import { startReader } from "./support/inbound.js"
 
 // Taken before any test fakes timers: the offers come from real turns of the event loop.
@@ -31,7 +31,7 @@ describe("inbound buffer and fake timers", () => {
 
   it.live("fake timers installed after the module loaded: every message reaches the reader", () =>
     Effect.gen(function*() {
-      const { InboundBuffer } = yield* Effect.promise(() => import("../src/internal/inboundBuffer.js"))
+      const { InboundBuffer } = yield* Effect.promise(() => import("../src/internal/primitives/inboundBuffer.js"))
       vi.useFakeTimers({ toFake: ["setImmediate", "clearImmediate"] })
       expect(yield* readAcrossTurns(InboundBuffer)).toEqual([[1], [2], [3]])
     }))
@@ -40,7 +40,7 @@ describe("inbound buffer and fake timers", () => {
     Effect.gen(function*() {
       vi.useFakeTimers({ toFake: ["setImmediate", "clearImmediate"] })
       vi.resetModules()
-      const { InboundBuffer } = yield* Effect.promise(() => import("../src/internal/inboundBuffer.js"))
+      const { InboundBuffer } = yield* Effect.promise(() => import("../src/internal/primitives/inboundBuffer.js"))
       expect(yield* readAcrossTurns(InboundBuffer)).toEqual([[1], [2], [3]])
     }))
 })
@@ -49,7 +49,7 @@ describe("streamOfPulls", () => {
   it.effect("emits each pulled chunk in order, skips empty ones, and ends when the pull fails with None", () =>
     Effect.gen(function*() {
       // Imported here, like the buffer above: this file controls when that module loads.
-      const { streamOfPulls } = yield* Effect.promise(() => import("../src/internal/inboundBuffer.js"))
+      const { streamOfPulls } = yield* Effect.promise(() => import("../src/internal/primitives/inboundBuffer.js"))
       const script = [Chunk.make(1, 2), Chunk.empty<number>(), Chunk.make(3)]
       let pulls = 0
       const pull = Effect.suspend(() => {
@@ -80,7 +80,7 @@ const recordingSource = (canPause = true) => {
   }
 }
 
-const loadBuffer = Effect.promise(() => import("../src/internal/inboundBuffer.js"))
+const loadBuffer = Effect.promise(() => import("../src/internal/primitives/inboundBuffer.js"))
 const length = (item: string): number => item.length
 
 describe("inbound buffer: the byte bound", () => {

@@ -10,11 +10,11 @@ import { Transport } from "../Transport.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
-import type { SharedInbound } from "./inboundBuffer.js"
-import { InboundBuffer, streamOfPulls } from "./inboundBuffer.js"
+import type { SharedInbound } from "./primitives/inboundBuffer.js"
+import { InboundBuffer, streamOfPulls } from "./primitives/inboundBuffer.js"
 import { redactCause, redactUrlsIn } from "./redactUrl.js"
-import type { Timers } from "./timers.js"
-import { currentTimers, TimedWait } from "./timers.js"
+import type { Timers } from "./primitives/timers.js"
+import { currentTimers, TimedWait } from "./primitives/timers.js"
 import {
   ABNORMAL_CLOSURE,
   approximateBytes,

@@ -14,7 +14,7 @@ import { TimeoutError } from "../Errors.js"
 import type { Message, TransportSocket } from "../Transport.js"
 import type { ConnectionListener } from "./connection.js"
 import { OPEN } from "./protocol.js"
-import type { Timers, TimerTarget } from "./timers.js"
+import type { Timers, TimerTarget } from "./primitives/timers.js"
 
 export interface HeartbeatOptions {
   readonly interval: Duration.Duration

@@ -1,5 +1,5 @@
 import { Chunk, Effect } from "effect"
-import type { InboundBuffer } from "../../src/internal/inboundBuffer.js"
+import type { InboundBuffer } from "../../src/internal/primitives/inboundBuffer.js"
 
 /**
  * A buffer of `capacity` on a source that can always pause, and a forked reader that records each

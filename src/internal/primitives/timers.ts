@@ -1,11 +1,11 @@
 /**
  * Callback timers that follow the Clock of the fiber that made them, for state machines that run
- * on callbacks rather than fibers (the Client's heartbeat). On the live Clock a timer is a plain
- * `setTimeout`, which is what the live Clock's own `sleep` uses; on any other Clock (`TestClock`)
- * it is a fiber sleeping on that Clock, so tests can move time. A timer calls a method of its
+ * on callbacks rather than fibers (the Client's heartbeat). On a Clock with a scheduler (the live
+ * one: setTimeout) a timer is scheduled on it; on a Clock without one (`TestClock`) it is a fiber
+ * sleeping on that Clock, so tests can move time. A timer calls a method of its
  * target rather than a closure: a timer per idle client costs one Timeout and nothing else.
  */
-import { Clock, Context, DefaultServices, Duration, Effect, Fiber, FiberId, Runtime } from "effect"
+import { Clock, Duration, Effect, Fiber, FiberId, Runtime } from "effect"
 
 /** What a timer calls when it fires. */
 export interface TimerTarget {
@@ -55,8 +55,6 @@ export abstract class TimedWait implements TimerTarget {
 // Beyond this, setTimeout fires at once: wait in steps instead.
 const MAX_TIMER_MILLIS = 2 ** 31 - 1
 
-const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
-
 const fireTarget = (target: TimerTarget): void => target.fire()
 
 /** A wait longer than one setTimeout can hold, in steps. */
@@ -85,15 +83,41 @@ const liveTimers: Timers = {
   }
 }
 
-/** Timers on the current fiber's Clock (the runtime is taken only when it is not the live one). */
+/**
+ * The Clock's own scheduler, read through the Clock (`scheduler()`, which Effect's live Clock has
+ * and `TestClock` has not), rather than by comparing the Clock with the live one: a Clock made by
+ * `Clock.make()` or a custom Clock with a scheduler works the same way.
+ */
+const schedulerOf = (clock: Clock.Clock): Clock.ClockScheduler | undefined => {
+  const scheduler: unknown = Reflect.get(clock, "scheduler")
+  if (typeof scheduler !== "function") return undefined
+  const read = Effect.runSyncExit(scheduler.call(clock) as Effect.Effect<Clock.ClockScheduler>)
+  return read._tag === "Success" ? read.value : undefined
+}
+
+// Effect's scheduler for its live Clock: setTimeout. Timers on it use setTimeout the same way,
+// without the closures per call that `unsafeSchedule` makes (one timer per idle client counts).
+const setTimeoutScheduler = schedulerOf(Clock.make())
+
+const schedulerTimers = (scheduler: Clock.ClockScheduler): Timers => ({
+  after: (millis, target) => scheduler.unsafeSchedule(() => target.fire(), Duration.millis(millis)),
+  cancel: (handle) => {
+    if (handle !== undefined) (handle as Clock.CancelToken)()
+  }
+})
+
+/** Timers on `clock`; `runtime` runs the sleeping fibers when the clock has no scheduler (`TestClock`). */
+export const timersOn = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers => {
+  const scheduler = schedulerOf(clock)
+  if (scheduler === undefined) return fiberTimers(clock, runtime)
+  return scheduler === setTimeoutScheduler ? liveTimers : schedulerTimers(scheduler)
+}
+
+/** Timers on the current fiber's Clock. */
 export const currentTimers: Effect.Effect<Timers> = Effect.flatMap(
   Effect.clock,
-  (clock) => clock === liveClock ? Effect.succeed(liveTimers) : Effect.map(Effect.runtime<never>(), (runtime) => fiberTimers(clock, runtime))
+  (clock) => Effect.map(Effect.runtime<never>(), (runtime) => timersOn(clock, runtime))
 )
-
-/** Timers on `clock`; `runtime` runs the sleeping fibers when the clock is not the live one. */
-export const timersOn = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers =>
-  clock === liveClock ? liveTimers : fiberTimers(clock, runtime)
 
 const fiberTimers = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers => ({
   // Not immediate: like setTimeout, a timer never fires inside `after`, even for 0 ms.

@@ -7,14 +7,18 @@
  * frames and in bytes. A server that stops reading therefore fills the outbox while the client is
  * Open, and the overflow strategy applies, instead of the transport's buffer growing without end.
  */
-import { SendError } from "../Errors.js"
-import type { Message } from "../Transport.js"
-import { approximateBytes } from "./protocol.js"
+import { SendError } from "../../Errors.js"
+import type { Message } from "../../Transport.js"
 
 export type Overflow = "fail" | "dropOldest" | "suspend"
 
 export interface Entry {
   readonly payload: Message
+  /**
+   * Its size, counted once when it was offered: the bounds settle by this number, never by the
+   * payload again (a buffer the sender reuses or transfers after `enqueue` must not skew them).
+   */
+  readonly bytes: number
   /** Called once: with undefined when written, or with the error. */
   readonly done: (error: SendError | undefined) => void
 }
@@ -42,6 +46,11 @@ export class Outbox {
   owner: OutboxOwner | undefined = undefined
 
   constructor(readonly capacity: number, readonly maxBytes: number, readonly overflow: Overflow) {}
+
+  /** Senders waiting for room (`suspend`): a new message must not pass them. */
+  get hasWaiting(): boolean {
+    return this.blocked.length > 0
+  }
 
   /** Entries queued (not yet handed to the transport). */
   get size(): number {
@@ -85,10 +94,10 @@ export class Outbox {
    * until there is room.
    */
   offer(entry: Entry, admitted: () => void): void {
-    const bytes = approximateBytes(entry.payload)
+    const bytes = entry.bytes
     if (this.blocked.length === 0 && this.hasRoom(bytes)) {
-      this.push(entry)
       admitted()
+      this.push(entry)
       return
     }
     switch (this.overflow) {
@@ -108,8 +117,8 @@ export class Outbox {
           entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }, true))
           return
         }
-        this.push(entry)
         admitted()
+        this.push(entry)
         for (const oldest of dropped) oldest.done(new SendError({ reason: "Dropped", payload: oldest.payload }, true))
         return
       }
@@ -129,7 +138,7 @@ export class Outbox {
     const index = this.items.indexOf(entry, this.head)
     if (index === -1) return false
     this.items.splice(index, 1)
-    this.queuedBytes -= approximateBytes(entry.payload)
+    this.queuedBytes -= entry.bytes
     this.admitBlocked()
     return true
   }
@@ -158,7 +167,7 @@ export class Outbox {
   /** Puts entries back at the front, in order. */
   unshiftAll(entries: ReadonlyArray<Entry>): void {
     if (entries.length === 0) return
-    for (const entry of entries) this.queuedBytes += approximateBytes(entry.payload)
+    for (const entry of entries) this.queuedBytes += entry.bytes
     this.items = [...entries, ...this.items.slice(this.head)]
     this.head = 0
   }
@@ -175,12 +184,12 @@ export class Outbox {
 
   private push(entry: Entry): void {
     this.items.push(entry)
-    this.queuedBytes += approximateBytes(entry.payload)
+    this.queuedBytes += entry.bytes
     this.owner?.outboxAdmitted()
   }
 
   private shift(): void {
-    this.queuedBytes -= approximateBytes(this.items[this.head]!.payload)
+    this.queuedBytes -= this.items[this.head]!.bytes
     this.head++
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head)
@@ -189,11 +198,13 @@ export class Outbox {
   }
 
   private admitBlocked(): void {
-    while (this.blocked.length > 0 && this.hasRoom(approximateBytes(this.blocked[0]!.entry.payload))) {
+    while (this.blocked.length > 0 && this.hasRoom(this.blocked[0]!.entry.bytes)) {
       // Safe: the loop condition checked the array is not empty.
       const next = this.blocked.shift()!
-      this.push(next.entry)
+      // Admitted before it is queued: queueing may write it at once, and a write that fails
+      // must find it admitted.
       next.admitted()
+      this.push(next.entry)
     }
   }
 }

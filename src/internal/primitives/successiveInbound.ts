@@ -4,7 +4,7 @@
  */
 import { Effect, Option } from "effect"
 import type { Chunk } from "effect"
-import type { Message } from "../Transport.js"
+import type { Message } from "../../Transport.js"
 import type { InboundBuffer, SharedInbound } from "./inboundBuffer.js"
 import { InboundBudget } from "./inboundBuffer.js"
 

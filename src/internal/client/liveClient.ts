@@ -1,0 +1,356 @@
+/**
+ * The Client: its phase (the one truth of its lifecycle, changed only by `enter`), its outbound
+ * and inbound sides, and the public surface. Connecting and backing off run on a supervisor fiber
+ * (`supervisor.ts`) that ends once a session is open; an open session runs on callbacks, so an
+ * open Client keeps no fiber alive (idle memory per client is a benchmark target).
+ */
+import { Cause, Chunk, Clock, Effect, Exit, Fiber, Option, Runtime, Scope, Stream, Subscribable } from "effect"
+import type { MetricLabel } from "effect"
+import type { Client } from "../../Client.js"
+import { ConnectError, Disconnected } from "../../Errors.js"
+import type { SendError } from "../../Errors.js"
+import type { ClientError } from "../../Reconnect.js"
+import type { Message, Transport } from "../../Transport.js"
+import type { ClientSettings } from "../client.js"
+import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "../clientState.js"
+import { closeCodeOf, releaseOpened } from "../connection.js"
+import * as Metrics from "../metrics.js"
+import { streamOfPulls } from "../primitives/inboundBuffer.js"
+import { SuccessiveInbound } from "../primitives/successiveInbound.js"
+import type { Timers } from "../primitives/timers.js"
+import { timersOn } from "../primitives/timers.js"
+import { approximateBytes } from "../protocol.js"
+import { redactInput, redactUrl } from "../redactUrl.js"
+import { Observer } from "./observe.js"
+import { Outbound } from "./outbound.js"
+import type { Phase, SessionEnd } from "./phase.js"
+import { canMove, IDLE, isStopped, viewOf } from "./phase.js"
+import type { Session } from "./session.js"
+import { supervise } from "./supervisor.js"
+
+const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" }, true)
+
+/** A thrown value's message, for an error's detail. */
+export const causeMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+export const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
+  if (endpoint instanceof URL) return redactUrl(endpoint)
+  if (typeof endpoint !== "string") return "(url from an Effect)"
+  return redactInput(endpoint)
+}
+
+/**
+ * A class so that one client costs fields, not a closure per method: methods that are used
+ * point-free (`send`, `enqueue`, `close`) are bound on first use and kept.
+ */
+export class LiveClient implements Client {
+  /** The lifecycle: read anywhere, changed only by `enter`. */
+  phase: Phase = IDLE
+  readonly outbound: Outbound
+  readonly inbound = new SuccessiveInbound()
+  readonly observer: Observer
+  readonly timers: Timers
+  /** The fiber that connects and backs off, while there is one (none while Open or Closed). */
+  supervisor: Fiber.RuntimeFiber<void> | undefined = undefined
+  // The schedule's state and the attempt count of the current series of failures.
+  scheduleState: unknown
+  attempt = 0
+  /** Attempts made in all (the endpoint rotation), and sessions opened in all. */
+  total = 0
+  opens = 0
+  /** Each endpoint's redacted label, made on its first attempt, and the latest attempt's. */
+  readonly labels: Array<string>
+  currentLabel = ""
+
+  constructor(
+    readonly settings: ClientSettings,
+    readonly runtime: Runtime.Runtime<Transport>,
+    readonly clock: Clock.Clock
+  ) {
+    this.outbound = new Outbound(this, settings.outboxCapacity, settings.outboxBytes, settings.overflow)
+    this.observer = new Observer(settings.eventsCapacity, () => viewOf(this.phase))
+    this.timers = timersOn(clock, runtime)
+    this.scheduleState = settings.schedule.initial
+    this.labels = new Array<string>(settings.endpoints.length)
+  }
+
+  /** What a log or `JSON.stringify` shows: the state and the settings, redacted (no URL secret, no header value). */
+  toJSON(): unknown {
+    const { connection, headers, endpoints } = this.settings
+    const headerNames = (record: Readonly<Record<string, unknown>> | undefined) =>
+      record === undefined ? undefined : Object.fromEntries(Object.keys(record).map((name) => [name, "<redacted>"]))
+    return {
+      _id: "lifeline/Client",
+      state: viewOf(this.phase),
+      endpoints: endpoints.map(labelOf),
+      headers: headers === undefined ? headerNames(connection.headers) : "(headers from an Effect)",
+      protocols: connection.protocols,
+      outboxSize: this.outbound.outbox.pending
+    }
+  }
+
+  [Symbol.for("nodejs.util.inspect.custom")](): unknown {
+    return this.toJSON()
+  }
+
+  // --- the transition function ------------------------------------------------------------
+
+  /**
+   * Moves to `next` if `phase.ts`'s table allows it (else stays, and says so: false). Observers
+   * hear of it at once when the public state changes; the returned Effect logs it.
+   */
+  enter(next: Phase): Effect.Effect<void> {
+    const from = this.phase
+    if (!canMove(from._tag, next._tag)) return Effect.void
+    this.phase = next
+    const before = viewOf(from)
+    const after = viewOf(next)
+    if (before === after) return Effect.void
+    return this.observer.moved(before, after, this.clock.unsafeCurrentTimeMillis(), this.opens > 0)
+  }
+
+  // --- what the other parts read ----------------------------------------------------------
+
+  get openSession(): Session | undefined {
+    return this.phase._tag === "Open" ? this.phase.session : undefined
+  }
+
+  get stopped(): boolean {
+    return isStopped(this.phase)
+  }
+
+  get outbox() {
+    return this.outbound.outbox
+  }
+
+  reportFailure(error: SendError): void {
+    this.outbound.reportFailure(error)
+  }
+
+  publishFailure(error: SendError): void {
+    this.observer.publishFailure(error)
+  }
+
+  logLater(log: Effect.Effect<void>): void {
+    this.fork(log, false)
+  }
+
+  /** A user function given as an option failed: the client closes with this (fatal by default). */
+  brokenOption(detail: string, cause: unknown): ConnectError {
+    return new ConnectError({
+      reason: "InvalidOptions",
+      url: this.currentLabel,
+      detail: `${detail}: ${causeMessage(cause)}; fix the option named above`,
+      cause
+    }, true)
+  }
+
+  // --- public surface ---------------------------------------------------------------------
+
+  get state(): Subscribable.Subscribable<ClientStateType> {
+    return this.observer.state
+  }
+
+  get events(): Stream.Stream<ClientEventType> {
+    return this.observer.events
+  }
+
+  get awaitOpen(): Effect.Effect<void, ClientError> {
+    return Effect.async<void, ClientError>((resume) => {
+      const outcome = (): Effect.Effect<void, ClientError> | undefined => {
+        const phase = this.phase
+        if (phase._tag === "Open") return Effect.void
+        if (phase._tag === "Closing") return Effect.fail(closedByUser)
+        if (phase._tag === "Closed") return Effect.fail(Option.getOrElse(phase.error, () => closedByUser))
+        return undefined
+      }
+      const now = outcome()
+      if (now !== undefined) return resume(now)
+      const remove = this.observer.onState(() => {
+        const done = outcome()
+        if (done === undefined) return
+        remove()
+        resume(done)
+      })
+      return Effect.sync(remove)
+    })
+  }
+
+  private boundSend: ((data: Message) => Effect.Effect<void, SendError>) | undefined = undefined
+  private boundEnqueue: ((data: Message) => Effect.Effect<void, SendError>) | undefined = undefined
+  private boundClose: ((code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>) | undefined = undefined
+
+  get send(): (data: Message) => Effect.Effect<void, SendError> {
+    return this.boundSend ??= (data) => this.outbound.send(data)
+  }
+
+  get enqueue(): (data: Message) => Effect.Effect<void, SendError> {
+    return this.boundEnqueue ??= (data) => this.outbound.enqueue(data)
+  }
+
+  get outboxSize(): Effect.Effect<number> {
+    return Effect.sync(() => this.outbound.outbox.pending)
+  }
+
+  get failed(): Effect.Effect<number> {
+    return Effect.sync(() => this.outbound.failedTotal)
+  }
+
+  get messages(): Stream.Stream<Message> {
+    const isPong = this.settings.isPong
+    // Counted and filtered in the pull itself: a Stream.mapChunks stage would add a channel step
+    // to every wake of the reader.
+    return streamOfPulls(Effect.map(this.inbound.pull, (chunk) => {
+      Metrics.messagesIn.unsafeUpdate(chunk.length, NO_TAGS)
+      let bytes = 0
+      for (const message of chunk) bytes += approximateBytes(message)
+      Metrics.bytesIn.unsafeUpdate(bytes, NO_TAGS)
+      return isPong === undefined ? chunk : this.withoutPongs(chunk, isPong)
+    }))
+  }
+
+  /**
+   * The chunk without the frames `isPong` recognises. User code: an `isPong` that throws drops
+   * the connection with ConnectError InvalidOptions (fatal by default) and keeps the frame.
+   */
+  private withoutPongs(chunk: Chunk.Chunk<Message>, isPong: (message: Message) => boolean): Chunk.Chunk<Message> {
+    try {
+      return Chunk.filter(chunk, (message) => !isPong(message))
+    } catch (defect) {
+      const session = this.openSession
+      if (session !== undefined) this.endSession(session, this.brokenOption("heartbeat.isPong threw", defect))
+      return chunk
+    }
+  }
+
+  // --- lifecycle --------------------------------------------------------------------------
+
+  /** Starts (or restarts) the supervisor with a fresh backoff. */
+  start(): void {
+    this.resetBackoff()
+    // Called from the user's fiber (`make`, `reconnect`): start now, so the state has left Idle or
+    // Closed by the time it returns and an `awaitOpen` that follows waits for this attempt.
+    this.fork(supervise(this, undefined), true, true)
+  }
+
+  resetBackoff(): void {
+    this.scheduleState = this.settings.schedule.initial
+    this.attempt = 0
+  }
+
+  /**
+   * Runs `effect` on a new fiber with the context and FiberRefs (logger, level, annotations,
+   * span) of the fiber that made the client; `supervisor` marks the fiber that `close` interrupts.
+   */
+  fork(effect: Effect.Effect<void, never, Transport>, supervisor: boolean, immediate = false): Fiber.RuntimeFiber<void> {
+    // A supervisor that dies (a defect in user code not caught nearer) must not leave the client
+    // Connecting for ever: it closes, typed.
+    const run = supervisor
+      ? Effect.catchAllCause(effect, (cause) =>
+        this.stopped || Cause.isInterruptedOnly(cause)
+          ? Effect.void
+          : this.stop(Option.some(this.brokenOption("the client failed", Cause.squash(cause)))))
+      : effect
+    // Not immediate by default: this runs inside socket and timer callbacks, where no user code
+    // (shouldRetry, the Schedule, loggers, URL Effects) may run (invariant 1).
+    const fiber = Runtime.runFork(this.runtime)(run, { immediate })
+    if (supervisor) {
+      this.supervisor = fiber
+      fiber.addObserver(() => {
+        if (this.supervisor === fiber) this.supervisor = undefined
+      })
+    }
+    return fiber
+  }
+
+  /** An error ends the client: Closed with it, what is queued fails with `Closed`. */
+  stop(error: Option.Option<ClientError>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const log = this.enter({ _tag: "Closed", error, byClose: false })
+      this.outbound.failQueued()
+      return log
+    })
+  }
+
+  /** Called back by the connection, the heartbeat, `reconnect` or `isPong`: the supervisor takes over. */
+  endSession(session: Session, reason: SessionEnd): void {
+    const phase = this.phase
+    if (phase._tag !== "Open" || phase.session !== session) return
+    session.detach()
+    // Ending shows as the Open it ends: nothing to log.
+    this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
+    this.fork(supervise(this, phase.session), true)
+  }
+
+  get reconnect(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      const phase = this.phase
+      switch (phase._tag) {
+        case "Closed":
+          if (!phase.byClose) this.start()
+          return
+        case "Open":
+          return this.endSession(phase.session, "reconnect")
+        case "Connecting":
+        case "Ending":
+          // Skip the wait that follows this attempt or this session's end.
+          phase.skipWait = true
+          return
+        case "Backoff":
+          return phase.wait.wake()
+      }
+    })
+  }
+
+  get close(): (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>> {
+    return this.boundClose ??= (code, reason) =>
+      Effect.uninterruptible(Effect.gen(this, function*() {
+        const phase = this.phase
+        if (phase._tag === "Closing" || (phase._tag === "Closed" && phase.byClose)) return []
+        // Frames with the transport that are not written by the end of the release (a peer that
+        // stopped reading) are returned too, oldest first, ahead of what was still queued.
+        const unwritten: Array<Message> = []
+        const session = phase._tag === "Open" ? phase.session : phase._tag === "Ending" ? phase.open.session : undefined
+        if (session !== undefined) session.unsent = unwritten
+        // Queued while open: write it before the close frame rather than fail it.
+        if (phase._tag === "Open") {
+          this.outbound.flush(phase.session)
+          phase.session.detach()
+        }
+        yield* this.enter({ _tag: "Closing" })
+        // The supervisor ends here, its attempt's connection released (interrupting waits for it).
+        const supervisor = this.supervisor
+        if (supervisor !== undefined) yield* Fiber.interrupt(supervisor)
+        if (session !== undefined) {
+          // The release table of invariant 2, with the caller's code and reason.
+          if (phase._tag === "Open") yield* session.opened.connection.close(code, reason)
+          yield* Scope.close(session.scope, Exit.void)
+          // Released already, unless the supervisor was stopped before it began: then here.
+          yield* releaseOpened(session.opened, Exit.void)
+          session.abandonInFlight()
+        }
+        const unsent = this.outbound.failQueued()
+        this.inbound.end()
+        yield* this.enter({ _tag: "Closed", error: Option.none(), byClose: true })
+        return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
+      }))
+  }
+}
+
+export const makeClient = (settings: ClientSettings): Effect.Effect<Client, never, Scope.Scope | Transport> =>
+  Effect.gen(function*() {
+    // The supervisor runs with this fiber's context and FiberRefs (logger, level, annotations,
+    // span), as a forked child would.
+    const runtime = yield* Effect.runtime<Transport>()
+    const client = new LiveClient(settings, runtime, yield* Effect.clock)
+    client.start()
+    yield* Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, closeOnExit(client)))
+    return client
+  })
+
+// The close logs, so it runs with the FiberRefs the client was made with, on a fiber of the
+// client's runtime: Effect.addFinalizer would keep a second copy of them alive per client.
+const closeOnExit = (client: LiveClient) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  Effect.suspend(() => Fiber.join(client.fork(Effect.asVoid(client.close(closeCodeOf(exit))), false)))

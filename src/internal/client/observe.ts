@@ -1,0 +1,119 @@
+/**
+ * What the Client shows of itself: `state` and `events` (listener sets made on first use, not a
+ * SubscriptionRef and a PubSub: an idle Client keeps neither), and its log lines. Quiet by
+ * default: one WARN when the link goes down (or cannot connect), one INFO when it is back, one
+ * WARN when an error closes the Client; every other transition at DEBUG.
+ */
+import { Duration, Effect, FiberRef, LogLevel, Option, Stream, Subscribable } from "effect"
+import type { SendError } from "../../Errors.js"
+import { ClientEvent } from "../clientState.js"
+import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "../clientState.js"
+import { Listeners } from "../primitives/listeners.js"
+
+/** How many recent events a new `events` subscriber receives first. */
+const EVENTS_REPLAY = 16
+
+export class Observer {
+  private readonly stateListeners = new Listeners<ClientStateType>()
+  private readonly eventListeners = new Listeners<ClientEventType>()
+  private recentEvents: ReadonlyArray<ClientEventType> = []
+  /** When the link went down (the first Backoff since it was last Open): the outage under way. */
+  private downSince: number | undefined = undefined
+
+  constructor(private readonly eventsCapacity: number, private readonly current: () => ClientStateType) {}
+
+  get state(): Subscribable.Subscribable<ClientStateType> {
+    return Subscribable.make({
+      get: Effect.sync(this.current),
+      changes: this.stateListeners.stream(() => [this.current()], { bufferSize: "unbounded" })
+    })
+  }
+
+  get events(): Stream.Stream<ClientEventType> {
+    return this.eventListeners.stream(() => this.recentEvents, { bufferSize: this.eventsCapacity, strategy: "sliding" })
+  }
+
+  /** Calls `listener` with every state from now on; returns how to stop. */
+  onState(listener: (state: ClientStateType) => void): () => void {
+    return this.stateListeners.add(listener)
+  }
+
+  private publish(event: ClientEventType): void {
+    // Copied, not pushed: events are rare, and an exact-size array is smaller to keep.
+    const recent = this.recentEvents
+    this.recentEvents = recent.length < EVENTS_REPLAY ? [...recent, event] : [...recent.slice(1), event]
+    this.eventListeners.emit(event)
+  }
+
+  publishFailure(error: SendError): void {
+    this.publish(ClientEvent.MessageFailed({ error }))
+  }
+
+  /**
+   * The public state moved from `from` to `to`: listeners and events now, and the log line as an
+   * Effect (`now` in Clock millis; `everOpened`: the wording of a first outage).
+   */
+  moved(from: ClientStateType, to: ClientStateType, now: number, everOpened: boolean): Effect.Effect<void> {
+    this.stateListeners.emit(to)
+    this.publish(ClientEvent.Transition({ from, to }))
+    let level = LogLevel.Debug
+    switch (to._tag) {
+      case "Backoff":
+        if (this.downSince === undefined) {
+          this.downSince = now
+          level = LogLevel.Warning
+        }
+        break
+      case "Open":
+        if (this.downSince !== undefined) level = LogLevel.Info
+        break
+      case "Closed":
+        if (Option.isSome(to.error)) level = LogLevel.Warning
+        break
+    }
+    const downSince = this.downSince
+    if (to._tag === "Open" || to._tag === "Closed") this.downSince = undefined
+    return logLine(level, to, downSince, everOpened)
+  }
+}
+
+/**
+ * Logs a transition, annotated with its endpoint. Below the fiber's minimum level nothing is
+ * built: a retry storm of many clients would otherwise spend a good part of each attempt on
+ * messages and annotations that are filtered out.
+ */
+const logLine = (
+  level: LogLevel.LogLevel,
+  state: ClientStateType,
+  downSince: number | undefined,
+  everOpened: boolean
+): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    if (LogLevel.lessThan(level, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))) return Effect.void
+    let message: string
+    switch (state._tag) {
+      case "Backoff":
+        message = level === LogLevel.Warning
+          ? `lifeline: ${everOpened ? "link down" : "cannot connect"}: ${state.error.message}; retrying in ${Duration.format(state.delay)}`
+          : `lifeline: Backoff ${Duration.format(state.delay)} after ${state.error.message}`
+        break
+      case "Open":
+        message = level === LogLevel.Info && downSince !== undefined
+          ? `lifeline: link back after ${state.attempt} attempt${state.attempt === 1 ? "" : "s"}, down for ${
+            Duration.format(Duration.millis(Math.max(0, state.since - downSince)))
+          }`
+          : "lifeline: Open"
+        break
+      case "Closed":
+        message = Option.match(state.error, {
+          onNone: () => "lifeline: Closed",
+          onSome: (error) => `lifeline: closed by ${error.message}; not retrying`
+        })
+        break
+      default:
+        message = `lifeline: ${state._tag}`
+    }
+    const log = Effect.logWithLevel(level, message)
+    // A logger that fails must not take the Client down with it.
+    return Effect.catchAllCause("endpoint" in state ? Effect.annotateLogs(log, "lifeline.url", state.endpoint) : log, () => Effect.void)
+  })

@@ -1,0 +1,224 @@
+/**
+ * The Client's outbound side: `send`, `enqueue`, the outbox and its flush into the open session.
+ * Every message accepted ends exactly once: written, or failed with a `SendError` that carries it
+ * (to the `send` caller, or as a `MessageFailed` event after `enqueue` returned), and counted in
+ * `failed` when it was accepted and not written.
+ */
+import { Effect } from "effect"
+import type { MetricLabel } from "effect"
+import type { SendError } from "../../Errors.js"
+import type { Message } from "../../Transport.js"
+import { writeFailed } from "../connection.js"
+import * as Metrics from "../metrics.js"
+import type { Entry, Overflow } from "../primitives/outbox.js"
+import { Outbox } from "../primitives/outbox.js"
+import { approximateBytes, OPEN } from "../protocol.js"
+import type { Session } from "./session.js"
+import { closedError } from "./session.js"
+
+const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+/** What the outbound side asks of its Client. */
+export interface OutboundHost {
+  /** The open session, if the client is Open. */
+  readonly openSession: Session | undefined
+  /** Closing or closed: sends fail with `Closed`. */
+  readonly stopped: boolean
+  /** Publishes a MessageFailed event. */
+  readonly publishFailure: (error: SendError) => void
+}
+
+export class Outbound {
+  readonly outbox: Outbox
+  private flushing = false
+  /** Accepted messages that were not written: exact, whatever the events buffer kept. */
+  failedTotal = 0
+
+  constructor(private readonly host: OutboundHost, capacity: number, maxBytes: number, overflow: Overflow) {
+    this.outbox = new Outbox(capacity, maxBytes, overflow)
+    this.outbox.owner = this
+  }
+
+  /** An entry that lands in the outbox while connected (admitted from `suspend`) goes out at once. */
+  outboxAdmitted(): void {
+    const session = this.host.openSession
+    if (session !== undefined) this.flush(session)
+  }
+
+  /** An accepted message failed after its `enqueue` returned: counted, and published. */
+  reportFailure(error: SendError): void {
+    this.countFailure()
+    this.host.publishFailure(error)
+  }
+
+  /** An accepted message failed (its sender is told, or `reportFailure` publishes it). */
+  countFailure(): void {
+    this.failedTotal++
+    Metrics.messagesFailed.unsafeUpdate(1, NO_TAGS)
+  }
+
+  /**
+   * Writes everything queued, synchronously, oldest first, until the outbox is empty (taking
+   * entries admits suspended ones, which the next round writes). Only for the open session, while OPEN.
+   */
+  flush(session: Session): void {
+    const socket = session.opened.socket
+    if (this.flushing || this.host.openSession !== session || socket.readyState() !== OPEN) return
+    this.flushing = true
+    let count = 0
+    let bytes = 0
+    while (this.outbox.size > 0) {
+      for (const entry of this.outbox.handOffAll()) {
+        const size = entry.bytes
+        // A send that throws (a detached buffer) fails its own entry, never the rest.
+        const thrown = session.write(entry, entry.payload, size, true)
+        if (thrown !== undefined) {
+          entry.done(writeFailed(entry.payload, thrown))
+          continue
+        }
+        bytes += size
+        count++
+      }
+    }
+    this.flushing = false
+    Metrics.messagesOut.unsafeUpdate(count, NO_TAGS)
+    Metrics.bytesOut.unsafeUpdate(bytes, NO_TAGS)
+    Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
+  }
+
+  /** Fails everything still queued with `Closed` (the client closed); returns the payloads. */
+  failQueued(): ReadonlyArray<Message> {
+    const unsent = this.outbox.failAll("Closed")
+    Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
+    return unsent
+  }
+
+  /**
+   * The fast path: a session open, nothing queued ahead, and room for `bytes` among the messages
+   * not yet written, so the frame goes straight out.
+   */
+  private writable(bytes: number): Session | undefined {
+    const session = this.host.openSession
+    const outbox = this.outbox
+    if (
+      session === undefined || outbox.size > 0 || outbox.hasWaiting || !outbox.hasRoom(bytes) ||
+      session.opened.socket.readyState() !== OPEN
+    ) {
+      return undefined
+    }
+    return session
+  }
+
+  /** Writes at once; returns what the transport threw, if it did (then nothing was written). */
+  private writeNow(session: Session, item: Message | Entry, data: Message, bytes: number): Error | undefined {
+    const thrown = session.write(item, data, bytes, false)
+    if (thrown !== undefined) return thrown
+    Metrics.messagesOut.unsafeUpdate(1, NO_TAGS)
+    Metrics.bytesOut.unsafeUpdate(bytes, NO_TAGS)
+    return undefined
+  }
+
+  /** Queues a frame and completes when it is written or fails. */
+  private sendQueued(data: Message, bytes: number): Effect.Effect<void, SendError> {
+    return Effect.async<void, SendError>((resume) => {
+      if (this.host.stopped) return resume(Effect.fail(closedError(data)))
+      const entry: Entry = {
+        payload: data,
+        bytes,
+        done: (error) => {
+          // Refused at once for want of room is not a message lost: it was never taken.
+          if (error !== undefined && error.reason !== "OutboxFull") this.countFailure()
+          resume(error === undefined ? Effect.void : Effect.fail(error))
+        }
+      }
+      this.outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(this.outbox.size + 1, NO_TAGS))
+      return Effect.sync(() => {
+        this.outbox.remove(entry)
+      })
+    })
+  }
+
+  // The `lifeline.send` span covers sends that wait in the outbox, where the time is worth
+  // seeing; a span on the direct path would cost more than the write it traces.
+  private sendQueuedTraced(data: Message, bytes: number): Effect.Effect<void, SendError> {
+    return this.sendQueued(data, bytes).pipe(Effect.withSpan("lifeline.send", {
+      captureStackTrace: false,
+      attributes: { "lifeline.outbox.depth": this.outbox.size }
+    }))
+  }
+
+  send(data: Message): Effect.Effect<void, SendError> {
+    return Effect.suspend(() => {
+      if (this.host.stopped) return Effect.fail(closedError(data))
+      const bytes = approximateBytes(data)
+      if (this.writable(bytes) === undefined) return this.sendQueuedTraced(data, bytes)
+      return Effect.async<void, SendError>((resume) => {
+        // The fiber may have yielded since the check: check again where the write happens.
+        const session = this.writable(bytes)
+        if (session === undefined) return resume(this.sendQueued(data, bytes))
+        const entry: Entry = {
+          payload: data,
+          bytes,
+          done: (error) => {
+            if (error !== undefined) this.countFailure()
+            resume(error === undefined ? Effect.void : Effect.fail(error))
+          }
+        }
+        const thrown = this.writeNow(session, entry, data, bytes)
+        if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
+      })
+    })
+  }
+
+  // Synchronous unless the outbox is full under `suspend`: the pipelining path allocates no
+  // Effect.async, no fiber and, when connected with nothing queued, nothing per frame but its
+  // place in the session's in-flight list.
+  enqueue(data: Message): Effect.Effect<void, SendError> {
+    return Effect.suspend(() => {
+      if (this.host.stopped) return Effect.fail(closedError(data))
+      const bytes = approximateBytes(data)
+      const session = this.writable(bytes)
+      if (session !== undefined) {
+        const thrown = this.writeNow(session, data, data, bytes)
+        // Nothing was written, so no completion will come for it.
+        return thrown === undefined ? Effect.void : Effect.fail(writeFailed(data, thrown))
+      }
+      return this.enqueueQueued(data, bytes)
+    })
+  }
+
+  private enqueueQueued(data: Message, bytes: number): Effect.Effect<void, SendError> {
+    let buffered = false
+    let rejected: SendError | undefined
+    let wake: ((effect: Effect.Effect<void, SendError>) => void) | undefined
+    const entry: Entry = {
+      payload: data,
+      bytes,
+      // Before it is buffered a failure fails `enqueue`; after, it is reported as an event.
+      done: (error) => {
+        if (error === undefined) return
+        if (buffered) return this.reportFailure(error)
+        // A sender that waited for room (`suspend`) and was failed: counted, as `send`'s are.
+        if (error.reason !== "OutboxFull") this.countFailure()
+        rejected = error
+        if (wake !== undefined) wake(Effect.fail(error))
+      }
+    }
+    this.outbox.offer(entry, () => {
+      buffered = true
+      if (wake !== undefined) wake(Effect.void)
+    })
+    if (buffered) {
+      Metrics.outboxDepth.unsafeUpdate(this.outbox.size, NO_TAGS)
+      return Effect.void
+    }
+    if (rejected !== undefined) return Effect.fail(rejected)
+    // Full under `suspend`: wait for room.
+    return Effect.async<void, SendError>((resume) => {
+      wake = resume
+      return Effect.sync(() => {
+        if (!buffered) this.outbox.remove(entry)
+      })
+    })
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * One open connection of a Client, from `onOpen` done until it ends. It owns a child `Scope`
+ * whose finalizer releases the connection (invariant 2): ending the session is closing that
+ * scope with the session's Exit. It is what the connection and the heartbeat call back when the
+ * session ends, so an open session costs no closures; and it tracks the frames it handed to the
+ * transport until each is reported written.
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import type { Disconnected, TimeoutError } from "../../Errors.js"
+import { SendError } from "../../Errors.js"
+import type { Message } from "../../Transport.js"
+import type { OpenedConnection } from "../connection.js"
+import { trySend, writeFailed } from "../connection.js"
+import type { Heartbeat, HeartbeatOwner } from "../heartbeat.js"
+import type { Entry, Outbox } from "../primitives/outbox.js"
+import type { SessionEnd } from "./phase.js"
+
+/** What a session reports to its Client. */
+export interface SessionOwner {
+  readonly outbox: Outbox
+  /** An accepted message failed after its `enqueue` returned. */
+  readonly reportFailure: (error: SendError) => void
+  /** Called from socket and timer callbacks: the session is over. */
+  readonly endSession: (session: Session, reason: SessionEnd) => void
+  /** Runs a log line on a fiber of the Client's runtime (never inside the callback). */
+  readonly logLater: (log: Effect.Effect<void>) => void
+}
+
+export const closedError = (payload: Message): SendError => new SendError({ reason: "Closed", payload }, true)
+
+const connectionEnded = new Error("the connection ended before the frame was written")
+
+const isEntry = (item: Message | Entry): item is Entry => typeof item === "object" && "done" in item
+
+const payloadOf = (item: Message | Entry): Message => isEntry(item) ? item.payload : item
+
+export class Session implements HeartbeatOwner {
+  heartbeat: Heartbeat | undefined = undefined
+
+  constructor(
+    private readonly owner: SessionOwner,
+    readonly opened: OpenedConnection,
+    /** Closed with the session's Exit: releases the connection. */
+    readonly scope: Scope.CloseableScope,
+    readonly openedAt: number
+  ) {}
+
+  // Frames handed to the transport whose write has not completed, oldest first: a bare payload
+  // for `enqueue` (a failure is reported as an event), an Entry for `send` and the outbox (the
+  // entry is told). They all share one write callback: a closure per frame makes Node keep large
+  // frames alive past a scavenge (64 KiB frames: a full GC every few hundred), and write
+  // callbacks come back in order. Each counts against the outbox until it settles.
+  private inFlight: Array<Message | Entry | undefined> | undefined = undefined
+  /** The size each was counted with when handed off: settled by it, never by the payload again. */
+  private sizes: Array<number> = []
+  private inFlightHead = 0
+  private writtenCallback: ((error?: Error | null) => void) | undefined = undefined
+  /** Set by `close`: frames that fail from here are returned by it rather than reported. */
+  unsent: Array<Message> | undefined = undefined
+
+  /**
+   * Writes one frame; `item` is what its completion reports to. `counted`: the outbox already
+   * counts it in flight (taken from the queue). Returns what the transport threw, if it did: then
+   * nothing was written, nothing is tracked and the frame's room is free again.
+   */
+  write(item: Message | Entry, data: Message, bytes: number, counted: boolean): Error | undefined {
+    const inFlight = this.inFlight ??= []
+    // Tracked before the send: a transport may call back at once (browsers).
+    inFlight.push(item)
+    this.sizes.push(bytes)
+    const outbox = this.owner.outbox
+    if (!counted) outbox.handedOff(bytes)
+    const thrown = trySend(this.opened.socket, data, this.writtenCallback ??= (error) => this.written(error))
+    if (thrown === undefined) return undefined
+    inFlight.pop()
+    this.sizes.pop()
+    outbox.settled(bytes)
+    return thrown
+  }
+
+  /** The oldest tracked frame's write completed. */
+  private written(error: Error | null | undefined): void {
+    const inFlight = this.inFlight
+    if (inFlight === undefined || this.inFlightHead >= inFlight.length) return
+    const item = inFlight[this.inFlightHead]!
+    const bytes = this.sizes[this.inFlightHead]!
+    inFlight[this.inFlightHead++] = undefined
+    if (this.inFlightHead === inFlight.length) {
+      inFlight.length = 0
+      this.sizes.length = 0
+      this.inFlightHead = 0
+    } else if (this.inFlightHead > 1024 && this.inFlightHead * 2 > inFlight.length) {
+      // Never quite empty under a steady stream: drop the completed head now and then.
+      inFlight.splice(0, this.inFlightHead)
+      this.sizes.splice(0, this.inFlightHead)
+      this.inFlightHead = 0
+    }
+    const data = payloadOf(item)
+    this.owner.outbox.settled(bytes)
+    if (error === undefined || error === null) {
+      if (isEntry(item)) item.done(undefined)
+      return
+    }
+    this.fail(item, this.unsent === undefined ? writeFailed(data, error) : closedError(data))
+  }
+
+  /**
+   * The connection is released: frames whose write never completed were not written. They fail
+   * (`Closed`, and into `unsent`, while the client closes; else `WriteFailed`).
+   */
+  abandonInFlight(): void {
+    const inFlight = this.inFlight
+    this.inFlight = undefined
+    if (inFlight === undefined) return
+    const sizes = this.sizes
+    this.sizes = []
+    for (let index = this.inFlightHead; index < inFlight.length; index++) {
+      const item = inFlight[index]!
+      const data = payloadOf(item)
+      this.owner.outbox.settled(sizes[index]!)
+      this.fail(item, this.unsent === undefined ? writeFailed(data, connectionEnded) : closedError(data))
+    }
+    this.inFlightHead = 0
+  }
+
+  private fail(item: Message | Entry, error: SendError): void {
+    if (this.unsent !== undefined) this.unsent.push(error.payload as Message)
+    if (isEntry(item)) item.done(error)
+    else this.owner.reportFailure(error)
+  }
+
+  /** Stops what runs on the session's behalf: it is over for sending. */
+  detach(): void {
+    this.opened.listener.watcher = undefined
+    this.heartbeat?.stop()
+  }
+
+  connectionEnded(disconnected: Disconnected): void {
+    this.owner.endSession(this, disconnected)
+  }
+
+  onDead(timeout: TimeoutError): void {
+    this.owner.endSession(this, timeout)
+  }
+
+  onCannotProbe(): void {
+    // No protocol ping here (a browser) and no app-level message configured: say so once.
+    this.owner.logLater(Effect.logWarning("lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)"))
+  }
+}

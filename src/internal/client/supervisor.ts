@@ -1,0 +1,253 @@
+/**
+ * The Client's supervisor: a fiber that, after a session ended (if one did), releases it, then
+ * attempts until a session opens, the schedule gives up or the error is not worth retrying. It
+ * ends when a session is open; the session's end starts it again. Failures travel in the error
+ * channel; each attempt's connection lives in the attempt's own Scope, which becomes the
+ * session's on success and is closed with the attempt's Exit otherwise.
+ */
+import { Cause, Duration, Effect, Exit, Option, ScheduleDecision, ScheduleIntervals, Scope } from "effect"
+import type { MetricLabel } from "effect"
+import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
+import type { ClientError } from "../../Reconnect.js"
+import type { Transport } from "../../Transport.js"
+import { hintFor } from "../classifyHandshakeError.js"
+import type { OpenedConnection } from "../connection.js"
+import { acquireConnection, releaseOpened } from "../connection.js"
+import { Heartbeat } from "../heartbeat.js"
+import * as Metrics from "../metrics.js"
+import type { ConnectOptions } from "../parseEndpoint.js"
+import { TimedWait } from "../primitives/timers.js"
+import type { LiveClient } from "./liveClient.js"
+import { causeMessage, labelOf } from "./liveClient.js"
+import type { Phase } from "./phase.js"
+import { Session } from "./session.js"
+
+const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+/**
+ * The supervisor's whole run: `ended` is the session whose end started it (the phase is then
+ * Ending), or undefined at the start.
+ */
+export const supervise = (client: LiveClient, ended: Session | undefined): Effect.Effect<void, never, Transport> =>
+  Effect.gen(function*() {
+    if (client.settings.invalid !== undefined) {
+      const error = new ConnectError({ reason: "InvalidOptions", url: labelOf(client.settings.endpoints[0] ?? ""), detail: client.settings.invalid }, true)
+      return yield* client.stop(Option.some(error))
+    }
+    if (ended !== undefined && !(yield* afterSession(client, ended))) return
+    for (let first = true;; first = false) {
+      // Only from a phase this fiber was started for or led to: a supervisor that lost the
+      // client (stopped, restarted by another) must not connect it again.
+      const phase = client.phase
+      const mayAttempt = phase._tag === "Idle" || phase._tag === "Ending" || phase._tag === "Backoff" ||
+        (first && ended === undefined && phase._tag === "Closed" && !phase.byClose)
+      if (!mayAttempt) return
+      const attempt = yield* Effect.either(attemptOnce(client))
+      // Open: the session runs on callbacks from here. Or `close` stopped the client.
+      if (attempt._tag === "Right" || client.stopped) return
+      if (!(yield* decide(client, attempt.left, 0))) return
+    }
+  })
+
+/** Releases an ended session's connection (closes its Scope); then whether to go on connecting. */
+const afterSession = (client: LiveClient, session: Session): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const phase = client.phase
+    if (phase._tag !== "Ending" || phase.open.session !== session) return false
+    const reason = phase.reason
+    // A dead peer will not answer a close frame: skip the close handshake.
+    if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
+    const uptime = client.clock.unsafeCurrentTimeMillis() - session.openedAt
+    // Uninterruptible: `close` waits for a release under way rather than cutting it short.
+    yield* Effect.uninterruptible(Scope.close(session.scope, reason === "reconnect" ? Exit.void : Exit.fail(reason)))
+    session.abandonInFlight()
+    if (client.stopped) return false
+    if (reason === "reconnect" || phase.skipWait) {
+      client.resetBackoff()
+      return true
+    }
+    return yield* decide(client, reason, uptime)
+  })
+
+/** Decides what follows `error`: false when the client stops, true after the backoff. */
+const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const settings = client.settings
+    const retry = retryable(client, error)
+    if (retry !== true) {
+      yield* client.stop(Option.some(retry === false ? error : retry))
+      return false
+    }
+    if (uptime >= Duration.toMillis(settings.minUptime)) {
+      // Stable long enough: this failure counts as the first of a new series.
+      client.resetBackoff()
+      client.attempt = 1
+    }
+    const now = client.clock.unsafeCurrentTimeMillis()
+    const schedule = settings.schedule
+    // User code: a Schedule that throws or dies in its step closes the client, typed.
+    const stepped = yield* Effect.exit(Effect.suspend(() => schedule.step(now, error, client.scheduleState)))
+    if (Exit.isFailure(stepped)) {
+      yield* client.stop(Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause))))
+      return false
+    }
+    const [nextState, , decision] = stepped.value
+    client.scheduleState = nextState
+    if (ScheduleDecision.isDone(decision)) {
+      yield* client.stop(Option.some(error))
+      return false
+    }
+    // Never sooner than the floor: a schedule of zero delays would be a hot loop.
+    let delay = Math.max(settings.minRetryDelay, ScheduleIntervals.start(decision.intervals) - now)
+    if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
+      delay = Math.max(delay, Duration.toMillis(error.retryAfter))
+    }
+    const skip = client.phase._tag === "Connecting" && client.phase.skipWait
+    const woken = yield* backoff(client, error, delay, skip)
+    if (woken) client.resetBackoff()
+    return !client.stopped
+  })
+
+/** Whether to retry after `error`; a `shouldRetry` that throws closes the client with InvalidOptions. */
+const retryable = (client: LiveClient, error: ClientError): boolean | ConnectError => {
+  try {
+    return client.settings.shouldRetry(error)
+  } catch (defect) {
+    return client.brokenOption("shouldRetry threw", defect)
+  }
+}
+
+/** The client's wait between attempts: its timer fires (false), or `reconnect` wakes it (true). */
+class BackoffWait extends TimedWait {
+  resume: ((effect: Effect.Effect<boolean>) => void) | undefined = undefined
+
+  wake(): void {
+    if (this.finish()) this.resume?.(Effect.succeed(true))
+  }
+
+  protected timedOut(): void {
+    this.resume?.(Effect.succeed(false))
+  }
+
+  protected ended(): void {}
+}
+
+/**
+ * Enters Backoff and waits `delay` on one timer, or less if `reconnect` wakes it (true). No
+ * racing fibers: the cost of a retry matters when many clients reconnect at once.
+ */
+const backoff = (client: LiveClient, error: ClientError, delay: number, skip: boolean): Effect.Effect<boolean> =>
+  Effect.suspend(() => {
+    const wait = new BackoffWait(client.timers)
+    const phase: Phase = { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(delay), error, wait }
+    return Effect.zipRight(
+      client.enter(phase),
+      Effect.async<boolean>((resume) => {
+        if (skip || client.phase !== phase) return resume(Effect.succeed(skip))
+        wait.resume = resume
+        wait.start(delay)
+        return Effect.sync(() => wait.finish())
+      })
+    )
+  })
+
+/**
+ * One attempt: connect, run `onOpen`, open the session (the phase is then Open). Fails with the
+ * error that ended the attempt, its Scope closed (its connection released).
+ */
+const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Transport> =>
+  Effect.gen(function*() {
+    const settings = client.settings
+    client.attempt++
+    const attempt = client.attempt
+    // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this.
+    const index = client.total % settings.endpoints.length
+    const endpoint = settings.endpoints[index]!
+    client.total++
+    const label = client.labels[index] ??= labelOf(endpoint)
+    client.currentLabel = label
+    yield* client.enter({ _tag: "Connecting", attempt, endpoint: label, skipWait: false })
+    const startedAt = client.clock.unsafeCurrentTimeMillis()
+    const scope = yield* Scope.make()
+    return yield* openIn(client, scope, endpoint, label, attempt, startedAt).pipe(
+      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
+    )
+  })
+
+const openIn = (
+  client: LiveClient,
+  scope: Scope.CloseableScope,
+  endpoint: string | URL | Effect.Effect<string>,
+  label: string,
+  attempt: number,
+  startedAt: number
+): Effect.Effect<void, ClientError, Transport> =>
+  Effect.gen(function*() {
+    const settings = client.settings
+    // User code: a URL or headers Effect that fails or dies is the user's bug, typed and fatal.
+    let target: string | URL
+    if (typeof endpoint === "string" || endpoint instanceof URL) target = endpoint
+    else {
+      const url: Exit.Exit<string> = yield* Effect.exit(endpoint)
+      if (Exit.isFailure(url)) {
+        const cause = Cause.squash(url.cause)
+        return yield* new ConnectError({ reason: "InvalidUrl", url: label, detail: `the URL Effect failed: ${causeMessage(cause)}; ${hintFor("InvalidUrl")}`, cause }, true)
+      }
+      target = url.value
+    }
+    let headers: ConnectOptions["headers"] = settings.connection.headers
+    if (settings.headers !== undefined) {
+      const read: Exit.Exit<NonNullable<ConnectOptions["headers"]>> = yield* Effect.exit(settings.headers)
+      if (Exit.isFailure(read)) return yield* client.brokenOption("the headers Effect failed", Cause.squash(read.cause))
+      headers = read.value
+    }
+    const opened: OpenedConnection = yield* acquireConnection<never, never, never>(
+      target,
+      headers === undefined ? settings.connection : { ...settings.connection, headers },
+      // The attempt's Scope releases the connection from here: the session's, once open.
+      (opened) => Scope.addFinalizerExit(scope, (exit) => releaseOpened(opened, exit)),
+      client.inbound
+    ).pipe(Effect.tapError((error) => Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag))))
+    const openedAt = client.clock.unsafeCurrentTimeMillis()
+    Metrics.connects.unsafeUpdate(1, NO_TAGS)
+    Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
+    if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, NO_TAGS)
+    client.opens++
+    if (settings.onOpen !== undefined) {
+      const onOpen = settings.onOpen
+      const timeout = settings.onOpenTimeout
+      // User code: a failure, a throw or a hang drops this connection, never the supervisor.
+      const hook = yield* Effect.exit(Effect.suspend(() => onOpen(opened.connection)).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url }, true)
+        })
+      ))
+      if (Exit.isFailure(hook) && !Cause.isInterruptedOnly(hook.cause)) {
+        return yield* new OnOpenError({ cause: Cause.squash(hook.cause) }, true)
+      }
+    }
+    client.inbound.offer(opened.listener.inbound)
+    // It may have ended already, while onOpen ran: it never became ready.
+    const alreadyEnded = opened.listener.endedWith
+    if (alreadyEnded !== undefined) return yield* alreadyEnded
+    yield* openSession(client, new Session(client, opened, scope, openedAt), attempt, label)
+  })
+
+/** The session is open: from here it runs on callbacks, and the supervisor ends. */
+const openSession = (client: LiveClient, session: Session, attempt: number, label: string): Effect.Effect<void> => {
+  const opened = session.opened
+  // The same text as the Connecting label, usually: keep one string of it, not two.
+  const endpoint = opened.connection.url === label ? label : opened.connection.url
+  const log = client.enter({ _tag: "Open", attempt, endpoint, since: session.openedAt, session })
+  // Refused: `close` is under way and interrupts this fiber; the attempt's Scope is closed then.
+  if (client.openSession !== session) return Effect.interrupt
+  opened.listener.watcher = session
+  client.outbound.flush(session)
+  const heartbeat = client.settings.heartbeat
+  if (heartbeat !== undefined) {
+    session.heartbeat = new Heartbeat(opened.socket, opened.listener, opened.connection.url, heartbeat, client.clock, client.timers, session)
+    session.heartbeat.start()
+  }
+  return log
+}

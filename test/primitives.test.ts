@@ -1,0 +1,143 @@
+/**
+ * The performance primitives under `src/internal/primitives`, each alone: the outbox's bounds and
+ * strategies, the listener set and its stream, and timers that follow the Clock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Clock, Effect, Fiber, Runtime, Stream, TestClock } from "effect"
+import type { SendError } from "../src/Errors.js"
+import { Listeners } from "../src/internal/primitives/listeners.js"
+import type { Entry, Overflow } from "../src/internal/primitives/outbox.js"
+import { Outbox } from "../src/internal/primitives/outbox.js"
+import { timersOn } from "../src/internal/primitives/timers.js"
+import { awaitSleeper } from "./support/testClock.js"
+
+/** An outbox and a log of what happened to each entry. */
+const outboxOf = (capacity: number, maxBytes: number, overflow: Overflow) => {
+  const outbox = new Outbox(capacity, maxBytes, overflow)
+  const log: Array<string> = []
+  const entry = (payload: string): Entry => ({
+    payload,
+    bytes: payload.length,
+    done: (error: SendError | undefined) => log.push(`${payload}:${error === undefined ? "written" : error.reason}`)
+  })
+  const offer = (payload: string) => outbox.offer(entry(payload), () => log.push(`${payload}:admitted`))
+  return { outbox, log, offer }
+}
+
+describe("Outbox", () => {
+  it("counts what is queued and what is in flight, in messages and in bytes", () => {
+    const { log, offer, outbox } = outboxOf(3, 10, "fail")
+    offer("aaaa")
+    expect(outbox.handOffAll().map((e) => e.payload)).toEqual(["aaaa"])
+    expect([outbox.size, outbox.pending, outbox.inFlightBytes]).toEqual([0, 1, 4])
+    offer("bbbb")
+    // 4 in flight + 4 queued + 4 > 10 bytes.
+    offer("cccc")
+    expect(log).toEqual(["aaaa:admitted", "bbbb:admitted", "cccc:OutboxFull"])
+    outbox.settled(4)
+    offer("cc")
+    offer("d")
+    // Three pending (bbbb queued, cc, d): the count bound.
+    offer("e")
+    expect(log.slice(3)).toEqual(["cc:admitted", "d:admitted", "e:OutboxFull"])
+  })
+
+  it("a message larger than maxBytes is accepted when nothing else is pending", () => {
+    const { log, offer, outbox } = outboxOf(10, 4, "fail")
+    offer("0123456789")
+    offer("x")
+    expect(log).toEqual(["0123456789:admitted", "x:OutboxFull"])
+    outbox.handOffAll()
+    outbox.settled(10)
+    offer("x")
+    expect(log.at(-1)).toBe("x:admitted")
+  })
+
+  it("dropOldest drops queued entries until the new one fits; with everything in flight the new one fails", () => {
+    const { log, offer, outbox } = outboxOf(10, 6, "dropOldest")
+    offer("aa")
+    offer("bb")
+    offer("cccc")
+    // 2 + 2 + 4 > 6: the oldest goes, and 2 + 4 fits.
+    expect(log).toEqual(["aa:admitted", "bb:admitted", "cccc:admitted", "aa:Dropped"])
+    outbox.handOffAll()
+    offer("dddd")
+    expect(log.at(-1)).toBe("dddd:OutboxFull")
+  })
+
+  it("suspend holds offers in order until room frees; none is passed by a later one", () => {
+    const { log, offer, outbox } = outboxOf(1, 100, "suspend")
+    offer("a")
+    outbox.handOffAll()
+    offer("b")
+    offer("c")
+    expect(outbox.hasWaiting).toBe(true)
+    outbox.settled(1)
+    expect(log).toEqual(["a:admitted", "b:admitted"])
+    expect(outbox.handOffAll().map((e) => e.payload)).toEqual(["b"])
+    outbox.settled(1)
+    expect(log.at(-1)).toBe("c:admitted")
+    expect(outbox.hasWaiting).toBe(false)
+  })
+
+  it("failAll fails queued and suspended entries with Closed and returns them in order", () => {
+    const { log, offer, outbox } = outboxOf(1, 100, "suspend")
+    offer("a")
+    offer("b")
+    expect(outbox.failAll("Closed")).toEqual(["a", "b"])
+    expect(log).toEqual(["a:admitted", "a:Closed", "b:Closed"])
+    expect([outbox.size, outbox.pending, outbox.hasWaiting]).toEqual([0, 0, false])
+  })
+})
+
+describe("Listeners", () => {
+  it("calls each listener synchronously, in order of adding, until it is removed", () => {
+    const listeners = new Listeners<number>()
+    const seen: Array<string> = []
+    const removeA = listeners.add((n) => seen.push(`a${n}`))
+    listeners.add((n) => seen.push(`b${n}`))
+    listeners.emit(1)
+    removeA()
+    listeners.emit(2)
+    expect(seen).toEqual(["a1", "b1", "b2"])
+  })
+
+  it.live("stream: the first values, then every value emitted while it runs, none between", () =>
+    Effect.gen(function*() {
+      const listeners = new Listeners<number>()
+      const reader = yield* Effect.fork(Stream.runCollect(Stream.take(listeners.stream(() => [0], { bufferSize: "unbounded" }), 3)))
+      yield* Effect.sleep("10 millis")
+      listeners.emit(1)
+      listeners.emit(2)
+      expect(Chunk.toArray(yield* Fiber.join(reader))).toEqual([0, 1, 2])
+    }))
+})
+
+describe("timers follow the Clock", () => {
+  it.effect("on the TestClock: a timer fires when the clock is moved past it, and a cancelled one never", () =>
+    Effect.gen(function*() {
+      const clock = yield* Effect.clock
+      const timers = timersOn(clock, yield* Effect.runtime<never>())
+      const fired: Array<string> = []
+      timers.after(100, { fire: () => fired.push("a") })
+      const cancelled = timers.after(50, { fire: () => fired.push("b") })
+      timers.cancel(cancelled)
+      yield* awaitSleeper
+      yield* TestClock.adjust("99 millis")
+      expect(fired).toEqual([])
+      yield* TestClock.adjust("1 millis")
+      yield* Effect.yieldNow()
+      expect(fired).toEqual(["a"])
+    }))
+
+  it.live("a Clock made with Clock.make() (not the default one) schedules on its own scheduler: setTimeout", () =>
+    Effect.gen(function*() {
+      const timers = timersOn(Clock.make(), Runtime.defaultRuntime)
+      const fired: Array<string> = []
+      timers.after(5, { fire: () => fired.push("a") })
+      const cancelled = timers.after(5, { fire: () => fired.push("b") })
+      timers.cancel(cancelled)
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 30)))
+      expect(fired).toEqual(["a"])
+    }))
+})
