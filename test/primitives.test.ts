@@ -3,11 +3,12 @@
  * strategies, the listener set and its stream, and timers that follow the Clock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Fiber, Runtime, Stream, TestClock } from "effect"
+import { Chunk, Clock, Effect, ExecutionStrategy, Exit, Fiber, Runtime, Scope, Stream, TestClock } from "effect"
 import type { SendError } from "../src/Errors.js"
 import { Listeners } from "../src/internal/primitives/listeners.js"
 import type { Entry, Overflow } from "../src/internal/primitives/outbox.js"
 import { Outbox } from "../src/internal/primitives/outbox.js"
+import { SessionScope } from "../src/internal/primitives/sessionScope.js"
 import { timersOn } from "../src/internal/primitives/timers.js"
 import { awaitSleeper } from "./support/testClock.js"
 
@@ -139,5 +140,34 @@ describe("timers follow the Clock", () => {
       timers.cancel(cancelled)
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 30)))
       expect(fired).toEqual(["a"])
+    }))
+})
+
+describe("SessionScope", () => {
+  it.effect("runs its finalizers once, newest first, with the Exit it is closed with; one added after the close runs at once", () =>
+    Effect.gen(function*() {
+      const scope = new SessionScope()
+      const seen: Array<string> = []
+      const note = (name: string) => (exit: Exit.Exit<unknown, unknown>) => Effect.sync(() => seen.push(`${name}:${exit._tag}`))
+      yield* Scope.addFinalizerExit(scope, note("a"))
+      yield* Scope.addFinalizerExit(scope, note("b"))
+      yield* Scope.close(scope, Exit.fail("down"))
+      yield* Scope.close(scope, Exit.void)
+      yield* Scope.addFinalizerExit(scope, note("c"))
+      expect(seen).toEqual(["b:Failure", "a:Failure", "c:Failure"])
+    }))
+
+  it.effect("a finalizer that dies does not keep the others from running; a forked child closes with it", () =>
+    Effect.gen(function*() {
+      const scope = new SessionScope()
+      const seen: Array<string> = []
+      yield* Scope.addFinalizer(scope, Effect.sync(() => seen.push("first")))
+      yield* Scope.addFinalizer(scope, Effect.die("boom"))
+      const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+      yield* Scope.addFinalizer(child, Effect.sync(() => seen.push("child")))
+      yield* Scope.close(scope, Exit.void)
+      expect(seen).toEqual(["child", "first"])
+      // Usable where a Scope is expected.
+      expect(yield* Effect.scoped(Effect.succeed(1)).pipe(Scope.extend(scope))).toBe(1)
     }))
 })

@@ -70,7 +70,7 @@ export class LiveClient implements Client {
     readonly clock: Clock.Clock
   ) {
     this.outbound = new Outbound(this, settings.outboxCapacity, settings.outboxBytes, settings.overflow)
-    this.observer = new Observer(settings.eventsCapacity, () => viewOf(this.phase))
+    this.observer = new Observer(settings.eventsCapacity, this)
     this.timers = timersOn(clock, runtime)
     this.scheduleState = settings.schedule.initial
     this.labels = new Array<string>(settings.endpoints.length)
@@ -112,6 +112,10 @@ export class LiveClient implements Client {
   }
 
   // --- what the other parts read ----------------------------------------------------------
+
+  get currentState(): ClientStateType {
+    return viewOf(this.phase)
+  }
 
   get openSession(): Session | undefined {
     return this.phase._tag === "Open" ? this.phase.session : undefined

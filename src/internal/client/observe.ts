@@ -14,35 +14,36 @@ import { Listeners } from "../primitives/listeners.js"
 const EVENTS_REPLAY = 16
 
 export class Observer {
-  private readonly stateListeners = new Listeners<ClientStateType>()
-  private readonly eventListeners = new Listeners<ClientEventType>()
+  // Made on first use: most clients are never watched, and an idle client's size is a target.
+  private stateListeners: Listeners<ClientStateType> | undefined = undefined
+  private eventListeners: Listeners<ClientEventType> | undefined = undefined
   private recentEvents: ReadonlyArray<ClientEventType> = []
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   private downSince: number | undefined = undefined
 
-  constructor(private readonly eventsCapacity: number, private readonly current: () => ClientStateType) {}
+  constructor(private readonly eventsCapacity: number, private readonly host: { readonly currentState: ClientStateType }) {}
 
   get state(): Subscribable.Subscribable<ClientStateType> {
     return Subscribable.make({
-      get: Effect.sync(this.current),
-      changes: this.stateListeners.stream(() => [this.current()], { bufferSize: "unbounded" })
+      get: Effect.sync(() => this.host.currentState),
+      changes: (this.stateListeners ??= new Listeners()).stream(() => [this.host.currentState], { bufferSize: "unbounded" })
     })
   }
 
   get events(): Stream.Stream<ClientEventType> {
-    return this.eventListeners.stream(() => this.recentEvents, { bufferSize: this.eventsCapacity, strategy: "sliding" })
+    return (this.eventListeners ??= new Listeners()).stream(() => this.recentEvents, { bufferSize: this.eventsCapacity, strategy: "sliding" })
   }
 
   /** Calls `listener` with every state from now on; returns how to stop. */
   onState(listener: (state: ClientStateType) => void): () => void {
-    return this.stateListeners.add(listener)
+    return (this.stateListeners ??= new Listeners()).add(listener)
   }
 
   private publish(event: ClientEventType): void {
     // Copied, not pushed: events are rare, and an exact-size array is smaller to keep.
     const recent = this.recentEvents
     this.recentEvents = recent.length < EVENTS_REPLAY ? [...recent, event] : [...recent.slice(1), event]
-    this.eventListeners.emit(event)
+    this.eventListeners?.emit(event)
   }
 
   publishFailure(error: SendError): void {
@@ -54,7 +55,7 @@ export class Observer {
    * Effect (`now` in Clock millis; `everOpened`: the wording of a first outage).
    */
   moved(from: ClientStateType, to: ClientStateType, now: number, everOpened: boolean): Effect.Effect<void> {
-    this.stateListeners.emit(to)
+    this.stateListeners?.emit(to)
     this.publish(ClientEvent.Transition({ from, to }))
     let level = LogLevel.Debug
     switch (to._tag) {

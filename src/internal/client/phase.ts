@@ -80,20 +80,14 @@ export const IDLE: Phase = { _tag: "Idle" }
 
 const IDLE_VIEW = ClientState.Idle()
 
-// One view per phase object, made on first use: `state.get` returns the same object until the
-// phase changes.
-const views = new WeakMap<Phase, ClientStateType>()
-
 /** The public state of a phase. Ending shows as the Open it ends; Closing as the Closed it ends in. */
 export const viewOf = (phase: Phase): ClientStateType => {
   if (phase._tag === "Idle") return IDLE_VIEW
   if (phase._tag === "Ending") return viewOf(phase.open)
-  let view = views.get(phase)
-  if (view === undefined) {
-    view = makeView(phase)
-    views.set(phase, view)
-  }
-  return view
+  // One view per phase object, made on first use and kept on it: `state.get` returns the same
+  // object until the phase changes (a field, not a WeakMap: an idle client's Open is kept).
+  const viewed = phase as { view?: ClientStateType }
+  return viewed.view ??= makeView(phase)
 }
 
 const makeView = (phase: Exclude<Phase, { _tag: "Idle" | "Ending" }>): ClientStateType => {

@@ -53,7 +53,7 @@ export class Session implements HeartbeatOwner {
   // callbacks come back in order. Each counts against the outbox until it settles.
   private inFlight: Array<Message | Entry | undefined> | undefined = undefined
   /** The size each was counted with when handed off: settled by it, never by the payload again. */
-  private sizes: Array<number> = []
+  private sizes: Array<number> | undefined = undefined
   private inFlightHead = 0
   private writtenCallback: ((error?: Error | null) => void) | undefined = undefined
   /** Set by `close`: frames that fail from here are returned by it rather than reported. */
@@ -68,13 +68,14 @@ export class Session implements HeartbeatOwner {
     const inFlight = this.inFlight ??= []
     // Tracked before the send: a transport may call back at once (browsers).
     inFlight.push(item)
-    this.sizes.push(bytes)
+    const sizes = this.sizes ??= []
+    sizes.push(bytes)
     const outbox = this.owner.outbox
     if (!counted) outbox.handedOff(bytes)
     const thrown = trySend(this.opened.socket, data, this.writtenCallback ??= (error) => this.written(error))
     if (thrown === undefined) return undefined
     inFlight.pop()
-    this.sizes.pop()
+    sizes.pop()
     outbox.settled(bytes)
     return thrown
   }
@@ -84,16 +85,17 @@ export class Session implements HeartbeatOwner {
     const inFlight = this.inFlight
     if (inFlight === undefined || this.inFlightHead >= inFlight.length) return
     const item = inFlight[this.inFlightHead]!
-    const bytes = this.sizes[this.inFlightHead]!
+    const sizes = this.sizes!
+    const bytes = sizes[this.inFlightHead]!
     inFlight[this.inFlightHead++] = undefined
     if (this.inFlightHead === inFlight.length) {
       inFlight.length = 0
-      this.sizes.length = 0
+      sizes.length = 0
       this.inFlightHead = 0
     } else if (this.inFlightHead > 1024 && this.inFlightHead * 2 > inFlight.length) {
       // Never quite empty under a steady stream: drop the completed head now and then.
       inFlight.splice(0, this.inFlightHead)
-      this.sizes.splice(0, this.inFlightHead)
+      sizes.splice(0, this.inFlightHead)
       this.inFlightHead = 0
     }
     const data = payloadOf(item)
@@ -113,8 +115,8 @@ export class Session implements HeartbeatOwner {
     const inFlight = this.inFlight
     this.inFlight = undefined
     if (inFlight === undefined) return
-    const sizes = this.sizes
-    this.sizes = []
+    const sizes = this.sizes ?? []
+    this.sizes = undefined
     for (let index = this.inFlightHead; index < inFlight.length; index++) {
       const item = inFlight[index]!
       const data = payloadOf(item)

@@ -16,6 +16,7 @@ import { acquireConnection, releaseOpened } from "../connection.js"
 import { Heartbeat } from "../heartbeat.js"
 import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../parseEndpoint.js"
+import { SessionScope } from "../primitives/sessionScope.js"
 import { TimedWait } from "../primitives/timers.js"
 import type { LiveClient } from "./liveClient.js"
 import { causeMessage, labelOf } from "./liveClient.js"
@@ -168,7 +169,7 @@ const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Trans
     client.currentLabel = label
     yield* client.enter({ _tag: "Connecting", attempt, endpoint: label, skipWait: false })
     const startedAt = client.clock.unsafeCurrentTimeMillis()
-    const scope = yield* Scope.make()
+    const scope = new SessionScope()
     return yield* openIn(client, scope, endpoint, label, attempt, startedAt).pipe(
       Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
     )
@@ -205,7 +206,7 @@ const openIn = (
       target,
       headers === undefined ? settings.connection : { ...settings.connection, headers },
       // The attempt's Scope releases the connection from here: the session's, once open.
-      (opened) => Scope.addFinalizerExit(scope, (exit) => releaseOpened(opened, exit)),
+      (opened) => Scope.addFinalizerExit(scope, releaseWith(opened)),
       client.inbound
     ).pipe(Effect.tapError((error) => Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag))))
     const openedAt = client.clock.unsafeCurrentTimeMillis()
@@ -233,6 +234,10 @@ const openIn = (
     if (alreadyEnded !== undefined) return yield* alreadyEnded
     yield* openSession(client, new Session(client, opened, scope, openedAt), attempt, label)
   })
+
+// Module level on purpose: a finalizer made inside `openIn` would keep that generator's whole
+// context (settings, URL, headers) alive for the life of the session.
+const releaseWith = (opened: OpenedConnection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => releaseOpened(opened, exit)
 
 /** The session is open: from here it runs on callbacks, and the supervisor ends. */
 const openSession = (client: LiveClient, session: Session, attempt: number, label: string): Effect.Effect<void> => {

@@ -1,0 +1,60 @@
+/**
+ * A `Scope` for one session: what `Scope.make()` is (finalizers run once, in reverse order, with
+ * the Exit it is closed with; a finalizer added after the close runs at once), in one small
+ * object. `Scope.make()` keeps its finalizers in a `Map` with a key object per finalizer: about
+ * 400 bytes per open session, which an idle Client (a benchmark target) would keep for its life.
+ * A session has one finalizer, its connection's release; so this keeps one, and an array only
+ * when there are more.
+ */
+import { Effect, ExecutionStrategy, Exit, Scope } from "effect"
+import { pipeArguments } from "effect/Pipeable"
+
+type Finalizer = Scope.Scope.Finalizer
+
+export class SessionScope implements Scope.CloseableScope {
+  declare readonly [Scope.ScopeTypeId]: Scope.ScopeTypeId
+  declare readonly [Scope.CloseableScopeTypeId]: Scope.CloseableScopeTypeId
+  declare readonly strategy: ExecutionStrategy.ExecutionStrategy
+
+  private finalizers: Finalizer | Array<Finalizer> | undefined = undefined
+  private closedWith: Exit.Exit<unknown, unknown> | undefined = undefined
+
+  addFinalizer(finalizer: Finalizer): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const exit = this.closedWith
+      if (exit !== undefined) return finalizer(exit)
+      const finalizers = this.finalizers
+      this.finalizers = finalizers === undefined ? finalizer : Array.isArray(finalizers) ? [...finalizers, finalizer] : [finalizers, finalizer]
+      return Effect.void
+    })
+  }
+
+  /** Runs the finalizers once, newest first, each to its end whatever the others did. */
+  close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    return Effect.uninterruptible(Effect.suspend(() => {
+      if (this.closedWith !== undefined) return Effect.void
+      this.closedWith = exit
+      const finalizers = this.finalizers
+      this.finalizers = undefined
+      if (finalizers === undefined) return Effect.void
+      if (!Array.isArray(finalizers)) return Effect.asVoid(Effect.exit(finalizers(exit)))
+      return Effect.forEach([...finalizers].reverse(), (finalizer) => Effect.exit(finalizer(exit)), { discard: true })
+    }))
+  }
+
+  fork(strategy: ExecutionStrategy.ExecutionStrategy): Effect.Effect<Scope.CloseableScope> {
+    return Effect.flatMap(Scope.make(strategy), (child) => Effect.as(this.addFinalizer((exit) => Scope.close(child, exit)), child))
+  }
+
+  pipe() {
+    // eslint-disable-next-line prefer-rest-params
+    return pipeArguments(this, arguments)
+  }
+}
+
+// On the prototype: one object per session carries only its two fields.
+Object.assign(SessionScope.prototype, {
+  [Scope.ScopeTypeId]: Scope.ScopeTypeId,
+  [Scope.CloseableScopeTypeId]: Scope.CloseableScopeTypeId,
+  strategy: ExecutionStrategy.sequential
+})
