@@ -231,7 +231,7 @@ describe("CircuitBreaker: open period, half-open, isolate", () => {
       expect(yield* tagOf(breaker)).toBe("Closed")
     }))
 
-  it.scoped("a trial that fails opens again at once; a late trial of that half-open period counts nothing", () =>
+  it.scoped("a trial that fails opens again at once; a late trial of that half-open period counts nothing in the next", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({
         policy: CircuitBreaker.consecutiveFailures(1),
@@ -245,8 +245,14 @@ describe("CircuitBreaker: open period, half-open, isolate", () => {
       const second = yield* hold(breaker)
       yield* first.release("failure")
       expect(yield* stateOf(breaker)).toEqual(CircuitBreaker.State.Open({ retryAt: new Date((yield* now) + 1000) }))
+      // The next half-open period: the late trial's success is not one of its trials.
+      yield* TestClock.adjust("1 second")
+      const third = yield* hold(breaker)
+      expect(third.admitted).toBe(true)
       yield* second.release("success")
-      expect(yield* tagOf(breaker)).toBe("Open")
+      expect(yield* tagOf(breaker)).toBe("HalfOpen")
+      yield* third.release("success")
+      expect(yield* tagOf(breaker)).toBe("Closed")
     }))
 
   it.scoped("interrupting a trial frees its slot, and counts nothing", () =>
@@ -324,11 +330,15 @@ describe("CircuitBreaker: events, state changes, metrics", () => {
       const changes = yield* Stream.runCollect(Stream.take(breaker.state.changes, 6)).pipe(Effect.fork)
       yield* Effect.yieldNow()
       yield* Effect.yieldNow()
+      const firstTwo = yield* Stream.runCollect(Stream.take(breaker.events, 2)).pipe(Effect.fork)
+      yield* Effect.yieldNow()
+      yield* Effect.yieldNow()
       yield* failWith(breaker)
       const openedAt = yield* now
       expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore + 1)
-      // The timer moves it to HalfOpen without any call.
+      // The timer moves it to HalfOpen without any call or read.
       yield* TestClock.adjust("1 second")
+      expect(Chunk.toArray(yield* awaitDone(firstTwo)).map((transition) => transition.to._tag)).toEqual(["Open", "HalfOpen"])
       yield* succeed(breaker)
       expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore)
       yield* breaker.isolate
@@ -354,6 +364,13 @@ describe("CircuitBreaker: events, state changes, metrics", () => {
       const gaugeBefore = (yield* Metric.value(Metrics.circuitsOpen)).value
       yield* withNoHandlesLeft(Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") })
+        const timersBefore = timers()
+        yield* failWith(breaker)
+        expect(timers()).toBe(timersBefore + 1)
+        // Leaving Open stops its timer.
+        yield* breaker.isolate
+        yield* awaitTimers(timersBefore)
+        yield* breaker.reset
         yield* failWith(breaker)
         expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore + 1)
       }))
@@ -366,6 +383,29 @@ describe("CircuitBreaker: events, state changes, metrics", () => {
       expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore)
     }))
 })
+
+/** Waits (bounded: 100 turns of the event loop) for a fiber to end, and returns its value. */
+const awaitDone = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 100; turn++) {
+      const exit = yield* Fiber.poll(fiber)
+      if (Option.isSome(exit)) return yield* exit.value
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    return yield* Effect.dieMessage("the fiber did not end")
+  })
+
+/** Node timers now (live clock). */
+const timers = () => process.getActiveResourcesInfo().filter((name) => name === "Timeout").length
+/** Waits (bounded) until the timers are back to `count`. */
+const awaitTimers = (count: number) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 50; turn++) {
+      if (timers() === count) return
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    expect(timers()).toBe(count)
+  })
 
 /** A port where nothing listens: a server's port after the server is closed. */
 const closedPort = Effect.promise(() =>
@@ -431,13 +471,13 @@ describe("CircuitBreaker.Registry", () => {
 // ---------------------------------------------------------------------------------------------
 // Model-based test: the breaker against a small reference model, command by command.
 
-const THRESHOLD = 3
+const THRESHOLD = 2
 const TRIALS = 2
 const SUCCESSES = 2
 /** openFor in the model: 1 s doubling at each opening in a row, at most 8 s. */
 const periodOf = (opening: number) => Math.min(1000 * 2 ** (opening - 1), 8000)
 
-interface Call {
+interface PendingCall {
   readonly kind: "closed" | "trial"
   readonly generation: number
 }
@@ -450,7 +490,7 @@ interface Model {
   openings: number
   inflight: number
   successes: number
-  readonly pending: Array<Call>
+  readonly pending: Array<PendingCall>
 }
 interface Real {
   readonly breaker: CircuitBreaker.CircuitBreaker
@@ -494,6 +534,14 @@ const checkSame = (model: Model, real: Real) =>
 class Start implements fc.AsyncCommand<Model, Real> {
   check = () => true
   async run(model: Model, real: Real) {
+    await start(model, real)
+    await checkSame(model, real)
+  }
+  toString = () => "Start"
+}
+
+/** Starts a held call in both; true when it was admitted (then it is the last pending call). */
+const start = async (model: Model, real: Real): Promise<boolean> => {
     settleTime(model)
     const held = await real.run(hold(real.breaker))
     let admitted: boolean
@@ -513,37 +561,63 @@ class Start implements fc.AsyncCommand<Model, Real> {
       const expected = model.state === "Open" ? model.retryAt : model.state === "Isolated" ? NEVER : model.now
       expect((error as CircuitOpenError).retryAt.getTime()).toBe(expected)
     }
-    await checkSame(model, real)
+    return admitted
+}
+
+type Outcome = "success" | "failure" | "ignored" | "interrupt"
+
+/** Ends the pending call at `index` (modulo) with `outcome` in both. */
+const finish = async (model: Model, real: Real, index: number, outcome: Outcome): Promise<void> => {
+  settleTime(model)
+  const at = index % model.pending.length
+  const call = model.pending.splice(at, 1)[0]!
+  const held = real.held.splice(at, 1)[0]!
+  if (outcome === "interrupt") await real.run(Fiber.interrupt(held.fiber))
+  else await real.run(held.release(outcome))
+  const success = outcome === "success" || outcome === "ignored"
+  if (call.kind === "closed") {
+    if (model.state === "Closed" && outcome !== "interrupt") {
+      if (success) model.consecutive = 0
+      else if (++model.consecutive >= THRESHOLD) openModel(model)
+    }
+  } else if (model.state === "HalfOpen" && call.generation === model.generation) {
+    if (outcome === "interrupt") model.inflight--
+    else if (success) {
+      model.inflight--
+      if (++model.successes >= SUCCESSES) enter(model, "Closed")
+    } else openModel(model)
   }
-  toString = () => "Start"
 }
 
 class Finish implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly index: number, readonly outcome: "success" | "failure" | "ignored" | "interrupt") {}
+  constructor(readonly index: number, readonly outcome: Outcome) {}
   check = (model: Readonly<Model>) => model.pending.length > 0
   async run(model: Model, real: Real) {
-    settleTime(model)
-    const at = this.index % model.pending.length
-    const call = model.pending.splice(at, 1)[0]!
-    const held = real.held.splice(at, 1)[0]!
-    if (this.outcome === "interrupt") await real.run(Fiber.interrupt(held.fiber))
-    else await real.run(held.release(this.outcome))
-    const success = this.outcome === "success" || this.outcome === "ignored"
-    if (call.kind === "closed") {
-      if (model.state === "Closed" && this.outcome !== "interrupt") {
-        if (success) model.consecutive = 0
-        else if (++model.consecutive >= THRESHOLD) openModel(model)
-      }
-    } else if (model.state === "HalfOpen" && call.generation === model.generation) {
-      if (this.outcome === "interrupt") model.inflight--
-      else if (success) {
-        model.inflight--
-        if (++model.successes >= SUCCESSES) enter(model, "Closed")
-      } else openModel(model)
-    }
+    await finish(model, real, this.index, this.outcome)
     await checkSame(model, real)
   }
   toString = () => `Finish(${this.index}, ${this.outcome})`
+}
+
+/** Three calls started at once: in HalfOpen, more than the trial slots. */
+class Burst implements fc.AsyncCommand<Model, Real> {
+  check = () => true
+  async run(model: Model, real: Real) {
+    for (let call = 0; call < 3; call++) await start(model, real)
+    await checkSame(model, real)
+  }
+  toString = () => "Burst"
+}
+
+/** A call that ends as soon as it is admitted. */
+class Call implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly outcome: Outcome) {}
+  check = () => true
+  async run(model: Model, real: Real) {
+    if (await start(model, real)) await finish(model, real, model.pending.length - 1, this.outcome)
+    await checkSame(model, real)
+  }
+  toString = () => `Call(${this.outcome})`
 }
 
 class Advance implements fc.AsyncCommand<Model, Real> {
@@ -557,6 +631,18 @@ class Advance implements fc.AsyncCommand<Model, Real> {
   toString = () => `Advance(${this.millis})`
 }
 
+/** Advances the clock exactly to the end of the open period (or by 1 ms when not Open). */
+class Elapse implements fc.AsyncCommand<Model, Real> {
+  check = () => true
+  async run(model: Model, real: Real) {
+    const millis = model.state === "Open" ? Math.max(1, model.retryAt - model.now) : 1
+    await real.run(TestClock.adjust(Duration.millis(millis)))
+    model.now += millis
+    await checkSame(model, real)
+  }
+  toString = () => "Elapse"
+}
+
 class Isolate implements fc.AsyncCommand<Model, Real> {
   check = () => true
   async run(model: Model, real: Real) {
@@ -566,6 +652,23 @@ class Isolate implements fc.AsyncCommand<Model, Real> {
     await checkSame(model, real)
   }
   toString = () => "Isolate"
+}
+
+/**
+ * Isolate, then a call refused and a pending call ended while Isolated, then Reset: a standalone
+ * Isolate would leave most of a run refusing every call.
+ */
+class Isolation implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly index: number, readonly outcome: Outcome) {}
+  check = () => true
+  async run(model: Model, real: Real) {
+    await new Isolate().run(model, real)
+    await start(model, real)
+    if (model.pending.length > 0) await finish(model, real, this.index, this.outcome)
+    await checkSame(model, real)
+    await new Reset().run(model, real)
+  }
+  toString = () => `Isolation(${this.index}, ${this.outcome})`
 }
 
 class Reset implements fc.AsyncCommand<Model, Real> {
@@ -581,15 +684,23 @@ class Reset implements fc.AsyncCommand<Model, Real> {
   toString = () => "Reset"
 }
 
+const outcome = fc.constantFrom<Outcome>("success", "failure", "failure", "ignored", "interrupt")
+const advance = fc.oneof(fc.constantFrom(1, 999, 1000, 2000, 4000, 8000), fc.integer({ min: 1, max: 9000 })).map((millis) => new Advance(millis))
+// Calls, outcomes and the end of open periods listed several times (fc.commands picks among the
+// list evenly), Reset or an isolation once, so that runs reach HalfOpen with every trial slot taken.
 const commands = fc.commands([
   fc.constant(new Start()),
-  fc.tuple(fc.nat(20), fc.constantFrom("success", "failure", "failure", "ignored", "interrupt") as fc.Arbitrary<"success" | "failure" | "ignored" | "interrupt">)
-    .map(([index, outcome]) => new Finish(index, outcome)),
-  fc.integer({ min: 1, max: 9000 }).map((millis) => new Advance(millis)),
-  fc.constantFrom(999, 1000, 1, 2000).map((millis) => new Advance(millis)),
-  fc.constant(new Isolate()),
-  fc.constant(new Reset())
-], { size: "+1" })
+  fc.constant(new Burst()),
+  fc.tuple(fc.nat(20), outcome).map(([index, outcome]) => new Finish(index, outcome)),
+  fc.tuple(fc.nat(20), outcome).map(([index, outcome]) => new Finish(index, outcome)),
+  outcome.map((outcome) => new Call(outcome)),
+  outcome.map((outcome) => new Call(outcome)),
+  outcome.map((outcome) => new Call(outcome)),
+  advance,
+  fc.constant(new Elapse()),
+  fc.constant(new Elapse()),
+  fc.oneof(fc.constant(new Reset()), fc.tuple(fc.nat(20), outcome).map(([index, outcome]) => new Isolation(index, outcome)))
+], { maxCommands: 60, size: "max" })
 
 describe("CircuitBreaker: model-based", () => {
   it.effect("no transition the model forbids, trials respected, retryAt exact (fc.commands, TestClock)", () =>
@@ -621,7 +732,7 @@ describe("CircuitBreaker: model-based", () => {
               await run(Scope.close(scope, Exit.void))
             }
           }),
-          { numRuns: 40, seed: 20261129 }
+          { numRuns: 60, seed: 20261129 }
         )
       )
     }))
