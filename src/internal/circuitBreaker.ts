@@ -203,6 +203,11 @@ type Input =
 
 type Outcome = "success" | "failure" | "none"
 
+interface ClosedHandlers<A, E> {
+  readonly onSuccess: (value: A) => Effect.Effect<A>
+  readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<never, E>
+}
+
 const CLOSED = CircuitState.Closed()
 const HALF_OPEN = CircuitState.HalfOpen()
 const ISOLATED = CircuitState.Isolated()
@@ -263,7 +268,26 @@ export class Breaker implements CircuitBreaker {
   }
 
   run = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpenError, R> =>
-    Effect.suspend(() => this.current._tag === "Closed" ? Effect.onExit(effect, this.settleClosed) : this.guarded(effect))
+    Effect.suspend(() =>
+      this.current._tag === "Closed"
+        ? Effect.matchCauseEffect(effect, this.closedHandlers as ClosedHandlers<A, E>)
+        : this.guarded(effect)
+    )
+
+  /** The Closed path: no mask (there is no slot to give back), constant handlers. */
+  private readonly closedHandlers: ClosedHandlers<unknown, unknown> = {
+    onSuccess: (value) => {
+      if (this.current._tag === "Closed") this.transition("success")
+      return Effect.succeed(value)
+    },
+    onFailure: (cause) => {
+      if (this.current._tag === "Closed") {
+        const outcome = this.failureOutcome(cause)
+        if (outcome !== "none") this.transition(outcome)
+      }
+      return Effect.failCause(cause)
+    }
+  }
 
   readonly isolate: Effect.Effect<void> = Effect.sync(() => this.transition("isolate"))
   readonly reset: Effect.Effect<void> = Effect.sync(() => this.transition("reset"))
@@ -275,7 +299,7 @@ export class Breaker implements CircuitBreaker {
         const state = this.observe()
         switch (state._tag) {
           case "Closed":
-            return Effect.onExit(restore(effect), this.settleClosed)
+            return Effect.matchCauseEffect(restore(effect), this.closedHandlers as ClosedHandlers<A, E>)
           case "Open":
             return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: state.retryAt }, true))
           case "Isolated":
@@ -301,21 +325,13 @@ export class Breaker implements CircuitBreaker {
     )
   }
 
-  private readonly settleClosed = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
-    if (this.current._tag === "Closed") {
-      if (exit._tag === "Success") this.transition("success")
-      else {
-        const outcome = this.outcome(exit)
-        if (outcome !== "none") this.transition(outcome)
-      }
-    }
-    return Effect.void
-  }
-
   /** Success, a failure the predicate counts, or nothing (interrupted, a defect). An error the predicate does not count is a success: the endpoint answered. */
   private outcome(exit: Exit.Exit<unknown, unknown>): Outcome {
-    if (Exit.isSuccess(exit)) return "success"
-    const failure = Cause.failureOption(exit.cause)
+    return Exit.isSuccess(exit) ? "success" : this.failureOutcome(exit.cause)
+  }
+
+  private failureOutcome(cause: Cause.Cause<unknown>): Outcome {
+    const failure = Cause.failureOption(cause)
     if (Option.isNone(failure)) return "none"
     try {
       return this.settings.isFailure(failure.value) ? "failure" : "success"
