@@ -4,7 +4,27 @@
  * 127.0.0.1), and a model-based property test against a small reference model, all on the TestClock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Deferred, Duration, Effect, Exit, FastCheck as fc, Fiber, Layer, Metric, MetricLabel, Option, Runtime, Schedule, Scope, Stream, TestClock } from "effect"
+import {
+  Cause,
+  Chunk,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FastCheck as fc,
+  Fiber,
+  Layer,
+  Metric,
+  MetricLabel,
+  Option,
+  Runtime,
+  RuntimeFlags,
+  Schedule,
+  Scope,
+  Stream,
+  Supervisor,
+  TestClock
+} from "effect"
 import * as Net from "node:net"
 import { CircuitBreaker, CircuitOpenError, ConnectError, Connection, Reconnect } from "../src/index.js"
 import { NEVER } from "../src/internal/circuitBreaker.js"
@@ -316,6 +336,40 @@ describe("CircuitBreaker: open period, half-open, isolate", () => {
   it("Reconnect.isRetryable: CircuitOpenError is transient", () => {
     expect(Reconnect.isRetryable(new CircuitOpenError({ endpoint: "ws://node/", retryAt: new Date(0) }))).toBe(true)
   })
+})
+
+/** Counts the fibers started and the Effect operations run (with the OpSupervision runtime flag on). */
+class OpCounter extends Supervisor.AbstractSupervisor<number> {
+  ops = 0
+  fibers = 0
+  readonly value = Effect.sync(() => this.ops)
+  override onStart(): void {
+    this.fibers++
+  }
+  override onEffect(): void {
+    this.ops++
+  }
+}
+
+describe("CircuitBreaker: the Closed path", () => {
+  const counter = new OpCounter()
+  it.scoped("starts no fiber and adds three Effect operations per call (suspend, match, succeed)", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make()
+      const ops = (effect: Effect.Effect<unknown, unknown>) =>
+        Effect.gen(function*() {
+          const before = { ops: counter.ops, fibers: counter.fibers }
+          for (let call = 0; call < 100; call++) yield* Effect.exit(effect)
+          return { ops: (counter.ops - before.ops) / 100, fibers: counter.fibers - before.fibers }
+        })
+      const bare = yield* ops(Effect.void)
+      const guarded = yield* ops(breaker.run(Effect.void))
+      const failing = yield* ops(breaker.run(Effect.fail(unauthorized)))
+      expect(guarded.fibers).toBe(0)
+      expect(failing.fibers).toBe(0)
+      expect(guarded.ops - bare.ops).toBe(3)
+      expect(yield* tagOf(breaker)).toBe("Closed")
+    }).pipe(Effect.provide(Layer.merge(Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision))))
 })
 
 describe("CircuitBreaker: events, state changes, metrics", () => {
