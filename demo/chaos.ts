@@ -41,6 +41,8 @@ const describeError = (error: Client.ClientError): string => {
     }
     case "OnOpenError":
       return "OnOpenError"
+    case "CircuitOpenError":
+      return `CircuitOpenError until ${error.retryAt.toISOString()}`
   }
 }
 

@@ -190,7 +190,12 @@ export class Disconnected extends Schema.TaggedError<Disconnected>("lifeline/Dis
 }
 
 /**
- * The circuit breaker in front of an endpoint is open: attempts fail fast until `retryAt`.
+ * The circuit breaker in front of an endpoint refused a call (see `CircuitBreaker`): it is Open,
+ * Isolated, or HalfOpen with every trial slot taken. `endpoint` is the breaker's endpoint
+ * (redacted origin + path for a registry's breaker). `retryAt` is the earliest time a next
+ * attempt can be admitted: the end of the open period when Open, now when HalfOpen (a slot may
+ * free at any time), the largest Date when Isolated (until `reset`). `Reconnect.isRetryable`
+ * treats it as transient; a retry should wait at least until `retryAt`.
  *
  * @since 0.1.0
  * @category errors

@@ -9,6 +9,7 @@ import { Cause, Duration, Effect, Option, Random, Schedule } from "effect"
 
 import type { ConnectError, Disconnected, TimeoutError } from "./Errors.js"
 import type { OnOpenError } from "./Errors.js"
+import type { CircuitOpenError } from "./Errors.js"
 
 /**
  * Every error that can end a Client's connection attempt or session.
@@ -16,7 +17,7 @@ import type { OnOpenError } from "./Errors.js"
  * @since 0.1.0
  * @category models
  */
-export type ClientError = ConnectError | TimeoutError | Disconnected | OnOpenError
+export type ClientError = ConnectError | TimeoutError | Disconnected | OnOpenError | CircuitOpenError
 
 /** Close codes that mean "this will fail again": protocol error, unsupported data, invalid data, policy, too big, extension. */
 const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([1002, 1003, 1007, 1008, 1009, 1010])
@@ -24,7 +25,9 @@ const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([1002, 1003, 1007, 1008, 
 /**
  * The default `shouldRetry`: false for errors that will recur on every attempt: `InvalidUrl`,
  * `InvalidOptions`, `ProtocolViolation`, an HTTP 3xx or 4xx rejection other than 408 and 429, and close
- * codes 1002, 1003, 1007, 1008, 1009, 1010. Everything else is transient.
+ * codes 1002, 1003, 1007, 1008, 1009, 1010. Everything else is transient, `CircuitOpenError`
+ * included: its `retryAt` is the earliest time a next attempt can be admitted, so a retry should
+ * wait at least until then (the largest Date while the breaker is isolated by hand).
  *
  * @since 0.1.0
  * @category policies
@@ -47,6 +50,7 @@ export const isRetryable = (error: ClientError): boolean => {
       return !FATAL_CLOSE_CODES.has(error.code)
     case "TimeoutError":
     case "OnOpenError":
+    case "CircuitOpenError":
       return true
   }
 }

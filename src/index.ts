@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 export * as BrowserTransport from "./BrowserTransport.js"
+export * as CircuitBreaker from "./CircuitBreaker.js"
 export * as Client from "./Client.js"
 export * as Connection from "./Connection.js"
 export * from "./Errors.js"

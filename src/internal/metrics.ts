@@ -34,3 +34,10 @@ export const connectLatency = Metric.histogram(
   MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
   "time from the start of an attempt to OPEN, in milliseconds"
 )
+export const circuitTransitions = Metric.counter("lifeline_circuit_transitions", {
+  description: "circuit breaker transitions, tagged by the state entered",
+  incremental: true
+})
+export const circuitsOpen = Metric.gauge("lifeline_circuits_open", {
+  description: "circuit breakers not Closed (Open, HalfOpen or Isolated)"
+})

@@ -1,0 +1,239 @@
+/**
+ * A circuit breaker: after enough failures it stops calls to an endpoint that is down (they fail
+ * fast with `CircuitOpenError`) for an open period given by a `Schedule`, then lets a bounded
+ * number of trial calls through, and closes again after enough of them succeed.
+ *
+ * `make` builds one breaker; `layer` provides a `Registry` with one breaker per endpoint (redacted
+ * origin + path), shared by everything in its context that dials that endpoint.
+ *
+ * @since 0.1.0
+ */
+import type { Duration, Schedule, Scope } from "effect"
+import { Cause, Context, Effect, Layer } from "effect"
+import type { CircuitOpenError } from "./Errors.js"
+import * as internal from "./internal/circuitBreaker.js"
+import type { CircuitTransition } from "./internal/circuitBreakerState.js"
+import { redactUnparsedUrl, redactUrl } from "./internal/redactUrl.js"
+
+import { CircuitState } from "./internal/circuitBreakerState.js"
+
+/**
+ * `Closed`, `Open { retryAt }`, `HalfOpen` or `Isolated`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type State = CircuitState
+
+/**
+ * Constructors and matchers of `State` (`State.Open({ retryAt })`, `State.$is("Open")`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const State = CircuitState
+
+/**
+ * One change of state, as `events` publishes it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Transition = CircuitTransition
+
+/**
+ * A circuit breaker. Valid until the scope it was made in closes (after that it still works, but an
+ * Open breaker becomes HalfOpen only when it is next used or read).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CircuitBreaker {
+  /** The endpoint named in `CircuitOpenError`: the `endpoint` option, or the registry's key. */
+  readonly endpoint: string
+  /** `state.get` now, `state.changes` the state now and then every transition. An Open breaker whose `retryAt` has come reads HalfOpen. */
+  readonly state: internal.CircuitBreaker["state"]
+  /** Every transition from now on. Sliding (64): a slow reader loses the oldest, never blocks the breaker. */
+  readonly events: internal.CircuitBreaker["events"]
+  /**
+   * Runs `effect` if the breaker admits it, and counts its outcome. Closed: always admitted.
+   * Open and Isolated: fails at once with `CircuitOpenError`. HalfOpen: admitted as a trial while
+   * fewer than `trials` trials are running, else `CircuitOpenError` with `retryAt` now.
+   * An interrupted or dead call counts nothing (a trial gives its slot back).
+   */
+  readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpenError, R>
+  /** Holds the breaker open (`Isolated`) until `reset`: every call fails with `CircuitOpenError`. */
+  readonly isolate: Effect.Effect<void>
+  /** Closes the breaker from any state: counts cleared, the open schedule from its start. */
+  readonly reset: Effect.Effect<void>
+}
+
+/**
+ * How a Closed breaker decides to open.
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export type TripPolicy = internal.TripPolicy
+
+/**
+ * Opens after `threshold` counted failures in a row (a success resets the count). The default, with 5.
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const consecutiveFailures = (threshold: number): TripPolicy => ({ _tag: "ConsecutiveFailures", threshold })
+
+/**
+ * Opens when, over the last `window`, at least `minimumCalls` calls finished and the share of
+ * counted failures among them is at least `threshold` (in (0, 1]). Checked at each failure.
+ * The window is kept as `buckets` slices (default 10): a call leaves it between
+ * window x (1 - 1 / buckets) and window after it finished.
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const failureRatio = (options: {
+  readonly threshold: number
+  readonly window: Duration.DurationInput
+  readonly minimumCalls: number
+  readonly buckets?: number
+}): TripPolicy => ({ _tag: "FailureRatio", ...options })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Named in `CircuitOpenError`. Default "circuit"; the registry uses the endpoint's key. */
+  readonly endpoint?: string
+  /** Default `consecutiveFailures(5)`. */
+  readonly policy?: TripPolicy
+  /**
+   * Which failures count. Default `defaultIsFailure`: a lifeline error counts when
+   * `Reconnect.isRetryable` says so (a 401 is not the endpoint being down), any other error counts.
+   * An error that does not count is a success: the endpoint answered. Interruptions and
+   * defects count nothing.
+   */
+  readonly isFailure?: (error: unknown) => boolean
+  /**
+   * The open period: the breaker steps it at each opening (its input: the number of openings
+   * since it last closed), so it can grow from one opening to the next; it starts again when the
+   * breaker closes. A schedule that is done keeps its last period. It must be synchronous, as
+   * every schedule built with `Schedule`'s combinators is. Default `defaultOpenFor`.
+   */
+  readonly openFor?: Schedule.Schedule<unknown, number>
+  /** How many trial calls HalfOpen lets run at once. Default 1. */
+  readonly trials?: number
+  /** How many trial successes close the breaker. Default 1. */
+  readonly successes?: number
+}
+
+/**
+ * The default predicate of `Options.isFailure`.
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const defaultIsFailure: (error: unknown) => boolean = internal.defaultIsFailure
+
+/**
+ * The default open period: 5 s, doubling at each opening in a row, at most 60 s.
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const defaultOpenFor: Schedule.Schedule<Duration.Duration, unknown> = internal.defaultOpenFor
+
+const settingsOrDie = (options: Options): Effect.Effect<internal.Settings> =>
+  Effect.suspend(() => {
+    const settings = internal.settingsOf(options)
+    return typeof settings === "string" ? Effect.die(new Cause.IllegalArgumentException(settings)) : Effect.succeed(settings)
+  })
+
+/**
+ * A circuit breaker for the life of the scope. Options that cannot work (a threshold, `trials` or
+ * `successes` below 1, a ratio outside (0, 1], a window that is not a positive duration) are a
+ * defect (`IllegalArgumentException`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<CircuitBreaker, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const settings = yield* settingsOrDie(options)
+    const runtime = yield* Effect.runtime<never>()
+    const clock = yield* Effect.clock
+    return yield* Effect.acquireRelease(
+      Effect.sync(() => new internal.Breaker(settings, runtime, clock)),
+      (breaker) => breaker.shutdown
+    )
+  })
+
+/**
+ * The key of an endpoint in the registry, and the `endpoint` of its breaker's errors: the URL's
+ * origin and path, redacted (no userinfo, no query, no fragment). `wss://u:p@Host:443/feed?token=x`
+ * and `wss://host/feed` share one breaker.
+ *
+ * @since 0.1.0
+ * @category registry
+ */
+export const endpointKey = (url: string): string => {
+  const input = url.trim()
+  let parsed: URL
+  try {
+    parsed = new URL(input)
+  } catch {
+    const redacted = redactUnparsedUrl(input)
+    const cut = redacted.search(/[?#]/)
+    return cut === -1 ? redacted : redacted.slice(0, cut)
+  }
+  parsed.username = ""
+  parsed.password = ""
+  parsed.search = ""
+  parsed.hash = ""
+  return redactUrl(parsed)
+}
+
+/**
+ * One breaker per endpoint, made on first use and kept for the life of the registry's layer.
+ *
+ * @since 0.1.0
+ * @category registry
+ */
+export class Registry extends Context.Tag("lifeline/CircuitBreaker/Registry")<Registry, {
+  /** The breaker of the endpoint `url` dials (keyed by `endpointKey(url)`). */
+  readonly forEndpoint: (url: string) => Effect.Effect<CircuitBreaker>
+}>() {}
+
+/**
+ * A `Registry` whose breakers all use `options` (with the endpoint's key as `endpoint`). Every
+ * Client in its context uses the breaker of the endpoint it dials, so many Clients to a dead
+ * endpoint cost at most `trials` attempts per open period between them.
+ *
+ * @since 0.1.0
+ * @category registry
+ */
+export const layer = (options: Omit<Options, "endpoint"> = {}): Layer.Layer<Registry> =>
+  Layer.scoped(
+    Registry,
+    Effect.gen(function*() {
+      const settings = yield* settingsOrDie(options)
+      const runtime = yield* Effect.runtime<never>()
+      const clock = yield* Effect.clock
+      const breakers = new Map<string, internal.Breaker>()
+      yield* Effect.addFinalizer(() => Effect.forEach(breakers.values(), (breaker) => breaker.shutdown, { discard: true }))
+      return Registry.of({
+        forEndpoint: (url) =>
+          Effect.sync(() => {
+            const key = endpointKey(url)
+            let breaker = breakers.get(key)
+            if (breaker === undefined) {
+              breaker = new internal.Breaker({ ...settings, endpoint: key }, runtime, clock)
+              breakers.set(key, breaker)
+            }
+            return breaker
+          })
+      })
+    })
+  )

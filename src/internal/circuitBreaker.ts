@@ -1,0 +1,467 @@
+/**
+ * The circuit breaker as one state machine: `transition` is the only place the state changes
+ * (and so the only place that emits an event and updates the metrics). Time comes from the
+ * `Clock` captured at construction, so a `TestClock` drives it.
+ */
+import type { Clock, Fiber, Stream, Subscribable as SubscribableType } from "effect"
+import {
+  Cause,
+  Duration,
+  Effect,
+  Exit,
+  MetricLabel,
+  Option,
+  Runtime,
+  Schedule,
+  ScheduleDecision,
+  ScheduleIntervals,
+  Subscribable,
+  Stream as StreamModule
+} from "effect"
+import { CircuitOpenError } from "../Errors.js"
+import type { ClientError } from "../Reconnect.js"
+import { isRetryable } from "../Reconnect.js"
+import { CircuitState } from "./circuitBreakerState.js"
+import type { CircuitTransition } from "./circuitBreakerState.js"
+import { Listeners } from "./listeners.js"
+import * as Metrics from "./metrics.js"
+
+/** How a Closed breaker decides to open. */
+export type TripPolicy =
+  | { readonly _tag: "ConsecutiveFailures"; readonly threshold: number }
+  | {
+    readonly _tag: "FailureRatio"
+    readonly threshold: number
+    readonly window: Duration.DurationInput
+    readonly minimumCalls: number
+    readonly buckets?: number | undefined
+  }
+
+export interface BreakerOptions {
+  readonly endpoint?: string | undefined
+  readonly policy?: TripPolicy | undefined
+  readonly isFailure?: ((error: unknown) => boolean) | undefined
+  readonly openFor?: Schedule.Schedule<unknown, number> | undefined
+  readonly trials?: number | undefined
+  readonly successes?: number | undefined
+}
+
+export interface CircuitBreaker {
+  readonly endpoint: string
+  readonly state: SubscribableType.Subscribable<CircuitState>
+  readonly events: Stream.Stream<CircuitTransition>
+  readonly run: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpenError, R>
+  readonly isolate: Effect.Effect<void>
+  readonly reset: Effect.Effect<void>
+}
+
+const CLIENT_ERROR_TAGS: ReadonlySet<unknown> = new Set(["ConnectError", "TimeoutError", "Disconnected", "OnOpenError", "CircuitOpenError"])
+
+/** The default predicate: a lifeline error counts when `Reconnect.isRetryable` says so; any other error counts. */
+export const defaultIsFailure = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && CLIENT_ERROR_TAGS.has(Reflect.get(error, "_tag"))
+    ? isRetryable(error as ClientError)
+    : true
+
+/** The default open period: 5 s, doubling at each opening in a row, at most 60 s. */
+export const defaultOpenFor: Schedule.Schedule<Duration.Duration, unknown> = Schedule.exponential(Duration.seconds(5)).pipe(
+  Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(60)))
+)
+
+/** `retryAt` while Isolated: the largest Date, as no time is known until `reset`. */
+export const NEVER = 8_640_000_000_000_000
+
+interface Counter {
+  success(now: number): void
+  /** Counts a failure; true when the breaker must open. */
+  failure(now: number): boolean
+  clear(): void
+}
+
+class ConsecutiveCounter implements Counter {
+  private count = 0
+  constructor(private readonly threshold: number) {}
+  success(): void {
+    this.count = 0
+  }
+  failure(): boolean {
+    return ++this.count >= this.threshold
+  }
+  clear(): void {
+    this.count = 0
+  }
+}
+
+/**
+ * Failures and successes in `buckets` slices of the window: slice i covers [i x w, (i + 1) x w)
+ * with w = window / buckets, and the window is the current slice and the `buckets - 1` before it.
+ */
+class RatioCounter implements Counter {
+  private readonly slice: number
+  private readonly ids: Array<number>
+  private readonly oks: Array<number>
+  private readonly kos: Array<number>
+  constructor(
+    private readonly threshold: number,
+    window: number,
+    private readonly minimumCalls: number,
+    private readonly buckets: number
+  ) {
+    this.slice = window / buckets
+    this.ids = new Array<number>(buckets).fill(-Infinity)
+    this.oks = new Array<number>(buckets).fill(0)
+    this.kos = new Array<number>(buckets).fill(0)
+  }
+  private bucket(now: number): number {
+    const id = Math.floor(now / this.slice)
+    const k = id % this.buckets
+    if (this.ids[k] !== id) {
+      this.ids[k] = id
+      this.oks[k] = 0
+      this.kos[k] = 0
+    }
+    return k
+  }
+  success(now: number): void {
+    const k = this.bucket(now)
+    this.oks[k] = this.oks[k]! + 1
+  }
+  failure(now: number): boolean {
+    const k = this.bucket(now)
+    this.kos[k] = this.kos[k]! + 1
+    const oldest = Math.floor(now / this.slice) - this.buckets
+    let oks = 0
+    let kos = 0
+    for (let k = 0; k < this.buckets; k++) {
+      if (this.ids[k]! > oldest) {
+        oks += this.oks[k]!
+        kos += this.kos[k]!
+      }
+    }
+    const calls = oks + kos
+    return calls >= this.minimumCalls && kos / calls >= this.threshold
+  }
+  clear(): void {
+    this.ids.fill(-Infinity)
+  }
+}
+
+export interface Settings {
+  readonly endpoint: string
+  readonly counter: () => Counter
+  readonly isFailure: (error: unknown) => boolean
+  readonly openFor: Schedule.Schedule<unknown, number>
+  readonly trials: number
+  readonly successes: number
+}
+
+const positiveInteger = (value: number): boolean => Number.isInteger(value) && value >= 1
+
+/** The settings, or why the options cannot work. */
+export const settingsOf = (options: BreakerOptions): Settings | string => {
+  const problems: Array<string> = []
+  const policy = options.policy ?? { _tag: "ConsecutiveFailures", threshold: 5 }
+  let counter: () => Counter
+  if (policy._tag === "ConsecutiveFailures") {
+    if (!positiveInteger(policy.threshold)) problems.push(`threshold must be an integer >= 1 (got ${policy.threshold})`)
+    counter = () => new ConsecutiveCounter(policy.threshold)
+  } else {
+    const window = Duration.decodeUnknown(policy.window)
+    const windowMillis = Option.isSome(window) && Duration.isFinite(window.value) ? Duration.toMillis(window.value) : NaN
+    const buckets = policy.buckets ?? 10
+    if (!(policy.threshold > 0 && policy.threshold <= 1)) problems.push(`threshold must be in (0, 1] (got ${policy.threshold})`)
+    if (!(windowMillis > 0)) problems.push(`window must be a finite duration above zero (got ${String(policy.window)})`)
+    if (!positiveInteger(policy.minimumCalls)) problems.push(`minimumCalls must be an integer >= 1 (got ${policy.minimumCalls})`)
+    if (!positiveInteger(buckets)) problems.push(`buckets must be an integer >= 1 (got ${buckets})`)
+    counter = () => new RatioCounter(policy.threshold, windowMillis, policy.minimumCalls, buckets)
+  }
+  const trials = options.trials ?? 1
+  const successes = options.successes ?? 1
+  if (!positiveInteger(trials)) problems.push(`trials must be an integer >= 1 (got ${trials})`)
+  if (!positiveInteger(successes)) problems.push(`successes must be an integer >= 1 (got ${successes})`)
+  if (problems.length > 0) return `CircuitBreaker: ${problems.join("; ")}`
+  return {
+    endpoint: options.endpoint ?? "circuit",
+    counter,
+    isFailure: options.isFailure ?? defaultIsFailure,
+    openFor: options.openFor ?? defaultOpenFor,
+    trials,
+    successes
+  }
+}
+
+/** What the transition function reacts to. */
+type Input =
+  | "success" // a call admitted while Closed succeeded (or failed in a way that does not count)
+  | "failure" // a call admitted while Closed failed in a way that counts
+  | "trialSuccess"
+  | "trialFailure"
+  | "trialAbandoned" // a trial interrupted or dead: frees its slot, counts nothing
+  | "elapsed" // the open period is over
+  | "isolate"
+  | "reset"
+
+type Outcome = "success" | "failure" | "none"
+
+interface ClosedHandlers<A, E> {
+  readonly onSuccess: (value: A) => Effect.Effect<A>
+  readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<never, E>
+}
+
+const CLOSED = CircuitState.Closed()
+const HALF_OPEN = CircuitState.HalfOpen()
+const ISOLATED = CircuitState.Isolated()
+const NEVER_DATE = new Date(NEVER)
+
+const stateTags: Record<CircuitState["_tag"], ReadonlyArray<MetricLabel.MetricLabel>> = {
+  Closed: [MetricLabel.make("state", "Closed")],
+  Open: [MetricLabel.make("state", "Open")],
+  HalfOpen: [MetricLabel.make("state", "HalfOpen")],
+  Isolated: [MetricLabel.make("state", "Isolated")]
+}
+const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+export class Breaker implements CircuitBreaker {
+  private current: CircuitState = CLOSED
+  /** Bumped at every change of state: a trial or a timer of an earlier state is ignored. */
+  private generation = 0
+  private readonly counter: Counter
+  private scheduleState: unknown
+  private openings = 0
+  private lastDelay = 0
+  private inflight = 0
+  private trialSuccesses = 0
+  private timer: Fiber.RuntimeFiber<void> | undefined = undefined
+  private shut = false
+  private readonly listeners = new Listeners<CircuitTransition>()
+  readonly state: SubscribableType.Subscribable<CircuitState>
+  readonly events: Stream.Stream<CircuitTransition>
+  readonly endpoint: string
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly runtime: Runtime.Runtime<never>,
+    private readonly clock: Clock.Clock
+  ) {
+    this.endpoint = settings.endpoint
+    this.counter = settings.counter()
+    this.scheduleState = settings.openFor.initial
+    this.state = Subscribable.make({
+      get: Effect.sync(() => this.observe()),
+      changes: StreamModule.asyncPush<CircuitState>((emit) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            emit.single(this.observe())
+            return this.listeners.add((transition) => emit.single(transition.to))
+          }),
+          (remove) => Effect.sync(remove)
+        ), { bufferSize: 64, strategy: "sliding" })
+    })
+    this.events = this.listeners.stream(() => [], { bufferSize: 64, strategy: "sliding" })
+  }
+
+  /** The state now: an Open breaker whose `retryAt` has come is HalfOpen (the timer may not have run yet). */
+  private observe(): CircuitState {
+    const state = this.current
+    if (state._tag === "Open" && this.clock.unsafeCurrentTimeMillis() >= state.retryAt.getTime()) this.transition("elapsed")
+    return this.current
+  }
+
+  run = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpenError, R> =>
+    Effect.suspend(() =>
+      this.current._tag === "Closed"
+        ? Effect.matchCauseEffect(effect, this.closedHandlers as ClosedHandlers<A, E>)
+        : this.guarded(effect)
+    )
+
+  /** The Closed path: no mask (there is no slot to give back), constant handlers. */
+  private readonly closedHandlers: ClosedHandlers<unknown, unknown> = {
+    onSuccess: (value) => {
+      if (this.current._tag === "Closed") this.transition("success")
+      return Effect.succeed(value)
+    },
+    onFailure: (cause) => {
+      if (this.current._tag === "Closed") {
+        const outcome = this.failureOutcome(cause)
+        if (outcome !== "none") this.transition(outcome)
+      }
+      return Effect.failCause(cause)
+    }
+  }
+
+  readonly isolate: Effect.Effect<void> = Effect.sync(() => this.transition("isolate"))
+  readonly reset: Effect.Effect<void> = Effect.sync(() => this.transition("reset"))
+
+  /** Every state but Closed: admission under the mask, so a trial's slot is always given back. */
+  private guarded<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpenError, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend((): Effect.Effect<A, E | CircuitOpenError, R> => {
+        const state = this.observe()
+        switch (state._tag) {
+          case "Closed":
+            return Effect.matchCauseEffect(restore(effect), this.closedHandlers as ClosedHandlers<A, E>)
+          case "Open":
+            return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: state.retryAt }, true))
+          case "Isolated":
+            return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: NEVER_DATE }, true))
+          case "HalfOpen": {
+            if (this.inflight >= this.settings.trials) {
+              // Every slot is taken; one may free at any time.
+              const retryAt = new Date(this.clock.unsafeCurrentTimeMillis())
+              return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt }, true))
+            }
+            this.inflight++
+            const generation = this.generation
+            return Effect.onExit(restore(effect), (exit) => {
+              if (generation === this.generation) {
+                const outcome = this.outcome(exit)
+                this.transition(outcome === "success" ? "trialSuccess" : outcome === "failure" ? "trialFailure" : "trialAbandoned")
+              }
+              return Effect.void
+            })
+          }
+        }
+      })
+    )
+  }
+
+  /** Success, a failure the predicate counts, or nothing (interrupted, a defect). An error the predicate does not count is a success: the endpoint answered. */
+  private outcome(exit: Exit.Exit<unknown, unknown>): Outcome {
+    return Exit.isSuccess(exit) ? "success" : this.failureOutcome(exit.cause)
+  }
+
+  private failureOutcome(cause: Cause.Cause<unknown>): Outcome {
+    const failure = Cause.failureOption(cause)
+    if (Option.isNone(failure)) return "none"
+    try {
+      return this.settings.isFailure(failure.value) ? "failure" : "success"
+    } catch {
+      return "failure"
+    }
+  }
+
+  /** THE transition function: every change of the breaker's state goes through here. */
+  private transition(input: Input): void {
+    const state = this.current
+    if (input === "isolate") {
+      if (state._tag !== "Isolated") this.enter(ISOLATED)
+      return
+    }
+    if (input === "reset") {
+      if (state._tag === "Closed") this.restart()
+      else this.enter(CLOSED)
+      return
+    }
+    switch (state._tag) {
+      case "Closed": {
+        if (input === "success") this.counter.success(this.clock.unsafeCurrentTimeMillis())
+        else if (input === "failure" && this.counter.failure(this.clock.unsafeCurrentTimeMillis())) this.open()
+        return
+      }
+      case "Open": {
+        if (input === "elapsed") this.enter(HALF_OPEN)
+        return
+      }
+      case "HalfOpen": {
+        switch (input) {
+          case "trialSuccess":
+            this.inflight--
+            if (++this.trialSuccesses >= this.settings.successes) this.enter(CLOSED)
+            return
+          case "trialFailure":
+            this.open()
+            return
+          case "trialAbandoned":
+            this.inflight--
+            return
+          default:
+            return
+        }
+      }
+      case "Isolated":
+        return
+    }
+  }
+
+  /** Opens for the next period of the schedule. */
+  private open(): void {
+    const now = this.clock.unsafeCurrentTimeMillis()
+    this.openings++
+    // Schedules are synchronous (Random and Clock aside, which the runtime provides); one that is
+    // done, suspends or dies keeps the last period.
+    const exit = Runtime.runSyncExit(this.runtime, this.settings.openFor.step(now, this.openings, this.scheduleState))
+    if (Exit.isSuccess(exit)) {
+      const [next, , decision] = exit.value
+      if (ScheduleDecision.isContinue(decision)) {
+        this.scheduleState = next
+        this.lastDelay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+      }
+    }
+    this.enter(CircuitState.Open({ retryAt: new Date(now + this.lastDelay) }))
+  }
+
+  /** Closed afresh: no failures counted, the open schedule from its start. */
+  private restart(): void {
+    this.counter.clear()
+    this.openings = 0
+    this.lastDelay = 0
+    this.scheduleState = this.settings.openFor.initial
+  }
+
+  private enter(next: CircuitState): void {
+    const from = this.current
+    this.current = next
+    this.generation++
+    if (this.timer !== undefined) {
+      this.timer.unsafeInterruptAsFork(this.timer.id())
+      this.timer = undefined
+    }
+    switch (next._tag) {
+      case "Closed":
+        this.restart()
+        break
+      case "Open":
+        this.counter.clear()
+        this.startTimer(next.retryAt.getTime() - this.clock.unsafeCurrentTimeMillis())
+        break
+      case "HalfOpen":
+        this.inflight = 0
+        this.trialSuccesses = 0
+        break
+      case "Isolated":
+        this.counter.clear()
+        break
+    }
+    Metrics.circuitTransitions.unsafeUpdate(1, stateTags[next._tag])
+    if (!this.shut) {
+      if (from._tag === "Closed") Metrics.circuitsOpen.unsafeModify(1, NO_TAGS)
+      else if (next._tag === "Closed") Metrics.circuitsOpen.unsafeModify(-1, NO_TAGS)
+    }
+    this.listeners.emit({ from, to: next })
+  }
+
+  /** Moves an Open breaker to HalfOpen when its period ends, so `state.changes` and `events` show it without a call. */
+  private startTimer(delay: number): void {
+    if (this.shut) return
+    const generation = this.generation
+    this.timer = Runtime.runFork(this.runtime)(
+      Effect.sleep(Duration.millis(Math.max(0, delay))).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          if (generation !== this.generation) return
+          this.timer = undefined
+          this.transition("elapsed")
+        }))
+      )
+    )
+  }
+
+  /** The end of the breaker's scope: no timer left behind, the gauge no longer counts it. */
+  readonly shutdown: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.shut) return Effect.void
+    this.shut = true
+    if (this.current._tag !== "Closed") Metrics.circuitsOpen.unsafeModify(-1, NO_TAGS)
+    const timer = this.timer
+    this.timer = undefined
+    return timer === undefined ? Effect.void : Effect.asVoid(timer.interruptAsFork(timer.id()))
+  })
+}
