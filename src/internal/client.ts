@@ -42,6 +42,7 @@ import { Listeners } from "./listeners.js"
 import { SuccessiveInbound } from "./successiveInbound.js"
 import * as Metrics from "./metrics.js"
 import type { Entry, Overflow } from "./outbox.js"
+import type { ClientSettings } from "./options.js"
 import { Outbox } from "./outbox.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { approximateBytes, OPEN } from "./protocol.js"
@@ -49,27 +50,8 @@ import { redactInput, redactUrl } from "./redactUrl.js"
 import type { Timers } from "./timers.js"
 import { TimedWait, timersOn } from "./timers.js"
 
-/** The Client's options after defaults; built by `Client.make`. */
-export interface ClientSettings {
-  readonly endpoints: ReadonlyArray<string | URL | Effect.Effect<string>>
-  readonly connection: ConnectOptions
-  readonly headers: Effect.Effect<Readonly<Record<string, string | Redacted.Redacted<string>>>> | undefined
-  readonly schedule: Schedule.Schedule<unknown, ClientError>
-  readonly shouldRetry: (error: ClientError) => boolean
-  readonly minUptime: Duration.Duration
-  readonly outboxCapacity: number
-  readonly outboxBytes: number
-  readonly overflow: Overflow
-  readonly onOpen: ((connection: Connection) => Effect.Effect<void, unknown>) | undefined
-  readonly onOpenTimeout: Duration.Duration
-  /** The least wait between two attempts, in milliseconds, whatever the schedule says. */
-  readonly minRetryDelay: number
-  readonly heartbeat: HeartbeatOptions | undefined
-  readonly isPong: ((message: Message) => boolean) | undefined
-  readonly eventsCapacity: number
-  /** Why the options cannot work; the client then starts Closed with ConnectError InvalidOptions. */
-  readonly invalid: string | undefined
-}
+/** The Client's options after defaults; decoded once by `Client.make` (options.ts). */
+export type { ClientSettings } from "./options.js"
 
 const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
   if (endpoint instanceof URL) return redactUrl(endpoint)
@@ -801,7 +783,8 @@ class LiveClient implements Client {
         }
         target = url.value
       }
-      let headers: ConnectOptions["headers"] = settings.connection.headers
+      // Fixed headers are in the decoded settings.connection already, used as they are.
+      let headers: ConnectOptions["headers"] = undefined
       if (settings.headers !== undefined) {
         const read: Exit.Exit<NonNullable<ConnectOptions["headers"]>> = yield* Effect.exit(settings.headers)
         if (Exit.isFailure(read)) {
