@@ -4,7 +4,7 @@
  * same Schemas, and a Client decodes its options once, not at every attempt.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Either, Option, Redacted, Schedule } from "effect"
+import { ConfigProvider, Duration, Effect, Either, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
 import { Client, Connection, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { clientSettings, decodeClientOptions, decodeConnectOptions, decodeCounts } from "../src/internal/options.js"
@@ -221,6 +221,32 @@ describe("Client options", () => {
       expect(decodeCounts.client - before.client).toBe(1)
       expect(decodeCounts.connection - before.connection).toBe(0)
     }).pipe(Effect.scoped)).pipe(provideNode))
+
+  it.live("a Client with headers from an Effect and tls.rejectUnauthorized false: one warning, however many attempts", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const lines: Array<string> = []
+      const capture = Layer.merge(
+        Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(Array.isArray(message) ? message[0] : message)))),
+        Logger.minimumLogLevel(LogLevel.Warning)
+      )
+      const server = yield* TestServer.make()
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({
+          url: server.url,
+          headers: Effect.succeed({ "x-id": "7" }),
+          connection: { tls: { rejectUnauthorized: false } },
+          minRetryDelay: "1 millis"
+        })
+        yield* client.awaitOpen
+        for (let i = 0; i < 2; i++) {
+          yield* client.reconnect
+          for (let turn = 0; turn < 500 && (yield* server.accepted) < i + 2; turn++) yield* Effect.sleep("2 millis")
+          yield* awaitState(client, isTag("Open"))
+        }
+      }).pipe(Effect.scoped, Effect.provide(capture))
+      expect(yield* server.accepted).toBe(3)
+      expect(lines.filter((line) => line.includes("tls.rejectUnauthorized: false"))).toHaveLength(1)
+    })).pipe(provideNode))
 })
 
 describe("Client.config: keys decoded by the option Schemas", () => {

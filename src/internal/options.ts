@@ -552,9 +552,9 @@ export const resolveOptions = (url: string, options: ConnectOptions): Effect.Eff
   }
   const tls = checked.tls
   if (tls === undefined || Redacted.value(tls).rejectUnauthorized !== false) return Effect.succeed(checked)
-  // The user's object when there is one (a Connection decodes its options at every call), else the decoded copy.
-  const key = options.tls !== undefined && !Redacted.isRedacted(options.tls) ? options.tls : tls
-  return Effect.as(warnNoVerification(url, key), checked)
+  // What was given: the user's object (a Connection decodes its options at every call), or the
+  // decoded one, which copies of decoded options (headers from an Effect) share.
+  return Effect.as(warnNoVerification(url, options.tls ?? tls), checked)
 }
 
 // ---------------------------------------------------------------------------------------------
