@@ -164,6 +164,8 @@ describe("Client options", () => {
     expect(other.connection).toBe(settings.connection)
     expect(other.heartbeat).toBe(settings.heartbeat)
     expect(Object.isFrozen(settings.connection)).toBe(true)
+    // `{ url }` alone skips the Schema: the same settings as through it.
+    expect(settings).toEqual(Either.getOrThrow(decodeClientOptions({ url, eventsCapacity: undefined })))
   })
 
   it("good options: decoded, fixed headers checked into the connection options, heartbeat false is none", () => {

@@ -264,13 +264,14 @@ type Endpoint = string | URL | Effect.Effect<string>
 const isEndpoint = (input: unknown): input is string | URL => typeof input === "string" || input instanceof URL
 
 /** One endpoint or several, as a list; each URL is parsed at its attempt (an Effect's only then). */
-const Url: Schema.Schema<ReadonlyArray<Endpoint>, ClientOptions["url"]> = checked("Url", (input) => {
+const checkUrl = (input: unknown): Either.Either<ReadonlyArray<Endpoint>, Problem> => {
   if (isEndpoint(input) || Effect.isEffect(input)) return Either.right([input as Endpoint])
   if (!Array.isArray(input)) return problem("must be a URL, an Effect of one, or a list of URLs")
   if (input.length === 0) return problem("give at least one endpoint")
   if (!input.every(isEndpoint)) return problem("must be a URL, an Effect of one, or a list of URLs")
   return Either.right(input as ReadonlyArray<Endpoint>)
-})
+}
+const Url: Schema.Schema<ReadonlyArray<Endpoint>, ClientOptions["url"]> = checked("Url", checkUrl)
 
 type HeadersEffect = NonNullable<ClientSettings["headers"]>
 /** The Client's headers: an Effect (run and checked at every attempt) or fixed ones, checked here once. */
@@ -375,51 +376,70 @@ const OutboxFields = Schema.Struct({
   overflow: withDefault(OverflowSchema, "fail")
 })
 
-/** `Client.Options` -> `ClientSettings`. In `Client.Options` order: the first bad one is reported. */
+/** `Client.Options`, field by field, in `Client.Options` order: the first bad one is reported. */
+const ClientFields = Schema.Struct({
+  url: Url,
+  headers: Schema.optional(ClientHeaders),
+  connection: Schema.optional(ClientConnectionFields),
+  retry: withDefault(Retry, defaultSchedule),
+  shouldRetry: withDefault(fn<(error: ClientError) => boolean>("ShouldRetry"), isRetryable),
+  minUptime: withDefault(PositiveDuration, DEFAULT_MIN_UPTIME),
+  outbox: withDefault(OutboxFields, DEFAULT_OUTBOX),
+  onOpen: Schema.optional(fn<NonNullable<ClientSettings["onOpen"]>>("OnOpen")),
+  onOpenTimeout: withDefault(PositiveDuration, DEFAULT_ON_OPEN_TIMEOUT),
+  minRetryDelay: withDefault(MinRetryDelay, DEFAULT_MIN_RETRY_DELAY),
+  heartbeat: withDefault(Heartbeat, DEFAULT_HEARTBEAT),
+  eventsCapacity: withDefault(positiveInteger(), DEFAULT_EVENTS_CAPACITY)
+})
+
+const toSettings = (fields: Schema.Schema.Type<typeof ClientFields>): ClientSettings => {
+  const headers = fields.headers
+  const fixed = headers === undefined || Effect.isEffect(headers) ? undefined : headers as Readonly<Record<string, string>>
+  const heartbeat = fields.heartbeat === NO_HEARTBEAT ? undefined : fields.heartbeat
+  // One literal, in one order: every client's settings share one hidden class.
+  return {
+    endpoints: fields.url,
+    connection: fields.connection === undefined
+      ? (fixed === undefined ? DEFAULT_CONNECTION : toChecked(DEFAULT_CONNECTION, fixed))
+      : toChecked(fields.connection, fixed ?? NO_HEADERS),
+    headers: headers !== undefined && Effect.isEffect(headers) ? headers as HeadersEffect : undefined,
+    schedule: fields.retry,
+    shouldRetry: fields.shouldRetry,
+    minUptime: fields.minUptime,
+    outboxCapacity: fields.outbox.capacity,
+    outboxBytes: fields.outbox.maxBytes,
+    overflow: fields.outbox.overflow,
+    onOpen: fields.onOpen,
+    onOpenTimeout: fields.onOpenTimeout,
+    minRetryDelay: fields.minRetryDelay,
+    heartbeat,
+    isPong: heartbeat?.isPong,
+    eventsCapacity: fields.eventsCapacity,
+    invalid: undefined
+  }
+}
+
+/** `{ url }` alone, the common case (and the connect benchmark's): what the Schema would decode it to. */
+const urlOnly = (url: ReadonlyArray<Endpoint>): ClientSettings =>
+  toSettings({
+    url,
+    retry: defaultSchedule,
+    shouldRetry: isRetryable,
+    minUptime: DEFAULT_MIN_UPTIME,
+    outbox: DEFAULT_OUTBOX,
+    onOpenTimeout: DEFAULT_ON_OPEN_TIMEOUT,
+    minRetryDelay: DEFAULT_MIN_RETRY_DELAY,
+    heartbeat: DEFAULT_HEARTBEAT,
+    eventsCapacity: DEFAULT_EVENTS_CAPACITY
+  })
+
+/** `Client.Options` -> `ClientSettings`. */
 export const ClientOptionsSchema: Schema.Schema<ClientSettings, ClientOptions> = Schema.transform(
-  Schema.Struct({
-    url: Url,
-    headers: Schema.optional(ClientHeaders),
-    connection: Schema.optional(ClientConnectionFields),
-    retry: withDefault(Retry, defaultSchedule),
-    shouldRetry: withDefault(fn<(error: ClientError) => boolean>("ShouldRetry"), isRetryable),
-    minUptime: withDefault(PositiveDuration, DEFAULT_MIN_UPTIME),
-    outbox: withDefault(OutboxFields, DEFAULT_OUTBOX),
-    onOpen: Schema.optional(fn<NonNullable<ClientSettings["onOpen"]>>("OnOpen")),
-    onOpenTimeout: withDefault(PositiveDuration, DEFAULT_ON_OPEN_TIMEOUT),
-    minRetryDelay: withDefault(MinRetryDelay, DEFAULT_MIN_RETRY_DELAY),
-    heartbeat: withDefault(Heartbeat, DEFAULT_HEARTBEAT),
-    eventsCapacity: withDefault(positiveInteger(), DEFAULT_EVENTS_CAPACITY)
-  }),
+  ClientFields,
   Decoded<ClientSettings>("ClientSettings"),
   {
     strict: false,
-    decode: (fields): ClientSettings => {
-      const headers = fields.headers
-      const fixed = headers === undefined || Effect.isEffect(headers) ? undefined : headers as Readonly<Record<string, string>>
-      const heartbeat = fields.heartbeat === NO_HEARTBEAT ? undefined : fields.heartbeat
-      // One literal, in one order: every client's settings share one hidden class.
-      return {
-        endpoints: fields.url,
-        connection: fields.connection === undefined
-          ? (fixed === undefined ? DEFAULT_CONNECTION : toChecked(DEFAULT_CONNECTION, fixed))
-          : toChecked(fields.connection, fixed ?? NO_HEADERS),
-        headers: headers !== undefined && Effect.isEffect(headers) ? headers as HeadersEffect : undefined,
-        schedule: fields.retry,
-        shouldRetry: fields.shouldRetry,
-        minUptime: fields.minUptime,
-        outboxCapacity: fields.outbox.capacity,
-        outboxBytes: fields.outbox.maxBytes,
-        overflow: fields.outbox.overflow,
-        onOpen: fields.onOpen,
-        onOpenTimeout: fields.onOpenTimeout,
-        minRetryDelay: fields.minRetryDelay,
-        heartbeat,
-        isPong: heartbeat?.isPong,
-        eventsCapacity: fields.eventsCapacity,
-        invalid: undefined
-      }
-    },
+    decode: toSettings,
     encode: (settings) => ({
       url: settings.endpoints,
       headers: settings.headers,
@@ -480,6 +500,16 @@ const isEmptyObject = (input: unknown): boolean => {
   return true
 }
 
+const hasOnlyUrl = (input: unknown): input is { readonly url: unknown } => {
+  if (typeof input !== "object" || input === null) return false
+  let url = false
+  for (const key in input) {
+    if (key !== "url") return false
+    url = true
+  }
+  return url
+}
+
 /** Decodes `Connection.Options`; the Left is the detail of `InvalidOptions` (without the hint). */
 export const decodeConnectOptions = (options: unknown): Either.Either<CheckedOptions, string> => {
   decodeCounts.connection++
@@ -491,6 +521,10 @@ export const decodeConnectOptions = (options: unknown): Either.Either<CheckedOpt
 /** Decodes `Client.Options`; the Left is the detail of `InvalidOptions` (without the hint). */
 export const decodeClientOptions = (options: unknown): Either.Either<ClientSettings, string> => {
   decodeCounts.client++
+  if (hasOnlyUrl(options)) {
+    const url = checkUrl(options.url)
+    if (Either.isRight(url)) return Either.right(urlOnly(url.right))
+  }
   return Either.mapLeft(decodeClientEither(options), formatIssue)
 }
 
