@@ -189,7 +189,7 @@ const Protocols: Schema.Schema<ReadonlyArray<string>, string | ReadonlyArray<str
     if (seen.has(protocol)) return problem(`"${protocol}" is offered twice`)
     seen.add(protocol)
   }
-  return Either.right(protocols as ReadonlyArray<string>)
+  return Either.right(protocols.length === 0 ? NO_PROTOCOLS : protocols as ReadonlyArray<string>)
 })
 
 const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
@@ -206,7 +206,8 @@ const checkHeaders = (input: unknown): Either.Either<Readonly<Record<string, str
     if (typeof plain !== "string" || !headerValue.test(plain)) return problem(`the value of "${name}" is not a valid header value`)
     headers[name] = plain
   }
-  return Either.right(headers)
+  for (const _ in headers) return Either.right(headers)
+  return Either.right(NO_HEADERS)
 }
 
 const Headers: Schema.Schema<Readonly<Record<string, string>>, NonNullable<ConnectOptions["headers"]>> = checked("Headers", checkHeaders)
