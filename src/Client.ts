@@ -5,15 +5,15 @@
  *
  * @since 0.1.0
  */
-import type { Redacted, Schedule, Scope, Stream, Subscribable } from "effect"
-import { Config, Context, Duration, Effect, Layer, Option } from "effect"
+import type { Duration, Redacted, Schedule, Scope, Stream, Subscribable } from "effect"
+import { Config, Context, Effect, Layer } from "effect"
 import type * as Connection from "./Connection.js"
 import type { SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
+import { clientConfig, clientSettings } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
 import type { ClientError } from "./Reconnect.js"
-import { defaultSchedule, exponentialBackoff, invalidScheduleReason, isRetryable } from "./Reconnect.js"
 import type { Message, Transport } from "./Transport.js"
 
 export { ClientEvent, ClientState } from "./internal/clientState.js"
@@ -138,40 +138,6 @@ export interface Options {
   readonly eventsCapacity?: number
 }
 
-/** Reads a duration option; records why it is unusable instead of throwing as `Duration.decode` would. */
-const durationOption = (
-  problems: Array<string>,
-  name: string,
-  input: Duration.DurationInput | undefined,
-  fallback: Duration.Duration
-): Duration.Duration => {
-  if (input === undefined) return fallback
-  const decoded = Duration.decodeUnknown(input)
-  if (Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.greaterThan(decoded.value, Duration.zero)) {
-    return decoded.value
-  }
-  problems.push(`${name}: must be a finite duration above zero`)
-  return fallback
-}
-
-const countOption = (problems: Array<string>, name: string, input: number | undefined, fallback: number): number => {
-  if (input === undefined) return fallback
-  if (Number.isSafeInteger(input) && input > 0) return input
-  problems.push(`${name}: must be a positive integer`)
-  return fallback
-}
-
-const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
-
-// Shared by every client that keeps the defaults: idle memory per client is a benchmark target.
-const DEFAULT_MIN_UPTIME = Duration.seconds(5)
-const DEFAULT_HEARTBEAT_INTERVAL = Duration.seconds(20)
-const DEFAULT_HEARTBEAT_TIMEOUT = Duration.seconds(10)
-const NO_CONNECTION_OPTIONS = {}
-const DEFAULT_ON_OPEN_TIMEOUT = Duration.seconds(10)
-const DEFAULT_MIN_RETRY_DELAY = Duration.millis(100)
-const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
-
 /**
  * Starts a client in the current scope; it connects at once and keeps connecting until closed.
  * Closing the scope closes it (1000 on success, 1001 on failure) and fails what is still queued.
@@ -181,54 +147,9 @@ const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope | Transport> => {
-  const problems: Array<string> = []
-  const url = options.url
-  const endpoints: ReadonlyArray<string | URL | Effect.Effect<string>> =
-    typeof url === "string" || url instanceof URL || Effect.isEffect(url) ? [url] : url
-  if (endpoints.length === 0) problems.push("url: give at least one endpoint")
-  const headers = options.headers
-  const heartbeat = options.heartbeat === false ? undefined : options.heartbeat ?? {}
-  const overflow = options.outbox?.overflow ?? "fail"
-  if (!overflows.includes(overflow)) problems.push(`outbox.overflow: must be one of ${overflows.join(", ")}`)
-  const minUptime = durationOption(problems, "minUptime", options.minUptime, DEFAULT_MIN_UPTIME)
-  const outboxCapacity = countOption(problems, "outbox.capacity", options.outbox?.capacity, 1024)
-  const outboxBytes = countOption(problems, "outbox.maxBytes", options.outbox?.maxBytes, DEFAULT_OUTBOX_BYTES)
-  const onOpenTimeout = durationOption(problems, "onOpenTimeout", options.onOpenTimeout, DEFAULT_ON_OPEN_TIMEOUT)
-  const minRetryDelay = Duration.toMillis(durationOption(problems, "minRetryDelay", options.minRetryDelay, DEFAULT_MIN_RETRY_DELAY))
-  if (minRetryDelay < 1) problems.push("minRetryDelay: must be at least 1 millisecond")
-  const retry = options.retry ?? defaultSchedule
-  const invalidRetry = invalidScheduleReason(retry)
-  if (invalidRetry !== undefined) problems.push(`retry: ${invalidRetry}`)
-  const heartbeatOptions = heartbeat === undefined ? undefined : {
-    interval: durationOption(problems, "heartbeat.interval", heartbeat.interval, DEFAULT_HEARTBEAT_INTERVAL),
-    timeout: durationOption(problems, "heartbeat.timeout", heartbeat.timeout, DEFAULT_HEARTBEAT_TIMEOUT),
-    message: heartbeat.message
-  }
-  const eventsCapacity = countOption(problems, "eventsCapacity", options.eventsCapacity, 64)
-  // One literal, built last: an object spread here would give every client's settings its own
-  // hidden class (a few hundred bytes each).
-  return makeClient({
-    endpoints,
-    connection: headers !== undefined && !Effect.isEffect(headers)
-      ? { ...options.connection, headers }
-      : options.connection ?? NO_CONNECTION_OPTIONS,
-    headers: headers !== undefined && Effect.isEffect(headers) ? headers : undefined,
-    schedule: retry,
-    shouldRetry: options.shouldRetry ?? isRetryable,
-    minUptime,
-    outboxCapacity,
-    outboxBytes,
-    overflow,
-    onOpen: options.onOpen,
-    onOpenTimeout,
-    minRetryDelay,
-    heartbeat: heartbeatOptions,
-    isPong: heartbeat?.isPong,
-    eventsCapacity,
-    invalid: problems.length === 0 ? undefined : problems.join("; ")
-  })
-}
+export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope | Transport> =>
+  // Decoded once here: the client's attempts use the decoded connection options as they are.
+  Effect.suspend(() => makeClient(clientSettings(options)))
 
 /**
  * Declares a tag for one link, so an app can hold several clients.
@@ -262,36 +183,9 @@ export const layer = <I>(tag: Context.Tag<I, Client>, options: Options): Layer.L
  * @since 0.1.0
  * @category config
  */
-export const config = (name?: string): Config.Config<Options> => {
-  const positiveDuration = (key: string) =>
-    Config.duration(key).pipe(Config.validate({
-      message: "must be a finite duration above zero",
-      validation: (value) => Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero)
-    }))
-  const options = Config.all({
-    url: Config.string("URL"),
-    openTimeout: Config.option(positiveDuration("OPEN_TIMEOUT")),
-    closeTimeout: Config.option(positiveDuration("CLOSE_TIMEOUT")),
-    retryBase: Config.withDefault(positiveDuration("RETRY_BASE"), Duration.millis(1100)),
-    retryCap: Config.withDefault(positiveDuration("RETRY_CAP"), Duration.seconds(30)),
-    heartbeatInterval: Config.withDefault(positiveDuration("HEARTBEAT_INTERVAL"), DEFAULT_HEARTBEAT_INTERVAL),
-    heartbeatTimeout: Config.withDefault(positiveDuration("HEARTBEAT_TIMEOUT"), DEFAULT_HEARTBEAT_TIMEOUT),
-    outboxCapacity: Config.withDefault(
-      Config.integer("OUTBOX_CAPACITY").pipe(Config.validate({ message: "must be a positive integer", validation: (value) => value > 0 })),
-      1024
-    )
-  }).pipe(Config.map((read): Options => ({
-    url: read.url,
-    connection: {
-      ...(read.openTimeout._tag === "Some" ? { openTimeout: read.openTimeout.value } : {}),
-      ...(read.closeTimeout._tag === "Some" ? { closeTimeout: read.closeTimeout.value } : {})
-    },
-    retry: exponentialBackoff({ base: read.retryBase, cap: read.retryCap }),
-    heartbeat: { interval: read.heartbeatInterval, timeout: read.heartbeatTimeout },
-    outbox: { capacity: read.outboxCapacity }
-  })))
-  return name === undefined ? options : Config.nested(options, name)
-}
+export const config = (name?: string): Config.Config<Options> =>
+  // The keys are decoded by the same Schemas as the options they set (internal/options.ts).
+  name === undefined ? clientConfig : Config.nested(clientConfig, name)
 
 /**
  * `extra` over `read`, field by field: an option group (`connection`, `outbox`, `heartbeat`)

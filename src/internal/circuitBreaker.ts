@@ -23,7 +23,7 @@ import type { ClientError } from "../Reconnect.js"
 import { isRetryable } from "../Reconnect.js"
 import { CircuitState } from "./circuitBreakerState.js"
 import type { CircuitTransition } from "./circuitBreakerState.js"
-import { Listeners } from "./listeners.js"
+import { Listeners } from "./primitives/listeners.js"
 import * as Metrics from "./metrics.js"
 
 /** How a Closed breaker decides to open. */

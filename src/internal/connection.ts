@@ -356,6 +356,7 @@ export const openConnection = <E, R>(
  * Opens a connection and hands it to `keep`, which takes over its release; `keep` runs in the
  * same uninterruptible step as the open's success, so no interruption falls between them.
  * `shared`: the Client's inbound, so that all its connections are held to one inbound bound.
+ * `options`: as given (decoded here), or decoded already (a Client's, by `Client.make`): used as they are.
  */
 export const acquireConnection = <E, R, R2>(
   url: string | URL | Effect.Effect<string, E, R>,

@@ -196,7 +196,8 @@ const openIn = (
       }
       target = url.value
     }
-    let headers: ConnectOptions["headers"] = settings.connection.headers
+    // The connection options were decoded once, headers included: only an Effect's are new.
+    let headers: ConnectOptions["headers"] = undefined
     if (settings.headers !== undefined) {
       const read: Exit.Exit<NonNullable<ConnectOptions["headers"]>> = yield* Effect.exit(settings.headers)
       if (Exit.isFailure(read)) return yield* client.brokenOption("the headers Effect failed", Cause.squash(read.cause))

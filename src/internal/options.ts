@@ -1,0 +1,641 @@
+/**
+ * The options of `Connection.connect` and `Client.make` as Effect Schemas: one place for their
+ * validation, their defaults and the Config keys that map onto them. A Schema decodes the options
+ * a user wrote (`ConnectOptions`, `Client.Options`) into what the connection and the client run on
+ * (`CheckedOptions`, `ClientSettings`). A decoding failure is `ConnectError InvalidOptions` whose
+ * one-line detail names the first bad option (`outbox.capacity: must be a positive integer`) and
+ * never echoes a value that may be a secret (a header value, a private key).
+ *
+ * Functions, Effects and Schedules in the options (url and headers Effects, onOpen, shouldRetry,
+ * retry, isPong) are passed through: checked to be a function, an Effect, a Schedule, nothing more.
+ *
+ * Decoding happens once per `Connection.connect` call and once per `Client.make`: options that
+ * were decoded already are recognised by `acquireConnection` (through `resolveOptions`) and used as
+ * they are, so a Client's attempts do not check its connection options again.
+ */
+import type { Schedule } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
+import type { Options as ClientOptions } from "../Client.js"
+import type { Connection } from "../Connection.js"
+import { ConnectError } from "../Errors.js"
+import type { BackoffOptions, ClientError } from "../Reconnect.js"
+import { defaultSchedule, exponentialBackoff, invalidScheduleReason, isRetryable } from "../Reconnect.js"
+import type { Message, TlsOptions } from "../Transport.js"
+import { hintFor } from "./classifyHandshakeError.js"
+import type { ResolvedOptions } from "./connection.js"
+import type { HeartbeatOptions } from "./heartbeat.js"
+import type { Overflow } from "./primitives/outbox.js"
+import { isValidSubprotocol } from "./protocol.js"
+
+// ---------------------------------------------------------------------------------------------
+// The types: what the Schemas decode from and to
+// ---------------------------------------------------------------------------------------------
+
+/** What `Connection.Options` accepts, restated here so internal code does not import the public module. */
+export interface ConnectOptions {
+  readonly protocols?: string | ReadonlyArray<string>
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>>
+  /** `Redacted` too: options decoded already decode again to the same (a decoded `tls` is Redacted). */
+  readonly tls?: TlsOptions | Redacted.Redacted<TlsOptions> | undefined
+  readonly openTimeout?: Duration.DurationInput
+  readonly closeTimeout?: Duration.DurationInput
+  readonly maxPayload?: number
+  readonly inboundCapacity?: number
+  readonly inboundBytes?: number
+  readonly writeHighWaterMark?: number
+}
+
+/** Options checked and completed with defaults, plus what the transport needs. */
+export interface CheckedOptions extends ResolvedOptions {
+  readonly protocols: ReadonlyArray<string>
+  readonly headers: Readonly<Record<string, string>>
+  /** Only the known keys, copied; Redacted so that it never shows in a log or an inspection. */
+  readonly tls: Redacted.Redacted<TlsOptions> | undefined
+  readonly maxPayload: number
+}
+
+/** The Client's options after defaults; built by `Client.make`. */
+export interface ClientSettings {
+  readonly endpoints: ReadonlyArray<string | URL | Effect.Effect<string>>
+  /** Decoded once by `Client.make`, static headers included: `acquireConnection` uses them as they are. */
+  readonly connection: CheckedOptions
+  readonly headers: Effect.Effect<Readonly<Record<string, string | Redacted.Redacted<string>>>> | undefined
+  readonly schedule: Schedule.Schedule<unknown, ClientError>
+  readonly shouldRetry: (error: ClientError) => boolean
+  readonly minUptime: Duration.Duration
+  readonly outboxCapacity: number
+  readonly outboxBytes: number
+  readonly overflow: Overflow
+  readonly onOpen: ((connection: Connection) => Effect.Effect<void, unknown>) | undefined
+  readonly onOpenTimeout: Duration.Duration
+  /** The least wait between two attempts, in milliseconds, whatever the schedule says. */
+  readonly minRetryDelay: number
+  readonly heartbeat: HeartbeatOptions | undefined
+  readonly isPong: ((message: Message) => boolean) | undefined
+  readonly eventsCapacity: number
+  /** Why the options cannot work; the client then starts Closed with ConnectError InvalidOptions. */
+  readonly invalid: string | undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults: shared and frozen, never copied per client (idle memory per client is a benchmark target)
+// ---------------------------------------------------------------------------------------------
+
+export const DEFAULT_OPEN_TIMEOUT = Duration.seconds(10)
+export const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
+export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
+export const DEFAULT_INBOUND_CAPACITY = 1024
+export const DEFAULT_INBOUND_BYTES = 16 * 1024 * 1024
+export const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024
+const DEFAULT_MIN_UPTIME = Duration.seconds(5)
+const DEFAULT_HEARTBEAT_INTERVAL = Duration.seconds(20)
+const DEFAULT_HEARTBEAT_TIMEOUT = Duration.seconds(10)
+const DEFAULT_ON_OPEN_TIMEOUT = Duration.seconds(10)
+const DEFAULT_MIN_RETRY_DELAY = 100
+const DEFAULT_OUTBOX_CAPACITY = 1024
+const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
+const DEFAULT_EVENTS_CAPACITY = 64
+
+const NO_PROTOCOLS: ReadonlyArray<string> = Object.freeze([])
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
+
+// Decoded connection options, by identity: `resolveOptions` uses them without checking again. A
+// copy (`{ ...decoded, headers }`) is not in it and is decoded again, which a decoded value survives.
+const decoded = new WeakSet<CheckedOptions>()
+const markDecoded = <A extends CheckedOptions>(options: A): A => {
+  decoded.add(options)
+  return options
+}
+
+const DEFAULT_CONNECTION: CheckedOptions = markDecoded(Object.freeze({
+  openTimeout: DEFAULT_OPEN_TIMEOUT,
+  closeTimeout: DEFAULT_CLOSE_TIMEOUT,
+  inboundCapacity: DEFAULT_INBOUND_CAPACITY,
+  inboundBytes: DEFAULT_INBOUND_BYTES,
+  writeHighWaterMark: DEFAULT_WRITE_HIGH_WATER_MARK,
+  protocols: NO_PROTOCOLS,
+  headers: NO_HEADERS,
+  tls: undefined,
+  maxPayload: DEFAULT_MAX_PAYLOAD
+}))
+
+interface DecodedHeartbeat extends HeartbeatOptions {
+  readonly isPong: ((message: Message) => boolean) | undefined
+}
+const DEFAULT_HEARTBEAT: DecodedHeartbeat = Object.freeze({
+  interval: DEFAULT_HEARTBEAT_INTERVAL,
+  timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+  message: undefined,
+  isPong: undefined
+})
+const NO_HEARTBEAT: DecodedHeartbeat = Object.freeze({ ...DEFAULT_HEARTBEAT })
+
+interface DecodedOutbox {
+  readonly capacity: number
+  readonly maxBytes: number
+  readonly overflow: Overflow
+}
+const DEFAULT_OUTBOX: DecodedOutbox = Object.freeze({ capacity: DEFAULT_OUTBOX_CAPACITY, maxBytes: DEFAULT_OUTBOX_BYTES, overflow: "fail" })
+
+// ---------------------------------------------------------------------------------------------
+// Leaves: one check per option, its message naming what is wrong without echoing the value
+// ---------------------------------------------------------------------------------------------
+
+/** A problem below the option itself (`tls.ca`): the path is added to the option's. */
+interface Problem {
+  readonly path: ReadonlyArray<string>
+  readonly message: string
+}
+const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, Problem> => Either.left({ path, message })
+
+/** A Schema from `I` (what users write) to `A` by a check that returns the value or a problem. */
+const checked = <A, I = A>(identifier: string, check: (input: unknown) => Either.Either<A, Problem>): Schema.Schema<A, I> =>
+  Schema.transformOrFail(Schema.Unknown, Schema.Unknown, {
+    strict: true,
+    decode: (input, _, ast) => {
+      const result = check(input)
+      if (Either.isRight(result)) return ParseResult.succeed(result.right)
+      const issue = new ParseResult.Type(ast, input, result.left.message)
+      const path = result.left.path
+      return ParseResult.fail(path.length === 0 ? issue : new ParseResult.Pointer(path as [string, ...Array<string>], input, issue))
+    },
+    encode: ParseResult.succeed
+  }).annotations({ identifier }) as unknown as Schema.Schema<A, I>
+
+const decodeDuration = (input: unknown): Option.Option<Duration.Duration> =>
+  Option.filter(Duration.decodeUnknown(input), (value) => Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero))
+
+/** A finite duration above zero. */
+export const PositiveDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> = checked("PositiveDuration", (input) => {
+  const value = decodeDuration(input)
+  return Option.isSome(value) ? Either.right(value.value) : problem("must be a finite duration above zero")
+})
+
+/** A safe integer above zero; `unit` is named in the message. */
+const positiveInteger = (unit?: string): Schema.Schema<number> =>
+  checked("PositiveInteger", (input) =>
+    typeof input === "number" && Number.isSafeInteger(input) && input > 0
+      ? Either.right(input)
+      : problem(`must be a positive integer${unit === undefined ? "" : ` (${unit})`}`))
+
+const Protocols: Schema.Schema<ReadonlyArray<string>, string | ReadonlyArray<string>> = checked("Protocols", (input) => {
+  if (typeof input !== "string" && !Array.isArray(input)) return problem("must be a string or an array of strings")
+  const protocols: ReadonlyArray<unknown> = typeof input === "string" ? [input] : [...(input as ReadonlyArray<unknown>)]
+  const seen = new Set<string>()
+  for (const protocol of protocols) {
+    if (typeof protocol !== "string" || !isValidSubprotocol(protocol)) {
+      return problem(`${JSON.stringify(protocol)} is not a valid subprotocol name (RFC 6455 token)`)
+    }
+    if (seen.has(protocol)) return problem(`"${protocol}" is offered twice`)
+    seen.add(protocol)
+  }
+  return Either.right(protocols.length === 0 ? NO_PROTOCOLS : protocols as ReadonlyArray<string>)
+})
+
+const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
+// RFC 9110 field-value: visible characters, spaces and tabs; never CR or LF.
+const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
+
+const checkHeaders = (input: unknown): Either.Either<Readonly<Record<string, string>>, Problem> => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object of header names to values")
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(input)) {
+    const plain: unknown = Redacted.isRedacted(value) ? Redacted.value(value) : value
+    if (!headerName.test(name)) return problem(`${JSON.stringify(name)} is not a valid header name`)
+    // The value is never echoed: it may be a credential.
+    if (typeof plain !== "string" || !headerValue.test(plain)) return problem(`the value of "${name}" is not a valid header value`)
+    headers[name] = plain
+  }
+  for (const _ in headers) return Either.right(headers)
+  return Either.right(NO_HEADERS)
+}
+
+const Headers: Schema.Schema<Readonly<Record<string, string>>, NonNullable<ConnectOptions["headers"]>> = checked("Headers", checkHeaders)
+
+const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "servername", "rejectUnauthorized"]
+const isPem = (value: unknown): value is string | Uint8Array => typeof value === "string" || value instanceof Uint8Array
+
+/** Checks the shape of `tls` and copies the known keys; never echoes a value (a private key). */
+const Tls: Schema.Schema<Redacted.Redacted<TlsOptions>, TlsOptions | Redacted.Redacted<TlsOptions>> = checked("Tls", (input) => {
+  const tls: unknown = Redacted.isRedacted(input) ? Redacted.value(input) : input
+  if (typeof tls !== "object" || tls === null || Array.isArray(tls)) return problem("must be an object")
+  const copy: { -readonly [K in keyof TlsOptions]: TlsOptions[K] } = {}
+  for (const [name, value] of Object.entries(tls)) {
+    if (!TLS_KEYS.includes(name)) return problem(`unknown option ${JSON.stringify(name)} (known: ${TLS_KEYS.join(", ")})`)
+    if (value === undefined) continue
+    switch (name) {
+      case "ca":
+      case "cert":
+      case "key":
+        if (isPem(value)) copy[name] = value
+        else if (Array.isArray(value) && value.every(isPem)) copy[name] = [...value]
+        else return problem("must be PEM text or bytes (string, Buffer, Uint8Array) or an array of them", [name])
+        break
+      case "servername":
+        if (typeof value !== "string") return problem("must be a string", [name])
+        copy.servername = value
+        break
+      case "rejectUnauthorized":
+        if (typeof value !== "boolean") return problem("must be true or false", [name])
+        copy.rejectUnauthorized = value
+        break
+    }
+  }
+  if ((copy.key === undefined) !== (copy.cert === undefined)) return problem("key and cert go together (a client certificate)")
+  return Either.right(Redacted.make(copy))
+})
+
+const isFunction = (input: unknown): input is (...args: ReadonlyArray<never>) => unknown => typeof input === "function"
+
+/** A function, passed through unchecked beyond that. */
+const fn = <F>(identifier: string): Schema.Schema<F> =>
+  checked(identifier, (input) => isFunction(input) ? Either.right(input as F) : problem("must be a function"))
+
+/** A Schedule, passed through; `Reconnect.exponentialBackoff` records why its own options cannot work. */
+const Retry: Schema.Schema<Schedule.Schedule<unknown, ClientError>> = checked("Schedule", (input) => {
+  if (typeof input !== "object" || input === null || typeof (input as { step?: unknown }).step !== "function") {
+    return problem("must be a Schedule")
+  }
+  const schedule = input as Schedule.Schedule<unknown, ClientError>
+  const reason = invalidScheduleReason(schedule)
+  return reason === undefined ? Either.right(schedule) : problem(reason)
+})
+
+type Endpoint = string | URL | Effect.Effect<string>
+const isEndpoint = (input: unknown): input is string | URL => typeof input === "string" || input instanceof URL
+
+/** One endpoint or several, as a list; each URL is parsed at its attempt (an Effect's only then). */
+const checkUrl = (input: unknown): Either.Either<ReadonlyArray<Endpoint>, Problem> => {
+  if (isEndpoint(input) || Effect.isEffect(input)) return Either.right([input as Endpoint])
+  if (!Array.isArray(input)) return problem("must be a URL, an Effect of one, or a list of URLs")
+  if (input.length === 0) return problem("give at least one endpoint")
+  if (!input.every(isEndpoint)) return problem("must be a URL, an Effect of one, or a list of URLs")
+  return Either.right(input as ReadonlyArray<Endpoint>)
+}
+const Url: Schema.Schema<ReadonlyArray<Endpoint>, ClientOptions["url"]> = checked("Url", checkUrl)
+
+type HeadersEffect = NonNullable<ClientSettings["headers"]>
+/** The Client's headers: an Effect (run and checked at every attempt) or fixed ones, checked here once. */
+const ClientHeaders: Schema.Schema<HeadersEffect | Readonly<Record<string, string>>, NonNullable<ClientOptions["headers"]>> = checked(
+  "Headers",
+  (input): Either.Either<HeadersEffect | Readonly<Record<string, string>>, Problem> =>
+    Effect.isEffect(input) ? Either.right(input as HeadersEffect) : checkHeaders(input)
+)
+
+const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
+const OverflowSchema: Schema.Schema<Overflow> = checked("Overflow", (input) =>
+  typeof input === "string" && overflows.includes(input)
+    ? Either.right(input as Overflow)
+    : problem(`must be one of ${overflows.join(", ")}`))
+
+/** Milliseconds, at least 1. */
+const MinRetryDelay: Schema.Schema<number, Duration.DurationInput> = checked("MinRetryDelay", (input) => {
+  const value = decodeDuration(input)
+  if (Option.isNone(value)) return problem("must be a finite duration above zero")
+  const millis = Duration.toMillis(value.value)
+  return millis >= 1 ? Either.right(millis) : problem("must be at least 1 millisecond")
+})
+
+const Message: Schema.Schema<Message> = checked("Message", (input) =>
+  typeof input === "string" || input instanceof Uint8Array ? Either.right(input) : problem("must be a string or bytes"))
+
+// ---------------------------------------------------------------------------------------------
+// The Schemas
+// ---------------------------------------------------------------------------------------------
+
+const withDefault = <A, I>(schema: Schema.Schema<A, I>, value: A) => Schema.optionalWith(schema, { default: () => value })
+
+/** Every Connection option but `headers`: what a Client's `connection` takes. In `Connection.Options` order. */
+const connectionFields = {
+  protocols: withDefault(Protocols, NO_PROTOCOLS),
+  tls: Schema.optional(Tls),
+  openTimeout: withDefault(PositiveDuration, DEFAULT_OPEN_TIMEOUT),
+  closeTimeout: withDefault(PositiveDuration, DEFAULT_CLOSE_TIMEOUT),
+  maxPayload: withDefault(positiveInteger("bytes"), DEFAULT_MAX_PAYLOAD),
+  inboundCapacity: withDefault(positiveInteger("frames"), DEFAULT_INBOUND_CAPACITY),
+  inboundBytes: withDefault(positiveInteger("bytes"), DEFAULT_INBOUND_BYTES),
+  writeHighWaterMark: withDefault(positiveInteger("bytes"), DEFAULT_WRITE_HIGH_WATER_MARK)
+}
+const ClientConnectionFields = Schema.Struct(connectionFields)
+type ConnectionFields = Schema.Schema.Type<typeof ClientConnectionFields>
+
+const isDefault = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): boolean =>
+  headers === NO_HEADERS && fields.tls === undefined && fields.protocols === NO_PROTOCOLS &&
+  fields.openTimeout === DEFAULT_OPEN_TIMEOUT && fields.closeTimeout === DEFAULT_CLOSE_TIMEOUT &&
+  fields.maxPayload === DEFAULT_MAX_PAYLOAD && fields.inboundCapacity === DEFAULT_INBOUND_CAPACITY &&
+  fields.inboundBytes === DEFAULT_INBOUND_BYTES && fields.writeHighWaterMark === DEFAULT_WRITE_HIGH_WATER_MARK
+
+/** The decoded options; the shared defaults object when every field is a default (`connection: {}` from Config). */
+const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): CheckedOptions =>
+  isDefault(fields, headers) ? DEFAULT_CONNECTION : markDecoded({
+    openTimeout: fields.openTimeout,
+    closeTimeout: fields.closeTimeout,
+    inboundCapacity: fields.inboundCapacity,
+    inboundBytes: fields.inboundBytes,
+    writeHighWaterMark: fields.writeHighWaterMark,
+    protocols: fields.protocols,
+    headers,
+    tls: fields.tls,
+    maxPayload: fields.maxPayload
+  })
+
+const Decoded = <A>(identifier: string) => Schema.declare((input: unknown): input is A => typeof input === "object" && input !== null, { identifier })
+
+/** `Connection.Options` -> `CheckedOptions`. */
+export const ConnectionOptions: Schema.Schema<CheckedOptions, ConnectOptions> = Schema.transform(
+  Schema.Struct({ ...connectionFields, headers: withDefault(Headers, NO_HEADERS) }),
+  Decoded<CheckedOptions>("CheckedOptions"),
+  {
+    strict: false,
+    decode: (fields) => toChecked(fields, fields.headers),
+    encode: (options) => options
+  }
+) as unknown as Schema.Schema<CheckedOptions, ConnectOptions>
+
+const Heartbeat: Schema.Schema<DecodedHeartbeat, NonNullable<ClientOptions["heartbeat"]>> = checked("Heartbeat", (input) => {
+  if (input === false) return Either.right(NO_HEARTBEAT)
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object or false")
+  return Either.mapLeft(decodeHeartbeatFields(input), (issue) => firstProblem(issue))
+})
+const HeartbeatFields = Schema.Struct({
+  interval: withDefault(PositiveDuration, DEFAULT_HEARTBEAT_INTERVAL),
+  timeout: withDefault(PositiveDuration, DEFAULT_HEARTBEAT_TIMEOUT),
+  message: Schema.optional(Message),
+  isPong: Schema.optional(fn<(message: Message) => boolean>("IsPong"))
+})
+const decodeHeartbeatFields = (input: unknown): Either.Either<DecodedHeartbeat, ParseResult.ParseIssue> =>
+  Either.map(decodeHeartbeatEither(input), (fields) =>
+    fields.interval === DEFAULT_HEARTBEAT_INTERVAL && fields.timeout === DEFAULT_HEARTBEAT_TIMEOUT &&
+      fields.message === undefined && fields.isPong === undefined
+      ? DEFAULT_HEARTBEAT
+      : { interval: fields.interval, timeout: fields.timeout, message: fields.message, isPong: fields.isPong })
+const decodeHeartbeatEither = ParseResult.decodeUnknownEither(HeartbeatFields)
+
+const OutboxFields = Schema.Struct({
+  capacity: withDefault(positiveInteger(), DEFAULT_OUTBOX_CAPACITY),
+  maxBytes: withDefault(positiveInteger(), DEFAULT_OUTBOX_BYTES),
+  overflow: withDefault(OverflowSchema, "fail")
+})
+
+/** `Client.Options`, field by field, in `Client.Options` order: the first bad one is reported. */
+const ClientFields = Schema.Struct({
+  url: Url,
+  headers: Schema.optional(ClientHeaders),
+  connection: Schema.optional(ClientConnectionFields),
+  retry: withDefault(Retry, defaultSchedule),
+  shouldRetry: withDefault(fn<(error: ClientError) => boolean>("ShouldRetry"), isRetryable),
+  minUptime: withDefault(PositiveDuration, DEFAULT_MIN_UPTIME),
+  outbox: withDefault(OutboxFields, DEFAULT_OUTBOX),
+  onOpen: Schema.optional(fn<NonNullable<ClientSettings["onOpen"]>>("OnOpen")),
+  onOpenTimeout: withDefault(PositiveDuration, DEFAULT_ON_OPEN_TIMEOUT),
+  minRetryDelay: withDefault(MinRetryDelay, DEFAULT_MIN_RETRY_DELAY),
+  heartbeat: withDefault(Heartbeat, DEFAULT_HEARTBEAT),
+  eventsCapacity: withDefault(positiveInteger(), DEFAULT_EVENTS_CAPACITY)
+})
+
+const toSettings = (fields: Schema.Schema.Type<typeof ClientFields>): ClientSettings => {
+  const headers = fields.headers
+  const fixed = headers === undefined || Effect.isEffect(headers) ? undefined : headers as Readonly<Record<string, string>>
+  const heartbeat = fields.heartbeat === NO_HEARTBEAT ? undefined : fields.heartbeat
+  // One literal, in one order: every client's settings share one hidden class.
+  return {
+    endpoints: fields.url,
+    connection: fields.connection === undefined
+      ? (fixed === undefined ? DEFAULT_CONNECTION : toChecked(DEFAULT_CONNECTION, fixed))
+      : toChecked(fields.connection, fixed ?? NO_HEADERS),
+    headers: headers !== undefined && Effect.isEffect(headers) ? headers as HeadersEffect : undefined,
+    schedule: fields.retry,
+    shouldRetry: fields.shouldRetry,
+    minUptime: fields.minUptime,
+    outboxCapacity: fields.outbox.capacity,
+    outboxBytes: fields.outbox.maxBytes,
+    overflow: fields.outbox.overflow,
+    onOpen: fields.onOpen,
+    onOpenTimeout: fields.onOpenTimeout,
+    minRetryDelay: fields.minRetryDelay,
+    heartbeat,
+    isPong: heartbeat?.isPong,
+    eventsCapacity: fields.eventsCapacity,
+    invalid: undefined
+  }
+}
+
+/** `{ url }` alone, the common case (and the connect benchmark's): what the Schema would decode it to. */
+const urlOnly = (url: ReadonlyArray<Endpoint>): ClientSettings =>
+  toSettings({
+    url,
+    retry: defaultSchedule,
+    shouldRetry: isRetryable,
+    minUptime: DEFAULT_MIN_UPTIME,
+    outbox: DEFAULT_OUTBOX,
+    onOpenTimeout: DEFAULT_ON_OPEN_TIMEOUT,
+    minRetryDelay: DEFAULT_MIN_RETRY_DELAY,
+    heartbeat: DEFAULT_HEARTBEAT,
+    eventsCapacity: DEFAULT_EVENTS_CAPACITY
+  })
+
+/** `Client.Options` -> `ClientSettings`. */
+export const ClientOptionsSchema: Schema.Schema<ClientSettings, ClientOptions> = Schema.transform(
+  ClientFields,
+  Decoded<ClientSettings>("ClientSettings"),
+  {
+    strict: false,
+    decode: toSettings,
+    encode: (settings) => ({
+      url: settings.endpoints,
+      headers: settings.headers,
+      connection: settings.connection,
+      retry: settings.schedule,
+      shouldRetry: settings.shouldRetry,
+      minUptime: settings.minUptime,
+      outbox: { capacity: settings.outboxCapacity, maxBytes: settings.outboxBytes, overflow: settings.overflow },
+      onOpen: settings.onOpen,
+      onOpenTimeout: settings.onOpenTimeout,
+      minRetryDelay: settings.minRetryDelay,
+      heartbeat: settings.heartbeat === undefined ? false : { ...settings.heartbeat, isPong: settings.isPong },
+      eventsCapacity: settings.eventsCapacity
+    })
+  }
+) as unknown as Schema.Schema<ClientSettings, ClientOptions>
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: one line naming the first bad option, never a throw
+// ---------------------------------------------------------------------------------------------
+
+/** The first problem of a ParseIssue, with the path of the option it is about. */
+const firstProblem = (issue: ParseResult.ParseIssue, path: ReadonlyArray<string> = []): Problem => {
+  switch (issue._tag) {
+    case "Pointer":
+      return firstProblem(issue.issue, [...path, ...(Array.isArray(issue.path) ? issue.path : [issue.path]).map(String)])
+    case "Composite":
+      return firstProblem(Array.isArray(issue.issues) ? issue.issues[0]! : issue.issues as ParseResult.ParseIssue, path)
+    case "Refinement":
+    case "Transformation":
+      return firstProblem(issue.issue, path)
+    case "Type":
+      return { path, message: issue.message ?? (path.length === 0 ? "must be an object" : "has the wrong type") }
+    case "Missing":
+      return { path, message: "is required" }
+    case "Unexpected":
+      return { path, message: "is not an option" }
+    case "Forbidden":
+      return { path, message: "cannot be checked" }
+  }
+}
+
+/** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
+export const formatIssue = (issue: ParseResult.ParseIssue): string => {
+  const { message, path } = firstProblem(issue)
+  return path.length === 0 ? `options: ${message}` : `${path.join(".")}: ${message}`
+}
+
+/** How many times each Schema decoded, for the tests that check the Client decodes once. */
+export const decodeCounts = { connection: 0, client: 0 }
+
+const decodeConnectionEither = ParseResult.decodeUnknownEither(ConnectionOptions)
+const decodeClientEither = ParseResult.decodeUnknownEither(ClientOptionsSchema)
+
+const isEmptyObject = (input: unknown): boolean => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return false
+  for (const _ in input) return false
+  return true
+}
+
+const hasOnlyUrl = (input: unknown): input is { readonly url: unknown } => {
+  if (typeof input !== "object" || input === null) return false
+  let url = false
+  for (const key in input) {
+    if (key !== "url") return false
+    url = true
+  }
+  return url
+}
+
+/** Decodes `Connection.Options`; the Left is the detail of `InvalidOptions` (without the hint). */
+export const decodeConnectOptions = (options: unknown): Either.Either<CheckedOptions, string> => {
+  decodeCounts.connection++
+  // `connect(url)`, the common case (and the connect benchmark's): what the Schema would decode it to.
+  if (isEmptyObject(options)) return Either.right(DEFAULT_CONNECTION)
+  return Either.mapLeft(decodeConnectionEither(options), formatIssue)
+}
+
+/** Decodes `Client.Options`; the Left is the detail of `InvalidOptions` (without the hint). */
+export const decodeClientOptions = (options: unknown): Either.Either<ClientSettings, string> => {
+  decodeCounts.client++
+  if (hasOnlyUrl(options)) {
+    const url = checkUrl(options.url)
+    if (Either.isRight(url)) return Either.right(urlOnly(url.right))
+  }
+  return Either.mapLeft(decodeClientEither(options), formatIssue)
+}
+
+const INVALID_SETTINGS: Omit<ClientSettings, "endpoints" | "invalid"> = Object.freeze({
+  connection: DEFAULT_CONNECTION,
+  headers: undefined,
+  schedule: defaultSchedule,
+  shouldRetry: isRetryable,
+  minUptime: DEFAULT_MIN_UPTIME,
+  outboxCapacity: DEFAULT_OUTBOX_CAPACITY,
+  outboxBytes: DEFAULT_OUTBOX_BYTES,
+  overflow: "fail" as const,
+  onOpen: undefined,
+  onOpenTimeout: DEFAULT_ON_OPEN_TIMEOUT,
+  minRetryDelay: DEFAULT_MIN_RETRY_DELAY,
+  heartbeat: undefined,
+  isPong: undefined,
+  eventsCapacity: DEFAULT_EVENTS_CAPACITY
+})
+
+/**
+ * `Client.make`'s settings: decoded once, or, for options that cannot work, defaults with `invalid`
+ * set (the client then starts Closed with `ConnectError InvalidOptions`, naming the first bad option).
+ */
+export const clientSettings = (options: ClientOptions): ClientSettings => {
+  const result = decodeClientOptions(options)
+  if (Either.isRight(result)) return result.right
+  const url: unknown = (options as Partial<ClientOptions> | undefined)?.url
+  const endpoints = Array.isArray(url) ? url.filter(isEndpoint) : isEndpoint(url) || Effect.isEffect(url) ? [url as Endpoint] : []
+  return { ...INVALID_SETTINGS, endpoints, invalid: `${result.left}; ${hintFor("InvalidOptions")}` }
+}
+
+// `tls` objects whose `rejectUnauthorized: false` was already logged: one warning per options object.
+const warnedNoVerification = new WeakSet<object>()
+
+const warnNoVerification = (url: string, key: object): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (warnedNoVerification.has(key)) return Effect.void
+    warnedNoVerification.add(key)
+    return Effect.logWarning(
+      `lifeline: TLS certificate verification is off (tls.rejectUnauthorized: false) for ${url}; ` +
+        "anyone on the path can read and change the traffic (logged once per tls options object)"
+    )
+  })
+
+/**
+ * The options of one connect: decoded ones (a Client's, decoded by `Client.make`) as they are,
+ * others decoded now. Logs once per `tls` object that turns verification off.
+ */
+export const resolveOptions = (url: string, options: ConnectOptions): Effect.Effect<CheckedOptions, ConnectError> => {
+  let checked: CheckedOptions
+  if (decoded.has(options as CheckedOptions)) checked = options as CheckedOptions
+  else {
+    const result = decodeConnectOptions(options)
+    if (Either.isLeft(result)) {
+      return Effect.fail(new ConnectError({ reason: "InvalidOptions", url, detail: `${result.left}; ${hintFor("InvalidOptions")}` }, true))
+    }
+    checked = result.right
+  }
+  const tls = checked.tls
+  if (tls === undefined || Redacted.value(tls).rejectUnauthorized !== false) return Effect.succeed(checked)
+  // What was given: the user's object (a Connection decodes its options at every call), or the
+  // decoded one, which copies of decoded options (headers from an Effect) share.
+  return Effect.as(warnNoVerification(url, options.tls ?? tls), checked)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config: keys mapped onto the same Schemas
+// ---------------------------------------------------------------------------------------------
+
+/** One key read as a string and decoded by an option's Schema; a bad value is a ConfigError naming the key. */
+const configKey = <A, I>(key: string, schema: Schema.Schema<A, I>, parse: (text: string) => unknown = (text) => text): Config.Config<A> => {
+  const decode = ParseResult.decodeUnknownEither(schema)
+  return Config.string(key).pipe(Config.mapOrFail((text) =>
+    Either.mapLeft(decode(parse(text.trim())), (issue) => ConfigError.InvalidData([], firstProblem(issue).message))
+  ))
+}
+const integerText = (text: string): unknown => /^-?\d+$/.test(text) ? Number(text) : text
+
+/** Config keys and the options they set. */
+const configKeys = {
+  openTimeout: configKey("OPEN_TIMEOUT", PositiveDuration),
+  closeTimeout: configKey("CLOSE_TIMEOUT", PositiveDuration),
+  retryBase: configKey("RETRY_BASE", PositiveDuration),
+  retryCap: configKey("RETRY_CAP", PositiveDuration),
+  heartbeatInterval: configKey("HEARTBEAT_INTERVAL", PositiveDuration),
+  heartbeatTimeout: configKey("HEARTBEAT_TIMEOUT", PositiveDuration),
+  outboxCapacity: configKey("OUTBOX_CAPACITY", positiveInteger(), integerText)
+}
+
+const some = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [_ in K]?: A } =>
+  (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [_ in K]?: A }
+
+/** `Client.config`: `URL` required, the other keys optional (an absent one keeps the option's default). */
+export const clientConfig: Config.Config<ClientOptions> = Config.all({
+  url: Config.string("URL"),
+  openTimeout: Config.option(configKeys.openTimeout),
+  closeTimeout: Config.option(configKeys.closeTimeout),
+  retryBase: Config.option(configKeys.retryBase),
+  retryCap: Config.option(configKeys.retryCap),
+  heartbeatInterval: Config.option(configKeys.heartbeatInterval),
+  heartbeatTimeout: Config.option(configKeys.heartbeatTimeout),
+  outboxCapacity: Config.option(configKeys.outboxCapacity)
+}).pipe(Config.map((read): ClientOptions => {
+  const backoff: BackoffOptions = { ...some("base", read.retryBase), ...some("cap", read.retryCap) }
+  return {
+    url: read.url,
+    connection: { ...some("openTimeout", read.openTimeout), ...some("closeTimeout", read.closeTimeout) },
+    ...(Option.isSome(read.retryBase) || Option.isSome(read.retryCap) ? { retry: exponentialBackoff(backoff) } : {}),
+    heartbeat: { ...some("interval", read.heartbeatInterval), ...some("timeout", read.heartbeatTimeout) },
+    outbox: some("capacity", read.outboxCapacity)
+  }
+}))
