@@ -4,7 +4,7 @@
 // for: sent = written + failed (by reason), and what was echoed back is a subset of what was written.
 import { Clock, Console, Deferred, Duration, Effect, Fiber, FiberSet, LogLevel, Logger, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import type { SendError, SendErrorReason, Transport } from "effect-lifeline"
+import type { CircuitOpenError, SendError, SendErrorReason, Transport } from "effect-lifeline"
 import { Client, Reconnect } from "effect-lifeline"
 import { FaultProxy, TestServer } from "effect-lifeline/testing"
 
@@ -55,6 +55,8 @@ const describeState = (state: Client.ClientState): string => {
       return `attempt ${state.attempt}`
     case "Backoff":
       return `attempt ${state.attempt}, retry in ${Math.round(Duration.toMillis(state.delay))} ms after ${describeError(state.error)}`
+    case "Suspended":
+      return `the breaker of ${state.endpoint} is open until ${new Date(state.retryAt).toISOString()}`
     case "Closed":
       return Option.match(state.error, { onNone: () => "on purpose", onSome: describeError })
   }
@@ -70,7 +72,7 @@ interface Ledger {
   sent: number
   readonly phaseOf: Map<string, Phase>
   readonly written: Set<string>
-  readonly failed: Map<SendErrorReason, number>
+  readonly failed: Map<SendErrorReason | "CircuitOpen", number>
   readonly echoed: Set<string>
   echoedTwice: number
   opens: number
@@ -186,9 +188,11 @@ export const chaos: Effect.Effect<void, never, Scope.Scope | Transport.Transport
       Effect.sync(() => {
         ledger.written.add(id)
       }),
-    onFailure: (error: SendError) =>
+    onFailure: (error: SendError | CircuitOpenError) =>
       Effect.sync(() => {
-        ledger.failed.set(error.reason, (ledger.failed.get(error.reason) ?? 0) + 1)
+        // CircuitOpen: only with a breaker and whenSuspended "failFast", which this demo does not use.
+        const reason = error._tag === "SendError" ? error.reason : "CircuitOpen"
+        ledger.failed.set(reason, (ledger.failed.get(reason) ?? 0) + 1)
       })
   })
   const sendOne = Effect.suspend(() => {

@@ -94,7 +94,7 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
     let epoch = 0
     let lastOpenSince = -1
     const blackholes: Array<[number, number]> = []
-    const failed: Partial<Record<SendErrorReason, number>> = {}
+    const failed: Partial<Record<SendErrorReason | "CircuitOpen", number>> = {}
     let sent = 0
     let echoedTwice = 0
     let echoedUnwritten = 0
@@ -143,7 +143,9 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
             }),
           onFailure: (error) =>
             Effect.sync(() => {
-              failed[error.reason] = (failed[error.reason] ?? 0) + 1
+              // CircuitOpen: only with a breaker and whenSuspended "failFast".
+              const reason = error._tag === "SendError" ? error.reason : "CircuitOpen"
+              failed[reason] = (failed[reason] ?? 0) + 1
             })
         }))
       )

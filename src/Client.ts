@@ -8,7 +8,7 @@
 import type { Duration, Redacted, Schedule, Scope, Stream, Subscribable } from "effect"
 import { Config, Context, Effect, Layer } from "effect"
 import type * as Connection from "./Connection.js"
-import type { SendError } from "./Errors.js"
+import type { CircuitOpenError, SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
 import { clientConfig, clientSettings } from "./internal/options.js"
@@ -41,16 +41,17 @@ export interface Client {
   /**
    * Sends a frame and completes when the transport reports it written. While disconnected it
    * waits in the outbox (FIFO) and goes out after the next `onOpen`. Fails with `SendError`
-   * (`OutboxFull`, `Dropped`, `Closed`, `WriteFailed`), the payload inside, never silently.
+   * (`OutboxFull`, `Dropped`, `Closed`, `WriteFailed`), the payload inside, never silently; and
+   * with `CircuitOpenError` at once while Suspended under `whenSuspended: "failFast"`.
    */
-  readonly send: (data: Message) => Effect.Effect<void, SendError>
+  readonly send: (data: Message) => Effect.Effect<void, SendError | CircuitOpenError>
   /**
    * Queues a frame and completes once it is buffered (or written). Fails at once with `OutboxFull`
-   * or `Closed`; a later failure is published on `events` as `MessageFailed`, and `close` returns
-   * what was still queued.
+   * or `Closed` (or `CircuitOpenError`, as `send`); a later failure is published on `events` as
+   * `MessageFailed`, and `close` returns what was still queued.
    */
-  readonly enqueue: (data: Message) => Effect.Effect<void, SendError>
-  /** Waits until the client is Open; fails with the error that Closed it. */
+  readonly enqueue: (data: Message) => Effect.Effect<void, SendError | CircuitOpenError>
+  /** Waits until the client is Open; fails with the error that Closed it (or, under `failFast`, the `CircuitOpenError` of a Suspended client). */
   readonly awaitOpen: Effect.Effect<void, ClientError>
   /** Drops the current connection and connects again at once, resetting the backoff; restarts a client Closed by an error. */
   readonly reconnect: Effect.Effect<void>
@@ -136,6 +137,24 @@ export interface Options {
   readonly heartbeat?: HeartbeatOptions | false
   /** Capacity of the sliding `events` hub (allocated up front). Default 64. */
   readonly eventsCapacity?: number
+  /**
+   * With several endpoints: `roundRobin` (default: in turn), `ordered` (each series of attempts
+   * from the first endpoint down; failover), or `random`. Endpoints whose circuit breaker is open
+   * are skipped while another is not.
+   */
+  readonly strategy?: "ordered" | "roundRobin" | "random"
+  /**
+   * With `ordered`: a Client open on another endpoint tries a handshake with the first one this
+   * often, and reconnects to it once it answers.
+   */
+  readonly returnToPrimary?: Duration.DurationInput
+  /**
+   * While the endpoint's circuit breaker is open (the Client is `Suspended`, with a
+   * `CircuitBreaker.layer` in its context): `queue` (default) keeps sends in the outbox as when
+   * disconnected; `failFast` fails new sends and `awaitOpen` at once with `CircuitOpenError`, so
+   * callers degrade (`Effect.catchTag("CircuitOpenError", fallback)`) instead of waiting.
+   */
+  readonly whenSuspended?: "queue" | "failFast"
 }
 
 /**

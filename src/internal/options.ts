@@ -73,6 +73,12 @@ export interface ClientSettings {
   readonly heartbeat: HeartbeatOptions | undefined
   readonly isPong: ((message: Message) => boolean) | undefined
   readonly eventsCapacity: number
+  /** How the next endpoint is picked among several. */
+  readonly strategy: Strategy
+  /** With `ordered`: how often a Client on another endpoint probes the first one, to go home. */
+  readonly returnToPrimary: Duration.Duration | undefined
+  /** While the endpoint's breaker is open: sends wait (`queue`) or fail with CircuitOpenError. */
+  readonly whenSuspended: WhenSuspended
   /** Why the options cannot work; the client then starts Closed with ConnectError InvalidOptions. */
   readonly invalid: string | undefined
 }
@@ -283,6 +289,18 @@ const ClientHeaders: Schema.Schema<HeadersEffect | Readonly<Record<string, strin
 )
 
 const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
+export type Strategy = "ordered" | "roundRobin" | "random"
+export type WhenSuspended = "queue" | "failFast"
+
+const oneOf = <A extends string>(name: string, values: ReadonlyArray<A>): Schema.Schema<A> =>
+  checked(name, (input) =>
+    typeof input === "string" && (values as ReadonlyArray<string>).includes(input)
+      ? Either.right(input as A)
+      : problem(`must be one of ${values.join(", ")}`))
+
+const StrategySchema = oneOf<Strategy>("Strategy", ["ordered", "roundRobin", "random"])
+const WhenSuspendedSchema = oneOf<WhenSuspended>("WhenSuspended", ["queue", "failFast"])
+
 const OverflowSchema: Schema.Schema<Overflow> = checked("Overflow", (input) =>
   typeof input === "string" && overflows.includes(input)
     ? Either.right(input as Overflow)
@@ -390,7 +408,10 @@ const ClientFields = Schema.Struct({
   onOpenTimeout: withDefault(PositiveDuration, DEFAULT_ON_OPEN_TIMEOUT),
   minRetryDelay: withDefault(MinRetryDelay, DEFAULT_MIN_RETRY_DELAY),
   heartbeat: withDefault(Heartbeat, DEFAULT_HEARTBEAT),
-  eventsCapacity: withDefault(positiveInteger(), DEFAULT_EVENTS_CAPACITY)
+  eventsCapacity: withDefault(positiveInteger(), DEFAULT_EVENTS_CAPACITY),
+  strategy: withDefault(StrategySchema, "roundRobin"),
+  returnToPrimary: Schema.optional(PositiveDuration),
+  whenSuspended: withDefault(WhenSuspendedSchema, "queue")
 })
 
 const toSettings = (fields: Schema.Schema.Type<typeof ClientFields>): ClientSettings => {
@@ -416,6 +437,9 @@ const toSettings = (fields: Schema.Schema.Type<typeof ClientFields>): ClientSett
     heartbeat,
     isPong: heartbeat?.isPong,
     eventsCapacity: fields.eventsCapacity,
+    strategy: fields.strategy,
+    returnToPrimary: fields.returnToPrimary,
+    whenSuspended: fields.whenSuspended,
     invalid: undefined
   }
 }
@@ -431,7 +455,9 @@ const urlOnly = (url: ReadonlyArray<Endpoint>): ClientSettings =>
     onOpenTimeout: DEFAULT_ON_OPEN_TIMEOUT,
     minRetryDelay: DEFAULT_MIN_RETRY_DELAY,
     heartbeat: DEFAULT_HEARTBEAT,
-    eventsCapacity: DEFAULT_EVENTS_CAPACITY
+    eventsCapacity: DEFAULT_EVENTS_CAPACITY,
+    strategy: "roundRobin",
+    whenSuspended: "queue"
   })
 
 /** `Client.Options` -> `ClientSettings`. */
@@ -453,7 +479,10 @@ export const ClientOptionsSchema: Schema.Schema<ClientSettings, ClientOptions> =
       onOpenTimeout: settings.onOpenTimeout,
       minRetryDelay: settings.minRetryDelay,
       heartbeat: settings.heartbeat === undefined ? false : { ...settings.heartbeat, isPong: settings.isPong },
-      eventsCapacity: settings.eventsCapacity
+      eventsCapacity: settings.eventsCapacity,
+      strategy: settings.strategy,
+      ...(settings.returnToPrimary === undefined ? {} : { returnToPrimary: settings.returnToPrimary }),
+      whenSuspended: settings.whenSuspended
     })
   }
 ) as unknown as Schema.Schema<ClientSettings, ClientOptions>
@@ -544,6 +573,10 @@ const INVALID_SETTINGS: Omit<ClientSettings, "endpoints" | "invalid"> = Object.f
   heartbeat: undefined,
   isPong: undefined,
   eventsCapacity: DEFAULT_EVENTS_CAPACITY
+,
+  strategy: "roundRobin" as const,
+  returnToPrimary: undefined,
+  whenSuspended: "queue" as const
 })
 
 /**

@@ -6,8 +6,11 @@
  */
 import { Cause, Chunk, Clock, Effect, Exit, Fiber, Option, Runtime, Scope, Stream, Subscribable } from "effect"
 import type { MetricLabel } from "effect"
+import type { CircuitBreaker } from "../../CircuitBreaker.js"
+import { Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
 import { ConnectError, Disconnected } from "../../Errors.js"
+import type { CircuitOpenError } from "../../Errors.js"
 import type { SendError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import type { Message, Transport } from "../../Transport.js"
@@ -63,11 +66,15 @@ export class LiveClient implements Client {
   /** Each endpoint's redacted label, made on its first attempt, and the latest attempt's. */
   readonly labels: Array<string>
   currentLabel = ""
+  /** Each static endpoint's circuit breaker, from the registry, made on first use. */
+  readonly breakers: Array<CircuitBreaker | undefined> = []
 
   constructor(
     readonly settings: ClientSettings,
     readonly runtime: Runtime.Runtime<Transport>,
-    readonly clock: Clock.Clock
+    readonly clock: Clock.Clock,
+    /** The circuit breakers of the Client's context (`CircuitBreaker.layer`), if any. */
+    readonly registry: Registry["Type"] | undefined
   ) {
     this.outbound = new Outbound(this, settings.outboxCapacity, settings.outboxBytes, settings.overflow)
     this.observer = new Observer(settings.eventsCapacity, this)
@@ -125,6 +132,12 @@ export class LiveClient implements Client {
     return isStopped(this.phase)
   }
 
+  /** With `whenSuspended: "failFast"`, while Suspended: what sends fail with at once. */
+  get failFast(): CircuitOpenError | undefined {
+    const phase = this.phase
+    return phase._tag === "Suspended" && this.settings.whenSuspended === "failFast" ? phase.error : undefined
+  }
+
   get outbox() {
     return this.outbound.outbox
   }
@@ -168,6 +181,8 @@ export class LiveClient implements Client {
         if (phase._tag === "Open") return Effect.void
         if (phase._tag === "Closing") return Effect.fail(closedByUser)
         if (phase._tag === "Closed") return Effect.fail(Option.getOrElse(phase.error, () => closedByUser))
+        // Graceful degradation: while the endpoint's breaker is open, callers learn it at once.
+        if (phase._tag === "Suspended" && this.settings.whenSuspended === "failFast") return Effect.fail(phase.error)
         return undefined
       }
       const now = outcome()
@@ -182,15 +197,15 @@ export class LiveClient implements Client {
     })
   }
 
-  private boundSend: ((data: Message) => Effect.Effect<void, SendError>) | undefined = undefined
-  private boundEnqueue: ((data: Message) => Effect.Effect<void, SendError>) | undefined = undefined
+  private boundSend: ((data: Message) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
+  private boundEnqueue: ((data: Message) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
   private boundClose: ((code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>) | undefined = undefined
 
-  get send(): (data: Message) => Effect.Effect<void, SendError> {
+  get send(): (data: Message) => Effect.Effect<void, SendError | CircuitOpenError> {
     return this.boundSend ??= (data) => this.outbound.send(data)
   }
 
-  get enqueue(): (data: Message) => Effect.Effect<void, SendError> {
+  get enqueue(): (data: Message) => Effect.Effect<void, SendError | CircuitOpenError> {
     return this.boundEnqueue ??= (data) => this.outbound.enqueue(data)
   }
 
@@ -288,6 +303,13 @@ export class LiveClient implements Client {
     this.fork(supervise(this, phase.session), true)
   }
 
+  /** The primary endpoint answered a probe: reconnect, if `session` is still the open one. */
+  reconnectFrom(session: Session): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (this.openSession === session) this.endSession(session, "reconnect")
+    })
+  }
+
   get reconnect(): Effect.Effect<void> {
     return Effect.sync(() => {
       const phase = this.phase
@@ -303,6 +325,7 @@ export class LiveClient implements Client {
           phase.skipWait = true
           return
         case "Backoff":
+        case "Suspended":
           return phase.wait.wake()
       }
     })
@@ -348,7 +371,8 @@ export const makeClient = (settings: ClientSettings): Effect.Effect<Client, neve
     // The supervisor runs with this fiber's context and FiberRefs (logger, level, annotations,
     // span), as a forked child would.
     const runtime = yield* Effect.runtime<Transport>()
-    const client = new LiveClient(settings, runtime, yield* Effect.clock)
+    const registry = Option.getOrUndefined(yield* Effect.serviceOption(Registry))
+    const client = new LiveClient(settings, runtime, yield* Effect.clock, registry)
     client.start()
     yield* Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, closeOnExit(client)))
     return client

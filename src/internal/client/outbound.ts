@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import type { MetricLabel } from "effect"
-import type { SendError } from "../../Errors.js"
+import type { CircuitOpenError, SendError } from "../../Errors.js"
 import type { Message } from "../../Transport.js"
 import { writeFailed } from "../connection.js"
 import * as Metrics from "../metrics.js"
@@ -24,6 +24,8 @@ export interface OutboundHost {
   readonly openSession: Session | undefined
   /** Closing or closed: sends fail with `Closed`. */
   readonly stopped: boolean
+  /** Set while Suspended with `whenSuspended: "failFast"`: new sends fail with it at once. */
+  readonly failFast: CircuitOpenError | undefined
   /** Publishes a MessageFailed event. */
   readonly publishFailure: (error: SendError) => void
 }
@@ -147,9 +149,11 @@ export class Outbound {
     }))
   }
 
-  send(data: Message): Effect.Effect<void, SendError> {
-    return Effect.suspend(() => {
+  send(data: Message): Effect.Effect<void, SendError | CircuitOpenError> {
+    return Effect.suspend((): Effect.Effect<void, SendError | CircuitOpenError> => {
       if (this.host.stopped) return Effect.fail(closedError(data))
+      const suspended = this.host.failFast
+      if (suspended !== undefined) return Effect.fail(suspended)
       const bytes = approximateBytes(data)
       if (this.writable(bytes) === undefined) return this.sendQueuedTraced(data, bytes)
       return Effect.async<void, SendError>((resume) => {
@@ -173,9 +177,11 @@ export class Outbound {
   // Synchronous unless the outbox is full under `suspend`: the pipelining path allocates no
   // Effect.async, no fiber and, when connected with nothing queued, nothing per frame but its
   // place in the session's in-flight list.
-  enqueue(data: Message): Effect.Effect<void, SendError> {
-    return Effect.suspend(() => {
+  enqueue(data: Message): Effect.Effect<void, SendError | CircuitOpenError> {
+    return Effect.suspend((): Effect.Effect<void, SendError | CircuitOpenError> => {
       if (this.host.stopped) return Effect.fail(closedError(data))
+      const suspended = this.host.failFast
+      if (suspended !== undefined) return Effect.fail(suspended)
       const bytes = approximateBytes(data)
       const session = this.writable(bytes)
       if (session !== undefined) {

@@ -12,6 +12,7 @@
  *                       Backoff ◀┴──────────────────────── Ending ── (release, then decide)
  *                         ▲   │ attempt failed,                │
  *                         └───┘ retryable, schedule goes on    │ not retryable, schedule done,
+ *   Connecting / Ending ── the endpoint's breaker is open ──▶ Suspended ── retryAt ──▶ Connecting
  *                                                              │ or a user function failed
  *   any phase but Closed ──── close() ───▶ Closing ──▶ Closed ◀┘
  *   Closed (not by close) ─── reconnect ──▶ Connecting
@@ -22,6 +23,7 @@
  */
 import type { Duration } from "effect"
 import { Option } from "effect"
+import type { CircuitOpenError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import { ClientState } from "../clientState.js"
 import type { ClientState as ClientStateType } from "../clientState.js"
@@ -52,6 +54,13 @@ export type Phase =
     readonly error: ClientError
     readonly wait: TimedWait & { readonly wake: () => void }
   }
+  | {
+    readonly _tag: "Suspended"
+    readonly endpoint: string
+    readonly retryAt: number
+    readonly error: CircuitOpenError
+    readonly wait: TimedWait & { readonly wake: () => void }
+  }
   | { readonly _tag: "Closing" }
   | { readonly _tag: "Closed"; readonly error: Option.Option<ClientError>; readonly byClose: boolean }
 
@@ -63,10 +72,11 @@ export type Tag = Phase["_tag"]
 /** Every move `enter` allows; anything else is a bug in the Client, and `enter` refuses it. */
 const moves: Readonly<Record<Tag, ReadonlyArray<Tag>>> = {
   Idle: ["Connecting", "Closing", "Closed"],
-  Connecting: ["Connecting", "Open", "Backoff", "Closing", "Closed"],
+  Connecting: ["Connecting", "Open", "Backoff", "Suspended", "Closing", "Closed"],
   Open: ["Ending", "Closing"],
-  Ending: ["Connecting", "Backoff", "Closing", "Closed"],
+  Ending: ["Connecting", "Backoff", "Suspended", "Closing", "Closed"],
   Backoff: ["Connecting", "Closing", "Closed"],
+  Suspended: ["Connecting", "Closing", "Closed"],
   Closing: ["Closed"],
   Closed: ["Connecting", "Closing"]
 }
@@ -98,6 +108,8 @@ const makeView = (phase: Exclude<Phase, { _tag: "Idle" | "Ending" }>): ClientSta
       return ClientState.Open({ attempt: phase.attempt, endpoint: phase.endpoint, since: phase.since })
     case "Backoff":
       return ClientState.Backoff({ attempt: phase.attempt, delay: phase.delay, error: phase.error })
+    case "Suspended":
+      return ClientState.Suspended({ endpoint: phase.endpoint, retryAt: phase.retryAt, error: phase.error })
     case "Closing":
       return CLOSED_ON_PURPOSE
     case "Closed":

@@ -37,6 +37,8 @@ const payloadOf = (item: Message | Entry): Message => isEntry(item) ? item.paylo
 
 export class Session implements HeartbeatOwner {
   heartbeat: Heartbeat | undefined = undefined
+  /** With `ordered` and `returnToPrimary`, on an endpoint other than the first. */
+  probe: { readonly stop: () => void } | undefined = undefined
 
   constructor(
     private readonly owner: SessionOwner,
@@ -136,6 +138,7 @@ export class Session implements HeartbeatOwner {
   detach(): void {
     this.opened.listener.watcher = undefined
     this.heartbeat?.stop()
+    this.probe?.stop()
   }
 
   connectionEnded(disconnected: Disconnected): void {

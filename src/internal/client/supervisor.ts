@@ -18,12 +18,16 @@ import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../parseEndpoint.js"
 import { SessionScope } from "../primitives/sessionScope.js"
 import { TimedWait } from "../primitives/timers.js"
+import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
 import { causeMessage, labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+// About 24 days: an isolated breaker's retryAt is the largest Date.
+const MAX_WAIT = 2 ** 31 - 1
 
 /**
  * The supervisor's whole run: `ended` is the session whose end started it (the phase is then
@@ -103,6 +107,9 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
       delay = Math.max(delay, Duration.toMillis(error.retryAfter))
     }
+    // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
+    // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
+    if (error._tag === "CircuitOpenError") delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, MAX_WAIT))
     const skip = client.phase._tag === "Connecting" && client.phase.skipWait
     const woken = yield* backoff(client, error, delay, skip)
     if (woken) client.resetBackoff()
@@ -140,7 +147,10 @@ class BackoffWait extends TimedWait {
 const backoff = (client: LiveClient, error: ClientError, delay: number, skip: boolean): Effect.Effect<boolean> =>
   Effect.suspend(() => {
     const wait = new BackoffWait(client.timers)
-    const phase: Phase = { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(delay), error, wait }
+    // A breaker that refused the attempt: Suspended, not Backoff, until its retryAt at least.
+    const phase: Phase = error._tag === "CircuitOpenError"
+      ? { _tag: "Suspended", endpoint: error.endpoint, retryAt: client.clock.unsafeCurrentTimeMillis() + delay, error, wait }
+      : { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(delay), error, wait }
     return Effect.zipRight(
       client.enter(phase),
       Effect.async<boolean>((resume) => {
@@ -162,7 +172,7 @@ const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Trans
     client.attempt++
     const attempt = client.attempt
     // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this.
-    const index = client.total % settings.endpoints.length
+    const index = yield* pickEndpoint(client, attempt)
     const endpoint = settings.endpoints[index]!
     client.total++
     const label = client.labels[index] ??= labelOf(endpoint)
@@ -170,7 +180,7 @@ const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Trans
     yield* client.enter({ _tag: "Connecting", attempt, endpoint: label, skipWait: false })
     const startedAt = client.clock.unsafeCurrentTimeMillis()
     const scope = new SessionScope()
-    return yield* openIn(client, scope, endpoint, label, attempt, startedAt).pipe(
+    return yield* openIn(client, scope, index, endpoint, label, attempt, startedAt).pipe(
       Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
     )
   })
@@ -178,6 +188,7 @@ const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Trans
 const openIn = (
   client: LiveClient,
   scope: Scope.CloseableScope,
+  index: number,
   endpoint: string | URL | Effect.Effect<string>,
   label: string,
   attempt: number,
@@ -203,13 +214,19 @@ const openIn = (
       if (Exit.isFailure(read)) return yield* client.brokenOption("the headers Effect failed", Cause.squash(read.cause))
       headers = read.value
     }
-    const opened: OpenedConnection = yield* acquireConnection<never, never, never>(
+    const handshake = acquireConnection<never, never, never>(
       target,
       headers === undefined ? settings.connection : { ...settings.connection, headers },
       // The attempt's Scope releases the connection from here: the session's, once open.
       (opened) => Scope.addFinalizerExit(scope, releaseWith(opened)),
       client.inbound
-    ).pipe(Effect.tapError((error) => Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag))))
+    )
+    // Through the endpoint's circuit breaker when the Client has a registry: an open one refuses
+    // at once, with no handshake.
+    const breaker = yield* breakerFor(client, index, target)
+    const opened: OpenedConnection = yield* (breaker === undefined ? handshake : breaker.run(handshake)).pipe(
+      Effect.tapError((error) => Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag)))
+    )
     const openedAt = client.clock.unsafeCurrentTimeMillis()
     Metrics.connects.unsafeUpdate(1, NO_TAGS)
     Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
@@ -233,7 +250,7 @@ const openIn = (
     // It may have ended already, while onOpen ran: it never became ready.
     const alreadyEnded = opened.listener.endedWith
     if (alreadyEnded !== undefined) return yield* alreadyEnded
-    yield* openSession(client, new Session(client, opened, scope, openedAt), attempt, label)
+    yield* openSession(client, new Session(client, opened, scope, openedAt), attempt, label, index)
   })
 
 // Module level on purpose: a finalizer made inside `openIn` would keep that generator's whole
@@ -241,7 +258,7 @@ const openIn = (
 const releaseWith = (opened: OpenedConnection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => releaseOpened(opened, exit)
 
 /** The session is open: from here it runs on callbacks, and the supervisor ends. */
-const openSession = (client: LiveClient, session: Session, attempt: number, label: string): Effect.Effect<void> => {
+const openSession = (client: LiveClient, session: Session, attempt: number, label: string, index: number): Effect.Effect<void> => {
   const opened = session.opened
   // The same text as the Connecting label, usually: keep one string of it, not two.
   const endpoint = opened.connection.url === label ? label : opened.connection.url
@@ -254,6 +271,12 @@ const openSession = (client: LiveClient, session: Session, attempt: number, labe
   if (heartbeat !== undefined) {
     session.heartbeat = new Heartbeat(opened.socket, opened.listener, opened.connection.url, heartbeat, client.clock, client.timers, session)
     session.heartbeat.start()
+  }
+  const returnToPrimary = client.settings.returnToPrimary
+  if (index !== 0 && client.settings.strategy === "ordered" && returnToPrimary !== undefined) {
+    const probe = new PrimaryProbe(client, session, Duration.toMillis(returnToPrimary))
+    session.probe = probe
+    probe.start()
   }
   return log
 }

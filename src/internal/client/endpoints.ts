@@ -1,0 +1,113 @@
+/**
+ * Which endpoint the next attempt dials, and the circuit breaker in front of it.
+ *
+ * - `roundRobin` (default): the endpoints in turn, across every attempt.
+ * - `ordered`: each series of attempts starts from the first endpoint and goes down the list;
+ *   with `returnToPrimary`, a Client open on another endpoint probes the first one every
+ *   interval and reconnects to it once it answers.
+ * - `random`: a random endpoint per attempt.
+ *
+ * Endpoints whose breaker is open (or isolated) are skipped while another is not; when every one
+ * is open, the first candidate is dialled anyway, and its breaker refuses it at once with
+ * `CircuitOpenError` (no handshake): the Client is then Suspended until its `retryAt`.
+ */
+import { Effect, Exit, Random } from "effect"
+import type { CircuitBreaker } from "../../CircuitBreaker.js"
+import type { Transport } from "../../Transport.js"
+import { acquireConnection, releaseOpened } from "../connection.js"
+import type { TimerTarget } from "../primitives/timers.js"
+import type { LiveClient } from "./liveClient.js"
+import type { Session } from "./session.js"
+
+export type Endpoint = string | URL | Effect.Effect<string>
+
+/** The breaker of `url` from the Client's registry, if it has one (kept per static endpoint). */
+export const breakerFor = (client: LiveClient, index: number, url: string | URL): Effect.Effect<CircuitBreaker | undefined> =>
+  Effect.suspend(() => {
+    const registry = client.registry
+    if (registry === undefined) return Effect.succeed(undefined)
+    const known = client.breakers[index]
+    const endpoint = client.settings.endpoints[index]
+    if (known !== undefined && endpoint === url) return Effect.succeed(known)
+    return Effect.map(registry.forEndpoint(typeof url === "string" ? url : url.href), (breaker) => {
+      // A URL from an Effect may change at every attempt: only a static one's breaker is kept.
+      if (typeof endpoint === "string" || endpoint instanceof URL) client.breakers[index] = breaker
+      return breaker
+    })
+  })
+
+/** Whether the breaker of a static endpoint refuses calls now (open with a future retryAt, or isolated). */
+const refuses = (client: LiveClient, index: number): Effect.Effect<boolean> => {
+  const endpoint = client.settings.endpoints[index]!
+  if (client.registry === undefined || !(typeof endpoint === "string" || endpoint instanceof URL)) return Effect.succeed(false)
+  return Effect.flatMap(breakerFor(client, index, endpoint), (breaker) =>
+    breaker === undefined ? Effect.succeed(false) : Effect.map(breaker.state.get, (state) =>
+      state._tag === "Isolated" || (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis())))
+}
+
+/** The index of the endpoint the next attempt dials (`attempt` counts from 1 in its series). */
+export const pickEndpoint = (client: LiveClient, attempt: number): Effect.Effect<number> =>
+  Effect.gen(function*() {
+    const count = client.settings.endpoints.length
+    if (count === 1) return 0
+    let first: number
+    switch (client.settings.strategy) {
+      case "roundRobin":
+        first = client.total % count
+        break
+      case "ordered":
+        first = (attempt - 1) % count
+        break
+      case "random":
+        first = yield* Random.nextIntBetween(0, count)
+        break
+    }
+    for (let step = 0; step < count; step++) {
+      const index = (first + step) % count
+      if (!(yield* refuses(client, index))) return index
+    }
+    return first
+  })
+
+/**
+ * While a Client with `ordered` and `returnToPrimary` is open on another endpoint: every interval,
+ * a handshake with the first endpoint (released at once); once one succeeds, the Client
+ * reconnects, and its next series of attempts starts from the first endpoint.
+ */
+export class PrimaryProbe implements TimerTarget {
+  private timer: unknown = undefined
+  private stopped = false
+
+  constructor(private readonly client: LiveClient, private readonly session: Session, private readonly interval: number) {}
+
+  start(): void {
+    if (!this.stopped) this.timer = this.client.timers.after(this.interval, this)
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.client.timers.cancel(this.timer)
+  }
+
+  fire(): void {
+    this.timer = undefined
+    if (this.stopped) return
+    this.client.fork(this.probe(), false)
+  }
+
+  private probe(): Effect.Effect<void, never, Transport> {
+    const client = this.client
+    const primary = client.settings.endpoints[0]!
+    return Effect.gen(this, function*() {
+      const url = typeof primary === "string" || primary instanceof URL ? primary : yield* Effect.orDie(primary)
+      const headers = client.settings.headers === undefined ? undefined : yield* Effect.orDie(client.settings.headers)
+      const options = headers === undefined ? client.settings.connection : { ...client.settings.connection, headers }
+      const handshake = acquireConnection<never, never, never>(url, options, (opened) => releaseOpened(opened, Exit.void))
+      const breaker = yield* breakerFor(client, 0, url)
+      const answered = yield* Effect.exit(breaker === undefined ? handshake : breaker.run(handshake))
+      if (this.stopped) return
+      if (Exit.isSuccess(answered)) return yield* client.reconnectFrom(this.session)
+      this.start()
+    }).pipe(Effect.catchAllCause(() => Effect.sync(() => this.start())))
+  }
+}
