@@ -59,6 +59,8 @@ export interface TestServer {
   readonly connections: Effect.Effect<number>
   /** total upgrades accepted since start (counts across restarts) */
   readonly accepted: Effect.Effect<number>
+  /** total upgrade requests received since start, answered or not (handshakes attempted) */
+  readonly requests: Effect.Effect<number>
   /** every message received, in order, across all connections and restarts */
   readonly received: Effect.Effect<ReadonlyArray<Message>>
   /** the request headers of the last upgrade request (lower-cased names), for tests of headers */
@@ -75,6 +77,8 @@ export interface TestServer {
    * 503 with {"retry-after": "2"}; they take precedence over the handshake mode
    */
   readonly rejectNext: (status: number, headers?: Record<string, string>, count?: number) => Effect.Effect<void>
+  /** drops the `rejectNext` answers still pending: the next upgrades are handled as the mode says */
+  readonly clearRejections: Effect.Effect<void>
   /** from now on, accept TCP + read the HTTP upgrade request but never answer it (until `behave`) */
   readonly hangHandshake: Effect.Effect<void>
   /** from now on, destroy the socket as soon as the upgrade request arrives (until `behave`) */
@@ -160,6 +164,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     let lastRequestHeaders: RequestHeaders = {}
     let mode: HandshakeMode = "normal"
     let accepted = 0
+    let requests = 0
     let pings = 0
     let ponging = true
     let reading = true
@@ -208,6 +213,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
 
     // `socket` is one of `sockets`, with its error listener attached on 'connection'.
     const onUpgrade = (request: Http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      requests++
       lastRequestHeaders = { ...request.headers }
       const rejection = rejections[0]
       if (rejection !== undefined) {
@@ -288,6 +294,10 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       url: `${options.tls === undefined ? "ws" : "wss"}://${LOOPBACK_HOST}:${port}`,
       connections: Effect.sync(() => openClients().length),
       accepted: Effect.sync(() => accepted),
+      requests: Effect.sync(() => requests),
+      clearRejections: Effect.sync(() => {
+        rejections.length = 0
+      }),
       received: Effect.sync(() => [...received]),
       lastRequestHeaders: Effect.sync(() => lastRequestHeaders),
       kill,

@@ -44,7 +44,7 @@ export const supervise = (client: LiveClient, ended: Session | undefined): Effec
       // Only from a phase this fiber was started for or led to: a supervisor that lost the
       // client (stopped, restarted by another) must not connect it again.
       const phase = client.phase
-      const mayAttempt = phase._tag === "Idle" || phase._tag === "Ending" || phase._tag === "Backoff" ||
+      const mayAttempt = phase._tag === "Idle" || phase._tag === "Ending" || phase._tag === "Backoff" || phase._tag === "Suspended" ||
         (first && ended === undefined && phase._tag === "Closed" && !phase.byClose)
       if (!mayAttempt) return
       const attempt = yield* Effect.either(attemptOnce(client))
