@@ -171,3 +171,16 @@ describe("SessionScope", () => {
       expect(yield* Effect.scoped(Effect.succeed(1)).pipe(Scope.extend(scope))).toBe(1)
     }))
 })
+
+describe("Outbox, never used", () => {
+  it("failAll on an outbox that never queued leaves the shared empty array empty", () => {
+    const first = outboxOf(1, 100, "suspend")
+    first.offer("a")
+    first.offer("b")
+    expect(first.outbox.failAll("Closed")).toEqual(["a", "b"])
+    const fresh = outboxOf(1, 100, "suspend")
+    expect(fresh.outbox.failAll("Closed")).toEqual([])
+    fresh.offer("c")
+    expect(fresh.outbox.handOffAll().map((entry) => entry.payload)).toEqual(["c"])
+  })
+})

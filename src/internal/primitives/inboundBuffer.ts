@@ -68,7 +68,7 @@ export class InboundBudget {
   // Opened but not yet adopted by the Client's reader.
   private pending: InboundBuffer<unknown> | undefined = undefined
 
-  constructor(readonly capacity: number, readonly byteCapacity: number) {}
+  constructor(public capacity: number, public byteCapacity: number) {}
 
   /** A connection opened: it receives from now on; paused at once if the total is at the bound. */
   opened(buffer: InboundBuffer<unknown>): void {

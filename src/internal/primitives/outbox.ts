@@ -34,10 +34,14 @@ export interface OutboxOwner {
   readonly outboxAdmitted: () => void
 }
 
+// Never pushed to: replaced by a new array first.
+const NONE: Array<never> = []
+
 export class Outbox {
-  private items: Array<Entry> = []
+  // The shared empty array until the first push: most idle clients never queue anything.
+  private items: Array<Entry> = NONE
   private head = 0
-  private blocked: Array<Blocked> = []
+  private blocked: Array<Blocked> = NONE
   /** Bytes of the queued entries. */
   private queuedBytes = 0
   /** Frames handed to the transport and not yet reported written (or failed), and their bytes. */
@@ -123,6 +127,7 @@ export class Outbox {
         return
       }
       case "suspend":
+        if (this.blocked === NONE) this.blocked = []
         this.blocked.push({ entry, admitted })
         return
     }
@@ -157,7 +162,7 @@ export class Outbox {
   /** Everything queued, oldest first; admits suspended offers into the room made. */
   private takeAll(): Array<Entry> {
     const taken = this.head === 0 ? this.items : this.items.slice(this.head)
-    this.items = []
+    this.items = NONE
     this.head = 0
     this.queuedBytes = 0
     this.admitBlocked()
@@ -175,14 +180,15 @@ export class Outbox {
   /** Fails every queued and suspended entry with `reason` (the client closed); returns their payloads. */
   failAll(reason: "Closed"): Array<Message> {
     const blocked = this.blocked
-    this.blocked = []
-    const entries = this.takeAll()
+    this.blocked = NONE
+    const entries = this.takeAll().slice()
     for (const { entry } of blocked) entries.push(entry)
     for (const entry of entries) entry.done(new SendError({ reason, payload: entry.payload }, true))
     return entries.map((entry) => entry.payload)
   }
 
   private push(entry: Entry): void {
+    if (this.items === NONE) this.items = []
     this.items.push(entry)
     this.queuedBytes += entry.bytes
     this.owner?.outboxAdmitted()

@@ -14,15 +14,25 @@ import { InboundBudget } from "./inboundBuffer.js"
  * budget: what waits unread across all of them is held to the Client's `inboundCapacity` and
  * `inboundBytes`, however many times it reconnects.
  */
-export class SuccessiveInbound implements SharedInbound {
+export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   private buffers: Array<InboundBuffer<Message>> = []
   private ended = false
   private wakeup: (() => void) | undefined = undefined
-  private budget: InboundBudget | undefined = undefined
+  private sized = false
+
+  constructor() {
+    // Sized by the first connection: one object is both the reader and the budget.
+    super(0, 0)
+  }
 
   /** Every connection's options are the Client's, so the first connection's bounds are everyone's. */
   budgetFor(capacity: number, byteCapacity: number): InboundBudget {
-    return this.budget ??= new InboundBudget(capacity, byteCapacity)
+    if (!this.sized) {
+      this.sized = true
+      this.capacity = capacity
+      this.byteCapacity = byteCapacity
+    }
+    return this
   }
 
   /** The reader takes this connection's buffer on, after the earlier ones. */
