@@ -82,7 +82,7 @@ const NOTES = [
   `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280); ${settings.runs} runs, ${settings.largeFrameRuns} at 64 KiB (short runs that vary more)` +
   (forks > 0 ? `, spread over ${forks} fresh processes (run k in process k mod ${forks}), each warmed up before its runs.` : ", all in the bench process.") +
   ` ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
-  "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",
+  "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered; outbox overflow \"suspend\", the backpressure a pipelining sender uses, since the outbox bounds frames not yet written); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",
   "Round trip: one 64 B text frame in flight, 1 ms apart; Connection and Client use send (completes on the write callback), the others a plain send.",
   "Connect: sequential, time from the call to open, each closed (handshake awaited) before the next. Client: Client.make + awaitOpen.",
   "Memory: per idle connection, heapUsed and RSS growth after gc in a fresh --expose-gc child per run, measured at each count cumulatively" +

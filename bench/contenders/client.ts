@@ -8,9 +8,9 @@ import type { Herd } from "./types.js"
 import type { Contender } from "./types.js"
 import { connectTimes, LifelineLive, pipelined, pool, roundTrips, runLifeline } from "./connection.js"
 
-const open = (url: string) =>
+const open = (url: string, options: Omit<ClientModule.Options, "url"> = {}) =>
   Effect.gen(function*() {
-    const client = yield* Client.make({ url })
+    const client = yield* Client.make({ url, ...options })
     yield* client.awaitOpen
     return client
   })
@@ -55,7 +55,10 @@ export const client: Contender = {
   label: "lifeline Client",
   throughput: (url, payload, count, window) =>
     runLifeline(Effect.gen(function*() {
-      const client = yield* open(url)
+      // Pipelining with `enqueue` waits for room under `suspend`: the outbox bounds the frames
+      // not yet written too, and a window of 1,000 unanswered can briefly hold more than the
+      // default 1,024 unwritten (write callbacks lag the echoes), which `fail` would refuse.
+      const client = yield* open(url, { outbox: { overflow: "suspend" } })
       return yield* pipelined(client.enqueue, client.messages, payload, count, window)
     })),
   latency: (url, payload, count, spacing) =>
