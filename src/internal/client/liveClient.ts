@@ -4,19 +4,16 @@
  * (`supervisor.ts`) that ends once a session is open; an open session runs on callbacks, so an
  * open Client keeps no fiber alive (idle memory per client is a benchmark target).
  */
-import { Cause, Chunk, Clock, Effect, Exit, Fiber, Option, Runtime, Scope, Stream, Subscribable } from "effect"
+import { Cause, Chunk, Clock, Effect, Fiber, Option, Runtime, Stream, Subscribable } from "effect"
 import type { MetricLabel } from "effect"
-import type { CircuitBreaker } from "../../CircuitBreaker.js"
-import { Registry } from "../../CircuitBreaker.js"
+import type { CircuitBreaker, Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
 import { ConnectError, Disconnected } from "../../Errors.js"
-import type { CircuitOpenError } from "../../Errors.js"
-import type { SendError } from "../../Errors.js"
+import type { CircuitOpenError, SendError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import type { Message, Transport } from "../../Transport.js"
 import type { ClientSettings } from "../client.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "../clientState.js"
-import { closeCodeOf, releaseOpened } from "../connection.js"
 import * as Metrics from "../metrics.js"
 import { streamOfPulls } from "../primitives/inboundBuffer.js"
 import { SuccessiveInbound } from "../primitives/successiveInbound.js"
@@ -29,6 +26,7 @@ import { Outbound } from "./outbound.js"
 import type { Phase, SessionEnd } from "./phase.js"
 import { canMove, IDLE, isStopped, viewOf } from "./phase.js"
 import type { Session } from "./session.js"
+import { closeClient } from "./close.js"
 import { supervise } from "./supervisor.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
@@ -332,53 +330,6 @@ export class LiveClient implements Client {
   }
 
   get close(): (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>> {
-    return this.boundClose ??= (code, reason) =>
-      Effect.uninterruptible(Effect.gen(this, function*() {
-        const phase = this.phase
-        if (phase._tag === "Closing" || (phase._tag === "Closed" && phase.byClose)) return []
-        // Frames with the transport that are not written by the end of the release (a peer that
-        // stopped reading) are returned too, oldest first, ahead of what was still queued.
-        const unwritten: Array<Message> = []
-        const session = phase._tag === "Open" ? phase.session : phase._tag === "Ending" ? phase.open.session : undefined
-        if (session !== undefined) session.unsent = unwritten
-        // Queued while open: write it before the close frame rather than fail it.
-        if (phase._tag === "Open") {
-          this.outbound.flush(phase.session)
-          phase.session.detach()
-        }
-        yield* this.enter({ _tag: "Closing" })
-        // The supervisor ends here, its attempt's connection released (interrupting waits for it).
-        const supervisor = this.supervisor
-        if (supervisor !== undefined) yield* Fiber.interrupt(supervisor)
-        if (session !== undefined) {
-          // The release table of invariant 2, with the caller's code and reason.
-          if (phase._tag === "Open") yield* session.opened.connection.close(code, reason)
-          yield* Scope.close(session.scope, Exit.void)
-          // Released already, unless the supervisor was stopped before it began: then here.
-          yield* releaseOpened(session.opened, Exit.void)
-          session.abandonInFlight()
-        }
-        const unsent = this.outbound.failQueued()
-        this.inbound.end()
-        yield* this.enter({ _tag: "Closed", error: Option.none(), byClose: true })
-        return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
-      }))
+    return this.boundClose ??= (code, reason) => closeClient(this, code, reason)
   }
 }
-
-export const makeClient = (settings: ClientSettings): Effect.Effect<Client, never, Scope.Scope | Transport> =>
-  Effect.gen(function*() {
-    // The supervisor runs with this fiber's context and FiberRefs (logger, level, annotations,
-    // span), as a forked child would.
-    const runtime = yield* Effect.runtime<Transport>()
-    const registry = Option.getOrUndefined(yield* Effect.serviceOption(Registry))
-    const client = new LiveClient(settings, runtime, yield* Effect.clock, registry)
-    client.start()
-    yield* Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, closeOnExit(client)))
-    return client
-  })
-
-// The close logs, so it runs with the FiberRefs the client was made with, on a fiber of the
-// client's runtime: Effect.addFinalizer would keep a second copy of them alive per client.
-const closeOnExit = (client: LiveClient) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-  Effect.suspend(() => Fiber.join(client.fork(Effect.asVoid(client.close(closeCodeOf(exit))), false)))
