@@ -5,7 +5,8 @@
  * one breaker. Real servers on 127.0.0.1.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule } from "effect"
+import { Effect, Fiber, Layer, Metric, MetricLabel, Schedule } from "effect"
+import * as Metrics from "../src/internal/metrics.js"
 import { CircuitBreaker, Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -142,4 +143,23 @@ describe("Client with a circuit breaker per endpoint", () => {
       yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Open"), "3 seconds"), { discard: true, concurrency: "unbounded" })
       expect(yield* server.connections).toBe(200)
     })))
+})
+
+describe("Client metrics name the endpoint", () => {
+  it.live("connects, reconnects and connect failures carry the redacted endpoint as a tag", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const down = yield* TestServer.make()
+      const up = yield* TestServer.make()
+      yield* down.kill
+      const downUrl = `${down.url}/`
+      const upUrl = `${up.url}/?token=redacted`
+      const failures = Metrics.connectFailures.pipe(Metric.taggedWithLabels([MetricLabel.make("reason", "ConnectionRefused"), MetricLabel.make("endpoint", downUrl)]))
+      const connects = Metrics.connects.pipe(Metric.taggedWithLabels([MetricLabel.make("endpoint", upUrl)]))
+      const failedBefore = (yield* Metric.value(failures)).count
+      const connectsBefore = (yield* Metric.value(connects)).count
+      const client = yield* Client.make({ url: [down.url, `${up.url}/?token=s3cret`], ...fast })
+      yield* client.awaitOpen
+      expect((yield* Metric.value(failures)).count - failedBefore).toBe(1)
+      expect((yield* Metric.value(connects)).count - connectsBefore).toBe(1)
+    }).pipe(Effect.provide(quietNode))))
 })

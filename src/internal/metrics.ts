@@ -6,15 +6,30 @@ export const connectFailures = Metric.counter("lifeline_connect_failures", {
   description: "connection attempts that failed, tagged by reason",
   incremental: true
 })
-// The reason tag of each failure, made once per reason rather than once per failed attempt.
+// The tags of each endpoint, and of each (endpoint, reason) failure, made once rather than once
+// per attempt. Endpoints are redacted labels; a Client has a few.
+const endpointTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 const failureTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 
-/** Counts one failed attempt under its reason. */
-export const connectFailed = (reason: string): void => {
-  let tags = failureTags.get(reason)
+/** `[endpoint]` as metric labels (the redacted URL the attempt dialled). */
+export const endpointLabels = (endpoint: string): ReadonlyArray<MetricLabel.MetricLabel> => {
+  let tags = endpointTags.get(endpoint)
   if (tags === undefined) {
-    tags = [MetricLabel.make("reason", reason)]
-    failureTags.set(reason, tags)
+    tags = [MetricLabel.make("endpoint", endpoint)]
+    endpointTags.set(endpoint, tags)
+  }
+  return tags
+}
+
+/** Counts one failed attempt under its reason (and its endpoint, when known). */
+export const connectFailed = (reason: string, endpoint?: string): void => {
+  const key = endpoint === undefined ? reason : `${endpoint}\n${reason}`
+  let tags = failureTags.get(key)
+  if (tags === undefined) {
+    tags = endpoint === undefined
+      ? [MetricLabel.make("reason", reason)]
+      : [MetricLabel.make("reason", reason), MetricLabel.make("endpoint", endpoint)]
+    failureTags.set(key, tags)
   }
   connectFailures.unsafeUpdate(1, tags)
 }

@@ -225,12 +225,13 @@ const openIn = (
     // at once, with no handshake.
     const breaker = yield* breakerFor(client, index, target)
     const opened: OpenedConnection = yield* (breaker === undefined ? handshake : breaker.run(handshake)).pipe(
-      Effect.tapError((error) => Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag)))
+      Effect.tapError((error) => Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag, label)))
     )
     const openedAt = client.clock.unsafeCurrentTimeMillis()
-    Metrics.connects.unsafeUpdate(1, NO_TAGS)
+    const tags = Metrics.endpointLabels(label)
+    Metrics.connects.unsafeUpdate(1, tags)
     Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
-    if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, NO_TAGS)
+    if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
     client.opens++
     if (settings.onOpen !== undefined) {
       const onOpen = settings.onOpen
