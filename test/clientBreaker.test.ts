@@ -5,7 +5,7 @@
  * one breaker. Real servers on 127.0.0.1.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Metric, MetricLabel, Schedule } from "effect"
+import { Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule } from "effect"
 import * as Metrics from "../src/internal/metrics.js"
 import { CircuitBreaker, Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
@@ -162,4 +162,90 @@ describe("Client metrics name the endpoint", () => {
       expect((yield* Metric.value(failures)).count - failedBefore).toBe(1)
       expect((yield* Metric.value(connects)).count - connectsBefore).toBe(1)
     }).pipe(Effect.provide(quietNode))))
+})
+
+describe("Client: the races a review found", () => {
+  it.live("every endpoint refuses and the first is isolated: the Client waits on the one that admits first, and opens on it", () =>
+    withBreakers({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("300 millis") }, Effect.gen(function*() {
+      const a = yield* TestServer.make()
+      const b = yield* TestServer.make()
+      const registry = yield* CircuitBreaker.Registry
+      yield* Effect.flatMap(registry.forEndpoint(a.url), (breaker) => breaker.isolate)
+      const second = yield* registry.forEndpoint(b.url)
+      yield* Effect.exit(second.run(Effect.fail("down")))
+      const client = yield* Client.make({ url: [a.url, b.url], ...fast })
+      expect(yield* awaitState(client, isTag("Suspended"))).toMatchObject({ endpoint: `${b.url}/` })
+      yield* client.awaitOpen
+      expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${b.url}/` })
+      expect(yield* a.requests).toBe(0)
+    })))
+
+  it.live("the primary probe's handshake under way ends with the Client: no socket left after close", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const primary = yield* TestServer.make()
+      const secondary = yield* TestServer.make()
+      yield* primary.rejectNext(503, {}, 1)
+      const sockets = () => process.getActiveResourcesInfo().filter((name) => name === "TCPSocketWrap").length
+      const before = sockets()
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({
+          url: [primary.url, secondary.url],
+          strategy: "ordered",
+          returnToPrimary: "50 millis",
+          connection: { openTimeout: "5 seconds" },
+          ...fast
+        })
+        yield* client.awaitOpen
+        yield* primary.hangHandshake
+        yield* eventually(Effect.map(primary.requests, (requests) => requests >= 2), "a probe under way")
+      }).pipe(Effect.scoped)
+      // The servers are still up. The hung handshake's server end stays until its server closes
+      // (it never answered); the probe's own socket must go with the Client, not at its 5 s
+      // open timeout.
+      yield* eventually(Effect.sync(() => sockets() <= before + 1), "the probe's socket released with the Client")
+    }).pipe(Effect.provide(quietNode))))
+
+  it.live("a reconnect that comes between entering Backoff and its wait (here from a logger) is not lost", () => {
+    let target: Client.Client | undefined
+    const logger = Logger.make(({ message }) => {
+      if (target !== undefined && String(message).includes("cannot connect")) Effect.runSync(target.reconnect)
+    })
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 1)
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 seconds"), minRetryDelay: "20 millis", heartbeat: false })
+      target = client
+      // Woken at once instead of 20 s later: the second attempt opens.
+      yield* awaitState(client, isTag("Open"), "3 seconds")
+      target = undefined
+      expect(yield* server.requests).toBe(2)
+    }).pipe(Effect.provide(Layer.merge(quietNode, Logger.replace(Logger.defaultLogger, logger)))))
+  })
+
+  it.live("a second close waits for the first to finish releasing, then returns nothing", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const client = yield* Client.make({ url: server.url, heartbeat: false })
+      yield* client.awaitOpen
+      const first = yield* Effect.fork(client.close())
+      yield* Effect.yieldNow()
+      expect(yield* client.close()).toEqual([])
+      // By then the first one is done: the socket released.
+      expect(first.unsafePoll()).not.toBe(null)
+      expect(yield* Fiber.join(first)).toEqual([])
+    }).pipe(Effect.provide(quietNode))))
+
+  it.live("failFast: a message queued before the Client became Suspended stays queued (accepted, not dropped); new sends fail at once", () =>
+    withBreakers({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") }, Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.hangHandshake
+      const client = yield* Client.make({ url: server.url, ...fast, connection: { openTimeout: "200 millis" }, whenSuspended: "failFast" })
+      yield* awaitState(client, isTag("Connecting"))
+      const early = yield* Effect.fork(client.send("early"))
+      yield* awaitState(client, isTag("Suspended"))
+      expect(yield* Effect.flip(client.send("late"))).toMatchObject({ _tag: "CircuitOpenError" })
+      expect(yield* client.outboxSize).toBe(1)
+      expect(early.unsafePoll()).toBe(null)
+      expect(yield* client.close()).toEqual(["early"])
+    })))
 })

@@ -3,7 +3,7 @@
  * and reason, and every message not written returned), and the constructor that ties `close` to
  * the scope the Client was made in.
  */
-import { Effect, Exit, Fiber, Option, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, FiberId, Option, Scope } from "effect"
 import { Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
 import type { Message, Transport } from "../../Transport.js"
@@ -19,7 +19,10 @@ import { LiveClient } from "./liveClient.js"
 export const closeClient = (client: LiveClient, code?: number, reason?: string): Effect.Effect<ReadonlyArray<Message>> =>
   Effect.uninterruptible(Effect.gen(function*() {
     const phase = client.phase
-    if (phase._tag === "Closing" || (phase._tag === "Closed" && phase.byClose)) return []
+    // A close under way: wait for it to finish (its caller gets the payloads), then return none.
+    if (phase._tag === "Closing") return yield* Effect.as(Deferred.await(client.closeDone ??= Deferred.unsafeMake(FiberId.none)), [])
+    if (phase._tag === "Closed" && phase.byClose) return []
+    const done = client.closeDone ??= Deferred.unsafeMake<void>(FiberId.none)
     // Frames with the transport that are not written by the end of the release (a peer that
     // stopped reading) are returned too, oldest first, ahead of what was still queued.
     const unwritten: Array<Message> = []
@@ -29,6 +32,10 @@ export const closeClient = (client: LiveClient, code?: number, reason?: string):
     if (phase._tag === "Open") {
       client.outbound.flush(phase.session)
       phase.session.detach()
+    }
+    // A dead peer (the heartbeat ended the session) will not answer a close frame.
+    if (phase._tag === "Ending" && phase.reason !== "reconnect" && phase.reason._tag === "TimeoutError") {
+      phase.open.session.opened.socket.terminate()
     }
     yield* client.enter({ _tag: "Closing" })
     // The supervisor ends here, its attempt's connection released (interrupting waits for it).
@@ -41,10 +48,13 @@ export const closeClient = (client: LiveClient, code?: number, reason?: string):
       // Released already, unless the supervisor was stopped before it began: then here.
       yield* releaseOpened(session.opened, Exit.void)
       session.abandonInFlight()
+      // A primary probe's handshake under way is released too.
+      if (session.probe !== undefined) yield* session.probe.settled
     }
     const unsent = client.outbound.failQueued()
     client.inbound.end()
     yield* client.enter({ _tag: "Closed", error: Option.none(), byClose: true })
+    Deferred.unsafeDone(done, Exit.void)
     return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
   }))
 

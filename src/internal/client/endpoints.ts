@@ -11,7 +11,7 @@
  * is open, the first candidate is dialled anyway, and its breaker refuses it at once with
  * `CircuitOpenError` (no handshake): the Client is then Suspended until its `retryAt`.
  */
-import { Effect, Exit, Random } from "effect"
+import { Effect, Exit, Fiber, FiberId, Random } from "effect"
 import type { CircuitBreaker } from "../../CircuitBreaker.js"
 import type { Transport } from "../../Transport.js"
 import { acquireConnection, releaseOpened } from "../connection.js"
@@ -36,16 +36,25 @@ export const breakerFor = (client: LiveClient, index: number, url: string | URL)
     })
   })
 
-/** Whether the breaker of a static endpoint refuses calls now (open with a future retryAt, or isolated). */
-const refuses = (client: LiveClient, index: number): Effect.Effect<boolean> => {
+/**
+ * When the breaker of a static endpoint admits a call again: now (0) if it admits one now, its
+ * `retryAt` if it is open, the largest time if it is isolated.
+ */
+const admitsAt = (client: LiveClient, index: number): Effect.Effect<number> => {
   const endpoint = client.settings.endpoints[index]!
-  if (client.registry === undefined || !(typeof endpoint === "string" || endpoint instanceof URL)) return Effect.succeed(false)
+  if (client.registry === undefined || !(typeof endpoint === "string" || endpoint instanceof URL)) return Effect.succeed(0)
   return Effect.flatMap(breakerFor(client, index, endpoint), (breaker) =>
-    breaker === undefined ? Effect.succeed(false) : Effect.map(breaker.state.get, (state) =>
-      state._tag === "Isolated" || (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis())))
+    breaker === undefined ? Effect.succeed(0) : Effect.map(breaker.state.get, (state) => {
+      if (state._tag === "Isolated") return Number.MAX_SAFE_INTEGER
+      if (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis()) return state.retryAt.getTime()
+      return 0
+    }))
 }
 
-/** The index of the endpoint the next attempt dials (`attempt` counts from 1 in its series). */
+/**
+ * The index of the endpoint the next attempt dials (`attempt` counts from 1 in its series): the
+ * strategy's pick, or the next that admits a call; when none does, the one that will first.
+ */
 export const pickEndpoint = (client: LiveClient, attempt: number): Effect.Effect<number> =>
   Effect.gen(function*() {
     const count = client.settings.endpoints.length
@@ -62,11 +71,18 @@ export const pickEndpoint = (client: LiveClient, attempt: number): Effect.Effect
         first = yield* Random.nextIntBetween(0, count)
         break
     }
+    let soonest = first
+    let soonestAt = Number.POSITIVE_INFINITY
     for (let step = 0; step < count; step++) {
       const index = (first + step) % count
-      if (!(yield* refuses(client, index))) return index
+      const at = yield* admitsAt(client, index)
+      if (at === 0) return index
+      if (at < soonestAt) {
+        soonest = index
+        soonestAt = at
+      }
     }
-    return first
+    return soonest
   })
 
 /**
@@ -76,6 +92,7 @@ export const pickEndpoint = (client: LiveClient, attempt: number): Effect.Effect
  */
 export class PrimaryProbe implements TimerTarget {
   private timer: unknown = undefined
+  private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
   private stopped = false
 
   constructor(private readonly client: LiveClient, private readonly session: Session, private readonly interval: number) {}
@@ -87,12 +104,23 @@ export class PrimaryProbe implements TimerTarget {
   stop(): void {
     this.stopped = true
     this.client.timers.cancel(this.timer)
+    // A handshake under way is abandoned: its socket released now, not at its open timeout.
+    this.fiber?.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  /** Completes once a handshake under way (if any) has ended and released its socket. */
+  get settled(): Effect.Effect<void> {
+    return this.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.await(this.fiber))
   }
 
   fire(): void {
     this.timer = undefined
     if (this.stopped) return
-    this.client.fork(this.probe(), false)
+    const fiber = this.client.fork(this.probe(), false)
+    this.fiber = fiber
+    fiber.addObserver(() => {
+      if (this.fiber === fiber) this.fiber = undefined
+    })
   }
 
   private probe(): Effect.Effect<void, never, Transport> {

@@ -4,7 +4,7 @@
  * (`supervisor.ts`) that ends once a session is open; an open session runs on callbacks, so an
  * open Client keeps no fiber alive (idle memory per client is a benchmark target).
  */
-import { Cause, Chunk, Clock, Effect, Fiber, Option, Runtime, Stream, Subscribable } from "effect"
+import { Cause, Chunk, Clock, Deferred, Effect, Fiber, Option, Runtime, Stream, Subscribable } from "effect"
 import type { MetricLabel } from "effect"
 import type { CircuitBreaker, Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
@@ -64,6 +64,8 @@ export class LiveClient implements Client {
   /** Each endpoint's redacted label, made on its first attempt, and the latest attempt's. */
   readonly labels: Array<string>
   currentLabel = ""
+  /** Made by the first `close`: a second one waits for it. */
+  closeDone: Deferred.Deferred<void> | undefined = undefined
   /** Each static endpoint's circuit breaker, from the registry, made on first use. */
   readonly breakers: Array<CircuitBreaker | undefined> = []
 
@@ -109,6 +111,8 @@ export class LiveClient implements Client {
   enter(next: Phase): Effect.Effect<void> {
     const from = this.phase
     if (!canMove(from._tag, next._tag)) return Effect.void
+    // Closed by `close` is for good: only an error's Closed may connect again (`reconnect`).
+    if (from._tag === "Closed" && from.byClose && next._tag !== "Closing") return Effect.void
     this.phase = next
     const before = viewOf(from)
     const after = viewOf(next)

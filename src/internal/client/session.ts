@@ -38,7 +38,7 @@ const payloadOf = (item: Message | Entry): Message => isEntry(item) ? item.paylo
 export class Session implements HeartbeatOwner {
   heartbeat: Heartbeat | undefined = undefined
   /** With `ordered` and `returnToPrimary`, on an endpoint other than the first. */
-  probe: { readonly stop: () => void } | undefined = undefined
+  probe: { readonly stop: () => void; readonly settled: Effect.Effect<void> } | undefined = undefined
 
   constructor(
     private readonly owner: SessionOwner,

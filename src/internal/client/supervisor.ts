@@ -26,8 +26,9 @@ import { Session } from "./session.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
-// About 24 days: an isolated breaker's retryAt is the largest Date.
-const MAX_WAIT = 2 ** 31 - 1
+// An isolated breaker's retryAt is the largest Date: a Client suspended by one looks again this
+// often, so a `reset` is noticed without a subscription per Client.
+const ISOLATED_RECHECK = 5_000
 
 /**
  * The supervisor's whole run: `ended` is the session whose end started it (the phase is then
@@ -109,7 +110,7 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     }
     // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
     // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
-    if (error._tag === "CircuitOpenError") delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, MAX_WAIT))
+    if (error._tag === "CircuitOpenError") delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
     const skip = client.phase._tag === "Connecting" && client.phase.skipWait
     const woken = yield* backoff(client, error, delay, skip)
     if (woken) client.resetBackoff()
@@ -128,9 +129,13 @@ const retryable = (client: LiveClient, error: ClientError): boolean | ConnectErr
 /** The client's wait between attempts: its timer fires (false), or `reconnect` wakes it (true). */
 class BackoffWait extends TimedWait {
   resume: ((effect: Effect.Effect<boolean>) => void) | undefined = undefined
+  /** Woken before the supervisor began to wait (between entering the phase and waiting). */
+  woken = false
 
   wake(): void {
-    if (this.finish()) this.resume?.(Effect.succeed(true))
+    if (!this.finish()) return
+    if (this.resume === undefined) this.woken = true
+    else this.resume(Effect.succeed(true))
   }
 
   protected timedOut(): void {
@@ -154,7 +159,7 @@ const backoff = (client: LiveClient, error: ClientError, delay: number, skip: bo
     return Effect.zipRight(
       client.enter(phase),
       Effect.async<boolean>((resume) => {
-        if (skip || client.phase !== phase) return resume(Effect.succeed(skip))
+        if (skip || wait.woken || client.phase !== phase) return resume(Effect.succeed(skip || wait.woken))
         wait.resume = resume
         wait.start(delay)
         return Effect.sync(() => wait.finish())
