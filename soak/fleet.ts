@@ -115,6 +115,9 @@ const SETTLE_MS = 10_000
 const HEAP_GROWTH_LIMIT = 32 * 1024 * 1024
 // The sender's slots: each tick sends for one Client in SLOTS.
 const SLOTS = 10
+// Clients are made this many at a time, this long apart.
+const START_BATCH = 100
+const START_EVERY_MS = 100
 
 const WRITTEN = 1
 const ECHOED = 2
@@ -233,6 +236,9 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
     const clients: Array<Client.Client> = []
     const readers: Array<Fiber.RuntimeFiber<void>> = []
     for (let k = 0; k < N; k++) {
+      // Started in batches, as a fleet of processes would be: a thousand handshakes at once on
+      // one loop take longer than openTimeout, and those timeouts would open the breakers.
+      if (k > 0 && k % START_BATCH === 0) yield* Effect.sleep(START_EVERY_MS)
       const client = yield* Client.make({
         url: orderOf(k).map((s) => servers[s]!.url) as [string, ...Array<string>],
         strategy: "ordered",
