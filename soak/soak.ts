@@ -54,7 +54,7 @@ const WRITTEN = 1
 const ECHOED = 2
 
 /** A small seeded generator (mulberry32): the same seed gives the same faults at the same times. */
-const random = (seed: number) => {
+export const random = (seed: number) => {
   let state = seed >>> 0
   return (): number => {
     state = (state + 0x6d2b79f5) >>> 0
