@@ -52,10 +52,10 @@ const admitsAt = (client: LiveClient, index: number): Effect.Effect<number> => {
 }
 
 /**
- * The index of the endpoint the next attempt dials (`attempt` counts from 1 in its series): the
- * strategy's pick, or the next that admits a call; when none does, the one that will first.
+ * The index of the endpoint the next attempt dials: the strategy's pick, or the next that admits a
+ * call; when none does, the one that will first.
  */
-export const pickEndpoint = (client: LiveClient, attempt: number): Effect.Effect<number> =>
+export const pickEndpoint = (client: LiveClient): Effect.Effect<number> =>
   Effect.gen(function*() {
     const count = client.settings.endpoints.length
     if (count === 1) return 0
@@ -65,7 +65,8 @@ export const pickEndpoint = (client: LiveClient, attempt: number): Effect.Effect
         first = client.total % count
         break
       case "ordered":
-        first = (attempt - 1) % count
+        // A series starts after a connection that stayed up `minUptime`, or a `reconnect`.
+        first = client.series % count
         break
       case "random":
         first = yield* Random.nextIntBetween(0, count)
@@ -98,7 +99,8 @@ export class PrimaryProbe implements TimerTarget {
   constructor(private readonly client: LiveClient, private readonly session: Session, private readonly interval: number) {}
 
   start(): void {
-    if (!this.stopped) this.timer = this.client.timers.after(this.interval, this)
+    // Jittered (0.8 to 1.2 x the interval): a node's Clients, dropped together, probe apart.
+    if (!this.stopped) this.timer = this.client.timers.after(this.interval * (0.8 + 0.4 * Math.random()), this)
   }
 
   stop(): void {

@@ -58,6 +58,8 @@ export class LiveClient implements Client {
   // The schedule's state and the attempt count of the current series of failures.
   scheduleState: unknown
   attempt = 0
+  /** Attempts since the backoff was last reset: `ordered` dials endpoint `series % count`. */
+  series = 0
   /** Attempts made in all (the endpoint rotation), and sessions opened in all. */
   total = 0
   opens = 0
@@ -259,6 +261,7 @@ export class LiveClient implements Client {
   resetBackoff(): void {
     this.scheduleState = this.settings.schedule.initial
     this.attempt = 0
+    this.series = 0
   }
 
   /**

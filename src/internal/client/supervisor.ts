@@ -177,7 +177,8 @@ const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Trans
     client.attempt++
     const attempt = client.attempt
     // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this.
-    const index = yield* pickEndpoint(client, attempt)
+    const index = yield* pickEndpoint(client)
+    client.series++
     const endpoint = settings.endpoints[index]!
     client.total++
     const label = client.labels[index] ??= labelOf(endpoint)
