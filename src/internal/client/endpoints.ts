@@ -26,12 +26,12 @@ export const breakerFor = (client: LiveClient, index: number, url: string | URL)
   Effect.suspend(() => {
     const registry = client.registry
     if (registry === undefined) return Effect.succeed(undefined)
-    const known = client.breakers[index]
+    const known = client.breakers?.[index]
     const endpoint = client.settings.endpoints[index]
     if (known !== undefined && endpoint === url) return Effect.succeed(known)
     return Effect.map(registry.forEndpoint(typeof url === "string" ? url : url.href), (breaker) => {
       // A URL from an Effect may change at every attempt: only a static one's breaker is kept.
-      if (typeof endpoint === "string" || endpoint instanceof URL) client.breakers[index] = breaker
+      if (typeof endpoint === "string" || endpoint instanceof URL) (client.breakers ??= [])[index] = breaker
       return breaker
     })
   })

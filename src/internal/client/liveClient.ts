@@ -69,7 +69,7 @@ export class LiveClient implements Client {
   /** Made by the first `close`: a second one waits for it. */
   closeDone: Deferred.Deferred<void> | undefined = undefined
   /** Each static endpoint's circuit breaker, from the registry, made on first use. */
-  readonly breakers: Array<CircuitBreaker | undefined> = []
+  breakers: Array<CircuitBreaker | undefined> | undefined = undefined
 
   constructor(
     readonly settings: ClientSettings,
