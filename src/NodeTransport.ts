@@ -47,41 +47,20 @@ class NodeSocket implements TransportSocket {
     // back to the next tick would keep the peer idle while a burst of them is written.
     if (!this.corked && approximateBytes(data) < CORK_BELOW_BYTES) this.corkUntilNextTick()
     if (callback === undefined) return this.ws.send(data)
-    const callbacks = this.callbacks ??= []
-    callbacks.push(callback)
+    const writes = this.writes ??= new WriteCallbacks(this)
+    writes.callbacks.push(callback)
     try {
-      this.ws.send(data, this.completion ??= (error) => this.completed(error))
+      this.ws.send(data, writes.completion)
     } catch (error) {
-      callbacks.pop()
+      writes.callbacks.pop()
       throw error
     }
   }
 
-  // The senders' callbacks, oldest first: ws calls one shared completion per frame, in order.
-  // Node calls a write's callback with no error when its socket was destroyed before the write
-  // finished (a reset, `terminate`): such a frame was not written, and its sender must hear so.
-  private callbacks: Array<((error?: Error) => void) | undefined> | undefined = undefined
-  private callbacksHead = 0
-  private completion: ((error?: Error | null) => void) | undefined = undefined
+  /** The senders' callbacks, made on the first send that has one (an idle socket has none). */
+  private writes: WriteCallbacks | undefined = undefined
   /** The TCP socket under ws, once open. */
   tcp: Net.Socket | undefined = undefined
-
-  private completed(error: Error | null | undefined): void {
-    const callbacks = this.callbacks
-    if (callbacks === undefined || this.callbacksHead >= callbacks.length) return
-    const callback = callbacks[this.callbacksHead]!
-    callbacks[this.callbacksHead++] = undefined
-    if (this.callbacksHead === callbacks.length) {
-      callbacks.length = 0
-      this.callbacksHead = 0
-    } else if (this.callbacksHead > 1024 && this.callbacksHead * 2 > callbacks.length) {
-      callbacks.splice(0, this.callbacksHead)
-      this.callbacksHead = 0
-    }
-    if (error !== undefined && error !== null) return callback(error)
-    if (this.tcp?.destroyed === true) return callback(writeLost)
-    callback()
-  }
 
   /**
    * Frames written in the same tick go out in one writev instead of one write each: cork the TCP
@@ -124,6 +103,36 @@ class NodeSocket implements TransportSocket {
 }
 
 const writeLost = new Error("the connection ended before the frame was written")
+
+/**
+ * The senders' callbacks of one socket, oldest first: ws calls one shared completion per frame,
+ * in order. Node calls a write's callback with no error when its socket was destroyed before the
+ * write finished (a reset, `terminate`): such a frame was not written, and its sender hears so.
+ */
+class WriteCallbacks {
+  readonly callbacks: Array<((error?: Error) => void) | undefined> = []
+  private head = 0
+  readonly completion = (error?: Error | null): void => this.completed(error)
+
+  constructor(private readonly socket: NodeSocket) {}
+
+  private completed(error: Error | null | undefined): void {
+    const callbacks = this.callbacks
+    if (this.head >= callbacks.length) return
+    const callback = callbacks[this.head]!
+    callbacks[this.head++] = undefined
+    if (this.head === callbacks.length) {
+      callbacks.length = 0
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > callbacks.length) {
+      callbacks.splice(0, this.head)
+      this.head = 0
+    }
+    if (error !== undefined && error !== null) return callback(error)
+    if (this.socket.tcp?.destroyed === true) return callback(writeLost)
+    callback()
+  }
+}
 
 type Tagged = WebSocket & { [kSocket]: NodeSocket }
 

@@ -39,7 +39,9 @@ export type Phase =
     /** `reconnect` was asked while connecting: skip the wait that follows a failure. */
     skipWait: boolean
   }
-  | { readonly _tag: "Open"; readonly attempt: number; readonly endpoint: string; readonly since: number; readonly session: Session }
+  // Its public view made with it (attempt, endpoint, since live there only): an idle Client keeps
+  // its Open phase for as long as it is open.
+  | { readonly _tag: "Open"; readonly session: Session; readonly view: ClientStateType }
   | {
     readonly _tag: "Ending"
     readonly open: Extract<Phase, { _tag: "Open" }>
@@ -105,7 +107,7 @@ const makeView = (phase: Exclude<Phase, { _tag: "Idle" | "Ending" }>): ClientSta
     case "Connecting":
       return ClientState.Connecting({ attempt: phase.attempt, endpoint: phase.endpoint })
     case "Open":
-      return ClientState.Open({ attempt: phase.attempt, endpoint: phase.endpoint, since: phase.since })
+      return phase.view
     case "Backoff":
       return ClientState.Backoff({ attempt: phase.attempt, delay: phase.delay, error: phase.error })
     case "Suspended":

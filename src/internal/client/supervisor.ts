@@ -21,6 +21,7 @@ import { TimedWait } from "../primitives/timers.js"
 import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
 import { causeMessage, labelOf } from "./liveClient.js"
+import { ClientState } from "../clientState.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
 
@@ -269,7 +270,8 @@ const openSession = (client: LiveClient, session: Session, attempt: number, labe
   const opened = session.opened
   // The same text as the Connecting label, usually: keep one string of it, not two.
   const endpoint = opened.connection.url === label ? label : opened.connection.url
-  const log = client.enter({ _tag: "Open", attempt, endpoint, since: session.openedAt, session })
+  const view = ClientState.Open({ attempt, endpoint, since: session.openedAt })
+  const log = client.enter({ _tag: "Open", session, view })
   // Refused: `close` is under way and interrupts this fiber; the attempt's Scope is closed then.
   if (client.openSession !== session) return Effect.interrupt
   opened.listener.watcher = session
