@@ -25,12 +25,12 @@ import {
   Supervisor,
   TestClock
 } from "effect"
-import * as Net from "node:net"
 import { CircuitBreaker, CircuitOpenError, ConnectError, Connection, Reconnect } from "../src/index.js"
 import { NEVER } from "../src/internal/circuitBreaker.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
+import { closedPort } from "./support/ports.js"
 
 const down = new ConnectError({ reason: "ConnectionRefused", url: "ws://127.0.0.1:9/", detail: "refused" }, true)
 const unauthorized = new ConnectError({ reason: "HandshakeRejected", url: "ws://127.0.0.1:9/", detail: "401", status: 401 }, true)
@@ -463,17 +463,6 @@ const awaitTimers = (count: number) =>
     expect(timers()).toBeLessThanOrEqual(count)
   })
 
-/** A port where nothing listens: a server's port after the server is closed. */
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-)
 
 describe("CircuitBreaker.Registry", () => {
   it.effect("one breaker per endpoint: redacted origin + path, no userinfo, query or fragment", () =>

@@ -26,6 +26,7 @@ import type { ConnectError, SendError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { withSend } from "./support/wrappedTransport.js"
 import { provideNode } from "./support/node.js"
 import { recordingSockets } from "./support/recordingTransport.js"
 import { awaitSleeper } from "./support/testClock.js"
@@ -327,26 +328,14 @@ describe("Client: writes that fail after enqueue returned", () => {
   // failure on demand: this transport wraps the real one and turns the outcome of the frames
   // marked "bad" into an error, keeping the real socket's order of completions.
   const failingBadWrites = (inner: Transport.Transport): Layer.Layer<Transport.Transport> =>
-    Layer.succeed(Transport.Transport, {
-      platform: inner.platform,
-      open: (request, listener) =>
-        Either.map(inner.open(request, listener), (socket) => ({
-          ...socket,
-          readyState: () => socket.readyState(),
-          protocol: () => socket.protocol(),
-          bufferedAmount: () => socket.bufferedAmount(),
-          close: (code, reason) => socket.close(code, reason),
-          terminate: () => socket.terminate(),
-          pause: () => socket.pause(),
-          resume: () => socket.resume(),
-          ping: () => socket.ping(),
-          send: (data, callback) =>
-            socket.send(data, (error) => {
-              const bad = typeof data === "string" && data.startsWith("bad")
-              callback?.(bad ? new Error(`injected failure of ${data}`) : error)
-            })
+    Layer.succeed(
+      Transport.Transport,
+      withSend(inner, (socket, data, callback) =>
+        socket.send(data, (error) => {
+          const bad = typeof data === "string" && data.startsWith("bad")
+          callback?.(bad ? new Error(`injected failure of ${data}`) : error)
         }))
-    })
+    )
 
   it.live("a payload the transport cannot send fails enqueue and send with WriteFailed, and later failures keep their own payloads", () =>
     withNoHandlesLeft(Effect.gen(function*() {

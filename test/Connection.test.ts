@@ -1,6 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Duration, Effect, Exit, Fiber, FastCheck, Layer, Option, Schedule, Stream, TestClock } from "effect"
-import * as Net from "node:net"
 import { Connection, NodeTransport, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
@@ -20,17 +19,6 @@ const expectConnectError = (error: unknown): ConnectError => {
   return error as ConnectError
 }
 
-/** A port where nothing listens: a server's port after the server is closed. */
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-)
 
 describe("Connection: open and exchange", () => {
   it.live("echoes text and binary in order, then closes with 1000", () =>
@@ -444,6 +432,7 @@ describe("Connection: retry and layers", () => {
 // Imports of the block below, kept with it.
 import { Either } from "effect"
 import { Transport } from "../src/index.js"
+import { closedPort } from "./support/ports.js"
 
 /** The Node transport, with a record of the largest `bufferedAmount` right after any send. */
 const measuringTransport = () => {

@@ -4,35 +4,21 @@
  * test's). Each case would fail without the fix it names.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Fiber, Layer, Logger } from "effect"
+import { Effect, Exit, Fiber, Layer, Logger } from "effect"
 import { Client, NodeTransport, Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { withSend } from "./support/wrappedTransport.js"
 
 /** A transport over the real one whose write callbacks wait until `release`; "THROW" throws. */
 const heldWrites = () => {
   const held: Array<() => void> = []
-  const inner = NodeTransport.make
-  const transport: Transport.Transport = {
-    platform: inner.platform,
-    open: (request, listener) =>
-      Either.map(inner.open(request, listener), (socket) => ({
-        readyState: () => socket.readyState(),
-        protocol: () => socket.protocol(),
-        bufferedAmount: () => socket.bufferedAmount(),
-        close: (code, reason) => socket.close(code, reason),
-        terminate: () => socket.terminate(),
-        pause: () => socket.pause(),
-        resume: () => socket.resume(),
-        ping: () => socket.ping(),
-        send: (data, callback) => {
-          if (data === "THROW") throw new TypeError("cannot send THROW")
-          socket.send(data, (error) => {
-            held.push(() => callback?.(error))
-          })
-        }
-      }))
-  }
+  const transport = withSend(NodeTransport.make, (socket, data, callback) => {
+    if (data === "THROW") throw new TypeError("cannot send THROW")
+    socket.send(data, (error) => {
+      held.push(() => callback?.(error))
+    })
+  })
   /** Reports the oldest `count` writes done (waiting, bounded, for ws to have called back). */
   const release = (count: number) =>
     Effect.gen(function*() {

@@ -6,13 +6,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Layer, Logger, LogLevel, Option, Schedule, Stream, Tracer } from "effect"
 import type { Scope } from "effect"
-import * as Net from "node:net"
 import * as Util from "node:util"
 import { BrowserTransport, Client, Connection, ConnectError, NodeTransport } from "../src/index.js"
 import type { Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { closedPort } from "./support/ports.js"
 
 const SECRETS = ["s3cret", "t0ps3cret"] as const
 /** Header values given as plain strings: they must not show anywhere either. */
@@ -23,17 +23,6 @@ const provideNode = Effect.provide(NodeTransport.layer)
 /** `ws://user:s3cret@127.0.0.1:${port}/?token=t0ps3cret&id=1` */
 const withSecrets = (port: number) => `ws://user:s3cret@127.0.0.1:${port}/?token=t0ps3cret&id=1`
 
-/** A port where nothing listens: a server's port after the server is closed. */
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = Net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-)
 
 /** What one case shows, channel by channel. */
 type Channels = Map<string, Array<string>>
