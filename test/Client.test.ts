@@ -5,7 +5,6 @@ import {
   Context,
   Duration,
   Effect,
-  Either,
   Exit,
   FastCheck,
   Fiber,
