@@ -14,7 +14,7 @@ export default defineConfig({
     ]
   },
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     pool: "forks",
     // The WHATWG WebSocket is behind a flag on Node 20; BrowserTransport tests need it.
     poolOptions: { forks: { execArgv: ["--experimental-websocket"] } },
