@@ -113,7 +113,7 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
     if (error._tag === "CircuitOpenError") delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
     const skip = client.phase._tag === "Connecting" && client.phase.skipWait
-    const woken = yield* backoff(client, error, delay, skip)
+    const woken = yield* backoff(client, error, now, delay, skip)
     if (woken) client.resetBackoff()
     return !client.stopped
   })
@@ -150,12 +150,12 @@ class BackoffWait extends TimedWait {
  * Enters Backoff and waits `delay` on one timer, or less if `reconnect` wakes it (true). No
  * racing fibers: the cost of a retry matters when many clients reconnect at once.
  */
-const backoff = (client: LiveClient, error: ClientError, delay: number, skip: boolean): Effect.Effect<boolean> =>
+const backoff = (client: LiveClient, error: ClientError, now: number, delay: number, skip: boolean): Effect.Effect<boolean> =>
   Effect.suspend(() => {
     const wait = new BackoffWait(client.timers)
     // A breaker that refused the attempt: Suspended, not Backoff, until its retryAt at least.
     const phase: Phase = error._tag === "CircuitOpenError"
-      ? { _tag: "Suspended", endpoint: error.endpoint, retryAt: client.clock.unsafeCurrentTimeMillis() + delay, error, wait }
+      ? { _tag: "Suspended", endpoint: error.endpoint, retryAt: now + delay, error, wait }
       : { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(delay), error, wait }
     return Effect.zipRight(
       client.enter(phase),
