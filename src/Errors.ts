@@ -108,13 +108,15 @@ export class ConnectError extends Schema.TaggedError<ConnectError>("lifeline/Con
 }
 
 /**
- * An operation did not finish in the time it was given.
+ * An operation did not finish in the time it was given: the handshake (`open`), the heartbeat's
+ * probe (`heartbeat`), or the Client's `onOpen` hook (`onOpen`, the cause of an `OnOpenError`).
+ * A slow close handshake is not an error: it ends in `terminate()` (see `Connection.close`).
  *
  * @since 0.1.0
  * @category errors
  */
 export class TimeoutError extends Schema.TaggedError<TimeoutError>("lifeline/TimeoutError")("TimeoutError", {
-  operation: Schema.Literal("open", "close", "heartbeat", "send", "onOpen"),
+  operation: Schema.Literal("open", "heartbeat", "onOpen"),
   timeout: Schema.DurationFromSelf,
   url: Schema.optional(Schema.String)
 }) {

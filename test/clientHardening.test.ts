@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
-import { Client, NodeTransport, Reconnect } from "../src/index.js"
+import { Client, Connection, NodeTransport, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -289,4 +289,32 @@ describe("Client: configuration", () => {
       // No PRICES_URL in this process's environment: the error names the key as fromEnv spells it.
       expect(String(fromEnv._tag === "Left" ? fromEnv.left : "")).toContain("PRICES_URL")
     }))
+})
+
+describe("maxMessageSize: SendError TooLarge, before any write", () => {
+  it.live("Connection send, write and sink refuse a larger message; smaller ones go out", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const connection = yield* Connection.connect(server.url, { maxMessageSize: 4 })
+      for (const refused of [connection.send("12345"), connection.write(new Uint8Array(5)), Stream.run(Stream.make("ok", "123456"), connection.sink)]) {
+        expect(yield* Effect.flip(refused)).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
+      }
+      yield* connection.send("1234")
+      for (let turn = 0; turn < 200 && (yield* server.received).length < 2; turn++) yield* Effect.sleep("5 millis")
+      // The sink wrote "ok" before it met the larger one; nothing larger reached the server.
+      expect(yield* server.received).toEqual(["ok", "1234"])
+    }).pipe(Effect.scoped, provideNode)))
+
+  it.live("Client send and enqueue refuse a larger message at once, not counted as failed; connection.maxMessageSize 0 is InvalidOptions", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const client = yield* Client.make({ url: server.url, heartbeat: false, connection: { maxMessageSize: 4 } })
+      yield* client.awaitOpen
+      expect(yield* Effect.flip(client.send("12345"))).toMatchObject({ _tag: "SendError", reason: "TooLarge", payload: "12345" })
+      expect(yield* Effect.flip(client.enqueue("12345"))).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
+      yield* client.send("1234")
+      expect(yield* client.failed).toBe(0)
+      const invalid = yield* Client.make({ url: server.url, connection: { maxMessageSize: 0 } })
+      expect(yield* closedWith(invalid)).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+    }).pipe(provideNode)))
 })

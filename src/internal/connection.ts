@@ -36,6 +36,8 @@ export interface ResolvedOptions {
   readonly inboundCapacity: number
   readonly inboundBytes: number
   readonly writeHighWaterMark: number
+  /** Larger outgoing messages fail with `SendError TooLarge` before any write; none when undefined. */
+  readonly maxMessageSize: number | undefined
 }
 
 /** The listener half: filled by the transport's callbacks, read by the Connection's effects. */
@@ -302,6 +304,9 @@ export const openTimeoutError = (url: string, timeout: Duration.Duration): Timeo
 
 export const notOpen = (payload: unknown): SendError => new SendError({ reason: "NotOpen", payload }, true)
 
+/** Over `maxMessageSize`: refused before any write (strings counted in UTF-16 code units). */
+export const tooLarge = (payload: unknown): SendError => new SendError({ reason: "TooLarge", payload }, true)
+
 /** A Connection with the parts the Client drives directly: its socket and its listener. */
 export interface OpenedConnection {
   readonly connection: Connection
@@ -458,11 +463,11 @@ class LiveConnection implements Connection {
   private boundClose: ((code?: number, reason?: string) => Effect.Effect<Disconnected>) | undefined
 
   get send(): (data: Message) => Effect.Effect<void, SendError> {
-    return this.boundSend ??= sendOn(this.socket)
+    return this.boundSend ??= sendOn(this.socket, this.options.maxMessageSize)
   }
 
   get write(): (data: Message) => Effect.Effect<void, SendError> {
-    return this.boundWrite ??= writeOn(this.socket)
+    return this.boundWrite ??= writeOn(this.socket, this.options.maxMessageSize)
   }
 
   get close(): (code?: number, reason?: string) => Effect.Effect<Disconnected> {
@@ -502,9 +507,12 @@ class LiveConnection implements Connection {
     // readyState cannot change during this synchronous loop: ws reports write errors later.
     if (socket.readyState() !== OPEN) return Effect.fail(notOpen(Chunk.unsafeGet(chunk, start)))
     const mark = this.options.writeHighWaterMark
+    const largest = this.options.maxMessageSize
     for (let index = start; index < size; index++) {
       const data = Chunk.unsafeGet(chunk, index)
-      if (socket.bufferedAmount() + approximateBytes(data) > mark) {
+      const bytes = approximateBytes(data)
+      if (largest !== undefined && bytes > largest) return Effect.fail(tooLarge(data))
+      if (socket.bufferedAmount() + bytes > mark) {
         const drained = Effect.zipRight(this.send(data), this.waitBelowHighWater())
         return index === size - 1 ? drained : Effect.zipRight(drained, Effect.suspend(() => this.writeFrom(chunk, index + 1)))
       }
@@ -515,8 +523,9 @@ class LiveConnection implements Connection {
   }
 }
 
-const sendOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void, SendError> =>
+const sendOn = (socket: TransportSocket, largest: number | undefined) => (data: Message): Effect.Effect<void, SendError> =>
   Effect.async<void, SendError>((resume) => {
+    if (largest !== undefined && approximateBytes(data) > largest) return resume(Effect.fail(tooLarge(data)))
     if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
     const thrown = trySend(socket, data, (error) => {
       resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
@@ -524,8 +533,9 @@ const sendOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void,
     if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
   })
 
-const writeOn = (socket: TransportSocket) => (data: Message): Effect.Effect<void, SendError> =>
+const writeOn = (socket: TransportSocket, largest: number | undefined) => (data: Message): Effect.Effect<void, SendError> =>
   Effect.suspend(() => {
+    if (largest !== undefined && approximateBytes(data) > largest) return Effect.fail(tooLarge(data))
     if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
     const thrown = trySend(socket, data)
     return thrown === undefined ? Effect.void : Effect.fail(writeFailed(data, thrown))

@@ -43,6 +43,7 @@ export interface ConnectOptions {
   readonly inboundCapacity?: number
   readonly inboundBytes?: number
   readonly writeHighWaterMark?: number
+  readonly maxMessageSize?: number | undefined
 }
 
 /** Options checked and completed with defaults, plus what the transport needs. */
@@ -119,6 +120,7 @@ const DEFAULT_CONNECTION: CheckedOptions = markDecoded(Object.freeze({
   inboundCapacity: DEFAULT_INBOUND_CAPACITY,
   inboundBytes: DEFAULT_INBOUND_BYTES,
   writeHighWaterMark: DEFAULT_WRITE_HIGH_WATER_MARK,
+  maxMessageSize: undefined,
   protocols: NO_PROTOCOLS,
   headers: NO_HEADERS,
   tls: undefined,
@@ -332,7 +334,8 @@ const connectionFields = {
   maxPayload: withDefault(positiveInteger("bytes"), DEFAULT_MAX_PAYLOAD),
   inboundCapacity: withDefault(positiveInteger("frames"), DEFAULT_INBOUND_CAPACITY),
   inboundBytes: withDefault(positiveInteger("bytes"), DEFAULT_INBOUND_BYTES),
-  writeHighWaterMark: withDefault(positiveInteger("bytes"), DEFAULT_WRITE_HIGH_WATER_MARK)
+  writeHighWaterMark: withDefault(positiveInteger("bytes"), DEFAULT_WRITE_HIGH_WATER_MARK),
+  maxMessageSize: Schema.optional(positiveInteger("bytes"))
 }
 const ClientConnectionFields = Schema.Struct(connectionFields)
 type ConnectionFields = Schema.Schema.Type<typeof ClientConnectionFields>
@@ -341,7 +344,8 @@ const isDefault = (fields: ConnectionFields, headers: Readonly<Record<string, st
   headers === NO_HEADERS && fields.tls === undefined && fields.protocols === NO_PROTOCOLS &&
   fields.openTimeout === DEFAULT_OPEN_TIMEOUT && fields.closeTimeout === DEFAULT_CLOSE_TIMEOUT &&
   fields.maxPayload === DEFAULT_MAX_PAYLOAD && fields.inboundCapacity === DEFAULT_INBOUND_CAPACITY &&
-  fields.inboundBytes === DEFAULT_INBOUND_BYTES && fields.writeHighWaterMark === DEFAULT_WRITE_HIGH_WATER_MARK
+  fields.inboundBytes === DEFAULT_INBOUND_BYTES && fields.writeHighWaterMark === DEFAULT_WRITE_HIGH_WATER_MARK &&
+  fields.maxMessageSize === undefined
 
 /** The decoded options; the shared defaults object when every field is a default (`connection: {}` from Config). */
 const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): CheckedOptions =>
@@ -351,6 +355,7 @@ const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, st
     inboundCapacity: fields.inboundCapacity,
     inboundBytes: fields.inboundBytes,
     writeHighWaterMark: fields.writeHighWaterMark,
+    maxMessageSize: fields.maxMessageSize,
     protocols: fields.protocols,
     headers,
     tls: fields.tls,

@@ -78,7 +78,13 @@ export class LiveClient implements Client {
     /** The circuit breakers of the Client's context (`CircuitBreaker.layer`), if any. */
     readonly registry: Registry["Type"] | undefined
   ) {
-    this.outbound = new Outbound(this, settings.outboxCapacity, settings.outboxBytes, settings.overflow)
+    this.outbound = new Outbound(
+      this,
+      settings.outboxCapacity,
+      settings.outboxBytes,
+      settings.overflow,
+      settings.connection.maxMessageSize ?? Number.POSITIVE_INFINITY
+    )
     this.observer = new Observer(settings.eventsCapacity, this)
     this.timers = timersOn(clock, runtime)
     this.scheduleState = settings.schedule.initial

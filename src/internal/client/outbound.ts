@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import type { MetricLabel } from "effect"
 import type { CircuitOpenError, SendError } from "../../Errors.js"
 import type { Message } from "../../Transport.js"
-import { writeFailed } from "../connection.js"
+import { tooLarge, writeFailed } from "../connection.js"
 import * as Metrics from "../metrics.js"
 import type { Entry, Overflow } from "../primitives/outbox.js"
 import { Outbox } from "../primitives/outbox.js"
@@ -36,7 +36,14 @@ export class Outbound {
   /** Accepted messages that were not written: exact, whatever the events buffer kept. */
   failedTotal = 0
 
-  constructor(private readonly host: OutboundHost, capacity: number, maxBytes: number, overflow: Overflow) {
+  constructor(
+    private readonly host: OutboundHost,
+    capacity: number,
+    maxBytes: number,
+    overflow: Overflow,
+    /** `connection.maxMessageSize`: larger messages fail with `SendError TooLarge` at once. */
+    private readonly maxMessageSize: number
+  ) {
     this.outbox = new Outbox(capacity, maxBytes, overflow)
     this.outbox.owner = this
   }
@@ -155,6 +162,7 @@ export class Outbound {
       const suspended = this.host.failFast
       if (suspended !== undefined) return Effect.fail(suspended)
       const bytes = approximateBytes(data)
+      if (bytes > this.maxMessageSize) return Effect.fail(tooLarge(data))
       if (this.writable(bytes) === undefined) return this.sendQueuedTraced(data, bytes)
       return Effect.async<void, SendError>((resume) => {
         // The fiber may have yielded since the check: check again where the write happens.
@@ -183,6 +191,7 @@ export class Outbound {
       const suspended = this.host.failFast
       if (suspended !== undefined) return Effect.fail(suspended)
       const bytes = approximateBytes(data)
+      if (bytes > this.maxMessageSize) return Effect.fail(tooLarge(data))
       const session = this.writable(bytes)
       if (session !== undefined) {
         const thrown = this.writeNow(session, data, data, bytes)
