@@ -10,7 +10,7 @@ import { measureMemory } from "./memory.js"
 import type { Row } from "./results.js"
 import { withRatios } from "./results.js"
 import { startEchoServer } from "./server.js"
-import { renderTable } from "./table.js"
+import { renderMarkdown, renderTable } from "./table.js"
 import { measureThroughput } from "./throughput.js"
 
 const quick = process.argv.includes("--quick")
@@ -160,7 +160,9 @@ const main = async (): Promise<void> => {
   mkdirSync(directory, { recursive: true })
   const file = `${directory}${new Date(startedAt).toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`
   writeFileSync(file, `${JSON.stringify({ quick, only, machine, settings: { ...settings, forks }, wallSeconds, rows: table, herd: herdReports, notes: NOTES, errors }, null, 2)}\n`)
-  process.stdout.write(`\nresults: ${file}\n`)
+  const markdown = file.replace(/\.json$/, ".md")
+  writeFileSync(markdown, `${renderMarkdown(table)}\n`)
+  process.stdout.write(`\nresults: ${file} (the full table: ${markdown})\n`)
 }
 
 await main()

@@ -27,33 +27,54 @@ const formatInterval = (row: Row): string =>
 
 const pad = (text: string, width: number, right: boolean): string => right ? text.padStart(width) : text.padEnd(width)
 
-export const renderTable = (rows: ReadonlyArray<Row>): string => {
-  const header = ["measurement", "unit", "contender", "median", "min", "max", "vs", "ratio", "90 %", "runs"]
-  const body: Array<Array<string> | undefined> = []
+/** The printed table: a heading line per measurement, then a line per contender, at most `width` columns. */
+export const renderTable = (rows: ReadonlyArray<Row>, width = 120): string => {
+  const header = ["contender", "median", "min", "max", "ratio", "90 %", "runs"]
+  const lines: Array<Array<string> | string> = []
   let previous: string | undefined
   for (const row of rows) {
-    if (previous !== undefined && previous !== row.measurement) body.push(undefined)
-    const first = previous !== row.measurement
+    if (previous !== row.measurement) {
+      if (previous !== undefined) lines.push("")
+      const versus = row.baseline === "ws" ? "" : `; ratio to ${LABELS[row.baseline]}`
+      lines.push(`${row.measurement}, ${row.unit} (${row.better} is better)${versus}`)
+    }
     previous = row.measurement
-    body.push([
-      first ? row.measurement : "",
-      first ? `${row.unit} (${row.better} is better)` : "",
+    lines.push([
       LABELS[row.contender],
       formatNumber(row.summary.median),
       formatNumber(row.summary.min),
       formatNumber(row.summary.max),
-      row.contender === row.baseline ? "" : row.baseline,
       formatRatio(row),
       formatInterval(row),
       `${row.summary.runs.length}${row.note === undefined ? "" : ` ${row.note}`}`
     ])
   }
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...body.map((line) => (line === undefined ? 0 : line[column]!.length)))
-  )
-  const numeric = new Set([3, 4, 5, 7])
+  const cells = lines.filter((line): line is Array<string> => Array.isArray(line))
+  // Every column but the last (runs and notes) as wide as its widest cell.
+  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]!.length)))
+  const numeric = new Set([1, 2, 3, 4])
+  const cut = (text: string): string => text.length <= width ? text : `${text.slice(0, width - 1)}…`
   const format = (line: ReadonlyArray<string>): string =>
-    line.map((cell, column) => pad(cell, widths[column]!, numeric.has(column))).join("  ").trimEnd()
-  const rule = widths.map((width) => "-".repeat(width)).join("  ")
-  return [format(header), rule, ...body.map((line) => (line === undefined ? "" : format(line)))].join("\n")
+    cut(line.map((cell, column) => column === line.length - 1 ? cell : pad(cell, widths[column]!, numeric.has(column))).join("  ").trimEnd())
+  const rule = cut(widths.map((w) => "-".repeat(w)).join("  "))
+  return [format(header), rule, ...lines.map((line) => (typeof line === "string" ? cut(line) : format(line)))].join("\n")
+}
+
+/** The full table as Markdown, every column and note whole: written beside the JSON. */
+export const renderMarkdown = (rows: ReadonlyArray<Row>): string => {
+  const header = ["measurement", "unit", "contender", "median", "min", "max", "vs", "ratio", "90 %", "runs"]
+  const body = rows.map((row) => [
+    row.measurement,
+    `${row.unit} (${row.better} is better)`,
+    LABELS[row.contender],
+    formatNumber(row.summary.median),
+    formatNumber(row.summary.min),
+    formatNumber(row.summary.max),
+    row.contender === row.baseline ? "" : row.baseline,
+    formatRatio(row),
+    formatInterval(row),
+    `${row.summary.runs.length}${row.note === undefined ? "" : ` ${row.note}`}`
+  ])
+  const line = (cells: ReadonlyArray<string>) => `| ${cells.map((cell) => cell.replace(/\|/g, "\\|")).join(" | ")} |`
+  return [line(header), line(header.map(() => "---")), ...body.map(line)].join("\n")
 }
