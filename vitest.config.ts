@@ -10,7 +10,8 @@ export default defineConfig({
     alias: [
       { find: /^effect-lifeline$/, replacement: source("./src/index.ts") },
       { find: /^effect-lifeline\/browser$/, replacement: source("./src/browser.ts") },
-      { find: /^effect-lifeline\/testing$/, replacement: source("./src/testing/index.ts") }
+      { find: /^effect-lifeline\/testing$/, replacement: source("./src/testing/index.ts") },
+      { find: /^effect-lifeline\/platform$/, replacement: source("./src/platform.ts") }
     ]
   },
   test: {

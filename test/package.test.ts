@@ -127,10 +127,12 @@ describe("npm pack", () => {
         "dist/browser.js",
         "dist/browser.d.ts",
         "dist/testing/index.js",
-        "dist/testing/index.d.ts"
+        "dist/testing/index.d.ts",
+        "dist/platform.js",
+        "dist/platform.d.ts"
       ]))
-      // Every target of `exports` is in the tarball, for ".", "./browser" and "./testing".
-      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./testing"])
+      // Every target of `exports` is in the tarball, for ".", "./browser", "./platform" and "./testing".
+      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./platform", "./testing"])
       const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
       expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
       expect(paths).not.toContain("dist/stale.js")

@@ -1,0 +1,91 @@
+/**
+ * `effect-lifeline/platform`: an `@effect/platform` `Socket.Socket` backed by a lifeline Client, so
+ * anything written for `@effect/platform`'s Socket (its `run`, `runRaw` and `writer`, and what is
+ * built on them) gains reconnects, the outbox, the heartbeat and typed errors. lifeline's errors
+ * become `SocketError`s with lifeline's error as `cause`: nothing is lost in translation.
+ *
+ * - `runRaw` / `run` wait for the Client to be Open (a fatal error: `SocketGenericError` "Open"),
+ *   run `onOpen`, then hand the handler every message across reconnects, until the Client is
+ *   closed on purpose (they complete) or closed by an error (`SocketGenericError` "Read").
+ * - `writer` sends through the Client (`SocketGenericError` "Write" with the `SendError`); a
+ *   `Socket.CloseEvent` closes the Client with its code and reason.
+ *
+ * `@effect/platform` is an optional peer dependency, used only by this entry.
+ *
+ * @since 0.1.0
+ */
+import * as Socket from "@effect/platform/Socket"
+import { Effect, FiberSet, Layer, Option, Scope, Stream } from "effect"
+import type { Client, Options } from "./Client.js"
+import { make as makeClient } from "./Client.js"
+import type { Message, Transport } from "./Transport.js"
+
+export type { Options } from "./Client.js"
+
+const encoder = new TextEncoder()
+
+/** A lifeline error as the platform's, lifeline's own as `cause`. */
+const socketError = (reason: "Open" | "Read" | "Write", cause: unknown): Socket.SocketError =>
+  new Socket.SocketGenericError({ reason, cause })
+
+/**
+ * The `Socket.Socket` of a Client. Several `run`s may read in turn, not at once: the Client's
+ * `messages` has a single consumer.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromClient = (client: Client): Socket.Socket => {
+  const runRaw = <_, E = never, R = never>(
+    handler: (_: string | Uint8Array) => Effect.Effect<_, E, R> | void,
+    options?: { readonly onOpen?: Effect.Effect<void> | undefined }
+  ): Effect.Effect<void, Socket.SocketError | E, R> =>
+    Effect.scopedWith((scope) =>
+      Effect.gen(function*() {
+        const handlers = yield* Scope.extend(FiberSet.make<unknown, E>(), scope)
+        const run = yield* FiberSet.runtime(handlers)<R>()
+        yield* Effect.mapError(client.awaitOpen, (error) => socketError("Open", error))
+        if (options?.onOpen !== undefined) yield* options.onOpen
+        // Every message across reconnects; `messages` ends when the Client is closed on purpose.
+        const reading = Stream.runForEach(client.messages, (message) =>
+          Effect.sync(() => {
+            const result = handler(message)
+            if (Effect.isEffect(result)) run(result)
+          }))
+        // Closed by an error: what ends the reading with a failure.
+        const failed = Stream.runForEach(client.state.changes, (state) =>
+          state._tag === "Closed" && Option.isSome(state.error) ? Effect.fail(socketError("Read", state.error.value)) : Effect.void)
+        return yield* Effect.raceFirst(Effect.raceFirst(reading, failed), FiberSet.join(handlers))
+      })
+    )
+
+  const run = <_, E = never, R = never>(
+    handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
+    options?: { readonly onOpen?: Effect.Effect<void> | undefined }
+  ): Effect.Effect<void, Socket.SocketError | E, R> =>
+    runRaw((data) => handler(typeof data === "string" ? encoder.encode(data) : data), options)
+
+  const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
+    Socket.isCloseEvent(chunk)
+      ? Effect.asVoid(client.close(chunk.code, chunk.reason))
+      : Effect.mapError(client.send(chunk as Message), (error) => socketError("Write", error))
+
+  return {
+    [Socket.TypeId]: Socket.TypeId,
+    run,
+    runRaw,
+    writer: Effect.succeed(write)
+  }
+}
+
+/**
+ * Provides `Socket.Socket` from a Client made with `options`, for the life of the layer.
+ *
+ * @example
+ * const SocketLive = LifelinePlatform.layer({ url: "wss://example.com/rpc" }).pipe(Layer.provide(NodeTransport.layer))
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Socket.Socket, never, Transport> =>
+  Layer.scoped(Socket.Socket, Effect.map(makeClient(options), fromClient))

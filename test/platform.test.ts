@@ -1,0 +1,100 @@
+/**
+ * `effect-lifeline/platform`: an `@effect/platform` Socket over a lifeline Client, against real
+ * servers on 127.0.0.1: what a platform user reads and writes, across a server restart, and how
+ * lifeline's errors arrive as SocketErrors with lifeline's error as cause.
+ */
+import * as Socket from "@effect/platform/Socket"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, Schedule } from "effect"
+import * as LifelinePlatform from "effect-lifeline/platform"
+import { TestServer } from "effect-lifeline/testing"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { quietNode } from "./support/node.js"
+
+const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
+
+/** The Socket of a Client with `options`, for `body`. */
+const withSocket = <A, E>(options: LifelinePlatform.Options, body: (socket: Socket.Socket) => Effect.Effect<A, E>) =>
+  Effect.flatMap(Socket.Socket, body).pipe(Effect.provide(LifelinePlatform.layer(options).pipe(Layer.provide(quietNode))))
+
+describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
+  it.live("runRaw reads every echo of what writer wrote, across a server kill and restart; a CloseEvent ends it cleanly", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const received: Array<string | Uint8Array> = []
+      yield* withSocket({ url: server.url, ...fast }, (socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          let opened = 0
+          const reader = yield* Effect.fork(socket.runRaw((data) => {
+            received.push(data)
+          }, { onOpen: Effect.sync(() => opened++) }))
+          yield* write("one")
+          // Written is not echoed: let the echo come back before the server dies.
+          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* server.kill
+          // Written while the server is down: it waits in the Client's outbox.
+          const queued = yield* Effect.fork(write("two"))
+          yield* server.restart
+          yield* Fiber.join(queued)
+          yield* write(new Uint8Array([3]))
+          for (let turn = 0; turn < 400 && received.length < 3; turn++) yield* Effect.sleep("5 millis")
+          yield* write(new Socket.CloseEvent(1000, "done"))
+          yield* Fiber.join(reader)
+          expect(opened).toBe(1)
+        })))
+      expect(received.map((data) => typeof data === "string" ? data : Array.from(data))).toEqual(["one", "two", [3]])
+    })))
+
+  it.live("run hands the handler bytes, text encoded", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const received: Array<Uint8Array> = []
+      yield* withSocket({ url: server.url, ...fast }, (socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          const reader = yield* Effect.fork(socket.run((data) => {
+            received.push(data)
+          }))
+          yield* write("hé")
+          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* write(new Socket.CloseEvent())
+          yield* Fiber.join(reader)
+        })))
+      expect(received.map((data) => Array.from(data))).toEqual([[104, 195, 169]])
+    })))
+
+  it.live("a fatal answer (HTTP 401): run fails with SocketGenericError Open, lifeline's ConnectError as cause", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(401)
+      const error = yield* withSocket({ url: server.url, ...fast }, (socket) => Effect.flip(socket.runRaw(() => {})))
+      expect(error).toMatchObject({ _tag: "SocketError", reason: "Open", cause: { _tag: "ConnectError", reason: "HandshakeRejected", status: 401 } })
+    })))
+
+  it.live("the server closes with 1008 after open: run fails with SocketGenericError Read, lifeline's Disconnected as cause", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const error = yield* withSocket({ url: server.url, ...fast }, (socket) =>
+        Effect.gen(function*() {
+          const reader = yield* Effect.fork(Effect.flip(socket.runRaw(() => {})))
+          for (let turn = 0; turn < 400 && (yield* server.connections) < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* server.closeAll(1008, "policy")
+          return yield* Fiber.join(reader)
+        }))
+      expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1008 } })
+    })))
+
+  it.live("a handler's failure ends run with it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const error = yield* withSocket({ url: server.url, ...fast }, (socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          const reader = yield* Effect.fork(Effect.flip(socket.runRaw((data) => data === "bad" ? Effect.fail("handler failed" as const) : Effect.void)))
+          yield* write("bad")
+          return yield* Fiber.join(reader)
+        })))
+      expect(error).toBe("handler failed")
+    })))
+})
