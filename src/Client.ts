@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { Duration, Redacted, Schedule, Scope, Stream, Subscribable } from "effect"
+import type { Duration, Redacted, Schedule, Scope, Sink, Stream, Subscribable } from "effect"
 import { Config, Context, Effect, Layer } from "effect"
 import type * as Connection from "./Connection.js"
 import type { CircuitOpenError, SendError } from "./Errors.js"
@@ -51,6 +51,12 @@ export interface Client {
    * `MessageFailed`, and `close` returns what was still queued.
    */
   readonly enqueue: (data: Message) => Effect.Effect<void, SendError | CircuitOpenError>
+  /**
+   * Writes a stream through the outbox with backpressure: each frame waits for room, whatever the
+   * overflow strategy, so a burst is held to the pace of the peer instead of failing `OutboxFull`.
+   * Completes once every frame is buffered or written; a later failure is a `MessageFailed` event.
+   */
+  readonly sink: Sink.Sink<void, Message, never, SendError | CircuitOpenError>
   /** Waits until the client is Open; fails with the error that Closed it (or, under `failFast`, the `CircuitOpenError` of a Suspended client). */
   readonly awaitOpen: Effect.Effect<void, ClientError>
   /** Drops the current connection and connects again at once, resetting the backoff; restarts a client Closed by an error. */

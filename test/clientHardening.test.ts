@@ -3,7 +3,7 @@
  * each test here would fail without the fix it names.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Option, Schedule, Stream } from "effect"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream } from "effect"
 import { Client, Connection, NodeTransport, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
@@ -316,5 +316,41 @@ describe("maxMessageSize: SendError TooLarge, before any write", () => {
       expect(yield* client.failed).toBe(0)
       const invalid = yield* Client.make({ url: server.url, connection: { maxMessageSize: 0 } })
       expect(yield* closedWith(invalid)).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+    }).pipe(provideNode)))
+})
+
+describe("Client: a burst the way a user writes it", () => {
+  const N = 50_000
+  const frame = (index: number) => `m${index}`
+
+  it.live("a Stream of 50,000 frames into client.sink, with every default: each comes back, in order", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, heartbeat: false })
+      yield* client.awaitOpen
+      const reader = yield* Effect.fork(client.messages.pipe(Stream.take(N), Stream.runCollect))
+      yield* Stream.range(0, N - 1).pipe(Stream.map(frame), Stream.run(client.sink))
+      const echoed = [...(yield* Fiber.join(reader))]
+      expect(echoed.length).toBe(N)
+      expect(echoed.every((message, index) => message === frame(index))).toBe(true)
+      expect(yield* client.failed).toBe(0)
+    }).pipe(provideNode)))
+
+  it.live("the same burst as an enqueue per element with the default overflow fail: OutboxFull at the bound, typed, nothing lost", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, heartbeat: false })
+      yield* client.awaitOpen
+      let accepted = 0
+      const outcome = yield* Stream.range(0, N - 1).pipe(
+        Stream.runForEach((index) => Effect.tap(client.enqueue(frame(index)), () => Effect.sync(() => accepted++))),
+        Effect.either
+      )
+      expect(outcome._tag === "Left" && outcome.left).toMatchObject({ _tag: "SendError", reason: "OutboxFull" })
+      // Refused at the door (the caller holds it), not lost: every accepted frame is written.
+      expect(accepted).toBeLessThan(N)
+      expect(yield* client.failed).toBe(0)
+      for (let turn = 0; turn < 400 && (yield* server.received).length < accepted; turn++) yield* Effect.sleep("5 millis")
+      expect((yield* server.received).length).toBe(accepted)
     }).pipe(provideNode)))
 })

@@ -4,7 +4,7 @@
  * (`supervisor.ts`) that ends once a session is open; an open session runs on callbacks, so an
  * open Client keeps no fiber alive (idle memory per client is a benchmark target).
  */
-import { Cause, Chunk, Clock, Deferred, Effect, Fiber, Option, Runtime, Stream, Subscribable } from "effect"
+import { Cause, Chunk, Clock, Deferred, Effect, Fiber, Option, Runtime, Sink, Stream, Subscribable } from "effect"
 import type { MetricLabel } from "effect"
 import type { CircuitBreaker, Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
@@ -217,6 +217,10 @@ export class LiveClient implements Client {
 
   get enqueue(): (data: Message) => Effect.Effect<void, SendError | CircuitOpenError> {
     return this.boundEnqueue ??= (data) => this.outbound.enqueue(data)
+  }
+
+  get sink(): Sink.Sink<void, Message, never, SendError | CircuitOpenError> {
+    return Sink.forEach((data: Message) => this.outbound.enqueueWaiting(data))
   }
 
   get outboxSize(): Effect.Effect<number> {

@@ -156,13 +156,19 @@ export class Outbound {
     }))
   }
 
+  /** Why `data` is refused before it is taken: the client closed, failFast while Suspended, too large. */
+  private refused(data: Message, bytes: number): SendError | CircuitOpenError | undefined {
+    if (this.host.stopped) return closedError(data)
+    if (this.host.failFast !== undefined) return this.host.failFast
+    if (bytes > this.maxMessageSize) return tooLarge(data)
+    return undefined
+  }
+
   send(data: Message): Effect.Effect<void, SendError | CircuitOpenError> {
     return Effect.suspend((): Effect.Effect<void, SendError | CircuitOpenError> => {
-      if (this.host.stopped) return Effect.fail(closedError(data))
-      const suspended = this.host.failFast
-      if (suspended !== undefined) return Effect.fail(suspended)
       const bytes = approximateBytes(data)
-      if (bytes > this.maxMessageSize) return Effect.fail(tooLarge(data))
+      const refused = this.refused(data, bytes)
+      if (refused !== undefined) return Effect.fail(refused)
       if (this.writable(bytes) === undefined) return this.sendQueuedTraced(data, bytes)
       return Effect.async<void, SendError>((resume) => {
         // The fiber may have yielded since the check: check again where the write happens.
@@ -186,23 +192,33 @@ export class Outbound {
   // Effect.async, no fiber and, when connected with nothing queued, nothing per frame but its
   // place in the session's in-flight list.
   enqueue(data: Message): Effect.Effect<void, SendError | CircuitOpenError> {
+    return this.enqueueWith(data, this.outbox.overflow)
+  }
+
+  /**
+   * `enqueue` that waits for room whatever the overflow strategy: what `sink` writes with, so a
+   * stream is held back by the outbox (and so by the peer) instead of failing `OutboxFull`.
+   */
+  enqueueWaiting(data: Message): Effect.Effect<void, SendError | CircuitOpenError> {
+    return this.enqueueWith(data, "suspend")
+  }
+
+  private enqueueWith(data: Message, overflow: Overflow): Effect.Effect<void, SendError | CircuitOpenError> {
     return Effect.suspend((): Effect.Effect<void, SendError | CircuitOpenError> => {
-      if (this.host.stopped) return Effect.fail(closedError(data))
-      const suspended = this.host.failFast
-      if (suspended !== undefined) return Effect.fail(suspended)
       const bytes = approximateBytes(data)
-      if (bytes > this.maxMessageSize) return Effect.fail(tooLarge(data))
+      const refused = this.refused(data, bytes)
+      if (refused !== undefined) return Effect.fail(refused)
       const session = this.writable(bytes)
       if (session !== undefined) {
         const thrown = this.writeNow(session, data, data, bytes)
         // Nothing was written, so no completion will come for it.
         return thrown === undefined ? Effect.void : Effect.fail(writeFailed(data, thrown))
       }
-      return this.enqueueQueued(data, bytes)
+      return this.enqueueQueued(data, bytes, overflow)
     })
   }
 
-  private enqueueQueued(data: Message, bytes: number): Effect.Effect<void, SendError> {
+  private enqueueQueued(data: Message, bytes: number, overflow: Overflow): Effect.Effect<void, SendError> {
     let buffered = false
     let rejected: SendError | undefined
     let wake: ((effect: Effect.Effect<void, SendError>) => void) | undefined
@@ -222,7 +238,7 @@ export class Outbound {
     this.outbox.offer(entry, () => {
       buffered = true
       if (wake !== undefined) wake(Effect.void)
-    })
+    }, overflow)
     if (buffered) {
       Metrics.outboxDepth.unsafeUpdate(this.outbox.size, NO_TAGS)
       return Effect.void

@@ -92,19 +92,19 @@ export class Outbox {
 
   /**
    * Adds an entry. When it is queued, `admitted` runs (synchronously if there is room). When the
-   * outbox is full: `fail` ends the entry with OutboxFull; `dropOldest` ends the oldest queued
+   * outbox is full, by `overflow` (the outbox's own unless a caller asks for another): `fail` ends the entry with OutboxFull; `dropOldest` ends the oldest queued
    * entries with Dropped until this one fits (with nothing queued to drop, because everything
    * pending is already with the transport, this one fails with OutboxFull); `suspend` holds it
    * until there is room.
    */
-  offer(entry: Entry, admitted: () => void): void {
+  offer(entry: Entry, admitted: () => void, overflow: Overflow = this.overflow): void {
     const bytes = entry.bytes
     if (this.blocked.length === 0 && this.hasRoom(bytes)) {
       admitted()
       this.push(entry)
       return
     }
-    switch (this.overflow) {
+    switch (overflow) {
       case "fail":
         entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }, true))
         return
