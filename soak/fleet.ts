@@ -21,7 +21,7 @@ import type { SendErrorReason } from "../src/index.js"
 import { CircuitBreaker, Client, Reconnect } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import type { Transport } from "../src/Transport.js"
-import { random } from "./soak.js"
+import { random, windDown } from "./soak.js"
 
 export type FleetFault = "kill" | "reject" | "closeAll"
 
@@ -480,18 +480,7 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
     // Wind down: stop sending, let what is in flight settle, close, and account for everything.
     sending = false
     yield* Fiber.join(sender)
-    const settled = (when: string) =>
-      FiberSet.awaitEmpty(sends).pipe(
-        Effect.timeout(SETTLE_MS),
-        Effect.catchAll(() => Effect.sync(() => problems.push(`sends still in flight ${SETTLE_MS} ms ${when}`)))
-      )
-    yield* settled("after the sender stopped")
-    yield* Effect.forEach(clients, (client) => client.close(), { concurrency: 16, discard: true })
-    yield* settled("after close")
-    yield* Effect.forEach(readers, Fiber.join, { discard: true }).pipe(
-      Effect.timeout(5_000),
-      Effect.catchAll(() => Effect.sync(() => problems.push("messages did not end after close")))
-    )
+    yield* windDown(sends, Effect.forEach(clients, (client) => client.close(), { concurrency: 16, discard: true }), readers, SETTLE_MS, 5_000, problems)
     yield* Fiber.interrupt(sampler)
     yield* sample
 

@@ -47,6 +47,33 @@ export interface SoakReport {
 const RECOVERY_MS = 10_000
 // After the sender stops, how long in-flight sends may take to settle.
 const SETTLE_MS = 5_000
+
+/**
+ * The end of a soak: what is in flight settles, `close` runs, what is in flight settles again, and
+ * the readers end; each wait bounded, a wait that runs out is a problem.
+ */
+export const windDown = <A, E>(
+  sends: FiberSet.FiberSet<A, E>,
+  close: Effect.Effect<unknown>,
+  readers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>,
+  settleMs: number,
+  readersMs: number,
+  problems: Array<string>
+): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const settled = (when: string) =>
+      FiberSet.awaitEmpty(sends).pipe(
+        Effect.timeout(settleMs),
+        Effect.catchAll(() => Effect.sync(() => problems.push(`sends still in flight ${settleMs} ms ${when}`)))
+      )
+    yield* settled("after the sender stopped")
+    yield* close
+    yield* settled("after close")
+    yield* Effect.forEach(readers, Fiber.join, { discard: true }).pipe(
+      Effect.timeout(readersMs),
+      Effect.catchAll(() => Effect.sync(() => problems.push("messages did not end after close")))
+    )
+  })
 // Above this growth from the first sample to the last, the soak fails: a leak, not noise.
 const HEAP_GROWTH_LIMIT = 32 * 1024 * 1024
 
@@ -223,18 +250,7 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
     // Wind down: stop sending, let what is in flight settle, close, and account for everything.
     sending = false
     yield* Fiber.join(sender)
-    const settled = (when: string) =>
-      FiberSet.awaitEmpty(sends).pipe(
-        Effect.timeout(SETTLE_MS),
-        Effect.catchAll(() => Effect.sync(() => problems.push(`sends still in flight ${SETTLE_MS} ms ${when}`)))
-      )
-    yield* settled("after the sender stopped")
-    yield* client.close()
-    yield* settled("after close")
-    yield* Fiber.join(reader).pipe(
-      Effect.timeout(2_000),
-      Effect.catchAll(() => Effect.sync(() => problems.push("messages did not end after close")))
-    )
+    yield* windDown(sends, client.close(), [reader], SETTLE_MS, 2_000, problems)
     yield* Fiber.interrupt(sampler)
     yield* sample
 

@@ -16,7 +16,7 @@
 import type { Schedule } from "effect"
 import { Config, ConfigError, Duration, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
 import type { Options as ClientOptions } from "../Client.js"
-import type { Connection } from "../Connection.js"
+import type { Connection, Options as ConnectionOptionsInput } from "../Connection.js"
 import { ConnectError } from "../Errors.js"
 import type { BackoffOptions, ClientError } from "../Reconnect.js"
 import { defaultSchedule, exponentialBackoff, invalidScheduleReason, isRetryable } from "../Reconnect.js"
@@ -31,18 +31,12 @@ import { isValidSubprotocol } from "./protocol.js"
 // The types: what the Schemas decode from and to
 // ---------------------------------------------------------------------------------------------
 
-/** What `Connection.Options` accepts, restated here so internal code does not import the public module. */
-export interface ConnectOptions {
-  readonly protocols?: string | ReadonlyArray<string>
-  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>>
-  /** `Redacted` too: options decoded already decode again to the same (a decoded `tls` is Redacted). */
+/**
+ * What `Connection.Options` accepts (a type import: no runtime dependency on the public module),
+ * and the decoded options again: a decoded `tls` is Redacted, and `maxMessageSize` may be unset.
+ */
+export interface ConnectOptions extends Omit<ConnectionOptionsInput, "tls" | "maxMessageSize"> {
   readonly tls?: TlsOptions | Redacted.Redacted<TlsOptions> | undefined
-  readonly openTimeout?: Duration.DurationInput
-  readonly closeTimeout?: Duration.DurationInput
-  readonly maxPayload?: number
-  readonly inboundCapacity?: number
-  readonly inboundBytes?: number
-  readonly writeHighWaterMark?: number
   readonly maxMessageSize?: number | undefined
 }
 

@@ -8,7 +8,7 @@ import { Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
 import type { Message, Transport } from "../../Transport.js"
 import type { ClientSettings } from "../client.js"
-import { closeCodeOf, releaseOpened } from "../connection.js"
+import { closeCodeOf } from "../connection.js"
 import { LiveClient } from "./liveClient.js"
 
 /**
@@ -44,9 +44,8 @@ export const closeClient = (client: LiveClient, code?: number, reason?: string):
     if (session !== undefined) {
       // The release table of invariant 2, with the caller's code and reason.
       if (phase._tag === "Open") yield* session.opened.connection.close(code, reason)
+      // Released already by the supervisor (its close is uninterruptible), or here if it had not begun.
       yield* Scope.close(session.scope, Exit.void)
-      // Released already, unless the supervisor was stopped before it began: then here.
-      yield* releaseOpened(session.opened, Exit.void)
       session.abandonInFlight()
       // A primary probe's handshake under way is released too.
       if (session.probe !== undefined) yield* session.probe.settled
