@@ -354,3 +354,37 @@ describe("Client: a burst the way a user writes it", () => {
       expect((yield* server.received).length).toBe(accepted)
     }).pipe(provideNode)))
 })
+
+describe("Client: a stream into a peer that freezes", () => {
+  it.live("the peer stops reading mid-stream: the sink waits, the heartbeat drops the link, what was in flight fails typed; once it reads again the sink completes, in order, no duplicate", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("50 millis"),
+        minRetryDelay: "50 millis",
+        heartbeat: { interval: "100 millis", timeout: "200 millis" }
+      })
+      yield* client.awaitOpen
+      const dropped = yield* Effect.fork(awaitState(client, (state) => state._tag === "Backoff" && state.error._tag === "TimeoutError"))
+      yield* server.pauseReading
+      const frame = (index: number) => {
+        const bytes = new Uint8Array(64 * 1024)
+        new DataView(bytes.buffer).setUint32(0, index)
+        return bytes
+      }
+      const N = 1000 // 64 MiB: more than the outbox's 16 MiB and loopback's kernel buffers (up to 36 MiB)
+      const writing = yield* Effect.fork(Stream.range(0, N - 1).pipe(Stream.map(frame), Stream.run(client.sink)))
+      expect((yield* Fiber.join(dropped))._tag).toBe("Backoff")
+      expect(writing.unsafePoll()).toBe(null)
+      yield* server.resumeReading
+      yield* Fiber.join(writing)
+      yield* client.close()
+      const indexes = (yield* server.received).map((message) => new DataView((message as Uint8Array).buffer, (message as Uint8Array).byteOffset).getUint32(0))
+      // In order, none twice; what the dead link held either reached the server or failed typed.
+      expect(indexes.every((index, k) => k === 0 || index > indexes[k - 1]!)).toBe(true)
+      expect(yield* client.failed).toBeGreaterThan(0)
+      expect(indexes.length + (yield* client.failed)).toBeLessThanOrEqual(N)
+      expect(indexes.at(-1)).toBe(N - 1)
+    }).pipe(provideNode)), 30_000)
+})
