@@ -1,15 +1,34 @@
 /**
- * Every way a lifeline connection can fail, as typed errors. Each error is a
- * `Schema.TaggedError`, so users match them with `Effect.catchTag(s)` or `Match.tag`.
+ * Every way a lifeline connection can fail, as typed errors. Each error is a `Data.TaggedError`
+ * (a yieldable `Error` with a `_tag`), so users match them with `Effect.catchTag(s)` or
+ * `Match.tag`. They are not Schemas: `effect/Schema` is about 100 KiB gzip in a browser bundle.
+ * `effect-lifeline/schema` has a Schema of each, for what sends errors over the wire (rpc).
  *
- * lifeline itself builds them with validation off (`new ConnectError(fields, true)`): the
- * compiler already checks the fields, and a schema check on every close or failed attempt showed
- * in connect profiles.
+ * The constructor takes the fields and, as a `Schema.TaggedError`'s did, an optional second
+ * argument (`true` or `{ disableValidation }`) that is ignored: the compiler checks the fields.
  *
  * @since 0.1.0
  */
-import { Duration, Inspectable, Schema } from "effect"
+import type { Cause } from "effect"
+import { Data, Duration, Inspectable } from "effect"
 import { redactCause, redactUrlsIn } from "./internal/redactUrl.js"
+
+/**
+ * The second argument of an error's constructor, kept from the Schema classes; ignored.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type MakeOptions = boolean | { readonly disableValidation?: boolean | undefined }
+
+/**
+ * `Data.TaggedError` with the constructor of the Schema classes these errors were: `(fields, options?)`.
+ * `A` lists the fields, `_tag` aside.
+ */
+const TaggedError: <Tag extends string>(tag: Tag) => new<A extends Record<string, unknown>>(
+  fields: { readonly [K in keyof A]: A[K] },
+  options?: MakeOptions
+) => Cause.YieldableError & { readonly _tag: Tag } & Readonly<A> = Data.TaggedError as never
 
 /**
  * Why opening a connection failed.
@@ -28,7 +47,7 @@ import { redactCause, redactUrlsIn } from "./internal/redactUrl.js"
  * @since 0.1.0
  * @category errors
  */
-export const ConnectErrorReason = Schema.Literal(
+export const ConnectErrorReason = [
   "InvalidUrl",
   "InvalidOptions",
   "DnsLookupFailed",
@@ -39,13 +58,13 @@ export const ConnectErrorReason = Schema.Literal(
   "HandshakeRejected",
   "ProtocolViolation",
   "ClosedBeforeOpen"
-)
+] as const
 
 /**
  * @since 0.1.0
  * @category errors
  */
-export type ConnectErrorReason = typeof ConnectErrorReason.Type
+export type ConnectErrorReason = typeof ConnectErrorReason[number]
 
 /** A cause as JSON: its name, redacted message and Node error code; never the error's other fields. */
 const causeToJSON = (cause: unknown): unknown => {
@@ -63,14 +82,14 @@ const causeToJSON = (cause: unknown): unknown => {
  * @since 0.1.0
  * @category errors
  */
-export class ConnectError extends Schema.TaggedError<ConnectError>("lifeline/ConnectError")("ConnectError", {
-  reason: ConnectErrorReason,
-  url: Schema.String,
-  detail: Schema.String,
-  status: Schema.optional(Schema.Number),
-  retryAfter: Schema.optional(Schema.DurationFromSelf),
-  cause: Schema.optional(Schema.Unknown)
-}) {
+export class ConnectError extends TaggedError("ConnectError")<{
+  readonly reason: ConnectErrorReason
+  readonly url: string
+  readonly detail: string
+  readonly status?: number | undefined
+  readonly retryAfter?: Duration.Duration | undefined
+  readonly cause?: unknown
+}> {
   override get message(): string {
     const status = this.status === undefined ? "" : ` (HTTP ${this.status}`
       + (this.retryAfter === undefined ? ")" : `, retry after ${Duration.format(this.retryAfter)})`)
@@ -115,11 +134,11 @@ export class ConnectError extends Schema.TaggedError<ConnectError>("lifeline/Con
  * @since 0.1.0
  * @category errors
  */
-export class TimeoutError extends Schema.TaggedError<TimeoutError>("lifeline/TimeoutError")("TimeoutError", {
-  operation: Schema.Literal("open", "heartbeat", "onOpen"),
-  timeout: Schema.DurationFromSelf,
-  url: Schema.optional(Schema.String)
-}) {
+export class TimeoutError extends TaggedError("TimeoutError")<{
+  readonly operation: TimeoutOperation
+  readonly timeout: Duration.Duration
+  readonly url?: string | undefined
+}> {
   override get message(): string {
     const where = this.url === undefined ? "" : ` on ${this.url}`
     return `${this.operation} timed out after ${Duration.format(this.timeout)}${where}`
@@ -139,13 +158,13 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>("lifeline/Tim
  * @since 0.1.0
  * @category errors
  */
-export const SendErrorReason = Schema.Literal("NotOpen", "OutboxFull", "Dropped", "Closed", "TooLarge", "WriteFailed")
+export const SendErrorReason = ["NotOpen", "OutboxFull", "Dropped", "Closed", "TooLarge", "WriteFailed"] as const
 
 /**
  * @since 0.1.0
  * @category errors
  */
-export type SendErrorReason = typeof SendErrorReason.Type
+export type SendErrorReason = typeof SendErrorReason[number]
 
 /**
  * A message was not written. `payload` is the message itself, so nothing is lost silently: the
@@ -154,11 +173,11 @@ export type SendErrorReason = typeof SendErrorReason.Type
  * @since 0.1.0
  * @category errors
  */
-export class SendError extends Schema.TaggedError<SendError>("lifeline/SendError")("SendError", {
-  reason: SendErrorReason,
-  payload: Schema.Unknown,
-  cause: Schema.optional(Schema.Unknown)
-}) {
+export class SendError extends TaggedError("SendError")<{
+  readonly reason: SendErrorReason
+  readonly payload: unknown
+  readonly cause?: unknown
+}> {
   override get message(): string {
     return `message not sent: ${this.reason}`
   }
@@ -171,7 +190,27 @@ export class SendError extends Schema.TaggedError<SendError>("lifeline/SendError
  * @since 0.1.0
  * @category errors
  */
-export const Initiator = Schema.Literal("client", "server", "transport")
+export const Initiator = ["client", "server", "transport"] as const
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type Initiator = typeof Initiator[number]
+
+/**
+ * What timed out (see `TimeoutError`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const TimeoutOperation = ["open", "heartbeat", "onOpen"] as const
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type TimeoutOperation = typeof TimeoutOperation[number]
 
 /**
  * How an open connection ended. `code` is the close code (1006 when no close frame was received).
@@ -179,12 +218,12 @@ export const Initiator = Schema.Literal("client", "server", "transport")
  * @since 0.1.0
  * @category errors
  */
-export class Disconnected extends Schema.TaggedError<Disconnected>("lifeline/Disconnected")("Disconnected", {
-  code: Schema.Number,
-  reason: Schema.String,
-  wasClean: Schema.Boolean,
-  initiator: Initiator
-}) {
+export class Disconnected extends TaggedError("Disconnected")<{
+  readonly code: number
+  readonly reason: string
+  readonly wasClean: boolean
+  readonly initiator: Initiator
+}> {
   override get message(): string {
     const reason = this.reason === "" ? "" : ` "${this.reason}"`
     return `disconnected by ${this.initiator} with code ${this.code}${reason}${this.wasClean ? "" : " (not clean)"}`
@@ -202,10 +241,7 @@ export class Disconnected extends Schema.TaggedError<Disconnected>("lifeline/Dis
  * @since 0.1.0
  * @category errors
  */
-export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>("lifeline/CircuitOpenError")(
-  "CircuitOpenError",
-  { endpoint: Schema.String, retryAt: Schema.DateFromSelf }
-) {
+export class CircuitOpenError extends TaggedError("CircuitOpenError")<{ readonly endpoint: string; readonly retryAt: Date }> {
   override get message(): string {
     return `circuit open for ${this.endpoint} until ${this.retryAt.toISOString()}`
   }
@@ -217,10 +253,7 @@ export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>("life
  * @since 0.1.0
  * @category errors
  */
-export class DecodeError extends Schema.TaggedError<DecodeError>("lifeline/DecodeError")("DecodeError", {
-  frame: Schema.Unknown,
-  cause: Schema.Unknown
-}) {
+export class DecodeError extends TaggedError("DecodeError")<{ readonly frame: unknown; readonly cause: unknown }> {
   override get message(): string {
     return "an inbound frame could not be decoded"
   }
@@ -232,9 +265,7 @@ export class DecodeError extends Schema.TaggedError<DecodeError>("lifeline/Decod
  * @since 0.1.0
  * @category errors
  */
-export class OnOpenError extends Schema.TaggedError<OnOpenError>("lifeline/OnOpenError")("OnOpenError", {
-  cause: Schema.Unknown
-}) {
+export class OnOpenError extends TaggedError("OnOpenError")<{ readonly cause: unknown }> {
   override get message(): string {
     return `onOpen failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
   }

@@ -131,8 +131,8 @@ describe("npm pack", () => {
         "dist/platform.js",
         "dist/platform.d.ts"
       ]))
-      // Every target of `exports` is in the tarball, for ".", "./browser", "./platform" and "./testing".
-      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./platform", "./testing"])
+      // Every target of `exports` is in the tarball, for ".", "./browser", "./platform", "./schema" and "./testing".
+      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./platform", "./schema", "./testing"])
       const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
       expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
       expect(paths).not.toContain("dist/stale.js")
