@@ -209,8 +209,8 @@ export const layer = <I>(tag: Context.Tag<I, Client>, options: Options): Layer.L
  * @category config
  */
 export const config = (name?: string): Config.Config<Options> =>
-  // The keys are decoded by the same Schemas as the options they set (internal/options.ts).
-  name === undefined ? clientConfig : Config.nested(clientConfig, name)
+  // The keys are decoded by the same checks as the options they set (internal/options.ts).
+  name === undefined ? clientConfig() : Config.nested(clientConfig(), name)
 
 /**
  * `extra` over `read`, field by field: an option group (`connection`, `outbox`, `heartbeat`)

@@ -1,10 +1,15 @@
 /**
- * The options of `Connection.connect` and `Client.make` as Effect Schemas: one place for their
- * validation, their defaults and the Config keys that map onto them. A Schema decodes the options
+ * The options of `Connection.connect` and `Client.make` as checks: one place for their
+ * validation, their defaults and the Config keys that map onto them. A check decodes the options
  * a user wrote (`ConnectOptions`, `Client.Options`) into what the connection and the client run on
  * (`CheckedOptions`, `ClientSettings`). A decoding failure is `ConnectError InvalidOptions` whose
  * one-line detail names the first bad option (`outbox.capacity: must be a positive integer`) and
  * never echoes a value that may be a secret (a header value, a private key).
+ *
+ * The checks are small functions (a leaf per option, `struct` for a group), not `effect/Schema`:
+ * Schema and what it pulls in (fast-check, pure-rand) were about 80 % of lifeline's cost in a
+ * browser bundle. They behave as the Schemas did: fields in declaration order, the first problem
+ * reported with its path, an absent or undefined field takes its default, unknown keys ignored.
  *
  * Functions, Effects and Schedules in the options (url and headers Effects, onOpen, shouldRetry,
  * retry, isPong) are passed through: checked to be a function, an Effect, a Schedule, nothing more.
@@ -14,7 +19,7 @@
  * they are, so a Client's attempts do not check its connection options again.
  */
 import type { Schedule } from "effect"
-import { Config, ConfigError, Duration, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, Redacted } from "effect"
 import type { Options as ClientOptions } from "../Client.js"
 import type { Connection, Options as ConnectionOptionsInput } from "../Connection.js"
 import { ConnectError } from "../Errors.js"
@@ -28,7 +33,7 @@ import type { Overflow } from "./primitives/outbox.js"
 import { isValidSubprotocol } from "./protocol.js"
 
 // ---------------------------------------------------------------------------------------------
-// The types: what the Schemas decode from and to
+// The types: what the checks decode from and to
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -143,44 +148,36 @@ const DEFAULT_OUTBOX: DecodedOutbox = Object.freeze({ capacity: DEFAULT_OUTBOX_C
 // Leaves: one check per option, its message naming what is wrong without echoing the value
 // ---------------------------------------------------------------------------------------------
 
-/** A problem below the option itself (`tls.ca`): the path is added to the option's. */
+/**
+ * What is wrong, and where: `path` leads from the value checked to the bad option (`tls.ca`); a
+ * `message` undefined is a group that is not an object (`must be an object` at the top, `has the
+ * wrong type` below it).
+ */
 interface Problem {
   readonly path: ReadonlyArray<string>
-  readonly message: string
+  readonly message: string | undefined
 }
 const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, Problem> => Either.left({ path, message })
 
-/** A Schema from `I` (what users write) to `A` by a check that returns the value or a problem. */
-const checked = <A, I = A>(identifier: string, check: (input: unknown) => Either.Either<A, Problem>): Schema.Schema<A, I> =>
-  Schema.transformOrFail(Schema.Unknown, Schema.Unknown, {
-    strict: true,
-    decode: (input, _, ast) => {
-      const result = check(input)
-      if (Either.isRight(result)) return ParseResult.succeed(result.right)
-      const issue = new ParseResult.Type(ast, input, result.left.message)
-      const path = result.left.path
-      return ParseResult.fail(path.length === 0 ? issue : new ParseResult.Pointer(path as [string, ...Array<string>], input, issue))
-    },
-    encode: ParseResult.succeed
-  }).annotations({ identifier }) as unknown as Schema.Schema<A, I>
+/** A check: what users wrote to what lifeline runs on, or the problem. */
+type Check<A> = (input: unknown) => Either.Either<A, Problem>
 
 const decodeDuration = (input: unknown): Option.Option<Duration.Duration> =>
   Option.filter(Duration.decodeUnknown(input), (value) => Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero))
 
 /** A finite duration above zero. */
-export const PositiveDuration: Schema.Schema<Duration.Duration, Duration.DurationInput> = checked("PositiveDuration", (input) => {
+export const PositiveDuration: Check<Duration.Duration> = (input) => {
   const value = decodeDuration(input)
   return Option.isSome(value) ? Either.right(value.value) : problem("must be a finite duration above zero")
-})
+}
 
 /** A safe integer above zero; `unit` is named in the message. */
-const positiveInteger = (unit?: string): Schema.Schema<number> =>
-  checked("PositiveInteger", (input) =>
-    typeof input === "number" && Number.isSafeInteger(input) && input > 0
-      ? Either.right(input)
-      : problem(`must be a positive integer${unit === undefined ? "" : ` (${unit})`}`))
+const positiveInteger = (unit?: string): Check<number> => (input) =>
+  typeof input === "number" && Number.isSafeInteger(input) && input > 0
+    ? Either.right(input)
+    : problem(`must be a positive integer${unit === undefined ? "" : ` (${unit})`}`)
 
-const Protocols: Schema.Schema<ReadonlyArray<string>, string | ReadonlyArray<string>> = checked("Protocols", (input) => {
+const Protocols: Check<ReadonlyArray<string>> = (input) => {
   if (typeof input !== "string" && !Array.isArray(input)) return problem("must be a string or an array of strings")
   const protocols: ReadonlyArray<unknown> = typeof input === "string" ? [input] : [...(input as ReadonlyArray<unknown>)]
   const seen = new Set<string>()
@@ -192,13 +189,13 @@ const Protocols: Schema.Schema<ReadonlyArray<string>, string | ReadonlyArray<str
     seen.add(protocol)
   }
   return Either.right(protocols.length === 0 ? NO_PROTOCOLS : protocols as ReadonlyArray<string>)
-})
+}
 
 const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
 // RFC 9110 field-value: visible characters, spaces and tabs; never CR or LF.
 const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
 
-const checkHeaders = (input: unknown): Either.Either<Readonly<Record<string, string>>, Problem> => {
+const Headers: Check<Readonly<Record<string, string>>> = (input) => {
   if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object of header names to values")
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(input)) {
@@ -212,13 +209,11 @@ const checkHeaders = (input: unknown): Either.Either<Readonly<Record<string, str
   return Either.right(NO_HEADERS)
 }
 
-const Headers: Schema.Schema<Readonly<Record<string, string>>, NonNullable<ConnectOptions["headers"]>> = checked("Headers", checkHeaders)
-
 const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "servername", "rejectUnauthorized"]
 const isPem = (value: unknown): value is string | Uint8Array => typeof value === "string" || value instanceof Uint8Array
 
 /** Checks the shape of `tls` and copies the known keys; never echoes a value (a private key). */
-const Tls: Schema.Schema<Redacted.Redacted<TlsOptions>, TlsOptions | Redacted.Redacted<TlsOptions>> = checked("Tls", (input) => {
+const Tls: Check<Redacted.Redacted<TlsOptions>> = (input) => {
   const tls: unknown = Redacted.isRedacted(input) ? Redacted.value(input) : input
   if (typeof tls !== "object" || tls === null || Array.isArray(tls)) return problem("must be an object")
   const copy: { -readonly [K in keyof TlsOptions]: TlsOptions[K] } = {}
@@ -245,94 +240,126 @@ const Tls: Schema.Schema<Redacted.Redacted<TlsOptions>, TlsOptions | Redacted.Re
   }
   if ((copy.key === undefined) !== (copy.cert === undefined)) return problem("key and cert go together (a client certificate)")
   return Either.right(Redacted.make(copy))
-})
+}
 
 const isFunction = (input: unknown): input is (...args: ReadonlyArray<never>) => unknown => typeof input === "function"
 
 /** A function, passed through unchecked beyond that. */
-const fn = <F>(identifier: string): Schema.Schema<F> =>
-  checked(identifier, (input) => isFunction(input) ? Either.right(input as F) : problem("must be a function"))
+const fn = <F>(): Check<F> => (input) => isFunction(input) ? Either.right(input as F) : problem("must be a function")
 
 /** A Schedule, passed through; `Reconnect.exponentialBackoff` records why its own options cannot work. */
-const Retry: Schema.Schema<Schedule.Schedule<unknown, ClientError>> = checked("Schedule", (input) => {
+const Retry: Check<Schedule.Schedule<unknown, ClientError>> = (input) => {
   if (typeof input !== "object" || input === null || typeof (input as { step?: unknown }).step !== "function") {
     return problem("must be a Schedule")
   }
   const schedule = input as Schedule.Schedule<unknown, ClientError>
   const reason = invalidScheduleReason(schedule)
   return reason === undefined ? Either.right(schedule) : problem(reason)
-})
+}
 
 type Endpoint = string | URL | Effect.Effect<string>
 const isEndpoint = (input: unknown): input is string | URL => typeof input === "string" || input instanceof URL
 
 /** One endpoint or several, as a list; each URL is parsed at its attempt (an Effect's only then). */
-const checkUrl = (input: unknown): Either.Either<ReadonlyArray<Endpoint>, Problem> => {
+const Url: Check<ReadonlyArray<Endpoint>> = (input) => {
   if (isEndpoint(input) || Effect.isEffect(input)) return Either.right([input as Endpoint])
   if (!Array.isArray(input)) return problem("must be a URL, an Effect of one, or a list of URLs")
   if (input.length === 0) return problem("give at least one endpoint")
   if (!input.every(isEndpoint)) return problem("must be a URL, an Effect of one, or a list of URLs")
   return Either.right(input as ReadonlyArray<Endpoint>)
 }
-const Url: Schema.Schema<ReadonlyArray<Endpoint>, ClientOptions["url"]> = checked("Url", checkUrl)
 
 type HeadersEffect = NonNullable<ClientSettings["headers"]>
 /** The Client's headers: an Effect (run and checked at every attempt) or fixed ones, checked here once. */
-const ClientHeaders: Schema.Schema<HeadersEffect | Readonly<Record<string, string>>, NonNullable<ClientOptions["headers"]>> = checked(
-  "Headers",
-  (input): Either.Either<HeadersEffect | Readonly<Record<string, string>>, Problem> =>
-    Effect.isEffect(input) ? Either.right(input as HeadersEffect) : checkHeaders(input)
-)
+const ClientHeaders: Check<HeadersEffect | Readonly<Record<string, string>>> = (input) =>
+  Effect.isEffect(input) ? Either.right(input as HeadersEffect) : Headers(input)
 
 const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
 export type Strategy = "ordered" | "roundRobin" | "random"
 export type WhenSuspended = "queue" | "failFast"
 
-const oneOf = <A extends string>(name: string, values: ReadonlyArray<A>): Schema.Schema<A> =>
-  checked(name, (input) =>
-    typeof input === "string" && (values as ReadonlyArray<string>).includes(input)
-      ? Either.right(input as A)
-      : problem(`must be one of ${values.join(", ")}`))
+const oneOf = <A extends string>(values: ReadonlyArray<A>): Check<A> => (input) =>
+  typeof input === "string" && (values as ReadonlyArray<string>).includes(input)
+    ? Either.right(input as A)
+    : problem(`must be one of ${values.join(", ")}`)
 
-const StrategySchema = oneOf<Strategy>("Strategy", ["ordered", "roundRobin", "random"])
-const WhenSuspendedSchema = oneOf<WhenSuspended>("WhenSuspended", ["queue", "failFast"])
-
-const OverflowSchema: Schema.Schema<Overflow> = checked("Overflow", (input) =>
-  typeof input === "string" && overflows.includes(input)
-    ? Either.right(input as Overflow)
-    : problem(`must be one of ${overflows.join(", ")}`))
+const StrategyCheck = oneOf<Strategy>(["ordered", "roundRobin", "random"])
+const WhenSuspendedCheck = oneOf<WhenSuspended>(["queue", "failFast"])
+const OverflowCheck = oneOf(overflows as ReadonlyArray<Overflow>)
 
 /** Milliseconds, at least 1. */
-const MinRetryDelay: Schema.Schema<number, Duration.DurationInput> = checked("MinRetryDelay", (input) => {
+const MinRetryDelay: Check<number> = (input) => {
   const value = decodeDuration(input)
   if (Option.isNone(value)) return problem("must be a finite duration above zero")
   const millis = Duration.toMillis(value.value)
   return millis >= 1 ? Either.right(millis) : problem("must be at least 1 millisecond")
-})
+}
 
-const Message: Schema.Schema<Message> = checked("Message", (input) =>
-  typeof input === "string" || input instanceof Uint8Array ? Either.right(input) : problem("must be a string or bytes"))
+const Message: Check<Message> = (input) =>
+  typeof input === "string" || input instanceof Uint8Array ? Either.right(input) : problem("must be a string or bytes")
 
 // ---------------------------------------------------------------------------------------------
-// The Schemas
+// Groups: a struct of fields, checked in order
 // ---------------------------------------------------------------------------------------------
 
-const withDefault = <A, I>(schema: Schema.Schema<A, I>, value: A) => Schema.optionalWith(schema, { default: () => value })
+/** A field of a group: its check, and what it is when absent or undefined (a required one must be present). */
+interface Field<A> {
+  readonly check: Check<A>
+  readonly absent: A
+  readonly required: boolean
+}
+const withDefault = <A>(check: Check<A>, value: A): Field<A> => ({ check, absent: value, required: false })
+const optional = <A>(check: Check<A>): Field<A | undefined> => ({ check, absent: undefined, required: false })
+const required = <A>(check: Check<A>): Field<A> => ({ check, absent: undefined as never, required: true })
+
+type Fields = Readonly<Record<string, Field<unknown>>>
+type StructType<F extends Fields> = { readonly [K in keyof F]: F[K] extends Field<infer A> ? A : never }
+
+const NOT_AN_OBJECT: Either.Either<never, Problem> = Either.left({ path: [], message: undefined })
+
+/**
+ * An object (not an array, not null) whose fields are checked in their declaration order: the
+ * first problem is reported, its path starting with the field's name. A field that is absent
+ * (not an own key) or undefined takes its default; a required one must be an own key. Other
+ * keys are ignored. (What `Schema.Struct` with `optional` / `optionalWith({ default })` did.)
+ */
+const struct = <F extends Fields>(fields: F): Check<StructType<F>> => (input) => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return NOT_AN_OBJECT
+  const output: Record<string, unknown> = {}
+  for (const name in fields) {
+    const field = fields[name]!
+    const present = Object.prototype.hasOwnProperty.call(input, name)
+    if (field.required && !present) return problem("is required", [name])
+    const value: unknown = present ? (input as Record<string, unknown>)[name] : undefined
+    if (value === undefined && !field.required) {
+      output[name] = field.absent
+      continue
+    }
+    const result = field.check(value)
+    if (Either.isLeft(result)) return Either.left({ path: [name, ...result.left.path], message: result.left.message })
+    output[name] = result.right
+  }
+  return Either.right(output as StructType<F>)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The options
+// ---------------------------------------------------------------------------------------------
 
 /** Every Connection option but `headers`: what a Client's `connection` takes. In `Connection.Options` order. */
 const connectionFields = {
   protocols: withDefault(Protocols, NO_PROTOCOLS),
-  tls: Schema.optional(Tls),
+  tls: optional(Tls),
   openTimeout: withDefault(PositiveDuration, DEFAULT_OPEN_TIMEOUT),
   closeTimeout: withDefault(PositiveDuration, DEFAULT_CLOSE_TIMEOUT),
   maxPayload: withDefault(positiveInteger("bytes"), DEFAULT_MAX_PAYLOAD),
   inboundCapacity: withDefault(positiveInteger("frames"), DEFAULT_INBOUND_CAPACITY),
   inboundBytes: withDefault(positiveInteger("bytes"), DEFAULT_INBOUND_BYTES),
   writeHighWaterMark: withDefault(positiveInteger("bytes"), DEFAULT_WRITE_HIGH_WATER_MARK),
-  maxMessageSize: Schema.optional(positiveInteger("bytes"))
+  maxMessageSize: optional(positiveInteger("bytes"))
 }
-const ClientConnectionFields = Schema.Struct(connectionFields)
-type ConnectionFields = Schema.Schema.Type<typeof ClientConnectionFields>
+const ClientConnectionFields = struct(connectionFields)
+type ConnectionFields = StructType<typeof connectionFields>
 
 const isDefault = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): boolean =>
   headers === NO_HEADERS && fields.tls === undefined && fields.protocols === NO_PROTOCOLS &&
@@ -356,64 +383,55 @@ const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, st
     maxPayload: fields.maxPayload
   })
 
-const Decoded = <A>(identifier: string) => Schema.declare((input: unknown): input is A => typeof input === "object" && input !== null, { identifier })
+const ConnectionOptionsFields = struct({ ...connectionFields, headers: withDefault(Headers, NO_HEADERS) })
 
 /** `Connection.Options` -> `CheckedOptions`. */
-export const ConnectionOptions: Schema.Schema<CheckedOptions, ConnectOptions> = Schema.transform(
-  Schema.Struct({ ...connectionFields, headers: withDefault(Headers, NO_HEADERS) }),
-  Decoded<CheckedOptions>("CheckedOptions"),
-  {
-    strict: false,
-    decode: (fields) => toChecked(fields, fields.headers),
-    encode: (options) => options
-  }
-) as unknown as Schema.Schema<CheckedOptions, ConnectOptions>
+const ConnectionOptions: Check<CheckedOptions> = (input) =>
+  Either.map(ConnectionOptionsFields(input), (fields) => toChecked(fields, fields.headers))
 
-const Heartbeat: Schema.Schema<DecodedHeartbeat, NonNullable<ClientOptions["heartbeat"]>> = checked("Heartbeat", (input) => {
-  if (input === false) return Either.right(NO_HEARTBEAT)
-  if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object or false")
-  return Either.mapLeft(decodeHeartbeatFields(input), (issue) => firstProblem(issue))
-})
-const HeartbeatFields = Schema.Struct({
+const HeartbeatFields = struct({
   interval: withDefault(PositiveDuration, DEFAULT_HEARTBEAT_INTERVAL),
   timeout: withDefault(PositiveDuration, DEFAULT_HEARTBEAT_TIMEOUT),
-  message: Schema.optional(Message),
-  isPong: Schema.optional(fn<(message: Message) => boolean>("IsPong"))
+  message: optional(Message),
+  isPong: optional(fn<(message: Message) => boolean>())
 })
-const decodeHeartbeatFields = (input: unknown): Either.Either<DecodedHeartbeat, ParseResult.ParseIssue> =>
-  Either.map(decodeHeartbeatEither(input), (fields) =>
+const Heartbeat: Check<DecodedHeartbeat> = (input) => {
+  if (input === false) return Either.right(NO_HEARTBEAT)
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object or false")
+  return Either.map(HeartbeatFields(input), (fields) =>
     fields.interval === DEFAULT_HEARTBEAT_INTERVAL && fields.timeout === DEFAULT_HEARTBEAT_TIMEOUT &&
       fields.message === undefined && fields.isPong === undefined
       ? DEFAULT_HEARTBEAT
       : { interval: fields.interval, timeout: fields.timeout, message: fields.message, isPong: fields.isPong })
-const decodeHeartbeatEither = ParseResult.decodeUnknownEither(HeartbeatFields)
+}
 
-const OutboxFields = Schema.Struct({
+const OutboxFields = struct({
   capacity: withDefault(positiveInteger(), DEFAULT_OUTBOX_CAPACITY),
   maxBytes: withDefault(positiveInteger(), DEFAULT_OUTBOX_BYTES),
-  overflow: withDefault(OverflowSchema, "fail")
+  overflow: withDefault(OverflowCheck, "fail")
 })
 
 /** `Client.Options`, field by field, in `Client.Options` order: the first bad one is reported. */
-const ClientFields = Schema.Struct({
-  url: Url,
-  headers: Schema.optional(ClientHeaders),
-  connection: Schema.optional(ClientConnectionFields),
+const clientFields = {
+  url: required(Url),
+  headers: optional(ClientHeaders),
+  connection: optional(ClientConnectionFields),
   retry: withDefault(Retry, defaultSchedule),
-  shouldRetry: withDefault(fn<(error: ClientError) => boolean>("ShouldRetry"), isRetryable),
+  shouldRetry: withDefault(fn<(error: ClientError) => boolean>(), isRetryable),
   minUptime: withDefault(PositiveDuration, DEFAULT_MIN_UPTIME),
   outbox: withDefault(OutboxFields, DEFAULT_OUTBOX),
-  onOpen: Schema.optional(fn<NonNullable<ClientSettings["onOpen"]>>("OnOpen")),
+  onOpen: optional(fn<NonNullable<ClientSettings["onOpen"]>>()),
   onOpenTimeout: withDefault(PositiveDuration, DEFAULT_ON_OPEN_TIMEOUT),
   minRetryDelay: withDefault(MinRetryDelay, DEFAULT_MIN_RETRY_DELAY),
   heartbeat: withDefault(Heartbeat, DEFAULT_HEARTBEAT),
   eventsCapacity: withDefault(positiveInteger(), DEFAULT_EVENTS_CAPACITY),
-  strategy: withDefault(StrategySchema, "roundRobin"),
-  returnToPrimary: Schema.optional(PositiveDuration),
-  whenSuspended: withDefault(WhenSuspendedSchema, "queue")
-})
+  strategy: withDefault(StrategyCheck, "roundRobin"),
+  returnToPrimary: optional(PositiveDuration),
+  whenSuspended: withDefault(WhenSuspendedCheck, "queue")
+}
+const ClientFields = struct(clientFields)
 
-const toSettings = (fields: Schema.Schema.Type<typeof ClientFields>): ClientSettings => {
+const toSettings = (fields: StructType<typeof clientFields>): ClientSettings => {
   const headers = fields.headers
   const fixed = headers === undefined || Effect.isEffect(headers) ? undefined : headers as Readonly<Record<string, string>>
   const heartbeat = fields.heartbeat === NO_HEARTBEAT ? undefined : fields.heartbeat
@@ -443,85 +461,39 @@ const toSettings = (fields: Schema.Schema.Type<typeof ClientFields>): ClientSett
   }
 }
 
-/** `{ url }` alone, the common case (and the connect benchmark's): what the Schema would decode it to. */
+/** `{ url }` alone, the common case (and the connect benchmark's): what the check would decode it to. */
 const urlOnly = (url: ReadonlyArray<Endpoint>): ClientSettings =>
   toSettings({
     url,
+    headers: undefined,
+    connection: undefined,
     retry: defaultSchedule,
     shouldRetry: isRetryable,
     minUptime: DEFAULT_MIN_UPTIME,
     outbox: DEFAULT_OUTBOX,
+    onOpen: undefined,
     onOpenTimeout: DEFAULT_ON_OPEN_TIMEOUT,
     minRetryDelay: DEFAULT_MIN_RETRY_DELAY,
     heartbeat: DEFAULT_HEARTBEAT,
     eventsCapacity: DEFAULT_EVENTS_CAPACITY,
     strategy: "roundRobin",
+    returnToPrimary: undefined,
     whenSuspended: "queue"
   })
 
 /** `Client.Options` -> `ClientSettings`. */
-export const ClientOptionsSchema: Schema.Schema<ClientSettings, ClientOptions> = Schema.transform(
-  ClientFields,
-  Decoded<ClientSettings>("ClientSettings"),
-  {
-    strict: false,
-    decode: toSettings,
-    encode: (settings) => ({
-      url: settings.endpoints,
-      headers: settings.headers,
-      connection: settings.connection,
-      retry: settings.schedule,
-      shouldRetry: settings.shouldRetry,
-      minUptime: settings.minUptime,
-      outbox: { capacity: settings.outboxCapacity, maxBytes: settings.outboxBytes, overflow: settings.overflow },
-      onOpen: settings.onOpen,
-      onOpenTimeout: settings.onOpenTimeout,
-      minRetryDelay: settings.minRetryDelay,
-      heartbeat: settings.heartbeat === undefined ? false : { ...settings.heartbeat, isPong: settings.isPong },
-      eventsCapacity: settings.eventsCapacity,
-      strategy: settings.strategy,
-      ...(settings.returnToPrimary === undefined ? {} : { returnToPrimary: settings.returnToPrimary }),
-      whenSuspended: settings.whenSuspended
-    })
-  }
-) as unknown as Schema.Schema<ClientSettings, ClientOptions>
+const ClientOptionsCheck: Check<ClientSettings> = (input) => Either.map(ClientFields(input), toSettings)
 
 // ---------------------------------------------------------------------------------------------
 // Decoding: one line naming the first bad option, never a throw
 // ---------------------------------------------------------------------------------------------
 
-/** The first problem of a ParseIssue, with the path of the option it is about. */
-const firstProblem = (issue: ParseResult.ParseIssue, path: ReadonlyArray<string> = []): Problem => {
-  switch (issue._tag) {
-    case "Pointer":
-      return firstProblem(issue.issue, [...path, ...(Array.isArray(issue.path) ? issue.path : [issue.path]).map(String)])
-    case "Composite":
-      return firstProblem(Array.isArray(issue.issues) ? issue.issues[0]! : issue.issues as ParseResult.ParseIssue, path)
-    case "Refinement":
-    case "Transformation":
-      return firstProblem(issue.issue, path)
-    case "Type":
-      return { path, message: issue.message ?? (path.length === 0 ? "must be an object" : "has the wrong type") }
-    case "Missing":
-      return { path, message: "is required" }
-    case "Unexpected":
-      return { path, message: "is not an option" }
-    case "Forbidden":
-      return { path, message: "cannot be checked" }
-  }
-}
-
 /** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
-export const formatIssue = (issue: ParseResult.ParseIssue): string => {
-  const { message, path } = firstProblem(issue)
-  return path.length === 0 ? `options: ${message}` : `${path.join(".")}: ${message}`
-}
+export const formatProblem = ({ message, path }: Problem): string =>
+  path.length === 0 ? `options: ${message ?? "must be an object"}` : `${path.join(".")}: ${message ?? "has the wrong type"}`
 
-/** How many times each Schema decoded, for the tests that check the Client decodes once. */
+/** How many times each kind of options was decoded, for the tests that check the Client decodes once. */
 export const decodeCounts = { connection: 0, client: 0 }
-
-const decodeConnectionEither = ParseResult.decodeUnknownEither(ConnectionOptions)
-const decodeClientEither = ParseResult.decodeUnknownEither(ClientOptionsSchema)
 
 const isEmptyObject = (input: unknown): boolean => {
   if (typeof input !== "object" || input === null || Array.isArray(input)) return false
@@ -542,19 +514,19 @@ const hasOnlyUrl = (input: unknown): input is { readonly url: unknown } => {
 /** Decodes `Connection.Options`; the Left is the detail of `InvalidOptions` (without the hint). */
 export const decodeConnectOptions = (options: unknown): Either.Either<CheckedOptions, string> => {
   decodeCounts.connection++
-  // `connect(url)`, the common case (and the connect benchmark's): what the Schema would decode it to.
+  // `connect(url)`, the common case (and the connect benchmark's): what the check would decode it to.
   if (isEmptyObject(options)) return Either.right(DEFAULT_CONNECTION)
-  return Either.mapLeft(decodeConnectionEither(options), formatIssue)
+  return Either.mapLeft(ConnectionOptions(options), formatProblem)
 }
 
 /** Decodes `Client.Options`; the Left is the detail of `InvalidOptions` (without the hint). */
 export const decodeClientOptions = (options: unknown): Either.Either<ClientSettings, string> => {
   decodeCounts.client++
   if (hasOnlyUrl(options)) {
-    const url = checkUrl(options.url)
+    const url = Url(options.url)
     if (Either.isRight(url)) return Either.right(urlOnly(url.right))
   }
-  return Either.mapLeft(decodeClientEither(options), formatIssue)
+  return Either.mapLeft(ClientOptionsCheck(options), formatProblem)
 }
 
 const INVALID_SETTINGS: Omit<ClientSettings, "endpoints" | "invalid"> = Object.freeze({
@@ -625,42 +597,28 @@ export const resolveOptions = (url: string, options: ConnectOptions): Effect.Eff
 }
 
 // ---------------------------------------------------------------------------------------------
-// Config: keys mapped onto the same Schemas
+// Config: keys mapped onto the same checks
 // ---------------------------------------------------------------------------------------------
 
-/** One key read as a string and decoded by an option's Schema; a bad value is a ConfigError naming the key. */
-const configKey = <A, I>(key: string, schema: Schema.Schema<A, I>, parse: (text: string) => unknown = (text) => text): Config.Config<A> => {
-  const decode = ParseResult.decodeUnknownEither(schema)
-  return Config.string(key).pipe(Config.mapOrFail((text) =>
-    Either.mapLeft(decode(parse(text.trim())), (issue) => ConfigError.InvalidData([], firstProblem(issue).message))
+/** One key read as a string and decoded by an option's check; a bad value is a ConfigError naming the key. */
+const configKey = <A>(key: string, check: Check<A>, parse: (text: string) => unknown = (text) => text): Config.Config<A> =>
+  Config.string(key).pipe(Config.mapOrFail((text) =>
+    Either.mapLeft(check(parse(text.trim())), (problem) => ConfigError.InvalidData([], problem.message ?? "has the wrong type"))
   ))
-}
 const integerText = (text: string): unknown => /^-?\d+$/.test(text) ? Number(text) : text
-
-/** Config keys and the options they set. */
-const configKeys = {
-  openTimeout: configKey("OPEN_TIMEOUT", PositiveDuration),
-  closeTimeout: configKey("CLOSE_TIMEOUT", PositiveDuration),
-  retryBase: configKey("RETRY_BASE", PositiveDuration),
-  retryCap: configKey("RETRY_CAP", PositiveDuration),
-  heartbeatInterval: configKey("HEARTBEAT_INTERVAL", PositiveDuration),
-  heartbeatTimeout: configKey("HEARTBEAT_TIMEOUT", PositiveDuration),
-  outboxCapacity: configKey("OUTBOX_CAPACITY", positiveInteger(), integerText)
-}
 
 const some = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [_ in K]?: A } =>
   (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [_ in K]?: A }
 
-/** `Client.config`: `URL` required, the other keys optional (an absent one keeps the option's default). */
-export const clientConfig: Config.Config<ClientOptions> = Config.all({
+const makeClientConfig = (): Config.Config<ClientOptions> => Config.all({
   url: Config.string("URL"),
-  openTimeout: Config.option(configKeys.openTimeout),
-  closeTimeout: Config.option(configKeys.closeTimeout),
-  retryBase: Config.option(configKeys.retryBase),
-  retryCap: Config.option(configKeys.retryCap),
-  heartbeatInterval: Config.option(configKeys.heartbeatInterval),
-  heartbeatTimeout: Config.option(configKeys.heartbeatTimeout),
-  outboxCapacity: Config.option(configKeys.outboxCapacity)
+  openTimeout: Config.option(configKey("OPEN_TIMEOUT", PositiveDuration)),
+  closeTimeout: Config.option(configKey("CLOSE_TIMEOUT", PositiveDuration)),
+  retryBase: Config.option(configKey("RETRY_BASE", PositiveDuration)),
+  retryCap: Config.option(configKey("RETRY_CAP", PositiveDuration)),
+  heartbeatInterval: Config.option(configKey("HEARTBEAT_INTERVAL", PositiveDuration)),
+  heartbeatTimeout: Config.option(configKey("HEARTBEAT_TIMEOUT", PositiveDuration)),
+  outboxCapacity: Config.option(configKey("OUTBOX_CAPACITY", positiveInteger(), integerText))
 }).pipe(Config.map((read): ClientOptions => {
   const backoff: BackoffOptions = { ...some("base", read.retryBase), ...some("cap", read.retryCap) }
   return {
@@ -671,3 +629,11 @@ export const clientConfig: Config.Config<ClientOptions> = Config.all({
     outbox: some("capacity", read.outboxCapacity)
   }
 }))
+
+let clientConfigOnce: Config.Config<ClientOptions> | undefined
+
+/**
+ * `Client.config`: `URL` required, the other keys optional (an absent one keeps the option's
+ * default). Built at its first use, so that an app that never reads Config does not bundle it.
+ */
+export const clientConfig = (): Config.Config<ClientOptions> => clientConfigOnce ??= makeClientConfig()
