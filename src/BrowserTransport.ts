@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Either, Layer } from "effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
 import { hintFor } from "./internal/classifyHandshakeError.js"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"

@@ -9,7 +9,10 @@
  * @since 0.1.0
  */
 import type { Duration, Schedule, Scope } from "effect"
-import { Cause, Context, Effect, Layer } from "effect"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { CircuitOpenError } from "./Errors.js"
 import * as internal from "./internal/circuitBreaker.js"
 import type { CircuitTransition } from "./internal/circuitBreakerState.js"

@@ -6,7 +6,10 @@
  * @since 0.1.0
  */
 import type { Duration, Redacted, Schedule, Scope, Sink, Stream, Subscribable } from "effect"
-import { Config, Context, Effect, Layer } from "effect"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as Connection from "./Connection.js"
 import type { CircuitOpenError, SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"

@@ -6,7 +6,8 @@
  * @since 0.1.0
  */
 import type { Context, Duration, Redacted, Scope, Sink, Stream } from "effect"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { ConnectError, Disconnected, SendError, TimeoutError } from "./Errors.js"
 import { openConnection } from "./internal/connection.js"
 import type { ReadyState } from "./internal/protocol.js"

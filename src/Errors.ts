@@ -10,7 +10,9 @@
  * @since 0.1.0
  */
 import type { Cause } from "effect"
-import { Data, Duration, Inspectable } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Inspectable from "effect/Inspectable"
 import { redactCause, redactUrlsIn } from "./internal/redactUrl.js"
 
 /**

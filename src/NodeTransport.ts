@@ -7,7 +7,10 @@
  *
  * @since 0.1.0
  */
-import { Either, Layer, Option, Redacted } from "effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import type { ClientRequest, IncomingMessage } from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"

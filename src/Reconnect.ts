@@ -4,7 +4,12 @@
  *
  * @since 0.1.0
  */
-import { Cause, Duration, Effect, Option, Random, Schedule } from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
 
 
 import type { ConnectError, Disconnected, TimeoutError } from "./Errors.js"

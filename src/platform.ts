@@ -15,7 +15,12 @@
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
-import { Effect, FiberSet, Layer, Option, Scope, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { Client, Options } from "./Client.js"
 import { make as makeClient } from "./Client.js"
 import type { Message, Transport } from "./Transport.js"

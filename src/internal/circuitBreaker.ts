@@ -4,20 +4,18 @@
  * `Clock` captured at construction, so a `TestClock` drives it.
  */
 import type { Clock, Fiber, Stream, Subscribable as SubscribableType } from "effect"
-import {
-  Cause,
-  Duration,
-  Effect,
-  Exit,
-  MetricLabel,
-  Option,
-  Runtime,
-  Schedule,
-  ScheduleDecision,
-  ScheduleIntervals,
-  Subscribable,
-  Stream as StreamModule
-} from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
+import * as Subscribable from "effect/Subscribable"
+import * as StreamModule from "effect/Stream"
 import { CircuitOpenError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 import { isRetryable } from "../Reconnect.js"

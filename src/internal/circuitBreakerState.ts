@@ -1,5 +1,5 @@
 /** The circuit breaker's observable state and transitions, as tagged unions. */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /**
  * Closed: calls go through, outcomes are counted by the trip policy. Open: calls fail fast with

@@ -1,6 +1,6 @@
 /** The Client's observable state and events, as tagged unions. */
 import type { Duration, Option } from "effect"
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import type { CircuitOpenError, SendError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 

@@ -2,7 +2,17 @@
  * The machinery of one connection: the listener the transport calls, the open and close
  * signals, the inbound buffer, and the readyState-aware release of invariant 2.
  */
-import { Chunk, Deferred, Duration, Effect, Either, Exit, FiberId, Option, Scope, Sink, Stream } from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
 import type { Connection } from "../Connection.js"
 import { ConnectError, Disconnected, SendError, TimeoutError } from "../Errors.js"
 import type { Message, ReadyState, SocketListener, TransportSocket } from "../Transport.js"

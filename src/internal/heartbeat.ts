@@ -8,7 +8,7 @@
  * A small state machine on one timer, not a fiber: an open Client keeps no fiber alive (idle
  * memory per client is a benchmark target).
  */
-import { Duration } from "effect"
+import * as Duration from "effect/Duration"
 import type { Clock } from "effect"
 import { TimeoutError } from "../Errors.js"
 import type { Message, TransportSocket } from "../Transport.js"

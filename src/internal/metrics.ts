@@ -1,5 +1,7 @@
 /** The Client's metrics, as Effect `Metric`s, updated per batch rather than per message. */
-import { Metric, MetricBoundaries, MetricLabel } from "effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
 
 export const connects = Metric.counter("lifeline_connects", { description: "connections opened", incremental: true })
 export const connectFailures = Metric.counter("lifeline_connect_failures", {

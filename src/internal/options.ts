@@ -19,7 +19,13 @@
  * they are, so a Client's attempts do not check its connection options again.
  */
 import type { Schedule } from "effect"
-import { Config, ConfigError, Duration, Effect, Either, Option, Redacted } from "effect"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import type { Options as ClientOptions } from "../Client.js"
 import type { Connection, Options as ConnectionOptionsInput } from "../Connection.js"
 import { ConnectError } from "../Errors.js"

@@ -1,5 +1,5 @@
 /** Validates a connect request before any socket exists: the URL (here) and every option (options.ts), as typed errors. */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { ConnectError } from "../Errors.js"
 import { hintFor } from "./classifyHandshakeError.js"
 import { redactCause, redactUnparsedUrl, redactUrl } from "./redactUrl.js"

@@ -3,7 +3,13 @@
  * and reason, and every message not written returned), and the constructor that ties `close` to
  * the scope the Client was made in.
  */
-import { Deferred, Effect, Exit, Fiber, FiberId, Option, Scope } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import { Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
 import type { Message, Transport } from "../../Transport.js"

@@ -11,7 +11,11 @@
  * is open, the first candidate is dialled anyway, and its breaker refuses it at once with
  * `CircuitOpenError` (no handshake): the Client is then Suspended until its `retryAt`.
  */
-import { Effect, Exit, Fiber, FiberId, Random } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Random from "effect/Random"
 import type { CircuitBreaker } from "../../CircuitBreaker.js"
 import type { Transport } from "../../Transport.js"
 import { acquireConnection, releaseOpened } from "../connection.js"

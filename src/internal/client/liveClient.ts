@@ -4,7 +4,17 @@
  * (`supervisor.ts`) that ends once a session is open; an open session runs on callbacks, so an
  * open Client keeps no fiber alive (idle memory per client is a benchmark target).
  */
-import { Cause, Chunk, Clock, Deferred, Effect, Fiber, Option, Runtime, Sink, Stream, Subscribable } from "effect"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
+import * as Subscribable from "effect/Subscribable"
 import type { MetricLabel } from "effect"
 import type { CircuitBreaker, Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"

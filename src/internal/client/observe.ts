@@ -4,7 +4,13 @@
  * default: one WARN when the link goes down (or cannot connect), one INFO when it is back, one
  * WARN when an error closes the Client; every other transition at DEBUG.
  */
-import { Duration, Effect, FiberRef, LogLevel, Option, Stream, Subscribable } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as Subscribable from "effect/Subscribable"
 import type { SendError } from "../../Errors.js"
 import { ClientEvent } from "../clientState.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "../clientState.js"

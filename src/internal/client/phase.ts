@@ -22,7 +22,7 @@
  * socket is released): nothing is sent on it, and the public state is still the Open it ends.
  */
 import type { Duration } from "effect"
-import { Option } from "effect"
+import * as Option from "effect/Option"
 import type { CircuitOpenError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import { ClientState } from "../clientState.js"

@@ -5,7 +5,7 @@
  * session ends, so an open session costs no closures; and it tracks the frames it handed to the
  * transport until each is reported written.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { Scope } from "effect"
 import type { Disconnected, TimeoutError } from "../../Errors.js"
 import { SendError } from "../../Errors.js"

@@ -5,7 +5,14 @@
  * channel; each attempt's connection lives in the attempt's own Scope, which becomes the
  * session's on success and is closed with the attempt's Exit otherwise.
  */
-import { Cause, Duration, Effect, Exit, Option, ScheduleDecision, ScheduleIntervals, Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
+import * as Scope from "effect/Scope"
 import type { MetricLabel } from "effect"
 import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"

@@ -16,7 +16,11 @@
  * (browsers), or it is a fake clock's (fake timers installed before this module loaded), every
  * message wakes it at once.
  */
-import { Channel, Chunk, Effect, Option, Stream } from "effect"
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 
 /** What the buffer asks of the socket that fills it. */
 export interface InboundSource {

@@ -1,5 +1,6 @@
 /** A set of synchronous listeners, and a Stream over it: what the Client's `state` and `events` are built on. */
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 
 /** Listeners called synchronously with each value; the set is made on first use. */
 export class Listeners<A> {

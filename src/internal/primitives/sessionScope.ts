@@ -6,7 +6,10 @@
  * A session has one finalizer, its connection's release; so this keeps one, and an array only
  * when there are more.
  */
-import { Effect, ExecutionStrategy, Exit, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import { pipeArguments } from "effect/Pipeable"
 
 type Finalizer = Scope.Scope.Finalizer

@@ -2,7 +2,8 @@
  * The Client's inbound side: the inbound buffers of its successive connections, read in order as
  * one stream that lives across reconnects.
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type { Chunk } from "effect"
 import type { Message } from "../../Transport.js"
 import type { InboundBuffer, SharedInbound } from "./inboundBuffer.js"

@@ -5,7 +5,12 @@
  * sleeping on that Clock, so tests can move time. A timer calls a method of its
  * target rather than a closure: a timer per idle client costs one Timeout and nothing else.
  */
-import { Clock, Duration, Effect, Fiber, FiberId, Runtime } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Runtime from "effect/Runtime"
 
 /** What a timer calls when it fires. */
 export interface TimerTarget {
