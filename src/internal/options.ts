@@ -367,12 +367,14 @@ const connectionFields = {
 const ClientConnectionFields = struct(connectionFields)
 type ConnectionFields = StructType<typeof connectionFields>
 
-const isDefault = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): boolean =>
-  headers === NO_HEADERS && fields.tls === undefined && fields.protocols === NO_PROTOCOLS &&
-  fields.openTimeout === DEFAULT_OPEN_TIMEOUT && fields.closeTimeout === DEFAULT_CLOSE_TIMEOUT &&
-  fields.maxPayload === DEFAULT_MAX_PAYLOAD && fields.inboundCapacity === DEFAULT_INBOUND_CAPACITY &&
-  fields.inboundBytes === DEFAULT_INBOUND_BYTES && fields.writeHighWaterMark === DEFAULT_WRITE_HIGH_WATER_MARK &&
-  fields.maxMessageSize === undefined
+/** No headers, and every field its default (the very default values, which the checks keep by identity when absent). */
+const isDefault = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): boolean => {
+  if (headers !== NO_HEADERS) return false
+  for (const name in connectionFields) {
+    if (fields[name as keyof ConnectionFields] !== connectionFields[name as keyof ConnectionFields].absent) return false
+  }
+  return true
+}
 
 /** The decoded options; the shared defaults object when every field is a default (`connection: {}` from Config). */
 const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): CheckedOptions =>
@@ -467,25 +469,15 @@ const toSettings = (fields: StructType<typeof clientFields>): ClientSettings => 
   }
 }
 
+/** What each Client option is when absent. */
+const CLIENT_DEFAULTS = ((): StructType<typeof clientFields> => {
+  const defaults: Record<string, unknown> = {}
+  for (const name in clientFields) defaults[name] = clientFields[name as keyof typeof clientFields].absent
+  return defaults as StructType<typeof clientFields>
+})()
+
 /** `{ url }` alone, the common case (and the connect benchmark's): what the check would decode it to. */
-const urlOnly = (url: ReadonlyArray<Endpoint>): ClientSettings =>
-  toSettings({
-    url,
-    headers: undefined,
-    connection: undefined,
-    retry: defaultSchedule,
-    shouldRetry: isRetryable,
-    minUptime: DEFAULT_MIN_UPTIME,
-    outbox: DEFAULT_OUTBOX,
-    onOpen: undefined,
-    onOpenTimeout: DEFAULT_ON_OPEN_TIMEOUT,
-    minRetryDelay: DEFAULT_MIN_RETRY_DELAY,
-    heartbeat: DEFAULT_HEARTBEAT,
-    eventsCapacity: DEFAULT_EVENTS_CAPACITY,
-    strategy: "roundRobin",
-    returnToPrimary: undefined,
-    whenSuspended: "queue"
-  })
+const urlOnly = (url: ReadonlyArray<Endpoint>): ClientSettings => toSettings({ ...CLIENT_DEFAULTS, url })
 
 /** `Client.Options` -> `ClientSettings`. */
 const ClientOptionsCheck: Check<ClientSettings> = (input) => Either.map(ClientFields(input), toSettings)
@@ -535,27 +527,6 @@ export const decodeClientOptions = (options: unknown): Either.Either<ClientSetti
   return Either.mapLeft(ClientOptionsCheck(options), formatProblem)
 }
 
-const INVALID_SETTINGS: Omit<ClientSettings, "endpoints" | "invalid"> = Object.freeze({
-  connection: DEFAULT_CONNECTION,
-  headers: undefined,
-  schedule: defaultSchedule,
-  shouldRetry: isRetryable,
-  minUptime: DEFAULT_MIN_UPTIME,
-  outboxCapacity: DEFAULT_OUTBOX_CAPACITY,
-  outboxBytes: DEFAULT_OUTBOX_BYTES,
-  overflow: "fail" as const,
-  onOpen: undefined,
-  onOpenTimeout: DEFAULT_ON_OPEN_TIMEOUT,
-  minRetryDelay: DEFAULT_MIN_RETRY_DELAY,
-  heartbeat: undefined,
-  isPong: undefined,
-  eventsCapacity: DEFAULT_EVENTS_CAPACITY
-,
-  strategy: "roundRobin" as const,
-  returnToPrimary: undefined,
-  whenSuspended: "queue" as const
-})
-
 /**
  * `Client.make`'s settings: decoded once, or, for options that cannot work, defaults with `invalid`
  * set (the client then starts Closed with `ConnectError InvalidOptions`, naming the first bad option).
@@ -565,7 +536,9 @@ export const clientSettings = (options: ClientOptions): ClientSettings => {
   if (Either.isRight(result)) return result.right
   const url: unknown = (options as Partial<ClientOptions> | undefined)?.url
   const endpoints = Array.isArray(url) ? url.filter(isEndpoint) : isEndpoint(url) || Effect.isEffect(url) ? [url as Endpoint] : []
-  return { ...INVALID_SETTINGS, endpoints, invalid: `${result.left}; ${hintFor("InvalidOptions")}` }
+  // The defaults, without a heartbeat: the client never connects.
+  const settings = toSettings({ ...CLIENT_DEFAULTS, url: endpoints, heartbeat: NO_HEARTBEAT })
+  return { ...settings, invalid: `${result.left}; ${hintFor("InvalidOptions")}` }
 }
 
 // `tls` objects whose `rejectUnauthorized: false` was already logged: one warning per options object.
