@@ -1,13 +1,16 @@
 // `npm run bench:bundle`: lifeline's cost in a browser bundle. esbuild (the one tsx brings)
-// bundles bench/bundle/bare.ts (Effect alone) and bench/bundle/client.ts (the same plus a
-// lifeline Client) for the browser, minified; prints both sizes, raw and gzip, and the difference.
+// bundles bench/bundle/bare.ts (an Effect app alone) and bench/bundle/client.ts (the same app plus
+// a lifeline Client) for the browser, minified; prints both sizes, raw and gzip, and the
+// difference, then the modules that make the difference (minified bytes each, from esbuild's
+// metafile; `-- --top N` lists N of them, default 15). test/bundle.test.ts checks the same build.
 import { build } from "esbuild"
 import { fileURLToPath } from "node:url"
 import { gzipSync } from "node:zlib"
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 
-const sizeOf = async (entry: string) => {
+/** One entry bundled for the browser, minified: its size raw and gzip, and the bytes each input module adds. */
+export const bundle = async (entry: string) => {
   const result = await build({
     entryPoints: [here(entry)],
     bundle: true,
@@ -16,16 +19,41 @@ const sizeOf = async (entry: string) => {
     platform: "browser",
     target: "es2022",
     write: false,
+    metafile: true,
     alias: { "effect-lifeline/browser": here("../src/browser.ts") },
     logLevel: "silent"
   })
   const code = result.outputFiles[0]!.contents
-  return { raw: code.byteLength, gzip: gzipSync(code).byteLength }
+  const output = Object.values(result.metafile.outputs)[0]!
+  const modules = new Map(
+    Object.entries(output.inputs).map(([path, input]) => [path.replace(/^.*node_modules\//, ""), input.bytesInOutput])
+  )
+  return { raw: code.byteLength, gzip: gzipSync(code).byteLength, modules }
 }
 
+/** The modules that are in `client` and not (or smaller) in `bare`, largest first: [module, bytes added]. */
+export const difference = (
+  bare: ReadonlyMap<string, number>,
+  client: ReadonlyMap<string, number>
+): ReadonlyArray<readonly [string, number]> =>
+  [...client]
+    .map(([path, bytes]) => [path, bytes - (bare.get(path) ?? 0)] as const)
+    .filter(([, bytes]) => bytes > 0)
+    .sort((a, b) => b[1] - a[1])
+
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`
-const bare = await sizeOf("./bundle/bare.ts")
-const client = await sizeOf("./bundle/client.ts")
-console.log(`Effect alone:          ${kib(bare.raw)} minified, ${kib(bare.gzip)} gzip`)
-console.log(`with a lifeline Client: ${kib(client.raw)} minified, ${kib(client.gzip)} gzip`)
-console.log(`lifeline's own cost:    ${kib(client.raw - bare.raw)} minified, ${kib(client.gzip - bare.gzip)} gzip`)
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const topIndex = process.argv.indexOf("--top")
+  const top = topIndex === -1 ? 15 : Number(process.argv[topIndex + 1])
+  const bare = await bundle("./bundle/bare.ts")
+  const client = await bundle("./bundle/client.ts")
+  console.log(`Effect alone:          ${kib(bare.raw)} minified, ${kib(bare.gzip)} gzip`)
+  console.log(`with a lifeline Client: ${kib(client.raw)} minified, ${kib(client.gzip)} gzip`)
+  console.log(`lifeline's own cost:    ${kib(client.raw - bare.raw)} minified, ${kib(client.gzip - bare.gzip)} gzip`)
+  const added = difference(bare.modules, client.modules)
+  const ownBytes = added.filter(([path]) => path.startsWith("src/")).reduce((sum, [, bytes]) => sum + bytes, 0)
+  const total = added.reduce((sum, [, bytes]) => sum + bytes, 0)
+  console.log(`\nwhat the Client adds (minified): lifeline's src ${kib(ownBytes)}, the rest (Effect modules, the app) ${kib(total - ownBytes)}`)
+  for (const [path, bytes] of added.slice(0, top)) console.log(`${String(bytes).padStart(8)}  ${path}`)
+}
