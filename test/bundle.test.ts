@@ -1,0 +1,50 @@
+/**
+ * lifeline in a browser bundle (bench/bundle.ts, what `npm run bench:bundle` measures): the
+ * browser entry carries no `effect/Schema` (nor fast-check and pure-rand, which Schema's
+ * Arbitrary brings), lifeline takes Effect's modules from their own paths (esbuild keeps a whole
+ * module for a namespace imported from the `effect` barrel), and lifeline's cost over the same
+ * app without it stays under its budget.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { bundle, difference } from "../bench/bundle.js"
+
+const src = fileURLToPath(new URL("../src", import.meta.url))
+
+/** lifeline's cost over bare Effect, gzip; 91.8 KiB with Schema and barrel imports, 19.3 KiB without. */
+const BUDGET_KIB = 20
+
+/** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
+const sources = (dir: string): ReadonlyArray<string> =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory()
+      ? entry.name === "testing" ? [] : sources(join(dir, entry.name))
+      : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : []
+  )
+
+describe("browser bundle", () => {
+  it.live("no effect/Schema, fast-check or pure-rand; lifeline's cost under its budget", () =>
+    Effect.gen(function*() {
+      const [bare, client] = yield* Effect.promise(() => Promise.all([bundle("./bundle/bare.ts"), bundle("./bundle/client.ts")]))
+      const heavy = [...client.modules.keys()].filter((path) =>
+        /^effect\/dist\/esm\/(Schema|SchemaAST|ParseResult|Arbitrary)\.js$/.test(path) || /^(fast-check|pure-rand)\//.test(path)
+      )
+      expect(heavy).toEqual([])
+      // What the Client adds is lifeline's own code, and a little of Effect.
+      const added = difference(bare.modules, client.modules)
+      const notOwn = added.filter(([path]) => !path.startsWith("src/") && !path.startsWith("bench/"))
+      expect(notOwn.reduce((sum, [, bytes]) => sum + bytes, 0)).toBeLessThan(8 * 1024)
+      expect((client.gzip - bare.gzip) / 1024).toBeLessThan(BUDGET_KIB)
+    }), 60_000)
+
+  it("src/ imports Effect's values from their module paths, never from the effect barrel", () => {
+    const barrel = /^import\s+\{[^}]*\}\s+from\s+"effect"/gm
+    const offenders = sources(src).flatMap((file) =>
+      [...readFileSync(file, "utf8").matchAll(barrel)].map((match) => `${file.slice(src.length + 1)}: ${match[0].replace(/\s+/g, " ")}`)
+    )
+    expect(offenders).toEqual([])
+  })
+})
