@@ -139,7 +139,7 @@ describe("npm pack", () => {
       expect(paths.filter((path) => /^(test|bench|demo|soak|node_modules|\.ci)\//.test(path))).toEqual([])
       // What the browser entry loads never reaches ws; the Node entry does (through NodeTransport).
       const browser = [...bareImportsFrom("browser.js")]
-      expect(browser).toContain("effect")
+      expect(browser.filter((specifier) => specifier.startsWith("effect/")).length).toBeGreaterThan(0)
       expect(browser.filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
       expect([...bareImportsFrom("index.js")]).toContain("ws")
     }), 60_000)
