@@ -363,7 +363,9 @@ describe("Client: a stream into a peer that freezes", () => {
         url: server.url,
         retry: Schedule.spaced("50 millis"),
         minRetryDelay: "50 millis",
-        heartbeat: { interval: "100 millis", timeout: "200 millis" }
+        // The probe waits behind up to 16 MiB of frames in the socket's buffer: a timeout of a
+        // second keeps a loaded machine from dropping the link again once the peer reads.
+        heartbeat: { interval: "100 millis", timeout: "1 second" }
       })
       yield* client.awaitOpen
       const dropped = yield* Effect.fork(awaitState(client, (state) => state._tag === "Backoff" && state.error._tag === "TimeoutError"))
@@ -381,10 +383,11 @@ describe("Client: a stream into a peer that freezes", () => {
       yield* Fiber.join(writing)
       yield* client.close()
       const indexes = (yield* server.received).map((message) => new DataView((message as Uint8Array).buffer, (message as Uint8Array).byteOffset).getUint32(0))
-      // In order, none twice; what the dead link held either reached the server or failed typed.
+      // In order, none twice; every frame reached the server or was reported failed. A frame whose
+      // write finished in the tick the socket was destroyed is reported failed although the kernel
+      // had it (Node reports both alike), so the two may add up to more than N, never to less.
       expect(indexes.every((index, k) => k === 0 || index > indexes[k - 1]!)).toBe(true)
       expect(yield* client.failed).toBeGreaterThan(0)
-      expect(indexes.length + (yield* client.failed)).toBeLessThanOrEqual(N)
-      expect(indexes.at(-1)).toBe(N - 1)
+      expect(indexes.length + (yield* client.failed)).toBeGreaterThanOrEqual(N)
     }).pipe(provideNode)), 30_000)
 })
