@@ -12,6 +12,7 @@
  *
  * `@effect/platform` is an optional peer dependency, used only by this entry.
  *
+ * @module effect-lifeline/platform
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
