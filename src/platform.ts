@@ -83,7 +83,13 @@ export const fromClient = (client: Client): Socket.Socket => {
  * Provides `Socket.Socket` from a Client made with `options`, for the life of the layer.
  *
  * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { NodeTransport } from "effect-lifeline"
+ * import * as LifelinePlatform from "effect-lifeline/platform"
+ *
  * const SocketLive = LifelinePlatform.layer({ url: "wss://example.com/rpc" }).pipe(Layer.provide(NodeTransport.layer))
+ * ```
  *
  * @since 0.1.0
  * @category layers
