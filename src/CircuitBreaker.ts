@@ -23,6 +23,7 @@ import { CircuitState } from "./internal/circuitBreakerState.js"
 /**
  * `Closed`, `Open { retryAt }`, `HalfOpen` or `Isolated`.
  *
+ * @useDeclaredType
  * @since 0.1.0
  * @category models
  */

@@ -183,8 +183,12 @@ export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope
  * Declares a tag for one link, so an app can hold several clients.
  *
  * @example
+ * ```ts
+ * import { Client } from "effect-lifeline"
+ *
  * class Prices extends Client.Tag("Prices")<Prices>() {}
  * const PricesLive = Client.layer(Prices, { url: "wss://example.com/prices" })
+ * ```
  *
  * @since 0.1.0
  * @category tags

@@ -138,8 +138,13 @@ export const connect = <E = never, R = never>(
  * `Layer.retry(schedule)` to retry the open.
  *
  * @example
+ * ```ts
+ * import { Context, Layer, Schedule } from "effect"
+ * import { Connection } from "effect-lifeline"
+ *
  * class Feed extends Context.Tag("Feed")<Feed, Connection.Connection>() {}
  * const FeedLive = Connection.layer(Feed, "wss://example.com/feed").pipe(Layer.retry(Schedule.spaced("1 second")))
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -1,6 +1,7 @@
 /**
  * lifeline for browsers: everything but `NodeTransport`, so a bundle does not pull in `ws`.
  *
+ * @module effect-lifeline/browser
  * @since 0.1.0
  */
 export * as BrowserTransport from "./BrowserTransport.js"

@@ -1,6 +1,7 @@
 /**
  * lifeline: WebSocket connections for Effect that cannot crash the process.
  *
+ * @module effect-lifeline
  * @since 0.1.0
  */
 export * as BrowserTransport from "./BrowserTransport.js"

@@ -12,6 +12,7 @@
  *
  * `@effect/platform` is an optional peer dependency, used only by this entry.
  *
+ * @module effect-lifeline/platform
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
@@ -87,7 +88,13 @@ export const fromClient = (client: Client): Socket.Socket => {
  * Provides `Socket.Socket` from a Client made with `options`, for the life of the layer.
  *
  * @example
+ * ```ts
+ * import { Layer } from "effect"
+ * import { NodeTransport } from "effect-lifeline"
+ * import * as LifelinePlatform from "effect-lifeline/platform"
+ *
  * const SocketLive = LifelinePlatform.layer({ url: "wss://example.com/rpc" }).pipe(Layer.provide(NodeTransport.layer))
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream } from "effect"
-import { Client, Connection, NodeTransport, Reconnect } from "../src/index.js"
+import { Client, Connection, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"

@@ -8,7 +8,7 @@
 import { quietNode } from "./support/node.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
-import { Client, Connection, NodeTransport } from "../src/index.js"
+import { Client, Connection } from "../src/index.js"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"

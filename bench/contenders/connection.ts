@@ -16,7 +16,7 @@ export const LifelineLive: Layer.Layer<Transport.Transport> = Layer.merge(
 export const runLifeline = <A, E>(program: Effect.Effect<A, E, Transport.Transport | Scope.Scope>): Promise<A> =>
   Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(LifelineLive)))
 
-let received = 0
+let _received = 0
 
 /**
  * The pipelined echo loop shared by Connection and Client: `write` up to `window` unanswered
@@ -48,7 +48,7 @@ export const pipelined = <E>(
       yield* refill
       while (echoed < count) {
         const chunk = yield* Effect.orDie(pull)
-        for (const message of chunk) received += sizeOf(message)
+        for (const message of chunk) _received += sizeOf(message)
         echoed += chunk.length
         if (sent - echoed <= window / 2) yield* refill
       }
@@ -74,7 +74,7 @@ export const roundTrips = <E>(
       // One frame is in flight, so each pull returns exactly its echo.
       if (buffered === 0) {
         const chunk = yield* Effect.mapError(pull, () => "the stream ended early")
-        for (const message of chunk) received += sizeOf(message)
+        for (const message of chunk) _received += sizeOf(message)
         buffered = chunk.length
       }
       buffered--

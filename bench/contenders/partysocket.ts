@@ -6,10 +6,10 @@ import type { Payload } from "../util.js"
 import { inBatches, sizeOf, sleep, withTimeout } from "../util.js"
 import type { Contender, Herd } from "./types.js"
 
-let received = 0
+let _received = 0
 
 const read = (event: MessageEvent): void => {
-  received += sizeOf(event.data as string | ArrayBuffer)
+  _received += sizeOf(event.data as string | ArrayBuffer)
 }
 
 const create = (url: string): PartySocket => {

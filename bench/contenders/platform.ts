@@ -17,7 +17,7 @@ const WebSocketLive = Layer.succeed(
 const run = <A, E>(program: Effect.Effect<A, E, Socket.WebSocketConstructor | Scope.Scope>): Promise<A> =>
   Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(WebSocketLive)))
 
-let received = 0
+let _received = 0
 
 /** Opens a socket; its `runRaw` fiber lives in the current scope. */
 const open = (url: string, handler: (data: string | Uint8Array) => Effect.Effect<void> | void) =>
@@ -39,7 +39,7 @@ const throughput = (url: string, payload: Payload, count: number, window: number
     const finished = yield* Deferred.make<number>()
     let started = 0
     const { close, write } = yield* open(url, (data) => {
-      received += sizeOf(data)
+      _received += sizeOf(data)
       echoed++
       if (echoed === count) Deferred.unsafeDone(finished, Exit.succeed(performance.now() - started))
       else if (!refilling && sent - echoed <= window / 2) {
@@ -73,7 +73,7 @@ const latency = (url: string, payload: Payload, count: number, spacing: number):
     for (let index = 0; index < count; index++) {
       const started = performance.now()
       yield* Effect.orDie(write(payload))
-      received += sizeOf(yield* Queue.take(echoes))
+      _received += sizeOf(yield* Queue.take(echoes))
       rtts.push(performance.now() - started)
       yield* Effect.sleep(spacing)
     }

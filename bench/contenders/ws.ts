@@ -4,11 +4,11 @@ import type { Payload } from "../util.js"
 import { inBatches, sizeOf, sleep, withTimeout } from "../util.js"
 import type { Contender } from "./types.js"
 
-let received = 0
+let _received = 0
 
 /** What an application reading the message does: binary as bytes, text decoded to a string. */
 const read = (data: WebSocket.RawData, isBinary: boolean): void => {
-  received += sizeOf(isBinary ? (data as Buffer) : data.toString())
+  _received += sizeOf(isBinary ? (data as Buffer) : data.toString())
 }
 
 const open = (url: string): Promise<WebSocket> =>

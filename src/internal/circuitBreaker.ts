@@ -24,7 +24,7 @@ import type { CircuitTransition } from "./circuitBreakerState.js"
 import { Listeners } from "./primitives/listeners.js"
 import * as Metrics from "./metrics.js"
 
-/** How a Closed breaker decides to open. */
+/** How a Closed breaker decides to open. @inline */
 export type TripPolicy =
   | { readonly _tag: "ConsecutiveFailures"; readonly threshold: number }
   | {

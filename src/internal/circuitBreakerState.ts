@@ -16,7 +16,7 @@ export type CircuitState = Data.TaggedEnum<{
 
 export const CircuitState = Data.taggedEnum<CircuitState>()
 
-/** One change of state. */
+/** One change of state. @inline */
 export interface CircuitTransition {
   readonly from: CircuitState
   readonly to: CircuitState

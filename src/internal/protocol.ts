@@ -6,7 +6,7 @@ export const OPEN = 1
 export const CLOSING = 2
 export const CLOSED = 3
 
-/** A readyState. */
+/** A readyState. @useDeclaredType */
 export type ReadyState = typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof CLOSED
 
 /** A frame's size: exact for bytes, a lower bound for a string (UTF-16 code units). */
