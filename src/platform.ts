@@ -9,6 +9,11 @@
  *   closed on purpose (they complete) or closed by an error (`SocketGenericError` "Read").
  * - `writer` sends through the Client (`SocketGenericError` "Write" with the `SendError`); a
  *   `Socket.CloseEvent` closes the Client with its code and reason.
+ * - `perConnection: true`: a run reads one connection, as a platform WebSocket's does. When that
+ *   connection drops, the run fails with `SocketGenericError` "Read" (cause: the Client's error,
+ *   e.g. `Disconnected`), and the next run waits for the next connection. Request/response
+ *   protocols need it: `@effect/rpc`'s `RpcClient` fails the calls in flight when its run fails,
+ *   and would otherwise wait forever for answers a restarted server never sends.
  *
  * `@effect/platform` is an optional peer dependency, used only by this entry.
  *
@@ -16,11 +21,29 @@
  */
 import * as Socket from "@effect/platform/Socket"
 import { Effect, FiberSet, Layer, Option, Scope, Stream } from "effect"
-import type { Client, Options } from "./Client.js"
+import type { Client, ClientState, Options as ClientOptions } from "./Client.js"
 import { make as makeClient } from "./Client.js"
 import type { Message, Transport } from "./Transport.js"
 
-export type { Options } from "./Client.js"
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SocketOptions {
+  /**
+   * A run reads one connection: it fails with `SocketGenericError` "Read" when the connection
+   * drops, instead of reading on across reconnects. Default false.
+   */
+  readonly perConnection?: boolean | undefined
+}
+
+/**
+ * The Client's options and the Socket's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends ClientOptions, SocketOptions {}
 
 const encoder = new TextEncoder()
 
@@ -35,7 +58,8 @@ const socketError = (reason: "Open" | "Read" | "Write", cause: unknown): Socket.
  * @since 0.1.0
  * @category constructors
  */
-export const fromClient = (client: Client): Socket.Socket => {
+export const fromClient = (client: Client, socketOptions: SocketOptions = {}): Socket.Socket => {
+  const perConnection = socketOptions.perConnection === true
   const runRaw = <_, E = never, R = never>(
     handler: (_: string | Uint8Array) => Effect.Effect<_, E, R> | void,
     options?: { readonly onOpen?: Effect.Effect<void> | undefined }
@@ -52,9 +76,18 @@ export const fromClient = (client: Client): Socket.Socket => {
             const result = handler(message)
             if (Effect.isEffect(result)) run(result)
           }))
-        // Closed by an error: what ends the reading with a failure.
-        const failed = Stream.runForEach(client.state.changes, (state) =>
-          state._tag === "Closed" && Option.isSome(state.error) ? Effect.fail(socketError("Read", state.error.value)) : Effect.void)
+        // Closed by an error (or, perConnection, the connection read dropped): what ends the reading with a failure.
+        let ours: ClientState | undefined
+        const failed = Stream.runForEach(client.state.changes, (state) => {
+          if (state._tag === "Closed") return Option.isSome(state.error) ? Effect.fail(socketError("Read", state.error.value)) : Effect.void
+          if (!perConnection) return Effect.void
+          // The first Open seen is the connection this run reads (one view object per connection).
+          if (state._tag === "Open" && (ours === undefined || ours === state)) {
+            ours = state
+            return Effect.void
+          }
+          return Effect.fail(socketError("Read", state._tag === "Backoff" || state._tag === "Suspended" ? state.error : state))
+        })
         return yield* Effect.raceFirst(Effect.raceFirst(reading, failed), FiberSet.join(handlers))
       })
     )
@@ -79,7 +112,8 @@ export const fromClient = (client: Client): Socket.Socket => {
 }
 
 /**
- * Provides `Socket.Socket` from a Client made with `options`, for the life of the layer.
+ * Provides `Socket.Socket` from a Client made with `options` (and the Socket's `perConnection`),
+ * for the life of the layer.
  *
  * @example
  * const SocketLive = LifelinePlatform.layer({ url: "wss://example.com/rpc" }).pipe(Layer.provide(NodeTransport.layer))
@@ -87,5 +121,7 @@ export const fromClient = (client: Client): Socket.Socket => {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Socket.Socket, never, Transport> =>
-  Layer.scoped(Socket.Socket, Effect.map(makeClient(options), fromClient))
+export const layer = (options: Options): Layer.Layer<Socket.Socket, never, Transport> => {
+  const { perConnection, ...clientOptions } = options
+  return Layer.scoped(Socket.Socket, Effect.map(makeClient(clientOptions), (client) => fromClient(client, { perConnection })))
+}

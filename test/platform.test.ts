@@ -98,3 +98,50 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
       expect(error).toBe("handler failed")
     })))
 })
+
+describe("effect-lifeline/platform: perConnection", () => {
+  it.live("a run reads one connection: the server killed, it fails with SocketGenericError Read (lifeline's Disconnected 1006 as cause); the next run reads the next connection; a CloseEvent ends that one cleanly", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const received: Array<string | Uint8Array> = []
+      yield* withSocket({ url: server.url, ...fast, perConnection: true }, (socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          let opened = 0
+          const onOpen = Effect.sync(() => opened++)
+          const first = yield* Effect.fork(Effect.flip(socket.runRaw((data) => {
+            received.push(data)
+          }, { onOpen })))
+          yield* write("one")
+          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* server.kill
+          // Bounded: a run that spans reconnects would never end here.
+          const error = yield* Fiber.join(first).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the run did not end" }))
+          expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
+
+          yield* server.restart
+          const second = yield* Effect.fork(socket.runRaw((data) => {
+            received.push(data)
+          }, { onOpen }))
+          yield* write("two")
+          for (let turn = 0; turn < 400 && received.length < 2; turn++) yield* Effect.sleep("5 millis")
+          yield* write(new Socket.CloseEvent(1000, "done"))
+          yield* Fiber.join(second)
+          expect(opened).toBe(2)
+        })))
+      expect(received).toEqual(["one", "two"])
+    })))
+
+  it.live("perConnection: a fatal close (1008) still fails the run with the Client's error", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const error = yield* withSocket({ url: server.url, ...fast, perConnection: true }, (socket) =>
+        Effect.gen(function*() {
+          const reader = yield* Effect.fork(Effect.flip(socket.runRaw(() => {})))
+          for (let turn = 0; turn < 400 && (yield* server.connections) < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* server.closeAll(1008, "policy")
+          return yield* Fiber.join(reader)
+        }))
+      expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1008 } })
+    })))
+})
