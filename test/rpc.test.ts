@@ -11,12 +11,13 @@ import type * as RpcClientError from "@effect/rpc/RpcClientError"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, FiberId, HashSet, Layer, Logger, Option, Queue, Schedule, Scope, Stream } from "effect"
-import { Client } from "effect-lifeline"
+import { Client, Connection } from "effect-lifeline"
 import * as LifelinePlatform from "effect-lifeline/platform"
 import { FaultProxy } from "effect-lifeline/testing"
 import * as Example from "../examples/rpc.js"
-import { layerRpcServer } from "../examples/rpcServer.js"
+import { layerRpcServer, makeWebSocketServer } from "../examples/rpcServer.js"
 import { awaitState } from "./support/clientKit.js"
+import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
 
 const quiet = Effect.provide(Logger.remove(Logger.defaultLogger))
@@ -244,4 +245,57 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
       expect(second.seen.echoed).toEqual(["while down"])
       yield* second.stop
     }).pipe(Effect.provide(quietNode)))
+  it.scopedLive("killed, default, an outbox of 1: the second call made while it is down dies (RpcClient's orDie over lifeline's SendError OutboxFull); the first is answered after the restart", () =>
+    Effect.gen(function*() {
+      const first = yield* startServer(0)
+      const proxy = yield* FaultProxy.make(first.port)
+      const client = yield* Client.make({ url: proxy.url, ...fast, outbox: { capacity: 1 } })
+      const rpc = yield* rpcClient(client, false)
+
+      expect(yield* rpc.Echo({ text: "before" })).toBe("before")
+      yield* kill(proxy, first)
+      yield* awaitState(client, (state) => state._tag === "Backoff")
+      const queued = yield* Effect.fork(rpc.Echo({ text: "queued" }))
+      yield* awaitOutbox(client, 1)
+      const refused = yield* Effect.exit(rpc.Echo({ text: "refused" }))
+      expect(Exit.isFailure(refused) && Cause.isDie(refused.cause)).toBe(true)
+      const defect = Exit.isFailure(refused) ? Cause.squash(refused.cause) as Socket.SocketError : undefined
+      expect(defect).toMatchObject({ _tag: "SocketError", reason: "Write", cause: { _tag: "SendError", reason: "OutboxFull" } })
+
+      const second = yield* startServer(first.port)
+      expect(yield* Fiber.join(queued)).toBe("queued")
+      expect(second.seen.echoed).toEqual(["queued"])
+      yield* second.stop
+    }).pipe(Effect.provide(quietNode)))
+})
+
+describe("examples/rpcServer.ts: a SocketServer over ws", () => {
+  it.live("a connection made before run waits for it and is served; the stop closes it with 1001 and leaves no handle", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const serverScope = yield* Scope.make()
+      const server = yield* Scope.extend(makeWebSocketServer({ port: 0 }), serverScope)
+      if (server.address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP address")
+      const connection = yield* Connection.connect(`ws://127.0.0.1:${server.address.port}`)
+      yield* connection.send("early")
+      // Served only now: an echo per frame.
+      yield* Effect.forkIn(
+        server.run((socket) =>
+          Effect.flatMap(socket.writer, (write) => socket.runRaw((data) => write(data)))
+        ),
+        serverScope
+      )
+      const echoed = yield* Stream.runHead(connection.messages).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the early connection was never served" })
+      )
+      expect(echoed).toEqual(Option.some("early"))
+      yield* Scope.close(serverScope, Exit.void)
+      expect(yield* connection.closed).toMatchObject({ code: 1001, initiator: "server", wasClean: true })
+    }).pipe(Effect.provide(quietNode))))
+
+  it.live("main over a server that stops afterwards: no handle left", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* startServer(0)
+      expect(yield* Example.main(server.url)).toEqual({ echo: "hello", sum: 3, counted: [1, 2, 3] })
+      yield* server.stop
+    }).pipe(quiet)))
 })
