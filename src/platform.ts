@@ -11,7 +11,8 @@
  *   `Socket.CloseEvent` closes the Client with its code and reason.
  * - `perConnection: true`: a run reads one connection, as a platform WebSocket's does. When that
  *   connection drops, the run fails with `SocketGenericError` "Read" (cause: the Client's error,
- *   e.g. `Disconnected`), and the next run waits for the next connection. Request/response
+ *   e.g. `Disconnected`; after `reconnect`, its `Connecting` state), and the next run waits for the
+ *   next connection. Request/response
  *   protocols need it: `@effect/rpc`'s `RpcClient` fails the calls in flight when its run fails,
  *   and would otherwise wait forever for answers a restarted server never sends.
  *
@@ -51,6 +52,10 @@ const encoder = new TextEncoder()
 const socketError = (reason: "Open" | "Read" | "Write", cause: unknown): Socket.SocketError =>
   new Socket.SocketGenericError({ reason, cause })
 
+/** Why the connection a run read is gone: the Client's error when its state has one, else the state. */
+const dropCause = (state: ClientState): unknown =>
+  state._tag === "Backoff" || state._tag === "Suspended" ? state.error : state
+
 /**
  * The `Socket.Socket` of a Client. Several `run`s may read in turn, not at once: the Client's
  * `messages` has a single consumer.
@@ -69,6 +74,8 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
         const handlers = yield* Scope.extend(FiberSet.make<unknown, E>(), scope)
         const run = yield* FiberSet.runtime(handlers)<R>()
         yield* Effect.mapError(client.awaitOpen, (error) => socketError("Open", error))
+        // perConnection: the connection this run reads (the Client has one state object per connection).
+        const ours = perConnection ? yield* client.state.get : undefined
         if (options?.onOpen !== undefined) yield* options.onOpen
         // Every message across reconnects; `messages` ends when the Client is closed on purpose.
         const reading = Stream.runForEach(client.messages, (message) =>
@@ -76,17 +83,12 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
             const result = handler(message)
             if (Effect.isEffect(result)) run(result)
           }))
-        // Closed by an error (or, perConnection, the connection read dropped): what ends the reading with a failure.
-        let ours: ClientState | undefined
+        // Closed by an error (or, perConnection, the connection read is gone): what ends the reading with a failure.
         const failed = Stream.runForEach(client.state.changes, (state) => {
           if (state._tag === "Closed") return Option.isSome(state.error) ? Effect.fail(socketError("Read", state.error.value)) : Effect.void
-          if (!perConnection) return Effect.void
-          // The first Open seen is the connection this run reads (one view object per connection).
-          if (state._tag === "Open" && (ours === undefined || ours === state)) {
-            ours = state
-            return Effect.void
-          }
-          return Effect.fail(socketError("Read", state._tag === "Backoff" || state._tag === "Suspended" ? state.error : state))
+          if (!perConnection || (state._tag === "Open" && state === ours)) return Effect.void
+          // The Client's error, or (a reconnect, a failover) the state it moved to at once.
+          return Effect.fail(socketError("Read", dropCause(state)))
         })
         return yield* Effect.raceFirst(Effect.raceFirst(reading, failed), FiberSet.join(handlers))
       })
