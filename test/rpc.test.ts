@@ -34,7 +34,12 @@ const handlers = (seen: Seen) =>
     Echo: ({ text }) => Effect.sync(() => seen.echoed.push(text)).pipe(Effect.as(text)),
     Add: ({ a, b }) => Effect.succeed(a + b),
     Wait: ({ millis }) => Queue.offer(seen.waits, millis).pipe(Effect.zipRight(Effect.sleep(millis)), Effect.as(millis)),
-    Count: ({ to }) => Stream.range(1, to)
+    // A negative `to`: 1, then (once it is under way, told through `waits`) nothing more, ever.
+    Count: ({ to }) =>
+      to >= 0 ? Stream.range(1, to) : Stream.make(1).pipe(
+        Stream.concat(Stream.drain(Stream.fromEffect(Queue.offer(seen.waits, to)))),
+        Stream.concat(Stream.never)
+      )
   })
 
 /**
@@ -134,7 +139,7 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
       yield* server.stop
     }).pipe(quiet))
 
-  it.scopedLive("killed and restarted on the same port, perConnection: the call in flight fails with RpcClientError Protocol (lifeline's Disconnected 1006 inside), calls while it is down fail at once and never reach a server, calls after the restart succeed", () =>
+  it.scopedLive("killed and restarted on the same port, perConnection: the call and the stream in flight fail with RpcClientError Protocol (lifeline's Disconnected 1006 inside), calls while it is down fail at once and never reach a server, calls after the restart succeed", () =>
     Effect.gen(function*() {
       const first = yield* startServer(0)
       const proxy = yield* FaultProxy.make(first.port)
@@ -144,6 +149,9 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
       expect(yield* rpc.Echo({ text: "before" })).toBe("before")
       const inFlight = yield* Effect.fork(rpc.Wait({ millis: 60_000 }))
       expect(yield* Queue.take(first.seen.waits)).toBe(60_000)
+      const streamed: Array<number> = []
+      const streaming = yield* Effect.fork(Stream.runForEach(rpc.Count({ to: -1 }), (n) => Effect.sync(() => streamed.push(n))))
+      expect(yield* Queue.take(first.seen.waits)).toBe(-1)
 
       yield* kill(proxy, first)
       // Bounded: without perConnection the call would wait forever.
@@ -156,6 +164,12 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
         message: "Error in socket",
         cause: { _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1006, initiator: "transport", wasClean: false } }
       })
+      // The stream under way fails with the same error, after what it had received.
+      const streamError = yield* Effect.flip(Fiber.join(streaming)).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the stream in flight never ended" })
+      )
+      expect(plain(streamError)).toEqual(plain(error))
+      expect(streamed).toEqual([1])
 
       // Down: a call fails at once with that same error, and is not queued.
       yield* awaitState(client, (state) => state._tag === "Backoff")
