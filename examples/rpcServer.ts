@@ -29,7 +29,6 @@ import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import type { Scope } from "effect"
 import { Cause, Deferred, Duration, Effect, Exit, FiberSet, Layer } from "effect"
-import type { IncomingMessage } from "node:http"
 import { WebSocketServer } from "ws"
 import type { WebSocket } from "ws"
 
@@ -83,14 +82,16 @@ export const makeWebSocketServer = (
       (wss) => stop(wss, closeCode, closeTimeout)
     )
 
-    // Connections that arrive while no `run` is active wait here.
-    const pending: Array<readonly [WebSocket, IncomingMessage]> = []
-    let onConnection = (ws: WebSocket, request: IncomingMessage) => {
-      pending.push([ws, request])
+    // Connections that arrive while no `run` is active wait here (and leave if they close first).
+    const pending = new Set<WebSocket>()
+    const wait = (ws: WebSocket) => {
+      pending.add(ws)
+      ws.once("close", () => pending.delete(ws))
     }
-    server.on("connection", (ws, request) => {
+    let onConnection = wait
+    server.on("connection", (ws) => {
       ws.on("error", () => {})
-      onConnection(ws, request)
+      onConnection(ws)
     })
 
     const run = <R, E, _>(handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>) =>
@@ -113,16 +114,15 @@ export const makeWebSocketServer = (
             runFork
           )
         }
-        const previous = onConnection
         yield* Effect.addFinalizer(() =>
           Effect.sync(() => {
-            onConnection = previous
+            onConnection = wait
           })
         )
-        onConnection = (ws) => {
-          serve(ws)
-        }
-        for (const [ws] of pending.splice(0)) serve(ws)
+        onConnection = serve
+        const waiting = [...pending]
+        pending.clear()
+        for (const ws of waiting) serve(ws)
         return yield* Deferred.await(failed)
       }))
 
