@@ -9,6 +9,12 @@
  *   closed on purpose (they complete) or closed by an error (`SocketGenericError` "Read").
  * - `writer` sends through the Client (`SocketGenericError` "Write" with the `SendError`); a
  *   `Socket.CloseEvent` closes the Client with its code and reason.
+ * - `perConnection: true`: a run reads one connection, as a platform WebSocket's does. When that
+ *   connection drops, the run fails with `SocketGenericError` "Read" (cause: the Client's error,
+ *   e.g. `Disconnected`; after `reconnect`, its `Connecting` state), and the next run waits for the
+ *   next connection. Request/response
+ *   protocols need it: `@effect/rpc`'s `RpcClient` fails the calls in flight when its run fails,
+ *   and would otherwise wait forever for answers a restarted server never sends.
  *
  * `@effect/platform` is an optional peer dependency, used only by this entry.
  *
@@ -22,17 +28,39 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Client, Options } from "./Client.js"
+import type { Client, ClientState, Options as ClientOptions } from "./Client.js"
 import { make as makeClient } from "./Client.js"
 import type { Message, Transport } from "./Transport.js"
 
-export type { Options } from "./Client.js"
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SocketOptions {
+  /**
+   * A run reads one connection: it fails with `SocketGenericError` "Read" when the connection
+   * drops, instead of reading on across reconnects. Default false.
+   */
+  readonly perConnection?: boolean | undefined
+}
+
+/**
+ * The Client's options and the Socket's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends ClientOptions, SocketOptions {}
 
 const encoder = new TextEncoder()
 
 /** A lifeline error as the platform's, lifeline's own as `cause`. */
 const socketError = (reason: "Open" | "Read" | "Write", cause: unknown): Socket.SocketError =>
   new Socket.SocketGenericError({ reason, cause })
+
+/** Why the connection a run read is gone: the Client's error when its state has one, else the state. */
+const dropCause = (state: ClientState): unknown =>
+  state._tag === "Backoff" || state._tag === "Suspended" ? state.error : state
 
 /**
  * The `Socket.Socket` of a Client. Several `run`s may read in turn, not at once: the Client's
@@ -41,7 +69,8 @@ const socketError = (reason: "Open" | "Read" | "Write", cause: unknown): Socket.
  * @since 0.1.0
  * @category constructors
  */
-export const fromClient = (client: Client): Socket.Socket => {
+export const fromClient = (client: Client, socketOptions: SocketOptions = {}): Socket.Socket => {
+  const perConnection = socketOptions.perConnection === true
   const runRaw = <_, E = never, R = never>(
     handler: (_: string | Uint8Array) => Effect.Effect<_, E, R> | void,
     options?: { readonly onOpen?: Effect.Effect<void> | undefined }
@@ -51,6 +80,8 @@ export const fromClient = (client: Client): Socket.Socket => {
         const handlers = yield* Scope.extend(FiberSet.make<unknown, E>(), scope)
         const run = yield* FiberSet.runtime(handlers)<R>()
         yield* Effect.mapError(client.awaitOpen, (error) => socketError("Open", error))
+        // perConnection: the connection this run reads (the Client has one state object per connection).
+        const ours = perConnection ? yield* client.state.get : undefined
         if (options?.onOpen !== undefined) yield* options.onOpen
         // Every message across reconnects; `messages` ends when the Client is closed on purpose.
         const reading = Stream.runForEach(client.messages, (message) =>
@@ -58,9 +89,13 @@ export const fromClient = (client: Client): Socket.Socket => {
             const result = handler(message)
             if (Effect.isEffect(result)) run(result)
           }))
-        // Closed by an error: what ends the reading with a failure.
-        const failed = Stream.runForEach(client.state.changes, (state) =>
-          state._tag === "Closed" && Option.isSome(state.error) ? Effect.fail(socketError("Read", state.error.value)) : Effect.void)
+        // Closed by an error (or, perConnection, the connection read is gone): what ends the reading with a failure.
+        const failed = Stream.runForEach(client.state.changes, (state) => {
+          if (state._tag === "Closed") return Option.isSome(state.error) ? Effect.fail(socketError("Read", state.error.value)) : Effect.void
+          if (!perConnection || (state._tag === "Open" && state === ours)) return Effect.void
+          // The Client's error, or (a reconnect, a failover) the state it moved to at once.
+          return Effect.fail(socketError("Read", dropCause(state)))
+        })
         return yield* Effect.raceFirst(Effect.raceFirst(reading, failed), FiberSet.join(handlers))
       })
     )
@@ -85,7 +120,8 @@ export const fromClient = (client: Client): Socket.Socket => {
 }
 
 /**
- * Provides `Socket.Socket` from a Client made with `options`, for the life of the layer.
+ * Provides `Socket.Socket` from a Client made with `options` (and the Socket's `perConnection`),
+ * for the life of the layer.
  *
  * @example
  * ```ts
@@ -99,5 +135,7 @@ export const fromClient = (client: Client): Socket.Socket => {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Socket.Socket, never, Transport> =>
-  Layer.scoped(Socket.Socket, Effect.map(makeClient(options), fromClient))
+export const layer = (options: Options): Layer.Layer<Socket.Socket, never, Transport> => {
+  const { perConnection, ...clientOptions } = options
+  return Layer.scoped(Socket.Socket, Effect.map(makeClient(clientOptions), (client) => fromClient(client, { perConnection })))
+}

@@ -5,7 +5,8 @@
  */
 import * as Socket from "@effect/platform/Socket"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule } from "effect"
+import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
+import { Client } from "effect-lifeline"
 import * as LifelinePlatform from "effect-lifeline/platform"
 import { TestServer } from "effect-lifeline/testing"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -97,4 +98,78 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
         })))
       expect(error).toBe("handler failed")
     })))
+})
+
+describe("effect-lifeline/platform: perConnection", () => {
+  it.live("a run reads one connection: the server killed, it fails with SocketGenericError Read (lifeline's Disconnected 1006 as cause); the next run reads the next connection; a CloseEvent ends that one cleanly", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const received: Array<string | Uint8Array> = []
+      yield* withSocket({ url: server.url, ...fast, perConnection: true }, (socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          let opened = 0
+          const onOpen = Effect.sync(() => opened++)
+          const first = yield* Effect.fork(Effect.flip(socket.runRaw((data) => {
+            received.push(data)
+          }, { onOpen })))
+          yield* write("one")
+          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* server.kill
+          // Bounded: a run that spans reconnects would never end here.
+          const error = yield* Fiber.join(first).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the run did not end" }))
+          expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
+
+          yield* server.restart
+          const second = yield* Effect.fork(socket.runRaw((data) => {
+            received.push(data)
+          }, { onOpen }))
+          yield* write("two")
+          for (let turn = 0; turn < 400 && received.length < 2; turn++) yield* Effect.sleep("5 millis")
+          yield* write(new Socket.CloseEvent(1000, "done"))
+          yield* Fiber.join(second)
+          expect(opened).toBe(2)
+        })))
+      expect(received).toEqual(["one", "two"])
+    })))
+
+  it.live("perConnection: a fatal close (1008) still fails the run with the Client's error", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const error = yield* withSocket({ url: server.url, ...fast, perConnection: true }, (socket) =>
+        Effect.gen(function*() {
+          const reader = yield* Effect.fork(Effect.flip(socket.runRaw(() => {})))
+          for (let turn = 0; turn < 400 && (yield* server.connections) < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* server.closeAll(1008, "policy")
+          return yield* Fiber.join(reader)
+        }))
+      expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1008 } })
+    })))
+})
+
+describe("effect-lifeline/platform: perConnection and reconnect", () => {
+  it.live("client.reconnect drops the connection a run reads: the run fails with SocketGenericError Read, the Client's Connecting state as cause; the next run reads the new connection", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, ...fast })
+      const socket = LifelinePlatform.fromClient(client, { perConnection: true })
+      const write = yield* socket.writer
+      const opened = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(Effect.flip(socket.runRaw(() => {}, { onOpen: Deferred.succeed(opened, undefined) })))
+      yield* Deferred.await(opened)
+      yield* client.reconnect
+      const error = yield* Fiber.join(first).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the run did not end" }))
+      expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Connecting", attempt: 1 } })
+
+      const received: Array<string | Uint8Array> = []
+      const second = yield* Effect.fork(socket.runRaw((data) => {
+        received.push(data)
+      }))
+      yield* write("again")
+      for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+      yield* write(new Socket.CloseEvent(1000, "done"))
+      yield* Fiber.join(second)
+      expect(received).toEqual(["again"])
+      expect(yield* server.accepted).toBe(2)
+    }).pipe(Effect.provide(quietNode))))
 })
