@@ -690,8 +690,15 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     life = new Life(client, scope)
     this._life = life
     const current = life
+    // Events are dispatched from the next task on, as a WebSocket's are: a URL that cannot work
+    // fails inside `make`, before the caller could add a listener. The 16 most recent events
+    // that a new subscriber receives first cover what happened until then.
+    const nextTask = Effect.async<void>((resume) => {
+      const timer = setTimeout(() => resume(Effect.void), 0)
+      return Effect.sync(() => clearTimeout(timer))
+    })
     runtime.runSync(Effect.forkIn(
-      Stream.runForEach(client.events, (event) => Effect.sync(() => this._onClientEvent(current, event))),
+      Effect.zipRight(nextTask, Stream.runForEach(client.events, (event) => Effect.sync(() => this._onClientEvent(current, event)))),
       scope
     ))
   }

@@ -141,7 +141,8 @@ export const lifecycle: Scenario<{
   events: Array<string>
   handlers: Array<string>
   readyStates: Array<number>
-  url: string
+  urlAsGiven: boolean
+  sendWhileOpen: boolean
   constants: Array<number>
 }> = async (context) => {
   const socket = make(context)
@@ -154,7 +155,7 @@ export const lifecycle: Scenario<{
   const readyStates = [socket.readyState]
   await next(socket, "open")
   readyStates.push(socket.readyState)
-  socket.send("hello")
+  const sendWhileOpen = socket.send("hello")
   await next(socket, "message")
   await context.server.closeWith(4000, "bye")
   await next(socket, "close")
@@ -169,7 +170,8 @@ export const lifecycle: Scenario<{
     events,
     handlers,
     readyStates,
-    url: socket.url,
+    urlAsGiven: socket.url === context.url,
+    sendWhileOpen,
     constants: [W.CONNECTING, W.OPEN, W.CLOSING, W.CLOSED, socket.CONNECTING, socket.OPEN, socket.CLOSING, socket.CLOSED]
   }
 }
@@ -407,4 +409,32 @@ export const drainAfterClose: Scenario<{ drained: Array<unknown>; afterDrain: nu
   const afterDrain = socket.drainQueuedMessages().length
   await context.server.restart()
   return { drained, afterDrain }
+}
+
+/**
+ * `close()` and `reconnect()` while the handshake is under way: the aborted handshake's late
+ * 'error' (what crashed processes under reconnecting wrappers) never escapes; close events at once.
+ */
+export const abortWhileConnecting: Scenario<{ events: Array<string>; readyState: number }> = async (context) => {
+  await context.server.hang()
+  const socket = make(context)
+  const events = record(socket)
+  await sleep(50)
+  socket.reconnect(4003, "retry now")
+  await sleep(50)
+  socket.close(4004, "give up")
+  await sleep(100)
+  await context.server.behave()
+  return { events, readyState: socket.readyState }
+}
+
+/** A URL that cannot work is final (partysocket retries it for ever): a typed error and a close that says why. */
+export const invalidUrl: Scenario<{ events: Array<string>; readyState: number }> = async (context) => {
+  const socket = new context.WebSocket("http://127.0.0.1:1/not-a-websocket", undefined, { ...fast, ...context.options })
+  const events = record(socket)
+  await next(socket, "close")
+  await sleep(50)
+  const readyState = socket.readyState
+  socket.close()
+  return { events, readyState }
 }
