@@ -139,7 +139,7 @@ for (const transport of transports) {
     it.scopedLive("binaryType: blob by default, ArrayBuffer or Blob as set; a Blob sent keeps its place", () =>
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.binaryType)
-        expect(seen).toEqual({ initial: "blob", kinds: ["ArrayBuffer", "Blob"], bytes: [[7, 8, 9], [7, 8, 9]] })
+        expect(seen).toEqual({ initial: "blob", kinds: ["ArrayBuffer", "Blob"], bytes: [[7, 8, 9], [7, 8, 9]], order: ["before", [1, 2], "after"] })
       }))
   })
 

@@ -292,7 +292,7 @@ export const providers: Scenario<{ urlCalls: number; protocolCalls: number; prot
 }
 
 /** binaryType: "arraybuffer" gives ArrayBuffers, "blob" (the default) Blobs, with the bytes sent. */
-export const binaryType: Scenario<{ initial: string; kinds: Array<string>; bytes: Array<Array<number>> }> = async (context) => {
+export const binaryType: Scenario<{ initial: string; kinds: Array<string>; bytes: Array<Array<number>>; order: Array<unknown> }> = async (context) => {
   const socket = make(context)
   const initial = socket.binaryType
   await next(socket, "open")
@@ -316,8 +316,9 @@ export const binaryType: Scenario<{ initial: string; kinds: Array<string>; bytes
   socket.send(new Blob([new Uint8Array([1, 2])]))
   socket.send("after")
   await until(async () => (await context.server.sent()).length >= 5)
+  const order = (await context.server.sent()).slice(2).map((frame) => typeof frame === "string" ? frame : [...frame])
   await closeAndSettle(socket)
-  return { initial, kinds, bytes }
+  return { initial, kinds, bytes, order }
 }
 
 // --- where lifeline differs from partysocket ----------------------------------------------
