@@ -80,6 +80,12 @@ for (const transport of transports) {
         expect(seen.received.map((frame) => typeof frame === "string" ? frame : [...frame])).toEqual(["a", "bb", [1, 2, 3], "after-open"])
       }))
 
+    it.scopedLive("frames sent just before a close frame are all dispatched, in order, before the close event", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.messagesBeforeClose)
+        expect(seen.events).toEqual(["open", ...Array.from({ length: 50 }, (_, index) => `message:m${index}`), "close:4005:after the burst:clean"])
+      }))
+
     it.scopedLive("startClosed: CLOSED and no connection until reconnect(), then what was sent first goes first", () =>
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.startClosed)

@@ -26,6 +26,8 @@ export interface ServerControl {
   readonly behave: () => Promise<void>
   /** Sends a frame to every connection. */
   readonly send: (frame: string | Uint8Array) => Promise<void>
+  /** Sends these frames, then a close frame, to every connection, all at once (one turn of the server). */
+  readonly sendThenClose: (frames: ReadonlyArray<string>, code: number, reason: string) => Promise<void>
   /** Every frame the server received, in order (binary as bytes). */
   readonly sent: () => Promise<ReadonlyArray<string | Uint8Array>>
   /** Upgrade requests seen, answered or not. */
@@ -438,4 +440,16 @@ export const invalidUrl: Scenario<{ events: Array<string>; readyState: number }>
   const readyState = socket.readyState
   socket.close()
   return { events, readyState }
+}
+
+/** Frames the server sends just before its close frame all arrive, in order, before the close event. */
+export const messagesBeforeClose: Scenario<{ events: Array<string> }> = async (context) => {
+  const socket = make(context)
+  const events = record(socket)
+  await next(socket, "open")
+  const closed = next(socket, "close")
+  await context.server.sendThenClose(Array.from({ length: 50 }, (_, index) => `m${index}`), 4005, "after the burst")
+  await closed
+  await closeAndSettle(socket)
+  return { events: events.slice(0, 52) }
 }
