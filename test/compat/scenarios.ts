@@ -159,10 +159,13 @@ export const lifecycle: Scenario<{
   readyStates.push(socket.readyState)
   const sendWhileOpen = socket.send("hello")
   await next(socket, "message")
+  // Each wait starts before what causes it: over a bridge, the event may come before the call returns.
+  const closed = next(socket, "close")
+  const reopened = next(socket, "open")
   await context.server.closeWith(4000, "bye")
-  await next(socket, "close")
+  await closed
   readyStates.push(socket.readyState)
-  await next(socket, "open")
+  await reopened
   readyStates.push(socket.readyState)
   socket.close(1000, "done")
   readyStates.push(socket.readyState)
@@ -190,8 +193,9 @@ export const queueWhileDown: Scenario<{ returned: Array<boolean>; readyStateDown
   const bufferedWhileDown = socket.bufferedAmount
   // What the open handler sends goes after what was kept.
   socket.onopen = () => socket.send("after-open")
+  const reopened = next(socket, "open")
   await context.server.restart()
-  await next(socket, "open")
+  await reopened
   await until(async () => (await context.server.sent()).length >= 4)
   const received = await context.server.sent()
   await closeAndSettle(socket)
@@ -282,12 +286,15 @@ export const providers: Scenario<{ urlCalls: number; protocolCalls: number; prot
   )
   const protocols: Array<string> = []
   const offered: Array<string> = []
-  for (let round = 0; round < 2; round++) {
-    await next(socket, "open")
-    protocols.push(socket.protocol)
-    offered.push(await context.server.offeredProtocols())
-    if (round === 0) await context.server.closeWith(4000, "next")
-  }
+  const first = next(socket, "open")
+  await first
+  protocols.push(socket.protocol)
+  offered.push(await context.server.offeredProtocols())
+  const second = next(socket, "open")
+  await context.server.closeWith(4000, "next")
+  await second
+  protocols.push(socket.protocol)
+  offered.push(await context.server.offeredProtocols())
   const url = socket.url
   await closeAndSettle(socket)
   return { urlCalls, protocolCalls, protocols, offered, url }
@@ -338,8 +345,9 @@ export const overflow: Scenario<{ returned: Array<boolean>; errors: Array<{ tag:
     if (error._tag === "SendError") errors.push({ tag: error._tag, reason: error.reason ?? "", payload: error.payload })
   })
   const returned = [socket.send("a"), socket.send("b"), socket.send("c")]
+  const reopened = next(socket, "open")
   await context.server.restart()
-  await next(socket, "open")
+  await reopened
   await until(async () => (await context.server.sent()).length >= 2)
   await sleep(50)
   const received = await context.server.sent()
@@ -367,15 +375,17 @@ export const fatalClose: Scenario<{ events: Array<string>; accepted: number; acc
   const socket = make(context)
   const events = record(socket)
   await next(socket, "open")
+  const closed = next(socket, "close")
   await context.server.closeWith(1008, "policy")
-  await next(socket, "close")
+  await closed
   await sleep(200)
   const accepted = await context.server.accepted()
   await closeAndSettle(socket)
   const again = make(context, { shouldReconnectOnClose: () => true })
   await next(again, "open")
+  const reopened = next(again, "open")
   await context.server.closeWith(1008, "policy")
-  await next(again, "open")
+  await reopened
   const acceptedWithOverride = await context.server.accepted()
   await closeAndSettle(again)
   return { events, accepted, acceptedWithOverride }
