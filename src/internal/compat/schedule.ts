@@ -24,7 +24,7 @@ export const reconnectSchedule = (options: DelayOptions): Schedule.Schedule<unkn
     Schedule.modifyDelayEffect((_, delay) =>
       Effect.map(Random.next, (random) => {
         const centre = Math.max(min, Math.min(Duration.toMillis(delay), max / (1 + jitter)))
-        return Duration.millis(Math.min(max, centre))
+        return Duration.millis(Math.min(max, centre * (1 + jitter * random)))
       })
     )
   )
