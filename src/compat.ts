@@ -200,9 +200,6 @@ const sizeOf = (message: LifelineMessage): number => typeof message === "string"
 const toProtocols = (value: string | Array<string> | null | undefined): ReadonlyArray<string> =>
   value === null || value === undefined ? [] : typeof value === "string" ? [value] : value
 
-const thenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
-
 /** A listener threw: report it as the platform reports listener errors, never as an uncaught exception. */
 const reportListenerError = (error: unknown): void => {
   const report: unknown = Reflect.get(globalThis, "reportError")
