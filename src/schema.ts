@@ -10,10 +10,12 @@
  * ones those classes had (`DurationFromSelf`, `DateFromSelf`, `Unknown` causes).
  *
  * ```ts
+ * import { Schema } from "effect"
  * import * as LifelineSchema from "effect-lifeline/schema"
  * const error = Schema.Union(LifelineSchema.ConnectError, LifelineSchema.TimeoutError)
  * ```
  *
+ * @module effect-lifeline/schema
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"

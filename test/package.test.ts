@@ -131,8 +131,8 @@ describe("npm pack", () => {
         "dist/platform.js",
         "dist/platform.d.ts"
       ]))
-      // Every target of `exports` is in the tarball, for ".", "./browser", "./platform", "./schema" and "./testing".
-      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./platform", "./schema", "./testing"])
+      // Every target of `exports` is in the tarball, for ".", "./browser", "./compat", "./platform", "./schema" and "./testing".
+      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./compat", "./platform", "./schema", "./testing"])
       const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
       expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
       expect(paths).not.toContain("dist/stale.js")
@@ -142,5 +142,8 @@ describe("npm pack", () => {
       expect(browser.filter((specifier) => specifier.startsWith("effect/")).length).toBeGreaterThan(0)
       expect(browser.filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
       expect([...bareImportsFrom("index.js")]).toContain("ws")
+      // effect-lifeline/compat: the default build never reaches ws or Node; the "node" one does.
+      expect([...bareImportsFrom("compat.js")].filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
+      expect([...bareImportsFrom("compatNode.js")]).toContain("ws")
     }), 60_000)
 })
