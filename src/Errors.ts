@@ -135,11 +135,12 @@ export class TimeoutError extends Schema.TaggedError<TimeoutError>("lifeline/Tim
  * - `Closed`: the client closed while the message was still queued.
  * - `TooLarge`: the message is larger than the configured maximum.
  * - `WriteFailed`: the transport reported an error while writing the frame.
+ * - `EncodeFailed`: the codec could not encode the value (`payload` is the value, `cause` why); nothing was written.
  *
  * @since 0.1.0
  * @category errors
  */
-export const SendErrorReason = Schema.Literal("NotOpen", "OutboxFull", "Dropped", "Closed", "TooLarge", "WriteFailed")
+export const SendErrorReason = Schema.Literal("NotOpen", "OutboxFull", "Dropped", "Closed", "TooLarge", "WriteFailed", "EncodeFailed")
 
 /**
  * @since 0.1.0
@@ -212,7 +213,10 @@ export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>("life
 }
 
 /**
- * A codec could not read an inbound frame.
+ * A codec could not read an inbound frame: `frame` is the frame as received, `cause` why (a
+ * `ParseError` for the Schema codecs). A Client publishes it as a `DecodeFailed` event and skips
+ * the frame (or, with `decodeErrors: "fail"`, fails `messages` with it); a Connection fails
+ * `messages` with it. The link stays up either way.
  *
  * @since 0.1.0
  * @category errors

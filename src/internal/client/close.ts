@@ -5,7 +5,6 @@
  */
 import { Deferred, Effect, Exit, Fiber, FiberId, Option, Scope } from "effect"
 import { Registry } from "../../CircuitBreaker.js"
-import type { Client } from "../../Client.js"
 import type { Message, Transport } from "../../Transport.js"
 import type { ClientSettings } from "../client.js"
 import { closeCodeOf } from "../connection.js"
@@ -57,7 +56,7 @@ export const closeClient = (client: LiveClient, code?: number, reason?: string):
     return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
   }))
 
-export const makeClient = (settings: ClientSettings): Effect.Effect<Client, never, Scope.Scope | Transport> =>
+export const makeClient = (settings: ClientSettings): Effect.Effect<LiveClient, never, Scope.Scope | Transport> =>
   Effect.gen(function*() {
     // The supervisor runs with this fiber's context and FiberRefs (logger, level, annotations,
     // span), as a forked child would.

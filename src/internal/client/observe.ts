@@ -5,7 +5,7 @@
  * WARN when an error closes the Client; every other transition at DEBUG.
  */
 import { Duration, Effect, FiberRef, LogLevel, Option, Stream, Subscribable } from "effect"
-import type { SendError } from "../../Errors.js"
+import type { DecodeError, SendError } from "../../Errors.js"
 import { ClientEvent } from "../clientState.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "../clientState.js"
 import { Listeners } from "../primitives/listeners.js"
@@ -48,6 +48,11 @@ export class Observer {
 
   publishFailure(error: SendError): void {
     this.publish(ClientEvent.MessageFailed({ error }))
+  }
+
+  /** An inbound frame did not decode (`decodeErrors: "event"`): it was skipped. */
+  publishDecodeFailure(error: DecodeError): void {
+    this.publish(ClientEvent.DecodeFailed({ error }))
   }
 
   /**
