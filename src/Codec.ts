@@ -12,8 +12,7 @@
  *
  * @since 0.1.0
  */
-import { Either, ParseResult } from "effect"
-import type { Schema } from "effect"
+import { Either, Schema } from "effect"
 import { DecodeError, SendError } from "./Errors.js"
 import type { Message } from "./Transport.js"
 
@@ -117,8 +116,8 @@ export const json: {
   <A, I>(schema: Schema.Schema<A, I, never>): Codec<A, A>
   <In, InI, Out, OutI>(inbound: Schema.Schema<In, InI, never>, outbound: Schema.Schema<Out, OutI, never>): Codec<In, Out>
 } = <In, Out>(inbound: Schema.Schema<In, unknown, never>, outbound?: Schema.Schema<Out, unknown, never>): Codec<In, Out> => {
-  const decode = ParseResult.decodeUnknownEither(inbound)
-  const encode = ParseResult.encodeUnknownEither(outbound ?? (inbound as unknown as Schema.Schema<Out, unknown, never>))
+  const decode = Schema.decodeUnknownEither(inbound)
+  const encode = Schema.encodeUnknownEither(outbound ?? (inbound as unknown as Schema.Schema<Out, unknown, never>))
   return make<In, Out>({
     decode: (frame) => decode(JSON.parse(textOf(frame))),
     encode: (value) => Either.map(encode(value), (encoded) => JSON.stringify(encoded))
@@ -135,7 +134,7 @@ export const json: {
  * @category constructors
  */
 export const fromSchema = <A, I extends Message>(schema: Schema.Schema<A, I, never>): Codec<A, A> => {
-  const decode = ParseResult.decodeUnknownEither(schema)
-  const encode = ParseResult.encodeUnknownEither(schema)
+  const decode = Schema.decodeUnknownEither(schema)
+  const encode = Schema.encodeUnknownEither(schema)
   return make<A, A>({ decode, encode })
 }
