@@ -47,6 +47,16 @@ const eventsOf = <T extends Client.ClientEvent["_tag"]>(client: Client.Client<un
     Effect.map(Chunk.toArray)
   )
 
+/** Waits (bounded, real time) until `connection` has received `count` frames: they are all in its buffer. */
+const awaitActivity = (connection: { readonly activity: Effect.Effect<number> }, count: number) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 500; turn++) {
+      if ((yield* connection.activity) >= count) return
+      yield* Effect.sleep("5 millis")
+    }
+    return yield* Effect.dieMessage(`the connection never received ${count} frames`)
+  })
+
 /** Every event from now until the client is Closed: fork it first, `close` the client, then join. */
 const eventsUntilClosed = (client: Client.Client<unknown, never, unknown>) =>
   client.events.pipe(
@@ -141,6 +151,8 @@ describe("Codec on a Connection", () => {
       yield* server.broadcast(`{"symbol":"A","price":1}`)
       yield* server.broadcast(`{"symbol":7}`)
       yield* server.broadcast(`{"symbol":"B","price":2}`)
+      // All three wait in the buffer: one pull takes them together, the frame after the bad one included.
+      yield* awaitActivity(connection, 3)
       const [before, error] = yield* untilFailure(connection.messages)
       expect(before).toEqual([{ symbol: "A", price: 1 }])
       const decodeError = decodeErrorOf(error)
@@ -253,12 +265,21 @@ describe("Codec on a Client", () => {
   it.live(`decodeErrors: "fail" fails messages with the DecodeError; no event, the link stays up and the next run reads on`, () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, codec: ticks, decodeErrors: "fail" })
+      let raw: Connection.Connection | undefined
+      const client = yield* Client.make({
+        url: server.url,
+        codec: ticks,
+        decodeErrors: "fail",
+        onOpen: (connection) => Effect.sync(() => {
+          raw = connection
+        })
+      })
       yield* client.awaitOpen
       const all = yield* eventsUntilClosed(client)
       yield* server.broadcast(`{"symbol":"A","price":1}`)
       yield* server.broadcast(`{"symbol":"A","price":-5}`)
       yield* server.broadcast(`{"symbol":"B","price":2}`)
+      yield* awaitActivity(raw!, 3)
       const messages: Stream.Stream<Tick, DecodeError> = client.messages
       const [before, error] = yield* untilFailure(messages)
       expect(before).toEqual([{ symbol: "A", price: 1 }])
