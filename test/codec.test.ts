@@ -5,13 +5,14 @@
  * never drops the link; a value that does not encode is `SendError EncodeFailed` with the value.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Option, ParseResult, Schema, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Logger, Option, ParseResult, Schema, Stream } from "effect"
 import { Client, Codec, Connection } from "../src/index.js"
 import type { DecodeError, SendError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode, quietNode } from "./support/node.js"
+import * as Example from "../examples/codec.js"
 
 const Tick = Schema.Struct({ symbol: Schema.String, price: Schema.Number.pipe(Schema.nonNegative()) })
 type Tick = typeof Tick.Type
@@ -410,4 +411,17 @@ describe("Codec on a Client", () => {
     })
     expect(Exit.isExit(checks)).toBe(false)
   })
+})
+
+describe("examples/codec.ts", () => {
+  it.scopedLive("a typed price feed: two ticks, and the frame that is no Tick (a negative price) refused, not delivered", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: Example.feed })
+      expect(yield* Example.main(server.url)).toEqual({
+        ticks: [{ symbol: "ACME", price: 101.5 }, { symbol: "ACME", price: 102 }],
+        refused: [`{"symbol":"ACME","price":-1}`]
+      })
+      expect(yield* server.received).toEqual([`{"type":"subscribe","symbol":"ACME"}`])
+      expect(yield* server.accepted).toBe(1)
+    }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger))))
 })
