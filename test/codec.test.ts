@@ -168,6 +168,21 @@ describe("Codec on a Connection", () => {
       expect(yield* server.accepted).toBe(1)
     })).pipe(provideNode))
 
+  it.live("reading on after each DecodeError (docs/guide.md's readOn): every good frame, in order, none twice", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url, { codec: ticks })
+      const readOn = <A, Out>(connection: Connection.Connection<A, Out, DecodeError>): Stream.Stream<A> =>
+        connection.messages.pipe(
+          Stream.catchTag("DecodeError", (error) => Stream.unwrap(Effect.as(Effect.logWarning("skipped", error.frame), readOn(connection))))
+        )
+      const frames = ["A", "bad", "B", "worse", "C"].map((name) => name.length === 1 ? `{"symbol":"${name}","price":1}` : name)
+      yield* Effect.forEach(frames, (frame) => server.broadcast(frame), { discard: true })
+      yield* awaitActivity(connection, frames.length)
+      const read = yield* readOn(connection).pipe(Stream.take(3), Stream.runCollect)
+      expect(Chunk.toArray(read).map((tick) => tick.symbol)).toEqual(["A", "B", "C"])
+    })).pipe(provideNode))
+
   it.live("encode failure: send, write and sink fail with SendError EncodeFailed carrying the value; nothing of it is written", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ handler: "ignore" })
