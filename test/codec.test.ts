@@ -94,6 +94,12 @@ describe("Codec: the codecs themselves", () => {
     expect(Either.isLeft(binary) && binary.left.frame).toBe(bytes)
   })
 
+  it("json: a value with no JSON form (undefined, a bigint) is refused, never sent as an empty frame", () => {
+    const loose = Codec.json(Schema.Unknown)
+    expect(loose.encode(undefined)).toEqual(Either.left(expect.objectContaining({ reason: "EncodeFailed", payload: undefined, cause: expect.any(TypeError) })))
+    expect(loose.encode(1n)).toEqual(Either.left(expect.objectContaining({ reason: "EncodeFailed", payload: 1n, cause: expect.any(TypeError) })))
+  })
+
   it("json with two schemas: the first reads, the second writes", () => {
     const codec = Codec.json(Tick, Schema.Struct({ subscribe: Schema.String }))
     expect(codec.encode({ subscribe: "A" })).toEqual(Either.right(`{"subscribe":"A"}`))
