@@ -7,7 +7,8 @@
 //
 // Each message is encoded once and decoded once (its echo). The echo server runs in its own
 // process. The contenders take turns in a different order each run (`turnOrder`); median of the
-// runs, and each one's ratio to raw.
+// runs, and each one's ratio to raw; and the CPU time this process spent per message (user +
+// system, the connection's whole client side), which a busy machine sways less than the rate.
 //
 //   npm run bench:codec [-- --runs 5 --count 20000 --only raw|codec]
 import { Effect, Schema, Stream } from "effect"
@@ -79,7 +80,15 @@ const ALL: ReadonlyArray<Way> = ["raw", "by hand", "codec"]
 const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined
 const WAYS: ReadonlyArray<Way> = only === undefined ? ALL : ALL.filter((way) => way === only)
 
-const once = (url: string, way: Way): Promise<number> =>
+/** One run: messages per second, and this process's CPU time per message (less swayed by a busy machine). */
+const once = async (url: string, way: Way): Promise<{ readonly rate: number; readonly cpuMicros: number }> => {
+  const cpu = process.cpuUsage()
+  const elapsed = await timed(url, way)
+  const used = process.cpuUsage(cpu)
+  return { rate: (COUNT / elapsed) * 1000, cpuMicros: (used.user + used.system) / COUNT }
+}
+
+const timed = (url: string, way: Way): Promise<number> =>
   Effect.runPromise(Effect.gen(function*() {
     switch (way) {
       case "raw": {
@@ -103,22 +112,28 @@ const main = async (): Promise<void> => {
   const server = await startEchoServer()
   try {
     // Warm-up: one short run each, not counted.
-    for (const way of WAYS) await once(server.url, way)
+    for (const way of WAYS) await timed(server.url, way)
     const rates: Record<Way, Array<number>> = { raw: [], "by hand": [], codec: [] }
+    const cpu: Record<Way, Array<number>> = { raw: [], "by hand": [], codec: [] }
     for (let run = 0; run < RUNS; run++) {
       for (const index of turnOrder(run, WAYS.length)) {
         const way = WAYS[index]!
-        const elapsed = await once(server.url, way)
-        rates[way].push((COUNT / elapsed) * 1000)
+        const result = await once(server.url, way)
+        rates[way].push(result.rate)
+        cpu[way].push(result.cpuMicros)
       }
     }
     const raw = rates.raw.length === 0 ? Number.NaN : median(rates.raw)
+    const rawCpu = cpu.raw.length === 0 ? Number.NaN : median(cpu.raw)
     console.log(`codec: lifeline Connection, pipelined echo of a ${orderText.length}-byte JSON struct, ${COUNT} messages, median of ${RUNS}`)
-    console.log("| way | messages/s | ratio to raw |")
-    console.log("|---|---:|---:|")
+    console.log("| way | messages/s | ratio to raw | client CPU per message | over raw |")
+    console.log("|---|---:|---:|---:|---:|")
     for (const way of WAYS) {
       const rate = median(rates[way])
-      console.log(`| ${way} | ${Math.round(rate).toLocaleString("en-US")} | ${(rate / raw).toFixed(2)}x |`)
+      const micros = median(cpu[way])
+      console.log(
+        `| ${way} | ${Math.round(rate).toLocaleString("en-US")} | ${(rate / raw).toFixed(2)}x | ${micros.toFixed(1)} us | +${(micros - rawCpu).toFixed(1)} us |`
+      )
     }
   } finally {
     await server.stop()
