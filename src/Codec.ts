@@ -120,7 +120,12 @@ export const json: {
   const encode = Schema.encodeUnknownEither(outbound ?? (inbound as unknown as Schema.Schema<Out, unknown, never>))
   return make<In, Out>({
     decode: (frame) => decode(JSON.parse(textOf(frame))),
-    encode: (value) => Either.map(encode(value), (encoded) => JSON.stringify(encoded))
+    encode: (value) =>
+      Either.flatMap(encode(value), (encoded): Either.Either<string, unknown> => {
+        // JSON.stringify gives undefined for what JSON cannot hold (undefined, a function).
+        const text: string | undefined = JSON.stringify(encoded)
+        return text === undefined ? Either.left(new TypeError("the encoded value has no JSON form")) : Either.right(text)
+      })
   })
 }
 
