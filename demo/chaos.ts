@@ -145,7 +145,7 @@ export const chaos: Effect.Effect<void, never, Scope.Scope | Transport.Transport
   const printer = yield* client.events.pipe(
     Stream.runForEach((event) =>
       // MessageFailed only reports messages accepted by `enqueue`; this demo uses `send`.
-      event._tag === "MessageFailed" ? Effect.void : Effect.gen(function*() {
+      event._tag !== "Transition" ? Effect.void : Effect.gen(function*() {
         const at = yield* elapsed
         if (!subscribed && event.from._tag !== "Idle") {
           const state = `${event.from._tag}, ${describeState(event.from)}`

@@ -10,9 +10,11 @@ import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type { Codec } from "./Codec.js"
 import type * as Connection from "./Connection.js"
-import type { CircuitOpenError, SendError } from "./Errors.js"
+import type { CircuitOpenError, DecodeError, SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
+import { CodecClient } from "./internal/codec.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
 import { clientConfig, clientSettings } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
@@ -26,40 +28,55 @@ export type { Overflow } from "./internal/primitives/outbox.js"
 /**
  * A long-lived link. Valid until its scope closes or `close` is called.
  *
+ * `In`: what `messages` yields, `Out`: what `send`, `enqueue` and `sink` take, `E`: the error of
+ * `messages`. All three are the raw ones (frames, no error) unless the client was made with a
+ * `codec` (`E` is `DecodeError` under `decodeErrors: "fail"`).
+ *
  * @since 0.1.0
  * @category models
  */
-export interface Client {
+export interface Client<In = Message, Out = Message, E = never> {
   /** Idle, Connecting, Open, Backoff or Closed: `state.get` now, `state.changes` every transition. Read-only. */
   readonly state: Subscribable.Subscribable<ClientState>
   /**
-   * Every transition (with attempt, delay, error) and every accepted message that failed later.
+   * Every transition (with attempt, delay, error), every accepted message that failed later, and
+   * (with a codec, under `decodeErrors: "event"`) every inbound frame that did not decode.
    * A new subscriber first receives the 16 most recent events, so the first transitions are not
    * lost to a subscriber that attaches after `make`. Sliding: a slow reader loses the oldest
    * events, never blocks the client.
    */
   readonly events: Stream.Stream<ClientEvent>
-  /** Inbound frames across reconnects, one stream for the life of the client; ends on `close`. Single consumer. */
-  readonly messages: Stream.Stream<Message>
+  /**
+   * Inbound frames across reconnects, one stream for the life of the client; ends on `close`.
+   * Single consumer. With a codec, decoded values: a frame that does not decode is skipped and
+   * published as a `DecodeFailed` event (default), or, under `decodeErrors: "fail"`, fails the
+   * stream with `DecodeError` (running `messages` again goes on from the frame after it). The
+   * link stays up either way. Heartbeat answers (`isPong`) are taken out before decoding.
+   */
+  readonly messages: Stream.Stream<In, E>
   /**
    * Sends a frame and completes when the transport reports it written. While disconnected it
    * waits in the outbox (FIFO) and goes out after the next `onOpen`. Fails with `SendError`
    * (`OutboxFull`, `Dropped`, `Closed`, `WriteFailed`), the payload inside, never silently; and
-   * with `CircuitOpenError` at once while Suspended under `whenSuspended: "failFast"`.
+   * with `CircuitOpenError` at once while Suspended under `whenSuspended: "failFast"`. With a
+   * codec, the value is encoded first: one it refuses fails at once with `SendError EncodeFailed`
+   * (the value as `payload`) and is never queued; later errors carry the encoded frame.
    */
-  readonly send: (data: Message) => Effect.Effect<void, SendError | CircuitOpenError>
+  readonly send: (data: Out) => Effect.Effect<void, SendError | CircuitOpenError>
   /**
    * Queues a frame and completes once it is buffered (or written). Fails at once with `OutboxFull`
    * or `Closed` (or `CircuitOpenError`, as `send`); a later failure is published on `events` as
-   * `MessageFailed`, and `close` returns what was still queued.
+   * `MessageFailed`, and `close` returns what was still queued. With a codec, encoded first, as `send`.
    */
-  readonly enqueue: (data: Message) => Effect.Effect<void, SendError | CircuitOpenError>
+  readonly enqueue: (data: Out) => Effect.Effect<void, SendError | CircuitOpenError>
   /**
    * Writes a stream through the outbox with backpressure: each frame waits for room, whatever the
    * overflow strategy, so a burst is held to the pace of the peer instead of failing `OutboxFull`.
    * Completes once every frame is buffered or written; a later failure is a `MessageFailed` event.
+   * With a codec, a value that does not encode fails the sink with `SendError EncodeFailed`, after
+   * the values before it were queued.
    */
-  readonly sink: Sink.Sink<void, Message, never, SendError | CircuitOpenError>
+  readonly sink: Sink.Sink<void, Out, never, SendError | CircuitOpenError>
   /** Waits until the client is Open; fails with the error that Closed it (or, under `failFast`, the `CircuitOpenError` of a Suspended client). */
   readonly awaitOpen: Effect.Effect<void, ClientError>
   /** Drops the current connection and connects again at once, resetting the backoff; restarts a client Closed by an error. */
@@ -67,7 +84,8 @@ export interface Client {
   /**
    * Writes what is queued if connected, closes with `code` (default 1000) and `reason`, stops
    * reconnecting, fails every message still queued with `SendError Closed` and returns their
-   * payloads. Idempotent.
+   * payloads. Idempotent. With a codec too, the payloads are the encoded frames, as they would
+   * have been written (and so are those of `MessageFailed` events).
    */
   readonly close: (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>
   /**
@@ -167,6 +185,28 @@ export interface Options {
 }
 
 /**
+ * A typed client: `Client.make({ url, codec: Codec.json(schema) })`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CodecOptions<In, Out> extends Options {
+  /**
+   * Decodes `messages` and encodes what `send`, `enqueue` and `sink` take (see `Codec`). Applied
+   * at the edge: the outbox, its bounds, `close` and `MessageFailed` deal in encoded frames; the
+   * heartbeat's `message` is sent as it is and `isPong` sees raw frames; `onOpen` gets the raw
+   * Connection.
+   */
+  readonly codec: Codec<In, Out>
+  /**
+   * What a frame that does not decode does: `"event"` (default) skips it and publishes
+   * `DecodeFailed { error }` on `events`; `"fail"` fails `messages` with the `DecodeError` (then
+   * `messages`' error type includes it). The link stays up either way.
+   */
+  readonly decodeErrors?: "event" | "fail"
+}
+
+/**
  * Starts a client in the current scope; it connects at once and keeps connecting until closed.
  * Closing the scope closes it (1000 on success, 1001 on failure) and fails what is still queued.
  * Options that cannot work (a zero capacity, a negative duration, an invalid URL or subprotocol)
@@ -175,9 +215,37 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope | Transport> =>
+export function make<In, Out>(
+  options: CodecOptions<In, Out> & { readonly decodeErrors: "fail" }
+): Effect.Effect<Client<In, Out, DecodeError>, never, Scope.Scope | Transport>
+export function make<In, Out>(
+  options: CodecOptions<In, Out> & { readonly decodeErrors?: "event" }
+): Effect.Effect<Client<In, Out>, never, Scope.Scope | Transport>
+export function make<In, Out>(options: CodecOptions<In, Out>): Effect.Effect<Client<In, Out, DecodeError>, never, Scope.Scope | Transport>
+export function make(options: Options): Effect.Effect<Client, never, Scope.Scope | Transport>
+export function make(options: Options | CodecOptions<unknown, unknown>): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> {
   // Decoded once here: the client's attempts use the decoded connection options as they are.
-  Effect.suspend(() => makeClient(clientSettings(options)))
+  if (!("codec" in options) || options.codec === undefined) return Effect.suspend(() => makeClient(clientSettings(options)))
+  // The codec is a function object, not an option for the options Schema: taken off first.
+  const { codec, decodeErrors = "event", ...rest } = options
+  return Effect.suspend(() => {
+    const settings = clientSettings(rest)
+    const bad = invalidCodec(codec, decodeErrors)
+    return Effect.map(
+      makeClient(bad === undefined || settings.invalid !== undefined ? settings : { ...settings, invalid: bad }),
+      (live) => new CodecClient(live, codec, decodeErrors)
+    )
+  })
+}
+
+/** What is wrong with a codec given from untyped code: the Client then starts Closed with `InvalidOptions`. */
+const invalidCodec = (codec: Codec<unknown, unknown>, decodeErrors: unknown): string | undefined => {
+  if (typeof codec !== "object" || codec === null || typeof codec.decode !== "function" || typeof codec.encode !== "function") {
+    return "codec: expected a Codec (decode and encode functions; see Codec.json and Codec.make)"
+  }
+  if (decodeErrors !== "event" && decodeErrors !== "fail") return `decodeErrors: expected "event" or "fail", got ${JSON.stringify(decodeErrors)}`
+  return undefined
+}
 
 /**
  * Declares a tag for one link, so an app can hold several clients.
@@ -190,10 +258,16 @@ export const make = (options: Options): Effect.Effect<Client, never, Scope.Scope
  * const PricesLive = Client.layer(Prices, { url: "wss://example.com/prices" })
  * ```
  *
+ * // Typed: the client's `In`, `Out` (and `messages`' error) after `Self`.
+ * class Ticks extends Client.Tag("Ticks")<Ticks, Tick, Order>() {}
+ * const TicksLive = Client.layer(Ticks, { url, codec: Codec.json(Tick, Order) })
+ *
  * @since 0.1.0
  * @category tags
  */
-export const Tag = <const Id extends string>(id: Id) => <Self>(): Context.TagClass<Self, Id, Client> => Context.Tag(id)<Self, Client>()
+export const Tag = <const Id extends string>(id: Id) =>
+<Self, In = Message, Out = Message, E = never>(): Context.TagClass<Self, Id, Client<In, Out, E>> =>
+  Context.Tag(id)<Self, Client<In, Out, E>>()
 
 /**
  * Provides a client under your tag for the life of the layer.
@@ -201,8 +275,20 @@ export const Tag = <const Id extends string>(id: Id) => <Self>(): Context.TagCla
  * @since 0.1.0
  * @category layers
  */
-export const layer = <I>(tag: Context.Tag<I, Client>, options: Options): Layer.Layer<I, never, Transport> =>
-  Layer.scoped(tag, make(options))
+export function layer<I, In, Out>(
+  tag: Context.Tag<I, Client<In, Out, DecodeError>>,
+  options: CodecOptions<In, Out>
+): Layer.Layer<I, never, Transport>
+export function layer<I, In, Out>(
+  tag: Context.Tag<I, Client<In, Out>>,
+  options: CodecOptions<In, Out> & { readonly decodeErrors?: "event" }
+): Layer.Layer<I, never, Transport>
+export function layer<I>(tag: Context.Tag<I, Client>, options: Options): Layer.Layer<I, never, Transport>
+// The implementation's: each overload above is checked; a Tag's service type is invariant.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function layer<I>(tag: Context.Tag<I, any>, options: Options | CodecOptions<unknown, unknown>): Layer.Layer<I, never, Transport> {
+  return Layer.scoped(tag, make(options as CodecOptions<unknown, unknown>))
+}
 
 /**
  * Client options read from configuration: `URL` (required), `OPEN_TIMEOUT`, `CLOSE_TIMEOUT`,

@@ -8,7 +8,9 @@
 import type { Context, Duration, Redacted, Scope, Sink, Stream } from "effect"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { ConnectError, Disconnected, SendError, TimeoutError } from "./Errors.js"
+import type { Codec } from "./Codec.js"
+import type { ConnectError, DecodeError, Disconnected, SendError, TimeoutError } from "./Errors.js"
+import { CodecConnection } from "./internal/codec.js"
 import { openConnection } from "./internal/connection.js"
 import type { ReadyState } from "./internal/protocol.js"
 import type { Message, TlsOptions, Transport } from "./Transport.js"
@@ -18,10 +20,14 @@ export type { Message, ReadyState, TlsOptions } from "./Transport.js"
 /**
  * An open WebSocket. Valid until its scope closes.
  *
+ * `In`: what `messages` yields, `Out`: what `send`, `write` and `sink` take, `E`: the error of
+ * `messages`. All three are the raw ones (frames, no error) unless the connection was opened with
+ * a `codec` (then `messages` fails with `DecodeError`).
+ *
  * @since 0.1.0
  * @category models
  */
-export interface Connection {
+export interface Connection<In = Message, Out = Message, E = never> {
   /** The URL, redacted (no userinfo, no query values): safe to log. */
   readonly url: string
   /** The subprotocol the server selected, or "". */
@@ -34,28 +40,36 @@ export interface Connection {
    * Writes one frame and completes when the transport reports it written. OPEN: writes.
    * CONNECTING never happens (a Connection is open when you get it). CLOSING / CLOSED: fails with
    * `SendError NotOpen`. A transport write error fails with `SendError WriteFailed`.
-   * Either way the error carries the payload back.
+   * Either way the error carries the payload back. With a codec, the value is encoded first: one
+   * it refuses fails with `SendError EncodeFailed` (the value as payload) and nothing is written;
+   * the other errors carry the encoded frame.
    */
-  readonly send: (data: Message) => Effect.Effect<void, SendError>
+  readonly send: (data: Out) => Effect.Effect<void, SendError>
   /**
    * Hands one frame to the transport and returns at once, for pipelining. OPEN: queued for
    * writing; CLOSING / CLOSED: fails with `SendError NotOpen`. A later write error ends the
-   * connection and shows in `closed`.
+   * connection and shows in `closed`. With a codec, encoded first, as `send`.
    */
-  readonly write: (data: Message) => Effect.Effect<void, SendError>
+  readonly write: (data: Out) => Effect.Effect<void, SendError>
   /**
    * Writes a stream of frames with backpressure: a frame that would take `bufferedAmount` over
    * the high-water mark (`writeHighWaterMark`, default 1 MiB) is written, then the sink waits
    * until the socket is below the mark again; at most the mark plus one frame is buffered.
+   * With a codec, a value that does not encode fails the sink with `SendError EncodeFailed`
+   * after the values before it were written.
    */
-  readonly sink: Sink.Sink<void, Message, never, SendError>
+  readonly sink: Sink.Sink<void, Out, never, SendError>
   /**
    * Inbound frames, text as strings and binary as bytes. Bounded: when `inboundCapacity` frames
    * or `inboundBytes` bytes wait unread, the Node transport stops reading the socket until the
    * consumer catches up.
    * Ends when the connection closes, after the frames received before the close.
+   *
+   * With a codec, each frame is decoded. At a frame that does not decode, the stream fails with
+   * `DecodeError { frame, cause }` (after the values before it); the connection stays open, and
+   * the next run of `messages` goes on from the frame after it.
    */
-  readonly messages: Stream.Stream<Message>
+  readonly messages: Stream.Stream<In, E>
   /** Completes with how the connection ended; waits until it does. */
   readonly closed: Effect.Effect<Disconnected>
   /**
@@ -117,6 +131,22 @@ export interface Options {
 }
 
 /**
+ * A typed connection: `Connection.connect(url, { codec: Codec.json(schema) })`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CodecOptions<In, Out> extends Options {
+  /**
+   * Decodes `messages` and encodes what `send`, `write` and `sink` take (see `Codec`). A frame
+   * that does not decode fails `messages` with `DecodeError`: a Connection has no events to report
+   * it on, and a frame the app cannot read is its to decide (log it and read on by running
+   * `messages` again, or let the failure end the scope).
+   */
+  readonly codec: Codec<In, Out>
+}
+
+/**
  * Opens a WebSocket. Succeeds when it is OPEN; fails with a `ConnectError` (see its `reason`) or
  * `TimeoutError open`. The socket is released with the scope, whatever its readyState: the close
  * code is 1000 when the scope succeeds and 1001 when it fails or is interrupted. A failed or
@@ -124,14 +154,33 @@ export interface Options {
  *
  * `url` may be an Effect, evaluated once per call (e.g. to sign a fresh token).
  *
+ * With `codec`, the connection is typed: `messages` yields decoded values (and fails with
+ * `DecodeError` at a frame that does not decode), `send` / `write` / `sink` take values and encode
+ * them (`SendError EncodeFailed` for one the codec refuses). `close`, `closed`, `ping` and
+ * `activity` are the same as without.
+ *
  * @since 0.1.0
  * @category constructors
  */
-export const connect = <E = never, R = never>(
+export function connect<In, Out, E = never, R = never>(
   url: string | URL | Effect.Effect<string, E, R>,
-  options: Options = {}
-): Effect.Effect<Connection, ConnectError | TimeoutError | E, Scope.Scope | Transport | R> =>
-  Effect.map(openConnection(url, options), (opened) => opened.connection)
+  options: CodecOptions<In, Out>
+): Effect.Effect<Connection<In, Out, DecodeError>, ConnectError | TimeoutError | E, Scope.Scope | Transport | R>
+export function connect<E = never, R = never>(
+  url: string | URL | Effect.Effect<string, E, R>,
+  options?: Options
+): Effect.Effect<Connection, ConnectError | TimeoutError | E, Scope.Scope | Transport | R>
+export function connect<E = never, R = never>(
+  url: string | URL | Effect.Effect<string, E, R>,
+  options: Options | CodecOptions<unknown, unknown> = {}
+): Effect.Effect<Connection<unknown, never, unknown>, ConnectError | TimeoutError | E, Scope.Scope | Transport | R> {
+  // The codec is a function object, not a connection option (those are decoded by a Schema).
+  if (!("codec" in options) || options.codec === undefined) {
+    return Effect.map(openConnection(url, options), (opened) => opened.connection)
+  }
+  const { codec, ...rest } = options
+  return Effect.map(openConnection(url, rest), (opened) => new CodecConnection(opened.connection, opened.listener.inbound.pull, codec))
+}
 
 /**
  * Provides one Connection under your own tag, for the life of the layer. Compose it with
@@ -149,8 +198,22 @@ export const connect = <E = never, R = never>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <I, E = never, R = never>(
+export function layer<I, In, Out, E = never, R = never>(
+  tag: Context.Tag<I, Connection<In, Out, DecodeError>>,
+  url: string | URL | Effect.Effect<string, E, R>,
+  options: CodecOptions<In, Out>
+): Layer.Layer<I, ConnectError | TimeoutError | E, Transport | R>
+export function layer<I, E = never, R = never>(
   tag: Context.Tag<I, Connection>,
   url: string | URL | Effect.Effect<string, E, R>,
   options?: Options
-): Layer.Layer<I, ConnectError | TimeoutError | E, Transport | R> => Layer.scoped(tag, connect(url, options))
+): Layer.Layer<I, ConnectError | TimeoutError | E, Transport | R>
+export function layer<I, E = never, R = never>(
+  // The implementation's: each overload above is checked; a Tag's service type is invariant.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  tag: Context.Tag<I, any>,
+  url: string | URL | Effect.Effect<string, E, R>,
+  options?: Options | CodecOptions<unknown, unknown>
+): Layer.Layer<I, ConnectError | TimeoutError | E, Transport | R> {
+  return Layer.scoped(tag, connect(url, (options ?? {}) as CodecOptions<unknown, never>))
+}

@@ -156,11 +156,12 @@ export class TimeoutError extends TaggedError("TimeoutError")<{
  * - `Closed`: the client closed while the message was still queued.
  * - `TooLarge`: the message is larger than the configured maximum.
  * - `WriteFailed`: the transport reported an error while writing the frame.
+ * - `EncodeFailed`: the codec could not encode the value (`payload` is the value, `cause` why); nothing was written.
  *
  * @since 0.1.0
  * @category errors
  */
-export const SendErrorReason = ["NotOpen", "OutboxFull", "Dropped", "Closed", "TooLarge", "WriteFailed"] as const
+export const SendErrorReason = ["NotOpen", "OutboxFull", "Dropped", "Closed", "TooLarge", "WriteFailed", "EncodeFailed"] as const
 
 /**
  * @since 0.1.0
@@ -250,7 +251,10 @@ export class CircuitOpenError extends TaggedError("CircuitOpenError")<{ readonly
 }
 
 /**
- * A codec could not read an inbound frame.
+ * A codec could not read an inbound frame: `frame` is the frame as received, `cause` why (a
+ * `ParseError` for the Schema codecs). A Client publishes it as a `DecodeFailed` event and skips
+ * the frame (or, with `decodeErrors: "fail"`, fails `messages` with it); a Connection fails
+ * `messages` with it. The link stays up either way.
  *
  * @since 0.1.0
  * @category errors

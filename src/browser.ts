@@ -7,6 +7,7 @@
 export * as BrowserTransport from "./BrowserTransport.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
 export * as Client from "./Client.js"
+export * as Codec from "./Codec.js"
 export * as Connection from "./Connection.js"
 export * from "./Errors.js"
 export * as Reconnect from "./Reconnect.js"

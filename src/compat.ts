@@ -793,6 +793,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       if (!life.closing) this._dispatchError(event.error)
       return
     }
+    // No codec here: no frame is ever decoded, so no DecodeFailed.
+    if (event._tag !== "Transition") return
     const { from, to } = event
     if (to._tag === "Connecting") {
       life.lastRetry = to.attempt - 1

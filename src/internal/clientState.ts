@@ -1,7 +1,7 @@
 /** The Client's observable state and events, as tagged unions. */
 import type { Duration, Option } from "effect"
 import * as Data from "effect/Data"
-import type { CircuitOpenError, SendError } from "../Errors.js"
+import type { CircuitOpenError, DecodeError, SendError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 
 /**
@@ -21,10 +21,14 @@ export type ClientState = Data.TaggedEnum<{
 
 export const ClientState = Data.taggedEnum<ClientState>()
 
-/** Every state transition, and every message that failed after it was accepted. */
+/**
+ * Every state transition, every message that failed after it was accepted, and (with a codec)
+ * every inbound frame that did not decode and was skipped.
+ */
 export type ClientEvent = Data.TaggedEnum<{
   Transition: { readonly from: ClientState; readonly to: ClientState }
   MessageFailed: { readonly error: SendError }
+  DecodeFailed: { readonly error: DecodeError }
 }>
 
 export const ClientEvent = Data.taggedEnum<ClientEvent>()

@@ -11,7 +11,6 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { Registry } from "../../CircuitBreaker.js"
-import type { Client } from "../../Client.js"
 import type { Message, Transport } from "../../Transport.js"
 import type { ClientSettings } from "../client.js"
 import { closeCodeOf } from "../connection.js"
@@ -63,7 +62,7 @@ export const closeClient = (client: LiveClient, code?: number, reason?: string):
     return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
   }))
 
-export const makeClient = (settings: ClientSettings): Effect.Effect<Client, never, Scope.Scope | Transport> =>
+export const makeClient = (settings: ClientSettings): Effect.Effect<LiveClient, never, Scope.Scope | Transport> =>
   Effect.gen(function*() {
     // The supervisor runs with this fiber's context and FiberRefs (logger, level, annotations,
     // span), as a forked child would.

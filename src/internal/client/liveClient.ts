@@ -242,16 +242,21 @@ export class LiveClient implements Client {
   }
 
   get messages(): Stream.Stream<Message> {
+    return streamOfPulls(this.inboundChunks)
+  }
+
+  /** The next inbound frames, counted and without pongs: what `messages` (and a codec's decoder) pulls. */
+  get inboundChunks(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
     const isPong = this.settings.isPong
     // Counted and filtered in the pull itself: a Stream.mapChunks stage would add a channel step
     // to every wake of the reader.
-    return streamOfPulls(Effect.map(this.inbound.pull, (chunk) => {
+    return Effect.map(this.inbound.pull, (chunk) => {
       Metrics.messagesIn.unsafeUpdate(chunk.length, NO_TAGS)
       let bytes = 0
       for (const message of chunk) bytes += approximateBytes(message)
       Metrics.bytesIn.unsafeUpdate(bytes, NO_TAGS)
       return isPong === undefined ? chunk : this.withoutPongs(chunk, isPong)
-    }))
+    })
   }
 
   /**

@@ -11,7 +11,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Subscribable from "effect/Subscribable"
-import type { SendError } from "../../Errors.js"
+import type { DecodeError, SendError } from "../../Errors.js"
 import { ClientEvent } from "../clientState.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "../clientState.js"
 import { Listeners } from "../primitives/listeners.js"
@@ -54,6 +54,11 @@ export class Observer {
 
   publishFailure(error: SendError): void {
     this.publish(ClientEvent.MessageFailed({ error }))
+  }
+
+  /** An inbound frame did not decode (`decodeErrors: "event"`): it was skipped. */
+  publishDecodeFailure(error: DecodeError): void {
+    this.publish(ClientEvent.DecodeFailed({ error }))
   }
 
   /**

@@ -1,0 +1,147 @@
+/**
+ * Typed messages: a `Codec` turns inbound frames into values and values into outbound frames, so
+ * a `Client` or a `Connection` made with one reads `A`s from `messages` and takes `A`s in `send`.
+ * `Codec.json(schema)` for JSON text frames checked by a Schema, `Codec.fromSchema(schema)` for a
+ * Schema whose encoded side is a frame itself (a string, or bytes: a binary protocol), and
+ * `Codec.make` for anything else.
+ *
+ * Both directions are synchronous and return an `Either`: a frame costs one function call, no
+ * Effect. A frame that does not decode is a `DecodeError { frame, cause }`; a value that does not
+ * encode is a `SendError` with reason `EncodeFailed`, the value as `payload`, refused before
+ * anything is written.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import type { DecodeError, SendError } from "./Errors.js"
+import { decodeFailed, encodeFailed } from "./internal/codecErrors.js"
+import type { Message } from "./Transport.js"
+
+/**
+ * Reads inbound frames as `In`, writes `Out` values as frames. `In` is what `messages` yields,
+ * `Out` what `send` takes (named for the direction, not Schema's `<Type, Encoded>`). The two
+ * differ when the peer's messages and yours are not the same type (`Codec.json(inbound, outbound)`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Codec<In, Out = In> {
+  /** One inbound frame: the value, or why it is not one. */
+  readonly decode: (frame: Message) => Either.Either<In, DecodeError>
+  /** One outbound value: the frame to write, or `SendError EncodeFailed` carrying the value. */
+  readonly encode: (value: Out) => Either.Either<Message, SendError>
+}
+
+export {
+  /**
+   * The error of a frame `decode` refused: `frame` is the frame as received, `cause` why.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  decodeFailed,
+  /**
+   * The error of a value `encode` refused: `payload` is the value, `cause` why.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  encodeFailed
+} from "./internal/codecErrors.js"
+
+/**
+ * A codec from two functions. Each returns an `Either` whose `Left` is the cause (the reason the
+ * frame or value is refused, e.g. a `ParseError`); a function that throws refuses too, with what
+ * it threw as the cause. The Left becomes `DecodeError { frame, cause }` or
+ * `SendError { reason: "EncodeFailed", payload: value, cause }`.
+ *
+ * @example
+ * const upper = Codec.make<string>({
+ *   decode: (frame) => typeof frame === "string" ? Either.right(frame.toUpperCase()) : Either.left("binary frame"),
+ *   encode: (value) => Either.right(value)
+ * })
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <In, Out = In>(functions: {
+  readonly decode: (frame: Message) => Either.Either<In, unknown>
+  readonly encode: (value: Out) => Either.Either<Message, unknown>
+}): Codec<In, Out> => {
+  const { decode, encode } = functions
+  return {
+    decode: (frame) => {
+      let result: Either.Either<In, unknown>
+      try {
+        result = decode(frame)
+      } catch (thrown) {
+        return Either.left(decodeFailed(frame, thrown))
+      }
+      return Either.isRight(result) ? result as Either.Either<In, never> : Either.left(decodeFailed(frame, result.left))
+    },
+    encode: (value) => {
+      let result: Either.Either<Message, unknown>
+      try {
+        result = encode(value)
+      } catch (thrown) {
+        return Either.left(encodeFailed(value, thrown))
+      }
+      return Either.isRight(result) ? result as Either.Either<Message, never> : Either.left(encodeFailed(value, result.left))
+    }
+  }
+}
+
+// One decoder for every codec: `fatal`, so bytes that are not UTF-8 are a DecodeError, not U+FFFD.
+let utf8: TextDecoder | undefined
+
+const textOf = (frame: Message): string => typeof frame === "string" ? frame : (utf8 ??= new TextDecoder("utf-8", { fatal: true })).decode(frame)
+
+/**
+ * JSON in text frames, checked by a Schema both ways. Decoding: the frame's text (a binary frame
+ * is read as UTF-8), `JSON.parse`, then the schema's decoding (extra fields are ignored, as
+ * Schema does by default). Encoding: the schema's encoding (which checks the value: a refinement
+ * it fails is `SendError EncodeFailed`), then `JSON.stringify`, sent as a text frame. The schema
+ * needs no context (`R = never`): it runs synchronously, once per frame.
+ *
+ * With two schemas, the first reads the peer's messages and the second checks yours.
+ *
+ * @example
+ * const Tick = Schema.Struct({ symbol: Schema.String, price: Schema.Number })
+ * const client = yield* Client.make({ url, codec: Codec.json(Tick) })
+ * // client.messages: Stream<{ symbol: string; price: number }>
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const json: {
+  <A, I>(schema: Schema.Schema<A, I, never>): Codec<A, A>
+  <In, InI, Out, OutI>(inbound: Schema.Schema<In, InI, never>, outbound: Schema.Schema<Out, OutI, never>): Codec<In, Out>
+} = <In, Out>(inbound: Schema.Schema<In, unknown, never>, outbound?: Schema.Schema<Out, unknown, never>): Codec<In, Out> => {
+  const decode = Schema.decodeUnknownEither(inbound)
+  const encode = Schema.encodeUnknownEither(outbound ?? (inbound as unknown as Schema.Schema<Out, unknown, never>))
+  return make<In, Out>({
+    decode: (frame) => decode(JSON.parse(textOf(frame))),
+    encode: (value) =>
+      Either.flatMap(encode(value), (encoded): Either.Either<string, unknown> => {
+        // JSON.stringify gives undefined for what JSON cannot hold (undefined, a function).
+        const text: string | undefined = JSON.stringify(encoded)
+        return text === undefined ? Either.left(new TypeError("the encoded value has no JSON form")) : Either.right(text)
+      })
+  })
+}
+
+/**
+ * A Schema whose encoded side is the frame itself: `Schema<A, string>` for a text protocol (e.g.
+ * `Schema.parseJson(schema)`, or `Schema.NumberFromString`), `Schema<A, Uint8Array>` for a binary
+ * one (a `Schema.transformOrFail` from `Schema.Uint8ArrayFromSelf` that reads and writes the bytes
+ * with a `DataView`: no dependency). A frame of the other kind fails the schema: a `DecodeError`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromSchema = <A, I extends Message>(schema: Schema.Schema<A, I, never>): Codec<A, A> => {
+  const decode = Schema.decodeUnknownEither(schema)
+  const encode = Schema.encodeUnknownEither(schema)
+  return make<A, A>({ decode, encode })
+}

@@ -1,0 +1,286 @@
+/**
+ * A codec at the public edge: a Connection or a Client whose `messages` decodes and whose `send`,
+ * `write`, `enqueue` and `sink` encode, wrapped around the raw one. Nothing below the edge knows
+ * of codecs: the outbox, the inbound bounds, `close`'s payloads and `MessageFailed` events deal in
+ * encoded frames; the heartbeat's `isPong` sees raw frames, before decoding.
+ */
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
+import type { Option, Subscribable } from "effect"
+import type { Client } from "../Client.js"
+import type { Codec } from "../Codec.js"
+import { decodeFailed, encodeFailed } from "./codecErrors.js"
+import type { Connection } from "../Connection.js"
+import type { CircuitOpenError, DecodeError, Disconnected, SendError } from "../Errors.js"
+import type { ClientError } from "../Reconnect.js"
+import type { Message } from "../Transport.js"
+import type { ClientEvent, ClientState } from "./clientState.js"
+import type { LiveClient } from "./client/liveClient.js"
+import type { ReadyState } from "./protocol.js"
+
+/** `codec.encode`, and a codec made by hand that throws refuses the value too. */
+const encodeOne = <Out>(codec: Codec<unknown, Out>, value: Out): Either.Either<Message, SendError> => {
+  try {
+    return codec.encode(value)
+  } catch (thrown) {
+    return Either.left(encodeFailed(value, thrown))
+  }
+}
+
+const decodeOne = <In>(codec: Codec<In, never>, frame: Message): Either.Either<In, DecodeError> => {
+  try {
+    return codec.decode(frame)
+  } catch (thrown) {
+    return Either.left(decodeFailed(frame, thrown))
+  }
+}
+
+/** Encodes `value` when the Effect runs, then hands the frame to `next`; a refused value fails with `SendError EncodeFailed`. */
+export const encodeThen = <Out, E>(
+  codec: Codec<unknown, Out>,
+  value: Out,
+  next: (frame: Message) => Effect.Effect<void, E>
+): Effect.Effect<void, E | SendError> =>
+  Effect.suspend((): Effect.Effect<void, E | SendError> => {
+    const result = encodeOne(codec, value)
+    return Either.isRight(result) ? next(result.right) : Effect.fail(result.left)
+  })
+
+/**
+ * `inner` (a sink of frames) behind the codec. Each chunk is encoded whole; at a value that does
+ * not encode, the values before it go to `inner` and the sink then fails with `SendError
+ * EncodeFailed` for that value, so nothing before it is lost and nothing after it is written.
+ */
+export const encodingSink = <Out, E>(
+  codec: Codec<unknown, Out>,
+  inner: Sink.Sink<void, Message, never, E>
+): Sink.Sink<void, Out, never, E | SendError> => {
+  const encoder: Channel.Channel<Chunk.Chunk<Message>, Chunk.Chunk<Out>, SendError, never, unknown, unknown> = Channel
+    .readWithCause({
+      onInput: (chunk: Chunk.Chunk<Out>) => {
+        const values = Chunk.toReadonlyArray(chunk)
+        const frames: Array<Message> = new Array(values.length)
+        for (let index = 0; index < values.length; index++) {
+          const result = encodeOne(codec, values[index]!)
+          if (Either.isLeft(result)) {
+            frames.length = index
+            const failed = Channel.fail(result.left)
+            return index === 0 ? failed : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(frames)), failed)
+          }
+          frames[index] = result.right
+        }
+        return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(frames)), encoder)
+      },
+      onFailure: (cause) => Channel.failCause(cause),
+      onDone: (done) => Channel.succeed(done)
+    })
+  // pipeToOrFail: the failure reaches `inner` after the frames before it, and fails the sink.
+  return Sink.fromChannel(Channel.pipeToOrFail(encoder, Sink.toChannel(inner)))
+}
+
+/**
+ * Reads frames through the codec. A frame that does not decode goes to `onFailure` and is skipped
+ * (a Client's `decodeErrors: "event"`); without `onFailure` the stream emits the frames decoded
+ * before it, then fails with its `DecodeError`, and keeps the frames after it: the next run of
+ * `messages` starts with them, so re-reading after a failure loses nothing but the bad frame.
+ */
+export class Decoder<In> {
+  /** The failure a stream is to fail with next, and the frames that came after it. */
+  private failure: DecodeError | undefined = undefined
+  private rest: Chunk.Chunk<Message> | undefined = undefined
+
+  constructor(
+    private readonly codec: Codec<In, never>,
+    private readonly onFailure: ((error: DecodeError) => void) | undefined
+  ) {}
+
+  private decodeChunk(chunk: Chunk.Chunk<Message>): Chunk.Chunk<In> {
+    const frames = Chunk.toReadonlyArray(chunk)
+    const values: Array<In> = []
+    for (let index = 0; index < frames.length; index++) {
+      const result = decodeOne(this.codec, frames[index]!)
+      if (Either.isRight(result)) {
+        values.push(result.right)
+        continue
+      }
+      if (this.onFailure !== undefined) {
+        this.onFailure(result.left)
+        continue
+      }
+      this.failure = result.left
+      if (index + 1 < frames.length) this.rest = Chunk.unsafeFromArray(frames.slice(index + 1))
+      break
+    }
+    return Chunk.unsafeFromArray(values)
+  }
+
+  /** The decoded stream over `pull` (the raw inbound: a chunk of frames, or `None` at the end). */
+  stream(pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>): Stream.Stream<In, DecodeError> {
+    const next = Effect.orElseSucceed(Effect.map(pull, (chunk) => this.decodeChunk(chunk)), () => undefined)
+    const step = Effect.suspend((): Effect.Effect<Chunk.Chunk<In> | undefined, DecodeError> => {
+      const failure = this.failure
+      if (failure !== undefined) {
+        this.failure = undefined
+        return Effect.fail(failure)
+      }
+      const rest = this.rest
+      if (rest === undefined) return next
+      this.rest = undefined
+      return Effect.succeed(this.decodeChunk(rest))
+    })
+    const loop: Channel.Channel<Chunk.Chunk<In>, unknown, DecodeError, unknown, void, unknown> = Channel.flatMap(
+      Channel.fromEffect(step),
+      (chunk) =>
+        chunk === undefined ? Channel.void : Chunk.isEmpty(chunk) ? loop : Channel.flatMap(Channel.write(chunk), () => loop)
+    )
+    return Stream.fromChannel(loop)
+  }
+}
+
+const NodeInspectSymbol = Symbol.for("nodejs.util.inspect.custom")
+
+const renderingOf = (raw: unknown): unknown =>
+  typeof raw === "object" && raw !== null && "toJSON" in raw && typeof raw.toJSON === "function" ? raw.toJSON() : raw
+
+/** A Connection behind a codec. `close` and everything else are the raw connection's. */
+export class CodecConnection<In, Out> implements Connection<In, Out, DecodeError> {
+  private readonly decoder: Decoder<In>
+  private boundSend: ((value: Out) => Effect.Effect<void, SendError>) | undefined = undefined
+  private boundWrite: ((value: Out) => Effect.Effect<void, SendError>) | undefined = undefined
+
+  constructor(
+    private readonly raw: Connection,
+    private readonly pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>,
+    private readonly codec: Codec<In, Out>
+  ) {
+    this.decoder = new Decoder(codec, undefined)
+  }
+
+  toJSON(): unknown {
+    return renderingOf(this.raw)
+  }
+
+  [NodeInspectSymbol](): unknown {
+    return this.toJSON()
+  }
+
+  get url(): string {
+    return this.raw.url
+  }
+
+  get protocol(): string {
+    return this.raw.protocol
+  }
+
+  get readyState(): Effect.Effect<ReadyState> {
+    return this.raw.readyState
+  }
+
+  get bufferedAmount(): Effect.Effect<number> {
+    return this.raw.bufferedAmount
+  }
+
+  get closed(): Effect.Effect<Disconnected> {
+    return this.raw.closed
+  }
+
+  get close(): (code?: number, reason?: string) => Effect.Effect<Disconnected> {
+    return this.raw.close
+  }
+
+  get ping(): Effect.Effect<boolean> {
+    return this.raw.ping
+  }
+
+  get activity(): Effect.Effect<number> {
+    return this.raw.activity
+  }
+
+  get messages(): Stream.Stream<In, DecodeError> {
+    return this.decoder.stream(this.pull)
+  }
+
+  get send(): (value: Out) => Effect.Effect<void, SendError> {
+    const send = this.raw.send
+    return this.boundSend ??= (value) => encodeThen(this.codec, value, send)
+  }
+
+  get write(): (value: Out) => Effect.Effect<void, SendError> {
+    const write = this.raw.write
+    return this.boundWrite ??= (value) => encodeThen(this.codec, value, write)
+  }
+
+  get sink(): Sink.Sink<void, Out, never, SendError> {
+    return encodingSink(this.codec, this.raw.sink)
+  }
+}
+
+/** A Client behind a codec; `E` is `messages`' error: `DecodeError` under `decodeErrors: "fail"`. */
+export class CodecClient<In, Out, E> implements Client<In, Out, E> {
+  private readonly decoder: Decoder<In>
+  private boundSend: ((value: Out) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
+  private boundEnqueue: ((value: Out) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
+
+  constructor(private readonly live: LiveClient, private readonly codec: Codec<In, Out>, decodeErrors: "event" | "fail") {
+    this.decoder = new Decoder(codec, decodeErrors === "event" ? (error) => live.observer.publishDecodeFailure(error) : undefined)
+  }
+
+  toJSON(): unknown {
+    return this.live.toJSON()
+  }
+
+  [NodeInspectSymbol](): unknown {
+    return this.toJSON()
+  }
+
+  get state(): Subscribable.Subscribable<ClientState> {
+    return this.live.state
+  }
+
+  get events(): Stream.Stream<ClientEvent> {
+    return this.live.events
+  }
+
+  get messages(): Stream.Stream<In, E> {
+    // E is DecodeError exactly when the decoder has no onFailure (`decodeErrors: "fail"`).
+    return this.decoder.stream(this.live.inboundChunks) as Stream.Stream<In, E>
+  }
+
+  get send(): (value: Out) => Effect.Effect<void, SendError | CircuitOpenError> {
+    const send = this.live.send
+    return this.boundSend ??= (value) => encodeThen(this.codec, value, send)
+  }
+
+  get enqueue(): (value: Out) => Effect.Effect<void, SendError | CircuitOpenError> {
+    const enqueue = this.live.enqueue
+    return this.boundEnqueue ??= (value) => encodeThen(this.codec, value, enqueue)
+  }
+
+  get sink(): Sink.Sink<void, Out, never, SendError | CircuitOpenError> {
+    return encodingSink(this.codec, this.live.sink)
+  }
+
+  get awaitOpen(): Effect.Effect<void, ClientError> {
+    return this.live.awaitOpen
+  }
+
+  get reconnect(): Effect.Effect<void> {
+    return this.live.reconnect
+  }
+
+  get close(): (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>> {
+    return this.live.close
+  }
+
+  get outboxSize(): Effect.Effect<number> {
+    return this.live.outboxSize
+  }
+
+  get failed(): Effect.Effect<number> {
+    return this.live.failed
+  }
+}
