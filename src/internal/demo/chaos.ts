@@ -4,9 +4,11 @@
 // for: sent = written + failed (by reason), and what was echoed back is a subset of what was written.
 import { Clock, Console, Deferred, Duration, Effect, Fiber, FiberSet, LogLevel, Logger, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import type { CircuitOpenError, SendError, SendErrorReason, Transport } from "effect-lifeline"
-import { Client, Reconnect } from "effect-lifeline"
-import { FaultProxy, TestServer } from "effect-lifeline/testing"
+import type { CircuitOpenError, SendError, SendErrorReason } from "../../Errors.js"
+import type * as Transport from "../../Transport.js"
+import * as Client from "../../Client.js"
+import * as Reconnect from "../../Reconnect.js"
+import { FaultProxy, TestServer } from "../../testing/index.js"
 
 // ---------------------------------------------------------------------------------------------
 // Settings

@@ -3,9 +3,11 @@
 // server with a Schedule until it comes back, then sends "hello" and prints the echo.
 import { Clock, Console, Duration, Effect, Option, Ref, Schedule, Stream } from "effect"
 import type { Scope } from "effect"
-import type { ConnectErrorReason, TimeoutError, Transport } from "effect-lifeline"
-import { ConnectError, Connection } from "effect-lifeline"
-import { TestServer } from "effect-lifeline/testing"
+import type { ConnectErrorReason, TimeoutError } from "../../Errors.js"
+import type * as Transport from "../../Transport.js"
+import * as Connection from "../../Connection.js"
+import { ConnectError } from "../../Errors.js"
+import { TestServer } from "../../testing/index.js"
 
 type OpenError = ConnectError | TimeoutError
 
