@@ -52,8 +52,9 @@ const cliLogger = (json: boolean, io: Io) =>
   Logger.make(({ logLevel, message }) => {
     const text = String(Array.isArray(message) ? message.join(" ") : message)
     if (TRANSITION_LOG.test(text)) return
-    if (json) io.out(JSON.stringify({ type: "warning", level: logLevel.label, message: text }))
-    else io.err(`effect-lifeline: ${logLevel.label.toLowerCase()}: ${text}`)
+    const said = text.replace(/^lifeline: /, "").replace(/\s*[\r\n]+\s*/g, " ")
+    if (json) io.out(JSON.stringify({ type: "log", level: logLevel.label, message: said }))
+    else io.err(`effect-lifeline: ${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${said}`)
   })
 
 const readCa = (file: string): Effect.Effect<string, string> =>
