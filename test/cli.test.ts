@@ -50,6 +50,8 @@ interface Cli {
   readonly write: (text: string) => Effect.Effect<void>
   readonly end: Effect.Effect<void>
   readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
+  /** Closes our end of the child's stdout, as `| head -1` does once it has its line. */
+  readonly closeStdout: Effect.Effect<void>
   /** Waits (at most 10 s) until `predicate` holds for the complete lines of `stream`. */
   readonly waitFor: (stream: "stdout" | "stderr", predicate: (lines: ReadonlyArray<string>) => boolean) => Effect.Effect<void>
   /** Waits (at most 20 s) for the process to end and its output to be read. */
@@ -108,6 +110,7 @@ const cli = (args: ReadonlyArray<string>, launch: Launch = { via: "bundle" }): E
       write: (text) => Effect.sync(() => void child.stdin.write(text)),
       end: Effect.sync(() => void child.stdin.end()),
       signal: (signal) => Effect.sync(() => void child.kill(signal)),
+      closeStdout: Effect.sync(() => void child.stdout.destroy()),
       waitFor: (stream, predicate) =>
         Effect.gen(function*() {
           for (let turn = 0; turn < WAIT_TURNS; turn++) {
@@ -300,6 +303,47 @@ describe("connect: a session", () => {
       expect(exited.stderr).toEqual(["effect-lifeline: 2 lines not sent"])
     }))
 
+  it.scopedLive("--heartbeat 200: a peer that stops answering pings is dropped after 200 ms of silence and 200 ms more", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const child = yield* cli(["connect", "--heartbeat", "200", server.url])
+      yield* child.waitFor("stderr", (lines) => lines.some((line) => line.startsWith("* open")))
+      yield* server.stopPonging
+      yield* child.waitFor("stderr", (lines) => lines.some((line) => line.startsWith("* backoff")))
+      expect(child.stderr().find((line) => line.startsWith("* backoff"))).toMatch(
+        new RegExp(`^\\* backoff: attempt 2 in .+, after TimeoutError: heartbeat timed out after 200ms on ${server.url.replace(/[.]/g, "\\.")}/$`)
+      )
+      yield* child.end
+      expect((yield* child.exited).code).toBe(0)
+    }))
+
+  it.scopedLive("--wait 1000: after stdin's end, a reply that comes 200 ms later is still printed", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({
+        handler: (message, reply) => void setTimeout(() => reply(`late ${String(message)}`), 200)
+      })
+      for (const [args, stdout] of [[[], []], [["--wait", "1000"], ["late hello"]]] as const) {
+        const child = yield* cli(["connect", ...args, server.url])
+        yield* child.write("hello\n")
+        yield* child.end
+        const exited = yield* child.exited
+        expect(exited.code).toBe(0)
+        expect(exited.stdout).toEqual(stdout)
+      }
+    }))
+
+  it.scopedLive("a closed stdout (| head -1) ends the program quietly, without a stack trace", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const child = yield* cli(["connect", server.url])
+      yield* child.waitFor("stderr", (lines) => lines.some((line) => line.startsWith("* open")))
+      yield* child.closeStdout
+      for (let i = 0; i < 5; i++) yield* server.broadcast(`message ${i}`)
+      const exited = yield* child.exited
+      expect(exited.code).toBe(0)
+      expect(exited.stderr).toEqual([`* connecting to ${server.url}/ (attempt 1)`, `* open ${server.url}/ (attempt 1)`])
+    }))
+
   it.scopedLive("SIGINT closes the connection and exits 130", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
@@ -388,15 +432,19 @@ describe("exit codes", () => {
       expect(cliLines(exited.stderr)[0]).toMatch(/^effect-lifeline: ConnectError: ProtocolViolation connecting to /)
     }))
 
-  it.scopedLive("8: --no-reconnect and nothing listens: one attempt, ConnectionRefused", () =>
+  it.scopedLive("8: --no-reconnect and nothing listens: one attempt, ConnectionRefused; the URL's secrets are redacted", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
       yield* server.kill
-      const exited = yield* runToExit(["connect", "--no-reconnect", server.url])
+      const exited = yield* runToExit(["connect", "--no-reconnect", `ws://user:pa55@127.0.0.1:${server.port}/feed?token=s3cret`])
       expect(exited.code).toBe(8)
       expect(exited.stderr.filter((line) => line.startsWith("* connecting"))).toHaveLength(1)
       expect(cliLines(exited.stderr)).toHaveLength(1)
-      expect(cliLines(exited.stderr)[0]).toMatch(/^effect-lifeline: ConnectError: ConnectionRefused connecting to /)
+      expect(cliLines(exited.stderr)[0]).toBe(
+        `effect-lifeline: ConnectError: ConnectionRefused connecting to ws://redacted@127.0.0.1:${server.port}/feed?token=redacted: ` +
+          `connect ECONNREFUSED 127.0.0.1:${server.port}; nothing listens there; retrying helps if the server is starting`
+      )
+      expect(exited.stderr.join("\n")).not.toMatch(/s3cret|pa55|user/)
     }))
 
   it.scopedLive("0 and 8 with --no-reconnect: the server closes with 1000, or with 1012", () =>

@@ -30,11 +30,8 @@ export interface Io {
   readonly onSignal: (listener: (signal: "SIGINT" | "SIGTERM") => void) => () => void
 }
 
-/** Why the session ends. */
-type Outcome =
-  | { readonly _tag: "StdinEnded" }
-  | { readonly _tag: "ClientClosed" }
-  | { readonly _tag: "Signal"; readonly code: number }
+/** Why the session ends (a signal may also cut the drain that follows stdin's end). */
+type Outcome = "StdinEnded" | "ClientClosed" | "Signal"
 
 /** How long the end of the program waits for the close to show and the last messages to print. */
 const SETTLE_MILLIS = 2_000
@@ -92,6 +89,9 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
     // Set when the Closed transition is printed.
     let closedBy: Option.Option<ClientError> | undefined = undefined
     const finished = yield* Deferred.make<Outcome>()
+    // The exit code of the first SIGINT / SIGTERM, if one came.
+    let signalled: number | undefined = undefined
+    const interrupted = yield* Deferred.make<void>()
     const closed = yield* Deferred.make<Option.Option<ClientError>>()
 
     const tls = ca === undefined && !command.insecure
@@ -135,7 +135,7 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
           if (to._tag === "Closed") {
             closedBy = to.error
             Deferred.unsafeDone(closed, Exit.succeed(to.error))
-            Deferred.unsafeDone(finished, Exit.succeed<Outcome>({ _tag: "ClientClosed" }))
+            Deferred.unsafeDone(finished, Exit.succeed<Outcome>("ClientClosed"))
           }
         })
       ),
@@ -160,30 +160,37 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
           if (error instanceof SendError) print(failedLine(error), failedJson(error))
         })
       ),
-      Effect.ensuring(Effect.sync(() => Deferred.unsafeDone(finished, Exit.succeed<Outcome>({ _tag: "StdinEnded" })))),
+      Effect.ensuring(Effect.sync(() => Deferred.unsafeDone(finished, Exit.succeed<Outcome>("StdinEnded")))),
       Effect.forkScoped
     )
     yield* Effect.acquireRelease(
       Effect.sync(() =>
-        io.onSignal((signal) =>
-          Deferred.unsafeDone(
-            finished,
-            Exit.succeed<Outcome>({ _tag: "Signal", code: signal === "SIGINT" ? ExitCode.Interrupted : ExitCode.Terminated })
-          )
-        )
+        io.onSignal((signal) => {
+          signalled = signal === "SIGINT" ? ExitCode.Interrupted : ExitCode.Terminated
+          Deferred.unsafeDone(interrupted, Exit.void)
+          Deferred.unsafeDone(finished, Exit.succeed<Outcome>("Signal"))
+        })
       ),
       (stop) => Effect.sync(stop)
     )
 
     const outcome = yield* Deferred.await(finished)
     const isClosed = Deferred.isDone(closed)
-    if (outcome._tag === "StdinEnded") {
-      // Everything accepted written, or the deadline, or the client closed by an error.
+    if (outcome === "StdinEnded") {
+      // Everything accepted written, or the deadline, or the client closed by an error, or a signal.
       const deadline = (yield* Clock.currentTimeMillis) + command.drainTimeoutMillis
-      while ((yield* client.outboxSize) > 0 && !(yield* isClosed) && (yield* Clock.currentTimeMillis) < deadline) {
+      while (
+        (yield* client.outboxSize) > 0 && !(yield* isClosed) && signalled === undefined &&
+        (yield* Clock.currentTimeMillis) < deadline
+      ) {
         yield* Effect.sleep(DRAIN_POLL_MILLIS)
       }
-      if (command.waitMillis > 0) yield* Effect.timeout(Deferred.await(closed), command.waitMillis).pipe(Effect.ignore)
+      if (command.waitMillis > 0) {
+        yield* Effect.raceFirst(Deferred.await(closed), Deferred.await(interrupted)).pipe(
+          Effect.timeout(command.waitMillis),
+          Effect.ignore
+        )
+      }
     }
     // Writes what is queued if open, closes with 1000; what is still queued fails and is reported.
     yield* client.close(1000)
@@ -198,7 +205,7 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
 
     const error = closedBy ?? Option.none()
     if (Option.isSome(error)) io.err(`effect-lifeline: ${describeError(error.value)}`)
-    let code: number = outcome._tag === "Signal" ? outcome.code : Option.match(error, { onNone: () => ExitCode.Ok, onSome: exitCodeOf })
+    let code: number = signalled ?? Option.match(error, { onNone: () => ExitCode.Ok, onSome: exitCodeOf })
     if (code === ExitCode.Ok && failed > 0) {
       io.err(`effect-lifeline: ${failed} line${failed === 1 ? "" : "s"} not sent`)
       code = ExitCode.LinesNotSent
