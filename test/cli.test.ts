@@ -363,7 +363,7 @@ describe("connect: a session", () => {
 // Exit codes: one per reason, each with one line on stderr that names it
 
 describe("exit codes", () => {
-  it.scopedLive("2: an unknown option, a missing URL, a bad value, an unreadable --ca file", () =>
+  it.scopedLive("2: an unknown option, a missing URL, a bad value, a --ca file that cannot be read or holds no certificate", () =>
     Effect.gen(function*() {
       const unknown = yield* runToExit(["connect", "--nope", "ws://127.0.0.1:1"])
       expect(unknown.code).toBe(2)
@@ -383,6 +383,10 @@ describe("exit codes", () => {
       const ca = yield* runToExit(["connect", "--ca", join(dir, "missing.pem"), "wss://127.0.0.1:1"])
       expect(ca.code).toBe(2)
       expect(ca.stderr).toEqual([`effect-lifeline: cannot read --ca ${join(dir, "missing.pem")}: ENOENT: no such file or directory, open '${join(dir, "missing.pem")}'`])
+      writeFileSync(join(dir, "not-a-cert.pem"), "not a certificate\n")
+      const notPem = yield* runToExit(["connect", "--ca", join(dir, "not-a-cert.pem"), "wss://127.0.0.1:1"])
+      expect(notPem.code).toBe(2)
+      expect(notPem.stderr).toEqual([`effect-lifeline: --ca ${join(dir, "not-a-cert.pem")} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`])
     }))
 
   it.scopedLive("3: a URL that is not ws:// (InvalidUrl), an invalid subprotocol (InvalidOptions)", () =>

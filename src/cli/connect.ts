@@ -54,11 +54,17 @@ const cliLogger = (json: boolean, io: Io) =>
     else io.err(`effect-lifeline: ${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${said}`)
   })
 
+// Node ignores CA text without a PEM certificate in it: such a file is a usage error here.
 const readCa = (file: string): Effect.Effect<string, string> =>
   Effect.try({
     try: () => readFileSync(file, "utf8"),
     catch: (error) => `cannot read --ca ${file}: ${error instanceof Error ? error.message : String(error)}`
-  })
+  }).pipe(
+    Effect.filterOrFail(
+      (text) => text.includes("-----BEGIN CERTIFICATE-----"),
+      () => `--ca ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`
+    )
+  )
 
 /** Runs one session; succeeds with the exit code. */
 export const connect = (command: ConnectCommand, io: Io): Effect.Effect<number, never, Transport> =>
