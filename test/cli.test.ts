@@ -268,6 +268,21 @@ describe("connect: a session", () => {
       expect(exited.stderr.join("\n")).not.toContain("s3cret")
     }))
 
+  it.scopedLive("stdin ends while the server is down, and it comes back within --drain-timeout: the queued lines are written, exit 0", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const child = yield* cli(["connect", server.url])
+      yield* child.write("queued 1\nqueued 2\n")
+      yield* child.end
+      yield* child.waitFor("stderr", (lines) => lines.some((line) => line.startsWith("* backoff")))
+      yield* server.restart
+      const exited = yield* child.exited
+      expect(exited.code).toBe(0)
+      expect(yield* server.received).toEqual(["queued 1", "queued 2"])
+      expect(exited.stderr.at(-1)).toBe("* closed")
+    }))
+
   it.scopedLive("stdin ends while the server is down: past --drain-timeout each queued line is reported not sent, exit 9", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
