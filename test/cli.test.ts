@@ -4,7 +4,7 @@
 // `--version` test runs src/cli.ts through tsx, and test/package.test.ts runs the built dist/cli.js.
 // Every child is killed in its scope's finalizer if it is still running, and every wait is bounded.
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Either, Redacted } from "effect"
 import type { Scope } from "effect"
 import { build } from "esbuild"
 import { execFileSync, spawn } from "node:child_process"
@@ -12,6 +12,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { parse } from "../src/cli/args.js"
+import type { ConnectCommand } from "../src/cli/args.js"
+import { clientOptions } from "../src/cli/connect.js"
+import { ConnectError, Disconnected } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -587,4 +591,62 @@ describe("the rest of the command line", () => {
       expect(exited.stdout).toContainEqual(expect.stringMatching(/^ {4}check {6}sent \d+ = written \d+ \+ failed \d+; every echo was written, none twice/))
       expect(exited.stdout.at(-1)).toMatch(/^demo finished in \d+ ms$/)
     }), 40_000)
+})
+
+// ---------------------------------------------------------------------------------------------
+// The command line as Client options (no process)
+
+const connectCommand = (...args: Array<string>): ConnectCommand => {
+  const parsed = parse(["connect", ...args, "ws://127.0.0.1:1/"])
+  if (Either.isLeft(parsed) || parsed.right._tag !== "Connect") throw new Error(`not a connect command: ${args.join(" ")}`)
+  return parsed.right
+}
+
+describe("the command line as Client options", () => {
+  const hooks = { opened: () => {}, everOpened: () => false }
+  const rejected = (reason: ConnectError["reason"], status?: number) =>
+    new ConnectError({ reason, url: "ws://127.0.0.1:1/", detail: "", ...(status === undefined ? {} : { status }) })
+
+  it("--heartbeat: absent keeps lifeline's default, 0 turns it off, <ms> sets interval and timeout", () => {
+    expect("heartbeat" in clientOptions(connectCommand(), undefined, hooks)).toBe(false)
+    expect(clientOptions(connectCommand("--heartbeat", "0"), undefined, hooks).heartbeat).toBe(false)
+    expect(clientOptions(connectCommand("--heartbeat", "1500"), undefined, hooks).heartbeat).toEqual({ interval: 1500, timeout: 1500 })
+  })
+
+  it("-H values are Redacted; -s, --ca and --insecure make connection.protocols and tls", () => {
+    const options = clientOptions(connectCommand("-H", "Authorization: Bearer t", "-s", "a", "-s", "b", "--insecure"), "PEM", hooks)
+    const headers = options.headers as Record<string, Redacted.Redacted<string>>
+    expect(Redacted.isRedacted(headers["Authorization"])).toBe(true)
+    expect(Redacted.value(headers["Authorization"]!)).toBe("Bearer t")
+    expect(options.connection).toEqual({ protocols: ["a", "b"], tls: { ca: "PEM", rejectUnauthorized: false } })
+    expect(clientOptions(connectCommand(), undefined, hooks).connection).toEqual({})
+  })
+
+  it("shouldRetry: the default policy, TlsFailed only once opened; --no-reconnect retries nothing", () => {
+    const retry = clientOptions(connectCommand(), undefined, hooks).shouldRetry!
+    expect(retry(rejected("ConnectionRefused"))).toBe(true)
+    expect(retry(rejected("HandshakeRejected", 503))).toBe(true)
+    expect(retry(rejected("HandshakeRejected", 401))).toBe(false)
+    expect(retry(new Disconnected({ code: 1008, reason: "", wasClean: true, initiator: "server" }))).toBe(false)
+    expect(retry(rejected("TlsFailed"))).toBe(false)
+    const opened = clientOptions(connectCommand(), undefined, { ...hooks, everOpened: () => true }).shouldRetry!
+    expect(opened(rejected("TlsFailed"))).toBe(true)
+    const once = clientOptions(connectCommand("--no-reconnect"), undefined, hooks).shouldRetry!
+    expect(once(rejected("ConnectionRefused"))).toBe(false)
+    expect(once(rejected("HandshakeRejected", 503))).toBe(false)
+  })
+
+  it("parse: durations, --binary, -H merging, and the mistakes", () => {
+    const command = connectCommand("--drain-timeout", "250", "-w", "40", "--binary", "base64", "-H", "X-A: 1", "-H", "x-a:2")
+    expect(command).toMatchObject({ drainTimeoutMillis: 250, waitMillis: 40, binary: "base64", headers: [["X-A", "1, 2"]] })
+    expect(connectCommand()).toMatchObject({ drainTimeoutMillis: 10_000, waitMillis: 0, binary: "summary", reconnect: true, json: false })
+    const message = (...argv: Array<string>) => Either.match(parse(argv), { onLeft: (error) => error.message, onRight: () => "" })
+    expect(message("connect", "--binary", "hex", "ws://h")).toBe(`--binary takes "summary" or "base64", got "hex"`)
+    expect(message("connect", "ws://a", "ws://b")).toBe("connect takes one URL, got 2")
+    expect(message("connect", "-s", "", "ws://h")).toBe("-s takes a subprotocol name, got an empty one")
+    expect(message("demo", "--json")).toBe("demo takes no arguments or options, got json")
+    expect(message("listen")).toBe(`unknown command "listen": connect <url> or demo (see --help)`)
+    expect(parse(["help"])).toEqual(Either.right({ _tag: "Help" }))
+    expect(parse(["connect", "-h"])).toEqual(Either.right({ _tag: "Help" }))
+  })
 })

@@ -66,6 +66,38 @@ const readCa = (file: string): Effect.Effect<string, string> =>
     )
   )
 
+/** What the session hears of each open, and asks of it. */
+export interface OpenHooks {
+  /** Called by `onOpen`, before the Open transition is published, with the subprotocol chosen. */
+  readonly opened: (protocol: string) => void
+  readonly everOpened: () => boolean
+}
+
+/** The Client's options for a command line. */
+export const clientOptions = (command: ConnectCommand, ca: string | undefined, hooks: OpenHooks): Client.Options => {
+  const tls = ca === undefined && !command.insecure
+    ? undefined
+    : { ...(ca === undefined ? {} : { ca }), ...(command.insecure ? { rejectUnauthorized: false } : {}) }
+  return {
+    url: command.url,
+    headers: Object.fromEntries(command.headers.map(([name, value]) => [name, Redacted.make(value)])),
+    connection: {
+      ...(command.protocols.length === 0 ? {} : { protocols: command.protocols }),
+      ...(tls === undefined ? {} : { tls })
+    },
+    ...(command.heartbeatMillis === undefined ? {} : {
+      heartbeat: command.heartbeatMillis === 0 ? false : { interval: command.heartbeatMillis, timeout: command.heartbeatMillis }
+    }),
+    // The default policy, but a certificate that fails before the first open will fail again.
+    shouldRetry: command.reconnect
+      ? (error) =>
+        Reconnect.isRetryable(error) && !(error._tag === "ConnectError" && error.reason === "TlsFailed" && !hooks.everOpened())
+      : () => false,
+    onOpen: (opened) => Effect.sync(() => hooks.opened(opened.protocol)),
+    eventsCapacity: 4096
+  }
+}
+
 /** Runs one session; succeeds with the exit code. */
 export const connect = (command: ConnectCommand, io: Io): Effect.Effect<number, never, Transport> =>
   Effect.gen(function*() {
@@ -100,31 +132,13 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
     const interrupted = yield* Deferred.make<void>()
     const closed = yield* Deferred.make<Option.Option<ClientError>>()
 
-    const tls = ca === undefined && !command.insecure
-      ? undefined
-      : { ...(ca === undefined ? {} : { ca }), ...(command.insecure ? { rejectUnauthorized: false } : {}) }
-    const connection = {
-      ...(command.protocols.length === 0 ? {} : { protocols: command.protocols }),
-      ...(tls === undefined ? {} : { tls })
-    }
-    const client = yield* Client.make({
-      url: command.url,
-      headers: Object.fromEntries(command.headers.map(([name, value]) => [name, Redacted.make(value)])),
-      connection,
-      ...(command.heartbeatMillis === undefined ? {} : {
-        heartbeat: command.heartbeatMillis === 0 ? false : { interval: command.heartbeatMillis, timeout: command.heartbeatMillis }
-      }),
-      // The default policy, but a certificate that fails before the first open will fail again.
-      shouldRetry: command.reconnect
-        ? (error) => Reconnect.isRetryable(error) && !(error._tag === "ConnectError" && error.reason === "TlsFailed" && !everOpened)
-        : () => false,
-      onOpen: (opened) =>
-        Effect.sync(() => {
-          protocol = opened.protocol
-          everOpened = true
-        }),
-      eventsCapacity: 4096
-    })
+    const client = yield* Client.make(clientOptions(command, ca, {
+      opened: (selected) => {
+        protocol = selected
+        everOpened = true
+      },
+      everOpened: () => everOpened
+    }))
 
     // Every transition and every line that failed after it was accepted, in order.
     yield* client.events.pipe(
