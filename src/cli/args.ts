@@ -71,8 +71,9 @@ Options of connect:
 
 Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid URL or options, 4 handshake rejected
 (HTTP status), 5 closed by the server with a fatal close code, 6 TLS failed, 7 protocol
-violation, 8 connection failed or lost and not retried, 9 lines not sent, 130 interrupted.
-See docs/cli.md.
+violation, 8 connection failed or lost and not retried, 9 lines not sent, 130 / 143 SIGINT /
+SIGTERM.
+Details: docs/cli.md in the lifeline repository.
 `
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
