@@ -9,7 +9,7 @@ import * as Lifeline from "effect-lifeline"
 import * as Browser from "effect-lifeline/browser"
 import type { ClientError } from "effect-lifeline"
 import * as Testing from "effect-lifeline/testing"
-import { execFile } from "node:child_process"
+import { execFile, execFileSync } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join, normalize } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -113,6 +113,7 @@ describe("npm pack", () => {
         name: string
         version: string
         exports: Record<string, { types: string; default: string }>
+        bin: Record<string, string>
       }
       expect(packed.name).toBe("effect-lifeline")
       expect(packageJson.name).toBe("effect-lifeline")
@@ -129,12 +130,19 @@ describe("npm pack", () => {
         "dist/testing/index.js",
         "dist/testing/index.d.ts",
         "dist/platform.js",
-        "dist/platform.d.ts"
+        "dist/platform.d.ts",
+        "dist/cli.js",
+        "dist/internal/demo/demo.js"
       ]))
       // Every target of `exports` is in the tarball, for ".", "./browser", "./compat", "./platform", "./schema" and "./testing".
       expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./compat", "./platform", "./schema", "./testing"])
       const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
       expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
+      // `npx effect-lifeline`: the bin is in the tarball, starts with its shebang, and runs from dist/.
+      expect(packageJson.bin).toEqual({ "effect-lifeline": "./dist/cli.js" })
+      expect(readFileSync(join(root, "dist", "cli.js"), "utf8").split("\n")[0]).toBe("#!/usr/bin/env node")
+      expect(execFileSync(process.execPath, [join(root, "dist", "cli.js"), "--version"], { encoding: "utf8", timeout: 10_000 }))
+        .toBe(`${packageJson.version}\n`)
       expect(paths).not.toContain("dist/stale.js")
       expect(paths.filter((path) => /^(test|bench|demo|soak|node_modules|\.ci)\//.test(path))).toEqual([])
       // What the browser entry loads never reaches ws; the Node entry does (through NodeTransport).

@@ -1,11 +1,20 @@
 // A tour of Connection.connect's typed failures against an embedded TestServer: each step provokes
 // one failure, catches it by tag, and prints one aligned line. The last step retries a killed
 // server with a Schedule until it comes back, then sends "hello" and prints the echo.
-import { Clock, Console, Duration, Effect, Option, Ref, Schedule, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import type { Scope } from "effect"
-import type { ConnectErrorReason, TimeoutError, Transport } from "effect-lifeline"
-import { ConnectError, Connection } from "effect-lifeline"
-import { TestServer } from "effect-lifeline/testing"
+import type { ConnectErrorReason, TimeoutError } from "../../Errors.js"
+import type * as Transport from "../../Transport.js"
+import * as Connection from "../../Connection.js"
+import { ConnectError } from "../../Errors.js"
+import { TestServer } from "../../testing/index.js"
 
 type OpenError = ConnectError | TimeoutError
 

@@ -2,11 +2,23 @@
 // script that kills the server, rejects handshakes with 503 + retry-after, and blackholes the
 // network. Every state transition is printed as it happens; at the end every message is accounted
 // for: sent = written + failed (by reason), and what was echoed back is a subset of what was written.
-import { Clock, Console, Deferred, Duration, Effect, Fiber, FiberSet, LogLevel, Logger, Option, Stream } from "effect"
+import * as Clock from "effect/Clock"
+import * as Console from "effect/Console"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as LogLevel from "effect/LogLevel"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { Scope } from "effect"
-import type { CircuitOpenError, SendError, SendErrorReason, Transport } from "effect-lifeline"
-import { Client, Reconnect } from "effect-lifeline"
-import { FaultProxy, TestServer } from "effect-lifeline/testing"
+import type { CircuitOpenError, SendError, SendErrorReason } from "../../Errors.js"
+import type * as Transport from "../../Transport.js"
+import * as Client from "../../Client.js"
+import * as Reconnect from "../../Reconnect.js"
+import { FaultProxy, TestServer } from "../../testing/index.js"
 
 // ---------------------------------------------------------------------------------------------
 // Settings
