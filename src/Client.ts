@@ -14,7 +14,7 @@ import type { Codec } from "./Codec.js"
 import type * as Connection from "./Connection.js"
 import type { CircuitOpenError, DecodeError, SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
-import { CodecClient } from "./internal/codec.js"
+import { CodecEdge } from "./internal/codecErrors.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
 import { clientConfig, clientSettings } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
@@ -228,20 +228,22 @@ export function make(options: Options | CodecOptions<unknown, unknown>): Effect.
   if (!("codec" in options) || options.codec === undefined) return Effect.suspend(() => makeClient(clientSettings(options)))
   // The codec is a function object, not an option for the options Schema: taken off first.
   const { codec, decodeErrors = "event", ...rest } = options
-  return Effect.suspend(() => {
+  return Effect.suspend((): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> => {
     const settings = clientSettings(rest)
     const bad = invalidCodec(codec, decodeErrors)
-    return Effect.map(
-      makeClient(bad === undefined || settings.invalid !== undefined ? settings : { ...settings, invalid: bad }),
-      (live) => new CodecClient(live, codec, decodeErrors)
-    )
+    // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
+    if (bad !== undefined) return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })
+    return Effect.map(makeClient(settings), (live) => codec[CodecEdge].client(live, codec, decodeErrors))
   })
 }
 
 /** What is wrong with a codec given from untyped code: the Client then starts Closed with `InvalidOptions`. */
 const invalidCodec = (codec: Codec<unknown, unknown>, decodeErrors: unknown): string | undefined => {
-  if (typeof codec !== "object" || codec === null || typeof codec.decode !== "function" || typeof codec.encode !== "function") {
-    return "codec: expected a Codec (decode and encode functions; see Codec.json and Codec.make)"
+  if (
+    typeof codec !== "object" || codec === null || typeof codec.decode !== "function" || typeof codec.encode !== "function" ||
+    typeof codec[CodecEdge] !== "object"
+  ) {
+    return "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make"
   }
   if (decodeErrors !== "event" && decodeErrors !== "fail") return `decodeErrors: expected "event" or "fail", got ${JSON.stringify(decodeErrors)}`
   return undefined

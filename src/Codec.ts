@@ -15,7 +15,9 @@
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import type { DecodeError, SendError } from "./Errors.js"
-import { decodeFailed, encodeFailed } from "./internal/codecErrors.js"
+import { edge } from "./internal/codec.js"
+import type { Edge } from "./internal/codecErrors.js"
+import { CodecEdge, decodeFailed, encodeFailed } from "./internal/codecErrors.js"
 import type { Message } from "./Transport.js"
 
 /**
@@ -31,6 +33,13 @@ export interface Codec<In, Out = In> {
   readonly decode: (frame: Message) => Either.Either<In, DecodeError>
   /** One outbound value: the frame to write, or `SendError EncodeFailed` carrying the value. */
   readonly encode: (value: Out) => Either.Either<Message, SendError>
+  /**
+   * The typed wrappers of a Client and a Connection, carried by the codec so that an app without
+   * one does not bundle them. Every constructor here sets it: make codecs with them.
+   *
+   * @internal
+   */
+  readonly [CodecEdge]: Edge
 }
 
 export {
@@ -57,10 +66,15 @@ export {
  * `SendError { reason: "EncodeFailed", payload: value, cause }`.
  *
  * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { Codec } from "effect-lifeline"
+ *
  * const upper = Codec.make<string>({
  *   decode: (frame) => typeof frame === "string" ? Either.right(frame.toUpperCase()) : Either.left("binary frame"),
  *   encode: (value) => Either.right(value)
  * })
+ * ```
  *
  * @since 0.1.0
  * @category constructors
@@ -71,6 +85,7 @@ export const make = <In, Out = In>(functions: {
 }): Codec<In, Out> => {
   const { decode, encode } = functions
   return {
+    [CodecEdge]: edge,
     decode: (frame) => {
       let result: Either.Either<In, unknown>
       try {
@@ -107,9 +122,16 @@ const textOf = (frame: Message): string => typeof frame === "string" ? frame : (
  * With two schemas, the first reads the peer's messages and the second checks yours.
  *
  * @example
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Client, Codec } from "effect-lifeline"
+ *
  * const Tick = Schema.Struct({ symbol: Schema.String, price: Schema.Number })
- * const client = yield* Client.make({ url, codec: Codec.json(Tick) })
- * // client.messages: Stream<{ symbol: string; price: number }>
+ * const program = Effect.gen(function*() {
+ *   const client = yield* Client.make({ url: "wss://example.com/ticks", codec: Codec.json(Tick) })
+ *   return client.messages // Stream<{ readonly symbol: string; readonly price: number }>
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category constructors

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { Codec } from "./Codec.js"
 import type { ConnectError, DecodeError, Disconnected, SendError, TimeoutError } from "./Errors.js"
-import { CodecConnection } from "./internal/codec.js"
+import { CodecEdge } from "./internal/codecErrors.js"
 import { openConnection } from "./internal/connection.js"
 import type { ReadyState } from "./internal/protocol.js"
 import type { Message, TlsOptions, Transport } from "./Transport.js"
@@ -179,7 +179,7 @@ export function connect<E = never, R = never>(
     return Effect.map(openConnection(url, options), (opened) => opened.connection)
   }
   const { codec, ...rest } = options
-  return Effect.map(openConnection(url, rest), (opened) => new CodecConnection(opened.connection, opened.listener.inbound.pull, codec))
+  return Effect.map(openConnection(url, rest), (opened) => codec[CodecEdge].connection(opened.connection, opened.listener.inbound.pull, codec))
 }
 
 /**

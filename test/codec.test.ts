@@ -372,7 +372,9 @@ describe("Codec on a Client", () => {
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const boom = new Error("decoder bug")
+      // Made by hand over Codec.make's, so its decode can throw past Codec.make's own guard.
       const codec: Codec.Codec<string> = {
+        ...Codec.make<string>({ decode: (frame) => Either.right(String(frame)), encode: Either.right }),
         decode: (frame) => {
           if (frame === "boom") throw boom
           return Either.right(String(frame))
@@ -400,6 +402,12 @@ describe("Codec on a Client", () => {
       const noCodec = yield* Client.make({ url: server.url, codec: {} } as unknown as Client.CodecOptions<Tick, Tick>)
       const closedToo = yield* closedState(noCodec)
       expect(closedToo).toMatchObject({ error: Option.some(expect.objectContaining({ reason: "InvalidOptions", detail: expect.stringContaining("codec") })) })
+      // Two functions without Codec.make: no wrappers to make the client typed with.
+      const bare = { decode: Either.right, encode: Either.right }
+      const bareCodec = yield* Client.make({ url: server.url, codec: bare } as unknown as Client.CodecOptions<Tick, Tick>)
+      expect(yield* closedState(bareCodec)).toMatchObject({
+        error: Option.some(expect.objectContaining({ reason: "InvalidOptions", detail: "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make" }))
+      })
       expect(yield* server.accepted).toBe(0)
     })).pipe(provideNode))
 

@@ -13,6 +13,7 @@ import * as Stream from "effect/Stream"
 import type { Option, Subscribable } from "effect"
 import type { Client } from "../Client.js"
 import type { Codec } from "../Codec.js"
+import type { Edge } from "./codecErrors.js"
 import { decodeFailed, encodeFailed } from "./codecErrors.js"
 import type { Connection } from "../Connection.js"
 import type { CircuitOpenError, DecodeError, Disconnected, SendError } from "../Errors.js"
@@ -283,4 +284,10 @@ export class CodecClient<In, Out, E> implements Client<In, Out, E> {
   get failed(): Effect.Effect<number> {
     return this.live.failed
   }
+}
+
+/** The wrappers every codec carries (`Codec.make` puts them under `CodecEdge`). */
+export const edge: Edge = {
+  client: (live, codec, decodeErrors) => new CodecClient(live, codec, decodeErrors),
+  connection: (raw, pull, codec) => new CodecConnection(raw, pull, codec)
 }

@@ -1,9 +1,30 @@
 /**
- * The errors of a codec's refusals, apart from `Codec.ts` (which imports `effect/Schema` for
- * `Codec.json`), so that a Client or Connection made without a codec does not bundle Schema.
+ * What the core needs of a codec, apart from `Codec.ts` (which imports `effect/Schema` for
+ * `Codec.json`) and from `internal/codec.ts` (the typed wrappers): a Client or Connection made
+ * without a codec bundles neither. The wrappers travel with the codec itself, under `CodecEdge`:
+ * `Client.make` and `Connection.connect` reach them through the codec they are given.
  */
+import type * as Chunk from "effect/Chunk"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type { Client } from "../Client.js"
+import type { Connection } from "../Connection.js"
 import { DecodeError, SendError } from "../Errors.js"
 import type { Message } from "../Transport.js"
+import type { LiveClient } from "./client/liveClient.js"
+
+/** The key of a codec's wrappers (`Codec.make` puts them there). */
+export const CodecEdge: unique symbol = Symbol.for("effect-lifeline/CodecEdge") as never
+
+/** The typed wrappers of a raw Client and a raw Connection, carried by every codec. */
+export interface Edge {
+  readonly client: (live: LiveClient, codec: any, decodeErrors: "event" | "fail") => Client<any, any, any>
+  readonly connection: (
+    raw: Connection,
+    pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>,
+    codec: any
+  ) => Connection<any, any, any>
+}
 
 /** A value `encode` refused: `payload` is the value, `cause` why. */
 export const encodeFailed = (value: unknown, cause: unknown): SendError =>
