@@ -25,11 +25,20 @@ const kSocket = Symbol("lifeline/NodeSocket")
 /** Frames smaller than this that are written in one tick leave in one writev. */
 const CORK_BELOW_BYTES = 16 * 1024
 
+/**
+ * At most this much is held in one cork: a longer run of writes in one tick (a write loop that
+ * runs in microtasks, where the next tick comes only after the whole loop) leaves in writevs of
+ * about this size as it goes, so the peer works while the loop still runs.
+ */
+const CORK_FLUSH_BYTES = 64 * 1024
+
 /** The TransportSocket over one ws WebSocket; also the state its event handlers reach. */
 class NodeSocket implements TransportSocket {
   opened = false
   failed = false
   corked = false
+  /** Bytes written under the current cork. */
+  corkedBytes = 0
 
   constructor(readonly ws: WebSocket, readonly listener: SocketListener) {}
 
@@ -45,7 +54,11 @@ class NodeSocket implements TransportSocket {
   send(data: Message, callback?: (error?: Error) => void): void {
     // Only small frames are batched: a large frame is a full write by itself, and holding it
     // back to the next tick would keep the peer idle while a burst of them is written.
-    if (!this.corked && approximateBytes(data) < CORK_BELOW_BYTES) this.corkUntilNextTick()
+    const bytes = approximateBytes(data)
+    if (this.corked) {
+      if (this.corkedBytes >= CORK_FLUSH_BYTES) this.flushCork()
+      this.corkedBytes += bytes
+    } else if (bytes < CORK_BELOW_BYTES) this.corkUntilNextTick(bytes)
     if (callback === undefined) return this.ws.send(data)
     const writes = this.writes ??= new WriteCallbacks(this)
     writes.callbacks.push(callback)
@@ -67,12 +80,22 @@ class NodeSocket implements TransportSocket {
    * socket now, uncork on the next tick (Node's documented pattern for batching writes). ws 8.x
    * keeps that socket in the undocumented `_socket` field; without it, frames go out one by one.
    */
-  private corkUntilNextTick(): void {
+  private corkUntilNextTick(bytes: number): void {
     const tcp: unknown = Reflect.get(this.ws, "_socket")
     if (!(tcp instanceof Net.Socket) || tcp.destroyed) return
     tcp.cork()
     this.corked = true
+    this.corkedBytes = bytes
     process.nextTick(uncork, this, tcp)
+  }
+
+  /** Writes what the cork holds (the frames before this one), and corks again until the next tick. */
+  private flushCork(): void {
+    const tcp = this.tcp
+    this.corkedBytes = 0
+    if (tcp === undefined || tcp.destroyed) return
+    tcp.uncork()
+    tcp.cork()
   }
   close(code: number, reason: string): void {
     if (this.ws.readyState !== CLOSED) this.ws.close(code, reason)

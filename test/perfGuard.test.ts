@@ -5,6 +5,7 @@
  * a failed attempt starts no fiber, which keeps a retry storm cheap; and messages that arrive in
  * one event-loop turn wake their reader at most twice.
  */
+import type * as Net from "node:net"
 import { quietNode } from "./support/node.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
@@ -138,6 +139,33 @@ describe("per-message cost guards", () => {
       expect(small).toBeLessThanOrEqual(2)
     })).pipe(counted(counter))
   })
+
+  it.live("Connection: a write loop that never leaves the tick writes as it goes, 64 KiB at a time (not all at the next tick)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const connection = yield* Connection.connect(server.url)
+      // Internals: the TCP socket under ws, whose writes (write and writev) are counted.
+      const tcp = (connection as unknown as { socket: { tcp: Net.Socket } }).socket.tcp
+      let writes = 0
+      const writers = tcp as unknown as Record<"_write" | "_writev", ((...args: Array<unknown>) => unknown) | undefined>
+      for (const name of ["_write", "_writev"] as const) {
+        const write = writers[name]
+        if (write !== undefined) {
+          writers[name] = (...args) => {
+            writes++
+            return write.apply(tcp, args)
+          }
+        }
+      }
+      const frame = "x".repeat(1024)
+      // 256 KiB in one fiber with no event-loop turn in between (Effect yields in microtasks only,
+      // and the socket's cork is lifted on the next tick): before it ends, the socket has written.
+      const during = yield* Effect.gen(function*() {
+        for (let index = 0; index < 256; index++) yield* connection.write(frame)
+        return writes
+      })
+      expect(during).toBeGreaterThanOrEqual(1)
+    })).pipe(Effect.provide(quietNode)))
 
   it.live("Connection: send (awaiting each write) starts no fiber per message", () => {
     const counter = new FiberCounter()
