@@ -8,7 +8,7 @@
 import type * as Net from "node:net"
 import { quietNode } from "./support/node.js"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
+import { Chunk, Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
 import { Client, Connection, NodeTransport } from "../src/index.js"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 import { TestServer } from "../src/testing/index.js"
@@ -165,6 +165,26 @@ describe("per-message cost guards", () => {
         return writes
       })
       expect(during).toBeGreaterThanOrEqual(1)
+    })).pipe(Effect.provide(quietNode)))
+
+  it.live("Node transport: an open socket listens to five ws events (the handshake's two are dropped at open)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      // Internals: the ws WebSocket under the transport socket. ws's listener table is a
+      // dictionary, which grows from about 360 B to 550 B between five names and seven.
+      const ws = (connection as unknown as { socket: { ws: { eventNames: () => Array<string | symbol> } } }).socket.ws
+      expect([...ws.eventNames()].sort()).toEqual(["close", "error", "message", "ping", "pong"])
+      // And the open socket still receives: a message, and a pong for its ping.
+      const pull = yield* Stream.toPull(connection.messages)
+      yield* connection.send("hello")
+      expect(Chunk.toReadonlyArray(yield* pull)).toEqual(["hello"])
+      const before = yield* connection.activity
+      expect(yield* connection.ping).toBe(true)
+      for (let turn = 0; turn < 200 && (yield* connection.activity) === before; turn++) {
+        yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      }
+      expect(yield* connection.activity).toBe(before + 1)
     })).pipe(Effect.provide(quietNode)))
 
   it.live("Connection: send (awaiting each write) starts no fiber per message", () => {
