@@ -93,13 +93,19 @@ export const measureBurst = async (url: string, settings: BurstSettings): Promis
       ]
       for (const contender of contenders) await withTimeout(contender.run(), BURST_LIMIT_MS, "burst warm-up").catch(() => undefined)
       const rates = new Map<string, Array<number>>(contenders.map((c) => [c.name, []]))
+      // This process's CPU time (user + system) per 1,000 messages: the machine is shared, and
+      // CPU per message moves less with the others' load than the rate does.
+      const cpu = new Map<string, Array<number>>(contenders.map((c) => [c.name, []]))
       const failures = new Map<string, string>()
       for (let run = 0; run < settings.runs; run++) {
         for (const index of turnOrder(run, contenders.length)) {
           const contender = contenders[index]!
           try {
+            const cpuBefore = process.cpuUsage()
             const elapsed = await withTimeout(contender.run(), BURST_LIMIT_MS, `${contender.name} burst`)
+            const used = process.cpuUsage(cpuBefore)
             rates.get(contender.name)!.push((settings.count / elapsed) * 1000)
+            cpu.get(contender.name)!.push((used.user + used.system) / settings.count)
           } catch (error) {
             failures.set(contender.name, error instanceof Error ? error.message : String(error))
           }
@@ -115,11 +121,13 @@ export const measureBurst = async (url: string, settings: BurstSettings): Promis
           contender: contender.name,
           summary: summarize(rates.get(contender.name)!),
           baseline: "ws",
+          perRun: { cpuMsPer1k: cpu.get(contender.name)!, gcMsPer1k: [] },
           ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
         })
       }
       settings.log(
-        `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(median(rates.get(c.name)!))}`).join(", ")}`
+        `${measurement}: ${contenders.map((c) => `${c.name} ${Math.round(median(rates.get(c.name)!))}`).join(", ")}; ` +
+          `CPU ms per 1,000: ${contenders.map((c) => `${c.name} ${median(cpu.get(c.name)!).toFixed(1)}`).join(", ")}`
       )
     }
   }

@@ -187,6 +187,19 @@ describe("per-message cost guards", () => {
       expect(yield* connection.activity).toBe(before + 1)
     })).pipe(Effect.provide(quietNode)))
 
+  it.live("Connection: an idle inbound buffer holds no array, nor one just drained (idle memory per connection)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      // Internals: the buffer the socket's callback fills.
+      const inbound = (connection as unknown as { listener: { inbound: { items: unknown } } }).listener.inbound
+      expect(inbound.items).toBeUndefined()
+      const pull = yield* Stream.toPull(connection.messages)
+      yield* connection.send("hello")
+      expect(Chunk.toReadonlyArray(yield* pull)).toEqual(["hello"])
+      expect(inbound.items).toBeUndefined()
+    })).pipe(Effect.provide(quietNode)))
+
   it.live("Connection: send (awaiting each write) starts no fiber per message", () => {
     const counter = new FiberCounter()
     return withNoHandlesLeft(Effect.gen(function*() {
