@@ -26,11 +26,14 @@ const kSocket = Symbol("lifeline/NodeSocket")
 const CORK_BELOW_BYTES = 16 * 1024
 
 /**
- * At most this much is held in one cork: a longer run of writes in one tick (a write loop that
- * runs in microtasks, where the next tick comes only after the whole loop) leaves in writevs of
- * about this size as it goes, so the peer works while the loop still runs.
+ * At most about this much is held in one cork. A write loop in one fiber runs in microtasks, and
+ * the next tick comes only after the whole loop: without a bound, every frame of the loop left in
+ * one writev once it was over, and the peer sat idle until then. A writev that the kernel does not
+ * take whole stays pending until the event loop turns, and Node buffers every later write behind
+ * it; so each flush stays small enough for the kernel to take at once (Linux starts a socket's
+ * send buffer at 16 KiB), and the loop's frames keep leaving as it runs.
  */
-const CORK_FLUSH_BYTES = 64 * 1024
+const CORK_FLUSH_BYTES = 16 * 1024
 
 /** The TransportSocket over one ws WebSocket; also the state its event handlers reach. */
 class NodeSocket implements TransportSocket {
