@@ -22,7 +22,7 @@ import { Transport } from "./Transport.js"
 
 const kSocket = Symbol("lifeline/NodeSocket")
 
-/** Frames smaller than this that are written in one tick leave in one writev. */
+/** Frames smaller than this that are written in one tick leave together, in writevs of about 16 KiB. */
 const CORK_BELOW_BYTES = 16 * 1024
 
 /**
