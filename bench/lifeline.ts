@@ -5,12 +5,18 @@
  * that the published package does not have. Types come from the source.
  */
 import { existsSync } from "node:fs"
-import { fileURLToPath } from "node:url"
+import { resolve } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import type * as Lifeline from "../src/index.js"
 
-const compiled = new URL("../dist/index.js", import.meta.url)
+// LIFELINE_DIST=<directory> runs another build (a copy of dist/ from another commit, inside the
+// project so that it finds effect and ws), to compare two builds alternated on the same machine.
+const distDirectory = process.env["LIFELINE_DIST"]
+const compiled = distDirectory === undefined
+  ? new URL("../dist/index.js", import.meta.url)
+  : pathToFileURL(`${resolve(distDirectory)}/index.js`)
 if (!existsSync(fileURLToPath(compiled))) {
-  throw new Error("bench: dist/ is missing; run `npm run build` (npm run bench does it)")
+  throw new Error(`bench: ${fileURLToPath(compiled)} is missing; run \`npm run build\` (npm run bench does it)`)
 }
 const lifeline = (await import(compiled.href)) as typeof Lifeline
 

@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 import { fileURLToPath } from "node:url"
 import { loadContenders } from "./contenders/index.js"
+import { measureBurst } from "./burst.js"
 import { measureHerd } from "./herd.js"
 import { measureLatency } from "./latency.js"
 import { measureMemory } from "./memory.js"
@@ -17,7 +18,7 @@ const quick = process.argv.includes("--quick")
 // `--gc-before-runs`: a full garbage collection before each timed throughput and latency run (off
 // by default; see ThroughputSettings.collectBeforeRuns).
 const collectBeforeRuns = process.argv.includes("--gc-before-runs")
-// `--only throughput,latency` runs just those sections (of throughput, latency, memory, herd).
+// `--only throughput,latency` runs just those sections (of throughput, burst, latency, memory, herd).
 const onlyIndex = process.argv.indexOf("--only")
 const only = onlyIndex === -1 ? undefined : (process.argv[onlyIndex + 1] ?? "").split(",")
 const wanted = (section: string): boolean => only === undefined || only.includes(section)
@@ -31,6 +32,8 @@ const settings = quick
     largeFrameRuns: 5,
     forks: 2,
     throughputTargetMs: 100,
+    burstRuns: 3,
+    burstCount: 20_000,
     roundTrips: 200,
     connects: 40,
     memoryRuns: 1,
@@ -45,6 +48,8 @@ const settings = quick
     largeFrameRuns: 10,
     forks: 5,
     throughputTargetMs: 400,
+    burstRuns: 5,
+    burstCount: 50_000,
     roundTrips: 1000,
     connects: 200,
     memoryRuns: 5,
@@ -83,6 +88,7 @@ const NOTES = [
   (forks > 0 ? `, spread over ${forks} fresh processes (run k in process k mod ${forks}), each warmed up before its runs.` : ", all in the bench process.") +
   ` ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
   "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered; outbox overflow \"suspend\", the backpressure a pipelining sender uses, since the outbox bounds frames not yet written); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",
+  `Burst: ${settings.burstCount.toLocaleString("en")} text frames written back to back with no window while a reader takes the echoes, time from the first write to the last echo; raw ws: send() in a loop, counting 'message' events; lifeline Connection: a for loop of yield* connection.write (write) or Effect.forEach(..., { discard: true }) (forEach), a forked fiber pulling messages with Stream.toPull; ${settings.burstRuns} runs each, alternated in the bench process (bench/burst.ts).`,
   "Round trip: one 64 B text frame in flight, 1 ms apart; Connection and Client use send (completes on the write callback), the others a plain send.",
   "Connect: sequential, time from the call to open, each closed (handshake awaited) before the next. Client: Client.make + awaitOpen.",
   "Memory: per idle connection, heapUsed and RSS growth after gc in a fresh --expose-gc child per run, measured at each count cumulatively" +
@@ -90,7 +96,7 @@ const NOTES = [
     ? `; only ${settings.memoryLargeRuns} of the ${settings.memoryRuns} runs go on to ${settings.memoryCounts.slice(1).join(", ")} (time budget: 5,000 Clients take ~30 s to open).`
     : "."),
   "Herd: clients with defaults; server killed (SIGKILL) and listening again on the same port 1 s later; peak and first median from the times the server accepted each handshake, the last median from when each client reported itself open; ratio relative to partysocket. " +
-  "partysocket 1.1.19's code waits a fixed 3 s (minReconnectionDelay 3000, no jitter) before its first reconnect, not the 1-5 s random its README states.",
+  "partysocket 1.3.0's code waits a fixed 3 s (minReconnectionDelay 3000, no jitter) before its first reconnect, not the 1-5 s random its README states.",
   "partysocket uses binaryType 'arraybuffer'; raw ws decodes text frames to strings like the others; lifeline log output is switched off.",
   "90 %: a bootstrap interval of the ratio (both sets of runs resampled 2,000 times, seeded): a rough guide to how far one run of the bench can place it (it treats runs as independent; two runs share each fork). At 64 KiB it is often 0.10-0.15 wide, so a ratio of 0.95 and one of 1.0 are not told apart by one run."
 ]
@@ -124,6 +130,8 @@ const main = async (): Promise<void> => {
         collectBeforeRuns,
         log
       }))
+    await section("burst", () =>
+      measureBurst(server.url, { runs: settings.burstRuns, count: settings.burstCount, sizes: [64, 1024], log }))
     await section("latency", () =>
       measureLatency(server.url, contenders, {
         runs: settings.runs,

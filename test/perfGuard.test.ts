@@ -5,9 +5,10 @@
  * a failed attempt starts no fiber, which keeps a retry storm cheap; and messages that arrive in
  * one event-loop turn wake their reader at most twice.
  */
+import type * as Net from "node:net"
 import { quietNode } from "./support/node.js"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
+import { Chunk, Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
 import { Client, Connection } from "../src/index.js"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 import { TestServer } from "../src/testing/index.js"
@@ -138,6 +139,71 @@ describe("per-message cost guards", () => {
       expect(small).toBeLessThanOrEqual(2)
     })).pipe(counted(counter))
   })
+
+  it.live("Connection: a write loop that never leaves the tick writes as it goes, at most about 16 KiB a write (not all at the next tick)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const connection = yield* Connection.connect(server.url)
+      // Internals: the TCP socket under ws, whose writes (write and writev) are counted and weighed.
+      const tcp = (connection as unknown as { socket: { tcp: Net.Socket } }).socket.tcp
+      const written: Array<number> = []
+      const writers = tcp as unknown as Record<"_write" | "_writev", ((...args: Array<unknown>) => unknown) | undefined>
+      const write = writers._write!
+      writers._write = (...args) => {
+        written.push((args[0] as Uint8Array).byteLength)
+        return write.apply(tcp, args)
+      }
+      const writev = writers._writev!
+      writers._writev = (...args) => {
+        written.push((args[0] as Array<{ chunk: Uint8Array }>).reduce((sum, { chunk }) => sum + chunk.byteLength, 0))
+        return writev.apply(tcp, args)
+      }
+      const frame = "x".repeat(1024)
+      // 256 KiB in one fiber with no event-loop turn in between (Effect yields in microtasks only,
+      // and the socket's cork is lifted on the next tick): before it ends, the socket has written,
+      // and no write was larger than the kernel takes at once (a larger one would hold back
+      // every write after it until the event loop turns).
+      const during = yield* Effect.gen(function*() {
+        for (let index = 0; index < 256; index++) yield* connection.write(frame)
+        return [...written]
+      })
+      expect(during.length).toBeGreaterThanOrEqual(1)
+      // 16 frames of 1 KiB and their headers (8 bytes each, masked).
+      expect(Math.max(...during)).toBeLessThanOrEqual(16 * 1032)
+    })).pipe(Effect.provide(quietNode)))
+
+  it.live("Node transport: an open socket listens to five ws events (the handshake's two are dropped at open)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      // Internals: the ws WebSocket under the transport socket. ws's listener table is a
+      // dictionary, which grows from about 360 B to 550 B between five names and seven.
+      const ws = (connection as unknown as { socket: { ws: { eventNames: () => Array<string | symbol> } } }).socket.ws
+      expect([...ws.eventNames()].sort()).toEqual(["close", "error", "message", "ping", "pong"])
+      // And the open socket still receives: a message, and a pong for its ping.
+      const pull = yield* Stream.toPull(connection.messages)
+      yield* connection.send("hello")
+      expect(Chunk.toReadonlyArray(yield* pull)).toEqual(["hello"])
+      const before = yield* connection.activity
+      expect(yield* connection.ping).toBe(true)
+      for (let turn = 0; turn < 200 && (yield* connection.activity) === before; turn++) {
+        yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      }
+      expect(yield* connection.activity).toBe(before + 1)
+    })).pipe(Effect.provide(quietNode)))
+
+  it.live("Connection: an idle inbound buffer holds no array, nor one just drained (idle memory per connection)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      // Internals: the buffer the socket's callback fills.
+      const inbound = (connection as unknown as { listener: { inbound: { items: unknown } } }).listener.inbound
+      expect(inbound.items).toBeUndefined()
+      const pull = yield* Stream.toPull(connection.messages)
+      yield* connection.send("hello")
+      expect(Chunk.toReadonlyArray(yield* pull)).toEqual(["hello"])
+      expect(inbound.items).toBeUndefined()
+    })).pipe(Effect.provide(quietNode)))
 
   it.live("Connection: send (awaiting each write) starts no fiber per message", () => {
     const counter = new FiberCounter()

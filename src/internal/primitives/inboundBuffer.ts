@@ -97,7 +97,8 @@ export class InboundBudget {
 }
 
 export class InboundBuffer<A> {
-  private items: Array<A> = []
+  // Made by the first item after each drain: an idle buffer, and one just drained, hold no array.
+  private items: Array<A> | undefined = undefined
   private bytes = 0
   // Made on first wait: most buffers of idle connections never have a waiter.
   private waiters: Array<Waiter<A>> | undefined = undefined
@@ -122,12 +123,12 @@ export class InboundBuffer<A> {
   ) {}
 
   get size(): number {
-    return this.items.length
+    return this.items?.length ?? 0
   }
 
   /** Ended with nothing left to read. */
   get isDone(): boolean {
-    return this.ended && this.items.length === 0
+    return this.ended && this.items === undefined
   }
 
   /** True while the source is paused because the consumer is behind. */
@@ -138,7 +139,7 @@ export class InboundBuffer<A> {
   /** From a socket callback. Never throws, never runs user code. */
   offer(item: A): void {
     if (this.ended || this.held) return
-    const items = this.items
+    const items = this.items ??= []
     items.push(item)
     const size = this.weigh(item)
     this.bytes += size
@@ -211,10 +212,10 @@ export class InboundBuffer<A> {
   discard(): void {
     const budget = this.budget
     if (budget !== undefined) {
-      budget.frames -= this.items.length
+      budget.frames -= this.items?.length ?? 0
       budget.bytes -= this.bytes
     }
-    this.items = []
+    this.items = undefined
     this.bytes = 0
     this.end()
   }
@@ -242,7 +243,8 @@ export class InboundBuffer<A> {
   }
 
   private pullNow(): Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> {
-    if (this.items.length > 0) return Effect.succeed(this.drain())
+    const items = this.items
+    if (items !== undefined) return Effect.succeed(this.drain(items))
     if (this.ended) return Effect.fail(Option.none())
     return Effect.async<Chunk.Chunk<A>, Option.Option<never>>((resume) => {
       ;(this.waiters ??= []).push(resume)
@@ -258,10 +260,10 @@ export class InboundBuffer<A> {
     if (waiter !== undefined) waiter(this.pull)
   }
 
-  private drain(): Chunk.Chunk<A> {
-    const chunk = Chunk.unsafeFromArray(this.items)
+  private drain(items: Array<A>): Chunk.Chunk<A> {
+    const chunk = Chunk.unsafeFromArray(items)
     const bytes = this.bytes
-    this.items = []
+    this.items = undefined
     this.bytes = 0
     if (this.budget !== undefined) this.budget.drained(chunk.length, bytes)
     else this.resumeSource()
