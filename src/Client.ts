@@ -225,7 +225,10 @@ export function make<In, Out>(options: CodecOptions<In, Out>): Effect.Effect<Cli
 export function make(options: Options): Effect.Effect<Client, never, Scope.Scope | Transport>
 export function make(options: Options | CodecOptions<unknown, unknown>): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> {
   // Decoded once here: the client's attempts use the decoded connection options as they are.
-  if (!("codec" in options) || options.codec === undefined) return Effect.suspend(() => makeClient(clientSettings(options)))
+  // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
+  if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
+    return Effect.suspend(() => makeClient(clientSettings(options)))
+  }
   // The codec is a function object, not an option for the options Schema: taken off first.
   const { codec, decodeErrors = "event", ...rest } = options
   return Effect.suspend((): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> => {

@@ -175,7 +175,8 @@ export function connect<E = never, R = never>(
   options: Options | CodecOptions<unknown, unknown> = {}
 ): Effect.Effect<Connection<unknown, never, unknown>, ConnectError | TimeoutError | E, Scope.Scope | Transport | R> {
   // The codec is a function object, not a connection option (those are decoded by a Schema).
-  if (!("codec" in options) || options.codec === undefined) {
+  // Options that are not an object (untyped code) go to the options check, which names them.
+  if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
     return Effect.map(openConnection(url, options), (opened) => opened.connection)
   }
   const { codec, ...rest } = options

@@ -173,3 +173,18 @@ describe("effect-lifeline/platform: perConnection and reconnect", () => {
       expect(yield* server.accepted).toBe(2)
     }).pipe(Effect.provide(quietNode))))
 })
+
+describe("effect-lifeline/platform: options from untyped code", () => {
+  it.live("layer(null) does not throw: the Socket's run fails with SocketGenericError Open, cause ConnectError InvalidOptions", () =>
+    Effect.gen(function*() {
+      const layer = yield* Effect.sync(() => LifelinePlatform.layer(null as unknown as LifelinePlatform.Options))
+      const error = yield* Effect.flatMap(Socket.Socket, (socket) => Effect.flip(socket.runRaw(() => {}))).pipe(
+        Effect.provide(layer.pipe(Layer.provide(quietNode)))
+      )
+      expect(error).toMatchObject({
+        _tag: "SocketError",
+        reason: "Open",
+        cause: { _tag: "ConnectError", reason: "InvalidOptions", detail: "options: must be an object; fix the option named above" }
+      })
+    }))
+})
