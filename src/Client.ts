@@ -14,7 +14,7 @@ import type { Codec } from "./Codec.js"
 import type * as Connection from "./Connection.js"
 import type { CircuitOpenError, DecodeError, SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
-import { CodecEdge } from "./internal/codecErrors.js"
+import { CodecEdge, invalidCodec as invalidCodecShape } from "./internal/codecErrors.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
 import { clientConfig, clientSettings } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
@@ -229,7 +229,7 @@ export function make(options: Options | CodecOptions<unknown, unknown>): Effect.
   if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
     return Effect.suspend(() => makeClient(clientSettings(options)))
   }
-  // The codec is a function object, not an option for the options Schema: taken off first.
+  // The codec is a function object, not an option for the options checks: taken off first.
   const { codec, decodeErrors = "event", ...rest } = options
   return Effect.suspend((): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> => {
     const settings = clientSettings(rest)
@@ -242,12 +242,8 @@ export function make(options: Options | CodecOptions<unknown, unknown>): Effect.
 
 /** What is wrong with a codec given from untyped code: the Client then starts Closed with `InvalidOptions`. */
 const invalidCodec = (codec: Codec<unknown, unknown>, decodeErrors: unknown): string | undefined => {
-  if (
-    typeof codec !== "object" || codec === null || typeof codec.decode !== "function" || typeof codec.encode !== "function" ||
-    typeof codec[CodecEdge] !== "object"
-  ) {
-    return "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make"
-  }
+  const bad = invalidCodecShape(codec)
+  if (bad !== undefined) return bad
   if (decodeErrors !== "event" && decodeErrors !== "fail") return `decodeErrors: expected "event" or "fail", got ${JSON.stringify(decodeErrors)}`
   return undefined
 }

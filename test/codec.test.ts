@@ -454,3 +454,37 @@ describe("examples/codec.ts", () => {
       expect(yield* server.accepted).toBe(1)
     }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger))))
 })
+
+describe("Connection.connect with a codec that cannot work", () => {
+  const bare = { decode: Either.right, encode: Either.right }
+  it.live.each([["two functions without Codec.make", bare], ["null", null], ["an empty object", {}]] as const)(
+    "%s: ConnectError InvalidOptions naming the codec, before any socket (as a Client)",
+    ([_, codec]) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const error = yield* Connection.connect(server.url, { codec } as unknown as Connection.CodecOptions<Tick, Tick>).pipe(
+          Effect.flip,
+          Effect.scoped
+        )
+        expect(error).toMatchObject({
+          _tag: "ConnectError",
+          reason: "InvalidOptions",
+          url: new URL(server.url).href,
+          detail: "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make; fix the option named above"
+        })
+        expect(yield* server.accepted).toBe(0)
+      })).pipe(provideNode)
+  )
+
+  it.live("a bad URL is still reported first, and a URL Effect runs once", () =>
+    Effect.gen(function*() {
+      let runs = 0
+      const url = Effect.sync(() => {
+        runs++
+        return "http://127.0.0.1:1/"
+      })
+      const error = yield* Connection.connect(url, { codec: bare } as unknown as Connection.CodecOptions<Tick, Tick>).pipe(Effect.flip, Effect.scoped)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidUrl" })
+      expect(runs).toBe(1)
+    }).pipe(provideNode))
+})
