@@ -7,8 +7,8 @@
  * file empty. A `@ts-expect-error` that stops erroring fails the typecheck.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, Layer, Schema, Stream } from "effect"
-import type { Scope } from "effect"
+import { Context, Effect, Either, Schema } from "effect"
+import type { Layer, Scope, Stream } from "effect"
 import { Client, Codec, Connection } from "../src/index.js"
 import type { ConnectError, DecodeError, TimeoutError, Transport } from "../src/index.js"
 
