@@ -10,7 +10,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Schema } from "effect"
 import type { Layer, Scope, Stream } from "effect"
 import { Client, Codec, Connection } from "../src/index.js"
-import type { ConnectError, DecodeError, TimeoutError, Transport } from "../src/index.js"
+import type { ConnectError, DecodeError, Reconnect, SendError, TimeoutError, Transport } from "../src/index.js"
+import type { ConnectErrorReason } from "../src/Errors.js"
 
 const Tick = Schema.Struct({ symbol: Schema.String })
 type Tick = typeof Tick.Type
@@ -83,6 +84,25 @@ export const generic = Effect.map(Client.make({ url, codec }), (client): Client.
 export const textSchema = Codec.fromSchema(Schema.parseJson(Tick))
 // @ts-expect-error: a Struct's encoded side is no frame
 export const notAFrame = Codec.fromSchema(Tick)
+
+// Every error: a literal `_tag` that Effect.catchTags narrows on, its fields typed.
+export const caught = (failing: Effect.Effect<string, Reconnect.ClientError | SendError | DecodeError>) => {
+  const handled: Effect.Effect<string> = Effect.catchTags(failing, {
+    ConnectError: (error) => Effect.succeed(error.reason),
+    TimeoutError: (error) => Effect.succeed(error.operation),
+    Disconnected: (error) => Effect.succeed(String(error.code)),
+    OnOpenError: (error) => Effect.succeed(String(error.cause)),
+    CircuitOpenError: (error) => Effect.succeed(error.retryAt.toISOString()),
+    SendError: (error) => Effect.succeed(error.reason),
+    DecodeError: (error) => Effect.succeed(String(error.frame))
+  })
+  const reason: Effect.Effect<string, Exclude<Reconnect.ClientError, ConnectError> | SendError | DecodeError> = Effect.catchTag(
+    failing,
+    "ConnectError",
+    (error) => Effect.succeed(error.reason satisfies ConnectErrorReason)
+  )
+  return [handled, reason] as const
+}
 
 describe("public types", () => {
   it("are checked by tsc (npx tsc -p tsconfig.json --noEmit)", () => {
