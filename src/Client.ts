@@ -229,10 +229,12 @@ export function make(options: Options | CodecOptions<unknown, unknown>): Effect.
   if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
     return Effect.suspend(() => makeClient(clientSettings(options)))
   }
-  // The codec is a function object, not an option for the options checks: taken off first.
-  const { codec, decodeErrors = "event", ...rest } = options
+  // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
+  // options go to the checks as given (not a copy: a settings object's url getter is read).
+  const codec = options.codec
+  const decodeErrors = options.decodeErrors === undefined ? "event" : options.decodeErrors
   return Effect.suspend((): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> => {
-    const settings = clientSettings(rest)
+    const settings = clientSettings(options)
     const bad = invalidCodec(codec, decodeErrors)
     // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
     if (bad !== undefined) return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })

@@ -138,6 +138,7 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
 export const layer = (options: Options): Layer.Layer<Socket.Socket, never, Transport> => {
   // Options that are not an object (untyped code) go to the Client, which starts Closed naming them.
   if (typeof options !== "object" || options === null) return Layer.scoped(Socket.Socket, Effect.map(makeClient(options as ClientOptions), (client) => fromClient(client)))
-  const { perConnection, ...clientOptions } = options
-  return Layer.scoped(Socket.Socket, Effect.map(makeClient(clientOptions), (client) => fromClient(client, { perConnection })))
+  // `perConnection` is no Client option (the Client's checks ignore it): the options go as given.
+  const perConnection = options.perConnection
+  return Layer.scoped(Socket.Socket, Effect.map(makeClient(options), (client) => fromClient(client, { perConnection })))
 }

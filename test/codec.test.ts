@@ -488,3 +488,24 @@ describe("Connection.connect with a codec that cannot work", () => {
       expect(runs).toBe(1)
     }).pipe(provideNode))
 })
+
+describe("Client.make with a codec: the options as given", () => {
+  it.live("options from a settings class (url read by a getter) and a codec: the client connects and is typed, as without a codec", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      class Settings {
+        readonly codec = ticks
+        readonly heartbeat = false
+        get url(): string {
+          return server.url
+        }
+      }
+      const client = yield* Client.make(new Settings() as Client.CodecOptions<Tick, Tick>)
+      yield* client.send({ symbol: "S", price: 1 })
+      const got = yield* Stream.runHead(client.messages).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "no echo" })
+      )
+      expect(got).toEqual(Option.some({ symbol: "S", price: 1 }))
+      expect(yield* server.accepted).toBe(1)
+    }).pipe(Effect.scoped, provideNode)))
+})

@@ -188,3 +188,31 @@ describe("effect-lifeline/platform: options from untyped code", () => {
       })
     }))
 })
+
+describe("effect-lifeline/platform: layer's options as given", () => {
+  it.live("options from a settings class (url read by a getter) with perConnection: the Socket opens and reads, as Client.make's would", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      class Settings {
+        readonly perConnection = true
+        readonly heartbeat = false
+        get url(): string {
+          return server.url
+        }
+      }
+      const received: Array<string | Uint8Array> = []
+      yield* withSocket(new Settings() as LifelinePlatform.Options, (socket) =>
+        Effect.gen(function*() {
+          const write = yield* socket.writer
+          const reader = yield* Effect.fork(socket.runRaw((data) => {
+            received.push(data)
+          }))
+          yield* write("hi")
+          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* write(new Socket.CloseEvent(1000, "done"))
+          yield* Fiber.join(reader)
+        }).pipe(Effect.scoped))
+      expect(received).toEqual(["hi"])
+      expect(yield* server.accepted).toBe(1)
+    }).pipe(Effect.provide(quietNode))))
+})
