@@ -14,7 +14,7 @@ import type { Codec } from "./Codec.js"
 import type * as Connection from "./Connection.js"
 import type { CircuitOpenError, DecodeError, SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
-import { CodecEdge } from "./internal/codecErrors.js"
+import { CodecEdge, invalidCodec as invalidCodecShape } from "./internal/codecErrors.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
 import { clientConfig, clientSettings } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
@@ -225,11 +225,16 @@ export function make<In, Out>(options: CodecOptions<In, Out>): Effect.Effect<Cli
 export function make(options: Options): Effect.Effect<Client, never, Scope.Scope | Transport>
 export function make(options: Options | CodecOptions<unknown, unknown>): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> {
   // Decoded once here: the client's attempts use the decoded connection options as they are.
-  if (!("codec" in options) || options.codec === undefined) return Effect.suspend(() => makeClient(clientSettings(options)))
-  // The codec is a function object, not an option for the options Schema: taken off first.
-  const { codec, decodeErrors = "event", ...rest } = options
+  // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
+  if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
+    return Effect.suspend(() => makeClient(clientSettings(options)))
+  }
+  // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
+  // options go to the checks as given (not a copy: a settings object's url getter is read).
+  const codec = options.codec
+  const decodeErrors = options.decodeErrors === undefined ? "event" : options.decodeErrors
   return Effect.suspend((): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> => {
-    const settings = clientSettings(rest)
+    const settings = clientSettings(options)
     const bad = invalidCodec(codec, decodeErrors)
     // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
     if (bad !== undefined) return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })
@@ -239,12 +244,8 @@ export function make(options: Options | CodecOptions<unknown, unknown>): Effect.
 
 /** What is wrong with a codec given from untyped code: the Client then starts Closed with `InvalidOptions`. */
 const invalidCodec = (codec: Codec<unknown, unknown>, decodeErrors: unknown): string | undefined => {
-  if (
-    typeof codec !== "object" || codec === null || typeof codec.decode !== "function" || typeof codec.encode !== "function" ||
-    typeof codec[CodecEdge] !== "object"
-  ) {
-    return "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make"
-  }
+  const bad = invalidCodecShape(codec)
+  if (bad !== undefined) return bad
   if (decodeErrors !== "event" && decodeErrors !== "fail") return `decodeErrors: expected "event" or "fail", got ${JSON.stringify(decodeErrors)}`
   return undefined
 }

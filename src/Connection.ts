@@ -9,9 +9,12 @@ import type { Context, Duration, Redacted, Scope, Sink, Stream } from "effect"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { Codec } from "./Codec.js"
-import type { ConnectError, DecodeError, Disconnected, SendError, TimeoutError } from "./Errors.js"
-import { CodecEdge } from "./internal/codecErrors.js"
+import type { DecodeError, Disconnected, SendError, TimeoutError } from "./Errors.js"
+import { ConnectError } from "./Errors.js"
+import { hintFor } from "./internal/classifyHandshakeError.js"
+import { CodecEdge, invalidCodec } from "./internal/codecErrors.js"
 import { openConnection } from "./internal/connection.js"
+import { parseEndpoint } from "./internal/parseEndpoint.js"
 import type { ReadyState } from "./internal/protocol.js"
 import type { Message, TlsOptions, Transport } from "./Transport.js"
 
@@ -157,7 +160,8 @@ export interface CodecOptions<In, Out> extends Options {
  * With `codec`, the connection is typed: `messages` yields decoded values (and fails with
  * `DecodeError` at a frame that does not decode), `send` / `write` / `sink` take values and encode
  * them (`SendError EncodeFailed` for one the codec refuses). `close`, `closed`, `ping` and
- * `activity` are the same as without.
+ * `activity` are the same as without. A codec not made by `Codec.json`, `Codec.fromSchema` or
+ * `Codec.make` (untyped code) fails with `ConnectError InvalidOptions` before any socket is opened.
  *
  * @since 0.1.0
  * @category constructors
@@ -174,13 +178,24 @@ export function connect<E = never, R = never>(
   url: string | URL | Effect.Effect<string, E, R>,
   options: Options | CodecOptions<unknown, unknown> = {}
 ): Effect.Effect<Connection<unknown, never, unknown>, ConnectError | TimeoutError | E, Scope.Scope | Transport | R> {
-  // The codec is a function object, not a connection option (those are decoded by a Schema).
-  if (!("codec" in options) || options.codec === undefined) {
+  // The codec is a function object, not a connection option (those go through the options checks).
+  // Options that are not an object (untyped code) go to the options check, which names them.
+  if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
     return Effect.map(openConnection(url, options), (opened) => opened.connection)
   }
   const { codec, ...rest } = options
+  const bad = invalidCodec(codec)
+  // Refused before any socket exists, as a bad option is (after the URL, which is checked first).
+  if (bad !== undefined) return refuseCodec(url, bad)
   return Effect.map(openConnection(url, rest), (opened) => codec[CodecEdge].connection(opened.connection, opened.listener.inbound.pull, codec))
 }
+
+/** `ConnectError InvalidOptions` for a codec that cannot work, on the redacted URL (a bad URL is reported first). */
+const refuseCodec = <E, R>(url: string | URL | Effect.Effect<string, E, R>, detail: string): Effect.Effect<never, ConnectError | E, R> =>
+  Effect.flatMap(
+    typeof url === "string" || url instanceof URL ? parseEndpoint(url) : Effect.flatMap(url, parseEndpoint),
+    (endpoint) => Effect.fail(new ConnectError({ reason: "InvalidOptions", url: endpoint.redacted, detail: `${detail}; ${hintFor("InvalidOptions")}` }, true))
+  )
 
 /**
  * Provides one Connection under your own tag, for the life of the layer. Compose it with

@@ -6,8 +6,12 @@
  *
  * Each error Schema decodes `{ _tag, ...fields }` into an instance of the very class the core
  * exports (`ConnectError` here decodes to the `ConnectError` that `Effect.catchTag` sees) and
- * encodes an instance back, as the `Schema.TaggedError` classes did: the field Schemas are the
- * ones those classes had (`DurationFromSelf`, `DateFromSelf`, `Unknown` causes).
+ * encodes an instance back, as the `Schema.TaggedError` classes did. The encoded side survives
+ * JSON (an rpc's `RpcSerialization.json` / `ndjson`, a stored event): a duration (`timeout`,
+ * `retryAfter`) is encoded as its milliseconds (`DurationFromMillis`) and a date (`retryAt`) as
+ * its ISO string (`Schema.Date`), where the `Schema.TaggedError` classes had `DurationFromSelf` and
+ * `DateFromSelf`, which JSON cannot carry back. `cause`, `payload` and `frame` are `Unknown`:
+ * carried as they are (JSON keeps an `Error`'s own enumerable fields only).
  *
  * ```ts
  * import { Schema } from "effect"
@@ -82,7 +86,7 @@ export const ConnectError = errorSchema(Errors.ConnectError, "ConnectError", {
   url: Schema.String,
   detail: Schema.String,
   status: Schema.optional(Schema.Number),
-  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  retryAfter: Schema.optional(Schema.DurationFromMillis),
   cause: Schema.optional(Schema.Unknown)
 })
 
@@ -92,7 +96,7 @@ export const ConnectError = errorSchema(Errors.ConnectError, "ConnectError", {
  */
 export const TimeoutError = errorSchema(Errors.TimeoutError, "TimeoutError", {
   operation: TimeoutOperation,
-  timeout: Schema.DurationFromSelf,
+  timeout: Schema.DurationFromMillis,
   url: Schema.optional(Schema.String)
 })
 
@@ -123,7 +127,7 @@ export const Disconnected = errorSchema(Errors.Disconnected, "Disconnected", {
  */
 export const CircuitOpenError = errorSchema(Errors.CircuitOpenError, "CircuitOpenError", {
   endpoint: Schema.String,
-  retryAt: Schema.DateFromSelf
+  retryAt: Schema.Date
 })
 
 /**

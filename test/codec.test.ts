@@ -454,3 +454,58 @@ describe("examples/codec.ts", () => {
       expect(yield* server.accepted).toBe(1)
     }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger))))
 })
+
+describe("Connection.connect with a codec that cannot work", () => {
+  const bare = { decode: Either.right, encode: Either.right }
+  it.live.each([["two functions without Codec.make", bare], ["null", null], ["an empty object", {}]] as const)(
+    "%s: ConnectError InvalidOptions naming the codec, before any socket (as a Client)",
+    ([_, codec]) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const error = yield* Connection.connect(server.url, { codec } as unknown as Connection.CodecOptions<Tick, Tick>).pipe(
+          Effect.flip,
+          Effect.scoped
+        )
+        expect(error).toMatchObject({
+          _tag: "ConnectError",
+          reason: "InvalidOptions",
+          url: new URL(server.url).href,
+          detail: "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make; fix the option named above"
+        })
+        expect(yield* server.accepted).toBe(0)
+      })).pipe(provideNode)
+  )
+
+  it.live("a bad URL is still reported first, and a URL Effect runs once", () =>
+    Effect.gen(function*() {
+      let runs = 0
+      const url = Effect.sync(() => {
+        runs++
+        return "http://127.0.0.1:1/"
+      })
+      const error = yield* Connection.connect(url, { codec: bare } as unknown as Connection.CodecOptions<Tick, Tick>).pipe(Effect.flip, Effect.scoped)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidUrl" })
+      expect(runs).toBe(1)
+    }).pipe(provideNode))
+})
+
+describe("Client.make with a codec: the options as given", () => {
+  it.live("options from a settings class (url read by a getter) and a codec: the client connects and is typed, as without a codec", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      class Settings {
+        readonly codec = ticks
+        readonly heartbeat = false
+        get url(): string {
+          return server.url
+        }
+      }
+      const client = yield* Client.make(new Settings() as Client.CodecOptions<Tick, Tick>)
+      yield* client.send({ symbol: "S", price: 1 })
+      const got = yield* Stream.runHead(client.messages).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "no echo" })
+      )
+      expect(got).toEqual(Option.some({ symbol: "S", price: 1 }))
+      expect(yield* server.accepted).toBe(1)
+    }).pipe(Effect.scoped, provideNode)))
+})

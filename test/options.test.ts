@@ -288,3 +288,35 @@ describe("Client.config: keys decoded by the option Schemas", () => {
       expect(minimal.connection).toBe(clientSettings({ url }).connection)
     }))
 })
+
+describe("options from untyped code: what the Schema did, never a throw", () => {
+  const notObjects: ReadonlyArray<readonly [string, unknown]> = [["null", null], ["a string", "ws://127.0.0.1:1/"], ["a number", 5]]
+
+  it.effect.each(notObjects)("Connection.connect with %s as options: ConnectError InvalidOptions, not a throw", ([_, options]) =>
+    Effect.gen(function*() {
+      const error = (yield* Effect.suspend(() => connectError(options))) as ConnectError
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", url, detail: `options: must be an object${HINT}` })
+    }))
+
+  it.live.each(notObjects)("Client.make with %s as options: Closed with ConnectError InvalidOptions, not a throw", ([_, options]) =>
+    Effect.gen(function*() {
+      const client = yield* Effect.suspend(() => Client.make(options as Client.Options))
+      const error = (yield* closedWith(client)) as ConnectError
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", detail: `options: must be an object${HINT}` })
+    }).pipe(Effect.scoped, provideNode))
+
+  it("a url read from a getter (a settings class) is accepted with other options too, not only alone", () => {
+    class Settings {
+      readonly minUptime = "1 second"
+      get url(): string {
+        return url
+      }
+    }
+    const settings = Either.getOrThrow(decodeClientOptions(new Settings()))
+    expect(settings).toMatchObject({ endpoints: [url], minUptime: Duration.seconds(1), invalid: undefined })
+    expect(clientSettings(new Settings() as unknown as Client.Options).invalid).toBeUndefined()
+    // Missing for real: still `is required`; present but undefined: the check's own message.
+    expect(decodeClientOptions({ minUptime: "1 second" })).toEqual(Either.left("url: is required"))
+    expect(decodeClientOptions({ url: undefined, minUptime: "1 second" })).toEqual(Either.left("url: must be a URL, an Effect of one, or a list of URLs"))
+  })
+})

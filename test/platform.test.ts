@@ -173,3 +173,46 @@ describe("effect-lifeline/platform: perConnection and reconnect", () => {
       expect(yield* server.accepted).toBe(2)
     }).pipe(Effect.provide(quietNode))))
 })
+
+describe("effect-lifeline/platform: options from untyped code", () => {
+  it.live("layer(null) does not throw: the Socket's run fails with SocketGenericError Open, cause ConnectError InvalidOptions", () =>
+    Effect.gen(function*() {
+      const layer = yield* Effect.sync(() => LifelinePlatform.layer(null as unknown as LifelinePlatform.Options))
+      const error = yield* Effect.flatMap(Socket.Socket, (socket) => Effect.flip(socket.runRaw(() => {}))).pipe(
+        Effect.provide(layer.pipe(Layer.provide(quietNode)))
+      )
+      expect(error).toMatchObject({
+        _tag: "SocketError",
+        reason: "Open",
+        cause: { _tag: "ConnectError", reason: "InvalidOptions", detail: "options: must be an object; fix the option named above" }
+      })
+    }))
+})
+
+describe("effect-lifeline/platform: layer's options as given", () => {
+  it.live("options from a settings class (url read by a getter) with perConnection: the Socket opens and reads, as Client.make's would", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      class Settings {
+        readonly perConnection = true
+        readonly heartbeat = false
+        get url(): string {
+          return server.url
+        }
+      }
+      const received: Array<string | Uint8Array> = []
+      yield* withSocket(new Settings() as LifelinePlatform.Options, (socket) =>
+        Effect.gen(function*() {
+          const write = yield* socket.writer
+          const reader = yield* Effect.fork(socket.runRaw((data) => {
+            received.push(data)
+          }))
+          yield* write("hi")
+          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* write(new Socket.CloseEvent(1000, "done"))
+          yield* Fiber.join(reader)
+        }).pipe(Effect.scoped))
+      expect(received).toEqual(["hi"])
+      expect(yield* server.accepted).toBe(1)
+    }).pipe(Effect.provide(quietNode))))
+})

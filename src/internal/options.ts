@@ -326,7 +326,8 @@ const NOT_AN_OBJECT: Either.Either<never, Problem> = Either.left({ path: [], mes
 /**
  * An object (not an array, not null) whose fields are checked in their declaration order: the
  * first problem is reported, its path starting with the field's name. A field that is absent
- * (not an own key) or undefined takes its default; a required one must be an own key. Other
+ * (not an own key) or undefined takes its default; a required one is read through the prototype
+ * too, and is missing when it is not an own key and does not check. Other
  * keys are ignored. (What `Schema.Struct` with `optional` / `optionalWith({ default })` did.)
  */
 const struct = <F extends Fields>(fields: F): Check<StructType<F>> => (input) => {
@@ -335,14 +336,18 @@ const struct = <F extends Fields>(fields: F): Check<StructType<F>> => (input) =>
   for (const name in fields) {
     const field = fields[name]!
     const present = Object.prototype.hasOwnProperty.call(input, name)
-    if (field.required && !present) return problem("is required", [name])
-    const value: unknown = present ? (input as Record<string, unknown>)[name] : undefined
+    // A required field is read through the prototype too (a getter on a class), as Schema.Struct
+    // read it; when it is not an own key and does not check, it is reported missing.
+    const value: unknown = present || field.required ? (input as Record<string, unknown>)[name] : undefined
     if (value === undefined && !field.required) {
       output[name] = field.absent
       continue
     }
     const result = field.check(value)
-    if (Either.isLeft(result)) return Either.left({ path: [name, ...result.left.path], message: result.left.message })
+    if (Either.isLeft(result)) {
+      if (!present) return problem("is required", [name])
+      return Either.left({ path: [name, ...result.left.path], message: result.left.message })
+    }
     output[name] = result.right
   }
   return Either.right(output as StructType<F>)
