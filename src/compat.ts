@@ -153,9 +153,11 @@ export interface Options {
   /** Retries after the first attempt, per series (reset by `minUptime`). Default Infinity. */
   readonly maxRetries?: number
   /**
-   * Messages accepted and not yet written (queued while not open, or not yet written by the
-   * socket). Default: lifeline's bound, 1024 messages and 16 MiB (partysocket: Infinity). Past it,
-   * `send` returns false and an `error` event carries a `SendError OutboxFull` with the message.
+   * Messages kept while no connection is open (as in partysocket). Default: lifeline's bound,
+   * 1024 messages and 16 MiB (partysocket: Infinity). Past it, `send` returns false and an
+   * `error` event carries a `SendError OutboxFull` with the message. While open, what the socket
+   * has not written yet is bounded by lifeline only (65,536 messages, 16 MiB), so a burst of
+   * sends fits as it does with partysocket.
    */
   readonly maxEnqueuedMessages?: number
   /** Start CLOSED; `reconnect()` connects. Default false. */
@@ -178,9 +180,15 @@ const DEFAULTS = {
   maxRetries: Number.POSITIVE_INFINITY
 } as const
 
-/** lifeline's own outbox bounds: what `maxEnqueuedMessages` of Infinity (partysocket's default) becomes. */
+/** lifeline's own bounds: what `maxEnqueuedMessages` of Infinity (partysocket's default) becomes. */
 const DEFAULT_CAPACITY = 1024
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+/**
+ * While open, messages the socket has not written yet (partysocket hands them to the socket,
+ * unbounded): a synchronous burst of sends must fit, as it does with partysocket.
+ * `maxEnqueuedMessages` bounds what is kept while not open only, as in partysocket.
+ */
+const OPEN_CAPACITY = 65_536
 
 const CONNECTING = 0
 const OPEN = 1
@@ -211,6 +219,14 @@ const toLifeline = (data: Exclude<Message, Blob>): LifelineMessage => {
 }
 
 const sizeOf = (message: LifelineMessage): number => typeof message === "string" ? message.length : message.byteLength
+
+/** Node's `Buffer` (a view over the same bytes) where there is one; elsewhere the bytes as they are. */
+const asNodeBuffer = (bytes: Uint8Array): Uint8Array => {
+  const NodeBuffer = Reflect.get(globalThis, "Buffer") as
+    | { from?: (buffer: ArrayBufferLike, offset: number, length: number) => Uint8Array }
+    | undefined
+  return typeof NodeBuffer?.from === "function" ? NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
+}
 
 const toProtocols = (value: string | Array<string> | null | undefined): ReadonlyArray<string> =>
   value === null || value === undefined ? [] : typeof value === "string" ? [value] : value
@@ -543,9 +559,11 @@ export class ReconnectingWebSocket extends TypedEventTarget {
           ? message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength)
           : new Blob([message as Uint8Array<ArrayBuffer>])
       case "fragments":
-        return [message]
+        return [asNodeBuffer(message)]
       default:
-        return message
+        // "nodebuffer" (ws's default): a Buffer where there is one, as ws gives, so that
+        // `data.toString()` is the text and not a list of numbers.
+        return asNodeBuffer(message)
     }
   }
 
@@ -682,7 +700,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const provider = this._urlProvider
     const staticUrl = typeof provider === "string" || provider instanceof URL
     const protocols = this._protocolsProvider
-    const capacity = this._capacity
+    // Room for what was kept while not open (flushed at open) and for a burst while open.
+    const capacity = Math.max(this._capacity, OPEN_CAPACITY)
     return {
       url: staticUrl && typeof protocols !== "function" ? provider : this._resolveAttempt(),
       connection: {

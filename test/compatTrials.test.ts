@@ -1,0 +1,92 @@
+/**
+ * `effect-lifeline/compat` used as partysocket users use it, over a TestServer on 127.0.0.1: a
+ * synchronous burst of sends while open (partysocket hands each to the socket; none may be
+ * refused), `maxEnqueuedMessages` bounding only what is kept while not open (as in partysocket),
+ * and ws's `binaryType` "nodebuffer" / "fragments" giving Node Buffers as ws does.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { ReconnectingWebSocket } from "effect-lifeline/compat"
+import WS from "ws"
+import { TestServer } from "../src/testing/index.js"
+import { awaitReceived } from "./support/clientKit.js"
+
+/** Resolves with the next event of `type` (the test's own timeout bounds it). */
+const next = (socket: ReconnectingWebSocket, type: "open" | "close" | "message") =>
+  new Promise<Event>((resolve) => socket.addEventListener(type, resolve, { once: true }))
+
+/** Closes the socket and lets its Client end. */
+const closeAndSettle = (socket: ReconnectingWebSocket) =>
+  Effect.promise(async () => {
+    socket.close()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  })
+
+/** The `_tag`/`reason` of every error event from now on. */
+const errorsOf = (socket: ReconnectingWebSocket) => {
+  const errors: Array<string> = []
+  socket.addEventListener("error", (event) => {
+    const error = event.error as Error & { _tag?: string; reason?: string }
+    errors.push(`${error._tag}:${error.reason}`)
+  })
+  return errors
+}
+
+describe("compat: partysocket users' patterns", () => {
+  it.scopedLive("a burst of 10,000 sends in a synchronous loop while open: every one returns true and arrives, in order, no error event", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+      const errors = errorsOf(socket)
+      yield* Effect.promise(() => next(socket, "open"))
+      const count = 10_000
+      const returned = new Set<boolean>()
+      for (let index = 0; index < count; index++) returned.add(socket.send(`m${index}`))
+      expect([...returned]).toEqual([true])
+      yield* awaitReceived(server, count)
+      const received = yield* server.received
+      expect(received.length).toBe(count)
+      expect(received.every((frame, index) => frame === `m${index}`)).toBe(true)
+      expect(errors).toEqual([])
+      yield* closeAndSettle(socket)
+    }))
+
+  it.scopedLive("maxEnqueuedMessages bounds what is kept while not open only: 50 sends while open with a bound of 5 all go; the 6th kept is refused", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS, maxEnqueuedMessages: 5 })
+      const errors = errorsOf(socket)
+      yield* Effect.promise(() => next(socket, "open"))
+      for (let index = 0; index < 50; index++) expect(socket.send(`open${index}`)).toBe(true)
+      yield* awaitReceived(server, 50)
+      expect(errors).toEqual([])
+      socket.close()
+      const kept = Array.from({ length: 6 }, (_, index) => socket.send(`kept${index}`))
+      expect(kept).toEqual([false, false, false, false, false, false])
+      expect(errors).toEqual(["SendError:OutboxFull"])
+      expect(socket.drainQueuedMessages()).toEqual(["kept0", "kept1", "kept2", "kept3", "kept4"])
+      yield* closeAndSettle(socket)
+    }))
+
+  for (const [name, options] of [["WebSocket: WS", { WebSocket: WS }], ["the global WebSocket", {}]] as const) {
+    it.scopedLive(`binaryType "nodebuffer" gives a Buffer (data.toString() is the text) and "fragments" an array of Buffers, as ws does, over ${name}`, () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const socket = new ReconnectingWebSocket(server.url, undefined, options)
+        yield* Effect.promise(() => next(socket, "open"))
+        const data: Array<unknown> = []
+        for (const type of ["nodebuffer", "fragments"] as const) {
+          socket.binaryType = type as BinaryType
+          const message = next(socket, "message")
+          yield* server.broadcast(new TextEncoder().encode("héllo"))
+          data.push(((yield* Effect.promise(() => message)) as MessageEvent).data)
+        }
+        const [buffer, fragments] = data as [Buffer, Array<Buffer>]
+        expect(Buffer.isBuffer(buffer)).toBe(true)
+        expect(buffer.toString()).toBe("héllo")
+        expect(Array.isArray(fragments) && fragments.length === 1 && Buffer.isBuffer(fragments[0])).toBe(true)
+        expect(fragments[0]!.toString()).toBe("héllo")
+        yield* closeAndSettle(socket)
+      }))
+  }
+})
