@@ -449,8 +449,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._generation++
     const life = this._life
     if (life === undefined) return
+    const opening = this._isOpening(life)
     if (wasActive) this._dispatchClose(life, code, reason, true)
-    this._endLife(life, code, reason)
+    this._endLife(life, code, reason, opening)
   }
 
   /** Closes the connection (if any) with `code` and `reason` and connects again at once, retry count reset. */
@@ -460,8 +461,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (life !== undefined) {
       const state = this.readyState
       const wasActive = state === OPEN || state === CONNECTING
+      const opening = this._isOpening(life)
       if (wasActive) this._dispatchClose(life, code, reason, true)
-      this._endLife(life, code, reason)
+      this._endLife(life, code, reason, opening)
     }
     const generation = ++this._generation
     void this._ending.then(() => {
@@ -742,8 +744,24 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     ))
   }
 
-  /** Closes a life's Client with `code` and `reason`; what it did not write is kept, ahead of newer sends. */
-  private _endLife(life: Life, code: number, reason: string): void {
+  /**
+   * The `open` event is dispatched from the Client's `onOpen`, before the Client is Open: a
+   * `close()` or `reconnect()` from an `open` listener (or right after it, in a microtask) comes
+   * while the Client still takes the connection for an attempt.
+   */
+  private _isOpening(life: Life): boolean {
+    if (life.openSession === undefined) return false
+    const state = this._runtimeOrThrow.runSync(life.client.state.get)
+    return state._tag === "Connecting" || state._tag === "Idle"
+  }
+
+  /**
+   * Closes a life's Client with `code` and `reason`; what it did not write is kept, ahead of newer
+   * sends. `opening`: the connection is open but the Client not yet Open (see `_isOpening`): the
+   * close waits for Open, so that what was sent goes out and the peer gets `code` and `reason`
+   * (closed at once, the Client would abort the attempt: 1001, nothing written).
+   */
+  private _endLife(life: Life, code: number, reason: string, opening = false): void {
     life.closing = true
     if (this._life === life) this._life = undefined
     const runtime = this._runtimeOrThrow
@@ -751,6 +769,13 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._ending = new Promise<void>((resolve) => {
       runtime.runCallback(
         Effect.gen(function*() {
+          if (opening) {
+            yield* life.client.state.changes.pipe(
+              Stream.filter((state) => state._tag !== "Connecting" && state._tag !== "Idle"),
+              Stream.take(1),
+              Stream.runDrain
+            )
+          }
           const unsent = yield* life.client.close(code, reason)
           yield* Scope.close(life.scope, Exit.void)
           return unsent

@@ -68,6 +68,31 @@ describe("compat: partysocket users' patterns", () => {
       yield* closeAndSettle(socket)
     }))
 
+  it.scopedLive("send then close(4001) from an open listener, or right after awaiting open: the message is written, not kept (it was kept and the peer saw 1001)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      // In the open listener.
+      const first = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+      first.addEventListener("open", () => {
+        first.send("bye from onopen")
+        first.close(4001, "done")
+      }, { once: true })
+      yield* awaitReceived(server, 1)
+      expect(first.drainQueuedMessages()).toEqual([])
+      // After `await` of the open event: a microtask later, still before the Client is Open.
+      const second = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+      yield* Effect.promise(() => next(second, "open"))
+      second.send("a")
+      second.send("b")
+      second.close(4002, "done")
+      yield* awaitReceived(server, 3)
+      expect(yield* server.received).toEqual(["bye from onopen", "a", "b"])
+      expect(second.drainQueuedMessages()).toEqual([])
+      expect(yield* server.accepted).toBe(2)
+      yield* closeAndSettle(first)
+      yield* closeAndSettle(second)
+    }))
+
   for (const [name, options] of [["WebSocket: WS", { WebSocket: WS }], ["the global WebSocket", {}]] as const) {
     it.scopedLive(`binaryType "nodebuffer" gives a Buffer (data.toString() is the text) and "fragments" an array of Buffers, as ws does, over ${name}`, () =>
       Effect.gen(function*() {
