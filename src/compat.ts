@@ -664,7 +664,16 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       if (typeof protocolsProvider === "function") this._nextProtocols = toProtocols(protocols)
       return this._url
     }
-    return Effect.promise(resolve)
+    // A provider that never settles would hold the attempt for ever (CONNECTING, no event): it
+    // has `connectionTimeout`, as the handshake has, then it fails (and is retried) like one that threw.
+    const limit = Math.max(1, finiteOr(this._options.connectionTimeout, DEFAULTS.connectionTimeout))
+    return Effect.promise(resolve).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(limit),
+        onTimeout: () => new ProviderFailed("url", new Error(`it did not settle within ${limit} ms (connectionTimeout)`))
+      }),
+      Effect.orDie
+    )
   }
 
   private _schedule(): Schedule.Schedule<unknown, ClientError> {

@@ -93,6 +93,33 @@ describe("compat: partysocket users' patterns", () => {
       yield* closeAndSettle(second)
     }))
 
+  it.scopedLive("a URL provider that never settles: after connectionTimeout an error event and a close 1006, then the next attempt opens (it stayed CONNECTING for ever)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      let calls = 0
+      const provider = () => ++calls === 1 ? new Promise<string>(() => {}) : Promise.resolve(server.url)
+      const socket = new ReconnectingWebSocket(provider, undefined, {
+        WebSocket: WS,
+        connectionTimeout: 200,
+        minReconnectionDelay: 10,
+        reconnectionDelayJitter: 0
+      })
+      const events: Array<string> = []
+      socket.addEventListener("error", (event) => {
+        const error = event.error as Error & { _tag?: string; reason?: string; cause?: { message?: string } }
+        events.push(`error:${error._tag}:${error.reason}:${error.cause?.message}`)
+      })
+      socket.addEventListener("close", (event) => events.push(`close:${event.code}`))
+      yield* Effect.promise(() => next(socket, "open"))
+      expect(events).toEqual([
+        "error:ConnectError:InvalidUrl:the url provider failed: it did not settle within 200 ms (connectionTimeout)",
+        "close:1006"
+      ])
+      expect(calls).toBe(2)
+      expect(socket.readyState).toBe(ReconnectingWebSocket.OPEN)
+      yield* closeAndSettle(socket)
+    }))
+
   for (const [name, options] of [["WebSocket: WS", { WebSocket: WS }], ["the global WebSocket", {}]] as const) {
     it.scopedLive(`binaryType "nodebuffer" gives a Buffer (data.toString() is the text) and "fragments" an array of Buffers, as ws does, over ${name}`, () =>
       Effect.gen(function*() {
