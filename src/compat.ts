@@ -260,7 +260,8 @@ class Session {
   ended: { readonly error: ClientError | undefined } | undefined = undefined
   readonly done = Deferred.unsafeMake<void>(FiberId.none)
 
-  constructor(readonly connection: Connection) {}
+  /** `attempt`: the Client's attempt whose `onOpen` made this session. */
+  constructor(readonly connection: Connection, readonly attempt: number) {}
 }
 
 /** One Client, from `start` (or `reconnect`) to `close` (or the next `reconnect`). */
@@ -759,9 +760,11 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    * while the Client still takes the connection for an attempt.
    */
   private _isOpening(life: Life): boolean {
-    if (life.openSession === undefined) return false
+    const session = life.openSession
+    if (session === undefined) return false
     const state = this._runtimeOrThrow.runSync(life.client.state.get)
-    return state._tag === "Connecting" || state._tag === "Idle"
+    // Not a later attempt (the session's link dropped and the Client is connecting again).
+    return state._tag === "Connecting" && state.attempt === session.attempt
   }
 
   /**
@@ -811,7 +814,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       // The close of the previous connection goes out before this open.
       for (const earlier of [...life.sessions]) yield* Deferred.await(earlier.done)
       if (life.closing || this._life !== life) return
-      const session = new Session(connection)
+      const state = yield* life.client.state.get
+      const session = new Session(connection, state._tag === "Connecting" ? state.attempt : -1)
       life.sessions.push(session)
       life.openSession = session
       this._protocol = connection.protocol
