@@ -113,10 +113,43 @@ let utf8: TextDecoder | undefined
 const textOf = (frame: Message): string => typeof frame === "string" ? frame : (utf8 ??= new TextDecoder("utf-8", { fatal: true })).decode(frame)
 
 /**
+ * `JSON.parse`, refusing a `"__proto__"` key: `JSON.parse` makes it an own property, but a
+ * Schema that copies keys into a new object (`Schema.Record`, an index signature) assigns it, which
+ * sets the prototype of the value the app receives to what the peer sent. A key can only decode to
+ * `__proto__` if the text holds it literally or through a `\u` escape: other frames take the plain
+ * `JSON.parse`.
+ */
+const parseJson = (text: string): unknown =>
+  text.includes("__proto__") || text.includes("\\u")
+    ? JSON.parse(text, (key, value: unknown) => {
+      if (key === "__proto__") throw new SyntaxError("a \"__proto__\" key in a JSON frame is refused")
+      return value
+    })
+    : JSON.parse(text)
+
+const refuseNonFinite = (_key: string, value: unknown): unknown => {
+  if (typeof value === "number" && !Number.isFinite(value)) throw new TypeError(`${value} has no JSON form`)
+  return value
+}
+
+/**
+ * `JSON.stringify`, refusing what JSON cannot hold instead of changing it: `undefined` or a
+ * function at the top, and `NaN` / `Infinity` anywhere (which `JSON.stringify` writes as `null`).
+ * Only a text that holds `null` is looked at again.
+ */
+const stringifyJson = (value: unknown): Either.Either<string, unknown> => {
+  const text: string | undefined = JSON.stringify(value)
+  if (text === undefined) return Either.left(new TypeError("the encoded value has no JSON form"))
+  if (text.includes("null")) JSON.stringify(value, refuseNonFinite)
+  return Either.right(text)
+}
+
+/**
  * JSON in text frames, checked by a Schema both ways. Decoding: the frame's text (a binary frame
- * is read as UTF-8), `JSON.parse`, then the schema's decoding (extra fields are ignored, as
- * Schema does by default). Encoding: the schema's encoding (which checks the value: a refinement
- * it fails is `SendError EncodeFailed`), then `JSON.stringify`, sent as a text frame. The schema
+ * is read as UTF-8), `JSON.parse` (a `"__proto__"` key is refused: a `DecodeError`), then the
+ * schema's decoding (extra fields are ignored, as Schema does by default). Encoding: the schema's
+ * encoding (which checks the value: a refinement it fails is `SendError EncodeFailed`), then
+ * `JSON.stringify` (`NaN` and `Infinity` are refused, not written as `null`), sent as a text frame. The schema
  * needs no context (`R = never`): it runs synchronously, once per frame.
  *
  * With two schemas, the first reads the peer's messages and the second checks yours.
@@ -143,13 +176,8 @@ export const json: {
   const decode = Schema.decodeUnknownEither(inbound)
   const encode = Schema.encodeUnknownEither(outbound ?? (inbound as unknown as Schema.Schema<Out, unknown, never>))
   return make<In, Out>({
-    decode: (frame) => decode(JSON.parse(textOf(frame))),
-    encode: (value) =>
-      Either.flatMap(encode(value), (encoded): Either.Either<string, unknown> => {
-        // JSON.stringify gives undefined for what JSON cannot hold (undefined, a function).
-        const text: string | undefined = JSON.stringify(encoded)
-        return text === undefined ? Either.left(new TypeError("the encoded value has no JSON form")) : Either.right(text)
-      })
+    decode: (frame) => decode(parseJson(textOf(frame))),
+    encode: (value) => Either.flatMap(encode(value), stringifyJson)
   })
 }
 

@@ -153,9 +153,11 @@ export interface Options {
   /** Retries after the first attempt, per series (reset by `minUptime`). Default Infinity. */
   readonly maxRetries?: number
   /**
-   * Messages accepted and not yet written (queued while not open, or not yet written by the
-   * socket). Default: lifeline's bound, 1024 messages and 16 MiB (partysocket: Infinity). Past it,
-   * `send` returns false and an `error` event carries a `SendError OutboxFull` with the message.
+   * Messages kept while no connection is open (as in partysocket). Default: lifeline's bound,
+   * 1024 messages and 16 MiB (partysocket: Infinity). Past it, `send` returns false and an
+   * `error` event carries a `SendError OutboxFull` with the message. While open, what the socket
+   * has not written yet is bounded by lifeline only (65,536 messages, 16 MiB), so a burst of
+   * sends fits as it does with partysocket.
    */
   readonly maxEnqueuedMessages?: number
   /** Start CLOSED; `reconnect()` connects. Default false. */
@@ -178,9 +180,15 @@ const DEFAULTS = {
   maxRetries: Number.POSITIVE_INFINITY
 } as const
 
-/** lifeline's own outbox bounds: what `maxEnqueuedMessages` of Infinity (partysocket's default) becomes. */
+/** lifeline's own bounds: what `maxEnqueuedMessages` of Infinity (partysocket's default) becomes. */
 const DEFAULT_CAPACITY = 1024
 const DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+/**
+ * While open, messages the socket has not written yet (partysocket hands them to the socket,
+ * unbounded): a synchronous burst of sends must fit, as it does with partysocket.
+ * `maxEnqueuedMessages` bounds what is kept while not open only, as in partysocket.
+ */
+const OPEN_CAPACITY = 65_536
 
 const CONNECTING = 0
 const OPEN = 1
@@ -211,6 +219,14 @@ const toLifeline = (data: Exclude<Message, Blob>): LifelineMessage => {
 }
 
 const sizeOf = (message: LifelineMessage): number => typeof message === "string" ? message.length : message.byteLength
+
+/** Node's `Buffer` (a view over the same bytes) where there is one; elsewhere the bytes as they are. */
+const asNodeBuffer = (bytes: Uint8Array): Uint8Array => {
+  const NodeBuffer = Reflect.get(globalThis, "Buffer") as
+    | { from?: (buffer: ArrayBufferLike, offset: number, length: number) => Uint8Array }
+    | undefined
+  return typeof NodeBuffer?.from === "function" ? NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
+}
 
 const toProtocols = (value: string | Array<string> | null | undefined): ReadonlyArray<string> =>
   value === null || value === undefined ? [] : typeof value === "string" ? [value] : value
@@ -244,7 +260,8 @@ class Session {
   ended: { readonly error: ClientError | undefined } | undefined = undefined
   readonly done = Deferred.unsafeMake<void>(FiberId.none)
 
-  constructor(readonly connection: Connection) {}
+  /** `attempt`: the Client's attempt whose `onOpen` made this session. */
+  constructor(readonly connection: Connection, readonly attempt: number) {}
 }
 
 /** One Client, from `start` (or `reconnect`) to `close` (or the next `reconnect`). */
@@ -433,8 +450,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._generation++
     const life = this._life
     if (life === undefined) return
+    const opening = this._isOpening(life)
     if (wasActive) this._dispatchClose(life, code, reason, true)
-    this._endLife(life, code, reason)
+    this._endLife(life, code, reason, opening)
   }
 
   /** Closes the connection (if any) with `code` and `reason` and connects again at once, retry count reset. */
@@ -444,8 +462,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (life !== undefined) {
       const state = this.readyState
       const wasActive = state === OPEN || state === CONNECTING
+      const opening = this._isOpening(life)
       if (wasActive) this._dispatchClose(life, code, reason, true)
-      this._endLife(life, code, reason)
+      this._endLife(life, code, reason, opening)
     }
     const generation = ++this._generation
     void this._ending.then(() => {
@@ -543,9 +562,11 @@ export class ReconnectingWebSocket extends TypedEventTarget {
           ? message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength)
           : new Blob([message as Uint8Array<ArrayBuffer>])
       case "fragments":
-        return [message]
+        return [asNodeBuffer(message)]
       default:
-        return message
+        // "nodebuffer" (ws's default): a Buffer where there is one, as ws gives, so that
+        // `data.toString()` is the text and not a list of numbers.
+        return asNodeBuffer(message)
     }
   }
 
@@ -644,7 +665,16 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       if (typeof protocolsProvider === "function") this._nextProtocols = toProtocols(protocols)
       return this._url
     }
-    return Effect.promise(resolve)
+    // A provider that never settles would hold the attempt for ever (CONNECTING, no event): it
+    // has `connectionTimeout`, as the handshake has, then it fails (and is retried) like one that threw.
+    const limit = Math.max(1, finiteOr(this._options.connectionTimeout, DEFAULTS.connectionTimeout))
+    return Effect.promise(resolve).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(limit),
+        onTimeout: () => new ProviderFailed("url", new Error(`it did not settle within ${limit} ms (connectionTimeout)`))
+      }),
+      Effect.orDie
+    )
   }
 
   private _schedule(): Schedule.Schedule<unknown, ClientError> {
@@ -682,7 +712,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const provider = this._urlProvider
     const staticUrl = typeof provider === "string" || provider instanceof URL
     const protocols = this._protocolsProvider
-    const capacity = this._capacity
+    // Room for what was kept while not open (flushed at open) and for a burst while open.
+    const capacity = Math.max(this._capacity, OPEN_CAPACITY)
     return {
       url: staticUrl && typeof protocols !== "function" ? provider : this._resolveAttempt(),
       connection: {
@@ -723,8 +754,26 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     ))
   }
 
-  /** Closes a life's Client with `code` and `reason`; what it did not write is kept, ahead of newer sends. */
-  private _endLife(life: Life, code: number, reason: string): void {
+  /**
+   * The `open` event is dispatched from the Client's `onOpen`, before the Client is Open: a
+   * `close()` or `reconnect()` from an `open` listener (or right after it, in a microtask) comes
+   * while the Client still takes the connection for an attempt.
+   */
+  private _isOpening(life: Life): boolean {
+    const session = life.openSession
+    if (session === undefined) return false
+    const state = this._runtimeOrThrow.runSync(life.client.state.get)
+    // Not a later attempt (the session's link dropped and the Client is connecting again).
+    return state._tag === "Connecting" && state.attempt === session.attempt
+  }
+
+  /**
+   * Closes a life's Client with `code` and `reason`; what it did not write is kept, ahead of newer
+   * sends. `opening`: the connection is open but the Client not yet Open (see `_isOpening`): the
+   * close waits for Open, so that what was sent goes out and the peer gets `code` and `reason`
+   * (closed at once, the Client would abort the attempt: 1001, nothing written).
+   */
+  private _endLife(life: Life, code: number, reason: string, opening = false): void {
     life.closing = true
     if (this._life === life) this._life = undefined
     const runtime = this._runtimeOrThrow
@@ -732,6 +781,13 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._ending = new Promise<void>((resolve) => {
       runtime.runCallback(
         Effect.gen(function*() {
+          if (opening) {
+            yield* life.client.state.changes.pipe(
+              Stream.filter((state) => state._tag !== "Connecting" && state._tag !== "Idle"),
+              Stream.take(1),
+              Stream.runDrain
+            )
+          }
           const unsent = yield* life.client.close(code, reason)
           yield* Scope.close(life.scope, Exit.void)
           return unsent
@@ -758,7 +814,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       // The close of the previous connection goes out before this open.
       for (const earlier of [...life.sessions]) yield* Deferred.await(earlier.done)
       if (life.closing || this._life !== life) return
-      const session = new Session(connection)
+      const state = yield* life.client.state.get
+      const session = new Session(connection, state._tag === "Connecting" ? state.attempt : -1)
       life.sessions.push(session)
       life.openSession = session
       this._protocol = connection.protocol

@@ -304,6 +304,35 @@ describe("connect: a session", () => {
       ])
     }))
 
+  it.scopedLive("an empty stdin still connects: a 401 exits 4 (it exited 0 before the handshake was even answered)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(401)
+      const child = yield* cli(["connect", server.url])
+      yield* child.end
+      const exited = yield* child.exited
+      expect(exited.code).toBe(4)
+      expect(cliLines(exited.stderr)).toHaveLength(1)
+      expect(cliLines(exited.stderr)[0]).toMatch(/^effect-lifeline: ConnectError: HandshakeRejected .*\(HTTP 401\)/)
+      expect(yield* server.requests).toBe(1)
+    }))
+
+  it.scopedLive("an empty stdin and a server that never comes back: past --drain-timeout, never connected, exit 8 with the last failure", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const child = yield* cli(["connect", "--drain-timeout", "300", `ws://user:pa55@127.0.0.1:${server.port}/?token=s3cret`])
+      yield* child.end
+      const exited = yield* child.exited
+      expect(exited.code).toBe(8)
+      expect(cliLines(exited.stderr)).toEqual([
+        `effect-lifeline: never connected (within --drain-timeout 300 ms); last: ConnectError: ConnectionRefused connecting to ` +
+        `ws://redacted@127.0.0.1:${server.port}/?token=redacted: connect ECONNREFUSED 127.0.0.1:${server.port}; nothing listens there; ` +
+        "retrying helps if the server is starting"
+      ])
+      expect(exited.stderr.join("\n")).not.toMatch(/s3cret|pa55|user/)
+    }))
+
   it.scopedLive("the same with --json: a failed event per line, then exit 9", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()

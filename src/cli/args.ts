@@ -62,7 +62,7 @@ Options of connect:
       --json               JSON lines on stdout for every event instead of the human format
       --binary <format>    binary messages as "summary" (<binary N bytes>, default) or "base64"
       --drain-timeout <ms> at the end of stdin, wait at most this long for the queued lines to be
-                           written (default ${DEFAULT_DRAIN_TIMEOUT_MILLIS})
+                           written, and for a first open (default ${DEFAULT_DRAIN_TIMEOUT_MILLIS})
   -w, --wait <ms>          at the end of stdin, once the lines are written, keep printing inbound
                            messages this long before closing (default 0)
 

@@ -133,6 +133,8 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
     let everOpened = false
     // Lines reported as failed by a MessageFailed event so far.
     let reported = 0
+    // The error of the latest failed attempt (a Backoff), for a session that never opened.
+    let lastFailure: ClientError | undefined = undefined
     // Set when the Closed transition is printed.
     let closedBy: Option.Option<ClientError> | undefined = undefined
     const finished = yield* Deferred.make<Outcome>()
@@ -162,6 +164,7 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
           // Only the first Closed: closing a client that an error closed publishes Closed again.
           if (closedBy !== undefined && (to._tag === "Closed" || to._tag === "Idle")) return
           print(stateLine(to, protocol), stateJson(to, protocol))
+          if (to._tag === "Backoff") lastFailure = to.error
           if (to._tag === "Closed") {
             closedBy = to.error
             Deferred.unsafeDone(closed, Exit.succeed(to.error))
@@ -207,10 +210,12 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
     const outcome = yield* Deferred.await(finished)
     const isClosed = Deferred.isDone(closed)
     if (outcome === "StdinEnded") {
-      // Everything accepted written, or the deadline, or the client closed by an error, or a signal.
+      // Everything accepted written (and the link opened at least once, even with no line: the
+      // program says whether the server can be reached), or the deadline, or the client closed by
+      // an error, or a signal.
       const deadline = (yield* Clock.currentTimeMillis) + command.drainTimeoutMillis
       while (
-        (yield* client.outboxSize) > 0 && !(yield* isClosed) && signalled === undefined &&
+        ((yield* client.outboxSize) > 0 || !everOpened) && !(yield* isClosed) && signalled === undefined &&
         (yield* Clock.currentTimeMillis) < deadline
       ) {
         yield* Effect.sleep(DRAIN_POLL_MILLIS)
@@ -239,6 +244,13 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
     if (code === ExitCode.Ok && failed > 0) {
       io.err(`effect-lifeline: ${failed} line${failed === 1 ? "" : "s"} not sent`)
       code = ExitCode.LinesNotSent
+    }
+    if (code === ExitCode.Ok && !everOpened) {
+      // Retried until the end and never open: not a success (the last failure says why).
+      const last = lastFailure === undefined ? "" : `; last: ${describeError(lastFailure)}`
+      io.err(`effect-lifeline: never connected (within --drain-timeout ${command.drainTimeoutMillis} ms)${last}`)
+      const byFailure = lastFailure === undefined ? ExitCode.NotRetried : exitCodeOf(lastFailure)
+      code = byFailure === ExitCode.Ok ? ExitCode.NotRetried : byFailure
     }
     if (command.json) io.out(JSON.stringify({ type: "exit", code }))
     return code
