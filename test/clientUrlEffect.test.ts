@@ -1,27 +1,34 @@
 /**
  * Two faults of the Client's `url: Effect` found while trying the compat facade, which reaches
- * them through its URL providers. They live in the Client's internals
- * (src/internal/client/supervisor.ts), not fixed here: each test is `it.fails` (it passes while
- * the fault is there) and documents the expected behaviour. The compat facade works around both
- * (a time limit of its own, and its own retry of a provider that failed).
+ * them through its URL providers: a URL (or headers) Effect that never completes kept the Client
+ * Connecting for ever, and one that failed was told to "use a ws:// URL without a fragment".
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option, Schedule } from "effect"
+import { TestServer } from "../src/testing/index.js"
 import { Client } from "../src/index.js"
 import { awaitState } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 
 describe("Client: a url Effect", () => {
-  it.live.fails("a url Effect that never completes is bounded by connection.openTimeout (it stays Connecting for ever)", () =>
+  it.live("a url Effect that never completes is bounded by connection.openTimeout: TimeoutError open, retried", () =>
     Effect.scoped(Effect.gen(function*() {
-      const client = yield* Client.make({ url: Effect.never, connection: { openTimeout: "100 millis" }, shouldRetry: () => false })
-      // Expected: the attempt fails (a TimeoutError or a ConnectError) within openTimeout; the
-      // wait below is only a bound for the test.
-      const left = yield* awaitState(client, (state) => state._tag !== "Connecting" && state._tag !== "Idle", "1 second")
-      expect(left._tag).not.toBe("Connecting")
+      const client = yield* Client.make({ url: Effect.never, connection: { openTimeout: "100 millis" }, retry: Schedule.spaced("50 millis") })
+      const backoff = yield* awaitState(client, (state) => state._tag === "Backoff", "5 seconds")
+      expect(backoff).toMatchObject({ _tag: "Backoff", attempt: 1, error: { _tag: "TimeoutError", operation: "open" } })
+      yield* awaitState(client, (state) => state._tag === "Connecting" && state.attempt === 2, "5 seconds")
     })).pipe(provideNode))
 
-  it.live.fails("a url Effect that fails is not told to use a ws:// URL without a fragment (its hint is for a URL that does not parse)", () =>
+  it.live("a headers Effect that never completes is bounded the same way", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, headers: Effect.never, connection: { openTimeout: "100 millis" }, shouldRetry: () => false })
+      const closed = yield* awaitState(client, (state) => state._tag === "Closed", "5 seconds")
+      expect(closed).toMatchObject({ error: Option.some(expect.objectContaining({ _tag: "TimeoutError", operation: "open" })) })
+      expect(yield* server.accepted).toBe(0)
+    })).pipe(provideNode))
+
+  it.live("a url Effect that fails is not told to use a ws:// URL without a fragment (its hint is for a URL that does not parse)", () =>
     Effect.scoped(Effect.gen(function*() {
       const client = yield* Client.make({ url: Effect.die(new Error("token service down")) })
       const error = yield* Effect.flip(client.awaitOpen)

@@ -17,7 +17,6 @@ import type { MetricLabel } from "effect"
 import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import type { Transport } from "../../Transport.js"
-import { hintFor } from "../classifyHandshakeError.js"
 import type { OpenedConnection } from "../connection.js"
 import { acquireConnection, releaseOpened } from "../connection.js"
 import { Heartbeat } from "../heartbeat.js"
@@ -211,21 +210,31 @@ const openIn = (
   Effect.gen(function*() {
     const settings = client.settings
     // User code: a URL or headers Effect that fails or dies is the user's bug, typed and fatal.
+    // One that hangs (a token service that never answers) is bounded by the open timeout: a
+    // TimeoutError open, retried like a handshake that does not answer.
+    const timeout = settings.connection.openTimeout
+    const bounded = <A>(effect: Effect.Effect<A>): Effect.Effect<A, TimeoutError> =>
+      Effect.timeoutFail(effect, { duration: timeout, onTimeout: () => new TimeoutError({ operation: "open", timeout, url: label }, true) })
     let target: string | URL
     if (typeof endpoint === "string" || endpoint instanceof URL) target = endpoint
     else {
-      const url: Exit.Exit<string> = yield* Effect.exit(endpoint)
+      const url = yield* Effect.exit(bounded(endpoint))
       if (Exit.isFailure(url)) {
         const cause = Cause.squash(url.cause)
-        return yield* new ConnectError({ reason: "InvalidUrl", url: label, detail: `the URL Effect failed: ${causeMessage(cause)}; ${hintFor("InvalidUrl")}`, cause }, true)
+        if (cause instanceof TimeoutError) return yield* cause
+        return yield* new ConnectError({ reason: "InvalidUrl", url: label, detail: `the URL Effect failed: ${causeMessage(cause)}`, cause }, true)
       }
       target = url.value
     }
     // The connection options were decoded once, headers included: only an Effect's are new.
     let headers: ConnectOptions["headers"] = undefined
     if (settings.headers !== undefined) {
-      const read: Exit.Exit<NonNullable<ConnectOptions["headers"]>> = yield* Effect.exit(settings.headers)
-      if (Exit.isFailure(read)) return yield* client.brokenOption("the headers Effect failed", Cause.squash(read.cause))
+      const read = yield* Effect.exit(bounded(settings.headers))
+      if (Exit.isFailure(read)) {
+        const cause = Cause.squash(read.cause)
+        if (cause instanceof TimeoutError) return yield* cause
+        return yield* client.brokenOption("the headers Effect failed", cause)
+      }
       headers = read.value
     }
     const handshake = acquireConnection<never, never, never>(
