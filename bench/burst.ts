@@ -14,7 +14,7 @@ import type { Row } from "./results.js"
 import type { Payload } from "./util.js"
 import { makePayload, median, sizeOf, summarize, turnOrder, withTimeout } from "./util.js"
 
-let received = 0
+let _received = 0 // a byte sink: the frames are read, as a user would, and their size kept
 
 /** raw ws: every frame sent in one loop, the echoes counted in 'message'. */
 export const wsBurst = (url: string, payload: Payload, count: number): Promise<number> =>
@@ -27,7 +27,7 @@ export const wsBurst = (url: string, payload: Payload, count: number): Promise<n
       let echoed = 0
       socket.on("close", () => reject(new Error("ws: closed during the run")))
       socket.on("message", (data, isBinary) => {
-        received += sizeOf(isBinary ? (data as Buffer) : data.toString())
+        _received += sizeOf(isBinary ? (data as Buffer) : data.toString())
         if (++echoed === count) {
           const elapsed = performance.now() - started
           socket.removeAllListeners("close")
@@ -53,7 +53,7 @@ export const connectionBurst = (url: string, payload: Payload, count: number, st
         let echoed = 0
         while (echoed < count) {
           const chunk = yield* Effect.orDie(pull)
-          for (const message of chunk) received += sizeOf(message)
+          for (const message of chunk) _received += sizeOf(message)
           echoed += chunk.length
         }
       })))

@@ -236,6 +236,7 @@ const reportListenerError = (error: unknown): void => {
   const report: unknown = Reflect.get(globalThis, "reportError")
   try {
     if (typeof report === "function") report(error)
+    // eslint-disable-next-line no-console -- where a browser's reportError is missing (Node): as a WebSocket's listener error would show
     else console.error("effect-lifeline/compat: an event listener threw", error)
   } catch {
     // Reporting must never throw into lifeline.
@@ -638,6 +639,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
           base.open(this._nextProtocols === undefined ? request : { ...request, protocols: this._nextProtocols }, listener)
       }
       : base
+    // eslint-disable-next-line no-console -- partysocket's `debug: true` logs to the console by default
     const debugLogger = this._options.debugLogger ?? ((...args: Array<unknown>) => console.log(...args))
     const logs = this._options.debug === true
       ? Layer.merge(
@@ -735,6 +737,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
 
   private _startLife(): void {
     const runtime = this._runtimeOrThrow
+    // Assigned once, after the Client it is read by (through `() => life`) is made.
+    // eslint-disable-next-line prefer-const
     let life: Life | undefined
     const scope = runtime.runSync(Scope.make())
     const client = runtime.runSync(Scope.extend(makeClient(this._clientOptions(() => life)), scope))

@@ -42,6 +42,7 @@ export const runDemo = (): Promise<void> =>
       process.exitCode = code
     },
     (error: unknown) => {
+      // eslint-disable-next-line no-console -- the demo's last word, outside any Effect runtime
       console.error("demo failed:", error)
       process.exitCode = 1
     }
