@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Redacted } from "effect"
 import type { Scope } from "effect"
 import { build } from "esbuild"
-import { execFileSync, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -17,6 +17,7 @@ import type { ConnectCommand } from "../src/cli/args.js"
 import { clientOptions } from "../src/cli/connect.js"
 import { ConnectError, Disconnected } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
+import { hasOpenssl, makeMaterial, noMaterial } from "./support/tlsMaterial.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), "lifeline-cli-"))
@@ -516,24 +517,9 @@ describe("exit codes", () => {
 // ---------------------------------------------------------------------------------------------
 // wss:// with a private CA made by openssl when the file runs
 
-const OPENSSL = "/usr/bin/openssl"
-const hasOpenssl = existsSync(OPENSSL)
-
-const makeMaterial = () => {
-  const openssl = (...args: Array<string>) => execFileSync(OPENSSL, args, { cwd: dir, stdio: "pipe", timeout: 10_000 })
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=lifeline cli test CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-  openssl("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-  writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-  openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "1", "-days", "2",
-    "-extfile", "server.ext", "-out", "server.pem")
-  return { caFile: join(dir, "ca.pem"), cert: readFileSync(join(dir, "server.pem"), "utf8"), key: readFileSync(join(dir, "server.key"), "utf8") }
-}
-
 describe.skipIf(!hasOpenssl)("wss:// with a private CA", () => {
-  const material = hasOpenssl ? makeMaterial() : { caFile: "", cert: "", key: "" }
-  const tlsServer = TestServer.make({ tls: { cert: material.cert, key: material.key } })
+  const material = hasOpenssl ? makeMaterial(dir, "lifeline cli test CA") : noMaterial
+  const tlsServer = TestServer.make({ tls: { cert: material.serverCert, key: material.serverKey } })
 
   it.scopedLive("6: without --ca the certificate does not verify: one attempt, TlsFailed", () =>
     Effect.gen(function*() {

@@ -3,8 +3,7 @@
 // directory removed afterwards.
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, Logger, LogLevel, Stream } from "effect"
-import { execFileSync } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { inspect } from "node:util"
@@ -13,29 +12,9 @@ import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import type { Material } from "./support/tlsMaterial.js"
+import { hasOpenssl, makeMaterial, noMaterial, OPENSSL } from "./support/tlsMaterial.js"
 
-const OPENSSL = "/usr/bin/openssl"
-
-interface Material {
-  readonly caCert: string
-  readonly serverCert: string
-  readonly serverKey: string
-}
-
-const makeMaterial = (dir: string): Material => {
-  const openssl = (...args: Array<string>) => execFileSync(OPENSSL, args, { cwd: dir, stdio: "pipe", timeout: 10_000 })
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=lifeline test CA",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-  openssl("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-  writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-  openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "1", "-days", "2",
-    "-extfile", "server.ext", "-out", "server.pem")
-  const read = (name: string) => readFileSync(join(dir, name), "utf8")
-  return { caCert: read("ca.pem"), serverCert: read("server.pem"), serverKey: read("server.key") }
-}
-
-const hasOpenssl = existsSync(OPENSSL)
 if (!hasOpenssl) {
   console.warn(`\n*** test/tls.test.ts SKIPPED: ${OPENSSL} is missing, so no certificate can be made ***\n`)
 }
@@ -43,7 +22,7 @@ const dir = hasOpenssl ? mkdtempSync(join(tmpdir(), "lifeline-tls-")) : undefine
 afterAll(() => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
 })
-const material: Material = dir === undefined ? { caCert: "", serverCert: "", serverKey: "" } : makeMaterial(dir)
+const material: Material = dir === undefined ? noMaterial : makeMaterial(dir)
 
 const provideNode = Effect.provide(NodeTransport.layer)
 const tlsServer = TestServer.make({ tls: { cert: material.serverCert, key: material.serverKey } })
