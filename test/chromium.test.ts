@@ -1,0 +1,152 @@
+/**
+ * lifeline in a real browser: Debian's Chromium (headless, driven by playwright-core), a page that
+ * bundles `effect-lifeline/browser` (test/browser/client.ts) and runs Clients on the browser
+ * transport, against TestServers on 127.0.0.1 that Node controls. Node drives the page with
+ * `page.evaluate` (`window.lab`); every test expects no `pageerror` and no console error.
+ * Skipped, with one warning, where there is no Chromium (see test/support/chromium.ts).
+ */
+import { Effect, Exit, Scope } from "effect"
+import type { Page } from "playwright-core"
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest"
+import { TestServer } from "../src/testing/index.js"
+import type { Lab, Spec, Wire } from "./browser/client.js"
+import type { ChromiumKit, TestPage } from "./support/chromium.js"
+import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+
+/** Calls `window.lab[method](...args)` in the page. */
+const call = <K extends keyof Lab>(page: Page, method: K, ...args: Parameters<Lab[K]>): Promise<Awaited<ReturnType<Lab[K]>>> =>
+  page.evaluate(
+    ([method, args]) => (globalThis as unknown as { lab: Record<string, (...args: ReadonlyArray<unknown>) => unknown> }).lab[method]!(...args),
+    [method, args] as const
+  ) as Promise<Awaited<ReturnType<Lab[K]>>>
+
+const wire = (message: string | Uint8Array): Wire => typeof message === "string" ? { text: message } : { bytes: [...message] }
+
+let kit: ChromiumKit | undefined
+/** What the running test opened: closed after it, pages first. */
+let pages: Array<TestPage> = []
+let scopes: Array<Scope.CloseableScope> = []
+
+const page = async (): Promise<TestPage> => {
+  const opened = await openPage(kit!, "client")
+  pages.push(opened)
+  return opened
+}
+
+/** A TestServer on 127.0.0.1, closed after the test. */
+const server = async (options?: TestServer.Options) => {
+  const scope = Effect.runSync(Scope.make())
+  scopes.push(scope)
+  const made = await Effect.runPromise(Scope.extend(TestServer.make(options), scope))
+  return { ...made, run: <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect) }
+}
+
+const spec = (url: string, extra: Partial<Spec> = {}): Spec => ({ url, retryMillis: 50, ...extra })
+
+describeChromium("Chromium: a Client in a page", () => {
+  beforeAll(async () => {
+    kit = await startChromium(["client"])
+  }, 30_000)
+
+  afterAll(async () => {
+    await kit?.close()
+  })
+
+  afterEach(async () => {
+    const opened = pages
+    pages = []
+    for (const each of opened) await each.close()
+    const held = scopes
+    scopes = []
+    for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
+    for (const each of opened) expect(each.errors).toEqual([])
+  })
+
+  it("text and binary both ways, in order, each kind kept", async () => {
+    const { page: p } = await page()
+    const echo = await server()
+    await call(p, "open", "c", spec(echo.url))
+    await call(p, "awaitCount", "c", "Open", 1)
+    const sent: Array<Wire> = [{ text: "one" }, { bytes: [0, 1, 2, 255] }, { text: "" }, { bytes: [] }, { text: "héllo ✓" }]
+    for (const message of sent) await call(p, "send", "c", message)
+    await call(p, "awaitMessages", "c", sent.length)
+    expect(await call(p, "messages", "c")).toEqual(sent)
+    expect((await echo.run(echo.received)).map(wire)).toEqual(sent)
+    expect(await call(p, "transitions", "c")).toEqual([{ tag: "Connecting" }, { tag: "Open" }])
+  })
+
+  it("server killed and restarted: reconnects and flushes its outbox, exact messages in order, none twice", async () => {
+    const { page: p, socketErrors } = await page()
+    const echo = await server({ handler: "ignore" })
+    await call(p, "open", "c", spec(echo.url))
+    await call(p, "awaitCount", "c", "Open", 1)
+    await call(p, "send", "c", { text: "before" })
+    await eventually("the first message", async () => (await echo.run(echo.received)).length === 1)
+    await echo.run(echo.kill)
+    await call(p, "awaitCount", "c", "Backoff", 1)
+    const queued = Array.from({ length: 10 }, (_, index): Wire => ({ text: `down-${index}` }))
+    await call(p, "enqueue", "c", queued)
+    expect(await call(p, "outboxSize", "c")).toBe(10)
+    await echo.run(echo.restart)
+    await call(p, "awaitCount", "c", "Open", 2)
+    await eventually("the outbox flushed", async () => (await call(p, "outboxSize", "c")) === 0)
+    await call(p, "close", "c")
+    expect((await echo.run(echo.received)).map(wire)).toEqual([{ text: "before" }, ...queued])
+    // The attempts while the server was down: Chrome logs each failed handshake.
+    expect(socketErrors.every((line) => line.includes(`127.0.0.1:${echo.port}`))).toBe(true)
+  })
+
+  it("app-level heartbeat: a server that stops answering is found, TimeoutError heartbeat, then reconnected", async () => {
+    const { page: p } = await page()
+    let answering = true
+    let pings = 0
+    const echo = await server({
+      handler: (message, reply) => {
+        if (message !== "ping") return reply(message)
+        pings++
+        if (answering) reply("pong")
+      }
+    })
+    const heartbeat = { interval: 150, timeout: 150, message: "ping", pong: "pong" }
+    await call(p, "open", "c", spec(echo.url, { heartbeat }))
+    await call(p, "awaitCount", "c", "Open", 1)
+    await eventually("three answered probes", () => pings >= 3)
+    expect(await call(p, "count", "c", "Backoff")).toBe(0)
+    answering = false
+    await call(p, "awaitCount", "c", "Backoff", 1)
+    const backoff = (await call(p, "transitions", "c")).find((state) => state.tag === "Backoff")
+    expect(backoff).toEqual({ tag: "Backoff", error: { _tag: "TimeoutError", operation: "heartbeat" } })
+    answering = true
+    await call(p, "awaitCount", "c", "Open", 2)
+    // The pongs are the heartbeat's: none reached `messages`.
+    expect(await call(p, "messages", "c")).toEqual([])
+  })
+
+  it("server close codes: 1008 is fatal (Closed, no new attempt), 1012 is retried (Open again)", async () => {
+    const { page: p } = await page()
+    const echo = await server()
+    await call(p, "open", "policy", spec(echo.url))
+    await call(p, "awaitCount", "policy", "Open", 1)
+    await echo.run(echo.closeAll(1008, "policy"))
+    await call(p, "awaitCount", "policy", "Closed", 1)
+    expect(await call(p, "transitions", "policy")).toEqual([
+      { tag: "Connecting" },
+      { tag: "Open" },
+      { tag: "Closed", error: { _tag: "Disconnected", reason: "policy", code: 1008 } }
+    ])
+    expect(await echo.run(echo.requests)).toBe(1)
+
+    await call(p, "open", "restart", spec(echo.url))
+    await call(p, "awaitCount", "restart", "Open", 1)
+    await echo.run(echo.closeAll(1012, "restarting"))
+    await call(p, "awaitCount", "restart", "Open", 2)
+    expect(await call(p, "transitions", "restart")).toEqual([
+      { tag: "Connecting" },
+      { tag: "Open" },
+      { tag: "Backoff", error: { _tag: "Disconnected", reason: "restarting", code: 1012 } },
+      { tag: "Connecting" },
+      { tag: "Open" }
+    ])
+    expect(await echo.run(echo.requests)).toBe(3)
+  })
+})
