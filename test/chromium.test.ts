@@ -149,4 +149,78 @@ describeChromium("Chromium: a Client in a page", () => {
     ])
     expect(await echo.run(echo.requests)).toBe(3)
   })
+
+  it("offline (context.setOffline): no attempt while navigator.onLine is false, however short the backoff; online attempts at once", async () => {
+    const { context, page: p, socketErrors } = await page()
+    const echo = await server()
+    // Every handshake refused: the Client goes round Connecting / Backoff every 20 ms.
+    await echo.run(echo.rejectNext(503, {}, 1_000_000))
+    await call(p, "open", "c", spec(echo.url, { retryMillis: 20, minRetryDelayMillis: 20 }))
+    await call(p, "awaitCount", "c", "Backoff", 2)
+    await context.setOffline(true)
+    expect(await p.evaluate(() => navigator.onLine)).toBe(false)
+    // An attempt under way when the network went fails; then the Client waits.
+    await call(p, "awaitCurrent", "c", "Backoff")
+    const attempts = await call(p, "count", "c", "Connecting")
+    const handshakes = await echo.run(echo.requests)
+    const failures = socketErrors.length
+    // Twenty-five backoff delays: without the network check, about twenty-five attempts, each
+    // failing at once in Chrome (net::ERR_INTERNET_DISCONNECTED, logged as a console error).
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(await call(p, "count", "c", "Connecting")).toBe(attempts)
+    expect(await call(p, "current", "c")).toEqual({ tag: "Backoff", error: { _tag: "ConnectError", reason: "ClosedBeforeOpen" } })
+    expect(await echo.run(echo.requests)).toBe(handshakes)
+    expect(socketErrors.length).toBe(failures)
+    await echo.run(echo.clearRejections)
+    await context.setOffline(false)
+    await call(p, "awaitCount", "c", "Open", 1)
+    expect(await call(p, "count", "c", "Connecting")).toBe(attempts + 1)
+    expect(await echo.run(echo.requests)).toBe(handshakes + 1)
+  })
+
+  it("offline then online: the online event skips what is left of a long backoff", async () => {
+    const { context, page: p } = await page()
+    const echo = await server()
+    await call(p, "open", "c", spec(echo.url, { retryMillis: 3_600_000 }))
+    await call(p, "awaitCount", "c", "Open", 1)
+    await echo.run(echo.kill)
+    await call(p, "awaitCurrent", "c", "Backoff")
+    await context.setOffline(true)
+    await echo.run(echo.restart)
+    await context.setOffline(false)
+    // Without the online event this is an hour away.
+    await call(p, "awaitCount", "c", "Open", 2)
+    expect((await call(p, "transitions", "c")).map((state) => state.tag)).toEqual(["Connecting", "Open", "Backoff", "Connecting", "Open"])
+  })
+
+  it("a page stalled past interval + timeout while its probe is out: a new probe, not a false timeout (0 transitions)", async () => {
+    const testPage = await page()
+    const p = testPage.page
+    let pings = 0
+    let stallNext = false
+    let stalled: Promise<void> | undefined
+    const echo = await server({
+      handler: (message, reply) => {
+        if (message !== "ping") return reply(message)
+        pings++
+        if (!stallNext) return reply("pong")
+        stallNext = false
+        // The page's main thread blocks right after this probe went out (a frozen or throttled
+        // tab, a long task), and its answer reaches the page only after the stall: the
+        // heartbeat's timer fires long past the timeout, before the answer is read.
+        stalled = call(p, "stall", 1_800).then(() => reply("pong"))
+      }
+    })
+    const heartbeat = { interval: 300, timeout: 1_000, message: "ping", pong: "pong" }
+    await call(p, "open", "c", spec(echo.url, { heartbeat }))
+    await call(p, "awaitCount", "c", "Open", 1)
+    await eventually("two answered probes", () => pings >= 2)
+    stallNext = true
+    await eventually("the stall", () => stalled !== undefined)
+    await stalled
+    const after = pings
+    // The heartbeat goes on: probes answered after the stall, the link up all along.
+    await eventually("two more probes", () => pings >= after + 2)
+    expect(await call(p, "transitions", "c")).toEqual([{ tag: "Connecting" }, { tag: "Open" }])
+  })
 })

@@ -111,6 +111,13 @@ const lab = {
   /** Every state the client was in, in order, the first included. */
   transitions: (id: string): ReadonlyArray<Summary> => entry(id).transitions,
   messages: (id: string): ReadonlyArray<Wire> => entry(id).messages,
+  /** The current state. */
+  current: (id: string): Summary | undefined => entry(id).transitions.at(-1),
+  /** Waits until the current state is `tag`. */
+  awaitCurrent: (id: string, tag: string, within = 5_000): Promise<void> => {
+    const { transitions } = entry(id)
+    return until(() => `now ${tag} in ${JSON.stringify(transitions)}`, () => transitions.at(-1)?.tag === tag, within)
+  },
   /** Counts the states with this tag so far. */
   count: (id: string, tag: string): number => entry(id).transitions.filter((state) => state.tag === tag).length,
   /** Waits until the client has been in `tag` `nth` times in all. */
