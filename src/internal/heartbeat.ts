@@ -2,8 +2,9 @@
  * Dead-peer detection for one open connection. Any inbound frame or pong counts as life; once an
  * interval has passed since the last one, a probe (protocol ping, or an app-level message) must be
  * answered within the timeout. A gap in this process's own timers (event loop blocked, machine
- * asleep) is not taken as the peer's silence: it leads to an immediate new probe instead of a
- * timeout.
+ * asleep, a browser tab hidden or frozen) is not taken as the peer's silence: it leads to an
+ * immediate new probe instead of a timeout. One: if that probe's wait overruns its timer too, the
+ * silence is the peer's (a hidden tab's timers throttled to once a minute still read frames).
  *
  * A small state machine on one timer, not a fiber: an open Client keeps no fiber alive (idle
  * memory per client is a benchmark target).
@@ -63,6 +64,8 @@ export class Heartbeat implements TimerTarget {
   private dueAt = 0
   /** When the unanswered probe went out; undefined while not waiting for an answer. */
   private probedAt: number | undefined = undefined
+  /** The unanswered probe is the new one a stalled timer bought: a second stall does not buy another. */
+  private reprobed = false
   private timer: unknown = undefined
   private stopped = false
 
@@ -98,6 +101,7 @@ export class Heartbeat implements TimerTarget {
     if (this.stopped) return
     this.lastLife = this.clock.unsafeCurrentTimeMillis()
     this.probedAt = undefined
+    this.reprobed = false
   }
 
   /** The timer fired. */
@@ -112,12 +116,16 @@ export class Heartbeat implements TimerTarget {
       const timeoutMillis = Duration.toMillis(this.options.timeout)
       if (now < probedAt + timeoutMillis) return this.schedule(now)
       // A wait that overran its timer by this much means our own timers were stalled: the answer
-      // may be sitting unread behind the stall, so probe again rather than give up.
-      if (late <= Math.max(1000, timeoutMillis / 2)) {
+      // may be sitting unread behind the stall, so probe again rather than give up. Once: a new
+      // probe whose wait overran too (a hidden tab's timers throttled to once a minute, where
+      // frames are still read as they come) had its chance to be answered.
+      if (late <= Math.max(1000, timeoutMillis / 2) || this.reprobed) {
         this.stopped = true
         this.listener.pongWatcher = undefined
         return this.owner.onDead(new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url }, true))
       }
+      this.reprobed = true
+      return this.probe(now)
     } else if (now - this.lastLife < Duration.toMillis(this.options.interval)) {
       return this.schedule(now)
     }
@@ -131,14 +139,17 @@ export class Heartbeat implements TimerTarget {
       // It arrived after the previous sample: date it there, never later than it could have been.
       if (this.sampledAt > this.lastLife) this.lastLife = this.sampledAt
       this.probedAt = undefined
+      this.reprobed = false
     }
     if (this.listener.inbound.isPaused) {
       this.lastLife = now
       this.probedAt = undefined
+      this.reprobed = false
     }
     this.sampledAt = now
   }
 
+  /** Sends a probe; `reprobed` is left to the caller (only a stalled timeout sets it). */
   private probe(now: number): void {
     this.probedAt = undefined
     if (!probe(this.socket, this.options.message)) {
