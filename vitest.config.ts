@@ -11,7 +11,9 @@ export default defineConfig({
       { find: /^effect-lifeline$/, replacement: source("./src/index.ts") },
       { find: /^effect-lifeline\/browser$/, replacement: source("./src/browser.ts") },
       { find: /^effect-lifeline\/testing$/, replacement: source("./src/testing/index.ts") },
-      { find: /^effect-lifeline\/platform$/, replacement: source("./src/platform.ts") }
+      { find: /^effect-lifeline\/platform$/, replacement: source("./src/platform.ts") },
+      // Node resolves the "node" condition of "./compat": the entry with the Node transport.
+      { find: /^effect-lifeline\/compat$/, replacement: source("./src/compatNode.ts") }
     ]
   },
   test: {

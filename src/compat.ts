@@ -1,0 +1,837 @@
+/**
+ * `effect-lifeline/compat`: partysocket's `ReconnectingWebSocket` API (the one of
+ * `partysocket/ws` and reconnecting-websocket) on a lifeline Client, for code outside Effect.
+ * Same constructor, options, methods, properties and events; underneath, a Client in its own
+ * runtime and Scope, so the process cannot crash on a handshake aborted while connecting, no
+ * message is dropped without an `error` event that carries it, a failed connect reports close code
+ * 1006 with lifeline's typed error, and a 401/403 is not retried for ever.
+ *
+ * This module imports nothing from Node, so a browser bundle can take it. On Node the package's
+ * `"node"` export condition loads `compatNode.js`, which adds the Node transport (`ws`) for
+ * `WebSocket: WS`. See docs/compat.md for the option mapping and every difference from partysocket.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Deferred, Duration, Effect, Exit, FiberId, Layer, Logger, LogLevel, ManagedRuntime, Option, Random, Schedule, Scope, Stream } from "effect"
+import type * as ClientModule from "./Client.js"
+import { make as makeClient } from "./Client.js"
+import type { Connection } from "./Connection.js"
+import type { Disconnected } from "./Errors.js"
+import { SendError } from "./Errors.js"
+import { transportFor } from "./internal/compat/transports.js"
+import type { ClientError } from "./Reconnect.js"
+import { isRetryable } from "./Reconnect.js"
+import type { Message as LifelineMessage, Transport as TransportService } from "./Transport.js"
+import { Transport } from "./Transport.js"
+
+// --- events -------------------------------------------------------------------------------
+
+/**
+ * The `error` event: `error` is lifeline's typed error (`ConnectError`, `TimeoutError`,
+ * `Disconnected`, `SendError` with the payload...), `message` its message.
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export class ErrorEvent extends Event {
+  readonly message: string
+  readonly error: Error
+
+  constructor(error: Error, _target?: unknown) {
+    super("error")
+    this.message = error.message
+    this.error = error
+  }
+}
+
+/**
+ * The `close` event: the real close code (1006 when no close frame came, as browsers report it).
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export class CloseEvent extends Event {
+  readonly code: number
+  readonly reason: string
+  readonly wasClean: boolean
+
+  constructor(code = 1000, reason = "", wasClean: unknown = true) {
+    super("close")
+    this.code = code
+    this.reason = reason
+    this.wasClean = wasClean !== false
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category events
+ */
+export interface WebSocketEventMap {
+  close: CloseEvent
+  error: ErrorEvent
+  message: MessageEvent
+  open: Event
+}
+
+// --- options ------------------------------------------------------------------------------
+
+/**
+ * What `send` takes, as partysocket's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Message = string | ArrayBuffer | Blob | ArrayBufferView
+
+/**
+ * A URL, or a function (sync or async) called before every attempt.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UrlProvider = string | URL | (() => string | URL) | (() => Promise<string | URL>)
+
+/**
+ * Subprotocols, or a function (sync or async) called before every attempt.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ProtocolsProvider =
+  | null
+  | string
+  | Array<string>
+  | (() => string | Array<string> | null)
+  | (() => Promise<string | Array<string> | null>)
+
+/**
+ * partysocket's options, with their names and defaults (see docs/compat.md for the mapping onto
+ * the Client), and one of lifeline's: `reconnectionDelayJitter`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * The WebSocket class: the `ws` class on Node (`WebSocket: WS`: lifeline's Node transport), any
+   * standard constructor (lifeline's browser transport over it). Default: the global `WebSocket`
+   * (on Node without one, `ws`).
+   */
+  readonly WebSocket?: unknown
+  /** Largest delay between attempts, ms. Default 10000. */
+  readonly maxReconnectionDelay?: number
+  /** First delay after a failure, ms; each next one is `reconnectionDelayGrowFactor` times longer. Default 3000. */
+  readonly minReconnectionDelay?: number
+  /** Default 1.3. */
+  readonly reconnectionDelayGrowFactor?: number
+  /**
+   * lifeline: each delay is uniform in [d, d x (1 + jitter)] (at most `maxReconnectionDelay`), so
+   * clients that lost the same server do not all come back in the same instant. Default 0.5; 0
+   * gives partysocket's exact delays.
+   */
+  readonly reconnectionDelayJitter?: number
+  /** A connection up this long resets the retry count and the delays, ms. Default 5000. */
+  readonly minUptime?: number
+  /** The handshake's time limit, ms. Default 4000. */
+  readonly connectionTimeout?: number
+  /** Retries after the first attempt, per series (reset by `minUptime`). Default Infinity. */
+  readonly maxRetries?: number
+  /**
+   * Messages accepted and not yet written (queued while not open, or not yet written by the
+   * socket). Default: lifeline's bound, 1024 messages and 16 MiB (partysocket: Infinity). Past it,
+   * `send` returns false and an `error` event carries a `SendError OutboxFull` with the message.
+   */
+  readonly maxEnqueuedMessages?: number
+  /** Start CLOSED; `reconnect()` connects. Default false. */
+  readonly startClosed?: boolean
+  /** Whether to reconnect after a close event (overrides lifeline's policy for closes). */
+  readonly shouldReconnectOnClose?: (event: CloseEvent) => boolean
+  /** lifeline's log lines, to `debugLogger`. Default false. */
+  readonly debug?: boolean
+  /** Default `console.log`. */
+  readonly debugLogger?: (...args: Array<unknown>) => void
+}
+
+const DEFAULTS = {
+  maxReconnectionDelay: 10_000,
+  minReconnectionDelay: 3_000,
+  reconnectionDelayGrowFactor: 1.3,
+  reconnectionDelayJitter: 0.5,
+  minUptime: 5_000,
+  connectionTimeout: 4_000,
+  maxRetries: Number.POSITIVE_INFINITY
+} as const
+
+/** lifeline's own outbox bounds: what `maxEnqueuedMessages` of Infinity (partysocket's default) becomes. */
+const DEFAULT_CAPACITY = 1024
+const DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+const CONNECTING = 0
+const OPEN = 1
+const CLOSING = 2
+const CLOSED = 3
+
+// --- helpers ------------------------------------------------------------------------------
+
+/** A URL or protocols provider threw or rejected: retried (as partysocket does), with an error event. */
+class ProviderFailed extends Error {
+  constructor(readonly which: "url" | "protocols", readonly original: unknown) {
+    super(`the ${which} provider failed: ${original instanceof Error ? original.message : String(original)}`)
+    this.name = "ProviderFailed"
+  }
+}
+
+const finiteOr = (value: number | undefined, fallback: number): number =>
+  typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : fallback
+
+const isBlob = (value: unknown): value is Blob => typeof Blob !== "undefined" && value instanceof Blob
+
+/** What lifeline sends: text as is, bytes copied (the caller may reuse its buffer). */
+const toLifeline = (data: Exclude<Message, Blob>): LifelineMessage => {
+  if (typeof data === "string") return data
+  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0))
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength))
+  return String(data)
+}
+
+const sizeOf = (message: LifelineMessage): number => typeof message === "string" ? message.length : message.byteLength
+
+const toProtocols = (value: string | Array<string> | null | undefined): ReadonlyArray<string> =>
+  value === null || value === undefined ? [] : typeof value === "string" ? [value] : value
+
+const thenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
+
+/** A listener threw: report it as the platform reports listener errors, never as an uncaught exception. */
+const reportListenerError = (error: unknown): void => {
+  const report: unknown = Reflect.get(globalThis, "reportError")
+  try {
+    if (typeof report === "function") report(error)
+    else console.error("effect-lifeline/compat: an event listener threw", error)
+  } catch {
+    // Reporting must never throw into lifeline.
+  }
+}
+
+/** The close code and reason a failed connect is reported with: 1006, and why when it is final. */
+const summary = (error: ClientError): string => {
+  if (error._tag === "ConnectError") return `${error.reason}${error.status === undefined ? "" : ` (HTTP ${error.status})`}`
+  if (error._tag === "TimeoutError") return `TimeoutError (${error.operation})`
+  return error._tag
+}
+
+// --- one Client's life --------------------------------------------------------------------
+
+/** One open connection as the facade sees it: its events go out in order (open, messages, close). */
+class Session {
+  closeDispatched = false
+  /** The connection ended and every message it received was dispatched: how it closed. */
+  drained: Disconnected | undefined = undefined
+  /** The Client left Open for this session: with which error (none: closed on purpose). */
+  ended: { readonly error: ClientError | undefined } | undefined = undefined
+  readonly done = Deferred.unsafeMake<void>(FiberId.none)
+
+  constructor(readonly connection: Connection) {}
+}
+
+/** One Client, from `start` (or `reconnect`) to `close` (or the next `reconnect`). */
+class Life {
+  closing = false
+  /** Sessions whose close is not dispatched yet, oldest first. */
+  readonly sessions: Array<Session> = []
+  openSession: Session | undefined = undefined
+  lastRetry = 0
+
+  constructor(readonly client: ClientModule.Client, readonly scope: Scope.CloseableScope) {}
+}
+
+type Handler<E> = ((event: E) => void) | null
+
+// The base: the platform's EventTarget, typed with the WebSocket event map.
+interface TypedEventTarget {
+  addEventListener<K extends keyof WebSocketEventMap>(
+    type: K,
+    listener: (event: WebSocketEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions
+  ): void
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void
+  removeEventListener<K extends keyof WebSocketEventMap>(
+    type: K,
+    listener: (event: WebSocketEventMap[K]) => void,
+    options?: boolean | EventListenerOptions
+  ): void
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void
+  dispatchEvent(event: Event): boolean
+}
+
+const TypedEventTarget = EventTarget as unknown as { new(): TypedEventTarget; prototype: TypedEventTarget }
+
+/**
+ * partysocket's `ReconnectingWebSocket` on a lifeline Client. Also exported as `WebSocket` and as
+ * the default export, as `partysocket/ws` does.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export class ReconnectingWebSocket extends TypedEventTarget {
+  static readonly CONNECTING = CONNECTING
+  static readonly OPEN = OPEN
+  static readonly CLOSING = CLOSING
+  static readonly CLOSED = CLOSED
+  readonly CONNECTING = CONNECTING
+  readonly OPEN = OPEN
+  readonly CLOSING = CLOSING
+  readonly CLOSED = CLOSED
+
+  /** Called with each event before the listeners added with `addEventListener`. */
+  onopen: Handler<Event> = null
+  onmessage: Handler<MessageEvent> = null
+  onclose: Handler<CloseEvent> = null
+  onerror: Handler<ErrorEvent> = null
+
+  private readonly _options: Options
+  private _runtime: ManagedRuntime.ManagedRuntime<TransportService, never> | undefined = undefined
+  private _life: Life | undefined = undefined
+  /** A life being closed: the next one starts once it has given back what it did not write. */
+  private _ending: Promise<void> = Promise.resolve()
+  private _generation = 0
+  private _closeCalled: boolean
+  private _binaryType: string = "blob"
+  private _url = ""
+  private _protocol = ""
+  /** Messages kept while no connection is open, oldest first. */
+  private _pending: Array<LifelineMessage> = []
+  private _pendingBytes = 0
+  /** Sends behind a Blob being read, in order. */
+  private _slow: Array<Message> = []
+  /** The subprotocols resolved for the attempt under way (a protocols function). */
+  private _nextProtocols: ReadonlyArray<string> | undefined = undefined
+  private readonly _guards = new WeakMap<object, EventListener>()
+
+  constructor(
+    protected readonly _urlProvider: UrlProvider,
+    protected readonly _protocolsProvider?: ProtocolsProvider,
+    options: Options = {}
+  ) {
+    super()
+    this._options = options
+    this._closeCalled = options.startClosed === true
+    for (const type of ["open", "message", "close", "error"] as const) {
+      super.addEventListener(type, (event: Event) => this._callHandler(type, event))
+    }
+    if (typeof _urlProvider === "string" || _urlProvider instanceof URL) this._url = String(_urlProvider)
+    if (!this._closeCalled) this._startLife()
+  }
+
+  // --- properties -------------------------------------------------------------------------
+
+  /** "blob" (default) or "arraybuffer"; on Node also "nodebuffer" and "fragments", as ws takes them. */
+  get binaryType(): BinaryType {
+    return this._binaryType as BinaryType
+  }
+
+  set binaryType(value: BinaryType) {
+    this._binaryType = value
+  }
+
+  /** Attempts since the last stable connection: 0 on the first attempt, n on the n-th retry. */
+  get retryCount(): number {
+    const life = this._life
+    if (life === undefined) return 0
+    const state = this._runtimeOrThrow.runSync(life.client.state.get)
+    switch (state._tag) {
+      case "Connecting":
+        return state.attempt - 1
+      case "Open": {
+        const minUptime = finiteOr(this._options.minUptime, DEFAULTS.minUptime)
+        return Date.now() - state.since >= minUptime ? 0 : state.attempt - 1
+      }
+      case "Backoff":
+        return state.attempt
+      default:
+        return life.lastRetry
+    }
+  }
+
+  /** Bytes kept while not open plus those the socket has not written yet. */
+  get bufferedAmount(): number {
+    const session = this._life?.openSession
+    const socket = session === undefined ? 0 : this._runtimeOrThrow.runSync(session.connection.bufferedAmount)
+    return this._pendingBytes + socket
+  }
+
+  /** Always "": lifeline's transports do not report the negotiated extensions. */
+  get extensions(): string {
+    return ""
+  }
+
+  /** The subprotocol the server selected on the latest connection. */
+  get protocol(): string {
+    return this._protocol
+  }
+
+  get readyState(): number {
+    if (this._closeCalled) return CLOSED
+    const life = this._life
+    // Between two Clients (`reconnect`): the next one is about to connect.
+    if (life === undefined) return CONNECTING
+    if (life.openSession !== undefined && !life.openSession.closeDispatched) return OPEN
+    const state = this._runtimeOrThrow.runSync(life.client.state.get)
+    return state._tag === "Idle" || state._tag === "Connecting" ? CONNECTING : CLOSED
+  }
+
+  /** The URL of the latest attempt, as given or as the provider returned it ("" before the first). */
+  get url(): string {
+    return this._url
+  }
+
+  /** False once `close` was called (or with `startClosed`), until `reconnect`. */
+  get shouldReconnect(): boolean {
+    return !this._closeCalled
+  }
+
+  // --- methods ----------------------------------------------------------------------------
+
+  /**
+   * Sends when open; otherwise keeps the message for the next connection (flushed before the
+   * `open` event). Returns true when it went to an open connection. A message that cannot be
+   * taken (past `maxEnqueuedMessages`) returns false and dispatches an `error` event whose `error`
+   * is a `SendError` carrying it; so does one accepted and later not written.
+   */
+  send(data: Message): boolean {
+    if (this._slow.length > 0 || isBlob(data)) {
+      this._slow.push(data)
+      if (this._slow.length === 1) this._readSlow()
+      return false
+    }
+    return this._sendMessage(toLifeline(data))
+  }
+
+  /**
+   * Closes the connection or the attempt and stops reconnecting. The `close` event is dispatched
+   * at once (as partysocket does) when a connection was open or connecting. Messages not written
+   * are kept: `reconnect()` sends them, `drainQueuedMessages()` hands them back.
+   */
+  close(code = 1000, reason = ""): void {
+    if (this._closeCalled) return
+    const wasActive = this.readyState === OPEN || this.readyState === CONNECTING
+    this._closeCalled = true
+    this._generation++
+    const life = this._life
+    if (life === undefined) return
+    if (wasActive) this._dispatchClose(life, code, reason, true)
+    this._endLife(life, code, reason)
+  }
+
+  /** Closes the connection (if any) with `code` and `reason` and connects again at once, retry count reset. */
+  reconnect(code = 1000, reason = ""): void {
+    this._closeCalled = false
+    const life = this._life
+    if (life !== undefined) {
+      const wasActive = this.readyState === OPEN || this.readyState === CONNECTING
+      if (wasActive) this._dispatchClose(life, code, reason, true)
+      this._endLife(life, code, reason)
+    }
+    const generation = ++this._generation
+    void this._ending.then(() => {
+      if (generation === this._generation && !this._closeCalled && this._life === undefined) this._startLife()
+    })
+  }
+
+  /** Removes and returns the messages kept and not sent (queued while not open, or given back by `close`). */
+  drainQueuedMessages(): Array<Message> {
+    const queue = this._pending
+    this._pending = []
+    this._pendingBytes = 0
+    return queue
+  }
+
+  override addEventListener<K extends keyof WebSocketEventMap>(
+    type: K,
+    listener: (event: WebSocketEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions
+  ): void
+  override addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void
+  override addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void {
+    if (listener === null || listener === undefined) return
+    super.addEventListener(type, this._guard(listener), options)
+  }
+
+  override removeEventListener<K extends keyof WebSocketEventMap>(
+    type: K,
+    listener: (event: WebSocketEventMap[K]) => void,
+    options?: boolean | EventListenerOptions
+  ): void
+  override removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void
+  override removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void {
+    if (listener === null || listener === undefined) return
+    super.removeEventListener(type, this._guards.get(listener) ?? (listener as EventListener), options)
+  }
+
+  // --- events -----------------------------------------------------------------------------
+
+  /** A listener that throws is reported (as browsers do), never thrown into lifeline or the process. */
+  private _guard(listener: EventListenerOrEventListenerObject): EventListener {
+    const known = this._guards.get(listener)
+    if (known !== undefined) return known
+    const guarded = function(this: unknown, event: Event): void {
+      try {
+        if (typeof listener === "function") listener.call(this, event)
+        else listener.handleEvent(event)
+      } catch (error) {
+        reportListenerError(error)
+      }
+    }
+    this._guards.set(listener, guarded)
+    return guarded
+  }
+
+  private _callHandler(type: "open" | "message" | "close" | "error", event: Event): void {
+    const handler = this[`on${type}`] as Handler<Event>
+    if (typeof handler !== "function") return
+    try {
+      handler.call(this, event)
+    } catch (error) {
+      reportListenerError(error)
+    }
+  }
+
+  private _emit(event: Event): void {
+    try {
+      this.dispatchEvent(event)
+    } catch (error) {
+      reportListenerError(error)
+    }
+  }
+
+  private _dispatchError(error: Error): void {
+    this._emit(new ErrorEvent(error))
+  }
+
+  private _dispatchClose(life: Life, code: number, reason: string, wasClean: boolean): void {
+    // The session that was open (if any) ends here: nothing more of it is dispatched.
+    const session = life.openSession
+    if (session !== undefined) {
+      session.closeDispatched = true
+      life.openSession = undefined
+    }
+    this._emit(new CloseEvent(code, reason, wasClean))
+  }
+
+  private _toEventData(message: LifelineMessage): unknown {
+    if (typeof message === "string") return message
+    switch (this._binaryType) {
+      case "arraybuffer":
+        return message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength)
+      case "blob":
+        return typeof Blob === "undefined"
+          ? message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength)
+          : new Blob([message as Uint8Array<ArrayBuffer>])
+      case "fragments":
+        return [message]
+      default:
+        return message
+    }
+  }
+
+  // --- sending ----------------------------------------------------------------------------
+
+  private get _capacity(): number {
+    const max = this._options.maxEnqueuedMessages
+    return typeof max === "number" && Number.isFinite(max) && max >= 1 ? Math.floor(max) : DEFAULT_CAPACITY
+  }
+
+  private _sendMessage(message: LifelineMessage): boolean {
+    const life = this._life
+    if (life !== undefined && !life.closing && life.openSession !== undefined) {
+      const exit = this._runtimeOrThrow.runSyncExit(life.client.enqueue(message))
+      if (Exit.isSuccess(exit)) return true
+      this._dispatchError(Cause.squash(exit.cause) as Error)
+      return false
+    }
+    const bytes = sizeOf(message)
+    const refused = this._options.maxEnqueuedMessages === 0 || this._pending.length >= this._capacity ||
+      (this._pending.length > 0 && this._pendingBytes + bytes > DEFAULT_MAX_BYTES)
+    if (refused) {
+      this._dispatchError(new SendError({ reason: "OutboxFull", payload: message }, true))
+      return false
+    }
+    this._pending.push(message)
+    this._pendingBytes += bytes
+    return false
+  }
+
+  /** Sends what waits behind a Blob, in order, each Blob once read. */
+  private _readSlow(): void {
+    const next = this._slow[0]
+    if (next === undefined) return
+    const sent = (message: LifelineMessage | undefined): void => {
+      this._slow.shift()
+      if (message !== undefined) this._sendMessage(message)
+      this._readSlow()
+    }
+    if (!isBlob(next)) return sent(toLifeline(next))
+    next.arrayBuffer().then(
+      (buffer) => sent(new Uint8Array(buffer)),
+      (error: unknown) => {
+        this._dispatchError(new SendError({ reason: "WriteFailed", payload: next, cause: error }, true))
+        sent(undefined)
+      }
+    )
+  }
+
+  // --- the Client -------------------------------------------------------------------------
+
+  private get _runtimeOrThrow(): ManagedRuntime.ManagedRuntime<TransportService, never> {
+    return this._runtime ??= this._makeRuntime()
+  }
+
+  private _makeRuntime(): ManagedRuntime.ManagedRuntime<TransportService, never> {
+    const base = transportFor(this._options.WebSocket)
+    // A protocols function: each attempt offers what it resolved to.
+    const transport: TransportService = typeof this._protocolsProvider === "function"
+      ? {
+        platform: base.platform,
+        open: (request, listener) =>
+          base.open(this._nextProtocols === undefined ? request : { ...request, protocols: this._nextProtocols }, listener)
+      }
+      : base
+    const debugLogger = this._options.debugLogger ?? ((...args: Array<unknown>) => console.log(...args))
+    const logs = this._options.debug === true
+      ? Layer.merge(
+        Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel, message }) => debugLogger("RWS>", logLevel.label, ...(Array.isArray(message) ? message : [message])))),
+        Logger.minimumLogLevel(LogLevel.Debug)
+      )
+      : Layer.merge(Logger.remove(Logger.defaultLogger), Logger.minimumLogLevel(LogLevel.None))
+    return ManagedRuntime.make(Layer.merge(Layer.succeed(Transport, transport), logs))
+  }
+
+  /** The URL (and subprotocols) of one attempt, from the providers. */
+  private _resolveAttempt(): Effect.Effect<string> {
+    const resolve = async (): Promise<string> => {
+      const provider = this._urlProvider
+      const protocolsProvider = this._protocolsProvider
+      const [url, protocols] = await Promise.all([
+        Promise.resolve().then(() => typeof provider === "function" ? provider() : provider).catch((error: unknown) => {
+          throw new ProviderFailed("url", error)
+        }),
+        Promise.resolve().then(() => typeof protocolsProvider === "function" ? protocolsProvider() : undefined).catch((error: unknown) => {
+          throw new ProviderFailed("protocols", error)
+        })
+      ])
+      this._url = String(url)
+      if (typeof protocolsProvider === "function") this._nextProtocols = toProtocols(protocols)
+      return this._url
+    }
+    return Effect.promise(resolve)
+  }
+
+  private _schedule(): Schedule.Schedule<unknown, ClientError> {
+    const options = this._options
+    const min = Math.max(1, finiteOr(options.minReconnectionDelay, DEFAULTS.minReconnectionDelay))
+    const max = Math.max(min, finiteOr(options.maxReconnectionDelay, DEFAULTS.maxReconnectionDelay))
+    const factor = Math.max(1, finiteOr(options.reconnectionDelayGrowFactor, DEFAULTS.reconnectionDelayGrowFactor))
+    const jitter = Math.min(1, finiteOr(options.reconnectionDelayJitter, DEFAULTS.reconnectionDelayJitter))
+    // partysocket's delays, min x factor^n up to max, each spread upwards by the jitter: never
+    // below min, never above max.
+    const delays = Schedule.exponential(Duration.millis(min), factor).pipe(
+      Schedule.modifyDelayEffect((_, delay) =>
+        Effect.map(Random.next, (random) => {
+          const centre = Math.max(min, Math.min(Duration.toMillis(delay), max / (1 + jitter)))
+          return Duration.millis(Math.min(max, centre * (1 + jitter * random)))
+        })
+      )
+    )
+    const maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
+    return typeof maxRetries === "number" && Number.isFinite(maxRetries) && maxRetries >= 0
+      ? Schedule.intersect(delays, Schedule.recurs(Math.floor(maxRetries)))
+      : delays
+  }
+
+  private _shouldRetry(error: ClientError): boolean {
+    // A provider that threw is retried, as partysocket retries it.
+    if (error._tag === "ConnectError" && error.reason === "InvalidUrl" && error.cause instanceof ProviderFailed) return true
+    const decide = this._options.shouldReconnectOnClose
+    if (error._tag === "Disconnected" && decide !== undefined) return decide(new CloseEvent(error.code, error.reason, error.wasClean))
+    return isRetryable(error)
+  }
+
+  private _clientOptions(life: () => Life | undefined): ClientModule.Options {
+    const options = this._options
+    const provider = this._urlProvider
+    const staticUrl = typeof provider === "string" || provider instanceof URL
+    const protocols = this._protocolsProvider
+    const capacity = this._capacity
+    return {
+      url: staticUrl && typeof protocols !== "function" ? provider : this._resolveAttempt(),
+      connection: {
+        openTimeout: Duration.millis(Math.max(1, finiteOr(options.connectionTimeout, DEFAULTS.connectionTimeout))),
+        ...(typeof protocols === "string" || Array.isArray(protocols) ? { protocols: toProtocols(protocols) } : {})
+      },
+      retry: this._schedule(),
+      shouldRetry: (error) => this._shouldRetry(error),
+      minUptime: Duration.millis(finiteOr(options.minUptime, DEFAULTS.minUptime)),
+      outbox: { capacity, maxBytes: DEFAULT_MAX_BYTES, overflow: "fail" },
+      // Every failed message is an event: room for all of them (the buffer is not allocated up front).
+      eventsCapacity: capacity + 64,
+      onOpen: (connection) => {
+        const current = life()
+        return current === undefined ? Effect.void : this._opened(current, connection)
+      }
+    }
+  }
+
+  private _startLife(): void {
+    const runtime = this._runtimeOrThrow
+    let life: Life | undefined
+    const scope = runtime.runSync(Scope.make())
+    const client = runtime.runSync(Scope.extend(makeClient(this._clientOptions(() => life)), scope))
+    life = new Life(client, scope)
+    this._life = life
+    const current = life
+    // Events are dispatched from the next task on, as a WebSocket's are: a URL that cannot work
+    // fails inside `make`, before the caller could add a listener. The 16 most recent events
+    // that a new subscriber receives first cover what happened until then.
+    const nextTask = Effect.async<void>((resume) => {
+      const timer = setTimeout(() => resume(Effect.void), 0)
+      return Effect.sync(() => clearTimeout(timer))
+    })
+    runtime.runSync(Effect.forkIn(
+      Effect.zipRight(nextTask, Stream.runForEach(client.events, (event) => Effect.sync(() => this._onClientEvent(current, event)))),
+      scope
+    ))
+  }
+
+  /** Closes a life's Client with `code` and `reason`; what it did not write is kept, ahead of newer sends. */
+  private _endLife(life: Life, code: number, reason: string): void {
+    life.closing = true
+    if (this._life === life) this._life = undefined
+    const runtime = this._runtimeOrThrow
+    const previous = this._ending
+    this._ending = new Promise<void>((resolve) => {
+      runtime.runCallback(
+        Effect.gen(function*() {
+          const unsent = yield* life.client.close(code, reason)
+          yield* Scope.close(life.scope, Exit.void)
+          return unsent
+        }),
+        {
+          onExit: (exit) => {
+            if (Exit.isSuccess(exit) && exit.value.length > 0) {
+              this._pending = [...exit.value, ...this._pending]
+              for (const message of exit.value) this._pendingBytes += sizeOf(message)
+            }
+            void previous.then(() => resolve())
+          }
+        }
+      )
+    })
+  }
+
+  /**
+   * The Client's `onOpen`: a connection is open. What was kept goes first (into the Client's
+   * outbox, written right after this), then the `open` event, then the connection's messages.
+   */
+  private _opened(life: Life, connection: Connection): Effect.Effect<void> {
+    return Effect.gen(this, function*() {
+      // The close of the previous connection goes out before this open.
+      for (const earlier of [...life.sessions]) yield* Deferred.await(earlier.done)
+      if (life.closing || this._life !== life) return
+      const session = new Session(connection)
+      life.sessions.push(session)
+      life.openSession = session
+      this._protocol = connection.protocol
+      const kept = this._pending
+      this._pending = []
+      this._pendingBytes = 0
+      for (const message of kept) {
+        const sent = yield* Effect.exit(life.client.enqueue(message))
+        if (Exit.isFailure(sent)) this._dispatchError(Cause.squash(sent.cause) as Error)
+      }
+      this._emit(new Event("open"))
+      yield* Effect.forkIn(this._read(life, session), life.scope)
+    })
+  }
+
+  /** Dispatches the connection's messages; once it ended and they are all out, its close. */
+  private _read(life: Life, session: Session): Effect.Effect<void> {
+    return Effect.gen(this, function*() {
+      yield* Stream.runForEach(session.connection.messages, (message) =>
+        Effect.sync(() => {
+          if (life.closing || session.closeDispatched) return
+          this._emit(new MessageEvent("message", { data: this._toEventData(message) }))
+        }))
+      session.drained = yield* session.connection.closed
+      this._sessionEnded(life, session)
+    })
+  }
+
+  private _onClientEvent(life: Life, event: ClientModule.ClientEvent): void {
+    if (event._tag === "MessageFailed") {
+      // `Closed`: the Client stopped with it queued (a fatal error); close() returns the rest.
+      if (!life.closing) this._dispatchError(event.error)
+      return
+    }
+    const { from, to } = event
+    if (to._tag === "Connecting") {
+      life.lastRetry = to.attempt - 1
+      return
+    }
+    if (to._tag === "Open" || to._tag === "Idle") return
+    const error = to._tag === "Closed" ? Option.getOrUndefined(to.error) : to.error
+    if (from._tag === "Open") {
+      const session = life.sessions.find((candidate) => candidate.ended === undefined)
+      if (session !== undefined) {
+        session.ended = { error }
+        this._sessionEnded(life, session)
+      }
+      return
+    }
+    if (from._tag !== "Connecting" && from._tag !== "Idle") return
+    // Opened at the socket, ended before the Client was Open (while `onOpen` ran).
+    const opening = life.sessions.find((candidate) => candidate.ended === undefined)
+    if (opening !== undefined) {
+      opening.ended = { error }
+      this._sessionEnded(life, opening)
+      return
+    }
+    if (error === undefined || life.closing) return
+    // A failed attempt: the error, then close 1006 (with why, when it is the last one).
+    this._dispatchError(error)
+    this._emit(new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
+  }
+
+  /** Both halves known (the connection drained, the Client's verdict): its error and close events. */
+  private _sessionEnded(life: Life, session: Session): void {
+    const drained = session.drained
+    const ended = session.ended
+    if (drained === undefined || ended === undefined) return
+    const index = life.sessions.indexOf(session)
+    if (index !== -1) life.sessions.splice(index, 1)
+    Deferred.unsafeDone(session.done, Exit.void)
+    if (session.closeDispatched || life.closing) return
+    const error = ended.error
+    if (error !== undefined && error._tag !== "Disconnected") {
+      // The heartbeat found the peer dead, or the like: the error, then the close as it happened.
+      this._dispatchError(error)
+      this._dispatchClose(life, drained.code, drained.reason, false)
+      return
+    }
+    const closed = error ?? drained
+    if (closed.code === 1006) this._dispatchError(closed)
+    this._dispatchClose(life, closed.code, closed.reason, closed.wasClean)
+  }
+}
+
+export {
+  /**
+   * `ReconnectingWebSocket`, under the name partysocket's main entry exports it.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  ReconnectingWebSocket as WebSocket
+}
+
+export default ReconnectingWebSocket

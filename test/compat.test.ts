@@ -1,0 +1,249 @@
+/**
+ * `effect-lifeline/compat` in Node: every portable scenario of test/compat/scenarios.ts over a real
+ * TestServer, with exact assertions, on both transports a user can get: the ws class as partysocket
+ * users pass it (`WebSocket: WS`: lifeline's Node transport), and the standard WebSocket (Node's
+ * global, the browser transport: what a browser gives, which cannot see an HTTP status).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import CompatDefault, { CloseEvent, ErrorEvent, ReconnectingWebSocket, WebSocket } from "effect-lifeline/compat"
+import type { Options } from "effect-lifeline/compat"
+import WS from "ws"
+import { TestServer } from "../src/testing/index.js"
+import { serverControl } from "./compat/nodeServer.js"
+import type { Scenario } from "./compat/scenarios.js"
+import * as Scenarios from "./compat/scenarios.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+
+const transports = [
+  // The ws class: lifeline's Node transport, which reads the HTTP status and the socket errors.
+  { name: "WebSocket: WS (Node transport)", options: { WebSocket: WS } as Options, refused: "ConnectionRefused", sees401: true },
+  // No WebSocket option: the global standard WebSocket, through the browser transport.
+  { name: "the global WebSocket (browser transport)", options: {} as Options, refused: "ClosedBeforeOpen", sees401: false }
+] as const
+
+const on = <A>(options: Options, scenario: Scenario<A>, serverOptions: TestServer.Options = {}) =>
+  Effect.gen(function*() {
+    const server = yield* TestServer.make(serverOptions)
+    return yield* Effect.promise(() =>
+      scenario({ url: server.url, server: serverControl(server), WebSocket: ReconnectingWebSocket, options, platform: "node" })
+    )
+  })
+
+/** console.error while `effect` runs, captured: what a listener that throws is reported with. */
+const capturingConsoleError = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const reported: Array<unknown> = []
+    const original = console.error
+    console.error = (...args: Array<unknown>) => reported.push(args[1])
+    const result = yield* Effect.ensuring(effect, Effect.sync(() => {
+      console.error = original
+    }))
+    return [result, reported] as const
+  })
+
+describe("effect-lifeline/compat exports", () => {
+  it("the class as ReconnectingWebSocket, WebSocket and default, with the event classes", () => {
+    expect(WebSocket).toBe(ReconnectingWebSocket)
+    expect(CompatDefault).toBe(ReconnectingWebSocket)
+    const close = new CloseEvent(4000, "why", false)
+    expect([close.type, close.code, close.reason, close.wasClean]).toEqual(["close", 4000, "why", false])
+    const error = new ErrorEvent(new Error("boom"))
+    expect([error.type, error.message, error.error.message]).toEqual(["error", "boom", "boom"])
+    expect(close).toBeInstanceOf(Event)
+    expect(new ReconnectingWebSocket("ws://127.0.0.1:1", undefined, { startClosed: true })).toBeInstanceOf(EventTarget)
+  })
+})
+
+for (const transport of transports) {
+  const run = <A>(scenario: Scenario<A>, serverOptions: TestServer.Options = {}) => on(transport.options, scenario, serverOptions)
+
+  describe(`partysocket's API, over ${transport.name}`, () => {
+    it.scopedLive("open, message, a server's close with its code, reconnect; on* handlers see the same events", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.lifecycle)
+        const events = ["open", "message:hello", "close:4000:bye:clean", "open", "close:1000:done:clean"]
+        expect(seen.events).toEqual(events)
+        expect(seen.handlers).toEqual(events)
+        expect(seen.readyStates).toEqual([0, 1, 3, 1, 3])
+        expect(seen.urlAsGiven).toBe(true)
+        expect(seen.sendWhileOpen).toBe(true)
+        expect(seen.constants).toEqual([0, 1, 2, 3, 0, 1, 2, 3])
+      }))
+
+    it.scopedLive("messages sent while the server is down are kept and go out in order, before what onopen sends", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.queueWhileDown)
+        expect(seen.returned).toEqual([false, false, false])
+        expect(seen.readyStateDown).toBe(3)
+        expect(seen.bufferedWhileDown).toBe(6)
+        expect(seen.received.map((frame) => typeof frame === "string" ? frame : [...frame])).toEqual(["a", "bb", [1, 2, 3], "after-open"])
+      }))
+
+    it.scopedLive("startClosed: CLOSED and no connection until reconnect(), then what was sent first goes first", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.startClosed)
+        expect(seen).toEqual({
+          readyState: 3,
+          requestsBefore: 0,
+          events: ["open", "message:early", "message:late", "close:1000::clean"],
+          received: ["early", "late"],
+          retryCount: 0
+        })
+      }))
+
+    it.scopedLive("close() dispatches its close event at once and stops reconnecting", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.closeStops)
+        expect(seen).toEqual({ events: ["open", "close:4001:leaving:clean"], readyState: 3, accepted: 1, shouldReconnect: false })
+      }))
+
+    it.scopedLive("reconnect(code, reason): a close event with them, a new connection, the retry count at 0", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.reconnectMethod)
+        expect(seen).toEqual({ events: ["open", "close:4002:again:clean", "open", "close:1000::clean"], accepted: 2, retryCount: 0 })
+      }))
+
+    it.scopedLive("maxRetries: 1 + maxRetries attempts, each a typed error then close 1006 (not 1000), then nothing", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.maxRetries)
+        expect(seen.events).toEqual([
+          `error:ConnectError:${transport.refused}`,
+          "close:1006::unclean",
+          `error:ConnectError:${transport.refused}`,
+          "close:1006::unclean",
+          `error:ConnectError:${transport.refused}`,
+          `close:1006:${transport.refused}; not retrying:unclean`
+        ])
+        expect(seen.retryCount).toBe(2)
+        expect(seen.readyState).toBe(3)
+        expect(seen.requestsAfter).toBe(0)
+      }))
+
+    it.scopedLive("connectionTimeout: a hung handshake is a TimeoutError (open), then close 1006", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.connectionTimeout)
+        expect(seen.events).toEqual(["error:TimeoutError:open", "close:1006:TimeoutError (open); not retrying:unclean"])
+      }))
+
+    it.scopedLive("URL and protocols providers (async and sync) are called before every attempt", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.providers, { protocols: ["p1", "p2"] })
+        expect(seen.urlCalls).toBe(2)
+        expect(seen.protocolCalls).toBe(2)
+        expect(seen.protocols).toEqual(["p1", "p2"])
+        expect(seen.offered).toEqual(["p1", "p2"])
+        expect(seen.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/\?attempt=2$/)
+      }))
+
+    it.scopedLive("binaryType: blob by default, ArrayBuffer or Blob as set; a Blob sent keeps its place", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.binaryType)
+        expect(seen).toEqual({ initial: "blob", kinds: ["ArrayBuffer", "Blob"], bytes: [[7, 8, 9], [7, 8, 9]], order: ["before", [1, 2], "after"] })
+      }))
+  })
+
+  describe(`where lifeline differs from partysocket, over ${transport.name}`, () => {
+    it.scopedLive("past maxEnqueuedMessages: send returns false and an error event carries the message", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.overflow)
+        expect(seen.returned).toEqual([false, false, false])
+        expect(seen.errors).toEqual([{ tag: "SendError", reason: "OutboxFull", payload: "c" }])
+        expect(seen.received).toEqual(["a", "b"])
+      }))
+
+    it.scopedLive(
+      transport.sees401
+        ? "a 401 is final: a typed error with the status, a close that says why, no retry"
+        : "a 401 cannot be seen (as in browsers): retried as any failed connect, each a close 1006",
+      () =>
+        Effect.gen(function*() {
+          const seen = yield* run(Scenarios.unauthorized)
+          if (transport.sees401) {
+            expect(seen.events).toEqual(["error:ConnectError:HandshakeRejected", "close:1006:HandshakeRejected (HTTP 401); not retrying:unclean"])
+            expect(seen.requests).toBe(1)
+          } else {
+            expect(seen.events).toEqual([
+              "error:ConnectError:ClosedBeforeOpen",
+              "close:1006::unclean",
+              "error:ConnectError:ClosedBeforeOpen",
+              "close:1006::unclean",
+              "error:ConnectError:ClosedBeforeOpen",
+              "close:1006:ClosedBeforeOpen; not retrying:unclean"
+            ])
+            expect(seen.requests).toBe(3)
+          }
+          expect(seen.readyState).toBe(3)
+        })
+    )
+
+    it.scopedLive("a server close 1008 is final; shouldReconnectOnClose can override", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.fatalClose)
+        expect(seen.events).toEqual(["open", "close:1008:policy:clean"])
+        expect(seen.accepted).toBe(1)
+        expect(seen.acceptedWithOverride).toBe(3)
+      }))
+
+    it.scopedLive("a listener that throws does not crash the process nor stop the other listeners", () =>
+      Effect.gen(function*() {
+        const [seen, reported] = yield* capturingConsoleError(run(Scenarios.throwingListener))
+        expect(seen.events).toEqual(["open", "message:one", "message:two", "close:1000::clean"])
+        expect(reported.map((error) => (error as Error).message)).toEqual([
+          "a bug in the app",
+          "another bug in the app",
+          "a bug in the app",
+          "another bug in the app"
+        ])
+      }))
+
+    it.scopedLive("messages kept at close() are handed back by drainQueuedMessages()", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.drainAfterClose)
+        expect(seen).toEqual({ drained: ["x", "y"], afterDrain: 0 })
+      }))
+
+    it.scopedLive("reconnect() and close() while connecting: close events at once, no stray error, nothing escapes", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.abortWhileConnecting)
+        expect(seen).toEqual({ events: ["close:4003:retry now:clean", "close:4004:give up:clean"], readyState: 3 })
+      }))
+
+    it.scopedLive("a URL that cannot work is final: InvalidUrl, then a close that says why", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.invalidUrl)
+        expect(seen).toEqual({ events: ["error:ConnectError:InvalidUrl", "close:1006:InvalidUrl; not retrying:unclean"], readyState: 3 })
+      }))
+  })
+}
+
+describe("effect-lifeline/compat in Node", () => {
+  it.scopedLive("leaves no handle behind once closed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+        await Scenarios.next(socket, "open")
+        socket.close()
+        await Scenarios.sleep(50)
+      })
+    })))
+
+  it.scopedLive("debug: lifeline's log lines go to debugLogger; without it, nothing is logged", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const lines: Array<string> = []
+      yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, {
+          WebSocket: WS,
+          debug: true,
+          debugLogger: (...args) => lines.push(args.map(String).join(" "))
+        })
+        await Scenarios.next(socket, "open")
+        await Scenarios.sleep(20)
+        socket.close()
+        await Scenarios.sleep(20)
+      })
+      expect(lines).toEqual(["RWS> DEBUG lifeline: Connecting", "RWS> DEBUG lifeline: Open", "RWS> DEBUG lifeline: Closed"])
+    }))
+})
