@@ -157,10 +157,14 @@ export const lifecycle: Scenario<{
   readyStates.push(socket.readyState)
   const sendWhileOpen = socket.send("hello")
   await next(socket, "message")
+  // Listening before the server acts: over a slower ServerControl (a browser page's bridge to
+  // the test process) the close and the reconnect can come before `closeWith` settles.
+  const closed = next(socket, "close")
+  const reopened = next(socket, "open")
   await context.server.closeWith(4000, "bye")
-  await next(socket, "close")
+  await closed
   readyStates.push(socket.readyState)
-  await next(socket, "open")
+  await reopened
   readyStates.push(socket.readyState)
   socket.close(1000, "done")
   readyStates.push(socket.readyState)
@@ -280,11 +284,15 @@ export const providers: Scenario<{ urlCalls: number; protocolCalls: number; prot
   )
   const protocols: Array<string> = []
   const offered: Array<string> = []
+  let opened = next(socket, "open")
   for (let round = 0; round < 2; round++) {
-    await next(socket, "open")
+    await opened
     protocols.push(socket.protocol)
     offered.push(await context.server.offeredProtocols())
-    if (round === 0) await context.server.closeWith(4000, "next")
+    if (round === 0) {
+      opened = next(socket, "open")
+      await context.server.closeWith(4000, "next")
+    }
   }
   const url = socket.url
   await closeAndSettle(socket)
@@ -365,15 +373,17 @@ export const fatalClose: Scenario<{ events: Array<string>; accepted: number; acc
   const socket = make(context)
   const events = record(socket)
   await next(socket, "open")
+  const closed = next(socket, "close")
   await context.server.closeWith(1008, "policy")
-  await next(socket, "close")
+  await closed
   await sleep(200)
   const accepted = await context.server.accepted()
   await closeAndSettle(socket)
   const again = make(context, { shouldReconnectOnClose: () => true })
   await next(again, "open")
+  const reopened = next(again, "open")
   await context.server.closeWith(1008, "policy")
-  await next(again, "open")
+  await reopened
   const acceptedWithOverride = await context.server.accepted()
   await closeAndSettle(again)
   return { events, accepted, acceptedWithOverride }
