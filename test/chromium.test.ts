@@ -7,9 +7,10 @@
  */
 import { Effect, Exit, Scope } from "effect"
 import type { Page } from "playwright-core"
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { TestServer } from "../src/testing/index.js"
 import type { Lab, Spec, Wire } from "./browser/client.js"
+import type { ControlMethod, Frame } from "./browser/compat.js"
 import type { ChromiumKit, TestPage } from "./support/chromium.js"
 import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
 
@@ -41,11 +42,34 @@ const server = async (options?: TestServer.Options) => {
   return { ...made, run: <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect) }
 }
 
+/** The compat scenarios' ServerControl over a TestServer, frames as the page bridge carries them. */
+const serverControl = (echo: TestServer.TestServer) => {
+  const run = <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect)
+  const fromFrame = (frame: Frame): string | Uint8Array => "text" in frame ? frame.text : new Uint8Array(frame.bytes)
+  return {
+    kill: () => run(echo.kill),
+    restart: () => run(echo.restart),
+    closeWith: (code: number, reason: string) => run(echo.closeAll(code, reason)),
+    reject: (status: number, count?: number) => run(echo.rejectNext(status, {}, count)),
+    hang: () => run(echo.hangHandshake),
+    behave: () => run(echo.behave),
+    send: (frame: Frame) => run(echo.broadcast(fromFrame(frame))),
+    sent: async () => (await run(echo.received)).map((frame): Frame => typeof frame === "string" ? { text: frame } : { bytes: [...frame] }),
+    requests: () => run(echo.requests),
+    accepted: () => run(echo.accepted),
+    offeredProtocols: () =>
+      run(Effect.map(echo.lastRequestHeaders, (headers) => {
+        const value = headers["sec-websocket-protocol"]
+        return typeof value === "string" ? value : ""
+      }))
+  } satisfies Record<ControlMethod, (...args: Array<never>) => Promise<unknown>>
+}
+
 const spec = (url: string, extra: Partial<Spec> = {}): Spec => ({ url, retryMillis: 50, ...extra })
 
 describeChromium("Chromium: a Client in a page", () => {
   beforeAll(async () => {
-    kit = await startChromium(["client"])
+    kit = await startChromium(["client", "compat"])
   }, 30_000)
 
   afterAll(async () => {
@@ -223,4 +247,122 @@ describeChromium("Chromium: a Client in a page", () => {
     await eventually("two more probes", () => pings >= after + 2)
     expect(await call(p, "transitions", "c")).toEqual([{ tag: "Connecting" }, { tag: "Open" }])
   })
+
+  describe("effect-lifeline/compat: the portable scenarios (test/compat/scenarios.ts) in the page", () => {
+    /** What each scenario must see in a browser: as the Node run over the browser transport. */
+    const expected: ReadonlyArray<{ readonly name: string; readonly server?: TestServer.Options; readonly seen: unknown }> = [
+      {
+        name: "lifecycle",
+        seen: {
+          events: ["open", "message:hello", "close:4000:bye:clean", "open", "close:1000:done:clean"],
+          handlers: ["open", "message:hello", "close:4000:bye:clean", "open", "close:1000:done:clean"],
+          readyStates: [0, 1, 3, 1, 3],
+          urlAsGiven: true,
+          sendWhileOpen: true,
+          constants: [0, 1, 2, 3, 0, 1, 2, 3]
+        }
+      },
+      { name: "queueWhileDown", seen: { returned: [false, false, false], readyStateDown: 3, received: ["a", "bb", [1, 2, 3], "after-open"], bufferedWhileDown: 6 } },
+      {
+        name: "startClosed",
+        seen: { readyState: 3, requestsBefore: 0, events: ["open", "message:early", "message:late", "close:1000::clean"], received: ["early", "late"], retryCount: 0 }
+      },
+      { name: "closeStops", seen: { events: ["open", "close:4001:leaving:clean"], readyState: 3, accepted: 1, shouldReconnect: false } },
+      { name: "reconnectMethod", seen: { events: ["open", "close:4002:again:clean", "open", "close:1000::clean"], accepted: 2, retryCount: 0 } },
+      {
+        name: "maxRetries",
+        seen: {
+          events: [
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006::unclean",
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006::unclean",
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006:ClosedBeforeOpen; not retrying:unclean"
+          ],
+          retryCount: 2,
+          readyState: 3,
+          requestsAfter: 0
+        }
+      },
+      { name: "connectionTimeout", seen: { events: ["error:TimeoutError:open", "close:1006:TimeoutError (open); not retrying:unclean"] } },
+      {
+        name: "providers",
+        server: { protocols: ["p1", "p2"] },
+        seen: { urlCalls: 2, protocolCalls: 2, protocols: ["p1", "p2"], offered: ["p1", "p2"], url: expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+\/\?attempt=2$/) }
+      },
+      { name: "binaryType", seen: { initial: "blob", kinds: ["ArrayBuffer", "Blob"], bytes: [[7, 8, 9], [7, 8, 9]], order: ["before", [1, 2], "after"] } },
+      { name: "overflow", seen: { returned: [false, false, false], errors: [{ tag: "SendError", reason: "OutboxFull", payload: "c" }], received: ["a", "b"] } },
+      {
+        name: "unauthorized",
+        seen: {
+          events: [
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006::unclean",
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006::unclean",
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006:ClosedBeforeOpen; not retrying:unclean"
+          ],
+          requests: 3,
+          readyState: 3
+        }
+      },
+      { name: "fatalClose", seen: { events: ["open", "close:1008:policy:clean"], accepted: 1, acceptedWithOverride: 3 } },
+      { name: "throwingListener", seen: { events: ["open", "message:one", "message:two", "close:1000::clean"] } },
+      { name: "drainAfterClose", seen: { drained: ["x", "y"], afterDrain: 0 } },
+      { name: "abortWhileConnecting", seen: { events: ["close:4003:retry now:clean", "close:4004:give up:clean"], readyState: 3 } },
+      { name: "invalidUrl", seen: { events: ["error:ConnectError:InvalidUrl", "close:1006:InvalidUrl; not retrying:unclean"], readyState: 3 } }
+    ]
+
+    // One page for the scenarios, in turn (each closes what it opened): a page load per scenario
+    // would cost more than most scenarios take. Each has its own server, bridged as `current`.
+    let shared: TestPage | undefined
+    let current: ReturnType<typeof serverControl> | undefined
+
+    beforeAll(async () => {
+      shared = await openPage(kit!, "compat")
+      await shared.page.exposeFunction("serverControl", (method: ControlMethod, args: ReadonlyArray<unknown>) =>
+        (current![method] as (...args: ReadonlyArray<unknown>) => Promise<unknown>)(...args))
+    }, 20_000)
+
+    afterAll(async () => {
+      await shared?.close()
+    })
+
+    afterEach(() => {
+      current = undefined
+      expect(shared!.errors.splice(0)).toEqual([])
+    })
+
+    it("every scenario of the page has its expectation here", async () => {
+      const names = await shared!.page.evaluate(() => (globalThis as unknown as { scenarioNames: Array<string> }).scenarioNames)
+      expect(names).toEqual(expected.map((each) => each.name))
+    })
+
+    for (const { name, seen, server: serverOptions } of expected) {
+      it(name, async () => {
+        const opened = shared!
+        const echo = await server(serverOptions)
+        current = serverControl(echo)
+        const result = await opened.page.evaluate(
+          ([name, url]) => (globalThis as unknown as { runScenario: (name: string, url: string) => Promise<unknown> }).runScenario(name, url),
+          [name, echo.url] as const
+        )
+        expect(result).toEqual(seen)
+        if (name === "throwingListener") {
+          // A listener that throws is reported as browsers report listener errors (reportError:
+          // an uncaught error for the page), each once, and nothing else went wrong.
+          const thrown = opened.errors.splice(0)
+          expect(thrown.map((line) => /^pageerror: Error: (.*)$/m.exec(line)?.[1])).toEqual([
+            "a bug in the app",
+            "another bug in the app",
+            "a bug in the app",
+            "another bug in the app"
+          ])
+        }
+      })
+    }
+  })
 })
+
