@@ -12,7 +12,7 @@ import { TestServer } from "../src/testing/index.js"
 import type { Lab, Spec, Wire } from "./browser/client.js"
 import type { ControlMethod, Frame } from "./browser/compat.js"
 import type { ChromiumKit, TestPage } from "./support/chromium.js"
-import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+import { bundlePage, describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
 
 /** Calls `window.lab[method](...args)` in the page. */
 const call = <K extends keyof Lab>(page: Page, method: K, ...args: Parameters<Lab[K]>): Promise<Awaited<ReturnType<Lab[K]>>> =>
@@ -84,6 +84,11 @@ describeChromium("Chromium: a Client in a page", () => {
     scopes = []
     for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
     for (const each of opened) expect(each.errors).toEqual([])
+  })
+
+  it("the page bundles pull no Node module; one that would is refused", async () => {
+    // The bundles served here passed the check (startChromium); a page that imports the Node entry fails it.
+    await expect(bundlePage("refusedNode")).rejects.toThrow(/Could not resolve "node:net"/)
   })
 
   it("text and binary both ways, in order, each kind kept", async () => {

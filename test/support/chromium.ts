@@ -2,7 +2,8 @@
  * Chromium for tests: Debian's browser driven by playwright-core (never a browser download), page
  * scripts bundled by esbuild for the browser, served from 127.0.0.1.
  *
- * - `chromiumPath` finds the browser: `CHROMIUM_PATH`, /usr/bin/chromium, /usr/bin/chromium-browser.
+ * - `chromiumPath` finds the browser: `CHROMIUM_PATH` if set, else /usr/bin/chromium or
+ *   /usr/bin/chromium-browser.
  *   None: `describeChromium` skips its tests with one warning that says why (`.ci/run` installs it).
  * - `bundlePage` builds a page entry of test/browser/ (platform "browser"): esbuild refuses a Node
  *   builtin there, and the metafile is checked to hold no `ws`.
@@ -26,10 +27,10 @@ import { describe } from "vitest"
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 
-/** Where Chromium is, or why it is not there. */
+/** Where Chromium is, or why it is not there. `CHROMIUM_PATH`, when set, is the only place looked at. */
 export const chromiumPath = (): { readonly path: string } | { readonly missing: string } => {
   const fromEnv = process.env["CHROMIUM_PATH"]
-  const candidates = [...(fromEnv === undefined || fromEnv === "" ? [] : [fromEnv]), "/usr/bin/chromium", "/usr/bin/chromium-browser"]
+  const candidates = fromEnv === undefined || fromEnv === "" ? ["/usr/bin/chromium", "/usr/bin/chromium-browser"] : [fromEnv]
   const found = candidates.find((path) => existsSync(path))
   return found === undefined ? { missing: `no Chromium at ${candidates.join(", ")}` } : { path: found }
 }
