@@ -115,6 +115,23 @@ describe("Client: offline (a Transport with a network)", () => {
     })).pipe(provideWith(net.network))
   })
 
+  it.scopedLive("close while waiting for the network: Closed at once, its online listener removed", () => {
+    const net = makeSwitch()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("10 millis"), minRetryDelay: "10 millis" })
+      yield* client.awaitOpen
+      net.set(false)
+      yield* server.kill
+      yield* awaitState(client, isTag("Backoff"))
+      yield* Effect.sleep("50 millis")
+      expect(net.listeners.size).toBe(1)
+      yield* client.close()
+      expect((yield* client.state.get)._tag).toBe("Closed")
+      expect(net.listeners.size).toBe(0)
+    })).pipe(provideWith(net.network))
+  })
+
   it("the Node transport has no network (always online); the browser transport's is navigator.onLine (absent on Node: online)", () => {
     expect(NodeTransport.make.network).toBeUndefined()
     expect(BrowserTransport.network.isOnline()).toBe(true)
