@@ -26,6 +26,8 @@ export interface Spec {
   /** `Schedule.spaced` between attempts. */
   readonly retryMillis: number
   readonly minRetryDelayMillis?: number
+  /** `connection.openTimeout`. */
+  readonly openTimeoutMillis?: number
   readonly heartbeat?: { readonly interval: number; readonly timeout: number; readonly message: string; readonly pong: string }
 }
 
@@ -94,6 +96,7 @@ const lab = {
           url: spec.url,
           retry: Schedule.spaced(spec.retryMillis),
           minRetryDelay: spec.minRetryDelayMillis ?? Math.min(spec.retryMillis, 100),
+          ...(spec.openTimeoutMillis === undefined ? {} : { connection: { openTimeout: spec.openTimeoutMillis } }),
           heartbeat: heartbeat === undefined ? false : {
             interval: heartbeat.interval,
             timeout: heartbeat.timeout,
