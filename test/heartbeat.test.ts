@@ -179,44 +179,4 @@ describe("Heartbeat: the bound (TestClock)", () => {
       expect(hb.probes).toEqual([60_375, 60_875, 61_375])
       expect(hb.deaths).toEqual([])
     }))
-
-  it.scoped("timers throttled to once a minute (a hidden tab) and a dead peer: one new probe, then found, not probed for ever", () =>
-    Effect.gen(function*() {
-      const hb = yield* startHeartbeat({ interval: 500, timeout: 500, answers: 0 })
-      yield* TestClock.adjust("999 millis")
-      expect(hb.probes).toEqual([500])
-      // The answer's timer, due at 1000, fires a minute late: a new probe at 61 000.
-      hb.peer.stall = 60_000
-      yield* TestClock.adjust("1 millis")
-      expect(hb.probes).toEqual([500, 61_000])
-      // Its first timer (due at 61 125) fires a minute late too: this silence is the peer's.
-      hb.peer.stall = 120_000
-      yield* TestClock.adjust("125 millis")
-      expect(hb.probes).toEqual([500, 61_000])
-      expect(hb.deaths.map((death) => death.at)).toEqual([121_125])
-      expect(hb.deaths.map((death) => death.error)).toMatchObject([{ _tag: "TimeoutError", operation: "heartbeat" }])
-    }))
-
-  it.scoped("a new probe that is answered clears the bound: a later stall buys another new probe", () =>
-    Effect.gen(function*() {
-      const hb = yield* startHeartbeat({ interval: 500, timeout: 500, answers: 0 })
-      yield* TestClock.adjust("999 millis")
-      // A stall, and the new probe it buys is answered at once.
-      hb.peer.stall = 10_000
-      hb.peer.answers = 1
-      yield* TestClock.adjust("1 millis")
-      expect(hb.probes).toEqual([500, 11_000])
-      expect(hb.answers).toEqual([11_000])
-      // The next probe, `interval` after that pong, goes unanswered, and its wait stalls too.
-      yield* TestClock.adjust("500 millis")
-      expect(hb.probes).toEqual([500, 11_000, 11_500])
-      hb.peer.stall = 70_000
-      yield* TestClock.adjust("125 millis")
-      expect(hb.probes).toEqual([500, 11_000, 11_500, 71_625])
-      expect(hb.deaths).toEqual([])
-      // Unanswered, on timely timers: found `timeout` after it.
-      yield* TestClock.adjust("500 millis")
-      expect(hb.deaths.map((death) => death.at)).toEqual([72_125])
-    }))
 })
-

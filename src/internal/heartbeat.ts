@@ -2,9 +2,8 @@
  * Dead-peer detection for one open connection. Any inbound frame or pong counts as life; once an
  * interval has passed since the last one, a probe (protocol ping, or an app-level message) must be
  * answered within the timeout. A gap in this process's own timers (event loop blocked, machine
- * asleep, a browser tab hidden or frozen) is not taken as the peer's silence: it leads to an
- * immediate new probe instead of a timeout. One: if that probe's wait overruns its timer too, the
- * silence is the peer's (a hidden tab's timers throttled to once a minute still read frames).
+ * asleep) is not taken as the peer's silence: it leads to an immediate new probe instead of a
+ * timeout.
  *
  * A small state machine on one timer, not a fiber: an open Client keeps no fiber alive (idle
  * memory per client is a benchmark target).
@@ -64,8 +63,6 @@ export class Heartbeat implements TimerTarget {
   private dueAt = 0
   /** When the unanswered probe went out; undefined while not waiting for an answer. */
   private probedAt: number | undefined = undefined
-  /** The unanswered probe is the new one a stalled timer bought: a second stall does not buy another. */
-  private reprobed = false
   private timer: unknown = undefined
   private stopped = false
 
@@ -101,7 +98,6 @@ export class Heartbeat implements TimerTarget {
     if (this.stopped) return
     this.lastLife = this.clock.unsafeCurrentTimeMillis()
     this.probedAt = undefined
-    this.reprobed = false
   }
 
   /** The timer fired. */
@@ -116,16 +112,12 @@ export class Heartbeat implements TimerTarget {
       const timeoutMillis = Duration.toMillis(this.options.timeout)
       if (now < probedAt + timeoutMillis) return this.schedule(now)
       // A wait that overran its timer by this much means our own timers were stalled: the answer
-      // may be sitting unread behind the stall, so probe again rather than give up. Once: a new
-      // probe whose wait overran too (a hidden tab's timers throttled to once a minute, where
-      // frames are still read as they come) had its chance to be answered.
-      if (late <= Math.max(1000, timeoutMillis / 2) || this.reprobed) {
+      // may be sitting unread behind the stall, so probe again rather than give up.
+      if (late <= Math.max(1000, timeoutMillis / 2)) {
         this.stopped = true
         this.listener.pongWatcher = undefined
         return this.owner.onDead(new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url }, true))
       }
-      this.reprobed = true
-      return this.probe(now)
     } else if (now - this.lastLife < Duration.toMillis(this.options.interval)) {
       return this.schedule(now)
     }
@@ -139,17 +131,14 @@ export class Heartbeat implements TimerTarget {
       // It arrived after the previous sample: date it there, never later than it could have been.
       if (this.sampledAt > this.lastLife) this.lastLife = this.sampledAt
       this.probedAt = undefined
-      this.reprobed = false
     }
     if (this.listener.inbound.isPaused) {
       this.lastLife = now
       this.probedAt = undefined
-      this.reprobed = false
     }
     this.sampledAt = now
   }
 
-  /** Sends a probe; `reprobed` is left to the caller (only a stalled timeout sets it). */
   private probe(now: number): void {
     this.probedAt = undefined
     if (!probe(this.socket, this.options.message)) {
