@@ -134,8 +134,39 @@ describe("Client: offline (a Transport with a network)", () => {
 
   it("the Node transport has no network (always online); the browser transport's is navigator.onLine (absent on Node: online)", () => {
     expect(NodeTransport.make.network).toBeUndefined()
+    expect(BrowserTransport.make.network).toBe(BrowserTransport.network)
     expect(BrowserTransport.network.isOnline()).toBe(true)
     const remove = BrowserTransport.network.onOnline(() => {})
     remove()
+  })
+
+  it("the browser transport's network reads navigator.onLine and the global online event at each call", () => {
+    const target = new EventTarget()
+    const globals = globalThis as unknown as Record<string, unknown>
+    const saved = { navigator: Object.getOwnPropertyDescriptor(globalThis, "navigator"), add: globals["addEventListener"], remove: globals["removeEventListener"] }
+    const navigator = { onLine: false }
+    Object.defineProperty(globalThis, "navigator", { value: navigator, configurable: true, writable: true })
+    globals["addEventListener"] = target.addEventListener.bind(target)
+    globals["removeEventListener"] = target.removeEventListener.bind(target)
+    try {
+      expect(BrowserTransport.network.isOnline()).toBe(false)
+      navigator.onLine = true
+      expect(BrowserTransport.network.isOnline()).toBe(true)
+      let calls = 0
+      const remove = BrowserTransport.network.onOnline(() => calls++)
+      target.dispatchEvent(new Event("online"))
+      target.dispatchEvent(new Event("offline"))
+      expect(calls).toBe(1)
+      remove()
+      target.dispatchEvent(new Event("online"))
+      expect(calls).toBe(1)
+    } finally {
+      if (saved.navigator === undefined) delete globals["navigator"]
+      else Object.defineProperty(globalThis, "navigator", saved.navigator)
+      if (saved.add === undefined) delete globals["addEventListener"]
+      else globals["addEventListener"] = saved.add
+      if (saved.remove === undefined) delete globals["removeEventListener"]
+      else globals["removeEventListener"] = saved.remove
+    }
   })
 })
