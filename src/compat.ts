@@ -200,9 +200,6 @@ const sizeOf = (message: LifelineMessage): number => typeof message === "string"
 const toProtocols = (value: string | Array<string> | null | undefined): ReadonlyArray<string> =>
   value === null || value === undefined ? [] : typeof value === "string" ? [value] : value
 
-const thenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
-
 /** A listener threw: report it as the platform reports listener errors, never as an uncaught exception. */
 const reportListenerError = (error: unknown): void => {
   const report: unknown = Reflect.get(globalThis, "reportError")
@@ -415,7 +412,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    */
   close(code = 1000, reason = ""): void {
     if (this._closeCalled) return
-    const wasActive = this.readyState === OPEN || this.readyState === CONNECTING
+    const state = this.readyState
+    const wasActive = state === OPEN || state === CONNECTING
     this._closeCalled = true
     this._generation++
     const life = this._life
@@ -429,7 +427,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._closeCalled = false
     const life = this._life
     if (life !== undefined) {
-      const wasActive = this.readyState === OPEN || this.readyState === CONNECTING
+      const state = this.readyState
+      const wasActive = state === OPEN || state === CONNECTING
       if (wasActive) this._dispatchClose(life, code, reason, true)
       this._endLife(life, code, reason)
     }
@@ -564,21 +563,27 @@ export class ReconnectingWebSocket extends TypedEventTarget {
 
   /** Sends what waits behind a Blob, in order, each Blob once read. */
   private _readSlow(): void {
-    const next = this._slow[0]
-    if (next === undefined) return
-    const sent = (message: LifelineMessage | undefined): void => {
-      this._slow.shift()
-      if (message !== undefined) this._sendMessage(message)
-      this._readSlow()
-    }
-    if (!isBlob(next)) return sent(toLifeline(next))
-    next.arrayBuffer().then(
-      (buffer) => sent(new Uint8Array(buffer)),
-      (error: unknown) => {
-        this._dispatchError(new SendError({ reason: "WriteFailed", payload: next, cause: error }, true))
-        sent(undefined)
+    for (let next = this._slow[0]; next !== undefined; next = this._slow[0]) {
+      if (!isBlob(next)) {
+        this._slow.shift()
+        this._sendMessage(toLifeline(next))
+        continue
       }
-    )
+      const blob = next
+      blob.arrayBuffer().then(
+        (buffer) => {
+          this._slow.shift()
+          this._sendMessage(new Uint8Array(buffer))
+          this._readSlow()
+        },
+        (error: unknown) => {
+          this._slow.shift()
+          this._dispatchError(new SendError({ reason: "WriteFailed", payload: blob, cause: error }, true))
+          this._readSlow()
+        }
+      )
+      return
+    }
   }
 
   // --- the Client -------------------------------------------------------------------------

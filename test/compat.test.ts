@@ -80,6 +80,12 @@ for (const transport of transports) {
         expect(seen.received.map((frame) => typeof frame === "string" ? frame : [...frame])).toEqual(["a", "bb", [1, 2, 3], "after-open"])
       }))
 
+    it.scopedLive("frames sent just before a close frame are all dispatched, in order, before the close event", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.messagesBeforeClose)
+        expect(seen.events).toEqual(["open", ...Array.from({ length: 50 }, (_, index) => `message:m${index}`), "close:4005:after the burst:clean"])
+      }))
+
     it.scopedLive("startClosed: CLOSED and no connection until reconnect(), then what was sent first goes first", () =>
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.startClosed)
@@ -245,5 +251,58 @@ describe("effect-lifeline/compat in Node", () => {
         await Scenarios.sleep(20)
       })
       expect(lines).toEqual(["RWS> DEBUG lifeline: Connecting", "RWS> DEBUG lifeline: Open", "RWS> DEBUG lifeline: Closed"])
+    }))
+})
+
+describe("effect-lifeline/compat: no message lost without a word (Node transport)", () => {
+  it.scopedLive("frames accepted while open and never written (the peer stopped reading, then died) each come back in an error event", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const size = 1024 * 1024
+      const outcome = yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS, minReconnectionDelay: 20, maxRetries: 0 })
+        const failed: Array<unknown> = []
+        socket.addEventListener("error", (event) => {
+          const error = event.error as Error & { _tag?: string; reason?: string; payload?: Uint8Array }
+          if (error._tag === "SendError") failed.push([error.reason, error.payload?.[0]])
+        })
+        await Scenarios.next(socket, "open")
+        await Effect.runPromise(server.pauseReading)
+        const accepted = Array.from({ length: 15 }, (_, index) => socket.send(new Uint8Array(size).fill(index)))
+        await Scenarios.sleep(100)
+        const closed = Scenarios.next(socket, "close")
+        await Effect.runPromise(server.kill)
+        await closed
+        await Scenarios.sleep(50)
+        socket.close()
+        return { accepted, failed }
+      })
+      // 15 MiB (within the 16 MiB bound) cannot all sit in the socket buffers of a peer that stopped
+      // reading: some were not written.
+      expect(outcome.accepted.every((accepted) => accepted)).toBe(true)
+      expect(outcome.failed.length).toBeGreaterThan(0)
+      // Each is one of the frames sent, the latest ones, in order, once.
+      const firsts = outcome.failed.map((entry) => (entry as [string, number])[1])
+      expect(outcome.failed.every((entry) => (entry as [string, number])[0] === "WriteFailed")).toBe(true)
+      expect(firsts).toEqual(Array.from({ length: firsts.length }, (_, index) => 15 - firsts.length + index))
+    }))
+
+  it.scopedLive("maxEnqueuedMessages: 0 keeps nothing while not open: each send is an error event with the message", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const outcome = yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS, maxEnqueuedMessages: 0, startClosed: true })
+        const errors: Array<unknown> = []
+        socket.addEventListener("error", (event) => errors.push([(event.error as Error & { reason?: string }).reason, (event.error as Error & { payload?: unknown }).payload]))
+        const returned = socket.send("lost?")
+        socket.reconnect()
+        await Scenarios.next(socket, "open")
+        const whileOpen = socket.send("sent")
+        await Scenarios.next(socket, "message")
+        socket.close()
+        return { returned, whileOpen, errors }
+      })
+      expect(outcome).toEqual({ returned: false, whileOpen: true, errors: [["OutboxFull", "lost?"]] })
+      expect(yield* server.received).toEqual(["sent"])
     }))
 })

@@ -132,7 +132,7 @@ describe("npm pack", () => {
         "dist/platform.d.ts"
       ]))
       // Every target of `exports` is in the tarball, for ".", "./browser", "./platform" and "./testing".
-      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./platform", "./testing"])
+      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./compat", "./platform", "./testing"])
       const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
       expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
       expect(paths).not.toContain("dist/stale.js")
@@ -142,5 +142,8 @@ describe("npm pack", () => {
       expect(browser).toContain("effect")
       expect(browser.filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
       expect([...bareImportsFrom("index.js")]).toContain("ws")
+      // effect-lifeline/compat: the default build never reaches ws or Node; the "node" one does.
+      expect([...bareImportsFrom("compat.js")].filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
+      expect([...bareImportsFrom("compatNode.js")]).toContain("ws")
     }), 60_000)
 })

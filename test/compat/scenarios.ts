@@ -26,6 +26,8 @@ export interface ServerControl {
   readonly behave: () => Promise<void>
   /** Sends a frame to every connection. */
   readonly send: (frame: string | Uint8Array) => Promise<void>
+  /** Sends these frames, then a close frame, to every connection, all at once (one turn of the server). */
+  readonly sendThenClose: (frames: ReadonlyArray<string>, code: number, reason: string) => Promise<void>
   /** Every frame the server received, in order (binary as bytes). */
   readonly sent: () => Promise<ReadonlyArray<string | Uint8Array>>
   /** Upgrade requests seen, answered or not. */
@@ -157,8 +159,7 @@ export const lifecycle: Scenario<{
   readyStates.push(socket.readyState)
   const sendWhileOpen = socket.send("hello")
   await next(socket, "message")
-  // Listening before the server acts: over a slower ServerControl (a browser page's bridge to
-  // the test process) the close and the reconnect can come before `closeWith` settles.
+  // Each wait starts before what causes it: over a bridge, the event may come before the call returns.
   const closed = next(socket, "close")
   const reopened = next(socket, "open")
   await context.server.closeWith(4000, "bye")
@@ -192,8 +193,9 @@ export const queueWhileDown: Scenario<{ returned: Array<boolean>; readyStateDown
   const bufferedWhileDown = socket.bufferedAmount
   // What the open handler sends goes after what was kept.
   socket.onopen = () => socket.send("after-open")
+  const reopened = next(socket, "open")
   await context.server.restart()
-  await next(socket, "open")
+  await reopened
   await until(async () => (await context.server.sent()).length >= 4)
   const received = await context.server.sent()
   await closeAndSettle(socket)
@@ -284,16 +286,15 @@ export const providers: Scenario<{ urlCalls: number; protocolCalls: number; prot
   )
   const protocols: Array<string> = []
   const offered: Array<string> = []
-  let opened = next(socket, "open")
-  for (let round = 0; round < 2; round++) {
-    await opened
-    protocols.push(socket.protocol)
-    offered.push(await context.server.offeredProtocols())
-    if (round === 0) {
-      opened = next(socket, "open")
-      await context.server.closeWith(4000, "next")
-    }
-  }
+  const first = next(socket, "open")
+  await first
+  protocols.push(socket.protocol)
+  offered.push(await context.server.offeredProtocols())
+  const second = next(socket, "open")
+  await context.server.closeWith(4000, "next")
+  await second
+  protocols.push(socket.protocol)
+  offered.push(await context.server.offeredProtocols())
   const url = socket.url
   await closeAndSettle(socket)
   return { urlCalls, protocolCalls, protocols, offered, url }
@@ -344,8 +345,9 @@ export const overflow: Scenario<{ returned: Array<boolean>; errors: Array<{ tag:
     if (error._tag === "SendError") errors.push({ tag: error._tag, reason: error.reason ?? "", payload: error.payload })
   })
   const returned = [socket.send("a"), socket.send("b"), socket.send("c")]
+  const reopened = next(socket, "open")
   await context.server.restart()
-  await next(socket, "open")
+  await reopened
   await until(async () => (await context.server.sent()).length >= 2)
   await sleep(50)
   const received = await context.server.sent()
@@ -448,4 +450,16 @@ export const invalidUrl: Scenario<{ events: Array<string>; readyState: number }>
   const readyState = socket.readyState
   socket.close()
   return { events, readyState }
+}
+
+/** Frames the server sends just before its close frame all arrive, in order, before the close event. */
+export const messagesBeforeClose: Scenario<{ events: Array<string> }> = async (context) => {
+  const socket = make(context)
+  const events = record(socket)
+  await next(socket, "open")
+  const closed = next(socket, "close")
+  await context.server.sendThenClose(Array.from({ length: 50 }, (_, index) => `m${index}`), 4005, "after the burst")
+  await closed
+  await closeAndSettle(socket)
+  return { events: events.slice(0, 52) }
 }
