@@ -11,7 +11,7 @@ import { hintFor } from "./internal/classifyHandshakeError.js"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
-import type { OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
+import type { Network, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
 import { Transport } from "./Transport.js"
 
 /**
@@ -113,6 +113,26 @@ const open = (
 }
 
 /**
+ * The network as the global scope tells it: `navigator.onLine` and the `online` event, looked up
+ * at each call. Where there is no `navigator.onLine` (Node, workers without it) it is always online.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const network: Network = {
+  isOnline: () => {
+    const navigator: unknown = Reflect.get(globalThis, "navigator")
+    return typeof navigator !== "object" || navigator === null || Reflect.get(navigator, "onLine") !== false
+  },
+  onOnline: (callback) => {
+    if (typeof globalThis.addEventListener !== "function") return () => {}
+    const listener = () => callback()
+    globalThis.addEventListener("online", listener)
+    return () => globalThis.removeEventListener("online", listener)
+  }
+}
+
+/**
  * A browser transport over the given constructor (a polyfill, or a test double of the standard).
  *
  * @since 0.1.0
@@ -120,6 +140,7 @@ const open = (
  */
 export const makeWith = (constructor: WebSocketConstructor): Transport => ({
   platform: "browser",
+  network,
   open: (request, listener) => open(constructor, request, listener)
 })
 
@@ -131,6 +152,7 @@ export const makeWith = (constructor: WebSocketConstructor): Transport => ({
  */
 export const make: Transport = {
   platform: "browser",
+  network,
   open: (request, listener) => open(globalThis.WebSocket, request, listener)
 }
 

@@ -120,6 +120,21 @@ export interface TransportSocket {
 }
 
 /**
+ * What the platform knows of the network (browsers: `navigator.onLine` and the `online` event).
+ * While it says offline, a Client makes no attempt: it stays in Backoff past its delay until the
+ * network is back, then attempts at once.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Network {
+  /** False only when the platform is sure there is no network (`navigator.onLine === false`). */
+  readonly isOnline: () => boolean
+  /** Calls `callback` at each `online` event until the returned function is called. Must not throw. */
+  readonly onOnline: (callback: () => void) => () => void
+}
+
+/**
  * The Transport service.
  *
  * @since 0.1.0
@@ -127,6 +142,8 @@ export interface TransportSocket {
  */
 export interface Transport {
   readonly platform: "node" | "browser"
+  /** The network's state, where the platform tells it (browsers); absent: always online (Node). */
+  readonly network?: Network | undefined
   /**
    * Creates the socket and starts the handshake, synchronously. Fails (without throwing) when the
    * platform refuses the request up front, e.g. a URL or subprotocol it rejects.

@@ -179,4 +179,22 @@ describe("Heartbeat: the bound (TestClock)", () => {
       expect(hb.probes).toEqual([60_375, 60_875, 61_375])
       expect(hb.deaths).toEqual([])
     }))
+
+  it.scoped("timers throttled to once a minute (a hidden tab): every late wait gives a new probe, never a timeout; on time again, a dead peer is found `timeout` after the last probe", () =>
+    Effect.gen(function*() {
+      const hb = yield* startHeartbeat({ interval: 500, timeout: 500, answers: 0 })
+      yield* TestClock.adjust("999 millis")
+      expect(hb.probes).toEqual([500])
+      // Three waits in a row, each timer firing a minute late: each gives a new probe.
+      for (let wake = 1; wake <= 3; wake++) {
+        hb.peer.stall = wake * 60_000
+        yield* TestClock.adjust(wake === 1 ? "1 millis" : "125 millis")
+      }
+      expect(hb.probes).toEqual([500, 61_000, 121_125, 181_250])
+      expect(hb.deaths).toEqual([])
+      // The tab is visible again: the last probe's wait runs on time.
+      yield* TestClock.adjust("500 millis")
+      expect(hb.deaths.map((death) => death.at)).toEqual([181_750])
+    }))
 })
+

@@ -212,8 +212,11 @@ export const startClosed: Scenario<{ readyState: number; requestsBefore: number;
   const requestsBefore = await context.server.requests()
   socket.reconnect()
   await next(socket, "open")
+  // Its echo too, before closing: over a bridge to a page, the server can report it before the echo is back.
+  const echoed = next<MessageEvent>(socket, "message", (event) => event.data === "late")
   socket.send("late")
   await until(async () => (await context.server.sent()).length >= 2)
+  await echoed
   const retryCount = socket.retryCount
   await closeAndSettle(socket)
   return { readyState, requestsBefore, events, received: await context.server.sent(), retryCount }

@@ -16,7 +16,8 @@ import * as Scope from "effect/Scope"
 import type { MetricLabel } from "effect"
 import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
-import type { Transport } from "../../Transport.js"
+import type { Network } from "../../Transport.js"
+import { Transport } from "../../Transport.js"
 import type { OpenedConnection } from "../connection.js"
 import { acquireConnection, releaseOpened } from "../connection.js"
 import { Heartbeat } from "../heartbeat.js"
@@ -24,6 +25,7 @@ import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../parseEndpoint.js"
 import { SessionScope } from "../primitives/sessionScope.js"
 import { TimedWait } from "../primitives/timers.js"
+import type { Timers } from "../primitives/timers.js"
 import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
 import { causeMessage, labelOf } from "./liveClient.js"
@@ -133,11 +135,30 @@ const retryable = (client: LiveClient, error: ClientError): boolean | ConnectErr
   }
 }
 
-/** The client's wait between attempts: its timer fires (false), or `reconnect` wakes it (true). */
+/**
+ * The client's wait between attempts: its timer fires (false), or `reconnect` or the network's
+ * `online` event wakes it (true). A timer that fires while the network is offline is ignored: the
+ * wait goes on until `online` (no attempt while offline).
+ */
 class BackoffWait extends TimedWait {
   resume: ((effect: Effect.Effect<boolean>) => void) | undefined = undefined
   /** Woken before the supervisor began to wait (between entering the phase and waiting). */
   woken = false
+  private unsubscribe: (() => void) | undefined = undefined
+
+  constructor(timers: Timers, private readonly network: Network | undefined) {
+    super(timers)
+  }
+
+  /** Listens for `online` for the whole wait; a no-op without a network. */
+  listen(): void {
+    if (this.network !== undefined) this.unsubscribe = this.network.onOnline(() => this.wake())
+  }
+
+  override fire(): void {
+    if (this.network !== undefined && !this.network.isOnline()) return
+    super.fire()
+  }
 
   wake(): void {
     if (!this.finish()) return
@@ -149,16 +170,21 @@ class BackoffWait extends TimedWait {
     this.resume?.(Effect.succeed(false))
   }
 
-  protected ended(): void {}
+  protected ended(): void {
+    const unsubscribe = this.unsubscribe
+    this.unsubscribe = undefined
+    unsubscribe?.()
+  }
 }
 
 /**
- * Enters Backoff and waits `delay` on one timer, or less if `reconnect` wakes it (true). No
- * racing fibers: the cost of a retry matters when many clients reconnect at once.
+ * Enters Backoff and waits `delay` on one timer, or less if `reconnect` or `online` wakes it
+ * (true); longer while the network is offline. No racing fibers: the cost of a retry matters
+ * when many clients reconnect at once.
  */
 const backoff = (client: LiveClient, error: ClientError, now: number, delay: number, skip: boolean): Effect.Effect<boolean> =>
-  Effect.suspend(() => {
-    const wait = new BackoffWait(client.timers)
+  Effect.flatMap(Effect.serviceOption(Transport), (transport) => {
+    const wait = new BackoffWait(client.timers, Option.isSome(transport) ? transport.value.network : undefined)
     // A breaker that refused the attempt: Suspended, not Backoff, until its retryAt at least.
     const phase: Phase = error._tag === "CircuitOpenError"
       ? { _tag: "Suspended", endpoint: error.endpoint, retryAt: now + delay, error, wait }
@@ -168,6 +194,7 @@ const backoff = (client: LiveClient, error: ClientError, now: number, delay: num
       Effect.async<boolean>((resume) => {
         if (skip || wait.woken || client.phase !== phase) return resume(Effect.succeed(skip || wait.woken))
         wait.resume = resume
+        wait.listen()
         wait.start(delay)
         return Effect.sync(() => wait.finish())
       })

@@ -1,0 +1,377 @@
+/**
+ * lifeline in a real browser: Debian's Chromium (headless, driven by playwright-core), a page that
+ * bundles `effect-lifeline/browser` (test/browser/client.ts) and runs Clients on the browser
+ * transport, against TestServers on 127.0.0.1 that Node controls. Node drives the page with
+ * `page.evaluate` (`window.lab`); every test expects no `pageerror` and no console error.
+ * Skipped, with one warning, where there is no Chromium (see test/support/chromium.ts).
+ */
+import { Effect, Exit, Scope } from "effect"
+import type { Page } from "playwright-core"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { TestServer } from "../src/testing/index.js"
+import type { Lab, Spec, Wire } from "./browser/client.js"
+import type { ControlMethod, Frame } from "./browser/compat.js"
+import type { ChromiumKit, TestPage } from "./support/chromium.js"
+import { bundlePage, describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+
+/** Calls `window.lab[method](...args)` in the page. */
+const call = <K extends keyof Lab>(page: Page, method: K, ...args: Parameters<Lab[K]>): Promise<Awaited<ReturnType<Lab[K]>>> =>
+  page.evaluate(
+    ([method, args]) => (globalThis as unknown as { lab: Record<string, (...args: ReadonlyArray<unknown>) => unknown> }).lab[method]!(...args),
+    [method, args] as const
+  ) as Promise<Awaited<ReturnType<Lab[K]>>>
+
+const wire = (message: string | Uint8Array): Wire => typeof message === "string" ? { text: message } : { bytes: [...message] }
+
+let kit: ChromiumKit | undefined
+/** What the running test opened: closed after it, pages first. */
+let pages: Array<TestPage> = []
+let scopes: Array<Scope.CloseableScope> = []
+
+const page = async (): Promise<TestPage> => {
+  const opened = await openPage(kit!, "client")
+  pages.push(opened)
+  return opened
+}
+
+/** A TestServer on 127.0.0.1, closed after the test. */
+const server = async (options?: TestServer.Options) => {
+  const scope = Effect.runSync(Scope.make())
+  scopes.push(scope)
+  const made = await Effect.runPromise(Scope.extend(TestServer.make(options), scope))
+  return { ...made, run: <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect) }
+}
+
+/** The compat scenarios' ServerControl over a TestServer, frames as the page bridge carries them. */
+const serverControl = (echo: TestServer.TestServer) => {
+  const run = <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect)
+  const fromFrame = (frame: Frame): string | Uint8Array => "text" in frame ? frame.text : new Uint8Array(frame.bytes)
+  return {
+    kill: () => run(echo.kill),
+    restart: () => run(echo.restart),
+    closeWith: (code: number, reason: string) => run(echo.closeAll(code, reason)),
+    reject: (status: number, count?: number) => run(echo.rejectNext(status, {}, count)),
+    hang: () => run(echo.hangHandshake),
+    behave: () => run(echo.behave),
+    send: (frame: Frame) => run(echo.broadcast(fromFrame(frame))),
+    sendThenClose: (frames: ReadonlyArray<string>, code: number, reason: string) =>
+      run(Effect.zipRight(Effect.forEach(frames, echo.broadcast, { discard: true }), echo.closeAll(code, reason))),
+    sent: async () => (await run(echo.received)).map((frame): Frame => typeof frame === "string" ? { text: frame } : { bytes: [...frame] }),
+    requests: () => run(echo.requests),
+    accepted: () => run(echo.accepted),
+    offeredProtocols: () =>
+      run(Effect.map(echo.lastRequestHeaders, (headers) => {
+        const value = headers["sec-websocket-protocol"]
+        return typeof value === "string" ? value : ""
+      }))
+  } satisfies Record<ControlMethod, (...args: Array<never>) => Promise<unknown>>
+}
+
+const spec = (url: string, extra: Partial<Spec> = {}): Spec => ({ url, retryMillis: 50, ...extra })
+
+describeChromium("Chromium: a Client in a page", () => {
+  beforeAll(async () => {
+    kit = await startChromium(["client", "compat"])
+  }, 30_000)
+
+  afterAll(async () => {
+    await kit?.close()
+  })
+
+  afterEach(async () => {
+    const opened = pages
+    pages = []
+    for (const each of opened) await each.close()
+    const held = scopes
+    scopes = []
+    for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
+    for (const each of opened) expect(each.errors).toEqual([])
+  })
+
+  it("the page bundles pull no Node module; one that would is refused", async () => {
+    // The bundles served here passed the check (startChromium); a page that imports the Node entry fails it.
+    await expect(bundlePage("refusedNode")).rejects.toThrow(/Could not resolve "node:net"/)
+  })
+
+  it("text and binary both ways, in order, each kind kept", async () => {
+    const { page: p } = await page()
+    const echo = await server()
+    await call(p, "open", "c", spec(echo.url))
+    await call(p, "awaitCount", "c", "Open", 1)
+    const sent: Array<Wire> = [{ text: "one" }, { bytes: [0, 1, 2, 255] }, { text: "" }, { bytes: [] }, { text: "héllo ✓" }]
+    for (const message of sent) await call(p, "send", "c", message)
+    await call(p, "awaitMessages", "c", sent.length)
+    expect(await call(p, "messages", "c")).toEqual(sent)
+    expect((await echo.run(echo.received)).map(wire)).toEqual(sent)
+    expect(await call(p, "transitions", "c")).toEqual([{ tag: "Connecting" }, { tag: "Open" }])
+  })
+
+  it("server killed and restarted: reconnects and flushes its outbox, exact messages in order, none twice", async () => {
+    const { page: p, socketErrors } = await page()
+    const echo = await server({ handler: "ignore" })
+    await call(p, "open", "c", spec(echo.url))
+    await call(p, "awaitCount", "c", "Open", 1)
+    await call(p, "send", "c", { text: "before" })
+    await eventually("the first message", async () => (await echo.run(echo.received)).length === 1)
+    await echo.run(echo.kill)
+    await call(p, "awaitCount", "c", "Backoff", 1)
+    const queued = Array.from({ length: 10 }, (_, index): Wire => ({ text: `down-${index}` }))
+    await call(p, "enqueue", "c", queued)
+    expect(await call(p, "outboxSize", "c")).toBe(10)
+    await echo.run(echo.restart)
+    await call(p, "awaitCount", "c", "Open", 2)
+    await eventually("the outbox flushed", async () => (await call(p, "outboxSize", "c")) === 0)
+    await call(p, "close", "c")
+    expect((await echo.run(echo.received)).map(wire)).toEqual([{ text: "before" }, ...queued])
+    // The attempts while the server was down: Chrome logs each failed handshake.
+    expect(socketErrors.every((line) => line.includes(`127.0.0.1:${echo.port}`))).toBe(true)
+  })
+
+  it("app-level heartbeat: a server that stops answering is found, TimeoutError heartbeat, then reconnected", async () => {
+    const { page: p } = await page()
+    let answering = true
+    let pings = 0
+    const echo = await server({
+      handler: (message, reply) => {
+        if (message !== "ping") return reply(message)
+        pings++
+        if (answering) reply("pong")
+      }
+    })
+    const heartbeat = { interval: 150, timeout: 150, message: "ping", pong: "pong" }
+    await call(p, "open", "c", spec(echo.url, { heartbeat }))
+    await call(p, "awaitCount", "c", "Open", 1)
+    await eventually("three answered probes", () => pings >= 3)
+    expect(await call(p, "count", "c", "Backoff")).toBe(0)
+    answering = false
+    await call(p, "awaitCount", "c", "Backoff", 1)
+    const backoff = (await call(p, "transitions", "c")).find((state) => state.tag === "Backoff")
+    expect(backoff).toEqual({ tag: "Backoff", error: { _tag: "TimeoutError", operation: "heartbeat" } })
+    answering = true
+    await call(p, "awaitCount", "c", "Open", 2)
+    // The pongs are the heartbeat's: none reached `messages`.
+    expect(await call(p, "messages", "c")).toEqual([])
+  })
+
+  it("server close codes: 1008 is fatal (Closed, no new attempt), 1012 is retried (Open again)", async () => {
+    const { page: p } = await page()
+    const echo = await server()
+    await call(p, "open", "policy", spec(echo.url))
+    await call(p, "awaitCount", "policy", "Open", 1)
+    await echo.run(echo.closeAll(1008, "policy"))
+    await call(p, "awaitCount", "policy", "Closed", 1)
+    expect(await call(p, "transitions", "policy")).toEqual([
+      { tag: "Connecting" },
+      { tag: "Open" },
+      { tag: "Closed", error: { _tag: "Disconnected", reason: "policy", code: 1008 } }
+    ])
+    expect(await echo.run(echo.requests)).toBe(1)
+
+    await call(p, "open", "restart", spec(echo.url))
+    await call(p, "awaitCount", "restart", "Open", 1)
+    await echo.run(echo.closeAll(1012, "restarting"))
+    await call(p, "awaitCount", "restart", "Open", 2)
+    expect(await call(p, "transitions", "restart")).toEqual([
+      { tag: "Connecting" },
+      { tag: "Open" },
+      { tag: "Backoff", error: { _tag: "Disconnected", reason: "restarting", code: 1012 } },
+      { tag: "Connecting" },
+      { tag: "Open" }
+    ])
+    expect(await echo.run(echo.requests)).toBe(3)
+  })
+
+  it("offline (context.setOffline): no attempt while navigator.onLine is false, however short the backoff; online attempts at once", async () => {
+    const { context, page: p, socketErrors } = await page()
+    const echo = await server()
+    // Every handshake refused: the Client goes round Connecting / Backoff every 20 ms.
+    await echo.run(echo.rejectNext(503, {}, 1_000_000))
+    // A handshake under way when the network goes may be held by the emulation: bounded.
+    await call(p, "open", "c", spec(echo.url, { retryMillis: 20, minRetryDelayMillis: 20, openTimeoutMillis: 1_000 }))
+    await call(p, "awaitCount", "c", "Backoff", 2)
+    await context.setOffline(true)
+    expect(await p.evaluate(() => navigator.onLine)).toBe(false)
+    // An attempt under way when the network went fails; then the Client waits.
+    await call(p, "awaitCurrent", "c", "Backoff")
+    const attempts = await call(p, "count", "c", "Connecting")
+    const handshakes = await echo.run(echo.requests)
+    const failures = socketErrors.length
+    // Twenty-five backoff delays: without the network check, about twenty-five attempts, each
+    // failing at once in Chrome (net::ERR_INTERNET_DISCONNECTED, logged as a console error).
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(await call(p, "count", "c", "Connecting")).toBe(attempts)
+    expect(await call(p, "current", "c")).toMatchObject({ tag: "Backoff" })
+    expect(await echo.run(echo.requests)).toBe(handshakes)
+    expect(socketErrors.length).toBe(failures)
+    await echo.run(echo.clearRejections)
+    await context.setOffline(false)
+    await call(p, "awaitCount", "c", "Open", 1)
+    expect(await call(p, "count", "c", "Connecting")).toBe(attempts + 1)
+    expect(await echo.run(echo.requests)).toBe(handshakes + 1)
+  })
+
+  it("offline then online: the online event skips what is left of a long backoff", async () => {
+    const { context, page: p } = await page()
+    const echo = await server()
+    await call(p, "open", "c", spec(echo.url, { retryMillis: 3_600_000 }))
+    await call(p, "awaitCount", "c", "Open", 1)
+    await echo.run(echo.kill)
+    await call(p, "awaitCurrent", "c", "Backoff")
+    await context.setOffline(true)
+    await echo.run(echo.restart)
+    await context.setOffline(false)
+    // Without the online event this is an hour away.
+    await call(p, "awaitCount", "c", "Open", 2)
+    expect((await call(p, "transitions", "c")).map((state) => state.tag)).toEqual(["Connecting", "Open", "Backoff", "Connecting", "Open"])
+  })
+
+  it("a page stalled past interval + timeout while its probe is out: a new probe, not a false timeout (0 transitions)", async () => {
+    const testPage = await page()
+    const p = testPage.page
+    let pings = 0
+    let stallNext = false
+    let stalled: Promise<void> | undefined
+    const echo = await server({
+      handler: (message, reply) => {
+        if (message !== "ping") return reply(message)
+        pings++
+        if (!stallNext) return reply("pong")
+        stallNext = false
+        // The page's main thread blocks right after this probe went out (a frozen or throttled
+        // tab, a long task), and its answer reaches the page only after the stall: the
+        // heartbeat's timer fires long past the timeout, before the answer is read.
+        stalled = call(p, "stall", 1_800).then(() => reply("pong"))
+      }
+    })
+    const heartbeat = { interval: 300, timeout: 1_000, message: "ping", pong: "pong" }
+    await call(p, "open", "c", spec(echo.url, { heartbeat }))
+    await call(p, "awaitCount", "c", "Open", 1)
+    await eventually("two answered probes", () => pings >= 2)
+    stallNext = true
+    await eventually("the stall", () => stalled !== undefined)
+    await stalled
+    const after = pings
+    // The heartbeat goes on: probes answered after the stall, the link up all along.
+    await eventually("two more probes", () => pings >= after + 2)
+    expect(await call(p, "transitions", "c")).toEqual([{ tag: "Connecting" }, { tag: "Open" }])
+  })
+
+  describe("effect-lifeline/compat: the portable scenarios (test/compat/scenarios.ts) in the page", () => {
+    /** What each scenario must see in a browser: as the Node run over the browser transport. */
+    const expected: ReadonlyArray<{ readonly name: string; readonly server?: TestServer.Options; readonly seen: unknown }> = [
+      {
+        name: "lifecycle",
+        seen: {
+          events: ["open", "message:hello", "close:4000:bye:clean", "open", "close:1000:done:clean"],
+          handlers: ["open", "message:hello", "close:4000:bye:clean", "open", "close:1000:done:clean"],
+          readyStates: [0, 1, 3, 1, 3],
+          urlAsGiven: true,
+          sendWhileOpen: true,
+          constants: [0, 1, 2, 3, 0, 1, 2, 3]
+        }
+      },
+      { name: "queueWhileDown", seen: { returned: [false, false, false], readyStateDown: 3, received: ["a", "bb", [1, 2, 3], "after-open"], bufferedWhileDown: 6 } },
+      { name: "messagesBeforeClose", seen: { events: ["open", ...Array.from({ length: 50 }, (_, index) => `message:m${index}`), "close:4005:after the burst:clean"] } },
+      {
+        name: "startClosed",
+        seen: { readyState: 3, requestsBefore: 0, events: ["open", "message:early", "message:late", "close:1000::clean"], received: ["early", "late"], retryCount: 0 }
+      },
+      { name: "closeStops", seen: { events: ["open", "close:4001:leaving:clean"], readyState: 3, accepted: 1, shouldReconnect: false } },
+      { name: "reconnectMethod", seen: { events: ["open", "close:4002:again:clean", "open", "close:1000::clean"], accepted: 2, retryCount: 0 } },
+      {
+        name: "maxRetries",
+        seen: {
+          events: [
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006::unclean",
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006::unclean",
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006:ClosedBeforeOpen; not retrying:unclean"
+          ],
+          retryCount: 2,
+          readyState: 3,
+          requestsAfter: 0
+        }
+      },
+      { name: "connectionTimeout", seen: { events: ["error:TimeoutError:open", "close:1006:TimeoutError (open); not retrying:unclean"] } },
+      {
+        name: "providers",
+        server: { protocols: ["p1", "p2"] },
+        seen: { urlCalls: 2, protocolCalls: 2, protocols: ["p1", "p2"], offered: ["p1", "p2"], url: expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+\/\?attempt=2$/) }
+      },
+      { name: "binaryType", seen: { initial: "blob", kinds: ["ArrayBuffer", "Blob"], bytes: [[7, 8, 9], [7, 8, 9]], order: ["before", [1, 2], "after"] } },
+      { name: "overflow", seen: { returned: [false, false, false], errors: [{ tag: "SendError", reason: "OutboxFull", payload: "c" }], received: ["a", "b"] } },
+      {
+        name: "unauthorized",
+        seen: {
+          events: [
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006::unclean",
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006::unclean",
+            "error:ConnectError:ClosedBeforeOpen",
+            "close:1006:ClosedBeforeOpen; not retrying:unclean"
+          ],
+          requests: 3,
+          readyState: 3
+        }
+      },
+      { name: "fatalClose", seen: { events: ["open", "close:1008:policy:clean"], accepted: 1, acceptedWithOverride: 3 } },
+      { name: "throwingListener", seen: { events: ["open", "message:one", "message:two", "close:1000::clean"] } },
+      { name: "drainAfterClose", seen: { drained: ["x", "y"], afterDrain: 0 } },
+      { name: "abortWhileConnecting", seen: { events: ["close:4003:retry now:clean", "close:4004:give up:clean"], readyState: 3 } },
+      { name: "invalidUrl", seen: { events: ["error:ConnectError:InvalidUrl", "close:1006:InvalidUrl; not retrying:unclean"], readyState: 3 } }
+    ]
+
+    // One page for the scenarios, in turn (each closes what it opened): a page load per scenario
+    // would cost more than most scenarios take. Each has its own server, bridged as `current`.
+    let shared: TestPage | undefined
+    let current: ReturnType<typeof serverControl> | undefined
+
+    beforeAll(async () => {
+      shared = await openPage(kit!, "compat")
+      await shared.page.exposeFunction("serverControl", (method: ControlMethod, args: ReadonlyArray<unknown>) =>
+        (current![method] as (...args: ReadonlyArray<unknown>) => Promise<unknown>)(...args))
+    }, 20_000)
+
+    afterAll(async () => {
+      await shared?.close()
+    })
+
+    afterEach(() => {
+      current = undefined
+      expect(shared!.errors.splice(0)).toEqual([])
+    })
+
+    it("every scenario of the page has its expectation here", async () => {
+      const names = await shared!.page.evaluate(() => (globalThis as unknown as { scenarioNames: Array<string> }).scenarioNames)
+      expect([...names].sort()).toEqual(expected.map((each) => each.name).sort())
+    })
+
+    for (const { name, seen, server: serverOptions } of expected) {
+      it(name, async () => {
+        const opened = shared!
+        const echo = await server(serverOptions)
+        current = serverControl(echo)
+        const result = await opened.page.evaluate(
+          ([name, url]) => (globalThis as unknown as { runScenario: (name: string, url: string) => Promise<unknown> }).runScenario(name, url),
+          [name, echo.url] as const
+        )
+        expect(result).toEqual(seen)
+        if (name === "throwingListener") {
+          // A listener that throws is reported as browsers report listener errors (reportError:
+          // an uncaught error for the page), each once, and nothing else went wrong.
+          const thrown = opened.errors.splice(0)
+          expect(thrown.map((line) => /^pageerror: Error: (.*)$/m.exec(line)?.[1])).toEqual([
+            "a bug in the app",
+            "another bug in the app",
+            "a bug in the app",
+            "another bug in the app"
+          ])
+        }
+      })
+    }
+  })
+})
+

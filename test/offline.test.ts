@@ -1,0 +1,172 @@
+/**
+ * A Transport that knows the network (browsers: `navigator.onLine` and the `online` event): while
+ * it says offline the Client makes no attempt, however short its backoff, and the `online` event
+ * attempts at once, whatever is left of the backoff. Here the network is a switch the test holds,
+ * over the Node transport and a real server on 127.0.0.1; the same in Chromium is in
+ * chromium.test.ts.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Logger, Ref, Schedule, Stream } from "effect"
+import { BrowserTransport, Client, NodeTransport, Transport } from "../src/index.js"
+import { TestServer } from "../src/testing/index.js"
+import { awaitState, isTag } from "./support/clientKit.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+
+/** The network as a switch: `set(true)` fires the `online` listeners, as a browser does. */
+const makeSwitch = () => {
+  let online = true
+  const listeners = new Set<() => void>()
+  const network: Transport.Network = {
+    isOnline: () => online,
+    onOnline: (callback) => {
+      listeners.add(callback)
+      return () => listeners.delete(callback)
+    }
+  }
+  return {
+    network,
+    listeners,
+    set: (value: boolean) => {
+      const wasOnline = online
+      online = value
+      if (value && !wasOnline) for (const listener of [...listeners]) listener()
+    }
+  }
+}
+
+const provideWith = (network: Transport.Network) =>
+  Effect.provide(Layer.merge(
+    Layer.succeed(Transport.Transport, { ...NodeTransport.make, network }),
+    Logger.remove(Logger.defaultLogger)
+  ))
+
+/** Counts the Client's Connecting transitions (attempts) from now on. */
+const countAttempts = (client: Client.Client) =>
+  Effect.gen(function*() {
+    const attempts = yield* Ref.make(0)
+    yield* client.state.changes.pipe(
+      Stream.drop(1),
+      Stream.runForEach((state) => state._tag === "Connecting" ? Ref.update(attempts, (n) => n + 1) : Effect.void),
+      Effect.forkScoped
+    )
+    return attempts
+  })
+
+describe("Client: offline (a Transport with a network)", () => {
+  it.scopedLive("no attempt while offline, however short the backoff; the online event attempts at once", () => {
+    const net = makeSwitch()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("10 millis"), minRetryDelay: "10 millis" })
+      yield* client.awaitOpen
+      const attempts = yield* countAttempts(client)
+      net.set(false)
+      yield* server.kill
+      yield* awaitState(client, isTag("Backoff"))
+      // Thirty backoff delays: without the network check, about thirty attempts.
+      yield* Effect.sleep("300 millis")
+      expect(yield* Ref.get(attempts)).toBe(0)
+      expect((yield* client.state.get)._tag).toBe("Backoff")
+      expect(net.listeners.size).toBe(1)
+      yield* server.restart
+      net.set(true)
+      yield* awaitState(client, isTag("Open"))
+      expect(yield* Ref.get(attempts)).toBe(1)
+      // The wait is over: its `online` listener is removed.
+      expect(net.listeners.size).toBe(0)
+      yield* client.close()
+    })).pipe(provideWith(net.network))
+  })
+
+  it.scopedLive("the online event skips what is left of a long backoff", () => {
+    const net = makeSwitch()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("1 hour") })
+      yield* client.awaitOpen
+      const attempts = yield* countAttempts(client)
+      net.set(false)
+      yield* server.kill
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ _tag: "Backoff", error: { _tag: "Disconnected", code: 1006 } })
+      yield* server.restart
+      net.set(true)
+      // Without the online event this would wait the hour.
+      yield* awaitState(client, isTag("Open"), "5 seconds")
+      expect(yield* Ref.get(attempts)).toBe(1)
+      yield* client.close()
+    })).pipe(provideWith(net.network))
+  })
+
+  it.scopedLive("online all along: the backoff runs as the Schedule says (the network changes nothing)", () => {
+    const net = makeSwitch()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("10 millis"), minRetryDelay: "10 millis" })
+      yield* client.awaitOpen
+      const attempts = yield* countAttempts(client)
+      yield* server.kill
+      yield* awaitState(client, isTag("Backoff"))
+      yield* Effect.sleep("100 millis")
+      expect(yield* Ref.get(attempts)).toBeGreaterThan(1)
+      yield* server.restart
+      yield* awaitState(client, isTag("Open"))
+      yield* client.close()
+    })).pipe(provideWith(net.network))
+  })
+
+  it.scopedLive("close while waiting for the network: Closed at once, its online listener removed", () => {
+    const net = makeSwitch()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("10 millis"), minRetryDelay: "10 millis" })
+      yield* client.awaitOpen
+      net.set(false)
+      yield* server.kill
+      yield* awaitState(client, isTag("Backoff"))
+      yield* Effect.sleep("50 millis")
+      expect(net.listeners.size).toBe(1)
+      yield* client.close()
+      expect((yield* client.state.get)._tag).toBe("Closed")
+      expect(net.listeners.size).toBe(0)
+    })).pipe(provideWith(net.network))
+  })
+
+  it("the Node transport has no network (always online); the browser transport's is navigator.onLine (absent on Node: online)", () => {
+    expect(NodeTransport.make.network).toBeUndefined()
+    expect(BrowserTransport.make.network).toBe(BrowserTransport.network)
+    expect(BrowserTransport.network.isOnline()).toBe(true)
+    const remove = BrowserTransport.network.onOnline(() => {})
+    remove()
+  })
+
+  it("the browser transport's network reads navigator.onLine and the global online event at each call", () => {
+    const target = new EventTarget()
+    const globals = globalThis as unknown as Record<string, unknown>
+    const saved = { navigator: Object.getOwnPropertyDescriptor(globalThis, "navigator"), add: globals["addEventListener"], remove: globals["removeEventListener"] }
+    const navigator = { onLine: false }
+    Object.defineProperty(globalThis, "navigator", { value: navigator, configurable: true, writable: true })
+    globals["addEventListener"] = target.addEventListener.bind(target)
+    globals["removeEventListener"] = target.removeEventListener.bind(target)
+    try {
+      expect(BrowserTransport.network.isOnline()).toBe(false)
+      navigator.onLine = true
+      expect(BrowserTransport.network.isOnline()).toBe(true)
+      let calls = 0
+      const remove = BrowserTransport.network.onOnline(() => calls++)
+      target.dispatchEvent(new Event("online"))
+      target.dispatchEvent(new Event("offline"))
+      expect(calls).toBe(1)
+      remove()
+      target.dispatchEvent(new Event("online"))
+      expect(calls).toBe(1)
+    } finally {
+      if (saved.navigator === undefined) delete globals["navigator"]
+      else Object.defineProperty(globalThis, "navigator", saved.navigator)
+      if (saved.add === undefined) delete globals["addEventListener"]
+      else globals["addEventListener"] = saved.add
+      if (saved.remove === undefined) delete globals["removeEventListener"]
+      else globals["removeEventListener"] = saved.remove
+    }
+  })
+})
