@@ -276,7 +276,13 @@ class Life {
   constructor(readonly client: ClientModule.Client, readonly scope: Scope.CloseableScope) {}
 }
 
-type Handler<E> = ((event: E) => void) | null
+/**
+ * An `on*` property's value: a function of the event, or null (as on a WebSocket).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<E> = ((event: E) => void) | null
 
 // The base: the platform's EventTarget, typed with the WebSocket event map.
 interface TypedEventTarget {
