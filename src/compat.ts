@@ -673,16 +673,10 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       if (typeof protocolsProvider === "function") this._nextProtocols = toProtocols(protocols)
       return this._url
     }
-    // A provider that never settles would hold the attempt for ever (CONNECTING, no event): it
-    // has `connectionTimeout`, as the handshake has, then it fails (and is retried) like one that threw.
-    const limit = Math.max(1, finiteOr(this._options.connectionTimeout, DEFAULTS.connectionTimeout))
-    return Effect.promise(resolve).pipe(
-      Effect.timeoutFail({
-        duration: Duration.millis(limit),
-        onTimeout: () => new ProviderFailed("url", new Error(`it did not settle within ${limit} ms (connectionTimeout)`))
-      }),
-      Effect.orDie
-    )
+    // A provider that never settles is bounded by the Client: its URL Effect has the open timeout
+    // (`connectionTimeout`), then fails with TimeoutError open and is retried, as a handshake
+    // that does not answer.
+    return Effect.orDie(Effect.tryPromise({ try: resolve, catch: (error) => error }))
   }
 
   private _schedule(): Schedule.Schedule<unknown, ClientError> {

@@ -106,13 +106,13 @@ describe("compat: partysocket users' patterns", () => {
       })
       const events: Array<string> = []
       socket.addEventListener("error", (event) => {
-        const error = event.error as Error & { _tag?: string; reason?: string; cause?: { message?: string } }
-        events.push(`error:${error._tag}:${error.reason}:${error.cause?.message}`)
+        const error = event.error as Error & { _tag?: string; operation?: string }
+        events.push(`error:${error._tag}:${error.operation}`)
       })
       socket.addEventListener("close", (event) => events.push(`close:${event.code}`))
       yield* Effect.promise(() => next(socket, "open"))
       expect(events).toEqual([
-        "error:ConnectError:InvalidUrl:the url provider failed: it did not settle within 200 ms (connectionTimeout)",
+        "error:TimeoutError:open",
         "close:1006"
       ])
       expect(calls).toBe(2)
