@@ -55,13 +55,19 @@ export const shares = async (entry: string): Promise<ReadonlyArray<readonly [str
   })
   const text = result.outputFiles[0]!.text
   const marks = [...text.matchAll(/^\/\/ (\S+)$/gm)]
-  const sections = marks.map((mark, i) => ({ module: mark[1]!, start: mark.index, end: marks[i + 1]?.index ?? text.length }))
-  const gzipOf = async (code: string) => gzipSync((await transform(code, { minifyWhitespace: true, format: "esm" })).code).byteLength
+  const sections = marks.map((mark, i) => ({
+    module: mark[1]!,
+    start: mark.index,
+    end: marks[i + 1]?.index ?? text.length
+  }))
+  const gzipOf = async (code: string) =>
+    gzipSync((await transform(code, { minifyWhitespace: true, format: "esm" })).code).byteLength
   const whole = await gzipOf(text)
   const modules = [...new Set(sections.map(({ module }) => module).filter((module) => module.startsWith("src/")))]
   const measured = await Promise.all(modules.map(async (module) => {
     const rest = sections.filter((section) => section.module !== module)
-    const without = text.slice(0, sections[0]?.start ?? 0) + rest.map(({ end, start }) => text.slice(start, end)).join("")
+    const without = text.slice(0, sections[0]?.start ?? 0) +
+      rest.map(({ end, start }) => text.slice(start, end)).join("")
     return [module, whole - (await gzipOf(without))] as const
   }))
   return measured.sort((a, b) => b[1] - a[1])
@@ -90,7 +96,11 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const added = difference(bare.modules, client.modules)
   const ownBytes = added.filter(([path]) => path.startsWith("src/")).reduce((sum, [, bytes]) => sum + bytes, 0)
   const total = added.reduce((sum, [, bytes]) => sum + bytes, 0)
-  console.log(`\nwhat the Client adds (minified): lifeline's src ${kib(ownBytes)}, the rest (Effect modules, the app) ${kib(total - ownBytes)}`)
+  console.log(
+    `\nwhat the Client adds (minified): lifeline's src ${kib(ownBytes)}, the rest (Effect modules, the app) ${
+      kib(total - ownBytes)
+    }`
+  )
   for (const [path, bytes] of added.slice(0, top)) console.log(`${String(bytes).padStart(8)}  ${path}`)
   if (process.argv.includes("--shares")) {
     console.log("\neach lifeline module's share (gzip bytes the bundle loses without it):")

@@ -25,15 +25,20 @@ const sources = (dir: string): ReadonlyArray<string> =>
   readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
     entry.isDirectory()
       ? entry.name === "testing" ? [] : sources(join(dir, entry.name))
-      : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : []
+      : entry.name.endsWith(".ts")
+      ? [join(dir, entry.name)]
+      : []
   )
 
 describe("browser bundle", () => {
   it.live("no effect/Schema, fast-check or pure-rand; lifeline's cost under its budget", () =>
     Effect.gen(function*() {
-      const [bare, client] = yield* Effect.promise(() => Promise.all([bundle("./bundle/bare.ts"), bundle("./bundle/client.ts")]))
+      const [bare, client] = yield* Effect.promise(() =>
+        Promise.all([bundle("./bundle/bare.ts"), bundle("./bundle/client.ts")])
+      )
       const heavy = [...client.modules.keys()].filter((path) =>
-        /^effect\/dist\/esm\/(Schema|SchemaAST|ParseResult|Arbitrary)\.js$/.test(path) || /^(fast-check|pure-rand)\//.test(path)
+        /^effect\/dist\/esm\/(Schema|SchemaAST|ParseResult|Arbitrary)\.js$/.test(path) ||
+        /^(fast-check|pure-rand)\//.test(path)
       )
       expect(heavy).toEqual([])
       // What the Client adds is lifeline's own code, and a little of Effect.
@@ -46,7 +51,9 @@ describe("browser bundle", () => {
   it("src/ imports Effect's values from their module paths, never from the effect barrel", () => {
     const barrel = /^import\s+\{[^}]*\}\s+from\s+"effect"/gm
     const offenders = sources(src).flatMap((file) =>
-      [...readFileSync(file, "utf8").matchAll(barrel)].map((match) => `${file.slice(src.length + 1)}: ${match[0].replace(/\s+/g, " ")}`)
+      [...readFileSync(file, "utf8").matchAll(barrel)].map((match) =>
+        `${file.slice(src.length + 1)}: ${match[0].replace(/\s+/g, " ")}`
+      )
     )
     expect(offenders).toEqual([])
   })
