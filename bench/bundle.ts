@@ -3,7 +3,9 @@
 // a lifeline Client) for the browser, minified; prints both sizes, raw and gzip, and the
 // difference, then the modules that make the difference (minified bytes each, from esbuild's
 // metafile; `-- --top N` lists N of them, default 15). test/bundle.test.ts checks the same build.
-import { build } from "esbuild"
+// `-- --shares` also prints each of lifeline's modules' share of the gzip size: the bundle's gzip
+// bytes minus those of the same bundle with that module's code left out.
+import { build, transform } from "esbuild"
 import { fileURLToPath } from "node:url"
 import { gzipSync } from "node:zlib"
 
@@ -31,6 +33,46 @@ export const bundle = async (entry: string) => {
   return { raw: code.byteLength, gzip: gzipSync(code).byteLength, modules }
 }
 
+/**
+ * Each lifeline module's share of `entry`'s gzip size, largest first: [module, gzip bytes]. The
+ * entry is bundled with identifiers and syntax minified but not whitespace, so that esbuild marks
+ * where each module's code starts (`// src/...`); the share is the gzip size of the whole, its
+ * whitespace minified, minus that of the whole without that module's sections (the rest keeps its
+ * names, so only that module's bytes go).
+ */
+export const shares = async (entry: string): Promise<ReadonlyArray<readonly [string, number]>> => {
+  const result = await build({
+    entryPoints: [here(entry)],
+    bundle: true,
+    minifySyntax: true,
+    minifyIdentifiers: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    write: false,
+    alias: { "effect-lifeline/browser": here("../src/browser.ts") },
+    logLevel: "silent"
+  })
+  const text = result.outputFiles[0]!.text
+  const marks = [...text.matchAll(/^\/\/ (\S+)$/gm)]
+  const sections = marks.map((mark, i) => ({
+    module: mark[1]!,
+    start: mark.index,
+    end: marks[i + 1]?.index ?? text.length
+  }))
+  const gzipOf = async (code: string) =>
+    gzipSync((await transform(code, { minifyWhitespace: true, format: "esm" })).code).byteLength
+  const whole = await gzipOf(text)
+  const modules = [...new Set(sections.map(({ module }) => module).filter((module) => module.startsWith("src/")))]
+  const measured = await Promise.all(modules.map(async (module) => {
+    const rest = sections.filter((section) => section.module !== module)
+    const without = text.slice(0, sections[0]?.start ?? 0) +
+      rest.map(({ end, start }) => text.slice(start, end)).join("")
+    return [module, whole - (await gzipOf(without))] as const
+  }))
+  return measured.sort((a, b) => b[1] - a[1])
+}
+
 /** The modules that are in `client` and not (or smaller) in `bare`, largest first: [module, bytes added]. */
 export const difference = (
   bare: ReadonlyMap<string, number>,
@@ -54,6 +96,14 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const added = difference(bare.modules, client.modules)
   const ownBytes = added.filter(([path]) => path.startsWith("src/")).reduce((sum, [, bytes]) => sum + bytes, 0)
   const total = added.reduce((sum, [, bytes]) => sum + bytes, 0)
-  console.log(`\nwhat the Client adds (minified): lifeline's src ${kib(ownBytes)}, the rest (Effect modules, the app) ${kib(total - ownBytes)}`)
+  console.log(
+    `\nwhat the Client adds (minified): lifeline's src ${kib(ownBytes)}, the rest (Effect modules, the app) ${
+      kib(total - ownBytes)
+    }`
+  )
   for (const [path, bytes] of added.slice(0, top)) console.log(`${String(bytes).padStart(8)}  ${path}`)
+  if (process.argv.includes("--shares")) {
+    console.log("\neach lifeline module's share (gzip bytes the bundle loses without it):")
+    for (const [path, bytes] of await shares("./bundle/client.ts")) console.log(`${String(bytes).padStart(8)}  ${path}`)
+  }
 }

@@ -14,23 +14,31 @@ import { bundle, difference } from "../bench/bundle.js"
 
 const src = fileURLToPath(new URL("../src", import.meta.url))
 
-/** lifeline's cost over bare Effect, gzip; 91.8 KiB with Schema and barrel imports, 19.3 KiB without. */
-const BUDGET_KIB = 20
+/**
+ * lifeline's cost over bare Effect, gzip: 91.8 KiB with Schema and barrel imports, 19.3 KiB
+ * without, 19.4 KiB (19,862 B) since (esbuild is pinned: the build is deterministic).
+ */
+const BUDGET_KIB = 19.5
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
   readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
     entry.isDirectory()
       ? entry.name === "testing" ? [] : sources(join(dir, entry.name))
-      : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : []
+      : entry.name.endsWith(".ts")
+      ? [join(dir, entry.name)]
+      : []
   )
 
 describe("browser bundle", () => {
   it.live("no effect/Schema, fast-check or pure-rand; lifeline's cost under its budget", () =>
     Effect.gen(function*() {
-      const [bare, client] = yield* Effect.promise(() => Promise.all([bundle("./bundle/bare.ts"), bundle("./bundle/client.ts")]))
+      const [bare, client] = yield* Effect.promise(() =>
+        Promise.all([bundle("./bundle/bare.ts"), bundle("./bundle/client.ts")])
+      )
       const heavy = [...client.modules.keys()].filter((path) =>
-        /^effect\/dist\/esm\/(Schema|SchemaAST|ParseResult|Arbitrary)\.js$/.test(path) || /^(fast-check|pure-rand)\//.test(path)
+        /^effect\/dist\/esm\/(Schema|SchemaAST|ParseResult|Arbitrary)\.js$/.test(path) ||
+        /^(fast-check|pure-rand)\//.test(path)
       )
       expect(heavy).toEqual([])
       // What the Client adds is lifeline's own code, and a little of Effect.
@@ -43,7 +51,9 @@ describe("browser bundle", () => {
   it("src/ imports Effect's values from their module paths, never from the effect barrel", () => {
     const barrel = /^import\s+\{[^}]*\}\s+from\s+"effect"/gm
     const offenders = sources(src).flatMap((file) =>
-      [...readFileSync(file, "utf8").matchAll(barrel)].map((match) => `${file.slice(src.length + 1)}: ${match[0].replace(/\s+/g, " ")}`)
+      [...readFileSync(file, "utf8").matchAll(barrel)].map((match) =>
+        `${file.slice(src.length + 1)}: ${match[0].replace(/\s+/g, " ")}`
+      )
     )
     expect(offenders).toEqual([])
   })
