@@ -16,9 +16,10 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
 
 /**
  * lifeline's cost over bare Effect, gzip: 91.8 KiB with Schema and barrel imports, 19.3 KiB
- * without, 19.4 KiB (19,862 B) since (esbuild is pinned: the build is deterministic).
+ * without, 19.4 KiB (19,862 B) after the codec, 19.7 KiB with the offline pause and the bound on
+ * URL Effects (esbuild is pinned: the build is deterministic).
  */
-const BUDGET_KIB = 19.5
+const BUDGET_KIB = 20
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
