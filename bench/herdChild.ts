@@ -2,10 +2,10 @@
 //   node --import tsx bench/herdChild.ts <client|partysocket> <clients> <wait after return, ms>
 // Starts an echo server (its own child), connects the clients, kills the server, brings it back
 // on the same port 1 s later, and records when each client is open again. Prints one JSON line.
-import type { Herd } from "./contenders/types.js"
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 import { performance } from "node:perf_hooks"
+import type { Herd } from "./contenders/types.js"
 import { standbyEchoServer, startEchoServer } from "./server.js"
 import { densest, median, sleep, withTimeout } from "./util.js"
 
@@ -71,7 +71,11 @@ const main = async (): Promise<HerdReport> => {
     const sampler = process.env["HERD_HIST"] === "1"
       ? setInterval(() => {
         const use = performance.eventLoopUtilization()
-        busy.push(`${Math.round(performance.now() - killedAt)}:${Math.round(performance.eventLoopUtilization(use, lastUse).utilization * 100)}`)
+        busy.push(
+          `${Math.round(performance.now() - killedAt)}:${
+            Math.round(performance.eventLoopUtilization(use, lastUse).utilization * 100)
+          }`
+        )
         lastUse = use
       }, WINDOW_MS)
       : undefined

@@ -4,7 +4,12 @@ import { measureHerd } from "./herd.js"
 
 const runs = Number(process.argv[2] ?? 3)
 const clients = Number(process.argv[3] ?? 1000)
-const { reports } = await measureHerd({ runs, clients, waitMs: 15_000, log: (line) => process.stdout.write(`${line}\n`) })
+const { reports } = await measureHerd({
+  runs,
+  clients,
+  waitMs: 15_000,
+  log: (line) => process.stdout.write(`${line}\n`)
+})
 for (const [name, list] of Object.entries(reports)) {
   const figures = list.map((report) => report.cpuMsPerClient.toFixed(2)).join(", ")
   const fromKill = list.map((report) => report.cpuMsPerClientFromKill.toFixed(2)).join(", ")
