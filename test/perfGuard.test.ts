@@ -8,7 +8,7 @@
 import type * as Net from "node:net"
 import { quietNode } from "./support/node.js"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
+import { Chunk, Clock, Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
 import { Client, Connection } from "../src/index.js"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 import { TestServer } from "../src/testing/index.js"
@@ -324,4 +324,26 @@ describe("per-message cost guards", () => {
       expect(many).toBe(few)
     })).pipe(counted(counter))
   })
+
+  it.live("Client: the Clock's scheduler is read once per Clock, not once per Client made", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      // A live Clock whose scheduler reads are counted (each read runs an Effect of its own).
+      const live = Clock.make()
+      let reads = 0
+      const clock: Clock.Clock = Object.create(live, {
+        scheduler: {
+          value: () => {
+            reads++
+            return live.scheduler()
+          }
+        }
+      })
+      const clients = yield* Effect.forEach(
+        Array.from({ length: 5 }),
+        () => Client.make({ url: server.url, heartbeat: { interval: "20 seconds" } })
+      ).pipe(Effect.withClock(clock))
+      yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
+      expect(reads).toBe(1)
+    })).pipe(Effect.provide(quietNode)))
 })
