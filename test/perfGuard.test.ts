@@ -335,7 +335,7 @@ describe("per-message cost guards", () => {
         scheduler: {
           value: () => {
             reads++
-            return live.scheduler()
+            return (live as unknown as { scheduler: () => unknown }).scheduler()
           }
         }
       })
@@ -345,5 +345,39 @@ describe("per-message cost guards", () => {
       ).pipe(Effect.withClock(clock))
       yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
       expect(reads).toBe(1)
+    })).pipe(Effect.provide(quietNode)))
+
+  it.live("Client: an endpoint given as text is redacted once for all the Clients that dial it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      // The URLs parsed while each Client is made and opens (the redaction parses two; the
+      // connection parses its own every attempt).
+      const Original = globalThis.URL
+      let parsed = 0
+      const urlsParsedBy = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.acquireUseRelease(
+          Effect.sync(() => {
+            parsed = 0
+            globalThis.URL = class extends Original {
+              constructor(url: string | URL, base?: string | URL) {
+                super(url, base)
+                parsed++
+              }
+            }
+          }),
+          () => effect,
+          () => Effect.sync(() => { globalThis.URL = Original })
+        ).pipe(Effect.map(() => parsed))
+      // A URL no other test dials (the cache is per process): a query, redacted in the label.
+      const url = `${server.url}/?token=perfGuard-${Math.random()}`
+      const open = Effect.gen(function*() {
+        const client = yield* Client.make({ url, heartbeat: false })
+        yield* client.awaitOpen
+      })
+      const first = yield* urlsParsedBy(open)
+      const second = yield* urlsParsedBy(open)
+      const third = yield* urlsParsedBy(open)
+      expect(second).toBe(third)
+      expect(first - second).toBe(2)
     })).pipe(Effect.provide(quietNode)))
 })
