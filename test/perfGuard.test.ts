@@ -380,4 +380,21 @@ describe("per-message cost guards", () => {
       expect(second).toBe(third)
       expect(first - second).toBe(2)
     })).pipe(Effect.provide(quietNode)))
+
+  it.live("Client: awaitOpen leaves no state listener set behind once open (idle memory per client)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, heartbeat: false })
+      // Internals: the Client's state listeners, whose set `awaitOpen` makes while it waits.
+      const listeners = (client as unknown as { observer: { stateListeners: { set: unknown } | undefined } }).observer
+      yield* client.awaitOpen
+      expect(listeners.stateListeners?.set).toBeUndefined()
+      // A subscriber made after that is still told of every change.
+      const states = yield* client.state.changes.pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+      yield* Effect.yieldNow()
+      yield* client.reconnect
+      const seen = Chunk.toReadonlyArray(yield* Fiber.join(states)).map((state) => state._tag)
+      expect(seen[0]).toBe("Open")
+      expect(seen.length).toBe(2)
+    })).pipe(Effect.provide(quietNode)))
 })
