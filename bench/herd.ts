@@ -30,18 +30,33 @@ const runChild = async (name: ContenderName, settings: HerdSettings): Promise<He
       medianMs: number(report.medianMs),
       clientMedianMs: number(report.clientMedianMs),
       clientPeakShare: number(report.clientPeakShare),
-      lastMs: number(report.lastMs)
+      lastMs: number(report.lastMs),
+      cpuMsPerClient: number(report.cpuMsPerClient),
+      cpuMsPerClientFromKill: number(report.cpuMsPerClientFromKill)
     }
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
     const none = Number.NaN
-    return { clients: settings.clients, reconnected: 0, peakShare: none, medianMs: none, clientMedianMs: none, clientPeakShare: none, lastMs: none, error: message }
+    return {
+      clients: settings.clients,
+      reconnected: 0,
+      peakShare: none,
+      medianMs: none,
+      clientMedianMs: none,
+      clientPeakShare: none,
+      lastMs: none,
+      cpuMsPerClient: none,
+      cpuMsPerClientFromKill: none,
+      error: message
+    }
   } finally {
     await killChild(child)
   }
 }
 
-export const measureHerd = async (settings: HerdSettings): Promise<{ rows: Array<Omit<Row, "ratio">>; reports: Record<string, Array<HerdReport>> }> => {
+export const measureHerd = async (
+  settings: HerdSettings
+): Promise<{ rows: Array<Omit<Row, "ratio">>; reports: Record<string, Array<HerdReport>> }> => {
   const reports: Record<string, Array<HerdReport>> = Object.fromEntries(HERD.map((name) => [name, []]))
   for (let run = 0; run < settings.runs; run++) {
     for (let turn = 0; turn < HERD.length; turn++) {
@@ -49,15 +64,45 @@ export const measureHerd = async (settings: HerdSettings): Promise<{ rows: Array
       const report = await runChild(name, settings)
       reports[name]!.push(report)
       settings.log(
-        `herd ${name} run ${run + 1}: ${report.reconnected}/${report.clients} back; server: peak ${(report.peakShare * 100).toFixed(1)}% in 100 ms, median ${report.medianMs.toFixed(0)} ms; clients: median open ${report.clientMedianMs.toFixed(0)} ms, peak ${(report.clientPeakShare * 100).toFixed(1)}%${report.error === undefined ? "" : `, error: ${report.error}`}`
+        `herd ${name} run ${run + 1}: ${report.reconnected}/${report.clients} back; server: peak ${
+          (report.peakShare * 100).toFixed(1)
+        }% in 100 ms, median ${report.medianMs.toFixed(0)} ms; clients: median open ${
+          report.clientMedianMs.toFixed(0)
+        } ms, peak ${(report.clientPeakShare * 100).toFixed(1)}%; CPU per client ${
+          report.cpuMsPerClient.toFixed(2)
+        } ms from the return, ${report.cpuMsPerClientFromKill.toFixed(2)} ms from the kill${
+          report.error === undefined ? "" : `, error: ${report.error}`
+        }`
       )
     }
   }
   const rows: Array<Omit<Row, "ratio">> = []
   const measures = [
-    ["herd: peak share of handshakes the server accepts in one 100 ms window", "%", (report: HerdReport) => report.peakShare * 100],
-    ["herd: median time from server return to the server accepting a handshake", "ms", (report: HerdReport) => report.medianMs],
-    ["herd: median time from server return to the client reporting open", "ms", (report: HerdReport) => report.clientMedianMs]
+    [
+      "herd: peak share of handshakes the server accepts in one 100 ms window",
+      "%",
+      (report: HerdReport) => report.peakShare * 100
+    ],
+    [
+      "herd: median time from server return to the server accepting a handshake",
+      "ms",
+      (report: HerdReport) => report.medianMs
+    ],
+    [
+      "herd: median time from server return to the client reporting open",
+      "ms",
+      (report: HerdReport) => report.clientMedianMs
+    ],
+    [
+      "herd: reconnect CPU per client, client process, from server return until every client is back",
+      "ms",
+      (report: HerdReport) => report.cpuMsPerClient
+    ],
+    [
+      "herd: reconnect CPU per client, client process, from the kill until every client is back",
+      "ms",
+      (report: HerdReport) => report.cpuMsPerClientFromKill
+    ]
   ] as const
   for (const [measurement, unit, pick] of measures) {
     for (const name of HERD) {

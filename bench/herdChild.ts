@@ -2,8 +2,10 @@
 //   node --import tsx bench/herdChild.ts <client|partysocket> <clients> <wait after return, ms>
 // Starts an echo server (its own child), connects the clients, kills the server, brings it back
 // on the same port 1 s later, and records when each client is open again. Prints one JSON line.
-import type { Herd } from "./contenders/types.js"
+import { writeFileSync } from "node:fs"
+import { Session } from "node:inspector/promises"
 import { performance } from "node:perf_hooks"
+import type { Herd } from "./contenders/types.js"
 import { standbyEchoServer, startEchoServer } from "./server.js"
 import { densest, median, sleep, withTimeout } from "./util.js"
 
@@ -19,6 +21,13 @@ export interface HerdReport {
   /** The same peak, by the times the clients reported themselves open. */
   readonly clientPeakShare: number
   readonly lastMs: number
+  /**
+   * CPU time (user + system) of this process, which runs the clients and nothing else (the server
+   * is a child of its own), from the server's return until every client is back, per client, ms.
+   */
+  readonly cpuMsPerClient: number
+  /** The same from the kill (the close, the attempts refused while the server is down, the return). */
+  readonly cpuMsPerClientFromKill: number
   readonly error?: string
 }
 
@@ -40,6 +49,21 @@ const main = async (): Promise<HerdReport> => {
     const standby = await standbyEchoServer(server.port)
     await sleep(100)
     const killedAt = performance.now()
+    const cpuAtKill = process.cpuUsage()
+    // The CPU clock read when the server is due back (it listens at killedAt + DOWN_MS by its own
+    // schedule); a timer, so a busy loop can read it late, never early.
+    let cpuAtReturn: NodeJS.CpuUsage | undefined
+    // HERD_PROFILE=<file.cpuprofile>: a CPU profile of this process over the same window.
+    const profileTo = process.env["HERD_PROFILE"]
+    const profiler = profileTo === undefined ? undefined : new Session()
+    if (profiler !== undefined) {
+      profiler.connect()
+      await profiler.post("Profiler.enable")
+    }
+    const returnTimer = setTimeout(() => {
+      cpuAtReturn = process.cpuUsage()
+      void profiler?.post("Profiler.start")
+    }, DOWN_MS)
     // HERD_HIST=1: how busy this process is (event-loop utilisation), sampled every 100 ms or as
     // soon after as the loop gets to it, as "ms after the kill:busy %".
     const busy: Array<string> = []
@@ -47,7 +71,11 @@ const main = async (): Promise<HerdReport> => {
     const sampler = process.env["HERD_HIST"] === "1"
       ? setInterval(() => {
         const use = performance.eventLoopUtilization()
-        busy.push(`${Math.round(performance.now() - killedAt)}:${Math.round(performance.eventLoopUtilization(use, lastUse).utilization * 100)}`)
+        busy.push(
+          `${Math.round(performance.now() - killedAt)}:${
+            Math.round(performance.eventLoopUtilization(use, lastUse).utilization * 100)
+          }`
+        )
         lastUse = use
       }, WINDOW_MS)
       : undefined
@@ -59,6 +87,17 @@ const main = async (): Promise<HerdReport> => {
     const returnedAt = returned.listeningAt
     const deadline = returnedAt + waitMs
     while (performance.now() < deadline && herd.reconnectedAt().some((at) => at === undefined)) await sleep(50)
+    // Read as soon as every client is back (to within the 50 ms poll, during which the clients
+    // are idle), or at the deadline when some are not.
+    const cpuAtBack = process.cpuUsage()
+    clearTimeout(returnTimer)
+    if (profiler !== undefined && profileTo !== undefined) {
+      const { profile } = await profiler.post("Profiler.stop")
+      writeFileSync(profileTo, JSON.stringify(profile))
+      profiler.disconnect()
+    }
+    const cpuMs = (from: NodeJS.CpuUsage | undefined) =>
+      from === undefined ? Number.NaN : (cpuAtBack.user - from.user + cpuAtBack.system - from.system) / 1_000 / count
     const delays = herd.reconnectedAt()
       .filter((at): at is number => at !== undefined)
       .map((at) => at - returnedAt)
@@ -82,7 +121,9 @@ const main = async (): Promise<HerdReport> => {
       medianMs: median(accepted),
       clientMedianMs: median(delays),
       clientPeakShare: densest(delays, WINDOW_MS) / count,
-      lastMs: delays.length === 0 ? Number.NaN : delays[delays.length - 1]!
+      lastMs: delays.length === 0 ? Number.NaN : delays[delays.length - 1]!,
+      cpuMsPerClient: cpuMs(cpuAtReturn),
+      cpuMsPerClientFromKill: cpuMs(cpuAtKill)
     }
   } finally {
     await server.stop()
@@ -97,6 +138,8 @@ const report = await main().catch((error: unknown): HerdReport => ({
   clientMedianMs: Number.NaN,
   clientPeakShare: Number.NaN,
   lastMs: Number.NaN,
+  cpuMsPerClient: Number.NaN,
+  cpuMsPerClientFromKill: Number.NaN,
   error: error instanceof Error ? error.message : String(error)
 }))
 process.stdout.write(`${JSON.stringify(report)}\n`)

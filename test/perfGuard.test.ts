@@ -8,7 +8,7 @@
 import type * as Net from "node:net"
 import { quietNode } from "./support/node.js"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
+import { Chunk, Clock, Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
 import { Client, Connection } from "../src/index.js"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 import { TestServer } from "../src/testing/index.js"
@@ -324,4 +324,77 @@ describe("per-message cost guards", () => {
       expect(many).toBe(few)
     })).pipe(counted(counter))
   })
+
+  it.live("Client: the Clock's scheduler is read once per Clock, not once per Client made", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      // A live Clock whose scheduler reads are counted (each read runs an Effect of its own).
+      const live = Clock.make()
+      let reads = 0
+      const clock: Clock.Clock = Object.create(live, {
+        scheduler: {
+          value: () => {
+            reads++
+            return (live as unknown as { scheduler: () => unknown }).scheduler()
+          }
+        }
+      })
+      const clients = yield* Effect.forEach(
+        Array.from({ length: 5 }),
+        () => Client.make({ url: server.url, heartbeat: { interval: "20 seconds" } })
+      ).pipe(Effect.withClock(clock))
+      yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
+      expect(reads).toBe(1)
+    })).pipe(Effect.provide(quietNode)))
+
+  it.live("Client: an endpoint given as text is redacted once for all the Clients that dial it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      // The URLs parsed while each Client is made and opens (the redaction parses two; the
+      // connection parses its own every attempt).
+      const Original = globalThis.URL
+      let parsed = 0
+      const urlsParsedBy = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.acquireUseRelease(
+          Effect.sync(() => {
+            parsed = 0
+            globalThis.URL = class extends Original {
+              constructor(url: string | URL, base?: string | URL) {
+                super(url, base)
+                parsed++
+              }
+            }
+          }),
+          () => effect,
+          () => Effect.sync(() => { globalThis.URL = Original })
+        ).pipe(Effect.map(() => parsed))
+      // A URL no other test dials (the cache is per process): a query, redacted in the label.
+      const url = `${server.url}/?token=perfGuard-${Math.random()}`
+      const open = Effect.gen(function*() {
+        const client = yield* Client.make({ url, heartbeat: false })
+        yield* client.awaitOpen
+      })
+      const first = yield* urlsParsedBy(open)
+      const second = yield* urlsParsedBy(open)
+      const third = yield* urlsParsedBy(open)
+      expect(second).toBe(third)
+      expect(first - second).toBe(2)
+    })).pipe(Effect.provide(quietNode)))
+
+  it.live("Client: awaitOpen leaves no state listener set behind once open (idle memory per client)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, heartbeat: false })
+      // Internals: the Client's state listeners, whose set `awaitOpen` makes while it waits.
+      const listeners = (client as unknown as { observer: { stateListeners: { set: unknown } | undefined } }).observer
+      yield* client.awaitOpen
+      expect(listeners.stateListeners?.set).toBeUndefined()
+      // A subscriber made after that is still told of every change.
+      const states = yield* client.state.changes.pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+      yield* Effect.yieldNow()
+      yield* client.reconnect
+      const seen = Chunk.toReadonlyArray(yield* Fiber.join(states)).map((state) => state._tag)
+      expect(seen[0]).toBe("Open")
+      expect(seen.length).toBe(2)
+    })).pipe(Effect.provide(quietNode)))
 })

@@ -49,8 +49,20 @@ export const causeMessage = (cause: unknown): string => cause instanceof Error ?
 export const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
   if (endpoint instanceof URL) return redactUrl(endpoint)
   if (typeof endpoint !== "string") return "(url from an Effect)"
-  return redactInput(endpoint)
+  let label = textLabels.get(endpoint)
+  if (label === undefined) {
+    // Bounded: a process that makes Clients to ever new URLs keeps no more than this.
+    if (textLabels.size >= MAX_TEXT_LABELS) textLabels.clear()
+    label = redactInput(endpoint)
+    textLabels.set(endpoint, label)
+  }
+  return label
 }
+
+// Each endpoint given as text, redacted once for all the Clients that dial it (a redaction
+// parses the URL twice): many Clients to one URL is the common case.
+const MAX_TEXT_LABELS = 256
+const textLabels = new Map<string, string>()
 
 /**
  * A class so that one client costs fields, not a closure per method: methods that are used

@@ -11,6 +11,9 @@ export class Listeners<A> {
     set.add(listener)
     return () => {
       set.delete(listener)
+      // An empty set is dropped: a Client's `awaitOpen` listens only until Open, and an idle
+      // Client's size is a target.
+      if (set.size === 0 && this.set === set) this.set = undefined
     }
   }
 

@@ -94,11 +94,22 @@ const liveTimers: Timers = {
  * `Clock.make()` or a custom Clock with a scheduler works the same way.
  */
 const schedulerOf = (clock: Clock.Clock): Clock.ClockScheduler | undefined => {
+  const known = schedulers.get(clock)
+  if (known !== undefined) return known === NO_SCHEDULER ? undefined : known
   const scheduler: unknown = Reflect.get(clock, "scheduler")
-  if (typeof scheduler !== "function") return undefined
-  const read = Effect.runSyncExit(scheduler.call(clock) as Effect.Effect<Clock.ClockScheduler>)
-  return read._tag === "Success" ? read.value : undefined
+  let found: Clock.ClockScheduler | undefined = undefined
+  if (typeof scheduler === "function") {
+    const read = Effect.runSyncExit(scheduler.call(clock) as Effect.Effect<Clock.ClockScheduler>)
+    if (read._tag === "Success") found = read.value
+  }
+  schedulers.set(clock, found ?? NO_SCHEDULER)
+  return found
 }
+
+// Each Clock's scheduler, read once: reading it runs an Effect (a fiber of its own), and every
+// Client made reads the same Clock (`timersOn`), most of them Effect's live one.
+const NO_SCHEDULER = Symbol("lifeline/NoScheduler")
+const schedulers = new WeakMap<Clock.Clock, Clock.ClockScheduler | typeof NO_SCHEDULER>()
 
 // Effect's scheduler for its live Clock: setTimeout. Timers on it use setTimeout the same way,
 // without the closures per call that `unsafeSchedule` makes (one timer per idle client counts).
