@@ -8,8 +8,8 @@
 //   node --import tsx bench/burst.ts [runs] [count] [bytes] [text|binary]
 import { Effect, Fiber, Stream } from "effect"
 import WebSocket from "ws"
-import { Connection } from "./lifeline.js"
 import { LifelineLive } from "./contenders/connection.js"
+import { Connection } from "./lifeline.js"
 import type { Row } from "./results.js"
 import type { Payload } from "./util.js"
 import { makePayload, median, sizeOf, summarize, turnOrder, withTimeout } from "./util.js"
@@ -91,7 +91,9 @@ export const measureBurst = async (url: string, settings: BurstSettings): Promis
         { name: "ws" as const, run: () => wsBurst(url, payload, settings.count) },
         { name: "connection" as const, run: () => connectionBurst(url, payload, settings.count, style) }
       ]
-      for (const contender of contenders) await withTimeout(contender.run(), BURST_LIMIT_MS, "burst warm-up").catch(() => undefined)
+      for (const contender of contenders) {
+        await withTimeout(contender.run(), BURST_LIMIT_MS, "burst warm-up").catch(() => undefined)
+      }
       const rates = new Map<string, Array<number>>(contenders.map((c) => [c.name, []]))
       // This process's CPU time (user + system) per 1,000 messages: the machine is shared, and
       // CPU per message moves less with the others' load than the rate does.

@@ -64,13 +64,20 @@ const pipelined = <A, E1, E2>(
     const pull = yield* Stream.toPull(messages)
     yield* refill
     while (echoed < count) {
-      const chunk = yield* Effect.catchAll(pull, (end) => end._tag === "None" ? Effect.die("ended early") : Effect.fail(end.value))
+      const chunk = yield* Effect.catchAll(pull, (end) =>
+        end._tag === "None" ? Effect.die("ended early") : Effect.fail(end.value))
       // Touch each value so no contender skips its decoding.
-      for (const message of chunk) check += typeof message === "string" ? message.length : 1
+      for (const message of chunk) {
+        check += typeof message === "string" ? message.length : 1
+      }
       echoed += chunk.length
-      if (sent - echoed <= WINDOW / 2) yield* refill
+      if (sent - echoed <= WINDOW / 2) {
+        yield* refill
+      }
     }
-    if (check === 0) yield* Effect.die("nothing read")
+    if (check === 0) {
+      yield* Effect.die("nothing read")
+    }
     return performance.now() - started
   }))
 
@@ -89,24 +96,26 @@ const once = async (url: string, way: Way): Promise<{ readonly rate: number; rea
 }
 
 const timed = (url: string, way: Way): Promise<number> =>
-  Effect.runPromise(Effect.gen(function*() {
-    switch (way) {
-      case "raw": {
-        const connection = yield* Connection.connect(url)
-        return yield* pipelined(connection.write, connection.messages, orderText, COUNT)
+  Effect.runPromise(
+    Effect.gen(function*() {
+      switch (way) {
+        case "raw": {
+          const connection = yield* Connection.connect(url)
+          return yield* pipelined(connection.write, connection.messages, orderText, COUNT)
+        }
+        case "by hand": {
+          const connection = yield* Connection.connect(url)
+          const write = (value: Order) => connection.write(JSON.stringify(value))
+          const messages = Stream.map(connection.messages, (frame) => JSON.parse(frame as string) as Order)
+          return yield* pipelined(write, messages, order, COUNT)
+        }
+        case "codec": {
+          const connection = yield* Connection.connect(url, { codec: Codec.json(Order) })
+          return yield* pipelined(connection.write, connection.messages, order, COUNT)
+        }
       }
-      case "by hand": {
-        const connection = yield* Connection.connect(url)
-        const write = (value: Order) => connection.write(JSON.stringify(value))
-        const messages = Stream.map(connection.messages, (frame) => JSON.parse(frame as string) as Order)
-        return yield* pipelined(write, messages, order, COUNT)
-      }
-      case "codec": {
-        const connection = yield* Connection.connect(url, { codec: Codec.json(Order) })
-        return yield* pipelined(connection.write, connection.messages, order, COUNT)
-      }
-    }
-  }).pipe(Effect.scoped, Effect.provide(LifelineLive)))
+    }).pipe(Effect.scoped, Effect.provide(LifelineLive))
+  )
 
 const main = async (): Promise<void> => {
   const server = await startEchoServer()
@@ -125,14 +134,18 @@ const main = async (): Promise<void> => {
     }
     const raw = rates.raw.length === 0 ? Number.NaN : median(rates.raw)
     const rawCpu = cpu.raw.length === 0 ? Number.NaN : median(cpu.raw)
-    console.log(`codec: lifeline Connection, pipelined echo of a ${orderText.length}-byte JSON struct, ${COUNT} messages, median of ${RUNS}`)
+    console.log(
+      `codec: lifeline Connection, pipelined echo of a ${orderText.length}-byte JSON struct, ${COUNT} messages, median of ${RUNS}`
+    )
     console.log("| way | messages/s | ratio to raw | client CPU per message | over raw |")
     console.log("|---|---:|---:|---:|---:|")
     for (const way of WAYS) {
       const rate = median(rates[way])
       const micros = median(cpu[way])
       console.log(
-        `| ${way} | ${Math.round(rate).toLocaleString("en-US")} | ${(rate / raw).toFixed(2)}x | ${micros.toFixed(1)} us | +${(micros - rawCpu).toFixed(1)} us |`
+        `| ${way} | ${Math.round(rate).toLocaleString("en-US")} | ${(rate / raw).toFixed(2)}x | ${
+          micros.toFixed(1)
+        } us | +${(micros - rawCpu).toFixed(1)} us |`
       )
     }
   } finally {

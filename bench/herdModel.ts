@@ -9,10 +9,10 @@
 // Prints, per schedule and outage: the densest 100 ms (share of clients), the median and 90th
 // percentile time from the return to the retry that gets through, and failed retries per client.
 // `test/herdModel.test.ts` holds the default schedule to its figures in CI.
-import { realpathSync } from "node:fs"
-import { fileURLToPath } from "node:url"
 import type { Duration, Schedule } from "effect"
 import { Effect, Random, ScheduleDecision, ScheduleIntervals } from "effect"
+import { realpathSync } from "node:fs"
+import { fileURLToPath } from "node:url"
 import { Reconnect } from "../src/index.js"
 import { densest, median, percentile } from "./util.js"
 
@@ -42,7 +42,11 @@ export interface HerdModel {
 const MAX_RETRIES = 10_000
 
 /** `clients` clients retrying by `schedule` through an outage of `outage` ms; uses the Random service. */
-export const simulateHerd = (schedule: Schedule.Schedule<unknown>, clients: number, outage: number): Effect.Effect<HerdModel> =>
+export const simulateHerd = (
+  schedule: Schedule.Schedule<unknown>,
+  clients: number,
+  outage: number
+): Effect.Effect<HerdModel> =>
   Effect.gen(function*() {
     const back: Array<number> = []
     let failed = 0
@@ -71,26 +75,35 @@ export const simulateHerd = (schedule: Schedule.Schedule<unknown>, clients: numb
     }
   })
 
-const main = (clients: number, outages: ReadonlyArray<number>) => Effect.gen(function*() {
-  console.log(`${clients} clients; per outage: densest 100 ms, median and p90 after the return, failed retries per client`)
-  for (const [label, schedule] of candidates) {
-    const cells: Array<string> = []
-    for (const outage of outages) {
-      const runs = []
-      for (let seed = 0; seed < SEEDS; seed++) {
-        runs.push(yield* simulateHerd(schedule, clients, outage).pipe(Effect.withRandom(Random.make(`${label}/${outage}/${seed}`))))
+const main = (clients: number, outages: ReadonlyArray<number>) =>
+  Effect.gen(function*() {
+    console.log(
+      `${clients} clients; per outage: densest 100 ms, median and p90 after the return, failed retries per client`
+    )
+    for (const [label, schedule] of candidates) {
+      const cells: Array<string> = []
+      for (const outage of outages) {
+        const runs = []
+        for (let seed = 0; seed < SEEDS; seed++) {
+          runs.push(
+            yield* simulateHerd(schedule, clients, outage).pipe(
+              Effect.withRandom(Random.make(`${label}/${outage}/${seed}`))
+            )
+          )
+        }
+        const peak = median(runs.map((run) => run.peak * 100))
+        const mid = median(runs.map((run) => run.median))
+        const p90 = median(runs.map((run) => run.p90))
+        const failed = median(runs.map((run) => run.failed))
+        const gaveUp = median(runs.map((run) => run.gaveUp))
+        const stopped = gaveUp > 0 ? `, ${(gaveUp * 100).toFixed(1)} % gave up` : ""
+        cells.push(
+          `${outage} ms: ${peak.toFixed(1)} %, ${mid.toFixed(0)} / ${p90.toFixed(0)} ms, ${failed.toFixed(2)}${stopped}`
+        )
       }
-      const peak = median(runs.map((run) => run.peak * 100))
-      const mid = median(runs.map((run) => run.median))
-      const p90 = median(runs.map((run) => run.p90))
-      const failed = median(runs.map((run) => run.failed))
-      const gaveUp = median(runs.map((run) => run.gaveUp))
-      const stopped = gaveUp > 0 ? `, ${(gaveUp * 100).toFixed(1)} % gave up` : ""
-      cells.push(`${outage} ms: ${peak.toFixed(1)} %, ${mid.toFixed(0)} / ${p90.toFixed(0)} ms, ${failed.toFixed(2)}${stopped}`)
+      console.log(`${label.padEnd(32)} ${cells.join(" | ")}`)
     }
-    console.log(`${label.padEnd(32)} ${cells.join(" | ")}`)
-  }
-})
+  })
 
 // Run as a script (not imported by the test): compare real paths, so a symlinked path still runs.
 const entry = process.argv[1]

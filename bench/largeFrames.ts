@@ -73,7 +73,12 @@ const transportOnly: Run = (url, payload, count, window) =>
         sent++
       }
     }
-    const opened = NodeTransport.make.open({ url: new URL(url), protocols: [], headers: {}, maxPayload: 100 * 1024 * 1024 }, {
+    const opened = NodeTransport.make.open({
+      url: new URL(url),
+      protocols: [],
+      headers: {},
+      maxPayload: 100 * 1024 * 1024
+    }, {
       onOpen: () => {
         started = performance.now()
         fill()
@@ -121,11 +126,17 @@ try {
     }
   }
   const baseline = median(times.get("raw ws")!)
-  console.log(`${bytes} B ${kind}, ${frames} frames per run, window ${window}, median of ${runs} runs, ${collectBeforeRuns ? "full GC before each run" : "no forced GC"}`)
+  console.log(
+    `${bytes} B ${kind}, ${frames} frames per run, window ${window}, median of ${runs} runs, ${
+      collectBeforeRuns ? "full GC before each run" : "no forced GC"
+    }`
+  )
   for (const [label] of variants) {
     const ms = median(times.get(label)!)
     console.log(
-      `${label.padEnd(32)} ${ms.toFixed(0).padStart(6)} ms  ${(baseline / ms).toFixed(2)}x raw ws  main thread busy ${(median(busy.get(label)!) * 100).toFixed(0)} %`
+      `${label.padEnd(32)} ${ms.toFixed(0).padStart(6)} ms  ${(baseline / ms).toFixed(2)}x raw ws  main thread busy ${
+        (median(busy.get(label)!) * 100).toFixed(0)
+      } %`
     )
   }
 } finally {

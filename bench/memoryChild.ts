@@ -32,7 +32,9 @@ const settle = async (): Promise<NodeJS.MemoryUsage> => {
 
 const main = async (): Promise<MemoryReport> => {
   const [name, url, counts] = process.argv.slice(2)
-  if (name === undefined || url === undefined || counts === undefined) throw new Error("usage: <contender> <url> <counts>")
+  if (name === undefined || url === undefined || counts === undefined) {
+    throw new Error("usage: <contender> <url> <counts>")
+  }
   const contender = await loadContender(name)
   const targets = counts.split(",").map(Number)
   // Warm up: load and run the code paths once, so that the baseline includes them.

@@ -12,7 +12,8 @@ import { makePayload } from "./util.js"
 
 const RESULTS = fileURLToPath(new URL("./results/", import.meta.url))
 
-const [name = "connection", workload = "throughput", bytesText = "64", kindText = "binary", secondsText = "4"] = process.argv
+const [name = "connection", workload = "throughput", bytesText = "64", kindText = "binary", secondsText = "4"] = process
+  .argv
   .slice(2)
   .filter((arg) => arg !== "--child")
 const kind = kindText === "text" ? "text" : "binary"
@@ -35,8 +36,12 @@ const work = async (url: string): Promise<void> => {
   const elapsed = performance.now() - started
   const cpu = process.cpuUsage()
   process.stdout.write(
-    `${rounds * perRound} operations in ${elapsed.toFixed(0)} ms (${Math.round((rounds * perRound) / elapsed * 1000)}/s), ` +
-      `process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (user ${(cpu.user / 1000).toFixed(0)}, system ${(cpu.system / 1000).toFixed(0)})\n`
+    `${rounds * perRound} operations in ${elapsed.toFixed(0)} ms (${
+      Math.round((rounds * perRound) / elapsed * 1000)
+    }/s), ` +
+      `process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (user ${(cpu.user / 1000).toFixed(0)}, system ${
+        (cpu.system / 1000).toFixed(0)
+      })\n`
   )
 }
 
@@ -68,6 +73,8 @@ if (process.argv.includes("--child")) {
   process.stdout.write(`${name} ${workload} ${bytesText} B ${kind}, ${seconds} s: ${RESULTS}${profile}\n`)
   const times = selfTimes(`${RESULTS}${profile}`)
   process.stdout.write(`${renderSelfTimes(times, 15)}\n`)
-  process.stdout.write(`${renderSelfTimes(times, 25, ["lifeline", "effect", "@effect/platform"]).split("\n").slice(1).join("\n")}\n`)
+  process.stdout.write(
+    `${renderSelfTimes(times, 25, ["lifeline", "effect", "@effect/platform"]).split("\n").slice(1).join("\n")}\n`
+  )
   process.exit(0)
 }

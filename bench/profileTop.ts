@@ -39,7 +39,8 @@ const originOf = (url: string, name: string): string => {
   return "other"
 }
 
-const shorten = (url: string): string => url.replace(/^file:\/\//, "").replace(/^.*\/(node_modules|src|dist|bench)\//, "$1/")
+const shorten = (url: string): string =>
+  url.replace(/^file:\/\//, "").replace(/^.*\/(node_modules|src|dist|bench)\//, "$1/")
 
 export const selfTimes = (file: string): Array<SelfTime> => {
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile
@@ -68,14 +69,20 @@ export const selfTimes = (file: string): Array<SelfTime> => {
 }
 
 /** The self time added up per origin, then the top functions (of the given origins, if any). */
-export const renderSelfTimes = (times: ReadonlyArray<SelfTime>, top: number, origins?: ReadonlyArray<string>): string => {
+export const renderSelfTimes = (
+  times: ReadonlyArray<SelfTime>,
+  top: number,
+  origins?: ReadonlyArray<string>
+): string => {
   const byOrigin = new Map<string, number>()
   for (const time of times) byOrigin.set(time.origin, (byOrigin.get(time.origin) ?? 0) + time.share)
   const summary = [...byOrigin.entries()].sort((a, b) => b[1] - a[1])
     .map(([origin, share]) => `${origin} ${(share * 100).toFixed(1)}%`).join(", ")
   const shown = origins === undefined ? times : times.filter((time) => origins.includes(time.origin))
   const lines = shown.slice(0, top).map((time) =>
-    `${(time.share * 100).toFixed(1).padStart(5)}%  ${time.ms.toFixed(0).padStart(6)} ms  ${time.origin.padEnd(16)} ${time.name}  ${time.where}`
+    `${(time.share * 100).toFixed(1).padStart(5)}%  ${time.ms.toFixed(0).padStart(6)} ms  ${
+      time.origin.padEnd(16)
+    } ${time.name}  ${time.where}`
   )
   const heading = origins === undefined ? "top functions" : `top functions from ${origins.join(", ")}`
   return [`self time by origin: ${summary}`, `${heading}:`, ...lines].join("\n")

@@ -32,6 +32,8 @@ export const withRatios = (
   rows.map((row) => {
     const baseline = rows.find((other) => other.measurement === row.measurement && other.contender === row.baseline)
     const ratio = baseline === undefined ? Number.NaN : row.summary.median / baseline.summary.median
-    const interval = baseline === undefined || baseline === row ? undefined : ratioInterval(row.summary.runs, baseline.summary.runs)
+    const interval = baseline === undefined || baseline === row
+      ? undefined
+      : ratioInterval(row.summary.runs, baseline.summary.runs)
     return { ...row, ratio, ...(interval === undefined ? {} : { ratioInterval: interval }) }
   })

@@ -3,8 +3,8 @@
 import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 import { fileURLToPath } from "node:url"
-import { loadContenders } from "./contenders/index.js"
 import { measureBurst } from "./burst.js"
+import { loadContenders } from "./contenders/index.js"
 import { measureHerd } from "./herd.js"
 import { measureLatency } from "./latency.js"
 import { measureMemory } from "./memory.js"
@@ -82,18 +82,26 @@ const machine = {
 
 const NOTES = [
   "Echo server: a plain ws server in its own child process on 127.0.0.1. One connection per run, opened before the clock starts. " +
-  (collectBeforeRuns ? "A full GC before each throughput and latency run (--gc-before-runs)." : "No forced GC between throughput and latency runs; the contenders take turns in another order each run, so none always runs after the same one."),
+  (collectBeforeRuns
+    ? "A full GC before each throughput and latency run (--gc-before-runs)."
+    : "No forced GC between throughput and latency runs; the contenders take turns in another order each run, so none always runs after the same one."),
   "Throughput: pipelined, at most min(1000 frames, 8 MiB) unanswered, refilled once half the window is back; N messages per run calibrated so raw ws takes ~" +
   `${settings.throughputTargetMs} ms, and at least 10 windows (64 KiB: 1,280); ${settings.runs} runs, ${settings.largeFrameRuns} at 64 KiB (short runs that vary more)` +
-  (forks > 0 ? `, spread over ${forks} fresh processes (run k in process k mod ${forks}), each warmed up before its runs.` : ", all in the bench process.") +
+  (forks > 0
+    ? `, spread over ${forks} fresh processes (run k in process k mod ${forks}), each warmed up before its runs.`
+    : ", all in the bench process.") +
   ` ws / partysocket / @effect/platform: send() in a loop (platform: its writer, refilled from the runRaw handler).`,
   "lifeline Connection pipelines with connection.write; lifeline Client with client.enqueue (returns once buffered; outbox overflow \"suspend\", the backpressure a pipelining sender uses, since the outbox bounds frames not yet written); both pull `messages` a chunk at a time. lifeline runs from the compiled dist/ (npm run bench builds it).",
-  `Burst: ${settings.burstCount.toLocaleString("en")} text frames written back to back with no window while a reader takes the echoes, time from the first write to the last echo; raw ws: send() in a loop, counting 'message' events; lifeline Connection: a for loop of yield* connection.write (write) or Effect.forEach(..., { discard: true }) (forEach), a forked fiber pulling messages with Stream.toPull; ${settings.burstRuns} runs each, alternated in the bench process (bench/burst.ts).`,
+  `Burst: ${
+    settings.burstCount.toLocaleString("en")
+  } text frames written back to back with no window while a reader takes the echoes, time from the first write to the last echo; raw ws: send() in a loop, counting 'message' events; lifeline Connection: a for loop of yield* connection.write (write) or Effect.forEach(..., { discard: true }) (forEach), a forked fiber pulling messages with Stream.toPull; ${settings.burstRuns} runs each, alternated in the bench process (bench/burst.ts).`,
   "Round trip: one 64 B text frame in flight, 1 ms apart; Connection and Client use send (completes on the write callback), the others a plain send.",
   "Connect: sequential, time from the call to open, each closed (handshake awaited) before the next. Client: Client.make + awaitOpen.",
   "Memory: per idle connection, heapUsed and RSS growth after gc in a fresh --expose-gc child per run, measured at each count cumulatively" +
   (settings.memoryLargeRuns < settings.memoryRuns && settings.memoryCounts.length > 1
-    ? `; only ${settings.memoryLargeRuns} of the ${settings.memoryRuns} runs go on to ${settings.memoryCounts.slice(1).join(", ")} (time budget: 5,000 Clients take ~30 s to open).`
+    ? `; only ${settings.memoryLargeRuns} of the ${settings.memoryRuns} runs go on to ${
+      settings.memoryCounts.slice(1).join(", ")
+    } (time budget: 5,000 Clients take ~30 s to open).`
     : "."),
   "Herd: clients with defaults; server killed (SIGKILL) and listening again on the same port 1 s later; peak and first median from the times the server accepted each handshake, the last median from when each client reported itself open; ratio relative to partysocket. " +
   "partysocket 1.3.0's code waits a fixed 3 s (minReconnectionDelay 3000, no jitter) before its first reconnect, not the 1-5 s random its README states.",
@@ -130,8 +138,10 @@ const main = async (): Promise<void> => {
         collectBeforeRuns,
         log
       }))
-    await section("burst", () =>
-      measureBurst(server.url, { runs: settings.burstRuns, count: settings.burstCount, sizes: [64, 1024], log }))
+    await section(
+      "burst",
+      () => measureBurst(server.url, { runs: settings.burstRuns, count: settings.burstCount, sizes: [64, 1024], log })
+    )
     await section("latency", () =>
       measureLatency(server.url, contenders, {
         runs: settings.runs,
@@ -152,14 +162,23 @@ const main = async (): Promise<void> => {
     await server.stop()
   }
   await section("herd", async () => {
-    const herd = await measureHerd({ runs: settings.herdRuns, clients: settings.herdClients, waitMs: settings.herdWaitMs, log })
+    const herd = await measureHerd({
+      runs: settings.herdRuns,
+      clients: settings.herdClients,
+      waitMs: settings.herdWaitMs,
+      log
+    })
     herdReports = herd.reports
     return herd.rows
   })
 
   const table = withRatios(rows)
   const wallSeconds = (Date.now() - startedAt) / 1000
-  process.stdout.write(`\nlifeline bench${quick ? " (quick)" : ""}: ${machine.cpus} cores, ${machine.cpu}, Node ${machine.node}, wall ${wallSeconds.toFixed(0)} s\n\n`)
+  process.stdout.write(
+    `\nlifeline bench${quick ? " (quick)" : ""}: ${machine.cpus} cores, ${machine.cpu}, Node ${machine.node}, wall ${
+      wallSeconds.toFixed(0)
+    } s\n\n`
+  )
   process.stdout.write(`${renderTable(table)}\n\n`)
   for (const note of NOTES) process.stdout.write(`- ${note}\n`)
   for (const error of errors) process.stdout.write(`! ${error}\n`)
@@ -167,7 +186,26 @@ const main = async (): Promise<void> => {
   const directory = fileURLToPath(new URL("./results/", import.meta.url))
   mkdirSync(directory, { recursive: true })
   const file = `${directory}${new Date(startedAt).toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`
-  writeFileSync(file, `${JSON.stringify({ quick, only, machine, settings: { ...settings, forks }, wallSeconds, rows: table, herd: herdReports, notes: NOTES, errors }, null, 2)}\n`)
+  writeFileSync(
+    file,
+    `${
+      JSON.stringify(
+        {
+          quick,
+          only,
+          machine,
+          settings: { ...settings, forks },
+          wallSeconds,
+          rows: table,
+          herd: herdReports,
+          notes: NOTES,
+          errors
+        },
+        null,
+        2
+      )
+    }\n`
+  )
   const markdown = file.replace(/\.json$/, ".md")
   writeFileSync(markdown, `${renderMarkdown(table)}\n`)
   process.stdout.write(`\nresults: ${file} (the full table: ${markdown})\n`)

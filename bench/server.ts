@@ -9,7 +9,11 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url))
 const SERVER = fileURLToPath(new URL("./echoServer.ts", import.meta.url))
 
 /** Runs a TypeScript file of the benchmarks in a fresh Node process (via tsx), from the project root. */
-export const spawnTs = (file: string, args: ReadonlyArray<string>, nodeFlags: ReadonlyArray<string> = []): ChildProcess =>
+export const spawnTs = (
+  file: string,
+  args: ReadonlyArray<string>,
+  nodeFlags: ReadonlyArray<string> = []
+): ChildProcess =>
   spawn(process.execPath, [...nodeFlags, "--import", "tsx", file, ...args], {
     cwd: ROOT,
     stdio: ["pipe", "pipe", "inherit"]
@@ -45,9 +49,13 @@ export class JsonLines {
     }
     const queued = this.lines.shift()
     if (queued !== undefined || this.ended) return Promise.resolve().then(() => parse(queued))
-    return withTimeout(new Promise<string | undefined>((resolve) => {
-      this.waiter = resolve
-    }), ms, what).then(parse)
+    return withTimeout(
+      new Promise<string | undefined>((resolve) => {
+        this.waiter = resolve
+      }),
+      ms,
+      what
+    ).then(parse)
   }
 }
 

@@ -55,9 +55,14 @@ export const renderTable = (rows: ReadonlyArray<Row>, width = 120): string => {
   const numeric = new Set([1, 2, 3, 4])
   const cut = (text: string): string => text.length <= width ? text : `${text.slice(0, width - 1)}…`
   const format = (line: ReadonlyArray<string>): string =>
-    cut(line.map((cell, column) => column === line.length - 1 ? cell : pad(cell, widths[column]!, numeric.has(column))).join("  ").trimEnd())
+    cut(
+      line.map((cell, column) => column === line.length - 1 ? cell : pad(cell, widths[column]!, numeric.has(column)))
+        .join("  ").trimEnd()
+    )
   const rule = cut(widths.map((w) => "-".repeat(w)).join("  "))
-  return [format(header), rule, ...lines.map((line) => (typeof line === "string" ? cut(line) : format(line)))].join("\n")
+  return [format(header), rule, ...lines.map((line) => (typeof line === "string" ? cut(line) : format(line)))].join(
+    "\n"
+  )
 }
 
 /** The full table as Markdown, every column and note whole: written beside the JSON. */

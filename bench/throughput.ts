@@ -52,7 +52,13 @@ const once = (contender: Contender, url: string, payload: Payload, count: number
   withTimeout(contender.throughput(url, payload, count, window), RUN_LIMIT_MS, `${contender.name} throughput`)
 
 /** The message count that takes raw ws about `targetMs`, from a pilot run. */
-const calibrate = async (baseline: Contender, url: string, payload: Payload, size: number, targetMs: number): Promise<number> => {
+const calibrate = async (
+  baseline: Contender,
+  url: string,
+  payload: Payload,
+  size: number,
+  targetMs: number
+): Promise<number> => {
   const pilot = size >= 16 * 1024 ? 300 : 4_000
   const window = windowFor(size)
   await once(baseline, url, payload, pilot, window)
@@ -120,7 +126,14 @@ export const runCase = async (
           const from = performance.now()
           const elapsed = await once(contender, url, payload, count, window)
           const used = process.cpuUsage(cpuBefore)
-          timed.push({ contender, run, rate: (count / elapsed) * 1000, cpu: (used.user + used.system) / count, from, to: performance.now() })
+          timed.push({
+            contender,
+            run,
+            rate: (count / elapsed) * 1000,
+            cpu: (used.user + used.system) / count,
+            from,
+            to: performance.now()
+          })
         } catch (error) {
           results.failures[contender.name] = error instanceof Error ? error.message : String(error)
         }
@@ -129,7 +142,12 @@ export const runCase = async (
     // Let the last GC entries arrive before reading the windows.
     await new Promise<void>((resolve) => setTimeout(resolve, 10))
     for (const { contender, run, rate, cpu, from, to } of timed) {
-      ;(results.runs[contender.name] ??= []).push({ run, rate, cpuMsPer1k: cpu, gcMsPer1k: (gc.pausedBetween(from, to) * 1000) / count })
+      ;(results.runs[contender.name] ??= []).push({
+        run,
+        rate,
+        cpuMsPer1k: cpu,
+        gcMsPer1k: (gc.pausedBetween(from, to) * 1000) / count
+      })
     }
   } finally {
     gc.stop()
@@ -165,7 +183,11 @@ export const failedCase = (names: ReadonlyArray<ContenderName>, message: string)
  * remaining cases). Each wait is bounded by what the case may take: every run of every contender
  * is itself bounded by RUN_LIMIT_MS in the fork, plus a warm-up run each, and the fork's start.
  */
-const runFork = async (plan: ForkPlan, names: ReadonlyArray<ContenderName>, log: (line: string) => void): Promise<Array<CaseResult>> => {
+const runFork = async (
+  plan: ForkPlan,
+  names: ReadonlyArray<ContenderName>,
+  log: (line: string) => void
+): Promise<Array<CaseResult>> => {
   const child = spawnTs(FORK, [JSON.stringify(plan)])
   const lines = new JsonLines(child)
   const results: Array<CaseResult> = []
@@ -204,7 +226,9 @@ export const measureThroughput = async (
   if (settings.forks < 1) {
     await warmUp(url, contenders)
     for (const [index, testCase] of cases.entries()) {
-      collected[index]!.push(await runCase(url, contenders, testCase, runsOfFork(testCase.runs, 1, 0), settings.collectBeforeRuns))
+      collected[index]!.push(
+        await runCase(url, contenders, testCase, runsOfFork(testCase.runs, 1, 0), settings.collectBeforeRuns)
+      )
     }
   } else {
     for (let fork = 0; fork < settings.forks; fork++) {
@@ -226,7 +250,9 @@ export const measureThroughput = async (
     const measurement = `throughput ${sizeLabel(testCase.size)} ${testCase.kind}`
     const merged = new Map(contenders.map((contender) => [contender, mergeRuns(collected[index]!, contender.name)]))
     for (const [contender, runs] of merged) {
-      const failure = collected[index]!.map((result) => result.failures[contender.name]).find((text) => text !== undefined)
+      const failure = collected[index]!.map((result) => result.failures[contender.name]).find((text) =>
+        text !== undefined
+      )
       rows.push({
         measurement,
         unit: "msg/s",
@@ -238,12 +264,17 @@ export const measureThroughput = async (
         ...(failure === undefined ? {} : { note: `(failed: ${failure})` })
       })
     }
-    const medianOf = (runs: ReadonlyArray<RunResult>, pick: (run: RunResult) => number): number => median(runs.map(pick))
+    const medianOf = (runs: ReadonlyArray<RunResult>, pick: (run: RunResult) => number): number =>
+      median(runs.map(pick))
     settings.log(
-      `${measurement}: ${[...merged].map(([c, runs]) => `${c.name} ${Math.round(medianOf(runs, (run) => run.rate))}`).join(", ")}; ` +
+      `${measurement}: ${
+        [...merged].map(([c, runs]) => `${c.name} ${Math.round(medianOf(runs, (run) => run.rate))}`).join(", ")
+      }; ` +
         `CPU / GC ms per 1,000: ${
           [...merged].map(([c, runs]) =>
-            `${c.name} ${medianOf(runs, (run) => run.cpuMsPer1k).toFixed(0)} / ${medianOf(runs, (run) => run.gcMsPer1k).toFixed(1)}`
+            `${c.name} ${medianOf(runs, (run) => run.cpuMsPer1k).toFixed(0)} / ${
+              medianOf(runs, (run) => run.gcMsPer1k).toFixed(1)
+            }`
           ).join(", ")
         }`
     )

@@ -95,7 +95,10 @@ export const ratioInterval = (
     return values[(state >>> 0) % values.length]!
   }
   const resampledMedian = (values: ReadonlyArray<number>): number => median(values.map(() => pick(values)))
-  const ratios = Array.from({ length: resamples }, () => resampledMedian(runs) / resampledMedian(baselineRuns)).sort((a, b) => a - b)
+  const ratios = Array.from({ length: resamples }, () => resampledMedian(runs) / resampledMedian(baselineRuns)).sort((
+    a,
+    b
+  ) => a - b)
   // Rounded, not floored: (1 - 0.9) / 2 * 2000 is 99.99999999999999 in floating point.
   const tail = Math.round(((1 - level) / 2) * resamples)
   return [ratios[tail]!, ratios[resamples - 1 - tail]!]
@@ -111,8 +114,10 @@ export const ratioInterval = (
  */
 export const turnOrder = (run: number, count: number): Array<number> => {
   const shift = run % count
-  const row = Array.from({ length: count }, (_, place) =>
-    ((place % 2 === 1 ? (place + 1) / 2 : count - place / 2) + shift) % count)
+  const row = Array.from(
+    { length: count },
+    (_, place) => ((place % 2 === 1 ? (place + 1) / 2 : count - place / 2) + shift) % count
+  )
   return count % 2 === 1 && Math.floor(run / count) % 2 === 1 ? row.reverse() : row
 }
 
@@ -145,14 +150,18 @@ export const forceGc = (): void => {
  * pauses that started in a window of `performance.now()` time. Entries arrive a little after the
  * pause, so read a window once the process has turned the event loop since it ended.
  */
-export const watchGcPauses = (): { readonly pausedBetween: (from: number, to: number) => number; readonly stop: () => void } => {
+export const watchGcPauses = (): {
+  readonly pausedBetween: (from: number, to: number) => number
+  readonly stop: () => void
+} => {
   const pauses: Array<readonly [start: number, duration: number]> = []
   const observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) pauses.push([entry.startTime, entry.duration])
   })
   observer.observe({ entryTypes: ["gc"] })
   return {
-    pausedBetween: (from, to) => pauses.reduce((sum, [start, duration]) => (start >= from && start < to ? sum + duration : sum), 0),
+    pausedBetween: (from, to) =>
+      pauses.reduce((sum, [start, duration]) => (start >= from && start < to ? sum + duration : sum), 0),
     stop: () => observer.disconnect()
   }
 }

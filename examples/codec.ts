@@ -35,7 +35,10 @@ export const main = (
   url: string,
   symbol = "ACME",
   count = 2
-): Effect.Effect<{ readonly ticks: ReadonlyArray<Tick>; readonly refused: ReadonlyArray<unknown> }, SendError | CircuitOpenError> =>
+): Effect.Effect<
+  { readonly ticks: ReadonlyArray<Tick>; readonly refused: ReadonlyArray<unknown> },
+  SendError | CircuitOpenError
+> =>
   Effect.gen(function*() {
     const prices = yield* Prices
     const refused: Array<unknown> = []

@@ -24,13 +24,14 @@ export const FeedLive = Client.layerConfig(Feed, Client.config("FEED"), {
 }).pipe(Layer.provide(NodeTransport.layer))
 
 /** Sends one message and returns the first two frames back (the echoes of "subscribe" and "hello"). */
-export const app: Effect.Effect<ReadonlyArray<unknown>, ConfigError.ConfigError | SendError | CircuitOpenError> = Effect.gen(
-  function*() {
-    const feed = yield* Feed
-    yield* feed.send("hello")
-    return Chunk.toArray(yield* feed.messages.pipe(Stream.take(2), Stream.runCollect))
-  }
-).pipe(Effect.provide(FeedLive))
+export const app: Effect.Effect<ReadonlyArray<unknown>, ConfigError.ConfigError | SendError | CircuitOpenError> = Effect
+  .gen(
+    function*() {
+      const feed = yield* Feed
+      yield* feed.send("hello")
+      return Chunk.toArray(yield* feed.messages.pipe(Stream.take(2), Stream.runCollect))
+    }
+  ).pipe(Effect.provide(FeedLive))
 
 /** `app` with `env` as the environment: keys joined with `_`, as `ConfigProvider.fromEnv` reads them. */
 export const main = (env: Readonly<Record<string, string>>) =>

@@ -74,8 +74,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     yield* Console.log(`handshakes at the server: ${yield* server.requests}, accepted: ${yield* server.accepted}`)
   })
   // Without the default logger: each Client would log its failed first attempt.
-  Effect.runPromise(Effect.scoped(standalone).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))).catch((error: unknown) => {
-    console.error(error)
-    process.exitCode = 1
-  })
+  Effect.runPromise(Effect.scoped(standalone).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))).catch(
+    (error: unknown) => {
+      console.error(error)
+      process.exitCode = 1
+    }
+  )
 }

@@ -12,12 +12,13 @@
  *
  * Run: `npx tsx examples/rpc.ts` (starts its own rpc server on 127.0.0.1).
  */
-import * as RpcClientError from "@effect/rpc/RpcClientError"
+
+import * as SocketServer from "@effect/platform/SocketServer"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcClient from "@effect/rpc/RpcClient"
+import type * as RpcClientError from "@effect/rpc/RpcClientError"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
-import * as SocketServer from "@effect/platform/SocketServer"
 import { Chunk, Console, Effect, Layer, Schedule, Schema, Stream } from "effect"
 import { NodeTransport, Reconnect } from "effect-lifeline"
 import * as LifelinePlatform from "effect-lifeline/platform"
@@ -42,7 +43,8 @@ export const HandlersLive = Rpcs.toLayer({
 })
 
 /** The rpc server on `host:port` (port 0: the OS picks; read it from `SocketServer.SocketServer`). */
-export const ServerLive = (options: { readonly port?: number } = {}) => layerRpcServer(Rpcs, HandlersLive, { host: "127.0.0.1", ...options })
+export const ServerLive = (options: { readonly port?: number } = {}) =>
+  layerRpcServer(Rpcs, HandlersLive, { host: "127.0.0.1", ...options })
 
 /**
  * The client's protocol: ndjson over the Socket of a lifeline Client for `url`.
@@ -80,7 +82,9 @@ export const main = (url: string): Effect.Effect<
 if (import.meta.url === `file://${process.argv[1]}`) {
   const standalone = Effect.gen(function*() {
     const server = yield* SocketServer.SocketServer
-    const address = server.address._tag === "TcpAddress" ? `${server.address.hostname}:${server.address.port}` : server.address.path
+    const address = server.address._tag === "TcpAddress"
+      ? `${server.address.hostname}:${server.address.port}`
+      : server.address.path
     yield* Console.log(`rpc server on ws://${address}`)
     const result = yield* main(`ws://${address}`)
     yield* Console.log(`Echo: ${result.echo}, Add: ${result.sum}, Count: ${result.counted.join(", ")}`)

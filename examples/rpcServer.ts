@@ -67,7 +67,11 @@ export const makeWebSocketServer = (
         const onListening = () => {
           wss.off("error", onOpenError)
           // Permanent: an error once listening fails `run`, never the process.
-          wss.on("error", (cause) => Deferred.unsafeDone(failed, Exit.fail(new SocketServer.SocketServerError({ reason: "Unknown", cause }))))
+          wss.on(
+            "error",
+            (cause) =>
+              Deferred.unsafeDone(failed, Exit.fail(new SocketServer.SocketServerError({ reason: "Unknown", cause })))
+          )
           resume(Effect.succeed(wss))
         }
         const onOpenError = (cause: Error) => {
@@ -109,7 +113,11 @@ export const makeWebSocketServer = (
           ).pipe(
             Effect.flatMap(handler),
             // One connection's failure is its own: log it at debug and serve the others.
-            Effect.catchAllCause((cause) => Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logDebug("SocketServer: a connection's handler failed", cause)),
+            Effect.catchAllCause((cause) =>
+              Cause.isInterruptedOnly(cause)
+                ? Effect.void
+                : Effect.logDebug("SocketServer: a connection's handler failed", cause)
+            ),
             Effect.provideService(Socket.WebSocket, ws as unknown as globalThis.WebSocket),
             runFork
           )
@@ -163,7 +171,9 @@ const stop = (server: WebSocketServer, code: number, timeout: Duration.Duration)
  * @example
  * const SocketServerLive = layerWebSocketServer({ host: "127.0.0.1", port: 8080 })
  */
-export const layerWebSocketServer = (options: Options = {}): Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError> =>
+export const layerWebSocketServer = (
+  options: Options = {}
+): Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError> =>
   Layer.scoped(SocketServer.SocketServer, makeWebSocketServer(options))
 
 /**

@@ -75,7 +75,10 @@ export const main = (
       } else if (state._tag === "Open") {
         outcome = "Open"
       } else if (state._tag === "Closed") {
-        outcome = Option.match(state.error, { onNone: () => "Closed", onSome: (error) => `Closed by ${describe(error)}` })
+        outcome = Option.match(state.error, {
+          onNone: () => "Closed",
+          onSome: (error) => `Closed by ${describe(error)}`
+        })
       }
     }
     return { delays, errors, outcome }
@@ -103,7 +106,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     yield* server.rejectNext(503)
     yield* server.rejectNext(401)
     const dialed = yield* dial(server.url).pipe(
-      Effect.match({ onFailure: (error) => `gave up: ${error.message}`, onSuccess: (attempts) => `open after ${attempts} attempts` })
+      Effect.match({
+        onFailure: (error) => `gave up: ${error.message}`,
+        onSuccess: (attempts) => `open after ${attempts} attempts`
+      })
     )
     yield* Console.log(`Effect.retry(onlyTransient), through a 503 then a 401: ${dialed}`)
   })

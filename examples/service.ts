@@ -44,12 +44,15 @@ export const GreeterLive = Layer.effect(
 export const ChatLive = (url: string, options: Partial<Client.Options> = {}) =>
   Client.layer(Chat, {
     url,
-    retry: Reconnect.exponentialBackoff({ base: "200 millis", cap: "5 seconds" }).pipe(Schedule.intersect(Schedule.recurs(10))),
+    retry: Reconnect.exponentialBackoff({ base: "200 millis", cap: "5 seconds" }).pipe(
+      Schedule.intersect(Schedule.recurs(10))
+    ),
     ...options
   })
 
 /** The whole app's layer: Greeter <- Chat <- NodeTransport. */
-export const AppLive = (url: string) => GreeterLive.pipe(Layer.provide(ChatLive(url)), Layer.provide(NodeTransport.layer))
+export const AppLive = (url: string) =>
+  GreeterLive.pipe(Layer.provide(ChatLive(url)), Layer.provide(NodeTransport.layer))
 
 /** The app: greets two people and returns the answers. */
 export const main = (url: string): Effect.Effect<ReadonlyArray<string>, SendError | CircuitOpenError> =>

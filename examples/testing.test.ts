@@ -11,7 +11,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Fiber, Layer, Logger, Option, Schedule, Stream, TestClock } from "effect"
-import { Client, NodeTransport } from "effect-lifeline"
+import type { Client } from "effect-lifeline"
+import { NodeTransport } from "effect-lifeline"
 import { FaultProxy, TestServer } from "effect-lifeline/testing"
 import { Chat, ChatLive, Greeter, GreeterLive } from "./service.js"
 
@@ -64,7 +65,9 @@ describe("the Greeter app under faults", () => {
     Effect.gen(function*() {
       const server = yield* TestServer.make()
       const proxy = yield* FaultProxy.make(server.port)
-      const app = yield* Layer.build(appFor(proxy.url, { ...fast, heartbeat: { interval: "100 millis", timeout: "100 millis" } }))
+      const app = yield* Layer.build(
+        appFor(proxy.url, { ...fast, heartbeat: { interval: "100 millis", timeout: "100 millis" } })
+      )
       const client = yield* Effect.provide(Chat, app)
       const greeter = yield* Effect.provide(Greeter, app)
       expect(yield* greeter.greet("dave")).toBe("hello dave")

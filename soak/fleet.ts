@@ -16,7 +16,7 @@
 // every echo was written first and came back once, and no written message was lost on a
 // connection that echoed a later one. `npm run soak -- --clients N --servers M` runs it
 // (soak/main.ts); test/soak.test.ts runs a few seconds of it.
-import { Context, Duration, Effect, Fiber, FiberSet, Layer, LogLevel, Logger, Schedule, Stream } from "effect"
+import { Context, Duration, Effect, Fiber, FiberSet, Layer, Logger, LogLevel, Schedule, Stream } from "effect"
 import type { SendErrorReason } from "../src/index.js"
 import { CircuitBreaker, Client, Reconnect } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
@@ -158,7 +158,10 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
 
     // One registry for the fleet; the wrapper counts what each breaker lets through, by the
     // state it let it through in (Closed: the first wave; HalfOpen: a trial).
-    const inner = Context.get(yield* Layer.build(CircuitBreaker.layer(breakerOptions(options.openForMs))), CircuitBreaker.Registry)
+    const inner = Context.get(
+      yield* Layer.build(CircuitBreaker.layer(breakerOptions(options.openForMs))),
+      CircuitBreaker.Registry
+    )
     const admissions: Array<Admissions> = servers.map(() => ({ closed: 0, trials: 0 }))
     const wrapped = new Map<string, CircuitBreaker.CircuitBreaker>()
     const registry = CircuitBreaker.Registry.of({
@@ -196,22 +199,28 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
         breaker.events.pipe(
           Stream.runForEach((transition) =>
             Effect.sync(() => {
-              if (transition.to._tag === "Open") opens[s]!++
+              if (transition.to._tag === "Open") {
+                opens[s]!++
+              }
             })
           ),
           Effect.forkScoped
         )), { discard: true })
 
     // Client k: home k mod M, then the others, rotated by k / M so a dead node's Clients spread.
-    const home = (k: number): number => k % M
+    const home = (k: number): number =>
+      k % M
     const orderOf = (k: number): Array<number> => {
-      const others = servers.map((_, s) => s).filter((s) => s !== home(k))
+      const others = servers.map((_, s) =>
+        s
+      ).filter((s) => s !== home(k))
       const shift = others.length === 0 ? 0 : Math.floor(k / M) % others.length
       return [home(k), ...others.slice(shift), ...others.slice(0, shift)]
     }
 
     // Per Client: the ledger (one byte of state and the connection that wrote it, per message).
-    const capacity = Math.ceil((options.durationMs + options.deadMs[1] + homeMs + RECOVERY_MS + 5_000) / options.sendEveryMs) + 100
+    const capacity =
+      Math.ceil((options.durationMs + options.deadMs[1] + homeMs + RECOVERY_MS + 5_000) / options.sendEveryMs) + 100
     const state = new Uint8Array(N * capacity)
     const epochOf = new Uint16Array(N * capacity)
     const sentOf = new Int32Array(N)
@@ -257,7 +266,10 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
             Effect.sync(() => {
               const colon = typeof message === "string" ? message.indexOf(":") : -1
               const index = colon === -1 ? Number.NaN : Number((message as string).slice(colon + 1))
-              if (colon === -1 || Number((message as string).slice(0, colon)) !== k || !Number.isInteger(index) || index < 0 || index >= sentOf[k]!) {
+              if (
+                colon === -1 || Number((message as string).slice(0, colon)) !== k || !Number.isInteger(index) ||
+                index < 0 || index >= sentOf[k]!
+              ) {
                 return void echoedUnknown++
               }
               const slot = k * capacity + index
@@ -281,7 +293,9 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
             const on = serverOf.get(current.endpoint) ?? -2
             openOn[k] = on
             const now = performance.now()
-            if (watchFrom[k]! !== -1 && movedAt[k]! < 0 && (on !== watchFrom[k] || faultNow === "closeAll")) movedAt[k] = now
+            if (watchFrom[k]! !== -1 && movedAt[k]! < 0 && (on !== watchFrom[k] || faultNow === "closeAll")) {
+              movedAt[k] = now
+            }
             if (awayFrom[k]! >= 0 && returnedAt[k]! < 0 && on === home(k)) returnedAt[k] = now
           })
         ),
@@ -321,7 +335,9 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
 
     const heap: Array<readonly [number, number]> = []
     const sample = Effect.sync(() => heap.push([elapsed(), options.heapUsed()]))
-    const sampler = yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(options.sampleEveryMs), sample)))
+    const sampler = yield* Effect.forkScoped(
+      Effect.forever(Effect.zipRight(Effect.sleep(options.sampleEveryMs), sample))
+    )
 
     /** Waits (polling every 20 ms) until `done` or `deadline` (performance.now()); whether it is done. */
     const until = (done: () => boolean, deadline: number): Effect.Effect<boolean> =>
@@ -400,7 +416,9 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
         faultNow = undefined
         const movedIn = watched.filter((k) => movedAt[k]! >= 0).map((k) => movedAt[k]! - t0)
         const returnedIn: Array<number> = []
-        for (let k = 0; k < N; k++) if (awayFrom[k]! >= 0 && returnedAt[k]! >= 0) returnedIn.push(returnedAt[k]! - healed)
+        for (let k = 0; k < N; k++) {
+          if (awayFrom[k]! >= 0 && returnedAt[k]! >= 0) returnedIn.push(returnedAt[k]! - healed)
+        }
         for (let k = 0; k < N; k++) watchFrom[k] = -1
         const record: FaultRecord = {
           fault,
@@ -422,13 +440,29 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
           returnedMaxMs: Math.round(Math.max(0, ...returnedIn))
         }
         const where = `${fault} server ${s} at +${(atMs / 1000).toFixed(1)} s`
-        if (fault === "kill" && handshakes !== 0) problems.push(`${where}: ${handshakes} handshakes reached a killed server`)
-        if (record.trials > TRIALS * openPeriods) problems.push(`${where}: ${record.trials} trials in ${openPeriods} open periods (trials ${TRIALS})`)
-        if (fault === "reject" && record.probes > TRIALS * openPeriods) {
-          problems.push(`${where}: ${record.probes} handshakes after the first wave in ${openPeriods} open periods (trials ${TRIALS})`)
+        if (fault === "kill" && handshakes !== 0) {
+          problems.push(`${where}: ${handshakes} handshakes reached a killed server`)
         }
-        if (record.moved !== record.affected) problems.push(`${where}: ${record.affected - record.moved} of ${record.affected} Clients not Open again within ${RECOVERY_MS} ms`)
-        if (record.returned !== away) problems.push(`${where}: ${away - record.returned} of ${away} Clients not home within ${homeMs} ms of the heal`)
+        if (record.trials > TRIALS * openPeriods) {
+          problems.push(`${where}: ${record.trials} trials in ${openPeriods} open periods (trials ${TRIALS})`)
+        }
+        if (fault === "reject" && record.probes > TRIALS * openPeriods) {
+          problems.push(
+            `${where}: ${record.probes} handshakes after the first wave in ${openPeriods} open periods (trials ${TRIALS})`
+          )
+        }
+        if (record.moved !== record.affected) {
+          problems.push(
+            `${where}: ${
+              record.affected - record.moved
+            } of ${record.affected} Clients not Open again within ${RECOVERY_MS} ms`
+          )
+        }
+        if (record.returned !== away) {
+          problems.push(
+            `${where}: ${away - record.returned} of ${away} Clients not home within ${homeMs} ms of the heal`
+          )
+        }
         const strays = notHome()
         if (strays > 0) problems.push(`${where}: ${strays} Clients not Open at home ${homeMs} ms after the heal`)
         return record
@@ -438,11 +472,19 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
     const describe = (record: FaultRecord): string => {
       const head = `+${(record.atMs / 1000).toFixed(1)} s ${record.fault} server ${record.server}` +
         (record.fault === "closeAll" ? "" : ` for ${(record.downMs / 1000).toFixed(1)} s`)
-      const moved = `${record.moved}/${record.affected} Open ${record.fault === "closeAll" ? "again" : "elsewhere"} in median ${record.movedMedianMs} ms, max ${record.movedMaxMs} ms`
-      const home = `${record.returned}/${record.away} home in median ${record.returnedMedianMs} ms, max ${record.returnedMaxMs} ms after ${record.fault === "closeAll" ? "it" : "the heal"}`
+      const moved = `${record.moved}/${record.affected} Open ${
+        record.fault === "closeAll" ? "again" : "elsewhere"
+      } in median ${record.movedMedianMs} ms, max ${record.movedMaxMs} ms`
+      const home =
+        `${record.returned}/${record.away} home in median ${record.returnedMedianMs} ms, max ${record.returnedMaxMs} ms after ${
+          record.fault === "closeAll" ? "it" : "the heal"
+        }`
       if (record.fault === "closeAll") return `${head}: ${moved}; ${home}`
-      const breaker = `breaker opened ${record.openPeriods}x; first wave ${record.firstWave} attempts, then ${record.trials} trials` +
-        (record.fault === "reject" ? `; handshakes received ${record.handshakes} = wave ${record.firstWave} + ${record.probes} probes` : "; handshakes received 0")
+      const breaker =
+        `breaker opened ${record.openPeriods}x; first wave ${record.firstWave} attempts, then ${record.trials} trials` +
+        (record.fault === "reject"
+          ? `; handshakes received ${record.handshakes} = wave ${record.firstWave} + ${record.probes} probes`
+          : "; handshakes received 0")
       return `${head}: ${moved}; ${breaker}; ${home}`
     }
 
@@ -471,7 +513,10 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
 
     // Traffic flows end to end for every Client: an echo of a message sent after the last fault.
     const marks = Array.from(sentOf)
-    const flowing = yield* until(() => marks.every((mark, k) => highestEchoed[k]! >= mark), performance.now() + RECOVERY_MS)
+    const flowing = yield* until(
+      () => marks.every((mark, k) => highestEchoed[k]! >= mark),
+      performance.now() + RECOVERY_MS
+    )
     if (!flowing) {
       const stuck = marks.filter((mark, k) => highestEchoed[k]! < mark).length
       problems.push(`${stuck} Clients had no echo of a message sent after the last fault within ${RECOVERY_MS} ms`)
@@ -480,7 +525,14 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
     // Wind down: stop sending, let what is in flight settle, close, and account for everything.
     sending = false
     yield* Fiber.join(sender)
-    yield* windDown(sends, Effect.forEach(clients, (client) => client.close(), { concurrency: 16, discard: true }), readers, SETTLE_MS, 5_000, problems)
+    yield* windDown(
+      sends,
+      Effect.forEach(clients, (client) => client.close(), { concurrency: 16, discard: true }),
+      readers,
+      SETTLE_MS,
+      5_000,
+      problems
+    )
     yield* Fiber.interrupt(sampler)
     yield* sample
 
@@ -511,7 +563,9 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
     const failedTotal = Object.values(failed).reduce((total, count) => total + (count ?? 0), 0)
     if (written + failedTotal !== sent) problems.push(`${sent} sent but ${written} written + ${failedTotal} failed`)
     if (ledgerFull > 0) problems.push(`a Client's ledger filled up (${capacity} messages): ${ledgerFull} sends skipped`)
-    if (lostOnLive > 0) problems.push(`${lostOnLive} written messages got no echo while a later one on the same connection did`)
+    if (lostOnLive > 0) {
+      problems.push(`${lostOnLive} written messages got no echo while a later one on the same connection did`)
+    }
     if (echoedTwice > 0) problems.push(`${echoedTwice} messages echoed twice`)
     if (echoedUnwritten > 0) problems.push(`${echoedUnwritten} messages echoed but not reported written`)
     if (echoedUnknown > 0) problems.push(`${echoedUnknown} echoes of messages never sent`)

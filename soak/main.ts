@@ -24,11 +24,15 @@ const clients = Number(argument("--clients") ?? 200)
 const servers = Number(argument("--servers") ?? 3)
 if (
   !(minutes > 0 && minutes <= 60) || !Number.isInteger(seed) ||
-  (fleetMode && !(Number.isInteger(clients) && clients >= 1 && clients <= 2000 && Number.isInteger(servers) && servers >= 2 && servers <= 10)) ||
+  (fleetMode &&
+    !(Number.isInteger(clients) && clients >= 1 && clients <= 2000 && Number.isInteger(servers) && servers >= 2 &&
+      servers <= 10)) ||
   (!fleetMode && process.argv.includes("--servers"))
 ) {
   console.error("usage: npm run soak -- [--minutes M (0 < M <= 60)] [--seed S (an integer)]")
-  console.error("       npm run soak -- --clients N (1..2000) [--servers M (2..10, default 3)] [--minutes M] [--seed S]")
+  console.error(
+    "       npm run soak -- --clients N (1..2000) [--servers M (2..10, default 3)] [--minutes M] [--seed S]"
+  )
   process.exit(2)
 }
 
@@ -60,7 +64,9 @@ const printHeap = (heap: ReadonlyArray<readonly [number, number]>) => {
 
 const finish = (problems: ReadonlyArray<string>, what: string): never => {
   const all = [...problems, ...thrown]
-  console.log(all.length === 0 ? `${what} passed` : `${what} FAILED:\n${all.map((problem) => `  - ${problem}`).join("\n")}`)
+  console.log(
+    all.length === 0 ? `${what} passed` : `${what} FAILED:\n${all.map((problem) => `  - ${problem}`).join("\n")}`
+  )
   process.exit(all.length === 0 && process.exitCode !== 1 ? 0 : 1)
 }
 
@@ -97,30 +103,56 @@ async function runFleet(): Promise<never> {
   const failedTotal = Object.values(report.failed).reduce((total, count) => total + (count ?? 0), 0)
   const failed = Object.entries(report.failed).map(([reason, count]) => `${reason} ${count}`).join(", ")
   const of = (fault: FaultRecord["fault"]) => report.faults.filter((record) => record.fault === fault)
-  const sum = (records: ReadonlyArray<FaultRecord>, field: keyof FaultRecord) => records.reduce((total, record) => total + Number(record[field]), 0)
-  const maxOf = (records: ReadonlyArray<FaultRecord>, field: keyof FaultRecord) => Math.max(0, ...records.map((record) => Number(record[field])))
+  const sum = (records: ReadonlyArray<FaultRecord>, field: keyof FaultRecord) =>
+    records.reduce((total, record) => total + Number(record[field]), 0)
+  const maxOf = (records: ReadonlyArray<FaultRecord>, field: keyof FaultRecord) =>
+    Math.max(0, ...records.map((record) => Number(record[field])))
   const range = (records: ReadonlyArray<FaultRecord>, field: keyof FaultRecord) =>
-    records.length === 0 ? "-" : `${Math.min(...records.map((record) => Number(record[field])))}-${maxOf(records, field)}`
+    records.length === 0
+      ? "-"
+      : `${Math.min(...records.map((record) => Number(record[field])))}-${maxOf(records, field)}`
   const dead = [...of("kill"), ...of("reject")]
   const rejected = of("reject")
   const perOpen = (probes: number, opens: number) => (opens === 0 ? 0 : probes / opens).toFixed(2)
-  console.log(`after ${(report.elapsedMs / 1000).toFixed(0)} s (seed ${report.seed}), ${report.faults.length} faults: kill ${of("kill").length}, 503 ${rejected.length}, closeAll ${of("closeAll").length}`)
-  console.log(`  sent ${report.sent}, written ${report.written}, failed ${failedTotal}${failed === "" ? "" : ` (${failed})`}; echoed ${report.echoed}`)
   console.log(
-    `  breaker, dead nodes: first wave ${range(dead, "firstWave")} attempts per period; then ${sum(dead, "trials")} trials in ${sum(dead, "openPeriods")} open periods ` +
+    `after ${(report.elapsedMs / 1000).toFixed(0)} s (seed ${report.seed}), ${report.faults.length} faults: kill ${
+      of("kill").length
+    }, 503 ${rejected.length}, closeAll ${of("closeAll").length}`
+  )
+  console.log(
+    `  sent ${report.sent}, written ${report.written}, failed ${failedTotal}${
+      failed === "" ? "" : ` (${failed})`
+    }; echoed ${report.echoed}`
+  )
+  console.log(
+    `  breaker, dead nodes: first wave ${range(dead, "firstWave")} attempts per period; then ${
+      sum(dead, "trials")
+    } trials in ${sum(dead, "openPeriods")} open periods ` +
       `(${perOpen(sum(dead, "trials"), sum(dead, "openPeriods"))} per open period, at most ${TRIALS})`
   )
   console.log(
-    `  503 periods: ${sum(rejected, "handshakes")} handshakes received = first waves ${sum(rejected, "firstWave")} + ${sum(rejected, "probes")} probes ` +
-      `in ${sum(rejected, "openPeriods")} open periods (${perOpen(sum(rejected, "probes"), sum(rejected, "openPeriods"))} per open period)`
+    `  503 periods: ${sum(rejected, "handshakes")} handshakes received = first waves ${sum(rejected, "firstWave")} + ${
+      sum(rejected, "probes")
+    } probes ` +
+      `in ${sum(rejected, "openPeriods")} open periods (${
+        perOpen(sum(rejected, "probes"), sum(rejected, "openPeriods"))
+      } per open period)`
   )
   console.log(
-    `  failover: ${sum(dead, "moved")}/${sum(dead, "affected")} Clients Open elsewhere, per fault median ${range(dead, "movedMedianMs")} ms, max ${maxOf(dead, "movedMaxMs")} ms; ` +
-      `home after the heal ${sum(dead, "returned")}/${sum(dead, "away")}, per fault median ${range(dead, "returnedMedianMs")} ms, max ${maxOf(dead, "returnedMaxMs")} ms`
+    `  failover: ${sum(dead, "moved")}/${sum(dead, "affected")} Clients Open elsewhere, per fault median ${
+      range(dead, "movedMedianMs")
+    } ms, max ${maxOf(dead, "movedMaxMs")} ms; ` +
+      `home after the heal ${sum(dead, "returned")}/${sum(dead, "away")}, per fault median ${
+        range(dead, "returnedMedianMs")
+      } ms, max ${maxOf(dead, "returnedMaxMs")} ms`
   )
   console.log(
-    `  closeAll(1012): ${sum(of("closeAll"), "moved")}/${sum(of("closeAll"), "affected")} reopened, max ${maxOf(of("closeAll"), "movedMaxMs")} ms; ` +
-      `home ${sum(of("closeAll"), "returned")}/${sum(of("closeAll"), "away")}, max ${maxOf(of("closeAll"), "returnedMaxMs")} ms`
+    `  closeAll(1012): ${sum(of("closeAll"), "moved")}/${sum(of("closeAll"), "affected")} reopened, max ${
+      maxOf(of("closeAll"), "movedMaxMs")
+    } ms; ` +
+      `home ${sum(of("closeAll"), "returned")}/${sum(of("closeAll"), "away")}, max ${
+        maxOf(of("closeAll"), "returnedMaxMs")
+      } ms`
   )
   printHeap(report.heap)
   return finish(report.problems, "fleet soak")
@@ -149,12 +181,20 @@ const first = report.heap[0]
 const last = report.heap[report.heap.length - 1]
 console.log(`after ${(report.elapsedMs / 1000).toFixed(0)} s (seed ${report.seed}):`)
 const failedTotal = Object.values(report.failed).reduce((total, count) => total + (count ?? 0), 0)
-console.log(`  sent ${report.sent}, written ${report.written}, failed ${failedTotal}${failed === "" ? "" : ` (${failed})`}`)
+console.log(
+  `  sent ${report.sent}, written ${report.written}, failed ${failedTotal}${failed === "" ? "" : ` (${failed})`}`
+)
 console.log(`  echoed ${report.echoed} (the rest were written, then lost with their connection or in a blackhole)`)
-console.log(`  faults ${Object.entries(report.faults).map(([fault, count]) => `${fault} ${count}`).join(", ")}; slowest recovery ${report.slowestRecoveryMs} ms`)
+console.log(
+  `  faults ${
+    Object.entries(report.faults).map(([fault, count]) => `${fault} ${count}`).join(", ")
+  }; slowest recovery ${report.slowestRecoveryMs} ms`
+)
 if (first !== undefined && last !== undefined) {
   console.log(`  heap after GC ${mib(first[1])} at +${(first[0] / 1000).toFixed(0)} s, ${mib(last[1])} at the end`)
   console.log(`  every sample, MiB: ${report.heap.map(([, bytes]) => (bytes / 2 ** 20).toFixed(1)).join(" ")}`)
 }
-console.log(problems.length === 0 ? "soak passed" : `soak FAILED:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`)
+console.log(
+  problems.length === 0 ? "soak passed" : `soak FAILED:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`
+)
 process.exit(problems.length === 0 && process.exitCode !== 1 ? 0 : 1)

@@ -4,7 +4,7 @@
 // accounted for: each one sent was written or failed, exactly once; each echo was written first
 // and came back once. The heap is sampled along the way. `npm run soak` runs it (soak/main.ts);
 // test/soak.test.ts runs a few seconds of it.
-import { Clock, Effect, Fiber, FiberSet, LogLevel, Logger, Stream } from "effect"
+import { Clock, Effect, Fiber, FiberSet, Logger, LogLevel, Stream } from "effect"
 import type { SendErrorReason } from "../src/index.js"
 import { Client, Reconnect } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
@@ -185,7 +185,9 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
 
     const heap: Array<readonly [number, number]> = []
     const sample = Effect.flatMap(elapsed, (at) => Effect.sync(() => heap.push([at, options.heapUsed()])))
-    const sampler = yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(options.sampleEveryMs), sample)))
+    const sampler = yield* Effect.forkScoped(
+      Effect.forever(Effect.zipRight(Effect.sleep(options.sampleEveryMs), sample))
+    )
 
     /**
      * Waits until a message sent after the fault comes back: traffic flows again end to end. A
@@ -209,15 +211,22 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
         case "closeAll":
           return server.closeAll(1012, "restarting")
         case "reject":
-          return Effect.zipRight(server.rejectNext(503, { "retry-after": "1" }, between(1, 2)), server.closeAll(1012, "restarting"))
+          return Effect.zipRight(
+            server.rejectNext(503, { "retry-after": "1" }, between(1, 2)),
+            server.closeAll(1012, "restarting")
+          )
         case "blackhole": {
           const window: [number, number] = [performance.now(), Number.POSITIVE_INFINITY]
           blackholes.push(window)
           return Effect.zipRight(
             proxy.blackhole,
-            Effect.zipRight(Effect.sleep(between(500, 2000)), Effect.tap(proxy.restore, () => Effect.sync(() => {
-              window[1] = performance.now()
-            })))
+            Effect.zipRight(
+              Effect.sleep(between(500, 2000)),
+              Effect.tap(proxy.restore, () =>
+                Effect.sync(() => {
+                  window[1] = performance.now()
+                }))
+            )
           )
         }
         case "reset":
@@ -228,7 +237,10 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
     const faults: Partial<Record<Fault, number>> = {}
     let slowestRecoveryMs = 0
 
-    yield* client.awaitOpen.pipe(Effect.timeout(RECOVERY_MS), Effect.catchAll(() => Effect.sync(() => problems.push("the client never opened"))))
+    yield* client.awaitOpen.pipe(
+      Effect.timeout(RECOVERY_MS),
+      Effect.catchAll(() => Effect.sync(() => problems.push("the client never opened")))
+    )
     yield* Effect.sleep(options.warmupMs)
     yield* sample
     while (problems.length === 0 && (yield* elapsed) < options.durationMs) {
@@ -274,14 +286,17 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
     // was reported when the settling timed out).
     if (written + failedTotal !== sent) problems.push(`${sent} sent but ${written} written + ${failedTotal} failed`)
     if (sent >= capacity) problems.push(`the ledger filled up (${capacity} messages): the sender stopped early`)
-    const nearBlackhole = (at: number): boolean => blackholes.some(([from, to]) => at >= from - 1_000 && at <= to + 1_000)
+    const nearBlackhole = (at: number): boolean =>
+      blackholes.some(([from, to]) => at >= from - 1_000 && at <= to + 1_000)
     let lostOnLive = 0
     for (let index = 0; index < sent; index++) {
       const flags = state[index]!
       if ((flags & WRITTEN) === 0 || (flags & ECHOED) !== 0) continue
       if ((highestEchoedOf.get(epochOf[index]!) ?? -1) > index && !nearBlackhole(writtenAt[index]!)) lostOnLive++
     }
-    if (lostOnLive > 0) problems.push(`${lostOnLive} written messages got no echo while a later one on the same connection did`)
+    if (lostOnLive > 0) {
+      problems.push(`${lostOnLive} written messages got no echo while a later one on the same connection did`)
+    }
     if (echoedTwice > 0) problems.push(`${echoedTwice} messages echoed twice`)
     if (echoedUnwritten > 0) problems.push(`${echoedUnwritten} messages echoed but not reported written`)
     if (echoedUnknown > 0) problems.push(`${echoedUnknown} echoes of messages never sent`)

@@ -36,7 +36,8 @@ const open = (
   if (constructor === undefined) {
     return Either.left({
       reason: "InvalidOptions",
-      detail: "this runtime has no global WebSocket; use NodeTransport.layer, or BrowserTransport.layerWith(constructor)"
+      detail:
+        "this runtime has no global WebSocket; use NodeTransport.layer, or BrowserTransport.layerWith(constructor)"
     })
   }
   let socket: WebSocket
@@ -73,7 +74,9 @@ const open = (
   socket.onmessage = (event: MessageEvent) => {
     const data: unknown = event.data
     // binaryType is "arraybuffer", set above: binary frames arrive as ArrayBuffer, never Blob.
-    listener.onMessage(typeof data === "string" ? data : new Uint8Array(data instanceof ArrayBuffer ? data : new ArrayBuffer(0)))
+    listener.onMessage(
+      typeof data === "string" ? data : new Uint8Array(data instanceof ArrayBuffer ? data : new ArrayBuffer(0))
+    )
   }
   socket.onclose = (event: CloseEvent) => {
     reportClose(event.code, event.reason, event.wasClean)

@@ -152,7 +152,9 @@ export const defaultOpenFor: Schedule.Schedule<Duration.Duration, unknown> = int
 const settingsOrDie = (options: Options): Effect.Effect<internal.Settings> =>
   Effect.suspend(() => {
     const settings = internal.settingsOf(options)
-    return typeof settings === "string" ? Effect.die(new Cause.IllegalArgumentException(settings)) : Effect.succeed(settings)
+    return typeof settings === "string"
+      ? Effect.die(new Cause.IllegalArgumentException(settings))
+      : Effect.succeed(settings)
   })
 
 /**
@@ -226,7 +228,9 @@ export const layer = (options: Omit<Options, "endpoint"> = {}): Layer.Layer<Regi
       const runtime = yield* Effect.runtime<never>()
       const clock = yield* Effect.clock
       const breakers = new Map<string, internal.Breaker>()
-      yield* Effect.addFinalizer(() => Effect.forEach(breakers.values(), (breaker) => breaker.shutdown, { discard: true }))
+      yield* Effect.addFinalizer(() =>
+        Effect.forEach(breakers.values(), (breaker) => breaker.shutdown, { discard: true })
+      )
       return Registry.of({
         forEndpoint: (url) =>
           Effect.sync(() => {

@@ -14,16 +14,16 @@ import type { Codec } from "./Codec.js"
 import type * as Connection from "./Connection.js"
 import type { CircuitOpenError, DecodeError, SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
-import { CodecEdge, invalidCodec as invalidCodecShape } from "./internal/codecErrors.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
+import { CodecEdge, invalidCodec as invalidCodecShape } from "./internal/codecErrors.js"
 import { clientConfig, clientSettings } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
 import type { ClientError } from "./Reconnect.js"
 import type { Message, Transport } from "./Transport.js"
 
 export { ClientEvent, ClientState } from "./internal/clientState.js"
-export type { ClientError } from "./Reconnect.js"
 export type { Overflow } from "./internal/primitives/outbox.js"
+export type { ClientError } from "./Reconnect.js"
 
 /**
  * A long-lived link. Valid until its scope closes or `close` is called.
@@ -221,9 +221,13 @@ export function make<In, Out>(
 export function make<In, Out>(
   options: CodecOptions<In, Out> & { readonly decodeErrors?: "event" }
 ): Effect.Effect<Client<In, Out>, never, Scope.Scope | Transport>
-export function make<In, Out>(options: CodecOptions<In, Out>): Effect.Effect<Client<In, Out, DecodeError>, never, Scope.Scope | Transport>
+export function make<In, Out>(
+  options: CodecOptions<In, Out>
+): Effect.Effect<Client<In, Out, DecodeError>, never, Scope.Scope | Transport>
 export function make(options: Options): Effect.Effect<Client, never, Scope.Scope | Transport>
-export function make(options: Options | CodecOptions<unknown, unknown>): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> {
+export function make(
+  options: Options | CodecOptions<unknown, unknown>
+): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> {
   // Decoded once here: the client's attempts use the decoded connection options as they are.
   // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
   if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
@@ -246,7 +250,9 @@ export function make(options: Options | CodecOptions<unknown, unknown>): Effect.
 const invalidCodec = (codec: Codec<unknown, unknown>, decodeErrors: unknown): string | undefined => {
   const bad = invalidCodecShape(codec)
   if (bad !== undefined) return bad
-  if (decodeErrors !== "event" && decodeErrors !== "fail") return `decodeErrors: expected "event" or "fail", got ${JSON.stringify(decodeErrors)}`
+  if (decodeErrors !== "event" && decodeErrors !== "fail") {
+    return `decodeErrors: expected "event" or "fail", got ${JSON.stringify(decodeErrors)}`
+  }
   return undefined
 }
 
@@ -268,9 +274,10 @@ const invalidCodec = (codec: Codec<unknown, unknown>, decodeErrors: unknown): st
  * @since 0.1.0
  * @category tags
  */
-export const Tag = <const Id extends string>(id: Id) =>
-<Self, In = Message, Out = Message, E = never>(): Context.TagClass<Self, Id, Client<In, Out, E>> =>
-  Context.Tag(id)<Self, Client<In, Out, E>>()
+export const Tag =
+  <const Id extends string>(id: Id) =>
+  <Self, In = Message, Out = Message, E = never>(): Context.TagClass<Self, Id, Client<In, Out, E>> =>
+    Context.Tag(id)<Self, Client<In, Out, E>>()
 
 /**
  * Provides a client under your tag for the life of the layer.
@@ -288,8 +295,11 @@ export function layer<I, In, Out>(
 ): Layer.Layer<I, never, Transport>
 export function layer<I>(tag: Context.Tag<I, Client>, options: Options): Layer.Layer<I, never, Transport>
 // The implementation's: each overload above is checked; a Tag's service type is invariant.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function layer<I>(tag: Context.Tag<I, any>, options: Options | CodecOptions<unknown, unknown>): Layer.Layer<I, never, Transport> {
+
+export function layer<I>(
+  tag: Context.Tag<I, any>,
+  options: Options | CodecOptions<unknown, unknown>
+): Layer.Layer<I, never, Transport> {
   return Layer.scoped(tag, make(options as CodecOptions<unknown, unknown>))
 }
 

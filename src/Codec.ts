@@ -102,7 +102,9 @@ export const make = <In, Out = In>(functions: {
       } catch (thrown) {
         return Either.left(encodeFailed(value, thrown))
       }
-      return Either.isRight(result) ? result as Either.Either<Message, never> : Either.left(encodeFailed(value, result.left))
+      return Either.isRight(result)
+        ? result as Either.Either<Message, never>
+        : Either.left(encodeFailed(value, result.left))
     }
   }
 }
@@ -110,7 +112,8 @@ export const make = <In, Out = In>(functions: {
 // One decoder for every codec: `fatal`, so bytes that are not UTF-8 are a DecodeError, not U+FFFD.
 let utf8: TextDecoder | undefined
 
-const textOf = (frame: Message): string => typeof frame === "string" ? frame : (utf8 ??= new TextDecoder("utf-8", { fatal: true })).decode(frame)
+const textOf = (frame: Message): string =>
+  typeof frame === "string" ? frame : (utf8 ??= new TextDecoder("utf-8", { fatal: true })).decode(frame)
 
 /**
  * `JSON.parse`, refusing a `"__proto__"` key: `JSON.parse` makes it an own property, but a
@@ -171,8 +174,14 @@ const stringifyJson = (value: unknown): Either.Either<string, unknown> => {
  */
 export const json: {
   <A, I>(schema: Schema.Schema<A, I, never>): Codec<A, A>
-  <In, InI, Out, OutI>(inbound: Schema.Schema<In, InI, never>, outbound: Schema.Schema<Out, OutI, never>): Codec<In, Out>
-} = <In, Out>(inbound: Schema.Schema<In, unknown, never>, outbound?: Schema.Schema<Out, unknown, never>): Codec<In, Out> => {
+  <In, InI, Out, OutI>(
+    inbound: Schema.Schema<In, InI, never>,
+    outbound: Schema.Schema<Out, OutI, never>
+  ): Codec<In, Out>
+} = <In, Out>(
+  inbound: Schema.Schema<In, unknown, never>,
+  outbound?: Schema.Schema<Out, unknown, never>
+): Codec<In, Out> => {
   const decode = Schema.decodeUnknownEither(inbound)
   const encode = Schema.encodeUnknownEither(outbound ?? (inbound as unknown as Schema.Schema<Out, unknown, never>))
   return make<In, Out>({

@@ -187,14 +187,27 @@ export function connect<E = never, R = never>(
   const bad = invalidCodec(codec)
   // Refused before any socket exists, as a bad option is (after the URL, which is checked first).
   if (bad !== undefined) return refuseCodec(url, bad)
-  return Effect.map(openConnection(url, rest), (opened) => codec[CodecEdge].connection(opened.connection, opened.listener.inbound.pull, codec))
+  return Effect.map(
+    openConnection(url, rest),
+    (opened) => codec[CodecEdge].connection(opened.connection, opened.listener.inbound.pull, codec)
+  )
 }
 
 /** `ConnectError InvalidOptions` for a codec that cannot work, on the redacted URL (a bad URL is reported first). */
-const refuseCodec = <E, R>(url: string | URL | Effect.Effect<string, E, R>, detail: string): Effect.Effect<never, ConnectError | E, R> =>
+const refuseCodec = <E, R>(
+  url: string | URL | Effect.Effect<string, E, R>,
+  detail: string
+): Effect.Effect<never, ConnectError | E, R> =>
   Effect.flatMap(
     typeof url === "string" || url instanceof URL ? parseEndpoint(url) : Effect.flatMap(url, parseEndpoint),
-    (endpoint) => Effect.fail(new ConnectError({ reason: "InvalidOptions", url: endpoint.redacted, detail: `${detail}; ${hintFor("InvalidOptions")}` }, true))
+    (endpoint) =>
+      Effect.fail(
+        new ConnectError({
+          reason: "InvalidOptions",
+          url: endpoint.redacted,
+          detail: `${detail}; ${hintFor("InvalidOptions")}`
+        }, true)
+      )
   )
 
 /**
@@ -225,7 +238,7 @@ export function layer<I, E = never, R = never>(
 ): Layer.Layer<I, ConnectError | TimeoutError | E, Transport | R>
 export function layer<I, E = never, R = never>(
   // The implementation's: each overload above is checked; a Tag's service type is invariant.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+
   tag: Context.Tag<I, any>,
   url: string | URL | Effect.Effect<string, E, R>,
   options?: Options | CodecOptions<unknown, unknown>

@@ -161,7 +161,15 @@ export class TimeoutError extends TaggedError("TimeoutError")<{
  * @since 0.1.0
  * @category errors
  */
-export const SendErrorReason = ["NotOpen", "OutboxFull", "Dropped", "Closed", "TooLarge", "WriteFailed", "EncodeFailed"] as const
+export const SendErrorReason = [
+  "NotOpen",
+  "OutboxFull",
+  "Dropped",
+  "Closed",
+  "TooLarge",
+  "WriteFailed",
+  "EncodeFailed"
+] as const
 
 /**
  * @since 0.1.0
@@ -244,7 +252,9 @@ export class Disconnected extends TaggedError("Disconnected")<{
  * @since 0.1.0
  * @category errors
  */
-export class CircuitOpenError extends TaggedError("CircuitOpenError")<{ readonly endpoint: string; readonly retryAt: Date }> {
+export class CircuitOpenError
+  extends TaggedError("CircuitOpenError")<{ readonly endpoint: string; readonly retryAt: Date }>
+{
   override get message(): string {
     return `circuit open for ${this.endpoint} until ${this.retryAt.toISOString()}`
   }

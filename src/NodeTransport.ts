@@ -186,7 +186,9 @@ function socketOnUnexpectedResponse(this: WebSocket, _request: ClientRequest, re
   const status = response.statusCode ?? 0
   // Node's http parser upgrades only a 101 with both headers; without one it is a plain response.
   if (status === 101) {
-    const missing = response.headers.upgrade === undefined ? "an Upgrade: websocket header" : "a Connection: Upgrade header"
+    const missing = response.headers.upgrade === undefined
+      ? "an Upgrade: websocket header"
+      : "a Connection: Upgrade header"
     stateOf(this).fail({
       reason: "ProtocolViolation",
       detail: `the server answered 101 without ${missing}; ${hintFor("ProtocolViolation")}`

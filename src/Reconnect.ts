@@ -11,7 +11,6 @@ import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 
-
 import type { ConnectError, Disconnected, TimeoutError } from "./Errors.js"
 import type { OnOpenError } from "./Errors.js"
 import type { CircuitOpenError } from "./Errors.js"
@@ -114,7 +113,9 @@ export const exponentialBackoff = (options: BackoffOptions = {}): Schedule.Sched
   const base = positive("base", options.base, 1100)
   const cap = positive("cap", options.cap, 30_000)
   if (problems.length > 0) return invalidSchedule(`exponentialBackoff: ${problems.join("; ")}`)
-  const jitter = options.jitter === undefined || Number.isNaN(options.jitter) ? 0.9 : Math.min(1, Math.max(0, options.jitter))
+  const jitter = options.jitter === undefined || Number.isNaN(options.jitter)
+    ? 0.9
+    : Math.min(1, Math.max(0, options.jitter))
   const factor = options.factor === undefined ? 2 : options.factor >= 1 ? options.factor : 1
   // The largest centre: with the jitter on top, no delay goes above the cap.
   const largestCentre = cap / (1 + jitter)

@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
 import type { Either, Redacted } from "effect"
+import * as Context from "effect/Context"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
 

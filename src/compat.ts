@@ -214,7 +214,9 @@ const isBlob = (value: unknown): value is Blob => typeof Blob !== "undefined" &&
 const toLifeline = (data: Exclude<Message, Blob>): LifelineMessage => {
   if (typeof data === "string") return data
   if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0))
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength))
+  if (ArrayBuffer.isView(data)) {
+    return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength))
+  }
   return String(data)
 }
 
@@ -225,7 +227,9 @@ const asNodeBuffer = (bytes: Uint8Array): Uint8Array => {
   const NodeBuffer = Reflect.get(globalThis, "Buffer") as
     | { from?: (buffer: ArrayBufferLike, offset: number, length: number) => Uint8Array }
     | undefined
-  return typeof NodeBuffer?.from === "function" ? NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
+  return typeof NodeBuffer?.from === "function"
+    ? NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    : bytes
 }
 
 const toProtocols = (value: string | Array<string> | null | undefined): ReadonlyArray<string> =>
@@ -245,7 +249,9 @@ const reportListenerError = (error: unknown): void => {
 
 /** The close code and reason a failed connect is reported with: 1006, and why when it is final. */
 const summary = (error: ClientError): string => {
-  if (error._tag === "ConnectError") return `${error.reason}${error.status === undefined ? "" : ` (HTTP ${error.status})`}`
+  if (error._tag === "ConnectError") {
+    return `${error.reason}${error.status === undefined ? "" : ` (HTTP ${error.status})`}`
+  }
   if (error._tag === "TimeoutError") return `TimeoutError (${error.operation})`
   return error._tag
 }
@@ -291,13 +297,21 @@ interface TypedEventTarget {
     listener: (event: WebSocketEventMap[K]) => void,
     options?: boolean | AddEventListenerOptions
   ): void
-  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions
+  ): void
   removeEventListener<K extends keyof WebSocketEventMap>(
     type: K,
     listener: (event: WebSocketEventMap[K]) => void,
     options?: boolean | EventListenerOptions
   ): void
-  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions
+  ): void
   dispatchEvent(event: Event): boolean
 }
 
@@ -492,8 +506,16 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     listener: (event: WebSocketEventMap[K]) => void,
     options?: boolean | AddEventListenerOptions
   ): void
-  override addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void
-  override addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void {
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions
+  ): void
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions
+  ): void {
     if (listener === null || listener === undefined) return
     super.addEventListener(type, this._guard(listener), options)
   }
@@ -503,8 +525,16 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     listener: (event: WebSocketEventMap[K]) => void,
     options?: boolean | EventListenerOptions
   ): void
-  override removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void
-  override removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void {
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions
+  ): void
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions
+  ): void {
     if (listener === null || listener === undefined) return
     super.removeEventListener(type, this._guards.get(listener) ?? (listener as EventListener), options)
   }
@@ -642,14 +672,22 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       ? {
         platform: base.platform,
         open: (request, listener) =>
-          base.open(this._nextProtocols === undefined ? request : { ...request, protocols: this._nextProtocols }, listener)
+          base.open(
+            this._nextProtocols === undefined ? request : { ...request, protocols: this._nextProtocols },
+            listener
+          )
       }
       : base
     // eslint-disable-next-line no-console -- partysocket's `debug: true` logs to the console by default
     const debugLogger = this._options.debugLogger ?? ((...args: Array<unknown>) => console.log(...args))
     const logs = this._options.debug === true
       ? Layer.merge(
-        Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel, message }) => debugLogger("RWS>", logLevel.label, ...(Array.isArray(message) ? message : [message])))),
+        Logger.replace(
+          Logger.defaultLogger,
+          Logger.make(({ logLevel, message }) =>
+            debugLogger("RWS>", logLevel.label, ...(Array.isArray(message) ? message : [message]))
+          )
+        ),
         Logger.minimumLogLevel(LogLevel.Debug)
       )
       : Layer.merge(Logger.remove(Logger.defaultLogger), Logger.minimumLogLevel(LogLevel.None))
@@ -665,9 +703,11 @@ export class ReconnectingWebSocket extends TypedEventTarget {
         Promise.resolve().then(() => typeof provider === "function" ? provider() : provider).catch((error: unknown) => {
           throw new ProviderFailed("url", error)
         }),
-        Promise.resolve().then(() => typeof protocolsProvider === "function" ? protocolsProvider() : undefined).catch((error: unknown) => {
-          throw new ProviderFailed("protocols", error)
-        })
+        Promise.resolve().then(() => typeof protocolsProvider === "function" ? protocolsProvider() : undefined).catch(
+          (error: unknown) => {
+            throw new ProviderFailed("protocols", error)
+          }
+        )
       ])
       this._url = String(url)
       if (typeof protocolsProvider === "function") this._nextProtocols = toProtocols(protocols)
@@ -703,9 +743,13 @@ export class ReconnectingWebSocket extends TypedEventTarget {
 
   private _shouldRetry(error: ClientError): boolean {
     // A provider that threw is retried, as partysocket retries it.
-    if (error._tag === "ConnectError" && error.reason === "InvalidUrl" && error.cause instanceof ProviderFailed) return true
+    if (error._tag === "ConnectError" && error.reason === "InvalidUrl" && error.cause instanceof ProviderFailed) {
+      return true
+    }
     const decide = this._options.shouldReconnectOnClose
-    if (error._tag === "Disconnected" && decide !== undefined) return decide(new CloseEvent(error.code, error.reason, error.wasClean))
+    if (error._tag === "Disconnected" && decide !== undefined) {
+      return decide(new CloseEvent(error.code, error.reason, error.wasClean))
+    }
     return isRetryable(error)
   }
 
@@ -753,7 +797,10 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       return Effect.sync(() => clearTimeout(timer))
     })
     runtime.runSync(Effect.forkIn(
-      Effect.zipRight(nextTask, Stream.runForEach(client.events, (event) => Effect.sync(() => this._onClientEvent(current, event)))),
+      Effect.zipRight(
+        nextTask,
+        Stream.runForEach(client.events, (event) => Effect.sync(() => this._onClientEvent(current, event)))
+      ),
       scope
     ))
   }

@@ -91,7 +91,11 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
           }))
         // Closed by an error (or, perConnection, the connection read is gone): what ends the reading with a failure.
         const failed = Stream.runForEach(client.state.changes, (state) => {
-          if (state._tag === "Closed") return Option.isSome(state.error) ? Effect.fail(socketError("Read", state.error.value)) : Effect.void
+          if (state._tag === "Closed") {
+            return Option.isSome(state.error)
+              ? Effect.fail(socketError("Read", state.error.value))
+              : Effect.void
+          }
           if (!perConnection || (state._tag === "Open" && state === ours)) return Effect.void
           // The Client's error, or (a reconnect, a failover) the state it moved to at once.
           return Effect.fail(socketError("Read", dropCause(state)))
@@ -137,7 +141,12 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
  */
 export const layer = (options: Options): Layer.Layer<Socket.Socket, never, Transport> => {
   // Options that are not an object (untyped code) go to the Client, which starts Closed naming them.
-  if (typeof options !== "object" || options === null) return Layer.scoped(Socket.Socket, Effect.map(makeClient(options as ClientOptions), (client) => fromClient(client)))
+  if (typeof options !== "object" || options === null) {
+    return Layer.scoped(
+      Socket.Socket,
+      Effect.map(makeClient(options as ClientOptions), (client) => fromClient(client))
+    )
+  }
   // `perConnection` is no Client option (the Client's checks ignore it): the options go as given.
   const perConnection = options.perConnection
   return Layer.scoped(Socket.Socket, Effect.map(makeClient(options), (client) => fromClient(client, { perConnection })))

@@ -11,7 +11,12 @@ import { interruptWhileConnecting } from "./support/recordingTransport.js"
 const provideBrowser = Effect.provide(BrowserTransport.layer)
 
 const connectError = (url: string, options?: Connection.Options) =>
-  Connection.connect(url, options).pipe(Effect.flip, Effect.scoped, provideBrowser, Effect.map((error) => error as ConnectError))
+  Connection.connect(url, options).pipe(
+    Effect.flip,
+    Effect.scoped,
+    provideBrowser,
+    Effect.map((error) => error as ConnectError)
+  )
 
 describe("BrowserTransport (global WebSocket)", () => {
   it("the global WebSocket is there", () => {
@@ -58,17 +63,23 @@ describe("BrowserTransport (global WebSocket)", () => {
     Effect.scoped(Effect.gen(function*() {
       const server = yield* TestServer.make()
       yield* server.hangHandshake
-      const error = yield* Connection.connect(server.url, { openTimeout: "100 millis" }).pipe(Effect.scoped, Effect.flip)
+      const error = yield* Connection.connect(server.url, { openTimeout: "100 millis" }).pipe(
+        Effect.scoped,
+        Effect.flip
+      )
       expect(error).toMatchObject({ _tag: "TimeoutError", operation: "open" })
     })).pipe(provideBrowser))
 
-  it.live.each([1000, 1008, 4001])("server closes with %d: Disconnected with that code", (code) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const connection = yield* Connection.connect(server.url)
-      yield* server.closeAll(code, "bye")
-      expect(yield* connection.closed).toMatchObject({ code, reason: "bye", initiator: "server", wasClean: true })
-    })).pipe(provideBrowser))
+  it.live.each([1000, 1008, 4001])(
+    "server closes with %d: Disconnected with that code",
+    (code) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const connection = yield* Connection.connect(server.url)
+        yield* server.closeAll(code, "bye")
+        expect(yield* connection.closed).toMatchObject({ code, reason: "bye", initiator: "server", wasClean: true })
+      })).pipe(provideBrowser)
+  )
 
   it.live("interrupting while CONNECTING releases without an error event and ends CLOSED", () =>
     Effect.map(interruptWhileConnecting(BrowserTransport.make, false), (states) => expect(states).toEqual([3])))
@@ -91,7 +102,12 @@ describe("BrowserTransport (global WebSocket)", () => {
       const server = yield* TestServer.make()
       const connection = yield* Connection.connect(server.url, { inboundCapacity: 4 })
       yield* server.flood(50, 16)
-      expect(yield* connection.closed).toMatchObject({ code: 1008, reason: "inbound queue overflow", initiator: "client", wasClean: false })
+      expect(yield* connection.closed).toMatchObject({
+        code: 1008,
+        reason: "inbound queue overflow",
+        initiator: "client",
+        wasClean: false
+      })
       // What arrived before the overflow is still delivered.
       expect(yield* Stream.runCount(connection.messages)).toBeGreaterThanOrEqual(4)
     })).pipe(provideBrowser))

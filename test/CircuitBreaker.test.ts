@@ -33,7 +33,12 @@ import { quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
 
 const down = new ConnectError({ reason: "ConnectionRefused", url: "ws://127.0.0.1:9/", detail: "refused" }, true)
-const unauthorized = new ConnectError({ reason: "HandshakeRejected", url: "ws://127.0.0.1:9/", detail: "401", status: 401 }, true)
+const unauthorized = new ConnectError({
+  reason: "HandshakeRejected",
+  url: "ws://127.0.0.1:9/",
+  detail: "401",
+  status: 401
+}, true)
 
 const now = Effect.clockWith((clock) => clock.currentTimeMillis)
 const stateOf = (breaker: CircuitBreaker.CircuitBreaker) => breaker.state.get
@@ -43,7 +48,8 @@ const tagOf = (breaker: CircuitBreaker.CircuitBreaker) => Effect.map(breaker.sta
 const failWith = (breaker: CircuitBreaker.CircuitBreaker, error: unknown = down) =>
   Effect.flip(breaker.run(Effect.fail(error)))
 const succeed = (breaker: CircuitBreaker.CircuitBreaker) => breaker.run(Effect.void)
-const times = (n: number, effect: Effect.Effect<unknown, unknown>) => Effect.forEach(Array.from({ length: n }), () => Effect.exit(effect), { discard: true })
+const times = (n: number, effect: Effect.Effect<unknown, unknown>) =>
+  Effect.forEach(Array.from({ length: n }), () => Effect.exit(effect), { discard: true })
 
 /** The error of a call the breaker refused: it fails with CircuitOpenError and never runs the effect. */
 const rejected = (breaker: CircuitBreaker.CircuitBreaker) =>
@@ -73,7 +79,10 @@ const hold = (breaker: CircuitBreaker.CircuitBreaker): Effect.Effect<Held> =>
       if (outcome === "failure") return yield* Effect.fail(down)
       if (outcome === "ignored") return yield* Effect.fail(unauthorized)
     })))
-    const first = yield* Effect.raceFirst(Effect.as(Deferred.await(admitted), true), Effect.as(Fiber.await(fiber), false))
+    const first = yield* Effect.raceFirst(
+      Effect.as(Deferred.await(admitted), true),
+      Effect.as(Fiber.await(fiber), false)
+    )
     return {
       fiber,
       admitted: first,
@@ -158,7 +167,10 @@ describe("CircuitBreaker: trip policies", () => {
       yield* failWith(breaker)
       expect(yield* tagOf(breaker)).toBe("Open")
 
-      const custom = yield* CircuitBreaker.make({ policy: CircuitBreaker.consecutiveFailures(2), isFailure: (error) => error === "boom" })
+      const custom = yield* CircuitBreaker.make({
+        policy: CircuitBreaker.consecutiveFailures(2),
+        isFailure: (error) => error === "boom"
+      })
       yield* times(5, failWith(custom, "meh"))
       expect(yield* tagOf(custom)).toBe("Closed")
       yield* times(2, failWith(custom, "boom"))
@@ -324,12 +336,20 @@ describe("CircuitBreaker: open period, half-open, isolate", () => {
 
   it.effect("options that cannot work are a defect (IllegalArgumentException) naming each problem", () =>
     Effect.gen(function*() {
-      const exit = yield* Effect.exit(Effect.scoped(CircuitBreaker.make({ trials: 0, policy: CircuitBreaker.failureRatio({ threshold: 2, window: "0 millis", minimumCalls: 1 }) })))
+      const exit = yield* Effect.exit(
+        Effect.scoped(
+          CircuitBreaker.make({
+            trials: 0,
+            policy: CircuitBreaker.failureRatio({ threshold: 2, window: "0 millis", minimumCalls: 1 })
+          })
+        )
+      )
       expect(Exit.isFailure(exit) && exit.cause._tag === "Die").toBe(true)
       const defect = Exit.isFailure(exit) && exit.cause._tag === "Die" ? exit.cause.defect : undefined
       expect(defect).toMatchObject({
         _tag: "IllegalArgumentException",
-        message: "CircuitBreaker: threshold must be in (0, 1] (got 2); window must be a finite duration above zero (got 0 millis); trials must be an integer >= 1 (got 0)"
+        message:
+          "CircuitBreaker: threshold must be in (0, 1] (got 2); window must be a finite duration above zero (got 0 millis); trials must be an integer >= 1 (got 0)"
       })
     }))
 
@@ -376,10 +396,21 @@ describe("CircuitBreaker: events, state changes, metrics", () => {
   it.scoped("every transition is an event, a state change and a metric; the gauge counts breakers not Closed", () =>
     Effect.gen(function*() {
       const counter = (state: string) =>
-        Effect.map(Metric.value(Metrics.circuitTransitions.pipe(Metric.taggedWithLabels([MetricLabel.make("state", state)]))), (value) => value.count)
-      const before = { Open: yield* counter("Open"), HalfOpen: yield* counter("HalfOpen"), Closed: yield* counter("Closed"), Isolated: yield* counter("Isolated") }
+        Effect.map(
+          Metric.value(Metrics.circuitTransitions.pipe(Metric.taggedWithLabels([MetricLabel.make("state", state)]))),
+          (value) => value.count
+        )
+      const before = {
+        Open: yield* counter("Open"),
+        HalfOpen: yield* counter("HalfOpen"),
+        Closed: yield* counter("Closed"),
+        Isolated: yield* counter("Isolated")
+      }
       const gaugeBefore = (yield* Metric.value(Metrics.circuitsOpen)).value
-      const breaker = yield* CircuitBreaker.make({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 second") })
+      const breaker = yield* CircuitBreaker.make({
+        policy: CircuitBreaker.consecutiveFailures(1),
+        openFor: Schedule.spaced("1 second")
+      })
       const events = yield* Stream.runCollect(Stream.take(breaker.events, 5)).pipe(Effect.fork)
       const changes = yield* Stream.runCollect(Stream.take(breaker.state.changes, 6)).pipe(Effect.fork)
       yield* Effect.yieldNow()
@@ -392,7 +423,10 @@ describe("CircuitBreaker: events, state changes, metrics", () => {
       expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore + 1)
       // The timer moves it to HalfOpen without any call or read.
       yield* TestClock.adjust("1 second")
-      expect(Chunk.toArray(yield* awaitDone(firstTwo)).map((transition) => transition.to._tag)).toEqual(["Open", "HalfOpen"])
+      expect(Chunk.toArray(yield* awaitDone(firstTwo)).map((transition) => transition.to._tag)).toEqual([
+        "Open",
+        "HalfOpen"
+      ])
       yield* succeed(breaker)
       expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore)
       yield* breaker.isolate
@@ -406,7 +440,14 @@ describe("CircuitBreaker: events, state changes, metrics", () => {
         { from: Closed(), to: Isolated() },
         { from: Isolated(), to: Closed() }
       ])
-      expect(Chunk.toArray(yield* Fiber.join(changes))).toEqual([Closed(), open, HalfOpen(), Closed(), Isolated(), Closed()])
+      expect(Chunk.toArray(yield* Fiber.join(changes))).toEqual([
+        Closed(),
+        open,
+        HalfOpen(),
+        Closed(),
+        Isolated(),
+        Closed()
+      ])
       expect(yield* counter("Open")).toBe(before.Open + 1)
       expect(yield* counter("HalfOpen")).toBe(before.HalfOpen + 1)
       expect(yield* counter("Closed")).toBe(before.Closed + 2)
@@ -417,7 +458,10 @@ describe("CircuitBreaker: events, state changes, metrics", () => {
     Effect.gen(function*() {
       const gaugeBefore = (yield* Metric.value(Metrics.circuitsOpen)).value
       yield* withNoHandlesLeft(Effect.gen(function*() {
-        const breaker = yield* CircuitBreaker.make({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") })
+        const breaker = yield* CircuitBreaker.make({
+          policy: CircuitBreaker.consecutiveFailures(1),
+          openFor: Schedule.spaced("1 hour")
+        })
         const timersBefore = timers()
         yield* failWith(breaker)
         // (Timers of earlier tests may still end meanwhile: counts are compared as bounds.)
@@ -431,11 +475,17 @@ describe("CircuitBreaker: events, state changes, metrics", () => {
         expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore + 1)
       }))
       expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore)
-      yield* withNoHandlesLeft(Effect.gen(function*() {
-        const registry = yield* CircuitBreaker.Registry
-        for (const path of ["a", "b"]) yield* failWith(yield* registry.forEndpoint(`ws://127.0.0.1:9/${path}`))
-        expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore + 2)
-      }).pipe(Effect.provide(CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") }))))
+      yield* withNoHandlesLeft(
+        Effect.gen(function*() {
+          const registry = yield* CircuitBreaker.Registry
+          for (const path of ["a", "b"]) yield* failWith(yield* registry.forEndpoint(`ws://127.0.0.1:9/${path}`))
+          expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore + 2)
+        }).pipe(
+          Effect.provide(
+            CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") })
+          )
+        )
+      )
       expect((yield* Metric.value(Metrics.circuitsOpen)).value).toBe(gaugeBefore)
     }))
 })
@@ -463,7 +513,6 @@ const awaitTimers = (count: number) =>
     expect(timers()).toBeLessThanOrEqual(count)
   })
 
-
 describe("CircuitBreaker.Registry", () => {
   it.effect("one breaker per endpoint: redacted origin + path, no userinfo, query or fragment", () =>
     Effect.gen(function*() {
@@ -474,7 +523,9 @@ describe("CircuitBreaker.Registry", () => {
       expect(a).toBe(b)
       expect(c).not.toBe(a)
       expect(a.endpoint).toBe("ws://127.0.0.1:9/feed")
-      expect(CircuitBreaker.endpointKey("ws://user:s3cret@host:bad port/p?token=t0ps3cret")).toBe("ws://redacted@host:bad%20port/p")
+      expect(CircuitBreaker.endpointKey("ws://user:s3cret@host:bad port/p?token=t0ps3cret")).toBe(
+        "ws://redacted@host:bad%20port/p"
+      )
     }).pipe(Effect.provide(CircuitBreaker.layer())))
 
   it.scoped("1,000 callers to a dead node share one breaker: at most `trials` handshakes per open period", () =>
@@ -492,7 +543,9 @@ describe("CircuitBreaker.Registry", () => {
       }).pipe(Effect.flip)
       // Three refused handshakes open it.
       const first = yield* Effect.forEach(Array.from({ length: 3 }), () => dial)
-      expect(first.map((error) => error._tag === "ConnectError" ? error.reason : error._tag)).toEqual(Array(3).fill("ConnectionRefused"))
+      expect(first.map((error) => error._tag === "ConnectError" ? error.reason : error._tag)).toEqual(
+        Array(3).fill("ConnectionRefused")
+      )
       const breaker = yield* registry.forEndpoint(url)
       expect(yield* tagOf(breaker)).toBe("Open")
       // While open: 1,000 callers, no handshake.
@@ -510,7 +563,11 @@ describe("CircuitBreaker.Registry", () => {
         expect(handshakes).toBe(3 + 2 * period)
         expect(yield* tagOf(breaker)).toBe("Open")
       }
-    }).pipe(Effect.provide(Layer.merge(CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(3), trials: 2 }), quietNode))))
+    }).pipe(
+      Effect.provide(
+        Layer.merge(CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(3), trials: 2 }), quietNode)
+      )
+    ))
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -587,26 +644,26 @@ class Start implements fc.AsyncCommand<Model, Real> {
 
 /** Starts a held call in both; true when it was admitted (then it is the last pending call). */
 const start = async (model: Model, real: Real): Promise<boolean> => {
-    settleTime(model)
-    const held = await real.run(hold(real.breaker))
-    let admitted: boolean
-    if (model.state === "Closed") admitted = true
-    else if (model.state === "HalfOpen" && model.inflight < TRIALS) {
-      model.inflight++
-      admitted = true
-    } else admitted = false
-    expect(held.admitted).toBe(admitted)
-    if (admitted) {
-      real.held.push(held)
-      model.pending.push({ kind: model.state === "Closed" ? "closed" : "trial", generation: model.generation })
-    } else {
-      const exit = await real.run(Fiber.await(held.fiber))
-      const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
-      expect(error).toBeInstanceOf(CircuitOpenError)
-      const expected = model.state === "Open" ? model.retryAt : model.state === "Isolated" ? NEVER : model.now
-      expect((error as CircuitOpenError).retryAt.getTime()).toBe(expected)
-    }
-    return admitted
+  settleTime(model)
+  const held = await real.run(hold(real.breaker))
+  let admitted: boolean
+  if (model.state === "Closed") admitted = true
+  else if (model.state === "HalfOpen" && model.inflight < TRIALS) {
+    model.inflight++
+    admitted = true
+  } else admitted = false
+  expect(held.admitted).toBe(admitted)
+  if (admitted) {
+    real.held.push(held)
+    model.pending.push({ kind: model.state === "Closed" ? "closed" : "trial", generation: model.generation })
+  } else {
+    const exit = await real.run(Fiber.await(held.fiber))
+    const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+    expect(error).toBeInstanceOf(CircuitOpenError)
+    const expected = model.state === "Open" ? model.retryAt : model.state === "Isolated" ? NEVER : model.now
+    expect((error as CircuitOpenError).retryAt.getTime()).toBe(expected)
+  }
+  return admitted
 }
 
 type Outcome = "success" | "failure" | "ignored" | "interrupt"
@@ -730,7 +787,9 @@ class Reset implements fc.AsyncCommand<Model, Real> {
 }
 
 const outcome = fc.constantFrom<Outcome>("success", "failure", "failure", "ignored", "interrupt")
-const advance = fc.oneof(fc.constantFrom(1, 999, 1000, 2000, 4000, 8000), fc.integer({ min: 1, max: 9000 })).map((millis) => new Advance(millis))
+const advance = fc.oneof(fc.constantFrom(1, 999, 1000, 2000, 4000, 8000), fc.integer({ min: 1, max: 9000 })).map((
+  millis
+) => new Advance(millis))
 // Calls, outcomes and the end of open periods listed several times (fc.commands picks among the
 // list evenly), Reset or an isolation once, so that runs reach HalfOpen with every trial slot taken.
 const commands = fc.commands([
@@ -744,7 +803,10 @@ const commands = fc.commands([
   advance,
   fc.constant(new Elapse()),
   fc.constant(new Elapse()),
-  fc.oneof(fc.constant(new Reset()), fc.tuple(fc.nat(20), outcome).map(([index, outcome]) => new Isolation(index, outcome)))
+  fc.oneof(
+    fc.constant(new Reset()),
+    fc.tuple(fc.nat(20), outcome).map(([index, outcome]) => new Isolation(index, outcome))
+  )
 ], { maxCommands: 60, size: "max" })
 
 describe("CircuitBreaker: model-based", () => {
@@ -758,16 +820,30 @@ describe("CircuitBreaker: model-based", () => {
             const scope = await run(Scope.make())
             const held: Array<Held> = []
             try {
-              const breaker = await run(CircuitBreaker.make({
-                policy: CircuitBreaker.consecutiveFailures(THRESHOLD),
-                openFor: Schedule.exponential("1 second").pipe(Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(8)))),
-                trials: TRIALS,
-                successes: SUCCESSES
-              }).pipe(Effect.provideService(Scope.Scope, scope)))
+              const breaker = await run(
+                CircuitBreaker.make({
+                  policy: CircuitBreaker.consecutiveFailures(THRESHOLD),
+                  openFor: Schedule.exponential("1 second").pipe(
+                    Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(8)))
+                  ),
+                  trials: TRIALS,
+                  successes: SUCCESSES
+                }).pipe(Effect.provideService(Scope.Scope, scope))
+              )
               const start = await run(now)
               await fc.asyncModelRun(
                 () => ({
-                  model: { state: "Closed" as Model["state"], generation: 0, retryAt: 0, now: start, consecutive: 0, openings: 0, inflight: 0, successes: 0, pending: [] },
+                  model: {
+                    state: "Closed" as Model["state"],
+                    generation: 0,
+                    retryAt: 0,
+                    now: start,
+                    consecutive: 0,
+                    openings: 0,
+                    inflight: 0,
+                    successes: 0,
+                    pending: []
+                  },
                   real: { breaker, held, run }
                 }),
                 cmds

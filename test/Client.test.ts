@@ -25,13 +25,12 @@ import type { ConnectError, SendError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
-import { withSend } from "./support/wrappedTransport.js"
 import { provideNode } from "./support/node.js"
 import { recordingSockets } from "./support/recordingTransport.js"
 import { awaitSleeper } from "./support/testClock.js"
+import { withSend } from "./support/wrappedTransport.js"
 
 const fast = Schedule.spaced("20 millis")
-
 
 describe("Client: connect, send, receive", () => {
   it.live("echoes messages and reports Open with the redacted endpoint", () =>
@@ -72,23 +71,31 @@ describe("Client: connect, send, receive", () => {
       expect(yield* server.received).toEqual(["auth-1", "1", "2", "auth-2", "3"])
     })).pipe(provideNode))
 
-  it.live.each([
-    ["fails", () => Effect.fail("token expired"), "token expired"],
-    ["throws", () => Effect.sync(() => { throw new Error("handler bug") }), new Error("handler bug")]
-  ] as const)("an onOpen that %s drops the connection with OnOpenError; the client retries", ([_, failing, cause]) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      let calls = 0
-      const client = yield* Client.make({
-        url: server.url,
-        retry: fast,
-        onOpen: () => (++calls === 1 ? failing() : Effect.void)
-      })
-      const backoff = yield* awaitState(client, isTag("Backoff"))
-      expect(backoff).toMatchObject({ error: { _tag: "OnOpenError", cause } })
-      yield* client.awaitOpen
-      expect(calls).toBe(2)
-    })).pipe(provideNode))
+  it.live.each(
+    [
+      ["fails", () => Effect.fail("token expired"), "token expired"],
+      ["throws", () =>
+        Effect.sync(() => {
+          throw new Error("handler bug")
+        }), new Error("handler bug")]
+    ] as const
+  )(
+    "an onOpen that %s drops the connection with OnOpenError; the client retries",
+    ([_, failing, cause]) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        let calls = 0
+        const client = yield* Client.make({
+          url: server.url,
+          retry: fast,
+          onOpen: () => (++calls === 1 ? failing() : Effect.void)
+        })
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        expect(backoff).toMatchObject({ error: { _tag: "OnOpenError", cause } })
+        yield* client.awaitOpen
+        expect(calls).toBe(2)
+      })).pipe(provideNode)
+  )
 })
 
 describe("Client: reconnect", () => {
@@ -101,17 +108,22 @@ describe("Client: reconnect", () => {
       yield* awaitReceived(server, 5)
       yield* server.kill
       yield* awaitState(client, isTag("Backoff"))
-      const whileDown = yield* Effect.fork(Effect.forEach(
-        Array.from({ length: 20 }, (_, index) => `down-${index}`),
-        (message) => client.send(message),
-        { concurrency: 1 }
-      ).pipe(Effect.either))
+      const whileDown = yield* Effect.fork(
+        Effect.forEach(
+          Array.from({ length: 20 }, (_, index) => `down-${index}`),
+          (message) => client.send(message),
+          { concurrency: 1 }
+        ).pipe(Effect.either)
+      )
       yield* Effect.sleep("100 millis")
       yield* server.restart
       expect((yield* Fiber.join(whileDown))._tag).toBe("Right")
       yield* client.close()
       const received = yield* server.received
-      const expected = [...Array.from({ length: 5 }, (_, i) => `before-${i}`), ...Array.from({ length: 20 }, (_, i) => `down-${i}`)]
+      const expected = [
+        ...Array.from({ length: 5 }, (_, i) => `before-${i}`),
+        ...Array.from({ length: 20 }, (_, i) => `down-${i}`)
+      ]
       expect(received).toEqual(expected)
     })).pipe(provideNode))
 
@@ -161,7 +173,9 @@ describe("Client: reconnect", () => {
         yield* TestClock.adjust("1 millis")
       }
       const closed = yield* awaitState(client, isTag("Closed"), "5 seconds")
-      expect(closed).toMatchObject({ error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ConnectionRefused" } } })
+      expect(closed).toMatchObject({
+        error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ConnectionRefused" } }
+      })
       const attempts = yield* client.events.pipe(
         Stream.takeUntil((event) => event._tag === "Transition" && event.to._tag === "Closed"),
         Stream.filter((event) => event._tag === "Transition" && event.to._tag === "Connecting"),
@@ -226,15 +240,18 @@ describe("Client: reconnect", () => {
       expect(states.at(-2)).toMatchObject({ attempt: 2 })
     })).pipe(provideNode))
 
-  it.live.each([1008, 1003])("server closes with %d: Closed, not retried", (code) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, retry: fast })
-      yield* client.awaitOpen
-      yield* server.closeAll(code, "policy")
-      const closed = yield* awaitState(client, isTag("Closed"))
-      expect(closed).toMatchObject({ error: Option.some({ _tag: "Disconnected", code, initiator: "server" }) })
-    })).pipe(provideNode))
+  it.live.each([1008, 1003])(
+    "server closes with %d: Closed, not retried",
+    (code) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, retry: fast })
+        yield* client.awaitOpen
+        yield* server.closeAll(code, "policy")
+        const closed = yield* awaitState(client, isTag("Closed"))
+        expect(closed).toMatchObject({ error: Option.some({ _tag: "Disconnected", code, initiator: "server" }) })
+      })).pipe(provideNode)
+  )
 
   it.live("server closes with 1001: reconnects", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -263,7 +280,11 @@ describe("Client: outbox", () => {
       const { client } = yield* offline("fail")
       const results = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.either(client.enqueue(m)))
       expect(results.filter((r) => r._tag === "Right")).toHaveLength(3)
-      expect(results.flatMap((r) => (r._tag === "Left" && r.left._tag === "SendError" ? [[r.left.reason, r.left.payload]] : []))).toEqual([
+      expect(
+        results.flatMap((
+          r
+        ) => (r._tag === "Left" && r.left._tag === "SendError" ? [[r.left.reason, r.left.payload]] : []))
+      ).toEqual([
         ["OutboxFull", "4"],
         ["OutboxFull", "5"]
       ])
@@ -275,10 +296,22 @@ describe("Client: outbox", () => {
   it.live("overflow dropOldest: the two oldest end with Dropped, the newest three are delivered", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const { client, server } = yield* offline("dropOldest")
-      const sends = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.fork(client.send(m)), { concurrency: 1 })
+      const sends = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.fork(client.send(m)), {
+        concurrency: 1
+      })
       yield* Effect.sleep("20 millis")
       yield* server.restart
-      const reasons = yield* Effect.forEach(sends, (fiber) => Fiber.join(fiber).pipe(Effect.as("written"), Effect.catchTag("SendError", (error: SendError) => Effect.succeed(`${error.reason}:${String(error.payload)}`))))
+      const reasons = yield* Effect.forEach(
+        sends,
+        (fiber) =>
+          Fiber.join(fiber).pipe(
+            Effect.as("written"),
+            Effect.catchTag(
+              "SendError",
+              (error: SendError) => Effect.succeed(`${error.reason}:${String(error.payload)}`)
+            )
+          )
+      )
       expect(reasons).toEqual(["Dropped:1", "Dropped:2", "written", "written", "written"])
       yield* client.close()
       expect(yield* server.received).toEqual(["3", "4", "5"])
@@ -287,7 +320,9 @@ describe("Client: outbox", () => {
   it.live("overflow suspend: the 4th and 5th wait for room, then all five go out in order", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const { client, server } = yield* offline("suspend")
-      const enqueues = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.fork(client.enqueue(m)), { concurrency: 1 })
+      const enqueues = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.fork(client.enqueue(m)), {
+        concurrency: 1
+      })
       yield* Effect.sleep("20 millis")
       const done = yield* Effect.forEach(enqueues, (fiber) => Effect.map(fiber.poll, Option.isSome))
       expect(done).toEqual([true, true, true, false, false])
@@ -348,7 +383,11 @@ describe("Client: writes that fail after enqueue returned", () => {
       structuredClone(detached.buffer, { transfer: [detached.buffer] })
       // (Compared by identity: a matcher would iterate the detached view, which throws.)
       for (const failure of [yield* Effect.flip(client.enqueue(detached)), yield* Effect.flip(client.send(detached))]) {
-        expect([failure._tag, failure._tag === "SendError" && failure.reason, failure._tag === "SendError" && failure.payload === detached]).toEqual(["SendError", "WriteFailed", true])
+        expect([
+          failure._tag,
+          failure._tag === "SendError" && failure.reason,
+          failure._tag === "SendError" && failure.payload === detached
+        ]).toEqual(["SendError", "WriteFailed", true])
       }
       const failed = yield* Effect.fork(client.events.pipe(
         Stream.filterMap((event) => event._tag === "MessageFailed" ? Option.some(event.error.payload) : Option.none()),
@@ -389,7 +428,11 @@ describe("Client: heartbeat", () => {
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const proxy = yield* FaultProxy.make(server.port)
-      const client = yield* Client.make({ url: proxy.url, retry: fast, heartbeat: { interval: "200 millis", timeout: "200 millis" } })
+      const client = yield* Client.make({
+        url: proxy.url,
+        retry: fast,
+        heartbeat: { interval: "200 millis", timeout: "200 millis" }
+      })
       yield* client.awaitOpen
       yield* proxy.blackhole
       const started = Date.now()
@@ -405,7 +448,10 @@ describe("Client: heartbeat", () => {
   it.effect("on the TestClock: a peer that stops ponging is timed out at exactly interval + timeout", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, heartbeat: { interval: "20 seconds", timeout: "10 seconds" } })
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: { interval: "20 seconds", timeout: "10 seconds" }
+      })
       yield* client.awaitOpen
       yield* server.stopPonging
       // Let each timer that fired start the next one before time moves again.
@@ -421,7 +467,9 @@ describe("Client: heartbeat", () => {
       expect(yield* server.pings).toBe(1)
       yield* tagAfter(1)
       const backoff = yield* awaitState(client, isTag("Backoff"), "2 seconds")
-      expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.seconds(10) } })
+      expect(backoff).toMatchObject({
+        error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.seconds(10) }
+      })
     })).pipe(provideNode))
 
   it.effect("on the TestClock: probes every interval after each pong; a peer frozen right after a pong is found exactly interval + timeout after it", () =>
@@ -431,7 +479,10 @@ describe("Client: heartbeat", () => {
       const client = yield* Client.make({
         url: server.url,
         heartbeat: { interval: "500 millis", timeout: "500 millis" },
-        onOpen: (connection) => Effect.sync(() => { activity = connection.activity })
+        onOpen: (connection) =>
+          Effect.sync(() => {
+            activity = connection.activity
+          })
       })
       yield* client.awaitOpen
       yield* awaitSleeper
@@ -470,14 +521,19 @@ describe("Client: heartbeat", () => {
       expect((yield* client.state.get)._tag).toBe("Open")
       yield* stepTo(start + 2000)
       yield* realUntil(Effect.map(client.state.get, isTag("Backoff")), "Backoff")
-      expect(yield* client.state.get).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) } })
+      expect(yield* client.state.get).toMatchObject({
+        error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) }
+      })
       expect(yield* server.pings).toBe(3)
     })).pipe(provideNode))
 
   it.live("a live peer that answers pings keeps the connection up", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, heartbeat: { interval: "50 millis", timeout: "100 millis" } })
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: { interval: "50 millis", timeout: "100 millis" }
+      })
       yield* client.awaitOpen
       yield* Effect.sleep("600 millis")
       expect(yield* server.pings).toBeGreaterThan(3)
@@ -488,28 +544,39 @@ describe("Client: heartbeat", () => {
   it.live("a server that stops ponging is timed out", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: { interval: "50 millis", timeout: "100 millis" } })
+      const client = yield* Client.make({
+        url: server.url,
+        retry: fast,
+        heartbeat: { interval: "50 millis", timeout: "100 millis" }
+      })
       yield* client.awaitOpen
       yield* server.stopPonging
       const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
       expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
     })).pipe(provideNode))
 
-  it.live("a stall of this process's own timers leads to a new probe, not a false timeout", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, heartbeat: { interval: "20 millis", timeout: "20 millis" } })
-      yield* client.awaitOpen
-      for (let stall = 0; stall < 5; stall++) {
-        yield* Effect.sleep(`${15 + stall * 7} millis`)
-        // Block the event loop well past interval + timeout, as a laptop lid or a GC pause would.
-        const until = Date.now() + 1200
-        while (Date.now() < until) { /* busy */ }
-      }
-      yield* Effect.sleep("100 millis")
-      expect((yield* client.state.get)._tag).toBe("Open")
-      expect(yield* server.accepted).toBe(1)
-    })).pipe(provideNode), 30_000)
+  it.live(
+    "a stall of this process's own timers leads to a new probe, not a false timeout",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({
+          url: server.url,
+          heartbeat: { interval: "20 millis", timeout: "20 millis" }
+        })
+        yield* client.awaitOpen
+        for (let stall = 0; stall < 5; stall++) {
+          yield* Effect.sleep(`${15 + stall * 7} millis`)
+          // Block the event loop well past interval + timeout, as a laptop lid or a GC pause would.
+          const until = Date.now() + 1200
+          while (Date.now() < until) { /* busy */ }
+        }
+        yield* Effect.sleep("100 millis")
+        expect((yield* client.state.get)._tag).toBe("Open")
+        expect(yield* server.accepted).toBe(1)
+      })).pipe(provideNode),
+    30_000
+  )
 
   it.live("browsers: an app-level ping message with a pong matcher, pongs kept out of messages", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -561,7 +628,11 @@ describe("Client: logs", () => {
   const captureLogs = (minimum: LogLevel.LogLevel) => {
     const lines: Array<{ level: string; message: string; url: unknown }> = []
     const logger = Logger.make(({ annotations, logLevel, message }) => {
-      lines.push({ level: logLevel.label, message: String(Array.isArray(message) ? message[0] : message), url: HashMap.get(annotations, "lifeline.url").pipe(Option.getOrUndefined) })
+      lines.push({
+        level: logLevel.label,
+        message: String(Array.isArray(message) ? message[0] : message),
+        url: HashMap.get(annotations, "lifeline.url").pipe(Option.getOrUndefined)
+      })
     })
     return { lines, layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(minimum)) }
   }
@@ -572,7 +643,10 @@ describe("Client: logs", () => {
       const url = server.url
       yield* server.kill
       yield* Effect.gen(function*() {
-        const client = yield* Client.make({ url, retry: Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(1))) })
+        const client = yield* Client.make({
+          url,
+          retry: Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(1)))
+        })
         yield* Effect.exit(client.awaitOpen)
       }).pipe(Effect.scoped, Effect.provide(capture.layer))
       return { lines: capture.lines, url }
@@ -607,7 +681,11 @@ describe("Client: logs", () => {
       const capture = captureLogs(LogLevel.Info)
       const server = yield* TestServer.make()
       yield* Effect.gen(function*() {
-        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis" })
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("20 millis"),
+          minRetryDelay: "20 millis"
+        })
         yield* client.awaitOpen
         yield* server.kill
         // Several failed attempts while it is down.
@@ -625,19 +703,24 @@ describe("Client: logs", () => {
 })
 
 describe("Client: bad input and user code", () => {
-  it.live.each([
-    ["a zero outbox capacity", { outbox: { capacity: 0 } }],
-    ["a negative heartbeat interval", { heartbeat: { interval: Duration.millis(-5) } }],
-    ["a nonsense minUptime", { minUptime: "soon" as Duration.DurationInput }],
-    ["an invalid subprotocol", { connection: { protocols: ["not valid"] } }]
-  ] as const)("%s: Closed with ConnectError InvalidOptions, never a defect", ([_, options]) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, ...options })
-      const closed = yield* awaitState(client, isTag("Closed"))
-      expect(closed).toMatchObject({ error: Option.some({ _tag: "ConnectError", reason: "InvalidOptions" }) })
-      expect(yield* server.accepted).toBe(0)
-    })).pipe(provideNode))
+  it.live.each(
+    [
+      ["a zero outbox capacity", { outbox: { capacity: 0 } }],
+      ["a negative heartbeat interval", { heartbeat: { interval: Duration.millis(-5) } }],
+      ["a nonsense minUptime", { minUptime: "soon" as Duration.DurationInput }],
+      ["an invalid subprotocol", { connection: { protocols: ["not valid"] } }]
+    ] as const
+  )(
+    "%s: Closed with ConnectError InvalidOptions, never a defect",
+    ([_, options]) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, ...options })
+        const closed = yield* awaitState(client, isTag("Closed"))
+        expect(closed).toMatchObject({ error: Option.some({ _tag: "ConnectError", reason: "InvalidOptions" }) })
+        expect(yield* server.accepted).toBe(0)
+      })).pipe(provideNode)
+  )
 
   it.live("a malformed URL: Closed with ConnectError InvalidUrl", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -665,23 +748,30 @@ describe("Client: bad input and user code", () => {
 })
 
 describe("Client: lifecycle and layers", () => {
-  it.live.each(["Connecting", "Backoff", "Open"] as const)("closing while %s releases everything", (phase) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      if (phase === "Connecting") yield* server.hangHandshake
-      if (phase === "Backoff") yield* server.kill
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("1 minute") })
-      yield* awaitState(client, isTag(phase))
-      yield* client.close()
-      expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
-    })).pipe(provideNode))
+  it.live.each(["Connecting", "Backoff", "Open"] as const)(
+    "closing while %s releases everything",
+    (phase) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        if (phase === "Connecting") yield* server.hangHandshake
+        if (phase === "Backoff") yield* server.kill
+        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("1 minute") })
+        yield* awaitState(client, isTag(phase))
+        yield* client.close()
+        expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
+      })).pipe(provideNode)
+  )
 
   it.live("close right after reconnect, to a peer that never answers the close: the socket is CLOSED when close returns", () =>
     Effect.asVoid(recordingSockets((sockets) =>
       Effect.gen(function*() {
         const server = yield* TestServer.make()
         const proxy = yield* FaultProxy.make(server.port)
-        const client = yield* Client.make({ url: proxy.url, heartbeat: false, connection: { closeTimeout: "200 millis" } })
+        const client = yield* Client.make({
+          url: proxy.url,
+          heartbeat: false,
+          connection: { closeTimeout: "200 millis" }
+        })
         yield* client.awaitOpen
         yield* proxy.blackhole
         yield* client.reconnect
@@ -698,9 +788,10 @@ describe("Client: lifecycle and layers", () => {
       class Orders extends Context.Tag("Orders")<Orders, Client.Client>() {}
       const prices = yield* TestServer.make()
       const orders = yield* TestServer.make()
-      const live = Layer.mergeAll(Client.layer(Prices, { url: prices.url }), Client.layer(Orders, { url: orders.url })).pipe(
-        Layer.provide(NodeTransport.layer)
-      )
+      const live = Layer.mergeAll(Client.layer(Prices, { url: prices.url }), Client.layer(Orders, { url: orders.url }))
+        .pipe(
+          Layer.provide(NodeTransport.layer)
+        )
       yield* Effect.gen(function*() {
         const p = yield* Prices
         const o = yield* Orders
@@ -715,40 +806,55 @@ describe("Client: lifecycle and layers", () => {
     withNoHandlesLeft(Effect.gen(function*() {
       class Feed extends Client.Tag("Feed")<Feed>() {}
       const server = yield* TestServer.make()
-      const provider = ConfigProvider.fromMap(new Map([
-        ["FEED.URL", server.url],
-        ["FEED.RETRY_BASE", "100 millis"],
-        ["FEED.OUTBOX_CAPACITY", "7"]
-      ]))
+      const provider = ConfigProvider.fromMap(
+        new Map([
+          ["FEED.URL", server.url],
+          ["FEED.RETRY_BASE", "100 millis"],
+          ["FEED.OUTBOX_CAPACITY", "7"]
+        ])
+      )
       const live = Client.layerConfig(Feed, Client.config("FEED")).pipe(Layer.provide(NodeTransport.layer))
       yield* Effect.gen(function*() {
         const feed = yield* Feed
         yield* feed.send("configured")
       }).pipe(Effect.provide(live), Effect.withConfigProvider(provider))
       expect(yield* server.received).toEqual(["configured"])
-      const missing = yield* Effect.exit(Effect.provide(Feed, Client.layerConfig(Feed, Client.config("NOPE")).pipe(Layer.provide(NodeTransport.layer))).pipe(Effect.withConfigProvider(provider), Effect.scoped))
+      const missing = yield* Effect.exit(
+        Effect.provide(Feed, Client.layerConfig(Feed, Client.config("NOPE")).pipe(Layer.provide(NodeTransport.layer)))
+          .pipe(Effect.withConfigProvider(provider), Effect.scoped)
+      )
       expect(Exit.isFailure(missing)).toBe(true)
     })))
 
   it.live.prop(
     "model: random sends, kills, restarts and a close; every send is accounted for exactly once",
-    [FastCheck.array(FastCheck.oneof(
-      FastCheck.constant("send" as const),
-      FastCheck.constant("send" as const),
-      FastCheck.constant("kill" as const),
-      FastCheck.constant("restart" as const),
-      FastCheck.constant("pause" as const)
-    ), { minLength: 1, maxLength: 25 })],
+    [FastCheck.array(
+      FastCheck.oneof(
+        FastCheck.constant("send" as const),
+        FastCheck.constant("send" as const),
+        FastCheck.constant("kill" as const),
+        FastCheck.constant("restart" as const),
+        FastCheck.constant("pause" as const)
+      ),
+      { minLength: 1, maxLength: 25 }
+    )],
     ([operations]) =>
       withNoHandlesLeft(Effect.gen(function*() {
         const server = yield* TestServer.make()
-        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("5 millis"), outbox: { capacity: 8 } })
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("5 millis"),
+          outbox: { capacity: 8 }
+        })
         const sends: Array<Fiber.RuntimeFiber<void, SendError>> = []
         let next = 0
         for (const operation of operations) {
           // No breaker here: a send fails with SendError only.
-          if (operation === "send") sends.push(yield* Effect.fork(client.send(`m${next++}`).pipe(Effect.catchTag("CircuitOpenError", Effect.die))))
-          else if (operation === "kill") yield* server.kill
+          if (operation === "send") {
+            sends.push(
+              yield* Effect.fork(client.send(`m${next++}`).pipe(Effect.catchTag("CircuitOpenError", Effect.die)))
+            )
+          } else if (operation === "kill") yield* server.kill
           else if (operation === "restart") yield* server.restart
           else yield* Effect.sleep("5 millis")
           yield* Effect.yieldNow()
@@ -765,12 +871,16 @@ describe("Client: lifecycle and layers", () => {
             expect(["OutboxFull", "Closed", "WriteFailed"]).toContain(outcome.left.reason)
           }
         })
-        const closedPayloads = outcomes.flatMap((o) => (o._tag === "Left" && o.left.reason === "Closed" ? [o.left.payload] : []))
+        const closedPayloads = outcomes.flatMap((
+          o
+        ) => (o._tag === "Left" && o.left.reason === "Closed" ? [o.left.payload] : []))
         expect(unsent).toEqual(closedPayloads)
         // The server never sees a message twice, nor one the client reported failed before writing.
         const received = yield* server.received
         expect(new Set(received).size).toBe(received.length)
-        const neverWritten = new Set(outcomes.flatMap((o) => (o._tag === "Left" && o.left.reason !== "WriteFailed" ? [o.left.payload] : [])))
+        const neverWritten = new Set(
+          outcomes.flatMap((o) => (o._tag === "Left" && o.left.reason !== "WriteFailed" ? [o.left.payload] : []))
+        )
         expect(received.filter((m) => neverWritten.has(m))).toEqual([])
       })).pipe(provideNode),
     { fastCheck: { numRuns: 25 } }
@@ -815,7 +925,10 @@ describe("Reconnect policy", () => {
 
   it.effect("exponentialBackoff: jitter 0 is the bare exponential, the cap is the largest delay", () =>
     Effect.gen(function*() {
-      const delays = yield* delaysOf(Reconnect.exponentialBackoff({ base: "1 second", factor: 2, cap: "10 seconds", jitter: 0 }), 6)
+      const delays = yield* delaysOf(
+        Reconnect.exponentialBackoff({ base: "1 second", factor: 2, cap: "10 seconds", jitter: 0 }),
+        6
+      )
       expect(delays).toEqual([1_000, 2_000, 4_000, 8_000, 10_000, 10_000])
     }))
 
@@ -837,7 +950,11 @@ describe("Reconnect policy", () => {
   it.effect("exponentialBackoff clamps a jitter outside [0, 1] and takes NaN as the default", () =>
     Effect.gen(function*() {
       expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: -1 }), 3)).toEqual([1_100, 2_200, 4_400])
-      expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: Number.NEGATIVE_INFINITY }), 3)).toEqual([1_100, 2_200, 4_400])
+      expect(yield* delaysOf(Reconnect.exponentialBackoff({ jitter: Number.NEGATIVE_INFINITY }), 3)).toEqual([
+        1_100,
+        2_200,
+        4_400
+      ])
       const seeded = <A>(effect: Effect.Effect<A>) => effect.pipe(Effect.withRandom(Random.make("jitter")))
       const byDefault = yield* seeded(delaysOf(Reconnect.exponentialBackoff(), 50))
       expect(yield* seeded(delaysOf(Reconnect.exponentialBackoff({ jitter: Number.NaN }), 50))).toEqual(byDefault)
@@ -854,8 +971,16 @@ describe("Reconnect policy", () => {
 
   it.effect("exponentialBackoff takes a factor below 1 (or NaN) as 1: delays never shrink", () =>
     Effect.gen(function*() {
-      expect(yield* delaysOf(Reconnect.exponentialBackoff({ factor: 0.5, jitter: 0 }), 3)).toEqual([1_100, 1_100, 1_100])
-      expect(yield* delaysOf(Reconnect.exponentialBackoff({ factor: Number.NaN, jitter: 0 }), 3)).toEqual([1_100, 1_100, 1_100])
+      expect(yield* delaysOf(Reconnect.exponentialBackoff({ factor: 0.5, jitter: 0 }), 3)).toEqual([
+        1_100,
+        1_100,
+        1_100
+      ])
+      expect(yield* delaysOf(Reconnect.exponentialBackoff({ factor: Number.NaN, jitter: 0 }), 3)).toEqual([
+        1_100,
+        1_100,
+        1_100
+      ])
       expect(yield* delaysOf(Reconnect.exponentialBackoff({ factor: 3, jitter: 0 }), 3)).toEqual([1_100, 3_300, 9_900])
     }))
 
@@ -874,10 +999,14 @@ describe("Reconnect policy", () => {
     expect(Reconnect.isRetryable(connect("ConnectionRefused"))).toBe(true)
     expect(Reconnect.isRetryable(connect("DnsLookupFailed"))).toBe(true)
     for (const code of [1002, 1003, 1007, 1008, 1009, 1010]) {
-      expect(Reconnect.isRetryable(new Disconnected({ code, reason: "", wasClean: true, initiator: "server" }))).toBe(false)
+      expect(Reconnect.isRetryable(new Disconnected({ code, reason: "", wasClean: true, initiator: "server" }))).toBe(
+        false
+      )
     }
     for (const code of [1000, 1001, 1006, 1011, 4000]) {
-      expect(Reconnect.isRetryable(new Disconnected({ code, reason: "", wasClean: true, initiator: "server" }))).toBe(true)
+      expect(Reconnect.isRetryable(new Disconnected({ code, reason: "", wasClean: true, initiator: "server" }))).toBe(
+        true
+      )
     }
     expect(Reconnect.isRetryable(new TimeoutError({ operation: "heartbeat", timeout: Duration.seconds(1) }))).toBe(true)
   })
@@ -891,9 +1020,15 @@ describe("Client: one inbound bound across its connections", () => {
       // FIN waits behind the frames it has not read).
       const proxy = yield* FaultProxy.make(server.port)
       const capacity = 8
-      const client = yield* Client.make({ url: proxy.url, retry: fast, heartbeat: false, connection: { inboundCapacity: capacity } })
+      const client = yield* Client.make({
+        url: proxy.url,
+        retry: fast,
+        heartbeat: false,
+        connection: { inboundCapacity: capacity }
+      })
       // Internals: the buffers of the client's connections, and what waits unread in them.
-      const inbound = (client as unknown as { inbound: { readonly buffers: ReadonlyArray<{ readonly size: number }> } }).inbound
+      const inbound =
+        (client as unknown as { inbound: { readonly buffers: ReadonlyArray<{ readonly size: number }> } }).inbound
       const unread = () => inbound.buffers.reduce((total, buffer) => total + buffer.size, 0)
       const framesOf = (round: number) => Array.from({ length: capacity }, (_, index) => `c${round}-${index}`)
       const rounds = 6

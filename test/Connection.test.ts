@@ -1,15 +1,27 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Duration, Effect, Exit, Fiber, FastCheck, Layer, Option, Schedule, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  FastCheck,
+  Fiber,
+  Layer,
+  Option,
+  Schedule,
+  Stream,
+  TestClock
+} from "effect"
 import { Connection, NodeTransport, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { expectLargeFrameBurst } from "./support/burst.js"
 import { withNoHandlesLeft } from "./support/handles.js"
-import { awaitSleeper } from "./support/testClock.js"
 import { interruptWhileConnecting, recordingSockets } from "./support/recordingTransport.js"
+import { awaitSleeper } from "./support/testClock.js"
 
 const provideNode = Effect.provide(NodeTransport.layer)
-
 
 const connectError = (url: string | URL, options?: Connection.Options) =>
   Connection.connect(url, options).pipe(Effect.flip, Effect.scoped, provideNode)
@@ -18,7 +30,6 @@ const expectConnectError = (error: unknown): ConnectError => {
   expect(error).toMatchObject({ _tag: "ConnectError" })
   return error as ConnectError
 }
-
 
 describe("Connection: open and exchange", () => {
   it.live("echoes text and binary in order, then closes with 1000", () =>
@@ -104,7 +115,9 @@ describe("Connection: open and exchange", () => {
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const { Redacted } = yield* Effect.promise(() => import("effect"))
-      yield* Connection.connect(server.url, { headers: { authorization: Redacted.make("Bearer s3cret"), "x-app": "demo" } })
+      yield* Connection.connect(server.url, {
+        headers: { authorization: Redacted.make("Bearer s3cret"), "x-app": "demo" }
+      })
       const headers = yield* server.lastRequestHeaders
       expect(headers["authorization"]).toBe("Bearer s3cret")
       expect(headers["x-app"]).toBe("demo")
@@ -126,26 +139,30 @@ describe("Connection: fault matrix", () => {
       expect(error.reason).toBe("DnsLookupFailed")
     })))
 
-  it.effect.each([
-    ["a malformed URL", "ws://[::1"],
-    ["an http:// scheme", "http://127.0.0.1:1/"],
-    ["an empty string", ""],
-    ["blanks only", "   "],
-    ["a fragment", "ws://127.0.0.1:1/#part"],
-    ["a relative path", "/socket"]
-  ] as const)("%s: ConnectError InvalidUrl, never a defect", ([_, url]) =>
+  it.effect.each(
+    [
+      ["a malformed URL", "ws://[::1"],
+      ["an http:// scheme", "http://127.0.0.1:1/"],
+      ["an empty string", ""],
+      ["blanks only", "   "],
+      ["a fragment", "ws://127.0.0.1:1/#part"],
+      ["a relative path", "/socket"]
+    ] as const
+  )("%s: ConnectError InvalidUrl, never a defect", ([_, url]) =>
     Effect.gen(function*() {
       const error = expectConnectError(yield* connectError(url))
       expect(error.reason).toBe("InvalidUrl")
     }))
 
-  it.effect.each([
-    ["an invalid subprotocol name", { protocols: ["bad name"] }],
-    ["a duplicated subprotocol", { protocols: ["a", "a"] }],
-    ["a negative open timeout", { openTimeout: Duration.millis(-1) }],
-    ["a zero inbound capacity", { inboundCapacity: 0 }],
-    ["a header with a newline", { headers: { "x-bad": "a\r\nb" } }]
-  ] as const)("%s: ConnectError InvalidOptions", ([_, options]) =>
+  it.effect.each(
+    [
+      ["an invalid subprotocol name", { protocols: ["bad name"] }],
+      ["a duplicated subprotocol", { protocols: ["a", "a"] }],
+      ["a negative open timeout", { openTimeout: Duration.millis(-1) }],
+      ["a zero inbound capacity", { inboundCapacity: 0 }],
+      ["a header with a newline", { headers: { "x-bad": "a\r\nb" } }]
+    ] as const
+  )("%s: ConnectError InvalidOptions", ([_, options]) =>
     Effect.gen(function*() {
       const error = expectConnectError(yield* connectError("ws://127.0.0.1:1/", options))
       expect(error.reason).toBe("InvalidOptions")
@@ -173,15 +190,18 @@ describe("Connection: fault matrix", () => {
       expect(Duration.toMillis((error as { timeout: Duration.Duration }).timeout)).toBe(3000)
     })).pipe(provideNode))
 
-  it.live.each([401, 404, 500])("HTTP %d: ConnectError HandshakeRejected with the status", (status) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.rejectNext(status)
-      const error = expectConnectError(yield* connectError(server.url))
-      expect(error.reason).toBe("HandshakeRejected")
-      expect(error.status).toBe(status)
-      expect(error.retryAfter).toBeUndefined()
-    })))
+  it.live.each([401, 404, 500])(
+    "HTTP %d: ConnectError HandshakeRejected with the status",
+    (status) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(status)
+        const error = expectConnectError(yield* connectError(server.url))
+        expect(error.reason).toBe("HandshakeRejected")
+        expect(error.status).toBe(status)
+        expect(error.retryAfter).toBeUndefined()
+      }))
+  )
 
   it.live("HTTP 503 + Retry-After seconds: retryAfter is that Duration", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -262,16 +282,19 @@ describe("Connection: fault matrix", () => {
       expect(error.reason).toBe("TlsFailed")
     })))
 
-  it.live.each([1000, 1008, 4001])("server closes with %d: Disconnected with that code", (code) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const connection = yield* Connection.connect(server.url)
-      yield* server.closeAll(code, "bye")
-      const ended = yield* connection.closed
-      expect(ended).toMatchObject({ _tag: "Disconnected", code, reason: "bye", wasClean: true, initiator: "server" })
-      // The messages stream ends with the connection.
-      expect(Chunk.size(yield* Stream.runCollect(connection.messages))).toBe(0)
-    })).pipe(provideNode))
+  it.live.each([1000, 1008, 4001])(
+    "server closes with %d: Disconnected with that code",
+    (code) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const connection = yield* Connection.connect(server.url)
+        yield* server.closeAll(code, "bye")
+        const ended = yield* connection.closed
+        expect(ended).toMatchObject({ _tag: "Disconnected", code, reason: "bye", wasClean: true, initiator: "server" })
+        // The messages stream ends with the connection.
+        expect(Chunk.size(yield* Stream.runCollect(connection.messages))).toBe(0)
+      })).pipe(provideNode)
+  )
 
   it.live("server killed while OPEN: Disconnected 1006 by transport", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -395,7 +418,10 @@ describe("Connection: retry and layers", () => {
         Connection.connect(url).pipe(
           Effect.flatMap((connection) => connection.send("hello")),
           Effect.scoped,
-          Effect.retry({ schedule: Schedule.spaced("1 second"), while: (error) => error._tag === "ConnectError" && error.reason === "ConnectionRefused" })
+          Effect.retry({
+            schedule: Schedule.spaced("1 second"),
+            while: (error) => error._tag === "ConnectError" && error.reason === "ConnectionRefused"
+          })
         )
       )
       for (let second = 0; second < 3; second++) {
@@ -485,7 +511,8 @@ const awaitTrue = (check: Effect.Effect<boolean>, what: string) =>
 
 /** Internals: the connection's inbound buffer. */
 const inboundOf = (connection: Connection.Connection) =>
-  (connection as unknown as { listener: { inbound: { readonly isPaused: boolean; readonly size: number } } }).listener.inbound
+  (connection as unknown as { listener: { inbound: { readonly isPaused: boolean; readonly size: number } } }).listener
+    .inbound
 
 describe("Connection: bounds on sink and on the inbound bytes", () => {
   it.live("sink: one chunk of 800 x 64 KiB to a server that does not read never buffers more than the high-water mark and one frame", () => {
@@ -526,14 +553,23 @@ describe("Connection: bounds on sink and on the inbound bytes", () => {
         const bytes = new Uint8Array(frameSize).fill(index)
         return bytes
       }
-      yield* Effect.forEach(Array.from({ length: count }, (_, index) => index), (index) => server.broadcast(frame(index)), { discard: true })
+      yield* Effect.forEach(
+        Array.from({ length: count }, (_, index) => index),
+        (index) => server.broadcast(frame(index)),
+        { discard: true }
+      )
       const inbound = inboundOf(connection)
       // Paused: what the client does not read backs up in the server's send buffer.
-      yield* awaitTrue(Effect.map(server.bufferedAmount, (buffered) => buffered > 0 && inbound.isPaused), "paused with the server backed up")
+      yield* awaitTrue(
+        Effect.map(server.bufferedAmount, (buffered) => buffered > 0 && inbound.isPaused),
+        "paused with the server backed up"
+      )
       expect(yield* awaitSteady(() => inbound.size)).toBe(4)
       expect(yield* connection.activity).toBe(4)
       const all = Chunk.toArray(yield* connection.messages.pipe(Stream.take(count), Stream.runCollect))
-      expect(all.map((message) => typeof message === "string" ? -1 : message[0])).toEqual(Array.from({ length: count }, (_, index) => index))
+      expect(all.map((message) => typeof message === "string" ? -1 : message[0])).toEqual(
+        Array.from({ length: count }, (_, index) => index)
+      )
       expect(all.every((message) => message.length === frameSize)).toBe(true)
     })).pipe(provideNode))
 

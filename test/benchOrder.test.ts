@@ -13,7 +13,9 @@ const tally = (count: number, runs: number) => {
   for (let run = 0; run < runs; run++) {
     const order = turnOrder(run, count)
     expect([...order].sort((a, b) => a - b)).toEqual(Array.from({ length: count }, (_, index) => index))
-    order.forEach((contender, place) => places.set(`${contender}@${place}`, (places.get(`${contender}@${place}`) ?? 0) + 1))
+    order.forEach((contender, place) =>
+      places.set(`${contender}@${place}`, (places.get(`${contender}@${place}`) ?? 0) + 1)
+    )
     for (let place = 1; place < count; place++) {
       const pair = `${order[place - 1]}>${order[place]}`
       pairs.set(pair, (pairs.get(pair) ?? 0) + 1)

@@ -15,7 +15,9 @@ describe("bench smoke", () => {
   it.scoped("runCase times each run of each contender and keeps its run index", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const result = yield* Effect.promise(() => runCase(server.url, [ws], { size: 64, kind: "text", count: 200 }, [3, 8], false))
+      const result = yield* Effect.promise(() =>
+        runCase(server.url, [ws], { size: 64, kind: "text", count: 200 }, [3, 8], false)
+      )
       expect(result.failures).toEqual({})
       const runs = result.runs.ws ?? []
       expect(runs.map((run) => run.run)).toEqual([3, 8])

@@ -15,13 +15,21 @@ import type { ChromiumKit, TestPage } from "./support/chromium.js"
 import { bundlePage, describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
 
 /** Calls `window.lab[method](...args)` in the page. */
-const call = <K extends keyof Lab>(page: Page, method: K, ...args: Parameters<Lab[K]>): Promise<Awaited<ReturnType<Lab[K]>>> =>
+const call = <K extends keyof Lab>(
+  page: Page,
+  method: K,
+  ...args: Parameters<Lab[K]>
+): Promise<Awaited<ReturnType<Lab[K]>>> =>
   page.evaluate(
-    ([method, args]) => (globalThis as unknown as { lab: Record<string, (...args: ReadonlyArray<unknown>) => unknown> }).lab[method]!(...args),
+    ([method, args]) =>
+      (globalThis as unknown as { lab: Record<string, (...args: ReadonlyArray<unknown>) => unknown> }).lab[method]!(
+        ...args
+      ),
     [method, args] as const
   ) as Promise<Awaited<ReturnType<Lab[K]>>>
 
-const wire = (message: string | Uint8Array): Wire => typeof message === "string" ? { text: message } : { bytes: [...message] }
+const wire = (message: string | Uint8Array): Wire =>
+  typeof message === "string" ? { text: message } : { bytes: [...message] }
 
 let kit: ChromiumKit | undefined
 /** What the running test opened: closed after it, pages first. */
@@ -56,7 +64,10 @@ const serverControl = (echo: TestServer.TestServer) => {
     send: (frame: Frame) => run(echo.broadcast(fromFrame(frame))),
     sendThenClose: (frames: ReadonlyArray<string>, code: number, reason: string) =>
       run(Effect.zipRight(Effect.forEach(frames, echo.broadcast, { discard: true }), echo.closeAll(code, reason))),
-    sent: async () => (await run(echo.received)).map((frame): Frame => typeof frame === "string" ? { text: frame } : { bytes: [...frame] }),
+    sent: async () =>
+      (await run(echo.received)).map((frame): Frame =>
+        typeof frame === "string" ? { text: frame } : { bytes: [...frame] }
+      ),
     requests: () => run(echo.requests),
     accepted: () => run(echo.accepted),
     offeredProtocols: () =>
@@ -98,7 +109,9 @@ describeChromium("Chromium: a Client in a page", () => {
     const echo = await server()
     await call(p, "open", "c", spec(echo.url))
     await call(p, "awaitCount", "c", "Open", 1)
-    const sent: Array<Wire> = [{ text: "one" }, { bytes: [0, 1, 2, 255] }, { text: "" }, { bytes: [] }, { text: "héllo ✓" }]
+    const sent: Array<Wire> = [{ text: "one" }, { bytes: [0, 1, 2, 255] }, { text: "" }, { bytes: [] }, {
+      text: "héllo ✓"
+    }]
     for (const message of sent) await call(p, "send", "c", message)
     await call(p, "awaitMessages", "c", sent.length)
     expect(await call(p, "messages", "c")).toEqual(sent)
@@ -222,7 +235,13 @@ describeChromium("Chromium: a Client in a page", () => {
     await context.setOffline(false)
     // Without the online event this is an hour away.
     await call(p, "awaitCount", "c", "Open", 2)
-    expect((await call(p, "transitions", "c")).map((state) => state.tag)).toEqual(["Connecting", "Open", "Backoff", "Connecting", "Open"])
+    expect((await call(p, "transitions", "c")).map((state) => state.tag)).toEqual([
+      "Connecting",
+      "Open",
+      "Backoff",
+      "Connecting",
+      "Open"
+    ])
   })
 
   it("a page stalled past interval + timeout while its probe is out: a new probe, not a false timeout (0 transitions)", async () => {
@@ -258,7 +277,9 @@ describeChromium("Chromium: a Client in a page", () => {
 
   describe("effect-lifeline/compat: the portable scenarios (test/compat/scenarios.ts) in the page", () => {
     /** What each scenario must see in a browser: as the Node run over the browser transport. */
-    const expected: ReadonlyArray<{ readonly name: string; readonly server?: TestServer.Options; readonly seen: unknown }> = [
+    const expected: ReadonlyArray<
+      { readonly name: string; readonly server?: TestServer.Options; readonly seen: unknown }
+    > = [
       {
         name: "lifecycle",
         seen: {
@@ -270,14 +291,43 @@ describeChromium("Chromium: a Client in a page", () => {
           constants: [0, 1, 2, 3, 0, 1, 2, 3]
         }
       },
-      { name: "queueWhileDown", seen: { returned: [false, false, false], readyStateDown: 3, received: ["a", "bb", [1, 2, 3], "after-open"], bufferedWhileDown: 6 } },
-      { name: "messagesBeforeClose", seen: { events: ["open", ...Array.from({ length: 50 }, (_, index) => `message:m${index}`), "close:4005:after the burst:clean"] } },
+      {
+        name: "queueWhileDown",
+        seen: {
+          returned: [false, false, false],
+          readyStateDown: 3,
+          received: ["a", "bb", [1, 2, 3], "after-open"],
+          bufferedWhileDown: 6
+        }
+      },
+      {
+        name: "messagesBeforeClose",
+        seen: {
+          events: [
+            "open",
+            ...Array.from({ length: 50 }, (_, index) => `message:m${index}`),
+            "close:4005:after the burst:clean"
+          ]
+        }
+      },
       {
         name: "startClosed",
-        seen: { readyState: 3, requestsBefore: 0, events: ["open", "message:early", "message:late", "close:1000::clean"], received: ["early", "late"], retryCount: 0 }
+        seen: {
+          readyState: 3,
+          requestsBefore: 0,
+          events: ["open", "message:early", "message:late", "close:1000::clean"],
+          received: ["early", "late"],
+          retryCount: 0
+        }
       },
-      { name: "closeStops", seen: { events: ["open", "close:4001:leaving:clean"], readyState: 3, accepted: 1, shouldReconnect: false } },
-      { name: "reconnectMethod", seen: { events: ["open", "close:4002:again:clean", "open", "close:1000::clean"], accepted: 2, retryCount: 0 } },
+      {
+        name: "closeStops",
+        seen: { events: ["open", "close:4001:leaving:clean"], readyState: 3, accepted: 1, shouldReconnect: false }
+      },
+      {
+        name: "reconnectMethod",
+        seen: { events: ["open", "close:4002:again:clean", "open", "close:1000::clean"], accepted: 2, retryCount: 0 }
+      },
       {
         name: "maxRetries",
         seen: {
@@ -294,14 +344,38 @@ describeChromium("Chromium: a Client in a page", () => {
           requestsAfter: 0
         }
       },
-      { name: "connectionTimeout", seen: { events: ["error:TimeoutError:open", "close:1006:TimeoutError (open); not retrying:unclean"] } },
+      {
+        name: "connectionTimeout",
+        seen: { events: ["error:TimeoutError:open", "close:1006:TimeoutError (open); not retrying:unclean"] }
+      },
       {
         name: "providers",
         server: { protocols: ["p1", "p2"] },
-        seen: { urlCalls: 2, protocolCalls: 2, protocols: ["p1", "p2"], offered: ["p1", "p2"], url: expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+\/\?attempt=2$/) }
+        seen: {
+          urlCalls: 2,
+          protocolCalls: 2,
+          protocols: ["p1", "p2"],
+          offered: ["p1", "p2"],
+          url: expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+\/\?attempt=2$/)
+        }
       },
-      { name: "binaryType", seen: { initial: "blob", kinds: ["ArrayBuffer", "Blob"], bytes: [[7, 8, 9], [7, 8, 9]], order: ["before", [1, 2], "after"] } },
-      { name: "overflow", seen: { returned: [false, false, false], errors: [{ tag: "SendError", reason: "OutboxFull", payload: "c" }], received: ["a", "b"] } },
+      {
+        name: "binaryType",
+        seen: {
+          initial: "blob",
+          kinds: ["ArrayBuffer", "Blob"],
+          bytes: [[7, 8, 9], [7, 8, 9]],
+          order: ["before", [1, 2], "after"]
+        }
+      },
+      {
+        name: "overflow",
+        seen: {
+          returned: [false, false, false],
+          errors: [{ tag: "SendError", reason: "OutboxFull", payload: "c" }],
+          received: ["a", "b"]
+        }
+      },
       {
         name: "unauthorized",
         seen: {
@@ -317,11 +391,23 @@ describeChromium("Chromium: a Client in a page", () => {
           readyState: 3
         }
       },
-      { name: "fatalClose", seen: { events: ["open", "close:1008:policy:clean"], accepted: 1, acceptedWithOverride: 3 } },
+      {
+        name: "fatalClose",
+        seen: { events: ["open", "close:1008:policy:clean"], accepted: 1, acceptedWithOverride: 3 }
+      },
       { name: "throwingListener", seen: { events: ["open", "message:one", "message:two", "close:1000::clean"] } },
       { name: "drainAfterClose", seen: { drained: ["x", "y"], afterDrain: 0 } },
-      { name: "abortWhileConnecting", seen: { events: ["close:4003:retry now:clean", "close:4004:give up:clean"], readyState: 3 } },
-      { name: "invalidUrl", seen: { events: ["error:ConnectError:InvalidUrl", "close:1006:InvalidUrl; not retrying:unclean"], readyState: 3 } }
+      {
+        name: "abortWhileConnecting",
+        seen: { events: ["close:4003:retry now:clean", "close:4004:give up:clean"], readyState: 3 }
+      },
+      {
+        name: "invalidUrl",
+        seen: {
+          events: ["error:ConnectError:InvalidUrl", "close:1006:InvalidUrl; not retrying:unclean"],
+          readyState: 3
+        }
+      }
     ]
 
     // One page for the scenarios, in turn (each closes what it opened): a page load per scenario
@@ -331,8 +417,11 @@ describeChromium("Chromium: a Client in a page", () => {
 
     beforeAll(async () => {
       shared = await openPage(kit!, "compat")
-      await shared.page.exposeFunction("serverControl", (method: ControlMethod, args: ReadonlyArray<unknown>) =>
-        (current![method] as (...args: ReadonlyArray<unknown>) => Promise<unknown>)(...args))
+      await shared.page.exposeFunction(
+        "serverControl",
+        (method: ControlMethod, args: ReadonlyArray<unknown>) =>
+          (current![method] as (...args: ReadonlyArray<unknown>) => Promise<unknown>)(...args)
+      )
     }, 20_000)
 
     afterAll(async () => {
@@ -345,7 +434,9 @@ describeChromium("Chromium: a Client in a page", () => {
     })
 
     it("every scenario of the page has its expectation here", async () => {
-      const names = await shared!.page.evaluate(() => (globalThis as unknown as { scenarioNames: Array<string> }).scenarioNames)
+      const names = await shared!.page.evaluate(() =>
+        (globalThis as unknown as { scenarioNames: Array<string> }).scenarioNames
+      )
       expect([...names].sort()).toEqual(expected.map((each) => each.name).sort())
     })
 
@@ -355,7 +446,11 @@ describeChromium("Chromium: a Client in a page", () => {
         const echo = await server(serverOptions)
         current = serverControl(echo)
         const result = await opened.page.evaluate(
-          ([name, url]) => (globalThis as unknown as { runScenario: (name: string, url: string) => Promise<unknown> }).runScenario(name, url),
+          ([name, url]) =>
+            (globalThis as unknown as { runScenario: (name: string, url: string) => Promise<unknown> }).runScenario(
+              name,
+              url
+            ),
           [name, echo.url] as const
         )
         expect(result).toEqual(seen)
@@ -374,4 +469,3 @@ describeChromium("Chromium: a Client in a page", () => {
     }
   })
 })
-

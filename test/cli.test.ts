@@ -34,7 +34,9 @@ beforeAll(async () => {
     // ws's optional native helpers; ws does without them.
     external: ["bufferutil", "utf-8-validate"],
     // ws is CommonJS: its require() calls of Node's modules need a require in the ES module.
-    banner: { js: "import { createRequire as cliRequire } from \"node:module\"; const require = cliRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as cliRequire } from \"node:module\"; const require = cliRequire(import.meta.url);"
+    },
     logLevel: "silent"
   })
 }, 60_000)
@@ -58,7 +60,10 @@ interface Cli {
   /** Closes our end of the child's stdout, as `| head -1` does once it has its line. */
   readonly closeStdout: Effect.Effect<void>
   /** Waits (at most 10 s) until `predicate` holds for the complete lines of `stream`. */
-  readonly waitFor: (stream: "stdout" | "stderr", predicate: (lines: ReadonlyArray<string>) => boolean) => Effect.Effect<void>
+  readonly waitFor: (
+    stream: "stdout" | "stderr",
+    predicate: (lines: ReadonlyArray<string>) => boolean
+  ) => Effect.Effect<void>
   /** Waits (at most 20 s) for the process to end and its output to be read. */
   readonly exited: Effect.Effect<Exited>
 }
@@ -84,10 +89,15 @@ const cli = (args: ReadonlyArray<string>, launch: Launch = { via: "bundle" }): E
           case "bundle":
             return spawn(process.execPath, [bundle, ...args], { cwd: root, stdio: "pipe" })
           case "tsx":
-            return spawn(process.execPath, ["--import", "tsx", join(root, "src", "cli.ts"), ...args], { cwd: root, stdio: "pipe" })
+            return spawn(process.execPath, ["--import", "tsx", join(root, "src", "cli.ts"), ...args], {
+              cwd: root,
+              stdio: "pipe"
+            })
           case "pty": {
             // `script` runs the command on a new pseudo-terminal and relays our pipes to it.
-            const command = [process.execPath, bundle, ...args].map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(" ")
+            const command = [process.execPath, bundle, ...args].map((word) => `'${word.replace(/'/g, "'\\''")}'`).join(
+              " "
+            )
             return spawn("script", ["-qfec", command, "/dev/null"], { cwd: root, stdio: "pipe" })
           }
         }
@@ -126,7 +136,10 @@ const cli = (args: ReadonlyArray<string>, launch: Launch = { via: "bundle" }): E
         }),
       exited: Effect.promise(() => closed).pipe(
         Effect.map((code) => ({ code, stdout: linesOf(stdout), stderr: linesOf(stderr) })),
-        Effect.timeoutFail({ duration: EXIT_TIMEOUT, onTimeout: () => new Error(`the CLI did not exit; so far:\n${output()}`) }),
+        Effect.timeoutFail({
+          duration: EXIT_TIMEOUT,
+          onTimeout: () => new Error(`the CLI did not exit; so far:\n${output()}`)
+        }),
         Effect.orDie
       )
     }
@@ -232,7 +245,8 @@ describe("connect: a session", () => {
             reason: "HandshakeRejected",
             status: 503,
             retryAfterMs: 1000,
-            message: `HandshakeRejected connecting to ${url} (HTTP 503, retry after 1s): the server answered HTTP 503 instead of 101; ` +
+            message:
+              `HandshakeRejected connecting to ${url} (HTTP 503, retry after 1s): the server answered HTTP 503 instead of 101; ` +
               "the server refused the upgrade"
           }
         },
@@ -322,7 +336,12 @@ describe("connect: a session", () => {
     Effect.gen(function*() {
       const server = yield* TestServer.make()
       yield* server.kill
-      const child = yield* cli(["connect", "--drain-timeout", "300", `ws://user:pa55@127.0.0.1:${server.port}/?token=s3cret`])
+      const child = yield* cli([
+        "connect",
+        "--drain-timeout",
+        "300",
+        `ws://user:pa55@127.0.0.1:${server.port}/?token=s3cret`
+      ])
       yield* child.end
       const exited = yield* child.exited
       expect(exited.code).toBe(8)
@@ -360,7 +379,11 @@ describe("connect: a session", () => {
       yield* server.stopPonging
       yield* child.waitFor("stderr", (lines) => lines.some((line) => line.startsWith("* backoff")))
       expect(child.stderr().find((line) => line.startsWith("* backoff"))).toMatch(
-        new RegExp(`^\\* backoff: attempt 2 in .+, after TimeoutError: heartbeat timed out after 200ms on ${server.url.replace(/[.]/g, "\\.")}/$`)
+        new RegExp(
+          `^\\* backoff: attempt 2 in .+, after TimeoutError: heartbeat timed out after 200ms on ${
+            server.url.replace(/[.]/g, "\\.")
+          }/$`
+        )
       )
       yield* child.end
       expect((yield* child.exited).code).toBe(0)
@@ -428,14 +451,22 @@ describe("exit codes", () => {
       expect(badValue.stderr[0]).toBe(`effect-lifeline: --heartbeat takes a whole number of milliseconds, got "soon"`)
       const badHeader = yield* runToExit(["connect", "-H", "no colon", "ws://127.0.0.1:1"])
       expect(badHeader.code).toBe(2)
-      expect(badHeader.stderr[0]).toBe(`effect-lifeline: -H takes "Name: value" with a valid header name, got "no colon"`)
+      expect(badHeader.stderr[0]).toBe(
+        `effect-lifeline: -H takes "Name: value" with a valid header name, got "no colon"`
+      )
       const ca = yield* runToExit(["connect", "--ca", join(dir, "missing.pem"), "wss://127.0.0.1:1"])
       expect(ca.code).toBe(2)
-      expect(ca.stderr).toEqual([`effect-lifeline: cannot read --ca ${join(dir, "missing.pem")}: ENOENT: no such file or directory, open '${join(dir, "missing.pem")}'`])
+      expect(ca.stderr).toEqual([
+        `effect-lifeline: cannot read --ca ${join(dir, "missing.pem")}: ENOENT: no such file or directory, open '${
+          join(dir, "missing.pem")
+        }'`
+      ])
       writeFileSync(join(dir, "not-a-cert.pem"), "not a certificate\n")
       const notPem = yield* runToExit(["connect", "--ca", join(dir, "not-a-cert.pem"), "wss://127.0.0.1:1"])
       expect(notPem.code).toBe(2)
-      expect(notPem.stderr).toEqual([`effect-lifeline: --ca ${join(dir, "not-a-cert.pem")} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`])
+      expect(notPem.stderr).toEqual([
+        `effect-lifeline: --ca ${join(dir, "not-a-cert.pem")} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`
+      ])
     }))
 
   it.scopedLive("3: a URL that is not ws:// (InvalidUrl), an invalid subprotocol (InvalidOptions)", () =>
@@ -472,7 +503,9 @@ describe("exit codes", () => {
       yield* server.closeAll(1008, "policy")
       const exited = yield* child.exited
       expect(exited.code).toBe(5)
-      expect(cliLines(exited.stderr)).toEqual([`effect-lifeline: Disconnected: disconnected by server with code 1008 "policy"`])
+      expect(cliLines(exited.stderr)).toEqual([
+        `effect-lifeline: Disconnected: disconnected by server with code 1008 "policy"`
+      ])
     }))
 
   it.scopedLive("7: a 101 answer with a wrong accept key (ProtocolViolation)", () =>
@@ -489,7 +522,11 @@ describe("exit codes", () => {
     Effect.gen(function*() {
       const server = yield* TestServer.make()
       yield* server.kill
-      const exited = yield* runToExit(["connect", "--no-reconnect", `ws://user:pa55@127.0.0.1:${server.port}/feed?token=s3cret`])
+      const exited = yield* runToExit([
+        "connect",
+        "--no-reconnect",
+        `ws://user:pa55@127.0.0.1:${server.port}/feed?token=s3cret`
+      ])
       expect(exited.code).toBe(8)
       expect(exited.stderr.filter((line) => line.startsWith("* connecting"))).toHaveLength(1)
       expect(cliLines(exited.stderr)).toHaveLength(1)
@@ -509,7 +546,9 @@ describe("exit codes", () => {
         yield* server.closeAll(code, "bye")
         const exited = yield* child.exited
         expect(exited.code).toBe(exit)
-        expect(cliLines(exited.stderr)).toEqual([`effect-lifeline: Disconnected: disconnected by server with code ${code} "bye"`])
+        expect(cliLines(exited.stderr)).toEqual([
+          `effect-lifeline: Disconnected: disconnected by server with code ${code} "bye"`
+        ])
       }
     }))
 })
@@ -528,7 +567,9 @@ describe.skipIf(!hasOpenssl)("wss:// with a private CA", () => {
       expect(exited.code).toBe(6)
       expect(exited.stderr.filter((line) => line.startsWith("* connecting"))).toHaveLength(1)
       expect(cliLines(exited.stderr)).toHaveLength(1)
-      expect(cliLines(exited.stderr)[0]).toMatch(/^effect-lifeline: ConnectError: TlsFailed connecting to wss:\/\/127\.0\.0\.1:\d+\/: .*UNABLE_TO_VERIFY_LEAF_SIGNATURE/)
+      expect(cliLines(exited.stderr)[0]).toMatch(
+        /^effect-lifeline: ConnectError: TlsFailed connecting to wss:\/\/127\.0\.0\.1:\d+\/: .*UNABLE_TO_VERIFY_LEAF_SIGNATURE/
+      )
       expect(yield* server.accepted).toBe(0)
     }))
 
@@ -541,7 +582,11 @@ describe.skipIf(!hasOpenssl)("wss:// with a private CA", () => {
       yield* child.end
       const exited = yield* child.exited
       expect(exited.code).toBe(0)
-      expect(exited.stderr).toEqual([`* connecting to ${server.url}/ (attempt 1)`, `* open ${server.url}/ (attempt 1)`, "* closed"])
+      expect(exited.stderr).toEqual([
+        `* connecting to ${server.url}/ (attempt 1)`,
+        `* open ${server.url}/ (attempt 1)`,
+        "* closed"
+      ])
     }))
 
   it.scopedLive("--insecure opens without verifying, with lifeline's warning, once", () =>
@@ -566,27 +611,37 @@ describe.skipIf(!hasOpenssl)("wss:// with a private CA", () => {
 const hasScript = existsSync("/usr/bin/script")
 
 describe("the rest of the command line", () => {
-  it.scopedLive.skipIf(!hasScript)("under a pseudo-terminal: a line typed is sent, its echo printed; Ctrl-D ends the session, exit 0", () =>
-    Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const child = yield* cli(["connect", server.url], { via: "pty" })
-      yield* child.waitFor("stdout", (lines) => lines.some((line) => line.startsWith("* open")))
-      yield* child.write("typed\r")
-      // The terminal echoes what is typed; the second "typed" is the server's echo.
-      yield* child.waitFor("stdout", (lines) => lines.filter((line) => line.replace(/\r$/, "") === "typed").length === 2)
-      yield* child.write("\u0004")
-      const exited = yield* child.exited
-      expect(exited.code).toBe(0)
-      expect(yield* server.received).toEqual(["typed"])
-      expect(exited.stdout.map((line) => line.replace(/\r$/, "")).at(-1)).toBe("* closed")
-    }))
+  it.scopedLive.skipIf(!hasScript)(
+    "under a pseudo-terminal: a line typed is sent, its echo printed; Ctrl-D ends the session, exit 0",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const child = yield* cli(["connect", server.url], { via: "pty" })
+        yield* child.waitFor("stdout", (lines) => lines.some((line) => line.startsWith("* open")))
+        yield* child.write("typed\r")
+        // The terminal echoes what is typed; the second "typed" is the server's echo.
+        yield* child.waitFor("stdout", (lines) =>
+          lines.filter((line) => line.replace(/\r$/, "") === "typed").length === 2)
+        yield* child.write("\u0004")
+        const exited = yield* child.exited
+        expect(exited.code).toBe(0)
+        expect(yield* server.received).toEqual(["typed"])
+        expect(
+          exited.stdout.map((line) =>
+            line.replace(/\r$/, "")
+          ).at(-1)
+        ).toBe("* closed")
+      })
+  )
 
   it.scopedLive("--help prints the usage, exit 0; no command is a usage error", () =>
     Effect.gen(function*() {
       const help = yield* runToExit(["--help"])
       expect(help.code).toBe(0)
       expect(help.stdout[0]).toBe("Usage: effect-lifeline <command> [options]")
-      expect(help.stdout).toContain("Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid URL or options, 4 handshake rejected")
+      expect(help.stdout).toContain(
+        "Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid URL or options, 4 handshake rejected"
+      )
       const none = yield* runToExit([])
       expect(none.code).toBe(2)
     }))
@@ -603,7 +658,9 @@ describe("the rest of the command line", () => {
       const exited = yield* runToExit(["demo"])
       expect(exited.code).toBe(0)
       expect(exited.stdout[0]).toBe("lifeline demo")
-      expect(exited.stdout).toContainEqual(expect.stringMatching(/^ {4}check {6}sent \d+ = written \d+ \+ failed \d+; every echo was written, none twice/))
+      expect(exited.stdout).toContainEqual(
+        expect.stringMatching(/^ {4}check {6}sent \d+ = written \d+ \+ failed \d+; every echo was written, none twice/)
+      )
       expect(exited.stdout.at(-1)).toMatch(/^demo finished in \d+ ms$/)
     }), 40_000)
 })
@@ -613,7 +670,9 @@ describe("the rest of the command line", () => {
 
 const connectCommand = (...args: Array<string>): ConnectCommand => {
   const parsed = parse(["connect", ...args, "ws://127.0.0.1:1/"])
-  if (Either.isLeft(parsed) || parsed.right._tag !== "Connect") throw new Error(`not a connect command: ${args.join(" ")}`)
+  if (Either.isLeft(parsed) || parsed.right._tag !== "Connect") {
+    throw new Error(`not a connect command: ${args.join(" ")}`)
+  }
   return parsed.right
 }
 
@@ -625,11 +684,18 @@ describe("the command line as Client options", () => {
   it("--heartbeat: absent keeps lifeline's default, 0 turns it off, <ms> sets interval and timeout", () => {
     expect("heartbeat" in clientOptions(connectCommand(), undefined, hooks)).toBe(false)
     expect(clientOptions(connectCommand("--heartbeat", "0"), undefined, hooks).heartbeat).toBe(false)
-    expect(clientOptions(connectCommand("--heartbeat", "1500"), undefined, hooks).heartbeat).toEqual({ interval: 1500, timeout: 1500 })
+    expect(clientOptions(connectCommand("--heartbeat", "1500"), undefined, hooks).heartbeat).toEqual({
+      interval: 1500,
+      timeout: 1500
+    })
   })
 
   it("-H values are Redacted; -s, --ca and --insecure make connection.protocols and tls", () => {
-    const options = clientOptions(connectCommand("-H", "Authorization: Bearer t", "-s", "a", "-s", "b", "--insecure"), "PEM", hooks)
+    const options = clientOptions(
+      connectCommand("-H", "Authorization: Bearer t", "-s", "a", "-s", "b", "--insecure"),
+      "PEM",
+      hooks
+    )
     const headers = options.headers as Record<string, Redacted.Redacted<string>>
     expect(Redacted.isRedacted(headers["Authorization"])).toBe(true)
     expect(Redacted.value(headers["Authorization"]!)).toBe("Bearer t")
@@ -652,10 +718,33 @@ describe("the command line as Client options", () => {
   })
 
   it("parse: durations, --binary, -H merging, and the mistakes", () => {
-    const command = connectCommand("--drain-timeout", "250", "-w", "40", "--binary", "base64", "-H", "X-A: 1", "-H", "x-a:2")
-    expect(command).toMatchObject({ drainTimeoutMillis: 250, waitMillis: 40, binary: "base64", headers: [["X-A", "1, 2"]] })
-    expect(connectCommand()).toMatchObject({ drainTimeoutMillis: 10_000, waitMillis: 0, binary: "summary", reconnect: true, json: false })
-    const message = (...argv: Array<string>) => Either.match(parse(argv), { onLeft: (error) => error.message, onRight: () => "" })
+    const command = connectCommand(
+      "--drain-timeout",
+      "250",
+      "-w",
+      "40",
+      "--binary",
+      "base64",
+      "-H",
+      "X-A: 1",
+      "-H",
+      "x-a:2"
+    )
+    expect(command).toMatchObject({
+      drainTimeoutMillis: 250,
+      waitMillis: 40,
+      binary: "base64",
+      headers: [["X-A", "1, 2"]]
+    })
+    expect(connectCommand()).toMatchObject({
+      drainTimeoutMillis: 10_000,
+      waitMillis: 0,
+      binary: "summary",
+      reconnect: true,
+      json: false
+    })
+    const message = (...argv: Array<string>) =>
+      Either.match(parse(argv), { onLeft: (error) => error.message, onRight: () => "" })
     expect(message("connect", "--binary", "hex", "ws://h")).toBe(`--binary takes "summary" or "base64", got "hex"`)
     expect(message("connect", "ws://a", "ws://b")).toBe("connect takes one URL, got 2")
     expect(message("connect", "-s", "", "ws://h")).toBe("-s takes a subprotocol name, got an empty one")

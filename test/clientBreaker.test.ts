@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule } from "effect"
-import * as Metrics from "../src/internal/metrics.js"
 import { CircuitBreaker, Client } from "../src/index.js"
+import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -16,8 +16,14 @@ import { quietNode } from "./support/node.js"
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
 
 /** Runs `body` with the Node transport and a breaker registry, inside the handle check (the registry's timers are its). */
-const withBreakers = <A, E>(options: CircuitBreaker.Options, body: Effect.Effect<A, E, import("effect").Scope.Scope | import("../src/index.js").Transport.Transport | CircuitBreaker.Registry>) =>
-  withNoHandlesLeft(body.pipe(Effect.scoped, Effect.provide(Layer.merge(quietNode, CircuitBreaker.layer(options)))))
+const withBreakers = <A, E>(
+  options: CircuitBreaker.Options,
+  body: Effect.Effect<
+    A,
+    E,
+    import("effect").Scope.Scope | import("../src/index.js").Transport.Transport | CircuitBreaker.Registry
+  >
+) => withNoHandlesLeft(body.pipe(Effect.scoped, Effect.provide(Layer.merge(quietNode, CircuitBreaker.layer(options)))))
 
 /** Waits (bounded, real time) until `check` holds. */
 const eventually = (check: Effect.Effect<boolean>, what: string) =>
@@ -31,221 +37,290 @@ const eventually = (check: Effect.Effect<boolean>, what: string) =>
 
 describe("Client with a circuit breaker per endpoint", () => {
   it.live("while the breaker is open: Suspended{endpoint, retryAt}, no handshake before retryAt; a trial after it heals opens the Client", () =>
-    withBreakers({ policy: CircuitBreaker.consecutiveFailures(2), openFor: Schedule.spaced("400 millis") }, Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.rejectNext(503, {}, 2)
-      const client = yield* Client.make({ url: server.url, ...fast })
-      const suspended = yield* awaitState(client, isTag("Suspended"))
-      expect(suspended).toMatchObject({
-        _tag: "Suspended",
-        endpoint: `${server.url}/`,
-        error: { _tag: "CircuitOpenError", endpoint: `${server.url}/` }
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(2), openFor: Schedule.spaced("400 millis") },
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(503, {}, 2)
+        const client = yield* Client.make({ url: server.url, ...fast })
+        const suspended = yield* awaitState(client, isTag("Suspended"))
+        expect(suspended).toMatchObject({
+          _tag: "Suspended",
+          endpoint: `${server.url}/`,
+          error: { _tag: "CircuitOpenError", endpoint: `${server.url}/` }
+        })
+        // Two failed handshakes opened it; for the open period (400 ms), none more.
+        expect(yield* server.requests).toBe(2)
+        yield* Effect.sleep("250 millis")
+        expect(yield* server.requests).toBe(2)
+        // After retryAt, one trial: the server answers, the breaker closes, the Client is Open.
+        yield* client.awaitOpen
+        expect(yield* server.requests).toBe(3)
+        const retryAt = (suspended as Extract<Client.ClientState, { _tag: "Suspended" }>).retryAt
+        const open = yield* client.state.get
+        expect(open._tag === "Open" && open.since >= retryAt).toBe(true)
       })
-      // Two failed handshakes opened it; for the open period (400 ms), none more.
-      expect(yield* server.requests).toBe(2)
-      yield* Effect.sleep("250 millis")
-      expect(yield* server.requests).toBe(2)
-      // After retryAt, one trial: the server answers, the breaker closes, the Client is Open.
-      yield* client.awaitOpen
-      expect(yield* server.requests).toBe(3)
-      const retryAt = (suspended as Extract<Client.ClientState, { _tag: "Suspended" }>).retryAt
-      const open = yield* client.state.get
-      expect(open._tag === "Open" && open.since >= retryAt).toBe(true)
-    })))
+    ))
 
   it.live("whenSuspended failFast: sends and awaitOpen fail at once with CircuitOpenError; callers degrade with catchTag", () =>
-    withBreakers({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") }, Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.rejectNext(503, {}, 1000)
-      const client = yield* Client.make({ url: server.url, ...fast, whenSuspended: "failFast" })
-      yield* awaitState(client, isTag("Suspended"))
-      expect(yield* Effect.flip(client.send("quote"))).toMatchObject({ _tag: "CircuitOpenError", endpoint: `${server.url}/` })
-      expect(yield* Effect.flip(client.enqueue("quote"))).toMatchObject({ _tag: "CircuitOpenError" })
-      expect(yield* Effect.flip(client.awaitOpen)).toMatchObject({ _tag: "CircuitOpenError" })
-      const answer = yield* client.send("quote").pipe(
-        Effect.as("live"),
-        Effect.catchTag("CircuitOpenError", () => Effect.succeed("cached"))
-      )
-      expect(answer).toBe("cached")
-      expect(yield* client.outboxSize).toBe(0)
-      yield* server.clearRejections
-    })))
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") },
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(503, {}, 1000)
+        const client = yield* Client.make({ url: server.url, ...fast, whenSuspended: "failFast" })
+        yield* awaitState(client, isTag("Suspended"))
+        expect(yield* Effect.flip(client.send("quote"))).toMatchObject({
+          _tag: "CircuitOpenError",
+          endpoint: `${server.url}/`
+        })
+        expect(yield* Effect.flip(client.enqueue("quote"))).toMatchObject({ _tag: "CircuitOpenError" })
+        expect(yield* Effect.flip(client.awaitOpen)).toMatchObject({ _tag: "CircuitOpenError" })
+        const answer = yield* client.send("quote").pipe(
+          Effect.as("live"),
+          Effect.catchTag("CircuitOpenError", () => Effect.succeed("cached"))
+        )
+        expect(answer).toBe("cached")
+        expect(yield* client.outboxSize).toBe(0)
+        yield* server.clearRejections
+      })
+    ))
 
   it.live("roundRobin: an endpoint whose breaker is open is skipped while another is not", () =>
-    withBreakers({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") }, Effect.gen(function*() {
-      const down = yield* TestServer.make()
-      const up = yield* TestServer.make()
-      yield* down.rejectNext(503, {}, 1000)
-      const client = yield* Client.make({ url: [down.url, up.url], ...fast })
-      yield* client.awaitOpen
-      for (let round = 0; round < 3; round++) {
-        yield* client.reconnect
-        yield* eventually(Effect.map(up.accepted, (accepted) => accepted >= round + 2), "reconnected to the healthy endpoint")
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") },
+      Effect.gen(function*() {
+        const down = yield* TestServer.make()
+        const up = yield* TestServer.make()
+        yield* down.rejectNext(503, {}, 1000)
+        const client = yield* Client.make({ url: [down.url, up.url], ...fast })
         yield* client.awaitOpen
-      }
-      // One handshake opened its breaker; every later attempt went to the healthy one.
-      expect(yield* down.requests).toBe(1)
-      expect(yield* up.accepted).toBe(4)
-      expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${up.url}/` })
-    })))
+        for (let round = 0; round < 3; round++) {
+          yield* client.reconnect
+          yield* eventually(
+            Effect.map(up.accepted, (accepted) => accepted >= round + 2),
+            "reconnected to the healthy endpoint"
+          )
+          yield* client.awaitOpen
+        }
+        // One handshake opened its breaker; every later attempt went to the healthy one.
+        expect(yield* down.requests).toBe(1)
+        expect(yield* up.accepted).toBe(4)
+        expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${up.url}/` })
+      })
+    ))
 
   it.live("failover: the primary killed, the Client moves to the secondary; back, returnToPrimary moves it home; nothing lost or duplicated", () =>
-    withBreakers({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("50 millis") }, Effect.gen(function*() {
-      const primary = yield* TestServer.make({ handler: "ignore" })
-      const secondary = yield* TestServer.make({ handler: "ignore" })
-      const client = yield* Client.make({
-        url: [primary.url, secondary.url],
-        strategy: "ordered",
-        returnToPrimary: "100 millis",
-        ...fast
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("50 millis") },
+      Effect.gen(function*() {
+        const primary = yield* TestServer.make({ handler: "ignore" })
+        const secondary = yield* TestServer.make({ handler: "ignore" })
+        const client = yield* Client.make({
+          url: [primary.url, secondary.url],
+          strategy: "ordered",
+          returnToPrimary: "100 millis",
+          ...fast
+        })
+        yield* client.awaitOpen
+        let sent = 0
+        const sendSome = (count: number) =>
+          Effect.forEach(Array.from({ length: count }), () => Effect.fork(client.send(`m${sent++}`)), {
+            discard: false
+          })
+        const first = yield* sendSome(5)
+        yield* Effect.forEach(first, Fiber.join, { discard: true })
+        // Written is not read: let the primary read them before it dies.
+        yield* eventually(
+          Effect.map(primary.received, (received) => received.length === 5),
+          "the primary read the first five"
+        )
+        yield* primary.kill
+        // Sent while it moves: they wait in the outbox and go to the secondary.
+        const during = yield* sendSome(5)
+        yield* Effect.forEach(during, Fiber.join, { discard: true })
+        expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${secondary.url}/` })
+        yield* eventually(
+          Effect.map(secondary.received, (received) => received.length === 5),
+          "the secondary read its five"
+        )
+        yield* primary.restart
+        yield* eventually(
+          Effect.map(client.state.get, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`),
+          "back on the primary"
+        )
+        const after = yield* sendSome(5)
+        yield* Effect.forEach(after, Fiber.join, { discard: true })
+        yield* eventually(
+          Effect.map(Effect.zip(primary.received, secondary.received), ([a, b]) => a.length + b.length >= 15),
+          "every message received"
+        )
+        const all = [...(yield* primary.received), ...(yield* secondary.received)].map(String).sort((a, b) =>
+          Number(a.slice(1)) - Number(b.slice(1))
+        )
+        expect(all).toEqual(Array.from({ length: 15 }, (_, i) => `m${i}`))
+        expect((yield* secondary.received).map(String)).toEqual(["m5", "m6", "m7", "m8", "m9"])
       })
-      yield* client.awaitOpen
-      let sent = 0
-      const sendSome = (count: number) =>
-        Effect.forEach(Array.from({ length: count }), () => Effect.fork(client.send(`m${sent++}`)), { discard: false })
-      const first = yield* sendSome(5)
-      yield* Effect.forEach(first, Fiber.join, { discard: true })
-      // Written is not read: let the primary read them before it dies.
-      yield* eventually(Effect.map(primary.received, (received) => received.length === 5), "the primary read the first five")
-      yield* primary.kill
-      // Sent while it moves: they wait in the outbox and go to the secondary.
-      const during = yield* sendSome(5)
-      yield* Effect.forEach(during, Fiber.join, { discard: true })
-      expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${secondary.url}/` })
-      yield* eventually(Effect.map(secondary.received, (received) => received.length === 5), "the secondary read its five")
-      yield* primary.restart
-      yield* eventually(Effect.map(client.state.get, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`), "back on the primary")
-      const after = yield* sendSome(5)
-      yield* Effect.forEach(after, Fiber.join, { discard: true })
-      yield* eventually(
-        Effect.map(Effect.zip(primary.received, secondary.received), ([a, b]) => a.length + b.length >= 15),
-        "every message received"
-      )
-      const all = [...(yield* primary.received), ...(yield* secondary.received)].map(String).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))
-      expect(all).toEqual(Array.from({ length: 15 }, (_, i) => `m${i}`))
-      expect((yield* secondary.received).map(String)).toEqual(["m5", "m6", "m7", "m8", "m9"])
-    })))
+    ))
 
   it.live("a fleet of 200 Clients sharing one breaker to a server that answers 503: at most `trials` handshakes per open period; healed, every Client opens within 3 s", () =>
-    withBreakers({ policy: CircuitBreaker.consecutiveFailures(5), openFor: Schedule.spaced("200 millis"), trials: 1 }, Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.rejectNext(503, {}, 100_000)
-      const clients = yield* Effect.forEach(Array.from({ length: 200 }), () => Client.make({ url: server.url, ...fast }))
-      yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Suspended")), { discard: true })
-      // The first wave of attempts ran while it was still closed; from here, trials only.
-      const opened = yield* server.requests
-      yield* Effect.sleep("1 second") // five open periods of 200 ms
-      const during = (yield* server.requests) - opened
-      expect(during).toBeGreaterThanOrEqual(1)
-      expect(during).toBeLessThanOrEqual(6)
-      yield* server.clearRejections
-      // The stated bound: every Client Open within 3 s of the heal (awaitState dies past it).
-      yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Open"), "3 seconds"), { discard: true, concurrency: "unbounded" })
-      expect(yield* server.connections).toBe(200)
-    })))
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(5), openFor: Schedule.spaced("200 millis"), trials: 1 },
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(503, {}, 100_000)
+        const clients = yield* Effect.forEach(
+          Array.from({ length: 200 }),
+          () => Client.make({ url: server.url, ...fast })
+        )
+        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Suspended")), { discard: true })
+        // The first wave of attempts ran while it was still closed; from here, trials only.
+        const opened = yield* server.requests
+        yield* Effect.sleep("1 second") // five open periods of 200 ms
+        const during = (yield* server.requests) - opened
+        expect(during).toBeGreaterThanOrEqual(1)
+        expect(during).toBeLessThanOrEqual(6)
+        yield* server.clearRejections
+        // The stated bound: every Client Open within 3 s of the heal (awaitState dies past it).
+        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Open"), "3 seconds"), {
+          discard: true,
+          concurrency: "unbounded"
+        })
+        expect(yield* server.connections).toBe(200)
+      })
+    ))
 })
 
 describe("Client metrics name the endpoint", () => {
   it.live("connects, reconnects and connect failures carry the redacted endpoint as a tag", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const down = yield* TestServer.make()
-      const up = yield* TestServer.make()
-      yield* down.kill
-      const downUrl = `${down.url}/`
-      const upUrl = `${up.url}/?token=redacted`
-      const failures = Metrics.connectFailures.pipe(Metric.taggedWithLabels([MetricLabel.make("reason", "ConnectionRefused"), MetricLabel.make("endpoint", downUrl)]))
-      const connects = Metrics.connects.pipe(Metric.taggedWithLabels([MetricLabel.make("endpoint", upUrl)]))
-      const failedBefore = (yield* Metric.value(failures)).count
-      const connectsBefore = (yield* Metric.value(connects)).count
-      const client = yield* Client.make({ url: [down.url, `${up.url}/?token=s3cret`], ...fast })
-      yield* client.awaitOpen
-      expect((yield* Metric.value(failures)).count - failedBefore).toBe(1)
-      expect((yield* Metric.value(connects)).count - connectsBefore).toBe(1)
-    }).pipe(Effect.provide(quietNode))))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const down = yield* TestServer.make()
+        const up = yield* TestServer.make()
+        yield* down.kill
+        const downUrl = `${down.url}/`
+        const upUrl = `${up.url}/?token=redacted`
+        const failures = Metrics.connectFailures.pipe(
+          Metric.taggedWithLabels([
+            MetricLabel.make("reason", "ConnectionRefused"),
+            MetricLabel.make("endpoint", downUrl)
+          ])
+        )
+        const connects = Metrics.connects.pipe(Metric.taggedWithLabels([MetricLabel.make("endpoint", upUrl)]))
+        const failedBefore = (yield* Metric.value(failures)).count
+        const connectsBefore = (yield* Metric.value(connects)).count
+        const client = yield* Client.make({ url: [down.url, `${up.url}/?token=s3cret`], ...fast })
+        yield* client.awaitOpen
+        expect((yield* Metric.value(failures)).count - failedBefore).toBe(1)
+        expect((yield* Metric.value(connects)).count - connectsBefore).toBe(1)
+      }).pipe(Effect.provide(quietNode))
+    ))
 })
 
 describe("Client: the races a review found", () => {
   it.live("every endpoint refuses and the first is isolated: the Client waits on the one that admits first, and opens on it", () =>
-    withBreakers({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("300 millis") }, Effect.gen(function*() {
-      const a = yield* TestServer.make()
-      const b = yield* TestServer.make()
-      const registry = yield* CircuitBreaker.Registry
-      yield* Effect.flatMap(registry.forEndpoint(a.url), (breaker) => breaker.isolate)
-      const second = yield* registry.forEndpoint(b.url)
-      yield* Effect.exit(second.run(Effect.fail("down")))
-      const client = yield* Client.make({ url: [a.url, b.url], ...fast })
-      expect(yield* awaitState(client, isTag("Suspended"))).toMatchObject({ endpoint: `${b.url}/` })
-      yield* client.awaitOpen
-      expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${b.url}/` })
-      expect(yield* a.requests).toBe(0)
-    })))
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("300 millis") },
+      Effect.gen(function*() {
+        const a = yield* TestServer.make()
+        const b = yield* TestServer.make()
+        const registry = yield* CircuitBreaker.Registry
+        yield* Effect.flatMap(registry.forEndpoint(a.url), (breaker) => breaker.isolate)
+        const second = yield* registry.forEndpoint(b.url)
+        yield* Effect.exit(second.run(Effect.fail("down")))
+        const client = yield* Client.make({ url: [a.url, b.url], ...fast })
+        expect(yield* awaitState(client, isTag("Suspended"))).toMatchObject({ endpoint: `${b.url}/` })
+        yield* client.awaitOpen
+        expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${b.url}/` })
+        expect(yield* a.requests).toBe(0)
+      })
+    ))
 
   it.live("the primary probe's handshake under way ends with the Client: no socket left after close", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const primary = yield* TestServer.make()
-      const secondary = yield* TestServer.make()
-      yield* primary.rejectNext(503, {}, 1)
-      const sockets = () => process.getActiveResourcesInfo().filter((name) => name === "TCPSocketWrap").length
-      const before = sockets()
-      yield* Effect.gen(function*() {
-        const client = yield* Client.make({
-          url: [primary.url, secondary.url],
-          strategy: "ordered",
-          returnToPrimary: "50 millis",
-          connection: { openTimeout: "5 seconds" },
-          ...fast
-        })
-        yield* client.awaitOpen
-        yield* primary.hangHandshake
-        yield* eventually(Effect.map(primary.requests, (requests) => requests >= 2), "a probe under way")
-      }).pipe(Effect.scoped)
-      // The servers are still up. The hung handshake's server end stays until its server closes
-      // (it never answered); the probe's own socket must go with the Client, not at its 5 s
-      // open timeout.
-      yield* eventually(Effect.sync(() => sockets() <= before + 1), "the probe's socket released with the Client")
-    }).pipe(Effect.provide(quietNode))))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const primary = yield* TestServer.make()
+        const secondary = yield* TestServer.make()
+        yield* primary.rejectNext(503, {}, 1)
+        const sockets = () => process.getActiveResourcesInfo().filter((name) => name === "TCPSocketWrap").length
+        const before = sockets()
+        yield* Effect.gen(function*() {
+          const client = yield* Client.make({
+            url: [primary.url, secondary.url],
+            strategy: "ordered",
+            returnToPrimary: "50 millis",
+            connection: { openTimeout: "5 seconds" },
+            ...fast
+          })
+          yield* client.awaitOpen
+          yield* primary.hangHandshake
+          yield* eventually(Effect.map(primary.requests, (requests) => requests >= 2), "a probe under way")
+        }).pipe(Effect.scoped)
+        // The servers are still up. The hung handshake's server end stays until its server closes
+        // (it never answered); the probe's own socket must go with the Client, not at its 5 s
+        // open timeout.
+        yield* eventually(Effect.sync(() => sockets() <= before + 1), "the probe's socket released with the Client")
+      }).pipe(Effect.provide(quietNode))
+    ))
 
   it.live("a reconnect that comes between entering Backoff and its wait (here from a logger) is not lost", () => {
     let target: Client.Client | undefined
     const logger = Logger.make(({ message }) => {
       if (target !== undefined && String(message).includes("cannot connect")) Effect.runSync(target.reconnect)
     })
-    return withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.rejectNext(503, {}, 1)
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 seconds"), minRetryDelay: "20 millis", heartbeat: false })
-      target = client
-      // Woken at once instead of 20 s later: the second attempt opens.
-      yield* awaitState(client, isTag("Open"), "3 seconds")
-      target = undefined
-      expect(yield* server.requests).toBe(2)
-    }).pipe(Effect.provide(Layer.merge(quietNode, Logger.replace(Logger.defaultLogger, logger)))))
+    return withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(503, {}, 1)
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("20 seconds"),
+          minRetryDelay: "20 millis",
+          heartbeat: false
+        })
+        target = client
+        // Woken at once instead of 20 s later: the second attempt opens.
+        yield* awaitState(client, isTag("Open"), "3 seconds")
+        target = undefined
+        expect(yield* server.requests).toBe(2)
+      }).pipe(Effect.provide(Layer.merge(quietNode, Logger.replace(Logger.defaultLogger, logger))))
+    )
   })
 
   it.live("a second close waits for the first to finish releasing, then returns nothing", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make({ handler: "ignore" })
-      const client = yield* Client.make({ url: server.url, heartbeat: false })
-      yield* client.awaitOpen
-      const first = yield* Effect.fork(client.close())
-      yield* Effect.yieldNow()
-      expect(yield* client.close()).toEqual([])
-      // By then the first one is done: the socket released.
-      expect(first.unsafePoll()).not.toBe(null)
-      expect(yield* Fiber.join(first)).toEqual([])
-    }).pipe(Effect.provide(quietNode))))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const client = yield* Client.make({ url: server.url, heartbeat: false })
+        yield* client.awaitOpen
+        const first = yield* Effect.fork(client.close())
+        yield* Effect.yieldNow()
+        expect(yield* client.close()).toEqual([])
+        // By then the first one is done: the socket released.
+        expect(first.unsafePoll()).not.toBe(null)
+        expect(yield* Fiber.join(first)).toEqual([])
+      }).pipe(Effect.provide(quietNode))
+    ))
 
   it.live("failFast: a message queued before the Client became Suspended stays queued (accepted, not dropped); new sends fail at once", () =>
-    withBreakers({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") }, Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.hangHandshake
-      const client = yield* Client.make({ url: server.url, ...fast, connection: { openTimeout: "200 millis" }, whenSuspended: "failFast" })
-      yield* awaitState(client, isTag("Connecting"))
-      const early = yield* Effect.fork(client.send("early"))
-      yield* awaitState(client, isTag("Suspended"))
-      expect(yield* Effect.flip(client.send("late"))).toMatchObject({ _tag: "CircuitOpenError" })
-      expect(yield* client.outboxSize).toBe(1)
-      expect(early.unsafePoll()).toBe(null)
-      expect(yield* client.close()).toEqual(["early"])
-    })))
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") },
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.hangHandshake
+        const client = yield* Client.make({
+          url: server.url,
+          ...fast,
+          connection: { openTimeout: "200 millis" },
+          whenSuspended: "failFast"
+        })
+        yield* awaitState(client, isTag("Connecting"))
+        const early = yield* Effect.fork(client.send("early"))
+        yield* awaitState(client, isTag("Suspended"))
+        expect(yield* Effect.flip(client.send("late"))).toMatchObject({ _tag: "CircuitOpenError" })
+        expect(yield* client.outboxSize).toBe(1)
+        expect(early.unsafePoll()).toBe(null)
+        expect(yield* client.close()).toEqual(["early"])
+      })
+    ))
 })

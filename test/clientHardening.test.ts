@@ -11,11 +11,12 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
 
-
 /** The error that Closed the client, within a bounded (real) time. */
 const closedWith = (client: Client.Client) =>
-  Effect.map(awaitState(client, isTag("Closed"), "5 seconds"), (state) =>
-    Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error))
+  Effect.map(
+    awaitState(client, isTag("Closed"), "5 seconds"),
+    (state) => Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error)
+  )
 
 describe("Client: user code that fails ends in a typed Closed state, never stuck in Connecting", () => {
   const boom = new Error("boom")
@@ -62,18 +63,23 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
       expect((error as ConnectError).detail).toMatch(/^shouldRetry threw: boom/)
     })).pipe(provideNode))
 
-  it.live.each([
-    ["fails", Effect.fail("no token")],
-    ["dies", Effect.die(boom)]
-  ] as const)("a URL Effect that %s (reachable with a cast): Closed with InvalidUrl carrying it", ([_, url]) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const client = yield* Client.make({ url: url as unknown as Effect.Effect<string> })
-      const error = yield* closedWith(client)
-      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidUrl", url: "(url from an Effect)" })
-      expect((error as ConnectError).detail).toMatch(/^the URL Effect failed: /)
-      expect([boom, "no token"]).toContain((error as ConnectError).cause)
-      expect(yield* Effect.flip(client.awaitOpen)).toBe(error)
-    })).pipe(provideNode))
+  it.live.each(
+    [
+      ["fails", Effect.fail("no token")],
+      ["dies", Effect.die(boom)]
+    ] as const
+  )(
+    "a URL Effect that %s (reachable with a cast): Closed with InvalidUrl carrying it",
+    ([_, url]) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const client = yield* Client.make({ url: url as unknown as Effect.Effect<string> })
+        const error = yield* closedWith(client)
+        expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidUrl", url: "(url from an Effect)" })
+        expect((error as ConnectError).detail).toMatch(/^the URL Effect failed: /)
+        expect([boom, "no token"]).toContain((error as ConnectError).cause)
+        expect(yield* Effect.flip(client.awaitOpen)).toBe(error)
+      })).pipe(provideNode)
+  )
 
   it.live("onOpen that never completes: dropped after onOpenTimeout with OnOpenError (cause TimeoutError onOpen), retried", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -88,7 +94,10 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
       const backoff = yield* awaitState(client, isTag("Backoff"))
       expect(backoff).toMatchObject({
         _tag: "Backoff",
-        error: { _tag: "OnOpenError", cause: { _tag: "TimeoutError", operation: "onOpen", timeout: Duration.millis(100) } }
+        error: {
+          _tag: "OnOpenError",
+          cause: { _tag: "TimeoutError", operation: "onOpen", timeout: Duration.millis(100) }
+        }
       })
       // The second connection's onOpen completes: a queued send goes out.
       yield* client.send("after")
@@ -186,38 +195,51 @@ describe("Client: the outbox bounds what is accepted and not written, while Open
       const b = yield* Effect.fork(client.send("b"))
       yield* Effect.sleep("20 millis")
       expect(yield* client.outboxSize).toBe(3)
-      expect(yield* Effect.flip(client.send("c"))).toMatchObject({ _tag: "SendError", reason: "OutboxFull", payload: "c" })
+      expect(yield* Effect.flip(client.send("c"))).toMatchObject({
+        _tag: "SendError",
+        reason: "OutboxFull",
+        payload: "c"
+      })
       const unsent = yield* client.close()
       expect(unsent.length).toBe(3)
       expect(unsent[0] === filler).toBe(true)
       expect(unsent.slice(1)).toEqual(["a", "b"])
       for (const fiber of [sent, a, b]) {
         const exit = yield* fiber.await
-        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toMatchObject(Option.some({ _tag: "SendError", reason: "Closed" }))
+        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toMatchObject(
+          Option.some({ _tag: "SendError", reason: "Closed" })
+        )
       }
       expect(yield* client.failed).toBe(3)
     })).pipe(provideNode))
 })
 
 describe("Client: retry policies that cannot work", () => {
-  it.live.each([
-    ["cap 0", { cap: 0 }],
-    ["cap \"soon\"", { cap: "soon" as Duration.DurationInput }],
-    ["a negative base", { base: -5 }],
-    ["a NaN base", { base: Number.NaN }]
-  ] as const)("exponentialBackoff with %s: no throw; the Client is Closed with InvalidOptions before any attempt", ([_, options]) =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const retry = Reconnect.exponentialBackoff(options)
-      const client = yield* Client.make({ url: server.url, retry })
-      const error = yield* closedWith(client)
-      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
-      expect((error as ConnectError).detail).toMatch(/^retry: exponentialBackoff: (cap|base) must be a finite duration above zero/)
-      expect(yield* server.accepted).toBe(0)
-      // Outside the Client, its first step dies with the reason.
-      const stepped = yield* Effect.exit(Effect.retry(Effect.fail("x"), retry))
-      expect(Exit.isFailure(stepped) && Cause.isDie(stepped.cause)).toBe(true)
-    })).pipe(provideNode))
+  it.live.each(
+    [
+      ["cap 0", { cap: 0 }],
+      ["cap \"soon\"", { cap: "soon" as Duration.DurationInput }],
+      ["a negative base", { base: -5 }],
+      ["a NaN base", { base: Number.NaN }]
+    ] as const
+  )(
+    "exponentialBackoff with %s: no throw; the Client is Closed with InvalidOptions before any attempt",
+    ([_, options]) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const retry = Reconnect.exponentialBackoff(options)
+        const client = yield* Client.make({ url: server.url, retry })
+        const error = yield* closedWith(client)
+        expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+        expect((error as ConnectError).detail).toMatch(
+          /^retry: exponentialBackoff: (cap|base) must be a finite duration above zero/
+        )
+        expect(yield* server.accepted).toBe(0)
+        // Outside the Client, its first step dies with the reason.
+        const stepped = yield* Effect.exit(Effect.retry(Effect.fail("x"), retry))
+        expect(Exit.isFailure(stepped) && Cause.isDie(stepped.cause)).toBe(true)
+      })).pipe(provideNode)
+  )
 
   it.live("an invalid exponentialBackoff composed with other schedules: Closed with InvalidOptions at its first step, no hot loop", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -227,14 +249,18 @@ describe("Client: retry policies that cannot work", () => {
       const client = yield* Client.make({ url: server.url, retry })
       const error = yield* closedWith(client)
       expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
-      expect((error as ConnectError).detail).toMatch(/^the retry Schedule failed in its step: exponentialBackoff: cap must be/)
+      expect((error as ConnectError).detail).toMatch(
+        /^the retry Schedule failed in its step: exponentialBackoff: cap must be/
+      )
     })).pipe(provideNode))
 
-  it.live.each([
-    ["minRetryDelay 0", { minRetryDelay: 0 }],
-    ["onOpenTimeout 0", { onOpenTimeout: 0 }],
-    ["outbox.maxBytes 0", { outbox: { maxBytes: 0 } }]
-  ] as const)("%s: Closed with InvalidOptions", ([_, options]) =>
+  it.live.each(
+    [
+      ["minRetryDelay 0", { minRetryDelay: 0 }],
+      ["onOpenTimeout 0", { onOpenTimeout: 0 }],
+      ["outbox.maxBytes 0", { outbox: { maxBytes: 0 } }]
+    ] as const
+  )("%s: Closed with InvalidOptions", ([_, options]) =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const client = yield* Client.make({ url: server.url, ...options })
@@ -245,7 +271,8 @@ describe("Client: retry policies that cannot work", () => {
 
 describe("Client: configuration", () => {
   class Prices extends Client.Tag("Prices")<Prices>() {}
-  const provider = (entries: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries))))
+  const provider = (entries: Record<string, string>) =>
+    Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries))))
 
   it.live("layerConfig merges extra per field: configured OPEN_TIMEOUT kept beside extra connection.protocols", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -255,20 +282,26 @@ describe("Client: configuration", () => {
         const client = yield* Prices
         return yield* awaitState(client, isTag("Backoff"))
       }).pipe(
-        Effect.provide(Client.layerConfig(Prices, Client.config("PRICES"), { connection: { protocols: ["v1"] } }).pipe(
-          Layer.provide(provider({ "PRICES.URL": server.url, "PRICES.OPEN_TIMEOUT": "200 millis" }))
-        )),
+        Effect.provide(
+          Client.layerConfig(Prices, Client.config("PRICES"), { connection: { protocols: ["v1"] } }).pipe(
+            Layer.provide(provider({ "PRICES.URL": server.url, "PRICES.OPEN_TIMEOUT": "200 millis" }))
+          )
+        ),
         Effect.scoped
       )
-      expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "open", timeout: Duration.millis(200) } })
+      expect(backoff).toMatchObject({
+        error: { _tag: "TimeoutError", operation: "open", timeout: Duration.millis(200) }
+      })
     })).pipe(provideNode))
 
-  it.effect.each([
-    ["PRICES.OUTBOX_CAPACITY", "0"],
-    ["PRICES.RETRY_CAP", "0 millis"],
-    ["PRICES.RETRY_BASE", "-1 millis"],
-    ["PRICES.HEARTBEAT_INTERVAL", "0 millis"]
-  ] as const)("%s = %s: a ConfigError that names the key", ([key, value]) =>
+  it.effect.each(
+    [
+      ["PRICES.OUTBOX_CAPACITY", "0"],
+      ["PRICES.RETRY_CAP", "0 millis"],
+      ["PRICES.RETRY_BASE", "-1 millis"],
+      ["PRICES.HEARTBEAT_INTERVAL", "0 millis"]
+    ] as const
+  )("%s = %s: a ConfigError that names the key", ([key, value]) =>
     Effect.gen(function*() {
       const read = yield* Effect.flip(Client.config("PRICES")).pipe(
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PRICES.URL", "ws://127.0.0.1:1/"], [key, value]])))
@@ -283,7 +316,9 @@ describe("Client: configuration", () => {
       )
       expect(fromMap.url).toBe("ws://127.0.0.1:1/a")
       const fromEnv = yield* Client.config("PRICES").pipe(
-        Effect.withConfigProvider(ConfigProvider.fromEnv().pipe(ConfigProvider.orElse(() => ConfigProvider.fromMap(new Map())))),
+        Effect.withConfigProvider(
+          ConfigProvider.fromEnv().pipe(ConfigProvider.orElse(() => ConfigProvider.fromMap(new Map())))
+        ),
         Effect.either
       )
       // No PRICES_URL in this process's environment: the error names the key as fromEnv spells it.
@@ -293,30 +328,44 @@ describe("Client: configuration", () => {
 
 describe("maxMessageSize: SendError TooLarge, before any write", () => {
   it.live("Connection send, write and sink refuse a larger message; smaller ones go out", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make({ handler: "ignore" })
-      const connection = yield* Connection.connect(server.url, { maxMessageSize: 4 })
-      for (const refused of [connection.send("12345"), connection.write(new Uint8Array(5)), Stream.run(Stream.make("ok", "123456"), connection.sink)]) {
-        expect(yield* Effect.flip(refused)).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
-      }
-      yield* connection.send("1234")
-      for (let turn = 0; turn < 200 && (yield* server.received).length < 2; turn++) yield* Effect.sleep("5 millis")
-      // The sink wrote "ok" before it met the larger one; nothing larger reached the server.
-      expect(yield* server.received).toEqual(["ok", "1234"])
-    }).pipe(Effect.scoped, provideNode)))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const connection = yield* Connection.connect(server.url, { maxMessageSize: 4 })
+        for (
+          const refused of [
+            connection.send("12345"),
+            connection.write(new Uint8Array(5)),
+            Stream.run(Stream.make("ok", "123456"), connection.sink)
+          ]
+        ) {
+          expect(yield* Effect.flip(refused)).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
+        }
+        yield* connection.send("1234")
+        for (let turn = 0; turn < 200 && (yield* server.received).length < 2; turn++) yield* Effect.sleep("5 millis")
+        // The sink wrote "ok" before it met the larger one; nothing larger reached the server.
+        expect(yield* server.received).toEqual(["ok", "1234"])
+      }).pipe(Effect.scoped, provideNode)
+    ))
 
   it.live("Client send and enqueue refuse a larger message at once, not counted as failed; connection.maxMessageSize 0 is InvalidOptions", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make({ handler: "ignore" })
-      const client = yield* Client.make({ url: server.url, heartbeat: false, connection: { maxMessageSize: 4 } })
-      yield* client.awaitOpen
-      expect(yield* Effect.flip(client.send("12345"))).toMatchObject({ _tag: "SendError", reason: "TooLarge", payload: "12345" })
-      expect(yield* Effect.flip(client.enqueue("12345"))).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
-      yield* client.send("1234")
-      expect(yield* client.failed).toBe(0)
-      const invalid = yield* Client.make({ url: server.url, connection: { maxMessageSize: 0 } })
-      expect(yield* closedWith(invalid)).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
-    }).pipe(provideNode)))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const client = yield* Client.make({ url: server.url, heartbeat: false, connection: { maxMessageSize: 4 } })
+        yield* client.awaitOpen
+        expect(yield* Effect.flip(client.send("12345"))).toMatchObject({
+          _tag: "SendError",
+          reason: "TooLarge",
+          payload: "12345"
+        })
+        expect(yield* Effect.flip(client.enqueue("12345"))).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
+        yield* client.send("1234")
+        expect(yield* client.failed).toBe(0)
+        const invalid = yield* Client.make({ url: server.url, connection: { maxMessageSize: 0 } })
+        expect(yield* closedWith(invalid)).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+      }).pipe(provideNode)
+    ))
 })
 
 describe("Client: a burst the way a user writes it", () => {
@@ -324,70 +373,86 @@ describe("Client: a burst the way a user writes it", () => {
   const frame = (index: number) => `m${index}`
 
   it.live("a Stream of 50,000 frames into client.sink, with every default: each comes back, in order", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, heartbeat: false })
-      yield* client.awaitOpen
-      const reader = yield* Effect.fork(client.messages.pipe(Stream.take(N), Stream.runCollect))
-      yield* Stream.range(0, N - 1).pipe(Stream.map(frame), Stream.run(client.sink))
-      const echoed = [...(yield* Fiber.join(reader))]
-      expect(echoed.length).toBe(N)
-      expect(echoed.every((message, index) => message === frame(index))).toBe(true)
-      expect(yield* client.failed).toBe(0)
-    }).pipe(provideNode)))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, heartbeat: false })
+        yield* client.awaitOpen
+        const reader = yield* Effect.fork(client.messages.pipe(Stream.take(N), Stream.runCollect))
+        yield* Stream.range(0, N - 1).pipe(Stream.map(frame), Stream.run(client.sink))
+        const echoed = [...(yield* Fiber.join(reader))]
+        expect(echoed.length).toBe(N)
+        expect(echoed.every((message, index) => message === frame(index))).toBe(true)
+        expect(yield* client.failed).toBe(0)
+      }).pipe(provideNode)
+    ))
 
   it.live("the same burst as an enqueue per element with the default overflow fail: OutboxFull at the bound, typed, nothing lost", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, heartbeat: false })
-      yield* client.awaitOpen
-      let accepted = 0
-      const outcome = yield* Stream.range(0, N - 1).pipe(
-        Stream.runForEach((index) => Effect.tap(client.enqueue(frame(index)), () => Effect.sync(() => accepted++))),
-        Effect.either
-      )
-      expect(outcome._tag === "Left" && outcome.left).toMatchObject({ _tag: "SendError", reason: "OutboxFull" })
-      // Refused at the door (the caller holds it), not lost: every accepted frame is written.
-      expect(accepted).toBeLessThan(N)
-      expect(yield* client.failed).toBe(0)
-      for (let turn = 0; turn < 400 && (yield* server.received).length < accepted; turn++) yield* Effect.sleep("5 millis")
-      expect((yield* server.received).length).toBe(accepted)
-    }).pipe(provideNode)))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, heartbeat: false })
+        yield* client.awaitOpen
+        let accepted = 0
+        const outcome = yield* Stream.range(0, N - 1).pipe(
+          Stream.runForEach((index) => Effect.tap(client.enqueue(frame(index)), () => Effect.sync(() => accepted++))),
+          Effect.either
+        )
+        expect(outcome._tag === "Left" && outcome.left).toMatchObject({ _tag: "SendError", reason: "OutboxFull" })
+        // Refused at the door (the caller holds it), not lost: every accepted frame is written.
+        expect(accepted).toBeLessThan(N)
+        expect(yield* client.failed).toBe(0)
+        for (let turn = 0; turn < 400 && (yield* server.received).length < accepted; turn++) {
+          yield* Effect.sleep("5 millis")
+        }
+        expect((yield* server.received).length).toBe(accepted)
+      }).pipe(provideNode)
+    ))
 })
 
 describe("Client: a stream into a peer that freezes", () => {
-  it.live("the peer stops reading mid-stream: the sink waits, the heartbeat drops the link, what was in flight fails typed; once it reads again the sink completes, in order, no duplicate", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make({ handler: "ignore" })
-      const client = yield* Client.make({
-        url: server.url,
-        retry: Schedule.spaced("50 millis"),
-        minRetryDelay: "50 millis",
-        // The probe waits behind up to 16 MiB of frames in the socket's buffer: a timeout of a
-        // second keeps a loaded machine from dropping the link again once the peer reads.
-        heartbeat: { interval: "100 millis", timeout: "1 second" }
-      })
-      yield* client.awaitOpen
-      const dropped = yield* Effect.fork(awaitState(client, (state) => state._tag === "Backoff" && state.error._tag === "TimeoutError"))
-      yield* server.pauseReading
-      const frame = (index: number) => {
-        const bytes = new Uint8Array(64 * 1024)
-        new DataView(bytes.buffer).setUint32(0, index)
-        return bytes
-      }
-      const N = 1000 // 64 MiB: more than the outbox's 16 MiB and loopback's kernel buffers (up to 36 MiB)
-      const writing = yield* Effect.fork(Stream.range(0, N - 1).pipe(Stream.map(frame), Stream.run(client.sink)))
-      expect((yield* Fiber.join(dropped))._tag).toBe("Backoff")
-      expect(writing.unsafePoll()).toBe(null)
-      yield* server.resumeReading
-      yield* Fiber.join(writing)
-      yield* client.close()
-      const indexes = (yield* server.received).map((message) => new DataView((message as Uint8Array).buffer, (message as Uint8Array).byteOffset).getUint32(0))
-      // In order, none twice; every frame reached the server or was reported failed. A frame whose
-      // write finished in the tick the socket was destroyed is reported failed although the kernel
-      // had it (Node reports both alike), so the two may add up to more than N, never to less.
-      expect(indexes.every((index, k) => k === 0 || index > indexes[k - 1]!)).toBe(true)
-      expect(yield* client.failed).toBeGreaterThan(0)
-      expect(indexes.length + (yield* client.failed)).toBeGreaterThanOrEqual(N)
-    }).pipe(provideNode)), 30_000)
+  it.live(
+    "the peer stops reading mid-stream: the sink waits, the heartbeat drops the link, what was in flight fails typed; once it reads again the sink completes, in order, no duplicate",
+    () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const server = yield* TestServer.make({ handler: "ignore" })
+          const client = yield* Client.make({
+            url: server.url,
+            retry: Schedule.spaced("50 millis"),
+            minRetryDelay: "50 millis",
+            // The probe waits behind up to 16 MiB of frames in the socket's buffer: a timeout of a
+            // second keeps a loaded machine from dropping the link again once the peer reads.
+            heartbeat: { interval: "100 millis", timeout: "1 second" }
+          })
+          yield* client.awaitOpen
+          const dropped = yield* Effect.fork(
+            awaitState(client, (state) => state._tag === "Backoff" && state.error._tag === "TimeoutError")
+          )
+          yield* server.pauseReading
+          const frame = (index: number) => {
+            const bytes = new Uint8Array(64 * 1024)
+            new DataView(bytes.buffer).setUint32(0, index)
+            return bytes
+          }
+          const N = 1000 // 64 MiB: more than the outbox's 16 MiB and loopback's kernel buffers (up to 36 MiB)
+          const writing = yield* Effect.fork(Stream.range(0, N - 1).pipe(Stream.map(frame), Stream.run(client.sink)))
+          expect((yield* Fiber.join(dropped))._tag).toBe("Backoff")
+          expect(writing.unsafePoll()).toBe(null)
+          yield* server.resumeReading
+          yield* Fiber.join(writing)
+          yield* client.close()
+          const indexes = (yield* server.received).map((message) =>
+            new DataView((message as Uint8Array).buffer, (message as Uint8Array).byteOffset).getUint32(0)
+          )
+          // In order, none twice; every frame reached the server or was reported failed. A frame whose
+          // write finished in the tick the socket was destroyed is reported failed although the kernel
+          // had it (Node reports both alike), so the two may add up to more than N, never to less.
+          expect(indexes.every((index, k) => k === 0 || index > indexes[k - 1]!)).toBe(true)
+          expect(yield* client.failed).toBeGreaterThan(0)
+          expect(indexes.length + (yield* client.failed)).toBeGreaterThanOrEqual(N)
+        }).pipe(provideNode)
+      ),
+    30_000
+  )
 })

@@ -5,15 +5,19 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Schedule } from "effect"
-import { TestServer } from "../src/testing/index.js"
 import { Client } from "../src/index.js"
+import { TestServer } from "../src/testing/index.js"
 import { awaitState } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 
 describe("Client: a url Effect", () => {
   it.live("a url Effect that never completes is bounded by connection.openTimeout: TimeoutError open, retried", () =>
     Effect.scoped(Effect.gen(function*() {
-      const client = yield* Client.make({ url: Effect.never, connection: { openTimeout: "100 millis" }, retry: Schedule.spaced("50 millis") })
+      const client = yield* Client.make({
+        url: Effect.never,
+        connection: { openTimeout: "100 millis" },
+        retry: Schedule.spaced("50 millis")
+      })
       const backoff = yield* awaitState(client, (state) => state._tag === "Backoff", "5 seconds")
       expect(backoff).toMatchObject({ _tag: "Backoff", attempt: 1, error: { _tag: "TimeoutError", operation: "open" } })
       yield* awaitState(client, (state) => state._tag === "Connecting" && state.attempt === 2, "5 seconds")
@@ -22,9 +26,16 @@ describe("Client: a url Effect", () => {
   it.live("a headers Effect that never completes is bounded the same way", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, headers: Effect.never, connection: { openTimeout: "100 millis" }, shouldRetry: () => false })
+      const client = yield* Client.make({
+        url: server.url,
+        headers: Effect.never,
+        connection: { openTimeout: "100 millis" },
+        shouldRetry: () => false
+      })
       const closed = yield* awaitState(client, (state) => state._tag === "Closed", "5 seconds")
-      expect(closed).toMatchObject({ error: Option.some(expect.objectContaining({ _tag: "TimeoutError", operation: "open" })) })
+      expect(closed).toMatchObject({
+        error: Option.some(expect.objectContaining({ _tag: "TimeoutError", operation: "open" }))
+      })
       expect(yield* server.accepted).toBe(0)
     })).pipe(provideNode))
 

@@ -6,13 +6,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Logger, Option, ParseResult, Schema, Stream } from "effect"
+import * as Example from "../examples/codec.js"
 import { Client, Codec, Connection } from "../src/index.js"
 import type { DecodeError, SendError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode, quietNode } from "./support/node.js"
-import * as Example from "../examples/codec.js"
 
 const Tick = Schema.Struct({ symbol: Schema.String, price: Schema.Number.pipe(Schema.nonNegative()) })
 type Tick = typeof Tick.Type
@@ -23,7 +23,11 @@ type Message = Connection.Message
 
 /** The state once Closed (bounded by the test's own timeout). */
 const closedState = (client: Client.Client<unknown, never, unknown>) =>
-  client.state.changes.pipe(Stream.filter((state) => state._tag === "Closed"), Stream.runHead, Effect.map(Option.getOrThrow))
+  client.state.changes.pipe(
+    Stream.filter((state) => state._tag === "Closed"),
+    Stream.runHead,
+    Effect.map(Option.getOrThrow)
+  )
 
 const decodeErrorOf = (error: unknown): DecodeError => {
   expect(error).toMatchObject({ _tag: "DecodeError" })
@@ -40,7 +44,11 @@ const untilFailure = <A, E>(stream: Stream.Stream<A, E>) =>
   }))
 
 /** The first `count` events of a tag, bounded by the stream's own end. */
-const eventsOf = <T extends Client.ClientEvent["_tag"]>(client: Client.Client<unknown, never, unknown>, tag: T, count: number) =>
+const eventsOf = <T extends Client.ClientEvent["_tag"]>(
+  client: Client.Client<unknown, never, unknown>,
+  tag: T,
+  count: number
+) =>
   client.events.pipe(
     Stream.filter((event): event is Extract<Client.ClientEvent, { _tag: T }> => event._tag === tag),
     Stream.take(count),
@@ -96,8 +104,12 @@ describe("Codec: the codecs themselves", () => {
 
   it("json: a value with no JSON form (undefined, a bigint) is refused, never sent as an empty frame", () => {
     const loose = Codec.json(Schema.Unknown)
-    expect(loose.encode(undefined)).toEqual(Either.left(expect.objectContaining({ reason: "EncodeFailed", payload: undefined, cause: expect.any(TypeError) })))
-    expect(loose.encode(1n)).toEqual(Either.left(expect.objectContaining({ reason: "EncodeFailed", payload: 1n, cause: expect.any(TypeError) })))
+    expect(loose.encode(undefined)).toEqual(
+      Either.left(expect.objectContaining({ reason: "EncodeFailed", payload: undefined, cause: expect.any(TypeError) }))
+    )
+    expect(loose.encode(1n)).toEqual(
+      Either.left(expect.objectContaining({ reason: "EncodeFailed", payload: 1n, cause: expect.any(TypeError) }))
+    )
   })
 
   it("json with two schemas: the first reads, the second writes", () => {
@@ -115,8 +127,12 @@ describe("Codec: the codecs themselves", () => {
       }
     })
     expect(codec.decode("2")).toEqual(Either.right(2))
-    expect(codec.decode("x")).toEqual(Either.left(expect.objectContaining({ _tag: "DecodeError", frame: "x", cause: "not a number" })))
-    expect(codec.encode(3)).toEqual(Either.left(expect.objectContaining({ reason: "EncodeFailed", payload: 3, cause: boom })))
+    expect(codec.decode("x")).toEqual(
+      Either.left(expect.objectContaining({ _tag: "DecodeError", frame: "x", cause: "not a number" }))
+    )
+    expect(codec.encode(3)).toEqual(
+      Either.left(expect.objectContaining({ reason: "EncodeFailed", payload: 3, cause: boom }))
+    )
   })
 })
 
@@ -125,7 +141,9 @@ const Point = Schema.Struct({ x: Schema.Number, y: Schema.Number })
 const PointBytes = Schema.transformOrFail(Schema.Uint8ArrayFromSelf, Point, {
   strict: true,
   decode: (bytes, _, ast) => {
-    if (bytes.length !== 16) return ParseResult.fail(new ParseResult.Type(ast, bytes, `expected 16 bytes, got ${bytes.length}`))
+    if (bytes.length !== 16) {
+      return ParseResult.fail(new ParseResult.Type(ast, bytes, `expected 16 bytes, got ${bytes.length}`))
+    }
     const view = new DataView(bytes.buffer, bytes.byteOffset, 16)
     return ParseResult.succeed({ x: view.getFloat64(0, true), y: view.getFloat64(8, true) })
   },
@@ -146,9 +164,15 @@ describe("Codec on a Connection", () => {
       yield* connection.send({ symbol: "A", price: 1 })
       yield* connection.write({ symbol: "B", price: 2 })
       yield* Stream.run(Stream.make({ symbol: "C", price: 3 }), connection.sink)
-      const received: ReadonlyArray<Tick> = Chunk.toArray(yield* connection.messages.pipe(Stream.take(3), Stream.runCollect))
+      const received: ReadonlyArray<Tick> = Chunk.toArray(
+        yield* connection.messages.pipe(Stream.take(3), Stream.runCollect)
+      )
       expect(received).toEqual([{ symbol: "A", price: 1 }, { symbol: "B", price: 2 }, { symbol: "C", price: 3 }])
-      expect(yield* server.received).toEqual([`{"symbol":"A","price":1}`, `{"symbol":"B","price":2}`, `{"symbol":"C","price":3}`])
+      expect(yield* server.received).toEqual([
+        `{"symbol":"A","price":1}`,
+        `{"symbol":"B","price":2}`,
+        `{"symbol":"C","price":3}`
+      ])
     })).pipe(provideNode))
 
   it.live("a bad frame fails messages with DecodeError and the exact frame; the connection stays open and the next run reads on", () =>
@@ -170,7 +194,10 @@ describe("Codec on a Connection", () => {
       expect(Chunk.toArray(after)).toEqual([{ symbol: "B", price: 2 }])
       // Still the same link, both ways.
       yield* connection.send({ symbol: "C", price: 3 })
-      expect(Chunk.toArray(yield* connection.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{ symbol: "C", price: 3 }])
+      expect(Chunk.toArray(yield* connection.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{
+        symbol: "C",
+        price: 3
+      }])
       expect(yield* server.accepted).toBe(1)
     })).pipe(provideNode))
 
@@ -180,9 +207,14 @@ describe("Codec on a Connection", () => {
       const connection = yield* Connection.connect(server.url, { codec: ticks })
       const readOn = <A, Out>(connection: Connection.Connection<A, Out, DecodeError>): Stream.Stream<A> =>
         connection.messages.pipe(
-          Stream.catchTag("DecodeError", (error) => Stream.unwrap(Effect.as(Effect.logWarning("skipped", error.frame), readOn(connection))))
+          Stream.catchTag(
+            "DecodeError",
+            (error) => Stream.unwrap(Effect.as(Effect.logWarning("skipped", error.frame), readOn(connection)))
+          )
         )
-      const frames = ["A", "bad", "B", "worse", "C"].map((name) => name.length === 1 ? `{"symbol":"${name}","price":1}` : name)
+      const frames = ["A", "bad", "B", "worse", "C"].map((name) =>
+        name.length === 1 ? `{"symbol":"${name}","price":1}` : name
+      )
       yield* Effect.forEach(frames, (frame) => server.broadcast(frame), { discard: true })
       yield* awaitActivity(connection, frames.length)
       const read = yield* readOn(connection).pipe(Stream.take(3), Stream.runCollect)
@@ -199,7 +231,9 @@ describe("Codec on a Connection", () => {
       expect(ParseResult.isParseError(sent.cause)).toBe(true)
       expect(yield* Effect.flip(connection.write(bad))).toMatchObject({ reason: "EncodeFailed", payload: bad })
       // The sink writes the values before the bad one, then fails with it.
-      const sunk = yield* Effect.flip(Stream.run(Stream.make({ symbol: "A", price: 1 }, bad, { symbol: "B", price: 2 }), connection.sink))
+      const sunk = yield* Effect.flip(
+        Stream.run(Stream.make({ symbol: "A", price: 1 }, bad, { symbol: "B", price: 2 }), connection.sink)
+      )
       expect(sunk).toMatchObject({ _tag: "SendError", reason: "EncodeFailed", payload: bad })
       yield* connection.send({ symbol: "C", price: 3 })
       yield* awaitReceived(server, 2)
@@ -211,7 +245,10 @@ describe("Codec on a Connection", () => {
       const server = yield* TestServer.make()
       const connection = yield* Connection.connect(server.url, { codec: Codec.fromSchema(PointBytes) })
       yield* connection.send({ x: 1.5, y: -2 })
-      expect(Chunk.toArray(yield* connection.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{ x: 1.5, y: -2 }])
+      expect(Chunk.toArray(yield* connection.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{
+        x: 1.5,
+        y: -2
+      }])
       const received = yield* server.received
       expect(received[0]).toBeInstanceOf(Uint8Array)
       expect((received[0] as Uint8Array).length).toBe(16)
@@ -249,7 +286,11 @@ describe("Codec on a Client", () => {
         { symbol: "B", price: 2 },
         { symbol: "C", price: 3 }
       ])
-      expect(yield* server.received).toEqual([`{"symbol":"A","price":1}`, `{"symbol":"B","price":2}`, `{"symbol":"C","price":3}`])
+      expect(yield* server.received).toEqual([
+        `{"symbol":"A","price":1}`,
+        `{"symbol":"B","price":2}`,
+        `{"symbol":"C","price":3}`
+      ])
     })).pipe(provideNode))
 
   it.live("a bad frame is a DecodeFailed event with the exact frame and is skipped; the next frame arrives, the link never drops", () =>
@@ -263,7 +304,10 @@ describe("Codec on a Client", () => {
       yield* server.broadcast("not json")
       yield* server.broadcast(bad)
       yield* server.broadcast(`{"symbol":"A","price":1}`)
-      expect(Chunk.toArray(yield* client.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{ symbol: "A", price: 1 }])
+      expect(Chunk.toArray(yield* client.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{
+        symbol: "A",
+        price: 1
+      }])
       const events = yield* failed
       expect(events.map((event) => event.error.frame)).toEqual(["not json", expect.any(Uint8Array)])
       expect(Array.from(events[1]!.error.frame as Uint8Array)).toEqual(Array.from(bad))
@@ -292,9 +336,10 @@ describe("Codec on a Client", () => {
         url: server.url,
         codec: ticks,
         decodeErrors: "fail",
-        onOpen: (connection) => Effect.sync(() => {
-          raw = connection
-        })
+        onOpen: (connection) =>
+          Effect.sync(() => {
+            raw = connection
+          })
       })
       yield* client.awaitOpen
       const all = yield* eventsUntilClosed(client)
@@ -306,12 +351,19 @@ describe("Codec on a Client", () => {
       const [before, error] = yield* untilFailure(messages)
       expect(before).toEqual([{ symbol: "A", price: 1 }])
       expect(decodeErrorOf(error).frame).toBe(`{"symbol":"A","price":-5}`)
-      expect(Chunk.toArray(yield* client.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{ symbol: "B", price: 2 }])
+      expect(Chunk.toArray(yield* client.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{
+        symbol: "B",
+        price: 2
+      }])
       expect(yield* server.accepted).toBe(1)
       expect((yield* client.state.get)._tag).toBe("Open")
       yield* client.close()
       const seen = yield* Fiber.join(all)
-      expect(seen.map((event) => event._tag === "Transition" ? event.to._tag : event._tag)).toEqual(["Connecting", "Open", "Closed"])
+      expect(seen.map((event) => event._tag === "Transition" ? event.to._tag : event._tag)).toEqual([
+        "Connecting",
+        "Open",
+        "Closed"
+      ])
     })).pipe(provideNode))
 
   it.live("encode failure: send and enqueue fail at once with SendError EncodeFailed and the value; never queued, never counted", () =>
@@ -324,7 +376,9 @@ describe("Codec on a Client", () => {
       errors.push(yield* Effect.flip(client.send(bad)) as SendError)
       errors.push(yield* Effect.flip(client.enqueue(bad)) as SendError)
       errors.push(yield* Effect.flip(Stream.run(Stream.make(bad), client.sink)) as SendError)
-      for (const error of errors) expect(error).toMatchObject({ _tag: "SendError", reason: "EncodeFailed", payload: bad })
+      for (const error of errors) {
+        expect(error).toMatchObject({ _tag: "SendError", reason: "EncodeFailed", payload: bad })
+      }
       expect(yield* client.outboxSize).toBe(0)
       expect(yield* client.failed).toBe(0)
       yield* client.awaitOpen
@@ -361,11 +415,18 @@ describe("Codec on a Client", () => {
       const all = yield* eventsUntilClosed(client)
       yield* server.broadcast("pong")
       yield* server.broadcast(`{"symbol":"A","price":1}`)
-      expect(Chunk.toArray(yield* client.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{ symbol: "A", price: 1 }])
+      expect(Chunk.toArray(yield* client.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual([{
+        symbol: "A",
+        price: 1
+      }])
       expect(seen).toEqual(["pong", `{"symbol":"A","price":1}`])
       yield* client.close()
       const events = yield* Fiber.join(all)
-      expect(events.map((event) => event._tag === "Transition" ? event.to._tag : event._tag)).toEqual(["Connecting", "Open", "Closed"])
+      expect(events.map((event) => event._tag === "Transition" ? event.to._tag : event._tag)).toEqual([
+        "Connecting",
+        "Open",
+        "Closed"
+      ])
     })).pipe(provideNode))
 
   it.live("a codec that throws (made by hand) is a DecodeFailed event, not a defect", () =>
@@ -393,20 +454,40 @@ describe("Codec on a Client", () => {
   it.live("a codec or decodeErrors that cannot work (untyped code) leaves the client Closed with InvalidOptions", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const options = { url: server.url, codec: ticks, decodeErrors: "skip" } as unknown as Client.CodecOptions<Tick, Tick>
+      const options = { url: server.url, codec: ticks, decodeErrors: "skip" } as unknown as Client.CodecOptions<
+        Tick,
+        Tick
+      >
       const client = yield* Client.make(options)
       const closed = yield* closedState(client)
       expect(closed).toMatchObject({
-        error: Option.some(expect.objectContaining({ _tag: "ConnectError", reason: "InvalidOptions", detail: expect.stringContaining("decodeErrors") }))
+        error: Option.some(
+          expect.objectContaining({
+            _tag: "ConnectError",
+            reason: "InvalidOptions",
+            detail: expect.stringContaining("decodeErrors")
+          })
+        )
       })
       const noCodec = yield* Client.make({ url: server.url, codec: {} } as unknown as Client.CodecOptions<Tick, Tick>)
       const closedToo = yield* closedState(noCodec)
-      expect(closedToo).toMatchObject({ error: Option.some(expect.objectContaining({ reason: "InvalidOptions", detail: expect.stringContaining("codec") })) })
+      expect(closedToo).toMatchObject({
+        error: Option.some(
+          expect.objectContaining({ reason: "InvalidOptions", detail: expect.stringContaining("codec") })
+        )
+      })
       // Two functions without Codec.make: no wrappers to make the client typed with.
       const bare = { decode: Either.right, encode: Either.right }
-      const bareCodec = yield* Client.make({ url: server.url, codec: bare } as unknown as Client.CodecOptions<Tick, Tick>)
+      const bareCodec = yield* Client.make(
+        { url: server.url, codec: bare } as unknown as Client.CodecOptions<Tick, Tick>
+      )
       expect(yield* closedState(bareCodec)).toMatchObject({
-        error: Option.some(expect.objectContaining({ reason: "InvalidOptions", detail: "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make" }))
+        error: Option.some(
+          expect.objectContaining({
+            reason: "InvalidOptions",
+            detail: "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make"
+          })
+        )
       })
       expect(yield* server.accepted).toBe(0)
     })).pipe(provideNode))
@@ -424,7 +505,10 @@ describe("Codec on a Client", () => {
     }).pipe(Effect.scoped))
 
   it("types: send takes Out, messages yields In; a raw Client is unchanged", () => {
-    const typed = Client.make({ url: "ws://127.0.0.1:1", codec: Codec.json(Tick, Schema.Struct({ subscribe: Schema.String })) })
+    const typed = Client.make({
+      url: "ws://127.0.0.1:1",
+      codec: Codec.json(Tick, Schema.Struct({ subscribe: Schema.String }))
+    })
     const failing = Client.make({ url: "ws://127.0.0.1:1", codec: ticks, decodeErrors: "fail" })
     const raw = Client.make({ url: "ws://127.0.0.1:1" })
     const checks = Effect.gen(function*() {
@@ -462,15 +546,17 @@ describe("Connection.connect with a codec that cannot work", () => {
     ([_, codec]) =>
       withNoHandlesLeft(Effect.gen(function*() {
         const server = yield* TestServer.make()
-        const error = yield* Connection.connect(server.url, { codec } as unknown as Connection.CodecOptions<Tick, Tick>).pipe(
-          Effect.flip,
-          Effect.scoped
-        )
+        const error = yield* Connection.connect(server.url, { codec } as unknown as Connection.CodecOptions<Tick, Tick>)
+          .pipe(
+            Effect.flip,
+            Effect.scoped
+          )
         expect(error).toMatchObject({
           _tag: "ConnectError",
           reason: "InvalidOptions",
           url: new URL(server.url).href,
-          detail: "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make; fix the option named above"
+          detail:
+            "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make; fix the option named above"
         })
         expect(yield* server.accepted).toBe(0)
       })).pipe(provideNode)
@@ -483,7 +569,8 @@ describe("Connection.connect with a codec that cannot work", () => {
         runs++
         return "http://127.0.0.1:1/"
       })
-      const error = yield* Connection.connect(url, { codec: bare } as unknown as Connection.CodecOptions<Tick, Tick>).pipe(Effect.flip, Effect.scoped)
+      const error = yield* Connection.connect(url, { codec: bare } as unknown as Connection.CodecOptions<Tick, Tick>)
+        .pipe(Effect.flip, Effect.scoped)
       expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidUrl" })
       expect(runs).toBe(1)
     }).pipe(provideNode))
@@ -491,21 +578,23 @@ describe("Connection.connect with a codec that cannot work", () => {
 
 describe("Client.make with a codec: the options as given", () => {
   it.live("options from a settings class (url read by a getter) and a codec: the client connects and is typed, as without a codec", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      class Settings {
-        readonly codec = ticks
-        readonly heartbeat = false
-        get url(): string {
-          return server.url
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        class Settings {
+          readonly codec = ticks
+          readonly heartbeat = false
+          get url(): string {
+            return server.url
+          }
         }
-      }
-      const client = yield* Client.make(new Settings() as Client.CodecOptions<Tick, Tick>)
-      yield* client.send({ symbol: "S", price: 1 })
-      const got = yield* Stream.runHead(client.messages).pipe(
-        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "no echo" })
-      )
-      expect(got).toEqual(Option.some({ symbol: "S", price: 1 }))
-      expect(yield* server.accepted).toBe(1)
-    }).pipe(Effect.scoped, provideNode)))
+        const client = yield* Client.make(new Settings() as Client.CodecOptions<Tick, Tick>)
+        yield* client.send({ symbol: "S", price: 1 })
+        const got = yield* Stream.runHead(client.messages).pipe(
+          Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "no echo" })
+        )
+        expect(got).toEqual(Option.some({ symbol: "S", price: 1 }))
+        expect(yield* server.accepted).toBe(1)
+      }).pipe(Effect.scoped, provideNode)
+    ))
 })

@@ -17,16 +17,32 @@ import { withNoHandlesLeft } from "./support/handles.js"
 
 const transports = [
   // The ws class: lifeline's Node transport, which reads the HTTP status and the socket errors.
-  { name: "WebSocket: WS (Node transport)", options: { WebSocket: WS } as Options, refused: "ConnectionRefused", sees401: true },
+  {
+    name: "WebSocket: WS (Node transport)",
+    options: { WebSocket: WS } as Options,
+    refused: "ConnectionRefused",
+    sees401: true
+  },
   // No WebSocket option: the global standard WebSocket, through the browser transport.
-  { name: "the global WebSocket (browser transport)", options: {} as Options, refused: "ClosedBeforeOpen", sees401: false }
+  {
+    name: "the global WebSocket (browser transport)",
+    options: {} as Options,
+    refused: "ClosedBeforeOpen",
+    sees401: false
+  }
 ] as const
 
 const on = <A>(options: Options, scenario: Scenario<A>, serverOptions: TestServer.Options = {}) =>
   Effect.gen(function*() {
     const server = yield* TestServer.make(serverOptions)
     return yield* Effect.promise(() =>
-      scenario({ url: server.url, server: serverControl(server), WebSocket: ReconnectingWebSocket, options, platform: "node" })
+      scenario({
+        url: server.url,
+        server: serverControl(server),
+        WebSocket: ReconnectingWebSocket,
+        options,
+        platform: "node"
+      })
     )
   })
 
@@ -36,9 +52,12 @@ const capturingConsoleError = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     const reported: Array<unknown> = []
     const original = console.error
     console.error = (...args: Array<unknown>) => reported.push(args[1])
-    const result = yield* Effect.ensuring(effect, Effect.sync(() => {
-      console.error = original
-    }))
+    const result = yield* Effect.ensuring(
+      effect,
+      Effect.sync(() => {
+        console.error = original
+      })
+    )
     return [result, reported] as const
   })
 
@@ -56,7 +75,8 @@ describe("effect-lifeline/compat exports", () => {
 })
 
 for (const transport of transports) {
-  const run = <A>(scenario: Scenario<A>, serverOptions: TestServer.Options = {}) => on(transport.options, scenario, serverOptions)
+  const run = <A>(scenario: Scenario<A>, serverOptions: TestServer.Options = {}) =>
+    on(transport.options, scenario, serverOptions)
 
   describe(`partysocket's API, over ${transport.name}`, () => {
     it.scopedLive("open, message, a server's close with its code, reconnect; on* handlers see the same events", () =>
@@ -77,13 +97,21 @@ for (const transport of transports) {
         expect(seen.returned).toEqual([false, false, false])
         expect(seen.readyStateDown).toBe(3)
         expect(seen.bufferedWhileDown).toBe(6)
-        expect(seen.received.map((frame) => typeof frame === "string" ? frame : [...frame])).toEqual(["a", "bb", [1, 2, 3], "after-open"])
+        expect(seen.received.map((frame) => typeof frame === "string" ? frame : [...frame])).toEqual(["a", "bb", [
+          1,
+          2,
+          3
+        ], "after-open"])
       }))
 
     it.scopedLive("frames sent just before a close frame are all dispatched, in order, before the close event", () =>
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.messagesBeforeClose)
-        expect(seen.events).toEqual(["open", ...Array.from({ length: 50 }, (_, index) => `message:m${index}`), "close:4005:after the burst:clean"])
+        expect(seen.events).toEqual([
+          "open",
+          ...Array.from({ length: 50 }, (_, index) => `message:m${index}`),
+          "close:4005:after the burst:clean"
+        ])
       }))
 
     it.scopedLive("startClosed: CLOSED and no connection until reconnect(), then what was sent first goes first", () =>
@@ -101,13 +129,22 @@ for (const transport of transports) {
     it.scopedLive("close() dispatches its close event at once and stops reconnecting", () =>
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.closeStops)
-        expect(seen).toEqual({ events: ["open", "close:4001:leaving:clean"], readyState: 3, accepted: 1, shouldReconnect: false })
+        expect(seen).toEqual({
+          events: ["open", "close:4001:leaving:clean"],
+          readyState: 3,
+          accepted: 1,
+          shouldReconnect: false
+        })
       }))
 
     it.scopedLive("reconnect(code, reason): a close event with them, a new connection, the retry count at 0", () =>
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.reconnectMethod)
-        expect(seen).toEqual({ events: ["open", "close:4002:again:clean", "open", "close:1000::clean"], accepted: 2, retryCount: 0 })
+        expect(seen).toEqual({
+          events: ["open", "close:4002:again:clean", "open", "close:1000::clean"],
+          accepted: 2,
+          retryCount: 0
+        })
       }))
 
     it.scopedLive("maxRetries: 1 + maxRetries attempts, each a typed error then close 1006 (not 1000), then nothing", () =>
@@ -145,7 +182,12 @@ for (const transport of transports) {
     it.scopedLive("binaryType: blob by default, ArrayBuffer or Blob as set; a Blob sent keeps its place", () =>
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.binaryType)
-        expect(seen).toEqual({ initial: "blob", kinds: ["ArrayBuffer", "Blob"], bytes: [[7, 8, 9], [7, 8, 9]], order: ["before", [1, 2], "after"] })
+        expect(seen).toEqual({
+          initial: "blob",
+          kinds: ["ArrayBuffer", "Blob"],
+          bytes: [[7, 8, 9], [7, 8, 9]],
+          order: ["before", [1, 2], "after"]
+        })
       }))
   })
 
@@ -166,7 +208,10 @@ for (const transport of transports) {
         Effect.gen(function*() {
           const seen = yield* run(Scenarios.unauthorized)
           if (transport.sees401) {
-            expect(seen.events).toEqual(["error:ConnectError:HandshakeRejected", "close:1006:HandshakeRejected (HTTP 401); not retrying:unclean"])
+            expect(seen.events).toEqual([
+              "error:ConnectError:HandshakeRejected",
+              "close:1006:HandshakeRejected (HTTP 401); not retrying:unclean"
+            ])
             expect(seen.requests).toBe(1)
           } else {
             expect(seen.events).toEqual([
@@ -218,7 +263,10 @@ for (const transport of transports) {
     it.scopedLive("a URL that cannot work is final: InvalidUrl, then a close that says why", () =>
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.invalidUrl)
-        expect(seen).toEqual({ events: ["error:ConnectError:InvalidUrl", "close:1006:InvalidUrl; not retrying:unclean"], readyState: 3 })
+        expect(seen).toEqual({
+          events: ["error:ConnectError:InvalidUrl", "close:1006:InvalidUrl; not retrying:unclean"],
+          readyState: 3
+        })
       }))
   })
 }
@@ -250,7 +298,11 @@ describe("effect-lifeline/compat in Node", () => {
         socket.close()
         await Scenarios.sleep(20)
       })
-      expect(lines).toEqual(["RWS> DEBUG lifeline: Connecting", "RWS> DEBUG lifeline: Open", "RWS> DEBUG lifeline: Closed"])
+      expect(lines).toEqual([
+        "RWS> DEBUG lifeline: Connecting",
+        "RWS> DEBUG lifeline: Open",
+        "RWS> DEBUG lifeline: Closed"
+      ])
     }))
 })
 
@@ -260,7 +312,11 @@ describe("effect-lifeline/compat: no message lost without a word (Node transport
       const server = yield* TestServer.make({ record: false })
       const size = 1024 * 1024
       const outcome = yield* Effect.promise(async () => {
-        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS, minReconnectionDelay: 20, maxRetries: 0 })
+        const socket = new ReconnectingWebSocket(server.url, undefined, {
+          WebSocket: WS,
+          minReconnectionDelay: 20,
+          maxRetries: 0
+        })
         const failed: Array<unknown> = []
         socket.addEventListener("error", (event) => {
           const error = event.error as Error & { _tag?: string; reason?: string; payload?: Uint8Array }
@@ -291,9 +347,20 @@ describe("effect-lifeline/compat: no message lost without a word (Node transport
     Effect.gen(function*() {
       const server = yield* TestServer.make()
       const outcome = yield* Effect.promise(async () => {
-        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS, maxEnqueuedMessages: 0, startClosed: true })
+        const socket = new ReconnectingWebSocket(server.url, undefined, {
+          WebSocket: WS,
+          maxEnqueuedMessages: 0,
+          startClosed: true
+        })
         const errors: Array<unknown> = []
-        socket.addEventListener("error", (event) => errors.push([(event.error as Error & { reason?: string }).reason, (event.error as Error & { payload?: unknown }).payload]))
+        socket.addEventListener(
+          "error",
+          (event) =>
+            errors.push([
+              (event.error as Error & { reason?: string }).reason,
+              (event.error as Error & { payload?: unknown }).payload
+            ])
+        )
         const returned = socket.send("lost?")
         socket.reconnect()
         await Scenarios.next(socket, "open")

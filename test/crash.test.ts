@@ -12,10 +12,15 @@ interface Run {
 const runScript = (name: string) =>
   Effect.async<Run>((resume) => {
     const script = fileURLToPath(new URL(`./crash/${name}`, import.meta.url))
-    const child = execFile(process.execPath, ["--import", "tsx", script], { timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
-      resume(Effect.succeed({ code, stdout, stderr }))
-    })
+    const child = execFile(
+      process.execPath,
+      ["--import", "tsx", script],
+      { timeout: 60_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
+        resume(Effect.succeed({ code, stdout, stderr }))
+      }
+    )
     return Effect.sync(() => child.kill())
   })
 

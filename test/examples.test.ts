@@ -136,14 +136,19 @@ describe("examples/matchErrors.ts", () => {
     expect(MatchErrors.describeError(new TimeoutError({ operation: "heartbeat", timeout: Duration.seconds(1) }))).toBe(
       "TimeoutError heartbeat"
     )
-    expect(MatchErrors.describeError(new Disconnected({ code: 1008, reason: "", wasClean: true, initiator: "server" }))).toBe(
-      "Disconnected 1008 by server"
+    expect(MatchErrors.describeError(new Disconnected({ code: 1008, reason: "", wasClean: true, initiator: "server" })))
+      .toBe(
+        "Disconnected 1008 by server"
+      )
+    expect(MatchErrors.describeError(new OnOpenError({ cause: new Error("no token") }))).toBe(
+      "OnOpenError: onOpen failed: no token"
     )
-    expect(MatchErrors.describeError(new OnOpenError({ cause: new Error("no token") }))).toBe("OnOpenError: onOpen failed: no token")
     expect(MatchErrors.describeError(new CircuitOpenError({ endpoint: "ws://127.0.0.1:1/", retryAt }))).toBe(
       "CircuitOpenError ws://127.0.0.1:1/ until 2030-01-01T00:00:00.000Z"
     )
-    expect(MatchErrors.describeError(new ConnectError({ reason: "InvalidUrl", url: "x", detail: "" }))).toBe("ConnectError InvalidUrl")
+    expect(MatchErrors.describeError(new ConnectError({ reason: "InvalidUrl", url: "x", detail: "" }))).toBe(
+      "ConnectError InvalidUrl"
+    )
   })
 })
 
@@ -185,6 +190,8 @@ describe("examples/fleet.ts", () => {
       // The 10 rejections, then one handshake per Client: nothing retried past the breaker.
       expect(yield* server.requests).toBe(20)
       expect(yield* server.accepted).toBe(10)
-      expect([...yield* server.received].sort()).toEqual(Array.from({ length: 10 }, (_, index) => `hello from client ${index}`).sort())
+      expect([...yield* server.received].sort()).toEqual(
+        Array.from({ length: 10 }, (_, index) => `hello from client ${index}`).sort()
+      )
     }).pipe(quiet))
 })

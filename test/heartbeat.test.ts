@@ -5,13 +5,14 @@
  * Client.test.ts ("Client: heartbeat").
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, TestClock } from "effect"
+import type { Clock } from "effect"
+import { Duration, Effect, TestClock } from "effect"
 import type { TimeoutError } from "../src/index.js"
-import type { Message, TransportSocket } from "../src/Transport.js"
 import { ConnectionListener } from "../src/internal/connection.js"
 import { Heartbeat } from "../src/internal/heartbeat.js"
-import { OPEN } from "../src/internal/protocol.js"
 import { currentTimers } from "../src/internal/primitives/timers.js"
+import { OPEN } from "../src/internal/protocol.js"
+import type { Message, TransportSocket } from "../src/Transport.js"
 
 const url = "ws://127.0.0.1:1/"
 
@@ -77,7 +78,11 @@ const startHeartbeat = (options: PeerOptions) =>
       socket,
       listener,
       url,
-      { interval: Duration.millis(options.interval), timeout: Duration.millis(options.timeout), message: options.message },
+      {
+        interval: Duration.millis(options.interval),
+        timeout: Duration.millis(options.timeout),
+        message: options.message
+      },
       clock,
       timers,
       {
@@ -96,22 +101,30 @@ describe("Heartbeat: the bound (TestClock)", () => {
     { interval: 1000, timeout: 500 },
     { interval: 500, timeout: 2000 },
     { interval: 20_000, timeout: 10_000 }
-  ])("a peer frozen right after a pong is found exactly interval + timeout after it ($interval / $timeout)", ({ interval, timeout }) =>
-    Effect.gen(function*() {
-      const hb = yield* startHeartbeat({ interval, timeout, answers: 1 })
-      yield* TestClock.adjust(Duration.millis(interval + interval + timeout - 1))
-      // The first probe after `interval` of quiet since the start, its pong at once; the next
-      // probe `interval` after that pong, unanswered.
-      expect(hb.probes).toEqual([interval, 2 * interval])
-      expect(hb.answers).toEqual([interval])
-      expect(hb.deaths).toEqual([])
-      yield* TestClock.adjust(Duration.millis(1))
-      expect(hb.deaths.map((death) => death.at)).toEqual([interval + interval + timeout])
-      expect(hb.deaths.map((death) => death.error)).toMatchObject([{ _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(timeout), url }])
-      yield* TestClock.adjust(Duration.millis(10 * interval))
-      expect(hb.probes).toHaveLength(2)
-      expect(hb.deaths).toHaveLength(1)
-    }))
+  ])(
+    "a peer frozen right after a pong is found exactly interval + timeout after it ($interval / $timeout)",
+    ({ interval, timeout }) =>
+      Effect.gen(function*() {
+        const hb = yield* startHeartbeat({ interval, timeout, answers: 1 })
+        yield* TestClock.adjust(Duration.millis(interval + interval + timeout - 1))
+        // The first probe after `interval` of quiet since the start, its pong at once; the next
+        // probe `interval` after that pong, unanswered.
+        expect(hb.probes).toEqual([interval, 2 * interval])
+        expect(hb.answers).toEqual([interval])
+        expect(hb.deaths).toEqual([])
+        yield* TestClock.adjust(Duration.millis(1))
+        expect(hb.deaths.map((death) => death.at)).toEqual([interval + interval + timeout])
+        expect(hb.deaths.map((death) => death.error)).toMatchObject([{
+          _tag: "TimeoutError",
+          operation: "heartbeat",
+          timeout: Duration.millis(timeout),
+          url
+        }])
+        yield* TestClock.adjust(Duration.millis(10 * interval))
+        expect(hb.probes).toHaveLength(2)
+        expect(hb.deaths).toHaveLength(1)
+      })
+  )
 
   it.scoped("an idle peer that answers is probed every interval after its pong, not every interval + timeout", () =>
     Effect.gen(function*() {
@@ -197,4 +210,3 @@ describe("Heartbeat: the bound (TestClock)", () => {
       expect(hb.deaths.map((death) => death.at)).toEqual([181_750])
     }))
 })
-

@@ -8,15 +8,17 @@ import { Reconnect } from "../src/index.js"
 
 /** 1,000 clients through a 1 s outage, ten seeds: the median of each figure. */
 const herd = (schedule: Parameters<typeof simulateHerd>[0]) =>
-  Effect.forEach(Array.from({ length: 10 }, (_, seed) => seed), (seed) =>
-    simulateHerd(schedule, 1000, 1000).pipe(Effect.withRandom(Random.make(`herd-${seed}`)))).pipe(
-      Effect.map((runs) => ({
-        peak: median(runs.map((run) => run.peak)),
-        median: median(runs.map((run) => run.median)),
-        failed: median(runs.map((run) => run.failed)),
-        gaveUp: Math.max(...runs.map((run) => run.gaveUp))
-      }))
-    )
+  Effect.forEach(
+    Array.from({ length: 10 }, (_, seed) => seed),
+    (seed) => simulateHerd(schedule, 1000, 1000).pipe(Effect.withRandom(Random.make(`herd-${seed}`)))
+  ).pipe(
+    Effect.map((runs) => ({
+      peak: median(runs.map((run) => run.peak)),
+      median: median(runs.map((run) => run.median)),
+      failed: median(runs.map((run) => run.failed)),
+      gaveUp: Math.max(...runs.map((run) => run.gaveUp))
+    }))
+  )
 
 describe("reconnect herd model (1,000 clients, 1 s outage)", () => {
   it.effect("the default spreads the return: about 8 % in the densest 100 ms, median within 0.9 s", () =>

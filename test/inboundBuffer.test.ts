@@ -56,7 +56,9 @@ describe("streamOfPulls", () => {
         const next = script[pulls++]
         return next === undefined ? Effect.fail(Option.none()) : Effect.succeed(next)
       })
-      const chunks = yield* Stream.runCollect(Stream.mapChunks(streamOfPulls(pull), (chunk) => Chunk.of(Chunk.toArray(chunk))))
+      const chunks = yield* Stream.runCollect(
+        Stream.mapChunks(streamOfPulls(pull), (chunk) => Chunk.of(Chunk.toArray(chunk)))
+      )
       expect(Chunk.toArray(chunks)).toEqual([[1, 2], [3]])
       expect(pulls).toBe(4)
     }))

@@ -29,7 +29,7 @@ const makeSwitch = () => {
     set: (value: boolean) => {
       const wasOnline = online
       online = value
-      if (value && !wasOnline) for (const listener of [...listeners]) listener()
+      if (value && !wasOnline) { for (const listener of [...listeners]) listener() }
     }
   }
 }
@@ -57,7 +57,11 @@ describe("Client: offline (a Transport with a network)", () => {
     const net = makeSwitch()
     return withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("10 millis"), minRetryDelay: "10 millis" })
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("10 millis"),
+        minRetryDelay: "10 millis"
+      })
       yield* client.awaitOpen
       const attempts = yield* countAttempts(client)
       net.set(false)
@@ -102,7 +106,11 @@ describe("Client: offline (a Transport with a network)", () => {
     const net = makeSwitch()
     return withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("10 millis"), minRetryDelay: "10 millis" })
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("10 millis"),
+        minRetryDelay: "10 millis"
+      })
       yield* client.awaitOpen
       const attempts = yield* countAttempts(client)
       yield* server.kill
@@ -119,7 +127,11 @@ describe("Client: offline (a Transport with a network)", () => {
     const net = makeSwitch()
     return withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("10 millis"), minRetryDelay: "10 millis" })
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("10 millis"),
+        minRetryDelay: "10 millis"
+      })
       yield* client.awaitOpen
       net.set(false)
       yield* server.kill
@@ -143,7 +155,11 @@ describe("Client: offline (a Transport with a network)", () => {
   it("the browser transport's network reads navigator.onLine and the global online event at each call", () => {
     const target = new EventTarget()
     const globals = globalThis as unknown as Record<string, unknown>
-    const saved = { navigator: Object.getOwnPropertyDescriptor(globalThis, "navigator"), add: globals["addEventListener"], remove: globals["removeEventListener"] }
+    const saved = {
+      navigator: Object.getOwnPropertyDescriptor(globalThis, "navigator"),
+      add: globals["addEventListener"],
+      remove: globals["removeEventListener"]
+    }
     const navigator = { onLine: false }
     Object.defineProperty(globalThis, "navigator", { value: navigator, configurable: true, writable: true })
     globals["addEventListener"] = target.addEventListener.bind(target)

@@ -19,16 +19,26 @@ const connectError = (options: unknown) =>
   Connection.connect("ws://127.0.0.1:1/", options as Connection.Options).pipe(Effect.flip, Effect.scoped, provideNode)
 
 const closedWith = (client: Client.Client) =>
-  Effect.map(awaitState(client, isTag("Closed"), "5 seconds"), (state) =>
-    Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error))
+  Effect.map(
+    awaitState(client, isTag("Closed"), "5 seconds"),
+    (state) => Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error)
+  )
 
 // [what, options, the detail's first part: the option's path and what is wrong]
 const badConnection: ReadonlyArray<readonly [string, unknown, string]> = [
   ["protocols: a number", { protocols: 5 }, "protocols: must be a string or an array of strings"],
-  ["protocols: an invalid name", { protocols: ["bad name"] }, "protocols: \"bad name\" is not a valid subprotocol name (RFC 6455 token)"],
+  [
+    "protocols: an invalid name",
+    { protocols: ["bad name"] },
+    "protocols: \"bad name\" is not a valid subprotocol name (RFC 6455 token)"
+  ],
   ["protocols: offered twice", { protocols: ["a", "a"] }, "protocols: \"a\" is offered twice"],
   ["headers: an invalid name", { headers: { "bad name": "x" } }, "headers: \"bad name\" is not a valid header name"],
-  ["headers: a value with CR LF", { headers: { "x-token": Redacted.make("a\r\nb") } }, "headers: the value of \"x-token\" is not a valid header value"],
+  [
+    "headers: a value with CR LF",
+    { headers: { "x-token": Redacted.make("a\r\nb") } },
+    "headers: the value of \"x-token\" is not a valid header value"
+  ],
   ["tls: a string", { tls: "yes" }, "tls: must be an object"],
   ["tls.ca: a number", { tls: { ca: 42 } }, "tls.ca: must be PEM text or bytes"],
   ["tls: a key without a cert", { tls: { key: "k" } }, "tls: key and cert go together"],
@@ -38,44 +48,87 @@ const badConnection: ReadonlyArray<readonly [string, unknown, string]> = [
   ["maxPayload: 1.5", { maxPayload: 1.5 }, "maxPayload: must be a positive integer (bytes)"],
   ["inboundCapacity: 0", { inboundCapacity: 0 }, "inboundCapacity: must be a positive integer (frames)"],
   ["inboundBytes: NaN", { inboundBytes: Number.NaN }, "inboundBytes: must be a positive integer (bytes)"],
-  ["writeHighWaterMark: a string", { writeHighWaterMark: "1024" }, "writeHighWaterMark: must be a positive integer (bytes)"],
-  ["the first bad option is named", { openTimeout: 0, inboundCapacity: 0 }, "openTimeout: must be a finite duration above zero"]
+  [
+    "writeHighWaterMark: a string",
+    { writeHighWaterMark: "1024" },
+    "writeHighWaterMark: must be a positive integer (bytes)"
+  ],
+  [
+    "the first bad option is named",
+    { openTimeout: 0, inboundCapacity: 0 },
+    "openTimeout: must be a finite duration above zero"
+  ]
 ]
 
 const url = "ws://127.0.0.1:1/"
 const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
   ["url: an empty list", { url: [] }, "url: give at least one endpoint"],
   ["url: a number", { url: 5 }, "url: must be a URL, an Effect of one, or a list of URLs"],
-  ["headers: an invalid value", { url, headers: { a: "x\ny" } }, "headers: the value of \"a\" is not a valid header value"],
-  ["connection.protocols: invalid", { url, connection: { protocols: ["no way"] } }, "connection.protocols: \"no way\" is not a valid subprotocol"],
-  ["connection.tls.servername: a number", { url, connection: { tls: { servername: 1 } } }, "connection.tls.servername: must be a string"],
-  ["connection.openTimeout: 0", { url, connection: { openTimeout: 0 } }, "connection.openTimeout: must be a finite duration above zero"],
+  [
+    "headers: an invalid value",
+    { url, headers: { a: "x\ny" } },
+    "headers: the value of \"a\" is not a valid header value"
+  ],
+  [
+    "connection.protocols: invalid",
+    { url, connection: { protocols: ["no way"] } },
+    "connection.protocols: \"no way\" is not a valid subprotocol"
+  ],
+  [
+    "connection.tls.servername: a number",
+    { url, connection: { tls: { servername: 1 } } },
+    "connection.tls.servername: must be a string"
+  ],
+  [
+    "connection.openTimeout: 0",
+    { url, connection: { openTimeout: 0 } },
+    "connection.openTimeout: must be a finite duration above zero"
+  ],
   ["retry: not a Schedule", { url, retry: "often" }, "retry: must be a Schedule"],
-  ["retry: an invalid exponentialBackoff", { url, retry: Reconnect.exponentialBackoff({ cap: 0 }) }, "retry: exponentialBackoff: cap must be"],
+  [
+    "retry: an invalid exponentialBackoff",
+    { url, retry: Reconnect.exponentialBackoff({ cap: 0 }) },
+    "retry: exponentialBackoff: cap must be"
+  ],
   ["shouldRetry: not a function", { url, shouldRetry: true }, "shouldRetry: must be a function"],
   ["minUptime: unreadable", { url, minUptime: "soon" }, "minUptime: must be a finite duration above zero"],
   ["outbox.capacity: 0", { url, outbox: { capacity: 0 } }, "outbox.capacity: must be a positive integer"],
   ["outbox.maxBytes: -1", { url, outbox: { maxBytes: -1 } }, "outbox.maxBytes: must be a positive integer"],
-  ["outbox.overflow: unknown", { url, outbox: { overflow: "dropNewest" } }, "outbox.overflow: must be one of fail, dropOldest, suspend"],
+  [
+    "outbox.overflow: unknown",
+    { url, outbox: { overflow: "dropNewest" } },
+    "outbox.overflow: must be one of fail, dropOldest, suspend"
+  ],
   ["onOpen: not a function", { url, onOpen: {} }, "onOpen: must be a function"],
   ["onOpenTimeout: 0", { url, onOpenTimeout: 0 }, "onOpenTimeout: must be a finite duration above zero"],
-  ["minRetryDelay: under a millisecond", { url, minRetryDelay: Duration.micros(10n) }, "minRetryDelay: must be at least 1 millisecond"],
+  [
+    "minRetryDelay: under a millisecond",
+    { url, minRetryDelay: Duration.micros(10n) },
+    "minRetryDelay: must be at least 1 millisecond"
+  ],
   ["heartbeat: true", { url, heartbeat: true }, "heartbeat: must be an object or false"],
-  ["heartbeat.interval: negative", { url, heartbeat: { interval: Duration.millis(-5) } }, "heartbeat.interval: must be a finite duration above zero"],
+  [
+    "heartbeat.interval: negative",
+    { url, heartbeat: { interval: Duration.millis(-5) } },
+    "heartbeat.interval: must be a finite duration above zero"
+  ],
   ["heartbeat.message: a number", { url, heartbeat: { message: 1 } }, "heartbeat.message: must be a string or bytes"],
   ["heartbeat.isPong: not a function", { url, heartbeat: { isPong: "pong" } }, "heartbeat.isPong: must be a function"],
   ["eventsCapacity: 0", { url, eventsCapacity: 0 }, "eventsCapacity: must be a positive integer"]
 ]
 
 describe("Connection options", () => {
-  it.effect.each(badConnection)("%s: ConnectError InvalidOptions naming it", ([_, options, detail]) =>
-    Effect.gen(function*() {
-      const error = (yield* connectError(options)) as ConnectError
-      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", url })
-      expect(error.detail.startsWith(detail)).toBe(true)
-      expect(error.detail.endsWith(HINT)).toBe(true)
-      expect(error.detail).not.toContain("\n")
-    }))
+  it.effect.each(badConnection)(
+    "%s: ConnectError InvalidOptions naming it",
+    ([_, options, detail]) =>
+      Effect.gen(function*() {
+        const error = (yield* connectError(options)) as ConnectError
+        expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", url })
+        expect(error.detail.startsWith(detail)).toBe(true)
+        expect(error.detail.endsWith(HINT)).toBe(true)
+        expect(error.detail).not.toContain("\n")
+      })
+  )
 
   it("no options: every default, shared", () => {
     const none = Either.getOrThrow(decodeConnectOptions({}))
@@ -118,7 +171,11 @@ describe("Connection options", () => {
     })
     expect(Redacted.value(checked.tls!)).toEqual({ key, cert: "c", rejectUnauthorized: true })
     // Decoded options decode again to the same values (a Client's, with headers from an Effect).
-    expect(Either.getOrThrow(decodeConnectOptions({ ...checked, headers: { a: "b" } }))).toMatchObject({ ...checked, headers: { a: "b" }, tls: expect.anything() })
+    expect(Either.getOrThrow(decodeConnectOptions({ ...checked, headers: { a: "b" } }))).toMatchObject({
+      ...checked,
+      headers: { a: "b" },
+      tls: expect.anything()
+    })
   })
 
   it.live("one decode per connect call", () =>
@@ -131,14 +188,17 @@ describe("Connection options", () => {
 })
 
 describe("Client options", () => {
-  it.live.each(badClient)("%s: Closed with ConnectError InvalidOptions naming it, no attempt", ([_, options, detail]) =>
-    Effect.gen(function*() {
-      const error = (yield* closedWith(yield* Client.make(options as Client.Options))) as ConnectError
-      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
-      expect(error.detail.startsWith(detail)).toBe(true)
-      expect(error.detail.endsWith(HINT)).toBe(true)
-      expect(error.detail).not.toContain("\n")
-    }).pipe(Effect.scoped, provideNode))
+  it.live.each(badClient)(
+    "%s: Closed with ConnectError InvalidOptions naming it, no attempt",
+    ([_, options, detail]) =>
+      Effect.gen(function*() {
+        const error = (yield* closedWith(yield* Client.make(options as Client.Options))) as ConnectError
+        expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+        expect(error.detail.startsWith(detail)).toBe(true)
+        expect(error.detail.endsWith(HINT)).toBe(true)
+        expect(error.detail).not.toContain("\n")
+      }).pipe(Effect.scoped, provideNode)
+  )
 
   it("no options but the URL: every default, the connection and heartbeat defaults shared by every client", () => {
     const settings = clientSettings({ url })
@@ -185,7 +245,12 @@ describe("Client options", () => {
     }))
     expect(settings).toMatchObject({
       endpoints: [url, new URL("ws://127.0.0.1:2/")],
-      connection: { protocols: ["v1"], openTimeout: Duration.seconds(2), headers: { authorization: "Bearer t" }, inboundCapacity: 1024 },
+      connection: {
+        protocols: ["v1"],
+        openTimeout: Duration.seconds(2),
+        headers: { authorization: "Bearer t" },
+        inboundCapacity: 1024
+      },
       headers: undefined,
       schedule: retry,
       minUptime: Duration.seconds(1),
@@ -204,31 +269,36 @@ describe("Client options", () => {
   })
 
   it.live("a Client decodes its options once: reconnects decode nothing again", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const before = { ...decodeCounts }
-      const client = yield* Client.make({
-        url: server.url,
-        headers: { "x-id": "7" },
-        connection: { protocols: [], openTimeout: "5 seconds" },
-        minRetryDelay: "1 millis"
-      })
-      yield* client.awaitOpen
-      for (let i = 0; i < 3; i++) {
-        yield* client.reconnect
-        for (let turn = 0; turn < 500 && (yield* server.accepted) < i + 2; turn++) yield* Effect.sleep("2 millis")
-        yield* awaitState(client, isTag("Open"))
-      }
-      expect(yield* server.accepted).toBe(4)
-      expect(decodeCounts.client - before.client).toBe(1)
-      expect(decodeCounts.connection - before.connection).toBe(0)
-    }).pipe(Effect.scoped)).pipe(provideNode))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const before = { ...decodeCounts }
+        const client = yield* Client.make({
+          url: server.url,
+          headers: { "x-id": "7" },
+          connection: { protocols: [], openTimeout: "5 seconds" },
+          minRetryDelay: "1 millis"
+        })
+        yield* client.awaitOpen
+        for (let i = 0; i < 3; i++) {
+          yield* client.reconnect
+          for (let turn = 0; turn < 500 && (yield* server.accepted) < i + 2; turn++) yield* Effect.sleep("2 millis")
+          yield* awaitState(client, isTag("Open"))
+        }
+        expect(yield* server.accepted).toBe(4)
+        expect(decodeCounts.client - before.client).toBe(1)
+        expect(decodeCounts.connection - before.connection).toBe(0)
+      }).pipe(Effect.scoped)
+    ).pipe(provideNode))
 
   it.live("a Client with headers from an Effect and tls.rejectUnauthorized false: one warning, however many attempts", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const lines: Array<string> = []
       const capture = Layer.merge(
-        Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(Array.isArray(message) ? message[0] : message)))),
+        Logger.replace(
+          Logger.defaultLogger,
+          Logger.make(({ message }) => lines.push(String(Array.isArray(message) ? message[0] : message)))
+        ),
         Logger.minimumLogLevel(LogLevel.Warning)
       )
       const server = yield* TestServer.make()
@@ -255,18 +325,23 @@ describe("Client.config: keys decoded by the option Schemas", () => {
   const read = (entries: Record<string, string>) =>
     Client.config("PRICES").pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries)))))
 
-  it.effect.each([
-    ["PRICES.OPEN_TIMEOUT", "soon", "must be a finite duration above zero"],
-    ["PRICES.CLOSE_TIMEOUT", "0 millis", "must be a finite duration above zero"],
-    ["PRICES.HEARTBEAT_TIMEOUT", "-3 seconds", "must be a finite duration above zero"],
-    ["PRICES.OUTBOX_CAPACITY", "1.5", "must be a positive integer"],
-    ["PRICES.OUTBOX_CAPACITY", "-1", "must be a positive integer"]
-  ] as const)("%s = %s: a ConfigError naming the key, with the option's message", ([key, value, message]) =>
-    Effect.gen(function*() {
-      const error = String(yield* Effect.flip(read({ "PRICES.URL": url, [key]: value })))
-      expect(error).toContain(key)
-      expect(error).toContain(message)
-    }))
+  it.effect.each(
+    [
+      ["PRICES.OPEN_TIMEOUT", "soon", "must be a finite duration above zero"],
+      ["PRICES.CLOSE_TIMEOUT", "0 millis", "must be a finite duration above zero"],
+      ["PRICES.HEARTBEAT_TIMEOUT", "-3 seconds", "must be a finite duration above zero"],
+      ["PRICES.OUTBOX_CAPACITY", "1.5", "must be a positive integer"],
+      ["PRICES.OUTBOX_CAPACITY", "-1", "must be a positive integer"]
+    ] as const
+  )(
+    "%s = %s: a ConfigError naming the key, with the option's message",
+    ([key, value, message]) =>
+      Effect.gen(function*() {
+        const error = String(yield* Effect.flip(read({ "PRICES.URL": url, [key]: value })))
+        expect(error).toContain(key)
+        expect(error).toContain(message)
+      })
+  )
 
   it.effect("good keys: options that decode to the values given, absent keys keep the defaults", () =>
     Effect.gen(function*() {
@@ -290,20 +365,38 @@ describe("Client.config: keys decoded by the option Schemas", () => {
 })
 
 describe("options from untyped code: what the Schema did, never a throw", () => {
-  const notObjects: ReadonlyArray<readonly [string, unknown]> = [["null", null], ["a string", "ws://127.0.0.1:1/"], ["a number", 5]]
+  const notObjects: ReadonlyArray<readonly [string, unknown]> = [["null", null], ["a string", "ws://127.0.0.1:1/"], [
+    "a number",
+    5
+  ]]
 
-  it.effect.each(notObjects)("Connection.connect with %s as options: ConnectError InvalidOptions, not a throw", ([_, options]) =>
-    Effect.gen(function*() {
-      const error = (yield* Effect.suspend(() => connectError(options))) as ConnectError
-      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", url, detail: `options: must be an object${HINT}` })
-    }))
+  it.effect.each(notObjects)(
+    "Connection.connect with %s as options: ConnectError InvalidOptions, not a throw",
+    ([_, options]) =>
+      Effect.gen(function*() {
+        const error = (yield* Effect.suspend(() => connectError(options))) as ConnectError
+        expect(error).toMatchObject({
+          _tag: "ConnectError",
+          reason: "InvalidOptions",
+          url,
+          detail: `options: must be an object${HINT}`
+        })
+      })
+  )
 
-  it.live.each(notObjects)("Client.make with %s as options: Closed with ConnectError InvalidOptions, not a throw", ([_, options]) =>
-    Effect.gen(function*() {
-      const client = yield* Effect.suspend(() => Client.make(options as Client.Options))
-      const error = (yield* closedWith(client)) as ConnectError
-      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", detail: `options: must be an object${HINT}` })
-    }).pipe(Effect.scoped, provideNode))
+  it.live.each(notObjects)(
+    "Client.make with %s as options: Closed with ConnectError InvalidOptions, not a throw",
+    ([_, options]) =>
+      Effect.gen(function*() {
+        const client = yield* Effect.suspend(() => Client.make(options as Client.Options))
+        const error = (yield* closedWith(client)) as ConnectError
+        expect(error).toMatchObject({
+          _tag: "ConnectError",
+          reason: "InvalidOptions",
+          detail: `options: must be an object${HINT}`
+        })
+      }).pipe(Effect.scoped, provideNode)
+  )
 
   it("a url read from a getter (a settings class) is accepted with other options too, not only alone", () => {
     class Settings {
@@ -317,6 +410,8 @@ describe("options from untyped code: what the Schema did, never a throw", () => 
     expect(clientSettings(new Settings() as unknown as Client.Options).invalid).toBeUndefined()
     // Missing for real: still `is required`; present but undefined: the check's own message.
     expect(decodeClientOptions({ minUptime: "1 second" })).toEqual(Either.left("url: is required"))
-    expect(decodeClientOptions({ url: undefined, minUptime: "1 second" })).toEqual(Either.left("url: must be a URL, an Effect of one, or a list of URLs"))
+    expect(decodeClientOptions({ url: undefined, minUptime: "1 second" })).toEqual(
+      Either.left("url: must be a URL, an Effect of one, or a list of URLs")
+    )
   })
 })

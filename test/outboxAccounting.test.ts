@@ -25,7 +25,10 @@ const heldWrites = () => {
       for (let turn = 0; turn < 500 && held.length < count; turn++) yield* Effect.sleep("2 millis")
       for (const done of held.splice(0, count)) done()
     })
-  return { release, layer: Layer.merge(Layer.succeed(Transport.Transport, transport), Logger.remove(Logger.defaultLogger)) }
+  return {
+    release,
+    layer: Layer.merge(Layer.succeed(Transport.Transport, transport), Logger.remove(Logger.defaultLogger))
+  }
 }
 
 const bytes = (size: number, fill = 0): Uint8Array => new Uint8Array(size).fill(fill)
@@ -35,7 +38,11 @@ describe("Client outbox accounting while Open", () => {
     const writes = heldWrites()
     return withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ handler: "ignore" })
-      const client = yield* Client.make({ url: server.url, heartbeat: false, outbox: { maxBytes: 100, overflow: "suspend" } })
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: false,
+        outbox: { maxBytes: 100, overflow: "suspend" }
+      })
       yield* client.awaitOpen
       yield* client.enqueue(bytes(60, 1)) // in flight
       const big = yield* Effect.fork(client.send(bytes(80, 2))) // 60 + 80 > 100: waits
@@ -81,14 +88,22 @@ describe("Client outbox accounting while Open", () => {
     const writes = heldWrites()
     return withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ handler: "ignore" })
-      const client = yield* Client.make({ url: server.url, heartbeat: false, outbox: { capacity: 1, overflow: "suspend" } })
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: false,
+        outbox: { capacity: 1, overflow: "suspend" }
+      })
       yield* client.awaitOpen
       const first = yield* Effect.fork(client.send("A"))
       const second = yield* Effect.fork(client.send("THROW"))
       yield* Effect.sleep("10 millis")
       yield* writes.release(1)
       yield* Fiber.join(first)
-      expect(yield* Effect.flip(Fiber.join(second))).toMatchObject({ _tag: "SendError", reason: "WriteFailed", payload: "THROW" })
+      expect(yield* Effect.flip(Fiber.join(second))).toMatchObject({
+        _tag: "SendError",
+        reason: "WriteFailed",
+        payload: "THROW"
+      })
       expect(yield* client.failed).toBe(1)
     })).pipe(Effect.provide(writes.layer))
   })

@@ -6,8 +6,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Lifeline from "effect-lifeline"
-import * as Browser from "effect-lifeline/browser"
 import type { ClientError } from "effect-lifeline"
+import * as Browser from "effect-lifeline/browser"
 import * as Testing from "effect-lifeline/testing"
 import { execFile, execFileSync } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -28,7 +28,15 @@ const documented = {
   Reconnect: ["defaultSchedule", "exponentialBackoff", "isRetryable"],
   Transport: ["Transport"]
 } as const
-const errorClasses = ["CircuitOpenError", "ConnectError", "DecodeError", "Disconnected", "OnOpenError", "SendError", "TimeoutError"]
+const errorClasses = [
+  "CircuitOpenError",
+  "ConnectError",
+  "DecodeError",
+  "Disconnected",
+  "OnOpenError",
+  "SendError",
+  "TimeoutError"
+]
 
 describe("the package by its name", () => {
   it("effect-lifeline exports the documented modules and error classes, the very ones of src/index.ts", () => {
@@ -76,9 +84,18 @@ const pack = Effect.gen(function*() {
     writeFileSync(join(root, "dist", "stale.js"), "export {}\n")
   })
   const stdout = yield* Effect.async<string, Error>((resume) => {
-    const child = execFile("npm", ["pack", "--dry-run", "--json"], { cwd: root, timeout: 60_000 }, (error, stdout, stderr) => {
-      resume(error === null ? Effect.succeed(stdout) : Effect.fail(new Error(`npm pack failed: ${error.message}\n${stderr}`)))
-    })
+    const child = execFile(
+      "npm",
+      ["pack", "--dry-run", "--json"],
+      { cwd: root, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        resume(
+          error === null
+            ? Effect.succeed(stdout)
+            : Effect.fail(new Error(`npm pack failed: ${error.message}\n${stderr}`))
+        )
+      }
+    )
     return Effect.sync(() => child.kill())
   })
   const [packed] = JSON.parse(stdout) as ReadonlyArray<Packed>
@@ -106,52 +123,70 @@ const bareImportsFrom = (entry: string): Set<string> => {
 }
 
 describe("npm pack", () => {
-  it.live("ships a fresh dist/ with every entry point and its types, LICENSE and README, and no test, bench, demo or soak file", () =>
-    Effect.gen(function*() {
-      const packed = yield* pack
-      const packageJson = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
-        name: string
-        version: string
-        exports: Record<string, { types: string; default: string }>
-        bin: Record<string, string>
-      }
-      expect(packed.name).toBe("effect-lifeline")
-      expect(packageJson.name).toBe("effect-lifeline")
-      expect(packed.version).toBe(packageJson.version)
-      const paths = packed.files.map((file) => file.path)
-      expect(paths).toEqual(expect.arrayContaining([
-        "LICENSE",
-        "README.md",
-        "package.json",
-        "dist/index.js",
-        "dist/index.d.ts",
-        "dist/browser.js",
-        "dist/browser.d.ts",
-        "dist/testing/index.js",
-        "dist/testing/index.d.ts",
-        "dist/platform.js",
-        "dist/platform.d.ts",
-        "dist/cli.js",
-        "dist/internal/demo/demo.js"
-      ]))
-      // Every target of `exports` is in the tarball, for ".", "./browser", "./compat", "./platform", "./schema" and "./testing".
-      expect(Object.keys(packageJson.exports).sort()).toEqual([".", "./browser", "./compat", "./platform", "./schema", "./testing"])
-      const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
-      expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
-      // `npx effect-lifeline`: the bin is in the tarball, starts with its shebang, and runs from dist/.
-      expect(packageJson.bin).toEqual({ "effect-lifeline": "./dist/cli.js" })
-      expect(readFileSync(join(root, "dist", "cli.js"), "utf8").split("\n")[0]).toBe("#!/usr/bin/env node")
-      expect(execFileSync(process.execPath, [join(root, "dist", "cli.js"), "--version"], { encoding: "utf8", timeout: 10_000 }))
-        .toBe(`${packageJson.version}\n`)
-      expect(paths).not.toContain("dist/stale.js")
-      expect(paths.filter((path) => /^(test|bench|demo|soak|node_modules|\.ci)\//.test(path))).toEqual([])
-      // What the browser entry loads never reaches ws; the Node entry does (through NodeTransport).
-      const browser = [...bareImportsFrom("browser.js")]
-      expect(browser.filter((specifier) => specifier.startsWith("effect/")).length).toBeGreaterThan(0)
-      expect(browser.filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
-      expect([...bareImportsFrom("index.js")]).toContain("ws")
-      // effect-lifeline/compat: the default build never reaches ws or Node; the "node" one does.
-      expect([...bareImportsFrom("compat.js")].filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
-      expect([...bareImportsFrom("compatNode.js")]).toContain("ws")
-    }), 60_000)
+  it.live(
+    "ships a fresh dist/ with every entry point and its types, LICENSE and README, and no test, bench, demo or soak file",
+    () =>
+      Effect.gen(function*() {
+        const packed = yield* pack
+        const packageJson = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+          name: string
+          version: string
+          exports: Record<string, { types: string; default: string }>
+          bin: Record<string, string>
+        }
+        expect(packed.name).toBe("effect-lifeline")
+        expect(packageJson.name).toBe("effect-lifeline")
+        expect(packed.version).toBe(packageJson.version)
+        const paths = packed.files.map((file) => file.path)
+        expect(paths).toEqual(expect.arrayContaining([
+          "LICENSE",
+          "README.md",
+          "package.json",
+          "dist/index.js",
+          "dist/index.d.ts",
+          "dist/browser.js",
+          "dist/browser.d.ts",
+          "dist/testing/index.js",
+          "dist/testing/index.d.ts",
+          "dist/platform.js",
+          "dist/platform.d.ts",
+          "dist/cli.js",
+          "dist/internal/demo/demo.js"
+        ]))
+        // Every target of `exports` is in the tarball, for ".", "./browser", "./compat", "./platform", "./schema" and "./testing".
+        expect(Object.keys(packageJson.exports).sort()).toEqual([
+          ".",
+          "./browser",
+          "./compat",
+          "./platform",
+          "./schema",
+          "./testing"
+        ])
+        const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
+        expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
+        // `npx effect-lifeline`: the bin is in the tarball, starts with its shebang, and runs from dist/.
+        expect(packageJson.bin).toEqual({ "effect-lifeline": "./dist/cli.js" })
+        expect(readFileSync(join(root, "dist", "cli.js"), "utf8").split("\n")[0]).toBe("#!/usr/bin/env node")
+        expect(
+          execFileSync(process.execPath, [join(root, "dist", "cli.js"), "--version"], {
+            encoding: "utf8",
+            timeout: 10_000
+          })
+        )
+          .toBe(`${packageJson.version}\n`)
+        expect(paths).not.toContain("dist/stale.js")
+        expect(paths.filter((path) => /^(test|bench|demo|soak|node_modules|\.ci)\//.test(path))).toEqual([])
+        // What the browser entry loads never reaches ws; the Node entry does (through NodeTransport).
+        const browser = [...bareImportsFrom("browser.js")]
+        expect(browser.filter((specifier) => specifier.startsWith("effect/")).length).toBeGreaterThan(0)
+        expect(browser.filter((specifier) => specifier !== "effect" && !specifier.startsWith("effect/"))).toEqual([])
+        expect([...bareImportsFrom("index.js")]).toContain("ws")
+        // effect-lifeline/compat: the default build never reaches ws or Node; the "node" one does.
+        expect([...bareImportsFrom("compat.js")].filter((specifier) =>
+          specifier !== "effect" && !specifier.startsWith("effect/")
+        )).toEqual([])
+        expect([...bareImportsFrom("compatNode.js")]).toContain("ws")
+      }),
+    60_000
+  )
 })

@@ -5,15 +5,15 @@
  * a failed attempt starts no fiber, which keeps a retry storm cheap; and messages that arrive in
  * one event-loop turn wake their reader at most twice.
  */
-import type * as Net from "node:net"
-import { quietNode } from "./support/node.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Clock, Effect, Fiber, Layer, RuntimeFlags, Schedule, Stream, Supervisor } from "effect"
+import type * as Net from "node:net"
 import { Client, Connection } from "../src/index.js"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { startReader } from "./support/inbound.js"
+import { quietNode } from "./support/node.js"
 
 class FiberCounter extends Supervisor.AbstractSupervisor<number> {
   started = 0
@@ -251,7 +251,8 @@ describe("per-message cost guards", () => {
       const server = yield* TestServer.make({ handler: "ignore" })
       const connection = yield* Connection.connect(server.url)
       // Internals: the buffer the socket's callback fills.
-      const connectionBuffer = (connection as unknown as { listener: { inbound: InboundBuffer<string> } }).listener.inbound
+      const connectionBuffer =
+        (connection as unknown as { listener: { inbound: InboundBuffer<string> } }).listener.inbound
       const client = yield* Client.make({ url: server.url, heartbeat: { interval: "20 seconds" } })
       yield* client.awaitOpen
       const clientInbound = (client as unknown as {
@@ -260,7 +261,11 @@ describe("per-message cost guards", () => {
       const clientBuffer = clientInbound.buffers[0]!
       // What the messages streams were before: the same pulls through the generic constructors
       // (the Client's through its successive-buffers pull and a mapChunks stage, as it was).
-      const generic = yield* opsPerChunk(counter, connectionBuffer, Stream.repeatEffectChunkOption(connectionBuffer.pull))
+      const generic = yield* opsPerChunk(
+        counter,
+        connectionBuffer,
+        Stream.repeatEffectChunkOption(connectionBuffer.pull)
+      )
       const genericOfClient = yield* opsPerChunk(
         counter,
         clientBuffer,
@@ -274,7 +279,9 @@ describe("per-message cost guards", () => {
       // generic constructor.
       expect(ofConnection).toBeLessThan(generic)
       expect(ofClient).toBeLessThan(genericOfClient)
-    })).pipe(Effect.provide(Layer.mergeAll(Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision, quietNode)))
+    })).pipe(
+      Effect.provide(Layer.mergeAll(Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision, quietNode))
+    )
   })
 
   it.live("Client: open clients keep no fiber alive, heartbeat on (the supervisor runs only between connections)", () => {
@@ -366,7 +373,10 @@ describe("per-message cost guards", () => {
             }
           }),
           () => effect,
-          () => Effect.sync(() => { globalThis.URL = Original })
+          () =>
+            Effect.sync(() => {
+              globalThis.URL = Original
+            })
         ).pipe(Effect.map(() => parsed))
       // A URL no other test dials (the cache is per process): a query, redacted in the label.
       const url = `${server.url}/?token=perfGuard-${Math.random()}`

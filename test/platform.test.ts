@@ -16,7 +16,9 @@ const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", 
 
 /** The Socket of a Client with `options`, for `body`. */
 const withSocket = <A, E>(options: LifelinePlatform.Options, body: (socket: Socket.Socket) => Effect.Effect<A, E>) =>
-  Effect.flatMap(Socket.Socket, body).pipe(Effect.provide(LifelinePlatform.layer(options).pipe(Layer.provide(quietNode))))
+  Effect.flatMap(Socket.Socket, body).pipe(
+    Effect.provide(LifelinePlatform.layer(options).pipe(Layer.provide(quietNode)))
+  )
 
 describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
   it.live("runRaw reads every echo of what writer wrote, across a server kill and restart; a CloseEvent ends it cleanly", () =>
@@ -70,7 +72,11 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
       const server = yield* TestServer.make()
       yield* server.rejectNext(401)
       const error = yield* withSocket({ url: server.url, ...fast }, (socket) => Effect.flip(socket.runRaw(() => {})))
-      expect(error).toMatchObject({ _tag: "SocketError", reason: "Open", cause: { _tag: "ConnectError", reason: "HandshakeRejected", status: 401 } })
+      expect(error).toMatchObject({
+        _tag: "SocketError",
+        reason: "Open",
+        cause: { _tag: "ConnectError", reason: "HandshakeRejected", status: 401 }
+      })
     })))
 
   it.live("the server closes with 1008 after open: run fails with SocketGenericError Read, lifeline's Disconnected as cause", () =>
@@ -92,7 +98,9 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
       const error = yield* withSocket({ url: server.url, ...fast }, (socket) =>
         Effect.scoped(Effect.gen(function*() {
           const write = yield* socket.writer
-          const reader = yield* Effect.fork(Effect.flip(socket.runRaw((data) => data === "bad" ? Effect.fail("handler failed" as const) : Effect.void)))
+          const reader = yield* Effect.fork(
+            Effect.flip(socket.runRaw((data) => data === "bad" ? Effect.fail("handler failed" as const) : Effect.void))
+          )
           yield* write("bad")
           return yield* Fiber.join(reader)
         })))
@@ -105,73 +113,91 @@ describe("effect-lifeline/platform: perConnection", () => {
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const received: Array<string | Uint8Array> = []
-      yield* withSocket({ url: server.url, ...fast, perConnection: true }, (socket) =>
-        Effect.scoped(Effect.gen(function*() {
-          const write = yield* socket.writer
-          let opened = 0
-          const onOpen = Effect.sync(() => opened++)
-          const first = yield* Effect.fork(Effect.flip(socket.runRaw((data) => {
-            received.push(data)
-          }, { onOpen })))
-          yield* write("one")
-          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
-          yield* server.kill
-          // Bounded: a run that spans reconnects would never end here.
-          const error = yield* Fiber.join(first).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the run did not end" }))
-          expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
+      yield* withSocket(
+        { url: server.url, ...fast, perConnection: true },
+        (socket) =>
+          Effect.scoped(Effect.gen(function*() {
+            const write = yield* socket.writer
+            let opened = 0
+            const onOpen = Effect.sync(() => opened++)
+            const first = yield* Effect.fork(Effect.flip(socket.runRaw((data) => {
+              received.push(data)
+            }, { onOpen })))
+            yield* write("one")
+            for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+            yield* server.kill
+            // Bounded: a run that spans reconnects would never end here.
+            const error = yield* Fiber.join(first).pipe(
+              Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the run did not end" })
+            )
+            expect(error).toMatchObject({
+              _tag: "SocketError",
+              reason: "Read",
+              cause: { _tag: "Disconnected", code: 1006, initiator: "transport" }
+            })
 
-          yield* server.restart
-          const second = yield* Effect.fork(socket.runRaw((data) => {
-            received.push(data)
-          }, { onOpen }))
-          yield* write("two")
-          for (let turn = 0; turn < 400 && received.length < 2; turn++) yield* Effect.sleep("5 millis")
-          yield* write(new Socket.CloseEvent(1000, "done"))
-          yield* Fiber.join(second)
-          expect(opened).toBe(2)
-        })))
+            yield* server.restart
+            const second = yield* Effect.fork(socket.runRaw((data) => {
+              received.push(data)
+            }, { onOpen }))
+            yield* write("two")
+            for (let turn = 0; turn < 400 && received.length < 2; turn++) yield* Effect.sleep("5 millis")
+            yield* write(new Socket.CloseEvent(1000, "done"))
+            yield* Fiber.join(second)
+            expect(opened).toBe(2)
+          }))
+      )
       expect(received).toEqual(["one", "two"])
     })))
 
   it.live("perConnection: a fatal close (1008) still fails the run with the Client's error", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const error = yield* withSocket({ url: server.url, ...fast, perConnection: true }, (socket) =>
-        Effect.gen(function*() {
-          const reader = yield* Effect.fork(Effect.flip(socket.runRaw(() => {})))
-          for (let turn = 0; turn < 400 && (yield* server.connections) < 1; turn++) yield* Effect.sleep("5 millis")
-          yield* server.closeAll(1008, "policy")
-          return yield* Fiber.join(reader)
-        }))
+      const error = yield* withSocket(
+        { url: server.url, ...fast, perConnection: true },
+        (socket) =>
+          Effect.gen(function*() {
+            const reader = yield* Effect.fork(Effect.flip(socket.runRaw(() => {})))
+            for (let turn = 0; turn < 400 && (yield* server.connections) < 1; turn++) yield* Effect.sleep("5 millis")
+            yield* server.closeAll(1008, "policy")
+            return yield* Fiber.join(reader)
+          })
+      )
       expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1008 } })
     })))
 })
 
 describe("effect-lifeline/platform: perConnection and reconnect", () => {
   it.live("client.reconnect drops the connection a run reads: the run fails with SocketGenericError Read, the Client's Connecting state as cause; the next run reads the new connection", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, ...fast })
-      const socket = LifelinePlatform.fromClient(client, { perConnection: true })
-      const write = yield* socket.writer
-      const opened = yield* Deferred.make<void>()
-      const first = yield* Effect.fork(Effect.flip(socket.runRaw(() => {}, { onOpen: Deferred.succeed(opened, undefined) })))
-      yield* Deferred.await(opened)
-      yield* client.reconnect
-      const error = yield* Fiber.join(first).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the run did not end" }))
-      expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Connecting", attempt: 1 } })
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, ...fast })
+        const socket = LifelinePlatform.fromClient(client, { perConnection: true })
+        const write = yield* socket.writer
+        const opened = yield* Deferred.make<void>()
+        const first = yield* Effect.fork(
+          Effect.flip(socket.runRaw(() => {}, { onOpen: Deferred.succeed(opened, undefined) }))
+        )
+        yield* Deferred.await(opened)
+        yield* client.reconnect
+        const error = yield* Fiber.join(first).pipe(
+          Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the run did not end" })
+        )
+        expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Connecting", attempt: 1 } })
 
-      const received: Array<string | Uint8Array> = []
-      const second = yield* Effect.fork(socket.runRaw((data) => {
-        received.push(data)
-      }))
-      yield* write("again")
-      for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
-      yield* write(new Socket.CloseEvent(1000, "done"))
-      yield* Fiber.join(second)
-      expect(received).toEqual(["again"])
-      expect(yield* server.accepted).toBe(2)
-    }).pipe(Effect.provide(quietNode))))
+        const received: Array<string | Uint8Array> = []
+        const second = yield* Effect.fork(socket.runRaw((data) => {
+          received.push(data)
+        }))
+        yield* write("again")
+        for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+        yield* write(new Socket.CloseEvent(1000, "done"))
+        yield* Fiber.join(second)
+        expect(received).toEqual(["again"])
+        expect(yield* server.accepted).toBe(2)
+      }).pipe(Effect.provide(quietNode))
+    ))
 })
 
 describe("effect-lifeline/platform: options from untyped code", () => {
@@ -184,35 +210,41 @@ describe("effect-lifeline/platform: options from untyped code", () => {
       expect(error).toMatchObject({
         _tag: "SocketError",
         reason: "Open",
-        cause: { _tag: "ConnectError", reason: "InvalidOptions", detail: "options: must be an object; fix the option named above" }
+        cause: {
+          _tag: "ConnectError",
+          reason: "InvalidOptions",
+          detail: "options: must be an object; fix the option named above"
+        }
       })
     }))
 })
 
 describe("effect-lifeline/platform: layer's options as given", () => {
   it.live("options from a settings class (url read by a getter) with perConnection: the Socket opens and reads, as Client.make's would", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      class Settings {
-        readonly perConnection = true
-        readonly heartbeat = false
-        get url(): string {
-          return server.url
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        class Settings {
+          readonly perConnection = true
+          readonly heartbeat = false
+          get url(): string {
+            return server.url
+          }
         }
-      }
-      const received: Array<string | Uint8Array> = []
-      yield* withSocket(new Settings() as LifelinePlatform.Options, (socket) =>
-        Effect.gen(function*() {
-          const write = yield* socket.writer
-          const reader = yield* Effect.fork(socket.runRaw((data) => {
-            received.push(data)
-          }))
-          yield* write("hi")
-          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
-          yield* write(new Socket.CloseEvent(1000, "done"))
-          yield* Fiber.join(reader)
-        }).pipe(Effect.scoped))
-      expect(received).toEqual(["hi"])
-      expect(yield* server.accepted).toBe(1)
-    }).pipe(Effect.provide(quietNode))))
+        const received: Array<string | Uint8Array> = []
+        yield* withSocket(new Settings() as LifelinePlatform.Options, (socket) =>
+          Effect.gen(function*() {
+            const write = yield* socket.writer
+            const reader = yield* Effect.fork(socket.runRaw((data) => {
+              received.push(data)
+            }))
+            yield* write("hi")
+            for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+            yield* write(new Socket.CloseEvent(1000, "done"))
+            yield* Fiber.join(reader)
+          }).pipe(Effect.scoped))
+        expect(received).toEqual(["hi"])
+        expect(yield* server.accepted).toBe(1)
+      }).pipe(Effect.provide(quietNode))
+    ))
 })

@@ -106,7 +106,9 @@ describe("Listeners", () => {
   it.live("stream: the first values, then every value emitted while it runs, none between", () =>
     Effect.gen(function*() {
       const listeners = new Listeners<number>()
-      const reader = yield* Effect.fork(Stream.runCollect(Stream.take(listeners.stream(() => [0], { bufferSize: "unbounded" }), 3)))
+      const reader = yield* Effect.fork(
+        Stream.runCollect(Stream.take(listeners.stream(() => [0], { bufferSize: "unbounded" }), 3))
+      )
       yield* Effect.sleep("10 millis")
       listeners.emit(1)
       listeners.emit(2)
@@ -148,7 +150,8 @@ describe("SessionScope", () => {
     Effect.gen(function*() {
       const scope = new SessionScope()
       const seen: Array<string> = []
-      const note = (name: string) => (exit: Exit.Exit<unknown, unknown>) => Effect.sync(() => seen.push(`${name}:${exit._tag}`))
+      const note = (name: string) => (exit: Exit.Exit<unknown, unknown>) =>
+        Effect.sync(() => seen.push(`${name}:${exit._tag}`))
       yield* Scope.addFinalizerExit(scope, note("a"))
       yield* Scope.addFinalizerExit(scope, note("b"))
       yield* Scope.close(scope, Exit.fail("down"))

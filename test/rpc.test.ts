@@ -10,7 +10,21 @@ import * as RpcClient from "@effect/rpc/RpcClient"
 import type * as RpcClientError from "@effect/rpc/RpcClientError"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, FiberId, HashSet, Layer, Logger, Option, Queue, Schedule, Scope, Stream } from "effect"
+import {
+  Cause,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  HashSet,
+  Layer,
+  Logger,
+  Option,
+  Queue,
+  Schedule,
+  Scope,
+  Stream
+} from "effect"
 import { Client, Connection } from "effect-lifeline"
 import * as LifelinePlatform from "effect-lifeline/platform"
 import { FaultProxy } from "effect-lifeline/testing"
@@ -33,7 +47,8 @@ const handlers = (seen: Seen) =>
   Example.Rpcs.toLayer({
     Echo: ({ text }) => Effect.sync(() => seen.echoed.push(text)).pipe(Effect.as(text)),
     Add: ({ a, b }) => Effect.succeed(a + b),
-    Wait: ({ millis }) => Queue.offer(seen.waits, millis).pipe(Effect.zipRight(Effect.sleep(millis)), Effect.as(millis)),
+    Wait: ({ millis }) =>
+      Queue.offer(seen.waits, millis).pipe(Effect.zipRight(Effect.sleep(millis)), Effect.as(millis)),
     // A negative `to`: 1, then (once it is under way, told through `waits`) nothing more, ever.
     Count: ({ to }) =>
       to >= 0 ? Stream.range(1, to) : Stream.make(1).pipe(
@@ -52,7 +67,10 @@ const startServer = (port: number) =>
   Effect.gen(function*() {
     const seen: Seen = { echoed: [], waits: yield* Queue.unbounded<number>() }
     const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(layerRpcServer(Example.Rpcs, handlers(seen), { host: "127.0.0.1", port, closeTimeout: "100 millis" }), scope).pipe(
+    const context = yield* Layer.buildWithScope(
+      layerRpcServer(Example.Rpcs, handlers(seen), { host: "127.0.0.1", port, closeTimeout: "100 millis" }),
+      scope
+    ).pipe(
       Effect.tapError(() => Scope.close(scope, Exit.void)),
       Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(50))))
     )
@@ -150,7 +168,9 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
       const inFlight = yield* Effect.fork(rpc.Wait({ millis: 60_000 }))
       expect(yield* Queue.take(first.seen.waits)).toBe(60_000)
       const streamed: Array<number> = []
-      const streaming = yield* Effect.fork(Stream.runForEach(rpc.Count({ to: -1 }), (n) => Effect.sync(() => streamed.push(n))))
+      const streaming = yield* Effect.fork(
+        Stream.runForEach(rpc.Count({ to: -1 }), (n) => Effect.sync(() => streamed.push(n)))
+      )
       expect(yield* Queue.take(first.seen.waits)).toBe(-1)
 
       yield* kill(proxy, first)
@@ -162,7 +182,11 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
         _tag: "RpcClientError",
         reason: "Protocol",
         message: "Error in socket",
-        cause: { _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1006, initiator: "transport", wasClean: false } }
+        cause: {
+          _tag: "SocketError",
+          reason: "Read",
+          cause: { _tag: "Disconnected", code: 1006, initiator: "transport", wasClean: false }
+        }
       })
       // The stream under way fails with the same error, after what it had received.
       const streamError = yield* Effect.flip(Fiber.join(streaming)).pipe(
@@ -231,7 +255,11 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
         _tag: "RpcClientError",
         reason: "Protocol",
         message: "Error in socket",
-        cause: { _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1001, initiator: "server", wasClean: true } }
+        cause: {
+          _tag: "SocketError",
+          reason: "Read",
+          cause: { _tag: "Disconnected", code: 1001, initiator: "server", wasClean: true }
+        }
       })
 
       const second = yield* startServer(first.port)
@@ -274,7 +302,11 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
       const refused = yield* Effect.exit(rpc.Echo({ text: "refused" }))
       expect(Exit.isFailure(refused) && Cause.isDie(refused.cause)).toBe(true)
       const defect = Exit.isFailure(refused) ? Cause.squash(refused.cause) as Socket.SocketError : undefined
-      expect(defect).toMatchObject({ _tag: "SocketError", reason: "Write", cause: { _tag: "SendError", reason: "OutboxFull" } })
+      expect(defect).toMatchObject({
+        _tag: "SocketError",
+        reason: "Write",
+        cause: { _tag: "SendError", reason: "OutboxFull" }
+      })
 
       const second = yield* startServer(first.port)
       expect(yield* Fiber.join(queued)).toBe("queued")
@@ -285,31 +317,33 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
 
 describe("examples/rpcServer.ts: a SocketServer over ws", () => {
   it.live("a connection made before run waits for it and is served; the stop closes it with 1001 and leaves no handle", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const serverScope = yield* Scope.make()
-      const server = yield* Scope.extend(makeWebSocketServer({ port: 0 }), serverScope)
-      if (server.address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP address")
-      const connection = yield* Connection.connect(`ws://127.0.0.1:${server.address.port}`)
-      yield* connection.send("early")
-      // Served only now: an echo per frame.
-      yield* Effect.forkIn(
-        server.run((socket) =>
-          Effect.flatMap(socket.writer, (write) => socket.runRaw((data) => write(data)))
-        ),
-        serverScope
-      )
-      const echoed = yield* Stream.runHead(connection.messages).pipe(
-        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the early connection was never served" })
-      )
-      expect(echoed).toEqual(Option.some("early"))
-      yield* Scope.close(serverScope, Exit.void)
-      expect(yield* connection.closed).toMatchObject({ code: 1001, initiator: "server", wasClean: true })
-    }).pipe(Effect.provide(quietNode))))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const serverScope = yield* Scope.make()
+        const server = yield* Scope.extend(makeWebSocketServer({ port: 0 }), serverScope)
+        if (server.address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP address")
+        const connection = yield* Connection.connect(`ws://127.0.0.1:${server.address.port}`)
+        yield* connection.send("early")
+        // Served only now: an echo per frame.
+        yield* Effect.forkIn(
+          server.run((socket) => Effect.flatMap(socket.writer, (write) => socket.runRaw((data) => write(data)))),
+          serverScope
+        )
+        const echoed = yield* Stream.runHead(connection.messages).pipe(
+          Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the early connection was never served" })
+        )
+        expect(echoed).toEqual(Option.some("early"))
+        yield* Scope.close(serverScope, Exit.void)
+        expect(yield* connection.closed).toMatchObject({ code: 1001, initiator: "server", wasClean: true })
+      }).pipe(Effect.provide(quietNode))
+    ))
 
   it.live("main over a server that stops afterwards: no handle left", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* startServer(0)
-      expect(yield* Example.main(server.url)).toEqual({ echo: "hello", sum: 3, counted: [1, 2, 3] })
-      yield* server.stop
-    }).pipe(quiet)))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* startServer(0)
+        expect(yield* Example.main(server.url)).toEqual({ echo: "hello", sum: 3, counted: [1, 2, 3] })
+        yield* server.stop
+      }).pipe(quiet)
+    ))
 })

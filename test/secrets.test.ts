@@ -4,10 +4,10 @@
  * renderings, the log lines, the Client's state, events and inspection, the spans, the Exit.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Layer, Logger, LogLevel, Option, Schedule, Stream, Tracer } from "effect"
-import type { Scope } from "effect"
+import { Cause, Duration, Effect, Exit, Logger, LogLevel, Option, Schedule, Stream, Tracer } from "effect"
+import type { Layer, Scope } from "effect"
 import * as Util from "node:util"
-import { BrowserTransport, Client, Connection, ConnectError, NodeTransport } from "../src/index.js"
+import { BrowserTransport, Client, ConnectError, Connection, NodeTransport } from "../src/index.js"
 import type { Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -22,7 +22,6 @@ const provideNode = Effect.provide(NodeTransport.layer)
 
 /** `ws://user:s3cret@127.0.0.1:${port}/?token=t0ps3cret&id=1` */
 const withSecrets = (port: number) => `ws://user:s3cret@127.0.0.1:${port}/?token=t0ps3cret&id=1`
-
 
 /** What one case shows, channel by channel. */
 type Channels = Map<string, Array<string>>
@@ -40,7 +39,9 @@ const errorChannels = (channels: Channels, error: unknown, withCause = true): vo
   add("util.inspect(e)", inspect(error))
   // The cause itself, as a user who logs `e.cause` sees it: lifeline's causes keep no URL text.
   const cause: unknown = Reflect.get(error as object, "cause")
-  if (withCause && cause !== undefined) add("e.cause", `${inspect(cause)}\n${JSON.stringify(cause)}\n${Object.values(cause as object).join("\n")}`)
+  if (withCause && cause !== undefined) {
+    add("e.cause", `${inspect(cause)}\n${JSON.stringify(cause)}\n${Object.values(cause as object).join("\n")}`)
+  }
 }
 
 /**
@@ -64,13 +65,20 @@ const instrumented = <A, E, R>(self: (channels: Channels) => Effect.Effect<A, E,
     const logger = Logger.map(Logger.logfmtLogger, (line) => {
       logs.push(line)
     })
-    const exit = yield* Effect.exit(self(channels).pipe(
-      Effect.withTracer(tracer),
-      Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
-      Logger.withMinimumLogLevel(LogLevel.All)
-    ))
+    const exit = yield* Effect.exit(
+      self(channels).pipe(
+        Effect.withTracer(tracer),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+        Logger.withMinimumLogLevel(LogLevel.All)
+      )
+    )
     channels.set("logs", logs)
-    channels.set("spans", spans.map((span) => inspect({ name: span.name, attributes: Object.fromEntries(span.attributes), status: span.status })))
+    channels.set(
+      "spans",
+      spans.map((span) =>
+        inspect({ name: span.name, attributes: Object.fromEntries(span.attributes), status: span.status })
+      )
+    )
     return { channels, exit }
   })
 
@@ -146,9 +154,19 @@ const clientChannels = (channels: Channels, client: Client.Client, tag: Client.C
 
 /** A Client that must end up in `tag` with an error of `expected`; that error goes through every channel too. */
 const clientFails = (
-  setup: Effect.Effect<{ readonly url: Client.Options["url"]; readonly after?: Effect.Effect<void> }, never, Scope.Scope>,
+  setup: Effect.Effect<
+    { readonly url: Client.Options["url"]; readonly after?: Effect.Effect<void> },
+    never,
+    Scope.Scope
+  >,
   tag: "Backoff" | "Closed",
-  expected: { readonly _tag: string; readonly reason?: string; readonly status?: number; readonly code?: number; readonly operation?: string },
+  expected: {
+    readonly _tag: string
+    readonly reason?: string
+    readonly status?: number
+    readonly code?: number
+    readonly operation?: string
+  },
   options: Partial<Client.Options> = {},
   channelsExpected: ReadonlyArray<string> = CLIENT_CHANNELS
 ) =>
@@ -159,7 +177,11 @@ const clientFails = (
         const client = yield* Client.make({ url: target, headers: HEADERS, heartbeat: false, ...options })
         yield* after
         const state = yield* clientChannels(channels, client, tag)
-        const error = state._tag === "Backoff" ? state.error : state._tag === "Closed" ? Option.getOrUndefined(state.error) : undefined
+        const error = state._tag === "Backoff"
+          ? state.error
+          : state._tag === "Closed"
+          ? Option.getOrUndefined(state.error)
+          : undefined
         errorChannels(channels, error)
         yield* Effect.logError(error)
         return error
@@ -173,7 +195,10 @@ const server = (options?: TestServer.Options) => TestServer.make(options)
 /** Waits (bounded, real time) until the server holds a connection. */
 const untilConnected = (test: TestServer.TestServer) =>
   test.connections.pipe(
-    Effect.repeat({ until: (count) => count > 0, schedule: Schedule.spaced("5 millis").pipe(Schedule.intersect(Schedule.recurs(400))) }),
+    Effect.repeat({
+      until: (count) => count > 0,
+      schedule: Schedule.spaced("5 millis").pipe(Schedule.intersect(Schedule.recurs(400)))
+    }),
     Effect.asVoid
   )
 const fixed = (url: string) => Effect.succeed(url)
@@ -187,25 +212,31 @@ const scripted = (script: (test: TestServer.TestServer) => Effect.Effect<void>) 
 
 describe("secrets: Connection failures", () => {
   const invalidUrl = { _tag: "ConnectError", reason: "InvalidUrl" }
-  it.live.each([
-    ["unparseable: IPv6 bracket not closed", "ws://user:s3cret@[::1/?token=t0ps3cret"],
-    ["unparseable: port 99999", "ws://user:s3cret@127.0.0.1:99999/?token=t0ps3cret"],
-    ["unparseable: a space in the host", "ws://user:s3cret@local host/?token=t0ps3cret"],
-    ["unparseable: userinfo with @ and /", "ws://us@er:s3cret/@127.0.0.1:1/?token=t0ps3cret"],
-    ["unparseable: userinfo with ? and #", "ws://user:s3cret?#x@127.0.0.1:1/?token=t0ps3cret"],
-    ["unparseable: no scheme", "user:s3cret@127.0.0.1:1/?token=t0ps3cret x"],
-    ["scheme http:", "http://user:s3cret@127.0.0.1:1/?token=t0ps3cret"],
-    ["a fragment", "ws://user:s3cret@127.0.0.1:1/?token=t0ps3cret#s3cret"],
-    ["an opaque URL", "xyz:user:s3cret@127.0.0.1?token=t0ps3cret"]
-  ] as const)("%s: ConnectError InvalidUrl", ([_, url]) => connectFails(fixed(url), invalidUrl))
+  it.live.each(
+    [
+      ["unparseable: IPv6 bracket not closed", "ws://user:s3cret@[::1/?token=t0ps3cret"],
+      ["unparseable: port 99999", "ws://user:s3cret@127.0.0.1:99999/?token=t0ps3cret"],
+      ["unparseable: a space in the host", "ws://user:s3cret@local host/?token=t0ps3cret"],
+      ["unparseable: userinfo with @ and /", "ws://us@er:s3cret/@127.0.0.1:1/?token=t0ps3cret"],
+      ["unparseable: userinfo with ? and #", "ws://user:s3cret?#x@127.0.0.1:1/?token=t0ps3cret"],
+      ["unparseable: no scheme", "user:s3cret@127.0.0.1:1/?token=t0ps3cret x"],
+      ["scheme http:", "http://user:s3cret@127.0.0.1:1/?token=t0ps3cret"],
+      ["a fragment", "ws://user:s3cret@127.0.0.1:1/?token=t0ps3cret#s3cret"],
+      ["an opaque URL", "xyz:user:s3cret@127.0.0.1?token=t0ps3cret"]
+    ] as const
+  )("%s: ConnectError InvalidUrl", ([_, url]) => connectFails(fixed(url), invalidUrl))
 
   // Node's TypeError keeps the whole input in `input`: it is not the cause.
-  it.live.each([
-    ["unparseable: IPv6 bracket not closed", "ws://user:s3cret@[::1/?token=t0ps3cret"],
-    ["unparseable: port 99999", "ws://user:s3cret@127.0.0.1:99999/?token=t0ps3cret"],
-    ["unparseable: a space in the host", "ws://user:s3cret@local host/?token=t0ps3cret"]
-  ] as const)("%s: the cause keeps no input", ([_, url]) =>
-    connectFails(fixed(url), invalidUrl, {}, NodeTransport.layer, [...CONNECTION_CHANNELS, "e.cause"]))
+  it.live.each(
+    [
+      ["unparseable: IPv6 bracket not closed", "ws://user:s3cret@[::1/?token=t0ps3cret"],
+      ["unparseable: port 99999", "ws://user:s3cret@127.0.0.1:99999/?token=t0ps3cret"],
+      ["unparseable: a space in the host", "ws://user:s3cret@local host/?token=t0ps3cret"]
+    ] as const
+  )(
+    "%s: the cause keeps no input",
+    ([_, url]) => connectFails(fixed(url), invalidUrl, {}, NodeTransport.layer, [...CONNECTION_CHANNELS, "e.cause"])
+  )
 
   it.live("refused, password percent-encoded (%40) and repeated query keys: ConnectionRefused", () =>
     connectFails(
@@ -220,7 +251,10 @@ describe("secrets: Connection failures", () => {
     ))
 
   it.live("unknown host (.invalid): DnsLookupFailed", () =>
-    connectFails(fixed("ws://user:s3cret@lifeline-test.invalid/?token=t0ps3cret"), { _tag: "ConnectError", reason: "DnsLookupFailed" }))
+    connectFails(fixed("ws://user:s3cret@lifeline-test.invalid/?token=t0ps3cret"), {
+      _tag: "ConnectError",
+      reason: "DnsLookupFailed"
+    }))
 
   it.live.each([401, 503] as const)("HTTP %d: HandshakeRejected", (status) =>
     connectFails(
@@ -235,7 +269,9 @@ describe("secrets: Connection failures", () => {
     connectFails(scripted((test) => test.badAcceptKey), { _tag: "ConnectError", reason: "ProtocolViolation" }))
 
   it.live("no answer to the upgrade: TimeoutError open", () =>
-    connectFails(scripted((test) => test.hangHandshake), { _tag: "TimeoutError", operation: "open" }, { openTimeout: "100 millis" }))
+    connectFails(scripted((test) => test.hangHandshake), { _tag: "TimeoutError", operation: "open" }, {
+      openTimeout: "100 millis"
+    }))
 
   // Chrome's constructor names the URL in its SyntaxError (ws names it in "Invalid URL: ..." for a
   // redirect): whatever a transport reports, detail and cause are redacted. A fake of a platform
@@ -266,7 +302,10 @@ describe("secrets: Connection failures", () => {
           return ended
         }))
       )
-      expect(Exit.isSuccess(exit) ? exit.value : Cause.pretty(exit.cause)).toMatchObject({ _tag: "Disconnected", code: 1008 })
+      expect(Exit.isSuccess(exit) ? exit.value : Cause.pretty(exit.cause)).toMatchObject({
+        _tag: "Disconnected",
+        code: 1008
+      })
       expectNoSecrets(channels, [...ERROR_CHANNELS, "logs", "spans", "connection"])
     })).pipe(provideNode))
 })
@@ -288,14 +327,19 @@ describe("secrets: a ConnectError made elsewhere", () => {
           return error
         })
       )
-      expect(error.message).toBe("InvalidUrl connecting to ws://redacted@exa%20mple.com/?token=redacted: Invalid URL: ws://redacted@exa%20mple.com/?token=redacted")
+      expect(error.message).toBe(
+        "InvalidUrl connecting to ws://redacted@exa%20mple.com/?token=redacted: Invalid URL: ws://redacted@exa%20mple.com/?token=redacted"
+      )
       expectNoSecrets(channels, [...ERROR_CHANNELS, "exit", "logs"])
     }))
 })
 
 describe("secrets: Client failures", () => {
   const at = (url: Client.Options["url"]) => Effect.succeed({ url })
-  const atServer = (script: (test: TestServer.TestServer) => Effect.Effect<void>, after?: (test: TestServer.TestServer) => Effect.Effect<void>) =>
+  const atServer = (
+    script: (test: TestServer.TestServer) => Effect.Effect<void>,
+    after?: (test: TestServer.TestServer) => Effect.Effect<void>
+  ) =>
     Effect.gen(function*() {
       const test = yield* server()
       yield* script(test)
@@ -330,7 +374,11 @@ describe("secrets: Client failures", () => {
     ))
 
   it.live("HTTP 401: Closed by HandshakeRejected (fatal)", () =>
-    clientFails(atServer((test) => test.rejectNext(401)), "Closed", { _tag: "ConnectError", reason: "HandshakeRejected", status: 401 }))
+    clientFails(atServer((test) => test.rejectNext(401)), "Closed", {
+      _tag: "ConnectError",
+      reason: "HandshakeRejected",
+      status: 401
+    }))
 
   it.live("HTTP 503 with Retry-After: in Backoff", () =>
     clientFails(atServer((test) => test.rejectNext(503, { "retry-after": "3600" })), "Backoff", {

@@ -41,7 +41,10 @@ const captureWarnings = () => {
   const logger = Logger.make(({ logLevel, message }) => {
     lines.push({ level: logLevel.label, message: String(Array.isArray(message) ? message[0] : message) })
   })
-  return { lines, layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Warning)) }
+  return {
+    lines,
+    layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Warning))
+  }
 }
 
 /** Any PEM body line of the key or certificate: none may show in an error, however deep. */
@@ -74,14 +77,18 @@ describe.skipIf(!hasOpenssl)("tls: wss:// to a server with a private CA", () => 
   it.live("tls.ca as bytes in an array: opens and echoes", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* tlsServer
-      const connection = yield* Connection.connect(server.url, { tls: { ca: [new TextEncoder().encode(material.caCert)] } })
+      const connection = yield* Connection.connect(server.url, {
+        tls: { ca: [new TextEncoder().encode(material.caCert)] }
+      })
       expect(yield* echoOnce(connection, "bytes")).toEqual(["bytes"])
     })).pipe(provideNode))
 
   it.live("tls.servername is used for the certificate check: a name the certificate lacks is TlsFailed", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* tlsServer
-      const error = expectConnectError(yield* connectError(server.url, { tls: { ca: material.caCert, servername: "example.com" } }))
+      const error = expectConnectError(
+        yield* connectError(server.url, { tls: { ca: material.caCert, servername: "example.com" } })
+      )
       expect(error.reason).toBe("TlsFailed")
       expect(error.detail).toContain("ERR_TLS_CERT_ALTNAME_INVALID")
     })))
@@ -125,10 +132,20 @@ describe.skipIf(!hasOpenssl)("tls: wss:// to a server with a private CA", () => 
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* tlsServer
       // Valid material (the server's own pair, as a client certificate) but an untrusted CA: TlsFailed.
-      const error = expectConnectError(yield* connectError(server.url, { tls: { cert: material.serverCert, key: material.serverKey } }))
+      const error = expectConnectError(
+        yield* connectError(server.url, { tls: { cert: material.serverCert, key: material.serverKey } })
+      )
       expect(error.reason).toBe("TlsFailed")
-      const rendered = [error.message, error.detail, String(error), inspect(error, { depth: null }), JSON.stringify(error)].join("\n")
-      for (const line of [...pemLines(material.serverKey), ...pemLines(material.serverCert)]) expect(rendered).not.toContain(line)
+      const rendered = [
+        error.message,
+        error.detail,
+        String(error),
+        inspect(error, { depth: null }),
+        JSON.stringify(error)
+      ].join("\n")
+      for (const line of [...pemLines(material.serverKey), ...pemLines(material.serverCert)]) {
+        expect(rendered).not.toContain(line)
+      }
       expect(rendered).not.toContain("PRIVATE KEY")
     })))
 
@@ -136,7 +153,9 @@ describe.skipIf(!hasOpenssl)("tls: wss:// to a server with a private CA", () => 
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* tlsServer
       const secret = "not-a-key-but-a-secret-all-the-same"
-      const error = expectConnectError(yield* connectError(server.url, { tls: { ca: material.caCert, cert: material.serverCert, key: secret } }))
+      const error = expectConnectError(
+        yield* connectError(server.url, { tls: { ca: material.caCert, cert: material.serverCert, key: secret } })
+      )
       expect(error.reason).toBe("InvalidOptions")
       expect(error.detail).toContain("tls: Node cannot use the ca, cert or key given")
       expect([error.message, inspect(error, { depth: null }), JSON.stringify(error)].join("\n")).not.toContain(secret)
@@ -145,18 +164,30 @@ describe.skipIf(!hasOpenssl)("tls: wss:// to a server with a private CA", () => 
 
 describe("tls: option shape", () => {
   const secret = "-----BEGIN PRIVATE KEY-----secret"
-  it.effect.each([
-    ["tls that is not an object", { tls: "yes" }, "tls: must be an object"],
-    ["an unknown tls key", { tls: { rejectUnauthorised: false } }, "tls: unknown option \"rejectUnauthorised\""],
-    ["a number as ca", { tls: { ca: 42 } }, "tls.ca: must be PEM text or bytes"],
-    ["an array with a number as cert", { tls: { cert: ["pem", 1], key: secret } }, "tls.cert: must be PEM text or bytes"],
-    ["an object as key", { tls: { key: { pem: secret }, cert: "pem" } }, "tls.key: must be PEM text or bytes"],
-    ["a key without a cert", { tls: { key: secret } }, "tls: key and cert go together"],
-    ["a number as servername", { tls: { servername: 1 } }, "tls.servername: must be a string"],
-    ["a string as rejectUnauthorized", { tls: { rejectUnauthorized: "false" } }, "tls.rejectUnauthorized: must be true or false"]
-  ] as const)("%s: ConnectError InvalidOptions, no value echoed", ([_, options, detail]) =>
+  it.effect.each(
+    [
+      ["tls that is not an object", { tls: "yes" }, "tls: must be an object"],
+      ["an unknown tls key", { tls: { rejectUnauthorised: false } }, "tls: unknown option \"rejectUnauthorised\""],
+      ["a number as ca", { tls: { ca: 42 } }, "tls.ca: must be PEM text or bytes"],
+      [
+        "an array with a number as cert",
+        { tls: { cert: ["pem", 1], key: secret } },
+        "tls.cert: must be PEM text or bytes"
+      ],
+      ["an object as key", { tls: { key: { pem: secret }, cert: "pem" } }, "tls.key: must be PEM text or bytes"],
+      ["a key without a cert", { tls: { key: secret } }, "tls: key and cert go together"],
+      ["a number as servername", { tls: { servername: 1 } }, "tls.servername: must be a string"],
+      [
+        "a string as rejectUnauthorized",
+        { tls: { rejectUnauthorized: "false" } },
+        "tls.rejectUnauthorized: must be true or false"
+      ]
+    ] as const
+  )("%s: ConnectError InvalidOptions, no value echoed", ([_, options, detail]) =>
     Effect.gen(function*() {
-      const error = expectConnectError(yield* connectError("wss://127.0.0.1:1/", options as unknown as Connection.Options))
+      const error = expectConnectError(
+        yield* connectError("wss://127.0.0.1:1/", options as unknown as Connection.Options)
+      )
       expect(error.reason).toBe("InvalidOptions")
       expect(error.detail.startsWith(detail)).toBe(true)
       expect([error.message, inspect(error, { depth: null })].join("\n")).not.toContain("secret")

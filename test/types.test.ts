@@ -9,9 +9,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Schema } from "effect"
 import type { Layer, Scope, Stream } from "effect"
+import type { ConnectErrorReason } from "../src/Errors.js"
 import { Client, Codec, Connection } from "../src/index.js"
 import type { ConnectError, DecodeError, Reconnect, SendError, TimeoutError, Transport } from "../src/index.js"
-import type { ConnectErrorReason } from "../src/Errors.js"
 
 const Tick = Schema.Struct({ symbol: Schema.String })
 type Tick = typeof Tick.Type
@@ -23,7 +23,11 @@ type Env = Scope.Scope | Transport.Transport
 
 // Client.make: decodeErrors picks E.
 export const eventClient: Effect.Effect<Client.Client<Tick, Order>, never, Env> = Client.make({ url, codec })
-export const failClient: Effect.Effect<Client.Client<Tick, Order, DecodeError>, never, Env> = Client.make({ url, codec, decodeErrors: "fail" })
+export const failClient: Effect.Effect<Client.Client<Tick, Order, DecodeError>, never, Env> = Client.make({
+  url,
+  codec,
+  decodeErrors: "fail"
+})
 // Options held in variables (never called: only their types matter).
 export const held = (
   either: "event" | "fail",
@@ -32,10 +36,17 @@ export const held = (
   maybeOptions: Connection.Options | undefined,
   urlEffect: Effect.Effect<string, "UrlFailed", "UrlContext">
 ) => {
-  const unionClient: Effect.Effect<Client.Client<Tick, Order, DecodeError>, never, Env> = Client.make({ url, codec, decodeErrors: either })
+  const unionClient: Effect.Effect<Client.Client<Tick, Order, DecodeError>, never, Env> = Client.make({
+    url,
+    codec,
+    decodeErrors: either
+  })
   const heldClient: Effect.Effect<Client.Client<Tick, Order, DecodeError>, never, Env> = Client.make(codecOptions)
   const rawClient: Effect.Effect<Client.Client, never, Env> = Client.make(rawOptions)
-  const maybeConnect: Effect.Effect<Connection.Connection, ConnectError | TimeoutError, Env> = Connection.connect(url, maybeOptions)
+  const maybeConnect: Effect.Effect<Connection.Connection, ConnectError | TimeoutError, Env> = Connection.connect(
+    url,
+    maybeOptions
+  )
   // Connection.connect with a codec: typed, the URL Effect's error and context kept.
   const typedConnect: Effect.Effect<
     Connection.Connection<Tick, Order, DecodeError>,
@@ -45,19 +56,30 @@ export const held = (
   return [unionClient, heldClient, rawClient, maybeConnect, typedConnect] as const
 }
 // @ts-expect-error: decodeErrors "fail" can fail messages: not a Client whose messages cannot
-export const wrongE: Effect.Effect<Client.Client<Tick, Order>, never, Env> = Client.make({ url, codec, decodeErrors: "fail" })
+export const wrongE: Effect.Effect<Client.Client<Tick, Order>, never, Env> = Client.make({
+  url,
+  codec,
+  decodeErrors: "fail"
+})
 // @ts-expect-error: decodeErrors without a codec is no option
 export const noCodec = Client.make({ url, decodeErrors: "fail" })
 
 // The raw signatures, as they were.
 export const rawMake: Parameters<typeof Client.make>[0] = { url }
 export const rawConnectOptions: Parameters<typeof Connection.connect>[1] = { protocols: "a" }
-export const explicitConnect: Effect.Effect<Connection.Connection, ConnectError | TimeoutError, Env> = Connection.connect<never, never>(url)
+export const explicitConnect: Effect.Effect<Connection.Connection, ConnectError | TimeoutError, Env> = Connection
+  .connect<never, never>(url)
 class Feed extends Context.Tag("Feed")<Feed, Connection.Connection>() {}
-export const feedLayer: Layer.Layer<Feed, ConnectError | TimeoutError, Transport.Transport> = Connection.layer<Feed>(Feed, url)
+export const feedLayer: Layer.Layer<Feed, ConnectError | TimeoutError, Transport.Transport> = Connection.layer<Feed>(
+  Feed,
+  url
+)
 class Prices extends Client.Tag("Prices")<Prices>() {}
 export const pricesLayer: Layer.Layer<Prices, never, Transport.Transport> = Client.layer<Prices>(Prices, { url })
-export const rawFrames = Effect.map(Connection.connect(url), (connection): Stream.Stream<Connection.Message> => connection.messages)
+export const rawFrames = Effect.map(
+  Connection.connect(url),
+  (connection): Stream.Stream<Connection.Message> => connection.messages
+)
 
 // @ts-expect-error: a Connection has no decodeErrors (its messages fail)
 export const connectDecodeErrors = Connection.connect(url, { codec, decodeErrors: "event" })
@@ -68,11 +90,19 @@ export const ticksLayer: Layer.Layer<Ticks, never, Transport.Transport> = Client
 // @ts-expect-error: a client whose messages may fail under a tag whose messages cannot
 export const ticksFail = Client.layer(Ticks, { url, codec, decodeErrors: "fail" })
 class Strict extends Client.Tag("Strict")<Strict, Tick, Order, DecodeError>() {}
-export const strictLayer: Layer.Layer<Strict, never, Transport.Transport> = Client.layer(Strict, { url, codec, decodeErrors: "fail" })
+export const strictLayer: Layer.Layer<Strict, never, Transport.Transport> = Client.layer(Strict, {
+  url,
+  codec,
+  decodeErrors: "fail"
+})
 // @ts-expect-error: a raw tag takes no codec
 export const rawTagCodec = Client.layer(Prices, { url, codec })
 class TypedFeed extends Context.Tag("TypedFeed")<TypedFeed, Connection.Connection<Tick, Order, DecodeError>>() {}
-export const typedFeed: Layer.Layer<TypedFeed, ConnectError | TimeoutError, Transport.Transport> = Connection.layer(TypedFeed, url, { codec })
+export const typedFeed: Layer.Layer<TypedFeed, ConnectError | TimeoutError, Transport.Transport> = Connection.layer(
+  TypedFeed,
+  url,
+  { codec }
+)
 
 // Codecs: In covariant, Out contravariant; fromSchema only over a frame.
 export const made: Codec.Codec<number, number> = Codec.make({
@@ -80,7 +110,10 @@ export const made: Codec.Codec<number, number> = Codec.make({
   encode: (value: number) => Either.right(String(value))
 })
 export const widened: Codec.Codec<unknown, never> = codec
-export const generic = Effect.map(Client.make({ url, codec }), (client): Client.Client<unknown, never, unknown> => client)
+export const generic = Effect.map(
+  Client.make({ url, codec }),
+  (client): Client.Client<unknown, never, unknown> => client
+)
 export const textSchema = Codec.fromSchema(Schema.parseJson(Tick))
 // @ts-expect-error: a Struct's encoded side is no frame
 export const notAFrame = Codec.fromSchema(Tick)
@@ -96,11 +129,12 @@ export const caught = (failing: Effect.Effect<string, Reconnect.ClientError | Se
     SendError: (error) => Effect.succeed(error.reason),
     DecodeError: (error) => Effect.succeed(String(error.frame))
   })
-  const reason: Effect.Effect<string, Exclude<Reconnect.ClientError, ConnectError> | SendError | DecodeError> = Effect.catchTag(
-    failing,
-    "ConnectError",
-    (error) => Effect.succeed(error.reason satisfies ConnectErrorReason)
-  )
+  const reason: Effect.Effect<string, Exclude<Reconnect.ClientError, ConnectError> | SendError | DecodeError> = Effect
+    .catchTag(
+      failing,
+      "ConnectError",
+      (error) => Effect.succeed(error.reason satisfies ConnectErrorReason)
+    )
   return [handled, reason] as const
 }
 

@@ -2,7 +2,9 @@
 // service behind a Context.Tag provided by a Layer, a Stream, a Schedule to retry, a scope.
 import { Console, Context, Effect, Layer, Schedule, Stream } from "effect"
 
-class Greeter extends Context.Tag("app/Greeter")<Greeter, { readonly greet: (name: string) => Effect.Effect<string> }>() {}
+class Greeter
+  extends Context.Tag("app/Greeter")<Greeter, { readonly greet: (name: string) => Effect.Effect<string> }>()
+{}
 const GreeterLive = Layer.succeed(Greeter, { greet: (name) => Effect.succeed(`hello ${name}`) })
 
 const program = Effect.gen(function*() {

@@ -3,7 +3,9 @@
 import { Console, Context, Effect, Layer, Schedule, Stream } from "effect"
 import { BrowserTransport, Client } from "effect-lifeline/browser"
 
-class Greeter extends Context.Tag("app/Greeter")<Greeter, { readonly greet: (name: string) => Effect.Effect<string> }>() {}
+class Greeter
+  extends Context.Tag("app/Greeter")<Greeter, { readonly greet: (name: string) => Effect.Effect<string> }>()
+{}
 const GreeterLive = Layer.succeed(Greeter, { greet: (name) => Effect.succeed(`hello ${name}`) })
 
 const program = Effect.gen(function*() {

@@ -4,9 +4,9 @@
 import { Effect, Scope, Stream } from "effect"
 import type { Client as ClientModule } from "../../src/index.js"
 import { Client } from "../lifeline.js"
+import { connectTimes, LifelineLive, pipelined, pool, roundTrips, runLifeline } from "./connection.js"
 import type { Herd } from "./types.js"
 import type { Contender } from "./types.js"
-import { connectTimes, LifelineLive, pipelined, pool, roundTrips, runLifeline } from "./connection.js"
 
 const open = (url: string, options: Omit<ClientModule.Options, "url"> = {}) =>
   Effect.gen(function*() {
@@ -38,13 +38,19 @@ export const clientHerd = (url: string, count: number): Herd => {
       return Stream.runForEach(client.state.changes, (state) =>
         Effect.sync(() => {
           if (state._tag !== "Open") left = true
-          else if (left && reconnectedAt[index] === undefined) reconnectedAt[index] = state.since - performance.timeOrigin
+          else if (left && reconnectedAt[index] === undefined) {
+            reconnectedAt[index] = state.since - performance.timeOrigin
+          }
         }))
     })
   return {
-    opened: Effect.runPromise(Effect.forEach(clients, (client) => client.awaitOpen, { concurrency: "unbounded", discard: true })),
+    opened: Effect.runPromise(
+      Effect.forEach(clients, (client) => client.awaitOpen, { concurrency: "unbounded", discard: true })
+    ),
     watchReconnects: () => {
-      Effect.runSync(Effect.forEach(clients, (client, index) => Effect.forkIn(watch(client, index), scope), { discard: true }))
+      Effect.runSync(
+        Effect.forEach(clients, (client, index) => Effect.forkIn(watch(client, index), scope), { discard: true })
+      )
     },
     reconnectedAt: () => reconnectedAt
   }

@@ -103,10 +103,12 @@ export const pool = <A, E>(open: Effect.Effect<A, E, Transport.Transport | Scope
   const scope = Effect.runSync(Scope.make())
   return {
     open: (count: number) =>
-      Effect.runPromise(Effect.forEach(Array.from({ length: count }), () => open, {
-        concurrency: 100,
-        discard: true
-      }).pipe(Scope.extend(scope), Effect.provide(LifelineLive))),
+      Effect.runPromise(
+        Effect.forEach(Array.from({ length: count }), () => open, {
+          concurrency: 100,
+          discard: true
+        }).pipe(Scope.extend(scope), Effect.provide(LifelineLive))
+      ),
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }

@@ -53,9 +53,12 @@ const throughput = (url: string, payload: Payload, count: number, window: number
       step: () => {
         sent++
       }
-    }).pipe(Effect.orDie, Effect.ensuring(Effect.sync(() => {
-      refilling = false
-    })))
+    }).pipe(
+      Effect.orDie,
+      Effect.ensuring(Effect.sync(() => {
+        refilling = false
+      }))
+    )
     started = performance.now()
     yield* refill
     const elapsed = yield* Deferred.await(finished)
@@ -107,15 +110,19 @@ export const platform: Contender = {
     const closes: Array<Effect.Effect<void>> = []
     return {
       open: (count) =>
-        Effect.runPromise(Effect.forEach(
-          Array.from({ length: count }),
-          () => Effect.map(open(url, () => {}), (opened) => closes.push(opened.close)),
-          { concurrency: 100, discard: true }
-        ).pipe(Scope.extend(scope), Effect.provide(WebSocketLive))),
+        Effect.runPromise(
+          Effect.forEach(
+            Array.from({ length: count }),
+            () => Effect.map(open(url, () => {}), (opened) => closes.push(opened.close)),
+            { concurrency: 100, discard: true }
+          ).pipe(Scope.extend(scope), Effect.provide(WebSocketLive))
+        ),
       close: () =>
-        Effect.runPromise(Effect.forEach(closes, (close) => close, { concurrency: "unbounded", discard: true }).pipe(
-          Effect.zipRight(Scope.close(scope, Exit.void))
-        ))
+        Effect.runPromise(
+          Effect.forEach(closes, (close) => close, { concurrency: "unbounded", discard: true }).pipe(
+            Effect.zipRight(Scope.close(scope, Exit.void))
+          )
+        )
     }
   }
 }

@@ -80,7 +80,9 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 const millis = (flag: string, value: string | undefined): Either.Either<number | undefined, UsageError> => {
   if (value === undefined) return Either.right(undefined)
-  if (!/^\d{1,9}$/.test(value)) return Either.left(new UsageError(`${flag} takes a whole number of milliseconds, got "${value}"`))
+  if (!/^\d{1,9}$/.test(value)) {
+    return Either.left(new UsageError(`${flag} takes a whole number of milliseconds, got "${value}"`))
+  }
   return Either.right(Number(value))
 }
 
@@ -138,7 +140,9 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
       return Either.right({ _tag: "Help" })
     case "demo": {
       const extra = rest.length > 0 ? rest : Object.keys(values)
-      if (extra.length > 0) return Either.left(new UsageError(`demo takes no arguments or options, got ${extra.join(" ")}`))
+      if (extra.length > 0) {
+        return Either.left(new UsageError(`demo takes no arguments or options, got ${extra.join(" ")}`))
+      }
       return Either.right({ _tag: "Demo" })
     }
     case "connect":
@@ -147,7 +151,11 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
       return Either.left(new UsageError(`unknown command "${command}": connect <url> or demo (see --help)`))
   }
   if (rest.length !== 1) {
-    return Either.left(new UsageError(rest.length === 0 ? "connect needs a URL: connect <url>" : `connect takes one URL, got ${rest.length}`))
+    return Either.left(
+      new UsageError(
+        rest.length === 0 ? "connect needs a URL: connect <url>" : `connect takes one URL, got ${rest.length}`
+      )
+    )
   }
   const binary = values.binary ?? "summary"
   if (binary !== "summary" && binary !== "base64") {

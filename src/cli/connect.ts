@@ -95,12 +95,15 @@ export const clientOptions = (command: ConnectCommand, ca: string | undefined, h
       ...(tls === undefined ? {} : { tls })
     },
     ...(command.heartbeatMillis === undefined ? {} : {
-      heartbeat: command.heartbeatMillis === 0 ? false : { interval: command.heartbeatMillis, timeout: command.heartbeatMillis }
+      heartbeat: command.heartbeatMillis === 0
+        ? false
+        : { interval: command.heartbeatMillis, timeout: command.heartbeatMillis }
     }),
     // The default policy, but a certificate that fails before the first open will fail again.
     shouldRetry: command.reconnect
       ? (error) =>
-        Reconnect.isRetryable(error) && !(error._tag === "ConnectError" && error.reason === "TlsFailed" && !hooks.everOpened())
+        Reconnect.isRetryable(error) &&
+        !(error._tag === "ConnectError" && error.reason === "TlsFailed" && !hooks.everOpened())
       : () => false,
     onOpen: (opened) => Effect.sync(() => hooks.opened(opened.protocol)),
     eventsCapacity: 4096
@@ -177,14 +180,19 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
     // Inbound messages until the client closes.
     const reader = yield* client.messages.pipe(
       Stream.runForEach((message) =>
-        Effect.sync(() => command.json ? io.out(JSON.stringify(messageJson(message))) : io.out(messageText(message, command.binary)))
+        Effect.sync(() =>
+          command.json ? io.out(JSON.stringify(messageJson(message))) : io.out(messageText(message, command.binary))
+        )
       ),
       Effect.forkScoped
     )
     // stdin, line by line, through the outbox (the sink waits for room: a fast stdin is held to
     // the pace of the server). A line the Client refuses (it closed) is reported.
     const lines = Stream.suspend(() =>
-      Stream.fromAsyncIterable(createInterface({ input: io.stdin, crlfDelay: Infinity, terminal: false }), (error) => error)
+      Stream.fromAsyncIterable(
+        createInterface({ input: io.stdin, crlfDelay: Infinity, terminal: false }),
+        (error) => error
+      )
     )
     yield* lines.pipe(
       Stream.run(client.sink),

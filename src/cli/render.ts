@@ -5,8 +5,8 @@
  */
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
-import type { ClientState } from "../internal/clientState.js"
 import type { SendError } from "../Errors.js"
+import type { ClientState } from "../internal/clientState.js"
 import type { ClientError } from "../Reconnect.js"
 import type { Message } from "../Transport.js"
 import type { BinaryFormat } from "./args.js"
@@ -28,7 +28,12 @@ export const errorJson = (error: ClientError): Record<string, unknown> => {
         message: oneLine(error.message)
       }
     case "TimeoutError":
-      return { _tag: error._tag, operation: error.operation, timeoutMs: Duration.toMillis(error.timeout), message: oneLine(error.message) }
+      return {
+        _tag: error._tag,
+        operation: error.operation,
+        timeoutMs: Duration.toMillis(error.timeout),
+        message: oneLine(error.message)
+      }
     case "Disconnected":
       return {
         _tag: error._tag,
@@ -41,7 +46,12 @@ export const errorJson = (error: ClientError): Record<string, unknown> => {
     case "OnOpenError":
       return { _tag: error._tag, message: oneLine(error.message) }
     case "CircuitOpenError":
-      return { _tag: error._tag, endpoint: error.endpoint, retryAt: error.retryAt.toISOString(), message: oneLine(error.message) }
+      return {
+        _tag: error._tag,
+        endpoint: error.endpoint,
+        retryAt: error.retryAt.toISOString(),
+        message: oneLine(error.message)
+      }
   }
 }
 
@@ -55,7 +65,9 @@ export const stateLine = (state: ClientState, protocol: string): string | undefi
     case "Open":
       return `* open ${state.endpoint} (attempt ${state.attempt}${protocol === "" ? "" : `, subprotocol ${protocol}`})`
     case "Backoff":
-      return `* backoff: attempt ${state.attempt + 1} in ${Duration.format(state.delay)}, after ${describeError(state.error)}`
+      return `* backoff: attempt ${state.attempt + 1} in ${Duration.format(state.delay)}, after ${
+        describeError(state.error)
+      }`
     case "Suspended":
       return `* suspended until ${new Date(state.retryAt).toISOString()}: ${describeError(state.error)}`
     case "Closed":
@@ -74,15 +86,26 @@ export const stateJson = (state: ClientState, protocol: string): Record<string, 
     case "Open":
       return { type: "open", attempt: state.attempt, url: state.endpoint, protocol }
     case "Backoff":
-      return { type: "backoff", attempt: state.attempt, delayMs: Duration.toMillis(state.delay), error: errorJson(state.error) }
+      return {
+        type: "backoff",
+        attempt: state.attempt,
+        delayMs: Duration.toMillis(state.delay),
+        error: errorJson(state.error)
+      }
     case "Suspended":
-      return { type: "suspended", url: state.endpoint, retryAt: new Date(state.retryAt).toISOString(), error: errorJson(state.error) }
+      return {
+        type: "suspended",
+        url: state.endpoint,
+        retryAt: new Date(state.retryAt).toISOString(),
+        error: errorJson(state.error)
+      }
     case "Closed":
       return { type: "closed", error: Option.match(state.error, { onNone: () => null, onSome: errorJson }) }
   }
 }
 
-const base64 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64")
+const base64 = (bytes: Uint8Array): string =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64")
 
 /** An inbound message as printed on stdout (human format), without the line break. */
 export const messageText = (message: Message, binary: BinaryFormat): string => {
@@ -97,10 +120,15 @@ export const messageJson = (message: Message): Record<string, unknown> =>
     : { type: "message", bytes: message.byteLength, base64: base64(message) }
 
 const payloadText = (payload: unknown): string =>
-  typeof payload === "string" ? payload : payload instanceof Uint8Array ? `<binary ${payload.byteLength} bytes>` : String(payload)
+  typeof payload === "string"
+    ? payload
+    : payload instanceof Uint8Array
+    ? `<binary ${payload.byteLength} bytes>`
+    : String(payload)
 
 /** A line that was not sent (human format, stderr). */
-export const failedLine = (error: SendError): string => `* not sent (SendError ${error.reason}): ${oneLine(payloadText(error.payload))}`
+export const failedLine = (error: SendError): string =>
+  `* not sent (SendError ${error.reason}): ${oneLine(payloadText(error.payload))}`
 
 /** A line that was not sent, as a JSON event. */
 export const failedJson = (error: SendError): Record<string, unknown> => ({

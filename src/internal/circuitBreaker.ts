@@ -14,15 +14,15 @@ import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
-import * as Subscribable from "effect/Subscribable"
 import * as StreamModule from "effect/Stream"
+import * as Subscribable from "effect/Subscribable"
 import { CircuitOpenError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 import { isRetryable } from "../Reconnect.js"
 import { CircuitState } from "./circuitBreakerState.js"
 import type { CircuitTransition } from "./circuitBreakerState.js"
-import { Listeners } from "./primitives/listeners.js"
 import * as Metrics from "./metrics.js"
+import { Listeners } from "./primitives/listeners.js"
 
 /** How a Closed breaker decides to open. @inline */
 export type TripPolicy =
@@ -53,7 +53,13 @@ export interface CircuitBreaker {
   readonly reset: Effect.Effect<void>
 }
 
-const CLIENT_ERROR_TAGS: ReadonlySet<unknown> = new Set(["ConnectError", "TimeoutError", "Disconnected", "OnOpenError", "CircuitOpenError"])
+const CLIENT_ERROR_TAGS: ReadonlySet<unknown> = new Set([
+  "ConnectError",
+  "TimeoutError",
+  "Disconnected",
+  "OnOpenError",
+  "CircuitOpenError"
+])
 
 /** The default predicate: a lifeline error counts when `Reconnect.isRetryable` says so; any other error counts. */
 export const defaultIsFailure = (error: unknown): boolean =>
@@ -62,9 +68,10 @@ export const defaultIsFailure = (error: unknown): boolean =>
     : true
 
 /** The default open period: 5 s, doubling at each opening in a row, at most 60 s. */
-export const defaultOpenFor: Schedule.Schedule<Duration.Duration, unknown> = Schedule.exponential(Duration.seconds(5)).pipe(
-  Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(60)))
-)
+export const defaultOpenFor: Schedule.Schedule<Duration.Duration, unknown> = Schedule.exponential(Duration.seconds(5))
+  .pipe(
+    Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(60)))
+  )
 
 /** `retryAt` while Isolated: the largest Date, as no time is known until `reset`. */
 export const NEVER = 8_640_000_000_000_000
@@ -165,11 +172,17 @@ export const settingsOf = (options: BreakerOptions): Settings | string => {
     counter = () => new ConsecutiveCounter(policy.threshold)
   } else {
     const window = Duration.decodeUnknown(policy.window)
-    const windowMillis = Option.isSome(window) && Duration.isFinite(window.value) ? Duration.toMillis(window.value) : NaN
+    const windowMillis = Option.isSome(window) && Duration.isFinite(window.value)
+      ? Duration.toMillis(window.value)
+      : NaN
     const buckets = policy.buckets ?? 10
-    if (!(policy.threshold > 0 && policy.threshold <= 1)) problems.push(`threshold must be in (0, 1] (got ${policy.threshold})`)
+    if (!(policy.threshold > 0 && policy.threshold <= 1)) {
+      problems.push(`threshold must be in (0, 1] (got ${policy.threshold})`)
+    }
     if (!(windowMillis > 0)) problems.push(`window must be a finite duration above zero (got ${String(policy.window)})`)
-    if (!positiveInteger(policy.minimumCalls)) problems.push(`minimumCalls must be an integer >= 1 (got ${policy.minimumCalls})`)
+    if (!positiveInteger(policy.minimumCalls)) {
+      problems.push(`minimumCalls must be an integer >= 1 (got ${policy.minimumCalls})`)
+    }
     if (!positiveInteger(buckets)) problems.push(`buckets must be an integer >= 1 (got ${buckets})`)
     counter = () => new RatioCounter(policy.threshold, windowMillis, policy.minimumCalls, buckets)
   }
@@ -261,7 +274,9 @@ export class Breaker implements CircuitBreaker {
   /** The state now: an Open breaker whose `retryAt` has come is HalfOpen (the timer may not have run yet). */
   private observe(): CircuitState {
     const state = this.current
-    if (state._tag === "Open" && this.clock.unsafeCurrentTimeMillis() >= state.retryAt.getTime()) this.transition("elapsed")
+    if (state._tag === "Open" && this.clock.unsafeCurrentTimeMillis() >= state.retryAt.getTime()) {
+      this.transition("elapsed")
+    }
     return this.current
   }
 
@@ -313,7 +328,9 @@ export class Breaker implements CircuitBreaker {
             return Effect.onExit(restore(effect), (exit) => {
               if (generation === this.generation) {
                 const outcome = this.outcome(exit)
-                this.transition(outcome === "success" ? "trialSuccess" : outcome === "failure" ? "trialFailure" : "trialAbandoned")
+                this.transition(
+                  outcome === "success" ? "trialSuccess" : outcome === "failure" ? "trialFailure" : "trialAbandoned"
+                )
               }
               return Effect.void
             })

@@ -96,7 +96,8 @@ export const classifyHandshakeError = (error: unknown): HandshakeFailure => {
   })
   if (code !== undefined) {
     if (
-      code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code.includes("CERT") || code.includes("SELF_SIGNED") ||
+      code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || code.includes("CERT") ||
+      code.includes("SELF_SIGNED") ||
       certificateVerifyCodes.has(code)
     ) {
       return failure("TlsFailed")

@@ -4,23 +4,23 @@
  * of codecs: the outbox, the inbound bounds, `close`'s payloads and `MessageFailed` events deal in
  * encoded frames; the heartbeat's `isPong` sees raw frames, before decoding.
  */
+import type { Option, Subscribable } from "effect"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
-import type { Option, Subscribable } from "effect"
 import type { Client } from "../Client.js"
 import type { Codec } from "../Codec.js"
-import type { Edge } from "./codecErrors.js"
-import { decodeFailed, encodeFailed } from "./codecErrors.js"
 import type { Connection } from "../Connection.js"
 import type { CircuitOpenError, DecodeError, Disconnected, SendError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 import type { Message } from "../Transport.js"
-import type { ClientEvent, ClientState } from "./clientState.js"
 import type { LiveClient } from "./client/liveClient.js"
+import type { ClientEvent, ClientState } from "./clientState.js"
+import type { Edge } from "./codecErrors.js"
+import { decodeFailed, encodeFailed } from "./codecErrors.js"
 import type { ReadyState } from "./protocol.js"
 
 /** `codec.encode`, and a codec made by hand that throws refuses the value too. */
@@ -136,7 +136,11 @@ export class Decoder<In> {
     const loop: Channel.Channel<Chunk.Chunk<In>, unknown, DecodeError, unknown, void, unknown> = Channel.flatMap(
       Channel.fromEffect(step),
       (chunk) =>
-        chunk === undefined ? Channel.void : Chunk.isEmpty(chunk) ? loop : Channel.flatMap(Channel.write(chunk), () => loop)
+        chunk === undefined
+          ? Channel.void
+          : Chunk.isEmpty(chunk)
+          ? loop
+          : Channel.flatMap(Channel.write(chunk), () => loop)
     )
     return Stream.fromChannel(loop)
   }
@@ -226,8 +230,15 @@ export class CodecClient<In, Out, E> implements Client<In, Out, E> {
   private boundSend: ((value: Out) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
   private boundEnqueue: ((value: Out) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
 
-  constructor(private readonly live: LiveClient, private readonly codec: Codec<In, Out>, decodeErrors: "event" | "fail") {
-    this.decoder = new Decoder(codec, decodeErrors === "event" ? (error) => live.observer.publishDecodeFailure(error) : undefined)
+  constructor(
+    private readonly live: LiveClient,
+    private readonly codec: Codec<In, Out>,
+    decodeErrors: "event" | "fail"
+  ) {
+    this.decoder = new Decoder(
+      codec,
+      decodeErrors === "event" ? (error) => live.observer.publishDecodeFailure(error) : undefined
+    )
   }
 
   toJSON(): unknown {

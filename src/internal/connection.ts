@@ -12,17 +12,16 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import type { Connection } from "../Connection.js"
 import { ConnectError, Disconnected, SendError, TimeoutError } from "../Errors.js"
 import type { Message, ReadyState, SocketListener, TransportSocket } from "../Transport.js"
 import { Transport } from "../Transport.js"
+import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import type { ConnectOptions } from "./parseEndpoint.js"
 import { parseEndpoint, resolveOptions } from "./parseEndpoint.js"
-import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import type { SharedInbound } from "./primitives/inboundBuffer.js"
 import { InboundBuffer, streamOfPulls } from "./primitives/inboundBuffer.js"
-import { redactCause, redactUrlsIn } from "./redactUrl.js"
 import type { Timers } from "./primitives/timers.js"
 import { currentTimers, TimedWait } from "./primitives/timers.js"
 import {
@@ -38,6 +37,7 @@ import {
   OPEN,
   POLICY_VIOLATION
 } from "./protocol.js"
+import { redactCause, redactUrlsIn } from "./redactUrl.js"
 
 /** Options after validation, with defaults applied. */
 export interface ResolvedOptions {
@@ -176,7 +176,8 @@ export class ConnectionListener implements SocketListener {
     }
     // Closed before any outcome: that is the open's failure (the first outcome wins).
     if (this.openOutcome === undefined) {
-      const failure = this.failure ?? { reason: "ClosedBeforeOpen", detail: `the socket closed with code ${code} before it opened` }
+      const failure = this.failure ??
+        { reason: "ClosedBeforeOpen", detail: `the socket closed with code ${code} before it opened` }
       this.settleOpen(Exit.fail(toConnectError(this.url, failure)))
     }
     const initiator = this.closeRequested ? "client" : code === ABNORMAL_CLOSURE ? "transport" : "server"
@@ -230,7 +231,11 @@ export class ConnectionListener implements SocketListener {
   /** How it ended, once `release` returned: a transport that never reported CLOSED counts as 1006. */
   get closedAfterRelease(): Effect.Effect<Disconnected> {
     return Effect.sync(() =>
-      this.endedWith ?? new Disconnected({ code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" }, true)
+      this.endedWith ??
+        new Disconnected(
+          { code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" },
+          true
+        )
     )
   }
 
@@ -350,8 +355,11 @@ class Opened implements OpenedConnection {
 }
 
 /** Releases by the table of invariant 2, with the close code the Exit asks for. */
-const releaseAfter = (listener: ConnectionListener, closeTimeout: Duration.Duration, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-  listener.release(closeCodeOf(exit), "", closeTimeout)
+const releaseAfter = (
+  listener: ConnectionListener,
+  closeTimeout: Duration.Duration,
+  exit: Exit.Exit<unknown, unknown>
+): Effect.Effect<void> => listener.release(closeCodeOf(exit), "", closeTimeout)
 
 /** Releases an opened connection (what a scope's finalizer runs). */
 export const releaseOpened = (opened: OpenedConnection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
@@ -365,7 +373,8 @@ export const openConnection = <E, R>(
   // Scope.addFinalizerExit, not Effect.addFinalizer: the latter keeps the acquiring fiber's
   // FiberRefs (context, span) alive for the life of the connection, several KB each.
   acquireConnection(url, options, (opened) =>
-    Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, releaseOnExit(opened.listener, opened.closeTimeout))))
+    Effect.flatMap(Effect.scope, (scope) =>
+      Scope.addFinalizerExit(scope, releaseOnExit(opened.listener, opened.closeTimeout))))
 
 /**
  * Opens a connection and hands it to `keep`, which takes over its release; `keep` runs in the
@@ -390,12 +399,23 @@ export const acquireConnection = <E, R, R2>(
     // before connect returns, so retries inside one scope do not pile up finalizers.
     return yield* Effect.uninterruptibleMask((restore) => {
       const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity, checked.inboundBytes, shared)
-      const request = { url: endpoint.url, protocols: checked.protocols, headers: checked.headers, maxPayload: checked.maxPayload, tls: checked.tls }
+      const request = {
+        url: endpoint.url,
+        protocols: checked.protocols,
+        headers: checked.headers,
+        maxPayload: checked.maxPayload,
+        tls: checked.tls
+      }
       const created = transport.open(request, listener)
       if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
       const socket = created.right
       listener.socket = socket
-      const opened: OpenedConnection = new Opened(new LiveConnection(listener, socket, checked), socket, listener, checked.closeTimeout)
+      const opened: OpenedConnection = new Opened(
+        new LiveConnection(listener, socket, checked),
+        socket,
+        listener,
+        checked.closeTimeout
+      )
       return restore(listener.awaitOpened(checked.openTimeout, timers)).pipe(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : releaseOpened(opened, exit)),
         Effect.zipRight(keep(opened)),
@@ -407,7 +427,8 @@ export const acquireConnection = <E, R, R2>(
 // Module level on purpose: a finalizer made inside `openConnection` would keep that whole
 // generator's scope (URL, options, transport) alive for the life of the connection. It keeps the
 // listener, not the Connection: a Connection nobody holds any more is not kept for its release.
-const releaseOnExit = (listener: ConnectionListener, closeTimeout: Duration.Duration) =>
+const releaseOnExit =
+  (listener: ConnectionListener, closeTimeout: Duration.Duration) =>
   (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => releaseAfter(listener, closeTimeout, exit)
 
 /**
@@ -524,7 +545,9 @@ class LiveConnection implements Connection {
       if (largest !== undefined && bytes > largest) return Effect.fail(tooLarge(data))
       if (socket.bufferedAmount() + bytes > mark) {
         const drained = Effect.zipRight(this.send(data), this.waitBelowHighWater())
-        return index === size - 1 ? drained : Effect.zipRight(drained, Effect.suspend(() => this.writeFrom(chunk, index + 1)))
+        return index === size - 1
+          ? drained
+          : Effect.zipRight(drained, Effect.suspend(() => this.writeFrom(chunk, index + 1)))
       }
       const thrown = trySend(socket, data)
       if (thrown !== undefined) return Effect.fail(writeFailed(data, thrown))
@@ -533,30 +556,36 @@ class LiveConnection implements Connection {
   }
 }
 
-const sendOn = (socket: TransportSocket, largest: number | undefined) => (data: Message): Effect.Effect<void, SendError> =>
-  Effect.async<void, SendError>((resume) => {
-    if (largest !== undefined && approximateBytes(data) > largest) return resume(Effect.fail(tooLarge(data)))
-    if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
-    const thrown = trySend(socket, data, (error) => {
-      resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
+const sendOn =
+  (socket: TransportSocket, largest: number | undefined) => (data: Message): Effect.Effect<void, SendError> =>
+    Effect.async<void, SendError>((resume) => {
+      if (largest !== undefined && approximateBytes(data) > largest) return resume(Effect.fail(tooLarge(data)))
+      if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
+      const thrown = trySend(socket, data, (error) => {
+        resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
+      })
+      if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
     })
-    if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
-  })
 
-const writeOn = (socket: TransportSocket, largest: number | undefined) => (data: Message): Effect.Effect<void, SendError> =>
-  Effect.suspend(() => {
-    if (largest !== undefined && approximateBytes(data) > largest) return Effect.fail(tooLarge(data))
-    if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
-    const thrown = trySend(socket, data)
-    return thrown === undefined ? Effect.void : Effect.fail(writeFailed(data, thrown))
-  })
+const writeOn =
+  (socket: TransportSocket, largest: number | undefined) => (data: Message): Effect.Effect<void, SendError> =>
+    Effect.suspend(() => {
+      if (largest !== undefined && approximateBytes(data) > largest) return Effect.fail(tooLarge(data))
+      if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
+      const thrown = trySend(socket, data)
+      return thrown === undefined ? Effect.void : Effect.fail(writeFailed(data, thrown))
+    })
 
 /**
  * `socket.send`, returning what it threw instead of throwing: ws throws synchronously for some
  * payloads (a Uint8Array over a detached ArrayBuffer). When it throws, nothing was written and
  * `callback` will not be called.
  */
-export const trySend = (socket: TransportSocket, data: Message, callback?: (error?: Error) => void): Error | undefined => {
+export const trySend = (
+  socket: TransportSocket,
+  data: Message,
+  callback?: (error?: Error) => void
+): Error | undefined => {
   try {
     socket.send(data, callback)
     return undefined
@@ -568,4 +597,3 @@ export const trySend = (socket: TransportSocket, data: Message, callback?: (erro
 /** The transport reported an error while writing `payload`. */
 export const writeFailed = (payload: unknown, cause: Error): SendError =>
   new SendError({ reason: "WriteFailed", payload, cause }, true)
-

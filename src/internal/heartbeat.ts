@@ -8,13 +8,13 @@
  * A small state machine on one timer, not a fiber: an open Client keeps no fiber alive (idle
  * memory per client is a benchmark target).
  */
-import * as Duration from "effect/Duration"
 import type { Clock } from "effect"
+import * as Duration from "effect/Duration"
 import { TimeoutError } from "../Errors.js"
 import type { Message, TransportSocket } from "../Transport.js"
 import type { ConnectionListener } from "./connection.js"
-import { OPEN } from "./protocol.js"
 import type { Timers, TimerTarget } from "./primitives/timers.js"
+import { OPEN } from "./protocol.js"
 
 export interface HeartbeatOptions {
   readonly interval: Duration.Duration
@@ -116,7 +116,9 @@ export class Heartbeat implements TimerTarget {
       if (late <= Math.max(1000, timeoutMillis / 2)) {
         this.stopped = true
         this.listener.pongWatcher = undefined
-        return this.owner.onDead(new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url }, true))
+        return this.owner.onDead(
+          new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url }, true)
+        )
       }
     } else if (now - this.lastLife < Duration.toMillis(this.options.interval)) {
       return this.schedule(now)

@@ -36,15 +36,25 @@ export const connectFailed = (reason: string, endpoint?: string): void => {
   connectFailures.unsafeUpdate(1, tags)
 }
 
-export const reconnects = Metric.counter("lifeline_reconnects", { description: "connections opened after the first", incremental: true })
+export const reconnects = Metric.counter("lifeline_reconnects", {
+  description: "connections opened after the first",
+  incremental: true
+})
 export const messagesOut = Metric.counter("lifeline_messages_out", { description: "frames written", incremental: true })
-export const bytesOut = Metric.counter("lifeline_bytes_out", { description: "payload bytes written (strings counted in UTF-16 units)", incremental: true })
+export const bytesOut = Metric.counter("lifeline_bytes_out", {
+  description: "payload bytes written (strings counted in UTF-16 units)",
+  incremental: true
+})
 export const messagesFailed = Metric.counter("lifeline_messages_failed", {
-  description: "messages accepted by send or enqueue that were not written (each also reported to its sender or as MessageFailed)",
+  description:
+    "messages accepted by send or enqueue that were not written (each also reported to its sender or as MessageFailed)",
   incremental: true
 })
 export const messagesIn = Metric.counter("lifeline_messages_in", { description: "frames received", incremental: true })
-export const bytesIn = Metric.counter("lifeline_bytes_in", { description: "payload bytes received (strings counted in UTF-16 units)", incremental: true })
+export const bytesIn = Metric.counter("lifeline_bytes_in", {
+  description: "payload bytes received (strings counted in UTF-16 units)",
+  incremental: true
+})
 export const outboxDepth = Metric.gauge("lifeline_outbox_depth", { description: "messages waiting in the outbox" })
 export const connectLatency = Metric.histogram(
   "lifeline_connect_latency_ms",

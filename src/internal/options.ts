@@ -148,7 +148,11 @@ interface DecodedOutbox {
   readonly maxBytes: number
   readonly overflow: Overflow
 }
-const DEFAULT_OUTBOX: DecodedOutbox = Object.freeze({ capacity: DEFAULT_OUTBOX_CAPACITY, maxBytes: DEFAULT_OUTBOX_BYTES, overflow: "fail" })
+const DEFAULT_OUTBOX: DecodedOutbox = Object.freeze({
+  capacity: DEFAULT_OUTBOX_CAPACITY,
+  maxBytes: DEFAULT_OUTBOX_BYTES,
+  overflow: "fail"
+})
 
 // ---------------------------------------------------------------------------------------------
 // Leaves: one check per option, its message naming what is wrong without echoing the value
@@ -163,13 +167,17 @@ interface Problem {
   readonly path: ReadonlyArray<string>
   readonly message: string | undefined
 }
-const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, Problem> => Either.left({ path, message })
+const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, Problem> =>
+  Either.left({ path, message })
 
 /** A check: what users wrote to what lifeline runs on, or the problem. */
 type Check<A> = (input: unknown) => Either.Either<A, Problem>
 
 const decodeDuration = (input: unknown): Option.Option<Duration.Duration> =>
-  Option.filter(Duration.decodeUnknown(input), (value) => Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero))
+  Option.filter(
+    Duration.decodeUnknown(input),
+    (value) => Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero)
+  )
 
 /** A finite duration above zero. */
 export const PositiveDuration: Check<Duration.Duration> = (input) => {
@@ -202,13 +210,17 @@ const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
 const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
 
 const Headers: Check<Readonly<Record<string, string>>> = (input) => {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object of header names to values")
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return problem("must be an object of header names to values")
+  }
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(input)) {
     const plain: unknown = Redacted.isRedacted(value) ? Redacted.value(value) : value
     if (!headerName.test(name)) return problem(`${JSON.stringify(name)} is not a valid header name`)
     // The value is never echoed: it may be a credential.
-    if (typeof plain !== "string" || !headerValue.test(plain)) return problem(`the value of "${name}" is not a valid header value`)
+    if (typeof plain !== "string" || !headerValue.test(plain)) {
+      return problem(`the value of "${name}" is not a valid header value`)
+    }
     headers[name] = plain
   }
   for (const _ in headers) return Either.right(headers)
@@ -224,7 +236,9 @@ const Tls: Check<Redacted.Redacted<TlsOptions>> = (input) => {
   if (typeof tls !== "object" || tls === null || Array.isArray(tls)) return problem("must be an object")
   const copy: { -readonly [K in keyof TlsOptions]: TlsOptions[K] } = {}
   for (const [name, value] of Object.entries(tls)) {
-    if (!TLS_KEYS.includes(name)) return problem(`unknown option ${JSON.stringify(name)} (known: ${TLS_KEYS.join(", ")})`)
+    if (!TLS_KEYS.includes(name)) {
+      return problem(`unknown option ${JSON.stringify(name)} (known: ${TLS_KEYS.join(", ")})`)
+    }
     if (value === undefined) continue
     switch (name) {
       case "ca":
@@ -244,7 +258,9 @@ const Tls: Check<Redacted.Redacted<TlsOptions>> = (input) => {
         break
     }
   }
-  if ((copy.key === undefined) !== (copy.cert === undefined)) return problem("key and cert go together (a client certificate)")
+  if ((copy.key === undefined) !== (copy.cert === undefined)) {
+    return problem("key and cert go together (a client certificate)")
+  }
   return Either.right(Redacted.make(copy))
 }
 
@@ -411,11 +427,14 @@ const HeartbeatFields = struct({
 const Heartbeat: Check<DecodedHeartbeat> = (input) => {
   if (input === false) return Either.right(NO_HEARTBEAT)
   if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object or false")
-  return Either.map(HeartbeatFields(input), (fields) =>
-    fields.interval === DEFAULT_HEARTBEAT_INTERVAL && fields.timeout === DEFAULT_HEARTBEAT_TIMEOUT &&
-      fields.message === undefined && fields.isPong === undefined
-      ? DEFAULT_HEARTBEAT
-      : { interval: fields.interval, timeout: fields.timeout, message: fields.message, isPong: fields.isPong })
+  return Either.map(
+    HeartbeatFields(input),
+    (fields) =>
+      fields.interval === DEFAULT_HEARTBEAT_INTERVAL && fields.timeout === DEFAULT_HEARTBEAT_TIMEOUT &&
+        fields.message === undefined && fields.isPong === undefined
+        ? DEFAULT_HEARTBEAT
+        : { interval: fields.interval, timeout: fields.timeout, message: fields.message, isPong: fields.isPong }
+  )
 }
 
 const OutboxFields = struct({
@@ -446,7 +465,9 @@ const ClientFields = struct(clientFields)
 
 const toSettings = (fields: StructType<typeof clientFields>): ClientSettings => {
   const headers = fields.headers
-  const fixed = headers === undefined || Effect.isEffect(headers) ? undefined : headers as Readonly<Record<string, string>>
+  const fixed = headers === undefined || Effect.isEffect(headers)
+    ? undefined
+    : headers as Readonly<Record<string, string>>
   const heartbeat = fields.heartbeat === NO_HEARTBEAT ? undefined : fields.heartbeat
   // One literal, in one order: every client's settings share one hidden class.
   return {
@@ -493,7 +514,9 @@ const ClientOptionsCheck: Check<ClientSettings> = (input) => Either.map(ClientFi
 
 /** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
 export const formatProblem = ({ message, path }: Problem): string =>
-  path.length === 0 ? `options: ${message ?? "must be an object"}` : `${path.join(".")}: ${message ?? "has the wrong type"}`
+  path.length === 0
+    ? `options: ${message ?? "must be an object"}`
+    : `${path.join(".")}: ${message ?? "has the wrong type"}`
 
 /** How many times each kind of options was decoded, for the tests that check the Client decodes once. */
 export const decodeCounts = { connection: 0, client: 0 }
@@ -540,7 +563,11 @@ export const clientSettings = (options: ClientOptions): ClientSettings => {
   const result = decodeClientOptions(options)
   if (Either.isRight(result)) return result.right
   const url: unknown = (options as Partial<ClientOptions> | undefined)?.url
-  const endpoints = Array.isArray(url) ? url.filter(isEndpoint) : isEndpoint(url) || Effect.isEffect(url) ? [url as Endpoint] : []
+  const endpoints = Array.isArray(url)
+    ? url.filter(isEndpoint)
+    : isEndpoint(url) || Effect.isEffect(url)
+    ? [url as Endpoint]
+    : []
   // The defaults, without a heartbeat: the client never connects.
   const settings = toSettings({ ...CLIENT_DEFAULTS, url: endpoints, heartbeat: NO_HEARTBEAT })
   return { ...settings, invalid: `${result.left}; ${hintFor("InvalidOptions")}` }
@@ -569,7 +596,12 @@ export const resolveOptions = (url: string, options: ConnectOptions): Effect.Eff
   else {
     const result = decodeConnectOptions(options)
     if (Either.isLeft(result)) {
-      return Effect.fail(new ConnectError({ reason: "InvalidOptions", url, detail: `${result.left}; ${hintFor("InvalidOptions")}` }, true))
+      return Effect.fail(
+        new ConnectError(
+          { reason: "InvalidOptions", url, detail: `${result.left}; ${hintFor("InvalidOptions")}` },
+          true
+        )
+      )
     }
     checked = result.right
   }
@@ -585,34 +617,42 @@ export const resolveOptions = (url: string, options: ConnectOptions): Effect.Eff
 // ---------------------------------------------------------------------------------------------
 
 /** One key read as a string and decoded by an option's check; a bad value is a ConfigError naming the key. */
-const configKey = <A>(key: string, check: Check<A>, parse: (text: string) => unknown = (text) => text): Config.Config<A> =>
-  Config.string(key).pipe(Config.mapOrFail((text) =>
-    Either.mapLeft(check(parse(text.trim())), (problem) => ConfigError.InvalidData([], problem.message ?? "has the wrong type"))
-  ))
+const configKey = <A>(
+  key: string,
+  check: Check<A>,
+  parse: (text: string) => unknown = (text) => text
+): Config.Config<A> =>
+  Config.string(key).pipe(
+    Config.mapOrFail((text) =>
+      Either.mapLeft(check(parse(text.trim())), (problem) =>
+        ConfigError.InvalidData([], problem.message ?? "has the wrong type"))
+    )
+  )
 const integerText = (text: string): unknown => /^-?\d+$/.test(text) ? Number(text) : text
 
 const some = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [_ in K]?: A } =>
   (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [_ in K]?: A }
 
-const makeClientConfig = (): Config.Config<ClientOptions> => Config.all({
-  url: Config.string("URL"),
-  openTimeout: Config.option(configKey("OPEN_TIMEOUT", PositiveDuration)),
-  closeTimeout: Config.option(configKey("CLOSE_TIMEOUT", PositiveDuration)),
-  retryBase: Config.option(configKey("RETRY_BASE", PositiveDuration)),
-  retryCap: Config.option(configKey("RETRY_CAP", PositiveDuration)),
-  heartbeatInterval: Config.option(configKey("HEARTBEAT_INTERVAL", PositiveDuration)),
-  heartbeatTimeout: Config.option(configKey("HEARTBEAT_TIMEOUT", PositiveDuration)),
-  outboxCapacity: Config.option(configKey("OUTBOX_CAPACITY", positiveInteger(), integerText))
-}).pipe(Config.map((read): ClientOptions => {
-  const backoff: BackoffOptions = { ...some("base", read.retryBase), ...some("cap", read.retryCap) }
-  return {
-    url: read.url,
-    connection: { ...some("openTimeout", read.openTimeout), ...some("closeTimeout", read.closeTimeout) },
-    ...(Option.isSome(read.retryBase) || Option.isSome(read.retryCap) ? { retry: exponentialBackoff(backoff) } : {}),
-    heartbeat: { ...some("interval", read.heartbeatInterval), ...some("timeout", read.heartbeatTimeout) },
-    outbox: some("capacity", read.outboxCapacity)
-  }
-}))
+const makeClientConfig = (): Config.Config<ClientOptions> =>
+  Config.all({
+    url: Config.string("URL"),
+    openTimeout: Config.option(configKey("OPEN_TIMEOUT", PositiveDuration)),
+    closeTimeout: Config.option(configKey("CLOSE_TIMEOUT", PositiveDuration)),
+    retryBase: Config.option(configKey("RETRY_BASE", PositiveDuration)),
+    retryCap: Config.option(configKey("RETRY_CAP", PositiveDuration)),
+    heartbeatInterval: Config.option(configKey("HEARTBEAT_INTERVAL", PositiveDuration)),
+    heartbeatTimeout: Config.option(configKey("HEARTBEAT_TIMEOUT", PositiveDuration)),
+    outboxCapacity: Config.option(configKey("OUTBOX_CAPACITY", positiveInteger(), integerText))
+  }).pipe(Config.map((read): ClientOptions => {
+    const backoff: BackoffOptions = { ...some("base", read.retryBase), ...some("cap", read.retryCap) }
+    return {
+      url: read.url,
+      connection: { ...some("openTimeout", read.openTimeout), ...some("closeTimeout", read.closeTimeout) },
+      ...(Option.isSome(read.retryBase) || Option.isSome(read.retryCap) ? { retry: exponentialBackoff(backoff) } : {}),
+      heartbeat: { ...some("interval", read.heartbeatInterval), ...some("timeout", read.heartbeatTimeout) },
+      outbox: some("capacity", read.outboxCapacity)
+    }
+  }))
 
 let clientConfigOnce: Config.Config<ClientOptions> | undefined
 

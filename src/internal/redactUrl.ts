@@ -9,7 +9,9 @@ const MAX_UNPARSED = 120
 export const redactUrl = (url: URL): string => {
   // No authority (`xyz:user:pw@host`, an opaque path) or an `@` in the path (`ws://admin:12/34@host`
   // parses, the password split between port and path): redact it as text, as hard as unparsed input.
-  if (!url.href.startsWith(`${url.protocol}//`)) return `${url.protocol}${redactUnparsedUrl(url.href.slice(url.protocol.length))}`
+  if (!url.href.startsWith(`${url.protocol}//`)) {
+    return `${url.protocol}${redactUnparsedUrl(url.href.slice(url.protocol.length))}`
+  }
   if (url.pathname.includes("@")) return redactUnparsedUrl(url.href)
   const copy = new URL(url.href)
   if (copy.username !== "" || copy.password !== "") {
@@ -47,7 +49,10 @@ export const redactUnparsedUrl = (input: string): string => {
     })
     rest = `${rest.slice(0, question)}?${keys.join("&")}`
   }
-  const visible = `${prefix}${userinfo}${rest}`.replace(/[\x00-\x20\x7f]/g, (char) => `%${char.charCodeAt(0).toString(16).padStart(2, "0").toUpperCase()}`)
+  const visible = `${prefix}${userinfo}${rest}`.replace(
+    /[\x00-\x20\x7f]/g,
+    (char) => `%${char.charCodeAt(0).toString(16).padStart(2, "0").toUpperCase()}`
+  )
   return visible.length > MAX_UNPARSED ? `${visible.slice(0, MAX_UNPARSED)}…` : visible
 }
 
@@ -96,7 +101,11 @@ const causeFields = ["code", "errno", "syscall", "address", "port", "hostname"] 
  * ConnectError has its own): capturing and formatting one cost 20 µs per failed attempt.
  */
 export const redactCause = (error: unknown): Error => {
-  const message = error instanceof Error ? error.message : typeof error === "string" ? error : "a non-Error value was thrown"
+  const message = error instanceof Error
+    ? error.message
+    : typeof error === "string"
+    ? error
+    : "a non-Error value was thrown"
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   const safe = new Error(redactUrlsIn(message))
@@ -105,7 +114,9 @@ export const redactCause = (error: unknown): Error => {
     if (error.name !== "Error") safe.name = error.name
     for (const field of causeFields) {
       const value: unknown = Reflect.get(error, field)
-      if (typeof value === "string" || typeof value === "number") Object.defineProperty(safe, field, { value, enumerable: true, writable: true, configurable: true })
+      if (typeof value === "string" || typeof value === "number") {
+        Object.defineProperty(safe, field, { value, enumerable: true, writable: true, configurable: true })
+      }
     }
   }
   safe.stack = `${safe.name}: ${safe.message}`

@@ -1,8 +1,8 @@
 // Owns a TCP proxy on 127.0.0.1 that sits between a client and a server under test and can
 // blackhole, delay, throttle or reset the traffic. Everything it opens is closed with its scope.
-import * as Net from "node:net"
-import * as Effect from "effect/Effect"
 import type { Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Net from "node:net"
 import { closeNow, ignoreError, listen, LOOPBACK_HOST, makeOpenSockets } from "./internal/loopback.js"
 
 /**

@@ -1,11 +1,11 @@
 // Owns a real `ws` server on 127.0.0.1 for tests: scripted handshake faults, kill/restart on the
 // same port, and a record of what it saw. Everything it opens is closed with its scope.
+import type { Scope } from "effect"
+import * as Effect from "effect/Effect"
 import { createHash } from "node:crypto"
 import * as Http from "node:http"
 import * as Https from "node:https"
 import type { Duplex } from "node:stream"
-import * as Effect from "effect/Effect"
-import type { Scope } from "effect"
 import { WebSocket, WebSocketServer } from "ws"
 import { closeNow, ignoreError, listen, LOOPBACK_HOST, makeOpenSockets } from "./internal/loopback.js"
 
@@ -281,8 +281,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
           : Effect.die(error)
       ))
 
-    const openClients = (): ReadonlyArray<WebSocket> =>
-      [...clients].filter((ws) => ws.readyState === WebSocket.OPEN)
+    const openClients = (): ReadonlyArray<WebSocket> => [...clients].filter((ws) => ws.readyState === WebSocket.OPEN)
 
     const setMode = (next: HandshakeMode) =>
       Effect.sync(() => {

@@ -5,5 +5,5 @@
  * @module effect-lifeline/testing
  * @since 0.1.0
  */
-export * as TestServer from "./TestServer.js"
 export * as FaultProxy from "./FaultProxy.js"
+export * as TestServer from "./TestServer.js"

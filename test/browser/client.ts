@@ -28,7 +28,12 @@ export interface Spec {
   readonly minRetryDelayMillis?: number
   /** `connection.openTimeout`. */
   readonly openTimeoutMillis?: number
-  readonly heartbeat?: { readonly interval: number; readonly timeout: number; readonly message: string; readonly pong: string }
+  readonly heartbeat?: {
+    readonly interval: number
+    readonly timeout: number
+    readonly message: string
+    readonly pong: string
+  }
 }
 
 interface Entry {
@@ -40,7 +45,8 @@ interface Entry {
 
 const entries = new Map<string, Entry>()
 
-const toWire = (message: string | Uint8Array): Wire => typeof message === "string" ? { text: message } : { bytes: [...message] }
+const toWire = (message: string | Uint8Array): Wire =>
+  typeof message === "string" ? { text: message } : { bytes: [...message] }
 const fromWire = (wire: Wire): string | Uint8Array => "text" in wire ? wire.text : new Uint8Array(wire.bytes)
 
 const summarizeError = (error: ClientError): ErrorSummary => ({
@@ -55,7 +61,10 @@ const summarize = (state: Client.ClientState): Summary => {
     case "Backoff":
       return { tag: state._tag, error: summarizeError(state.error) }
     case "Closed":
-      return Option.match(state.error, { onNone: () => ({ tag: state._tag }), onSome: (error) => ({ tag: state._tag, error: summarizeError(error) }) })
+      return Option.match(state.error, {
+        onNone: () => ({ tag: state._tag }),
+        onSome: (error) => ({ tag: state._tag, error: summarizeError(error) })
+      })
     default:
       return { tag: state._tag }
   }
@@ -108,8 +117,17 @@ const lab = {
       )
       const created: Entry = { client, scope, transitions: [], messages: [] }
       entries.set(id, created)
-      yield* Effect.forkIn(Stream.runForEach(client.state.changes, (state) => Effect.sync(() => created.transitions.push(summarize(state)))), scope)
-      yield* Effect.forkIn(Stream.runForEach(client.messages, (message) => Effect.sync(() => created.messages.push(toWire(message)))), scope)
+      yield* Effect.forkIn(
+        Stream.runForEach(
+          client.state.changes,
+          (state) => Effect.sync(() => created.transitions.push(summarize(state)))
+        ),
+        scope
+      )
+      yield* Effect.forkIn(
+        Stream.runForEach(client.messages, (message) => Effect.sync(() => created.messages.push(toWire(message)))),
+        scope
+      )
     })),
   /** Every state the client was in, in order, the first included. */
   transitions: (id: string): ReadonlyArray<Summary> => entry(id).transitions,
@@ -126,7 +144,11 @@ const lab = {
   /** Waits until the client has been in `tag` `nth` times in all. */
   awaitCount: (id: string, tag: string, nth: number, within = 5_000): Promise<void> => {
     const { transitions } = entry(id)
-    return until(() => `${tag} x${nth} in ${JSON.stringify(transitions)}`, () => transitions.filter((state) => state.tag === tag).length >= nth, within)
+    return until(
+      () => `${tag} x${nth} in ${JSON.stringify(transitions)}`,
+      () => transitions.filter((state) => state.tag === tag).length >= nth,
+      within
+    )
   },
   /** Waits until `count` messages arrived. */
   awaitMessages: (id: string, count: number, within = 5_000): Promise<void> => {

@@ -11,14 +11,17 @@ import * as Scenarios from "../compat/scenarios.js"
 
 export type Frame = { readonly text: string } | { readonly bytes: ReadonlyArray<number> }
 
-export const toFrame = (frame: string | Uint8Array): Frame => typeof frame === "string" ? { text: frame } : { bytes: [...frame] }
+export const toFrame = (frame: string | Uint8Array): Frame =>
+  typeof frame === "string" ? { text: frame } : { bytes: [...frame] }
 const fromFrame = (frame: Frame): string | Uint8Array => "text" in frame ? frame.text : new Uint8Array(frame.bytes)
 
 /** The ServerControl methods, as the bridge names them. */
 export type ControlMethod = keyof ServerControl
 
 const bridge = (method: ControlMethod, args: ReadonlyArray<unknown> = []): Promise<unknown> =>
-  (globalThis as unknown as { serverControl: (method: ControlMethod, args: ReadonlyArray<unknown>) => Promise<unknown> }).serverControl(method, args)
+  (globalThis as unknown as {
+    serverControl: (method: ControlMethod, args: ReadonlyArray<unknown>) => Promise<unknown>
+  }).serverControl(method, args)
 
 const server: ServerControl = {
   kill: () => bridge("kill").then(() => {}),

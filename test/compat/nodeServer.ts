@@ -13,7 +13,8 @@ export const serverControl = (server: TestServer.TestServer): ServerControl => {
     hang: () => run(server.hangHandshake),
     behave: () => run(server.behave),
     send: (frame) => run(server.broadcast(frame)),
-    sendThenClose: (frames, code, reason) => run(Effect.zipRight(Effect.forEach(frames, server.broadcast, { discard: true }), server.closeAll(code, reason))),
+    sendThenClose: (frames, code, reason) =>
+      run(Effect.zipRight(Effect.forEach(frames, server.broadcast, { discard: true }), server.closeAll(code, reason))),
     sent: () => run(server.received),
     requests: () => run(server.requests),
     accepted: () => run(server.accepted),

@@ -62,8 +62,11 @@ type Socket = InstanceType<typeof ReconnectingWebSocket>
 /** Fast retries, so scenarios do not wait partysocket's seconds. */
 const fast: Options = { minReconnectionDelay: 20, maxReconnectionDelay: 40, reconnectionDelayJitter: 0 }
 
-const make = (context: ScenarioContext, options: Options = {}, protocols?: ConstructorParameters<typeof ReconnectingWebSocket>[1]): Socket =>
-  new context.WebSocket(context.url, protocols, { ...fast, ...context.options, ...options })
+const make = (
+  context: ScenarioContext,
+  options: Options = {},
+  protocols?: ConstructorParameters<typeof ReconnectingWebSocket>[1]
+): Socket => new context.WebSocket(context.url, protocols, { ...fast, ...context.options, ...options })
 
 /** An event as a line: `open`, `message:text`, `close:1000:reason:clean`, `error:ConnectError:ConnectionRefused`. */
 export const describeEvent = (event: Event): string => {
@@ -77,7 +80,8 @@ export const describeEvent = (event: Event): string => {
       return `close:${close.code}:${close.reason}:${close.wasClean ? "clean" : "unclean"}`
     }
     case "error": {
-      const error = (event as Event & { error?: { _tag?: string; reason?: string; operation?: string; code?: number } }).error
+      const error =
+        (event as Event & { error?: { _tag?: string; reason?: string; operation?: string; code?: number } }).error
       const detail = error?.reason ?? error?.operation ?? error?.code
       return `error:${error?._tag ?? "?"}${detail === undefined || detail === "" ? "" : `:${String(detail)}`}`
     }
@@ -89,12 +93,19 @@ export const describeEvent = (event: Event): string => {
 /** Records every event of `socket` as a line, from now on. */
 export const record = (socket: Socket): Array<string> => {
   const lines: Array<string> = []
-  for (const type of ["open", "message", "close", "error"]) socket.addEventListener(type, (event: Event) => lines.push(describeEvent(event)))
+  for (const type of ["open", "message", "close", "error"]) {
+    socket.addEventListener(type, (event: Event) => lines.push(describeEvent(event)))
+  }
   return lines
 }
 
 /** The next `type` event that `accept`s, or a rejection after `ms`. */
-export const next = <E extends Event = Event>(socket: Socket, type: string, accept: (event: E) => boolean = () => true, ms = 5_000): Promise<E> =>
+export const next = <E extends Event = Event>(
+  socket: Socket,
+  type: string,
+  accept: (event: E) => boolean = () => true,
+  ms = 5_000
+): Promise<E> =>
   new Promise<E>((resolve, reject) => {
     const listener = (event: Event) => {
       if (!accept(event as E)) return
@@ -177,12 +188,28 @@ export const lifecycle: Scenario<{
     readyStates,
     urlAsGiven: socket.url === context.url,
     sendWhileOpen,
-    constants: [W.CONNECTING, W.OPEN, W.CLOSING, W.CLOSED, socket.CONNECTING, socket.OPEN, socket.CLOSING, socket.CLOSED]
+    constants: [
+      W.CONNECTING,
+      W.OPEN,
+      W.CLOSING,
+      W.CLOSED,
+      socket.CONNECTING,
+      socket.OPEN,
+      socket.CLOSING,
+      socket.CLOSED
+    ]
   }
 }
 
 /** Sent while the server is down: kept, then flushed in order once it is back, before `open`. */
-export const queueWhileDown: Scenario<{ returned: Array<boolean>; readyStateDown: number; received: ReadonlyArray<string | Uint8Array>; bufferedWhileDown: number }> = async (context) => {
+export const queueWhileDown: Scenario<
+  {
+    returned: Array<boolean>
+    readyStateDown: number
+    received: ReadonlyArray<string | Uint8Array>
+    bufferedWhileDown: number
+  }
+> = async (context) => {
   const socket = make(context)
   await next(socket, "open")
   const closed = next(socket, "close")
@@ -203,7 +230,15 @@ export const queueWhileDown: Scenario<{ returned: Array<boolean>; readyStateDown
 }
 
 /** `startClosed`: no connection until `reconnect()`; what was sent before goes first. */
-export const startClosed: Scenario<{ readyState: number; requestsBefore: number; events: Array<string>; received: ReadonlyArray<string | Uint8Array>; retryCount: number }> = async (context) => {
+export const startClosed: Scenario<
+  {
+    readyState: number
+    requestsBefore: number
+    events: Array<string>
+    received: ReadonlyArray<string | Uint8Array>
+    retryCount: number
+  }
+> = async (context) => {
   const socket = make(context, { startClosed: true })
   const events = record(socket)
   const readyState = socket.readyState
@@ -223,7 +258,9 @@ export const startClosed: Scenario<{ readyState: number; requestsBefore: number;
 }
 
 /** `close()` stops reconnecting: its close event at once, nothing after, the server sees no new attempt. */
-export const closeStops: Scenario<{ events: Array<string>; readyState: number; accepted: number; shouldReconnect: boolean }> = async (context) => {
+export const closeStops: Scenario<
+  { events: Array<string>; readyState: number; accepted: number; shouldReconnect: boolean }
+> = async (context) => {
   const socket = make(context)
   const events = record(socket)
   await next(socket, "open")
@@ -235,7 +272,9 @@ export const closeStops: Scenario<{ events: Array<string>; readyState: number; a
 }
 
 /** `reconnect(code, reason)`: a close event with them at once, then a new connection, retry count reset. */
-export const reconnectMethod: Scenario<{ events: Array<string>; accepted: number; retryCount: number }> = async (context) => {
+export const reconnectMethod: Scenario<{ events: Array<string>; accepted: number; retryCount: number }> = async (
+  context
+) => {
   const socket = make(context)
   const events = record(socket)
   await next(socket, "open")
@@ -248,7 +287,9 @@ export const reconnectMethod: Scenario<{ events: Array<string>; accepted: number
 }
 
 /** `maxRetries`: the first attempt and that many retries, each an error (typed) and a close 1006; then nothing. */
-export const maxRetries: Scenario<{ events: Array<string>; retryCount: number; readyState: number; requestsAfter: number }> = async (context) => {
+export const maxRetries: Scenario<
+  { events: Array<string>; retryCount: number; readyState: number; requestsAfter: number }
+> = async (context) => {
   await context.server.kill()
   const socket = make(context, { maxRetries: 2 })
   const events = record(socket)
@@ -274,7 +315,9 @@ export const connectionTimeout: Scenario<{ events: Array<string> }> = async (con
 }
 
 /** URL and protocols providers, sync and async, are called before every attempt. */
-export const providers: Scenario<{ urlCalls: number; protocolCalls: number; protocols: Array<string>; offered: Array<string>; url: string }> = async (context) => {
+export const providers: Scenario<
+  { urlCalls: number; protocolCalls: number; protocols: Array<string>; offered: Array<string>; url: string }
+> = async (context) => {
   let urlCalls = 0
   let protocolCalls = 0
   const choices = ["p1", "p2"]
@@ -304,7 +347,9 @@ export const providers: Scenario<{ urlCalls: number; protocolCalls: number; prot
 }
 
 /** binaryType: "arraybuffer" gives ArrayBuffers, "blob" (the default) Blobs, with the bytes sent. */
-export const binaryType: Scenario<{ initial: string; kinds: Array<string>; bytes: Array<Array<number>>; order: Array<unknown> }> = async (context) => {
+export const binaryType: Scenario<
+  { initial: string; kinds: Array<string>; bytes: Array<Array<number>>; order: Array<unknown> }
+> = async (context) => {
   const socket = make(context)
   const initial = socket.binaryType
   await next(socket, "open")
@@ -336,7 +381,13 @@ export const binaryType: Scenario<{ initial: string; kinds: Array<string>; bytes
 // --- where lifeline differs from partysocket ----------------------------------------------
 
 /** Over `maxEnqueuedMessages`: `send` returns false and an error event carries the message (partysocket drops it silently). */
-export const overflow: Scenario<{ returned: Array<boolean>; errors: Array<{ tag: string; reason: string; payload: unknown }>; received: ReadonlyArray<string | Uint8Array> }> = async (context) => {
+export const overflow: Scenario<
+  {
+    returned: Array<boolean>
+    errors: Array<{ tag: string; reason: string; payload: unknown }>
+    received: ReadonlyArray<string | Uint8Array>
+  }
+> = async (context) => {
   const socket = make(context, { maxEnqueuedMessages: 2 })
   await next(socket, "open")
   const closed = next(socket, "close")
@@ -362,7 +413,9 @@ export const overflow: Scenario<{ returned: Array<boolean>; errors: Array<{ tag:
  * A 401 answer: Node sees the status and does not retry (a close event that says why); browsers
  * cannot see it (their close is 1006 with no status) and retry as for any failed connect.
  */
-export const unauthorized: Scenario<{ events: Array<string>; requests: number; readyState: number }> = async (context) => {
+export const unauthorized: Scenario<{ events: Array<string>; requests: number; readyState: number }> = async (
+  context
+) => {
   await context.server.reject(401, 3)
   const socket = make(context, { maxRetries: 2 })
   const events = record(socket)
@@ -374,7 +427,9 @@ export const unauthorized: Scenario<{ events: Array<string>; requests: number; r
 }
 
 /** A server close with 1008 (policy) is final under lifeline's policy; `shouldReconnectOnClose` can say otherwise. */
-export const fatalClose: Scenario<{ events: Array<string>; accepted: number; acceptedWithOverride: number }> = async (context) => {
+export const fatalClose: Scenario<{ events: Array<string>; accepted: number; acceptedWithOverride: number }> = async (
+  context
+) => {
   const socket = make(context)
   const events = record(socket)
   await next(socket, "open")

@@ -22,7 +22,10 @@ const outcomes = new Map<string, number>()
 const program = Effect.gen(function*() {
   for (let attempt = 0; attempt < 100; attempt++) {
     if (attempt % 2 === 0) {
-      const error = yield* Connection.connect(endpoint.url, { openTimeout: "5 millis" }).pipe(Effect.scoped, Effect.flip)
+      const error = yield* Connection.connect(endpoint.url, { openTimeout: "5 millis" }).pipe(
+        Effect.scoped,
+        Effect.flip
+      )
       outcomes.set(error._tag, (outcomes.get(error._tag) ?? 0) + 1)
     } else {
       const fiber = yield* Effect.fork(Effect.scoped(Connection.connect(endpoint.url)))

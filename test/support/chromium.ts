@@ -30,7 +30,9 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 /** Where Chromium is, or why it is not there. `CHROMIUM_PATH`, when set, is the only place looked at. */
 export const chromiumPath = (): { readonly path: string } | { readonly missing: string } => {
   const fromEnv = process.env["CHROMIUM_PATH"]
-  const candidates = fromEnv === undefined || fromEnv === "" ? ["/usr/bin/chromium", "/usr/bin/chromium-browser"] : [fromEnv]
+  const candidates = fromEnv === undefined || fromEnv === ""
+    ? ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+    : [fromEnv]
   const found = candidates.find((path) => existsSync(path))
   return found === undefined ? { missing: `no Chromium at ${candidates.join(", ")}` } : { path: found }
 }
@@ -46,7 +48,9 @@ export const describeChromium = (name: string, body: () => void): void => {
   }
   if (!warned) {
     warned = true
-    console.warn(`\n*** Chromium tests SKIPPED: ${found.missing}. Install it (apt-get install chromium) or set CHROMIUM_PATH. ***\n`)
+    console.warn(
+      `\n*** Chromium tests SKIPPED: ${found.missing}. Install it (apt-get install chromium) or set CHROMIUM_PATH. ***\n`
+    )
   }
   describe.skip(name, body)
 }
@@ -188,12 +192,18 @@ export const openPage = async (kit: ChromiumKit, name: string): Promise<TestPage
     else errors.push(`console.error: ${text}`)
   })
   await page.goto(`${kit.origin}/${name}.html`)
-  await page.waitForFunction(() => (globalThis as { pageReady?: boolean }).pageReady === true, undefined, { timeout: 10_000 })
+  await page.waitForFunction(() => (globalThis as { pageReady?: boolean }).pageReady === true, undefined, {
+    timeout: 10_000
+  })
   return { page, context, errors, socketErrors, close: () => context.close().catch(() => {}) }
 }
 
 /** Polls `check` (in Node) until it holds: at most `within` ms, every 10 ms. */
-export const eventually = async (what: string, check: () => boolean | Promise<boolean>, within = 5_000): Promise<void> => {
+export const eventually = async (
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  within = 5_000
+): Promise<void> => {
   const until = Date.now() + within
   for (let turn = 0; turn < within / 10 + 1; turn++) {
     if (await check()) return

@@ -17,11 +17,15 @@ export const awaitState = (
       onNone: () => Effect.dieMessage("state stream ended"),
       onSome: Effect.succeed
     })),
-    Effect.timeoutFail({ duration: Duration.decode(within), onTimeout: () => "timed out waiting for a state" as const }),
+    Effect.timeoutFail({
+      duration: Duration.decode(within),
+      onTimeout: () => "timed out waiting for a state" as const
+    }),
     Effect.orDie
   )
 
-export const isTag = <T extends State["_tag"]>(tag: T) => (state: State): state is Extract<State, { _tag: T }> => state._tag === tag
+export const isTag = <T extends State["_tag"]>(tag: T) => (state: State): state is Extract<State, { _tag: T }> =>
+  state._tag === tag
 
 /** Waits (bounded, real time) until the server has received `count` messages in all. */
 export const awaitReceived = (server: { readonly received: Effect.Effect<ReadonlyArray<unknown>> }, count: number) =>

@@ -22,14 +22,53 @@ export interface Material {
 export const makeMaterial = (dir: string, caName = "lifeline test CA"): Material => {
   const openssl = (...args: Array<string>) => execFileSync(OPENSSL, args, { cwd: dir, stdio: "pipe", timeout: 10_000 })
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", `/CN=${caName}`,
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${caName}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign"
+  )
   openssl("req", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-  writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-  openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "1", "-days", "2",
-    "-extfile", "server.ext", "-out", "server.pem")
+  writeFileSync(
+    join(dir, "server.ext"),
+    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+  )
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-set_serial",
+    "1",
+    "-days",
+    "2",
+    "-extfile",
+    "server.ext",
+    "-out",
+    "server.pem"
+  )
   const read = (name: string) => readFileSync(join(dir, name), "utf8")
-  return { caFile: join(dir, "ca.pem"), caCert: read("ca.pem"), serverCert: read("server.pem"), serverKey: read("server.key") }
+  return {
+    caFile: join(dir, "ca.pem"),
+    caCert: read("ca.pem"),
+    serverCert: read("server.pem"),
+    serverKey: read("server.key")
+  }
 }
 
 export const noMaterial: Material = { caFile: "", caCert: "", serverCert: "", serverKey: "" }

@@ -1,7 +1,7 @@
-import * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Option, Queue } from "effect"
 import type { Scope } from "effect"
+import * as Net from "node:net"
 import { FaultProxy, TestServer } from "../../src/testing/index.js"
 import { expectNothingLeftBehind } from "./leakCheck.js"
 import * as RawClient from "./rawClient.js"
@@ -26,8 +26,7 @@ const connectTcp = (
         socket.on("connect", () => Deferred.unsafeDone(connected, Exit.void))
         // Reading, so that an incoming RST surfaces as a read error.
         socket.on("data", () => {})
-        socket.on("error", (error: NodeJS.ErrnoException) =>
-          Deferred.unsafeDone(failed, Exit.succeed(error.code)))
+        socket.on("error", (error: NodeJS.ErrnoException) => Deferred.unsafeDone(failed, Exit.succeed(error.code)))
         socket.on("close", () => Deferred.unsafeDone(closed, Exit.void))
         return socket
       }),
@@ -158,8 +157,10 @@ describe("FaultProxy", () => {
       yield* RawClient.pause(20)
       expect(yield* Queue.size(client.messages)).toBe(0)
       client.ws.resume()
-      const firstBytes = yield* Effect.forEach(Array.from({ length: messageCount }), () =>
-        Effect.map(Queue.take(client.messages), (message) => typeof message === "string" ? -1 : message[0]))
+      const firstBytes = yield* Effect.forEach(
+        Array.from({ length: messageCount }),
+        () => Effect.map(Queue.take(client.messages), (message) => typeof message === "string" ? -1 : message[0])
+      )
       expect(firstBytes).toEqual(Array.from({ length: messageCount }, (_, index) => index))
     }))
 

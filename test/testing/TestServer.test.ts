@@ -1,6 +1,6 @@
-import * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Queue } from "effect"
+import * as Net from "node:net"
 import { TestServer } from "../../src/testing/index.js"
 import { expectNothingLeftBehind } from "./leakCheck.js"
 import * as RawClient from "./rawClient.js"

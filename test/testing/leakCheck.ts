@@ -1,7 +1,7 @@
 // Checks that a scoped piece of the kit leaves the event loop as it found it: no handle, no timer.
+import { expect } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import { expect } from "@effect/vitest"
 import { pause } from "./rawClient.js"
 
 // vitest throttles its task-update messages with a 100 ms timer started as a test begins; waiting it

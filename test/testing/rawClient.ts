@@ -1,8 +1,8 @@
 // Raw `ws` clients for the test kit's own tests (not lifeline: the kit must be checked without it),
 // each a scoped resource that records what it receives, plus real-time waits that ignore TestClock.
-import type { IncomingHttpHeaders } from "node:http"
 import { Deferred, Effect, Exit, Option, Queue } from "effect"
 import type { Scope } from "effect"
+import type { IncomingHttpHeaders } from "node:http"
 import { WebSocket } from "ws"
 import type { ClientOptions } from "ws"
 

@@ -21,12 +21,20 @@ import { LiveClient } from "./liveClient.js"
  * and not written (those with the transport first, then those queued), each also failed with
  * `SendError Closed`. Idempotent.
  */
-export const closeClient = (client: LiveClient, code?: number, reason?: string): Effect.Effect<ReadonlyArray<Message>> =>
+export const closeClient = (
+  client: LiveClient,
+  code?: number,
+  reason?: string
+): Effect.Effect<ReadonlyArray<Message>> =>
   Effect.uninterruptible(Effect.gen(function*() {
     const phase = client.phase
     // A close under way: wait for it to finish (its caller gets the payloads), then return none.
-    if (phase._tag === "Closing") return yield* Effect.as(Deferred.await(client.closeDone ??= Deferred.unsafeMake(FiberId.none)), [])
-    if (phase._tag === "Closed" && phase.byClose) return []
+    if (phase._tag === "Closing") {
+      return yield* Effect.as(Deferred.await(client.closeDone ??= Deferred.unsafeMake(FiberId.none)), [])
+    }
+    if (phase._tag === "Closed" && phase.byClose) {
+      return []
+    }
     const done = client.closeDone ??= Deferred.unsafeMake<void>(FiberId.none)
     // Frames with the transport that are not written by the end of the release (a peer that
     // stopped reading) are returned too, oldest first, ahead of what was still queued.

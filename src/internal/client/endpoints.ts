@@ -26,7 +26,11 @@ import type { Session } from "./session.js"
 export type Endpoint = string | URL | Effect.Effect<string>
 
 /** The breaker of `url` from the Client's registry, if it has one (kept per static endpoint). */
-export const breakerFor = (client: LiveClient, index: number, url: string | URL): Effect.Effect<CircuitBreaker | undefined> =>
+export const breakerFor = (
+  client: LiveClient,
+  index: number,
+  url: string | URL
+): Effect.Effect<CircuitBreaker | undefined> =>
   Effect.suspend(() => {
     const registry = client.registry
     if (registry === undefined) return Effect.succeed(undefined)
@@ -46,13 +50,20 @@ export const breakerFor = (client: LiveClient, index: number, url: string | URL)
  */
 const admitsAt = (client: LiveClient, index: number): Effect.Effect<number> => {
   const endpoint = client.settings.endpoints[index]!
-  if (client.registry === undefined || !(typeof endpoint === "string" || endpoint instanceof URL)) return Effect.succeed(0)
-  return Effect.flatMap(breakerFor(client, index, endpoint), (breaker) =>
-    breaker === undefined ? Effect.succeed(0) : Effect.map(breaker.state.get, (state) => {
-      if (state._tag === "Isolated") return Number.MAX_SAFE_INTEGER
-      if (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis()) return state.retryAt.getTime()
-      return 0
-    }))
+  if (client.registry === undefined || !(typeof endpoint === "string" || endpoint instanceof URL)) {
+    return Effect.succeed(0)
+  }
+  return Effect.flatMap(
+    breakerFor(client, index, endpoint),
+    (breaker) =>
+      breaker === undefined ? Effect.succeed(0) : Effect.map(breaker.state.get, (state) => {
+        if (state._tag === "Isolated") return Number.MAX_SAFE_INTEGER
+        if (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis()) {
+          return state.retryAt.getTime()
+        }
+        return 0
+      })
+  )
 }
 
 /**
@@ -100,7 +111,11 @@ export class PrimaryProbe implements TimerTarget {
   private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
   private stopped = false
 
-  constructor(private readonly client: LiveClient, private readonly session: Session, private readonly interval: number) {}
+  constructor(
+    private readonly client: LiveClient,
+    private readonly session: Session,
+    private readonly interval: number
+  ) {}
 
   start(): void {
     // Jittered (0.8 to 1.2 x the interval): a node's Clients, dropped together, probe apart.
@@ -136,7 +151,11 @@ export class PrimaryProbe implements TimerTarget {
       const url = typeof primary === "string" || primary instanceof URL ? primary : yield* Effect.orDie(primary)
       const headers = client.settings.headers === undefined ? undefined : yield* Effect.orDie(client.settings.headers)
       const options = headers === undefined ? client.settings.connection : { ...client.settings.connection, headers }
-      const handshake = acquireConnection<never, never, never>(url, options, (opened) => releaseOpened(opened, Exit.void))
+      const handshake = acquireConnection<never, never, never>(
+        url,
+        options,
+        (opened) => releaseOpened(opened, Exit.void)
+      )
       const breaker = yield* breakerFor(client, 0, url)
       const answered = yield* Effect.exit(breaker === undefined ? handshake : breaker.run(handshake))
       if (this.stopped) return

@@ -4,18 +4,18 @@
  * (`supervisor.ts`) that ends once a session is open; an open session runs on callbacks, so an
  * open Client keeps no fiber alive (idle memory per client is a benchmark target).
  */
+import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
-import * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
+import type * as Clock from "effect/Clock"
+import type * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Sink from "effect/Sink"
-import * as Stream from "effect/Stream"
-import * as Subscribable from "effect/Subscribable"
-import type { MetricLabel } from "effect"
+import type * as Stream from "effect/Stream"
+import type * as Subscribable from "effect/Subscribable"
 import type { CircuitBreaker, Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
 import { ConnectError, Disconnected } from "../../Errors.js"
@@ -31,17 +31,20 @@ import type { Timers } from "../primitives/timers.js"
 import { timersOn } from "../primitives/timers.js"
 import { approximateBytes } from "../protocol.js"
 import { redactInput, redactUrl } from "../redactUrl.js"
+import { closeClient } from "./close.js"
 import { Observer } from "./observe.js"
 import { Outbound } from "./outbound.js"
 import type { Phase, SessionEnd } from "./phase.js"
 import { canMove, IDLE, isStopped, viewOf } from "./phase.js"
 import type { Session } from "./session.js"
-import { closeClient } from "./close.js"
 import { supervise } from "./supervisor.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
-const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" }, true)
+const closedByUser = new Disconnected(
+  { code: 1000, reason: "client closed", wasClean: true, initiator: "client" },
+  true
+)
 
 /** A thrown value's message, for an error's detail. */
 export const causeMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
@@ -231,7 +234,8 @@ export class LiveClient implements Client {
 
   private boundSend: ((data: Message) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
   private boundEnqueue: ((data: Message) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
-  private boundClose: ((code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>) | undefined = undefined
+  private boundClose: ((code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>) | undefined =
+    undefined
 
   get send(): (data: Message) => Effect.Effect<void, SendError | CircuitOpenError> {
     return this.boundSend ??= (data) => this.outbound.send(data)
@@ -305,7 +309,11 @@ export class LiveClient implements Client {
    * Runs `effect` on a new fiber with the context and FiberRefs (logger, level, annotations,
    * span) of the fiber that made the client; `supervisor` marks the fiber that `close` interrupts.
    */
-  fork(effect: Effect.Effect<void, never, Transport>, supervisor: boolean, immediate = false): Fiber.RuntimeFiber<void> {
+  fork(
+    effect: Effect.Effect<void, never, Transport>,
+    supervisor: boolean,
+    immediate = false
+  ): Fiber.RuntimeFiber<void> {
     // A supervisor that dies (a defect in user code not caught nearer) must not leave the client
     // Connecting for ever: it closes, typed.
     const run = supervisor

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import * as Subscribable from "effect/Subscribable"
 import type { DecodeError, SendError } from "../../Errors.js"
 import { ClientEvent } from "../clientState.js"
@@ -27,17 +27,25 @@ export class Observer {
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   private downSince: number | undefined = undefined
 
-  constructor(private readonly eventsCapacity: number, private readonly host: { readonly currentState: ClientStateType }) {}
+  constructor(
+    private readonly eventsCapacity: number,
+    private readonly host: { readonly currentState: ClientStateType }
+  ) {}
 
   get state(): Subscribable.Subscribable<ClientStateType> {
     return Subscribable.make({
       get: Effect.sync(() => this.host.currentState),
-      changes: (this.stateListeners ??= new Listeners()).stream(() => [this.host.currentState], { bufferSize: "unbounded" })
+      changes: (this.stateListeners ??= new Listeners()).stream(() => [this.host.currentState], {
+        bufferSize: "unbounded"
+      })
     })
   }
 
   get events(): Stream.Stream<ClientEventType> {
-    return (this.eventListeners ??= new Listeners()).stream(() => this.recentEvents, { bufferSize: this.eventsCapacity, strategy: "sliding" })
+    return (this.eventListeners ??= new Listeners()).stream(() => this.recentEvents, {
+      bufferSize: this.eventsCapacity,
+      strategy: "sliding"
+    })
   }
 
   /** Calls `listener` with every state from now on; returns how to stop. */
@@ -106,7 +114,9 @@ const logLine = (
     switch (state._tag) {
       case "Backoff":
         message = level === LogLevel.Warning
-          ? `lifeline: ${everOpened ? "link down" : "cannot connect"}: ${state.error.message}; retrying in ${Duration.format(state.delay)}`
+          ? `lifeline: ${everOpened ? "link down" : "cannot connect"}: ${state.error.message}; retrying in ${
+            Duration.format(state.delay)
+          }`
           : `lifeline: Backoff ${Duration.format(state.delay)} after ${state.error.message}`
         break
       case "Open":
@@ -127,5 +137,8 @@ const logLine = (
     }
     const log = Effect.logWithLevel(level, message)
     // A logger that fails must not take the Client down with it.
-    return Effect.catchAllCause("endpoint" in state ? Effect.annotateLogs(log, "lifeline.url", state.endpoint) : log, () => Effect.void)
+    return Effect.catchAllCause(
+      "endpoint" in state ? Effect.annotateLogs(log, "lifeline.url", state.endpoint) : log,
+      () => Effect.void
+    )
   })

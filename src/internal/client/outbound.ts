@@ -4,8 +4,8 @@
  * (to the `send` caller, or as a `MessageFailed` event after `enqueue` returned), and counted in
  * `failed` when it was accepted and not written.
  */
-import * as Effect from "effect/Effect"
 import type { MetricLabel } from "effect"
+import * as Effect from "effect/Effect"
 import type { CircuitOpenError, SendError } from "../../Errors.js"
 import type { Message } from "../../Transport.js"
 import { tooLarge, writeFailed } from "../connection.js"

@@ -5,8 +5,8 @@
  * session ends, so an open session costs no closures; and it tracks the frames it handed to the
  * transport until each is reported written.
  */
-import * as Effect from "effect/Effect"
 import type { Scope } from "effect"
+import * as Effect from "effect/Effect"
 import type { Disconnected, TimeoutError } from "../../Errors.js"
 import { SendError } from "../../Errors.js"
 import type { Message } from "../../Transport.js"
@@ -151,6 +151,8 @@ export class Session implements HeartbeatOwner {
 
   onCannotProbe(): void {
     // No protocol ping here (a browser) and no app-level message configured: say so once.
-    this.owner.logLater(Effect.logWarning("lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)"))
+    this.owner.logLater(
+      Effect.logWarning("lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)")
+    )
   }
 }

@@ -5,6 +5,7 @@
  * channel; each attempt's connection lives in the attempt's own Scope, which becomes the
  * session's on success and is closed with the attempt's Exit otherwise.
  */
+import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -13,11 +14,11 @@ import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
-import type { MetricLabel } from "effect"
 import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import type { Network } from "../../Transport.js"
 import { Transport } from "../../Transport.js"
+import { ClientState } from "../clientState.js"
 import type { OpenedConnection } from "../connection.js"
 import { acquireConnection, releaseOpened } from "../connection.js"
 import { Heartbeat } from "../heartbeat.js"
@@ -29,7 +30,6 @@ import type { Timers } from "../primitives/timers.js"
 import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
 import { causeMessage, labelOf } from "./liveClient.js"
-import { ClientState } from "../clientState.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
 
@@ -46,7 +46,11 @@ const ISOLATED_RECHECK = 5_000
 export const supervise = (client: LiveClient, ended: Session | undefined): Effect.Effect<void, never, Transport> =>
   Effect.gen(function*() {
     if (client.settings.invalid !== undefined) {
-      const error = new ConnectError({ reason: "InvalidOptions", url: labelOf(client.settings.endpoints[0] ?? ""), detail: client.settings.invalid }, true)
+      const error = new ConnectError({
+        reason: "InvalidOptions",
+        url: labelOf(client.settings.endpoints[0] ?? ""),
+        detail: client.settings.invalid
+      }, true)
       return yield* client.stop(Option.some(error))
     }
     if (ended !== undefined && !(yield* afterSession(client, ended))) return
@@ -54,7 +58,8 @@ export const supervise = (client: LiveClient, ended: Session | undefined): Effec
       // Only from a phase this fiber was started for or led to: a supervisor that lost the
       // client (stopped, restarted by another) must not connect it again.
       const phase = client.phase
-      const mayAttempt = phase._tag === "Idle" || phase._tag === "Ending" || phase._tag === "Backoff" || phase._tag === "Suspended" ||
+      const mayAttempt = phase._tag === "Idle" || phase._tag === "Ending" || phase._tag === "Backoff" ||
+        phase._tag === "Suspended" ||
         (first && ended === undefined && phase._tag === "Closed" && !phase.byClose)
       if (!mayAttempt) return
       const attempt = yield* Effect.either(attemptOnce(client))
@@ -103,7 +108,9 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     // User code: a Schedule that throws or dies in its step closes the client, typed.
     const stepped = yield* Effect.exit(Effect.suspend(() => schedule.step(now, error, client.scheduleState)))
     if (Exit.isFailure(stepped)) {
-      yield* client.stop(Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause))))
+      yield* client.stop(
+        Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause)))
+      )
       return false
     }
     const [nextState, , decision] = stepped.value
@@ -119,7 +126,9 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     }
     // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
     // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
-    if (error._tag === "CircuitOpenError") delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
+    if (error._tag === "CircuitOpenError") {
+      delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
+    }
     const skip = client.phase._tag === "Connecting" && client.phase.skipWait
     const woken = yield* backoff(client, error, now, delay, skip)
     if (woken) client.resetBackoff()
@@ -182,7 +191,13 @@ class BackoffWait extends TimedWait {
  * (true); longer while the network is offline. No racing fibers: the cost of a retry matters
  * when many clients reconnect at once.
  */
-const backoff = (client: LiveClient, error: ClientError, now: number, delay: number, skip: boolean): Effect.Effect<boolean> =>
+const backoff = (
+  client: LiveClient,
+  error: ClientError,
+  now: number,
+  delay: number,
+  skip: boolean
+): Effect.Effect<boolean> =>
   Effect.flatMap(Effect.serviceOption(Transport), (transport) => {
     const wait = new BackoffWait(client.timers, Option.isSome(transport) ? transport.value.network : undefined)
     // A breaker that refused the attempt: Suspended, not Backoff, until its retryAt at least.
@@ -241,7 +256,10 @@ const openIn = (
     // TimeoutError open, retried like a handshake that does not answer.
     const timeout = settings.connection.openTimeout
     const bounded = <A>(effect: Effect.Effect<A>): Effect.Effect<A, TimeoutError> =>
-      Effect.timeoutFail(effect, { duration: timeout, onTimeout: () => new TimeoutError({ operation: "open", timeout, url: label }, true) })
+      Effect.timeoutFail(effect, {
+        duration: timeout,
+        onTimeout: () => new TimeoutError({ operation: "open", timeout, url: label }, true)
+      })
     let target: string | URL
     if (typeof endpoint === "string" || endpoint instanceof URL) target = endpoint
     else {
@@ -249,7 +267,12 @@ const openIn = (
       if (Exit.isFailure(url)) {
         const cause = Cause.squash(url.cause)
         if (cause instanceof TimeoutError) return yield* cause
-        return yield* new ConnectError({ reason: "InvalidUrl", url: label, detail: `the URL Effect failed: ${causeMessage(cause)}`, cause }, true)
+        return yield* new ConnectError({
+          reason: "InvalidUrl",
+          url: label,
+          detail: `the URL Effect failed: ${causeMessage(cause)}`,
+          cause
+        }, true)
       }
       target = url.value
     }
@@ -275,7 +298,9 @@ const openIn = (
     // at once, with no handshake.
     const breaker = yield* breakerFor(client, index, target)
     const opened: OpenedConnection = yield* (breaker === undefined ? handshake : breaker.run(handshake)).pipe(
-      Effect.tapError((error) => Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag, label)))
+      Effect.tapError((error) =>
+        Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag, label))
+      )
     )
     const openedAt = client.clock.unsafeCurrentTimeMillis()
     const tags = Metrics.endpointLabels(label)
@@ -287,12 +312,14 @@ const openIn = (
       const onOpen = settings.onOpen
       const timeout = settings.onOpenTimeout
       // User code: a failure, a throw or a hang drops this connection, never the supervisor.
-      const hook = yield* Effect.exit(Effect.suspend(() => onOpen(opened.connection)).pipe(
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url }, true)
-        })
-      ))
+      const hook = yield* Effect.exit(
+        Effect.suspend(() => onOpen(opened.connection)).pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url }, true)
+          })
+        )
+      )
       if (Exit.isFailure(hook) && !Cause.isInterruptedOnly(hook.cause)) {
         return yield* new OnOpenError({ cause: Cause.squash(hook.cause) }, true)
       }
@@ -306,10 +333,17 @@ const openIn = (
 
 // Module level on purpose: a finalizer made inside `openIn` would keep that generator's whole
 // context (settings, URL, headers) alive for the life of the session.
-const releaseWith = (opened: OpenedConnection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => releaseOpened(opened, exit)
+const releaseWith = (opened: OpenedConnection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  releaseOpened(opened, exit)
 
 /** The session is open: from here it runs on callbacks, and the supervisor ends. */
-const openSession = (client: LiveClient, session: Session, attempt: number, label: string, index: number): Effect.Effect<void> => {
+const openSession = (
+  client: LiveClient,
+  session: Session,
+  attempt: number,
+  label: string,
+  index: number
+): Effect.Effect<void> => {
   const opened = session.opened
   // The same text as the Connecting label, usually: keep one string of it, not two.
   const endpoint = opened.connection.url === label ? label : opened.connection.url
@@ -321,7 +355,15 @@ const openSession = (client: LiveClient, session: Session, attempt: number, labe
   client.outbound.flush(session)
   const heartbeat = client.settings.heartbeat
   if (heartbeat !== undefined) {
-    session.heartbeat = new Heartbeat(opened.socket, opened.listener, opened.connection.url, heartbeat, client.clock, client.timers, session)
+    session.heartbeat = new Heartbeat(
+      opened.socket,
+      opened.listener,
+      opened.connection.url,
+      heartbeat,
+      client.clock,
+      client.timers,
+      session
+    )
     session.heartbeat.start()
   }
   const returnToPrimary = client.settings.returnToPrimary

@@ -2,6 +2,7 @@
 // script that kills the server, rejects handshakes with 503 + retry-after, and blackholes the
 // network. Every state transition is printed as it happens; at the end every message is accounted
 // for: sent = written + failed (by reason), and what was echoed back is a subset of what was written.
+import type { Scope } from "effect"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Deferred from "effect/Deferred"
@@ -9,16 +10,15 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
-import * as LogLevel from "effect/LogLevel"
 import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import type { Scope } from "effect"
-import type { CircuitOpenError, SendError, SendErrorReason } from "../../Errors.js"
-import type * as Transport from "../../Transport.js"
 import * as Client from "../../Client.js"
+import type { CircuitOpenError, SendError, SendErrorReason } from "../../Errors.js"
 import * as Reconnect from "../../Reconnect.js"
 import { FaultProxy, TestServer } from "../../testing/index.js"
+import type * as Transport from "../../Transport.js"
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -66,7 +66,9 @@ const describeState = (state: Client.ClientState): string => {
     case "Open":
       return `attempt ${state.attempt}`
     case "Backoff":
-      return `attempt ${state.attempt}, retry in ${Math.round(Duration.toMillis(state.delay))} ms after ${describeError(state.error)}`
+      return `attempt ${state.attempt}, retry in ${Math.round(Duration.toMillis(state.delay))} ms after ${
+        describeError(state.error)
+      }`
     case "Suspended":
       return `the breaker of ${state.endpoint} is open until ${new Date(state.retryAt).toISOString()}`
     case "Closed":
@@ -112,8 +114,7 @@ const textOf = (message: Transport.Message): string =>
 // ---------------------------------------------------------------------------------------------
 // Printing
 
-const row = (at: number, text: string): Effect.Effect<void> =>
-  Console.log(`  +${String(at).padStart(5)} ms  ${text}`)
+const row = (at: number, text: string): Effect.Effect<void> => Console.log(`  +${String(at).padStart(5)} ms  ${text}`)
 
 const transitionText = (from: Client.ClientState, to: Client.ClientState): string =>
   `${from._tag.padEnd(10)} -> ${to._tag.padEnd(10)} ${describeState(to)}`.trimEnd()
@@ -284,8 +285,10 @@ export const chaos: Effect.Effect<void, never, Scope.Scope | Transport.Transport
   const unsent = yield* client.close()
   yield* settle("after close").pipe(
     Effect.catchAll((error) =>
-      Effect.flatMap(FiberSet.size(sends), (left) =>
-        Effect.dieMessage(`${error.message}: ${left} messages neither written nor failed`))
+      Effect.flatMap(
+        FiberSet.size(sends),
+        (left) => Effect.dieMessage(`${error.message}: ${left} messages neither written nor failed`)
+      )
     )
   )
   yield* Deferred.await(closedSeen).pipe(Effect.timeout("1 second"), Effect.ignore)
@@ -321,7 +324,9 @@ export const chaos: Effect.Effect<void, never, Scope.Scope | Transport.Transport
   if (unsent.length > 0) yield* summaryRow("at close", unsent.length, "still queued, failed with SendError Closed")
   if (ledger.sent !== written + failed) {
     return yield* Effect.dieMessage(
-      `chaos: ${ledger.sent} sent but ${written} written + ${failed} failed = ${written + failed}: messages unaccounted for`
+      `chaos: ${ledger.sent} sent but ${written} written + ${failed} failed = ${
+        written + failed
+      }: messages unaccounted for`
     )
   }
   if (echoedNotWritten > 0 || ledger.echoedTwice > 0) {
@@ -330,7 +335,9 @@ export const chaos: Effect.Effect<void, never, Scope.Scope | Transport.Transport
     )
   }
   yield* Console.log(
-    `    check      sent ${ledger.sent} = written ${written} + failed ${failed}; every echo was written, none twice${reordered === 0 ? ", in order" : ""}`
+    `    check      sent ${ledger.sent} = written ${written} + failed ${failed}; every echo was written, none twice${
+      reordered === 0 ? ", in order" : ""
+    }`
   )
 }).pipe(
   // The client logs each Backoff and Closed itself; this tour prints its own lines instead.

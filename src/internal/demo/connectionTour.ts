@@ -1,6 +1,7 @@
 // A tour of Connection.connect's typed failures against an embedded TestServer: each step provokes
 // one failure, catches it by tag, and prints one aligned line. The last step retries a killed
 // server with a Schedule until it comes back, then sends "hello" and prints the echo.
+import type { Scope } from "effect"
 import * as Clock from "effect/Clock"
 import * as Console from "effect/Console"
 import * as Duration from "effect/Duration"
@@ -9,12 +10,11 @@ import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import type { Scope } from "effect"
-import type { ConnectErrorReason, TimeoutError } from "../../Errors.js"
-import type * as Transport from "../../Transport.js"
 import * as Connection from "../../Connection.js"
-import { ConnectError } from "../../Errors.js"
+import type { ConnectErrorReason, TimeoutError } from "../../Errors.js"
+import type { ConnectError } from "../../Errors.js"
 import { TestServer } from "../../testing/index.js"
+import type * as Transport from "../../Transport.js"
 
 type OpenError = ConnectError | TimeoutError
 
@@ -179,7 +179,12 @@ export const connectionTour: Effect.Effect<void, never, Scope.Scope | Transport.
   yield* server.rejectNext(401)
   yield* expectFailure("3", "HTTP 401", server.url, "ConnectError HandshakeRejected status 401")
   yield* server.rejectNext(503, { "retry-after": "1" })
-  yield* expectFailure("4", "HTTP 503, retry-after: 1", server.url, "ConnectError HandshakeRejected status 503 retryAfter 1s")
+  yield* expectFailure(
+    "4",
+    "HTTP 503, retry-after: 1",
+    server.url,
+    "ConnectError HandshakeRejected status 503 retryAfter 1s"
+  )
 
   // 5. URLs rejected before any socket exists.
   yield* expectFailure("5", "ws://[::1", "ws://[::1", "ConnectError InvalidUrl")

@@ -25,7 +25,10 @@ export const demo: Effect.Effect<number> = Effect.gen(function*() {
   const started = yield* Clock.currentTimeMillis
   yield* sections.pipe(
     Effect.scoped,
-    Effect.timeoutFail({ duration: DEMO_TIMEOUT, onTimeout: () => new Error(`the demo took longer than ${DEMO_TIMEOUT}`) })
+    Effect.timeoutFail({
+      duration: DEMO_TIMEOUT,
+      onTimeout: () => new Error(`the demo took longer than ${DEMO_TIMEOUT}`)
+    })
   )
   const finished = yield* Clock.currentTimeMillis
   yield* Console.log(`demo finished in ${finished - started} ms`)

@@ -281,7 +281,11 @@ export const streamOfPulls = <A>(pull: Effect.Effect<Chunk.Chunk<A>, Option.Opti
   const loop: Channel.Channel<Chunk.Chunk<A>, unknown, never, unknown, void, unknown> = Channel.flatMap(
     Channel.fromEffect(next),
     (chunk) =>
-      chunk === undefined ? Channel.void : Chunk.isEmpty(chunk) ? loop : Channel.flatMap(Channel.write(chunk), () => loop)
+      chunk === undefined
+        ? Channel.void
+        : Chunk.isEmpty(chunk)
+        ? loop
+        : Channel.flatMap(Channel.write(chunk), () => loop)
   )
   return Stream.fromChannel(loop)
 }

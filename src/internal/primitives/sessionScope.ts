@@ -8,9 +8,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
-import * as Exit from "effect/Exit"
-import * as Scope from "effect/Scope"
+import type * as Exit from "effect/Exit"
 import { pipeArguments } from "effect/Pipeable"
+import * as Scope from "effect/Scope"
 
 type Finalizer = Scope.Scope.Finalizer
 
@@ -27,7 +27,11 @@ export class SessionScope implements Scope.CloseableScope {
       const exit = this.closedWith
       if (exit !== undefined) return finalizer(exit)
       const finalizers = this.finalizers
-      this.finalizers = finalizers === undefined ? finalizer : Array.isArray(finalizers) ? [...finalizers, finalizer] : [finalizers, finalizer]
+      this.finalizers = finalizers === undefined
+        ? finalizer
+        : Array.isArray(finalizers)
+        ? [...finalizers, finalizer]
+        : [finalizers, finalizer]
       return Effect.void
     })
   }
@@ -46,7 +50,10 @@ export class SessionScope implements Scope.CloseableScope {
   }
 
   fork(strategy: ExecutionStrategy.ExecutionStrategy): Effect.Effect<Scope.CloseableScope> {
-    return Effect.flatMap(Scope.make(strategy), (child) => Effect.as(this.addFinalizer((exit) => Scope.close(child, exit)), child))
+    return Effect.flatMap(
+      Scope.make(strategy),
+      (child) => Effect.as(this.addFinalizer((exit) => Scope.close(child, exit)), child)
+    )
   }
 
   pipe() {

@@ -2,9 +2,9 @@
  * The Client's inbound side: the inbound buffers of its successive connections, read in order as
  * one stream that lives across reconnects.
  */
+import type { Chunk } from "effect"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { Chunk } from "effect"
 import type { Message } from "../../Transport.js"
 import type { InboundBuffer, SharedInbound } from "./inboundBuffer.js"
 import { InboundBudget } from "./inboundBuffer.js"

@@ -8,7 +8,7 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Runtime from "effect/Runtime"
 
@@ -82,9 +82,12 @@ class LongWait implements TimerTarget {
 }
 
 const liveTimers: Timers = {
-  after: (millis, target) => millis <= MAX_TIMER_MILLIS ? setTimeout(fireTarget, millis, target) : new LongWait(millis, target),
+  after: (millis, target) =>
+    millis <= MAX_TIMER_MILLIS ? setTimeout(fireTarget, millis, target) : new LongWait(millis, target),
   cancel: (handle) => {
-    if (handle !== undefined) clearTimeout(handle instanceof LongWait ? handle.handle : handle as ReturnType<typeof setTimeout>)
+    if (handle !== undefined) {
+      clearTimeout(handle instanceof LongWait ? handle.handle : handle as ReturnType<typeof setTimeout>)
+    }
   }
 }
 
@@ -138,7 +141,9 @@ export const currentTimers: Effect.Effect<Timers> = Effect.flatMap(
 const fiberTimers = <R>(clock: Clock.Clock, runtime: Runtime.Runtime<R>): Timers => ({
   // Not immediate: like setTimeout, a timer never fires inside `after`, even for 0 ms.
   after: (millis, target) =>
-    Runtime.runFork(runtime)(Effect.zipRight(clock.sleep(Duration.millis(millis)), Effect.sync(() => target.fire())), { immediate: false }),
+    Runtime.runFork(runtime)(Effect.zipRight(clock.sleep(Duration.millis(millis)), Effect.sync(() => target.fire())), {
+      immediate: false
+    }),
   cancel: (handle) => {
     if (handle !== undefined) (handle as Fiber.RuntimeFiber<void>).unsafeInterruptAsFork(FiberId.none)
   }

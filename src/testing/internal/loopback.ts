@@ -1,7 +1,7 @@
 // The socket plumbing TestServer and FaultProxy share: listening on 127.0.0.1 only, and closing
 // servers and sockets so that no handle is left in the event loop once the effect completes.
-import type * as Net from "node:net"
 import * as Effect from "effect/Effect"
+import type * as Net from "node:net"
 
 /** The only address the test kit ever listens on or connects to. */
 export const LOOPBACK_HOST = "127.0.0.1"
