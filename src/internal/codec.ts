@@ -10,7 +10,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Sink from "effect/Sink"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import type { Client } from "../Client.js"
 import type { Codec } from "../Codec.js"
 import type { Connection } from "../Connection.js"
@@ -21,6 +21,7 @@ import type { LiveClient } from "./client/liveClient.js"
 import type { ClientEvent, ClientState } from "./clientState.js"
 import type { Edge } from "./codecErrors.js"
 import { decodeFailed, encodeFailed } from "./codecErrors.js"
+import { streamOfSteps } from "./primitives/inboundBuffer.js"
 import type { ReadyState } from "./protocol.js"
 
 /** `codec.encode`, and a codec made by hand that throws refuses the value too. */
@@ -133,16 +134,7 @@ export class Decoder<In> {
       this.rest = undefined
       return Effect.succeed(this.decodeChunk(rest))
     })
-    const loop: Channel.Channel<Chunk.Chunk<In>, unknown, DecodeError, unknown, void, unknown> = Channel.flatMap(
-      Channel.fromEffect(step),
-      (chunk) =>
-        chunk === undefined
-          ? Channel.void
-          : Chunk.isEmpty(chunk)
-          ? loop
-          : Channel.flatMap(Channel.write(chunk), () => loop)
-    )
-    return Stream.fromChannel(loop)
+    return streamOfSteps(step)
   }
 }
 

@@ -276,10 +276,13 @@ export class InboundBuffer<A> {
  * None. One channel step per chunk: `Stream.repeatEffectChunkOption` wraps every chunk in an
  * Option, a tuple and two more effects, and costs the reader a few more microseconds a wake.
  */
-export const streamOfPulls = <A>(pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>): Stream.Stream<A> => {
-  const next = Effect.orElseSucceed(pull, () => undefined)
-  const loop: Channel.Channel<Chunk.Chunk<A>, unknown, never, unknown, void, unknown> = Channel.flatMap(
-    Channel.fromEffect(next),
+export const streamOfPulls = <A>(pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>): Stream.Stream<A> =>
+  streamOfSteps(Effect.orElseSucceed(pull, () => undefined))
+
+/** The chunks `step` returns (empty ones skipped), as a Stream that ends at `undefined` and fails as `step` fails. */
+export const streamOfSteps = <A, E>(step: Effect.Effect<Chunk.Chunk<A> | undefined, E>): Stream.Stream<A, E> => {
+  const loop: Channel.Channel<Chunk.Chunk<A>, unknown, E, unknown, void, unknown> = Channel.flatMap(
+    Channel.fromEffect(step),
     (chunk) =>
       chunk === undefined
         ? Channel.void
