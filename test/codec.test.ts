@@ -5,10 +5,25 @@
  * never drops the link; a value that does not encode is `SendError EncodeFailed` with the value.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Either, Exit, Fiber, Layer, Logger, Option, ParseResult, Schema, Stream } from "effect"
+import {
+  Chunk,
+  Context,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Metric,
+  Option,
+  ParseResult,
+  Schema,
+  Stream
+} from "effect"
 import * as Example from "../examples/codec.js"
 import { Client, Codec, Connection } from "../src/index.js"
 import type { DecodeError, SendError } from "../src/index.js"
+import { decodeFailures } from "../src/internal/codec.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -296,6 +311,7 @@ describe("Codec on a Client", () => {
   it.live("a bad frame is a DecodeFailed event with the exact frame and is skipped; the next frame arrives, the link never drops", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
+      const decodeFailuresBefore = (yield* Metric.value(decodeFailures)).count
       const client = yield* Client.make({ url: server.url, codec: ticks })
       yield* client.awaitOpen
       const all = yield* eventsUntilClosed(client)
@@ -313,6 +329,8 @@ describe("Codec on a Client", () => {
       expect(Array.from(events[1]!.error.frame as Uint8Array)).toEqual(Array.from(bad))
       expect(events[0]!.error.cause).toBeInstanceOf(SyntaxError)
       expect(events[1]!.error.cause).toBeInstanceOf(TypeError)
+      // Counted too (lifeline_decode_failures).
+      expect((yield* Metric.value(decodeFailures)).count - decodeFailuresBefore).toBe(2)
       // Never dropped: one upgrade, still Open, and no transition since the first Open.
       expect(yield* server.accepted).toBe(1)
       expect((yield* client.state.get)._tag).toBe("Open")

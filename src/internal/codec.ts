@@ -9,6 +9,7 @@ import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
 import * as Sink from "effect/Sink"
 import type * as Stream from "effect/Stream"
 import type { Client } from "../Client.js"
@@ -85,6 +86,15 @@ export const encodingSink = <Out, E>(
 }
 
 /**
+ * Inbound frames a codec refused, whether skipped (`decodeErrors: "event"`) or failing `messages`.
+ * Here, not in `metrics.ts`, so that an app without a codec does not bundle it.
+ */
+export const decodeFailures = Metric.counter("lifeline_decode_failures", {
+  description: "inbound frames a codec could not decode (each also a DecodeFailed event or a failed messages)",
+  incremental: true
+})
+
+/**
  * Reads frames through the codec. A frame that does not decode goes to `onFailure` and is skipped
  * (a Client's `decodeErrors: "event"`); without `onFailure` the stream emits the frames decoded
  * before it, then fails with its `DecodeError`, and keeps the frames after it: the next run of
@@ -109,6 +119,7 @@ export class Decoder<In> {
         values.push(result.right)
         continue
       }
+      decodeFailures.unsafeUpdate(1, [])
       if (this.onFailure !== undefined) {
         this.onFailure(result.left)
         continue
