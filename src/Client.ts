@@ -47,8 +47,10 @@ export interface Client<In = Message, Out = Message, E = never> {
    */
   readonly events: Stream.Stream<ClientEvent>
   /**
-   * Inbound frames across reconnects, one stream for the life of the client; ends on `close`.
-   * Single consumer. With a codec, decoded values: a frame that does not decode is skipped and
+   * Inbound frames across reconnects, one stream for the life of the client; ends on `close`
+   * (or when its scope closes). A Client Closed by an error is not ended (`reconnect` restarts
+   * it), so its `messages` waits: a reader that must stop then watches `state` or races
+   * `awaitOpen`. Single consumer. With a codec, decoded values: a frame that does not decode is skipped and
    * published as a `DecodeFailed` event (default), or, under `decodeErrors: "fail"`, fails the
    * stream with `DecodeError` (running `messages` again goes on from the frame after it). The
    * link stays up either way. Heartbeat answers (`isPong`) are taken out before decoding.
