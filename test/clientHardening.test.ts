@@ -105,6 +105,22 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
       expect(opens).toBe(2)
     })).pipe(provideNode))
 
+  it.live("onOpen that interrupts itself: dropped with OnOpenError, never Open on a hook that did not finish", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      let opens = 0
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("10 millis"),
+        onOpen: () => ++opens === 1 ? Effect.interrupt : Effect.void
+      })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ _tag: "Backoff", attempt: 1, error: { _tag: "OnOpenError" } })
+      yield* client.awaitOpen
+      expect(opens).toBe(2)
+      expect(yield* server.accepted).toBe(2)
+    })).pipe(provideNode))
+
   it.live("an isPong that throws: the connection is dropped with InvalidOptions, messages ends without a defect", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

@@ -320,9 +320,9 @@ const openIn = (
           })
         )
       )
-      if (Exit.isFailure(hook) && !Cause.isInterruptedOnly(hook.cause)) {
-        return yield* new OnOpenError({ cause: Cause.squash(hook.cause) }, true)
-      }
+      // Any failure, an interruption the hook raised itself included (the supervisor's own
+      // interruption never gets here: it skips this fiber's handlers).
+      if (Exit.isFailure(hook)) return yield* new OnOpenError({ cause: Cause.squash(hook.cause) }, true)
     }
     client.inbound.offer(opened.listener.inbound)
     // It may have ended already, while onOpen ran: it never became ready.
