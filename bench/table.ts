@@ -27,6 +27,16 @@ const formatInterval = (row: Row): string =>
 
 const pad = (text: string, width: number, right: boolean): string => right ? text.padStart(width) : text.padEnd(width)
 
+/** A row's figures, the same in both tables: median, min, max, ratio, 90 % interval, runs and note. */
+const figures = (row: Row): Array<string> => [
+  formatNumber(row.summary.median),
+  formatNumber(row.summary.min),
+  formatNumber(row.summary.max),
+  formatRatio(row),
+  formatInterval(row),
+  `${row.summary.runs.length}${row.note === undefined ? "" : ` ${row.note}`}`
+]
+
 /** The printed table: a heading line per measurement, then a line per contender, at most `width` columns. */
 export const renderTable = (rows: ReadonlyArray<Row>, width = 120): string => {
   const header = ["contender", "median", "min", "max", "ratio", "90 %", "runs"]
@@ -39,15 +49,7 @@ export const renderTable = (rows: ReadonlyArray<Row>, width = 120): string => {
       lines.push(`${row.measurement}, ${row.unit} (${row.better} is better)${versus}`)
     }
     previous = row.measurement
-    lines.push([
-      LABELS[row.contender],
-      formatNumber(row.summary.median),
-      formatNumber(row.summary.min),
-      formatNumber(row.summary.max),
-      formatRatio(row),
-      formatInterval(row),
-      `${row.summary.runs.length}${row.note === undefined ? "" : ` ${row.note}`}`
-    ])
+    lines.push([LABELS[row.contender], ...figures(row)])
   }
   const cells = lines.filter((line): line is Array<string> => Array.isArray(line))
   // Every column but the last (runs and notes) as wide as its widest cell.
@@ -68,18 +70,20 @@ export const renderTable = (rows: ReadonlyArray<Row>, width = 120): string => {
 /** The full table as Markdown, every column and note whole: written beside the JSON. */
 export const renderMarkdown = (rows: ReadonlyArray<Row>): string => {
   const header = ["measurement", "unit", "contender", "median", "min", "max", "vs", "ratio", "90 %", "runs"]
-  const body = rows.map((row) => [
-    row.measurement,
-    `${row.unit} (${row.better} is better)`,
-    LABELS[row.contender],
-    formatNumber(row.summary.median),
-    formatNumber(row.summary.min),
-    formatNumber(row.summary.max),
-    row.contender === row.baseline ? "" : row.baseline,
-    formatRatio(row),
-    formatInterval(row),
-    `${row.summary.runs.length}${row.note === undefined ? "" : ` ${row.note}`}`
-  ])
+  const body = rows.map((row) => {
+    const [median, min, max, ...rest] = figures(row)
+    const vs = row.contender === row.baseline ? "" : row.baseline
+    return [
+      row.measurement,
+      `${row.unit} (${row.better} is better)`,
+      LABELS[row.contender],
+      median!,
+      min!,
+      max!,
+      vs,
+      ...rest
+    ]
+  })
   const line = (cells: ReadonlyArray<string>) => `| ${cells.map((cell) => cell.replace(/\|/g, "\\|")).join(" | ")} |`
   return [line(header), line(header.map(() => "---")), ...body.map(line)].join("\n")
 }

@@ -21,7 +21,7 @@ import type { SendErrorReason } from "../src/index.js"
 import { CircuitBreaker, Client, Reconnect } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import type { Transport } from "../src/Transport.js"
-import { random, windDown } from "./soak.js"
+import { ECHOED, random, tallyProblems, windDown, WRITTEN } from "./soak.js"
 
 export type FleetFault = "kill" | "reject" | "closeAll"
 
@@ -111,16 +111,11 @@ export const breakerOptions = (openForMs: readonly [number, number]): Omit<Circu
 const RECOVERY_MS = 10_000
 // After the sender stops, how long in-flight sends may take to settle.
 const SETTLE_MS = 10_000
-// Above this growth from the first sample to the last, the soak fails: a leak, not noise.
-const HEAP_GROWTH_LIMIT = 32 * 1024 * 1024
 // The sender's slots: each tick sends for one Client in SLOTS.
 const SLOTS = 10
 // Clients are made this many at a time, this long apart.
 const START_BATCH = 100
 const START_EVERY_MS = 100
-
-const WRITTEN = 1
-const ECHOED = 2
 
 /** Within this long of the heal, the node's Clients must be home: the longest open period, two probe intervals, a margin. */
 export const homeBoundMs = (options: Pick<FleetOptions, "openForMs" | "returnToPrimaryMs">): number =>
@@ -560,17 +555,8 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
         if ((highestOf.get(epochOf[base + index]!) ?? -1) > index) lostOnLive++
       }
     }
-    const failedTotal = Object.values(failed).reduce((total, count) => total + (count ?? 0), 0)
-    if (written + failedTotal !== sent) problems.push(`${sent} sent but ${written} written + ${failedTotal} failed`)
     if (ledgerFull > 0) problems.push(`a Client's ledger filled up (${capacity} messages): ${ledgerFull} sends skipped`)
-    if (lostOnLive > 0) {
-      problems.push(`${lostOnLive} written messages got no echo while a later one on the same connection did`)
-    }
-    if (echoedTwice > 0) problems.push(`${echoedTwice} messages echoed twice`)
-    if (echoedUnwritten > 0) problems.push(`${echoedUnwritten} messages echoed but not reported written`)
-    if (echoedUnknown > 0) problems.push(`${echoedUnknown} echoes of messages never sent`)
-    const growth = heap.length < 2 ? 0 : heap[heap.length - 1]![1] - heap[0]![1]
-    if (growth > HEAP_GROWTH_LIMIT) problems.push(`the heap grew by ${(growth / 2 ** 20).toFixed(1)} MiB`)
+    tallyProblems({ sent, written, failed, lostOnLive, echoedTwice, echoedUnwritten, echoedUnknown, heap }, problems)
     return {
       seed: options.seed,
       clients: N,

@@ -91,7 +91,10 @@ async function runFleet(): Promise<never> {
   } as const
   console.log(`lifeline fleet soak: ${clients} clients x ${servers} servers, ${minutes} min, seed ${seed}`)
   console.log(
-    `  breaker: consecutiveFailures(5), open 1 s doubling to 10 s, trials ${TRIALS}; ordered, returnToPrimary 1 s; ` +
+    `  breaker: consecutiveFailures(5), open ${options.openForMs[0] / 1000} s doubling to ${
+      options.openForMs[1] / 1000
+    } s, ` +
+      `trials ${TRIALS}; ordered, returnToPrimary ${options.returnToPrimaryMs / 1000} s; ` +
       `a message per client every ${options.sendEveryMs} ms; home bound ${homeBoundMs(options) / 1000} s`
   )
   const exit = await Effect.runPromiseExit(fleet(options).pipe(Effect.provide(NodeTransport.layer)))

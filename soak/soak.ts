@@ -77,8 +77,40 @@ export const windDown = <A, E>(
 // Above this growth from the first sample to the last, the soak fails: a leak, not noise.
 const HEAP_GROWTH_LIMIT = 32 * 1024 * 1024
 
-const WRITTEN = 1
-const ECHOED = 2
+/** A ledger entry's flags: reported written, echoed back. */
+export const WRITTEN = 1
+export const ECHOED = 2
+
+/** The ledger's count at the end, as the soak and the fleet both tally it. */
+export interface Tally {
+  readonly sent: number
+  readonly written: number
+  readonly failed: Readonly<Partial<Record<string, number>>>
+  readonly lostOnLive: number
+  readonly echoedTwice: number
+  readonly echoedUnwritten: number
+  readonly echoedUnknown: number
+  readonly heap: ReadonlyArray<readonly [number, number]>
+}
+
+/** What the tally shows wrong: every message written or failed, once; no loss on a live connection; no leak. */
+export const tallyProblems = (tally: Tally, problems: Array<string>): void => {
+  const failedTotal = Object.values(tally.failed).reduce((total: number, count) => total + (count ?? 0), 0)
+  // Each send's fiber takes exactly one branch; a send that never completed is short here (and
+  // was reported when the settling timed out).
+  if (tally.written + failedTotal !== tally.sent) {
+    problems.push(`${tally.sent} sent but ${tally.written} written + ${failedTotal} failed`)
+  }
+  if (tally.lostOnLive > 0) {
+    problems.push(`${tally.lostOnLive} written messages got no echo while a later one on the same connection did`)
+  }
+  if (tally.echoedTwice > 0) problems.push(`${tally.echoedTwice} messages echoed twice`)
+  if (tally.echoedUnwritten > 0) problems.push(`${tally.echoedUnwritten} messages echoed but not reported written`)
+  if (tally.echoedUnknown > 0) problems.push(`${tally.echoedUnknown} echoes of messages never sent`)
+  const heap = tally.heap
+  const growth = heap.length < 2 ? 0 : heap[heap.length - 1]![1] - heap[0]![1]
+  if (growth > HEAP_GROWTH_LIMIT) problems.push(`the heap grew by ${(growth / 2 ** 20).toFixed(1)} MiB`)
+}
 
 /** A small seeded generator (mulberry32): the same seed gives the same faults at the same times. */
 export const random = (seed: number) => {
@@ -281,10 +313,6 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
         else echoedUnwritten++
       }
     }
-    const failedTotal = Object.values(failed).reduce((total, count) => total + (count ?? 0), 0)
-    // Each send's fiber takes exactly one branch; a send that never completed is short here (and
-    // was reported when the settling timed out).
-    if (written + failedTotal !== sent) problems.push(`${sent} sent but ${written} written + ${failedTotal} failed`)
     if (sent >= capacity) problems.push(`the ledger filled up (${capacity} messages): the sender stopped early`)
     const nearBlackhole = (at: number): boolean =>
       blackholes.some(([from, to]) => at >= from - 1_000 && at <= to + 1_000)
@@ -294,14 +322,7 @@ export const soak = (options: SoakOptions): Effect.Effect<SoakReport, never, Tra
       if ((flags & WRITTEN) === 0 || (flags & ECHOED) !== 0) continue
       if ((highestEchoedOf.get(epochOf[index]!) ?? -1) > index && !nearBlackhole(writtenAt[index]!)) lostOnLive++
     }
-    if (lostOnLive > 0) {
-      problems.push(`${lostOnLive} written messages got no echo while a later one on the same connection did`)
-    }
-    if (echoedTwice > 0) problems.push(`${echoedTwice} messages echoed twice`)
-    if (echoedUnwritten > 0) problems.push(`${echoedUnwritten} messages echoed but not reported written`)
-    if (echoedUnknown > 0) problems.push(`${echoedUnknown} echoes of messages never sent`)
-    const growth = heap.length < 2 ? 0 : heap[heap.length - 1]![1] - heap[0]![1]
-    if (growth > HEAP_GROWTH_LIMIT) problems.push(`the heap grew by ${(growth / 2 ** 20).toFixed(1)} MiB`)
+    tallyProblems({ sent, written, failed, lostOnLive, echoedTwice, echoedUnwritten, echoedUnknown, heap }, problems)
     return {
       seed: options.seed,
       elapsedMs: yield* elapsed,
