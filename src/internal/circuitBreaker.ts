@@ -265,14 +265,14 @@ export class Breaker implements CircuitBreaker, TimerTarget {
     this.timers = timersOn(clock, runtime)
     this.state = Subscribable.make({
       get: Effect.sync(() => this.observe()),
-      changes: StreamModule.asyncPush<CircuitState>((emit) =>
-        Effect.acquireRelease(
-          Effect.sync(() => {
-            emit.single(this.observe())
-            return this.listeners.add((transition) => emit.single(transition.to))
-          }),
-          (remove) => Effect.sync(remove)
-        ), { bufferSize: 64, strategy: "sliding" })
+      // The current state, then the state entered by each transition.
+      changes: StreamModule.map(
+        this.listeners.stream(() => {
+          const state = this.observe()
+          return [{ from: state, to: state }]
+        }, { bufferSize: 64, strategy: "sliding" }),
+        (transition) => transition.to
+      )
     })
     this.events = this.listeners.stream(() => [], { bufferSize: 64, strategy: "sliding" })
   }
