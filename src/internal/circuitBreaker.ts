@@ -3,7 +3,7 @@
  * (and so the only place that emits an event and updates the metrics). Time comes from the
  * `Clock` captured at construction, so a `TestClock` drives it.
  */
-import type { Clock, Fiber, Stream, Subscribable as SubscribableType } from "effect"
+import type { Clock, Stream, Subscribable as SubscribableType } from "effect"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -23,6 +23,8 @@ import { CircuitState } from "./circuitBreakerState.js"
 import type { CircuitTransition } from "./circuitBreakerState.js"
 import * as Metrics from "./metrics.js"
 import { Listeners } from "./primitives/listeners.js"
+import type { Timers, TimerTarget } from "./primitives/timers.js"
+import { timersOn } from "./primitives/timers.js"
 
 /** How a Closed breaker decides to open. @inline */
 export type TripPolicy =
@@ -232,7 +234,7 @@ const stateTags: Record<CircuitState["_tag"], ReadonlyArray<MetricLabel.MetricLa
 }
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
-export class Breaker implements CircuitBreaker {
+export class Breaker implements CircuitBreaker, TimerTarget {
   private current: CircuitState = CLOSED
   /** Bumped at every change of state: a trial or a timer of an earlier state is ignored. */
   private generation = 0
@@ -242,7 +244,10 @@ export class Breaker implements CircuitBreaker {
   private lastDelay = 0
   private inflight = 0
   private trialSuccesses = 0
-  private timer: Fiber.RuntimeFiber<void> | undefined = undefined
+  private readonly timers: Timers
+  private timer: unknown = undefined
+  /** The generation the timer was started in: one that fires after a change of state is ignored. */
+  private timerGeneration = -1
   private shut = false
   private readonly listeners = new Listeners<CircuitTransition>()
   readonly state: SubscribableType.Subscribable<CircuitState>
@@ -257,16 +262,17 @@ export class Breaker implements CircuitBreaker {
     this.endpoint = settings.endpoint
     this.counter = settings.counter()
     this.scheduleState = settings.openFor.initial
+    this.timers = timersOn(clock, runtime)
     this.state = Subscribable.make({
       get: Effect.sync(() => this.observe()),
-      changes: StreamModule.asyncPush<CircuitState>((emit) =>
-        Effect.acquireRelease(
-          Effect.sync(() => {
-            emit.single(this.observe())
-            return this.listeners.add((transition) => emit.single(transition.to))
-          }),
-          (remove) => Effect.sync(remove)
-        ), { bufferSize: 64, strategy: "sliding" })
+      // The current state, then the state entered by each transition.
+      changes: StreamModule.map(
+        this.listeners.stream(() => {
+          const state = this.observe()
+          return [{ from: state, to: state }]
+        }, { bufferSize: 64, strategy: "sliding" }),
+        (transition) => transition.to
+      )
     })
     this.events = this.listeners.stream(() => [], { bufferSize: 64, strategy: "sliding" })
   }
@@ -427,10 +433,8 @@ export class Breaker implements CircuitBreaker {
     const from = this.current
     this.current = next
     this.generation++
-    if (this.timer !== undefined) {
-      this.timer.unsafeInterruptAsFork(this.timer.id())
-      this.timer = undefined
-    }
+    this.timers.cancel(this.timer)
+    this.timer = undefined
     switch (next._tag) {
       case "Closed":
         this.restart()
@@ -458,25 +462,23 @@ export class Breaker implements CircuitBreaker {
   /** Moves an Open breaker to HalfOpen when its period ends, so `state.changes` and `events` show it without a call. */
   private startTimer(delay: number): void {
     if (this.shut) return
-    const generation = this.generation
-    this.timer = Runtime.runFork(this.runtime)(
-      Effect.sleep(Duration.millis(Math.max(0, delay))).pipe(
-        Effect.zipRight(Effect.sync(() => {
-          if (generation !== this.generation) return
-          this.timer = undefined
-          this.transition("elapsed")
-        }))
-      )
-    )
+    this.timerGeneration = this.generation
+    this.timer = this.timers.after(Math.max(0, delay), this)
+  }
+
+  /** The open period is over. */
+  fire(): void {
+    if (this.timerGeneration !== this.generation) return
+    this.timer = undefined
+    this.transition("elapsed")
   }
 
   /** The end of the breaker's scope: no timer left behind, the gauge no longer counts it. */
-  readonly shutdown: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.shut) return Effect.void
+  readonly shutdown: Effect.Effect<void> = Effect.sync(() => {
+    if (this.shut) return
     this.shut = true
     if (this.current._tag !== "Closed") Metrics.circuitsOpen.unsafeModify(-1, NO_TAGS)
-    const timer = this.timer
+    this.timers.cancel(this.timer)
     this.timer = undefined
-    return timer === undefined ? Effect.void : Effect.asVoid(timer.interruptAsFork(timer.id()))
   })
 }

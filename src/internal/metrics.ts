@@ -23,14 +23,12 @@ export const endpointLabels = (endpoint: string): ReadonlyArray<MetricLabel.Metr
   return tags
 }
 
-/** Counts one failed attempt under its reason (and its endpoint, when known). */
-export const connectFailed = (reason: string, endpoint?: string): void => {
-  const key = endpoint === undefined ? reason : `${endpoint}\n${reason}`
+/** Counts one failed attempt under its reason and its endpoint. */
+export const connectFailed = (reason: string, endpoint: string): void => {
+  const key = `${endpoint}\n${reason}`
   let tags = failureTags.get(key)
   if (tags === undefined) {
-    tags = endpoint === undefined
-      ? [MetricLabel.make("reason", reason)]
-      : [MetricLabel.make("reason", reason), MetricLabel.make("endpoint", endpoint)]
+    tags = [MetricLabel.make("reason", reason), MetricLabel.make("endpoint", endpoint)]
     failureTags.set(key, tags)
   }
   connectFailures.unsafeUpdate(1, tags)
