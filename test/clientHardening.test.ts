@@ -9,6 +9,7 @@ import type { ConnectError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { awaitSuspended } from "./support/poll.js"
 import { provideNode } from "./support/node.js"
 
 /** The error that Closed the client, within a bounded (real) time. */
@@ -190,10 +191,11 @@ describe("Client: the outbox bounds what is accepted and not written, while Open
       // Fill the kernel's buffers first, so that what follows stays with the transport.
       const filler = new Uint8Array(FILLER)
       const sent = yield* Effect.fork(client.send(filler))
-      yield* Effect.sleep("50 millis")
+      yield* awaitSuspended(sent)
       const a = yield* Effect.fork(client.send("a"))
+      yield* awaitSuspended(a)
       const b = yield* Effect.fork(client.send("b"))
-      yield* Effect.sleep("20 millis")
+      yield* awaitSuspended(b)
       expect(yield* client.outboxSize).toBe(3)
       expect(yield* Effect.flip(client.send("c"))).toMatchObject({
         _tag: "SendError",
