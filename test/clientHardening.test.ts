@@ -7,10 +7,10 @@ import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Sc
 import { Client, Connection, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
-import { awaitSuspended } from "./support/poll.js"
 import { provideNode } from "./support/node.js"
+import { awaitSuspended } from "./support/poll.js"
 
 /** The error that Closed the client, within a bounded (real) time. */
 const closedWith = (client: Client.Client) =>
@@ -344,7 +344,7 @@ describe("maxMessageSize: SendError TooLarge, before any write", () => {
           expect(yield* Effect.flip(refused)).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
         }
         yield* connection.send("1234")
-        for (let turn = 0; turn < 200 && (yield* server.received).length < 2; turn++) yield* Effect.sleep("5 millis")
+        yield* awaitReceived(server, 2)
         // The sink wrote "ok" before it met the larger one; nothing larger reached the server.
         expect(yield* server.received).toEqual(["ok", "1234"])
       }).pipe(Effect.scoped, provideNode)
@@ -404,9 +404,7 @@ describe("Client: a burst the way a user writes it", () => {
         // Refused at the door (the caller holds it), not lost: every accepted frame is written.
         expect(accepted).toBeLessThan(N)
         expect(yield* client.failed).toBe(0)
-        for (let turn = 0; turn < 400 && (yield* server.received).length < accepted; turn++) {
-          yield* Effect.sleep("5 millis")
-        }
+        yield* awaitReceived(server, accepted)
         expect((yield* server.received).length).toBe(accepted)
       }).pipe(provideNode)
     ))
