@@ -18,6 +18,7 @@ import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { expectLargeFrameBurst } from "./support/burst.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { awaitTrue } from "./support/poll.js"
 import { interruptWhileConnecting, recordingSockets } from "./support/recordingTransport.js"
 import { awaitSleeper } from "./support/testClock.js"
 
@@ -497,16 +498,6 @@ const awaitSteady = (read: () => number) =>
       last = now
     }
     return last
-  })
-
-/** Polls `check` every 10 ms until it holds; dies after 5 s. */
-const awaitTrue = (check: Effect.Effect<boolean>, what: string) =>
-  Effect.gen(function*() {
-    for (let poll = 0; poll < 500; poll++) {
-      if (yield* check) return
-      yield* Effect.sleep("10 millis")
-    }
-    return yield* Effect.dieMessage(`never true: ${what}`)
   })
 
 /** Internals: the connection's inbound buffer. */

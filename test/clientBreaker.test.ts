@@ -12,6 +12,7 @@ import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
+import { awaitTrue } from "./support/poll.js"
 
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
 
@@ -24,16 +25,6 @@ const withBreakers = <A, E>(
     import("effect").Scope.Scope | import("../src/index.js").Transport.Transport | CircuitBreaker.Registry
   >
 ) => withNoHandlesLeft(body.pipe(Effect.scoped, Effect.provide(Layer.merge(quietNode, CircuitBreaker.layer(options)))))
-
-/** Waits (bounded, real time) until `check` holds. */
-const eventually = (check: Effect.Effect<boolean>, what: string) =>
-  Effect.gen(function*() {
-    for (let turn = 0; turn < 1000; turn++) {
-      if (yield* check) return
-      yield* Effect.sleep("5 millis")
-    }
-    return yield* Effect.dieMessage(`never: ${what}`)
-  })
 
 describe("Client with a circuit breaker per endpoint", () => {
   it.live("while the breaker is open: Suspended{endpoint, retryAt}, no handshake before retryAt; a trial after it heals opens the Client", () =>
@@ -97,7 +88,7 @@ describe("Client with a circuit breaker per endpoint", () => {
         yield* client.awaitOpen
         for (let round = 0; round < 3; round++) {
           yield* client.reconnect
-          yield* eventually(
+          yield* awaitTrue(
             Effect.map(up.accepted, (accepted) => accepted >= round + 2),
             "reconnected to the healthy endpoint"
           )
@@ -131,7 +122,7 @@ describe("Client with a circuit breaker per endpoint", () => {
         const first = yield* sendSome(5)
         yield* Effect.forEach(first, Fiber.join, { discard: true })
         // Written is not read: let the primary read them before it dies.
-        yield* eventually(
+        yield* awaitTrue(
           Effect.map(primary.received, (received) => received.length === 5),
           "the primary read the first five"
         )
@@ -140,18 +131,18 @@ describe("Client with a circuit breaker per endpoint", () => {
         const during = yield* sendSome(5)
         yield* Effect.forEach(during, Fiber.join, { discard: true })
         expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${secondary.url}/` })
-        yield* eventually(
+        yield* awaitTrue(
           Effect.map(secondary.received, (received) => received.length === 5),
           "the secondary read its five"
         )
         yield* primary.restart
-        yield* eventually(
+        yield* awaitTrue(
           Effect.map(client.state.get, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`),
           "back on the primary"
         )
         const after = yield* sendSome(5)
         yield* Effect.forEach(after, Fiber.join, { discard: true })
-        yield* eventually(
+        yield* awaitTrue(
           Effect.map(Effect.zip(primary.received, secondary.received), ([a, b]) => a.length + b.length >= 15),
           "every message received"
         )
@@ -254,12 +245,12 @@ describe("Client: the races a review found", () => {
           })
           yield* client.awaitOpen
           yield* primary.hangHandshake
-          yield* eventually(Effect.map(primary.requests, (requests) => requests >= 2), "a probe under way")
+          yield* awaitTrue(Effect.map(primary.requests, (requests) => requests >= 2), "a probe under way")
         }).pipe(Effect.scoped)
         // The servers are still up. The hung handshake's server end stays until its server closes
         // (it never answered); the probe's own socket must go with the Client, not at its 5 s
         // open timeout.
-        yield* eventually(Effect.sync(() => sockets() <= before + 1), "the probe's socket released with the Client")
+        yield* awaitTrue(Effect.sync(() => sockets() <= before + 1), "the probe's socket released with the Client")
       }).pipe(Effect.provide(quietNode))
     ))
 

@@ -7,9 +7,10 @@ import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Sc
 import { Client, Connection, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
+import { awaitSuspended } from "./support/poll.js"
 
 /** The error that Closed the client, within a bounded (real) time. */
 const closedWith = (client: Client.Client) =>
@@ -206,10 +207,11 @@ describe("Client: the outbox bounds what is accepted and not written, while Open
       // Fill the kernel's buffers first, so that what follows stays with the transport.
       const filler = new Uint8Array(FILLER)
       const sent = yield* Effect.fork(client.send(filler))
-      yield* Effect.sleep("50 millis")
+      yield* awaitSuspended(sent)
       const a = yield* Effect.fork(client.send("a"))
+      yield* awaitSuspended(a)
       const b = yield* Effect.fork(client.send("b"))
-      yield* Effect.sleep("20 millis")
+      yield* awaitSuspended(b)
       expect(yield* client.outboxSize).toBe(3)
       expect(yield* Effect.flip(client.send("c"))).toMatchObject({
         _tag: "SendError",
@@ -358,7 +360,7 @@ describe("maxMessageSize: SendError TooLarge, before any write", () => {
           expect(yield* Effect.flip(refused)).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
         }
         yield* connection.send("1234")
-        for (let turn = 0; turn < 200 && (yield* server.received).length < 2; turn++) yield* Effect.sleep("5 millis")
+        yield* awaitReceived(server, 2)
         // The sink wrote "ok" before it met the larger one; nothing larger reached the server.
         expect(yield* server.received).toEqual(["ok", "1234"])
       }).pipe(Effect.scoped, provideNode)
@@ -418,9 +420,7 @@ describe("Client: a burst the way a user writes it", () => {
         // Refused at the door (the caller holds it), not lost: every accepted frame is written.
         expect(accepted).toBeLessThan(N)
         expect(yield* client.failed).toBe(0)
-        for (let turn = 0; turn < 400 && (yield* server.received).length < accepted; turn++) {
-          yield* Effect.sleep("5 millis")
-        }
+        yield* awaitReceived(server, accepted)
         expect((yield* server.received).length).toBe(accepted)
       }).pipe(provideNode)
     ))

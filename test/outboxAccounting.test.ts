@@ -7,7 +7,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Logger } from "effect"
 import { Client, NodeTransport, Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
+import { awaitReceived } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { awaitSuspended } from "./support/poll.js"
 import { withSend } from "./support/wrappedTransport.js"
 
 /** A transport over the real one whose write callbacks wait until `release`; "THROW" throws. */
@@ -46,10 +48,10 @@ describe("Client outbox accounting while Open", () => {
       yield* client.awaitOpen
       yield* client.enqueue(bytes(60, 1)) // in flight
       const big = yield* Effect.fork(client.send(bytes(80, 2))) // 60 + 80 > 100: waits
-      yield* Effect.sleep("10 millis")
+      yield* awaitSuspended(big)
       // 60 + 30 would fit, but the 80 waits ahead of it: this one waits behind it.
       const small = yield* Effect.fork(client.enqueue(bytes(30, 3)))
-      yield* Effect.sleep("10 millis")
+      yield* awaitSuspended(small)
       expect(big.unsafePoll()).toBe(null)
       expect(small.unsafePoll()).toBe(null)
       yield* writes.release(1)
@@ -58,7 +60,7 @@ describe("Client outbox accounting while Open", () => {
       yield* Fiber.join(small)
       yield* writes.release(1)
       // Written in the order they were sent.
-      for (let turn = 0; turn < 200 && (yield* server.received).length < 3; turn++) yield* Effect.sleep("5 millis")
+      yield* awaitReceived(server, 3)
       expect((yield* server.received).map((frame) => (frame as Uint8Array)[0])).toEqual([1, 2, 3])
       expect(yield* client.outboxSize).toBe(0)
     })).pipe(Effect.provide(writes.layer))
@@ -95,8 +97,9 @@ describe("Client outbox accounting while Open", () => {
       })
       yield* client.awaitOpen
       const first = yield* Effect.fork(client.send("A"))
+      yield* awaitSuspended(first)
       const second = yield* Effect.fork(client.send("THROW"))
-      yield* Effect.sleep("10 millis")
+      yield* awaitSuspended(second)
       yield* writes.release(1)
       yield* Fiber.join(first)
       expect(yield* Effect.flip(Fiber.join(second))).toMatchObject({
@@ -119,8 +122,10 @@ describe("Client outbox accounting while Open", () => {
         connection: { closeTimeout: "100 millis" }
       })
       yield* client.awaitOpen
-      const senders = yield* Effect.forEach(["A", "B", "C"], (frame) => Effect.fork(client.send(frame)))
-      yield* Effect.sleep("10 millis")
+      const senders = yield* Effect.forEach(
+        ["A", "B", "C"],
+        (frame) => Effect.tap(Effect.fork(client.send(frame)), awaitSuspended)
+      )
       const unsent = yield* client.close()
       expect(unsent).toEqual(["A", "B", "C"])
       for (const sender of senders) {

@@ -11,6 +11,7 @@ import * as LifelinePlatform from "effect-lifeline/platform"
 import { TestServer } from "effect-lifeline/testing"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
+import { awaitTrue } from "./support/poll.js"
 
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
 
@@ -34,14 +35,14 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
           }, { onOpen: Effect.sync(() => opened++) }))
           yield* write("one")
           // Written is not echoed: let the echo come back before the server dies.
-          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* awaitTrue(Effect.sync(() => received.length >= 1), "1 received")
           yield* server.kill
           // Written while the server is down: it waits in the Client's outbox.
           const queued = yield* Effect.fork(write("two"))
           yield* server.restart
           yield* Fiber.join(queued)
           yield* write(new Uint8Array([3]))
-          for (let turn = 0; turn < 400 && received.length < 3; turn++) yield* Effect.sleep("5 millis")
+          yield* awaitTrue(Effect.sync(() => received.length >= 3), "3 received")
           yield* write(new Socket.CloseEvent(1000, "done"))
           yield* Fiber.join(reader)
           expect(opened).toBe(1)
@@ -60,7 +61,7 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
             received.push(data)
           }))
           yield* write("hé")
-          for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* awaitTrue(Effect.sync(() => received.length >= 1), "1 received")
           yield* write(new Socket.CloseEvent())
           yield* Fiber.join(reader)
         })))
@@ -85,7 +86,7 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
       const error = yield* withSocket({ url: server.url, ...fast }, (socket) =>
         Effect.gen(function*() {
           const reader = yield* Effect.fork(Effect.flip(socket.runRaw(() => {})))
-          for (let turn = 0; turn < 400 && (yield* server.connections) < 1; turn++) yield* Effect.sleep("5 millis")
+          yield* awaitTrue(Effect.map(server.connections, (n) => n >= 1), "1 connections")
           yield* server.closeAll(1008, "policy")
           return yield* Fiber.join(reader)
         }))
@@ -124,7 +125,7 @@ describe("effect-lifeline/platform: perConnection", () => {
               received.push(data)
             }, { onOpen })))
             yield* write("one")
-            for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+            yield* awaitTrue(Effect.sync(() => received.length >= 1), "1 received")
             yield* server.kill
             // Bounded: a run that spans reconnects would never end here.
             const error = yield* Fiber.join(first).pipe(
@@ -141,7 +142,7 @@ describe("effect-lifeline/platform: perConnection", () => {
               received.push(data)
             }, { onOpen }))
             yield* write("two")
-            for (let turn = 0; turn < 400 && received.length < 2; turn++) yield* Effect.sleep("5 millis")
+            yield* awaitTrue(Effect.sync(() => received.length >= 2), "2 received")
             yield* write(new Socket.CloseEvent(1000, "done"))
             yield* Fiber.join(second)
             expect(opened).toBe(2)
@@ -158,7 +159,7 @@ describe("effect-lifeline/platform: perConnection", () => {
         (socket) =>
           Effect.gen(function*() {
             const reader = yield* Effect.fork(Effect.flip(socket.runRaw(() => {})))
-            for (let turn = 0; turn < 400 && (yield* server.connections) < 1; turn++) yield* Effect.sleep("5 millis")
+            yield* awaitTrue(Effect.map(server.connections, (n) => n >= 1), "1 connections")
             yield* server.closeAll(1008, "policy")
             return yield* Fiber.join(reader)
           })
@@ -191,7 +192,7 @@ describe("effect-lifeline/platform: perConnection and reconnect", () => {
           received.push(data)
         }))
         yield* write("again")
-        for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+        yield* awaitTrue(Effect.sync(() => received.length >= 1), "1 received")
         yield* write(new Socket.CloseEvent(1000, "done"))
         yield* Fiber.join(second)
         expect(received).toEqual(["again"])
@@ -239,7 +240,7 @@ describe("effect-lifeline/platform: layer's options as given", () => {
               received.push(data)
             }))
             yield* write("hi")
-            for (let turn = 0; turn < 400 && received.length < 1; turn++) yield* Effect.sleep("5 millis")
+            yield* awaitTrue(Effect.sync(() => received.length >= 1), "1 received")
             yield* write(new Socket.CloseEvent(1000, "done"))
             yield* Fiber.join(reader)
           }).pipe(Effect.scoped))

@@ -94,6 +94,23 @@ const rpcClient = (client: Client.Client, perConnection: boolean) =>
 const fast = { retry: Schedule.spaced("50 millis"), minRetryDelay: "50 millis", heartbeat: false } as const
 
 /**
+ * A Client and its RpcClient (perConnection as given) on a server stopped on purpose while a Wait
+ * was in flight: that call ends interrupted by the server, and the Client is in Backoff.
+ */
+const stopWithACallInFlight = (perConnection: boolean) =>
+  Effect.gen(function*() {
+    const first = yield* startServer(0)
+    const client = yield* Client.make({ url: first.url, ...fast })
+    const rpc = yield* rpcClient(client, perConnection)
+    const inFlight = yield* Effect.fork(rpc.Wait({ millis: 60_000 }))
+    expect(yield* Queue.take(first.seen.waits)).toBe(60_000)
+    yield* first.stop
+    expect(interruptedByTheServer(yield* Fiber.await(inFlight))).toBe(true)
+    yield* awaitState(client, (state) => state._tag === "Backoff")
+    return { first, client, rpc }
+  })
+
+/**
  * Retries `call` while it fails, at most 200 times, 10 ms apart: once the link is back, the rpc
  * client reads again after its own `retrySchedule` pause, and calls fail until it does.
  */
@@ -241,16 +258,7 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
 
   it.scopedLive("stopped on purpose (RpcServer shut down, close 1001) and restarted, perConnection: the call in flight ends interrupted by the server (fiber id -503), calls while it is down fail at once with RpcClientError Protocol (Disconnected 1001 inside), calls after the restart succeed", () =>
     Effect.gen(function*() {
-      const first = yield* startServer(0)
-      const client = yield* Client.make({ url: first.url, ...fast })
-      const rpc = yield* rpcClient(client, true)
-
-      const inFlight = yield* Effect.fork(rpc.Wait({ millis: 60_000 }))
-      expect(yield* Queue.take(first.seen.waits)).toBe(60_000)
-      yield* first.stop
-      expect(interruptedByTheServer(yield* Fiber.await(inFlight))).toBe(true)
-
-      yield* awaitState(client, (state) => state._tag === "Backoff")
+      const { first, rpc } = yield* stopWithACallInFlight(true)
       expect(plain(yield* Effect.flip(rpc.Echo({ text: "while down" })))).toEqual({
         _tag: "RpcClientError",
         reason: "Protocol",
@@ -270,16 +278,7 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
 
   it.scopedLive("stopped on purpose and restarted, default: the call in flight ends interrupted by the server; a call while it is down waits in the outbox and is answered after the restart", () =>
     Effect.gen(function*() {
-      const first = yield* startServer(0)
-      const client = yield* Client.make({ url: first.url, ...fast })
-      const rpc = yield* rpcClient(client, false)
-
-      const inFlight = yield* Effect.fork(rpc.Wait({ millis: 60_000 }))
-      expect(yield* Queue.take(first.seen.waits)).toBe(60_000)
-      yield* first.stop
-      expect(interruptedByTheServer(yield* Fiber.await(inFlight))).toBe(true)
-
-      yield* awaitState(client, (state) => state._tag === "Backoff")
+      const { client, first, rpc } = yield* stopWithACallInFlight(false)
       const queued = yield* Effect.fork(rpc.Echo({ text: "while down" }))
       yield* awaitOutbox(client, 1)
       const second = yield* startServer(first.port)

@@ -12,6 +12,7 @@ import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { awaitTrue } from "./support/poll.js"
 import type { Material } from "./support/tlsMaterial.js"
 import { hasOpenssl, makeMaterial, noMaterial, OPENSSL } from "./support/tlsMaterial.js"
 
@@ -120,7 +121,7 @@ describe.skipIf(!hasOpenssl)("tls: wss:// to a server with a private CA", () => 
         const client = yield* Client.make({ url: server.url, connection: { tls: { rejectUnauthorized: false } } })
         yield* client.awaitOpen
         yield* client.reconnect
-        for (let turn = 0; turn < 400 && (yield* server.accepted) < 2; turn++) yield* Effect.sleep("5 millis")
+        yield* awaitTrue(Effect.map(server.accepted, (n) => n >= 2), "2 accepted")
         yield* awaitState(client, isTag("Open"))
         expect(yield* server.accepted).toBe(2)
       })).pipe(Effect.provide(capture.layer))

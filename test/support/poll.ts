@@ -1,0 +1,18 @@
+/** Bounded waits on a condition, for tests: they fail the test instead of hanging it, and never
+ * stand in for the condition with a fixed sleep (which a loaded machine can outrun). */
+import { Effect, Fiber, FiberStatus } from "effect"
+
+/** Polls `check` every 5 ms until it holds; dies after `polls` polls (1000: 5 s of real time). */
+export const awaitTrue = (check: Effect.Effect<boolean>, what: string, polls = 1000) =>
+  Effect.gen(function*() {
+    for (let poll = 0; poll < polls; poll++) {
+      if (yield* check) return
+      yield* Effect.sleep("5 millis")
+    }
+    return yield* Effect.dieMessage(`never true: ${what}`)
+  })
+
+/** Waits until a forked fiber has started and is suspended (blocked on something), e.g. a sender
+ * waiting for room in the outbox. */
+export const awaitSuspended = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
+  awaitTrue(Effect.map(Fiber.status(fiber), FiberStatus.isSuspended), "the fiber is suspended")
