@@ -26,11 +26,22 @@ import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
+import { awaitSuspended, awaitTrue } from "./support/poll.js"
 import { recordingSockets } from "./support/recordingTransport.js"
 import { awaitSleeper } from "./support/testClock.js"
 import { withSend } from "./support/wrappedTransport.js"
 
 const fast = Schedule.spaced("20 millis")
+
+/** Waits until every forked sender has either finished or is blocked (queued, waiting for room). */
+const awaitSettled = <A, E>(fibers: ReadonlyArray<Fiber.RuntimeFiber<A, E>>) =>
+  awaitTrue(
+    Effect.map(
+      Effect.forEach(fibers, (fiber) => Fiber.status(fiber)),
+      (statuses) => statuses.every((status) => status._tag !== "Running")
+    ),
+    "every sender finished or blocked"
+  )
 
 describe("Client: connect, send, receive", () => {
   it.live("echoes messages and reports Open with the redacted endpoint", () =>
@@ -299,7 +310,7 @@ describe("Client: outbox", () => {
       const sends = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.fork(client.send(m)), {
         concurrency: 1
       })
-      yield* Effect.sleep("20 millis")
+      yield* awaitSettled(sends)
       yield* server.restart
       const reasons = yield* Effect.forEach(
         sends,
@@ -323,7 +334,7 @@ describe("Client: outbox", () => {
       const enqueues = yield* Effect.forEach(["1", "2", "3", "4", "5"], (m) => Effect.fork(client.enqueue(m)), {
         concurrency: 1
       })
-      yield* Effect.sleep("20 millis")
+      yield* awaitSettled(enqueues)
       const done = yield* Effect.forEach(enqueues, (fiber) => Effect.map(fiber.poll, Option.isSome))
       expect(done).toEqual([true, true, true, false, false])
       yield* server.restart
@@ -352,7 +363,7 @@ describe("Client: outbox", () => {
         Stream.take(1),
         Stream.runCollect
       ))
-      yield* Effect.sleep("10 millis")
+      yield* awaitSuspended(failed)
       yield* Effect.forEach(["1", "2", "3", "4"], (m) => client.enqueue(m))
       const [event] = Chunk.toArray(yield* Fiber.join(failed))
       expect(event).toMatchObject({ _tag: "MessageFailed", error: { reason: "Dropped", payload: "1" } })
@@ -394,7 +405,7 @@ describe("Client: writes that fail after enqueue returned", () => {
         Stream.take(1),
         Stream.runCollect
       ))
-      yield* Effect.sleep("10 millis")
+      yield* awaitSuspended(failed)
       yield* Effect.forEach(["ok-1", "bad-2"], (frame) => client.enqueue(frame), { discard: true })
       expect(Chunk.toArray(yield* Fiber.join(failed))).toEqual(["bad-2"])
     })).pipe(Effect.provide(failingBadWrites(NodeTransport.make))))
@@ -410,7 +421,7 @@ describe("Client: writes that fail after enqueue returned", () => {
         Stream.take(4),
         Stream.runCollect
       ))
-      yield* Effect.sleep("10 millis")
+      yield* awaitSuspended(failed)
       yield* Effect.forEach(frames, (frame) => client.enqueue(frame), { discard: true })
       const failures = Chunk.toArray(yield* Fiber.join(failed))
       expect(failures.map((failure) => [failure.reason, failure.payload])).toEqual([
@@ -535,8 +546,7 @@ describe("Client: heartbeat", () => {
         heartbeat: { interval: "50 millis", timeout: "100 millis" }
       })
       yield* client.awaitOpen
-      yield* Effect.sleep("600 millis")
-      expect(yield* server.pings).toBeGreaterThan(3)
+      yield* awaitTrue(Effect.map(server.pings, (pings) => pings > 3), "more than 3 pings answered")
       expect((yield* client.state.get)._tag).toBe("Open")
       expect(yield* server.accepted).toBe(1)
     })).pipe(provideNode))
