@@ -5,7 +5,7 @@
  * one breaker. Real servers on 127.0.0.1.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule } from "effect"
+import { Clock, Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule } from "effect"
 import { CircuitBreaker, Client } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
@@ -40,11 +40,10 @@ describe("Client with a circuit breaker per endpoint", () => {
           endpoint: `${server.url}/`,
           error: { _tag: "CircuitOpenError", endpoint: `${server.url}/` }
         })
-        // Two failed handshakes opened it; for the open period (400 ms), none more.
         expect(yield* server.requests).toBe(2)
-        yield* Effect.sleep("250 millis")
-        expect(yield* server.requests).toBe(2)
-        // After retryAt, one trial: the server answers, the breaker closes, the Client is Open.
+        // Two failed handshakes opened it. After retryAt, one trial: the server answers, the
+        // breaker closes, the Client is Open. None more in the open period: 3 requests in all,
+        // and Open no earlier than retryAt (an attempt in the open period would have succeeded).
         yield* client.awaitOpen
         expect(yield* server.requests).toBe(3)
         const retryAt = (suspended as Extract<Client.ClientState, { _tag: "Suspended" }>).retryAt
@@ -167,10 +166,14 @@ describe("Client with a circuit breaker per endpoint", () => {
         yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Suspended")), { discard: true })
         // The first wave of attempts ran while it was still closed; from here, trials only.
         const opened = yield* server.requests
-        yield* Effect.sleep("1 second") // five open periods of 200 ms
+        const from = yield* Clock.currentTimeMillis
+        yield* Effect.sleep("1 second") // about five open periods of 200 ms
         const during = (yield* server.requests) - opened
+        // At most one trial per open period begun in the time that really passed (a loaded
+        // machine may sleep longer than asked), never one per Client.
+        const periods = Math.ceil(((yield* Clock.currentTimeMillis) - from) / 200) + 1
         expect(during).toBeGreaterThanOrEqual(1)
-        expect(during).toBeLessThanOrEqual(6)
+        expect(during).toBeLessThanOrEqual(periods)
         yield* server.clearRejections
         // The stated bound: every Client Open within 3 s of the heal (awaitState dies past it).
         yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Open"), "3 seconds"), {
