@@ -17,7 +17,7 @@ const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, " ")
 export const describeError = (error: ClientError): string => oneLine(`${error._tag}: ${error.message}`)
 
 /** The fields of an error as JSON; lifeline's messages are redacted already. */
-export const errorJson = (error: ClientError): Record<string, unknown> => {
+const errorJson = (error: ClientError): Record<string, unknown> => {
   switch (error._tag) {
     case "ConnectError":
       return {
