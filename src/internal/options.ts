@@ -104,8 +104,8 @@ const DEFAULT_HEARTBEAT_INTERVAL = Duration.seconds(20)
 const DEFAULT_HEARTBEAT_TIMEOUT = Duration.seconds(10)
 const DEFAULT_ON_OPEN_TIMEOUT = Duration.seconds(10)
 const DEFAULT_MIN_RETRY_DELAY = 100
-const DEFAULT_OUTBOX_CAPACITY = 1024
-const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
+export const DEFAULT_OUTBOX_CAPACITY = 1024
+export const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
 const DEFAULT_EVENTS_CAPACITY = 64
 
 const NO_PROTOCOLS: ReadonlyArray<string> = Object.freeze([])
