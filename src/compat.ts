@@ -34,6 +34,7 @@ import type { Connection } from "./Connection.js"
 import type { Disconnected } from "./Errors.js"
 import { SendError } from "./Errors.js"
 import { transportFor } from "./internal/compat/transports.js"
+import { DEFAULT_OUTBOX_BYTES, DEFAULT_OUTBOX_CAPACITY } from "./internal/options.js"
 import type { ClientError } from "./Reconnect.js"
 import { isRetryable } from "./Reconnect.js"
 import type { Message as LifelineMessage, Transport as TransportService } from "./Transport.js"
@@ -180,9 +181,9 @@ const DEFAULTS = {
   maxRetries: Number.POSITIVE_INFINITY
 } as const
 
-/** lifeline's own bounds: what `maxEnqueuedMessages` of Infinity (partysocket's default) becomes. */
-const DEFAULT_CAPACITY = 1024
-const DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+/** lifeline's own bounds, its outbox defaults: what `maxEnqueuedMessages` of Infinity (partysocket's default) becomes. */
+const DEFAULT_CAPACITY = DEFAULT_OUTBOX_CAPACITY
+const DEFAULT_MAX_BYTES = DEFAULT_OUTBOX_BYTES
 /**
  * While open, messages the socket has not written yet (partysocket hands them to the socket,
  * unbounded): a synchronous burst of sends must fit, as it does with partysocket.

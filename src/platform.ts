@@ -140,14 +140,8 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<Socket.Socket, never, Transport> => {
-  // Options that are not an object (untyped code) go to the Client, which starts Closed naming them.
-  if (typeof options !== "object" || options === null) {
-    return Layer.scoped(
-      Socket.Socket,
-      Effect.map(makeClient(options as ClientOptions), (client) => fromClient(client))
-    )
-  }
   // `perConnection` is no Client option (the Client's checks ignore it): the options go as given.
-  const perConnection = options.perConnection
+  // Options that are not an object (untyped code) go too: the Client starts Closed naming them.
+  const perConnection = (options as Partial<Options> | null | undefined)?.perConnection
   return Layer.scoped(Socket.Socket, Effect.map(makeClient(options), (client) => fromClient(client, { perConnection })))
 }

@@ -41,7 +41,7 @@ export class UsageError {
   constructor(readonly message: string) {}
 }
 
-export const DEFAULT_DRAIN_TIMEOUT_MILLIS = 10_000
+const DEFAULT_DRAIN_TIMEOUT_MILLIS = 10_000
 
 export const HELP = `Usage: effect-lifeline <command> [options]
 

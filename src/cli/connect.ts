@@ -26,7 +26,16 @@ import type { ClientError } from "../Reconnect.js"
 import type { Transport } from "../Transport.js"
 import type { ConnectCommand } from "./args.js"
 import { ExitCode, exitCodeOf } from "./exitCodes.js"
-import { describeError, failedJson, failedLine, messageJson, messageText, stateJson, stateLine } from "./render.js"
+import {
+  describeError,
+  failedJson,
+  failedLine,
+  messageJson,
+  messageText,
+  oneLine,
+  stateJson,
+  stateLine
+} from "./render.js"
 
 /** Where the CLI reads and writes: the process's streams, or a test's. */
 export interface Io {
@@ -58,7 +67,7 @@ const cliLogger = (json: boolean, io: Io) =>
   Logger.make(({ logLevel, message }) => {
     const text = String(Array.isArray(message) ? message.join(" ") : message)
     if (TRANSITION_LOG.test(text)) return
-    const said = text.replace(/^lifeline: /, "").replace(/\s*[\r\n]+\s*/g, " ")
+    const said = oneLine(text.replace(/^lifeline: /, ""))
     if (json) io.out(JSON.stringify({ type: "log", level: logLevel.label, message: said }))
     else io.err(`effect-lifeline: ${logLevel.label === "WARN" ? "warning" : logLevel.label.toLowerCase()}: ${said}`)
   })

@@ -11,13 +11,14 @@ import type { ClientError } from "../Reconnect.js"
 import type { Message } from "../Transport.js"
 import type { BinaryFormat } from "./args.js"
 
-const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, " ")
+/** `text` with its line breaks (and the blanks around them) folded into one space. */
+export const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, " ")
 
 /** An error in one line: its tag and its (redacted) message. */
 export const describeError = (error: ClientError): string => oneLine(`${error._tag}: ${error.message}`)
 
 /** The fields of an error as JSON; lifeline's messages are redacted already. */
-export const errorJson = (error: ClientError): Record<string, unknown> => {
+const errorJson = (error: ClientError): Record<string, unknown> => {
   switch (error._tag) {
     case "ConnectError":
       return {

@@ -43,7 +43,7 @@ const decodeOne = <In>(codec: Codec<In, never>, frame: Message): Either.Either<I
 }
 
 /** Encodes `value` when the Effect runs, then hands the frame to `next`; a refused value fails with `SendError EncodeFailed`. */
-export const encodeThen = <Out, E>(
+const encodeThen = <Out, E>(
   codec: Codec<unknown, Out>,
   value: Out,
   next: (frame: Message) => Effect.Effect<void, E>
@@ -58,7 +58,7 @@ export const encodeThen = <Out, E>(
  * not encode, the values before it go to `inner` and the sink then fails with `SendError
  * EncodeFailed` for that value, so nothing before it is lost and nothing after it is written.
  */
-export const encodingSink = <Out, E>(
+const encodingSink = <Out, E>(
   codec: Codec<unknown, Out>,
   inner: Sink.Sink<void, Message, never, E>
 ): Sink.Sink<void, Out, never, E | SendError> => {
@@ -100,7 +100,7 @@ export const decodeFailures = Metric.counter("lifeline_decode_failures", {
  * before it, then fails with its `DecodeError`, and keeps the frames after it: the next run of
  * `messages` starts with them, so re-reading after a failure loses nothing but the bad frame.
  */
-export class Decoder<In> {
+class Decoder<In> {
   /** The failure a stream is to fail with next, and the frames that came after it. */
   private failure: DecodeError | undefined = undefined
   private rest: Chunk.Chunk<Message> | undefined = undefined
@@ -155,7 +155,7 @@ const renderingOf = (raw: unknown): unknown =>
   typeof raw === "object" && raw !== null && "toJSON" in raw && typeof raw.toJSON === "function" ? raw.toJSON() : raw
 
 /** A Connection behind a codec. `close` and everything else are the raw connection's. */
-export class CodecConnection<In, Out> implements Connection<In, Out, DecodeError> {
+class CodecConnection<In, Out> implements Connection<In, Out, DecodeError> {
   private readonly decoder: Decoder<In>
   private boundSend: ((value: Out) => Effect.Effect<void, SendError>) | undefined = undefined
   private boundWrite: ((value: Out) => Effect.Effect<void, SendError>) | undefined = undefined
@@ -228,7 +228,7 @@ export class CodecConnection<In, Out> implements Connection<In, Out, DecodeError
 }
 
 /** A Client behind a codec; `E` is `messages`' error: `DecodeError` under `decodeErrors: "fail"`. */
-export class CodecClient<In, Out, E> implements Client<In, Out, E> {
+class CodecClient<In, Out, E> implements Client<In, Out, E> {
   private readonly decoder: Decoder<In>
   private boundSend: ((value: Out) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
   private boundEnqueue: ((value: Out) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined

@@ -93,19 +93,19 @@ export interface ClientSettings {
 // Defaults: shared and frozen, never copied per client (idle memory per client is a benchmark target)
 // ---------------------------------------------------------------------------------------------
 
-export const DEFAULT_OPEN_TIMEOUT = Duration.seconds(10)
-export const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
-export const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
-export const DEFAULT_INBOUND_CAPACITY = 1024
-export const DEFAULT_INBOUND_BYTES = 16 * 1024 * 1024
-export const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024
+const DEFAULT_OPEN_TIMEOUT = Duration.seconds(10)
+const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
+const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
+const DEFAULT_INBOUND_CAPACITY = 1024
+const DEFAULT_INBOUND_BYTES = 16 * 1024 * 1024
+const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024
 const DEFAULT_MIN_UPTIME = Duration.seconds(5)
 const DEFAULT_HEARTBEAT_INTERVAL = Duration.seconds(20)
 const DEFAULT_HEARTBEAT_TIMEOUT = Duration.seconds(10)
 const DEFAULT_ON_OPEN_TIMEOUT = Duration.seconds(10)
 const DEFAULT_MIN_RETRY_DELAY = 100
-const DEFAULT_OUTBOX_CAPACITY = 1024
-const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
+export const DEFAULT_OUTBOX_CAPACITY = 1024
+export const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
 const DEFAULT_EVENTS_CAPACITY = 64
 
 const NO_PROTOCOLS: ReadonlyArray<string> = Object.freeze([])
@@ -180,7 +180,7 @@ const decodeDuration = (input: unknown): Option.Option<Duration.Duration> =>
   )
 
 /** A finite duration above zero. */
-export const PositiveDuration: Check<Duration.Duration> = (input) => {
+const PositiveDuration: Check<Duration.Duration> = (input) => {
   const value = decodeDuration(input)
   return Option.isSome(value) ? Either.right(value.value) : problem("must be a finite duration above zero")
 }
@@ -513,7 +513,7 @@ const ClientOptionsCheck: Check<ClientSettings> = (input) => Either.map(ClientFi
 // ---------------------------------------------------------------------------------------------
 
 /** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
-export const formatProblem = ({ message, path }: Problem): string =>
+const formatProblem = ({ message, path }: Problem): string =>
   path.length === 0
     ? `options: ${message ?? "must be an object"}`
     : `${path.join(".")}: ${message ?? "has the wrong type"}`
