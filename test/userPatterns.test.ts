@@ -82,79 +82,93 @@ type Outcome =
 const BURST = 500
 
 describe("user patterns", () => {
-  it.scopedLive("@effect/rpc, perConnection: a burst of 500 concurrent calls with the server killed mid-burst and restarted: each call ends once, right answer or RpcClientError, none hangs; a second burst after the restart: 500 ok", () =>
-    Effect.gen(function*() {
-      const first = yield* startServer(0, BURST + 1)
-      const proxy = yield* FaultProxy.make(first.port)
-      const client = yield* Client.make({ url: proxy.url, ...fast })
-      const rpc = yield* rpcClient(client, true)
-      expect(yield* rpc.Add({ a: 0, b: 0 })).toBe(0)
+  it.scopedLive(
+    "@effect/rpc, perConnection: a burst of 500 concurrent calls with the server killed mid-burst and restarted: each call ends once, right answer or RpcClientError, none hangs; a second burst after the restart: 500 ok",
+    () =>
+      Effect.gen(function*() {
+        const first = yield* startServer(0, BURST + 1)
+        const proxy = yield* FaultProxy.make(first.port)
+        const client = yield* Client.make({ url: proxy.url, ...fast })
+        const rpc = yield* rpcClient(client, true)
+        expect(yield* rpc.Add({ a: 0, b: 0 })).toBe(0)
 
-      const endings = new Map<number, number>()
-      const call = (i: number) =>
-        rpc.Add({ a: i, b: 1_000 }).pipe(
-          Effect.map((value): Outcome => ({ _tag: "ok", i, value })),
-          Effect.catchTag("RpcClientError", (error) => Effect.succeed<Outcome>({ _tag: "failed", i, error: error.reason })),
-          Effect.tap(() => Effect.sync(() => endings.set(i, (endings.get(i) ?? 0) + 1)))
+        const endings = new Map<number, number>()
+        const call = (i: number) =>
+          rpc.Add({ a: i, b: 1_000 }).pipe(
+            Effect.map((value): Outcome => ({ _tag: "ok", i, value })),
+            Effect.catchTag(
+              "RpcClientError",
+              (error) => Effect.succeed<Outcome>({ _tag: "failed", i, error: error.reason })
+            ),
+            Effect.tap(() => Effect.sync(() => endings.set(i, (endings.get(i) ?? 0) + 1)))
+          )
+        const burst = (from: number) =>
+          Effect.forEach(Array.from({ length: BURST }, (_, k) => from + k), call, { concurrency: "unbounded" }).pipe(
+            Effect.timeoutFail({ duration: "8 seconds", onTimeout: () => "a call of the burst never ended" })
+          )
+
+        const inFlight = yield* Effect.fork(burst(1))
+        // All 500 calls (and the first Add) reached the server, the 200 quick ones are answered: kill it now.
+        yield* Queue.take(first.seen.arrived)
+        for (let turn = 0; turn < 500 && endings.size < 200; turn++) yield* Effect.sleep("5 millis")
+        expect(endings.size).toBe(200)
+        yield* proxy.blackhole
+        yield* first.stop
+        yield* proxy.reset
+        yield* proxy.restore
+        const second = yield* startServer(first.port, BURST)
+        const outcomes = yield* Fiber.join(inFlight)
+
+        const ok = outcomes.filter((o) => o._tag === "ok")
+        const failed = outcomes.filter((o) => o._tag === "failed")
+        expect(ok.length + failed.length).toBe(BURST)
+        expect([ok.length, failed.length]).toEqual([200, 300])
+        expect(failed.every((o) => o.i > 200)).toBe(true)
+        expect(outcomes.map((o) => o.i)).toEqual(Array.from({ length: BURST }, (_, k) => 1 + k))
+        for (const o of ok) expect(o.value).toBe(o.i + 1_000)
+        expect(new Set(failed.map((o) => o.error))).toEqual(new Set(["Protocol"]))
+        // None ended twice.
+        expect(endings.size).toBe(BURST)
+        expect([...endings.values()].every((n) => n === 1)).toBe(true)
+
+        yield* awaitState(client, (state) => state._tag === "Open")
+        // Once the rpc client reads again (its own 20 ms pause), calls succeed.
+        yield* Effect.retry(
+          rpc.Echo({ text: "back" }),
+          Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(200)))
         )
-      const burst = (from: number) =>
-        Effect.forEach(Array.from({ length: BURST }, (_, k) => from + k), call, { concurrency: "unbounded" }).pipe(
-          Effect.timeoutFail({ duration: "8 seconds", onTimeout: () => "a call of the burst never ended" })
+        const again = yield* burst(10_001)
+        expect(again.filter((o) => o._tag === "ok").length).toBe(BURST)
+        for (const o of again) expect(o).toEqual({ _tag: "ok", i: o.i, value: o.i + 1_000 })
+        expect(endings.size).toBe(2 * BURST)
+        yield* second.stop
+      }).pipe(Effect.provide(quietNode)),
+    15_000
+  )
+
+  it.scopedLive(
+    "a typed Client fed by Stream.run(client.sink) with 20 000 values, echoed, read back through client.messages: all in order, none twice, failed 0",
+    () =>
+      Effect.gen(function*() {
+        const N = 20_000
+        const Item = Schema.Struct({ n: Schema.Number, label: Schema.String })
+        const server = yield* TestServer.make({ record: false })
+        const client = yield* Client.make({ url: server.url, ...fast, codec: Codec.json(Item) })
+        yield* client.awaitOpen
+        const reading = yield* Effect.fork(client.messages.pipe(Stream.take(N), Stream.runCollect))
+        yield* Stream.range(0, N - 1).pipe(
+          Stream.map((n) => ({ n, label: `item-${n}` })),
+          Stream.run(client.sink)
         )
-
-      const inFlight = yield* Effect.fork(burst(1))
-      // All 500 calls (and the first Add) reached the server, the 200 quick ones are answered: kill it now.
-      yield* Queue.take(first.seen.arrived)
-      for (let turn = 0; turn < 500 && endings.size < 200; turn++) yield* Effect.sleep("5 millis")
-      expect(endings.size).toBe(200)
-      yield* proxy.blackhole
-      yield* first.stop
-      yield* proxy.reset
-      yield* proxy.restore
-      const second = yield* startServer(first.port, BURST)
-      const outcomes = yield* Fiber.join(inFlight)
-
-      const ok = outcomes.filter((o) => o._tag === "ok")
-      const failed = outcomes.filter((o) => o._tag === "failed")
-      expect(ok.length + failed.length).toBe(BURST)
-      expect([ok.length, failed.length]).toEqual([200, 300])
-      expect(failed.every((o) => o.i > 200)).toBe(true)
-      expect(outcomes.map((o) => o.i)).toEqual(Array.from({ length: BURST }, (_, k) => 1 + k))
-      for (const o of ok) expect(o.value).toBe(o.i + 1_000)
-      expect(new Set(failed.map((o) => o.error))).toEqual(new Set(["Protocol"]))
-      // None ended twice.
-      expect(endings.size).toBe(BURST)
-      expect([...endings.values()].every((n) => n === 1)).toBe(true)
-
-      yield* awaitState(client, (state) => state._tag === "Open")
-      // Once the rpc client reads again (its own 20 ms pause), calls succeed.
-      yield* Effect.retry(rpc.Echo({ text: "back" }), Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(200))))
-      const again = yield* burst(10_001)
-      expect(again.filter((o) => o._tag === "ok").length).toBe(BURST)
-      for (const o of again) expect(o).toEqual({ _tag: "ok", i: o.i, value: o.i + 1_000 })
-      expect(endings.size).toBe(2 * BURST)
-      yield* second.stop
-    }).pipe(Effect.provide(quietNode)), 15_000)
-
-  it.scopedLive("a typed Client fed by Stream.run(client.sink) with 20 000 values, echoed, read back through client.messages: all in order, none twice, failed 0", () =>
-    Effect.gen(function*() {
-      const N = 20_000
-      const Item = Schema.Struct({ n: Schema.Number, label: Schema.String })
-      const server = yield* TestServer.make({ record: false })
-      const client = yield* Client.make({ url: server.url, ...fast, codec: Codec.json(Item) })
-      yield* client.awaitOpen
-      const reading = yield* Effect.fork(client.messages.pipe(Stream.take(N), Stream.runCollect))
-      yield* Stream.range(0, N - 1).pipe(
-        Stream.map((n) => ({ n, label: `item-${n}` })),
-        Stream.run(client.sink)
-      )
-      const back = Chunk.toArray(
-        yield* Fiber.join(reading).pipe(
-          Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "the echoes never all came back" })
+        const back = Chunk.toArray(
+          yield* Fiber.join(reading).pipe(
+            Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "the echoes never all came back" })
+          )
         )
-      )
-      expect(back.length).toBe(N)
-      expect(back.every((item, k) => item.n === k && item.label === `item-${k}`)).toBe(true)
-      expect(yield* client.failed).toBe(0)
-    }).pipe(Effect.provide(quietNode)), 15_000)
+        expect(back.length).toBe(N)
+        expect(back.every((item, k) => item.n === k && item.label === `item-${k}`)).toBe(true)
+        expect(yield* client.failed).toBe(0)
+      }).pipe(Effect.provide(quietNode)),
+    15_000
+  )
 })

@@ -3,6 +3,7 @@
  * error maps to a code by the error's tag and reason.
  */
 import type { ClientError } from "../Reconnect.js"
+import { isRetryable } from "../Reconnect.js"
 
 export const ExitCode = {
   /** stdin ended, every line was written, the connection closed with 1000 (or the server closed with 1000). */
@@ -31,9 +32,6 @@ export const ExitCode = {
   Terminated: 143
 } as const
 
-/** The close codes `Reconnect.isRetryable` does not retry. */
-const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([1002, 1003, 1007, 1008, 1009, 1010])
-
 /** The exit code of a Client closed by `error`. */
 export const exitCodeOf = (error: ClientError): number => {
   switch (error._tag) {
@@ -52,7 +50,8 @@ export const exitCodeOf = (error: ClientError): number => {
           return ExitCode.NotRetried
       }
     case "Disconnected":
-      if (FATAL_CLOSE_CODES.has(error.code)) return ExitCode.FatalClose
+      // A close code the default policy does not retry (1002, 1003, 1007-1010).
+      if (!isRetryable(error)) return ExitCode.FatalClose
       return error.code === 1000 && error.initiator === "server" ? ExitCode.Ok : ExitCode.NotRetried
     case "TimeoutError":
     case "OnOpenError":

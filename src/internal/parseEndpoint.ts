@@ -38,7 +38,3 @@ export const parseEndpoint = (input: string | URL): Effect.Effect<Endpoint, Conn
     if (url.hash !== "") return Effect.fail(invalidUrl(redacted, "the URL has a fragment (#...)"))
     return Effect.succeed({ url, redacted })
   })
-
-// The options: their Schema, defaults and checks live in options.ts.
-export type { CheckedOptions, ConnectOptions } from "./options.js"
-export { resolveOptions } from "./options.js"
