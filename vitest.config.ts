@@ -14,7 +14,13 @@ export default defineConfig({
       { find: /^effect-lifeline\/platform$/, replacement: source("./src/platform.ts") },
       // Node resolves the "node" condition of "./compat": the entry with the Node transport.
       { find: /^effect-lifeline\/compat$/, replacement: source("./src/compatNode.ts") },
-      { find: /^effect-lifeline\/schema$/, replacement: source("./src/schema.ts") }
+      { find: /^effect-lifeline\/schema$/, replacement: source("./src/schema.ts") },
+      // One module by its own path (`effect-lifeline/Client`), as Effect's own modules are.
+      {
+        find:
+          /^effect-lifeline\/(BrowserTransport|CircuitBreaker|Client|Codec|Connection|Errors|NodeTransport|Reconnect|Transport)$/,
+        replacement: source("./src/$1.ts")
+      }
     ]
   },
   test: {

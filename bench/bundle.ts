@@ -1,7 +1,8 @@
 // `npm run bench:bundle`: lifeline's cost in a browser bundle. esbuild (the one tsx brings)
-// bundles bench/bundle/bare.ts (an Effect app alone) and bench/bundle/client.ts (the same app plus
-// a lifeline Client) for the browser, minified; prints both sizes, raw and gzip, and the
-// difference, then the modules that make the difference (minified bytes each, from esbuild's
+// bundles bench/bundle/bare.ts (an Effect app alone), bench/bundle/client.ts (the same app plus
+// a lifeline Client, from effect-lifeline/browser) and bench/bundle/clientModules.ts (the same, by
+// module paths) for the browser, minified; prints the sizes, raw and gzip, and the differences,
+// then the modules that make the difference (minified bytes each, from esbuild's
 // metafile; `-- --top N` lists N of them, default 15). test/bundle.test.ts checks the same build.
 // `-- --shares` also prints each of lifeline's modules' share of the gzip size: the bundle's gzip
 // bytes minus those of the same bundle with that module's code left out.
@@ -10,6 +11,13 @@ import { fileURLToPath } from "node:url"
 import { gzipSync } from "node:zlib"
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+
+/** The package's entries the apps import, resolved to src/. */
+const alias = {
+  "effect-lifeline/browser": here("../src/browser.ts"),
+  "effect-lifeline/BrowserTransport": here("../src/BrowserTransport.ts"),
+  "effect-lifeline/Client": here("../src/Client.ts")
+}
 
 /** One entry bundled for the browser, minified: its size raw and gzip, and the bytes each input module adds. */
 export const bundle = async (entry: string) => {
@@ -22,7 +30,7 @@ export const bundle = async (entry: string) => {
     target: "es2022",
     write: false,
     metafile: true,
-    alias: { "effect-lifeline/browser": here("../src/browser.ts") },
+    alias,
     logLevel: "silent"
   })
   const code = result.outputFiles[0]!.contents
@@ -50,7 +58,7 @@ export const shares = async (entry: string): Promise<ReadonlyArray<readonly [str
     platform: "browser",
     target: "es2022",
     write: false,
-    alias: { "effect-lifeline/browser": here("../src/browser.ts") },
+    alias,
     logLevel: "silent"
   })
   const text = result.outputFiles[0]!.text
@@ -90,20 +98,27 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const top = topIndex === -1 ? 15 : Number(process.argv[topIndex + 1])
   const bare = await bundle("./bundle/bare.ts")
   const client = await bundle("./bundle/client.ts")
-  console.log(`Effect alone:          ${kib(bare.raw)} minified, ${kib(bare.gzip)} gzip`)
+  const modules = await bundle("./bundle/clientModules.ts")
+  console.log(`Effect alone:           ${kib(bare.raw)} minified, ${kib(bare.gzip)} gzip`)
   console.log(`with a lifeline Client: ${kib(client.raw)} minified, ${kib(client.gzip)} gzip`)
   console.log(`lifeline's own cost:    ${kib(client.raw - bare.raw)} minified, ${kib(client.gzip - bare.gzip)} gzip`)
-  const added = difference(bare.modules, client.modules)
+  console.log(
+    `  by module paths:      ${kib(modules.raw - bare.raw)} minified, ${kib(modules.gzip - bare.gzip)} gzip` +
+      ` (effect-lifeline/Client and /BrowserTransport)`
+  )
+  const added = difference(bare.modules, modules.modules)
   const ownBytes = added.filter(([path]) => path.startsWith("src/")).reduce((sum, [, bytes]) => sum + bytes, 0)
   const total = added.reduce((sum, [, bytes]) => sum + bytes, 0)
   console.log(
-    `\nwhat the Client adds (minified): lifeline's src ${kib(ownBytes)}, the rest (Effect modules, the app) ${
-      kib(total - ownBytes)
-    }`
+    `\nwhat the Client adds by module paths (minified): lifeline's src ${
+      kib(ownBytes)
+    }, the rest (Effect modules, the app) ${kib(total - ownBytes)}`
   )
   for (const [path, bytes] of added.slice(0, top)) console.log(`${String(bytes).padStart(8)}  ${path}`)
   if (process.argv.includes("--shares")) {
-    console.log("\neach lifeline module's share (gzip bytes the bundle loses without it):")
-    for (const [path, bytes] of await shares("./bundle/client.ts")) console.log(`${String(bytes).padStart(8)}  ${path}`)
+    console.log("\neach lifeline module's share by module paths (gzip bytes the bundle loses without it):")
+    for (const [path, bytes] of await shares("./bundle/clientModules.ts")) {
+      console.log(`${String(bytes).padStart(8)}  ${path}`)
+    }
   }
 }

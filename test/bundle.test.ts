@@ -21,6 +21,9 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  */
 const BUDGET_KIB = 20
 
+/** The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 18.6 KiB. */
+const MODULES_BUDGET_KIB = 19
+
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
   readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -34,8 +37,8 @@ const sources = (dir: string): ReadonlyArray<string> =>
 describe("browser bundle", () => {
   it.live("no effect/Schema, fast-check or pure-rand; lifeline's cost under its budget", () =>
     Effect.gen(function*() {
-      const [bare, client] = yield* Effect.promise(() =>
-        Promise.all([bundle("./bundle/bare.ts"), bundle("./bundle/client.ts")])
+      const [bare, client, modules] = yield* Effect.promise(() =>
+        Promise.all([bundle("./bundle/bare.ts"), bundle("./bundle/client.ts"), bundle("./bundle/clientModules.ts")])
       )
       const heavy = [...client.modules.keys()].filter((path) =>
         /^effect\/dist\/esm\/(Schema|SchemaAST|ParseResult|Arbitrary)\.js$/.test(path) ||
@@ -47,6 +50,15 @@ describe("browser bundle", () => {
       const notOwn = added.filter(([path]) => !path.startsWith("src/") && !path.startsWith("bench/"))
       expect(notOwn.reduce((sum, [, bytes]) => sum + bytes, 0)).toBeLessThan(8 * 1024)
       expect((client.gzip - bare.gzip) / 1024).toBeLessThan(BUDGET_KIB)
+      // By module paths a bundler keeps only the members used: Client.config's Config code stays out.
+      expect((modules.gzip - bare.gzip) / 1024).toBeLessThan(MODULES_BUDGET_KIB)
+      expect(modules.gzip).toBeLessThan(client.gzip)
+      expect(
+        modules.modules.has("effect/dist/esm/internal/config.js")
+          ? modules.modules.get("effect/dist/esm/internal/config.js")!
+          : 0
+      )
+        .toBeLessThanOrEqual(bare.modules.get("effect/dist/esm/internal/config.js") ?? 0)
     }), 60_000)
 
   it("src/ imports Effect's values from their module paths, never from the effect barrel", () => {

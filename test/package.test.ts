@@ -8,7 +8,16 @@ import { Effect } from "effect"
 import * as Lifeline from "effect-lifeline"
 import type { ClientError } from "effect-lifeline"
 import * as Browser from "effect-lifeline/browser"
+import * as BrowserTransportModule from "effect-lifeline/BrowserTransport"
+import * as CircuitBreakerModule from "effect-lifeline/CircuitBreaker"
+import * as ClientModule from "effect-lifeline/Client"
+import * as CodecModule from "effect-lifeline/Codec"
+import * as ConnectionModule from "effect-lifeline/Connection"
+import * as ErrorsModule from "effect-lifeline/Errors"
+import * as NodeTransportModule from "effect-lifeline/NodeTransport"
+import * as ReconnectModule from "effect-lifeline/Reconnect"
 import * as Testing from "effect-lifeline/testing"
+import * as TransportModule from "effect-lifeline/Transport"
 import { execFile, execFileSync } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join, normalize } from "node:path"
@@ -38,6 +47,19 @@ const errorClasses = [
   "TimeoutError"
 ]
 
+/** The modules published by their own paths (`effect-lifeline/Client`), as Effect publishes its own. */
+const modules = [
+  "BrowserTransport",
+  "CircuitBreaker",
+  "Client",
+  "Codec",
+  "Connection",
+  "Errors",
+  "NodeTransport",
+  "Reconnect",
+  "Transport"
+] as const
+
 describe("the package by its name", () => {
   it("effect-lifeline exports the documented modules and error classes, the very ones of src/index.ts", () => {
     expect(Object.keys(Lifeline).sort()).toEqual(Object.keys(Source).sort())
@@ -56,6 +78,27 @@ describe("the package by its name", () => {
     expect(Object.keys(Browser).sort()).toEqual(Object.keys(BrowserSource).sort())
     expect(Object.keys(Browser).sort()).toEqual(Object.keys(Lifeline).filter((name) => name !== "NodeTransport").sort())
     for (const [name, value] of Object.entries(Browser)) expect(value).toBe(Lifeline[name as keyof typeof Lifeline])
+  })
+
+  it("each module by its own path is the namespace of the main entry, the same objects", () => {
+    const byPath: Record<(typeof modules)[number], Record<string, unknown>> = {
+      BrowserTransport: BrowserTransportModule,
+      CircuitBreaker: CircuitBreakerModule,
+      Client: ClientModule,
+      Codec: CodecModule,
+      Connection: ConnectionModule,
+      Errors: ErrorsModule,
+      NodeTransport: NodeTransportModule,
+      Reconnect: ReconnectModule,
+      Transport: TransportModule
+    }
+    for (const name of modules) {
+      const namespace: Record<string, unknown> = name === "Errors" ? Lifeline : Lifeline[name]
+      for (const [member, value] of Object.entries(byPath[name])) {
+        expect([name, member, namespace[member] === value]).toEqual([name, member, true])
+      }
+      if (name !== "Errors") expect(Object.keys(byPath[name]).sort()).toEqual(Object.keys(namespace).sort())
+    }
   })
 
   it("effect-lifeline/testing exports TestServer.make and FaultProxy.make, the ones of src/testing", () => {
@@ -153,15 +196,11 @@ describe("npm pack", () => {
           "dist/cli.js",
           "dist/internal/demo/demo.js"
         ]))
-        // Every target of `exports` is in the tarball, for ".", "./browser", "./compat", "./platform", "./schema" and "./testing".
-        expect(Object.keys(packageJson.exports).sort()).toEqual([
-          ".",
-          "./browser",
-          "./compat",
-          "./platform",
-          "./schema",
-          "./testing"
-        ])
+        // Every target of `exports` is in the tarball: the entries, and each module by its own path.
+        expect(Object.keys(packageJson.exports).sort()).toEqual(
+          [".", "./browser", "./compat", "./platform", "./schema", "./testing", ...modules.map((name) => `./${name}`)]
+            .sort()
+        )
         const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
         expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
         // `npx effect-lifeline`: the bin is in the tarball, starts with its shebang, and runs from dist/.
@@ -186,6 +225,11 @@ describe("npm pack", () => {
           specifier !== "effect" && !specifier.startsWith("effect/")
         )).toEqual([])
         expect([...bareImportsFrom("compatNode.js")]).toContain("ws")
+        // A module by its path reaches ws only if it is the Node transport (or Connection's layer, which takes one).
+        for (const name of modules) {
+          const reachesWs = [...bareImportsFrom(`${name}.js`)].includes("ws")
+          expect([name, reachesWs]).toEqual([name, name === "NodeTransport"])
+        }
       }),
     60_000
   )
