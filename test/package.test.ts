@@ -213,6 +213,25 @@ describe("npm pack", () => {
           })
         )
           .toBe(`${packageJson.version}\n`)
+        // Node's own resolution of `exports` (the package imports itself by name, so dist/ answers):
+        // each module's path gives the same objects as the main entry's namespace.
+        const check = [
+          `import * as Main from "effect-lifeline"`,
+          ...modules.map((name) => `import * as ${name} from "effect-lifeline/${name}"`),
+          `const same = (name, path, namespace) => Object.keys(path).length > 0 &&`,
+          `  Object.entries(path).every(([key, value]) => namespace[key] === value) ? name : name + " differs"`,
+          `console.log([${
+            modules.map((name) => `same("${name}", ${name}, ${name === "Errors" ? "Main" : `Main.${name}`})`).join(", ")
+          }].join(","))`
+        ].join("\n")
+        expect(
+          execFileSync(process.execPath, ["--input-type=module", "-e", check], {
+            cwd: root,
+            encoding: "utf8",
+            timeout: 10_000
+          })
+            .trim()
+        ).toBe(modules.join(","))
         expect(paths).not.toContain("dist/stale.js")
         expect(paths.filter((path) => /^(test|bench|demo|soak|node_modules|\.ci)\//.test(path))).toEqual([])
         // What the browser entry loads never reaches ws; the Node entry does (through NodeTransport).
