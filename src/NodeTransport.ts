@@ -2,8 +2,9 @@
  * The Transport on Node.js, over the `ws` library: handshake headers, `maxPayload`, HTTP status
  * and Retry-After of a rejected handshake, `terminate()`, `pause()`/`resume()`, protocol ping.
  *
- * Like ws itself, the event handlers are module-level functions that find their state through
- * the socket, so an idle connection costs fields, not a dozen closures.
+ * The ws object is a subclass whose `emit` hands ws's events to the connection's state (a field
+ * of the socket), and the handlers are module-level functions: an idle connection costs fields,
+ * not a dozen closures and listeners.
  *
  * @since 0.1.0
  */
@@ -11,7 +12,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import type { ClientRequest, IncomingMessage } from "node:http"
+import type { IncomingMessage } from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
@@ -38,13 +39,20 @@ const CORK_BELOW_BYTES = 16 * 1024
  */
 const CORK_FLUSH_BYTES = 16 * 1024
 
-/** The TransportSocket over one ws WebSocket; also the state its event handlers reach. */
+/** `NodeSocket.phase`: before the outcome of the handshake, open, or failed before open. */
+const CONNECTING_PHASE = 0
+const OPENED_PHASE = 1
+const FAILED_PHASE = 2
+
+/**
+ * The TransportSocket over one ws WebSocket; also the state its event handlers reach. Few fields
+ * (idle memory per connection is a benchmark target): the phase is one number, and "corked" is
+ * `corkedBytes >= 0`.
+ */
 class NodeSocket implements TransportSocket {
-  opened = false
-  failed = false
-  corked = false
-  /** Bytes written under the current cork. */
-  corkedBytes = 0
+  phase = CONNECTING_PHASE
+  /** Bytes written under the current cork; -1 when not corked. */
+  corkedBytes = -1
 
   constructor(readonly ws: WebSocket, readonly listener: SocketListener) {}
 
@@ -61,7 +69,7 @@ class NodeSocket implements TransportSocket {
     // Only small frames are batched: a large frame is a full write by itself, and holding it
     // back to the next tick would keep the peer idle while a burst of them is written.
     const bytes = approximateBytes(data)
-    if (this.corked) {
+    if (this.corkedBytes >= 0) {
       if (this.corkedBytes >= CORK_FLUSH_BYTES) this.flushCork()
       this.corkedBytes += bytes
     } else if (bytes < CORK_BELOW_BYTES) this.corkUntilNextTick(bytes)
@@ -90,7 +98,6 @@ class NodeSocket implements TransportSocket {
     const tcp: unknown = Reflect.get(this.ws, "_socket")
     if (!(tcp instanceof Net.Socket) || tcp.destroyed) return
     tcp.cork()
-    this.corked = true
     this.corkedBytes = bytes
     process.nextTick(uncork, this, tcp)
   }
@@ -125,8 +132,8 @@ class NodeSocket implements TransportSocket {
 
   /** Reports the first pre-open failure; later ones (ws's own abort error) are the same story. */
   fail(failure: HandshakeFailure): void {
-    if (this.opened || this.failed) return
-    this.failed = true
+    if (this.phase !== CONNECTING_PHASE) return
+    this.phase = FAILED_PHASE
     this.listener.onHandshakeFailure(failure)
   }
 }
@@ -163,76 +170,91 @@ class WriteCallbacks {
   }
 }
 
-type Tagged = WebSocket & { [kSocket]: NodeSocket }
+/**
+ * A ws WebSocket that hands its events straight to its NodeSocket: `emit` is overridden, so the
+ * connection's events need no listener each on the ws object (ws keeps them in a dictionary:
+ * 256 B per connection for five) and a message skips EventEmitter's dispatch. The one listener
+ * it has is the permanent error sink of invariant 1. The NodeSocket is a field declared here,
+ * part of the object from its construction: a property added afterwards (`ws[kSocket] = ...`)
+ * would go to a separate property array.
+ */
+class LifelineWebSocket extends WebSocket {
+  [kSocket]: NodeSocket | undefined = undefined
 
-function uncork(socket: NodeSocket, tcp: Net.Socket): void {
-  socket.corked = false
-  tcp.uncork()
+  // ws emits with two arguments at most ('message': data, isBinary; 'close': code, reason).
+  override emit(event: string | symbol, first?: unknown, second?: unknown): boolean {
+    const state = this[kSocket]
+    if (state !== undefined) {
+      switch (event) {
+        case "message":
+          state.listener.onMessage(toMessage(first as WebSocket.RawData, second as boolean))
+          return true
+        case "ping":
+        case "pong":
+          state.listener.onPong()
+          return true
+        case "open":
+          socketOnOpen(this, state)
+          return true
+        case "close":
+          state.listener.onClose(first as number, String(second), first !== ABNORMAL_CLOSURE)
+          return true
+        case "unexpected-response":
+          // Handled (true): ws then does not abort by itself.
+          socketOnUnexpectedResponse(this, state, second as IncomingMessage)
+          return true
+      }
+    }
+    // 'error' goes to the permanent sink; ws's 'upgrade' and 'redirect' find no listener.
+    return super.emit(event, first, second)
+  }
 }
 
-const stateOf = (ws: WebSocket): NodeSocket => (ws as Tagged)[kSocket]
+function uncork(socket: NodeSocket, tcp: Net.Socket): void {
+  socket.corkedBytes = -1
+  tcp.uncork()
+}
 
 // The permanent error sink of invariant 1. ws 8.x emits 'error' on the next tick after an abort
 // while CONNECTING ("WebSocket was closed before the connection was established"); this listener
 // is never removed, so that event always finds it and Node never throws it.
 function socketOnError(this: WebSocket, error: Error): void {
-  const state = stateOf(this)
-  if (state.opened) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
+  const state = (this as LifelineWebSocket)[kSocket]!
+  if (state.phase === OPENED_PHASE) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
   else state.fail(classifyHandshakeError(error))
 }
 
-// With a listener here ws does not abort by itself: read the status and Retry-After, then abort.
-function socketOnUnexpectedResponse(this: WebSocket, _request: ClientRequest, response: IncomingMessage): void {
+// Read the status and Retry-After, then abort.
+function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: IncomingMessage): void {
   const status = response.statusCode ?? 0
   // Node's http parser upgrades only a 101 with both headers; without one it is a plain response.
   if (status === 101) {
     const missing = response.headers.upgrade === undefined
       ? "an Upgrade: websocket header"
       : "a Connection: Upgrade header"
-    stateOf(this).fail({
+    state.fail({
       reason: "ProtocolViolation",
       detail: `the server answered 101 without ${missing}; ${hintFor("ProtocolViolation")}`
     })
-    this.terminate()
+    ws.terminate()
     return
   }
   const header = response.headers["retry-after"]
   const retryAfter = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now())
-  stateOf(this).fail({
+  state.fail({
     reason: "HandshakeRejected",
     detail: `the server answered HTTP ${status} instead of 101; ${hintFor("HandshakeRejected")}`,
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})
   })
-  this.terminate()
+  ws.terminate()
 }
 
-function socketOnOpen(this: WebSocket): void {
-  const state = stateOf(this)
-  state.opened = true
-  // The handshake's listeners give way to the open socket's (ws emits no message, ping or pong
-  // before 'open'): at most five at a time keep ws's listener table (a dictionary) at its small
-  // size, about 190 B less per idle connection than seven.
-  this.removeListener("unexpected-response", socketOnUnexpectedResponse)
-  this.removeListener("open", socketOnOpen)
-  this.on("message", socketOnMessage)
-  this.on("pong", socketOnPong)
-  this.on("ping", socketOnPong)
-  const tcp: unknown = Reflect.get(this, "_socket")
+function socketOnOpen(ws: WebSocket, state: NodeSocket): void {
+  state.phase = OPENED_PHASE
+  const tcp: unknown = Reflect.get(ws, "_socket")
   if (tcp instanceof Net.Socket) state.tcp = tcp
   state.listener.onOpen()
-}
-
-function socketOnMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
-  stateOf(this).listener.onMessage(toMessage(data, isBinary))
-}
-
-function socketOnPong(this: WebSocket): void {
-  stateOf(this).listener.onPong()
-}
-
-function socketOnClose(this: WebSocket, code: number, reason: Buffer): void {
-  stateOf(this).listener.onClose(code, reason.toString(), code !== ABNORMAL_CLOSURE)
 }
 
 /**
@@ -264,9 +286,9 @@ const tlsOptionsOf = (request: OpenRequest): Either.Either<Tls.ConnectionOptions
 const open = (request: OpenRequest, listener: SocketListener): Either.Either<TransportSocket, HandshakeFailure> => {
   const tls = tlsOptionsOf(request)
   if (Either.isLeft(tls)) return Either.left(tls.left)
-  let ws: WebSocket
+  let ws: LifelineWebSocket
   try {
-    ws = new WebSocket(request.url, [...request.protocols], {
+    ws = new LifelineWebSocket(request.url, [...request.protocols], {
       headers: request.headers,
       maxPayload: request.maxPayload,
       followRedirects: false,
@@ -278,11 +300,8 @@ const open = (request: OpenRequest, listener: SocketListener): Either.Either<Tra
     return Either.left(classifyHandshakeError(error))
   }
   const socket = new NodeSocket(ws, listener)
-  ;(ws as Tagged)[kSocket] = socket
+  ws[kSocket] = socket
   ws.on("error", socketOnError)
-  ws.on("unexpected-response", socketOnUnexpectedResponse)
-  ws.on("open", socketOnOpen)
-  ws.on("close", socketOnClose)
   return Either.right(socket)
 }
 
