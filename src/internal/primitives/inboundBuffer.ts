@@ -9,12 +9,15 @@
  *
  * Waking the consumer costs a fiber resume, and in Node each socket read is its own callback, so
  * large frames (one per read) would wake it once per frame. The first message of an event-loop
- * turn wakes it at once (a lone reply is not delayed); messages that arrive later in the same
- * turn wake it once, in the check phase (`setImmediate`), as one chunk, unless the buffer is
- * half full (in frames or in bytes): then at once, so a source that cannot pause (a browser
- * socket) never overflows because a wake was held back. Where there is no `setImmediate`
- * (browsers), or it is a fake clock's (fake timers installed before this module loaded), every
- * message wakes it at once.
+ * turn wakes it at once (a lone reply is not delayed); when that message is large (16 KiB or
+ * more, or of unknown size: a buffer that does not weigh its items), messages that arrive later in
+ * the same turn wake it once, in the check phase (`setImmediate`), as one chunk, unless the buffer
+ * is half full (in frames or in bytes): then at once, so a source that cannot pause (a browser
+ * socket) never overflows because a wake was held back. A small message needs no such callback:
+ * small frames come many to a socket read, and the reader, woken by the first, takes the rest of
+ * that read in the same chunk; a lone small reply then costs no `setImmediate`. Where there is no
+ * `setImmediate` (browsers), or it is a fake clock's (fake timers installed before this module
+ * loaded), every message wakes it at once.
  */
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
@@ -49,6 +52,12 @@ const endTurn = <A>(buffer: InboundQueue<A>): void => buffer.endTurn()
 type Waiter<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
 
 const weightless = (): number => 0
+
+/**
+ * Frames at least this large (about a quarter of a socket read) hold the wakes of the rest of
+ * their turn back to the check phase; smaller ones wake the reader at once.
+ */
+const LARGE_FRAME_BYTES = 16 * 1024
 
 /** Where the connections of one Client get their shared budget (`acquireConnection`). */
 export interface SharedInbound {
@@ -137,6 +146,11 @@ export abstract class InboundQueue<A> {
   /** An item's size in bytes. */
   protected abstract weigh(item: A): number
 
+  /** An item of `size` bytes is small: it wakes the reader without holding back the rest of its turn. */
+  protected isSmall(size: number): boolean {
+    return size < LARGE_FRAME_BYTES
+  }
+
   get size(): number {
     return this.items?.length ?? 0
   }
@@ -176,7 +190,7 @@ export abstract class InboundQueue<A> {
       this.flags |= WAKE_OWED
       return
     }
-    if (checkPhase !== undefined && !turnPending) {
+    if (checkPhase !== undefined && !turnPending && !this.isSmall(size)) {
       this.flags |= TURN_PENDING
       checkPhase(endTurn, this)
     }
@@ -315,6 +329,11 @@ export class InboundBuffer<A> extends InboundQueue<A> {
 
   protected weigh(item: A): number {
     return this.weighItem(item)
+  }
+
+  // Without a weight, no item is known to be small: every turn's wakes are batched.
+  protected override isSmall(size: number): boolean {
+    return this.weighItem !== weightless && super.isSmall(size)
   }
 }
 
