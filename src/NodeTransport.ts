@@ -26,8 +26,16 @@ import { Transport } from "./Transport.js"
 
 const kSocket = Symbol("lifeline/NodeSocket")
 
-/** Frames smaller than this that are written in one tick leave together, in writevs of about 16 KiB. */
+/**
+ * Frames smaller than this that are written in one tick leave together, in writevs of about
+ * 16 KiB: the first at once (a lone frame, a request, leaves with one plain write, without waiting
+ * for the tick), the next ones corked until the tick ends.
+ */
 const CORK_BELOW_BYTES = 16 * 1024
+
+/** `NodeSocket.corkedBytes` when not corked: no small frame written this tick, or one. */
+const NONE_THIS_TICK = -1
+const ONE_THIS_TICK = -2
 
 /**
  * At most about this much is held in one cork. A write loop in one fiber runs in microtasks, and
@@ -51,8 +59,8 @@ const FAILED_PHASE = 2
  */
 class NodeSocket implements TransportSocket {
   phase = CONNECTING_PHASE
-  /** Bytes written under the current cork; -1 when not corked. */
-  corkedBytes = -1
+  /** Bytes written under the current cork; when not corked, NONE_THIS_TICK or ONE_THIS_TICK. */
+  corkedBytes = NONE_THIS_TICK
 
   constructor(readonly ws: WebSocket, readonly listener: SocketListener) {}
 
@@ -69,10 +77,14 @@ class NodeSocket implements TransportSocket {
     // Only small frames are batched: a large frame is a full write by itself, and holding it
     // back to the next tick would keep the peer idle while a burst of them is written.
     const bytes = approximateBytes(data)
-    if (this.corkedBytes >= 0) {
-      if (this.corkedBytes >= CORK_FLUSH_BYTES) this.flushCork()
+    const corked = this.corkedBytes
+    if (corked >= 0) {
+      if (corked >= CORK_FLUSH_BYTES) this.flushCork()
       this.corkedBytes += bytes
-    } else if (bytes < CORK_BELOW_BYTES) this.corkUntilNextTick(bytes)
+    } else if (bytes < CORK_BELOW_BYTES) {
+      if (corked === ONE_THIS_TICK) this.cork(bytes)
+      else this.markTick()
+    }
     if (callback === undefined) return this.ws.send(data)
     const writes = this.writes ??= new WriteCallbacks(this)
     writes.callbacks.push(callback)
@@ -90,16 +102,24 @@ class NodeSocket implements TransportSocket {
   tcp: Net.Socket | undefined = undefined
 
   /**
-   * Frames written in the same tick go out in one writev instead of one write each: cork the TCP
-   * socket now, uncork on the next tick (Node's documented pattern for batching writes). ws 8.x
-   * keeps that socket in the undocumented `_socket` field; without it, frames go out one by one.
+   * The first small frame of a tick leaves at once; the tick's end is marked, so that the frames
+   * that follow in the same tick are corked (`cork`) and go out in one writev instead of one write
+   * each (Node's documented pattern for batching writes). The TCP socket is ws's undocumented
+   * `_socket` (ws 8.x), taken at open; without it, frames go out one by one.
    */
-  private corkUntilNextTick(bytes: number): void {
-    const tcp: unknown = Reflect.get(this.ws, "_socket")
-    if (!(tcp instanceof Net.Socket) || tcp.destroyed) return
+  private markTick(): void {
+    const tcp = this.tcp
+    if (tcp === undefined || tcp.destroyed) return
+    this.corkedBytes = ONE_THIS_TICK
+    process.nextTick(endTick, this, tcp)
+  }
+
+  /** The second small frame of a tick: cork the TCP socket until the tick ends (`endTick`). */
+  private cork(bytes: number): void {
+    const tcp = this.tcp
+    if (tcp === undefined || tcp.destroyed) return
     tcp.cork()
     this.corkedBytes = bytes
-    process.nextTick(uncork, this, tcp)
   }
 
   /** Writes what the cork holds (the frames before this one), and corks again until the next tick. */
@@ -210,9 +230,10 @@ class LifelineWebSocket extends WebSocket {
   }
 }
 
-function uncork(socket: NodeSocket, tcp: Net.Socket): void {
-  socket.corkedBytes = -1
-  tcp.uncork()
+function endTick(socket: NodeSocket, tcp: Net.Socket): void {
+  const corked = socket.corkedBytes >= 0
+  socket.corkedBytes = NONE_THIS_TICK
+  if (corked) tcp.uncork()
 }
 
 // The permanent error sink of invariant 1. ws 8.x emits 'error' on the next tick after an abort
