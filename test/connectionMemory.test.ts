@@ -35,14 +35,14 @@ describe("Connection: idle memory (objects and fields per connection)", () => {
       }).pipe(Effect.scoped)
     ).pipe(provideNode))
 
-  it.live("the listener has 18 fields and the Node socket 6: the buffer's five states and close-requested are one number", () =>
+  it.live("the listener has 16 fields and the Node socket 6: the buffer's five states and close-requested are one number", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
         const server = yield* TestServer.make()
         const connection = yield* Connection.connect(server.url)
         const { listener, socket } = internals(connection)
         // Each field is 8 bytes of an idle connection (Node 20: no pointer compression).
-        expect(Object.keys(listener).length).toBe(18)
+        expect(Object.keys(listener).length).toBe(16)
         expect(Object.keys(socket).length).toBe(6)
         // No field per yes/no state: they are bits of one number.
         const booleans = (value: object) => Object.values(value).filter((field) => typeof field === "boolean")

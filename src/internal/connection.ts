@@ -68,12 +68,12 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
   socket: TransportSocket | undefined = undefined
   // Deferreds made only when someone waits, and dropped once complete: an idle connection
   // keeps neither (idle memory per connection is a benchmark target).
-  private openOutcome: Exit.Exit<void, ConnectError> | undefined = undefined
-  private openWaiter: OpenWaiter | undefined = undefined
+  // The open's outcome once settled; before that, its waiter if someone waits (one field for both).
+  private opening: Exit.Exit<void, ConnectError> | OpenWaiter | undefined = undefined
   private closeSignal: Deferred.Deferred<Disconnected> | undefined = undefined
   // How it closed: its fields, replaced by the Disconnected error when someone asks (a failed
-  // attempt's never is made).
-  private closedWith: ClosedWith | Disconnected | undefined = undefined
+  // attempt's never is made). Before the close, the protocol error it will report, if any.
+  private closedWith: ClosedWith | Disconnected | ProtocolError | undefined = undefined
 
   /** The connection's inbound buffer: this object. */
   get inbound(): InboundQueue<Message> {
@@ -85,9 +85,10 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
    */
   awaitOpened(timeout: Duration.Duration, timers: Timers): Effect.Effect<void, ConnectError | TimeoutError> {
     return Effect.async<void, ConnectError | TimeoutError>((resume) => {
-      if (this.openOutcome !== undefined) return resume(this.openOutcome)
+      const outcome = this.openOutcome
+      if (outcome !== undefined) return resume(outcome)
       const waiter = new OpenWaiter(this, resume, timeout, timers)
-      this.openWaiter = waiter
+      this.opening = waiter
       waiter.start(Duration.toMillis(timeout))
       return Effect.sync(() => waiter.finish())
     })
@@ -95,7 +96,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
 
   /** The open wait is over (settled, timed out or interrupted). */
   dropOpenWaiter(waiter: OpenWaiter): void {
-    if (this.openWaiter === waiter) this.openWaiter = undefined
+    if (this.opening === waiter) this.opening = undefined
   }
   get awaitClosed(): Effect.Effect<Disconnected> {
     return Effect.suspend(() => {
@@ -108,23 +109,28 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
 
   /** The first outcome wins, as with a Deferred. */
   private settleOpen(outcome: Exit.Exit<void, ConnectError>): void {
-    if (this.openOutcome !== undefined) return
-    this.openOutcome = outcome
-    const waiter = this.openWaiter
-    this.openWaiter = undefined
+    const waiter = this.opening
+    if (waiter !== undefined && !(waiter instanceof OpenWaiter)) return
+    this.opening = outcome
     if (waiter !== undefined) waiter.settle(outcome)
   }
+  /** The open's outcome, once settled. */
+  private get openOutcome(): Exit.Exit<void, ConnectError> | undefined {
+    const opening = this.opening
+    return opening instanceof OpenWaiter ? undefined : opening
+  }
+
   /** How the connection ended, once it has. */
   get endedWith(): Disconnected | undefined {
     const closedWith = this.closedWith
-    if (closedWith === undefined || closedWith instanceof Disconnected) return closedWith
+    if (closedWith === undefined || closedWith instanceof ProtocolError) return undefined
+    if (closedWith instanceof Disconnected) return closedWith
     return this.closedWith = new Disconnected(closedWith, true)
   }
   /** Told once the connection ended (the Client's session watches it without a fiber). */
   watcher: { readonly connectionEnded: (disconnected: Disconnected) => void } | undefined = undefined
   /** Counts inbound frames and pongs: the heartbeat reads it to tell whether the peer is alive. */
   activity = 0
-  private protocolError: { readonly code: number; readonly reason: string } | undefined = undefined
 
   /**
    * `shared`: the Client's, whose connections are held to one inbound bound together.
@@ -192,14 +198,14 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
 
   onProtocolError(code: number, reason: string): void {
     this.closeRequested = true
-    if (this.protocolError === undefined) this.protocolError = { code, reason }
+    if (this.closedWith === undefined) this.closedWith = new ProtocolError(code, reason)
   }
 
   onClose(code: number, reason: string, wasClean: boolean): void {
     // This side closed because the peer broke the protocol (ws then reports 1006, a browser the
     // code it was allowed to send): report the real code and why.
-    const protocolError = this.protocolError
-    if (protocolError !== undefined) {
+    const protocolError = this.closedWith
+    if (protocolError instanceof ProtocolError) {
       code = protocolError.code
       reason = protocolError.reason
       wasClean = false
@@ -293,6 +299,11 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
       })
     )
   }
+}
+
+/** Why this side closes an open connection: the peer broke the protocol (reported on close). */
+class ProtocolError {
+  constructor(readonly code: number, readonly reason: string) {}
 }
 
 /** One wait for OPEN: resumed by the listener's outcome or by its timer, whichever comes first. */
