@@ -38,8 +38,9 @@ const main = async (): Promise<MemoryReport> => {
   const contender = await loadContender(name)
   const targets = counts.split(",").map(Number)
   // Warm up: load and run the code paths once, so that the baseline includes them.
+  // MEMORY_WARM_UP: how many connections the warm-up opens (default 20).
   const warm = contender.pool(url)
-  await warm.open(20)
+  await warm.open(Number(process.env["MEMORY_WARM_UP"] ?? 20))
   await warm.close()
   const before = await settle()
   const pool = contender.pool(url)

@@ -2,8 +2,9 @@
  * The Transport on Node.js, over the `ws` library: handshake headers, `maxPayload`, HTTP status
  * and Retry-After of a rejected handshake, `terminate()`, `pause()`/`resume()`, protocol ping.
  *
- * Like ws itself, the event handlers are module-level functions that find their state through
- * the socket, so an idle connection costs fields, not a dozen closures.
+ * The ws object is a subclass whose `emit` hands ws's events to the connection's state (a field
+ * of the socket), and the handlers are module-level functions: an idle connection costs fields,
+ * not a dozen closures and listeners.
  *
  * @since 0.1.0
  */
@@ -11,7 +12,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import type { ClientRequest, IncomingMessage } from "node:http"
+import type { IncomingMessage } from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
@@ -25,8 +26,16 @@ import { Transport } from "./Transport.js"
 
 const kSocket = Symbol("lifeline/NodeSocket")
 
-/** Frames smaller than this that are written in one tick leave together, in writevs of about 16 KiB. */
+/**
+ * Frames smaller than this that are written in one tick leave together, in writevs of about
+ * 16 KiB: the first at once (a lone frame, a request, leaves with one plain write, without waiting
+ * for the tick), the next ones corked until the tick ends.
+ */
 const CORK_BELOW_BYTES = 16 * 1024
+
+/** `NodeSocket.corkedBytes` when not corked: no small frame written this tick, or one. */
+const NONE_THIS_TICK = -1
+const ONE_THIS_TICK = -2
 
 /**
  * At most about this much is held in one cork. A write loop in one fiber runs in microtasks, and
@@ -38,13 +47,20 @@ const CORK_BELOW_BYTES = 16 * 1024
  */
 const CORK_FLUSH_BYTES = 16 * 1024
 
-/** The TransportSocket over one ws WebSocket; also the state its event handlers reach. */
+/** `NodeSocket.phase`: before the outcome of the handshake, open, or failed before open. */
+const CONNECTING_PHASE = 0
+const OPENED_PHASE = 1
+const FAILED_PHASE = 2
+
+/**
+ * The TransportSocket over one ws WebSocket; also the state its event handlers reach. Few fields
+ * (idle memory per connection is a benchmark target): the phase is one number, and "corked" is
+ * `corkedBytes >= 0`.
+ */
 class NodeSocket implements TransportSocket {
-  opened = false
-  failed = false
-  corked = false
-  /** Bytes written under the current cork. */
-  corkedBytes = 0
+  phase = CONNECTING_PHASE
+  /** Bytes written under the current cork; when not corked, NONE_THIS_TICK or ONE_THIS_TICK. */
+  corkedBytes = NONE_THIS_TICK
 
   constructor(readonly ws: WebSocket, readonly listener: SocketListener) {}
 
@@ -61,10 +77,14 @@ class NodeSocket implements TransportSocket {
     // Only small frames are batched: a large frame is a full write by itself, and holding it
     // back to the next tick would keep the peer idle while a burst of them is written.
     const bytes = approximateBytes(data)
-    if (this.corked) {
-      if (this.corkedBytes >= CORK_FLUSH_BYTES) this.flushCork()
+    const corked = this.corkedBytes
+    if (corked >= 0) {
+      if (corked >= CORK_FLUSH_BYTES) this.flushCork()
       this.corkedBytes += bytes
-    } else if (bytes < CORK_BELOW_BYTES) this.corkUntilNextTick(bytes)
+    } else if (bytes < CORK_BELOW_BYTES) {
+      if (corked === ONE_THIS_TICK) this.cork(bytes)
+      else this.markTick()
+    }
     if (callback === undefined) return this.ws.send(data)
     const writes = this.writes ??= new WriteCallbacks(this)
     writes.callbacks.push(callback)
@@ -82,17 +102,24 @@ class NodeSocket implements TransportSocket {
   tcp: Net.Socket | undefined = undefined
 
   /**
-   * Frames written in the same tick go out in one writev instead of one write each: cork the TCP
-   * socket now, uncork on the next tick (Node's documented pattern for batching writes). ws 8.x
-   * keeps that socket in the undocumented `_socket` field; without it, frames go out one by one.
+   * The first small frame of a tick leaves at once; the tick's end is marked, so that the frames
+   * that follow in the same tick are corked (`cork`) and go out in one writev instead of one write
+   * each (Node's documented pattern for batching writes). The TCP socket is ws's undocumented
+   * `_socket` (ws 8.x), taken at open; without it, frames go out one by one.
    */
-  private corkUntilNextTick(bytes: number): void {
-    const tcp: unknown = Reflect.get(this.ws, "_socket")
-    if (!(tcp instanceof Net.Socket) || tcp.destroyed) return
+  private markTick(): void {
+    const tcp = this.tcp
+    if (tcp === undefined || tcp.destroyed) return
+    this.corkedBytes = ONE_THIS_TICK
+    process.nextTick(endTick, this, tcp)
+  }
+
+  /** The second small frame of a tick: cork the TCP socket until the tick ends (`endTick`). */
+  private cork(bytes: number): void {
+    const tcp = this.tcp
+    if (tcp === undefined || tcp.destroyed) return
     tcp.cork()
-    this.corked = true
     this.corkedBytes = bytes
-    process.nextTick(uncork, this, tcp)
   }
 
   /** Writes what the cork holds (the frames before this one), and corks again until the next tick. */
@@ -125,8 +152,8 @@ class NodeSocket implements TransportSocket {
 
   /** Reports the first pre-open failure; later ones (ws's own abort error) are the same story. */
   fail(failure: HandshakeFailure): void {
-    if (this.opened || this.failed) return
-    this.failed = true
+    if (this.phase !== CONNECTING_PHASE) return
+    this.phase = FAILED_PHASE
     this.listener.onHandshakeFailure(failure)
   }
 }
@@ -163,76 +190,92 @@ class WriteCallbacks {
   }
 }
 
-type Tagged = WebSocket & { [kSocket]: NodeSocket }
+/**
+ * A ws WebSocket that hands its events straight to its NodeSocket: `emit` is overridden, so the
+ * connection's events need no listener each on the ws object (ws keeps them in a dictionary:
+ * 256 B per connection for five) and a message skips EventEmitter's dispatch. The one listener
+ * it has is the permanent error sink of invariant 1. The NodeSocket is a field declared here,
+ * part of the object from its construction: a property added afterwards (`ws[kSocket] = ...`)
+ * would go to a separate property array.
+ */
+class LifelineWebSocket extends WebSocket {
+  [kSocket]: NodeSocket | undefined = undefined
 
-function uncork(socket: NodeSocket, tcp: Net.Socket): void {
-  socket.corked = false
-  tcp.uncork()
+  // ws emits with two arguments at most ('message': data, isBinary; 'close': code, reason).
+  override emit(event: string | symbol, first?: unknown, second?: unknown): boolean {
+    const state = this[kSocket]
+    if (state !== undefined) {
+      switch (event) {
+        case "message":
+          state.listener.onMessage(toMessage(first as WebSocket.RawData, second as boolean))
+          return true
+        case "ping":
+        case "pong":
+          state.listener.onPong()
+          return true
+        case "open":
+          socketOnOpen(this, state)
+          return true
+        case "close":
+          state.listener.onClose(first as number, String(second), first !== ABNORMAL_CLOSURE)
+          return true
+        case "unexpected-response":
+          // Handled (true): ws then does not abort by itself.
+          socketOnUnexpectedResponse(this, state, second as IncomingMessage)
+          return true
+      }
+    }
+    // 'error' goes to the permanent sink; ws's 'upgrade' and 'redirect' find no listener.
+    return super.emit(event, first, second)
+  }
 }
 
-const stateOf = (ws: WebSocket): NodeSocket => (ws as Tagged)[kSocket]
+function endTick(socket: NodeSocket, tcp: Net.Socket): void {
+  const corked = socket.corkedBytes >= 0
+  socket.corkedBytes = NONE_THIS_TICK
+  if (corked) tcp.uncork()
+}
 
 // The permanent error sink of invariant 1. ws 8.x emits 'error' on the next tick after an abort
 // while CONNECTING ("WebSocket was closed before the connection was established"); this listener
 // is never removed, so that event always finds it and Node never throws it.
 function socketOnError(this: WebSocket, error: Error): void {
-  const state = stateOf(this)
-  if (state.opened) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
+  const state = (this as LifelineWebSocket)[kSocket]!
+  if (state.phase === OPENED_PHASE) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
   else state.fail(classifyHandshakeError(error))
 }
 
-// With a listener here ws does not abort by itself: read the status and Retry-After, then abort.
-function socketOnUnexpectedResponse(this: WebSocket, _request: ClientRequest, response: IncomingMessage): void {
+// Read the status and Retry-After, then abort.
+function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: IncomingMessage): void {
   const status = response.statusCode ?? 0
   // Node's http parser upgrades only a 101 with both headers; without one it is a plain response.
   if (status === 101) {
     const missing = response.headers.upgrade === undefined
       ? "an Upgrade: websocket header"
       : "a Connection: Upgrade header"
-    stateOf(this).fail({
+    state.fail({
       reason: "ProtocolViolation",
       detail: `the server answered 101 without ${missing}; ${hintFor("ProtocolViolation")}`
     })
-    this.terminate()
+    ws.terminate()
     return
   }
   const header = response.headers["retry-after"]
   const retryAfter = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now())
-  stateOf(this).fail({
+  state.fail({
     reason: "HandshakeRejected",
     detail: `the server answered HTTP ${status} instead of 101; ${hintFor("HandshakeRejected")}`,
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})
   })
-  this.terminate()
+  ws.terminate()
 }
 
-function socketOnOpen(this: WebSocket): void {
-  const state = stateOf(this)
-  state.opened = true
-  // The handshake's listeners give way to the open socket's (ws emits no message, ping or pong
-  // before 'open'): at most five at a time keep ws's listener table (a dictionary) at its small
-  // size, about 190 B less per idle connection than seven.
-  this.removeListener("unexpected-response", socketOnUnexpectedResponse)
-  this.removeListener("open", socketOnOpen)
-  this.on("message", socketOnMessage)
-  this.on("pong", socketOnPong)
-  this.on("ping", socketOnPong)
-  const tcp: unknown = Reflect.get(this, "_socket")
+function socketOnOpen(ws: WebSocket, state: NodeSocket): void {
+  state.phase = OPENED_PHASE
+  const tcp: unknown = Reflect.get(ws, "_socket")
   if (tcp instanceof Net.Socket) state.tcp = tcp
   state.listener.onOpen()
-}
-
-function socketOnMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
-  stateOf(this).listener.onMessage(toMessage(data, isBinary))
-}
-
-function socketOnPong(this: WebSocket): void {
-  stateOf(this).listener.onPong()
-}
-
-function socketOnClose(this: WebSocket, code: number, reason: Buffer): void {
-  stateOf(this).listener.onClose(code, reason.toString(), code !== ABNORMAL_CLOSURE)
 }
 
 /**
@@ -264,9 +307,9 @@ const tlsOptionsOf = (request: OpenRequest): Either.Either<Tls.ConnectionOptions
 const open = (request: OpenRequest, listener: SocketListener): Either.Either<TransportSocket, HandshakeFailure> => {
   const tls = tlsOptionsOf(request)
   if (Either.isLeft(tls)) return Either.left(tls.left)
-  let ws: WebSocket
+  let ws: LifelineWebSocket
   try {
-    ws = new WebSocket(request.url, [...request.protocols], {
+    ws = new LifelineWebSocket(request.url, [...request.protocols], {
       headers: request.headers,
       maxPayload: request.maxPayload,
       followRedirects: false,
@@ -278,11 +321,8 @@ const open = (request: OpenRequest, listener: SocketListener): Either.Either<Tra
     return Either.left(classifyHandshakeError(error))
   }
   const socket = new NodeSocket(ws, listener)
-  ;(ws as Tagged)[kSocket] = socket
+  ws[kSocket] = socket
   ws.on("error", socketOnError)
-  ws.on("unexpected-response", socketOnUnexpectedResponse)
-  ws.on("open", socketOnOpen)
-  ws.on("close", socketOnClose)
   return Either.right(socket)
 }
 

@@ -22,7 +22,7 @@ import type { ConnectOptions } from "./options.js"
 import { resolveOptions } from "./options.js"
 import { parseEndpoint } from "./parseEndpoint.js"
 import type { SharedInbound } from "./primitives/inboundBuffer.js"
-import { InboundBuffer, streamOfPulls } from "./primitives/inboundBuffer.js"
+import { FIRST_FREE_FLAG, InboundQueue, streamOfPulls } from "./primitives/inboundBuffer.js"
 import type { Timers } from "./primitives/timers.js"
 import { currentTimers, TimedWait } from "./primitives/timers.js"
 import {
@@ -51,27 +51,44 @@ export interface ResolvedOptions {
   readonly maxMessageSize: number | undefined
 }
 
-/** The listener half: filled by the transport's callbacks, read by the Connection's effects. */
-export class ConnectionListener implements SocketListener {
+/** A listener made without options (tests): the options' default. */
+const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
+
+type ClosedWith = ConstructorParameters<typeof Disconnected>[0]
+
+/** This side asked to close (or aborted): a bit of the inbound queue's `flags`. */
+const CLOSE_REQUESTED = FIRST_FREE_FLAG
+
+/**
+ * The listener half: filled by the transport's callbacks, read by the Connection's effects. It is
+ * also the connection's inbound buffer, and that buffer's source (it pauses and resumes the
+ * socket): one object, not three (idle memory per connection is a benchmark target).
+ */
+export class ConnectionListener extends InboundQueue<Message> implements SocketListener {
   socket: TransportSocket | undefined = undefined
   // Deferreds made only when someone waits, and dropped once complete: an idle connection
   // keeps neither (idle memory per connection is a benchmark target).
-  private openOutcome: Exit.Exit<void, ConnectError> | undefined = undefined
-  private openWaiter: OpenWaiter | undefined = undefined
+  // The open's outcome once settled; before that, its waiter if someone waits (one field for both).
+  private opening: Exit.Exit<void, ConnectError> | OpenWaiter | undefined = undefined
   private closeSignal: Deferred.Deferred<Disconnected> | undefined = undefined
-  // How it closed; the Disconnected error is made when someone asks (a failed attempt's never is).
-  private closedWith: ConstructorParameters<typeof Disconnected>[0] | undefined = undefined
-  private ended: Disconnected | undefined = undefined
-  readonly inbound: InboundBuffer<Message>
+  // How it closed: its fields, replaced by the Disconnected error when someone asks (a failed
+  // attempt's never is made). Before the close, the protocol error it will report, if any.
+  private closedWith: ClosedWith | Disconnected | ProtocolError | undefined = undefined
+
+  /** The connection's inbound buffer: this object. */
+  get inbound(): InboundQueue<Message> {
+    return this
+  }
   /**
    * Waits for OPEN or the handshake's failure, at most `timeout`: one timer, no racing fibers
    * (connect cost matters when many clients reconnect at once). One waiter at a time.
    */
   awaitOpened(timeout: Duration.Duration, timers: Timers): Effect.Effect<void, ConnectError | TimeoutError> {
     return Effect.async<void, ConnectError | TimeoutError>((resume) => {
-      if (this.openOutcome !== undefined) return resume(this.openOutcome)
+      const outcome = this.openOutcome
+      if (outcome !== undefined) return resume(outcome)
       const waiter = new OpenWaiter(this, resume, timeout, timers)
-      this.openWaiter = waiter
+      this.opening = waiter
       waiter.start(Duration.toMillis(timeout))
       return Effect.sync(() => waiter.finish())
     })
@@ -79,7 +96,7 @@ export class ConnectionListener implements SocketListener {
 
   /** The open wait is over (settled, timed out or interrupted). */
   dropOpenWaiter(waiter: OpenWaiter): void {
-    if (this.openWaiter === waiter) this.openWaiter = undefined
+    if (this.opening === waiter) this.opening = undefined
   }
   get awaitClosed(): Effect.Effect<Disconnected> {
     return Effect.suspend(() => {
@@ -92,46 +109,65 @@ export class ConnectionListener implements SocketListener {
 
   /** The first outcome wins, as with a Deferred. */
   private settleOpen(outcome: Exit.Exit<void, ConnectError>): void {
-    if (this.openOutcome !== undefined) return
-    this.openOutcome = outcome
-    const waiter = this.openWaiter
-    this.openWaiter = undefined
+    const waiter = this.opening
+    if (waiter !== undefined && !(waiter instanceof OpenWaiter)) return
+    this.opening = outcome
     if (waiter !== undefined) waiter.settle(outcome)
   }
+  /** The open's outcome, once settled. */
+  private get openOutcome(): Exit.Exit<void, ConnectError> | undefined {
+    const opening = this.opening
+    return opening instanceof OpenWaiter ? undefined : opening
+  }
+
   /** How the connection ended, once it has. */
   get endedWith(): Disconnected | undefined {
-    if (this.ended === undefined && this.closedWith !== undefined) this.ended = new Disconnected(this.closedWith, true)
-    return this.ended
+    const closedWith = this.closedWith
+    if (closedWith === undefined || closedWith instanceof ProtocolError) return undefined
+    if (closedWith instanceof Disconnected) return closedWith
+    return this.closedWith = new Disconnected(closedWith, true)
   }
   /** Told once the connection ended (the Client's session watches it without a fiber). */
   watcher: { readonly connectionEnded: (disconnected: Disconnected) => void } | undefined = undefined
   /** Counts inbound frames and pongs: the heartbeat reads it to tell whether the peer is alive. */
   activity = 0
-  private closeRequested = false
-  private protocolError: { readonly code: number; readonly reason: string } | undefined = undefined
-  private failure: HandshakeFailure | undefined = undefined
 
-  /** `shared`: the Client's, whose connections are held to one inbound bound together. */
-  constructor(readonly url: string, capacity: number, byteCapacity: number, shared?: SharedInbound) {
-    this.inbound = new InboundBuffer<Message>(
-      capacity,
-      this,
-      byteCapacity,
-      approximateBytes,
-      shared?.budgetFor(capacity, byteCapacity)
-    )
+  /**
+   * `shared`: the Client's, whose connections are held to one inbound bound together.
+   * `closeTimeout`: how long a release waits for each step of the close (`releaseOnExit`).
+   */
+  constructor(
+    readonly url: string,
+    capacity: number,
+    byteCapacity: number,
+    shared?: SharedInbound,
+    readonly closeTimeout: Duration.Duration = DEFAULT_CLOSE_TIMEOUT
+  ) {
+    super(capacity, byteCapacity, shared?.budgetFor(capacity, byteCapacity))
   }
 
-  // InboundSource: the buffer pauses and resumes this connection's socket.
-  pause(): boolean {
+  private get closeRequested(): boolean {
+    return (this.flags & CLOSE_REQUESTED) !== 0
+  }
+
+  private set closeRequested(requested: boolean) {
+    this.flags = requested ? this.flags | CLOSE_REQUESTED : this.flags & ~CLOSE_REQUESTED
+  }
+
+  // The inbound buffer's source: this connection's socket.
+  protected pauseSource(): boolean {
     return this.socket?.pause() ?? false
   }
 
-  resume(): void {
+  protected resumeSourceNow(): void {
     this.socket?.resume()
   }
 
-  overflow(): void {
+  protected weigh(data: Message): number {
+    return approximateBytes(data)
+  }
+
+  protected overflowSource(): void {
     // Report 1008 whatever the platform lets us send (browsers send only 1000 or 3000-4999).
     this.onProtocolError(POLICY_VIOLATION, "inbound queue overflow")
     this.requestClose(POLICY_VIOLATION, "inbound queue overflow")
@@ -139,13 +175,13 @@ export class ConnectionListener implements SocketListener {
 
   onOpen(): void {
     // First: a Client whose inbound is already full pauses this socket before it delivers.
-    this.inbound.opened()
+    this.opened()
     this.settleOpen(Exit.void)
   }
 
   onMessage(data: Message): void {
     this.activity++
-    this.inbound.offer(data)
+    this.offer(data)
   }
 
   /** Told of each pong as it arrives (the heartbeat dates it); frames are only counted in `activity`. */
@@ -157,28 +193,30 @@ export class ConnectionListener implements SocketListener {
   }
 
   onHandshakeFailure(failure: HandshakeFailure): void {
-    this.failure = failure
     this.settleOpen(Exit.fail(toConnectError(this.url, failure)))
   }
 
   onProtocolError(code: number, reason: string): void {
     this.closeRequested = true
-    if (this.protocolError === undefined) this.protocolError = { code, reason }
+    if (this.closedWith === undefined) this.closedWith = new ProtocolError(code, reason)
   }
 
   onClose(code: number, reason: string, wasClean: boolean): void {
     // This side closed because the peer broke the protocol (ws then reports 1006, a browser the
     // code it was allowed to send): report the real code and why.
-    const protocolError = this.protocolError
-    if (protocolError !== undefined) {
+    const protocolError = this.closedWith
+    if (protocolError instanceof ProtocolError) {
       code = protocolError.code
       reason = protocolError.reason
       wasClean = false
     }
-    // Closed before any outcome: that is the open's failure (the first outcome wins).
+    // Closed before any outcome: that is the open's failure (the first outcome wins; a handshake
+    // failure is one).
     if (this.openOutcome === undefined) {
-      const failure = this.failure ??
-        { reason: "ClosedBeforeOpen", detail: `the socket closed with code ${code} before it opened` }
+      const failure: HandshakeFailure = {
+        reason: "ClosedBeforeOpen",
+        detail: `the socket closed with code ${code} before it opened`
+      }
       this.settleOpen(Exit.fail(toConnectError(this.url, failure)))
     }
     const initiator = this.closeRequested ? "client" : code === ABNORMAL_CLOSURE ? "transport" : "server"
@@ -188,11 +226,11 @@ export class ConnectionListener implements SocketListener {
     const watcher = this.watcher
     this.closeSignal = undefined
     if (signal !== undefined || watcher !== undefined) {
-      const ended = this.ended = new Disconnected(closed, true)
+      const ended = this.closedWith = new Disconnected(closed, true)
       if (signal !== undefined) Deferred.unsafeDone(signal, Exit.succeed(ended))
       if (watcher !== undefined) watcher.connectionEnded(ended)
     }
-    this.inbound.end()
+    this.end()
   }
 
   /** Starts the close handshake from this side (OPEN), or aborts (CONNECTING). Never throws. */
@@ -261,6 +299,11 @@ export class ConnectionListener implements SocketListener {
       })
     )
   }
+}
+
+/** Why this side closes an open connection: the peer broke the protocol (reported on close). */
+class ProtocolError {
+  constructor(readonly code: number, readonly reason: string) {}
 }
 
 /** One wait for OPEN: resumed by the listener's outcome or by its timer, whichever comes first. */
@@ -375,7 +418,7 @@ export const openConnection = <E, R>(
   // FiberRefs (context, span) alive for the life of the connection, several KB each.
   acquireConnection(url, options, (opened) =>
     Effect.flatMap(Effect.scope, (scope) =>
-      Scope.addFinalizerExit(scope, releaseOnExit(opened.listener, opened.closeTimeout))))
+      Scope.addFinalizerExit(scope, releaseOnExit.bind(opened.listener))))
 
 /**
  * Opens a connection and hands it to `keep`, which takes over its release; `keep` runs in the
@@ -399,7 +442,13 @@ export const acquireConnection = <E, R, R2>(
     // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
     // before connect returns, so retries inside one scope do not pile up finalizers.
     return yield* Effect.uninterruptibleMask((restore) => {
-      const listener = new ConnectionListener(endpoint.redacted, checked.inboundCapacity, checked.inboundBytes, shared)
+      const listener = new ConnectionListener(
+        endpoint.redacted,
+        checked.inboundCapacity,
+        checked.inboundBytes,
+        shared,
+        checked.closeTimeout
+      )
       const request = {
         url: endpoint.url,
         protocols: checked.protocols,
@@ -426,11 +475,12 @@ export const acquireConnection = <E, R, R2>(
   }).pipe(Effect.withSpan("lifeline.connect", { captureStackTrace: false }))
 
 // Module level on purpose: a finalizer made inside `openConnection` would keep that whole
-// generator's scope (URL, options, transport) alive for the life of the connection. It keeps the
+// generator's scope (URL, options, transport) alive for the life of the connection. Bound to the
 // listener, not the Connection: a Connection nobody holds any more is not kept for its release.
-const releaseOnExit =
-  (listener: ConnectionListener, closeTimeout: Duration.Duration) =>
-  (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => releaseAfter(listener, closeTimeout, exit)
+// A bound function, not a closure: no context object, about 50 B less per connection.
+function releaseOnExit(this: ConnectionListener, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+  return releaseAfter(this, this.closeTimeout, exit)
+}
 
 /**
  * The Connection. A class so that one connection costs a few fields, not a closure per method:

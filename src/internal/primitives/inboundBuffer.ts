@@ -9,12 +9,15 @@
  *
  * Waking the consumer costs a fiber resume, and in Node each socket read is its own callback, so
  * large frames (one per read) would wake it once per frame. The first message of an event-loop
- * turn wakes it at once (a lone reply is not delayed); messages that arrive later in the same
- * turn wake it once, in the check phase (`setImmediate`), as one chunk, unless the buffer is
- * half full (in frames or in bytes): then at once, so a source that cannot pause (a browser
- * socket) never overflows because a wake was held back. Where there is no `setImmediate`
- * (browsers), or it is a fake clock's (fake timers installed before this module loaded), every
- * message wakes it at once.
+ * turn wakes it at once (a lone reply is not delayed); when that message is large (16 KiB or
+ * more, or of unknown size: a buffer that does not weigh its items), messages that arrive later in
+ * the same turn wake it once, in the check phase (`setImmediate`), as one chunk, unless the buffer
+ * is half full (in frames or in bytes): then at once, so a source that cannot pause (a browser
+ * socket) never overflows because a wake was held back. A small message needs no such callback:
+ * small frames come many to a socket read, and the reader, woken by the first, takes the rest of
+ * that read in the same chunk; a lone small reply then costs no `setImmediate`. Where there is no
+ * `setImmediate` (browsers), or it is a fake clock's (fake timers installed before this module
+ * loaded), every message wakes it at once.
  */
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
@@ -44,11 +47,17 @@ const checkPhase: Immediate | undefined = (() => {
   return immediate as Immediate
 })()
 
-const endTurn = <A>(buffer: InboundBuffer<A>): void => buffer.endTurn()
+const endTurn = <A>(buffer: InboundQueue<A>): void => buffer.endTurn()
 
 type Waiter<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
 
 const weightless = (): number => 0
+
+/**
+ * Frames at least this large (about a quarter of a socket read) hold the wakes of the rest of
+ * their turn back to the check phase; smaller ones wake the reader at once.
+ */
+const LARGE_FRAME_BYTES = 16 * 1024
 
 /** Where the connections of one Client get their shared budget (`acquireConnection`). */
 export interface SharedInbound {
@@ -68,14 +77,14 @@ export class InboundBudget {
   frames = 0
   bytes = 0
   // The buffer of the connection that opened last: the one that receives, so the one to pause.
-  private current: InboundBuffer<unknown> | undefined = undefined
+  private current: InboundQueue<unknown> | undefined = undefined
   // Opened but not yet adopted by the Client's reader.
-  private pending: InboundBuffer<unknown> | undefined = undefined
+  private pending: InboundQueue<unknown> | undefined = undefined
 
   constructor(public capacity: number, public byteCapacity: number) {}
 
   /** A connection opened: it receives from now on; paused at once if the total is at the bound. */
-  opened(buffer: InboundBuffer<unknown>): void {
+  opened(buffer: InboundQueue<unknown>): void {
     const pending = this.pending
     if (pending !== undefined && pending !== buffer) pending.discard()
     this.pending = buffer
@@ -84,7 +93,7 @@ export class InboundBudget {
   }
 
   /** The Client reads this buffer: its frames are delivered, never discarded. */
-  adopted(buffer: InboundBuffer<unknown>): void {
+  adopted(buffer: InboundQueue<unknown>): void {
     if (this.pending === buffer) this.pending = undefined
   }
 
@@ -96,31 +105,51 @@ export class InboundBudget {
   }
 }
 
-export class InboundBuffer<A> {
+// The buffer's states, one bit each in `flags` (one field, not five: idle memory per connection
+// is a benchmark target). Subclasses may use the bits from FIRST_FREE_FLAG on.
+const ENDED = 1
+const PAUSED = 2
+// Paused at open because the budget was at its bound, and not resumed since: takes nothing.
+const HELD = 4
+// A wake happened this turn (a check-phase callback is pending), and one is owed to it.
+const TURN_PENDING = 8
+const WAKE_OWED = 16
+/** The first bit of `flags` an `InboundQueue` leaves to its subclasses. */
+export const FIRST_FREE_FLAG = 32
+
+/**
+ * The buffer, without its source: a subclass is its own source (`pauseSource`, `resumeSource`,
+ * `overflowSource`) and weighs its items (`weigh`), so that a connection's listener and its
+ * inbound buffer are one object. `InboundBuffer` is the same over a separate `InboundSource`.
+ */
+export abstract class InboundQueue<A> {
   // Made by the first item after each drain: an idle buffer, and one just drained, hold no array.
   private items: Array<A> | undefined = undefined
   private bytes = 0
   // Made on first wait: most buffers of idle connections never have a waiter.
   private waiters: Array<Waiter<A>> | undefined = undefined
-  private ended = false
-  private paused = false
-  // Paused at open because the budget was at its bound, and not resumed since: takes nothing.
-  private held = false
-  // A wake happened this turn (a check-phase callback is pending), and one is owed to it.
-  private turnPending = false
-  private wakeOwed = false
+  /** The bits above; a subclass keeps its own from `FIRST_FREE_FLAG` on. */
+  protected flags = 0
 
-  /**
-   * `weigh` gives an item's size in bytes (the default weighs nothing: only `capacity` bounds);
-   * with a `budget`, the bounds are on the total of every buffer that shares it (the budget's).
-   */
+  /** With a `budget`, the bounds are on the total of every buffer that shares it (the budget's). */
   constructor(
     readonly capacity: number,
-    private readonly source: InboundSource,
-    readonly byteCapacity: number = Number.POSITIVE_INFINITY,
-    private readonly weigh: (item: A) => number = weightless,
-    private readonly budget: InboundBudget | undefined = undefined
+    readonly byteCapacity: number,
+    private readonly budget: InboundBudget | undefined
   ) {}
+
+  /** The buffer is full; returns false when the source cannot pause. */
+  protected abstract pauseSource(): boolean
+  protected abstract resumeSourceNow(): void
+  /** The buffer is full and the source cannot pause. */
+  protected abstract overflowSource(): void
+  /** An item's size in bytes. */
+  protected abstract weigh(item: A): number
+
+  /** An item of `size` bytes is small: it wakes the reader without holding back the rest of its turn. */
+  protected isSmall(size: number): boolean {
+    return size < LARGE_FRAME_BYTES
+  }
 
   get size(): number {
     return this.items?.length ?? 0
@@ -128,17 +157,17 @@ export class InboundBuffer<A> {
 
   /** Ended with nothing left to read. */
   get isDone(): boolean {
-    return this.ended && this.items === undefined
+    return (this.flags & ENDED) !== 0 && this.items === undefined
   }
 
   /** True while the source is paused because the consumer is behind. */
   get isPaused(): boolean {
-    return this.paused
+    return (this.flags & PAUSED) !== 0
   }
 
   /** From a socket callback. Never throws, never runs user code. */
   offer(item: A): void {
-    if (this.ended || this.held) return
+    if ((this.flags & (ENDED | HELD)) !== 0) return
     const items = this.items ??= []
     items.push(item)
     const size = this.weigh(item)
@@ -154,28 +183,29 @@ export class InboundBuffer<A> {
       frames = ++budget.frames
       bytes = budget.bytes += size
     }
-    if (!this.paused && (frames >= this.capacity || bytes >= this.byteCapacity)) this.full(frames)
+    if ((this.flags & PAUSED) === 0 && (frames >= this.capacity || bytes >= this.byteCapacity)) this.full(frames)
     if (this.waiters === undefined || this.waiters.length === 0) return
-    if (this.turnPending && frames * 2 < this.capacity && bytes * 2 < this.byteCapacity) {
-      this.wakeOwed = true
+    const turnPending = (this.flags & TURN_PENDING) !== 0
+    if (turnPending && frames * 2 < this.capacity && bytes * 2 < this.byteCapacity) {
+      this.flags |= WAKE_OWED
       return
     }
-    if (checkPhase !== undefined && !this.turnPending) {
-      this.turnPending = true
+    if (checkPhase !== undefined && !turnPending && !this.isSmall(size)) {
+      this.flags |= TURN_PENDING
       checkPhase(endTurn, this)
     }
-    this.wakeOwed = false
+    this.flags &= ~WAKE_OWED
     this.wakeOne()
   }
 
   /** A bound is reached (`frames` waiting in all). */
   private full(frames: number): void {
-    this.paused = true
-    if (this.source.pause()) return
+    this.flags |= PAUSED
+    if (this.pauseSource()) return
     // A source that cannot pause (a browser) would grow without bound: end it instead. A lone
     // frame over the byte bound is let through, as Node delivers it before pausing.
-    if (frames >= this.capacity || frames > 1) this.source.overflow()
-    else this.paused = false
+    if (frames >= this.capacity || frames > 1) this.overflowSource()
+    else this.flags &= ~PAUSED
   }
 
   /**
@@ -185,27 +215,26 @@ export class InboundBuffer<A> {
    * that ends while held loses what it had not delivered, as any connection that drops does.
    */
   pauseAtOpen(): void {
-    if (this.ended || this.paused) return
+    if ((this.flags & (ENDED | PAUSED)) !== 0) return
     // A source that cannot pause is ended by its first frame instead (`full`).
-    this.paused = this.held = this.source.pause()
+    if (this.pauseSource()) this.flags |= PAUSED | HELD
   }
 
   /** Resumes the source if it was paused because the consumer was behind. */
   resumeSource(): void {
-    if (!this.paused) return
-    this.paused = false
-    this.held = false
-    if (!this.ended) this.source.resume()
+    if ((this.flags & PAUSED) === 0) return
+    this.flags &= ~(PAUSED | HELD)
+    if ((this.flags & ENDED) === 0) this.resumeSourceNow()
   }
 
   /** The connection opened and is open for the budget. */
   opened(): void {
-    this.budget?.opened(this as InboundBuffer<unknown>)
+    this.budget?.opened(this as InboundQueue<unknown>)
   }
 
   /** The Client's reader takes this buffer on: its items are delivered, never discarded. */
   adopt(): void {
-    this.budget?.adopted(this as InboundBuffer<unknown>)
+    this.budget?.adopted(this as InboundQueue<unknown>)
   }
 
   /** Nobody will read this buffer: drop what it holds (and its share of the budget) and end it. */
@@ -222,16 +251,15 @@ export class InboundBuffer<A> {
 
   /** In the check phase after a wake: the messages that came later in that turn, as one chunk. */
   endTurn(): void {
-    this.turnPending = false
-    if (!this.wakeOwed) return
-    this.wakeOwed = false
-    this.wakeOne()
+    const owed = (this.flags & WAKE_OWED) !== 0
+    this.flags &= ~(TURN_PENDING | WAKE_OWED)
+    if (owed) this.wakeOne()
   }
 
   /** No more items will come; the consumer still receives what is buffered, then the end. */
   end(): void {
-    if (this.ended) return
-    this.ended = true
+    if ((this.flags & ENDED) !== 0) return
+    this.flags |= ENDED
     const waiters = this.waiters ?? []
     this.waiters = undefined
     for (const waiter of waiters) waiter(this.pull)
@@ -245,7 +273,7 @@ export class InboundBuffer<A> {
   private pullNow(): Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> {
     const items = this.items
     if (items !== undefined) return Effect.succeed(this.drain(items))
-    if (this.ended) return Effect.fail(Option.none())
+    if ((this.flags & ENDED) !== 0) return Effect.fail(Option.none())
     return Effect.async<Chunk.Chunk<A>, Option.Option<never>>((resume) => {
       ;(this.waiters ??= []).push(resume)
       return Effect.sync(() => {
@@ -268,6 +296,44 @@ export class InboundBuffer<A> {
     if (this.budget !== undefined) this.budget.drained(chunk.length, bytes)
     else this.resumeSource()
     return chunk
+  }
+}
+
+/** An `InboundQueue` over a separate source. */
+export class InboundBuffer<A> extends InboundQueue<A> {
+  /**
+   * `weigh` gives an item's size in bytes (the default weighs nothing: only `capacity` bounds);
+   * with a `budget`, the bounds are on the total of every buffer that shares it (the budget's).
+   */
+  constructor(
+    capacity: number,
+    private readonly source: InboundSource,
+    byteCapacity: number = Number.POSITIVE_INFINITY,
+    private readonly weighItem: (item: A) => number = weightless,
+    budget: InboundBudget | undefined = undefined
+  ) {
+    super(capacity, byteCapacity, budget)
+  }
+
+  protected pauseSource(): boolean {
+    return this.source.pause()
+  }
+
+  protected resumeSourceNow(): void {
+    this.source.resume()
+  }
+
+  protected overflowSource(): void {
+    this.source.overflow()
+  }
+
+  protected weigh(item: A): number {
+    return this.weighItem(item)
+  }
+
+  // Without a weight, no item is known to be small: every turn's wakes are batched.
+  protected override isSmall(size: number): boolean {
+    return this.weighItem !== weightless && super.isSmall(size)
   }
 }
 

@@ -6,7 +6,7 @@ import type { Chunk } from "effect"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { Message } from "../../Transport.js"
-import type { InboundBuffer, SharedInbound } from "./inboundBuffer.js"
+import type { InboundQueue, SharedInbound } from "./inboundBuffer.js"
 import { InboundBudget } from "./inboundBuffer.js"
 
 /**
@@ -16,7 +16,7 @@ import { InboundBudget } from "./inboundBuffer.js"
  * `inboundBytes`, however many times it reconnects.
  */
 export class SuccessiveInbound extends InboundBudget implements SharedInbound {
-  private buffers: Array<InboundBuffer<Message>> = []
+  private buffers: Array<InboundQueue<Message>> = []
   private ended = false
   private wakeup: (() => void) | undefined = undefined
   private sized = false
@@ -37,7 +37,7 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   }
 
   /** The reader takes this connection's buffer on, after the earlier ones. */
-  offer(buffer: InboundBuffer<Message>): void {
+  offer(buffer: InboundQueue<Message>): void {
     buffer.adopt()
     // Copied, not pushed: once per connection, and an exact-size array is smaller to keep. Those
     // ended with nothing left to read go: each keeps its closed socket alive, and a Client
