@@ -479,4 +479,24 @@ describe("Client connect and retry cost guards (issue #15)", () => {
       expect(runtimeOf(annotated)).not.toBe(runtimeOf(first))
       yield* Effect.forEach([first, second, ...siblings, annotated], (client) => client.awaitOpen, { discard: true })
     })).pipe(Effect.provide(quietNode)))
+
+  it.live("Client: the first Connecting state and its Transition are one object for all the Clients to one endpoint", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const options = { url: server.url, heartbeat: false } as const
+      const clients = yield* Effect.forEach([1, 2], () => Client.make(options))
+      yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
+      const replayed = yield* Effect.forEach(
+        clients,
+        (client) => client.events.pipe(Stream.take(2), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+      )
+      const [first, second] = replayed as [ReadonlyArray<Client.ClientEvent>, ReadonlyArray<Client.ClientEvent>]
+      expect(first.map((event) => event._tag === "Transition" ? `${event.from._tag}>${event.to._tag}` : event._tag))
+        .toEqual(["Idle>Connecting", "Connecting>Open"])
+      expect(second[0]).toBe(first[0])
+      const from = (event: Client.ClientEvent | undefined) => event?._tag === "Transition" ? event.from : undefined
+      expect(from(second[1])).toBe(from(first[1]))
+      // Each its own Open.
+      expect(second[1]).not.toBe(first[1])
+    })).pipe(Effect.provide(quietNode)))
 })
