@@ -91,6 +91,127 @@ const liveTimers: Timers = {
   }
 }
 
+/** One timer of `SharedTimers`: its handle. `target` is dropped when it is cancelled or fires. */
+class SharedEntry {
+  constructor(readonly due: number, public target: TimerTarget | undefined) {}
+}
+
+/**
+ * Timers on one `setTimeout` for all of them: a heap of entries by due time, the process's timer
+ * set for the earliest. For timers that many idle objects keep armed (a heartbeat per open
+ * Client): an entry is a small object where a `setTimeout` is a `Timeout` of about 120 bytes.
+ * Due times are whole milliseconds of `performance.now()` (small integers, not boxed numbers),
+ * rounded up: a timer never fires before its time (a `setTimeout` that comes early is set again
+ * for the rest). Timers due together fire in one callback, in the order they were due. A cancelled entry stays in the heap until its time (a heartbeat
+ * re-arms only when it fires, so few do), and once no timer is armed the `setTimeout` is cleared
+ * and the heap emptied: no handle is left behind.
+ */
+export class SharedTimers implements Timers {
+  private readonly heap: Array<SharedEntry> = []
+  /** Timers armed: neither fired nor cancelled. */
+  private armed = 0
+  private handle: ReturnType<typeof setTimeout> | undefined = undefined
+  /** When the `setTimeout` is due (ms of performance.now()). */
+  private handleDue = 0
+  private readonly run = (): void => this.fireDue()
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  after(millis: number, target: TimerTarget): unknown {
+    // Beyond what one setTimeout holds: such a timer is rare enough to keep its own.
+    if (millis > MAX_TIMER_MILLIS) return liveTimers.after(millis, target)
+    const entry = new SharedEntry(Math.ceil(this.now() + Math.max(0, millis)), target)
+    this.push(entry)
+    this.armed++
+    if (this.handle === undefined || entry.due < this.handleDue) this.arm(entry.due)
+    return entry
+  }
+
+  cancel(handle: unknown): void {
+    if (!(handle instanceof SharedEntry)) return liveTimers.cancel(handle)
+    if (handle.target === undefined) return
+    handle.target = undefined
+    if (--this.armed === 0) this.clear()
+  }
+
+  /** How many timers are armed, and how many entries the heap holds (tests). */
+  get size(): { readonly armed: number; readonly entries: number } {
+    return { armed: this.armed, entries: this.heap.length }
+  }
+
+  private arm(due: number): void {
+    if (this.handle !== undefined) clearTimeout(this.handle)
+    this.handleDue = due
+    this.handle = setTimeout(this.run, Math.max(0, due - this.now()))
+  }
+
+  private clear(): void {
+    if (this.handle !== undefined) clearTimeout(this.handle)
+    this.handle = undefined
+    this.heap.length = 0
+  }
+
+  private fireDue(): void {
+    this.handle = undefined
+    const heap = this.heap
+    const now = this.now()
+    const due: Array<TimerTarget> = []
+    // Bounded: each round removes an entry.
+    while (heap.length > 0 && heap[0]!.due <= now) {
+      const entry = this.pop()
+      const target = entry.target
+      if (target === undefined) continue
+      entry.target = undefined
+      this.armed--
+      due.push(target)
+    }
+    // Armed again before any target runs: a target that throws stops no other timer.
+    if (this.armed === 0) this.clear()
+    else if (heap.length > 0) this.arm(heap[0]!.due)
+    for (const target of due) target.fire()
+  }
+
+  private push(entry: SharedEntry): void {
+    const heap = this.heap
+    let index = heap.push(entry) - 1
+    while (index > 0) {
+      const parent = (index - 1) >> 1
+      if (heap[parent]!.due <= entry.due) break
+      heap[index] = heap[parent]!
+      index = parent
+    }
+    heap[index] = entry
+  }
+
+  private pop(): SharedEntry {
+    const heap = this.heap
+    const top = heap[0]!
+    const last = heap.pop()!
+    if (heap.length === 0) return top
+    let index = 0
+    for (;;) {
+      const left = 2 * index + 1
+      if (left >= heap.length) break
+      const right = left + 1
+      const child = right < heap.length && heap[right]!.due < heap[left]!.due ? right : left
+      if (heap[child]!.due >= last.due) break
+      heap[index] = heap[child]!
+      index = child
+    }
+    heap[index] = last
+    return top
+  }
+}
+
+/** The timers every heartbeat on the live Clock shares. */
+const heartbeatTimers = new SharedTimers()
+
+/**
+ * Timers for heartbeats: on the live Clock, one `setTimeout` shared by all of them (an idle
+ * Client's heartbeat is always armed); on any other Clock, `timers` themselves.
+ */
+export const heartbeatTimersFor = (timers: Timers): Timers => timers === liveTimers ? heartbeatTimers : timers
+
 /**
  * The Clock's own scheduler, read through the Clock (`scheduler()`, which Effect's live Clock has
  * and `TestClock` has not), rather than by comparing the Clock with the live one: a Clock made by
