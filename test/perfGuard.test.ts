@@ -518,4 +518,16 @@ describe("Client connect and retry cost guards (issue #15)", () => {
       // One shared setTimeout (20 before: one per heartbeat); another timer of the process may come and go.
       expect(withHeartbeats - without).toBeLessThanOrEqual(1)
     })).pipe(Effect.provide(quietNode)))
+
+  it.live("Client: one endpoint keeps its label without an array (idle memory per client); its states still name it, redacted", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: `${server.url}/?token=secret`, heartbeat: false })
+      yield* client.awaitOpen
+      yield* client.reconnect
+      yield* client.awaitOpen
+      expect((client as unknown as { labels: unknown }).labels).toBeUndefined()
+      const state = yield* client.state.get
+      expect(state._tag === "Open" ? state.endpoint : state._tag).toBe(`${server.url}/?token=redacted`)
+    })).pipe(Effect.provide(quietNode)))
 })

@@ -247,7 +247,11 @@ const attemptOn = (client: LiveClient, index: number): Effect.Effect<void, Clien
   client.series++
   const endpoint = client.settings.endpoints[index]!
   client.total++
-  const label = client.labels[index] ??= labelOf(endpoint)
+  // One endpoint (the common case): its label is the latest one, kept without an array.
+  const count = client.settings.endpoints.length
+  const label = count === 1
+    ? client.currentLabel === "" ? labelOf(endpoint) : client.currentLabel
+    : (client.labels ??= new Array<string>(count))[index] ??= labelOf(endpoint)
   client.currentLabel = label
   return Effect.flatMap(client.enter({ _tag: "Connecting", attempt, endpoint: label, skipWait: false }), () => {
     const startedAt = client.clock.unsafeCurrentTimeMillis()
