@@ -530,4 +530,29 @@ describe("Client connect and retry cost guards (issue #15)", () => {
       const state = yield* client.state.get
       expect(state._tag === "Open" ? state.endpoint : state._tag).toBe(`${server.url}/?token=redacted`)
     })).pipe(Effect.provide(quietNode)))
+
+  it.live("Client: Clients made with the same url and nothing else share one settings object; other options or a getter do not", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const settingsOf = (client: Client.Client) => (client as unknown as { settings: unknown }).settings
+      const first = yield* Client.make({ url: server.url })
+      const second = yield* Client.make({ url: server.url })
+      expect(settingsOf(second)).toBe(settingsOf(first))
+      const withHeartbeat = yield* Client.make({ url: server.url, heartbeat: false })
+      expect(settingsOf(withHeartbeat)).not.toBe(settingsOf(first))
+      let reads = 0
+      const getter = yield* Client.make({
+        get url() {
+          reads++
+          return server.url
+        }
+      })
+      expect(settingsOf(getter)).not.toBe(settingsOf(first))
+      expect(reads).toBe(1)
+      yield* Effect.forEach([first, second, withHeartbeat, getter], (client) => client.awaitOpen, { discard: true })
+      // A URL that cannot work is still refused at each Client's attempt, shared settings or not.
+      yield* Client.make({ url: "nope://x" })
+      const again = yield* Client.make({ url: "nope://x" })
+      expect(yield* Effect.flip(again.awaitOpen)).toMatchObject({ _tag: "ConnectError", reason: "InvalidUrl" })
+    })).pipe(Effect.provide(quietNode)))
 })
