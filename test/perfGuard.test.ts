@@ -500,25 +500,6 @@ describe("Client connect and retry cost guards (issue #15)", () => {
       expect(second[1]).not.toBe(first[1])
     })).pipe(Effect.provide(quietNode)))
 
-  it.live("Client: open Clients' heartbeats hold one setTimeout between them, not one each (idle memory per client)", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const timeouts = () => process.getActiveResourcesInfo().filter((name) => name === "Timeout").length
-      const openClients = (heartbeat: false | { readonly interval: "20 seconds" }) =>
-        Effect.gen(function*() {
-          const clients = yield* Effect.forEach(
-            Array.from({ length: 20 }),
-            () => Client.make({ url: server.url, heartbeat })
-          )
-          yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
-          return timeouts()
-        })
-      const without = yield* Effect.scoped(openClients(false))
-      const withHeartbeats = yield* Effect.scoped(openClients({ interval: "20 seconds" }))
-      // One shared setTimeout (20 before: one per heartbeat); another timer of the process may come and go.
-      expect(withHeartbeats - without).toBeLessThanOrEqual(1)
-    })).pipe(Effect.provide(quietNode)))
-
   it.live("Client: one endpoint keeps its label without an array (idle memory per client); its states still name it, redacted", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

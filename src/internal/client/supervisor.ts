@@ -26,7 +26,7 @@ import { Heartbeat } from "../heartbeat.js"
 import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../options.js"
 import { SessionScope } from "../primitives/sessionScope.js"
-import { heartbeatTimersFor, TimedWait } from "../primitives/timers.js"
+import { TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
 import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
@@ -433,7 +433,7 @@ const openSession = (
       opened.connection.url,
       heartbeat,
       client.clock,
-      heartbeatTimersFor(client.timers),
+      client.timers,
       session
     )
     session.heartbeat.start()
