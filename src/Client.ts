@@ -233,7 +233,7 @@ export function make(
   // Decoded once here: the client's attempts use the decoded connection options as they are.
   // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
   if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
-    return Effect.suspend(() => makeClient(settingsOf(options)))
+    return Effect.suspend(() => makeClient(clientSettings(options)))
   }
   // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
   // options go to the checks as given (not a copy: a settings object's url getter is read).
@@ -246,39 +246,6 @@ export function make(
     if (bad !== undefined) return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })
     return Effect.map(makeClient(settings), (live) => codec[CodecEdge].client(live, codec, decodeErrors))
   })
-}
-
-/**
- * The settings of `{ url: "..." }` and nothing else (the options most Clients are made with): one
- * decoded object for all the Clients made with that URL text, settings being read-only. Decoded
- * per Client, they were about 200 bytes of every idle Client (the settings and the endpoints
- * array). Only a plain data `url` counts (never a getter, which is read once per `make`); bounded,
- * as the endpoint labels are.
- */
-const settingsOf = (options: Options): ReturnType<typeof clientSettings> => {
-  const url = urlTextOnly(options)
-  if (url === undefined) return clientSettings(options)
-  let settings = urlOnlySettings.get(url)
-  if (settings === undefined) {
-    settings = clientSettings(options)
-    if (settings.invalid !== undefined) return settings
-    if (urlOnlySettings.size >= MAX_URL_ONLY_SETTINGS) urlOnlySettings.clear()
-    urlOnlySettings.set(url, settings)
-  }
-  return settings
-}
-
-const MAX_URL_ONLY_SETTINGS = 256
-const urlOnlySettings = new Map<string, ReturnType<typeof clientSettings>>()
-
-/** The `url` of options that hold only a `url`, as plain text in an own data property; else undefined. */
-const urlTextOnly = (options: unknown): string | undefined => {
-  if (typeof options !== "object" || options === null) return undefined
-  for (const key in options) {
-    if (key !== "url") return undefined
-  }
-  const url = Object.getOwnPropertyDescriptor(options, "url")
-  return url !== undefined && typeof url.value === "string" ? url.value : undefined
 }
 
 /** What is wrong with a codec given from untyped code: the Client then starts Closed with `InvalidOptions`. */

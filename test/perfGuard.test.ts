@@ -409,58 +409,7 @@ describe("per-message cost guards", () => {
     })).pipe(Effect.provide(quietNode)))
 })
 
-describe("Client connect and retry cost guards (issue #15)", () => {
-  /** Effect operations that `effect` runs in every fiber, from its start to its end. */
-  const operationsOf = <A, E, R>(counter: OpCounter, effect: Effect.Effect<A, E, R>) =>
-    Effect.suspend(() => {
-      const before = counter.ops
-      return Effect.map(effect, () => counter.ops - before)
-    })
-
-  const withOpCounter = (counter: OpCounter) =>
-    Effect.provide(Layer.mergeAll(Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision, quietNode))
-
-  it.live("Client: make to awaitOpen resumed takes at most 135 Effect operations (152 with the attempt as generators)", () => {
-    const counter = new OpCounter()
-    return withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const connect = Effect.scoped(
-        operationsOf(counter, Effect.flatMap(Client.make({ url: server.url }), (client) => client.awaitOpen))
-      )
-      // The first one loads and warms the code paths.
-      yield* connect
-      const operations = yield* connect
-      // effect 3.22.4: 129 (152 with the attempt as generators and `make` a generator of five services).
-      expect(operations).toBeLessThanOrEqual(135)
-    })).pipe(withOpCounter(counter))
-  })
-
-  it.live("Client: a refused retry (attempt, decide, back off) takes at most 148 Effect operations (157 as generators)", () => {
-    const counter = new OpCounter()
-    return withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.kill
-      const operationsFor = (attempts: number) =>
-        operationsOf(
-          counter,
-          Effect.gen(function*() {
-            const client = yield* Client.make({
-              url: server.url,
-              heartbeat: false,
-              retry: Schedule.spaced("1 millis").pipe(Schedule.intersect(Schedule.recurs(attempts - 1)))
-            })
-            const error = yield* Effect.flip(client.awaitOpen)
-            expect(error).toMatchObject({ _tag: "ConnectError", reason: "ConnectionRefused" })
-            yield* client.close()
-          })
-        )
-      const few = yield* operationsFor(5)
-      const many = yield* operationsFor(25)
-      // effect 3.22.4: 142 (157 as generators); most of it is the Connection's handshake and release.
-      expect((many - few) / 20).toBeLessThanOrEqual(148)
-    })).pipe(withOpCounter(counter))
-  })
-
+describe("Client idle memory guards (issue #15)", () => {
   it.live("Client: Clients made with the same context and FiberRef values share one Runtime (idle memory per client)", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
@@ -478,62 +427,5 @@ describe("Client connect and retry cost guards (issue #15)", () => {
       const annotated = yield* Effect.annotateLogs(Client.make(options), "tenant", "a")
       expect(runtimeOf(annotated)).not.toBe(runtimeOf(first))
       yield* Effect.forEach([first, second, ...siblings, annotated], (client) => client.awaitOpen, { discard: true })
-    })).pipe(Effect.provide(quietNode)))
-
-  it.live("Client: the first Connecting state and its Transition are one object for all the Clients to one endpoint", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const options = { url: server.url, heartbeat: false } as const
-      const clients = yield* Effect.forEach([1, 2], () => Client.make(options))
-      yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
-      const replayed = yield* Effect.forEach(
-        clients,
-        (client) => client.events.pipe(Stream.take(2), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
-      )
-      const [first, second] = replayed as [ReadonlyArray<Client.ClientEvent>, ReadonlyArray<Client.ClientEvent>]
-      expect(first.map((event) => event._tag === "Transition" ? `${event.from._tag}>${event.to._tag}` : event._tag))
-        .toEqual(["Idle>Connecting", "Connecting>Open"])
-      expect(second[0]).toBe(first[0])
-      const from = (event: Client.ClientEvent | undefined) => event?._tag === "Transition" ? event.from : undefined
-      expect(from(second[1])).toBe(from(first[1]))
-      // Each its own Open.
-      expect(second[1]).not.toBe(first[1])
-    })).pipe(Effect.provide(quietNode)))
-
-  it.live("Client: one endpoint keeps its label without an array (idle memory per client); its states still name it, redacted", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: `${server.url}/?token=secret`, heartbeat: false })
-      yield* client.awaitOpen
-      yield* client.reconnect
-      yield* client.awaitOpen
-      expect((client as unknown as { labels: unknown }).labels).toBeUndefined()
-      const state = yield* client.state.get
-      expect(state._tag === "Open" ? state.endpoint : state._tag).toBe(`${server.url}/?token=redacted`)
-    })).pipe(Effect.provide(quietNode)))
-
-  it.live("Client: Clients made with the same url and nothing else share one settings object; other options or a getter do not", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const settingsOf = (client: Client.Client) => (client as unknown as { settings: unknown }).settings
-      const first = yield* Client.make({ url: server.url })
-      const second = yield* Client.make({ url: server.url })
-      expect(settingsOf(second)).toBe(settingsOf(first))
-      const withHeartbeat = yield* Client.make({ url: server.url, heartbeat: false })
-      expect(settingsOf(withHeartbeat)).not.toBe(settingsOf(first))
-      let reads = 0
-      const getter = yield* Client.make({
-        get url() {
-          reads++
-          return server.url
-        }
-      })
-      expect(settingsOf(getter)).not.toBe(settingsOf(first))
-      expect(reads).toBe(1)
-      yield* Effect.forEach([first, second, withHeartbeat, getter], (client) => client.awaitOpen, { discard: true })
-      // A URL that cannot work is still refused at each Client's attempt, shared settings or not.
-      yield* Client.make({ url: "nope://x" })
-      const again = yield* Client.make({ url: "nope://x" })
-      expect(yield* Effect.flip(again.awaitOpen)).toMatchObject({ _tag: "ConnectError", reason: "InvalidUrl" })
     })).pipe(Effect.provide(quietNode)))
 })

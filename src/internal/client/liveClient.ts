@@ -88,11 +88,8 @@ export class LiveClient implements Client {
   /** Attempts made in all (the endpoint rotation), and sessions opened in all. */
   total = 0
   opens = 0
-  /**
-   * Each endpoint's redacted label, made on its first attempt (with several endpoints; one
-   * endpoint's is `currentLabel`), and the latest attempt's.
-   */
-  labels: Array<string> | undefined = undefined
+  /** Each endpoint's redacted label, made on its first attempt, and the latest attempt's. */
+  readonly labels: Array<string>
   currentLabel = ""
   /** Made by the first `close`: a second one waits for it. */
   closeDone: Deferred.Deferred<void> | undefined = undefined
@@ -116,6 +113,7 @@ export class LiveClient implements Client {
     this.observer = new Observer(settings.eventsCapacity, this)
     this.timers = timersOn(clock, runtime)
     this.scheduleState = settings.schedule.initial
+    this.labels = new Array<string>(settings.endpoints.length)
   }
 
   /** What a log or `JSON.stringify` shows: the state and the settings, redacted (no URL secret, no header value). */

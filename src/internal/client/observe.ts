@@ -15,25 +15,11 @@ import type { DecodeError, SendError } from "../../Errors.js"
 import { ClientEvent } from "../clientState.js"
 import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "../clientState.js"
 import { Listeners } from "../primitives/listeners.js"
-import { IDLE_VIEW } from "./phase.js"
 
 /** How many recent events a new `events` subscriber receives first. */
 const EVENTS_REPLAY = 16
 
 const NO_EVENTS: ReadonlyArray<ClientEventType> = []
-
-// A Client's first transition, Idle to its first Connecting: one event for all the Clients that
-// share that Connecting state (`phase.ts` keeps one per endpoint), held as long as that state.
-const firstTransitions = new WeakMap<ClientStateType, ClientEventType>()
-
-const firstTransition = (to: ClientStateType): ClientEventType => {
-  let event = firstTransitions.get(to)
-  if (event === undefined) {
-    event = ClientEvent.Transition({ from: IDLE_VIEW, to })
-    firstTransitions.set(to, event)
-  }
-  return event
-}
 
 export class Observer {
   // Made on first use: most clients are never watched, and an idle client's size is a target.
@@ -70,15 +56,11 @@ export class Observer {
   }
 
   private publish(event: ClientEventType): void {
-    // Copied, not pushed: events are rare, and an exact-size array is smaller to keep. Copied
-    // into an array made at its size: a spread (`[...recent, event]`) leaves room to grow, about
-    // 150 bytes more for the two events every open Client has.
+    // Copied, not pushed: events are rare, and an exact-size array is smaller to keep. `concat`
+    // makes it at its size; a spread (`[...recent, event]`) left room to grow, about 150 bytes for
+    // the two events every open Client keeps.
     const recent = this.recentEvents
-    const from = recent.length < EVENTS_REPLAY ? 0 : 1
-    const next = new Array<ClientEventType>(recent.length - from + 1)
-    for (let index = from; index < recent.length; index++) next[index - from] = recent[index]!
-    next[next.length - 1] = event
-    this.recentEvents = next
+    this.recentEvents = (recent.length < EVENTS_REPLAY ? recent : recent.slice(1)).concat(event)
     this.eventListeners?.emit(event)
   }
 
@@ -97,9 +79,7 @@ export class Observer {
    */
   moved(from: ClientStateType, to: ClientStateType, now: number, everOpened: boolean): Effect.Effect<void> {
     this.stateListeners?.emit(to)
-    this.publish(
-      from._tag === "Idle" && to._tag === "Connecting" ? firstTransition(to) : ClientEvent.Transition({ from, to })
-    )
+    this.publish(ClientEvent.Transition({ from, to }))
     let level = LogLevel.Debug
     switch (to._tag) {
       case "Backoff":

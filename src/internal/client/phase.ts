@@ -90,24 +90,7 @@ export const isStopped = (phase: Phase): boolean => phase._tag === "Closing" || 
 
 export const IDLE: Phase = { _tag: "Idle" }
 
-export const IDLE_VIEW = ClientState.Idle()
-
-// A Client's first Connecting state (attempt 1) to an endpoint: one object for all the Clients
-// that dial it (the states are immutable), as the endpoint's label is. Every open Client keeps it,
-// in its replayed events. Bounded, as the labels are.
-const MAX_FIRST_CONNECTING = 256
-const firstConnecting = new Map<string, ClientStateType>()
-
-const connectingView = (attempt: number, endpoint: string): ClientStateType => {
-  if (attempt !== 1) return ClientState.Connecting({ attempt, endpoint })
-  let view = firstConnecting.get(endpoint)
-  if (view === undefined) {
-    if (firstConnecting.size >= MAX_FIRST_CONNECTING) firstConnecting.clear()
-    view = ClientState.Connecting({ attempt, endpoint })
-    firstConnecting.set(endpoint, view)
-  }
-  return view
-}
+const IDLE_VIEW = ClientState.Idle()
 
 /** The public state of a phase. Ending shows as the Open it ends; Closing as the Closed it ends in. */
 export const viewOf = (phase: Phase): ClientStateType => {
@@ -122,7 +105,7 @@ export const viewOf = (phase: Phase): ClientStateType => {
 const makeView = (phase: Exclude<Phase, { _tag: "Idle" | "Ending" }>): ClientStateType => {
   switch (phase._tag) {
     case "Connecting":
-      return connectingView(phase.attempt, phase.endpoint)
+      return ClientState.Connecting({ attempt: phase.attempt, endpoint: phase.endpoint })
     case "Open":
       return phase.view
     case "Backoff":

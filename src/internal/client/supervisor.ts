@@ -7,7 +7,6 @@
  */
 import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -42,109 +41,99 @@ const ISOLATED_RECHECK = 5_000
 
 /**
  * The supervisor's whole run: `ended` is the session whose end started it (the phase is then
- * Ending), or undefined at the start. Written as plain Effect combinators rather than generators:
- * it runs at every connect and every retry, and each generator costs about as much as several
- * operations (a thousand Clients retrying at once, a Client's connect: bench/README.md).
+ * Ending), or undefined at the start.
  */
 export const supervise = (client: LiveClient, ended: Session | undefined): Effect.Effect<void, never, Transport> =>
-  Effect.suspend(() => {
+  Effect.gen(function*() {
     if (client.settings.invalid !== undefined) {
       const error = new ConnectError({
         reason: "InvalidOptions",
         url: labelOf(client.settings.endpoints[0] ?? ""),
         detail: client.settings.invalid
       }, true)
-      return client.stop(Option.some(error))
+      return yield* client.stop(Option.some(error))
     }
-    if (ended === undefined) return attemptLoop(client, true, true)
-    return Effect.flatMap(afterSession(client, ended), (goOn) => goOn ? attemptLoop(client, true, false) : Effect.void)
+    if (ended !== undefined && !(yield* afterSession(client, ended))) return
+    for (let first = true;; first = false) {
+      // Only from a phase this fiber was started for or led to: a supervisor that lost the
+      // client (stopped, restarted by another) must not connect it again.
+      const phase = client.phase
+      const mayAttempt = phase._tag === "Idle" || phase._tag === "Ending" || phase._tag === "Backoff" ||
+        phase._tag === "Suspended" ||
+        (first && ended === undefined && phase._tag === "Closed" && !phase.byClose)
+      if (!mayAttempt) return
+      const attempt = yield* Effect.either(attemptOnce(client))
+      // Open: the session runs on callbacks from here. Or `close` stopped the client.
+      if (attempt._tag === "Right" || client.stopped) return
+      if (!(yield* decide(client, attempt.left, 0))) return
+    }
   })
-
-/**
- * Attempts until a session opens (the session runs on callbacks from there), `close` stops the
- * client, or `decide` gives up. `fresh`: started for a client that had no session to end.
- */
-const attemptLoop = (client: LiveClient, first: boolean, fresh: boolean): Effect.Effect<void, never, Transport> => {
-  // Only from a phase this fiber was started for or led to: a supervisor that lost the
-  // client (stopped, restarted by another) must not connect it again.
-  const phase = client.phase
-  const mayAttempt = phase._tag === "Idle" || phase._tag === "Ending" || phase._tag === "Backoff" ||
-    phase._tag === "Suspended" ||
-    (first && fresh && phase._tag === "Closed" && !phase.byClose)
-  if (!mayAttempt) return Effect.void
-  return Effect.matchEffect(attemptOnce(client), {
-    onFailure: (error) =>
-      client.stopped
-        ? Effect.void
-        : Effect.flatMap(decide(client, error, 0), (goOn) => goOn ? attemptLoop(client, false, fresh) : Effect.void),
-    // Open: the session runs on callbacks from here. Or `close` stopped the client.
-    onSuccess: () => Effect.void
-  })
-}
 
 /** Releases an ended session's connection (closes its Scope); then whether to go on connecting. */
-const afterSession = (client: LiveClient, session: Session): Effect.Effect<boolean> => {
-  const phase = client.phase
-  if (phase._tag !== "Ending" || phase.open.session !== session) return Effect.succeed(false)
-  const reason = phase.reason
-  // A dead peer will not answer a close frame: skip the close handshake.
-  if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
-  const uptime = client.clock.unsafeCurrentTimeMillis() - session.openedAt
-  // Uninterruptible: `close` waits for a release under way rather than cutting it short.
-  return Effect.flatMap(
-    Effect.uninterruptible(Scope.close(session.scope, reason === "reconnect" ? Exit.void : Exit.fail(reason))),
-    () => {
-      session.abandonInFlight()
-      if (client.stopped) return Effect.succeed(false)
-      if (reason === "reconnect" || phase.skipWait) {
-        client.resetBackoff()
-        return Effect.succeed(true)
-      }
-      return decide(client, reason, uptime)
+const afterSession = (client: LiveClient, session: Session): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const phase = client.phase
+    if (phase._tag !== "Ending" || phase.open.session !== session) return false
+    const reason = phase.reason
+    // A dead peer will not answer a close frame: skip the close handshake.
+    if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
+    const uptime = client.clock.unsafeCurrentTimeMillis() - session.openedAt
+    // Uninterruptible: `close` waits for a release under way rather than cutting it short.
+    yield* Effect.uninterruptible(Scope.close(session.scope, reason === "reconnect" ? Exit.void : Exit.fail(reason)))
+    session.abandonInFlight()
+    if (client.stopped) return false
+    if (reason === "reconnect" || phase.skipWait) {
+      client.resetBackoff()
+      return true
     }
-  )
-}
+    return yield* decide(client, reason, uptime)
+  })
 
 /** Decides what follows `error`: false when the client stops, true after the backoff. */
-const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.Effect<boolean> => {
-  const settings = client.settings
-  const retry = retryable(client, error)
-  if (retry !== true) return Effect.as(client.stop(Option.some(retry === false ? error : retry)), false)
-  if (uptime >= Duration.toMillis(settings.minUptime)) {
-    // Stable long enough: this failure counts as the first of a new series.
-    client.resetBackoff()
-    client.attempt = 1
-  }
-  const now = client.clock.unsafeCurrentTimeMillis()
-  const schedule = settings.schedule
-  // User code: a Schedule that throws or dies in its step closes the client, typed.
-  return Effect.matchCauseEffect(Effect.suspend(() => schedule.step(now, error, client.scheduleState)), {
-    onFailure: (cause) =>
-      Effect.as(
-        client.stop(Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(cause)))),
-        false
-      ),
-    onSuccess: ([nextState, , decision]) => {
-      client.scheduleState = nextState
-      if (ScheduleDecision.isDone(decision)) return Effect.as(client.stop(Option.some(error)), false)
-      // Never sooner than the floor: a schedule of zero delays would be a hot loop.
-      let delay = Math.max(settings.minRetryDelay, ScheduleIntervals.start(decision.intervals) - now)
-      if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
-        delay = Math.max(delay, Duration.toMillis(error.retryAfter))
-      }
-      // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
-      // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
-      if (error._tag === "CircuitOpenError") {
-        delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
-      }
-      const skip = client.phase._tag === "Connecting" && client.phase.skipWait
-      return Effect.map(backoff(client, error, now, delay, skip), (woken) => {
-        if (woken) client.resetBackoff()
-        return !client.stopped
-      })
+const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    const settings = client.settings
+    const retry = retryable(client, error)
+    if (retry !== true) {
+      yield* client.stop(Option.some(retry === false ? error : retry))
+      return false
     }
+    if (uptime >= Duration.toMillis(settings.minUptime)) {
+      // Stable long enough: this failure counts as the first of a new series.
+      client.resetBackoff()
+      client.attempt = 1
+    }
+    const now = client.clock.unsafeCurrentTimeMillis()
+    const schedule = settings.schedule
+    // User code: a Schedule that throws or dies in its step closes the client, typed.
+    const stepped = yield* Effect.exit(Effect.suspend(() => schedule.step(now, error, client.scheduleState)))
+    if (Exit.isFailure(stepped)) {
+      yield* client.stop(
+        Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause)))
+      )
+      return false
+    }
+    const [nextState, , decision] = stepped.value
+    client.scheduleState = nextState
+    if (ScheduleDecision.isDone(decision)) {
+      yield* client.stop(Option.some(error))
+      return false
+    }
+    // Never sooner than the floor: a schedule of zero delays would be a hot loop.
+    let delay = Math.max(settings.minRetryDelay, ScheduleIntervals.start(decision.intervals) - now)
+    if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
+      delay = Math.max(delay, Duration.toMillis(error.retryAfter))
+    }
+    // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
+    // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
+    if (error._tag === "CircuitOpenError") {
+      delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
+    }
+    const skip = client.phase._tag === "Connecting" && client.phase.skipWait
+    const woken = yield* backoff(client, error, now, delay, skip)
+    if (woken) client.resetBackoff()
+    return !client.stopped
   })
-}
 
 /** Whether to retry after `error`; a `shouldRetry` that throws closes the client with InvalidOptions. */
 const retryable = (client: LiveClient, error: ClientError): boolean | ConnectError => {
@@ -208,59 +197,48 @@ const backoff = (
   now: number,
   delay: number,
   skip: boolean
-): Effect.Effect<boolean> => {
-  // The Transport of the client's runtime: the one every supervisor fiber runs with.
-  const transport = Context.getOption(client.runtime.context, Transport)
-  const wait = new BackoffWait(client.timers, Option.isSome(transport) ? transport.value.network : undefined)
-  // A breaker that refused the attempt: Suspended, not Backoff, until its retryAt at least.
-  const phase: Phase = error._tag === "CircuitOpenError"
-    ? { _tag: "Suspended", endpoint: error.endpoint, retryAt: now + delay, error, wait }
-    : { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(delay), error, wait }
-  return Effect.zipRight(
-    client.enter(phase),
-    Effect.async<boolean>((resume) => {
-      if (skip || wait.woken || client.phase !== phase) return resume(Effect.succeed(skip || wait.woken))
-      wait.resume = resume
-      wait.listen()
-      wait.start(delay)
-      return Effect.sync(() => wait.finish())
-    })
-  )
-}
+): Effect.Effect<boolean> =>
+  Effect.flatMap(Effect.serviceOption(Transport), (transport) => {
+    const wait = new BackoffWait(client.timers, Option.isSome(transport) ? transport.value.network : undefined)
+    // A breaker that refused the attempt: Suspended, not Backoff, until its retryAt at least.
+    const phase: Phase = error._tag === "CircuitOpenError"
+      ? { _tag: "Suspended", endpoint: error.endpoint, retryAt: now + delay, error, wait }
+      : { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(delay), error, wait }
+    return Effect.zipRight(
+      client.enter(phase),
+      Effect.async<boolean>((resume) => {
+        if (skip || wait.woken || client.phase !== phase) return resume(Effect.succeed(skip || wait.woken))
+        wait.resume = resume
+        wait.listen()
+        wait.start(delay)
+        return Effect.sync(() => wait.finish())
+      })
+    )
+  })
 
 /**
  * One attempt: connect, run `onOpen`, open the session (the phase is then Open). Fails with the
  * error that ended the attempt, its Scope closed (its connection released).
  */
 const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Transport> =>
-  Effect.suspend(() => {
+  Effect.gen(function*() {
+    const settings = client.settings
     client.attempt++
-    // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this. One
-    // endpoint (the common case) needs no pick.
-    return client.settings.endpoints.length === 1
-      ? attemptOn(client, 0)
-      : Effect.flatMap(pickEndpoint(client), (index) => attemptOn(client, index))
-  })
-
-const attemptOn = (client: LiveClient, index: number): Effect.Effect<void, ClientError, Transport> => {
-  const attempt = client.attempt
-  client.series++
-  const endpoint = client.settings.endpoints[index]!
-  client.total++
-  // One endpoint (the common case): its label is the latest one, kept without an array.
-  const count = client.settings.endpoints.length
-  const label = count === 1
-    ? client.currentLabel === "" ? labelOf(endpoint) : client.currentLabel
-    : (client.labels ??= new Array<string>(count))[index] ??= labelOf(endpoint)
-  client.currentLabel = label
-  return Effect.flatMap(client.enter({ _tag: "Connecting", attempt, endpoint: label, skipWait: false }), () => {
+    const attempt = client.attempt
+    // Safe: `make` leaves a client with no endpoint Closed (InvalidOptions) before this.
+    const index = yield* pickEndpoint(client)
+    client.series++
+    const endpoint = settings.endpoints[index]!
+    client.total++
+    const label = client.labels[index] ??= labelOf(endpoint)
+    client.currentLabel = label
+    yield* client.enter({ _tag: "Connecting", attempt, endpoint: label, skipWait: false })
     const startedAt = client.clock.unsafeCurrentTimeMillis()
     const scope = new SessionScope()
-    return openIn(client, scope, index, endpoint, label, attempt, startedAt).pipe(
+    return yield* openIn(client, scope, index, endpoint, label, attempt, startedAt).pipe(
       Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
     )
   })
-}
 
 const openIn = (
   client: LiveClient,
@@ -270,13 +248,9 @@ const openIn = (
   label: string,
   attempt: number,
   startedAt: number
-): Effect.Effect<void, ClientError, Transport> => {
-  const settings = client.settings
-  // A static URL and headers (the common case): nothing to read first.
-  if ((typeof endpoint === "string" || endpoint instanceof URL) && settings.headers === undefined) {
-    return dial(client, scope, index, endpoint, settings.connection, label, attempt, startedAt)
-  }
-  return Effect.gen(function*() {
+): Effect.Effect<void, ClientError, Transport> =>
+  Effect.gen(function*() {
+    const settings = client.settings
     // User code: a URL or headers Effect that fails or dies is the user's bug, typed and fatal.
     // One that hangs (a token service that never answers) is bounded by the open timeout: a
     // TimeoutError open, retried like a handshake that does not answer.
@@ -313,95 +287,49 @@ const openIn = (
       }
       headers = read.value
     }
-    const options = headers === undefined ? settings.connection : { ...settings.connection, headers }
-    return yield* dial(client, scope, index, target, options, label, attempt, startedAt)
+    const handshake = acquireConnection<never, never, never>(
+      target,
+      headers === undefined ? settings.connection : { ...settings.connection, headers },
+      // The attempt's Scope releases the connection from here: the session's, once open.
+      (opened) => Scope.addFinalizerExit(scope, releaseWith(opened)),
+      client.inbound
+    )
+    // Through the endpoint's circuit breaker when the Client has a registry: an open one refuses
+    // at once, with no handshake.
+    const breaker = yield* breakerFor(client, index, target)
+    const opened: OpenedConnection = yield* (breaker === undefined ? handshake : breaker.run(handshake)).pipe(
+      Effect.tapError((error) =>
+        Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag, label))
+      )
+    )
+    const openedAt = client.clock.unsafeCurrentTimeMillis()
+    const tags = Metrics.endpointLabels(label)
+    Metrics.connects.unsafeUpdate(1, tags)
+    Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
+    if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
+    client.opens++
+    if (settings.onOpen !== undefined) {
+      const onOpen = settings.onOpen
+      const timeout = settings.onOpenTimeout
+      // User code: a failure, a throw or a hang drops this connection, never the supervisor.
+      const hook = yield* Effect.exit(
+        Effect.suspend(() => onOpen(opened.connection)).pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url }, true)
+          })
+        )
+      )
+      // Any failure, an interruption the hook raised itself included (the supervisor's own
+      // interruption never gets here: it skips this fiber's handlers).
+      if (Exit.isFailure(hook)) return yield* new OnOpenError({ cause: Cause.squash(hook.cause) }, true)
+    }
+    client.inbound.offer(opened.listener.inbound)
+    // It may have ended already, while onOpen ran: it never became ready.
+    const alreadyEnded = opened.listener.endedWith
+    if (alreadyEnded !== undefined) return yield* alreadyEnded
+    yield* openSession(client, new Session(client, opened, scope, openedAt), attempt, label, index)
   })
-}
-
-/** The handshake (through the endpoint's breaker, if any), `onOpen`, and the session. */
-const dial = (
-  client: LiveClient,
-  scope: Scope.CloseableScope,
-  index: number,
-  target: string | URL,
-  options: ConnectOptions,
-  label: string,
-  attempt: number,
-  startedAt: number
-): Effect.Effect<void, ClientError, Transport> => {
-  const handshake = acquireConnection<never, never, never>(
-    target,
-    options,
-    // The attempt's Scope releases the connection from here: the session's, once open.
-    (opened) => Scope.addFinalizerExit(scope, releaseWith(opened)),
-    client.inbound
-  )
-  // Through the endpoint's circuit breaker when the Client has a registry: an open one refuses
-  // at once, with no handshake.
-  const guarded = client.registry === undefined ? handshake : Effect.flatMap(
-    breakerFor(client, index, target),
-    (breaker) => breaker === undefined ? handshake : breaker.run(handshake)
-  )
-  return Effect.matchEffect(guarded, {
-    onFailure: (error) => {
-      Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag, label)
-      return Effect.fail(error)
-    },
-    onSuccess: (opened) => opened_(client, scope, index, opened, label, attempt, startedAt)
-  })
-}
-
-/** The handshake succeeded: `onOpen`, if any, then the session. */
-const opened_ = (
-  client: LiveClient,
-  scope: Scope.CloseableScope,
-  index: number,
-  opened: OpenedConnection,
-  label: string,
-  attempt: number,
-  startedAt: number
-): Effect.Effect<void, ClientError> => {
-  const settings = client.settings
-  const openedAt = client.clock.unsafeCurrentTimeMillis()
-  const tags = Metrics.endpointLabels(label)
-  Metrics.connects.unsafeUpdate(1, tags)
-  Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
-  if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
-  client.opens++
-  const onOpen = settings.onOpen
-  if (onOpen === undefined) return ready(client, scope, index, opened, label, attempt, openedAt)
-  const timeout = settings.onOpenTimeout
-  // User code: a failure, a throw or a hang drops this connection, never the supervisor.
-  const hook = Effect.suspend(() => onOpen(opened.connection)).pipe(
-    Effect.timeoutFail({
-      duration: timeout,
-      onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url }, true)
-    })
-  )
-  return Effect.matchCauseEffect(hook, {
-    // Any failure, an interruption the hook raised itself included (the supervisor's own
-    // interruption never gets here: it skips this fiber's handlers).
-    onFailure: (cause) => Effect.fail(new OnOpenError({ cause: Cause.squash(cause) }, true)),
-    onSuccess: () => ready(client, scope, index, opened, label, attempt, openedAt)
-  })
-}
-
-/** `onOpen` done (or none): the session opens, unless the connection ended meanwhile. */
-const ready = (
-  client: LiveClient,
-  scope: Scope.CloseableScope,
-  index: number,
-  opened: OpenedConnection,
-  label: string,
-  attempt: number,
-  openedAt: number
-): Effect.Effect<void, ClientError> => {
-  client.inbound.offer(opened.listener.inbound)
-  // It may have ended already, while onOpen ran: it never became ready.
-  const alreadyEnded = opened.listener.endedWith
-  if (alreadyEnded !== undefined) return Effect.fail(alreadyEnded)
-  return openSession(client, new Session(client, opened, scope, openedAt), attempt, label, index)
-}
 
 // Module level on purpose: a finalizer made inside `openIn` would keep that generator's whole
 // context (settings, URL, headers) alive for the life of the session.
