@@ -408,3 +408,24 @@ describe("per-message cost guards", () => {
       expect(seen.length).toBe(2)
     })).pipe(Effect.provide(quietNode)))
 })
+
+describe("Client idle memory guards (issue #15)", () => {
+  it.live("Client: Clients made with the same context and FiberRef values share one Runtime (idle memory per client)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const runtimeOf = (client: Client.Client) => (client as unknown as { runtime: unknown }).runtime
+      const options = { url: server.url, heartbeat: false } as const
+      // One after another from this fiber, and from sibling fibers of one forEach.
+      const first = yield* Client.make(options)
+      const second = yield* Client.make(options)
+      const siblings = yield* Effect.forEach([1, 2, 3], () => Client.make(options), { concurrency: "unbounded" })
+      expect(runtimeOf(second)).toBe(runtimeOf(first))
+      // The siblings among themselves (a forked fiber holds a FiberRef more than its parent: its fork scope).
+      for (const client of siblings) expect(runtimeOf(client)).toBe(runtimeOf(siblings[0]!))
+      // Another value (a log annotation) is another Runtime: the Client's fibers run with the
+      // values of the fiber that made it.
+      const annotated = yield* Effect.annotateLogs(Client.make(options), "tenant", "a")
+      expect(runtimeOf(annotated)).not.toBe(runtimeOf(first))
+      yield* Effect.forEach([first, second, ...siblings, annotated], (client) => client.awaitOpen, { discard: true })
+    })).pipe(Effect.provide(quietNode)))
+})

@@ -3,12 +3,17 @@
  * and reason, and every message not written returned), and the constructor that ties `close` to
  * the scope the Client was made in.
  */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import type * as FiberRefs from "effect/FiberRefs"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Scope from "effect/Scope"
 import { Registry } from "../../CircuitBreaker.js"
 import type { Message, Transport } from "../../Transport.js"
@@ -71,16 +76,52 @@ export const closeClient = (
   }))
 
 export const makeClient = (settings: ClientSettings): Effect.Effect<LiveClient, never, Scope.Scope | Transport> =>
-  Effect.gen(function*() {
+  // Read from the fiber in one step (not a generator of five services): a Client's connect time
+  // is a target, and this runs at every `make`.
+  Effect.withFiberRuntime((fiber, status) => {
+    const context = fiber.currentContext as Context.Context<Scope.Scope | Transport>
     // The supervisor runs with this fiber's context and FiberRefs (logger, level, annotations,
     // span), as a forked child would.
-    const runtime = yield* Effect.runtime<Transport>()
-    const registry = Option.getOrUndefined(yield* Effect.serviceOption(Registry))
-    const client = new LiveClient(settings, runtime, yield* Effect.clock, registry)
+    const runtime = runtimeFor(context, status.runtimeFlags, fiber.getFiberRefs())
+    const registry = Option.getOrUndefined(Context.getOption(context, Registry))
+    const client = new LiveClient(settings, runtime, Context.get(fiber.currentDefaultServices, Clock.Clock), registry)
     client.start()
-    yield* Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizerExit(scope, closeOnExit(client)))
-    return client
+    return Effect.as(Scope.addFinalizerExit(Context.get(context, Scope.Scope), closeOnExit(client)), client)
   })
+
+/**
+ * The Runtime a Client's fibers run with: one for all the Clients made with the same context and
+ * runtime flags and FiberRefs of the same values (Clients made in a loop, or by sibling fibers of
+ * one `forEach`). A Runtime kept per Client (its FiberRefs' map of stacks: about 300 bytes) was a
+ * twentieth of an idle Client. Only the values count: the fibers started from it run with exactly
+ * the values they would have had; only the ids recorded beside the values (which fiber set each)
+ * may be another creator's.
+ */
+const runtimeFor = (
+  context: Context.Context<Scope.Scope | Transport>,
+  runtimeFlags: RuntimeFlags.RuntimeFlags,
+  fiberRefs: FiberRefs.FiberRefs
+): Runtime.Runtime<Scope.Scope | Transport> => {
+  const known = runtimes.get(context)
+  if (known !== undefined && known.runtimeFlags === runtimeFlags && sameValues(known.fiberRefs, fiberRefs)) return known
+  const runtime = Runtime.make({ context, runtimeFlags, fiberRefs })
+  runtimes.set(context, runtime)
+  return runtime
+}
+
+// The latest Runtime made for each context: held no longer than the context itself.
+const runtimes = new WeakMap<Context.Context<never>, Runtime.Runtime<Scope.Scope | Transport>>()
+
+/** Whether every FiberRef has the same value (the same object) in both. */
+const sameValues = (self: FiberRefs.FiberRefs, that: FiberRefs.FiberRefs): boolean => {
+  if (self === that) return true
+  if (self.locals.size !== that.locals.size) return false
+  for (const [fiberRef, stack] of self.locals) {
+    const other = that.locals.get(fiberRef)
+    if (other === undefined || other[0][1] !== stack[0][1]) return false
+  }
+  return true
+}
 
 // The close logs, so it runs with the FiberRefs the client was made with, on a fiber of the
 // client's runtime: Effect.addFinalizer would keep a second copy of them alive per client.

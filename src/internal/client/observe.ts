@@ -19,11 +19,13 @@ import { Listeners } from "../primitives/listeners.js"
 /** How many recent events a new `events` subscriber receives first. */
 const EVENTS_REPLAY = 16
 
+const NO_EVENTS: ReadonlyArray<ClientEventType> = []
+
 export class Observer {
   // Made on first use: most clients are never watched, and an idle client's size is a target.
   private stateListeners: Listeners<ClientStateType> | undefined = undefined
   private eventListeners: Listeners<ClientEventType> | undefined = undefined
-  private recentEvents: ReadonlyArray<ClientEventType> = []
+  private recentEvents: ReadonlyArray<ClientEventType> = NO_EVENTS
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   private downSince: number | undefined = undefined
 
@@ -54,9 +56,11 @@ export class Observer {
   }
 
   private publish(event: ClientEventType): void {
-    // Copied, not pushed: events are rare, and an exact-size array is smaller to keep.
+    // Copied, not pushed: events are rare, and an exact-size array is smaller to keep. `concat`
+    // makes it at its size; a spread (`[...recent, event]`) left room to grow, about 150 bytes for
+    // the two events every open Client keeps.
     const recent = this.recentEvents
-    this.recentEvents = recent.length < EVENTS_REPLAY ? [...recent, event] : [...recent.slice(1), event]
+    this.recentEvents = (recent.length < EVENTS_REPLAY ? recent : recent.slice(1)).concat(event)
     this.eventListeners?.emit(event)
   }
 
