@@ -102,6 +102,18 @@ export interface TransportSocket {
   /** Bytes handed to the socket and not yet written to the network. */
   readonly bufferedAmount: () => number
   /**
+   * Optional: a running total of the bytes the network has taken from this socket (Node: bytes
+   * the kernel accepted, in the TCP stream; browsers: bytes sent less `bufferedAmount`). Unlike
+   * `bufferedAmount`, which on Node stays put until a whole write completes, it grows while a
+   * long backlog drains, so the heartbeat can tell a slow link that moves from a dead one
+   * (`src/internal/heartbeat.ts`). Never decreases while the link moves bytes; it may lag the
+   * truth, never run ahead of what was sent. Without it a probe's answer is awaited from when the
+   * probe was queued.
+   *
+   * @since 0.1.0
+   */
+  readonly sentBytes?: (() => number) | undefined
+  /**
    * Writes one frame. OPEN only (the caller checks). `callback` runs exactly once, once the frame
    * was written (Node: flushed to the kernel; browsers: handed to the browser) or with the error,
    * and callbacks run in the order of the sends: the Client matches them to frames in that order.

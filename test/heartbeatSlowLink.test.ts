@@ -1,0 +1,189 @@
+/**
+ * The heartbeat on a slow but healthy link: a probe queued behind a long outbound backlog cannot
+ * be answered before the backlog drains, so its wait restarts each time the network takes more of
+ * the backlog, and counts from when the probe itself went out. A link whose backlog stops moving
+ * is still found dead. Real sockets on 127.0.0.1: a pipe in front of the server reads the
+ * client's bytes a chunk at a time, so the kernel's buffers fill behind it and the client's
+ * writes move only as fast as the pipe reads (a slow uplink with backpressure).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Ref, Schedule, Stream } from "effect"
+import * as Net from "node:net"
+import { Client } from "../src/index.js"
+import { TestServer } from "../src/testing/index.js"
+import type { Message } from "../src/Transport.js"
+import { awaitState, isTag } from "./support/clientKit.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { provideNode } from "./support/node.js"
+
+interface SlowPipe {
+  readonly url: string
+  /** Stops reading the client's bytes for good (the server side still answers what it got). */
+  readonly stopReading: Effect.Effect<void>
+  /** Bytes passed from the client to the server so far. */
+  readonly forwarded: Effect.Effect<number>
+}
+
+/**
+ * A TCP pipe on 127.0.0.1 in front of `targetPort`: the server's bytes pass at once; the client's
+ * are read `chunk` bytes every `everyMillis` (the socket stays paused, so Node stops reading from
+ * the kernel when its own small buffer is full), until `stopReading`. Closed with the scope.
+ */
+const slowPipe = (targetPort: number, chunk: number, everyMillis: number) =>
+  Effect.gen(function*() {
+    const sockets = new Set<Net.Socket>()
+    const timers = new Set<NodeJS.Timeout>()
+    const state = { reading: true, forwarded: 0 }
+    // Node's own buffer for the paused socket holds up to `chunk`, so each tick can read a whole one.
+    const server = Net.createServer({ highWaterMark: chunk }, (client) => {
+      const upstream = Net.connect(targetPort, "127.0.0.1")
+      sockets.add(client)
+      sockets.add(upstream)
+      client.pause()
+      upstream.pipe(client)
+      const timer = setInterval(() => {
+        if (!state.reading || upstream.destroyed) return
+        const available = client.readableLength
+        if (available === 0) {
+          client.read(0)
+          return
+        }
+        const data: Buffer | null = client.read(Math.min(chunk, available))
+        if (data === null) return
+        state.forwarded += data.length
+        upstream.write(data)
+      }, everyMillis)
+      timers.add(timer)
+      const end = () => {
+        clearInterval(timer)
+        timers.delete(timer)
+        client.destroy()
+        upstream.destroy()
+      }
+      client.on("error", end).on("close", end)
+      upstream.on("error", end).on("close", end)
+    })
+    yield* Effect.acquireRelease(
+      Effect.async<void>((resume) => {
+        server.listen(0, "127.0.0.1", () => resume(Effect.void))
+      }),
+      () =>
+        Effect.async<void>((resume) => {
+          for (const timer of timers) clearInterval(timer)
+          for (const socket of sockets) socket.destroy()
+          server.close(() => resume(Effect.void))
+        })
+    )
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    return {
+      url: `ws://127.0.0.1:${port}`,
+      stopReading: Effect.sync(() => {
+        state.reading = false
+      }),
+      forwarded: Effect.sync(() => state.forwarded)
+    } satisfies SlowPipe
+  })
+
+const FRAME_BYTES = 64 * 1024
+
+/** Frame `index` of the backlog: its number in the first four bytes, the rest filler. */
+const frame = (index: number): Uint8Array => {
+  const bytes = new Uint8Array(FRAME_BYTES).fill(0x61)
+  new DataView(bytes.buffer).setUint32(0, index)
+  return bytes
+}
+
+const indexOf = (message: Message): number =>
+  typeof message === "string" ? -1 : new DataView(message.buffer, message.byteOffset).getUint32(0)
+
+/** Bounded real-time wait for a condition. */
+const awaitTrue = (condition: Effect.Effect<boolean>, what: string, turns: number) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < turns; turn++) {
+      if (yield* condition) return
+      yield* Effect.sleep("20 millis")
+    }
+    return yield* Effect.dieMessage(`never: ${what}`)
+  })
+
+/** The link: about 12 MiB/s, far slower than loopback; the kernel's buffers take a few MiB of it at once. */
+const CHUNK = 256 * 1024
+const EVERY_MILLIS = 20
+/** A backlog of 64 MiB: about 5 s to drain here, longer on a loaded machine. */
+const FRAMES = 1024
+/**
+ * Without the fix, the first probe (interval after the open: the server sends nothing) waits
+ * behind the backlog and the link is cut `timeout` later, at 2.5 s. The timeout stays well above
+ * the time the link takes to drain what the kernel holds ahead of the probe once it left this
+ * process (a few MiB: under 0.5 s here).
+ */
+const heartbeat = { interval: "500 millis", timeout: "2 seconds" } as const
+
+/** A Client on a slow pipe to a server that counts the frames it reads, with the backlog enqueued. */
+const backlogOnSlowLink = Effect.gen(function*() {
+  const arrived: Array<number> = []
+  const server = yield* TestServer.make({ handler: (message) => arrived.push(indexOf(message)), record: false })
+  const pipe = yield* slowPipe(server.port, CHUNK, EVERY_MILLIS)
+  const client = yield* Client.make({
+    url: pipe.url,
+    retry: Schedule.spaced("1 minute"),
+    heartbeat,
+    outbox: { capacity: FRAMES, maxBytes: FRAMES * FRAME_BYTES * 2 }
+  })
+  yield* client.awaitOpen
+  const states = yield* Ref.make<ReadonlyArray<Client.ClientState>>([])
+  yield* client.state.changes.pipe(
+    Stream.runForEach((state) => Ref.update(states, (seen) => [...seen, state])),
+    Effect.forkScoped
+  )
+  for (let index = 0; index < FRAMES; index++) yield* client.enqueue(frame(index))
+  return { arrived, server, pipe, client, states: Ref.get(states) }
+})
+
+describe("Heartbeat on a slow link (real sockets)", () => {
+  it.live(
+    "a backlog that takes several timeouts to drain through a steady reader: no heartbeat timeout, every frame arrives, none failed",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const { arrived, client, server, states } = yield* backlogOnSlowLink
+        // Until every frame arrived, or the link was cut (then the assertions below tell how).
+        yield* awaitTrue(
+          Effect.map(client.failed, (failed) => failed > 0 || arrived.length >= FRAMES),
+          `the server read ${FRAMES} frames`,
+          1000
+        )
+        expect(arrived).toEqual(Array.from({ length: FRAMES }, (_, index) => index))
+        expect(yield* client.failed).toBe(0)
+        // The probe waited behind the whole backlog: it reaches the server after the last frame.
+        yield* awaitTrue(Effect.map(server.pings, (pings) => pings > 0), "a probe behind the backlog", 250)
+        expect(yield* server.accepted).toBe(1)
+        expect((yield* states).map((state) => state._tag)).toEqual(["Open"])
+      })).pipe(provideNode),
+    30_000
+  )
+
+  it.live(
+    "a reader that stops for good while the backlog waits: TimeoutError heartbeat after the stop, within quarter interval + timeout of the last progress",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const { client, pipe, server, states } = yield* backlogOnSlowLink
+        // Past the point where the probe's wait used to end (interval + timeout after the open).
+        yield* Effect.sleep("3500 millis")
+        expect((yield* states).map((state) => state._tag)).toEqual(["Open"])
+        expect(yield* server.pings).toBe(0)
+        yield* pipe.stopReading
+        const stoppedAt = Date.now()
+        const backoff = yield* awaitState(client, isTag("Backoff"), "10 seconds")
+        const found = Date.now() - stoppedAt
+        expect(backoff).toMatchObject({
+          error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.seconds(2) }
+        })
+        // The kernel's buffers were already full: the backlog stops moving at once, and the wait
+        // ends at most a sample (interval / 4) plus `timeout` later: 2125 ms, plus timer slack.
+        expect(found).toBeLessThan(4000)
+        expect(yield* server.accepted).toBe(1)
+      })).pipe(provideNode),
+    30_000
+  )
+})
