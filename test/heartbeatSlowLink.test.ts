@@ -4,17 +4,129 @@
  * the backlog, and counts from when the probe itself went out. A link whose backlog stops moving
  * is still found dead. Real sockets on 127.0.0.1: a pipe in front of the server reads the
  * client's bytes a chunk at a time, so the kernel's buffers fill behind it and the client's
- * writes move only as fast as the pipe reads (a slow uplink with backpressure).
+ * writes move only as fast as the pipe reads (a slow uplink with backpressure). The exact rule
+ * is pinned first on the TestClock, over a socket whose queue the test drains by hand.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Ref, Schedule, Stream } from "effect"
+import { Duration, Effect, Ref, Schedule, Stream, TestClock } from "effect"
 import * as Net from "node:net"
 import { Client } from "../src/index.js"
+import type { TimeoutError } from "../src/index.js"
+import { ConnectionListener } from "../src/internal/connection.js"
+import { Heartbeat } from "../src/internal/heartbeat.js"
+import { currentTimers } from "../src/internal/primitives/timers.js"
+import { OPEN } from "../src/internal/protocol.js"
 import { TestServer } from "../src/testing/index.js"
-import type { Message } from "../src/Transport.js"
+import type { Message, TransportSocket } from "../src/Transport.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
+
+const url = "ws://127.0.0.1:1/"
+
+/**
+ * A Heartbeat on the TestClock over a socket whose peer never answers: `link.queued` bytes wait
+ * in this process, `take(bytes)` is the network taking some of them (a step), `sentBytes` the
+ * running total. A probe is a 2-byte ping queued behind what is there (taken at once when nothing is).
+ */
+const heartbeatOnQueue = (options: { readonly queued: number; readonly withSentBytes?: boolean }) =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const timers = yield* currentTimers
+    const link = { queued: options.queued, sent: 0 }
+    const probes: Array<number> = []
+    const deaths: Array<{ readonly at: number; readonly error: TimeoutError }> = []
+    const socket: TransportSocket = {
+      readyState: () => OPEN,
+      protocol: () => "",
+      bufferedAmount: () => link.queued,
+      ...(options.withSentBytes === false ? {} : { sentBytes: () => link.sent }),
+      send: () => {},
+      close: () => {},
+      terminate: () => {},
+      pause: () => false,
+      resume: () => {},
+      ping: () => {
+        probes.push(clock.unsafeCurrentTimeMillis())
+        // Behind nothing, the kernel takes it at once (as Node's write does).
+        if (link.queued === 0) link.sent += 2
+        else link.queued += 2
+        return true
+      }
+    }
+    const heartbeat = new Heartbeat(
+      socket,
+      new ConnectionListener(url, 16, 1024 * 1024),
+      url,
+      { interval: Duration.millis(500), timeout: Duration.millis(500), message: undefined },
+      clock,
+      timers,
+      {
+        onDead: (error) => deaths.push({ at: clock.unsafeCurrentTimeMillis(), error }),
+        onCannotProbe: () => expect.unreachable("this socket can always probe")
+      }
+    )
+    heartbeat.start()
+    yield* Effect.addFinalizer(() => Effect.sync(() => heartbeat.stop()))
+    /** Moves the clock to `at`, where the network takes `bytes` (plus bytes the app queues after them). */
+    const stepAt = (at: number, bytes: number, queuedAfter = 0) =>
+      Effect.gen(function*() {
+        yield* TestClock.adjust(Duration.millis(at - clock.unsafeCurrentTimeMillis()))
+        link.queued += queuedAfter - bytes
+        link.sent += bytes
+      })
+    return { probes, deaths, stepAt }
+  })
+
+describe("Heartbeat behind a backlog: the rule (TestClock)", () => {
+  // interval 500 ms, timeout 500 ms: samples every 125 ms; the first probe at 500 (nothing inbound).
+
+  it.scoped("each step of the backlog ahead of the probe restarts its wait: found `timeout` after the sample that saw the last step", () =>
+    Effect.gen(function*() {
+      const hb = yield* heartbeatOnQueue({ queued: 100_000 })
+      for (const at of [810, 1110, 1410, 1710, 2010]) yield* hb.stepAt(at, 1000)
+      // The steps are seen at 875, 1125, 1500, 1750 and 2125 (once the wait had restarted at 1125,
+      // its samples fall at 1250, 1375, 1500...): the last wait ends at 2625, not at 1000.
+      yield* TestClock.adjust("1000 millis")
+      expect(hb.probes).toEqual([500])
+      expect(hb.deaths.map((death) => death.at)).toEqual([2625])
+      expect(hb.deaths[0]?.error).toMatchObject({
+        _tag: "TimeoutError",
+        operation: "heartbeat",
+        timeout: Duration.millis(500)
+      })
+    }))
+
+  it.scoped("once the probe has gone, later steps (bytes queued after it) no longer count: its answer is awaited `timeout` from the sample that saw it go", () =>
+    Effect.gen(function*() {
+      const hb = yield* heartbeatOnQueue({ queued: 3000 })
+      // 3002 bytes up to the probe's end: out with the step at 1110 (seen at 1125). The app keeps
+      // queuing behind it and the network keeps taking those: no longer a sign of life.
+      yield* hb.stepAt(810, 2000, 5000)
+      yield* hb.stepAt(1110, 2000, 5000)
+      yield* hb.stepAt(1410, 2000, 5000)
+      yield* TestClock.adjust("1000 millis")
+      expect(hb.deaths.map((death) => death.at)).toEqual([1625])
+    }))
+
+  it.scoped("a probe that goes out at once (nothing queued) is awaited `timeout` from then, whatever moves after it", () =>
+    Effect.gen(function*() {
+      const hb = yield* heartbeatOnQueue({ queued: 0 })
+      // Frames written after the probe, taken by the network: no sign of the peer.
+      yield* hb.stepAt(810, 1000, 1000)
+      yield* hb.stepAt(910, 1000, 1000)
+      yield* TestClock.adjust("1000 millis")
+      expect(hb.deaths.map((death) => death.at)).toEqual([1000])
+    }))
+
+  it.scoped("a transport without sentBytes: the answer is awaited `timeout` after the probe was queued, as before", () =>
+    Effect.gen(function*() {
+      const hb = yield* heartbeatOnQueue({ queued: 100_000, withSentBytes: false })
+      for (const at of [810, 1110, 1410]) yield* hb.stepAt(at, 1000)
+      yield* TestClock.adjust("1000 millis")
+      expect(hb.deaths.map((death) => death.at)).toEqual([1000])
+    }))
+})
 
 interface SlowPipe {
   readonly url: string
