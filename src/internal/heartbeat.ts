@@ -68,9 +68,9 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
  * The kernel reports progress in steps: Linux lets a process write more only once a third of the
  * socket's send buffer is free, so the backlog is seen to move every (send buffer / 3) / link
  * rate, and a probe that has gone still waits behind what the kernel holds (up to its send
- * buffer). `timeout` must exceed both (1 Mbit/s, a send buffer near 1 MB: steps of 0.33 MB, 3 to
- * 5 s apart; the default 10 s holds). A transport without `sentBytes` (or a probe that went out
- * at once) gives the old rule: the answer is awaited `timeout` after the probe was queued.
+ * buffer). `timeout` must exceed both (measured at 1 Mbit/s: steps of about 0.33 MB, 2 to 5 s
+ * apart; docs/trials.md). A transport without `sentBytes` (or a probe that went out at once)
+ * gives the old rule: the answer is awaited `timeout` after the probe was queued.
  */
 export class Heartbeat implements TimerTarget {
   /** At or before the peer's last sign of life: a pong's own time, or the sample before a frame was counted. */
