@@ -9,7 +9,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Ref, Schedule, Stream, TestClock } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
 import * as Net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll } from "vitest"
 import { Client } from "../src/index.js"
 import type { TimeoutError } from "../src/index.js"
 import { ConnectionListener } from "../src/internal/connection.js"
@@ -21,6 +25,8 @@ import type { Message, TransportSocket } from "../src/Transport.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
+import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
+import type { Material } from "./support/tlsMaterial.js"
 
 const url = "ws://127.0.0.1:1/"
 
@@ -129,11 +135,9 @@ describe("Heartbeat behind a backlog: the rule (TestClock)", () => {
 })
 
 interface SlowPipe {
-  readonly url: string
+  readonly port: number
   /** Stops reading the client's bytes for good (the server side still answers what it got). */
   readonly stopReading: Effect.Effect<void>
-  /** Bytes passed from the client to the server so far. */
-  readonly forwarded: Effect.Effect<number>
 }
 
 /**
@@ -145,7 +149,7 @@ const slowPipe = (targetPort: number, chunk: number, everyMillis: number) =>
   Effect.gen(function*() {
     const sockets = new Set<Net.Socket>()
     const timers = new Set<NodeJS.Timeout>()
-    const state = { reading: true, forwarded: 0 }
+    const state = { reading: true }
     // Node's own buffer for the paused socket holds up to `chunk`, so each tick can read a whole one.
     const server = Net.createServer({ highWaterMark: chunk }, (client) => {
       const upstream = Net.connect(targetPort, "127.0.0.1")
@@ -162,7 +166,6 @@ const slowPipe = (targetPort: number, chunk: number, everyMillis: number) =>
         }
         const data: Buffer | null = client.read(Math.min(chunk, available))
         if (data === null) return
-        state.forwarded += data.length
         upstream.write(data)
       }, everyMillis)
       timers.add(timer)
@@ -189,11 +192,10 @@ const slowPipe = (targetPort: number, chunk: number, everyMillis: number) =>
     const address = server.address()
     const port = typeof address === "object" && address !== null ? address.port : 0
     return {
-      url: `ws://127.0.0.1:${port}`,
+      port,
       stopReading: Effect.sync(() => {
         state.reading = false
-      }),
-      forwarded: Effect.sync(() => state.forwarded)
+      })
     } satisfies SlowPipe
   })
 
@@ -232,46 +234,69 @@ const FRAMES = 1024
  */
 const heartbeat = { interval: "500 millis", timeout: "2 seconds" } as const
 
-/** A Client on a slow pipe to a server that counts the frames it reads, with the backlog enqueued. */
-const backlogOnSlowLink = Effect.gen(function*() {
-  const arrived: Array<number> = []
-  const server = yield* TestServer.make({ handler: (message) => arrived.push(indexOf(message)), record: false })
-  const pipe = yield* slowPipe(server.port, CHUNK, EVERY_MILLIS)
-  const client = yield* Client.make({
-    url: pipe.url,
-    retry: Schedule.spaced("1 minute"),
-    heartbeat,
-    outbox: { capacity: FRAMES, maxBytes: FRAMES * FRAME_BYTES * 2 }
+/**
+ * A Client on a slow pipe to a server that counts the frames it reads, with the backlog enqueued;
+ * over wss:// when given the TLS material.
+ */
+const backlogOnSlowLink = (tls?: Material) =>
+  Effect.gen(function*() {
+    const arrived: Array<number> = []
+    const server = yield* TestServer.make({
+      handler: (message) => arrived.push(indexOf(message)),
+      record: false,
+      ...(tls === undefined ? {} : { tls: { cert: tls.serverCert, key: tls.serverKey } })
+    })
+    const pipe = yield* slowPipe(server.port, CHUNK, EVERY_MILLIS)
+    const client = yield* Client.make({
+      url: `${tls === undefined ? "ws" : "wss"}://127.0.0.1:${pipe.port}`,
+      ...(tls === undefined ? {} : { connection: { tls: { ca: tls.caCert } } }),
+      retry: Schedule.spaced("1 minute"),
+      heartbeat,
+      outbox: { capacity: FRAMES, maxBytes: FRAMES * FRAME_BYTES * 2 }
+    })
+    yield* client.awaitOpen
+    const states = yield* Ref.make<ReadonlyArray<Client.ClientState>>([])
+    yield* client.state.changes.pipe(
+      Stream.runForEach((state) => Ref.update(states, (seen) => [...seen, state])),
+      Effect.forkScoped
+    )
+    for (let index = 0; index < FRAMES; index++) yield* client.enqueue(frame(index))
+    return { arrived, server, pipe, client, states: Ref.get(states) }
   })
-  yield* client.awaitOpen
-  const states = yield* Ref.make<ReadonlyArray<Client.ClientState>>([])
-  yield* client.state.changes.pipe(
-    Stream.runForEach((state) => Ref.update(states, (seen) => [...seen, state])),
-    Effect.forkScoped
-  )
-  for (let index = 0; index < FRAMES; index++) yield* client.enqueue(frame(index))
-  return { arrived, server, pipe, client, states: Ref.get(states) }
+
+/** Every frame of the backlog arrives, in order, on the one connection: none failed, no heartbeat timeout. */
+const drainsWhole = (tls?: Material) =>
+  withNoHandlesLeft(Effect.gen(function*() {
+    const { arrived, client, server, states } = yield* backlogOnSlowLink(tls)
+    // Until every frame arrived, or the link was cut (then the assertions below tell how).
+    yield* awaitTrue(
+      Effect.map(client.failed, (failed) => failed > 0 || arrived.length >= FRAMES),
+      `the server read ${FRAMES} frames`,
+      1000
+    )
+    expect(arrived).toEqual(Array.from({ length: FRAMES }, (_, index) => index))
+    expect(yield* client.failed).toBe(0)
+    // The probe waited behind the whole backlog: it reaches the server after the last frame.
+    yield* awaitTrue(Effect.map(server.pings, (pings) => pings > 0), "a probe behind the backlog", 250)
+    expect(yield* server.accepted).toBe(1)
+    expect((yield* states).map((state) => state._tag)).toEqual(["Open"])
+  })).pipe(provideNode)
+
+const tlsDir = hasOpenssl ? mkdtempSync(join(tmpdir(), "lifeline-slowlink-")) : undefined
+afterAll(() => {
+  if (tlsDir !== undefined) rmSync(tlsDir, { recursive: true, force: true })
 })
 
 describe("Heartbeat on a slow link (real sockets)", () => {
   it.live(
     "a backlog that takes several timeouts to drain through a steady reader: no heartbeat timeout, every frame arrives, none failed",
-    () =>
-      withNoHandlesLeft(Effect.gen(function*() {
-        const { arrived, client, server, states } = yield* backlogOnSlowLink
-        // Until every frame arrived, or the link was cut (then the assertions below tell how).
-        yield* awaitTrue(
-          Effect.map(client.failed, (failed) => failed > 0 || arrived.length >= FRAMES),
-          `the server read ${FRAMES} frames`,
-          1000
-        )
-        expect(arrived).toEqual(Array.from({ length: FRAMES }, (_, index) => index))
-        expect(yield* client.failed).toBe(0)
-        // The probe waited behind the whole backlog: it reaches the server after the last frame.
-        yield* awaitTrue(Effect.map(server.pings, (pings) => pings > 0), "a probe behind the backlog", 250)
-        expect(yield* server.accepted).toBe(1)
-        expect((yield* states).map((state) => state._tag)).toEqual(["Open"])
-      })).pipe(provideNode),
+    () => drainsWhole(),
+    30_000
+  )
+
+  it.live.skipIf(tlsDir === undefined)(
+    "the same over wss:// (the kernel's progress read on the TCP handle below the TLS one)",
+    () => drainsWhole(makeMaterial(tlsDir!)),
     30_000
   )
 
@@ -279,7 +304,7 @@ describe("Heartbeat on a slow link (real sockets)", () => {
     "a reader that stops for good while the backlog waits: TimeoutError heartbeat after the stop, within quarter interval + timeout of the last progress",
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
-        const { client, pipe, server, states } = yield* backlogOnSlowLink
+        const { client, pipe, server, states } = yield* backlogOnSlowLink()
         // Past the point where the probe's wait used to end (interval + timeout after the open).
         yield* Effect.sleep("3500 millis")
         expect((yield* states).map((state) => state._tag)).toEqual(["Open"])
