@@ -102,15 +102,14 @@ export interface TransportSocket {
   /** Bytes handed to the socket and not yet written to the network. */
   readonly bufferedAmount: () => number
   /**
-   * Optional: a running total of the bytes the network has taken from this socket (Node: bytes
-   * the kernel accepted, in the TCP stream; browsers: bytes sent less `bufferedAmount`). Unlike
-   * `bufferedAmount`, which on Node stays put until a whole write completes, it grows while a
-   * long backlog drains, so the heartbeat can tell a slow link that moves from a dead one
-   * (`src/internal/heartbeat.ts`). Never decreases while the link moves bytes; it may lag the
-   * truth, never run ahead of what was sent. Without it a probe's answer is awaited from when the
-   * probe was queued.
-   *
-   * @since 0.1.0
+   * Optional: a running total of the bytes the network has taken from this socket, for the
+   * heartbeat to tell a slow link whose backlog moves from a dead one
+   * (`src/internal/heartbeat.ts`). Node: what the kernel accepted (under TLS, of the TLS records:
+   * a little more than the frames' bytes); browsers: bytes handed to `send` less
+   * `bufferedAmount`. Unlike Node's `bufferedAmount`, which stays put until a whole write
+   * completes, it grows as a long backlog drains. Only its growth between two reads, and its
+   * reaching an earlier `sentBytes() + bufferedAmount()`, are used: it may lag the truth, not run
+   * ahead of it. Without it, a probe's answer is awaited from when the probe was queued.
    */
   readonly sentBytes?: (() => number) | undefined
   /**
