@@ -10,7 +10,7 @@ import * as Layer from "effect/Layer"
 import { hintFor } from "./internal/classifyHandshakeError.js"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
-import { CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
+import { approximateBytes, CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
 import type { Network, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
 import { Transport } from "./Transport.js"
 
@@ -52,6 +52,8 @@ const open = (
   let opened = false
   let failed = false
   let closeReported = false
+  /** Bytes handed to `send` (a string counted in UTF-16 units: never more than its UTF-8 bytes). */
+  let handed = 0
   const reportClose = (code: number, reason: string, wasClean: boolean): void => {
     if (closeReported) return
     closeReported = true
@@ -90,6 +92,10 @@ const open = (
     readyState,
     protocol: () => socket.protocol,
     bufferedAmount: () => socket.bufferedAmount,
+    // `bufferedAmount` falls as the browser sends (Chromium: as its network service takes the
+    // bytes), so what was handed less what is still buffered is what left. It may lag the truth
+    // (text with characters beyond ASCII is undercounted), never run ahead of it.
+    sentBytes: () => handed - socket.bufferedAmount,
     send: (data, callback) => {
       try {
         socket.send(data)
@@ -97,6 +103,7 @@ const open = (
         if (callback !== undefined) callback(error instanceof Error ? error : new Error(String(error)))
         return
       }
+      handed += approximateBytes(data)
       // Browsers give no write completion: a frame counts as written once the browser has it.
       if (callback !== undefined) callback()
     },

@@ -73,6 +73,29 @@ class NodeSocket implements TransportSocket {
   bufferedAmount(): number {
     return this.ws.bufferedAmount
   }
+  /**
+   * What the kernel took of this socket's bytes. ws's `bufferedAmount` drops only when a whole
+   * write completes, and Node hands everything queued behind a pending write to the kernel as one
+   * writev: a backlog of megabytes counts as stuck until its last byte is taken. libuv's counters
+   * move as the kernel takes bytes: `bytesWritten` (what was handed to libuv) less
+   * `writeQueueSize` (what libuv still holds), on Node's internal `_handle` (under TLS, the TCP
+   * handle below the TLS one, so the bytes are TLS records'). Without them, the public counters
+   * give the bytes of completed writes: coarser, never ahead.
+   */
+  sentBytes(): number {
+    const tcp = this.tcp
+    if (tcp === undefined) return 0
+    const handle: unknown = Reflect.get(tcp, "_handle")
+    if (typeof handle === "object" && handle !== null) {
+      const parent: unknown = Reflect.get(handle, "_parent")
+      const stream = typeof parent === "object" && parent !== null ? parent : handle
+      const handed: unknown = Reflect.get(stream, "bytesWritten")
+      const held: unknown = Reflect.get(stream, "writeQueueSize")
+      if (typeof handed === "number" && typeof held === "number") return handed - held
+    }
+    const written = tcp.bytesWritten
+    return typeof written === "number" ? written - tcp.writableLength : 0
+  }
   send(data: Message, callback?: (error?: Error) => void): void {
     // Only small frames are batched: a large frame is a full write by itself, and holding it
     // back to the next tick would keep the peer idle while a burst of them is written.

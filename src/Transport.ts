@@ -102,6 +102,17 @@ export interface TransportSocket {
   /** Bytes handed to the socket and not yet written to the network. */
   readonly bufferedAmount: () => number
   /**
+   * Optional: a running total of the bytes the network has taken from this socket, for the
+   * heartbeat to tell a slow link whose backlog moves from a dead one
+   * (`src/internal/heartbeat.ts`). Node: what the kernel accepted (under TLS, of the TLS records:
+   * a little more than the frames' bytes); browsers: bytes handed to `send` less
+   * `bufferedAmount`. Unlike Node's `bufferedAmount`, which stays put until a whole write
+   * completes, it grows as a long backlog drains. Only its growth between two reads, and its
+   * reaching an earlier `sentBytes() + bufferedAmount()`, are used: it may lag the truth, not run
+   * ahead of it. Without it, a probe's answer is awaited from when the probe was queued.
+   */
+  readonly sentBytes?: (() => number) | undefined
+  /**
    * Writes one frame. OPEN only (the caller checks). `callback` runs exactly once, once the frame
    * was written (Node: flushed to the kernel; browsers: handed to the browser) or with the error,
    * and callbacks run in the order of the sends: the Client matches them to frames in that order.

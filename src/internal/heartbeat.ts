@@ -52,6 +52,25 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
  * interval and dates a frame it finds to the sample before: the probe goes out between 3/4
  * interval and interval after that frame, and frames less than 3/4 interval apart keep the link
  * up without probes. The probe's answer is awaited `timeout`, sampled the same way.
+ *
+ * A probe queued behind outbound bytes (a backlog on a slow link) cannot be answered before they
+ * have gone. While it waits behind them, each sample that finds the network took more of them
+ * (the transport's `sentBytes`) restarts the wait: the link moved, and that step counts as a sign
+ * of life. So a backlog that keeps draining keeps the link up, however long it takes, and the peer
+ * is found dead once the backlog made no progress for `timeout`. Once the probe itself has gone
+ * (`sentBytes` reached its end), its answer is awaited `timeout` from the sample that saw it go,
+ * and later steps no longer count (a proxy may keep taking bytes for a dead peer). The bound above
+ * holds with those steps counted: a step is seen at most a sample (interval / 4) after it, so the
+ * peer is found at most interval / 4 + timeout after the last one. Measured from the last inbound
+ * frame or pong L and the time D the link stopped taking bytes: at most
+ * `max(L + interval, D + interval / 4) + timeout`.
+ *
+ * The kernel reports progress in steps: Linux lets a process write more only once a third of the
+ * socket's send buffer is free, so the backlog is seen to move every (send buffer / 3) / link
+ * rate, and a probe that has gone still waits behind what the kernel holds (up to its send
+ * buffer). `timeout` must exceed both (measured at 1 Mbit/s: steps of about 0.33 MB, 2 to 5 s
+ * apart; docs/trials.md). A transport without `sentBytes` (or a probe that went out at once)
+ * gives the old rule: the answer is awaited `timeout` after the probe was queued.
  */
 export class Heartbeat implements TimerTarget {
   /** At or before the peer's last sign of life: a pong's own time, or the sample before a frame was counted. */
@@ -61,8 +80,15 @@ export class Heartbeat implements TimerTarget {
   private seen = 0
   /** When the timer should fire: one that fires far later means this process's timers were stalled. */
   private dueAt = 0
-  /** When the unanswered probe went out; undefined while not waiting for an answer. */
+  /**
+   * When the unanswered probe went out, or its wait last restarted (see `sampleDrain`); undefined
+   * while not waiting for an answer.
+   */
   private probedAt: number | undefined = undefined
+  /** While the probe waits behind queued bytes: the socket's `sentBytes` once it is out; -1 otherwise. */
+  private probeEnd = -1
+  /** The socket's `sentBytes` at the last sample, while `probeEnd` is set. */
+  private sent = 0
   private timer: unknown = undefined
   private stopped = false
 
@@ -138,7 +164,23 @@ export class Heartbeat implements TimerTarget {
       this.lastLife = now
       this.probedAt = undefined
     }
+    if (this.probedAt !== undefined && this.probeEnd >= 0) this.sampleDrain(now)
     this.sampledAt = now
+  }
+
+  /**
+   * The probe still waits behind bytes queued before it: a peer cannot answer what it has not
+   * received. Each time the network is found to have taken more of them, the link moved: the wait
+   * restarts now. Once the probe itself is out, the answer is awaited `timeout` from the sample
+   * that saw it go, and later progress no longer counts (a middlebox may take bytes for a dead peer).
+   */
+  private sampleDrain(now: number): void {
+    const sent = this.socket.sentBytes?.() ?? this.sent
+    const before = this.sent
+    this.sent = sent
+    if (sent <= before) return
+    this.probedAt = now
+    if (sent >= this.probeEnd) this.probeEnd = -1
   }
 
   private probe(now: number): void {
@@ -151,6 +193,13 @@ export class Heartbeat implements TimerTarget {
       return this.owner.onCannotProbe()
     }
     this.probedAt = now
+    // The probe is out once the network has taken what is queued now (`bufferedAmount` counts the
+    // probe; on Node it also counts what the kernel took of a write still under way, so this is
+    // at or after the probe's real end).
+    const sent = this.socket.sentBytes?.()
+    const queued = this.socket.bufferedAmount()
+    this.probeEnd = sent === undefined || queued === 0 ? -1 : sent + queued
+    if (sent !== undefined) this.sent = sent
     this.schedule(now)
   }
 
