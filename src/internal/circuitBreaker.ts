@@ -70,10 +70,10 @@ export const defaultIsFailure = (error: unknown): boolean =>
     : true
 
 /** The default open period: 5 s, doubling at each opening in a row, at most 60 s. */
-export const defaultOpenFor: Schedule.Schedule<Duration.Duration, unknown> = Schedule.exponential(Duration.seconds(5))
-  .pipe(
-    Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(60)))
-  )
+export const defaultOpenFor: Schedule.Schedule<Duration.Duration, unknown> = /* @__PURE__ */ Schedule.modifyDelay(
+  Schedule.exponential(Duration.seconds(5)),
+  (delay) => Duration.min(delay, Duration.seconds(60))
+)
 
 /** `retryAt` while Isolated: the largest Date, as no time is known until `reset`. */
 export const NEVER = 8_640_000_000_000_000
@@ -221,16 +221,16 @@ interface ClosedHandlers<A, E> {
   readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<never, E>
 }
 
-const CLOSED = CircuitState.Closed()
-const HALF_OPEN = CircuitState.HalfOpen()
-const ISOLATED = CircuitState.Isolated()
-const NEVER_DATE = new Date(NEVER)
+const CLOSED = /* @__PURE__ */ CircuitState.Closed()
+const HALF_OPEN = /* @__PURE__ */ CircuitState.HalfOpen()
+const ISOLATED = /* @__PURE__ */ CircuitState.Isolated()
+const NEVER_DATE = /* @__PURE__ */ new Date(NEVER)
 
 const stateTags: Record<CircuitState["_tag"], ReadonlyArray<MetricLabel.MetricLabel>> = {
-  Closed: [MetricLabel.make("state", "Closed")],
-  Open: [MetricLabel.make("state", "Open")],
-  HalfOpen: [MetricLabel.make("state", "HalfOpen")],
-  Isolated: [MetricLabel.make("state", "Isolated")]
+  Closed: [/* @__PURE__ */ MetricLabel.make("state", "Closed")],
+  Open: [/* @__PURE__ */ MetricLabel.make("state", "Open")],
+  HalfOpen: [/* @__PURE__ */ MetricLabel.make("state", "HalfOpen")],
+  Isolated: [/* @__PURE__ */ MetricLabel.make("state", "Isolated")]
 }
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 

@@ -14,7 +14,7 @@ export type CircuitState = Data.TaggedEnum<{
   Isolated: {}
 }>
 
-export const CircuitState = Data.taggedEnum<CircuitState>()
+export const CircuitState = /* @__PURE__ */ Data.taggedEnum<CircuitState>()
 
 /** One change of state. @inline */
 export interface CircuitTransition {

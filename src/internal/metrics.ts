@@ -3,8 +3,11 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 
-export const connects = Metric.counter("lifeline_connects", { description: "connections opened", incremental: true })
-export const connectFailures = Metric.counter("lifeline_connect_failures", {
+export const connects = /* @__PURE__ */ Metric.counter("lifeline_connects", {
+  description: "connections opened",
+  incremental: true
+})
+export const connectFailures = /* @__PURE__ */ Metric.counter("lifeline_connect_failures", {
   description: "connection attempts that failed, tagged by reason",
   incremental: true
 })
@@ -34,35 +37,43 @@ export const connectFailed = (reason: string, endpoint: string): void => {
   connectFailures.unsafeUpdate(1, tags)
 }
 
-export const reconnects = Metric.counter("lifeline_reconnects", {
+export const reconnects = /* @__PURE__ */ Metric.counter("lifeline_reconnects", {
   description: "connections opened after the first",
   incremental: true
 })
-export const messagesOut = Metric.counter("lifeline_messages_out", { description: "frames written", incremental: true })
-export const bytesOut = Metric.counter("lifeline_bytes_out", {
+export const messagesOut = /* @__PURE__ */ Metric.counter("lifeline_messages_out", {
+  description: "frames written",
+  incremental: true
+})
+export const bytesOut = /* @__PURE__ */ Metric.counter("lifeline_bytes_out", {
   description: "payload bytes written (strings counted in UTF-16 units)",
   incremental: true
 })
-export const messagesFailed = Metric.counter("lifeline_messages_failed", {
+export const messagesFailed = /* @__PURE__ */ Metric.counter("lifeline_messages_failed", {
   description:
     "messages accepted by send or enqueue that were not written (each also reported to its sender or as MessageFailed)",
   incremental: true
 })
-export const messagesIn = Metric.counter("lifeline_messages_in", { description: "frames received", incremental: true })
-export const bytesIn = Metric.counter("lifeline_bytes_in", {
+export const messagesIn = /* @__PURE__ */ Metric.counter("lifeline_messages_in", {
+  description: "frames received",
+  incremental: true
+})
+export const bytesIn = /* @__PURE__ */ Metric.counter("lifeline_bytes_in", {
   description: "payload bytes received (strings counted in UTF-16 units)",
   incremental: true
 })
-export const outboxDepth = Metric.gauge("lifeline_outbox_depth", { description: "messages waiting in the outbox" })
-export const connectLatency = Metric.histogram(
+export const outboxDepth = /* @__PURE__ */ Metric.gauge("lifeline_outbox_depth", {
+  description: "messages waiting in the outbox"
+})
+export const connectLatency = /* @__PURE__ */ Metric.histogram(
   "lifeline_connect_latency_ms",
   MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
   "time from the start of an attempt to OPEN, in milliseconds"
 )
-export const circuitTransitions = Metric.counter("lifeline_circuit_transitions", {
+export const circuitTransitions = /* @__PURE__ */ Metric.counter("lifeline_circuit_transitions", {
   description: "circuit breaker transitions, tagged by the state entered",
   incremental: true
 })
-export const circuitsOpen = Metric.gauge("lifeline_circuits_open", {
+export const circuitsOpen = /* @__PURE__ */ Metric.gauge("lifeline_circuits_open", {
   description: "circuit breakers not Closed (Open, HalfOpen or Isolated)"
 })
