@@ -11,8 +11,8 @@ import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import WebSocket from "ws"
 import type * as Lifeline from "../src/index.js"
+import { rawRoundTrips } from "./rawEcho.js"
 import { startEchoServer } from "./server.js"
 
 const [distA, distB] = [process.argv[2]!, process.argv[3]!]
@@ -43,24 +43,13 @@ const lifelineBlock = (lib: typeof Lifeline, url: string) => (count: number) =>
   )
 
 const rawBlock = (url: string) => async (count: number) => {
-  const socket = new WebSocket(url)
-  await new Promise((done) => socket.once("open", done))
-  let onEcho: (() => void) | undefined
-  socket.on("message", () => {
-    const done = onEcho
-    onEcho = undefined
-    done?.()
-  })
+  const raw = await rawRoundTrips(url, payload)
   const rtts: Array<number> = []
   for (let index = 0; index < count; index++) {
-    const echo = new Promise<void>((done) => (onEcho = done))
-    const started = performance.now()
-    socket.send(payload)
-    await echo
-    rtts.push(performance.now() - started)
+    rtts.push(await raw.roundTrip())
     await sleep(1)
   }
-  socket.close()
+  raw.close()
   return rtts
 }
 

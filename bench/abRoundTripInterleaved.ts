@@ -13,8 +13,8 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import WebSocket from "ws"
 import type * as Lifeline from "../src/index.js"
+import { rawRoundTrips } from "./rawEcho.js"
 import { startEchoServer } from "./server.js"
 
 const specs = process.argv.slice(2, -1)
@@ -61,23 +61,7 @@ const lifeline = async (url: string, spec: string): Promise<RoundTrip> => {
     })
 }
 
-const raw = async (url: string): Promise<RoundTrip> => {
-  const socket = new WebSocket(url)
-  await new Promise((done) => socket.once("open", done))
-  let onEcho: (() => void) | undefined
-  socket.on("message", () => {
-    const done = onEcho
-    onEcho = undefined
-    done?.()
-  })
-  return async () => {
-    const echo = new Promise<void>((done) => (onEcho = done))
-    const started = performance.now()
-    socket.send(payload)
-    await echo
-    return performance.now() - started
-  }
-}
+const raw = async (url: string): Promise<RoundTrip> => (await rawRoundTrips(url, payload)).roundTrip
 
 const server = await startEchoServer()
 const names = ["raw", ...specs]
