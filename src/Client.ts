@@ -48,9 +48,9 @@ export interface Client<In = Message, Out = Message, E = never> {
   readonly events: Stream.Stream<ClientEvent>
   /**
    * Inbound frames across reconnects, one stream for the life of the client; ends on `close`
-   * (or when its scope closes). A Client Closed by an error is not ended (`reconnect` restarts
-   * it), so its `messages` waits: a reader that must stop then watches `state` or races
-   * `awaitOpen`. Single consumer. With a codec, decoded values: a frame that does not decode is skipped and
+   * (or when its scope closes), and when the Client is Closed by an error, once the frames that
+   * came before it are read (`state` says why). After `reconnect`, running `messages` again reads
+   * the new connections. Single consumer. With a codec, decoded values: a frame that does not decode is skipped and
    * published as a `DecodeFailed` event (default), or, under `decodeErrors: "fail"`, fails the
    * stream with `DecodeError` (running `messages` again goes on from the frame after it). The
    * link stays up either way. Heartbeat answers (`isPong`) are taken out before decoding.

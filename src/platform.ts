@@ -58,6 +58,12 @@ const encoder = new TextEncoder()
 const socketError = (reason: "Open" | "Read" | "Write", cause: unknown): Socket.SocketError =>
   new Socket.SocketGenericError({ reason, cause })
 
+/** A Client Closed by an error: the run fails with it (`Read`); closed on purpose, it ends. */
+const closedByError = (state: ClientState): Effect.Effect<void, Socket.SocketError> =>
+  state._tag === "Closed" && Option.isSome(state.error)
+    ? Effect.fail(socketError("Read", state.error.value))
+    : Effect.void
+
 /** Why the connection a run read is gone: the Client's error when its state has one, else the state. */
 const dropCause = (state: ClientState): unknown =>
   state._tag === "Backoff" || state._tag === "Suspended" ? state.error : state
@@ -83,19 +89,19 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
         // perConnection: the connection this run reads (the Client has one state object per connection).
         const ours = perConnection ? yield* client.state.get : undefined
         if (options?.onOpen !== undefined) yield* options.onOpen
-        // Every message across reconnects; `messages` ends when the Client is closed on purpose.
-        const reading = Stream.runForEach(client.messages, (message) =>
-          Effect.sync(() => {
-            const result = handler(message)
-            if (Effect.isEffect(result)) run(result)
-          }))
+        // Every message across reconnects; `messages` ends when the Client is closed, on purpose
+        // or by an error (then the run fails with it, whichever of the two sees it first).
+        const reading = Effect.zipRight(
+          Stream.runForEach(client.messages, (message) =>
+            Effect.sync(() => {
+              const result = handler(message)
+              if (Effect.isEffect(result)) run(result)
+            })),
+          Effect.flatMap(client.state.get, closedByError)
+        )
         // Closed by an error (or, perConnection, the connection read is gone): what ends the reading with a failure.
         const failed = Stream.runForEach(client.state.changes, (state) => {
-          if (state._tag === "Closed") {
-            return Option.isSome(state.error)
-              ? Effect.fail(socketError("Read", state.error.value))
-              : Effect.void
-          }
+          if (state._tag === "Closed") return closedByError(state)
           if (!perConnection || (state._tag === "Open" && state === ours)) return Effect.void
           // The Client's error, or (a reconnect, a failover) the state it moved to at once.
           return Effect.fail(socketError("Read", dropCause(state)))

@@ -147,6 +147,10 @@ export class LiveClient implements Client {
     // Closed by `close` is for good: only an error's Closed may connect again (`reconnect`).
     if (from._tag === "Closed" && from.byClose && next._tag !== "Closing") return Effect.void
     this.phase = next
+    // Closed by an error, `messages` ends once it is read out (a reader is not left waiting for a
+    // connection that may never come); `reconnect` opens it again for a new read.
+    if (next._tag === "Closed") this.inbound.end()
+    else if (from._tag === "Closed" && next._tag === "Connecting") this.inbound.reopen()
     const before = viewOf(from)
     const after = viewOf(next)
     if (before === after) return Effect.void

@@ -46,9 +46,15 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
     this.wake()
   }
 
+  /** No connection follows: a reader gets what is buffered, then the end of the stream. */
   end(): void {
     this.ended = true
     this.wake()
+  }
+
+  /** Connections follow again (`reconnect` after a Closed by an error): a new read waits for them. */
+  reopen(): void {
+    this.ended = false
   }
 
   get pull(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
