@@ -13,6 +13,7 @@ import type { Lab, Spec, Wire } from "./browser/client.js"
 import type { ControlMethod, Frame } from "./browser/compat.js"
 import type { ChromiumKit, TestPage } from "./support/chromium.js"
 import { bundlePage, describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+import { slowPipe } from "./support/slowPipe.js"
 
 /** Calls `window.lab[method](...args)` in the page. */
 const call = <K extends keyof Lab>(
@@ -274,6 +275,47 @@ describeChromium("Chromium: a Client in a page", () => {
     await eventually("two more probes", () => pings >= after + 2)
     expect(await call(p, "transitions", "c")).toEqual([{ tag: "Connecting" }, { tag: "Open" }])
   })
+
+  it(
+    "a backlog on a slow uplink: the app-level probe waits behind it while it drains, no false heartbeat timeout, every frame arrives",
+    async () => {
+      const { page: p } = await page()
+      const arrived: Array<number> = []
+      let pings = 0
+      const echo = await server({
+        record: false,
+        handler: (message, reply) => {
+          if (message === "ping") {
+            pings++
+            return reply("pong")
+          }
+          if (typeof message !== "string") arrived.push(new DataView(message.buffer, message.byteOffset).getUint32(0))
+        }
+      })
+      // About 3 MiB/s through the pipe: the 16 MiB backlog takes several interval + timeout to drain.
+      const scope = Effect.runSync(Scope.make())
+      scopes.push(scope)
+      const pipe = await Effect.runPromise(Scope.extend(slowPipe(echo.port, 64 * 1024, 20), scope))
+      const heartbeat = { interval: 300, timeout: 1_500, message: "ping", pong: "pong" }
+      await call(
+        p,
+        "open",
+        "c",
+        spec(`ws://127.0.0.1:${pipe.port}`, { heartbeat, outbox: { capacity: 1024, maxBytes: 64 * 1024 * 1024 } })
+      )
+      await call(p, "awaitCount", "c", "Open", 1)
+      await eventually("an answered probe", () => pings >= 1)
+      await call(p, "enqueueBacklog", "c", 256, 64 * 1024)
+      await eventually("the whole backlog at the server", () => arrived.length >= 256, 30_000)
+      expect(arrived).toEqual(Array.from({ length: 256 }, (_, index) => index))
+      expect(await call(p, "failed", "c")).toBe(0)
+      // The link was up all along, and the probes went on after the backlog.
+      expect(await call(p, "transitions", "c")).toEqual([{ tag: "Connecting" }, { tag: "Open" }])
+      const after = pings
+      await eventually("a probe after the backlog", () => pings > after)
+    },
+    40_000
+  )
 
   describe("effect-lifeline/compat: the portable scenarios (test/compat/scenarios.ts) in the page", () => {
     /** What each scenario must see in a browser: as the Node run over the browser transport. */

@@ -28,6 +28,8 @@ export interface Spec {
   readonly minRetryDelayMillis?: number
   /** `connection.openTimeout`. */
   readonly openTimeoutMillis?: number
+  /** `outbox.capacity` and `outbox.maxBytes`, for a large backlog. */
+  readonly outbox?: { readonly capacity: number; readonly maxBytes: number }
   readonly heartbeat?: {
     readonly interval: number
     readonly timeout: number
@@ -106,6 +108,7 @@ const lab = {
           retry: Schedule.spaced(spec.retryMillis),
           minRetryDelay: spec.minRetryDelayMillis ?? Math.min(spec.retryMillis, 100),
           ...(spec.openTimeoutMillis === undefined ? {} : { connection: { openTimeout: spec.openTimeoutMillis } }),
+          ...(spec.outbox === undefined ? {} : { outbox: spec.outbox }),
           heartbeat: heartbeat === undefined ? false : {
             interval: heartbeat.interval,
             timeout: heartbeat.timeout,
@@ -161,6 +164,14 @@ const lab = {
   enqueue: (id: string, wires: ReadonlyArray<Wire>): Promise<void> =>
     run(Effect.forEach(wires, (wire) => entry(id).client.enqueue(fromWire(wire)), { discard: true })),
   outboxSize: (id: string): Promise<number> => run(entry(id).client.outboxSize),
+  /** Queues `count` binary frames of `bytes` each, made in the page: frame i holds i in its first four bytes. */
+  enqueueBacklog: (id: string, count: number, bytes: number): Promise<void> =>
+    run(Effect.forEach(Array.from({ length: count }, (_, index) => index), (index) => {
+      const frame = new Uint8Array(bytes).fill(0x61)
+      new DataView(frame.buffer).setUint32(0, index)
+      return entry(id).client.enqueue(frame)
+    }, { discard: true })),
+  failed: (id: string): Promise<number> => run(entry(id).client.failed),
   close: async (id: string): Promise<void> => {
     const found = entry(id)
     entries.delete(id)
