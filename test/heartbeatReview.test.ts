@@ -6,11 +6,17 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, TestClock } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll } from "vitest"
 import { BrowserTransport, Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { provideNode } from "./support/node.js"
 import { awaitSleeper } from "./support/testClock.js"
+import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 
 // Node 20 has the WHATWG WebSocket behind --experimental-websocket (set in vitest.config.ts).
 const provideBrowser = Effect.provide(BrowserTransport.layer)
@@ -65,4 +71,35 @@ describe("Heartbeat: a probe behind nothing (global WebSocket, TestClock)", () =
         error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) }
       })
     })).pipe(provideBrowser))
+})
+
+const tlsDir = hasOpenssl ? mkdtempSync(join(tmpdir(), "lifeline-probe-")) : undefined
+afterAll(() => {
+  if (tlsDir !== undefined) rmSync(tlsDir, { recursive: true, force: true })
+})
+
+describe("Heartbeat: a probe behind nothing (Node, wss://, TestClock)", () => {
+  it.effect.skipIf(tlsDir === undefined)("a ping on an idle TLS socket, never answered: found exactly interval + timeout after the last pong", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const tls = makeMaterial(tlsDir!)
+      const server = yield* TestServer.make({ tls: { cert: tls.serverCert, key: tls.serverKey } })
+      yield* server.stopPonging
+      const client = yield* Client.make({
+        url: server.url,
+        connection: { tls: { ca: tls.caCert } },
+        heartbeat: { interval: "500 millis", timeout: "500 millis" }
+      })
+      yield* client.awaitOpen
+      yield* awaitSleeper
+      const start = yield* now
+      yield* stepTo(start + 500)
+      yield* realUntil(Effect.map(server.pings, (pings) => pings === 1), "the ping")
+      yield* stepTo(start + 999)
+      expect((yield* client.state.get)._tag).toBe("Open")
+      yield* stepTo(start + 1000)
+      yield* realUntil(Effect.map(client.state.get, isTag("Backoff")), "Backoff")
+      expect(yield* client.state.get).toMatchObject({
+        error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) }
+      })
+    })).pipe(provideNode))
 })
