@@ -79,27 +79,30 @@ afterAll(() => {
 })
 
 describe("Heartbeat: a probe behind nothing (Node, wss://, TestClock)", () => {
-  it.effect.skipIf(tlsDir === undefined)("a ping on an idle TLS socket, never answered: found exactly interval + timeout after the last pong", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const tls = makeMaterial(tlsDir!)
-      const server = yield* TestServer.make({ tls: { cert: tls.serverCert, key: tls.serverKey } })
-      yield* server.stopPonging
-      const client = yield* Client.make({
-        url: server.url,
-        connection: { tls: { ca: tls.caCert } },
-        heartbeat: { interval: "500 millis", timeout: "500 millis" }
-      })
-      yield* client.awaitOpen
-      yield* awaitSleeper
-      const start = yield* now
-      yield* stepTo(start + 500)
-      yield* realUntil(Effect.map(server.pings, (pings) => pings === 1), "the ping")
-      yield* stepTo(start + 999)
-      expect((yield* client.state.get)._tag).toBe("Open")
-      yield* stepTo(start + 1000)
-      yield* realUntil(Effect.map(client.state.get, isTag("Backoff")), "Backoff")
-      expect(yield* client.state.get).toMatchObject({
-        error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) }
-      })
-    })).pipe(provideNode))
+  it.effect.skipIf(tlsDir === undefined)(
+    "a ping on an idle TLS socket, never answered: found exactly interval + timeout after the last pong",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const tls = makeMaterial(tlsDir!)
+        const server = yield* TestServer.make({ tls: { cert: tls.serverCert, key: tls.serverKey } })
+        yield* server.stopPonging
+        const client = yield* Client.make({
+          url: server.url,
+          connection: { tls: { ca: tls.caCert } },
+          heartbeat: { interval: "500 millis", timeout: "500 millis" }
+        })
+        yield* client.awaitOpen
+        yield* awaitSleeper
+        const start = yield* now
+        yield* stepTo(start + 500)
+        yield* realUntil(Effect.map(server.pings, (pings) => pings === 1), "the ping")
+        yield* stepTo(start + 999)
+        expect((yield* client.state.get)._tag).toBe("Open")
+        yield* stepTo(start + 1000)
+        yield* realUntil(Effect.map(client.state.get, isTag("Backoff")), "Backoff")
+        expect(yield* client.state.get).toMatchObject({
+          error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) }
+        })
+      })).pipe(provideNode)
+  )
 })
