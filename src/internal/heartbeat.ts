@@ -69,8 +69,9 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
  * socket's send buffer is free, so the backlog is seen to move every (send buffer / 3) / link
  * rate, and a probe that has gone still waits behind what the kernel holds (up to its send
  * buffer). `timeout` must exceed both (measured at 1 Mbit/s: steps of about 0.33 MB, 2 to 5 s
- * apart; docs/trials.md). A transport without `sentBytes` (or a probe that went out at once)
- * gives the old rule: the answer is awaited `timeout` after the probe was queued.
+ * apart; docs/trials.md). A transport without `sentBytes` (or a probe queued behind nothing, even
+ * where the browser takes it on a later turn) gives the old rule: the answer is awaited `timeout`
+ * after the probe was queued.
  */
 export class Heartbeat implements TimerTarget {
   /** At or before the peer's last sign of life: a pong's own time, or the sample before a frame was counted. */
@@ -185,6 +186,9 @@ export class Heartbeat implements TimerTarget {
 
   private probe(now: number): void {
     this.probedAt = undefined
+    // Nothing queued ahead of the probe: it is not behind a backlog, even where `bufferedAmount`
+    // counts the probe itself until a later turn (browsers hand it to the network after this call).
+    const ahead = this.socket.bufferedAmount()
     if (!probe(this.socket, this.options.message)) {
       if (this.socket.readyState() !== OPEN) return this.schedule(now)
       // No protocol ping here (a browser) and no app-level message configured.
@@ -198,7 +202,7 @@ export class Heartbeat implements TimerTarget {
     // at or after the probe's real end).
     const sent = this.socket.sentBytes?.()
     const queued = this.socket.bufferedAmount()
-    this.probeEnd = sent === undefined || queued === 0 ? -1 : sent + queued
+    this.probeEnd = sent === undefined || ahead === 0 || queued === 0 ? -1 : sent + queued
     if (sent !== undefined) this.sent = sent
     this.schedule(now)
   }
