@@ -26,7 +26,7 @@ import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
-import { awaitSuspended, awaitTrue } from "./support/poll.js"
+import { awaitSuspended, awaitTrue, realUntil } from "./support/poll.js"
 import { recordingSockets } from "./support/recordingTransport.js"
 import { awaitSleeper } from "./support/testClock.js"
 import { withSend } from "./support/wrappedTransport.js"
@@ -497,15 +497,7 @@ describe("Client: heartbeat", () => {
       })
       yield* client.awaitOpen
       yield* awaitSleeper
-      // Real time for the socket I/O, bounded; the TestClock stands still meanwhile.
-      const realUntil = (done: Effect.Effect<boolean>, what: string) =>
-        Effect.gen(function*() {
-          for (let turn = 0; turn < 400; turn++) {
-            if (yield* done) return
-            yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
-          }
-          return yield* Effect.dieMessage(`never: ${what}`)
-        })
+      // Real time for the socket I/O (realUntil), bounded; the TestClock stands still meanwhile.
       // Moves the clock a sample (a quarter interval) at a time: each probe and each pong at an exact time.
       const now = Effect.clockWith((clock) => clock.currentTimeMillis)
       const stepTo = (millis: number) =>

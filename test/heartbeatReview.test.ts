@@ -15,21 +15,12 @@ import { TestServer } from "../src/testing/index.js"
 import { isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
+import { realUntil } from "./support/poll.js"
 import { awaitSleeper } from "./support/testClock.js"
 import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 
 // Node 20 has the WHATWG WebSocket behind --experimental-websocket (set in vitest.config.ts).
 const provideBrowser = Effect.provide(BrowserTransport.layer)
-
-/** Real time for the socket I/O, bounded; the TestClock stands still meanwhile. */
-const realUntil = (done: Effect.Effect<boolean>, what: string) =>
-  Effect.gen(function*() {
-    for (let turn = 0; turn < 400; turn++) {
-      if (yield* done) return
-      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
-    }
-    return yield* Effect.dieMessage(`never: ${what}`)
-  })
 
 const realTurns = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 20)))
 

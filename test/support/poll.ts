@@ -12,6 +12,19 @@ export const awaitTrue = (check: Effect.Effect<boolean>, what: string, polls = 1
     return yield* Effect.dieMessage(`never true: ${what}`)
   })
 
+/**
+ * As `awaitTrue`, but each poll waits 5 ms of real time (a `setTimeout`), not on the Clock: under
+ * the TestClock, which stands still meanwhile, socket I/O gets the real time it needs.
+ */
+export const realUntil = (check: Effect.Effect<boolean>, what: string, polls = 400) =>
+  Effect.gen(function*() {
+    for (let poll = 0; poll < polls; poll++) {
+      if (yield* check) return
+      yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 5)))
+    }
+    return yield* Effect.dieMessage(`never: ${what}`)
+  })
+
 /** Waits until a forked fiber has started and is suspended (blocked on something), e.g. a sender
  * waiting for room in the outbox. */
 export const awaitSuspended = <A, E>(fiber: Fiber.RuntimeFiber<A, E>) =>
