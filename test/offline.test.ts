@@ -53,18 +53,23 @@ const countAttempts = (client: Client.Client) =>
     return attempts
   })
 
+/**
+ * A server, and a Client on it retrying by `retry` (its least delay 10 ms), open; its attempts
+ * (Connecting transitions) counted from then on.
+ */
+const openClient = (retry: Schedule.Schedule<unknown, Client.ClientError>) =>
+  Effect.gen(function*() {
+    const server = yield* TestServer.make()
+    const client = yield* Client.make({ url: server.url, retry, minRetryDelay: "10 millis" })
+    yield* client.awaitOpen
+    return { server, client, attempts: yield* countAttempts(client) }
+  })
+
 describe("Client: offline (a Transport with a network)", () => {
   it.scopedLive("no attempt while offline, however short the backoff; the online event attempts at once", () => {
     const net = makeSwitch()
     return withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({
-        url: server.url,
-        retry: Schedule.spaced("10 millis"),
-        minRetryDelay: "10 millis"
-      })
-      yield* client.awaitOpen
-      const attempts = yield* countAttempts(client)
+      const { attempts, client, server } = yield* openClient(Schedule.spaced("10 millis"))
       net.set(false)
       yield* server.kill
       yield* awaitState(client, isTag("Backoff"))
@@ -86,10 +91,7 @@ describe("Client: offline (a Transport with a network)", () => {
   it.scopedLive("the online event skips what is left of a long backoff", () => {
     const net = makeSwitch()
     return withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("1 hour") })
-      yield* client.awaitOpen
-      const attempts = yield* countAttempts(client)
+      const { attempts, client, server } = yield* openClient(Schedule.spaced("1 hour"))
       net.set(false)
       yield* server.kill
       const backoff = yield* awaitState(client, isTag("Backoff"))
@@ -106,14 +108,7 @@ describe("Client: offline (a Transport with a network)", () => {
   it.scopedLive("online all along: the backoff runs as the Schedule says (the network changes nothing)", () => {
     const net = makeSwitch()
     return withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({
-        url: server.url,
-        retry: Schedule.spaced("10 millis"),
-        minRetryDelay: "10 millis"
-      })
-      yield* client.awaitOpen
-      const attempts = yield* countAttempts(client)
+      const { attempts, client, server } = yield* openClient(Schedule.spaced("10 millis"))
       yield* server.kill
       yield* awaitState(client, isTag("Backoff"))
       // A second attempt comes after one more backoff delay.
@@ -127,13 +122,7 @@ describe("Client: offline (a Transport with a network)", () => {
   it.scopedLive("close while waiting for the network: Closed at once, its online listener removed", () => {
     const net = makeSwitch()
     return withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({
-        url: server.url,
-        retry: Schedule.spaced("10 millis"),
-        minRetryDelay: "10 millis"
-      })
-      yield* client.awaitOpen
+      const { client, server } = yield* openClient(Schedule.spaced("10 millis"))
       net.set(false)
       yield* server.kill
       yield* awaitState(client, isTag("Backoff"))
