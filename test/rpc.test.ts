@@ -4,35 +4,18 @@
  * again on the same port, and exactly what the rpc calls see: in flight, made while it is down,
  * and after it is back.
  */
-import * as Socket from "@effect/platform/Socket"
-import * as SocketServer from "@effect/platform/SocketServer"
-import * as RpcClient from "@effect/rpc/RpcClient"
+import type * as Socket from "@effect/platform/Socket"
 import type * as RpcClientError from "@effect/rpc/RpcClientError"
-import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { describe, expect, it } from "@effect/vitest"
-import {
-  Cause,
-  Effect,
-  Exit,
-  Fiber,
-  FiberId,
-  HashSet,
-  Layer,
-  Logger,
-  Option,
-  Queue,
-  Schedule,
-  Scope,
-  Stream
-} from "effect"
+import { Cause, Effect, Exit, Fiber, FiberId, HashSet, Logger, Option, Queue, Schedule, Scope, Stream } from "effect"
 import { Client, Connection } from "effect-lifeline"
-import * as LifelinePlatform from "effect-lifeline/platform"
 import { FaultProxy } from "effect-lifeline/testing"
 import * as Example from "../examples/rpc.js"
-import { layerRpcServer, makeWebSocketServer } from "../examples/rpcServer.js"
+import { makeWebSocketServer } from "../examples/rpcServer.js"
 import { awaitState } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
+import { fast, rpcClient, startRpcServer } from "./support/rpcKit.js"
 
 const quiet = Effect.provide(Logger.remove(Logger.defaultLogger))
 
@@ -66,32 +49,8 @@ const handlers = (seen: Seen) =>
 const startServer = (port: number) =>
   Effect.gen(function*() {
     const seen: Seen = { echoed: [], waits: yield* Queue.unbounded<number>() }
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      layerRpcServer(Example.Rpcs, handlers(seen), { host: "127.0.0.1", port, closeTimeout: "100 millis" }),
-      scope
-    ).pipe(
-      Effect.tapError(() => Scope.close(scope, Exit.void)),
-      Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(50))))
-    )
-    const address = (yield* Effect.provide(SocketServer.SocketServer, context)).address
-    if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP address")
-    return { port: address.port, url: `ws://127.0.0.1:${address.port}`, seen, stop: Scope.close(scope, Exit.void) }
+    return { ...(yield* startRpcServer(port, handlers(seen))), seen }
   })
-
-/** An RpcClient over the Socket of `client` (perConnection as given), for the test's scope; short rpc retry pause. */
-const rpcClient = (client: Client.Client, perConnection: boolean) =>
-  Effect.gen(function*() {
-    const protocol = yield* Layer.build(
-      RpcClient.layerProtocolSocket({ retrySchedule: Schedule.spaced("20 millis") }).pipe(
-        Layer.provide(Layer.succeed(Socket.Socket, LifelinePlatform.fromClient(client, { perConnection }))),
-        Layer.provide(RpcSerialization.layerNdjson)
-      )
-    )
-    return yield* Effect.provide(RpcClient.make(Example.Rpcs), protocol)
-  })
-
-const fast = { retry: Schedule.spaced("50 millis"), minRetryDelay: "50 millis", heartbeat: false } as const
 
 /**
  * A Client and its RpcClient (perConnection as given) on a server stopped on purpose while a Wait

@@ -6,19 +6,14 @@
  * - a typed Client fed by a Stream into `client.sink` (20 000 values) against an echoing
  *   TestServer, read back through `client.messages`: all in order, none twice, nothing failed.
  */
-import * as Socket from "@effect/platform/Socket"
-import * as SocketServer from "@effect/platform/SocketServer"
-import * as RpcClient from "@effect/rpc/RpcClient"
-import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Layer, Queue, Schedule, Schema, Scope, Stream } from "effect"
+import { Chunk, Effect, Fiber, Queue, Schedule, Schema, Stream } from "effect"
 import { Client, Codec } from "effect-lifeline"
-import * as LifelinePlatform from "effect-lifeline/platform"
 import { FaultProxy, TestServer } from "effect-lifeline/testing"
 import * as Example from "../examples/rpc.js"
-import { layerRpcServer } from "../examples/rpcServer.js"
 import { awaitState } from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
+import { fast, rpcClient, startRpcServer } from "./support/rpcKit.js"
 
 /** What an rpc server saw: every Add that reached a handler, and a signal once `gate` have arrived. */
 interface Seen {
@@ -48,31 +43,8 @@ const handlers = (seen: Seen, gate: number) =>
 const startServer = (port: number, gate: number) =>
   Effect.gen(function*() {
     const seen: Seen = { adds: 0, arrived: yield* Queue.unbounded<void>() }
-    const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(
-      layerRpcServer(Example.Rpcs, handlers(seen, gate), { host: "127.0.0.1", port, closeTimeout: "100 millis" }),
-      scope
-    ).pipe(
-      Effect.tapError(() => Scope.close(scope, Exit.void)),
-      Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(50))))
-    )
-    const address = (yield* Effect.provide(SocketServer.SocketServer, context)).address
-    if (address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP address")
-    return { port: address.port, seen, stop: Scope.close(scope, Exit.void) }
+    return { ...(yield* startRpcServer(port, handlers(seen, gate))), seen }
   })
-
-const rpcClient = (client: Client.Client, perConnection: boolean) =>
-  Effect.gen(function*() {
-    const protocol = yield* Layer.build(
-      RpcClient.layerProtocolSocket({ retrySchedule: Schedule.spaced("20 millis") }).pipe(
-        Layer.provide(Layer.succeed(Socket.Socket, LifelinePlatform.fromClient(client, { perConnection }))),
-        Layer.provide(RpcSerialization.layerNdjson)
-      )
-    )
-    return yield* Effect.provide(RpcClient.make(Example.Rpcs), protocol)
-  })
-
-const fast = { retry: Schedule.spaced("50 millis"), minRetryDelay: "50 millis", heartbeat: false } as const
 
 /** How one call of a burst ended. */
 type Outcome =
