@@ -35,6 +35,18 @@ const stepTo = (millis: number) =>
     }
   })
 
+/** Still Open a millisecond before `millis`, and at `millis` in Backoff with TimeoutError heartbeat (timeout 500 ms). */
+const foundDeadAt = (client: Client.Client, millis: number) =>
+  Effect.gen(function*() {
+    yield* stepTo(millis - 1)
+    expect((yield* client.state.get)._tag).toBe("Open")
+    yield* stepTo(millis)
+    yield* realUntil(Effect.map(client.state.get, isTag("Backoff")), "Backoff")
+    expect(yield* client.state.get).toMatchObject({
+      error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) }
+    })
+  })
+
 describe("Heartbeat: a probe behind nothing (global WebSocket, TestClock)", () => {
   it.effect("an app-level probe sent on an idle socket, never answered: found exactly interval + timeout after the last sign of life", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -54,13 +66,7 @@ describe("Heartbeat: a probe behind nothing (global WebSocket, TestClock)", () =
       expect(yield* server.received).toEqual(["probe"])
       // Unanswered: found at 1000, `timeout` after the probe, not `timeout` after the sample
       // that saw the browser hand it to the network (1125).
-      yield* stepTo(start + 999)
-      expect((yield* client.state.get)._tag).toBe("Open")
-      yield* stepTo(start + 1000)
-      yield* realUntil(Effect.map(client.state.get, isTag("Backoff")), "Backoff")
-      expect(yield* client.state.get).toMatchObject({
-        error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) }
-      })
+      yield* foundDeadAt(client, start + 1000)
     })).pipe(provideBrowser))
 })
 
@@ -87,13 +93,7 @@ describe("Heartbeat: a probe behind nothing (Node, wss://, TestClock)", () => {
         const start = yield* now
         yield* stepTo(start + 500)
         yield* realUntil(Effect.map(server.pings, (pings) => pings === 1), "the ping")
-        yield* stepTo(start + 999)
-        expect((yield* client.state.get)._tag).toBe("Open")
-        yield* stepTo(start + 1000)
-        yield* realUntil(Effect.map(client.state.get, isTag("Backoff")), "Backoff")
-        expect(yield* client.state.get).toMatchObject({
-          error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.millis(500) }
-        })
+        yield* foundDeadAt(client, start + 1000)
       })).pipe(provideNode)
   )
 })
