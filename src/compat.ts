@@ -466,28 +466,17 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    */
   close(code = 1000, reason = ""): void {
     if (this._closeCalled) return
-    const state = this.readyState
-    const wasActive = state === OPEN || state === CONNECTING
+    // Read before `_closeCalled` makes the socket CLOSED.
+    const wasActive = this._isActive()
     this._closeCalled = true
     this._generation++
-    const life = this._life
-    if (life === undefined) return
-    const opening = this._isOpening(life)
-    if (wasActive) this._dispatchClose(life, code, reason, true)
-    this._endLife(life, code, reason, opening)
+    this._leaveLife(wasActive, code, reason)
   }
 
   /** Closes the connection (if any) with `code` and `reason` and connects again at once, retry count reset. */
   reconnect(code = 1000, reason = ""): void {
     this._closeCalled = false
-    const life = this._life
-    if (life !== undefined) {
-      const state = this.readyState
-      const wasActive = state === OPEN || state === CONNECTING
-      const opening = this._isOpening(life)
-      if (wasActive) this._dispatchClose(life, code, reason, true)
-      this._endLife(life, code, reason, opening)
-    }
+    this._leaveLife(this._isActive(), code, reason)
     const generation = ++this._generation
     void this._ending.then(() => {
       if (generation === this._generation && !this._closeCalled && this._life === undefined) this._startLife()
@@ -817,6 +806,24 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const state = this._runtimeOrThrow.runSync(life.client.state.get)
     // Not a later attempt (the session's link dropped and the Client is connecting again).
     return state._tag === "Connecting" && state.attempt === session.attempt
+  }
+
+  /** OPEN or CONNECTING: a `close()` or `reconnect()` now dispatches a `close` event. */
+  private _isActive(): boolean {
+    const state = this.readyState
+    return state === OPEN || state === CONNECTING
+  }
+
+  /**
+   * `close()` and `reconnect()`: ends the current life (if any) with `code` and `reason`, its
+   * `close` event dispatched at once when `wasActive`.
+   */
+  private _leaveLife(wasActive: boolean, code: number, reason: string): void {
+    const life = this._life
+    if (life === undefined) return
+    const opening = this._isOpening(life)
+    if (wasActive) this._dispatchClose(life, code, reason, true)
+    this._endLife(life, code, reason, opening)
   }
 
   /**
