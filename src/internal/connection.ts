@@ -19,7 +19,7 @@ import type { Message, ReadyState, SocketListener, TransportSocket } from "../Tr
 import { Transport } from "../Transport.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import type { ConnectOptions } from "./options.js"
-import { resolveOptions } from "./options.js"
+import { DEFAULT_CLOSE_TIMEOUT, resolveOptions } from "./options.js"
 import { parseEndpoint } from "./parseEndpoint.js"
 import type { SharedInbound } from "./primitives/inboundBuffer.js"
 import { FIRST_FREE_FLAG, InboundQueue, streamOfPulls } from "./primitives/inboundBuffer.js"
@@ -50,9 +50,6 @@ export interface ResolvedOptions {
   /** Larger outgoing messages fail with `SendError TooLarge` before any write; none when undefined. */
   readonly maxMessageSize: number | undefined
 }
-
-/** A listener made without options (tests): the options' default. */
-const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
 
 type ClosedWith = ConstructorParameters<typeof Disconnected>[0]
 
