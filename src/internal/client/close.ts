@@ -69,7 +69,7 @@ export const closeClient = (
       if (session.probe !== undefined) yield* session.probe.settled
     }
     const unsent = client.outbound.failQueued()
-    client.inbound.end()
+    // Entering Closed ends `messages` (`LiveClient.enter`).
     yield* client.enter({ _tag: "Closed", error: Option.none(), byClose: true })
     Deferred.unsafeDone(done, Exit.void)
     return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
