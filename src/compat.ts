@@ -919,25 +919,25 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (to._tag === "Open" || to._tag === "Idle") return
     const error = to._tag === "Closed" ? Option.getOrUndefined(to.error) : to.error
     if (from._tag === "Open") {
-      const session = life.sessions.find((candidate) => candidate.ended === undefined)
-      if (session !== undefined) {
-        session.ended = { error }
-        this._sessionEnded(life, session)
-      }
+      this._leftSession(life, error)
       return
     }
     if (from._tag !== "Connecting" && from._tag !== "Idle") return
     // Opened at the socket, ended before the Client was Open (while `onOpen` ran).
-    const opening = life.sessions.find((candidate) => candidate.ended === undefined)
-    if (opening !== undefined) {
-      opening.ended = { error }
-      this._sessionEnded(life, opening)
-      return
-    }
+    if (this._leftSession(life, error)) return
     if (error === undefined || life.closing) return
     // A failed attempt: the error, then close 1006 (with why, when it is the last one).
     this._dispatchError(error)
     this._emit(new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
+  }
+
+  /** The Client left the session it had (if any) with `error`: false when it had none. */
+  private _leftSession(life: Life, error: ClientError | undefined): boolean {
+    const session = life.sessions.find((candidate) => candidate.ended === undefined)
+    if (session === undefined) return false
+    session.ended = { error }
+    this._sessionEnded(life, session)
+    return true
   }
 
   /** Both halves known (the connection drained, the Client's verdict): its error and close events. */
