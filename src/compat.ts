@@ -24,8 +24,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
-import * as Schedule from "effect/Schedule"
+import type * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as ClientModule from "./Client.js"
@@ -33,6 +32,7 @@ import { make as makeClient } from "./Client.js"
 import type { Connection } from "./Connection.js"
 import type { Disconnected } from "./Errors.js"
 import { SendError } from "./Errors.js"
+import { reconnectSchedule } from "./internal/compat/schedule.js"
 import { transportFor } from "./internal/compat/transports.js"
 import { DEFAULT_OUTBOX_BYTES, DEFAULT_OUTBOX_CAPACITY } from "./internal/options.js"
 import type { ClientError } from "./Reconnect.js"
@@ -715,20 +715,11 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const max = Math.max(min, finiteOr(options.maxReconnectionDelay, DEFAULTS.maxReconnectionDelay))
     const factor = Math.max(1, finiteOr(options.reconnectionDelayGrowFactor, DEFAULTS.reconnectionDelayGrowFactor))
     const jitter = Math.min(1, finiteOr(options.reconnectionDelayJitter, DEFAULTS.reconnectionDelayJitter))
-    // partysocket's delays, min x factor^n up to max, each spread upwards by the jitter: never
-    // below min, never above max.
-    const delays = Schedule.exponential(Duration.millis(min), factor).pipe(
-      Schedule.modifyDelayEffect((_, delay) =>
-        Effect.map(Random.next, (random) => {
-          const centre = Math.max(min, Math.min(Duration.toMillis(delay), max / (1 + jitter)))
-          return Duration.millis(Math.min(max, centre * (1 + jitter * random)))
-        })
-      )
-    )
-    const maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
-    return typeof maxRetries === "number" && Number.isFinite(maxRetries) && maxRetries >= 0
-      ? Schedule.intersect(delays, Schedule.recurs(Math.floor(maxRetries)))
-      : delays
+    const retries = options.maxRetries ?? DEFAULTS.maxRetries
+    const maxRetries = typeof retries === "number" && Number.isFinite(retries) && retries >= 0
+      ? retries
+      : Number.POSITIVE_INFINITY
+    return reconnectSchedule({ min, max, factor, jitter, maxRetries })
   }
 
   private _shouldRetry(error: ClientError): boolean {
