@@ -17,7 +17,7 @@ import * as Schema from "effect/Schema"
 import type { DecodeError, SendError } from "./Errors.js"
 import { edge } from "./internal/codec.js"
 import type { Edge } from "./internal/codecErrors.js"
-import { CodecEdge, decodeFailed, encodeFailed } from "./internal/codecErrors.js"
+import { CodecEdge, decodeFailed, encodeFailed, neverThrows } from "./internal/codecErrors.js"
 import type { Message } from "./Transport.js"
 
 /**
@@ -84,7 +84,7 @@ export const make = <In, Out = In>(functions: {
   readonly encode: (value: Out) => Either.Either<Message, unknown>
 }): Codec<In, Out> => {
   const { decode, encode } = functions
-  return {
+  const codec: Codec<In, Out> = {
     [CodecEdge]: edge,
     decode: (frame) => {
       let result: Either.Either<In, unknown>
@@ -107,6 +107,9 @@ export const make = <In, Out = In>(functions: {
         : Either.left(encodeFailed(value, result.left))
     }
   }
+  neverThrows.add(codec.decode)
+  neverThrows.add(codec.encode)
+  return codec
 }
 
 // One decoder for every codec: `fatal`, so bytes that are not UTF-8 are a DecodeError, not U+FFFD.

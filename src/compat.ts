@@ -24,8 +24,7 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
-import * as Random from "effect/Random"
-import * as Schedule from "effect/Schedule"
+import type * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as ClientModule from "./Client.js"
@@ -33,6 +32,7 @@ import { make as makeClient } from "./Client.js"
 import type { Connection } from "./Connection.js"
 import type { Disconnected } from "./Errors.js"
 import { SendError } from "./Errors.js"
+import { reconnectSchedule } from "./internal/compat/schedule.js"
 import { transportFor } from "./internal/compat/transports.js"
 import { DEFAULT_OUTBOX_BYTES, DEFAULT_OUTBOX_CAPACITY } from "./internal/options.js"
 import type { ClientError } from "./Reconnect.js"
@@ -466,28 +466,17 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    */
   close(code = 1000, reason = ""): void {
     if (this._closeCalled) return
-    const state = this.readyState
-    const wasActive = state === OPEN || state === CONNECTING
+    // Read before `_closeCalled` makes the socket CLOSED.
+    const wasActive = this._isActive()
     this._closeCalled = true
     this._generation++
-    const life = this._life
-    if (life === undefined) return
-    const opening = this._isOpening(life)
-    if (wasActive) this._dispatchClose(life, code, reason, true)
-    this._endLife(life, code, reason, opening)
+    this._leaveLife(wasActive, code, reason)
   }
 
   /** Closes the connection (if any) with `code` and `reason` and connects again at once, retry count reset. */
   reconnect(code = 1000, reason = ""): void {
     this._closeCalled = false
-    const life = this._life
-    if (life !== undefined) {
-      const state = this.readyState
-      const wasActive = state === OPEN || state === CONNECTING
-      const opening = this._isOpening(life)
-      if (wasActive) this._dispatchClose(life, code, reason, true)
-      this._endLife(life, code, reason, opening)
-    }
+    this._leaveLife(this._isActive(), code, reason)
     const generation = ++this._generation
     void this._ending.then(() => {
       if (generation === this._generation && !this._closeCalled && this._life === undefined) this._startLife()
@@ -726,20 +715,11 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const max = Math.max(min, finiteOr(options.maxReconnectionDelay, DEFAULTS.maxReconnectionDelay))
     const factor = Math.max(1, finiteOr(options.reconnectionDelayGrowFactor, DEFAULTS.reconnectionDelayGrowFactor))
     const jitter = Math.min(1, finiteOr(options.reconnectionDelayJitter, DEFAULTS.reconnectionDelayJitter))
-    // partysocket's delays, min x factor^n up to max, each spread upwards by the jitter: never
-    // below min, never above max.
-    const delays = Schedule.exponential(Duration.millis(min), factor).pipe(
-      Schedule.modifyDelayEffect((_, delay) =>
-        Effect.map(Random.next, (random) => {
-          const centre = Math.max(min, Math.min(Duration.toMillis(delay), max / (1 + jitter)))
-          return Duration.millis(Math.min(max, centre * (1 + jitter * random)))
-        })
-      )
-    )
-    const maxRetries = options.maxRetries ?? DEFAULTS.maxRetries
-    return typeof maxRetries === "number" && Number.isFinite(maxRetries) && maxRetries >= 0
-      ? Schedule.intersect(delays, Schedule.recurs(Math.floor(maxRetries)))
-      : delays
+    const retries = options.maxRetries ?? DEFAULTS.maxRetries
+    const maxRetries = typeof retries === "number" && Number.isFinite(retries) && retries >= 0
+      ? retries
+      : Number.POSITIVE_INFINITY
+    return reconnectSchedule({ min, max, factor, jitter, maxRetries })
   }
 
   private _shouldRetry(error: ClientError): boolean {
@@ -817,6 +797,24 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const state = this._runtimeOrThrow.runSync(life.client.state.get)
     // Not a later attempt (the session's link dropped and the Client is connecting again).
     return state._tag === "Connecting" && state.attempt === session.attempt
+  }
+
+  /** OPEN or CONNECTING: a `close()` or `reconnect()` now dispatches a `close` event. */
+  private _isActive(): boolean {
+    const state = this.readyState
+    return state === OPEN || state === CONNECTING
+  }
+
+  /**
+   * `close()` and `reconnect()`: ends the current life (if any) with `code` and `reason`, its
+   * `close` event dispatched at once when `wasActive`.
+   */
+  private _leaveLife(wasActive: boolean, code: number, reason: string): void {
+    const life = this._life
+    if (life === undefined) return
+    const opening = this._isOpening(life)
+    if (wasActive) this._dispatchClose(life, code, reason, true)
+    this._endLife(life, code, reason, opening)
   }
 
   /**
@@ -912,25 +910,25 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (to._tag === "Open" || to._tag === "Idle") return
     const error = to._tag === "Closed" ? Option.getOrUndefined(to.error) : to.error
     if (from._tag === "Open") {
-      const session = life.sessions.find((candidate) => candidate.ended === undefined)
-      if (session !== undefined) {
-        session.ended = { error }
-        this._sessionEnded(life, session)
-      }
+      this._leftSession(life, error)
       return
     }
     if (from._tag !== "Connecting" && from._tag !== "Idle") return
     // Opened at the socket, ended before the Client was Open (while `onOpen` ran).
-    const opening = life.sessions.find((candidate) => candidate.ended === undefined)
-    if (opening !== undefined) {
-      opening.ended = { error }
-      this._sessionEnded(life, opening)
-      return
-    }
+    if (this._leftSession(life, error)) return
     if (error === undefined || life.closing) return
     // A failed attempt: the error, then close 1006 (with why, when it is the last one).
     this._dispatchError(error)
     this._emit(new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
+  }
+
+  /** The Client left the session it had (if any) with `error`: false when it had none. */
+  private _leftSession(life: Life, error: ClientError | undefined): boolean {
+    const session = life.sessions.find((candidate) => candidate.ended === undefined)
+    if (session === undefined) return false
+    session.ended = { error }
+    this._sessionEnded(life, session)
+    return true
   }
 
   /** Both halves known (the connection drained, the Client's verdict): its error and close events. */

@@ -21,35 +21,44 @@ import type { Message } from "../Transport.js"
 import type { LiveClient } from "./client/liveClient.js"
 import type { ClientEvent, ClientState } from "./clientState.js"
 import type { Edge } from "./codecErrors.js"
-import { decodeFailed, encodeFailed } from "./codecErrors.js"
+import { decodeFailed, encodeFailed, neverThrows } from "./codecErrors.js"
 import { streamOfSteps } from "./primitives/inboundBuffer.js"
 import type { ReadyState } from "./protocol.js"
 
-/** `codec.encode`, and a codec made by hand that throws refuses the value too. */
-const encodeOne = <Out>(codec: Codec<unknown, Out>, value: Out): Either.Either<Message, SendError> => {
-  try {
-    return codec.encode(value)
-  } catch (thrown) {
-    return Either.left(encodeFailed(value, thrown))
-  }
-}
+type Encode<Out> = (value: Out) => Either.Either<Message, SendError>
+type Decode<In> = (frame: Message) => Either.Either<In, DecodeError>
 
-const decodeOne = <In>(codec: Codec<In, never>, frame: Message): Either.Either<In, DecodeError> => {
-  try {
-    return codec.decode(frame)
-  } catch (thrown) {
-    return Either.left(decodeFailed(frame, thrown))
+/**
+ * `codec.encode` as a function that never throws, chosen once per wrapper: `Codec.make`'s is
+ * itself (it catches already); a codec made by hand that throws refuses the value too.
+ */
+const encoderOf = <Out>(codec: Codec<unknown, Out>): Encode<Out> =>
+  neverThrows.has(codec.encode) ? codec.encode : (value) => {
+    try {
+      return codec.encode(value)
+    } catch (thrown) {
+      return Either.left(encodeFailed(value, thrown))
+    }
   }
-}
+
+/** `codec.decode` as a function that never throws (as `encoderOf`). */
+const decoderOf = <In>(codec: Codec<In, never>): Decode<In> =>
+  neverThrows.has(codec.decode) ? codec.decode : (frame) => {
+    try {
+      return codec.decode(frame)
+    } catch (thrown) {
+      return Either.left(decodeFailed(frame, thrown))
+    }
+  }
 
 /** Encodes `value` when the Effect runs, then hands the frame to `next`; a refused value fails with `SendError EncodeFailed`. */
 const encodeThen = <Out, E>(
-  codec: Codec<unknown, Out>,
+  encode: Encode<Out>,
   value: Out,
   next: (frame: Message) => Effect.Effect<void, E>
 ): Effect.Effect<void, E | SendError> =>
   Effect.suspend((): Effect.Effect<void, E | SendError> => {
-    const result = encodeOne(codec, value)
+    const result = encode(value)
     return Either.isRight(result) ? next(result.right) : Effect.fail(result.left)
   })
 
@@ -59,7 +68,7 @@ const encodeThen = <Out, E>(
  * EncodeFailed` for that value, so nothing before it is lost and nothing after it is written.
  */
 const encodingSink = <Out, E>(
-  codec: Codec<unknown, Out>,
+  encode: Encode<Out>,
   inner: Sink.Sink<void, Message, never, E>
 ): Sink.Sink<void, Out, never, E | SendError> => {
   const encoder: Channel.Channel<Chunk.Chunk<Message>, Chunk.Chunk<Out>, SendError, never, unknown, unknown> = Channel
@@ -68,7 +77,7 @@ const encodingSink = <Out, E>(
         const values = Chunk.toReadonlyArray(chunk)
         const frames: Array<Message> = new Array(values.length)
         for (let index = 0; index < values.length; index++) {
-          const result = encodeOne(codec, values[index]!)
+          const result = encode(values[index]!)
           if (Either.isLeft(result)) {
             frames.length = index
             const failed = Channel.fail(result.left)
@@ -106,7 +115,7 @@ class Decoder<In> {
   private rest: Chunk.Chunk<Message> | undefined = undefined
 
   constructor(
-    private readonly codec: Codec<In, never>,
+    private readonly decode: Decode<In>,
     private readonly onFailure: ((error: DecodeError) => void) | undefined
   ) {}
 
@@ -114,7 +123,7 @@ class Decoder<In> {
     const frames = Chunk.toReadonlyArray(chunk)
     const values: Array<In> = []
     for (let index = 0; index < frames.length; index++) {
-      const result = decodeOne(this.codec, frames[index]!)
+      const result = this.decode(frames[index]!)
       if (Either.isRight(result)) {
         values.push(result.right)
         continue
@@ -159,13 +168,15 @@ class CodecConnection<In, Out> implements Connection<In, Out, DecodeError> {
   private readonly decoder: Decoder<In>
   private boundSend: ((value: Out) => Effect.Effect<void, SendError>) | undefined = undefined
   private boundWrite: ((value: Out) => Effect.Effect<void, SendError>) | undefined = undefined
+  private readonly encode: Encode<Out>
 
   constructor(
     private readonly raw: Connection,
     private readonly pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>,
-    private readonly codec: Codec<In, Out>
+    codec: Codec<In, Out>
   ) {
-    this.decoder = new Decoder(codec, undefined)
+    this.decoder = new Decoder(decoderOf(codec), undefined)
+    this.encode = encoderOf(codec)
   }
 
   toJSON(): unknown {
@@ -214,16 +225,16 @@ class CodecConnection<In, Out> implements Connection<In, Out, DecodeError> {
 
   get send(): (value: Out) => Effect.Effect<void, SendError> {
     const send = this.raw.send
-    return this.boundSend ??= (value) => encodeThen(this.codec, value, send)
+    return this.boundSend ??= (value) => encodeThen(this.encode, value, send)
   }
 
   get write(): (value: Out) => Effect.Effect<void, SendError> {
     const write = this.raw.write
-    return this.boundWrite ??= (value) => encodeThen(this.codec, value, write)
+    return this.boundWrite ??= (value) => encodeThen(this.encode, value, write)
   }
 
   get sink(): Sink.Sink<void, Out, never, SendError> {
-    return encodingSink(this.codec, this.raw.sink)
+    return encodingSink(this.encode, this.raw.sink)
   }
 }
 
@@ -232,16 +243,18 @@ class CodecClient<In, Out, E> implements Client<In, Out, E> {
   private readonly decoder: Decoder<In>
   private boundSend: ((value: Out) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
   private boundEnqueue: ((value: Out) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
+  private readonly encode: Encode<Out>
 
   constructor(
     private readonly live: LiveClient,
-    private readonly codec: Codec<In, Out>,
+    codec: Codec<In, Out>,
     decodeErrors: "event" | "fail"
   ) {
     this.decoder = new Decoder(
-      codec,
+      decoderOf(codec),
       decodeErrors === "event" ? (error) => live.observer.publishDecodeFailure(error) : undefined
     )
+    this.encode = encoderOf(codec)
   }
 
   toJSON(): unknown {
@@ -267,16 +280,16 @@ class CodecClient<In, Out, E> implements Client<In, Out, E> {
 
   get send(): (value: Out) => Effect.Effect<void, SendError | CircuitOpenError> {
     const send = this.live.send
-    return this.boundSend ??= (value) => encodeThen(this.codec, value, send)
+    return this.boundSend ??= (value) => encodeThen(this.encode, value, send)
   }
 
   get enqueue(): (value: Out) => Effect.Effect<void, SendError | CircuitOpenError> {
     const enqueue = this.live.enqueue
-    return this.boundEnqueue ??= (value) => encodeThen(this.codec, value, enqueue)
+    return this.boundEnqueue ??= (value) => encodeThen(this.encode, value, enqueue)
   }
 
   get sink(): Sink.Sink<void, Out, never, SendError | CircuitOpenError> {
-    return encodingSink(this.codec, this.live.sink)
+    return encodingSink(this.encode, this.live.sink)
   }
 
   get awaitOpen(): Effect.Effect<void, ClientError> {

@@ -26,6 +26,12 @@ export interface Edge {
   ) => Connection<any, any, any>
 }
 
+/**
+ * The `decode` and `encode` functions `Codec.make` returns: they catch what the user's functions
+ * throw, so the wrappers call them as they are (one try per frame, not two).
+ */
+export const neverThrows = new WeakSet<Function>()
+
 /** A value `encode` refused: `payload` is the value, `cause` why. */
 export const encodeFailed = (value: unknown, cause: unknown): SendError =>
   new SendError({ reason: "EncodeFailed", payload: value, cause }, true)

@@ -19,7 +19,7 @@ import type { Message, ReadyState, SocketListener, TransportSocket } from "../Tr
 import { Transport } from "../Transport.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import type { ConnectOptions } from "./options.js"
-import { resolveOptions } from "./options.js"
+import { DEFAULT_CLOSE_TIMEOUT, resolveOptions } from "./options.js"
 import { parseEndpoint } from "./parseEndpoint.js"
 import type { SharedInbound } from "./primitives/inboundBuffer.js"
 import { FIRST_FREE_FLAG, InboundQueue, streamOfPulls } from "./primitives/inboundBuffer.js"
@@ -50,9 +50,6 @@ export interface ResolvedOptions {
   /** Larger outgoing messages fail with `SendError TooLarge` before any write; none when undefined. */
   readonly maxMessageSize: number | undefined
 }
-
-/** A listener made without options (tests): the options' default. */
-const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
 
 type ClosedWith = ConstructorParameters<typeof Disconnected>[0]
 
@@ -371,7 +368,6 @@ export interface OpenedConnection {
   readonly connection: Connection
   readonly socket: TransportSocket
   readonly listener: ConnectionListener
-  readonly closeTimeout: Duration.Duration
 }
 
 const NodeInspectSymbol = Symbol.for("nodejs.util.inspect.custom")
@@ -385,8 +381,7 @@ class Opened implements OpenedConnection {
   constructor(
     readonly connection: Connection,
     readonly socket: TransportSocket,
-    readonly listener: ConnectionListener,
-    readonly closeTimeout: Duration.Duration
+    readonly listener: ConnectionListener
   ) {}
 
   toJSON(): unknown {
@@ -398,16 +393,9 @@ class Opened implements OpenedConnection {
   }
 }
 
-/** Releases by the table of invariant 2, with the close code the Exit asks for. */
-const releaseAfter = (
-  listener: ConnectionListener,
-  closeTimeout: Duration.Duration,
-  exit: Exit.Exit<unknown, unknown>
-): Effect.Effect<void> => listener.release(closeCodeOf(exit), "", closeTimeout)
-
 /** Releases an opened connection (what a scope's finalizer runs). */
 export const releaseOpened = (opened: OpenedConnection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-  releaseAfter(opened.listener, opened.closeTimeout, exit)
+  releaseOnExit.call(opened.listener, exit)
 
 /** `Connection.connect`, keeping the socket and listener for the Client's fast paths. */
 export const openConnection = <E, R>(
@@ -463,8 +451,7 @@ export const acquireConnection = <E, R, R2>(
       const opened: OpenedConnection = new Opened(
         new LiveConnection(listener, socket, checked),
         socket,
-        listener,
-        checked.closeTimeout
+        listener
       )
       return restore(listener.awaitOpened(checked.openTimeout, timers)).pipe(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : releaseOpened(opened, exit)),
@@ -478,8 +465,9 @@ export const acquireConnection = <E, R, R2>(
 // generator's scope (URL, options, transport) alive for the life of the connection. Bound to the
 // listener, not the Connection: a Connection nobody holds any more is not kept for its release.
 // A bound function, not a closure: no context object, about 50 B less per connection.
+/** Releases by the table of invariant 2, with the close code the Exit asks for. */
 function releaseOnExit(this: ConnectionListener, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-  return releaseAfter(this, this.closeTimeout, exit)
+  return this.release(closeCodeOf(exit), "", this.closeTimeout)
 }
 
 /**

@@ -94,7 +94,8 @@ export interface ClientSettings {
 // ---------------------------------------------------------------------------------------------
 
 const DEFAULT_OPEN_TIMEOUT = Duration.seconds(10)
-const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
+/** Also a listener's made without options (tests). */
+export const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
 const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
 const DEFAULT_INBOUND_CAPACITY = 1024
 const DEFAULT_INBOUND_BYTES = 16 * 1024 * 1024
