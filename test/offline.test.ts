@@ -9,6 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, Ref, Schedule, Stream } from "effect"
 import { BrowserTransport, Client, NodeTransport, Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
+import { withBrowserNetwork } from "./support/browserGlobals.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { awaitTrue } from "./support/poll.js"
@@ -141,37 +142,19 @@ describe("Client: offline (a Transport with a network)", () => {
     remove()
   })
 
-  it("the browser transport's network reads navigator.onLine and the global online event at each call", () => {
-    const target = new EventTarget()
-    const globals = globalThis as unknown as Record<string, unknown>
-    const saved = {
-      navigator: Object.getOwnPropertyDescriptor(globalThis, "navigator"),
-      add: globals["addEventListener"],
-      remove: globals["removeEventListener"]
-    }
-    const navigator = { onLine: false }
-    Object.defineProperty(globalThis, "navigator", { value: navigator, configurable: true, writable: true })
-    globals["addEventListener"] = target.addEventListener.bind(target)
-    globals["removeEventListener"] = target.removeEventListener.bind(target)
-    try {
+  it("the browser transport's network reads navigator.onLine and the global online event at each call", () =>
+    withBrowserNetwork(({ dispatch, navigator }) => {
+      navigator.onLine = false
       expect(BrowserTransport.network.isOnline()).toBe(false)
       navigator.onLine = true
       expect(BrowserTransport.network.isOnline()).toBe(true)
       let calls = 0
       const remove = BrowserTransport.network.onOnline(() => calls++)
-      target.dispatchEvent(new Event("online"))
-      target.dispatchEvent(new Event("offline"))
+      dispatch("online")
+      dispatch("offline")
       expect(calls).toBe(1)
       remove()
-      target.dispatchEvent(new Event("online"))
+      dispatch("online")
       expect(calls).toBe(1)
-    } finally {
-      if (saved.navigator === undefined) delete globals["navigator"]
-      else Object.defineProperty(globalThis, "navigator", saved.navigator)
-      if (saved.add === undefined) delete globals["addEventListener"]
-      else globals["addEventListener"] = saved.add
-      if (saved.remove === undefined) delete globals["removeEventListener"]
-      else globals["removeEventListener"] = saved.remove
-    }
-  })
+    }))
 })
