@@ -660,7 +660,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     // A protocols function: each attempt offers what it resolved to.
     const transport: TransportService = typeof this._protocolsProvider === "function"
       ? {
-        platform: base.platform,
+        // The base's network too: offline, no attempt (browsers).
+        ...base,
         open: (request, listener) =>
           base.open(
             this._nextProtocols === undefined ? request : { ...request, protocols: this._nextProtocols },
