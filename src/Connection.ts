@@ -206,7 +206,7 @@ const refuseCodec = <E, R>(
           reason: "InvalidOptions",
           url: endpoint.redacted,
           detail: `${detail}; ${hintFor("InvalidOptions")}`
-        }, true)
+        })
       )
   )
 

@@ -616,7 +616,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const refused = this._options.maxEnqueuedMessages === 0 || this._pending.length >= this._capacity ||
       (this._pending.length > 0 && this._pendingBytes + bytes > DEFAULT_MAX_BYTES)
     if (refused) {
-      this._dispatchError(new SendError({ reason: "OutboxFull", payload: message }, true))
+      this._dispatchError(new SendError({ reason: "OutboxFull", payload: message }))
       return false
     }
     this._pending.push(message)
@@ -641,7 +641,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
         },
         (error: unknown) => {
           this._slow.shift()
-          this._dispatchError(new SendError({ reason: "WriteFailed", payload: blob, cause: error }, true))
+          this._dispatchError(new SendError({ reason: "WriteFailed", payload: blob, cause: error }))
           this._readSlow()
         }
       )

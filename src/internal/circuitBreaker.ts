@@ -320,14 +320,14 @@ export class Breaker implements CircuitBreaker, TimerTarget {
           case "Closed":
             return Effect.matchCauseEffect(restore(effect), this.closedHandlers as ClosedHandlers<A, E>)
           case "Open":
-            return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: state.retryAt }, true))
+            return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: state.retryAt }))
           case "Isolated":
-            return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: NEVER_DATE }, true))
+            return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: NEVER_DATE }))
           case "HalfOpen": {
             if (this.inflight >= this.settings.trials) {
               // Every slot is taken; one may free at any time.
               const retryAt = new Date(this.clock.unsafeCurrentTimeMillis())
-              return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt }, true))
+              return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt }))
             }
             this.inflight++
             const generation = this.generation

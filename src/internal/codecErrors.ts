@@ -34,10 +34,10 @@ export const neverThrows = new WeakSet<Function>()
 
 /** A value `encode` refused: `payload` is the value, `cause` why. */
 export const encodeFailed = (value: unknown, cause: unknown): SendError =>
-  new SendError({ reason: "EncodeFailed", payload: value, cause }, true)
+  new SendError({ reason: "EncodeFailed", payload: value, cause })
 
 /** A frame `decode` refused: `frame` is the frame as received, `cause` why. */
-export const decodeFailed = (frame: Message, cause: unknown): DecodeError => new DecodeError({ frame, cause }, true)
+export const decodeFailed = (frame: Message, cause: unknown): DecodeError => new DecodeError({ frame, cause })
 
 /**
  * What is wrong with a `codec` given from untyped code (or cast): `undefined` for one made by

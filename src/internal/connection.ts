@@ -122,7 +122,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     const closedWith = this.closedWith
     if (closedWith === undefined || closedWith instanceof ProtocolError) return undefined
     if (closedWith instanceof Disconnected) return closedWith
-    return this.closedWith = new Disconnected(closedWith, true)
+    return this.closedWith = new Disconnected(closedWith)
   }
   /** Told once the connection ended (the Client's session watches it without a fiber). */
   watcher: { readonly connectionEnded: (disconnected: Disconnected) => void } | undefined = undefined
@@ -223,7 +223,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     const watcher = this.watcher
     this.closeSignal = undefined
     if (signal !== undefined || watcher !== undefined) {
-      const ended = this.closedWith = new Disconnected(closed, true)
+      const ended = this.closedWith = new Disconnected(closed)
       if (signal !== undefined) Deferred.unsafeDone(signal, Exit.succeed(ended))
       if (watcher !== undefined) watcher.connectionEnded(ended)
     }
@@ -269,8 +269,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     return Effect.sync(() =>
       this.endedWith ??
         new Disconnected(
-          { code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" },
-          true
+          { code: ABNORMAL_CLOSURE, reason: "close timed out", wasClean: false, initiator: "client" }
         )
     )
   }
@@ -353,15 +352,15 @@ export const toConnectError = (url: string, failure: HandshakeFailure): ConnectE
     ...(failure.status === undefined ? {} : { status: failure.status }),
     ...(failure.retryAfter === undefined ? {} : { retryAfter: failure.retryAfter }),
     ...(failure.cause === undefined ? {} : { cause: redactCause(failure.cause) })
-  }, true)
+  })
 
 export const openTimeoutError = (url: string, timeout: Duration.Duration): TimeoutError =>
-  new TimeoutError({ operation: "open", timeout, url }, true)
+  new TimeoutError({ operation: "open", timeout, url })
 
-export const notOpen = (payload: unknown): SendError => new SendError({ reason: "NotOpen", payload }, true)
+export const notOpen = (payload: unknown): SendError => new SendError({ reason: "NotOpen", payload })
 
 /** Over `maxMessageSize`: refused before any write (strings counted in UTF-16 code units). */
-export const tooLarge = (payload: unknown): SendError => new SendError({ reason: "TooLarge", payload }, true)
+export const tooLarge = (payload: unknown): SendError => new SendError({ reason: "TooLarge", payload })
 
 /** A Connection with the parts the Client drives directly: its socket and its listener. */
 export interface OpenedConnection {
@@ -635,4 +634,4 @@ export const trySend = (
 
 /** The transport reported an error while writing `payload`. */
 export const writeFailed = (payload: unknown, cause: Error): SendError =>
-  new SendError({ reason: "WriteFailed", payload, cause }, true)
+  new SendError({ reason: "WriteFailed", payload, cause })

@@ -144,7 +144,7 @@ export class Heartbeat implements TimerTarget {
         this.stopped = true
         this.listener.pongWatcher = undefined
         return this.owner.onDead(
-          new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url }, true)
+          new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url })
         )
       }
     } else if (now - this.lastLife < Duration.toMillis(this.options.interval)) {

@@ -599,8 +599,7 @@ export const resolveOptions = (url: string, options: ConnectOptions): Effect.Eff
     if (Either.isLeft(result)) {
       return Effect.fail(
         new ConnectError(
-          { reason: "InvalidOptions", url, detail: `${result.left}; ${hintFor("InvalidOptions")}` },
-          true
+          { reason: "InvalidOptions", url, detail: `${result.left}; ${hintFor("InvalidOptions")}` }
         )
       )
     }

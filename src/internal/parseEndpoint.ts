@@ -17,7 +17,7 @@ const invalidUrl = (url: string, detail: string, cause?: unknown): ConnectError 
     detail: `${detail}; ${hintFor("InvalidUrl")}`,
     // Never the platform's error itself: Node's TypeError keeps the whole input (password, query) in `input`.
     ...(cause === undefined ? {} : { cause: redactCause(cause) })
-  }, true)
+  })
 
 /** Accepts ws: and wss: URLs with a host and no fragment. */
 export const parseEndpoint = (input: string | URL): Effect.Effect<Endpoint, ConnectError> =>

@@ -42,8 +42,7 @@ import { supervise } from "./supervisor.js"
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
 const closedByUser = new Disconnected(
-  { code: 1000, reason: "client closed", wasClean: true, initiator: "client" },
-  true
+  { code: 1000, reason: "client closed", wasClean: true, initiator: "client" }
 )
 
 /** A thrown value's message, for an error's detail. */
@@ -200,7 +199,7 @@ export class LiveClient implements Client {
       url: this.currentLabel,
       detail: `${detail}: ${causeMessage(cause)}; fix the option named above`,
       cause
-    }, true)
+    })
   }
 
   // --- public surface ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ export interface SessionOwner {
   readonly logLater: (log: Effect.Effect<void>) => void
 }
 
-export const closedError = (payload: Message): SendError => new SendError({ reason: "Closed", payload }, true)
+export const closedError = (payload: Message): SendError => new SendError({ reason: "Closed", payload })
 
 const connectionEnded = new Error("the connection ended before the frame was written")
 

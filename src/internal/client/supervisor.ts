@@ -50,7 +50,7 @@ export const supervise = (client: LiveClient, ended: Session | undefined): Effec
         reason: "InvalidOptions",
         url: labelOf(client.settings.endpoints[0] ?? ""),
         detail: client.settings.invalid
-      }, true)
+      })
       return yield* client.stop(Option.some(error))
     }
     if (ended !== undefined && !(yield* afterSession(client, ended))) return
@@ -258,7 +258,7 @@ const openIn = (
     const bounded = <A>(effect: Effect.Effect<A>): Effect.Effect<A, TimeoutError> =>
       Effect.timeoutFail(effect, {
         duration: timeout,
-        onTimeout: () => new TimeoutError({ operation: "open", timeout, url: label }, true)
+        onTimeout: () => new TimeoutError({ operation: "open", timeout, url: label })
       })
     let target: string | URL
     if (typeof endpoint === "string" || endpoint instanceof URL) target = endpoint
@@ -272,7 +272,7 @@ const openIn = (
           url: label,
           detail: `the URL Effect failed: ${causeMessage(cause)}`,
           cause
-        }, true)
+        })
       }
       target = url.value
     }
@@ -316,13 +316,13 @@ const openIn = (
         Effect.suspend(() => onOpen(opened.connection)).pipe(
           Effect.timeoutFail({
             duration: timeout,
-            onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url }, true)
+            onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url })
           })
         )
       )
       // Any failure, an interruption the hook raised itself included (the supervisor's own
       // interruption never gets here: it skips this fiber's handlers).
-      if (Exit.isFailure(hook)) return yield* new OnOpenError({ cause: Cause.squash(hook.cause) }, true)
+      if (Exit.isFailure(hook)) return yield* new OnOpenError({ cause: Cause.squash(hook.cause) })
     }
     client.inbound.offer(opened.listener.inbound)
     // It may have ended already, while onOpen ran: it never became ready.

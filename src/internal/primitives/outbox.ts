@@ -106,7 +106,7 @@ export class Outbox {
     }
     switch (overflow) {
       case "fail":
-        entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }, true))
+        entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }))
         return
       case "dropOldest": {
         const dropped: Array<Entry> = []
@@ -118,12 +118,12 @@ export class Outbox {
         if (!this.hasRoom(bytes)) {
           // Everything pending is with the transport already: nothing can make room now.
           this.unshiftAll(dropped)
-          entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }, true))
+          entry.done(new SendError({ reason: "OutboxFull", payload: entry.payload }))
           return
         }
         admitted()
         this.push(entry)
-        for (const oldest of dropped) oldest.done(new SendError({ reason: "Dropped", payload: oldest.payload }, true))
+        for (const oldest of dropped) oldest.done(new SendError({ reason: "Dropped", payload: oldest.payload }))
         return
       }
       case "suspend":
@@ -183,7 +183,7 @@ export class Outbox {
     this.blocked = NONE
     const entries = this.takeAll().slice()
     for (const { entry } of blocked) entries.push(entry)
-    for (const entry of entries) entry.done(new SendError({ reason, payload: entry.payload }, true))
+    for (const entry of entries) entry.done(new SendError({ reason, payload: entry.payload }))
     return entries.map((entry) => entry.payload)
   }
 
