@@ -47,6 +47,14 @@ const ONE_THIS_TICK = -2
  */
 const CORK_FLUSH_BYTES = 16 * 1024
 
+/**
+ * How long the TCP connection may stay up once a close the peer started was answered. RFC 6455
+ * lets the client end it at any time after sending and receiving a close frame; ws waits 30 s for
+ * the server to end it, and the connection stays CLOSING meanwhile (a Client Open, its sends
+ * waiting). A peer that sends a close frame and never ends TCP is cut after this instead.
+ */
+const PEER_CLOSE_GRACE_MS = 1000
+
 /** `NodeSocket.phase`: before the outcome of the handshake, open, or failed before open. */
 const CONNECTING_PHASE = 0
 const OPENED_PHASE = 1
@@ -224,6 +232,19 @@ class WriteCallbacks {
 class LifelineWebSocket extends WebSocket {
   [kSocket]: NodeSocket | undefined = undefined
 
+  // ws answers a peer's close frame by calling close(), and then waits 30 s for the peer to end
+  // TCP (its `_closeTimer`, cleared when the socket closes): shorten that wait.
+  override close(code?: number, data?: string | Buffer): void {
+    const answering = this.readyState === OPEN && Reflect.get(this, "_closeFrameReceived") === true
+    super.close(code, data)
+    if (!answering) return
+    const timer: unknown = Reflect.get(this, "_closeTimer")
+    const tcp: unknown = Reflect.get(this, "_socket")
+    if (timer === null || timer === undefined || !(tcp instanceof Net.Socket)) return
+    clearTimeout(timer as ReturnType<typeof setTimeout>)
+    Reflect.set(this, "_closeTimer", setTimeout(destroyTcp, PEER_CLOSE_GRACE_MS, tcp))
+  }
+
   // ws emits with two arguments at most ('message': data, isBinary; 'close': code, reason).
   override emit(event: string | symbol, first?: unknown, second?: unknown): boolean {
     const state = this[kSocket]
@@ -251,6 +272,10 @@ class LifelineWebSocket extends WebSocket {
     // 'error' goes to the permanent sink; ws's 'upgrade' and 'redirect' find no listener.
     return super.emit(event, first, second)
   }
+}
+
+function destroyTcp(tcp: Net.Socket): void {
+  tcp.destroy()
 }
 
 function endTick(socket: NodeSocket, tcp: Net.Socket): void {
