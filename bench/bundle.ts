@@ -19,7 +19,7 @@ const alias = {
   "effect-lifeline/Client": here("../src/Client.ts")
 }
 
-/** One entry bundled for the browser, minified: its size raw and gzip, and the bytes each input module adds. */
+/** One entry bundled for the browser, minified: its size raw and gzip, the bytes each input module adds, its code. */
 export const bundle = async (entry: string) => {
   const result = await build({
     entryPoints: [here(entry)],
@@ -38,7 +38,7 @@ export const bundle = async (entry: string) => {
   const modules = new Map(
     Object.entries(output.inputs).map(([path, input]) => [path.replace(/^.*node_modules\//, ""), input.bytesInOutput])
   )
-  return { raw: code.byteLength, gzip: gzipSync(code).byteLength, modules }
+  return { raw: code.byteLength, gzip: gzipSync(code).byteLength, modules, text: result.outputFiles[0]!.text }
 }
 
 /**

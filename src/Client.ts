@@ -19,7 +19,8 @@ import { CodecEdge, invalidCodec as invalidCodecShape } from "./internal/codecEr
 import { clientConfig, clientSettings } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
 import type { ClientError } from "./Reconnect.js"
-import type { Message, Transport } from "./Transport.js"
+import type { Message } from "./Transport.js"
+import { Transport } from "./Transport.js"
 
 export { ClientEvent, ClientState } from "./internal/clientState.js"
 export type { Overflow } from "./internal/primitives/outbox.js"
@@ -230,17 +231,19 @@ export function make(options: Options): Effect.Effect<Client, never, Scope.Scope
 export function make(
   options: Options | CodecOptions<unknown, unknown>
 ): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> {
-  // Decoded once here: the client's attempts use the decoded connection options as they are.
+  // Decoded once here, with the Transport's checks of the options only it reads (Node: `tls`,
+  // header values): the client's attempts use the decoded connection options as they are.
   // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
   if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
-    return Effect.suspend(() => makeClient(clientSettings(options)))
+    return Effect.flatMap(Transport, (transport) => makeClient(clientSettings(options, transport.checkOptions)))
   }
   // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
   // options go to the checks as given (not a copy: a settings object's url getter is read).
   const codec = options.codec
   const decodeErrors = options.decodeErrors === undefined ? "event" : options.decodeErrors
-  return Effect.suspend((): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> => {
-    const settings = clientSettings(options)
+  type Made = Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport>
+  return Effect.flatMap(Transport, (transport): Made => {
+    const settings = clientSettings(options, transport.checkOptions)
     const bad = invalidCodec(codec, decodeErrors)
     // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
     if (bad !== undefined) return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })

@@ -18,6 +18,7 @@ import * as Tls from "node:tls"
 import WebSocket from "ws"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import { classifyHandshakeError, hintFor } from "./internal/classifyHandshakeError.js"
+import { nodeOptionChecks } from "./internal/nodeOptions.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
@@ -394,7 +395,7 @@ const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message => {
  * @since 0.1.0
  * @category constructors
  */
-export const make: Transport = { platform: "node", open }
+export const make: Transport = { platform: "node", checkOptions: nodeOptionChecks, open }
 
 /**
  * Provides `Transport` on Node.js, over `ws`.

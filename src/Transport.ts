@@ -146,6 +146,35 @@ export interface Network {
 }
 
 /**
+ * What is wrong with an option, and where: `path` leads from the option to the bad field
+ * (`["ca"]` for `tls.ca`, `[]` for the option itself). Never the value: it may be a secret.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OptionProblem {
+  readonly path: ReadonlyArray<string>
+  readonly message: string
+}
+
+/**
+ * A transport's checks of the options only it reads (see `Transport.checkOptions`). They are
+ * here, not with the other options' checks, so that a bundle without that transport (a browser's)
+ * does not carry them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OptionChecks {
+  /** `tls` as given (perhaps Redacted): its known keys, copied and Redacted, or what is wrong. */
+  readonly tls: (input: unknown) => Either.Either<Redacted.Redacted<TlsOptions>, OptionProblem>
+  /** Whether a header value can be sent (RFC 9110: visible characters, spaces and tabs). */
+  readonly headerValue: (value: string) => boolean
+  /** What to log, once per `tls` object, when a connect uses it (Node: verification off); or undefined. */
+  readonly tlsWarning: (tls: TlsOptions, url: string) => string | undefined
+}
+
+/**
  * The Transport service.
  *
  * @since 0.1.0
@@ -155,6 +184,14 @@ export interface Transport {
   readonly platform: "node" | "browser"
   /** The network's state, where the platform tells it (browsers); absent: always online (Node). */
   readonly network?: Network | undefined
+  /**
+   * The checks of the options only this transport reads (Node: `tls`, the syntax of header
+   * values), run by `Client.make` and `Connection.connect` among every other option's, before any
+   * attempt: a problem is `ConnectError InvalidOptions` naming the option, as any other's.
+   * Absent (browsers): the transport does not read them, and they are not checked: `tls` is
+   * ignored (the request's is undefined) and header values are passed as given.
+   */
+  readonly checkOptions?: OptionChecks | undefined
   /**
    * Creates the socket and starts the handshake, synchronously. Fails (without throwing) when the
    * platform refuses the request up front, e.g. a URL or subprotocol it rejects.

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, Layer, Logger, LogLevel, Option, Redacted, Schedule } from "effect"
-import { Client, Connection, Reconnect } from "../src/index.js"
+import { BrowserTransport, Client, Connection, NodeTransport, Reconnect, Transport } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { clientSettings, decodeClientOptions, decodeConnectOptions, decodeCounts } from "../src/internal/options.js"
 import { TestServer } from "../src/testing/index.js"
@@ -14,6 +14,9 @@ import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
 
 const HINT = "; fix the option named above"
+
+/** The Node transport's checks of the options only it reads (`tls`, header values). */
+const node = NodeTransport.make.checkOptions
 
 const connectError = (options: unknown) =>
   Connection.connect("ws://127.0.0.1:1/", options as Connection.Options).pipe(Effect.flip, Effect.scoped, provideNode)
@@ -158,7 +161,7 @@ describe("Connection options", () => {
       inboundCapacity: 2,
       inboundBytes: 3,
       writeHighWaterMark: 4
-    }))
+    }, node))
     expect(checked).toMatchObject({
       protocols: ["v1"],
       headers: { authorization: "Bearer t", "x-id": "7" },
@@ -171,12 +174,62 @@ describe("Connection options", () => {
     })
     expect(Redacted.value(checked.tls!)).toEqual({ key, cert: "c", rejectUnauthorized: true })
     // Decoded options decode again to the same values (a Client's, with headers from an Effect).
-    expect(Either.getOrThrow(decodeConnectOptions({ ...checked, headers: { a: "b" } }))).toMatchObject({
+    expect(Either.getOrThrow(decodeConnectOptions({ ...checked, headers: { a: "b" } }, node))).toMatchObject({
       ...checked,
       headers: { a: "b" },
       tls: expect.anything()
     })
   })
+
+  it("tls and header values: checked by the transport that reads them (Node), ignored without its checks (browsers)", () => {
+    expect(BrowserTransport.make.checkOptions).toBeUndefined()
+    const options = { tls: { ca: 42 }, headers: { "x-token": "a\r\nb" }, openTimeout: "3 seconds" }
+    expect(decodeConnectOptions(options, node)).toEqual(
+      Either.left("tls.ca: must be PEM text or bytes (string, Buffer, Uint8Array) or an array of them")
+    )
+    expect(decodeConnectOptions({ ...options, tls: undefined }, node)).toEqual(
+      Either.left("headers: the value of \"x-token\" is not a valid header value")
+    )
+    // Without the checks: `tls` is not read (undefined for the transport), header values go as given.
+    const ignored = Either.getOrThrow(decodeConnectOptions(options, BrowserTransport.make.checkOptions))
+    expect(ignored).toMatchObject({
+      tls: undefined,
+      headers: { "x-token": "a\r\nb" },
+      openTimeout: Duration.seconds(3)
+    })
+    // Header names and the other options are every transport's: still checked.
+    expect(decodeConnectOptions({ ...options, headers: { "bad name": "x" } })).toEqual(
+      Either.left("headers: \"bad name\" is not a valid header name")
+    )
+    expect(decodeClientOptions({ url, connection: { tls: "yes" } })).toMatchObject(
+      Either.right({ connection: { tls: undefined }, invalid: undefined })
+    )
+    expect(decodeClientOptions({ url, connection: { tls: "yes" } }, node)).toEqual(
+      Either.left("connection.tls: must be an object")
+    )
+  })
+
+  it.live("a transport without option checks: a Client with a tls it does not read connects; no warning", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const lines: Array<string> = []
+      const capture = Layer.merge(
+        Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => lines.push(String(message)))),
+        Logger.minimumLogLevel(LogLevel.Warning)
+      )
+      const server = yield* TestServer.make()
+      const unchecked: Transport.Transport = { platform: "node", open: NodeTransport.make.open }
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, connection: { tls: { rejectUnauthorized: false } } })
+        yield* client.awaitOpen
+        const connection = yield* Connection.connect(server.url, { tls: "yes" as never })
+        expect(connection.protocol).toBe("")
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Layer.merge(capture, Layer.succeed(Transport.Transport, unchecked)))
+      )
+      expect(yield* server.accepted).toBe(2)
+      expect(lines).toEqual([])
+    })).pipe(provideNode))
 
   it.live("one decode per connect call", () =>
     withNoHandlesLeft(Effect.gen(function*() {

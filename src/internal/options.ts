@@ -31,7 +31,8 @@ import type { Connection, Options as ConnectionOptionsInput } from "../Connectio
 import { ConnectError } from "../Errors.js"
 import type { BackoffOptions, ClientError } from "../Reconnect.js"
 import { defaultSchedule, exponentialBackoff, invalidScheduleReason, isRetryable } from "../Reconnect.js"
-import type { Message, TlsOptions } from "../Transport.js"
+import type { Message, OptionChecks, TlsOptions } from "../Transport.js"
+import { Transport } from "../Transport.js"
 import { hintFor } from "./classifyHandshakeError.js"
 import type { ResolvedOptions } from "./connection.js"
 import type { HeartbeatOptions } from "./heartbeat.js"
@@ -171,8 +172,11 @@ interface Problem {
 const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, Problem> =>
   Either.left({ path, message })
 
-/** A check: what users wrote to what lifeline runs on, or the problem. */
-type Check<A> = (input: unknown) => Either.Either<A, Problem>
+/**
+ * A check: what users wrote to what lifeline runs on, or the problem. `transport`: the
+ * Transport's checks of the options only it reads (`tls`, header values), passed down to them.
+ */
+type Check<A> = (input: unknown, transport: OptionChecks | undefined) => Either.Either<A, Problem>
 
 const decodeDuration = (input: unknown): Option.Option<Duration.Duration> =>
   Option.filter(
@@ -207,10 +211,9 @@ const Protocols: Check<ReadonlyArray<string>> = (input) => {
 }
 
 const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
-// RFC 9110 field-value: visible characters, spaces and tabs; never CR or LF.
-const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
 
-const Headers: Check<Readonly<Record<string, string>>> = (input) => {
+/** Header names and values as strings; the values' syntax is the transport's to check (browsers send no headers). */
+const Headers: Check<Readonly<Record<string, string>>> = (input, transport) => {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return problem("must be an object of header names to values")
   }
@@ -219,7 +222,7 @@ const Headers: Check<Readonly<Record<string, string>>> = (input) => {
     const plain: unknown = Redacted.isRedacted(value) ? Redacted.value(value) : value
     if (!headerName.test(name)) return problem(`${JSON.stringify(name)} is not a valid header name`)
     // The value is never echoed: it may be a credential.
-    if (typeof plain !== "string" || !headerValue.test(plain)) {
+    if (typeof plain !== "string" || (transport !== undefined && !transport.headerValue(plain))) {
       return problem(`the value of "${name}" is not a valid header value`)
     }
     headers[name] = plain
@@ -228,42 +231,9 @@ const Headers: Check<Readonly<Record<string, string>>> = (input) => {
   return Either.right(NO_HEADERS)
 }
 
-const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "servername", "rejectUnauthorized"]
-const isPem = (value: unknown): value is string | Uint8Array => typeof value === "string" || value instanceof Uint8Array
-
-/** Checks the shape of `tls` and copies the known keys; never echoes a value (a private key). */
-const Tls: Check<Redacted.Redacted<TlsOptions>> = (input) => {
-  const tls: unknown = Redacted.isRedacted(input) ? Redacted.value(input) : input
-  if (typeof tls !== "object" || tls === null || Array.isArray(tls)) return problem("must be an object")
-  const copy: { -readonly [K in keyof TlsOptions]: TlsOptions[K] } = {}
-  for (const [name, value] of Object.entries(tls)) {
-    if (!TLS_KEYS.includes(name)) {
-      return problem(`unknown option ${JSON.stringify(name)} (known: ${TLS_KEYS.join(", ")})`)
-    }
-    if (value === undefined) continue
-    switch (name) {
-      case "ca":
-      case "cert":
-      case "key":
-        if (isPem(value)) copy[name] = value
-        else if (Array.isArray(value) && value.every(isPem)) copy[name] = [...value]
-        else return problem("must be PEM text or bytes (string, Buffer, Uint8Array) or an array of them", [name])
-        break
-      case "servername":
-        if (typeof value !== "string") return problem("must be a string", [name])
-        copy.servername = value
-        break
-      case "rejectUnauthorized":
-        if (typeof value !== "boolean") return problem("must be true or false", [name])
-        copy.rejectUnauthorized = value
-        break
-    }
-  }
-  if ((copy.key === undefined) !== (copy.cert === undefined)) {
-    return problem("key and cert go together (a client certificate)")
-  }
-  return Either.right(Redacted.make(copy))
-}
+/** `tls`: the transport's to check and copy; undefined for a transport that does not read it (browsers). */
+const Tls: Check<Redacted.Redacted<TlsOptions> | undefined> = (input, transport) =>
+  transport === undefined ? Either.right(undefined) : transport.tls(input)
 
 const isFunction = (input: unknown): input is (...args: ReadonlyArray<never>) => unknown => typeof input === "function"
 
@@ -294,8 +264,8 @@ const Url: Check<ReadonlyArray<Endpoint>> = (input) => {
 
 type HeadersEffect = NonNullable<ClientSettings["headers"]>
 /** The Client's headers: an Effect (run and checked at every attempt) or fixed ones, checked here once. */
-const ClientHeaders: Check<HeadersEffect | Readonly<Record<string, string>>> = (input) =>
-  Effect.isEffect(input) ? Either.right(input as HeadersEffect) : Headers(input)
+const ClientHeaders: Check<HeadersEffect | Readonly<Record<string, string>>> = (input, transport) =>
+  Effect.isEffect(input) ? Either.right(input as HeadersEffect) : Headers(input, transport)
 
 const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
 export type Strategy = "ordered" | "roundRobin" | "random"
@@ -347,7 +317,7 @@ const NOT_AN_OBJECT: Either.Either<never, Problem> = Either.left({ path: [], mes
  * too, and is missing when it is not an own key and does not check. Other
  * keys are ignored. (What `Schema.Struct` with `optional` / `optionalWith({ default })` did.)
  */
-const struct = <F extends Fields>(fields: F): Check<StructType<F>> => (input) => {
+const struct = <F extends Fields>(fields: F): Check<StructType<F>> => (input, transport) => {
   if (typeof input !== "object" || input === null || Array.isArray(input)) return NOT_AN_OBJECT
   const output: Record<string, unknown> = {}
   for (const name in fields) {
@@ -360,7 +330,7 @@ const struct = <F extends Fields>(fields: F): Check<StructType<F>> => (input) =>
       output[name] = field.absent
       continue
     }
-    const result = field.check(value)
+    const result = field.check(value, transport)
     if (Either.isLeft(result)) {
       if (!present) return problem("is required", [name])
       return Either.left({ path: [name, ...result.left.path], message: result.left.message })
@@ -416,8 +386,8 @@ const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, st
 const ConnectionOptionsFields = struct({ ...connectionFields, headers: withDefault(Headers, NO_HEADERS) })
 
 /** `Connection.Options` -> `CheckedOptions`. */
-const ConnectionOptions: Check<CheckedOptions> = (input) =>
-  Either.map(ConnectionOptionsFields(input), (fields) => toChecked(fields, fields.headers))
+const ConnectionOptions: Check<CheckedOptions> = (input, transport) =>
+  Either.map(ConnectionOptionsFields(input, transport), (fields) => toChecked(fields, fields.headers))
 
 const HeartbeatFields = struct({
   interval: withDefault(PositiveDuration, DEFAULT_HEARTBEAT_INTERVAL),
@@ -425,11 +395,11 @@ const HeartbeatFields = struct({
   message: optional(Message),
   isPong: optional(fn<(message: Message) => boolean>())
 })
-const Heartbeat: Check<DecodedHeartbeat> = (input) => {
+const Heartbeat: Check<DecodedHeartbeat> = (input, transport) => {
   if (input === false) return Either.right(NO_HEARTBEAT)
   if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object or false")
   return Either.map(
-    HeartbeatFields(input),
+    HeartbeatFields(input, transport),
     (fields) =>
       fields.interval === DEFAULT_HEARTBEAT_INTERVAL && fields.timeout === DEFAULT_HEARTBEAT_TIMEOUT &&
         fields.message === undefined && fields.isPong === undefined
@@ -507,7 +477,8 @@ const CLIENT_DEFAULTS = ((): StructType<typeof clientFields> => {
 const urlOnly = (url: ReadonlyArray<Endpoint>): ClientSettings => toSettings({ ...CLIENT_DEFAULTS, url })
 
 /** `Client.Options` -> `ClientSettings`. */
-const ClientOptionsCheck: Check<ClientSettings> = (input) => Either.map(ClientFields(input), toSettings)
+const ClientOptionsCheck: Check<ClientSettings> = (input, transport) =>
+  Either.map(ClientFields(input, transport), toSettings)
 
 // ---------------------------------------------------------------------------------------------
 // Decoding: one line naming the first bad option, never a throw
@@ -538,30 +509,39 @@ const hasOnlyUrl = (input: unknown): input is { readonly url: unknown } => {
   return url
 }
 
-/** Decodes `Connection.Options`; the Left is the detail of `InvalidOptions` (without the hint). */
-export const decodeConnectOptions = (options: unknown): Either.Either<CheckedOptions, string> => {
+/**
+ * Decodes `Connection.Options`; the Left is the detail of `InvalidOptions` (without the hint).
+ * `transport`: the Transport's `checkOptions`, for `tls` and header values (without: not checked).
+ */
+export const decodeConnectOptions = (
+  options: unknown,
+  transport?: OptionChecks
+): Either.Either<CheckedOptions, string> => {
   decodeCounts.connection++
   // `connect(url)`, the common case (and the connect benchmark's): what the check would decode it to.
   if (isEmptyObject(options)) return Either.right(DEFAULT_CONNECTION)
-  return Either.mapLeft(ConnectionOptions(options), formatProblem)
+  return Either.mapLeft(ConnectionOptions(options, transport), formatProblem)
 }
 
-/** Decodes `Client.Options`; the Left is the detail of `InvalidOptions` (without the hint). */
-export const decodeClientOptions = (options: unknown): Either.Either<ClientSettings, string> => {
+/** Decodes `Client.Options`; the Left is the detail of `InvalidOptions` (without the hint). `transport`: as above. */
+export const decodeClientOptions = (
+  options: unknown,
+  transport?: OptionChecks
+): Either.Either<ClientSettings, string> => {
   decodeCounts.client++
   if (hasOnlyUrl(options)) {
-    const url = Url(options.url)
+    const url = Url(options.url, transport)
     if (Either.isRight(url)) return Either.right(urlOnly(url.right))
   }
-  return Either.mapLeft(ClientOptionsCheck(options), formatProblem)
+  return Either.mapLeft(ClientOptionsCheck(options, transport), formatProblem)
 }
 
 /**
  * `Client.make`'s settings: decoded once, or, for options that cannot work, defaults with `invalid`
  * set (the client then starts Closed with `ConnectError InvalidOptions`, naming the first bad option).
  */
-export const clientSettings = (options: ClientOptions): ClientSettings => {
-  const result = decodeClientOptions(options)
+export const clientSettings = (options: ClientOptions, transport?: OptionChecks): ClientSettings => {
+  const result = decodeClientOptions(options, transport)
   if (Either.isRight(result)) return result.right
   const url: unknown = (options as Partial<ClientOptions> | undefined)?.url
   const endpoints = Array.isArray(url)
@@ -574,43 +554,53 @@ export const clientSettings = (options: ClientOptions): ClientSettings => {
   return { ...settings, invalid: `${result.left}; ${hintFor("InvalidOptions")}` }
 }
 
-// `tls` objects whose `rejectUnauthorized: false` was already logged: one warning per options object.
-const warnedNoVerification = new WeakSet<object>()
+// `tls` objects already warned about (verification off): one warning per options object.
+const warnedTls = new WeakSet<object>()
 
-const warnNoVerification = (url: string, key: object): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    if (warnedNoVerification.has(key)) return Effect.void
-    warnedNoVerification.add(key)
-    return Effect.logWarning(
-      `lifeline: TLS certificate verification is off (tls.rejectUnauthorized: false) for ${url}; ` +
-        "anyone on the path can read and change the traffic (logged once per tls options object)"
-    )
-  })
+/** The transport's warning for a connect with this `tls` (Node: verification off), once per `tls` object. */
+const warnTls = (
+  transport: OptionChecks,
+  url: string,
+  tls: Redacted.Redacted<TlsOptions>,
+  key: object
+): Effect.Effect<void> => {
+  if (warnedTls.has(key)) return Effect.void
+  const warning = transport.tlsWarning(Redacted.value(tls), url)
+  if (warning === undefined) return Effect.void
+  warnedTls.add(key)
+  return Effect.logWarning(warning)
+}
 
 /**
  * The options of one connect: decoded ones (a Client's, decoded by `Client.make`) as they are,
- * others decoded now. Logs once per `tls` object that turns verification off.
+ * others decoded now, with the Transport's checks. Logs the transport's warning about a `tls`
+ * (Node: verification off) once per `tls` object.
  */
-export const resolveOptions = (url: string, options: ConnectOptions): Effect.Effect<CheckedOptions, ConnectError> => {
-  let checked: CheckedOptions
-  if (decoded.has(options as CheckedOptions)) checked = options as CheckedOptions
-  else {
-    const result = decodeConnectOptions(options)
-    if (Either.isLeft(result)) {
-      return Effect.fail(
-        new ConnectError(
-          { reason: "InvalidOptions", url, detail: `${result.left}; ${hintFor("InvalidOptions")}` }
+export const resolveOptions = (
+  url: string,
+  options: ConnectOptions
+): Effect.Effect<CheckedOptions, ConnectError, Transport> =>
+  Effect.flatMap(Transport, (transport) => {
+    const checks = transport.checkOptions
+    let checked: CheckedOptions
+    if (decoded.has(options as CheckedOptions)) checked = options as CheckedOptions
+    else {
+      const result = decodeConnectOptions(options, checks)
+      if (Either.isLeft(result)) {
+        return Effect.fail(
+          new ConnectError(
+            { reason: "InvalidOptions", url, detail: `${result.left}; ${hintFor("InvalidOptions")}` }
+          )
         )
-      )
+      }
+      checked = result.right
     }
-    checked = result.right
-  }
-  const tls = checked.tls
-  if (tls === undefined || Redacted.value(tls).rejectUnauthorized !== false) return Effect.succeed(checked)
-  // What was given: the user's object (a Connection decodes its options at every call), or the
-  // decoded one, which copies of decoded options (headers from an Effect) share.
-  return Effect.as(warnNoVerification(url, options.tls ?? tls), checked)
-}
+    const tls = checked.tls
+    if (tls === undefined || checks === undefined) return Effect.succeed(checked)
+    // What was given: the user's object (a Connection decodes its options at every call), or the
+    // decoded one, which copies of decoded options (headers from an Effect) share.
+    return Effect.as(warnTls(checks, url, tls, options.tls ?? tls), checked)
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Config: keys mapped onto the same checks
@@ -624,7 +614,7 @@ const configKey = <A>(
 ): Config.Config<A> =>
   Config.string(key).pipe(
     Config.mapOrFail((text) =>
-      Either.mapLeft(check(parse(text.trim())), (problem) =>
+      Either.mapLeft(check(parse(text.trim()), undefined), (problem) =>
         ConfigError.InvalidData([], problem.message ?? "has the wrong type"))
     )
   )

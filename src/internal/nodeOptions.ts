@@ -1,0 +1,63 @@
+/**
+ * The checks of the options only the Node transport reads (`tls`, the syntax of header values),
+ * as `NodeTransport.make.checkOptions`: `options.ts` runs them in their place among the other
+ * options' checks when the Transport has them, so the errors are the same, and a browser bundle,
+ * whose transport reads neither option, does not carry them.
+ */
+import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
+import type { OptionChecks, OptionProblem, TlsOptions } from "../Transport.js"
+
+const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, OptionProblem> =>
+  Either.left({ path, message })
+
+// RFC 9110 field-value: visible characters, spaces and tabs; never CR or LF.
+const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
+
+const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "servername", "rejectUnauthorized"]
+const isPem = (value: unknown): value is string | Uint8Array => typeof value === "string" || value instanceof Uint8Array
+
+/** Checks the shape of `tls` and copies the known keys; never echoes a value (a private key). */
+const tls = (input: unknown): Either.Either<Redacted.Redacted<TlsOptions>, OptionProblem> => {
+  const given: unknown = Redacted.isRedacted(input) ? Redacted.value(input) : input
+  if (typeof given !== "object" || given === null || Array.isArray(given)) return problem("must be an object")
+  const copy: { -readonly [K in keyof TlsOptions]: TlsOptions[K] } = {}
+  for (const [name, value] of Object.entries(given)) {
+    if (!TLS_KEYS.includes(name)) {
+      return problem(`unknown option ${JSON.stringify(name)} (known: ${TLS_KEYS.join(", ")})`)
+    }
+    if (value === undefined) continue
+    switch (name) {
+      case "ca":
+      case "cert":
+      case "key":
+        if (isPem(value)) copy[name] = value
+        else if (Array.isArray(value) && value.every(isPem)) copy[name] = [...value]
+        else return problem("must be PEM text or bytes (string, Buffer, Uint8Array) or an array of them", [name])
+        break
+      case "servername":
+        if (typeof value !== "string") return problem("must be a string", [name])
+        copy.servername = value
+        break
+      case "rejectUnauthorized":
+        if (typeof value !== "boolean") return problem("must be true or false", [name])
+        copy.rejectUnauthorized = value
+        break
+    }
+  }
+  if ((copy.key === undefined) !== (copy.cert === undefined)) {
+    return problem("key and cert go together (a client certificate)")
+  }
+  return Either.right(Redacted.make(copy))
+}
+
+/** The Node transport's option checks. */
+export const nodeOptionChecks: OptionChecks = {
+  tls,
+  headerValue: (value) => headerValue.test(value),
+  tlsWarning: (tls, url) =>
+    tls.rejectUnauthorized === false
+      ? `lifeline: TLS certificate verification is off (tls.rejectUnauthorized: false) for ${url}; ` +
+        "anyone on the path can read and change the traffic (logged once per tls options object)"
+      : undefined
+}
