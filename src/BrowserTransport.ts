@@ -7,7 +7,7 @@
  */
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import { hintFor } from "./internal/classifyHandshakeError.js"
+import { CLOSED_BEFORE_OPEN_HINT, INVALID_URL_HINT } from "./internal/classifyHandshakeError.js"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { approximateBytes, CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
@@ -24,7 +24,7 @@ export type WebSocketConstructor = new(url: string, protocols?: string | Array<s
 
 const closedBeforeOpen = (detail: string, cause?: unknown): HandshakeFailure => ({
   reason: "ClosedBeforeOpen",
-  detail: `${detail}; ${hintFor("ClosedBeforeOpen")}`,
+  detail: `${detail}; ${CLOSED_BEFORE_OPEN_HINT}`,
   ...(cause === undefined ? {} : { cause })
 })
 
@@ -46,7 +46,7 @@ const open = (
   } catch (error) {
     // The constructor throws a SyntaxError DOMException for a URL or subprotocol it rejects.
     const detail = error instanceof Error ? error.message : String(error)
-    return Either.left({ reason: "InvalidUrl", detail: `${detail}; ${hintFor("InvalidUrl")}`, cause: error })
+    return Either.left({ reason: "InvalidUrl", detail: `${detail}; ${INVALID_URL_HINT}`, cause: error })
   }
   socket.binaryType = "arraybuffer"
   let opened = false

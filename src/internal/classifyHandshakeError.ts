@@ -62,9 +62,18 @@ const protocolViolations = [
   "Server indicated an extension that was not requested"
 ]
 
+// The hints of the reasons every platform reports (lifeline's own checks; a browser's one
+// reason), as constants: a browser bundle carries these three, not the table of Node's reasons.
+/** What to do about `InvalidUrl`. */
+export const INVALID_URL_HINT = "use a ws:// or wss:// URL without a fragment"
+/** What to do about `InvalidOptions`. */
+export const INVALID_OPTIONS_HINT = "fix the option named above"
+/** What to do about `ClosedBeforeOpen`. */
+export const CLOSED_BEFORE_OPEN_HINT = "the socket closed before it opened"
+
 const hint: Readonly<Record<ConnectErrorReason, string>> = {
-  InvalidUrl: "use a ws:// or wss:// URL without a fragment",
-  InvalidOptions: "fix the option named above",
+  InvalidUrl: INVALID_URL_HINT,
+  InvalidOptions: INVALID_OPTIONS_HINT,
   DnsLookupFailed: "check the host name",
   ConnectionRefused: "nothing listens there; retrying helps if the server is starting",
   NetworkUnreachable: "no route to the host; check the network",
@@ -72,7 +81,7 @@ const hint: Readonly<Record<ConnectErrorReason, string>> = {
   TlsFailed: "check the certificate and that the server speaks TLS (wss://)",
   HandshakeRejected: "the server refused the upgrade",
   ProtocolViolation: "the server is not a compliant WebSocket endpoint",
-  ClosedBeforeOpen: "the socket closed before it opened"
+  ClosedBeforeOpen: CLOSED_BEFORE_OPEN_HINT
 }
 
 const errorCode = (error: unknown): string | undefined => {

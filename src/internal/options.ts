@@ -33,7 +33,7 @@ import type { BackoffOptions, ClientError } from "../Reconnect.js"
 import { defaultSchedule, exponentialBackoff, invalidScheduleReason, isRetryable } from "../Reconnect.js"
 import type { Message, OptionChecks, TlsOptions } from "../Transport.js"
 import { Transport } from "../Transport.js"
-import { hintFor } from "./classifyHandshakeError.js"
+import { INVALID_OPTIONS_HINT } from "./classifyHandshakeError.js"
 import type { ResolvedOptions } from "./connection.js"
 import type { HeartbeatOptions } from "./heartbeat.js"
 import type { Overflow } from "./primitives/outbox.js"
@@ -551,7 +551,7 @@ export const clientSettings = (options: ClientOptions, transport?: OptionChecks)
     : []
   // The defaults, without a heartbeat: the client never connects.
   const settings = toSettings({ ...CLIENT_DEFAULTS, url: endpoints, heartbeat: NO_HEARTBEAT })
-  return { ...settings, invalid: `${result.left}; ${hintFor("InvalidOptions")}` }
+  return { ...settings, invalid: `${result.left}; ${INVALID_OPTIONS_HINT}` }
 }
 
 // `tls` objects already warned about (verification off): one warning per options object.
@@ -589,7 +589,7 @@ export const resolveOptions = (
       if (Either.isLeft(result)) {
         return Effect.fail(
           new ConnectError(
-            { reason: "InvalidOptions", url, detail: `${result.left}; ${hintFor("InvalidOptions")}` }
+            { reason: "InvalidOptions", url, detail: `${result.left}; ${INVALID_OPTIONS_HINT}` }
           )
         )
       }

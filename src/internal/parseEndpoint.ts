@@ -1,7 +1,7 @@
 /** Validates a connect request before any socket exists: the URL (here) and every option (options.ts), as typed errors. */
 import * as Effect from "effect/Effect"
 import { ConnectError } from "../Errors.js"
-import { hintFor } from "./classifyHandshakeError.js"
+import { INVALID_URL_HINT } from "./classifyHandshakeError.js"
 import { redactCause, redactUnparsedUrl, redactUrl } from "./redactUrl.js"
 
 /** A URL that a transport can open, with its redacted rendering for errors and logs. */
@@ -14,7 +14,7 @@ const invalidUrl = (url: string, detail: string, cause?: unknown): ConnectError 
   new ConnectError({
     reason: "InvalidUrl",
     url,
-    detail: `${detail}; ${hintFor("InvalidUrl")}`,
+    detail: `${detail}; ${INVALID_URL_HINT}`,
     // Never the platform's error itself: Node's TypeError keeps the whole input (password, query) in `input`.
     ...(cause === undefined ? {} : { cause: redactCause(cause) })
   })
