@@ -117,6 +117,15 @@ export const exponentialBackoff = (options: BackoffOptions = {}): Schedule.Sched
     ? 0.9
     : Math.min(1, Math.max(0, options.jitter))
   const factor = options.factor === undefined ? 2 : options.factor >= 1 ? options.factor : 1
+  return backoff(base, factor, cap, jitter)
+}
+
+/**
+ * `exponentialBackoff`'s schedule, from options checked and completed (milliseconds): apart from
+ * the checks, so that `defaultSchedule` does not bring them into a bundle that never calls
+ * `exponentialBackoff`.
+ */
+const backoff = (base: number, factor: number, cap: number, jitter: number): Schedule.Schedule<Duration.Duration> => {
   // The largest centre: with the jitter on top, no delay goes above the cap.
   const largestCentre = cap / (1 + jitter)
   return Schedule.exponential(Duration.millis(base), factor).pipe(
@@ -161,9 +170,9 @@ export const invalidScheduleReason = (schedule: Schedule.Schedule<unknown, never
 
 /**
  * The Client's default schedule: `exponentialBackoff()`, forever. The Client resets it after a
- * connection stayed up for `minUptime`.
+ * connection stayed up for `minUptime`. (Built from its defaults, without its option checks.)
  *
  * @since 0.1.0
  * @category policies
  */
-export const defaultSchedule: Schedule.Schedule<Duration.Duration> = exponentialBackoff()
+export const defaultSchedule: Schedule.Schedule<Duration.Duration> = backoff(1100, 2, 30_000, 0.9)

@@ -61,6 +61,9 @@ describe("browser bundle", () => {
       const configBytes = (built: { readonly modules: ReadonlyMap<string, number> }) => built.modules.get(config) ?? 0
       expect(configBytes(client)).toBeGreaterThan(configBytes(bare))
       expect(configBytes(modules)).toBe(configBytes(bare))
+      // By module paths, exponentialBackoff's option checks stay out: defaultSchedule is built without them.
+      expect(modules.text).not.toContain("exponentialBackoff: ")
+      expect(client.text).toContain("exponentialBackoff: ") // Client.config's
       // What only Node reaches: the checks of the options only its transport reads (`tls`, header
       // values) and its TLS warning (NodeTransport's `checkOptions`); the hints of the failures only
       // Node tells apart (ConnectionRefused's here). A browser bundle carries none of them.
