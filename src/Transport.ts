@@ -166,12 +166,12 @@ export interface OptionProblem {
  * @category models
  */
 export interface OptionChecks {
+  /** `headers` as given (values perhaps Redacted): a copy with the values read, or what is wrong. */
+  readonly headers: (input: unknown) => Either.Either<Readonly<Record<string, string>>, OptionProblem>
   /** `tls` as given (perhaps Redacted): its known keys, copied and Redacted, or what is wrong. */
   readonly tls: (input: unknown) => Either.Either<Redacted.Redacted<TlsOptions>, OptionProblem>
-  /** Whether a header value can be sent (RFC 9110: visible characters, spaces and tabs). */
-  readonly headerValue: (value: string) => boolean
   /** What to log, once per `tls` object, when a connect uses it (Node: verification off); or undefined. */
-  readonly tlsWarning: (tls: TlsOptions, url: string) => string | undefined
+  readonly tlsWarning: (tls: Redacted.Redacted<TlsOptions>, url: string) => string | undefined
 }
 
 /**
@@ -185,11 +185,11 @@ export interface Transport {
   /** The network's state, where the platform tells it (browsers); absent: always online (Node). */
   readonly network?: Network | undefined
   /**
-   * The checks of the options only this transport reads (Node: `tls`, the syntax of header
-   * values), run by `Client.make` and `Connection.connect` among every other option's, before any
+   * The checks of the options only this transport reads (Node: `headers` and `tls`), run by
+   * `Client.make` and `Connection.connect` in their place among every other option's, before any
    * attempt: a problem is `ConnectError InvalidOptions` naming the option, as any other's.
-   * Absent (browsers): the transport does not read them, and they are not checked: `tls` is
-   * ignored (the request's is undefined) and header values are passed as given.
+   * Absent (browsers): the transport does not read them, and they are not checked: the request's
+   * `headers` are empty and its `tls` undefined.
    */
   readonly checkOptions?: OptionChecks | undefined
   /**

@@ -64,10 +64,21 @@ describe("browser bundle", () => {
       // By module paths, exponentialBackoff's option checks stay out: defaultSchedule is built without them.
       expect(modules.text).not.toContain("exponentialBackoff: ")
       expect(client.text).toContain("exponentialBackoff: ") // Client.config's
-      // What only Node reaches: the checks of the options only its transport reads (`tls`, header
-      // values) and its TLS warning (NodeTransport's `checkOptions`); the hints of the failures only
+      // What only Node reaches: the checks of the options only its transport reads (`headers`,
+      // `tls`) and its TLS warning (NodeTransport's `checkOptions`); the hints of the failures only
       // Node tells apart (ConnectionRefused's here). A browser bundle carries none of them.
-      for (const text of ["key and cert go together", "rejectUnauthorized", "\\x20-\\x7e", "nothing listens there"]) {
+      const nodeOnly = [
+        "key and cert go together",
+        "rejectUnauthorized",
+        "is not a valid header name",
+        "\\x20-\\x7e",
+        "nothing listens there"
+      ]
+      // Nor Effect's Redacted: only the Node checks read Redacted header values and make the Redacted tls.
+      const redacted = "effect/dist/esm/internal/redacted.js"
+      expect(client.modules.get(redacted) ?? 0).toBe(bare.modules.get(redacted) ?? 0)
+      expect(modules.modules.get(redacted) ?? 0).toBe(bare.modules.get(redacted) ?? 0)
+      for (const text of nodeOnly) {
         expect(client.text).not.toContain(text)
         expect(modules.text).not.toContain(text)
       }

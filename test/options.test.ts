@@ -181,7 +181,7 @@ describe("Connection options", () => {
     })
   })
 
-  it("tls and header values: checked by the transport that reads them (Node), ignored without its checks (browsers)", () => {
+  it("headers and tls: checked by the transport that reads them (Node), ignored without its checks (browsers)", () => {
     expect(BrowserTransport.make.checkOptions).toBeUndefined()
     const options = { tls: { ca: 42 }, headers: { "x-token": "a\r\nb" }, openTimeout: "3 seconds" }
     expect(decodeConnectOptions(options, node)).toEqual(
@@ -190,22 +190,23 @@ describe("Connection options", () => {
     expect(decodeConnectOptions({ ...options, tls: undefined }, node)).toEqual(
       Either.left("headers: the value of \"x-token\" is not a valid header value")
     )
-    // Without the checks: `tls` is not read (undefined for the transport), header values go as given.
-    const ignored = Either.getOrThrow(decodeConnectOptions(options, BrowserTransport.make.checkOptions))
-    expect(ignored).toMatchObject({
-      tls: undefined,
-      headers: { "x-token": "a\r\nb" },
-      openTimeout: Duration.seconds(3)
-    })
-    // Header names and the other options are every transport's: still checked.
-    expect(decodeConnectOptions({ ...options, headers: { "bad name": "x" } })).toEqual(
-      Either.left("headers: \"bad name\" is not a valid header name")
-    )
-    expect(decodeClientOptions({ url, connection: { tls: "yes" } })).toMatchObject(
-      Either.right({ connection: { tls: undefined }, invalid: undefined })
+    // Without the checks neither is read: no headers, no tls for the transport; the others decoded.
+    for (const bad of [options, { ...options, headers: { "bad name": "x" } }, { headers: 5, tls: "yes" }]) {
+      expect(decodeConnectOptions({ ...bad, openTimeout: "3 seconds" }, BrowserTransport.make.checkOptions))
+        .toEqual(Either.right({ ...Either.getOrThrow(decodeConnectOptions({})), openTimeout: Duration.seconds(3) }))
+    }
+    expect(decodeClientOptions({ url, headers: { a: "x\ny" }, connection: { tls: "yes" } })).toMatchObject(
+      Either.right({ connection: { headers: {}, tls: undefined }, headers: undefined, invalid: undefined })
     )
     expect(decodeClientOptions({ url, connection: { tls: "yes" } }, node)).toEqual(
       Either.left("connection.tls: must be an object")
+    )
+    // Empty headers are the shared empty record: `{ headers: {} }` decodes to the shared defaults.
+    expect(decodeConnectOptions({ headers: {} }, node)).toEqual(
+      Either.right(Either.getOrThrow(decodeConnectOptions({})))
+    )
+    expect(Either.getOrThrow(decodeConnectOptions({ headers: {} }, node))).toBe(
+      Either.getOrThrow(decodeConnectOptions({}))
     )
   })
 
@@ -295,7 +296,7 @@ describe("Client options", () => {
       minRetryDelay: "20 millis",
       heartbeat: { interval: "1 second", message: "ping", isPong },
       eventsCapacity: 8
-    }))
+    }, node))
     expect(settings).toMatchObject({
       endpoints: [url, new URL("ws://127.0.0.1:2/")],
       connection: {

@@ -1,8 +1,9 @@
 /**
- * The checks of the options only the Node transport reads (`tls`, the syntax of header values),
- * as `NodeTransport.make.checkOptions`: `options.ts` runs them in their place among the other
+ * The checks of the options only the Node transport reads (`headers`, `tls`), as
+ * `NodeTransport.make.checkOptions`: `options.ts` runs them in their place among the other
  * options' checks when the Transport has them, so the errors are the same, and a browser bundle,
- * whose transport reads neither option, does not carry them.
+ * whose transport reads neither option, does not carry them. Never echoes a value: a header value
+ * or a private key may be a secret.
  */
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
@@ -11,8 +12,26 @@ import type { OptionChecks, OptionProblem, TlsOptions } from "../Transport.js"
 const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, OptionProblem> =>
   Either.left({ path, message })
 
+const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
 // RFC 9110 field-value: visible characters, spaces and tabs; never CR or LF.
 const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
+
+/** Header names to values, the values read when Redacted. */
+const headers = (input: unknown): Either.Either<Readonly<Record<string, string>>, OptionProblem> => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    return problem("must be an object of header names to values")
+  }
+  const copy: Record<string, string> = {}
+  for (const [name, value] of Object.entries(input)) {
+    const plain: unknown = Redacted.isRedacted(value) ? Redacted.value(value) : value
+    if (!headerName.test(name)) return problem(`${JSON.stringify(name)} is not a valid header name`)
+    if (typeof plain !== "string" || !headerValue.test(plain)) {
+      return problem(`the value of "${name}" is not a valid header value`)
+    }
+    copy[name] = plain
+  }
+  return Either.right(copy)
+}
 
 const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "servername", "rejectUnauthorized"]
 const isPem = (value: unknown): value is string | Uint8Array => typeof value === "string" || value instanceof Uint8Array
@@ -53,10 +72,10 @@ const tls = (input: unknown): Either.Either<Redacted.Redacted<TlsOptions>, Optio
 
 /** The Node transport's option checks. */
 export const nodeOptionChecks: OptionChecks = {
+  headers,
   tls,
-  headerValue: (value) => headerValue.test(value),
   tlsWarning: (tls, url) =>
-    tls.rejectUnauthorized === false
+    Redacted.value(tls).rejectUnauthorized === false
       ? `lifeline: TLS certificate verification is off (tls.rejectUnauthorized: false) for ${url}; ` +
         "anyone on the path can read and change the traffic (logged once per tls options object)"
       : undefined

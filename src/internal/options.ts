@@ -25,7 +25,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import type { Options as ClientOptions } from "../Client.js"
 import type { Connection, Options as ConnectionOptionsInput } from "../Connection.js"
 import { ConnectError } from "../Errors.js"
@@ -210,25 +210,16 @@ const Protocols: Check<ReadonlyArray<string>> = (input) => {
   return Either.right(protocols.length === 0 ? NO_PROTOCOLS : protocols as ReadonlyArray<string>)
 }
 
-const headerName = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/
-
-/** Header names and values as strings; the values' syntax is the transport's to check (browsers send no headers). */
+/**
+ * `headers`: the transport's to check and read (Redacted values); none for a transport that does
+ * not send them (browsers). No headers are the shared empty record.
+ */
 const Headers: Check<Readonly<Record<string, string>>> = (input, transport) => {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    return problem("must be an object of header names to values")
-  }
-  const headers: Record<string, string> = {}
-  for (const [name, value] of Object.entries(input)) {
-    const plain: unknown = Redacted.isRedacted(value) ? Redacted.value(value) : value
-    if (!headerName.test(name)) return problem(`${JSON.stringify(name)} is not a valid header name`)
-    // The value is never echoed: it may be a credential.
-    if (typeof plain !== "string" || (transport !== undefined && !transport.headerValue(plain))) {
-      return problem(`the value of "${name}" is not a valid header value`)
-    }
-    headers[name] = plain
-  }
-  for (const _ in headers) return Either.right(headers)
-  return Either.right(NO_HEADERS)
+  if (transport === undefined) return Either.right(NO_HEADERS)
+  return Either.map(transport.headers(input), (headers) => {
+    for (const _ in headers) return headers
+    return NO_HEADERS
+  })
 }
 
 /** `tls`: the transport's to check and copy; undefined for a transport that does not read it (browsers). */
@@ -565,7 +556,7 @@ const warnTls = (
   key: object
 ): Effect.Effect<void> => {
   if (warnedTls.has(key)) return Effect.void
-  const warning = transport.tlsWarning(Redacted.value(tls), url)
+  const warning = transport.tlsWarning(tls, url)
   if (warning === undefined) return Effect.void
   warnedTls.add(key)
   return Effect.logWarning(warning)
