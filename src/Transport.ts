@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import type { Either, Redacted } from "effect"
+import type { Effect, Either, Redacted } from "effect"
 import * as Context from "effect/Context"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
@@ -170,8 +170,11 @@ export interface OptionChecks {
   readonly headers: (input: unknown) => Either.Either<Readonly<Record<string, string>>, OptionProblem>
   /** `tls` as given (perhaps Redacted): its known keys, copied and Redacted, or what is wrong. */
   readonly tls: (input: unknown) => Either.Either<Redacted.Redacted<TlsOptions>, OptionProblem>
-  /** What to log, once per `tls` object, when a connect uses it (Node: verification off); or undefined. */
-  readonly tlsWarning: (tls: Redacted.Redacted<TlsOptions>, url: string) => string | undefined
+  /**
+   * Run at each connect with a `tls` (the decoded one; `given`: the object the user gave, or the
+   * decoded one): Node logs a warning once per `given` object when it turns verification off.
+   */
+  readonly onTls: (url: string, tls: Redacted.Redacted<TlsOptions>, given: object) => Effect.Effect<void>
 }
 
 /**

@@ -5,6 +5,7 @@
  * whose transport reads neither option, does not carry them. Never echoes a value: a header value
  * or a private key may be a secret.
  */
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import type { OptionChecks, OptionProblem, TlsOptions } from "../Transport.js"
@@ -70,13 +71,18 @@ const tls = (input: unknown): Either.Either<Redacted.Redacted<TlsOptions>, Optio
   return Either.right(Redacted.make(copy))
 }
 
-/** The Node transport's option checks. */
-export const nodeOptionChecks: OptionChecks = {
-  headers,
-  tls,
-  tlsWarning: (tls, url) =>
-    Redacted.value(tls).rejectUnauthorized === false
-      ? `lifeline: TLS certificate verification is off (tls.rejectUnauthorized: false) for ${url}; ` +
+// `tls` objects whose `rejectUnauthorized: false` was already logged: one warning per options object.
+const warnedNoVerification = new WeakSet<object>()
+
+const warnNoVerification = (url: string, tls: Redacted.Redacted<TlsOptions>, given: object): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (Redacted.value(tls).rejectUnauthorized !== false || warnedNoVerification.has(given)) return Effect.void
+    warnedNoVerification.add(given)
+    return Effect.logWarning(
+      `lifeline: TLS certificate verification is off (tls.rejectUnauthorized: false) for ${url}; ` +
         "anyone on the path can read and change the traffic (logged once per tls options object)"
-      : undefined
-}
+    )
+  })
+
+/** The Node transport's option checks. */
+export const nodeOptionChecks: OptionChecks = { headers, tls, onTls: warnNoVerification }

@@ -545,27 +545,10 @@ export const clientSettings = (options: ClientOptions, transport?: OptionChecks)
   return { ...settings, invalid: `${result.left}; ${INVALID_OPTIONS_HINT}` }
 }
 
-// `tls` objects already warned about (verification off): one warning per options object.
-const warnedTls = new WeakSet<object>()
-
-/** The transport's warning for a connect with this `tls` (Node: verification off), once per `tls` object. */
-const warnTls = (
-  transport: OptionChecks,
-  url: string,
-  tls: Redacted.Redacted<TlsOptions>,
-  key: object
-): Effect.Effect<void> => {
-  if (warnedTls.has(key)) return Effect.void
-  const warning = transport.tlsWarning(tls, url)
-  if (warning === undefined) return Effect.void
-  warnedTls.add(key)
-  return Effect.logWarning(warning)
-}
-
 /**
  * The options of one connect: decoded ones (a Client's, decoded by `Client.make`) as they are,
- * others decoded now, with the Transport's checks. Logs the transport's warning about a `tls`
- * (Node: verification off) once per `tls` object.
+ * others decoded now, with the Transport's checks; a `tls` goes to the transport's `onTls`
+ * (Node: a warning, once per `tls` object, when it turns verification off).
  */
 export const resolveOptions = (
   url: string,
@@ -590,7 +573,7 @@ export const resolveOptions = (
     if (tls === undefined || checks === undefined) return Effect.succeed(checked)
     // What was given: the user's object (a Connection decodes its options at every call), or the
     // decoded one, which copies of decoded options (headers from an Effect) share.
-    return Effect.as(warnTls(checks, url, tls, options.tls ?? tls), checked)
+    return Effect.as(checks.onTls(url, tls, options.tls ?? tls), checked)
   })
 
 // ---------------------------------------------------------------------------------------------
