@@ -25,7 +25,8 @@ export type MakeOptions = boolean | { readonly disableValidation?: boolean | und
 
 /**
  * `Data.TaggedError` with the constructor of the Schema classes these errors were: `(fields, options?)`.
- * `A` lists the fields, `_tag` aside.
+ * `A` lists the fields, `_tag` aside. Each class below marks its call pure (`@__PURE__`): a
+ * bundler then drops an error class an app never references, its getters and methods included.
  */
 const TaggedError: <Tag extends string>(tag: Tag) => new<A extends Record<string, unknown>>(
   fields: { readonly [K in keyof A]: A[K] },
@@ -84,7 +85,7 @@ const causeToJSON = (cause: unknown): unknown => {
  * @since 0.1.0
  * @category errors
  */
-export class ConnectError extends TaggedError("ConnectError")<{
+export class ConnectError extends /* @__PURE__ */ TaggedError("ConnectError")<{
   readonly reason: ConnectErrorReason
   readonly url: string
   readonly detail: string
@@ -136,7 +137,7 @@ export class ConnectError extends TaggedError("ConnectError")<{
  * @since 0.1.0
  * @category errors
  */
-export class TimeoutError extends TaggedError("TimeoutError")<{
+export class TimeoutError extends /* @__PURE__ */ TaggedError("TimeoutError")<{
   readonly operation: TimeoutOperation
   readonly timeout: Duration.Duration
   readonly url?: string | undefined
@@ -184,7 +185,7 @@ export type SendErrorReason = typeof SendErrorReason[number]
  * @since 0.1.0
  * @category errors
  */
-export class SendError extends TaggedError("SendError")<{
+export class SendError extends /* @__PURE__ */ TaggedError("SendError")<{
   readonly reason: SendErrorReason
   readonly payload: unknown
   readonly cause?: unknown
@@ -229,7 +230,7 @@ export type TimeoutOperation = typeof TimeoutOperation[number]
  * @since 0.1.0
  * @category errors
  */
-export class Disconnected extends TaggedError("Disconnected")<{
+export class Disconnected extends /* @__PURE__ */ TaggedError("Disconnected")<{
   readonly code: number
   readonly reason: string
   readonly wasClean: boolean
@@ -253,7 +254,7 @@ export class Disconnected extends TaggedError("Disconnected")<{
  * @category errors
  */
 export class CircuitOpenError
-  extends TaggedError("CircuitOpenError")<{ readonly endpoint: string; readonly retryAt: Date }>
+  extends /* @__PURE__ */ TaggedError("CircuitOpenError")<{ readonly endpoint: string; readonly retryAt: Date }>
 {
   override get message(): string {
     return `circuit open for ${this.endpoint} until ${this.retryAt.toISOString()}`
@@ -269,7 +270,9 @@ export class CircuitOpenError
  * @since 0.1.0
  * @category errors
  */
-export class DecodeError extends TaggedError("DecodeError")<{ readonly frame: unknown; readonly cause: unknown }> {
+export class DecodeError
+  extends /* @__PURE__ */ TaggedError("DecodeError")<{ readonly frame: unknown; readonly cause: unknown }>
+{
   override get message(): string {
     return "an inbound frame could not be decoded"
   }
@@ -281,7 +284,7 @@ export class DecodeError extends TaggedError("DecodeError")<{ readonly frame: un
  * @since 0.1.0
  * @category errors
  */
-export class OnOpenError extends TaggedError("OnOpenError")<{ readonly cause: unknown }> {
+export class OnOpenError extends /* @__PURE__ */ TaggedError("OnOpenError")<{ readonly cause: unknown }> {
   override get message(): string {
     return `onOpen failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
   }

@@ -64,6 +64,8 @@ describe("browser bundle", () => {
       // By module paths, exponentialBackoff's option checks stay out: defaultSchedule is built without them.
       expect(modules.text).not.toContain("exponentialBackoff: ")
       expect(client.text).toContain("exponentialBackoff: ") // Client.config's
+      // Error classes the app never references are dropped (their construction is marked pure).
+      expect(modules.text).not.toContain("an inbound frame could not be decoded") // DecodeError's message
       // What only Node reaches: the checks of the options only its transport reads (`headers`,
       // `tls`) and its TLS warning (NodeTransport's `checkOptions`); the hints of the failures only
       // Node tells apart (ConnectionRefused's here). A browser bundle carries none of them.
