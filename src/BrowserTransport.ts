@@ -22,12 +22,6 @@ import { Transport } from "./Transport.js"
  */
 export type WebSocketConstructor = new(url: string, protocols?: string | Array<string>) => WebSocket
 
-const closedBeforeOpen = (detail: string, cause?: unknown): HandshakeFailure => ({
-  reason: "ClosedBeforeOpen",
-  detail: `${detail}; ${CLOSED_BEFORE_OPEN_HINT}`,
-  ...(cause === undefined ? {} : { cause })
-})
-
 const open = (
   constructor: WebSocketConstructor | undefined,
   request: OpenRequest,
@@ -64,7 +58,10 @@ const open = (
   socket.onerror = () => {
     if (opened || failed) return
     failed = true
-    listener.onHandshakeFailure(closedBeforeOpen("the WebSocket failed before it opened (browsers do not tell why)"))
+    listener.onHandshakeFailure({
+      reason: "ClosedBeforeOpen",
+      detail: `the WebSocket failed before it opened (browsers do not tell why); ${CLOSED_BEFORE_OPEN_HINT}`
+    })
     // Node 20's WebSocket (undici) fires no 'close' after a failed handshake and stays CONNECTING;
     // the standard says 'close' follows 'error', so report it if it has not come by the next turn.
     setTimeout(() => reportClose(1006, "", false), 0)
