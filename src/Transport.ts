@@ -192,7 +192,8 @@ export interface Transport {
    * `Client.make` and `Connection.connect` in their place among every other option's, before any
    * attempt: a problem is `ConnectError InvalidOptions` naming the option, as any other's.
    * Absent (browsers): the transport does not read them, and they are not checked: the request's
-   * `headers` are empty and its `tls` undefined.
+   * `headers` are empty and its `tls` undefined. A transport that wraps another passes its
+   * `checkOptions` on (`{ ...inner, open }`), as its `network`.
    */
   readonly checkOptions?: OptionChecks | undefined
   /**
