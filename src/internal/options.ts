@@ -11,6 +11,10 @@
  * browser bundle. They behave as the Schemas did: fields in declaration order, the first problem
  * reported with its path, an absent or undefined field takes its default, unknown keys ignored.
  *
+ * The options only a transport reads (`headers`, `tls`) are checked by the Transport's
+ * `checkOptions` (the Node transport's: `nodeOptions.ts`), in their place among the others, so
+ * that a browser bundle does not carry them; without it they are not read.
+ *
  * Functions, Effects and Schedules in the options (url and headers Effects, onOpen, shouldRetry,
  * retry, isPong) are passed through: checked to be a function, an Effect, a Schedule, nothing more.
  *
@@ -174,7 +178,7 @@ const problem = (message: string, path: ReadonlyArray<string> = []): Either.Eith
 
 /**
  * A check: what users wrote to what lifeline runs on, or the problem. `transport`: the
- * Transport's checks of the options only it reads (`tls`, header values), passed down to them.
+ * Transport's checks of the options only it reads (`headers`, `tls`), passed down to them.
  */
 type Check<A> = (input: unknown, transport: OptionChecks | undefined) => Either.Either<A, Problem>
 
@@ -254,7 +258,7 @@ const Url: Check<ReadonlyArray<Endpoint>> = (input) => {
 }
 
 type HeadersEffect = NonNullable<ClientSettings["headers"]>
-/** The Client's headers: an Effect (run and checked at every attempt) or fixed ones, checked here once. */
+/** The Client's headers: an Effect (run and checked at every attempt) or fixed ones, checked here once (by the transport). */
 const ClientHeaders: Check<HeadersEffect | Readonly<Record<string, string>>> = (input, transport) =>
   Effect.isEffect(input) ? Either.right(input as HeadersEffect) : Headers(input, transport)
 
@@ -502,7 +506,7 @@ const hasOnlyUrl = (input: unknown): input is { readonly url: unknown } => {
 
 /**
  * Decodes `Connection.Options`; the Left is the detail of `InvalidOptions` (without the hint).
- * `transport`: the Transport's `checkOptions`, for `tls` and header values (without: not checked).
+ * `transport`: the Transport's `checkOptions`, for `headers` and `tls` (without: not read).
  */
 export const decodeConnectOptions = (
   options: unknown,
