@@ -210,7 +210,7 @@ describe("Connection options", () => {
     )
   })
 
-  it.live("a transport without option checks: a Client with a tls it does not read connects; no warning", () =>
+  it.live("the browser transport: a Client and a Connection with headers and tls it does not read connect; no warning", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const lines: Array<string> = []
       const capture = Layer.merge(
@@ -218,19 +218,35 @@ describe("Connection options", () => {
         Logger.minimumLogLevel(LogLevel.Warning)
       )
       const server = yield* TestServer.make()
-      const unchecked: Transport.Transport = { platform: "node", open: NodeTransport.make.open }
       yield* Effect.gen(function*() {
-        const client = yield* Client.make({ url: server.url, connection: { tls: { rejectUnauthorized: false } } })
+        const client = yield* Client.make({
+          url: server.url,
+          headers: { "x-token": "a\r\nb" },
+          connection: { tls: { rejectUnauthorized: false } }
+        })
         yield* client.awaitOpen
-        const connection = yield* Connection.connect(server.url, { tls: "yes" as never })
+        const connection = yield* Connection.connect(server.url, { headers: 5, tls: "yes" } as never)
         expect(connection.protocol).toBe("")
-      }).pipe(
-        Effect.scoped,
-        Effect.provide(Layer.merge(capture, Layer.succeed(Transport.Transport, unchecked)))
-      )
+      }).pipe(Effect.scoped, Effect.provide(Layer.merge(capture, BrowserTransport.layer)))
       expect(yield* server.accepted).toBe(2)
+      expect((yield* server.lastRequestHeaders)["x-token"]).toBeUndefined()
       expect(lines).toEqual([])
-    })).pipe(provideNode))
+    })))
+
+  it.live("a transport that wraps the Node one passes its checkOptions on: the same InvalidOptions", () =>
+    Effect.gen(function*() {
+      const wrapped: Transport.Transport = { ...NodeTransport.make, open: NodeTransport.make.open }
+      const error = yield* Connection.connect(url, { tls: "yes" } as never).pipe(
+        Effect.flip,
+        Effect.scoped,
+        Effect.provide(Layer.succeed(Transport.Transport, wrapped))
+      )
+      expect(error).toMatchObject({
+        _tag: "ConnectError",
+        reason: "InvalidOptions",
+        detail: `tls: must be an object${HINT}`
+      })
+    }))
 
   it.live("one decode per connect call", () =>
     withNoHandlesLeft(Effect.gen(function*() {
