@@ -231,8 +231,8 @@ export function make(options: Options): Effect.Effect<Client, never, Scope.Scope
 export function make(
   options: Options | CodecOptions<unknown, unknown>
 ): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> {
-  // Decoded once here, with the Transport's checks of the options only it reads (Node: `tls`,
-  // header values): the client's attempts use the decoded connection options as they are.
+  // Decoded once here, with the Transport's checks of the options only it reads (Node: `headers`,
+  // `tls`): the client's attempts use the decoded connection options as they are.
   // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
   if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
     return Effect.flatMap(Transport, (transport) => makeClient(clientSettings(options, transport.checkOptions)))
