@@ -16,7 +16,7 @@ import type { CircuitOpenError, DecodeError, SendError } from "./Errors.js"
 import { makeClient } from "./internal/client.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
 import { CodecEdge, invalidCodec as invalidCodecShape } from "./internal/codecErrors.js"
-import { clientConfig, clientSettings } from "./internal/options.js"
+import { clientConfig, clientSettings, optionChecksOf } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
 import type { ClientError } from "./Reconnect.js"
 import type { Message } from "./Transport.js"
@@ -235,7 +235,7 @@ export function make(
   // `tls`): the client's attempts use the decoded connection options as they are.
   // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
   if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
-    return Effect.flatMap(Transport, (transport) => makeClient(clientSettings(options, transport.checkOptions)))
+    return Effect.flatMap(Transport, (transport) => makeClient(clientSettings(options, optionChecksOf(transport))))
   }
   // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
   // options go to the checks as given (not a copy: a settings object's url getter is read).
@@ -243,7 +243,7 @@ export function make(
   const decodeErrors = options.decodeErrors === undefined ? "event" : options.decodeErrors
   type Made = Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport>
   return Effect.flatMap(Transport, (transport): Made => {
-    const settings = clientSettings(options, transport.checkOptions)
+    const settings = clientSettings(options, optionChecksOf(transport))
     const bad = invalidCodec(codec, decodeErrors)
     // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
     if (bad !== undefined) return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })

@@ -193,7 +193,9 @@ export interface Transport {
    * attempt: a problem is `ConnectError InvalidOptions` naming the option, as any other's.
    * Absent (browsers): the transport does not read them, and they are not checked: the request's
    * `headers` are empty and its `tls` undefined. A transport that wraps another passes its
-   * `checkOptions` on (`{ ...inner, open }`), as its `network`.
+   * `checkOptions` on (`{ ...inner, open }`), as its `network`. A `platform: "node"` transport
+   * without it would send neither, silently: any header and any `tls` given to it are
+   * `InvalidOptions` instead (`not sent: this Node transport has no checkOptions ...`).
    */
   readonly checkOptions?: OptionChecks | undefined
   /**

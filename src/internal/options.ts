@@ -13,7 +13,8 @@
  *
  * The options only a transport reads (`headers`, `tls`) are checked by the Transport's
  * `checkOptions` (the Node transport's: `nodeOptions.ts`), in their place among the others, so
- * that a browser bundle does not carry them; without it they are not read.
+ * that a browser bundle does not carry them; without it they are not read (browsers), or, for a
+ * Node transport, refused (`optionChecksOf`).
  *
  * Functions, Effects and Schedules in the options (url and headers Effects, onOpen, shouldRetry,
  * retry, isPong) are passed through: checked to be a function, an Effect, a Schedule, nothing more.
@@ -35,7 +36,7 @@ import type { Connection, Options as ConnectionOptionsInput } from "../Connectio
 import { ConnectError } from "../Errors.js"
 import type { BackoffOptions, ClientError } from "../Reconnect.js"
 import { defaultSchedule, exponentialBackoff, invalidScheduleReason, isRetryable } from "../Reconnect.js"
-import type { Message, OptionChecks, TlsOptions } from "../Transport.js"
+import type { Message, OptionChecks, OptionProblem, TlsOptions } from "../Transport.js"
 import { Transport } from "../Transport.js"
 import { INVALID_OPTIONS_HINT } from "./classifyHandshakeError.js"
 import type { ResolvedOptions } from "./connection.js"
@@ -229,6 +230,25 @@ const Headers: Check<Readonly<Record<string, string>>> = (input, transport) => {
 /** `tls`: the transport's to check and copy; undefined for a transport that does not read it (browsers). */
 const Tls: Check<Redacted.Redacted<TlsOptions> | undefined> = (input, transport) =>
   transport === undefined ? Either.right(undefined) : transport.tls(input)
+
+// A Node transport without `checkOptions` (a wrapper that built its own object rather than
+// `{ ...inner, open }`) would send no headers and no tls, silently (no Authorization; a CA that is
+// not trusted, a TlsFailed that is retried): every header and any tls is InvalidOptions instead.
+const NOT_PASSED_ON = "not sent: this Node transport has no checkOptions (a wrapper passes it on: { ...inner, open })"
+const notSent: Either.Either<never, OptionProblem> = Either.left({ path: [], message: NOT_PASSED_ON })
+const notPassedOn: OptionChecks = {
+  headers: (input) => isEmptyObject(input) ? Either.right(NO_HEADERS) : notSent,
+  tls: () => notSent,
+  onTls: () => Effect.void
+}
+
+/**
+ * The checks of `headers` and `tls` for options bound to `transport`: its `checkOptions`; for a
+ * transport that does not read them (browsers) none, and they are ignored; for a Node transport
+ * without them, checks that refuse any header and any tls.
+ */
+export const optionChecksOf = (transport: Transport): OptionChecks | undefined =>
+  transport.checkOptions ?? (transport.platform === "node" ? notPassedOn : undefined)
 
 const isFunction = (input: unknown): input is (...args: ReadonlyArray<never>) => unknown => typeof input === "function"
 
@@ -559,7 +579,7 @@ export const resolveOptions = (
   options: ConnectOptions
 ): Effect.Effect<CheckedOptions, ConnectError, Transport> =>
   Effect.flatMap(Transport, (transport) => {
-    const checks = transport.checkOptions
+    const checks = optionChecksOf(transport)
     let checked: CheckedOptions
     if (decoded.has(options as CheckedOptions)) checked = options as CheckedOptions
     else {

@@ -7,14 +7,15 @@ import { withNoHandlesLeft } from "./handles.js"
 export const makeRecordingTransport = (inner: Transport.Transport = NodeTransport.make) => {
   const sockets: Array<Transport.TransportSocket> = []
   const transport: Transport.Transport = {
-    platform: inner.platform,
+    // Its checks of headers and tls, and its network, passed on.
+    ...inner,
     open: (request, listener) => {
       const result = inner.open(request, listener)
       if (Either.isRight(result)) sockets.push(result.right)
       return result
     }
   }
-  return { sockets, layer: Layer.succeed(Transport.Transport, transport) }
+  return { sockets, transport, layer: Layer.succeed(Transport.Transport, transport) }
 }
 
 /**

@@ -6,7 +6,8 @@ export const withSend = (
   inner: Transport.Transport,
   send: (socket: Transport.TransportSocket, data: Transport.Message, callback?: (error?: Error) => void) => void
 ): Transport.Transport => ({
-  platform: inner.platform,
+  // Its checks of headers and tls, and its network, passed on.
+  ...inner,
   open: (request, listener) =>
     Either.map(inner.open(request, listener), (socket) => ({
       readyState: () => socket.readyState(),
