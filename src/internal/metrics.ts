@@ -1,8 +1,4 @@
-/**
- * The Client's metrics, as Effect `Metric`s, updated per batch rather than per message. Their
- * descriptions are the guide's table's ("Metrics"), which says more (byte counters count strings
- * in UTF-16 units; a failed message is also reported to its sender or as MessageFailed).
- */
+/** The Client's metrics, as Effect `Metric`s, updated per batch rather than per message. */
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
@@ -12,7 +8,7 @@ export const connects = /* @__PURE__ */ Metric.counter("lifeline_connects", {
   incremental: true
 })
 export const connectFailures = /* @__PURE__ */ Metric.counter("lifeline_connect_failures", {
-  description: "failed attempts, by ConnectError reason or error tag",
+  description: "connection attempts that failed, tagged by reason",
   incremental: true
 })
 // The tags of each endpoint, and of each (endpoint, reason) failure, made once rather than once
@@ -50,11 +46,12 @@ export const messagesOut = /* @__PURE__ */ Metric.counter("lifeline_messages_out
   incremental: true
 })
 export const bytesOut = /* @__PURE__ */ Metric.counter("lifeline_bytes_out", {
-  description: "payload bytes written",
+  description: "payload bytes written (strings counted in UTF-16 units)",
   incremental: true
 })
 export const messagesFailed = /* @__PURE__ */ Metric.counter("lifeline_messages_failed", {
-  description: "messages accepted by send / enqueue that were not written",
+  description:
+    "messages accepted by send or enqueue that were not written (each also reported to its sender or as MessageFailed)",
   incremental: true
 })
 export const messagesIn = /* @__PURE__ */ Metric.counter("lifeline_messages_in", {
@@ -62,7 +59,7 @@ export const messagesIn = /* @__PURE__ */ Metric.counter("lifeline_messages_in",
   incremental: true
 })
 export const bytesIn = /* @__PURE__ */ Metric.counter("lifeline_bytes_in", {
-  description: "payload bytes received",
+  description: "payload bytes received (strings counted in UTF-16 units)",
   incremental: true
 })
 export const outboxDepth = /* @__PURE__ */ Metric.gauge("lifeline_outbox_depth", {
@@ -71,7 +68,7 @@ export const outboxDepth = /* @__PURE__ */ Metric.gauge("lifeline_outbox_depth",
 export const connectLatency = /* @__PURE__ */ Metric.histogram(
   "lifeline_connect_latency_ms",
   MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
-  "time from the start of an attempt to OPEN, in ms"
+  "time from the start of an attempt to OPEN, in milliseconds"
 )
 export const circuitTransitions = /* @__PURE__ */ Metric.counter("lifeline_circuit_transitions", {
   description: "circuit breaker transitions, tagged by the state entered",
