@@ -14,3 +14,9 @@ export * as NodeTransport from "./NodeTransport.js"
 export * as Reconnect from "./Reconnect.js"
 export type { ClientError } from "./Reconnect.js"
 export * as Transport from "./Transport.js"
+
+import { install } from "./internal/client/callbacks.js"
+
+// Node's entry: the Client's attempts run on callbacks where they run no user code (connect and
+// reconnect cost, when many clients reconnect at once). Browser bundles do without them.
+install()

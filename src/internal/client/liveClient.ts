@@ -37,7 +37,7 @@ import { Outbound } from "./outbound.js"
 import type { Phase, SessionEnd } from "./phase.js"
 import { canMove, IDLE, isStopped, viewOf } from "./phase.js"
 import type { Session } from "./session.js"
-import { supervise } from "./supervisor.js"
+import { callbacks, supervise } from "./supervisor.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
@@ -299,7 +299,7 @@ export class LiveClient implements Client {
     this.resetBackoff()
     // Called from the user's fiber (`make`, `reconnect`): start now, so the state has left Idle or
     // Closed by the time it returns and an `awaitOpen` that follows waits for this attempt.
-    this.fork(supervise(this, undefined), true, true)
+    if (!callbacks.attempt?.(this)) this.fork(supervise(this, undefined), true, true)
   }
 
   resetBackoff(): void {
