@@ -1,8 +1,9 @@
 /**
  * The Client: its phase (the one truth of its lifecycle, changed only by `enter`), its outbound
  * and inbound sides, and the public surface. Connecting and backing off run on a supervisor fiber
- * (`supervisor.ts`) that ends once a session is open; an open session runs on callbacks, so an
- * open Client keeps no fiber alive (idle memory per client is a benchmark target).
+ * (`supervisor.ts`) that ends once a session is open, or, where they run no user code and the
+ * Node entry installed them, on callbacks with no fiber (`callbacks.ts`); an open session runs on
+ * callbacks, so an open Client keeps no fiber alive (idle memory per client is a benchmark target).
  */
 import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"

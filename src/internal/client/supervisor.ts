@@ -3,7 +3,9 @@
  * attempts until a session opens, the schedule gives up or the error is not worth retrying. It
  * ends when a session is open; the session's end starts it again. Failures travel in the error
  * channel; each attempt's connection lives in the attempt's own Scope, which becomes the
- * session's on success and is closed with the attempt's Exit otherwise.
+ * session's on success and is closed with the attempt's Exit otherwise. A Client whose attempts
+ * run no user code attempts and backs off on callbacks instead (`callbacks.ts`, where installed):
+ * this fiber then only releases an ended session.
  */
 import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"
