@@ -5,9 +5,9 @@
  * path does: the same delays, states, logs, releases and handles.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, HashMap, Layer, Logger, LogLevel, Option, Random, ScheduleIntervals } from "effect"
+import { Effect, Either, HashMap, Layer, Logger, LogLevel, Option, Random, ScheduleIntervals } from "effect"
 import * as Net from "node:net"
-import { Client, Reconnect } from "../src/index.js"
+import { Client, Reconnect, Transport } from "../src/index.js"
 import { defaultDelay } from "../src/internal/client/callbacks.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -172,4 +172,40 @@ describe("Client attempts on callbacks", () => {
       yield* awaitState(client, isTag("Open"))
       expect(yield* server.accepted).toBe(2)
     })).pipe(provideNode))
+
+  it.live("a failed handshake whose socket never reports its close: decided after closeTimeout, the socket terminated", () => {
+    const counts = { opened: 0, terminated: 0 }
+    // Refuses every handshake, then never reports CLOSED: a transport that loses its close event.
+    const transport: Transport.Transport = {
+      platform: "node",
+      open: (_request, listener) => {
+        counts.opened++
+        setTimeout(() => listener.onHandshakeFailure({ reason: "ConnectionRefused", detail: "refused" }), 1)
+        return Either.right({
+          readyState: () => 0,
+          protocol: () => "",
+          bufferedAmount: () => 0,
+          send: () => {},
+          close: () => {},
+          terminate: () => {
+            counts.terminated++
+          },
+          pause: () => false,
+          resume: () => {},
+          ping: () => false
+        })
+      }
+    }
+    return Effect.gen(function*() {
+      const client = yield* Client.make({ url: "ws://127.0.0.1:1", connection: { closeTimeout: "50 millis" } })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+      // Aborted when the failure came (still CONNECTING), and again when its close never came.
+      expect(counts).toEqual({ opened: 1, terminated: 2 })
+      expect(yield* client.close()).toEqual([])
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), Logger.remove(Logger.defaultLogger)))
+    )
+  })
 })
