@@ -18,6 +18,7 @@ import * as Tls from "node:tls"
 import WebSocket from "ws"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import { classifyHandshakeError, hintFor } from "./internal/classifyHandshakeError.js"
+import { install } from "./internal/client/callbacks.js"
 import { nodeOptionChecks } from "./internal/nodeOptions.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import type { ReadyState } from "./internal/protocol.js"
@@ -395,6 +396,11 @@ const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message => {
  * @since 0.1.0
  * @category constructors
  */
+// Where the Node transport is loaded, a Client whose attempts run no user code connects, backs
+// off and reconnects on callbacks, with no fiber (`internal/client/callbacks.ts`: connect and
+// reconnect cost when many clients reconnect at once). A browser bundle does without it.
+install()
+
 export const make: Transport = { platform: "node", checkOptions: nodeOptionChecks, open }
 
 /**

@@ -14,3 +14,4 @@ export * as NodeTransport from "./NodeTransport.js"
 export * as Reconnect from "./Reconnect.js"
 export type { ClientError } from "./Reconnect.js"
 export * as Transport from "./Transport.js"
+

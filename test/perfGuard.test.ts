@@ -429,3 +429,77 @@ describe("Client idle memory guards (issue #15)", () => {
       yield* Effect.forEach([first, second, ...siblings, annotated], (client) => client.awaitOpen, { discard: true })
     })).pipe(Effect.provide(quietNode)))
 })
+
+/** Counts the fibers started and the Effect operations run by every fiber but one (the test's). */
+class ClientWork extends Supervisor.AbstractSupervisor<number> {
+  started = 0
+  ops = 0
+  caller: unknown = undefined
+  readonly value = Effect.sync(() => this.ops)
+  override onStart(): void {
+    this.started++
+  }
+  override onEffect(fiber: unknown): void {
+    if (fiber !== this.caller) this.ops++
+  }
+}
+
+/** Waits (bounded) until `done` holds, on the calling fiber only: no stream, no fiber. */
+const until = (done: () => boolean) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 2000 && !done(); turn++) {
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    expect(done()).toBe(true)
+  })
+
+describe("Client connect and reconnect on callbacks (issue #15)", () => {
+  const withWork = (work: ClientWork) =>
+    Effect.provide(Layer.mergeAll(Supervisor.addSupervisor(work), RuntimeFlags.enableOpSupervision, quietNode))
+
+  it.live("Client with the default retry: make to awaitOpen starts no fiber, and the Client runs no Effect operation of its own on the way", () => {
+    const work = new ClientWork()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      work.caller = yield* Effect.withFiberRuntime((fiber) => Effect.succeed(fiber))
+      const started = work.started
+      const ops = work.ops
+      const client = yield* Client.make({ url: server.url })
+      yield* client.awaitOpen
+      // The supervisor fiber connected it, with about 150 operations, before.
+      expect(work.started - started).toBe(0)
+      expect(work.ops - ops).toBe(0)
+    })).pipe(withWork(work))
+  })
+
+  it.live("Client with the default retry: refused attempts (woken by reconnect) start no fiber and run no Effect operation", () => {
+    const work = new ClientWork()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      work.caller = yield* Effect.withFiberRuntime((fiber) => Effect.succeed(fiber))
+      const client = yield* Client.make({ url: server.url })
+      const refused = (state: Client.ClientState) => state._tag === "Backoff"
+      yield* until(() => refused(Effect.runSync(client.state.get)))
+      // Lets the first Backoff's WARN line (its own fiber) run before counting.
+      for (let turn = 0; turn < 5; turn++) yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      const started = work.started
+      const ops = work.ops
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const backoff = Effect.runSync(client.state.get)
+        yield* client.reconnect
+        yield* until(() => {
+          const state = Effect.runSync(client.state.get)
+          return state !== backoff && state._tag === "Backoff"
+        })
+        expect(Effect.runSync(client.state.get)).toMatchObject({
+          _tag: "Backoff",
+          error: { _tag: "ConnectError", reason: "ConnectionRefused" }
+        })
+      }
+      // Before: the supervisor fiber ran each attempt and each backoff, about 150 operations each.
+      expect(work.started - started).toBe(0)
+      expect(work.ops - ops).toBe(0)
+    })).pipe(withWork(work))
+  })
+})

@@ -18,8 +18,9 @@ import { ConnectError, Disconnected, SendError, TimeoutError } from "../Errors.j
 import type { Message, ReadyState, SocketListener, TransportSocket } from "../Transport.js"
 import { Transport } from "../Transport.js"
 import type { HandshakeFailure } from "./classifyHandshakeError.js"
-import type { ConnectOptions } from "./options.js"
+import type { CheckedOptions, ConnectOptions } from "./options.js"
 import { DEFAULT_CLOSE_TIMEOUT, resolveOptions } from "./options.js"
+import type { Endpoint } from "./parseEndpoint.js"
 import { parseEndpoint } from "./parseEndpoint.js"
 import type { SharedInbound } from "./primitives/inboundBuffer.js"
 import { FIRST_FREE_FLAG, InboundQueue, streamOfPulls } from "./primitives/inboundBuffer.js"
@@ -82,13 +83,23 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
    */
   awaitOpened(timeout: Duration.Duration, timers: Timers): Effect.Effect<void, ConnectError | TimeoutError> {
     return Effect.async<void, ConnectError | TimeoutError>((resume) => {
-      const outcome = this.openOutcome
-      if (outcome !== undefined) return resume(outcome)
-      const waiter = new OpenWaiter(this, resume, timeout, timers)
-      this.opening = waiter
-      waiter.start(Duration.toMillis(timeout))
-      return Effect.sync(() => waiter.finish())
+      const waiter = this.waitOpen(timeout, timers, resume)
+      if (waiter !== undefined) return Effect.sync(() => waiter.finish())
     })
+  }
+
+  /**
+   * Calls `resume` once, with the open's outcome or a TimeoutError after `timeout` (at once when
+   * settled already, and then returns nothing); `finish()` on the waiter stops it. What the
+   * Client's attempts on callbacks wait with, and `awaitOpened` on a fiber.
+   */
+  waitOpen(timeout: Duration.Duration, timers: Timers, resume: (exit: OpenExit) => void): OpenWaiter | undefined {
+    const outcome = this.openOutcome
+    if (outcome !== undefined) return void resume(outcome)
+    const waiter = new OpenWaiter(this, resume, timeout, timers)
+    this.opening = waiter
+    waiter.start(Duration.toMillis(timeout))
+    return waiter
   }
 
   /** The open wait is over (settled, timed out or interrupted). */
@@ -302,11 +313,13 @@ class ProtocolError {
   constructor(readonly code: number, readonly reason: string) {}
 }
 
+type OpenExit = Exit.Exit<void, ConnectError | TimeoutError>
+
 /** One wait for OPEN: resumed by the listener's outcome or by its timer, whichever comes first. */
-class OpenWaiter extends TimedWait {
+export class OpenWaiter extends TimedWait {
   constructor(
     private readonly listener: ConnectionListener,
-    private readonly resume: (effect: Effect.Effect<void, ConnectError | TimeoutError>) => void,
+    private readonly resume: (exit: OpenExit) => void,
     private readonly timeout: Duration.Duration,
     timers: Timers
   ) {
@@ -318,7 +331,7 @@ class OpenWaiter extends TimedWait {
   }
 
   protected timedOut(): void {
-    this.resume(Effect.fail(openTimeoutError(this.listener.url, this.timeout)))
+    this.resume(Exit.fail(openTimeoutError(this.listener.url, this.timeout)))
   }
 
   protected ended(): void {
@@ -429,36 +442,47 @@ export const acquireConnection = <E, R, R2>(
     // must stay interruptible. Only the wait is; a failed or interrupted wait releases the socket
     // before connect returns, so retries inside one scope do not pile up finalizers.
     return yield* Effect.uninterruptibleMask((restore) => {
-      const listener = new ConnectionListener(
-        endpoint.redacted,
-        checked.inboundCapacity,
-        checked.inboundBytes,
-        shared,
-        checked.closeTimeout
-      )
-      const request = {
-        url: endpoint.url,
-        protocols: checked.protocols,
-        headers: checked.headers,
-        maxPayload: checked.maxPayload,
-        tls: checked.tls
-      }
-      const created = transport.open(request, listener)
-      if (Either.isLeft(created)) return Effect.fail(toConnectError(endpoint.redacted, created.left))
-      const socket = created.right
-      listener.socket = socket
-      const opened: OpenedConnection = new Opened(
-        new LiveConnection(listener, socket, checked),
-        socket,
-        listener
-      )
-      return restore(listener.awaitOpened(checked.openTimeout, timers)).pipe(
+      const opened = createConnection(endpoint, checked, transport, shared)
+      if (opened instanceof ConnectError) return Effect.fail(opened)
+      return restore(opened.listener.awaitOpened(checked.openTimeout, timers)).pipe(
         Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : releaseOpened(opened, exit)),
         Effect.zipRight(keep(opened)),
         Effect.as(opened)
       )
     })
   }).pipe(Effect.withSpan("lifeline.connect", { captureStackTrace: false }))
+
+/**
+ * Creates the socket and its listener (the handshake starts; nothing waits for it): what
+ * `acquireConnection` does once the URL and the options are read. Synchronous, for the Client's
+ * attempts on callbacks too. A transport that refuses at once: its ConnectError.
+ */
+export const createConnection = (
+  endpoint: Endpoint,
+  checked: CheckedOptions,
+  transport: Transport,
+  shared?: SharedInbound
+): OpenedConnection | ConnectError => {
+  const listener = new ConnectionListener(
+    endpoint.redacted,
+    checked.inboundCapacity,
+    checked.inboundBytes,
+    shared,
+    checked.closeTimeout
+  )
+  const request = {
+    url: endpoint.url,
+    protocols: checked.protocols,
+    headers: checked.headers,
+    maxPayload: checked.maxPayload,
+    tls: checked.tls
+  }
+  const created = transport.open(request, listener)
+  if (Either.isLeft(created)) return toConnectError(endpoint.redacted, created.left)
+  const socket = created.right
+  listener.socket = socket
+  return new Opened(new LiveConnection(listener, socket, checked), socket, listener)
+}
 
 // Module level on purpose: a finalizer made inside `openConnection` would keep that whole
 // generator's scope (URL, options, transport) alive for the life of the connection. Bound to the

@@ -22,19 +22,25 @@ const invalidUrl = (url: string, detail: string, cause?: unknown): ConnectError 
 /** Accepts ws: and wss: URLs with a host and no fragment. */
 export const parseEndpoint = (input: string | URL): Effect.Effect<Endpoint, ConnectError> =>
   Effect.suspend(() => {
-    const text = typeof input === "string" ? input.trim() : input.href
-    if (text === "") return Effect.fail(invalidUrl("", "the URL is empty"))
-    let url: URL
-    try {
-      url = new URL(text)
-    } catch (cause) {
-      return Effect.fail(invalidUrl(redactUnparsedUrl(text), "the URL does not parse", cause))
-    }
-    const redacted = redactUrl(url)
-    if (url.protocol !== "ws:" && url.protocol !== "wss:") {
-      return Effect.fail(invalidUrl(redacted, `the scheme is "${url.protocol}"`))
-    }
-    if (url.hostname === "") return Effect.fail(invalidUrl(redacted, "the URL has no host"))
-    if (url.hash !== "") return Effect.fail(invalidUrl(redacted, "the URL has a fragment (#...)"))
-    return Effect.succeed({ url, redacted })
+    const parsed = checkEndpoint(input)
+    return parsed instanceof ConnectError ? Effect.fail(parsed) : Effect.succeed(parsed)
   })
+
+/** `parseEndpoint`, synchronous: the endpoint or why it cannot be dialled. */
+export const checkEndpoint = (input: string | URL): Endpoint | ConnectError => {
+  const text = typeof input === "string" ? input.trim() : input.href
+  if (text === "") return invalidUrl("", "the URL is empty")
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch (cause) {
+    return invalidUrl(redactUnparsedUrl(text), "the URL does not parse", cause)
+  }
+  const redacted = redactUrl(url)
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    return invalidUrl(redacted, `the scheme is "${url.protocol}"`)
+  }
+  if (url.hostname === "") return invalidUrl(redacted, "the URL has no host")
+  if (url.hash !== "") return invalidUrl(redacted, "the URL has a fragment (#...)")
+  return { url, redacted }
+}

@@ -56,6 +56,9 @@ export const closeClient = (
       phase.open.session.opened.socket.terminate()
     }
     yield* client.enter({ _tag: "Closing" })
+    // A wait or an attempt on callbacks ends here, its socket released.
+    if ("wait" in phase) phase.wait.finish()
+    if (phase._tag === "Connecting" && phase.pending) yield* phase.pending.abandon()
     // The supervisor ends here, its attempt's connection released (interrupting waits for it).
     const supervisor = client.supervisor
     if (supervisor !== undefined) yield* Fiber.interrupt(supervisor)

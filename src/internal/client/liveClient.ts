@@ -1,8 +1,9 @@
 /**
  * The Client: its phase (the one truth of its lifecycle, changed only by `enter`), its outbound
  * and inbound sides, and the public surface. Connecting and backing off run on a supervisor fiber
- * (`supervisor.ts`) that ends once a session is open; an open session runs on callbacks, so an
- * open Client keeps no fiber alive (idle memory per client is a benchmark target).
+ * (`supervisor.ts`) that ends once a session is open, or, where they run no user code and the
+ * Node transport installed them, on callbacks with no fiber (`callbacks.ts`); an open session runs on
+ * callbacks, so an open Client keeps no fiber alive (idle memory per client is a benchmark target).
  */
 import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"
@@ -37,7 +38,7 @@ import { Outbound } from "./outbound.js"
 import type { Phase, SessionEnd } from "./phase.js"
 import { canMove, IDLE, isStopped, viewOf } from "./phase.js"
 import type { Session } from "./session.js"
-import { supervise } from "./supervisor.js"
+import { callbacks, supervise } from "./supervisor.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
@@ -299,7 +300,7 @@ export class LiveClient implements Client {
     this.resetBackoff()
     // Called from the user's fiber (`make`, `reconnect`): start now, so the state has left Idle or
     // Closed by the time it returns and an `awaitOpen` that follows waits for this attempt.
-    this.fork(supervise(this, undefined), true, true)
+    if (!callbacks.attempt?.(this)) this.fork(supervise(this, undefined), true, true)
   }
 
   resetBackoff(): void {

@@ -27,7 +27,7 @@ export class Observer {
   private eventListeners: Listeners<ClientEventType> | undefined = undefined
   private recentEvents: ReadonlyArray<ClientEventType> = NO_EVENTS
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
-  private downSince: number | undefined = undefined
+  downSince: number | undefined = undefined
 
   constructor(
     private readonly eventsCapacity: number,

@@ -21,7 +21,7 @@
  * Ending is an open session whose end the supervisor has not decided yet (one turn, while the
  * socket is released): nothing is sent on it, and the public state is still the Open it ends.
  */
-import type { Duration } from "effect"
+import type { Duration, Effect } from "effect"
 import * as Option from "effect/Option"
 import type { CircuitOpenError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
@@ -38,6 +38,8 @@ export type Phase =
     readonly endpoint: string
     /** `reconnect` was asked while connecting: skip the wait that follows a failure. */
     skipWait: boolean
+    /** An attempt on callbacks (no fiber): what `close` abandons, its socket released. */
+    pending?: { readonly abandon: () => Effect.Effect<void> }
   }
   // Its public view made with it (attempt, endpoint, since live there only): an idle Client keeps
   // its Open phase for as long as it is open.

@@ -3,7 +3,9 @@
  * attempts until a session opens, the schedule gives up or the error is not worth retrying. It
  * ends when a session is open; the session's end starts it again. Failures travel in the error
  * channel; each attempt's connection lives in the attempt's own Scope, which becomes the
- * session's on success and is closed with the attempt's Exit otherwise.
+ * session's on success and is closed with the attempt's Exit otherwise. A Client whose attempts
+ * run no user code attempts and backs off on callbacks instead (`callbacks.ts`, where installed):
+ * this fiber then only releases an ended session.
  */
 import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"
@@ -38,6 +40,18 @@ const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 // An isolated breaker's retryAt is the largest Date: a Client suspended by one looks again this
 // often, so a `reset` is noticed without a subscription per Client.
 const ISOLATED_RECHECK = 5_000
+
+/**
+ * Attempts on callbacks (`callbacks.ts`), where the Node transport installed them (a browser bundle
+ * does without): each returns false for a client whose attempts run user code, which then runs
+ * them on this fiber.
+ */
+export const callbacks: {
+  /** Starts an attempt now, with no fiber. */
+  attempt?: (client: LiveClient) => boolean
+  /** What follows `error`, with no fiber: stop, or back off until the next attempt. */
+  decide?: (client: LiveClient, error: ClientError, uptime: number) => boolean
+} = {}
 
 /**
  * The supervisor's whole run: `ended` is the session whose end started it (the phase is then
@@ -92,6 +106,7 @@ const afterSession = (client: LiveClient, session: Session): Effect.Effect<boole
 /** Decides what follows `error`: false when the client stops, true after the backoff. */
 const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.Effect<boolean> =>
   Effect.gen(function*() {
+    if (callbacks.decide?.(client, error, uptime)) return false
     const settings = client.settings
     const retry = retryable(client, error)
     if (retry !== true) {
@@ -149,7 +164,7 @@ const retryable = (client: LiveClient, error: ClientError): boolean | ConnectErr
  * `online` event wakes it (true). A timer that fires while the network is offline is ignored: the
  * wait goes on until `online` (no attempt while offline).
  */
-class BackoffWait extends TimedWait {
+export class BackoffWait extends TimedWait {
   resume: ((effect: Effect.Effect<boolean>) => void) | undefined = undefined
   /** Woken before the supervisor began to wait (between entering the phase and waiting). */
   woken = false
@@ -333,11 +348,11 @@ const openIn = (
 
 // Module level on purpose: a finalizer made inside `openIn` would keep that generator's whole
 // context (settings, URL, headers) alive for the life of the session.
-const releaseWith = (opened: OpenedConnection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+export const releaseWith = (opened: OpenedConnection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
   releaseOpened(opened, exit)
 
 /** The session is open: from here it runs on callbacks, and the supervisor ends. */
-const openSession = (
+export const openSession = (
   client: LiveClient,
   session: Session,
   attempt: number,

@@ -26,14 +26,19 @@ export class SessionScope implements Scope.CloseableScope {
     return Effect.suspend(() => {
       const exit = this.closedWith
       if (exit !== undefined) return finalizer(exit)
-      const finalizers = this.finalizers
-      this.finalizers = finalizers === undefined
-        ? finalizer
-        : Array.isArray(finalizers)
-        ? [...finalizers, finalizer]
-        : [finalizers, finalizer]
+      this.add(finalizer)
       return Effect.void
     })
+  }
+
+  /** Adds a finalizer to a scope not closed yet, now (for code that runs on callbacks). */
+  add(finalizer: Finalizer): void {
+    const finalizers = this.finalizers
+    this.finalizers = finalizers === undefined
+      ? finalizer
+      : Array.isArray(finalizers)
+      ? [...finalizers, finalizer]
+      : [finalizers, finalizer]
   }
 
   /** Runs the finalizers once, newest first, each to its end whatever the others did. */

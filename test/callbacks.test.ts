@@ -1,0 +1,211 @@
+/**
+ * The Client's attempts on callbacks (`src/internal/client/callbacks.ts`): a Client whose attempts
+ * run no user code (the default retry and shouldRetry, static URL, no onOpen, no breakers) connects,
+ * fails, backs off and reconnects with no supervisor fiber. What it does must be what the fiber
+ * path does: the same delays, states, logs, releases and handles.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, HashMap, Layer, Logger, LogLevel, Option, Random, ScheduleIntervals } from "effect"
+import * as Net from "node:net"
+import { Client, Reconnect, Transport } from "../src/index.js"
+import { defaultDelay } from "../src/internal/client/callbacks.js"
+import { TestServer } from "../src/testing/index.js"
+import { awaitState, isTag } from "./support/clientKit.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { provideNode } from "./support/node.js"
+
+/** A TCP server on 127.0.0.1 that accepts and never answers: a handshake that hangs. */
+const silentServer = Effect.acquireRelease(
+  Effect.async<{ readonly url: string; readonly server: Net.Server; readonly sockets: Set<Net.Socket> }>((resume) => {
+    const sockets = new Set<Net.Socket>()
+    const server = Net.createServer((socket) => {
+      sockets.add(socket)
+      socket.on("close", () => sockets.delete(socket))
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address() as Net.AddressInfo
+      resume(Effect.succeed({ url: `ws://127.0.0.1:${address.port}`, server, sockets }))
+    })
+  }),
+  ({ server, sockets }) =>
+    Effect.async<void>((resume) => {
+      for (const socket of sockets) socket.destroy()
+      server.close(() => resume(Effect.void))
+    })
+)
+
+const captureLogs = (minimum: LogLevel.LogLevel) => {
+  const lines: Array<{ level: string; message: string; url: unknown }> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    lines.push({
+      level: logLevel.label,
+      message: String(Array.isArray(message) ? message[0] : message),
+      url: HashMap.get(annotations, "lifeline.url").pipe(Option.getOrUndefined)
+    })
+  })
+  return { lines, layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(minimum)) }
+}
+
+describe("Client attempts on callbacks", () => {
+  it.effect("the default schedule's arithmetic gives the delays Reconnect.defaultSchedule gives, step for step", () =>
+    Effect.gen(function*() {
+      const randoms = [0, 0.999, 0.5, 0.25, 0.75, 0.1, 0.9, 0.33, 0.66, 0.01, 0.42, 0.87] as const
+      let state: unknown = Reconnect.defaultSchedule.initial
+      const now = 1_000_000
+      for (let step = 0; step < 12; step++) {
+        const [next, , decision] = yield* Reconnect.defaultSchedule.step(now, undefined as never, state).pipe(
+          Effect.withRandom(Random.fixed([randoms[step]!]))
+        )
+        state = next
+        expect(decision._tag).toBe("Continue")
+        const delay = ScheduleIntervals.start((decision as { intervals: ScheduleIntervals.Intervals }).intervals) - now
+        expect(defaultDelay(step, randoms[step]!)).toBe(delay)
+      }
+    }))
+
+  it.live("with the default retry: refused, Backoff with the default's first delay; reconnect wakes it; Open once the server is back", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const client = yield* Client.make({ url: server.url })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({
+        _tag: "Backoff",
+        attempt: 1,
+        error: { _tag: "ConnectError", reason: "ConnectionRefused" }
+      })
+      // Uniform in [0.1, 1.9] x 1.1 s.
+      const millis = (backoff as { delay: { value: { millis: number } } }).delay.value.millis
+      expect(millis).toBeGreaterThanOrEqual(110)
+      expect(millis).toBeLessThanOrEqual(2090)
+      // Woken: a new series (attempt 1 again), refused again.
+      yield* client.reconnect
+      yield* awaitState(client, (state) => state._tag === "Connecting")
+      yield* awaitState(client, isTag("Backoff"))
+      yield* server.restart
+      yield* client.reconnect
+      const open = yield* awaitState(client, isTag("Open"))
+      expect(open).toMatchObject({ _tag: "Open", attempt: 1 })
+      yield* client.send("after")
+      expect(yield* client.close()).toEqual([])
+      expect(yield* server.accepted).toBe(1)
+    })).pipe(provideNode))
+
+  it.live("logs as the fiber path does: one WARN when it cannot connect, one INFO when it is back; DEBUG lines only at Debug", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const run = (minimum: LogLevel.LogLevel) =>
+        Effect.gen(function*() {
+          const capture = captureLogs(minimum)
+          const server = yield* TestServer.make()
+          yield* server.kill
+          yield* Effect.gen(function*() {
+            const client = yield* Client.make({ url: server.url })
+            yield* awaitState(client, isTag("Backoff"))
+            yield* client.reconnect
+            yield* awaitState(client, isTag("Connecting"))
+            yield* awaitState(client, isTag("Backoff"))
+            yield* server.restart
+            yield* client.reconnect
+            yield* awaitState(client, isTag("Open"))
+            // The log lines run on fibers of their own: let them.
+            for (let turn = 0; turn < 50 && capture.lines.length < (minimum === LogLevel.Info ? 2 : 7); turn++) {
+              yield* Effect.sleep("2 millis")
+            }
+          }).pipe(Effect.scoped, Effect.provide(capture.layer))
+          return capture.lines.map((line) => [line.level, line.message.split(":")[1]?.trim().split(" ")[0]])
+        })
+      expect(yield* run(LogLevel.Info)).toEqual([["WARN", "cannot"], ["INFO", "link"]])
+      expect(yield* run(LogLevel.Debug)).toEqual([
+        ["DEBUG", "Connecting"],
+        ["WARN", "cannot"],
+        ["DEBUG", "Connecting"],
+        ["DEBUG", "Backoff"],
+        ["DEBUG", "Connecting"],
+        ["INFO", "link"],
+        ["DEBUG", "Closed"]
+      ])
+    })).pipe(provideNode))
+
+  it.live("a handshake that never answers: TimeoutError open after openTimeout, the socket aborted; close in Backoff leaves no handle", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const silent = yield* silentServer
+      const client = yield* Client.make({ url: silent.url, connection: { openTimeout: "100 millis" } })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "open" } })
+      expect(yield* client.close()).toEqual([])
+      expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
+    })).pipe(provideNode))
+
+  it.live("close while the handshake is under way: the socket is released before close returns, nothing left", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.hangHandshake
+      const client = yield* Client.make({ url: server.url, outbox: { capacity: 4 } })
+      yield* awaitState(client, isTag("Connecting"))
+      yield* client.enqueue("queued")
+      // Waits until the server saw the request: the socket is CONNECTING.
+      for (let turn = 0; turn < 200 && (yield* server.requests) === 0; turn++) yield* Effect.sleep("2 millis")
+      expect(yield* client.close()).toEqual(["queued"])
+      expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
+      expect(yield* server.accepted).toBe(0)
+    })).pipe(provideNode))
+
+  it.live("a fatal answer (401) closes the Client with it, typed, from the socket's callback", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(401)
+      const client = yield* Client.make({ url: server.url })
+      const error = yield* Effect.flip(client.awaitOpen)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 401 })
+      expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: { _tag: "Some" } })
+    })).pipe(provideNode))
+
+  it.live("a session that ends: the supervisor releases it, then backs off on callbacks; it reconnects when woken", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url })
+      yield* client.awaitOpen
+      yield* server.closeAll(1011, "restarting")
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ error: { _tag: "Disconnected", code: 1011, initiator: "server" } })
+      yield* client.reconnect
+      yield* awaitState(client, isTag("Open"))
+      expect(yield* server.accepted).toBe(2)
+    })).pipe(provideNode))
+
+  it.live("a failed handshake whose socket never reports its close: decided after closeTimeout, the socket terminated", () => {
+    const counts = { opened: 0, terminated: 0 }
+    // Refuses every handshake, then never reports CLOSED: a transport that loses its close event.
+    const transport: Transport.Transport = {
+      platform: "node",
+      open: (_request, listener) => {
+        counts.opened++
+        setTimeout(() => listener.onHandshakeFailure({ reason: "ConnectionRefused", detail: "refused" }), 1)
+        return Either.right({
+          readyState: () => 0,
+          protocol: () => "",
+          bufferedAmount: () => 0,
+          send: () => {},
+          close: () => {},
+          terminate: () => {
+            counts.terminated++
+          },
+          pause: () => false,
+          resume: () => {},
+          ping: () => false
+        })
+      }
+    }
+    return Effect.gen(function*() {
+      const client = yield* Client.make({ url: "ws://127.0.0.1:1", connection: { closeTimeout: "50 millis" } })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+      // Aborted when the failure came (still CONNECTING), and again when its close never came.
+      expect(counts).toEqual({ opened: 1, terminated: 2 })
+      expect(yield* client.close()).toEqual([])
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), Logger.remove(Logger.defaultLogger)))
+    )
+  })
+})
