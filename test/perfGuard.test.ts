@@ -256,9 +256,9 @@ describe("per-message cost guards", () => {
       const client = yield* Client.make({ url: server.url, heartbeat: { interval: "20 seconds" } })
       yield* client.awaitOpen
       const clientInbound = (client as unknown as {
-        inbound: { buffers: Array<InboundBuffer<string>>; pull: InboundBuffer<string>["pull"] }
+        inbound: { reading: InboundBuffer<string>; pull: InboundBuffer<string>["pull"] }
       }).inbound
-      const clientBuffer = clientInbound.buffers[0]!
+      const clientBuffer = clientInbound.reading
       // What the messages streams were before: the same pulls through the generic constructors
       // (the Client's through its successive-buffers pull and a mapChunks stage, as it was).
       const generic = yield* opsPerChunk(
