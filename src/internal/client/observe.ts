@@ -19,32 +19,44 @@ import { Listeners } from "../primitives/listeners.js"
 /** How many recent events a new `events` subscriber receives first. */
 const EVENTS_REPLAY = 16
 
-const NO_EVENTS: ReadonlyArray<ClientEventType> = []
+/**
+ * A recent event as kept for replay: a state stands for the Transition to it from the state kept
+ * before it (no Transition object kept: the two an open Client has were a tenth of its idle
+ * heap), failures as they are.
+ */
+type Recent = ClientStateType | Exclude<ClientEventType, { _tag: "Transition" }>
 
-export class Observer {
+const NO_EVENTS: ReadonlyArray<Recent> = []
+
+const isFailure = (recent: Recent): recent is Exclude<ClientEventType, { _tag: "Transition" }> =>
+  recent._tag === "MessageFailed" || recent._tag === "DecodeFailed"
+
+/** The Client's state listeners are this object's own set; the events' are made on first use. */
+export class Observer extends Listeners<ClientStateType> {
   // Made on first use: most clients are never watched, and an idle client's size is a target.
-  private stateListeners: Listeners<ClientStateType> | undefined = undefined
   private eventListeners: Listeners<ClientEventType> | undefined = undefined
-  private recentEvents: ReadonlyArray<ClientEventType> = NO_EVENTS
+  private recent: ReadonlyArray<Recent> = NO_EVENTS
+  /** The `from` of the oldest Transition kept: the state before the oldest state in `recent`. */
+  private replayFrom: ClientStateType | undefined = undefined
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   private downSince: number | undefined = undefined
 
   constructor(
     private readonly eventsCapacity: number,
     private readonly host: { readonly currentState: ClientStateType }
-  ) {}
+  ) {
+    super()
+  }
 
   get state(): Subscribable.Subscribable<ClientStateType> {
     return Subscribable.make({
       get: Effect.sync(() => this.host.currentState),
-      changes: (this.stateListeners ??= new Listeners()).stream(() => [this.host.currentState], {
-        bufferSize: "unbounded"
-      })
+      changes: this.stream(() => [this.host.currentState], { bufferSize: "unbounded" })
     })
   }
 
   get events(): Stream.Stream<ClientEventType> {
-    return (this.eventListeners ??= new Listeners()).stream(() => this.recentEvents, {
+    return (this.eventListeners ??= new Listeners()).stream(() => this.replay(), {
       bufferSize: this.eventsCapacity,
       strategy: "sliding"
     })
@@ -52,15 +64,37 @@ export class Observer {
 
   /** Calls `listener` with every state from now on; returns how to stop. */
   onState(listener: (state: ClientStateType) => void): () => void {
-    return (this.stateListeners ??= new Listeners()).add(listener)
+    return this.add(listener)
   }
 
-  private publish(event: ClientEventType): void {
+  /** The recent events, as they were published. */
+  private replay(): Array<ClientEventType> {
+    const events: Array<ClientEventType> = []
+    let from = this.replayFrom!
+    for (const recent of this.recent) {
+      if (isFailure(recent)) events.push(recent)
+      else {
+        events.push(ClientEvent.Transition({ from, to: recent }))
+        from = recent
+      }
+    }
+    return events
+  }
+
+  private keep(recent: Recent): void {
     // Copied, not pushed: events are rare, and an exact-size array is smaller to keep. `concat`
-    // makes it at its size; a spread (`[...recent, event]`) left room to grow, about 150 bytes for
-    // the two events every open Client keeps.
-    const recent = this.recentEvents
-    this.recentEvents = (recent.length < EVENTS_REPLAY ? recent : recent.slice(1)).concat(event)
+    // makes it at its size; a spread (`[...recent, event]`) left room to grow.
+    let kept = this.recent
+    if (kept.length === EVENTS_REPLAY) {
+      const oldest = kept[0]!
+      if (!isFailure(oldest)) this.replayFrom = oldest
+      kept = kept.slice(1)
+    }
+    this.recent = kept.concat(recent)
+  }
+
+  private publish(event: Exclude<ClientEventType, { _tag: "Transition" }>): void {
+    this.keep(event)
     this.eventListeners?.emit(event)
   }
 
@@ -78,8 +112,12 @@ export class Observer {
    * Effect (`now` in Clock millis; `everOpened`: the wording of a first outage).
    */
   moved(from: ClientStateType, to: ClientStateType, now: number, everOpened: boolean): Effect.Effect<void> {
-    this.stateListeners?.emit(to)
-    this.publish(ClientEvent.Transition({ from, to }))
+    this.emit(to)
+    // Each transition's `from` is the `to` of the one before (`enter` publishes only changes of
+    // the public state), so the states alone say every Transition kept.
+    this.replayFrom ??= from
+    this.keep(to)
+    this.eventListeners?.emit(ClientEvent.Transition({ from, to }))
     let level = LogLevel.Debug
     switch (to._tag) {
       case "Backoff":
