@@ -355,15 +355,7 @@ const openSession = (
   client.outbound.flush(session)
   const heartbeat = client.settings.heartbeat
   if (heartbeat !== undefined) {
-    session.heartbeat = new Heartbeat(
-      opened.socket,
-      opened.listener,
-      opened.connection.url,
-      heartbeat,
-      client.clock,
-      client.timers,
-      session
-    )
+    session.heartbeat = new Heartbeat(session, heartbeat, client.clock, client.timers)
     session.heartbeat.start()
   }
   const returnToPrimary = client.settings.returnToPrimary
