@@ -140,7 +140,7 @@ export class Heartbeat implements TimerTarget {
     if (this.listener.pongWatcher === this) this.listener.pongWatcher = undefined
     const timer = this.timer
     this.timer = undefined
-    if (timer !== undefined) this.timers.cancel(timer)
+    if (timer !== undefined) this.timers.cancel(timer, this)
   }
 
   /** A pong arrived (the listener tells at once; pongs are rare): the peer was alive just now. */
