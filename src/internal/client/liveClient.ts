@@ -107,7 +107,7 @@ export class LiveClient implements Client {
       settings.outboxCapacity,
       settings.outboxBytes,
       settings.overflow,
-      settings.connection.maxMessageSize ?? Number.POSITIVE_INFINITY
+      settings.connection.maxMessageSize
     )
     this.observer = new Observer(settings.eventsCapacity, this)
     this.timers = timersOn(clock, runtime)
