@@ -167,7 +167,11 @@ export class Heartbeat implements TimerTarget {
         this.stopped = true
         this.listener.pongWatcher = undefined
         return this.owner.onDead(
-          new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.owner.opened.connection.url })
+          new TimeoutError({
+            operation: "heartbeat",
+            timeout: this.options.timeout,
+            url: this.owner.opened.connection.url
+          })
         )
       }
     } else if (now - this.lastLife < Duration.toMillis(this.options.interval)) {

@@ -20,23 +20,22 @@ import { Listeners } from "../primitives/listeners.js"
 const EVENTS_REPLAY = 16
 
 /**
- * A recent event as kept for replay: a state stands for the Transition to it from the state kept
- * before it (no Transition object kept: the two an open Client has were a tenth of its idle
- * heap), failures as they are.
+ * An event as kept for replay: a state stands for the Transition to it from the state kept before
+ * it (no Transition object is kept: the two an open Client has were a tenth of its idle heap);
+ * failures are kept as they are.
  */
-type Recent = ClientStateType | Exclude<ClientEventType, { _tag: "Transition" }>
+type Kept = ClientStateType | Exclude<ClientEventType, { _tag: "Transition" }>
 
-const NO_EVENTS: ReadonlyArray<Recent> = []
+const NO_EVENTS: ReadonlyArray<Kept> = []
 
-const isFailure = (recent: Recent): recent is Exclude<ClientEventType, { _tag: "Transition" }> =>
-  recent._tag === "MessageFailed" || recent._tag === "DecodeFailed"
+const isState = (kept: Kept): kept is ClientStateType => !kept._tag.endsWith("Failed")
 
 /** The Client's state listeners are this object's own set; the events' are made on first use. */
 export class Observer extends Listeners<ClientStateType> {
   // Made on first use: most clients are never watched, and an idle client's size is a target.
   private eventListeners: Listeners<ClientEventType> | undefined = undefined
-  private recent: ReadonlyArray<Recent> = NO_EVENTS
-  /** The `from` of the oldest Transition kept: the state before the oldest state in `recent`. */
+  private recent: ReadonlyArray<Kept> = NO_EVENTS
+  /** The `from` of the oldest Transition kept. */
   private replayFrom: ClientStateType | undefined = undefined
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   private downSince: number | undefined = undefined
@@ -69,42 +68,34 @@ export class Observer extends Listeners<ClientStateType> {
 
   /** The recent events, as they were published. */
   private replay(): Array<ClientEventType> {
-    const events: Array<ClientEventType> = []
     let from = this.replayFrom!
-    for (const recent of this.recent) {
-      if (isFailure(recent)) events.push(recent)
-      else {
-        events.push(ClientEvent.Transition({ from, to: recent }))
-        from = recent
-      }
-    }
-    return events
+    return this.recent.map((kept) => {
+      if (!isState(kept)) return kept
+      const event = ClientEvent.Transition({ from, to: kept })
+      from = kept
+      return event
+    })
   }
 
-  private keep(recent: Recent): void {
+  private keep(kept: Kept): void {
     // Copied, not pushed: events are rare, and an exact-size array is smaller to keep. `concat`
     // makes it at its size; a spread (`[...recent, event]`) left room to grow.
-    let kept = this.recent
-    if (kept.length === EVENTS_REPLAY) {
-      const oldest = kept[0]!
-      if (!isFailure(oldest)) this.replayFrom = oldest
-      kept = kept.slice(1)
+    const recent = this.recent
+    if (recent.length < EVENTS_REPLAY) this.recent = recent.concat(kept)
+    else {
+      if (isState(recent[0]!)) this.replayFrom = recent[0]
+      this.recent = recent.slice(1).concat(kept)
     }
-    this.recent = kept.concat(recent)
-  }
-
-  private publish(event: Exclude<ClientEventType, { _tag: "Transition" }>): void {
-    this.keep(event)
-    this.eventListeners?.emit(event)
+    if (!isState(kept)) this.eventListeners?.emit(kept)
   }
 
   publishFailure(error: SendError): void {
-    this.publish(ClientEvent.MessageFailed({ error }))
+    this.keep(ClientEvent.MessageFailed({ error }))
   }
 
   /** An inbound frame did not decode (`decodeErrors: "event"`): it was skipped. */
   publishDecodeFailure(error: DecodeError): void {
-    this.publish(ClientEvent.DecodeFailed({ error }))
+    this.keep(ClientEvent.DecodeFailed({ error }))
   }
 
   /**

@@ -44,12 +44,18 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
     buffer.adopt()
     // Those ended with nothing left to read go: each keeps its closed socket alive, and a Client
     // nobody reads from would otherwise keep one per reconnect.
-    const kept = [this.reading, ...(this.later ?? []), buffer].filter((queue): queue is InboundQueue<Message> =>
-      queue !== undefined && !queue.isDone
+    this.read(
+      [this.reading, ...(this.later ?? []), buffer].filter((queue): queue is InboundQueue<Message> =>
+        queue !== undefined && !queue.isDone
+      )
     )
-    this.reading = kept[0]
-    this.later = kept.length > 1 ? kept.slice(1) : undefined
     this.wake()
+  }
+
+  /** Reads these buffers, in order, from now on. */
+  private read(buffers: ReadonlyArray<InboundQueue<Message>>): void {
+    this.reading = buffers[0]
+    this.later = buffers.length > 1 ? buffers.slice(1) : undefined
   }
 
   /** No connection follows: a reader gets what is buffered, then the end of the stream. */
@@ -83,11 +89,7 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
     }
     return buffer.pull.pipe(Effect.catchAll(() => {
       // That connection ended and is drained: move on to the next one.
-      if (this.reading === buffer) {
-        const later = this.later
-        this.reading = later?.[0]
-        this.later = later !== undefined && later.length > 1 ? later.slice(1) : undefined
-      }
+      if (this.reading === buffer) this.read(this.later ?? [])
       return this.pull
     }))
   }

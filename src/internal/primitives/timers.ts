@@ -80,7 +80,6 @@ class Slot {
 }
 
 const slots = new Map<number, Slot>()
-const FIRED: Array<TimerTarget | undefined> = []
 
 const arm = (slot: Slot) => setTimeout(fireSlot, Math.min(slot.at - performance.now(), MAX_TIMER_MILLIS), slot)
 
@@ -94,7 +93,6 @@ const fireSlot = (slot: Slot): void => {
   // By index: a target cancelled by one fired before it is skipped.
   const targets = slot.targets
   for (let index = 0; index < targets.length; index++) targets[index]?.fire()
-  slot.targets = FIRED
 }
 
 const liveTimers: Timers = {
@@ -107,14 +105,15 @@ const liveTimers: Timers = {
     return slot
   },
   cancel: (handle, target) => {
-    const slot = handle as Slot | undefined
-    const index = slot === undefined ? -1 : slot.targets.indexOf(target)
+    if (handle === undefined) return
+    const slot = handle as Slot
+    const index = slot.targets.indexOf(target)
     if (index === -1) return
-    slot!.targets[index] = undefined
-    // Its last timer cancelled: no handle left behind (invariant 7).
-    if (--slot!.live === 0 && slots.get(slot!.at) === slot) {
-      clearTimeout(slot!.timer)
-      slots.delete(slot!.at)
+    slot.targets[index] = undefined
+    // Its last timer cancelled (and not fired yet): no handle left behind (invariant 7).
+    if (--slot.live === 0 && slots.get(slot.at) === slot) {
+      clearTimeout(slot.timer)
+      slots.delete(slot.at)
     }
   }
 }
