@@ -1,9 +1,10 @@
 /**
  * Callback timers that follow the Clock of the fiber that made them, for state machines that run
  * on callbacks rather than fibers (the Client's heartbeat). On a Clock with a scheduler (the live
- * one: setTimeout) a timer is scheduled on it; on a Clock without one (`TestClock`) it is a fiber
- * sleeping on that Clock, so tests can move time. A timer calls a method of its
- * target rather than a closure: a timer per idle client costs one Timeout and nothing else.
+ * one: setTimeout) a timer is scheduled on it (setTimeout itself: one per 10 ms slot, shared by
+ * the timers due in it); on a Clock without one (`TestClock`) it is a fiber sleeping on that
+ * Clock, so tests can move time. A timer calls a method of its target rather than a closure: a
+ * timer per idle client costs a place in its slot's array and nothing else.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
