@@ -1,8 +1,8 @@
-// `tsx bench/abMemory.ts <distA> <distB> [runs] [counts]`: heap per idle Connection of two builds
-// and raw ws, each run a fresh `memoryChild.ts` process per contender (as `npm run bench`'s memory
-// section), the three taking turns; prints per contender and count the median heap per
-// connection [min..max] and its ratio to raw ws's median. For same-run A/B comparisons of a
-// change to a connection's idle memory.
+// `tsx bench/abMemory.ts <distA> <distB> [runs] [counts] [contender]`: heap per idle Connection
+// (or, with `client` as contender, per idle Client) of two builds and raw ws, each run a fresh
+// `memoryChild.ts` process per contender (as `npm run bench`'s memory section), the three taking
+// turns; prints per contender and count the median heap per connection [min..max] and its ratio
+// to raw ws's median. For same-run A/B comparisons of a change to a connection's idle memory.
 import { fileURLToPath } from "node:url"
 import type { MemoryReport } from "./memoryChild.js"
 import { JsonLines, killChild, spawnTs, startEchoServer } from "./server.js"
@@ -11,6 +11,7 @@ const CHILD = fileURLToPath(new URL("./memoryChild.ts", import.meta.url))
 const [distA, distB] = [process.argv[2]!, process.argv[3]!]
 const runs = Number(process.argv[4] ?? 3)
 const counts = (process.argv[5] ?? "1000,5000").split(",").map(Number)
+const contender = process.argv[6] ?? "connection"
 
 const runChild = async (contender: string, dist: string | undefined, url: string): Promise<MemoryReport> => {
   const previous = process.env["LIFELINE_DIST"]
@@ -28,8 +29,8 @@ const runChild = async (contender: string, dist: string | undefined, url: string
 
 const variants: ReadonlyArray<readonly [string, string, string | undefined]> = [
   ["ws", "ws", undefined],
-  ["A", "connection", distA],
-  ["B", "connection", distB]
+  ["A", contender, distA],
+  ["B", contender, distB]
 ]
 const server = await startEchoServer()
 const heap = new Map<string, Array<number>>()

@@ -1,6 +1,8 @@
-// `node --expose-gc --import tsx bench/heapCount.ts [contender] [count]`: what `count` idle
-// connections of a contender keep, by constructor: a heap snapshot before and after they open
-// (v8.writeHeapSnapshot), grouped by node type and name, per connection, largest first.
+// `node --expose-gc --import tsx bench/heapCount.ts [contender] [count] [--shapes]`: what `count`
+// idle connections of a contender keep, by constructor: a heap snapshot before and after they open
+// (v8.writeHeapSnapshot), grouped by node type and name, per connection, largest first. With
+// `--shapes`, plain objects, arrays and closures are grouped by their property names (arrays by
+// their length too), which tells apart the small objects that all show as `Object` or `Array`.
 import { readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -14,25 +16,59 @@ interface Group {
   bytes: number
 }
 
+const args = process.argv.slice(2).filter((arg) => arg !== "--shapes")
+const byShape = process.argv.includes("--shapes")
+
 const groups = (file: string): Map<string, Group> => {
   const snapshot = JSON.parse(readFileSync(file, "utf8")) as {
-    snapshot: { meta: { node_fields: Array<string>; node_types: [Array<string>] } }
+    snapshot: {
+      meta: {
+        node_fields: Array<string>
+        node_types: [Array<string>]
+        edge_fields: Array<string>
+        edge_types: [Array<string>]
+      }
+    }
     nodes: Array<number>
+    edges: Array<number>
     strings: Array<string>
   }
-  const fields = snapshot.snapshot.meta.node_fields
+  const meta = snapshot.snapshot.meta
+  const fields = meta.node_fields
   const width = fields.length
   const typeAt = fields.indexOf("type")
   const nameAt = fields.indexOf("name")
   const sizeAt = fields.indexOf("self_size")
-  const types = snapshot.snapshot.meta.node_types[0]
+  const edgeCountAt = fields.indexOf("edge_count")
+  const types = meta.node_types[0]
+  const edgeWidth = meta.edge_fields.length
+  const edgeTypeAt = meta.edge_fields.indexOf("type")
+  const edgeNameAt = meta.edge_fields.indexOf("name_or_index")
+  const edgeTypes = meta.edge_types[0]
   const result = new Map<string, Group>()
+  let edge = 0
   for (let index = 0; index < snapshot.nodes.length; index += width) {
     const type = types[snapshot.nodes[index + typeAt]!]!
     let name = snapshot.strings[snapshot.nodes[index + nameAt]!]!
     if (type === "string" || type === "concatenated string" || type === "sliced string") name = ""
     if (type === "number" || type === "hidden" || type === "code") name = ""
-    const key = `${type}:${name.slice(0, 60)}`
+    let shape = ""
+    const edges = snapshot.nodes[index + edgeCountAt]!
+    if (byShape && (type === "closure" || (type === "object" && (name === "Object" || name === "Array")))) {
+      const properties: Array<string> = []
+      let elements = 0
+      for (let at = edge; at < edge + edges * edgeWidth; at += edgeWidth) {
+        const edgeType = edgeTypes[snapshot.edges[at + edgeTypeAt]!]
+        if (edgeType === "element") elements++
+        else if (edgeType === "property") {
+          const property = snapshot.strings[snapshot.edges[at + edgeNameAt]!]!
+          if (property !== "map" && property !== "__proto__") properties.push(property)
+        }
+      }
+      shape = ` {${properties.slice(0, 12).join(",")}}${name === "Array" ? ` n=${elements}` : ""}`
+    }
+    edge += edges * edgeWidth
+    const key = `${type}:${name.slice(0, 60)}${shape}`
     const group = result.get(key) ?? { count: 0, bytes: 0 }
     group.count++
     group.bytes += snapshot.nodes[index + sizeAt]!
@@ -49,8 +85,8 @@ const settle = async () => {
   }
 }
 
-const name = process.argv[2] ?? "client"
-const count = Number(process.argv[3] ?? 1000)
+const name = args[0] ?? "client"
+const count = Number(args[1] ?? 1000)
 const server = await startEchoServer()
 const contender = await loadContender(name)
 const warm = contender.pool(server.url)
@@ -79,7 +115,7 @@ for (const [key, group] of after) {
 }
 rows.sort((a, b) => b[2] - a[2])
 for (const [key, objects, bytes] of rows) {
-  process.stdout.write(`${bytes.toFixed(1).padStart(8)} B ${objects.toFixed(2).padStart(6)}  ${key}\n`)
+  process.stdout.write(`${bytes.toFixed(1).padStart(8)} B ${objects.toFixed(2).padStart(6)}  ${key.slice(0, 200)}\n`)
 }
 process.stdout.write(`total ${total.toFixed(0)} B per connection (${name}, ${count})\n`)
 await pool.close()

@@ -75,20 +75,18 @@ const startHeartbeat = (options: PeerOptions) =>
       }
     }
     const heartbeat = new Heartbeat(
-      socket,
-      listener,
-      url,
+      {
+        opened: { socket, listener, connection: { url } },
+        onDead: (error) => deaths.push({ at: now(), error }),
+        onCannotProbe: () => expect.unreachable("a fake socket can always probe")
+      },
       {
         interval: Duration.millis(options.interval),
         timeout: Duration.millis(options.timeout),
         message: options.message
       },
       clock,
-      timers,
-      {
-        onDead: (error) => deaths.push({ at: now(), error }),
-        onCannotProbe: () => expect.unreachable("a fake socket can always probe")
-      }
+      timers
     )
     heartbeat.start()
     yield* Effect.addFinalizer(() => Effect.sync(() => heartbeat.stop()))

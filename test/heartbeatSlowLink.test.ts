@@ -61,16 +61,14 @@ const heartbeatOnQueue = (options: { readonly queued: number; readonly withSentB
       }
     }
     const heartbeat = new Heartbeat(
-      socket,
-      new ConnectionListener(url, 16, 1024 * 1024),
-      url,
-      { interval: Duration.millis(500), timeout: Duration.millis(500), message: undefined },
-      clock,
-      timers,
       {
+        opened: { socket, listener: new ConnectionListener(url, 16, 1024 * 1024), connection: { url } },
         onDead: (error) => deaths.push({ at: clock.unsafeCurrentTimeMillis(), error }),
         onCannotProbe: () => expect.unreachable("this socket can always probe")
-      }
+      },
+      { interval: Duration.millis(500), timeout: Duration.millis(500), message: undefined },
+      clock,
+      timers
     )
     heartbeat.start()
     yield* Effect.addFinalizer(() => Effect.sync(() => heartbeat.stop()))

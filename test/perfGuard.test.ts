@@ -256,9 +256,9 @@ describe("per-message cost guards", () => {
       const client = yield* Client.make({ url: server.url, heartbeat: { interval: "20 seconds" } })
       yield* client.awaitOpen
       const clientInbound = (client as unknown as {
-        inbound: { buffers: Array<InboundBuffer<string>>; pull: InboundBuffer<string>["pull"] }
+        inbound: { reading: InboundBuffer<string>; pull: InboundBuffer<string>["pull"] }
       }).inbound
-      const clientBuffer = clientInbound.buffers[0]!
+      const clientBuffer = clientInbound.reading
       // What the messages streams were before: the same pulls through the generic constructors
       // (the Client's through its successive-buffers pull and a mapChunks stage, as it was).
       const generic = yield* opsPerChunk(
@@ -395,10 +395,10 @@ describe("per-message cost guards", () => {
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const client = yield* Client.make({ url: server.url, heartbeat: false })
-      // Internals: the Client's state listeners, whose set `awaitOpen` makes while it waits.
-      const listeners = (client as unknown as { observer: { stateListeners: { set: unknown } | undefined } }).observer
+      // Internals: the Client's state listeners (the observer's own), whose set `awaitOpen` makes while it waits.
+      const listeners = (client as unknown as { observer: { set: unknown } }).observer
       yield* client.awaitOpen
-      expect(listeners.stateListeners?.set).toBeUndefined()
+      expect(listeners.set).toBeUndefined()
       // A subscriber made after that is still told of every change.
       const states = yield* client.state.changes.pipe(Stream.take(2), Stream.runCollect, Effect.fork)
       yield* Effect.yieldNow()

@@ -123,8 +123,8 @@ describe("timers follow the Clock", () => {
       const timers = timersOn(clock, yield* Effect.runtime<never>())
       const fired: Array<string> = []
       timers.after(100, { fire: () => fired.push("a") })
-      const cancelled = timers.after(50, { fire: () => fired.push("b") })
-      timers.cancel(cancelled)
+      const target = { fire: () => fired.push("b") }
+      timers.cancel(timers.after(50, target), target)
       yield* awaitSleeper
       yield* TestClock.adjust("99 millis")
       expect(fired).toEqual([])
@@ -138,8 +138,8 @@ describe("timers follow the Clock", () => {
       const timers = timersOn(Clock.make(), Runtime.defaultRuntime)
       const fired: Array<string> = []
       timers.after(5, { fire: () => fired.push("a") })
-      const cancelled = timers.after(5, { fire: () => fired.push("b") })
-      timers.cancel(cancelled)
+      const target = { fire: () => fired.push("b") }
+      timers.cancel(timers.after(5, target), target)
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 30)))
       expect(fired).toEqual(["a"])
     }))

@@ -433,7 +433,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
     const from = this.current
     this.current = next
     this.generation++
-    this.timers.cancel(this.timer)
+    this.timers.cancel(this.timer, this)
     this.timer = undefined
     switch (next._tag) {
       case "Closed":
@@ -478,7 +478,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
     if (this.shut) return
     this.shut = true
     if (this.current._tag !== "Closed") Metrics.circuitsOpen.unsafeModify(-1, NO_TAGS)
-    this.timers.cancel(this.timer)
+    this.timers.cancel(this.timer, this)
     this.timer = undefined
   })
 }

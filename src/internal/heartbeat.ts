@@ -23,8 +23,14 @@ export interface HeartbeatOptions {
   readonly message: Message | undefined
 }
 
-/** What the heartbeat reports to its client. */
+/** What the heartbeat watches and reports to: the Client's session. */
 export interface HeartbeatOwner {
+  /** The connection watched (read through here, not copied into fields: idle memory per client). */
+  readonly opened: {
+    readonly socket: TransportSocket
+    readonly listener: ConnectionListener
+    readonly connection: { readonly url: string }
+  }
   /** The peer did not answer: called once, and the heartbeat stops. */
   readonly onDead: (error: TimeoutError) => void
   /** There is no way to probe on this platform: called once, and the heartbeat stops. */
@@ -40,10 +46,14 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
   return true
 }
 
+/** The first Clock reading of any heartbeat: what their times count from. */
+let epoch: number | undefined
+
 /**
  * The bound, on the Clock: a peer is found dead at most `interval + timeout` after its last sign
- * of life, and reported with `TimeoutError heartbeat` (a live timer may fire a few milliseconds
- * late; a stall of this process's own timers buys the peer a new probe, see above).
+ * of life, and reported with `TimeoutError heartbeat` (a live timer may fire up to about 10 ms
+ * late: timers share a setTimeout per 10 ms slot; a stall of this process's own timers buys the
+ * peer a new probe, see above).
  *
  * Silence is counted from the last sign of life, not from when the heartbeat noticed it. A pong
  * tells the heartbeat at once, so the next probe goes out exactly `interval` after it: an idle
@@ -74,6 +84,8 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
  * after the probe was queued.
  */
 export class Heartbeat implements TimerTarget {
+  // Times are Clock millis since `epoch`: small integers, held in the fields themselves, where
+  // Clock millis (past 2^31) would each be a number object of their own (16 bytes).
   /** At or before the peer's last sign of life: a pong's own time, or the sample before a frame was counted. */
   private lastLife = 0
   /** The last sample, and the activity count it saw. */
@@ -94,17 +106,29 @@ export class Heartbeat implements TimerTarget {
   private stopped = false
 
   constructor(
-    private readonly socket: TransportSocket,
-    private readonly listener: ConnectionListener,
-    private readonly url: string,
+    private readonly owner: HeartbeatOwner,
     private readonly options: HeartbeatOptions,
     private readonly clock: Clock.Clock,
-    private readonly timers: Timers,
-    private readonly owner: HeartbeatOwner
+    private readonly timers: Timers
   ) {}
 
-  start(): void {
+  private get socket(): TransportSocket {
+    return this.owner.opened.socket
+  }
+
+  private get listener(): ConnectionListener {
+    return this.owner.opened.listener
+  }
+
+  private now(): number {
     const now = this.clock.unsafeCurrentTimeMillis()
+    // Rounded: V8 keeps the integer it returns in the field, where a difference of two Clock
+    // millis would be a number object even when it is whole.
+    return Math.round(now - (epoch ??= now))
+  }
+
+  start(): void {
+    const now = this.now()
     this.lastLife = now
     this.sampledAt = now
     this.seen = this.listener.activity
@@ -117,13 +141,13 @@ export class Heartbeat implements TimerTarget {
     if (this.listener.pongWatcher === this) this.listener.pongWatcher = undefined
     const timer = this.timer
     this.timer = undefined
-    if (timer !== undefined) this.timers.cancel(timer)
+    if (timer !== undefined) this.timers.cancel(timer, this)
   }
 
   /** A pong arrived (the listener tells at once; pongs are rare): the peer was alive just now. */
   onPong(): void {
     if (this.stopped) return
-    this.lastLife = this.clock.unsafeCurrentTimeMillis()
+    this.lastLife = this.now()
     this.probedAt = undefined
   }
 
@@ -131,7 +155,7 @@ export class Heartbeat implements TimerTarget {
   fire(): void {
     this.timer = undefined
     if (this.stopped) return
-    const now = this.clock.unsafeCurrentTimeMillis()
+    const now = this.now()
     const late = now - this.dueAt
     this.sample(now)
     const probedAt = this.probedAt
@@ -144,7 +168,11 @@ export class Heartbeat implements TimerTarget {
         this.stopped = true
         this.listener.pongWatcher = undefined
         return this.owner.onDead(
-          new TimeoutError({ operation: "heartbeat", timeout: this.options.timeout, url: this.url })
+          new TimeoutError({
+            operation: "heartbeat",
+            timeout: this.options.timeout,
+            url: this.owner.opened.connection.url
+          })
         )
       }
     } else if (now - this.lastLife < Duration.toMillis(this.options.interval)) {

@@ -39,7 +39,7 @@ import type { LiveClient } from "./liveClient.js"
 import { labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
-import { BackoffWait, callbacks, openSession, releaseWith } from "./supervisor.js"
+import { BackoffWait, callbacks, openSession } from "./supervisor.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
@@ -238,7 +238,7 @@ class Attempt implements TimerTarget {
       client.opens++
       client.inbound.offer(listener.inbound)
       const scope = new SessionScope()
-      scope.add(releaseWith(opened))
+      scope.add(opened)
       const down = client.observer.downSince !== undefined
       const log = openSession(
         client,
@@ -273,7 +273,7 @@ class Attempt implements TimerTarget {
 
   private decide(): void {
     this.opened.listener.watcher = undefined
-    this.client.timers.cancel(this.timer)
+    this.client.timers.cancel(this.timer, this)
     if (this.client.phase === this.phase) decide(this.client, this.error!, 0)
   }
 
@@ -281,7 +281,7 @@ class Attempt implements TimerTarget {
   abandon(): Effect.Effect<void> {
     this.waiter?.finish()
     this.opened.listener.watcher = undefined
-    this.client.timers.cancel(this.timer)
+    this.client.timers.cancel(this.timer, this)
     return releaseOpened(this.opened, Exit.interrupt(FiberId.none))
   }
 }

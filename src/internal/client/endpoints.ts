@@ -124,7 +124,7 @@ export class PrimaryProbe implements TimerTarget {
 
   stop(): void {
     this.stopped = true
-    this.client.timers.cancel(this.timer)
+    this.client.timers.cancel(this.timer, this)
     // A handshake under way is abandoned: its socket released now, not at its open timeout.
     this.fiber?.unsafeInterruptAsFork(FiberId.none)
   }

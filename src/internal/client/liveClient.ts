@@ -62,6 +62,14 @@ export const labelOf = (endpoint: string | URL | Effect.Effect<string>): string 
   return label
 }
 
+/** The endpoints' labels, made on each one's first attempt: one array for the Clients that share their settings. */
+const labelsFor = (settings: ClientSettings): Array<string> => {
+  let labels = sharedLabels.get(settings)
+  if (labels === undefined) sharedLabels.set(settings, labels = new Array<string>(settings.endpoints.length))
+  return labels
+}
+const sharedLabels = new WeakMap<ClientSettings, Array<string>>()
+
 // Each endpoint given as text, redacted once for all the Clients that dial it (a redaction
 // parses the URL twice): many Clients to one URL is the common case.
 const MAX_TEXT_LABELS = 256
@@ -108,12 +116,12 @@ export class LiveClient implements Client {
       settings.outboxCapacity,
       settings.outboxBytes,
       settings.overflow,
-      settings.connection.maxMessageSize ?? Number.POSITIVE_INFINITY
+      settings.connection.maxMessageSize
     )
     this.observer = new Observer(settings.eventsCapacity, this)
     this.timers = timersOn(clock, runtime)
     this.scheduleState = settings.schedule.initial
-    this.labels = new Array<string>(settings.endpoints.length)
+    this.labels = labelsFor(settings)
   }
 
   /** What a log or `JSON.stringify` shows: the state and the settings, redacted (no URL secret, no header value). */

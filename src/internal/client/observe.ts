@@ -19,32 +19,43 @@ import { Listeners } from "../primitives/listeners.js"
 /** How many recent events a new `events` subscriber receives first. */
 const EVENTS_REPLAY = 16
 
-const NO_EVENTS: ReadonlyArray<ClientEventType> = []
+/**
+ * An event as kept for replay: a state stands for the Transition to it from the state kept before
+ * it (no Transition object is kept: the two an open Client has were a tenth of its idle heap);
+ * failures are kept as they are.
+ */
+type Kept = ClientStateType | Exclude<ClientEventType, { _tag: "Transition" }>
 
-export class Observer {
+const NO_EVENTS: ReadonlyArray<Kept> = []
+
+const isState = (kept: Kept): kept is ClientStateType => !kept._tag.endsWith("Failed")
+
+/** The Client's state listeners are this object's own set; the events' are made on first use. */
+export class Observer extends Listeners<ClientStateType> {
   // Made on first use: most clients are never watched, and an idle client's size is a target.
-  private stateListeners: Listeners<ClientStateType> | undefined = undefined
   private eventListeners: Listeners<ClientEventType> | undefined = undefined
-  private recentEvents: ReadonlyArray<ClientEventType> = NO_EVENTS
+  private recent: ReadonlyArray<Kept> = NO_EVENTS
+  /** The `from` of the oldest Transition kept. */
+  private replayFrom: ClientStateType | undefined = undefined
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   downSince: number | undefined = undefined
 
   constructor(
     private readonly eventsCapacity: number,
     private readonly host: { readonly currentState: ClientStateType }
-  ) {}
+  ) {
+    super()
+  }
 
   get state(): Subscribable.Subscribable<ClientStateType> {
     return Subscribable.make({
       get: Effect.sync(() => this.host.currentState),
-      changes: (this.stateListeners ??= new Listeners()).stream(() => [this.host.currentState], {
-        bufferSize: "unbounded"
-      })
+      changes: this.stream(() => [this.host.currentState], { bufferSize: "unbounded" })
     })
   }
 
   get events(): Stream.Stream<ClientEventType> {
-    return (this.eventListeners ??= new Listeners()).stream(() => this.recentEvents, {
+    return (this.eventListeners ??= new Listeners()).stream(() => this.replay(), {
       bufferSize: this.eventsCapacity,
       strategy: "sliding"
     })
@@ -52,25 +63,39 @@ export class Observer {
 
   /** Calls `listener` with every state from now on; returns how to stop. */
   onState(listener: (state: ClientStateType) => void): () => void {
-    return (this.stateListeners ??= new Listeners()).add(listener)
+    return this.add(listener)
   }
 
-  private publish(event: ClientEventType): void {
+  /** The recent events, as they were published. */
+  private replay(): Array<ClientEventType> {
+    let from = this.replayFrom!
+    return this.recent.map((kept) => {
+      if (!isState(kept)) return kept
+      const event = ClientEvent.Transition({ from, to: kept })
+      from = kept
+      return event
+    })
+  }
+
+  private keep(kept: Kept): void {
     // Copied, not pushed: events are rare, and an exact-size array is smaller to keep. `concat`
-    // makes it at its size; a spread (`[...recent, event]`) left room to grow, about 150 bytes for
-    // the two events every open Client keeps.
-    const recent = this.recentEvents
-    this.recentEvents = (recent.length < EVENTS_REPLAY ? recent : recent.slice(1)).concat(event)
-    this.eventListeners?.emit(event)
+    // makes it at its size; a spread (`[...recent, event]`) left room to grow.
+    const recent = this.recent
+    if (recent.length < EVENTS_REPLAY) this.recent = recent.concat(kept)
+    else {
+      if (isState(recent[0]!)) this.replayFrom = recent[0]
+      this.recent = recent.slice(1).concat(kept)
+    }
+    if (!isState(kept)) this.eventListeners?.emit(kept)
   }
 
   publishFailure(error: SendError): void {
-    this.publish(ClientEvent.MessageFailed({ error }))
+    this.keep(ClientEvent.MessageFailed({ error }))
   }
 
   /** An inbound frame did not decode (`decodeErrors: "event"`): it was skipped. */
   publishDecodeFailure(error: DecodeError): void {
-    this.publish(ClientEvent.DecodeFailed({ error }))
+    this.keep(ClientEvent.DecodeFailed({ error }))
   }
 
   /**
@@ -78,8 +103,12 @@ export class Observer {
    * Effect (`now` in Clock millis; `everOpened`: the wording of a first outage).
    */
   moved(from: ClientStateType, to: ClientStateType, now: number, everOpened: boolean): Effect.Effect<void> {
-    this.stateListeners?.emit(to)
-    this.publish(ClientEvent.Transition({ from, to }))
+    this.emit(to)
+    // Each transition's `from` is the `to` of the one before (`enter` publishes only changes of
+    // the public state), so the states alone say every Transition kept.
+    this.replayFrom ??= from
+    this.keep(to)
+    this.eventListeners?.emit(ClientEvent.Transition({ from, to }))
     let level = LogLevel.Debug
     switch (to._tag) {
       case "Backoff":

@@ -30,8 +30,8 @@ export interface OutboundHost {
   readonly publishFailure: (error: SendError) => void
 }
 
-export class Outbound {
-  readonly outbox: Outbox
+/** The outbound side is its outbox too: one object per Client, not two (idle memory per client is a target). */
+export class Outbound extends Outbox {
   private flushing = false
   /** Accepted messages that were not written: exact, whatever the events buffer kept. */
   failedTotal = 0
@@ -42,14 +42,17 @@ export class Outbound {
     maxBytes: number,
     overflow: Overflow,
     /** `connection.maxMessageSize`: larger messages fail with `SendError TooLarge` at once. */
-    private readonly maxMessageSize: number
+    private readonly maxMessageSize: number | undefined
   ) {
-    this.outbox = new Outbox(capacity, maxBytes, overflow)
-    this.outbox.owner = this
+    super(capacity, maxBytes, overflow)
+  }
+
+  get outbox(): Outbox {
+    return this
   }
 
   /** An entry that lands in the outbox while connected (admitted from `suspend`) goes out at once. */
-  outboxAdmitted(): void {
+  protected override outboxAdmitted(): void {
     const session = this.host.openSession
     if (session !== undefined) this.flush(session)
   }
@@ -76,8 +79,8 @@ export class Outbound {
     this.flushing = true
     let count = 0
     let bytes = 0
-    while (this.outbox.size > 0) {
-      for (const entry of this.outbox.handOffAll()) {
+    while (this.size > 0) {
+      for (const entry of this.handOffAll()) {
         const size = entry.bytes
         // A send that throws (a detached buffer) fails its own entry, never the rest.
         const thrown = session.write(entry, entry.payload, size, true)
@@ -97,7 +100,7 @@ export class Outbound {
 
   /** Fails everything still queued with `Closed` (the client closed); returns the payloads. */
   failQueued(): ReadonlyArray<Message> {
-    const unsent = this.outbox.failAll("Closed")
+    const unsent = this.failAll("Closed")
     Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
     return unsent
   }
@@ -108,9 +111,8 @@ export class Outbound {
    */
   private writable(bytes: number): Session | undefined {
     const session = this.host.openSession
-    const outbox = this.outbox
     if (
-      session === undefined || outbox.size > 0 || outbox.hasWaiting || !outbox.hasRoom(bytes) ||
+      session === undefined || this.size > 0 || this.hasWaiting || !this.hasRoom(bytes) ||
       session.opened.socket.readyState() !== OPEN
     ) {
       return undefined
@@ -140,9 +142,9 @@ export class Outbound {
           resume(error === undefined ? Effect.void : Effect.fail(error))
         }
       }
-      this.outbox.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(this.outbox.size + 1, NO_TAGS))
+      this.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(this.size + 1, NO_TAGS))
       return Effect.sync(() => {
-        this.outbox.remove(entry)
+        this.remove(entry)
       })
     })
   }
@@ -152,7 +154,7 @@ export class Outbound {
   private sendQueuedTraced(data: Message, bytes: number): Effect.Effect<void, SendError> {
     return this.sendQueued(data, bytes).pipe(Effect.withSpan("lifeline.send", {
       captureStackTrace: false,
-      attributes: { "lifeline.outbox.depth": this.outbox.size }
+      attributes: { "lifeline.outbox.depth": this.size }
     }))
   }
 
@@ -160,7 +162,7 @@ export class Outbound {
   private refused(data: Message, bytes: number): SendError | CircuitOpenError | undefined {
     if (this.host.stopped) return closedError(data)
     if (this.host.failFast !== undefined) return this.host.failFast
-    if (bytes > this.maxMessageSize) return tooLarge(data)
+    if (this.maxMessageSize !== undefined && bytes > this.maxMessageSize) return tooLarge(data)
     return undefined
   }
 
@@ -192,7 +194,7 @@ export class Outbound {
   // Effect.async, no fiber and, when connected with nothing queued, nothing per frame but its
   // place in the session's in-flight list.
   enqueue(data: Message): Effect.Effect<void, SendError | CircuitOpenError> {
-    return this.enqueueWith(data, this.outbox.overflow)
+    return this.enqueueWith(data, this.overflow)
   }
 
   /**
@@ -235,12 +237,12 @@ export class Outbound {
         if (wake !== undefined) wake(Effect.fail(error))
       }
     }
-    this.outbox.offer(entry, () => {
+    this.offer(entry, () => {
       buffered = true
       if (wake !== undefined) wake(Effect.void)
     }, overflow)
     if (buffered) {
-      Metrics.outboxDepth.unsafeUpdate(this.outbox.size, NO_TAGS)
+      Metrics.outboxDepth.unsafeUpdate(this.size, NO_TAGS)
       return Effect.void
     }
     if (rejected !== undefined) return Effect.fail(rejected)
@@ -248,7 +250,7 @@ export class Outbound {
     return Effect.async<void, SendError>((resume) => {
       wake = resume
       return Effect.sync(() => {
-        if (!buffered) this.outbox.remove(entry)
+        if (!buffered) this.remove(entry)
       })
     })
   }

@@ -22,7 +22,7 @@ import type { Network } from "../../Transport.js"
 import { Transport } from "../../Transport.js"
 import { ClientState } from "../clientState.js"
 import type { OpenedConnection } from "../connection.js"
-import { acquireConnection, releaseOpened } from "../connection.js"
+import { acquireConnection } from "../connection.js"
 import { Heartbeat } from "../heartbeat.js"
 import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../options.js"
@@ -257,7 +257,7 @@ const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Trans
 
 const openIn = (
   client: LiveClient,
-  scope: Scope.CloseableScope,
+  scope: SessionScope,
   index: number,
   endpoint: string | URL | Effect.Effect<string>,
   label: string,
@@ -306,7 +306,7 @@ const openIn = (
       target,
       headers === undefined ? settings.connection : { ...settings.connection, headers },
       // The attempt's Scope releases the connection from here: the session's, once open.
-      (opened) => Scope.addFinalizerExit(scope, releaseWith(opened)),
+      (opened) => scope.addFinalizer(opened),
       client.inbound
     )
     // Through the endpoint's circuit breaker when the Client has a registry: an open one refuses
@@ -346,11 +346,6 @@ const openIn = (
     yield* openSession(client, new Session(client, opened, scope, openedAt), attempt, label, index)
   })
 
-// Module level on purpose: a finalizer made inside `openIn` would keep that generator's whole
-// context (settings, URL, headers) alive for the life of the session.
-export const releaseWith = (opened: OpenedConnection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-  releaseOpened(opened, exit)
-
 /** The session is open: from here it runs on callbacks, and the supervisor ends. */
 export const openSession = (
   client: LiveClient,
@@ -370,15 +365,7 @@ export const openSession = (
   client.outbound.flush(session)
   const heartbeat = client.settings.heartbeat
   if (heartbeat !== undefined) {
-    session.heartbeat = new Heartbeat(
-      opened.socket,
-      opened.listener,
-      opened.connection.url,
-      heartbeat,
-      client.clock,
-      client.timers,
-      session
-    )
+    session.heartbeat = new Heartbeat(session, heartbeat, client.clock, client.timers)
     session.heartbeat.start()
   }
   const returnToPrimary = client.settings.returnToPrimary

@@ -28,12 +28,6 @@ interface Blocked {
   readonly admitted: () => void
 }
 
-/** What the outbox tells its client. */
-export interface OutboxOwner {
-  /** An entry was queued: the client writes at once when it is connected. */
-  readonly outboxAdmitted: () => void
-}
-
 // Never pushed to: replaced by a new array first.
 const NONE: Array<never> = []
 
@@ -47,9 +41,14 @@ export class Outbox {
   /** Frames handed to the transport and not yet reported written (or failed), and their bytes. */
   inFlight = 0
   inFlightBytes = 0
-  owner: OutboxOwner | undefined = undefined
 
   constructor(readonly capacity: number, readonly maxBytes: number, readonly overflow: Overflow) {}
+
+  /**
+   * An entry was queued: what the Client's outbound side (a subclass: one object per Client, not
+   * two) does then, writing at once when it is connected.
+   */
+  protected outboxAdmitted(): void {}
 
   /** Senders waiting for room (`suspend`): a new message must not pass them. */
   get hasWaiting(): boolean {
@@ -191,7 +190,7 @@ export class Outbox {
     if (this.items === NONE) this.items = []
     this.items.push(entry)
     this.queuedBytes += entry.bytes
-    this.owner?.outboxAdmitted()
+    this.outboxAdmitted()
   }
 
   private shift(): void {

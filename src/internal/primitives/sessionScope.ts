@@ -4,15 +4,21 @@
  * object. `Scope.make()` keeps its finalizers in a `Map` with a key object per finalizer: about
  * 400 bytes per open session, which an idle Client (a benchmark target) would keep for its life.
  * A session has one finalizer, its connection's release; so this keeps one, and an array only
- * when there are more.
+ * when there are more; and that one is the connection itself (`release`), not a closure.
  */
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import type * as Exit from "effect/Exit"
 import { pipeArguments } from "effect/Pipeable"
 import * as Scope from "effect/Scope"
+import type { OpenedConnection } from "../connection.js"
+import { releaseOpened } from "../connection.js"
 
-type Finalizer = Scope.Scope.Finalizer
+// A finalizer, or a connection to release (`release`): kept as it is, with no closure around it.
+type Finalizer = Scope.Scope.Finalizer | OpenedConnection
+
+const run = (finalizer: Finalizer, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  typeof finalizer === "function" ? finalizer(exit) : releaseOpened(finalizer, exit)
 
 export class SessionScope implements Scope.CloseableScope {
   declare readonly [Scope.ScopeTypeId]: Scope.ScopeTypeId
@@ -22,10 +28,14 @@ export class SessionScope implements Scope.CloseableScope {
   private finalizers: Finalizer | Array<Finalizer> | undefined = undefined
   private closedWith: Exit.Exit<unknown, unknown> | undefined = undefined
 
+  /**
+   * A finalizer, or a connection to release when the scope closes: the connection itself, where a
+   * closure per session, with its context, was about 100 bytes of an idle Client.
+   */
   addFinalizer(finalizer: Finalizer): Effect.Effect<void> {
     return Effect.suspend(() => {
       const exit = this.closedWith
-      if (exit !== undefined) return finalizer(exit)
+      if (exit !== undefined) return run(finalizer, exit)
       this.add(finalizer)
       return Effect.void
     })
@@ -49,8 +59,10 @@ export class SessionScope implements Scope.CloseableScope {
       const finalizers = this.finalizers
       this.finalizers = undefined
       if (finalizers === undefined) return Effect.void
-      if (!Array.isArray(finalizers)) return Effect.asVoid(Effect.exit(finalizers(exit)))
-      return Effect.forEach([...finalizers].reverse(), (finalizer) => Effect.exit(finalizer(exit)), { discard: true })
+      if (!Array.isArray(finalizers)) return Effect.asVoid(Effect.exit(run(finalizers, exit)))
+      return Effect.forEach([...finalizers].reverse(), (finalizer) => Effect.exit(run(finalizer, exit)), {
+        discard: true
+      })
     }))
   }
 

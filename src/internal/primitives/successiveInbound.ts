@@ -16,10 +16,13 @@ import { InboundBudget } from "./inboundBuffer.js"
  * `inboundBytes`, however many times it reconnects.
  */
 export class SuccessiveInbound extends InboundBudget implements SharedInbound {
-  private buffers: Array<InboundQueue<Message>> = []
+  // The buffer read now, and those that follow it (rare: a connection that opened before the one
+  // before it was read out). No array for the one buffer an open Client has: idle memory per
+  // client is a benchmark target.
+  private reading: InboundQueue<Message> | undefined = undefined
+  private later: ReadonlyArray<InboundQueue<Message>> | undefined = undefined
   private ended = false
   private wakeup: (() => void) | undefined = undefined
-  private sized = false
 
   constructor() {
     // Sized by the first connection: one object is both the reader and the budget.
@@ -28,8 +31,8 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
 
   /** Every connection's options are the Client's, so the first connection's bounds are everyone's. */
   budgetFor(capacity: number, byteCapacity: number): InboundBudget {
-    if (!this.sized) {
-      this.sized = true
+    // Unsized until then: a capacity is never 0 (the options refuse it).
+    if (this.capacity === 0) {
       this.capacity = capacity
       this.byteCapacity = byteCapacity
     }
@@ -39,11 +42,20 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   /** The reader takes this connection's buffer on, after the earlier ones. */
   offer(buffer: InboundQueue<Message>): void {
     buffer.adopt()
-    // Copied, not pushed: once per connection, and an exact-size array is smaller to keep. Those
-    // ended with nothing left to read go: each keeps its closed socket alive, and a Client
+    // Those ended with nothing left to read go: each keeps its closed socket alive, and a Client
     // nobody reads from would otherwise keep one per reconnect.
-    this.buffers = [...this.buffers.filter((earlier) => !earlier.isDone), buffer]
+    this.read(
+      [this.reading, ...(this.later ?? []), buffer].filter((queue): queue is InboundQueue<Message> =>
+        queue !== undefined && !queue.isDone
+      )
+    )
     this.wake()
+  }
+
+  /** Reads these buffers, in order, from now on. */
+  private read(buffers: ReadonlyArray<InboundQueue<Message>>): void {
+    this.reading = buffers[0]
+    this.later = buffers.length > 1 ? buffers.slice(1) : undefined
   }
 
   /** No connection follows: a reader gets what is buffered, then the end of the stream. */
@@ -62,7 +74,7 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   }
 
   private pullNow(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
-    const buffer = this.buffers[0]
+    const buffer = this.reading
     if (buffer === undefined) {
       if (this.ended) return Effect.fail(Option.none())
       return Effect.zipRight(
@@ -77,7 +89,7 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
     }
     return buffer.pull.pipe(Effect.catchAll(() => {
       // That connection ended and is drained: move on to the next one.
-      if (this.buffers[0] === buffer) this.buffers = this.buffers.slice(1)
+      if (this.reading === buffer) this.read(this.later ?? [])
       return this.pull
     }))
   }
