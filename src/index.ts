@@ -14,4 +14,3 @@ export * as NodeTransport from "./NodeTransport.js"
 export * as Reconnect from "./Reconnect.js"
 export type { ClientError } from "./Reconnect.js"
 export * as Transport from "./Transport.js"
-
