@@ -18,9 +18,10 @@ import * as Tls from "node:tls"
 import WebSocket from "ws"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import { classifyHandshakeError, hintFor } from "./internal/classifyHandshakeError.js"
-import { install } from "./internal/client/callbacks.js"
+import { install as installCallbacks } from "./internal/client/callbacks.js"
 import { nodeOptionChecks } from "./internal/nodeOptions.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
+import { install as installSlotTimers } from "./internal/primitives/slotTimers.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
 import type { Message, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
@@ -398,8 +399,11 @@ const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message => {
  */
 // Where the Node transport is loaded, a Client whose attempts run no user code connects, backs
 // off and reconnects on callbacks, with no fiber (`internal/client/callbacks.ts`: connect and
-// reconnect cost when many clients reconnect at once). A browser bundle does without it.
-install()
+// reconnect cost when many clients reconnect at once); timers on setTimeout share one per 10 ms
+// slot (`internal/primitives/slotTimers.ts`: idle memory per Client). A browser bundle does
+// without them: a page holds a Client or two, a Node process may hold thousands.
+installCallbacks()
+installSlotTimers()
 
 export const make: Transport = { platform: "node", checkOptions: nodeOptionChecks, open }
 

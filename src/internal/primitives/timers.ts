@@ -1,10 +1,11 @@
 /**
  * Callback timers that follow the Clock of the fiber that made them, for state machines that run
  * on callbacks rather than fibers (the Client's heartbeat). On a Clock with a scheduler (the live
- * one: setTimeout) a timer is scheduled on it (setTimeout itself: one per 10 ms slot, shared by
- * the timers due in it); on a Clock without one (`TestClock`) it is a fiber sleeping on that
- * Clock, so tests can move time. A timer calls a method of its target rather than a closure: a
- * timer per idle client costs a place in its slot's array and nothing else.
+ * one: setTimeout) a timer is scheduled on it (setTimeout itself: one per timer, or, where the
+ * Node transport is loaded, one per 10 ms slot shared by the timers due in it, `slotTimers.ts`);
+ * on a Clock without one (`TestClock`) it is a fiber sleeping on that Clock, so tests can move
+ * time. A timer calls a method of its target rather than a closure: a timer per idle client costs
+ * one Timeout (a place in its slot's array on Node) and nothing else.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -59,64 +60,49 @@ export abstract class TimedWait implements TimerTarget {
   protected abstract ended(): void
 }
 
-// Beyond this, setTimeout fires at once: a later slot waits in steps.
-const MAX_TIMER_MILLIS = 2 ** 31 - 1
+// Beyond this, setTimeout fires at once: wait in steps instead.
+export const MAX_TIMER_MILLIS = 2 ** 31 - 1
 
-/**
- * Timers on setTimeout share one setTimeout per slot of SLOT_MILLIS of `performance.now()`: a timer
- * fires at the end of its slot (up to SLOT_MILLIS late), with the other timers due in it, in the
- * order they were set. An idle Client's heartbeat then costs a place in an array, not a Timeout of
- * its own (about 200 bytes with its arguments array: idle memory per client is a target), and many
- * Clients that open or back off together share their timers.
- */
-const SLOT_MILLIS = 10
+const fireTarget = (target: TimerTarget): void => target.fire()
 
-class Slot {
-  targets: Array<TimerTarget | undefined> = []
-  live = 0
-  timer: ReturnType<typeof setTimeout>
-  constructor(readonly at: number) {
-    this.timer = arm(this)
+/** A wait longer than one setTimeout can hold, in steps. */
+class LongWait implements TimerTarget {
+  handle: ReturnType<typeof setTimeout>
+  constructor(private remaining: number, private readonly target: TimerTarget) {
+    this.handle = this.step()
+  }
+
+  private step(): ReturnType<typeof setTimeout> {
+    const wait = Math.min(this.remaining, MAX_TIMER_MILLIS)
+    this.remaining -= wait
+    return setTimeout(fireTarget, wait, this)
+  }
+
+  fire(): void {
+    if (this.remaining > 0) this.handle = this.step()
+    else this.target.fire()
   }
 }
 
-const slots = new Map<number, Slot>()
-
-const arm = (slot: Slot) => setTimeout(fireSlot, Math.min(slot.at - performance.now(), MAX_TIMER_MILLIS), slot)
-
-const fireSlot = (slot: Slot): void => {
-  // A step of a wait longer than setTimeout holds (or a timer that came a little early).
-  if (slot.at - performance.now() >= 1) {
-    slot.timer = arm(slot)
-    return
-  }
-  slots.delete(slot.at)
-  // By index: a target cancelled by one fired before it is skipped.
-  const targets = slot.targets
-  for (let index = 0; index < targets.length; index++) targets[index]?.fire()
-}
-
-const liveTimers: Timers = {
-  after: (millis, target) => {
-    const at = Math.ceil((performance.now() + millis) / SLOT_MILLIS) * SLOT_MILLIS
-    let slot = slots.get(at)
-    if (slot === undefined) slots.set(at, slot = new Slot(at))
-    slot.live++
-    slot.targets.push(target)
-    return slot
-  },
-  cancel: (handle, target) => {
-    if (handle === undefined) return
-    const slot = handle as Slot
-    const index = slot.targets.indexOf(target)
-    if (index === -1) return
-    slot.targets[index] = undefined
-    // Its last timer cancelled (and not fired yet): no handle left behind (invariant 7).
-    if (--slot.live === 0 && slots.get(slot.at) === slot) {
-      clearTimeout(slot.timer)
-      slots.delete(slot.at)
+/** Timers on setTimeout, one each: what a browser page (a Client or two) runs on. */
+export const plainTimers: Timers = {
+  after: (millis, target) =>
+    millis <= MAX_TIMER_MILLIS ? setTimeout(fireTarget, millis, target) : new LongWait(millis, target),
+  cancel: (handle) => {
+    if (handle !== undefined) {
+      clearTimeout(handle instanceof LongWait ? handle.handle : handle as ReturnType<typeof setTimeout>)
     }
   }
+}
+
+// The timers on setTimeout: the plain ones, or those the Node transport installs where it is
+// loaded (`slotTimers.ts`: one setTimeout per 10 ms slot, for a process that holds thousands of
+// Clients). A timer is cancelled through the Timers that made it.
+let liveTimers = plainTimers
+
+/** From now on, timers on setTimeout are `timers` (the Node transport's `slotTimers`). */
+export const useLiveTimers = (timers: Timers): void => {
+  liveTimers = timers
 }
 
 /**
