@@ -265,11 +265,11 @@ const Retry: Check<Schedule.Schedule<unknown, ClientError>> = (input) => {
   return reason === undefined ? Either.right(schedule) : problem(reason)
 }
 
-type Endpoint = string | URL | Effect.Effect<string>
+export type Endpoint = string | URL | Effect.Effect<string>
 const isEndpoint = (input: unknown): input is string | URL => typeof input === "string" || input instanceof URL
 
 /** One endpoint or several, as a list; each URL is parsed at its attempt (an Effect's only then). */
-const Url: Check<ReadonlyArray<Endpoint>> = (input) => {
+export const Url: Check<ReadonlyArray<Endpoint>> = (input) => {
   if (isEndpoint(input) || Effect.isEffect(input)) return Either.right([input as Endpoint])
   if (!Array.isArray(input)) return problem("must be a URL, an Effect of one, or a list of URLs")
   if (input.length === 0) return problem("give at least one endpoint")
@@ -449,7 +449,7 @@ const clientFields = {
 }
 const ClientFields = struct(clientFields)
 
-const toSettings = (fields: StructType<typeof clientFields>): ClientSettings => {
+export const toSettings = (fields: StructType<typeof clientFields>): ClientSettings => {
   const headers = fields.headers
   const fixed = headers === undefined || Effect.isEffect(headers)
     ? undefined
@@ -482,27 +482,22 @@ const toSettings = (fields: StructType<typeof clientFields>): ClientSettings => 
 }
 
 /** What each Client option is when absent. */
-const CLIENT_DEFAULTS = ((): StructType<typeof clientFields> => {
+export const CLIENT_DEFAULTS = ((): StructType<typeof clientFields> => {
   const defaults: Record<string, unknown> = {}
   for (const name in clientFields) defaults[name] = clientFields[name as keyof typeof clientFields].absent
   return defaults as StructType<typeof clientFields>
 })()
 
 /**
- * `{ url }` alone, the common case (and the connect benchmark's): what the check would decode it
- * to. Many Clients to one URL share one settings object (they are never changed): one per Client
- * was a twentieth of an idle Client's heap.
+ * Shortcuts the Node transport installs where it is loaded (`urlOnlySettings.ts`): `{ url }`
+ * alone, the common case (and the connect benchmark's), decoded without the checks, its settings
+ * shared by the Clients to one URL (idle memory per Client). Without them (a browser bundle: a
+ * page holds a Client or two) `{ url }` is decoded as any options are, to the same settings.
  */
-const urlOnly = (url: ReadonlyArray<Endpoint>): ClientSettings => {
-  const text = url.length === 1 && typeof url[0] === "string" ? url[0] : undefined
-  if (text !== undefined && lastUrlOnly?.endpoints[0] === text) return lastUrlOnly
-  const settings = toSettings({ ...CLIENT_DEFAULTS, url })
-  if (text !== undefined) lastUrlOnly = settings
-  return settings
-}
-
-// The settings of the last `{ url }` with a URL given as text (so one endpoint).
-let lastUrlOnly: ClientSettings | undefined
+export const shortcuts: {
+  /** The settings of `options` when they are `{ url }` alone with a valid `url`; else undefined. */
+  urlOnly?: (options: unknown) => ClientSettings | undefined
+} = {}
 
 /** `Client.Options` -> `ClientSettings`. */
 const ClientOptionsCheck: Check<ClientSettings> = (input, transport) =>
@@ -527,16 +522,6 @@ const isEmptyObject = (input: unknown): boolean => {
   return true
 }
 
-const hasOnlyUrl = (input: unknown): input is { readonly url: unknown } => {
-  if (typeof input !== "object" || input === null) return false
-  let url = false
-  for (const key in input) {
-    if (key !== "url") return false
-    url = true
-  }
-  return url
-}
-
 /**
  * Decodes `Connection.Options`; the Left is the detail of `InvalidOptions` (without the hint).
  * `transport`: the Transport's `checkOptions`, for `headers` and `tls` (without: not read).
@@ -557,10 +542,8 @@ export const decodeClientOptions = (
   transport?: OptionChecks
 ): Either.Either<ClientSettings, string> => {
   decodeCounts.client++
-  if (hasOnlyUrl(options)) {
-    const url = Url(options.url, transport)
-    if (Either.isRight(url)) return Either.right(urlOnly(url.right))
-  }
+  const urlOnly = shortcuts.urlOnly?.(options)
+  if (urlOnly !== undefined) return Either.right(urlOnly)
   return Either.mapLeft(ClientOptionsCheck(options, transport), formatProblem)
 }
 
