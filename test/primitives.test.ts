@@ -9,7 +9,7 @@ import { Listeners } from "../src/internal/primitives/listeners.js"
 import type { Entry, Overflow } from "../src/internal/primitives/outbox.js"
 import { Outbox } from "../src/internal/primitives/outbox.js"
 import { SessionScope } from "../src/internal/primitives/sessionScope.js"
-import { timersOn } from "../src/internal/primitives/timers.js"
+import { plainTimers, timersOn } from "../src/internal/primitives/timers.js"
 import { awaitSleeper } from "./support/testClock.js"
 
 /** An outbox and a log of what happened to each entry. */
@@ -116,6 +116,9 @@ describe("Listeners", () => {
     }))
 })
 
+/** Node timers now (the live clock). */
+const timeouts = () => process.getActiveResourcesInfo().filter((name) => name === "Timeout").length
+
 describe("timers follow the Clock", () => {
   it.effect("on the TestClock: a timer fires when the clock is moved past it, and a cancelled one never", () =>
     Effect.gen(function*() {
@@ -142,6 +145,24 @@ describe("timers follow the Clock", () => {
       timers.cancel(timers.after(5, target), target)
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 30)))
       expect(fired).toEqual(["a"])
+    }))
+
+  it.live("on setTimeout without the Node transport (browsers): one Timeout per timer; one longer than setTimeout holds (2^31 ms) waits in steps, cancelled with its last step", () =>
+    Effect.gen(function*() {
+      const timers = timersOn(Clock.make(), Runtime.defaultRuntime)
+      expect(timers).toBe(plainTimers)
+      const before = timeouts()
+      const fired: Array<string> = []
+      const target = { fire: () => fired.push("long") }
+      const handle = timers.after(2 ** 31 + 1000, target)
+      const short = { fire: () => fired.push("short") }
+      timers.after(5, short)
+      expect(timeouts()).toBe(before + 2)
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 30)))
+      expect(fired).toEqual(["short"])
+      const live = timeouts()
+      timers.cancel(handle, target)
+      expect(timeouts()).toBe(live - 1)
     }))
 })
 

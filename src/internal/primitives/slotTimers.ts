@@ -9,7 +9,7 @@
  * Installed by the Node transport where it is loaded (`install`); a browser page holds a Client or
  * two, and its bundle keeps the plain timers (`timers.ts`).
  */
-import type { TimerTarget, Timers } from "./timers.js"
+import type { Timers, TimerTarget } from "./timers.js"
 import { MAX_TIMER_MILLIS, useLiveTimers } from "./timers.js"
 
 const SLOT_MILLIS = 10

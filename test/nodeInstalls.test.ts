@@ -1,0 +1,108 @@
+/**
+ * What the Node transport installs where it is loaded, for a process that may hold thousands of
+ * Clients, and what runs where it is not (a browser bundle, which holds a Client or two): timers
+ * on setTimeout one per timer, then one per 10 ms slot; `{ url }` decoded by the checks, each
+ * Client its settings, then shared per URL. Nothing this file imports statically loads the Node
+ * transport: the tests run in order, the "before" ones first, and the later ones load it.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Effect, Either, Runtime, TestClock } from "effect"
+import type { Options as ClientOptions } from "../src/Client.js"
+import { clientSettings, decodeClientOptions } from "../src/internal/options.js"
+import type { Timers } from "../src/internal/primitives/timers.js"
+import { timersOn } from "../src/internal/primitives/timers.js"
+import { awaitSleeper } from "./support/testClock.js"
+
+/** Node timers now (the live clock). */
+const timeouts = () => process.getActiveResourcesInfo().filter((name) => name === "Timeout").length
+
+const loadNodeTransport = Effect.promise(() => import("../src/NodeTransport.js"))
+
+/**
+ * 20 timers of 20 ms on `timers`, every other one cancelled: how many Timeouts they made. The
+ * others fire, in order, and no Timeout is left.
+ */
+const twentyTimers = (timers: Timers) =>
+  Effect.gen(function*() {
+    const before = timeouts()
+    const fired: Array<number> = []
+    const targets = Array.from({ length: 20 }, (_, index) => ({ fire: () => fired.push(index) }))
+    const handles = targets.map((target) => timers.after(20, target))
+    const made = timeouts() - before
+    for (let index = 1; index < 20; index += 2) timers.cancel(handles[index], targets[index]!)
+    yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 80)))
+    expect(fired).toEqual(Array.from({ length: 10 }, (_, index) => 2 * index))
+    expect(timeouts()).toBe(before)
+    return made
+  })
+
+/** On the TestClock: a timer fires when the clock is moved past it, a cancelled one never. */
+const onTestClock = Effect.gen(function*() {
+  const timers = timersOn(yield* Effect.clock, yield* Effect.runtime<never>())
+  const fired: Array<string> = []
+  timers.after(100, { fire: () => fired.push("a") })
+  const target = { fire: () => fired.push("b") }
+  timers.cancel(timers.after(50, target), target)
+  yield* awaitSleeper
+  yield* TestClock.adjust("99 millis")
+  expect(fired).toEqual([])
+  yield* TestClock.adjust("1 millis")
+  yield* Effect.yieldNow()
+  expect(fired).toEqual(["a"])
+})
+
+const url = "ws://127.0.0.1:1/"
+const urlOnly = { url } as ClientOptions
+
+describe("without the Node transport loaded (a browser bundle)", () => {
+  it.live("timers on setTimeout: one Timeout per timer", () =>
+    Effect.gen(function*() {
+      expect(yield* twentyTimers(timersOn(Clock.make(), Runtime.defaultRuntime))).toBe(20)
+    }))
+
+  it.effect("timers on the TestClock: fibers on that Clock", () => onTestClock)
+
+  it("{ url } alone: decoded by the checks, each Client its own settings, the same as with the shortcut", () => {
+    const first = clientSettings(urlOnly)
+    const second = clientSettings(urlOnly)
+    expect(second).not.toBe(first)
+    expect(second).toEqual(first)
+    expect(first).toEqual(Either.getOrThrow(decodeClientOptions({ url, eventsCapacity: undefined })))
+    expect(first.invalid).toBeUndefined()
+  })
+})
+
+describe("with the Node transport loaded", () => {
+  it.live("timers on setTimeout: one Timeout per 10 ms slot, shared by the timers due in it", () =>
+    Effect.gen(function*() {
+      const plain = timersOn(Clock.make(), Runtime.defaultRuntime)
+      yield* loadNodeTransport
+      const shared = timersOn(Clock.make(), Runtime.defaultRuntime)
+      expect(shared).not.toBe(plain)
+      // Within one 10 ms slot, or two if the loop crossed a slot's end.
+      expect(yield* twentyTimers(shared)).toBeLessThanOrEqual(2)
+      // A timer made before keeps its Timers: cancelled through them, it never fires.
+      const fired: Array<string> = []
+      const target = { fire: () => fired.push("early") }
+      plain.cancel(plain.after(10, target), target)
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 30)))
+      expect(fired).toEqual([])
+    }))
+
+  it.effect("timers on the TestClock: still fibers on that Clock", () =>
+    Effect.gen(function*() {
+      yield* loadNodeTransport
+      yield* onTestClock
+    }))
+
+  it.effect("{ url } alone: shared by the Clients to one URL, the same settings as the checks decode", () =>
+    Effect.gen(function*() {
+      yield* loadNodeTransport
+      const first = clientSettings(urlOnly)
+      expect(clientSettings(urlOnly)).toBe(first)
+      expect(first).toEqual(Either.getOrThrow(decodeClientOptions({ url, eventsCapacity: undefined })))
+      // Other options, or an invalid url: decoded by the checks.
+      expect(clientSettings({ url, heartbeat: false })).not.toBe(first)
+      expect(clientSettings({ url: 42 } as unknown as ClientOptions).invalid).toContain("url: ")
+    }))
+})
