@@ -21,7 +21,7 @@ import { classifyHandshakeError, hintFor } from "./internal/classifyHandshakeErr
 import { install as installCallbacks } from "./internal/client/callbacks.js"
 import { nodeOptionChecks } from "./internal/nodeOptions.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
-import { install as installSlotTimers } from "./internal/primitives/slotTimers.js"
+import { install as installNodeTimers } from "./internal/primitives/nodeTimers.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
 import { install as installUrlOnlySettings } from "./internal/urlOnlySettings.js"
@@ -401,11 +401,11 @@ const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message => {
 // Where the Node transport is loaded, a Client whose attempts run no user code connects, backs
 // off and reconnects on callbacks, with no fiber (`internal/client/callbacks.ts`: connect and
 // reconnect cost when many clients reconnect at once); timers on setTimeout share one per 10 ms
-// slot (`internal/primitives/slotTimers.ts`) and Clients made with `{ url }` alone share their
+// slot (`internal/primitives/nodeTimers.ts`) and Clients made with `{ url }` alone share their
 // settings (`internal/urlOnlySettings.ts`): idle memory per Client. A browser bundle does without
 // them: a page holds a Client or two, a Node process may hold thousands.
 installCallbacks()
-installSlotTimers()
+installNodeTimers()
 installUrlOnlySettings()
 
 export const make: Transport = { platform: "node", checkOptions: nodeOptionChecks, open }

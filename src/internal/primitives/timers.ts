@@ -2,7 +2,7 @@
  * Callback timers that follow the Clock of the fiber that made them, for state machines that run
  * on callbacks rather than fibers (the Client's heartbeat). On a Clock with a scheduler (the live
  * one: setTimeout) a timer is scheduled on it (setTimeout itself: one per timer, or, where the
- * Node transport is loaded, one per 10 ms slot shared by the timers due in it, `slotTimers.ts`);
+ * Node transport is loaded, one per 10 ms slot shared by the timers due in it, `nodeTimers.ts`);
  * on a Clock without one (`TestClock`) it is a fiber sleeping on that Clock, so tests can move
  * time. A timer calls a method of its target rather than a closure: a timer per idle client costs
  * one Timeout (a place in its slot's array on Node) and nothing else.
@@ -95,42 +95,35 @@ export const plainTimers: Timers = {
   }
 }
 
-// The timers on setTimeout: the plain ones, or those the Node transport installs where it is
-// loaded (`slotTimers.ts`: one setTimeout per 10 ms slot, for a process that holds thousands of
-// Clients). A timer is cancelled through the Timers that made it.
-let liveTimers = plainTimers
-
-/** From now on, timers on setTimeout are `timers` (the Node transport's `slotTimers`). */
-export const useLiveTimers = (timers: Timers): void => {
-  liveTimers = timers
-}
-
 /**
  * The Clock's own scheduler, read through the Clock (`scheduler()`, which Effect's live Clock has
  * and `TestClock` has not), rather than by comparing the Clock with the live one: a Clock made by
- * `Clock.make()` or a custom Clock with a scheduler works the same way.
+ * `Clock.make()` or a custom Clock with a scheduler works the same way. Reading it runs an Effect
+ * (a fiber of its own).
  */
-const schedulerOf = (clock: Clock.Clock): Clock.ClockScheduler | undefined => {
-  const known = schedulers.get(clock)
-  if (known !== undefined) return known === NO_SCHEDULER ? undefined : known
+export const readScheduler = (clock: Clock.Clock): Clock.ClockScheduler | undefined => {
   const scheduler: unknown = Reflect.get(clock, "scheduler")
-  let found: Clock.ClockScheduler | undefined = undefined
-  if (typeof scheduler === "function") {
-    const read = Effect.runSyncExit(scheduler.call(clock) as Effect.Effect<Clock.ClockScheduler>)
-    if (read._tag === "Success") found = read.value
-  }
-  schedulers.set(clock, found ?? NO_SCHEDULER)
-  return found
+  if (typeof scheduler !== "function") return undefined
+  const read = Effect.runSyncExit(scheduler.call(clock) as Effect.Effect<Clock.ClockScheduler>)
+  return read._tag === "Success" ? read.value : undefined
 }
 
-// Each Clock's scheduler, read once: reading it runs an Effect (a fiber of its own), and every
-// Client made reads the same Clock (`timersOn`), most of them Effect's live one.
-const NO_SCHEDULER = Symbol("lifeline/NoScheduler")
-const schedulers = new WeakMap<Clock.Clock, Clock.ClockScheduler | typeof NO_SCHEDULER>()
+// The timers on setTimeout and the reading of a Clock's scheduler: the plain ones, or those the
+// Node transport installs where it is loaded (`nodeTimers.ts`: one setTimeout per 10 ms slot, each
+// Clock's scheduler read once, for a process that holds thousands of Clients). A timer is
+// cancelled through the Timers that made it.
+let liveTimers = plainTimers
+let schedulerOf = readScheduler
+
+/** From now on, timers on setTimeout are `timers`, and a Clock's scheduler is read by `read` (the Node transport's). */
+export const useTimers = (timers: Timers, read: (clock: Clock.Clock) => Clock.ClockScheduler | undefined): void => {
+  liveTimers = timers
+  schedulerOf = read
+}
 
 // Effect's scheduler for its live Clock: setTimeout. Timers on it use setTimeout the same way,
 // without the closures per call that `unsafeSchedule` makes (one timer per idle client counts).
-const setTimeoutScheduler = schedulerOf(Clock.make())
+const setTimeoutScheduler = readScheduler(Clock.make())
 
 const schedulerTimers = (scheduler: Clock.ClockScheduler): Timers => ({
   after: (millis, target) => scheduler.unsafeSchedule(() => target.fire(), Duration.millis(millis)),
