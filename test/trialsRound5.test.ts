@@ -379,7 +379,12 @@ describe("round 5 trials: shared settings, TestClock, the network, bursts", () =
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ handler: "ignore" })
       yield* server.hangHandshake
-      const client = yield* Client.make({ url: server.url, outbox: { capacity: 4096 } })
+      // A short open timeout: the hung attempt (if the request reached the server before `behave`) ends soon.
+      const client = yield* Client.make({
+        url: server.url,
+        outbox: { capacity: 4096 },
+        connection: { openTimeout: "100 millis" }
+      })
       for (let i = 0; i < 3000; i++) yield* client.enqueue(`m${i}`)
       yield* server.behave
       yield* client.reconnect
@@ -388,6 +393,50 @@ describe("round 5 trials: shared settings, TestClock, the network, bursts", () =
       const received = yield* server.received
       expect(received.length).toBe(3000)
       expect(received.every((message, i) => message === `m${i}`)).toBe(true)
+    })).pipe(provideNode))
+
+  it.live("dropOldest while the handshake hangs: 100 enqueues into 10, 90 failed (counted), the newest 10 written in order", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      yield* server.hangHandshake
+      const client = yield* Client.make({
+        url: server.url,
+        outbox: { capacity: 10, overflow: "dropOldest" },
+        connection: { openTimeout: "100 millis" }
+      })
+      for (let i = 0; i < 100; i++) yield* client.enqueue(`m${i}`)
+      expect(yield* client.outboxSize).toBe(10)
+      expect(yield* client.failed).toBe(90)
+      yield* server.behave
+      yield* client.reconnect
+      yield* client.awaitOpen
+      yield* awaitReceived(server, 10)
+      expect(yield* server.received).toEqual(Array.from({ length: 10 }, (_, k) => `m${90 + k}`))
+    })).pipe(provideNode))
+
+  it.live("suspend while the handshake hangs, five waiting senders interrupted: the others written in order, none failed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      yield* server.hangHandshake
+      const client = yield* Client.make({
+        url: server.url,
+        outbox: { capacity: 5, overflow: "suspend" },
+        connection: { openTimeout: "100 millis" }
+      })
+      const senders: Array<Fiber.RuntimeFiber<void, unknown>> = []
+      for (let i = 0; i < 20; i++) senders.push(yield* Effect.fork(client.enqueue(`m${i}`)))
+      for (let turn = 0; turn < 100 && (yield* client.outboxSize) < 5; turn++) yield* Effect.sleep("1 millis")
+      expect(yield* client.outboxSize).toBe(5)
+      for (let i = 5; i < 10; i++) yield* Fiber.interrupt(senders[i]!)
+      yield* server.behave
+      yield* client.reconnect
+      yield* client.awaitOpen
+      yield* awaitReceived(server, 15)
+      yield* Effect.forEach(senders.slice(10), Fiber.join)
+      expect(yield* server.received).toEqual(
+        [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19].map((i) => `m${i}`)
+      )
+      expect(yield* client.failed).toBe(0)
     })).pipe(provideNode))
 
   it.live("a peer that stops reading, 300 sends of 64 KiB, close: what close returns is exactly what failed, in order", () =>
