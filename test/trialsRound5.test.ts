@@ -144,6 +144,21 @@ describe("round 5 trials: hostile handshakes on the callback path", () => {
       expect(yield* client.close()).toEqual([])
     })).pipe(provideNode))
 
+  it.live("a heartbeat of 1000 days and an open timeout of 1000 days (quarters beyond 2^31 ms): no ping, no early timeout", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, heartbeat: { interval: "1000 days", timeout: "1000 days" } })
+      yield* client.awaitOpen
+      yield* server.hangHandshake
+      const hung = yield* Client.make({ url: server.url, connection: { openTimeout: "1000 days" } })
+      yield* awaitState(hung, isTag("Connecting"))
+      yield* Effect.sleep("30 millis")
+      expect(yield* server.pings).toBe(0)
+      expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+      expect(yield* hung.state.get).toMatchObject({ _tag: "Connecting", attempt: 1 })
+      expect(yield* hung.close()).toEqual([])
+    })).pipe(provideNode))
+
   // FINDING: parseRetryAfter turns 400 digits into Duration.infinity; the Client then waits for
   // ever (no attempt until `reconnect`), its state says `delay: Infinity`.
   it.live("a Retry-After too large for a number (400 digits) does not park the Client for ever: its delay is finite", () =>
