@@ -8,11 +8,26 @@
  * `shouldRetry`, a static URL, no `onOpen` and no breakers: the attempts run on callbacks.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Either, Fiber, HashMap, Layer, Logger, LogLevel, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  Duration,
+  Effect,
+  Either,
+  Fiber,
+  HashMap,
+  Layer,
+  Logger,
+  LogLevel,
+  Metric,
+  MetricLabel,
+  Stream,
+  TestClock
+} from "effect"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import { Client, NodeTransport, Transport } from "../src/index.js"
+import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -238,11 +253,15 @@ describe("round 5 trials: close and reconnect in each phase on the callback path
         minRetryDelay: "1 minute",
         connection: { openTimeout: "50 millis" }
       })
-      yield* awaitState(client, isTag("Connecting"))
+      // The request reached the server: this attempt hangs until its open timeout.
+      for (let turn = 0; turn < 500 && (yield* server.requests) === 0; turn++) yield* Effect.sleep("1 millis")
+      expect(yield* server.requests).toBe(1)
       yield* client.reconnect
       yield* server.behave
       // Without the skip this waits a minute in Backoff.
+      // A new series: attempt 1 again, on the second request.
       expect(yield* awaitState(client, isTag("Open"))).toMatchObject({ _tag: "Open", attempt: 1 })
+      expect(yield* server.requests).toBe(2)
       expect(yield* server.accepted).toBe(1)
     })).pipe(provideNode))
 
@@ -495,6 +514,56 @@ describe("round 5 trials: shared settings, TestClock, the network, bursts", () =
       expect(Chunk.size(got)).toBe(20_001)
       expect(Chunk.unsafeLast(got)).toBe("after")
     })).pipe(provideNode))
+})
+
+/** The lifeline counters of one endpoint: connects, reconnects, refused and rejected attempts. */
+const countersOf = (endpoint: string) => {
+  const of = (counter: typeof Metrics.connects, tags: Record<string, string>) =>
+    Effect.map(
+      Metric.value(
+        counter.pipe(Metric.taggedWithLabels(Object.entries(tags).map(([key, value]) => MetricLabel.make(key, value))))
+      ),
+      (state) => state.count
+    )
+  return Effect.all({
+    connects: of(Metrics.connects, { endpoint }),
+    reconnects: of(Metrics.reconnects, { endpoint }),
+    refused: of(Metrics.connectFailures, { reason: "ConnectionRefused", endpoint }),
+    rejected: of(Metrics.connectFailures, { reason: "HandshakeRejected", endpoint })
+  })
+}
+
+describe("round 5 trials: metrics on both paths", () => {
+  for (const path of ["callbacks", "fiber (onOpen)"] as const) {
+    it.live(`${path}: refused, open, dropped, 503, open: the same counts`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const before = yield* countersOf(`${server.url}/`)
+        yield* server.kill
+        const client = yield* Client.make({
+          url: server.url,
+          ...(path === "callbacks" ? {} : { onOpen: () => Effect.void })
+        })
+        yield* awaitState(client, isTag("Backoff"))
+        yield* server.restart
+        yield* client.reconnect
+        yield* client.awaitOpen
+        yield* server.closeAll(1011)
+        yield* awaitState(client, isTag("Backoff"))
+        yield* server.rejectNext(503)
+        yield* client.reconnect
+        yield* awaitState(client, (state) => state._tag === "Backoff" && state.error._tag === "ConnectError")
+        yield* client.reconnect
+        yield* client.awaitOpen
+        const after = yield* countersOf(`${server.url}/`)
+        expect({
+          connects: after.connects - before.connects,
+          reconnects: after.reconnects - before.reconnects,
+          refused: after.refused - before.refused,
+          rejected: after.rejected - before.rejected
+        }).toEqual({ connects: 2, reconnects: 1, refused: 1, rejected: 1 })
+      })).pipe(provideNode))
+  }
 })
 
 describe("round 5 trials: a fleet", () => {
