@@ -6,7 +6,7 @@
  * (`bench/abMemory.ts ... client`, `bench/heapCount.ts client 1000 --shapes`).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Fiber, Runtime, Stream } from "effect"
+import { Chunk, Clock, Effect, Exit, Fiber, Runtime, Scope, Stream } from "effect"
 import { Client } from "../src/index.js"
 import { timersOn } from "../src/internal/primitives/timers.js"
 import { TestServer } from "../src/testing/index.js"
@@ -161,6 +161,41 @@ describe("Client: idle memory (objects and fields per client)", () => {
         const server = yield* TestServer.make()
         const { phase } = internals(yield* openClient(server.url))
         expect(phase.session.scope.finalizers).toBe(phase.session.opened)
+      })
+    ).pipe(provideNode))
+
+  it.live("the session's connection is its own OpenedConnection: no second object holds its socket and listener", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const { phase } = internals(yield* openClient(server.url))
+        const opened = phase.session.opened as { connection: unknown; socket: unknown; listener: unknown }
+        expect(opened.connection).toBe(opened)
+        expect(opened.socket).toBeDefined()
+        expect(opened.listener).toBeDefined()
+      })
+    ).pipe(provideNode))
+
+  it.live("the Client is its own observer: state listeners and kept events are its fields, not another object's", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* openClient(server.url)
+        expect(internals(client).observer).toBe(client)
+        expect(Object.keys(client)).not.toContain("observer")
+        expect(Object.keys(client)).toContain("recent")
+      })
+    ).pipe(provideNode))
+
+  it.live("the Client's finalizer in the caller's scope is a bound function, not a closure with a context", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const scope = yield* Scope.make()
+        yield* openClient(server.url).pipe(Scope.extend(scope))
+        const state = (scope as unknown as { state: { finalizers: Map<unknown, { name: string }> } }).state
+        expect([...state.finalizers.values()].map((finalizer) => finalizer.name)).toEqual(["bound closeOnExit"])
+        yield* Scope.close(scope, Exit.void)
       })
     ).pipe(provideNode))
 })
