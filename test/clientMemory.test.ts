@@ -6,7 +6,7 @@
  * (`bench/abMemory.ts ... client`, `bench/heapCount.ts client 1000 --shapes`).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Fiber, Runtime, Stream } from "effect"
+import { Chunk, Clock, Effect, Exit, Fiber, Runtime, Scope, Stream } from "effect"
 import { Client } from "../src/index.js"
 import { timersOn } from "../src/internal/primitives/timers.js"
 import { TestServer } from "../src/testing/index.js"
@@ -21,8 +21,8 @@ interface Internals {
   readonly outbound: { readonly outbox: object }
   readonly phase: {
     readonly _tag: string
-    readonly session: {
-      readonly heartbeat: Record<string, unknown> & { readonly timer: unknown }
+    readonly session: Record<string, unknown> & {
+      readonly timer: unknown
       readonly scope: { readonly finalizers: unknown }
       readonly opened: object
     }
@@ -138,11 +138,11 @@ describe("Client: idle memory (objects and fields per client)", () => {
       Effect.gen(function*() {
         const server = yield* TestServer.make()
         const { phase } = internals(yield* openClient(server.url))
-        const heartbeat = phase.session.heartbeat
+        // The heartbeat is the session's base class: its fields are the session's.
+        const heartbeat = phase.session
         expect(Object.keys(heartbeat)).not.toContain("socket")
         expect(Object.keys(heartbeat)).not.toContain("listener")
         expect(Object.keys(heartbeat)).not.toContain("url")
-        expect(Object.keys(heartbeat).length).toBe(13)
         // Clock millis since a first reading, not since 1970: small integers (V8 keeps those in the
         // field; Clock millis each took a number object).
         for (const field of ["lastLife", "sampledAt", "dueAt"]) {
@@ -161,6 +161,60 @@ describe("Client: idle memory (objects and fields per client)", () => {
         const server = yield* TestServer.make()
         const { phase } = internals(yield* openClient(server.url))
         expect(phase.session.scope.finalizers).toBe(phase.session.opened)
+      })
+    ).pipe(provideNode))
+
+  it.live("the session is its scope, its heartbeat and the Open phase: one object, with no field for what it derives", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const { phase } = internals(yield* openClient(server.url))
+        const session = phase.session
+        expect(session).toBe(phase)
+        expect(session.scope).toBe(session)
+        expect(Object.keys(session)).toEqual(expect.arrayContaining(["finalizers", "lastLife", "timer", "view"]))
+        for (const field of ["_tag", "session", "scope", "heartbeat", "openedAt", "options", "clock", "timers"]) {
+          expect(Object.keys(session)).not.toContain(field)
+        }
+        // The scope's 2, the heartbeat's 9, the session's 9 (its connection, view, probe, owner and
+        // the in-flight writes).
+        expect(Object.keys(session).length).toBe(20)
+        expect(session.openedAt).toBe((session.view as { since: number }).since)
+      })
+    ).pipe(provideNode))
+
+  it.live("the session's connection is its own OpenedConnection: no second object holds its socket and listener", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const { phase } = internals(yield* openClient(server.url))
+        const opened = phase.session.opened as { connection: unknown; socket: unknown; listener: unknown }
+        expect(opened.connection).toBe(opened)
+        expect(opened.socket).toBeDefined()
+        expect(opened.listener).toBeDefined()
+      })
+    ).pipe(provideNode))
+
+  it.live("the Client is its own observer: state listeners and kept events are its fields, not another object's", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* openClient(server.url)
+        expect(internals(client).observer).toBe(client)
+        expect(Object.keys(client)).not.toContain("observer")
+        expect(Object.keys(client)).toContain("recent")
+      })
+    ).pipe(provideNode))
+
+  it.live("the Client's finalizer in the caller's scope is a bound function, not a closure with a context", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const scope = yield* Scope.make()
+        yield* openClient(server.url).pipe(Scope.extend(scope))
+        const state = (scope as unknown as { state: { finalizers: Map<unknown, { name: string }> } }).state
+        expect([...state.finalizers.values()].map((finalizer) => finalizer.name)).toEqual(["bound closeOnExit"])
+        yield* Scope.close(scope, Exit.void)
       })
     ).pipe(provideNode))
 })

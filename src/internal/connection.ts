@@ -384,27 +384,6 @@ export interface OpenedConnection {
 
 const NodeInspectSymbol = Symbol.for("nodejs.util.inspect.custom")
 
-/**
- * An OpenedConnection is the success value of the `lifeline.connect` span, and a tracer may
- * render it: it renders as its Connection, never as the socket (ws keeps the raw URL) or the
- * options (header values).
- */
-class Opened implements OpenedConnection {
-  constructor(
-    readonly connection: Connection,
-    readonly socket: TransportSocket,
-    readonly listener: ConnectionListener
-  ) {}
-
-  toJSON(): unknown {
-    return this.connection
-  }
-
-  [NodeInspectSymbol](): unknown {
-    return this.toJSON()
-  }
-}
-
 /** Releases an opened connection (what a scope's finalizer runs). */
 export const releaseOpened = (opened: OpenedConnection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
   releaseOnExit.call(opened.listener, exit)
@@ -481,7 +460,7 @@ export const createConnection = (
   if (Either.isLeft(created)) return toConnectError(endpoint.redacted, created.left)
   const socket = created.right
   listener.socket = socket
-  return new Opened(new LiveConnection(listener, socket, checked), socket, listener)
+  return new LiveConnection(listener, socket, checked)
 }
 
 // Module level on purpose: a finalizer made inside `openConnection` would keep that whole
@@ -496,13 +475,20 @@ function releaseOnExit(this: ConnectionListener, exit: Exit.Exit<unknown, unknow
 /**
  * The Connection. A class so that one connection costs a few fields, not a closure per method:
  * idle memory per connection is a benchmark target. `messages` and `sink` are built on first use.
+ * It is its own OpenedConnection (the Client's view of its socket and listener): no second object
+ * per connection. As the success value of the `lifeline.connect` span a tracer may render it: it
+ * renders redacted (`toJSON`), never as the socket (ws keeps the raw URL) or the options (header values).
  */
-class LiveConnection implements Connection {
+class LiveConnection implements Connection, OpenedConnection {
   constructor(
-    private readonly listener: ConnectionListener,
-    private readonly socket: TransportSocket,
+    readonly listener: ConnectionListener,
+    readonly socket: TransportSocket,
     private readonly options: ResolvedOptions
   ) {}
+
+  get connection(): Connection {
+    return this
+  }
 
   /** Redacted: the URL as `url` shows it, never the socket (raw URL) or the options (header values). */
   toJSON(): unknown {

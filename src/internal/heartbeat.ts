@@ -13,6 +13,7 @@ import * as Duration from "effect/Duration"
 import { TimeoutError } from "../Errors.js"
 import type { Message, TransportSocket } from "../Transport.js"
 import type { ConnectionListener } from "./connection.js"
+import { SessionScope } from "./primitives/sessionScope.js"
 import type { Timers, TimerTarget } from "./primitives/timers.js"
 import { OPEN } from "./protocol.js"
 
@@ -23,14 +24,17 @@ export interface HeartbeatOptions {
   readonly message: Message | undefined
 }
 
-/** What the heartbeat watches and reports to: the Client's session. */
+/** The connection a heartbeat watches. */
+export interface Watched {
+  readonly socket: TransportSocket
+  readonly listener: ConnectionListener
+  readonly connection: { readonly url: string }
+}
+
+/** What a `Heartbeat` on its own watches and reports to. */
 export interface HeartbeatOwner {
   /** The connection watched (read through here, not copied into fields: idle memory per client). */
-  readonly opened: {
-    readonly socket: TransportSocket
-    readonly listener: ConnectionListener
-    readonly connection: { readonly url: string }
-  }
+  readonly opened: Watched
   /** The peer did not answer: called once, and the heartbeat stops. */
   readonly onDead: (error: TimeoutError) => void
   /** There is no way to probe on this platform: called once, and the heartbeat stops. */
@@ -83,7 +87,13 @@ let epoch: number | undefined
  * where the browser takes it on a later turn) gives the old rule: the answer is awaited `timeout`
  * after the probe was queued.
  */
-export class Heartbeat implements TimerTarget {
+/**
+ * The state machine itself, as a base class: a Client's session extends it (`session.ts`), so an
+ * open session, its scope and its heartbeat are one object (idle memory per client is a benchmark
+ * target); it extends the session's scope for that reason only. What it watches, its options, its
+ * Clock and timers, and whom it reports to are its subclass's.
+ */
+export abstract class HeartbeatCore extends SessionScope implements TimerTarget {
   // Times are Clock millis since `epoch`: small integers, held in the fields themselves, where
   // Clock millis (past 2^31) would each be a number object of their own (16 bytes).
   /** At or before the peer's last sign of life: a pong's own time, or the sample before a frame was counted. */
@@ -105,19 +115,22 @@ export class Heartbeat implements TimerTarget {
   private timer: unknown = undefined
   private stopped = false
 
-  constructor(
-    private readonly owner: HeartbeatOwner,
-    private readonly options: HeartbeatOptions,
-    private readonly clock: Clock.Clock,
-    private readonly timers: Timers
-  ) {}
+  /** The connection watched. */
+  abstract readonly opened: Watched
+  protected abstract readonly heartbeatOptions: HeartbeatOptions
+  protected abstract readonly clock: Clock.Clock
+  protected abstract readonly timers: Timers
+  /** The peer did not answer: called once, and the heartbeat stops. */
+  abstract onDead(error: TimeoutError): void
+  /** There is no way to probe on this platform: called once, and the heartbeat stops. */
+  abstract onCannotProbe(): void
 
   private get socket(): TransportSocket {
-    return this.owner.opened.socket
+    return this.opened.socket
   }
 
   private get listener(): ConnectionListener {
-    return this.owner.opened.listener
+    return this.opened.listener
   }
 
   private now(): number {
@@ -127,7 +140,7 @@ export class Heartbeat implements TimerTarget {
     return Math.round(now - (epoch ??= now))
   }
 
-  start(): void {
+  startHeartbeat(): void {
     const now = this.now()
     this.lastLife = now
     this.sampledAt = now
@@ -136,7 +149,7 @@ export class Heartbeat implements TimerTarget {
     this.schedule(now)
   }
 
-  stop(): void {
+  stopHeartbeat(): void {
     this.stopped = true
     if (this.listener.pongWatcher === this) this.listener.pongWatcher = undefined
     const timer = this.timer
@@ -160,25 +173,25 @@ export class Heartbeat implements TimerTarget {
     this.sample(now)
     const probedAt = this.probedAt
     if (probedAt !== undefined) {
-      const timeoutMillis = Duration.toMillis(this.options.timeout)
+      const timeoutMillis = Duration.toMillis(this.heartbeatOptions.timeout)
       if (now < probedAt + timeoutMillis) return this.schedule(now)
       // A wait that overran its timer by this much means our own timers were stalled: the answer
       // may be sitting unread behind the stall, so probe again rather than give up.
       if (late <= Math.max(1000, timeoutMillis / 2)) {
         this.stopped = true
         this.listener.pongWatcher = undefined
-        return this.owner.onDead(
+        return this.onDead(
           new TimeoutError({
             operation: "heartbeat",
-            timeout: this.options.timeout,
-            url: this.owner.opened.connection.url
+            timeout: this.heartbeatOptions.timeout,
+            url: this.opened.connection.url
           })
         )
       }
-    } else if (now - this.lastLife < Duration.toMillis(this.options.interval)) {
+    } else if (now - this.lastLife < Duration.toMillis(this.heartbeatOptions.interval)) {
       return this.schedule(now)
     }
-    this.probe(now)
+    this.sendProbe(now)
   }
 
   /** A paused socket is one whose peer sent more than the consumer has read: alive, and its pong could not be read anyway. */
@@ -212,17 +225,17 @@ export class Heartbeat implements TimerTarget {
     if (sent >= this.probeEnd) this.probeEnd = -1
   }
 
-  private probe(now: number): void {
+  private sendProbe(now: number): void {
     this.probedAt = undefined
     // Nothing queued ahead of the probe: it is not behind a backlog, even where `bufferedAmount`
     // counts the probe itself until a later turn (browsers hand it to the network after this call).
     const ahead = this.socket.bufferedAmount()
-    if (!probe(this.socket, this.options.message)) {
+    if (!probe(this.socket, this.heartbeatOptions.message)) {
       if (this.socket.readyState() !== OPEN) return this.schedule(now)
       // No protocol ping here (a browser) and no app-level message configured.
       this.stopped = true
       this.listener.pongWatcher = undefined
-      return this.owner.onCannotProbe()
+      return this.onCannotProbe()
     }
     this.probedAt = now
     // The probe is out once the network has taken what is queued now (`bufferedAmount` counts the
@@ -237,12 +250,44 @@ export class Heartbeat implements TimerTarget {
 
   /** The next sample: a quarter interval on, or sooner when the probe or its answer falls due. */
   private schedule(now: number): void {
-    const quarter = Duration.toMillis(this.options.interval) / 4
+    const quarter = Duration.toMillis(this.heartbeatOptions.interval) / 4
     const due = this.probedAt === undefined
-      ? this.lastLife + Duration.toMillis(this.options.interval)
-      : this.probedAt + Duration.toMillis(this.options.timeout)
+      ? this.lastLife + Duration.toMillis(this.heartbeatOptions.interval)
+      : this.probedAt + Duration.toMillis(this.heartbeatOptions.timeout)
     const wait = due > now ? Math.min(quarter, due - now) : quarter
     this.dueAt = now + wait
     this.timer = this.timers.after(wait, this)
+  }
+}
+
+/** A heartbeat on its own, reporting to an owner (a session is its own: `session.ts`). */
+export class Heartbeat extends HeartbeatCore {
+  constructor(
+    private readonly owner: HeartbeatOwner,
+    protected readonly heartbeatOptions: HeartbeatOptions,
+    protected readonly clock: Clock.Clock,
+    protected readonly timers: Timers
+  ) {
+    super()
+  }
+
+  get opened(): Watched {
+    return this.owner.opened
+  }
+
+  onDead(error: TimeoutError): void {
+    this.owner.onDead(error)
+  }
+
+  onCannotProbe(): void {
+    this.owner.onCannotProbe()
+  }
+
+  start(): void {
+    this.startHeartbeat()
+  }
+
+  stop(): void {
+    this.stopHeartbeat()
   }
 }

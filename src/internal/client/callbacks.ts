@@ -32,7 +32,6 @@ import type { OpenedConnection, OpenWaiter } from "../connection.js"
 import { createConnection, releaseOpened } from "../connection.js"
 import * as Metrics from "../metrics.js"
 import { checkEndpoint } from "../parseEndpoint.js"
-import { SessionScope } from "../primitives/sessionScope.js"
 import type { Timers, TimerTarget } from "../primitives/timers.js"
 import { GOING_AWAY } from "../protocol.js"
 import type { LiveClient } from "./liveClient.js"
@@ -237,12 +236,15 @@ class Attempt implements TimerTarget {
       if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
       client.opens++
       client.inbound.offer(listener.inbound)
-      const scope = new SessionScope()
-      scope.add(opened)
+      // The session is the scope that releases the connection.
+      const session = new Session(client)
+      session.opened = opened
+      session.add(opened)
       const down = client.observer.downSince !== undefined
       const log = openSession(
         client,
-        new Session(client, opened, scope, openedAt),
+        session,
+        openedAt,
         this.attempt,
         this.label,
         this.index

@@ -89,7 +89,7 @@ export const makeClient = (settings: ClientSettings): Effect.Effect<LiveClient, 
     const registry = Option.getOrUndefined(Context.getOption(context, Registry))
     const client = new LiveClient(settings, runtime, Context.get(fiber.currentDefaultServices, Clock.Clock), registry)
     client.start()
-    return Effect.as(Scope.addFinalizerExit(Context.get(context, Scope.Scope), closeOnExit(client)), client)
+    return Effect.as(Scope.addFinalizerExit(Context.get(context, Scope.Scope), closeOnExit.bind(client)), client)
   })
 
 /**
@@ -128,5 +128,7 @@ const sameValues = (self: FiberRefs.FiberRefs, that: FiberRefs.FiberRefs): boole
 
 // The close logs, so it runs with the FiberRefs the client was made with, on a fiber of the
 // client's runtime: Effect.addFinalizer would keep a second copy of them alive per client.
-const closeOnExit = (client: LiveClient) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-  Effect.suspend(() => Fiber.join(client.fork(Effect.asVoid(client.close(closeCodeOf(exit))), false)))
+// Bound to the client, not a closure: no context object per client.
+function closeOnExit(this: LiveClient, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+  return Effect.suspend(() => Fiber.join(this.fork(Effect.asVoid(this.close(closeCodeOf(exit))), false)))
+}

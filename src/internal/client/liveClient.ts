@@ -16,7 +16,6 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Sink from "effect/Sink"
 import type * as Stream from "effect/Stream"
-import type * as Subscribable from "effect/Subscribable"
 import type { CircuitBreaker, Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
 import { ConnectError, Disconnected } from "../../Errors.js"
@@ -24,7 +23,7 @@ import type { CircuitOpenError, SendError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import type { Message, Transport } from "../../Transport.js"
 import type { ClientSettings } from "../client.js"
-import type { ClientEvent as ClientEventType, ClientState as ClientStateType } from "../clientState.js"
+import type { ClientState as ClientStateType } from "../clientState.js"
 import * as Metrics from "../metrics.js"
 import { streamOfPulls } from "../primitives/inboundBuffer.js"
 import { SuccessiveInbound } from "../primitives/successiveInbound.js"
@@ -79,12 +78,11 @@ const textLabels = new Map<string, string>()
  * A class so that one client costs fields, not a closure per method: methods that are used
  * point-free (`send`, `enqueue`, `close`) are bound on first use and kept.
  */
-export class LiveClient implements Client {
+export class LiveClient extends Observer implements Client {
   /** The lifecycle: read anywhere, changed only by `enter`. */
   phase: Phase = IDLE
   readonly outbound: Outbound
   readonly inbound = new SuccessiveInbound()
-  readonly observer: Observer
   readonly timers: Timers
   /** The fiber that connects and backs off, while there is one (none while Open or Closed). */
   supervisor: Fiber.RuntimeFiber<void> | undefined = undefined
@@ -111,6 +109,7 @@ export class LiveClient implements Client {
     /** The circuit breakers of the Client's context (`CircuitBreaker.layer`), if any. */
     readonly registry: Registry["Type"] | undefined
   ) {
+    super()
     this.outbound = new Outbound(
       this,
       settings.outboxCapacity,
@@ -118,7 +117,6 @@ export class LiveClient implements Client {
       settings.overflow,
       settings.connection.maxMessageSize
     )
-    this.observer = new Observer(settings.eventsCapacity, this)
     this.timers = timersOn(clock, runtime)
     this.scheduleState = settings.schedule.initial
     this.labels = labelsFor(settings)
@@ -162,10 +160,15 @@ export class LiveClient implements Client {
     const before = viewOf(from)
     const after = viewOf(next)
     if (before === after) return Effect.void
-    return this.observer.moved(before, after, this.clock.unsafeCurrentTimeMillis(), this.opens > 0)
+    return this.moved(before, after, this.clock.unsafeCurrentTimeMillis(), this.opens > 0)
   }
 
   // --- what the other parts read ----------------------------------------------------------
+
+  /** What shows the Client's state and events: the Client itself (its base class). */
+  get observer(): Observer {
+    return this
+  }
 
   get currentState(): ClientStateType {
     return viewOf(this.phase)
@@ -193,10 +196,6 @@ export class LiveClient implements Client {
     this.outbound.reportFailure(error)
   }
 
-  publishFailure(error: SendError): void {
-    this.observer.publishFailure(error)
-  }
-
   logLater(log: Effect.Effect<void>): void {
     this.fork(log, false)
   }
@@ -213,14 +212,6 @@ export class LiveClient implements Client {
 
   // --- public surface ---------------------------------------------------------------------
 
-  get state(): Subscribable.Subscribable<ClientStateType> {
-    return this.observer.state
-  }
-
-  get events(): Stream.Stream<ClientEventType> {
-    return this.observer.events
-  }
-
   get awaitOpen(): Effect.Effect<void, ClientError> {
     return Effect.async<void, ClientError>((resume) => {
       const outcome = (): Effect.Effect<void, ClientError> | undefined => {
@@ -234,7 +225,7 @@ export class LiveClient implements Client {
       }
       const now = outcome()
       if (now !== undefined) return resume(now)
-      const remove = this.observer.onState(() => {
+      const remove = this.onState(() => {
         const done = outcome()
         if (done === undefined) return
         remove()

@@ -30,8 +30,12 @@ const NO_EVENTS: ReadonlyArray<Kept> = []
 
 const isState = (kept: Kept): kept is ClientStateType => !kept._tag.endsWith("Failed")
 
-/** The Client's state listeners are this object's own set; the events' are made on first use. */
-export class Observer extends Listeners<ClientStateType> {
+/**
+ * The Client's state listeners are this object's own set; the events' are made on first use. The
+ * Client's base class (`LiveClient`): its fields are the Client's own, not a second object's (idle
+ * memory per client is a benchmark target).
+ */
+export abstract class Observer extends Listeners<ClientStateType> {
   // Made on first use: most clients are never watched, and an idle client's size is a target.
   private eventListeners: Listeners<ClientEventType> | undefined = undefined
   private recent: ReadonlyArray<Kept> = NO_EVENTS
@@ -40,23 +44,20 @@ export class Observer extends Listeners<ClientStateType> {
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   downSince: number | undefined = undefined
 
-  constructor(
-    private readonly eventsCapacity: number,
-    private readonly host: { readonly currentState: ClientStateType }
-  ) {
-    super()
-  }
+  /** How many events a slow `events` reader may fall behind by (the Client's settings). */
+  abstract readonly settings: { readonly eventsCapacity: number }
+  abstract readonly currentState: ClientStateType
 
   get state(): Subscribable.Subscribable<ClientStateType> {
     return Subscribable.make({
-      get: Effect.sync(() => this.host.currentState),
-      changes: this.stream(() => [this.host.currentState], { bufferSize: "unbounded" })
+      get: Effect.sync(() => this.currentState),
+      changes: this.stream(() => [this.currentState], { bufferSize: "unbounded" })
     })
   }
 
   get events(): Stream.Stream<ClientEventType> {
     return (this.eventListeners ??= new Listeners()).stream(() => this.replay(), {
-      bufferSize: this.eventsCapacity,
+      bufferSize: this.settings.eventsCapacity,
       strategy: "sliding"
     })
   }

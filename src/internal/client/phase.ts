@@ -41,12 +41,13 @@ export type Phase =
     /** An attempt on callbacks (no fiber): what `close` abandons, its socket released. */
     pending?: { readonly abandon: () => Effect.Effect<void> }
   }
-  // Its public view made with it (attempt, endpoint, since live there only): an idle Client keeps
-  // its Open phase for as long as it is open.
-  | { readonly _tag: "Open"; readonly session: Session; readonly view: ClientStateType }
+  // The session itself (`_tag` "Open", `session` itself), its public view made with it (attempt,
+  // endpoint, since live there only): an idle Client keeps its Open phase for as long as it is
+  // open, one object with the session.
+  | Session
   | {
     readonly _tag: "Ending"
-    readonly open: Extract<Phase, { _tag: "Open" }>
+    readonly open: Session
     readonly reason: SessionEnd
     /** `reconnect` was asked while it ended: connect again at once, the backoff reset. */
     skipWait: boolean

@@ -1,19 +1,26 @@
 /**
- * One open connection of a Client, from `onOpen` done until it ends. It owns a child `Scope`
- * whose finalizer releases the connection (invariant 2): ending the session is closing that
- * scope with the session's Exit. It is what the connection and the heartbeat call back when the
- * session ends, so an open session costs no closures; and it tracks the frames it handed to the
- * transport until each is reported written.
+ * One open connection of a Client, from `onOpen` done until it ends. It is a `Scope` whose
+ * finalizer releases the connection (invariant 2): ending the session is closing it with the
+ * session's Exit (it is the attempt's scope from the attempt's start). It is what the connection
+ * and the heartbeat call back when the session ends, so an open session costs no closures; and it
+ * tracks the frames it handed to the transport until each is reported written.
+ *
+ * One object for what an open Client keeps of its session (idle memory per client is a benchmark
+ * target): the scope (`SessionScope`), the heartbeat (`HeartbeatCore`, its base classes) and the
+ * Open phase itself (`_tag` "Open", on the prototype, and its public view).
  */
-import type { Scope } from "effect"
+import type { Clock, Scope } from "effect"
 import * as Effect from "effect/Effect"
 import type { Disconnected, TimeoutError } from "../../Errors.js"
 import { SendError } from "../../Errors.js"
 import type { Message } from "../../Transport.js"
+import type { ClientState } from "../clientState.js"
 import type { OpenedConnection } from "../connection.js"
 import { trySend, writeFailed } from "../connection.js"
-import type { Heartbeat, HeartbeatOwner } from "../heartbeat.js"
+import type { HeartbeatOptions } from "../heartbeat.js"
+import { HeartbeatCore } from "../heartbeat.js"
 import type { Entry, Outbox } from "../primitives/outbox.js"
+import type { Timers } from "../primitives/timers.js"
 import type { SessionEnd } from "./phase.js"
 
 /** What a session reports to its Client. */
@@ -25,6 +32,10 @@ export interface SessionOwner {
   readonly endSession: (session: Session, reason: SessionEnd) => void
   /** Runs a log line on a fiber of the Client's runtime (never inside the callback). */
   readonly logLater: (log: Effect.Effect<void>) => void
+  /** The heartbeat's options (none: no heartbeat), Clock and timers: the Client's. */
+  readonly settings: { readonly heartbeat: HeartbeatOptions | undefined }
+  readonly clock: Clock.Clock
+  readonly timers: Timers
 }
 
 export const closedError = (payload: Message): SendError => new SendError({ reason: "Closed", payload })
@@ -35,18 +46,45 @@ const isEntry = (item: Message | Entry): item is Entry => typeof item === "objec
 
 const payloadOf = (item: Message | Entry): Message => isEntry(item) ? item.payload : item
 
-export class Session implements HeartbeatOwner {
-  heartbeat: Heartbeat | undefined = undefined
+export class Session extends HeartbeatCore {
+  declare readonly _tag: "Open"
+  /** The connection, set when it opened (before that the session is the attempt's scope). */
+  opened!: OpenedConnection
+  /** Its public view (Open), made when it opened: what `state` shows while it is the phase. */
+  view!: ClientState
   /** With `ordered` and `returnToPrimary`, on an endpoint other than the first. */
   probe: { readonly stop: () => void; readonly settled: Effect.Effect<void> } | undefined = undefined
 
-  constructor(
-    private readonly owner: SessionOwner,
-    readonly opened: OpenedConnection,
-    /** Closed with the session's Exit: releases the connection. */
-    readonly scope: Scope.CloseableScope,
-    readonly openedAt: number
-  ) {}
+  constructor(private readonly owner: SessionOwner) {
+    super()
+  }
+
+  /** The Open phase it is: itself. */
+  get session(): Session {
+    return this
+  }
+
+  /** Closed with the session's Exit: releases the connection. */
+  get scope(): Scope.CloseableScope {
+    return this
+  }
+
+  /** When it opened (Clock millis): its Open view's `since`. */
+  get openedAt(): number {
+    return (this.view as Extract<ClientState, { _tag: "Open" }>).since
+  }
+
+  protected get heartbeatOptions(): HeartbeatOptions {
+    return this.owner.settings.heartbeat!
+  }
+
+  protected get clock(): Clock.Clock {
+    return this.owner.clock
+  }
+
+  protected get timers(): Timers {
+    return this.owner.timers
+  }
 
   // Frames handed to the transport whose write has not completed, oldest first: a bare payload
   // for `enqueue` (a failure is reported as an event), an Entry for `send` and the outbox (the
@@ -137,7 +175,7 @@ export class Session implements HeartbeatOwner {
   /** Stops what runs on the session's behalf: it is over for sending. */
   detach(): void {
     this.opened.listener.watcher = undefined
-    this.heartbeat?.stop()
+    this.stopHeartbeat()
     this.probe?.stop()
   }
 
@@ -156,3 +194,6 @@ export class Session implements HeartbeatOwner {
     )
   }
 }
+
+// The Open phase's tag, on the prototype: no field per session.
+Object.defineProperty(Session.prototype, "_tag", { value: "Open" })

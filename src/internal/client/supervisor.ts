@@ -23,10 +23,8 @@ import { Transport } from "../../Transport.js"
 import { ClientState } from "../clientState.js"
 import type { OpenedConnection } from "../connection.js"
 import { acquireConnection } from "../connection.js"
-import { Heartbeat } from "../heartbeat.js"
 import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../options.js"
-import { SessionScope } from "../primitives/sessionScope.js"
 import { TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
 import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
@@ -249,15 +247,16 @@ const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Trans
     client.currentLabel = label
     yield* client.enter({ _tag: "Connecting", attempt, endpoint: label, skipWait: false })
     const startedAt = client.clock.unsafeCurrentTimeMillis()
-    const scope = new SessionScope()
-    return yield* openIn(client, scope, index, endpoint, label, attempt, startedAt).pipe(
-      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
+    // The attempt's scope, which becomes the open session: one object.
+    const session = new Session(client)
+    return yield* openIn(client, session, index, endpoint, label, attempt, startedAt).pipe(
+      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(session, exit))
     )
   })
 
 const openIn = (
   client: LiveClient,
-  scope: SessionScope,
+  scope: Session,
   index: number,
   endpoint: string | URL | Effect.Effect<string>,
   label: string,
@@ -343,13 +342,15 @@ const openIn = (
     // It may have ended already, while onOpen ran: it never became ready.
     const alreadyEnded = opened.listener.endedWith
     if (alreadyEnded !== undefined) return yield* alreadyEnded
-    yield* openSession(client, new Session(client, opened, scope, openedAt), attempt, label, index)
+    scope.opened = opened
+    yield* openSession(client, scope, openedAt, attempt, label, index)
   })
 
 /** The session is open: from here it runs on callbacks, and the supervisor ends. */
 export const openSession = (
   client: LiveClient,
   session: Session,
+  openedAt: number,
   attempt: number,
   label: string,
   index: number
@@ -357,17 +358,13 @@ export const openSession = (
   const opened = session.opened
   // The same text as the Connecting label, usually: keep one string of it, not two.
   const endpoint = opened.connection.url === label ? label : opened.connection.url
-  const view = ClientState.Open({ attempt, endpoint, since: session.openedAt })
-  const log = client.enter({ _tag: "Open", session, view })
+  session.view = ClientState.Open({ attempt, endpoint, since: openedAt })
+  const log = client.enter(session)
   // Refused: `close` is under way and interrupts this fiber; the attempt's Scope is closed then.
   if (client.openSession !== session) return Effect.interrupt
   opened.listener.watcher = session
   client.outbound.flush(session)
-  const heartbeat = client.settings.heartbeat
-  if (heartbeat !== undefined) {
-    session.heartbeat = new Heartbeat(session, heartbeat, client.clock, client.timers)
-    session.heartbeat.start()
-  }
+  if (client.settings.heartbeat !== undefined) session.startHeartbeat()
   const returnToPrimary = client.settings.returnToPrimary
   if (index !== 0 && client.settings.strategy === "ordered" && returnToPrimary !== undefined) {
     const probe = new PrimaryProbe(client, session, Duration.toMillis(returnToPrimary))

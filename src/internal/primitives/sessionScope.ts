@@ -4,7 +4,9 @@
  * object. `Scope.make()` keeps its finalizers in a `Map` with a key object per finalizer: about
  * 400 bytes per open session, which an idle Client (a benchmark target) would keep for its life.
  * A session has one finalizer, its connection's release; so this keeps one, and an array only
- * when there are more; and that one is the connection itself (`release`), not a closure.
+ * when there are more; and that one is the connection itself (`release`), not a closure. A
+ * Client's session is one (`Session` extends it, through the heartbeat's `HeartbeatCore`): the
+ * scope, the heartbeat and the session are one object.
  */
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
