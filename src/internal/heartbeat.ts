@@ -56,7 +56,7 @@ let epoch: number | undefined
 /**
  * The bound, on the Clock: a peer is found dead at most `interval + timeout` after its last sign
  * of life, and reported with `TimeoutError heartbeat` (a live timer may fire up to about 10 ms
- * late: timers share a setTimeout per 10 ms slot; a stall of this process's own timers buys the
+ * late where the Node transport is loaded: timers share a setTimeout per 10 ms slot; a stall of this process's own timers buys the
  * peer a new probe, see above).
  *
  * Silence is counted from the last sign of life, not from when the heartbeat noticed it. A pong
