@@ -6,33 +6,16 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, HashMap, Layer, Logger, LogLevel, Option, Random, ScheduleIntervals } from "effect"
-import * as Net from "node:net"
 import { Client, Reconnect, Transport } from "../src/index.js"
 import { defaultDelay } from "../src/internal/client/callbacks.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
+import { tcpServer } from "./support/tcpServer.js"
 
 /** A TCP server on 127.0.0.1 that accepts and never answers: a handshake that hangs. */
-const silentServer = Effect.acquireRelease(
-  Effect.async<{ readonly url: string; readonly server: Net.Server; readonly sockets: Set<Net.Socket> }>((resume) => {
-    const sockets = new Set<Net.Socket>()
-    const server = Net.createServer((socket) => {
-      sockets.add(socket)
-      socket.on("close", () => sockets.delete(socket))
-    })
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address() as Net.AddressInfo
-      resume(Effect.succeed({ url: `ws://127.0.0.1:${address.port}`, server, sockets }))
-    })
-  }),
-  ({ server, sockets }) =>
-    Effect.async<void>((resume) => {
-      for (const socket of sockets) socket.destroy()
-      server.close(() => resume(Effect.void))
-    })
-)
+const silentServer = tcpServer()
 
 const captureLogs = (minimum: LogLevel.LogLevel) => {
   const lines: Array<{ level: string; message: string; url: unknown }> = []

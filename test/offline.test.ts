@@ -12,29 +12,8 @@ import { TestServer } from "../src/testing/index.js"
 import { withBrowserNetwork } from "./support/browserGlobals.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { makeSwitch } from "./support/networkSwitch.js"
 import { awaitTrue } from "./support/poll.js"
-
-/** The network as a switch: `set(true)` fires the `online` listeners, as a browser does. */
-const makeSwitch = () => {
-  let online = true
-  const listeners = new Set<() => void>()
-  const network: Transport.Network = {
-    isOnline: () => online,
-    onOnline: (callback) => {
-      listeners.add(callback)
-      return () => listeners.delete(callback)
-    }
-  }
-  return {
-    network,
-    listeners,
-    set: (value: boolean) => {
-      const wasOnline = online
-      online = value
-      if (value && !wasOnline) { for (const listener of [...listeners]) listener() }
-    }
-  }
-}
 
 const provideWith = (network: Transport.Network) =>
   Effect.provide(Layer.merge(

@@ -25,13 +25,15 @@ import {
 } from "effect"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
-import * as Net from "node:net"
+import type * as Net from "node:net"
 import { Client, NodeTransport, Transport } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { makeSwitch } from "./support/networkSwitch.js"
 import { provideNode } from "./support/node.js"
+import { tcpServer } from "./support/tcpServer.js"
 
 /** An HTTP server on 127.0.0.1 that answers every upgrade with `status` and `headers`, counting them. */
 const rejectingServer = (status: number, headers: Record<string, string>) =>
@@ -71,66 +73,26 @@ const closeFrame = (code: number) => {
  * likes after a correct 101 head (given as bytes) to the socket.
  */
 const rawServer = (answer: (socket: Net.Socket, head: Buffer) => void) =>
-  Effect.acquireRelease(
-    Effect.async<{ readonly url: string; readonly server: Net.Server; readonly sockets: Set<Net.Socket> }>((resume) => {
-      const sockets = new Set<Net.Socket>()
-      const server = Net.createServer((socket) => {
-        sockets.add(socket)
-        socket.on("close", () => sockets.delete(socket))
-        socket.on("error", () => {})
-        let request = ""
-        socket.on("data", (data) => {
-          if (request.includes("\r\n\r\n")) return
-          request += data.toString("latin1")
-          if (!request.includes("\r\n\r\n")) return
-          const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
-          const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest(
-            "base64"
-          )
-          answer(
-            socket,
-            Buffer.from(
-              `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-              "latin1"
-            )
-          )
-        })
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address() as Net.AddressInfo
-        resume(Effect.succeed({ url: `ws://127.0.0.1:${address.port}`, server, sockets }))
-      })
-    }),
-    ({ server, sockets }) =>
-      Effect.async<void>((resume) => {
-        for (const socket of sockets) socket.destroy()
-        server.close(() => resume(Effect.void))
-      })
-  )
+  tcpServer((socket) => {
+    socket.on("error", () => {})
+    let request = ""
+    socket.on("data", (data) => {
+      if (request.includes("\r\n\r\n")) return
+      request += data.toString("latin1")
+      if (!request.includes("\r\n\r\n")) return
+      const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
+      const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
+      answer(
+        socket,
+        Buffer.from(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+          "latin1"
+        )
+      )
+    })
+  })
 
 const delayOf = (state: Client.ClientState): Duration.Duration => state._tag === "Backoff" ? state.delay : Duration.zero
-
-/** A network switch for a Transport, as test/offline.test.ts has it: `set(true)` fires `online`. */
-const makeSwitch = () => {
-  let online = true
-  const listeners = new Set<() => void>()
-  const network: Transport.Network = {
-    isOnline: () => online,
-    onOnline: (callback) => {
-      listeners.add(callback)
-      return () => listeners.delete(callback)
-    }
-  }
-  return {
-    network,
-    listeners,
-    set: (value: boolean) => {
-      const wasOnline = online
-      online = value
-      if (value && !wasOnline) { for (const listener of [...listeners]) listener() }
-    }
-  }
-}
 
 describe("round 5 trials: hostile handshakes on the callback path", () => {
   it.live("503 + Retry-After: 2: Backoff of at least 2 s with the status, no second request meanwhile", () =>
