@@ -191,4 +191,35 @@ describe("Client attempts on callbacks", () => {
       Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), Logger.remove(Logger.defaultLogger)))
     )
   })
+
+  it.live("a transport that reports the open and the close at once: never Open, Backoff with the Disconnected, as on the fiber path", () => {
+    // An in-memory or replaying transport: OPEN then CLOSED before `open` returns.
+    const transport: Transport.Transport = {
+      platform: "node",
+      open: (_request, listener) => {
+        listener.onOpen()
+        listener.onClose(1006, "", false)
+        return Either.right({
+          readyState: () => 3,
+          protocol: () => "",
+          bufferedAmount: () => 0,
+          send: () => {},
+          close: () => {},
+          terminate: () => {},
+          pause: () => false,
+          resume: () => {},
+          ping: () => false
+        })
+      }
+    }
+    return Effect.gen(function*() {
+      const client = yield* Client.make({ url: "ws://127.0.0.1:1" })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "Disconnected", code: 1006 } })
+      expect(yield* client.close()).toEqual([])
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), Logger.remove(Logger.defaultLogger)))
+    )
+  })
 })

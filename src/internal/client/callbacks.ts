@@ -236,6 +236,13 @@ class Attempt implements TimerTarget {
       if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
       client.opens++
       client.inbound.offer(listener.inbound)
+      // It may have ended already (a transport that reports its open and its close at once): it
+      // never became ready, and what follows is decided, as on the supervisor's path.
+      const ended = listener.endedWith
+      if (ended !== undefined) {
+        this.error = ended
+        return this.decide()
+      }
       // The session is the scope that releases the connection.
       const session = new Session(client)
       session.opened = opened

@@ -50,9 +50,19 @@ const fireSlot = (slot: Slot): void => {
     return
   }
   slots.delete(slot.at)
-  // By index: a target cancelled by one fired before it is skipped.
+  // By index: a target cancelled by one fired before it is skipped. A target that throws does not
+  // take the rest of its slot with it (they may be other Clients' timers, each its own setTimeout
+  // before the slots): the error is thrown again on its own, as its own setTimeout would have.
   const targets = slot.targets
-  for (let index = 0; index < targets.length; index++) targets[index]?.fire()
+  for (let index = 0; index < targets.length; index++) {
+    try {
+      targets[index]?.fire()
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error
+      })
+    }
+  }
 }
 
 export const slotTimers: Timers = {
