@@ -8,7 +8,6 @@ import {
   Exit,
   FastCheck,
   Fiber,
-  HashMap,
   Layer,
   Logger,
   LogLevel,
@@ -25,6 +24,7 @@ import type { ConnectError, SendError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { captureLogs } from "./support/logs.js"
 import { provideNode } from "./support/node.js"
 import { awaitSuspended, awaitTrue, realUntil } from "./support/poll.js"
 import { recordingSockets } from "./support/recordingTransport.js"
@@ -627,17 +627,6 @@ describe("Client: observability", () => {
 })
 
 describe("Client: logs", () => {
-  const captureLogs = (minimum: LogLevel.LogLevel) => {
-    const lines: Array<{ level: string; message: string; url: unknown }> = []
-    const logger = Logger.make(({ annotations, logLevel, message }) => {
-      lines.push({
-        level: logLevel.label,
-        message: String(Array.isArray(message) ? message[0] : message),
-        url: HashMap.get(annotations, "lifeline.url").pipe(Option.getOrUndefined)
-      })
-    })
-    return { lines, layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(minimum)) }
-  }
   const failTwice = (minimum: LogLevel.LogLevel) =>
     Effect.gen(function*() {
       const capture = captureLogs(minimum)

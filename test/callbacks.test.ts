@@ -5,29 +5,18 @@
  * path does: the same delays, states, logs, releases and handles.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, HashMap, Layer, Logger, LogLevel, Option, Random, ScheduleIntervals } from "effect"
+import { Effect, Either, Layer, Logger, LogLevel, Random, ScheduleIntervals } from "effect"
 import { Client, Reconnect, Transport } from "../src/index.js"
 import { defaultDelay } from "../src/internal/client/callbacks.js"
 import { TestServer } from "../src/testing/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitState, isTag, throughAnOutage } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { captureLogs } from "./support/logs.js"
 import { provideNode } from "./support/node.js"
 import { tcpServer } from "./support/tcpServer.js"
 
 /** A TCP server on 127.0.0.1 that accepts and never answers: a handshake that hangs. */
 const silentServer = tcpServer()
-
-const captureLogs = (minimum: LogLevel.LogLevel) => {
-  const lines: Array<{ level: string; message: string; url: unknown }> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    lines.push({
-      level: logLevel.label,
-      message: String(Array.isArray(message) ? message[0] : message),
-      url: HashMap.get(annotations, "lifeline.url").pipe(Option.getOrUndefined)
-    })
-  })
-  return { lines, layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(minimum)) }
-}
 
 describe("Client attempts on callbacks", () => {
   it.effect("the default schedule's arithmetic gives the delays Reconnect.defaultSchedule gives, step for step", () =>
@@ -83,13 +72,7 @@ describe("Client attempts on callbacks", () => {
           yield* server.kill
           yield* Effect.gen(function*() {
             const client = yield* Client.make({ url: server.url })
-            yield* awaitState(client, isTag("Backoff"))
-            yield* client.reconnect
-            yield* awaitState(client, isTag("Connecting"))
-            yield* awaitState(client, isTag("Backoff"))
-            yield* server.restart
-            yield* client.reconnect
-            yield* awaitState(client, isTag("Open"))
+            yield* throughAnOutage(client, server)
             // The log lines run on fibers of their own: let them.
             for (let turn = 0; turn < 50 && capture.lines.length < (minimum === LogLevel.Info ? 2 : 7); turn++) {
               yield* Effect.sleep("2 millis")

@@ -3,14 +3,13 @@
  * strategies, the listener set and its stream, and timers that follow the Clock.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, ExecutionStrategy, Exit, Fiber, Runtime, Scope, Stream, TestClock } from "effect"
+import { Chunk, Clock, Effect, ExecutionStrategy, Exit, Fiber, Runtime, Scope, Stream } from "effect"
 import type { SendError } from "../src/Errors.js"
 import { Listeners } from "../src/internal/primitives/listeners.js"
 import type { Entry, Overflow } from "../src/internal/primitives/outbox.js"
 import { Outbox } from "../src/internal/primitives/outbox.js"
 import { SessionScope } from "../src/internal/primitives/sessionScope.js"
 import { plainTimers, timersOn } from "../src/internal/primitives/timers.js"
-import { awaitSleeper } from "./support/testClock.js"
 
 /** An outbox and a log of what happened to each entry. */
 const outboxOf = (capacity: number, maxBytes: number, overflow: Overflow) => {
@@ -120,21 +119,7 @@ describe("Listeners", () => {
 const timeouts = () => process.getActiveResourcesInfo().filter((name) => name === "Timeout").length
 
 describe("timers follow the Clock", () => {
-  it.effect("on the TestClock: a timer fires when the clock is moved past it, and a cancelled one never", () =>
-    Effect.gen(function*() {
-      const clock = yield* Effect.clock
-      const timers = timersOn(clock, yield* Effect.runtime<never>())
-      const fired: Array<string> = []
-      timers.after(100, { fire: () => fired.push("a") })
-      const target = { fire: () => fired.push("b") }
-      timers.cancel(timers.after(50, target), target)
-      yield* awaitSleeper
-      yield* TestClock.adjust("99 millis")
-      expect(fired).toEqual([])
-      yield* TestClock.adjust("1 millis")
-      yield* Effect.yieldNow()
-      expect(fired).toEqual(["a"])
-    }))
+  // On the TestClock, before and after the Node transport installs its timers: test/nodeInstalls.test.ts.
 
   it.live("a Clock made with Clock.make() (not the default one) schedules on its own scheduler: setTimeout", () =>
     Effect.gen(function*() {

@@ -29,7 +29,7 @@ import type * as Net from "node:net"
 import { Client, NodeTransport, Transport } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
-import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
+import { awaitReceived, awaitState, isTag, throughAnOutage } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { makeSwitch } from "./support/networkSwitch.js"
 import { provideNode } from "./support/node.js"
@@ -279,13 +279,7 @@ describe("round 5 trials: close and reconnect in each phase on the callback path
       })
       yield* Effect.gen(function*() {
         const client = yield* Client.make({ url: server.url })
-        yield* awaitState(client, isTag("Backoff"))
-        yield* client.reconnect
-        yield* awaitState(client, isTag("Connecting"))
-        yield* awaitState(client, isTag("Backoff"))
-        yield* server.restart
-        yield* client.reconnect
-        yield* awaitState(client, isTag("Open"))
+        yield* throughAnOutage(client, server)
         yield* client.send("x")
         // The log lines run on fibers of their own: let them.
         for (let turn = 0; turn < 100 && thrown.count < 5; turn++) yield* Effect.sleep("2 millis")

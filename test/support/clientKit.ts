@@ -36,3 +36,21 @@ export const awaitReceived = (server: { readonly received: Effect.Effect<Readonl
     }
     return yield* Effect.dieMessage(`the server never received ${count} messages`)
   })
+
+/**
+ * A Client to a killed server: Backoff; `reconnect` (Connecting, then Backoff again); the server
+ * restarted and `reconnect`: Open. What a user sees through an outage, both ways.
+ */
+export const throughAnOutage = (
+  client: Client.Client,
+  server: { readonly restart: Effect.Effect<unknown, unknown> }
+): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    yield* awaitState(client, isTag("Backoff"))
+    yield* client.reconnect
+    yield* awaitState(client, isTag("Connecting"))
+    yield* awaitState(client, isTag("Backoff"))
+    yield* Effect.orDie(server.restart)
+    yield* client.reconnect
+    yield* awaitState(client, isTag("Open"))
+  })
