@@ -25,7 +25,7 @@ export interface HeartbeatOptions {
 }
 
 /** The connection a heartbeat watches. */
-export interface Watched {
+interface Watched {
   readonly socket: TransportSocket
   readonly listener: ConnectionListener
   readonly connection: { readonly url: string }

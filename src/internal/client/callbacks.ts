@@ -9,7 +9,6 @@
  * that the level lets through (loggers are user code: invariant 1). Installed by the Node transport
  * (`NodeTransport.ts`, where it is loaded): a browser page holds a Client or two, and its bundle does without this.
  */
-import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
@@ -38,9 +37,7 @@ import type { LiveClient } from "./liveClient.js"
 import { labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
-import { BackoffWait, callbacks, openSession } from "./supervisor.js"
-
-const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
+import { BackoffWait, callbacks, countOpened, openSession } from "./supervisor.js"
 
 /** Installs the attempts on callbacks for every Client made from here on (the Node transport calls it where it is loaded). */
 export const install = (): void => {
@@ -229,12 +226,7 @@ class Attempt implements TimerTarget {
     const listener = opened.listener
     if (Exit.isSuccess(exit)) {
       // What the supervisor does on an open with no `onOpen`: counted, the session opened.
-      const openedAt = client.clock.unsafeCurrentTimeMillis()
-      const tags = Metrics.endpointLabels(this.label)
-      Metrics.connects.unsafeUpdate(1, tags)
-      Metrics.connectLatency.unsafeUpdate(openedAt - this.startedAt, NO_TAGS)
-      if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
-      client.opens++
+      const openedAt = countOpened(client, this.label, this.startedAt)
       client.inbound.offer(listener.inbound)
       // It may have ended already (a transport that reports its open and its close at once): it
       // never became ready, and what follows is decided, as on the supervisor's path.

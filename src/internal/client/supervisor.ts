@@ -5,7 +5,7 @@
  * channel; each attempt's connection lives in the attempt's own Scope, which becomes the
  * session's on success and is closed with the attempt's Exit otherwise. A Client whose attempts
  * run no user code attempts and backs off on callbacks instead (`callbacks.ts`, where installed):
- * this fiber then only releases an ended session.
+ * this fiber then only releases an ended session and hands the next attempt over.
  */
 import type { MetricLabel } from "effect"
 import * as Cause from "effect/Cause"
@@ -74,6 +74,9 @@ export const supervise = (client: LiveClient, ended: Session | undefined): Effec
         phase._tag === "Suspended" ||
         (first && ended === undefined && phase._tag === "Closed" && !phase.byClose)
       if (!mayAttempt) return
+      // Every attempt starts here or in `LiveClient.start`: one that runs no user code goes on
+      // callbacks (where installed), and this fiber ends.
+      if (callbacks.attempt?.(client)) return
       const attempt = yield* Effect.either(attemptOnce(client))
       // Open: the session runs on callbacks from here. Or `close` stopped the client.
       if (attempt._tag === "Right" || client.stopped) return
@@ -316,12 +319,7 @@ const openIn = (
         Effect.sync(() => Metrics.connectFailed(error._tag === "ConnectError" ? error.reason : error._tag, label))
       )
     )
-    const openedAt = client.clock.unsafeCurrentTimeMillis()
-    const tags = Metrics.endpointLabels(label)
-    Metrics.connects.unsafeUpdate(1, tags)
-    Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
-    if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
-    client.opens++
+    const openedAt = countOpened(client, label, startedAt)
     if (settings.onOpen !== undefined) {
       const onOpen = settings.onOpen
       const timeout = settings.onOpenTimeout
@@ -345,6 +343,17 @@ const openIn = (
     scope.opened = opened
     yield* openSession(client, scope, openedAt, attempt, label, index)
   })
+
+/** A connection opened: counted (connects, latency, reconnects after the first); when, in millis. */
+export const countOpened = (client: LiveClient, label: string, startedAt: number): number => {
+  const openedAt = client.clock.unsafeCurrentTimeMillis()
+  const tags = Metrics.endpointLabels(label)
+  Metrics.connects.unsafeUpdate(1, tags)
+  Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
+  if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
+  client.opens++
+  return openedAt
+}
 
 /** The session is open: from here it runs on callbacks, and the supervisor ends. */
 export const openSession = (
