@@ -213,13 +213,9 @@ describe("round 6 trials: user patterns on the callback path", () => {
             if (event._tag === "Transition") seen.push(event.to)
           })))
         const open = yield* awaitState(client, isTag("Open"))
-        const openAt = Date.now()
         const backoff = yield* awaitState(client, isTag("Backoff"))
-        const foundAfter = Date.now() - openAt
+        // How soon is the heartbeat's bound (test/heartbeat*.test.ts, on the TestClock); here, that it is found.
         expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "heartbeat" } })
-        // found within interval + timeout (and a quarter interval's sampling), with room for a loaded machine
-        expect(foundAfter).toBeGreaterThanOrEqual(300)
-        expect(foundAfter).toBeLessThan(1500)
         yield* awaitState(client, (s) => s._tag === "Open" && s.attempt === 2, "4 seconds")
         expect(upgrades.count).toBe(2)
         expect(yield* client.close()).toEqual([])
