@@ -1,8 +1,7 @@
 // 5. Thundering herd: many reconnecting clients, the server killed and back 1 s later.
 import { fileURLToPath } from "node:url"
-import type { ContenderName } from "./contenders/types.js"
 import type { HerdReport } from "./herdChild.js"
-import type { Row } from "./results.js"
+import type { Row, RowContender } from "./results.js"
 import { JsonLines, killChild, spawnTs } from "./server.js"
 import { summarize } from "./util.js"
 
@@ -16,9 +15,12 @@ export interface HerdSettings {
   readonly log: (line: string) => void
 }
 
-const HERD: ReadonlyArray<ContenderName> = ["partysocket", "client"]
+// partysocket as installed (every socket waits the same 3 s: one burst), lifeline's Client, and
+// partysocket with a delay drawn per socket (a herd spread as lifeline's: see `partysocketHerd`),
+// so that the reconnect CPU is also compared between herds of the same shape.
+const HERD: ReadonlyArray<RowContender> = ["partysocket", "client", "partysocketJittered"]
 
-const runChild = async (name: ContenderName, settings: HerdSettings): Promise<HerdReport> => {
+const runChild = async (name: RowContender, settings: HerdSettings): Promise<HerdReport> => {
   const child = spawnTs(CHILD, [name, String(settings.clients), String(settings.waitMs)])
   try {
     const report = await new JsonLines(child).next<HerdReport>(settings.waitMs + 90_000, `${name} herd`)
@@ -96,16 +98,32 @@ export const measureHerd = async (
     [
       "herd: reconnect CPU per client, client process, from server return until every client is back",
       "ms",
-      (report: HerdReport) => report.cpuMsPerClient
+      (report: HerdReport) => report.cpuMsPerClient,
+      true
     ],
     [
       "herd: reconnect CPU per client, client process, from the kill until every client is back",
       "ms",
-      (report: HerdReport) => report.cpuMsPerClientFromKill
+      (report: HerdReport) => report.cpuMsPerClientFromKill,
+      true
     ]
   ] as const
-  for (const [measurement, unit, pick] of measures) {
-    for (const name of HERD) {
+  // Each measure against partysocket as installed; the CPU ones also lifeline's against the jittered
+  // partysocket, a herd of the same shape (a row of their own, since a row has one baseline).
+  const blocks = measures.flatMap(([measurement, unit, pick, alsoJittered]) => [
+    { measurement, unit, pick, names: HERD, baseline: "partysocket" as const },
+    ...(alsoJittered === true
+      ? [{
+        measurement: `${measurement}, against a herd of the same shape`,
+        unit,
+        pick,
+        names: ["partysocketJittered", "client"] as ReadonlyArray<RowContender>,
+        baseline: "partysocketJittered" as const
+      }]
+      : [])
+  ])
+  for (const { baseline, measurement, names, pick, unit } of blocks) {
+    for (const name of names) {
       const valid = reports[name]!.filter((report) => report.error === undefined)
       const incomplete = valid.filter((report) => report.reconnected < report.clients).length
       const failed = reports[name]!.length - valid.length
@@ -119,7 +137,7 @@ export const measureHerd = async (
         better: "lower",
         contender: name,
         summary: summarize(valid.map(pick)),
-        baseline: "partysocket",
+        baseline,
         ...(notes.length === 0 ? {} : { note: `(${notes.join(", ")})` })
       })
     }

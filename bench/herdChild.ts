@@ -1,5 +1,5 @@
 // One thundering-herd run, in a fresh process:
-//   node --import tsx bench/herdChild.ts <client|partysocket> <clients> <wait after return, ms>
+//   node --import tsx bench/herdChild.ts <client|partysocket|partysocketJittered> <clients> <wait after return, ms>
 // Starts an echo server (its own child), connects the clients, kills the server, brings it back
 // on the same port 1 s later, and records when each client is open again. Prints one JSON line.
 import { writeFileSync } from "node:fs"
@@ -42,7 +42,7 @@ const main = async (): Promise<HerdReport> => {
   try {
     const herd: Herd = name === "client"
       ? (await import("./contenders/client.js")).clientHerd(server.url, count)
-      : (await import("./contenders/partysocket.js")).partysocketHerd(server.url, count)
+      : (await import("./contenders/partysocket.js")).partysocketHerd(server.url, count, name === "partysocketJittered")
     await withTimeout(herd.opened, 60_000, `${count} clients opening`)
     await sleep(500)
     herd.watchReconnects()

@@ -1,5 +1,6 @@
-// `tsx bench/herdCpu.ts [runs] [clients]`: the herd section alone (partysocket and the lifeline
-// Client alternated, a fresh process each), printing each run and the reconnect CPU per client.
+// `tsx bench/herdCpu.ts [runs] [clients]`: the herd section alone (partysocket, the lifeline Client and
+// partysocket with a delay drawn per socket, in turn, a fresh process each), printing each run and
+// the reconnect CPU per client.
 import { measureHerd } from "./herd.js"
 
 const runs = Number(process.argv[2] ?? 3)

@@ -3,16 +3,19 @@ import type { ContenderName } from "./contenders/types.js"
 import type { Summary } from "./util.js"
 import { ratioInterval } from "./util.js"
 
+/** Who a row measures: a contender, or the herd's partysocket with a delay drawn per socket (`herd.ts`). */
+export type RowContender = ContenderName | "partysocketJittered"
+
 export interface Row {
   /** What was measured, e.g. "throughput 64 B text"; rows with the same measurement sit together. */
   readonly measurement: string
   readonly unit: string
   readonly better: "higher" | "lower"
-  readonly contender: ContenderName
+  readonly contender: RowContender
   readonly summary: Summary
   /** median / the baseline's median; NaN when the baseline has no value. */
   readonly ratio: number
-  readonly baseline: ContenderName
+  readonly baseline: RowContender
   /** A 90 % bootstrap interval of `ratio` (`ratioInterval`); absent for the baseline and for fewer than 3 runs. */
   readonly ratioInterval?: readonly [number, number]
   /** Why a value is missing or what limited it. */

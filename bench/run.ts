@@ -54,8 +54,8 @@ const settings = quick
     connects: 200,
     memoryRuns: 5,
     memoryCounts: [1000, 5000],
-    /** Runs that go on to the largest count (the others stop at the first); it takes long. */
-    memoryLargeRuns: 2,
+    /** Runs that go on to the largest count (the others stop at the first); it takes long. Three, so that its rows have an interval. */
+    memoryLargeRuns: 3,
     herdRuns: 5,
     herdClients: 1000,
     herdWaitMs: 15_000
@@ -104,7 +104,8 @@ const NOTES = [
     } (time budget: 5,000 Clients take ~30 s to open).`
     : "."),
   "Herd: clients with defaults; server killed (SIGKILL) and listening again on the same port 1 s later; peak and first median from the times the server accepted each handshake, the last median from when each client reported itself open; ratio relative to partysocket. " +
-  "partysocket 1.3.0's code waits a fixed 3 s (minReconnectionDelay 3000, no jitter) before its first reconnect, not the 1-5 s random its README states.",
+  "partysocket 1.3.0's code waits a fixed 3 s (minReconnectionDelay 3000, no jitter) before its first reconnect, not the 1-5 s random its README states: its sockets come back in one burst. " +
+  "'partysocket, jittered' draws that delay per socket (0.5 s + up to 3 s), a herd spread about as lifeline's is; the reconnect CPU rows 'against a herd of the same shape' compare lifeline with it.",
   "partysocket uses binaryType 'arraybuffer'; raw ws decodes text frames to strings like the others; lifeline log output is switched off.",
   "90 %: a bootstrap interval of the ratio (both sets of runs resampled 2,000 times, seeded): a rough guide to how far one run of the bench can place it (it treats runs as independent; two runs share each fork). At 64 KiB it is often 0.10-0.15 wide, so a ratio of 0.95 and one of 1.0 are not told apart by one run."
 ]

@@ -4,6 +4,7 @@ import type { Row } from "./results.js"
 const LABELS: Record<Row["contender"], string> = {
   ws: "ws (raw)",
   partysocket: "partysocket",
+  partysocketJittered: "partysocket, jittered",
   platform: "@effect/platform Socket",
   connection: "lifeline Connection",
   client: "lifeline Client"
