@@ -5,7 +5,7 @@
  * path does: the same delays, states, logs, releases and handles.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Layer, Logger, LogLevel, Random, ScheduleIntervals } from "effect"
+import { Clock, Effect, Either, Layer, Logger, LogLevel, Option, Random, ScheduleIntervals } from "effect"
 import { Client, Reconnect, Transport } from "../src/index.js"
 import { defaultDelay } from "../src/internal/client/callbacks.js"
 import { TestServer } from "../src/testing/index.js"
@@ -205,4 +205,69 @@ describe("Client attempts on callbacks", () => {
       Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), Logger.remove(Logger.defaultLogger)))
     )
   })
+
+  it.live("a throw in the socket's open callback (a Clock that throws once): Closed with the defect, the socket gone; no uncaught exception", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      // The next call of the Clock after `make` returns is the open's, in the socket's callback.
+      const clock = breakingClock()
+      const client = yield* Client.make({ url: server.url }).pipe(Effect.withClock(clock))
+      expect((yield* client.state.get)._tag).toBe("Connecting")
+      clock.armed = true
+      const closed = yield* awaitState(client, isTag("Closed"))
+      expect(clock.armed).toBe(false)
+      expect(closed).toMatchObject({
+        _tag: "Closed",
+        error: { _tag: "Some", value: { _tag: "ConnectError", reason: "InvalidOptions" } }
+      })
+      const error = (closed as { error: Option.Option<{ detail: string }> }).error
+      expect(Option.getOrThrow(error).detail).toContain("the client failed: the clock broke")
+      expect(yield* Effect.either(client.awaitOpen)).toMatchObject({
+        _tag: "Left",
+        left: { _tag: "ConnectError", reason: "InvalidOptions" }
+      })
+      // The attempt's socket was terminated: the server saw it open and go.
+      expect(yield* server.accepted).toBe(1)
+      expect(yield* client.close()).toEqual([])
+    })).pipe(provideNode))
+
+  it.live("a throw in the heartbeat's timer (a Clock that throws once): the session ends, Closed with the defect; no uncaught exception", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      // Open and quiet: the next call of the Clock is the heartbeat's sample, in its timer's callback.
+      const clock = breakingClock()
+      const client = yield* Client.make({ url: server.url, heartbeat: { interval: "100 millis", timeout: "1 second" } })
+        .pipe(Effect.withClock(clock))
+      yield* client.awaitOpen
+      clock.armed = true
+      const closed = yield* awaitState(client, isTag("Closed"))
+      expect(clock.armed).toBe(false)
+      const error = Option.getOrThrow(
+        (closed as { error: Option.Option<{ _tag: string; reason: string; detail: string }> }).error
+      )
+      expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
+      expect(error.detail).toContain("the heartbeat failed: the clock broke")
+      // The session's connection was released: one connection, closed.
+      expect(yield* server.accepted).toBe(1)
+      expect(yield* client.close()).toEqual([])
+    })).pipe(provideNode))
 })
+
+/**
+ * Effect's live Clock but for one call of `unsafeCurrentTimeMillis` that throws, once `armed`:
+ * a Client's attempts stay on callbacks with it (a Clock is not what sends a Client to the fiber
+ * path), and its timers are the live ones.
+ */
+const breakingClock = (): Clock.Clock & { armed: boolean } => {
+  const live = Clock.make()
+  const clock = Object.create(live) as Clock.Clock & { armed: boolean }
+  clock.armed = false
+  Object.defineProperty(clock, "unsafeCurrentTimeMillis", {
+    value: () => {
+      if (!clock.armed) return live.unsafeCurrentTimeMillis()
+      clock.armed = false
+      throw new Error("the clock broke")
+    }
+  })
+  return clock
+}

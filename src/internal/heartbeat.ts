@@ -39,6 +39,8 @@ export interface HeartbeatOwner {
   readonly onDead: (error: TimeoutError) => void
   /** There is no way to probe on this platform: called once, and the heartbeat stops. */
   readonly onCannotProbe: () => void
+  /** A step threw (see `HeartbeatCore.onFailed`); without it, the throw goes on (the tests' owners). */
+  readonly onFailed?: ((defect: unknown) => void) | undefined
 }
 
 /** Sends a probe; false when there is no way to probe on this platform. */
@@ -124,6 +126,11 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   abstract onDead(error: TimeoutError): void
   /** There is no way to probe on this platform: called once, and the heartbeat stops. */
   abstract onCannotProbe(): void
+  /**
+   * A step of the heartbeat threw (a defect, or a Clock that throws), in a timer's or the socket's
+   * callback: called once, and the heartbeat stops. Never thrown on into the callback (invariant 1).
+   */
+  abstract onFailed(defect: unknown): void
 
   private get socket(): TransportSocket {
     return this.opened.socket
@@ -160,14 +167,31 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   /** A pong arrived (the listener tells at once; pongs are rare): the peer was alive just now. */
   onPong(): void {
     if (this.stopped) return
-    this.lastLife = this.now()
+    try {
+      this.lastLife = this.now()
+    } catch (defect) {
+      return this.failed(defect)
+    }
     this.probedAt = undefined
+  }
+
+  private failed(defect: unknown): void {
+    this.stopHeartbeat()
+    this.onFailed(defect)
   }
 
   /** The timer fired. */
   fire(): void {
     this.timer = undefined
     if (this.stopped) return
+    try {
+      this.step()
+    } catch (defect) {
+      this.failed(defect)
+    }
+  }
+
+  private step(): void {
     const now = this.now()
     const late = now - this.dueAt
     this.sample(now)
@@ -281,6 +305,11 @@ export class Heartbeat extends HeartbeatCore {
 
   onCannotProbe(): void {
     this.owner.onCannotProbe()
+  }
+
+  onFailed(defect: unknown): void {
+    if (this.owner.onFailed === undefined) throw defect
+    this.owner.onFailed(defect)
   }
 
   start(): void {

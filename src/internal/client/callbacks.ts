@@ -103,11 +103,35 @@ const stopNow = (client: LiveClient, error: ClientError): void => {
 }
 
 /**
+ * What a throw on this path does (a defect, or a user's Clock that throws): it ends the Client as a
+ * defect of the supervisor fiber does (Closed with `InvalidOptions` "the client failed: ..."),
+ * and never goes on into the socket's or the timer's callback that ran the step, where Node would
+ * throw it and the process would die (invariant 1). Each entry point of this path (an attempt's
+ * start, its open's outcome, its close watch, the backoff's end, a decision) catches into this.
+ */
+const failed = (client: LiveClient, defect: unknown): void => {
+  try {
+    stopNow(client, client.brokenOption("the client failed", defect))
+  } catch {
+    // The Closed itself threw (its observers, the Clock again): nothing is left to report it
+    // with, and it still must not reach the callback.
+  }
+}
+
+/**
  * What the supervisor's `decide` does, with no fiber: the default `shouldRetry` and schedule are
  * not user code. Stops the client, or enters Backoff on one timer whose end (or `reconnect`, or
  * `online`) starts the next attempt; at once if `reconnect` asked to skip the wait.
  */
 const decide = (client: LiveClient, error: ClientError, uptime: number): void => {
+  try {
+    decideNow(client, error, uptime)
+  } catch (defect) {
+    failed(client, defect)
+  }
+}
+
+const decideNow = (client: LiveClient, error: ClientError, uptime: number): void => {
   const settings = client.settings
   if (!isRetryable(error)) return stopNow(client, error)
   if (uptime >= Duration.toMillis(settings.minUptime)) {
@@ -159,6 +183,14 @@ class Backoff extends BackoffWait {
 
 /** What the supervisor's attempt does, up to the socket's creation: the rest is `Attempt`'s. */
 const attempt = (client: LiveClient): void => {
+  try {
+    attemptNow(client)
+  } catch (defect) {
+    failed(client, defect)
+  }
+}
+
+const attemptNow = (client: LiveClient): void => {
   const settings = client.settings
   client.attempt++
   const attempt = client.attempt
@@ -190,11 +222,16 @@ const attempt = (client: LiveClient): void => {
   }
   const pending = new Attempt(client, phase, opened, index, label, attempt, startedAt)
   phase.pending = pending
-  pending.waiter = opened.listener.waitOpen(
-    settings.connection.openTimeout,
-    client.timers,
-    (exit) => pending.settled(exit)
-  )
+  try {
+    pending.waiter = opened.listener.waitOpen(
+      settings.connection.openTimeout,
+      client.timers,
+      (exit) => pending.settled(exit)
+    )
+  } catch (defect) {
+    opened.socket.terminate()
+    throw defect
+  }
 }
 
 /**
@@ -219,6 +256,22 @@ class Attempt implements TimerTarget {
 
   /** The open's outcome, in the socket's or the open timer's callback. */
   settled(exit: Exit.Exit<void, ConnectError | TimeoutError>): void {
+    try {
+      this.settledNow(exit)
+    } catch (defect) {
+      this.failed(defect)
+    }
+  }
+
+  /** A throw in a step of this attempt: its socket goes with the Client (see `failed`). */
+  private failed(defect: unknown): void {
+    this.opened.listener.watcher = undefined
+    this.client.timers.cancel(this.timer, this)
+    this.opened.socket.terminate()
+    failed(this.client, defect)
+  }
+
+  private settledNow(exit: Exit.Exit<void, ConnectError | TimeoutError>): void {
     const client = this.client
     // `close` abandoned it (and releases its socket).
     if (client.phase !== this.phase) return
@@ -268,7 +321,11 @@ class Attempt implements TimerTarget {
   /** The socket did not report its close in time. */
   fire(): void {
     this.timer = undefined
-    this.opened.socket.terminate()
+    try {
+      this.opened.socket.terminate()
+    } catch (defect) {
+      return this.failed(defect)
+    }
     this.decide()
   }
 

@@ -11,7 +11,7 @@
  */
 import type { Clock, Scope } from "effect"
 import * as Effect from "effect/Effect"
-import type { Disconnected, TimeoutError } from "../../Errors.js"
+import type { ConnectError, Disconnected, TimeoutError } from "../../Errors.js"
 import { SendError } from "../../Errors.js"
 import type { Message } from "../../Transport.js"
 import type { ClientState } from "../clientState.js"
@@ -30,6 +30,8 @@ export interface SessionOwner {
   readonly reportFailure: (error: SendError) => void
   /** Called from socket and timer callbacks: the session is over. */
   readonly endSession: (session: Session, reason: SessionEnd) => void
+  /** What a defect of the client's own code is reported as (it closes the client). */
+  readonly brokenOption: (detail: string, cause: unknown) => ConnectError
   /** Runs a log line on a fiber of the Client's runtime (never inside the callback). */
   readonly logLater: (log: Effect.Effect<void>) => void
   /** The heartbeat's options (none: no heartbeat), Clock and timers: the Client's. */
@@ -185,6 +187,10 @@ export class Session extends HeartbeatCore {
 
   onDead(timeout: TimeoutError): void {
     this.owner.endSession(this, timeout)
+  }
+
+  onFailed(defect: unknown): void {
+    this.owner.endSession(this, this.owner.brokenOption("the heartbeat failed", defect))
   }
 
   onCannotProbe(): void {
