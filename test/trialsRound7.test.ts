@@ -1,0 +1,214 @@
+/**
+ * Round 7 trials: patterns users write against the Client's attempts on callbacks (no fiber: a
+ * static URL, the default retry and shouldRetry, no onOpen, no headers Effect, no tls, no breakers),
+ * that rounds 5 and 6 (test/trialsRound5.test.ts, test/trialsRound6.test.ts) and
+ * test/callbacks.test.ts do not try:
+ * - senders cut short (`Effect.timeout`, `Effect.race`, `Fiber.interrupt`) in Backoff and Connecting,
+ *   under each overflow: every value written once or reported, never both, never neither;
+ * - a Client as a Layer in a `ManagedRuntime` / `Layer.launch`, disposed in Connecting, Backoff, Open;
+ * - churn: 300 Clients made and closed against a server that is up, then one that refuses;
+ * - a fleet of Clients sharing `{ url }` settings through a restart: some closed in Backoff, some
+ *   `reconnect`ed, the rest back by their timers;
+ * - `messages` read by two fibers, `state.changes` and `events` subscribed twice, across a reconnect;
+ * - hostile handshakes on this path: a wrong accept key, a subprotocol not offered, no Upgrade
+ *   header, a frame over maxPayload right after the 101, a FIN or an RST while CONNECTING;
+ * - the TestClock driving two backoffs.
+ * Loopback only; every loop bounded.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Chunk,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  Fiber,
+  Layer,
+  ManagedRuntime,
+  Option,
+  Stream,
+  TestClock
+} from "effect"
+import * as Crypto from "node:crypto"
+import type * as Net from "node:net"
+import { WebSocketServer } from "ws"
+import { Client } from "../src/index.js"
+import { armedSlots } from "../src/internal/primitives/nodeTimers.js"
+import { TestServer } from "../src/testing/index.js"
+import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { provideNode, quietNode } from "./support/node.js"
+import { awaitTrue, realUntil } from "./support/poll.js"
+import { closedPort } from "./support/ports.js"
+import { tcpServer } from "./support/tcpServer.js"
+
+type State = Client.ClientState
+
+/** Tag and attempt of a state, for comparing sequences. */
+const brief = (s: State): string => `${s._tag}${"attempt" in s ? ` ${s.attempt}` : ""}`
+
+/** Waits, bounded, until the client's slot timers and the rest have settled: no slot armed. */
+const noSlotsLeft = awaitTrue(Effect.sync(() => armedSlots() === 0), "no timer slot armed", 400)
+
+/** Uncaught exceptions and unhandled rejections while `self` runs (listeners removed after). */
+const catchingStrays = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => {
+      const strays: Array<unknown> = []
+      const onError = (error: unknown) => strays.push(error)
+      process.on("uncaughtException", onError)
+      process.on("unhandledRejection", onError)
+      return { strays, onError }
+    }),
+    ({ strays }) => Effect.map(self, (a) => [a, strays] as const),
+    ({ onError }) =>
+      Effect.sync(() => {
+        process.off("uncaughtException", onError)
+        process.off("unhandledRejection", onError)
+      })
+  )
+
+/** A `ws` server on 127.0.0.1 (port 0) that records the close code of every connection; closed with the scope. */
+const recordingWs = Effect.acquireRelease(
+  Effect.async<{ readonly wss: WebSocketServer; readonly url: string; readonly codes: Array<number> }>((resume) => {
+    const codes: Array<number> = []
+    const wss: WebSocketServer = new WebSocketServer({ host: "127.0.0.1", port: 0 }, () => {
+      const address = wss.address() as Net.AddressInfo
+      resume(Effect.succeed({ wss, url: `ws://127.0.0.1:${address.port}`, codes }))
+    })
+    wss.on("connection", (ws) => ws.on("close", (code) => codes.push(code)))
+  }),
+  ({ wss }) =>
+    Effect.async<void>((resume) => {
+      for (const ws of wss.clients) ws.terminate()
+      wss.close(() => resume(Effect.void))
+    })
+)
+
+describe("round 7: senders cut short while the Client is not open", () => {
+  it.live(
+    "Backoff, overflow fail, capacity 4: timed-out sends give their place back and are never written; OutboxFull is refused, not counted; the buffered four arrive once, in order",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        yield* server.kill
+        const client = yield* Client.make({ url: server.url, outbox: { capacity: 4 } })
+        yield* awaitState(client, isTag("Backoff"))
+        // One at a time: each takes the one place, then gives it back when cut short.
+        for (let i = 0; i < 6; i++) {
+          const outcome = yield* Effect.either(Effect.timeout(client.send(`t${i}`), "10 millis"))
+          expect(outcome).toMatchObject({ _tag: "Left", left: { _tag: "TimeoutException" } })
+        }
+        expect(yield* client.outboxSize).toBe(0)
+        // Six at once: four wait (and time out), two are refused at once.
+        const racing = yield* Effect.forEach(
+          Array.from({ length: 6 }, (_, i) => `r${i}`),
+          (value) => Effect.either(Effect.timeout(client.send(value), "30 millis")),
+          { concurrency: "unbounded" }
+        )
+        const tags = racing.map((outcome) => Either.isLeft(outcome) ? (outcome.left as { _tag: string })._tag : "Right")
+        expect(tags.filter((tag) => tag === "TimeoutException").length).toBe(4)
+        expect(racing.filter((o) => Either.isLeft(o) && (o.left as { reason?: string }).reason === "OutboxFull").length)
+          .toBe(2)
+        expect(yield* client.outboxSize).toBe(0)
+        // Four buffered; a fifth refused at once, and a send refused too.
+        for (let i = 0; i < 4; i++) yield* client.enqueue(`e${i}`)
+        expect(yield* Effect.flip(client.enqueue("e4"))).toMatchObject({ _tag: "SendError", reason: "OutboxFull" })
+        expect(yield* Effect.flip(client.send("s"))).toMatchObject({ _tag: "SendError", reason: "OutboxFull" })
+        yield* server.restart
+        yield* client.reconnect
+        yield* client.awaitOpen
+        yield* client.send("after")
+        yield* awaitReceived(server, 5)
+        expect(yield* server.received).toEqual(["e0", "e1", "e2", "e3", "after"])
+        expect(yield* client.failed).toBe(0)
+        expect(yield* client.close()).toEqual([])
+      })).pipe(provideNode)
+  )
+
+  it.live(
+    "Connecting on a hung handshake, overflow suspend, capacity 2: waiting senders timed out leave no trace; a race of two waiting sends writes both once the link opens (the loser was handed over first)",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        yield* server.hangHandshake
+        const client = yield* Client.make({
+          url: server.url,
+          outbox: { capacity: 2, overflow: "suspend" },
+          connection: { openTimeout: "100 millis" }
+        })
+        yield* awaitState(client, isTag("Connecting"))
+        yield* client.enqueue("e0")
+        yield* client.enqueue("e1")
+        // Four senders wait for room, and time out.
+        const waited = yield* Effect.forEach(
+          [0, 1, 2, 3],
+          (i) => Effect.either(Effect.timeout(client.send(`w${i}`), "20 millis")),
+          { concurrency: "unbounded" }
+        )
+        expect(waited.every((o) => Either.isLeft(o) && (o.left as { _tag: string })._tag === "TimeoutException"))
+          .toBe(true)
+        expect(yield* client.outboxSize).toBe(2)
+        // Two more wait, one of them interrupted by hand.
+        const cut = yield* Effect.fork(client.send("cut"))
+        const kept = yield* Effect.fork(client.send("kept"))
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(cut)
+        // A race of two waiting sends.
+        const race = yield* Effect.fork(Effect.race(client.send("a"), client.send("b")))
+        yield* Effect.yieldNow()
+        yield* server.behave
+        yield* client.reconnect
+        yield* client.awaitOpen
+        yield* Fiber.join(kept)
+        yield* Fiber.join(race)
+        yield* awaitReceived(server, 5)
+        // Room is made one frame at a time: "b" was handed over before "a" was written.
+        expect(yield* server.received).toEqual(["e0", "e1", "kept", "a", "b"])
+        expect(yield* client.failed).toBe(0)
+        expect(yield* client.outboxSize).toBe(0)
+        expect(yield* client.close()).toEqual([])
+      })).pipe(provideNode)
+  )
+
+  it.live(
+    "dropOldest in Backoff, capacity 3: 10 sends, some cut short by a timeout: each value is written once, or failed once (Dropped, counted), or cut short and never written",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        yield* server.kill
+        const client = yield* Client.make({ url: server.url, outbox: { capacity: 3, overflow: "dropOldest" } })
+        yield* awaitState(client, isTag("Backoff"))
+        // Even ones with a timeout that fires in Backoff, odd ones without.
+        const fibers = []
+        for (let i = 0; i < 10; i++) {
+          const send = client.send(`v${i}`)
+          fibers.push(yield* Effect.fork(Effect.either(i % 2 === 0 ? Effect.timeout(send, "20 millis") : send)))
+          yield* Effect.yieldNow()
+        }
+        yield* Effect.sleep("40 millis")
+        yield* server.restart
+        yield* client.reconnect
+        const outcomes = yield* Effect.forEach(fibers, Fiber.join)
+        yield* Effect.sleep("20 millis")
+        const received = (yield* server.received) as ReadonlyArray<string>
+        const written = outcomes.flatMap((o, i) => Either.isRight(o) ? [`v${i}`] : [])
+        const dropped = outcomes.flatMap((o, i) =>
+          Either.isLeft(o) && (o.left as { reason?: string }).reason === "Dropped" ? [`v${i}`] : []
+        )
+        const cutShort = outcomes.flatMap((o, i) =>
+          Either.isLeft(o) && (o.left as { _tag: string })._tag === "TimeoutException" ? [`v${i}`] : []
+        )
+        expect(written.length + dropped.length + cutShort.length).toBe(10)
+        expect(received).toEqual(written)
+        expect(yield* client.failed).toBe(dropped.length)
+        expect(cutShort.some((v) => received.includes(v))).toBe(false)
+        // v0-v6 pushed out by newer ones, v8 cut short where it waited: v7 and v9 remain.
+        expect(written).toEqual(["v7", "v9"])
+        expect(dropped).toEqual(["v0", "v1", "v2", "v3", "v4", "v5", "v6"])
+        expect(cutShort).toEqual(["v8"])
+        expect(yield* client.close()).toEqual([])
+      })).pipe(provideNode)
+  )
+})
