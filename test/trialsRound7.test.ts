@@ -212,3 +212,101 @@ describe("round 7: senders cut short while the Client is not open", () => {
       })).pipe(provideNode)
   )
 })
+
+class Feed extends Context.Tag("round7/Feed")<Feed, Client.Client>() {}
+
+/** A TCP server that accepts and never answers, counting the sockets that closed: a hung handshake. */
+const silentCounting = (closed: { count: number }) =>
+  tcpServer((socket) => {
+    socket.on("error", () => {})
+    // Read (and drop) the request: a socket left paused never sees the peer's FIN.
+    socket.resume()
+    socket.on("close", () => closed.count++)
+  })
+
+describe("round 7: a Client as a Layer, disposed in each phase", () => {
+  it.live(
+    "ManagedRuntime disposed while Open: the server sees 1000; while Connecting on a hung handshake: the socket is gone; while in Backoff: nothing left; no stray error",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const [, strays] = yield* catchingStrays(Effect.gen(function*() {
+          // Open.
+          const ws = yield* recordingWs
+          const open = ManagedRuntime.make(Client.layer(Feed, { url: ws.url }).pipe(Layer.provide(quietNode)))
+          const openClient = yield* Effect.promise(() => open.runPromise(Feed))
+          yield* openClient.awaitOpen
+          yield* Effect.promise(() => open.dispose())
+          expect(yield* openClient.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+          yield* awaitTrue(Effect.sync(() => ws.codes.length === 1), "the server saw the close")
+          expect(ws.codes).toEqual([1000])
+          expect(yield* Effect.flip(openClient.send("late"))).toMatchObject({ _tag: "SendError", reason: "Closed" })
+
+          // Connecting on a hung handshake.
+          const closed = { count: 0 }
+          const silent = yield* silentCounting(closed)
+          const hung = ManagedRuntime.make(Client.layer(Feed, { url: silent.url }).pipe(Layer.provide(quietNode)))
+          const hungClient = yield* Effect.promise(() => hung.runPromise(Feed))
+          yield* awaitTrue(Effect.sync(() => silent.sockets.size === 1), "the handshake reached the server")
+          expect(yield* hungClient.state.get).toMatchObject({ _tag: "Connecting", attempt: 1 })
+          yield* hungClient.enqueue("queued")
+          yield* Effect.promise(() => hung.dispose())
+          expect(yield* hungClient.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+          expect(yield* hungClient.failed).toBe(1)
+          yield* awaitTrue(Effect.sync(() => closed.count === 1), "the hung socket closed at the server")
+
+          // Backoff.
+          const port = yield* closedPort
+          const refused = ManagedRuntime.make(
+            Client.layer(Feed, { url: `ws://127.0.0.1:${port}` }).pipe(Layer.provide(quietNode))
+          )
+          const refusedClient = yield* Effect.promise(() => refused.runPromise(Feed))
+          yield* awaitState(refusedClient, isTag("Backoff"))
+          yield* Effect.promise(() => refused.dispose())
+          expect(yield* refusedClient.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+          // Disposed twice: nothing more happens.
+          yield* Effect.promise(() => refused.dispose())
+        }))
+        expect(strays).toEqual([])
+        yield* noSlotsLeft
+      }))
+  )
+
+  it.live(
+    "Layer.launch of a layer that uses the Client, interrupted while Open: the server sees 1001 (the scope was interrupted); while in Backoff: Closed, nothing left",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const ws = yield* recordingWs
+        let made: Client.Client | undefined
+        const user = Layer.effectDiscard(Effect.gen(function*() {
+          made = yield* Feed
+          yield* made.send("hello")
+        }))
+        const open = yield* Effect.fork(
+          Layer.launch(user.pipe(Layer.provideMerge(Client.layer(Feed, { url: ws.url })), Layer.provide(quietNode)))
+        )
+        yield* awaitTrue(Effect.sync(() => made !== undefined), "the layer is built")
+        // Open at the client (the server's connection event may come before the client's open).
+        yield* awaitState(made!, isTag("Open"))
+        yield* Fiber.interrupt(open)
+        expect(yield* made!.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+        yield* awaitTrue(Effect.sync(() => ws.codes.length === 1), "the server saw the close")
+        expect(ws.codes).toEqual([1001])
+
+        made = undefined
+        const port = yield* closedPort
+        const down = yield* Effect.fork(
+          Layer.launch(
+            Layer.effectDiscard(Effect.map(Feed, (client) => void (made = client))).pipe(
+              Layer.provideMerge(Client.layer(Feed, { url: `ws://127.0.0.1:${port}` })),
+              Layer.provide(quietNode)
+            )
+          )
+        )
+        yield* awaitTrue(Effect.sync(() => made !== undefined), "the layer is built")
+        yield* awaitState(made!, isTag("Backoff"))
+        yield* Fiber.interrupt(down)
+        expect(yield* made!.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+        yield* noSlotsLeft
+      }))
+  )
+})
