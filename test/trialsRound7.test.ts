@@ -310,3 +310,142 @@ describe("round 7: a Client as a Layer, disposed in each phase", () => {
       }))
   )
 })
+
+describe("round 7: churn and a fleet on shared settings", () => {
+  it.live(
+    "300 Clients made and closed in a loop (up server: closed in Connecting or Open; then a refusing port: closed in Connecting or Backoff): each Closed on purpose, no slot armed, no handle left",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ record: false })
+        const port = yield* closedPort
+        const refusing = `ws://127.0.0.1:${port}`
+        const finals: Array<State> = []
+        const phases: Record<string, number> = {}
+        for (let i = 0; i < 300; i++) {
+          const up = i < 150
+          const url = up ? server.url : refusing
+          const client = yield* Effect.scoped(Effect.gen(function*() {
+            const client = yield* Client.make({ url })
+            // Every third closed at once (Connecting); the rest once Open, or in Backoff.
+            if (i % 3 !== 0) yield* awaitState(client, isTag(up ? "Open" : "Backoff"))
+            const state = yield* client.state.get
+            phases[`${up ? "up" : "refused"} ${state._tag}`] = (phases[`${up ? "up" : "refused"} ${state._tag}`] ?? 0) + 1
+            if (i % 2 === 0) expect(yield* client.close()).toEqual([])
+            return client
+          }))
+          finals.push(yield* client.state.get)
+        }
+        expect(phases).toEqual({ "up Connecting": 50, "up Open": 100, "refused Connecting": 50, "refused Backoff": 100 })
+        expect(finals.every((s) => s._tag === "Closed" && Option.isNone(s.error))).toBe(true)
+        yield* awaitTrue(server.connections.pipe(Effect.map((n) => n === 0)), "the server's connections closed")
+        yield* noSlotsLeft
+      })).pipe(provideNode),
+    15_000
+  )
+
+  it.live(
+    "150 Clients on one { url } settings object through a kill and a restart: 50 closed in Backoff, 50 reconnected (Open, attempt 1), 50 back by their timers (Open, attempt 2 or more); exact counts at the server",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ record: false })
+        const clients = yield* Effect.forEach(Array.from({ length: 150 }), () => Client.make({ url: server.url }))
+        // One settings object for all of them.
+        const settings = new Set(clients.map((client) => (client as unknown as { settings: object }).settings))
+        expect(settings.size).toBe(1)
+        yield* Effect.forEach(clients, (client) => client.awaitOpen, { concurrency: "unbounded" })
+        yield* server.kill
+        const backoffs = yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Backoff")), {
+          concurrency: "unbounded"
+        })
+        expect(backoffs.every((s) => s._tag === "Backoff" && s.error._tag === "Disconnected")).toBe(true)
+        // Their backoff timers share slots (what `noSlotsLeft` looks at).
+        expect(armedSlots()).toBeGreaterThan(0)
+        const closing = clients.slice(0, 50)
+        const woken = clients.slice(50, 100)
+        const rest = clients.slice(100)
+        expect(yield* Effect.forEach(closing, (client) => client.close(), { concurrency: "unbounded" })).toEqual(
+          closing.map(() => [])
+        )
+        yield* server.restart
+        yield* Effect.forEach(woken, (client) => client.reconnect)
+        const wokenOpen = yield* Effect.forEach(woken, (client) => awaitState(client, isTag("Open")), {
+          concurrency: "unbounded"
+        })
+        expect(wokenOpen.every((s) => s._tag === "Open" && s.attempt === 1)).toBe(true)
+        const restOpen = yield* Effect.forEach(rest, (client) => awaitState(client, isTag("Open"), "9 seconds"), {
+          concurrency: "unbounded"
+        })
+        expect(restOpen.every((s) => s._tag === "Open" && s.attempt >= 2)).toBe(true)
+        for (const client of closing) {
+          expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+        }
+        expect(yield* server.connections).toBe(100)
+        expect(yield* server.accepted).toBe(250)
+        yield* Effect.forEach(clients, (client) => client.close(), { concurrency: "unbounded" })
+        yield* noSlotsLeft
+      })).pipe(provideNode),
+    15_000
+  )
+})
+
+describe("round 7: two readers and two subscribers across a reconnect", () => {
+  it.scopedLive(
+    "messages read by two fibers: the frames are split between them, none twice, none lost, each in order; state.changes and events subscribed twice see the same, in order",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ record: false })
+        const client = yield* Client.make({ url: server.url })
+        const readers = [[], []] as [Array<string>, Array<string>]
+        const changes = [[], []] as [Array<string>, Array<string>]
+        const events = [[], []] as [Array<string>, Array<string>]
+        for (const k of [0, 1] as const) {
+          yield* Effect.forkScoped(Stream.runForEach(client.messages, (m) => Effect.sync(() => readers[k].push(m as string))))
+          yield* Effect.forkScoped(Stream.runForEach(client.state.changes, (s) => Effect.sync(() => changes[k].push(brief(s)))))
+          yield* Effect.forkScoped(Stream.runForEach(client.events, (e) =>
+            Effect.sync(() => {
+              if (e._tag === "Transition") events[k].push(`${brief(e.from)} -> ${brief(e.to)}`)
+            })))
+        }
+        yield* client.awaitOpen
+        const total = () => readers[0].length + readers[1].length
+        for (let i = 0; i < 100; i++) yield* server.broadcast(`a${i}`)
+        yield* awaitTrue(Effect.sync(() => total() === 100), "the first 100 read")
+        // A reconnect on the callback path: the server drops the link, `reconnect` skips the wait.
+        yield* server.closeAll(1011)
+        yield* awaitState(client, isTag("Backoff"))
+        yield* client.reconnect
+        yield* awaitState(client, isTag("Open"))
+        for (let i = 0; i < 100; i++) yield* server.broadcast(`b${i}`)
+        yield* awaitTrue(Effect.sync(() => total() === 200), "the next 100 read")
+        const all = [...readers[0], ...readers[1]]
+        expect(new Set(all).size).toBe(200)
+        const index = (m: string) => (m[0] === "a" ? 0 : 100) + Number(m.slice(1))
+        for (const reader of readers) {
+          for (let k = 1; k < reader.length; k++) expect(index(reader[k]!) > index(reader[k - 1]!)).toBe(true)
+        }
+        expect(yield* client.close()).toEqual([])
+        yield* awaitTrue(
+          Effect.sync(() => changes.every((c) => c.at(-1) === "Closed") && events.every((e) => e.at(-1)?.endsWith("Closed"))),
+          "Closed seen by every subscriber"
+        )
+        // Subscribed while Idle or Connecting: Connecting 1 is where both begin or pass.
+        for (const seen of changes) expect(seen.slice(seen.indexOf("Connecting 1"))).toEqual([
+          "Connecting 1",
+          "Open 1",
+          "Backoff 1",
+          "Connecting 1",
+          "Open 1",
+          "Closed"
+        ])
+        expect(events[0]).toEqual(events[1])
+        expect(events[0]).toEqual([
+          "Idle -> Connecting 1",
+          "Connecting 1 -> Open 1",
+          "Open 1 -> Backoff 1",
+          "Backoff 1 -> Connecting 1",
+          "Connecting 1 -> Open 1",
+          "Open 1 -> Closed"
+        ])
+      }).pipe(provideNode)
+  )
+})
