@@ -449,3 +449,134 @@ describe("round 7: two readers and two subscribers across a reconnect", () => {
       }).pipe(provideNode)
   )
 })
+
+/**
+ * A hand-written peer on 127.0.0.1: once it has the upgrade request, `answer` gets the socket and
+ * a correct 101 head (bytes). Counts the requests.
+ */
+const handWritten = (requests: { count: number }, answer: (socket: Net.Socket, head: Buffer) => void) =>
+  tcpServer((socket) => {
+    socket.on("error", () => {})
+    let request = ""
+    const onData = (data: Buffer) => {
+      request += data.toString("latin1")
+      if (!request.includes("\r\n\r\n")) return
+      socket.off("data", onData)
+      socket.resume()
+      requests.count++
+      const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
+      const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
+      answer(
+        socket,
+        Buffer.from(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+          "latin1"
+        )
+      )
+    }
+    socket.on("data", onData)
+  })
+
+/** An unmasked text frame of `size` bytes (16-bit length). */
+const bigText = (size: number) => {
+  const head = Buffer.from([0x81, 126, size >> 8, size & 0xff])
+  return Buffer.concat([head, Buffer.alloc(size, "x")])
+}
+
+describe("round 7: hostile handshakes on the callback path", () => {
+  for (
+    const [name, setup, protocols] of [
+      ["a 101 with a wrong Sec-WebSocket-Accept", (server: TestServer.TestServer) => server.badAcceptKey, undefined],
+      [
+        "a 101 with a subprotocol the client did not offer (it offered one)",
+        (server: TestServer.TestServer) => server.wrongSubprotocol,
+        ["chat.v1"]
+      ],
+      [
+        "a 101 with a subprotocol when the client offered none",
+        (server: TestServer.TestServer) => server.wrongSubprotocol,
+        undefined
+      ],
+      ["a 101 without Upgrade: websocket", (server: TestServer.TestServer) => server.noUpgradeHeader, undefined]
+    ] as const
+  ) {
+    it.live(`${name}: Closed by ConnectError ProtocolViolation, one request, no retry, no stray error`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const [, strays] = yield* catchingStrays(Effect.gen(function*() {
+          const server = yield* TestServer.make()
+          yield* setup(server)
+          const client = yield* Client.make({
+            url: server.url,
+            ...(protocols === undefined ? {} : { connection: { protocols } })
+          })
+          const error = yield* Effect.flip(client.awaitOpen)
+          expect(error).toMatchObject({ _tag: "ConnectError", reason: "ProtocolViolation" })
+          expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.some({ reason: "ProtocolViolation" }) })
+          yield* Effect.sleep("20 millis")
+          expect(yield* server.requests).toBe(1)
+          expect(yield* server.accepted).toBe(0)
+        }))
+        expect(strays).toEqual([])
+        yield* noSlotsLeft
+      })).pipe(provideNode))
+  }
+
+  it.live(
+    "the server destroys the socket on the request (FIN, 'socket hang up'), then an RST on the next: Backoff ConnectionReset both times; then Open",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const [, strays] = yield* catchingStrays(Effect.gen(function*() {
+          const server = yield* TestServer.make()
+          yield* server.resetDuringHandshake
+          const client = yield* Client.make({ url: server.url })
+          const first = yield* awaitState(client, isTag("Backoff"))
+          expect(first).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionReset" } })
+          yield* client.close()
+
+          const requests = { count: 0 }
+          const rst = yield* handWritten(requests, (socket) => socket.resetAndDestroy())
+          const second = yield* Client.make({ url: rst.url })
+          const backoff = yield* awaitState(second, isTag("Backoff"))
+          expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionReset" } })
+          expect(requests.count).toBe(1)
+          yield* second.close()
+        }))
+        expect(strays).toEqual([])
+        yield* noSlotsLeft
+      })).pipe(provideNode)
+  )
+
+  it.live(
+    "a 101 and then, in the same write, a frame over maxPayload: Open, then Closed by Disconnected 1009 (not retried); the peer gets a close 1009",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const [, strays] = yield* catchingStrays(Effect.gen(function*() {
+          const requests = { count: 0 }
+          const got: Array<Buffer> = []
+          const server = yield* handWritten(requests, (socket, head) => {
+            socket.on("data", (data: Buffer) => got.push(data))
+            socket.write(Buffer.concat([head, bigText(2000)]))
+          })
+          const client = yield* Client.make({ url: server.url, connection: { maxPayload: 1024 } })
+          const seen: Array<string> = []
+          yield* Effect.forkScoped(Stream.runForEach(client.events, (e) =>
+            Effect.sync(() => {
+              if (e._tag === "Transition") seen.push(brief(e.to))
+            })))
+          const closed = yield* awaitState(client, isTag("Closed"))
+          expect(closed).toMatchObject({ error: Option.some({ _tag: "Disconnected", code: 1009 }) })
+          yield* awaitTrue(Effect.sync(() => seen.at(-1) === "Closed"), "Closed seen on events")
+          expect(seen).toEqual(["Connecting 1", "Open 1", "Closed"])
+          expect(requests.count).toBe(1)
+          // The client's close frame, masked: 0x88, then 0x80 | length, a 4-byte mask, the code.
+          yield* awaitTrue(Effect.sync(() => Buffer.concat(got).length >= 8), "the close frame reached the peer")
+          const frame = Buffer.concat(got)
+          expect(frame[0]).toBe(0x88)
+          const mask = frame.subarray(2, 6)
+          expect(((frame[6]! ^ mask[0]!) << 8) | (frame[7]! ^ mask[1]!)).toBe(1009)
+        }))
+        expect(strays).toEqual([])
+        yield* noSlotsLeft
+      })).pipe(provideNode)
+  )
+})
