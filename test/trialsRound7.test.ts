@@ -580,3 +580,97 @@ describe("round 7: hostile handshakes on the callback path", () => {
       })).pipe(provideNode)
   )
 })
+
+const delayMillis = (state: State): number => state._tag === "Backoff" ? Duration.toMillis(state.delay) : -1
+
+describe("round 7: the TestClock drives the callback path", () => {
+  it.effect(
+    "refused twice, through two backoffs moved by TestClock.adjust (one millisecond short: nothing; at the delay: the next attempt), then Open at attempt 3",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.kill
+        const client = yield* Client.make({ url: server.url })
+        const seen: Array<string> = []
+        yield* Effect.forkScoped(Stream.runForEach(client.events, (e) =>
+          Effect.sync(() => {
+            if (e._tag === "Transition") seen.push(brief(e.to))
+          })))
+        const first = yield* awaitState(client, isTag("Backoff"))
+        expect(first).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+        // The default schedule's first step: [0.1, 1.9] x 1.1 s.
+        expect(delayMillis(first)).toBeGreaterThanOrEqual(110)
+        expect(delayMillis(first)).toBeLessThanOrEqual(2090)
+        yield* TestClock.adjust(delayMillis(first) - 1)
+        // Real time passes (socket I/O gets its turn): still no attempt on the TestClock.
+        yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 20)))
+        expect(yield* client.state.get).toMatchObject({ _tag: "Backoff", attempt: 1 })
+        yield* TestClock.adjust(1)
+        const second = yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2)
+        // The second step: [0.1, 1.9] x 2.2 s.
+        expect(delayMillis(second)).toBeGreaterThanOrEqual(220)
+        expect(delayMillis(second)).toBeLessThanOrEqual(4180)
+        yield* TestClock.adjust(delayMillis(second) - 1)
+        yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 20)))
+        expect(yield* client.state.get).toMatchObject({ _tag: "Backoff", attempt: 2 })
+        yield* server.restart
+        yield* TestClock.adjust(1)
+        expect(yield* awaitState(client, isTag("Open"))).toMatchObject({ attempt: 3 })
+        expect(yield* server.accepted).toBe(1)
+        expect(yield* client.close()).toEqual([])
+        yield* realUntil(Effect.sync(() => seen.at(-1) === "Closed"), "Closed seen on events")
+        expect(seen).toEqual(["Connecting 1", "Backoff 1", "Connecting 2", "Backoff 2", "Connecting 3", "Open 3", "Closed"])
+      }).pipe(Effect.scoped, provideNode)
+  )
+})
+
+describe("round 7: a sender that gave up on a frame already with the transport", () => {
+  // A sender cut short (here by a timeout) while its frame was with the transport: the frame may
+  // still be written (then nothing is reported), or fail later. Its failure was counted in `failed`
+  // and reported to no one (the sender had gone): now it is published as a MessageFailed event.
+  for (const path of ["written at once (the send's fast path)", "queued in Backoff, handed over when the link opened"] as const) {
+    it.live(
+      `a peer that stops reading, 200 sends of 64 KiB under Effect.timeout, ${path}, then the peer dies: each frame that failed is reported once (to its sender, or as a MessageFailed event when its sender gave up), as many as \`failed\` counts`,
+      () =>
+        withNoHandlesLeft(Effect.gen(function*() {
+          const server = yield* TestServer.make({ handler: "ignore", record: false })
+          const queued = path !== "written at once (the send's fast path)"
+          if (queued) yield* server.kill
+          const client = yield* Client.make({ url: server.url, eventsCapacity: 1000 })
+          const events: Array<string> = []
+          yield* Effect.forkScoped(Stream.runForEach(client.events, (e) =>
+            Effect.sync(() => {
+              if (e._tag === "MessageFailed") events.push((e.error.payload as string).split(":")[0]!)
+            })))
+          if (queued) yield* awaitState(client, isTag("Backoff"))
+          else yield* client.awaitOpen
+          yield* server.pauseReading
+          const fibers = []
+          for (let i = 0; i < 200; i++) {
+            const send = client.send(`${i}:`.padEnd(65536, "x"))
+            fibers.push(yield* Effect.fork(Effect.either(Effect.timeout(send, queued ? "1 second" : "200 millis"))))
+          }
+          if (queued) {
+            yield* server.restart
+            yield* client.reconnect
+            yield* client.awaitOpen
+          }
+          const outcomes = yield* Effect.forEach(fibers, Fiber.join)
+          const timedOut = outcomes.flatMap((o, i) =>
+            Either.isLeft(o) && (o.left as { _tag: string })._tag === "TimeoutException" ? [String(i)] : []
+          )
+          // The kernel took the first ones; the rest waited with the transport, and their senders gave up.
+          expect(timedOut.length).toBeGreaterThan(0)
+          expect(outcomes.length - timedOut.length).toBe(outcomes.filter(Either.isRight).length)
+          expect(yield* client.outboxSize).toBe(timedOut.length)
+          yield* server.kill
+          yield* awaitState(client, isTag("Backoff"))
+          expect(yield* client.outboxSize).toBe(0)
+          expect(yield* client.failed).toBe(timedOut.length)
+          yield* awaitTrue(Effect.sync(() => events.length >= timedOut.length), "every given-up frame reported", 200)
+          expect(events).toEqual(timedOut)
+          expect(yield* client.close()).toEqual([])
+        })).pipe(provideNode)
+    )
+  }
+})
