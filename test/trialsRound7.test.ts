@@ -16,20 +16,7 @@
  * Loopback only; every loop bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
-import {
-  Chunk,
-  Context,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  Fiber,
-  Layer,
-  ManagedRuntime,
-  Option,
-  Stream,
-  TestClock
-} from "effect"
+import { Context, Duration, Effect, Either, Fiber, Layer, ManagedRuntime, Option, Stream, TestClock } from "effect"
 import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
@@ -329,13 +316,19 @@ describe("round 7: churn and a fleet on shared settings", () => {
             // Every third closed at once (Connecting); the rest once Open, or in Backoff.
             if (i % 3 !== 0) yield* awaitState(client, isTag(up ? "Open" : "Backoff"))
             const state = yield* client.state.get
-            phases[`${up ? "up" : "refused"} ${state._tag}`] = (phases[`${up ? "up" : "refused"} ${state._tag}`] ?? 0) + 1
+            phases[`${up ? "up" : "refused"} ${state._tag}`] = (phases[`${up ? "up" : "refused"} ${state._tag}`] ?? 0) +
+              1
             if (i % 2 === 0) expect(yield* client.close()).toEqual([])
             return client
           }))
           finals.push(yield* client.state.get)
         }
-        expect(phases).toEqual({ "up Connecting": 50, "up Open": 100, "refused Connecting": 50, "refused Backoff": 100 })
+        expect(phases).toEqual({
+          "up Connecting": 50,
+          "up Open": 100,
+          "refused Connecting": 50,
+          "refused Backoff": 100
+        })
         expect(finals.every((s) => s._tag === "Closed" && Option.isNone(s.error))).toBe(true)
         yield* awaitTrue(server.connections.pipe(Effect.map((n) => n === 0)), "the server's connections closed")
         yield* noSlotsLeft
@@ -399,8 +392,12 @@ describe("round 7: two readers and two subscribers across a reconnect", () => {
         const changes = [[], []] as [Array<string>, Array<string>]
         const events = [[], []] as [Array<string>, Array<string>]
         for (const k of [0, 1] as const) {
-          yield* Effect.forkScoped(Stream.runForEach(client.messages, (m) => Effect.sync(() => readers[k].push(m as string))))
-          yield* Effect.forkScoped(Stream.runForEach(client.state.changes, (s) => Effect.sync(() => changes[k].push(brief(s)))))
+          yield* Effect.forkScoped(
+            Stream.runForEach(client.messages, (m) => Effect.sync(() => readers[k].push(m as string)))
+          )
+          yield* Effect.forkScoped(
+            Stream.runForEach(client.state.changes, (s) => Effect.sync(() => changes[k].push(brief(s))))
+          )
           yield* Effect.forkScoped(Stream.runForEach(client.events, (e) =>
             Effect.sync(() => {
               if (e._tag === "Transition") events[k].push(`${brief(e.from)} -> ${brief(e.to)}`)
@@ -425,18 +422,22 @@ describe("round 7: two readers and two subscribers across a reconnect", () => {
         }
         expect(yield* client.close()).toEqual([])
         yield* awaitTrue(
-          Effect.sync(() => changes.every((c) => c.at(-1) === "Closed") && events.every((e) => e.at(-1)?.endsWith("Closed"))),
+          Effect.sync(() =>
+            changes.every((c) => c.at(-1) === "Closed") && events.every((e) => e.at(-1)?.endsWith("Closed"))
+          ),
           "Closed seen by every subscriber"
         )
         // Subscribed while Idle or Connecting: Connecting 1 is where both begin or pass.
-        for (const seen of changes) expect(seen.slice(seen.indexOf("Connecting 1"))).toEqual([
-          "Connecting 1",
-          "Open 1",
-          "Backoff 1",
-          "Connecting 1",
-          "Open 1",
-          "Closed"
-        ])
+        for (const seen of changes) {
+          expect(seen.slice(seen.indexOf("Connecting 1"))).toEqual([
+            "Connecting 1",
+            "Open 1",
+            "Backoff 1",
+            "Connecting 1",
+            "Open 1",
+            "Closed"
+          ])
+        }
         expect(events[0]).toEqual(events[1])
         expect(events[0]).toEqual([
           "Idle -> Connecting 1",
@@ -511,7 +512,10 @@ describe("round 7: hostile handshakes on the callback path", () => {
           })
           const error = yield* Effect.flip(client.awaitOpen)
           expect(error).toMatchObject({ _tag: "ConnectError", reason: "ProtocolViolation" })
-          expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.some({ reason: "ProtocolViolation" }) })
+          expect(yield* client.state.get).toMatchObject({
+            _tag: "Closed",
+            error: Option.some({ reason: "ProtocolViolation" })
+          })
           yield* Effect.sleep("20 millis")
           expect(yield* server.requests).toBe(1)
           expect(yield* server.accepted).toBe(0)
@@ -619,7 +623,15 @@ describe("round 7: the TestClock drives the callback path", () => {
         expect(yield* server.accepted).toBe(1)
         expect(yield* client.close()).toEqual([])
         yield* realUntil(Effect.sync(() => seen.at(-1) === "Closed"), "Closed seen on events")
-        expect(seen).toEqual(["Connecting 1", "Backoff 1", "Connecting 2", "Backoff 2", "Connecting 3", "Open 3", "Closed"])
+        expect(seen).toEqual([
+          "Connecting 1",
+          "Backoff 1",
+          "Connecting 2",
+          "Backoff 2",
+          "Connecting 3",
+          "Open 3",
+          "Closed"
+        ])
       }).pipe(Effect.scoped, provideNode)
   )
 })
@@ -628,7 +640,12 @@ describe("round 7: a sender that gave up on a frame already with the transport",
   // A sender cut short (here by a timeout) while its frame was with the transport: the frame may
   // still be written (then nothing is reported), or fail later. Its failure was counted in `failed`
   // and reported to no one (the sender had gone): now it is published as a MessageFailed event.
-  for (const path of ["written at once (the send's fast path)", "queued in Backoff, handed over when the link opened"] as const) {
+  for (
+    const path of [
+      "written at once (the send's fast path)",
+      "queued in Backoff, handed over when the link opened"
+    ] as const
+  ) {
     it.live(
       `a peer that stops reading, 200 sends of 64 KiB under Effect.timeout, ${path}, then the peer dies: each frame that failed is reported once (to its sender, or as a MessageFailed event when its sender gave up), as many as \`failed\` counts`,
       () =>
