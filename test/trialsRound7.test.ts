@@ -35,6 +35,10 @@ type State = Client.ClientState
 /** Tag and attempt of a state, for comparing sequences. */
 const brief = (s: State): string => `${s._tag}${"attempt" in s ? ` ${s.attempt}` : ""}`
 
+/** On the callback path: no supervisor fiber while connecting or backing off (the fiber path keeps one). */
+const noSupervisor = (client: Client.Client): boolean =>
+  (client as unknown as { supervisor: unknown }).supervisor === undefined
+
 /** Waits, bounded, until the client's slot timers and the rest have settled: no slot armed. */
 const noSlotsLeft = awaitTrue(Effect.sync(() => armedSlots() === 0), "no timer slot armed", 400)
 
@@ -602,6 +606,7 @@ describe("round 7: the TestClock drives the callback path", () => {
           })))
         const first = yield* awaitState(client, isTag("Backoff"))
         expect(first).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+        expect(noSupervisor(client)).toBe(true)
         // The default schedule's first step: [0.1, 1.9] x 1.1 s.
         expect(delayMillis(first)).toBeGreaterThanOrEqual(110)
         expect(delayMillis(first)).toBeLessThanOrEqual(2090)
@@ -617,6 +622,7 @@ describe("round 7: the TestClock drives the callback path", () => {
         yield* TestClock.adjust(delayMillis(second) - 1)
         yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 20)))
         expect(yield* client.state.get).toMatchObject({ _tag: "Backoff", attempt: 2 })
+        expect(noSupervisor(client)).toBe(true)
         yield* server.restart
         yield* TestClock.adjust(1)
         expect(yield* awaitState(client, isTag("Open"))).toMatchObject({ attempt: 3 })
@@ -690,4 +696,73 @@ describe("round 7: a sender that gave up on a frame already with the transport",
         })).pipe(provideNode)
     )
   }
+})
+
+describe("round 7: every value accounted for, with senders cut short through reconnects", () => {
+  it.live(
+    "300 sends, 32 at a time, each under a timeout of 1-40 ms (suspend, capacity 16), while the server closes the link (1011) four times: each value that succeeded arrived once, each SendError never arrived, none arrived twice; failed = the SendErrors + MessageFailed events",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const client = yield* Client.make({
+          url: server.url,
+          outbox: { capacity: 16, overflow: "suspend" },
+          eventsCapacity: 1000
+        })
+        const events: Array<string> = []
+        yield* Effect.forkScoped(Stream.runForEach(client.events, (e) =>
+          Effect.sync(() => {
+            if (e._tag === "MessageFailed") events.push(e.error.payload as string)
+          })))
+        yield* client.awaitOpen
+        // The link dropped by the server four times; each time, 15 ms in Backoff, then `reconnect`.
+        const drops = yield* Effect.fork(Effect.gen(function*() {
+          for (let k = 0; k < 4; k++) {
+            yield* Effect.sleep("20 millis")
+            yield* server.closeAll(1011)
+            yield* awaitState(client, isTag("Backoff"))
+            yield* Effect.sleep("15 millis")
+            yield* client.reconnect
+            yield* awaitState(client, isTag("Open"))
+          }
+        }))
+        // A fixed sequence of timeouts (a linear congruential generator): the same run every time.
+        let seed = 7
+        const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
+        const timeouts = Array.from({ length: 300 }, () => 1 + Math.floor(next() * 40))
+        const outcomes = yield* Effect.forEach(
+          timeouts,
+          (millis, i) =>
+            Effect.sleep(Duration.millis(i % 3)).pipe(
+              Effect.zipRight(Effect.either(Effect.timeout(client.send(`v${i}`), Duration.millis(millis))))
+            ),
+          { concurrency: 32 }
+        )
+        yield* Fiber.join(drops)
+        yield* awaitTrue(client.outboxSize.pipe(Effect.map((n) => n === 0)), "the outbox drained")
+        expect(yield* client.state.get).toMatchObject({ _tag: "Open" })
+        // A last value through the same link: everything before it has arrived.
+        yield* client.send("last")
+        yield* awaitTrue(server.received.pipe(Effect.map((r) => r.at(-1) === "last")), "the last value arrived")
+        const received = ((yield* server.received) as ReadonlyArray<string>).slice(0, -1)
+        expect(new Set(received).size).toBe(received.length)
+        const got = new Set(received)
+        const succeeded = outcomes.flatMap((o, i) => Either.isRight(o) ? [`v${i}`] : [])
+        const sendErrors = outcomes.flatMap((o, i) =>
+          Either.isLeft(o) && (o.left as { _tag: string })._tag === "SendError" ? [`v${i}`] : []
+        )
+        const cutShort = outcomes.flatMap((o, i) =>
+          Either.isLeft(o) && (o.left as { _tag: string })._tag === "TimeoutException" ? [`v${i}`] : []
+        )
+        expect(succeeded.length + sendErrors.length + cutShort.length).toBe(300)
+        expect(succeeded.filter((v) => !got.has(v))).toEqual([])
+        expect(sendErrors.filter((v) => got.has(v))).toEqual([])
+        // A cut-short value: never arrived, arrived (it was with the transport), or failed as an event.
+        expect(events.filter((v) => got.has(v) || !cutShort.includes(v))).toEqual([])
+        expect(received.filter((v) => !succeeded.includes(v) && !cutShort.includes(v))).toEqual([])
+        expect(yield* client.failed).toBe(sendErrors.length + events.length)
+        expect(yield* client.close()).toEqual([])
+      })).pipe(provideNode),
+    10_000
+  )
 })
