@@ -766,3 +766,38 @@ describe("round 7: every value accounted for, with senders cut short through rec
     10_000
   )
 })
+
+describe("round 7: the endpoints list, changed by its owner after make", () => {
+  it.live(
+    "url given as an array that its owner empties while the Client backs off: the backoff's timer (a slot timer's callback) and `reconnect` dial the URL given at make (it was read live: the next attempt threw out of the timer, an uncaught TypeError)",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const [, strays] = yield* catchingStrays(Effect.gen(function*() {
+          const port = yield* closedPort
+          const urls: [string, ...Array<string>] = [`ws://127.0.0.1:${port}`]
+          const client = yield* Client.make({ url: urls })
+          yield* awaitState(client, isTag("Backoff"))
+          expect(noSupervisor(client)).toBe(true)
+          urls.splice(0)
+          // The timer's attempt (the default first delay is at most 2.09 s).
+          const second = yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2, "4 seconds")
+          expect(second).toMatchObject({ error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+          // `reconnect`'s attempt, on this fiber.
+          yield* client.reconnect
+          expect(yield* client.state.get).toMatchObject({
+            _tag: "Connecting",
+            attempt: 1,
+            endpoint: `ws://127.0.0.1:${port}/`
+          })
+          expect(yield* awaitState(client, isTag("Backoff"))).toMatchObject({
+            attempt: 1,
+            error: { _tag: "ConnectError", reason: "ConnectionRefused" }
+          })
+          expect(yield* client.close()).toEqual([])
+        }))
+        expect(strays).toEqual([])
+        yield* noSlotsLeft
+      })).pipe(provideNode),
+    8_000
+  )
+})
