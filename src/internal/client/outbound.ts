@@ -194,6 +194,9 @@ export class Outbound extends Outbox {
         }
         const thrown = this.writeNow(session, entry, data, bytes)
         if (thrown !== undefined) return resume(Effect.fail(writeFailed(data, thrown)))
+        // Taken whole by the kernel: its completion cannot fail, so a sender that stops waiting
+        // leaves nothing to report, and needs no canceler (one makes a send three times the operations).
+        if (session.opened.socket.bufferedAmount() === 0) return
         return Effect.sync(() => {
           gaveUp = true
         })
