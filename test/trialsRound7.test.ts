@@ -845,3 +845,38 @@ describe("round 7: the endpoints list, changed by its owner after make", () => {
     8_000
   )
 })
+
+describe("round 7: a reconnect button pressed again and again", () => {
+  it.live(
+    "200 reconnects, one per turn, against a port that refuses: each starts at most one attempt, the Client ends in Backoff (attempt 1, refused); then Open once the server is there; nothing left",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.kill
+        const client = yield* Client.make({ url: server.url })
+        let connecting = 0
+        yield* Effect.forkScoped(Stream.runForEach(client.events, (e) =>
+          Effect.sync(() => {
+            if (e._tag !== "Transition") return
+            if (e.to._tag === "Connecting") connecting++
+          })))
+        yield* awaitState(client, isTag("Backoff"))
+        for (let i = 0; i < 200; i++) {
+          yield* client.reconnect
+          yield* Effect.sleep("1 millis")
+        }
+        const last = yield* awaitState(client, isTag("Backoff"))
+        expect(last).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+        // Each press started one attempt at most (a press while Connecting only skips the wait after it).
+        expect(connecting).toBeGreaterThan(1)
+        expect(connecting).toBeLessThanOrEqual(201)
+        expect(noSupervisor(client)).toBe(true)
+        yield* server.restart
+        yield* client.reconnect
+        expect(yield* awaitState(client, isTag("Open"))).toMatchObject({ attempt: 1 })
+        expect(yield* server.accepted).toBe(1)
+        expect(yield* client.close()).toEqual([])
+        yield* noSlotsLeft
+      })).pipe(provideNode)
+  )
+})
