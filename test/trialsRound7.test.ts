@@ -684,7 +684,7 @@ describe("round 7: a sender that gave up on a frame already with the transport",
           const fibers = []
           for (let i = 0; i < 200; i++) {
             const send = client.send(`${i}:`.padEnd(65536, "x"))
-            fibers.push(yield* Effect.fork(Effect.either(Effect.timeout(send, queued ? "1 second" : "200 millis"))))
+            fibers.push(yield* Effect.fork(Effect.either(Effect.timeout(send, queued ? "1500 millis" : "200 millis"))))
           }
           if (queued) {
             yield* server.restart
