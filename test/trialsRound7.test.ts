@@ -543,7 +543,7 @@ describe("round 7: hostile handshakes on the callback path", () => {
   }
 
   it.live(
-    "the server destroys the socket on the request (FIN, 'socket hang up'), then an RST on the next: Backoff ConnectionReset both times; then Open",
+    "the server destroys the socket on the request (FIN, 'socket hang up'), an RST on the next, half a 101 then an RST on the third: Backoff ConnectionReset each time",
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
         const [, strays] = yield* catchingStrays(Effect.gen(function*() {
@@ -561,6 +561,18 @@ describe("round 7: hostile handshakes on the callback path", () => {
           expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionReset" } })
           expect(requests.count).toBe(1)
           yield* second.close()
+
+          // Half of the 101's head, then an RST.
+          const halfRequests = { count: 0 }
+          const half = yield* handWritten(halfRequests, (socket, head) =>
+            socket.write(head.subarray(0, 40), () => socket.resetAndDestroy()))
+          const third = yield* Client.make({ url: half.url })
+          expect(yield* awaitState(third, isTag("Backoff"))).toMatchObject({
+            attempt: 1,
+            error: { _tag: "ConnectError", reason: "ConnectionReset" }
+          })
+          expect(halfRequests.count).toBe(1)
+          yield* third.close()
         }))
         expect(strays).toEqual([])
         yield* noSlotsLeft
