@@ -23,6 +23,7 @@ import {
   Either,
   Fiber,
   Layer,
+  Logger,
   ManagedRuntime,
   Option,
   RuntimeFlags,
@@ -33,7 +34,7 @@ import {
 import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
-import { Client } from "../src/index.js"
+import { Client, Transport } from "../src/index.js"
 import { armedSlots } from "../src/internal/primitives/nodeTimers.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
@@ -749,6 +750,58 @@ describe("round 7: what knowing a sender gave up costs", () => {
         expect(yield* client.failed).toBe(0)
       }).pipe(
         Effect.provide(Layer.mergeAll(Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision, quietNode))
+      )
+    }
+  )
+
+  it.live(
+    "a transport that reports each write done inside send (as the browser one does), its bufferedAmount above 0: 4 Effect operations per send too",
+    () => {
+      const counter = new OpCounter()
+      // Opens on the next turn; every write complete at once; bytes always "buffered".
+      const transport: Transport.Transport = {
+        platform: "node",
+        open: (_request, listener) => {
+          let state: 0 | 1 | 3 = 0
+          setTimeout(() => {
+            state = 1
+            listener.onOpen()
+          }, 1)
+          return Either.right({
+            readyState: () => state,
+            protocol: () => "",
+            bufferedAmount: () => 64,
+            send: (_data, callback) => callback?.(),
+            close: () => {
+              state = 3
+              listener.onClose(1000, "", true)
+            },
+            terminate: () => {
+              state = 3
+              listener.onClose(1006, "", false)
+            },
+            pause: () => false,
+            resume: () => {},
+            ping: () => false
+          })
+        }
+      }
+      return Effect.gen(function*() {
+        const client = yield* Client.make({ url: "ws://127.0.0.1:1" })
+        yield* client.awaitOpen
+        for (let i = 0; i < 50; i++) yield* client.send("warm")
+        const before = counter.ops
+        for (let i = 0; i < 500; i++) yield* client.send("x")
+        expect((counter.ops - before) / 500).toBeLessThanOrEqual(4)
+        expect(yield* client.close()).toEqual([])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Layer.mergeAll(
+          Supervisor.addSupervisor(counter),
+          RuntimeFlags.enableOpSupervision,
+          Layer.succeed(Transport.Transport, transport),
+          Logger.remove(Logger.defaultLogger)
+        ))
       )
     }
   )

@@ -180,25 +180,28 @@ export class Outbound extends Outbox {
         // The fiber may have yielded since the check: check again where the write happens.
         const session = this.writable(bytes)
         if (session === undefined) return resume(this.sendQueued(data, bytes))
-        // Its sender stopped waiting (interrupted, timed out) while the transport had it.
-        let gaveUp = false
+        // Its sender: waiting (undefined), told (true), or gone while the transport had the frame
+        // (false: interrupted, timed out).
+        let sender: boolean | undefined = undefined
         const entry: Entry = {
           payload: data,
           bytes,
           done: (error) => {
             // No one waits for it: a failure is published, as after `enqueue` returned.
-            if (gaveUp) return error === undefined ? undefined : this.reportFailure(error)
+            if (sender === false) return error === undefined ? undefined : this.reportFailure(error)
+            sender = true
             if (error !== undefined) this.countFailure()
             resume(error === undefined ? Effect.void : Effect.fail(error))
           }
         }
         const thrown = this.writeNow(session, entry, data, bytes)
         if (thrown !== undefined) return resume(Effect.fail(writeFailed(data, thrown)))
-        // Taken whole by the kernel: its completion cannot fail, so a sender that stops waiting
-        // leaves nothing to report, and needs no canceler (one makes a send three times the operations).
-        if (session.opened.socket.bufferedAmount() === 0) return
+        // Told already (a transport that completes at once: browsers), or taken whole by the
+        // kernel (its completion cannot fail): a sender that stops waiting leaves nothing to
+        // report, and needs no canceler (one makes a send three times the Effect operations).
+        if (sender === true || session.opened.socket.bufferedAmount() === 0) return
         return Effect.sync(() => {
-          gaveUp = true
+          sender = false
         })
       })
     })
