@@ -12,7 +12,14 @@
  * - `messages` read by two fibers, `state.changes` and `events` subscribed twice, across a reconnect;
  * - hostile handshakes on this path: a wrong accept key, a subprotocol not offered, no Upgrade
  *   header, a frame over maxPayload right after the 101, a FIN or an RST while CONNECTING;
- * - the TestClock driving two backoffs.
+ * - the TestClock driving two backoffs;
+ * - senders that gave up (a timeout) on frames already with the transport, then the peer died:
+ *   their failures were counted in `failed` and reported to no one (fixed: a MessageFailed event),
+ *   and what knowing it costs a send (Effect operations, counted);
+ * - 300 sends under random timeouts through four reconnects: every value accounted for;
+ * - a url list emptied by its owner after `make` (it was read live: the backoff's timer threw, and
+ *   the process died; fixed: the list is copied when decoded);
+ * - `reconnect` pressed 200 times against a refusing port.
  * Loopback only; every loop bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
