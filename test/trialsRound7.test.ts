@@ -41,7 +41,7 @@ import {
 import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
-import { Client, Transport } from "../src/index.js"
+import { Client, NodeTransport, Transport } from "../src/index.js"
 import { armedSlots } from "../src/internal/primitives/nodeTimers.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
@@ -950,5 +950,56 @@ describe("round 7: a reconnect button pressed again and again", () => {
         expect(yield* client.close()).toEqual([])
         yield* noSlotsLeft
       })).pipe(provideNode)
+  )
+})
+
+describe("round 7: a transport whose network throws", () => {
+  // A wrapper transport with a network of its own (the guide's `{ ...inner, ... }` pattern), one
+  // of whose three methods throws. Once, `onOnline` (callback path) threw out of the socket's close
+  // event, `isOnline` and the unsubscribe out of the backoff's timer: the process died.
+  it.live(
+    "network.onOnline, network.isOnline or its unsubscribe throws: each Client backs off, attempts again by its timer, closes; nothing is thrown out of a socket or timer callback",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const [, strays] = yield* catchingStrays(Effect.forEach(
+          ["onOnline", "isOnline", "unsubscribe"] as const,
+          (broken) => {
+            const network: Transport.Network = {
+              isOnline: () => {
+                if (broken === "isOnline") throw new Error("isOnline broke")
+                return true
+              },
+              onOnline: () => {
+                if (broken === "onOnline") throw new Error("onOnline broke")
+                return () => {
+                  if (broken === "unsubscribe") throw new Error("unsubscribe broke")
+                }
+              }
+            }
+            return Effect.scoped(Effect.gen(function*() {
+              const port = yield* closedPort
+              const client = yield* Client.make({ url: `ws://127.0.0.1:${port}` })
+              const first = yield* awaitState(client, isTag("Backoff"))
+              expect(first).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+              expect(noSupervisor(client)).toBe(true)
+              // The backoff's timer (at most 2.09 s): the next attempt.
+              const second = yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2, "4 seconds")
+              expect(second).toMatchObject({ error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+              expect(yield* client.close()).toEqual([])
+              expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+              return broken
+            })).pipe(
+              Effect.provide(Layer.merge(
+                Layer.succeed(Transport.Transport, { ...NodeTransport.make, network }),
+                Logger.remove(Logger.defaultLogger)
+              ))
+            )
+          },
+          { concurrency: "unbounded" }
+        ))
+        expect(strays).toEqual([])
+        yield* noSlotsLeft
+      })),
+    8_000
   )
 })
