@@ -274,7 +274,8 @@ export const Url: Check<ReadonlyArray<Endpoint>> = (input) => {
   if (!Array.isArray(input)) return problem("must be a URL, an Effect of one, or a list of URLs")
   if (input.length === 0) return problem("give at least one endpoint")
   if (!input.every(isEndpoint)) return problem("must be a URL, an Effect of one, or a list of URLs")
-  return Either.right(input as ReadonlyArray<Endpoint>)
+  // A copy: the list is the caller's, who may change it later (an attempt read an emptied one).
+  return Either.right(input.slice() as ReadonlyArray<Endpoint>)
 }
 
 type HeadersEffect = NonNullable<ClientSettings["headers"]>

@@ -133,10 +133,14 @@ export class Outbound extends Outbox {
   private sendQueued(data: Message, bytes: number): Effect.Effect<void, SendError> {
     return Effect.async<void, SendError>((resume) => {
       if (this.host.stopped) return resume(Effect.fail(closedError(data)))
+      // Its sender stopped waiting (interrupted, timed out) once it was with the transport.
+      let gaveUp = false
       const entry: Entry = {
         payload: data,
         bytes,
         done: (error) => {
+          // No one waits for it: a failure is published, as after `enqueue` returned.
+          if (gaveUp) return error === undefined ? undefined : this.reportFailure(error)
           // Refused at once for want of room is not a message lost: it was never taken.
           if (error !== undefined && error.reason !== "OutboxFull") this.countFailure()
           resume(error === undefined ? Effect.void : Effect.fail(error))
@@ -144,7 +148,7 @@ export class Outbound extends Outbox {
       }
       this.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(this.size + 1, NO_TAGS))
       return Effect.sync(() => {
-        this.remove(entry)
+        if (!this.remove(entry)) gaveUp = true
       })
     })
   }
@@ -176,16 +180,30 @@ export class Outbound extends Outbox {
         // The fiber may have yielded since the check: check again where the write happens.
         const session = this.writable(bytes)
         if (session === undefined) return resume(this.sendQueued(data, bytes))
+        // Its sender: waiting (undefined), told (true), or gone while the transport had the frame
+        // (false: interrupted, timed out).
+        let sender: boolean | undefined = undefined
         const entry: Entry = {
           payload: data,
           bytes,
           done: (error) => {
+            // No one waits for it: a failure is published, as after `enqueue` returned.
+            if (sender === false) return error === undefined ? undefined : this.reportFailure(error)
+            sender = true
             if (error !== undefined) this.countFailure()
             resume(error === undefined ? Effect.void : Effect.fail(error))
           }
         }
         const thrown = this.writeNow(session, entry, data, bytes)
-        if (thrown !== undefined) resume(Effect.fail(writeFailed(data, thrown)))
+        if (thrown !== undefined) return resume(Effect.fail(writeFailed(data, thrown)))
+        // Told already (a transport that completes at once: browsers), or taken whole by the
+        // kernel (reported written unless this very tick destroys the socket): a sender that stops
+        // waiting leaves nothing to report, and needs no canceler (one makes a send three times
+        // the Effect operations).
+        if (sender === true || session.opened.socket.bufferedAmount() === 0) return
+        return Effect.sync(() => {
+          sender = false
+        })
       })
     })
   }

@@ -175,13 +175,22 @@ export class BackoffWait extends TimedWait {
     super(timers)
   }
 
-  /** Listens for `online` for the whole wait; a no-op without a network. */
+  /**
+   * Listens for `online` for the whole wait; a no-op without a network. A transport's network
+   * that throws (here, in `isOnline` or its unsubscribe) tells nothing: the wait is the timer's
+   * alone, as without one. Its calls run in socket and timer callbacks, which must never throw.
+   */
   listen(): void {
-    if (this.network !== undefined) this.unsubscribe = this.network.onOnline(() => this.wake())
+    if (this.network === undefined) return
+    try {
+      this.unsubscribe = this.network.onOnline(() => this.wake())
+    } catch {
+      // No `online` event: the timer ends the wait.
+    }
   }
 
   override fire(): void {
-    if (this.network !== undefined && !this.network.isOnline()) return
+    if (this.network !== undefined && !isOnline(this.network)) return
     super.fire()
   }
 
@@ -198,7 +207,20 @@ export class BackoffWait extends TimedWait {
   protected ended(): void {
     const unsubscribe = this.unsubscribe
     this.unsubscribe = undefined
-    unsubscribe?.()
+    try {
+      unsubscribe?.()
+    } catch {
+      // Nothing more to undo.
+    }
+  }
+}
+
+/** A network whose `isOnline` throws counts as online. */
+const isOnline = (network: Network): boolean => {
+  try {
+    return network.isOnline()
+  } catch {
+    return true
   }
 }
 

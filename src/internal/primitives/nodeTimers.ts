@@ -88,5 +88,8 @@ export const slotTimers: Timers = {
   }
 }
 
+/** Slots armed and not yet fired: for tests (every Client closed, none is left). */
+export const armedSlots = (): number => slots.size
+
 /** For every timer made from here on (the Node transport calls it where it is loaded). */
 export const install = (): void => useTimers(slotTimers, schedulerOnce)
