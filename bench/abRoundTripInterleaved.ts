@@ -1,11 +1,12 @@
-// `tsx bench/abRoundTripInterleaved.ts <dist>[:write] ... <rounds>`: the Connection round trip
-// (64 B, one in flight, `send` then a `Stream.toPull` of `messages`; `:write` uses `write`) of
-// one or more builds and raw ws, interleaved one round trip at a time (1 ms apart, the order
-// rotating), so that every build meets the same load: on a machine shared with other work the
-// load moves by more within a block of `abRoundTrip.ts` than the changes it compares. Prints per
-// build the p50 over all its round trips and its ratio to raw ws's. Each build's round trips run
-// in one long-lived fiber, started by a callback (no fiber made per round trip); its clock starts
-// inside that fiber, so the wake is not counted.
+// `tsx bench/abRoundTripInterleaved.ts <dist>[:write|:pull|:writepull] ... <rounds>`: the
+// Connection round trip (64 B, one in flight, `send` then a `Stream.toPull` of `messages`; `:write`
+// uses `write`; `:pull` reads the inbound buffer's own pull, internal, without the Stream and its
+// channel executor; `:writepull` both) of one or more builds and raw ws, interleaved one round trip
+// at a time (1 ms apart, the order rotating), so that every build meets the same load: on a
+// machine shared with other work the load moves by more within a block of `abRoundTrip.ts` than
+// the changes it compares. Prints per build the p50 over all its round trips and its ratio to raw
+// ws's. Each build's round trips run in one long-lived fiber, started by a callback (no fiber made
+// per round trip); its clock starts inside that fiber, so the wake is not counted.
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -34,6 +35,12 @@ const lifeline = async (url: string, spec: string): Promise<RoundTrip> => {
   const [connection, pull] = await Effect.runPromise(
     Effect.gen(function*() {
       const connection = yield* lib.Connection.connect(url)
+      if (mode?.endsWith("pull") === true) {
+        const inbound = Reflect.get(Reflect.get(connection, "listener") as object, "inbound") as {
+          readonly pull: Effect.Effect<unknown, unknown>
+        }
+        return [connection, inbound.pull] as const
+      }
       return [connection, yield* Stream.toPull(connection.messages)] as const
     }).pipe(Scope.extend(scope), Effect.provide(layer))
   )
@@ -45,7 +52,7 @@ const lifeline = async (url: string, spec: string): Promise<RoundTrip> => {
         start = () => resume(Effect.void)
       })
       const started = performance.now()
-      if (mode === "write") yield* connection.write(payload)
+      if (mode?.startsWith("write") === true) yield* connection.write(payload)
       else yield* connection.send(payload)
       yield* pull
       finished!(performance.now() - started)

@@ -22,6 +22,7 @@
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 
@@ -49,7 +50,13 @@ const checkPhase: Immediate | undefined = (() => {
 
 const endTurn = <A>(buffer: InboundQueue<A>): void => buffer.endTurn()
 
-type Waiter<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
+type Resume<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
+
+/** A reader waiting for the next item: its fiber, and how to resume it. */
+interface Waiter<A> {
+  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+  readonly resume: Resume<A>
+}
 
 const weightless = (): number => 0
 
@@ -126,7 +133,7 @@ export abstract class InboundQueue<A> {
   // Made by the first item after each drain: an idle buffer, and one just drained, hold no array.
   private items: Array<A> | undefined = undefined
   private bytes = 0
-  // Made on first wait: most buffers of idle connections never have a waiter.
+  // Made by a wait, and dropped by the wake: most buffers of idle connections never have a waiter.
   private waiters: Array<Waiter<A>> | undefined = undefined
   /** The bits above; a subclass keeps its own from `FIRST_FREE_FLAG` on. */
   protected flags = 0
@@ -195,7 +202,7 @@ export abstract class InboundQueue<A> {
       checkPhase(endTurn, this)
     }
     this.flags &= ~WAKE_OWED
-    this.wakeOne()
+    this.wakeAll()
   }
 
   /** A bound is reached (`frames` waiting in all). */
@@ -253,16 +260,14 @@ export abstract class InboundQueue<A> {
   endTurn(): void {
     const owed = (this.flags & WAKE_OWED) !== 0
     this.flags &= ~(TURN_PENDING | WAKE_OWED)
-    if (owed) this.wakeOne()
+    if (owed) this.wakeAll()
   }
 
   /** No more items will come; the consumer still receives what is buffered, then the end. */
   end(): void {
     if ((this.flags & ENDED) !== 0) return
     this.flags |= ENDED
-    const waiters = this.waiters ?? []
-    this.waiters = undefined
-    for (const waiter of waiters) waiter(this.pull)
+    this.wakeAll()
   }
 
   /** Everything buffered, or waits for the next item; fails with None at the end. */
@@ -274,18 +279,42 @@ export abstract class InboundQueue<A> {
     const items = this.items
     if (items !== undefined) return Effect.succeed(this.drain(items))
     if ((this.flags & ENDED) !== 0) return Effect.fail(Option.none())
-    return Effect.async<Chunk.Chunk<A>, Option.Option<never>>((resume) => {
-      ;(this.waiters ??= []).push(resume)
-      return Effect.sync(() => {
-        const index = this.waiters?.indexOf(resume) ?? -1
-        if (index !== -1) this.waiters?.splice(index, 1)
-      })
-    })
+    return Effect.withFiberRuntime((fiber) =>
+      Effect.async<Chunk.Chunk<A>, Option.Option<never>>((resume) => this.wait(fiber, resume))
+    )
   }
 
-  private wakeOne(): void {
-    const waiter = this.waiters?.shift()
-    if (waiter !== undefined) waiter(this.pull)
+  /**
+   * Records a waiting reader. The wait returns no canceler: one would wrap every wait in Effect's
+   * interruption handler (`onInterrupt`: an uninterruptible region and a restore, about ten
+   * operations), which cost the round trip more than anything else on the reader's side (12-23 us
+   * a wake, bench/README.md). So a reader interrupted while it waits leaves its entry here; that
+   * is harmless, for Effect ignores a resume once the wait was interrupted, and bounded: a wake
+   * resumes every entry (the first live reader takes the items; any other reads nothing and waits
+   * again), and each new wait drops the entries of its own fiber (a fiber waits in one place at a
+   * time, so they are stale) and of fibers that have ended.
+   */
+  private wait(fiber: Fiber.RuntimeFiber<unknown, unknown>, resume: Resume<A>): void {
+    const waiters = this.waiters
+    if (waiters === undefined) {
+      this.waiters = [{ fiber, resume }]
+      return
+    }
+    let kept = 0
+    for (const waiter of waiters) {
+      if (waiter.fiber !== fiber && waiter.fiber.unsafePoll() === null) waiters[kept++] = waiter
+    }
+    waiters.length = kept
+    waiters.push({ fiber, resume })
+  }
+
+  /** Resumes every waiting reader (see `wait`): one live reader in the usual case. */
+  private wakeAll(): void {
+    const waiters = this.waiters
+    if (waiters === undefined) return
+    // Dropped first: a reader resumed at once (a synchronous scheduler) may wait again.
+    this.waiters = undefined
+    for (const waiter of waiters) waiter.resume(this.pull)
   }
 
   private drain(items: Array<A>): Chunk.Chunk<A> {
