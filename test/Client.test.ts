@@ -562,9 +562,14 @@ describe("Client: heartbeat", () => {
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
         const server = yield* TestServer.make()
+        // A probe every 20 ms; its answer awaited 300 ms, so that a pong held up by a loaded
+        // machine (the suite runs two files at a time) is not what ends the link. Whether a stall
+        // catches a probe still out depends on the event loop's order after it: this is the
+        // smoke test on a real socket; the rule itself is held on the TestClock
+        // (test/heartbeat.test.ts, "a stalled timer ... gives a new probe").
         const client = yield* Client.make({
           url: server.url,
-          heartbeat: { interval: "20 millis", timeout: "20 millis" }
+          heartbeat: { interval: "20 millis", timeout: "300 millis" }
         })
         yield* client.awaitOpen
         for (let stall = 0; stall < 5; stall++) {
