@@ -350,10 +350,46 @@ export class LiveClient extends Observer implements Client {
   endSession(session: Session, reason: SessionEnd): void {
     const phase = this.phase
     if (phase._tag !== "Open" || phase.session !== session) return
-    session.detach()
-    // Ending shows as the Open it ends: nothing to log.
-    this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
-    this.fork(supervise(this, phase.session), true)
+    // Called in the socket's close event or a timer's callback: a throw here (forking, with a
+    // runtime's Supervisor or Scheduler that throws; a defect) must not go on into it (invariant 1).
+    try {
+      session.detach()
+      // Ending shows as the Open it ends: nothing to log.
+      this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
+      this.fork(supervise(this, phase.session), true)
+    } catch (defect) {
+      this.failedOutside(session, defect)
+    }
+  }
+
+  /**
+   * A throw on a callback where no fiber could take over: the client closes with it at once, as a
+   * defect of the supervisor does (InvalidOptions "the client failed: ..."), the session's socket
+   * terminated and what it had in flight failed. Never throws.
+   */
+  failedOutside(session: Session | undefined, defect: unknown): void {
+    try {
+      if (session !== undefined) {
+        session.detach()
+        session.opened.socket.terminate()
+        session.abandonInFlight()
+      }
+    } catch {
+      // The Client closes all the same.
+    }
+    try {
+      const error = this.brokenOption("the client failed", defect)
+      // Open moves to Closed through Ending (`phase.ts`); Ending shows as the Open it ends.
+      const phase = this.phase
+      if (phase._tag === "Open" && phase.session === session) {
+        this.enter({ _tag: "Ending", open: phase, reason: error, skipWait: false })
+      }
+      // Its log line is dropped: it would need a fiber.
+      this.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
+      this.outbound.failQueued()
+    } catch {
+      // Its observers threw: nothing is left to report it with.
+    }
   }
 
   /** The primary endpoint answered a probe: reconnect, if `session` is still the open one. */
