@@ -7,8 +7,8 @@
  * and the heartbeat are covered in test/callbacks.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type { Context, Fiber } from "effect"
-import { Clock, Effect, Exit, Layer, Option, Supervisor } from "effect"
+import type { Context } from "effect"
+import { Clock, Effect, Exit, Fiber, Layer, Option, Supervisor } from "effect"
 import { Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -40,6 +40,8 @@ const breakingClock = (): Clock.Clock & { armed: boolean } => {
  */
 class BreakingSupervisor extends Supervisor.AbstractSupervisor<void> {
   armed = false
+  /** Throws for every root fiber while armed, not once. */
+  always = false
   readonly value = Effect.void
   override onStart<A, E, R>(
     _context: Context.Context<R>,
@@ -48,7 +50,7 @@ class BreakingSupervisor extends Supervisor.AbstractSupervisor<void> {
     _fiber: Fiber.RuntimeFiber<A, E>
   ): void {
     if (!this.armed || Option.isSome(parent)) return
-    this.armed = false
+    if (!this.always) this.armed = false
     throw new Error("the supervisor broke")
   }
 }
@@ -182,6 +184,34 @@ describe("a throw in lifeline's own code on a callback closes, never reaches the
       // The secondary's connection was released.
       expect(yield* secondary.accepted).toBe(1)
       yield* awaitState(client, isTag("Closed"))
+      expect(yield* client.close()).toEqual([])
+    })).pipe(withSupervisor(supervisor))
+  })
+
+  it.live("a runtime's Supervisor that throws for every fiber the Client forks from a callback (its log lines): Closed InvalidOptions 'the client failed' on the first attempt's failure, and a send queued meanwhile fails Closed instead of waiting for ever", () => {
+    const supervisor = new BreakingSupervisor()
+    supervisor.armed = true
+    supervisor.always = true
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const [outcome, strays] = yield* catchingStrays(Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url })
+        // Queued while Connecting (the attempt's failure is a socket event, later).
+        const sent = yield* Effect.fork(client.send("queued"))
+        const closed = yield* Effect.exit(awaitState(client, isTag("Closed"), "2 seconds"))
+        const send = yield* Fiber.join(sent).pipe(Effect.flip, Effect.timeout("1 second"), Effect.exit)
+        supervisor.armed = false
+        return { client, closed, send }
+      }))
+      expect(strays.map(String)).toEqual([])
+      const { client, closed, send } = outcome
+      // The Backoff's WARN line could not be forked: the Client closed with it.
+      const error = closedError(closedOf(closed))
+      expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
+      expect(error.detail).toContain("the client failed: the supervisor broke")
+      expect(send).toMatchObject({ _tag: "Success", value: { _tag: "SendError", reason: "Closed", payload: "queued" } })
+      expect(yield* client.failed).toBe(1)
       expect(yield* client.close()).toEqual([])
     })).pipe(withSupervisor(supervisor))
   })

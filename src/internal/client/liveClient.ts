@@ -386,9 +386,13 @@ export class LiveClient extends Observer implements Client {
       }
       // Its log line is dropped: it would need a fiber.
       this.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
-      this.outbound.failQueued()
     } catch {
       // Its observers threw: nothing is left to report it with.
+    }
+    try {
+      this.outbound.failQueued()
+    } catch {
+      // A defect: it still must not reach the callback.
     }
   }
 
