@@ -88,6 +88,9 @@ const closedError = (state: unknown): ClosedError =>
   Option.getOrThrow((state as { error: Option.Option<ClosedError> }).error)
 
 describe("a throw in lifeline's own code on a callback closes, never reaches the process", () => {
+  // These two hold without a guard of their own (kept as pins): Ending shows as the Open it ends,
+  // so the close event's `enter` reads no Clock; the supervisor fiber's reading (the session's
+  // uptime) throws, and its defect closes the Client.
   it.live("attempts on callbacks: the session's end in the socket's close event, with a Clock that throws: Closed InvalidOptions 'the client failed'; no uncaught exception", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
