@@ -358,41 +358,20 @@ export class LiveClient extends Observer implements Client {
       this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
       this.fork(supervise(this, phase.session), true)
     } catch (defect) {
-      this.failedOutside(session, defect)
-    }
-  }
-
-  /**
-   * A throw on a callback where no fiber could take over: the client closes with it at once, as a
-   * defect of the supervisor does (InvalidOptions "the client failed: ..."), the session's socket
-   * terminated and what it had in flight failed. Never throws.
-   */
-  failedOutside(session: Session | undefined, defect: unknown): void {
-    try {
-      if (session !== undefined) {
-        session.detach()
+      // No fiber takes over: the client closes with the throw at once, as a defect of the
+      // supervisor does (InvalidOptions "the client failed: ..."), the session's socket terminated
+      // and what it had in flight failed. Open goes to Closed through Ending (refused, and so a
+      // no-op, when it is Ending already); the log line is dropped (it would need a fiber).
+      try {
+        const error = this.brokenOption("the client failed", defect)
         session.opened.socket.terminate()
         session.abandonInFlight()
-      }
-    } catch {
-      // The Client closes all the same.
-    }
-    try {
-      const error = this.brokenOption("the client failed", defect)
-      // Open moves to Closed through Ending (`phase.ts`); Ending shows as the Open it ends.
-      const phase = this.phase
-      if (phase._tag === "Open" && phase.session === session) {
         this.enter({ _tag: "Ending", open: phase, reason: error, skipWait: false })
+        this.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
+      } catch {
+        // Its observers threw: nothing is left to report it with.
       }
-      // Its log line is dropped: it would need a fiber.
-      this.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
-    } catch {
-      // Its observers threw: nothing is left to report it with.
-    }
-    try {
       this.outbound.failQueued()
-    } catch {
-      // A defect: it still must not reach the callback.
     }
   }
 
