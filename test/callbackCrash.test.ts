@@ -137,8 +137,8 @@ describe("a throw in lifeline's own code on a callback closes, never reaches the
       expect(yield* client.close()).toEqual([])
     })).pipe(provideNode))
 
-  // Without the guard, ws's 'close' came from its receiver's 'finish', and Node's stream swallowed
-  // the throw: the Client stayed Ending for ever, its supervisor never started.
+  // Without the guard the throw reached the process, or, when ws's 'close' came from its
+  // receiver's 'finish', Node's stream swallowed it and the Client stayed Ending for ever.
   it.live("a runtime's Supervisor that throws when the session's end forks the supervisor (in the socket's close event): Closed InvalidOptions 'the client failed', the socket released; no uncaught exception", () => {
     const supervisor = new BreakingSupervisor()
     return withNoHandlesLeft(Effect.gen(function*() {
