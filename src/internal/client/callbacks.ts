@@ -98,8 +98,12 @@ const enterOutside = (client: LiveClient, next: Phase): void => {
 
 /** An error ends the client, outside a fiber. */
 const stopNow = (client: LiveClient, error: ClientError): void => {
-  enterOutside(client, { _tag: "Closed", error: Option.some(error), byClose: false })
-  client.outbound.failQueued()
+  try {
+    enterOutside(client, { _tag: "Closed", error: Option.some(error), byClose: false })
+  } finally {
+    // Even when the Closed threw after it was entered (forking its log line): no sender waits for ever.
+    client.outbound.failQueued()
+  }
 }
 
 /**

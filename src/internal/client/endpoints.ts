@@ -137,7 +137,14 @@ export class PrimaryProbe implements TimerTarget {
   fire(): void {
     this.timer = undefined
     if (this.stopped) return
-    const fiber = this.client.fork(this.probe(), false)
+    let fiber: Fiber.RuntimeFiber<void>
+    try {
+      fiber = this.client.fork(this.probe(), false)
+    } catch (defect) {
+      // In the timer's callback: forking threw (a runtime's Supervisor or Scheduler). The session
+      // ends with it, as any throw on a callback (invariant 1).
+      return this.client.endSession(this.session, this.client.brokenOption("the client failed", defect))
+    }
     this.fiber = fiber
     fiber.addObserver(() => {
       if (this.fiber === fiber) this.fiber = undefined

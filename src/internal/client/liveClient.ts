@@ -350,10 +350,29 @@ export class LiveClient extends Observer implements Client {
   endSession(session: Session, reason: SessionEnd): void {
     const phase = this.phase
     if (phase._tag !== "Open" || phase.session !== session) return
-    session.detach()
-    // Ending shows as the Open it ends: nothing to log.
-    this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
-    this.fork(supervise(this, phase.session), true)
+    // Called in the socket's close event or a timer's callback: a throw here (forking, with a
+    // runtime's Supervisor or Scheduler that throws; a defect) must not go on into it (invariant 1).
+    try {
+      session.detach()
+      // Ending shows as the Open it ends: nothing to log.
+      this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
+      this.fork(supervise(this, phase.session), true)
+    } catch (defect) {
+      // No fiber takes over: the client closes with the throw at once, as a defect of the
+      // supervisor does (InvalidOptions "the client failed: ..."), the session's socket terminated
+      // and what it had in flight failed. Open goes to Closed through Ending (refused, and so a
+      // no-op, when it is Ending already); the log line is dropped (it would need a fiber).
+      try {
+        const error = this.brokenOption("the client failed", defect)
+        session.opened.socket.terminate()
+        session.abandonInFlight()
+        this.enter({ _tag: "Ending", open: phase, reason: error, skipWait: false })
+        this.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
+      } catch {
+        // Its observers threw: nothing is left to report it with.
+      }
+      this.outbound.failQueued()
+    }
   }
 
   /** The primary endpoint answered a probe: reconnect, if `session` is still the open one. */
