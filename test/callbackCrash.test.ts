@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { Context } from "effect"
-import { Clock, Effect, Exit, Fiber, Layer, Option, Supervisor } from "effect"
+import { Clock, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Stream, Supervisor } from "effect"
 import { Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -187,6 +187,35 @@ describe("a throw in lifeline's own code on a callback closes, never reaches the
       // The secondary's connection was released.
       expect(yield* secondary.accepted).toBe(1)
       yield* awaitState(client, isTag("Closed"))
+      expect(yield* client.close()).toEqual([])
+    })).pipe(withSupervisor(supervisor))
+  })
+
+  // Without the guard the throw came after the Client entered Open: the attempt's catch took the
+  // session's close watch away and terminated its socket, and Closed is no move from Open, so the
+  // Client stayed Open for ever on a dead socket (`messages` never ended, nothing reconnected).
+  it.live("a runtime's Supervisor that throws when the Open's log line is forked (the socket's open callback, the Client Open already): Closed InvalidOptions 'the client failed', the socket released, a reader's messages end; no uncaught exception", () => {
+    const supervisor = new BreakingSupervisor()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const [outcome, strays] = yield* catchingStrays(Effect.gen(function*() {
+        // At Debug the Open's log line is forked too (the Connecting's was, by `make`, unarmed).
+        const client = yield* Client.make({ url: server.url }).pipe(Logger.withMinimumLogLevel(LogLevel.Debug))
+        const reader = yield* Effect.fork(Stream.runCollect(client.messages))
+        // The next root fiber is the Open's log line, forked in the socket's open callback.
+        supervisor.armed = true
+        const closed = yield* Effect.exit(awaitState(client, isTag("Closed"), "2 seconds"))
+        const read = yield* Fiber.join(reader).pipe(Effect.timeout("1 second"), Effect.exit)
+        return { client, closed, read }
+      }))
+      expect(strays.map(String)).toEqual([])
+      const { client, closed, read } = outcome
+      expect(supervisor.armed).toBe(false)
+      const error = closedError(closedOf(closed))
+      expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
+      expect(error.detail).toContain("the client failed: the supervisor broke")
+      expect(read).toMatchObject({ _tag: "Success" })
+      expect(yield* server.accepted).toBe(1)
       expect(yield* client.close()).toEqual([])
     })).pipe(withSupervisor(supervisor))
   })

@@ -269,8 +269,12 @@ class Attempt implements TimerTarget {
 
   /** A throw in a step of this attempt: its socket goes with the Client (see `failed`). */
   private failed(defect: unknown): void {
-    this.opened.listener.watcher = undefined
     this.client.timers.cancel(this.timer, this)
+    // The throw came after the session opened (its log line, its heartbeat's or probe's start):
+    // Closed is no move from Open, and the session's close watch is its own.
+    const session = this.client.openSession
+    if (session !== undefined && session.opened === this.opened) return this.client.sessionFailed(session, defect)
+    this.opened.listener.watcher = undefined
     this.opened.socket.terminate()
     failed(this.client, defect)
   }

@@ -358,21 +358,30 @@ export class LiveClient extends Observer implements Client {
       this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
       this.fork(supervise(this, phase.session), true)
     } catch (defect) {
-      // No fiber takes over: the client closes with the throw at once, as a defect of the
-      // supervisor does (InvalidOptions "the client failed: ..."), the session's socket terminated
-      // and what it had in flight failed. Open goes to Closed through Ending (refused, and so a
-      // no-op, when it is Ending already); the log line is dropped (it would need a fiber).
-      try {
-        const error = this.brokenOption("the client failed", defect)
-        session.opened.socket.terminate()
-        session.abandonInFlight()
-        this.enter({ _tag: "Ending", open: phase, reason: error, skipWait: false })
-        this.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
-      } catch {
-        // Its observers threw: nothing is left to report it with.
-      }
-      this.outbound.failQueued()
+      this.sessionFailed(session, defect)
     }
+  }
+
+  /**
+   * A throw on a callback while `session` is the open one, or the Ending of it (its end could not
+   * fork the supervisor; its open's log line could not be forked): no fiber takes over, so the
+   * client closes with the throw at once, as a defect of the supervisor does (InvalidOptions "the
+   * client failed: ..."), the session's socket terminated, what runs for it stopped and what it had
+   * in flight failed. Open goes to Closed through Ending (Closed is no move from Open); the log
+   * line is dropped (it would need a fiber).
+   */
+  sessionFailed(session: Session, defect: unknown): void {
+    try {
+      const error = this.brokenOption("the client failed", defect)
+      session.opened.socket.terminate()
+      session.detach()
+      session.abandonInFlight()
+      if (this.phase === session) this.enter({ _tag: "Ending", open: session, reason: error, skipWait: false })
+      this.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
+    } catch {
+      // Its observers threw: nothing is left to report it with.
+    }
+    this.outbound.failQueued()
   }
 
   /** The primary endpoint answered a probe: reconnect, if `session` is still the open one. */
