@@ -22,7 +22,8 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   private reading: InboundQueue<Message> | undefined = undefined
   private later: ReadonlyArray<InboundQueue<Message>> | undefined = undefined
   private ended = false
-  private wakeup: (() => void) | undefined = undefined
+  // The readers waiting for a connection (usually one; `messages` may be read by several fibers).
+  private wakeups: Array<() => void> | undefined = undefined
 
   constructor() {
     // Sized by the first connection: one object is both the reader and the budget.
@@ -79,9 +80,14 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
       if (this.ended) return Effect.fail(Option.none())
       return Effect.zipRight(
         Effect.async<void>((resume) => {
-          this.wakeup = () => resume(Effect.void)
+          // Looked at again: the fiber may have yielded since `pullNow` looked, and a connection
+          // or the end come meanwhile, with no wait to wake.
+          if (this.reading !== undefined || this.ended) return resume(Effect.void)
+          const wakeup = () => resume(Effect.void)
+          ;(this.wakeups ??= []).push(wakeup)
           return Effect.sync(() => {
-            this.wakeup = undefined
+            const index = this.wakeups?.indexOf(wakeup) ?? -1
+            if (index !== -1) this.wakeups?.splice(index, 1)
           })
         }),
         this.pull
@@ -95,8 +101,9 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   }
 
   private wake(): void {
-    const wakeup = this.wakeup
-    this.wakeup = undefined
-    if (wakeup !== undefined) wakeup()
+    const wakeups = this.wakeups
+    this.wakeups = undefined
+    if (wakeups === undefined) return
+    for (const wakeup of wakeups) wakeup()
   }
 }
