@@ -33,6 +33,21 @@ const breakingClock = (): Clock.Clock & { armed: boolean } => {
   return clock
 }
 
+/** Effect's live Clock, but one that throws when read by the heartbeat's start, once `armed`. */
+const heartbeatStartBreaksClock = (): Clock.Clock & { armed: boolean } => {
+  const live = Clock.make()
+  const clock = Object.create(live) as Clock.Clock & { armed: boolean }
+  clock.armed = false
+  Object.defineProperty(clock, "unsafeCurrentTimeMillis", {
+    value: () => {
+      if (!clock.armed || !(new Error().stack ?? "").includes("startHeartbeat")) return live.unsafeCurrentTimeMillis()
+      clock.armed = false
+      throw new Error("the clock broke")
+    }
+  })
+  return clock
+}
+
 /**
  * A Supervisor (a service a runtime carries, which `Runtime.runFork` calls at once) whose
  * `onStart` throws once, when `armed`, for a root fiber (no parent: one forked from a callback,
@@ -219,6 +234,36 @@ describe("a throw in lifeline's own code on a callback closes, never reaches the
       expect(yield* client.close()).toEqual([])
     })).pipe(withSupervisor(supervisor))
   })
+
+  // The heartbeat starts once the Client is Open, and Closed is no move from Open. On callbacks,
+  // without the guard the Client stayed Open for ever on a terminated socket. On the fiber it
+  // holds without a guard of its own (a pin): the attempt's scope, closed with the defect, releases
+  // the socket, whose close ends the session (Ending), and the supervisor's defect closes that.
+  for (const path of ["attempts on callbacks", "the supervisor fiber's path (onOpen given)"] as const) {
+    it.live(`${path}: a Clock that throws when the heartbeat starts (the Client Open already): Closed InvalidOptions 'the client failed', the socket released; no uncaught exception`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const clock = heartbeatStartBreaksClock()
+        clock.armed = true
+        const [outcome, strays] = yield* catchingStrays(Effect.gen(function*() {
+          const client = yield* Client.make({
+            url: server.url,
+            heartbeat: { interval: "10 seconds", timeout: "10 seconds" },
+            ...(path === "attempts on callbacks" ? {} : { onOpen: () => Effect.void })
+          }).pipe(Effect.withClock(clock))
+          const closed = yield* Effect.exit(awaitState(client, isTag("Closed"), "2 seconds"))
+          return { client, closed }
+        }))
+        expect(strays.map(String)).toEqual([])
+        const { client, closed } = outcome
+        expect(clock.armed).toBe(false)
+        const error = closedError(closedOf(closed))
+        expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
+        expect(error.detail).toContain("the client failed: the clock broke")
+        expect(yield* server.accepted).toBe(1)
+        expect(yield* client.close()).toEqual([])
+      })).pipe(provideNode))
+  }
 
   it.live("a runtime's Supervisor that throws for every fiber the Client forks from a callback (its log lines): Closed InvalidOptions 'the client failed' on the first attempt's failure, and a send queued meanwhile fails Closed instead of waiting for ever", () => {
     const supervisor = new BreakingSupervisor()
