@@ -170,6 +170,8 @@ export class BackoffWait extends TimedWait {
   /** Woken before the supervisor began to wait (between entering the phase and waiting). */
   woken = false
   private unsubscribe: (() => void) | undefined = undefined
+  /** The network's `onOnline` threw: no `online` will end the wait, so `isOnline` cannot hold the timer back. */
+  private deaf = false
 
   constructor(timers: Timers, private readonly network: Network | undefined) {
     super(timers)
@@ -185,12 +187,13 @@ export class BackoffWait extends TimedWait {
     try {
       this.unsubscribe = this.network.onOnline(() => this.wake())
     } catch {
-      // No `online` event: the timer ends the wait.
+      // No `online` event: the timer ends the wait, whatever `isOnline` says.
+      this.deaf = true
     }
   }
 
   override fire(): void {
-    if (this.network !== undefined && !isOnline(this.network)) return
+    if (this.network !== undefined && !this.deaf && !isOnline(this.network)) return
     super.fire()
   }
 
