@@ -170,10 +170,8 @@ export class BackoffWait extends TimedWait {
   /** Woken before the supervisor began to wait (between entering the phase and waiting). */
   woken = false
   private unsubscribe: (() => void) | undefined = undefined
-  /** The network's `onOnline` threw: no `online` will end the wait, so `isOnline` cannot hold the timer back. */
-  private deaf = false
 
-  constructor(timers: Timers, private readonly network: Network | undefined) {
+  constructor(timers: Timers, private network: Network | undefined) {
     super(timers)
   }
 
@@ -187,13 +185,14 @@ export class BackoffWait extends TimedWait {
     try {
       this.unsubscribe = this.network.onOnline(() => this.wake())
     } catch {
-      // No `online` event: the timer ends the wait, whatever `isOnline` says.
-      this.deaf = true
+      // No `online` event will end the wait: the timer does, whatever `isOnline` says (as without
+      // a network).
+      this.network = undefined
     }
   }
 
   override fire(): void {
-    if (this.network !== undefined && !this.deaf && !isOnline(this.network)) return
+    if (this.network !== undefined && !isOnline(this.network)) return
     super.fire()
   }
 
