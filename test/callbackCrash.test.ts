@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { Context } from "effect"
-import { Clock, Effect, Exit, Fiber, Layer, Option, Supervisor } from "effect"
+import { Clock, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Stream, Supervisor } from "effect"
 import { Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -26,6 +26,21 @@ const breakingClock = (): Clock.Clock & { armed: boolean } => {
   Object.defineProperty(clock, "unsafeCurrentTimeMillis", {
     value: () => {
       if (!clock.armed) return live.unsafeCurrentTimeMillis()
+      clock.armed = false
+      throw new Error("the clock broke")
+    }
+  })
+  return clock
+}
+
+/** Effect's live Clock, but one that throws when read by the heartbeat's start, once `armed`. */
+const heartbeatStartBreaksClock = (): Clock.Clock & { armed: boolean } => {
+  const live = Clock.make()
+  const clock = Object.create(live) as Clock.Clock & { armed: boolean }
+  clock.armed = false
+  Object.defineProperty(clock, "unsafeCurrentTimeMillis", {
+    value: () => {
+      if (!clock.armed || !(new Error().stack ?? "").includes("startHeartbeat")) return live.unsafeCurrentTimeMillis()
       clock.armed = false
       throw new Error("the clock broke")
     }
@@ -190,6 +205,65 @@ describe("a throw in lifeline's own code on a callback closes, never reaches the
       expect(yield* client.close()).toEqual([])
     })).pipe(withSupervisor(supervisor))
   })
+
+  // Without the guard the throw came after the Client entered Open: the attempt's catch took the
+  // session's close watch away and terminated its socket, and Closed is no move from Open, so the
+  // Client stayed Open for ever on a dead socket (`messages` never ended, nothing reconnected).
+  it.live("a runtime's Supervisor that throws when the Open's log line is forked (the socket's open callback, the Client Open already): Closed InvalidOptions 'the client failed', the socket released, a reader's messages end; no uncaught exception", () => {
+    const supervisor = new BreakingSupervisor()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const [outcome, strays] = yield* catchingStrays(Effect.gen(function*() {
+        // At Debug the Open's log line is forked too (the Connecting's was, by `make`, unarmed).
+        const client = yield* Client.make({ url: server.url }).pipe(Logger.withMinimumLogLevel(LogLevel.Debug))
+        const reader = yield* Effect.fork(Stream.runCollect(client.messages))
+        // The next root fiber is the Open's log line, forked in the socket's open callback.
+        supervisor.armed = true
+        const closed = yield* Effect.exit(awaitState(client, isTag("Closed"), "2 seconds"))
+        const read = yield* Fiber.join(reader).pipe(Effect.timeout("1 second"), Effect.exit)
+        return { client, closed, read }
+      }))
+      expect(strays.map(String)).toEqual([])
+      const { client, closed, read } = outcome
+      expect(supervisor.armed).toBe(false)
+      const error = closedError(closedOf(closed))
+      expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
+      expect(error.detail).toContain("the client failed: the supervisor broke")
+      expect(read).toMatchObject({ _tag: "Success" })
+      expect(yield* server.accepted).toBe(1)
+      expect(yield* client.close()).toEqual([])
+    })).pipe(withSupervisor(supervisor))
+  })
+
+  // The heartbeat starts once the Client is Open, and Closed is no move from Open. On callbacks,
+  // without the guard the Client stayed Open for ever on a terminated socket. On the fiber it
+  // holds without a guard of its own (a pin): the attempt's scope, closed with the defect, releases
+  // the socket, whose close ends the session (Ending), and the supervisor's defect closes that.
+  for (const path of ["attempts on callbacks", "the supervisor fiber's path (onOpen given)"] as const) {
+    it.live(`${path}: a Clock that throws when the heartbeat starts (the Client Open already): Closed InvalidOptions 'the client failed', the socket released; no uncaught exception`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const clock = heartbeatStartBreaksClock()
+        clock.armed = true
+        const [outcome, strays] = yield* catchingStrays(Effect.gen(function*() {
+          const client = yield* Client.make({
+            url: server.url,
+            heartbeat: { interval: "10 seconds", timeout: "10 seconds" },
+            ...(path === "attempts on callbacks" ? {} : { onOpen: () => Effect.void })
+          }).pipe(Effect.withClock(clock))
+          const closed = yield* Effect.exit(awaitState(client, isTag("Closed"), "2 seconds"))
+          return { client, closed }
+        }))
+        expect(strays.map(String)).toEqual([])
+        const { client, closed } = outcome
+        expect(clock.armed).toBe(false)
+        const error = closedError(closedOf(closed))
+        expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
+        expect(error.detail).toContain("the client failed: the clock broke")
+        expect(yield* server.accepted).toBe(1)
+        expect(yield* client.close()).toEqual([])
+      })).pipe(provideNode))
+  }
 
   it.live("a runtime's Supervisor that throws for every fiber the Client forks from a callback (its log lines): Closed InvalidOptions 'the client failed' on the first attempt's failure, and a send queued meanwhile fails Closed instead of waiting for ever", () => {
     const supervisor = new BreakingSupervisor()

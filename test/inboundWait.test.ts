@@ -4,7 +4,8 @@
  * behind must then neither take a message from the next reader nor pile up.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, RuntimeFlags, Supervisor } from "effect"
+import type { Scheduler } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Option, RuntimeFlags, Supervisor } from "effect"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 
 const source = { pause: () => true, resume: () => {}, overflow: () => {} }
@@ -30,6 +31,31 @@ const waitingReader = (buffer: InboundBuffer<string>) =>
     expect(waitsOf(buffer)).toBeGreaterThan(0)
     return reader
   })
+
+/**
+ * A Scheduler under which the fiber yields once, before its `at`-th operation, and `onYield` runs
+ * while it is away (resumed by `setImmediate`): a socket callback that ran while the reader had
+ * yielded, as Effect's own scheduler makes a fiber yield every 2,048 operations.
+ */
+class YieldOnce implements Scheduler.Scheduler {
+  calls = 0
+  yielded = false
+  constructor(readonly at: number, readonly onYield: () => void) {}
+  shouldYield(): number | false {
+    return ++this.calls === this.at ? 0 : false
+  }
+  scheduleTask(task: Scheduler.Task): void {
+    setImmediate(() => {
+      if (!this.yielded) {
+        this.yielded = true
+        this.onYield()
+      }
+      task()
+    })
+  }
+}
+
+const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 describe("inbound buffer: waits without a canceler", () => {
   it.live("readers interrupted while they wait do not take the next message: the reader that waits now does", () =>
@@ -95,4 +121,32 @@ describe("inbound buffer: waits without a canceler", () => {
       expect(waited - found).toBeLessThanOrEqual(6)
     }).pipe(Effect.provide(Layer.merge(Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision)))
   })
+  // Without the check in the wait, a yield between the pull's look at the buffer and its wait
+  // let the item (or the end) in unseen: the reader waited for a next one (a lone reply: for
+  // ever). effect 3.22.4: a yield before the pull's 8th or 9th operation.
+  it.live("an item offered, or the end, while the reader had yielded at any point of its pull (between its look and its wait too) reaches it", () =>
+    Effect.gen(function*() {
+      for (const what of ["item", "end"] as const) {
+        for (let at = 1; at <= 30; at++) {
+          const buffer = new InboundBuffer<string>(16, source)
+          const arrive = () => what === "item" ? buffer.offer(`at ${at}`) : buffer.end()
+          const scheduler = new YieldOnce(at, arrive)
+          const reader = yield* Effect.fork(Effect.exit(Effect.withScheduler(buffer.pull, scheduler)))
+          // No yield that early in its pull: it arrives once the reader waits.
+          for (let step = 0; step < 100 && !scheduler.yielded && waitsOf(buffer) === 0; step++) yield* turn
+          if (!scheduler.yielded) {
+            scheduler.yielded = true
+            arrive()
+          }
+          const exit = yield* Fiber.join(reader).pipe(
+            Effect.timeoutFail({
+              duration: "1 second",
+              onTimeout: () => `${what} lost, a yield before operation ${at}`
+            })
+          )
+          if (what === "item") expect(exit).toEqual(Exit.succeed(Chunk.of(`at ${at}`)))
+          else expect(exit).toEqual(Exit.fail(Option.none()))
+        }
+      }
+    }))
 })

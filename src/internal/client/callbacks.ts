@@ -34,7 +34,7 @@ import { checkEndpoint } from "../parseEndpoint.js"
 import type { Timers, TimerTarget } from "../primitives/timers.js"
 import { GOING_AWAY } from "../protocol.js"
 import type { LiveClient } from "./liveClient.js"
-import { labelOf } from "./liveClient.js"
+import { failSession, labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
 import { BackoffWait, callbacks, countOpened, openSession } from "./supervisor.js"
@@ -269,8 +269,16 @@ class Attempt implements TimerTarget {
 
   /** A throw in a step of this attempt: its socket goes with the Client (see `failed`). */
   private failed(defect: unknown): void {
-    this.opened.listener.watcher = undefined
     this.client.timers.cancel(this.timer, this)
+    // The throw came after the session opened (its log line, its heartbeat's or probe's start):
+    // Closed is no move from Open, and the session's close watch is its own.
+    const session = this.client.openSession
+    if (session !== undefined && session.opened === this.opened) {
+      // Its heartbeat and primary probe stopped, its close watch taken away.
+      session.detach()
+      return failSession(this.client, session, defect)
+    }
+    this.opened.listener.watcher = undefined
     this.opened.socket.terminate()
     failed(this.client, defect)
   }

@@ -358,20 +358,7 @@ export class LiveClient extends Observer implements Client {
       this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
       this.fork(supervise(this, phase.session), true)
     } catch (defect) {
-      // No fiber takes over: the client closes with the throw at once, as a defect of the
-      // supervisor does (InvalidOptions "the client failed: ..."), the session's socket terminated
-      // and what it had in flight failed. Open goes to Closed through Ending (refused, and so a
-      // no-op, when it is Ending already); the log line is dropped (it would need a fiber).
-      try {
-        const error = this.brokenOption("the client failed", defect)
-        session.opened.socket.terminate()
-        session.abandonInFlight()
-        this.enter({ _tag: "Ending", open: phase, reason: error, skipWait: false })
-        this.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
-      } catch {
-        // Its observers threw: nothing is left to report it with.
-      }
-      this.outbound.failQueued()
+      failSession(this, session, defect)
     }
   }
 
@@ -406,4 +393,25 @@ export class LiveClient extends Observer implements Client {
   get close(): (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>> {
     return this.boundClose ??= (code, reason) => closeClient(this, code, reason)
   }
+}
+
+/**
+ * A throw on a callback while `session` is the open one, or the Ending of it (its end could not
+ * fork the supervisor; its open's log line could not be forked), detached already: no fiber takes
+ * over, so the client closes with the throw at once, as a defect of the supervisor does
+ * (InvalidOptions "the client failed: ..."), the session's socket terminated and what it had in
+ * flight failed. Open goes to Closed through Ending (Closed is no move from Open; Ending to Ending
+ * is refused, and so a no-op); the log line is dropped (it would need a fiber).
+ */
+export const failSession = (client: LiveClient, session: Session, defect: unknown): void => {
+  try {
+    const error = client.brokenOption("the client failed", defect)
+    session.opened.socket.terminate()
+    session.abandonInFlight()
+    client.enter({ _tag: "Ending", open: session, reason: error, skipWait: false })
+    client.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
+  } catch {
+    // Its observers threw: nothing is left to report it with.
+  }
+  client.outbound.failQueued()
 }

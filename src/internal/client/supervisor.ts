@@ -171,7 +171,7 @@ export class BackoffWait extends TimedWait {
   woken = false
   private unsubscribe: (() => void) | undefined = undefined
 
-  constructor(timers: Timers, private readonly network: Network | undefined) {
+  constructor(timers: Timers, private network: Network | undefined) {
     super(timers)
   }
 
@@ -185,7 +185,9 @@ export class BackoffWait extends TimedWait {
     try {
       this.unsubscribe = this.network.onOnline(() => this.wake())
     } catch {
-      // No `online` event: the timer ends the wait.
+      // No `online` event will end the wait: the timer does, whatever `isOnline` says (as without
+      // a network).
+      this.network = undefined
     }
   }
 

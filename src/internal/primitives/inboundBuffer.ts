@@ -295,6 +295,10 @@ export abstract class InboundQueue<A> {
    * time, so they are stale) and of fibers that have ended.
    */
   private wait(fiber: Fiber.RuntimeFiber<unknown, unknown>, resume: Resume<A>): void {
+    // The fiber may have yielded between `pullNow`'s look and here (Effect's scheduler yields
+    // between any two operations), and a socket callback offered meanwhile, or ended the buffer,
+    // with no wait to wake: looked at again, or that item would wait for the next one.
+    if (this.items !== undefined || (this.flags & ENDED) !== 0) return resume(this.pull)
     const waiters = this.waiters
     if (waiters === undefined) {
       this.waiters = [{ fiber, resume }]

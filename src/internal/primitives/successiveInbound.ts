@@ -3,7 +3,9 @@
  * one stream that lives across reconnects.
  */
 import type { Chunk } from "effect"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import type { Message } from "../../Transport.js"
 import type { InboundQueue, SharedInbound } from "./inboundBuffer.js"
@@ -22,7 +24,10 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   private reading: InboundQueue<Message> | undefined = undefined
   private later: ReadonlyArray<InboundQueue<Message>> | undefined = undefined
   private ended = false
-  private wakeup: (() => void) | undefined = undefined
+  // What the readers waiting for a connection wait on (usually one; `messages` may be read by
+  // several fibers): made where a reader finds no connection, so one that comes while it has yet
+  // to wait (its fiber may yield first) is not missed.
+  private next: Deferred.Deferred<void> | undefined = undefined
 
   constructor() {
     // Sized by the first connection: one object is both the reader and the budget.
@@ -78,12 +83,7 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
     if (buffer === undefined) {
       if (this.ended) return Effect.fail(Option.none())
       return Effect.zipRight(
-        Effect.async<void>((resume) => {
-          this.wakeup = () => resume(Effect.void)
-          return Effect.sync(() => {
-            this.wakeup = undefined
-          })
-        }),
+        Deferred.await(this.next ??= Deferred.unsafeMake<void>(FiberId.none)),
         this.pull
       )
     }
@@ -95,8 +95,8 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   }
 
   private wake(): void {
-    const wakeup = this.wakeup
-    this.wakeup = undefined
-    if (wakeup !== undefined) wakeup()
+    const next = this.next
+    this.next = undefined
+    if (next !== undefined) Deferred.unsafeDone(next, Effect.void)
   }
 }
