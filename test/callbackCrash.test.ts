@@ -14,24 +14,7 @@ import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode, quietNode } from "./support/node.js"
-
-/**
- * Effect's live Clock but for one call of `unsafeCurrentTimeMillis` that throws, once `armed`
- * (as in test/callbacks.test.ts: a Clock does not send a Client to the fiber path).
- */
-const breakingClock = (): Clock.Clock & { armed: boolean } => {
-  const live = Clock.make()
-  const clock = Object.create(live) as Clock.Clock & { armed: boolean }
-  clock.armed = false
-  Object.defineProperty(clock, "unsafeCurrentTimeMillis", {
-    value: () => {
-      if (!clock.armed) return live.unsafeCurrentTimeMillis()
-      clock.armed = false
-      throw new Error("the clock broke")
-    }
-  })
-  return clock
-}
+import { breakingClock, catchingStrays } from "./support/throwing.js"
 
 /** Effect's live Clock, but one that throws when read by the heartbeat's start, once `armed`. */
 const heartbeatStartBreaksClock = (): Clock.Clock & { armed: boolean } => {
@@ -72,24 +55,6 @@ class BreakingSupervisor extends Supervisor.AbstractSupervisor<void> {
 
 const withSupervisor = (supervisor: Supervisor.Supervisor<unknown>) =>
   Effect.provide(Layer.merge(Supervisor.addSupervisor(supervisor), quietNode))
-
-/** Runs `self`, and returns with its value every error that reached the process meanwhile. */
-const catchingStrays = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const strays: Array<unknown> = []
-      const onError = (error: unknown) => strays.push(error)
-      process.on("uncaughtException", onError)
-      process.on("unhandledRejection", onError)
-      return { strays, onError }
-    }),
-    ({ strays }) => Effect.map(self, (a) => [a, strays] as const),
-    ({ onError }) =>
-      Effect.sync(() => {
-        process.off("uncaughtException", onError)
-        process.off("unhandledRejection", onError)
-      })
-  )
 
 type ClosedError = { readonly _tag: string; readonly reason: string; readonly detail: string }
 

@@ -5,7 +5,7 @@
  * path does: the same delays, states, logs, releases and handles.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Either, Layer, Logger, LogLevel, Option, Random, ScheduleIntervals } from "effect"
+import { Effect, Either, Layer, Logger, LogLevel, Option, Random, ScheduleIntervals } from "effect"
 import { Client, Reconnect, Transport } from "../src/index.js"
 import { defaultDelay } from "../src/internal/client/callbacks.js"
 import { TestServer } from "../src/testing/index.js"
@@ -14,6 +14,7 @@ import { withNoHandlesLeft } from "./support/handles.js"
 import { captureLogs } from "./support/logs.js"
 import { provideNode } from "./support/node.js"
 import { tcpServer } from "./support/tcpServer.js"
+import { breakingClock } from "./support/throwing.js"
 
 /** A TCP server on 127.0.0.1 that accepts and never answers: a handshake that hangs. */
 const silentServer = tcpServer()
@@ -252,22 +253,3 @@ describe("Client attempts on callbacks", () => {
       expect(yield* client.close()).toEqual([])
     })).pipe(provideNode))
 })
-
-/**
- * Effect's live Clock but for one call of `unsafeCurrentTimeMillis` that throws, once `armed`:
- * a Client's attempts stay on callbacks with it (a Clock is not what sends a Client to the fiber
- * path), and its timers are the live ones.
- */
-const breakingClock = (): Clock.Clock & { armed: boolean } => {
-  const live = Clock.make()
-  const clock = Object.create(live) as Clock.Clock & { armed: boolean }
-  clock.armed = false
-  Object.defineProperty(clock, "unsafeCurrentTimeMillis", {
-    value: () => {
-      if (!clock.armed) return live.unsafeCurrentTimeMillis()
-      clock.armed = false
-      throw new Error("the clock broke")
-    }
-  })
-  return clock
-}

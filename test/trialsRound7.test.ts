@@ -50,6 +50,7 @@ import { provideNode, quietNode } from "./support/node.js"
 import { awaitTrue, realUntil } from "./support/poll.js"
 import { closedPort } from "./support/ports.js"
 import { tcpServer } from "./support/tcpServer.js"
+import { catchingStrays } from "./support/throwing.js"
 
 type State = Client.ClientState
 
@@ -62,24 +63,6 @@ const noSupervisor = (client: Client.Client): boolean =>
 
 /** Waits, bounded, until the client's slot timers and the rest have settled: no slot armed. */
 const noSlotsLeft = awaitTrue(Effect.sync(() => armedSlots() === 0), "no timer slot armed", 400)
-
-/** Uncaught exceptions and unhandled rejections while `self` runs (listeners removed after). */
-const catchingStrays = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => {
-      const strays: Array<unknown> = []
-      const onError = (error: unknown) => strays.push(error)
-      process.on("uncaughtException", onError)
-      process.on("unhandledRejection", onError)
-      return { strays, onError }
-    }),
-    ({ strays }) => Effect.map(self, (a) => [a, strays] as const),
-    ({ onError }) =>
-      Effect.sync(() => {
-        process.off("uncaughtException", onError)
-        process.off("unhandledRejection", onError)
-      })
-  )
 
 /** A `ws` server on 127.0.0.1 (port 0) that records the close code of every connection; closed with the scope. */
 const recordingWs = Effect.acquireRelease(
