@@ -71,51 +71,35 @@ describe("a throw in lifeline's own code on a callback closes, never reaches the
   // These two hold without a guard of their own (kept as pins): Ending shows as the Open it ends,
   // so the close event's `enter` reads no Clock; the supervisor fiber's reading (the session's
   // uptime) throws, and its defect closes the Client.
-  it.live("attempts on callbacks: the session's end in the socket's close event, with a Clock that throws: Closed InvalidOptions 'the client failed'; no uncaught exception", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const clock = breakingClock()
-      const client = yield* Client.make({ url: server.url }).pipe(Effect.withClock(clock))
-      yield* client.awaitOpen
-      const [outcome, strays] = yield* catchingStrays(Effect.gen(function*() {
-        // The next call of the Clock is the session's end (`enter`), in ws's 'close' event.
-        clock.armed = true
-        yield* server.closeAll(4000, "bye")
-        return yield* Effect.exit(awaitState(client, isTag("Closed"), "2 seconds"))
-      }))
-      // First: what reached the process (it died there, outside a test).
-      expect(strays.map(String)).toEqual([])
-      const closed = closedOf(outcome)
-      expect(clock.armed).toBe(false)
-      const error = closedError(closed)
-      expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
-      expect(error.detail).toContain("the client failed: the clock broke")
-      // The session's connection was released, and no other was made.
-      expect(yield* server.accepted).toBe(1)
-      expect(yield* client.close()).toEqual([])
-    })).pipe(provideNode))
-
-  it.live("the supervisor fiber's path (onOpen given): the session's end in the socket's close event, with a Clock that throws: Closed InvalidOptions 'the client failed'; no uncaught exception", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const clock = breakingClock()
-      const client = yield* Client.make({ url: server.url, onOpen: () => Effect.void }).pipe(Effect.withClock(clock))
-      yield* client.awaitOpen
-      const [outcome, strays] = yield* catchingStrays(Effect.gen(function*() {
-        clock.armed = true
-        yield* server.closeAll(4000, "bye")
-        return yield* Effect.exit(awaitState(client, isTag("Closed"), "2 seconds"))
-      }))
-      // First: what reached the process (it died there, outside a test).
-      expect(strays.map(String)).toEqual([])
-      const closed = closedOf(outcome)
-      expect(clock.armed).toBe(false)
-      const error = closedError(closed)
-      expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
-      expect(error.detail).toContain("the client failed: the clock broke")
-      expect(yield* server.accepted).toBe(1)
-      expect(yield* client.close()).toEqual([])
-    })).pipe(provideNode))
+  const paths = [
+    { path: "attempts on callbacks", options: {} },
+    { path: "the supervisor fiber's path (onOpen given)", options: { onOpen: () => Effect.void } }
+  ] as const
+  for (const { options, path } of paths) {
+    it.live(`${path}: the session's end in the socket's close event, with a Clock that throws: Closed InvalidOptions 'the client failed'; no uncaught exception`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const clock = breakingClock()
+        const client = yield* Client.make({ url: server.url, ...options }).pipe(Effect.withClock(clock))
+        yield* client.awaitOpen
+        const [outcome, strays] = yield* catchingStrays(Effect.gen(function*() {
+          // The next call of the Clock is the session's end, in ws's 'close' event or on the fiber.
+          clock.armed = true
+          yield* server.closeAll(4000, "bye")
+          return yield* Effect.exit(awaitState(client, isTag("Closed"), "2 seconds"))
+        }))
+        // First: what reached the process (it died there, outside a test).
+        expect(strays.map(String)).toEqual([])
+        const closed = closedOf(outcome)
+        expect(clock.armed).toBe(false)
+        const error = closedError(closed)
+        expect([error._tag, error.reason]).toEqual(["ConnectError", "InvalidOptions"])
+        expect(error.detail).toContain("the client failed: the clock broke")
+        // The session's connection was released, and no other was made.
+        expect(yield* server.accepted).toBe(1)
+        expect(yield* client.close()).toEqual([])
+      })).pipe(provideNode))
+  }
 
   // Without the guard the throw reached the process, or, when ws's 'close' came from its
   // receiver's 'finish', Node's stream swallowed it and the Client stayed Ending for ever.
