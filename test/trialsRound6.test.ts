@@ -15,7 +15,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
-import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -23,7 +22,7 @@ import { Client } from "../src/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
-import { tcpServer } from "./support/tcpServer.js"
+import { upgradingServer } from "./support/tcpServer.js"
 
 const PYTHON = "/usr/bin/python3"
 const hasWebsockets = ChildProcess.spawnSync(PYTHON, ["-c", "import websockets"], { stdio: "ignore" }).status === 0
@@ -95,22 +94,9 @@ const KILL_AT = N / 2
 
 /** A raw TCP peer that answers the upgrade with 101, then never reads nor writes again. */
 const frozenAfterOpen = (upgrades: { count: number }) =>
-  tcpServer((socket) => {
-    socket.on("error", () => {})
-    let request = ""
-    const onData = (data: Buffer) => {
-      request += data.toString("latin1")
-      if (!request.includes("\r\n\r\n")) return
-      socket.off("data", onData)
-      socket.pause()
-      upgrades.count++
-      const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
-      const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`
-      )
-    }
-    socket.on("data", onData)
+  upgradingServer(upgrades, (socket, head) => {
+    socket.pause()
+    socket.write(head)
   })
 
 describe("round 6 trials: user patterns on the callback path", () => {

@@ -38,7 +38,6 @@ import {
   Supervisor,
   TestClock
 } from "effect"
-import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import { WebSocketServer } from "ws"
 import { Client, NodeTransport, Transport } from "../src/index.js"
@@ -49,7 +48,7 @@ import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode, quietNode } from "./support/node.js"
 import { awaitTrue, realUntil } from "./support/poll.js"
 import { closedPort } from "./support/ports.js"
-import { tcpServer } from "./support/tcpServer.js"
+import { tcpServer, upgradingServer } from "./support/tcpServer.js"
 import { catchingStrays } from "./support/throwing.js"
 
 type State = Client.ClientState
@@ -460,30 +459,13 @@ describe("round 7: two readers and two subscribers across a reconnect", () => {
 })
 
 /**
- * A hand-written peer on 127.0.0.1: once it has the upgrade request, `answer` gets the socket and
- * a correct 101 head (bytes). Counts the requests.
+ * A hand-written peer on 127.0.0.1: once it has the upgrade request, `answer` gets the socket
+ * (reading again) and a correct 101 head (bytes). Counts the requests.
  */
 const handWritten = (requests: { count: number }, answer: (socket: Net.Socket, head: Buffer) => void) =>
-  tcpServer((socket) => {
-    socket.on("error", () => {})
-    let request = ""
-    const onData = (data: Buffer) => {
-      request += data.toString("latin1")
-      if (!request.includes("\r\n\r\n")) return
-      socket.off("data", onData)
-      socket.resume()
-      requests.count++
-      const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
-      const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
-      answer(
-        socket,
-        Buffer.from(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-          "latin1"
-        )
-      )
-    }
-    socket.on("data", onData)
+  upgradingServer(requests, (socket, head) => {
+    socket.resume()
+    answer(socket, head)
   })
 
 /** An unmasked text frame of `size` bytes (16-bit length). */

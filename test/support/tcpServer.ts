@@ -3,6 +3,7 @@
  * `onSocket`; released, every socket is destroyed and the server closed.
  */
 import { Effect } from "effect"
+import * as Crypto from "node:crypto"
 import * as Net from "node:net"
 
 export interface TcpServer {
@@ -31,3 +32,29 @@ export const tcpServer = (onSocket: (socket: Net.Socket) => void = () => {}) =>
         server.close(() => resume(Effect.void))
       })
   )
+
+/**
+ * A hand-written WebSocket peer: once it has an upgrade request, `answer` gets the socket and a
+ * correct 101 head (bytes), and what the socket does next is its own. Counts the requests.
+ */
+export const upgradingServer = (requests: { count: number }, answer: (socket: Net.Socket, head: Buffer) => void) =>
+  tcpServer((socket) => {
+    socket.on("error", () => {})
+    let request = ""
+    const onData = (data: Buffer) => {
+      request += data.toString("latin1")
+      if (!request.includes("\r\n\r\n")) return
+      socket.off("data", onData)
+      requests.count++
+      const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
+      const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
+      answer(
+        socket,
+        Buffer.from(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+          "latin1"
+        )
+      )
+    }
+    socket.on("data", onData)
+  })
