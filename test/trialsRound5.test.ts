@@ -23,7 +23,6 @@ import {
   Stream,
   TestClock
 } from "effect"
-import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import { Client, NodeTransport, Transport } from "../src/index.js"
@@ -33,7 +32,7 @@ import { awaitReceived, awaitState, isTag, throughAnOutage } from "./support/cli
 import { withNoHandlesLeft } from "./support/handles.js"
 import { makeSwitch } from "./support/networkSwitch.js"
 import { provideNode } from "./support/node.js"
-import { tcpServer } from "./support/tcpServer.js"
+import { upgradingServer } from "./support/tcpServer.js"
 
 /** An HTTP server on 127.0.0.1 that answers every upgrade with `status` and `headers`, counting them. */
 const rejectingServer = (status: number, headers: Record<string, string>) =>
@@ -73,23 +72,9 @@ const closeFrame = (code: number) => {
  * likes after a correct 101 head (given as bytes) to the socket.
  */
 const rawServer = (answer: (socket: Net.Socket, head: Buffer) => void) =>
-  tcpServer((socket) => {
-    socket.on("error", () => {})
-    let request = ""
-    socket.on("data", (data) => {
-      if (request.includes("\r\n\r\n")) return
-      request += data.toString("latin1")
-      if (!request.includes("\r\n\r\n")) return
-      const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
-      const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
-      answer(
-        socket,
-        Buffer.from(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-          "latin1"
-        )
-      )
-    })
+  upgradingServer({ count: 0 }, (socket, head) => {
+    socket.resume()
+    answer(socket, head)
   })
 
 const delayOf = (state: Client.ClientState): Duration.Duration => state._tag === "Backoff" ? state.delay : Duration.zero
