@@ -1,0 +1,69 @@
+/**
+ * A reader of the Client's `messages` with no connection to read waits for the next one. Effect's
+ * scheduler may make its fiber yield between the look that finds no connection and the wait; a
+ * connection (or the end) that comes while it is away must still reach it.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import type { Scheduler } from "effect"
+import { Chunk, Effect, Exit, Fiber, Option } from "effect"
+import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
+import { SuccessiveInbound } from "../src/internal/primitives/successiveInbound.js"
+import type { Message } from "../src/Transport.js"
+
+const source = { pause: () => true, resume: () => {}, overflow: () => {} }
+
+/** Yields once, before the fiber's `at`-th operation; `onYield` runs while it is away. */
+class YieldOnce implements Scheduler.Scheduler {
+  calls = 0
+  yielded = false
+  constructor(readonly at: number, readonly onYield: () => void) {}
+  shouldYield(): number | false {
+    return ++this.calls === this.at ? 0 : false
+  }
+  scheduleTask(task: Scheduler.Task): void {
+    setImmediate(() => {
+      if (!this.yielded) {
+        this.yielded = true
+        this.onYield()
+      }
+      task()
+    })
+  }
+}
+
+const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+describe("messages: a reader waiting for a connection", () => {
+  // Without the wait made where the reader looks, a yield between the look and the wait let the
+  // connection (or the end) in unseen: the reader waited for the one after it (for ever, if none).
+  it.live("a connection, or the end, that comes while the reader had yielded at any point of its pull reaches it", () =>
+    Effect.gen(function*() {
+      for (const what of ["connection", "end"] as const) {
+        for (let at = 1; at <= 30; at++) {
+          const inbound = new SuccessiveInbound()
+          const arrive = () => {
+            if (what === "end") return inbound.end()
+            const buffer = new InboundBuffer<Message>(16, source, Infinity, undefined, inbound.budgetFor(16, Infinity))
+            buffer.offer(`at ${at}`)
+            inbound.offer(buffer)
+          }
+          const scheduler = new YieldOnce(at, arrive)
+          const reader = yield* Effect.fork(Effect.exit(Effect.withScheduler(inbound.pull, scheduler)))
+          // No yield that early in its pull: it arrives once the reader has run as far as it goes.
+          for (let step = 0; step < 20 && !scheduler.yielded; step++) yield* turn
+          if (!scheduler.yielded) {
+            scheduler.yielded = true
+            arrive()
+          }
+          const exit = yield* Fiber.join(reader).pipe(
+            Effect.timeoutFail({
+              duration: "1 second",
+              onTimeout: () => `${what} lost, a yield before operation ${at}`
+            })
+          )
+          if (what === "connection") expect(exit).toEqual(Exit.succeed(Chunk.of(`at ${at}`)))
+          else expect(exit).toEqual(Exit.fail(Option.none()))
+        }
+      }
+    }))
+})
