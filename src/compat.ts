@@ -941,6 +941,10 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (index !== -1) life.sessions.splice(index, 1)
     Deferred.unsafeDone(session.done, Exit.void)
     if (session.closeDispatched || life.closing) return
+    // No longer OPEN while its error event is dispatched (a WebSocket is CLOSED by then): a send
+    // from an error listener is kept for the next connection, not reported sent on this one.
+    session.closeDispatched = true
+    if (life.openSession === session) life.openSession = undefined
     const error = ended.error
     if (error !== undefined && error._tag !== "Disconnected") {
       // The heartbeat found the peer dead, or the like: the error, then the close as it happened.
