@@ -4,9 +4,9 @@
  * behind must then neither take a message from the next reader nor pile up.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type { Scheduler } from "effect"
 import { Chunk, Effect, Exit, Fiber, Layer, Option, RuntimeFlags, Supervisor } from "effect"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
+import { turn, YieldOnce } from "./support/yieldOnce.js"
 
 const source = { pause: () => true, resume: () => {}, overflow: () => {} }
 
@@ -31,31 +31,6 @@ const waitingReader = (buffer: InboundBuffer<string>) =>
     expect(waitsOf(buffer)).toBeGreaterThan(0)
     return reader
   })
-
-/**
- * A Scheduler under which the fiber yields once, before its `at`-th operation, and `onYield` runs
- * while it is away (resumed by `setImmediate`): a socket callback that ran while the reader had
- * yielded, as Effect's own scheduler makes a fiber yield every 2,048 operations.
- */
-class YieldOnce implements Scheduler.Scheduler {
-  calls = 0
-  yielded = false
-  constructor(readonly at: number, readonly onYield: () => void) {}
-  shouldYield(): number | false {
-    return ++this.calls === this.at ? 0 : false
-  }
-  scheduleTask(task: Scheduler.Task): void {
-    setImmediate(() => {
-      if (!this.yielded) {
-        this.yielded = true
-        this.onYield()
-      }
-      task()
-    })
-  }
-}
-
-const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 describe("inbound buffer: waits without a canceler", () => {
   it.live("readers interrupted while they wait do not take the next message: the reader that waits now does", () =>

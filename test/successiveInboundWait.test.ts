@@ -4,34 +4,13 @@
  * connection (or the end) that comes while it is away must still reach it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type { Scheduler } from "effect"
 import { Chunk, Effect, Exit, Fiber, Option } from "effect"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 import { SuccessiveInbound } from "../src/internal/primitives/successiveInbound.js"
 import type { Message } from "../src/Transport.js"
+import { turn, YieldOnce } from "./support/yieldOnce.js"
 
 const source = { pause: () => true, resume: () => {}, overflow: () => {} }
-
-/** Yields once, before the fiber's `at`-th operation; `onYield` runs while it is away. */
-class YieldOnce implements Scheduler.Scheduler {
-  calls = 0
-  yielded = false
-  constructor(readonly at: number, readonly onYield: () => void) {}
-  shouldYield(): number | false {
-    return ++this.calls === this.at ? 0 : false
-  }
-  scheduleTask(task: Scheduler.Task): void {
-    setImmediate(() => {
-      if (!this.yielded) {
-        this.yielded = true
-        this.onYield()
-      }
-      task()
-    })
-  }
-}
-
-const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 describe("messages: a reader waiting for a connection", () => {
   // Without the wait made where the reader looks, a yield between the look and the wait let the
