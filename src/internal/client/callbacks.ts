@@ -34,7 +34,7 @@ import { checkEndpoint } from "../parseEndpoint.js"
 import type { Timers, TimerTarget } from "../primitives/timers.js"
 import { GOING_AWAY } from "../protocol.js"
 import type { LiveClient } from "./liveClient.js"
-import { failSession, labelOf } from "./liveClient.js"
+import { failClient, labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
 import { BackoffWait, callbacks, countOpened, openSession } from "./supervisor.js"
@@ -96,30 +96,13 @@ const enterOutside = (client: LiveClient, next: Phase): void => {
   ) client.fork(log, false)
 }
 
-/** An error ends the client, outside a fiber. */
-const stopNow = (client: LiveClient, error: ClientError): void => {
-  try {
-    enterOutside(client, { _tag: "Closed", error: Option.some(error), byClose: false })
-  } finally {
-    // Even when the Closed threw after it was entered (forking its log line): no sender waits for ever.
-    client.outbound.failQueued()
-  }
-}
-
 /**
- * What a throw on this path does (a defect, or a user's Clock that throws): it ends the Client as a
- * defect of the supervisor fiber does (Closed with `InvalidOptions` "the client failed: ..."),
- * and never goes on into the socket's or the timer's callback that ran the step, where Node would
- * throw it and the process would die (invariant 1). Each entry point of this path (an attempt's
- * start, its open's outcome, its close watch, the backoff's end, a decision) catches into this.
+ * An error ends the client, outside a fiber. (A throw here, forking its log line, goes to the
+ * entry point's catch: `failClient` then fails what was queued.)
  */
-const failed = (client: LiveClient, defect: unknown): void => {
-  try {
-    stopNow(client, client.brokenOption("the client failed", defect))
-  } catch {
-    // The Closed itself threw (its observers, the Clock again): nothing is left to report it
-    // with, and it still must not reach the callback.
-  }
+const stopNow = (client: LiveClient, error: ClientError): void => {
+  enterOutside(client, { _tag: "Closed", error: Option.some(error), byClose: false })
+  client.outbound.failQueued()
 }
 
 /**
@@ -131,7 +114,9 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): void =>
   try {
     decideNow(client, error, uptime)
   } catch (defect) {
-    failed(client, defect)
+    // Each entry point of this path (an attempt's start, its open's outcome, its close watch,
+    // the backoff's end, a decision) catches what it throws: never into the callback.
+    failClient(client, defect)
   }
 }
 
@@ -190,7 +175,9 @@ const attempt = (client: LiveClient): void => {
   try {
     attemptNow(client)
   } catch (defect) {
-    failed(client, defect)
+    // Each entry point of this path (an attempt's start, its open's outcome, its close watch,
+    // the backoff's end, a decision) catches what it throws: never into the callback.
+    failClient(client, defect)
   }
 }
 
@@ -211,15 +198,9 @@ const attemptNow = (client: LiveClient): void => {
   if (client.phase !== phase) return
   const startedAt = client.clock.unsafeCurrentTimeMillis()
   const parsed = checkEndpoint(endpoint)
-  let opened: OpenedConnection | ConnectError
-  try {
-    opened = parsed instanceof ConnectError
-      ? parsed
-      : createConnection(parsed, settings.connection, Context.get(client.runtime.context, Transport), client.inbound)
-  } catch (defect) {
-    // What a defect of the supervisor does; never thrown into a timer's callback.
-    return stopNow(client, client.brokenOption("the client failed", defect))
-  }
+  const opened: OpenedConnection | ConnectError = parsed instanceof ConnectError
+    ? parsed
+    : createConnection(parsed, settings.connection, Context.get(client.runtime.context, Transport), client.inbound)
   if (opened instanceof ConnectError) {
     Metrics.connectFailed(opened.reason, label)
     return decide(client, opened, 0)
@@ -276,11 +257,11 @@ class Attempt implements TimerTarget {
     if (session !== undefined && session.opened === this.opened) {
       // Its heartbeat and primary probe stopped, its close watch taken away.
       session.detach()
-      return failSession(this.client, session, defect)
+      return failClient(this.client, defect, session)
     }
     this.opened.listener.watcher = undefined
     this.opened.socket.terminate()
-    failed(this.client, defect)
+    failClient(this.client, defect)
   }
 
   private settledNow(exit: Exit.Exit<void, ConnectError | TimeoutError>): void {

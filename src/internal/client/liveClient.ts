@@ -358,7 +358,7 @@ export class LiveClient extends Observer implements Client {
       this.enter({ _tag: "Ending", open: phase, reason, skipWait: false })
       this.fork(supervise(this, phase.session), true)
     } catch (defect) {
-      failSession(this, session, defect)
+      failClient(this, defect, session)
     }
   }
 
@@ -396,22 +396,25 @@ export class LiveClient extends Observer implements Client {
 }
 
 /**
- * A throw on a callback while `session` is the open one, or the Ending of it (its end could not
- * fork the supervisor; its open's log line could not be forked), detached already: no fiber takes
- * over, so the client closes with the throw at once, as a defect of the supervisor does
- * (InvalidOptions "the client failed: ..."), the session's socket terminated and what it had in
- * flight failed. Open goes to Closed through Ending (Closed is no move from Open; Ending to Ending
- * is refused, and so a no-op); the log line is dropped (it would need a fiber).
+ * What a throw in lifeline's own code on a socket's or timer's callback does (a defect; a Clock or
+ * a runtime's Supervisor that throws): no fiber takes over, so the client closes with it at once,
+ * as a defect of the supervisor does (InvalidOptions "the client failed: ..."), and what was
+ * queued fails. With `session` (the open one, or the one Ending; detached already), its socket is
+ * terminated and what it had in flight failed first, and Open goes to Closed through Ending
+ * (Closed is no move from Open; Ending to Ending is refused, a no-op). The log line is tried on a
+ * fiber. Nothing here throws on into the callback (invariant 1).
  */
-export const failSession = (client: LiveClient, session: Session, defect: unknown): void => {
+export const failClient = (client: LiveClient, defect: unknown, session?: Session): void => {
   try {
     const error = client.brokenOption("the client failed", defect)
-    session.opened.socket.terminate()
-    session.abandonInFlight()
-    client.enter({ _tag: "Ending", open: session, reason: error, skipWait: false })
-    client.enter({ _tag: "Closed", error: Option.some(error), byClose: false })
+    if (session !== undefined) {
+      session.opened.socket.terminate()
+      session.abandonInFlight()
+      client.enter({ _tag: "Ending", open: session, reason: error, skipWait: false })
+    }
+    client.fork(client.enter({ _tag: "Closed", error: Option.some(error), byClose: false }), false)
   } catch {
-    // Its observers threw: nothing is left to report it with.
+    // Its observers, or the fork of its log line, threw: nothing is left to report it with.
   }
   client.outbound.failQueued()
 }
