@@ -8,6 +8,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Clock, Effect, Exit, Fiber, Runtime, Scope, Stream } from "effect"
 import { Client } from "../src/index.js"
+import { Observer } from "../src/internal/client/observe.js"
+import { Outbox } from "../src/internal/primitives/outbox.js"
+import { SessionScope } from "../src/internal/primitives/sessionScope.js"
 import { timersOn } from "../src/internal/primitives/timers.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -17,13 +20,13 @@ interface Internals {
   readonly settings: object
   readonly labels: ReadonlyArray<string>
   readonly inbound: object
-  readonly observer: { readonly recent: ReadonlyArray<{ readonly _tag: string }> }
-  readonly outbound: { readonly outbox: object }
+  readonly recent: ReadonlyArray<{ readonly _tag: string }>
+  readonly outbound: object
   readonly phase: {
     readonly _tag: string
     readonly session: Record<string, unknown> & {
       readonly timer: unknown
-      readonly scope: { readonly finalizers: unknown }
+      readonly finalizers: unknown
       readonly opened: object
     }
   }
@@ -78,7 +81,9 @@ describe("Client: idle memory (objects and fields per client)", () => {
       Effect.gen(function*() {
         const server = yield* TestServer.make()
         const { outbound } = internals(yield* openClient(server.url))
-        expect(outbound.outbox).toBe(outbound)
+        // One object: the outbound side holds no separate outbox.
+        expect(outbound).toBeInstanceOf(Outbox)
+        expect(Object.values(outbound).some((field) => field instanceof Outbox)).toBe(false)
         expect(Object.values(outbound)).not.toContain(Number.POSITIVE_INFINITY)
       })
     ).pipe(provideNode))
@@ -88,8 +93,7 @@ describe("Client: idle memory (objects and fields per client)", () => {
       Effect.gen(function*() {
         const server = yield* TestServer.make()
         const client = yield* openClient(server.url)
-        const { observer } = internals(client)
-        expect(observer.recent.map((kept) => kept._tag)).toEqual(["Connecting", "Open"])
+        expect(internals(client).recent.map((kept) => kept._tag)).toEqual(["Connecting", "Open"])
         const replayed = yield* client.events.pipe(Stream.take(2), Stream.runCollect)
         expect(Chunk.toReadonlyArray(replayed).map((event) => event._tag)).toEqual(["Transition", "Transition"])
       })
@@ -129,7 +133,7 @@ describe("Client: idle memory (objects and fields per client)", () => {
         expect(live.filter((event) => event._tag === "MessageFailed").length).toBe(8)
         expect(live.length).toBe(2 + 8 * 3)
         expect(replayed).toEqual(live.slice(-16))
-        expect(internals(client).observer.recent.length).toBe(16)
+        expect(internals(client).recent.length).toBe(16)
       })
     ).pipe(provideNode))
 
@@ -160,7 +164,7 @@ describe("Client: idle memory (objects and fields per client)", () => {
       Effect.gen(function*() {
         const server = yield* TestServer.make()
         const { phase } = internals(yield* openClient(server.url))
-        expect(phase.session.scope.finalizers).toBe(phase.session.opened)
+        expect(phase.session.finalizers).toBe(phase.session.opened)
       })
     ).pipe(provideNode))
 
@@ -171,7 +175,7 @@ describe("Client: idle memory (objects and fields per client)", () => {
         const { phase } = internals(yield* openClient(server.url))
         const session = phase.session
         expect(session).toBe(phase)
-        expect(session.scope).toBe(session)
+        expect(session).toBeInstanceOf(SessionScope)
         expect(Object.keys(session)).toEqual(expect.arrayContaining(["finalizers", "lastLife", "timer", "view"]))
         for (const field of ["_tag", "session", "scope", "heartbeat", "openedAt", "options", "clock", "timers"]) {
           expect(Object.keys(session)).not.toContain(field)
@@ -200,7 +204,7 @@ describe("Client: idle memory (objects and fields per client)", () => {
       Effect.gen(function*() {
         const server = yield* TestServer.make()
         const client = yield* openClient(server.url)
-        expect(internals(client).observer).toBe(client)
+        expect(client).toBeInstanceOf(Observer)
         expect(Object.keys(client)).not.toContain("observer")
         expect(Object.keys(client)).toContain("recent")
       })

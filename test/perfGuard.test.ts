@@ -396,7 +396,7 @@ describe("per-message cost guards", () => {
       const server = yield* TestServer.make()
       const client = yield* Client.make({ url: server.url, heartbeat: false })
       // Internals: the Client's state listeners (the observer's own), whose set `awaitOpen` makes while it waits.
-      const listeners = (client as unknown as { observer: { set: unknown } }).observer
+      const listeners = client as unknown as { set: unknown }
       yield* client.awaitOpen
       expect(listeners.set).toBeUndefined()
       // A subscriber made after that is still told of every change.

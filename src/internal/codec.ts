@@ -252,7 +252,7 @@ class CodecClient<In, Out, E> implements Client<In, Out, E> {
   ) {
     this.decoder = new Decoder(
       decoderOf(codec),
-      decodeErrors === "event" ? (error) => live.observer.publishDecodeFailure(error) : undefined
+      decodeErrors === "event" ? (error) => live.publishDecodeFailure(error) : undefined
     )
     this.encode = encoderOf(codec)
   }

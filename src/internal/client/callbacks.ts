@@ -83,7 +83,7 @@ export const defaultDelay = (step: number, random: number): number =>
  * warns, the rest is debug) is below the Client's minimum; then nothing runs.
  */
 const enterOutside = (client: LiveClient, next: Phase): void => {
-  const down = client.observer.downSince !== undefined
+  const down = client.downSince !== undefined
   const level = next._tag === "Closed" || (next._tag === "Backoff" && !down)
     ? LogLevel.Warning
     : next._tag === "Open" && down
@@ -285,7 +285,7 @@ class Attempt implements TimerTarget {
       const session = new Session(client)
       session.opened = opened
       session.add(opened)
-      const down = client.observer.downSince !== undefined
+      const down = client.downSince !== undefined
       const log = openSession(
         client,
         session,

@@ -66,7 +66,7 @@ export const closeClient = (
       // The release table of invariant 2, with the caller's code and reason.
       if (phase._tag === "Open") yield* session.opened.connection.close(code, reason)
       // Released already by the supervisor (its close is uninterruptible), or here if it had not begun.
-      yield* Scope.close(session.scope, Exit.void)
+      yield* Scope.close(session, Exit.void)
       session.abandonInFlight()
       // A primary probe's handshake under way is released too.
       if (session.probe !== undefined) yield* session.probe.settled

@@ -133,7 +133,7 @@ export class LiveClient extends Observer implements Client {
       endpoints: endpoints.map(labelOf),
       headers: headers === undefined ? headerNames(connection.headers) : "(headers from an Effect)",
       protocols: connection.protocols,
-      outboxSize: this.outbound.outbox.pending
+      outboxSize: this.outbound.pending
     }
   }
 
@@ -165,11 +165,6 @@ export class LiveClient extends Observer implements Client {
 
   // --- what the other parts read ----------------------------------------------------------
 
-  /** What shows the Client's state and events: the Client itself (its base class). */
-  get observer(): Observer {
-    return this
-  }
-
   get currentState(): ClientStateType {
     return viewOf(this.phase)
   }
@@ -189,7 +184,7 @@ export class LiveClient extends Observer implements Client {
   }
 
   get outbox() {
-    return this.outbound.outbox
+    return this.outbound
   }
 
   reportFailure(error: SendError): void {
@@ -253,7 +248,7 @@ export class LiveClient extends Observer implements Client {
   }
 
   get outboxSize(): Effect.Effect<number> {
-    return Effect.sync(() => this.outbound.outbox.pending)
+    return Effect.sync(() => this.outbound.pending)
   }
 
   get failed(): Effect.Effect<number> {

@@ -47,10 +47,6 @@ export class Outbound extends Outbox {
     super(capacity, maxBytes, overflow)
   }
 
-  get outbox(): Outbox {
-    return this
-  }
-
   /** An entry that lands in the outbox while connected (admitted from `suspend`) goes out at once. */
   protected override outboxAdmitted(): void {
     const session = this.host.openSession

@@ -9,7 +9,7 @@
  * target): the scope (`SessionScope`), the heartbeat (`HeartbeatCore`, its base classes) and the
  * Open phase itself (`_tag` "Open", on the prototype, and its public view).
  */
-import type { Clock, Scope } from "effect"
+import type { Clock } from "effect"
 import * as Effect from "effect/Effect"
 import type { ConnectError, Disconnected, TimeoutError } from "../../Errors.js"
 import { SendError } from "../../Errors.js"
@@ -63,11 +63,6 @@ export class Session extends HeartbeatCore {
 
   /** The Open phase it is: itself. */
   get session(): Session {
-    return this
-  }
-
-  /** Closed with the session's Exit: releases the connection. */
-  get scope(): Scope.CloseableScope {
     return this
   }
 

@@ -94,7 +94,7 @@ const afterSession = (client: LiveClient, session: Session): Effect.Effect<boole
     if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
     const uptime = client.clock.unsafeCurrentTimeMillis() - session.openedAt
     // Uninterruptible: `close` waits for a release under way rather than cutting it short.
-    yield* Effect.uninterruptible(Scope.close(session.scope, reason === "reconnect" ? Exit.void : Exit.fail(reason)))
+    yield* Effect.uninterruptible(Scope.close(session, reason === "reconnect" ? Exit.void : Exit.fail(reason)))
     session.abandonInFlight()
     if (client.stopped) return false
     if (reason === "reconnect" || phase.skipWait) {
