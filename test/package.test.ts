@@ -74,10 +74,15 @@ describe("the package by its name", () => {
     expect(tag).toBe("Disconnected")
   })
 
-  it("effect-lifeline/browser is everything but NodeTransport, the same objects", () => {
+  it("effect-lifeline/browser is everything but NodeTransport (and Client's Config functions), the same objects", () => {
     expect(Object.keys(Browser).sort()).toEqual(Object.keys(BrowserSource).sort())
     expect(Object.keys(Browser).sort()).toEqual(Object.keys(Lifeline).filter((name) => name !== "NodeTransport").sort())
-    for (const [name, value] of Object.entries(Browser)) expect(value).toBe(Lifeline[name as keyof typeof Lifeline])
+    for (const [name, value] of Object.entries(Browser)) {
+      if (name !== "Client") expect(value).toBe(Lifeline[name as keyof typeof Lifeline])
+    }
+    // Its Client is the same functions but Config's (`config`, `layerConfig`: not in a browser bundle).
+    expect(Object.keys(Browser.Client).sort()).toEqual(Object.keys(Lifeline.Client).filter((name) => name !== "config" && name !== "layerConfig").sort())
+    for (const [name, value] of Object.entries(Browser.Client)) expect(value).toBe(Lifeline.Client[name as keyof typeof Lifeline.Client])
   })
 
   it("each module by its own path is the namespace of the main entry, the same objects", () => {
