@@ -141,7 +141,10 @@ export interface TransportSocket {
 export interface Network {
   /** False only when the platform is sure there is no network (`navigator.onLine === false`). */
   readonly isOnline: () => boolean
-  /** Calls `callback` at each `online` event until the returned function is called. Must not throw. */
+  /**
+   * Calls `callback` at each `online` event until the returned function is called. Must not throw.
+   * A call made before it returns (while subscribing) is no event: the Client ignores it.
+   */
   readonly onOnline: (callback: () => void) => () => void
 }
 

@@ -4,7 +4,7 @@
  * timer back either.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Schedule } from "effect"
+import { Effect, Layer, Logger, Schedule, Stream } from "effect"
 import { Client, NodeTransport, Transport } from "../src/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { closedPort } from "./support/ports.js"
@@ -40,5 +40,54 @@ describe("a network whose onOnline throws", () => {
         expect(second).toMatchObject({ error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
         expect(yield* client.close()).toEqual([])
       }).pipe(withNetwork(deafOffline)), 8_000)
+  }
+})
+
+/** `onOnline` calls back at once, while subscribing (a custom network); counts its listeners. */
+const eagerNetwork = () => {
+  const counts = { subscribed: 0, unsubscribed: 0 }
+  const network: Transport.Network = {
+    isOnline: () => true,
+    onOnline: (callback) => {
+      counts.subscribed++
+      callback()
+      return () => {
+        counts.unsubscribed++
+      }
+    }
+  }
+  return { counts, network }
+}
+
+describe("a network whose onOnline calls back while subscribing", () => {
+  // That call is no `online` event: before, it woke every backoff at once (attempts with no wait, a
+  // hot loop against a refused port) and its listener was never removed.
+  for (const path of ["the supervisor fiber's path (a retry Schedule)", "attempts on callbacks"] as const) {
+    it.live(`${path}: the backoff waits its delay; every listener is removed`, () => {
+      const { counts, network } = eagerNetwork()
+      return Effect.gen(function*() {
+        const port = yield* closedPort
+        let attempts = 0
+        yield* Effect.scoped(Effect.gen(function*() {
+          const client = yield* Client.make({
+            url: `ws://127.0.0.1:${port}`,
+            minRetryDelay: 1000,
+            ...(path === "attempts on callbacks" ? {} : { retry: Schedule.spaced("1 second") })
+          })
+          yield* client.state.changes.pipe(
+            Stream.filter((state) => state._tag === "Connecting"),
+            Stream.runForEach(() => Effect.sync(() => attempts++)),
+            Effect.forkScoped
+          )
+          const first = yield* awaitState(client, isTag("Backoff"))
+          expect(first).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
+          // Less than the first delay (at least minRetryDelay).
+          yield* Effect.sleep("300 millis")
+          expect(yield* client.close()).toEqual([])
+        }))
+        expect(attempts).toBe(1)
+        expect(counts.unsubscribed).toBe(counts.subscribed)
+      }).pipe(withNetwork(network))
+    }, 8_000)
   }
 })

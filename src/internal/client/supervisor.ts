@@ -182,13 +182,20 @@ export class BackoffWait extends TimedWait {
    */
   listen(): void {
     if (this.network === undefined) return
+    let subscribing = true
     try {
-      this.unsubscribe = this.network.onOnline(() => this.wake())
+      // A call back while subscribing is no `online` event (the network was online already): it is
+      // ignored. Else a network that calls back at once would wake every backoff (attempts with no
+      // wait) before its unsubscribe is known (a listener left behind).
+      this.unsubscribe = this.network.onOnline(() => {
+        if (!subscribing) this.wake()
+      })
     } catch {
       // No `online` event will end the wait: the timer does, whatever `isOnline` says (as without
       // a network).
       this.network = undefined
     }
+    subscribing = false
   }
 
   override fire(): void {
