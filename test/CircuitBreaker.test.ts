@@ -353,6 +353,28 @@ describe("CircuitBreaker: open period, half-open, isolate", () => {
       })
     }))
 
+  it.effect("options a JavaScript caller can get wrong (not a Schedule, not a function, no policy, null) are refused at make, not at the first trip", () =>
+    Effect.gen(function*() {
+      const defectOf = (options: unknown) =>
+        Effect.map(
+          Effect.exit(Effect.scoped(CircuitBreaker.make(options as CircuitBreaker.Options))),
+          (exit) => Exit.isFailure(exit) && exit.cause._tag === "Die" ? exit.cause.defect : exit._tag
+        )
+      // Before, `openFor: "30 seconds"` was accepted and the first opening died inside `run`.
+      expect(yield* defectOf({ openFor: "30 seconds", isFailure: 3 })).toMatchObject({
+        _tag: "IllegalArgumentException",
+        message: "CircuitBreaker: isFailure must be a function; openFor must be a Schedule"
+      })
+      expect(yield* defectOf({ policy: { _tag: "Sometimes" } })).toMatchObject({
+        _tag: "IllegalArgumentException",
+        message: "CircuitBreaker: policy must be consecutiveFailures(...) or failureRatio(...)"
+      })
+      expect(yield* defectOf(7)).toMatchObject({ message: "CircuitBreaker: options must be an object" })
+      // null and undefined are no options: the defaults.
+      expect(yield* defectOf(null)).toBe("Success")
+      expect(yield* defectOf(undefined)).toBe("Success")
+    }))
+
   it("Reconnect.isRetryable: CircuitOpenError is transient", () => {
     expect(Reconnect.isRetryable(new CircuitOpenError({ endpoint: "ws://node/", retryAt: new Date(0) }))).toBe(true)
   })

@@ -164,12 +164,25 @@ export interface Settings {
 
 const positiveInteger = (value: number): boolean => Number.isInteger(value) && value >= 1
 
+const isSchedule = (input: unknown): boolean =>
+  typeof input === "object" && input !== null && typeof Reflect.get(input, "step") === "function"
+
 /** The settings, or why the options cannot work. */
-export const settingsOf = (options: BreakerOptions): Settings | string => {
+export const settingsOf = (input: BreakerOptions | null | undefined): Settings | string => {
+  if (input !== undefined && input !== null && typeof input !== "object") {
+    return "CircuitBreaker: options must be an object"
+  }
+  const options: BreakerOptions = input ?? {}
   const problems: Array<string> = []
   const policy = options.policy ?? { _tag: "ConsecutiveFailures", threshold: 5 }
   let counter: () => Counter
-  if (policy._tag === "ConsecutiveFailures") {
+  if (
+    typeof policy !== "object" || policy === null ||
+    (policy._tag !== "ConsecutiveFailures" && policy._tag !== "FailureRatio")
+  ) {
+    problems.push("policy must be consecutiveFailures(...) or failureRatio(...)")
+    counter = () => new ConsecutiveCounter(5)
+  } else if (policy._tag === "ConsecutiveFailures") {
     if (!positiveInteger(policy.threshold)) problems.push(`threshold must be an integer >= 1 (got ${policy.threshold})`)
     counter = () => new ConsecutiveCounter(policy.threshold)
   } else {
@@ -192,6 +205,11 @@ export const settingsOf = (options: BreakerOptions): Settings | string => {
   const successes = options.successes ?? 1
   if (!positiveInteger(trials)) problems.push(`trials must be an integer >= 1 (got ${trials})`)
   if (!positiveInteger(successes)) problems.push(`successes must be an integer >= 1 (got ${successes})`)
+  // Used only at the first failure or opening: checked here, or they would die inside a transition.
+  if (options.isFailure !== undefined && typeof options.isFailure !== "function") {
+    problems.push("isFailure must be a function")
+  }
+  if (options.openFor !== undefined && !isSchedule(options.openFor)) problems.push("openFor must be a Schedule")
   if (problems.length > 0) return `CircuitBreaker: ${problems.join("; ")}`
   return {
     endpoint: options.endpoint ?? "circuit",
