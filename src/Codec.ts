@@ -59,11 +59,22 @@ export {
   encodeFailed
 } from "./internal/codecErrors.js"
 
+// A function that returns its value bare (`decode: (frame) => JSON.parse(frame)`) is the usual slip:
+// say so in the cause, rather than a Left of `undefined`.
+const notAnEither = (name: string, result: unknown): TypeError =>
+  new TypeError(`Codec.make: ${name} must return an Either (Either.right or Either.left), got ${typeof result}`)
+
+/** What `json` and `fromSchema` were given instead of a Schema: a TypeError that says so, at once. */
+const schemaOrThrow = (name: string, input: unknown): void => {
+  if (!Schema.isSchema(input)) throw new TypeError(`Codec.${name}: expected a Schema, got ${typeof input}`)
+}
+
 /**
  * A codec from two functions. Each returns an `Either` whose `Left` is the cause (the reason the
  * frame or value is refused, e.g. a `ParseError`); a function that throws refuses too, with what
  * it threw as the cause. The Left becomes `DecodeError { frame, cause }` or
- * `SendError { reason: "EncodeFailed", payload: value, cause }`.
+ * `SendError { reason: "EncodeFailed", payload: value, cause }`. A function that returns its
+ * value bare, not an `Either`, refuses too, with a `TypeError` cause that says so.
  *
  * @example
  * ```ts
@@ -93,6 +104,7 @@ export const make = <In, Out = In>(functions: {
       } catch (thrown) {
         return Either.left(decodeFailed(frame, thrown))
       }
+      if (!Either.isEither(result)) return Either.left(decodeFailed(frame, notAnEither("decode", result)))
       return Either.isRight(result) ? result as Either.Either<In, never> : Either.left(decodeFailed(frame, result.left))
     },
     encode: (value) => {
@@ -102,6 +114,7 @@ export const make = <In, Out = In>(functions: {
       } catch (thrown) {
         return Either.left(encodeFailed(value, thrown))
       }
+      if (!Either.isEither(result)) return Either.left(encodeFailed(value, notAnEither("encode", result)))
       return Either.isRight(result)
         ? result as Either.Either<Message, never>
         : Either.left(encodeFailed(value, result.left))
@@ -156,7 +169,8 @@ const stringifyJson = (value: unknown): Either.Either<string, unknown> => {
  * schema's decoding (extra fields are ignored, as Schema does by default). Encoding: the schema's
  * encoding (which checks the value: a refinement it fails is `SendError EncodeFailed`), then
  * `JSON.stringify` (`NaN` and `Infinity` are refused, not written as `null`), sent as a text frame. The schema
- * needs no context (`R = never`): it runs synchronously, once per frame.
+ * needs no context (`R = never`): it runs synchronously, once per frame. Anything but a Schema is a
+ * `TypeError`, thrown at once.
  *
  * With two schemas, the first reads the peer's messages and the second checks yours.
  *
@@ -185,6 +199,8 @@ export const json: {
   inbound: Schema.Schema<In, unknown, never>,
   outbound?: Schema.Schema<Out, unknown, never>
 ): Codec<In, Out> => {
+  schemaOrThrow("json", inbound)
+  if (outbound !== undefined) schemaOrThrow("json", outbound)
   const decode = Schema.decodeUnknownEither(inbound)
   const encode = Schema.encodeUnknownEither(outbound ?? (inbound as unknown as Schema.Schema<Out, unknown, never>))
   return make<In, Out>({
@@ -203,6 +219,7 @@ export const json: {
  * @category constructors
  */
 export const fromSchema = <A, I extends Message>(schema: Schema.Schema<A, I, never>): Codec<A, A> => {
+  schemaOrThrow("fromSchema", schema)
   const decode = Schema.decodeUnknownEither(schema)
   const encode = Schema.encodeUnknownEither(schema)
   return make<A, A>({ decode, encode })

@@ -151,6 +151,37 @@ describe("Codec: the codecs themselves", () => {
   })
 })
 
+describe("Codec: what an untyped caller can get wrong", () => {
+  it("make: a function that returns its value bare, not an Either, is refused with a cause that says so", () => {
+    // The usual slip: JSON.parse / JSON.stringify returned as they are. Before, every frame was a
+    // DecodeError (and every send EncodeFailed) with `undefined` as its cause.
+    const codec = Codec.make<unknown>({
+      decode: ((frame: string) => JSON.parse(frame)) as never,
+      encode: ((value: unknown) => JSON.stringify(value)) as never
+    })
+    const decoded = codec.decode("{\"a\":1}")
+    expect(Either.isLeft(decoded) && decoded.left).toMatchObject({ _tag: "DecodeError", frame: "{\"a\":1}" })
+    expect(Either.isLeft(decoded) && String(decoded.left.cause)).toBe(
+      "TypeError: Codec.make: decode must return an Either (Either.right or Either.left), got object"
+    )
+    const encoded = codec.encode({ a: 1 })
+    expect(Either.isLeft(encoded) && encoded.left).toMatchObject({ reason: "EncodeFailed", payload: { a: 1 } })
+    expect(Either.isLeft(encoded) && String(encoded.left.cause)).toBe(
+      "TypeError: Codec.make: encode must return an Either (Either.right or Either.left), got string"
+    )
+  })
+
+  it("json and fromSchema given anything but a Schema throw a TypeError that names it, at once", () => {
+    expect(() => Codec.json(3 as never)).toThrow(new TypeError("Codec.json: expected a Schema, got number"))
+    expect(() => Codec.json(Schema.String, {} as never)).toThrow(
+      new TypeError("Codec.json: expected a Schema, got object")
+    )
+    expect(() => Codec.fromSchema(undefined as never)).toThrow(
+      new TypeError("Codec.fromSchema: expected a Schema, got undefined")
+    )
+  })
+})
+
 /** A binary protocol with no dependency: two little-endian float64s in 16 bytes. */
 const Point = Schema.Struct({ x: Schema.Number, y: Schema.Number })
 const PointBytes = Schema.transformOrFail(Schema.Uint8ArrayFromSelf, Point, {
