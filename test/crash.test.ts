@@ -1,28 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFile } from "node:child_process"
-import { fileURLToPath } from "node:url"
+import { runNodeScript } from "./support/nodeScript.js"
 
-interface Run {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const runScript = (name: string) =>
-  Effect.async<Run>((resume) => {
-    const script = fileURLToPath(new URL(`./crash/${name}`, import.meta.url))
-    const child = execFile(
-      process.execPath,
-      ["--import", "tsx", script],
-      { timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
-        resume(Effect.succeed({ code, stdout, stderr }))
-      }
-    )
-    return Effect.sync(() => child.kill())
-  })
+const runScript = (name: string) => runNodeScript(new URL(`./crash/${name}`, import.meta.url))
 
 describe("the crash of the mission: closing while CONNECTING, 100 times, in a child process", () => {
   it.live("raw ws (the control) crashes with 'WebSocket was closed before the connection was established'", () =>

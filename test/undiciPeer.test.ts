@@ -5,25 +5,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFile } from "node:child_process"
-import { fileURLToPath } from "node:url"
+import { runNodeScript } from "./support/nodeScript.js"
 
-const script = fileURLToPath(new URL("./undici/browserClient.ts", import.meta.url))
-
-const run = Effect.async<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>(
-  (resume) => {
-    const child = execFile(
-      process.execPath,
-      ["--experimental-websocket", "--no-warnings", "--import", "tsx", script],
-      { timeout: 60_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
-        resume(Effect.succeed({ code, stdout, stderr }))
-      }
-    )
-    return Effect.sync(() => child.kill())
-  }
-)
+const run = runNodeScript(new URL("./undici/browserClient.ts", import.meta.url), [
+  "--experimental-websocket",
+  "--no-warnings"
+])
 
 describe("BrowserTransport over Node's own WebSocket (undici)", () => {
   it.live(
