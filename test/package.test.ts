@@ -81,8 +81,12 @@ describe("the package by its name", () => {
       if (name !== "Client") expect(value).toBe(Lifeline[name as keyof typeof Lifeline])
     }
     // Its Client is the same functions but Config's (`config`, `layerConfig`: not in a browser bundle).
-    expect(Object.keys(Browser.Client).sort()).toEqual(Object.keys(Lifeline.Client).filter((name) => name !== "config" && name !== "layerConfig").sort())
-    for (const [name, value] of Object.entries(Browser.Client)) expect(value).toBe(Lifeline.Client[name as keyof typeof Lifeline.Client])
+    expect(Object.keys(Browser.Client).sort()).toEqual(
+      Object.keys(Lifeline.Client).filter((name) => name !== "config" && name !== "layerConfig").sort()
+    )
+    for (const [name, value] of Object.entries(Browser.Client)) {
+      expect(value).toBe(Lifeline.Client[name as keyof typeof Lifeline.Client])
+    }
   })
 
   it("each module by its own path is the namespace of the main entry, the same objects", () => {
@@ -112,6 +116,26 @@ describe("the package by its name", () => {
     expect(Testing.FaultProxy).toBe(TestingSource.FaultProxy)
     expect(typeof Testing.TestServer.make).toBe("function")
     expect(typeof Testing.FaultProxy.make).toBe("function")
+  })
+})
+
+describe("the package's fields for older resolvers", () => {
+  // TypeScript's `moduleResolution: "node10"` reads neither `exports` nor its conditions: `main` and
+  // `types` give it the root, `typesVersions` every other entry (checked by hand against a packed
+  // tarball: `import ... from "effect-lifeline/Client"` type-checks under node10, node16 and bundler).
+  it("main and types are the root export's; typesVersions names every other export, with its types", () => {
+    const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+      readonly main: string
+      readonly types: string
+      readonly exports: Readonly<Record<string, { readonly types: string; readonly default: string }>>
+      readonly typesVersions: { readonly "*": Readonly<Record<string, ReadonlyArray<string>>> }
+    }
+    expect(manifest.main).toBe(manifest.exports["."]!.default)
+    expect(manifest.types).toBe(manifest.exports["."]!.types)
+    const subpaths = Object.entries(manifest.exports).filter(([path]) => path !== ".")
+    expect(manifest.typesVersions["*"]).toEqual(
+      Object.fromEntries(subpaths.map(([path, entry]) => [path.slice(2), [entry.types]]))
+    )
   })
 })
 
