@@ -19,6 +19,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, HashMap, Layer, Logger, LogLevel, Option, Stream } from "effect"
+import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import * as Util from "node:util"
 import * as Zlib from "node:zlib"
@@ -60,18 +61,26 @@ const clientCloseCode = (bytes: Buffer): number | undefined => {
   return ((bytes[6]! ^ mask[0]!) << 8) | (bytes[7]! ^ mask[1]!)
 }
 
+/** A peer's answer to the client's close frame (a close 1000), so that a `close` is not held to closeTimeout. */
+const answerCloseFrame = (socket: Net.Socket, data: Buffer): void => {
+  if (data[0] === 0x88) socket.write(rawFrame(0x88, closePayload(1000)))
+}
+
 /**
  * A peer that answers the upgrade with a correct 101 and `after` in the same write, and records
  * what the client sends next. `holdTcp`: it never ends its side of TCP (half-open allowed, so the
  * client's FIN is not answered); otherwise Node answers a FIN with its own, as most servers do.
  */
-const misbehaving = (after: Buffer, holdTcp: boolean) =>
+const misbehaving = (after: Buffer, holdTcp: boolean, answerClose = false) =>
   Effect.gen(function*() {
     const requests = { count: 0 }
     const got: Array<Buffer> = []
     const server = yield* upgradingServer(requests, (socket, head) => {
       socket.allowHalfOpen = holdTcp
-      socket.on("data", (data: Buffer) => got.push(data))
+      socket.on("data", (data: Buffer) => {
+        got.push(data)
+        if (answerClose) answerCloseFrame(socket, data)
+      })
       socket.resume()
       socket.write(Buffer.concat([head, after]))
     })
@@ -228,3 +237,158 @@ describe("round 8: frames RFC 6455 forbids, right after the 101", () => {
       expect(closed).toMatchObject({ _tag: "Disconnected", code: 1007, wasClean: false, initiator: "client" })
     })).pipe(provideNode))
 })
+
+/** The 10 000 one-byte fragments of one text message of "a"s: a first frame, continuations, a last. */
+const oneByteFragments = (count: number): Buffer =>
+  Buffer.concat(Array.from({ length: count }, (_, i) =>
+    Buffer.from([i === 0 ? 0x01 : i === count - 1 ? 0x80 : 0x00, 1, 0x61])))
+
+describe("round 8: one message in 10 000 one-byte fragments", () => {
+  it.live("delivered as one message of 10 000 bytes; the Client stays Open", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* misbehaving(Buffer.concat([oneByteFragments(10_000), rawFrame(0x81, Buffer.from("after"))]), false, true)
+      const client = yield* Client.make({ url: peer.url })
+      const received = yield* client.messages.pipe(Stream.take(2), Stream.runCollect, Effect.timeout("3 seconds"))
+      expect(Array.from(received)).toEqual(["a".repeat(10_000), "after"])
+      expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+      expect(yield* client.close()).toEqual([])
+    })).pipe(provideNode))
+
+  it.live("with maxPayload 5000: Closed by Disconnected 1009 client once the fragments pass it (not retried)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* misbehaving(oneByteFragments(10_000), false)
+      const client = yield* Client.make({ url: peer.url, connection: { maxPayload: 5000 } })
+      const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
+      expect(closed).toMatchObject({
+        error: Option.some({ _tag: "Disconnected", code: 1009, reason: "Max payload size exceeded", initiator: "client" })
+      })
+      expect(peer.requests.count).toBe(1)
+      yield* awaitTrue(Effect.sync(() => peer.got().length >= 8), "the close frame reached the peer")
+      expect(clientCloseCode(peer.got())).toBe(1009)
+    })).pipe(provideNode))
+})
+
+/** A raw DEFLATE body as permessage-deflate sends it: sync-flushed, the 00 00 ff ff tail cut. */
+const deflated = (data: Buffer): Buffer => {
+  const out = Zlib.deflateRawSync(data, { finishFlush: Zlib.constants.Z_SYNC_FLUSH })
+  return out.subarray(0, out.length - 4)
+}
+
+/**
+ * A peer whose 101 carries `extensions` as Sec-WebSocket-Extensions, then `after`; it records the
+ * request's own Sec-WebSocket-Extensions (what the client offered) and what the client sends next.
+ */
+const withExtensions = (extensions: string, after: Buffer) =>
+  Effect.gen(function*() {
+    const requests = { count: 0 }
+    const got: Array<Buffer> = []
+    const offered: Array<string> = []
+    const server = yield* tcpServer((socket) => {
+      socket.on("error", () => {})
+      let request = ""
+      const onData = (data: Buffer) => {
+        request += data.toString("latin1")
+        if (!request.includes("\r\n\r\n")) return
+        socket.off("data", onData)
+        requests.count++
+        offered.push(/sec-websocket-extensions: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? "")
+        const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
+        const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
+        socket.on("data", (more: Buffer) => {
+          got.push(more)
+          answerCloseFrame(socket, more)
+        })
+        socket.write(Buffer.concat([
+          Buffer.from(
+            `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+              `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Extensions: ${extensions}\r\n\r\n`,
+            "latin1"
+          ),
+          after
+        ]))
+      }
+      socket.on("data", onData)
+    })
+    return { url: server.url, requests, offered, got: () => Buffer.concat(got) }
+  })
+
+describe("round 8: permessage-deflate (the Node transport offers it: ws's default)", () => {
+  it.live("offered as ws offers it; a peer that accepts sends a compressed frame: delivered inflated", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* withExtensions("permessage-deflate", rawFrame(0xc1, deflated(Buffer.from("hello, compressed"))))
+      const client = yield* Client.make({ url: peer.url })
+      const received = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.timeout("3 seconds"))
+      expect(Array.from(received)).toEqual(["hello, compressed"])
+      expect(peer.offered).toEqual(["permessage-deflate; client_max_window_bits"])
+      expect(yield* client.close()).toEqual([])
+    })).pipe(provideNode))
+
+  it.live("a 1 KiB compressed frame that inflates to 1 MiB, maxPayload 64 KiB: Closed by Disconnected 1009 client; the peer gets a close 1009", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const bomb = deflated(Buffer.alloc(1024 * 1024))
+      expect(bomb.length).toBeLessThan(1100)
+      const peer = yield* withExtensions("permessage-deflate", rawFrame(0xc2, bomb))
+      const client = yield* Client.make({ url: peer.url, connection: { maxPayload: 64 * 1024 } })
+      const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
+      expect(closed).toMatchObject({
+        error: Option.some({ _tag: "Disconnected", code: 1009, reason: "Max payload size exceeded", initiator: "client" })
+      })
+      expect(peer.requests.count).toBe(1)
+      yield* awaitTrue(Effect.sync(() => peer.got().length >= 8), "the close frame reached the peer")
+      expect(clientCloseCode(peer.got())).toBe(1009)
+    })).pipe(provideNode))
+
+  it.live("a compressed frame zlib cannot inflate: Closed by Disconnected 1007 client (ws sends 1007; was reported 1006 and retried)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* withExtensions("permessage-deflate", rawFrame(0xc1, Buffer.from([0xff, 0xff, 0xff, 0xff])))
+      const client = yield* Client.make({ url: peer.url })
+      const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
+      expect(closed).toMatchObject({
+        error: Option.some({ _tag: "Disconnected", code: 1007, wasClean: false, initiator: "client" })
+      })
+      expect(peer.requests.count).toBe(1)
+      yield* awaitTrue(Effect.sync(() => peer.got().length >= 8), "the close frame reached the peer")
+      expect(clientCloseCode(peer.got())).toBe(1007)
+    })).pipe(provideNode))
+
+  for (
+    const [name, extensions, detail] of [
+      [
+        "an extension the client did not offer",
+        "x-webkit-deflate-frame",
+        "Server indicated an extension that was not requested"
+      ],
+      [
+        "permessage-deflate with a parameter the client did not offer (server_max_window_bits=99, secret in the value)",
+        "permessage-deflate; server_max_window_bits=99; x=hunter2",
+        "Invalid Sec-WebSocket-Extensions header"
+      ],
+      ["a Sec-WebSocket-Extensions that does not parse", "permessage-deflate;;=hunter2", "Invalid Sec-WebSocket-Extensions header"]
+    ] as const
+  ) {
+    it.live(`a 101 with ${name}: Closed by ConnectError ProtocolViolation, one request, the header value not shown`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const [, strays] = yield* catchingStrays(Effect.gen(function*() {
+          const peer = yield* withExtensions(extensions, Buffer.alloc(0))
+          const client = yield* Client.make({ url: peer.url })
+          const error = yield* Effect.flip(client.awaitOpen)
+          expect(error).toMatchObject({ _tag: "ConnectError", reason: "ProtocolViolation" })
+          expect((error as { detail: string }).detail).toContain(detail)
+          expect(peer.requests.count).toBe(1)
+          const state = yield* client.state.get
+          expect(state).toMatchObject({ _tag: "Closed", error: Option.some({ reason: "ProtocolViolation" }) })
+          expect(rendered(state)).not.toContain("hunter2")
+        }))
+        expect(strays).toEqual([])
+      })).pipe(provideNode))
+  }
+})
+
+/** Every way a state or an error renders: JSON, util.inspect, String, message. */
+const rendered = (value: unknown): string =>
+  [
+    JSON.stringify(value),
+    Util.inspect(value, { depth: 10 }),
+    String(value),
+    value instanceof Error ? value.message : ""
+  ].join("\n")
