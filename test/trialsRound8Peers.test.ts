@@ -18,7 +18,7 @@
  * Loopback only; every loop bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, HashMap, Layer, Logger, LogLevel, Option, Stream } from "effect"
+import { Cause, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import * as Util from "node:util"
@@ -198,7 +198,9 @@ describe("round 8: frames RFC 6455 forbids, right after the 101", () => {
     // A peer that never ends TCP costs the 1 s grace (PEER_CLOSE_GRACE_MS) per test: one per code.
     for (const holdTcp of frame.holdTcpToo === true ? [false, true] : [false]) {
       it.live(
-        `${frame.name}${holdTcp ? ", the peer never ending TCP" : ""}: Open, then Closed by Disconnected ${frame.code} client (not retried); the peer gets a close ${frame.code}`,
+        `${frame.name}${
+          holdTcp ? ", the peer never ending TCP" : ""
+        }: Open, then Closed by Disconnected ${frame.code} client (not retried); the peer gets a close ${frame.code}`,
         () =>
           withNoHandlesLeft(Effect.gen(function*() {
             const [, strays] = yield* catchingStrays(Effect.gen(function*() {
@@ -240,13 +242,18 @@ describe("round 8: frames RFC 6455 forbids, right after the 101", () => {
 
 /** The 10 000 one-byte fragments of one text message of "a"s: a first frame, continuations, a last. */
 const oneByteFragments = (count: number): Buffer =>
-  Buffer.concat(Array.from({ length: count }, (_, i) =>
-    Buffer.from([i === 0 ? 0x01 : i === count - 1 ? 0x80 : 0x00, 1, 0x61])))
+  Buffer.concat(
+    Array.from({ length: count }, (_, i) => Buffer.from([i === 0 ? 0x01 : i === count - 1 ? 0x80 : 0x00, 1, 0x61]))
+  )
 
 describe("round 8: one message in 10 000 one-byte fragments", () => {
   it.live("delivered as one message of 10 000 bytes; the Client stays Open", () =>
     withNoHandlesLeft(Effect.gen(function*() {
-      const peer = yield* misbehaving(Buffer.concat([oneByteFragments(10_000), rawFrame(0x81, Buffer.from("after"))]), false, true)
+      const peer = yield* misbehaving(
+        Buffer.concat([oneByteFragments(10_000), rawFrame(0x81, Buffer.from("after"))]),
+        false,
+        true
+      )
       const client = yield* Client.make({ url: peer.url })
       const received = yield* client.messages.pipe(Stream.take(2), Stream.runCollect, Effect.timeout("3 seconds"))
       expect(Array.from(received)).toEqual(["a".repeat(10_000), "after"])
@@ -260,7 +267,12 @@ describe("round 8: one message in 10 000 one-byte fragments", () => {
       const client = yield* Client.make({ url: peer.url, connection: { maxPayload: 5000 } })
       const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
       expect(closed).toMatchObject({
-        error: Option.some({ _tag: "Disconnected", code: 1009, reason: "Max payload size exceeded", initiator: "client" })
+        error: Option.some({
+          _tag: "Disconnected",
+          code: 1009,
+          reason: "Max payload size exceeded",
+          initiator: "client"
+        })
       })
       expect(peer.requests.count).toBe(1)
       yield* awaitTrue(Effect.sync(() => peer.got().length >= 8), "the close frame reached the peer")
@@ -315,7 +327,10 @@ const withExtensions = (extensions: string, after: Buffer) =>
 describe("round 8: permessage-deflate (the Node transport offers it: ws's default)", () => {
   it.live("offered as ws offers it; a peer that accepts sends a compressed frame: delivered inflated", () =>
     withNoHandlesLeft(Effect.gen(function*() {
-      const peer = yield* withExtensions("permessage-deflate", rawFrame(0xc1, deflated(Buffer.from("hello, compressed"))))
+      const peer = yield* withExtensions(
+        "permessage-deflate",
+        rawFrame(0xc1, deflated(Buffer.from("hello, compressed")))
+      )
       const client = yield* Client.make({ url: peer.url })
       const received = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.timeout("3 seconds"))
       expect(Array.from(received)).toEqual(["hello, compressed"])
@@ -331,7 +346,12 @@ describe("round 8: permessage-deflate (the Node transport offers it: ws's defaul
       const client = yield* Client.make({ url: peer.url, connection: { maxPayload: 64 * 1024 } })
       const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
       expect(closed).toMatchObject({
-        error: Option.some({ _tag: "Disconnected", code: 1009, reason: "Max payload size exceeded", initiator: "client" })
+        error: Option.some({
+          _tag: "Disconnected",
+          code: 1009,
+          reason: "Max payload size exceeded",
+          initiator: "client"
+        })
       })
       expect(peer.requests.count).toBe(1)
       yield* awaitTrue(Effect.sync(() => peer.got().length >= 8), "the close frame reached the peer")
@@ -363,7 +383,11 @@ describe("round 8: permessage-deflate (the Node transport offers it: ws's defaul
         "permessage-deflate; server_max_window_bits=99; x=hunter2",
         "Invalid Sec-WebSocket-Extensions header"
       ],
-      ["a Sec-WebSocket-Extensions that does not parse", "permessage-deflate;;=hunter2", "Invalid Sec-WebSocket-Extensions header"]
+      [
+        "a Sec-WebSocket-Extensions that does not parse",
+        "permessage-deflate;;=hunter2",
+        "Invalid Sec-WebSocket-Extensions header"
+      ]
     ] as const
   ) {
     it.live(`a 101 with ${name}: Closed by ConnectError ProtocolViolation, one request, the header value not shown`, () =>
@@ -392,3 +416,200 @@ const rendered = (value: unknown): string =>
     String(value),
     value instanceof Error ? value.message : ""
   ].join("\n")
+
+/**
+ * A hand-written HTTP peer: once it has a request's head, `answer` gets the socket (what it
+ * writes, and when, is its own). Counts the requests; `sockets` are those still open.
+ */
+const httpPeer = (answer: (socket: Net.Socket) => void) =>
+  Effect.gen(function*() {
+    const requests = { count: 0 }
+    const server = yield* tcpServer((socket) => {
+      socket.on("error", () => {})
+      let request = ""
+      const onData = (data: Buffer) => {
+        request += data.toString("latin1")
+        if (!request.includes("\r\n\r\n")) return
+        socket.off("data", onData)
+        requests.count++
+        answer(socket)
+      }
+      socket.on("data", onData)
+    })
+    return { url: server.url, requests, sockets: server.sockets }
+  })
+
+/** Every log line, whatever its level: message, annotations and cause, as text. */
+const allLogs = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ annotations, cause, message }) => {
+    lines.push(
+      [
+        Util.inspect(message, { depth: 10 }),
+        Util.inspect(HashMap.toEntries(annotations), { depth: 10 }),
+        Cause.pretty(cause)
+      ].join(" | ")
+    )
+  })
+  const layer = Layer.mergeAll(
+    quietNode,
+    Logger.replace(Logger.defaultLogger, logger),
+    Logger.minimumLogLevel(LogLevel.All)
+  )
+  return { lines, layer }
+}
+
+const SECRETS = ["hunter2", "s3cr3t-t0ken", "c00kie-s3cret"]
+const showsNoSecret = (text: string): void => {
+  for (const secret of SECRETS) expect(text).not.toContain(secret)
+}
+
+/** Everything a Client shows: its states as they were seen on `events`, their errors, awaitOpen's error. */
+const transitionsRendered = (client: Client.Client) =>
+  Effect.gen(function*() {
+    const seen: Array<string> = []
+    yield* Effect.forkScoped(Stream.runForEach(client.events, (e) => Effect.sync(() => seen.push(rendered(e)))))
+    return seen
+  })
+
+describe("round 8: HTTP answers to the upgrade that are not 101", () => {
+  for (const status of [301, 302, 307]) {
+    it.live(
+      `${status} with a Location that holds credentials and a token, and a Set-Cookie: Closed by HandshakeRejected ${status}, one request; no secret in any state, error, event or log line`,
+      () => {
+        const logs = allLogs()
+        return withNoHandlesLeft(Effect.gen(function*() {
+          const peer = yield* httpPeer((socket) =>
+            socket.end(
+              `HTTP/1.1 ${status} Moved\r\nLocation: ws://admin:hunter2@127.0.0.1:9/next?token=s3cr3t-t0ken\r\n` +
+                `Set-Cookie: sid=c00kie-s3cret; HttpOnly\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`
+            )
+          )
+          const client = yield* Client.make({ url: peer.url })
+          const seen = yield* transitionsRendered(client)
+          const error = yield* Effect.flip(client.awaitOpen)
+          expect(error).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status })
+          const state = yield* client.state.get
+          expect(state).toMatchObject({ _tag: "Closed", error: Option.some({ status }) })
+          expect(peer.requests.count).toBe(1)
+          // A Connection's error, too.
+          const single = yield* Effect.flip(Effect.scoped(Connection.connect(peer.url)))
+          expect(single).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status })
+          yield* awaitTrue(Effect.sync(() => seen.some((line) => line.includes("Closed"))), "Closed seen on events")
+          yield* client.close()
+          showsNoSecret([rendered(error), rendered(state), rendered(single), ...seen, ...logs.lines].join("\n"))
+          expect(logs.lines.length).toBeGreaterThan(0)
+        })).pipe(Effect.provide(logs.layer))
+      }
+    )
+  }
+
+  it.live("a 302 whose Location holds a control character (Node's HTTP parser refuses it): no secret shown either", () => {
+    const logs = allLogs()
+    return withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* httpPeer((socket) =>
+        socket.end(
+          `HTTP/1.1 302 Found\r\nLocation: ws://admin:hunter2@127.0.0.1:9/?token=s3cr3t-t0ken\x01\r\nContent-Length: 0\r\n\r\n`
+        )
+      )
+      const client = yield* Client.make({ url: peer.url })
+      const seen = yield* transitionsRendered(client)
+      const state = yield* awaitState(client, (s) => s._tag === "Backoff" || s._tag === "Closed", "3 seconds")
+      expect(state).toMatchObject({
+        _tag: "Backoff",
+        attempt: 1,
+        error: { _tag: "ConnectError", reason: "ClosedBeforeOpen" }
+      })
+      expect((state as { error: { detail: string } }).error.detail).toContain("Parse Error")
+      yield* client.close()
+      showsNoSecret([rendered(state), ...seen, ...logs.lines].join("\n"))
+    })).pipe(Effect.provide(logs.layer))
+  })
+
+  it.live("426 Upgrade Required: Closed by HandshakeRejected 426 (a 4xx: not retried), one request", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* httpPeer((socket) =>
+        socket.end(
+          "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
+            "Content-Length: 5\r\nConnection: close\r\n\r\nnope\n"
+        )
+      )
+      const client = yield* Client.make({ url: peer.url })
+      expect(yield* Effect.flip(client.awaitOpen)).toMatchObject({
+        _tag: "ConnectError",
+        reason: "HandshakeRejected",
+        status: 426
+      })
+      expect(peer.requests.count).toBe(1)
+    })).pipe(provideNode))
+
+  it.live("429 with Retry-After as an HTTP date 3 s ahead: Backoff with status 429, retryAfter 2-3 s, the delay at least that", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* httpPeer((socket) =>
+        socket.end(
+          `HTTP/1.1 429 Too Many Requests\r\nRetry-After: ${new Date(Date.now() + 3000).toUTCString()}\r\n` +
+            "Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+      )
+      const client = yield* Client.make({ url: peer.url })
+      const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      expect(backoff).toMatchObject({
+        attempt: 1,
+        error: { _tag: "ConnectError", reason: "HandshakeRejected", status: 429 }
+      })
+      const error = (backoff as { error: { retryAfter?: Duration.Duration } }).error
+      const retryAfter = Duration.toMillis(error.retryAfter!)
+      // An HTTP date counts whole seconds: 3 s ahead, read a moment later, is 2-3 s.
+      expect(retryAfter).toBeGreaterThan(1000)
+      expect(retryAfter).toBeLessThanOrEqual(3000)
+      expect(Duration.toMillis((backoff as { delay: Duration.Duration }).delay)).toBeGreaterThanOrEqual(retryAfter)
+      expect(peer.requests.count).toBe(1)
+      yield* client.close()
+    })).pipe(provideNode))
+
+  it.live("a 200 whose body never ends: Closed by HandshakeRejected 200 (not retried), the socket closed, one request", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const written = { chunks: 0 }
+      const peer = yield* httpPeer((socket) => {
+        socket.write("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>")
+        // Bounded: 2000 chunks at most, stopped when the client goes.
+        const timer = setInterval(() => {
+          if (socket.destroyed || written.chunks >= 2000) return clearInterval(timer)
+          written.chunks++
+          socket.write("<p>more</p>\n")
+        }, 5)
+        socket.on("close", () => clearInterval(timer))
+      })
+      const client = yield* Client.make({ url: peer.url })
+      expect(yield* Effect.flip(client.awaitOpen)).toMatchObject({
+        _tag: "ConnectError",
+        reason: "HandshakeRejected",
+        status: 200
+      })
+      yield* awaitTrue(Effect.sync(() => peer.sockets.size === 0), "the peer's socket closed")
+      expect(written.chunks).toBeLessThan(2000)
+      expect(peer.requests.count).toBe(1)
+    })).pipe(provideNode))
+
+  it.live("a 101 that trickles one byte every 50 ms: TimeoutError open after openTimeout (retried: Backoff 1), the socket closed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* httpPeer((socket) => {
+        const head = Buffer.from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+        let sent = 0
+        const timer = setInterval(() => {
+          if (socket.destroyed || sent >= head.length) return clearInterval(timer)
+          socket.write(head.subarray(sent, ++sent))
+        }, 50)
+        socket.on("close", () => clearInterval(timer))
+      })
+      const client = yield* Client.make({ url: peer.url, connection: { openTimeout: "300 millis" } })
+      const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "open" } })
+      yield* awaitTrue(Effect.sync(() => peer.sockets.size === 0), "the peer's socket closed")
+      yield* client.close()
+      // A Connection alike.
+      const single = yield* Effect.flip(Effect.scoped(Connection.connect(peer.url, { openTimeout: "300 millis" })))
+      expect(single).toMatchObject({ _tag: "TimeoutError", operation: "open" })
+      yield* awaitTrue(Effect.sync(() => peer.sockets.size === 0), "the peer's socket closed")
+    })).pipe(provideNode))
+})
