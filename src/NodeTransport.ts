@@ -261,6 +261,9 @@ class LifelineWebSocket extends WebSocket {
           state.listener.onMessage(toMessage(first as WebSocket.RawData, second as boolean))
           return true
         case "ping":
+          answerPing(state, first as Buffer)
+          state.listener.onPong()
+          return true
         case "pong":
           state.listener.onPong()
           return true
@@ -279,6 +282,31 @@ class LifelineWebSocket extends WebSocket {
     // 'error' goes to the permanent sink; ws's 'upgrade' and 'redirect' find no listener.
     return super.emit(event, first, second)
   }
+}
+
+/**
+ * The sockets with a pong being written (ws's `autoPong` is off): null, or the latest ping that
+ * came meanwhile, answered once that pong is written. RFC 6455 (5.5.3) lets an endpoint answer
+ * only the most recent of several pings: a peer that flooded pings and did not read had one pong
+ * each held in memory (100 000 pings of 125 bytes: 7 MB); now one pong and one ping at most. A
+ * map, not a field: an idle connection pays nothing (its fields are a benchmark target).
+ */
+const pongsInFlight = new WeakMap<NodeSocket, Buffer | null>()
+
+function answerPing(socket: NodeSocket, data: Buffer): void {
+  if (socket.ws.readyState !== OPEN) return
+  if (pongsInFlight.has(socket)) {
+    pongsInFlight.set(socket, data)
+    return
+  }
+  pongsInFlight.set(socket, null)
+  socket.ws.pong(data, true, () => pongWritten(socket))
+}
+
+function pongWritten(socket: NodeSocket): void {
+  const next = pongsInFlight.get(socket)
+  pongsInFlight.delete(socket)
+  if (next !== null && next !== undefined) answerPing(socket, next)
 }
 
 /** ws's receiver (a Writable) failed on the peer's bytes; ws reads the same flag (ws 8.x). */
@@ -376,6 +404,8 @@ const open = (request: OpenRequest, listener: SocketListener): Either.Either<Tra
       headers: request.headers,
       maxPayload: request.maxPayload,
       followRedirects: false,
+      // Pings are answered by `answerPing`: only the latest one while a pong is being written.
+      autoPong: false,
       // ws hands these to https.request and tls.connect (for wss://; unused for ws://).
       ...tls.right
     })

@@ -613,3 +613,105 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
       yield* awaitTrue(Effect.sync(() => peer.sockets.size === 0), "the peer's socket closed")
     })).pipe(provideNode))
 })
+
+/** The client's frames (masked, payloads under 126 bytes) in `bytes`: opcode and unmasked payload. */
+const clientFrames = (bytes: Buffer): Array<{ readonly opcode: number; readonly payload: Buffer }> => {
+  const frames: Array<{ opcode: number; payload: Buffer }> = []
+  let at = 0
+  while (at + 6 <= bytes.length) {
+    const length = bytes[at + 1]! & 0x7f
+    if (length > 125 || at + 6 + length > bytes.length) break
+    const mask = bytes.subarray(at + 2, at + 6)
+    const payload = Buffer.from(bytes.subarray(at + 6, at + 6 + length).map((b, i) => b ^ mask[i % 4]!))
+    frames.push({ opcode: bytes[at]! & 0x0f, payload })
+    at += 6 + length
+  }
+  return frames
+}
+
+/** Ping `i`'s payload: 125 bytes, its number first. */
+const pingPayload = (i: number): Buffer => {
+  const payload = Buffer.alloc(125, 0x70)
+  payload.writeUInt32BE(i)
+  return payload
+}
+
+/**
+ * A peer that floods `count` pings of 125 bytes (numbered), then a text frame "after"; written with
+ * backpressure, so that the flood is bounded by what the client reads. `reading`: it reads what
+ * the client sends meanwhile; otherwise it reads nothing until `startReading`.
+ */
+const pingFlood = (count: number, reading: boolean) =>
+  Effect.gen(function*() {
+    const got: Array<Buffer> = []
+    const sockets: Array<Net.Socket> = []
+    const server = yield* upgradingServer({ count: 0 }, (socket, head) => {
+      sockets.push(socket)
+      socket.on("data", (data: Buffer) => got.push(data))
+      if (reading) socket.resume()
+      socket.write(head)
+      let sent = 0
+      const pump = (): void => {
+        while (sent < count) {
+          const batch = Array.from({ length: Math.min(1000, count - sent) }, () => rawFrame(0x89, pingPayload(sent++)))
+          if (!socket.write(Buffer.concat(batch))) return void socket.once("drain", pump)
+        }
+        socket.write(rawFrame(0x81, Buffer.from("after")))
+      }
+      pump()
+    })
+    return {
+      url: server.url,
+      startReading: Effect.sync(() => sockets.forEach((socket) => socket.resume())),
+      pongs: () => clientFrames(Buffer.concat(got)).filter((frame) => frame.opcode === 0x0a)
+    }
+  })
+
+describe("round 8: a flood of pings", () => {
+  it.live(
+    "100 000 pings of 125 bytes from a peer that does not read: the text after them arrives; at most one pong waits in the client (was one per ping: MBs); once the peer reads, the latest ping is answered",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const COUNT = 100_000
+        const peer = yield* pingFlood(COUNT, false)
+        // This peer never answers a close frame: the release is not held to the default 5 s.
+        const connection = yield* Connection.connect(peer.url, { closeTimeout: "100 millis" })
+        const first = yield* Stream.runHead(connection.messages).pipe(Effect.timeout("10 seconds"))
+        expect(first).toEqual(Option.some("after"))
+        expect(yield* connection.activity).toBe(COUNT + 1)
+        // One pong of 131 bytes (2 + 4 mask + 125) at most is with Node; the kernel holds the rest.
+        expect(yield* connection.bufferedAmount).toBeLessThanOrEqual(131)
+        yield* peer.startReading
+        const last = pingPayload(COUNT - 1)
+        yield* awaitTrue(
+          Effect.sync(() => peer.pongs().at(-1)?.payload.equals(last) === true),
+          "the latest ping answered"
+        )
+        const pongs = peer.pongs()
+        expect(pongs.length).toBeLessThan(COUNT)
+        // Each pong answers a ping, in order.
+        const numbers = pongs.map((pong) => pong.payload.readUInt32BE(0))
+        expect(numbers).toEqual([...numbers].sort((a, b) => a - b))
+        expect(new Set(numbers).size).toBe(numbers.length)
+      })).pipe(provideNode)
+  )
+
+  it.live("50 000 pings from a peer that reads, to a default Client: it stays Open, the text after them arrives, no uncaught error", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const [, strays] = yield* catchingStrays(Effect.gen(function*() {
+        const peer = yield* pingFlood(50_000, true)
+        const client = yield* Client.make({ url: peer.url, connection: { closeTimeout: "100 millis" } })
+        const seen = yield* recordTransitions(client)
+        const first = yield* Stream.runHead(client.messages).pipe(Effect.timeout("10 seconds"))
+        expect(first).toEqual(Option.some("after"))
+        expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+        const last = pingPayload(49_999)
+        yield* awaitTrue(
+          Effect.sync(() => peer.pongs().at(-1)?.payload.equals(last) === true),
+          "the latest ping answered"
+        )
+        expect(seen).toEqual(["Connecting 1", "Open 1"])
+      }))
+      expect(strays).toEqual([])
+    })).pipe(provideNode))
+})
