@@ -504,7 +504,7 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
     )
   }
 
-  it.live("a 302 whose Location holds a control character (Node's HTTP parser refuses it): no secret shown either", () => {
+  it.live("a 302 whose Location holds a control character (Node's HTTP parser refuses it): Closed by ProtocolViolation (was ClosedBeforeOpen, retried), one request; no secret shown", () => {
     const logs = allLogs()
     return withNoHandlesLeft(Effect.gen(function*() {
       const peer = yield* httpPeer((socket) =>
@@ -516,15 +516,52 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
       const seen = yield* transitionsRendered(client)
       const state = yield* awaitState(client, (s) => s._tag === "Backoff" || s._tag === "Closed", "3 seconds")
       expect(state).toMatchObject({
-        _tag: "Backoff",
-        attempt: 1,
-        error: { _tag: "ConnectError", reason: "ClosedBeforeOpen" }
+        _tag: "Closed",
+        error: Option.some({ _tag: "ConnectError", reason: "ProtocolViolation" })
       })
-      expect((state as { error: { detail: string } }).error.detail).toContain("Parse Error")
+      const error = (state as { error: Option.Some<{ detail: string }> }).error.value
+      expect(error.detail).toBe(
+        "Parse Error: Invalid header value char (HPE_INVALID_HEADER_TOKEN); the server is not a compliant WebSocket endpoint"
+      )
+      expect(peer.requests.count).toBe(1)
       yield* client.close()
       showsNoSecret([rendered(state), ...seen, ...logs.lines].join("\n"))
     })).pipe(Effect.provide(logs.layer))
   })
+
+  for (
+    const [name, answer, detail] of [
+      [
+        "another protocol's banner (SSH)",
+        "SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+        "Expected HTTP/, RTSP/ or ICE/ (HPE_INVALID_CONSTANT)"
+      ],
+      [
+        "a TLS alert (a wss:// port dialled with ws://)",
+        "\x15\x03\x01\x00\x02\x02\x46",
+        "Expected HTTP/, RTSP/ or ICE/ (HPE_INVALID_CONSTANT)"
+      ],
+      ["a status line without a number", "HTTP/1.1 abc Nope\r\n\r\n", "Invalid status code (HPE_INVALID_STATUS)"],
+      [
+        "a 101 whose head is over Node's 16 KiB",
+        `HTTP/1.1 101 Switching Protocols\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+        "Header overflow (HPE_HEADER_OVERFLOW)"
+      ]
+    ] as const
+  ) {
+    it.live(`${name}: Closed by ProtocolViolation (was ClosedBeforeOpen, retried forever), one request`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const peer = yield* httpPeer((socket) => socket.end(Buffer.from(answer, "latin1")))
+        const client = yield* Client.make({ url: peer.url })
+        const error = yield* Effect.flip(client.awaitOpen)
+        expect(error).toMatchObject({
+          _tag: "ConnectError",
+          reason: "ProtocolViolation",
+          detail: `Parse Error: ${detail}; the server is not a compliant WebSocket endpoint`
+        })
+        expect(peer.requests.count).toBe(1)
+      })).pipe(provideNode))
+  }
 
   it.live("426 Upgrade Required: Closed by HandshakeRejected 426 (a 4xx: not retried), one request", () =>
     withNoHandlesLeft(Effect.gen(function*() {
