@@ -472,13 +472,20 @@ const transitionsRendered = (client: Client.Client) =>
     return seen
   })
 
+/** Runs `self`, then checks that no uncaught exception or unhandled rejection happened meanwhile. */
+const noStrays = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.map(catchingStrays(self), ([a, strays]) => {
+    expect(strays).toEqual([])
+    return a
+  })
+
 describe("round 8: HTTP answers to the upgrade that are not 101", () => {
   for (const status of [301, 302, 307]) {
     it.live(
       `${status} with a Location that holds credentials and a token, and a Set-Cookie: Closed by HandshakeRejected ${status}, one request; no secret in any state, error, event or log line`,
       () => {
         const logs = allLogs()
-        return withNoHandlesLeft(Effect.gen(function*() {
+        return withNoHandlesLeft(noStrays(Effect.gen(function*() {
           const peer = yield* httpPeer((socket) =>
             socket.end(
               `HTTP/1.1 ${status} Moved\r\nLocation: ws://admin:hunter2@127.0.0.1:9/next?token=s3cr3t-t0ken\r\n` +
@@ -499,14 +506,14 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
           yield* client.close()
           showsNoSecret([rendered(error), rendered(state), rendered(single), ...seen, ...logs.lines].join("\n"))
           expect(logs.lines.length).toBeGreaterThan(0)
-        })).pipe(Effect.provide(logs.layer))
+        }))).pipe(Effect.provide(logs.layer))
       }
     )
   }
 
   it.live("a 302 whose Location holds a control character (Node's HTTP parser refuses it): Closed by ProtocolViolation (was ClosedBeforeOpen, retried), one request; no secret shown", () => {
     const logs = allLogs()
-    return withNoHandlesLeft(Effect.gen(function*() {
+    return withNoHandlesLeft(noStrays(Effect.gen(function*() {
       const peer = yield* httpPeer((socket) =>
         socket.end(
           `HTTP/1.1 302 Found\r\nLocation: ws://admin:hunter2@127.0.0.1:9/?token=s3cr3t-t0ken\x01\r\nContent-Length: 0\r\n\r\n`
@@ -526,7 +533,7 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
       expect(peer.requests.count).toBe(1)
       yield* client.close()
       showsNoSecret([rendered(state), ...seen, ...logs.lines].join("\n"))
-    })).pipe(Effect.provide(logs.layer))
+    }))).pipe(Effect.provide(logs.layer))
   })
 
   for (
@@ -550,7 +557,7 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
     ] as const
   ) {
     it.live(`${name}: Closed by ProtocolViolation (was ClosedBeforeOpen, retried forever), one request`, () =>
-      withNoHandlesLeft(Effect.gen(function*() {
+      withNoHandlesLeft(noStrays(Effect.gen(function*() {
         const peer = yield* httpPeer((socket) => socket.end(Buffer.from(answer, "latin1")))
         const client = yield* Client.make({ url: peer.url })
         const error = yield* Effect.flip(client.awaitOpen)
@@ -560,11 +567,11 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
           detail: `Parse Error: ${detail}; the server is not a compliant WebSocket endpoint`
         })
         expect(peer.requests.count).toBe(1)
-      })).pipe(provideNode))
+      }))).pipe(provideNode))
   }
 
   it.live("426 Upgrade Required: Closed by HandshakeRejected 426 (a 4xx: not retried), one request", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
+    withNoHandlesLeft(noStrays(Effect.gen(function*() {
       const peer = yield* httpPeer((socket) =>
         socket.end(
           "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
@@ -572,16 +579,19 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
         )
       )
       const client = yield* Client.make({ url: peer.url })
+      const seen = yield* recordTransitions(client)
       expect(yield* Effect.flip(client.awaitOpen)).toMatchObject({
         _tag: "ConnectError",
         reason: "HandshakeRejected",
         status: 426
       })
+      yield* awaitTrue(Effect.sync(() => seen.at(-1) === "Closed"), "Closed seen on events")
+      expect(seen).toEqual(["Connecting 1", "Closed"])
       expect(peer.requests.count).toBe(1)
-    })).pipe(provideNode))
+    }))).pipe(provideNode))
 
   it.live("429 with Retry-After as an HTTP date 3 s ahead: Backoff with status 429, retryAfter 2-3 s, the delay at least that", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
+    withNoHandlesLeft(noStrays(Effect.gen(function*() {
       const peer = yield* httpPeer((socket) =>
         socket.end(
           `HTTP/1.1 429 Too Many Requests\r\nRetry-After: ${new Date(Date.now() + 3000).toUTCString()}\r\n` +
@@ -589,7 +599,10 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
         )
       )
       const client = yield* Client.make({ url: peer.url })
+      const seen = yield* recordTransitions(client)
       const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      yield* awaitTrue(Effect.sync(() => seen.at(-1) === "Backoff 1"), "Backoff seen on events")
+      expect(seen).toEqual(["Connecting 1", "Backoff 1"])
       expect(backoff).toMatchObject({
         attempt: 1,
         error: { _tag: "ConnectError", reason: "HandshakeRejected", status: 429 }
@@ -602,10 +615,10 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
       expect(Duration.toMillis((backoff as { delay: Duration.Duration }).delay)).toBeGreaterThanOrEqual(retryAfter)
       expect(peer.requests.count).toBe(1)
       yield* client.close()
-    })).pipe(provideNode))
+    }))).pipe(provideNode))
 
   it.live("a 200 whose body never ends: Closed by HandshakeRejected 200 (not retried), the socket closed, one request", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
+    withNoHandlesLeft(noStrays(Effect.gen(function*() {
       const written = { chunks: 0 }
       const peer = yield* httpPeer((socket) => {
         socket.write("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>")
@@ -618,18 +631,21 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
         socket.on("close", () => clearInterval(timer))
       })
       const client = yield* Client.make({ url: peer.url })
+      const seen = yield* recordTransitions(client)
       expect(yield* Effect.flip(client.awaitOpen)).toMatchObject({
         _tag: "ConnectError",
         reason: "HandshakeRejected",
         status: 200
       })
+      yield* awaitTrue(Effect.sync(() => seen.at(-1) === "Closed"), "Closed seen on events")
+      expect(seen).toEqual(["Connecting 1", "Closed"])
       yield* awaitTrue(Effect.sync(() => peer.sockets.size === 0), "the peer's socket closed")
       expect(written.chunks).toBeLessThan(2000)
       expect(peer.requests.count).toBe(1)
-    })).pipe(provideNode))
+    }))).pipe(provideNode))
 
   it.live("a 101 that trickles one byte every 50 ms: TimeoutError open after openTimeout (retried: Backoff 1), the socket closed", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
+    withNoHandlesLeft(noStrays(Effect.gen(function*() {
       const peer = yield* httpPeer((socket) => {
         const head = Buffer.from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
         let sent = 0
@@ -640,7 +656,10 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
         socket.on("close", () => clearInterval(timer))
       })
       const client = yield* Client.make({ url: peer.url, connection: { openTimeout: "300 millis" } })
+      const seen = yield* recordTransitions(client)
       const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      yield* awaitTrue(Effect.sync(() => seen.at(-1) === "Backoff 1"), "Backoff seen on events")
+      expect(seen).toEqual(["Connecting 1", "Backoff 1"])
       expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "open" } })
       yield* awaitTrue(Effect.sync(() => peer.sockets.size === 0), "the peer's socket closed")
       yield* client.close()
@@ -648,7 +667,7 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
       const single = yield* Effect.flip(Effect.scoped(Connection.connect(peer.url, { openTimeout: "300 millis" })))
       expect(single).toMatchObject({ _tag: "TimeoutError", operation: "open" })
       yield* awaitTrue(Effect.sync(() => peer.sockets.size === 0), "the peer's socket closed")
-    })).pipe(provideNode))
+    }))).pipe(provideNode))
 })
 
 /** The client's frames (masked, payloads under 126 bytes) in `bytes`: opcode and unmasked payload. */
