@@ -23,6 +23,7 @@ import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import * as Util from "node:util"
 import * as Zlib from "node:zlib"
+import { WebSocketServer } from "ws"
 import { Client, Connection } from "../src/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -769,5 +770,38 @@ describe("round 8: a flood of pings", () => {
         expect(seen).toEqual(["Connecting 1", "Open 1"])
       }))
       expect(strays).toEqual([])
+    })).pipe(provideNode))
+})
+
+describe("round 8: what a user gets from a server that enables permessage-deflate", () => {
+  it.live("a ws server with perMessageDeflate: negotiated; 200 KiB of text each way crosses the wire compressed and arrives whole", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* Effect.acquireRelease(
+        Effect.async<WebSocketServer>((resume) => {
+          const wss: WebSocketServer = new WebSocketServer(
+            { host: "127.0.0.1", port: 0, perMessageDeflate: true },
+            () => resume(Effect.succeed(wss))
+          )
+          wss.on("connection", (ws) => ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary })))
+        }),
+        (wss) =>
+          Effect.async<void>((resume) => {
+            for (const ws of wss.clients) ws.terminate()
+            wss.close(() => resume(Effect.void))
+          })
+      )
+      const url = `ws://127.0.0.1:${(server.address() as Net.AddressInfo).port}`
+      const client = yield* Client.make({ url })
+      yield* client.awaitOpen
+      const [peer] = [...server.clients]
+      expect(peer!.extensions).toBe("permessage-deflate")
+      const text = "lifeline ".repeat(200 * 1024 / 9)
+      yield* client.send(text)
+      const echoed = yield* Stream.runHead(client.messages).pipe(Effect.timeout("5 seconds"))
+      expect(echoed).toEqual(Option.some(text))
+      // What the server's TCP socket read: the handshake and the compressed frame, far under 200 KiB.
+      const read = (peer as unknown as { _socket: Net.Socket })._socket.bytesRead
+      expect(read).toBeLessThan(20 * 1024)
+      expect(yield* client.close()).toEqual([])
     })).pipe(provideNode))
 })
