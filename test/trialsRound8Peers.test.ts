@@ -262,6 +262,25 @@ describe("round 8: one message in 10 000 one-byte fragments", () => {
       expect(yield* client.close()).toEqual([])
     })).pipe(provideNode))
 
+  it.live("a ping between two fragments (RFC 6455 allows it): the message arrives whole, the ping is answered with its payload", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const peer = yield* misbehaving(
+        Buffer.concat([
+          rawFrame(0x01, Buffer.from("first half, ")),
+          rawFrame(0x89, Buffer.from("are you there")),
+          rawFrame(0x80, Buffer.from("second half"))
+        ]),
+        false,
+        true
+      )
+      const client = yield* Client.make({ url: peer.url })
+      const received = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.timeout("3 seconds"))
+      expect(Array.from(received)).toEqual(["first half, second half"])
+      yield* awaitTrue(Effect.sync(() => clientFrames(peer.got()).length >= 1), "the pong reached the peer")
+      expect(clientFrames(peer.got())[0]).toEqual({ opcode: 0x0a, payload: Buffer.from("are you there") })
+      expect(yield* client.close()).toEqual([])
+    })).pipe(provideNode))
+
   it.live("with maxPayload 5000: Closed by Disconnected 1009 client once the fragments pass it (not retried)", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const peer = yield* misbehaving(oneByteFragments(10_000), false)
