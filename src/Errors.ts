@@ -44,7 +44,8 @@ const TaggedError: <Tag extends string>(tag: Tag) => new<A extends Record<string
  * - `ConnectionReset`: the TCP connection was reset or hung up during the handshake.
  * - `TlsFailed`: the TLS handshake failed (certificate, protocol, not a TLS server).
  * - `HandshakeRejected`: the server answered the upgrade with a non-101 HTTP status.
- * - `ProtocolViolation`: the server's 101 answer breaks RFC 6455 (accept key, upgrade header, subprotocol).
+ * - `ProtocolViolation`: the server's 101 answer breaks RFC 6455 (accept key, upgrade header, subprotocol,
+ *   extensions), or its answer is not HTTP that Node can parse (another protocol, a bad status line).
  * - `ClosedBeforeOpen`: the socket closed or was aborted while CONNECTING, for no reason the platform tells.
  *
  * @since 0.1.0

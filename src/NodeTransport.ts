@@ -237,9 +237,12 @@ class LifelineWebSocket extends WebSocket {
   [kSocket]: NodeSocket | undefined = undefined
 
   // ws answers a peer's close frame by calling close(), and then waits 30 s for the peer to end
-  // TCP (its `_closeTimer`, cleared when the socket closes): shorten that wait.
+  // TCP (its `_closeTimer`, cleared when the socket closes): shorten that wait. So too when ws
+  // closes because the peer broke the protocol (its receiver failed: an invalid frame): the
+  // connection stayed CLOSING for 30 s, a Client Open meanwhile, if that peer never ended TCP.
   override close(code?: number, data?: string | Buffer): void {
-    const answering = this.readyState === OPEN && Reflect.get(this, "_closeFrameReceived") === true
+    const answering = this.readyState === OPEN &&
+      (Reflect.get(this, "_closeFrameReceived") === true || receiverFailed(this))
     super.close(code, data)
     if (!answering) return
     const timer: unknown = Reflect.get(this, "_closeTimer")
@@ -258,6 +261,9 @@ class LifelineWebSocket extends WebSocket {
           state.listener.onMessage(toMessage(first as WebSocket.RawData, second as boolean))
           return true
         case "ping":
+          answerPing(state, first as Buffer)
+          state.listener.onPong()
+          return true
         case "pong":
           state.listener.onPong()
           return true
@@ -276,6 +282,39 @@ class LifelineWebSocket extends WebSocket {
     // 'error' goes to the permanent sink; ws's 'upgrade' and 'redirect' find no listener.
     return super.emit(event, first, second)
   }
+}
+
+/**
+ * The sockets with a pong being written (ws's `autoPong` is off): null, or the latest ping that
+ * came meanwhile, answered once that pong is written. RFC 6455 (5.5.3) lets an endpoint answer
+ * only the most recent of several pings: a peer that flooded pings and did not read had one pong
+ * each held in memory (100 000 pings of 125 bytes: 7 MB); now one pong and one ping at most. A
+ * map, not a field: an idle connection pays nothing (its fields are a benchmark target).
+ */
+const pongsInFlight = new WeakMap<NodeSocket, Buffer | null>()
+
+function answerPing(socket: NodeSocket, data: Buffer): void {
+  if (socket.ws.readyState !== OPEN) return
+  if (pongsInFlight.has(socket)) {
+    pongsInFlight.set(socket, data)
+    return
+  }
+  pongsInFlight.set(socket, null)
+  socket.ws.pong(data, true, () => pongWritten(socket))
+}
+
+function pongWritten(socket: NodeSocket): void {
+  const next = pongsInFlight.get(socket)
+  pongsInFlight.delete(socket)
+  if (next !== null && next !== undefined) answerPing(socket, next)
+}
+
+/** ws's receiver (a Writable) failed on the peer's bytes; ws reads the same flag (ws 8.x). */
+function receiverFailed(ws: WebSocket): boolean {
+  const receiver: unknown = Reflect.get(ws, "_receiver")
+  if (typeof receiver !== "object" || receiver === null) return false
+  const state: unknown = Reflect.get(receiver, "_writableState")
+  return typeof state === "object" && state !== null && Reflect.get(state, "errorEmitted") === true
 }
 
 function destroyTcp(tcp: Net.Socket): void {
@@ -365,6 +404,8 @@ const open = (request: OpenRequest, listener: SocketListener): Either.Either<Tra
       headers: request.headers,
       maxPayload: request.maxPayload,
       followRedirects: false,
+      // Pings are answered by `answerPing`: only the latest one while a pong is being written.
+      autoPong: false,
       // ws hands these to https.request and tls.connect (for wss://; unused for ws://).
       ...tls.right
     })
@@ -378,12 +419,15 @@ const open = (request: OpenRequest, listener: SocketListener): Either.Either<Tra
   return Either.right(socket)
 }
 
-// ws 8.x tags receiver errors with a WS_ERR_* code and closes with the matching status code.
+// ws 8.x tags receiver errors with a WS_ERR_* code and closes with the matching status code: 1009
+// for a message over maxPayload (inflated size included) or a length over 2^53 - 1, 1007 for
+// invalid UTF-8 and for a compressed frame zlib cannot inflate (Node's Z_* codes), 1002 otherwise.
 const closeCodeOfProtocolError = (error: Error): number => {
   const code = "code" in error ? error.code : undefined
-  if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") return 1009
-  if (code === "WS_ERR_INVALID_UTF8") return 1007
-  return typeof code === "string" && code.startsWith("WS_ERR_") ? 1002 : ABNORMAL_CLOSURE
+  if (typeof code !== "string") return ABNORMAL_CLOSURE
+  if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || code === "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH") return 1009
+  if (code === "WS_ERR_INVALID_UTF8" || code.startsWith("Z_")) return 1007
+  return code.startsWith("WS_ERR_") ? 1002 : ABNORMAL_CLOSURE
 }
 
 // ws 8.x with the default binaryType "nodebuffer" hands a Buffer (a Uint8Array) to 'message'.

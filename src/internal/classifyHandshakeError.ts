@@ -115,6 +115,10 @@ export const classifyHandshakeError = (error: unknown): HandshakeFailure => {
     if (message.includes("before secure TLS connection was established")) return failure("TlsFailed")
     const reason = reasonByCode[code]
     if (reason !== undefined) return failure(reason)
+    // Node's HTTP parser refused the answer (HPE_*): not HTTP at all (an SSH banner, a TLS alert
+    // from a wss:// port), a bad status line, a head over Node's maxHeaderSize. Whatever listens
+    // there is no WebSocket endpoint and answers the same way again (was ClosedBeforeOpen, retried).
+    if (code.startsWith("HPE_")) return failure("ProtocolViolation")
   }
   if (error instanceof SyntaxError) {
     return failure(message.includes("subprotocol") ? "InvalidOptions" : "InvalidUrl")
