@@ -5,9 +5,9 @@
  * @module effect-lifeline/browser
  * @since 0.1.0
  */
+export * as Client from "./BrowserClient.js"
 export * as BrowserTransport from "./BrowserTransport.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
-export * as Client from "./BrowserClient.js"
 export * as Codec from "./Codec.js"
 export * as Connection from "./Connection.js"
 export * from "./Errors.js"
