@@ -28,7 +28,7 @@ const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([1002, 1003, 1007, 1008, 
 
 /**
  * The default `shouldRetry`: false for errors that will recur on every attempt: `InvalidUrl`,
- * `InvalidOptions`, `ProtocolViolation`, an HTTP 3xx or 4xx rejection other than 408 and 429, and close
+ * `InvalidOptions`, `ProtocolViolation`, an HTTP rejection below 500 (1xx, 2xx, 3xx, 4xx) other than 408 and 429, and close
  * codes 1002, 1003, 1007, 1008, 1009, 1010. Everything else is transient, `CircuitOpenError`
  * included: its `retryAt` is the earliest time a next attempt can be admitted, so a retry should
  * wait at least until then (the largest Date while the breaker is isolated by hand).
@@ -45,7 +45,8 @@ export const isRetryable = (error: ClientError): boolean => {
         case "ProtocolViolation":
           return false
         case "HandshakeRejected":
-          // 3xx too: redirects are not followed, so the same answer comes back.
+          // Below 500: 3xx too (redirects are not followed, so the same answer comes back), and a
+          // 1xx or 2xx that is not 101 (not a WebSocket server).
           return error.status === undefined || error.status >= 500 || error.status === 408 || error.status === 429
         default:
           return true
