@@ -118,6 +118,8 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   private sent = 0
   private timer: unknown = undefined
   private stopped = false
+  /** When the session opened, on the same reading: its uptime counts from here (see `markUp`). */
+  private upSince = 0
 
   /** The connection watched. */
   abstract readonly opened: Watched
@@ -149,6 +151,20 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
     // Rounded: V8 keeps the integer it returns in the field, where a difference of two Clock
     // millis would be a number object even when it is whole.
     return Math.round(now - (epoch ??= now))
+  }
+
+  /**
+   * The session is open from now: `uptime` counts from here, on the monotonic reading (a Client's
+   * `minUptime`). On the wall clock, a step back while open made a long session look short (the
+   * backoff not reset), a step forward made a short one look long (reset).
+   */
+  markUp(): void {
+    this.upSince = this.now()
+  }
+
+  /** Millis since `markUp`, on the monotonic reading. */
+  uptime(): number {
+    return this.now() - this.upSince
   }
 
   startHeartbeat(): void {

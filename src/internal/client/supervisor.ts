@@ -92,7 +92,8 @@ const afterSession = (client: LiveClient, session: Session): Effect.Effect<boole
     const reason = phase.reason
     // A dead peer will not answer a close frame: skip the close handshake.
     if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
-    const uptime = client.clock.unsafeCurrentTimeMillis() - session.openedAt
+    // Monotonic, as the session counted it from its open (a step of the wall clock is no uptime).
+    const uptime = session.uptime()
     // Uninterruptible: `close` waits for a release under way rather than cutting it short.
     yield* Effect.uninterruptible(Scope.close(session, reason === "reconnect" ? Exit.void : Exit.fail(reason)))
     session.abandonInFlight()
@@ -399,6 +400,7 @@ export const openSession = (
   // The same text as the Connecting label, usually: keep one string of it, not two.
   const endpoint = opened.connection.url === label ? label : opened.connection.url
   session.view = ClientState.Open({ attempt, endpoint, since: openedAt })
+  session.markUp()
   const log = client.enter(session)
   // Refused: `close` is under way and interrupts this fiber; the attempt's Scope is closed then.
   if (client.openSession !== session) return Effect.interrupt
