@@ -326,13 +326,10 @@ export class Breaker implements CircuitBreaker, TimerTarget {
         switch (state._tag) {
           case "Closed":
             return Effect.matchCauseEffect(restore(effect), this.closedHandlers as ClosedHandlers<A, E>)
-          case "Open": {
-            // The wall clock may have moved since the breaker opened: retryAt as it reads now.
-            const retryAt = new Date(
-              Math.round(this.clock.unsafeCurrentTimeMillis() + this.openUntil - monotonicMillis(this.clock))
+          case "Open":
+            return Effect.fail(
+              new CircuitOpenError({ endpoint: this.endpoint, retryAt: this.retryAtNow(state.retryAt) })
             )
-            return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt }))
-          }
           case "Isolated":
             return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: NEVER_DATE }))
           case "HalfOpen": {
@@ -356,6 +353,15 @@ export class Breaker implements CircuitBreaker, TimerTarget {
         }
       })
     )
+  }
+
+  /**
+   * An open breaker's `retryAt` as the wall clock reads now: the one it opened with (every refusal
+   * of one open period gives the same), unless the wall clock stepped a second or more since.
+   */
+  private retryAtNow(openedWith: Date): Date {
+    const now = Math.round(this.clock.unsafeCurrentTimeMillis() + this.openUntil - monotonicMillis(this.clock))
+    return Math.abs(now - openedWith.getTime()) < 1000 ? openedWith : new Date(now)
   }
 
   /** Success, a failure the predicate counts, or nothing (interrupted, a defect). An error the predicate does not count is a success: the endpoint answered. */
