@@ -341,6 +341,23 @@ describe("a breaker's failure ratio", () => {
 })
 
 describe("the rest of what reads the Clock", () => {
+  it.live("a user's retry with Schedule.upTo(1 minute), forward 1 day in Backoff: the Schedule counts the step as time passed, and the Client gives up (Effect's convention, left)", () =>
+    run(Effect.gen(function*() {
+      const clock = jumpingClock()
+      const port = yield* closedPort
+      const client = yield* Client.make({
+        url: `ws://127.0.0.1:${port}`,
+        heartbeat: false,
+        retry: Schedule.upTo(Schedule.spaced("100 millis"), "1 minute")
+      }).pipe(Effect.withClock(clock))
+      yield* awaitState(client, isTag("Backoff"))
+      clock.offset += DAY
+      const closed = yield* awaitState(client, isTag("Closed"), "2 seconds")
+      expect(closed).toMatchObject({
+        error: { _id: "Option", _tag: "Some", value: { _tag: "ConnectError", reason: "ConnectionRefused" } }
+      })
+    })))
+
   it.live("a Clock without a scheduler (the heartbeat's timers are fibers sleeping on it), back 1 hour while Open: the dead peer is found", () =>
     run(Effect.gen(function*() {
       const jumping = jumpingClock()
