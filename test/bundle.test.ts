@@ -46,9 +46,10 @@ const BUDGET_KIB = 18.6
  * out too; 18.4 KiB (18,812 B) after the next round's Node-side wins, 18.1 KiB (18,525 B) once the
  * Node transport installs the ones in timers and options (-287 B); 18.0 KiB (18,416 B) with the
  * session as one object (-109 B); 18.2 KiB (18,586 B, +170 B) with round 7's crash fixes; 18.3 KiB
- * (18,695 B, +109 B) with the crash audit's guards; 18,724 B (+29 B) with the review's fixes.
+ * (18,695 B, +109 B) with the crash audit's guards; 18,724 B (+29 B) with the review's fixes;
+ * 18,783 B (+59 B) with durations on the Clock's monotonic reading (round 8, a wall clock that jumps).
  */
-const MODULES_BUDGET_KIB = 18.3
+const MODULES_BUDGET_KIB = 18.4
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

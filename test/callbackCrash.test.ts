@@ -21,9 +21,10 @@ const heartbeatStartBreaksClock = (): Clock.Clock & { armed: boolean } => {
   const live = Clock.make()
   const clock = Object.create(live) as Clock.Clock & { armed: boolean }
   clock.armed = false
-  Object.defineProperty(clock, "unsafeCurrentTimeMillis", {
+  // The heartbeat reads the monotonic reading (nanos).
+  Object.defineProperty(clock, "unsafeCurrentTimeNanos", {
     value: () => {
-      if (!clock.armed || !(new Error().stack ?? "").includes("startHeartbeat")) return live.unsafeCurrentTimeMillis()
+      if (!clock.armed || !(new Error().stack ?? "").includes("startHeartbeat")) return live.unsafeCurrentTimeNanos()
       clock.armed = false
       throw new Error("the clock broke")
     }

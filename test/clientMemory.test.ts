@@ -180,9 +180,10 @@ describe("Client: idle memory (objects and fields per client)", () => {
         for (const field of ["_tag", "session", "scope", "heartbeat", "openedAt", "options", "clock", "timers"]) {
           expect(Object.keys(session)).not.toContain(field)
         }
-        // The scope's 2, the heartbeat's 9, the session's 9 (its connection, view, probe, owner and
-        // the in-flight writes).
-        expect(Object.keys(session).length).toBe(20)
+        // The scope's 2, the heartbeat's 10 (with the session's monotonic start, `upSince`: its
+        // uptime for `minUptime`), the session's 9 (its connection, view, probe, owner and the
+        // in-flight writes).
+        expect(Object.keys(session).length).toBe(21)
         expect(session.openedAt).toBe((session.view as { since: number }).since)
       })
     ).pipe(provideNode))

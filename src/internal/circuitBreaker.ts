@@ -1,7 +1,8 @@
 /**
  * The circuit breaker as one state machine: `transition` is the only place the state changes
  * (and so the only place that emits an event and updates the metrics). Time comes from the
- * `Clock` captured at construction, so a `TestClock` drives it.
+ * `Clock` captured at construction, so a `TestClock` drives it: durations (the open period, the
+ * failure ratio's window) on its monotonic reading, `retryAt` on its wall clock.
  */
 import type { Clock, Stream, Subscribable as SubscribableType } from "effect"
 import * as Cause from "effect/Cause"
@@ -24,7 +25,7 @@ import type { CircuitTransition } from "./circuitBreakerState.js"
 import * as Metrics from "./metrics.js"
 import { Listeners } from "./primitives/listeners.js"
 import type { Timers, TimerTarget } from "./primitives/timers.js"
-import { timersOn } from "./primitives/timers.js"
+import { monotonicMillis, timersOn } from "./primitives/timers.js"
 
 /** How a Closed breaker decides to open. @inline */
 export type TripPolicy =
@@ -260,6 +261,12 @@ export class Breaker implements CircuitBreaker, TimerTarget {
   private scheduleState: unknown
   private openings = 0
   private lastDelay = 0
+  /**
+   * While Open: the end of the open period on the Clock's monotonic reading. A step of the wall
+   * clock (NTP, a user, a VM restored) neither ends it early (forward: a trial at once) nor
+   * stretches it (back: the Client suspended for its 5 s recheck).
+   */
+  private openUntil = 0
   private inflight = 0
   private trialSuccesses = 0
   private readonly timers: Timers
@@ -298,7 +305,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
   /** The state now: an Open breaker whose `retryAt` has come is HalfOpen (the timer may not have run yet). */
   private observe(): CircuitState {
     const state = this.current
-    if (state._tag === "Open" && this.clock.unsafeCurrentTimeMillis() >= state.retryAt.getTime()) {
+    if (state._tag === "Open" && monotonicMillis(this.clock) >= this.openUntil) {
       this.transition("elapsed")
     }
     return this.current
@@ -338,7 +345,9 @@ export class Breaker implements CircuitBreaker, TimerTarget {
           case "Closed":
             return Effect.matchCauseEffect(restore(effect), this.closedHandlers as ClosedHandlers<A, E>)
           case "Open":
-            return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: state.retryAt }))
+            return Effect.fail(
+              new CircuitOpenError({ endpoint: this.endpoint, retryAt: this.retryAtNow(state.retryAt) })
+            )
           case "Isolated":
             return Effect.fail(new CircuitOpenError({ endpoint: this.endpoint, retryAt: NEVER_DATE }))
           case "HalfOpen": {
@@ -362,6 +371,15 @@ export class Breaker implements CircuitBreaker, TimerTarget {
         }
       })
     )
+  }
+
+  /**
+   * An open breaker's `retryAt` as the wall clock reads now: the one it opened with (every refusal
+   * of one open period gives the same), unless the wall clock stepped a second or more since.
+   */
+  private retryAtNow(openedWith: Date): Date {
+    const now = Math.round(this.clock.unsafeCurrentTimeMillis() + this.openUntil - monotonicMillis(this.clock))
+    return Math.abs(now - openedWith.getTime()) < 1000 ? openedWith : new Date(now)
   }
 
   /** Success, a failure the predicate counts, or nothing (interrupted, a defect). An error the predicate does not count is a success: the endpoint answered. */
@@ -393,8 +411,9 @@ export class Breaker implements CircuitBreaker, TimerTarget {
     }
     switch (state._tag) {
       case "Closed": {
-        if (input === "success") this.counter.success(this.clock.unsafeCurrentTimeMillis())
-        else if (input === "failure" && this.counter.failure(this.clock.unsafeCurrentTimeMillis())) this.open()
+        // The failure ratio's window is a duration: monotonic.
+        if (input === "success") this.counter.success(monotonicMillis(this.clock))
+        else if (input === "failure" && this.counter.failure(monotonicMillis(this.clock))) this.open()
         return
       }
       case "Open": {
@@ -436,6 +455,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
         this.lastDelay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
       }
     }
+    this.openUntil = monotonicMillis(this.clock) + this.lastDelay
     this.enter(CircuitState.Open({ retryAt: new Date(now + this.lastDelay) }))
   }
 
@@ -459,7 +479,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
         break
       case "Open":
         this.counter.clear()
-        this.startTimer(next.retryAt.getTime() - this.clock.unsafeCurrentTimeMillis())
+        this.startTimer(this.lastDelay)
         break
       case "HalfOpen":
         this.inflight = 0

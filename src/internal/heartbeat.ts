@@ -2,8 +2,9 @@
  * Dead-peer detection for one open connection. Any inbound frame or pong counts as life; once an
  * interval has passed since the last one, a probe (protocol ping, or an app-level message) must be
  * answered within the timeout. A gap in this process's own timers (event loop blocked, machine
- * asleep) is not taken as the peer's silence: it leads to an immediate new probe instead of a
- * timeout.
+ * asleep where the monotonic clock counts sleep) is not taken as the peer's silence: it leads to
+ * an immediate new probe instead of a timeout. Times are the Clock's monotonic reading (its nanos),
+ * not its wall clock: a step of the wall clock (NTP, a user, a VM restored) moves neither.
  *
  * A small state machine on one timer, not a fiber: an open Client keeps no fiber alive (idle
  * memory per client is a benchmark target).
@@ -14,6 +15,7 @@ import { TimeoutError } from "../Errors.js"
 import type { Message, TransportSocket } from "../Transport.js"
 import type { ConnectionListener } from "./connection.js"
 import { SessionScope } from "./primitives/sessionScope.js"
+import { monotonicMillis } from "./primitives/timers.js"
 import type { Timers, TimerTarget } from "./primitives/timers.js"
 import { OPEN } from "./protocol.js"
 
@@ -52,7 +54,7 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
   return true
 }
 
-/** The first Clock reading of any heartbeat: what their times count from. */
+/** The first monotonic Clock reading of any heartbeat: what their times count from. */
 let epoch: number | undefined
 
 /**
@@ -96,8 +98,8 @@ let epoch: number | undefined
  * Clock and timers, and whom it reports to are its subclass's.
  */
 export abstract class HeartbeatCore extends SessionScope implements TimerTarget {
-  // Times are Clock millis since `epoch`: small integers, held in the fields themselves, where
-  // Clock millis (past 2^31) would each be a number object of their own (16 bytes).
+  // Times are the Clock's monotonic millis since `epoch`: small integers, held in the fields
+  // themselves, where Clock millis (past 2^31) would each be a number object of their own (16 bytes).
   /** At or before the peer's last sign of life: a pong's own time, or the sample before a frame was counted. */
   private lastLife = 0
   /** The last sample, and the activity count it saw. */
@@ -116,6 +118,8 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   private sent = 0
   private timer: unknown = undefined
   private stopped = false
+  /** When the session opened, on the same reading: its uptime counts from here (see `markUp`). */
+  private upSince = 0
 
   /** The connection watched. */
   abstract readonly opened: Watched
@@ -141,10 +145,26 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   }
 
   private now(): number {
-    const now = this.clock.unsafeCurrentTimeMillis()
+    // Monotonic (the Clock's nanos): a step of the wall clock is no silence and no sign of life.
+    // Back an hour, the peer went unprobed for that hour; forward, a probe's wait ran out at once.
+    const now = monotonicMillis(this.clock)
     // Rounded: V8 keeps the integer it returns in the field, where a difference of two Clock
     // millis would be a number object even when it is whole.
     return Math.round(now - (epoch ??= now))
+  }
+
+  /**
+   * The session is open from now: `uptime` counts from here, on the monotonic reading (a Client's
+   * `minUptime`). On the wall clock, a step back while open made a long session look short (the
+   * backoff not reset), a step forward made a short one look long (reset).
+   */
+  markUp(): void {
+    this.upSince = this.now()
+  }
+
+  /** Millis since `markUp`, on the monotonic reading. */
+  uptime(): number {
+    return this.now() - this.upSince
   }
 
   startHeartbeat(): void {

@@ -2,21 +2,21 @@
 import { Clock, Effect } from "effect"
 
 /**
- * Effect's live Clock but for one call of `unsafeCurrentTimeMillis` that throws, once `armed`: a
- * Client's attempts stay on callbacks with it (a Clock is not what sends a Client to the fiber
- * path), and its timers are the live ones.
+ * Effect's live Clock but for one call of `unsafeCurrentTimeMillis` or `unsafeCurrentTimeNanos`
+ * (the monotonic reading) that throws, once `armed`: a Client's attempts stay on callbacks with it
+ * (a Clock is not what sends a Client to the fiber path), and its timers are the live ones.
  */
 export const breakingClock = (): Clock.Clock & { armed: boolean } => {
   const live = Clock.make()
   const clock = Object.create(live) as Clock.Clock & { armed: boolean }
   clock.armed = false
-  Object.defineProperty(clock, "unsafeCurrentTimeMillis", {
-    value: () => {
-      if (!clock.armed) return live.unsafeCurrentTimeMillis()
-      clock.armed = false
-      throw new Error("the clock broke")
-    }
-  })
+  const breaking = <A>(read: () => A) => () => {
+    if (!clock.armed) return read()
+    clock.armed = false
+    throw new Error("the clock broke")
+  }
+  Object.defineProperty(clock, "unsafeCurrentTimeMillis", { value: breaking(() => live.unsafeCurrentTimeMillis()) })
+  Object.defineProperty(clock, "unsafeCurrentTimeNanos", { value: breaking(() => live.unsafeCurrentTimeNanos()) })
   return clock
 }
 

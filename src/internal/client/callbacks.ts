@@ -31,6 +31,7 @@ import type { OpenedConnection, OpenWaiter } from "../connection.js"
 import { createConnection, releaseOpened } from "../connection.js"
 import * as Metrics from "../metrics.js"
 import { checkEndpoint } from "../parseEndpoint.js"
+import { monotonicMillis } from "../primitives/timers.js"
 import type { Timers, TimerTarget } from "../primitives/timers.js"
 import { GOING_AWAY } from "../protocol.js"
 import type { LiveClient } from "./liveClient.js"
@@ -196,7 +197,8 @@ const attemptNow = (client: LiveClient): void => {
   const phase: Phase = { _tag: "Connecting", attempt, endpoint: label, skipWait: false }
   enterOutside(client, phase)
   if (client.phase !== phase) return
-  const startedAt = client.clock.unsafeCurrentTimeMillis()
+  // Monotonic: the connect latency is a duration (see `countOpened`).
+  const startedAt = monotonicMillis(client.clock)
   const parsed = checkEndpoint(endpoint)
   const opened: OpenedConnection | ConnectError = parsed instanceof ConnectError
     ? parsed

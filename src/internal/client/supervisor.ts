@@ -25,7 +25,7 @@ import type { OpenedConnection } from "../connection.js"
 import { acquireConnection } from "../connection.js"
 import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../options.js"
-import { TimedWait } from "../primitives/timers.js"
+import { monotonicMillis, TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
 import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
@@ -92,7 +92,8 @@ const afterSession = (client: LiveClient, session: Session): Effect.Effect<boole
     const reason = phase.reason
     // A dead peer will not answer a close frame: skip the close handshake.
     if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
-    const uptime = client.clock.unsafeCurrentTimeMillis() - session.openedAt
+    // Monotonic, as the session counted it from its open (a step of the wall clock is no uptime).
+    const uptime = session.uptime()
     // Uninterruptible: `close` waits for a release under way rather than cutting it short.
     yield* Effect.uninterruptible(Scope.close(session, reason === "reconnect" ? Exit.void : Exit.fail(reason)))
     session.abandonInFlight()
@@ -280,7 +281,8 @@ const attemptOnce = (client: LiveClient): Effect.Effect<void, ClientError, Trans
     const label = client.labels[index] ??= labelOf(endpoint)
     client.currentLabel = label
     yield* client.enter({ _tag: "Connecting", attempt, endpoint: label, skipWait: false })
-    const startedAt = client.clock.unsafeCurrentTimeMillis()
+    // Monotonic: the connect latency is a duration (see `countOpened`).
+    const startedAt = monotonicMillis(client.clock)
     // The attempt's scope, which becomes the open session: one object.
     const session = new Session(client)
     return yield* openIn(client, session, index, endpoint, label, attempt, startedAt).pipe(
@@ -375,12 +377,18 @@ const openIn = (
     yield* openSession(client, scope, openedAt, attempt, label, index)
   })
 
-/** A connection opened: counted (connects, latency, reconnects after the first); when, in millis. */
+/**
+ * A connection opened: counted (connects, latency, reconnects after the first); when, in Clock
+ * millis (the wall clock: its Open state's `since`). `startedAt` is the attempt's start on the
+ * monotonic reading: a step of the wall clock while connecting recorded latencies of minus an hour
+ * or of a day.
+ */
 export const countOpened = (client: LiveClient, label: string, startedAt: number): number => {
+  const latency = monotonicMillis(client.clock) - startedAt
   const openedAt = client.clock.unsafeCurrentTimeMillis()
   const tags = Metrics.endpointLabels(label)
   Metrics.connects.unsafeUpdate(1, tags)
-  Metrics.connectLatency.unsafeUpdate(openedAt - startedAt, NO_TAGS)
+  Metrics.connectLatency.unsafeUpdate(latency, NO_TAGS)
   if (client.opens > 0) Metrics.reconnects.unsafeUpdate(1, tags)
   client.opens++
   return openedAt
@@ -399,6 +407,7 @@ export const openSession = (
   // The same text as the Connecting label, usually: keep one string of it, not two.
   const endpoint = opened.connection.url === label ? label : opened.connection.url
   session.view = ClientState.Open({ attempt, endpoint, since: openedAt })
+  session.markUp()
   const log = client.enter(session)
   // Refused: `close` is under way and interrupts this fiber; the attempt's Scope is closed then.
   if (client.openSession !== session) return Effect.interrupt

@@ -14,6 +14,15 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Runtime from "effect/Runtime"
 
+/**
+ * The Clock's monotonic reading, in millis: for durations (a heartbeat's silence, a connect's
+ * latency), never for a time shown to a user. Effect's live Clock reads the wall clock for its
+ * millis (`Date.now()`: an NTP step, a user setting the time or a VM restored moves it back or on)
+ * and `process.hrtime` (or `performance.now()`) for its nanos, which no step moves; `TestClock`
+ * moves both together, so tests drive either.
+ */
+export const monotonicMillis = (clock: Clock.Clock): number => Number(clock.unsafeCurrentTimeNanos()) / 1_000_000
+
 /** What a timer calls when it fires. */
 export interface TimerTarget {
   readonly fire: () => void
