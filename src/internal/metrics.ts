@@ -11,15 +11,28 @@ export const connectFailures = /* @__PURE__ */ Metric.counter("lifeline_connect_
   description: "connection attempts that failed, tagged by reason",
   incremental: true
 })
-// The tags of each endpoint, and of each (endpoint, reason) failure, made once rather than once
-// per attempt. Endpoints are redacted labels; a Client has a few.
-const endpointTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
-const failureTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+/**
+ * How many endpoints get an `endpoint` tag of their own, for the life of the process; the attempts
+ * of any later endpoint are counted under `endpoint: "other"`. Each tag set is a metric key that
+ * Effect's registry keeps for ever (with its hook), and this module's tables as well: a process that
+ * dials ever new endpoints (a path or a port per room, per tenant) would grow both without end.
+ * Query values are redacted in a label, so `?session=N` endpoints share one.
+ */
+export const MAX_ENDPOINT_TAGS = 256
+/** The tag value of every endpoint past the first `MAX_ENDPOINT_TAGS`. */
+export const OTHER_ENDPOINT = "other"
 
-/** `[endpoint]` as metric labels (the redacted URL the attempt dialled). */
+// The tags of each endpoint, and of each (endpoint, reason) failure, made once rather than once
+// per attempt. Endpoints are redacted labels; at most MAX_ENDPOINT_TAGS of them, then "other".
+const endpointTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+const failureTags = new Map<string, Map<string, ReadonlyArray<MetricLabel.MetricLabel>>>()
+const otherTags: ReadonlyArray<MetricLabel.MetricLabel> = [MetricLabel.make("endpoint", OTHER_ENDPOINT)]
+
+/** `[endpoint]` as metric labels (the redacted URL the attempt dialled, or "other" past the bound). */
 export const endpointLabels = (endpoint: string): ReadonlyArray<MetricLabel.MetricLabel> => {
   let tags = endpointTags.get(endpoint)
   if (tags === undefined) {
+    if (endpointTags.size >= MAX_ENDPOINT_TAGS) return otherTags
     tags = [MetricLabel.make("endpoint", endpoint)]
     endpointTags.set(endpoint, tags)
   }
@@ -28,13 +41,22 @@ export const endpointLabels = (endpoint: string): ReadonlyArray<MetricLabel.Metr
 
 /** Counts one failed attempt under its reason and its endpoint. */
 export const connectFailed = (reason: string, endpoint: string): void => {
-  const key = `${endpoint}\n${reason}`
-  let tags = failureTags.get(key)
+  const endpointTag = endpointLabels(endpoint)[0]!
+  let byReason = failureTags.get(endpointTag.value)
+  if (byReason === undefined) failureTags.set(endpointTag.value, byReason = new Map())
+  let tags = byReason.get(reason)
   if (tags === undefined) {
-    tags = [MetricLabel.make("reason", reason), MetricLabel.make("endpoint", endpoint)]
-    failureTags.set(key, tags)
+    tags = [MetricLabel.make("reason", reason), endpointTag]
+    byReason.set(reason, tags)
   }
   connectFailures.unsafeUpdate(1, tags)
+}
+
+/** For tests: the sizes of the tag tables (endpoints, and (endpoint, reason) pairs). */
+export const tagTableSizes = (): { readonly endpoints: number; readonly failures: number } => {
+  let failures = 0
+  for (const byReason of failureTags.values()) failures += byReason.size
+  return { endpoints: endpointTags.size, failures }
 }
 
 export const reconnects = /* @__PURE__ */ Metric.counter("lifeline_reconnects", {
