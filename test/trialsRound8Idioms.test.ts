@@ -411,6 +411,142 @@ describe("round 8: messages fanned out, batched, cut, read again", () => {
   )
 })
 
+describe("round 8: request/reply written by hand", () => {
+  it.scopedLive(
+    "Stream.toPull(messages) in a loop, a timeout per call, replies matched by id; one reply late, one never, the server killed with a request in flight and restarted: 37 replies, 3 typed timeouts, the late reply skipped as stale, nothing hangs",
+    () =>
+      Effect.gen(function*() {
+        const late = 20
+        const unanswered = 25
+        const killedAt = 30
+        const killed = yield* Deferred.make<void>()
+        const timers = new Set<ReturnType<typeof setTimeout>>()
+        yield* Effect.addFinalizer(() => Effect.sync(() => timers.forEach(clearTimeout)))
+        const server = yield* TestServer.make({
+          record: false,
+          handler: (message, reply) => {
+            const { id } = JSON.parse(message as string) as { id: number }
+            const answer = JSON.stringify({ id, value: id * 2 })
+            if (id === unanswered) return
+            if (id === killedAt) return Deferred.unsafeDone(killed, Exit.void)
+            if (id === late) {
+              const timer = setTimeout(() => {
+                timers.delete(timer)
+                reply(answer)
+              }, 1_300)
+              timers.add(timer)
+              return
+            }
+            reply(answer)
+          }
+        })
+        const client = yield* Client.make({ url: server.url })
+        yield* awaitState(client, isTag("Open"))
+        // The server is killed once it holds request 30, and brought back at once.
+        const restarter = yield* Effect.fork(
+          Effect.zipRight(Deferred.await(killed), Effect.zipRight(server.kill, throughAnOutage(client, server)))
+        )
+        const pull = yield* Stream.toPull(client.messages)
+        let buffered: Array<unknown> = []
+        let stale = 0
+        // Interruptible only while it waits: a chunk the pull returned is always kept.
+        const fill = Effect.uninterruptibleMask((restore) =>
+          buffered.length > 0 ? Effect.void : Effect.map(restore(Effect.orDie(pull)), (chunk) => {
+            buffered = Chunk.toArray(chunk)
+          })
+        )
+        const awaitReply = (id: number): Effect.Effect<number> =>
+          Effect.gen(function*() {
+            for (let frame = 0; frame < 100; frame++) {
+              yield* fill
+              const reply = JSON.parse(buffered.shift() as string) as { id: number; value: number }
+              if (reply.id === id) return reply.value
+              stale++
+            }
+            return yield* Effect.dieMessage("100 frames and no reply")
+          })
+        const call = (id: number) =>
+          client.send(JSON.stringify({ id })).pipe(
+            Effect.orDie,
+            Effect.zipRight(awaitReply(id)),
+            Effect.timeout("1 second"),
+            Effect.either
+          )
+        const outcomes: Array<string> = []
+        for (let id = 0; id < 40; id++) {
+          const outcome = yield* call(id)
+          outcomes.push(outcome._tag === "Right" ? `${id}:${outcome.right}` : `${id}:${outcome.left._tag}`)
+        }
+        yield* ends(restarter)
+        const timedOut = outcomes.filter((outcome) => outcome.endsWith("TimeoutException"))
+        expect(timedOut).toEqual([`${late}:TimeoutException`, `${unanswered}:TimeoutException`, `${killedAt}:TimeoutException`])
+        expect(outcomes.filter((outcome) => !outcome.endsWith("TimeoutException"))).toEqual(
+          Array.from({ length: 40 }, (_, id) => id).filter((id) => ![late, unanswered, killedAt].includes(id)).map((id) =>
+            `${id}:${id * 2}`
+          )
+        )
+        expect(stale).toBe(1)
+        expect(yield* client.close()).toEqual([])
+      }).pipe(provideNode),
+    15_000
+  )
+
+  it.scopedLive(
+    "300 calls whose timeout (2 ms) races replies delayed 0 to 4 ms: every reply is read exactly once (the call's, a later call's as stale, or drained at the end); a pull cut by a timeout loses none",
+    () =>
+      Effect.gen(function*() {
+        const timers = new Set<ReturnType<typeof setTimeout>>()
+        yield* Effect.addFinalizer(() => Effect.sync(() => timers.forEach(clearTimeout)))
+        let seed = 7
+        const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647
+        const server = yield* TestServer.make({
+          record: false,
+          handler: (message, reply) => {
+            const timer = setTimeout(() => {
+              timers.delete(timer)
+              reply(message)
+            }, Math.floor(random() * 5))
+            timers.add(timer)
+          }
+        })
+        const client = yield* Client.make({ url: server.url })
+        yield* awaitState(client, isTag("Open"))
+        const pull = yield* Stream.toPull(client.messages)
+        let buffered: Array<unknown> = []
+        const read: Array<number> = []
+        // Interruptible only while it waits: a chunk the pull returned is always kept.
+        const next = Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            if (buffered.length === 0) buffered = Chunk.toArray(yield* restore(Effect.orDie(pull)))
+            const id = Number(buffered.shift())
+            read.push(id)
+            return id
+          })
+        )
+        let answered = 0
+        const total = 300
+        for (let id = 0; id < total; id++) {
+          const outcome = yield* client.send(String(id)).pipe(
+            Effect.orDie,
+            Effect.zipRight(Effect.iterate(-1, { while: (got) => got !== id, body: () => next })),
+            Effect.timeout("2 millis"),
+            Effect.option
+          )
+          if (Option.isSome(outcome)) answered++
+        }
+        // What is still to come: read until every reply is in (bounded).
+        for (let turn = 0; turn < total && read.length < total; turn++) {
+          yield* next.pipe(Effect.timeout("1 second"), Effect.orDie)
+        }
+        expect(read.length).toBe(total)
+        expect(new Set(read).size).toBe(total)
+        expect(answered).toBeGreaterThan(0)
+        expect(yield* client.close()).toEqual([])
+      }).pipe(provideNode),
+    15_000
+  )
+})
+
 describe("round 8: a process that lives for weeks", () => {
   it.live(
     "300 Clients to new endpoints (a path each, refused): past 256 endpoints, the attempts count under endpoint 'other'; the registry keeps no key per endpoint beyond",
