@@ -11,7 +11,7 @@
  * Loopback only; every loop bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Exit, Fiber, Metric, Option, PubSub, Scope, Stream } from "effect"
+import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, PubSub, Scope, Stream } from "effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { setFlagsFromString } from "node:v8"
@@ -103,9 +103,9 @@ const awaitCount = (seen: ReadonlyArray<unknown>, count: number, what: string, p
   awaitTrue(Effect.sync(() => seen.length >= count), `${what}: ${count}`, polls)
 
 /** Joins a reader that must end (the Client closed): dies if it does not within 2 s. */
-const ends = <A, E>(fiber: Fiber.Fiber<A, E>) =>
+const ends = <A, E>(fiber: Fiber.Fiber<A, E>, within: Duration.DurationInput = "2 seconds") =>
   Fiber.join(fiber).pipe(
-    Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "the reader never ended" as const }),
+    Effect.timeoutFail({ duration: within, onTimeout: () => "the reader never ended" as const }),
     Effect.orDie
   )
 
@@ -544,6 +544,147 @@ describe("round 8: request/reply written by hand", () => {
         expect(yield* client.close()).toEqual([])
       }).pipe(provideNode),
     15_000
+  )
+})
+
+type Tag = Client.ClientState["_tag"]
+const untilClosed = <A extends { readonly _tag: string }>(stream: Stream.Stream<A>) =>
+  Stream.takeUntil(stream, (state) => state._tag === "Closed")
+/** Removes repeats that follow each other. */
+const collapse = <A>(values: ReadonlyArray<A>): Array<A> =>
+  values.filter((value, index) => index === 0 || values[index - 1] !== value)
+
+/**
+ * `reconnect` pressed `times` times, each once the Client is Open again (Open -> Connecting -> Open:
+ * 2 transitions each), paced by a watcher that reads every state.
+ */
+const reconnectTimes = (client: Client.Client, times: number) =>
+  Effect.scoped(Effect.gen(function*() {
+    const seen: Array<Tag> = []
+    yield* Effect.forkScoped(Stream.runForEach(client.state.changes, (state) => collector(seen)(state._tag)))
+    yield* awaitCount(seen, 1, "the pacing watcher")
+    for (let round = 1; round <= times; round++) {
+      yield* client.reconnect
+      yield* awaitCount(seen, 1 + 2 * round, "the pacing watcher")
+      expect(seen.slice(-2)).toEqual(["Connecting", "Open"])
+    }
+  }))
+
+describe("round 8: state.changes and events watched", () => {
+  it.scopedLive(
+    "state.changes with Stream.debounce(100 ms) then Stream.changes, through an outage held 150 ms: the settled states, Open, Backoff, Open, Closed (takeUntil Closed ends it)",
+    () =>
+      Effect.gen(function*() {
+        const { client, server } = yield* openOn
+        const settled: Array<Tag> = []
+        const watcher = yield* Effect.fork(
+          client.state.changes.pipe(
+            untilClosed,
+            Stream.map((state) => state._tag),
+            Stream.debounce("100 millis"),
+            Stream.changes,
+            Stream.runForEach(collector(settled))
+          )
+        )
+        yield* awaitCount(settled, 1, "the first settled state")
+        yield* server.kill
+        yield* awaitState(client, isTag("Backoff"))
+        yield* Effect.sleep("150 millis")
+        yield* Effect.orDie(server.restart)
+        yield* client.reconnect
+        yield* awaitState(client, isTag("Open"))
+        yield* Effect.sleep("150 millis")
+        expect(yield* client.close()).toEqual([])
+        yield* ends(watcher)
+        // A Connecting shorter than the debounce is never settled (one longer would be: left out).
+        expect(collapse(settled.filter((tag) => tag !== "Connecting"))).toEqual(["Open", "Backoff", "Open", "Closed"])
+      }).pipe(provideNode)
+  )
+
+  it.scopedLive(
+    "50 subscribers of state.changes (takeUntil Closed) through a kill and restart: each sees the same states, from the current Open to Closed",
+    () =>
+      Effect.gen(function*() {
+        const { client, server } = yield* openOn
+        const seen = Array.from({ length: 50 }, () => [] as Array<Tag>)
+        const watchers = yield* Effect.forEach(seen, (each) =>
+          Effect.fork(
+            client.state.changes.pipe(untilClosed, Stream.runForEach((state) => collector(each)(state._tag)))
+          ))
+        // Each has its first state (the current one): all subscribed.
+        yield* awaitTrue(Effect.sync(() => seen.every((each) => each.length > 0)), "every subscriber")
+        yield* outage(client, server)
+        expect(yield* client.close()).toEqual([])
+        for (const watcher of watchers) yield* ends(watcher)
+        const first = seen[0]!
+        expect(first[0]).toBe("Open")
+        expect(first.slice(-2)).toEqual(["Open", "Closed"])
+        expect(first).toContain("Backoff")
+        for (const each of seen) expect(each).toEqual(first)
+      }).pipe(provideNode)
+  )
+
+  it.scopedLive(
+    "an events subscriber that never reads while 100 transitions happen: the Client goes on; when it reads, it gets the last 64 (eventsCapacity, sliding), in order, ending at Closed",
+    () =>
+      Effect.gen(function*() {
+        const { client } = yield* openOn
+        const pull = yield* Stream.toPull(client.events)
+        // The first pull subscribes (a stream runs when pulled): the 2 events replayed.
+        expect(Chunk.size(yield* pull.pipe(Effect.timeout("1 second"), Effect.orDie))).toBe(2)
+        yield* reconnectTimes(client, 50)
+        expect(yield* client.close()).toEqual([])
+        const read: Array<Client.ClientEvent> = []
+        for (let turn = 0; turn < 200; turn++) {
+          read.push(...Chunk.toReadonlyArray(yield* pull.pipe(Effect.timeout("1 second"), Effect.orDie)))
+          const last = read[read.length - 1]
+          if (last?._tag === "Transition" && last.to._tag === "Closed") break
+        }
+        expect(read.length).toBe(64)
+        const tos = read.map((event) => event._tag === "Transition" ? event.to._tag : event._tag)
+        // The last 64 of the 101 published since: Connecting and Open by turns, then Closed.
+        expect(tos).toEqual([...Array.from({ length: 63 }, (_, index) => index % 2 === 0 ? "Open" : "Connecting"), "Closed"])
+      }).pipe(provideNode)
+  )
+
+  it.scopedLive(
+    "a state.changes subscriber that never reads while 100 transitions happen: it keeps every one (unbounded, as SubscriptionRef.changes does): all 101 when it reads",
+    () =>
+      Effect.gen(function*() {
+        const { client } = yield* openOn
+        const pull = yield* Stream.toPull(client.state.changes)
+        // The first pull subscribes: the current state.
+        const first = yield* pull.pipe(Effect.timeout("1 second"), Effect.orDie)
+        expect(Chunk.toReadonlyArray(first).map((state) => state._tag)).toEqual(["Open"])
+        yield* reconnectTimes(client, 50)
+        expect(yield* client.close()).toEqual([])
+        const read: Array<Tag> = []
+        for (let turn = 0; turn < 200; turn++) {
+          read.push(...Chunk.toReadonlyArray(yield* pull.pipe(Effect.timeout("1 second"), Effect.orDie)).map((state) => state._tag))
+          if (read[read.length - 1] === "Closed") break
+        }
+        expect(read.length).toBe(101)
+        expect(read).toEqual([...Array.from({ length: 100 }, (_, index) => index % 2 === 0 ? "Connecting" : "Open"), "Closed"])
+      }).pipe(provideNode)
+  )
+
+  // Neither ends when the Client is closed for good (by `close`): a watcher forked as a daemon,
+  // or in a longer scope, waits for ever and keeps the Client reachable; `messages` does end.
+  // Cause: src/internal/primitives/listeners.ts:31 (a Stream.asyncPush that nothing ends), used by
+  // src/internal/client/observe.ts:52-63. (A Client Closed by an error may connect again on
+  // `reconnect`: only a Closed by `close` is final.)
+  it.scopedLive.fails(
+    "state.changes and events, read with no takeUntil, end when the Client is closed by close()",
+    () =>
+      Effect.gen(function*() {
+        const { client } = yield* openOn
+        const states = yield* Effect.fork(Stream.runDrain(client.state.changes))
+        const events = yield* Effect.fork(Stream.runDrain(client.events))
+        yield* Effect.sleep("20 millis")
+        expect(yield* client.close()).toEqual([])
+        yield* ends(states, "500 millis")
+        yield* ends(events, "500 millis")
+      }).pipe(provideNode)
   )
 })
 
