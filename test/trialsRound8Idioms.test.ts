@@ -11,19 +11,20 @@
  * Loopback only; every loop bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, PubSub, Scope, Stream } from "effect"
+import type { Duration } from "effect"
+import { Chunk, Deferred, Effect, Exit, Fiber, Metric, Option, PubSub, Scope, Stream } from "effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { CircuitBreaker, Client } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
+import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag, throughAnOutage } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import { closedPort } from "./support/ports.js"
-import { TestServer } from "../src/testing/index.js"
 
 /** A full collection in this worker (vitest's workers have no --expose-gc). */
 const collect = (() => {
@@ -85,7 +86,9 @@ const counterOf = (name: string, tags: Record<string, string>): number => {
     if (pair.metricKey.name !== name) continue
     const keyTags = pair.metricKey.tags
     if (keyTags.length !== Object.keys(tags).length) continue
-    if (keyTags.every((tag) => tags[tag.key] === tag.value)) return (pair.metricState as unknown as { count: number }).count
+    if (keyTags.every((tag) => tags[tag.key] === tag.value)) {
+      return (pair.metricState as unknown as { count: number }).count
+    }
   }
   return 0
 }
@@ -175,11 +178,18 @@ describe("round 8: messages fanned out, batched, cut, read again", () => {
         const readers = yield* Effect.forEach([0, 1, 2], (index) =>
           Effect.fork(Stream.runForEach(shared, (message) =>
             Effect.sync(() => {
-              if (message === "warm") warmed[index]!++
-              else seen[index]!.push(message)
+              if (message === "warm") {
+                warmed[index]!++
+              } else seen[index]!.push(message)
             }))))
         // A subscriber sees what comes after it subscribed: warm up until each has seen one.
-        for (let round = 0; round < 200 && warmed.some((count) => count === 0); round++) {
+        for (
+          let round = 0;
+          round < 200 && warmed.some((count) =>
+            count === 0
+          );
+          round++
+        ) {
           yield* server.broadcast("warm")
           yield* Effect.sleep("5 millis")
         }
@@ -479,11 +489,15 @@ describe("round 8: request/reply written by hand", () => {
         }
         yield* ends(restarter)
         const timedOut = outcomes.filter((outcome) => outcome.endsWith("TimeoutException"))
-        expect(timedOut).toEqual([`${late}:TimeoutException`, `${unanswered}:TimeoutException`, `${killedAt}:TimeoutException`])
+        expect(timedOut).toEqual([
+          `${late}:TimeoutException`,
+          `${unanswered}:TimeoutException`,
+          `${killedAt}:TimeoutException`
+        ])
         expect(outcomes.filter((outcome) => !outcome.endsWith("TimeoutException"))).toEqual(
-          Array.from({ length: 40 }, (_, id) => id).filter((id) => ![late, unanswered, killedAt].includes(id)).map((id) =>
-            `${id}:${id * 2}`
-          )
+          Array.from({ length: 40 }, (_, id) => id).filter((id) => ![late, unanswered, killedAt].includes(id)).map((
+            id
+          ) => `${id}:${id * 2}`)
         )
         expect(stale).toBe(1)
         expect(yield* client.close()).toEqual([])
@@ -643,7 +657,10 @@ describe("round 8: state.changes and events watched", () => {
         expect(read.length).toBe(64)
         const tos = read.map((event) => event._tag === "Transition" ? event.to._tag : event._tag)
         // The last 64 of the 101 published since: Connecting and Open by turns, then Closed.
-        expect(tos).toEqual([...Array.from({ length: 63 }, (_, index) => index % 2 === 0 ? "Open" : "Connecting"), "Closed"])
+        expect(tos).toEqual([
+          ...Array.from({ length: 63 }, (_, index) => index % 2 === 0 ? "Open" : "Connecting"),
+          "Closed"
+        ])
       }).pipe(provideNode)
   )
 
@@ -660,11 +677,18 @@ describe("round 8: state.changes and events watched", () => {
         expect(yield* client.close()).toEqual([])
         const read: Array<Tag> = []
         for (let turn = 0; turn < 200; turn++) {
-          read.push(...Chunk.toReadonlyArray(yield* pull.pipe(Effect.timeout("1 second"), Effect.orDie)).map((state) => state._tag))
+          read.push(
+            ...Chunk.toReadonlyArray(yield* pull.pipe(Effect.timeout("1 second"), Effect.orDie)).map((state) =>
+              state._tag
+            )
+          )
           if (read[read.length - 1] === "Closed") break
         }
         expect(read.length).toBe(101)
-        expect(read).toEqual([...Array.from({ length: 100 }, (_, index) => index % 2 === 0 ? "Connecting" : "Open"), "Closed"])
+        expect(read).toEqual([
+          ...Array.from({ length: 100 }, (_, index) => index % 2 === 0 ? "Connecting" : "Open"),
+          "Closed"
+        ])
       }).pipe(provideNode)
   )
 
@@ -733,7 +757,10 @@ describe("round 8: a process that lives for weeks", () => {
         const [warm, quarter, , last] = report.checkpoints
         // 200 warm-up Clients and the rest: every fourth dials the refused port.
         const refused = (report.outcomes["Backoff"] ?? 0) + (report.outcomes["Suspended"] ?? 0)
-        expect(report.outcomes).toEqual({ Open: (count + 200) * 3 / 4, ...pick(report.outcomes, ["Backoff", "Suspended"]) })
+        expect(report.outcomes).toEqual({
+          Open: (count + 200) * 3 / 4,
+          ...pick(report.outcomes, ["Backoff", "Suspended"])
+        })
         expect(refused).toBe((count + 200) / 4)
         // One label per server (query values redacted): four endpoint values, for ever.
         expect(last!.endpointTagValues).toBe(4)

@@ -70,7 +70,11 @@ const checkpoint = (clients: number): Effect.Effect<Checkpoint> =>
   })
 
 const program = Effect.gen(function*() {
-  const servers = [yield* TestServer.make({ record: false }), yield* TestServer.make({ record: false }), yield* TestServer.make({ record: false })]
+  const servers = [
+    yield* TestServer.make({ record: false }),
+    yield* TestServer.make({ record: false }),
+    yield* TestServer.make({ record: false })
+  ]
   const refused = `ws://127.0.0.1:${yield* closedPort}`
   const bases = [...servers.map((server) => server.url), refused]
   const outcomes: Record<string, number> = {}
@@ -105,7 +109,14 @@ const program = Effect.gen(function*() {
     made = upTo
     if (marks.has(made)) checkpoints.push(yield* checkpoint(made))
   }
-  return { count, mode, breakers: withBreakers === "breakers", seconds: (Date.now() - started) / 1000, outcomes, checkpoints }
+  return {
+    count,
+    mode,
+    breakers: withBreakers === "breakers",
+    seconds: (Date.now() - started) / 1000,
+    outcomes,
+    checkpoints
+  }
 })
 
 const layer = Layer.mergeAll(
