@@ -45,9 +45,10 @@ const BUDGET_KIB = 19.9
  * out too; 18.4 KiB (18,812 B) after the next round's Node-side wins, 18.1 KiB (18,525 B) once the
  * Node transport installs the ones in timers and options (-287 B); 18.0 KiB (18,416 B) with the
  * session as one object (-109 B); 18.2 KiB (18,586 B, +170 B) with round 7's crash fixes; 18.3 KiB
- * (18,695 B, +109 B) with the crash audit's guards; 18,724 B (+29 B) with the review's fixes.
+ * (18,695 B, +109 B) with the crash audit's guards; 18,724 B (+29 B) with the review's fixes;
+ * 18,778 B (+69 B) with round 8's bound on the metrics' endpoint tags.
  */
-const MODULES_BUDGET_KIB = 18.3
+const MODULES_BUDGET_KIB = 18.4
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

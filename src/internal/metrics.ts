@@ -22,41 +22,26 @@ export const MAX_ENDPOINT_TAGS = 256
 /** The tag value of every endpoint past the first `MAX_ENDPOINT_TAGS`. */
 export const OTHER_ENDPOINT = "other"
 
-// The tags of each endpoint, and of each (endpoint, reason) failure, made once rather than once
-// per attempt. Endpoints are redacted labels; at most MAX_ENDPOINT_TAGS of them, then "other".
+// The tags of each endpoint, and of each (endpoint tag, reason) failure, made once rather than
+// once per attempt. Endpoints are redacted labels: at most MAX_ENDPOINT_TAGS of them, and "other".
 const endpointTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
-const failureTags = new Map<string, Map<string, ReadonlyArray<MetricLabel.MetricLabel>>>()
-const otherTags: ReadonlyArray<MetricLabel.MetricLabel> = [MetricLabel.make("endpoint", OTHER_ENDPOINT)]
+const failureTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 
 /** `[endpoint]` as metric labels (the redacted URL the attempt dialled, or "other" past the bound). */
 export const endpointLabels = (endpoint: string): ReadonlyArray<MetricLabel.MetricLabel> => {
+  if (endpointTags.size >= MAX_ENDPOINT_TAGS && !endpointTags.has(endpoint)) endpoint = OTHER_ENDPOINT
   let tags = endpointTags.get(endpoint)
-  if (tags === undefined) {
-    if (endpointTags.size >= MAX_ENDPOINT_TAGS) return otherTags
-    tags = [MetricLabel.make("endpoint", endpoint)]
-    endpointTags.set(endpoint, tags)
-  }
+  if (tags === undefined) endpointTags.set(endpoint, tags = [MetricLabel.make("endpoint", endpoint)])
   return tags
 }
 
 /** Counts one failed attempt under its reason and its endpoint. */
 export const connectFailed = (reason: string, endpoint: string): void => {
-  const endpointTag = endpointLabels(endpoint)[0]!
-  let byReason = failureTags.get(endpointTag.value)
-  if (byReason === undefined) failureTags.set(endpointTag.value, byReason = new Map())
-  let tags = byReason.get(reason)
-  if (tags === undefined) {
-    tags = [MetricLabel.make("reason", reason), endpointTag]
-    byReason.set(reason, tags)
-  }
+  const tag = endpointLabels(endpoint)[0]!
+  const key = `${tag.value}\n${reason}`
+  let tags = failureTags.get(key)
+  if (tags === undefined) failureTags.set(key, tags = [MetricLabel.make("reason", reason), tag])
   connectFailures.unsafeUpdate(1, tags)
-}
-
-/** For tests: the sizes of the tag tables (endpoints, and (endpoint, reason) pairs). */
-export const tagTableSizes = (): { readonly endpoints: number; readonly failures: number } => {
-  let failures = 0
-  for (const byReason of failureTags.values()) failures += byReason.size
-  return { endpoints: endpointTags.size, failures }
 }
 
 export const reconnects = /* @__PURE__ */ Metric.counter("lifeline_reconnects", {
@@ -98,4 +83,10 @@ export const circuitTransitions = /* @__PURE__ */ Metric.counter("lifeline_circu
 })
 export const circuitsOpen = /* @__PURE__ */ Metric.gauge("lifeline_circuits_open", {
   description: "circuit breakers not Closed (Open, HalfOpen or Isolated)"
+})
+
+/** For tests: the sizes of the tag tables (endpoints, and (endpoint, reason) pairs). */
+export const tagTableSizes = (): { readonly endpoints: number; readonly failures: number } => ({
+  endpoints: endpointTags.size,
+  failures: failureTags.size
 })
