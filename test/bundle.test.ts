@@ -35,10 +35,12 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * 20,304 B (+17 B) with the review's fixes (a session that fails after its open closes through
  * Ending; a pull that yielded before its wait looks again; readers share one wait); 18,940 B
  * (-1,364 B) once the browser entry's `Client` has no `config` / `layerConfig` (`BrowserClient.ts`:
- * no Effect Config code, no Config keys). esbuild is pinned: the build is deterministic. Raising it is a decision to write down
- * (bench/README.md), not a number to bump.
+ * no Effect Config code, no Config keys); 19,114 B (+174 B) with round 8's durations on the
+ * Clock's monotonic reading and the bound on the metrics' endpoint tags. esbuild is pinned: the
+ * build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
+ * to bump.
  */
-const BUDGET_KIB = 18.6
+const BUDGET_KIB = 18.7
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -47,9 +49,10 @@ const BUDGET_KIB = 18.6
  * Node transport installs the ones in timers and options (-287 B); 18.0 KiB (18,416 B) with the
  * session as one object (-109 B); 18.2 KiB (18,586 B, +170 B) with round 7's crash fixes; 18.3 KiB
  * (18,695 B, +109 B) with the crash audit's guards; 18,724 B (+29 B) with the review's fixes;
- * 18,783 B (+59 B) with durations on the Clock's monotonic reading (round 8, a wall clock that jumps).
+ * 18,863 B (+154 B from 18,709 B at the browser entry's change) with round 8's durations on the
+ * Clock's monotonic reading (+59 B alone) and the bound on the metrics' endpoint tags (+69 B alone).
  */
-const MODULES_BUDGET_KIB = 18.4
+const MODULES_BUDGET_KIB = 18.5
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

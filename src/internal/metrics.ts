@@ -11,29 +11,36 @@ export const connectFailures = /* @__PURE__ */ Metric.counter("lifeline_connect_
   description: "connection attempts that failed, tagged by reason",
   incremental: true
 })
-// The tags of each endpoint, and of each (endpoint, reason) failure, made once rather than once
-// per attempt. Endpoints are redacted labels; a Client has a few.
+/**
+ * How many endpoints get an `endpoint` tag of their own, for the life of the process; the attempts
+ * of any later endpoint are counted under `endpoint: "other"`. Each tag set is a metric key that
+ * Effect's registry keeps for ever (with its hook), and this module's tables as well: a process that
+ * dials ever new endpoints (a path or a port per room, per tenant) would grow both without end.
+ * Query values are redacted in a label, so `?session=N` endpoints share one.
+ */
+export const MAX_ENDPOINT_TAGS = 256
+/** The tag value of every endpoint past the first `MAX_ENDPOINT_TAGS`. */
+export const OTHER_ENDPOINT = "other"
+
+// The tags of each endpoint, and of each (endpoint tag, reason) failure, made once rather than
+// once per attempt. Endpoints are redacted labels: at most MAX_ENDPOINT_TAGS of them, and "other".
 const endpointTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 const failureTags = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 
-/** `[endpoint]` as metric labels (the redacted URL the attempt dialled). */
+/** `[endpoint]` as metric labels (the redacted URL the attempt dialled, or "other" past the bound). */
 export const endpointLabels = (endpoint: string): ReadonlyArray<MetricLabel.MetricLabel> => {
+  if (endpointTags.size >= MAX_ENDPOINT_TAGS && !endpointTags.has(endpoint)) endpoint = OTHER_ENDPOINT
   let tags = endpointTags.get(endpoint)
-  if (tags === undefined) {
-    tags = [MetricLabel.make("endpoint", endpoint)]
-    endpointTags.set(endpoint, tags)
-  }
+  if (tags === undefined) endpointTags.set(endpoint, tags = [MetricLabel.make("endpoint", endpoint)])
   return tags
 }
 
 /** Counts one failed attempt under its reason and its endpoint. */
 export const connectFailed = (reason: string, endpoint: string): void => {
-  const key = `${endpoint}\n${reason}`
+  const tag = endpointLabels(endpoint)[0]!
+  const key = `${tag.value}\n${reason}`
   let tags = failureTags.get(key)
-  if (tags === undefined) {
-    tags = [MetricLabel.make("reason", reason), MetricLabel.make("endpoint", endpoint)]
-    failureTags.set(key, tags)
-  }
+  if (tags === undefined) failureTags.set(key, tags = [MetricLabel.make("reason", reason), tag])
   connectFailures.unsafeUpdate(1, tags)
 }
 
@@ -76,4 +83,10 @@ export const circuitTransitions = /* @__PURE__ */ Metric.counter("lifeline_circu
 })
 export const circuitsOpen = /* @__PURE__ */ Metric.gauge("lifeline_circuits_open", {
   description: "circuit breakers not Closed (Open, HalfOpen or Isolated)"
+})
+
+/** For tests: the sizes of the tag tables (endpoints, and (endpoint, reason) pairs). */
+export const tagTableSizes = (): { readonly endpoints: number; readonly failures: number } => ({
+  endpoints: endpointTags.size,
+  failures: failureTags.size
 })
