@@ -37,14 +37,19 @@ export type { ClientError } from "./Reconnect.js"
  * @category models
  */
 export interface Client<In = Message, Out = Message, E = never> {
-  /** Idle, Connecting, Open, Backoff or Closed: `state.get` now, `state.changes` every transition. Read-only. */
+  /**
+   * Idle, Connecting, Open, Backoff, Suspended or Closed: `state.get` now, `state.changes` every
+   * transition. Read-only. `changes` ends once `close` has finished (a Client closed by an error
+   * may `reconnect`: its `changes` goes on).
+   */
   readonly state: Subscribable.Subscribable<ClientState>
   /**
    * Every transition (with attempt, delay, error), every accepted message that failed later, and
    * (with a codec, under `decodeErrors: "event"`) every inbound frame that did not decode.
    * A new subscriber first receives the 16 most recent events, so the first transitions are not
    * lost to a subscriber that attaches after `make`. Sliding: a slow reader loses the oldest
-   * events, never blocks the client.
+   * events, never blocks the client. Ends once `close` has finished, after the failures it
+   * reported.
    */
   readonly events: Stream.Stream<ClientEvent>
   /**

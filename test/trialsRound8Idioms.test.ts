@@ -692,22 +692,62 @@ describe("round 8: state.changes and events watched", () => {
       }).pipe(provideNode)
   )
 
-  // Neither ends when the Client is closed for good (by `close`): a watcher forked as a daemon,
-  // or in a longer scope, waits for ever and keeps the Client reachable; `messages` does end.
-  // Cause: src/internal/primitives/listeners.ts:31 (a Stream.asyncPush that nothing ends), used by
-  // src/internal/client/observe.ts:52-63. (A Client Closed by an error may connect again on
-  // `reconnect`: only a Closed by `close` is final.)
-  it.scopedLive.fails(
+  // Both end with the Closed of `close` (the Client is done for good), as `messages` does: a
+  // watcher forked as a daemon, or in a longer scope, no longer waits for ever and keeps the Client
+  // reachable. (A Client Closed by an error may connect again on `reconnect`: its streams go on.)
+  it.scopedLive(
     "state.changes and events, read with no takeUntil, end when the Client is closed by close()",
     () =>
       Effect.gen(function*() {
-        const { client } = yield* openOn
-        const states = yield* Effect.fork(Stream.runDrain(client.state.changes))
-        const events = yield* Effect.fork(Stream.runDrain(client.events))
-        yield* Effect.sleep("20 millis")
+        const { client, server } = yield* openOn
+        const seenStates: Array<string> = []
+        const seenEvents: Array<string> = []
+        const states = yield* Effect.fork(
+          Stream.runForEach(client.state.changes, (state) => Effect.sync(() => seenStates.push(state._tag)))
+        )
+        const events = yield* Effect.fork(Stream.runForEach(client.events, (event) =>
+          Effect.sync(() =>
+            seenEvents.push(event._tag === "Transition" ? `${event.from._tag}->${event.to._tag}` : event._tag)
+          )))
+        // A Closed by an error (1008 is fatal) is not the end: `reconnect` may follow, and it does.
+        yield* server.closeAll(1008, "policy")
+        yield* awaitState(client, isTag("Closed"))
+        yield* client.reconnect
+        yield* awaitState(client, isTag("Open"))
         expect(yield* client.close()).toEqual([])
         yield* ends(states, "500 millis")
         yield* ends(events, "500 millis")
+        expect(seenStates).toEqual(["Open", "Closed", "Connecting", "Open", "Closed"])
+        // The replay of recent events first, then each Transition, the last to the Closed of close.
+        expect(seenEvents.slice(-4)).toEqual(["Open->Closed", "Closed->Connecting", "Connecting->Open", "Open->Closed"])
+        // Subscribed after: the final state (or the recent events), and the end at once.
+        const late = yield* Stream.runCollect(client.state.changes).pipe(Effect.timeout("500 millis"))
+        expect(
+          Chunk.toReadonlyArray(late).map((state) =>
+            state._tag
+          )
+        ).toEqual(["Closed"])
+        const lateEvents = yield* Stream.runCollect(client.events).pipe(Effect.timeout("500 millis"))
+        expect(Chunk.last(lateEvents).pipe(Option.map((event) => event._tag))).toEqual(Option.some("Transition"))
+      }).pipe(provideNode)
+  )
+
+  it.scopedLive(
+    "events end after the failures close reports: lines enqueued while the server is down fail with Closed, each a MessageFailed after the Transition to Closed",
+    () =>
+      Effect.gen(function*() {
+        const { client, server } = yield* openOn
+        yield* server.kill
+        yield* awaitState(client, isTag("Backoff"))
+        const seen: Array<string> = []
+        const events = yield* Effect.fork(Stream.runForEach(client.events, (event) =>
+          Effect.sync(() => {
+            seen.push(event._tag === "MessageFailed" ? `failed ${String(event.error.payload)}` : event._tag)
+          })))
+        for (const line of ["x", "y", "z"]) yield* client.enqueue(line)
+        expect(yield* client.close()).toEqual(["x", "y", "z"])
+        yield* ends(events, "500 millis")
+        expect(seen.slice(-4)).toEqual(["Transition", "failed x", "failed y", "failed z"])
       }).pipe(provideNode)
   )
 })

@@ -155,8 +155,11 @@ export class LiveClient extends Observer implements Client {
     this.phase = next
     // Closed by an error, `messages` ends once it is read out (a reader is not left waiting for a
     // connection that may never come); `reconnect` opens it again for a new read.
-    if (next._tag === "Closed") this.inbound.end()
-    else if (from._tag === "Closed" && next._tag === "Connecting") this.inbound.reopen()
+    if (next._tag === "Closed") {
+      this.inbound.end()
+      // Closed by `close`, for good: the state and event streams end too.
+      if (next.byClose) this.endStreams()
+    } else if (from._tag === "Closed" && next._tag === "Connecting") this.inbound.reopen()
     const before = viewOf(from)
     const after = viewOf(next)
     if (before === after) return Effect.void
@@ -175,6 +178,10 @@ export class LiveClient extends Observer implements Client {
 
   get stopped(): boolean {
     return isStopped(this.phase)
+  }
+
+  get finished(): boolean {
+    return this.phase._tag === "Closed" && this.phase.byClose
   }
 
   /** With `whenSuspended: "failFast"`, while Suspended: what sends fail with at once. */

@@ -48,18 +48,29 @@ export abstract class Observer extends Listeners<ClientStateType> {
   abstract readonly settings: { readonly eventsCapacity: number }
   abstract readonly currentState: ClientStateType
 
+  /** Closed by `close`, for good: `state.changes` and `events` have ended. */
+  abstract readonly finished: boolean
+
+  /** `changes` ends once `close` has finished (an error's Closed may connect again: it goes on). */
   get state(): Subscribable.Subscribable<ClientStateType> {
     return Subscribable.make({
       get: Effect.sync(() => this.currentState),
-      changes: this.stream(() => [this.currentState], { bufferSize: "unbounded" })
+      changes: this.stream(() => [this.currentState], { bufferSize: "unbounded" }, () => this.finished)
     })
   }
 
+  /** Ends once `close` has finished, after the failures it reported. */
   get events(): Stream.Stream<ClientEventType> {
     return (this.eventListeners ??= new Listeners()).stream(() => this.replay(), {
       bufferSize: this.settings.eventsCapacity,
       strategy: "sliding"
-    })
+    }, () => this.finished)
+  }
+
+  /** `close` has finished: every `state.changes` and `events` stream ends. */
+  protected endStreams(): void {
+    this.end()
+    this.eventListeners?.end()
   }
 
   /** Calls `listener` with every state from now on; returns how to stop. */
