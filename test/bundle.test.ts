@@ -36,11 +36,12 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * Ending; a pull that yielded before its wait looks again; readers share one wait); 18,940 B
  * (-1,364 B) once the browser entry's `Client` has no `config` / `layerConfig` (`BrowserClient.ts`:
  * no Effect Config code, no Config keys); 19,114 B (+174 B) with round 8's durations on the
- * Clock's monotonic reading and the bound on the metrics' endpoint tags. esbuild is pinned: the
+ * Clock's monotonic reading and the bound on the metrics' endpoint tags; 19,276 B (+162 B) once
+ * `state.changes` and `events` end when `close` has finished. esbuild is pinned: the
  * build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 18.7
+const BUDGET_KIB = 18.9
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -50,9 +51,10 @@ const BUDGET_KIB = 18.7
  * session as one object (-109 B); 18.2 KiB (18,586 B, +170 B) with round 7's crash fixes; 18.3 KiB
  * (18,695 B, +109 B) with the crash audit's guards; 18,724 B (+29 B) with the review's fixes;
  * 18,863 B (+154 B from 18,709 B at the browser entry's change) with round 8's durations on the
- * Clock's monotonic reading (+59 B alone) and the bound on the metrics' endpoint tags (+69 B alone).
+ * Clock's monotonic reading (+59 B alone) and the bound on the metrics' endpoint tags (+69 B alone);
+ * 19,006 B (+143 B) once `state.changes` and `events` end when `close` has finished.
  */
-const MODULES_BUDGET_KIB = 18.5
+const MODULES_BUDGET_KIB = 18.6
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
