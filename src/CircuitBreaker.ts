@@ -202,7 +202,10 @@ export const endpointKey = (url: string): string => {
 }
 
 /**
- * One breaker per endpoint, made on first use and kept for the life of the registry's layer.
+ * One breaker per endpoint, made on first use. The registry keeps a breaker while it is not
+ * Closed; a Closed one lives as long as a Client that dials its endpoint holds it, and is then let
+ * go (its count of recent failures with it): a process that dials ever new endpoints keeps no
+ * breaker per endpoint for ever. The next Client to that endpoint gets a new one, Closed.
  *
  * @since 0.1.0
  * @category registry
@@ -227,18 +230,29 @@ export const layer = (options: Omit<Options, "endpoint"> = {}): Layer.Layer<Regi
       const settings = yield* settingsOrDie(options)
       const runtime = yield* Effect.runtime<never>()
       const clock = yield* Effect.clock
-      const breakers = new Map<string, internal.Breaker>()
+      // Every breaker by its endpoint's key, held weakly; those not Closed are held here too, so an
+      // Open, HalfOpen or Isolated one outlives the Clients it refused. A collected one's key goes.
+      const breakers = new Map<string, WeakRef<internal.Breaker>>()
+      const held = new Set<internal.Breaker>()
+      const collected = new FinalizationRegistry<string>((key) => {
+        if (breakers.get(key)?.deref() === undefined) breakers.delete(key)
+      })
+      const onEnter = (breaker: internal.Breaker, state: State) => {
+        if (state._tag === "Closed") held.delete(breaker)
+        else held.add(breaker)
+      }
       yield* Effect.addFinalizer(() =>
-        Effect.forEach(breakers.values(), (breaker) => breaker.shutdown, { discard: true })
+        Effect.forEach(breakers.values(), (ref) => ref.deref()?.shutdown ?? Effect.void, { discard: true })
       )
       return Registry.of({
         forEndpoint: (url) =>
           Effect.sync(() => {
             const key = endpointKey(url)
-            let breaker = breakers.get(key)
+            let breaker = breakers.get(key)?.deref()
             if (breaker === undefined) {
-              breaker = new internal.Breaker({ ...settings, endpoint: key }, runtime, clock)
-              breakers.set(key, breaker)
+              breaker = new internal.Breaker({ ...settings, endpoint: key }, runtime, clock, onEnter)
+              breakers.set(key, new WeakRef(breaker))
+              collected.register(breaker, key)
             }
             return breaker
           })

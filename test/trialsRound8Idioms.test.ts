@@ -12,7 +12,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { Duration } from "effect"
-import { Chunk, Deferred, Effect, Exit, Fiber, Metric, Option, PubSub, Scope, Stream } from "effect"
+import { Chunk, Deferred, Effect, Exit, Fiber, Metric, Option, PubSub, Schedule, Scope, Stream } from "effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { setFlagsFromString } from "node:v8"
@@ -815,8 +815,8 @@ describe("round 8: a process that lives for weeks", () => {
     30_000
   )
 
-  it.live.fails(
-    "CircuitBreaker.layer: the breaker of an endpoint no Client dials any more, Closed, is not kept (it is: src/CircuitBreaker.ts:230 keeps one per endpoint key for the layer's life, about 9.5 KB each)",
+  it.live(
+    "CircuitBreaker.layer: the breaker of an endpoint no Client dials any more, Closed, is not kept (it was, for the layer's life: about 9 KB each)",
     () =>
       Effect.gen(function*() {
         const server = yield* TestServer.make({ record: false })
@@ -835,6 +835,43 @@ describe("round 8: a process that lives for weeks", () => {
         yield* collect
         expect(control.deref()).toBeUndefined()
         expect(refs.filter((ref) => ref.deref() !== undefined).length).toBe(0)
+        // A new Client to one of them gets a new breaker, Closed, and opens.
+        yield* Effect.scoped(Effect.gen(function*() {
+          const client = yield* Client.make({ url: `${server.url}/gone/0` })
+          yield* client.awaitOpen
+        }))
       }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layer()), provideNode)
+  )
+
+  it.live(
+    "CircuitBreaker.layer: an Open or Isolated breaker is kept though no Client holds it: the next Client to its endpoint is Suspended at once",
+    () =>
+      Effect.gen(function*() {
+        const port = yield* closedPort
+        const registry = yield* CircuitBreaker.Registry
+        // Open (two refused attempts, for a minute), and Isolated by hand: no timer holds that one.
+        const opened = `ws://127.0.0.1:${port}/down`
+        yield* Effect.scoped(Effect.gen(function*() {
+          const client = yield* Client.make({ url: opened, retry: Schedule.spaced("10 millis") })
+          yield* awaitState(client, isTag("Suspended"))
+        }))
+        const isolated = `ws://127.0.0.1:${port}/isolated`
+        yield* Effect.flatMap(registry.forEndpoint(isolated), (breaker) => breaker.isolate)
+        yield* collect
+        for (const [url, state] of [[opened, "Open"], [isolated, "Isolated"]] as const) {
+          expect((yield* Effect.flatMap(registry.forEndpoint(url), (breaker) => breaker.state.get))._tag).toBe(state)
+          const client = yield* Client.make({ url })
+          const suspended = yield* awaitState(client, isTag("Suspended"))
+          expect(suspended).toMatchObject({ _tag: "Suspended", error: { _tag: "CircuitOpenError" } })
+          yield* client.close()
+        }
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(CircuitBreaker.layer({
+          policy: CircuitBreaker.consecutiveFailures(2),
+          openFor: Schedule.spaced("1 minute")
+        })),
+        provideNode
+      )
   )
 })

@@ -282,7 +282,9 @@ export class Breaker implements CircuitBreaker, TimerTarget {
   constructor(
     private readonly settings: Settings,
     private readonly runtime: Runtime.Runtime<never>,
-    private readonly clock: Clock.Clock
+    private readonly clock: Clock.Clock,
+    /** Told of each state entered (a registry keeps the breakers that are not Closed). */
+    private readonly onEnter?: (breaker: Breaker, state: CircuitState) => void
   ) {
     this.endpoint = settings.endpoint
     this.counter = settings.counter()
@@ -495,6 +497,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
       else if (next._tag === "Closed") Metrics.circuitsOpen.unsafeModify(-1, NO_TAGS)
     }
     this.listeners.emit({ from, to: next })
+    this.onEnter?.(this, next)
   }
 
   /** Moves an Open breaker to HalfOpen when its period ends, so `state.changes` and `events` show it without a call. */
