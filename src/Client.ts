@@ -142,7 +142,7 @@ export interface Options {
   readonly headers?:
     | Readonly<Record<string, string | Redacted.Redacted<string>>>
     | Effect.Effect<Readonly<Record<string, string | Redacted.Redacted<string>>>>
-  /** Per-connection options: protocols, openTimeout, closeTimeout, maxPayload, inboundCapacity. */
+  /** Per-connection options: protocols, openTimeout, closeTimeout, maxPayload, perMessageDeflate, inboundCapacity... */
   readonly connection?: Omit<Connection.Options, "headers">
   /** Any Schedule over the error; default `Reconnect.defaultSchedule` (exponential from 1.1 s, x2, jitter 0.9, at most 30 s). */
   readonly retry?: Schedule.Schedule<unknown, ClientError>

@@ -111,6 +111,13 @@ export interface Options {
   /** Largest inbound message in bytes; a larger one closes the connection with 1009. Default 100 MiB. */
   readonly maxPayload?: number
   /**
+   * Offer permessage-deflate (Node only; browsers always offer it). Default true, as ws and
+   * browsers do. A server that accepts it compresses what it sends, and each connection then
+   * holds zlib state (tens of KB): `false` for many connections to such a server, or when CPU
+   * counts more than bandwidth. `maxPayload` counts the inflated size.
+   */
+  readonly perMessageDeflate?: boolean
+  /**
    * Inbound frames buffered before reading pauses. Default 1024. In a Client, the bound is on the
    * frames unread across all its connections, however many times it reconnects.
    */

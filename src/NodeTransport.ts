@@ -403,6 +403,7 @@ const open = (request: OpenRequest, listener: SocketListener): Either.Either<Tra
     ws = new LifelineWebSocket(request.url, [...request.protocols], {
       headers: request.headers,
       maxPayload: request.maxPayload,
+      perMessageDeflate: request.perMessageDeflate !== false,
       followRedirects: false,
       // Pings are answered by `answerPing`: only the latest one while a pong is being written.
       autoPong: false,

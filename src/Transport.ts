@@ -36,6 +36,8 @@ export interface OpenRequest {
   readonly headers: Readonly<Record<string, string>>
   /** Largest inbound message accepted, in bytes. */
   readonly maxPayload: number
+  /** Whether to offer permessage-deflate (absent: as the platform does); ignored by browsers. */
+  readonly perMessageDeflate?: boolean | undefined
   /**
    * TLS options for wss:// (Node: handed to `tls.connect` through ws); ignored by transports that
    * cannot set them (browsers). Redacted: a private key must not reach a log or an inspection.

@@ -37,11 +37,12 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * (-1,364 B) once the browser entry's `Client` has no `config` / `layerConfig` (`BrowserClient.ts`:
  * no Effect Config code, no Config keys); 19,114 B (+174 B) with round 8's durations on the
  * Clock's monotonic reading and the bound on the metrics' endpoint tags; 19,276 B (+162 B) once
- * `state.changes` and `events` end when `close` has finished. esbuild is pinned: the
+ * `state.changes` and `events` end when `close` has finished; 19,343 B (+67 B) with the
+ * `perMessageDeflate` option. esbuild is pinned: the
  * build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 18.9
+const BUDGET_KIB = 19.0
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -52,9 +53,10 @@ const BUDGET_KIB = 18.9
  * (18,695 B, +109 B) with the crash audit's guards; 18,724 B (+29 B) with the review's fixes;
  * 18,863 B (+154 B from 18,709 B at the browser entry's change) with round 8's durations on the
  * Clock's monotonic reading (+59 B alone) and the bound on the metrics' endpoint tags (+69 B alone);
- * 19,006 B (+143 B) once `state.changes` and `events` end when `close` has finished.
+ * 19,006 B (+143 B) once `state.changes` and `events` end when `close` has finished; 19,063 B
+ * (+57 B) with the `perMessageDeflate` option (its check: browsers ignore the option).
  */
-const MODULES_BUDGET_KIB = 18.6
+const MODULES_BUDGET_KIB = 18.7
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

@@ -144,7 +144,8 @@ describe("Connection options", () => {
       protocols: [],
       headers: {},
       tls: undefined,
-      maxPayload: 100 * 1024 * 1024
+      maxPayload: 100 * 1024 * 1024,
+      perMessageDeflate: true
     })
     expect(Either.getOrThrow(decodeConnectOptions({ openTimeout: undefined }))).toBe(none)
   })

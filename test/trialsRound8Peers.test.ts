@@ -792,25 +792,29 @@ describe("round 8: a flood of pings", () => {
     })).pipe(provideNode))
 })
 
+/** A `ws` server that accepts permessage-deflate and echoes, for the scope. */
+const deflatingServer = Effect.acquireRelease(
+  Effect.async<WebSocketServer>((resume) => {
+    const wss: WebSocketServer = new WebSocketServer(
+      { host: "127.0.0.1", port: 0, perMessageDeflate: true },
+      () => resume(Effect.succeed(wss))
+    )
+    wss.on("connection", (ws) => ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary })))
+  }),
+  (wss) =>
+    Effect.async<void>((resume) => {
+      for (const ws of wss.clients) ws.terminate()
+      wss.close(() => resume(Effect.void))
+    })
+)
+
+const urlOf = (server: WebSocketServer) => `ws://127.0.0.1:${(server.address() as Net.AddressInfo).port}`
+
 describe("round 8: what a user gets from a server that enables permessage-deflate", () => {
   it.live("a ws server with perMessageDeflate: negotiated; 200 KiB of text each way crosses the wire compressed and arrives whole", () =>
     withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* Effect.acquireRelease(
-        Effect.async<WebSocketServer>((resume) => {
-          const wss: WebSocketServer = new WebSocketServer(
-            { host: "127.0.0.1", port: 0, perMessageDeflate: true },
-            () => resume(Effect.succeed(wss))
-          )
-          wss.on("connection", (ws) => ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary })))
-        }),
-        (wss) =>
-          Effect.async<void>((resume) => {
-            for (const ws of wss.clients) ws.terminate()
-            wss.close(() => resume(Effect.void))
-          })
-      )
-      const url = `ws://127.0.0.1:${(server.address() as Net.AddressInfo).port}`
-      const client = yield* Client.make({ url })
+      const server = yield* deflatingServer
+      const client = yield* Client.make({ url: urlOf(server) })
       yield* client.awaitOpen
       const [peer] = [...server.clients]
       expect(peer!.extensions).toBe("permessage-deflate")
@@ -823,4 +827,28 @@ describe("round 8: what a user gets from a server that enables permessage-deflat
       expect(read).toBeLessThan(20 * 1024)
       expect(yield* client.close()).toEqual([])
     })).pipe(provideNode))
+
+  it.live("perMessageDeflate: false (a Connection's option, a Client's connection option): not offered, so not negotiated; text crosses as it is", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* deflatingServer
+        const text = "lifeline ".repeat(1000)
+        const connection = yield* Connection.connect(urlOf(server), { perMessageDeflate: false })
+        expect([...server.clients].map((peer) => peer.extensions)).toEqual([""])
+        yield* connection.send(text)
+        expect(yield* Stream.runHead(connection.messages).pipe(Effect.timeout("5 seconds"))).toEqual(Option.some(text))
+        yield* connection.close()
+        const client = yield* Client.make({ url: urlOf(server), connection: { perMessageDeflate: false } })
+        yield* client.awaitOpen
+        const open = [...server.clients].filter((peer) => peer.readyState === peer.OPEN)
+        expect(open.map((peer) => peer.extensions)).toEqual([""])
+        expect(yield* client.close()).toEqual([])
+        // A value that is not a boolean is refused, named.
+        const refused = yield* Effect.flip(
+          Effect.scoped(Connection.connect(urlOf(server), { perMessageDeflate: "no" as never }))
+        )
+        expect(refused).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+        expect(refused._tag === "ConnectError" && refused.detail).toMatch(/^perMessageDeflate: must be true or false;/)
+      }).pipe(Effect.scoped)
+    ).pipe(provideNode))
 })

@@ -454,6 +454,7 @@ export const createConnection = (
     protocols: checked.protocols,
     headers: checked.headers,
     maxPayload: checked.maxPayload,
+    perMessageDeflate: checked.perMessageDeflate,
     tls: checked.tls
   }
   const created = transport.open(request, listener)

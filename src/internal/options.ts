@@ -64,6 +64,7 @@ export interface CheckedOptions extends ResolvedOptions {
   /** Only the known keys, copied; Redacted so that it never shows in a log or an inspection. */
   readonly tls: Redacted.Redacted<TlsOptions> | undefined
   readonly maxPayload: number
+  readonly perMessageDeflate: boolean
 }
 
 /** The Client's options after defaults; built by `Client.make`. */
@@ -136,7 +137,8 @@ const DEFAULT_CONNECTION: CheckedOptions = markDecoded(Object.freeze({
   protocols: NO_PROTOCOLS,
   headers: NO_HEADERS,
   tls: undefined,
-  maxPayload: DEFAULT_MAX_PAYLOAD
+  maxPayload: DEFAULT_MAX_PAYLOAD,
+  perMessageDeflate: true
 }))
 
 interface DecodedHeartbeat extends HeartbeatOptions {
@@ -304,6 +306,9 @@ const MinRetryDelay: Check<number> = (input) => {
   return millis >= 1 ? Either.right(millis) : problem("must be at least 1 millisecond")
 }
 
+const Bool: Check<boolean> = (input) =>
+  typeof input === "boolean" ? Either.right(input) : problem("must be true or false")
+
 const Message: Check<Message> = (input) =>
   typeof input === "string" || input instanceof Uint8Array ? Either.right(input) : problem("must be a string or bytes")
 
@@ -367,6 +372,7 @@ const connectionFields = {
   openTimeout: withDefault(PositiveDuration, DEFAULT_OPEN_TIMEOUT),
   closeTimeout: withDefault(PositiveDuration, DEFAULT_CLOSE_TIMEOUT),
   maxPayload: withDefault(positiveInteger("bytes"), DEFAULT_MAX_PAYLOAD),
+  perMessageDeflate: withDefault(Bool, true),
   inboundCapacity: withDefault(positiveInteger("frames"), DEFAULT_INBOUND_CAPACITY),
   inboundBytes: withDefault(positiveInteger("bytes"), DEFAULT_INBOUND_BYTES),
   writeHighWaterMark: withDefault(positiveInteger("bytes"), DEFAULT_WRITE_HIGH_WATER_MARK),
@@ -396,7 +402,8 @@ const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, st
     protocols: fields.protocols,
     headers,
     tls: fields.tls,
-    maxPayload: fields.maxPayload
+    maxPayload: fields.maxPayload,
+    perMessageDeflate: fields.perMessageDeflate
   })
 
 const ConnectionOptionsFields = struct({ ...connectionFields, headers: withDefault(Headers, NO_HEADERS) })
