@@ -38,11 +38,12 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * no Effect Config code, no Config keys); 19,114 B (+174 B) with round 8's durations on the
  * Clock's monotonic reading and the bound on the metrics' endpoint tags; 19,276 B (+162 B) once
  * `state.changes` and `events` end when `close` has finished; 19,343 B (+67 B) with the
- * `perMessageDeflate` option. esbuild is pinned: the
+ * `perMessageDeflate` option; 19,452 B (+109 B) once the heartbeat probes after the machine
+ * slept (the wall clock's lead on the monotonic one grew). esbuild is pinned: the
  * build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.0
+const BUDGET_KIB = 19.1
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -54,9 +55,10 @@ const BUDGET_KIB = 19.0
  * 18,863 B (+154 B from 18,709 B at the browser entry's change) with round 8's durations on the
  * Clock's monotonic reading (+59 B alone) and the bound on the metrics' endpoint tags (+69 B alone);
  * 19,006 B (+143 B) once `state.changes` and `events` end when `close` has finished; 19,063 B
- * (+57 B) with the `perMessageDeflate` option (its check: browsers ignore the option).
+ * (+57 B) with the `perMessageDeflate` option (its check: browsers ignore the option); 19,186 B
+ * (+123 B) once the heartbeat probes after the machine slept.
  */
-const MODULES_BUDGET_KIB = 18.7
+const MODULES_BUDGET_KIB = 18.8
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

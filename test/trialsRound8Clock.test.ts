@@ -114,6 +114,26 @@ for (const { options, path } of paths) {
         yield* client.close()
       })))
 
+    it.live("a machine that slept an hour (the wall clock ahead, the monotonic one not) with a dead peer: probed at the next sample, found within a quarter interval + timeout, not a whole interval", () =>
+      run(Effect.gen(function*() {
+        const clock = jumpingClock()
+        const server = yield* TestServer.make()
+        // A long interval: without the probe on waking, the dead peer waits for it (5 s).
+        const client = yield* Client.make({
+          url: server.url,
+          heartbeat: { interval: "5 seconds", timeout: "300 millis" },
+          ...options
+        }).pipe(Effect.withClock(clock))
+        yield* awaitState(client, isTag("Open"))
+        yield* server.stopPonging
+        // What a sleep looks like to this process: the wall clock an hour on, the monotonic one not.
+        clock.offset += HOUR
+        // At most a quarter interval (1.25 s) to the next sample, then the timeout (0.3 s).
+        const down = yield* awaitState(client, isTag("Backoff"), "3500 millis")
+        expect(down).toMatchObject({ _tag: "Backoff", error: { _tag: "TimeoutError", operation: "heartbeat" } })
+        yield* client.close()
+      })))
+
     it.live("many small back-jumps (the wall clock runs backwards): the dead peer is still found", () =>
       run(Effect.gen(function*() {
         const clock = jumpingClock()

@@ -58,6 +58,28 @@ const probe = (socket: TransportSocket, message: Message | undefined): boolean =
 let epoch: number | undefined
 
 /**
+ * What the heartbeats of one Clock know of its two readings: how far the wall clock is ahead of
+ * the monotonic one, and when (in heartbeat time) that lead last grew by a second or more. The
+ * monotonic reading does not count a machine's sleep (Linux, macOS) and the wall clock does, so a
+ * lead that grew means the machine slept (or the wall clock was stepped forward): every heartbeat
+ * of that Clock then probes at its next step, as a timer stalled by a blocked loop does. A probe
+ * too many is all a step costs. Per Clock: a TestClock's readings move together, and two Clocks'
+ * leads have nothing to do with each other.
+ */
+const leads = new WeakMap<Clock.Clock, [lead: number, grewAt: number]>()
+
+/** When (heartbeat time) this Clock's wall reading last jumped ahead of its monotonic one. */
+const resumedAt = (clock: Clock.Clock, now: number): number => {
+  // Both readings in millis: the wall clock's, and the monotonic one's since `epoch`.
+  const lead = clock.unsafeCurrentTimeMillis() - now
+  const known = leads.get(clock) ?? [lead, -Infinity]
+  if (lead - known[0] >= 1000) known[1] = now
+  known[0] = lead
+  leads.set(clock, known)
+  return known[1]
+}
+
+/**
  * The bound, on the Clock: a peer is found dead at most `interval + timeout` after its last sign
  * of life, and reported with `TimeoutError heartbeat` (a live timer may fire up to about 10 ms
  * late where the Node transport is loaded: timers share a setTimeout per 10 ms slot; a stall of this process's own timers buys the
@@ -169,6 +191,8 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
 
   startHeartbeat(): void {
     const now = this.now()
+    // Read the Clock's lead now, so a sleep before this heartbeat's first step is seen at it.
+    resumedAt(this.clock, now)
     this.lastLife = now
     this.sampledAt = now
     this.seen = this.listener.activity
@@ -214,7 +238,11 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   private step(): void {
     const now = this.now()
     const late = now - this.dueAt
+    const sampledBefore = this.sampledAt
     this.sample(now)
+    // The machine slept since the last sample (or the wall clock went forward): the peer's last
+    // sign of life and any probe's wait are older than they look. Probe now, and wait afresh.
+    if (resumedAt(this.clock, now) > sampledBefore) return this.sendProbe(now)
     const probedAt = this.probedAt
     if (probedAt !== undefined) {
       const timeoutMillis = Duration.toMillis(this.heartbeatOptions.timeout)
