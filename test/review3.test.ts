@@ -92,12 +92,15 @@ describe("review3: platform Socket over a Client closed on purpose", () => {
 })
 
 /** Opens the registry's breaker of `url` with one failure, waits (bounded) for `until`; only a WeakRef of it is returned. */
-const breakerLeftIn = (url: string, until: CircuitBreaker.State["_tag"]) =>
+const breakerLeftIn = (url: string, until: CircuitBreaker.State["_tag"], healed = false) =>
   Effect.gen(function*() {
     const registry = yield* CircuitBreaker.Registry
     const breaker = yield* registry.forEndpoint(url)
-    if (until !== "Closed") yield* Effect.exit(breaker.run(Effect.fail("refused")))
-    for (let turn = 0; turn < 200 && (yield* breaker.state.get)._tag !== until; turn++) yield* Effect.sleep("5 millis")
+    if (until !== "Closed" || healed) yield* Effect.exit(breaker.run(Effect.fail("refused")))
+    const awaited = healed ? "HalfOpen" : until
+    for (let turn = 0; turn < 200 && (yield* breaker.state.get)._tag !== awaited; turn++) yield* Effect.sleep("5 millis")
+    // Healed: a trial that succeeds closes it again (its timer has run).
+    if (healed) yield* breaker.run(Effect.void)
     expect((yield* breaker.state.get)._tag).toBe(until)
     return new WeakRef(breaker)
   })
@@ -108,6 +111,13 @@ describe("review3: what the registry keeps of an endpoint no Client dials any mo
   it.live("a Closed breaker no one holds is let go", () =>
     Effect.gen(function*() {
       const ref = yield* breakerLeftIn("ws://127.0.0.1:9/closed", "Closed")
+      yield* collect
+      expect(ref.deref()).toBeUndefined()
+    }).pipe(Effect.provide(registry)))
+
+  it.live("a breaker that opened, ran its timer and closed again after a trial is let go too", () =>
+    Effect.gen(function*() {
+      const ref = yield* breakerLeftIn("ws://127.0.0.1:9/healed", "Closed", true)
       yield* collect
       expect(ref.deref()).toBeUndefined()
     }).pipe(Effect.provide(registry)))
