@@ -3,14 +3,15 @@
  * Real sockets on 127.0.0.1 through the test kit.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Schedule, Stream } from "effect"
+import { Chunk, Deferred, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { CircuitBreaker, Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import * as LifelinePlatform from "../src/platform.js"
-import { awaitReceived, awaitState } from "./support/clientKit.js"
+import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { provideNode, quietNode } from "./support/node.js"
+import { closedPort } from "./support/ports.js"
 
 /** A full collection in this worker (vitest's workers have no --expose-gc). */
 const collect = (() => {
@@ -134,4 +135,29 @@ describe("review3: what the registry keeps of an endpoint no Client dials any mo
       yield* collect
       expect(ref.deref()).toBeUndefined()
     }).pipe(Effect.provide(registry)))
+})
+
+describe("review3: state.changes and events end at close", () => {
+  it.live("closed while messages are queued: events ends after a MessageFailed (Closed) for each, state.changes after Closed; neither waits for ever", () =>
+    Effect.gen(function*() {
+      const port = yield* closedPort
+      const client = yield* Client.make({ url: `ws://127.0.0.1:${port}`, heartbeat: false, retry: Schedule.spaced("10 seconds") })
+      yield* awaitState(client, isTag("Backoff"))
+      for (let n = 0; n < 5; n++) yield* client.enqueue(`queued ${n}`)
+      const events = yield* Effect.fork(Stream.runCollect(client.events))
+      const states = yield* Effect.fork(Stream.runCollect(client.state.changes))
+      yield* Effect.sleep("20 millis")
+      const unsent = yield* client.close()
+      expect(unsent).toHaveLength(5)
+      const seen = Chunk.toReadonlyArray(yield* Fiber.join(events).pipe(Effect.timeout("2 seconds")))
+      const failed = seen.filter((event) => event._tag === "MessageFailed")
+      expect(failed.map((event) => event._tag === "MessageFailed" && event.error.reason)).toEqual(Array(5).fill("Closed"))
+      const last = seen.filter((event) => event._tag === "Transition").at(-1)
+      expect(last?._tag === "Transition" && last.to._tag).toBe("Closed")
+      const changes = Chunk.toReadonlyArray(yield* Fiber.join(states).pipe(Effect.timeout("2 seconds")))
+      expect(changes.map((state) => state._tag)).toEqual(["Backoff", "Closed"])
+      // Subscribed after close: the state now, the recent events, then the end.
+      expect(Chunk.toReadonlyArray(yield* Stream.runCollect(client.state.changes)).map((s) => s._tag)).toEqual(["Closed"])
+      expect((yield* Stream.runCollect(client.events)).length).toBeGreaterThan(0)
+    }).pipe(Effect.scoped, provideNode))
 })
