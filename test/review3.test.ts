@@ -69,6 +69,49 @@ describe("review3: circuit breaker registry held weakly", () => {
     ), 15_000)
 })
 
+describe("review3: a url Effect that alternates between two endpoints", () => {
+  // Needs a decision: src/internal/client/endpoints.ts:42 holds the breaker of the endpoint an
+  // Effect url gave last, one per endpoint index. An Effect that rotates among hosts leaves the
+  // others' Closed breakers held by no one between their attempts: a collection resets their count
+  // of failures, and they never open. Holding every breaker a Client has dialled would fix it, at
+  // the cost of a set that grows with each host its Effect ever gives.
+  it.live.fails("two hosts that both refuse: each one's breaker opens after its failures, whatever the collector does", () =>
+    Effect.gen(function*() {
+      const one = yield* TestServer.make()
+      const two = yield* TestServer.make()
+      yield* one.rejectNext(503, {}, 100)
+      yield* two.rejectNext(503, {}, 100)
+      let turn = 0
+      const client = yield* Client.make({
+        url: Effect.sync(() => (turn++ % 2 === 0 ? one : two).url),
+        retry: Schedule.spaced("150 millis"),
+        minRetryDelay: "150 millis",
+        heartbeat: false
+      })
+      const collector = yield* Effect.fork(Stream.runForEach(
+        client.state.changes,
+        (state) => state._tag === "Backoff" ? collect : Effect.void
+      ))
+      const seen = yield* awaitState(client, (state) => state._tag === "Suspended" || state._tag === "Closed", "4 seconds")
+        .pipe(Effect.race(Effect.gen(function*() {
+          for (let n = 0; n < 400; n++) {
+            if ((yield* one.requests) + (yield* two.requests) >= 10) return yield* client.state.get
+            yield* Effect.sleep("10 millis")
+          }
+          return yield* client.state.get
+        })))
+      yield* Fiber.interrupt(collector)
+      expect(seen._tag).toBe("Suspended")
+      yield* client.close()
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(
+        quietNode,
+        CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(2), openFor: Schedule.spaced("10 seconds") })
+      ))
+    ), 15_000)
+})
+
 describe("review3: platform Socket over a Client closed on purpose", () => {
   it.live("a run whose onOpen ends after close gets every message that arrived before close (state.changes ending does not cut the reading short)", () =>
     Effect.gen(function*() {
