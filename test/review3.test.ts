@@ -7,8 +7,8 @@ import { Chunk, Deferred, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 import { CircuitBreaker, Client } from "../src/index.js"
-import { TestServer } from "../src/testing/index.js"
 import * as LifelinePlatform from "../src/platform.js"
+import { TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { provideNode, quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
@@ -29,44 +29,51 @@ const collect = (() => {
 })()
 
 describe("review3: circuit breaker registry held weakly", () => {
-  it.live("a Client whose url is an Effect holds its breaker between attempts: a collection in Backoff does not reset the failure count", () =>
-    Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.rejectNext(503, {}, 100)
-      const client = yield* Client.make({
-        url: Effect.succeed(server.url),
-        retry: Schedule.spaced("150 millis"),
-        minRetryDelay: "150 millis",
-        heartbeat: false
-      })
-      // A full collection in every Backoff: what a busy process does between attempts, sooner or later.
-      const collector = yield* Effect.fork(Stream.runForEach(
-        client.state.changes,
-        (state) => state._tag === "Backoff" ? collect : Effect.void
-      ))
-      // Three failures open the breaker: Suspended. Bounded: 8 requests at most.
-      const seen = yield* awaitState(
-        client,
-        (state) => state._tag === "Suspended" || state._tag === "Closed",
-        "4 seconds"
-      ).pipe(Effect.race(Effect.gen(function*() {
-        for (let turn = 0; turn < 400; turn++) {
-          if ((yield* server.requests) >= 8) return yield* client.state.get
-          yield* Effect.sleep("10 millis")
-        }
-        return yield* client.state.get
-      })))
-      yield* Fiber.interrupt(collector)
-      expect(seen._tag).toBe("Suspended")
-      expect(yield* server.requests).toBe(3)
-      yield* client.close()
-    }).pipe(
-      Effect.scoped,
-      Effect.provide(Layer.merge(
-        quietNode,
-        CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(3), openFor: Schedule.spaced("10 seconds") })
-      ))
-    ), 15_000)
+  it.live(
+    "a Client whose url is an Effect holds its breaker between attempts: a collection in Backoff does not reset the failure count",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(503, {}, 100)
+        const client = yield* Client.make({
+          url: Effect.succeed(server.url),
+          retry: Schedule.spaced("150 millis"),
+          minRetryDelay: "150 millis",
+          heartbeat: false
+        })
+        // A full collection in every Backoff: what a busy process does between attempts, sooner or later.
+        const collector = yield* Effect.fork(Stream.runForEach(
+          client.state.changes,
+          (state) => state._tag === "Backoff" ? collect : Effect.void
+        ))
+        // Three failures open the breaker: Suspended. Bounded: 8 requests at most.
+        const seen = yield* awaitState(
+          client,
+          (state) => state._tag === "Suspended" || state._tag === "Closed",
+          "4 seconds"
+        ).pipe(Effect.race(Effect.gen(function*() {
+          for (let turn = 0; turn < 400; turn++) {
+            if ((yield* server.requests) >= 8) return yield* client.state.get
+            yield* Effect.sleep("10 millis")
+          }
+          return yield* client.state.get
+        })))
+        yield* Fiber.interrupt(collector)
+        expect(seen._tag).toBe("Suspended")
+        expect(yield* server.requests).toBe(3)
+        yield* client.close()
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Layer.merge(
+          quietNode,
+          CircuitBreaker.layer({
+            policy: CircuitBreaker.consecutiveFailures(3),
+            openFor: Schedule.spaced("10 seconds")
+          })
+        ))
+      ),
+    15_000
+  )
 })
 
 describe("review3: a url Effect that alternates between two endpoints", () => {
@@ -75,41 +82,52 @@ describe("review3: a url Effect that alternates between two endpoints", () => {
   // others' Closed breakers held by no one between their attempts: a collection resets their count
   // of failures, and they never open. Holding every breaker a Client has dialled would fix it, at
   // the cost of a set that grows with each host its Effect ever gives.
-  it.live.fails("two hosts that both refuse: each one's breaker opens after its failures, whatever the collector does", () =>
-    Effect.gen(function*() {
-      const one = yield* TestServer.make()
-      const two = yield* TestServer.make()
-      yield* one.rejectNext(503, {}, 100)
-      yield* two.rejectNext(503, {}, 100)
-      let turn = 0
-      const client = yield* Client.make({
-        url: Effect.sync(() => (turn++ % 2 === 0 ? one : two).url),
-        retry: Schedule.spaced("150 millis"),
-        minRetryDelay: "150 millis",
-        heartbeat: false
-      })
-      const collector = yield* Effect.fork(Stream.runForEach(
-        client.state.changes,
-        (state) => state._tag === "Backoff" ? collect : Effect.void
-      ))
-      const seen = yield* awaitState(client, (state) => state._tag === "Suspended" || state._tag === "Closed", "4 seconds")
-        .pipe(Effect.race(Effect.gen(function*() {
-          for (let n = 0; n < 400; n++) {
-            if ((yield* one.requests) + (yield* two.requests) >= 10) return yield* client.state.get
-            yield* Effect.sleep("10 millis")
-          }
-          return yield* client.state.get
-        })))
-      yield* Fiber.interrupt(collector)
-      expect(seen._tag).toBe("Suspended")
-      yield* client.close()
-    }).pipe(
-      Effect.scoped,
-      Effect.provide(Layer.merge(
-        quietNode,
-        CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(2), openFor: Schedule.spaced("10 seconds") })
-      ))
-    ), 15_000)
+  it.live.fails(
+    "two hosts that both refuse: each one's breaker opens after its failures, whatever the collector does",
+    () =>
+      Effect.gen(function*() {
+        const one = yield* TestServer.make()
+        const two = yield* TestServer.make()
+        yield* one.rejectNext(503, {}, 100)
+        yield* two.rejectNext(503, {}, 100)
+        let turn = 0
+        const client = yield* Client.make({
+          url: Effect.sync(() => (turn++ % 2 === 0 ? one : two).url),
+          retry: Schedule.spaced("150 millis"),
+          minRetryDelay: "150 millis",
+          heartbeat: false
+        })
+        const collector = yield* Effect.fork(Stream.runForEach(
+          client.state.changes,
+          (state) => state._tag === "Backoff" ? collect : Effect.void
+        ))
+        const seen = yield* awaitState(
+          client,
+          (state) => state._tag === "Suspended" || state._tag === "Closed",
+          "4 seconds"
+        )
+          .pipe(Effect.race(Effect.gen(function*() {
+            for (let n = 0; n < 400; n++) {
+              if ((yield* one.requests) + (yield* two.requests) >= 10) return yield* client.state.get
+              yield* Effect.sleep("10 millis")
+            }
+            return yield* client.state.get
+          })))
+        yield* Fiber.interrupt(collector)
+        expect(seen._tag).toBe("Suspended")
+        yield* client.close()
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Layer.merge(
+          quietNode,
+          CircuitBreaker.layer({
+            policy: CircuitBreaker.consecutiveFailures(2),
+            openFor: Schedule.spaced("10 seconds")
+          })
+        ))
+      ),
+    15_000
+  )
 })
 
 describe("review3: platform Socket over a Client closed on purpose", () => {
@@ -142,7 +160,9 @@ const breakerLeftIn = (url: string, until: CircuitBreaker.State["_tag"], healed 
     const breaker = yield* registry.forEndpoint(url)
     if (until !== "Closed" || healed) yield* Effect.exit(breaker.run(Effect.fail("refused")))
     const awaited = healed ? "HalfOpen" : until
-    for (let turn = 0; turn < 200 && (yield* breaker.state.get)._tag !== awaited; turn++) yield* Effect.sleep("5 millis")
+    for (let turn = 0; turn < 200 && (yield* breaker.state.get)._tag !== awaited; turn++) {
+      yield* Effect.sleep("5 millis")
+    }
     // Healed: a trial that succeeds closes it again (its timer has run).
     if (healed) yield* breaker.run(Effect.void)
     expect((yield* breaker.state.get)._tag).toBe(until)
@@ -150,7 +170,10 @@ const breakerLeftIn = (url: string, until: CircuitBreaker.State["_tag"], healed 
   })
 
 describe("review3: what the registry keeps of an endpoint no Client dials any more", () => {
-  const registry = CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("20 millis") })
+  const registry = CircuitBreaker.layer({
+    policy: CircuitBreaker.consecutiveFailures(1),
+    openFor: Schedule.spaced("20 millis")
+  })
 
   it.live("a Closed breaker no one holds is let go", () =>
     Effect.gen(function*() {
@@ -184,7 +207,11 @@ describe("review3: state.changes and events end at close", () => {
   it.live("closed while messages are queued: events ends after a MessageFailed (Closed) for each, state.changes after Closed; neither waits for ever", () =>
     Effect.gen(function*() {
       const port = yield* closedPort
-      const client = yield* Client.make({ url: `ws://127.0.0.1:${port}`, heartbeat: false, retry: Schedule.spaced("10 seconds") })
+      const client = yield* Client.make({
+        url: `ws://127.0.0.1:${port}`,
+        heartbeat: false,
+        retry: Schedule.spaced("10 seconds")
+      })
       yield* awaitState(client, isTag("Backoff"))
       for (let n = 0; n < 5; n++) yield* client.enqueue(`queued ${n}`)
       const events = yield* Effect.fork(Stream.runCollect(client.events))
@@ -194,13 +221,17 @@ describe("review3: state.changes and events end at close", () => {
       expect(unsent).toHaveLength(5)
       const seen = Chunk.toReadonlyArray(yield* Fiber.join(events).pipe(Effect.timeout("2 seconds")))
       const failed = seen.filter((event) => event._tag === "MessageFailed")
-      expect(failed.map((event) => event._tag === "MessageFailed" && event.error.reason)).toEqual(Array(5).fill("Closed"))
+      expect(failed.map((event) => event._tag === "MessageFailed" && event.error.reason)).toEqual(
+        Array(5).fill("Closed")
+      )
       const last = seen.filter((event) => event._tag === "Transition").at(-1)
       expect(last?._tag === "Transition" && last.to._tag).toBe("Closed")
       const changes = Chunk.toReadonlyArray(yield* Fiber.join(states).pipe(Effect.timeout("2 seconds")))
       expect(changes.map((state) => state._tag)).toEqual(["Backoff", "Closed"])
       // Subscribed after close: the state now, the recent events, then the end.
-      expect(Chunk.toReadonlyArray(yield* Stream.runCollect(client.state.changes)).map((s) => s._tag)).toEqual(["Closed"])
+      expect(Chunk.toReadonlyArray(yield* Stream.runCollect(client.state.changes)).map((s) => s._tag)).toEqual([
+        "Closed"
+      ])
       expect((yield* Stream.runCollect(client.events)).length).toBeGreaterThan(0)
     }).pipe(Effect.scoped, provideNode))
 })
