@@ -77,7 +77,7 @@ describe("review3: circuit breaker registry held weakly", () => {
 })
 
 describe("review3: a url Effect that alternates between two endpoints", () => {
-  // Needs a decision: src/internal/client/endpoints.ts:42 holds the breaker of the endpoint an
+  // Needs a decision: src/internal/client/endpoints.ts:45 holds the breaker of the endpoint an
   // Effect url gave last, one per endpoint index. An Effect that rotates among hosts leaves the
   // others' Closed breakers held by no one between their attempts: a collection resets their count
   // of failures, and they never open. Holding every breaker a Client has dialled would fix it, at
@@ -189,7 +189,7 @@ describe("review3: what the registry keeps of an endpoint no Client dials any mo
       expect(ref.deref()).toBeUndefined()
     }).pipe(Effect.provide(registry)))
 
-  // Needs a decision: src/CircuitBreaker.ts:238 (onEnter) holds every breaker that is not Closed.
+  // Needs a decision: src/CircuitBreaker.ts:240 (onEnter) holds every breaker that is not Closed.
   // An Open one must be held for its period, but once the period has run out (HalfOpen) with no
   // trial running, nothing will ever call it again if no Client dials that endpoint: the registry
   // keeps it (about 9 KB) for the life of the layer, for each endpoint that ever failed enough to
