@@ -38,8 +38,11 @@ export const breakerFor = (
     const endpoint = client.settings.endpoints[index]
     if (known !== undefined && endpoint === url) return Effect.succeed(known)
     return Effect.map(registry.forEndpoint(typeof url === "string" ? url : url.href), (breaker) => {
-      // A URL from an Effect may change at every attempt: only a static one's breaker is kept.
-      if (typeof endpoint === "string" || endpoint instanceof URL) (client.breakers ??= [])[index] = breaker
+      // A URL from an Effect may change at every attempt: only a static one's breaker is reused
+      // (above), but the latest is held either way: the registry holds a Closed breaker weakly,
+      // and its count of failures must outlive the Backoff between two attempts.
+      const held = client.breakers ??= []
+      held[index] = breaker
       return breaker
     })
   })
