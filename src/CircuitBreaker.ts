@@ -202,10 +202,11 @@ export const endpointKey = (url: string): string => {
 }
 
 /**
- * One breaker per endpoint, made on first use. The registry keeps a breaker while it is not
- * Closed; a Closed one lives as long as a Client that dials its endpoint holds it, and is then let
- * go (its count of recent failures with it): a process that dials ever new endpoints keeps no
- * breaker per endpoint for ever. The next Client to that endpoint gets a new one, Closed.
+ * One breaker per endpoint, made on first use. The registry keeps a breaker while it is Open or
+ * Isolated; a Closed one (or a HalfOpen one whose period ran out) lives as long as something holds
+ * it, a Client that dials its endpoint or code that kept what `forEndpoint` returned, and is then
+ * let go (its count of recent failures and of openings with it): a process that dials ever new
+ * endpoints keeps no breaker per endpoint for ever. The next caller gets a new one, Closed.
  *
  * @since 0.1.0
  * @category registry
@@ -230,16 +231,19 @@ export const layer = (options: Omit<Options, "endpoint"> = {}): Layer.Layer<Regi
       const settings = yield* settingsOrDie(options)
       const runtime = yield* Effect.runtime<never>()
       const clock = yield* Effect.clock
-      // Every breaker by its endpoint's key, held weakly; those not Closed are held here too, so an
-      // Open, HalfOpen or Isolated one outlives the Clients it refused. A collected one's key goes.
+      // Every breaker by its endpoint's key, held weakly; an Open or Isolated one is held here too,
+      // so it outlives the Clients it refused. One whose open period ran out (HalfOpen) is let go
+      // with the Closed ones once no caller holds it: nothing would call it again, and the next
+      // caller gets a new one, Closed (the count of openings, openFor's next step, goes with it).
+      // A collected one's key goes.
       const breakers = new Map<string, WeakRef<internal.Breaker>>()
       const held = new Set<internal.Breaker>()
       const collected = new FinalizationRegistry<string>((key) => {
         if (breakers.get(key)?.deref() === undefined) breakers.delete(key)
       })
       const onEnter = (breaker: internal.Breaker, state: State) => {
-        if (state._tag === "Closed") held.delete(breaker)
-        else held.add(breaker)
+        if (state._tag === "Open" || state._tag === "Isolated") held.add(breaker)
+        else held.delete(breaker)
       }
       yield* Effect.addFinalizer(() =>
         Effect.forEach(breakers.values(), (ref) => ref.deref()?.shutdown ?? Effect.void, { discard: true })

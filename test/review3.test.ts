@@ -189,13 +189,11 @@ describe("review3: what the registry keeps of an endpoint no Client dials any mo
       expect(ref.deref()).toBeUndefined()
     }).pipe(Effect.provide(registry)))
 
-  // Needs a decision: src/CircuitBreaker.ts:240 (onEnter) holds every breaker that is not Closed.
-  // An Open one must be held for its period, but once the period has run out (HalfOpen) with no
-  // trial running, nothing will ever call it again if no Client dials that endpoint: the registry
-  // keeps it (about 9 KB) for the life of the layer, for each endpoint that ever failed enough to
-  // open, which is the growth the weak registry set out to end. Letting a HalfOpen breaker go
-  // (held weakly when no trial runs) would lose its count of openings (openFor's next step).
-  it.live.fails("a breaker whose open period ran out (HalfOpen) and that no one calls is let go", () =>
+  // An Open one is held for its period, but once the period has run out (HalfOpen) nothing would
+  // call it again if no Client dials that endpoint: it is let go as a Closed one is (a caller in a
+  // trial holds it), with its count of openings (openFor's next step). Before, the registry kept it
+  // (about 9 KB) for each endpoint that ever opened.
+  it.live("a breaker whose open period ran out (HalfOpen) and that no one calls is let go", () =>
     Effect.gen(function*() {
       const ref = yield* breakerLeftIn("ws://127.0.0.1:9/half-open", "HalfOpen")
       yield* collect
