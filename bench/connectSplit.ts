@@ -50,10 +50,10 @@ for (let round = 0; round < 3; round++) {
         const client = yield* Client.make({ url })
         const made = performance.now()
         let open = Number.NaN
-        // Internals: the Client's own state listeners, called as it enters Open.
-        const observer =
-          (client as unknown as { observer: { onState: (listener: (state: { _tag: string }) => void) => () => void } })
-            .observer
+        // Internals: the Client's own state listeners (it is its own Observer), called as it enters Open.
+        const observer = client as unknown as {
+          onState: (listener: (state: { _tag: string }) => void) => () => void
+        }
         const remove = observer.onState((state) => {
           if (state._tag === "Open" && Number.isNaN(open)) open = performance.now()
         })
