@@ -4,29 +4,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Fiber, Layer, Schedule, Stream } from "effect"
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
 import { CircuitBreaker, Client } from "../src/index.js"
 import * as LifelinePlatform from "../src/platform.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
+import { collect } from "./support/gc.js"
 import { provideNode, quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
-
-/** A full collection in this worker (vitest's workers have no --expose-gc). */
-const collect = (() => {
-  let gc: (() => void) | undefined
-  return Effect.promise(async () => {
-    if (gc === undefined) {
-      setFlagsFromString("--expose-gc")
-      gc = runInNewContext("gc") as () => void
-    }
-    for (let round = 0; round < 2; round++) {
-      gc()
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  })
-})()
 
 describe("review3: circuit breaker registry held weakly", () => {
   it.live(

@@ -15,31 +15,15 @@ import type { Duration } from "effect"
 import { Chunk, Deferred, Effect, Exit, Fiber, Metric, Option, PubSub, Schedule, Scope, Stream } from "effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
 import { CircuitBreaker, Client } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag, throughAnOutage } from "./support/clientKit.js"
+import { collect } from "./support/gc.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import { closedPort } from "./support/ports.js"
-
-/** A full collection in this worker (vitest's workers have no --expose-gc). */
-const collect = (() => {
-  let gc: (() => void) | undefined
-  return Effect.promise(async () => {
-    if (gc === undefined) {
-      setFlagsFromString("--expose-gc")
-      gc = runInNewContext("gc") as () => void
-    }
-    for (let round = 0; round < 3; round++) {
-      gc()
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  })
-})()
 
 interface ChurnReport {
   readonly seconds: number
