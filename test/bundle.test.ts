@@ -39,11 +39,12 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * Clock's monotonic reading and the bound on the metrics' endpoint tags; 19,276 B (+162 B) once
  * `state.changes` and `events` end when `close` has finished; 19,343 B (+67 B) with the
  * `perMessageDeflate` option; 19,452 B (+109 B) once the heartbeat probes after the machine
- * slept (the wall clock's lead on the monotonic one grew). esbuild is pinned: the
+ * slept (the wall clock's lead on the monotonic one grew); 19,505 B (+53 B) once a Client holds
+ * the breakers its URL Effects gave lately. esbuild is pinned: the
  * build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.1
+const BUDGET_KIB = 19.2
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -56,9 +57,10 @@ const BUDGET_KIB = 19.1
  * Clock's monotonic reading (+59 B alone) and the bound on the metrics' endpoint tags (+69 B alone);
  * 19,006 B (+143 B) once `state.changes` and `events` end when `close` has finished; 19,063 B
  * (+57 B) with the `perMessageDeflate` option (its check: browsers ignore the option); 19,186 B
- * (+123 B) once the heartbeat probes after the machine slept.
+ * (+123 B) once the heartbeat probes after the machine slept; 19,258 B (+72 B) once a Client holds
+ * the breakers its URL Effects gave lately.
  */
-const MODULES_BUDGET_KIB = 18.8
+const MODULES_BUDGET_KIB = 18.9
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

@@ -61,12 +61,11 @@ describe("review3: circuit breaker registry held weakly", () => {
 })
 
 describe("review3: a url Effect that alternates between two endpoints", () => {
-  // Needs a decision: src/internal/client/endpoints.ts:45 holds the breaker of the endpoint an
-  // Effect url gave last, one per endpoint index. An Effect that rotates among hosts leaves the
-  // others' Closed breakers held by no one between their attempts: a collection resets their count
-  // of failures, and they never open. Holding every breaker a Client has dialled would fix it, at
-  // the cost of a set that grows with each host its Effect ever gives.
-  it.live.fails(
+  // The breaker of the endpoint an Effect url gave last was the only one held (one per endpoint
+  // index): an Effect that rotates among hosts left the others' Closed breakers held by no one
+  // between their attempts, a collection reset their count of failures, and they never opened. A
+  // Client now holds the 16 breakers its URL Effects gave most recently.
+  it.live(
     "two hosts that both refuse: each one's breaker opens after its failures, whatever the collector does",
     () =>
       Effect.gen(function*() {

@@ -39,13 +39,30 @@ export const breakerFor = (
     if (known !== undefined && endpoint === url) return Effect.succeed(known)
     return Effect.map(registry.forEndpoint(typeof url === "string" ? url : url.href), (breaker) => {
       // A URL from an Effect may change at every attempt: only a static one's breaker is reused
-      // (above), but the latest is held either way: the registry holds a Closed breaker weakly,
-      // and its count of failures must outlive the Backoff between two attempts.
+      // (above), but each is held: the registry holds a Closed breaker weakly, and its count of
+      // failures must outlive the Backoff between two attempts.
       const held = client.breakers ??= []
       held[index] = breaker
+      if (!(typeof endpoint === "string" || endpoint instanceof URL)) holdRecent(client, breaker)
       return breaker
     })
   })
+
+/**
+ * The breakers a Client's URL Effects gave lately, most recent last: an Effect that rotates among
+ * hosts keeps each host's count of failures between its attempts (the registry holds a Closed
+ * breaker weakly). At most `HELD_RECENT` per Client, in a table beside it (no field per Client).
+ */
+const recentBreakers = new WeakMap<LiveClient, Set<CircuitBreaker>>()
+const HELD_RECENT = 16
+
+const holdRecent = (client: LiveClient, breaker: CircuitBreaker): void => {
+  let recent = recentBreakers.get(client)
+  if (recent === undefined) recentBreakers.set(client, recent = new Set())
+  recent.delete(breaker)
+  recent.add(breaker)
+  if (recent.size > HELD_RECENT) recent.delete(recent.values().next().value!)
+}
 
 /**
  * When the breaker of a static endpoint admits a call again: now (0) if it admits one now, its
