@@ -18,8 +18,11 @@ import { awaitTrue } from "./support/poll.js"
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
 
 /** The Socket of `LifelinePlatform.layer(options)`, for `body`; the layer (and its Client) ends with it. */
-const withSocket = <A, E>(options: LifelinePlatform.Options, body: (socket: Socket.Socket) => Effect.Effect<A, E>) =>
-  Effect.flatMap(Socket.Socket, body).pipe(
+const withSocket = <A, E>(
+  options: LifelinePlatform.Options,
+  body: (socket: Socket.Socket) => Effect.Effect<A, E, Scope.Scope>
+) =>
+  Effect.flatMap(Socket.Socket, (socket) => Effect.scoped(body(socket))).pipe(
     Effect.provide(LifelinePlatform.layer(options).pipe(Layer.provide(quietNode)))
   )
 
@@ -99,7 +102,11 @@ describe("Socket.toChannelString piped through a Stream, the server killed and r
 
 /** A bare `ws` server on 127.0.0.1 that records the close code and reason of each connection. */
 const closeRecorder = Effect.acquireRelease(
-  Effect.async<{ readonly url: string; readonly closes: Array<{ code: number; reason: string }> }>((resume) => {
+  Effect.async<{
+    readonly url: string
+    readonly closes: Array<{ code: number; reason: string }>
+    readonly wss: WebSocketServer
+  }>((resume) => {
     const closes: Array<{ code: number; reason: string }> = []
     const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 }, () => {
       const address = wss.address()
@@ -108,9 +115,8 @@ const closeRecorder = Effect.acquireRelease(
     })
     wss.on("connection", (ws) => ws.on("close", (code, reason) => closes.push({ code, reason: reason.toString() })))
   }),
-  (recorder) =>
+  ({ wss }) =>
     Effect.async<void>((resume) => {
-      const wss = (recorder as unknown as { wss: WebSocketServer }).wss
       for (const ws of wss.clients) ws.terminate()
       wss.close(() => resume(Effect.void))
     })
