@@ -6,14 +6,35 @@
  */
 import * as Socket from "@effect/platform/Socket"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Schedule, Scope, Stream } from "effect"
+import * as RpcClient from "@effect/rpc/RpcClient"
+import type * as RpcClientError from "@effect/rpc/RpcClientError"
+import {
+  Cause,
+  Chunk,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  HashSet,
+  Layer,
+  Logger,
+  Option,
+  Queue,
+  Schedule,
+  Scope,
+  Stream
+} from "effect"
 import { Client } from "effect-lifeline"
 import * as LifelinePlatform from "effect-lifeline/platform"
-import { TestServer } from "effect-lifeline/testing"
+import { FaultProxy, TestServer } from "effect-lifeline/testing"
 import { WebSocketServer } from "ws"
+import * as Example from "../examples/rpc.js"
+import { awaitState } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
+import { fast as rpcFast, rpcClient, startRpcServer } from "./support/rpcKit.js"
 
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
 
@@ -193,4 +214,143 @@ describe("Socket.writer, as users call it", () => {
       yield* awaitTrue(Effect.sync(() => recorder.closes.length === 1), "the close seen")
       expect(recorder.closes).toEqual([{ code: 1000, reason: "r".repeat(123) }])
     }).pipe(Effect.scoped)))
+})
+
+/** What the rpc server saw: the Waits under way, the Count streams that ended. */
+interface Seen {
+  readonly waits: Queue.Queue<number>
+  readonly echoed: Array<string>
+  readonly countEnded: Deferred.Deferred<void>
+}
+
+/** The example's API with handlers that tell the test what arrived; Count counts on forever, 1 ms apart, and says when it ends. */
+const startServer = (port: number) =>
+  Effect.gen(function*() {
+    const seen: Seen = { waits: yield* Queue.unbounded<number>(), echoed: [], countEnded: yield* Deferred.make<void>() }
+    const handlers = Example.Rpcs.toLayer({
+      Echo: ({ text }) => Effect.sync(() => seen.echoed.push(text)).pipe(Effect.as(text)),
+      Add: ({ a, b }) => Effect.succeed(a + b),
+      Wait: ({ millis }) => Queue.offer(seen.waits, millis).pipe(Effect.zipRight(Effect.sleep(millis)), Effect.as(millis)),
+      Count: () =>
+        Stream.iterate(1, (n) => n + 1).pipe(
+          Stream.tap(() => Effect.sleep("1 millis")),
+          Stream.ensuring(Deferred.succeed(seen.countEnded, undefined))
+        )
+    })
+    return { ...(yield* startRpcServer(port, handlers)), seen }
+  })
+
+/** Takes `count` items of `queue` (the server's record), bounded in time. */
+const takeN = <A>(queue: Queue.Queue<A>, count: number) =>
+  Effect.timeoutFail(Effect.replicateEffect(Queue.take(queue), count), {
+    duration: "5 seconds",
+    onTimeout: () => new Error(`the server never saw ${count}`)
+  })
+
+/** How a call ended, counted: answered, interrupted by the server's shutdown (fiber -503), RpcClientError by reason, past the bound, or else. */
+const tally = (exits: ReadonlyArray<Exit.Exit<unknown, unknown>>) => {
+  const counts: Record<string, number> = {}
+  for (const exit of exits) {
+    let key: string
+    if (Exit.isSuccess(exit)) key = "answered"
+    else if (
+      Cause.isInterruptedOnly(exit.cause) &&
+      [...Cause.interruptors(exit.cause)].every((id) => HashSet.has(FiberId.ids(id), -503))
+    ) key = "interruptedByTheServer"
+    else {
+      const failure = Option.getOrUndefined(Cause.failureOption(exit.cause)) as any
+      if (failure?._tag === "TimeoutException") key = "hung"
+      else if (failure?._tag === "RpcClientError") {
+        key = `RpcClientError ${failure.reason} (${failure.cause?.cause?._tag} ${failure.cause?.cause?.code})`
+      } else key = `other: ${Cause.pretty(exit.cause)}`
+    }
+    counts[key] = (counts[key] ?? 0) + 1
+  }
+  return counts
+}
+
+/**
+ * A server that dies without a word (as rpc.test.ts's): the proxy swallows everything, the server
+ * stops, the proxy resets the Client's connection (1006) and forwards again, to nothing.
+ */
+const killBehind = (proxy: FaultProxy.FaultProxy, server: { readonly stop: Effect.Effect<void> }) =>
+  Effect.gen(function*() {
+    yield* proxy.blackhole
+    yield* server.stop
+    yield* proxy.reset
+    yield* proxy.restore
+  })
+
+/**
+ * 200 calls over one RpcClient: 100 Waits of a minute in flight (the server saw all 100), the
+ * server then stopped (on purpose, or killed behind a proxy), 100 Echos made while it is down, the
+ * server restarted on the same port; each call under a bound of 2 s. Returns how they ended.
+ */
+const twoHundredAcrossARestart = (perConnection: boolean, how: "stop" | "kill") =>
+  Effect.gen(function*() {
+    const first = yield* startServer(0)
+    const proxy = yield* FaultProxy.make(first.port)
+    const client = yield* Client.make({ url: proxy.url, ...rpcFast })
+    const rpc = yield* rpcClient(client, perConnection)
+    const bounded = <A, E>(call: Effect.Effect<A, E>) => Effect.exit(Effect.timeout(call, "2 seconds"))
+    const inFlight = yield* Effect.forEach(
+      Array.from({ length: 100 }),
+      () => Effect.fork(bounded(rpc.Wait({ millis: 60_000 }))),
+      { concurrency: "unbounded" }
+    )
+    yield* takeN(first.seen.waits, 100)
+    if (how === "stop") yield* first.stop
+    else yield* killBehind(proxy, first)
+    yield* awaitState(client, (state) => state._tag === "Backoff")
+    const whileDown = yield* Effect.forEach(
+      Array.from({ length: 100 }, (_, i) => `down${i}`),
+      (text) => Effect.fork(bounded(rpc.Echo({ text }))),
+      { concurrency: "unbounded" }
+    )
+    const second = yield* startServer(first.port)
+    const ended = {
+      inFlight: tally(yield* Effect.forEach(inFlight, Fiber.join)),
+      whileDown: tally(yield* Effect.forEach(whileDown, Fiber.join))
+    }
+    const echoedAfter = second.seen.echoed.length
+    yield* second.stop
+    return { ...ended, echoedAfter }
+  }).pipe(Effect.scoped, Effect.provide(quietNode), Effect.provide(Logger.remove(Logger.defaultLogger)))
+
+describe("@effect/rpc: 200 calls, the server restarted in the middle", () => {
+  it.live("perConnection, stopped on purpose: the 100 in flight end interrupted by the server, the 100 made while down fail at once with RpcClientError Protocol (Disconnected 1001); none hangs", () =>
+    Effect.gen(function*() {
+      expect(yield* twoHundredAcrossARestart(true, "stop")).toEqual({
+        inFlight: { interruptedByTheServer: 100 },
+        whileDown: { "RpcClientError Protocol (Disconnected 1001)": 100 },
+        echoedAfter: 0
+      })
+    }))
+
+  it.live("perConnection, killed: the 100 in flight and the 100 made while down fail with RpcClientError Protocol (Disconnected 1006); none hangs", () =>
+    Effect.gen(function*() {
+      expect(yield* twoHundredAcrossARestart(true, "kill")).toEqual({
+        inFlight: { "RpcClientError Protocol (Disconnected 1006)": 100 },
+        whileDown: { "RpcClientError Protocol (Disconnected 1006)": 100 },
+        echoedAfter: 0
+      })
+    }))
+
+  it.live("default, stopped on purpose: the 100 in flight end interrupted by the server, the 100 made while down wait in the outbox and are answered after the restart", () =>
+    Effect.gen(function*() {
+      expect(yield* twoHundredAcrossARestart(false, "stop")).toEqual({
+        inFlight: { interruptedByTheServer: 100 },
+        whileDown: { answered: 100 },
+        echoedAfter: 100
+      })
+    }))
+
+  it.live("default, killed: the 100 made while down are answered after the restart; the 100 in flight are never answered (past the bound: the reason perConnection exists)", () =>
+    Effect.gen(function*() {
+      expect(yield* twoHundredAcrossARestart(false, "kill")).toEqual({
+        inFlight: { hung: 100 },
+        whileDown: { answered: 100 },
+        echoedAfter: 100
+      })
+    }))
 })
