@@ -5,9 +5,10 @@
  * against real servers on 127.0.0.1, with the exact outcome of each.
  */
 import * as Socket from "@effect/platform/Socket"
-import { describe, expect, it } from "@effect/vitest"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import type * as RpcClientError from "@effect/rpc/RpcClientError"
+import { describe, expect, it } from "@effect/vitest"
+import type { Scope } from "effect"
 import {
   Cause,
   Chunk,
@@ -22,7 +23,6 @@ import {
   Option,
   Queue,
   Schedule,
-  Scope,
   Stream
 } from "effect"
 import { Client } from "effect-lifeline"
@@ -82,8 +82,7 @@ describe("Socket.toChannelString piped through a Stream, the server killed and r
           expect(exit).toEqual(Exit.void)
           expect(received).toEqual(["one", "two"])
           expect(yield* server.received).toEqual(["one", "two"])
-        })
-      )
+        }))
     })))
 
   it.live("perConnection: the kill fails the stream with SocketGenericError Read, lifeline's Disconnected 1006 as cause; a new pipe after the restart reads the new connection", () =>
@@ -116,8 +115,7 @@ describe("Socket.toChannelString piped through a Stream, the server killed and r
           yield* Queue.offer(input, new Socket.CloseEvent(1000, "done"))
           expect(yield* Fiber.await(second)).toEqual(Exit.void)
           expect(received).toEqual(["one", "two"])
-        })
-      )
+        }))
     })))
 })
 
@@ -164,7 +162,9 @@ describe("Socket.writer, as users call it", () => {
       // A typed failure (not a defect, not an interruption).
       expect(Exit.isFailure(late) && Option.isSome(Cause.failureOption(late.cause))).toBe(true)
       // A CloseEvent written after the end: the Client's close is idempotent, the write succeeds.
-      expect(yield* Effect.exit(Effect.timeout(write(new Socket.CloseEvent(1000, "again")), "2 seconds"))).toEqual(Exit.void)
+      expect(yield* Effect.exit(Effect.timeout(write(new Socket.CloseEvent(1000, "again")), "2 seconds"))).toEqual(
+        Exit.void
+      )
       expect(yield* server.received).toEqual(["inside"])
     })))
 
@@ -174,7 +174,8 @@ describe("Socket.writer, as users call it", () => {
       yield* withSocket({ url: server.url, ...fast }, (socket) =>
         Effect.gen(function*() {
           const write = yield* socket.writer
-          const writes = (name: string) => Effect.forEach(Array.from({ length: 100 }, (_, i) => `${name}${i}`), write, { discard: true })
+          const writes = (name: string) =>
+            Effect.forEach(Array.from({ length: 100 }, (_, i) => `${name}${i}`), write, { discard: true })
           yield* Effect.all([writes("a"), writes("b")], { concurrency: 2, discard: true })
           yield* awaitTrue(Effect.map(server.received, (r) => r.length === 200), "200 received")
         }))
@@ -185,35 +186,42 @@ describe("Socket.writer, as users call it", () => {
     })))
 
   it.live("a CloseEvent written through the writer: the server sees its code and reason; a run under way ends cleanly; writes after it fail SendError Closed", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const recorder = yield* closeRecorder
-      yield* withSocket({ url: recorder.url, ...fast }, (socket) =>
-        Effect.gen(function*() {
-          const write = yield* socket.writer
-          const reader = yield* Effect.fork(socket.runRaw(() => {}))
-          yield* write("x")
-          yield* write(new Socket.CloseEvent(4000, "bye"))
-          expect(yield* Fiber.await(reader)).toEqual(Exit.void)
-          const after = yield* Effect.exit(write("after"))
-          const error = Exit.isFailure(after) ? Cause.squash(after.cause) : undefined
-          expect(plainSocketError(error)).toMatchObject({ reason: "Write", cause: { _tag: "SendError", reason: "Closed" } })
-        }))
-      yield* awaitTrue(Effect.sync(() => recorder.closes.length === 1), "the close seen")
-      expect(recorder.closes).toEqual([{ code: 4000, reason: "bye" }])
-    }).pipe(Effect.scoped)))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const recorder = yield* closeRecorder
+        yield* withSocket({ url: recorder.url, ...fast }, (socket) =>
+          Effect.gen(function*() {
+            const write = yield* socket.writer
+            const reader = yield* Effect.fork(socket.runRaw(() => {}))
+            yield* write("x")
+            yield* write(new Socket.CloseEvent(4000, "bye"))
+            expect(yield* Fiber.await(reader)).toEqual(Exit.void)
+            const after = yield* Effect.exit(write("after"))
+            const error = Exit.isFailure(after) ? Cause.squash(after.cause) : undefined
+            expect(plainSocketError(error)).toMatchObject({
+              reason: "Write",
+              cause: { _tag: "SendError", reason: "Closed" }
+            })
+          }))
+        yield* awaitTrue(Effect.sync(() => recorder.closes.length === 1), "the close seen")
+        expect(recorder.closes).toEqual([{ code: 4000, reason: "bye" }])
+      }).pipe(Effect.scoped)
+    ))
 
   it.live("a CloseEvent the wire cannot carry (code 1005, a 200-byte reason): the write succeeds, the server sees 1000 and the reason cut to 123 bytes", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const recorder = yield* closeRecorder
-      yield* withSocket({ url: recorder.url, ...fast }, (socket) =>
-        Effect.gen(function*() {
-          const write = yield* socket.writer
-          yield* write("x")
-          expect(yield* Effect.exit(write(new Socket.CloseEvent(1005, "r".repeat(200))))).toEqual(Exit.void)
-        }))
-      yield* awaitTrue(Effect.sync(() => recorder.closes.length === 1), "the close seen")
-      expect(recorder.closes).toEqual([{ code: 1000, reason: "r".repeat(123) }])
-    }).pipe(Effect.scoped)))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const recorder = yield* closeRecorder
+        yield* withSocket({ url: recorder.url, ...fast }, (socket) =>
+          Effect.gen(function*() {
+            const write = yield* socket.writer
+            yield* write("x")
+            expect(yield* Effect.exit(write(new Socket.CloseEvent(1005, "r".repeat(200))))).toEqual(Exit.void)
+          }))
+        yield* awaitTrue(Effect.sync(() => recorder.closes.length === 1), "the close seen")
+        expect(recorder.closes).toEqual([{ code: 1000, reason: "r".repeat(123) }])
+      }).pipe(Effect.scoped)
+    ))
 })
 
 /** What the rpc server saw: the Waits under way, the Count streams that ended. */
@@ -230,7 +238,8 @@ const startServer = (port: number) =>
     const handlers = Example.Rpcs.toLayer({
       Echo: ({ text }) => Effect.sync(() => seen.echoed.push(text)).pipe(Effect.as(text)),
       Add: ({ a, b }) => Effect.succeed(a + b),
-      Wait: ({ millis }) => Queue.offer(seen.waits, millis).pipe(Effect.zipRight(Effect.sleep(millis)), Effect.as(millis)),
+      Wait: ({ millis }) =>
+        Queue.offer(seen.waits, millis).pipe(Effect.zipRight(Effect.sleep(millis)), Effect.as(millis)),
       Count: () =>
         Stream.iterate(1, (n) => n + 1).pipe(
           Stream.tap(() => Effect.sleep("1 millis")),
@@ -353,4 +362,107 @@ describe("@effect/rpc: 200 calls, the server restarted in the middle", () => {
         echoedAfter: 100
       })
     }))
+})
+
+describe("@effect/rpc: a stream cut short, a request too large", () => {
+  it.live("a streaming rpc consumed with Stream.take(3), then the client's scope closed: the take gets 1, 2, 3 and the server's stream ends", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer(0)
+      const taken = yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, ...rpcFast })
+        const rpc = yield* rpcClient(client, true)
+        return Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(rpc.Count({ to: -1 }), 3)))
+      }).pipe(Effect.scoped)
+      expect(taken).toEqual([1, 2, 3])
+      const ended = yield* Effect.exit(Effect.timeout(Deferred.await(server.seen.countEnded), "5 seconds"))
+      expect(ended).toEqual(Exit.void)
+      yield* server.stop
+    }).pipe(Effect.provide(quietNode)))
+
+  it.live("Stream.take(3) alone, the client kept open: the server's stream ends too (the rpc client interrupts it)", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer(0)
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, ...rpcFast })
+        const rpc = yield* rpcClient(client, true)
+        expect(Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(rpc.Count({ to: -1 }), 3)))).toEqual([
+          1,
+          2,
+          3
+        ])
+        const ended = yield* Effect.exit(Effect.timeout(Deferred.await(server.seen.countEnded), "5 seconds"))
+        expect(ended).toEqual(Exit.void)
+        // The link is still good for the next call.
+        expect(yield* rpc.Echo({ text: "after" })).toBe("after")
+      }).pipe(Effect.scoped)
+      yield* server.stop
+    }).pipe(Effect.provide(quietNode)))
+
+  it.live("a request larger than connection.maxMessageSize, given to LifelinePlatform.layer through examples/rpc.ts's ProtocolLive: the call dies (RpcClient's orDie) with SocketGenericError Write, SendError TooLarge inside; never sent; the next call is answered", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer(0)
+      const outcome = yield* Effect.gen(function*() {
+        const rpc = yield* RpcClient.make(Example.Rpcs)
+        const big = yield* Effect.exit(Effect.timeout(rpc.Echo({ text: "x".repeat(1000) }), "2 seconds"))
+        const small = yield* rpc.Echo({ text: "small" })
+        return { big, small }
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Example.ProtocolLive(server.url, { connection: { maxMessageSize: 200 }, heartbeat: false })),
+        Effect.provide(Logger.remove(Logger.defaultLogger))
+      )
+      expect(Exit.isFailure(outcome.big) && Cause.isDie(outcome.big.cause)).toBe(true)
+      const defect = Exit.isFailure(outcome.big) ? Cause.squash(outcome.big.cause) : undefined
+      expect(plainSocketError(defect)).toEqual({
+        _tag: "SocketError",
+        reason: "Write",
+        cause: { _tag: "SendError", reason: "TooLarge", code: undefined, initiator: undefined }
+      })
+      expect(outcome.small).toBe("small")
+      expect(server.seen.echoed).toEqual(["small"])
+      yield* server.stop
+    }))
+})
+
+describe("LifelinePlatform.layer given bad options", () => {
+  const runOf = (options: unknown) =>
+    withSocket(
+      options as LifelinePlatform.Options,
+      (socket) => Effect.exit(Effect.timeout(socket.runRaw(() => {}), "2 seconds"))
+    )
+
+  it.live("a malformed URL with a password: run fails with SocketGenericError Open, lifeline's ConnectError InvalidUrl as cause; the password in no message", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const exit = yield* runOf({ url: "ws://user:hunter2secret@[::1/x", heartbeat: false })
+      expect(Exit.isFailure(exit) && Option.isSome(Cause.failureOption(exit.cause))).toBe(true)
+      const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) as Socket.SocketError : undefined
+      expect(plainSocketError(error)).toEqual({
+        _tag: "SocketError",
+        reason: "Open",
+        cause: { _tag: "ConnectError", reason: "InvalidUrl", code: undefined, initiator: undefined }
+      })
+      const texts = [
+        String(error),
+        error?.message,
+        String((error as any)?.cause),
+        (error as any)?.cause?.message,
+        JSON.stringify(error),
+        Cause.pretty(Exit.isFailure(exit) ? exit.cause : Cause.empty)
+      ].join("\n")
+      expect(texts).not.toContain("hunter2secret")
+    })))
+
+  it.live("outbox.capacity 0: run fails with SocketGenericError Open, lifeline's ConnectError InvalidOptions naming outbox.capacity", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const exit = yield* runOf({ url: server.url, heartbeat: false, outbox: { capacity: 0 } })
+      const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) as Socket.SocketError : undefined
+      expect(plainSocketError(error)).toEqual({
+        _tag: "SocketError",
+        reason: "Open",
+        cause: { _tag: "ConnectError", reason: "InvalidOptions", code: undefined, initiator: undefined }
+      })
+      expect(String((error as any).cause.message)).toContain("outbox.capacity")
+      expect(yield* server.requests).toBe(0)
+    })))
 })
