@@ -6,7 +6,6 @@
  */
 import * as Socket from "@effect/platform/Socket"
 import * as RpcClient from "@effect/rpc/RpcClient"
-import type * as RpcClientError from "@effect/rpc/RpcClientError"
 import { describe, expect, it } from "@effect/vitest"
 import type { Scope } from "effect"
 import {
