@@ -46,6 +46,10 @@ const withSocket = <A, E>(
     Effect.provide(LifelinePlatform.layer(options).pipe(Layer.provide(quietNode)))
   )
 
+/** A fiber's exit, within 5 s (a test that fails instead of hanging when it never ends). */
+const awaitBounded = <A, E>(fiber: Fiber.Fiber<A, E>) =>
+  Effect.timeoutFail(Fiber.await(fiber), { duration: "5 seconds", onTimeout: () => new Error("the fiber never ended") })
+
 /** A SocketError as plain data, lifeline's error inside (`cause`) as its tag, reason and code. */
 const plainSocketError = (error: unknown) => {
   const e = error as { _tag: string; reason: string; cause: any }
@@ -77,7 +81,7 @@ describe("Socket.toChannelString piped through a Stream, the server killed and r
           yield* server.restart
           yield* awaitTrue(Effect.sync(() => received.length === 2), "two echoed")
           yield* Queue.offer(input, new Socket.CloseEvent(1000, "done"))
-          const exit = yield* Fiber.await(running)
+          const exit = yield* awaitBounded(running)
           expect(exit).toEqual(Exit.void)
           expect(received).toEqual(["one", "two"])
           expect(yield* server.received).toEqual(["one", "two"])
@@ -99,7 +103,7 @@ describe("Socket.toChannelString piped through a Stream, the server killed and r
           yield* Queue.offer(input, "one")
           yield* awaitTrue(Effect.sync(() => received.length === 1), "one echoed")
           yield* server.kill
-          const exit = yield* Fiber.await(first)
+          const exit = yield* awaitBounded(first)
           expect(Exit.isFailure(exit)).toBe(true)
           const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
           expect(plainSocketError(error)).toEqual({
@@ -112,7 +116,7 @@ describe("Socket.toChannelString piped through a Stream, the server killed and r
           yield* Queue.offer(input, "two")
           yield* awaitTrue(Effect.sync(() => received.length === 2), "two echoed")
           yield* Queue.offer(input, new Socket.CloseEvent(1000, "done"))
-          expect(yield* Fiber.await(second)).toEqual(Exit.void)
+          expect(yield* awaitBounded(second)).toEqual(Exit.void)
           expect(received).toEqual(["one", "two"])
         }))
     })))
@@ -194,7 +198,7 @@ describe("Socket.writer, as users call it", () => {
             const reader = yield* Effect.fork(socket.runRaw(() => {}))
             yield* write("x")
             yield* write(new Socket.CloseEvent(4000, "bye"))
-            expect(yield* Fiber.await(reader)).toEqual(Exit.void)
+            expect(yield* awaitBounded(reader)).toEqual(Exit.void)
             const after = yield* Effect.exit(write("after"))
             const error = Exit.isFailure(after) ? Cause.squash(after.cause) : undefined
             expect(plainSocketError(error)).toMatchObject({
