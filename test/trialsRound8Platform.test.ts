@@ -450,12 +450,15 @@ describe("LifelinePlatform.layer given bad options", () => {
         String((error as any)?.cause),
         (error as any)?.cause?.message,
         JSON.stringify(error),
+        JSON.stringify((error as any)?.cause),
+        String((error as any)?.cause?.url),
+        String((error as any)?.cause?.detail),
         Cause.pretty(Exit.isFailure(exit) ? exit.cause : Cause.empty)
       ].join("\n")
       expect(texts).not.toContain("hunter2secret")
     })))
 
-  it.live("outbox.capacity 0: run fails with SocketGenericError Open, lifeline's ConnectError InvalidOptions naming outbox.capacity", () =>
+  it.live("outbox.capacity 0: run fails with SocketGenericError Open, lifeline's ConnectError InvalidOptions naming outbox.capacity; the writer fails each write with SendError Closed; no request reaches the server", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const exit = yield* runOf({ url: server.url, heartbeat: false, outbox: { capacity: 0 } })
@@ -467,5 +470,15 @@ describe("LifelinePlatform.layer given bad options", () => {
       })
       expect(String((error as any).cause.message)).toContain("outbox.capacity")
       expect(yield* server.requests).toBe(0)
+      // The writer of that Socket: each write fails at once, typed.
+      const written = yield* withSocket(
+        { url: server.url, heartbeat: false, outbox: { capacity: 0 } } as unknown as LifelinePlatform.Options,
+        (socket) => Effect.flatMap(socket.writer, (write) => Effect.exit(Effect.timeout(write("x"), "2 seconds")))
+      )
+      expect(plainSocketError(Exit.isFailure(written) ? Cause.squash(written.cause) : undefined)).toEqual({
+        _tag: "SocketError",
+        reason: "Write",
+        cause: { _tag: "SendError", reason: "Closed", code: undefined, initiator: undefined }
+      })
     })))
 })
