@@ -88,6 +88,17 @@ const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
     "connection.openTimeout: must be a finite duration above zero"
   ],
   ["retry: not a Schedule", { url, retry: "often" }, "retry: must be a Schedule"],
+  // Before, ignored: untyped code that put a connection option beside the Client's got no error.
+  [
+    "maxMessageSize at the top level",
+    { url, maxMessageSize: 100 },
+    "maxMessageSize: a connection option: put it under connection (connection.maxMessageSize)"
+  ],
+  [
+    "openTimeout at the top level",
+    { url, openTimeout: "1 second" },
+    "openTimeout: a connection option: put it under connection (connection.openTimeout)"
+  ],
   [
     "retry: an invalid exponentialBackoff",
     { url, retry: Reconnect.exponentialBackoff({ cap: 0 }) },

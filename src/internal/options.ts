@@ -9,7 +9,8 @@
  * The checks are small functions (a leaf per option, `struct` for a group), not `effect/Schema`:
  * Schema and what it pulls in (fast-check, pure-rand) were about 80 % of lifeline's cost in a
  * browser bundle. They behave as the Schemas did: fields in declaration order, the first problem
- * reported with its path, an absent or undefined field takes its default, unknown keys ignored.
+ * reported with its path, an absent or undefined field takes its default, unknown keys ignored
+ * (but a connection option at the top level of a Client's options is refused, with where it goes).
  *
  * The options only a transport reads (`headers`, `tls`) are checked by the Transport's
  * `checkOptions` (the Node transport's: `nodeOptions.ts`), in their place among the others, so
@@ -509,7 +510,15 @@ export const shortcuts: {
 
 /** `Client.Options` -> `ClientSettings`. */
 const ClientOptionsCheck: Check<ClientSettings> = (input, transport) =>
-  Either.map(ClientFields(input, transport), toSettings)
+  Either.flatMap(ClientFields(input, transport), (fields) => {
+    // A connection option at the top level (TypeScript refuses it; untyped code had it ignored).
+    for (const name in connectionFields) {
+      if ((input as Record<string, unknown>)[name] !== undefined) {
+        return problem(`a connection option: put it under connection (connection.${name})`, [name])
+      }
+    }
+    return Either.right(toSettings(fields))
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Decoding: one line naming the first bad option, never a throw
