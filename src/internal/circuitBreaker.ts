@@ -165,9 +165,6 @@ export interface Settings {
 
 const positiveInteger = (value: number): boolean => Number.isInteger(value) && value >= 1
 
-const isSchedule = (input: unknown): boolean =>
-  typeof input === "object" && input !== null && typeof Reflect.get(input, "step") === "function"
-
 /** The settings, or why the options cannot work. */
 export const settingsOf = (input: BreakerOptions | null | undefined): Settings | string => {
   if (input !== undefined && input !== null && typeof input !== "object") {
@@ -210,7 +207,9 @@ export const settingsOf = (input: BreakerOptions | null | undefined): Settings |
   if (options.isFailure !== undefined && typeof options.isFailure !== "function") {
     problems.push("isFailure must be a function")
   }
-  if (options.openFor !== undefined && !isSchedule(options.openFor)) problems.push("openFor must be a Schedule")
+  if (options.openFor !== undefined && !Schedule.isSchedule(options.openFor)) {
+    problems.push("openFor must be a Schedule")
+  }
   if (problems.length > 0) return `CircuitBreaker: ${problems.join("; ")}`
   return {
     endpoint: options.endpoint ?? "circuit",

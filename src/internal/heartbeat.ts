@@ -72,10 +72,13 @@ const leads = new WeakMap<Clock.Clock, [lead: number, grewAt: number]>()
 const resumedAt = (clock: Clock.Clock, now: number): number => {
   // Both readings in millis: the wall clock's, and the monotonic one's since `epoch`.
   const lead = clock.unsafeCurrentTimeMillis() - now
-  const known = leads.get(clock) ?? [lead, -Infinity]
+  const known = leads.get(clock)
+  if (known === undefined) {
+    leads.set(clock, [lead, -Infinity])
+    return -Infinity
+  }
   if (lead - known[0] >= 1000) known[1] = now
   known[0] = lead
-  leads.set(clock, known)
   return known[1]
 }
 

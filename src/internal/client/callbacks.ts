@@ -111,17 +111,26 @@ const stopNow = (client: LiveClient, error: ClientError): void => {
  * not user code. Stops the client, or enters Backoff on one timer whose end (or `reconnect`, or
  * `online`) starts the next attempt; at once if `reconnect` asked to skip the wait.
  */
-const decide = (client: LiveClient, error: ClientError, uptime: number): void => {
-  try {
-    decideNow(client, error, uptime)
-  } catch (defect) {
-    // Each entry point of this path (an attempt's start, its open's outcome, its close watch,
-    // the backoff's end, a decision) catches what it throws: never into the callback.
-    failClient(client, defect)
+const decide = guarded(decideNow)
+
+/**
+ * One entry point of this path (an attempt's start, a decision; `Attempt` guards its open's
+ * outcome and its close watch): what it throws closes the Client, never goes on into the socket's
+ * or timer's callback (invariant 1).
+ */
+function guarded<A extends ReadonlyArray<unknown>>(
+  step: (client: LiveClient, ...args: A) => void
+): (client: LiveClient, ...args: A) => void {
+  return (client, ...args) => {
+    try {
+      step(client, ...args)
+    } catch (defect) {
+      failClient(client, defect)
+    }
   }
 }
 
-const decideNow = (client: LiveClient, error: ClientError, uptime: number): void => {
+function decideNow(client: LiveClient, error: ClientError, uptime: number): void {
   const settings = client.settings
   if (!isRetryable(error)) return stopNow(client, error)
   if (uptime >= Duration.toMillis(settings.minUptime)) {
@@ -172,17 +181,9 @@ class Backoff extends BackoffWait {
 }
 
 /** What the supervisor's attempt does, up to the socket's creation: the rest is `Attempt`'s. */
-const attempt = (client: LiveClient): void => {
-  try {
-    attemptNow(client)
-  } catch (defect) {
-    // Each entry point of this path (an attempt's start, its open's outcome, its close watch,
-    // the backoff's end, a decision) catches what it throws: never into the callback.
-    failClient(client, defect)
-  }
-}
+const attempt = guarded(attemptNow)
 
-const attemptNow = (client: LiveClient): void => {
+function attemptNow(client: LiveClient): void {
   const settings = client.settings
   client.attempt++
   const attempt = client.attempt

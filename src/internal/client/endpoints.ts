@@ -38,12 +38,11 @@ export const breakerFor = (
     const endpoint = client.settings.endpoints[index]
     if (known !== undefined && endpoint === url) return Effect.succeed(known)
     return Effect.map(registry.forEndpoint(typeof url === "string" ? url : url.href), (breaker) => {
-      // A URL from an Effect may change at every attempt: only a static one's breaker is reused
-      // (above), but each is held: the registry holds a Closed breaker weakly, and its count of
-      // failures must outlive the Backoff between two attempts.
-      const held = client.breakers ??= []
-      held[index] = breaker
-      if (!(typeof endpoint === "string" || endpoint instanceof URL)) holdRecent(client, breaker)
+      // Held either way (the registry holds a Closed breaker weakly: its count of failures must
+      // outlive the Backoff between two attempts); only a static endpoint's is reused (above): a URL
+      // from an Effect may change at every attempt.
+      if (typeof endpoint === "string" || endpoint instanceof URL) (client.breakers ??= [])[index] = breaker
+      else holdRecent(client, breaker)
       return breaker
     })
   })

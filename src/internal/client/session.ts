@@ -66,11 +66,6 @@ export class Session extends HeartbeatCore {
     return this
   }
 
-  /** When it opened (Clock millis): its Open view's `since`. */
-  get openedAt(): number {
-    return (this.view as Extract<ClientState, { _tag: "Open" }>).since
-  }
-
   protected get heartbeatOptions(): HeartbeatOptions {
     return this.owner.settings.heartbeat!
   }
