@@ -6,7 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Option, RuntimeFlags, Supervisor } from "effect"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
-import { turn, YieldOnce } from "./support/yieldOnce.js"
+import { pullAcrossYield } from "./support/yieldOnce.js"
 
 const source = { pause: () => true, resume: () => {}, overflow: () => {} }
 
@@ -105,20 +105,8 @@ describe("inbound buffer: waits without a canceler", () => {
         for (let at = 1; at <= 30; at++) {
           const buffer = new InboundBuffer<string>(16, source)
           const arrive = () => what === "item" ? buffer.offer(`at ${at}`) : buffer.end()
-          const scheduler = new YieldOnce(at, arrive)
-          const reader = yield* Effect.fork(Effect.exit(Effect.withScheduler(buffer.pull, scheduler)))
           // No yield that early in its pull: it arrives once the reader waits.
-          for (let step = 0; step < 100 && !scheduler.yielded && waitsOf(buffer) === 0; step++) yield* turn
-          if (!scheduler.yielded) {
-            scheduler.yielded = true
-            arrive()
-          }
-          const exit = yield* Fiber.join(reader).pipe(
-            Effect.timeoutFail({
-              duration: "1 second",
-              onTimeout: () => `${what} lost, a yield before operation ${at}`
-            })
-          )
+          const exit = yield* pullAcrossYield(buffer.pull, at, arrive, what, () => waitsOf(buffer) > 0)
           if (what === "item") expect(exit).toEqual(Exit.succeed(Chunk.of(`at ${at}`)))
           else expect(exit).toEqual(Exit.fail(Option.none()))
         }

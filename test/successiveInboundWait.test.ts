@@ -4,11 +4,11 @@
  * connection (or the end) that comes while it is away must still reach it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Option } from "effect"
+import { Chunk, Effect, Exit, Option } from "effect"
 import { InboundBuffer } from "../src/internal/primitives/inboundBuffer.js"
 import { SuccessiveInbound } from "../src/internal/primitives/successiveInbound.js"
 import type { Message } from "../src/Transport.js"
-import { turn, YieldOnce } from "./support/yieldOnce.js"
+import { pullAcrossYield } from "./support/yieldOnce.js"
 
 const source = { pause: () => true, resume: () => {}, overflow: () => {} }
 
@@ -26,20 +26,8 @@ describe("messages: a reader waiting for a connection", () => {
             buffer.offer(`at ${at}`)
             inbound.offer(buffer)
           }
-          const scheduler = new YieldOnce(at, arrive)
-          const reader = yield* Effect.fork(Effect.exit(Effect.withScheduler(inbound.pull, scheduler)))
           // No yield that early in its pull: it arrives once the reader has run as far as it goes.
-          for (let step = 0; step < 20 && !scheduler.yielded; step++) yield* turn
-          if (!scheduler.yielded) {
-            scheduler.yielded = true
-            arrive()
-          }
-          const exit = yield* Fiber.join(reader).pipe(
-            Effect.timeoutFail({
-              duration: "1 second",
-              onTimeout: () => `${what} lost, a yield before operation ${at}`
-            })
-          )
+          const exit = yield* pullAcrossYield(inbound.pull, at, arrive, what)
           if (what === "connection") expect(exit).toEqual(Exit.succeed(Chunk.of(`at ${at}`)))
           else expect(exit).toEqual(Exit.fail(Option.none()))
         }
