@@ -14,7 +14,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
-import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -22,10 +21,9 @@ import { Client } from "../src/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
+import type { PythonServer } from "./support/python.js"
+import { hasWebsockets, listen, spawnPython } from "./support/python.js"
 import { upgradingServer } from "./support/tcpServer.js"
-
-const PYTHON = "/usr/bin/python3"
-const hasWebsockets = ChildProcess.spawnSync(PYTHON, ["-c", "import websockets"], { stdio: "ignore" }).status === 0
 
 /**
  * An echo server that reads its port from stdin (0: any; websockets 10.4's CLI cannot take 0),
@@ -45,46 +43,21 @@ async def main():
 asyncio.run(main())
 `
 
-interface PythonServer {
-  readonly child: ChildProcess.ChildProcess
+interface EchoServer extends PythonServer {
   /** The values it received, as printed, in order. */
   readonly received: Array<number>
-  port: number | undefined
 }
 
 /** Spawns the echo server (it waits for its port on stdin); killed with the scope. */
-const spawnEcho = (script: string) =>
-  Effect.acquireRelease(
-    Effect.sync((): PythonServer => {
-      const child = ChildProcess.spawn(PYTHON, ["-u", script], { stdio: ["pipe", "pipe", "ignore"] })
-      const server: PythonServer = { child, received: [], port: undefined }
-      let rest = ""
-      child.stdout!.setEncoding("latin1")
-      child.stdout!.on("data", (chunk: string) => {
-        const lines = (rest + chunk).split("\n")
-        rest = lines.pop()!
-        for (const line of lines) {
-          if (line.startsWith("M ")) server.received.push(Number(line.slice(2)))
-          else if (line.startsWith("PORT ")) server.port = Number(line.slice(5))
-        }
-      })
-      child.stdin!.on("error", () => {})
-      return server
+const spawnEcho = (script: string) => {
+  const received: Array<number> = []
+  return Effect.map(
+    spawnPython(script, (line) => {
+      if (line.startsWith("M ")) received.push(Number(line.slice(2)))
     }),
-    ({ child }) =>
-      Effect.async<void>((resume) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-        child.once("exit", () => resume(Effect.void))
-        child.kill("SIGKILL")
-      })
+    (server): EchoServer => Object.assign(server, { received })
   )
-
-const listen = (server: PythonServer, port: number) =>
-  Effect.gen(function*() {
-    server.child.stdin!.write(`${port}\n`)
-    yield* awaitTrue(Effect.sync(() => server.port !== undefined), "the Python server listens", 600)
-    return server.port!
-  })
+}
 
 // The brief's pattern is 20 000 values; Python websockets 10.4 echoes about 2 500 a second here, so
 // 20 000 alone take 8 s: 6 000, killed at the 3 000th (each test also waits one random default backoff,

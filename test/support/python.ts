@@ -1,0 +1,53 @@
+/**
+ * Debian's Python `websockets` (10.4) as a real peer: a server script run with `/usr/bin/python3
+ * -u`, which reads its port from stdin (0: any; websockets 10.4's CLI cannot take 0) and prints
+ * `PORT <n>` once listening; every other line it prints goes to `onLine`. Killed with the scope.
+ */
+import { Effect } from "effect"
+import * as ChildProcess from "node:child_process"
+import { awaitTrue } from "./poll.js"
+
+export const PYTHON = "/usr/bin/python3"
+
+export const hasWebsockets =
+  ChildProcess.spawnSync(PYTHON, ["-c", "import websockets"], { stdio: "ignore" }).status === 0
+
+export interface PythonServer {
+  readonly child: ChildProcess.ChildProcess
+  port: number | undefined
+}
+
+/** Spawns `script` (a path); it waits for its port on stdin (`listen`). */
+export const spawnPython = (script: string, onLine: (line: string) => void) =>
+  Effect.acquireRelease(
+    Effect.sync((): PythonServer => {
+      const child = ChildProcess.spawn(PYTHON, ["-u", script], { stdio: ["pipe", "pipe", "ignore"] })
+      const server: PythonServer = { child, port: undefined }
+      let rest = ""
+      child.stdout!.setEncoding("latin1")
+      child.stdout!.on("data", (chunk: string) => {
+        const lines = (rest + chunk).split("\n")
+        rest = lines.pop()!
+        for (const line of lines) {
+          if (line.startsWith("PORT ")) server.port = Number(line.slice(5))
+          else onLine(line)
+        }
+      })
+      child.stdin!.on("error", () => {})
+      return server
+    }),
+    ({ child }) =>
+      Effect.async<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+        child.once("exit", () => resume(Effect.void))
+        child.kill("SIGKILL")
+      })
+  )
+
+/** Tells the server its port and waits until it listens; the port it listens on. */
+export const listen = (server: PythonServer, port: number) =>
+  Effect.gen(function*() {
+    server.child.stdin!.write(`${port}\n`)
+    yield* awaitTrue(Effect.sync(() => server.port !== undefined), "the Python server listens", 600)
+    return server.port!
+  })
