@@ -184,7 +184,6 @@ describe("Client: idle memory (objects and fields per client)", () => {
         // uptime for `minUptime`), the session's 9 (its connection, view, probe, owner and the
         // in-flight writes).
         expect(Object.keys(session).length).toBe(21)
-        expect(session.openedAt).toBe((session.view as { since: number }).since)
       })
     ).pipe(provideNode))
 
