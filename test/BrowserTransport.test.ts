@@ -54,7 +54,7 @@ describe("BrowserTransport (global WebSocket)", () => {
   it.effect("malformed URL: ConnectError InvalidUrl", () =>
     Effect.gen(function*() {
       expect(yield* connectError("ws://[::1")).toMatchObject({ reason: "InvalidUrl" })
-      expect(yield* connectError("https://127.0.0.1:1")).toMatchObject({ reason: "InvalidUrl" })
+      expect(yield* connectError("ftp://127.0.0.1:1")).toMatchObject({ reason: "InvalidUrl" })
     }))
 
   // Node 20's experimental WebSocket (undici) keeps the handshake's TCP socket open when closed

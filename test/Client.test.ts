@@ -720,7 +720,7 @@ describe("Client: bad input and user code", () => {
 
   it.live("a malformed URL: Closed with ConnectError InvalidUrl", () =>
     withNoHandlesLeft(Effect.gen(function*() {
-      const client = yield* Client.make({ url: "http://127.0.0.1:1/" })
+      const client = yield* Client.make({ url: "ftp://127.0.0.1:1/" })
       const closed = yield* awaitState(client, isTag("Closed"))
       expect(closed).toMatchObject({ error: Option.some({ _tag: "ConnectError", reason: "InvalidUrl" }) })
     })).pipe(provideNode))

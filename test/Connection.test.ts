@@ -13,7 +13,7 @@ import {
   Stream,
   TestClock
 } from "effect"
-import { Connection, NodeTransport, Reconnect } from "../src/index.js"
+import { Client, Connection, NodeTransport, Reconnect } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { expectLargeFrameBurst } from "./support/burst.js"
@@ -50,6 +50,23 @@ describe("Connection: open and exchange", () => {
       const ended = yield* connection.close()
       expect(ended).toMatchObject({ _tag: "Disconnected", code: 1000, initiator: "client", wasClean: true })
       expect(yield* connection.readyState).toBe(3)
+    })).pipe(provideNode))
+
+  it.live("an http:// URL is dialled as ws:// (as the WHATWG WebSocket and ws do); a Client opens on one too", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const url = server.url.replace(/^ws:/, "http:")
+      const connection = yield* Connection.connect(url)
+      expect(connection.url).toBe(new URL(server.url).href)
+      yield* connection.send("over http:")
+      expect(Chunk.toArray(yield* connection.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual(["over http:"])
+      yield* connection.close()
+      const client = yield* Client.make({ url })
+      yield* client.awaitOpen
+      yield* client.send("client")
+      expect(Chunk.toArray(yield* client.messages.pipe(Stream.take(1), Stream.runCollect))).toEqual(["client"])
+      yield* client.close()
+      expect(yield* server.accepted).toBe(2)
     })).pipe(provideNode))
 
   it.live("send, write and close work point-free", () =>
@@ -143,7 +160,7 @@ describe("Connection: fault matrix", () => {
   it.effect.each(
     [
       ["a malformed URL", "ws://[::1"],
-      ["an http:// scheme", "http://127.0.0.1:1/"],
+      ["an ftp:// scheme", "ftp://127.0.0.1:1/"],
       ["an empty string", ""],
       ["blanks only", "   "],
       ["a fragment", "ws://127.0.0.1:1/#part"],
@@ -171,8 +188,8 @@ describe("Connection: fault matrix", () => {
 
   it.effect("redacts userinfo and query values in errors", () =>
     Effect.gen(function*() {
-      const error = expectConnectError(yield* connectError("http://user:pw@127.0.0.1:1/path?token=s3cret"))
-      expect(error.url).toBe("http://redacted@127.0.0.1:1/path?token=redacted")
+      const error = expectConnectError(yield* connectError("ftp://user:pw@127.0.0.1:1/path?token=s3cret"))
+      expect(error.url).toBe("ftp://redacted@127.0.0.1:1/path?token=redacted")
       expect(error.message).not.toContain("s3cret")
       expect(error.message).not.toContain("pw")
     }))

@@ -474,10 +474,10 @@ describe.concurrent("exit codes", () => {
 
   it.scopedLive("3: a URL that is not ws:// (InvalidUrl), an invalid subprotocol (InvalidOptions)", () =>
     Effect.gen(function*() {
-      const url = yield* runToExit(["connect", "http://127.0.0.1:1/"])
+      const url = yield* runToExit(["connect", "ftp://127.0.0.1:1/"])
       expect(url.code).toBe(3)
       expect(cliLines(url.stderr)).toEqual([
-        `effect-lifeline: ConnectError: InvalidUrl connecting to http://127.0.0.1:1/: the scheme is "http:"; use a ws:// or wss:// URL without a fragment`
+        `effect-lifeline: ConnectError: InvalidUrl connecting to ftp://127.0.0.1:1/: the scheme is "ftp:"; use a ws:// or wss:// URL without a fragment`
       ])
       const protocol = yield* runToExit(["connect", "-s", "a b", "ws://127.0.0.1:1/"])
       expect(protocol.code).toBe(3)

@@ -616,7 +616,7 @@ describe("Connection.connect with a codec that cannot work", () => {
       let runs = 0
       const url = Effect.sync(() => {
         runs++
-        return "http://127.0.0.1:1/"
+        return "ftp://127.0.0.1:1/"
       })
       const error = yield* Connection.connect(url, { codec: bare } as unknown as Connection.CodecOptions<Tick, Tick>)
         .pipe(Effect.flip, Effect.scoped)

@@ -220,7 +220,7 @@ describe("secrets: Connection failures", () => {
       ["unparseable: userinfo with @ and /", "ws://us@er:s3cret/@127.0.0.1:1/?token=t0ps3cret"],
       ["unparseable: userinfo with ? and #", "ws://user:s3cret?#x@127.0.0.1:1/?token=t0ps3cret"],
       ["unparseable: no scheme", "user:s3cret@127.0.0.1:1/?token=t0ps3cret x"],
-      ["scheme http:", "http://user:s3cret@127.0.0.1:1/?token=t0ps3cret"],
+      ["scheme ftp:", "ftp://user:s3cret@127.0.0.1:1/?token=t0ps3cret"],
       ["a fragment", "ws://user:s3cret@127.0.0.1:1/?token=t0ps3cret#s3cret"],
       ["an opaque URL", "xyz:user:s3cret@127.0.0.1?token=t0ps3cret"]
     ] as const

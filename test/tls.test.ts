@@ -75,6 +75,15 @@ describe.skipIf(!hasOpenssl)("tls: wss:// to a server with a private CA", () => 
       expect(yield* echoOnce(connection, "over tls")).toEqual(["over tls"])
     })).pipe(provideNode))
 
+  it.live("an https:// URL is dialled as wss:// (as the WHATWG WebSocket and ws do)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* tlsServer
+      const url = server.url.replace(/^wss:/, "https:")
+      const connection = yield* Connection.connect(url, { tls: { ca: material.caCert } })
+      expect(connection.url).toBe(new URL(server.url).href)
+      expect(yield* echoOnce(connection, "https")).toEqual(["https"])
+    })).pipe(provideNode))
+
   it.live("tls.ca as bytes in an array: opens and echoes", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* tlsServer

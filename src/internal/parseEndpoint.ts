@@ -19,7 +19,7 @@ const invalidUrl = (url: string, detail: string, cause?: unknown): ConnectError 
     ...(cause === undefined ? {} : { cause: redactCause(cause) })
   })
 
-/** Accepts ws: and wss: URLs with a host and no fragment. */
+/** Accepts ws: and wss: URLs (http: and https: as those) with a host and no fragment. */
 export const parseEndpoint = (input: string | URL): Effect.Effect<Endpoint, ConnectError> =>
   Effect.suspend(() => {
     const parsed = checkEndpoint(input)
@@ -36,6 +36,8 @@ export const checkEndpoint = (input: string | URL): Endpoint | ConnectError => {
   } catch (cause) {
     return invalidUrl(redactUnparsedUrl(text), "the URL does not parse", cause)
   }
+  // http: and https: are dialled as ws: and wss:, as the WHATWG WebSocket and ws do.
+  if (url.protocol === "http:" || url.protocol === "https:") url.protocol = url.protocol === "http:" ? "ws:" : "wss:"
   const redacted = redactUrl(url)
   if (url.protocol !== "ws:" && url.protocol !== "wss:") {
     return invalidUrl(redacted, `the scheme is "${url.protocol}"`)

@@ -501,7 +501,7 @@ export const abortWhileConnecting: Scenario<{ events: Array<string>; readyState:
 
 /** A URL that cannot work is final (partysocket retries it for ever): a typed error and a close that says why. */
 export const invalidUrl: Scenario<{ events: Array<string>; readyState: number }> = async (context) => {
-  const socket = new context.WebSocket("http://127.0.0.1:1/not-a-websocket", undefined, { ...fast, ...context.options })
+  const socket = new context.WebSocket("ftp://127.0.0.1:1/not-a-websocket", undefined, { ...fast, ...context.options })
   const events = record(socket)
   await next(socket, "close")
   await sleep(50)

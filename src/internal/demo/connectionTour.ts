@@ -188,8 +188,8 @@ export const connectionTour: Effect.Effect<void, never, Scope.Scope | Transport.
 
   // 5. URLs rejected before any socket exists.
   yield* expectFailure("5", "ws://[::1", "ws://[::1", "ConnectError InvalidUrl")
-  const httpUrl = server.url.replace(/^ws:/, "http:")
-  yield* expectFailure("5", httpUrl, httpUrl, "ConnectError InvalidUrl")
+  const ftpUrl = server.url.replace(/^ws:/, "ftp:")
+  yield* expectFailure("5", ftpUrl, ftpUrl, "ConnectError InvalidUrl")
 
   // 6. The server is down for a while; retry transient failures until it is back.
   yield* retryUntilBack(server)
