@@ -189,6 +189,38 @@ describe.skipIf(!hasOpenssl)("round 9: certificates wrong in the ways users meet
       )
     })).pipe(provideNode))
 
+  it.effect.each(
+    [
+      ["a file path", "path", ""],
+      ["DER bytes", "der", ""],
+      ["a file path after a good CA in an array", "array", "entry 1 "]
+    ] as const
+  )(
+    "tls.ca given as %s (Node would ignore it and trust no CA): InvalidOptions naming it, not retried, nothing dialled",
+    ([_, given, entry]) =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ tls: certs.server })
+        const der = new Uint8Array(Buffer.from(certs.ca.cert.replace(/-----[A-Z ]+-----|\s/g, ""), "base64"))
+        const ca = given === "path"
+          ? certs.ca.certFile
+          : given === "der"
+          ? der
+          : [certs.otherCa.cert, certs.ca.certFile]
+        const client = yield* Client.make({ url: server.url, connection: { tls: { ca } }, retry: shortRetry })
+        const closed = yield* awaitState(client, isTag("Closed"))
+        const error = expectConnectError(
+          Option.getOrThrow((closed as Extract<Client.ClientState, { _tag: "Closed" }>).error)
+        )
+        expect(error.reason).toBe("InvalidOptions")
+        expect(error.detail).toBe(
+          `connection.tls.ca: ${entry}holds no PEM certificate (-----BEGIN CERTIFICATE-----), and Node would ignore it; ` +
+            "a file path or DER bytes? give the PEM text (e.g. fs.readFileSync(path, \"utf8\")); fix the option named above"
+        )
+        expect(error.detail).not.toContain(certs.ca.certFile)
+        expect(yield* server.accepted).toBe(0)
+      })).pipe(provideNode)
+  )
+
   it.live("an expired certificate on a Client: TlsFailed retried with its backoff (default shouldRetry), never opened, not spinning", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ tls: certs.expired })
