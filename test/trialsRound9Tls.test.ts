@@ -498,6 +498,47 @@ ${proxyTo(upstream)}
   )
 })
 
+describe.skipIf(!hasOpenssl || !hasNginx)("round 9: nginx that requires a client certificate", () => {
+  it.scopedLive(
+    "ssl_verify_client on: the right certificate opens; none, or one from another CA, is HandshakeRejected 400 (nginx answers after TLS), not retried",
+    () =>
+      Effect.gen(function*() {
+        const upstream = yield* TestServer.make({})
+        const port = yield* closedPort
+        yield* nginx(() => `
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${certs.server.certFile};
+    ssl_certificate_key ${certs.server.keyFile};
+    ssl_client_certificate ${certs.ca.certFile};
+    ssl_verify_client on;
+${proxyTo(upstream.port)}
+  }`, [port])
+        const url = `wss://127.0.0.1:${port}/`
+        const connection = yield* Connection.connect(url, {
+          tls: { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key }
+        })
+        expect(yield* echoOnce(connection, "mutual")).toEqual(["mutual"])
+        for (
+          const tls of [{ ca: certs.ca.cert }, {
+            ca: certs.ca.cert,
+            cert: certs.rogueClient.cert,
+            key: certs.rogueClient.key
+          }]
+        ) {
+          const client = yield* Client.make({ url, connection: { tls }, retry: shortRetry })
+          const closed = yield* awaitState(client, isTag("Closed"))
+          expect(closed).toMatchObject({
+            _tag: "Closed",
+            error: Option.some({ _tag: "ConnectError", reason: "HandshakeRejected", status: 400 })
+          })
+        }
+        expect(yield* upstream.accepted).toBe(1)
+      }).pipe(provideNode),
+    15_000
+  )
+})
+
 /**
  * Echoes; a message "close:<code>" is answered by a close with that code and reason "bye". With a
  * CA file as third argument, a client certificate from that CA is required; prints `PEER <CN>`.
