@@ -28,7 +28,7 @@ import { provideNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
 import { hasWebsockets, listen, spawnPython } from "./support/python.js"
 import type { Issued } from "./support/tlsMaterial.js"
-import { hasOpenssl, issue } from "./support/tlsMaterial.js"
+import { encryptedKey, hasOpenssl, issue } from "./support/tlsMaterial.js"
 
 const missing = [
   ...(hasOpenssl ? [] : ["openssl"]),
@@ -220,6 +220,49 @@ describe.skipIf(!hasOpenssl)("round 9: certificates wrong in the ways users meet
         expect(yield* server.accepted).toBe(0)
       })).pipe(provideNode)
   )
+
+  it.live("an encrypted client key (tls takes no passphrase): InvalidOptions that says so, before any socket, the key not echoed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ tls: certs.server })
+      const key = encryptedKey(certs.client, "passphrase-9")
+      const error = expectConnectError(
+        yield* connectError(server.url, { tls: { ca: certs.ca.cert, cert: certs.client.cert, key } })
+      )
+      expect(error.reason).toBe("InvalidOptions")
+      expect(error.detail).toBe(
+        "tls.key: an encrypted private key, and tls takes no passphrase: give the key decrypted " +
+          "(e.g. openssl pkey -in key.pem -out plain.pem); fix the option named above"
+      )
+      for (const line of pemLines(key)) expect(rendered(error)).not.toContain(line)
+      expect(yield* server.accepted).toBe(0)
+    })).pipe(provideNode))
+
+  it.live("a server that speaks TLS 1.1 at most: TlsFailed, OpenSSL's alert in one line, the hint names the version", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = Tls.createServer({
+        cert: certs.server.cert,
+        key: certs.server.key,
+        minVersion: "TLSv1",
+        maxVersion: "TLSv1.1",
+        ciphers: "DEFAULT:@SECLEVEL=0"
+      })
+      server.on("tlsClientError", () => {})
+      const port = yield* Effect.acquireRelease(
+        Effect.async<number>((resume) => {
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as Net.AddressInfo).port)))
+        }),
+        () =>
+          Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+          })
+      )
+      const error = expectConnectError(yield* connectError(`wss://127.0.0.1:${port}/`, { tls: { ca: certs.ca.cert } }))
+      expect(error.reason).toBe("TlsFailed")
+      expect(error.detail).toBe(
+        "write EPROTO tlsv1 alert protocol version (SSL alert number 70); " +
+          "the server and Node share no TLS version (Node's default minimum is TLS 1.2)"
+      )
+    })).pipe(provideNode))
 
   it.live("an expired certificate on a Client: TlsFailed retried with its backoff (default shouldRetry), never opened, not spinning", () =>
     withNoHandlesLeft(Effect.gen(function*() {

@@ -90,6 +90,8 @@ const UNTRUSTED =
   "the issuer is not trusted: give its CA in tls.ca (a server must also send its intermediate certificates)"
 const CLIENT_CERTIFICATE = "the server refused the client certificate or got none: check tls.cert and tls.key, " +
   "and that the server trusts their CA"
+const NO_VERSION = "the server and Node share no TLS version (Node's default minimum is TLS 1.2)"
+const NOT_TLS = "the server does not speak TLS on that port (a ws:// server?)"
 const tlsHints: Readonly<Record<string, string>> = {
   CERT_HAS_EXPIRED: "the server's certificate has expired (or this machine's clock is wrong): the server must renew it",
   CERT_NOT_YET_VALID: "the server's certificate is not valid yet (or this machine's clock is wrong)",
@@ -104,9 +106,26 @@ const tlsHints: Readonly<Record<string, string>> = {
   ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: CLIENT_CERTIFICATE,
   ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: CLIENT_CERTIFICATE,
   ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: CLIENT_CERTIFICATE,
-  ERR_SSL_WRONG_VERSION_NUMBER: "the server does not speak TLS on that port (a ws:// server?)",
-  EPROTO: "the server does not speak TLS on that port (a ws:// server?)"
+  ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION: NO_VERSION,
+  ERR_SSL_UNSUPPORTED_PROTOCOL: NO_VERSION,
+  ERR_SSL_WRONG_VERSION_NUMBER: NOT_TLS
 }
+
+// OpenSSL's reason, for an error Node reports as a failed write (EPROTO): the same causes, by text.
+const tlsHintsByReason: ReadonlyArray<readonly [string, string]> = [
+  ["wrong version number", NOT_TLS],
+  ["alert protocol version", NO_VERSION],
+  ["unsupported protocol", NO_VERSION],
+  ["alert certificate required", CLIENT_CERTIFICATE],
+  ["alert unknown ca", CLIENT_CERTIFICATE],
+  ["alert bad certificate", CLIENT_CERTIFICATE],
+  ["alert certificate unknown", CLIENT_CERTIFICATE]
+]
+
+const tlsHint = (code: string | undefined, message: string): string =>
+  (code === undefined ? undefined : tlsHints[code]) ??
+    tlsHintsByReason.find(([reason]) => message.includes(reason))?.[1] ??
+    hint.TlsFailed
 
 /**
  * OpenSSL's error text as Node passes it on, `<address>:error:<code>:<library>:<function>:<reason>:
@@ -145,8 +164,8 @@ export const classifyHandshakeError = (error: unknown, afterTls = false): Handsh
   const failure = (reason: ConnectErrorReason): HandshakeFailure => ({
     reason,
     detail: `${message}${code !== undefined && !message.includes(code) ? ` (${code})` : ""}; ${
-      reason === "TlsFailed" && code !== undefined
-        ? tlsHints[code] ?? hint[reason]
+      reason === "TlsFailed"
+        ? tlsHint(code, message)
         : reason === "ConnectionReset" && afterTls
         ? AFTER_TLS
         : hint[reason]

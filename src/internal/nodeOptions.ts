@@ -40,10 +40,12 @@ const isPem = (value: unknown): value is string | Uint8Array => typeof value ===
 // Node ignores `ca` text without a PEM certificate in it (a file path, DER bytes): the connection
 // then trusts no CA at all, and fails as if the CA had not been given.
 const pemCertificate = /-----BEGIN [A-Z0-9 ]*CERTIFICATE-----/
-const holdsCertificate = (value: string | Uint8Array): boolean =>
-  pemCertificate.test(
-    typeof value === "string" ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1")
-  )
+const pemText = (value: string | Uint8Array): string =>
+  typeof value === "string" ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1")
+const holdsCertificate = (value: string | Uint8Array): boolean => pemCertificate.test(pemText(value))
+// An encrypted private key (PKCS#8 "ENCRYPTED PRIVATE KEY", or a legacy "Proc-Type: 4,ENCRYPTED"
+// header): `tls` takes no passphrase, and Node's error ("bad decrypt") does not say why.
+const encryptedKey = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/
 const noCertificate = (entry: string) =>
   problem(
     `${entry}holds no PEM certificate (-----BEGIN CERTIFICATE-----), and Node would ignore it; ` +
@@ -72,6 +74,15 @@ const tls = (input: unknown): Either.Either<Redacted.Redacted<TlsOptions>, Optio
           const entries = Array.isArray(value) ? value : [value]
           const empty = entries.findIndex((entry) => !holdsCertificate(entry))
           if (empty !== -1) return noCertificate(Array.isArray(value) ? `entry ${empty} ` : "")
+        }
+        if (
+          name === "key" && (Array.isArray(value) ? value : [value]).some((entry) => encryptedKey.test(pemText(entry)))
+        ) {
+          return problem(
+            "an encrypted private key, and tls takes no passphrase: give the key decrypted " +
+              "(e.g. openssl pkey -in key.pem -out plain.pem)",
+            [name]
+          )
         }
         break
       case "servername":

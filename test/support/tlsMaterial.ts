@@ -146,3 +146,11 @@ export const issue = (dir: string, name: string, issuer: Issued | undefined, opt
   rmSync(work, { recursive: true, force: true })
   return { certFile, keyFile, cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8") }
 }
+
+/** `issued`'s key encrypted with `passphrase` (PKCS#8, "ENCRYPTED PRIVATE KEY"), as PEM text. */
+export const encryptedKey = (issued: Issued, passphrase: string): string =>
+  execFileSync(OPENSSL, ["pkey", "-in", issued.keyFile, "-aes256", "-passout", `pass:${passphrase}`], {
+    stdio: "pipe",
+    timeout: 10_000,
+    encoding: "utf8"
+  })
