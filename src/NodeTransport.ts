@@ -403,9 +403,13 @@ const tlsOptionsOf = (request: OpenRequest): Either.Either<Tls.ConnectionOptions
     return Either.right({ ...options, secureContext: Tls.createSecureContext(material) })
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
+    // OpenSSL found no PEM block where it wanted one: a file path or DER bytes given as cert or key.
+    const notPem = message.includes("no start line")
+      ? ", not PEM text: a file path or DER bytes? give the PEM text"
+      : ""
     return Either.left({
       reason: "InvalidOptions",
-      detail: `tls: Node cannot use the ca, cert or key given (${message}); ${hintFor("InvalidOptions")}`
+      detail: `tls: Node cannot use the ca, cert or key given (${message})${notPem}; ${hintFor("InvalidOptions")}`
     })
   }
 }

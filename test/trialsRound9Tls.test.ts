@@ -237,6 +237,22 @@ describe.skipIf(!hasOpenssl)("round 9: certificates wrong in the ways users meet
       expect(yield* server.accepted).toBe(0)
     })).pipe(provideNode))
 
+  it.live("tls.cert given as a file path: InvalidOptions that names PEM text, before any socket", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ tls: certs.server })
+      const error = expectConnectError(
+        yield* connectError(server.url, {
+          tls: { ca: certs.ca.cert, cert: certs.client.certFile, key: certs.client.key }
+        })
+      )
+      expect(error.reason).toBe("InvalidOptions")
+      expect(error.detail).toBe(
+        "tls: Node cannot use the ca, cert or key given (error:0480006C:PEM routines::no start line), not PEM text: " +
+          "a file path or DER bytes? give the PEM text; fix the option named above"
+      )
+      expect(yield* server.accepted).toBe(0)
+    })).pipe(provideNode))
+
   it.live("a server that speaks TLS 1.1 at most: TlsFailed, OpenSSL's alert in one line, the hint names the version", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = Tls.createServer({
