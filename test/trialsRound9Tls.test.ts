@@ -624,6 +624,19 @@ async def main():
 asyncio.run(main())
 `
 
+/** Python websockets without TLS: an echo on ws://. */
+const PYTHON_PLAIN = `import asyncio, sys, websockets
+port = int(sys.stdin.readline())
+async def handler(ws):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with websockets.serve(handler, "127.0.0.1", port) as server:
+        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
+        await asyncio.Future()
+asyncio.run(main())
+`
+
 const pythonTls = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const script = Path.join(dir, "r9server.py")
@@ -653,6 +666,24 @@ describe.skipIf(!hasOpenssl || !hasWebsockets)("round 9: Python websockets 10.4 
           initiator: "server"
         })
         expect(server.peers).toEqual(["-"])
+      }).pipe(provideNode),
+    15_000
+  )
+
+  it.scopedLive(
+    "wss:// at a plain Python websockets server: TlsFailed 'wrong version number', naming a plain server",
+    () =>
+      Effect.gen(function*() {
+        const script = Path.join(dir, "r9plain.py")
+        Fs.writeFileSync(script, PYTHON_PLAIN)
+        const port = yield* listen(yield* spawnPython(script, () => {}), 0)
+        const error = expectConnectError(
+          yield* connectError(`wss://127.0.0.1:${port}/`, { tls: { ca: certs.ca.cert } })
+        )
+        expect(error.reason).toBe("TlsFailed")
+        expect(error.detail).toBe(
+          "write EPROTO wrong version number; the server does not speak TLS on that port (a ws:// server?)"
+        )
       }).pipe(provideNode),
     15_000
   )
