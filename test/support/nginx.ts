@@ -1,8 +1,8 @@
 /**
  * Debian's nginx (`/usr/sbin/nginx`) on 127.0.0.1 for tests, in the foreground with its master
  * process (so that SIGHUP reloads the configuration, as `nginx -s reload` does), in a temp
- * directory removed with the scope. `server` blocks are the caller's; the process is killed
- * (SIGKILL, master and workers) with the scope.
+ * directory removed with the scope. `server` blocks are the caller's; master and workers are
+ * stopped with the scope (SIGTERM).
  */
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
@@ -83,13 +83,13 @@ export const nginx = (servers: (dir: string) => string, ports: ReadonlyArray<num
       (child) =>
         Effect.async<void>((resume) => {
           const done = () => {
-            // the workers: their pids are the master's children; SIGKILL leaves them orphaned
             Fs.rmSync(dir, { recursive: true, force: true })
             resume(Effect.void)
           }
           if (child.exitCode !== null || child.signalCode !== null) return done()
           child.once("exit", done)
-          // SIGTERM: the master stops its workers at once ("fast shutdown") and exits
+          // SIGTERM, not SIGKILL: the master stops its workers at once ("fast shutdown") and exits,
+          // where SIGKILL would leave them running, orphaned
           child.kill("SIGTERM")
         })
     )
