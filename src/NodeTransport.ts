@@ -12,7 +12,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import type { IncomingMessage } from "node:http"
+import { ClientRequest, type IncomingMessage } from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
@@ -333,7 +333,21 @@ function endTick(socket: NodeSocket, tcp: Net.Socket): void {
 function socketOnError(this: WebSocket, error: Error): void {
   const state = (this as LifelineWebSocket)[kSocket]!
   if (state.phase === OPENED_PHASE) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
-  else state.fail(classifyHandshakeError(error))
+  else state.fail(classifyHandshakeError(error, tlsCompleted(state)))
+}
+
+/**
+ * The HTTP requests of wss:// handshakes, until open: when one fails, whether its TLS handshake
+ * had completed tells a server that hung up on the client certificate (Python's `ssl` closes
+ * without an alert: "socket hang up") from one that never spoke TLS. A map, not a field: a ws://
+ * connection and an open one pay nothing.
+ */
+const tlsRequests = new WeakMap<NodeSocket, ClientRequest>()
+
+/** Node's TLSSocket sets `authorized`, or `authorizationError`, once its handshake completes. */
+function tlsCompleted(state: NodeSocket): boolean {
+  const tcp = tlsRequests.get(state)?.socket
+  return tcp instanceof Tls.TLSSocket && (tcp.authorized || tcp.authorizationError !== null)
 }
 
 // Read the status and Retry-After, then abort.
@@ -364,6 +378,7 @@ function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: 
 
 function socketOnOpen(ws: WebSocket, state: NodeSocket): void {
   state.phase = OPENED_PHASE
+  tlsRequests.delete(state)
   const tcp: unknown = Reflect.get(ws, "_socket")
   if (tcp instanceof Net.Socket) state.tcp = tcp
   state.listener.onOpen()
@@ -388,9 +403,13 @@ const tlsOptionsOf = (request: OpenRequest): Either.Either<Tls.ConnectionOptions
     return Either.right({ ...options, secureContext: Tls.createSecureContext(material) })
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)
+    // OpenSSL found no PEM block where it wanted one: a file path or DER bytes given as cert or key.
+    const notPem = message.includes("no start line")
+      ? ", not PEM text: a file path or DER bytes? give the PEM text"
+      : ""
     return Either.left({
       reason: "InvalidOptions",
-      detail: `tls: Node cannot use the ca, cert or key given (${message}); ${hintFor("InvalidOptions")}`
+      detail: `tls: Node cannot use the ca, cert or key given (${message})${notPem}; ${hintFor("InvalidOptions")}`
     })
   }
 }
@@ -417,6 +436,10 @@ const open = (request: OpenRequest, listener: SocketListener): Either.Either<Tra
   const socket = new NodeSocket(ws, listener)
   ws[kSocket] = socket
   ws.on("error", socketOnError)
+  if (request.url.protocol === "wss:") {
+    const handshake: unknown = Reflect.get(ws, "_req")
+    if (handshake instanceof ClientRequest) tlsRequests.set(socket, handshake)
+  }
   return Either.right(socket)
 }
 

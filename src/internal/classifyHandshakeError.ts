@@ -78,11 +78,71 @@ const hint: Readonly<Record<ConnectErrorReason, string>> = {
   ConnectionRefused: "nothing listens there; retrying helps if the server is starting",
   NetworkUnreachable: "no route to the host; check the network",
   ConnectionReset: "the connection dropped during the handshake; retrying usually helps",
-  TlsFailed: "check the certificate and that the server speaks TLS (wss://)",
+  TlsFailed: "check the certificate, and that the server speaks TLS on that port",
   HandshakeRejected: "the server refused the upgrade",
   ProtocolViolation: "the server is not a compliant WebSocket endpoint",
   ClosedBeforeOpen: CLOSED_BEFORE_OPEN_HINT
 }
+
+// What to do about the TlsFailed causes users meet most, by Node's code; the others get the
+// reason's hint. Node's message names the cause ("certificate has expired"); these say what to do.
+const UNTRUSTED =
+  "the issuer is not trusted: give its CA in tls.ca (a server must also send its intermediate certificates)"
+const CLIENT_CERTIFICATE = "the server refused the client certificate or got none: check tls.cert and tls.key, " +
+  "and that the server trusts their CA"
+const NO_VERSION = "the server and Node share no TLS version (Node's default minimum is TLS 1.2)"
+const NOT_TLS = "the server does not speak TLS on that port (a ws:// server?)"
+const tlsHints: Readonly<Record<string, string>> = {
+  CERT_HAS_EXPIRED: "the server's certificate has expired (or this machine's clock is wrong): the server must renew it",
+  CERT_NOT_YET_VALID: "the server's certificate is not valid yet (or this machine's clock is wrong)",
+  ERR_TLS_CERT_ALTNAME_INVALID:
+    "the certificate does not name the host dialled: dial a name it lists, or set tls.servername to one",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNTRUSTED,
+  SELF_SIGNED_CERT_IN_CHAIN: UNTRUSTED,
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the server's certificate is self-signed: give that certificate in tls.ca to trust it",
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: CLIENT_CERTIFICATE,
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: CLIENT_CERTIFICATE,
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: CLIENT_CERTIFICATE,
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: CLIENT_CERTIFICATE,
+  ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION: NO_VERSION,
+  ERR_SSL_UNSUPPORTED_PROTOCOL: NO_VERSION,
+  ERR_SSL_WRONG_VERSION_NUMBER: NOT_TLS
+}
+
+// OpenSSL's reason, for an error Node reports as a failed write (EPROTO): the same causes, by text.
+const tlsHintsByReason: ReadonlyArray<readonly [string, string]> = [
+  ["wrong version number", NOT_TLS],
+  ["alert protocol version", NO_VERSION],
+  ["unsupported protocol", NO_VERSION],
+  ["alert certificate required", CLIENT_CERTIFICATE],
+  ["alert unknown ca", CLIENT_CERTIFICATE],
+  ["alert bad certificate", CLIENT_CERTIFICATE],
+  ["alert certificate unknown", CLIENT_CERTIFICATE]
+]
+
+const tlsHint = (code: string | undefined, message: string): string =>
+  (code === undefined ? undefined : tlsHints[code]) ??
+    tlsHintsByReason.find(([reason]) => message.includes(reason))?.[1] ??
+    hint.TlsFailed
+
+/**
+ * OpenSSL's error text as Node passes it on, `<address>:error:<code>:<library>:<function>:<reason>:
+ * <file>:<line>:<data>` and a newline, shortened to its reason and data ("wrong version number",
+ * "tlsv13 alert certificate required (SSL alert number 116)"): one line, no build path.
+ */
+const openSslText = /[0-9A-F]+:error:[0-9A-F]+:[^:\n]*:[^:\n]*:([^:\n]+):[^:\n]*:\d+:([^\n]*)\n?/g
+const tidyOpenSsl = (message: string): string =>
+  message.includes(":error:")
+    ? message.replace(openSslText, (_, reason: string, data: string) =>
+      data.trim() === "" ? reason : `${reason} (${data.trim()})`).trim()
+    : message
+
+// A wss:// connection that the server closed after the TLS handshake, before any HTTP answer.
+const AFTER_TLS = "after the TLS handshake, before the server answered the upgrade; a server that requires a " +
+  "client certificate closes so when it gets none or one it does not trust (tls.cert, tls.key); " +
+  "else retrying usually helps"
 
 const errorCode = (error: unknown): string | undefined => {
   if (typeof error !== "object" || error === null || !("code" in error)) return undefined
@@ -94,13 +154,22 @@ const errorMessage = (error: unknown): string => (error instanceof Error ? error
 /** What the user can do about a failure of this reason. */
 export const hintFor = (reason: ConnectErrorReason): string => hint[reason]
 
-/** Classifies an error that `ws` (or Node's http/tls underneath it) emitted before OPEN. */
-export const classifyHandshakeError = (error: unknown): HandshakeFailure => {
+/**
+ * Classifies an error that `ws` (or Node's http/tls underneath it) emitted before OPEN; `afterTls`:
+ * the connection was wss:// and its TLS handshake had completed.
+ */
+export const classifyHandshakeError = (error: unknown, afterTls = false): HandshakeFailure => {
   const code = errorCode(error)
-  const message = errorMessage(error)
+  const message = tidyOpenSsl(errorMessage(error))
   const failure = (reason: ConnectErrorReason): HandshakeFailure => ({
     reason,
-    detail: `${message}${code !== undefined && !message.includes(code) ? ` (${code})` : ""}; ${hint[reason]}`,
+    detail: `${message}${code !== undefined && !message.includes(code) ? ` (${code})` : ""}; ${
+      reason === "TlsFailed"
+        ? tlsHint(code, message)
+        : reason === "ConnectionReset" && afterTls
+        ? AFTER_TLS
+        : hint[reason]
+    }`,
     cause: error
   })
   if (code !== undefined) {

@@ -37,6 +37,22 @@ const headers = (input: unknown): Either.Either<Readonly<Record<string, string>>
 const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "servername", "rejectUnauthorized"]
 const isPem = (value: unknown): value is string | Uint8Array => typeof value === "string" || value instanceof Uint8Array
 
+// Node ignores `ca` text without a PEM certificate in it (a file path, DER bytes): the connection
+// then trusts no CA at all, and fails as if the CA had not been given.
+const pemCertificate = /-----BEGIN [A-Z0-9 ]*CERTIFICATE-----/
+const pemText = (value: string | Uint8Array): string =>
+  typeof value === "string" ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1")
+const holdsCertificate = (value: string | Uint8Array): boolean => pemCertificate.test(pemText(value))
+// An encrypted private key (PKCS#8 "ENCRYPTED PRIVATE KEY", or a legacy "Proc-Type: 4,ENCRYPTED"
+// header): `tls` takes no passphrase, and Node's error ("bad decrypt") does not say why.
+const encryptedKey = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/
+const noCertificate = (entry: string) =>
+  problem(
+    `${entry}holds no PEM certificate (-----BEGIN CERTIFICATE-----), and Node would ignore it; ` +
+      "a file path or DER bytes? give the PEM text (e.g. fs.readFileSync(path, \"utf8\"))",
+    ["ca"]
+  )
+
 /** Checks the shape of `tls` and copies the known keys; never echoes a value (a private key). */
 const tls = (input: unknown): Either.Either<Redacted.Redacted<TlsOptions>, OptionProblem> => {
   const given: unknown = Redacted.isRedacted(input) ? Redacted.value(input) : input
@@ -54,6 +70,20 @@ const tls = (input: unknown): Either.Either<Redacted.Redacted<TlsOptions>, Optio
         if (isPem(value)) copy[name] = value
         else if (Array.isArray(value) && value.every(isPem)) copy[name] = [...value]
         else return problem("must be PEM text or bytes (string, Buffer, Uint8Array) or an array of them", [name])
+        if (name === "ca") {
+          const entries = Array.isArray(value) ? value : [value]
+          const empty = entries.findIndex((entry) => !holdsCertificate(entry))
+          if (empty !== -1) return noCertificate(Array.isArray(value) ? `entry ${empty} ` : "")
+        }
+        if (
+          name === "key" && (Array.isArray(value) ? value : [value]).some((entry) => encryptedKey.test(pemText(entry)))
+        ) {
+          return problem(
+            "an encrypted private key, and tls takes no passphrase: give the key decrypted " +
+              "(e.g. openssl pkey -in key.pem -out plain.pem)",
+            [name]
+          )
+        }
         break
       case "servername":
         if (typeof value !== "string") return problem("must be a string", [name])

@@ -17,11 +17,11 @@ export interface PythonServer {
   port: number | undefined
 }
 
-/** Spawns `script` (a path); it waits for its port on stdin (`listen`). */
-export const spawnPython = (script: string, onLine: (line: string) => void) =>
+/** Spawns `script` (a path) with `args`; it waits for its port on stdin (`listen`). */
+export const spawnPython = (script: string, onLine: (line: string) => void, args: ReadonlyArray<string> = []) =>
   Effect.acquireRelease(
     Effect.sync((): PythonServer => {
-      const child = ChildProcess.spawn(PYTHON, ["-u", script], { stdio: ["pipe", "pipe", "ignore"] })
+      const child = ChildProcess.spawn(PYTHON, ["-u", script, ...args], { stdio: ["pipe", "pipe", "ignore"] })
       const server: PythonServer = { child, port: undefined }
       let rest = ""
       child.stdout!.setEncoding("latin1")
