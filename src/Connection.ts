@@ -98,12 +98,13 @@ export interface Options {
   readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>>
   /**
    * TLS for `wss://` (Node only; browsers ignore it): `ca` to trust a private CA, `cert` + `key`
-   * for a client certificate, `servername`, and `rejectUnauthorized: false` to turn certificate
-   * verification off (logged once per `tls` object as a warning; never do it in production).
-   * PEM text or bytes. A wrong type fails with `ConnectError InvalidOptions`; the values never
-   * appear in an error or a log.
+   * (+ `passphrase` for an encrypted key) for a client certificate, `servername`, and
+   * `rejectUnauthorized: false` to turn certificate verification off (logged once per `tls` object
+   * as a warning; never do it in production). PEM text or bytes. A wrong type fails with
+   * `ConnectError InvalidOptions`; the values never appear in an error or a log. May be given
+   * `Redacted` (e.g. from `Config.redacted`).
    */
-  readonly tls?: TlsOptions
+  readonly tls?: TlsOptions | Redacted.Redacted<TlsOptions>
   /** How long the handshake may take. Default 10 seconds. */
   readonly openTimeout?: Duration.DurationInput
   /** How long the close handshake may take before the socket is terminated. Default 5 seconds. */

@@ -391,7 +391,7 @@ function socketOnOpen(ws: WebSocket, state: NodeSocket): void {
  */
 const tlsOptionsOf = (request: OpenRequest): Either.Either<Tls.ConnectionOptions, HandshakeFailure> => {
   if (request.tls === undefined) return Either.right({})
-  const { ca, cert, key, rejectUnauthorized, servername } = Redacted.value(request.tls)
+  const { ca, cert, key, passphrase, rejectUnauthorized, servername } = Redacted.value(request.tls)
   const options: Tls.ConnectionOptions = {
     ...(servername === undefined ? {} : { servername }),
     ...(rejectUnauthorized === undefined ? {} : { rejectUnauthorized })
@@ -399,7 +399,7 @@ const tlsOptionsOf = (request: OpenRequest): Either.Either<Tls.ConnectionOptions
   if (ca === undefined && cert === undefined && key === undefined) return Either.right(options)
   try {
     // Node takes any ArrayBufferView (not only a Buffer) and reads the arrays without changing them.
-    const material = { ca, cert, key } as Tls.SecureContextOptions
+    const material = { ca, cert, key, passphrase } as Tls.SecureContextOptions
     return Either.right({ ...options, secureContext: Tls.createSecureContext(material) })
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error)

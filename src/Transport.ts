@@ -59,6 +59,8 @@ export interface TlsOptions {
   readonly cert?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
   /** Private key of the client certificate (with `cert`). */
   readonly key?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  /** The passphrase of an encrypted `key`. */
+  readonly passphrase?: string
   /** Server name for SNI and for the certificate check; default the URL's host ("" for an IP). */
   readonly servername?: string
   /**

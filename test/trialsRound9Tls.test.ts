@@ -221,7 +221,7 @@ describe.skipIf(!hasOpenssl)("round 9: certificates wrong in the ways users meet
       })).pipe(provideNode)
   )
 
-  it.live("an encrypted client key (tls takes no passphrase): InvalidOptions that says so, before any socket, the key not echoed", () =>
+  it.live("an encrypted client key without tls.passphrase: InvalidOptions that says so, before any socket, the key not echoed", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ tls: certs.server })
       const key = encryptedKey(certs.client, "passphrase-9")
@@ -230,11 +230,33 @@ describe.skipIf(!hasOpenssl)("round 9: certificates wrong in the ways users meet
       )
       expect(error.reason).toBe("InvalidOptions")
       expect(error.detail).toBe(
-        "tls.key: an encrypted private key, and tls takes no passphrase: give the key decrypted " +
-          "(e.g. openssl pkey -in key.pem -out plain.pem); fix the option named above"
+        "tls.key: an encrypted private key: give its passphrase in tls.passphrase; fix the option named above"
       )
       for (const line of pemLines(key)) expect(rendered(error)).not.toContain(line)
       expect(yield* server.accepted).toBe(0)
+    })).pipe(provideNode))
+
+  it.live("an encrypted client key with its tls.passphrase opens; a wrong passphrase is InvalidOptions, never shown", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ tls: certs.server })
+      const key = encryptedKey(certs.client, "passphrase-9")
+      const tls = { ca: certs.ca.cert, cert: certs.client.cert, key }
+      const opened = yield* Effect.scoped(
+        Effect.flatMap(
+          Connection.connect(server.url, { tls: { ...tls, passphrase: "passphrase-9" } }),
+          (connection) => echoOnce(connection, "decrypted")
+        )
+      )
+      expect(opened).toEqual(["decrypted"])
+      const error = expectConnectError(
+        yield* connectError(server.url, { tls: { ...tls, passphrase: "wrong-passphrase-7" } })
+      )
+      expect(error.reason).toBe("InvalidOptions")
+      expect(error.detail).toMatch(
+        /^tls: Node cannot use the ca, cert or key given \(.*bad decrypt.*\); fix the option named above$/
+      )
+      expect(rendered(error)).not.toContain("wrong-passphrase-7")
+      expect(yield* server.accepted).toBe(1)
     })).pipe(provideNode))
 
   it.live("tls.cert given as a file path: InvalidOptions that names PEM text, before any socket", () =>
@@ -321,8 +343,7 @@ describe.skipIf(!hasOpenssl)("round 9: certificates wrong in the ways users meet
         ? { ca: [certs.ca.cert, certs.intermediate.cert] }
         : ca === "other+root"
         ? { ca: [certs.otherCa.cert, new TextEncoder().encode(certs.ca.cert)] }
-        // the checks read a Redacted tls, but Connection.Options types tls as TlsOptions only
-        : Redacted.make({ ca: certs.ca.cert }) as unknown as TlsOptions
+        : Redacted.make({ ca: certs.ca.cert })
       const server = yield* TestServer.make({ tls: pair })
       const connection = yield* Connection.connect(server.url, { tls })
       expect(yield* echoOnce(connection, "chain")).toEqual(["chain"])
@@ -541,7 +562,7 @@ ${proxyTo(upstream)}
         expect(yield* echo({ tls: { ca: certs.ca.cert, servername: "b.test" } })).toEqual(["A:x"])
         expect(yield* echo({ tls: { ca: certs.ca.cert, servername: "b.test" }, headers: { host: "b.test" } }))
           .toEqual(["B:x"])
-        const redacted = Redacted.make({ ca: certs.ca.cert, servername: "b.test" }) as unknown as TlsOptions
+        const redacted = Redacted.make<TlsOptions>({ ca: certs.ca.cert, servername: "b.test" })
         expect(yield* echo({ tls: redacted, headers: { Host: "b.test" } }))
           .toEqual(["B:x"])
 

@@ -34,7 +34,7 @@ const headers = (input: unknown): Either.Either<Readonly<Record<string, string>>
   return Either.right(copy)
 }
 
-const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "servername", "rejectUnauthorized"]
+const TLS_KEYS: ReadonlyArray<string> = ["ca", "cert", "key", "passphrase", "servername", "rejectUnauthorized"]
 const isPem = (value: unknown): value is string | Uint8Array => typeof value === "string" || value instanceof Uint8Array
 
 // Node ignores `ca` text without a PEM certificate in it (a file path, DER bytes): the connection
@@ -44,7 +44,7 @@ const pemText = (value: string | Uint8Array): string =>
   typeof value === "string" ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1")
 const holdsCertificate = (value: string | Uint8Array): boolean => pemCertificate.test(pemText(value))
 // An encrypted private key (PKCS#8 "ENCRYPTED PRIVATE KEY", or a legacy "Proc-Type: 4,ENCRYPTED"
-// header): `tls` takes no passphrase, and Node's error ("bad decrypt") does not say why.
+// header) without `passphrase`: Node's error ("bad decrypt") does not say why.
 const encryptedKey = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/
 const noCertificate = (entry: string) =>
   problem(
@@ -76,14 +76,15 @@ const tls = (input: unknown): Either.Either<Redacted.Redacted<TlsOptions>, Optio
           if (empty !== -1) return noCertificate(Array.isArray(value) ? `entry ${empty} ` : "")
         }
         if (
-          name === "key" && (Array.isArray(value) ? value : [value]).some((entry) => encryptedKey.test(pemText(entry)))
+          name === "key" && (given as TlsOptions).passphrase === undefined &&
+          (Array.isArray(value) ? value : [value]).some((entry) => encryptedKey.test(pemText(entry)))
         ) {
-          return problem(
-            "an encrypted private key, and tls takes no passphrase: give the key decrypted " +
-              "(e.g. openssl pkey -in key.pem -out plain.pem)",
-            [name]
-          )
+          return problem("an encrypted private key: give its passphrase in tls.passphrase", [name])
         }
+        break
+      case "passphrase":
+        if (typeof value !== "string") return problem("must be a string", [name])
+        copy.passphrase = value
         break
       case "servername":
         if (typeof value !== "string") return problem("must be a string", [name])
