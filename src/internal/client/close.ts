@@ -31,15 +31,29 @@ export const closeClient = (
   code?: number,
   reason?: string
 ): Effect.Effect<ReadonlyArray<Message>> =>
-  Effect.uninterruptible(Effect.gen(function*() {
+  Effect.uninterruptible(Effect.suspend(() => {
     const phase = client.phase
     // A close under way: wait for it to finish (its caller gets the payloads), then return none.
     if (phase._tag === "Closing") {
-      return yield* Effect.as(Deferred.await(client.closeDone ??= Deferred.unsafeMake(FiberId.none)), [])
+      return Effect.as(Deferred.await(client.closeDone ??= Deferred.unsafeMake(FiberId.none)), [])
     }
-    if (phase._tag === "Closed" && phase.byClose) {
-      return []
-    }
+    if (phase._tag === "Closed" && phase.byClose) return Effect.succeed([])
+    // On a fiber of its own, awaited: the caller's fiber may have been interrupted already (an
+    // aborted `runPromise`, `Effect.timeout` around `close`), and the release's waits, interruptible
+    // so that their timeouts can fire, would then be cut at once, leaving the client Closing for
+    // good and every later `close` (the scope's finalizer among them) waiting for it.
+    // Started now (immediate): it has Closing entered, and sends refused, before `close` yields.
+    return Fiber.join(Runtime.runFork(client.runtime)(closing(client, code, reason), { immediate: true }))
+  }))
+
+/** `close`'s work, from a phase that is neither Closing nor Closed by `close`; on a fiber no one interrupts. */
+const closing = (
+  client: LiveClient,
+  code: number | undefined,
+  reason: string | undefined
+): Effect.Effect<ReadonlyArray<Message>> =>
+  Effect.uninterruptible(Effect.gen(function*() {
+    const phase = client.phase
     const done = client.closeDone ??= Deferred.unsafeMake<void>(FiberId.none)
     // Frames with the transport that are not written by the end of the release (a peer that
     // stopped reading) are returned too, oldest first, ahead of what was still queued.
