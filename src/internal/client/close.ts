@@ -74,8 +74,11 @@ const closing = (
     if ("wait" in phase) phase.wait.finish()
     if (phase._tag === "Connecting" && phase.pending) yield* phase.pending.abandon()
     // The supervisor ends here, its attempt's connection released (interrupting waits for it).
+    // One releasing an ended session is awaited instead (it stops there: the client is Closing):
+    // an interrupt would cut that release's waits short, before its terminate, and leave the
+    // socket open until ws's own 30 s timer.
     const supervisor = client.supervisor
-    if (supervisor !== undefined) yield* Fiber.interrupt(supervisor)
+    if (supervisor !== undefined) yield* phase._tag === "Ending" ? Fiber.await(supervisor) : Fiber.interrupt(supervisor)
     if (session !== undefined) {
       // The release table of invariant 2, with the caller's code and reason.
       if (phase._tag === "Open") yield* session.opened.connection.close(code, reason)
