@@ -24,27 +24,31 @@ import { LiveClient } from "./liveClient.js"
 /**
  * Writes what is queued if connected, closes, stops reconnecting; returns every payload accepted
  * and not written (those with the transport first, then those queued), each also failed with
- * `SendError Closed`. Idempotent.
+ * `SendError Closed`. Idempotent. Interrupting the caller does not stop it: it goes on, and a
+ * later `close` (the scope's finalizer's) waits for it.
  */
 export const closeClient = (
   client: LiveClient,
   code?: number,
   reason?: string
 ): Effect.Effect<ReadonlyArray<Message>> =>
-  Effect.uninterruptible(Effect.suspend(() => {
+  Effect.suspend(() => {
     const phase = client.phase
     // A close under way: wait for it to finish (its caller gets the payloads), then return none.
     if (phase._tag === "Closing") {
       return Effect.as(Deferred.await(client.closeDone ??= Deferred.unsafeMake(FiberId.none)), [])
     }
     if (phase._tag === "Closed" && phase.byClose) return Effect.succeed([])
-    // On a fiber of its own, awaited: the caller's fiber may have been interrupted already (an
-    // aborted `runPromise`, `Effect.timeout` around `close`), and the release's waits, interruptible
-    // so that their timeouts can fire, would then be cut at once, leaving the client Closing for
-    // good and every later `close` (the scope's finalizer among them) waiting for it.
+    // On a fiber of its own, that no one interrupts; the caller waits for it, interruptibly:
+    // - a caller interrupted already (an aborted `runPromise`, `Effect.timeout` around `close`)
+    //   would cut the release's waits (interruptible, so that their timeouts can fire) at once,
+    //   leaving the client Closing for good and every later `close` waiting for it;
+    // - a caller that is the supervisor's own user code (`onOpen`, a URL or headers Effect) is
+    //   interrupted with the supervisor, which `close` interrupts and waits for: an
+    //   uninterruptible wait there was a deadlock.
     // Started now (immediate): it has Closing entered, and sends refused, before `close` yields.
     return Fiber.join(Runtime.runFork(client.runtime)(closing(client, code, reason), { immediate: true }))
-  }))
+  })
 
 /** `close`'s work, from a phase that is neither Closing nor Closed by `close`; on a fiber no one interrupts. */
 const closing = (
