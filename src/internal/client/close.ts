@@ -47,7 +47,13 @@ export const closeClient = (
     //   interrupted with the supervisor, which `close` interrupts and waits for: an
     //   uninterruptible wait there was a deadlock.
     // Started now (immediate): it has Closing entered, and sends refused, before `close` yields.
-    return Fiber.join(Runtime.runFork(client.runtime)(closing(client, code, reason), { immediate: true }))
+    // Its outcome goes to `closeDone`, which this caller awaits first and a later `close` after.
+    const done = client.closeDone ??= Deferred.unsafeMake(FiberId.none)
+    Runtime.runFork(client.runtime)(
+      Effect.flatMap(Effect.exit(closing(client, code, reason)), (exit) => Deferred.done(done, exit)),
+      { immediate: true }
+    )
+    return Deferred.await(done)
   })
 
 /** `close`'s work, from a phase that is neither Closing nor Closed by `close`; on a fiber no one interrupts. */
@@ -58,7 +64,6 @@ const closing = (
 ): Effect.Effect<ReadonlyArray<Message>> =>
   Effect.uninterruptible(Effect.gen(function*() {
     const phase = client.phase
-    const done = client.closeDone ??= Deferred.unsafeMake<void>(FiberId.none)
     // Frames with the transport that are not written by the end of the release (a peer that
     // stopped reading) are returned too, oldest first, ahead of what was still queued.
     const unwritten: Array<Message> = []
@@ -95,7 +100,6 @@ const closing = (
     const unsent = client.outbound.failQueued()
     // Entering Closed ends `messages` (LiveClient.enter).
     yield* client.enter({ _tag: "Closed", error: Option.none(), byClose: true })
-    Deferred.unsafeDone(done, Exit.void)
     return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
   }))
 
