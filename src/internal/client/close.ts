@@ -46,12 +46,12 @@ export const closeClient = (
     // - a caller that is the supervisor's own user code (`onOpen`, a URL or headers Effect) is
     //   interrupted with the supervisor, which `close` interrupts and waits for: an
     //   uninterruptible wait there was a deadlock.
-    // Started now (immediate): it has Closing entered, and sends refused, before `close` yields.
-    // Its outcome goes to `closeDone`, which this caller awaits first and a later `close` after.
+    // Started now (`runFork` starts a fiber at once): it has Closing entered, and sends refused,
+    // before `close` yields. Its outcome goes to `closeDone`, which this caller awaits first and a
+    // later `close` after.
     const done = client.closeDone ??= Deferred.unsafeMake(FiberId.none)
     Runtime.runFork(client.runtime)(
-      Effect.flatMap(Effect.exit(closing(client, code, reason)), (exit) => Deferred.done(done, exit)),
-      { immediate: true }
+      Effect.exit(closing(client, code, reason)).pipe(Effect.flatMap((exit) => Deferred.done(done, exit)))
     )
     return Deferred.await(done)
   })
@@ -151,9 +151,9 @@ const sameValues = (self: FiberRefs.FiberRefs, that: FiberRefs.FiberRefs): boole
   return true
 }
 
-// The close logs, so it runs with the FiberRefs the client was made with, on a fiber of the
-// client's runtime: Effect.addFinalizer would keep a second copy of them alive per client.
+// The close logs with the FiberRefs the client was made with (it runs on a fiber of the client's
+// runtime): Effect.addFinalizer would keep a second copy of them alive per client.
 // Bound to the client, not a closure: no context object per client.
 function closeOnExit(this: LiveClient, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-  return Effect.suspend(() => Fiber.join(this.fork(Effect.asVoid(this.close(closeCodeOf(exit))), false)))
+  return Effect.asVoid(this.close(closeCodeOf(exit)))
 }
