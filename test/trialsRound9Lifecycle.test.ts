@@ -225,6 +225,67 @@ describe("round 9: a ManagedRuntime disposed in the phases round 7 did not try",
   )
 
   it.live(
+    "while onOpen runs (it waits on the server, which does not read): dispose interrupts it, releases the attempt within closeTimeout (terminated), the queued send fails Closed; runPromise aborted while Suspended: Closed, the queued send interrupted with its fiber",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const [, strays] = yield* catchingStrays(Effect.gen(function*() {
+          const baseline = tcpSockets()
+          const server = yield* recordingWs({ paused: true })
+          const inOnOpen = yield* Deferred.make<void>()
+          const runtime = ManagedRuntime.make(
+            Client.layer(Feed, {
+              url: server.url,
+              onOpen: () => Effect.zipRight(Deferred.succeed(inOnOpen, undefined), Effect.never),
+              connection: { closeTimeout: "200 millis" }
+            }).pipe(Layer.provide(quietNode))
+          )
+          const client = yield* Effect.promise(() => runtime.runPromise(Feed))
+          yield* Deferred.await(inOnOpen)
+          const queued = runtime.runPromiseExit(client.send("queued"))
+          yield* awaitTrue(Effect.map(client.outboxSize, (size) => size === 1), "the send is queued")
+          yield* endsWithin(Effect.promise(() => runtime.dispose()), "dispose resolves")
+          // The server's side is left (it does not read); the client's is gone.
+          yield* awaitTrue(Effect.sync(() => tcpSockets() === baseline + 1), "the client's socket is closed", 100)
+          expect(tally([yield* Effect.promise(() => queued)])).toEqual({ "SendError Closed": 1 })
+          expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+
+          const port = yield* closedPort
+          const controller = new AbortController()
+          let suspended: Client.Client | undefined
+          const sent: Array<Exit.Exit<void, unknown>> = []
+          const running = Effect.runPromiseExit(
+            Effect.scoped(Effect.gen(function*() {
+              suspended = yield* Client.make({ url: `ws://127.0.0.1:${port}`, retry: Schedule.spaced("10 millis") })
+              yield* Effect.fork(
+                Effect.onExit(suspended.send("queued"), (exit) => Effect.sync(() => void sent.push(exit)))
+              )
+              return yield* Effect.never
+            })).pipe(
+              Effect.provide(CircuitBreaker.layer({
+                policy: CircuitBreaker.consecutiveFailures(1),
+                openFor: Schedule.spaced("1 minute")
+              })),
+              provideNode
+            ),
+            { signal: controller.signal }
+          )
+          yield* awaitTrue(
+            Effect.suspend(() =>
+              suspended === undefined ? Effect.succeed(false) : Effect.map(suspended.state.get, isTag("Suspended"))
+            ),
+            "the client is Suspended"
+          )
+          controller.abort()
+          expect(Exit.isInterrupted(yield* Effect.promise(() => running))).toBe(true)
+          expect(sent.map(Exit.isInterrupted)).toEqual([true])
+          expect(yield* suspended!.failed).toBe(0)
+          expect(yield* suspended!.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
+        }))
+        expect(strays).toEqual([])
+      }))
+  )
+
+  it.live(
     "Closing (a close(4000) under way, the server not reading): dispose waits for it and resolves; the close returns the unwritten frames",
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
