@@ -93,7 +93,11 @@ export interface Client<In = Message, Out = Message, E = never> {
    * Writes what is queued if connected, closes with `code` (default 1000) and `reason`, stops
    * reconnecting, fails every message still queued with `SendError Closed` and returns their
    * payloads. Idempotent. With a codec too, the payloads are the encoded frames, as they would
-   * have been written (and so are those of `MessageFailed` events).
+   * have been written (and so are those of `MessageFailed` events). Interrupting the caller (an
+   * `Effect.timeout`, an aborted `runPromise`) does not stop the close: it finishes, bounded by
+   * `closeTimeout`, and a later `close` (the scope's finalizer's too) waits for it. Called from
+   * the Client's own `onOpen` or URL or headers Effect, it closes the Client and that code is
+   * interrupted.
    */
   readonly close: (code?: number, reason?: string) => Effect.Effect<ReadonlyArray<Message>>
   /**

@@ -24,23 +24,46 @@ import { LiveClient } from "./liveClient.js"
 /**
  * Writes what is queued if connected, closes, stops reconnecting; returns every payload accepted
  * and not written (those with the transport first, then those queued), each also failed with
- * `SendError Closed`. Idempotent.
+ * `SendError Closed`. Idempotent. Interrupting the caller does not stop it: it goes on, and a
+ * later `close` (the scope's finalizer's) waits for it.
  */
 export const closeClient = (
   client: LiveClient,
   code?: number,
   reason?: string
 ): Effect.Effect<ReadonlyArray<Message>> =>
-  Effect.uninterruptible(Effect.gen(function*() {
+  Effect.suspend(() => {
     const phase = client.phase
     // A close under way: wait for it to finish (its caller gets the payloads), then return none.
     if (phase._tag === "Closing") {
-      return yield* Effect.as(Deferred.await(client.closeDone ??= Deferred.unsafeMake(FiberId.none)), [])
+      return Effect.as(Deferred.await(client.closeDone ??= Deferred.unsafeMake(FiberId.none)), [])
     }
-    if (phase._tag === "Closed" && phase.byClose) {
-      return []
-    }
-    const done = client.closeDone ??= Deferred.unsafeMake<void>(FiberId.none)
+    if (phase._tag === "Closed" && phase.byClose) return Effect.succeed([])
+    // On a fiber of its own, that no one interrupts; the caller waits for it, interruptibly:
+    // - a caller interrupted already (an aborted `runPromise`, `Effect.timeout` around `close`)
+    //   would cut the release's waits (interruptible, so that their timeouts can fire) at once,
+    //   leaving the client Closing for good and every later `close` waiting for it;
+    // - a caller that is the supervisor's own user code (`onOpen`, a URL or headers Effect) is
+    //   interrupted with the supervisor, which `close` interrupts and waits for: an
+    //   uninterruptible wait there was a deadlock.
+    // Started now (`runFork` starts a fiber at once): it has Closing entered, and sends refused,
+    // before `close` yields. Its outcome goes to `closeDone`, which this caller awaits first and a
+    // later `close` after.
+    const done = client.closeDone ??= Deferred.unsafeMake(FiberId.none)
+    Runtime.runFork(client.runtime)(
+      Effect.exit(closing(client, code, reason)).pipe(Effect.flatMap((exit) => Deferred.done(done, exit)))
+    )
+    return Deferred.await(done)
+  })
+
+/** `close`'s work, from a phase that is neither Closing nor Closed by `close`; on a fiber no one interrupts. */
+const closing = (
+  client: LiveClient,
+  code: number | undefined,
+  reason: string | undefined
+): Effect.Effect<ReadonlyArray<Message>> =>
+  Effect.uninterruptible(Effect.gen(function*() {
+    const phase = client.phase
     // Frames with the transport that are not written by the end of the release (a peer that
     // stopped reading) are returned too, oldest first, ahead of what was still queued.
     const unwritten: Array<Message> = []
@@ -60,8 +83,11 @@ export const closeClient = (
     if ("wait" in phase) phase.wait.finish()
     if (phase._tag === "Connecting" && phase.pending) yield* phase.pending.abandon()
     // The supervisor ends here, its attempt's connection released (interrupting waits for it).
+    // One releasing an ended session is awaited instead (it stops there: the client is Closing):
+    // an interrupt would cut that release's waits short, before its terminate, and leave the
+    // socket open until ws's own 30 s timer.
     const supervisor = client.supervisor
-    if (supervisor !== undefined) yield* Fiber.interrupt(supervisor)
+    if (supervisor !== undefined) yield* phase._tag === "Ending" ? Fiber.await(supervisor) : Fiber.interrupt(supervisor)
     if (session !== undefined) {
       // The release table of invariant 2, with the caller's code and reason.
       if (phase._tag === "Open") yield* session.opened.connection.close(code, reason)
@@ -74,7 +100,6 @@ export const closeClient = (
     const unsent = client.outbound.failQueued()
     // Entering Closed ends `messages` (LiveClient.enter).
     yield* client.enter({ _tag: "Closed", error: Option.none(), byClose: true })
-    Deferred.unsafeDone(done, Exit.void)
     return unwritten.length === 0 ? unsent : [...unwritten, ...unsent]
   }))
 
@@ -126,9 +151,9 @@ const sameValues = (self: FiberRefs.FiberRefs, that: FiberRefs.FiberRefs): boole
   return true
 }
 
-// The close logs, so it runs with the FiberRefs the client was made with, on a fiber of the
-// client's runtime: Effect.addFinalizer would keep a second copy of them alive per client.
+// The close logs with the FiberRefs the client was made with (it runs on a fiber of the client's
+// runtime): Effect.addFinalizer would keep a second copy of them alive per client.
 // Bound to the client, not a closure: no context object per client.
 function closeOnExit(this: LiveClient, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-  return Effect.suspend(() => Fiber.join(this.fork(Effect.asVoid(this.close(closeCodeOf(exit))), false)))
+  return Effect.asVoid(this.close(closeCodeOf(exit)))
 }

@@ -97,8 +97,8 @@ export class LiveClient extends Observer implements Client {
   /** Each endpoint's redacted label, made on its first attempt, and the latest attempt's. */
   readonly labels: Array<string>
   currentLabel = ""
-  /** Made by the first `close`: a second one waits for it. */
-  closeDone: Deferred.Deferred<void> | undefined = undefined
+  /** Made by the first `close`, with what it returns: a second one waits for it. */
+  closeDone: Deferred.Deferred<ReadonlyArray<Message>> | undefined = undefined
   /** Each static endpoint's circuit breaker, from the registry, made on first use. */
   breakers: Array<CircuitBreaker | undefined> | undefined = undefined
 
