@@ -164,7 +164,8 @@ const retryable = (client: LiveClient, error: ClientError): boolean | ConnectErr
 /**
  * The client's wait between attempts: its timer fires (false), or `reconnect` or the network's
  * `online` event wakes it (true). A timer that fires while the network is offline is ignored: the
- * wait goes on until `online` (no attempt while offline).
+ * wait goes on until `online`, or until a look each second finds the network back (no attempt
+ * while offline).
  */
 export class BackoffWait extends TimedWait {
   resume: ((effect: Effect.Effect<boolean>) => void) | undefined = undefined
@@ -200,7 +201,9 @@ export class BackoffWait extends TimedWait {
   }
 
   override fire(): void {
-    if (this.network !== undefined && !isOnline(this.network)) return
+    // Offline: no attempt, and a look again in a second. `online` may never come: Chromium fires
+    // none in a worker, where `navigator.onLine` turns true all the same.
+    if (this.network !== undefined && !isOnline(this.network)) return this.start(1000)
     super.fire()
   }
 
