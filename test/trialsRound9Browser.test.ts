@@ -246,6 +246,42 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
     }
   })
 
+  it("close in the page's pagehide: the server sees its code; runPromise gets the outbox's payloads back before the page goes, runSync cannot", async () => {
+    const { page: p } = await page()
+    const closes: Array<readonly [number, string]> = []
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 })
+    try {
+      await new Promise((resolve) => wss.once("listening", resolve))
+      wss.on("connection", (socket) => socket.on("close", (code, reason) => closes.push([code, String(reason)])))
+      await r9(p, "open", "c", `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, 100)
+      await eventually("Open", async () => (await r9(p, "states", "c")).some((state) => state.tag === "Open"))
+      await r9(p, "closeOnPagehide", "c", "fork")
+      await p.goto(`${kit!.origin}/r9page.html`)
+      await eventually("the close", () => closes.length === 1)
+      expect(closes).toEqual([[4000, "page hidden"]])
+    } finally {
+      for (const client of wss.clients) client.terminate()
+      await new Promise((resolve) => wss.close(resolve))
+    }
+    // A Client whose server is down, three sends queued: `close` returns them, asynchronously.
+    const dead = await server()
+    await dead.run(dead.kill)
+    await p.waitForFunction(() => (globalThis as { r9?: unknown }).r9 !== undefined)
+    for (const how of ["promise", "sync"] as const) {
+      await r9(p, "open", "d", dead.url, 60_000)
+      await eventually("Backoff", async () => (await r9(p, "states", "d")).some((state) => state.tag === "Backoff"))
+      for (const text of ["x", "y", "z"]) expect(await r9(p, "enqueueOn", "d", text)).toEqual({ ok: true })
+      await r9(p, "closeOnPagehide", "d", how)
+      await p.goto(`${kit!.origin}/r9page.html`)
+      await p.waitForFunction(() => (globalThis as { r9?: unknown }).r9 !== undefined)
+      expect(await r9(p, "closedAtPagehide")).toEqual(
+        how === "promise"
+          ? { returned: 3 }
+          : { defect: expect.stringMatching(/^AsyncFiberException: Fiber #\d+ cannot be resolved synchronously/) }
+      )
+    }
+  })
+
   it("12 Clients in one page to 3 servers, all restarted: every one back Open, each message exact, no console error", async () => {
     const { page: p, socketErrors } = await page()
     const servers = [await server(), await server(), await server()]

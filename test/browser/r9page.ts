@@ -163,6 +163,33 @@ const r9 = {
       Layer.merge(BrowserTransport.layerWith(Counting), Logger.remove(Logger.defaultLogger))
     )))
   },
+  /** On `pagehide`: `close(code, reason)` run as the page goes (`runFork`, or `runSync` to get the queued payloads back at once). */
+  closeOnPagehide: (id: string, how: "fork" | "sync" | "promise"): void => {
+    addEventListener("pagehide", () => {
+      const close = opened.get(id)!.client.close(4000, "page hidden")
+      if (how === "fork") {
+        Effect.runFork(close)
+        return
+      }
+      if (how === "promise") {
+        Effect.runPromise(close).then((payloads) =>
+          sessionStorage.setItem("r9-closed", JSON.stringify({ returned: payloads.length }))
+        )
+        return
+      }
+      const exit = Effect.runSyncExit(close)
+      sessionStorage.setItem(
+        "r9-closed",
+        JSON.stringify(
+          Exit.isSuccess(exit) ? { returned: exit.value.length } : { defect: Cause.pretty(exit.cause).split("\n")[0] }
+        )
+      )
+    })
+  },
+  enqueueOn: (id: string, text: string): Promise<Outcome> =>
+    Effect.runPromise(Effect.exit(opened.get(id)!.client.enqueue(text))).then(outcome),
+  /** What the last `closeOnPagehide` with "sync" stored. */
+  closedAtPagehide: (): unknown => JSON.parse(sessionStorage.getItem("r9-closed") ?? "null"),
   /** Adds a Content-Security-Policy meta element (Chromium applies one added after load). */
   csp: (policy: string): void => {
     const meta = document.createElement("meta")
