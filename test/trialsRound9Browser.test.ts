@@ -391,6 +391,30 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
     expect(await r9(p, "polyfill", echo.url)).toEqual({ made: 1, sent: 1, echo: [{ text: "through the polyfill" }] })
   })
 
+  it("partysocket's ReconnectingWebSocket given to layerWith: no connection of its own left open after a restart and close", async () => {
+    const { page: p, socketErrors } = await page()
+    const echo = await server()
+    const opened = async (count: number) =>
+      (await r9(p, "states", "party")).filter((state) => state.tag === "Open").length >= count
+    await r9(p, "open", "party", echo.url, 100, {}, "partysocket")
+    await eventually("Open", () => opened(1))
+    await echo.run(echo.kill)
+    await sleep(300)
+    await echo.run(echo.restart)
+    await eventually("Open again", () => opened(2))
+    // Each socket the Client dropped, the one killed and each failed attempt, would reconnect by
+    // itself (every 50-100 ms here) and stay open, unseen: 4 connections at the server, then 3
+    // after close, for good.
+    await sleep(500)
+    expect(await echo.run(echo.connections)).toBe(1)
+    await r9(p, "closeClient", "party")
+    await eventually("no connection", async () => (await echo.run(echo.connections)) === 0)
+    const requests = await echo.run(echo.requests)
+    await sleep(300)
+    expect(await echo.run(echo.requests)).toBe(requests)
+    expect(socketErrors.every((line) => line.includes(`127.0.0.1:${echo.port}`))).toBe(true)
+  })
+
   it.skipIf(!hasOpenssl)(
     "wss:// to a self-signed server, and a CSP that blocks the URL: ConnectError ClosedBeforeOpen, retried; only Chrome's console says why",
     async () => {

@@ -9,6 +9,7 @@
 import { Cause, Chunk, Effect, Exit, Layer, Logger, Option, Schedule, Scope, Stream } from "effect"
 import { BrowserTransport, Client } from "effect-lifeline/browser"
 import type { Transport } from "effect-lifeline/browser"
+import { WebSocket as PartySocket } from "partysocket"
 import type { Wire } from "./client.js"
 
 interface Port {
@@ -68,6 +69,16 @@ document.addEventListener("visibilitychange", () => lifecycle.push(`visibility:$
 document.addEventListener("freeze", () => lifecycle.push("freeze"))
 document.addEventListener("resume", () => lifecycle.push("resume"))
 
+/**
+ * partysocket's ReconnectingWebSocket given as the WebSocket constructor (it reconnects by itself),
+ * as an app that already used it might: its retries made quick.
+ */
+class Party extends PartySocket {
+  constructor(url: string, protocols?: string | Array<string>) {
+    super(url, protocols, { minReconnectionDelay: 50, maxReconnectionDelay: 100 })
+  }
+}
+
 interface Opened {
   readonly client: Client.Client
   readonly scope: Scope.CloseableScope
@@ -92,7 +103,13 @@ const stateOf = (state: Client.ClientState) => {
 
 const r9 = {
   /** A Client with connection options (`protocols`, `maxMessageSize`...), its states and messages recorded. */
-  open: (id: string, url: string, retryMillis: number, connection: Record<string, unknown> = {}): Promise<void> =>
+  open: (
+    id: string,
+    url: string,
+    retryMillis: number,
+    connection: Record<string, unknown> = {},
+    constructor?: "partysocket"
+  ): Promise<void> =>
     Effect.runPromise(Effect.provide(
       Effect.gen(function*() {
         const scope = yield* Scope.make()
@@ -119,7 +136,12 @@ const r9 = {
           scope
         )
       }),
-      layer
+      constructor === undefined
+        ? layer
+        : Layer.merge(
+          BrowserTransport.layerWith(Party as unknown as BrowserTransport.WebSocketConstructor),
+          Logger.remove(Logger.defaultLogger)
+        )
     )),
   states: (id: string) => opened.get(id)!.states,
   /** The messages received: kinds and lengths only (a 10 MB message does not cross to Node). */
