@@ -83,6 +83,27 @@ const pingServer = async () => {
   return { echo, state }
 }
 
+/** A plain ws server on 127.0.0.1 that records each close code and reason it sees, and each text message. */
+const closeRecorder = async () => {
+  const closes: Array<readonly [number, string]> = []
+  const received: Array<string> = []
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 })
+  await new Promise((resolve) => wss.once("listening", resolve))
+  wss.on("connection", (socket) => {
+    socket.on("message", (data) => received.push(String(data)))
+    socket.on("close", (code, reason) => closes.push([code, String(reason)]))
+  })
+  return {
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    closes,
+    received,
+    close: async () => {
+      for (const client of wss.clients) client.terminate()
+      await new Promise((resolve) => wss.close(resolve))
+    }
+  }
+}
+
 const spec = (url: string, extra: Partial<Spec> = {}): Spec => ({ url, retryMillis: 50, ...extra })
 const heartbeat = { interval: 300, timeout: 300, message: "ping", pong: "pong" }
 
@@ -224,44 +245,53 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
 
   it("navigation away with an open Client: the server sees 1001 from Chromium; what the browser had already goes out first", async () => {
     const { page: p } = await page()
-    const closes: Array<readonly [number, string]> = []
-    const received: Array<string> = []
-    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 })
+    const recorder = await closeRecorder()
     try {
-      await new Promise((resolve) => wss.once("listening", resolve))
-      wss.on("connection", (socket) => {
-        socket.on("message", (data) => received.push(String(data)))
-        socket.on("close", (code, reason) => closes.push([code, String(reason)]))
-      })
-      await lab(p, "open", "c", spec(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`))
+      await lab(p, "open", "c", spec(recorder.url))
       await lab(p, "awaitCount", "c", "Open", 1)
       await lab(p, "enqueue", "c", [{ text: "a" }, { text: "b" }])
       await p.goto(`${kit!.origin}/r9worker.html`)
-      await eventually("the close", () => closes.length === 1)
-      expect(closes).toEqual([[1001, ""]])
-      expect(received).toEqual(["a", "b"])
+      await eventually("the close", () => recorder.closes.length === 1)
+      expect(recorder.closes).toEqual([[1001, ""]])
+      expect(recorder.received).toEqual(["a", "b"])
     } finally {
-      for (const client of wss.clients) client.terminate()
-      await new Promise((resolve) => wss.close(resolve))
+      await recorder.close()
+    }
+  })
+
+  it("a worker ended by the page (Worker.terminate), a shared worker whose last page closed: the server sees 1001", async () => {
+    const recorder = await closeRecorder()
+    try {
+      const { page: p } = await page()
+      await r9(p, "startWorker", "dedicated")
+      await inWorker(p, "open", "w", spec(recorder.url))
+      await inWorker(p, "awaitCount", "w", "Open", 1)
+      await r9(p, "terminateWorker")
+      await eventually("the dedicated worker's close", () => recorder.closes.length === 1)
+      const other = await page()
+      await r9(other.page, "startWorker", "shared")
+      await inWorker(other.page, "open", "s", spec(recorder.url))
+      await inWorker(other.page, "awaitCount", "s", "Open", 1)
+      await other.page.close()
+      await eventually("the shared worker's close", () => recorder.closes.length === 2)
+      expect(recorder.closes).toEqual([[1001, ""], [1001, ""]])
+    } finally {
+      await recorder.close()
     }
   })
 
   it("close in the page's pagehide: the server sees its code; runPromise gets the outbox's payloads back before the page goes, runSync cannot", async () => {
     const { page: p } = await page()
-    const closes: Array<readonly [number, string]> = []
-    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 })
+    const recorder = await closeRecorder()
     try {
-      await new Promise((resolve) => wss.once("listening", resolve))
-      wss.on("connection", (socket) => socket.on("close", (code, reason) => closes.push([code, String(reason)])))
-      await r9(p, "open", "c", `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, 100)
+      await r9(p, "open", "c", recorder.url, 100)
       await eventually("Open", async () => (await r9(p, "states", "c")).some((state) => state.tag === "Open"))
       await r9(p, "closeOnPagehide", "c", "fork")
       await p.goto(`${kit!.origin}/r9page.html`)
-      await eventually("the close", () => closes.length === 1)
-      expect(closes).toEqual([[4000, "page hidden"]])
+      await eventually("the close", () => recorder.closes.length === 1)
+      expect(recorder.closes).toEqual([[4000, "page hidden"]])
     } finally {
-      for (const client of wss.clients) client.terminate()
-      await new Promise((resolve) => wss.close(resolve))
+      await recorder.close()
     }
     // A Client whose server is down, three sends queued: `close` returns them, asynchronously.
     const dead = await server()

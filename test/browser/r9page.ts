@@ -246,6 +246,8 @@ const r9 = {
       pending.set(id, { resolve, reject })
       port!.postMessage({ id, method, args })
     }),
+  /** Ends the dedicated worker at once (`Worker.terminate`), its Client with it. */
+  terminateWorker: (): void => (port as unknown as Worker).terminate(),
   workerErrors: (): ReadonlyArray<string> => workerErrors,
   lifecycle: (): ReadonlyArray<string> => lifecycle,
   /**
