@@ -6,7 +6,7 @@
  * test/browser/r9page.ts (with the `lab` of test/browser/client.ts) and test/browser/r9worker.ts.
  * What was tried and found: docs/trials.md, "round 9, the browser beyond one page".
  */
-import { Effect, Exit, Option, Scope, Stream } from "effect"
+import { Effect, Exit, Layer, Logger, Option, Schedule, Scope, Stream } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
@@ -14,12 +14,13 @@ import { join } from "node:path"
 import type { Page } from "playwright-core"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { WebSocketServer } from "ws"
-import { Client, Connection } from "../src/index.js"
+import { Client, Connection, NodeTransport, Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import type { Lab, Spec, Wire } from "./browser/client.js"
 import type { R9 } from "./browser/r9page.js"
 import type { ChromiumKit, TestPage } from "./support/chromium.js"
 import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+import { awaitState, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 
@@ -488,7 +489,7 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
   )
 })
 
-describe("what a send takes (Node, the same checks as in a page)", () => {
+describe("Node: what a send takes, and a network with no online event", () => {
   const odd: ReadonlyArray<readonly [string, unknown]> = [["Blob", new Blob([new Uint8Array([1])])], ["Number", 42], [
     "Null",
     null
@@ -540,4 +541,52 @@ describe("what a send takes (Node, the same checks as in a page)", () => {
       expect(yield* client.failed).toBe(0)
       expect(yield* server.received).toEqual(["after"])
     })))))
+
+  it("a network whose isOnline turns true with no online event (a worker's): the Client attempts within a second, a new backoff series", () => {
+    let online = true
+    const listeners = new Set<() => void>()
+    // As in a Chromium worker: `isOnline` follows the network, the `online` listeners are never called.
+    const network: Transport.Network = {
+      isOnline: () => online,
+      onOnline: (callback) => {
+        listeners.add(callback)
+        return () => listeners.delete(callback)
+      }
+    }
+    return Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("50 millis"),
+          minRetryDelay: "50 millis"
+        })
+        yield* client.awaitOpen
+        yield* server.kill
+        // Three failed attempts: the Backoff before the fourth.
+        yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 3)
+        online = false
+        // Every wait that ends now finds the network offline: no attempt.
+        yield* Effect.sleep("300 millis")
+        const waiting = yield* client.state.get
+        expect(waiting).toMatchObject({ _tag: "Backoff" })
+        yield* Effect.sleep("300 millis")
+        expect(yield* client.state.get).toBe(waiting)
+        yield* server.restart
+        online = true
+        // Found by the look each second, as the online event would: at once, and a new series.
+        yield* awaitState(client, isTag("Open"), "1500 millis")
+        yield* server.closeAll(1012)
+        expect(yield* awaitState(client, isTag("Backoff"))).toMatchObject({ _tag: "Backoff", attempt: 1 })
+        expect(listeners.size).toBe(1)
+        yield* client.close()
+        expect(listeners.size).toBe(0)
+      })).pipe(
+        Effect.provide(Layer.merge(
+          Layer.succeed(Transport.Transport, { ...NodeTransport.make, network }),
+          Logger.remove(Logger.defaultLogger)
+        ))
+      )
+    )
+  })
 })
