@@ -79,6 +79,9 @@ const open = (
   }
   socket.onclose = (event: CloseEvent) => {
     reportClose(event.code, event.reason, event.wasClean)
+    // Nothing for a standard socket (closed already); a reconnecting one given as the constructor
+    // (partysocket's) would open again, unseen, and stay open for good.
+    socket.close()
   }
   const readyState = (): ReadyState => {
     if (closeReported) return CLOSED

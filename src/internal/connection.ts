@@ -32,6 +32,7 @@ import {
   CLOSED,
   CLOSING,
   CONNECTING,
+  frameBytes,
   GOING_AWAY,
   isSendableCloseCode,
   MAX_CLOSE_REASON_BYTES,
@@ -375,6 +376,19 @@ export const notOpen = (payload: unknown): SendError => new SendError({ reason: 
 /** Over `maxMessageSize`: refused before any write (strings counted in UTF-16 code units). */
 export const tooLarge = (payload: unknown): SendError => new SendError({ reason: "TooLarge", payload })
 
+/**
+ * Why a frame of `bytes` (`frameBytes`) is refused before any write: not a frame (`EncodeFailed`:
+ * a browser would send a number as text, and no bound can count a Blob), or over `maxMessageSize`.
+ */
+export const refusedFrame = (data: unknown, bytes: number, largest: number | undefined): SendError | undefined =>
+  bytes >= 0
+    ? largest !== undefined && bytes > largest ? tooLarge(data) : undefined
+    : new SendError({
+      reason: "EncodeFailed",
+      payload: data,
+      cause: new TypeError(`not a string, ArrayBuffer or view: ${Object.prototype.toString.call(data).slice(8, -1)}`)
+    })
+
 /** A Connection with the parts the Client drives directly: its socket and its listener. */
 export interface OpenedConnection {
   readonly connection: Connection
@@ -590,8 +604,9 @@ class LiveConnection implements Connection, OpenedConnection {
     const largest = this.options.maxMessageSize
     for (let index = start; index < size; index++) {
       const data = Chunk.unsafeGet(chunk, index)
-      const bytes = approximateBytes(data)
-      if (largest !== undefined && bytes > largest) return Effect.fail(tooLarge(data))
+      const bytes = frameBytes(data)
+      const refused = refusedFrame(data, bytes, largest)
+      if (refused !== undefined) return Effect.fail(refused)
       if (socket.bufferedAmount() + bytes > mark) {
         const drained = Effect.zipRight(this.send(data), this.waitBelowHighWater())
         return index === size - 1
@@ -608,7 +623,8 @@ class LiveConnection implements Connection, OpenedConnection {
 const sendOn =
   (socket: TransportSocket, largest: number | undefined) => (data: Message): Effect.Effect<void, SendError> =>
     Effect.async<void, SendError>((resume) => {
-      if (largest !== undefined && approximateBytes(data) > largest) return resume(Effect.fail(tooLarge(data)))
+      const refused = refusedFrame(data, frameBytes(data), largest)
+      if (refused !== undefined) return resume(Effect.fail(refused))
       if (socket.readyState() !== OPEN) return resume(Effect.fail(notOpen(data)))
       const thrown = trySend(socket, data, (error) => {
         resume(error === undefined || error === null ? Effect.void : Effect.fail(writeFailed(data, error)))
@@ -619,7 +635,8 @@ const sendOn =
 const writeOn =
   (socket: TransportSocket, largest: number | undefined) => (data: Message): Effect.Effect<void, SendError> =>
     Effect.suspend(() => {
-      if (largest !== undefined && approximateBytes(data) > largest) return Effect.fail(tooLarge(data))
+      const refused = refusedFrame(data, frameBytes(data), largest)
+      if (refused !== undefined) return Effect.fail(refused)
       if (socket.readyState() !== OPEN) return Effect.fail(notOpen(data))
       const thrown = trySend(socket, data)
       return thrown === undefined ? Effect.void : Effect.fail(writeFailed(data, thrown))

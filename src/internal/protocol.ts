@@ -13,6 +13,18 @@ export type ReadyState = typeof CONNECTING | typeof OPEN | typeof CLOSING | type
 export const approximateBytes = (data: string | { readonly byteLength: number }): number =>
   typeof data === "string" ? data.length : data.byteLength
 
+/**
+ * `approximateBytes` of what a caller gave to send, checked: NaN for what is not a frame (a Blob,
+ * a number, null: untyped code), which a browser would send as text or not at all, and whose
+ * size no bound could count.
+ */
+export const frameBytes = (data: unknown): number =>
+  typeof data === "string"
+    ? data.length
+    : ArrayBuffer.isView(data) || data instanceof ArrayBuffer
+    ? data.byteLength
+    : NaN
+
 /** Normal closure: the purpose of the connection was fulfilled. */
 export const NORMAL_CLOSURE = 1000
 /** The endpoint is going away (scope failed or interrupted). */

@@ -8,11 +8,11 @@ import type { MetricLabel } from "effect"
 import * as Effect from "effect/Effect"
 import type { CircuitOpenError, SendError } from "../../Errors.js"
 import type { Message } from "../../Transport.js"
-import { tooLarge, writeFailed } from "../connection.js"
+import { refusedFrame, writeFailed } from "../connection.js"
 import * as Metrics from "../metrics.js"
 import type { Entry, Overflow } from "../primitives/outbox.js"
 import { Outbox } from "../primitives/outbox.js"
-import { approximateBytes, OPEN } from "../protocol.js"
+import { frameBytes, OPEN } from "../protocol.js"
 import type { Session } from "./session.js"
 import { closedError } from "./session.js"
 
@@ -158,17 +158,17 @@ export class Outbound extends Outbox {
     }))
   }
 
-  /** Why `data` is refused before it is taken: the client closed, failFast while Suspended, too large. */
+  /** Why `data` is refused before it is taken: not a frame, the client closed, failFast while Suspended, too large. */
   private refused(data: Message, bytes: number): SendError | CircuitOpenError | undefined {
+    if (!(bytes >= 0)) return refusedFrame(data, bytes, undefined)
     if (this.host.stopped) return closedError(data)
     if (this.host.failFast !== undefined) return this.host.failFast
-    if (this.maxMessageSize !== undefined && bytes > this.maxMessageSize) return tooLarge(data)
-    return undefined
+    return refusedFrame(data, bytes, this.maxMessageSize)
   }
 
   send(data: Message): Effect.Effect<void, SendError | CircuitOpenError> {
     return Effect.suspend((): Effect.Effect<void, SendError | CircuitOpenError> => {
-      const bytes = approximateBytes(data)
+      const bytes = frameBytes(data)
       const refused = this.refused(data, bytes)
       if (refused !== undefined) return Effect.fail(refused)
       if (this.writable(bytes) === undefined) return this.sendQueuedTraced(data, bytes)
@@ -221,7 +221,7 @@ export class Outbound extends Outbox {
 
   private enqueueWith(data: Message, overflow: Overflow): Effect.Effect<void, SendError | CircuitOpenError> {
     return Effect.suspend((): Effect.Effect<void, SendError | CircuitOpenError> => {
-      const bytes = approximateBytes(data)
+      const bytes = frameBytes(data)
       const refused = this.refused(data, bytes)
       if (refused !== undefined) return Effect.fail(refused)
       const session = this.writable(bytes)

@@ -164,13 +164,16 @@ const retryable = (client: LiveClient, error: ClientError): boolean | ConnectErr
 /**
  * The client's wait between attempts: its timer fires (false), or `reconnect` or the network's
  * `online` event wakes it (true). A timer that fires while the network is offline is ignored: the
- * wait goes on until `online` (no attempt while offline).
+ * wait goes on until `online`, or until a look each second finds the network back, which wakes
+ * it as `online` does (no attempt while offline).
  */
 export class BackoffWait extends TimedWait {
   resume: ((effect: Effect.Effect<boolean>) => void) | undefined = undefined
   /** Woken before the supervisor began to wait (between entering the phase and waiting). */
   woken = false
   private unsubscribe: (() => void) | undefined = undefined
+  /** Its timer found the network offline. */
+  private offline = false
 
   constructor(timers: Timers, private network: Network | undefined) {
     super(timers)
@@ -200,8 +203,16 @@ export class BackoffWait extends TimedWait {
   }
 
   override fire(): void {
-    if (this.network !== undefined && !isOnline(this.network)) return
-    super.fire()
+    // Offline: no attempt, and a look again in a second. `online` may never come: Chromium fires
+    // none in a worker, where `navigator.onLine` turns true all the same. A look that finds the
+    // network back wakes the wait as `online` does.
+    if (this.network === undefined) return super.fire()
+    if (!isOnline(this.network)) {
+      this.offline = true
+      return this.start(1000)
+    }
+    if (this.offline) this.wake()
+    else super.fire()
   }
 
   wake(): void {
