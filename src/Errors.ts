@@ -158,7 +158,8 @@ export class TimeoutError extends /* @__PURE__ */ TaggedError("TimeoutError")<{
  * - `Closed`: the client closed while the message was still queued.
  * - `TooLarge`: the message is larger than the configured maximum.
  * - `WriteFailed`: the transport reported an error while writing the frame.
- * - `EncodeFailed`: the codec could not encode the value (`payload` is the value, `cause` why); nothing was written.
+ * - `EncodeFailed`: the codec could not encode the value, or, without a codec, the value is not a string or
+ *   bytes (a Blob, a number, null: untyped code) (`payload` is the value, `cause` why); nothing was written.
  *
  * @since 0.1.0
  * @category errors
