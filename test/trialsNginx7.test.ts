@@ -16,93 +16,25 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { Client, type SendError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
+import { hasNginx, nginx, proxyTo } from "./support/nginx.js"
 import { quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
-
-const NGINX = "/usr/sbin/nginx"
-const hasNginx = Fs.existsSync(NGINX)
 
 const N = 5000
 const KILL_AFTER = 1000
 
-const config = (dir: string, port: number, upstream: number) => `
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log crit;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://127.0.0.1:${upstream};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_read_timeout 60s;
-    }
-  }
-}
-`
-
-/** Resolves once something accepts TCP on 127.0.0.1:port; dies after ~3 s. */
-const awaitListening = (port: number) =>
-  Effect.gen(function*() {
-    for (let turn = 0; turn < 300; turn++) {
-      const up = yield* Effect.async<boolean>((resume) => {
-        const tcp = Net.connect(port, "127.0.0.1")
-        tcp.once("connect", () => {
-          tcp.destroy()
-          resume(Effect.succeed(true))
-        })
-        tcp.once("error", () => resume(Effect.succeed(false)))
-      })
-      if (up) return
-      yield* Effect.sleep("10 millis")
-    }
-    return yield* Effect.dieMessage(`nginx never listened on ${port}`)
-  })
-
-/** nginx in the foreground, one process, proxying 127.0.0.1:port to `upstream`; killed with the scope. */
-const nginx = (upstream: number) =>
+/** nginx proxying 127.0.0.1:port to `upstream` (`test/support/nginx.ts`); stopped with the scope. */
+const proxyServer = (upstream: number) =>
   Effect.gen(function*() {
     const port = yield* closedPort
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-nginx-"))
-    Fs.writeFileSync(Path.join(dir, "nginx.conf"), config(dir, port, upstream))
-    yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        ChildProcess.spawn(NGINX, ["-p", dir, "-e", Path.join(dir, "error.log"), "-c", Path.join(dir, "nginx.conf")], {
-          stdio: "ignore"
-        })
-      ),
-      (child) =>
-        Effect.async<void>((resume) => {
-          const done = () => {
-            Fs.rmSync(dir, { recursive: true, force: true })
-            resume(Effect.void)
-          }
-          if (child.exitCode !== null || child.signalCode !== null) return done()
-          child.once("exit", done)
-          child.kill("SIGKILL")
-        })
-    )
-    yield* awaitListening(port)
-    return { url: `ws://127.0.0.1:${port}`, log: () => Fs.readFileSync(Path.join(dir, "error.log"), "utf8") }
+    const server = yield* nginx(() => `
+  server {
+    listen 127.0.0.1:${port};${proxyTo(upstream)}
+  }`, [port])
+    return { url: `ws://127.0.0.1:${port}`, log: server.log }
   })
 
 /** A short, exact description of a state (attempt, and a Backoff's error), for the record of transitions. */
@@ -144,7 +76,7 @@ describe("trials through nginx", () => {
         kill.run = () => {
           Effect.runFork(server.kill)
         }
-        const proxy = yield* nginx(server.port)
+        const proxy = yield* proxyServer(server.port)
         const uncaught: Array<unknown> = []
         const onUncaught = (error: unknown) => {
           uncaught.push(error)

@@ -21,6 +21,7 @@ import type { R9 } from "./browser/r9page.js"
 import type { ChromiumKit, TestPage } from "./support/chromium.js"
 import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
 import { awaitState, isTag } from "./support/clientKit.js"
+import { makeSwitch } from "./support/networkSwitch.js"
 import { provideNode } from "./support/node.js"
 import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 
@@ -545,16 +546,8 @@ describe("Node: what a send takes, and a network with no online event", () => {
     })))))
 
   it("a network whose isOnline turns true with no online event (a worker's): the Client attempts within a second, a new backoff series", () => {
-    let online = true
-    const listeners = new Set<() => void>()
     // As in a Chromium worker: `isOnline` follows the network, the `online` listeners are never called.
-    const network: Transport.Network = {
-      isOnline: () => online,
-      onOnline: (callback) => {
-        listeners.add(callback)
-        return () => listeners.delete(callback)
-      }
-    }
+    const { listeners, network, setSilently } = makeSwitch()
     return Effect.runPromise(
       Effect.scoped(Effect.gen(function*() {
         const server = yield* TestServer.make()
@@ -567,7 +560,7 @@ describe("Node: what a send takes, and a network with no online event", () => {
         yield* server.kill
         // Three failed attempts: the Backoff before the fourth.
         yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 3)
-        online = false
+        setSilently(false)
         // Every wait that ends now finds the network offline: no attempt.
         yield* Effect.sleep("300 millis")
         const waiting = yield* client.state.get
@@ -575,7 +568,7 @@ describe("Node: what a send takes, and a network with no online event", () => {
         yield* Effect.sleep("300 millis")
         expect(yield* client.state.get).toBe(waiting)
         yield* server.restart
-        online = true
+        setSilently(true)
         // Found by the look each second, as the online event would: at once, and a new series.
         yield* awaitState(client, isTag("Open"), "1500 millis")
         yield* server.closeAll(1012)

@@ -14,6 +14,10 @@ export const makeSwitch = () => {
   return {
     network,
     listeners,
+    /** Changes what `isOnline` reads without calling the listeners: a Chromium worker fires no `online`. */
+    setSilently: (value: boolean) => {
+      online = value
+    },
     set: (value: boolean) => {
       const wasOnline = online
       online = value
