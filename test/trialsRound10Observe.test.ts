@@ -232,6 +232,10 @@ describe("round 10: metrics", () => {
       for (let index = 0; index < 3; index++) yield* a.enqueue(`a${index}`)
       for (let index = 0; index < 2; index++) yield* b.enqueue(`b${index}`)
       expect(yield* outboxDepth).toBe(start + 5)
+      // A send whose sender stops waiting (a timeout) leaves the outbox, and the count.
+      const timedOut = yield* a.send("late").pipe(Effect.timeout("20 millis"), Effect.exit)
+      expect(Exit.isFailure(timedOut)).toBe(true)
+      expect(yield* outboxDepth).toBe(start + 5)
       // A third Client that opens (its empty outbox flushed) and closes leaves the count as it was.
       yield* Effect.gen(function*() {
         const c = yield* Client.make({ url: server.url })

@@ -155,7 +155,8 @@ export class Outbound extends Outbox {
       }
       this.offer(entry, () => this.report(this.size + 1))
       return Effect.sync(() => {
-        if (!this.remove(entry)) gaveUp = true
+        if (this.remove(entry)) this.report(this.size)
+        else gaveUp = true
       })
     })
   }
