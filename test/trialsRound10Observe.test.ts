@@ -243,11 +243,14 @@ describe("round 10: metrics", () => {
         expect(yield* outboxDepth).toBe(start + 5)
       }).pipe(Effect.scoped)
       expect(yield* outboxDepth).toBe(start + 5)
-      // Closing one fails its queued messages: only its own leave the count.
-      yield* b.close()
+      // Closing one fails its queued messages: only its own leave the count, and each is counted failed.
+      const failed = yield* count("lifeline_messages_failed")
+      expect(yield* b.close()).toEqual(["b0", "b1"])
       expect(yield* outboxDepth).toBe(start + 3)
-      yield* a.close()
+      expect((yield* count("lifeline_messages_failed")) - failed).toBe(2)
+      expect(yield* a.close()).toEqual(["a0", "a1", "a2"])
       expect(yield* outboxDepth).toBe(start)
+      expect((yield* count("lifeline_messages_failed")) - failed).toBe(5)
     })).pipe(Effect.scoped, Effect.provide(quiet)))
 })
 
@@ -308,6 +311,28 @@ describe("round 10: traces", () => {
         expect(spans.map((recorded) => recorded.name).filter((name) => name.startsWith("lifeline.")).sort()).toEqual(
           [...connects.map(() => "lifeline.connect"), "lifeline.send"]
         )
+        expect(spans.filter(({ span }) => span.status._tag !== "Ended")).toEqual([])
+      })))
+
+    it.live(`${path}: an attempt cut short by close ends its span (interrupted), and so does a send that waited`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const spans: Array<Recorded> = []
+        yield* Effect.gen(function*() {
+          const server = yield* TestServer.make()
+          yield* server.hangHandshake
+          const client = yield* Client.make({ url: server.url, retry: fast, ...extra })
+          const queued = yield* Effect.fork(Effect.exit(client.send("queued").pipe(Effect.withSpan("app.publish"))))
+          yield* awaitState(client, isTag("Connecting"))
+          yield* awaitTrue(Effect.map(server.requests, (requests) => requests >= 1), "the handshake began")
+          yield* client.close()
+          const sent = yield* Fiber.join(queued)
+          expect(Exit.isFailure(sent)).toBe(true)
+        }).pipe(Effect.scoped, Effect.provide(Layer.merge(quiet, recording(spans))))
+        const lifeline = spans.filter(({ name }) => name.startsWith("lifeline."))
+        expect(lifeline.map(({ name, span }) => [name, exitTag(span)]).sort()).toEqual([
+          ["lifeline.connect", "Failure"],
+          ["lifeline.send", "Failure"]
+        ])
       })))
   }
 })
