@@ -124,6 +124,22 @@ describe("round 10: logs", () => {
       })))
   }
 
+  it.live("close called under other annotations: the Closed line carries make's, and names the link it closed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const capture = capturing()
+      const url = yield* Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url }).pipe(Effect.annotateLogs("tenant", "t1"))
+        yield* client.awaitOpen
+        yield* client.close().pipe(Effect.annotateLogs("request", "r9"), Effect.withLogSpan("shutdown"))
+        return `${server.url}/`
+      }).pipe(Effect.scoped, Effect.provide(capture.layer))
+      const closed = capture.lines.filter((line) => line.message === "lifeline: Closed")
+      expect(closed.map((line) => [line.level, line.annotations, line.spans])).toEqual([
+        ["DEBUG", { tenant: "t1", "lifeline.url": url }, []]
+      ])
+    })))
+
   it.live("a Closed by an error after a Disconnected (the schedule gave up) names the endpoint", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const capture = capturing()
