@@ -15,13 +15,27 @@
  * Quiet: every logger here captures, none prints. Loopback only; every wait bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, HashMap, Layer, List, Logger, LogLevel, Metric, Option, Schedule, Stream, Tracer } from "effect"
+import {
+  Effect,
+  Exit,
+  Fiber,
+  HashMap,
+  Layer,
+  List,
+  Logger,
+  LogLevel,
+  Metric,
+  Option,
+  Schedule,
+  Stream,
+  Tracer
+} from "effect"
 import { Client, NodeTransport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
-import { closedPort } from "./support/ports.js"
 import { awaitTrue } from "./support/poll.js"
+import { closedPort } from "./support/ports.js"
 
 /** The Client's attempts on callbacks (no option runs user code), or on the supervisor fiber (an `onOpen`). */
 const paths = [
