@@ -664,9 +664,10 @@ describe("Client: logs", () => {
       const { lines, url } = yield* failTwice(LogLevel.Debug)
       expect(lines.map((line) => [line.level, line.message.split(" ")[1], line.url])).toEqual([
         ["DEBUG", "Connecting", `${url}/`],
-        ["WARN", "cannot", undefined],
+        // A Backoff or a Closed names the endpoint of the attempt it follows.
+        ["WARN", "cannot", `${url}/`],
         ["DEBUG", "Connecting", `${url}/`],
-        ["WARN", "closed", undefined],
+        ["WARN", "closed", `${url}/`],
         // The scope closing it afterwards: Closed again, on purpose this time.
         ["DEBUG", "Closed", undefined]
       ])

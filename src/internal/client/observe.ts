@@ -121,29 +121,32 @@ export abstract class Observer extends Listeners<ClientStateType> {
     this.replayFrom ??= from
     this.keep(to)
     this.eventListeners?.emit(ClientEvent.Transition({ from, to }))
+    // The outage under way before this transition: the one an Open ends (its line says how long).
+    const downSince = this.downSince
     let level = LogLevel.Debug
     switch (to._tag) {
       case "Backoff":
-        if (this.downSince === undefined) {
+        if (downSince === undefined) {
           this.downSince = now
           level = LogLevel.Warning
         }
         break
       case "Open":
-        if (this.downSince !== undefined) level = LogLevel.Info
+        if (downSince !== undefined) level = LogLevel.Info
+        this.downSince = undefined
         break
       case "Closed":
         if (Option.isSome(to.error)) level = LogLevel.Warning
-        break
+        this.downSince = undefined
     }
-    const downSince = this.downSince
-    if (to._tag === "Open" || to._tag === "Closed") this.downSince = undefined
-    return logLine(level, to, downSince, everOpened)
+    // A Backoff or a Closed says no endpoint: its line names the one the link was on (or tried).
+    return logLine(level, to, downSince, everOpened, "endpoint" in to ? to : from)
   }
 }
 
 /**
- * Logs a transition, annotated with its endpoint. Below the fiber's minimum level nothing is
+ * Logs a transition, annotated with the endpoint of `at` (the state entered, or the one left when
+ * the state entered has none: a link down names the link). Below the fiber's minimum level nothing is
  * built: a retry storm of many clients would otherwise spend a good part of each attempt on
  * messages and annotations that are filtered out.
  */
@@ -151,7 +154,8 @@ const logLine = (
   level: LogLevel.LogLevel,
   state: ClientStateType,
   downSince: number | undefined,
-  everOpened: boolean
+  everOpened: boolean,
+  at: ClientStateType
 ): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) => {
     if (LogLevel.lessThan(level, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))) return Effect.void
@@ -183,7 +187,7 @@ const logLine = (
     const log = Effect.logWithLevel(level, message)
     // A logger that fails must not take the Client down with it.
     return Effect.catchAllCause(
-      "endpoint" in state ? Effect.annotateLogs(log, "lifeline.url", state.endpoint) : log,
+      "endpoint" in at ? Effect.annotateLogs(log, "lifeline.url", at.endpoint) : log,
       () => Effect.void
     )
   })

@@ -35,6 +35,8 @@ export class Outbound extends Outbox {
   private flushing = false
   /** Accepted messages that were not written: exact, whatever the events buffer kept. */
   failedTotal = 0
+  /** This outbox's share of `lifeline_outbox_depth` (the sum over every Client's): its size when last reported. */
+  private last = 0
 
   constructor(
     private readonly host: OutboundHost,
@@ -91,13 +93,22 @@ export class Outbound extends Outbox {
     this.flushing = false
     Metrics.messagesOut.unsafeUpdate(count, NO_TAGS)
     Metrics.bytesOut.unsafeUpdate(bytes, NO_TAGS)
-    Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
+    this.report(0)
+  }
+
+  /**
+   * Moves the process-wide gauge by this outbox's change since its last report: the gauge is the
+   * messages waiting in every Client's outbox, not the size of the one that reported last.
+   */
+  private report(size: number): void {
+    Metrics.outboxDepth.unsafeModify(size - this.last, NO_TAGS)
+    this.last = size
   }
 
   /** Fails everything still queued with `Closed` (the client closed); returns the payloads. */
   failQueued(): ReadonlyArray<Message> {
     const unsent = this.failAll("Closed")
-    Metrics.outboxDepth.unsafeUpdate(0, NO_TAGS)
+    this.report(0)
     return unsent
   }
 
@@ -142,9 +153,10 @@ export class Outbound extends Outbox {
           resume(error === undefined ? Effect.void : Effect.fail(error))
         }
       }
-      this.offer(entry, () => Metrics.outboxDepth.unsafeUpdate(this.size + 1, NO_TAGS))
+      this.offer(entry, () => this.report(this.size + 1))
       return Effect.sync(() => {
-        if (!this.remove(entry)) gaveUp = true
+        if (this.remove(entry)) this.report(this.size)
+        else gaveUp = true
       })
     })
   }
@@ -256,7 +268,7 @@ export class Outbound extends Outbox {
       if (wake !== undefined) wake(Effect.void)
     }, overflow)
     if (buffered) {
-      Metrics.outboxDepth.unsafeUpdate(this.size, NO_TAGS)
+      this.report(this.size)
       return Effect.void
     }
     if (rejected !== undefined) return Effect.fail(rejected)
