@@ -1,0 +1,193 @@
+/**
+ * Round 10: `@effect/rpc` in a browser. An `RpcClient` in Chromium whose socket is
+ * `effect-lifeline/platform`'s over `BrowserTransport.layer` (page: test/browser/r10rpc.ts), against
+ * the example's `RpcServer` (examples/rpcServer.ts) on 127.0.0.1, behind a FaultProxy where the
+ * server must die without a word. Exact counts of how calls end across a kill and a restart, a
+ * stream across it, the browser going offline, and two RpcClients over one lifeline layer. What
+ * was tried and found: docs/trials.md, "round 10, @effect/rpc in a browser".
+ */
+import { Deferred, Effect, Exit, Queue, Scope, Stream } from "effect"
+import type { Page } from "playwright-core"
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest"
+import * as Example from "../examples/rpc.js"
+import { FaultProxy } from "../src/testing/index.js"
+import type { R10 } from "./browser/r10rpc.js"
+import type { ChromiumKit, TestPage } from "./support/chromium.js"
+import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+import { startRpcServer } from "./support/rpcKit.js"
+
+const r10 = <K extends keyof R10>(
+  page: Page,
+  method: K,
+  ...args: Parameters<R10[K]>
+): Promise<Awaited<ReturnType<R10[K]>>> =>
+  page.evaluate(
+    ([method, args]) =>
+      ((globalThis as unknown as { r10: Record<string, (...args: ReadonlyArray<unknown>) => unknown> }).r10[method]!)(
+        ...args
+      ),
+    [method, args] as const
+  ) as any
+
+let kit: ChromiumKit | undefined
+let pages: Array<TestPage> = []
+let scopes: Array<Scope.CloseableScope> = []
+
+const page = async (): Promise<TestPage> => {
+  const opened = await openPage(kit!, "r10rpc")
+  pages.push(opened)
+  return opened
+}
+
+const inScope = async <A>(effect: Effect.Effect<A, unknown, Scope.Scope>): Promise<A> => {
+  const scope = Effect.runSync(Scope.make())
+  scopes.push(scope)
+  return Effect.runPromise(Scope.extend(effect, scope))
+}
+
+/** The example's API with handlers that tell the test what arrived; Count counts `to` items 20 ms apart. */
+const startServer = (port: number) =>
+  Effect.gen(function*() {
+    const waits = yield* Queue.unbounded<number>()
+    const countEnded = yield* Deferred.make<void>()
+    const handlers = Example.Rpcs.toLayer({
+      Echo: ({ text }) => Effect.succeed(text),
+      Add: ({ a, b }) => Effect.succeed(a + b),
+      Wait: ({ millis }) => Queue.offer(waits, millis).pipe(Effect.zipRight(Effect.sleep(millis)), Effect.as(millis)),
+      Count: ({ to }) =>
+        Stream.range(1, to).pipe(
+          Stream.tap(() => Effect.sleep("20 millis")),
+          Stream.ensuring(Deferred.succeed(countEnded, undefined))
+        )
+    })
+    const server = yield* startRpcServer(port, handlers)
+    return { ...server, waits, countEnded }
+  })
+
+/** An rpc server behind a proxy; `kill` makes it die without a word (1006 at the browser), `restart` brings it back on its port. */
+const rig = () =>
+  inScope(Effect.gen(function*() {
+    let server = yield* startServer(0)
+    const proxy = yield* FaultProxy.make(server.port)
+    const port = server.port
+    return {
+      url: proxy.url,
+      server: () => server,
+      kill: () =>
+        Effect.runPromise(Effect.gen(function*() {
+          yield* proxy.blackhole
+          yield* server.stop
+          yield* proxy.reset
+          yield* proxy.restore
+        })),
+      restart: () =>
+        Effect.runPromise(Effect.gen(function*() {
+          server = yield* startServer(port)
+        })),
+      stop: () => Effect.runPromise(server.stop),
+      /** Waits until the server has seen `count` Waits. */
+      sawWaits: (count: number) =>
+        Effect.runPromise(Effect.timeout(Effect.replicateEffect(Queue.take(server.waits), count), "5 seconds"))
+    }
+  }))
+
+/** Outcomes counted by kind. */
+const tally = (outcomes: ReadonlyArray<Record<string, unknown>>) => {
+  const counts: Record<string, number> = {}
+  for (const outcome of outcomes) {
+    const key = "ok" in outcome ? "answered" : "error" in outcome ? String(outcome["error"]) : Object.keys(outcome)[0]!
+    counts[key] = (counts[key] ?? 0) + 1
+  }
+  return counts
+}
+
+describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform", () => {
+  beforeAll(async () => {
+    kit = await startChromium(["r10rpc"])
+  }, 30_000)
+
+  afterAll(async () => {
+    await kit?.close()
+  })
+
+  afterEach(async () => {
+    const opened = pages
+    pages = []
+    for (const each of opened) await each.close()
+    const held = scopes
+    scopes = []
+    for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
+    for (const each of opened) expect(each.errors).toEqual([])
+  })
+
+  it("perConnection, the server killed and restarted: 10 calls in flight and 10 made while down fail typed (Disconnected 1006); calls after the restart are answered", async () => {
+    const { page: p } = await page()
+    const rpc = await rig()
+    await r10(p, "open", "c", rpc.url, true)
+    expect(await r10(p, "outcome", await r10(p, "call", "c", "Echo", { text: "hello" }))).toEqual({ ok: "hello" })
+    const inFlight = await r10(p, "calls", "c", "Wait", Array.from({ length: 10 }, () => ({ millis: 60_000 })))
+    await rpc.sawWaits(10)
+    await rpc.kill()
+    await eventually("Backoff", async () => (await r10(p, "count", "c", "Backoff")) >= 1)
+    const whileDown = await r10(p, "calls", "c", "Echo", Array.from({ length: 10 }, (_, i) => ({ text: `down${i}` })))
+    await rpc.restart()
+    expect(tally(await r10(p, "outcomes", inFlight))).toEqual({ "RpcClientError Protocol (Disconnected 1006)": 10 })
+    expect(tally(await r10(p, "outcomes", whileDown))).toEqual({ "RpcClientError Protocol (Disconnected 1006)": 10 })
+    expect(await r10(p, "echoUntilAnswered", "c")).toBeGreaterThanOrEqual(0)
+    const after = await r10(p, "calls", "c", "Add", Array.from({ length: 10 }, (_, i) => ({ a: i, b: 1 })))
+    expect(await r10(p, "outcomes", after)).toEqual(Array.from({ length: 10 }, (_, i) => ({ ok: i + 1 })))
+    await r10(p, "close", "c")
+  })
+  it("a stream across the kill (perConnection): fails typed after the chunks it had; a new stream after the restart runs to its end", async () => {
+    const { page: p } = await page()
+    const rpc = await rig()
+    await r10(p, "open", "c", rpc.url, true)
+    const first = await r10(p, "stream", "c", 1_000)
+    await eventually("3 chunks", async () => (await r10(p, "chunks", first.stream)).length >= 3)
+    await rpc.kill()
+    const ended = await r10(p, "outcome", first.call)
+    const had = await r10(p, "chunks", first.stream)
+    expect(ended).toEqual({ error: "RpcClientError Protocol (Disconnected 1006)" })
+    expect(had).toEqual(Array.from({ length: had.length }, (_, i) => i + 1))
+    await rpc.restart()
+    expect(await r10(p, "echoUntilAnswered", "c")).toBeGreaterThanOrEqual(0)
+    const second = await r10(p, "stream", "c", 5)
+    expect(await r10(p, "outcome", second.call)).toEqual({ ok: undefined })
+    expect(await r10(p, "chunks", second.stream)).toEqual([1, 2, 3, 4, 5])
+  })
+
+  it("context.setOffline(true) with 5 calls in flight, 5 made while offline: the open loopback socket stays up, all 10 answered; no state change", async () => {
+    const { page: p, context } = await page()
+    const rpc = await rig()
+    await r10(p, "open", "c", rpc.url, true)
+    expect(await r10(p, "outcome", await r10(p, "call", "c", "Echo", { text: "hello" }))).toEqual({ ok: "hello" })
+    const inFlight = await r10(p, "calls", "c", "Wait", Array.from({ length: 5 }, () => ({ millis: 300 })), 3_000)
+    await rpc.sawWaits(5)
+    await context.setOffline(true)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const whileOffline = await r10(p, "calls", "c", "Echo", Array.from({ length: 5 }, (_, i) => ({ text: `off${i}` })), 3_000)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const states = await r10(p, "states", "c")
+    await context.setOffline(false)
+    // Chrome's offline emulation leaves an open loopback WebSocket up: lifeline sees no drop (no
+    // `offline` handling closes a live connection), and every call is answered.
+    expect({
+      inFlight: tally(await r10(p, "outcomes", inFlight)),
+      whileOffline: tally(await r10(p, "outcomes", whileOffline)),
+      states
+    }).toEqual({ inFlight: { answered: 5 }, whileOffline: { answered: 5 }, states: ["Connecting", "Open"] })
+  })
+
+  it("two RpcClients, each with its own protocol, over one LifelinePlatform.layer: 10 calls each are all answered", async () => {
+    const { page: p } = await page()
+    const rpc = await rig()
+    await r10(p, "openTwo", "two", rpc.url, true)
+    const a = await r10(p, "calls", "two-a", "Echo", Array.from({ length: 10 }, (_, i) => ({ text: `a${i}` })), 2_000)
+    const b = await r10(p, "calls", "two-b", "Echo", Array.from({ length: 10 }, (_, i) => ({ text: `b${i}` })), 2_000)
+    // Without the fix, one run read the Client's `messages` for itself: b's 10 hung (never answered).
+    expect({ a: await r10(p, "outcomes", a), b: await r10(p, "outcomes", b) }).toEqual({
+      a: Array.from({ length: 10 }, (_, i) => ({ ok: `a${i}` })),
+      b: Array.from({ length: 10 }, (_, i) => ({ ok: `b${i}` }))
+    })
+  })
+})
