@@ -6,14 +6,17 @@
  * stream across it, the browser going offline, and two RpcClients over one lifeline layer. What
  * was tried and found: docs/trials.md, "round 10, @effect/rpc in a browser".
  */
-import { Deferred, Effect, Exit, Queue, Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Page } from "playwright-core"
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest"
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { Client } from "../src/index.js"
+import * as LifelinePlatform from "../src/platform.js"
 import * as Example from "../examples/rpc.js"
-import { FaultProxy } from "../src/testing/index.js"
+import { FaultProxy, TestServer } from "../src/testing/index.js"
 import type { R10 } from "./browser/r10rpc.js"
 import type { ChromiumKit, TestPage } from "./support/chromium.js"
 import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+import { quietNode } from "./support/node.js"
 import { startRpcServer } from "./support/rpcKit.js"
 
 const r10 = <K extends keyof R10>(
@@ -190,4 +193,42 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
       b: Array.from({ length: 10 }, (_, i) => ({ ok: `b${i}` }))
     })
   })
+})
+
+/** What the browser test of two RpcClients found, in Node (no Chromium needed): the Socket's runs at once. */
+describe("effect-lifeline/platform: two runs of one Socket at once", () => {
+  it("each run gets every message; a handler that throws fails its own run (the defect), the other reads on", () =>
+    Effect.runPromise(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
+      const socket = LifelinePlatform.fromClient(client)
+      const write = yield* socket.writer
+      const a: Array<string> = []
+      const b: Array<string> = []
+      const aOpen = yield* Deferred.make<void>()
+      const bOpen = yield* Deferred.make<void>()
+      const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
+      // a starts first: it is the run that reads the Client's messages for both.
+      const runA = yield* Effect.fork(socket.runRaw((data) => void a.push(text(data)), { onOpen: Deferred.succeed(aOpen, undefined) }))
+      yield* Deferred.await(aOpen)
+      const runB = yield* Effect.fork(socket.runRaw((data) => {
+        if (text(data) === "boom") throw new Error("boom")
+        b.push(text(data))
+      }, { onOpen: Deferred.succeed(bOpen, undefined) }))
+      yield* Deferred.await(bOpen)
+      const until = (check: () => boolean) =>
+        Effect.timeout(Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }), "5 seconds")
+      for (const message of ["one", "two", "three"]) yield* write(message)
+      yield* until(() => a.length === 3 && b.length === 3)
+      expect({ a, b }).toEqual({ a: ["one", "two", "three"], b: ["one", "two", "three"] })
+      yield* write("boom")
+      const bExit = yield* Effect.timeout(Fiber.await(runB), "5 seconds")
+      expect(Exit.isFailure(bExit) ? Option.map(Cause.dieOption(bExit.cause), (e) => (e as Error).message) : "succeeded")
+        .toEqual(Option.some("boom"))
+      yield* write("four")
+      yield* until(() => a.length === 5)
+      expect(a).toEqual(["one", "two", "three", "boom", "four"])
+      expect(Option.isNone(yield* Fiber.poll(runA))).toBe(true)
+      yield* Fiber.interrupt(runA)
+    }).pipe(Effect.scoped, Effect.provide(quietNode))))
 })
