@@ -53,10 +53,16 @@ const startServer = (port: number) =>
   Effect.gen(function*() {
     const waits = yield* Queue.unbounded<number>()
     const countEnded = yield* Deferred.make<void>()
+    const interrupted = { waits: 0 }
     const handlers = Example.Rpcs.toLayer({
       Echo: ({ text }) => Effect.succeed(text),
       Add: ({ a, b }) => Effect.succeed(a + b),
-      Wait: ({ millis }) => Queue.offer(waits, millis).pipe(Effect.zipRight(Effect.sleep(millis)), Effect.as(millis)),
+      Wait: ({ millis }) =>
+        Queue.offer(waits, millis).pipe(
+          Effect.zipRight(Effect.sleep(millis)),
+          Effect.as(millis),
+          Effect.onInterrupt(() => Effect.sync(() => interrupted.waits++))
+        ),
       Count: ({ to }) =>
         Stream.range(1, to).pipe(
           Stream.tap(() => Effect.sleep("20 millis")),
@@ -64,7 +70,7 @@ const startServer = (port: number) =>
         )
     })
     const server = yield* startRpcServer(port, handlers)
-    return { ...server, waits, countEnded }
+    return { ...server, waits, countEnded, interrupted }
   })
 
 /** An rpc server behind a proxy; `kill` makes it die without a word (1006 at the browser), `restart` brings it back on its port. */
@@ -179,6 +185,38 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
       whileOffline: tally(await r10(p, "outcomes", whileOffline)),
       states
     }).toEqual({ inFlight: { answered: 5 }, whileOffline: { answered: 5 }, states: ["Connecting", "Open"] })
+  })
+
+  it("the server killed while the browser is offline, restarted, then online: calls made meanwhile fail typed at once; after online the calls are answered", async () => {
+    const { page: p, context } = await page()
+    const rpc = await rig()
+    await r10(p, "open", "c", rpc.url, true)
+    expect(await r10(p, "outcome", await r10(p, "call", "c", "Echo", { text: "hello" }))).toEqual({ ok: "hello" })
+    await context.setOffline(true)
+    await rpc.kill()
+    await eventually("Backoff", async () => (await r10(p, "count", "c", "Backoff")) >= 1)
+    await rpc.restart()
+    const whileOffline = await r10(p, "calls", "c", "Echo", Array.from({ length: 5 }, (_, i) => ({ text: `off${i}` })), 3_000)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const opensWhileOffline = await r10(p, "count", "c", "Open")
+    await context.setOffline(false)
+    expect(await r10(p, "echoUntilAnswered", "c")).toBeGreaterThanOrEqual(0)
+    expect({
+      whileOffline: tally(await r10(p, "outcomes", whileOffline)),
+      opensWhileOffline,
+      opens: await r10(p, "count", "c", "Open")
+    }).toEqual({ whileOffline: { "RpcClientError Protocol (Disconnected 1006)": 5 }, opensWhileOffline: 1, opens: 2 })
+  })
+
+  it("the page navigates away with 10 calls in flight: the server's 10 handlers are interrupted, no error on the page", async () => {
+    const { page: p } = await page()
+    const rpc = await rig()
+    await r10(p, "open", "c", rpc.url, true)
+    await r10(p, "calls", "c", "Wait", Array.from({ length: 10 }, () => ({ millis: 60_000 })), 60_000)
+    await rpc.sawWaits(10)
+    await p.goto(`${kit!.origin}/r10rpc.html`)
+    await eventually("the Waits interrupted", () => rpc.server().interrupted.waits >= 10)
+    expect(rpc.server().interrupted).toEqual({ waits: 10 })
   })
 
   it("two RpcClients, each with its own protocol, over one LifelinePlatform.layer: 10 calls each are all answered", async () => {
