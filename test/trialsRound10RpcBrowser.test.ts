@@ -231,6 +231,35 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
       b: Array.from({ length: 10 }, (_, i) => ({ ok: `b${i}` }))
     })
   })
+  it("two RpcClients over one layer, perConnection: the server killed with 5 calls each in flight, all 10 fail typed; after the restart both are answered; a closed, b alone is still answered", async () => {
+    const { page: p } = await page()
+    const rpc = await rig()
+    await r10(p, "openTwo", "two", rpc.url, true)
+    const a = await r10(p, "calls", "two-a", "Wait", Array.from({ length: 5 }, () => ({ millis: 60_000 })))
+    const b = await r10(p, "calls", "two-b", "Wait", Array.from({ length: 5 }, () => ({ millis: 60_000 })))
+    await rpc.sawWaits(10)
+    await rpc.kill()
+    expect({ a: tally(await r10(p, "outcomes", a)), b: tally(await r10(p, "outcomes", b)) }).toEqual({
+      a: { "RpcClientError Protocol (Disconnected 1006)": 5 },
+      b: { "RpcClientError Protocol (Disconnected 1006)": 5 }
+    })
+    await rpc.restart()
+    expect(await r10(p, "echoUntilAnswered", "two-a")).toBeGreaterThanOrEqual(0)
+    expect(await r10(p, "echoUntilAnswered", "two-b")).toBeGreaterThanOrEqual(0)
+    const both = {
+      a: await r10(p, "calls", "two-a", "Add", [{ a: 1, b: 1 }]),
+      b: await r10(p, "calls", "two-b", "Add", [{ a: 2, b: 2 }])
+    }
+    expect({ a: await r10(p, "outcomes", both.a), b: await r10(p, "outcomes", both.b) }).toEqual({
+      a: [{ ok: 2 }],
+      b: [{ ok: 4 }]
+    })
+    // Whichever run reads the Client for both, b reads on when a is closed.
+    await r10(p, "close", "two-a")
+    const alone = await r10(p, "calls", "two-b", "Echo", Array.from({ length: 5 }, (_, i) => ({ text: `b${i}` })), 2_000)
+    expect(await r10(p, "outcomes", alone)).toEqual(Array.from({ length: 5 }, (_, i) => ({ ok: `b${i}` })))
+    await r10(p, "close", "two")
+  })
 })
 
 /** What the browser test of two RpcClients found, in Node (no Chromium needed): the Socket's runs at once. */
@@ -268,5 +297,30 @@ describe("effect-lifeline/platform: two runs of one Socket at once", () => {
       expect(a).toEqual(["one", "two", "three", "boom", "four"])
       expect(Option.isNone(yield* Fiber.poll(runA))).toBe(true)
       yield* Fiber.interrupt(runA)
+    }).pipe(Effect.scoped, Effect.provide(quietNode))))
+  it("the run that reads for both is interrupted: the other takes over and reads on, nothing lost in between", () =>
+    Effect.runPromise(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
+      const socket = LifelinePlatform.fromClient(client)
+      const write = yield* socket.writer
+      const a: Array<string> = []
+      const b: Array<string> = []
+      const aOpen = yield* Deferred.make<void>()
+      const bOpen = yield* Deferred.make<void>()
+      const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
+      const runA = yield* Effect.fork(socket.runRaw((data) => void a.push(text(data)), { onOpen: Deferred.succeed(aOpen, undefined) }))
+      yield* Deferred.await(aOpen)
+      const runB = yield* Effect.fork(socket.runRaw((data) => void b.push(text(data)), { onOpen: Deferred.succeed(bOpen, undefined) }))
+      yield* Deferred.await(bOpen)
+      const until = (check: () => boolean) =>
+        Effect.timeout(Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }), "5 seconds")
+      yield* write("one")
+      yield* until(() => a.length === 1 && b.length === 1)
+      yield* Fiber.interrupt(runA)
+      for (let i = 0; i < 20; i++) yield* write(`after${i}`)
+      yield* until(() => b.length === 21)
+      expect({ a, b }).toEqual({ a: ["one"], b: ["one", ...Array.from({ length: 20 }, (_, i) => `after${i}`)] })
+      yield* Fiber.interrupt(runB)
     }).pipe(Effect.scoped, Effect.provide(quietNode))))
 })

@@ -11,7 +11,7 @@ import * as RpcClient from "@effect/rpc/RpcClient"
 import type * as RpcClientError from "@effect/rpc/RpcClientError"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
-import { Cause, Effect, Exit, Layer, Logger, Schedule, Schema, Scope, Stream } from "effect"
+import { Cause, Effect, ExecutionStrategy, Exit, Layer, Logger, Schedule, Schema, Scope, Stream } from "effect"
 import { BrowserTransport, Client } from "effect-lifeline/browser"
 import * as LifelinePlatform from "effect-lifeline/platform"
 
@@ -102,10 +102,13 @@ const r10 = {
       const scope = yield* Scope.make()
       const socket = LifelinePlatform.layer({ ...clientOptions(url), perConnection })
       const memo = yield* Layer.memoize(socket).pipe(Scope.extend(scope))
+      opened.set(id, { rpc: undefined as never, scope, states: [] })
+      // Each RpcClient in a scope of its own (closing one leaves the other and the layer).
       for (const suffix of ["a", "b"]) {
-        const context = yield* Layer.buildWithScope(protocol(memo), scope)
-        const rpc = yield* Effect.provide(Scope.extend(RpcClient.make(Rpcs), scope), context)
-        opened.set(`${id}-${suffix}`, { rpc, scope, states: [] })
+        const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+        const context = yield* Layer.buildWithScope(protocol(memo), own)
+        const rpc = yield* Effect.provide(Scope.extend(RpcClient.make(Rpcs), own), context)
+        opened.set(`${id}-${suffix}`, { rpc, scope: own, states: [] })
       }
     }).pipe(Effect.provide(transport))),
   states: (id: string): ReadonlyArray<string> => opened.get(id)!.states,
