@@ -6,7 +6,7 @@
  * stream across it, the browser going offline, and two RpcClients over one lifeline layer. What
  * was tried and found: docs/trials.md, "round 10, @effect/rpc in a browser".
  */
-import { Cause, Deferred, Effect, Exit, Fiber, Option, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Page } from "playwright-core"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { Client } from "../src/index.js"
@@ -18,6 +18,10 @@ import type { ChromiumKit, TestPage } from "./support/chromium.js"
 import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
 import { quietNode } from "./support/node.js"
 import { startRpcServer } from "./support/rpcKit.js"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import * as SocketServer from "@effect/platform/SocketServer"
+import { layerWebSocketServer } from "../examples/rpcServer.js"
 
 const r10 = <K extends keyof R10>(
   page: Page,
@@ -217,6 +221,31 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
     await p.goto(`${kit!.origin}/r10rpc.html`)
     await eventually("the Waits interrupted", () => rpc.server().interrupted.waits >= 10)
     expect(rpc.server().interrupted).toEqual({ waits: 10 })
+  })
+
+  it("MessagePack (binary frames both ways) against an RpcServer on layerMsgPack: calls and a stream answered", async () => {
+    const { page: p } = await page()
+    const address = await inScope(Effect.gen(function*() {
+      const context = yield* Layer.build(
+        RpcServer.layer(Example.Rpcs).pipe(
+          Layer.provide(Example.HandlersLive),
+          Layer.provide(RpcServer.layerProtocolSocketServer),
+          Layer.provide(RpcSerialization.layerMsgPack),
+          Layer.provideMerge(layerWebSocketServer({ host: "127.0.0.1", port: 0, closeTimeout: "100 millis" }))
+        )
+      )
+      return (yield* Effect.provide(SocketServer.SocketServer, context)).address
+    }))
+    const url = address._tag === "TcpAddress" ? `ws://127.0.0.1:${address.port}` : ""
+    await r10(p, "open", "m", url, true, "msgpack")
+    const calls = [
+      await r10(p, "call", "m", "Echo", { text: "h\u00e9llo \u{1F600}" }),
+      await r10(p, "call", "m", "Add", { a: 0.5, b: 2 })
+    ]
+    const counted = await r10(p, "stream", "m", 4)
+    expect(await r10(p, "outcomes", [...calls, counted.call])).toEqual([{ ok: "h\u00e9llo \u{1F600}" }, { ok: 2.5 }, { ok: undefined }])
+    expect(await r10(p, "chunks", counted.stream)).toEqual([1, 2, 3, 4])
+    await r10(p, "close", "m")
   })
 
   it("two RpcClients, each with its own protocol, over one LifelinePlatform.layer: 10 calls each are all answered", async () => {

@@ -54,11 +54,14 @@ const quiet = Logger.remove(Logger.defaultLogger)
 const transport = Layer.merge(BrowserTransport.layer, quiet)
 
 /** The rpc client's protocol: ndjson over `socket`, a short pause before it reads again. */
-const protocol = <E, R>(socket: Layer.Layer<Socket.Socket, E, R>) =>
+const protocol = <E, R>(socket: Layer.Layer<Socket.Socket, E, R>, serialization: Serialization = "ndjson") =>
   RpcClient.layerProtocolSocket({ retrySchedule: Schedule.spaced("50 millis") }).pipe(
     Layer.provide(socket),
-    Layer.provide(RpcSerialization.layerNdjson)
+    Layer.provide(serialization === "msgpack" ? RpcSerialization.layerMsgPack : RpcSerialization.layerNdjson)
   )
+
+/** The wire format: ndjson (text frames) or MessagePack (binary frames). */
+export type Serialization = "ndjson" | "msgpack"
 
 interface Opened {
   readonly rpc: RpcApi
@@ -79,7 +82,7 @@ const bound = <A, E>(effect: Effect.Effect<A, E>, millis: number): Promise<Outco
 
 const r10 = {
   /** An RpcClient over the Socket of a lifeline Client of the page's (its states recorded). */
-  open: (id: string, url: string, perConnection: boolean): Promise<void> =>
+  open: (id: string, url: string, perConnection: boolean, serialization: Serialization = "ndjson"): Promise<void> =>
     Effect.runPromise(Effect.gen(function*() {
       const scope = yield* Scope.make()
       const client = yield* Scope.extend(Client.make(clientOptions(url)), scope)
@@ -89,7 +92,7 @@ const r10 = {
         scope
       )
       const socket = Layer.succeed(Socket.Socket, LifelinePlatform.fromClient(client, { perConnection }))
-      const context = yield* Layer.buildWithScope(protocol(socket), scope)
+      const context = yield* Layer.buildWithScope(protocol(socket, serialization), scope)
       const rpc = yield* Effect.provide(Scope.extend(RpcClient.make(Rpcs), scope), context)
       opened.set(id, { rpc, scope, client, states })
     }).pipe(Effect.provide(transport))),
