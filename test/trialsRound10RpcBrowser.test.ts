@@ -6,22 +6,22 @@
  * stream across it, the browser going offline, and two RpcClients over one lifeline layer. What
  * was tried and found: docs/trials.md, "round 10, @effect/rpc in a browser".
  */
+import * as SocketServer from "@effect/platform/SocketServer"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Page } from "playwright-core"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import * as Example from "../examples/rpc.js"
+import { layerWebSocketServer } from "../examples/rpcServer.js"
 import { Client } from "../src/index.js"
 import * as LifelinePlatform from "../src/platform.js"
-import * as Example from "../examples/rpc.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import type { R10 } from "./browser/r10rpc.js"
 import type { ChromiumKit, TestPage } from "./support/chromium.js"
 import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
 import { quietNode } from "./support/node.js"
 import { startRpcServer } from "./support/rpcKit.js"
-import * as RpcSerialization from "@effect/rpc/RpcSerialization"
-import * as RpcServer from "@effect/rpc/RpcServer"
-import * as SocketServer from "@effect/platform/SocketServer"
-import { layerWebSocketServer } from "../examples/rpcServer.js"
 
 const r10 = <K extends keyof R10>(
   page: Page,
@@ -178,7 +178,14 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
     await rpc.sawWaits(5)
     await context.setOffline(true)
     await new Promise((resolve) => setTimeout(resolve, 200))
-    const whileOffline = await r10(p, "calls", "c", "Echo", Array.from({ length: 5 }, (_, i) => ({ text: `off${i}` })), 3_000)
+    const whileOffline = await r10(
+      p,
+      "calls",
+      "c",
+      "Echo",
+      Array.from({ length: 5 }, (_, i) => ({ text: `off${i}` })),
+      3_000
+    )
     await new Promise((resolve) => setTimeout(resolve, 200))
     const states = await r10(p, "states", "c")
     await context.setOffline(false)
@@ -200,7 +207,14 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
     await rpc.kill()
     await eventually("Backoff", async () => (await r10(p, "count", "c", "Backoff")) >= 1)
     await rpc.restart()
-    const whileOffline = await r10(p, "calls", "c", "Echo", Array.from({ length: 5 }, (_, i) => ({ text: `off${i}` })), 3_000)
+    const whileOffline = await r10(
+      p,
+      "calls",
+      "c",
+      "Echo",
+      Array.from({ length: 5 }, (_, i) => ({ text: `off${i}` })),
+      3_000
+    )
     await new Promise((resolve) => setTimeout(resolve, 300))
     const opensWhileOffline = await r10(p, "count", "c", "Open")
     await context.setOffline(false)
@@ -243,7 +257,9 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
       await r10(p, "call", "m", "Add", { a: 0.5, b: 2 })
     ]
     const counted = await r10(p, "stream", "m", 4)
-    expect(await r10(p, "outcomes", [...calls, counted.call])).toEqual([{ ok: "h\u00e9llo \u{1F600}" }, { ok: 2.5 }, { ok: undefined }])
+    expect(await r10(p, "outcomes", [...calls, counted.call])).toEqual([{ ok: "h\u00e9llo \u{1F600}" }, { ok: 2.5 }, {
+      ok: undefined
+    }])
     expect(await r10(p, "chunks", counted.stream)).toEqual([1, 2, 3, 4])
     await r10(p, "close", "m")
   })
@@ -285,7 +301,14 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
     })
     // Whichever run reads the Client for both, b reads on when a is closed.
     await r10(p, "close", "two-a")
-    const alone = await r10(p, "calls", "two-b", "Echo", Array.from({ length: 5 }, (_, i) => ({ text: `b${i}` })), 2_000)
+    const alone = await r10(
+      p,
+      "calls",
+      "two-b",
+      "Echo",
+      Array.from({ length: 5 }, (_, i) => ({ text: `b${i}` })),
+      2_000
+    )
     expect(await r10(p, "outcomes", alone)).toEqual(Array.from({ length: 5 }, (_, i) => ({ ok: `b${i}` })))
     await r10(p, "close", "two")
   })
@@ -294,62 +317,80 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
 /** What the browser test of two RpcClients found, in Node (no Chromium needed): the Socket's runs at once. */
 describe("effect-lifeline/platform: two runs of one Socket at once", () => {
   it("each run gets every message; a handler that throws fails its own run (the defect), the other reads on", () =>
-    Effect.runPromise(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
-      const socket = LifelinePlatform.fromClient(client)
-      const write = yield* socket.writer
-      const a: Array<string> = []
-      const b: Array<string> = []
-      const aOpen = yield* Deferred.make<void>()
-      const bOpen = yield* Deferred.make<void>()
-      const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
-      // a starts first: it is the run that reads the Client's messages for both.
-      const runA = yield* Effect.fork(socket.runRaw((data) => void a.push(text(data)), { onOpen: Deferred.succeed(aOpen, undefined) }))
-      yield* Deferred.await(aOpen)
-      const runB = yield* Effect.fork(socket.runRaw((data) => {
-        if (text(data) === "boom") throw new Error("boom")
-        b.push(text(data))
-      }, { onOpen: Deferred.succeed(bOpen, undefined) }))
-      yield* Deferred.await(bOpen)
-      const until = (check: () => boolean) =>
-        Effect.timeout(Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }), "5 seconds")
-      for (const message of ["one", "two", "three"]) yield* write(message)
-      yield* until(() => a.length === 3 && b.length === 3)
-      expect({ a, b }).toEqual({ a: ["one", "two", "three"], b: ["one", "two", "three"] })
-      yield* write("boom")
-      const bExit = yield* Effect.timeout(Fiber.await(runB), "5 seconds")
-      expect(Exit.isFailure(bExit) ? Option.map(Cause.dieOption(bExit.cause), (e) => (e as Error).message) : "succeeded")
-        .toEqual(Option.some("boom"))
-      yield* write("four")
-      yield* until(() => a.length === 5)
-      expect(a).toEqual(["one", "two", "three", "boom", "four"])
-      expect(Option.isNone(yield* Fiber.poll(runA))).toBe(true)
-      yield* Fiber.interrupt(runA)
-    }).pipe(Effect.scoped, Effect.provide(quietNode))))
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
+        const socket = LifelinePlatform.fromClient(client)
+        const write = yield* socket.writer
+        const a: Array<string> = []
+        const b: Array<string> = []
+        const aOpen = yield* Deferred.make<void>()
+        const bOpen = yield* Deferred.make<void>()
+        const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
+        // a starts first: it is the run that reads the Client's messages for both.
+        const runA = yield* Effect.fork(
+          socket.runRaw((data) => void a.push(text(data)), { onOpen: Deferred.succeed(aOpen, undefined) })
+        )
+        yield* Deferred.await(aOpen)
+        const runB = yield* Effect.fork(socket.runRaw((data) => {
+          if (text(data) === "boom") throw new Error("boom")
+          b.push(text(data))
+        }, { onOpen: Deferred.succeed(bOpen, undefined) }))
+        yield* Deferred.await(bOpen)
+        const until = (check: () => boolean) =>
+          Effect.timeout(
+            Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }),
+            "5 seconds"
+          )
+        for (const message of ["one", "two", "three"]) yield* write(message)
+        yield* until(() => a.length === 3 && b.length === 3)
+        expect({ a, b }).toEqual({ a: ["one", "two", "three"], b: ["one", "two", "three"] })
+        yield* write("boom")
+        const bExit = yield* Effect.timeout(Fiber.await(runB), "5 seconds")
+        expect(
+          Exit.isFailure(bExit) ? Option.map(Cause.dieOption(bExit.cause), (e) => (e as Error).message) : "succeeded"
+        )
+          .toEqual(Option.some("boom"))
+        yield* write("four")
+        yield* until(() => a.length === 5)
+        expect(a).toEqual(["one", "two", "three", "boom", "four"])
+        expect(Option.isNone(yield* Fiber.poll(runA))).toBe(true)
+        yield* Fiber.interrupt(runA)
+      }).pipe(Effect.scoped, Effect.provide(quietNode))
+    ))
   it("the run that reads for both is interrupted: the other takes over and reads on, nothing lost in between", () =>
-    Effect.runPromise(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
-      const socket = LifelinePlatform.fromClient(client)
-      const write = yield* socket.writer
-      const a: Array<string> = []
-      const b: Array<string> = []
-      const aOpen = yield* Deferred.make<void>()
-      const bOpen = yield* Deferred.make<void>()
-      const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
-      const runA = yield* Effect.fork(socket.runRaw((data) => void a.push(text(data)), { onOpen: Deferred.succeed(aOpen, undefined) }))
-      yield* Deferred.await(aOpen)
-      const runB = yield* Effect.fork(socket.runRaw((data) => void b.push(text(data)), { onOpen: Deferred.succeed(bOpen, undefined) }))
-      yield* Deferred.await(bOpen)
-      const until = (check: () => boolean) =>
-        Effect.timeout(Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }), "5 seconds")
-      yield* write("one")
-      yield* until(() => a.length === 1 && b.length === 1)
-      yield* Fiber.interrupt(runA)
-      for (let i = 0; i < 20; i++) yield* write(`after${i}`)
-      yield* until(() => b.length === 21)
-      expect({ a, b }).toEqual({ a: ["one"], b: ["one", ...Array.from({ length: 20 }, (_, i) => `after${i}`)] })
-      yield* Fiber.interrupt(runB)
-    }).pipe(Effect.scoped, Effect.provide(quietNode))))
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
+        const socket = LifelinePlatform.fromClient(client)
+        const write = yield* socket.writer
+        const a: Array<string> = []
+        const b: Array<string> = []
+        const aOpen = yield* Deferred.make<void>()
+        const bOpen = yield* Deferred.make<void>()
+        const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
+        const runA = yield* Effect.fork(
+          socket.runRaw((data) => void a.push(text(data)), { onOpen: Deferred.succeed(aOpen, undefined) })
+        )
+        yield* Deferred.await(aOpen)
+        const runB = yield* Effect.fork(
+          socket.runRaw((data) => void b.push(text(data)), { onOpen: Deferred.succeed(bOpen, undefined) })
+        )
+        yield* Deferred.await(bOpen)
+        const until = (check: () => boolean) =>
+          Effect.timeout(
+            Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }),
+            "5 seconds"
+          )
+        yield* write("one")
+        yield* until(() => a.length === 1 && b.length === 1)
+        yield* Fiber.interrupt(runA)
+        for (let i = 0; i < 20; i++) yield* write(`after${i}`)
+        yield* until(() => b.length === 21)
+        expect({ a, b }).toEqual({ a: ["one"], b: ["one", ...Array.from({ length: 20 }, (_, i) => `after${i}`)] })
+        yield* Fiber.interrupt(runB)
+      }).pipe(Effect.scoped, Effect.provide(quietNode))
+    ))
 })

@@ -83,37 +83,41 @@ const bound = <A, E>(effect: Effect.Effect<A, E>, millis: number): Promise<Outco
 const r10 = {
   /** An RpcClient over the Socket of a lifeline Client of the page's (its states recorded). */
   open: (id: string, url: string, perConnection: boolean, serialization: Serialization = "ndjson"): Promise<void> =>
-    Effect.runPromise(Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const client = yield* Scope.extend(Client.make(clientOptions(url)), scope)
-      const states: Array<string> = []
-      yield* Effect.forkIn(
-        Stream.runForEach(client.state.changes, (state) => Effect.sync(() => states.push(state._tag))),
-        scope
-      )
-      const socket = Layer.succeed(Socket.Socket, LifelinePlatform.fromClient(client, { perConnection }))
-      const context = yield* Layer.buildWithScope(protocol(socket, serialization), scope)
-      const rpc = yield* Effect.provide(Scope.extend(RpcClient.make(Rpcs), scope), context)
-      opened.set(id, { rpc, scope, client, states })
-    }).pipe(Effect.provide(transport))),
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const client = yield* Scope.extend(Client.make(clientOptions(url)), scope)
+        const states: Array<string> = []
+        yield* Effect.forkIn(
+          Stream.runForEach(client.state.changes, (state) => Effect.sync(() => states.push(state._tag))),
+          scope
+        )
+        const socket = Layer.succeed(Socket.Socket, LifelinePlatform.fromClient(client, { perConnection }))
+        const context = yield* Layer.buildWithScope(protocol(socket, serialization), scope)
+        const rpc = yield* Effect.provide(Scope.extend(RpcClient.make(Rpcs), scope), context)
+        opened.set(id, { rpc, scope, client, states })
+      }).pipe(Effect.provide(transport))
+    ),
   /**
    * Two RpcClients, each with its own protocol, over ONE `LifelinePlatform.layer` (as two services
    * of an app built from the same layer value): ids `${id}-a` and `${id}-b`.
    */
   openTwo: (id: string, url: string, perConnection: boolean): Promise<void> =>
-    Effect.runPromise(Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const socket = LifelinePlatform.layer({ ...clientOptions(url), perConnection })
-      const memo = yield* Layer.memoize(socket).pipe(Scope.extend(scope))
-      opened.set(id, { rpc: undefined as never, scope, states: [] })
-      // Each RpcClient in a scope of its own (closing one leaves the other and the layer).
-      for (const suffix of ["a", "b"]) {
-        const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-        const context = yield* Layer.buildWithScope(protocol(memo), own)
-        const rpc = yield* Effect.provide(Scope.extend(RpcClient.make(Rpcs), own), context)
-        opened.set(`${id}-${suffix}`, { rpc, scope: own, states: [] })
-      }
-    }).pipe(Effect.provide(transport))),
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const socket = LifelinePlatform.layer({ ...clientOptions(url), perConnection })
+        const memo = yield* Layer.memoize(socket).pipe(Scope.extend(scope))
+        opened.set(id, { rpc: undefined as never, scope, states: [] })
+        // Each RpcClient in a scope of its own (closing one leaves the other and the layer).
+        for (const suffix of ["a", "b"]) {
+          const own = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+          const context = yield* Layer.buildWithScope(protocol(memo), own)
+          const rpc = yield* Effect.provide(Scope.extend(RpcClient.make(Rpcs), own), context)
+          opened.set(`${id}-${suffix}`, { rpc, scope: own, states: [] })
+        }
+      }).pipe(Effect.provide(transport))
+    ),
   states: (id: string): ReadonlyArray<string> => opened.get(id)!.states,
   /** How many times the Client has been `tag`. */
   count: (id: string, tag: string): number => opened.get(id)!.states.filter((state) => state === tag).length,
@@ -153,7 +157,6 @@ const r10 = {
   close: (id: string): Promise<void> => Effect.runPromise(Scope.close(opened.get(id)!.scope, Exit.void)),
   online: (): boolean => navigator.onLine
 }
-
 ;(globalThis as unknown as { r10: typeof r10 }).r10 = r10
 ;(globalThis as unknown as { pageReady: boolean }).pageReady = true
 
