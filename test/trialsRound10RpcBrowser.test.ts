@@ -98,6 +98,9 @@ const rig = () =>
           server = yield* startServer(port)
         })),
       stop: () => Effect.runPromise(server.stop),
+      /** The server falls silent (nothing forwarded either way, no close): a dead peer behind a half-open link. */
+      blackhole: () => Effect.runPromise(proxy.blackhole),
+      restore: () => Effect.runPromise(proxy.restore),
       /** Waits until the server has seen `count` Waits. */
       sawWaits: (count: number) =>
         Effect.runPromise(Effect.timeout(Effect.replicateEffect(Queue.take(server.waits), count), "5 seconds"))
@@ -262,6 +265,48 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
     }])
     expect(await r10(p, "chunks", counted.stream)).toEqual([1, 2, 3, 4])
     await r10(p, "close", "m")
+  })
+
+  it("lifeline's heartbeat with the rpc Ping as its probe (no isPong): the link gone half-open (blackholed) is found, the 5 calls in flight fail typed (TimeoutError heartbeat) within 3 s, calls are answered once it is back", async () => {
+    const { page: p } = await page()
+    const rpc = await rig()
+    // ndjson's encoding of the rpc client's own Ping: the RpcServer answers it with a Pong.
+    const heartbeat = { interval: 300, timeout: 300, message: "{\"_tag\":\"Ping\"}\n" }
+    await r10(p, "open", "c", rpc.url, true, "ndjson", heartbeat)
+    // A second of answered probes: no false timeout, the Pongs (not filtered) harmless to the rpc client.
+    for (let i = 0; i < 5; i++) {
+      expect(await r10(p, "outcome", await r10(p, "call", "c", "Wait", { millis: 200 }))).toEqual({ ok: 200 })
+    }
+    expect(await r10(p, "count", "c", "Backoff")).toBe(0)
+    const inFlight = await r10(p, "calls", "c", "Wait", Array.from({ length: 5 }, () => ({ millis: 60_000 })))
+    await rpc.sawWaits(10)
+    await rpc.blackhole()
+    // Bounded at 3 s: before the fix, the socket the heartbeat gave up waited for a close frame
+    // the dead peer never sends (2 x closeTimeout, 10 s), the Client Open all along.
+    expect(tally(await r10(p, "outcomes", inFlight))).toEqual({ "RpcClientError Protocol (TimeoutError undefined)": 5 })
+    await rpc.restore()
+    expect(await r10(p, "echoUntilAnswered", "c")).toBeGreaterThanOrEqual(0)
+  })
+
+  it("a bare Client, the peer gone half-open (blackholed: no answer, no close frame): the heartbeat's TimeoutError ends the connection at once, Backoff then Open again; not after 2 x closeTimeout", async () => {
+    const { page: p } = await page()
+    const rpc = await rig()
+    await r10(
+      p,
+      "openBare",
+      "c",
+      rpc.url,
+      { interval: 300, timeout: 300, message: "{\"_tag\":\"Ping\"}\n" },
+      "{\"_tag\":\"Pong\"}\n"
+    )
+    await eventually("Open", async () => (await r10(p, "count", "c", "Open")) === 1)
+    await rpc.blackhole()
+    // Default closeTimeout 5 s: the wait that was 10 s is bounded here at 3 s.
+    await eventually("Backoff", async () => (await r10(p, "count", "c", "Backoff")) === 1, 3_000)
+    await rpc.restore()
+    await eventually("Open again", async () => (await r10(p, "count", "c", "Open")) === 2)
+    expect(await r10(p, "states", "c")).toEqual(["Connecting", "Open", "Backoff", "Connecting", "Open"])
+    await r10(p, "close", "c")
   })
 
   it("two RpcClients, each with its own protocol, over one LifelinePlatform.layer: 10 calls each are all answered", async () => {

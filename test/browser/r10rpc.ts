@@ -74,19 +74,30 @@ const calls: Array<Promise<Outcome>> = []
 /** Each stream's chunks as they arrive. */
 const streamed: Array<Array<number>> = []
 
-const clientOptions = (url: string) =>
-  ({ url, retry: Schedule.spaced("50 millis"), minRetryDelay: "50 millis", heartbeat: false }) as const
+/** The Client's options: quick retries; no heartbeat unless given (e.g. the rpc Ping as its probe). */
+const clientOptions = (url: string, heartbeat: Client.HeartbeatOptions | false = false) => ({
+  url,
+  retry: Schedule.spaced("50 millis"),
+  minRetryDelay: "50 millis" as const,
+  heartbeat
+})
 
 const bound = <A, E>(effect: Effect.Effect<A, E>, millis: number): Promise<Outcome> =>
   Effect.runPromise(Effect.exit(Effect.timeout(effect, millis))).then(outcome)
 
 const r10 = {
   /** An RpcClient over the Socket of a lifeline Client of the page's (its states recorded). */
-  open: (id: string, url: string, perConnection: boolean, serialization: Serialization = "ndjson"): Promise<void> =>
+  open: (
+    id: string,
+    url: string,
+    perConnection: boolean,
+    serialization: Serialization = "ndjson",
+    heartbeat: Client.HeartbeatOptions | false = false
+  ): Promise<void> =>
     Effect.runPromise(
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const client = yield* Scope.extend(Client.make(clientOptions(url)), scope)
+        const client = yield* Scope.extend(Client.make(clientOptions(url, heartbeat)), scope)
         const states: Array<string> = []
         yield* Effect.forkIn(
           Stream.runForEach(client.state.changes, (state) => Effect.sync(() => states.push(state._tag))),
@@ -116,6 +127,21 @@ const r10 = {
           const rpc = yield* Effect.provide(Scope.extend(RpcClient.make(Rpcs), own), context)
           opened.set(`${id}-${suffix}`, { rpc, scope: own, states: [] })
         }
+      }).pipe(Effect.provide(transport))
+    ),
+  /** A bare Client (no rpc) with an app-level heartbeat whose answer is `pong`; its states recorded. */
+  openBare: (id: string, url: string, heartbeat: Client.HeartbeatOptions, pong: string): Promise<void> =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const withPong = { ...heartbeat, isPong: (message: unknown) => message === pong }
+        const client = yield* Scope.extend(Client.make(clientOptions(url, withPong)), scope)
+        const states: Array<string> = []
+        yield* Effect.forkIn(
+          Stream.runForEach(client.state.changes, (state) => Effect.sync(() => states.push(state._tag))),
+          scope
+        )
+        opened.set(id, { rpc: undefined as never, scope, client, states })
       }).pipe(Effect.provide(transport))
     ),
   states: (id: string): ReadonlyArray<string> => opened.get(id)!.states,
