@@ -9,12 +9,12 @@
 import * as SocketServer from "@effect/platform/SocketServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Page } from "playwright-core"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import * as Example from "../examples/rpc.js"
 import { layerWebSocketServer } from "../examples/rpcServer.js"
-import { Client } from "../src/index.js"
+import { BrowserTransport, Client } from "../src/index.js"
 import * as LifelinePlatform from "../src/platform.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import type { R10 } from "./browser/r10rpc.js"
@@ -437,5 +437,36 @@ describe("effect-lifeline/platform: two runs of one Socket at once", () => {
         expect({ a, b }).toEqual({ a: ["one"], b: ["one", ...Array.from({ length: 20 }, (_, i) => `after${i}`)] })
         yield* Fiber.interrupt(runB)
       }).pipe(Effect.scoped, Effect.provide(quietNode))
+    ))
+})
+
+/** The browser transport's terminate, in Node (its WHATWG WebSocket, undici: no Chromium needed). */
+describe("BrowserTransport: a heartbeat timeout against a half-open peer", () => {
+  it("the Client goes to Backoff (TimeoutError heartbeat) within 3 s, not after 2 x closeTimeout (10 s): terminate reports the socket closed", () =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({
+          handler: (message, reply) => reply(message === "ping" ? "pong" : message)
+        })
+        const proxy = yield* FaultProxy.make(server.port)
+        const client = yield* Client.make({
+          url: proxy.url,
+          retry: Schedule.spaced("50 millis"),
+          minRetryDelay: "50 millis",
+          heartbeat: { interval: 300, timeout: 300, message: "ping", isPong: (message) => message === "pong" }
+        })
+        yield* Effect.fork(Stream.runDrain(client.messages))
+        yield* client.awaitOpen
+        yield* proxy.blackhole
+        const backoff = yield* client.state.changes.pipe(
+          Stream.filter((state) => state._tag === "Backoff"),
+          Stream.take(1),
+          Stream.runHead,
+          Effect.timeout("3 seconds")
+        )
+        expect(Option.map(backoff, (state) => state._tag === "Backoff" ? state.error._tag : "")).toEqual(
+          Option.some("TimeoutError")
+        )
+      }).pipe(Effect.scoped, Effect.provide(Layer.merge(BrowserTransport.layer, Logger.remove(Logger.defaultLogger))))
     ))
 })
