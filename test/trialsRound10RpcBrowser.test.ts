@@ -3,8 +3,11 @@
  * `effect-lifeline/platform`'s over `BrowserTransport.layer` (page: test/browser/r10rpc.ts), against
  * the example's `RpcServer` (examples/rpcServer.ts) on 127.0.0.1, behind a FaultProxy where the
  * server must die without a word. Exact counts of how calls end across a kill and a restart, a
- * stream across it, the browser going offline, and two RpcClients over one lifeline layer. What
- * was tried and found: docs/trials.md, "round 10, @effect/rpc in a browser".
+ * stream across it, the browser going offline, a page navigating away, MessagePack, lifeline's
+ * heartbeat against a half-open link, and two RpcClients over one lifeline layer. Two fixes are
+ * also tested in Node, without Chromium: the platform Socket's runs at once, and the browser
+ * transport's terminate (over undici's WebSocket). What was tried and found: docs/trials.md,
+ * "round 10, @effect/rpc in a browser".
  */
 import * as SocketServer from "@effect/platform/SocketServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
