@@ -56,7 +56,7 @@ const open = (
   // Permanent sinks of invariant 1, never removed. The browser reports no cause for a failed
   // handshake: an 'error' event with no detail, then 'close' with 1006.
   socket.onerror = () => {
-    if (opened || failed) return
+    if (opened || failed || closeReported) return
     failed = true
     listener.onHandshakeFailure({
       reason: "ClosedBeforeOpen",
@@ -112,9 +112,12 @@ const open = (
       // Browsers accept only 1000 and 3000-4999 from scripts (1001 throws InvalidAccessError).
       socket.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, reason)
     },
-    // Closing a CONNECTING browser socket aborts the handshake; there is no other terminate.
+    // Closing a CONNECTING browser socket aborts the handshake; there is no other terminate. An
+    // OPEN or CLOSING one would wait for a close frame a dead peer never sends (the release then
+    // waited 2 x closeTimeout): it is given up, reported closed (1006) on the next turn, as ws'.
     terminate: () => {
       if (socket.readyState !== CLOSED) socket.close()
+      setTimeout(() => reportClose(1006, "", false), 0)
     },
     pause: () => false,
     resume: () => {},

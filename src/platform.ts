@@ -69,14 +69,25 @@ const dropCause = (state: ClientState): unknown =>
   state._tag === "Backoff" || state._tag === "Suspended" ? state.error : state
 
 /**
- * The `Socket.Socket` of a Client. Several `run`s may read in turn, not at once: the Client's
- * `messages` has a single consumer.
+ * The `Socket.Socket` of a Client. Several `run`s may read at once (two `RpcClient`s, each with
+ * its own protocol, over one layer): each gets every message that arrives while it reads. One of
+ * them reads the Client's `messages` (which has a single consumer) for all; when it ends, another
+ * takes over.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const fromClient = (client: Client, socketOptions: SocketOptions = {}): Socket.Socket => {
   const perConnection = socketOptions.perConnection === true
+  // The runs under way, each as what it does with a message; one run at a time reads for them all.
+  const readers = new Set<(message: string | Uint8Array) => void>()
+  const reader = Effect.unsafeMakeSemaphore(1)
+  const readForAll = reader.withPermits(1)(
+    Stream.runForEach(client.messages, (message) =>
+      Effect.sync(() => {
+        for (const deliver of readers) deliver(message)
+      }))
+  )
   const runRaw = <_, E = never, R = never>(
     handler: (_: string | Uint8Array) => Effect.Effect<_, E, R> | void,
     options?: { readonly onOpen?: Effect.Effect<void> | undefined }
@@ -91,12 +102,21 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
         if (options?.onOpen !== undefined) yield* options.onOpen
         // Every message across reconnects; `messages` ends when the Client is closed, on purpose
         // or by an error (then the run fails with it, whichever of the two sees it first).
+        // A throw fails this run (through its FiberSet), not the one reading for all.
+        const deliver = (message: string | Uint8Array) => {
+          try {
+            const result = handler(message)
+            if (Effect.isEffect(result)) run(result)
+          } catch (defect) {
+            run(Effect.die(defect))
+          }
+        }
         const reading = Effect.zipRight(
-          Stream.runForEach(client.messages, (message) =>
-            Effect.sync(() => {
-              const result = handler(message)
-              if (Effect.isEffect(result)) run(result)
-            })),
+          Effect.acquireUseRelease(
+            Effect.sync(() => readers.add(deliver)),
+            () => readForAll,
+            () => Effect.sync(() => readers.delete(deliver))
+          ),
           Effect.flatMap(client.state.get, closedByError)
         )
         // Closed by an error (or, perConnection, the connection read is gone): what ends the reading with a failure.

@@ -73,7 +73,8 @@ export const CHROMIUM_ARGS: ReadonlyArray<string> = [
 /** The package's entries, as the pages import them, resolved to the source. */
 const ALIASES: Readonly<Record<string, string>> = {
   "effect-lifeline/browser": here("../../src/browser.ts"),
-  "effect-lifeline/compat": here("../../src/compat.ts")
+  "effect-lifeline/compat": here("../../src/compat.ts"),
+  "effect-lifeline/platform": here("../../src/platform.ts")
 }
 
 /** Bundles test/browser/<name>.ts for the browser; fails if it pulls a Node builtin or `ws`. */
