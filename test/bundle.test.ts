@@ -48,7 +48,10 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * reconnecting one given as the constructor stays closed); 19,691 B (+21 B) once that look, when
  * it finds the network back, wakes the wait as `online` does (a new backoff series); 19,726 B
  * (+35 B) with round 9's other fixes merged (`http(s)://` dialled as `ws(s)://`; `close` on a
- * fiber of its own). esbuild is pinned: the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
+ * fiber of its own); 19,720 B (-6 B) with round 10's endpoint on a link-down log line and the
+ * outbox gauge summed over Clients; 19,725 B (+5 B) once the browser transport's `terminate` gives
+ * up an open socket (a half-open peer held the release for 2 x `closeTimeout`). esbuild is pinned:
+ * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
 const BUDGET_KIB = 19.3
@@ -69,9 +72,12 @@ const BUDGET_KIB = 19.3
  * level of a Client's options is refused; 19,434 B (+123 B, from 19,311 B measured before) with
  * the same two fixes as above; 19,436 B (+2 B) with the close of each socket seen closed;
  * 19,457 B (+21 B) once the look that finds the network back wakes the wait; 19,492 B (+35 B)
- * with round 9's other fixes merged (`http(s)://` URLs; `close` on a fiber of its own).
+ * with round 9's other fixes merged (`http(s)://` URLs; `close` on a fiber of its own); 19,507 B
+ * (+15 B) with round 10's endpoint on a link-down log line and the summed outbox gauge; 19,516 B
+ * (+9 B) with the browser transport's `terminate` that gives up an open socket: over 19.05 KiB, so
+ * the budget is 19.1 KiB (a decision written in bench/README.md's round 9 section).
  */
-const MODULES_BUDGET_KIB = 19.05
+const MODULES_BUDGET_KIB = 19.1
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
