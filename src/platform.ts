@@ -80,12 +80,16 @@ const dropCause = (state: ClientState): unknown =>
 export const fromClient = (client: Client, socketOptions: SocketOptions = {}): Socket.Socket => {
   const perConnection = socketOptions.perConnection === true
   // The runs under way, each as what it does with a message; one run at a time reads for them all.
+  // A chunk is delivered in one step: a reading run interrupted between two of its messages would
+  // take the rest of the chunk with it, and the run that takes over would never see them.
   const readers = new Set<(message: string | Uint8Array) => void>()
   const reader = Effect.unsafeMakeSemaphore(1)
   const readForAll = reader.withPermits(1)(
-    Stream.runForEach(client.messages, (message) =>
+    Stream.runForEachChunk(client.messages, (chunk) =>
       Effect.sync(() => {
-        for (const deliver of readers) deliver(message)
+        for (const message of chunk) {
+          for (const deliver of readers) deliver(message)
+        }
       }))
   )
   const runRaw = <_, E = never, R = never>(

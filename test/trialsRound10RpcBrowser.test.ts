@@ -362,35 +362,49 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
   })
 })
 
+/**
+ * Two runs of one platform Socket over a Client to a real TestServer, in Node: run `a` starts first
+ * (it reads the Client's messages for both), then `b`; each records the text it got, or hands it to
+ * its handler.
+ */
+const twoRuns = (
+  handlerB?: (text: string, b: Array<string>) => void,
+  handlerA?: (text: string, a: Array<string>) => void
+) =>
+  Effect.gen(function*() {
+    const server = yield* TestServer.make()
+    const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
+    const socket = LifelinePlatform.fromClient(client)
+    const write = yield* socket.writer
+    const a: Array<string> = []
+    const b: Array<string> = []
+    const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
+    const start = (handler: (data: string | Uint8Array) => void) =>
+      Effect.gen(function*() {
+        const open = yield* Deferred.make<void>()
+        const fiber = yield* Effect.fork(socket.runRaw(handler, { onOpen: Deferred.succeed(open, undefined) }))
+        yield* Deferred.await(open)
+        return fiber
+      })
+    const runA = yield* start((data) => handlerA === undefined ? void a.push(text(data)) : handlerA(text(data), a))
+    const runB = yield* start((data) => handlerB === undefined ? void b.push(text(data)) : handlerB(text(data), b))
+    const until = (check: () => boolean) =>
+      Effect.timeout(
+        Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }),
+        "5 seconds"
+      )
+    return { server, write, a, b, runA, runB, until }
+  })
+
 /** What the browser test of two RpcClients found, in Node (no Chromium needed): the Socket's runs at once. */
 describe("effect-lifeline/platform: two runs of one Socket at once", () => {
   it("each run gets every message; a handler that throws fails its own run (the defect), the other reads on", () =>
     Effect.runPromise(
       Effect.gen(function*() {
-        const server = yield* TestServer.make()
-        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
-        const socket = LifelinePlatform.fromClient(client)
-        const write = yield* socket.writer
-        const a: Array<string> = []
-        const b: Array<string> = []
-        const aOpen = yield* Deferred.make<void>()
-        const bOpen = yield* Deferred.make<void>()
-        const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
-        // a starts first: it is the run that reads the Client's messages for both.
-        const runA = yield* Effect.fork(
-          socket.runRaw((data) => void a.push(text(data)), { onOpen: Deferred.succeed(aOpen, undefined) })
-        )
-        yield* Deferred.await(aOpen)
-        const runB = yield* Effect.fork(socket.runRaw((data) => {
-          if (text(data) === "boom") throw new Error("boom")
-          b.push(text(data))
-        }, { onOpen: Deferred.succeed(bOpen, undefined) }))
-        yield* Deferred.await(bOpen)
-        const until = (check: () => boolean) =>
-          Effect.timeout(
-            Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }),
-            "5 seconds"
-          )
+        const { a, b, runA, runB, until, write } = yield* twoRuns((text, b) => {
+          if (text === "boom") throw new Error("boom")
+          b.push(text)
+        })
         for (const message of ["one", "two", "three"]) yield* write(message)
         yield* until(() => a.length === 3 && b.length === 3)
         expect({ a, b }).toEqual({ a: ["one", "two", "three"], b: ["one", "two", "three"] })
@@ -407,37 +421,37 @@ describe("effect-lifeline/platform: two runs of one Socket at once", () => {
         yield* Fiber.interrupt(runA)
       }).pipe(Effect.scoped, Effect.provide(quietNode))
     ))
+
   it("the run that reads for both is interrupted: the other takes over and reads on, nothing lost in between", () =>
     Effect.runPromise(
       Effect.gen(function*() {
-        const server = yield* TestServer.make()
-        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("20 millis"), heartbeat: false })
-        const socket = LifelinePlatform.fromClient(client)
-        const write = yield* socket.writer
-        const a: Array<string> = []
-        const b: Array<string> = []
-        const aOpen = yield* Deferred.make<void>()
-        const bOpen = yield* Deferred.make<void>()
-        const text = (data: string | Uint8Array) => typeof data === "string" ? data : new TextDecoder().decode(data)
-        const runA = yield* Effect.fork(
-          socket.runRaw((data) => void a.push(text(data)), { onOpen: Deferred.succeed(aOpen, undefined) })
-        )
-        yield* Deferred.await(aOpen)
-        const runB = yield* Effect.fork(
-          socket.runRaw((data) => void b.push(text(data)), { onOpen: Deferred.succeed(bOpen, undefined) })
-        )
-        yield* Deferred.await(bOpen)
-        const until = (check: () => boolean) =>
-          Effect.timeout(
-            Effect.repeat(Effect.sync(check), { until: (done) => done, schedule: Schedule.spaced("5 millis") }),
-            "5 seconds"
-          )
+        const { a, b, runA, runB, until, write } = yield* twoRuns()
         yield* write("one")
         yield* until(() => a.length === 1 && b.length === 1)
         yield* Fiber.interrupt(runA)
         for (let i = 0; i < 20; i++) yield* write(`after${i}`)
         yield* until(() => b.length === 21)
         expect({ a, b }).toEqual({ a: ["one"], b: ["one", ...Array.from({ length: 20 }, (_, i) => `after${i}`)] })
+        yield* Fiber.interrupt(runB)
+      }).pipe(Effect.scoped, Effect.provide(quietNode))
+    ))
+
+  it("the reading run interrupted in the middle of a burst of 20,000: the other gets every message, none lost with the chunk under way", () =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        // Run a interrupts itself as it gets its 100th message (from a fiber of its own, which runs
+        // as soon as the reading fiber yields): in the middle of the chunk it delivers.
+        let self: Fiber.RuntimeFiber<unknown, unknown> | undefined
+        const { a, b, runA, runB, server, until } = yield* twoRuns(undefined, (text, a) => {
+          a.push(text)
+          if (a.length === 100) Effect.runFork(Fiber.interrupt(self!))
+        })
+        self = runA
+        yield* server.flood(20_000, 8, { text: true })
+        yield* Fiber.await(runA)
+        yield* until(() => b.length === 20_000)
+        expect(b.length).toBe(20_000)
+        expect(a.length).toBeLessThan(20_000)
         yield* Fiber.interrupt(runB)
       }).pipe(Effect.scoped, Effect.provide(quietNode))
     ))
