@@ -441,12 +441,12 @@ describe("effect-lifeline/platform: two runs of one Socket at once", () => {
       Effect.gen(function*() {
         // Run a interrupts itself as it gets its 100th message (from a fiber of its own, which runs
         // as soon as the reading fiber yields): in the middle of the chunk it delivers.
-        let self: Fiber.RuntimeFiber<unknown, unknown> | undefined
+        const self: { fiber?: Fiber.RuntimeFiber<unknown, unknown> } = {}
         const { a, b, runA, runB, server, until } = yield* twoRuns(undefined, (text, a) => {
           a.push(text)
-          if (a.length === 100) Effect.runFork(Fiber.interrupt(self!))
+          if (a.length === 100) Effect.runFork(Fiber.interrupt(self.fiber!))
         })
-        self = runA
+        self.fiber = runA
         yield* server.flood(20_000, 8, { text: true })
         yield* Fiber.await(runA)
         yield* until(() => b.length === 20_000)
