@@ -17,6 +17,7 @@ import type { ConnectCommand } from "../src/cli/args.js"
 import { clientOptions } from "../src/cli/connect.js"
 import { ConnectError, Disconnected } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
+import { peer } from "./support/peers.js"
 import { hasOpenssl, makeMaterial, noMaterial } from "./support/tlsMaterial.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -611,7 +612,7 @@ describe.skipIf(!hasOpenssl)("wss:// with a private CA", () => {
 // ---------------------------------------------------------------------------------------------
 // A terminal, help, version, demo
 
-const hasScript = existsSync("/usr/bin/script")
+const hasScript = peer(existsSync("/usr/bin/script"), "script (a pseudo-terminal)", "bsdutils")
 
 describe.concurrent("the rest of the command line", () => {
   it.scopedLive.skipIf(!hasScript)(

@@ -10,9 +10,10 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { peer } from "./peers.js"
 
 export const NGINX = "/usr/sbin/nginx"
-export const hasNginx = Fs.existsSync(NGINX)
+export const hasNginx = peer(Fs.existsSync(NGINX), "nginx", "nginx-light")
 
 const config = (dir: string, servers: string) => `
 daemon off;

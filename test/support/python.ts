@@ -5,12 +5,16 @@
  */
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
+import { peer } from "./peers.js"
 import { awaitTrue } from "./poll.js"
 
 export const PYTHON = "/usr/bin/python3"
 
-export const hasWebsockets =
-  ChildProcess.spawnSync(PYTHON, ["-c", "import websockets"], { stdio: "ignore" }).status === 0
+export const hasWebsockets = peer(
+  ChildProcess.spawnSync(PYTHON, ["-c", "import websockets"], { stdio: "ignore" }).status === 0,
+  "Python websockets",
+  "python3-websockets"
+)
 
 export interface PythonServer {
   readonly child: ChildProcess.ChildProcess

@@ -5,10 +5,11 @@
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { peer } from "./peers.js"
 
 export const OPENSSL = "/usr/bin/openssl"
 
-export const hasOpenssl = existsSync(OPENSSL)
+export const hasOpenssl = peer(existsSync(OPENSSL), "openssl", "openssl")
 
 export interface Material {
   /** The CA certificate's file, and its PEM text. */
