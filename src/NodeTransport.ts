@@ -508,7 +508,7 @@ const openThrough = (
   let ws: LifelineWebSocket
   try {
     ws = new LifelineWebSocket(request.url, [...request.protocols], {
-      ...(agent === undefined ? {} : { agent }),
+      ...(agent === undefined ? {} : { agent, ...identityThroughAgent(request.url, tls.right) }),
       headers: request.headers,
       maxPayload: request.maxPayload,
       perMessageDeflate: request.perMessageDeflate !== false,
@@ -597,6 +597,20 @@ export interface Options {
    * connection is direct, as with `layer`.
    */
   readonly agent?: Agent | ((url: URL) => Agent | undefined) | undefined
+}
+
+/**
+ * The server's identity, checked against the host dialled, for a wss:// URL whose host is an IP
+ * address, through an agent. https-proxy-agent 7 starts TLS in the tunnel without the host (and
+ * without a servername for an IP, as RFC 6066 wants), and Node then checks the certificate against
+ * "localhost": a certificate for the IP was refused (ERR_TLS_CERT_ALTNAME_INVALID, "Host: localhost").
+ */
+const identityThroughAgent = (url: URL, tls: Tls.ConnectionOptions): Tls.ConnectionOptions => {
+  const host = url.hostname.replace(/^\[|\]$/g, "")
+  if (url.protocol !== "wss:" || tls.servername !== undefined || Net.isIP(host) === 0) return {}
+  return {
+    checkServerIdentity: (_: string, certificate: Tls.PeerCertificate) => Tls.checkServerIdentity(host, certificate)
+  }
 }
 
 const isAgent = (agent: unknown): agent is Agent =>
