@@ -224,6 +224,30 @@ describe("round 11: through an HTTP CONNECT proxy", () => {
       expect(proxy.requests()).toEqual([target(server)])
     })))
 
+  it.live("a proxy that hangs up on CONNECT: ClosedBeforeOpen said to be the proxy's, retried; Open once it tunnels again", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const proxy = yield* ConnectProxy.make()
+      const server = yield* TestServer.make()
+      proxy.hangUp(true)
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        expect(backoff).toMatchObject({
+          attempt: 1,
+          error: {
+            _tag: "ConnectError",
+            reason: "ClosedBeforeOpen",
+            detail: `the proxy, before the tunnel to ${target(server)}: Proxy connection ended before receiving ` +
+              "CONNECT response; the socket closed before it opened"
+          }
+        })
+        proxy.hangUp(false)
+        yield* awaitState(client, isTag("Open"))
+        expect(proxy.tunnels()).toBe(1)
+        yield* client.close()
+      }).pipe(through({ agent: new HttpsProxyAgent(proxy.url()) }))
+    })))
+
   it.live("a proxy that never answers CONNECT: TimeoutError open after openTimeout, retried; lifeline leaves no handle", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const proxy = yield* ConnectProxy.make()

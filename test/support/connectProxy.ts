@@ -2,7 +2,7 @@
  * An HTTP CONNECT proxy on 127.0.0.1 (node:http, `server.on("connect")`), as a corporate egress
  * proxy: it can require Basic credentials (407 without them), refuse targets (403), answer 502
  * when the target refuses, count the tunnels it opened, kill every tunnel, blackhole CONNECT
- * (accept and never answer), go down and come back on the same port. Tunnels only to 127.0.0.1.
+ * (accept and never answer), hang up on CONNECT, go down and come back on the same port. Tunnels only to 127.0.0.1.
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
@@ -28,6 +28,8 @@ export interface ConnectProxy {
   readonly refuse: (target: string) => void
   /** From now on, accepts CONNECT and never answers (the client's socket stays open). */
   readonly blackhole: (on: boolean) => void
+  /** From now on, closes the connection on CONNECT without an answer. */
+  readonly hangUp: (on: boolean) => void
   /** Destroys every client socket and tunnel now. */
   readonly killTunnels: () => void
   /** Stops listening and destroys every socket: nothing listens at `port` until `restart`. */
@@ -63,6 +65,7 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
     const clients = new Set<Net.Socket>()
     let tunnels = 0
     let blackholing = false
+    let hangingUp = false
     const expected = options.credentials === undefined
       ? undefined
       : `Basic ${Buffer.from(options.credentials).toString("base64")}`
@@ -81,6 +84,7 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
       const target = request.url ?? ""
       requests.push(target)
       if (blackholing) return
+      if (hangingUp) return void client.end()
       if (expected !== undefined && request.headers["proxy-authorization"] !== expected) {
         return answer(client, 407, "Proxy Authentication Required", ["Proxy-Authenticate: Basic realm=\"egress\""])
       }
@@ -116,6 +120,9 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
       refuse: (target) => void refused.add(target),
       blackhole: (on) => {
         blackholing = on
+      },
+      hangUp: (on) => {
+        hangingUp = on
       },
       killTunnels,
       kill: Effect.suspend(() => (killTunnels(), stop(server))),
