@@ -4,7 +4,7 @@
  * The proxy is test/support/connectProxy.ts on 127.0.0.1; the agent is the real https-proxy-agent.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Logger, LogLevel, Schedule, Stream, Supervisor } from "effect"
+import { Chunk, Effect, Fiber, Layer, Logger, LogLevel, Redacted, Schedule, Stream, Supervisor } from "effect"
 import { HttpsProxyAgent } from "https-proxy-agent"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
@@ -63,9 +63,17 @@ describe("round 11: through an HTTP CONNECT proxy", () => {
         yield* server.closeAll(4001, "bye")
         expect(yield* connection.closed).toMatchObject({ _tag: "Disconnected", code: 4001, reason: "bye" })
 
-        // A Client: the server's close is a Disconnected; the next attempt is a new CONNECT.
-        const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+        // A Client: the server's close is a Disconnected; the next attempt is a new CONNECT. Its
+        // handshake headers go to the server through the tunnel, never to the proxy.
+        const client = yield* Client.make({
+          url: server.url,
+          retry: fast,
+          heartbeat: false,
+          headers: { authorization: Redacted.make("Bearer server-token") }
+        })
         yield* client.awaitOpen
+        expect((yield* server.lastRequestHeaders)["authorization"]).toBe("Bearer server-token")
+        expect(proxy.headerNames()[1]).toEqual(["proxy-authorization", "host", "proxy-connection"])
         yield* server.closeAll(4002, "again")
         const backoff = yield* awaitState(client, isTag("Backoff"))
         expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "Disconnected", code: 4002, initiator: "server" } })

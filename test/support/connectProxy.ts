@@ -20,6 +20,8 @@ export interface ConnectProxy {
   readonly url: (userInfo?: string) => string
   /** The CONNECT targets asked for, in order (`host:port`), whatever the answer. */
   readonly requests: () => ReadonlyArray<string>
+  /** The header names of every CONNECT, in order (lower case). */
+  readonly headerNames: () => ReadonlyArray<ReadonlyArray<string>>
   /** Tunnels opened (answered 200) so far. */
   readonly tunnels: () => number
   /** Sockets from clients the proxy holds now (tunnels and unanswered CONNECTs). */
@@ -60,6 +62,7 @@ const answer = (socket: Net.Socket, status: number, text: string, headers: Array
 export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectProxy, never, Scope.Scope> =>
   Effect.gen(function*() {
     const requests: Array<string> = []
+    const headerNames: Array<ReadonlyArray<string>> = []
     const refused = new Set<string>()
     const sockets = new Set<Net.Socket>()
     const clients = new Set<Net.Socket>()
@@ -83,6 +86,7 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
       client.on("close", () => clients.delete(client))
       const target = request.url ?? ""
       requests.push(target)
+      headerNames.push(Object.keys(request.headers))
       if (blackholing) return
       if (hangingUp) return void client.end()
       if (expected !== undefined && request.headers["proxy-authorization"] !== expected) {
@@ -115,6 +119,7 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
       port,
       url: (userInfo) => `http://${userInfo === undefined ? "" : `${userInfo}@`}127.0.0.1:${port}`,
       requests: () => [...requests],
+      headerNames: () => [...headerNames],
       tunnels: () => tunnels,
       openSockets: () => clients.size,
       refuse: (target) => void refused.add(target),
