@@ -145,6 +145,24 @@ describe("round 11: through an HTTP CONNECT proxy", () => {
       }
     })))
 
+  it.live("a 407 with no agent to say so (a proxy on the way, not configured): said to be a proxy's, fatal", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(407, { "proxy-authenticate": "Basic realm=\"egress\"" })
+      const error = yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, retry: fast })
+        return yield* Effect.flip(client.awaitOpen)
+      }).pipe(through({}))
+      expect(error).toMatchObject({
+        _tag: "ConnectError",
+        reason: "HandshakeRejected",
+        status: 407,
+        detail: "HTTP 407 (Proxy Authentication Required): a proxy on the way wants credentials; connect through " +
+          "it with an agent that has them (NodeTransport.layerWith), or check those the agent has"
+      })
+      expect(yield* server.requests).toBe(1)
+    })))
+
   it.live("proxy down: ConnectionRefused naming the proxy's address, retried at the backoff's pace; back once the proxy is; the outbox delivered once", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const proxy = yield* ConnectProxy.make()
