@@ -12,7 +12,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { ClientRequest, type IncomingMessage } from "node:http"
+import { Agent, ClientRequest, type IncomingMessage } from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
@@ -333,8 +333,85 @@ function endTick(socket: NodeSocket, tcp: Net.Socket): void {
 function socketOnError(this: WebSocket, error: Error): void {
   const state = (this as LifelineWebSocket)[kSocket]!
   if (state.phase === OPENED_PHASE) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
-  else state.fail(classifyHandshakeError(error, tlsCompleted(state)))
+  else {
+    const failure = classifyHandshakeError(error, tlsCompleted(state))
+    const proxy = proxies.get(state)
+    state.fail(proxy === undefined ? failure : beforeTunnel(failure, error, proxy))
+  }
 }
+
+/**
+ * An attempt through an agent (`layerWith`): the target as CONNECT names it, and the proxy's
+ * answer once the agent reports it. https-proxy-agent (and agents built like it) emit
+ * 'proxyConnect' on the request with the proxy's answer to CONNECT, before handing the request a
+ * socket; a non-200 answer is then replayed to the request as its response, so ws reports the
+ * proxy's status as if the server had answered. A map, not a field: a direct connection pays nothing.
+ */
+interface ProxyWatch {
+  readonly target: string
+  answer: { readonly status: number; readonly text: string } | undefined
+}
+
+const proxies = new WeakMap<NodeSocket, ProxyWatch>()
+
+const defaultPort = (url: URL): string => url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
+
+function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): void {
+  const watch: ProxyWatch = { target: `${url.hostname}:${defaultPort(url)}`, answer: undefined }
+  proxies.set(socket, watch)
+  handshake.once("proxyConnect", (connect: unknown) => {
+    const status: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusCode") : 0
+    const text: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusText") : ""
+    watch.answer = { status: typeof status === "number" ? status : 0, text: typeof text === "string" ? text : "" }
+  })
+}
+
+/**
+ * A failure before the proxy answered CONNECT, at an address that is not the target's: the
+ * agent's connection to its proxy failed (nothing listens there, it hung up, it reset). Says so;
+ * an agent that dials the target itself reports the target's address, left as it is.
+ */
+const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWatch): HandshakeFailure => {
+  if (proxy.answer !== undefined) return failure
+  const address: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "address") : undefined
+  const port: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "port") : undefined
+  const at = typeof address === "string" && typeof port === "number"
+    ? (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`)
+    : undefined
+  if (at !== undefined && at !== proxy.target) {
+    const hint = `; ${hintFor(failure.reason)}`
+    const detail = failure.reason === "ConnectionRefused" && failure.detail.endsWith(hint)
+      ? `${failure.detail.slice(0, -hint.length)}; ${PROXY_DOWN}`
+      : failure.detail
+    return { ...failure, detail: `the proxy at ${at} (the agent's), before the tunnel to ${proxy.target}: ${detail}` }
+  }
+  const message = error instanceof Error ? error.message : ""
+  if (at === undefined && message.startsWith("Proxy ")) {
+    return { ...failure, detail: `the proxy, before the tunnel to ${proxy.target}: ${failure.detail}` }
+  }
+  return failure
+}
+
+const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
+  "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
+
+const PROXY_ON_THE_WAY = "connect through it with an agent that has them (NodeTransport.layerWith), or check " +
+  "those the agent has"
+
+const PROXY_HINTS: Readonly<Record<number, string>> = {
+  407: "the proxy wants credentials, or refused those given: check the user and password of the proxy URL " +
+    "given to the agent (not shown here)",
+  403: "the proxy does not tunnel to this host and port: ask for it to be allowed, or connect directly (NO_PROXY)",
+  502:
+    "the proxy could not reach the server (down, refused or unreachable from the proxy); retrying helps once it is back",
+  503: "the proxy is unavailable; retrying helps once it is back",
+  504: "the proxy timed out reaching the server; retrying helps once it is back"
+}
+
+/** The proxy refused the tunnel: its status, said to be the proxy's. */
+const proxyRefused = (proxy: ProxyWatch, status: number, text: string): string =>
+  `the HTTP proxy answered CONNECT ${proxy.target} with ${status}${text === "" ? "" : ` ${text}`}, not 200: ` +
+  `no tunnel, the server was not reached; ${PROXY_HINTS[status] ?? "the proxy refused the tunnel"}`
 
 /**
  * The HTTP requests of wss:// handshakes, until open: when one fails, whether its TLS handshake
@@ -367,9 +444,15 @@ function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: 
   }
   const header = response.headers["retry-after"]
   const retryAfter = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now())
+  const proxy = proxies.get(state)
+  const answer = proxy?.answer
   state.fail({
     reason: "HandshakeRejected",
-    detail: `the server answered HTTP ${status} instead of 101; ${hintFor("HandshakeRejected")}`,
+    detail: proxy !== undefined && answer !== undefined && answer.status !== 200
+      ? proxyRefused(proxy, answer.status, answer.text)
+      : status === 407
+      ? `HTTP 407 (Proxy Authentication Required): a proxy on the way wants credentials; ${PROXY_ON_THE_WAY}`
+      : `the server answered HTTP ${status} instead of 101; ${hintFor("HandshakeRejected")}`,
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})
   })
@@ -379,6 +462,7 @@ function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: 
 function socketOnOpen(ws: WebSocket, state: NodeSocket): void {
   state.phase = OPENED_PHASE
   tlsRequests.delete(state)
+  proxies.delete(state)
   const tcp: unknown = Reflect.get(ws, "_socket")
   if (tcp instanceof Net.Socket) state.tcp = tcp
   state.listener.onOpen()
@@ -414,12 +498,20 @@ const tlsOptionsOf = (request: OpenRequest): Either.Either<Tls.ConnectionOptions
   }
 }
 
-const open = (request: OpenRequest, listener: SocketListener): Either.Either<TransportSocket, HandshakeFailure> => {
+const open = (request: OpenRequest, listener: SocketListener): Either.Either<TransportSocket, HandshakeFailure> =>
+  openThrough(request, listener, undefined)
+
+const openThrough = (
+  request: OpenRequest,
+  listener: SocketListener,
+  agent: Agent | undefined
+): Either.Either<TransportSocket, HandshakeFailure> => {
   const tls = tlsOptionsOf(request)
   if (Either.isLeft(tls)) return Either.left(tls.left)
   let ws: LifelineWebSocket
   try {
     ws = new LifelineWebSocket(request.url, [...request.protocols], {
+      ...(agent === undefined ? {} : { agent, ...identityThroughAgent(request.url, tls.right) }),
       headers: request.headers,
       maxPayload: request.maxPayload,
       perMessageDeflate: request.perMessageDeflate !== false,
@@ -430,15 +522,22 @@ const open = (request: OpenRequest, listener: SocketListener): Either.Either<Tra
       ...tls.right
     })
   } catch (error) {
-    // ws 8.x throws synchronously for a URL or subprotocol it rejects (SyntaxError).
+    // ws 8.x throws synchronously for a URL or subprotocol it rejects (SyntaxError); with an agent,
+    // what else throws here is the agent (its createConnection, or not an agent Node can use).
+    if (agent !== undefined && !(error instanceof SyntaxError)) {
+      return invalidAgent(`the agent threw when asked for a connection (${errorText(error)})`)
+    }
     return Either.left(classifyHandshakeError(error))
   }
   const socket = new NodeSocket(ws, listener)
   ws[kSocket] = socket
   ws.on("error", socketOnError)
-  if (request.url.protocol === "wss:") {
+  if (request.url.protocol === "wss:" || agent !== undefined) {
     const handshake: unknown = Reflect.get(ws, "_req")
-    if (handshake instanceof ClientRequest) tlsRequests.set(socket, handshake)
+    if (handshake instanceof ClientRequest) {
+      if (request.url.protocol === "wss:") tlsRequests.set(socket, handshake)
+      if (agent !== undefined) watchProxy(socket, handshake, request.url)
+    }
   }
   return Either.right(socket)
 }
@@ -485,3 +584,117 @@ export const make: Transport = { platform: "node", checkOptions: nodeOptionCheck
  * @category layers
  */
 export const layer: Layer.Layer<Transport> = Layer.succeed(Transport, make)
+
+/**
+ * The options of `makeWith` / `layerWith`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * The `http.Agent` every connection goes through, given to ws (its `agent` option) for ws://
+   * and wss:// alike: an agent that tunnels through an HTTP proxy (CONNECT), such as
+   * https-proxy-agent's `HttpsProxyAgent`. A function picks one per endpoint, with the URL
+   * dialled (e.g. none for hosts in NO_PROXY): `undefined` connects directly. Absent: every
+   * connection is direct, as with `layer`.
+   */
+  readonly agent?: Agent | ((url: URL) => Agent | undefined) | undefined
+}
+
+/**
+ * The server's identity, checked against the host dialled, for a wss:// URL whose host is an IP
+ * address, through an agent. https-proxy-agent 7 starts TLS in the tunnel without the host (and
+ * without a servername for an IP, as RFC 6066 wants), and Node then checks the certificate against
+ * "localhost": a certificate for the IP was refused (ERR_TLS_CERT_ALTNAME_INVALID, "Host: localhost").
+ */
+const identityThroughAgent = (url: URL, tls: Tls.ConnectionOptions): Tls.ConnectionOptions => {
+  const host = url.hostname.replace(/^\[|\]$/g, "")
+  if (url.protocol !== "wss:" || tls.servername !== undefined || Net.isIP(host) === 0) return {}
+  return {
+    checkServerIdentity: (_: string, certificate: Tls.PeerCertificate) => Tls.checkServerIdentity(host, certificate)
+  }
+}
+
+const isAgent = (agent: unknown): agent is Agent =>
+  agent instanceof Agent ||
+  (typeof agent === "object" && agent !== null && typeof Reflect.get(agent, "addRequest") === "function")
+
+const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+const describeValue = (value: unknown): string =>
+  value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "object" ? "an object" : typeof value
+
+const invalidAgent = (detail: string): Either.Either<never, HandshakeFailure> =>
+  Either.left({ reason: "InvalidOptions", detail: `NodeTransport agent: ${detail}; ${hintFor("InvalidOptions")}` })
+
+/** The agent for this URL: none, one, or InvalidOptions (never a throw: invariant 1). */
+const agentFor = (
+  agent: unknown,
+  url: URL
+): Either.Either<Agent | undefined, HandshakeFailure> => {
+  if (agent === undefined) return Either.right(undefined)
+  if (typeof agent === "function") {
+    let picked: unknown
+    try {
+      picked = (agent as (url: URL) => unknown)(url)
+    } catch (error) {
+      return invalidAgent(`the function that picks the agent threw (${errorText(error)})`)
+    }
+    if (picked === undefined || isAgent(picked)) return Either.right(picked)
+    return invalidAgent(
+      `the function that picks the agent returned ${describeValue(picked)}, not an http.Agent or undefined`
+    )
+  }
+  if (isAgent(agent)) return Either.right(agent)
+  return invalidAgent(`${describeValue(agent)}, not an http.Agent nor a function of the URL`)
+}
+
+/**
+ * The Node.js transport with options: every connection through `options.agent` (an HTTP proxy's
+ * agent, e.g. `new HttpsProxyAgent(process.env.HTTPS_PROXY)`). The same transport as `make`
+ * otherwise: the same option checks (`headers`, `tls`), Clients on callbacks, shared settings.
+ * An agent that is not an `http.Agent`, or a function that throws or returns something else, is a
+ * `ConnectError` InvalidOptions at the attempt (not retried), never a throw.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeWith = (options: Options): Transport => {
+  const agent: unknown = options.agent
+  if (agent === undefined) return make
+  return {
+    platform: "node",
+    checkOptions: nodeOptionChecks,
+    open: (request, listener) => {
+      const picked = agentFor(agent, request.url)
+      return Either.isLeft(picked) ? Either.left(picked.left) : openThrough(request, listener, picked.right)
+    }
+  }
+}
+
+/**
+ * Provides `Transport` on Node.js, over `ws`, with options: every connection through
+ * `options.agent` (see `makeWith`).
+ *
+ * @example
+ * import { Client, NodeTransport } from "effect-lifeline"
+ * import { Effect } from "effect"
+ * import { HttpsProxyAgent } from "https-proxy-agent"
+ *
+ * const proxy = process.env.HTTPS_PROXY
+ * const transport = NodeTransport.layerWith({
+ *   agent: proxy === undefined ? undefined : new HttpsProxyAgent(proxy)
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const client = yield* Client.make({ url: "wss://example.com/feed" })
+ *   yield* client.awaitOpen
+ * })
+ *
+ * program.pipe(Effect.scoped, Effect.provide(transport))
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWith = (options: Options): Layer.Layer<Transport> => Layer.succeed(Transport, makeWith(options))

@@ -10,8 +10,10 @@ import { TestServer } from "effect-lifeline/testing"
 import * as Config from "../examples/config.js"
 import * as Fleet from "../examples/fleet.js"
 import * as MatchErrors from "../examples/matchErrors.js"
+import * as Proxy from "../examples/proxy.js"
 import * as Schedules from "../examples/schedules.js"
 import * as Service from "../examples/service.js"
+import * as ConnectProxy from "./support/connectProxy.js"
 
 const quiet = Effect.provide(Logger.remove(Logger.defaultLogger))
 
@@ -194,4 +196,29 @@ describe("examples/fleet.ts", () => {
         Array.from({ length: 10 }, (_, index) => `hello from client ${index}`).sort()
       )
     }).pipe(quiet))
+})
+
+describe("examples/proxy.ts", () => {
+  it.scopedLive("through the proxy HTTPS_PROXY names (with credentials); direct to a NO_PROXY host", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: (message, reply) => reply(`server says: ${String(message)}`) })
+      const proxy = yield* ConnectProxy.make({ credentials: "app:pw" })
+      const HTTPS_PROXY = proxy.url("app:pw")
+      expect(yield* Proxy.main(server.url, { HTTPS_PROXY })).toBe("server says: hello through the proxy")
+      expect(proxy.requests()).toEqual([`127.0.0.1:${server.port}`])
+      expect(yield* Proxy.main(server.url, { HTTPS_PROXY, NO_PROXY: "example.com, 127.0.0.1" }))
+        .toBe("server says: hello through the proxy")
+      expect(proxy.requests()).toEqual([`127.0.0.1:${server.port}`])
+    }).pipe(quiet))
+
+  it("bypasses: *, names, domains and their subdomains, ports", () => {
+    const url = (text: string) => new URL(text)
+    expect(Proxy.bypasses("*", url("wss://feed.example.com/"))).toBe(true)
+    expect(Proxy.bypasses(".example.com", url("wss://feed.example.com/"))).toBe(true)
+    expect(Proxy.bypasses("example.com", url("wss://example.com/"))).toBe(true)
+    expect(Proxy.bypasses("example.com:443", url("wss://example.com/"))).toBe(true)
+    expect(Proxy.bypasses("example.com:8443", url("wss://example.com/"))).toBe(false)
+    expect(Proxy.bypasses("ample.com", url("wss://example.com/"))).toBe(false)
+    expect(Proxy.bypasses(undefined, url("ws://127.0.0.1:1/"))).toBe(false)
+  })
 })
