@@ -251,3 +251,9 @@ describe("code blocks in the docs compile", () => {
     })
   }
 })
+
+describe("the README", () => {
+  it("is at most 25 KB: a newcomer's path; run-by-run figures go to bench/README.md and soak/README.md", () => {
+    expect(readFileSync(join(root, "README.md")).byteLength).toBeLessThanOrEqual(25_000)
+  })
+})
