@@ -6,11 +6,12 @@
  * rules, two backends with health checks, redirects, large frames, close codes. docs/trials.md,
  * "round 11, behind HAProxy", has the table of what was tried and found.
  */
-import { expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Option, Schedule, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Client } from "../src/index.js"
+import { Client, ConnectError } from "../src/index.js"
+import { rejectionDetail } from "../src/internal/classifyHandshakeError.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { describeHaproxy, haproxy, listen } from "./support/haproxy.js"
@@ -295,6 +296,56 @@ describeHaproxy("trials behind HAProxy", () => {
   )
 
   it.scopedLive(
+    "openTimeout below timeout queue: every attempt that timed out in HAProxy's queue still reaches the server once the slot frees (an upgrade for nobody), unless option abortonclose",
+    () =>
+      Effect.gen(function*() {
+        const ghostServer = yield* TestServer.make()
+        const cleanServer = yield* TestServer.make()
+        const ghostPort = yield* closedPort
+        const cleanPort = yield* closedPort
+        yield* haproxy({
+          defaults: "  timeout client 30s\n  timeout server 30s\n  timeout tunnel 60s\n  timeout queue 5s",
+          sections: listen(ghostPort, [ghostServer.port], "", "maxconn 1") +
+            listen(cleanPort, [cleanServer.port], "  option abortonclose", "maxconn 1").replace(
+              "listen ws",
+              "listen ab"
+            )
+        }, cleanPort)
+        const run = (port: number) =>
+          Effect.gen(function*() {
+            const url = `ws://127.0.0.1:${port}`
+            const holder = yield* Client.make({ url, heartbeat: false })
+            yield* holder.awaitOpen
+            const impatient = yield* Client.make({
+              url,
+              heartbeat: false,
+              retry: Schedule.spaced("100 millis"),
+              connection: { openTimeout: "100 millis" }
+            })
+            const { states } = yield* recordStates(impatient)
+            yield* until("two attempts timed out", () => states.length >= 4)
+            yield* holder.close()
+            yield* impatient.awaitOpen
+            return states.filter((s) => s.startsWith("Connecting")).length
+          })
+        const [ghostAttempts, cleanAttempts] = yield* Effect.all([run(ghostPort), run(cleanPort)], {
+          concurrency: 2
+        })
+        expect(ghostAttempts).toBeGreaterThanOrEqual(3)
+        expect(cleanAttempts).toBeGreaterThanOrEqual(3)
+        // the holder, then each of the impatient Client's attempts: the ones that timed out too
+        yield* until(
+          "the ghosts reached the server",
+          () => Effect.map(ghostServer.accepted, (n) => n >= 1 + ghostAttempts)
+        )
+        expect(yield* ghostServer.accepted).toBe(1 + ghostAttempts)
+        // abortonclose: HAProxy drops a queued request whose client left; the holder and the one that opened
+        expect(yield* cleanServer.accepted).toBe(2)
+      }).pipe(Effect.provide(quietNode)),
+    10_000
+  )
+
+  it.scopedLive(
     "http-request deny (403): Closed after one attempt, nothing secret in the error; http-request return 429 with Retry-After: 1: retried 1 s later",
     () =>
       Effect.gen(function*() {
@@ -463,4 +514,39 @@ describeHaproxy("trials behind HAProxy", () => {
       }).pipe(Effect.provide(quietNode)),
     10_000
   )
+})
+
+describe("rejectionDetail (no HAProxy needed)", () => {
+  it("a redirect's target is resolved against the URL dialled, as ws:// or wss://, redacted and quoted; without a Location that parses, the generic hint", () => {
+    const dialled = "ws://user:hunter2@127.0.0.1:9/feed?token=s3cret"
+    expect(rejectionDetail(307, "/v2/feed?token=s3cret", dialled)).toBe(
+      "the server answered HTTP 307 instead of 101, a redirect to \"ws://redacted@127.0.0.1:9/v2/feed?token=redacted\"; " +
+        "redirects are not followed: dial that URL"
+    )
+    expect(rejectionDetail(308, "https://other.test/x", dialled)).toBe(
+      "the server answered HTTP 308 instead of 101, a redirect to \"wss://other.test/x\"; redirects are not followed: dial that URL"
+    )
+    expect(rejectionDetail(302, "http://[::1", dialled)).toBe(
+      "the server answered HTTP 302 instead of 101; the server refused the upgrade"
+    )
+    expect(rejectionDetail(301, undefined, dialled)).toBe(
+      "the server answered HTTP 301 instead of 101; the server refused the upgrade"
+    )
+    expect(rejectionDetail(502, undefined, dialled)).toBe(
+      "the server answered HTTP 502 instead of 101; a proxy answers so when the server behind it failed or closed; " +
+        "retrying helps once it is back"
+    )
+    expect(rejectionDetail(401, undefined, dialled)).toBe(
+      "the server answered HTTP 401 instead of 101; the server refused the upgrade"
+    )
+    // through the ConnectError's renderings too: the quote ends the URL, the advice after it stays
+    const error = new ConnectError({
+      reason: "HandshakeRejected",
+      url: "ws://127.0.0.1:9/",
+      status: 301,
+      detail: rejectionDetail(301, "https://127.0.0.1:9/?token=s3cret", dialled)
+    })
+    expect(error.message).toContain("?token=redacted\"; redirects are not followed: dial that URL")
+    expect(JSON.stringify(error)).not.toContain("s3cret")
+  })
 })
