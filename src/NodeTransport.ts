@@ -17,7 +17,7 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
-import { classifyHandshakeError, hintFor } from "./internal/classifyHandshakeError.js"
+import { classifyHandshakeError, hintFor, rejectionDetail } from "./internal/classifyHandshakeError.js"
 import { install as installCallbacks } from "./internal/client/callbacks.js"
 import { nodeOptionChecks } from "./internal/nodeOptions.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
@@ -452,7 +452,7 @@ function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: 
       ? proxyRefused(proxy, answer.status, answer.text)
       : status === 407
       ? `HTTP 407 (Proxy Authentication Required): a proxy on the way wants credentials; ${PROXY_ON_THE_WAY}`
-      : `the server answered HTTP ${status} instead of 101; ${hintFor("HandshakeRejected")}`,
+      : rejectionDetail(status, response.headers.location, ws.url),
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})
   })

@@ -251,7 +251,8 @@ describe.concurrent("connect: a session", () => {
             retryAfterMs: 1000,
             message:
               `HandshakeRejected connecting to ${url} (HTTP 503, retry after 1s): the server answered HTTP 503 instead of 101; ` +
-              "the server refused the upgrade"
+              "a proxy answers so when no server behind it is up or has room (HAProxy: all down, or its queue timed out), " +
+              "a server when overloaded; retrying helps once one is back"
           }
         },
         { type: "connecting", attempt: 2, url },

@@ -3,6 +3,7 @@
  * that reads Node error codes and `ws` messages; `ws` messages are matched as of ws 8.18.
  */
 import type { ConnectErrorReason } from "../Errors.js"
+import { redactUrl } from "./redactUrl.js"
 
 /** A classified handshake failure, before the URL is attached. */
 export interface HandshakeFailure {
@@ -150,6 +151,36 @@ const errorCode = (error: unknown): string | undefined => {
 }
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+// What a non-101 answer means where a proxy often gives it (HAProxy, nginx and load balancers
+// answer these themselves): "the server refused the upgrade" sent users to a server that was down.
+const rejectionHints: Readonly<Record<number, string>> = {
+  502: "a proxy answers so when the server behind it failed or closed; retrying helps once it is back",
+  503: "a proxy answers so when no server behind it is up or has room (HAProxy: all down, or its queue " +
+    "timed out), a server when overloaded; retrying helps once one is back",
+  504: "a proxy answers so when the server behind it did not answer in time; retrying helps once it does"
+}
+
+/**
+ * The detail of a `HandshakeRejected`: the status, what it means, and for a redirect where it
+ * points (redacted, as a ws:// or wss:// URL: redirects are not followed, so that is the URL to dial).
+ */
+export const rejectionDetail = (status: number, location: string | undefined, url: string): string => {
+  const answered = `the server answered HTTP ${status} instead of 101`
+  if (status >= 300 && status < 400 && location !== undefined) {
+    try {
+      const target = new URL(location, url)
+      if (target.protocol === "http:" || target.protocol === "https:") {
+        target.protocol = target.protocol === "http:" ? "ws:" : "wss:"
+      }
+      // quoted: a URL in a detail runs to its closing quote (else to the end of the text)
+      return `${answered}, a redirect to "${redactUrl(target)}"; redirects are not followed: dial that URL`
+    } catch {
+      // a Location that does not parse: the generic hint
+    }
+  }
+  return `${answered}; ${rejectionHints[status] ?? hint.HandshakeRejected}`
+}
 
 /** What the user can do about a failure of this reason. */
 export const hintFor = (reason: ConnectErrorReason): string => hint[reason]
