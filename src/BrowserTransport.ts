@@ -22,6 +22,9 @@ import { Transport } from "./Transport.js"
  */
 export type WebSocketConstructor = new(url: string, protocols?: string | Array<string>) => WebSocket
 
+/** What `terminate` reaches of Node's own WebSocket (undici 5-6): the TCP socket, under a symbol. */
+type Undici = Record<symbol, { readonly socket?: { readonly destroy?: () => void } } | undefined>
+
 const open = (
   constructor: WebSocketConstructor | undefined,
   request: OpenRequest,
@@ -117,6 +120,10 @@ const open = (
     // waited 2 x closeTimeout): it is given up, reported closed (1006) on the next turn, as ws'.
     terminate: () => {
       if (socket.readyState !== CLOSED) socket.close()
+      // Node's own WebSocket (undici) waits for the close frame without a timeout: a dead peer's
+      // TCP connection stayed open (and kept the process alive) until the kernel gave up. Its
+      // socket is destroyed, where undici 5-6 (Node 20, 22) let it be reached.
+      for (const key of Object.getOwnPropertySymbols(socket)) (socket as unknown as Undici)[key]?.socket?.destroy?.()
       setTimeout(() => reportClose(1006, "", false), 0)
     },
     pause: () => false,

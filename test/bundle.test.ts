@@ -50,11 +50,15 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * (+35 B) with round 9's other fixes merged (`http(s)://` dialled as `ws(s)://`; `close` on a
  * fiber of its own); 19,720 B (-6 B) with round 10's endpoint on a link-down log line and the
  * outbox gauge summed over Clients; 19,725 B (+5 B) once the browser transport's `terminate` gives
- * up an open socket (a half-open peer held the release for 2 x `closeTimeout`). esbuild is pinned:
+ * up an open socket (a half-open peer held the release for 2 x `closeTimeout`); 19,766 B (+41 B)
+ * once that `terminate` also destroys the TCP socket of Node's own WebSocket (undici waits for a
+ * dead peer's close frame with no timeout: the connection, and the process, stayed up): 3 B over
+ * 19.3 KiB, so the budget is 19.4 KiB (round 11; Node users of the browser entry need it, and no
+ * smaller form reaches undici's socket). esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.3
+const BUDGET_KIB = 19.4
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -75,7 +79,8 @@ const BUDGET_KIB = 19.3
  * with round 9's other fixes merged (`http(s)://` URLs; `close` on a fiber of its own); 19,507 B
  * (+15 B) with round 10's endpoint on a link-down log line and the summed outbox gauge; 19,516 B
  * (+9 B) with the browser transport's `terminate` that gives up an open socket: over 19.05 KiB, so
- * the budget is 19.1 KiB (a decision written in bench/README.md's round 9 section).
+ * the budget is 19.1 KiB (a decision written in bench/README.md's round 9 section); 19,551 B
+ * (+35 B) once `terminate` destroys the TCP socket of Node's own WebSocket (round 11).
  */
 const MODULES_BUDGET_KIB = 19.1
 
