@@ -6,7 +6,9 @@
  * outcomes. Loopback only; every loop bounded. What was found: docs/trials.md, round 11.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Schedule } from "effect"
+import { Effect, Layer, Logger, Runtime, Schedule } from "effect"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { BrowserTransport, Client } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
@@ -72,6 +74,104 @@ describe("a Client over Node's global WebSocket: outages", () => {
         error: { _tag: "TimeoutError", operation: "heartbeat" }
       })
       // Still blackholed: only the client itself can end its TCP connection.
-      yield* awaitTrue(Effect.map(proxy.connections, (open) => open === 0), "the proxy sees the client's connection closed")
+      yield* awaitTrue(
+        Effect.map(proxy.connections, (open) => open === 0),
+        "the proxy sees the client's connection closed"
+      )
     })).pipe(provideBrowser))
+})
+
+interface ChildRun {
+  readonly code: number | null
+  readonly signal: string | null
+  readonly report: Record<string, unknown> | undefined
+  readonly stderr: string
+}
+
+/**
+ * Runs test/support/undiciChild.ts in `mode` against `url` (Node's global WebSocket on, as on
+ * Node 22): `onLine` runs for each line it prints. Killed (SIGKILL) if it has not exited by
+ * itself within 8 s: a process held open by a socket shows as `signal: "SIGKILL"`.
+ */
+const runChild = (
+  mode: string,
+  url: string,
+  onLine: (line: string, child: { kill: (signal: NodeJS.Signals) => void }) => Effect.Effect<void> = () => Effect.void
+) =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const script = fileURLToPath(new URL("./support/undiciChild.ts", import.meta.url))
+    return yield* Effect.async<ChildRun>((resume) => {
+      const child = spawn(process.execPath, [
+        "--experimental-websocket",
+        "--no-warnings",
+        "--import",
+        "tsx",
+        script,
+        mode,
+        url
+      ], {
+        cwd: fileURLToPath(new URL("..", import.meta.url)),
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stdout = ""
+      let stderr = ""
+      const bound = setTimeout(() => child.kill("SIGKILL"), 8_000)
+      child.stdout.setEncoding("utf8")
+      child.stderr.on("data", (chunk) => stderr += chunk)
+      child.stdout.on("data", (chunk: string) => {
+        const lines = (stdout + chunk).split("\n")
+        stdout = lines.pop()!
+        for (const line of lines) {
+          if (line.startsWith("{")) stdout = `${line}\n${stdout}`
+          else Runtime.runFork(runtime)(onLine(line, child))
+        }
+      })
+      child.on("exit", (code, signal) => {
+        clearTimeout(bound)
+        const line = stdout.split("\n").find((text) => text.startsWith("{"))
+        resume(Effect.succeed({ code, signal, report: line === undefined ? undefined : JSON.parse(line), stderr }))
+      })
+      return Effect.sync(() => child.kill("SIGKILL"))
+    })
+  })
+
+describe("a Node process with a Client over its global WebSocket", () => {
+  it.live("opens, sends, closes: the process exits by itself, code 0, nothing uncaught", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const run = yield* runChild("once", server.url)
+      expect(run).toMatchObject({ code: 0, signal: null, stderr: "" })
+      expect(run.report).toEqual({
+        echo: { _id: "Option", _tag: "Some", value: "hello" },
+        unsent: 0,
+        state: "Closed",
+        failed: 0,
+        strays: []
+      })
+    }).pipe(Effect.scoped))
+
+  // Before, the socket the heartbeat gave up stayed CLOSING on the silent path (undici has no
+  // close timeout): the Client was Closed, yet the process stayed up until it was killed.
+  it.live("its heartbeat finds a dead peer, the Client closes: the process exits by itself while the path is still silent", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: answersPings })
+      const proxy = yield* FaultProxy.make(server.port)
+      const run = yield* runChild("dead", proxy.url, (line) => line === "open" ? proxy.blackhole : Effect.void)
+      expect(run).toMatchObject({ code: 0, signal: null, stderr: "" })
+      expect(run.report).toEqual({ error: "TimeoutError", state: "Closed", strays: [] })
+    }).pipe(Effect.scoped))
+
+  it.live("SIGTERM during a reconnect storm: the runtime disposed, the process exits by itself, nothing uncaught", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const run = yield* runChild(
+        "storm",
+        server.url,
+        (line, child) =>
+          line === "open" ? server.kill : line === "ready" ? Effect.sync(() => child.kill("SIGTERM")) : Effect.void
+      )
+      expect(run).toMatchObject({ code: 0, signal: null, stderr: "" })
+      expect(run.report).toEqual({ state: "Closed", stormed: true, strays: [] })
+    }).pipe(Effect.scoped))
 })
