@@ -6,14 +6,18 @@
  * outcomes. Loopback only; every loop bounded. What was found: docs/trials.md, round 11.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Runtime, Schedule } from "effect"
+import { Chunk, Effect, Layer, Logger, Option, Runtime, Schedule, Stream } from "effect"
 import { spawn } from "node:child_process"
+import type * as Net from "node:net"
 import { fileURLToPath } from "node:url"
+import type { WebSocket as WsSocket } from "ws"
+import { WebSocketServer } from "ws"
 import { BrowserTransport, Client } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { awaitTrue } from "./support/poll.js"
+import { slowPipe } from "./support/slowPipe.js"
 
 const provideBrowser = Effect.provide(Layer.merge(BrowserTransport.layer, Logger.remove(Logger.defaultLogger)))
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis" } as const
@@ -136,6 +140,151 @@ const runChild = (
     })
   })
 
+/** A `ws` server on 127.0.0.1 that does `act` to each connection, and records the close code it sees. */
+const rawServer = (act: (ws: WsSocket) => void) =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.async<WebSocketServer>((resume) => {
+        const wss: WebSocketServer = new WebSocketServer({ host: "127.0.0.1", port: 0 }, () =>
+          resume(Effect.succeed(wss)))
+      }),
+      (wss) =>
+        Effect.async<void>((resume) => {
+          for (const ws of wss.clients) {
+            ws.terminate()
+          }
+          wss.close(() =>
+            resume(Effect.void)
+          )
+        })
+    ),
+    (wss) => {
+      const codes: Array<number> = []
+      wss.on("connection", (ws) => {
+        ws.on("close", (code) => codes.push(code))
+        act(ws)
+      })
+      return { url: `ws://127.0.0.1:${(wss.address() as Net.AddressInfo).port}`, codes }
+    }
+  )
+
+/** The Client's first Closed or Backoff state (`retry` stops by default: Closed). */
+const endOf = (url: string, retry: Schedule.Schedule<unknown, unknown> = Schedule.stop) =>
+  Effect.gen(function*() {
+    const client = yield* Client.make({ url, retry, minRetryDelay: "20 millis" })
+    return yield* awaitState(client, (state) => state._tag === "Closed" || state._tag === "Backoff")
+  }).pipe(Effect.scoped)
+
+describe("what undici reports, as a Client sees it", () => {
+  it.live("HTTP 503 and a refused port: ConnectError ClosedBeforeOpen, no status, retried by the default policy", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, { "retry-after": "1" })
+      const client = yield* Client.make({ url: server.url, ...fast })
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff).toMatchObject({ error: { _tag: "ConnectError", reason: "ClosedBeforeOpen" } })
+      expect(backoff._tag === "Backoff" && "status" in backoff.error ? backoff.error.status : undefined).toBeUndefined()
+      // Retried at once (no Retry-After seen): Open on the next attempt.
+      yield* awaitState(client, isTag("Open"))
+      yield* server.kill
+      expect(yield* endOf(server.url)).toMatchObject({
+        _tag: "Closed",
+        error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ClosedBeforeOpen" } }
+      })
+    }).pipe(Effect.scoped, provideBrowser))
+
+  it.live("server closes with 1001, 4000 and a reason, and with no code: Disconnected with that code and reason, clean", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const closes: Array<[number | undefined, string]> = [[1001, ""], [4000, "custom reason"], [undefined, ""]]
+      let next = 0
+      const server = yield* rawServer((ws) => {
+        const [code, reason] = closes[next++]!
+        ws.close(code, reason)
+      })
+      const seen = []
+      for (let index = 0; index < closes.length; index++) {
+        const state = yield* endOf(server.url)
+        seen.push(state._tag === "Closed" && state.error._tag === "Some" ? state.error.value : undefined)
+      }
+      expect(seen).toMatchObject([
+        { _tag: "Disconnected", code: 1001, reason: "", wasClean: true, initiator: "server" },
+        { _tag: "Disconnected", code: 4000, reason: "custom reason", wasClean: true, initiator: "server" },
+        { _tag: "Disconnected", code: 1005, reason: "", wasClean: true, initiator: "server" }
+      ])
+    })).pipe(provideBrowser))
+
+  it.live("a server that drops the TCP connection without a close frame: Disconnected 1006, not clean, from the transport", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* rawServer((ws) => setTimeout(() => ws.terminate(), 10))
+      expect(yield* endOf(server.url, fast.retry)).toMatchObject({
+        _tag: "Backoff",
+        error: { _tag: "Disconnected", code: 1006, reason: "", wasClean: false, initiator: "transport" }
+      })
+    })).pipe(provideBrowser))
+
+  it.live("invalid UTF-8 in a text frame: Disconnected 1006 (retried), where the Node transport reports 1007 (fatal); undici sends no close frame", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      // A text frame of two bytes that are not UTF-8, written raw past ws' own checks.
+      const server = yield* rawServer((ws) => Reflect.get(ws, "_socket").write(Buffer.from([0x81, 0x02, 0xff, 0xfe])))
+      expect(yield* endOf(server.url, fast.retry)).toMatchObject({
+        _tag: "Backoff",
+        error: { _tag: "Disconnected", code: 1006, wasClean: false, initiator: "transport" }
+      })
+      yield* awaitTrue(Effect.sync(() => server.codes.length >= 1), "the server saw the close")
+      expect(server.codes[0]).toBe(1006)
+    })).pipe(provideBrowser))
+
+  it.live("10 MB each way, bytes and text: sent whole, received whole, the link stays Open", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url })
+      yield* client.awaitOpen
+      const size = 10 * 1024 * 1024
+      yield* client.send(new Uint8Array(size).fill(7))
+      yield* client.send("y".repeat(size))
+      const echoed = Chunk.toArray(yield* client.messages.pipe(Stream.take(2), Stream.runCollect))
+      expect(
+        echoed.map((message) => typeof message === "string" ? ["text", message.length] : ["bytes", message.byteLength])
+      )
+        .toEqual([["bytes", size], ["text", size]])
+      expect((echoed[0] as Uint8Array).every((byte) => byte === 7)).toBe(true)
+      expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+    })).pipe(provideBrowser))
+
+  it.live("10,000 enqueued to a slow reader: all taken at once into undici's buffer (no OutboxFull), all arrive in order, failed 0, no heartbeat timeout", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: true, handler: answersPings })
+      // About 6 MB/s: the 10 MB take about 1.6 s, longer than the heartbeat's interval + timeout.
+      const pipe = yield* slowPipe(server.port, 64 * 1024, 10)
+      const client = yield* Client.make({
+        url: `ws://127.0.0.1:${pipe.port}`,
+        // The timeout exceeds what the kernel holds at that rate (see the heartbeat's rule).
+        heartbeat: { ...appHeartbeat, interval: "300 millis", timeout: "1500 millis" }
+      })
+      yield* client.awaitOpen
+      const states: Array<string> = []
+      yield* Effect.forkScoped(
+        Stream.runForEach(client.state.changes, (state) => Effect.sync(() => states.push(state._tag)))
+      )
+      const payload = "x".repeat(1000)
+      const refused = yield* Effect.forEach(
+        Array.from({ length: 10_000 }, (_, index) => index),
+        (index) => Effect.flip(client.enqueue(`${index}:${payload}`)).pipe(Effect.option, Effect.map(Option.isSome))
+      )
+      expect(refused.filter(Boolean).length).toBe(0)
+      expect(yield* client.outboxSize).toBe(0)
+      yield* awaitTrue(
+        Effect.map(server.received, (received) => received.filter((message) => message !== "ping").length === 10_000),
+        "all 10,000 at the server",
+        3000
+      )
+      const received = (yield* server.received).filter((message) => message !== "ping") as Array<string>
+      expect(received.every((message, index) => message === `${index}:${payload}`)).toBe(true)
+      expect(yield* client.failed).toBe(0)
+      expect(states).toEqual(["Open"])
+    })).pipe(provideBrowser))
+})
+
 describe("a Node process with a Client over its global WebSocket", () => {
   it.live("opens, sends, closes: the process exits by itself, code 0, nothing uncaught", () =>
     Effect.gen(function*() {
@@ -174,4 +323,50 @@ describe("a Node process with a Client over its global WebSocket", () => {
       expect(run).toMatchObject({ code: 0, signal: null, stderr: "" })
       expect(run.report).toEqual({ state: "Closed", stormed: true, strays: [] })
     }).pipe(Effect.scoped))
+})
+
+/** A `navigator` as Node 22's (a class with `userAgent`, no `onLine`), for the scope; Node has no global `addEventListener`. */
+const nodeNavigator = Effect.acquireRelease(
+  Effect.sync(() => {
+    const saved = Object.getOwnPropertyDescriptor(globalThis, "navigator")
+    class Navigator {
+      get userAgent() {
+        return "Node.js/22"
+      }
+      get hardwareConcurrency() {
+        return 2
+      }
+    }
+    Object.defineProperty(globalThis, "navigator", { value: new Navigator(), configurable: true, writable: true })
+    return saved
+  }),
+  (saved) =>
+    Effect.sync(() => {
+      if (saved === undefined) Reflect.deleteProperty(globalThis, "navigator")
+      else Object.defineProperty(globalThis, "navigator", saved)
+    })
+)
+
+describe("Node's navigator (no onLine) and no global addEventListener", () => {
+  it.live("the network reads online and its online wake is a no-op; a Client retries on its schedule through an outage", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      yield* nodeNavigator
+      expect(Reflect.get(globalThis, "addEventListener")).toBeUndefined()
+      expect(BrowserTransport.network.isOnline()).toBe(true)
+      const stop = BrowserTransport.network.onOnline(() => {})
+      stop()
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, ...fast })
+      yield* client.awaitOpen
+      let attempts = 0
+      yield* Effect.forkScoped(client.state.changes.pipe(
+        Stream.runForEach((state) => Effect.sync(() => state._tag === "Connecting" && attempts++))
+      ))
+      yield* server.kill
+      // Attempts go out on the schedule (none held back as offline).
+      yield* awaitTrue(Effect.sync(() => attempts >= 5), "five attempts while the server is down")
+      expect(yield* client.state.get).not.toMatchObject({ _tag: "Closed" })
+      yield* server.restart
+      yield* awaitState(client, isTag("Open"))
+    })).pipe(provideBrowser))
 })
