@@ -234,6 +234,25 @@ describe("what undici reports, as a Client sees it", () => {
       expect(server.codes[0]).toBe(1006)
     })).pipe(provideBrowser))
 
+  it.live("a 101 without an Upgrade header: undici waits (no event), so TimeoutError open; a subprotocol the server does not pick: ClosedBeforeOpen (Chromium opens)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ protocols: ["p1"] })
+      yield* server.noUpgradeHeader
+      const hung = yield* Client.make({
+        url: server.url,
+        retry: Schedule.stop,
+        connection: { openTimeout: "200 millis" }
+      })
+      expect(yield* awaitState(hung, isTag("Closed"))).toMatchObject({
+        error: { _tag: "Some", value: { _tag: "TimeoutError", operation: "open" } }
+      })
+      yield* server.behave
+      const unpicked = yield* Client.make({ url: server.url, retry: Schedule.stop, connection: { protocols: ["p2"] } })
+      expect(yield* awaitState(unpicked, isTag("Closed"))).toMatchObject({
+        error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ClosedBeforeOpen" } }
+      })
+    }).pipe(Effect.scoped, provideBrowser))
+
   it.live("10 MB each way, bytes and text: sent whole, received whole, the link stays Open", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
