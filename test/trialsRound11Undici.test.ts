@@ -18,6 +18,7 @@ import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { awaitTrue } from "./support/poll.js"
 import { slowPipe } from "./support/slowPipe.js"
+import { upgradingServer } from "./support/tcpServer.js"
 
 const provideBrowser = Effect.provide(Layer.merge(BrowserTransport.layer, Logger.remove(Logger.defaultLogger)))
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis" } as const
@@ -251,6 +252,36 @@ describe("what undici reports, as a Client sees it", () => {
       expect(yield* awaitState(unpicked, isTag("Closed"))).toMatchObject({
         error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ClosedBeforeOpen" } }
       })
+    }).pipe(Effect.scoped, provideBrowser))
+
+  // undici answers a close frame and then waits for the peer to end TCP, with no timeout and no
+  // event; no probe goes out on a CLOSING socket, so the Client stayed Open on it for good, with or
+  // without a heartbeat. Now a socket seen CLOSING that the transport did not close is given up
+  // 3 s later (Chromium's own wait is 2 s), and undici reports the peer's close as it came.
+  it.live("a peer that sends its close frame and never ends TCP: Disconnected with its code, with a heartbeat and with a send", () =>
+    Effect.gen(function*() {
+      const requests = { count: 0 }
+      const server = yield* upgradingServer(requests, (socket, head) => {
+        socket.write(head)
+        // A close frame 4000 "bye" (unmasked, as a server's), then nothing: TCP stays open.
+        setTimeout(() => socket.write(Buffer.from([0x88, 0x05, 0x0f, 0xa0, 0x62, 0x79, 0x65])), 20)
+      })
+      const probing = yield* Client.make({ url: server.url, retry: Schedule.stop, heartbeat: appHeartbeat })
+      const sending = yield* Client.make({ url: server.url, retry: Schedule.stop })
+      yield* probing.awaitOpen
+      yield* sending.awaitOpen
+      yield* awaitTrue(Effect.sync(() => server.sockets.size === 2), "both connected")
+      // The close frame is in (undici has answered it) before the send.
+      yield* Effect.sleep("100 millis")
+      const sent = yield* Effect.fork(sending.send("after the close frame"))
+      const closedWith = {
+        _tag: "Closed",
+        error: { _tag: "Some", value: { _tag: "Disconnected", code: 4000, reason: "bye", initiator: "server" } }
+      }
+      expect(yield* awaitState(probing, isTag("Closed"))).toMatchObject(closedWith)
+      expect(yield* awaitState(sending, isTag("Closed"))).toMatchObject(closedWith)
+      expect(yield* Effect.flip(sent.await.pipe(Effect.flatten))).toMatchObject({ _tag: "SendError", reason: "Closed" })
+      yield* awaitTrue(Effect.sync(() => server.sockets.size === 0), "both TCP connections ended")
     }).pipe(Effect.scoped, provideBrowser))
 
   it.live("10 MB each way, bytes and text: sent whole, received whole, the link stays Open", () =>
