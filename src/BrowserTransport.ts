@@ -22,7 +22,7 @@ import { Transport } from "./Transport.js"
  */
 export type WebSocketConstructor = new(url: string, protocols?: string | Array<string>) => WebSocket
 
-/** What `terminate` reaches of Node's own WebSocket (undici 5-6): the TCP socket, under a symbol. */
+/** What `terminate` reaches of Node's own WebSocket (undici 6): the TCP socket, under a symbol. */
 type Undici = Record<symbol, { readonly socket?: { readonly destroy?: () => void } } | undefined>
 
 const open = (
@@ -49,7 +49,7 @@ const open = (
   let opened = false
   let failed = false
   let closeReported = false
-  /** Closed or given up by us, or the peer's close frame seen (`giveUp` then runs). */
+  /** Closed by us, or the peer's close frame seen (`giveUp` then runs). */
   let closing = false
   let giveUp: ReturnType<typeof setTimeout> | undefined
   /** Bytes handed to `send` (a string counted in UTF-16 units: never more than its UTF-8 bytes). */
@@ -94,7 +94,6 @@ const open = (
   // OPEN or CLOSING one would wait for a close frame a dead peer never sends (the release then
   // waited 2 x closeTimeout): it is given up, reported closed (1006) on the next turn, as ws'.
   const terminate = () => {
-    closing = true
     if (socket.readyState !== CLOSED) socket.close()
     // Node's own WebSocket (undici) waits for the close frame without a timeout: a dead peer's
     // TCP connection stayed open (and kept the process alive) until the kernel gave up. Its

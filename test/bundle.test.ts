@@ -82,7 +82,7 @@ const BUDGET_KIB = 19.4
  * (+15 B) with round 10's endpoint on a link-down log line and the summed outbox gauge; 19,516 B
  * (+9 B) with the browser transport's `terminate` that gives up an open socket: over 19.05 KiB, so
  * the budget is 19.1 KiB (a decision written in bench/README.md's round 9 section); 19,551 B
- * (+35 B) once `terminate` destroys the TCP socket of Node's own WebSocket; 19,611 B (+60 B) once a
+ * (+35 B) once `terminate` destroys the TCP socket of Node's own WebSocket; 19,609 B (+58 B) once a
  * socket the peer's close frame left CLOSING is given up 3 s later: over 19.1 KiB, so the budget
  * is 19.2 KiB (round 11: both for Node users of the browser transport, whose undici has neither
  * timeout; in a browser, which closes on time, the 3 s never run out).
