@@ -22,6 +22,9 @@ import { Transport } from "./Transport.js"
  */
 export type WebSocketConstructor = new(url: string, protocols?: string | Array<string>) => WebSocket
 
+/** What `terminate` reaches of Node's own WebSocket (undici 6): the TCP socket, under a symbol. */
+type Undici = Record<symbol, { readonly socket?: { readonly destroy?: () => void } } | undefined>
+
 const open = (
   constructor: WebSocketConstructor | undefined,
   request: OpenRequest,
@@ -46,11 +49,15 @@ const open = (
   let opened = false
   let failed = false
   let closeReported = false
+  /** Closed by us, or the peer's close frame seen (`giveUp` then runs). */
+  let closing = false
+  let giveUp: ReturnType<typeof setTimeout> | undefined
   /** Bytes handed to `send` (a string counted in UTF-16 units: never more than its UTF-8 bytes). */
   let handed = 0
   const reportClose = (code: number, reason: string, wasClean: boolean): void => {
     if (closeReported) return
     closeReported = true
+    clearTimeout(giveUp)
     listener.onClose(code, reason, wasClean)
   }
   // Permanent sinks of invariant 1, never removed. The browser reports no cause for a failed
@@ -83,9 +90,28 @@ const open = (
     // (partysocket's) would open again, unseen, and stay open for good.
     socket.close()
   }
+  // Closing a CONNECTING browser socket aborts the handshake; there is no other terminate. An
+  // OPEN or CLOSING one would wait for a close frame a dead peer never sends (the release then
+  // waited 2 x closeTimeout): it is given up, reported closed (1006) on the next turn, as ws'.
+  const terminate = () => {
+    if (socket.readyState !== CLOSED) socket.close()
+    // Node's own WebSocket (undici) waits for the close frame without a timeout: a dead peer's
+    // TCP connection stayed open (and kept the process alive) until the kernel gave up. Its
+    // socket is destroyed, where undici 6 (Node 20, 22) lets it be reached.
+    for (const key of Object.getOwnPropertySymbols(socket)) (socket as unknown as Undici)[key]?.socket?.destroy?.()
+    setTimeout(() => reportClose(1006, "", false), 0)
+  }
   const readyState = (): ReadyState => {
     if (closeReported) return CLOSED
     const state = socket.readyState
+    // CLOSING, and not by us: the peer's close frame came. undici then waits for the peer to end
+    // TCP, with no timeout (Chromium: 2 s), and fires no event: a peer that never did left the
+    // Client Open on it for good, its heartbeat too (no probe goes out while CLOSING). Seen (by a
+    // probe, a send), the socket is given up 3 s later if it has not closed by then.
+    if (state === CLOSING && !closing) {
+      closing = true
+      giveUp = setTimeout(terminate, 3000)
+    }
     return state === CONNECTING || state === CLOSING || state === CLOSED ? state : 1
   }
   return Either.right({
@@ -108,17 +134,12 @@ const open = (
       if (callback !== undefined) callback()
     },
     close: (code, reason) => {
+      closing = true
       if (socket.readyState === CLOSED) return
       // Browsers accept only 1000 and 3000-4999 from scripts (1001 throws InvalidAccessError).
       socket.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, reason)
     },
-    // Closing a CONNECTING browser socket aborts the handshake; there is no other terminate. An
-    // OPEN or CLOSING one would wait for a close frame a dead peer never sends (the release then
-    // waited 2 x closeTimeout): it is given up, reported closed (1006) on the next turn, as ws'.
-    terminate: () => {
-      if (socket.readyState !== CLOSED) socket.close()
-      setTimeout(() => reportClose(1006, "", false), 0)
-    },
+    terminate,
     pause: () => false,
     resume: () => {},
     ping: () => false

@@ -50,11 +50,17 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * (+35 B) with round 9's other fixes merged (`http(s)://` dialled as `ws(s)://`; `close` on a
  * fiber of its own); 19,720 B (-6 B) with round 10's endpoint on a link-down log line and the
  * outbox gauge summed over Clients; 19,725 B (+5 B) once the browser transport's `terminate` gives
- * up an open socket (a half-open peer held the release for 2 x `closeTimeout`). esbuild is pinned:
+ * up an open socket (a half-open peer held the release for 2 x `closeTimeout`); 19,766 B (+41 B)
+ * once that `terminate` also destroys the TCP socket of Node's own WebSocket (undici waits for a
+ * dead peer's close frame with no timeout: the connection, and the process, stayed up): 3 B over
+ * 19.3 KiB, so the budget is 19.4 KiB (round 11; Node users of the browser entry need it, and no
+ * smaller form reaches undici's socket); 19,810 B (+44 B) once a socket the peer's close frame left
+ * CLOSING is given up 3 s later (undici waits for the peer's end of TCP with no timeout and no
+ * event: the Client stayed Open on it for good). esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.3
+const BUDGET_KIB = 19.4
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -75,9 +81,13 @@ const BUDGET_KIB = 19.3
  * with round 9's other fixes merged (`http(s)://` URLs; `close` on a fiber of its own); 19,507 B
  * (+15 B) with round 10's endpoint on a link-down log line and the summed outbox gauge; 19,516 B
  * (+9 B) with the browser transport's `terminate` that gives up an open socket: over 19.05 KiB, so
- * the budget is 19.1 KiB (a decision written in bench/README.md's round 9 section).
+ * the budget is 19.1 KiB (a decision written in bench/README.md's round 9 section); 19,551 B
+ * (+35 B) once `terminate` destroys the TCP socket of Node's own WebSocket; 19,609 B (+58 B) once a
+ * socket the peer's close frame left CLOSING is given up 3 s later: over 19.1 KiB, so the budget
+ * is 19.2 KiB (round 11: both for Node users of the browser transport, whose undici has neither
+ * timeout; in a browser, which closes on time, the 3 s never run out).
  */
-const MODULES_BUDGET_KIB = 19.1
+const MODULES_BUDGET_KIB = 19.2
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
