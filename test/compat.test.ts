@@ -1,8 +1,9 @@
 /**
  * `effect-lifeline/compat` in Node: every portable scenario of test/compat/scenarios.ts over a real
  * TestServer, with exact assertions, on both transports a user can get: the ws class as partysocket
- * users pass it (`WebSocket: WS`: lifeline's Node transport), and the standard WebSocket (Node's
- * global, the browser transport: what a browser gives, which cannot see an HTTP status).
+ * users pass it (`WebSocket: WS`: lifeline's Node transport; also what no `WebSocket` option gets
+ * in Node), and the standard WebSocket given as the option (Node's global, the browser transport:
+ * what a browser gives, which cannot see an HTTP status).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -23,10 +24,10 @@ const transports = [
     refused: "ConnectionRefused",
     sees401: true
   },
-  // No WebSocket option: the global standard WebSocket, through the browser transport.
+  // The global standard WebSocket, given: the browser transport (what no option gets in a browser).
   {
     name: "the global WebSocket (browser transport)",
-    options: {} as Options,
+    options: { WebSocket: globalThis.WebSocket } as Options,
     refused: "ClosedBeforeOpen",
     sees401: false
   }
@@ -272,6 +273,20 @@ for (const transport of transports) {
 }
 
 describe("effect-lifeline/compat in Node", () => {
+  // Node 22 has a global WebSocket (undici's), without protocol ping or HTTP status: with no
+  // WebSocket option, Node users get lifeline's Node transport (a half-open peer is found by the
+  // heartbeat's ping; a 401 is seen), not the global one.
+  it.scopedLive("no WebSocket option (a global WebSocket there): the Node transport, which sees a 401 and does not retry it", () =>
+    Effect.gen(function*() {
+      expect(typeof globalThis.WebSocket).toBe("function")
+      const seen = yield* on({}, Scenarios.unauthorized)
+      expect(seen.events).toEqual([
+        "error:ConnectError:HandshakeRejected",
+        "close:1006:HandshakeRejected (HTTP 401); not retrying:unclean"
+      ])
+      expect(seen.requests).toBe(1)
+    }))
+
   it.scopedLive("leaves no handle behind once closed", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

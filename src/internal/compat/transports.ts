@@ -21,16 +21,16 @@ export const registerNodeTransport = (entry: NodeTransportEntry): void => {
 
 /**
  * The transport for the `WebSocket` option: the ws class -> the Node transport (when the Node
- * entry is loaded); any other constructor -> the browser transport over it; none -> the global
- * `WebSocket` if there is one, else the Node transport (Node entry), else a transport whose every
- * open fails with `InvalidOptions` ("no global WebSocket").
+ * entry is loaded); any other constructor -> the browser transport over it; none -> the Node
+ * transport (Node entry: Node 22's global WebSocket has no protocol ping, so a half-open peer was
+ * never found, and hides a rejected handshake's status), else the global `WebSocket` (browsers),
+ * else a transport whose every open fails with `InvalidOptions` ("no global WebSocket").
  */
 export const transportFor = (constructor: unknown): Transport => {
   if (constructor !== undefined && constructor !== null) {
     if (node !== undefined && node.isWs(constructor)) return node.transport
     return BrowserTransport.makeWith(constructor as BrowserTransport.WebSocketConstructor)
   }
-  if (typeof globalThis.WebSocket === "function") return BrowserTransport.make
   return node?.transport ?? BrowserTransport.make
 }
 
