@@ -177,7 +177,7 @@ describeHaproxy("trials behind HAProxy", () => {
         const spaced = yield* Client.make({ url: `ws://127.0.0.1:${retryPort}`, heartbeat: false, retry: fast })
         const spacedStates = yield* recordStates(spaced)
         const sends = yield* Effect.forkScoped(Effect.all([spaced.send("q1"), spaced.send("q2"), spaced.send("q3")]))
-        yield* awaitState(spaced, (s) => s._tag === "Backoff" && s.attempt === 2, "3 seconds")
+        yield* awaitState(spaced, (s) => s._tag === "Backoff" && s.attempt === 2, "10 seconds")
         const first = spacedStates.seen.find((s) => s._tag === "Backoff")!
         expect(first).toMatchObject({
           _tag: "Backoff",
@@ -422,6 +422,8 @@ describeHaproxy("trials behind HAProxy", () => {
         expect([yield* doomed.connections, yield* survivor.connections]).toEqual([2, 2])
         yield* doomed.kill
         yield* until("every Client back on the survivor", () => Effect.map(survivor.connections, (n) => n === 4))
+        // The server counts a connection before its Client has read the 101: wait for each to open.
+        yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
         const moved = records.filter((r) => r.states.length > 2)
         expect(moved).toHaveLength(2)
         for (const { states } of moved) {
