@@ -356,13 +356,19 @@ const proxies = new WeakMap<NodeSocket, ProxyWatch>()
 
 const defaultPort = (url: URL): string => url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
 
+/** A proxy's reason phrase, as one short line: control characters go, at most 64 characters. */
+const tidy = (text: string): string => {
+  const line = Array.from(text.slice(0, 64), (char) => char < " " || char === "\u007f" ? "?" : char).join("")
+  return text.length > 64 ? `${line}…` : line
+}
+
 function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): void {
   const watch: ProxyWatch = { target: `${url.hostname}:${defaultPort(url)}`, answer: undefined }
   proxies.set(socket, watch)
   handshake.once("proxyConnect", (connect: unknown) => {
     const status: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusCode") : 0
     const text: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusText") : ""
-    watch.answer = { status: typeof status === "number" ? status : 0, text: typeof text === "string" ? text : "" }
+    watch.answer = { status: typeof status === "number" ? status : 0, text: typeof text === "string" ? tidy(text) : "" }
   })
 }
 
@@ -378,7 +384,7 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
   const at = typeof address === "string" && typeof port === "number"
     ? (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`)
     : undefined
-  if (at !== undefined && at !== proxy.target) {
+  if (at !== undefined && at !== proxy.target && !(byName(proxy.target) && port === portOf(proxy.target))) {
     const hint = `; ${hintFor(failure.reason)}`
     const detail = failure.reason === "ConnectionRefused" && failure.detail.endsWith(hint)
       ? `${failure.detail.slice(0, -hint.length)}; ${PROXY_DOWN}`
@@ -391,6 +397,15 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
   }
   return failure
 }
+
+const portOf = (target: string): number => Number(target.slice(target.lastIndexOf(":") + 1))
+
+/**
+ * A target named by host name: an agent that dials it itself (a plain `http.Agent`) reports the
+ * address the name resolved to, not the target's text; its port tells it from a proxy's.
+ */
+const byName = (target: string): boolean =>
+  Net.isIP(target.slice(0, target.lastIndexOf(":")).replace(/^\[|\]$/g, "")) === 0
 
 const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
   "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
@@ -610,7 +625,10 @@ export interface Options {
  */
 const identityThroughAgent = (url: URL, tls: Tls.ConnectionOptions): Tls.ConnectionOptions => {
   const host = url.hostname.replace(/^\[|\]$/g, "")
-  if (url.protocol !== "wss:" || tls.servername !== undefined || Net.isIP(host) === 0) return {}
+  // tls.servername "" (no SNI) is passed on as it is, and Node then checks "localhost" too; directly,
+  // Node checks the host dialled (`servername || host`): so here.
+  const named = tls.servername !== undefined && tls.servername !== ""
+  if (url.protocol !== "wss:" || named || (tls.servername === undefined && Net.isIP(host) === 0)) return {}
   return {
     checkServerIdentity: (_: string, certificate: Tls.PeerCertificate) => Tls.checkServerIdentity(host, certificate)
   }

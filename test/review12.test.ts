@@ -1,0 +1,131 @@
+/**
+ * Review of round 11 (proxies, HAProxy, CI peers): each test fails without its fix.
+ * Real sockets on 127.0.0.1: TestServer, the CONNECT proxy of test/support, https-proxy-agent.
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Logger } from "effect"
+import { HttpsProxyAgent } from "https-proxy-agent"
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Connection, NodeTransport } from "../src/index.js"
+import { TestServer } from "../src/testing/index.js"
+import * as ConnectProxy from "./support/connectProxy.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { closedPort } from "./support/ports.js"
+import { hasOpenssl, issue } from "./support/tlsMaterial.js"
+
+const through = (options: NodeTransport.Options) =>
+  Effect.provide(Layer.merge(NodeTransport.layerWith(options), Logger.remove(Logger.defaultLogger)))
+const direct = Effect.provide(Layer.merge(NodeTransport.layer, Logger.remove(Logger.defaultLogger)))
+
+/** The ConnectError of a connection that must fail to open (a TimeoutError is a defect here). */
+const failure = (url: string, options?: Connection.Options) =>
+  Effect.flip(Effect.scoped(Connection.connect(url, options))).pipe(
+    Effect.flatMap((error) =>
+      error._tag === "ConnectError" ? Effect.succeed(error) : Effect.dieMessage(`not a ConnectError: ${error._tag}`)
+    )
+  )
+
+/** A TCP server on 127.0.0.1 that does `onData` with the first bytes of each connection. */
+const rawServer = (onData: (socket: Net.Socket) => void) =>
+  Effect.gen(function*() {
+    const sockets = new Set<Net.Socket>()
+    const server = Net.createServer((socket) => {
+      sockets.add(socket)
+      socket.on("error", () => {})
+      socket.on("close", () => sockets.delete(socket))
+      socket.once("data", () => onData(socket))
+    })
+    yield* Effect.async<void>((resume) => {
+      server.listen(0, "127.0.0.1", () => resume(Effect.void))
+    })
+    yield* Effect.addFinalizer(() =>
+      Effect.async<void>((resume) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resume(Effect.void))
+      })
+    )
+    return (server.address() as Net.AddressInfo).port
+  })
+
+const dir = hasOpenssl ? Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-review12-")) : ""
+afterAll(() => {
+  if (dir !== "") Fs.rmSync(dir, { recursive: true, force: true })
+})
+const certs = hasOpenssl
+  ? (() => {
+    const ca = issue(dir, "Review12 CA", undefined, { ca: true })
+    return {
+      ca,
+      forIp: issue(dir, "review12-ip", ca),
+      forLocalhost: issue(dir, "review12-localhost", ca, { san: "DNS:localhost" })
+    }
+  })()
+  : undefined
+
+describe("review 12: NodeTransport through an agent", () => {
+  it.live.skipIf(!hasOpenssl)(
+    "wss:// to an IP with tls.servername \"\" through the agent checks the certificate against the IP, as directly (not \"localhost\")",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const proxy = yield* ConnectProxy.make()
+        const agent = new HttpsProxyAgent(proxy.url())
+        // A certificate that names only "localhost", dialled as 127.0.0.1: refused both ways.
+        const impostor = yield* TestServer.make({ tls: certs!.forLocalhost })
+        const options = { tls: { ca: certs!.ca.cert, servername: "" } }
+        const refusedDirectly = yield* failure(impostor.url, options).pipe(direct)
+        const refusedThrough = yield* failure(impostor.url, options).pipe(through({ agent }))
+        expect(refusedDirectly).toMatchObject({ _tag: "ConnectError", reason: "TlsFailed" })
+        expect(refusedDirectly.detail).toContain("ERR_TLS_CERT_ALTNAME_INVALID")
+        expect(refusedThrough).toMatchObject({
+          _tag: "ConnectError",
+          reason: "TlsFailed",
+          detail: refusedDirectly.detail
+        })
+        // A certificate for 127.0.0.1: accepted both ways.
+        const server = yield* TestServer.make({ tls: certs!.forIp })
+        yield* Effect.scoped(Connection.connect(server.url, options)).pipe(through({ agent }))
+        expect(yield* server.accepted).toBe(1)
+        expect(proxy.requests()).toEqual([`127.0.0.1:${impostor.port}`, `127.0.0.1:${server.port}`])
+      }))
+  )
+
+  it.live("a plain http.Agent dialling a host name that refuses: the target's failure, as directly, not \"the proxy at\"", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const port = yield* closedPort
+      const url = `ws://localhost:${port}/`
+      const directly = yield* failure(url).pipe(direct)
+      const agent = new Http.Agent()
+      const throughAgent = yield* failure(url).pipe(through({ agent }))
+      agent.destroy()
+      expect(directly).toMatchObject({ _tag: "ConnectError", reason: "ConnectionRefused" })
+      expect(throughAgent).toMatchObject({ _tag: "ConnectError", reason: "ConnectionRefused", detail: directly.detail })
+      expect(throughAgent.detail).not.toContain("proxy")
+    })))
+
+  it.live("a proxy's reason phrase with an escape sequence, a control character and 3000 characters: one short line in the detail", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const phrase = `Forbidden \x1b[31mred\x07 ${"x".repeat(3000)}`
+      const port = yield* rawServer((socket) =>
+        socket.end(`HTTP/1.1 403 ${phrase}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+      )
+      const server = yield* TestServer.make()
+      const error = yield* failure(server.url).pipe(
+        through({ agent: new HttpsProxyAgent(`http://127.0.0.1:${port}`) })
+      )
+      expect(error).toMatchObject({
+        _tag: "ConnectError",
+        reason: "HandshakeRejected",
+        status: 403,
+        detail:
+          `the HTTP proxy answered CONNECT 127.0.0.1:${server.port} with 403 ${
+            `Forbidden ?[31mred? ${"x".repeat(3000)}`.slice(0, 64)
+          }…, not 200: no tunnel, the server was not reached; the proxy does not tunnel to this host and port: ` +
+          "ask for it to be allowed, or connect directly (NO_PROXY)"
+      })
+      expect(yield* server.requests).toBe(0)
+    })))
+})
