@@ -129,3 +129,38 @@ describe("review 12: NodeTransport through an agent", () => {
       expect(yield* server.requests).toBe(0)
     })))
 })
+
+describe("review 12: the detail of a redirect", () => {
+  const answered = "the server answered HTTP 302 instead of 101"
+  it.live("a Location of 8000 characters, with credentials and a token: redacted and cut at 200 characters", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(302, { location: `https://bob:pw-Secret1@other.example/${"a".repeat(8000)}?token=t0k` })
+      const error = yield* failure(server.url).pipe(direct)
+      const shown = `wss://redacted@other.example/${"a".repeat(8000)}`.slice(0, 200)
+      expect(error).toMatchObject({
+        _tag: "ConnectError",
+        reason: "HandshakeRejected",
+        status: 302,
+        detail: `${answered}, a redirect to "${shown}" (its first 200 characters); redirects are not followed: ` +
+          "dial that URL"
+      })
+      expect(error.message).not.toContain("pw-Secret1")
+    })))
+
+  for (const location of ["javascript:alert(document.cookie)", "file:///etc/passwd", "data:text/html,<b>x</b>"]) {
+    it.live(`a Location ${location.slice(0, 12)}...: no URL to dial, not shown`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(302, { location })
+        const error = yield* failure(server.url).pipe(direct)
+        expect(error).toMatchObject({
+          _tag: "ConnectError",
+          reason: "HandshakeRejected",
+          status: 302,
+          detail: `${answered}, a redirect to a URL that is not http(s) nor ws(s) (not shown); ` +
+            "the server refused the upgrade"
+        })
+      })))
+  }
+})
