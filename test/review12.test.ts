@@ -164,3 +164,32 @@ describe("review 12: the detail of a redirect", () => {
       })))
   }
 })
+
+describe("review 12: the CONNECT proxy of the test kit", () => {
+  it.live("a server that resets after the tunnel is up: ConnectionReset as directly, no 502 written into the tunnel", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const proxy = yield* ConnectProxy.make()
+      const port = yield* rawServer((socket) => socket.resetAndDestroy())
+      const url = `ws://127.0.0.1:${port}/`
+      const directly = yield* failure(url).pipe(direct)
+      const throughProxy = yield* failure(url).pipe(through({ agent: new HttpsProxyAgent(proxy.url()) }))
+      expect(directly).toMatchObject({ _tag: "ConnectError", reason: "ConnectionReset" })
+      expect(throughProxy).toMatchObject({ _tag: "ConnectError", reason: "ConnectionReset" })
+      expect(throughProxy.status).toBe(undefined)
+      expect(proxy.tunnels()).toBe(1)
+    })))
+
+  it.live("restart on a port taken meanwhile: a defect of the test, not an uncaught 'error' event", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const proxy = yield* ConnectProxy.make()
+      yield* proxy.kill
+      const squatter = Net.createServer()
+      yield* Effect.async<void>((resume) => {
+        squatter.listen(proxy.port, "127.0.0.1", () => resume(Effect.void))
+      })
+      yield* Effect.addFinalizer(() => Effect.async<void>((resume) => void squatter.close(() => resume(Effect.void))))
+      const exit = yield* Effect.exit(proxy.restart)
+      expect(Exit.isFailure(exit) && Exit.isInterrupted(exit) === false).toBe(true)
+      expect(String(exit._tag === "Failure" ? exit.cause : "")).toContain("EADDRINUSE")
+    })))
+})
