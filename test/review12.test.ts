@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Logger } from "effect"
 import { HttpsProxyAgent } from "https-proxy-agent"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
@@ -192,4 +193,83 @@ describe("review 12: the CONNECT proxy of the test kit", () => {
       expect(Exit.isFailure(exit) && Exit.isInterrupted(exit) === false).toBe(true)
       expect(String(exit._tag === "Failure" ? exit.cause : "")).toContain("EADDRINUSE")
     })))
+})
+
+describe("review 12: .ci/run installs the missing peers without a prompt", () => {
+  /**
+   * .ci/run copied to a temp directory and run there with PATH holding only stubs (npm, node, id,
+   * sudo, apt-get; bash, dirname and env linked): nothing is installed, nothing runs in the worktree.
+   * Chromium is missing there (not on that PATH); the other peers are this machine's.
+   */
+  const run = (uid: number) => {
+    const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-review12-ci-"))
+    try {
+      const bin = Path.join(root, "bin")
+      const log = Path.join(root, "log")
+      Fs.mkdirSync(Path.join(root, ".ci"))
+      Fs.mkdirSync(bin)
+      Fs.copyFileSync(".ci/run", Path.join(root, ".ci", "run"))
+      Fs.chmodSync(Path.join(root, ".ci", "run"), 0o755)
+      for (const tool of ["bash", "dirname", "env"]) {
+        Fs.symlinkSync(
+          ChildProcess.execFileSync("/usr/bin/which", [tool], { encoding: "utf8" }).trim(),
+          Path.join(bin, tool)
+        )
+      }
+      const stub = (name: string, body: string) =>
+        Fs.writeFileSync(Path.join(bin, name), `#!${Path.join(bin, "bash")}\n${body}\n`, { mode: 0o755 })
+      stub("node", "exit 0")
+      stub("npm", `echo "npm $*" >> ${log}`)
+      stub("id", `echo ${uid}`)
+      // sudo: records its arguments; runs the command after its options (a password never asked here)
+      stub("sudo", `echo "sudo $*" >> ${log}; while [ "\${1#-}" != "$1" ]; do shift; done; exec "$@"`)
+      // apt-get: a source fails to update (exit 100); install succeeds
+      stub(
+        "apt-get",
+        `echo "apt-get $* (DEBIAN_FRONTEND=\${DEBIAN_FRONTEND:-})" >> ${log}; [ "$1" != update ] || exit 100`
+      )
+      const result = ChildProcess.spawnSync(Path.join(root, ".ci", "run"), [], {
+        cwd: root,
+        env: { PATH: bin, HOME: root },
+        encoding: "utf8",
+        timeout: 20_000
+      })
+      return { status: result.status, log: Fs.existsSync(log) ? Fs.readFileSync(log, "utf8").trim().split("\n") : [] }
+    } finally {
+      Fs.rmSync(root, { recursive: true, force: true })
+    }
+  }
+  const npm = ["npm ci", "npm run typecheck", "npm run lint", "npm run build", "npm run docs"]
+
+  it.skipIf(!Fs.existsSync("/usr/sbin/nginx") || !Fs.existsSync("/usr/sbin/haproxy") || !hasOpenssl)(
+    "as a user with sudo: sudo -n (never a password prompt), noninteractive, install despite a failed update",
+    () => {
+      expect(run(1000)).toEqual({
+        status: 0,
+        log: [
+          ...npm,
+          "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update",
+          "apt-get update (DEBIAN_FRONTEND=noninteractive)",
+          "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium",
+          "apt-get install -y chromium (DEBIAN_FRONTEND=noninteractive)",
+          "npm test"
+        ]
+      })
+    }
+  )
+
+  it.skipIf(!Fs.existsSync("/usr/sbin/nginx") || !Fs.existsSync("/usr/sbin/haproxy") || !hasOpenssl)(
+    "as root: noninteractive, install despite a failed update",
+    () => {
+      expect(run(0)).toEqual({
+        status: 0,
+        log: [
+          ...npm,
+          "apt-get update (DEBIAN_FRONTEND=noninteractive)",
+          "apt-get install -y chromium (DEBIAN_FRONTEND=noninteractive)",
+          "npm test"
+        ]
+      })
+    }
+  )
 })
