@@ -378,7 +378,14 @@ function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): voi
  * an agent that dials the target itself reports the target's address, left as it is.
  */
 const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWatch): HandshakeFailure => {
-  if (proxy.answer !== undefined) return failure
+  const answer = proxy.answer
+  if (answer !== undefined) {
+    // The proxy refused, and Node's HTTP parser then refused its answer (a header name with a
+    // space, a control character): still the proxy's status, not a server's protocol violation.
+    if (answer.status === 200 || !(answer.status >= 100 && answer.status <= 599)) return failure
+    const refused = { reason: "HandshakeRejected", detail: proxyRefused(proxy, answer.status, answer.text) } as const
+    return { ...refused, status: answer.status, ...(failure.cause === undefined ? {} : { cause: failure.cause }) }
+  }
   const address: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "address") : undefined
   const port: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "port") : undefined
   const at = typeof address === "string" && typeof port === "number"

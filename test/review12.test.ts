@@ -11,7 +11,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Connection, NodeTransport } from "../src/index.js"
+import { Connection, NodeTransport, Reconnect } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import * as ConnectProxy from "./support/connectProxy.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -127,6 +127,25 @@ describe("review 12: NodeTransport through an agent", () => {
           }…, not 200: no tunnel, the server was not reached; the proxy does not tunnel to this host and port: ` +
           "ask for it to be allowed, or connect directly (NO_PROXY)"
       })
+      expect(yield* server.requests).toBe(0)
+    })))
+  it.live("a proxy's 503 that Node's HTTP parser refuses (a header name with a space): the proxy's 503, retried, not a ProtocolViolation of the server", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const port = yield* rawServer((socket) =>
+        socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry After: 5\r\nContent-Length: 0\r\n\r\n")
+      )
+      const server = yield* TestServer.make()
+      const error = yield* failure(server.url).pipe(
+        through({ agent: new HttpsProxyAgent(`http://127.0.0.1:${port}`) })
+      )
+      expect(error).toMatchObject({
+        _tag: "ConnectError",
+        reason: "HandshakeRejected",
+        status: 503,
+        detail: `the HTTP proxy answered CONNECT 127.0.0.1:${server.port} with 503 Service Unavailable, not 200: ` +
+          "no tunnel, the server was not reached; the proxy is unavailable; retrying helps once it is back"
+      })
+      expect(Reconnect.isRetryable(error)).toBe(true)
       expect(yield* server.requests).toBe(0)
     })))
 })
