@@ -626,7 +626,7 @@ export interface Options {
 
 /**
  * The server's identity, checked against the host dialled, for a wss:// URL whose host is an IP
- * address, through an agent. https-proxy-agent 7 starts TLS in the tunnel without the host (and
+ * address (or with `tls.servername` "": no SNI), through an agent. https-proxy-agent 7 starts TLS in the tunnel without the host (and
  * without a servername for an IP, as RFC 6066 wants), and Node then checks the certificate against
  * "localhost": a certificate for the IP was refused (ERR_TLS_CERT_ALTNAME_INVALID, "Host: localhost").
  */
