@@ -356,13 +356,19 @@ const proxies = new WeakMap<NodeSocket, ProxyWatch>()
 
 const defaultPort = (url: URL): string => url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
 
+/** A proxy's reason phrase, as one short line: control characters go, at most 64 characters. */
+const tidy = (text: string): string => {
+  const line = Array.from(text.slice(0, 64), (char) => char < " " || char === "\u007f" ? "?" : char).join("")
+  return text.length > 64 ? `${line}…` : line
+}
+
 function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): void {
   const watch: ProxyWatch = { target: `${url.hostname}:${defaultPort(url)}`, answer: undefined }
   proxies.set(socket, watch)
   handshake.once("proxyConnect", (connect: unknown) => {
     const status: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusCode") : 0
     const text: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusText") : ""
-    watch.answer = { status: typeof status === "number" ? status : 0, text: typeof text === "string" ? text : "" }
+    watch.answer = { status: typeof status === "number" ? status : 0, text: typeof text === "string" ? tidy(text) : "" }
   })
 }
 
@@ -372,13 +378,20 @@ function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): voi
  * an agent that dials the target itself reports the target's address, left as it is.
  */
 const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWatch): HandshakeFailure => {
-  if (proxy.answer !== undefined) return failure
+  const answer = proxy.answer
+  if (answer !== undefined) {
+    // The proxy refused, and Node's HTTP parser then refused its answer (a header name with a
+    // space, a control character): still the proxy's status, not a server's protocol violation.
+    if (answer.status === 200 || !(answer.status >= 100 && answer.status <= 599)) return failure
+    const refused = { reason: "HandshakeRejected", detail: proxyRefused(proxy, answer.status, answer.text) } as const
+    return { ...refused, status: answer.status, ...(failure.cause === undefined ? {} : { cause: failure.cause }) }
+  }
   const address: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "address") : undefined
   const port: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "port") : undefined
   const at = typeof address === "string" && typeof port === "number"
     ? (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`)
     : undefined
-  if (at !== undefined && at !== proxy.target) {
+  if (at !== undefined && at !== proxy.target && !(byName(proxy.target) && port === portOf(proxy.target))) {
     const hint = `; ${hintFor(failure.reason)}`
     const detail = failure.reason === "ConnectionRefused" && failure.detail.endsWith(hint)
       ? `${failure.detail.slice(0, -hint.length)}; ${PROXY_DOWN}`
@@ -391,6 +404,15 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
   }
   return failure
 }
+
+const portOf = (target: string): number => Number(target.slice(target.lastIndexOf(":") + 1))
+
+/**
+ * A target named by host name: an agent that dials it itself (a plain `http.Agent`) reports the
+ * address the name resolved to, not the target's text; its port tells it from a proxy's.
+ */
+const byName = (target: string): boolean =>
+  Net.isIP(target.slice(0, target.lastIndexOf(":")).replace(/^\[|\]$/g, "")) === 0
 
 const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
   "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
@@ -604,13 +626,16 @@ export interface Options {
 
 /**
  * The server's identity, checked against the host dialled, for a wss:// URL whose host is an IP
- * address, through an agent. https-proxy-agent 7 starts TLS in the tunnel without the host (and
+ * address (or with `tls.servername` "": no SNI), through an agent. https-proxy-agent 7 starts TLS in the tunnel without the host (and
  * without a servername for an IP, as RFC 6066 wants), and Node then checks the certificate against
  * "localhost": a certificate for the IP was refused (ERR_TLS_CERT_ALTNAME_INVALID, "Host: localhost").
  */
 const identityThroughAgent = (url: URL, tls: Tls.ConnectionOptions): Tls.ConnectionOptions => {
   const host = url.hostname.replace(/^\[|\]$/g, "")
-  if (url.protocol !== "wss:" || tls.servername !== undefined || Net.isIP(host) === 0) return {}
+  // tls.servername "" (no SNI) is passed on as it is, and Node then checks "localhost" too; directly,
+  // Node checks the host dialled (`servername || host`): so here.
+  const named = tls.servername !== undefined && tls.servername !== ""
+  if (url.protocol !== "wss:" || named || (tls.servername === undefined && Net.isIP(host) === 0)) return {}
   return {
     checkServerIdentity: (_: string, certificate: Tls.PeerCertificate) => Tls.checkServerIdentity(host, certificate)
   }

@@ -161,6 +161,9 @@ const rejectionHints: Readonly<Record<number, string>> = {
   504: "a proxy answers so when the server behind it did not answer in time; retrying helps once it does"
 }
 
+/** The longest redirect target shown in a detail. */
+const MAX_LOCATION = 200
+
 /**
  * The detail of a `HandshakeRejected`: the status, what it means, and for a redirect where it
  * points (redacted, as a ws:// or wss:// URL: redirects are not followed, so that is the URL to dial).
@@ -173,8 +176,17 @@ export const rejectionDetail = (status: number, location: string | undefined, ur
       if (target.protocol === "http:" || target.protocol === "https:") {
         target.protocol = target.protocol === "http:" ? "ws:" : "wss:"
       }
-      // quoted: a URL in a detail runs to its closing quote (else to the end of the text)
-      return `${answered}, a redirect to "${redactUrl(target)}"; redirects are not followed: dial that URL`
+      // javascript:, file:, data:... is no URL to dial, and is not shown.
+      if (target.protocol !== "ws:" && target.protocol !== "wss:") {
+        return `${answered}, a redirect to a URL that is not http(s) nor ws(s) (not shown); ${hint.HandshakeRejected}`
+      }
+      // quoted: a URL in a detail runs to its closing quote (else to the end of the text); cut, as
+      // a Location may be as long as Node's header limit (16 KiB)
+      const shown = redactUrl(target)
+      const cut = shown.length > MAX_LOCATION
+        ? `${shown.slice(0, MAX_LOCATION)}" (its first ${MAX_LOCATION} characters)`
+        : `${shown}"`
+      return `${answered}, a redirect to "${cut}; redirects are not followed: dial that URL`
     } catch {
       // a Location that does not parse: the generic hint
     }

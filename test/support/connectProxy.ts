@@ -40,9 +40,13 @@ export interface ConnectProxy {
   readonly restart: Effect.Effect<void>
 }
 
+// A port taken meanwhile (restart) is a defect of the test, not an 'error' event without listener.
 const listen = (server: Http.Server, port: number) =>
   Effect.async<number>((resume) => {
+    const failed = (error: Error) => resume(Effect.die(error))
+    server.once("error", failed)
     server.listen(port, "127.0.0.1", () => {
+      server.off("error", failed)
       const address = server.address()
       resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
     })
@@ -98,8 +102,12 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
       }
       const upstream = Net.connect(Number(portText), host)
       track(upstream)
-      upstream.once("error", () => answer(client, 502, "Bad Gateway"))
+      // 502 only while connecting: once the tunnel is up, its bytes are the client's (a reset
+      // there ends the tunnel, as a real proxy does, below).
+      const badGateway = () => answer(client, 502, "Bad Gateway")
+      upstream.once("error", badGateway)
       upstream.once("connect", () => {
+        upstream.off("error", badGateway)
         tunnels++
         client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
         if (head.length > 0) upstream.write(head)
