@@ -1,7 +1,11 @@
 // Owns a real `ws` server on 127.0.0.1 for tests: scripted handshake faults, kill/restart on the
 // same port, and a record of what it saw. Everything it opens is closed with its scope.
 import type { Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
 import { createHash } from "node:crypto"
 import * as Http from "node:http"
 import * as Https from "node:https"
@@ -17,6 +21,19 @@ import { closeNow, ignoreError, listen, LOOPBACK_HOST, makeOpenSockets } from ".
 export type Message = string | Uint8Array
 
 /**
+ * A scripted handler: `reply` sends to the connection the message came from (nothing once it is
+ * closed). A Promise or an Effect it returns is run, and its failure fails that connection (1011);
+ * any other result is ignored.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type Handler = (
+  message: Message,
+  reply: (data: Message) => void
+) => unknown
+
+/**
  * How the server behaves; every field is optional.
  *
  * @category models
@@ -24,9 +41,12 @@ export type Message = string | Uint8Array
 export interface Options {
   /**
    * What the server does with each inbound message; default "echo" (same data, same text/binary
-   * kind). A handler that throws closes that connection with 1011 instead of crashing the process.
+   * kind). A function may reply at once, or return a Promise or an Effect (run in the test's
+   * context, interrupted with the server's scope) and reply later. A handler that throws closes
+   * that connection with 1011 "test handler threw"; one whose Promise rejects or whose Effect
+   * fails or dies, with 1011 "test handler failed". Never an uncaught error in the process.
    */
-  readonly handler?: "echo" | "ignore" | ((message: Message, reply: (data: Message) => void) => void)
+  readonly handler?: "echo" | "ignore" | Handler
   /**
    * Keep every message in `received` (default true). A long run (a soak) turns it off so the test
    * kit's own memory does not grow; `received` is then always empty.
@@ -57,6 +77,24 @@ export interface TestServer {
   readonly url: string
   /** number of currently open server-side WebSocket connections */
   readonly connections: Effect.Effect<number>
+  /**
+   * completes once exactly `count` connections are open (now or later), e.g. 1 after a Client
+   * reconnected, 0 after it left. Waits on the server's events with a real timer, so it works the
+   * same under `TestClock`; dies after `within` of real time (default 5 seconds) with what it saw.
+   *
+   * @since 0.2.0
+   */
+  readonly awaitConnections: (count: number, within?: Duration.DurationInput) => Effect.Effect<void>
+  /**
+   * completes with `received` once it holds at least `count` messages (now or later). Real timer,
+   * as `awaitConnections`: dies after `within` (default 5 seconds), or at once when `record` is off.
+   *
+   * @since 0.2.0
+   */
+  readonly awaitReceived: (
+    count: number,
+    within?: Duration.DurationInput
+  ) => Effect.Effect<ReadonlyArray<Message>>
   /** total upgrades accepted since start (counts across restarts) */
   readonly accepted: Effect.Effect<number>
   /** total upgrade requests received since start, answered or not (handshakes attempted) */
@@ -146,6 +184,7 @@ const UNEXPECTED_PROTOCOL = "unexpected-protocol"
 // The port was just freed by `kill`; the kernel may need a moment before it can be bound again.
 const RESTART_ATTEMPTS = 20
 const RESTART_RETRY_MILLIS = 25
+const DEFAULT_WAIT: Duration.DurationInput = "5 seconds"
 
 /**
  * A real ws server on 127.0.0.1, ephemeral port, closed with the scope.
@@ -168,6 +207,12 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     let pings = 0
     let ponging = true
     let reading = true
+    // Each pending awaitConnections / awaitReceived: re-checked whenever what they read may change.
+    const waiters = new Set<() => void>()
+    const notify = (): void => {
+      for (const check of [...waiters]) check()
+    }
+    const runHandlerEffect = yield* FiberSet.makeRuntime<never>()
 
     const wss = new WebSocketServer({
       noServer: true,
@@ -185,15 +230,34 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     })
     wss.on("error", ignoreError)
 
+    // A broken test handler must fail the connection visibly, never the process.
+    const failConnection = (ws: WebSocket, reason: string): void => {
+      if (ws.readyState === WebSocket.OPEN) ws.close(1011, reason)
+      notify()
+    }
+
     const onMessage = (ws: WebSocket, message: Message): void => {
-      if (record) received.push(message)
+      if (record) {
+        received.push(message)
+        notify()
+      }
       if (handler === "ignore") return
       if (handler === "echo") return sendIfOpen(ws, message)
+      let result: unknown
       try {
-        handler(message, (data) => sendIfOpen(ws, data))
+        result = handler(message, (data) => sendIfOpen(ws, data))
       } catch {
-        // A broken test handler must fail the connection visibly, never the process.
-        if (ws.readyState === WebSocket.OPEN) ws.close(1011, "test handler threw")
+        return failConnection(ws, "test handler threw")
+      }
+      if (Effect.isEffect(result)) {
+        // Its requirements were the test's to provide: one that is missing dies, and fails the connection.
+        runHandlerEffect(Effect.catchAllCause(result as Effect.Effect<unknown, unknown>, (cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() =>
+            failConnection(ws, "test handler failed")
+          )))
+      } else if (isPromiseLike(result)) {
+        result.then(undefined, () =>
+          failConnection(ws, "test handler failed"))
       }
     }
 
@@ -201,7 +265,10 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       accepted++
       clients.add(ws)
       ws.on("error", ignoreError)
-      ws.on("close", () => clients.delete(ws))
+      ws.on("close", () => {
+        clients.delete(ws)
+        notify()
+      })
       ws.on("message", (data, isBinary) => onMessage(ws, toMessage(data, isBinary)))
       if (!reading) ws.pause()
       // autoPong is off so that stopPonging can withhold the pong.
@@ -209,6 +276,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
         pings++
         if (ponging) ws.pong(data)
       })
+      notify()
     }
 
     // `socket` is one of `sockets`, with its error listener attached on 'connection'.
@@ -283,6 +351,34 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
 
     const openClients = (): ReadonlyArray<WebSocket> => [...clients].filter((ws) => ws.readyState === WebSocket.OPEN)
 
+    // Not Effect.sleep for the bound: tests may run under TestClock, which only moves when told to.
+    const waitUntil = <A>(
+      read: () => Option.Option<A>,
+      within: Duration.DurationInput,
+      describe: () => string
+    ): Effect.Effect<A> =>
+      Effect.async<A>((resume) => {
+        const now = read()
+        if (Option.isSome(now)) return resume(Effect.succeed(now.value))
+        const millis = Duration.toMillis(Duration.decode(within))
+        const stop = (): void => {
+          waiters.delete(check)
+          clearTimeout(timer)
+        }
+        const check = (): void => {
+          const value = read()
+          if (Option.isNone(value)) return
+          stop()
+          resume(Effect.succeed(value.value))
+        }
+        const timer = setTimeout(() => {
+          stop()
+          resume(Effect.dieMessage(`${describe()} after ${millis} ms`))
+        }, millis)
+        waiters.add(check)
+        return Effect.sync(stop)
+      })
+
     const setMode = (next: HandshakeMode) =>
       Effect.sync(() => {
         mode = next
@@ -292,6 +388,20 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       port,
       url: `${options.tls === undefined ? "ws" : "wss"}://${LOOPBACK_HOST}:${port}`,
       connections: Effect.sync(() => openClients().length),
+      awaitConnections: (count, within = DEFAULT_WAIT) =>
+        waitUntil(
+          () => openClients().length === count ? Option.some(undefined) : Option.none(),
+          within,
+          () => `TestServer.awaitConnections(${count}): ${openClients().length} open`
+        ),
+      awaitReceived: (count, within = DEFAULT_WAIT) =>
+        record
+          ? waitUntil(
+            () => received.length >= count ? Option.some([...received]) : Option.none(),
+            within,
+            () => `TestServer.awaitReceived(${count}): ${received.length} received`
+          )
+          : Effect.dieMessage(`TestServer.awaitReceived(${count}): the server was made with record: false`),
       accepted: Effect.sync(() => accepted),
       requests: Effect.sync(() => requests),
       clearRejections: Effect.sync(() => {
@@ -314,6 +424,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       closeAll: (code, reason) =>
         Effect.sync(() => {
           for (const ws of openClients()) ws.close(code, reason)
+          notify()
         }),
       stopPonging: Effect.sync(() => {
         ponging = false
@@ -354,6 +465,9 @@ const toBytes = (data: WebSocket.RawData): Uint8Array =>
 
 const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message =>
   isBinary ? toBytes(data) : Buffer.from(toBytes(data)).toString("utf8")
+
+const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
+  typeof value === "object" && value !== null && "then" in value && typeof value.then === "function"
 
 const sendIfOpen = (ws: WebSocket, data: Message): void => {
   if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: typeof data !== "string" })
