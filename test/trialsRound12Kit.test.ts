@@ -325,3 +325,51 @@ describe("round 12: failover between two TestServers", () => {
       expect([yield* a.accepted, yield* b.accepted]).toEqual([2, 1])
     }).pipe(provideNode))
 })
+
+describe("round 12: one connection among several (peers)", () => {
+  it.scopedLive("two users: each one's messages and headers apart, a frame to one only, one dropped alone", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const alice = yield* Client.make({ url: server.url, ...fast, headers: { "x-user": "alice" } })
+      yield* alice.awaitOpen
+      const bob = yield* Client.make({ url: server.url, ...fast, headers: { "x-user": "bob" } })
+      yield* bob.awaitOpen
+      yield* server.awaitConnections(2)
+      const peers = yield* server.peers
+      expect(peers).toHaveLength(2)
+      const [first, second] = peers as readonly [TestServer.Peer, TestServer.Peer]
+      expect([first.id, first.requestHeaders["x-user"], second.id, second.requestHeaders["x-user"]]).toEqual([
+        1,
+        "alice",
+        2,
+        "bob"
+      ])
+      yield* alice.send("a1")
+      yield* bob.send("b1")
+      yield* alice.send("a2")
+      yield* server.awaitReceived(3)
+      expect([yield* first.received, yield* second.received]).toEqual([["a1", "a2"], ["b1"]])
+
+      const toAlice = yield* takeMessages(alice, 2)
+      const toBob = yield* takeMessages(bob, 1)
+      yield* first.send("for alice only")
+      yield* server.broadcast("for everyone")
+      expect(yield* Fiber.join(toAlice)).toEqual(["for alice only", "for everyone"])
+      expect(yield* Fiber.join(toBob)).toEqual(["for everyone"])
+
+      yield* second.terminate
+      const dropped = yield* awaitState(bob, isTag("Backoff"))
+      expect(dropped.error).toMatchObject({ _tag: "Disconnected", code: 1006 })
+      expect(yield* second.isOpen).toBe(false)
+      expect((yield* alice.state.get)._tag).toBe("Open")
+      yield* bob.awaitOpen
+      yield* server.awaitConnections(2)
+      expect((yield* server.peers).map((peer) => [peer.id, peer.requestHeaders["x-user"]])).toEqual([
+        [1, "alice"],
+        [3, "bob"]
+      ])
+      yield* first.close(4001, "kicked")
+      const kicked = yield* awaitState(alice, isTag("Backoff"))
+      expect(kicked.error).toMatchObject({ _tag: "Disconnected", code: 4001, reason: "kicked", initiator: "server" })
+    }).pipe(provideNode))
+})

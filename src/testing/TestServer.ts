@@ -67,6 +67,29 @@ export interface Options {
 }
 
 /**
+ * One connection as the server sees it, to read or drive alone (e.g. one user of a chat app).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Peer {
+  /** 1 for the first connection the server accepted, 2 for the next... (counts across restarts) */
+  readonly id: number
+  /** the headers of the upgrade request that opened it (lower-cased names) */
+  readonly requestHeaders: RequestHeaders
+  /** what this connection sent, in order (always empty with `record: false`) */
+  readonly received: Effect.Effect<ReadonlyArray<Message>>
+  /** whether it is still open */
+  readonly isOpen: Effect.Effect<boolean>
+  /** send one message to this connection only (nothing once it is closed) */
+  readonly send: (data: Message) => Effect.Effect<void>
+  /** send it a close frame; a code ws refuses to send (e.g. 1005, 1006) is a defect */
+  readonly close: (code: number, reason?: string) => Effect.Effect<void>
+  /** destroy it abruptly, no close frame: that client sees 1006 and the others nothing */
+  readonly terminate: Effect.Effect<void>
+}
+
+/**
  * A live test server and the knobs to script its misbehaviour.
  *
  * @category models
@@ -77,6 +100,12 @@ export interface TestServer {
   readonly url: string
   /** number of currently open server-side WebSocket connections */
   readonly connections: Effect.Effect<number>
+  /**
+   * the open connections, oldest first, each to read or drive alone
+   *
+   * @since 0.2.0
+   */
+  readonly peers: Effect.Effect<ReadonlyArray<Peer>>
   /**
    * completes once exactly `count` connections are open (now or later), e.g. 1 after a Client
    * reconnected, 0 after it left. Waits on the server's events with a real timer, so it works the
@@ -167,7 +196,13 @@ export interface TestServer {
   readonly bufferedAmount: Effect.Effect<number>
 }
 
-type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+/**
+ * Request headers as Node's http server gives them: lower-cased names.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 
 type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol" | "noUpgrade"
 
@@ -198,6 +233,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const acceptedProtocols = options.protocols
     const sockets = makeOpenSockets()
     const clients = new Set<WebSocket>()
+    const peers = new Map<WebSocket, Peer>()
     const received: Array<Message> = []
     const rejections: Array<PendingRejection> = []
     let lastRequestHeaders: RequestHeaders = {}
@@ -213,6 +249,24 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       for (const check of [...waiters]) check()
     }
     const runHandlerEffect = yield* FiberSet.makeRuntime<never>()
+    const peerReceived = new WeakMap<WebSocket, Array<Message>>()
+    const makePeer = (ws: WebSocket, id: number, requestHeaders: RequestHeaders): Peer => {
+      const own: Array<Message> = []
+      peerReceived.set(ws, own)
+      return {
+        id,
+        requestHeaders,
+        received: Effect.sync(() => [...own]),
+        isOpen: Effect.sync(() => ws.readyState === WebSocket.OPEN),
+        send: (data) => Effect.sync(() => sendIfOpen(ws, data)),
+        close: (code, reason) =>
+          Effect.sync(() => {
+            if (ws.readyState === WebSocket.OPEN) ws.close(code, reason)
+            notify()
+          }),
+        terminate: Effect.sync(() => ws.terminate())
+      }
+    }
 
     const wss = new WebSocketServer({
       noServer: true,
@@ -239,6 +293,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const onMessage = (ws: WebSocket, message: Message): void => {
       if (record) {
         received.push(message)
+        peerReceived.get(ws)?.push(message)
         notify()
       }
       if (handler === "ignore") return
@@ -261,12 +316,14 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       }
     }
 
-    const onAccepted = (ws: WebSocket): void => {
+    const onAccepted = (ws: WebSocket, request: Http.IncomingMessage): void => {
       accepted++
       clients.add(ws)
+      peers.set(ws, makePeer(ws, accepted, { ...request.headers }))
       ws.on("error", ignoreError)
       ws.on("close", () => {
         clients.delete(ws)
+        peers.delete(ws)
         notify()
       })
       ws.on("message", (data, isBinary) => onMessage(ws, toMessage(data, isBinary)))
@@ -388,6 +445,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       port,
       url: `${options.tls === undefined ? "ws" : "wss"}://${LOOPBACK_HOST}:${port}`,
       connections: Effect.sync(() => openClients().length),
+      peers: Effect.sync(() => openClients().flatMap((ws) => peers.get(ws) ?? [])),
       awaitConnections: (count, within = DEFAULT_WAIT) =>
         waitUntil(
           () => openClients().length === count ? Option.some(undefined) : Option.none(),
