@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { Exit } from "effect"
-import { Cause, Chunk, Duration, Effect, Fiber, Option, Schedule, Stream, TestClock } from "effect"
+import { Cause, Chunk, Duration, Effect, Fiber, Option, Schedule, Stream, TestClock, TestServices } from "effect"
 import { Client } from "effect-lifeline"
 import { FaultProxy, TestServer } from "effect-lifeline/testing"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -118,6 +118,20 @@ describe("round 12: TestClock drives the Client, real sockets underneath (it.sco
       // Not redacted: an app's test can check its Authorization header arrives.
       expect((yield* server.lastRequestHeaders)["authorization"]).toBe("Bearer t0k3n")
     }).pipe(provideNode))
+})
+
+describe("round 12: what bounds a wait under TestClock", () => {
+  it.scoped("Effect.timeout on the TestClock never fires; under TestServices.provideLive it does; the kit's waits do", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const onTestClock = Effect.never.pipe(Effect.timeoutFail({ duration: "20 millis", onTimeout: () => "fired" }))
+      const realTime = Effect.as(TestServices.provideLive(Effect.sleep("200 millis")), "still waiting")
+      expect(yield* Effect.raceFirst(Effect.flip(onTestClock), realTime)).toBe("still waiting")
+      expect(yield* Effect.flip(TestServices.provideLive(onTestClock))).toBe("fired")
+      expect(defectOf(yield* Effect.exit(server.awaitConnections(1, "20 millis")))).toBe(
+        "RuntimeException: TestServer.awaitConnections(1): 0 open after 20 ms"
+      )
+    }))
 })
 
 describe("round 12: restart, closeAll and handshakes, live", () => {
