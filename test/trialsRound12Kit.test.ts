@@ -387,3 +387,54 @@ describe("round 12: one connection among several (peers)", () => {
       expect(kicked.error).toMatchObject({ _tag: "Disconnected", code: 4001, reason: "kicked", initiator: "server" })
     }).pipe(provideNode))
 })
+
+describe("round 12: server logic per connection (onConnect, the handler's peer)", () => {
+  it.scopedLive("a feed pushes a snapshot to every (re)connected Client; a chat relays each line to the others only", () =>
+    Effect.gen(function*() {
+      const feed = yield* TestServer.make({ onConnect: (peer) => peer.send(`snapshot for connection ${peer.id}`) })
+      const consumer = yield* Client.make({ url: feed.url, ...fast })
+      const snapshots = yield* takeMessages(consumer, 2)
+      yield* consumer.awaitOpen
+      yield* feed.kill
+      yield* feed.restart
+      expect(yield* Fiber.join(snapshots)).toEqual(["snapshot for connection 1", "snapshot for connection 2"])
+
+      const room: { server?: TestServer.TestServer } = {}
+      const chat = yield* TestServer.make({
+        handler: (line, _reply, from) =>
+          Effect.flatMap(
+            room.server!.peers,
+            (peers) =>
+              Effect.forEach(peers.filter((peer) => peer.id !== from.id), (peer) =>
+                peer.send(`${from.requestHeaders["x-user"]}: ${line}`))
+          )
+      })
+      room.server = chat
+      const alice = yield* Client.make({ url: chat.url, ...fast, headers: { "x-user": "alice" } })
+      const bob = yield* Client.make({ url: chat.url, ...fast, headers: { "x-user": "bob" } })
+      yield* chat.awaitConnections(2)
+      const atAlice = yield* takeMessages(alice, 1)
+      const atBob = yield* takeMessages(bob, 2)
+      yield* alice.send("hi")
+      yield* alice.send("anyone?")
+      yield* bob.send("here")
+      expect(yield* Fiber.join(atBob)).toEqual(["alice: hi", "alice: anyone?"])
+      expect(yield* Fiber.join(atAlice)).toEqual(["bob: here"])
+    }).pipe(provideNode))
+
+  it.scopedLive("an onConnect that throws or fails closes that connection with 1011", () =>
+    Effect.gen(function*() {
+      const throwing = yield* TestServer.make({
+        onConnect: () => {
+          throw new Error("no snapshot")
+        }
+      })
+      const failing = yield* TestServer.make({ onConnect: () => Effect.fail("no snapshot") })
+      for (const [server, reason] of [[throwing, "test handler threw"], [failing, "test handler failed"]] as const) {
+        const client = yield* Client.make({ url: server.url, ...fast })
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        expect(backoff.error).toMatchObject({ _tag: "Disconnected", code: 1011, reason, initiator: "server" })
+        yield* client.close()
+      }
+    }).pipe(provideNode))
+})

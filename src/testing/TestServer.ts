@@ -22,7 +22,7 @@ export type Message = string | Uint8Array
 
 /**
  * A scripted handler: `reply` sends to the connection the message came from (nothing once it is
- * closed). A Promise or an Effect it returns is run, and its failure fails that connection (1011);
+ * closed), which is `peer` (e.g. to answer by its request headers). A Promise or an Effect it returns is run, and its failure fails that connection (1011);
  * any other result is ignored.
  *
  * @category models
@@ -30,7 +30,8 @@ export type Message = string | Uint8Array
  */
 export type Handler = (
   message: Message,
-  reply: (data: Message) => void
+  reply: (data: Message) => void,
+  peer: Peer
 ) => unknown
 
 /**
@@ -47,6 +48,14 @@ export interface Options {
    * fails or dies, with 1011 "test handler failed". Never an uncaught error in the process.
    */
   readonly handler?: "echo" | "ignore" | Handler
+  /**
+   * Runs for each connection when it is accepted, e.g. to push a feed's snapshot to every
+   * (re)connected client with `peer.send`. May return a Promise or an Effect, as `handler`; a
+   * throw or a failure closes that connection with 1011, as `handler`'s.
+   *
+   * @since 0.2.0
+   */
+  readonly onConnect?: (peer: Peer) => unknown
   /**
    * Keep every message in `received` (default true). A long run (a soak) turns it off so the test
    * kit's own memory does not grow; `received` is then always empty.
@@ -290,17 +299,11 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       notify()
     }
 
-    const onMessage = (ws: WebSocket, message: Message): void => {
-      if (record) {
-        received.push(message)
-        peerReceived.get(ws)?.push(message)
-        notify()
-      }
-      if (handler === "ignore") return
-      if (handler === "echo") return sendIfOpen(ws, message)
+    // Runs the test's own code for one connection: a throw, a rejection or a failure closes it.
+    const runScripted = (ws: WebSocket, run: () => unknown): void => {
       let result: unknown
       try {
-        result = handler(message, (data) => sendIfOpen(ws, data))
+        result = run()
       } catch {
         return failConnection(ws, "test handler threw")
       }
@@ -316,17 +319,29 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       }
     }
 
+    const onMessage = (ws: WebSocket, peer: Peer, message: Message): void => {
+      if (record) {
+        received.push(message)
+        peerReceived.get(ws)?.push(message)
+        notify()
+      }
+      if (handler === "ignore") return
+      if (handler === "echo") return sendIfOpen(ws, message)
+      runScripted(ws, () => handler(message, (data) => sendIfOpen(ws, data), peer))
+    }
+
     const onAccepted = (ws: WebSocket, request: Http.IncomingMessage): void => {
       accepted++
       clients.add(ws)
-      peers.set(ws, makePeer(ws, accepted, { ...request.headers }))
+      const peer = makePeer(ws, accepted, { ...request.headers })
+      peers.set(ws, peer)
       ws.on("error", ignoreError)
       ws.on("close", () => {
         clients.delete(ws)
         peers.delete(ws)
         notify()
       })
-      ws.on("message", (data, isBinary) => onMessage(ws, toMessage(data, isBinary)))
+      ws.on("message", (data, isBinary) => onMessage(ws, peer, toMessage(data, isBinary)))
       if (!reading) ws.pause()
       // autoPong is off so that stopPonging can withhold the pong.
       ws.on("ping", (data) => {
@@ -334,6 +349,8 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
         if (ponging) ws.pong(data)
       })
       notify()
+      const onConnect = options.onConnect
+      if (onConnect !== undefined) runScripted(ws, () => onConnect(peer))
     }
 
     // `socket` is one of `sockets`, with its error listener attached on 'connection'.
