@@ -120,6 +120,28 @@ describe("round 12: TestClock drives the Client, real sockets underneath (it.sco
     }).pipe(provideNode))
 })
 
+describe("round 12: the heartbeat on TestClock, a FaultProxy blackhole underneath", () => {
+  it.scoped("interval 10 s + timeout 5 s: still Open at 14.999 s (quarter-interval steps), TimeoutError heartbeat at 15 s", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const proxy = yield* FaultProxy.make(server.port)
+      const client = yield* Client.make({ url: proxy.url, heartbeat: { interval: "10 seconds", timeout: "5 seconds" } })
+      yield* client.awaitOpen
+      yield* proxy.blackhole
+      // The heartbeat samples every quarter interval: one adjust per sample, each to a sleeping fiber.
+      for (const step of [2500, 2500, 2500, 2500, 2500, 2499]) {
+        yield* awaitSleeper
+        yield* TestClock.adjust(Duration.millis(step))
+      }
+      yield* awaitSleeper
+      expect((yield* client.state.get)._tag).toBe("Open")
+      expect(yield* server.pings).toBe(0) // the probe went into the blackhole
+      yield* TestClock.adjust("1 millis")
+      const backoff = yield* awaitState(client, isTag("Backoff"))
+      expect(backoff.error).toMatchObject({ _tag: "TimeoutError", operation: "heartbeat" })
+    }).pipe(provideNode))
+})
+
 describe("round 12: what bounds a wait under TestClock", () => {
   it.scoped("Effect.timeout on the TestClock never fires; under TestServices.provideLive it does; the kit's waits do", () =>
     Effect.gen(function*() {
