@@ -22,8 +22,9 @@ export type Message = string | Uint8Array
 
 /**
  * A scripted handler: `reply` sends to the connection the message came from (nothing once it is
- * closed), which is `peer` (e.g. to answer by its request headers). A Promise or an Effect it returns is run, and its failure fails that connection (1011);
- * any other result is ignored.
+ * closed), which is `peer` (e.g. to answer by its request headers). A Promise or an Effect it
+ * returns is run, and its failure fails that connection (1011); any other result is ignored (an
+ * effect `Option` or `Either` is an Effect too: a `none` or `left` fails the connection).
  *
  * @category models
  * @since 0.2.0
@@ -258,10 +259,12 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       for (const check of [...waiters]) check()
     }
     const runHandlerEffect = yield* FiberSet.makeRuntime<never>()
-    const peerReceived = new WeakMap<WebSocket, Array<Message>>()
-    const makePeer = (ws: WebSocket, id: number, requestHeaders: RequestHeaders): Peer => {
-      const own: Array<Message> = []
-      peerReceived.set(ws, own)
+    const makePeer = (
+      ws: WebSocket,
+      id: number,
+      requestHeaders: RequestHeaders,
+      own: ReadonlyArray<Message>
+    ): Peer => {
       return {
         id,
         requestHeaders,
@@ -319,10 +322,10 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       }
     }
 
-    const onMessage = (ws: WebSocket, peer: Peer, message: Message): void => {
+    const onMessage = (ws: WebSocket, peer: Peer, own: Array<Message>, message: Message): void => {
       if (record) {
         received.push(message)
-        peerReceived.get(ws)?.push(message)
+        own.push(message)
         notify()
       }
       if (handler === "ignore") return
@@ -333,7 +336,8 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const onAccepted = (ws: WebSocket, request: Http.IncomingMessage): void => {
       accepted++
       clients.add(ws)
-      const peer = makePeer(ws, accepted, { ...request.headers })
+      const own: Array<Message> = []
+      const peer = makePeer(ws, accepted, { ...request.headers }, own)
       peers.set(ws, peer)
       ws.on("error", ignoreError)
       ws.on("close", () => {
@@ -341,7 +345,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
         peers.delete(ws)
         notify()
       })
-      ws.on("message", (data, isBinary) => onMessage(ws, peer, toMessage(data, isBinary)))
+      ws.on("message", (data, isBinary) => onMessage(ws, peer, own, toMessage(data, isBinary)))
       if (!reading) ws.pause()
       // autoPong is off so that stopPonging can withhold the pong.
       ws.on("ping", (data) => {
