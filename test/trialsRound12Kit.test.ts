@@ -460,3 +460,23 @@ describe("round 12: server logic per connection (onConnect, the handler's peer)"
       }
     }).pipe(provideNode))
 })
+
+describe("round 12: how the app says goodbye, as the server sees it", () => {
+  it.scopedLive("a Client closed with 4001 \"logout\": the server's peer got exactly that; one cut by a proxy reset: 1006", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const proxy = yield* FaultProxy.make(server.port)
+      const leaving = yield* Client.make({ url: server.url, ...fast })
+      yield* leaving.awaitOpen
+      const cut = yield* Client.make({ url: proxy.url, ...fast })
+      yield* cut.awaitOpen
+      yield* server.awaitConnections(2)
+      const [first, second] = (yield* server.peers) as readonly [TestServer.Peer, TestServer.Peer]
+      yield* leaving.close(4001, "logout")
+      expect(yield* first.awaitClosed()).toEqual({ code: 4001, reason: "logout" })
+      yield* proxy.reset
+      expect(yield* second.awaitClosed()).toEqual({ code: 1006, reason: "" })
+      yield* server.awaitConnections(1) // the cut one is back, the one that left is not
+      expect((yield* server.peers).map((peer) => peer.id)).toEqual([3])
+    }).pipe(provideNode))
+})

@@ -97,6 +97,16 @@ export interface Peer {
   readonly close: (code: number, reason?: string) => Effect.Effect<void>
   /** destroy it abruptly, no close frame: that client sees 1006 and the others nothing */
   readonly terminate: Effect.Effect<void>
+  /**
+   * completes, once the connection has ended (now or later), with the close code and reason the
+   * server got: the client's (e.g. 1000 "logout"), 1005 for a close frame without a code, 1006
+   * when it ended without a close frame. Real timer, as `awaitConnections`: dies after `within`
+   * (default 5 seconds).
+   */
+  readonly awaitClosed: (within?: Duration.DurationInput) => Effect.Effect<{
+    readonly code: number
+    readonly reason: string
+  }>
 }
 
 /**
@@ -214,6 +224,11 @@ export interface TestServer {
  */
 export type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
 
+interface PeerRecord {
+  readonly received: Array<Message>
+  closed: Option.Option<{ readonly code: number; readonly reason: string }>
+}
+
 type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol" | "noUpgrade"
 
 interface PendingRejection {
@@ -259,16 +274,11 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       for (const check of [...waiters]) check()
     }
     const runHandlerEffect = yield* FiberSet.makeRuntime<never>()
-    const makePeer = (
-      ws: WebSocket,
-      id: number,
-      requestHeaders: RequestHeaders,
-      own: ReadonlyArray<Message>
-    ): Peer => {
+    const makePeer = (ws: WebSocket, id: number, requestHeaders: RequestHeaders, own: PeerRecord): Peer => {
       return {
         id,
         requestHeaders,
-        received: Effect.sync(() => [...own]),
+        received: Effect.sync(() => [...own.received]),
         isOpen: Effect.sync(() => ws.readyState === WebSocket.OPEN),
         send: (data) => Effect.sync(() => sendIfOpen(ws, data)),
         close: (code, reason) =>
@@ -276,7 +286,9 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
             if (ws.readyState === WebSocket.OPEN) ws.close(code, reason)
             notify()
           }),
-        terminate: Effect.sync(() => ws.terminate())
+        terminate: Effect.sync(() => ws.terminate()),
+        awaitClosed: (within = DEFAULT_WAIT) =>
+          waitUntil(() => own.closed, within, () => `TestServer peer ${id}: awaitClosed: still open`)
       }
     }
 
@@ -322,10 +334,10 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       }
     }
 
-    const onMessage = (ws: WebSocket, peer: Peer, own: Array<Message>, message: Message): void => {
+    const onMessage = (ws: WebSocket, peer: Peer, own: PeerRecord, message: Message): void => {
       if (record) {
         received.push(message)
-        own.push(message)
+        own.received.push(message)
         notify()
       }
       if (handler === "ignore") return
@@ -336,11 +348,12 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const onAccepted = (ws: WebSocket, request: Http.IncomingMessage): void => {
       accepted++
       clients.add(ws)
-      const own: Array<Message> = []
+      const own: PeerRecord = { received: [], closed: Option.none() }
       const peer = makePeer(ws, accepted, { ...request.headers }, own)
       peers.set(ws, peer)
       ws.on("error", ignoreError)
-      ws.on("close", () => {
+      ws.on("close", (code, reason) => {
+        own.closed = Option.some({ code, reason: reason.toString("utf8") })
         clients.delete(ws)
         peers.delete(ws)
         notify()
