@@ -267,16 +267,17 @@ describe("round 12: the app's own server logic as a handler", () => {
         { id: 2, sum: 12 },
         { id: 3, sum: 13 }
       ])
+      expect(yield* rpc.handlerErrors).toEqual([])
     }).pipe(provideNode))
 
-  const failing: ReadonlyArray<readonly [string, TestServer.Handler]> = [
+  const failing: ReadonlyArray<readonly [string, TestServer.Handler, unknown]> = [
     ["an async handler that rejects", async () => {
       throw new Error("bad request")
-    }],
-    ["an Effect handler that fails", () => Effect.fail("bad request")],
-    ["an Effect handler that dies", () => Effect.die("bug")]
+    }, new Error("bad request")],
+    ["an Effect handler that fails", () => Effect.fail("bad request"), "bad request"],
+    ["an Effect handler that dies", () => Effect.die("bug"), "bug"]
   ]
-  for (const [name, handler] of failing) {
+  for (const [name, handler, why] of failing) {
     it.scopedLive(`${name}: that connection closes with 1011, nothing uncaught, the server serves the reconnect`, () =>
       Effect.gen(function*() {
         const server = yield* TestServer.make({ handler })
@@ -292,6 +293,7 @@ describe("round 12: the app's own server logic as a handler", () => {
         yield* client.awaitOpen
         yield* server.awaitConnections(1)
         expect([yield* server.accepted, (yield* server.received).length]).toEqual([2, 1])
+        expect(yield* server.handlerErrors).toEqual([why])
       }).pipe(provideNode))
   }
 })
@@ -457,6 +459,9 @@ describe("round 12: server logic per connection (onConnect, the handler's peer)"
         const backoff = yield* awaitState(client, isTag("Backoff"))
         expect(backoff.error).toMatchObject({ _tag: "Disconnected", code: 1011, reason, initiator: "server" })
         yield* client.close()
+        // One per connection it was given (the Client may have reconnected meanwhile).
+        const errors = yield* server.handlerErrors
+        expect(errors[0]).toEqual(server === throwing ? new Error("no snapshot") : "no snapshot")
       }
     }).pipe(provideNode))
 })

@@ -144,6 +144,14 @@ export interface TestServer {
     count: number,
     within?: Duration.DurationInput
   ) => Effect.Effect<ReadonlyArray<Message>>
+  /**
+   * what `handler` and `onConnect` threw, rejected with or failed with (an Effect's failure or
+   * defect, squashed), in order: each closed its connection with 1011. Assert it is empty to
+   * catch a broken handler, or read why a Client saw 1011.
+   *
+   * @since 0.2.0
+   */
+  readonly handlerErrors: Effect.Effect<ReadonlyArray<unknown>>
   /** total upgrades accepted since start (counts across restarts) */
   readonly accepted: Effect.Effect<number>
   /** total upgrade requests received since start, answered or not (handshakes attempted) */
@@ -260,6 +268,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const clients = new Set<WebSocket>()
     const peers = new Map<WebSocket, Peer>()
     const received: Array<Message> = []
+    const handlerErrors: Array<unknown> = []
     const rejections: Array<PendingRejection> = []
     let lastRequestHeaders: RequestHeaders = {}
     let mode: HandshakeMode = "normal"
@@ -309,7 +318,8 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     wss.on("error", ignoreError)
 
     // A broken test handler must fail the connection visibly, never the process.
-    const failConnection = (ws: WebSocket, reason: string): void => {
+    const failConnection = (ws: WebSocket, reason: string, error: unknown): void => {
+      handlerErrors.push(error)
       if (ws.readyState === WebSocket.OPEN) ws.close(1011, reason)
       notify()
     }
@@ -319,18 +329,18 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       let result: unknown
       try {
         result = run()
-      } catch {
-        return failConnection(ws, "test handler threw")
+      } catch (error) {
+        return failConnection(ws, "test handler threw", error)
       }
       if (Effect.isEffect(result)) {
         // Its requirements were the test's to provide: one that is missing dies, and fails the connection.
         runHandlerEffect(Effect.catchAllCause(result as Effect.Effect<unknown, unknown>, (cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.sync(() =>
-            failConnection(ws, "test handler failed")
-          )))
+          Cause.isInterruptedOnly(cause) ?
+            Effect.void :
+            Effect.sync(() => failConnection(ws, "test handler failed", Cause.squash(cause)))))
       } else if (isPromiseLike(result)) {
-        result.then(undefined, () =>
-          failConnection(ws, "test handler failed"))
+        result.then(undefined, (error: unknown) =>
+          failConnection(ws, "test handler failed", error))
       }
     }
 
@@ -494,6 +504,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
             () => `TestServer.awaitReceived(${count}): ${received.length} received`
           )
           : Effect.dieMessage(`TestServer.awaitReceived(${count}): the server was made with record: false`),
+      handlerErrors: Effect.sync(() => [...handlerErrors]),
       accepted: Effect.sync(() => accepted),
       requests: Effect.sync(() => requests),
       clearRejections: Effect.sync(() => {
