@@ -10,7 +10,19 @@
  * Run: `npx vitest run examples/testing.test.ts`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Fiber, Layer, Logger, Option, Schedule, Stream, TestClock } from "effect"
+import {
+  Chunk,
+  Duration,
+  Effect,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  Schedule,
+  Stream,
+  TestClock,
+  TestServices
+} from "effect"
 import type { Client } from "effect-lifeline"
 import { NodeTransport } from "effect-lifeline"
 import { FaultProxy, TestServer } from "effect-lifeline/testing"
@@ -23,14 +35,19 @@ const appFor = (url: string, options: Partial<Client.Options> = {}) =>
     Layer.provide(Layer.merge(NodeTransport.layer, Logger.remove(Logger.defaultLogger)))
   )
 
-/** The first state (now or later) with this tag; bounded, so a broken app fails the test instead of hanging it. */
+/**
+ * The first state (now or later) with this tag; bounded, so a broken app fails the test instead of
+ * hanging it. The bound is real time (`TestServices.provideLive`): under `it.scoped` Effect's Clock
+ * is the TestClock, and an `Effect.timeout` on it would never fire.
+ */
 const awaitTag = <T extends Client.ClientState["_tag"]>(client: Client.Client, tag: T) =>
   client.state.changes.pipe(
     Stream.filter((state): state is Extract<Client.ClientState, { _tag: T }> => state._tag === tag),
     Stream.runHead,
     Effect.flatMap(Option.match({ onNone: () => Effect.dieMessage("the state stream ended"), onSome: Effect.succeed })),
     Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => `no ${tag} state within 5 s` }),
-    Effect.orDie
+    Effect.orDie,
+    TestServices.provideLive
   )
 
 /** Waits (bounded, real time) until a fiber sleeps on the TestClock, so that `TestClock.adjust` reaches it. */

@@ -1,7 +1,11 @@
 // Owns a real `ws` server on 127.0.0.1 for tests: scripted handshake faults, kill/restart on the
 // same port, and a record of what it saw. Everything it opens is closed with its scope.
 import type { Scope } from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
 import { createHash } from "node:crypto"
 import * as Http from "node:http"
 import * as Https from "node:https"
@@ -17,6 +21,21 @@ import { closeNow, ignoreError, listen, LOOPBACK_HOST, makeOpenSockets } from ".
 export type Message = string | Uint8Array
 
 /**
+ * A scripted handler: `reply` sends to the connection the message came from (nothing once it is
+ * closed), which is `peer` (e.g. to answer by its request headers). A Promise or an Effect it
+ * returns is run, and its failure fails that connection (1011); any other result is ignored (an
+ * effect `Option` or `Either` is an Effect too: a `none` or `left` fails the connection).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type Handler = (
+  message: Message,
+  reply: (data: Message) => void,
+  peer: Peer
+) => unknown
+
+/**
  * How the server behaves; every field is optional.
  *
  * @category models
@@ -24,9 +43,20 @@ export type Message = string | Uint8Array
 export interface Options {
   /**
    * What the server does with each inbound message; default "echo" (same data, same text/binary
-   * kind). A handler that throws closes that connection with 1011 instead of crashing the process.
+   * kind). A function may reply at once, or return a Promise or an Effect (run in the test's
+   * context, interrupted with the server's scope) and reply later. A handler that throws closes
+   * that connection with 1011 "test handler threw"; one whose Promise rejects or whose Effect
+   * fails or dies, with 1011 "test handler failed". Never an uncaught error in the process.
    */
-  readonly handler?: "echo" | "ignore" | ((message: Message, reply: (data: Message) => void) => void)
+  readonly handler?: "echo" | "ignore" | Handler
+  /**
+   * Runs for each connection when it is accepted, e.g. to push a feed's snapshot to every
+   * (re)connected client with `peer.send`. May return a Promise or an Effect, as `handler`; a
+   * throw or a failure closes that connection with 1011, as `handler`'s.
+   *
+   * @since 0.2.0
+   */
+  readonly onConnect?: (peer: Peer) => unknown
   /**
    * Keep every message in `received` (default true). A long run (a soak) turns it off so the test
    * kit's own memory does not grow; `received` is then always empty.
@@ -47,6 +77,39 @@ export interface Options {
 }
 
 /**
+ * One connection as the server sees it, to read or drive alone (e.g. one user of a chat app).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Peer {
+  /** 1 for the first connection the server accepted, 2 for the next... (counts across restarts) */
+  readonly id: number
+  /** the headers of the upgrade request that opened it (lower-cased names) */
+  readonly requestHeaders: RequestHeaders
+  /** what this connection sent, in order (always empty with `record: false`) */
+  readonly received: Effect.Effect<ReadonlyArray<Message>>
+  /** whether it is still open */
+  readonly isOpen: Effect.Effect<boolean>
+  /** send one message to this connection only (nothing once it is closed) */
+  readonly send: (data: Message) => Effect.Effect<void>
+  /** send it a close frame; a code ws refuses to send (e.g. 1005, 1006) is a defect */
+  readonly close: (code: number, reason?: string) => Effect.Effect<void>
+  /** destroy it abruptly, no close frame: that client sees 1006 and the others nothing */
+  readonly terminate: Effect.Effect<void>
+  /**
+   * completes, once the connection has ended (now or later), with the close code and reason the
+   * server got: the client's (e.g. 1000 "logout"), 1005 for a close frame without a code, 1006
+   * when it ended without a close frame. Real timer, as `awaitConnections`: dies after `within`
+   * (default 5 seconds).
+   */
+  readonly awaitClosed: (within?: Duration.DurationInput) => Effect.Effect<{
+    readonly code: number
+    readonly reason: string
+  }>
+}
+
+/**
  * A live test server and the knobs to script its misbehaviour.
  *
  * @category models
@@ -57,6 +120,38 @@ export interface TestServer {
   readonly url: string
   /** number of currently open server-side WebSocket connections */
   readonly connections: Effect.Effect<number>
+  /**
+   * the open connections, oldest first, each to read or drive alone
+   *
+   * @since 0.2.0
+   */
+  readonly peers: Effect.Effect<ReadonlyArray<Peer>>
+  /**
+   * completes once exactly `count` connections are open (now or later), e.g. 1 after a Client
+   * reconnected, 0 after it left. Waits on the server's events with a real timer, so it works the
+   * same under `TestClock`; dies after `within` of real time (default 5 seconds) with what it saw.
+   *
+   * @since 0.2.0
+   */
+  readonly awaitConnections: (count: number, within?: Duration.DurationInput) => Effect.Effect<void>
+  /**
+   * completes with `received` once it holds at least `count` messages (now or later). Real timer,
+   * as `awaitConnections`: dies after `within` (default 5 seconds), or at once when `record` is off.
+   *
+   * @since 0.2.0
+   */
+  readonly awaitReceived: (
+    count: number,
+    within?: Duration.DurationInput
+  ) => Effect.Effect<ReadonlyArray<Message>>
+  /**
+   * what `handler` and `onConnect` threw, rejected with or failed with (an Effect's failure or
+   * defect, squashed), in order: each closed its connection with 1011. Assert it is empty to
+   * catch a broken handler, or read why a Client saw 1011.
+   *
+   * @since 0.2.0
+   */
+  readonly handlerErrors: Effect.Effect<ReadonlyArray<unknown>>
   /** total upgrades accepted since start (counts across restarts) */
   readonly accepted: Effect.Effect<number>
   /** total upgrade requests received since start, answered or not (handshakes attempted) */
@@ -129,7 +224,18 @@ export interface TestServer {
   readonly bufferedAmount: Effect.Effect<number>
 }
 
-type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+/**
+ * Request headers as Node's http server gives them: lower-cased names.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type RequestHeaders = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+
+interface PeerRecord {
+  readonly received: Array<Message>
+  closed: Option.Option<{ readonly code: number; readonly reason: string }>
+}
 
 type HandshakeMode = "normal" | "hang" | "reset" | "badAccept" | "wrongSubprotocol" | "noUpgrade"
 
@@ -146,6 +252,7 @@ const UNEXPECTED_PROTOCOL = "unexpected-protocol"
 // The port was just freed by `kill`; the kernel may need a moment before it can be bound again.
 const RESTART_ATTEMPTS = 20
 const RESTART_RETRY_MILLIS = 25
+const DEFAULT_WAIT: Duration.DurationInput = "5 seconds"
 
 /**
  * A real ws server on 127.0.0.1, ephemeral port, closed with the scope.
@@ -159,7 +266,9 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     const acceptedProtocols = options.protocols
     const sockets = makeOpenSockets()
     const clients = new Set<WebSocket>()
+    const peers = new Map<WebSocket, Peer>()
     const received: Array<Message> = []
+    const handlerErrors: Array<unknown> = []
     const rejections: Array<PendingRejection> = []
     let lastRequestHeaders: RequestHeaders = {}
     let mode: HandshakeMode = "normal"
@@ -168,6 +277,29 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     let pings = 0
     let ponging = true
     let reading = true
+    // Each pending awaitConnections / awaitReceived: re-checked whenever what they read may change.
+    const waiters = new Set<() => void>()
+    const notify = (): void => {
+      for (const check of [...waiters]) check()
+    }
+    const runHandlerEffect = yield* FiberSet.makeRuntime<never>()
+    const makePeer = (ws: WebSocket, id: number, requestHeaders: RequestHeaders, own: PeerRecord): Peer => {
+      return {
+        id,
+        requestHeaders,
+        received: Effect.sync(() => [...own.received]),
+        isOpen: Effect.sync(() => ws.readyState === WebSocket.OPEN),
+        send: (data) => Effect.sync(() => sendIfOpen(ws, data)),
+        close: (code, reason) =>
+          Effect.sync(() => {
+            if (ws.readyState === WebSocket.OPEN) ws.close(code, reason)
+            notify()
+          }),
+        terminate: Effect.sync(() => ws.terminate()),
+        awaitClosed: (within = DEFAULT_WAIT) =>
+          waitUntil(() => own.closed, within, () => `TestServer peer ${id}: awaitClosed: still open`)
+      }
+    }
 
     const wss = new WebSocketServer({
       noServer: true,
@@ -185,30 +317,67 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
     })
     wss.on("error", ignoreError)
 
-    const onMessage = (ws: WebSocket, message: Message): void => {
-      if (record) received.push(message)
-      if (handler === "ignore") return
-      if (handler === "echo") return sendIfOpen(ws, message)
+    // A broken test handler must fail the connection visibly, never the process.
+    const failConnection = (ws: WebSocket, reason: string, error: unknown): void => {
+      handlerErrors.push(error)
+      if (ws.readyState === WebSocket.OPEN) ws.close(1011, reason)
+      notify()
+    }
+
+    // Runs the test's own code for one connection: a throw, a rejection or a failure closes it.
+    const runScripted = (ws: WebSocket, run: () => unknown): void => {
+      let result: unknown
       try {
-        handler(message, (data) => sendIfOpen(ws, data))
-      } catch {
-        // A broken test handler must fail the connection visibly, never the process.
-        if (ws.readyState === WebSocket.OPEN) ws.close(1011, "test handler threw")
+        result = run()
+      } catch (error) {
+        return failConnection(ws, "test handler threw", error)
+      }
+      if (Effect.isEffect(result)) {
+        // Its requirements were the test's to provide: one that is missing dies, and fails the connection.
+        runHandlerEffect(Effect.catchAllCause(result as Effect.Effect<unknown, unknown>, (cause) =>
+          Cause.isInterruptedOnly(cause) ?
+            Effect.void :
+            Effect.sync(() => failConnection(ws, "test handler failed", Cause.squash(cause)))))
+      } else if (isPromiseLike(result)) {
+        result.then(undefined, (error: unknown) =>
+          failConnection(ws, "test handler failed", error))
       }
     }
 
-    const onAccepted = (ws: WebSocket): void => {
+    const onMessage = (ws: WebSocket, peer: Peer, own: PeerRecord, message: Message): void => {
+      if (record) {
+        received.push(message)
+        own.received.push(message)
+        notify()
+      }
+      if (handler === "ignore") return
+      if (handler === "echo") return sendIfOpen(ws, message)
+      runScripted(ws, () => handler(message, (data) => sendIfOpen(ws, data), peer))
+    }
+
+    const onAccepted = (ws: WebSocket, request: Http.IncomingMessage): void => {
       accepted++
       clients.add(ws)
+      const own: PeerRecord = { received: [], closed: Option.none() }
+      const peer = makePeer(ws, accepted, { ...request.headers }, own)
+      peers.set(ws, peer)
       ws.on("error", ignoreError)
-      ws.on("close", () => clients.delete(ws))
-      ws.on("message", (data, isBinary) => onMessage(ws, toMessage(data, isBinary)))
+      ws.on("close", (code, reason) => {
+        own.closed = Option.some({ code, reason: reason.toString("utf8") })
+        clients.delete(ws)
+        peers.delete(ws)
+        notify()
+      })
+      ws.on("message", (data, isBinary) => onMessage(ws, peer, own, toMessage(data, isBinary)))
       if (!reading) ws.pause()
       // autoPong is off so that stopPonging can withhold the pong.
       ws.on("ping", (data) => {
         pings++
         if (ponging) ws.pong(data)
       })
+      notify()
+      const onConnect = options.onConnect
+      if (onConnect !== undefined) runScripted(ws, () => onConnect(peer))
     }
 
     // `socket` is one of `sockets`, with its error listener attached on 'connection'.
@@ -283,6 +452,34 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
 
     const openClients = (): ReadonlyArray<WebSocket> => [...clients].filter((ws) => ws.readyState === WebSocket.OPEN)
 
+    // Not Effect.sleep for the bound: tests may run under TestClock, which only moves when told to.
+    const waitUntil = <A>(
+      read: () => Option.Option<A>,
+      within: Duration.DurationInput,
+      describe: () => string
+    ): Effect.Effect<A> =>
+      Effect.async<A>((resume) => {
+        const now = read()
+        if (Option.isSome(now)) return resume(Effect.succeed(now.value))
+        const millis = Duration.toMillis(Duration.decode(within))
+        const stop = (): void => {
+          waiters.delete(check)
+          clearTimeout(timer)
+        }
+        const check = (): void => {
+          const value = read()
+          if (Option.isNone(value)) return
+          stop()
+          resume(Effect.succeed(value.value))
+        }
+        const timer = setTimeout(() => {
+          stop()
+          resume(Effect.dieMessage(`${describe()} after ${millis} ms`))
+        }, millis)
+        waiters.add(check)
+        return Effect.sync(stop)
+      })
+
     const setMode = (next: HandshakeMode) =>
       Effect.sync(() => {
         mode = next
@@ -292,6 +489,22 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       port,
       url: `${options.tls === undefined ? "ws" : "wss"}://${LOOPBACK_HOST}:${port}`,
       connections: Effect.sync(() => openClients().length),
+      peers: Effect.sync(() => openClients().flatMap((ws) => peers.get(ws) ?? [])),
+      awaitConnections: (count, within = DEFAULT_WAIT) =>
+        waitUntil(
+          () => openClients().length === count ? Option.some(undefined) : Option.none(),
+          within,
+          () => `TestServer.awaitConnections(${count}): ${openClients().length} open`
+        ),
+      awaitReceived: (count, within = DEFAULT_WAIT) =>
+        record
+          ? waitUntil(
+            () => received.length >= count ? Option.some([...received]) : Option.none(),
+            within,
+            () => `TestServer.awaitReceived(${count}): ${received.length} received`
+          )
+          : Effect.dieMessage(`TestServer.awaitReceived(${count}): the server was made with record: false`),
+      handlerErrors: Effect.sync(() => [...handlerErrors]),
       accepted: Effect.sync(() => accepted),
       requests: Effect.sync(() => requests),
       clearRejections: Effect.sync(() => {
@@ -314,6 +527,7 @@ export const make = (options: Options = {}): Effect.Effect<TestServer, never, Sc
       closeAll: (code, reason) =>
         Effect.sync(() => {
           for (const ws of openClients()) ws.close(code, reason)
+          notify()
         }),
       stopPonging: Effect.sync(() => {
         ponging = false
@@ -354,6 +568,9 @@ const toBytes = (data: WebSocket.RawData): Uint8Array =>
 
 const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message =>
   isBinary ? toBytes(data) : Buffer.from(toBytes(data)).toString("utf8")
+
+const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
+  typeof value === "object" && value !== null && "then" in value && typeof value.then === "function"
 
 const sendIfOpen = (ws: WebSocket, data: Message): void => {
   if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: typeof data !== "string" })
