@@ -158,7 +158,8 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
     const backoffs = (await inWorker(p, "transitions", "w")).filter((each: { tag: string }) => each.tag === "Backoff")
     expect(backoffs[backoffsBefore]).toEqual({ tag: "Backoff", error: { _tag: "TimeoutError", operation: "heartbeat" } })
     state.answering = true
-    await inWorker(p, "awaitCount", "w", "Open", opensBefore + 1)
+    // A guard against a hang only (5 s ran out once on a loaded machine).
+    await inWorker(p, "awaitCount", "w", "Open", opensBefore + 1, 10_000)
     // The echoes, in order; the pongs were the heartbeat's: none reached `messages`.
     expect(await inWorker(p, "messages", "w")).toEqual([...sent, { text: "queued-1" }, { text: "queued-2" }])
     await inWorker(p, "close", "w")
