@@ -354,27 +354,35 @@ describe("a Node process with a Client over its global WebSocket", () => {
 
   // Before, the socket the heartbeat gave up stayed CLOSING on the silent path (undici has no
   // close timeout): the Client was Closed, yet the process stayed up until it was killed.
-  it.live("its heartbeat finds a dead peer, the Client closes: the process exits by itself while the path is still silent", () =>
-    Effect.gen(function*() {
-      const server = yield* TestServer.make({ handler: answersPings })
-      const proxy = yield* FaultProxy.make(server.port)
-      const run = yield* runChild("dead", proxy.url, (line) => line === "open" ? proxy.blackhole : Effect.void)
-      expect(run).toMatchObject({ code: 0, signal: null, stderr: "" })
-      expect(run.report).toEqual({ error: "TimeoutError", state: "Closed", strays: [] })
-    }).pipe(Effect.scoped), 30_000)
+  it.live(
+    "its heartbeat finds a dead peer, the Client closes: the process exits by itself while the path is still silent",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: answersPings })
+        const proxy = yield* FaultProxy.make(server.port)
+        const run = yield* runChild("dead", proxy.url, (line) => line === "open" ? proxy.blackhole : Effect.void)
+        expect(run).toMatchObject({ code: 0, signal: null, stderr: "" })
+        expect(run.report).toEqual({ error: "TimeoutError", state: "Closed", strays: [] })
+      }).pipe(Effect.scoped),
+    30_000
+  )
 
-  it.live("SIGTERM during a reconnect storm: the runtime disposed, the process exits by itself, nothing uncaught", () =>
-    Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const run = yield* runChild(
-        "storm",
-        server.url,
-        (line, child) =>
-          line === "open" ? server.kill : line === "ready" ? Effect.sync(() => child.kill("SIGTERM")) : Effect.void
-      )
-      expect(run).toMatchObject({ code: 0, signal: null, stderr: "" })
-      expect(run.report).toEqual({ state: "Closed", stormed: true, strays: [] })
-    }).pipe(Effect.scoped), 30_000)
+  it.live(
+    "SIGTERM during a reconnect storm: the runtime disposed, the process exits by itself, nothing uncaught",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const run = yield* runChild(
+          "storm",
+          server.url,
+          (line, child) =>
+            line === "open" ? server.kill : line === "ready" ? Effect.sync(() => child.kill("SIGTERM")) : Effect.void
+        )
+        expect(run).toMatchObject({ code: 0, signal: null, stderr: "" })
+        expect(run.report).toEqual({ state: "Closed", stormed: true, strays: [] })
+      }).pipe(Effect.scoped),
+    30_000
+  )
 })
 
 /** A `navigator` as Node 22's (a class with `userAgent`, no `onLine`), for the scope; Node has no global `addEventListener`. */

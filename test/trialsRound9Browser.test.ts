@@ -156,7 +156,10 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
     state.answering = false
     await inWorker(p, "awaitCount", "w", "Backoff", backoffsBefore + 1)
     const backoffs = (await inWorker(p, "transitions", "w")).filter((each: { tag: string }) => each.tag === "Backoff")
-    expect(backoffs[backoffsBefore]).toEqual({ tag: "Backoff", error: { _tag: "TimeoutError", operation: "heartbeat" } })
+    expect(backoffs[backoffsBefore]).toEqual({
+      tag: "Backoff",
+      error: { _tag: "TimeoutError", operation: "heartbeat" }
+    })
     state.answering = true
     // A guard against a hang only (5 s ran out once on a loaded machine).
     await inWorker(p, "awaitCount", "w", "Open", opensBefore + 1, 10_000)
