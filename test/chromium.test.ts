@@ -152,7 +152,8 @@ describeChromium("Chromium: a Client in a page", () => {
         if (answering) reply("pong")
       }
     })
-    const heartbeat = { interval: 150, timeout: 150, message: "ping", pong: "pong" }
+    // A timeout with room for a loaded machine (a pong 150 ms late was a false timeout there).
+    const heartbeat = { interval: 150, timeout: 1_000, message: "ping", pong: "pong" }
     await call(p, "open", "c", spec(echo.url, { heartbeat }))
     await call(p, "awaitCount", "c", "Open", 1)
     await eventually("three answered probes", () => pings >= 3)

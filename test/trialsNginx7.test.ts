@@ -139,9 +139,13 @@ describe("trials through nginx", () => {
         expect(yield* server.accepted).toBe(2)
 
         const values = echoed.slice(0, -1).map(Number)
-        // echoes in order, none twice: 1..KILL_AFTER (answered before the upstream died), then what
-        // went out on the new link, if anything did
-        expect(values.slice(0, KILL_AFTER)).toEqual(Array.from({ length: KILL_AFTER }, (_, k) => k + 1))
+        // echoes in order, none twice: 1..m of the KILL_AFTER answered before the upstream died, then
+        // what went out on the new link, if anything did. The upstream's end is a reset (its socket
+        // destroyed with the burst unread), and a reset drops what nginx had not read yet: on a
+        // loaded machine the last few dozen echoes (932 of 1000 seen once).
+        const beforeKill = values.filter((value) => value <= KILL_AFTER)
+        expect(beforeKill.length).toBeGreaterThan(0)
+        expect(beforeKill).toEqual(Array.from({ length: beforeKill.length }, (_, k) => k + 1))
         expect(values.every((v, k) => k === 0 || v > values[k - 1]!)).toBe(true)
         // every failure reported once, counted once, and never echoed too
         expect(yield* client.failed).toBe(failedValues.length)

@@ -274,7 +274,9 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
     const { page: p } = await page()
     const rpc = await rig()
     // ndjson's encoding of the rpc client's own Ping: the RpcServer answers it with a Pong.
-    const heartbeat = { interval: 300, timeout: 300, message: "{\"_tag\":\"Ping\"}\n" }
+    // A timeout with room for a loaded machine (a Pong 300 ms late was a false timeout there),
+    // still well inside the calls' 3 s.
+    const heartbeat = { interval: 300, timeout: 600, message: "{\"_tag\":\"Ping\"}\n" }
     await r10(p, "open", "c", rpc.url, true, "ndjson", heartbeat)
     // A second of answered probes: no false timeout, the Pongs (not filtered) harmless to the rpc client.
     for (let i = 0; i < 5; i++) {
