@@ -422,8 +422,10 @@ describeHaproxy("trials behind HAProxy", () => {
         expect([yield* doomed.connections, yield* survivor.connections]).toEqual([2, 2])
         yield* doomed.kill
         yield* until("every Client back on the survivor", () => Effect.map(survivor.connections, (n) => n === 4))
-        // The server counts a connection before its Client has read the 101: wait for each to open.
+        // The server counts a connection before its Client has read the 101, and each record is
+        // written by a fiber of its own: wait until every record ends Open.
         yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
+        yield* until("every record ends Open", () => records.every((r) => /^Open #\d+$/.test(r.states.at(-1) ?? "")))
         const moved = records.filter((r) => r.states.length > 2)
         expect(moved).toHaveLength(2)
         for (const { states } of moved) {
