@@ -417,9 +417,6 @@ const byName = (target: string): boolean =>
 const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
   "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
 
-const PROXY_ON_THE_WAY = "connect through it with an agent that has them (NodeTransport.layerWith), or check " +
-  "those the agent has"
-
 const PROXY_HINTS: Readonly<Record<number, string>> = {
   407: "the proxy wants credentials, or refused those given: check the user and password of the proxy URL " +
     "given to the agent (not shown here)",
@@ -472,8 +469,6 @@ function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: 
     reason: "HandshakeRejected",
     detail: proxy !== undefined && answer !== undefined && answer.status !== 200
       ? proxyRefused(proxy, answer.status, answer.text)
-      : status === 407
-      ? `HTTP 407 (Proxy Authentication Required): a proxy on the way wants credentials; ${PROXY_ON_THE_WAY}`
       : rejectionDetail(status, response.headers.location, ws.url),
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})

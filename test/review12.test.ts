@@ -157,7 +157,7 @@ describe("review 12: the detail of a redirect", () => {
       const server = yield* TestServer.make()
       yield* server.rejectNext(302, { location: `https://bob:pw-Secret1@other.example/${"a".repeat(8000)}?token=t0k` })
       const error = yield* failure(server.url).pipe(direct)
-      const shown = `wss://redacted@other.example/${"a".repeat(8000)}`.slice(0, 200)
+      const shown = `https://redacted@other.example/${"a".repeat(8000)}`.slice(0, 200)
       expect(error).toMatchObject({
         _tag: "ConnectError",
         reason: "HandshakeRejected",

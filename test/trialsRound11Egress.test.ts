@@ -157,8 +157,9 @@ describe("round 11: through an HTTP CONNECT proxy", () => {
         _tag: "ConnectError",
         reason: "HandshakeRejected",
         status: 407,
-        detail: "HTTP 407 (Proxy Authentication Required): a proxy on the way wants credentials; connect through " +
-          "it with an agent that has them (NodeTransport.layerWith), or check those the agent has"
+        detail: "the server answered HTTP 407 instead of 101; a proxy on the way wants credentials (Proxy " +
+          "Authentication Required): connect through it with an agent that has them (NodeTransport.layerWith), " +
+          "or check those the agent has"
       })
       expect(yield* server.requests).toBe(1)
     })))

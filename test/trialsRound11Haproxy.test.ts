@@ -475,7 +475,7 @@ describeHaproxy("trials behind HAProxy", () => {
           reason: "HandshakeRejected",
           status: 301,
           detail:
-            `the server answered HTTP 301 instead of 101, a redirect to "wss://127.0.0.1:${port}/old?token=redacted"; ` +
+            `the server answered HTTP 301 instead of 101, a redirect to "https://127.0.0.1:${port}/old?token=redacted"; ` +
             "redirects are not followed: dial that URL"
         })
         const moved = yield* Client.make({ url: `ws://127.0.0.1:${port}/moved`, heartbeat: false })
@@ -521,14 +521,14 @@ describeHaproxy("trials behind HAProxy", () => {
 })
 
 describe("rejectionDetail (no HAProxy needed)", () => {
-  it("a redirect's target is resolved against the URL dialled, as ws:// or wss://, redacted and quoted; without a Location that parses, the generic hint", () => {
+  it("a redirect's target is resolved against the URL dialled, redacted and quoted (an http(s):// one as it is: lifeline dials it as ws(s)://); without a Location that parses, the generic hint", () => {
     const dialled = "ws://user:hunter2@127.0.0.1:9/feed?token=s3cret"
     expect(rejectionDetail(307, "/v2/feed?token=s3cret", dialled)).toBe(
       "the server answered HTTP 307 instead of 101, a redirect to \"ws://redacted@127.0.0.1:9/v2/feed?token=redacted\"; " +
         "redirects are not followed: dial that URL"
     )
     expect(rejectionDetail(308, "https://other.test/x", dialled)).toBe(
-      "the server answered HTTP 308 instead of 101, a redirect to \"wss://other.test/x\"; redirects are not followed: dial that URL"
+      "the server answered HTTP 308 instead of 101, a redirect to \"https://other.test/x\"; redirects are not followed: dial that URL"
     )
     expect(rejectionDetail(302, "http://[::1", dialled)).toBe(
       "the server answered HTTP 302 instead of 101; the server refused the upgrade"

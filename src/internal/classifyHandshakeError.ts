@@ -155,6 +155,8 @@ const errorMessage = (error: unknown): string => (error instanceof Error ? error
 // What a non-101 answer means where a proxy often gives it (HAProxy, nginx and load balancers
 // answer these themselves): "the server refused the upgrade" sent users to a server that was down.
 const rejectionHints: Readonly<Record<number, string>> = {
+  407: "a proxy on the way wants credentials (Proxy Authentication Required): connect through it with an " +
+    "agent that has them (NodeTransport.layerWith), or check those the agent has",
   502: "a proxy answers so when the server behind it failed or closed; retrying helps once it is back",
   503: "a proxy answers so when no server behind it is up or has room (HAProxy: all down, or its queue " +
     "timed out), a server when overloaded; retrying helps once one is back",
@@ -166,18 +168,17 @@ const MAX_LOCATION = 200
 
 /**
  * The detail of a `HandshakeRejected`: the status, what it means, and for a redirect where it
- * points (redacted, as a ws:// or wss:// URL: redirects are not followed, so that is the URL to dial).
+ * points (redacted; an http(s):// one is dialled as ws(s)://: redirects are not followed, so that is
+ * the URL to dial).
  */
 export const rejectionDetail = (status: number, location: string | undefined, url: string): string => {
   const answered = `the server answered HTTP ${status} instead of 101`
   if (status >= 300 && status < 400 && location !== undefined) {
     try {
       const target = new URL(location, url)
-      if (target.protocol === "http:" || target.protocol === "https:") {
-        target.protocol = target.protocol === "http:" ? "ws:" : "wss:"
-      }
-      // javascript:, file:, data:... is no URL to dial, and is not shown.
-      if (target.protocol !== "ws:" && target.protocol !== "wss:") {
+      // As it is: an http(s):// URL is dialled as ws(s):// (parseEndpoint). javascript:, file:,
+      // data:... is no URL to dial, and is not shown.
+      if (!["ws:", "wss:", "http:", "https:"].includes(target.protocol)) {
         return `${answered}, a redirect to a URL that is not http(s) nor ws(s) (not shown); ${hint.HandshakeRejected}`
       }
       // quoted: a URL in a detail runs to its closing quote (else to the end of the text); cut, as
