@@ -5,14 +5,14 @@
  * `page.evaluate` (`window.lab`); every test expects no `pageerror` and no console error.
  * Skipped, with one warning, where there is no Chromium (see test/support/chromium.ts).
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect } from "effect"
 import type { Page } from "playwright-core"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
 import { TestServer } from "../src/testing/index.js"
 import type { Lab, Spec, Wire } from "./browser/client.js"
 import type { ControlMethod, Frame } from "./browser/compat.js"
-import type { ChromiumKit, TestPage } from "./support/chromium.js"
-import { bundlePage, describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+import type { TestPage } from "./support/chromium.js"
+import { bundlePage, chromiumSession, describeChromium, eventually, openPage } from "./support/chromium.js"
 import { slowPipe } from "./support/slowPipe.js"
 
 /** Calls `window.lab[method](...args)` in the page. */
@@ -32,22 +32,12 @@ const call = <K extends keyof Lab>(
 const wire = (message: string | Uint8Array): Wire =>
   typeof message === "string" ? { text: message } : { bytes: [...message] }
 
-let kit: ChromiumKit | undefined
-/** What the running test opened: closed after it, pages first. */
-let pages: Array<TestPage> = []
-let scopes: Array<Scope.CloseableScope> = []
-
-const page = async (): Promise<TestPage> => {
-  const opened = await openPage(kit!, "client")
-  pages.push(opened)
-  return opened
-}
+const session = chromiumSession(["client", "compat"])
+const page = () => session.page("client")
 
 /** A TestServer on 127.0.0.1, closed after the test. */
 const server = async (options?: TestServer.Options) => {
-  const scope = Effect.runSync(Scope.make())
-  scopes.push(scope)
-  const made = await Effect.runPromise(Scope.extend(TestServer.make(options), scope))
+  const made = await session.inScope(TestServer.make(options))
   return { ...made, run: <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect) }
 }
 
@@ -82,23 +72,7 @@ const serverControl = (echo: TestServer.TestServer) => {
 const spec = (url: string, extra: Partial<Spec> = {}): Spec => ({ url, retryMillis: 50, ...extra })
 
 describeChromium("Chromium: a Client in a page", () => {
-  beforeAll(async () => {
-    kit = await startChromium(["client", "compat"])
-  }, 30_000)
-
-  afterAll(async () => {
-    await kit?.close()
-  })
-
-  afterEach(async () => {
-    const opened = pages
-    pages = []
-    for (const each of opened) await each.close()
-    const held = scopes
-    scopes = []
-    for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
-    for (const each of opened) expect(each.errors).toEqual([])
-  })
+  session.hooks()
 
   it("the page bundles pull no Node module; one that would is refused", async () => {
     // The bundles served here passed the check (startChromium); a page that imports the Node entry fails it.
@@ -296,9 +270,7 @@ describeChromium("Chromium: a Client in a page", () => {
       // About 3 MiB/s through the pipe (less on a loaded machine): the 24 MiB backlog takes more than
       // twice interval + timeout to drain, while the browser's steps of progress (about 1.5 MB, half
       // a second) stay well under the timeout.
-      const scope = Effect.runSync(Scope.make())
-      scopes.push(scope)
-      const pipe = await Effect.runPromise(Scope.extend(slowPipe(echo.port, 64 * 1024, 20), scope))
+      const pipe = await session.inScope(slowPipe(echo.port, 64 * 1024, 20))
       const heartbeat = { interval: 500, timeout: 3_000, message: "ping", pong: "pong" }
       await call(
         p,
@@ -461,7 +433,7 @@ describeChromium("Chromium: a Client in a page", () => {
     let current: ReturnType<typeof serverControl> | undefined
 
     beforeAll(async () => {
-      shared = await openPage(kit!, "compat")
+      shared = await openPage(session.kit(), "compat")
       await shared.page.exposeFunction(
         "serverControl",
         (method: ControlMethod, args: ReadonlyArray<unknown>) =>

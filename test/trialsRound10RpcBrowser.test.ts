@@ -12,17 +12,16 @@
 import * as SocketServer from "@effect/platform/SocketServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, Queue, Schedule, Stream } from "effect"
 import type { Page } from "playwright-core"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as Example from "../examples/rpc.js"
 import { layerWebSocketServer } from "../examples/rpcServer.js"
 import { BrowserTransport, Client } from "../src/index.js"
 import * as LifelinePlatform from "../src/platform.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import type { R10 } from "./browser/r10rpc.js"
-import type { ChromiumKit, TestPage } from "./support/chromium.js"
-import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+import { chromiumSession, describeChromium, eventually } from "./support/chromium.js"
 import { quietNode } from "./support/node.js"
 import { startRpcServer } from "./support/rpcKit.js"
 
@@ -39,21 +38,9 @@ const r10 = <K extends keyof R10>(
     [method, args] as const
   ) as any
 
-let kit: ChromiumKit | undefined
-let pages: Array<TestPage> = []
-let scopes: Array<Scope.CloseableScope> = []
-
-const page = async (): Promise<TestPage> => {
-  const opened = await openPage(kit!, "r10rpc")
-  pages.push(opened)
-  return opened
-}
-
-const inScope = async <A>(effect: Effect.Effect<A, unknown, Scope.Scope>): Promise<A> => {
-  const scope = Effect.runSync(Scope.make())
-  scopes.push(scope)
-  return Effect.runPromise(Scope.extend(effect, scope))
-}
+const session = chromiumSession(["r10rpc"])
+const page = () => session.page("r10rpc")
+const inScope = session.inScope
 
 /** The example's API with handlers that tell the test what arrived; Count counts `to` items 20 ms apart. */
 const startServer = (port: number) =>
@@ -121,23 +108,7 @@ const tally = (outcomes: ReadonlyArray<Record<string, unknown>>) => {
 }
 
 describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform", () => {
-  beforeAll(async () => {
-    kit = await startChromium(["r10rpc"])
-  }, 30_000)
-
-  afterAll(async () => {
-    await kit?.close()
-  })
-
-  afterEach(async () => {
-    const opened = pages
-    pages = []
-    for (const each of opened) await each.close()
-    const held = scopes
-    scopes = []
-    for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
-    for (const each of opened) expect(each.errors).toEqual([])
-  })
+  session.hooks()
 
   it("perConnection, the server killed and restarted: 10 calls in flight and 10 made while down fail typed (Disconnected 1006); calls after the restart are answered", async () => {
     const { page: p } = await page()
@@ -238,7 +209,7 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
     await r10(p, "open", "c", rpc.url, true)
     await r10(p, "calls", "c", "Wait", Array.from({ length: 10 }, () => ({ millis: 60_000 })), 60_000)
     await rpc.sawWaits(10)
-    await p.goto(`${kit!.origin}/r10rpc.html`)
+    await p.goto(`${session.kit().origin}/r10rpc.html`)
     await eventually("the Waits interrupted", () => rpc.server().interrupted.waits >= 10)
     expect(rpc.server().interrupted).toEqual({ waits: 10 })
   })

@@ -6,20 +6,19 @@
  * test/browser/r9page.ts (with the `lab` of test/browser/client.ts) and test/browser/r9worker.ts.
  * What was tried and found: docs/trials.md, "round 9, the browser beyond one page".
  */
-import { Effect, Exit, Layer, Logger, Option, Schedule, Scope, Stream } from "effect"
+import { Effect, Layer, Logger, Option, Schedule, Stream } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Page } from "playwright-core"
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { WebSocketServer } from "ws"
 import { Client, Connection, NodeTransport, Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import type { Lab, Spec, Wire } from "./browser/client.js"
 import type { R9 } from "./browser/r9page.js"
-import type { ChromiumKit, TestPage } from "./support/chromium.js"
-import { describeChromium, eventually, openPage, startChromium } from "./support/chromium.js"
+import { chromiumSession, describeChromium, eventually } from "./support/chromium.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { makeSwitch } from "./support/networkSwitch.js"
 import { provideNode } from "./support/node.js"
@@ -54,21 +53,12 @@ const inWorker = <K extends keyof Lab | "globals" | "network" | "errors">(
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
-let kit: ChromiumKit | undefined
-let pages: Array<TestPage> = []
-let scopes: Array<Scope.CloseableScope> = []
-
-const page = async (): Promise<TestPage> => {
-  const opened = await openPage(kit!, "r9page")
-  pages.push(opened)
-  return opened
-}
+const session = chromiumSession(["r9page", "r9worker"])
+const page = () => session.page("r9page")
 
 /** A TestServer on 127.0.0.1, closed after the test. */
 const server = async (options?: TestServer.Options) => {
-  const scope = Effect.runSync(Scope.make())
-  scopes.push(scope)
-  const made = await Effect.runPromise(Scope.extend(TestServer.make(options), scope))
+  const made = await session.inScope(TestServer.make(options))
   return { ...made, run: <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect) }
 }
 
@@ -110,23 +100,7 @@ const spec = (url: string, extra: Partial<Spec> = {}): Spec => ({ url, retryMill
 const heartbeat = { interval: 300, timeout: 300, message: "ping", pong: "pong" }
 
 describeChromium("Chromium, round 9: the browser beyond one page", () => {
-  beforeAll(async () => {
-    kit = await startChromium(["r9page", "r9worker"])
-  }, 30_000)
-
-  afterAll(async () => {
-    await kit?.close()
-  })
-
-  afterEach(async () => {
-    const opened = pages
-    pages = []
-    for (const each of opened) await each.close()
-    const held = scopes
-    scopes = []
-    for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
-    for (const each of opened) expect(each.errors).toEqual([])
-  })
+  session.hooks()
 
   it("a dedicated module worker (no window, no document): echo, app-level heartbeat, server restart with its outbox, close", async () => {
     const { page: p } = await page()
@@ -263,7 +237,7 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
       await lab(p, "open", "c", spec(recorder.url))
       await lab(p, "awaitCount", "c", "Open", 1)
       await lab(p, "enqueue", "c", [{ text: "a" }, { text: "b" }])
-      await p.goto(`${kit!.origin}/r9worker.html`)
+      await p.goto(`${session.kit().origin}/r9worker.html`)
       await eventually("the close", () => recorder.closes.length === 1)
       expect(recorder.closes).toEqual([[1001, ""]])
       expect(recorder.received).toEqual(["a", "b"])
@@ -300,7 +274,7 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
       await r9(p, "open", "c", recorder.url, 100)
       await eventually("Open", async () => (await r9(p, "states", "c")).some((state) => state.tag === "Open"))
       await r9(p, "closeOnPagehide", "c", "fork")
-      await p.goto(`${kit!.origin}/r9page.html`)
+      await p.goto(`${session.kit().origin}/r9page.html`)
       await eventually("the close", () => recorder.closes.length === 1)
       expect(recorder.closes).toEqual([[4000, "page hidden"]])
     } finally {
@@ -315,7 +289,7 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
       await eventually("Backoff", async () => (await r9(p, "states", "d")).some((state) => state.tag === "Backoff"))
       for (const text of ["x", "y", "z"]) expect(await r9(p, "enqueueOn", "d", text)).toEqual({ ok: true })
       await r9(p, "closeOnPagehide", "d", how)
-      await p.goto(`${kit!.origin}/r9page.html`)
+      await p.goto(`${session.kit().origin}/r9page.html`)
       await p.waitForFunction(() => (globalThis as { r9?: unknown }).r9 !== undefined)
       expect(await r9(p, "closedAtPagehide")).toEqual(
         how === "promise"

@@ -14,6 +14,7 @@
  * A new page script: add test/browser/<name>.ts and pass "<name>" to `startChromium`; it is served
  * at /<name>.html, which loads it as a module and waits for it to set `window.pageReady = true`.
  */
+import { Effect, Exit, Scope } from "effect"
 import { build } from "esbuild"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import * as Http from "node:http"
@@ -23,7 +24,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Browser, BrowserContext, Page } from "playwright-core"
 import { chromium } from "playwright-core"
-import { describe } from "vitest"
+import { afterAll, afterEach, beforeAll, describe, expect } from "vitest"
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 
@@ -212,4 +213,55 @@ export const eventually = async (
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
   throw new Error(`timed out after ${within} ms waiting for ${what}`)
+}
+
+/**
+ * A test file's Chromium: the kit, started once for the file, and what each test opened (pages,
+ * then scopes: servers and the like), closed after it, with every page's errors expected empty.
+ * Call `hooks()` inside the file's `describeChromium`, so that a machine without Chromium starts none.
+ */
+export interface ChromiumSession {
+  /** The running kit (inside a test). */
+  readonly kit: () => ChromiumKit
+  /** A fresh page on /<name>.html, closed after the test. */
+  readonly page: (name: string) => Promise<TestPage>
+  /** Runs `effect` in a scope closed after the test (a TestServer, an rpc server...). */
+  readonly inScope: <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Promise<A>
+  readonly hooks: () => void
+}
+
+export const chromiumSession = (bundles: ReadonlyArray<string>): ChromiumSession => {
+  let kit: ChromiumKit | undefined
+  let pages: Array<TestPage> = []
+  let scopes: Array<Scope.CloseableScope> = []
+  return {
+    kit: () => kit!,
+    page: async (name) => {
+      const opened = await openPage(kit!, name)
+      pages.push(opened)
+      return opened
+    },
+    inScope: (effect) => {
+      const scope = Effect.runSync(Scope.make())
+      scopes.push(scope)
+      return Effect.runPromise(Scope.extend(effect, scope))
+    },
+    hooks: () => {
+      beforeAll(async () => {
+        kit = await startChromium(bundles)
+      }, 30_000)
+      afterAll(async () => {
+        await kit?.close()
+      })
+      afterEach(async () => {
+        const opened = pages
+        pages = []
+        for (const each of opened) await each.close()
+        const held = scopes
+        scopes = []
+        for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
+        for (const each of opened) expect(each.errors).toEqual([])
+      })
+    }
+  }
 }
