@@ -268,66 +268,50 @@ const message: Check<Message> = is(
 )
 
 // ---------------------------------------------------------------------------------------------
-// Groups: a table of fields, checked in order
+// Groups: a table of checks and a table of defaults, walked by `struct`
 // ---------------------------------------------------------------------------------------------
 
 /**
- * A field of a group: its check, what it is when absent or undefined (no default: undefined), and
- * `true` when it must be given.
+ * An object (not an array, not null) whose fields are checked in the order of `checks`: the
+ * first problem is reported, its path starting with the field's name. The result is a copy of
+ * `defaults` (one shape for every result: its keys, in its order) with the fields given checked
+ * into it: a field that is absent (not an own key) or undefined keeps its default. A field without
+ * a default (not a key of `defaults`) is required: it is read through the prototype too (a getter
+ * on a class, as `Schema.Struct` read it), and is missing (`is required`) when it is not an own key
+ * and does not check. Other keys are ignored. (What `Schema.Struct` with `optional` /
+ * `optionalWith({ default })` did.)
  */
-type Field = readonly [check: Check<unknown>, absent?: unknown, required?: true]
-type Fields = Readonly<Record<string, Field>>
-type FieldType<F> = F extends readonly [Check<infer A>] ? A | undefined : F extends readonly [Check<infer A>, ...Array<unknown>] ? A : never
-type StructType<F extends Fields> = { readonly [K in keyof F]: FieldType<F[K]> }
-
-/**
- * An object (not an array, not null) whose fields are checked in their declaration order: the
- * first problem is reported, its path starting with the field's name. A field that is absent
- * (not an own key) or undefined takes its default; a required one is read through the prototype
- * too, and is missing when it is not an own key and does not check. Other
- * keys are ignored. (What `Schema.Struct` with `optional` / `optionalWith({ default })` did.)
- */
-const struct = <F extends Fields>(fields: F): Check<StructType<F>> => (input, transport) => {
+const struct = <A>(checks: { readonly [K in keyof A]?: Check<A[K]> }, defaults: Partial<A>): Check<A> =>
+(input, transport) => {
   if (!isRecord(input)) fail()
-  const output: Record<string, unknown> = {}
-  for (const name in fields) {
-    const [check, absent, required] = fields[name]!
+  const output: Record<string, unknown> = { ...defaults }
+  for (const name in checks) {
     const present = Object.hasOwn(input as object, name)
-    // A required field is read through the prototype too (a getter on a class), as Schema.Struct
-    // read it; when it is not an own key and does not check, it is reported missing.
+    const required = !(name in defaults)
     const value = present || required ? (input as Record<string, unknown>)[name] : undefined
-    if (value === undefined && !required) output[name] = absent
-    else {
-      try {
-        output[name] = check(value, transport)
-      } catch (error) {
-        if (error instanceof Problem) {
-          if (!present) fail("is required", name)
-          error.path.unshift(name)
-        }
-        throw error
+    if (value === undefined && !required) continue
+    try {
+      output[name] = checks[name]!(value, transport)
+    } catch (error) {
+      if (error instanceof Problem) {
+        if (!present) fail("is required", name)
+        error.path.unshift(name)
       }
+      throw error
     }
   }
-  return output as StructType<F>
+  return output as A
 }
 
-/** Each field's default. */
-const defaultsOf = <F extends Fields>(fields: F): StructType<F> => {
-  const defaults: Record<string, unknown> = {}
-  for (const name in fields) defaults[name] = fields[name]![1]
-  return defaults as StructType<F>
-}
-
-/** Every field of `value` its default, the very default value (which the checks keep by identity when absent). */
-const allDefault = <F extends Fields>(fields: F, value: StructType<F>): boolean => {
-  for (const name in fields) if (value[name] !== fields[name]![1]) return false
+/** Every field of `value` is its default, the very default value (the checks keep it by identity when absent). */
+const allDefault = <A extends object>(value: A, defaults: A): boolean => {
+  for (const name in defaults) if (value[name] !== defaults[name]) return false
   return true
 }
 
 // ---------------------------------------------------------------------------------------------
-// The options, and their defaults: shared and frozen, never copied per client (idle memory per
-// client is a benchmark target)
+// The options, and their defaults: written once, shared, never copied per client (idle memory
+// per client is a benchmark target)
 // ---------------------------------------------------------------------------------------------
 
 /** Also a listener's made without options (tests). */
@@ -338,116 +322,171 @@ export const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
 const NO_PROTOCOLS: ReadonlyArray<string> = Object.freeze([])
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
 
+/**
+ * The connection options' defaults, in the order of `CheckedOptions`' one shape: every decoded
+ * options object is a copy of it (not frozen: a copy of a frozen object is a slower, larger one).
+ */
+const CONNECTION: CheckedOptions = {
+  openTimeout: Duration.seconds(10),
+  closeTimeout: DEFAULT_CLOSE_TIMEOUT,
+  inboundCapacity: 1024,
+  inboundBytes: 16 * 1024 * 1024,
+  writeHighWaterMark: 1024 * 1024,
+  maxMessageSize: undefined,
+  protocols: NO_PROTOCOLS,
+  headers: NO_HEADERS,
+  tls: undefined,
+  maxPayload: 100 * 1024 * 1024,
+  perMessageDeflate: true
+}
+
 /** Every Connection option but `headers`: what a Client's `connection` takes. In `Connection.Options` order. */
-const connectionFields = {
-  protocols: [protocols, NO_PROTOCOLS],
-  tls: [tls],
-  openTimeout: [positiveDuration, Duration.seconds(10)],
-  closeTimeout: [positiveDuration, DEFAULT_CLOSE_TIMEOUT],
-  maxPayload: [bytes, 100 * 1024 * 1024],
-  perMessageDeflate: [bool, true],
-  inboundCapacity: [positiveInteger("frames"), 1024],
-  inboundBytes: [bytes, 16 * 1024 * 1024],
-  writeHighWaterMark: [bytes, 1024 * 1024],
-  maxMessageSize: [bytes]
-} satisfies Fields
-type ConnectionFields = StructType<typeof connectionFields>
+const connectionChecks = {
+  protocols,
+  tls,
+  openTimeout: positiveDuration,
+  closeTimeout: positiveDuration,
+  maxPayload: bytes,
+  perMessageDeflate: bool,
+  inboundCapacity: positiveInteger("frames"),
+  inboundBytes: bytes,
+  writeHighWaterMark: bytes,
+  maxMessageSize: bytes
+}
 
 // Decoded connection options, by identity: `resolveOptions` uses them without checking again. A
 // copy (`{ ...decoded, headers }`) is not in it and is decoded again, which a decoded value survives.
 const decoded = new WeakSet<CheckedOptions>()
 
-/** The decoded options, marked as such. One literal, in one order: they all share one hidden class. */
-const checked = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): CheckedOptions => {
-  const options: CheckedOptions = {
-    openTimeout: fields.openTimeout,
-    closeTimeout: fields.closeTimeout,
-    inboundCapacity: fields.inboundCapacity,
-    inboundBytes: fields.inboundBytes,
-    writeHighWaterMark: fields.writeHighWaterMark,
-    maxMessageSize: fields.maxMessageSize,
-    protocols: fields.protocols,
-    headers,
-    tls: fields.tls,
-    maxPayload: fields.maxPayload,
-    perMessageDeflate: fields.perMessageDeflate
-  }
+/** Every option its default, no headers: shared by every connection and client without options. */
+const DEFAULT_CONNECTION: CheckedOptions = Object.freeze({ ...CONNECTION })
+decoded.add(DEFAULT_CONNECTION)
+
+/** The decoded options, marked as such; the shared defaults object when every field is a default (`connection: {}` from Config). */
+const toChecked = (options: CheckedOptions): CheckedOptions => {
+  if (allDefault(options, CONNECTION)) return DEFAULT_CONNECTION
   decoded.add(options)
   return options
 }
 
-const DEFAULT_CONNECTION: CheckedOptions = Object.freeze(checked(defaultsOf(connectionFields), NO_HEADERS))
-
-/** The decoded options; the shared defaults object when every field is a default (`connection: {}` from Config). */
-const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): CheckedOptions =>
-  headers === NO_HEADERS && allDefault(connectionFields, fields) ? DEFAULT_CONNECTION : checked(fields, headers)
-
-const connectionOptionsFields = struct({ ...connectionFields, headers: [headers, NO_HEADERS] } satisfies Fields)
+const connectionFields = struct<CheckedOptions>({ ...connectionChecks, headers }, CONNECTION)
 
 /** `Connection.Options` -> `CheckedOptions`. */
-const connectionOptions: Check<CheckedOptions> = (input, transport) => {
-  const fields = connectionOptionsFields(input, transport)
-  return toChecked(fields, fields.headers)
-}
+const connectionOptions: Check<CheckedOptions> = (input, transport) => toChecked(connectionFields(input, transport))
 
-const heartbeatFields = {
-  interval: [positiveDuration, Duration.seconds(20)],
-  timeout: [positiveDuration, Duration.seconds(10)],
-  message: [message],
-  isPong: [fn as Check<(message: Message) => boolean>]
-} satisfies Fields
-type DecodedHeartbeat = StructType<typeof heartbeatFields>
-const DEFAULT_HEARTBEAT: DecodedHeartbeat = Object.freeze(defaultsOf(heartbeatFields))
+interface DecodedHeartbeat extends HeartbeatOptions {
+  readonly isPong: ((message: Message) => boolean) | undefined
+}
+const DEFAULT_HEARTBEAT: DecodedHeartbeat = Object.freeze({
+  interval: Duration.seconds(20),
+  timeout: Duration.seconds(10),
+  message: undefined,
+  isPong: undefined
+})
 const NO_HEARTBEAT: DecodedHeartbeat = Object.freeze({ ...DEFAULT_HEARTBEAT })
-const heartbeatStruct = struct(heartbeatFields)
+const heartbeatFields = struct<DecodedHeartbeat>({
+  interval: positiveDuration,
+  timeout: positiveDuration,
+  message,
+  isPong: fn
+}, DEFAULT_HEARTBEAT)
 
 /** `false` (none), or the heartbeat's options: the shared defaults when every one is a default. */
 const heartbeat: Check<DecodedHeartbeat> = (input, transport) => {
   if (input === false) return NO_HEARTBEAT
   if (!isRecord(input)) fail("must be an object or false")
-  const fields = heartbeatStruct(input, transport)
-  return allDefault(heartbeatFields, fields) ? DEFAULT_HEARTBEAT : fields
+  const fields = heartbeatFields(input, transport)
+  return allDefault(fields, DEFAULT_HEARTBEAT) ? DEFAULT_HEARTBEAT : fields
 }
 
-const outboxFields = {
-  capacity: [count, DEFAULT_OUTBOX_CAPACITY],
-  maxBytes: [count, DEFAULT_OUTBOX_BYTES],
-  overflow: [oneOf<Overflow>("fail", "dropOldest", "suspend"), "fail"]
-} satisfies Fields
+interface DecodedOutbox {
+  readonly capacity: number
+  readonly maxBytes: number
+  readonly overflow: Overflow
+}
+const DEFAULT_OUTBOX: DecodedOutbox = {
+  capacity: DEFAULT_OUTBOX_CAPACITY,
+  maxBytes: DEFAULT_OUTBOX_BYTES,
+  overflow: "fail"
+}
+
+/** `Client.Options` decoded, before they become `ClientSettings`. */
+interface ClientFields extends
+  Pick<
+    ClientSettings,
+    | "shouldRetry"
+    | "minUptime"
+    | "onOpen"
+    | "onOpenTimeout"
+    | "minRetryDelay"
+    | "eventsCapacity"
+    | "strategy"
+    | "returnToPrimary"
+    | "whenSuspended"
+  >
+{
+  readonly url: ReadonlyArray<Endpoint>
+  readonly headers: HeadersEffect | Readonly<Record<string, string>> | undefined
+  readonly connection: CheckedOptions | undefined
+  readonly retry: ClientSettings["schedule"]
+  readonly outbox: DecodedOutbox
+  readonly heartbeat: DecodedHeartbeat
+}
+
+/** What each Client option is when absent; `url` has no default: it is required. */
+export const CLIENT_DEFAULTS: Omit<ClientFields, "url"> = {
+  headers: undefined,
+  connection: undefined,
+  retry: defaultSchedule,
+  shouldRetry: isRetryable,
+  minUptime: Duration.seconds(5),
+  outbox: DEFAULT_OUTBOX,
+  onOpen: undefined,
+  onOpenTimeout: Duration.seconds(10),
+  minRetryDelay: 100,
+  heartbeat: DEFAULT_HEARTBEAT,
+  eventsCapacity: 64,
+  strategy: "roundRobin",
+  returnToPrimary: undefined,
+  whenSuspended: "queue"
+}
 
 /** `Client.Options`, field by field, in `Client.Options` order: the first bad one is reported. */
-const clientFields = {
-  url: [Url, undefined, true],
-  headers: [clientHeaders],
-  connection: [struct(connectionFields)],
-  retry: [retry, defaultSchedule],
-  shouldRetry: [fn as Check<(error: ClientError) => boolean>, isRetryable],
-  minUptime: [positiveDuration, Duration.seconds(5)],
-  outbox: [struct(outboxFields), Object.freeze(defaultsOf(outboxFields))],
-  onOpen: [fn as Check<NonNullable<ClientSettings["onOpen"]>>],
-  onOpenTimeout: [positiveDuration, Duration.seconds(10)],
-  minRetryDelay: [minRetryDelay, 100],
-  heartbeat: [heartbeat, DEFAULT_HEARTBEAT],
-  eventsCapacity: [count, 64],
-  strategy: [oneOf<Strategy>("ordered", "roundRobin", "random"), "roundRobin"],
-  returnToPrimary: [positiveDuration],
-  whenSuspended: [oneOf<WhenSuspended>("queue", "failFast"), "queue"]
-} satisfies Fields
-const clientStruct = struct(clientFields)
+const clientFields = struct<ClientFields>({
+  url: Url,
+  headers: clientHeaders,
+  connection: struct<CheckedOptions>(connectionChecks, CONNECTION),
+  retry,
+  shouldRetry: fn,
+  minUptime: positiveDuration,
+  outbox: struct<DecodedOutbox>({
+    capacity: count,
+    maxBytes: count,
+    overflow: oneOf("fail", "dropOldest", "suspend")
+  }, DEFAULT_OUTBOX),
+  onOpen: fn,
+  onOpenTimeout: positiveDuration,
+  minRetryDelay,
+  heartbeat,
+  eventsCapacity: count,
+  strategy: oneOf("ordered", "roundRobin", "random"),
+  returnToPrimary: positiveDuration,
+  whenSuspended: oneOf("queue", "failFast")
+}, CLIENT_DEFAULTS)
 
-export const toSettings = (fields: StructType<typeof clientFields>): ClientSettings => {
+export const toSettings = (fields: ClientFields): ClientSettings => {
   const headers = fields.headers
-  const fixed = headers === undefined || Effect.isEffect(headers)
-    ? undefined
-    : headers as Readonly<Record<string, string>>
+  const effect = Effect.isEffect(headers) ? headers as HeadersEffect : undefined
   const heartbeat = fields.heartbeat === NO_HEARTBEAT ? undefined : fields.heartbeat
   // One literal, in one order: every client's settings share one hidden class.
   return {
     endpoints: fields.url,
-    connection: fields.connection === undefined
-      ? (fixed === undefined ? DEFAULT_CONNECTION : toChecked(DEFAULT_CONNECTION, fixed))
-      : toChecked(fields.connection, fixed ?? NO_HEADERS),
-    headers: headers !== undefined && Effect.isEffect(headers) ? headers as HeadersEffect : undefined,
+    // Fixed headers are checked into the connection options; an Effect's are read at each attempt.
+    connection: toChecked({
+      ...(fields.connection ?? CONNECTION),
+      headers: headers === undefined || effect !== undefined ? NO_HEADERS : headers as Readonly<Record<string, string>>
+    }),
+    headers: effect,
     schedule: fields.retry,
     shouldRetry: fields.shouldRetry,
     minUptime: fields.minUptime,
@@ -467,9 +506,6 @@ export const toSettings = (fields: StructType<typeof clientFields>): ClientSetti
   }
 }
 
-/** What each Client option is when absent. */
-export const CLIENT_DEFAULTS = defaultsOf(clientFields)
-
 /**
  * Shortcuts the Node transport installs where it is loaded (`urlOnlySettings.ts`): `{ url }`
  * alone, the common case (and the connect benchmark's), decoded without the checks, its settings
@@ -483,9 +519,9 @@ export const shortcuts: {
 
 /** `Client.Options` -> `ClientSettings`. */
 const clientOptions: Check<ClientSettings> = (input, transport) => {
-  const fields = clientStruct(input, transport)
+  const fields = clientFields(input, transport)
   // A connection option at the top level (TypeScript refuses it; untyped code had it ignored).
-  for (const name in connectionFields) {
+  for (const name in connectionChecks) {
     if ((input as Record<string, unknown>)[name] !== undefined) {
       fail(`a connection option: put it under connection (connection.${name})`, name)
     }
