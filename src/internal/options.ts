@@ -110,7 +110,12 @@ export interface ClientSettings {
  * wrong type` below it). Each group a problem passes through puts its field's name in front.
  */
 class Problem {
-  constructor(readonly message: string | undefined, readonly path: Array<string>) {}
+  declare readonly message: string | undefined
+  declare readonly path: Array<string>
+  constructor(message: string | undefined, path: Array<string>) {
+    this.message = message
+    this.path = path
+  }
 }
 
 /** Throws the problem: `message` (undefined: not an object), at `path` below the value checked. */
@@ -127,6 +132,9 @@ export const attempt = <A, E>(run: () => A, onProblem: (problem: Problem) => E):
     throw error
   }
 }
+
+/** The detail of `ConnectError InvalidOptions`: the problem, then what to do. */
+const withHint = (problem: string): string => `${problem}; ${INVALID_OPTIONS_HINT}`
 
 /** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
 const formatProblem = ({ message, path }: Problem): string =>
@@ -166,16 +174,18 @@ const count = positiveInteger()
 const bytes = positiveInteger("bytes")
 
 const protocols: Check<ReadonlyArray<string>> = (input) => {
-  if (typeof input !== "string" && !Array.isArray(input)) fail("must be a string or an array of strings")
-  const list: ReadonlyArray<unknown> = typeof input === "string" ? [input] : [...(input as ReadonlyArray<unknown>)]
-  const seen = new Set<string>()
-  for (const protocol of list) {
+  // A copy: the list is the caller's, who may change it later.
+  const list: Array<unknown> = typeof input === "string"
+    ? [input]
+    : Array.isArray(input)
+    ? [...input]
+    : fail("must be a string or an array of strings")
+  list.forEach((protocol, index) => {
     if (typeof protocol !== "string" || !isValidSubprotocol(protocol)) {
       fail(`${JSON.stringify(protocol)} is not a valid subprotocol name (RFC 6455 token)`)
     }
-    if (seen.has(protocol as string)) fail(`"${protocol}" is offered twice`)
-    seen.add(protocol as string)
-  }
+    if (list.indexOf(protocol) < index) fail(`"${protocol}" is offered twice`)
+  })
   return list.length === 0 ? NO_PROTOCOLS : list as ReadonlyArray<string>
 }
 
@@ -474,7 +484,8 @@ const clientFields = struct<ClientFields>({
   whenSuspended: oneOf("queue", "failFast")
 }, CLIENT_DEFAULTS)
 
-export const toSettings = (fields: ClientFields): ClientSettings => {
+/** The settings of decoded options; `invalid`: why they cannot work (then they are the defaults). */
+export const toSettings = (fields: ClientFields, invalid?: string): ClientSettings => {
   const headers = fields.headers
   const effect = Effect.isEffect(headers) ? headers as HeadersEffect : undefined
   const heartbeat = fields.heartbeat === NO_HEARTBEAT ? undefined : fields.heartbeat
@@ -502,7 +513,7 @@ export const toSettings = (fields: ClientFields): ClientSettings => {
     strategy: fields.strategy,
     returnToPrimary: fields.returnToPrimary,
     whenSuspended: fields.whenSuspended,
-    invalid: undefined
+    invalid
   }
 }
 
@@ -581,8 +592,7 @@ export const clientSettings = (options: ClientOptions, transport?: OptionChecks)
     ? [url as Endpoint]
     : []
   // The defaults, without a heartbeat: the client never connects.
-  const settings = toSettings({ ...CLIENT_DEFAULTS, url: endpoints, heartbeat: NO_HEARTBEAT })
-  return { ...settings, invalid: `${result.left}; ${INVALID_OPTIONS_HINT}` }
+  return toSettings({ ...CLIENT_DEFAULTS, url: endpoints, heartbeat: NO_HEARTBEAT }, withHint(result.left))
 }
 
 /**
@@ -596,24 +606,19 @@ export const resolveOptions = (
 ): Effect.Effect<CheckedOptions, ConnectError, Transport> =>
   Effect.flatMap(Transport, (transport) => {
     const checks = optionChecksOf(transport)
-    let checked: CheckedOptions
-    if (decoded.has(options as CheckedOptions)) checked = options as CheckedOptions
-    else {
-      const result = decodeConnectOptions(options, checks)
-      if (Either.isLeft(result)) {
-        return Effect.fail(
-          new ConnectError(
-            { reason: "InvalidOptions", url, detail: `${result.left}; ${INVALID_OPTIONS_HINT}` }
-          )
-        )
-      }
-      checked = result.right
+    const result = decoded.has(options as CheckedOptions)
+      ? Either.right(options as CheckedOptions)
+      : decodeConnectOptions(options, checks)
+    if (Either.isLeft(result)) {
+      return Effect.fail(new ConnectError({ reason: "InvalidOptions", url, detail: withHint(result.left) }))
     }
+    const checked = result.right
     const tls = checked.tls
-    if (tls === undefined || checks === undefined) return Effect.succeed(checked)
     // What was given: the user's object (a Connection decodes its options at every call), or the
     // decoded one, which copies of decoded options (headers from an Effect) share.
-    return Effect.as(checks.onTls(url, tls, options.tls ?? tls), checked)
+    return tls === undefined || checks === undefined
+      ? Effect.succeed(checked)
+      : Effect.as(checks.onTls(url, tls, options.tls ?? tls), checked)
   })
 
 // ---------------------------------------------------------------------------------------------
