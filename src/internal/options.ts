@@ -291,13 +291,17 @@ const message: Check<Message> = is(
  * and does not check. Other keys are ignored. (What `Schema.Struct` with `optional` /
  * `optionalWith({ default })` did.)
  */
-const struct = <A>(checks: { readonly [K in keyof A]?: Check<A[K]> }, defaults: Partial<A>): Check<A> =>
+const struct = <A>(
+  checks: { readonly [K in keyof A]?: Check<A[K]> },
+  defaults: Partial<A>,
+  requiredName?: keyof A
+): Check<A> =>
 (input, transport) => {
   if (!isRecord(input)) fail()
   const output: Record<string, unknown> = { ...defaults }
   for (const name in checks) {
     const present = Object.hasOwn(input as object, name)
-    const required = !(name in defaults)
+    const required = name === requiredName
     const value = present || required ? (input as Record<string, unknown>)[name] : undefined
     if (value === undefined && !required) continue
     try {
@@ -426,38 +430,34 @@ interface ClientFields extends
     ClientSettings,
     | "shouldRetry"
     | "minUptime"
-    | "onOpen"
     | "onOpenTimeout"
     | "minRetryDelay"
     | "eventsCapacity"
     | "strategy"
-    | "returnToPrimary"
     | "whenSuspended"
   >
 {
   readonly url: ReadonlyArray<Endpoint>
-  readonly headers: HeadersEffect | Readonly<Record<string, string>> | undefined
-  readonly connection: CheckedOptions | undefined
+  readonly headers?: HeadersEffect | Readonly<Record<string, string>> | undefined
+  readonly connection?: CheckedOptions | undefined
+  readonly onOpen?: ClientSettings["onOpen"]
+  readonly returnToPrimary?: ClientSettings["returnToPrimary"]
   readonly retry: ClientSettings["schedule"]
   readonly outbox: DecodedOutbox
   readonly heartbeat: DecodedHeartbeat
 }
 
-/** What each Client option is when absent; `url` has no default: it is required. */
+/** What each Client option is when absent (those not here: undefined); `url` has no default: it is required. */
 export const CLIENT_DEFAULTS: Omit<ClientFields, "url"> = {
-  headers: undefined,
-  connection: undefined,
   retry: defaultSchedule,
   shouldRetry: isRetryable,
   minUptime: Duration.seconds(5),
   outbox: DEFAULT_OUTBOX,
-  onOpen: undefined,
   onOpenTimeout: Duration.seconds(10),
   minRetryDelay: 100,
   heartbeat: DEFAULT_HEARTBEAT,
   eventsCapacity: 64,
   strategy: "roundRobin",
-  returnToPrimary: undefined,
   whenSuspended: "queue"
 }
 
@@ -482,7 +482,7 @@ const clientFields = struct<ClientFields>({
   strategy: oneOf("ordered", "roundRobin", "random"),
   returnToPrimary: positiveDuration,
   whenSuspended: oneOf("queue", "failFast")
-}, CLIENT_DEFAULTS)
+}, CLIENT_DEFAULTS, "url")
 
 /** The settings of decoded options; `invalid`: why they cannot work (then they are the defaults). */
 export const toSettings = (fields: ClientFields, invalid?: string): ClientSettings => {
