@@ -105,21 +105,20 @@ export interface ClientSettings {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * What is wrong, and where: `path` leads from the value checked to the bad option (`tls.ca`); a
- * `message` undefined is a group that is not an object (`must be an object` at the top, `has the
- * wrong type` below it). Each group a problem passes through puts its field's name in front.
+ * What is wrong, and where: `path` leads from the value checked to the bad option (`tls.ca`; empty:
+ * the options themselves). Each group a problem passes through puts its field's name in front.
  */
 class Problem {
-  declare readonly message: string | undefined
+  declare readonly message: string
   declare readonly path: Array<string>
-  constructor(message: string | undefined, path: Array<string>) {
+  constructor(message: string, path: Array<string>) {
     this.message = message
     this.path = path
   }
 }
 
-/** Throws the problem: `message` (undefined: not an object), at `path` below the value checked. */
-const fail = (message?: string, ...path: Array<string>): never => {
+/** Throws the problem: `message`, at `path` below the value checked. */
+const fail = (message: string, ...path: Array<string>): never => {
   throw new Problem(message, path)
 }
 
@@ -138,9 +137,7 @@ const withHint = (problem: string): string => `${problem}; ${INVALID_OPTIONS_HIN
 
 /** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
 const formatProblem = ({ message, path }: Problem): string =>
-  path.length === 0
-    ? `options: ${message ?? "must be an object"}`
-    : `${path.join(".")}: ${message ?? "has the wrong type"}`
+  `${path.join(".") || "options"}: ${message}`
 
 /**
  * A check: what users wrote to what lifeline runs on; a problem is thrown (`fail`). `transport`:
@@ -297,7 +294,7 @@ const struct = <A>(
   requiredName?: keyof A
 ): Check<A> =>
 (input, transport) => {
-  if (!isRecord(input)) fail()
+  if (!isRecord(input)) fail("must be an object")
   const output: Record<string, unknown> = { ...defaults }
   for (const name in checks) {
     const present = Object.hasOwn(input as object, name)
@@ -635,7 +632,7 @@ const configKey = <A>(
     Config.mapOrFail((text) =>
       attempt(
         () => check(parse(text.trim()), undefined),
-        (problem) => ConfigError.InvalidData([], problem.message ?? "has the wrong type")
+        (problem) => ConfigError.InvalidData([], problem.message)
       )
     )
   )
