@@ -158,9 +158,14 @@ const isRecord = (input: unknown): input is Record<string, unknown> =>
 
 /** A finite duration above zero. */
 const positiveDuration: Check<Duration.Duration> = (input) => {
-  const value = Duration.decodeUnknown(input)
-  return Option.isSome(value) && Duration.isFinite(value.value) && Duration.greaterThan(value.value, Duration.zero)
-    ? value.value
+  let value: Duration.Duration | undefined
+  try {
+    value = Duration.decode(input as Duration.DurationInput)
+  } catch {
+    // Not a duration: the message below.
+  }
+  return value !== undefined && Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero)
+    ? value
     : fail("must be a finite duration above zero")
 }
 
