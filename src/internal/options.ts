@@ -99,7 +99,6 @@ export interface ClientSettings {
   readonly invalid: string | undefined
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Problems: thrown by a check, caught once (`attempt`), one line naming the first bad option
 // ---------------------------------------------------------------------------------------------
@@ -136,8 +135,7 @@ export const attempt = <A, E>(run: () => A, onProblem: (problem: Problem) => E):
 const withHint = (problem: string): string => `${problem}; ${INVALID_OPTIONS_HINT}`
 
 /** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
-const formatProblem = ({ message, path }: Problem): string =>
-  `${path.join(".") || "options"}: ${message}`
+const formatProblem = ({ message, path }: Problem): string => `${path.join(".") || "options"}: ${message}`
 
 /**
  * A check: what users wrote to what lifeline runs on; a problem is thrown (`fail`). `transport`:
@@ -171,7 +169,10 @@ const positiveDuration: Check<Duration.Duration> = (input) => {
 
 /** A safe integer above zero; `unit` is named in the message. */
 const positiveInteger = (unit?: string): Check<number> =>
-  is((input) => Number.isSafeInteger(input) && (input as number) > 0, `must be a positive integer${unit === undefined ? "" : ` (${unit})`}`)
+  is(
+    (input) => Number.isSafeInteger(input) && (input as number) > 0,
+    `must be a positive integer${unit === undefined ? "" : ` (${unit})`}`
+  )
 const count = positiveInteger()
 const bytes = positiveInteger("bytes")
 
@@ -287,25 +288,24 @@ const message: Check<Message> = is(
  * An object (not an array, not null) whose fields are checked in the order of `checks`: the
  * first problem is reported, its path starting with the field's name. The result is a copy of
  * `defaults` (one shape for every result: its keys, in its order) with the fields given checked
- * into it: a field that is absent (not an own key) or undefined keeps its default. A field without
- * a default (not a key of `defaults`) is required: it is read through the prototype too (a getter
- * on a class, as `Schema.Struct` read it), and is missing (`is required`) when it is not an own key
- * and does not check. Other keys are ignored. (What `Schema.Struct` with `optional` /
+ * into it: a field that is absent (not an own key) or undefined keeps its default (undefined when
+ * `defaults` has none). The `required` one is read through the prototype too (a getter on a class,
+ * as `Schema.Struct` read it), and is missing (`is required`) when it is not an own key and does
+ * not check. Other keys are ignored. (What `Schema.Struct` with `optional` /
  * `optionalWith({ default })` did.)
  */
 const struct = <A>(
   checks: { readonly [K in keyof A]?: Check<A[K]> },
   defaults: Partial<A>,
-  requiredName?: keyof A
+  required?: keyof A
 ): Check<A> =>
 (input, transport) => {
   if (!isRecord(input)) fail("must be an object")
   const output: Record<string, unknown> = { ...defaults }
   for (const name in checks) {
     const present = Object.hasOwn(input as object, name)
-    const required = name === requiredName
-    const value = present || required ? (input as Record<string, unknown>)[name] : undefined
-    if (value === undefined && !required) continue
+    const value = present || name === required ? (input as Record<string, unknown>)[name] : undefined
+    if (value === undefined && name !== required) continue
     try {
       output[name] = checks[name]!(value, transport)
     } catch (error) {
@@ -464,27 +464,31 @@ export const CLIENT_DEFAULTS: Omit<ClientFields, "url"> = {
 }
 
 /** `Client.Options`, field by field, in `Client.Options` order: the first bad one is reported. */
-const clientFields = struct<ClientFields>({
-  url: Url,
-  headers: clientHeaders,
-  connection: struct<CheckedOptions>(connectionChecks, CONNECTION),
-  retry,
-  shouldRetry: fn,
-  minUptime: positiveDuration,
-  outbox: struct<DecodedOutbox>({
-    capacity: count,
-    maxBytes: count,
-    overflow: oneOf("fail", "dropOldest", "suspend")
-  }, DEFAULT_OUTBOX),
-  onOpen: fn,
-  onOpenTimeout: positiveDuration,
-  minRetryDelay,
-  heartbeat,
-  eventsCapacity: count,
-  strategy: oneOf("ordered", "roundRobin", "random"),
-  returnToPrimary: positiveDuration,
-  whenSuspended: oneOf("queue", "failFast")
-}, CLIENT_DEFAULTS, "url")
+const clientFields = struct<ClientFields>(
+  {
+    url: Url,
+    headers: clientHeaders,
+    connection: struct<CheckedOptions>(connectionChecks, CONNECTION),
+    retry,
+    shouldRetry: fn,
+    minUptime: positiveDuration,
+    outbox: struct<DecodedOutbox>({
+      capacity: count,
+      maxBytes: count,
+      overflow: oneOf("fail", "dropOldest", "suspend")
+    }, DEFAULT_OUTBOX),
+    onOpen: fn,
+    onOpenTimeout: positiveDuration,
+    minRetryDelay,
+    heartbeat,
+    eventsCapacity: count,
+    strategy: oneOf("ordered", "roundRobin", "random"),
+    returnToPrimary: positiveDuration,
+    whenSuspended: oneOf("queue", "failFast")
+  },
+  CLIENT_DEFAULTS,
+  "url"
+)
 
 /** The settings of decoded options; `invalid`: why they cannot work (then they are the defaults). */
 export const toSettings = (fields: ClientFields, invalid?: string): ClientSettings => {
