@@ -6,11 +6,13 @@
  * one-line detail names the first bad option (`outbox.capacity: must be a positive integer`) and
  * never echoes a value that may be a secret (a header value, a private key).
  *
- * The checks are small functions (a leaf per option, `struct` for a group), not `effect/Schema`:
- * Schema and what it pulls in (fast-check, pure-rand) were about 80 % of lifeline's cost in a
- * browser bundle. They behave as the Schemas did: fields in declaration order, the first problem
- * reported with its path, an absent or undefined field takes its default, unknown keys ignored
- * (but a connection option at the top level of a Client's options is refused, with where it goes).
+ * The checks are small functions (a leaf per option) and tables of fields (`[check, default]`,
+ * walked by `struct`, one per group), not `effect/Schema`: Schema and what it pulls in
+ * (fast-check, pure-rand) were about 80 % of lifeline's cost in a browser bundle. They behave as
+ * the Schemas did: fields in declaration order, the first problem reported with its path, an
+ * absent or undefined field takes its default, unknown keys ignored (but a connection option at
+ * the top level of a Client's options is refused, with where it goes). A check returns the
+ * decoded value or throws a `Problem` (`fail`), which `attempt` catches once, at the top.
  *
  * The options only a transport reads (`headers`, `tls`) are checked by the Transport's
  * `checkOptions` (the Node transport's: `nodeOptions.ts`), in their place among the others, so
@@ -98,141 +100,116 @@ export interface ClientSettings {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Defaults: shared and frozen, never copied per client (idle memory per client is a benchmark target)
+// Problems: thrown by a check, caught once (`attempt`), one line naming the first bad option
 // ---------------------------------------------------------------------------------------------
 
-const DEFAULT_OPEN_TIMEOUT = Duration.seconds(10)
-/** Also a listener's made without options (tests). */
-export const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
-const DEFAULT_MAX_PAYLOAD = 100 * 1024 * 1024
-const DEFAULT_INBOUND_CAPACITY = 1024
-const DEFAULT_INBOUND_BYTES = 16 * 1024 * 1024
-const DEFAULT_WRITE_HIGH_WATER_MARK = 1024 * 1024
-const DEFAULT_MIN_UPTIME = Duration.seconds(5)
-const DEFAULT_HEARTBEAT_INTERVAL = Duration.seconds(20)
-const DEFAULT_HEARTBEAT_TIMEOUT = Duration.seconds(10)
-const DEFAULT_ON_OPEN_TIMEOUT = Duration.seconds(10)
-const DEFAULT_MIN_RETRY_DELAY = 100
-export const DEFAULT_OUTBOX_CAPACITY = 1024
-export const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
-const DEFAULT_EVENTS_CAPACITY = 64
-
-const NO_PROTOCOLS: ReadonlyArray<string> = Object.freeze([])
-const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
-
-// Decoded connection options, by identity: `resolveOptions` uses them without checking again. A
-// copy (`{ ...decoded, headers }`) is not in it and is decoded again, which a decoded value survives.
-const decoded = new WeakSet<CheckedOptions>()
-const markDecoded = <A extends CheckedOptions>(options: A): A => {
-  decoded.add(options)
-  return options
+/**
+ * What is wrong, and where: `path` leads from the value checked to the bad option (`tls.ca`; empty:
+ * the options themselves). Each group a problem passes through puts its field's name in front.
+ */
+class Problem {
+  declare readonly message: string
+  declare readonly path: Array<string>
+  constructor(message: string, path: Array<string>) {
+    this.message = message
+    this.path = path
+  }
 }
 
-const DEFAULT_CONNECTION: CheckedOptions = markDecoded(Object.freeze({
-  openTimeout: DEFAULT_OPEN_TIMEOUT,
-  closeTimeout: DEFAULT_CLOSE_TIMEOUT,
-  inboundCapacity: DEFAULT_INBOUND_CAPACITY,
-  inboundBytes: DEFAULT_INBOUND_BYTES,
-  writeHighWaterMark: DEFAULT_WRITE_HIGH_WATER_MARK,
-  maxMessageSize: undefined,
-  protocols: NO_PROTOCOLS,
-  headers: NO_HEADERS,
-  tls: undefined,
-  maxPayload: DEFAULT_MAX_PAYLOAD,
-  perMessageDeflate: true
-}))
-
-interface DecodedHeartbeat extends HeartbeatOptions {
-  readonly isPong: ((message: Message) => boolean) | undefined
+/** Throws the problem: `message`, at `path` below the value checked. */
+const fail = (message: string, ...path: Array<string>): never => {
+  throw new Problem(message, path)
 }
-const DEFAULT_HEARTBEAT: DecodedHeartbeat = Object.freeze({
-  interval: DEFAULT_HEARTBEAT_INTERVAL,
-  timeout: DEFAULT_HEARTBEAT_TIMEOUT,
-  message: undefined,
-  isPong: undefined
-})
-const NO_HEARTBEAT: DecodedHeartbeat = Object.freeze({ ...DEFAULT_HEARTBEAT })
 
-interface DecodedOutbox {
-  readonly capacity: number
-  readonly maxBytes: number
-  readonly overflow: Overflow
+/** `run`'s value, or `onProblem`'s when a check in it fails; any other throw goes on. */
+export const attempt = <A, E>(run: () => A, onProblem: (problem: Problem) => E): Either.Either<A, E> => {
+  try {
+    return Either.right(run())
+  } catch (error) {
+    if (error instanceof Problem) return Either.left(onProblem(error))
+    throw error
+  }
 }
-const DEFAULT_OUTBOX: DecodedOutbox = Object.freeze({
-  capacity: DEFAULT_OUTBOX_CAPACITY,
-  maxBytes: DEFAULT_OUTBOX_BYTES,
-  overflow: "fail"
-})
+
+/** The detail of `ConnectError InvalidOptions`: the problem, then what to do. */
+const withHint = (problem: string): string => `${problem}; ${INVALID_OPTIONS_HINT}`
+
+/** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
+const formatProblem = ({ message, path }: Problem): string => `${path.join(".") || "options"}: ${message}`
+
+/**
+ * A check: what users wrote to what lifeline runs on; a problem is thrown (`fail`). `transport`:
+ * the Transport's checks of the options only it reads (`headers`, `tls`), passed down to them.
+ */
+type Check<A> = (input: unknown, transport?: OptionChecks) => A
 
 // ---------------------------------------------------------------------------------------------
 // Leaves: one check per option, its message naming what is wrong without echoing the value
 // ---------------------------------------------------------------------------------------------
 
-/**
- * What is wrong, and where: `path` leads from the value checked to the bad option (`tls.ca`); a
- * `message` undefined is a group that is not an object (`must be an object` at the top, `has the
- * wrong type` below it).
- */
-interface Problem {
-  readonly path: ReadonlyArray<string>
-  readonly message: string | undefined
-}
-const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, Problem> =>
-  Either.left({ path, message })
+/** The input itself when `test` holds, else `message`. */
+const is = <A>(test: (input: unknown) => boolean, message: string): Check<A> => (input) =>
+  test(input) ? input as A : fail(message)
 
-/**
- * A check: what users wrote to what lifeline runs on, or the problem. `transport`: the
- * Transport's checks of the options only it reads (`headers`, `tls`), passed down to them.
- */
-type Check<A> = (input: unknown, transport: OptionChecks | undefined) => Either.Either<A, Problem>
-
-const decodeDuration = (input: unknown): Option.Option<Duration.Duration> =>
-  Option.filter(
-    Duration.decodeUnknown(input),
-    (value) => Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero)
-  )
+const isRecord = (input: unknown): input is Record<string, unknown> =>
+  typeof input === "object" && input !== null && !Array.isArray(input)
 
 /** A finite duration above zero. */
-const PositiveDuration: Check<Duration.Duration> = (input) => {
-  const value = decodeDuration(input)
-  return Option.isSome(value) ? Either.right(value.value) : problem("must be a finite duration above zero")
+const positiveDuration: Check<Duration.Duration> = (input) => {
+  let value: Duration.Duration | undefined
+  try {
+    value = Duration.decode(input as Duration.DurationInput)
+  } catch {
+    // Not a duration: the message below.
+  }
+  return value !== undefined && Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero)
+    ? value
+    : fail("must be a finite duration above zero")
 }
 
 /** A safe integer above zero; `unit` is named in the message. */
-const positiveInteger = (unit?: string): Check<number> => (input) =>
-  typeof input === "number" && Number.isSafeInteger(input) && input > 0
-    ? Either.right(input)
-    : problem(`must be a positive integer${unit === undefined ? "" : ` (${unit})`}`)
+const positiveInteger = (unit?: string): Check<number> =>
+  is(
+    (input) => Number.isSafeInteger(input) && (input as number) > 0,
+    `must be a positive integer${unit === undefined ? "" : ` (${unit})`}`
+  )
+const count = positiveInteger()
+const bytes = positiveInteger("bytes")
 
-const Protocols: Check<ReadonlyArray<string>> = (input) => {
-  if (typeof input !== "string" && !Array.isArray(input)) return problem("must be a string or an array of strings")
-  const protocols: ReadonlyArray<unknown> = typeof input === "string" ? [input] : [...(input as ReadonlyArray<unknown>)]
-  const seen = new Set<string>()
-  for (const protocol of protocols) {
+const protocols: Check<ReadonlyArray<string>> = (input) => {
+  // A copy: the list is the caller's, who may change it later.
+  const list: Array<unknown> = typeof input === "string"
+    ? [input]
+    : Array.isArray(input)
+    ? [...input]
+    : fail("must be a string or an array of strings")
+  list.forEach((protocol, index) => {
     if (typeof protocol !== "string" || !isValidSubprotocol(protocol)) {
-      return problem(`${JSON.stringify(protocol)} is not a valid subprotocol name (RFC 6455 token)`)
+      fail(`${JSON.stringify(protocol)} is not a valid subprotocol name (RFC 6455 token)`)
     }
-    if (seen.has(protocol)) return problem(`"${protocol}" is offered twice`)
-    seen.add(protocol)
-  }
-  return Either.right(protocols.length === 0 ? NO_PROTOCOLS : protocols as ReadonlyArray<string>)
+    if (list.indexOf(protocol) < index) fail(`"${protocol}" is offered twice`)
+  })
+  return list.length === 0 ? NO_PROTOCOLS : list as ReadonlyArray<string>
 }
+
+/** A transport check's value, or its problem thrown. */
+const fromTransport = <A>(result: Either.Either<A, OptionProblem>): A =>
+  Either.isRight(result) ? result.right : fail(result.left.message, ...result.left.path)
 
 /**
  * `headers`: the transport's to check and read (Redacted values); none for a transport that does
  * not send them (browsers). No headers are the shared empty record.
  */
-const Headers: Check<Readonly<Record<string, string>>> = (input, transport) => {
-  if (transport === undefined) return Either.right(NO_HEADERS)
-  return Either.map(transport.headers(input), (headers) => {
-    for (const _ in headers) return headers
-    return NO_HEADERS
-  })
+const headers: Check<Readonly<Record<string, string>>> = (input, transport) => {
+  if (transport === undefined) return NO_HEADERS
+  const checked = fromTransport(transport.headers(input))
+  for (const _ in checked) return checked
+  return NO_HEADERS
 }
 
 /** `tls`: the transport's to check and copy; undefined for a transport that does not read it (browsers). */
-const Tls: Check<Redacted.Redacted<TlsOptions> | undefined> = (input, transport) =>
-  transport === undefined ? Either.right(undefined) : transport.tls(input)
+const tls: Check<Redacted.Redacted<TlsOptions> | undefined> = (input, transport) =>
+  transport === undefined ? undefined : fromTransport(transport.tls(input))
 
 // A Node transport without `checkOptions` (a wrapper that built its own object rather than
 // `{ ...inner, open }`) would send no headers and no tls, silently (no Authorization; a CA that is
@@ -253,224 +230,280 @@ const notPassedOn: OptionChecks = {
 export const optionChecksOf = (transport: Transport): OptionChecks | undefined =>
   transport.checkOptions ?? (transport.platform === "node" ? notPassedOn : undefined)
 
-const isFunction = (input: unknown): input is (...args: ReadonlyArray<never>) => unknown => typeof input === "function"
-
-/** A function, passed through unchecked beyond that. */
-const fn = <F>(): Check<F> => (input) => isFunction(input) ? Either.right(input as F) : problem("must be a function")
+/** A function, passed through unchecked beyond that (typed where it is used). */
+const fn: Check<never> = is((input) => typeof input === "function", "must be a function")
 
 /** A Schedule, passed through; `Reconnect.exponentialBackoff` records why its own options cannot work. */
-const Retry: Check<Schedule.Schedule<unknown, ClientError>> = (input) => {
-  if (typeof input !== "object" || input === null || typeof (input as { step?: unknown }).step !== "function") {
-    return problem("must be a Schedule")
-  }
+const retry: Check<Schedule.Schedule<unknown, ClientError>> = (input) => {
   const schedule = input as Schedule.Schedule<unknown, ClientError>
+  if (typeof input !== "object" || input === null || typeof (input as { step?: unknown }).step !== "function") {
+    fail("must be a Schedule")
+  }
   const reason = invalidScheduleReason(schedule)
-  return reason === undefined ? Either.right(schedule) : problem(reason)
+  return reason === undefined ? schedule : fail(reason)
 }
 
 export type Endpoint = string | URL | Effect.Effect<string>
 const isEndpoint = (input: unknown): input is string | URL => typeof input === "string" || input instanceof URL
+const NOT_AN_ENDPOINT = "must be a URL, an Effect of one, or a list of URLs"
 
 /** One endpoint or several, as a list; each URL is parsed at its attempt (an Effect's only then). */
 export const Url: Check<ReadonlyArray<Endpoint>> = (input) => {
-  if (isEndpoint(input) || Effect.isEffect(input)) return Either.right([input as Endpoint])
-  if (!Array.isArray(input)) return problem("must be a URL, an Effect of one, or a list of URLs")
-  if (input.length === 0) return problem("give at least one endpoint")
-  if (!input.every(isEndpoint)) return problem("must be a URL, an Effect of one, or a list of URLs")
+  if (isEndpoint(input) || Effect.isEffect(input)) return [input as Endpoint]
+  if (!Array.isArray(input)) fail(NOT_AN_ENDPOINT)
+  if ((input as Array<unknown>).length === 0) fail("give at least one endpoint")
   // A copy: the list is the caller's, who may change it later (an attempt read an emptied one).
-  return Either.right(input.slice() as ReadonlyArray<Endpoint>)
+  return (input as Array<unknown>).every(isEndpoint) ? (input as Array<Endpoint>).slice() : fail(NOT_AN_ENDPOINT)
 }
 
 type HeadersEffect = NonNullable<ClientSettings["headers"]>
 /** The Client's headers: an Effect (run and checked at every attempt) or fixed ones, checked here once (by the transport). */
-const ClientHeaders: Check<HeadersEffect | Readonly<Record<string, string>>> = (input, transport) =>
-  Effect.isEffect(input) ? Either.right(input as HeadersEffect) : Headers(input, transport)
+const clientHeaders: Check<HeadersEffect | Readonly<Record<string, string>>> = (input, transport) =>
+  Effect.isEffect(input) ? input as HeadersEffect : headers(input, transport)
 
-const overflows: ReadonlyArray<string> = ["fail", "dropOldest", "suspend"]
 export type Strategy = "ordered" | "roundRobin" | "random"
 export type WhenSuspended = "queue" | "failFast"
 
-const oneOf = <A extends string>(values: ReadonlyArray<A>): Check<A> => (input) =>
-  typeof input === "string" && (values as ReadonlyArray<string>).includes(input)
-    ? Either.right(input as A)
-    : problem(`must be one of ${values.join(", ")}`)
-
-const StrategyCheck = oneOf<Strategy>(["ordered", "roundRobin", "random"])
-const WhenSuspendedCheck = oneOf<WhenSuspended>(["queue", "failFast"])
-const OverflowCheck = oneOf(overflows as ReadonlyArray<Overflow>)
+const oneOf = <A extends string>(...values: ReadonlyArray<A>): Check<A> =>
+  is((input) => values.includes(input as A), `must be one of ${values.join(", ")}`)
 
 /** Milliseconds, at least 1. */
-const MinRetryDelay: Check<number> = (input) => {
-  const value = decodeDuration(input)
-  if (Option.isNone(value)) return problem("must be a finite duration above zero")
-  const millis = Duration.toMillis(value.value)
-  return millis >= 1 ? Either.right(millis) : problem("must be at least 1 millisecond")
+const minRetryDelay: Check<number> = (input) => {
+  const millis = Duration.toMillis(positiveDuration(input))
+  return millis >= 1 ? millis : fail("must be at least 1 millisecond")
 }
 
-const Bool: Check<boolean> = (input) =>
-  typeof input === "boolean" ? Either.right(input) : problem("must be true or false")
+const bool: Check<boolean> = is((input) => typeof input === "boolean", "must be true or false")
 
-const Message: Check<Message> = (input) =>
-  typeof input === "string" || input instanceof Uint8Array ? Either.right(input) : problem("must be a string or bytes")
+const message: Check<Message> = is(
+  (input) => typeof input === "string" || input instanceof Uint8Array,
+  "must be a string or bytes"
+)
 
 // ---------------------------------------------------------------------------------------------
-// Groups: a struct of fields, checked in order
+// Groups: a table of checks and a table of defaults, walked by `struct`
 // ---------------------------------------------------------------------------------------------
-
-/** A field of a group: its check, and what it is when absent or undefined (a required one must be present). */
-interface Field<A> {
-  readonly check: Check<A>
-  readonly absent: A
-  readonly required: boolean
-}
-const withDefault = <A>(check: Check<A>, value: A): Field<A> => ({ check, absent: value, required: false })
-const optional = <A>(check: Check<A>): Field<A | undefined> => ({ check, absent: undefined, required: false })
-const required = <A>(check: Check<A>): Field<A> => ({ check, absent: undefined as never, required: true })
-
-type Fields = Readonly<Record<string, Field<unknown>>>
-type StructType<F extends Fields> = { readonly [K in keyof F]: F[K] extends Field<infer A> ? A : never }
-
-const NOT_AN_OBJECT: Either.Either<never, Problem> = Either.left({ path: [], message: undefined })
 
 /**
- * An object (not an array, not null) whose fields are checked in their declaration order: the
- * first problem is reported, its path starting with the field's name. A field that is absent
- * (not an own key) or undefined takes its default; a required one is read through the prototype
- * too, and is missing when it is not an own key and does not check. Other
- * keys are ignored. (What `Schema.Struct` with `optional` / `optionalWith({ default })` did.)
+ * An object (not an array, not null) whose fields are checked in the order of `checks`: the
+ * first problem is reported, its path starting with the field's name. The result is a copy of
+ * `defaults` (one shape for every result: its keys, in its order) with the fields given checked
+ * into it: a field that is absent (not an own key) or undefined keeps its default (undefined when
+ * `defaults` has none). The `required` one is read through the prototype too (a getter on a class,
+ * as `Schema.Struct` read it), and is missing (`is required`) when it is not an own key and does
+ * not check. Other keys are ignored. (What `Schema.Struct` with `optional` /
+ * `optionalWith({ default })` did.)
  */
-const struct = <F extends Fields>(fields: F): Check<StructType<F>> => (input, transport) => {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) return NOT_AN_OBJECT
-  const output: Record<string, unknown> = {}
-  for (const name in fields) {
-    const field = fields[name]!
-    const present = Object.prototype.hasOwnProperty.call(input, name)
-    // A required field is read through the prototype too (a getter on a class), as Schema.Struct
-    // read it; when it is not an own key and does not check, it is reported missing.
-    const value: unknown = present || field.required ? (input as Record<string, unknown>)[name] : undefined
-    if (value === undefined && !field.required) {
-      output[name] = field.absent
-      continue
+const struct = <A>(
+  checks: { readonly [K in keyof A]?: Check<A[K]> },
+  defaults: Partial<A>,
+  required?: keyof A
+): Check<A> =>
+(input, transport) => {
+  if (!isRecord(input)) fail("must be an object")
+  const output: Record<string, unknown> = { ...defaults }
+  for (const name in checks) {
+    const present = Object.hasOwn(input as object, name)
+    const value = present || name === required ? (input as Record<string, unknown>)[name] : undefined
+    if (value === undefined && name !== required) continue
+    try {
+      output[name] = checks[name]!(value, transport)
+    } catch (error) {
+      if (error instanceof Problem) {
+        if (!present) fail("is required", name)
+        error.path.unshift(name)
+      }
+      throw error
     }
-    const result = field.check(value, transport)
-    if (Either.isLeft(result)) {
-      if (!present) return problem("is required", [name])
-      return Either.left({ path: [name, ...result.left.path], message: result.left.message })
-    }
-    output[name] = result.right
   }
-  return Either.right(output as StructType<F>)
+  return output as A
 }
 
-// ---------------------------------------------------------------------------------------------
-// The options
-// ---------------------------------------------------------------------------------------------
-
-/** Every Connection option but `headers`: what a Client's `connection` takes. In `Connection.Options` order. */
-const connectionFields = {
-  protocols: withDefault(Protocols, NO_PROTOCOLS),
-  tls: optional(Tls),
-  openTimeout: withDefault(PositiveDuration, DEFAULT_OPEN_TIMEOUT),
-  closeTimeout: withDefault(PositiveDuration, DEFAULT_CLOSE_TIMEOUT),
-  maxPayload: withDefault(positiveInteger("bytes"), DEFAULT_MAX_PAYLOAD),
-  perMessageDeflate: withDefault(Bool, true),
-  inboundCapacity: withDefault(positiveInteger("frames"), DEFAULT_INBOUND_CAPACITY),
-  inboundBytes: withDefault(positiveInteger("bytes"), DEFAULT_INBOUND_BYTES),
-  writeHighWaterMark: withDefault(positiveInteger("bytes"), DEFAULT_WRITE_HIGH_WATER_MARK),
-  maxMessageSize: optional(positiveInteger("bytes"))
-}
-const ClientConnectionFields = struct(connectionFields)
-type ConnectionFields = StructType<typeof connectionFields>
-
-/** No headers, and every field its default (the very default values, which the checks keep by identity when absent). */
-const isDefault = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): boolean => {
-  if (headers !== NO_HEADERS) return false
-  for (const name in connectionFields) {
-    if (fields[name as keyof ConnectionFields] !== connectionFields[name as keyof ConnectionFields].absent) return false
-  }
+/** Every field of `value` is its default, the very default value (the checks keep it by identity when absent). */
+const allDefault = <A extends object>(value: A, defaults: A): boolean => {
+  for (const name in defaults) if (value[name] !== defaults[name]) return false
   return true
 }
 
-/** The decoded options; the shared defaults object when every field is a default (`connection: {}` from Config). */
-const toChecked = (fields: ConnectionFields, headers: Readonly<Record<string, string>>): CheckedOptions =>
-  isDefault(fields, headers) ? DEFAULT_CONNECTION : markDecoded({
-    openTimeout: fields.openTimeout,
-    closeTimeout: fields.closeTimeout,
-    inboundCapacity: fields.inboundCapacity,
-    inboundBytes: fields.inboundBytes,
-    writeHighWaterMark: fields.writeHighWaterMark,
-    maxMessageSize: fields.maxMessageSize,
-    protocols: fields.protocols,
-    headers,
-    tls: fields.tls,
-    maxPayload: fields.maxPayload,
-    perMessageDeflate: fields.perMessageDeflate
-  })
+// ---------------------------------------------------------------------------------------------
+// The options, and their defaults: written once, shared, never copied per client (idle memory
+// per client is a benchmark target)
+// ---------------------------------------------------------------------------------------------
 
-const ConnectionOptionsFields = struct({ ...connectionFields, headers: withDefault(Headers, NO_HEADERS) })
+/** Also a listener's made without options (tests). */
+export const DEFAULT_CLOSE_TIMEOUT = Duration.seconds(5)
+export const DEFAULT_OUTBOX_CAPACITY = 1024
+export const DEFAULT_OUTBOX_BYTES = 16 * 1024 * 1024
+
+const NO_PROTOCOLS: ReadonlyArray<string> = Object.freeze([])
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
+
+/**
+ * The connection options' defaults, in the order of `CheckedOptions`' one shape: every decoded
+ * options object is a copy of it (not frozen: a copy of a frozen object is a slower, larger one).
+ */
+const CONNECTION: CheckedOptions = {
+  openTimeout: Duration.seconds(10),
+  closeTimeout: DEFAULT_CLOSE_TIMEOUT,
+  inboundCapacity: 1024,
+  inboundBytes: 16 * 1024 * 1024,
+  writeHighWaterMark: 1024 * 1024,
+  maxMessageSize: undefined,
+  protocols: NO_PROTOCOLS,
+  headers: NO_HEADERS,
+  tls: undefined,
+  maxPayload: 100 * 1024 * 1024,
+  perMessageDeflate: true
+}
+
+/** Every Connection option but `headers`: what a Client's `connection` takes. In `Connection.Options` order. */
+const connectionChecks = {
+  protocols,
+  tls,
+  openTimeout: positiveDuration,
+  closeTimeout: positiveDuration,
+  maxPayload: bytes,
+  perMessageDeflate: bool,
+  inboundCapacity: positiveInteger("frames"),
+  inboundBytes: bytes,
+  writeHighWaterMark: bytes,
+  maxMessageSize: bytes
+}
+
+// Decoded connection options, by identity: `resolveOptions` uses them without checking again. A
+// copy (`{ ...decoded, headers }`) is not in it and is decoded again, which a decoded value survives.
+const decoded = new WeakSet<CheckedOptions>()
+
+/** Every option its default, no headers: shared by every connection and client without options. */
+const DEFAULT_CONNECTION: CheckedOptions = Object.freeze({ ...CONNECTION })
+decoded.add(DEFAULT_CONNECTION)
+
+/** The decoded options, marked as such; the shared defaults object when every field is a default (`connection: {}` from Config). */
+const toChecked = (options: CheckedOptions): CheckedOptions => {
+  if (allDefault(options, CONNECTION)) return DEFAULT_CONNECTION
+  decoded.add(options)
+  return options
+}
+
+const connectionFields = struct<CheckedOptions>({ ...connectionChecks, headers }, CONNECTION)
 
 /** `Connection.Options` -> `CheckedOptions`. */
-const ConnectionOptions: Check<CheckedOptions> = (input, transport) =>
-  Either.map(ConnectionOptionsFields(input, transport), (fields) => toChecked(fields, fields.headers))
+const connectionOptions: Check<CheckedOptions> = (input, transport) => toChecked(connectionFields(input, transport))
 
-const HeartbeatFields = struct({
-  interval: withDefault(PositiveDuration, DEFAULT_HEARTBEAT_INTERVAL),
-  timeout: withDefault(PositiveDuration, DEFAULT_HEARTBEAT_TIMEOUT),
-  message: optional(Message),
-  isPong: optional(fn<(message: Message) => boolean>())
+interface DecodedHeartbeat extends HeartbeatOptions {
+  readonly isPong: ((message: Message) => boolean) | undefined
+}
+const DEFAULT_HEARTBEAT: DecodedHeartbeat = Object.freeze({
+  interval: Duration.seconds(20),
+  timeout: Duration.seconds(10),
+  message: undefined,
+  isPong: undefined
 })
-const Heartbeat: Check<DecodedHeartbeat> = (input, transport) => {
-  if (input === false) return Either.right(NO_HEARTBEAT)
-  if (typeof input !== "object" || input === null || Array.isArray(input)) return problem("must be an object or false")
-  return Either.map(
-    HeartbeatFields(input, transport),
-    (fields) =>
-      fields.interval === DEFAULT_HEARTBEAT_INTERVAL && fields.timeout === DEFAULT_HEARTBEAT_TIMEOUT &&
-        fields.message === undefined && fields.isPong === undefined
-        ? DEFAULT_HEARTBEAT
-        : { interval: fields.interval, timeout: fields.timeout, message: fields.message, isPong: fields.isPong }
-  )
+const NO_HEARTBEAT: DecodedHeartbeat = Object.freeze({ ...DEFAULT_HEARTBEAT })
+const heartbeatFields = struct<DecodedHeartbeat>({
+  interval: positiveDuration,
+  timeout: positiveDuration,
+  message,
+  isPong: fn
+}, DEFAULT_HEARTBEAT)
+
+/** `false` (none), or the heartbeat's options: the shared defaults when every one is a default. */
+const heartbeat: Check<DecodedHeartbeat> = (input, transport) => {
+  if (input === false) return NO_HEARTBEAT
+  if (!isRecord(input)) fail("must be an object or false")
+  const fields = heartbeatFields(input, transport)
+  return allDefault(fields, DEFAULT_HEARTBEAT) ? DEFAULT_HEARTBEAT : fields
 }
 
-const OutboxFields = struct({
-  capacity: withDefault(positiveInteger(), DEFAULT_OUTBOX_CAPACITY),
-  maxBytes: withDefault(positiveInteger(), DEFAULT_OUTBOX_BYTES),
-  overflow: withDefault(OverflowCheck, "fail")
-})
+interface DecodedOutbox {
+  readonly capacity: number
+  readonly maxBytes: number
+  readonly overflow: Overflow
+}
+const DEFAULT_OUTBOX: DecodedOutbox = {
+  capacity: DEFAULT_OUTBOX_CAPACITY,
+  maxBytes: DEFAULT_OUTBOX_BYTES,
+  overflow: "fail"
+}
+
+/** `Client.Options` decoded, before they become `ClientSettings`. */
+interface ClientFields extends
+  Pick<
+    ClientSettings,
+    | "shouldRetry"
+    | "minUptime"
+    | "onOpenTimeout"
+    | "minRetryDelay"
+    | "eventsCapacity"
+    | "strategy"
+    | "whenSuspended"
+  >
+{
+  readonly url: ReadonlyArray<Endpoint>
+  readonly headers?: HeadersEffect | Readonly<Record<string, string>> | undefined
+  readonly connection?: CheckedOptions | undefined
+  readonly onOpen?: ClientSettings["onOpen"]
+  readonly returnToPrimary?: ClientSettings["returnToPrimary"]
+  readonly retry: ClientSettings["schedule"]
+  readonly outbox: DecodedOutbox
+  readonly heartbeat: DecodedHeartbeat
+}
+
+/** What each Client option is when absent (those not here: undefined); `url` has no default: it is required. */
+export const CLIENT_DEFAULTS: Omit<ClientFields, "url"> = {
+  retry: defaultSchedule,
+  shouldRetry: isRetryable,
+  minUptime: Duration.seconds(5),
+  outbox: DEFAULT_OUTBOX,
+  onOpenTimeout: Duration.seconds(10),
+  minRetryDelay: 100,
+  heartbeat: DEFAULT_HEARTBEAT,
+  eventsCapacity: 64,
+  strategy: "roundRobin",
+  whenSuspended: "queue"
+}
 
 /** `Client.Options`, field by field, in `Client.Options` order: the first bad one is reported. */
-const clientFields = {
-  url: required(Url),
-  headers: optional(ClientHeaders),
-  connection: optional(ClientConnectionFields),
-  retry: withDefault(Retry, defaultSchedule),
-  shouldRetry: withDefault(fn<(error: ClientError) => boolean>(), isRetryable),
-  minUptime: withDefault(PositiveDuration, DEFAULT_MIN_UPTIME),
-  outbox: withDefault(OutboxFields, DEFAULT_OUTBOX),
-  onOpen: optional(fn<NonNullable<ClientSettings["onOpen"]>>()),
-  onOpenTimeout: withDefault(PositiveDuration, DEFAULT_ON_OPEN_TIMEOUT),
-  minRetryDelay: withDefault(MinRetryDelay, DEFAULT_MIN_RETRY_DELAY),
-  heartbeat: withDefault(Heartbeat, DEFAULT_HEARTBEAT),
-  eventsCapacity: withDefault(positiveInteger(), DEFAULT_EVENTS_CAPACITY),
-  strategy: withDefault(StrategyCheck, "roundRobin"),
-  returnToPrimary: optional(PositiveDuration),
-  whenSuspended: withDefault(WhenSuspendedCheck, "queue")
-}
-const ClientFields = struct(clientFields)
+const clientFields = struct<ClientFields>(
+  {
+    url: Url,
+    headers: clientHeaders,
+    connection: struct<CheckedOptions>(connectionChecks, CONNECTION),
+    retry,
+    shouldRetry: fn,
+    minUptime: positiveDuration,
+    outbox: struct<DecodedOutbox>({
+      capacity: count,
+      maxBytes: count,
+      overflow: oneOf("fail", "dropOldest", "suspend")
+    }, DEFAULT_OUTBOX),
+    onOpen: fn,
+    onOpenTimeout: positiveDuration,
+    minRetryDelay,
+    heartbeat,
+    eventsCapacity: count,
+    strategy: oneOf("ordered", "roundRobin", "random"),
+    returnToPrimary: positiveDuration,
+    whenSuspended: oneOf("queue", "failFast")
+  },
+  CLIENT_DEFAULTS,
+  "url"
+)
 
-export const toSettings = (fields: StructType<typeof clientFields>): ClientSettings => {
+/** The settings of decoded options; `invalid`: why they cannot work (then they are the defaults). */
+export const toSettings = (fields: ClientFields, invalid?: string): ClientSettings => {
   const headers = fields.headers
-  const fixed = headers === undefined || Effect.isEffect(headers)
-    ? undefined
-    : headers as Readonly<Record<string, string>>
+  const effect = Effect.isEffect(headers) ? headers as HeadersEffect : undefined
   const heartbeat = fields.heartbeat === NO_HEARTBEAT ? undefined : fields.heartbeat
   // One literal, in one order: every client's settings share one hidden class.
   return {
     endpoints: fields.url,
-    connection: fields.connection === undefined
-      ? (fixed === undefined ? DEFAULT_CONNECTION : toChecked(DEFAULT_CONNECTION, fixed))
-      : toChecked(fields.connection, fixed ?? NO_HEADERS),
-    headers: headers !== undefined && Effect.isEffect(headers) ? headers as HeadersEffect : undefined,
+    // Fixed headers are checked into the connection options; an Effect's are read at each attempt.
+    connection: toChecked({
+      ...(fields.connection ?? CONNECTION),
+      headers: headers === undefined || effect !== undefined ? NO_HEADERS : headers as Readonly<Record<string, string>>
+    }),
+    headers: effect,
     schedule: fields.retry,
     shouldRetry: fields.shouldRetry,
     minUptime: fields.minUptime,
@@ -486,16 +519,9 @@ export const toSettings = (fields: StructType<typeof clientFields>): ClientSetti
     strategy: fields.strategy,
     returnToPrimary: fields.returnToPrimary,
     whenSuspended: fields.whenSuspended,
-    invalid: undefined
+    invalid
   }
 }
-
-/** What each Client option is when absent. */
-export const CLIENT_DEFAULTS = ((): StructType<typeof clientFields> => {
-  const defaults: Record<string, unknown> = {}
-  for (const name in clientFields) defaults[name] = clientFields[name as keyof typeof clientFields].absent
-  return defaults as StructType<typeof clientFields>
-})()
 
 /**
  * Shortcuts the Node transport installs where it is loaded (`urlOnlySettings.ts`): `{ url }`
@@ -509,32 +535,26 @@ export const shortcuts: {
 } = {}
 
 /** `Client.Options` -> `ClientSettings`. */
-const ClientOptionsCheck: Check<ClientSettings> = (input, transport) =>
-  Either.flatMap(ClientFields(input, transport), (fields) => {
-    // A connection option at the top level (TypeScript refuses it; untyped code had it ignored).
-    for (const name in connectionFields) {
-      if ((input as Record<string, unknown>)[name] !== undefined) {
-        return problem(`a connection option: put it under connection (connection.${name})`, [name])
-      }
+const clientOptions: Check<ClientSettings> = (input, transport) => {
+  const fields = clientFields(input, transport)
+  // A connection option at the top level (TypeScript refuses it; untyped code had it ignored).
+  for (const name in connectionChecks) {
+    if ((input as Record<string, unknown>)[name] !== undefined) {
+      fail(`a connection option: put it under connection (connection.${name})`, name)
     }
-    return Either.right(toSettings(fields))
-  })
+  }
+  return toSettings(fields)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Decoding: one line naming the first bad option, never a throw
 // ---------------------------------------------------------------------------------------------
 
-/** `outbox.capacity: must be a positive integer`: one line, the option's path first. */
-const formatProblem = ({ message, path }: Problem): string =>
-  path.length === 0
-    ? `options: ${message ?? "must be an object"}`
-    : `${path.join(".")}: ${message ?? "has the wrong type"}`
-
 /** How many times each kind of options was decoded, for the tests that check the Client decodes once. */
 export const decodeCounts = { connection: 0, client: 0 }
 
 const isEmptyObject = (input: unknown): boolean => {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) return false
+  if (!isRecord(input)) return false
   for (const _ in input) return false
   return true
 }
@@ -550,7 +570,7 @@ export const decodeConnectOptions = (
   decodeCounts.connection++
   // `connect(url)`, the common case (and the connect benchmark's): what the check would decode it to.
   if (isEmptyObject(options)) return Either.right(DEFAULT_CONNECTION)
-  return Either.mapLeft(ConnectionOptions(options, transport), formatProblem)
+  return attempt(() => connectionOptions(options, transport), formatProblem)
 }
 
 /** Decodes `Client.Options`; the Left is the detail of `InvalidOptions` (without the hint). `transport`: as above. */
@@ -561,7 +581,7 @@ export const decodeClientOptions = (
   decodeCounts.client++
   const urlOnly = shortcuts.urlOnly?.(options)
   if (urlOnly !== undefined) return Either.right(urlOnly)
-  return Either.mapLeft(ClientOptionsCheck(options, transport), formatProblem)
+  return attempt(() => clientOptions(options, transport), formatProblem)
 }
 
 /**
@@ -578,8 +598,7 @@ export const clientSettings = (options: ClientOptions, transport?: OptionChecks)
     ? [url as Endpoint]
     : []
   // The defaults, without a heartbeat: the client never connects.
-  const settings = toSettings({ ...CLIENT_DEFAULTS, url: endpoints, heartbeat: NO_HEARTBEAT })
-  return { ...settings, invalid: `${result.left}; ${INVALID_OPTIONS_HINT}` }
+  return toSettings({ ...CLIENT_DEFAULTS, url: endpoints, heartbeat: NO_HEARTBEAT }, withHint(result.left))
 }
 
 /**
@@ -593,24 +612,19 @@ export const resolveOptions = (
 ): Effect.Effect<CheckedOptions, ConnectError, Transport> =>
   Effect.flatMap(Transport, (transport) => {
     const checks = optionChecksOf(transport)
-    let checked: CheckedOptions
-    if (decoded.has(options as CheckedOptions)) checked = options as CheckedOptions
-    else {
-      const result = decodeConnectOptions(options, checks)
-      if (Either.isLeft(result)) {
-        return Effect.fail(
-          new ConnectError(
-            { reason: "InvalidOptions", url, detail: `${result.left}; ${INVALID_OPTIONS_HINT}` }
-          )
-        )
-      }
-      checked = result.right
+    const result = decoded.has(options as CheckedOptions)
+      ? Either.right(options as CheckedOptions)
+      : decodeConnectOptions(options, checks)
+    if (Either.isLeft(result)) {
+      return Effect.fail(new ConnectError({ reason: "InvalidOptions", url, detail: withHint(result.left) }))
     }
+    const checked = result.right
     const tls = checked.tls
-    if (tls === undefined || checks === undefined) return Effect.succeed(checked)
     // What was given: the user's object (a Connection decodes its options at every call), or the
     // decoded one, which copies of decoded options (headers from an Effect) share.
-    return Effect.as(checks.onTls(url, tls, options.tls ?? tls), checked)
+    return tls === undefined || checks === undefined
+      ? Effect.succeed(checked)
+      : Effect.as(checks.onTls(url, tls, options.tls ?? tls), checked)
   })
 
 // ---------------------------------------------------------------------------------------------
@@ -625,8 +639,10 @@ const configKey = <A>(
 ): Config.Config<A> =>
   Config.string(key).pipe(
     Config.mapOrFail((text) =>
-      Either.mapLeft(check(parse(text.trim()), undefined), (problem) =>
-        ConfigError.InvalidData([], problem.message ?? "has the wrong type"))
+      attempt(
+        () => check(parse(text.trim()), undefined),
+        (problem) => ConfigError.InvalidData([], problem.message)
+      )
     )
   )
 const integerText = (text: string): unknown => /^-?\d+$/.test(text) ? Number(text) : text
@@ -637,13 +653,13 @@ const some = <K extends string, A>(key: K, value: Option.Option<A>): { readonly 
 const makeClientConfig = (): Config.Config<ClientOptions> =>
   Config.all({
     url: Config.string("URL"),
-    openTimeout: Config.option(configKey("OPEN_TIMEOUT", PositiveDuration)),
-    closeTimeout: Config.option(configKey("CLOSE_TIMEOUT", PositiveDuration)),
-    retryBase: Config.option(configKey("RETRY_BASE", PositiveDuration)),
-    retryCap: Config.option(configKey("RETRY_CAP", PositiveDuration)),
-    heartbeatInterval: Config.option(configKey("HEARTBEAT_INTERVAL", PositiveDuration)),
-    heartbeatTimeout: Config.option(configKey("HEARTBEAT_TIMEOUT", PositiveDuration)),
-    outboxCapacity: Config.option(configKey("OUTBOX_CAPACITY", positiveInteger(), integerText))
+    openTimeout: Config.option(configKey("OPEN_TIMEOUT", positiveDuration)),
+    closeTimeout: Config.option(configKey("CLOSE_TIMEOUT", positiveDuration)),
+    retryBase: Config.option(configKey("RETRY_BASE", positiveDuration)),
+    retryCap: Config.option(configKey("RETRY_CAP", positiveDuration)),
+    heartbeatInterval: Config.option(configKey("HEARTBEAT_INTERVAL", positiveDuration)),
+    heartbeatTimeout: Config.option(configKey("HEARTBEAT_TIMEOUT", positiveDuration)),
+    outboxCapacity: Config.option(configKey("OUTBOX_CAPACITY", count, integerText))
   }).pipe(Config.map((read): ClientOptions => {
     const backoff: BackoffOptions = { ...some("base", read.retryBase), ...some("cap", read.retryCap) }
     return {

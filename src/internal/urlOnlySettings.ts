@@ -7,7 +7,7 @@
  */
 import * as Either from "effect/Either"
 import type { ClientSettings, Endpoint } from "./options.js"
-import { CLIENT_DEFAULTS, shortcuts, toSettings, Url } from "./options.js"
+import { attempt, CLIENT_DEFAULTS, shortcuts, toSettings, Url } from "./options.js"
 
 const hasOnlyUrl = (input: unknown): input is { readonly url: unknown } => {
   if (typeof input !== "object" || input === null) return false
@@ -32,7 +32,7 @@ const settingsOf = (url: ReadonlyArray<Endpoint>): ClientSettings => {
 
 const urlOnly = (options: unknown): ClientSettings | undefined => {
   if (!hasOnlyUrl(options)) return undefined
-  const url = Url(options.url, undefined)
+  const url = attempt(() => Url(options.url), () => undefined)
   return Either.isRight(url) ? settingsOf(url.right) : undefined
 }
 
