@@ -344,12 +344,20 @@ export class OpenWaiter extends TimedWait {
 export const closeCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
   Exit.isSuccess(exit) ? NORMAL_CLOSURE : GOING_AWAY
 
-/** A code and reason that the transport can send: invalid codes become 1000, long reasons are cut. */
+/**
+ * A code and reason that the transport can send: invalid codes become 1000, a reason that is not a
+ * string (untyped code: ws throws on null) becomes "", long reasons are cut between characters.
+ */
 export const sendableClose = (code: number, reason: string): readonly [number, string] => {
   const safeCode = isSendableCloseCode(code) ? code : NORMAL_CLOSURE
+  const given: unknown = reason
+  if (typeof given !== "string") return [safeCode, ""]
   if (utf8Length(reason) <= MAX_CLOSE_REASON_BYTES) return [safeCode, reason]
   let cut = reason.slice(0, MAX_CLOSE_REASON_BYTES)
   while (utf8Length(cut) > MAX_CLOSE_REASON_BYTES) cut = cut.slice(0, -1)
+  // Not between the halves of a surrogate pair (an emoji): the first half alone is sent as U+FFFD.
+  const last = cut.charCodeAt(cut.length - 1)
+  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1)
   return [safeCode, cut]
 }
 
