@@ -583,10 +583,12 @@ class LiveConnection implements Connection, OpenedConnection {
   }
 
   // Node: a send callback fires once everything before it was flushed, so one awaited send per
-  // chunk is the drain signal. Browsers call it at once, so poll bufferedAmount there.
+  // chunk is the drain signal. Browsers call it at once, so poll bufferedAmount there. A closed
+  // browser socket keeps its bufferedAmount (the standard's rule): not OPEN ends the wait (the
+  // next frame then fails NotOpen), or a sink whose peer died waited for good.
   private waitBelowHighWater(): Effect.Effect<void> {
     return Effect.suspend(() =>
-      this.socket.bufferedAmount() <= this.options.writeHighWaterMark
+      this.socket.bufferedAmount() <= this.options.writeHighWaterMark || this.socket.readyState() !== OPEN
         ? Effect.void
         : Effect.zipRight(Effect.sleep(Duration.millis(5)), this.waitBelowHighWater())
     )
