@@ -51,7 +51,9 @@ export interface Connection<In = Message, Out = Message, E = never> {
   /**
    * Hands one frame to the transport and returns at once, for pipelining. OPEN: queued for
    * writing; CLOSING / CLOSED: fails with `SendError NotOpen`. A later write error ends the
-   * connection and shows in `closed`. With a codec, encoded first, as `send`.
+   * connection and shows in `closed`. With a codec, encoded first, as `send`. Nothing bounds what
+   * a loop of writes leaves buffered in the process when the peer reads slower (`bufferedAmount`
+   * shows it): write a burst with `sink`, or `send` now and then.
    */
   readonly write: (data: Out) => Effect.Effect<void, SendError>
   /**
@@ -67,6 +69,10 @@ export interface Connection<In = Message, Out = Message, E = never> {
    * or `inboundBytes` bytes wait unread, the Node transport stops reading the socket until the
    * consumer catches up.
    * Ends when the connection closes, after the frames received before the close.
+   *
+   * One reader at a time: two concurrent runs split the frames between them. Each pull takes every
+   * frame waiting, as one chunk: `Stream.take(n)` or `Stream.runHead` that stop inside it drop the
+   * rest of it. To read a few frames and go on later, keep one reader (`Stream.toPull`).
    *
    * With a codec, each frame is decoded. At a frame that does not decode, the stream fails with
    * `DecodeError { frame, cause }` (after the values before it); the connection stays open, and
