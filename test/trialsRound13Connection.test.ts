@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
+  Cause,
   Chunk,
   Context,
   Effect,
@@ -83,6 +84,49 @@ describe("round 13: connecting", () => {
           expect(recording.states()).toEqual(range(20).map(() => 3))
         })).pipe(Effect.provide(recording.layer))
         expect(outcomes).toEqual(range(20).map(() => "TimeoutException"))
+      })
+    }
+  )
+
+  it.live(
+    "interrupted at 50 points of a handshake whose 101 arrives one byte per event-loop turn (before the request, inside the status line, the headers, after the head): interrupted each time, every socket CLOSED, no handle left",
+    () => {
+      const recording = recorded()
+      return Effect.gen(function*() {
+        const outcomes: Array<string> = []
+        let opened = 0
+        yield* withNoHandlesLeft(Effect.gen(function*() {
+          const requests = { count: 0 }
+          const peer = yield* upgradingServer(requests, (socket, head) => {
+            let index = 0
+            const next = () => {
+              if (socket.destroyed) return
+              // The whole head sent: end TCP at the client's close frame (the release, 1001).
+              if (index >= head.length) return void socket.on("data", () => socket.end())
+              socket.write(head.subarray(index, ++index))
+              setImmediate(next)
+            }
+            next()
+          })
+          for (let turns = 0; turns < 200; turns += 4) {
+            const fiber = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+              yield* Connection.connect(peer.url, { closeTimeout: "100 millis" })
+              opened++
+              return yield* Effect.never
+            })))
+            for (let turn = 0; turn < turns; turn++) {
+              yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+            }
+            const exit = yield* Fiber.interrupt(fiber)
+            outcomes.push(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? "interrupted" : tagOf(exit))
+          }
+        })).pipe(Effect.provide(recording.layer))
+        expect(outcomes).toEqual(range(50).map(() => "interrupted"))
+        // Interrupted at once (0 turns), connect had not begun: no socket then.
+        expect(recording.states()).toEqual(range(49).map(() => 3))
+        // Both kinds were interrupted: mid-handshake and once open (the head is about 130 bytes).
+        expect(opened).toBeGreaterThan(0)
+        expect(opened).toBeLessThan(49)
       })
     }
   )
@@ -447,6 +491,22 @@ describe("round 13: writing", () => {
   )
 
   it.live(
+    "1,000 writes, then the scope ends at once: the close frame leaves after every frame, the server got all 1,000 in order and the close 1000",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const frames = range(1000).map((index) => `w${index}`)
+        const connection = yield* Effect.scoped(Effect.gen(function*() {
+          const connection = yield* Connection.connect(server.url)
+          for (const frame of frames) yield* connection.write(frame)
+          return connection
+        }))
+        expect(yield* connection.closed).toMatchObject({ code: 1000, wasClean: true, initiator: "client" })
+        expect(yield* server.received).toEqual(frames)
+      })).pipe(provideNode)
+  )
+
+  it.live(
     "write in a tight loop (a burst writer), 5,000 x 4 KiB to a peer that never reads: every write succeeds and the frames pile up in the process (bufferedAmount over 10 MiB; nothing bounds write); the release is bounded by closeTimeout: Disconnected 1006 by the client",
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
@@ -648,6 +708,22 @@ describe("round 13: closing", () => {
         expect(yield* connection.readyState).toBe(3)
         expect(yield* connection.ping).toBe(false)
         expect(yield* server.accepted).toBe(1)
+      })).pipe(provideNode)
+  )
+
+  it.live(
+    "close cut short by Effect.timeout (the peer does not read, so its close frame waits behind 8 MiB): TimeoutException, the socket CLOSING; a second close waits closeTimeout, terminates and returns Disconnected 1006 by the client",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore", record: false })
+        yield* server.pauseReading
+        const connection = yield* Connection.connect(server.url, { closeTimeout: "200 millis" })
+        yield* connection.write(new Uint8Array(8 * 1024 * 1024))
+        const cut = yield* Effect.flip(connection.close(4000).pipe(Effect.timeout("20 millis")))
+        expect(cut._tag).toBe("TimeoutException")
+        expect(yield* connection.readyState).toBe(2)
+        expect(yield* connection.ping).toBe(false)
+        expect(yield* connection.close(4001)).toMatchObject({ code: 1006, wasClean: false, initiator: "client" })
       })).pipe(provideNode)
   )
 
