@@ -748,6 +748,43 @@ describe("round 13: closing", () => {
   )
 })
 
+describe("round 13: leaving a busy feed", () => {
+  it.live(
+    "the README's quick start against a busy feed: Stream.take(messages, 10), then the scope ends while the feed sends on (20,000 frames queued): a clean close, 1000, and the server got 1000 (not 1006 after closeTimeout: the paused socket held the peer's close frame back)",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ record: false })
+        const [connection, peer] = yield* Effect.scoped(Effect.gen(function*() {
+          const connection = yield* Connection.connect(server.url, { inboundCapacity: 64, closeTimeout: "3 seconds" })
+          const [peer] = yield* server.peers
+          yield* server.flood(20_000, 100, { text: true })
+          expect(Chunk.size(yield* Stream.runCollect(Stream.take(connection.messages, 10)))).toBe(10)
+          return [connection, peer!] as const
+        }))
+        expect(yield* connection.closed).toMatchObject({ code: 1000, wasClean: true, initiator: "client" })
+        expect(yield* peer.awaitClosed()).toEqual({ code: 1000, reason: "" })
+      })).pipe(provideNode)
+  )
+
+  it.live(
+    "close() with the inbound buffer full (64 frames unread, 20,000 queued by the peer): closes clean (4000 \"enough\", the server got it); messages then gives the 64 buffered frames and ends (what came over the bound after the close was asked for is dropped)",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ record: false })
+        const connection = yield* Connection.connect(server.url, { inboundCapacity: 64, closeTimeout: "3 seconds" })
+        const [peer] = yield* server.peers
+        yield* server.flood(20_000, 100, { text: true })
+        expect(Chunk.size(yield* Stream.runCollect(Stream.take(connection.messages, 10)))).toBe(10)
+        yield* awaitTrue(Effect.map(connection.activity, (count) => count >= 10 + 64), "the buffer refilled")
+        expect(yield* connection.close(4000, "enough")).toMatchObject({ code: 4000, wasClean: true })
+        expect(yield* peer!.awaitClosed()).toEqual({ code: 4000, reason: "enough" })
+        expect(yield* Stream.runCount(connection.messages)).toBe(64)
+        // Every frame the peer sent before its close frame was read (counted), not left unread.
+        expect(yield* connection.activity).toBe(20_000)
+      })).pipe(provideNode)
+  )
+})
+
 describe("round 13: Connection.layer in an app", () => {
   it.live(
     "two services depending on one Connection.layer: one connection for the app, closed with 1000 when it ends; the app run twice (the layer built twice): two connections, each closed",

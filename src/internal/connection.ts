@@ -163,8 +163,12 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     this.flags = requested ? this.flags | CLOSE_REQUESTED : this.flags & ~CLOSE_REQUESTED
   }
 
-  // The inbound buffer's source: this connection's socket.
+  // The inbound buffer's source: this connection's socket. Once this side has asked to close it
+  // is not paused: the peer's close frame comes after what it sent before, and a reader that
+  // stopped (the scope's end) held it back until closeTimeout (1006). Frames over the bound are
+  // then dropped (`onMessage`).
   protected pauseSource(): boolean {
+    if (this.closeRequested) return true
     return this.socket?.pause() ?? false
   }
 
@@ -190,6 +194,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
 
   onMessage(data: Message): void {
     this.activity++
+    if (this.closeRequested && this.isPaused) return
     this.offer(data)
   }
 
@@ -249,7 +254,11 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     this.closeRequested = true
     const state = socket.readyState()
     if (state === CONNECTING) socket.terminate()
-    else if (state === OPEN) socket.close(code, reason)
+    else if (state === OPEN) {
+      socket.close(code, reason)
+      // Paused because the buffer is full: read on to the peer's close frame (see `pauseSource`).
+      if (this.isPaused) socket.resume()
+    }
   }
 
   /**
