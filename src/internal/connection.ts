@@ -355,19 +355,14 @@ export const closeCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
 
 /**
  * A code and reason that the transport can send: invalid codes become 1000, a reason that is not a
- * string (untyped code: ws throws on null) becomes "", long reasons are cut between characters.
+ * string (untyped code: ws throws on null) becomes "", long reasons are cut between characters
+ * (not inside an emoji's surrogate pair: its first half alone would be sent as U+FFFD).
  */
 export const sendableClose = (code: number, reason: string): readonly [number, string] => {
-  const safeCode = isSendableCloseCode(code) ? code : NORMAL_CLOSURE
   const given: unknown = reason
-  if (typeof given !== "string") return [safeCode, ""]
-  if (utf8Length(reason) <= MAX_CLOSE_REASON_BYTES) return [safeCode, reason]
-  let cut = reason.slice(0, MAX_CLOSE_REASON_BYTES)
-  while (utf8Length(cut) > MAX_CLOSE_REASON_BYTES) cut = cut.slice(0, -1)
-  // Not between the halves of a surrogate pair (an emoji): the first half alone is sent as U+FFFD.
-  const last = cut.charCodeAt(cut.length - 1)
-  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1)
-  return [safeCode, cut]
+  let cut = typeof given === "string" ? reason.slice(0, MAX_CLOSE_REASON_BYTES) : ""
+  while (utf8Length(cut) > MAX_CLOSE_REASON_BYTES) cut = cut.slice(0, /[\udc00-\udfff]$/.test(cut) ? -2 : -1)
+  return [isSendableCloseCode(code) ? code : NORMAL_CLOSURE, cut]
 }
 
 const encoder = new TextEncoder()
