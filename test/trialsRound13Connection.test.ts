@@ -191,6 +191,24 @@ describe("round 13: connecting", () => {
   )
 
   it.live(
+    "Effect.race of two connects to one server, one of them through a FaultProxy adding 40 ms each way: the direct one wins, the proxied handshake is released at once (its socket CLOSED, the proxy's connection gone) while the scope is open",
+    () => {
+      const recording = recorded()
+      return withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const proxy = yield* FaultProxy.make(server.port)
+        yield* proxy.latency(40)
+        const winner = yield* Effect.race(Connection.connect(proxy.url), Connection.connect(server.url))
+        expect(winner.url).toBe(new URL(server.url).href)
+        expect(recording.states()).toEqual([3, 1])
+        yield* awaitTrue(Effect.map(proxy.connections, (count) => count === 0), "the proxied connection closed")
+        yield* winner.send("direct")
+        expect(Chunk.toArray(yield* Stream.runCollect(Stream.take(winner.messages, 1)))).toEqual(["direct"])
+      })).pipe(Effect.provide(recording.layer))
+    }
+  )
+
+  it.live(
     "Effect.forEach of 50 connects (concurrency 10), each in Effect.either, to a server that refuses the first 25 with 503: 25 echo their own index, 25 fail HandshakeRejected 503; 50 sockets, all CLOSED",
     () => {
       const recording = recorded()
