@@ -51,7 +51,9 @@ export interface Connection<In = Message, Out = Message, E = never> {
   /**
    * Hands one frame to the transport and returns at once, for pipelining. OPEN: queued for
    * writing; CLOSING / CLOSED: fails with `SendError NotOpen`. A later write error ends the
-   * connection and shows in `closed`. With a codec, encoded first, as `send`.
+   * connection and shows in `closed`. With a codec, encoded first, as `send`. Nothing bounds what
+   * a loop of writes leaves buffered in the process when the peer reads slower (`bufferedAmount`
+   * shows it): write a burst with `sink`, or `send` now and then.
    */
   readonly write: (data: Out) => Effect.Effect<void, SendError>
   /**
@@ -68,6 +70,10 @@ export interface Connection<In = Message, Out = Message, E = never> {
    * consumer catches up.
    * Ends when the connection closes, after the frames received before the close.
    *
+   * One reader at a time: two concurrent runs split the frames between them. Each pull takes every
+   * frame waiting, as one chunk: `Stream.take(n)` or `Stream.runHead` that stop inside it drop the
+   * rest of it. To read a few frames and go on later, keep one reader (`Stream.toPull`).
+   *
    * With a codec, each frame is decoded. At a frame that does not decode, the stream fails with
    * `DecodeError { frame, cause }` (after the values before it); the connection stays open, and
    * the next run of `messages` goes on from the frame after it.
@@ -78,7 +84,9 @@ export interface Connection<In = Message, Out = Message, E = never> {
   /**
    * Closes from this side and waits for the close handshake (up to `closeTimeout`, then the
    * socket is terminated). OPEN: sends `code` (default 1000) and `reason`; CLOSING: waits;
-   * CLOSED: returns at once. Invalid codes become 1000, reasons over 123 bytes are cut.
+   * CLOSED: returns at once. Invalid codes become 1000, reasons over 123 bytes are cut. Once this
+   * side closes, reading no longer pauses, so the peer's close frame is read even when nobody
+   * reads `messages`: frames that arrive meanwhile are kept up to the inbound bounds, the rest dropped.
    */
   readonly close: (code?: number, reason?: string) => Effect.Effect<Disconnected>
   /** Sends a protocol ping; false when the platform has none (browsers) or not OPEN. */

@@ -163,8 +163,12 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     this.flags = requested ? this.flags | CLOSE_REQUESTED : this.flags & ~CLOSE_REQUESTED
   }
 
-  // The inbound buffer's source: this connection's socket.
+  // The inbound buffer's source: this connection's socket. Once this side has asked to close it
+  // is not paused: the peer's close frame comes after what it sent before, and a reader that
+  // stopped (the scope's end) held it back until closeTimeout (1006). Frames over the bound are
+  // then dropped (`onMessage`).
   protected pauseSource(): boolean {
+    if (this.closeRequested) return true
     return this.socket?.pause() ?? false
   }
 
@@ -190,6 +194,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
 
   onMessage(data: Message): void {
     this.activity++
+    if (this.closeRequested && this.isPaused) return
     this.offer(data)
   }
 
@@ -249,7 +254,11 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     this.closeRequested = true
     const state = socket.readyState()
     if (state === CONNECTING) socket.terminate()
-    else if (state === OPEN) socket.close(code, reason)
+    else if (state === OPEN) {
+      socket.close(code, reason)
+      // Paused because the buffer is full: read on to the peer's close frame (see `pauseSource`).
+      if (this.isPaused) socket.resume()
+    }
   }
 
   /**
@@ -344,13 +353,16 @@ export class OpenWaiter extends TimedWait {
 export const closeCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
   Exit.isSuccess(exit) ? NORMAL_CLOSURE : GOING_AWAY
 
-/** A code and reason that the transport can send: invalid codes become 1000, long reasons are cut. */
+/**
+ * A code and reason that the transport can send: invalid codes become 1000, a reason that is not a
+ * string (untyped code: ws throws on null) becomes "", long reasons are cut between characters
+ * (not inside an emoji's surrogate pair: its first half alone would be sent as U+FFFD).
+ */
 export const sendableClose = (code: number, reason: string): readonly [number, string] => {
-  const safeCode = isSendableCloseCode(code) ? code : NORMAL_CLOSURE
-  if (utf8Length(reason) <= MAX_CLOSE_REASON_BYTES) return [safeCode, reason]
-  let cut = reason.slice(0, MAX_CLOSE_REASON_BYTES)
-  while (utf8Length(cut) > MAX_CLOSE_REASON_BYTES) cut = cut.slice(0, -1)
-  return [safeCode, cut]
+  const given: unknown = reason
+  let cut = typeof given === "string" ? reason.slice(0, MAX_CLOSE_REASON_BYTES) : ""
+  while (utf8Length(cut) > MAX_CLOSE_REASON_BYTES) cut = cut.slice(0, /[\udc00-\udfff]$/.test(cut) ? -2 : -1)
+  return [isSendableCloseCode(code) ? code : NORMAL_CLOSURE, cut]
 }
 
 const encoder = new TextEncoder()
@@ -575,10 +587,12 @@ class LiveConnection implements Connection, OpenedConnection {
   }
 
   // Node: a send callback fires once everything before it was flushed, so one awaited send per
-  // chunk is the drain signal. Browsers call it at once, so poll bufferedAmount there.
+  // chunk is the drain signal. Browsers call it at once, so poll bufferedAmount there. A closed
+  // browser socket keeps its bufferedAmount (the standard's rule): not OPEN ends the wait (the
+  // next frame then fails NotOpen), or a sink whose peer died waited for good.
   private waitBelowHighWater(): Effect.Effect<void> {
     return Effect.suspend(() =>
-      this.socket.bufferedAmount() <= this.options.writeHighWaterMark
+      this.socket.bufferedAmount() <= this.options.writeHighWaterMark || this.socket.readyState() !== OPEN
         ? Effect.void
         : Effect.zipRight(Effect.sleep(Duration.millis(5)), this.waitBelowHighWater())
     )
