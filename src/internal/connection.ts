@@ -249,7 +249,10 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     this.closeRequested = true
     const state = socket.readyState()
     if (state === CONNECTING) socket.terminate()
-    else if (state === OPEN) socket.close(code, reason)
+    else if (state === OPEN) {
+      socket.close(code, reason)
+      this.readToClose()
+    }
   }
 
   /**
