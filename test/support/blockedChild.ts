@@ -1,6 +1,6 @@
 // An app whose message handler blocks the event loop (a synchronous loop) while the server sends:
 //   node --import tsx test/support/blockedChild.ts <url>
-// One Client, heartbeat 500 ms / 500 ms. The handler keeps every frame; a frame "block N" makes it
+// One Client, heartbeat 500 ms / 1 s (both blocks are longer than the two). The handler keeps every frame; a frame "block N" makes it
 // spin N ms before it returns. Reads until "end", then prints one JSON line: the frames, the
 // Client's transitions, and how long each block lasted.
 import { Effect, Stream } from "effect"
@@ -10,7 +10,7 @@ import { describeError, emit, quiet, strays, warnings } from "./opsChild.js"
 const [url] = process.argv.slice(2)
 
 const program = Effect.gen(function*() {
-  const client = yield* Client.make({ url: url!, heartbeat: { interval: "500 millis", timeout: "500 millis" } })
+  const client = yield* Client.make({ url: url!, heartbeat: { interval: "500 millis", timeout: "1 second" } })
   const transitions: Array<string> = []
   yield* Effect.forkDaemon(Stream.runForEach(client.events, (event) =>
     Effect.sync(() => {

@@ -5,7 +5,7 @@
 // nothing is free. Then `extra` more Clients (the last one to `localhost`, which needs a
 // descriptor for its lookup too) each make two attempts, which fail; the descriptors are given
 // back and every extra Client must be Open. Prints one JSON line.
-import { Effect, Stream } from "effect"
+import { Duration, Effect, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import { closeSync, openSync } from "node:fs"
 import type { Client as ClientType } from "../../src/index.js"
@@ -52,6 +52,8 @@ const program = Effect.gen(function*() {
   }
   const localhostUrl = url!.replace("127.0.0.1", "localhost")
   const attempts: Array<Array<Attempt>> = []
+  // Each extra Client's Backoffs: [attempt, delay in ms].
+  const series: Array<Array<[number, number]>> = Array.from({ length: extra }, () => [])
   const extras: Array<ClientType.Client> = []
   const started = performance.now()
   for (let i = 0; i < extra; i++) {
@@ -63,6 +65,7 @@ const program = Effect.gen(function*() {
       Effect.sync(() => {
         if (state._tag !== "Backoff") return
         const cause = Reflect.get(state.error, "cause")
+        series[i]!.push([state.attempt, Duration.toMillis(state.delay)])
         own.push({
           error: describeError(state.error),
           message: state.error.message,
@@ -78,7 +81,7 @@ const program = Effect.gen(function*() {
     yield* first[0]!.send("still here")
     return yield* reader
   }))
-  const attemptsWhileFull = attempts.map((own) => own.length)
+  const seriesWhileFull = series.map((own) => [...own])
   for (const fd of fillers) closeSync(fd)
   const freed = performance.now()
   yield* Effect.forEach(extras, (client) => client.awaitOpen.pipe(Effect.timeout("15 seconds"), Effect.orDie), {
@@ -92,7 +95,7 @@ const program = Effect.gen(function*() {
     fillers: fillers.length,
     fillError,
     attempts,
-    attemptsWhileFull,
+    seriesWhileFull,
     twoAttemptsMs: Math.round(twoAttemptsMs),
     recoverMs: Math.round(performance.now() - freed),
     echoed: echoed._tag === "Some" ? echoed.value : null,

@@ -70,7 +70,8 @@ export const spawnChild = (
           if (child.exitCode !== null || child.signalCode !== null) break
           yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 10)))
         }
-        return yield* Effect.dieMessage(`the child never printed ${what}:\n${stdout}\n${stderr}`)
+        const how = `exit code ${child.exitCode}, signal ${child.signalCode}`
+        return yield* Effect.dieMessage(`the child never printed ${what} (${how}):\n${stdout}\n${stderr}`)
       })
     const reports = Effect.gen(function*() {
       const { stderr, stdout } = yield* Deferred.await(exited)

@@ -3,7 +3,7 @@
 // - `runFork`: `Effect.runFork(program.pipe(Effect.provide(AppLive)))`, the signal interrupts the fiber;
 // - `launch`: `Effect.runFork(Layer.launch(AppLive))` (the program a layer of it), interrupted;
 // - `complete`: the signal completes a Deferred the program waits on: the app ends by itself.
-// Three Clients, `closeTimeout` 1 s: A to a server that reads, B to one that (from "ready" on)
+// Three Clients, `closeTimeout` 2 s: A to a server that reads, B to one that (from "ready" on)
 // does not read (nor answer a close frame), C to a port where nothing listens, with 2 `send`s
 // (their own fibers) and 3 `enqueue`s waiting in its outbox. Prints "ready", then "signal N" for
 // each signal (each one interrupts again, or completes again), then one JSON line once the app's
@@ -18,7 +18,7 @@ class A extends Context.Tag("ops/A")<A, Client.Client>() {}
 class B extends Context.Tag("ops/B")<B, Client.Client>() {}
 class C extends Context.Tag("ops/C")<C, Client.Client>() {}
 
-const connection = { closeTimeout: "1 second" } as const
+const connection = { closeTimeout: "2 seconds" } as const
 const Clients = Layer.mergeAll(
   Client.layer(A, { url: urlA!, connection }),
   Client.layer(B, { url: urlB!, connection }),
