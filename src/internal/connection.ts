@@ -163,9 +163,11 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     this.flags = requested ? this.flags | CLOSE_REQUESTED : this.flags & ~CLOSE_REQUESTED
   }
 
-  // The inbound buffer's source: this connection's socket.
+  // The inbound buffer's source: this connection's socket. Once this side closes it is not paused:
+  // the peer's close frame comes after what it sent before, and what comes at the bound is
+  // dropped (`onMessage`), as a browser drops every frame that comes after its `close()`.
   protected pauseSource(): boolean {
-    return this.socket?.pause() ?? false
+    return this.closeRequested || (this.socket?.pause() ?? false)
   }
 
   protected resumeSourceNow(): void {
@@ -190,7 +192,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
 
   onMessage(data: Message): void {
     this.activity++
-    this.offer(data)
+    if (!this.closeRequested || !this.isPaused) this.offer(data)
   }
 
   /** Told of each pong as it arrives (the heartbeat dates it); frames are only counted in `activity`. */
@@ -251,7 +253,8 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     if (state === CONNECTING) socket.terminate()
     else if (state === OPEN) {
       socket.close(code, reason)
-      this.readToClose()
+      // Paused because the reader is behind: read on to the peer's close frame (see `pauseSource`).
+      if (this.isPaused) socket.resume()
     }
   }
 

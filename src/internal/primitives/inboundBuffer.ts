@@ -121,10 +121,8 @@ const HELD = 4
 // A wake happened this turn (a check-phase callback is pending), and one is owed to it.
 const TURN_PENDING = 8
 const WAKE_OWED = 16
-// This side closes: at the bound, drop (HELD) instead of pausing (`readToClose`).
-const CLOSING = 32
 /** The first bit of `flags` an `InboundQueue` leaves to its subclasses. */
-export const FIRST_FREE_FLAG = 64
+export const FIRST_FREE_FLAG = 32
 
 /**
  * The buffer, without its source: a subclass is its own source (`pauseSource`, `resumeSource`,
@@ -209,7 +207,6 @@ export abstract class InboundQueue<A> {
 
   /** A bound is reached (`frames` waiting in all). */
   private full(frames: number): void {
-    if ((this.flags & CLOSING) !== 0) return void (this.flags |= HELD)
     this.flags |= PAUSED
     if (this.pauseSource()) return
     // A source that cannot pause (a browser) would grow without bound: end it instead. A lone
@@ -234,19 +231,6 @@ export abstract class InboundQueue<A> {
   resumeSource(): void {
     if ((this.flags & PAUSED) === 0) return
     this.flags &= ~(PAUSED | HELD)
-    if ((this.flags & ENDED) === 0) this.resumeSourceNow()
-  }
-
-  /**
-   * This side closes: the peer's close frame comes after the frames it sent before it, and a paused
-   * source would not read them. So the source reads on, and at the bound what comes is dropped
-   * instead of pausing it (as a browser drops every frame that comes after its `close()`). What was
-   * taken is still delivered.
-   */
-  readToClose(): void {
-    this.flags |= CLOSING
-    if ((this.flags & PAUSED) === 0) return
-    this.flags = (this.flags & ~PAUSED) | HELD
     if ((this.flags & ENDED) === 0) this.resumeSourceNow()
   }
 
