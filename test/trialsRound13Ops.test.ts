@@ -238,9 +238,6 @@ describe("round 13: graceful shutdown on a signal", () => {
             expect(closedB).toEqual({ code, reason: "" })
             expect(resources.filter((name) => name !== "PipeWrap" && name !== "TTYWrap")).toEqual([])
           }
-          if (process.env.R13_FIGURES) {
-            console.log("shutdown", how, runs.map((run) => ({ exitMs: run.exitMs, doneMs: run.report.doneMs })))
-          }
         }).pipe(Effect.scoped),
       40_000
     )
@@ -332,7 +329,6 @@ describe.concurrent("round 13: long trials", () => {
           // Closed: the scope's close, after the report was taken (the list is the watcher's own).
           expect(report.transitions).toEqual(["Connecting", "Open", "Closed"])
           expect(report.state).toBe("Open")
-          if (process.env.R13_FIGURES) console.log("blocked", report.blocks, feed.seen)
           expect(feed.seen.connections).toBe(1)
           expect(report.strays).toEqual([])
           expect(report.warnings).toEqual([])
@@ -401,7 +397,6 @@ describe.concurrent("round 13: long trials", () => {
           // was "1006 false" after closeTimeout (5 s): the paused socket never read the server's close frame
           expect(report.closed).toBe("1000 true")
           expect(report.strays).toEqual([])
-          if (process.env.R13_FIGURES) console.log("memory", { ...report, sent: feed.seen.sent })
         }).pipe(Effect.scoped),
       30_000
     )
@@ -491,18 +486,6 @@ describe.concurrent("round 13: long trials", () => {
             expect(cycle.reopened.length).toBe(300)
             // the jitter: first delays spread over 0.1 x to 1.9 x the 1.1 s base (not one instant)
             expect(new Set(cycle.firstDelays).size).toBeGreaterThan(100)
-          }
-          if (process.env.R13_FIGURES) {
-            const quantiles = (values: Array<number>) =>
-              [0, 0.1, 0.5, 0.9, 1].map((q) => values[Math.round(q * (values.length - 1))])
-            console.log(
-              "storm",
-              report.errors,
-              report.cycles.map((cycle: { firstDelays: Array<number>; reopened: Array<number> }) => ({
-                delays: quantiles(cycle.firstDelays),
-                reopened: quantiles(cycle.reopened)
-              }))
-            )
           }
         }).pipe(Effect.scoped),
       60_000
