@@ -42,7 +42,8 @@ describe("round 13: file descriptors run out", () => {
     () =>
       Effect.gen(function*() {
         const server = yield* TestServer.make({ record: false })
-        const child = yield* spawnChild("emfileChild.ts", [`${server.url}/`, "30", "5"])
+        // A bound for a loaded machine: each failed attempt doubles the next delay.
+        const child = yield* spawnChild("emfileChild.ts", [`${server.url}/`, "30", "5"], { bound: 60_000 })
         const exit = yield* child.exit
         const [report] = yield* child.reports
         expect(exit.code).toBe(0)
@@ -89,7 +90,7 @@ describe("round 13: file descriptors run out", () => {
         expect(report.strays).toEqual([])
         expect(report.warnings).toEqual([])
       }).pipe(Effect.scoped),
-    30_000
+    60_000
   )
 })
 

@@ -84,7 +84,7 @@ const program = Effect.gen(function*() {
   const seriesWhileFull = series.map((own) => [...own])
   for (const fd of fillers) closeSync(fd)
   const freed = performance.now()
-  yield* Effect.forEach(extras, (client) => client.awaitOpen.pipe(Effect.timeout("15 seconds"), Effect.orDie), {
+  yield* Effect.forEach(extras, (client) => client.awaitOpen.pipe(Effect.timeout("40 seconds"), Effect.orDie), {
     discard: true
   })
   const states = yield* Effect.forEach([...first, ...extras], (client) => client.state.get)
