@@ -36,64 +36,6 @@ const hasPrlimit = (() => {
 const EMFILE_HINT = "this process has no file descriptor left (its limit: ulimit -n, LimitNOFILE): raise it, or " +
   "look for sockets or files it leaks; retried, an attempt succeeds once one is free"
 
-describe("round 13: file descriptors run out", () => {
-  it.live.skipIf(!hasPrlimit)(
-    "30 Clients Open, every descriptor taken, 5 more: each attempt ConnectError ClosedBeforeOpen whose detail names EMFILE and what to do, retried by the default backoff (attempts 1, 2... each after its delay: no hot loop); localhost's lookup fails DnsLookupFailed ENOTFOUND; the 30 stay Open and echo; descriptors freed: all 35 Open",
-    () =>
-      Effect.gen(function*() {
-        const server = yield* TestServer.make({ record: false })
-        // A bound for a loaded machine: each failed attempt doubles the next delay.
-        const child = yield* spawnChild("emfileChild.ts", [`${server.url}/`, "30", "5"], { bound: 60_000 })
-        const exit = yield* child.exit
-        const [report] = yield* child.reports
-        expect(exit.code).toBe(0)
-        expect(exit.stderr).toBe("")
-        expect(report.error).toBeUndefined()
-        expect(report.afterClients - report.base).toBe(30)
-        expect(report.fillError).toBe("EMFILE")
-        const url = `${server.url}/`
-        for (const attempts of report.attempts.slice(0, 4)) {
-          for (const attempt of attempts) {
-            expect(attempt).toEqual({
-              error: "ConnectError ClosedBeforeOpen",
-              message: `ClosedBeforeOpen connecting to ${url}: connect EMFILE 127.0.0.1:${server.port} - Local ` +
-                `(undefined:undefined); ${EMFILE_HINT}`,
-              cause: "EMFILE"
-            })
-          }
-        }
-        // glibc cannot open /etc/hosts, and says the name does not exist.
-        for (const attempt of report.attempts[4]) {
-          expect(attempt).toEqual({
-            error: "ConnectError DnsLookupFailed",
-            message: `DnsLookupFailed connecting to ws://localhost:${server.port}/: getaddrinfo ENOTFOUND localhost; ` +
-              "check the host name",
-            cause: "ENOTFOUND"
-          })
-        }
-        // Retried by the default schedule: attempts 1, 2, ... each after a delay within 0.1 to 1.9
-        // times 1.1 s x 2^(n-1). Two failed attempts each were awaited; more may have failed
-        // meanwhile on a loaded machine, never a hot loop (which would make hundreds).
-        for (const series of report.seriesWhileFull as Array<Array<[number, number]>>) {
-          expect(series.length).toBeGreaterThanOrEqual(2)
-          expect(series.length).toBeLessThanOrEqual(5)
-          series.forEach(([attempt, delay], i) => {
-            expect(attempt).toBe(i + 1)
-            expect(delay).toBeGreaterThanOrEqual(Math.floor(110 * 2 ** i))
-            expect(delay).toBeLessThanOrEqual(2090 * 2 ** i)
-          })
-        }
-        expect(report.echoed).toBe("still here")
-        expect(report.firstLeftOpen).toBe(0)
-        expect(report.open).toBe(35)
-        expect(yield* server.accepted).toBe(35)
-        expect(report.strays).toEqual([])
-        expect(report.warnings).toEqual([])
-      }).pipe(Effect.scoped),
-    60_000
-  )
-})
-
 interface LocalhostCase {
   readonly resolver: "system" | "dual"
   readonly servers: string
@@ -114,64 +56,6 @@ const closed = (addresses: string) => ({
   message: refused(addresses),
   seen: []
 })
-
-describe("round 13: ws://localhost", () => {
-  it.live(
-    "with autoSelectFamily (Node 20's default): Open on whichever of ::1 and 127.0.0.1 listens, the endpoint ws://localhost:PORT/feed; nothing listening: ConnectionRefused naming every address tried",
-    () =>
-      Effect.gen(function*() {
-        const child = yield* spawnChild("localhostChild.ts", [])
-        const exit = yield* child.exit
-        const [report] = yield* child.reports
-        expect(exit.code).toBe(0)
-        expect(report.autoSelectFamily).toBe(true)
-        expect(report.strays).toEqual([])
-        const byCase = Object.fromEntries(
-          (report.cases as Array<LocalhostCase>).map((
-            { resolver, servers, ...rest }
-          ) => [`${resolver} ${servers}`, rest])
-        )
-        // This host's /etc/hosts has 127.0.0.1 for localhost only.
-        expect(byCase["system 127.0.0.1"]).toEqual(open("127.0.0.1"))
-        expect(byCase["system ::1"]).toEqual(closed("connect ECONNREFUSED 127.0.0.1:PORT"))
-        expect(byCase["system 127.0.0.1+::1"]).toEqual(open("127.0.0.1"))
-        expect(byCase["system none"]).toEqual(closed("connect ECONNREFUSED 127.0.0.1:PORT"))
-        // ::1 first, then 127.0.0.1: either one listening is enough.
-        expect(byCase["dual 127.0.0.1"]).toEqual(open("127.0.0.1"))
-        expect(byCase["dual ::1"]).toEqual(open("::1"))
-        expect(byCase["dual 127.0.0.1+::1"]).toEqual(open("::1"))
-        // Node's AggregateError has no message of its own: the detail was " (ECONNREFUSED)".
-        expect(byCase["dual none"]).toEqual(
-          closed("connect ECONNREFUSED ::1:PORT, connect ECONNREFUSED 127.0.0.1:PORT")
-        )
-      }).pipe(Effect.scoped)
-  )
-
-  it.live(
-    "without it (--no-network-family-autoselection): the first address only: ::1 first and a server on 127.0.0.1 only is ConnectionRefused naming ::1",
-    () =>
-      Effect.gen(function*() {
-        const child = yield* spawnChild("localhostChild.ts", [], { nodeArgs: ["--no-network-family-autoselection"] })
-        const exit = yield* child.exit
-        const [report] = yield* child.reports
-        expect(exit.code).toBe(0)
-        expect(report.autoSelectFamily).toBe(false)
-        expect(report.strays).toEqual([])
-        const byCase = Object.fromEntries(
-          (report.cases as Array<LocalhostCase>).map((
-            { resolver, servers, ...rest }
-          ) => [`${resolver} ${servers}`, rest])
-        )
-        expect(byCase["system 127.0.0.1"]).toEqual(open("127.0.0.1"))
-        expect(byCase["system ::1"]).toEqual(closed("connect ECONNREFUSED 127.0.0.1:PORT"))
-        expect(byCase["dual 127.0.0.1"]).toEqual(closed("connect ECONNREFUSED ::1:PORT"))
-        expect(byCase["dual ::1"]).toEqual(open("::1"))
-        expect(byCase["dual 127.0.0.1+::1"]).toEqual(open("::1"))
-        expect(byCase["dual none"]).toEqual(closed("connect ECONNREFUSED ::1:PORT"))
-      }).pipe(Effect.scoped)
-  )
-})
-
 interface ShutdownReport {
   readonly exit: string
   readonly signals: number
@@ -210,39 +94,158 @@ const shutdown = (how: "runFork" | "launch" | "complete", secondSignal: boolean)
     return { exit, exitMs, report, resources: resources.resources, closedA, closedB }
   }))
 
-describe("round 13: graceful shutdown on a signal", () => {
-  for (
-    const [how, code, exitTag] of [
-      ["runFork", 1001, "Interrupted"],
-      ["launch", 1001, "Interrupted"],
-      ["complete", 1000, "Success"]
-    ] as const
-  ) {
-    it.live(
-      `${how}, SIGTERM (and, in a second child, SIGTERM then SIGINT during the close): A and B close with ${code} (B's peer does not read: its close frame is read after the child is gone), C's 2 sends fail SendError Closed and its 3 enqueues are MessageFailed (failed 5); the process exits by itself, code 0, only its stdio left`,
+// Short trials, each a child process or two that waits more than it computes: side by side.
+describe.concurrent("round 13: short trials", () => {
+  describe("round 13: file descriptors run out", () => {
+    it.live.skipIf(!hasPrlimit)(
+      "30 Clients Open, every descriptor taken, 5 more: each attempt ConnectError ClosedBeforeOpen whose detail names EMFILE and what to do, retried by the default backoff (attempts 1, 2... each after its delay: no hot loop); localhost's lookup fails DnsLookupFailed ENOTFOUND; the 30 stay Open and echo; descriptors freed: all 35 Open",
       () =>
         Effect.gen(function*() {
-          const runs = yield* Effect.all([shutdown(how, false), shutdown(how, true)], { concurrency: 2 })
-          for (const [i, { closedA, closedB, exit, report, resources }] of runs.entries()) {
-            expect(exit.code).toBe(0)
-            expect(exit.signal).toBeNull()
-            expect(exit.stderr).toBe("")
-            expect(report.exit).toBe(exitTag)
-            expect(report.signals).toBe(i + 1)
-            expect(report.sends).toEqual({ "SendError Closed": 2 })
-            expect(report.messageFailed).toBe(3)
-            expect(report.failed).toEqual([0, 0, 5])
-            expect(report.states).toEqual(["Closed", "Closed", "Closed"])
-            expect(report.strays).toEqual([])
-            expect(report.warnings).toEqual([])
-            expect(closedA).toEqual({ code, reason: "" })
-            expect(closedB).toEqual({ code, reason: "" })
-            expect(resources.filter((name) => name !== "PipeWrap" && name !== "TTYWrap")).toEqual([])
+          const server = yield* TestServer.make({ record: false })
+          // A bound for a loaded machine: each failed attempt doubles the next delay.
+          const child = yield* spawnChild("emfileChild.ts", [`${server.url}/`, "30", "5"], { bound: 60_000 })
+          const exit = yield* child.exit
+          const [report] = yield* child.reports
+          expect(exit.code).toBe(0)
+          expect(exit.stderr).toBe("")
+          expect(report.error).toBeUndefined()
+          expect(report.afterClients - report.base).toBe(30)
+          expect(report.fillError).toBe("EMFILE")
+          const url = `${server.url}/`
+          for (const attempts of report.attempts.slice(0, 4)) {
+            for (const attempt of attempts) {
+              expect(attempt).toEqual({
+                error: "ConnectError ClosedBeforeOpen",
+                message: `ClosedBeforeOpen connecting to ${url}: connect EMFILE 127.0.0.1:${server.port} - Local ` +
+                  `(undefined:undefined); ${EMFILE_HINT}`,
+                cause: "EMFILE"
+              })
+            }
           }
+          // glibc cannot open /etc/hosts, and says the name does not exist.
+          for (const attempt of report.attempts[4]) {
+            expect(attempt).toEqual({
+              error: "ConnectError DnsLookupFailed",
+              message:
+                `DnsLookupFailed connecting to ws://localhost:${server.port}/: getaddrinfo ENOTFOUND localhost; ` +
+                "check the host name",
+              cause: "ENOTFOUND"
+            })
+          }
+          // Retried by the default schedule: attempts 1, 2, ... each after a delay within 0.1 to 1.9
+          // times 1.1 s x 2^(n-1). Two failed attempts each were awaited; more may have failed
+          // meanwhile on a loaded machine, never a hot loop (which would make hundreds).
+          for (const series of report.seriesWhileFull as Array<Array<[number, number]>>) {
+            expect(series.length).toBeGreaterThanOrEqual(2)
+            expect(series.length).toBeLessThanOrEqual(5)
+            series.forEach(([attempt, delay], i) => {
+              expect(attempt).toBe(i + 1)
+              expect(delay).toBeGreaterThanOrEqual(Math.floor(110 * 2 ** i))
+              expect(delay).toBeLessThanOrEqual(2090 * 2 ** i)
+            })
+          }
+          expect(report.echoed).toBe("still here")
+          expect(report.firstLeftOpen).toBe(0)
+          expect(report.open).toBe(35)
+          expect(yield* server.accepted).toBe(35)
+          expect(report.strays).toEqual([])
+          expect(report.warnings).toEqual([])
         }).pipe(Effect.scoped),
-      40_000
+      60_000
     )
-  }
+  })
+
+  describe("round 13: ws://localhost", () => {
+    it.live(
+      "with autoSelectFamily (Node 20's default): Open on whichever of ::1 and 127.0.0.1 listens, the endpoint ws://localhost:PORT/feed; nothing listening: ConnectionRefused naming every address tried",
+      () =>
+        Effect.gen(function*() {
+          const child = yield* spawnChild("localhostChild.ts", [])
+          const exit = yield* child.exit
+          const [report] = yield* child.reports
+          expect(exit.code).toBe(0)
+          expect(report.autoSelectFamily).toBe(true)
+          expect(report.strays).toEqual([])
+          const byCase = Object.fromEntries(
+            (report.cases as Array<LocalhostCase>).map((
+              { resolver, servers, ...rest }
+            ) => [`${resolver} ${servers}`, rest])
+          )
+          // This host's /etc/hosts has 127.0.0.1 for localhost only.
+          expect(byCase["system 127.0.0.1"]).toEqual(open("127.0.0.1"))
+          expect(byCase["system ::1"]).toEqual(closed("connect ECONNREFUSED 127.0.0.1:PORT"))
+          expect(byCase["system 127.0.0.1+::1"]).toEqual(open("127.0.0.1"))
+          expect(byCase["system none"]).toEqual(closed("connect ECONNREFUSED 127.0.0.1:PORT"))
+          // ::1 first, then 127.0.0.1: either one listening is enough.
+          expect(byCase["dual 127.0.0.1"]).toEqual(open("127.0.0.1"))
+          expect(byCase["dual ::1"]).toEqual(open("::1"))
+          expect(byCase["dual 127.0.0.1+::1"]).toEqual(open("::1"))
+          // Node's AggregateError has no message of its own: the detail was " (ECONNREFUSED)".
+          expect(byCase["dual none"]).toEqual(
+            closed("connect ECONNREFUSED ::1:PORT, connect ECONNREFUSED 127.0.0.1:PORT")
+          )
+        }).pipe(Effect.scoped)
+    )
+
+    it.live(
+      "without it (--no-network-family-autoselection): the first address only: ::1 first and a server on 127.0.0.1 only is ConnectionRefused naming ::1",
+      () =>
+        Effect.gen(function*() {
+          const child = yield* spawnChild("localhostChild.ts", [], { nodeArgs: ["--no-network-family-autoselection"] })
+          const exit = yield* child.exit
+          const [report] = yield* child.reports
+          expect(exit.code).toBe(0)
+          expect(report.autoSelectFamily).toBe(false)
+          expect(report.strays).toEqual([])
+          const byCase = Object.fromEntries(
+            (report.cases as Array<LocalhostCase>).map((
+              { resolver, servers, ...rest }
+            ) => [`${resolver} ${servers}`, rest])
+          )
+          expect(byCase["system 127.0.0.1"]).toEqual(open("127.0.0.1"))
+          expect(byCase["system ::1"]).toEqual(closed("connect ECONNREFUSED 127.0.0.1:PORT"))
+          expect(byCase["dual 127.0.0.1"]).toEqual(closed("connect ECONNREFUSED ::1:PORT"))
+          expect(byCase["dual ::1"]).toEqual(open("::1"))
+          expect(byCase["dual 127.0.0.1+::1"]).toEqual(open("::1"))
+          expect(byCase["dual none"]).toEqual(closed("connect ECONNREFUSED ::1:PORT"))
+        }).pipe(Effect.scoped)
+    )
+  })
+
+  describe("round 13: graceful shutdown on a signal", () => {
+    for (
+      const [how, code, exitTag] of [
+        ["runFork", 1001, "Interrupted"],
+        ["launch", 1001, "Interrupted"],
+        ["complete", 1000, "Success"]
+      ] as const
+    ) {
+      it.live(
+        `${how}, SIGTERM (and, in a second child, SIGTERM then SIGINT during the close): A and B close with ${code} (B's peer does not read: its close frame is read after the child is gone), C's 2 sends fail SendError Closed and its 3 enqueues are MessageFailed (failed 5); the process exits by itself, code 0, only its stdio left`,
+        () =>
+          Effect.gen(function*() {
+            const runs = yield* Effect.all([shutdown(how, false), shutdown(how, true)], { concurrency: 2 })
+            for (const [i, { closedA, closedB, exit, report, resources }] of runs.entries()) {
+              expect(exit.code).toBe(0)
+              expect(exit.signal).toBeNull()
+              expect(exit.stderr).toBe("")
+              expect(report.exit).toBe(exitTag)
+              expect(report.signals).toBe(i + 1)
+              expect(report.sends).toEqual({ "SendError Closed": 2 })
+              expect(report.messageFailed).toBe(3)
+              expect(report.failed).toEqual([0, 0, 5])
+              expect(report.states).toEqual(["Closed", "Closed", "Closed"])
+              expect(report.strays).toEqual([])
+              expect(report.warnings).toEqual([])
+              expect(closedA).toEqual({ code, reason: "" })
+              expect(closedB).toEqual({ code, reason: "" })
+              expect(resources.filter((name) => name !== "PipeWrap" && name !== "TTYWrap")).toEqual([])
+            }
+          }).pipe(Effect.scoped),
+        40_000
+      )
+    }
+  })
 })
 
 /**
