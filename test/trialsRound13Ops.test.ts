@@ -56,6 +56,7 @@ const closed = (addresses: string) => ({
   message: refused(addresses),
   seen: []
 })
+
 interface ShutdownReport {
   readonly exit: string
   readonly signals: number
