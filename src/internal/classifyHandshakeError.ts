@@ -150,7 +150,14 @@ const errorCode = (error: unknown): string | undefined => {
   return typeof error.code === "string" ? error.code : undefined
 }
 
-const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+const errorMessage = (error: unknown): string =>
+  error instanceof AggregateError && error.message === ""
+    // Node's, when every address of a host failed (autoSelectFamily: `localhost` as ::1 and
+    // 127.0.0.1): no message of its own, each address's error inside.
+    ? error.errors.map(errorMessage).join(", ")
+    : error instanceof Error
+    ? error.message
+    : String(error)
 
 // What a non-101 answer means where a proxy often gives it (HAProxy, nginx and load balancers
 // answer these themselves): "the server refused the upgrade" sent users to a server that was down.
@@ -195,6 +202,13 @@ export const rejectionDetail = (status: number, location: string | undefined, ur
   return `${answered}; ${rejectionHints[status] ?? hint.HandshakeRejected}`
 }
 
+// Errors with no reason of their own (ClosedBeforeOpen) whose cause the detail can name.
+const codeHints: Readonly<Record<string, string>> = {
+  EMFILE: "this process has no file descriptor left (its limit: ulimit -n, LimitNOFILE): raise it, or look for " +
+    "sockets or files it leaks; retried, an attempt succeeds once one is free",
+  ENFILE: "the system has no file descriptor left (fs.file-max); retried, an attempt succeeds once one is free"
+}
+
 /** What the user can do about a failure of this reason. */
 export const hintFor = (reason: ConnectErrorReason): string => hint[reason]
 
@@ -212,7 +226,7 @@ export const classifyHandshakeError = (error: unknown, afterTls = false): Handsh
         ? tlsHint(code, message)
         : reason === "ConnectionReset" && afterTls
         ? AFTER_TLS
-        : hint[reason]
+        : (code === undefined ? undefined : codeHints[code]) ?? hint[reason]
     }`,
     cause: error
   })
