@@ -21,8 +21,8 @@ import { TestServer } from "../src/testing/index.js"
 import { awaitState } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
-import { awaitTrue } from "./support/poll.js"
 import * as Released from "./support/optionsReleased.js"
+import { awaitTrue } from "./support/poll.js"
 
 const url = "ws://127.0.0.1:1/"
 const node = NodeTransport.make.checkOptions
@@ -421,53 +421,57 @@ describe("review of round 13: the close reads on to the peer's close frame", () 
   it.live(
     "a Client's reconnect while its reader is behind (inboundCapacity 16, the socket paused, the feed sending on): the old connection closes clean, 1000 at the server (was 1006 after closeTimeout: the paused socket never read the peer's close frame), and the Client is Open again",
     () =>
-      withNoHandlesLeft(Effect.gen(function*() {
-        const server = yield* TestServer.make({ record: false })
-        const opened = yield* Deferred.make<Connection.Connection>()
-        const client = yield* Client.make({
-          url: server.url,
-          connection: { inboundCapacity: 16, closeTimeout: "3 seconds" },
-          onOpen: (connection) => Deferred.succeed(opened, connection).pipe(Effect.asVoid)
-        })
-        yield* client.awaitOpen
-        const first = yield* Deferred.await(opened)
-        const [peer] = yield* server.peers
-        yield* server.flood(5000, 1024)
-        yield* awaitTrue(Effect.map(server.bufferedAmount, (bytes) => bytes > 0), "the server holds back")
-        yield* client.reconnect
-        expect(yield* peer!.awaitClosed("2 seconds")).toEqual({ code: 1000, reason: "" })
-        expect(yield* first.closed).toMatchObject({ code: 1000, wasClean: true, initiator: "client" })
-        yield* awaitTrue(Effect.map(server.accepted, (count) => count === 2), "the second connection")
-        yield* awaitState(client, (state) => state._tag === "Open")
-        yield* client.close()
-      }).pipe(Effect.scoped)).pipe(provideNode)
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const server = yield* TestServer.make({ record: false })
+          const opened = yield* Deferred.make<Connection.Connection>()
+          const client = yield* Client.make({
+            url: server.url,
+            connection: { inboundCapacity: 16, closeTimeout: "3 seconds" },
+            onOpen: (connection) => Deferred.succeed(opened, connection).pipe(Effect.asVoid)
+          })
+          yield* client.awaitOpen
+          const first = yield* Deferred.await(opened)
+          const [peer] = yield* server.peers
+          yield* server.flood(5000, 1024)
+          yield* awaitTrue(Effect.map(server.bufferedAmount, (bytes) => bytes > 0), "the server holds back")
+          yield* client.reconnect
+          expect(yield* peer!.awaitClosed("2 seconds")).toEqual({ code: 1000, reason: "" })
+          expect(yield* first.closed).toMatchObject({ code: 1000, wasClean: true, initiator: "client" })
+          yield* awaitTrue(Effect.map(server.accepted, (count) => count === 2), "the second connection")
+          yield* awaitState(client, (state) => state._tag === "Open")
+          yield* client.close()
+        }).pipe(Effect.scoped)
+      ).pipe(provideNode)
   )
 
   it.live(
     "the browser transport (cannot pause) unchanged: close(4000) with 200 frames (inboundCapacity 16) arriving after it: Disconnected 4000 clean by the client; none delivered (a WHATWG WebSocket delivers no message once close() was called), so none counted, none over the bound",
     () =>
-      withNoHandlesLeft(Effect.gen(function*() {
-        const server = yield* TestServer.make({
-          record: false,
-          handler: (message, reply) => {
-            if (message === "go") for (let index = 0; index < 200; index++) reply(`frame ${index}`)
-          }
-        })
-        const connection = yield* Connection.connect(server.url, { inboundCapacity: 16 })
-        const [peer] = yield* server.peers
-        // The 200 frames answer "go": they arrive once this side has asked to close.
-        yield* connection.send("go")
-        const closed = yield* connection.close(4000, "enough")
-        expect({ ...closed }).toEqual({
-          _tag: "Disconnected",
-          code: 4000,
-          reason: "enough",
-          wasClean: true,
-          initiator: "client"
-        })
-        expect(yield* peer!.awaitClosed()).toEqual({ code: 4000, reason: "enough" })
-        expect(yield* Stream.runCount(connection.messages)).toBe(0)
-        expect(yield* connection.activity).toBe(0)
-      }).pipe(Effect.scoped)).pipe(Effect.provide(BrowserTransport.layer))
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const server = yield* TestServer.make({
+            record: false,
+            handler: (message, reply) => {
+              if (message === "go") { for (let index = 0; index < 200; index++) reply(`frame ${index}`) }
+            }
+          })
+          const connection = yield* Connection.connect(server.url, { inboundCapacity: 16 })
+          const [peer] = yield* server.peers
+          // The 200 frames answer "go": they arrive once this side has asked to close.
+          yield* connection.send("go")
+          const closed = yield* connection.close(4000, "enough")
+          expect({ ...closed }).toEqual({
+            _tag: "Disconnected",
+            code: 4000,
+            reason: "enough",
+            wasClean: true,
+            initiator: "client"
+          })
+          expect(yield* peer!.awaitClosed()).toEqual({ code: 4000, reason: "enough" })
+          expect(yield* Stream.runCount(connection.messages)).toBe(0)
+          expect(yield* connection.activity).toBe(0)
+        }).pipe(Effect.scoped)
+      ).pipe(Effect.provide(BrowserTransport.layer))
   )
 })
