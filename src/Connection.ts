@@ -86,7 +86,8 @@ export interface Connection<In = Message, Out = Message, E = never> {
    * socket is terminated). OPEN: sends `code` (default 1000) and `reason`; CLOSING: waits;
    * CLOSED: returns at once. Invalid codes become 1000, reasons over 123 bytes are cut. Once this
    * side closes, reading no longer pauses, so the peer's close frame is read even when nobody
-   * reads `messages`: frames that arrive meanwhile are kept up to the inbound bounds, the rest dropped.
+   * reads `messages`: frames that arrive meanwhile are kept up to the inbound bounds, the rest
+   * dropped (a browser's WebSocket delivers none once `close` was called).
    */
   readonly close: (code?: number, reason?: string) => Effect.Effect<Disconnected>
   /** Sends a protocol ping; false when the platform has none (browsers) or not OPEN. */
