@@ -49,6 +49,12 @@ export interface FleetOptions {
   /** heapUsed now, in bytes (soak/main.ts collects garbage first). */
   readonly heapUsed: () => number
   readonly log: (line: string) => void
+  /**
+   * How long a Client may take to be Open again after a fault (and at the start, and for the last
+   * echo); 10 s by default. The test suite's smoke gives it more: there it is a hang guard, on a
+   * machine that may be loaded by other test files, not a figure.
+   */
+  readonly recoveryMs?: number | undefined
 }
 
 /** What one fault did, as measured. */
@@ -108,7 +114,7 @@ export const breakerOptions = (openForMs: readonly [number, number]): Omit<Circu
 })
 
 // Within this long of a fault, each Client Open on the node must be Open elsewhere.
-const RECOVERY_MS = 10_000
+const DEFAULT_RECOVERY_MS = 10_000
 // After the sender stops, how long in-flight sends may take to settle.
 const SETTLE_MS = 10_000
 // The sender's slots: each tick sends for one Client in SLOTS.
@@ -137,6 +143,7 @@ export const fleet = (options: FleetOptions): Effect.Effect<FleetReport, never, 
     const next = random(options.seed)
     const between = ([low, high]: readonly [number, number]): number => Math.round(low + next() * (high - low))
     const problems: Array<string> = []
+    const RECOVERY_MS = options.recoveryMs ?? DEFAULT_RECOVERY_MS
     const N = options.clients
     const M = options.servers
     const homeMs = homeBoundMs(options)

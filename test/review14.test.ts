@@ -475,3 +475,17 @@ describe("review of round 13: the close reads on to the peer's close frame", () 
       ).pipe(Effect.provide(BrowserTransport.layer))
   )
 })
+
+describe("review of round 13: the error codes a detail explains", () => {
+  it("a code that is the name of an Object.prototype member (constructor, toString) takes the reason's hint, not a function's text", async () => {
+    const { classifyHandshakeError } = await import("../src/internal/classifyHandshakeError.js")
+    for (const code of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      const error = Object.assign(new Error(`connect ${code} 127.0.0.1:1`), { code })
+      const failure = classifyHandshakeError(error)
+      expect(failure.reason).toBe("ClosedBeforeOpen")
+      expect(failure.detail).toBe(`connect ${code} 127.0.0.1:1; the socket closed before it opened`)
+    }
+    const emfile = classifyHandshakeError(Object.assign(new Error("connect EMFILE 127.0.0.1:1"), { code: "EMFILE" }))
+    expect(emfile.detail).toContain("this process has no file descriptor left")
+  })
+})

@@ -226,7 +226,7 @@ export const classifyHandshakeError = (error: unknown, afterTls = false): Handsh
         ? tlsHint(code, message)
         : reason === "ConnectionReset" && afterTls
         ? AFTER_TLS
-        : (code === undefined ? undefined : codeHints[code]) ?? hint[reason]
+        : (code !== undefined && Object.hasOwn(codeHints, code) ? codeHints[code] : undefined) ?? hint[reason]
     }`,
     cause: error
   })
@@ -240,8 +240,8 @@ export const classifyHandshakeError = (error: unknown, afterTls = false): Handsh
     }
     // Node reports a peer that hangs up before the TLS handshake completed as ECONNRESET.
     if (message.includes("before secure TLS connection was established")) return failure("TlsFailed")
-    const reason = reasonByCode[code]
-    if (reason !== undefined) return failure(reason)
+    // Own keys only: an error's code is any string (an agent's, a library's), `constructor` too.
+    if (Object.hasOwn(reasonByCode, code)) return failure(reasonByCode[code]!)
     // Node's HTTP parser refused the answer (HPE_*): not HTTP at all (an SSH banner, a TLS alert
     // from a wss:// port), a bad status line, a head over Node's maxHeaderSize. Whatever listens
     // there is no WebSocket endpoint and answers the same way again (was ClosedBeforeOpen, retried).
