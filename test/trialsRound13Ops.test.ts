@@ -135,10 +135,11 @@ describe.concurrent("round 13: short trials", () => {
           }
           // Retried by the default schedule: attempts 1, 2, ... each after a delay within 0.1 to 1.9
           // times 1.1 s x 2^(n-1). Two failed attempts each were awaited; more may have failed
-          // meanwhile on a loaded machine, never a hot loop (which would make hundreds).
+          // meanwhile on a loaded machine, never a hot loop (which would make hundreds): the bound
+          // of 10 is that, not a timing (each delay doubles: a tenth would come after about 10 min).
           for (const series of report.seriesWhileFull as Array<Array<[number, number]>>) {
             expect(series.length).toBeGreaterThanOrEqual(2)
-            expect(series.length).toBeLessThanOrEqual(5)
+            expect(series.length).toBeLessThanOrEqual(10)
             series.forEach(([attempt, delay], i) => {
               expect(attempt).toBe(i + 1)
               expect(delay).toBeGreaterThanOrEqual(Math.floor(110 * 2 ** i))
