@@ -149,8 +149,13 @@ describe("round 14: state and events as apps use them", () => {
         const stalledEvents = yield* Stream.toPull(client.events).pipe(Scope.extend(stalledScope))
         const stalledFirst = (yield* Effect.orDie(stalledStates)).pipe((chunk) => [...chunk])
         const stalledFirstEvents = [...(yield* Effect.orDie(stalledEvents))]
+        // One that wants only the latest state, as the doc says: a sliding buffer of one before it.
+        const stalledLatest = yield* Stream.toPull(
+          Stream.buffer(client.state.changes, { capacity: 1, strategy: "sliding" })
+        ).pipe(Scope.extend(stalledScope))
+        yield* Effect.orDie(stalledLatest)
         let open = yield* awaitState(client, isTag("Open"))
-        expect(listenerCounts(client)).toEqual({ state: watchers + 2, events: watchers + 2 })
+        expect(listenerCounts(client)).toEqual({ state: watchers + 3, events: watchers + 2 })
         for (let flap = 0; flap < flaps; flap++) {
           yield* server.closeAll(4000, "flap")
           const previous = open
@@ -205,6 +210,7 @@ describe("round 14: state and events as apps use them", () => {
             }
             return yield* Effect.dieMessage("a stalled stream never ended")
           })
+        expect((yield* drain(stalledLatest)).map((state) => state._tag)).toEqual(["Closed"])
         const restStates = yield* drain(stalledStates)
         expect([...stalledFirst, ...restStates]).toEqual(seen)
         const restEvents = yield* drain(stalledEvents)
@@ -417,6 +423,24 @@ describe("round 14: state and events as apps use them", () => {
           closing: [0, "Closed"]
         })
         expect(yield* client.state.get).toEqual(Client.ClientState.Closed({ error: Option.none() }))
+        // Closed by an error each attempt meets at once (an invalid URL): each press is a whole
+        // attempt, synchronously (Connecting, then Closed again), no handshake.
+        const invalid = yield* Client.make({ url: "ws://127.0.0.1:99999", heartbeat: false })
+        const invalidStates: Array<State> = []
+        yield* Effect.fork(
+          Stream.runForEach(invalid.state.changes, (state) => Effect.sync(() => invalidStates.push(state)))
+        )
+        yield* awaitTrue(Effect.sync(() => invalidStates.length === 1), "the recorder subscribed")
+        requests = yield* server.requests
+        yield* press(invalid)
+        yield* awaitTrue(Effect.sync(() => invalidStates.length === 2001), "every state heard")
+        expect(invalidStates.filter(isTag("Connecting")).length).toBe(1000)
+        expect(invalidStates.filter(isTag("Closed")).length).toBe(1001)
+        expect(yield* invalid.state.get).toMatchObject({
+          _tag: "Closed",
+          error: { value: { _tag: "ConnectError", reason: "InvalidUrl" } }
+        })
+        expect(yield* server.requests).toBe(requests)
       }).pipe(provideNode)
     ))
 
