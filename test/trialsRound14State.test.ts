@@ -604,4 +604,48 @@ describe("round 14: state and events as apps use them", () => {
       )
     })
   }
+
+  it.live("a failure toast that mounts twice: each mount gets the failures kept for replay again; after close, the replay and the end", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({
+          url: server.url,
+          ...fast,
+          retry: Schedule.spaced("1 hours"),
+          outbox: { capacity: 1, overflow: "dropOldest" }
+        })
+        yield* client.awaitOpen
+        yield* server.kill
+        yield* awaitState(client, isTag("Backoff"))
+        // Three queued while the link is down, one room: the first two dropped, each a MessageFailed.
+        for (const message of ["a", "b", "c"]) yield* client.enqueue(message)
+        expect(yield* client.failed).toBe(2)
+        // A mount: its first chunk is the replay, all of it (put in at once when it subscribes).
+        const failuresSeenByAMount = Effect.scoped(
+          Effect.flatMap(Stream.toPull(client.events), (pull) => Effect.orDie(pull))
+        ).pipe(Effect.map((events) => [...events].filter((event) => event._tag === "MessageFailed").length))
+        // Mounted, unmounted, mounted again: the same two failures each time (old ones, replayed).
+        expect(yield* failuresSeenByAMount).toBe(2)
+        expect(yield* failuresSeenByAMount).toBe(2)
+        expect(yield* client.close()).toEqual(["c"])
+        // After close: state.changes is the Closed and ends; events the last 16 and ends.
+        expect([...(yield* Stream.runCollect(client.state.changes))]).toEqual([
+          Client.ClientState.Closed({ error: Option.none() })
+        ])
+        const after = [...(yield* Stream.runCollect(client.events))]
+        expect(after.length).toBe(7)
+        expect(after.map((event) => event._tag === "Transition" ? `${event.from._tag}>${event.to._tag}` : event._tag))
+          .toEqual([
+            "Idle>Connecting",
+            "Connecting>Open",
+            "Open>Backoff",
+            "MessageFailed",
+            "MessageFailed",
+            "Backoff>Closed",
+            "MessageFailed"
+          ])
+        expect(yield* client.failed).toBe(3)
+      }).pipe(provideNode)
+    ))
 })
