@@ -187,7 +187,7 @@ export interface Options {
   readonly minRetryDelay?: Duration.DurationInput
   /** Dead-peer detection; `false` turns it off. */
   readonly heartbeat?: HeartbeatOptions | false
-  /** Capacity of the sliding `events` hub (allocated up front). Default 64. */
+  /** How many events an `events` reader may fall behind by before it loses the oldest (each reader its own). Default 64. */
   readonly eventsCapacity?: number
   /**
    * With several endpoints: `roundRobin` (default: in turn), `ordered` (each series of attempts
