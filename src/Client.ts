@@ -40,15 +40,18 @@ export interface Client<In = Message, Out = Message, E = never> {
   /**
    * Idle, Connecting, Open, Backoff, Suspended or Closed: `state.get` now, `state.changes` every
    * transition. Read-only. `changes` ends once `close` has finished (a Client closed by an error
-   * may `reconnect`: its `changes` goes on).
+   * may `reconnect`: its `changes` goes on). Each `changes` starts with the current state, then
+   * every public state once, in order; unbounded, so a reader that stops pulling keeps every state
+   * since (a reader that wants only the latest: `Stream.buffer({ capacity: 1, strategy: "sliding" })`,
+   * or `get`). Interrupting a reader, or ending it early (`Stream.take`), removes its listener.
    */
   readonly state: Subscribable.Subscribable<ClientState>
   /**
    * Every transition (with attempt, delay, error), every accepted message that failed later, and
    * (with a codec, under `decodeErrors: "event"`) every inbound frame that did not decode.
-   * A new subscriber first receives the 16 most recent events, so the first transitions are not
-   * lost to a subscriber that attaches after `make`. Sliding: a slow reader loses the oldest
-   * events, never blocks the client. Ends once `close` has finished, after the failures it
+   * A new subscriber first receives the 16 most recent events (at most `eventsCapacity`), so the
+   * first transitions are not lost to a subscriber that attaches after `make`. Sliding: a reader
+   * behind by `eventsCapacity` loses the oldest events, never blocks the client. Ends once `close` has finished, after the failures it
    * reported.
    */
   readonly events: Stream.Stream<ClientEvent>
@@ -85,9 +88,19 @@ export interface Client<In = Message, Out = Message, E = never> {
    * the values before it were queued.
    */
   readonly sink: Sink.Sink<void, Out, never, SendError | CircuitOpenError>
-  /** Waits until the client is Open; fails with the error that Closed it (or, under `failFast`, the `CircuitOpenError` of a Suspended client). */
+  /**
+   * Waits until the client is Open; fails with the error that Closed it (or, under `failFast`, the
+   * `CircuitOpenError` of a Suspended client). Closing or closed by `close`, whatever its code:
+   * `Disconnected` 1000 "client closed" (initiator "client"). Interrupting it removes its listener.
+   */
   readonly awaitOpen: Effect.Effect<void, ClientError>
-  /** Drops the current connection and connects again at once, resetting the backoff; restarts a client Closed by an error. */
+  /**
+   * Drops the current connection and connects again at once, resetting the backoff; restarts a
+   * client Closed by an error. Connecting: the attempt under way goes on, and if it fails the next
+   * follows at once (a `Backoff` of delay 0). Suspended: one attempt, which the breaker refuses
+   * until its `retryAt` (no handshake). Closing or closed by `close`: nothing. Calls while one is
+   * under way add nothing: a button pressed many times costs one handshake.
+   */
   readonly reconnect: Effect.Effect<void>
   /**
    * Writes what is queued if connected, closes with `code` (default 1000) and `reason`, stops
@@ -174,7 +187,7 @@ export interface Options {
   readonly minRetryDelay?: Duration.DurationInput
   /** Dead-peer detection; `false` turns it off. */
   readonly heartbeat?: HeartbeatOptions | false
-  /** Capacity of the sliding `events` hub (allocated up front). Default 64. */
+  /** How many events an `events` reader may fall behind by before it loses the oldest (each reader its own). Default 64. */
   readonly eventsCapacity?: number
   /**
    * With several endpoints: `roundRobin` (default: in turn), `ordered` (each series of attempts

@@ -145,7 +145,14 @@ function decideNow(client: LiveClient, error: ClientError, uptime: number): void
   }
   const skip = client.phase._tag === "Connecting" && client.phase.skipWait
   const wait = new Backoff(client, client.timers, Context.get(client.runtime.context, Transport).network)
-  const phase: Phase = { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(delay), error, wait }
+  // Skipped (`reconnect`): the state and its line say no wait, not the delay that is not waited.
+  const phase: Phase = {
+    _tag: "Backoff",
+    attempt: client.attempt,
+    delay: Duration.millis(skip ? 0 : delay),
+    error,
+    wait
+  }
   wait.phase = phase
   enterOutside(client, phase)
   if (skip) wait.wake()

@@ -163,8 +163,8 @@ const logLine = (
     switch (state._tag) {
       case "Backoff":
         message = level === LogLevel.Warning
-          ? `lifeline: ${everOpened ? "link down" : "cannot connect"}: ${state.error.message}; retrying in ${
-            Duration.format(state.delay)
+          ? `lifeline: ${everOpened ? "link down" : "cannot connect"}: ${state.error.message}; retrying ${
+            Duration.isZero(state.delay) ? "now" : `in ${Duration.format(state.delay)}`
           }`
           : `lifeline: Backoff ${Duration.format(state.delay)} after ${state.error.message}`
         break

@@ -260,9 +260,10 @@ const backoff = (
   Effect.flatMap(Effect.serviceOption(Transport), (transport) => {
     const wait = new BackoffWait(client.timers, Option.isSome(transport) ? transport.value.network : undefined)
     // A breaker that refused the attempt: Suspended, not Backoff, until its retryAt at least.
+    // Skipped (`reconnect`): a Backoff says no wait, not the delay that is not waited.
     const phase: Phase = error._tag === "CircuitOpenError"
       ? { _tag: "Suspended", endpoint: error.endpoint, retryAt: now + delay, error, wait }
-      : { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(delay), error, wait }
+      : { _tag: "Backoff", attempt: client.attempt, delay: Duration.millis(skip ? 0 : delay), error, wait }
     return Effect.zipRight(
       client.enter(phase),
       Effect.async<boolean>((resume) => {
