@@ -468,25 +468,34 @@ describe("round 13: writing", () => {
       })).pipe(provideNode)
   )
 
+  /**
+   * 10,000 x 2 KB through `sink` to a peer that stopped reading; once the sink waits on a write
+   * that does not complete, the peer ends (`end`): what the sink failed with, and how it closed.
+   */
+  const sinkToStalledPeer = (end: (peer: TestServer.Peer) => Effect.Effect<void>) =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore", record: false })
+      yield* server.pauseReading
+      const connection = yield* Connection.connect(server.url, { writeHighWaterMark: 64 * 1024 })
+      const frames = Stream.range(1, 10_000).pipe(Stream.map((index) => `frame ${index} ${"y".repeat(2000)}`))
+      const writing = yield* Effect.fork(Stream.run(frames, connection.sink))
+      // The kernel's buffers fill, then the sink waits on a write that does not complete.
+      yield* awaitTrue(Effect.map(connection.bufferedAmount, (buffered) => buffered > 64 * 1024), "the sink waits")
+      const [peer] = yield* server.peers
+      yield* end(peer!)
+      return { error: yield* Effect.flip(Fiber.join(writing)), closed: yield* connection.closed }
+    })
+
   it.live(
     "the sink of 10,000 x 2 KB to a peer that stops reading and then sends its close frame: the sink fails with SendError WriteFailed carrying the frame it waited on; closed is Disconnected 4002 by the server",
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
-        const server = yield* TestServer.make({ handler: "ignore", record: false })
-        yield* server.pauseReading
-        const connection = yield* Connection.connect(server.url, { writeHighWaterMark: 64 * 1024 })
-        const frames = Stream.range(1, 10_000).pipe(Stream.map((index) => `frame ${index} ${"y".repeat(2000)}`))
-        const writing = yield* Effect.fork(Stream.run(frames, connection.sink))
-        // The kernel's buffers fill, then the sink waits on a write that does not complete.
-        yield* awaitTrue(Effect.map(connection.bufferedAmount, (buffered) => buffered > 64 * 1024), "the sink waits")
-        const [peer] = yield* server.peers
-        yield* peer!.close(4002, "bye")
-        const error = yield* Effect.flip(Fiber.join(writing))
+        const { closed, error } = yield* sinkToStalledPeer((peer) => peer.close(4002, "bye"))
         // The cause is Node's or lifeline's, by where the write was when the socket went.
         expect(error.reason).toBe("WriteFailed")
         expect(error.cause).toBeInstanceOf(Error)
         expect(String(error.payload)).toMatch(/^frame \d+ y+$/)
-        expect(yield* connection.closed).toMatchObject({ code: 4002, reason: "bye", initiator: "server" })
+        expect(closed).toMatchObject({ code: 4002, reason: "bye", initiator: "server" })
       })).pipe(provideNode)
   )
 
@@ -494,17 +503,9 @@ describe("round 13: writing", () => {
     "the same, the peer killed (TCP destroyed) instead: SendError WriteFailed; Disconnected 1006 by the transport",
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
-        const server = yield* TestServer.make({ handler: "ignore", record: false })
-        yield* server.pauseReading
-        const connection = yield* Connection.connect(server.url, { writeHighWaterMark: 64 * 1024 })
-        const frames = Stream.range(1, 10_000).pipe(Stream.map((index) => `frame ${index} ${"y".repeat(2000)}`))
-        const writing = yield* Effect.fork(Stream.run(frames, connection.sink))
-        yield* awaitTrue(Effect.map(connection.bufferedAmount, (buffered) => buffered > 64 * 1024), "the sink waits")
-        const [peer] = yield* server.peers
-        yield* peer!.terminate
-        const error = yield* Effect.flip(Fiber.join(writing))
+        const { closed, error } = yield* sinkToStalledPeer((peer) => peer.terminate)
         expect(error).toMatchObject({ _tag: "SendError", reason: "WriteFailed" })
-        expect(yield* connection.closed).toMatchObject({ code: 1006, wasClean: false, initiator: "transport" })
+        expect(closed).toMatchObject({ code: 1006, wasClean: false, initiator: "transport" })
       })).pipe(provideNode)
   )
 
