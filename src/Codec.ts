@@ -128,8 +128,12 @@ export const make = <In, Out = In>(functions: {
 // One decoder for every codec: `fatal`, so bytes that are not UTF-8 are a DecodeError, not U+FFFD.
 let utf8: TextDecoder | undefined
 
+// A leading BOM (U+FEFF) is dropped from a text frame as TextDecoder drops it from a binary one, so
+// that the same text decodes alike in either kind of frame (RFC 8259 lets a parser ignore it).
 const textOf = (frame: Message): string =>
-  typeof frame === "string" ? frame : (utf8 ??= new TextDecoder("utf-8", { fatal: true })).decode(frame)
+  typeof frame === "string"
+    ? frame.charCodeAt(0) === 0xFEFF ? frame.slice(1) : frame
+    : (utf8 ??= new TextDecoder("utf-8", { fatal: true })).decode(frame)
 
 /**
  * `JSON.parse`, refusing a `"__proto__"` key: `JSON.parse` makes it an own property, but a
