@@ -6,7 +6,7 @@
  * of the wrong kind. docs/trials.md, "round 15", has the table.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, ParseResult, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, ParseResult, Schema, Stream } from "effect"
 import { Client, Codec } from "../src/index.js"
 import type { DecodeError, SendError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
@@ -112,4 +112,143 @@ describe("round 15: hostile JSON through Codec.json", () => {
       expect(error!.cause).toBeInstanceOf(RangeError)
       expect((yield* strict.state.get)._tag).toBe("Open")
     })).pipe(provideNode), 15_000)
+})
+
+/** A string Schema whose decoding does `step` to each value. */
+const transformed = (decode: (value: string, ast: Schema.Schema.Any["ast"]) => Effect.Effect<string, ParseResult.ParseIssue>) =>
+  Schema.transformOrFail(Schema.String, Schema.String, {
+    strict: true,
+    decode: (value, _options, ast) => decode(value, ast),
+    encode: ParseResult.succeed
+  })
+
+describe("round 15: Schema transformations in a codec", () => {
+  it.live("a transformOrFail that fails and one that throws: DecodeFailed events with the frames, the rest in order, the link kept", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const Checked = transformed((value, ast) =>
+        value === "refused" ? ParseResult.fail(new ParseResult.Type(ast, value, "refused")) : ParseResult.succeed(value)
+      )
+      const Throwing = transformed((value) => {
+        if (value === "thrown") throw new Error("boom")
+        return ParseResult.succeed(value)
+      })
+      const client = yield* Client.make({ url: server.url, codec: Codec.json(Schema.Union(Checked, Throwing)) })
+      const checked = yield* Client.make({ url: server.url, codec: Codec.json(Checked) })
+      const throwing = yield* Client.make({ url: server.url, codec: Codec.json(Throwing) })
+      for (const each of [client, checked, throwing]) yield* each.awaitOpen
+      const checkedFailures = yield* Effect.fork(decodeFailures(checked, 1))
+      const throwingFailures = yield* Effect.fork(decodeFailures(throwing, 1))
+      for (const frame of [`"a"`, `"refused"`, `"b"`, `"thrown"`, `"c"`]) yield* server.broadcast(frame)
+      expect(yield* take(checked.messages, 4)).toEqual(["a", "b", "thrown", "c"])
+      expect(yield* take(throwing.messages, 4)).toEqual(["a", "refused", "b", "c"])
+      const [refused] = yield* checkedFailures
+      expect(refused!.frame).toBe(`"refused"`)
+      expect(ParseResult.isParseError(refused!.cause)).toBe(true)
+      const [thrown] = yield* throwingFailures
+      expect(thrown!.frame).toBe(`"thrown"`)
+      expect(thrown!.cause).toBeInstanceOf(Error)
+      expect((thrown!.cause as Error).message).toBe("boom")
+      for (const each of [checked, throwing]) expect((yield* each.state.get)._tag).toBe("Open")
+      yield* client.close()
+    })).pipe(provideNode))
+
+  it.live("an asynchronous transformOrFail (sleeps 50 ms): every frame a DecodeFailed event, in order, the link kept; encode unaffected", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const Slow = transformed((value) => Effect.as(Effect.sleep("50 millis"), value))
+      const client = yield* Client.make({ url: server.url, codec: Codec.json(Slow) })
+      yield* client.awaitOpen
+      const failures = yield* Effect.fork(decodeFailures(client, 5))
+      // Frames are decoded as `messages` is read: a reader that never gets a value.
+      const reader = yield* Effect.fork(Stream.runCount(client.messages))
+      const frames = [`"1"`, `"2"`, `"3"`, `"4"`, `"5"`]
+      for (const frame of frames) yield* server.broadcast(frame)
+      const errors = yield* failures
+      expect(errors.map((error) => error.frame)).toEqual(frames)
+      for (const error of errors) {
+        expect(ParseResult.isParseError(error.cause)).toBe(true)
+        expect(String(error.cause)).toContain("cannot be be resolved synchronously")
+      }
+      expect((yield* client.state.get)._tag).toBe("Open")
+      yield* Fiber.interrupt(reader)
+      // Its encoding is synchronous here, so values still go out.
+      yield* client.send("out")
+      yield* awaitReceived(server, 1)
+      expect(yield* server.received).toEqual([`"out"`])
+      // Schema's synchronous decoding (ParseResult's runSync) forks the effect and, finding it
+      // asynchronous, returns Forbidden without interrupting it: each frame's 50 ms sleep runs to
+      // its end. Outwait them (a wait, not an assertion) so that no timer is left behind.
+      yield* Effect.sleep("120 millis")
+    })).pipe(provideNode))
+})
+
+describe("round 15: decodeErrors across a reconnect", () => {
+  const Item = Schema.Struct({ n: Schema.Number })
+
+  it.live(`"fail": the values before the bad frame, then its DecodeError; after a reconnect the next run has the frame after it, then the new link's`, () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({
+        url: server.url,
+        codec: Codec.json(Item),
+        decodeErrors: "fail",
+        reconnect: { initialDelay: "5 millis", maxDelay: "20 millis" }
+      })
+      yield* client.awaitOpen
+      const events = yield* Effect.fork(client.events.pipe(
+        Stream.filter((event) => event._tag === "DecodeFailed"),
+        Stream.runCount
+      ))
+      yield* server.broadcast(`{"n":1}`)
+      yield* server.broadcast(`{"n":"bad"}`)
+      yield* server.broadcast(`{"n":2}`)
+      const first = yield* take(Stream.either(client.messages), 2)
+      expect(first[0]).toEqual(Either.right({ n: 1 }))
+      expect(Either.isLeft(first[1]!)).toBe(true)
+      const error = (first[1] as Either.Left<DecodeError, unknown>).left
+      expect(error._tag).toBe("DecodeError")
+      expect(error.frame).toBe(`{"n":"bad"}`)
+      yield* server.closeAll(4000, "again")
+      yield* awaitState(client, isTag("Backoff"))
+      yield* awaitState(client, isTag("Open"))
+      yield* server.broadcast(`{"n":3}`)
+      expect(yield* take(client.messages, 2)).toEqual([{ n: 2 }, { n: 3 }])
+      expect(yield* server.accepted).toBe(2)
+      yield* client.close()
+      expect(yield* events).toBe(0)
+    })).pipe(provideNode))
+
+  it.live(`"event": one DecodeFailed { error } with the frame, messages never fails and reads on across the reconnect`, () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({
+        url: server.url,
+        codec: Codec.json(Item),
+        reconnect: { initialDelay: "5 millis", maxDelay: "20 millis" }
+      })
+      yield* client.awaitOpen
+      const events = yield* Effect.fork(client.events.pipe(
+        Stream.filter((event) => event._tag === "DecodeFailed"),
+        Stream.runCollect,
+        Effect.map(Chunk.toArray)
+      ))
+      yield* server.broadcast(`{"n":1}`)
+      yield* server.broadcast(`{"n":"bad"}`)
+      yield* server.broadcast(`{"n":2}`)
+      expect(yield* take(client.messages, 2)).toEqual([{ n: 1 }, { n: 2 }])
+      yield* server.closeAll(4000, "again")
+      yield* awaitState(client, isTag("Backoff"))
+      yield* awaitState(client, isTag("Open"))
+      yield* server.broadcast(`not json`)
+      yield* server.broadcast(`{"n":3}`)
+      expect(yield* take(client.messages, 1)).toEqual([{ n: 3 }])
+      yield* client.close()
+      const seen = yield* events
+      expect(seen.map((event) => (event as { readonly error: DecodeError }).error.frame)).toEqual([
+        `{"n":"bad"}`,
+        `not json`
+      ])
+      expect((seen[1] as { readonly error: DecodeError }).error.cause).toBeInstanceOf(SyntaxError)
+    })).pipe(provideNode))
 })
