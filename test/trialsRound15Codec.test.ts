@@ -6,7 +6,7 @@
  * of the wrong kind. docs/trials.md, "round 15", has the table.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Fiber, ParseResult, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Fiber, ParseResult, Schedule, Schema, Stream } from "effect"
 import { Client, Codec } from "../src/index.js"
 import type { DecodeError, SendError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
@@ -26,6 +26,9 @@ const decodeFailures = (client: Client.Client<any, any, any>, count: number) =>
 
 const take = <A, E>(messages: Stream.Stream<A, E>, count: number) =>
   Effect.map(Stream.runCollect(Stream.take(messages, count)), Chunk.toArray)
+
+/** awaitState reads only `state`, which a typed Client has as an untyped one does. */
+const untyped = (client: Client.Client<any, any, any>): Client.Client => client as unknown as Client.Client
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
 
@@ -83,39 +86,45 @@ describe("round 15: hostile JSON through Codec.json", () => {
       expect(Chunk.toArray(values)).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }])
     })).pipe(provideNode))
 
-  it.live("10 MB of nested arrays: decoded by Schema.Unknown; a recursive Schema refuses it (stack) and the next frame decodes", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      type Nested = ReadonlyArray<Nested>
-      const Nested: Schema.Schema<Nested> = Schema.Array(Schema.suspend(() => Nested))
-      const depth = 5_000_000
-      const deep = "[".repeat(depth) + "]".repeat(depth)
-      const loose = yield* Client.make({ url: server.url, codec: Codec.json(Schema.Unknown) })
-      const strict = yield* Client.make({ url: server.url, codec: Codec.json(Nested) })
-      yield* loose.awaitOpen
-      yield* strict.awaitOpen
-      const refused = yield* Effect.fork(decodeFailures(strict, 1))
-      yield* server.broadcast(deep)
-      yield* server.broadcast(`[[]]`)
-      const [first, second] = yield* take(loose.messages, 2)
-      let level: unknown = first
-      let count = 0
-      while (Array.isArray(level) && level.length === 1 && count < depth) {
-        level = level[0]
-        count++
-      }
-      expect(count).toBe(depth - 1)
-      expect(second).toEqual([[]])
-      expect(yield* take(strict.messages, 1)).toEqual([[[]]])
-      const [error] = yield* refused
-      expect(error!.frame).toBe(deep)
-      expect(error!.cause).toBeInstanceOf(RangeError)
-      expect((yield* strict.state.get)._tag).toBe("Open")
-    })).pipe(provideNode), 15_000)
+  it.live(
+    "10 MB of nested arrays: decoded by Schema.Unknown; a recursive Schema refuses it (stack) and the next frame decodes",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        type Nested = ReadonlyArray<Nested>
+        const Nested: Schema.Schema<Nested> = Schema.Array(Schema.suspend(() => Nested))
+        const depth = 5_000_000
+        const deep = "[".repeat(depth) + "]".repeat(depth)
+        const loose = yield* Client.make({ url: server.url, codec: Codec.json(Schema.Unknown) })
+        const strict = yield* Client.make({ url: server.url, codec: Codec.json(Nested) })
+        yield* loose.awaitOpen
+        yield* strict.awaitOpen
+        const refused = yield* Effect.fork(decodeFailures(strict, 1))
+        yield* server.broadcast(deep)
+        yield* server.broadcast(`[[]]`)
+        const [first, second] = yield* take(loose.messages, 2)
+        let level: unknown = first
+        let count = 0
+        while (Array.isArray(level) && level.length === 1 && count < depth) {
+          level = level[0]
+          count++
+        }
+        expect(count).toBe(depth - 1)
+        expect(second).toEqual([[]])
+        expect(yield* take(strict.messages, 1)).toEqual([[[]]])
+        const [error] = yield* refused
+        expect(error!.frame).toBe(deep)
+        expect(error!.cause).toBeInstanceOf(RangeError)
+        expect((yield* strict.state.get)._tag).toBe("Open")
+      })).pipe(provideNode),
+    15_000
+  )
 })
 
 /** A string Schema whose decoding does `step` to each value. */
-const transformed = (decode: (value: string, ast: Schema.Schema.Any["ast"]) => Effect.Effect<string, ParseResult.ParseIssue>) =>
+const transformed = (
+  decode: (value: string, ast: Schema.Schema.Any["ast"]) => Effect.Effect<string, ParseResult.ParseIssue>
+) =>
   Schema.transformOrFail(Schema.String, Schema.String, {
     strict: true,
     decode: (value, _options, ast) => decode(value, ast),
@@ -193,7 +202,8 @@ describe("round 15: decodeErrors across a reconnect", () => {
         url: server.url,
         codec: Codec.json(Item),
         decodeErrors: "fail",
-        reconnect: { initialDelay: "5 millis", maxDelay: "20 millis" }
+        retry: Schedule.spaced("10 millis"),
+        minRetryDelay: "10 millis"
       })
       yield* client.awaitOpen
       const events = yield* Effect.fork(client.events.pipe(
@@ -210,8 +220,8 @@ describe("round 15: decodeErrors across a reconnect", () => {
       expect(error._tag).toBe("DecodeError")
       expect(error.frame).toBe(`{"n":"bad"}`)
       yield* server.closeAll(4000, "again")
-      yield* awaitState(client, isTag("Backoff"))
-      yield* awaitState(client, isTag("Open"))
+      yield* awaitState(untyped(client), isTag("Backoff"))
+      yield* awaitState(untyped(client), isTag("Open"))
       yield* server.broadcast(`{"n":3}`)
       expect(yield* take(client.messages, 2)).toEqual([{ n: 2 }, { n: 3 }])
       expect(yield* server.accepted).toBe(2)
@@ -225,7 +235,8 @@ describe("round 15: decodeErrors across a reconnect", () => {
       const client = yield* Client.make({
         url: server.url,
         codec: Codec.json(Item),
-        reconnect: { initialDelay: "5 millis", maxDelay: "20 millis" }
+        retry: Schedule.spaced("10 millis"),
+        minRetryDelay: "10 millis"
       })
       yield* client.awaitOpen
       const events = yield* Effect.fork(client.events.pipe(
@@ -238,8 +249,8 @@ describe("round 15: decodeErrors across a reconnect", () => {
       yield* server.broadcast(`{"n":2}`)
       expect(yield* take(client.messages, 2)).toEqual([{ n: 1 }, { n: 2 }])
       yield* server.closeAll(4000, "again")
-      yield* awaitState(client, isTag("Backoff"))
-      yield* awaitState(client, isTag("Open"))
+      yield* awaitState(untyped(client), isTag("Backoff"))
+      yield* awaitState(untyped(client), isTag("Open"))
       yield* server.broadcast(`not json`)
       yield* server.broadcast(`{"n":3}`)
       expect(yield* take(client.messages, 1)).toEqual([{ n: 3 }])
@@ -250,5 +261,123 @@ describe("round 15: decodeErrors across a reconnect", () => {
         `not json`
       ])
       expect((seen[1] as { readonly error: DecodeError }).error.cause).toBeInstanceOf(SyntaxError)
+    })).pipe(provideNode))
+})
+
+describe("round 15: encode failures", () => {
+  const Item = Schema.Struct({ n: Schema.Number.pipe(Schema.int(), Schema.nonNegative()) })
+  type Item = typeof Item.Type
+  const bad = { n: -1 } as Item
+
+  it.live("send and enqueue of a refused value: SendError EncodeFailed with the value; nothing written or queued, the outbox count unchanged", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const client = yield* Client.make({
+        url: server.url,
+        codec: Codec.json(Item),
+        retry: Schedule.spaced("10 millis"),
+        minRetryDelay: "10 millis"
+      })
+      yield* client.awaitOpen
+      for (const operation of [client.send, client.enqueue]) {
+        const error = (yield* Effect.flip(operation(bad))) as SendError
+        expect(error).toMatchObject({ _tag: "SendError", reason: "EncodeFailed", payload: bad })
+        expect(ParseResult.isParseError(error.cause)).toBe(true)
+      }
+      expect(yield* client.outboxSize).toBe(0)
+      // While the server is down: a good value is queued, the refused one is not.
+      yield* server.kill
+      yield* awaitState(untyped(client), isTag("Backoff"))
+      yield* client.enqueue({ n: 1 })
+      expect(yield* client.outboxSize).toBe(1)
+      const error = (yield* Effect.flip(client.enqueue(bad))) as SendError
+      expect(error).toMatchObject({ _tag: "SendError", reason: "EncodeFailed", payload: bad })
+      expect(yield* client.outboxSize).toBe(1)
+      yield* server.restart
+      yield* awaitReceived(server, 1)
+      expect(yield* server.received).toEqual([`{"n":1}`])
+      expect(yield* client.outboxSize).toBe(0)
+      expect(yield* client.failed).toBe(0)
+    })).pipe(provideNode))
+
+  it.live("sink mid-stream: the values before the refused one are written, in order; the sink fails with it; nothing after it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const client = yield* Client.make({ url: server.url, codec: Codec.json(Item) })
+      yield* client.awaitOpen
+      const values: Array<Item> = [{ n: 0 }, { n: 1 }, { n: 2 }, bad, { n: 4 }]
+      // One chunk, and one value per chunk: the same outcome.
+      for (const stream of [Stream.fromIterable(values), Stream.rechunk(Stream.fromIterable(values), 1)]) {
+        const error = (yield* Effect.flip(Stream.run(stream, client.sink))) as SendError
+        expect(error).toMatchObject({ _tag: "SendError", reason: "EncodeFailed", payload: bad })
+      }
+      yield* awaitReceived(server, 6)
+      const once = [`{"n":0}`, `{"n":1}`, `{"n":2}`]
+      expect(yield* server.received).toEqual([...once, ...once])
+      expect(yield* client.outboxSize).toBe(0)
+      expect(yield* client.failed).toBe(0)
+      expect((yield* client.state.get)._tag).toBe("Open")
+    })).pipe(provideNode))
+})
+
+describe("round 15: unions and frames of the wrong kind", () => {
+  it.live("a tagged union: each member decoded, an unknown tag and a bad member refused with the frame", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const Event = Schema.Union(
+        Schema.TaggedStruct("Tick", { price: Schema.Number }),
+        Schema.TaggedStruct("Halt", { reason: Schema.String })
+      )
+      const client = yield* Client.make({ url: server.url, codec: Codec.json(Event) })
+      yield* client.awaitOpen
+      const failures = yield* Effect.fork(decodeFailures(client, 2))
+      for (
+        const frame of [
+          `{"_tag":"Tick","price":1}`,
+          `{"_tag":"Resume"}`,
+          `{"_tag":"Halt","reason":5}`,
+          `{"_tag":"Halt","reason":"news"}`
+        ]
+      ) yield* server.broadcast(frame)
+      expect(yield* take(client.messages, 2)).toEqual([{ _tag: "Tick", price: 1 }, { _tag: "Halt", reason: "news" }])
+      const errors = yield* failures
+      expect(errors.map((error) => error.frame)).toEqual([`{"_tag":"Resume"}`, `{"_tag":"Halt","reason":5}`])
+      for (const error of errors) expect(ParseResult.isParseError(error.cause)).toBe(true)
+      // Encoding checks the member too.
+      const refused = (yield* Effect.flip(client.send({ _tag: "Halt", reason: 5 } as never))) as SendError
+      expect(refused.reason).toBe("EncodeFailed")
+    })).pipe(provideNode))
+
+  it.live("binary frames to a JSON codec (UTF-8 read, bytes that are not UTF-8 refused); text frames to a binary codec refused", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const json = yield* Client.make({ url: server.url, codec: Codec.json(Schema.Struct({ a: Schema.Number })) })
+      const Bytes = Schema.Uint8ArrayFromSelf
+      const binary = yield* Client.make({ url: server.url, codec: Codec.fromSchema(Bytes) })
+      yield* json.awaitOpen
+      yield* binary.awaitOpen
+      const jsonFailures = yield* Effect.fork(decodeFailures(json, 2))
+      const binaryFailures = yield* Effect.fork(decodeFailures(binary, 2))
+      const notUtf8 = new Uint8Array([0x7B, 0xFF, 0x7D])
+      yield* server.broadcast(utf8(`{"a":1}`))
+      yield* server.broadcast(notUtf8)
+      yield* server.broadcast(`{"a":2}`)
+      yield* server.broadcast(utf8(`{"a":3}`))
+      yield* server.broadcast(`text`)
+      yield* server.broadcast(utf8(`{"a":4}`))
+      expect(yield* take(json.messages, 4)).toEqual([{ a: 1 }, { a: 2 }, { a: 3 }, { a: 4 }])
+      const binaryValues = yield* take(binary.messages, 4)
+      expect(binaryValues.map((bytes) => Array.from(bytes))).toEqual(
+        [utf8(`{"a":1}`), notUtf8, utf8(`{"a":3}`), utf8(`{"a":4}`)].map((bytes) => Array.from(bytes))
+      )
+      const jsonErrors = yield* jsonFailures
+      // The frame as received: a Node Buffer of the bytes.
+      expect(Array.from(jsonErrors[0]!.frame as Uint8Array)).toEqual(Array.from(notUtf8))
+      expect(jsonErrors[1]!.frame).toBe(`text`)
+      expect(jsonErrors[0]!.cause).toBeInstanceOf(TypeError)
+      expect(jsonErrors[1]!.cause).toBeInstanceOf(SyntaxError)
+      const binaryErrors = yield* binaryFailures
+      expect(binaryErrors.map((error) => error.frame)).toEqual([`{"a":2}`, `text`])
+      for (const error of binaryErrors) expect(ParseResult.isParseError(error.cause)).toBe(true)
     })).pipe(provideNode))
 })
