@@ -150,14 +150,17 @@ const parseJson = (text: string): unknown =>
     })
     : JSON.parse(text)
 
-const refuseNonFinite = (_key: string, value: unknown): unknown => {
+// A replacer sees a Date after its toJSON: an invalid Date is `null` by then; its holder still has it.
+function refuseNonFinite(this: Record<string, unknown>, key: string, value: unknown): unknown {
   if (typeof value === "number" && !Number.isFinite(value)) throw new TypeError(`${value} has no JSON form`)
+  if (value === null && this[key] instanceof Date) throw new TypeError("an invalid Date has no JSON form")
   return value
 }
 
 /**
  * `JSON.stringify`, refusing what JSON cannot hold instead of changing it: `undefined` or a
- * function at the top, and `NaN` / `Infinity` anywhere (which `JSON.stringify` writes as `null`).
+ * function at the top, and `NaN` / `Infinity` / an invalid Date anywhere (which `JSON.stringify`
+ * writes as `null`).
  * Only a text that holds `null` is looked at again.
  */
 const stringifyJson = (value: unknown): Either.Either<string, unknown> => {

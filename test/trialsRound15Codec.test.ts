@@ -318,6 +318,22 @@ describe("round 15: encode failures", () => {
       expect(yield* client.failed).toBe(0)
       expect((yield* client.state.get)._tag).toBe("Open")
     })).pipe(provideNode))
+
+  it.live("an invalid Date (which JSON.stringify writes as null, as it does NaN) is refused; a valid one and a real null still go", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const client = yield* Client.make({ url: server.url, codec: Codec.json(Schema.Unknown) })
+      yield* client.awaitOpen
+      for (const value of [{ at: new Date(Number.NaN) }, new Date(Number.NaN), [new Date("not a date")]]) {
+        const error = (yield* Effect.flip(client.send(value))) as SendError
+        expect(error).toMatchObject({ _tag: "SendError", reason: "EncodeFailed", payload: value })
+        expect(error.cause).toBeInstanceOf(TypeError)
+      }
+      yield* client.send({ at: new Date(0), none: null })
+      yield* awaitReceived(server, 1)
+      expect(yield* server.received).toEqual([`{"at":"1970-01-01T00:00:00.000Z","none":null}`])
+      expect(yield* client.failed).toBe(0)
+    })).pipe(provideNode))
 })
 
 describe("round 15: unions and frames of the wrong kind", () => {
