@@ -319,6 +319,29 @@ describe("round 15: encode failures", () => {
       expect((yield* client.state.get)._tag).toBe("Open")
     })).pipe(provideNode))
 
+  it.live("sink mid-stream while the server is down: the values before the refused one are queued (outbox 2), sent on reconnect", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      const client = yield* Client.make({
+        url: server.url,
+        codec: Codec.json(Item),
+        retry: Schedule.spaced("10 millis"),
+        minRetryDelay: "10 millis"
+      })
+      yield* client.awaitOpen
+      yield* server.kill
+      yield* awaitState(untyped(client), isTag("Backoff"))
+      const error =
+        (yield* Effect.flip(Stream.run(Stream.make({ n: 1 }, { n: 2 }, bad, { n: 3 }), client.sink))) as SendError
+      expect(error).toMatchObject({ _tag: "SendError", reason: "EncodeFailed", payload: bad })
+      expect(yield* client.outboxSize).toBe(2)
+      yield* server.restart
+      yield* awaitReceived(server, 2)
+      expect(yield* server.received).toEqual([`{"n":1}`, `{"n":2}`])
+      expect(yield* client.outboxSize).toBe(0)
+      expect(yield* client.failed).toBe(0)
+    })).pipe(provideNode))
+
   it.live("an invalid Date (which JSON.stringify writes as null, as it does NaN) is refused; a valid one and a real null still go", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ handler: "ignore" })
