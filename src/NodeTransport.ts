@@ -17,7 +17,7 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
-import { classifyHandshakeError, hintFor, rejectionDetail } from "./internal/classifyHandshakeError.js"
+import { classifyHandshakeError, errorMessage, hintFor, rejectionDetail } from "./internal/classifyHandshakeError.js"
 import { install as installCallbacks } from "./internal/client/callbacks.js"
 import { nodeOptionChecks } from "./internal/nodeOptions.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
@@ -542,7 +542,7 @@ const openThrough = (
     // ws 8.x throws synchronously for a URL or subprotocol it rejects (SyntaxError); with an agent,
     // what else throws here is the agent (its createConnection, or not an agent Node can use).
     if (agent !== undefined && !(error instanceof SyntaxError)) {
-      return invalidAgent(`the agent threw when asked for a connection (${errorText(error)})`)
+      return invalidAgent(`the agent threw when asked for a connection (${errorMessage(error)})`)
     }
     return Either.left(classifyHandshakeError(error))
   }
@@ -640,8 +640,6 @@ const isAgent = (agent: unknown): agent is Agent =>
   agent instanceof Agent ||
   (typeof agent === "object" && agent !== null && typeof Reflect.get(agent, "addRequest") === "function")
 
-const errorText = (error: unknown): string => error instanceof Error ? error.message : String(error)
-
 const describeValue = (value: unknown): string =>
   value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "object" ? "an object" : typeof value
 
@@ -659,7 +657,7 @@ const agentFor = (
     try {
       picked = (agent as (url: URL) => unknown)(url)
     } catch (error) {
-      return invalidAgent(`the function that picks the agent threw (${errorText(error)})`)
+      return invalidAgent(`the function that picks the agent threw (${errorMessage(error)})`)
     }
     if (picked === undefined || isAgent(picked)) return Either.right(picked)
     return invalidAgent(

@@ -14,23 +14,24 @@ export interface HandshakeFailure {
   readonly cause?: unknown
 }
 
-const reasonByCode: Readonly<Record<string, ConnectErrorReason>> = {
-  ECONNREFUSED: "ConnectionRefused",
-  ENOTFOUND: "DnsLookupFailed",
-  EAI_AGAIN: "DnsLookupFailed",
-  EAI_NODATA: "DnsLookupFailed",
-  EAI_FAIL: "DnsLookupFailed",
-  EHOSTUNREACH: "NetworkUnreachable",
-  ENETUNREACH: "NetworkUnreachable",
-  EHOSTDOWN: "NetworkUnreachable",
-  ENETDOWN: "NetworkUnreachable",
-  EADDRNOTAVAIL: "NetworkUnreachable",
-  ECONNRESET: "ConnectionReset",
-  ECONNABORTED: "ConnectionReset",
-  EPIPE: "ConnectionReset",
-  ETIMEDOUT: "ConnectionReset",
-  EPROTO: "TlsFailed"
-}
+// Maps, not object literals: an error's code is any string (an agent's, a library's), `constructor` too.
+const reasonByCode = new Map<string, ConnectErrorReason>([
+  ["ECONNREFUSED", "ConnectionRefused"],
+  ["ENOTFOUND", "DnsLookupFailed"],
+  ["EAI_AGAIN", "DnsLookupFailed"],
+  ["EAI_NODATA", "DnsLookupFailed"],
+  ["EAI_FAIL", "DnsLookupFailed"],
+  ["EHOSTUNREACH", "NetworkUnreachable"],
+  ["ENETUNREACH", "NetworkUnreachable"],
+  ["EHOSTDOWN", "NetworkUnreachable"],
+  ["ENETDOWN", "NetworkUnreachable"],
+  ["EADDRNOTAVAIL", "NetworkUnreachable"],
+  ["ECONNRESET", "ConnectionReset"],
+  ["ECONNABORTED", "ConnectionReset"],
+  ["EPIPE", "ConnectionReset"],
+  ["ETIMEDOUT", "ConnectionReset"],
+  ["EPROTO", "TlsFailed"]
+])
 
 // OpenSSL's certificate verification errors as Node reports them (`error.code`), besides those
 // with CERT in their name: e.g. a private CA's leaf certificate without a trusted issuer.
@@ -150,7 +151,8 @@ const errorCode = (error: unknown): string | undefined => {
   return typeof error.code === "string" ? error.code : undefined
 }
 
-const errorMessage = (error: unknown): string =>
+/** An error's message; Node's AggregateError (every address failed) by its errors'. */
+export const errorMessage = (error: unknown): string =>
   error instanceof AggregateError && error.message === ""
     // Node's, when every address of a host failed (autoSelectFamily: `localhost` as ::1 and
     // 127.0.0.1): no message of its own, each address's error inside.
@@ -203,11 +205,14 @@ export const rejectionDetail = (status: number, location: string | undefined, ur
 }
 
 // Errors with no reason of their own (ClosedBeforeOpen) whose cause the detail can name.
-const codeHints: Readonly<Record<string, string>> = {
-  EMFILE: "this process has no file descriptor left (its limit: ulimit -n, LimitNOFILE): raise it, or look for " +
-    "sockets or files it leaks; retried, an attempt succeeds once one is free",
-  ENFILE: "the system has no file descriptor left (fs.file-max); retried, an attempt succeeds once one is free"
-}
+const codeHints = new Map<string, string>([
+  [
+    "EMFILE",
+    "this process has no file descriptor left (its limit: ulimit -n, LimitNOFILE): raise it, or look for " +
+    "sockets or files it leaks; retried, an attempt succeeds once one is free"
+  ],
+  ["ENFILE", "the system has no file descriptor left (fs.file-max); retried, an attempt succeeds once one is free"]
+])
 
 /** What the user can do about a failure of this reason. */
 export const hintFor = (reason: ConnectErrorReason): string => hint[reason]
@@ -226,7 +231,7 @@ export const classifyHandshakeError = (error: unknown, afterTls = false): Handsh
         ? tlsHint(code, message)
         : reason === "ConnectionReset" && afterTls
         ? AFTER_TLS
-        : (code !== undefined && Object.hasOwn(codeHints, code) ? codeHints[code] : undefined) ?? hint[reason]
+        : (code === undefined ? undefined : codeHints.get(code)) ?? hint[reason]
     }`,
     cause: error
   })
@@ -240,8 +245,8 @@ export const classifyHandshakeError = (error: unknown, afterTls = false): Handsh
     }
     // Node reports a peer that hangs up before the TLS handshake completed as ECONNRESET.
     if (message.includes("before secure TLS connection was established")) return failure("TlsFailed")
-    // Own keys only: an error's code is any string (an agent's, a library's), `constructor` too.
-    if (Object.hasOwn(reasonByCode, code)) return failure(reasonByCode[code]!)
+    const reason = reasonByCode.get(code)
+    if (reason !== undefined) return failure(reason)
     // Node's HTTP parser refused the answer (HPE_*): not HTTP at all (an SSH banner, a TLS alert
     // from a wss:// port), a bad status line, a head over Node's maxHeaderSize. Whatever listens
     // there is no WebSocket endpoint and answers the same way again (was ClosedBeforeOpen, retried).
