@@ -59,6 +59,23 @@ const systemLocalhostIsIpv4Only = Effect.promise(() => lookup("localhost", { all
   Effect.map((addresses) => addresses.length === 1 && addresses[0]!.address === "127.0.0.1")
 )
 
+/**
+ * The localhost child's cases by "<resolver> <servers>", once it exited 0 with Node's
+ * `autoSelectFamily` as expected and no stray socket.
+ */
+const localhostCases = (nodeArgs: ReadonlyArray<string>, autoSelectFamily: boolean) =>
+  Effect.gen(function*() {
+    const child = yield* spawnChild("localhostChild.ts", [], { nodeArgs: [...nodeArgs] })
+    const exit = yield* child.exit
+    const [report] = yield* child.reports
+    expect(exit.code).toBe(0)
+    expect(report.autoSelectFamily).toBe(autoSelectFamily)
+    expect(report.strays).toEqual([])
+    return Object.fromEntries(
+      (report.cases as Array<LocalhostCase>).map(({ resolver, servers, ...rest }) => [`${resolver} ${servers}`, rest])
+    )
+  })
+
 const open = (address: string) => ({ state: "Open", endpoint: "ws://localhost:PORT/feed", seen: [address] })
 const closed = (addresses: string) => ({
   state: "Closed",
@@ -172,17 +189,7 @@ describe.concurrent("round 13: short trials", () => {
       "with autoSelectFamily (Node 20's default): Open on whichever of ::1 and 127.0.0.1 listens, the endpoint ws://localhost:PORT/feed; nothing listening: ConnectionRefused naming every address tried",
       () =>
         Effect.gen(function*() {
-          const child = yield* spawnChild("localhostChild.ts", [])
-          const exit = yield* child.exit
-          const [report] = yield* child.reports
-          expect(exit.code).toBe(0)
-          expect(report.autoSelectFamily).toBe(true)
-          expect(report.strays).toEqual([])
-          const byCase = Object.fromEntries(
-            (report.cases as Array<LocalhostCase>).map((
-              { resolver, servers, ...rest }
-            ) => [`${resolver} ${servers}`, rest])
-          )
+          const byCase = yield* localhostCases([], true)
           // Where this host's resolver has 127.0.0.1 for localhost only (as /etc/hosts here).
           if (yield* systemLocalhostIsIpv4Only) {
             expect(byCase["system 127.0.0.1"]).toEqual(open("127.0.0.1"))
@@ -205,17 +212,7 @@ describe.concurrent("round 13: short trials", () => {
       "without it (--no-network-family-autoselection): the first address only: ::1 first and a server on 127.0.0.1 only is ConnectionRefused naming ::1",
       () =>
         Effect.gen(function*() {
-          const child = yield* spawnChild("localhostChild.ts", [], { nodeArgs: ["--no-network-family-autoselection"] })
-          const exit = yield* child.exit
-          const [report] = yield* child.reports
-          expect(exit.code).toBe(0)
-          expect(report.autoSelectFamily).toBe(false)
-          expect(report.strays).toEqual([])
-          const byCase = Object.fromEntries(
-            (report.cases as Array<LocalhostCase>).map((
-              { resolver, servers, ...rest }
-            ) => [`${resolver} ${servers}`, rest])
-          )
+          const byCase = yield* localhostCases(["--no-network-family-autoselection"], false)
           if (yield* systemLocalhostIsIpv4Only) {
             expect(byCase["system 127.0.0.1"]).toEqual(open("127.0.0.1"))
             expect(byCase["system ::1"]).toEqual(closed("connect ECONNREFUSED 127.0.0.1:PORT"))
