@@ -59,8 +59,10 @@ const feed = Effect.gen(function*() {
 })
 
 const tenFrames = <E, R>(messages: Stream.Stream<string | Uint8Array, E, R>) =>
-  Effect.map(Stream.runCollect(Stream.take(messages, 10)), (chunk) =>
-    Chunk.toReadonlyArray(chunk).map((frame) => String(frame).split(" ").slice(0, 2).join(" ")))
+  Effect.map(
+    Stream.runCollect(Stream.take(messages, 10)),
+    (chunk) => Chunk.toReadonlyArray(chunk).map((frame) => String(frame).split(" ").slice(0, 2).join(" "))
+  )
 
 const expected = Array.from({ length: 10 }, (_, i) => `n ${i}`)
 
