@@ -339,8 +339,14 @@ describeHaproxy("trials behind HAProxy", () => {
           () => Effect.map(ghostServer.accepted, (n) => n >= 1 + ghostAttempts)
         )
         expect(yield* ghostServer.accepted).toBe(1 + ghostAttempts)
-        // abortonclose: HAProxy drops a queued request whose client left; the holder and the one that opened
-        expect(yield* cleanServer.accepted).toBe(2)
+        // abortonclose: HAProxy drops a queued request whose client left; the holder and the one that
+        // opened, and at most one more: an attempt that timed out just as the slot freed may be
+        // forwarded before HAProxy has seen its client leave (a race seen once in a full run). Never
+        // every attempt, as without the option.
+        const clean = yield* cleanServer.accepted
+        expect(clean).toBeGreaterThanOrEqual(2)
+        expect(clean).toBeLessThanOrEqual(3)
+        expect(clean).toBeLessThan(1 + cleanAttempts)
       }).pipe(Effect.provide(quietNode)),
     10_000
   )
