@@ -131,7 +131,8 @@ describe.concurrent("round 13: short trials", () => {
         Effect.gen(function*() {
           const server = yield* TestServer.make({ record: false })
           // A bound for a loaded machine: each failed attempt doubles the next delay.
-          const child = yield* spawnChild("emfileChild.ts", [`${server.url}/`, "30", "5"], { bound: 60_000 })
+          // (The child waits for the extra Clients' reopening up to their longest delay + 20 s.)
+          const child = yield* spawnChild("emfileChild.ts", [`${server.url}/`, "30", "5"], { bound: 100_000 })
           const exit = yield* child.exit
           const [report] = yield* child.reports
           expect(exit.code).toBe(0)
@@ -180,7 +181,7 @@ describe.concurrent("round 13: short trials", () => {
           expect(report.strays).toEqual([])
           expect(report.warnings).toEqual([])
         }).pipe(Effect.scoped),
-      60_000
+      110_000
     )
   })
 

@@ -84,9 +84,29 @@ const program = Effect.gen(function*() {
   const seriesWhileFull = series.map((own) => [...own])
   for (const fd of fillers) closeSync(fd)
   const freed = performance.now()
-  yield* Effect.forEach(extras, (client) => client.awaitOpen.pipe(Effect.timeout("40 seconds"), Effect.orDie), {
-    discard: true
-  })
+  // Each extra Client opens at the end of the backoff it is in (at most the default cap, 30 s):
+  // bounded by the longest delay seen plus 20 s for a loaded machine, rather than a fixed time.
+  const longestDelay = Math.max(...series.map((own) => own.at(-1)?.[1] ?? 0))
+  const reopened = yield* Effect.forEach(extras, (client) =>
+    client.awaitOpen.pipe(
+      Effect.timeout(longestDelay + 20_000),
+      Effect.as(true),
+      Effect.orElseSucceed(() => false)
+    ))
+  if (reopened.includes(false)) {
+    // Which extra Clients never opened, where each stands and every attempt it made.
+    const stuck = yield* Effect.forEach(extras, (client) => client.state.get)
+    return yield* Effect.dieMessage(JSON.stringify({
+      notOpen: reopened.flatMap((open, i) => open ? [] : [i]),
+      states: stuck.map((state) =>
+        state._tag === "Backoff" ? `Backoff ${state.attempt} ${describeError(state.error)}` : state._tag
+      ),
+      series,
+      attempts: attempts.map((own) => own.slice(-2)),
+      longestDelay,
+      freedAfterMs: Math.round(freed - started)
+    }))
+  }
   const states = yield* Effect.forEach([...first, ...extras], (client) => client.state.get)
   return {
     base,
