@@ -54,10 +54,32 @@ const open = (
   let giveUp: ReturnType<typeof setTimeout> | undefined
   /** Bytes handed to `send` (a string counted in UTF-16 units: never more than its UTF-8 bytes). */
   let handed = 0
+  // Browsers give no write completion. A frame counts as written once no more than the high-water
+  // mark is buffered up to its end (at once, while the buffer is below the mark): the callbacks
+  // of frames past it wait here, with where each ends in `handed`, so that a burst is held by the
+  // Client's outbox (OutboxFull, a sink waiting) as on Node, not piled up in `bufferedAmount`.
+  const mark = request.writeHighWaterMark ?? 1024 * 1024
+  let waiting: Array<[end: number, callback: (error?: Error) => void]> = []
+  let poll: ReturnType<typeof setTimeout> | undefined
+  /** Open: calls back the frames within the mark of what left. Closed: those that left, the rest with an error. */
+  const settle = (closed: boolean): void => {
+    const limit = handed - socket.bufferedAmount + (closed ? 0 : mark)
+    const list = waiting
+    let count = 0
+    while (count < list.length && list[count]![0] <= limit) count++
+    waiting = closed ? [] : list.slice(count)
+    poll = waiting.length > 0 ? setTimeout(settle, 5, false) : undefined
+    list.forEach(([, callback], index) =>
+      index < count ? callback() : closed && callback(new Error("closed before the browser sent it"))
+    )
+  }
   const reportClose = (code: number, reason: string, wasClean: boolean): void => {
     if (closeReported) return
     closeReported = true
     clearTimeout(giveUp)
+    // The frames still waiting, before the close: those the browser sent are written.
+    clearTimeout(poll)
+    settle(true)
     listener.onClose(code, reason, wasClean)
   }
   // Permanent sinks of invariant 1, never removed. The browser reports no cause for a failed
@@ -130,8 +152,10 @@ const open = (
         return
       }
       handed += approximateBytes(data)
-      // Browsers give no write completion: a frame counts as written once the browser has it.
-      if (callback !== undefined) callback()
+      if (callback === undefined) return
+      if (waiting.length === 0 && socket.bufferedAmount <= mark) return callback()
+      waiting.push([handed, callback])
+      poll ??= setTimeout(settle, 5, false)
     },
     close: (code, reason) => {
       closing = true

@@ -43,6 +43,12 @@ export interface OpenRequest {
    * cannot set them (browsers). Redacted: a private key must not reach a log or an inspection.
    */
   readonly tls?: Redacted.Redacted<TlsOptions> | undefined
+  /**
+   * The Connection's `writeHighWaterMark` (default 1 MiB). A transport whose writes have no
+   * completion of their own (browsers) calls a frame's `send` callback once no more than this is
+   * buffered up to its end.
+   */
+  readonly writeHighWaterMark?: number | undefined
 }
 
 /**
@@ -118,7 +124,8 @@ export interface TransportSocket {
   readonly sentBytes?: (() => number) | undefined
   /**
    * Writes one frame. OPEN only (the caller checks). `callback` runs exactly once, once the frame
-   * was written (Node: flushed to the kernel; browsers: handed to the browser) or with the error,
+   * was written (Node: flushed to the kernel; browsers: handed to the browser, with at most the
+   * request's `writeHighWaterMark` buffered up to its end) or with the error,
    * and callbacks run in the order of the sends: the Client matches them to frames in that order.
    * May throw for a payload it cannot send (then nothing was written and no callback runs).
    */

@@ -481,7 +481,8 @@ export const createConnection = (
     headers: checked.headers,
     maxPayload: checked.maxPayload,
     perMessageDeflate: checked.perMessageDeflate,
-    tls: checked.tls
+    tls: checked.tls,
+    writeHighWaterMark: checked.writeHighWaterMark
   }
   const created = transport.open(request, listener)
   if (Either.isLeft(created)) return toConnectError(endpoint.redacted, created.left)
@@ -587,7 +588,8 @@ class LiveConnection implements Connection, OpenedConnection {
   }
 
   // Node: a send callback fires once everything before it was flushed, so one awaited send per
-  // chunk is the drain signal. Browsers call it at once, so poll bufferedAmount there. A closed
+  // chunk is the drain signal. The browser transport calls back once its buffer up to the frame
+  // is within this same mark; a transport that calls back at once is polled here. A closed
   // browser socket keeps its bufferedAmount (the standard's rule): not OPEN ends the wait (the
   // next frame then fails NotOpen), or a sink whose peer died waited for good.
   private waitBelowHighWater(): Effect.Effect<void> {
