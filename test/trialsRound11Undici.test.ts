@@ -349,6 +349,37 @@ describe("what undici reports, as a Client sees it", () => {
     })).pipe(provideBrowser))
 })
 
+describe("frames past the high-water mark at the close (Node's own WebSocket)", () => {
+  it.live("500 frames of 64 KiB enqueued to a peer that stopped reading, then close: the frames still waiting past the mark come back from close, in order; none of them reaches the server; what it got is in order", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      yield* server.pauseReading
+      const client = yield* Client.make({ url: server.url, connection: { closeTimeout: "300 millis" } })
+      yield* client.awaitOpen
+      const frame = (index: number) => `${index}:${"x".repeat(64 * 1024)}`
+      const taken: Array<string> = []
+      // 32 MB: more than the 1 MiB mark, the outbox's 16 MiB and what the kernel holds.
+      for (let index = 0; index < 500; index++) {
+        const refused = yield* Effect.flip(client.enqueue(frame(index))).pipe(Effect.option)
+        if (Option.isNone(refused)) taken.push(frame(index))
+      }
+      expect(taken.length).toBeLessThan(500)
+      const [peer] = yield* server.peers
+      // The peer reads nothing, so the close frame goes unanswered: given up after closeTimeout.
+      const unsent = yield* client.close()
+      yield* server.resumeReading
+      yield* peer!.awaitClosed()
+      const received = yield* server.received
+      // The outbox was written out before the close frame; what the browser had not sent by the
+      // close's end (the kernel full) comes back, each counted failed (as on Node).
+      expect(unsent.length).toBeGreaterThan(0)
+      expect(unsent).toEqual(taken.slice(taken.length - unsent.length))
+      expect(received).toEqual(taken.slice(0, received.length))
+      expect(received.length + unsent.length).toBeLessThanOrEqual(taken.length)
+      expect(yield* client.failed).toBe(unsent.length)
+    })).pipe(provideBrowser))
+})
+
 describe("a Node process with a Client over its global WebSocket", () => {
   it.live("opens, sends, closes: the process exits by itself, code 0, nothing uncaught", () =>
     Effect.gen(function*() {
