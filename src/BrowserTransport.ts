@@ -73,13 +73,17 @@ const open = (
       index < count ? callback() : closed && callback(new Error("closed before the browser sent it"))
     )
   }
+  // The frames still waiting, before the close is reported or the socket given up: those the
+  // browser sent are written (Node's own WebSocket counts a destroyed socket's bytes as gone).
+  const settleAll = (): void => {
+    clearTimeout(poll)
+    settle(true)
+  }
   const reportClose = (code: number, reason: string, wasClean: boolean): void => {
     if (closeReported) return
     closeReported = true
     clearTimeout(giveUp)
-    // The frames still waiting, before the close: those the browser sent are written.
-    clearTimeout(poll)
-    settle(true)
+    settleAll()
     listener.onClose(code, reason, wasClean)
   }
   // Permanent sinks of invariant 1, never removed. The browser reports no cause for a failed
@@ -116,6 +120,7 @@ const open = (
   // OPEN or CLOSING one would wait for a close frame a dead peer never sends (the release then
   // waited 2 x closeTimeout): it is given up, reported closed (1006) on the next turn, as ws'.
   const terminate = () => {
+    settleAll()
     if (socket.readyState !== CLOSED) socket.close()
     // Node's own WebSocket (undici) waits for the close frame without a timeout: a dead peer's
     // TCP connection stayed open (and kept the process alive) until the kernel gave up. Its
