@@ -63,6 +63,7 @@ const open = (
   let poll: ReturnType<typeof setTimeout> | undefined
   /** Open: calls back the frames within the mark of what left. Closed: those that left, the rest with an error. */
   const settle = (closed: boolean): void => {
+    clearTimeout(poll)
     const limit = handed - socket.bufferedAmount + (closed ? 0 : mark)
     const list = waiting
     let count = 0
@@ -70,20 +71,15 @@ const open = (
     waiting = closed ? [] : list.slice(count)
     poll = waiting.length > 0 ? setTimeout(settle, 5, false) : undefined
     list.forEach(([, callback], index) =>
-      index < count ? callback() : closed && callback(new Error("closed before the browser sent it"))
+      index < count ? callback() : closed && callback(new Error("closed before it was sent"))
     )
-  }
-  // The frames still waiting, before the close is reported or the socket given up: those the
-  // browser sent are written (Node's own WebSocket counts a destroyed socket's bytes as gone).
-  const settleAll = (): void => {
-    clearTimeout(poll)
-    settle(true)
   }
   const reportClose = (code: number, reason: string, wasClean: boolean): void => {
     if (closeReported) return
     closeReported = true
     clearTimeout(giveUp)
-    settleAll()
+    // The frames still waiting: those the browser sent are written.
+    settle(true)
     listener.onClose(code, reason, wasClean)
   }
   // Permanent sinks of invariant 1, never removed. The browser reports no cause for a failed
@@ -120,7 +116,8 @@ const open = (
   // OPEN or CLOSING one would wait for a close frame a dead peer never sends (the release then
   // waited 2 x closeTimeout): it is given up, reported closed (1006) on the next turn, as ws'.
   const terminate = () => {
-    settleAll()
+    // Before it is destroyed: Node's own WebSocket then counts the bytes it had as gone.
+    settle(true)
     if (socket.readyState !== CLOSED) socket.close()
     // Node's own WebSocket (undici) waits for the close frame without a timeout: a dead peer's
     // TCP connection stayed open (and kept the process alive) until the kernel gave up. Its
