@@ -268,10 +268,13 @@ describeChromium("Chromium: a Client in a page", () => {
         }
       })
       // About 3 MiB/s through the pipe (less on a loaded machine): the 24 MiB backlog takes more than
-      // twice interval + timeout to drain, while the browser's steps of progress (about 1.5 MB, half
-      // a second) stay well under the timeout.
+      // interval + timeout to drain, while the browser's steps of progress (about 1.5 MB, half a
+      // second) stay well under the timeout. The outbox holds the backlog past 1 MiB buffered in the
+      // page, so a probe goes out every interval behind that 1 MiB and what Chromium holds below the
+      // page (about 5.5 MB, unseen: 2 s at 3 MiB/s, 4 s on a loaded machine): the timeout must exceed
+      // that (the heartbeat's rule), hence 5 s.
       const pipe = await session.inScope(slowPipe(echo.port, 64 * 1024, 20))
-      const heartbeat = { interval: 500, timeout: 3_000, message: "ping", pong: "pong" }
+      const heartbeat = { interval: 500, timeout: 5_000, message: "ping", pong: "pong" }
       await call(
         p,
         "open",

@@ -173,7 +173,10 @@ const r10 = {
   echoUntilAnswered: (id: string): Promise<number> =>
     Effect.runPromise(Effect.gen(function*() {
       const rpc = opened.get(id)!.rpc
-      for (let failed = 0; failed < 60; failed++) {
+      // Bounded by time (12 s), not by the count of calls: while the Client backs off (an attempt
+      // made during the blackhole hangs until openTimeout, then a backoff) each call fails at once.
+      const deadline = Date.now() + 12_000
+      for (let failed = 0; failed < 400 && Date.now() < deadline; failed++) {
         const exit = yield* Effect.exit(Effect.timeout(rpc.Echo({ text: "probe" }), 500))
         if (Exit.isSuccess(exit)) return failed
         yield* Effect.sleep(50)
