@@ -8,26 +8,12 @@
  * test/browser/burst.ts.
  */
 import { Effect } from "effect"
-import type { Page } from "playwright-core"
 import { expect, it } from "vitest"
 import { TestServer } from "../src/testing/index.js"
 import type { burst as Burst } from "./browser/burst.js"
-import { chromiumSession, describeChromium } from "./support/chromium.js"
+import { chromiumSession, describeChromium, pageApi } from "./support/chromium.js"
 
-type Api = typeof Burst
-
-const call = <K extends keyof Api>(
-  page: Page,
-  method: K,
-  ...args: Parameters<Api[K]>
-): Promise<Awaited<ReturnType<Api[K]>>> =>
-  page.evaluate(
-    ([method, args]) =>
-      (globalThis as unknown as { burst: Record<string, (...args: ReadonlyArray<unknown>) => unknown> }).burst[method]!(
-        ...args
-      ),
-    [method, args] as const
-  ) as Promise<Awaited<ReturnType<Api[K]>>>
+const call = pageApi<typeof Burst>("burst")
 
 const session = chromiumSession(["burst"])
 

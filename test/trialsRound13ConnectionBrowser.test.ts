@@ -5,26 +5,12 @@
  * high-water mark waited for good, polling every 5 ms. Page script: test/browser/r13connection.ts.
  */
 import { Effect } from "effect"
-import type { Page } from "playwright-core"
 import { expect, it } from "vitest"
 import { TestServer } from "../src/testing/index.js"
 import type { r13 as R13 } from "./browser/r13connection.js"
-import { chromiumSession, describeChromium } from "./support/chromium.js"
+import { chromiumSession, describeChromium, pageApi } from "./support/chromium.js"
 
-type Api = typeof R13
-
-const call = <K extends keyof Api>(
-  page: Page,
-  method: K,
-  ...args: Parameters<Api[K]>
-): Promise<Awaited<ReturnType<Api[K]>>> =>
-  page.evaluate(
-    ([method, args]) =>
-      (globalThis as unknown as { r13: Record<string, (...args: ReadonlyArray<unknown>) => unknown> }).r13[method]!(
-        ...args
-      ),
-    [method, args] as const
-  ) as Promise<Awaited<ReturnType<Api[K]>>>
+const call = pageApi<typeof R13>("r13")
 
 const session = chromiumSession(["r13connection"])
 

@@ -265,3 +265,22 @@ export const chromiumSession = (bundles: ReadonlyArray<string>): ChromiumSession
     }
   }
 }
+
+/**
+ * The API a page script puts on `globalThis[name]`, called from Node: `call(page, method, ...args)`
+ * runs `globalThis[name][method](...args)` in the page (plain data in and out), typed by the script.
+ */
+export const pageApi =
+  <Api extends Record<string, (...args: Array<any>) => unknown>>(name: string) =>
+  <K extends keyof Api & string>(
+    page: Page,
+    method: K,
+    ...args: Parameters<Api[K]>
+  ): Promise<Awaited<ReturnType<Api[K]>>> =>
+    page.evaluate(
+      ([name, method, args]) =>
+        (globalThis as unknown as Record<string, Record<string, (...args: ReadonlyArray<unknown>) => unknown>>)[name]![
+          method
+        ]!(...args),
+      [name, method, args] as const
+    ) as Promise<Awaited<ReturnType<Api[K]>>>
