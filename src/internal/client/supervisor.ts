@@ -18,6 +18,7 @@ import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
+import { defaultSchedule } from "../../Reconnect.js"
 import type { Network } from "../../Transport.js"
 import { Transport } from "../../Transport.js"
 import { ClientState } from "../clientState.js"
@@ -122,12 +123,25 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     }
     const now = client.clock.unsafeCurrentTimeMillis()
     const schedule = settings.schedule
-    // User code: a Schedule that throws or dies in its step closes the client, typed.
-    const stepped = yield* Effect.exit(Effect.suspend(() => schedule.step(now, error, client.scheduleState)))
+    // User code: a Schedule that throws or dies in its step closes the client, typed. One whose
+    // step never ends (an Effect in `tapInput` or `modifyDelayEffect` that hangs) would leave it
+    // Connecting for good: bounded by the open timeout, as the URL and headers Effects are.
+    const step = Effect.suspend(() => schedule.step(now, error, client.scheduleState))
+    const timeout = settings.connection.openTimeout
+    let timedOut: Cause.TimeoutException | undefined = undefined
+    const stepped = yield* Effect.exit(
+      schedule === defaultSchedule ? step : Effect.timeoutFail(step, {
+        duration: timeout,
+        onTimeout: () =>
+          timedOut = new Cause.TimeoutException(`not within ${Duration.format(timeout)} (the open timeout)`)
+      })
+    )
     if (Exit.isFailure(stepped)) {
-      yield* client.stop(
-        Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause)))
-      )
+      const cause = Cause.squash(stepped.cause)
+      const detail = cause === timedOut
+        ? "the retry Schedule's step did not end"
+        : "the retry Schedule failed in its step"
+      yield* client.stop(Option.some(client.brokenOption(detail, cause)))
       return false
     }
     const [nextState, , decision] = stepped.value
@@ -137,7 +151,9 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
       return false
     }
     // Never sooner than the floor: a schedule of zero delays would be a hot loop.
-    let delay = Math.max(settings.minRetryDelay, ScheduleIntervals.start(decision.intervals) - now)
+    // Whole milliseconds, rounded up: `Schedule.jittered` gives fractions, which the Backoff state
+    // and its log line would show to the nanosecond ("retrying in 1s 501ms 638027ns").
+    let delay = Math.max(settings.minRetryDelay, Math.ceil(ScheduleIntervals.start(decision.intervals) - now))
     if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
       delay = Math.max(delay, Duration.toMillis(error.retryAfter))
     }
