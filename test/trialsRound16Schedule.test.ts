@@ -4,9 +4,21 @@
  * delays driven exactly by the TestClock. docs/trials.md, "round 16", has the table.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Duration, Effect, Either, Option, Schedule, Stream, TestClock, TestServices } from "effect"
-import { Client, Reconnect } from "../src/index.js"
-import type { ClientError } from "../src/index.js"
+import {
+  Chunk,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  Fiber,
+  Option,
+  Schedule,
+  Stream,
+  TestClock,
+  TestServices
+} from "effect"
+import { Client, Connection, Reconnect } from "../src/index.js"
+import type { ClientError, ConnectError, TimeoutError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
@@ -38,16 +50,19 @@ const next = (client: Client.Client, predicate: (state: State) => boolean) =>
 const describeEnd = (state: State): string =>
   state._tag === "Closed"
     ? `Closed ${Option.match(state.error, { onNone: () => "by close", onSome: describeError })}`
+    : state._tag === "Open"
+    ? `Open #${state.attempt}`
     : state._tag
 
 /**
  * Drives a Client on the TestClock through its Backoffs, each waited out by exactly its delay:
  * `attempt:delay` for each, then how it ended (Open, Closed with which error), at most `max` Backoffs.
  */
-const drive = (client: Client.Client, max = 12) =>
+const drive = (client: Client.Client, max = 12, after?: State) =>
   Effect.gen(function*() {
     const backoffs: Array<string> = []
-    let previous: State | undefined = undefined
+    // `after`: a state already seen (the Open before a drop), not an end.
+    let previous: State | undefined = after
     for (let turn = 0; turn < max; turn++) {
       const state: State = yield* next(
         client,
@@ -353,5 +368,182 @@ describe("round 16: user code in a Schedule's step", () => {
       // Without it: the step dies (the service is missing), InvalidOptions.
       const missing = yield* refused(cast, 2)
       expect(missing.end).toBe("Closed InvalidOptions")
+    })).pipe(provideNode))
+})
+
+describe("round 16: minUptime, Retry-After, reconnect, whileInput (TestClock)", () => {
+  it.effect("minUptime 5 s, exponential(1 s): a link that drops after 4,999 ms continues the series (Backoff #3, 4 s); after 5,000 ms it starts again (Backoff #1, 1 s)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 2)
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.exponential("1 second"),
+        minUptime: "5 seconds",
+        heartbeat: false
+      })
+      expect(yield* drive(client)).toEqual({ backoffs: ["1:1000", "2:2000"], end: "Open #3" })
+      let open = yield* client.state.get
+      yield* TestClock.adjust("4999 millis")
+      yield* server.closeAll(4000)
+      expect(yield* drive(client, 12, open)).toEqual({ backoffs: ["3:4000"], end: "Open #4" })
+      open = yield* client.state.get
+      yield* TestClock.adjust("5000 millis")
+      yield* server.closeAll(4000)
+      expect(yield* drive(client, 12, open)).toEqual({ backoffs: ["1:1000"], end: "Open #2" })
+      yield* client.close()
+    })).pipe(provideNode))
+
+  it.effect("recurs(2), links shorter than minUptime: the series goes on across them, and the Client closes with the drop that had no retry left", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 1)
+      const client = yield* Client.make({ url: server.url, retry: Schedule.recurs(2), heartbeat: false })
+      expect(yield* drive(client)).toEqual({ backoffs: ["1:100"], end: "Open #2" })
+      let open = yield* client.state.get
+      yield* server.closeAll(4000)
+      expect(yield* drive(client, 12, open)).toEqual({ backoffs: ["2:100"], end: "Open #3" })
+      open = yield* client.state.get
+      yield* server.closeAll(4000)
+      expect(yield* drive(client, 12, open)).toEqual({ backoffs: [], end: "Closed Disconnected 4000" })
+    })).pipe(provideNode))
+
+  it.effect("Retry-After 2 s with exponential(3 s): the schedule's longer delay wins (3 s, 6 s); with spaced(500 ms): Retry-After wins (2 s each)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, { "retry-after": "2" }, 2)
+      const slow = yield* Client.make({ url: server.url, retry: Schedule.exponential("3 seconds"), heartbeat: false })
+      expect(yield* drive(slow)).toEqual({ backoffs: ["1:3000", "2:6000"], end: "Open #3" })
+      yield* slow.close()
+      yield* server.rejectNext(503, { "retry-after": "2" }, 2)
+      const quick = yield* Client.make({ url: server.url, retry: Schedule.spaced("500 millis"), heartbeat: false })
+      expect(yield* drive(quick)).toEqual({ backoffs: ["1:2000", "2:2000"], end: "Open #3" })
+      yield* quick.close()
+    })).pipe(provideNode))
+
+  it.effect("Retry-After stretches the waits that upTo counts: spaced(500 ms) + upTo(3 s) under three Retry-After: 2 gives up after two Backoffs of 2 s", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, { "retry-after": "2" }, 3)
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("500 millis").pipe(Schedule.upTo("3 seconds")),
+        heartbeat: false
+      })
+      expect(yield* drive(client)).toEqual({ backoffs: ["1:2000", "2:2000"], end: "Closed HandshakeRejected 503" })
+    })).pipe(provideNode))
+
+  it.effect("reconnect during the last Backoff recurs(1) allows: the schedule starts again (one more Backoff #1), then Closed; from Closed after recurs(0), one attempt more", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const client = yield* Client.make({ url: server.url, retry: Schedule.recurs(1), heartbeat: false })
+      const waiting = yield* next(client, (state) => state._tag === "Backoff")
+      expect(waiting).toMatchObject({ attempt: 1 })
+      yield* client.reconnect
+      expect(yield* drive(client, 12, waiting)).toEqual({ backoffs: ["1:100"], end: "Closed ConnectionRefused" })
+      const never = yield* Client.make({ url: server.url, retry: Schedule.recurs(0), heartbeat: false })
+      const closed = yield* next(never, (state) => state._tag === "Closed")
+      yield* never.reconnect
+      const again = yield* next(never, (state) => state !== closed && state._tag === "Closed")
+      expect(describeEnd(again)).toBe("Closed ConnectionRefused")
+    })).pipe(provideNode))
+
+  it.effect("whileInput: a schedule that stops at a retryable error (503) closes the Client with it, after the 502 before it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(502)
+      yield* server.rejectNext(503)
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("1 second").pipe(
+          Schedule.whileInput((error: ClientError) => !(error._tag === "ConnectError" && error.status === 503))
+        ),
+        heartbeat: false
+      })
+      expect(yield* drive(client)).toEqual({ backoffs: ["1:1000"], end: "Closed HandshakeRejected 503" })
+    })).pipe(provideNode))
+
+  it.effect("whileInput(isRetryable) is never asked about a 401: shouldRetry closes the Client first (the schedule not stepped)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(401)
+      const inputs: Array<string> = []
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("1 second").pipe(
+          Schedule.tapInput((error: ClientError) => Effect.sync(() => inputs.push(describeError(error)))),
+          Schedule.whileInput(Reconnect.isRetryable)
+        ),
+        heartbeat: false
+      })
+      expect(yield* drive(client)).toEqual({ backoffs: [], end: "Closed HandshakeRejected 401" })
+      expect(inputs).toEqual([])
+    })).pipe(provideNode))
+})
+
+describe("round 16: the same policies on Connection.connect(url).pipe(Effect.retry(policy))", () => {
+  const policy = Schedule.exponential("100 millis").pipe(
+    Schedule.intersect(Schedule.recurs(3)),
+    Schedule.whileInput((error: ConnectError | TimeoutError) => Reconnect.isRetryable(error))
+  )
+
+  /**
+   * The retry's wait, as a delay from now: the one wake-up on the TestClock under a second away.
+   * (Each attempt's open timer, 10 s, stays in `TestClock.sleeps()` after it was cancelled: the
+   * TestClock drops an entry only when it comes due.) Bounded in turns of the event loop.
+   */
+  const pendingDelays = Effect.gen(function*() {
+    for (let turn = 0; turn < 10_000; turn++) {
+      const now = yield* TestClock.currentTimeMillis
+      const delays = Chunk.toArray(yield* TestClock.sleeps()).map((at) => at - now).filter((delay) => delay < 1000)
+      if (delays.length > 0) return delays
+      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    }
+    return yield* Effect.dieMessage("the retry never waited on the TestClock")
+  })
+
+  it.effect("two 503s then open: waits of exactly 100 ms and 200 ms, 3 requests, the Connection usable; 503 then 401: ConnectError 401 typed, 2 requests; refused 4 times: ConnectionRefused after 100, 200, 400 ms; no socket left", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 2)
+      const opening = yield* Effect.fork(Effect.scoped(
+        Effect.gen(function*() {
+          const connection = yield* Connection.connect(server.url).pipe(Effect.retry(policy))
+          yield* connection.send("hello")
+          return Chunk.toArray(yield* Stream.runCollect(Stream.take(connection.messages, 1)))
+        })
+      ))
+      expect(yield* pendingDelays).toEqual([100])
+      yield* TestClock.adjust("100 millis")
+      expect(yield* pendingDelays).toEqual([200])
+      expect(yield* server.requests).toBe(2)
+      yield* TestClock.adjust("200 millis")
+      expect(yield* Fiber.join(opening)).toEqual(["hello"])
+      expect(yield* server.requests).toBe(3)
+
+      yield* server.rejectNext(503)
+      yield* server.rejectNext(401)
+      const rejected = yield* Effect.fork(
+        Effect.scoped(Effect.flip(Connection.connect(server.url).pipe(Effect.retry(policy))))
+      )
+      expect(yield* pendingDelays).toEqual([100])
+      yield* TestClock.adjust("100 millis")
+      const error = yield* Fiber.join(rejected)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 401 })
+      expect(yield* server.requests).toBe(5)
+
+      yield* server.kill
+      const refusedAll = yield* Effect.fork(
+        Effect.scoped(Effect.flip(Connection.connect(server.url).pipe(Effect.retry(policy))))
+      )
+      const waits: Array<number> = []
+      for (let turn = 0; turn < 3; turn++) {
+        const [delay] = yield* pendingDelays
+        waits.push(delay!)
+        yield* TestClock.adjust(delay!)
+      }
+      expect(waits).toEqual([100, 200, 400])
+      expect(yield* Fiber.join(refusedAll)).toMatchObject({ _tag: "ConnectError", reason: "ConnectionRefused" })
     })).pipe(provideNode))
 })
