@@ -60,11 +60,14 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * (-460 B) with the option checks as tables walked by one struct (a Problem thrown, caught once);
  * 19,405 B (+52 B) with round 13's close fixes (the close reads on to the peer's close frame, a
  * reason cut between characters, a sink's wait that ends when the socket is not OPEN), so the
- * budget is 19.0 KiB; 19,450 B (+45 B) with round 14's Backoff of no delay after a skipped wait. esbuild is pinned:
+ * budget is 19.0 KiB; 19,450 B (+45 B) with round 14's Backoff of no delay after a skipped wait;
+ * 19,464 B (+14 B) with round 16's retry Schedule fixes (a step bounded by the open timeout, a
+ * `reconnect` during an attempt not lost to a schedule that is done, whole-millisecond delays), 8 B
+ * over, so the budget is 19.1 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.0
+const BUDGET_KIB = 19.1
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB

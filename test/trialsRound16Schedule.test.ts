@@ -22,6 +22,7 @@ import type { ClientError, ConnectError, TimeoutError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode } from "./support/node.js"
+import { realUntil } from "./support/poll.js"
 import { awaitSleeper } from "./support/testClock.js"
 
 type State = Client.ClientState
@@ -320,7 +321,7 @@ describe("round 16: user code in a Schedule's step", () => {
       expect(error).toMatchObject({
         _tag: "ConnectError",
         reason: "InvalidOptions",
-        detail: "the retry Schedule's step did not end: not within 2s (the open timeout); fix the option named above"
+        detail: "the retry Schedule failed in its step: Operation timed out after '2s'; fix the option named above"
       })
       const { awaited, messages, sent } = yield* endsWith(client)
       expect(awaited).toBe(error)
@@ -447,6 +448,61 @@ describe("round 16: minUptime, Retry-After, reconnect, whileInput (TestClock)", 
       yield* never.reconnect
       const again = yield* next(never, (state) => state !== closed && state._tag === "Closed")
       expect(describeEnd(again)).toBe("Closed ConnectionRefused")
+    })).pipe(provideNode))
+
+  it.effect("reconnect during the last attempt a schedule allows (recurs(0), recurs(1)): the failure is followed at once by attempt #1 (Backoff of 0), not Closed", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      for (const retries of [0, 1]) {
+        const server = yield* TestServer.make()
+        yield* server.hangHandshake
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.recurs(retries),
+          heartbeat: false,
+          connection: { openTimeout: "500 millis" }
+        })
+        const states: Array<string> = []
+        yield* client.state.changes.pipe(
+          Stream.runForEach((state) =>
+            Effect.sync(() =>
+              states.push(
+                state._tag === "Backoff"
+                  ? `Backoff #${state.attempt} ${Duration.toMillis(state.delay)}`
+                  : state._tag === "Connecting" || state._tag === "Open"
+                  ? `${state._tag} #${state.attempt}`
+                  : describeEnd(state)
+              )
+            )
+          ),
+          Effect.forkScoped
+        )
+        for (let attempt = 1; attempt <= retries; attempt++) {
+          yield* next(client, (state) => state._tag === "Connecting" && state.attempt === attempt)
+          yield* awaitSleeper
+          yield* TestClock.adjust("500 millis")
+          const backoff = yield* next(client, (state) => state._tag === "Backoff" && state.attempt === attempt)
+          yield* awaitSleeper
+          yield* TestClock.adjust(delayOf(backoff))
+        }
+        const last = yield* next(client, (state) => state._tag === "Connecting" && state.attempt === retries + 1)
+        // The last attempt the schedule allows hangs (its request at the server); the user presses
+        // reconnect, and the server is back.
+        yield* realUntil(Effect.map(server.requests, (count) => count === retries + 1), "the last request arrived")
+        yield* client.reconnect
+        yield* server.behave
+        yield* awaitSleeper
+        yield* TestClock.adjust("500 millis")
+        const end = yield* next(client, (state) => state !== last && (state._tag === "Open" || state._tag === "Closed"))
+        expect(describeEnd(end)).toBe("Open #1")
+        expect(states).toEqual([
+          ...(retries === 1 ? ["Connecting #1", "Backoff #1 100"] : []),
+          `Connecting #${retries + 1}`,
+          `Backoff #${retries + 1} 0`,
+          "Connecting #1",
+          "Open #1"
+        ])
+        yield* client.close()
+      }
     })).pipe(provideNode))
 
   it.effect("whileInput: a schedule that stops at a retryable error (503) closes the Client with it, after the 502 before it", () =>

@@ -18,7 +18,6 @@ import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
 import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
-import { defaultSchedule } from "../../Reconnect.js"
 import type { Network } from "../../Transport.js"
 import { Transport } from "../../Transport.js"
 import { ClientState } from "../clientState.js"
@@ -123,50 +122,51 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     }
     const now = client.clock.unsafeCurrentTimeMillis()
     const schedule = settings.schedule
-    // User code: a Schedule that throws or dies in its step closes the client, typed. One whose
-    // step never ends (an Effect in `tapInput` or `modifyDelayEffect` that hangs) would leave it
-    // Connecting for good: bounded by the open timeout, as the URL and headers Effects are.
-    const step = Effect.suspend(() => schedule.step(now, error, client.scheduleState))
-    const timeout = settings.connection.openTimeout
-    let timedOut: Cause.TimeoutException | undefined = undefined
-    const stepped = yield* Effect.exit(
-      schedule === defaultSchedule ? step : Effect.timeoutFail(step, {
-        duration: timeout,
-        onTimeout: () =>
-          timedOut = new Cause.TimeoutException(`not within ${Duration.format(timeout)} (the open timeout)`)
-      })
-    )
-    if (Exit.isFailure(stepped)) {
-      const cause = Cause.squash(stepped.cause)
-      const detail = cause === timedOut
-        ? "the retry Schedule's step did not end"
-        : "the retry Schedule failed in its step"
-      yield* client.stop(Option.some(client.brokenOption(detail, cause)))
-      return false
-    }
-    const [nextState, , decision] = stepped.value
-    client.scheduleState = nextState
-    if (ScheduleDecision.isDone(decision)) {
-      yield* client.stop(Option.some(error))
-      return false
-    }
     // Never sooner than the floor: a schedule of zero delays would be a hot loop.
-    // Whole milliseconds, rounded up: `Schedule.jittered` gives fractions, which the Backoff state
-    // and its log line would show to the nanosecond ("retrying in 1s 501ms 638027ns").
-    let delay = Math.max(settings.minRetryDelay, Math.ceil(ScheduleIntervals.start(decision.intervals) - now))
-    if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
-      delay = Math.max(delay, Duration.toMillis(error.retryAfter))
+    let delay = settings.minRetryDelay
+    // `reconnect` during this attempt: the next follows at once and the series starts again, so the
+    // schedule is not asked (one that is done would close the Client it was asked to reconnect).
+    if (!skipping(client)) {
+      // User code: a Schedule that throws or dies in its step closes the client, typed. So does
+      // one whose step does not end (an Effect in `tapInput` or `modifyDelayEffect` that hangs),
+      // bounded by the open timeout as the URL and headers Effects are: else Connecting for good.
+      const stepped = yield* Effect.exit(
+        Effect.timeout(
+          Effect.suspend(() => schedule.step(now, error, client.scheduleState)),
+          settings.connection.openTimeout
+        )
+      )
+      if (Exit.isFailure(stepped)) {
+        yield* client.stop(
+          Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause)))
+        )
+        return false
+      }
+      const [nextState, , decision] = stepped.value
+      client.scheduleState = nextState
+      if (ScheduleDecision.isDone(decision)) {
+        yield* client.stop(Option.some(error))
+        return false
+      }
+      // Whole milliseconds, rounded up: `Schedule.jittered` gives fractions, which the Backoff state
+      // and its log line showed to the nanosecond ("retrying in 1s 501ms 638027ns").
+      delay = Math.max(delay, Math.ceil(ScheduleIntervals.start(decision.intervals) - now))
+      if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
+        delay = Math.max(delay, Duration.toMillis(error.retryAfter))
+      }
     }
     // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
     // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
     if (error._tag === "CircuitOpenError") {
       delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
     }
-    const skip = client.phase._tag === "Connecting" && client.phase.skipWait
-    const woken = yield* backoff(client, error, now, delay, skip)
+    const woken = yield* backoff(client, error, now, delay, skipping(client))
     if (woken) client.resetBackoff()
     return !client.stopped
   })
+
+/** A `reconnect` came during the attempt that failed: no wait before the next. */
+const skipping = (client: LiveClient): boolean => client.phase._tag === "Connecting" && client.phase.skipWait
 
 /** Whether to retry after `error`; a `shouldRetry` that throws closes the client with InvalidOptions. */
 const retryable = (client: LiveClient, error: ClientError): boolean | ConnectError => {
