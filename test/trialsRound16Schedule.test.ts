@@ -11,6 +11,7 @@ import {
   Effect,
   Either,
   Fiber,
+  LogLevel,
   Option,
   Schedule,
   Stream,
@@ -21,6 +22,7 @@ import { Client, Connection, Reconnect } from "../src/index.js"
 import type { ClientError, ConnectError, TimeoutError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { captureLogs } from "./support/logs.js"
 import { provideNode } from "./support/node.js"
 import { realUntil } from "./support/poll.js"
 import { awaitSleeper } from "./support/testClock.js"
@@ -215,6 +217,12 @@ describe("round 16: Client retry Schedules as users compose them (TestClock, ref
       "Closed InvalidOptions"
     ],
     [
+      "a step that interrupts itself (tapInput: Effect.interrupt)",
+      Schedule.spaced("1 second").pipe(Schedule.tapInput(() => Effect.interrupt)),
+      [],
+      "Closed InvalidOptions"
+    ],
+    [
       "an invalid exponentialBackoff composed (base 0)",
       Reconnect.exponentialBackoff({ base: "0 millis" }).pipe(Schedule.intersect(Schedule.recurs(2))),
       [],
@@ -255,17 +263,75 @@ describe("round 16: Client retry Schedules as users compose them (TestClock, ref
       yield* run.client.close()
     })).pipe(provideNode))
 
-  it.effect("Schedule.tapInput sees each error once, the last one (that ended the schedule) too", () =>
+  it.effect("Schedule.tapInput(Effect.logWarning) logs each error once, the last one (that ended the schedule) too, through the logger of the fiber that made the Client", () =>
     withNoHandlesLeft(Effect.gen(function*() {
-      const seen: Array<string> = []
+      const logs = captureLogs(LogLevel.Warning)
       const run = yield* refused(
         Schedule.recurs(2).pipe(
-          Schedule.tapInput((error: ClientError) => Effect.sync(() => seen.push(describeError(error))))
+          Schedule.tapInput((error: ClientError) => Effect.logWarning(`retry policy saw ${describeError(error)}`))
         )
-      )
+      ).pipe(Effect.provide(logs.layer))
       expect(run.backoffs).toEqual(["1:100", "2:100"])
       expect(run.end).toBe("Closed ConnectionRefused")
-      expect(seen).toEqual(["ConnectionRefused", "ConnectionRefused", "ConnectionRefused"])
+      expect(logs.lines.filter((line) => line.message.startsWith("retry policy")).map((line) => line.message)).toEqual([
+        "retry policy saw ConnectionRefused",
+        "retry policy saw ConnectionRefused",
+        "retry policy saw ConnectionRefused"
+      ])
+    })).pipe(provideNode))
+
+  it.effect("Schedule.spaced(Duration.infinity): one Backoff of Infinity, parked (30 days of TestClock: still Backoff) until reconnect", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced(Duration.infinity),
+        heartbeat: false
+      })
+      const parked = yield* next(client, (state) => state._tag === "Backoff")
+      expect(parked).toMatchObject({ attempt: 1 })
+      expect(delayOf(parked)).toBe(Infinity)
+      yield* awaitSleeper
+      yield* TestClock.adjust("30 days")
+      expect(yield* client.state.get).toBe(parked)
+      yield* client.reconnect
+      expect(yield* next(client, (state) => state !== parked && state._tag === "Backoff")).toMatchObject({ attempt: 1 })
+      yield* client.close()
+    })).pipe(provideNode))
+
+  it.effect("Schedule.fixed(1 s) counts the attempt's own time (a handshake that times out after 600 ms): 1 s, then 400 ms each; spaced(1 s) does not (1 s each)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      for (
+        const [retry, expected] of [[Schedule.fixed("1 second"), [1000, 400, 400]], [Schedule.spaced("1 second"), [
+          1000,
+          1000,
+          1000
+        ]]] as const
+      ) {
+        const server = yield* TestServer.make()
+        yield* server.hangHandshake
+        const client = yield* Client.make({
+          url: server.url,
+          retry,
+          heartbeat: false,
+          connection: { openTimeout: "600 millis" }
+        })
+        const delays: Array<number> = []
+        for (let attempt = 1; attempt <= 3; attempt++) {
+          yield* next(client, (state) => state._tag === "Connecting" && state.attempt === attempt)
+          yield* realUntil(Effect.map(server.requests, (count) => count === attempt), "the request arrived")
+          yield* awaitSleeper
+          yield* TestClock.adjust("600 millis")
+          const backoff = yield* next(client, (state) => state._tag === "Backoff" && state.attempt === attempt)
+          expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "open" } })
+          delays.push(delayOf(backoff))
+          yield* awaitSleeper
+          yield* TestClock.adjust(delayOf(backoff))
+        }
+        expect(delays).toEqual(expected)
+        yield* client.close()
+      }
     })).pipe(provideNode))
 
   it.effect("Schedule.spaced(0 millis) forever: bounded by minRetryDelay, 10 Backoffs in 1 s of TestClock (and 100 in 100 ms with minRetryDelay 1 ms)", () =>
