@@ -61,9 +61,9 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * 19,405 B (+52 B) with round 13's close fixes (the close reads on to the peer's close frame, a
  * reason cut between characters, a sink's wait that ends when the socket is not OPEN), so the
  * budget is 19.0 KiB; 19,450 B (+45 B) with round 14's Backoff of no delay after a skipped wait;
- * 19,464 B (+14 B) with round 16's retry Schedule fixes (a step bounded by the open timeout, a
- * `reconnect` during an attempt not lost to a schedule that is done, whole-millisecond delays), 8 B
- * over, so the budget is 19.1 KiB. esbuild is pinned:
+ * 19,532 B (+82 B) with round 16's retry Schedule fixes (a step bounded by the open timeout on one
+ * of the client's timers, a `reconnect` during an attempt not lost to a schedule that is done,
+ * whole-millisecond delays), so the budget is 19.1 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
@@ -94,9 +94,10 @@ const BUDGET_KIB = 19.1
  * is 19.2 KiB (round 11: both for Node users of the browser transport, whose undici has neither
  * timeout; in a browser, which closes on time, the 3 s never run out). Round 13: 19,121 B (-489 B)
  * with the option checks as tables; 19,157 B (+36 B) with round 13's close fixes: the budget is 18.8 KiB;
- * 19,216 B (+59 B) with round 14's Backoff of no delay after a skipped wait.
+ * 19,216 B (+59 B) with round 14's Backoff of no delay after a skipped wait; 19,295 B (+79 B) with
+ * round 16's retry Schedule fixes (as above), so the budget is 18.9 KiB.
  */
-const MODULES_BUDGET_KIB = 18.8
+const MODULES_BUDGET_KIB = 18.9
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import {
   Chunk,
   Context,
+  Deferred,
   Duration,
   Effect,
   Either,
@@ -387,12 +388,31 @@ describe("round 16: user code in a Schedule's step", () => {
       expect(error).toMatchObject({
         _tag: "ConnectError",
         reason: "InvalidOptions",
-        detail: "the retry Schedule failed in its step: Operation timed out after '2s'; fix the option named above"
+        detail:
+          "the client failed: the retry Schedule's step did not end within the open timeout; fix the option named above"
       })
       const { awaited, messages, sent } = yield* endsWith(client)
       expect(awaited).toBe(error)
       expect(sent).toMatchObject({ _tag: "SendError", reason: "Closed" })
       expect(messages).toEqual(Either.right([]))
+    })).pipe(provideNode))
+
+  it.live("close while a step hangs: Closed by close, the step's bound (a timer of the open timeout, 10 s) released with it: no handle left", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.kill
+      const hanging = yield* Deferred.make<void>()
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("1 second").pipe(
+          Schedule.tapInput(() => Effect.zipRight(Deferred.succeed(hanging, undefined), Effect.never))
+        ),
+        heartbeat: false
+      })
+      yield* Deferred.await(hanging)
+      expect((yield* client.state.get)._tag).toBe("Connecting")
+      expect(yield* client.close()).toEqual([])
+      expect(describeEnd(yield* client.state.get)).toBe("Closed by close")
     })).pipe(provideNode))
 
   it.effect("a step that dies: Closed InvalidOptions, the defect as cause, named in the detail", () =>

@@ -12,6 +12,7 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
@@ -29,7 +30,7 @@ import { monotonicMillis, TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
 import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
-import { causeMessage, labelOf } from "./liveClient.js"
+import { causeMessage, failClient, labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
 
@@ -128,13 +129,21 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     // schedule is not asked (one that is done would close the Client it was asked to reconnect).
     if (!skipping(client)) {
       // User code: a Schedule that throws or dies in its step closes the client, typed. So does
-      // one whose step does not end (an Effect in `tapInput` or `modifyDelayEffect` that hangs),
-      // bounded by the open timeout as the URL and headers Effects are: else Connecting for good.
-      const stepped = yield* Effect.exit(
-        Effect.timeout(
-          Effect.suspend(() => schedule.step(now, error, client.scheduleState)),
-          settings.connection.openTimeout
-        )
+      // one whose step does not end (an Effect in `tapInput` or `modifyDelayEffect` that hangs):
+      // else Connecting for good. Bounded by the open timeout, as the URL and headers Effects are,
+      // on one of the client's timers (no fiber: a failed attempt starts none); past it the client
+      // closes and this fiber (the supervisor), waiting on the step, is interrupted.
+      const guard = {
+        fire() {
+          if (client.stopped) return
+          failClient(client, new Error("the retry Schedule's step did not end within the open timeout"))
+          client.supervisor?.unsafeInterruptAsFork(FiberId.none)
+        }
+      }
+      const timer = client.timers.after(Duration.toMillis(settings.connection.openTimeout), guard)
+      // Cancelled however the step ends: `close` interrupts this fiber too.
+      const stepped = yield* Effect.exit(Effect.suspend(() => schedule.step(now, error, client.scheduleState))).pipe(
+        Effect.ensuring(Effect.sync(() => client.timers.cancel(timer, guard)))
       )
       if (Exit.isFailure(stepped)) {
         yield* client.stop(
