@@ -12,6 +12,7 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
@@ -29,7 +30,7 @@ import { monotonicMillis, TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
 import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
-import { causeMessage, labelOf } from "./liveClient.js"
+import { causeMessage, failClient, labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
 import { Session } from "./session.js"
 
@@ -122,35 +123,59 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     }
     const now = client.clock.unsafeCurrentTimeMillis()
     const schedule = settings.schedule
-    // User code: a Schedule that throws or dies in its step closes the client, typed.
-    const stepped = yield* Effect.exit(Effect.suspend(() => schedule.step(now, error, client.scheduleState)))
-    if (Exit.isFailure(stepped)) {
-      yield* client.stop(
-        Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause)))
-      )
-      return false
-    }
-    const [nextState, , decision] = stepped.value
-    client.scheduleState = nextState
-    if (ScheduleDecision.isDone(decision)) {
-      yield* client.stop(Option.some(error))
-      return false
-    }
     // Never sooner than the floor: a schedule of zero delays would be a hot loop.
-    let delay = Math.max(settings.minRetryDelay, ScheduleIntervals.start(decision.intervals) - now)
-    if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
-      delay = Math.max(delay, Duration.toMillis(error.retryAfter))
+    let delay = settings.minRetryDelay
+    // `reconnect` during this attempt: the next follows at once and the series starts again, so the
+    // schedule is not asked (one that is done would close the Client it was asked to reconnect).
+    if (!skipping(client)) {
+      // User code: a Schedule that throws or dies in its step closes the client, typed. So does
+      // one whose step does not end (an Effect in `tapInput` or `modifyDelayEffect` that hangs):
+      // else Connecting for good. Bounded by the open timeout, as the URL and headers Effects are,
+      // on one of the client's timers (no fiber: a failed attempt starts none); past it the client
+      // closes and this fiber (the supervisor), waiting on the step, is interrupted.
+      const guard = {
+        fire() {
+          if (client.stopped) return
+          failClient(client, new Error("the retry Schedule's step did not end within the open timeout"))
+          client.supervisor?.unsafeInterruptAsFork(FiberId.none)
+        }
+      }
+      const timer = client.timers.after(Duration.toMillis(settings.connection.openTimeout), guard)
+      // Cancelled however the step ends: `close` interrupts this fiber too.
+      const stepped = yield* Effect.exit(Effect.suspend(() => schedule.step(now, error, client.scheduleState))).pipe(
+        Effect.ensuring(Effect.sync(() => client.timers.cancel(timer, guard)))
+      )
+      if (Exit.isFailure(stepped)) {
+        yield* client.stop(
+          Option.some(client.brokenOption("the retry Schedule failed in its step", Cause.squash(stepped.cause)))
+        )
+        return false
+      }
+      const [nextState, , decision] = stepped.value
+      client.scheduleState = nextState
+      if (ScheduleDecision.isDone(decision)) {
+        yield* client.stop(Option.some(error))
+        return false
+      }
+      // Whole milliseconds, rounded up: `Schedule.jittered` gives fractions, which the Backoff state
+      // and its log line showed to the nanosecond ("retrying in 1s 501ms 638027ns").
+      delay = Math.max(delay, Math.ceil(ScheduleIntervals.start(decision.intervals) - now))
+      if (error._tag === "ConnectError" && error.retryAfter !== undefined) {
+        delay = Math.max(delay, Duration.toMillis(error.retryAfter))
+      }
     }
     // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
     // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
     if (error._tag === "CircuitOpenError") {
       delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
     }
-    const skip = client.phase._tag === "Connecting" && client.phase.skipWait
-    const woken = yield* backoff(client, error, now, delay, skip)
+    const woken = yield* backoff(client, error, now, delay, skipping(client))
     if (woken) client.resetBackoff()
     return !client.stopped
   })
+
+/** A `reconnect` came during the attempt that failed: no wait before the next. */
+const skipping = (client: LiveClient): boolean => client.phase._tag === "Connecting" && client.phase.skipWait
 
 /** Whether to retry after `error`; a `shouldRetry` that throws closes the client with InvalidOptions. */
 const retryable = (client: LiveClient, error: ClientError): boolean | ConnectError => {
