@@ -27,7 +27,7 @@ import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../options.js"
 import { monotonicMillis, TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
-import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
+import { admitsNow, breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
 import { causeMessage, labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
@@ -35,9 +35,10 @@ import { Session } from "./session.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
-// An isolated breaker's retryAt is the largest Date: a Client suspended by one looks again this
-// often, so a `reset` is noticed without a subscription per Client.
-const ISOLATED_RECHECK = 5_000
+// A Suspended Client looks at its endpoints' breakers this often (an isolated breaker's retryAt is
+// the largest Date), so a `reset` is noticed without a subscription per Client. A look that finds
+// every breaker still refusing changes nothing: no attempt, no new state.
+const SUSPENDED_RECHECK = 5_000
 
 /**
  * Attempts on callbacks (`callbacks.ts`), where the Node transport installed them (a browser bundle
@@ -142,10 +143,9 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
       delay = Math.max(delay, Duration.toMillis(error.retryAfter))
     }
     // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
-    // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
-    if (error._tag === "CircuitOpenError") {
-      delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
-    }
+    // `reconnect`, or by a `reset` the wait's looks find); the schedule's jittered delay, when it
+    // is longer, spreads the Clients that share it.
+    if (error._tag === "CircuitOpenError") delay = Math.max(delay, error.retryAt.getTime() - now)
     const skip = client.phase._tag === "Connecting" && client.phase.skipWait
     const woken = yield* backoff(client, error, now, delay, skip)
     if (woken) client.resetBackoff()
@@ -174,6 +174,8 @@ export class BackoffWait extends TimedWait {
   private unsubscribe: (() => void) | undefined = undefined
   /** Its timer found the network offline. */
   private offline = false
+  /** Suspended: at each firing, how long to wait on (0: the wait is over). */
+  recheck: (() => number) | undefined = undefined
 
   constructor(timers: Timers, private network: Network | undefined) {
     super(timers)
@@ -203,6 +205,8 @@ export class BackoffWait extends TimedWait {
   }
 
   override fire(): void {
+    const next = this.recheck?.() ?? 0
+    if (next > 0) return this.start(next)
     // Offline: no attempt, and a look again in a second. `online` may never come: Chromium fires
     // none in a worker, where `navigator.onLine` turns true all the same. A look that finds the
     // network back wakes the wait as `online` does.
@@ -270,7 +274,16 @@ const backoff = (
         if (skip || wait.woken || client.phase !== phase) return resume(Effect.succeed(skip || wait.woken))
         wait.resume = resume
         wait.listen()
-        wait.start(delay)
+        if (phase._tag === "Suspended") {
+          // Until retryAt, a look every few seconds; one that finds an endpoint's breaker admitting
+          // (a `reset`) ends the wait. Monotonic, as the breakers' open periods.
+          const until = monotonicMillis(client.clock) + delay
+          wait.recheck = () => {
+            const left = until - monotonicMillis(client.clock)
+            return left > 0 && !admitsNow(client) ? Math.min(left, SUSPENDED_RECHECK) : 0
+          }
+          wait.start(Math.min(delay, SUSPENDED_RECHECK))
+        } else wait.start(delay)
         return Effect.sync(() => wait.finish())
       })
     )
