@@ -119,3 +119,231 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
       })
     ))), 20_000)
 })
+
+const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
+const tripOnce = { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") }
+
+describe("round 16: the layer as users provide it", () => {
+  it.live("one layer value provided once shares one breaker; provided twice (or two layer values) it is two registries, and the second Client pays its own handshake", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 1000)
+      const layer = CircuitBreaker.layer(tripOnce)
+      // Provided once around both: the second Client is Suspended with no handshake of its own.
+      yield* Effect.gen(function*() {
+        const a = yield* Client.make({ url: server.url, ...fast })
+        yield* awaitState(a, isTag("Suspended"))
+        const b = yield* Client.make({ url: server.url, ...fast })
+        yield* awaitState(b, isTag("Suspended"))
+      }).pipe(Effect.scoped, Effect.provide(layer))
+      expect(yield* server.requests).toBe(1)
+      // The same value provided to each (each `Effect.provide` builds it): two registries.
+      for (let client = 0; client < 2; client++) {
+        yield* Client.make({ url: server.url, ...fast }).pipe(
+          Effect.flatMap((c) => awaitState(c, isTag("Suspended"))),
+          Effect.scoped,
+          Effect.provide(layer)
+        )
+      }
+      expect(yield* server.requests).toBe(3)
+    }).pipe(Effect.scoped, Effect.provide(quietNode)))
+
+  it.live("provided per request in a loop (Effect.provide around each call): the breaker never opens, every call reaches the endpoint; built once, it opens after the threshold", () =>
+    Effect.gen(function*() {
+      let reached = 0
+      const call = Effect.gen(function*() {
+        const registry = yield* CircuitBreaker.Registry
+        const breaker = yield* registry.forEndpoint("wss://feed.example/v1")
+        return yield* breaker.run(Effect.suspend(() => {
+          reached++
+          return Effect.fail("down")
+        }))
+      })
+      const layer = CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(3) })
+      for (let i = 0; i < 10; i++) yield* Effect.exit(call.pipe(Effect.provide(layer)))
+      expect(reached).toBe(10)
+      reached = 0
+      const refused = yield* Effect.gen(function*() {
+        const exits = []
+        for (let i = 0; i < 10; i++) exits.push(yield* Effect.exit(call))
+        return exits.filter((exit) =>
+          Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe((f) => f._tag === "Some" && typeof f.value === "object")
+        ).length
+      }).pipe(Effect.provide(layer))
+      expect(reached).toBe(3)
+      expect(refused).toBe(7)
+      // Layer.fresh around one provide changes nothing for the calls inside it: one registry.
+      reached = 0
+      yield* Effect.forEach(Array.from({ length: 10 }), () => Effect.exit(call)).pipe(Effect.provide(Layer.fresh(layer)))
+      expect(reached).toBe(3)
+    }).pipe(Effect.scoped))
+
+  it.live("the layer's scope closed while its Clients run (Client.make inside Effect.provide, the Client in an outer scope): Suspended, then healed by a trial all the same", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 1000)
+      const client = yield* Client.make({ url: server.url, ...fast }).pipe(
+        Effect.tap((c) => awaitState(c, isTag("Suspended"))),
+        Effect.provide(CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("300 millis") }))
+      )
+      expect(yield* server.requests).toBe(1)
+      yield* server.clearRejections
+      yield* client.awaitOpen
+      expect(yield* server.requests).toBe(2)
+    }).pipe(Effect.scoped, Effect.provide(quietNode)))
+})
+
+describe("round 16: whenSuspended, both ways (TestClock)", () => {
+  const breakers = Layer.merge(
+    quietNode,
+    CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("30 seconds") })
+  )
+  const suspendedClient = (whenSuspended: "queue" | "failFast") =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      yield* server.rejectNext(503, {}, 1)
+      const client = yield* Client.make({ url: server.url, ...fast, whenSuspended })
+      yield* realUntil(Effect.map(client.state.get, (s) => s._tag === "Backoff"), "Backoff after the 503")
+      yield* TestClock.adjust("20 millis")
+      yield* realUntil(Effect.map(client.state.get, (s) => s._tag === "Suspended"), "Suspended")
+      return { server, client }
+    })
+
+  it.scoped("queue: 3 sends, 2 enqueues and a sink of 2 wait in the outbox; at retryAt all 7 written in order, awaitOpen completes; nothing failed", () =>
+    Effect.gen(function*() {
+      const { client, server } = yield* suspendedClient("queue")
+      const events = yield* Effect.forkScoped(Stream.runCollect(Stream.take(client.events, 100)))
+      const sends = yield* Effect.forEach(["s1", "s2", "s3"], (m) => Effect.fork(client.send(m)))
+      yield* client.enqueue("e1")
+      yield* client.enqueue("e2")
+      const sink = yield* Effect.fork(Stream.run(Stream.make("k1", "k2"), client.sink))
+      const waiting = yield* Effect.fork(client.awaitOpen)
+      yield* realUntil(Effect.map(client.outboxSize, (n) => n === 7), "seven queued")
+      yield* TestClock.adjust("30 seconds")
+      yield* Effect.forEach([...sends, sink], Fiber.join, { discard: true })
+      yield* Fiber.join(waiting)
+      const received = yield* server.awaitReceived(7)
+      expect([...received].sort()).toEqual(["e1", "e2", "k1", "k2", "s1", "s2", "s3"])
+      yield* Fiber.interrupt(events)
+      expect(yield* server.requests).toBe(2)
+    }).pipe(Effect.provide(breakers)))
+
+  it.scoped("failFast: send, enqueue, a sink and awaitOpen fail at once with CircuitOpenError (the breaker's retryAt); the outbox stays empty; at retryAt Open with nothing to write", () =>
+    Effect.gen(function*() {
+      const { client, server } = yield* suspendedClient("failFast")
+      const failures = yield* Effect.all([
+        Effect.flip(client.send("s")),
+        Effect.flip(client.enqueue("e")),
+        Effect.flip(Stream.run(Stream.make("k1", "k2"), client.sink)),
+        Effect.flip(client.awaitOpen)
+      ])
+      for (const error of failures) {
+        expect(error).toMatchObject({ _tag: "CircuitOpenError", endpoint: `${server.url}/`, retryAt: new Date(30_000) })
+      }
+      expect(yield* client.outboxSize).toBe(0)
+      // Nothing changes in the open period (no look turns into an attempt that would queue a send).
+      yield* TestClock.adjust("29 seconds")
+      expect(yield* Effect.flip(client.send("late"))).toMatchObject({ _tag: "CircuitOpenError" })
+      expect(yield* client.state.get).toMatchObject({ _tag: "Suspended", retryAt: 30_000 })
+      yield* TestClock.adjust("1 second")
+      yield* realUntil(Effect.map(client.state.get, (s) => s._tag === "Open"), "Open")
+      expect(yield* server.received).toEqual([])
+    }).pipe(Effect.provide(breakers)))
+})
+
+describe("round 16: what must not trip the breaker, and isFailure gone wrong", () => {
+  it.live("ten Clients answered 401: each Closed with HandshakeRejected, the breaker stays Closed (the endpoint answered); a close while Connecting counts nothing", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(401, {}, 10)
+      const registry = yield* CircuitBreaker.Registry
+      const breaker = yield* registry.forEndpoint(server.url)
+      for (let i = 0; i < 10; i++) {
+        const client = yield* Client.make({ url: server.url, ...fast })
+        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
+          error: { _tag: "Some", value: { _tag: "ConnectError", reason: "HandshakeRejected", status: 401 } }
+        })
+      }
+      expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+      yield* server.hangHandshake
+      for (let i = 0; i < 3; i++) {
+        const client = yield* Client.make({ url: server.url, ...fast })
+        yield* realUntil(Effect.map(server.requests, (n) => n === 11 + i), "the handshake under way")
+        yield* client.close()
+      }
+      expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Layer.merge(quietNode, CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(2) })))
+    ))
+
+  it.effect("an isFailure that throws, or returns something other than a boolean (a block body without its return), counts the failure: the breaker opens; only false is a success", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, (error: unknown) => unknown, "Open" | "Closed"]> = [
+        ["throws", () => {
+          throw new Error("bug")
+        }, "Open"],
+        ["undefined", () => undefined, "Open"],
+        ["0", () => 0, "Open"],
+        ["'no'", () => "no", "Open"],
+        ["false", () => false, "Closed"],
+        ["true", () => true, "Open"]
+      ]
+      const seen: Array<string> = []
+      for (const [name, isFailure] of cases) {
+        const breaker = yield* CircuitBreaker.make({
+          policy: CircuitBreaker.consecutiveFailures(2),
+          isFailure: isFailure as (error: unknown) => boolean
+        })
+        yield* Effect.exit(breaker.run(Effect.fail("down")))
+        yield* Effect.exit(breaker.run(Effect.fail("down")))
+        seen.push(`${name}: ${(yield* breaker.state.get)._tag}`)
+      }
+      expect(seen).toEqual(cases.map(([name, , state]) => `${name}: ${state}`))
+    }).pipe(Effect.scoped))
+})
+
+describe("round 16: option mistakes", () => {
+  const defectOf = (options: CircuitBreaker.Options) =>
+    Effect.gen(function*() {
+      const made = yield* Effect.exit(Effect.scoped(CircuitBreaker.make(options)))
+      const layered = yield* Effect.exit(Effect.scoped(Layer.build(CircuitBreaker.layer(options))))
+      const message = (exit: Exit.Exit<unknown>) => Exit.isFailure(exit) ? Cause.squash(exit.cause) : "accepted"
+      expect(String(message(layered))).toBe(String(message(made)))
+      return String(message(made))
+    })
+
+  it.effect("threshold 0, negative, NaN; a ratio window of 0; each an IllegalArgumentException naming the field and the value", () =>
+    Effect.gen(function*() {
+      const window = { threshold: 0.5, minimumCalls: 1 }
+      expect(yield* defectOf({ policy: CircuitBreaker.consecutiveFailures(0) })).toBe(
+        "IllegalArgumentException: CircuitBreaker: threshold must be an integer >= 1 (got 0)"
+      )
+      expect(yield* defectOf({ policy: CircuitBreaker.consecutiveFailures(-3) })).toContain("(got -3)")
+      expect(yield* defectOf({ policy: CircuitBreaker.consecutiveFailures(NaN) })).toContain("(got NaN)")
+      expect(yield* defectOf({ policy: CircuitBreaker.failureRatio({ ...window, window: 0 }) })).toBe(
+        "IllegalArgumentException: CircuitBreaker: window must be a finite duration above zero (got 0)"
+      )
+      expect(yield* defectOf({ policy: CircuitBreaker.failureRatio({ ...window, window: "0 millis" }) })).toContain(
+        "window must be a finite duration above zero"
+      )
+    }))
+
+  it.effect("an openFor that gives no open period (Schedule.forever, recurs, once, stop) is refused at make and at layer; one that ends later keeps its last period", () =>
+    Effect.gen(function*() {
+      for (const openFor of [Schedule.forever, Schedule.recurs(3), Schedule.once, Schedule.stop]) {
+        expect(yield* defectOf({ openFor })).toContain("openFor gives no open period at the first opening")
+      }
+      const ending = Schedule.spaced("1 second").pipe(Schedule.intersect(Schedule.recurs(1)))
+      expect(yield* defectOf({ openFor: ending })).toBe("accepted")
+      const breaker = yield* CircuitBreaker.make({ policy: CircuitBreaker.consecutiveFailures(1), openFor: ending })
+      const retryAts: Array<number> = []
+      for (let opening = 0; opening < 3; opening++) {
+        yield* Effect.exit(breaker.run(Effect.fail("down")))
+        const state = yield* breaker.state.get
+        retryAts.push(state._tag === "Open" ? state.retryAt.getTime() : -1)
+        yield* TestClock.adjust("1 second")
+      }
+      expect(retryAts).toEqual([1000, 2000, 3000])
+    }).pipe(Effect.scoped))
+})
