@@ -6,8 +6,9 @@
  * matters (the breakers' and the Clients' timers run on it).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Layer, Ref, Schedule, Stream, TestClock } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Metric, Ref, Schedule, Stream, TestClock } from "effect"
 import { CircuitBreaker, Client } from "../src/index.js"
+import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
@@ -39,6 +40,23 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
         yield* server.rejectNext(503, {}, 100_000)
         const registry = yield* CircuitBreaker.Registry
         const breaker = yield* registry.forEndpoint(server.url)
+        const transitions: Array<string> = []
+        yield* Effect.forkScoped(
+          Stream.runForEach(breaker.events, ({ from, to }) =>
+            Effect.sync(() => transitions.push(`${from._tag}>${to._tag}`)))
+        )
+        yield* Effect.yieldNow()
+        const metrics = Effect.all([
+          Effect.map(Metric.value(Metrics.circuitsOpen), (gauge) =>
+            gauge.value),
+          ...(["Open", "HalfOpen", "Closed"] as const).map((state) =>
+            Effect.map(
+              Metric.value(Metrics.circuitTransitions.pipe(Metric.tagged("state", state))),
+              (counter) => counter.count
+            )
+          )
+        ])
+        const metricsBefore = yield* metrics
         const clients = yield* Effect.forEach(Array.from({ length: 50 }), () =>
           Client.make({
             url: server.url,
@@ -106,7 +124,8 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
         yield* TestClock.adjust("30 seconds")
         for (let turn = 0; turn < 20 && !(yield* all(clients, "Open")); turn++) {
           yield* realUntil(
-            Effect.map(statesOf(clients), (states) => states.every((s) => s._tag === "Open" || s._tag === "Suspended")),
+            Effect.map(statesOf(clients), (states) =>
+              states.every((s) => s._tag === "Open" || s._tag === "Suspended")),
             "settled"
           )
           yield* TestClock.adjust("100 millis")
@@ -115,6 +134,16 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
         expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
         expect(yield* server.connections).toBe(50)
         expect(yield* server.accepted).toBe(50)
+        // Three openings (the 503s, the blackholed trials, the refused trial), each ended by its
+        // period, and one close: on the breaker's events and in the metrics.
+        expect(transitions).toEqual([
+          "Closed>Open",
+          ...Array.from({ length: 2 }, () => ["Open>HalfOpen", "HalfOpen>Open"]).flat(),
+          "Open>HalfOpen",
+          "HalfOpen>Closed"
+        ])
+        const metricsAfter = yield* metrics
+        expect(metricsAfter.map((value, i) => Number(value) - Number(metricsBefore[i]))).toEqual([0, 3, 3, 1])
       }).pipe(Effect.provide(Layer.merge(
         quietNode,
         CircuitBreaker.layer({
@@ -206,6 +235,18 @@ describe("round 16: the layer as users provide it", () => {
     }).pipe(Effect.scoped, Effect.provide(quietNode)))
 })
 
+/** Every event of `client` (the replayed ones first), as `from>to` or the event's tag. */
+const recordEvents = (client: Client.Client) =>
+  Effect.gen(function*() {
+    const events: Array<string> = []
+    yield* Effect.forkScoped(Stream.runForEach(client.events, (event) =>
+      Effect.sync(() =>
+        events.push(event._tag === "Transition" ? `${event.from._tag}>${event.to._tag}` : event._tag)
+      )))
+    yield* Effect.yieldNow()
+    return events
+  })
+
 describe("round 16: whenSuspended, both ways (TestClock)", () => {
   const breakers = Layer.merge(
     quietNode,
@@ -225,7 +266,7 @@ describe("round 16: whenSuspended, both ways (TestClock)", () => {
   it.scoped("queue: 3 sends, 2 enqueues and a sink of 2 wait in the outbox; at retryAt all 7 written in order, awaitOpen completes; nothing failed", () =>
     Effect.gen(function*() {
       const { client, server } = yield* suspendedClient("queue")
-      const events = yield* Effect.forkScoped(Stream.runCollect(Stream.take(client.events, 100)))
+      const events = yield* recordEvents(client)
       const sends = yield* Effect.forEach(["s1", "s2", "s3"], (m) => Effect.fork(client.send(m)))
       yield* client.enqueue("e1")
       yield* client.enqueue("e2")
@@ -237,13 +278,24 @@ describe("round 16: whenSuspended, both ways (TestClock)", () => {
       yield* Fiber.join(waiting)
       const received = yield* server.awaitReceived(7)
       expect([...received].sort()).toEqual(["e1", "e2", "k1", "k2", "s1", "s2", "s3"])
-      yield* Fiber.interrupt(events)
+      // The replayed history, then the heal: no MessageFailed, Suspended until the trial opened it.
+      expect(events.filter((event) => event.startsWith("MessageFailed"))).toEqual([])
+      expect(events.slice(-4)).toEqual([
+        "Backoff>Connecting",
+        "Connecting>Suspended",
+        "Suspended>Connecting",
+        "Connecting>Open"
+      ])
       expect(yield* server.requests).toBe(2)
     }).pipe(Effect.provide(breakers)))
 
   it.scoped("failFast: send, enqueue, a sink and awaitOpen fail at once with CircuitOpenError (the breaker's retryAt); the outbox stays empty; at retryAt Open with nothing to write", () =>
     Effect.gen(function*() {
       const { client, server } = yield* suspendedClient("failFast")
+      const events = yield* recordEvents(client)
+      yield* realUntil(Effect.sync(() => events.length === 4), "the replayed history")
+      expect(events).toEqual(["Idle>Connecting", "Connecting>Backoff", "Backoff>Connecting", "Connecting>Suspended"])
+      const replayed = 4
       const failures = yield* Effect.all([
         Effect.flip(client.send("s")),
         Effect.flip(client.enqueue("e")),
@@ -258,9 +310,11 @@ describe("round 16: whenSuspended, both ways (TestClock)", () => {
       yield* TestClock.adjust("29 seconds")
       expect(yield* Effect.flip(client.send("late"))).toMatchObject({ _tag: "CircuitOpenError" })
       expect(yield* client.state.get).toMatchObject({ _tag: "Suspended", retryAt: 30_000 })
+      expect(events.slice(replayed)).toEqual([])
       yield* TestClock.adjust("1 second")
       yield* realUntil(Effect.map(client.state.get, (s) => s._tag === "Open"), "Open")
       expect(yield* server.received).toEqual([])
+      expect(events.slice(replayed)).toEqual(["Suspended>Connecting", "Connecting>Open"])
     }).pipe(Effect.provide(breakers)))
 })
 
