@@ -9,7 +9,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer, Metric, Ref, Schedule, Stream, TestClock } from "effect"
 import { CircuitBreaker, Client } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
-import { TestServer } from "../src/testing/index.js"
+import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
 import { realUntil } from "./support/poll.js"
@@ -158,6 +158,50 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
 
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
 const tripOnce = { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") }
+
+describe("round 16: after the heal (TestClock)", () => {
+  it.scoped("at retryAt the fleet wakes together: one trial, the nine refused meanwhile (its slot taken) wait their own backoff (16 s), which the 5 s looks do not cut short; then all Open", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const proxy = yield* FaultProxy.make(server.port)
+      yield* server.rejectNext(503, {}, 10)
+      const registry = yield* CircuitBreaker.Registry
+      const breaker = yield* registry.forEndpoint(proxy.url)
+      const clients = yield* Effect.forEach(Array.from({ length: 10 }), () =>
+        Client.make({
+          url: proxy.url,
+          retry: Schedule.exponential("1 second", 4),
+          minRetryDelay: "100 millis",
+          heartbeat: false
+        }))
+      yield* realUntil(all(clients, "Backoff"), "every Client in Backoff after its 503")
+      yield* TestClock.adjust("1 second")
+      yield* realUntil(all(clients, "Suspended"), "every Client Suspended")
+      // The trial's handshake takes 300 ms of real time: the other nine are refused meanwhile
+      // (its slot is taken) and wait their backoff's next step, 16 s.
+      yield* proxy.latency(300)
+      yield* TestClock.adjust("9 seconds")
+      yield* realUntil(
+        Effect.map(
+          statesOf(clients),
+          (states) => states.filter(isTag("Open")).length === 1 && states.filter(isTag("Suspended")).length === 9
+        ),
+        "the trial Open, nine refused"
+      )
+      expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+      for (const state of (yield* statesOf(clients)).filter(isTag("Suspended"))) expect(state.retryAt).toBe(26_000)
+      // The breaker Closed does not end a backoff: the schedule's (jittered by default) delay is
+      // what spreads a fleet back onto a node that just healed.
+      yield* TestClock.adjust("15900 millis")
+      expect((yield* statesOf(clients)).filter(isTag("Suspended")).length).toBe(9)
+      yield* TestClock.adjust("100 millis")
+      yield* realUntil(all(clients, "Open"), "every Client Open")
+      expect(yield* server.accepted).toBe(10)
+    }).pipe(Effect.provide(Layer.merge(
+      quietNode,
+      CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") })
+    ))))
+})
 
 describe("round 16: the layer as users provide it", () => {
   it.live("one layer value provided once shares one breaker; provided twice (or two layer values) it is two registries, and the second Client pays its own handshake", () =>

@@ -145,9 +145,10 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
     // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
     // `reconnect`, or by a `reset` the wait's looks find); the schedule's jittered delay, when it
     // is longer, spreads the Clients that share it.
+    const scheduled = delay
     if (error._tag === "CircuitOpenError") delay = Math.max(delay, error.retryAt.getTime() - now)
     const skip = client.phase._tag === "Connecting" && client.phase.skipWait
-    const woken = yield* backoff(client, error, now, delay, skip)
+    const woken = yield* backoff(client, error, now, delay, skip, scheduled)
     if (woken) client.resetBackoff()
     return !client.stopped
   })
@@ -259,7 +260,9 @@ const backoff = (
   error: ClientError,
   now: number,
   delay: number,
-  skip: boolean
+  skip: boolean,
+  /** Of `delay`, the schedule's: a look at the breakers never ends the wait sooner. */
+  scheduled: number
 ): Effect.Effect<boolean> =>
   Effect.flatMap(Effect.serviceOption(Transport), (transport) => {
     const wait = new BackoffWait(client.timers, Option.isSome(transport) ? transport.value.network : undefined)
@@ -275,14 +278,17 @@ const backoff = (
         wait.resume = resume
         wait.listen()
         if (phase._tag === "Suspended") {
-          // Until retryAt, a look every few seconds; one that finds an endpoint's breaker admitting
-          // (a `reset`) ends the wait. Monotonic, as the breakers' open periods.
-          const until = monotonicMillis(client.clock) + delay
+          // Until retryAt, a look every few seconds once the schedule's delay is over (it spreads a
+          // fleet); one that finds an endpoint's breaker admitting (a `reset`) ends the wait.
+          // Monotonic, as the breakers' open periods.
+          const start = monotonicMillis(client.clock)
+          const next = (at: number): number =>
+            Math.min(start + delay - at, Math.max(start + scheduled - at, SUSPENDED_RECHECK))
           wait.recheck = () => {
-            const left = until - monotonicMillis(client.clock)
-            return left > 0 && !admitsNow(client) ? Math.min(left, SUSPENDED_RECHECK) : 0
+            const at = monotonicMillis(client.clock)
+            return at >= start + delay || (at >= start + scheduled && admitsNow(client)) ? 0 : next(at)
           }
-          wait.start(Math.min(delay, SUSPENDED_RECHECK))
+          wait.start(next(start))
         } else wait.start(delay)
         return Effect.sync(() => wait.finish())
       })
