@@ -519,6 +519,26 @@ describe("round 16: failover and an admin's isolate / reset (TestClock)", () => 
       expect(yield* secondary.requests).toBe(1)
     }).pipe(Effect.provide(breakers)))
 
+  it.scoped("isolate while Clients are Open: they stay Open (a breaker guards handshakes, not connections); dropped (1012), each is Suspended with no handshake until reset", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const registry = yield* CircuitBreaker.Registry
+      const breaker = yield* registry.forEndpoint(server.url)
+      const clients = yield* Effect.forEach(Array.from({ length: 3 }), () => Client.make({ url: server.url, ...fast }))
+      yield* realUntil(all(clients, "Open"), "every Client Open")
+      yield* breaker.isolate
+      expect(yield* all(clients, "Open")).toBe(true)
+      yield* server.closeAll(1012)
+      yield* realUntil(all(clients, "Backoff"), "every Client in Backoff (Disconnected 1012)")
+      yield* TestClock.adjust("20 millis")
+      yield* realUntil(all(clients, "Suspended"), "every Client Suspended")
+      expect(yield* server.requests).toBe(3)
+      yield* breaker.reset
+      yield* TestClock.adjust("5 seconds")
+      yield* realUntil(all(clients, "Open"), "every Client Open again")
+      expect(yield* server.requests).toBe(6)
+    }).pipe(Effect.provide(breakers)))
+
   it.scoped("isolate from an admin fiber while a handshake hangs: it times out, the Client is Suspended with the isolated breaker's retryAt and makes no handshake; reset: its next look (within 5 s) finds it and it opens", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
