@@ -86,21 +86,11 @@ const admitsAt = (client: LiveClient, index: number): Effect.Effect<number> => {
 }
 
 /**
- * Whether an attempt now may find an endpoint whose breaker admits it: one with no breaker yet (or
- * a URL Effect's, unknown until dialled), or one neither Open nor Isolated. Synchronous: a Suspended
- * Client's wait asks it in its timer's callback.
+ * Whether an endpoint's breaker admits a call now (`admitsAt` 0). Synchronous: a Suspended Client's
+ * wait asks it in its timer's callback.
  */
 export const admitsNow = (client: LiveClient): boolean =>
-  client.settings.endpoints.some((_, index) => {
-    const breaker = client.breakers?.[index]
-    if (breaker === undefined) return true
-    try {
-      const state = Effect.runSync(breaker.state.get)
-      return state._tag !== "Open" && state._tag !== "Isolated"
-    } catch {
-      return true
-    }
-  })
+  client.settings.endpoints.some((_, index) => Effect.runSync(admitsAt(client, index)) === 0)
 
 /**
  * The index of the endpoint the next attempt dials: the strategy's pick, or the next that admits a

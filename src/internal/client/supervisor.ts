@@ -175,8 +175,8 @@ export class BackoffWait extends TimedWait {
   private unsubscribe: (() => void) | undefined = undefined
   /** Its timer found the network offline. */
   private offline = false
-  /** Suspended: at each firing, how long to wait on (0: the wait is over). */
-  recheck: (() => number) | undefined = undefined
+  /** Suspended: at each firing (and at the start), how long to wait on; 0: the wait is over. */
+  recheck?: () => number
 
   constructor(timers: Timers, private network: Network | undefined) {
     super(timers)
@@ -206,8 +206,8 @@ export class BackoffWait extends TimedWait {
   }
 
   override fire(): void {
-    const next = this.recheck?.() ?? 0
-    if (next > 0) return this.start(next)
+    const next = this.recheck?.()
+    if (next) return this.start(next)
     // Offline: no attempt, and a look again in a second. `online` may never come: Chromium fires
     // none in a worker, where `navigator.onLine` turns true all the same. A look that finds the
     // network back wakes the wait as `online` does.
@@ -281,15 +281,16 @@ const backoff = (
           // Until retryAt, a look every few seconds once the schedule's delay is over (it spreads a
           // fleet); one that finds an endpoint's breaker admitting (a `reset`) ends the wait.
           // Monotonic, as the breakers' open periods.
-          const start = monotonicMillis(client.clock)
-          const next = (at: number): number =>
-            Math.min(start + delay - at, Math.max(start + scheduled - at, SUSPENDED_RECHECK))
+          const until = monotonicMillis(client.clock) + delay
+          const floor = until - delay + scheduled
           wait.recheck = () => {
             const at = monotonicMillis(client.clock)
-            return at >= start + delay || (at >= start + scheduled && admitsNow(client)) ? 0 : next(at)
+            return at < until && (at < floor || !admitsNow(client))
+              ? Math.min(until - at, Math.max(floor - at, SUSPENDED_RECHECK))
+              : 0
           }
-          wait.start(next(start))
-        } else wait.start(delay)
+        }
+        wait.start(wait.recheck?.() || delay)
         return Effect.sync(() => wait.finish())
       })
     )
