@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer, Metric, Ref, Schedule, Stream, TestClock } from "effect"
-import { CircuitBreaker, Client } from "../src/index.js"
+import { CircuitBreaker, CircuitOpenError, Client } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -201,6 +201,38 @@ describe("round 16: after the heal (TestClock)", () => {
       quietNode,
       CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("10 seconds") })
     ))))
+})
+
+describe("round 16: a Registry of the user's (TestClock)", () => {
+  it.scoped("its breaker's state.get is asynchronous: the Suspended Client's look (in a timer's callback) counts it as admitting and attempts, instead of dying there and staying Suspended for good", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      let refusals = 0
+      const breaker: CircuitBreaker.CircuitBreaker = {
+        endpoint: `${server.url}/`,
+        state: {
+          get: Effect.promise(() => Promise.resolve(CircuitBreaker.State.Open({ retryAt: new Date(60_000) }))),
+          changes: Stream.empty
+        } as unknown as CircuitBreaker.CircuitBreaker["state"],
+        events: Stream.empty,
+        // Refuses the first attempt (open until 60 s), then admits.
+        run: (effect) =>
+          refusals++ === 0
+            ? Effect.fail(new CircuitOpenError({ endpoint: `${server.url}/`, retryAt: new Date(60_000) }))
+            : effect,
+        isolate: Effect.void,
+        reset: Effect.void
+      }
+      const registry = CircuitBreaker.Registry.of({ forEndpoint: () => Effect.succeed(breaker) })
+      const client = yield* Client.make({ url: server.url, ...fast }).pipe(
+        Effect.provideService(CircuitBreaker.Registry, registry)
+      )
+      yield* realUntil(Effect.map(client.state.get, (s) => s._tag === "Suspended"), "Suspended")
+      expect(yield* client.state.get).toMatchObject({ retryAt: 60_000 })
+      yield* TestClock.adjust("5 seconds")
+      yield* realUntil(Effect.map(client.state.get, (s) => s._tag === "Open"), "Open after the first look")
+      expect(yield* server.requests).toBe(1)
+    }).pipe(Effect.provide(quietNode)))
 })
 
 describe("round 16: the layer as users provide it", () => {
