@@ -12,7 +12,10 @@ import * as Metrics from "../src/internal/metrics.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
-import { realUntil } from "./support/poll.js"
+import { realUntil as realUntilWithin } from "./support/poll.js"
+
+/** Waits (real time) until `check` holds: a hang guard of 10 s, which a loaded machine needs with 50 Clients. */
+const realUntil = (check: Effect.Effect<boolean>, what: string) => realUntilWithin(check, what, 2000)
 
 type State = Client.ClientState
 type Suspended = Extract<State, { _tag: "Suspended" }>
