@@ -117,14 +117,17 @@ export interface Options {
    * Which failures count. Default `defaultIsFailure`: a lifeline error counts when
    * `Reconnect.isRetryable` says so (a 401 is not the endpoint being down), any other error counts.
    * An error that does not count is a success: the endpoint answered. Interruptions and
-   * defects count nothing.
+   * defects count nothing. Only `false` is "does not count": a predicate that throws or returns
+   * anything else counts the failure.
    */
   readonly isFailure?: (error: unknown) => boolean
   /**
    * The open period: the breaker steps it at each opening (its input: the number of openings
    * since it last closed), so it can grow from one opening to the next; it starts again when the
    * breaker closes. A schedule that is done keeps its last period. It must be synchronous, as
-   * every schedule built with `Schedule`'s combinators is. Default `defaultOpenFor`.
+   * every schedule built with `Schedule`'s combinators is. One that gives no period at the first
+   * opening (done, or a delay of zero: `Schedule.forever`, `recurs`, `once`) is refused at `make`
+   * and `layer`. Default `defaultOpenFor`.
    */
   readonly openFor?: Schedule.Schedule<unknown, number>
   /** How many trial calls HalfOpen lets run at once. Default 1. */
@@ -159,8 +162,8 @@ const settingsOrDie = (options: Options): Effect.Effect<internal.Settings> =>
 
 /**
  * A circuit breaker for the life of the scope. Options that cannot work (a threshold, `trials` or
- * `successes` below 1, a ratio outside (0, 1], a window that is not a positive duration) are a
- * defect (`IllegalArgumentException`).
+ * `successes` below 1, a ratio outside (0, 1], a window that is not a positive duration, an
+ * `openFor` with no first period) are a defect (`IllegalArgumentException`).
  *
  * @since 0.1.0
  * @category constructors

@@ -65,12 +65,14 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * the high-water mark is buffered up to it (a burst was piled up in `bufferedAmount` with no
  * OutboxFull, a sink never waited); 19,727 B with round 16's retry Schedule fixes (+82 B alone:
  * a step bounded by the open timeout on one of the client's timers, a `reconnect` during an
- * attempt not lost to a schedule that is done, whole-millisecond delays), so the budget is
- * 19.3 KiB (bench/README.md, round 16). esbuild is pinned:
+ * attempt not lost to a schedule that is done, whole-millisecond delays); 19,901 B with round 16's
+ * Suspended Client that waits for its breaker's own retryAt and looks at its breakers every 5 s
+ * without an attempt (+148 B alone: it went Connecting and Suspended again every 5 s), so the
+ * budget is 19.5 KiB (bench/README.md, round 16). esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.3
+const BUDGET_KIB = 19.5
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -99,9 +101,10 @@ const BUDGET_KIB = 19.3
  * with the option checks as tables; 19,157 B (+36 B) with round 13's close fixes: the budget is 18.8 KiB;
  * 19,216 B (+59 B) with round 14's Backoff of no delay after a skipped wait; 19,421 B (+205 B) with
  * the browser transport's write completions held past the high-water mark; 19,500 B with
- * round 16's retry Schedule fixes (+79 B alone), so the budget is 19.1 KiB.
+ * round 16's retry Schedule fixes (+79 B alone); 19,662 B with round 16's Suspended Client that
+ * waits for its breaker's retryAt (+103 B alone), so the budget is 19.3 KiB.
  */
-const MODULES_BUDGET_KIB = 19.1
+const MODULES_BUDGET_KIB = 19.3
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

@@ -209,6 +209,19 @@ export const settingsOf = (input: BreakerOptions | null | undefined): Settings |
   }
   if (options.openFor !== undefined && !Schedule.isSchedule(options.openFor)) {
     problems.push("openFor must be a Schedule")
+  } else if (options.openFor !== undefined) {
+    // A schedule done at its first step, or whose first delay is zero (`Schedule.forever`,
+    // `recurs(n)`, `once`), would open the breaker for no time at all: no breaker.
+    const now = Date.now()
+    const first = Effect.runSyncExit(options.openFor.step(now, 1, options.openFor.initial))
+    if (
+      Exit.isSuccess(first) &&
+      (ScheduleDecision.isDone(first.value[2]) || ScheduleIntervals.start(first.value[2].intervals) <= now)
+    ) {
+      problems.push(
+        "openFor gives no open period at the first opening (done, or a delay of zero: Schedule.forever, recurs and once have none); use e.g. Schedule.spaced or Schedule.exponential"
+      )
+    }
   }
   if (problems.length > 0) return `CircuitBreaker: ${problems.join("; ")}`
   return {
@@ -392,7 +405,9 @@ export class Breaker implements CircuitBreaker, TimerTarget {
     const failure = Cause.failureOption(cause)
     if (Option.isNone(failure)) return "none"
     try {
-      return this.settings.isFailure(failure.value) ? "failure" : "success"
+      // Only `false` is a success: a predicate that returns anything else (a block body without its
+      // `return`: undefined) counts the failure, as one that throws, rather than never opening.
+      return this.settings.isFailure(failure.value) === false ? "success" : "failure"
     } catch {
       return "failure"
     }

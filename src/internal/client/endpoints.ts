@@ -86,6 +86,17 @@ const admitsAt = (client: LiveClient, index: number): Effect.Effect<number> => {
 }
 
 /**
+ * Whether an endpoint's breaker admits a call now (`admitsAt` 0). Synchronous: a Suspended Client's
+ * wait asks it in its timer's callback, where nothing may throw; a registry or breaker of the
+ * user's that is not synchronous (or fails) counts as admitting: the attempt will tell.
+ */
+export const admitsNow = (client: LiveClient): boolean =>
+  client.settings.endpoints.some((_, index) => {
+    const at = Effect.runSyncExit(admitsAt(client, index))
+    return Exit.isFailure(at) || at.value === 0
+  })
+
+/**
  * The index of the endpoint the next attempt dials: the strategy's pick, or the next that admits a
  * call; when none does, the one that will first.
  */

@@ -28,7 +28,7 @@ import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../options.js"
 import { monotonicMillis, TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
-import { breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
+import { admitsNow, breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
 import { causeMessage, failClient, labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
@@ -36,9 +36,10 @@ import { Session } from "./session.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
 
-// An isolated breaker's retryAt is the largest Date: a Client suspended by one looks again this
-// often, so a `reset` is noticed without a subscription per Client.
-const ISOLATED_RECHECK = 5_000
+// A Suspended Client looks at its endpoints' breakers this often (an isolated breaker's retryAt is
+// the largest Date), so a `reset` is noticed without a subscription per Client. A look that finds
+// every breaker still refusing changes nothing: no attempt, no new state.
+const SUSPENDED_RECHECK = 5_000
 
 /**
  * Attempts on callbacks (`callbacks.ts`), where the Node transport installed them (a browser bundle
@@ -165,11 +166,11 @@ const decide = (client: LiveClient, error: ClientError, uptime: number): Effect.
       }
     }
     // No attempt before the breaker's retryAt (an isolated breaker's is the far future: woken by
-    // `reconnect`); the schedule's jittered delay on top spreads the Clients that share it.
-    if (error._tag === "CircuitOpenError") {
-      delay = Math.max(delay, Math.min(error.retryAt.getTime() - now, ISOLATED_RECHECK))
-    }
-    const woken = yield* backoff(client, error, now, delay, skipping(client))
+    // `reconnect`, or by a `reset` the wait's looks find); the schedule's jittered delay, when it
+    // is longer, spreads the Clients that share it.
+    const scheduled = delay
+    if (error._tag === "CircuitOpenError") delay = Math.max(delay, error.retryAt.getTime() - now)
+    const woken = yield* backoff(client, error, now, delay, skipping(client), scheduled)
     if (woken) client.resetBackoff()
     return !client.stopped
   })
@@ -199,6 +200,8 @@ export class BackoffWait extends TimedWait {
   private unsubscribe: (() => void) | undefined = undefined
   /** Its timer found the network offline. */
   private offline = false
+  /** Suspended: at each firing (and at the start), how long to wait on; 0: the wait is over. */
+  recheck?: () => number
 
   constructor(timers: Timers, private network: Network | undefined) {
     super(timers)
@@ -228,6 +231,8 @@ export class BackoffWait extends TimedWait {
   }
 
   override fire(): void {
+    const next = this.recheck?.()
+    if (next) return this.start(next)
     // Offline: no attempt, and a look again in a second. `online` may never come: Chromium fires
     // none in a worker, where `navigator.onLine` turns true all the same. A look that finds the
     // network back wakes the wait as `online` does.
@@ -280,7 +285,9 @@ const backoff = (
   error: ClientError,
   now: number,
   delay: number,
-  skip: boolean
+  skip: boolean,
+  /** Of `delay`, the schedule's: a look at the breakers never ends the wait sooner. */
+  scheduled: number
 ): Effect.Effect<boolean> =>
   Effect.flatMap(Effect.serviceOption(Transport), (transport) => {
     const wait = new BackoffWait(client.timers, Option.isSome(transport) ? transport.value.network : undefined)
@@ -295,7 +302,20 @@ const backoff = (
         if (skip || wait.woken || client.phase !== phase) return resume(Effect.succeed(skip || wait.woken))
         wait.resume = resume
         wait.listen()
-        wait.start(delay)
+        if (phase._tag === "Suspended") {
+          // Until retryAt, a look every few seconds once the schedule's delay is over (it spreads a
+          // fleet); one that finds an endpoint's breaker admitting (a `reset`) ends the wait.
+          // Monotonic, as the breakers' open periods.
+          const until = monotonicMillis(client.clock) + delay
+          const floor = until - delay + scheduled
+          wait.recheck = () => {
+            const at = monotonicMillis(client.clock)
+            return at < until && (at < floor || !admitsNow(client))
+              ? Math.min(until - at, Math.max(floor - at, SUSPENDED_RECHECK))
+              : 0
+          }
+        }
+        wait.start(wait.recheck?.() || delay)
         return Effect.sync(() => wait.finish())
       })
     )
