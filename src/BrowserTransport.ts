@@ -59,20 +59,23 @@ const open = (
   // of frames past it wait here, with where each ends in `handed`, so that a burst is held by the
   // Client's outbox (OutboxFull, a sink waiting) as on Node, not piled up in `bufferedAmount`.
   const mark = request.writeHighWaterMark ?? 1024 * 1024
-  let waiting: Array<[end: number, callback: (error?: Error) => void]> = []
+  const waiting: Array<[end: number, callback: (error?: Error) => void]> = []
   let poll: ReturnType<typeof setTimeout> | undefined
   /** Open: calls back the frames within the mark of what left. Closed: those that left, the rest with an error. */
   const settle = (closed: boolean): void => {
     clearTimeout(poll)
+    poll = undefined
     const limit = handed - socket.bufferedAmount + (closed ? 0 : mark)
-    const list = waiting
-    let count = 0
-    while (count < list.length && list[count]![0] <= limit) count++
-    waiting = closed ? [] : list.slice(count)
-    poll = waiting.length > 0 ? setTimeout(settle, 5, false) : undefined
-    list.forEach(([, callback], index) =>
-      index < count ? callback() : closed && callback(new Error("closed before it was sent"))
-    )
+    // One at a time, each left in `waiting` until its turn: a frame sent from a callback (or a
+    // close) comes after the frames before it, whose callbacks have not run yet.
+    for (let count = closed ? waiting.length : Infinity; count > 0 && waiting.length > 0; count--) {
+      const [end, callback] = waiting[0]!
+      if (end > limit && !closed) break
+      waiting.shift()
+      if (end <= limit) callback()
+      else callback(new Error("closed before it was sent"))
+    }
+    if (waiting.length > 0) poll ??= setTimeout(settle, 5, false)
   }
   const reportClose = (code: number, reason: string, wasClean: boolean): void => {
     if (closeReported) return
