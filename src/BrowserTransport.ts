@@ -10,7 +10,7 @@ import * as Layer from "effect/Layer"
 import { CLOSED_BEFORE_OPEN_HINT, INVALID_URL_HINT } from "./internal/classifyHandshakeError.js"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
-import { approximateBytes, CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
+import { CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
 import type { Network, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
 import { Transport } from "./Transport.js"
 
@@ -52,7 +52,7 @@ const open = (
   /** Closed by us, or the peer's close frame seen (`giveUp` then runs). */
   let closing = false
   let giveUp: ReturnType<typeof setTimeout> | undefined
-  /** Bytes handed to `send` (a string counted in UTF-16 units: never more than its UTF-8 bytes). */
+  /** Bytes handed to `send` (text in UTF-8, as `bufferedAmount` counts it). */
   let handed = 0
   // Browsers give no write completion. A frame counts as written once no more than the high-water
   // mark is buffered up to its end (at once, while the buffer is below the mark): the callbacks
@@ -146,17 +146,19 @@ const open = (
     protocol: () => socket.protocol,
     bufferedAmount: () => socket.bufferedAmount,
     // `bufferedAmount` falls as the browser sends (Chromium: as its network service takes the
-    // bytes), so what was handed less what is still buffered is what left. It may lag the truth
-    // (text with characters beyond ASCII is undercounted), never run ahead of it.
+    // bytes), so what was handed less what is still buffered is what left.
     sentBytes: () => handed - socket.bufferedAmount,
     send: (data, callback) => {
+      // What `send` adds to `bufferedAmount` (at once, by the standard): the frame's bytes as it
+      // counts them (text in UTF-8), with no pass over the text.
+      const before = socket.bufferedAmount
       try {
         socket.send(data)
       } catch (error) {
         if (callback !== undefined) callback(error instanceof Error ? error : new Error(String(error)))
         return
       }
-      handed += approximateBytes(data)
+      handed += Math.max(0, socket.bufferedAmount - before)
       if (callback === undefined) return
       if (waiting.length === 0 && socket.bufferedAmount <= mark) return callback()
       waiting.push([handed, callback])

@@ -91,3 +91,34 @@ describe("browser transport: write callbacks past the high-water mark", () => {
       expect(order).toEqual(["a", "b", "c"])
     })).pipe(provideBrowser))
 })
+
+describe("browser transport: text beyond ASCII at the close", () => {
+  // `bufferedAmount` counts UTF-8 bytes, `handed` counted UTF-16 units: with two-byte characters,
+  // what left (`handed - bufferedAmount`) was undercounted by what was still buffered, and frames
+  // the browser had sent came back from `close()` as unsent (sent twice by a caller that resends).
+  it.live("frames of 'é' enqueued to a peer that stopped reading, then close: what close returns never reached the server", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      yield* server.pauseReading
+      const client = yield* Client.make({ url: server.url, connection: { closeTimeout: "300 millis" } })
+      yield* client.awaitOpen
+      const frame = (index: number) => `${index}:${"é".repeat(64 * 1024)}`
+      const taken: Array<string> = []
+      for (let index = 0; index < 500; index++) {
+        const refused = yield* Effect.flip(client.enqueue(frame(index))).pipe(Effect.option)
+        if (Option.isNone(refused)) taken.push(frame(index))
+      }
+      expect(taken.length).toBeLessThan(500)
+      const [peer] = yield* server.peers
+      const unsent = yield* client.close()
+      yield* server.resumeReading
+      yield* peer!.awaitClosed()
+      const received = yield* server.received
+      expect(unsent.length).toBeGreaterThan(0)
+      expect(unsent).toEqual(taken.slice(taken.length - unsent.length))
+      expect(received).toEqual(taken.slice(0, received.length))
+      expect({ received: received.length, unsent: unsent.length, both: received.length + unsent.length <= taken.length })
+        .toMatchObject({ both: true })
+      expect(yield* client.failed).toBe(unsent.length)
+    })).pipe(provideBrowser))
+})
