@@ -5,12 +5,14 @@
  * "review of round 16".
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option } from "effect"
+import { Effect, Layer, Logger, Option, Ref, Schedule, Stream, TestClock } from "effect"
 import { WebSocketServer } from "ws"
-import { BrowserTransport, Client } from "../src/index.js"
+import { BrowserTransport, CircuitBreaker, Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import type { SocketListener, TransportSocket } from "../src/Transport.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { quietNode } from "./support/node.js"
+import { realUntil } from "./support/poll.js"
 
 const provideBrowser = Effect.provide(Layer.merge(BrowserTransport.layer, Logger.remove(Logger.defaultLogger)))
 
@@ -121,4 +123,49 @@ describe("browser transport: text beyond ASCII at the close", () => {
         .toMatchObject({ both: true })
       expect(yield* client.failed).toBe(unsent.length)
     })).pipe(provideBrowser))
+})
+
+/** Counts every state `client` enters from now on, by tag. */
+const countStates = (client: Client.Client) =>
+  Effect.gen(function*() {
+    const counts = yield* Ref.make<Record<string, number>>({})
+    yield* Effect.forkScoped(Stream.runForEach(Stream.drop(client.state.changes, 1), (state) =>
+      Ref.update(counts, (c) => ({ ...c, [state._tag]: (c[state._tag] ?? 0) + 1 }))))
+    yield* Effect.yieldNow()
+    return counts
+  })
+
+const stateIs = (client: Client.Client, tag: Client.ClientState["_tag"]) =>
+  realUntil(Effect.map(client.state.get, (state) => state._tag === tag), tag)
+
+describe("a Suspended Client whose endpoint is a URL Effect (TestClock)", () => {
+  // The looks at the breakers asked `admitsAt`, which counts an endpoint given as an Effect as
+  // admitting (its URL unknown until it runs): the first look, at the schedule's delay, ended the
+  // wait, and the Client went Connecting and Suspended again at every delay (100 ms here) until
+  // the breaker's retryAt, where round 15's looked every 5 s at most.
+  it.scoped("breaker open for 30 s: Suspended until its retryAt, no attempt in between; Open at retryAt", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 1)
+      const client = yield* Client.make({
+        url: Effect.succeed(server.url),
+        retry: Schedule.spaced("100 millis"),
+        minRetryDelay: "100 millis",
+        heartbeat: false
+      })
+      yield* stateIs(client, "Backoff")
+      yield* TestClock.adjust("100 millis")
+      yield* stateIs(client, "Suspended")
+      expect(yield* client.state.get).toMatchObject({ endpoint: `${server.url}/`, retryAt: 30_000 })
+      const counts = yield* countStates(client)
+      for (let step = 0; step < 298; step++) yield* TestClock.adjust("100 millis")
+      expect(yield* Ref.get(counts)).toEqual({})
+      yield* TestClock.adjust("100 millis")
+      yield* stateIs(client, "Open")
+      expect(yield* Ref.get(counts)).toEqual({ Connecting: 1, Open: 1 })
+      expect(yield* server.requests).toBe(2)
+    }).pipe(Effect.provide(Layer.merge(
+      quietNode,
+      CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("30 seconds") })
+    ))))
 })
