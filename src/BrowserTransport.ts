@@ -61,11 +61,17 @@ const open = (
   const mark = request.writeHighWaterMark ?? 1024 * 1024
   const waiting: Array<[end: number, callback: (error?: Error) => void]> = []
   let poll: ReturnType<typeof setTimeout> | undefined
+  /** What had left at the last look: never more than has left since. */
+  let left = 0
   /** Open: calls back the frames within the mark of what left. Closed: those that left, the rest with an error. */
-  const settle = (closed: boolean): void => {
+  const settle = (closed: boolean, clean = true): void => {
     clearTimeout(poll)
     poll = undefined
-    const limit = handed - socket.bufferedAmount + (closed ? 0 : mark)
+    const now = handed - socket.bufferedAmount
+    // Node's own WebSocket takes what its destroyed TCP socket held out of `bufferedAmount`: after
+    // a close that was not clean, what left is what the last look saw (a clean one sent it all).
+    const limit = (clean ? now : left) + (closed ? 0 : mark)
+    left = now
     // One at a time, each left in `waiting` until its turn: a frame sent from a callback (or a
     // close) comes after the frames before it, whose callbacks have not run yet.
     for (let count = closed ? waiting.length : Infinity; count > 0 && waiting.length > 0; count--) {
@@ -82,7 +88,7 @@ const open = (
     closeReported = true
     clearTimeout(giveUp)
     // The frames still waiting: those the browser sent are written.
-    settle(true)
+    settle(true, wasClean)
     listener.onClose(code, reason, wasClean)
   }
   // Permanent sinks of invariant 1, never removed. The browser reports no cause for a failed

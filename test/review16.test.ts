@@ -169,3 +169,34 @@ describe("a Suspended Client whose endpoint is a URL Effect (TestClock)", () => 
       CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("30 seconds") })
     ))))
 })
+
+describe("browser transport: frames waiting past the mark when the peer drops", () => {
+  // Node's own WebSocket (undici) takes the bytes of writes its destroyed TCP socket never sent
+  // out of `bufferedAmount` (their callbacks run, with an error): at the close that followed,
+  // `handed - bufferedAmount` counted every waiting frame as sent, and the Client counted them
+  // written (failed 0: 270 frames of 64 KiB taken, megabytes of them lost silently).
+  it.live("a peer that stopped reading is destroyed (1006) with megabytes waiting: the frames that never left are failed, not counted written", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      yield* server.pauseReading
+      const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("1 hour"), heartbeat: false })
+      yield* client.awaitOpen
+      const frame = (index: number) => `${index}:${"x".repeat(64 * 1024)}`
+      let taken = 0
+      for (let index = 0; index < 500; index++) {
+        const refused = yield* Effect.flip(client.enqueue(frame(index))).pipe(Effect.option)
+        if (Option.isNone(refused)) taken++
+      }
+      yield* Effect.sleep("200 millis")
+      const [peer] = yield* server.peers
+      yield* peer!.terminate
+      yield* stateIs(client, "Backoff")
+      const failed = yield* client.failed
+      const outbox = yield* client.outboxSize
+      // What the kernels held (a few MB) and the 1 MiB under the mark left; the rest never did.
+      expect(taken).toBeGreaterThan(0)
+      expect(failed).toBeGreaterThan(0)
+      expect(outbox).toBe(0)
+      yield* client.close()
+    })).pipe(provideBrowser))
+})
