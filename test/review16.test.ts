@@ -200,3 +200,53 @@ describe("browser transport: frames waiting past the mark when the peer drops", 
       yield* client.close()
     })).pipe(provideBrowser))
 })
+
+describe("a Suspended Client's wait: close, and an isolate again before the look", () => {
+  it.live("close while Suspended (a breaker open for an hour): Closed at once, its wait's timer gone (no handle left)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 1)
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("20 millis"),
+        minRetryDelay: "20 millis",
+        heartbeat: false
+      })
+      yield* stateIs(client, "Suspended")
+      expect(yield* client.close()).toEqual([])
+      expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
+      expect(yield* server.requests).toBe(1)
+      // The breaker's own timer (its hour) goes with the layer, inside the check too.
+    }).pipe(Effect.provide(Layer.merge(
+      quietNode,
+      CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") })
+    )))))
+
+  it.scoped("isolated; reset then isolated again before the look: no attempt (a minute of TestClock); reset: Open at the next look", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const registry = yield* CircuitBreaker.Registry
+      const breaker = yield* registry.forEndpoint(server.url)
+      yield* breaker.isolate
+      const client = yield* Client.make({
+        url: server.url,
+        retry: Schedule.spaced("100 millis"),
+        minRetryDelay: "100 millis",
+        heartbeat: false
+      })
+      yield* stateIs(client, "Suspended")
+      const counts = yield* countStates(client)
+      yield* breaker.reset
+      yield* breaker.isolate
+      for (let step = 0; step < 12; step++) yield* TestClock.adjust("5 seconds")
+      expect(yield* Ref.get(counts)).toEqual({})
+      yield* breaker.reset
+      yield* TestClock.adjust("5 seconds")
+      yield* stateIs(client, "Open")
+      expect(yield* Ref.get(counts)).toEqual({ Connecting: 1, Open: 1 })
+      expect(yield* server.requests).toBe(1)
+    }).pipe(Effect.provide(Layer.merge(
+      quietNode,
+      CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("30 seconds") })
+    ))))
+})
