@@ -5,9 +5,9 @@
  * "review of round 16".
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Option, Ref, Schedule, Stream, TestClock } from "effect"
+import { Effect, Exit, Fiber, Layer, Logger, Option, Ref, Schedule, Stream, TestClock } from "effect"
 import { WebSocketServer } from "ws"
-import { BrowserTransport, CircuitBreaker, Client } from "../src/index.js"
+import { BrowserTransport, CircuitBreaker, Client, Connection } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import type { SocketListener, TransportSocket } from "../src/Transport.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -119,7 +119,11 @@ describe("browser transport: text beyond ASCII at the close", () => {
       expect(unsent.length).toBeGreaterThan(0)
       expect(unsent).toEqual(taken.slice(taken.length - unsent.length))
       expect(received).toEqual(taken.slice(0, received.length))
-      expect({ received: received.length, unsent: unsent.length, both: received.length + unsent.length <= taken.length })
+      expect({
+        received: received.length,
+        unsent: unsent.length,
+        both: received.length + unsent.length <= taken.length
+      })
         .toMatchObject({ both: true })
       expect(yield* client.failed).toBe(unsent.length)
     })).pipe(provideBrowser))
@@ -137,6 +141,28 @@ const countStates = (client: Client.Client) =>
 
 const stateIs = (client: Client.Client, tag: Client.ClientState["_tag"]) =>
   realUntil(Effect.map(client.state.get, (state) => state._tag === tag), tag)
+
+describe("browser transport: a Connection's send waiting past the mark when the peer drops", () => {
+  it.live("16 MiB written to a peer that stopped reading, then a send; the peer destroyed: the send fails WriteFailed (it said written)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore" })
+      yield* server.pauseReading
+      const connection = yield* Connection.connect(server.url)
+      const chunk = "x".repeat(1024 * 1024)
+      for (let index = 0; index < 16; index++) yield* connection.write(chunk)
+      const send = yield* Effect.fork(connection.send("last"))
+      yield* Effect.sleep("200 millis")
+      expect(send.unsafePoll()).toBeNull()
+      const [peer] = yield* server.peers
+      yield* peer!.terminate
+      const exit = yield* Fiber.await(send)
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : exit).toMatchObject({
+        _tag: "SendError",
+        reason: "WriteFailed",
+        payload: "last"
+      })
+    })).pipe(provideBrowser))
+})
 
 describe("a Suspended Client whose endpoint is a URL Effect (TestClock)", () => {
   // The looks at the breakers asked `admitsAt`, which counts an endpoint given as an Effect as
@@ -203,24 +229,26 @@ describe("browser transport: frames waiting past the mark when the peer drops", 
 
 describe("a Suspended Client's wait: close, and an isolate again before the look", () => {
   it.live("close while Suspended (a breaker open for an hour): Closed at once, its wait's timer gone (no handle left)", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      yield* server.rejectNext(503, {}, 1)
-      const client = yield* Client.make({
-        url: server.url,
-        retry: Schedule.spaced("20 millis"),
-        minRetryDelay: "20 millis",
-        heartbeat: false
-      })
-      yield* stateIs(client, "Suspended")
-      expect(yield* client.close()).toEqual([])
-      expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
-      expect(yield* server.requests).toBe(1)
-      // The breaker's own timer (its hour) goes with the layer, inside the check too.
-    }).pipe(Effect.provide(Layer.merge(
-      quietNode,
-      CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") })
-    )))))
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(503, {}, 1)
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("20 millis"),
+          minRetryDelay: "20 millis",
+          heartbeat: false
+        })
+        yield* stateIs(client, "Suspended")
+        expect(yield* client.close()).toEqual([])
+        expect(yield* client.state.get).toMatchObject({ _tag: "Closed" })
+        expect(yield* server.requests).toBe(1)
+        // The breaker's own timer (its hour) goes with the layer, inside the check too.
+      }).pipe(Effect.provide(Layer.merge(
+        quietNode,
+        CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("1 hour") })
+      )))
+    ))
 
   it.scoped("isolated; reset then isolated again before the look: no attempt (a minute of TestClock); reset: Open at the next look", () =>
     Effect.gen(function*() {
