@@ -10,7 +10,7 @@ import * as Layer from "effect/Layer"
 import { CLOSED_BEFORE_OPEN_HINT, INVALID_URL_HINT } from "./internal/classifyHandshakeError.js"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
-import { approximateBytes, CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
+import { CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
 import type { Network, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
 import { Transport } from "./Transport.js"
 
@@ -52,34 +52,43 @@ const open = (
   /** Closed by us, or the peer's close frame seen (`giveUp` then runs). */
   let closing = false
   let giveUp: ReturnType<typeof setTimeout> | undefined
-  /** Bytes handed to `send` (a string counted in UTF-16 units: never more than its UTF-8 bytes). */
+  /** Bytes handed to `send` (text in UTF-8, as `bufferedAmount` counts it). */
   let handed = 0
   // Browsers give no write completion. A frame counts as written once no more than the high-water
   // mark is buffered up to its end (at once, while the buffer is below the mark): the callbacks
   // of frames past it wait here, with where each ends in `handed`, so that a burst is held by the
   // Client's outbox (OutboxFull, a sink waiting) as on Node, not piled up in `bufferedAmount`.
   const mark = request.writeHighWaterMark ?? 1024 * 1024
-  let waiting: Array<[end: number, callback: (error?: Error) => void]> = []
+  const waiting: Array<[end: number, callback: (error?: Error) => void]> = []
   let poll: ReturnType<typeof setTimeout> | undefined
+  /** What had left at the last look: never more than has left since. */
+  let left = 0
   /** Open: calls back the frames within the mark of what left. Closed: those that left, the rest with an error. */
-  const settle = (closed: boolean): void => {
+  const settle = (closed: boolean, clean = true): void => {
     clearTimeout(poll)
-    const limit = handed - socket.bufferedAmount + (closed ? 0 : mark)
-    const list = waiting
-    let count = 0
-    while (count < list.length && list[count]![0] <= limit) count++
-    waiting = closed ? [] : list.slice(count)
-    poll = waiting.length > 0 ? setTimeout(settle, 5, false) : undefined
-    list.forEach(([, callback], index) =>
-      index < count ? callback() : closed && callback(new Error("closed before it was sent"))
-    )
+    poll = undefined
+    const now = handed - socket.bufferedAmount
+    // Node's own WebSocket takes what its destroyed TCP socket held out of `bufferedAmount`: after
+    // a close that was not clean, what left is what the last look saw (a clean one sent it all).
+    const limit = (clean ? now : left) + (closed ? 0 : mark)
+    left = now
+    // One at a time, each left in `waiting` until its turn: a frame sent from a callback (or a
+    // close) comes after the frames before it, whose callbacks have not run yet.
+    for (let count = closed ? waiting.length : Infinity; count > 0 && waiting.length > 0; count--) {
+      const [end, callback] = waiting[0]!
+      if (end > limit && !closed) break
+      waiting.shift()
+      if (end <= limit) callback()
+      else callback(new Error("closed before it was sent"))
+    }
+    if (waiting.length > 0) poll ??= setTimeout(settle, 5, false)
   }
   const reportClose = (code: number, reason: string, wasClean: boolean): void => {
     if (closeReported) return
     closeReported = true
     clearTimeout(giveUp)
     // The frames still waiting: those the browser sent are written.
-    settle(true)
+    settle(true, wasClean)
     listener.onClose(code, reason, wasClean)
   }
   // Permanent sinks of invariant 1, never removed. The browser reports no cause for a failed
@@ -143,17 +152,19 @@ const open = (
     protocol: () => socket.protocol,
     bufferedAmount: () => socket.bufferedAmount,
     // `bufferedAmount` falls as the browser sends (Chromium: as its network service takes the
-    // bytes), so what was handed less what is still buffered is what left. It may lag the truth
-    // (text with characters beyond ASCII is undercounted), never run ahead of it.
+    // bytes), so what was handed less what is still buffered is what left.
     sentBytes: () => handed - socket.bufferedAmount,
     send: (data, callback) => {
+      // What `send` adds to `bufferedAmount` (at once, by the standard): the frame's bytes as it
+      // counts them (text in UTF-8), with no pass over the text.
+      const before = socket.bufferedAmount
       try {
         socket.send(data)
       } catch (error) {
         if (callback !== undefined) callback(error instanceof Error ? error : new Error(String(error)))
         return
       }
-      handed += approximateBytes(data)
+      handed += Math.max(0, socket.bufferedAmount - before)
       if (callback === undefined) return
       if (waiting.length === 0 && socket.bufferedAmount <= mark) return callback()
       waiting.push([handed, callback])

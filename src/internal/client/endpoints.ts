@@ -67,11 +67,11 @@ const holdRecent = (client: LiveClient, breaker: CircuitBreaker): void => {
  * When the breaker of a static endpoint admits a call again: now (0) if it admits one now, its
  * `retryAt` if it is open, the largest time if it is isolated.
  */
-const admitsAt = (client: LiveClient, index: number): Effect.Effect<number> => {
-  const endpoint = client.settings.endpoints[index]!
-  if (client.registry === undefined || !(typeof endpoint === "string" || endpoint instanceof URL)) {
-    return Effect.succeed(0)
-  }
+const admitsAt = (client: LiveClient, index: number, refused?: string): Effect.Effect<number> => {
+  const given = client.settings.endpoints[index]!
+  // An Effect's URL is known once it runs: the one its breaker refused, when there is one.
+  const endpoint = typeof given === "string" || given instanceof URL ? given : refused
+  if (client.registry === undefined || endpoint === undefined) return Effect.succeed(0)
   return Effect.flatMap(
     breakerFor(client, index, endpoint),
     (breaker) =>
@@ -88,11 +88,12 @@ const admitsAt = (client: LiveClient, index: number): Effect.Effect<number> => {
 /**
  * Whether an endpoint's breaker admits a call now (`admitsAt` 0). Synchronous: a Suspended Client's
  * wait asks it in its timer's callback, where nothing may throw; a registry or breaker of the
- * user's that is not synchronous (or fails) counts as admitting: the attempt will tell.
+ * user's that is not synchronous (or fails) counts as admitting: the attempt will tell. An endpoint
+ * given as an Effect is asked about `refused`, the endpoint whose breaker refused the attempt.
  */
-export const admitsNow = (client: LiveClient): boolean =>
+export const admitsNow = (client: LiveClient, refused: string): boolean =>
   client.settings.endpoints.some((_, index) => {
-    const at = Effect.runSyncExit(admitsAt(client, index))
+    const at = Effect.runSyncExit(admitsAt(client, index, refused))
     return Exit.isFailure(at) || at.value === 0
   })
 

@@ -310,7 +310,7 @@ const backoff = (
           const floor = until - delay + scheduled
           wait.recheck = () => {
             const at = monotonicMillis(client.clock)
-            return at < until && (at < floor || !admitsNow(client))
+            return at < until && (at < floor || !admitsNow(client, phase.endpoint))
               ? Math.min(until - at, Math.max(floor - at, SUSPENDED_RECHECK))
               : 0
           }
