@@ -10,6 +10,7 @@ import { WebSocketServer } from "ws"
 import { BrowserTransport, CircuitBreaker, Client, Connection } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import type { SocketListener, TransportSocket } from "../src/Transport.js"
+import { closeWithBacklog } from "./support/closeBacklog.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
 import { realUntil } from "./support/poll.js"
@@ -100,22 +101,8 @@ describe("browser transport: text beyond ASCII at the close", () => {
   // the browser had sent came back from `close()` as unsent (sent twice by a caller that resends).
   it.live("frames of 'é' enqueued to a peer that stopped reading, then close: what close returns never reached the server", () =>
     withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make({ handler: "ignore" })
-      yield* server.pauseReading
-      const client = yield* Client.make({ url: server.url, connection: { closeTimeout: "300 millis" } })
-      yield* client.awaitOpen
-      const frame = (index: number) => `${index}:${"é".repeat(64 * 1024)}`
-      const taken: Array<string> = []
-      for (let index = 0; index < 500; index++) {
-        const refused = yield* Effect.flip(client.enqueue(frame(index))).pipe(Effect.option)
-        if (Option.isNone(refused)) taken.push(frame(index))
-      }
+      const { failed, received, taken, unsent } = yield* closeWithBacklog("é")
       expect(taken.length).toBeLessThan(500)
-      const [peer] = yield* server.peers
-      const unsent = yield* client.close()
-      yield* server.resumeReading
-      yield* peer!.awaitClosed()
-      const received = yield* server.received
       expect(unsent.length).toBeGreaterThan(0)
       expect(unsent).toEqual(taken.slice(taken.length - unsent.length))
       expect(received).toEqual(taken.slice(0, received.length))
@@ -125,7 +112,7 @@ describe("browser transport: text beyond ASCII at the close", () => {
         both: received.length + unsent.length <= taken.length
       })
         .toMatchObject({ both: true })
-      expect(yield* client.failed).toBe(unsent.length)
+      expect(failed).toBe(unsent.length)
     })).pipe(provideBrowser))
 })
 

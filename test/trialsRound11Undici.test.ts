@@ -15,6 +15,7 @@ import { WebSocketServer } from "ws"
 import { BrowserTransport, Client } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
+import { closeWithBacklog } from "./support/closeBacklog.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { awaitTrue } from "./support/poll.js"
 import { slowPipe } from "./support/slowPipe.js"
@@ -352,31 +353,16 @@ describe("what undici reports, as a Client sees it", () => {
 describe("frames past the high-water mark at the close (Node's own WebSocket)", () => {
   it.live("500 frames of 64 KiB enqueued to a peer that stopped reading, then close: the frames still waiting past the mark come back from close, in order; none of them reaches the server; what it got is in order", () =>
     withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make({ handler: "ignore" })
-      yield* server.pauseReading
-      const client = yield* Client.make({ url: server.url, connection: { closeTimeout: "300 millis" } })
-      yield* client.awaitOpen
-      const frame = (index: number) => `${index}:${"x".repeat(64 * 1024)}`
-      const taken: Array<string> = []
-      // 32 MB: more than the 1 MiB mark, the outbox's 16 MiB and what the kernel holds.
-      for (let index = 0; index < 500; index++) {
-        const refused = yield* Effect.flip(client.enqueue(frame(index))).pipe(Effect.option)
-        if (Option.isNone(refused)) taken.push(frame(index))
-      }
-      expect(taken.length).toBeLessThan(500)
-      const [peer] = yield* server.peers
       // The peer reads nothing, so the close frame goes unanswered: given up after closeTimeout.
-      const unsent = yield* client.close()
-      yield* server.resumeReading
-      yield* peer!.awaitClosed()
-      const received = yield* server.received
+      const { failed, received, taken, unsent } = yield* closeWithBacklog("x")
+      expect(taken.length).toBeLessThan(500)
       // The outbox was written out before the close frame; what the browser had not sent by the
       // close's end (the kernel full) comes back, each counted failed (as on Node).
       expect(unsent.length).toBeGreaterThan(0)
       expect(unsent).toEqual(taken.slice(taken.length - unsent.length))
       expect(received).toEqual(taken.slice(0, received.length))
       expect(received.length + unsent.length).toBeLessThanOrEqual(taken.length)
-      expect(yield* client.failed).toBe(unsent.length)
+      expect(failed).toBe(unsent.length)
     })).pipe(provideBrowser))
 })
 
