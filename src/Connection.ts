@@ -59,7 +59,8 @@ export interface Connection<In = Message, Out = Message, E = never> {
   /**
    * Writes a stream of frames with backpressure: a frame that would take `bufferedAmount` over
    * the high-water mark (`writeHighWaterMark`, default 1 MiB) is written, then the sink waits
-   * until the socket is below the mark again; at most the mark plus one frame is buffered.
+   * for its write (Node: flushed; browsers: the mark or less buffered up to it); at most the mark
+   * plus one frame is buffered.
    * With a codec, a value that does not encode fails the sink with `SendError EncodeFailed`
    * after the values before it were written.
    */

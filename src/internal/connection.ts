@@ -587,28 +587,17 @@ class LiveConnection implements Connection, OpenedConnection {
       }).pipe(Effect.zipRight(listener.closedAfterRelease))
   }
 
-  // Node: a send callback fires once everything before it was flushed, so one awaited send per
-  // chunk is the drain signal. The browser transport calls back once its buffer up to the frame
-  // is within this same mark; a transport that calls back at once is polled here. A closed
-  // browser socket keeps its bufferedAmount (the standard's rule): not OPEN ends the wait (the
-  // next frame then fails NotOpen), or a sink whose peer died waited for good.
-  private waitBelowHighWater(): Effect.Effect<void> {
-    return Effect.suspend(() =>
-      this.socket.bufferedAmount() <= this.options.writeHighWaterMark || this.socket.readyState() !== OPEN
-        ? Effect.void
-        : Effect.zipRight(Effect.sleep(Duration.millis(5)), this.waitBelowHighWater())
-    )
-  }
-
   private writeChunk(chunk: Chunk.Chunk<Message>): Effect.Effect<void, SendError> {
     return Effect.suspend(() => this.writeFrom(chunk, 0))
   }
 
   /**
    * Writes the chunk from `start`. Each frame that keeps `bufferedAmount` within the high-water
-   * mark is written at once (no Effect per frame); the first that would cross it is sent and
-   * awaited, then the rest waits until the socket is below the mark again. So at most the mark
-   * plus one frame is ever buffered, however large the chunk.
+   * mark is written at once (no Effect per frame); the first that would cross it is sent and its
+   * write awaited before the rest: on Node its callback comes once everything before it was
+   * flushed, and the browser transport's once no more than this same mark is buffered up to it
+   * (a socket that closes first fails it). So at most the mark plus one frame is ever buffered,
+   * however large the chunk.
    */
   private writeFrom(chunk: Chunk.Chunk<Message>, start: number): Effect.Effect<void, SendError> {
     const socket = this.socket
@@ -624,10 +613,10 @@ class LiveConnection implements Connection, OpenedConnection {
       const refused = refusedFrame(data, bytes, largest)
       if (refused !== undefined) return Effect.fail(refused)
       if (socket.bufferedAmount() + bytes > mark) {
-        const drained = Effect.zipRight(this.send(data), this.waitBelowHighWater())
+        const written = this.send(data)
         return index === size - 1
-          ? drained
-          : Effect.zipRight(drained, Effect.suspend(() => this.writeFrom(chunk, index + 1)))
+          ? written
+          : Effect.zipRight(written, Effect.suspend(() => this.writeFrom(chunk, index + 1)))
       }
       const thrown = trySend(socket, data)
       if (thrown !== undefined) return Effect.fail(writeFailed(data, thrown))
