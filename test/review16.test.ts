@@ -106,12 +106,8 @@ describe("browser transport: text beyond ASCII at the close", () => {
       expect(unsent.length).toBeGreaterThan(0)
       expect(unsent).toEqual(taken.slice(taken.length - unsent.length))
       expect(received).toEqual(taken.slice(0, received.length))
-      expect({
-        received: received.length,
-        unsent: unsent.length,
-        both: received.length + unsent.length <= taken.length
-      })
-        .toMatchObject({ both: true })
+      // None both received and returned (they overlapped: 31 received, 255 returned, of 270).
+      expect(received.length + unsent.length).toBeLessThanOrEqual(taken.length)
       expect(failed).toBe(unsent.length)
     })).pipe(provideBrowser))
 })
