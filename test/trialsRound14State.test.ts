@@ -323,7 +323,11 @@ describe("round 14: state and events as apps use them", () => {
           }
           yield* awaitState(client, isTag("Open"))
           yield* awaitTrue(Effect.sync(() => recorded.at(-1) === "Open"), "the recorder hears of Open")
-          expect(recorded).toEqual(["Suspended", "Connecting", "Suspended", "Connecting", "Open"])
+          // The press's refused attempt, then the trial at retryAt. Once in a loaded full run the
+          // Client was refused twice more just before its trial (a Connecting and a Suspended
+          // each, no handshake): what counts is that no refusal reaches the server.
+          expect(recorded.join(" ")).toMatch(/^Suspended (Connecting Suspended )+Connecting Open$/)
+          expect(recorded.length).toBeLessThanOrEqual(9)
           expect(yield* server.requests).toBe(2)
         })
       ))
