@@ -17,8 +17,12 @@ const clients = Number(clientsText)
 const extra = Number(extraText)
 
 const base = openDescriptors()
-// Headroom for what the 30 Clients' first turns may open besides their sockets (none was seen).
-const limit = base + clients + 4
+// Headroom for what the 30 Clients' first turns may open besides their sockets (none was seen),
+// and for the extra Clients once the fill is given back: each needs one descriptor, and the fill
+// takes every one left, so the headroom changes nothing until then. (With only 4 over the 30, the
+// 5 extra Clients needed every descriptor freed; one held elsewhere left one of them failing
+// EMFILE for good.)
+const limit = base + clients + extra + 8
 execFileSync("prlimit", ["--pid", String(process.pid), `--nofile=${limit}:`])
 
 interface Attempt {
