@@ -112,7 +112,9 @@ const program = Effect.gen(function*() {
     }))
   }
   const states = yield* Effect.forEach([...first, ...extras], (client) => client.state.get)
+  const afterAll = openDescriptors()
   return {
+    afterAll,
     base,
     limit,
     afterClients,
