@@ -6,7 +6,7 @@
  * does is in docs/trials.md ("round 17"). Loopback only; every wait bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Schedule, Stream } from "effect"
+import { Chunk, Duration, Effect, Either, Option, Schedule, Stream } from "effect"
 import { Client, Connection } from "../src/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
@@ -100,5 +100,322 @@ describe.each(peers)("round 17: %s as a peer, the server killed and restarted", 
         yield* awaitLine(peer, (line) => line.startsWith("GOT echo after "), "the restarted server got 'after'")
       }).pipe(provideNode),
     15_000
+  )
+})
+
+/** The first Backoff from now on: subscribed before `trigger` runs, so a quick retry cannot hide it. */
+const firstBackoffAfter = <E>(client: Client.Client, trigger: Effect.Effect<void, E>) =>
+  Effect.gen(function*() {
+    const backoff = yield* Effect.fork(awaitState(client, isTag("Backoff")))
+    yield* trigger
+    return yield* backoff
+  })
+
+const echoOf = (client: Client.Client, text: string) =>
+  Effect.gen(function*() {
+    const echo = yield* Effect.fork(Stream.runHead(client.messages))
+    yield* client.send(text)
+    return yield* echo
+  })
+
+describe("round 17: aiohttp's manners", () => {
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "WebSocketResponse(heartbeat=0.1): aiohttp pings and drops a client whose pong is late; the Node transport answers each ping: the same connection (attempt 1) is Open through ten heartbeats, then closed by the server's own 4002",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const client = yield* Client.make({ url: peer.url("/heartbeat") })
+        yield* client.awaitOpen
+        yield* awaitLine(peer, (line) => line.startsWith("ALIVE heartbeat "), "ten heartbeats passed")
+        const backoff = yield* firstBackoffAfter(client, client.send("that was ten"))
+        expect(backoff).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 4002, reason: "ten heartbeats", wasClean: true, initiator: "server" }
+        })
+        expect(peer.linesOf("ALIVE heartbeat ")).toEqual(["False"])
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "autoping=False: aiohttp hands the Client's ping to the handler and sends no pong; the Client's heartbeat ends that connection with TimeoutError heartbeat and retries",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const client = yield* Client.make({
+          url: peer.url("/noautoping"),
+          heartbeat: { interval: "200 millis", timeout: "200 millis" }
+        })
+        const backoff = yield* firstBackoffAfter(client, Effect.void)
+        expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "heartbeat" } })
+        yield* awaitLine(peer, (line) => line === "PING noautoping", "the handler got the ping")
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "autoclose=False: the handler gets the close frame (1000 'bye'); when it never answers, close ends after closeTimeout with 1006 (not clean); when it answers 4100 by hand, close returns the server's 4100",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const closeWith = (path: string) =>
+          Effect.scoped(Effect.flatMap(
+            Connection.connect(peer.url(path), { closeTimeout: "300 millis" }),
+            (connection) => connection.close(1000, "bye")
+          ))
+        expect(yield* closeWith("/noautoclose")).toMatchObject({
+          _tag: "Disconnected",
+          code: 1006,
+          reason: "",
+          wasClean: false,
+          initiator: "client"
+        })
+        expect(yield* closeWith("/noautoclose?answer=1")).toMatchObject({
+          _tag: "Disconnected",
+          code: 4100,
+          reason: "answered by hand",
+          wasClean: true,
+          initiator: "client"
+        })
+        expect(peer.linesOf("CLOSEFRAME noautoclose ")).toEqual(["1000 bye", "1000 bye"])
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "a handler that raises after prepare: aiohttp drops TCP without a close frame: Disconnected 1006 from the transport, retried",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const client = yield* Client.make({ url: peer.url("/raises"), retry: quickRetry })
+        yield* client.awaitOpen
+        expect(yield* firstBackoffAfter(client, client.send("boom"))).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1006, wasClean: false, initiator: "transport" }
+        })
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "ws.close(code=4001, message=...): Disconnected 4001 with the reason, from the server, clean; retried",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const client = yield* Client.make({ url: peer.url("/close4001"), retry: quickRetry })
+        expect(yield* firstBackoffAfter(client, Effect.void)).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 4001, reason: "go away, 4001", wasClean: true, initiator: "server" }
+        })
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "web.Response(status=503, headers={'Retry-After': '7'}): HandshakeRejected, status 503, retryAfter 7 s; the Client's next delay is at least 7 s",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const refused = yield* Effect.flip(Effect.scoped(Connection.connect(peer.url("/busy"))))
+        expect(refused).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 503 })
+        expect(refused._tag === "ConnectError" && refused.retryAfter).toEqual(Duration.seconds(7))
+        const client = yield* Client.make({ url: peer.url("/busy"), retry: quickRetry })
+        const backoff = yield* firstBackoffAfter(client, Effect.void)
+        expect(backoff).toMatchObject({
+          attempt: 1,
+          error: { _tag: "ConnectError", reason: "HandshakeRejected", status: 503 }
+        })
+        expect(backoff._tag === "Backoff" && Duration.greaterThanOrEqualTo(backoff.delay, Duration.seconds(7))).toBe(
+          true
+        )
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "a message sent as three frames (text, continuation, final continuation): one message, 'fragmented'",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const connection = yield* Connection.connect(peer.url("/fragments"))
+        const first = yield* Stream.runHead(connection.messages)
+        expect(first).toEqual(Option.some("fragmented"))
+      }).pipe(provideNode),
+    10_000
+  )
+})
+
+describe("round 17: Tornado's manners", () => {
+  it.scopedLive.skipIf(!hasTornado)(
+    "ping_interval 0.1 s, ping_timeout 0.3 s: Tornado pings and would close a client whose pong is late; the Node transport answers each: the connection stays Open until the server's own 4002, with pongs counted",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("tornado")
+        const client = yield* Client.make({ url: peer.url("/ping") })
+        const backoff = yield* firstBackoffAfter(client, Effect.asVoid(client.awaitOpen))
+        expect(backoff).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 4002, reason: "ten pings", wasClean: true, initiator: "server" }
+        })
+        yield* awaitLine(peer, (line) => line.startsWith("PONGS "), "the server counted the pongs")
+        const [pongs, code] = peer.linesOf("PONGS ")[0]!.split(" ")
+        expect(Number(pongs)).toBeGreaterThan(0)
+        expect(code).toBe("4002")
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasTornado)(
+    "check_origin refusing: a Node client sends no Origin, so Tornado never asks check_origin and accepts it; with an Origin header it refuses: HandshakeRejected 403, not retried; the allowed Origin opens",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("tornado")
+        yield* Effect.scoped(Connection.connect(peer.url("/origin")))
+        expect(peer.linesOf("ORIGIN ")).toEqual([])
+        const client = yield* Client.make({
+          url: peer.url("/origin"),
+          headers: { Origin: "https://evil.example" }
+        })
+        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
+          error: { _tag: "Some", value: { _tag: "ConnectError", reason: "HandshakeRejected", status: 403 } }
+        })
+        yield* Effect.scoped(Connection.connect(peer.url("/origin"), { headers: { Origin: "https://app.example" } }))
+        expect(peer.linesOf("ORIGIN ")).toEqual(["https://evil.example", "https://app.example"])
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasTornado)(
+    "self.close(4000, reason): Disconnected 4000 with the reason, from the server, clean; retried",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("tornado")
+        const client = yield* Client.make({ url: peer.url("/close4000"), retry: quickRetry })
+        expect(yield* firstBackoffAfter(client, Effect.void)).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 4000, reason: "tornado says bye", wasClean: true, initiator: "server" }
+        })
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasTornado)(
+    "on_message that raises: Tornado aborts the connection (1006 from the transport, retried); an async on_message that raises leaves it open and unread, answering nothing, not even pings: the Client's heartbeat ends it (TimeoutError heartbeat)",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("tornado")
+        const aborts = yield* Client.make({ url: peer.url("/raises"), retry: quickRetry })
+        yield* aborts.awaitOpen
+        expect(yield* firstBackoffAfter(aborts, aborts.send("boom"))).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1006, wasClean: false, initiator: "transport" }
+        })
+        const stalls = yield* Client.make({
+          url: peer.url("/raisesasync"),
+          retry: quickRetry,
+          heartbeat: { interval: "200 millis", timeout: "200 millis" },
+          connection: { closeTimeout: "300 millis" }
+        })
+        expect(Option.getOrThrow(yield* echoOf(stalls, "before"))).toBe("before")
+        expect(yield* firstBackoffAfter(stalls, stalls.send("raise"))).toMatchObject({
+          attempt: 1,
+          error: { _tag: "TimeoutError", operation: "heartbeat" }
+        })
+      }).pipe(provideNode),
+    10_000
+  )
+})
+
+describe.each(peers)("round 17: %s, limits, subprotocols and compression", (kind, present) => {
+  it.scopedLive.skipIf(!present)(
+    "a frame over the server's limit (1024 bytes): the server closes with 1009, final by default (the frame was written: only the close tells); with maxMessageSize 1024 the same send fails TooLarge before any write and the link stays up",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer(kind)
+        const client = yield* Client.make({ url: peer.url("/maxsize"), retry: quickRetry })
+        yield* client.awaitOpen
+        expect(Option.getOrThrow(yield* echoOf(client, "small"))).toBe("small")
+        yield* client.send("x".repeat(2000))
+        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
+          error: {
+            _tag: "Some",
+            value: {
+              _tag: "Disconnected",
+              code: 1009,
+              reason: kind === "aiohttp" ? "" : "message too big",
+              wasClean: true,
+              initiator: "server"
+            }
+          }
+        })
+        expect(yield* client.failed).toBe(0)
+
+        const bounded = yield* Client.make({ url: peer.url("/maxsize"), connection: { maxMessageSize: 1024 } })
+        yield* bounded.awaitOpen
+        const tooLarge = yield* Effect.flip(bounded.send("x".repeat(2000)))
+        expect(tooLarge).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
+        expect(Option.getOrThrow(yield* echoOf(bounded, "after"))).toBe("after")
+        expect((yield* bounded.state.get)._tag).toBe("Open")
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!present)(
+    "subprotocols: the server's choice is the connection's protocol; none in common: the server answers 101 without one, and the Client ends Closed with ProtocolViolation (not retried)",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer(kind)
+        const connection = yield* Connection.connect(peer.url("/proto"), { protocols: ["chat.v1", "chat.v2"] })
+        // aiohttp takes the client's first that it knows; Tornado's select_subprotocol here prefers v2.
+        expect(connection.protocol).toBe(kind === "aiohttp" ? "chat.v1" : "chat.v2")
+        const client = yield* Client.make({ url: peer.url("/proto"), connection: { protocols: ["chat.v9"] } })
+        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
+          error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ProtocolViolation" } }
+        })
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!present)(
+    "permessage-deflate: negotiated when both sides offer it, not when either refuses; the echo is the same either way",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer(kind)
+        const [compressing, plain] = kind === "aiohttp" ? ["/echo", "/nocompress"] : ["/deflate", "/echo"]
+        const text = "a".repeat(1000)
+        for (
+          const [path, perMessageDeflate] of [[compressing, true], [compressing, false], [plain, true]] as const
+        ) {
+          const echoed = yield* Effect.scoped(Effect.flatMap(
+            Client.make({ url: peer.url(path), connection: { perMessageDeflate } }),
+            (client) => echoOf(client, text)
+          ))
+          expect(Option.getOrThrow(echoed)).toBe(text)
+        }
+        // What each server negotiated: aiohttp's window bits (0: none), Tornado's compressor.
+        expect(peer.linesOf("OPEN ").map((line) => line.split(" ").pop())).toEqual(
+          kind === "aiohttp" ? ["15", "0", "0"] : ["True", "False", "False"]
+        )
+      }).pipe(provideNode),
+    10_000
+  )
+})
+
+describe("round 17: aiohttp's heartbeat on a handler that never reads", () => {
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "heartbeat=0.1 on a push-only handler (it never calls receive(), where aiohttp reads pongs): aiohttp drops the client although it answered every ping: Disconnected 1006 from the transport, retried",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const client = yield* Client.make({ url: peer.url("/pushonly"), retry: quickRetry })
+        const ticks = yield* Effect.fork(Stream.runCollect(Stream.take(client.messages, 3)))
+        expect(yield* firstBackoffAfter(client, Effect.void)).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1006, wasClean: false, initiator: "transport" }
+        })
+        expect(Chunk.toReadonlyArray(yield* ticks)).toEqual(["tick 0", "tick 1", "tick 2"])
+        yield* awaitLine(peer, (line) => line === "DROPPED pushonly 1006 True", "aiohttp dropped it")
+      }).pipe(provideNode),
+    10_000
   )
 })

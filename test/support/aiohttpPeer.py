@@ -41,9 +41,40 @@ async def echo(request):
 
 
 async def heartbeat(request):
-    ws = web.WebSocketResponse(heartbeat=float(request.query.get("every", "0.1")))
+    """heartbeat=0.1: aiohttp pings every 0.1 s and drops (1006) a client whose pong it has not
+    read within 0.05 s (it reads pongs in receive(), so the handler keeps reading). After ten
+    heartbeats it prints `ALIVE heartbeat <closed>`; the next text frame makes the handler close with
+    4002 (from its own task: a close from another task while the handler reads goes out as 1000,
+    see on_shutdown)."""
+    every = 0.1
+    ws = web.WebSocketResponse(heartbeat=every)
     await ws.prepare(request)
-    return await serve(request, ws, "heartbeat")
+
+    async def ten_heartbeats():
+        await asyncio.sleep(10.5 * every)
+        say("ALIVE heartbeat", ws.closed)
+
+    asyncio.get_running_loop().create_task(ten_heartbeats())
+    msg = await ws.receive()
+    if msg.type == WSMsgType.TEXT:
+        await ws.close(code=4002, message=b"ten heartbeats")
+    else:
+        say("DROPPED heartbeat", msg.type, ws.close_code)
+    return ws
+
+
+async def pushonly(request):
+    """heartbeat=0.1 on a handler that only sends and never calls receive(): aiohttp reads pongs
+    only in receive(), so it drops the client 0.15 s in, whatever the client answers."""
+    ws = web.WebSocketResponse(heartbeat=0.1)
+    await ws.prepare(request)
+    sent = 0
+    while not ws.closed:
+        await ws.send_str("tick %d" % sent)
+        sent += 1
+        await asyncio.sleep(0.02)
+    say("DROPPED pushonly", ws.close_code, sent > 0)
+    return ws
 
 
 async def noautoping(request):
@@ -130,7 +161,7 @@ async def main():
     app = web.Application()
     app.on_shutdown.append(on_shutdown)
     app.add_routes([web.get("/" + f.__name__, f) for f in
-                    (echo, heartbeat, noautoping, noautoclose, maxsize, raises, close4001, busy, proto,
+                    (echo, heartbeat, pushonly, noautoping, noautoclose, maxsize, raises, close4001, busy, proto,
                      nocompress, fragments)])
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

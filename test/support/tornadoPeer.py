@@ -34,11 +34,16 @@ class Echo(tornado.websocket.WebSocketHandler):
 
 
 class Pinging(Echo):
-    """As `websocket_ping_interval=0.1, websocket_ping_timeout=0.3` would set for every handler."""
+    """As `websocket_ping_interval=0.1, websocket_ping_timeout=0.3` would set for every handler;
+    after ten pings' time the server counts the pongs and closes with 4002."""
     name = "ping"
     ping_interval = 0.1
     ping_timeout = 0.3
     pongs = 0
+
+    def open(self):
+        super().open()
+        asyncio.get_running_loop().call_later(1.05, lambda: self.close(4002, "ten pings"))
 
     def on_pong(self, data):
         self.pongs += 1
@@ -46,6 +51,23 @@ class Pinging(Echo):
     def on_close(self):
         handlers.discard(self)
         say("PONGS", self.pongs, self.close_code)
+
+
+class Raises(Echo):
+    name = "raises"
+
+    def on_message(self, message):
+        raise RuntimeError("on_message failed")
+
+
+class RaisesAsync(Echo):
+    name = "raisesasync"
+
+    async def on_message(self, message):
+        say("GOT", self.name, message)
+        if message == "raise":
+            raise RuntimeError("on_message failed")
+        self.write_message(message)
 
 
 class MaxSize(Echo):
@@ -116,6 +138,8 @@ async def main():
         (r"/close4000", Close4000),
         (r"/slow", Slow),
         (r"/ping", Pinging),
+        (r"/raises", Raises),
+        (r"/raisesasync", RaisesAsync),
     ])
     sockets = bind_sockets(port, "127.0.0.1", reuse_port=False)
     server = HTTPServer(app)
