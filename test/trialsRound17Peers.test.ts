@@ -120,17 +120,17 @@ const echoOf = (client: Client.Client, text: string) =>
 
 describe("round 17: aiohttp's manners", () => {
   it.scopedLive.skipIf(!hasAiohttp)(
-    "WebSocketResponse(heartbeat=0.1): aiohttp pings and drops a client whose pong is late; the Node transport answers each ping: the same connection (attempt 1) is Open through ten heartbeats, then closed by the server's own 4002",
+    "WebSocketResponse(heartbeat=0.4): aiohttp pings and drops a client whose pong is not back within 0.2 s; the Node transport answers each ping: the same connection (attempt 1) is Open through four heartbeats, then closed by the server's own 4002",
     () =>
       Effect.gen(function*() {
         const peer = yield* pythonPeer("aiohttp")
         const client = yield* Client.make({ url: peer.url("/heartbeat") })
         yield* client.awaitOpen
-        yield* awaitLine(peer, (line) => line.startsWith("ALIVE heartbeat "), "ten heartbeats passed")
-        const backoff = yield* firstBackoffAfter(client, client.send("that was ten"))
+        yield* awaitLine(peer, (line) => line.startsWith("ALIVE heartbeat "), "four heartbeats passed")
+        const backoff = yield* firstBackoffAfter(client, client.send("that was four"))
         expect(backoff).toMatchObject({
           attempt: 1,
-          error: { _tag: "Disconnected", code: 4002, reason: "ten heartbeats", wasClean: true, initiator: "server" }
+          error: { _tag: "Disconnected", code: 4002, reason: "four heartbeats", wasClean: true, initiator: "server" }
         })
         expect(peer.linesOf("ALIVE heartbeat ")).toEqual(["False"])
       }).pipe(provideNode),
@@ -247,7 +247,7 @@ describe("round 17: aiohttp's manners", () => {
 
 describe("round 17: Tornado's manners", () => {
   it.scopedLive.skipIf(!hasTornado)(
-    "ping_interval 0.1 s, ping_timeout 0.3 s: Tornado pings and would close a client whose pong is late; the Node transport answers each: the connection stays Open until the server's own 4002, with pongs counted",
+    "ping_interval 0.1 s, ping_timeout 1 s: Tornado pings and would close a client whose pong is late; the Node transport answers each: the connection stays Open until the server's own 4002, with pongs counted",
     () =>
       Effect.gen(function*() {
         const peer = yield* pythonPeer("tornado")
@@ -408,12 +408,12 @@ describe("round 17: aiohttp's heartbeat on a handler that never reads", () => {
       Effect.gen(function*() {
         const peer = yield* pythonPeer("aiohttp")
         const client = yield* Client.make({ url: peer.url("/pushonly"), retry: quickRetry })
-        const ticks = yield* Effect.fork(Stream.runCollect(Stream.take(client.messages, 3)))
+        const ticks = yield* Effect.fork(Stream.runCollect(Stream.take(client.messages, 1)))
         expect(yield* firstBackoffAfter(client, Effect.void)).toMatchObject({
           attempt: 1,
           error: { _tag: "Disconnected", code: 1006, wasClean: false, initiator: "transport" }
         })
-        expect(Chunk.toReadonlyArray(yield* ticks)).toEqual(["tick 0", "tick 1", "tick 2"])
+        expect(Chunk.toReadonlyArray(yield* ticks)).toEqual(["tick 0"])
         yield* awaitLine(peer, (line) => line === "DROPPED pushonly 1006 True", "aiohttp dropped it")
       }).pipe(provideNode),
     10_000

@@ -41,23 +41,23 @@ async def echo(request):
 
 
 async def heartbeat(request):
-    """heartbeat=0.1: aiohttp pings every 0.1 s and drops (1006) a client whose pong it has not
-    read within 0.05 s (it reads pongs in receive(), so the handler keeps reading). After ten
+    """heartbeat=0.4: aiohttp pings every 0.4 s and drops (1006) a client whose pong it has not
+    read within 0.2 s (it reads pongs in receive(), so the handler keeps reading). After four
     heartbeats it prints `ALIVE heartbeat <closed>`; the next text frame makes the handler close with
     4002 (from its own task: a close from another task while the handler reads goes out as 1000,
     see on_shutdown)."""
-    every = 0.1
+    every = 0.4
     ws = web.WebSocketResponse(heartbeat=every)
     await ws.prepare(request)
 
-    async def ten_heartbeats():
-        await asyncio.sleep(10.5 * every)
+    async def four_heartbeats():
+        await asyncio.sleep(4.25 * every)
         say("ALIVE heartbeat", ws.closed)
 
-    asyncio.get_running_loop().create_task(ten_heartbeats())
+    asyncio.get_running_loop().create_task(four_heartbeats())
     msg = await ws.receive()
     if msg.type == WSMsgType.TEXT:
-        await ws.close(code=4002, message=b"ten heartbeats")
+        await ws.close(code=4002, message=b"four heartbeats")
     else:
         say("DROPPED heartbeat", msg.type, ws.close_code)
     return ws

@@ -34,11 +34,11 @@ class Echo(tornado.websocket.WebSocketHandler):
 
 
 class Pinging(Echo):
-    """As `websocket_ping_interval=0.1, websocket_ping_timeout=0.3` would set for every handler;
+    """As `websocket_ping_interval=0.1, websocket_ping_timeout=1` would set for every handler;
     after ten pings' time the server counts the pongs and closes with 4002."""
     name = "ping"
     ping_interval = 0.1
-    ping_timeout = 0.3
+    ping_timeout = 1
     pongs = 0
 
     def open(self):
