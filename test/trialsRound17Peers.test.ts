@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Option, Schedule, Stream } from "effect"
-import { Client, Connection } from "../src/index.js"
+import { Client, Connection, Reconnect } from "../src/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
@@ -439,9 +439,9 @@ describe("round 17: Tornado reading slowly (an async on_message: the next messag
             connection: { writeHighWaterMark: 64 * 1024 }
           })
           yield* client.awaitOpen
-          const sampled = Stream.rechunk(frames, 1).pipe(Stream.tap(() =>
-            Effect.map(client.outboxSize, (size) => void (highest = Math.max(highest, size)))
-          ))
+          const sampled = Stream.rechunk(frames, 1).pipe(
+            Stream.tap(() => Effect.map(client.outboxSize, (size) => void (highest = Math.max(highest, size))))
+          )
           yield* Stream.run(sampled, client.sink)
           const unsent = yield* client.close()
           return { unsent: unsent.length, failed: yield* client.failed }
@@ -470,9 +470,70 @@ describe("round 17: Tornado reading slowly (an async on_message: the next messag
           yield* Stream.run(sampled, connection.sink)
         }))
         expect(highest).toBeLessThanOrEqual(MARK + FRAME_BYTES)
-        yield* awaitTrue(Effect.sync(() => peer.linesOf("SLOW ").length === 1), "Tornado's count", 4000)
+        yield* awaitTrue(
+          Effect.sync(() =>
+            peer.linesOf("SLOW ").length === 1
+          ),
+          "Tornado's count",
+          4000
+        )
         expect(peer.linesOf("SLOW ")).toEqual([`${FRAMES} True 1000`])
       }).pipe(provideNode),
     30_000
+  )
+})
+
+describe("round 17: close frames the peers write", () => {
+  it.scopedLive.skipIf(!hasAiohttp)(
+    "aiohttp ws.close(code=4001, message=<200 bytes>): aiohttp writes a close frame over 125 bytes; ws refuses it: Disconnected 1002 'invalid payload length 126' from this side, final by the default policy (the server's 4001 is lost); a shouldRetry that lets this side's 1002 through retries it",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("aiohttp")
+        const client = yield* Client.make({ url: peer.url("/longreason"), retry: quickRetry })
+        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
+          error: {
+            _tag: "Some",
+            value: {
+              _tag: "Disconnected",
+              code: 1002,
+              reason: "Invalid WebSocket frame: invalid payload length 126",
+              wasClean: false,
+              initiator: "client"
+            }
+          }
+        })
+        // The guide's way to retry it: a shouldRetry that lets this side's 1002 through.
+        const retrying = yield* Client.make({
+          url: peer.url("/longreason"),
+          retry: quickRetry,
+          shouldRetry: (error) =>
+            Reconnect.isRetryable(error) ||
+            (error._tag === "Disconnected" && error.code === 1002 && error.initiator === "client")
+        })
+        expect(yield* firstBackoffAfter(retrying, Effect.void)).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1002, initiator: "client" }
+        })
+      }).pipe(provideNode),
+    10_000
+  )
+
+  it.scopedLive.skipIf(!hasTornado)(
+    "Tornado self.close(4000, <200 bytes>) raises ValueError in the handler and aborts (1006 from the transport, retried); self.close() with no code: Disconnected 1005, clean, from the server, retried",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* pythonPeer("tornado")
+        const long = yield* Client.make({ url: peer.url("/longreason"), retry: quickRetry })
+        expect(yield* firstBackoffAfter(long, Effect.void)).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1006, wasClean: false, initiator: "transport" }
+        })
+        const noCode = yield* Client.make({ url: peer.url("/nocode"), retry: quickRetry })
+        expect(yield* firstBackoffAfter(noCode, Effect.void)).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1005, reason: "", wasClean: true, initiator: "server" }
+        })
+      }).pipe(provideNode),
+    10_000
   )
 })

@@ -123,6 +123,14 @@ async def close4001(request):
     return ws
 
 
+async def longreason(request):
+    """ws.close with a 200-byte reason: aiohttp sends it as is, a control frame over 125 bytes."""
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    await ws.close(code=4001, message=b"r" * 200)
+    return ws
+
+
 async def busy(request):
     return web.Response(status=503, headers={"Retry-After": "7"}, text="busy")
 
@@ -161,7 +169,7 @@ async def main():
     app = web.Application()
     app.on_shutdown.append(on_shutdown)
     app.add_routes([web.get("/" + f.__name__, f) for f in
-                    (echo, heartbeat, pushonly, noautoping, noautoclose, maxsize, raises, close4001, busy, proto,
+                    (echo, heartbeat, pushonly, noautoping, noautoclose, maxsize, raises, close4001, longreason, busy, proto,
                      nocompress, fragments)])
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

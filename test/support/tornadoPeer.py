@@ -110,6 +110,24 @@ class Close4000(Echo):
         self.close(4000, "tornado says bye")
 
 
+class LongReason(Echo):
+    """self.close(4000, 200 bytes): Tornado sends it as is, a control frame over 125 bytes."""
+    name = "longreason"
+
+    def open(self):
+        super().open()
+        self.close(4000, "r" * 200)
+
+
+class NoCode(Echo):
+    """self.close(): a close frame without a code."""
+    name = "nocode"
+
+    def open(self):
+        super().open()
+        self.close()
+
+
 class Slow(Echo):
     """Reads slowly: Tornado reads the next message only once this coroutine returns."""
     name = "slow"
@@ -137,6 +155,8 @@ async def main():
         (r"/deflate", Deflate),
         (r"/close4000", Close4000),
         (r"/slow", Slow),
+        (r"/longreason", LongReason),
+        (r"/nocode", NoCode),
         (r"/ping", Pinging),
         (r"/raises", Raises),
         (r"/raisesasync", RaisesAsync),
