@@ -1,0 +1,328 @@
+/**
+ * Round 17 trials: Clients in `worker_threads` and at the process's edges. Each Worker trial runs
+ * in a child process (test/support/workerParent.ts, its Workers test/support/workerClient.ts)
+ * against servers in this process on 127.0.0.1, so a crash would end the child, not the suite:
+ * - `worker.terminate()` while CONNECTING, Open with a backlog, in Backoff, during the close; 100
+ *   Workers terminated at random phases;
+ * - `process.exit()` inside a Worker; a Worker whose only work is a Client (does it stay alive,
+ *   and end once Closed?);
+ * - the crash pattern (close while CONNECTING, 100 times) in a Worker under
+ *   `--unhandled-rejections=strict --trace-uncaught`;
+ * - a Client's `messages` bridged to the main thread by a MessagePort whose main side closes;
+ * - the compat facade terminated mid-connect;
+ * and, in this process, `Connection.connect` under `Effect.runPromise(..., { signal })` aborted
+ * at each phase. Every loop bounded; no timed assertion (figures in docs/trials.md, round 17).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Effect, Fiber, Runtime } from "effect"
+import { Connection, type Transport } from "../src/index.js"
+import { TestServer } from "../src/testing/index.js"
+import { quietNode } from "./support/node.js"
+import { spawnChild } from "./support/opsSpawn.js"
+import { awaitTrue } from "./support/poll.js"
+import { closedPort } from "./support/ports.js"
+import { tcpServer } from "./support/tcpServer.js"
+
+/** The child's report, once it exited 0 with nothing on stderr. */
+const reportOf = (child: Effect.Effect.Success<ReturnType<typeof spawnChild>>) =>
+  Effect.gen(function*() {
+    const exit = yield* child.exit
+    const [report] = yield* child.reports
+    expect(exit.stderr).toBe("")
+    expect(exit.code).toBe(0)
+    expect(report.failure).toBeUndefined()
+    expect(report.strays).toEqual([])
+    expect(report.handlesLeft).toEqual([])
+    return report
+  })
+
+const go = (child: Effect.Effect.Success<ReturnType<typeof spawnChild>>, phase: string) =>
+  Effect.gen(function*() {
+    yield* child.line((line) => line === `phase ${phase}`, `phase ${phase}`)
+    return child.write("go\n")
+  })
+
+describe.concurrent("round 17: worker.terminate()", () => {
+  it.live("while CONNECTING (a server that never answers the upgrade): exit 1, no 'error', nothing uncaught in either thread, the TCP socket closed, no handle left", () =>
+    Effect.gen(function*() {
+      const hang = yield* tcpServer((socket) => socket.resume())
+      const child = yield* spawnChild("workerParent.ts", ["terminate", "connecting", hang.url])
+      const proceed = yield* go(child, "connecting")
+      yield* awaitTrue(Effect.sync(() => hang.sockets.size === 1), "the handshake's socket")
+      yield* proceed
+      // The Worker's socket is closed by its end, while this child process lives on.
+      const end = yield* go(child, "end")
+      yield* awaitTrue(Effect.sync(() => hang.sockets.size === 0), "the socket closed")
+      yield* end
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({ terminated: 1, exitCode: 1, errors: [], workerStrays: [] })
+      expect(report.states).toEqual(["Connecting"])
+    }).pipe(Effect.scoped))
+
+  it.live("while Open with a backlog (peer not reading, 200 enqueues of 64 KiB): exit 1, no 'error', nothing uncaught, the server's peer closed, no handle left", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const child = yield* spawnChild("workerParent.ts", ["terminate", "backlog", server.url])
+      const proceed = yield* go(child, "open")
+      yield* server.pauseReading
+      yield* proceed
+      yield* (yield* go(child, "backlog"))
+      const end = yield* go(child, "end")
+      yield* server.resumeReading
+      const [peer] = yield* server.peers
+      const closed = yield* peer!.awaitClosed()
+      expect(closed.code).toBe(1006)
+      expect(yield* server.connections).toBe(0)
+      yield* end
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({ terminated: 1, exitCode: 1, errors: [], workerStrays: [] })
+      expect(report.backlog.sent).toBe(200)
+      expect(report.backlog.outbox).toBeGreaterThan(0)
+      expect(report.states).toEqual(["Connecting", "Open"])
+    }).pipe(Effect.scoped))
+})
+
+describe.concurrent("round 17: worker.terminate(), more phases", () => {
+  it.live("in Backoff (nothing listens): exit 1, no 'error', nothing uncaught, no handle left", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnChild("workerParent.ts", [
+        "terminate",
+        "backoff",
+        `ws://127.0.0.1:${yield* closedPort}`
+      ])
+      yield* (yield* go(child, "backoff"))
+      yield* (yield* go(child, "end"))
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({ terminated: 1, exitCode: 1, errors: [], workerStrays: [] })
+      expect(report.states).toEqual(["Connecting", "Backoff"])
+    }).pipe(Effect.scoped))
+
+  it.live("during `client.close()` (the peer does not read the close frame): exit 1, no 'error', nothing uncaught, the peer closed, no handle left", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const child = yield* spawnChild("workerParent.ts", ["terminate", "closing", server.url])
+      const proceed = yield* go(child, "open")
+      yield* server.pauseReading
+      yield* proceed
+      yield* (yield* go(child, "closing"))
+      const end = yield* go(child, "end")
+      yield* server.resumeReading
+      const [peer] = yield* server.peers
+      const closed = yield* peer!.awaitClosed()
+      expect(yield* server.connections).toBe(0)
+      yield* end
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({ terminated: 1, exitCode: 1, errors: [], workerStrays: [], notes: ["closing"] })
+      // Closed is the state from the start of `close` (when its post reached the main thread in time).
+      expect(report.states.slice(0, 2)).toEqual(["Connecting", "Open"])
+      expect(report.states.slice(2)).toEqual(report.states.length === 3 ? ["Closed"] : [])
+      // The close frame was sent before the end: the server reads it once it reads again.
+      expect(closed.code).toBe(1000)
+    }).pipe(Effect.scoped))
+
+  it.live(
+    "100 Workers (5 at once) to a server, a hung handshake or a closed port, each terminated at once, once loaded, or after 1-3 states, 0-20 ms later: exit 1 (0 when terminated before it started), no 'error', nothing uncaught, every socket closed, no handle left",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ record: false })
+        const hang = yield* tcpServer((socket) => socket.resume())
+        const closed = `ws://127.0.0.1:${yield* closedPort}`
+        const child = yield* spawnChild("workerParent.ts", ["rounds", "100", "17", server.url, hang.url, closed], {
+          bound: 60_000
+        })
+        const end = yield* child.line((line) => line === "phase end", "phase end", 50_000).pipe(
+          Effect.as(child.write("go\n"))
+        )
+        yield* awaitTrue(server.connections.pipe(Effect.map((count) => count === 0)), "every peer closed")
+        yield* awaitTrue(Effect.sync(() => hang.sockets.size === 0), "every hung socket closed")
+        yield* end
+        const report = yield* reportOf(child)
+        expect(report).toMatchObject({ errors: [], workerStrays: [] })
+        // A Worker whose module ran exits 1 (terminated); one terminated before it started, 0 (Node's).
+        const exits = report.exitCodes as Record<string, number>
+        expect(Object.keys(exits).filter((key) => key !== "ready, exit 1" && key !== "not ready, exit 0")).toEqual([])
+        expect(Object.values(exits).reduce((sum, count) => sum + count, 0)).toBe(100)
+        // The seeded draw reached every phase.
+        expect(Object.keys(report.lastStates).sort()).toEqual(["Backoff", "Connecting", "Open", "not ready", "ready"])
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
+
+describe.concurrent("round 17: a Worker's own end", () => {
+  it.live("process.exit(3) inside a Worker while its Client is Open: the Worker exits 3, no 'error', nothing uncaught, the peer closed, no handle left", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const child = yield* spawnChild("workerParent.ts", ["exit", server.url])
+      const open = yield* go(child, "open")
+      const [peer] = yield* server.peers
+      yield* open
+      const end = yield* go(child, "end")
+      const closed = yield* peer!.awaitClosed()
+      expect(closed.code).toBe(1006)
+      expect(yield* server.connections).toBe(0)
+      expect(yield* server.received).toEqual(["before exit"])
+      yield* end
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({ exitCode: 3, errors: [], workerStrays: [], states: ["Open"] })
+    }).pipe(Effect.scoped))
+
+  it.live("a Worker whose only work is a Client (`Effect.runFork`): it lives while the Client does (Open, a Backoff, Open again), and exits 0 by itself once the Client is Closed (1008)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const child = yield* spawnChild("workerParent.ts", ["idle", server.url])
+      yield* child.line((line) => line === "open 1", "open 1")
+      const [first] = yield* server.peers
+      yield* first!.send("one")
+      yield* first!.close(4000, "again")
+      yield* child.line((line) => line === "open 2", "open 2")
+      const second = (yield* server.peers).at(-1)
+      yield* second!.close(1008, "go away")
+      yield* (yield* go(child, "end"))
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({ exitCode: 0, errors: [], workerStrays: [], done: { frames: 1, state: "Closed" } })
+      // Closed by the 1008, then by the scope's close as the program ended (by design: phase.ts).
+      expect(report.states).toEqual([
+        "Connecting",
+        "Open",
+        "Backoff",
+        "Connecting",
+        "Open",
+        "Closed Disconnected 1008",
+        "Closed"
+      ])
+    }).pipe(Effect.scoped))
+
+  it.live("the crash pattern in a Worker (100 Clients closed while CONNECTING) under --unhandled-rejections=strict --trace-uncaught: the Worker exits 0 by itself, nothing printed, every socket closed", () =>
+    Effect.gen(function*() {
+      const hang = yield* tcpServer((socket) => socket.resume())
+      const child = yield* spawnChild("workerParent.ts", ["crash", hang.url], {
+        nodeArgs: ["--unhandled-rejections=strict", "--trace-uncaught"]
+      })
+      const end = yield* go(child, "end")
+      yield* awaitTrue(Effect.sync(() => hang.sockets.size === 0), "every socket closed")
+      yield* end
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({ exitCode: 0, errors: [], workerStrays: [], done: { connecting: 100 } })
+    }).pipe(Effect.scoped))
+})
+
+describe.concurrent("round 17: bridges and facades", () => {
+  it.live("a Client's messages posted to the main thread on a MessagePort whose main side closes: the Worker's Client stays Open and reads on, nothing thrown, it closes and the Worker exits 0", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const child = yield* spawnChild("workerParent.ts", ["bridge", server.url])
+      const open = yield* go(child, "open")
+      const [peer] = yield* server.peers
+      for (let i = 0; i < 5; i++) yield* peer!.send(`a${i}`)
+      yield* open
+      const closed = yield* go(child, "closed")
+      for (let i = 0; i < 5; i++) yield* peer!.send(`b${i}`)
+      yield* closed
+      const end = yield* go(child, "end")
+      yield* peer!.awaitClosed()
+      yield* end
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({
+        received: 5,
+        afterClose: { posted: 10, failures: [], state: "running" },
+        done: { posted: 10, failures: [] },
+        exitCode: 0,
+        errors: [],
+        workerStrays: []
+      })
+      expect(report.states).toEqual(["Connecting", "Open", "Closed"])
+    }).pipe(Effect.scoped))
+
+  it.live("the compat facade (ReconnectingWebSocket, Node transport) in a Worker terminated mid-connect: exit 1, no 'error', nothing uncaught, the socket closed, no handle left", () =>
+    Effect.gen(function*() {
+      const hang = yield* tcpServer((socket) => socket.resume())
+      const child = yield* spawnChild("workerParent.ts", ["compat", hang.url])
+      const proceed = yield* go(child, "connecting")
+      yield* awaitTrue(Effect.sync(() => hang.sockets.size === 1), "the handshake's socket")
+      yield* proceed
+      const end = yield* go(child, "end")
+      yield* awaitTrue(Effect.sync(() => hang.sockets.size === 0), "the socket closed")
+      yield* end
+      const report = yield* reportOf(child)
+      expect(report).toMatchObject({ terminated: 1, exitCode: 1, errors: [], workerStrays: [] })
+      expect(report.states).toEqual(["readyState 0"])
+    }).pipe(Effect.scoped))
+})
+
+/** Runs `program` with `Effect.runPromise(..., { signal })`; what the promise settled with. */
+const runWithSignal = <A, E>(program: Effect.Effect<A, E, Transport.Transport>, signal: AbortSignal) =>
+  Effect.promise(() =>
+    Effect.runPromise(program.pipe(Effect.provide(quietNode)), { signal }).then(
+      (value) => ({ settled: "resolved" as const, value }),
+      (error: unknown) => ({ settled: "rejected" as const, error })
+    )
+  )
+
+/** True when `error` is the FiberFailure of an interruption only. */
+const isInterruption = (error: unknown) =>
+  Runtime.isFiberFailure(error) && Cause.isInterruptedOnly(error[Runtime.FiberFailureCauseId])
+
+describe.concurrent("round 17: Connection.connect under runPromise's AbortSignal", () => {
+  it.live("aborted while CONNECTING (a hung handshake): the promise rejects with the interruption, the socket closed", () =>
+    Effect.gen(function*() {
+      const hang = yield* tcpServer((socket) => socket.resume())
+      const controller = new AbortController()
+      const program = Effect.scoped(Connection.connect(hang.url).pipe(Effect.andThen(Effect.never)))
+      const running = yield* Effect.fork(runWithSignal(program, controller.signal))
+      yield* awaitTrue(Effect.sync(() => hang.sockets.size === 1), "the handshake's socket")
+      controller.abort()
+      const outcome = yield* Fiber.join(running)
+      expect(outcome.settled).toBe("rejected")
+      expect(isInterruption(Reflect.get(outcome, "error"))).toBe(true)
+      yield* awaitTrue(Effect.sync(() => hang.sockets.size === 0), "the socket closed")
+    }).pipe(Effect.scoped))
+
+  it.live("aborted while OPEN: the promise rejects with the interruption, the peer gets 1001", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const controller = new AbortController()
+      let opened = false
+      const program = Effect.scoped(
+        Connection.connect(server.url).pipe(Effect.andThen(() => opened = true), Effect.andThen(Effect.never))
+      )
+      const running = yield* Effect.fork(runWithSignal(program, controller.signal))
+      yield* awaitTrue(Effect.sync(() => opened), "open")
+      const [peer] = yield* server.peers
+      controller.abort()
+      const outcome = yield* Fiber.join(running)
+      expect(outcome.settled).toBe("rejected")
+      expect(isInterruption(Reflect.get(outcome, "error"))).toBe(true)
+      const closed = yield* peer!.awaitClosed()
+      expect(closed.code).toBe(1001)
+    }).pipe(Effect.scoped))
+
+  it.live("aborted while CLOSING (`close(4001)` waiting on a peer that does not read): the promise rejects with the interruption once the close is done (closeTimeout, then terminate), the socket CLOSED by then; the peer reads 4001", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const controller = new AbortController()
+      let connection: Connection.Connection | undefined
+      const program = Effect.scoped(Effect.gen(function*() {
+        connection = yield* Connection.connect(server.url, { closeTimeout: "2 seconds" })
+        yield* Effect.sleep("10 millis").pipe(Effect.repeat({ until: () => closing }))
+        return yield* connection.close(4001, "bye")
+      }))
+      let closing = false
+      const running = yield* Effect.fork(runWithSignal(program, controller.signal))
+      yield* awaitTrue(Effect.sync(() => connection !== undefined), "open")
+      const [peer] = yield* server.peers
+      yield* server.pauseReading
+      closing = true
+      yield* awaitTrue(Effect.map(connection!.readyState, (state) => state === 2), "CLOSING")
+      controller.abort()
+      const outcome = yield* Fiber.join(running)
+      expect(outcome.settled).toBe("rejected")
+      expect(isInterruption(Reflect.get(outcome, "error"))).toBe(true)
+      const stateAtSettle = yield* connection!.readyState
+      yield* server.resumeReading
+      const closed = yield* peer!.awaitClosed()
+      expect(closed.code).toBe(4001)
+      // The interruption waits for the close under way (bounded by closeTimeout, then terminate).
+      expect(stateAtSettle).toBe(3)
+    }).pipe(Effect.scoped))
+})
