@@ -14,14 +14,15 @@
  * at each phase. Every loop bounded; no timed assertion (figures in docs/trials.md, round 17).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Fiber, Runtime } from "effect"
-import { Connection, type Transport } from "../src/index.js"
+import { Cause, Chunk, Effect, Fiber, Runtime, Stream } from "effect"
+import { MessageChannel } from "node:worker_threads"
+import { Client, Connection, type Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { quietNode } from "./support/node.js"
 import { spawnChild } from "./support/opsSpawn.js"
 import { awaitTrue } from "./support/poll.js"
 import { closedPort } from "./support/ports.js"
-import { tcpServer } from "./support/tcpServer.js"
+import { tcpServer, upgradingServer } from "./support/tcpServer.js"
 
 /** The child's report, once it exited 0 with nothing on stderr. */
 const reportOf = (child: Effect.Effect.Success<ReturnType<typeof spawnChild>>) =>
@@ -325,4 +326,47 @@ describe.concurrent("round 17: Connection.connect under runPromise's AbortSignal
       // The interruption waits for the close under way (bounded by closeTimeout, then terminate).
       expect(stateAtSettle).toBe(3)
     }).pipe(Effect.scoped))
+})
+
+/** A peer that answers the upgrade and, in the same write, sends 5 binary frames [i, i, i, i]. */
+const fiveFramesInOneWrite = upgradingServer({ count: 0 }, (socket, head) => {
+  const frames = Array.from({ length: 5 }, (_, i) => Buffer.from([0x82, 4, i, i, i, i]))
+  socket.write(Buffer.concat([head, ...frames]))
+})
+
+/** Posts `frame` on a new MessageChannel (its buffer transferred or not); what the other side got. */
+const post = (frame: Uint8Array, transfer: boolean) =>
+  Effect.async<Uint8Array>((resume) => {
+    const { port1, port2 } = new MessageChannel()
+    port2.once("message", (received: Uint8Array) => {
+      port1.close()
+      resume(Effect.succeed(received))
+    })
+    port1.postMessage(frame, transfer ? [frame.buffer as ArrayBuffer] : [])
+  })
+
+describe.concurrent("round 17: binary frames handed across threads", () => {
+  for (const api of ["Client", "Connection"] as const) {
+    it.live(`${api}: 5 binary frames that arrived in one read: each posted on a MessagePort carries its own 4 bytes, and transferring one frame's buffer leaves the others whole`, () =>
+      Effect.gen(function*() {
+        const server = yield* fiveFramesInOneWrite
+        const messages = api === "Client"
+          ? (yield* Client.make({ url: server.url, connection: { closeTimeout: "100 millis" } })).messages
+          : (yield* Connection.connect(server.url, { closeTimeout: "100 millis" })).messages
+        const frames = Chunk.toArray(yield* Stream.runCollect(Stream.take(messages, 5))) as Array<Uint8Array>
+        const copy = yield* post(frames[0]!, false)
+        expect([...copy]).toEqual([0, 0, 0, 0])
+        expect(copy.buffer.byteLength).toBe(4)
+        const moved = yield* post(frames[1]!, true)
+        expect([...moved]).toEqual([1, 1, 1, 1])
+        // The transferred frame is detached (empty); only it.
+        expect(frames.map((frame) => frame.byteLength === 0 ? [] : [...frame])).toEqual([
+          [0, 0, 0, 0],
+          [],
+          [2, 2, 2, 2],
+          [3, 3, 3, 3],
+          [4, 4, 4, 4]
+        ])
+      }).pipe(Effect.scoped, Effect.provide(quietNode)))
+  }
 })
