@@ -11,7 +11,8 @@
 // - "idle": `Effect.runFork` of a Client that reads `messages` and nothing else: the thread must
 //   stay alive while it lives (through a Backoff too), and end by itself once it is Closed.
 // - "crashPattern": 100 Clients closed while CONNECTING (a server that never answers the
-//   upgrade), one after the other; then posts { done }, and the thread ends by itself.
+//   upgrade), one after the other, then 100 compat ReconnectingWebSockets the same way; then
+//   posts { done }, and the thread ends by itself.
 // - "bridge": the Client's `messages` posted one by one on `workerData.port` (a MessagePort whose
 //   other end the parent closes); counts what it posted and what failed; the parent then posts
 //   "close" on the control channel and the worker reports.
@@ -112,7 +113,21 @@ if (data.mode === "client") {
           yield* client.close()
         }))
       }
-      post({ done: { connecting } })
+      // The same with the compat facade: a ReconnectingWebSocket closed while CONNECTING, its
+      // TCP connection under way (a few ms of real time after the constructor), 100 times.
+      const { default: ReconnectingWebSocket } = yield* Effect.promise(() => import("../../src/compatNode.js"))
+      const { default: WS } = yield* Effect.promise(() => import("ws"))
+      const compat = { closeEvents: 0, errorEvents: 0, readyStates: [] as Array<number> }
+      for (let i = 0; i < 100; i++) {
+        const socket = new ReconnectingWebSocket(data.url, [], { WebSocket: WS, connectionTimeout: 10_000 })
+        socket.addEventListener("close", () => compat.closeEvents++)
+        socket.addEventListener("error", () => compat.errorEvents++)
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
+        socket.close()
+        compat.readyStates.push(socket.readyState)
+      }
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+      post({ done: { connecting, compat: { ...compat, readyStates: [...new Set(compat.readyStates)] } } })
     }).pipe(Effect.provide(quietNode))
   )
 } else if (data.mode === "bridge") {
