@@ -14,9 +14,11 @@
  * at each phase. Every loop bounded; no timed assertion (figures in docs/trials.md, round 17).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Effect, Fiber, Runtime, Stream } from "effect"
+import { Cause, Chunk, Effect, Fiber, Option, Runtime, Schema, Stream } from "effect"
 import { MessageChannel } from "node:worker_threads"
+import { ConnectError } from "../src/Errors.js"
 import { Client, Connection, type Transport } from "../src/index.js"
+import * as LifelineSchema from "../src/schema.js"
 import { TestServer } from "../src/testing/index.js"
 import { quietNode } from "./support/node.js"
 import { spawnChild } from "./support/opsSpawn.js"
@@ -354,6 +356,17 @@ const post = (frame: Uint8Array, transfer: boolean) =>
     port1.postMessage(frame, transfer ? [frame.buffer as ArrayBuffer] : [])
   })
 
+/** Posts `value` on a new MessageChannel; what the other side got (a structured clone). */
+const postValue = (value: unknown) =>
+  Effect.async<unknown>((resume) => {
+    const { port1, port2 } = new MessageChannel()
+    port2.once("message", (received: unknown) => {
+      port1.close()
+      resume(Effect.succeed(received))
+    })
+    port1.postMessage(value)
+  })
+
 describe.concurrent("round 17: binary frames handed across threads", () => {
   for (const api of ["Client", "Connection"] as const) {
     it.live(`${api}: 5 binary frames that arrived in one read: each posted on a MessagePort carries its own 4 bytes, and transferring one frame's buffer leaves the others whole`, () =>
@@ -378,4 +391,25 @@ describe.concurrent("round 17: binary frames handed across threads", () => {
         ])
       }).pipe(Effect.scoped, Effect.provide(quietNode)))
   }
+})
+
+describe.concurrent("round 17: errors handed across threads", () => {
+  it.live("a Client's error posted on a MessagePort as it is arrives as a bare Error with an empty message (structured clone keeps no getter, no field); encoded with effect-lifeline/schema it decodes to the same error", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      yield* server.rejectNext(503, { "retry-after": "7" })
+      const client = yield* Client.make({ url: server.url, shouldRetry: () => false })
+      const state = yield* Stream.runHead(
+        Stream.filter(client.state.changes, (state) => state._tag === "Closed")
+      ).pipe(Effect.map(Option.getOrThrow))
+      const error = Option.getOrThrow((state as Extract<typeof state, { _tag: "Closed" }>).error) as ConnectError
+      expect(error.message).toContain(`HandshakeRejected connecting to ${server.url}/ (HTTP 503, retry after 7s)`)
+      const raw = (yield* postValue(error)) as Error
+      expect([raw.constructor.name, raw.message, Object.keys(raw)]).toEqual(["Error", "", []])
+      const encoded = yield* postValue(Schema.encodeSync(LifelineSchema.ClientError)(error))
+      const decoded = Schema.decodeUnknownSync(LifelineSchema.ClientError)(encoded)
+      expect(decoded).toBeInstanceOf(ConnectError)
+      expect(decoded).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 503 })
+      expect(decoded.message).toBe(error.message)
+    }).pipe(Effect.scoped, Effect.provide(quietNode)))
 })
