@@ -20,6 +20,7 @@ import { ConnectError } from "../src/Errors.js"
 import { Client, Connection, type Transport } from "../src/index.js"
 import * as LifelineSchema from "../src/schema.js"
 import { TestServer } from "../src/testing/index.js"
+import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
 import { spawnChild } from "./support/opsSpawn.js"
 import { awaitTrue } from "./support/poll.js"
@@ -412,4 +413,29 @@ describe.concurrent("round 17: errors handed across threads", () => {
       expect(decoded).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 503 })
       expect(decoded.message).toBe(error.message)
     }).pipe(Effect.scoped, Effect.provide(quietNode)))
+})
+
+describe("round 17: Connection.connect aborted at random moments", () => {
+  it.live("100 runPromise calls to a server, each aborted after 0-19 turns of the event loop (before, during and after the handshake): each rejects with the interruption, every connection the server accepted is closed, no handle left", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const outcomes: Record<string, number> = {}
+      let seed = 17
+      for (let i = 0; i < 100; i++) {
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        const turns = seed % 20
+        const controller = new AbortController()
+        const program = Effect.scoped(Connection.connect(server.url).pipe(Effect.andThen(Effect.never)))
+        const running = yield* Effect.fork(runWithSignal(program, controller.signal))
+        for (let turn = 0; turn < turns; turn++) {
+          yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        }
+        controller.abort()
+        const outcome = yield* Fiber.join(running)
+        const key = outcome.settled === "rejected" && isInterruption(outcome.error) ? "interrupted" : "other"
+        outcomes[key] = (outcomes[key] ?? 0) + 1
+      }
+      expect(outcomes).toEqual({ interrupted: 100 })
+      yield* server.awaitConnections(0)
+    })).pipe(Effect.provide(quietNode)))
 })
