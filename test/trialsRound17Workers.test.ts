@@ -14,10 +14,10 @@
  * at each phase. Every loop bounded; no timed assertion (figures in docs/trials.md, round 17).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Effect, Fiber, Option, Runtime, Schema, Stream } from "effect"
+import { Cause, Chunk, Effect, Exit, Fiber, FiberStatus, Layer, Logger, Option, Runtime, Schema, Stream } from "effect"
 import { MessageChannel } from "node:worker_threads"
 import { ConnectError } from "../src/Errors.js"
-import { Client, Connection, type Transport } from "../src/index.js"
+import { BrowserTransport, Client, Connection, type Transport } from "../src/index.js"
 import * as LifelineSchema from "../src/schema.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -438,4 +438,78 @@ describe("round 17: Connection.connect aborted at random moments", () => {
       expect(outcomes).toEqual({ interrupted: 100 })
       yield* server.awaitConnections(0)
     })).pipe(Effect.provide(quietNode)))
+})
+
+const provideBrowser = Effect.provide(Layer.merge(BrowserTransport.layer, Logger.remove(Logger.defaultLogger)))
+
+/** 8 bytes of 5 over a SharedArrayBuffer (memory shared with another thread), which a WHATWG `send` refuses. */
+const sharedView = () => new Uint8Array(new SharedArrayBuffer(8)).fill(5)
+
+describe.concurrent("round 17: a frame over a SharedArrayBuffer, browser transport (Node's own WebSocket)", () => {
+  it.live("Connection.write fails SendError WriteFailed with the frame (it was lost silently); the connection stays open", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const connection = yield* Connection.connect(server.url)
+      const view = sharedView()
+      const written = yield* Effect.flip(connection.write(view))
+      expect(written).toMatchObject({ _tag: "SendError", reason: "WriteFailed", payload: view })
+      expect(yield* connection.readyState).toBe(1)
+      yield* connection.send("after")
+      yield* server.awaitReceived(1)
+      expect(yield* server.received).toEqual(["after"])
+    }).pipe(Effect.scoped, provideBrowser))
+
+  it.live("a Client's send of it while an earlier frame waits on the mark: that send fails WriteFailed at once (not counted in failed: nothing was accepted), the earlier one succeeds and reaches the peer (the error was matched to the earlier frame, and the earlier frame's completion to this one)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const client = yield* Client.make({ url: server.url, connection: { writeHighWaterMark: 1024 } })
+      yield* client.awaitOpen
+      const [peer] = yield* server.peers
+      yield* server.pauseReading
+      // 8 MiB: more than the loopback's kernel buffers take, so it waits on the mark.
+      const large = new Uint8Array(8 * 1024 * 1024).fill(1)
+      const first = yield* Effect.fork(client.send(large))
+      yield* awaitTrue(Effect.map(client.outboxSize, (size) => size === 1), "the large frame handed over")
+      const view = sharedView()
+      const second = yield* Effect.fork(client.send(view))
+      // Its send has run: it failed at once, or (before the fix) waits on a completion.
+      yield* awaitTrue(
+        Effect.map(Fiber.status(second), (status) => FiberStatus.isDone(status) || FiberStatus.isSuspended(status)),
+        "the second send has run"
+      )
+      yield* server.resumeReading
+      const firstExit = yield* Fiber.await(first)
+      const secondExit = yield* Fiber.await(second)
+      expect(Exit.isSuccess(firstExit)).toBe(true)
+      expect(Exit.isFailure(secondExit) && Cause.squash(secondExit.cause)).toMatchObject({
+        _tag: "SendError",
+        reason: "WriteFailed",
+        payload: view
+      })
+      yield* client.send("after")
+      yield* server.awaitReceived(2)
+      const received = yield* Effect.map(
+        peer!.received,
+        (frames) => frames.map((frame) => typeof frame === "string" ? frame : frame.byteLength)
+      )
+      expect(received).toEqual([8 * 1024 * 1024, "after"])
+      // Refused at once (nothing was written), as a send ws throws on: not counted in `failed`.
+      expect(yield* client.failed).toBe(0)
+    }).pipe(Effect.scoped, provideBrowser))
+
+  it.live("as a Client's app-level heartbeat message: Closed ConnectError InvalidOptions \"the heartbeat failed\" at the first probe (it timed out and reconnected at each probe: the probe was dropped unseen)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ record: false })
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: { interval: "100 millis", timeout: "100 millis", message: sharedView() }
+      })
+      const states = Chunk.toArray(yield* Stream.runCollect(Stream.take(client.state.changes, 3)))
+      expect(states.map((state) => state._tag)).toEqual(["Connecting", "Open", "Closed"])
+      const last = states[2] as Extract<(typeof states)[number], { _tag: "Closed" }>
+      const error = Option.getOrThrow(last.error)
+      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions" })
+      expect(error.message).toContain("the heartbeat failed: ArrayBuffer: SharedArrayBuffer is not allowed.")
+      expect(yield* server.accepted).toBe(1)
+    }).pipe(Effect.scoped, provideBrowser))
 })
