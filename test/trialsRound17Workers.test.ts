@@ -445,19 +445,34 @@ const provideBrowser = Effect.provide(Layer.merge(BrowserTransport.layer, Logger
 /** 8 bytes of 5 over a SharedArrayBuffer (memory shared with another thread), which a WHATWG `send` refuses. */
 const sharedView = () => new Uint8Array(new SharedArrayBuffer(8)).fill(5)
 
-describe.concurrent("round 17: a frame over a SharedArrayBuffer, browser transport (Node's own WebSocket)", () => {
-  it.live("Connection.write fails SendError WriteFailed with the frame (it was lost silently); the connection stays open", () =>
-    Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const connection = yield* Connection.connect(server.url)
-      const view = sharedView()
-      const written = yield* Effect.flip(connection.write(view))
-      expect(written).toMatchObject({ _tag: "SendError", reason: "WriteFailed", payload: view })
-      expect(yield* connection.readyState).toBe(1)
-      yield* connection.send("after")
-      yield* server.awaitReceived(1)
-      expect(yield* server.received).toEqual(["after"])
-    }).pipe(Effect.scoped, provideBrowser))
+/** 8 bytes whose buffer was then transferred (`postMessage(frame, [frame.buffer])`): detached, empty. */
+const detachedView = () => {
+  const view = new Uint8Array(8).fill(5)
+  structuredClone(view.buffer, { transfer: [view.buffer] })
+  return view
+}
+
+describe.concurrent("round 17: frames the browser transport's send refuses (Node's own WebSocket): over a SharedArrayBuffer, or detached", () => {
+  for (
+    const [what, frame] of [["over a SharedArrayBuffer", sharedView], [
+      "whose buffer was transferred to another thread",
+      detachedView
+    ]] as const
+  ) {
+    it.live(`Connection.write of a frame ${what} fails SendError WriteFailed with the frame (it was lost silently); the connection stays open`, () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const connection = yield* Connection.connect(server.url)
+        const view = frame()
+        const written = yield* Effect.flip(connection.write(view))
+        expect(written).toMatchObject({ _tag: "SendError", reason: "WriteFailed" })
+        expect(written.payload).toBe(view)
+        expect(yield* connection.readyState).toBe(1)
+        yield* connection.send("after")
+        yield* server.awaitReceived(1)
+        expect(yield* server.received).toEqual(["after"])
+      }).pipe(Effect.scoped, provideBrowser))
+  }
 
   it.live("a Client's send of it while an earlier frame waits on the mark: that send fails WriteFailed at once (not counted in failed: nothing was accepted), the earlier one succeeds and reaches the peer (the error was matched to the earlier frame, and the earlier frame's completion to this one)", () =>
     Effect.gen(function*() {
