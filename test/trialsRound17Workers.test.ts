@@ -13,7 +13,7 @@
  * and, in this process, `Connection.connect` under `Effect.runPromise(..., { signal })` aborted
  * at each phase. Every loop bounded; no timed assertion (figures in docs/trials.md, round 17).
  */
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Effect, Exit, Fiber, FiberStatus, Layer, Logger, Option, Runtime, Schema, Stream } from "effect"
 import { MessageChannel } from "node:worker_threads"
 import { ConnectError } from "../src/Errors.js"
@@ -26,6 +26,14 @@ import { spawnChild } from "./support/opsSpawn.js"
 import { awaitTrue } from "./support/poll.js"
 import { closedPort } from "./support/ports.js"
 import { tcpServer, upgradingServer } from "./support/tcpServer.js"
+import { buildWorkerBundle } from "./support/workerBundle.js"
+
+const bundle = await buildWorkerBundle()
+afterAll(() => bundle.remove())
+
+/** A child process that starts Workers from the bundle (test/support/workerParent.ts). */
+const parent = (args: ReadonlyArray<string>, options?: Parameters<typeof spawnChild>[2]) =>
+  spawnChild("workerParent.ts", [bundle.file, ...args], options)
 
 /** The child's report, once it exited 0 with nothing on stderr. */
 const reportOf = (child: Effect.Effect.Success<ReturnType<typeof spawnChild>>) =>
@@ -50,7 +58,7 @@ describe.concurrent("round 17: worker.terminate()", () => {
   it.live("while CONNECTING (a server that never answers the upgrade): exit 1, no 'error', nothing uncaught in either thread, the TCP socket closed, no handle left", () =>
     Effect.gen(function*() {
       const hang = yield* tcpServer((socket) => socket.resume())
-      const child = yield* spawnChild("workerParent.ts", ["terminate", "connecting", hang.url])
+      const child = yield* parent(["terminate", "connecting", hang.url])
       const proceed = yield* go(child, "connecting")
       yield* awaitTrue(Effect.sync(() => hang.sockets.size === 1), "the handshake's socket")
       yield* proceed
@@ -66,7 +74,7 @@ describe.concurrent("round 17: worker.terminate()", () => {
   it.live("while Open with a backlog (peer not reading, 200 enqueues of 64 KiB): exit 1, no 'error', nothing uncaught, the server's peer closed, no handle left", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make({ record: false })
-      const child = yield* spawnChild("workerParent.ts", ["terminate", "backlog", server.url])
+      const child = yield* parent(["terminate", "backlog", server.url])
       const proceed = yield* go(child, "open")
       yield* server.pauseReading
       yield* proceed
@@ -89,7 +97,7 @@ describe.concurrent("round 17: worker.terminate()", () => {
 describe.concurrent("round 17: worker.terminate(), more phases", () => {
   it.live("in Backoff (nothing listens): exit 1, no 'error', nothing uncaught, no handle left", () =>
     Effect.gen(function*() {
-      const child = yield* spawnChild("workerParent.ts", [
+      const child = yield* parent([
         "terminate",
         "backoff",
         `ws://127.0.0.1:${yield* closedPort}`
@@ -104,7 +112,7 @@ describe.concurrent("round 17: worker.terminate(), more phases", () => {
   it.live("during `client.close()` (the peer does not read the close frame): exit 1, no 'error', nothing uncaught, the peer closed, no handle left", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make({ record: false })
-      const child = yield* spawnChild("workerParent.ts", ["terminate", "closing", server.url])
+      const child = yield* parent(["terminate", "closing", server.url])
       const proceed = yield* go(child, "open")
       yield* server.pauseReading
       yield* proceed
@@ -131,7 +139,7 @@ describe.concurrent("round 17: worker.terminate(), more phases", () => {
         const server = yield* TestServer.make({ record: false })
         const hang = yield* tcpServer((socket) => socket.resume())
         const closed = `ws://127.0.0.1:${yield* closedPort}`
-        const child = yield* spawnChild("workerParent.ts", ["rounds", "100", "17", server.url, hang.url, closed], {
+        const child = yield* parent(["rounds", "100", "17", server.url, hang.url, closed], {
           bound: 60_000
         })
         const end = yield* child.line((line) => line === "phase end", "phase end", 50_000).pipe(
@@ -157,7 +165,7 @@ describe.concurrent("round 17: a Worker's own end", () => {
   it.live("process.exit(3) inside a Worker while its Client is Open: the Worker exits 3, no 'error', nothing uncaught, the peer closed, no handle left", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const child = yield* spawnChild("workerParent.ts", ["exit", server.url])
+      const child = yield* parent(["exit", server.url])
       const open = yield* go(child, "open")
       const [peer] = yield* server.peers
       yield* open
@@ -174,7 +182,7 @@ describe.concurrent("round 17: a Worker's own end", () => {
   it.live("a Worker whose only work is a Client (`Effect.runFork`): it lives while the Client does (Open, a Backoff, Open again), and exits 0 by itself once the Client is Closed (1008)", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make({ record: false })
-      const child = yield* spawnChild("workerParent.ts", ["idle", server.url])
+      const child = yield* parent(["idle", server.url])
       yield* child.line((line) => line === "open 1", "open 1")
       const [first] = yield* server.peers
       yield* first!.send("one")
@@ -200,7 +208,7 @@ describe.concurrent("round 17: a Worker's own end", () => {
   it.live("the crash pattern in a Worker (100 Clients, then 100 compat sockets, closed while CONNECTING) under --unhandled-rejections=strict --trace-uncaught: the Worker exits 0 by itself, nothing printed, every socket closed", () =>
     Effect.gen(function*() {
       const hang = yield* tcpServer((socket) => socket.resume())
-      const child = yield* spawnChild("workerParent.ts", ["crash", hang.url], {
+      const child = yield* parent(["crash", hang.url], {
         nodeArgs: ["--unhandled-rejections=strict", "--trace-uncaught"]
       })
       const end = yield* go(child, "end")
@@ -224,7 +232,7 @@ describe.concurrent("round 17: bridges and facades", () => {
   it.live("a Client's messages posted to the main thread on a MessagePort whose main side closes: the Worker's Client stays Open and reads on, nothing thrown, it closes and the Worker exits 0", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make({ record: false })
-      const child = yield* spawnChild("workerParent.ts", ["bridge", server.url])
+      const child = yield* parent(["bridge", server.url])
       const open = yield* go(child, "open")
       const [peer] = yield* server.peers
       for (let i = 0; i < 5; i++) yield* peer!.send(`a${i}`)
@@ -250,7 +258,7 @@ describe.concurrent("round 17: bridges and facades", () => {
   it.live("the compat facade (ReconnectingWebSocket, Node transport) in a Worker terminated mid-connect: exit 1, no 'error', nothing uncaught, the socket closed, no handle left", () =>
     Effect.gen(function*() {
       const hang = yield* tcpServer((socket) => socket.resume())
-      const child = yield* spawnChild("workerParent.ts", ["compat", hang.url])
+      const child = yield* parent(["compat", hang.url])
       const proceed = yield* go(child, "connecting")
       yield* awaitTrue(Effect.sync(() => hang.sockets.size === 1), "the handshake's socket")
       yield* proceed

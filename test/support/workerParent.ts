@@ -1,8 +1,8 @@
 // The main thread of round 17's trials: starts `worker_threads` Workers that run lifeline
-// (test/support/workerClient.ts, bundled once by esbuild: a Worker does not get tsx's hooks) and
+// (test/support/workerClient.ts, as bundled by test/support/workerBundle.ts) and
 // reports, as one JSON line, what reached this thread: each Worker's 'error' events and exit code,
 // what the Worker posted (states, strays), this thread's own strays, and the handles left here.
-//   node --import tsx test/support/workerParent.ts <scenario> <args...>
+//   node --import tsx test/support/workerParent.ts <bundle file | build> <scenario> <args...>
 // Scenarios (a line "phase X" means: this thread waits for a line "go" on stdin before going on,
 // so the test can look at its server first):
 // - terminate <connecting|backlog|backoff|closing> <url>: `worker.terminate()` at that phase;
@@ -16,13 +16,9 @@
 // - compat <url>: a compat ReconnectingWebSocket; "phase connecting", then terminate.
 // Each scenario ends with "phase end" once every Worker is gone (the servers' side looked at while
 // this process still lives), then the report.
-import { build } from "esbuild"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
 import { MessageChannel, type Transferable, Worker } from "node:worker_threads"
+import { buildWorkerBundle } from "./workerBundle.js"
 
 const strays: Array<string> = []
 process.on("uncaughtException", (error) => strays.push(`uncaughtException ${String(error)}`))
@@ -61,19 +57,10 @@ const leftOver = (before: Record<string, number>) =>
     `${name} x${count - (before[name] ?? 0)}`
   )
 
-const dir = mkdtempSync(join(tmpdir(), "lifeline-worker-"))
-const bundle = join(dir, "workerClient.mjs")
-await build({
-  entryPoints: [fileURLToPath(new URL("./workerClient.ts", import.meta.url))],
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  outfile: bundle,
-  logLevel: "error",
-  // ws's optional native helpers, which it loads in a try/catch.
-  external: ["bufferutil", "utf-8-validate"],
-  banner: { js: "import { createRequire } from \"node:module\"; const require = createRequire(import.meta.url);" }
-})
+const [bundleArgument, scenario, ...args] = process.argv.slice(2)
+// The bundle the test built (test/support/workerBundle.ts), or "build": one of this process's own.
+const own = bundleArgument === "build" ? await buildWorkerBundle() : undefined
+const bundle = own?.file ?? bundleArgument!
 
 interface Started {
   readonly worker: Worker
@@ -105,7 +92,6 @@ const handlesLeft = async (before: Record<string, number>) => {
   return leftOver(before)
 }
 
-const [scenario, ...args] = process.argv.slice(2)
 const baseline = snapshot()
 const report: Record<string, unknown> = { scenario }
 
@@ -245,7 +231,7 @@ try {
 // Every Worker is gone: this process lives on while the test looks at what its servers saw.
 emit(`progress ${JSON.stringify(report)}`)
 await phase("end").catch(() => {})
-rmSync(dir, { recursive: true, force: true })
+own?.remove()
 process.stdin.destroy()
 report.handlesLeft = await handlesLeft(baseline)
 report.strays = strays
