@@ -16,6 +16,7 @@
 // - "bridge": the Client's `messages` posted one by one on `workerData.port` (a MessagePort whose
 //   other end the parent closes); counts what it posted and what failed; the parent then posts
 //   "close" on the control channel and the worker reports.
+// - "fleet": `count` Clients with the default schedule, each posting { open: i } at every Open.
 // - "compat": a compat `ReconnectingWebSocket` (Node transport) to `url`; posts its readyState.
 import { Effect, Fiber, Runtime, Schedule, Stream } from "effect"
 import { type MessagePort, parentPort, workerData } from "node:worker_threads"
@@ -26,6 +27,7 @@ const data = workerData as {
   readonly mode: string
   readonly url: string
   readonly port?: MessagePort
+  readonly count?: number
 }
 const post = (message: unknown) => parentPort!.postMessage(message)
 
@@ -158,6 +160,23 @@ if (data.mode === "client") {
       Effect.runFork(Fiber.interrupt(fiber).pipe(Effect.tap(() => post({ done: { posted, failures } }))))
     }
   })
+} else if (data.mode === "fleet") {
+  // `count` Clients (minUptime 200 ms: each outage starts a new backoff series), each posting
+  // { open: i } at every Open.
+  Effect.runFork(
+    Effect.gen(function*() {
+      for (let i = 0; i < (data.count ?? 1); i++) {
+        const client = yield* Client.make({ url: data.url, minUptime: "200 millis" })
+        yield* Effect.forkDaemon(
+          Stream.runForEach(
+            client.state.changes,
+            (state) => Effect.sync(() => state._tag === "Open" && post({ open: i }))
+          )
+        )
+      }
+      return yield* Effect.never
+    }).pipe(Effect.scoped, Effect.provide(quietNode))
+  )
 } else if (data.mode === "compat") {
   const { default: ReconnectingWebSocket } = await import("../../src/compatNode.js")
   const { default: WS } = await import("ws")

@@ -13,7 +13,9 @@
 // - crash <url>: the crash pattern inside the Worker (close while CONNECTING, 100 times);
 // - bridge <url>: the Client's messages posted on a MessagePort; "phase open", "phase closed"
 //   (this side's port closed after 5 frames), then waits until the Worker posted 10 frames;
-// - compat <url>: a compat ReconnectingWebSocket; "phase connecting", then terminate.
+// - compat <url>: a compat ReconnectingWebSocket; "phase connecting", then terminate;
+// - fleet <workers> <clients> <url>: a feed per Worker: "phase open" once every Client is Open,
+//   "phase back" once each is Open again (the test restarts the server), then all terminated.
 // Each scenario ends with "phase end" once every Worker is gone (the servers' side looked at while
 // this process still lives), then the report.
 import { createInterface } from "node:readline"
@@ -215,6 +217,28 @@ try {
     report.exitCode = await started.exited
     report.done = started.messages.find((m) => m.done !== undefined)?.done
     Object.assign(report, { errors: started.errors, workerStrays: workerStrays(started), states: states(started) })
+  } else if (scenario === "fleet") {
+    const [workers, count, url] = args
+    const fleet = Array.from({ length: Number(workers) }, () => start({ mode: "fleet", url, count: Number(count) }))
+    const opens = (times: number) => () =>
+      fleet.every((started) =>
+        Array.from({ length: Number(count) }, (_, i) => i).every((i) =>
+          started.messages.filter((m) => m.open === i).length >= times
+        )
+      )
+    await until(opens(1), "every Client Open")
+    await phase("open")
+    // The test kills and restarts the server: every Client Open a second time.
+    await until(opens(2), "every Client Open again", 30_000)
+    await phase("back")
+    const codes = await Promise.all(fleet.map(async (started) => {
+      await started.worker.terminate()
+      return started.exited
+    }))
+    report.exitCodes = codes
+    report.opens = fleet.map((started) => started.messages.filter((m) => m.open !== undefined).length)
+    report.errors = fleet.flatMap((started) => started.errors)
+    report.workerStrays = fleet.flatMap(workerStrays)
   } else if (scenario === "compat") {
     const started = start({ mode: "compat", url: args[0] })
     await until(() => started.has((m) => m.state === "readyState 0"), "readyState 0")
