@@ -73,8 +73,10 @@ if (data.mode === "client") {
           }))
         }
         if (command === "close") {
-          post({ note: "closing" })
+          // runFork runs the close at once up to its first wait (the close handshake): the close
+          // frame is handed to the socket before the parent hears "closing".
           Runtime.runFork(runtime)(client.close().pipe(Effect.tap(() => post({ note: "closed" }))))
+          post({ note: "closing" })
         }
       })
       return yield* Effect.never
