@@ -3,15 +3,18 @@
  * in a child process (test/support/workerParent.ts, its Workers test/support/workerClient.ts)
  * against servers in this process on 127.0.0.1, so a crash would end the child, not the suite:
  * - `worker.terminate()` while CONNECTING, Open with a backlog, in Backoff, during the close; 100
- *   Workers terminated at random phases;
+ *   Workers terminated at random phases; a feed per Worker (5 x 10 Clients) over a server restart;
  * - `process.exit()` inside a Worker; a Worker whose only work is a Client (does it stay alive,
  *   and end once Closed?);
  * - the crash pattern (close while CONNECTING, 100 times) in a Worker under
  *   `--unhandled-rejections=strict --trace-uncaught`;
  * - a Client's `messages` bridged to the main thread by a MessagePort whose main side closes;
  * - the compat facade terminated mid-connect;
- * and, in this process, `Connection.connect` under `Effect.runPromise(..., { signal })` aborted
- * at each phase. Every loop bounded; no timed assertion (figures in docs/trials.md, round 17).
+ * and, in this process: `Connection.connect` under `Effect.runPromise(..., { signal })` aborted
+ * at each phase and at 100 random moments; binary frames posted or transferred to another thread
+ * (fixed: each has its own ArrayBuffer); an error posted as it is and through the schema entry;
+ * frames the browser transport's `send` refuses (a SharedArrayBuffer view, a detached one: fixed).
+ * Every loop bounded; no timed assertion (figures in docs/trials.md, round 17).
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Effect, Exit, Fiber, FiberStatus, Layer, Logger, Option, Runtime, Schema, Stream } from "effect"
@@ -48,6 +51,7 @@ const reportOf = (child: Effect.Effect.Success<ReturnType<typeof spawnChild>>) =
     return report
   })
 
+/** Waits for the child's "phase X" line; returns the write of its "go" (the test looks first). */
 const go = (child: Effect.Effect.Success<ReturnType<typeof spawnChild>>, phase: string) =>
   Effect.gen(function*() {
     yield* child.line((line) => line === `phase ${phase}`, `phase ${phase}`)
