@@ -158,12 +158,9 @@ const open = (
       // What `send` adds to `bufferedAmount` (at once, by the standard): the frame's bytes as it
       // counts them (text in UTF-8), with no pass over the text.
       const before = socket.bufferedAmount
-      try {
-        socket.send(data)
-      } catch (error) {
-        if (callback !== undefined) callback(error instanceof Error ? error : new Error(String(error)))
-        return
-      }
+      // A payload it refuses (a view over a SharedArrayBuffer) throws, as the Transport says: no
+      // callback, so no write, and no completion taken for the frames before it.
+      socket.send(data)
       handed += Math.max(0, socket.bufferedAmount - before)
       if (callback === undefined) return
       if (waiting.length === 0 && socket.bufferedAmount <= mark) return callback()

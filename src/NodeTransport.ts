@@ -571,9 +571,17 @@ const closeCodeOfProtocolError = (error: Error): number => {
 }
 
 // ws 8.x with the default binaryType "nodebuffer" hands a Buffer (a Uint8Array) to 'message'.
+// That Buffer is often a view into a larger one: the socket's read (other frames, the 101 answer)
+// or Node's pool. A binary frame is given its own ArrayBuffer, as a browser's WebSocket gives:
+// posted to another thread it carries its bytes only, and transferring its `buffer` (a
+// `postMessage` transfer list) cannot empty the frames that came in the same read.
 const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message => {
   const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
-  return isBinary ? bytes : bytes.toString("utf8")
+  if (!isBinary) return bytes.toString("utf8")
+  if (bytes.byteLength > 0 && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes
+  const own = Buffer.allocUnsafeSlow(bytes.byteLength)
+  bytes.copy(own)
+  return own
 }
 
 /**
