@@ -583,7 +583,10 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (typeof message === "string") return message
     switch (this._binaryType) {
       case "arraybuffer":
-        return message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength)
+        // A frame that owns its buffer (both transports give one) is handed as it is, not copied.
+        return message.byteOffset === 0 && message.byteLength === message.buffer.byteLength
+          ? message.buffer
+          : message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength)
       case "blob":
         return typeof Blob === "undefined"
           ? message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength)

@@ -19,6 +19,7 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Effect, Exit, Fiber, FiberStatus, Layer, Logger, Option, Runtime, Schema, Stream } from "effect"
 import { MessageChannel } from "node:worker_threads"
+import { ReconnectingWebSocket } from "../src/compatNode.js"
 import { ConnectError } from "../src/Errors.js"
 import { BrowserTransport, Client, Connection, type Transport } from "../src/index.js"
 import * as LifelineSchema from "../src/schema.js"
@@ -431,6 +432,23 @@ describe.concurrent("round 17: binary frames handed across threads", () => {
         ])
       }).pipe(Effect.scoped, Effect.provide(quietNode)))
   }
+})
+
+describe("round 17: binary frames through the compat facade", () => {
+  it.live("binaryType \"arraybuffer\", 5 frames that arrived in one read: each event's data is an ArrayBuffer of its own 4 bytes, and transferring one leaves the others whole", () =>
+    Effect.gen(function*() {
+      const server = yield* fiveFramesInOneWrite
+      const socket = new ReconnectingWebSocket(server.url, [], { maxRetries: 0 })
+      socket.binaryType = "arraybuffer"
+      yield* Effect.addFinalizer(() => Effect.sync(() => socket.close()))
+      const received: Array<ArrayBuffer> = []
+      socket.addEventListener("message", ({ data }) => received.push(data as ArrayBuffer))
+      yield* awaitTrue(Effect.sync(() => received.length === 5), "5 frames", 5_000)
+      expect(received.map((buffer) => [...new Uint8Array(buffer)])).toEqual([0, 1, 2, 3, 4].map((i) => [i, i, i, i]))
+      const moved = yield* post(new Uint8Array(received[1]!), true)
+      expect([...moved]).toEqual([1, 1, 1, 1])
+      expect(received.map((buffer) => buffer.byteLength)).toEqual([4, 0, 4, 4, 4])
+    }).pipe(Effect.scoped))
 })
 
 describe.concurrent("round 17: errors handed across threads", () => {
