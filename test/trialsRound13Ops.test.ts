@@ -6,7 +6,7 @@
  * - shutdown on SIGTERM / SIGINT: `runFork` interrupted, `Layer.launch` interrupted, an app that
  *   completes; a second signal during the close;
  * - the event loop blocked for seconds by the app while the server sends;
- * - `--max-old-space-size=64` and a consumer slower than a server that streams for 10 s;
+ * - `--max-old-space-size=64` and a consumer slower than a server that streams for 5 s;
  * - 300 Clients to one server restarted 3 times.
  * Real servers on 127.0.0.1 (and ::1) only; every loop bounded; no timed assertion (the figures
  * are in docs/trials.md, round 13).
@@ -399,11 +399,11 @@ describe.concurrent("round 13: long trials", () => {
 
   describe("round 13: memory pressure", () => {
     it.live(
-      "--max-old-space-size=64, a reader taking 1 ms a frame, 1 KiB frames streamed for 10 s: the inbound bound pauses the socket, every frame read in order, the child lives (exit 0), its heap below 64 MiB; its close is not held up by what it did not read (1000 at the server)",
+      "--max-old-space-size=64, a reader taking 1 ms a frame, 1 KiB frames streamed for 5 s: the inbound bound pauses the socket, every frame read in order, the child lives (exit 0), its heap below 64 MiB; its close is not held up by what it did not read (1000 at the server)",
       () =>
         Effect.gen(function*() {
           const feed = yield* floodingFeed
-          const child = yield* spawnChild("memoryChild.ts", [feed.url, "10"], { nodeArgs: ["--max-old-space-size=64"] })
+          const child = yield* spawnChild("memoryChild.ts", [feed.url, "5"], { nodeArgs: ["--max-old-space-size=64"] })
           const exit = yield* child.exit
           const [report] = yield* child.reports
           expect(exit.code).toBe(0)
