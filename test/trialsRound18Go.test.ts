@@ -120,6 +120,44 @@ describe("round 18: gorilla's chat example (maxMessageSize 512, pongWait / pingP
   )
 })
 
+describe("round 18: gorilla's chat hub drops a client that reads slowly", () => {
+  it.scopedLive.skipIf(!hasGorilla)(
+    "a Client not read (inboundCapacity 4) while a Connection sends 600 chat lines: its send channel (256) fills, the hub closes it; once read, the Client gets a prefix of the lines, in order, none twice (batched into frames with '\\n'), then the writePump's close frame without a code: Backoff by Disconnected 1005, clean, from the server; retried: Open again",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* goPeer()
+        const slow = yield* Client.make({
+          url: peer.url("/chat"),
+          retry: quickRetry,
+          connection: { inboundCapacity: 4 }
+        })
+        yield* slow.awaitOpen
+        const talker = yield* Connection.connect(peer.url("/chat"))
+        const LINES = 600
+        for (let i = 0; i < LINES; i++) yield* talker.write(`line ${i}`)
+        yield* awaitGoLine(peer, (line) => line === "DROPPED chat 1", "the hub dropped the slow client")
+        const lines: Array<string> = []
+        const backoff = yield* Effect.fork(awaitState(slow, isTag("Backoff")))
+        yield* Effect.forkScoped(
+          Stream.runForEach(slow.messages, (message) =>
+            Effect.sync(() => void lines.push(...String(message).split("\n"))))
+        )
+        expect(yield* backoff).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1005, reason: "", wasClean: true, initiator: "server" }
+        })
+        expect(lines.length).toBeGreaterThanOrEqual(256)
+        expect(lines.length).toBeLessThan(LINES)
+        expect(lines).toEqual(Array.from({ length: lines.length }, (_, i) =>
+          `line ${i}`))
+        expect(yield* awaitState(slow, isTag("Open"))).toMatchObject({ attempt: 2 })
+        // The talker (chat 2) reads as it comes, yet a burst can outrun its writePump too: dropped or not.
+        expect(peer.linesOf("DROPPED chat ")[0]).toBe("1")
+      }).pipe(provideNode),
+    10_000
+  )
+})
+
 describe("round 18: gorilla's write deadline against a Client that reads slowly", () => {
   it.scopedLive.skipIf(!hasGorilla)(
     "gorilla pushes 16 KiB frames with writeWait 200 ms; the Client, not read (inboundCapacity 4), pauses its socket: gorilla's write times out mid-frame and it closes. The Client stays Open meanwhile (a paused socket is a sign of life); once read, it delivers every whole frame gorilla wrote, then Backoff by 1006 from the transport",

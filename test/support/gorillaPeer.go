@@ -77,6 +77,7 @@ func (h *Hub) run() {
 				select {
 				case client.send <- message:
 				default:
+					say("DROPPED chat %d", client.id) // added
 					close(client.send)
 					delete(h.clients, client)
 				}
