@@ -2,8 +2,17 @@
  * Round 18: Go's gorilla/websocket (Debian's 1.5.0, Go 1.19) as a real peer, the server many
  * backends are: `test/support/gorillaPeer.go` (gorilla's chat example as people copy it, and one
  * path per manner), built once per source by `test/support/goPeer.ts`, against the Client and
- * Connection over the Node transport. What each does is in docs/trials.md ("round 18"). Loopback
- * only; every wait bounded.
+ * Connection over the Node transport:
+ * - the chat example: its batched frames, its pings (pongWait scaled down), a send over its 512
+ *   bytes alone and with sends behind it, its hub dropping a Client that does not read;
+ * - a write deadline hit while the Client does not read;
+ * - the Upgrader: the default CheckOrigin, Subprotocols, EnableCompression, a ResponseWriter
+ *   without Hijack, a 503 with Retry-After;
+ * - closes: WriteControl 4000 (closed at once or after the answer), a reason over 125 bytes, a
+ *   handler returning with and without conn.Close();
+ * - the server SIGKILLed and restarted while sending; a Client's and a Connection's sink to a
+ *   handler that reads slowly.
+ * What each does is in docs/trials.md ("round 18"). Loopback only; every wait bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Option, Schedule, Stream } from "effect"

@@ -320,7 +320,10 @@ func close4000(w http.ResponseWriter, r *http.Request) {
 
 // A handler that returns after one message: with conn.Close() (TCP closed, no close frame), or
 // without it (?leak=1: the hijacked connection stays open, unread and unanswered).
-var leaked []*websocket.Conn
+var leaked struct {
+	sync.Mutex
+	conns []*websocket.Conn
+}
 
 func returns(w http.ResponseWriter, r *http.Request) {
 	conn, err := upgrader.Upgrade(w, r, nil)
@@ -328,7 +331,9 @@ func returns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("leak") == "1" {
-		leaked = append(leaked, conn) // held, as a GC'd conn would be closed by its finalizer
+		leaked.Lock() // held: a conn the GC took would be closed by its finalizer
+		leaked.conns = append(leaked.conns, conn)
+		leaked.Unlock()
 		conn.ReadMessage()
 		say("LEAKED returns")
 		return
