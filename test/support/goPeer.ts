@@ -1,0 +1,132 @@
+/**
+ * Go's gorilla/websocket as a real peer (round 18): `gorillaPeer.go` beside this file, built once
+ * with Debian's Go (`golang-go`) and gorilla (`golang-github-gorilla-websocket-dev`, in
+ * /usr/share/gocode), offline: `GO111MODULE=off GOPATH=/usr/share/gocode go build`. The binary is
+ * kept under os.tmpdir() by the source's hash, so a run builds it at most once (and not at all when
+ * a run before built the same source). When `go` or gorilla is missing, `hasGorilla` is false and
+ * the tests skip with one loud warning. The server reads its port from stdin (0: any), prints
+ * `PORT n`, then what it saw as lines (kept in `lines`); `kill` (SIGKILL) ends it, `restart`
+ * starts it again on the same port.
+ */
+import type { Scope } from "effect"
+import { Effect } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { peer } from "./peers.js"
+import { awaitTrue } from "./poll.js"
+
+const here = Path.dirname(fileURLToPath(import.meta.url))
+const SOURCE = Path.join(here, "gorillaPeer.go")
+const GOPATH = "/usr/share/gocode"
+
+export const hasGorilla = peer(
+  ChildProcess.spawnSync("go", ["version"], { stdio: "ignore" }).status === 0 &&
+    Fs.existsSync(Path.join(GOPATH, "src/github.com/gorilla/websocket/conn.go")),
+  "Go's gorilla/websocket",
+  "golang-go golang-github-gorilla-websocket-dev"
+)
+
+let built: string | undefined
+
+/** The server's binary: built on first use (a few seconds cold), then the cached one. */
+const binary = (): string => {
+  if (built !== undefined) return built
+  const source = Fs.readFileSync(SOURCE)
+  const hash = Crypto.createHash("sha256").update(source).digest("hex").slice(0, 16)
+  const dir = Path.join(Os.tmpdir(), `lifeline-gorilla-${hash}`)
+  const target = Path.join(dir, "gorillaPeer")
+  if (!Fs.existsSync(target)) {
+    Fs.mkdirSync(dir, { recursive: true })
+    // GOPATH mode builds a file from anywhere: a copy beside the binary, what was hashed.
+    const main = Path.join(dir, "main.go")
+    Fs.writeFileSync(main, source)
+    const partial = `${target}.${process.pid}`
+    const result = ChildProcess.spawnSync("go", ["build", "-o", partial, main], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        GO111MODULE: "off",
+        GOPATH,
+        GOCACHE: Path.join(Os.tmpdir(), "lifeline-gocache"),
+        GOFLAGS: ""
+      },
+      encoding: "utf8"
+    })
+    if (result.status !== 0) throw new Error(`go build of gorillaPeer.go failed: ${result.stderr}`)
+    Fs.renameSync(partial, target)
+  }
+  return built = target
+}
+
+export interface GoPeer {
+  readonly url: (path: string) => string
+  readonly port: number
+  /** Every line the servers printed (all runs), in order. */
+  readonly lines: Array<string>
+  /** The lines that start with `prefix`, without it. */
+  readonly linesOf: (prefix: string) => Array<string>
+  /** SIGKILL: no close frame, TCP ends as the kernel closes the sockets. */
+  readonly kill: Effect.Effect<void>
+  /** A new server process on the same port. */
+  readonly restart: Effect.Effect<void, never, Scope.Scope>
+}
+
+const stop = (child: ChildProcess.ChildProcess) =>
+  Effect.async<void>((resume) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+    child.once("exit", () => resume(Effect.void))
+    child.kill("SIGKILL")
+  })
+
+const spawn = (args: ReadonlyArray<string>, port: number, lines: Array<string>) =>
+  Effect.gen(function*() {
+    const state = { port: undefined as number | undefined }
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const child = ChildProcess.spawn(binary(), [...args], { stdio: ["pipe", "pipe", "ignore"] })
+        let rest = ""
+        child.stdout!.setEncoding("utf8")
+        child.stdout!.on("data", (chunk: string) => {
+          const split = (rest + chunk).split("\n")
+          rest = split.pop()!
+          for (const line of split) {
+            if (line.startsWith("PORT ")) state.port = Number(line.slice(5))
+            else lines.push(line)
+          }
+        })
+        child.stdin!.on("error", () => {})
+        child.stdin!.write(`${port}\n`)
+        return child
+      }),
+      stop
+    )
+    yield* awaitTrue(Effect.sync(() => state.port !== undefined), "the Go server listens", 1000)
+    return { child, port: state.port! }
+  })
+
+/** A gorilla server; `args` are its flags (`-pongWait=600ms`, `-writeWait=200ms`). */
+export const goPeer = (args: ReadonlyArray<string> = []): Effect.Effect<GoPeer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const lines: Array<string> = []
+    const first = yield* spawn(args, 0, lines)
+    let current = first.child
+    const port = first.port
+    return {
+      url: (path) => `ws://127.0.0.1:${port}${path}`,
+      port,
+      lines,
+      linesOf: (prefix) => lines.filter((line) => line.startsWith(prefix)).map((line) => line.slice(prefix.length)),
+      kill: Effect.suspend(() => stop(current)),
+      restart: Effect.gen(function*() {
+        current = (yield* spawn(args, port, lines)).child
+      })
+    }
+  })
+
+/** Waits (bounded, real time) until `peer` printed a line for which `check` holds. */
+export const awaitGoLine = (peer: GoPeer, check: (line: string) => boolean, what: string, polls = 1000) =>
+  awaitTrue(Effect.sync(() => peer.lines.some(check)), what, polls)
