@@ -8,8 +8,8 @@ import { Duration, Effect, Fiber, Option, Scope, Stream } from "effect"
 import { execFileSync } from "node:child_process"
 import * as Net from "node:net"
 import { Client, Connection } from "../../src/index.js"
-import type { Message } from "../../src/Transport.js"
 import { TestServer } from "../../src/testing/index.js"
+import type { Message } from "../../src/Transport.js"
 import { describeError, emit, openDescriptors, quiet, strays, until, warnings } from "./opsChild.js"
 
 const [name, trial] = process.argv.slice(2)
@@ -216,7 +216,9 @@ const connectionTrial = Effect.gen(function*() {
     writeMs,
     write: write._tag,
     buffered,
-    send: send._tag === "Left" ? (send.left._tag === "TimeoutException" ? "still waiting" : describeError(send.left)) : "written",
+    send: send._tag === "Left"
+      ? (send.left._tag === "TimeoutException" ? "still waiting" : describeError(send.left))
+      : "written",
     sinkStillWaiting,
     sinkAfterClose: sinkAfterClose._tag === "Left"
       ? "still waiting"
@@ -339,7 +341,10 @@ const connectTrial = Effect.gen(function*() {
   }
 })
 
-const trials: Record<string, Effect.Effect<unknown, unknown, Scope.Scope | import("../../src/index.js").Transport.Transport>> = {
+const trials: Record<
+  string,
+  Effect.Effect<unknown, unknown, Scope.Scope | import("../../src/index.js").Transport.Transport>
+> = {
   "client-idle": clientTrial("idle"),
   "client-backlog": clientTrial("backlog"),
   connection: connectionTrial,
@@ -359,4 +364,3 @@ Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(quiet))).then(
   (report) => emit(report),
   (error: unknown) => emit({ error: String(error) })
 ).finally(() => process.exit(0))
-
