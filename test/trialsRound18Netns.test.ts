@@ -11,9 +11,14 @@
  * Outcomes exact; the times are in docs/trials.md (round 18), never asserted.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option, Schedule } from "effect"
+import type * as Net from "node:net"
+import { WebSocketServer } from "ws"
+import { Client } from "../src/index.js"
 import { canMakeNetns, netns, spawnInNetns } from "./support/netns.js"
+import { provideNode } from "./support/node.js"
 import { peer } from "./support/peers.js"
+import { awaitTrue } from "./support/poll.js"
 
 const can = peer(canMakeNetns, "a private network namespace (ip netns add: root or CAP_NET_ADMIN)", "iproute2")
 
@@ -159,5 +164,46 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.unreachableClient.error).toBe("ConnectError NetworkUnreachable")
       }),
     30_000
+  )
+})
+
+// The same fix seen without a namespace (so where namespaces cannot be made too): a peer that stops
+// answering pings, on loopback. How the client's end reaches the server's socket: a reset, not a FIN.
+describe("round 18: a connection found dead is reset", () => {
+  it.live(
+    "a ws server that never answers pings: TimeoutError heartbeat, and the server's socket sees the client's end as ECONNRESET (an RST: its kernel dropped what it held), never a clean end (FIN)",
+    () =>
+      Effect.gen(function*() {
+        const ends: Array<string> = []
+        const server = yield* Effect.acquireRelease(
+          Effect.async<WebSocketServer>((resume) => {
+            const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, autoPong: false })
+            wss.on("listening", () => resume(Effect.succeed(wss)))
+          }),
+          (wss) => Effect.async<void>((resume) => wss.close(() => resume(Effect.void)))
+        )
+        server.on("connection", (ws) => {
+          const tcp = Reflect.get(ws, "_socket") as Net.Socket
+          tcp.on("end", () => ends.push("end (FIN)"))
+          tcp.on("error", (error: NodeJS.ErrnoException) => ends.push(`error ${error.code}`))
+          ws.on("error", () => {})
+        })
+        const { port } = server.address() as Net.AddressInfo
+        const client = yield* Client.make({
+          url: `ws://127.0.0.1:${port}`,
+          heartbeat: { interval: "200 millis", timeout: "200 millis" },
+          retry: Schedule.stop
+        })
+        yield* client.awaitOpen
+        yield* awaitTrue(Effect.map(client.state.get, (state) => state._tag === "Closed"), "Closed")
+        const state = yield* client.state.get
+        expect(state._tag === "Closed" && Option.getOrUndefined(state.error)).toMatchObject({
+          _tag: "TimeoutError",
+          operation: "heartbeat"
+        })
+        yield* awaitTrue(Effect.sync(() => ends.length > 0), "the server saw the client's end")
+        expect(ends).toEqual(["error ECONNRESET"])
+      }).pipe(Effect.scoped, provideNode),
+    10_000
   )
 })

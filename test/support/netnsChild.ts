@@ -239,16 +239,15 @@ const connectionTrial = Effect.gen(function*() {
 })
 
 /**
- * A Client through a `tbf` link (rate from argv, default 256 kbit) with a backlog of `total` bytes
- * in 16 KiB frames, heartbeat interval 1 s and the timeout given: every frame arrives, in order,
- * and no heartbeat timeout while the kernel drains; how the progress steps looked (sentBytes
- * each 250 ms is what the heartbeat samples: reported as the gaps between steps).
+ * A Client through a `tbf` link (rate, latency 200 ms) with a backlog of `total` bytes in 16 KiB
+ * frames, heartbeat `interval` and `timeout` as given: whether a heartbeat timeout comes while the
+ * kernel drains, how many frames arrived, in order, on how many connections.
  */
-const slowTrial = (rate: string, total: number, timeout: Duration.DurationInput) =>
+const slowTrial = (rate: string, total: number, timeout: Duration.DurationInput, interval: Duration.DurationInput) =>
   Effect.gen(function*() {
     const server = yield* TestServer.make()
     const t0 = { at: performance.now() }
-    const client = yield* Client.make({ url: server.url, heartbeat: { interval: "1 second", timeout } })
+    const client = yield* Client.make({ url: server.url, heartbeat: { interval, timeout } })
     const { failed, seen } = yield* watch(client, t0)
     yield* client.awaitOpen
     shape(rate, "16kb", "200ms")
@@ -256,7 +255,7 @@ const slowTrial = (rate: string, total: number, timeout: Duration.DurationInput)
     const count = Math.ceil(total / 16_384)
     for (let i = 1; i <= count; i++) yield* client.enqueue(frame(`s${i}`, 16_384))
     const [peer] = yield* server.peers
-    yield* until(() => peerCount(peer!) >= count || seen.length > 2, "the backlog through", 60_000, 50)
+    yield* until(() => peerCount(peer!) >= count || seen.length > 2, "the backlog through", 110_000, 50)
     const drainedMs = since(t0.at)
     unshape()
     yield* client.close()
@@ -349,8 +348,13 @@ const trials: Record<
   "client-backlog": clientTrial("backlog"),
   connection: connectionTrial,
   slow: Effect.suspend(() => {
-    const [rate, total, timeout] = process.argv.slice(4)
-    return slowTrial(rate ?? "256kbit", Number(total ?? 1_048_576), (timeout ?? "1 second") as Duration.DurationInput)
+    const [rate, total, timeout, interval] = process.argv.slice(4)
+    return slowTrial(
+      rate ?? "256kbit",
+      Number(total ?? 1_048_576),
+      (timeout ?? "1 second") as Duration.DurationInput,
+      (interval ?? "1 second") as Duration.DurationInput
+    )
   }),
   connect: connectTrial
 }
