@@ -171,18 +171,6 @@ class NodeSocket implements TransportSocket {
   terminate(): void {
     if (this.ws.readyState !== CLOSED) this.ws.terminate()
   }
-  reset(): void {
-    const tcp = this.tcp
-    // A plain TCP socket only (under TLS, Node refuses: `terminate` then, as before).
-    if (tcp !== undefined && !tcp.destroyed && !tcp.connecting && !(tcp instanceof Tls.TLSSocket)) {
-      try {
-        tcp.resetAndDestroy()
-      } catch {
-        // not a TCP handle after all: terminate below
-      }
-    }
-    this.terminate()
-  }
   pause(): boolean {
     if (this.ws.readyState === CONNECTING) return false
     this.ws.pause()

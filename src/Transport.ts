@@ -134,14 +134,6 @@ export interface TransportSocket {
   readonly close: (code: number, reason: string) => void
   /** Ends the socket at once, in any state: aborts a handshake, skips the close handshake. */
   readonly terminate: () => void
-  /**
-   * Ends the socket at once as `terminate` does, but with a TCP reset where the platform can
-   * (Node: `resetAndDestroy` on a plain TCP socket): the kernel drops what it still holds instead
-   * of retransmitting it after the socket is gone. For a peer found dead (a heartbeat timeout):
-   * after a partition heals, the old connection's frames would otherwise reach the server after
-   * the new connection's. Optional: without it, `terminate`.
-   */
-  readonly reset?: (() => void) | undefined
   /** Stops reading from the network. Returns false when the platform cannot (browsers). */
   readonly pause: () => boolean
   readonly resume: () => void

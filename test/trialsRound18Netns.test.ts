@@ -8,17 +8,13 @@
  * - a Connection (no heartbeat) on a cut link: write, send, sink, close, release;
  * - a slow link (tbf): no false heartbeat timeout while the kernel drains, and where it must come;
  * - connecting during the cut, and with no address at all.
- * Outcomes exact; the times are in docs/trials.md (round 18), never asserted.
+ * Outcomes exact where the kernel's timing does not decide them; the times are in docs/trials.md
+ * (round 18), never asserted.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option, Schedule } from "effect"
-import type * as Net from "node:net"
-import { WebSocketServer } from "ws"
-import { Client } from "../src/index.js"
+import { Effect } from "effect"
 import { canMakeNetns, netns, spawnInNetns } from "./support/netns.js"
-import { provideNode } from "./support/node.js"
 import { peer } from "./support/peers.js"
-import { awaitTrue } from "./support/poll.js"
 
 const can = peer(canMakeNetns, "a private network namespace (ip netns add: root or CAP_NET_ADMIN)", "iproute2")
 
@@ -56,7 +52,7 @@ const cutPath = [
 
 describe.concurrent("round 18: faults in the kernel (a private network namespace)", () => {
   it.live.skipIf(!can)(
-    "a Client cut while idle (lo down): TimeoutError heartbeat, the attempt during the cut TimeoutError open (a silent drop, no ENETUNREACH), healed: Open; the 5 frames written into the kernel during the cut are dropped with the dead socket (TCP reset), never delivered late after the new connection's frames",
+    "a Client cut while idle (lo down): TimeoutError heartbeat, the attempt during the cut TimeoutError open (a silent drop, no ENETUNREACH), healed: Open; the 5 frames written into the kernel during the cut are not failed: the dead socket's kernel delivers them late, on the old connection, once the link is back (each once, in order among themselves)",
     () =>
       Effect.gen(function*() {
         const report = yield* run("client-idle")
@@ -64,9 +60,16 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.seen[2].message).toMatch(/^heartbeat timed out after 1s on ws:\/\/127\.0\.0\.1:\d+\/$/)
         expect(report.seen[4].message).toMatch(/^open timed out after 1s on ws:\/\/127\.0\.0\.1:\d+\/$/)
         // c1..c5 went into the old socket's kernel buffer during the cut ("written": not failed).
-        // Before the reset, its kernel retransmitted them after the heal: they reached the server
-        // after d1..d5 of the new connection.
-        expect(report.received).toEqual([...labels("a", 1, 5), ...labels("d", 1, 5)])
+        // Closed with a FIN (ws's terminate), that socket lives on in the kernel, which retransmits
+        // them (RTO 0.2 s doubling: 3.0 and 6.2 s after the cut) once the link is back: they reach
+        // the server on the old connection, in the runs seen after d1..d5 of the new one (the order
+        // between the two connections is the kernel's timing: not asserted; docs/trials.md).
+        const received: Array<string> = report.received
+        expect([...received].sort()).toEqual([...labels("a", 1, 5), ...labels("c", 1, 5), ...labels("d", 1, 5)])
+        for (const prefix of ["a", "c", "d"]) {
+          expect(received.filter((l) => l.startsWith(prefix))).toEqual(labels(prefix, 1, 5))
+        }
+        expect(received.slice(0, 5)).toEqual(labels("a", 1, 5))
         expect(report.failed).toEqual([])
         expect(report.failedCount).toBe(0)
         expect(report.connections).toBe(2)
@@ -76,16 +79,22 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
   )
 
   it.live.skipIf(!can)(
-    "a Client cut while a 2.5 MiB backlog goes through an 8 Mbit/s link: TimeoutError heartbeat once the backlog stops moving; what the kernel held is dropped with the dead socket; what arrived is a prefix, in order, none twice; failed 0 (every frame had been handed to the kernel)",
+    "a Client cut while a 2.5 MiB backlog goes through an 8 Mbit/s link: TimeoutError heartbeat once the backlog stops moving; failed 0 (the kernel had taken every frame); what arrives, each once and in order within its kind, is at least the frames before the cut and every frame after the heal",
     () =>
       Effect.gen(function*() {
         const report = yield* run("client-backlog")
         expect(tags(report.seen)).toEqual(cutPath)
         expect(report.backlogAtCut).toBe(0)
         const received: Array<string> = report.received
+        expect(new Set(received).size).toBe(received.length)
+        expect(received.slice(0, 5)).toEqual(labels("a", 1, 5))
         const bs = received.filter((l) => l.startsWith("b"))
+        const cs = received.filter((l) => l.startsWith("c"))
+        // what the dead socket's kernel held arrives late, or not yet when the child stops (8 s)
         expect(bs.length).toBeGreaterThanOrEqual(5)
-        expect(received).toEqual([...labels("a", 1, 5), ...labels("b", 1, bs.length), ...labels("d", 1, 5)])
+        expect(bs).toEqual(labels("b", 1, bs.length))
+        expect(cs).toEqual(labels("c", 1, cs.length))
+        expect(received.filter((l) => l.startsWith("d"))).toEqual(labels("d", 1, 5))
         expect(report.failed).toEqual([])
         expect(report.failedCount).toBe(0)
       }),
@@ -164,46 +173,5 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.unreachableClient.error).toBe("ConnectError NetworkUnreachable")
       }),
     30_000
-  )
-})
-
-// The same fix seen without a namespace (so where namespaces cannot be made too): a peer that stops
-// answering pings, on loopback. How the client's end reaches the server's socket: a reset, not a FIN.
-describe("round 18: a connection found dead is reset", () => {
-  it.live(
-    "a ws server that never answers pings: TimeoutError heartbeat, and the server's socket sees the client's end as ECONNRESET (an RST: its kernel dropped what it held), never a clean end (FIN)",
-    () =>
-      Effect.gen(function*() {
-        const ends: Array<string> = []
-        const server = yield* Effect.acquireRelease(
-          Effect.async<WebSocketServer>((resume) => {
-            const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, autoPong: false })
-            wss.on("listening", () => resume(Effect.succeed(wss)))
-          }),
-          (wss) => Effect.async<void>((resume) => wss.close(() => resume(Effect.void)))
-        )
-        server.on("connection", (ws) => {
-          const tcp = Reflect.get(ws, "_socket") as Net.Socket
-          tcp.on("end", () => ends.push("end (FIN)"))
-          tcp.on("error", (error: NodeJS.ErrnoException) => ends.push(`error ${error.code}`))
-          ws.on("error", () => {})
-        })
-        const { port } = server.address() as Net.AddressInfo
-        const client = yield* Client.make({
-          url: `ws://127.0.0.1:${port}`,
-          heartbeat: { interval: "200 millis", timeout: "200 millis" },
-          retry: Schedule.stop
-        })
-        yield* client.awaitOpen
-        yield* awaitTrue(Effect.map(client.state.get, (state) => state._tag === "Closed"), "Closed")
-        const state = yield* client.state.get
-        expect(state._tag === "Closed" && Option.getOrUndefined(state.error)).toMatchObject({
-          _tag: "TimeoutError",
-          operation: "heartbeat"
-        })
-        yield* awaitTrue(Effect.sync(() => ends.length > 0), "the server saw the client's end")
-        expect(ends).toEqual(["error ECONNRESET"])
-      }).pipe(Effect.scoped, provideNode),
-    10_000
   )
 })

@@ -92,13 +92,8 @@ const afterSession = (client: LiveClient, session: Session): Effect.Effect<boole
     const phase = client.phase
     if (phase._tag !== "Ending" || phase.open.session !== session) return false
     const reason = phase.reason
-    // A dead peer will not answer a close frame: skip the close handshake. With a TCP reset, so
-    // that the kernel does not deliver the old frames after the next connection's (round 18).
-    if (reason !== "reconnect" && reason._tag === "TimeoutError") {
-      const socket = session.opened.socket
-      if (socket.reset !== undefined) socket.reset()
-      else socket.terminate()
-    }
+    // A dead peer will not answer a close frame: skip the close handshake.
+    if (reason !== "reconnect" && reason._tag === "TimeoutError") session.opened.socket.terminate()
     // Monotonic, as the session counted it from its open (a step of the wall clock is no uptime).
     const uptime = session.uptime()
     // Uninterruptible: `close` waits for a release under way rather than cutting it short.
