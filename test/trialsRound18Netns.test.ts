@@ -5,7 +5,7 @@
  * `tbf` a slow link. Never the host's namespace. Skipped, with one loud warning, where this
  * process cannot make namespaces (not root, no CAP_NET_ADMIN).
  * - an open Client, heartbeat 1 s / 1 s, the link cut while idle, and while a backlog is written;
- * - a Connection (no heartbeat) on a cut link: write, send, sink, close, release;
+ * - a Connection (no heartbeat) on a cut link: write, send, sink, close, release; a Client's close;
  * - a slow link (tbf): no false heartbeat timeout while the kernel drains, and where it must come;
  * - connecting during the cut, and with no address at all.
  * Outcomes exact where the kernel's timing does not decide them; the times are in docs/trials.md
@@ -114,6 +114,25 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.readyState).toBe(3)
         expect(report.afterWrite).toBe("SendError NotOpen")
         // the server's end (same process) never heard the client's end go: the partition ate it
+        expect(report.serverSide).toBe(1)
+        expect(report.descriptorsLeft).toBe(report.serverSide)
+      }),
+    30_000
+  )
+
+  it.live.skipIf(!can)(
+    "close of an open Client on a cut link (closeTimeout 1 s), 3 small frames and 4 of 1 MiB sent after the cut: Closed within closeTimeout; what the kernel could not take (the last frames) is returned and failed Closed, once each; the release does not hang, no descriptor left but the server's own end",
+    () =>
+      Effect.gen(function*() {
+        const report = yield* run("client-close")
+        expect(report.seen).toEqual(["Connecting", "Open", "Closed"])
+        expect(report.state).toBe("Closed")
+        const leftover: Array<string> = report.leftover
+        // the kernel's send buffer took about 3 MiB: a suffix of f1..f4 was still in ws
+        expect(leftover.length).toBeGreaterThanOrEqual(1)
+        expect(leftover).toEqual(labels("f", 5 - leftover.length, 4))
+        expect(report.failed).toEqual(leftover.map((l) => `${l} Closed`))
+        expect(report.failedCount).toBe(leftover.length)
         expect(report.serverSide).toBe(1)
         expect(report.descriptorsLeft).toBe(report.serverSide)
       }),

@@ -239,6 +239,49 @@ const connectionTrial = Effect.gen(function*() {
 })
 
 /**
+ * `close` of an open Client (closeTimeout 1 s) on a cut link, with 3 frames sent into the kernel
+ * and a 4 MiB one that cannot all go: what it returns, how long it takes, the state after, what
+ * failed, descriptors after the release.
+ */
+const clientCloseTrial = Effect.gen(function*() {
+  const server = yield* TestServer.make({ record: false })
+  const before = openDescriptors()
+  const scope = yield* Scope.make()
+  const client = yield* Client.make({ url: server.url, connection: { closeTimeout: "1 second" } }).pipe(
+    Scope.extend(scope)
+  )
+  const t0 = { at: performance.now() }
+  const { failed, seen } = yield* watch(client, t0)
+  yield* client.awaitOpen
+  cut()
+  for (let i = 1; i <= 3; i++) yield* client.send(frame(`e${i}`, 0))
+  for (let i = 1; i <= 4; i++) yield* client.enqueue(frame(`f${i}`, 1 << 20))
+  const pending = yield* client.outboxSize
+  const tc = performance.now()
+  const leftover = yield* client.close()
+  const closeMs = since(tc)
+  const tr = performance.now()
+  yield* Scope.close(scope, Effect.runSync(Effect.exit(Effect.void)))
+  const releaseMs = since(tr)
+  yield* sleep(50)
+  return {
+    trial: "client-close",
+    pending,
+    leftover: leftover.map(label),
+    closeMs,
+    releaseMs,
+    state: (yield* client.state.get)._tag,
+    seen: seen.map((s) => s.state),
+    failed,
+    failedCount: yield* client.failed,
+    descriptorsLeft: openDescriptors() - before,
+    serverSide: yield* server.connections,
+    strays,
+    warnings
+  }
+})
+
+/**
  * A Client through a `tbf` link (rate, latency 200 ms) with a backlog of `total` bytes in 16 KiB
  * frames, heartbeat `interval` and `timeout` as given: whether a heartbeat timeout comes while the
  * kernel drains, how many frames arrived, in order, on how many connections.
@@ -347,6 +390,7 @@ const trials: Record<
   "client-idle": clientTrial("idle"),
   "client-backlog": clientTrial("backlog"),
   connection: connectionTrial,
+  "client-close": clientCloseTrial,
   slow: Effect.suspend(() => {
     const [rate, total, timeout, interval] = process.argv.slice(4)
     return slowTrial(
