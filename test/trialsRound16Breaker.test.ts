@@ -14,7 +14,7 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
 import { realUntil as realUntilWithin } from "./support/poll.js"
 
-/** Waits (real time) until `check` holds: a hang guard of 10 s, which a loaded machine needs with 50 Clients. */
+/** Waits (real time) until `check` holds: a hang guard of 10 s, which a loaded machine needs with a fleet. */
 const realUntil = (check: Effect.Effect<boolean>, what: string) => realUntilWithin(check, what, 2000)
 
 type State = Client.ClientState
@@ -36,9 +36,10 @@ const countStates = (clients: ReadonlyArray<Client.Client>) =>
 
 describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
   it.scoped(
-    "50 Clients, an endpoint that answers 503, then blackholes, then refuses: no handshake while open, exactly `trials` in half-open, every Client Suspended until the breaker's own retryAt with no attempt in between; healed, all Open",
+    "20 Clients, an endpoint that answers 503, then blackholes, then refuses: no handshake while open, exactly `trials` in half-open, every Client Suspended until the breaker's own retryAt with no attempt in between; healed, all Open",
     () =>
       Effect.gen(function*() {
+        const fleet = 20
         const server = yield* TestServer.make()
         yield* server.rejectNext(503, {}, 100_000)
         const registry = yield* CircuitBreaker.Registry
@@ -60,7 +61,7 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
           )
         ])
         const metricsBefore = yield* metrics
-        const clients = yield* Effect.forEach(Array.from({ length: 50 }), () =>
+        const clients = yield* Effect.forEach(Array.from({ length: fleet }), () =>
           Client.make({
             url: server.url,
             retry: Schedule.spaced("100 millis"),
@@ -68,9 +69,9 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
             heartbeat: false,
             connection: { openTimeout: "2 seconds" }
           }))
-        // The first wave ran while the breaker was Closed: 50 handshakes, 503 each; 3 opened it.
+        // The first wave ran while the breaker was Closed: 20 handshakes, 503 each; 3 opened it.
         yield* realUntil(all(clients, "Backoff"), "every Client in Backoff after its 503")
-        expect(yield* server.requests).toBe(50)
+        expect(yield* server.requests).toBe(fleet)
         const first = yield* breaker.state.get
         expect(first).toEqual(CircuitBreaker.State.Open({ retryAt: new Date(30_000) }))
         const counts = yield* countStates(clients)
@@ -81,24 +82,24 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
         for (const state of yield* statesOf(clients)) {
           expect(state).toMatchObject({ _tag: "Suspended", endpoint: `${server.url}/`, retryAt: 30_000 })
         }
-        expect(yield* Ref.get(counts)).toEqual({ Connecting: 50, Suspended: 50 })
+        expect(yield* Ref.get(counts)).toEqual({ Connecting: fleet, Suspended: fleet })
         // The open period, in 5 s steps: no handshake, and no attempt either (it was a Connecting and
-        // a Suspended per Client every 5 s: 500 transitions for nothing).
+        // a Suspended per Client every 5 s: 200 transitions for nothing).
         for (let step = 0; step < 5; step++) yield* TestClock.adjust("5 seconds")
         yield* TestClock.adjust("4800 millis")
-        expect(yield* Ref.get(counts)).toEqual({ Connecting: 50, Suspended: 50 })
-        expect(yield* server.requests).toBe(50)
+        expect(yield* Ref.get(counts)).toEqual({ Connecting: fleet, Suspended: fleet })
+        expect(yield* server.requests).toBe(fleet)
 
         // Half-open with the endpoint a blackhole (TCP accepted, no answer): exactly `trials` (2)
         // handshakes, the other Clients refused at once; the open timeout fails both trials.
         yield* server.clearRejections
         yield* server.hangHandshake
         yield* TestClock.adjust("100 millis")
-        yield* realUntil(Effect.map(server.requests, (n) => n === 52), "the two trials arrive")
+        yield* realUntil(Effect.map(server.requests, (n) => n === fleet + 2), "the two trials arrive")
         yield* realUntil(
           Effect.map(statesOf(clients), (states) =>
-            states.filter(isTag("Connecting")).length === 2 && states.filter(isTag("Suspended")).length === 48),
-          "two trials under way, 48 refused"
+            states.filter(isTag("Connecting")).length === 2 && states.filter(isTag("Suspended")).length === fleet - 2),
+          "two trials under way, the others refused"
         )
         yield* TestClock.adjust("100 millis") // the refused look again: the slots are still taken
         yield* TestClock.adjust("2 seconds") // the trials' open timeout
@@ -108,7 +109,7 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
         for (const state of yield* statesOf(clients)) {
           expect((state as Suspended).retryAt).toBe(62_000)
         }
-        expect(yield* server.requests).toBe(52)
+        expect(yield* server.requests).toBe(fleet + 2)
 
         // Refused connections (the server killed): the trial fails; still no handshake reached it.
         yield* server.behave
@@ -128,15 +129,17 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
         for (let turn = 0; turn < 20 && !(yield* all(clients, "Open")); turn++) {
           yield* realUntil(
             Effect.map(statesOf(clients), (states) =>
-              states.every((s) => s._tag === "Open" || s._tag === "Suspended")),
+              states.every((s) =>
+                s._tag === "Open" || s._tag === "Suspended"
+              )),
             "settled"
           )
           yield* TestClock.adjust("100 millis")
         }
         yield* realUntil(all(clients, "Open"), "every Client Open")
         expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
-        expect(yield* server.connections).toBe(50)
-        expect(yield* server.accepted).toBe(50)
+        expect(yield* server.connections).toBe(fleet)
+        expect(yield* server.accepted).toBe(fleet)
         // Three openings (the 503s, the blackholed trials, the refused trial), each ended by its
         // period, and one close: on the breaker's events and in the metrics.
         expect(transitions).toEqual([
