@@ -6,12 +6,13 @@
  * does is in docs/trials.md ("round 17"). Loopback only; every wait bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Either, Option, Schedule, Stream } from "effect"
+import { Chunk, Duration, Effect, Option, Schedule, Stream } from "effect"
 import { Client, Connection, Reconnect } from "../src/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import { awaitLine, hasAiohttp, hasTornado, type PeerKind, pythonPeer } from "./support/pythonPeers.js"
+import { sendsThroughARestart } from "./support/restartTrial.js"
 
 const peers: ReadonlyArray<readonly [PeerKind, boolean]> = [["aiohttp", hasAiohttp], ["tornado", hasTornado]]
 
@@ -25,51 +26,11 @@ describe.each(peers)("round 17: %s as a peer, the server killed and restarted", 
       Effect.gen(function*() {
         const peer = yield* pythonPeer(kind)
         const client = yield* Client.make({ url: peer.url("/echo"), retry: quickRetry })
-        yield* client.awaitOpen
-        const COUNT = 30
-        const outcomes: Array<Either.Either<void, unknown> | undefined> = Array.from({ length: COUNT }, () => undefined)
-        const openAtSend: Array<boolean> = []
-        const sender = yield* Effect.fork(Effect.forEach(Array.from({ length: COUNT }, (_, i) => i), (i) =>
-          Effect.gen(function*() {
-            openAtSend[i] = (yield* client.state.get)._tag === "Open"
-            yield* Effect.forkScoped(
-              Effect.either(client.send(`m${i}`)).pipe(
-                Effect.map((outcome) => void (outcomes[i] = outcome))
-              )
-            )
-            yield* Effect.sleep("100 millis")
-          }), { discard: true }))
-        yield* awaitLine(peer, (line) =>
-          line.startsWith("GOT echo m5 "), "m5 reached the server")
-        yield* peer.kill
-        const down = yield* awaitState(client, (state) => state._tag !== "Open")
-        expect(down._tag).toBe("Backoff")
-        // Let several sends wait in the outbox, then bring the server back.
-        yield* awaitTrue(Effect.sync(() => openAtSend.length >= 15), "ten sends made", 2000)
-        yield* peer.restart
-        yield* sender.await
-        yield* awaitTrue(Effect.sync(() => outcomes.every((outcome) => outcome !== undefined)), "every send settled")
-        // The last send goes to the restarted server: once it is there, all before it that will come are.
-        const received = () => peer.linesOf("GOT echo ").map((line) => Number(line.split(" ")[0]!.slice(1)))
-        yield* awaitTrue(Effect.sync(() => received().includes(COUNT - 1)), "the last send reached the server")
-        const got = received()
-        // In order, none twice.
-        expect(got).toEqual([...got].sort((a, b) => a - b))
-        expect(new Set(got).size).toBe(got.length)
-        // Each send arrived once or was reported: a failure is a SendError the server never got.
-        const failed = outcomes.flatMap((outcome, i) => outcome !== undefined && Either.isLeft(outcome) ? [i] : [])
-        for (const i of failed) expect(Either.flip(outcomes[i]!)).toMatchObject({ right: { _tag: "SendError" } })
-        expect(failed.filter((i) => got.includes(i))).toEqual([])
-        expect(yield* client.failed).toBe(failed.length)
-        // Every send made while not Open waited in the outbox and arrived after the restart.
-        const queued = openAtSend.flatMap((open, i) => open ? [] : [i])
-        expect(queued.length).toBeGreaterThanOrEqual(5)
-        expect(queued.filter((i) => !got.includes(i))).toEqual([])
-        // Neither arrived nor failed: only a send written to the socket as the server died may be
-        // so (written means handed to the kernel: the guide's "Failure modes"), at most one here.
-        const lost = Array.from({ length: COUNT }, (_, i) => i).filter((i) => !got.includes(i) && !failed.includes(i))
-        expect(lost.every((i) => openAtSend[i])).toBe(true)
-        expect(lost.length).toBeLessThanOrEqual(1)
+        yield* sendsThroughARestart(client, {
+          kill: peer.kill,
+          restart: peer.restart,
+          received: () => peer.linesOf("GOT echo ").map((line) => Number(line.split(" ")[0]!.slice(1)))
+        })
       }).pipe(provideNode),
     20_000
   )

@@ -21,6 +21,7 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { awaitGoLine, goPeer, hasGorilla } from "./support/goPeer.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
+import { sendsThroughARestart } from "./support/restartTrial.js"
 
 /** Retries every 200 ms: the default schedule's first delays would make the file slow. */
 const quickRetry = Schedule.spaced("200 millis")
@@ -385,42 +386,11 @@ describe("round 18: the gorilla server killed and restarted", () => {
       Effect.gen(function*() {
         const peer = yield* goPeer()
         const client = yield* Client.make({ url: peer.url("/echo"), retry: quickRetry })
-        yield* client.awaitOpen
-        const COUNT = 30
-        const outcomes: Array<Either.Either<void, unknown> | undefined> = Array.from({ length: COUNT }, () => undefined)
-        const openAtSend: Array<boolean> = []
-        const sender = yield* Effect.fork(Effect.forEach(Array.from({ length: COUNT }, (_, i) => i), (i) =>
-          Effect.gen(function*() {
-            openAtSend[i] = (yield* client.state.get)._tag === "Open"
-            yield* Effect.forkScoped(
-              Effect.either(client.send(`m${i}`)).pipe(Effect.map((outcome) => void (outcomes[i] = outcome)))
-            )
-            yield* Effect.sleep("100 millis")
-          }), { discard: true }))
-        yield* awaitGoLine(peer, (line) =>
-          line === "GOT echo m5", "m5 reached the server")
-        yield* peer.kill
-        expect((yield* awaitState(client, (state) => state._tag !== "Open"))._tag).toBe("Backoff")
-        yield* awaitTrue(Effect.sync(() => openAtSend.length >= 15), "fifteen sends made", 2000)
-        yield* peer.restart
-        yield* sender.await
-        yield* awaitTrue(Effect.sync(() => outcomes.every((outcome) => outcome !== undefined)), "every send settled")
-        const received = () => peer.linesOf("GOT echo ").map((line) => Number(line.slice(1)))
-        yield* awaitTrue(Effect.sync(() => received().includes(COUNT - 1)), "the last send reached the server")
-        const got = received()
-        expect(got).toEqual([...got].sort((a, b) => a - b))
-        expect(new Set(got).size).toBe(got.length)
-        const failed = outcomes.flatMap((outcome, i) => outcome !== undefined && Either.isLeft(outcome) ? [i] : [])
-        for (const i of failed) expect(Either.flip(outcomes[i]!)).toMatchObject({ right: { _tag: "SendError" } })
-        expect(failed.filter((i) => got.includes(i))).toEqual([])
-        expect(yield* client.failed).toBe(failed.length)
-        const queued = openAtSend.flatMap((open, i) => open ? [] : [i])
-        expect(queued.length).toBeGreaterThanOrEqual(5)
-        expect(queued.filter((i) => !got.includes(i))).toEqual([])
-        // Neither arrived nor failed: only a send written as the server died, at most one here.
-        const lost = Array.from({ length: COUNT }, (_, i) => i).filter((i) => !got.includes(i) && !failed.includes(i))
-        expect(lost.every((i) => openAtSend[i])).toBe(true)
-        expect(lost.length).toBeLessThanOrEqual(1)
+        yield* sendsThroughARestart(client, {
+          kill: peer.kill,
+          restart: peer.restart,
+          received: () => peer.linesOf("GOT echo ").map((line) => Number(line.split(" ")[0]!.slice(1)))
+        })
       }).pipe(provideNode),
     20_000
   )
