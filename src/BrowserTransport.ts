@@ -25,6 +25,16 @@ export type WebSocketConstructor = new(url: string, protocols?: string | Array<s
 /** What `terminate` reaches of Node's own WebSocket (undici 6): the TCP socket, under a symbol. */
 type Undici = Record<symbol, { readonly socket?: { readonly destroy?: () => void } } | undefined>
 
+/** Whether a view's buffer was detached: a typed array over a detached buffer cannot be made. */
+const isDetached = (view: Uint8Array): boolean => {
+  try {
+    new Uint8Array(view.buffer, 0, 0)
+    return false
+  } catch {
+    return true
+  }
+}
+
 const open = (
   constructor: WebSocketConstructor | undefined,
   request: OpenRequest,
@@ -159,7 +169,12 @@ const open = (
       // counts them (text in UTF-8), with no pass over the text.
       const before = socket.bufferedAmount
       // A payload it refuses (a view over a SharedArrayBuffer) throws, as the Transport says: no
-      // callback, so no write, and no completion taken for the frames before it.
+      // callback, so no write, and no completion taken for the frames before it. Chromium sends a
+      // view whose buffer was transferred (detached) as an empty frame, where Node's own WebSocket
+      // and ws throw: refused here too (only an empty view can be detached: the check is cheap).
+      if (typeof data !== "string" && data.byteLength === 0 && isDetached(data)) {
+        throw new TypeError("the frame's ArrayBuffer is detached (transferred to another thread)")
+      }
       socket.send(data)
       handed += Math.max(0, socket.bufferedAmount - before)
       if (callback === undefined) return
