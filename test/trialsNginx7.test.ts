@@ -153,11 +153,14 @@ describe("trials through nginx", () => {
         expect(failedValues.filter((v) => values.includes(v))).toEqual([])
         expect([...failedReasons].every((r) => r === "WriteFailed" || r === "Closed")).toBe(true)
         // the rest was written to nginx (so `sink` and `failed` count it as sent) and lost with the
-        // upstream: one run right after KILL_AFTER, neither echoed nor failed
+        // upstream: one run right after the last echo before the kill (KILL_AFTER + 1 when every
+        // echo before the kill came back; earlier when the reset dropped the last few on a loaded
+        // machine: 914 seen once), neither echoed nor failed
         const settled = new Set([...values, ...failedValues])
         const lost = Array.from({ length: N }, (_, k) => k + 1).filter((v) => !settled.has(v))
         expect(lost.length).toBeGreaterThan(0)
-        expect(lost).toEqual(Array.from({ length: lost.length }, (_, k) => KILL_AFTER + 1 + k))
+        expect(lost).toEqual(Array.from({ length: lost.length }, (_, k) => beforeKill.length + 1 + k))
+        expect(lost.at(-1)).toBeGreaterThan(KILL_AFTER)
         expect(yield* client.outboxSize).toBe(0)
         expect(yield* client.close()).toEqual([])
       }).pipe(Effect.provide(quietNode)),
