@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Option, Schedule, Stream } from "effect"
 import { Client, Connection, Reconnect } from "../src/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitState, echoOf, firstBackoffAfter, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import { awaitLine, hasAiohttp, hasTornado, type PeerKind, pythonPeer } from "./support/pythonPeers.js"
@@ -63,21 +63,6 @@ describe.each(peers)("round 17: %s as a peer, the server killed and restarted", 
     15_000
   )
 })
-
-/** The first Backoff from now on: subscribed before `trigger` runs, so a quick retry cannot hide it. */
-const firstBackoffAfter = <E>(client: Client.Client, trigger: Effect.Effect<void, E>) =>
-  Effect.gen(function*() {
-    const backoff = yield* Effect.fork(awaitState(client, isTag("Backoff")))
-    yield* trigger
-    return yield* backoff
-  })
-
-const echoOf = (client: Client.Client, text: string) =>
-  Effect.gen(function*() {
-    const echo = yield* Effect.fork(Stream.runHead(client.messages))
-    yield* client.send(text)
-    return yield* echo
-  })
 
 describe("round 17: aiohttp's manners", () => {
   it.scopedLive.skipIf(!hasAiohttp)(

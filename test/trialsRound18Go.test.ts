@@ -17,7 +17,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Option, Schedule, Stream } from "effect"
 import { Client, Connection } from "../src/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitState, echoOf, firstBackoffAfter, isTag } from "./support/clientKit.js"
 import { awaitGoLine, goPeer, hasGorilla } from "./support/goPeer.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
@@ -25,21 +25,6 @@ import { sendsThroughARestart } from "./support/restartTrial.js"
 
 /** Retries every 200 ms: the default schedule's first delays would make the file slow. */
 const quickRetry = Schedule.spaced("200 millis")
-
-/** The first Backoff from now on: subscribed before `trigger` runs, so a quick retry cannot hide it. */
-const firstBackoffAfter = <E>(client: Client.Client, trigger: Effect.Effect<void, E>) =>
-  Effect.gen(function*() {
-    const backoff = yield* Effect.fork(awaitState(client, isTag("Backoff")))
-    yield* trigger
-    return yield* backoff
-  })
-
-const echoOf = (client: Client.Client, text: string) =>
-  Effect.gen(function*() {
-    const echo = yield* Effect.fork(Stream.runHead(client.messages))
-    yield* client.send(text)
-    return yield* echo
-  })
 
 describe("round 18: gorilla's chat example (maxMessageSize 512, pongWait / pingPeriod, a writePump that batches)", () => {
   it.scopedLive.skipIf(!hasGorilla)(

@@ -54,3 +54,19 @@ export const throughAnOutage = (
     yield* client.reconnect
     yield* awaitState(client, isTag("Open"))
   })
+
+/** The first Backoff from now on: subscribed before `trigger` runs, so a quick retry cannot hide it. */
+export const firstBackoffAfter = <E>(client: Client.Client, trigger: Effect.Effect<void, E>) =>
+  Effect.gen(function*() {
+    const backoff = yield* Effect.fork(awaitState(client, isTag("Backoff")))
+    yield* trigger
+    return yield* backoff
+  })
+
+/** Sends `text` and takes the next message (subscribed before the send). */
+export const echoOf = (client: Client.Client, text: string) =>
+  Effect.gen(function*() {
+    const echo = yield* Effect.fork(Stream.runHead(client.messages))
+    yield* client.send(text)
+    return yield* echo
+  })
