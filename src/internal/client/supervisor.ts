@@ -306,16 +306,18 @@ const backoff = (
           // Until retryAt, a look every few seconds once the schedule's delay is over (it spreads a
           // fleet); one that finds an endpoint's breaker admitting (a `reset`) ends the wait.
           // Monotonic, as the breakers' open periods.
-          const until = monotonicMillis(client.clock) + delay
-          const floor = until - delay + scheduled
+          const start = monotonicMillis(client.clock)
+          const until = start + delay
+          const floor = start + scheduled
           wait.recheck = () => {
             const at = monotonicMillis(client.clock)
             return at < until && (at < floor || !admitsNow(client, phase.endpoint))
               ? Math.min(until - at, Math.max(floor - at, SUSPENDED_RECHECK))
               : 0
           }
-        }
-        wait.start(wait.recheck?.() || delay)
+          // 0 (over already): the timer fires at once and its look ends the wait.
+          wait.start(wait.recheck())
+        } else wait.start(delay)
         return Effect.sync(() => wait.finish())
       })
     )
