@@ -4,6 +4,7 @@
  * given up after a 300 ms `closeTimeout`). What was taken, what `close` returned, what the server
  * got once it read again, and the Client's `failed` count.
  */
+import { expect } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import type { Scope } from "effect"
 import type { Transport } from "../../src/index.js"
@@ -38,3 +39,17 @@ export const closeWithBacklog = (
     yield* Effect.orDie(peer!.awaitClosed())
     return { taken, unsent, received: yield* server.received, failed: yield* client.failed }
   })
+
+/**
+ * What a close with a backlog must give: some frames refused before it (500 were offered), some
+ * returned by `close`, the last ones taken and in order; the server got the first ones taken, in
+ * order; none both received and returned; each returned frame counted failed.
+ */
+export const expectBacklogAccounted = ({ failed, received, taken, unsent }: ClosedBacklog): void => {
+  expect(taken.length).toBeLessThan(500)
+  expect(unsent.length).toBeGreaterThan(0)
+  expect(unsent).toEqual(taken.slice(taken.length - unsent.length))
+  expect(received).toEqual(taken.slice(0, received.length))
+  expect(received.length + unsent.length).toBeLessThanOrEqual(taken.length)
+  expect(failed).toBe(unsent.length)
+}
