@@ -434,6 +434,42 @@ describe.concurrent("round 17: binary frames handed across threads", () => {
   }
 })
 
+/** 1,000 binary frames of 100 bytes, each its index (2 bytes) then its index mod 256, in one write. */
+const thousandFramesInOneWrite = upgradingServer({ count: 0 }, (socket, head) => {
+  const frames = Array.from({ length: 1000 }, (_, i) => {
+    const payload = Buffer.alloc(100, i % 256)
+    payload.writeUInt16BE(i, 0)
+    return Buffer.concat([Buffer.from([0x82, 100]), payload])
+  })
+  socket.write(Buffer.concat([head, ...frames]))
+})
+
+describe("round 17: a stream of frames handed to another thread", () => {
+  it.live("Stream.runForEach(client.messages) posting each frame with its buffer transferred (zero copy), 1,000 frames that came in a few reads: the other side gets all 1,000 whole, in order; none was emptied by the transfer of another", () =>
+    Effect.gen(function*() {
+      const server = yield* thousandFramesInOneWrite
+      const client = yield* Client.make({ url: server.url, connection: { closeTimeout: "100 millis" } })
+      const { port1, port2 } = new MessageChannel()
+      yield* Effect.addFinalizer(() => Effect.sync(() => port1.close()))
+      const got: Array<Uint8Array> = []
+      port2.on("message", (frame: Uint8Array) => got.push(frame))
+      yield* client.messages.pipe(
+        Stream.take(1000),
+        Stream.runForEach((frame) =>
+          Effect.sync(() => {
+            const bytes = frame as Uint8Array
+            port1.postMessage(bytes, [bytes.buffer as ArrayBuffer])
+          })
+        )
+      )
+      yield* awaitTrue(Effect.sync(() => got.length === 1000), "1,000 frames on the other side", 5_000)
+      const wrong = got.flatMap((frame, i) =>
+        frame.byteLength === 100 && Buffer.from(frame).readUInt16BE(0) === i && frame[99] === i % 256 ? [] : [i]
+      )
+      expect(wrong).toEqual([])
+    }).pipe(Effect.scoped, Effect.provide(quietNode)))
+})
+
 describe("round 17: binary frames through the compat facade", () => {
   it.live("binaryType \"arraybuffer\", 5 frames that arrived in one read: each event's data is an ArrayBuffer of its own 4 bytes, and transferring one leaves the others whole", () =>
     Effect.gen(function*() {
