@@ -5,80 +5,26 @@
  * (trialsRound17Workers.test.ts). Here the same frames in Chromium: a Uint8Array whose buffer was
  * transferred to a Worker (detached), and a view over a SharedArrayBuffer (the page is served with
  * COOP/COEP, so that it is cross-origin isolated and can make one). Page script:
- * test/browser/refused.ts, served by this file's own http server (the kit's sets no headers).
+ * test/browser/refused.ts.
  */
-import { Effect, Exit, Scope } from "effect"
-import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest"
+import { Effect } from "effect"
+import { expect, it } from "vitest"
 import { TestServer } from "../src/testing/index.js"
 import type { refusedPage as RefusedPage } from "./browser/refused.js"
-import type { ChromiumKit, TestPage } from "./support/chromium.js"
-import { bundlePage, describeChromium, openPage, pageApi, startChromium } from "./support/chromium.js"
+import { chromiumSession, describeChromium, pageApi } from "./support/chromium.js"
 
 const call = pageApi<typeof RefusedPage>("refusedPage")
 
-const html = `<!doctype html><html><head><meta charset="utf-8"><title>refused</title></head>` +
-  `<body><script type="module" src="/refused.js"></script></body></html>`
+// Cross-origin isolated: a page can make a SharedArrayBuffer only then.
+const session = chromiumSession(["refused"], {
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-embedder-policy": "require-corp"
+})
 
 describeChromium("round 19 in Chromium: frames WebSocket.send refuses, through the browser transport", () => {
-  let kit: ChromiumKit | undefined
-  let isolated: ChromiumKit | undefined
-  let server: Http.Server | undefined
-  let pages: Array<TestPage> = []
-  let scopes: Array<Scope.CloseableScope> = []
-
-  beforeAll(async () => {
-    const bundle = await bundlePage("refused")
-    // Cross-origin isolated: a page can make a SharedArrayBuffer only then.
-    server = Http.createServer((request, response) => {
-      const headers = {
-        "cross-origin-opener-policy": "same-origin",
-        "cross-origin-embedder-policy": "require-corp",
-        "cache-control": "no-store"
-      }
-      if (request.url === "/refused.html") {
-        response.writeHead(200, { ...headers, "content-type": "text/html" }).end(html)
-      } else if (request.url === "/refused.js") {
-        response.writeHead(200, { ...headers, "content-type": "text/javascript" }).end(bundle)
-      } else response.writeHead(request.url === "/favicon.ico" ? 204 : 404).end()
-    })
-    await new Promise<void>((resolve, reject) => {
-      server!.once("error", reject)
-      server!.listen(0, "127.0.0.1", () => resolve())
-    })
-    kit = await startChromium([])
-    isolated = { ...kit, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
-  }, 30_000)
-
-  afterAll(async () => {
-    await kit?.close()
-    server?.closeAllConnections()
-    await new Promise<void>((resolve) => server === undefined ? resolve() : server.close(() => resolve()))
-  })
-
-  afterEach(async () => {
-    const opened = pages
-    pages = []
-    for (const each of opened) await each.close()
-    const held = scopes
-    scopes = []
-    for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
-    for (const each of opened) expect(each.errors).toEqual([])
-  })
-
-  /** Runs `effect` in a scope closed after the test (a TestServer). */
-  const inScope = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>): Promise<A> => {
-    const scope = Effect.runSync(Scope.make())
-    scopes.push(scope)
-    return Effect.runPromise(Scope.extend(effect, scope))
-  }
-
-  const page = async () => {
-    const opened = await openPage(isolated!, "refused")
-    pages.push(opened)
-    return opened.page
-  }
+  session.hooks()
+  const inScope = session.inScope
+  const page = async () => (await session.page("refused")).page
 
   /** What the server received: text as is, a binary frame as its length. */
   const receivedBy = (server: TestServer.TestServer) =>

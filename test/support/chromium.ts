@@ -110,8 +110,14 @@ export interface ChromiumKit {
   readonly close: () => Promise<void>
 }
 
-/** Bundles the page scripts, serves them on 127.0.0.1 and launches Chromium (bounded: 30 s). */
-export const startChromium = async (pages: ReadonlyArray<string>): Promise<ChromiumKit> => {
+/**
+ * Bundles the page scripts, serves them on 127.0.0.1 (with `headers` on each page and script: e.g.
+ * COOP/COEP, which make a page cross-origin isolated) and launches Chromium (bounded: 30 s).
+ */
+export const startChromium = async (
+  pages: ReadonlyArray<string>,
+  headers: Readonly<Record<string, string>> = {}
+): Promise<ChromiumKit> => {
   const found = chromiumPath()
   if (!("path" in found)) throw new Error(found.missing)
   const bundles = new Map<string, string>()
@@ -129,7 +135,11 @@ export const startChromium = async (pages: ReadonlyArray<string>): Promise<Chrom
       return
     }
     const isHtml = match[2] === "html"
-    response.writeHead(200, { "content-type": isHtml ? "text/html" : "text/javascript", "cache-control": "no-store" })
+    response.writeHead(200, {
+      ...headers,
+      "content-type": isHtml ? "text/html" : "text/javascript",
+      "cache-control": "no-store"
+    })
     response.end(isHtml ? html(match[1]!) : bundle)
   })
   await new Promise<void>((resolve, reject) => {
@@ -230,7 +240,10 @@ export interface ChromiumSession {
   readonly hooks: () => void
 }
 
-export const chromiumSession = (bundles: ReadonlyArray<string>): ChromiumSession => {
+export const chromiumSession = (
+  bundles: ReadonlyArray<string>,
+  headers: Readonly<Record<string, string>> = {}
+): ChromiumSession => {
   let kit: ChromiumKit | undefined
   let pages: Array<TestPage> = []
   let scopes: Array<Scope.CloseableScope> = []
@@ -248,7 +261,7 @@ export const chromiumSession = (bundles: ReadonlyArray<string>): ChromiumSession
     },
     hooks: () => {
       beforeAll(async () => {
-        kit = await startChromium(bundles)
+        kit = await startChromium(bundles, headers)
       }, 30_000)
       afterAll(async () => {
         await kit?.close()
