@@ -13,6 +13,7 @@ import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import { awaitLine, hasAiohttp, hasTornado, type PeerKind, pythonPeer } from "./support/pythonPeers.js"
 import { sendsThroughARestart } from "./support/restartTrial.js"
+import { SLOW_FRAME_BYTES, SLOW_FRAMES, throughClientSink, throughConnectionSink } from "./support/slowSinks.js"
 
 const peers: ReadonlyArray<readonly [PeerKind, boolean]> = [["aiohttp", hasAiohttp], ["tornado", hasTornado]]
 
@@ -367,9 +368,6 @@ describe("round 17: aiohttp's heartbeat on a handler that never reads", () => {
 })
 
 describe("round 17: Tornado reading slowly (an async on_message: the next message is read once it returns)", () => {
-  const FRAMES = 300
-  /** 16 KiB of UTF-8 each (8,192 two-byte characters); 4.9 MB in all; Tornado reads about 6 MB/s. */
-  const frames = Stream.range(0, FRAMES - 1).pipe(Stream.map((index) => `${index}:${"é".repeat(8192)}`))
   const CAPACITY = 8
 
   it.scopedLive.skipIf(!hasTornado)(
@@ -377,25 +375,11 @@ describe("round 17: Tornado reading slowly (an async on_message: the next messag
     () =>
       Effect.gen(function*() {
         const peer = yield* pythonPeer("tornado")
-        let highest = 0
-        const outcome = yield* Effect.scoped(Effect.gen(function*() {
-          const client = yield* Client.make({
-            url: peer.url("/slow"),
-            outbox: { capacity: CAPACITY, overflow: "suspend" },
-            connection: { writeHighWaterMark: 64 * 1024 }
-          })
-          yield* client.awaitOpen
-          const sampled = Stream.rechunk(frames, 1).pipe(
-            Stream.tap(() => Effect.map(client.outboxSize, (size) => void (highest = Math.max(highest, size))))
-          )
-          yield* Stream.run(sampled, client.sink)
-          const unsent = yield* client.close()
-          return { unsent: unsent.length, failed: yield* client.failed }
-        }))
+        const { highest, ...outcome } = yield* throughClientSink(peer.url("/slow"), CAPACITY)
         expect(outcome).toEqual({ unsent: 0, failed: 0 })
         expect(highest).toBeLessThanOrEqual(CAPACITY)
         yield* awaitTrue(Effect.sync(() => peer.linesOf("SLOW ").length === 1), "Tornado's count", 4000)
-        expect(peer.linesOf("SLOW ")).toEqual([`${FRAMES} True 1000`])
+        expect(peer.linesOf("SLOW ")).toEqual([`${SLOW_FRAMES} True 1000`])
       }).pipe(provideNode),
     30_000
   )
@@ -406,24 +390,13 @@ describe("round 17: Tornado reading slowly (an async on_message: the next messag
       Effect.gen(function*() {
         const peer = yield* pythonPeer("tornado")
         const MARK = 256 * 1024
-        const FRAME_BYTES = 4 + 2 * 8192
-        let highest = 0
-        yield* Effect.scoped(Effect.gen(function*() {
-          const connection = yield* Connection.connect(peer.url("/slow"), { writeHighWaterMark: MARK })
-          const sampled = Stream.rechunk(frames, 1).pipe(Stream.tap(() =>
-            Effect.map(connection.bufferedAmount, (buffered) => void (highest = Math.max(highest, buffered)))
-          ))
-          yield* Stream.run(sampled, connection.sink)
-        }))
-        expect(highest).toBeLessThanOrEqual(MARK + FRAME_BYTES)
+        expect(yield* throughConnectionSink(peer.url("/slow"), MARK)).toBeLessThanOrEqual(MARK + SLOW_FRAME_BYTES)
         yield* awaitTrue(
-          Effect.sync(() =>
-            peer.linesOf("SLOW ").length === 1
-          ),
+          Effect.sync(() => peer.linesOf("SLOW ").length === 1),
           "Tornado's count",
           4000
         )
-        expect(peer.linesOf("SLOW ")).toEqual([`${FRAMES} True 1000`])
+        expect(peer.linesOf("SLOW ")).toEqual([`${SLOW_FRAMES} True 1000`])
       }).pipe(provideNode),
     30_000
   )

@@ -22,6 +22,7 @@ import { awaitGoLine, goPeer, hasGorilla } from "./support/goPeer.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import { sendsThroughARestart } from "./support/restartTrial.js"
+import { SLOW_FRAME_BYTES, SLOW_FRAMES, throughClientSink, throughConnectionSink } from "./support/slowSinks.js"
 
 /** Retries every 200 ms: the default schedule's first delays would make the file slow. */
 const quickRetry = Schedule.spaced("200 millis")
@@ -382,9 +383,6 @@ describe("round 18: the gorilla server killed and restarted", () => {
 })
 
 describe("round 18: a gorilla server that reads slowly (1 ms after each message)", () => {
-  const FRAMES = 300
-  /** 16 KiB of UTF-8 each (8,192 two-byte characters). */
-  const frames = Stream.range(0, FRAMES - 1).pipe(Stream.map((index) => `${index}:${"é".repeat(8192)}`))
   const CAPACITY = 8
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -392,25 +390,11 @@ describe("round 18: a gorilla server that reads slowly (1 ms after each message)
     () =>
       Effect.gen(function*() {
         const peer = yield* goPeer()
-        let highest = 0
-        const outcome = yield* Effect.scoped(Effect.gen(function*() {
-          const client = yield* Client.make({
-            url: peer.url("/slow"),
-            outbox: { capacity: CAPACITY, overflow: "suspend" },
-            connection: { writeHighWaterMark: 64 * 1024 }
-          })
-          yield* client.awaitOpen
-          const sampled = Stream.rechunk(frames, 1).pipe(
-            Stream.tap(() => Effect.map(client.outboxSize, (size) => void (highest = Math.max(highest, size))))
-          )
-          yield* Stream.run(sampled, client.sink)
-          const unsent = yield* client.close()
-          return { unsent: unsent.length, failed: yield* client.failed }
-        }))
+        const { highest, ...outcome } = yield* throughClientSink(peer.url("/slow"), CAPACITY)
         expect(outcome).toEqual({ unsent: 0, failed: 0 })
         expect(highest).toBeLessThanOrEqual(CAPACITY)
         yield* awaitGoLine(peer, (line) => line.startsWith("SLOW "), "gorilla's count", 2000)
-        expect(peer.linesOf("SLOW ")).toEqual([`${FRAMES} true 1000`])
+        expect(peer.linesOf("SLOW ")).toEqual([`${SLOW_FRAMES} true 1000`])
       }).pipe(provideNode),
     20_000
   )
@@ -421,24 +405,14 @@ describe("round 18: a gorilla server that reads slowly (1 ms after each message)
       Effect.gen(function*() {
         const peer = yield* goPeer()
         const MARK = 256 * 1024
-        const FRAME_BYTES = 4 + 2 * 8192
-        let highest = 0
-        yield* Effect.scoped(Effect.gen(function*() {
-          const connection = yield* Connection.connect(peer.url("/slow"), { writeHighWaterMark: MARK })
-          const sampled = Stream.rechunk(frames, 1).pipe(Stream.tap(() =>
-            Effect.map(connection.bufferedAmount, (buffered) => void (highest = Math.max(highest, buffered)))
-          ))
-          yield* Stream.run(sampled, connection.sink)
-        }))
-        expect(highest).toBeLessThanOrEqual(MARK + FRAME_BYTES)
+        expect(yield* throughConnectionSink(peer.url("/slow"), MARK)).toBeLessThanOrEqual(MARK + SLOW_FRAME_BYTES)
         yield* awaitGoLine(
           peer,
-          (line) =>
-            line.startsWith("SLOW "),
+          (line) => line.startsWith("SLOW "),
           "gorilla's count",
           2000
         )
-        expect(peer.linesOf("SLOW ")).toEqual([`${FRAMES} true 1000`])
+        expect(peer.linesOf("SLOW ")).toEqual([`${SLOW_FRAMES} true 1000`])
       }).pipe(provideNode),
     20_000
   )
