@@ -144,9 +144,9 @@ export interface Options {
   /** `sink` waits while more than this many bytes are buffered. Default 1 MiB. */
   readonly writeHighWaterMark?: number
   /**
-   * Largest outgoing message, in bytes (strings in UTF-16 code units): `send`, `write`, `sink`
-   * and a Client's `send` / `enqueue` fail with `SendError TooLarge` before writing anything.
-   * Set it to the peer's known limit. Default: no limit.
+   * Largest outgoing message, in bytes (strings by their UTF-8 size, as sent): `send`, `write`,
+   * `sink` and a Client's `send` / `enqueue` fail with `SendError TooLarge` before writing
+   * anything. Set it to the peer's known limit. Default: no limit.
    */
   readonly maxMessageSize?: number
 }
