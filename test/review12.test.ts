@@ -274,6 +274,10 @@ describe("review 12: .ci/run installs the missing peers without a prompt", () =>
     ...(Fs.existsSync("/usr/share/gocode/src/github.com/gorilla/websocket") ?
       [] :
       ["golang-github-gorilla-websocket-dev"]),
+    ...(Fs.existsSync("/usr/bin/javac") ? [] : ["default-jdk-headless"]),
+    ...(Fs.existsSync("/usr/share/java/jetty9-server.jar") ? [] : ["libjetty9-java"]),
+    ...(Fs.existsSync("/usr/share/java/jetty9-websocket-server.jar") ? [] : ["libjetty9-extra-java"]),
+    ...(Fs.existsSync("/usr/share/java/servlet-api.jar") ? [] : ["libservlet-api-java"]),
     ...(Fs.existsSync("/usr/bin/script") ? [] : ["bsdutils"])
   ].join(" ")
 
