@@ -391,42 +391,20 @@ export const tooLarge = (payload: unknown): SendError => new SendError({ reason:
 /**
  * Why a frame of `bytes` (`frameBytes`) is refused before any write: not a frame (`EncodeFailed`:
  * a browser would send a number as text, and no bound can count a Blob), or over `maxMessageSize`.
+ * Peers count a text's UTF-8 bytes (Jetty's 64 KiB, round 20); a string's is between its length
+ * (`bytes`) and three times it, so it is encoded only when that decides.
  */
 export const refusedFrame = (data: unknown, bytes: number, largest: number | undefined): SendError | undefined =>
   bytes >= 0
-    ? largest !== undefined && overLargest(data, bytes, largest) ? tooLarge(data) : undefined
+    ? largest !== undefined &&
+        (bytes > largest || typeof data === "string" && bytes * 3 > largest && encoder.encode(data).length > largest)
+      ? tooLarge(data)
+      : undefined
     : new SendError({
       reason: "EncodeFailed",
       payload: data,
       cause: new TypeError(`not a string, ArrayBuffer or view: ${Object.prototype.toString.call(data).slice(8, -1)}`)
     })
-
-/**
- * Over `largest` bytes on the wire. Peers count a text's UTF-8 bytes (Jetty's 64 KiB, round 20); a
- * string's is between its length (`bytes`) and three times it, so it is counted only when that
- * decides.
- */
-const overLargest = (data: unknown, bytes: number, largest: number): boolean =>
-  bytes > largest || (typeof data === "string" && bytes * 3 > largest && utf8Bytes(data) > largest)
-
-/** A string's size in UTF-8 as ws and browsers send it (a lone surrogate as U+FFFD, 3 bytes), without encoding it. */
-const utf8Bytes = (text: string): number => {
-  let bytes = text.length
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i)
-    if (unit < 0x80) continue
-    if (unit < 0x800) bytes += 1
-    else if (unit < 0xd800 || unit > 0xdbff || !isLowSurrogate(text.charCodeAt(i + 1))) bytes += 2
-    else {
-      // A pair: two units, four bytes.
-      bytes += 2
-      i++
-    }
-  }
-  return bytes
-}
-
-const isLowSurrogate = (unit: number): boolean => unit >= 0xdc00 && unit <= 0xdfff
 
 /** A Connection with the parts the Client drives directly: its socket and its listener. */
 export interface OpenedConnection {

@@ -117,7 +117,7 @@ public class jettyPeer {
     }
   }
 
-  /** Closes at once with ?code= and a reason of ?reason= or ?len= bytes. */
+  /** Closes at once with ?code= and a reason of ?reason=, or ?len= times ?char= (default "r"). */
   static class Closer extends Echo {
     Closer() {
       super("close");
@@ -128,7 +128,7 @@ public class jettyPeer {
       super.onWebSocketConnect(session);
       int code = Integer.parseInt(param(session, "code", "4000"));
       int len = Integer.parseInt(param(session, "len", "-1"));
-      String reason = len >= 0 ? "r".repeat(len) : param(session, "reason", "jetty says bye");
+      String reason = len >= 0 ? param(session, "char", "r").repeat(len) : param(session, "reason", "jetty says bye");
       session.close(code, reason);
     }
   }
