@@ -5,11 +5,12 @@
  * Client and Connection over the Node transport:
  * - Jetty's default limits (maxTextMessageSize / maxBinaryMessageSize 64 KiB): a message over
  *   them, with sends behind it; `maxMessageSize` as the workaround, for ASCII and for 'é';
- * - its idle timeout (1001) with and without lifeline's heartbeat;
+ * - its idle timeout (1001) with and without lifeline's heartbeat, and against a Client that does
+ *   not read (its blocked write times out);
  * - server.stop() and SIGKILL, with sends made while it is down;
  * - closes with the application's codes, reasons at and over 123 bytes (ASCII, '€', 'é'); a
  *   WebSocketCreator that refuses (null: 503; sendForbidden: 403);
- * - 10 MiB both ways with the limits raised, and Jetty's partial (fragmented) sends.
+ * - 4 MiB both ways with the limits raised, and Jetty's partial (fragmented) sends.
  * What each does is in docs/trials.md ("round 20"). Loopback only; every wait bounded.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -191,7 +192,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
   )
 
   it.scopedLive.skipIf(!hasJetty)(
-    "idle timeout 700 ms: without a heartbeat Jetty closes with 1001 'java.util.concurrent.TimeoutException: Idle timeout expired: 7xx/700 ms', retried, Open again; with heartbeat.interval 200 ms the pings keep Jetty's idle timer alive: one connection through more than two idle periods",
+    "idle timeout 700 ms, three Clients at once: without a heartbeat Jetty closes with 1001 'java.util.concurrent.TimeoutException: Idle timeout expired: 7xx/700 ms', retried, Open again; with heartbeat.interval 200 ms the pings keep Jetty's idle timer alive: one connection through more than two idle periods; one that does not read (inboundCapacity 4) while Jetty writes 16 KiB messages: Jetty's blocked write times out at the idle timeout, the Client stays Open meanwhile, then delivers every message Jetty wrote whole and Backoff by 1006 from the transport",
     () =>
       Effect.gen(function*() {
         const peer = jetty.peer()
@@ -201,6 +202,13 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
           retry: quickRetry,
           heartbeat: { interval: "200 millis", timeout: "500 millis" }
         })
+        // No deflate: Jetty's zeros would shrink to nothing and never fill the sockets' buffers.
+        const flooded = yield* Client.make({
+          url: peer.url("/idle?id=flood"),
+          retry: quickRetry,
+          connection: { inboundCapacity: 4, perMessageDeflate: false }
+        })
+        yield* flooded.send("flood 2000 16384")
         yield* pinged.awaitOpen
         const since = Date.now()
         const closed = yield* awaitState(idle, isTag("Backoff"))
@@ -211,6 +219,25 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
         // Jetty's reason says how late its timer fired: "... expired: 7xx/700 ms".
         expect(errorOf(closed)).toMatchObject({ reason: expect.stringMatching(IDLE_REASON) })
         expect(yield* awaitState(idle, isTag("Open"))).toMatchObject({ attempt: 2 })
+        yield* awaitJettyLine(peer, (line) => line.startsWith("FLOODERR idle:flood "), "Jetty's write timed out")
+        const [written, ...error] = peer.linesOf("FLOODERR idle:flood ")[0]!.split(" ")
+        expect(error.join(" ")).toMatch(
+          /^IOException: java\.util\.concurrent\.TimeoutException: Idle timeout expired: \d+\/700 ms$/
+        )
+        expect(yield* flooded.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+        const lengths: Array<number> = []
+        const cut = yield* Effect.fork(awaitState(flooded, isTag("Backoff")))
+        yield* Effect.forkScoped(
+          Stream.runForEach(flooded.messages, (message) => Effect.sync(() => void lengths.push(message.length)))
+        )
+        expect(yield* Fiber.join(cut)).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1006, reason: "", wasClean: false, initiator: "transport" }
+        })
+        expect(lengths).toEqual(Array.from({ length: Number(written) }, () => 16384))
+        expect(peer.linesOf("CLOSE idle:flood ")).toEqual([
+          expect.stringMatching(/^1011 Idle timeout expired: \d+\/700 ms$/)
+        ])
         yield* awaitTrue(Effect.sync(() => Date.now() - since > 1600), "two idle periods and more", 400)
         expect(yield* pinged.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
         expect(peer.linesOf("OPEN idle:hb ").length).toBe(1)

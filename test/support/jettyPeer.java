@@ -60,6 +60,10 @@ public class jettyPeer {
         push(text.substring(5).split(" "));
         return;
       }
+      if (text.startsWith("flood ")) {
+        flood(text.substring(6).split(" "));
+        return;
+      }
       try {
         session.getRemote().sendString(text);
       } catch (Exception e) {
@@ -76,6 +80,19 @@ public class jettyPeer {
         session.getRemote().sendBytes(ByteBuffer.wrap(payload, offset, length));
       } catch (Exception e) {
         say("WRITEERR " + name + " " + e);
+      }
+    }
+
+    /** "flood <count> <bytes>": <count> binary messages of <bytes> each, written one by one (blocking). */
+    void flood(String[] args) {
+      int count = Integer.parseInt(args[0]);
+      int size = Integer.parseInt(args[1]);
+      int i = 0;
+      try {
+        for (; i < count; i++) session.getRemote().sendBytes(ByteBuffer.wrap(new byte[size]));
+        say("FLOODED " + name + " " + i);
+      } catch (Exception e) {
+        say("FLOODERR " + name + " " + i + " " + e.getClass().getSimpleName() + ": " + e.getMessage());
       }
     }
 
