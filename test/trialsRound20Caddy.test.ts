@@ -404,6 +404,58 @@ describeCaddy("trials behind Caddy 2.6", () => {
   )
 
   it.scopedLive(
+    "tls internal for a name (ws.example.test) dialled as 127.0.0.1: no SNI, Caddy's TLS alert 80 (TlsFailed, a detail that names tls.servername); with tls.servername, Caddy's empty 200 for a Host it has no site for (HandshakeRejected 200, not retried, a detail that names the Host); with a Host header too: open",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const port = yield* closedPort
+        const name = "ws.example.test"
+        const site = proxySite(port, [server.port], "", "https").replace(
+          `https://127.0.0.1:${port}`,
+          `https://${name}:${port}`
+        )
+          .replace("bind 127.0.0.1", "bind 127.0.0.1\n  tls internal")
+        const proxy = yield* caddy({ https: true, sites: site }, [port])
+        yield* proxy.certificate(name)
+        const ca = yield* proxy.rootCertificate
+        const url = `wss://127.0.0.1:${port}`
+        const outcome = (options: Partial<Client.Options>) =>
+          Effect.gen(function*() {
+            const client = yield* Client.make({ url, heartbeat: false, retry: fast, ...options })
+            const state = yield* awaitState(client, (s) => s._tag !== "Idle" && s._tag !== "Connecting")
+            return state
+          })
+        expect(yield* outcome({ connection: { tls: { ca } } })).toMatchObject({
+          _tag: "Backoff",
+          error: {
+            _tag: "ConnectError",
+            reason: "TlsFailed",
+            detail:
+              "write EPROTO tlsv1 alert internal error (SSL alert number 80); the server failed the TLS handshake; " +
+              "one that picks its certificate by name (Caddy, Go servers) does so when it has none for the name sent " +
+              "(none is sent when dialling an IP address: set tls.servername) or has not obtained it yet (retrying helps)"
+          }
+        })
+        const noSite = yield* outcome({ connection: { tls: { ca, servername: name } } })
+        expect(noSite._tag).toBe("Closed")
+        expect((noSite as { error: Option.Option<unknown> }).error).toEqual(Option.some(expect.objectContaining({
+          _tag: "ConnectError",
+          reason: "HandshakeRejected",
+          status: 200,
+          detail:
+            "the server answered HTTP 200 instead of 101; a plain HTTP answer: nothing upgrades at that host and " +
+            "path (a web page, or a proxy with no route for them: Caddy answers an empty 200 when no site matches the " +
+            "Host); check the URL and the Host header"
+        })))
+        expect(yield* outcome({ connection: { tls: { ca, servername: name } }, headers: { host: `${name}:${port}` } }))
+          .toMatchObject({ _tag: "Open", attempt: 1 })
+        expect((yield* server.lastRequestHeaders).host).toBe(`${name}:${port}`)
+        expect(yield* server.accepted).toBe(1)
+      }).pipe(Effect.provide(quietNode)),
+    10_000
+  )
+
+  it.scopedLive(
     "Caddy's server timeouts (read_body, read_header, write, idle: 200 ms) do not apply to a proxied WebSocket: idle for 800 ms, still open, the next send echoed",
     () =>
       Effect.gen(function*() {
