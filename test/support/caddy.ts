@@ -53,6 +53,11 @@ export interface Caddy {
   readonly adminPort: number
   /** POST /load of a new Caddyfile to the admin API; its HTTP status (200 once it is in force). */
   readonly reload: (next: CaddyConfig) => Effect.Effect<number>
+  /**
+   * `caddy reload --config <Caddyfile> --adapter caddyfile --force` on the current config, as
+   * Debian's `systemctl reload caddy` runs it (its ExecReload); the command's exit code.
+   */
+  readonly forceReload: Effect.Effect<number>
   /** SIGTERM to the process, or `caddy stop --address <admin>` ("api"); its exit awaited. */
   readonly stop: (how?: "SIGTERM" | "api") => Effect.Effect<void>
   /** A new process on the last configuration (after `stop`), listening on `ports` (awaited). */
@@ -151,13 +156,25 @@ ${next.sites}
       )
     })
     yield* start
+    // the Caddyfile on disk (for `forceReload` and `start`) is the last one Caddy took
     const reload = (next: CaddyConfig) =>
       Effect.suspend(() => {
-        last = next
         const text = render(next)
-        Fs.writeFileSync(file, text)
-        return post(adminPort, "/load", text, "text/caddyfile")
+        return Effect.tap(post(adminPort, "/load", text, "text/caddyfile"), (status) =>
+          Effect.sync(() => {
+            if (status !== 200) return
+            last = next
+            Fs.writeFileSync(file, text)
+          }))
       })
+    const forceReload = Effect.async<number>((resume) => {
+      ChildProcess.execFile(
+        CADDY,
+        ["reload", "--config", file, "--adapter", "caddyfile", "--address", `127.0.0.1:${adminPort}`, "--force"],
+        { cwd: dir, env },
+        (error) => resume(Effect.succeed(error === null ? 0 : typeof error.code === "number" ? error.code : 1))
+      )
+    })
     const stop = (how: "SIGTERM" | "api" = "SIGTERM") =>
       how === "SIGTERM" ?
         stopNow :
@@ -185,5 +202,15 @@ ${next.sites}
     const data = Path.join(dir, "data", "caddy")
     const rootCertificate = pemAt(Path.join(data, "pki", "authorities", "local", "root.crt"))
     const certificate = (name: string) => pemAt(Path.join(data, "certificates", "local", name, `${name}.crt`))
-    return { dir, adminPort, reload, stop, start, rootCertificate, certificate, log: () => log } satisfies Caddy
+    return {
+      dir,
+      adminPort,
+      reload,
+      forceReload,
+      stop,
+      start,
+      rootCertificate,
+      certificate,
+      log: () => log
+    } satisfies Caddy
   })
