@@ -105,10 +105,10 @@ const fast = Schedule.spaced("50 millis")
 
 describeCaddy("trials behind Caddy 2.6", () => {
   it.scopedLive(
-    "reverse_proxy passes text and binary both ways; the upstream sees Caddy's X-Forwarded-* headers, the Client's Host, no Origin (none sent)",
+    "reverse_proxy passes text and binary both ways, and close frames (1012 from the upstream, 4001 from the Client); the upstream sees Caddy's X-Forwarded-* headers, the Client's Host, no Origin (none sent)",
     () =>
       Effect.gen(function*() {
-        const server = yield* TestServer.make()
+        const { peers, server } = yield* upstream()
         const port = yield* closedPort
         yield* caddy({ sites: proxySite(port, [server.port]) }, [port])
         const client = yield* Client.make({ url: `ws://127.0.0.1:${port}/feed`, heartbeat: false, retry: fast })
@@ -126,6 +126,16 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(headers["x-forwarded-proto"]).toBe("http")
         expect(headers["x-forwarded-host"]).toBe(`127.0.0.1:${port}`)
         expect(headers.origin).toBeUndefined()
+        // close frames pass through both ways, code and reason
+        yield* server.closeAll(1012, "restarting")
+        const closed = yield* awaitState(client, isTag("Backoff"))
+        expect(closed).toMatchObject({
+          error: { _tag: "Disconnected", code: 1012, reason: "restarting", initiator: "server", wasClean: true }
+        })
+        yield* awaitState(client, isTag("Open"))
+        expect(peers.length).toBe(2)
+        expect(yield* client.close(4001, "client bye")).toEqual([])
+        expect(yield* peers[1]!.awaitClosed("3 seconds")).toEqual({ code: 4001, reason: "client bye" })
       }).pipe(Effect.provide(quietNode)),
     10_000
   )
@@ -319,7 +329,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
           url: `ws://127.0.0.1:${port}`,
           heartbeat: false,
           retry: fast,
-          connection: { openTimeout: "300 millis" }
+          connection: { openTimeout: "200 millis" }
         })
         const { states } = yield* recordStates(client)
         yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2)
@@ -501,7 +511,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
   )
 
   it.scopedLive(
-    "Caddy's server timeouts (read_body, read_header, write, idle: 200 ms) do not apply to a proxied WebSocket: idle for 800 ms, still open, the next send echoed",
+    "Caddy's server timeouts (read_body, read_header, write, idle: 200 ms) do not apply to a proxied WebSocket: idle for 600 ms (3 times the timeouts), still open, the next send echoed",
     () =>
       Effect.gen(function*() {
         const server = yield* TestServer.make()
@@ -515,8 +525,8 @@ describeCaddy("trials behind Caddy 2.6", () => {
         const { states } = yield* recordStates(client)
         const echoed = yield* recordMessages(client)
         yield* client.awaitOpen
-        yield* Effect.sleep(Duration.millis(800))
-        yield* client.send("after 800 ms")
+        yield* Effect.sleep(Duration.millis(600))
+        yield* client.send("after 600 ms")
         yield* until("the echo", () => echoed.length === 1)
         expect(states).toEqual(["Connecting #1", "Open #1"])
         expect(yield* server.accepted).toBe(1)
