@@ -267,6 +267,7 @@ describe("review 12: .ci/run installs the missing peers without a prompt", () =>
     ChildProcess.spawnSync("/usr/bin/python3", ["-c", `import ${module}`], { stdio: "ignore" }).status === 0
   const missing = [
     "chromium",
+    ...(Fs.existsSync("/usr/bin/caddy") ? [] : ["caddy"]),
     ...(python("websockets") ? [] : ["python3-websockets"]),
     ...(python("aiohttp") ? [] : ["python3-aiohttp"]),
     ...(python("tornado") ? [] : ["python3-tornado"]),

@@ -121,7 +121,15 @@ const tlsHintsByReason: ReadonlyArray<readonly [string, string]> = [
   ["alert certificate required", CLIENT_CERTIFICATE],
   ["alert unknown ca", CLIENT_CERTIFICATE],
   ["alert bad certificate", CLIENT_CERTIFICATE],
-  ["alert certificate unknown", CLIENT_CERTIFICATE]
+  ["alert certificate unknown", CLIENT_CERTIFICATE],
+  // Go's TLS (Caddy, Traefik, Go services) when it has no certificate for the name: none is sent
+  // to an IP address; Caddy also until it has obtained one (`tls internal`: just after it starts)
+  [
+    "alert internal error",
+    "the server failed the TLS handshake; one that picks its certificate by name (Caddy, Go servers) does so " +
+    "when it has none for the name sent (none is sent when dialling an IP address: set tls.servername) " +
+    "or has not obtained it yet (retrying helps)"
+  ]
 ]
 
 const tlsHint = (code: string | undefined, message: string): string =>
@@ -164,6 +172,8 @@ export const errorMessage = (error: unknown): string =>
 // What a non-101 answer means where a proxy often gives it (HAProxy, nginx and load balancers
 // answer these themselves): "the server refused the upgrade" sent users to a server that was down.
 const rejectionHints: Readonly<Record<number, string>> = {
+  200: "a plain HTTP answer: nothing upgrades at that host and path (a web page, or a proxy with no route " +
+    "for them: Caddy answers an empty 200 when no site matches the Host); check the URL and the Host header",
   407: "a proxy on the way wants credentials (Proxy Authentication Required): connect through it with an " +
     "agent that has them (NodeTransport.layerWith), or check those the agent has",
   502: "a proxy answers so when the server behind it failed or closed; retrying helps once it is back",
