@@ -102,10 +102,10 @@ describeFirefox("round 20: lifeline in Firefox ESR", () => {
     const hanging = await server()
     await run(hanging.hangHandshake)
     await lab(p, "open", "h", { url: hanging.url, retryMillis: 50, openTimeoutMillis: 300 })
-    await lab(p, "awaitCount", "h", "Backoff", 9, 8_000)
+    await lab(p, "awaitCount", "h", "Backoff", 7, 8_000)
     expect(await run(hanging.requests)).toBe(6)
     await run(hanging.behave)
-    await sleep(1_500)
+    await sleep(1_000)
     // The server answers again: the Client's attempts time out in Firefox, none reaches it.
     expect(await lab(p, "count", "h", "Open")).toBe(0)
     expect(await run(hanging.requests)).toBe(6)
