@@ -7,16 +7,17 @@
  * What Chromium does, where it differs, is said at each test (docs/trials.md, round 20).
  */
 import { Effect } from "effect"
-import { expect, it } from "vitest"
+import { afterAll, afterEach, describe, expect, it } from "vitest"
 import { TestServer } from "../src/testing/index.js"
 import type { burst as Burst } from "./browser/burst.js"
 import type { Lab, Wire } from "./browser/client.js"
 import type { firefoxPage as FirefoxPage } from "./browser/firefox.js"
 import type { refusedPage as RefusedPage } from "./browser/refused.js"
+import { compatExpected, serverControl } from "./support/compatInBrowser.js"
 import { describeFirefox, firefoxApi, firefoxSession } from "./support/firefox.js"
 
 // Cross-origin isolated (COOP/COEP on every answer): a page can make a SharedArrayBuffer only then.
-const session = firefoxSession(["client", "firefox", "refused", "burst"], {
+const session = firefoxSession(["client", "firefox", "refused", "burst", "compat"], {
   "cross-origin-opener-policy": "same-origin",
   "cross-origin-embedder-policy": "require-corp"
 })
@@ -293,5 +294,58 @@ describeFirefox("round 20: lifeline in Firefox ESR", () => {
     }
     expect(millis[4]!).toBeGreaterThan(500)
     expect(millis[4]!).toBeGreaterThan(millis[1]!)
+  })
+
+  describe("effect-lifeline/compat: the portable scenarios (test/compat/scenarios.ts) in Firefox, with Chromium's expectations", () => {
+    // One frame for the scenarios, in turn (each closes what it opened), as in chromium.test.ts.
+    let frame: number | undefined
+    const command = session.kit
+    const shared = async () => {
+      if (frame !== undefined) return frame
+      frame = 10_000
+      await command().command({ op: "open", frame, name: "compat" }, 15_000)
+      return frame
+    }
+
+    afterEach(async () => {
+      command().setControl(undefined)
+      if (frame === undefined) return
+      expect(await command().command({ op: "errors", frame })).toEqual([])
+    })
+
+    afterAll(async () => {
+      if (frame !== undefined) await command().command({ op: "close", frame })
+    })
+
+    for (const { name, seen, server: serverOptions } of compatExpected) {
+      it(name, async () => {
+        const opened = await shared()
+        const echo = await server(serverOptions)
+        const control = serverControl(echo) as unknown as Record<
+          string,
+          (...args: ReadonlyArray<unknown>) => Promise<unknown>
+        >
+        command().setControl((method, args) => control[method]!(...args))
+        const result = await command().command({
+          op: "call",
+          frame: opened,
+          api: "runScenario",
+          method: "",
+          args: [name, echo.url]
+        }, 20_000)
+        expect(result).toEqual(seen)
+        if (name === "throwingListener") {
+          // A listener that throws is reported as browsers report listener errors: an uncaught
+          // error in the page, each once, and nothing else went wrong.
+          const thrown = await command().command({ op: "errors", frame: opened }) as Array<string>
+          expect(thrown.map((line) => /^error: (.*)$/m.exec(line)?.[1])).toEqual([
+            "a bug in the app",
+            "another bug in the app",
+            "a bug in the app",
+            "another bug in the app"
+          ])
+        }
+      })
+    }
   })
 })

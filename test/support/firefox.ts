@@ -8,9 +8,12 @@
  * `firefox-esr --headless --no-remote --profile <fresh dir> <origin>/runner.html`. The runner page
  * long-polls the server for commands (GET /next) and posts each result back (POST /result):
  * - `open`: a fresh iframe on /<name>.html (its own window: the sockets it made go with it);
- * - `call`: `iframe.contentWindow[api][method](...args)`, awaited, plain data back;
+ * - `call`: `iframe.contentWindow[api][method](...args)` (method "": `[api](...args)`), awaited,
+ *   plain data back;
  * - `close`: the iframe removed, with the `error`s, `unhandledrejection`s and `console.error`s
  *   its window saw (recorded by a classic script that runs before the page's module).
+ * A page may call back into Node: `window.serverControl(method, args)` posts to /control, answered
+ * by the handler given to `kit.setControl` (the compat scenarios' ServerControl).
  * Firefox is started once per test file (seconds: its startup is most of the file's time) and its
  * process group killed at the end; the profile (a user.js: no updates, telemetry, first-run pages,
  * and every connection but to 127.0.0.1 sent to a proxy that is not there) is removed.
@@ -115,6 +118,9 @@ addEventListener("error", (e) => __errors.push("error: " + (e.error && e.error.s
 addEventListener("unhandledrejection", (e) => __errors.push("unhandledrejection: " + (e.reason && e.reason.message !== undefined ? e.reason.name + ": " + e.reason.message : String(e.reason))));
 const consoleError = console.error.bind(console);
 console.error = (...args) => { __errors.push("console.error: " + args.map(String).join(" ")); consoleError(...args) };
+window.serverControl = (method, args) => fetch("/control", { method: "POST", body: JSON.stringify({ method, args }) })
+  .then((response) => response.json())
+  .then((answer) => answer.ok ? answer.value : Promise.reject(new Error(answer.error)));
 </script>`
 
 const html = (name: string) =>
@@ -154,7 +160,8 @@ const run = async (command) => {
     frames.delete(command.frame);
     return errors;
   }
-  return await w[command.api][command.method](...command.args);
+  const target = w[command.api];
+  return await (command.method === "" ? target(...command.args) : target[command.method](...command.args));
 };
 const loop = async () => {
   for (;;) {
@@ -185,6 +192,10 @@ export interface FirefoxKit {
   readonly origin: string
   /** How long Firefox took from its start to its runner's first request (ms). */
   readonly startup: number
+  /** What answers a page's `serverControl(method, args)` (POST /control); none: an error. */
+  readonly setControl: (
+    handler: ((method: string, args: ReadonlyArray<unknown>) => Promise<unknown>) | undefined
+  ) => void
   /** Runs a command in the runner page (bounded: `within` ms). */
   readonly command: (command: Command, within?: number) => Promise<unknown>
   readonly close: () => Promise<void>
@@ -206,6 +217,7 @@ export const startFirefox = async (
   const queue: Array<Command & { readonly id: number }> = []
   const polls: Array<Http.ServerResponse> = []
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>()
+  let control: ((method: string, args: ReadonlyArray<unknown>) => Promise<unknown>) | undefined
   let connected: (() => void) | undefined
   const firstPoll = new Promise<void>((resolve) => connected = resolve)
   const deliver = () => {
@@ -223,6 +235,24 @@ export const startFirefox = async (
         if (at >= 0) polls.splice(at, 1)
       })
       deliver()
+      return
+    }
+    if (request.url === "/control" && request.method === "POST") {
+      const chunks: Array<Buffer> = []
+      request.on("data", (chunk: Buffer) => chunks.push(chunk))
+      request.on("end", () => {
+        const answer = (body: unknown) =>
+          response.writeHead(200, { ...headers, "content-type": "application/json" }).end(JSON.stringify(body))
+        const { args, method } = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+          method: string
+          args: ReadonlyArray<unknown>
+        }
+        if (control === undefined) return answer({ ok: false, error: `no control for ${method}` })
+        control(method, args ?? []).then(
+          (value) => answer({ ok: true, value: value ?? null }),
+          (error: unknown) => answer({ ok: false, error: String(error) })
+        )
+      })
       return
     }
     if (request.url === "/result" && request.method === "POST") {
@@ -322,6 +352,9 @@ export const startFirefox = async (
   return {
     origin,
     startup,
+    setControl: (handler) => {
+      control = handler
+    },
     command: (command, within = 10_000) =>
       new Promise((resolve, reject) => {
         const id = next++
