@@ -1,6 +1,6 @@
 /**
- * Page script for trialsRound20Firefox.test.ts (it runs in Firefox too, and in Chromium: the
- * same calls, to compare): the platform's own WebSocket on a refused handshake, the crash pattern
+ * Page script for trialsRound20Firefox.test.ts (it bundles for any browser: round 20 ran the same
+ * calls by hand in Chromium, to compare): the platform's own WebSocket on a refused handshake, the crash pattern
  * (Connections, Clients and compat sockets closed while CONNECTING), and close codes and reasons
  * the platform refuses, through a Connection, a Client and the compat facade. Plain data crosses
  * back to Node.
