@@ -218,7 +218,7 @@ describe("review 12: .ci/run installs the missing peers without a prompt", () =>
   /**
    * .ci/run copied to a temp directory and run there with PATH holding only stubs (npm, node, id,
    * sudo, apt-get; bash, dirname and env linked): nothing is installed, nothing runs in the worktree.
-   * Chromium is missing there (not on that PATH); the other peers are this machine's.
+   * Chromium and Firefox ESR are missing there (not on that PATH); the other peers are this machine's.
    */
   const run = (uid: number) => {
     const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-review12-ci-"))
@@ -260,13 +260,14 @@ describe("review 12: .ci/run installs the missing peers without a prompt", () =>
   }
   const npm = ["npm ci", "npm run typecheck", "npm run lint", "npm run build", "npm run docs"]
   /**
-   * What .ci/run finds missing there: Chromium (not on that PATH), and any other peer this machine
+   * What .ci/run finds missing there: Chromium and Firefox ESR (not on that PATH), and any other peer this machine
    * lacks (a CI machine whose install of one failed still runs this test).
    */
   const python = (module: string) =>
     ChildProcess.spawnSync("/usr/bin/python3", ["-c", `import ${module}`], { stdio: "ignore" }).status === 0
   const missing = [
     "chromium",
+    "firefox-esr",
     ...(Fs.existsSync("/usr/bin/caddy") ? [] : ["caddy"]),
     ...(python("websockets") ? [] : ["python3-websockets"]),
     ...(python("aiohttp") ? [] : ["python3-aiohttp"]),

@@ -420,7 +420,10 @@ export const unauthorized: Scenario<{ events: Array<string>; requests: number; r
   const socket = make(context, { maxRetries: 2 })
   const events = record(socket)
   await next(socket, "close")
-  // Until no request came for 300 ms (bounded): retries (browsers: a 401 is not seen) may come
+  // The last close (the one that says it is not retrying): Firefox delays each handshake after a
+  // failed one (300 ms and more by the third), which a wait for quiet alone took for the end.
+  await until(() => events.some((line) => line.startsWith("close:") && line.includes("not retrying")))
+  // Then until no request came for 300 ms (bounded): retries (browsers: a 401 is not seen) may come
   // late on a loaded machine; a request past maxRetries would still show.
   for (let round = 0, before = -1; round < 20; round++) {
     const now = await context.server.requests()
