@@ -9,7 +9,7 @@
  * table of what was tried and found.
  */
 import { expect, it } from "@effect/vitest"
-import { Duration, Effect, Option, Schedule, Stream } from "effect"
+import { Duration, Effect, Fiber, Option, Schedule, Stream } from "effect"
 import { Client, Connection } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { caddy, describeCaddy, proxySite } from "./support/caddy.js"
@@ -215,7 +215,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
   )
 
   it.scopedLive(
-    "600 sends 1 ms apart across a reload: every one accepted, none failed, none twice, in order; any missing is one written to Caddy on the old link at its close (WebSocket has no acknowledgement)",
+    "600 sends 1 ms apart across a reload: each accepted, or (at most 2, a write the reload cut) failed SendError WriteFailed and counted; none twice, in order; any other missing is one written to Caddy on the old link at its close (WebSocket has no acknowledgement)",
     () =>
       Effect.gen(function*() {
         const { peers, server } = yield* upstream({ handler: "ignore" })
@@ -225,25 +225,24 @@ describeCaddy("trials behind Caddy 2.6", () => {
         const { states } = yield* recordStates(client)
         yield* client.awaitOpen
         const total = 600
-        let accepted = 0
+        const failures: Array<{ readonly k: number; readonly error: unknown }> = []
         const sender = yield* Effect.forkScoped(Effect.forEach(
           Array.from({ length: total }, (_, k) => k),
           (k) =>
             client.send(`m${k}`).pipe(
-              Effect.tap(() =>
-                Effect.sync(() => {
-                  accepted++
-                })
-              ),
+              Effect.catchAll((error) => Effect.sync(() => failures.push({ k, error }))),
               Effect.zipLeft(Effect.sleep("1 millis"))
             ),
           { discard: true }
         ))
         yield* Effect.sleep("150 millis")
         expect(yield* proxy.reload({ sites: proxySite(port, [server.port], "    flush_interval -1") })).toBe(200)
-        expect((yield* sender.await)._tag).toBe("Success")
-        expect(accepted).toBe(total)
-        expect(yield* client.failed).toBe(0)
+        yield* Fiber.join(sender)
+        // A send whose write the reload cut (the socket failed under it; seen once in a loaded
+        // suite run) fails typed and is counted; every other one is accepted.
+        expect(failures.length).toBeLessThanOrEqual(2)
+        for (const { error } of failures) expect(error).toMatchObject({ _tag: "SendError", reason: "WriteFailed" })
+        expect(yield* client.failed).toBe(failures.length)
         yield* until("the upstream read the new link's last", () =>
           Effect.map(server.received, (received) => received.includes(`m${total - 1}`)))
         expect(states).toEqual([
@@ -263,9 +262,10 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(before).toEqual(Array.from({ length: before.length }, (_, k) => k))
         const first = after[0]!
         expect(after).toEqual(Array.from({ length: total - first }, (_, k) => first + k))
-        const lost = first - before.length
-        expect(lost).toBeGreaterThanOrEqual(0)
-        expect(lost).toBeLessThanOrEqual(2)
+        const failed = new Set(failures.map(({ k }) => k))
+        const lost = Array.from({ length: first - before.length }, (_, k) => before.length + k)
+          .filter((k) => !failed.has(k))
+        expect(lost.length).toBeLessThanOrEqual(2)
       }).pipe(Effect.provide(quietNode)),
     10_000
   )
