@@ -163,11 +163,19 @@ describe("Client with a circuit breaker per endpoint", () => {
           Array.from({ length: 200 }),
           () => Client.make({ url: server.url, ...fast })
         )
-        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Suspended")), { discard: true })
+        // All 200 Suspended: a hang guard, not a speed claim (under three CPU hogs it took 4.5 s,
+        // past the 5 s that each wait had when they ran one after another).
+        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Suspended"), "20 seconds"), {
+          discard: true,
+          concurrency: "unbounded"
+        })
         // The first wave of attempts ran while it was still closed; from here, trials only.
         const opened = yield* server.requests
         const from = yield* Clock.currentTimeMillis
         yield* Effect.sleep("1 second") // about five open periods of 200 ms
+        // A trial comes (a starved machine delayed the first past that second once: the fleet's
+        // 200 wake-ups at each retryAt take the CPU the trial needs).
+        yield* awaitTrue(Effect.map(server.requests, (requests) => requests > opened), "a trial handshake", 2000)
         const during = (yield* server.requests) - opened
         // At most one trial per open period begun in the time that really passed (a loaded
         // machine may sleep longer than asked), never one per Client.
