@@ -210,7 +210,8 @@ describe.concurrent("round 13: short trials", () => {
           expect(byCase["dual none"]).toEqual(
             closed("connect ECONNREFUSED ::1:PORT, connect ECONNREFUSED 127.0.0.1:PORT")
           )
-        }).pipe(Effect.scoped)
+        }).pipe(Effect.scoped),
+      90_000
     )
 
     it.live(
@@ -226,7 +227,8 @@ describe.concurrent("round 13: short trials", () => {
           expect(byCase["dual ::1"]).toEqual(open("::1"))
           expect(byCase["dual 127.0.0.1+::1"]).toEqual(open("::1"))
           expect(byCase["dual none"]).toEqual(closed("connect ECONNREFUSED ::1:PORT"))
-        }).pipe(Effect.scoped)
+        }).pipe(Effect.scoped),
+      90_000
     )
   })
 
@@ -260,7 +262,7 @@ describe.concurrent("round 13: short trials", () => {
               expect(resources.filter((name) => name !== "PipeWrap" && name !== "TTYWrap")).toEqual([])
             }
           }).pipe(Effect.scoped),
-        40_000
+        90_000
       )
     }
   })
@@ -354,7 +356,8 @@ describe.concurrent("round 13: long trials", () => {
           expect(feed.seen.connections).toBe(1)
           expect(report.strays).toEqual([])
           expect(report.warnings).toEqual([])
-        }).pipe(Effect.scoped)
+        }).pipe(Effect.scoped),
+      90_000
     )
   })
 
@@ -420,7 +423,7 @@ describe.concurrent("round 13: long trials", () => {
           expect(report.closed).toBe("1000 true")
           expect(report.strays).toEqual([])
         }).pipe(Effect.scoped),
-      30_000
+      90_000
     )
 
     it.live(
@@ -428,7 +431,7 @@ describe.concurrent("round 13: long trials", () => {
       () =>
         Effect.gen(function*() {
           const server = yield* TestServer.make({ record: false })
-          const connection = yield* Connection.connect(server.url, { inboundCapacity: 16, closeTimeout: "3 seconds" })
+          const connection = yield* Connection.connect(server.url, { inboundCapacity: 16, closeTimeout: "10 seconds" })
           yield* server.flood(5000, 1024)
           // the socket pauses at 16 unread frames; the rest waits in the kernel and in the server
           yield* awaitTrue(Effect.map(server.bufferedAmount, (bytes) => bytes > 0), "the server holds back")
@@ -455,7 +458,7 @@ describe.concurrent("round 13: long trials", () => {
           const opened = yield* Deferred.make<Connection.Connection>()
           const client = yield* Client.make({
             url: server.url,
-            connection: { inboundCapacity: 16, closeTimeout: "3 seconds" },
+            connection: { inboundCapacity: 16, closeTimeout: "10 seconds" },
             onOpen: (connection) => Deferred.succeed(opened, connection)
           })
           yield* client.awaitOpen

@@ -581,7 +581,10 @@ describe("round 14: state and events as apps use them", () => {
             url: server.url,
             heartbeat: false,
             ...options,
-            connection: { openTimeout: "100 millis" }
+            // Long enough that the request reaches the server and the presses land while
+            // Connecting on a loaded machine (100 ms once timed the attempt out before the server
+            // had read the request: no request, then the hour's wait).
+            connection: { openTimeout: "1 second" }
           })
           const states: Array<State> = []
           yield* Effect.fork(Stream.runForEach(client.state.changes, (state) => Effect.sync(() => states.push(state))))

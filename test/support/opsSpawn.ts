@@ -1,7 +1,7 @@
 /**
  * A child Node process (through tsx) that a test talks to by lines: it waits for a line the child
  * printed, writes to its stdin, sends it signals, and reads how it exited. Scoped: the child is
- * killed (SIGKILL) when the scope closes if it has not exited, and after `bound` ms in any case.
+ * killed (SIGKILL) when the scope closes if it has not exited, and after `bound` ms in any case (90 s by default: a hang guard, not a speed claim).
  */
 import { Deferred, Effect } from "effect"
 import { spawn } from "node:child_process"
@@ -57,7 +57,7 @@ export const spawnChild = (
     })
     child.stderr.on("data", (chunk: string) => stderr += chunk)
     child.stdin.on("error", () => {})
-    const bound = setTimeout(() => child.kill("SIGKILL"), options.bound ?? 30_000)
+    const bound = setTimeout(() => child.kill("SIGKILL"), options.bound ?? 90_000)
     child.on("close", (code, signal) => {
       clearTimeout(bound)
       Deferred.unsafeDone(exited, Effect.succeed({ code, signal, stdout, stderr }))
