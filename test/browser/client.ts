@@ -138,14 +138,14 @@ const lab = {
   /** The current state. */
   current: (id: string): Summary | undefined => entry(id).transitions.at(-1),
   /** Waits until the current state is `tag`. */
-  awaitCurrent: (id: string, tag: string, within = 5_000): Promise<void> => {
+  awaitCurrent: (id: string, tag: string, within = 10_000): Promise<void> => {
     const { transitions } = entry(id)
     return until(() => `now ${tag} in ${JSON.stringify(transitions)}`, () => transitions.at(-1)?.tag === tag, within)
   },
   /** Counts the states with this tag so far. */
   count: (id: string, tag: string): number => entry(id).transitions.filter((state) => state.tag === tag).length,
   /** Waits until the client has been in `tag` `nth` times in all. */
-  awaitCount: (id: string, tag: string, nth: number, within = 5_000): Promise<void> => {
+  awaitCount: (id: string, tag: string, nth: number, within = 10_000): Promise<void> => {
     const { transitions } = entry(id)
     return until(
       () => `${tag} x${nth} in ${JSON.stringify(transitions)}`,
@@ -154,7 +154,7 @@ const lab = {
     )
   },
   /** Waits until `count` messages arrived. */
-  awaitMessages: (id: string, count: number, within = 5_000): Promise<void> => {
+  awaitMessages: (id: string, count: number, within = 10_000): Promise<void> => {
     const { messages } = entry(id)
     return until(() => `${count} messages in ${JSON.stringify(messages)}`, () => messages.length >= count, within)
   },

@@ -210,11 +210,11 @@ export const openPage = async (kit: ChromiumKit, name: string): Promise<TestPage
   return { page, context, errors, socketErrors, close: () => context.close().catch(() => {}) }
 }
 
-/** Polls `check` (in Node) until it holds: at most `within` ms, every 10 ms. */
+/** Polls `check` (in Node) until it holds: at most `within` ms (a hang guard: 10 s by default), every 10 ms. */
 export const eventually = async (
   what: string,
   check: () => boolean | Promise<boolean>,
-  within = 5_000
+  within = 10_000
 ): Promise<void> => {
   const until = Date.now() + within
   for (let turn = 0; turn < within / 10 + 1; turn++) {
