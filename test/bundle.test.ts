@@ -72,12 +72,14 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * (the browser transport's callbacks in order, its bytes counted as `bufferedAmount` counts them,
  * what left before a close that was not clean; a URL Effect's breaker asked by a Suspended Client's
  * looks); 19,872 B (-73 B) once a Connection's sink waits on the write of the frame that crossed
- * the mark alone (the browser transport completes it within the mark), not on a poll of its own.
- * esbuild is pinned:
+ * the mark alone (the browser transport completes it within the mark), not on a poll of its own;
+ * round 20: 19,965 B (+38 B) with `maxMessageSize` counting a string's UTF-8 bytes (Jetty) and
+ * 19,993 B (+28 B) with headers under a Client's `connection` refused (Caddy): over 19.5 KiB, so
+ * the budget is 19.6 KiB (bench/README.md, round 20). esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.5
+const BUDGET_KIB = 19.6
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -108,9 +110,10 @@ const BUDGET_KIB = 19.5
  * the browser transport's write completions held past the high-water mark; 19,500 B with
  * round 16's retry Schedule fixes (+79 B alone); 19,662 B with round 16's Suspended Client that
  * waits for its breaker's retryAt (+103 B alone), so the budget is 19.3 KiB; 19,754 B (+92 B) with
- * the review of round 16; 19,686 B (-68 B) with the sink's own poll gone.
+ * the review of round 16; 19,686 B (-68 B) with the sink's own poll gone; round 20: 19,762 B with
+ * the UTF-8 count, 19,779 B with headers under `connection` refused: the budget is 19.4 KiB.
  */
-const MODULES_BUDGET_KIB = 19.3
+const MODULES_BUDGET_KIB = 19.4
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

@@ -99,6 +99,12 @@ const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
     { url, openTimeout: "1 second" },
     "openTimeout: a connection option: put it under connection (connection.openTimeout)"
   ],
+  // Before, ignored: headers in a `Connection.Options` object given as a Client's connection were not sent (round 20).
+  [
+    "headers under connection",
+    { url, connection: { headers: { authorization: "Bearer t" } } },
+    "connection.headers: a Client option: put it at the top level (headers)"
+  ],
   [
     "retry: an invalid exponentialBackoff",
     { url, retry: Reconnect.exponentialBackoff({ cap: 0 }) },

@@ -468,7 +468,11 @@ const clientFields = struct<ClientFields>(
   {
     url: Url,
     headers: clientHeaders,
-    connection: struct<CheckedOptions>(connectionChecks, CONNECTION),
+    // Headers in a `Connection.Options` given as is were not sent (round 20): the Client's are its own.
+    connection: struct<CheckedOptions>({
+      ...connectionChecks,
+      headers: is(() => false, "a Client option: put it at the top level (headers)")
+    }, CONNECTION),
     retry,
     shouldRetry: fn,
     minUptime: positiveDuration,
