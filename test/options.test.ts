@@ -106,6 +106,11 @@ const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
     "connection.headers: a Client option: put it at the top level (headers)"
   ],
   [
+    "headers under connection beside one at the top level",
+    { url, headers: { a: "b" }, connection: { headers: { authorization: "Bearer t" } } },
+    "connection.headers: a Client option: put it at the top level (headers)"
+  ],
+  [
     "retry: an invalid exponentialBackoff",
     { url, retry: Reconnect.exponentialBackoff({ cap: 0 }) },
     "retry: exponentialBackoff: cap must be"
@@ -219,6 +224,8 @@ describe("Connection options", () => {
     expect(decodeClientOptions({ url, connection: { tls: "yes" } }, node)).toEqual(
       Either.left("connection.tls: must be an object")
     )
+    // A Client's connection with empty headers (a Connection.Options object spread) loses nothing: accepted.
+    expect(Either.isRight(decodeClientOptions({ url, connection: { headers: {} } }))).toBe(true)
     // Empty headers are the shared empty record: `{ headers: {} }` decodes to the shared defaults.
     expect(decodeConnectOptions({ headers: {} }, node)).toEqual(
       Either.right(Either.getOrThrow(decodeConnectOptions({})))

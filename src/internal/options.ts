@@ -468,10 +468,11 @@ const clientFields = struct<ClientFields>(
   {
     url: Url,
     headers: clientHeaders,
-    // Headers in a `Connection.Options` given as is were not sent (round 20): the Client's are its own.
+    // Headers in a `Connection.Options` given as is were not sent (round 20): the Client's are its
+    // own (no headers, `{}`, lose nothing).
     connection: struct<CheckedOptions>({
       ...connectionChecks,
-      headers: is(() => false, "a Client option: put it at the top level (headers)")
+      headers: is((input) => isEmptyObject(input), "a Client option: put it at the top level (headers)")
     }, CONNECTION),
     retry,
     shouldRetry: fn,
