@@ -7,13 +7,13 @@
  * "round 11, behind HAProxy", has the table of what was tried and found.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Option, Schedule, Stream } from "effect"
+import { Duration, Effect, Option, Schedule } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Client, ConnectError } from "../src/index.js"
 import { rejectionDetail } from "../src/internal/classifyHandshakeError.js"
 import { TestServer } from "../src/testing/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitState, isTag, recordMessages, recordStates as recordStatesBy, until } from "./support/clientKit.js"
 import { describeHaproxy, haproxy, listen } from "./support/haproxy.js"
 import { quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
@@ -50,40 +50,8 @@ const describeState = (state: Client.ClientState): string => {
   }
 }
 
-/** Every state the Client goes through from now on, described. */
-const recordStates = (client: Client.Client) =>
-  Effect.gen(function*() {
-    const states: Array<string> = []
-    const seen: Array<Client.ClientState> = []
-    yield* Effect.forkScoped(Stream.runForEach(client.state.changes, (state) =>
-      Effect.sync(() => {
-        seen.push(state)
-        states.push(describeState(state))
-      })))
-    return { states, seen }
-  })
-
-/** Every message the Client receives, in order. */
-const recordMessages = (client: Client.Client) =>
-  Effect.gen(function*() {
-    const messages: Array<string | Uint8Array> = []
-    yield* Effect.forkScoped(Stream.runForEach(client.messages, (message) =>
-      Effect.sync(() => {
-        messages.push(message as string | Uint8Array)
-      })))
-    return messages
-  })
-
-/** Polls `done` every 10 ms, at most `turns` times; dies with `what` if it never holds. */
-const until = (what: string, done: () => boolean | Effect.Effect<boolean>, turns = 300) =>
-  Effect.gen(function*() {
-    for (let turn = 0; turn < turns; turn++) {
-      const result = done()
-      if (typeof result === "boolean" ? result : yield* result) return
-      yield* Effect.sleep("10 millis")
-    }
-    return yield* Effect.dieMessage(`never: ${what}`)
-  })
+/** Every state the Client goes through from now on, described as above, and the states themselves. */
+const recordStates = (client: Client.Client) => recordStatesBy(client, describeState)
 
 const fast = Schedule.spaced("50 millis")
 

@@ -9,11 +9,11 @@
  * table of what was tried and found.
  */
 import { expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Option, Schedule, Stream } from "effect"
+import { Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { Client, Connection } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { caddy, describeCaddy, proxySite } from "./support/caddy.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitState, isTag, recordMessages, recordStates as recordStatesBy, until } from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
 
@@ -46,40 +46,8 @@ const describeState = (state: Client.ClientState): string => {
   }
 }
 
-/** Every state the Client goes through from now on, described, and the states themselves. */
-const recordStates = (client: Client.Client) =>
-  Effect.gen(function*() {
-    const states: Array<string> = []
-    const seen: Array<Client.ClientState> = []
-    yield* Effect.forkScoped(Stream.runForEach(client.state.changes, (state) =>
-      Effect.sync(() => {
-        seen.push(state)
-        states.push(describeState(state))
-      })))
-    return { states, seen }
-  })
-
-/** Every message the Client receives, in order. */
-const recordMessages = (client: Client.Client) =>
-  Effect.gen(function*() {
-    const messages: Array<string | Uint8Array> = []
-    yield* Effect.forkScoped(Stream.runForEach(client.messages, (message) =>
-      Effect.sync(() => {
-        messages.push(message as string | Uint8Array)
-      })))
-    return messages
-  })
-
-/** Polls `done` every 10 ms, at most `turns` times; dies with `what` if it never holds. */
-const until = (what: string, done: () => boolean | Effect.Effect<boolean>, turns = 300) =>
-  Effect.gen(function*() {
-    for (let turn = 0; turn < turns; turn++) {
-      const result = done()
-      if (typeof result === "boolean" ? result : yield* result) return
-      yield* Effect.sleep("10 millis")
-    }
-    return yield* Effect.dieMessage(`never: ${what}`)
-  })
+/** Every state the Client goes through from now on, described as above, and the states themselves. */
+const recordStates = (client: Client.Client) => recordStatesBy(client, describeState)
 
 /** A TestServer that keeps every connection it accepted (`peers` lists only the open ones) and how each ended. */
 const upstream = (options: TestServer.Options = {}) =>

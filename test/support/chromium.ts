@@ -102,6 +102,32 @@ const html = (name: string) =>
   `<!doctype html><html><head><meta charset="utf-8"><title>${name}</title></head>` +
   `<body><script type="module" src="/${name}.js"></script></body></html>`
 
+/**
+ * Answers `/<name>.html` (a page that loads the bundle, from `html`) or `/<name>.js` (the bundle),
+ * with `headers`, for a page kit's server; 404 for anything else.
+ */
+export const servePageFile = (
+  request: Http.IncomingMessage,
+  response: Http.ServerResponse,
+  bundles: ReadonlyMap<string, string>,
+  headers: Readonly<Record<string, string>>,
+  html: (name: string) => string
+): void => {
+  const match = /^\/([\w-]+)\.(html|js)$/.exec(request.url ?? "")
+  const bundle = match === null ? undefined : bundles.get(match[1]!)
+  if (match === null || bundle === undefined) {
+    response.writeHead(404).end()
+    return
+  }
+  const isHtml = match[2] === "html"
+  response.writeHead(200, {
+    ...headers,
+    "content-type": isHtml ? "text/html" : "text/javascript",
+    "cache-control": "no-store"
+  })
+  response.end(isHtml ? html(match[1]!) : bundle)
+}
+
 /** What a test file holds for its whole run: one http server, one browser. */
 export interface ChromiumKit {
   readonly browser: Browser
@@ -128,19 +154,7 @@ export const startChromium = async (
       response.writeHead(204).end()
       return
     }
-    const match = /^\/([\w-]+)\.(html|js)$/.exec(request.url ?? "")
-    const bundle = match === null ? undefined : bundles.get(match[1]!)
-    if (match === null || bundle === undefined) {
-      response.writeHead(404).end()
-      return
-    }
-    const isHtml = match[2] === "html"
-    response.writeHead(200, {
-      ...headers,
-      "content-type": isHtml ? "text/html" : "text/javascript",
-      "cache-control": "no-store"
-    })
-    response.end(isHtml ? html(match[1]!) : bundle)
+    servePageFile(request, response, bundles, headers, html)
   })
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject)

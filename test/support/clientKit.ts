@@ -1,4 +1,7 @@
-/** Small waits on a Client's state, bounded so a broken client fails the test instead of hanging it. */
+/**
+ * Small waits on a Client's state, and recorders of its states and messages, bounded so that a
+ * broken client fails the test instead of hanging it.
+ */
 import { Duration, Effect, Option, Stream } from "effect"
 import type { Client } from "../../src/index.js"
 
@@ -69,4 +72,39 @@ export const echoOf = (client: Client.Client, text: string) =>
     const echo = yield* Effect.fork(Stream.runHead(client.messages))
     yield* client.send(text)
     return yield* echo
+  })
+
+/** Every state the Client goes through from now on, described by `describe`, and the states themselves. */
+export const recordStates = (client: Client.Client, describe: (state: State) => string) =>
+  Effect.gen(function*() {
+    const states: Array<string> = []
+    const seen: Array<State> = []
+    yield* Effect.forkScoped(Stream.runForEach(client.state.changes, (state) =>
+      Effect.sync(() => {
+        seen.push(state)
+        states.push(describe(state))
+      })))
+    return { states, seen }
+  })
+
+/** Every message the Client receives, in order. */
+export const recordMessages = (client: Client.Client) =>
+  Effect.gen(function*() {
+    const messages: Array<string | Uint8Array> = []
+    yield* Effect.forkScoped(Stream.runForEach(client.messages, (message) =>
+      Effect.sync(() => {
+        messages.push(message as string | Uint8Array)
+      })))
+    return messages
+  })
+
+/** Polls `done` every 10 ms, at most `turns` times; dies with `what` if it never holds. */
+export const until = (what: string, done: () => boolean | Effect.Effect<boolean>, turns = 300) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < turns; turn++) {
+      const result = done()
+      if (typeof result === "boolean" ? result : yield* result) return
+      yield* Effect.sleep("10 millis")
+    }
+    return yield* Effect.dieMessage(`never: ${what}`)
   })

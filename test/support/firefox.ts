@@ -29,7 +29,7 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect } from "vitest"
-import { bundlePage } from "./chromium.js"
+import { bundlePage, servePageFile } from "./chromium.js"
 
 /** Where Firefox is, or why it is not there. `FIREFOX_PATH`, when set, is the only place looked at. */
 export const firefoxPath = (): { readonly path: string } | { readonly missing: string } => {
@@ -281,19 +281,7 @@ export const startFirefox = async (
       response.writeHead(200, { ...headers, "content-type": "text/html", "cache-control": "no-store" }).end(RUNNER)
       return
     }
-    const match = /^\/([\w-]+)\.(html|js)$/.exec(request.url ?? "")
-    const bundle = match === null ? undefined : bundles.get(match[1]!)
-    if (match === null || bundle === undefined) {
-      response.writeHead(404).end()
-      return
-    }
-    const isHtml = match[2] === "html"
-    response.writeHead(200, {
-      ...headers,
-      "content-type": isHtml ? "text/html" : "text/javascript",
-      "cache-control": "no-store"
-    })
-    response.end(isHtml ? html(match[1]!) : bundle)
+    servePageFile(request, response, bundles, headers, html)
   })
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject)

@@ -18,6 +18,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { peer } from "./peers.js"
 import { awaitTrue } from "./poll.js"
+import { spawnPortPeer } from "./portPeer.js"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 const SOURCE = Path.join(here, "gorillaPeer.go")
@@ -83,30 +84,7 @@ const stop = (child: ChildProcess.ChildProcess) =>
   })
 
 const spawn = (args: ReadonlyArray<string>, port: number, lines: Array<string>) =>
-  Effect.gen(function*() {
-    const state = { port: undefined as number | undefined }
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const child = ChildProcess.spawn(binary(), [...args], { stdio: ["pipe", "pipe", "ignore"] })
-        let rest = ""
-        child.stdout!.setEncoding("utf8")
-        child.stdout!.on("data", (chunk: string) => {
-          const split = (rest + chunk).split("\n")
-          rest = split.pop()!
-          for (const line of split) {
-            if (line.startsWith("PORT ")) state.port = Number(line.slice(5))
-            else lines.push(line)
-          }
-        })
-        child.stdin!.on("error", () => {})
-        child.stdin!.write(`${port}\n`)
-        return child
-      }),
-      stop
-    )
-    yield* awaitTrue(Effect.sync(() => state.port !== undefined), "the Go server listens", 1000)
-    return { child, port: state.port! }
-  })
+  spawnPortPeer(binary(), args, port, lines, "the Go server listens", 1000, stop)
 
 /** A gorilla server; `args` are its flags (`-pongWait=600ms`, `-writeWait=200ms`). */
 export const goPeer = (args: ReadonlyArray<string> = []): Effect.Effect<GoPeer, never, Scope.Scope> =>

@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import { peer } from "./peers.js"
 import { awaitTrue } from "./poll.js"
+import { spawnPortPeer } from "./portPeer.js"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 const SOURCE = Path.join(here, "jettyPeer.java")
@@ -104,47 +105,28 @@ const exited = (child: ChildProcess.ChildProcess) =>
     child.once("exit", () => resume(Effect.void))
   })
 
+// A JVM starts in about a second here; six on a loaded machine.
 const spawn = (args: ReadonlyArray<string>, port: number, lines: Array<string>) =>
-  Effect.gen(function*() {
-    const state = { port: undefined as number | undefined }
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const child = ChildProcess.spawn(
-          "java",
-          [
-            // A test server: a quick start counts more than peak speed.
-            "-XX:TieredStopAtLevel=1",
-            "-XX:+UseSerialGC",
-            "-Xshare:auto",
-            "-Dorg.eclipse.jetty.util.log.class=org.eclipse.jetty.util.log.StdErrLog",
-            "-Dorg.eclipse.jetty.LEVEL=OFF",
-            "-cp",
-            [classes(), ...JARS].join(":"),
-            "jettyPeer",
-            ...args
-          ],
-          { stdio: ["pipe", "pipe", "ignore"] }
-        )
-        let rest = ""
-        child.stdout!.setEncoding("utf8")
-        child.stdout!.on("data", (chunk: string) => {
-          const split = (rest + chunk).split("\n")
-          rest = split.pop()!
-          for (const line of split) {
-            if (line.startsWith("PORT ")) state.port = Number(line.slice(5))
-            else lines.push(line)
-          }
-        })
-        child.stdin!.on("error", () => {})
-        child.stdin!.write(`${port}\n`)
-        return child
-      }),
-      killed
-    )
-    // A JVM starts in about a second here; six on a loaded machine.
-    yield* awaitTrue(Effect.sync(() => state.port !== undefined), "the Jetty server listens", 1200)
-    return { child, port: state.port! }
-  })
+  spawnPortPeer(
+    "java",
+    [
+      // A test server: a quick start counts more than peak speed.
+      "-XX:TieredStopAtLevel=1",
+      "-XX:+UseSerialGC",
+      "-Xshare:auto",
+      "-Dorg.eclipse.jetty.util.log.class=org.eclipse.jetty.util.log.StdErrLog",
+      "-Dorg.eclipse.jetty.LEVEL=OFF",
+      "-cp",
+      [classes(), ...JARS].join(":"),
+      "jettyPeer",
+      ...args
+    ],
+    port,
+    lines,
+    "the Jetty server listens",
+    1200,
+    killed
+  )
 
 /** A Jetty server; `args`: `idle=<ms>` (the /idle path's idle timeout, default 1000). */
 export const jettyPeer = (args: ReadonlyArray<string> = []): Effect.Effect<JettyPeer, never, Scope.Scope> =>
