@@ -13,45 +13,10 @@ import * as Path from "node:path"
 import { Client, ConnectError } from "../src/index.js"
 import { rejectionDetail } from "../src/internal/classifyHandshakeError.js"
 import { TestServer } from "../src/testing/index.js"
-import { awaitState, isTag, recordMessages, recordStates as recordStatesBy, until } from "./support/clientKit.js"
+import { awaitState, isTag, recordMessages, recordStates, until } from "./support/clientKit.js"
 import { describeHaproxy, haproxy, listen } from "./support/haproxy.js"
 import { quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
-
-/** A short, exact description of a state, for the record of transitions. */
-const describeState = (state: Client.ClientState): string => {
-  switch (state._tag) {
-    case "Connecting":
-    case "Open":
-      return `${state._tag} #${state.attempt}`
-    case "Backoff": {
-      const error = state.error as unknown as Record<string, unknown>
-      switch (error._tag) {
-        case "Disconnected":
-          return `Backoff #${state.attempt} Disconnected ${String(error.code)} ${String(error.initiator)} wasClean=${
-            String(error.wasClean)
-          }`
-        case "TimeoutError":
-          return `Backoff #${state.attempt} TimeoutError ${String(error.operation)}`
-        default:
-          return `Backoff #${state.attempt} ${String(error._tag)} ${String(error.reason)} ${String(error.status)}`
-      }
-    }
-    case "Closed":
-      return Option.match(state.error, {
-        onNone: () => "Closed",
-        onSome: (error) => {
-          const fields = error as unknown as Record<string, unknown>
-          return `Closed ${error._tag} ${String(fields.reason)} ${String(fields.status)}`
-        }
-      })
-    default:
-      return state._tag
-  }
-}
-
-/** Every state the Client goes through from now on, described as above, and the states themselves. */
-const recordStates = (client: Client.Client) => recordStatesBy(client, describeState)
 
 const fast = Schedule.spaced("50 millis")
 
@@ -391,7 +356,7 @@ describeHaproxy("trials behind HAProxy", () => {
           [1, 2, 3, 4],
           () => Client.make({ url: `ws://127.0.0.1:${port}`, heartbeat: false, retry: fast })
         )
-        const records = yield* Effect.forEach(clients, recordStates)
+        const records = yield* Effect.forEach(clients, (client) => recordStates(client))
         yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
         expect([yield* doomed.connections, yield* survivor.connections]).toEqual([2, 2])
         yield* doomed.kill

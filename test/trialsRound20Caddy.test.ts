@@ -13,41 +13,19 @@ import { Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { Client, Connection } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { caddy, describeCaddy, proxySite } from "./support/caddy.js"
-import { awaitState, isTag, recordMessages, recordStates as recordStatesBy, until } from "./support/clientKit.js"
+import {
+  awaitState,
+  describeState,
+  isTag,
+  recordMessages,
+  recordStates as recordStatesBy,
+  until
+} from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
 
-/** A short, exact description of a state, for the record of transitions. */
-const describeState = (state: Client.ClientState): string => {
-  switch (state._tag) {
-    case "Connecting":
-    case "Open":
-      return `${state._tag} #${state.attempt}`
-    case "Backoff": {
-      const error = state.error as unknown as Record<string, unknown>
-      switch (error._tag) {
-        case "Disconnected":
-          return `Backoff #${state.attempt} Disconnected ${String(error.code)} ${String(error.initiator)} wasClean=${
-            String(error.wasClean)
-          }`
-        case "TimeoutError":
-          return `Backoff #${state.attempt} TimeoutError ${String(error.operation)}`
-        default:
-          return `Backoff #${state.attempt} ${String(error._tag)} ${String(error.reason)} ${String(error.status)}`
-      }
-    }
-    case "Closed":
-      return Option.match(state.error, {
-        onNone: () => "Closed",
-        onSome: (error) => `Closed ${error._tag}`
-      })
-    default:
-      return state._tag
-  }
-}
-
-/** Every state the Client goes through from now on, described as above, and the states themselves. */
-const recordStates = (client: Client.Client) => recordStatesBy(client, describeState)
+/** Every state the Client goes through from now on, described (a Closed one by its tag), and the states themselves. */
+const recordStates = (client: Client.Client) => recordStatesBy(client, (state) => describeState(state, false))
 
 /** A TestServer that keeps every connection it accepted (`peers` lists only the open ones) and how each ended. */
 const upstream = (options: TestServer.Options = {}) =>

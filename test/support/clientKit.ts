@@ -74,8 +74,44 @@ export const echoOf = (client: Client.Client, text: string) =>
     return yield* echo
   })
 
+/**
+ * A short, exact description of a state, for a record of transitions: the attempt, a Backoff's
+ * error with its code or reason, a Closed one's tag (and with `closedDetail`, its reason and status).
+ */
+export const describeState = (state: State, closedDetail = true): string => {
+  switch (state._tag) {
+    case "Connecting":
+    case "Open":
+      return `${state._tag} #${state.attempt}`
+    case "Backoff": {
+      const error = state.error as unknown as Record<string, unknown>
+      switch (error._tag) {
+        case "Disconnected":
+          return `Backoff #${state.attempt} Disconnected ${String(error.code)} ${String(error.initiator)} wasClean=${
+            String(error.wasClean)
+          }`
+        case "TimeoutError":
+          return `Backoff #${state.attempt} TimeoutError ${String(error.operation)}`
+        default:
+          return `Backoff #${state.attempt} ${String(error._tag)} ${String(error.reason)} ${String(error.status)}`
+      }
+    }
+    case "Closed":
+      return Option.match(state.error, {
+        onNone: () => "Closed",
+        onSome: (error) => {
+          if (!closedDetail) return `Closed ${error._tag}`
+          const fields = error as unknown as Record<string, unknown>
+          return `Closed ${error._tag} ${String(fields.reason)} ${String(fields.status)}`
+        }
+      })
+    default:
+      return state._tag
+  }
+}
+
 /** Every state the Client goes through from now on, described by `describe`, and the states themselves. */
-export const recordStates = (client: Client.Client, describe: (state: State) => string) =>
+export const recordStates = (client: Client.Client, describe: (state: State) => string = describeState) =>
   Effect.gen(function*() {
     const states: Array<string> = []
     const seen: Array<State> = []
