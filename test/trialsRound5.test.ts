@@ -205,9 +205,10 @@ describe("round 5 trials: close and reconnect in each phase on the callback path
       expect(yield* server.requests).toBe(1)
       yield* client.reconnect
       yield* server.behave
-      // Without the skip this waits a minute in Backoff.
+      // Without the skip this waits a minute in Backoff (15 s: a hang guard well under that minute;
+      // 5 s ran out once in a full run on a slow machine).
       // A new series: attempt 1 again, on the second request.
-      expect(yield* awaitState(client, isTag("Open"))).toMatchObject({ _tag: "Open", attempt: 1 })
+      expect(yield* awaitState(client, isTag("Open"), "15 seconds")).toMatchObject({ _tag: "Open", attempt: 1 })
       expect(yield* server.requests).toBe(2)
       expect(yield* server.accepted).toBe(1)
     })).pipe(provideNode))
