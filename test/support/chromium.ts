@@ -240,31 +240,39 @@ export const eventually = async (
 }
 
 /**
- * A test file's Chromium: the kit, started once for the file, and what each test opened (pages,
- * then scopes: servers and the like), closed after it, with every page's errors expected empty.
- * Call `hooks()` inside the file's `describeChromium`, so that a machine without Chromium starts none.
+ * A test file's browser: its kit, started once for the file (`start`, within `startWithin` ms), and
+ * what each test opened (pages, then scopes: servers and the like), closed after it, with every
+ * page's errors expected empty. Call `hooks()` inside the file's describe that skips without the
+ * browser, so that a machine without it starts none. The Chromium and Firefox sessions are this.
  */
-export interface ChromiumSession {
+export interface BrowserSession<Kit, P> {
   /** The running kit (inside a test). */
-  readonly kit: () => ChromiumKit
+  readonly kit: () => Kit
   /** A fresh page on /<name>.html, closed after the test. */
-  readonly page: (name: string) => Promise<TestPage>
+  readonly page: (name: string) => Promise<P>
   /** Runs `effect` in a scope closed after the test (a TestServer, an rpc server...). */
   readonly inScope: <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Promise<A>
   readonly hooks: () => void
 }
 
-export const chromiumSession = (
-  bundles: ReadonlyArray<string>,
-  headers: Readonly<Record<string, string>> = {}
-): ChromiumSession => {
-  let kit: ChromiumKit | undefined
-  let pages: Array<TestPage> = []
+export const browserSession = <
+  Kit extends { readonly close: () => Promise<void> },
+  P extends {
+    readonly errors: ReadonlyArray<string>
+    readonly close: () => Promise<void>
+  }
+>(
+  start: () => Promise<Kit>,
+  startWithin: number,
+  open: (kit: Kit, name: string) => Promise<P>
+): BrowserSession<Kit, P> => {
+  let kit: Kit | undefined
+  let pages: Array<P> = []
   let scopes: Array<Scope.CloseableScope> = []
   return {
     kit: () => kit!,
     page: async (name) => {
-      const opened = await openPage(kit!, name)
+      const opened = await open(kit!, name)
       pages.push(opened)
       return opened
     },
@@ -275,8 +283,8 @@ export const chromiumSession = (
     },
     hooks: () => {
       beforeAll(async () => {
-        kit = await startChromium(bundles, headers)
-      }, 30_000)
+        kit = await start()
+      }, startWithin)
       afterAll(async () => {
         await kit?.close()
       })
@@ -292,6 +300,14 @@ export const chromiumSession = (
     }
   }
 }
+
+/** A test file's Chromium (`browserSession`). */
+export type ChromiumSession = BrowserSession<ChromiumKit, TestPage>
+
+export const chromiumSession = (
+  bundles: ReadonlyArray<string>,
+  headers: Readonly<Record<string, string>> = {}
+): ChromiumSession => browserSession(() => startChromium(bundles, headers), 30_000, openPage)
 
 /**
  * The API a page script puts on `globalThis[name]`, called from Node: `call(page, method, ...args)`

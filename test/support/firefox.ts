@@ -21,15 +21,15 @@
  * `firefoxPath` finds it: `FIREFOX_PATH` if set, else /usr/bin/firefox-esr or /usr/bin/firefox.
  * None: `describeFirefox` skips its tests with one loud warning (`.ci/run` installs firefox-esr).
  */
-import { Effect, Exit, Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll, afterEach, beforeAll, describe, expect } from "vitest"
-import { bundlePage, servePageFile } from "./chromium.js"
+import { describe } from "vitest"
+import type { BrowserSession } from "./chromium.js"
+import { browserSession, bundlePage, servePageFile } from "./chromium.js"
 
 /** Where Firefox is, or why it is not there. `FIREFOX_PATH`, when set, is the only place looked at. */
 export const firefoxPath = (): { readonly path: string } | { readonly missing: string } => {
@@ -379,66 +379,29 @@ export interface FirefoxPage {
  * then scopes), closed after it, every page's errors expected empty. Call `hooks()` inside the
  * file's `describeFirefox`, so that a machine without Firefox starts none.
  */
-export interface FirefoxSession {
-  readonly kit: () => FirefoxKit
-  /** A fresh iframe on /<name>.html, ready; closed after the test. */
-  readonly page: (name: string) => Promise<FirefoxPage>
-  /** Runs `effect` in a scope closed after the test. */
-  readonly inScope: <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Promise<A>
-  readonly hooks: () => void
-}
+export type FirefoxSession = BrowserSession<FirefoxKit, FirefoxPage>
 
 export const firefoxSession = (
   bundles: ReadonlyArray<string>,
   headers: Readonly<Record<string, string>> = {},
   prefs: Readonly<Record<string, string | number | boolean>> = {}
 ): FirefoxSession => {
-  let kit: FirefoxKit | undefined
   let frames = 0
-  let pages: Array<FirefoxPage> = []
-  let scopes: Array<Scope.CloseableScope> = []
-  return {
-    kit: () => kit!,
-    page: async (name) => {
-      const frame = frames++
-      await kit!.command({ op: "open", frame, name }, 15_000)
-      const errors: Array<string> = []
-      let closed = false
-      const opened: FirefoxPage = {
-        frame,
-        errors,
-        close: async () => {
-          if (closed) return
-          closed = true
-          errors.push(...(await kit!.command({ op: "close", frame }) as Array<string>))
-        }
+  return browserSession(() => startFirefox(bundles, headers, prefs), 45_000, async (kit, name) => {
+    const frame = frames++
+    await kit.command({ op: "open", frame, name }, 15_000)
+    const errors: Array<string> = []
+    let closed = false
+    return {
+      frame,
+      errors,
+      close: async () => {
+        if (closed) return
+        closed = true
+        errors.push(...(await kit.command({ op: "close", frame }) as Array<string>))
       }
-      pages.push(opened)
-      return opened
-    },
-    inScope: (effect) => {
-      const scope = Effect.runSync(Scope.make())
-      scopes.push(scope)
-      return Effect.runPromise(Scope.extend(effect, scope))
-    },
-    hooks: () => {
-      beforeAll(async () => {
-        kit = await startFirefox(bundles, headers, prefs)
-      }, 45_000)
-      afterAll(async () => {
-        await kit?.close()
-      })
-      afterEach(async () => {
-        const opened = pages
-        pages = []
-        for (const each of opened) await each.close()
-        const held = scopes
-        scopes = []
-        for (const scope of held) await Effect.runPromise(Scope.close(scope, Exit.void))
-        for (const each of opened) expect(each.errors).toEqual([])
-      })
     }
-  }
+  })
 }
 
 /**

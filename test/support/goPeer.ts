@@ -11,14 +11,13 @@
 import type { Scope } from "effect"
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
-import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { peer } from "./peers.js"
 import { awaitTrue } from "./poll.js"
-import { spawnPortPeer } from "./portPeer.js"
+import { cachedBuild, killed, spawnPortPeer } from "./portPeer.js"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 const SOURCE = Path.join(here, "gorillaPeer.go")
@@ -34,34 +33,27 @@ export const hasGorilla = peer(
 let built: string | undefined
 
 /** The server's binary: built on first use (a few seconds cold), then the cached one. */
-const binary = (): string => {
-  if (built !== undefined) return built
-  const source = Fs.readFileSync(SOURCE)
-  const hash = Crypto.createHash("sha256").update(source).digest("hex").slice(0, 16)
-  const dir = Path.join(Os.tmpdir(), `lifeline-gorilla-${hash}`)
-  const target = Path.join(dir, "gorillaPeer")
-  if (!Fs.existsSync(target)) {
-    Fs.mkdirSync(dir, { recursive: true })
-    // GOPATH mode builds a file from anywhere: a copy beside the binary, what was hashed.
-    const main = Path.join(dir, "main.go")
-    Fs.writeFileSync(main, source)
-    const partial = `${target}.${process.pid}`
-    const result = ChildProcess.spawnSync("go", ["build", "-o", partial, main], {
-      cwd: dir,
-      env: {
-        ...process.env,
-        GO111MODULE: "off",
-        GOPATH,
-        GOCACHE: Path.join(Os.tmpdir(), "lifeline-gocache"),
-        GOFLAGS: ""
-      },
-      encoding: "utf8"
-    })
-    if (result.status !== 0) throw new Error(`go build of gorillaPeer.go failed: ${result.stderr}`)
-    Fs.renameSync(partial, target)
-  }
-  return built = target
-}
+const binary = (): string =>
+  built ??= Path.join(
+    cachedBuild(SOURCE, "gorilla", "gorillaPeer", (dir, text) => {
+      // GOPATH mode builds a file from anywhere: a copy beside the binary, what was hashed.
+      const main = Path.join(dir, "main.go")
+      Fs.writeFileSync(main, text)
+      const result = ChildProcess.spawnSync("go", ["build", "-o", Path.join(dir, "gorillaPeer"), main], {
+        cwd: dir,
+        env: {
+          ...process.env,
+          GO111MODULE: "off",
+          GOPATH,
+          GOCACHE: Path.join(Os.tmpdir(), "lifeline-gocache"),
+          GOFLAGS: ""
+        },
+        encoding: "utf8"
+      })
+      if (result.status !== 0) throw new Error(`go build of gorillaPeer.go failed: ${result.stderr}`)
+    }),
+    "gorillaPeer"
+  )
 
 export interface GoPeer {
   readonly url: (path: string) => string
@@ -76,15 +68,8 @@ export interface GoPeer {
   readonly restart: Effect.Effect<void, never, Scope.Scope>
 }
 
-const stop = (child: ChildProcess.ChildProcess) =>
-  Effect.async<void>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-    child.once("exit", () => resume(Effect.void))
-    child.kill("SIGKILL")
-  })
-
 const spawn = (args: ReadonlyArray<string>, port: number, lines: Array<string>) =>
-  spawnPortPeer(binary(), args, port, lines, "the Go server listens", 1000, stop)
+  spawnPortPeer(binary(), args, port, lines, "the Go server listens", 1000, killed)
 
 /** A gorilla server; `args` are its flags (`-pongWait=600ms`, `-writeWait=200ms`). */
 export const goPeer = (args: ReadonlyArray<string> = []): Effect.Effect<GoPeer, never, Scope.Scope> =>
@@ -98,7 +83,7 @@ export const goPeer = (args: ReadonlyArray<string> = []): Effect.Effect<GoPeer, 
       port,
       lines,
       linesOf: (prefix) => lines.filter((line) => line.startsWith(prefix)).map((line) => line.slice(prefix.length)),
-      kill: Effect.suspend(() => stop(current)),
+      kill: Effect.suspend(() => killed(current)),
       restart: Effect.gen(function*() {
         current = (yield* spawn(args, port, lines)).child
       })

@@ -11,15 +11,13 @@
  */
 import { Effect, Exit, Scope } from "effect"
 import * as ChildProcess from "node:child_process"
-import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import { peer } from "./peers.js"
 import { awaitTrue } from "./poll.js"
-import { spawnPortPeer } from "./portPeer.js"
+import { cachedBuild, killed, spawnPortPeer } from "./portPeer.js"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 const SOURCE = Path.join(here, "jettyPeer.java")
@@ -51,31 +49,15 @@ export const hasJetty = peer(
 let compiled: string | undefined
 
 /** The directory of the server's classes: compiled on first use (a few seconds cold), then the cached one. */
-const classes = (): string => {
-  if (compiled !== undefined) return compiled
-  const source = Fs.readFileSync(SOURCE)
-  const hash = Crypto.createHash("sha256").update(source).digest("hex").slice(0, 16)
-  const dir = Path.join(Os.tmpdir(), `lifeline-jetty-${hash}`)
-  if (!Fs.existsSync(Path.join(dir, "jettyPeer.class"))) {
-    // Compiled into a directory of this process, renamed into place whole.
-    const partial = `${dir}.${process.pid}`
-    Fs.rmSync(partial, { recursive: true, force: true })
-    Fs.mkdirSync(partial, { recursive: true })
+const classes = (): string =>
+  compiled ??= cachedBuild(SOURCE, "jetty", "jettyPeer.class", (dir) => {
     const result = ChildProcess.spawnSync(
       "javac",
-      ["-nowarn", "-d", partial, "-cp", JARS.join(":"), SOURCE],
+      ["-nowarn", "-d", dir, "-cp", JARS.join(":"), SOURCE],
       { encoding: "utf8" }
     )
     if (result.status !== 0) throw new Error(`javac of jettyPeer.java failed: ${result.stderr}`)
-    try {
-      Fs.renameSync(partial, dir)
-    } catch {
-      // Another run put it there first.
-      Fs.rmSync(partial, { recursive: true, force: true })
-    }
-  }
-  return compiled = dir
-}
+  })
 
 export interface JettyPeer {
   readonly url: (path: string) => string
@@ -91,13 +73,6 @@ export interface JettyPeer {
   /** A new server process on the same port. */
   readonly restart: Effect.Effect<void, never, Scope.Scope>
 }
-
-const killed = (child: ChildProcess.ChildProcess) =>
-  Effect.async<void>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-    child.once("exit", () => resume(Effect.void))
-    child.kill("SIGKILL")
-  })
 
 const exited = (child: ChildProcess.ChildProcess) =>
   Effect.async<void>((resume) => {

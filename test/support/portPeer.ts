@@ -5,6 +5,10 @@
  */
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { awaitTrue } from "./poll.js"
 
 /**
@@ -43,4 +47,39 @@ export const spawnPortPeer = (
     )
     yield* awaitTrue(Effect.sync(() => state.port !== undefined), what, polls)
     return { child, port: state.port! }
+  })
+
+/**
+ * The build of `source` (the peer's own source file), cached by its hash in the temp dir:
+ * `build(dir, text)` fills a directory of this process's, renamed into place whole (another run may
+ * have put one there first); the directory, which holds `product`.
+ */
+export const cachedBuild = (
+  source: string,
+  name: string,
+  product: string,
+  build: (dir: string, text: Buffer) => void
+): string => {
+  const text = Fs.readFileSync(source)
+  const hash = Crypto.createHash("sha256").update(text).digest("hex").slice(0, 16)
+  const dir = Path.join(Os.tmpdir(), `lifeline-${name}-${hash}`)
+  if (Fs.existsSync(Path.join(dir, product))) return dir
+  const partial = `${dir}.${process.pid}`
+  Fs.rmSync(partial, { recursive: true, force: true })
+  Fs.mkdirSync(partial, { recursive: true })
+  build(partial, text)
+  if (Fs.existsSync(Path.join(dir, product))) Fs.rmSync(partial, { recursive: true, force: true })
+  else {
+    Fs.rmSync(dir, { recursive: true, force: true })
+    Fs.renameSync(partial, dir)
+  }
+  return dir
+}
+
+/** SIGKILL, and its exit awaited: no close frame, TCP ends as the kernel closes the sockets. */
+export const killed = (child: ChildProcess.ChildProcess) =>
+  Effect.async<void>((resume) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+    child.once("exit", () => resume(Effect.void))
+    child.kill("SIGKILL")
   })
