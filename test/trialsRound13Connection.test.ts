@@ -648,6 +648,34 @@ describe("round 13: a real peer with a message limit (Python websockets, max_siz
       }).pipe(provideNode),
     20_000
   )
+
+  it.scopedLive.skipIf(!hasWebsockets)(
+    "a Stream of text run into a Client's sink with maxMessageSize at the peer's 1 MiB, counted in UTF-8 bytes: 524,288 'é' (1 MiB) goes and is echoed; 524,289 (1 MiB + 2) fails the sink with SendError TooLarge carrying it, before any write; the peer never sees it (no 1009), the Client stays Open on one connection and the next send is echoed",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* pythonEcho
+        const client = yield* Client.make({
+          url,
+          heartbeat: false,
+          connection: { maxMessageSize: 1024 * 1024 }
+        })
+        const echoes: Array<number> = []
+        yield* Effect.forkScoped(
+          Stream.runForEach(client.messages, (message) => Effect.sync(() => echoes.push(String(message).length)))
+        )
+        const fits = "é".repeat(512 * 1024)
+        const over = "é".repeat(512 * 1024 + 1)
+        const run = yield* Effect.either(Stream.run(Stream.make("ok", fits, over, "never"), client.sink))
+        expect(Either.isLeft(run) && run.left).toMatchObject({ _tag: "SendError", reason: "TooLarge" })
+        expect(Either.isLeft(run) && (run.left as SendError).payload).toBe(over)
+        yield* client.send("after")
+        yield* awaitTrue(Effect.sync(() => echoes.length === 3), "three echoes")
+        expect(echoes).toEqual(["ok".length, fits.length, "after".length])
+        expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+        expect(yield* client.failed).toBe(0)
+      }).pipe(provideNode),
+    20_000
+  )
 })
 
 describe("round 13: closing", () => {
