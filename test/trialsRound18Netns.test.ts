@@ -75,7 +75,7 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.connections).toBe(2)
         expect(report.leftover).toEqual([])
       }),
-    30_000
+    90_000
   )
 
   it.live.skipIf(!can)(
@@ -98,7 +98,7 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.failed).toEqual([])
         expect(report.failedCount).toBe(0)
       }),
-    30_000
+    90_000
   )
 
   it.live.skipIf(!can)(
@@ -117,7 +117,7 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.serverSide).toBe(1)
         expect(report.descriptorsLeft).toBe(report.serverSide)
       }),
-    30_000
+    90_000
   )
 
   it.live.skipIf(!can)(
@@ -136,7 +136,7 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.serverSide).toBe(1)
         expect(report.descriptorsLeft).toBe(report.serverSide)
       }),
-    30_000
+    90_000
   )
 
   it.live.skipIf(!can)(
@@ -150,7 +150,7 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(report.connections).toBe(1)
         expect(report.failed).toEqual([])
       }),
-    30_000
+    90_000
   )
 
   it.live.skipIf(!can)(
@@ -161,7 +161,7 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         expect(tags(report.seen)).toEqual(["Connecting", "Open", "Backoff TimeoutError heartbeat", "Closed"])
         expect(report.received).toBeLessThan(16)
       }),
-    30_000
+    90_000
   )
 
   it.live.skipIf(!can)(
@@ -191,6 +191,6 @@ describe.concurrent("round 18: faults in the kernel (a private network namespace
         )
         expect(report.unreachableClient.error).toBe("ConnectError NetworkUnreachable")
       }),
-    30_000
+    90_000
   )
 })

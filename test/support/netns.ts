@@ -86,7 +86,7 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
  * Runs `node --import tsx test/support/<script> <name> ...args` inside namespace `name` and waits
  * for its exit (SIGKILL after `bound` ms, and when the scope closes before it exited).
  */
-export const spawnInNetns = (name: string, script: string, args: ReadonlyArray<string>, bound = 40_000) =>
+export const spawnInNetns = (name: string, script: string, args: ReadonlyArray<string>, bound = 90_000) =>
   Effect.gen(function*() {
     const exited = yield* Deferred.make<NetnsExit>()
     const file = fileURLToPath(new URL(`./${script}`, import.meta.url))
