@@ -281,8 +281,11 @@ describeChromium("Chromium, round 10: @effect/rpc over effect-lifeline/platform"
     // closeTimeout, 4.5 s (3 s was once too short with four Chromium files running at once).
     await eventually("Backoff", async () => (await r10(p, "count", "c", "Backoff")) === 1, 4_500)
     await rpc.restore()
-    await eventually("Open again", async () => (await r10(p, "count", "c", "Open")) === 2)
-    expect(await r10(p, "states", "c")).toEqual(["Connecting", "Open", "Backoff", "Connecting", "Open"])
+    // The retry is 50 ms after the Backoff: on a loaded machine an attempt can start before the
+    // restore and go unanswered in the blackhole until its 2 s openTimeout (then Backoff again).
+    await eventually("Open again", async () => (await r10(p, "count", "c", "Open")) === 2, 15_000)
+    const states = (await r10(p, "states", "c")).join(" ")
+    expect(states).toMatch(/^Connecting Open Backoff Connecting (Backoff Connecting )*Open$/)
     await r10(p, "close", "c")
   })
 
