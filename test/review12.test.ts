@@ -280,6 +280,8 @@ describe("review 12: .ci/run installs the missing peers without a prompt", () =>
     ...(Fs.existsSync("/usr/share/java/jetty9-server.jar") ? [] : ["libjetty9-java"]),
     ...(Fs.existsSync("/usr/share/java/jetty9-websocket-server.jar") ? [] : ["libjetty9-extra-java"]),
     ...(Fs.existsSync("/usr/share/java/servlet-api.jar") ? [] : ["libservlet-api-java"]),
+    ...(Fs.existsSync("/usr/bin/libwebsockets-test-server") ? [] : ["libwebsockets-test-server"]),
+    ...(Fs.existsSync("/usr/bin/websocketd") ? [] : ["websocketd"]),
     ...(Fs.existsSync("/usr/bin/script") ? [] : ["bsdutils"])
   ].join(" ")
 
