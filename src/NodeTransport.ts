@@ -334,7 +334,7 @@ function socketOnError(this: WebSocket, error: Error): void {
   const state = (this as LifelineWebSocket)[kSocket]!
   if (state.phase === OPENED_PHASE) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
   else {
-    const failure = classifyHandshakeError(error, tlsCompleted(state))
+    const failure = classifyHandshakeError(error, tlsCompleted(state), offeredProtocols.has(state))
     const proxy = proxies.get(state)
     state.fail(proxy === undefined ? failure : beforeTunnel(failure, error, proxy))
   }
@@ -441,6 +441,9 @@ const proxyRefused = (proxy: ProxyWatch, status: number, text: string): string =
 const tlsRequests = new WeakMap<NodeSocket, ClientRequest>()
 
 /** Node's TLSSocket sets `authorized`, or `authorizationError`, once its handshake completes. */
+/** The sockets whose handshake offered subprotocols (for the hint of a hang-up without an answer). */
+const offeredProtocols = new WeakSet<NodeSocket>()
+
 function tlsCompleted(state: NodeSocket): boolean {
   const tcp = tlsRequests.get(state)?.socket
   return tcp instanceof Tls.TLSSocket && (tcp.authorized || tcp.authorizationError !== null)
@@ -548,6 +551,7 @@ const openThrough = (
   }
   const socket = new NodeSocket(ws, listener)
   ws[kSocket] = socket
+  if (request.protocols.length > 0) offeredProtocols.add(socket)
   ws.on("error", socketOnError)
   if (request.url.protocol === "wss:" || agent !== undefined) {
     const handshake: unknown = Reflect.get(ws, "_req")

@@ -154,6 +154,11 @@ const AFTER_TLS = "after the TLS handshake, before the server answered the upgra
   "client certificate closes so when it gets none or one it does not trust (tls.cert, tls.key); " +
   "else retrying usually helps"
 
+// A ws:// connection that offered subprotocols and that the server closed without answering.
+const UNANSWERED_WITH_PROTOCOLS = "the server closed the connection without answering the upgrade; a server that " +
+  "supports none of the offered subprotocols may refuse so (libwebsockets does): check protocols; " +
+  "else retrying usually helps"
+
 const errorCode = (error: unknown): string | undefined => {
   if (typeof error !== "object" || error === null || !("code" in error)) return undefined
   return typeof error.code === "string" ? error.code : undefined
@@ -229,9 +234,14 @@ export const hintFor = (reason: ConnectErrorReason): string => hint[reason]
 
 /**
  * Classifies an error that `ws` (or Node's http/tls underneath it) emitted before OPEN; `afterTls`:
- * the connection was wss:// and its TLS handshake had completed.
+ * the connection was wss:// and its TLS handshake had completed; `offeredProtocols`: the request
+ * named subprotocols.
  */
-export const classifyHandshakeError = (error: unknown, afterTls = false): HandshakeFailure => {
+export const classifyHandshakeError = (
+  error: unknown,
+  afterTls = false,
+  offeredProtocols = false
+): HandshakeFailure => {
   const code = errorCode(error)
   const message = tidyOpenSsl(errorMessage(error))
   const failure = (reason: ConnectErrorReason): HandshakeFailure => ({
@@ -241,6 +251,8 @@ export const classifyHandshakeError = (error: unknown, afterTls = false): Handsh
         ? tlsHint(code, message)
         : reason === "ConnectionReset" && afterTls
         ? AFTER_TLS
+        : reason === "ConnectionReset" && offeredProtocols && message === "socket hang up"
+        ? UNANSWERED_WITH_PROTOCOLS
         : (code === undefined ? undefined : codeHints.get(code)) ?? hint[reason]
     }`,
     cause: error
