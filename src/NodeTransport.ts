@@ -440,10 +440,10 @@ const proxyRefused = (proxy: ProxyWatch, status: number, text: string): string =
  */
 const tlsRequests = new WeakMap<NodeSocket, ClientRequest>()
 
-/** Node's TLSSocket sets `authorized`, or `authorizationError`, once its handshake completes. */
 /** The sockets whose handshake offered subprotocols (for the hint of a hang-up without an answer). */
 const offeredProtocols = new WeakSet<NodeSocket>()
 
+/** Node's TLSSocket sets `authorized`, or `authorizationError`, once its handshake completes. */
 function tlsCompleted(state: NodeSocket): boolean {
   const tcp = tlsRequests.get(state)?.socket
   return tcp instanceof Tls.TLSSocket && (tcp.authorized || tcp.authorizationError !== null)
