@@ -354,7 +354,7 @@ describe("round 21: websocketd 0.4.1", () => {
   )
 
   it.scopedLive.skipIf(!hasWebsocketd)(
-    "pings answered (activity counts the pong); close(4001, reason) answered with 4001 WITHOUT the reason, clean",
+    "pings answered (activity counts the pong); close(4001, reason) answered with 4001 WITHOUT the reason, clean; protocols offered: 101 without one: ProtocolViolation",
     () =>
       Effect.gen(function*() {
         const peer = yield* websocketdPeer(["cat"])
@@ -369,6 +369,8 @@ describe("round 21: websocketd 0.4.1", () => {
           wasClean: true,
           initiator: "client"
         })
+        const refused = yield* Effect.flip(Effect.scoped(Connection.connect(peer.url(), { protocols: ["v1"] })))
+        expect(refused).toMatchObject({ _tag: "ConnectError", reason: "ProtocolViolation" })
       }).pipe(provideNode),
     10_000
   )
