@@ -71,6 +71,11 @@ export const INVALID_URL_HINT = "use a ws:// or wss:// URL without a fragment"
 /** What to do about `InvalidOptions`. */
 export const INVALID_OPTIONS_HINT = "fix the option named above"
 /** What to do about `ClosedBeforeOpen`. */
+/** A server that accepted none of the offered subprotocols (Node's ws, and the browser transport). */
+export const NO_SUBPROTOCOL_DETAIL =
+  "the server accepted none of the offered subprotocols (it answered without Sec-WebSocket-Protocol, " +
+  "which RFC 6455 allows); offer one the server supports, or none"
+
 export const CLOSED_BEFORE_OPEN_HINT = "the socket closed before it opened"
 
 const hint: Readonly<Record<ConnectErrorReason, string>> = {
@@ -269,8 +274,7 @@ export const classifyHandshakeError = (error: unknown, afterTls = false): Handsh
   if (message === NO_SUBPROTOCOL) {
     return {
       reason: "ProtocolViolation",
-      detail: "the server accepted none of the offered subprotocols (it answered without Sec-WebSocket-Protocol, " +
-        "which RFC 6455 allows); offer one the server supports, or none",
+      detail: NO_SUBPROTOCOL_DETAIL,
       cause: error
     }
   }
