@@ -105,11 +105,11 @@ describeWebKit("round 21: lifeline in WebKit (WebKitGTK)", () => {
     expect(requests).toBeLessThanOrEqual(60)
   })
 
-  it("2b. handshakes abandoned while the server holds them take nothing from later ones: a Client (openTimeout 300 ms) reaches the server on every attempt, and opens as soon as it answers (as in Chromium; Firefox: 6 held, then none reaches it)", async () => {
+  it("2b. handshakes abandoned while the server holds them take nothing from later ones: a Client (openTimeout 150 ms) reaches the server on every attempt, and opens as soon as it answers (as in Chromium; Firefox: 6 held, then none reaches it)", async () => {
     const p = await session.page("client")
     const hanging = await server()
     await run(hanging.hangHandshake)
-    await lab(p, "open", "h", { url: hanging.url, retryMillis: 50, openTimeoutMillis: 300 })
+    await lab(p, "open", "h", { url: hanging.url, retryMillis: 50, openTimeoutMillis: 150 })
     // Firefox's 6 slots, and one more: WebKit holds none back.
     await lab(p, "awaitCount", "h", "Backoff", 7, 8_000)
     expect(await run(hanging.requests)).toBeGreaterThanOrEqual(7)

@@ -1,8 +1,8 @@
 /**
- * Page script for trialsRound21WebKit.test.ts (it bundles for any browser): what the platform's own
- * WebSocket does where engines differ (its defaults, `bufferedAmount` once closed, events in order
- * on a close by the server, subprotocols), and the same through a Connection. Plain data crosses
- * back to Node.
+ * Page script for trialsRound21WebKit.test.ts (it bundles for any browser; the Firefox file uses
+ * it too): what the platform's own WebSocket does where engines differ (its defaults,
+ * `bufferedAmount` once closed, subprotocols), and a Connection's open with subprotocols. Plain
+ * data crosses back to Node.
  */
 import { Cause, Effect, Exit, Layer, Logger } from "effect"
 import { BrowserTransport, Connection } from "effect-lifeline/browser"
@@ -75,34 +75,6 @@ export const webkitPage = {
         send("closed")
         clearTimeout(timer)
         resolve({ binaryType, protocol, extensions, events, buffered })
-      }
-    }),
-
-  /**
-   * A raw WebSocket to a server that sends `frames` then closes with (code, reason) at once on
-   * open (the server does it): every event in order, with readyState at each.
-   */
-  serverCloses: (url: string): Promise<Array<string>> =>
-    new Promise((resolve) => {
-      const socket = new WebSocket(url)
-      socket.binaryType = "arraybuffer"
-      const events: Array<string> = []
-      const timer = setTimeout(() => {
-        events.push("timeout")
-        resolve(events)
-      }, 5_000)
-      socket.onopen = () => events.push(`open:${socket.readyState}`)
-      socket.onmessage = (event: MessageEvent) =>
-        events.push(
-          typeof event.data === "string"
-            ? `message:${event.data}:${socket.readyState}`
-            : `message:binary:${(event.data as ArrayBuffer).byteLength}:${socket.readyState}`
-        )
-      socket.onerror = () => events.push(`error:${socket.readyState}`)
-      socket.onclose = (event) => {
-        events.push(`close:${event.code}:${event.reason}:${event.wasClean ? "clean" : "unclean"}:${socket.readyState}`)
-        clearTimeout(timer)
-        resolve(events)
       }
     }),
 
