@@ -306,7 +306,7 @@ describeWebKit("round 21: lifeline in WebKit (WebKitGTK)", () => {
     expect(await webkit(p, "connectWith", echo.url, ["a", "b"])).toBe("open \"b\"")
   })
 
-  it("7b. a server that accepts none of the offered subprotocols (no Sec-WebSocket-Protocol): WebKit opens the socket, protocol \"\" (as Firefox; Chromium fails the handshake); a Connection fails ConnectError ProtocolViolation there, as on Node, and a Client stops Closed with it (was: open, protocol \"\")", async () => {
+  it("7b. a server that accepts none of the offered subprotocols (no Sec-WebSocket-Protocol): WebKit opens the socket, protocol \"\" (as Firefox; Chromium fails the handshake); a Connection fails ConnectError ProtocolViolation there, as on Node, a Client stops Closed with it, a compat socket closes 1006 \"ProtocolViolation; not retrying\" (all three were: open, protocol \"\")", async () => {
     const p = await session.page("webkit")
     const c = await session.page("client")
     const none = await server({ protocols: ["z"] })
@@ -325,6 +325,12 @@ describeWebKit("round 21: lifeline in WebKit (WebKitGTK)", () => {
       { tag: "Closed", error: { _tag: "ConnectError", reason: "ProtocolViolation" } }
     ])
     expect(await run(none.accepted)).toBe(3)
+    // The compat facade: a final failure, as on Node (was: open, protocol "").
+    expect(await webkit(p, "compatWith", none.url, ["a"])).toEqual({
+      events: ["error", "close:1006:ProtocolViolation; not retrying"],
+      readyState: 3
+    })
+    expect(await run(none.accepted)).toBe(4)
     // A subprotocol that was not offered: WebKit fails the handshake itself (error, close 1006).
     const wrong = await server()
     await run(wrong.wrongSubprotocol)

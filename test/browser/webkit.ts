@@ -6,6 +6,7 @@
  */
 import { Cause, Effect, Exit, Layer, Logger } from "effect"
 import { BrowserTransport, Connection } from "effect-lifeline/browser"
+import { ReconnectingWebSocket } from "effect-lifeline/compat"
 
 const layer = Layer.merge(BrowserTransport.layer, Logger.remove(Logger.defaultLogger))
 
@@ -95,6 +96,33 @@ export const webkitPage = {
         socket.close()
         resolve(seen)
       }
+    }),
+
+  /**
+   * A compat socket offering `protocols` (retries 50 ms apart, at most 3): its events in order
+   * (`close` with its code and reason) until it stops or 3 s pass, and its readyState then.
+   */
+  compatWith: (url: string, protocols: Array<string>): Promise<{ events: Array<string>; readyState: number }> =>
+    new Promise((resolve) => {
+      const socket = new ReconnectingWebSocket(url, protocols, {
+        maxRetries: 3,
+        minReconnectionDelay: 50,
+        maxReconnectionDelay: 50
+      })
+      const events: Array<string> = []
+      const done = () => {
+        clearTimeout(timer)
+        const readyState = socket.readyState
+        socket.close()
+        resolve({ events, readyState })
+      }
+      const timer = setTimeout(done, 3_000)
+      socket.addEventListener("open", () => events.push(`open:${socket.protocol}`))
+      socket.addEventListener("error", () => events.push("error"))
+      socket.addEventListener("close", (event) => {
+        events.push(`close:${event.code}:${event.reason}`)
+        if (event.reason.endsWith("not retrying")) done()
+      })
     }),
 
   /** A Connection offering `protocols`: how its open ended, and the protocol it holds. */
