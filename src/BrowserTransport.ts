@@ -7,7 +7,7 @@
  */
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import { CLOSED_BEFORE_OPEN_HINT, INVALID_URL_HINT } from "./internal/classifyHandshakeError.js"
+import { CLOSED_BEFORE_OPEN_HINT, INVALID_URL_HINT, NO_SUBPROTOCOL_DETAIL } from "./internal/classifyHandshakeError.js"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { CLOSED, CLOSING, CONNECTING } from "./internal/protocol.js"
@@ -115,6 +115,14 @@ const open = (
     setTimeout(() => reportClose(1006, "", false), 0)
   }
   socket.onopen = () => {
+    // Firefox and WebKit open a socket whose server accepted none of the subprotocols offered (no
+    // Sec-WebSocket-Protocol; Chromium fails the handshake): a ProtocolViolation, as on Node.
+    if (request.protocols.length > 0 && socket.protocol === "") {
+      failed = true
+      listener.onHandshakeFailure({ reason: "ProtocolViolation", detail: NO_SUBPROTOCOL_DETAIL })
+      terminate()
+      return
+    }
     opened = true
     listener.onOpen()
   }

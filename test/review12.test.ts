@@ -261,13 +261,20 @@ describe("review 12: .ci/run installs the missing peers without a prompt", () =>
   const npm = ["npm ci", "npm run typecheck", "npm run lint", "npm run build", "npm run docs"]
   /**
    * What .ci/run finds missing there: Chromium and Firefox ESR (not on that PATH), and any other peer this machine
-   * lacks (a CI machine whose install of one failed still runs this test).
+   * lacks (Xvfb, WebKitGTK for /usr/bin/python3...: a CI machine whose install of one failed still runs this test).
    */
   const python = (module: string) =>
     ChildProcess.spawnSync("/usr/bin/python3", ["-c", `import ${module}`], { stdio: "ignore" }).status === 0
+  const webkit = (version: string) =>
+    ChildProcess.spawnSync("/usr/bin/python3", ["-c", `import gi; gi.require_version('WebKit2', '${version}')`], {
+      stdio: "ignore"
+    }).status === 0
   const missing = [
     "chromium",
     "firefox-esr",
+    ...(Fs.existsSync("/usr/bin/Xvfb") ? [] : ["xvfb"]),
+    ...(python("gi") ? [] : ["python3-gi"]),
+    ...(webkit("4.1") ? [] : ["gir1.2-webkit2-4.1"]),
     ...(Fs.existsSync("/usr/bin/caddy") ? [] : ["caddy"]),
     ...(python("websockets") ? [] : ["python3-websockets"]),
     ...(python("aiohttp") ? [] : ["python3-aiohttp"]),

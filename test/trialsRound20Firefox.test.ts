@@ -13,11 +13,12 @@ import type { burst as Burst } from "./browser/burst.js"
 import type { Lab, Wire } from "./browser/client.js"
 import type { firefoxPage as FirefoxPage } from "./browser/firefox.js"
 import type { refusedPage as RefusedPage } from "./browser/refused.js"
+import type { webkitPage as WebKitPage } from "./browser/webkit.js"
 import { compatExpected, serverControl } from "./support/compatInBrowser.js"
 import { describeFirefox, firefoxApi, firefoxSession } from "./support/firefox.js"
 
 // Cross-origin isolated (COOP/COEP on every answer): a page can make a SharedArrayBuffer only then.
-const session = firefoxSession(["client", "firefox", "refused", "burst", "compat"], {
+const session = firefoxSession(["client", "firefox", "refused", "burst", "compat", "webkit"], {
   "cross-origin-opener-policy": "same-origin",
   "cross-origin-embedder-policy": "require-corp"
 })
@@ -25,6 +26,7 @@ const lab = firefoxApi<Lab>(session, "lab")
 const page20 = firefoxApi<typeof FirefoxPage>(session, "firefoxPage")
 const refused = firefoxApi<typeof RefusedPage>(session, "refusedPage")
 const burst = firefoxApi<typeof Burst>(session, "burst")
+const webkit = firefoxApi<typeof WebKitPage>(session, "webkitPage")
 
 const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
 const server = (options?: TestServer.Options) => session.inScope(TestServer.make(options))
@@ -294,6 +296,14 @@ describeFirefox("round 20: lifeline in Firefox ESR", () => {
     }
     expect(millis[4]!).toBeGreaterThan(500)
     expect(millis[4]!).toBeGreaterThan(millis[1]!)
+  })
+
+  it("7b (round 21). a server that accepts none of the offered subprotocols (no Sec-WebSocket-Protocol): Firefox opens the socket, protocol \"\" (as WebKit; Chromium fails the handshake); a Connection fails ConnectError ProtocolViolation, as on Node (was: open, protocol \"\")", async () => {
+    const p = await session.page("webkit")
+    const none = await server({ protocols: ["z"] })
+    expect((await webkit(p, "defaults", none.url, ["a"])).protocol).toBe("")
+    expect(await webkit(p, "connectWith", none.url, ["a"])).toBe("ConnectError ProtocolViolation")
+    expect(await run(none.accepted)).toBe(2)
   })
 
   describe("effect-lifeline/compat: the portable scenarios (test/compat/scenarios.ts) in Firefox, with Chromium's expectations", () => {

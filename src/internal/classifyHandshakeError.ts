@@ -70,6 +70,10 @@ const protocolViolations = [
 export const INVALID_URL_HINT = "use a ws:// or wss:// URL without a fragment"
 /** What to do about `InvalidOptions`. */
 export const INVALID_OPTIONS_HINT = "fix the option named above"
+/** A server that accepted none of the offered subprotocols (Node's ws, and the browser transport). */
+export const NO_SUBPROTOCOL_DETAIL =
+  "the server accepted none of the offered subprotocols (it answered without Sec-WebSocket-Protocol, " +
+  "which RFC 6455 allows); offer one the server supports, or none"
 /** What to do about `ClosedBeforeOpen`. */
 export const CLOSED_BEFORE_OPEN_HINT = "the socket closed before it opened"
 
@@ -281,8 +285,7 @@ export const classifyHandshakeError = (
   if (message === NO_SUBPROTOCOL) {
     return {
       reason: "ProtocolViolation",
-      detail: "the server accepted none of the offered subprotocols (it answered without Sec-WebSocket-Protocol, " +
-        "which RFC 6455 allows); offer one the server supports, or none",
+      detail: NO_SUBPROTOCOL_DETAIL,
       cause: error
     }
   }

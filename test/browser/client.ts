@@ -28,6 +28,8 @@ export interface Spec {
   readonly minRetryDelayMillis?: number
   /** `connection.openTimeout`. */
   readonly openTimeoutMillis?: number
+  /** `connection.protocols`: the subprotocols offered. */
+  readonly protocols?: ReadonlyArray<string>
   /** `outbox.capacity` and `outbox.maxBytes`, for a large backlog. */
   readonly outbox?: { readonly capacity: number; readonly maxBytes: number }
   readonly heartbeat?: {
@@ -107,7 +109,12 @@ const lab = {
           url: spec.url,
           retry: Schedule.spaced(spec.retryMillis),
           minRetryDelay: spec.minRetryDelayMillis ?? Math.min(spec.retryMillis, 100),
-          ...(spec.openTimeoutMillis === undefined ? {} : { connection: { openTimeout: spec.openTimeoutMillis } }),
+          ...(spec.openTimeoutMillis === undefined && spec.protocols === undefined ? {} : {
+            connection: {
+              ...(spec.openTimeoutMillis === undefined ? {} : { openTimeout: spec.openTimeoutMillis }),
+              ...(spec.protocols === undefined ? {} : { protocols: spec.protocols })
+            }
+          }),
           ...(spec.outbox === undefined ? {} : { outbox: spec.outbox }),
           heartbeat: heartbeat === undefined ? false : {
             interval: heartbeat.interval,

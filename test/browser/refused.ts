@@ -15,9 +15,18 @@ export type Kind = "detached" | "shared"
 /** One Worker for the page: a detached frame's buffer is transferred to it. */
 let worker: Worker | undefined
 
+/**
+ * A SharedArrayBuffer: WebKitGTK 2.50 has no global `SharedArrayBuffer` even cross-origin isolated,
+ * but a shared WebAssembly memory's buffer is one (its first 8 bytes are used).
+ */
+const sharedBuffer = (): ArrayBufferLike =>
+  typeof SharedArrayBuffer === "function"
+    ? new SharedArrayBuffer(8)
+    : new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer
+
 /** 8 bytes of 5, in the kind asked for. */
 const frame = (kind: Kind): Uint8Array => {
-  if (kind === "shared") return new Uint8Array(new SharedArrayBuffer(8)).fill(5)
+  if (kind === "shared") return new Uint8Array(sharedBuffer(), 0, 8).fill(5)
   const view = new Uint8Array(8).fill(5)
   worker ??= new Worker(URL.createObjectURL(new Blob(["onmessage = () => {}"], { type: "text/javascript" })))
   worker.postMessage(view, [view.buffer])
@@ -80,6 +89,12 @@ const clientScope = Effect.runSync(Scope.make())
 
 export const refusedPage = {
   crossOriginIsolated: (): boolean => globalThis.crossOriginIsolated === true,
+
+  /** Whether the global `SharedArrayBuffer` is there (WebKitGTK: not, even cross-origin isolated). */
+  hasSharedArrayBuffer: (): boolean => typeof SharedArrayBuffer === "function",
+
+  /** What a shared frame's buffer is (`Object.prototype.toString`), however it was made. */
+  sharedKind: (): string => Object.prototype.toString.call(frame("shared").buffer),
 
   /** The platform alone: a raw WebSocket's `send` of the frame, then "after"; what it threw, and the frame's length then. */
   raw: (url: string, kind: Kind): Promise<{ thrown: Thrown; byteLength: number; buffered: number }> =>
