@@ -74,6 +74,8 @@ export interface Lighttpd {
   readonly forked: () => ReadonlyArray<number>
   /** How many times the error log says "server started". */
   readonly starts: () => number
+  /** Waits (bounded, ~3 s) until the log holds `text` at least `count` times ("graceful shutdown started"). */
+  readonly awaitLog: (text: string, count?: number) => Effect.Effect<void>
   readonly log: () => string
 }
 
@@ -159,6 +161,14 @@ export const lighttpd = (config: LighttpdConfig, port: number) =>
         return forked()
       },
       starts,
+      awaitLog: (text: string, count = 1) =>
+        Effect.gen(function*() {
+          for (let turn = 0; turn < 300; turn++) {
+            if (log().split(text).length - 1 >= count) return
+            yield* Effect.sleep("10 millis")
+          }
+          return yield* Effect.dieMessage(`lighttpd never logged ${count} x "${text}":\n${log()}`)
+        }),
       log
     } satisfies Lighttpd
   })
