@@ -11,7 +11,9 @@
  */
 import { expect, it } from "@effect/vitest"
 import { Effect, Fiber, Option, Schedule } from "effect"
+import * as Fs from "node:fs"
 import type * as Net from "node:net"
+import * as Path from "node:path"
 import { describe } from "vitest"
 import { Client, Connection, Reconnect } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
@@ -70,12 +72,12 @@ const numbersOf = (peers: ReadonlyArray<TestServer.Peer>) =>
 describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
   describeApache("trials behind Apache httpd 2.4", () => {
     it.scopedLive(
-      "mod_proxy_wstunnel (ProxyPass ws://) and mod_proxy_http (upgrade=websocket): text and 70,000 bytes echoed, close codes and reasons both ways; Host is the upstream's (ProxyPreserveHost Off); a path with no ProxyPass: 404, not retried",
+      "mod_proxy_wstunnel (ProxyPass ws://) and mod_proxy_http (upgrade=websocket): text and 70,000 bytes echoed, close codes and reasons both ways; Host is the upstream's (ProxyPreserveHost Off); a path with no ProxyPass: 404, a page Apache serves: 200 (the plain-HTTP hint), neither retried",
       () =>
         Effect.gen(function*() {
           const { peers, server } = yield* upstream()
           const port = yield* closedPort
-          yield* apache({
+          const proxy = yield* apache({
             body: `ProxyPass /ws ws://127.0.0.1:${server.port}/ws\n` +
               `ProxyPass /up http://127.0.0.1:${server.port}/up upgrade=websocket\n`
           }, port)
@@ -107,6 +109,16 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           const lost = yield* Client.make({ url: `ws://127.0.0.1:${port}/nothing`, heartbeat: false, retry: fast })
           const closed = yield* awaitState(lost, isTag("Closed"))
           expect(describeState(closed)).toBe("Closed ConnectError HandshakeRejected 404")
+          // a page Apache serves itself at that path: 200, the plain-HTTP hint
+          Fs.writeFileSync(Path.join(proxy.dir, "htdocs", "page.html"), "<p>hi</p>\n")
+          const page = yield* Client.make({ url: `ws://127.0.0.1:${port}/page.html`, heartbeat: false, retry: fast })
+          expect(yield* awaitState(page, isTag("Closed"))).toMatchObject({
+            error: Option.some(expect.objectContaining({
+              reason: "HandshakeRejected",
+              status: 200,
+              detail: expect.stringContaining("a plain HTTP answer: nothing upgrades at that host and path")
+            }))
+          })
           expect(yield* server.accepted).toBe(4)
         }).pipe(Effect.provide(quietNode)),
       15_000
