@@ -193,12 +193,12 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
     )
 
     it.scopedLive(
-      "Timeout 1: an idle link is cut after about 1 s (1006 from the transport, no close frame); a heartbeat every 300 ms keeps it up (the pings pass through to the upstream, which answers them); apache2 -k restart (SIGHUP) cuts every link (1006) and serves no handshake until the child holding a tunnel gives up, about Timeout later; 400 sends across it: each arrives once in order or fails typed",
+      "Timeout 2: an idle link is cut after about 2 s (1006 from the transport, no close frame); a heartbeat every 300 ms keeps it up (the pings pass through to the upstream, which answers them); apache2 -k restart (SIGHUP) cuts every link (1006) and serves no handshake until the child holding a tunnel gives up, about Timeout later; 400 sends across it: each arrives once in order or fails typed",
       () =>
         Effect.gen(function*() {
           const { peers, server } = yield* upstream({ handler: "ignore" })
           const port = yield* closedPort
-          const proxy = yield* apache({ body: `Timeout 1\nProxyPass /ws ws://127.0.0.1:${server.port}/ws\n` }, port)
+          const proxy = yield* apache({ body: `Timeout 2\nProxyPass /ws ws://127.0.0.1:${server.port}/ws\n` }, port)
           const url = `ws://127.0.0.1:${port}/ws`
           const idle = yield* Client.make({ url, heartbeat: false, retry: Schedule.spaced("5 seconds") })
           const idleStates = yield* recordStates(idle)
@@ -211,15 +211,15 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           yield* idle.awaitOpen
           const opened = Date.now()
           yield* beating.awaitOpen
-          yield* awaitState(idle, isTag("Backoff"), "4 seconds")
+          yield* awaitState(idle, isTag("Backoff"), "6 seconds")
           const idleFor = Date.now() - opened
           expect(idleStates.states).toEqual([
             "Connecting #1",
             "Open #1",
             "Backoff #1 Disconnected 1006 transport wasClean=false"
           ])
-          expect(idleFor).toBeGreaterThan(500)
-          expect(idleFor).toBeLessThan(3000)
+          expect(idleFor).toBeGreaterThan(1000)
+          expect(idleFor).toBeLessThan(5000)
           yield* Effect.sleep("600 millis")
           expect(states).toEqual(["Connecting #1", "Open #1"])
           // the heartbeat's pings reach the upstream: Apache tunnels bytes, it answers none itself
@@ -241,7 +241,8 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
             "Open #2"
           ])
           // the handshake waited in the listen queue until the child that held the tunnel gave up (up
-          // to Timeout, 1 s here: 0.4 to 1.4 s measured; 10 s with the default 60 s, by hand)
+          // to Timeout, 1 s in a first version of this test: 0.4 to 1.4 s measured; 10 s with the
+          // default 60 s, by hand)
           expect(reopenedAfter).toBeLessThan(8000)
           for (const { error } of failures) expect(error).toMatchObject({ _tag: "SendError", reason: "WriteFailed" })
           // a send whose write the cut failed is typed and counted (how many depends on the load)
@@ -270,19 +271,19 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
     )
 
     it.scopedLive(
-      "the upstream killed: the open link ends 1006; each handshake meets Apache's 503 (HandshakeRejected, retried); back: Open, the sends queued meanwhile delivered once in order; apache2 -k stop (SIGTERM): 1006 at once, but handshakes wait unanswered until the child holding a tunnel exits (about Timeout, here 1 s; with the default 60 s, Apache's SIGKILL 10 s later), then ConnectionRefused; started again: Open",
+      "the upstream killed: the open link ends 1006; each handshake meets Apache's 503 (HandshakeRejected, retried); back: Open, the sends queued meanwhile delivered once in order; apache2 -k stop (SIGTERM): 1006 at once, but handshakes wait unanswered until the child holding a tunnel exits (about Timeout, here 2 s; with the default 60 s, Apache's SIGKILL 10 s later), then ConnectionRefused; started again: Open",
       () =>
         Effect.gen(function*() {
           const server = yield* TestServer.make({ handler: "ignore" })
           const port = yield* closedPort
           const proxy = yield* apache({
-            body: `Timeout 1\nProxyPass /ws ws://127.0.0.1:${server.port}/ws\n` +
+            body: `Timeout 2\nProxyPass /ws ws://127.0.0.1:${server.port}/ws\n` +
               `ProxyPass /up http://127.0.0.1:${server.port}/up upgrade=websocket\n`
           }, port)
           const clients = yield* Effect.forEach(["/ws", "/up"], (path) =>
             Client.make({
               url: `ws://127.0.0.1:${port}${path}`,
-              // the heartbeat keeps the links through Apache's 1 s Timeout
+              // the heartbeat keeps the links through Apache's 2 s Timeout
               heartbeat: { interval: "250 millis", timeout: "2 seconds" },
               retry: fast,
               connection: { openTimeout: "1 second" }
@@ -340,7 +341,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           yield* proxy.exited(5000)
           const exitedAfter = Date.now() - t0
           expect(cutAfter).toBeLessThan(1000)
-          expect(exitedAfter).toBeGreaterThan(600)
+          expect(exitedAfter).toBeGreaterThan(1000)
           yield* Effect.sleep("150 millis")
           for (const [k, { states }] of records.entries()) {
             const after = states.slice(from[k])
@@ -550,12 +551,12 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
     )
 
     it.scopedLive(
-      "server.max-read-idle = 1: an idle link is cut after about 1 s (1006, no close frame); a heartbeat every 200 ms keeps it up (the pings pass through to the upstream)",
+      "server.max-read-idle = 2: an idle link is cut after about 2 s (1006, no close frame); a heartbeat every 200 ms keeps it up (the pings pass through to the upstream)",
       () =>
         Effect.gen(function*() {
           const server = yield* TestServer.make()
           const port = yield* closedPort
-          yield* lighttpd({ body: proxyBlock("/ws", server.port) + "server.max-read-idle = 1\n" }, port)
+          yield* lighttpd({ body: proxyBlock("/ws", server.port) + "server.max-read-idle = 2\n" }, port)
           const url = `ws://127.0.0.1:${port}/ws`
           const idle = yield* Client.make({ url, heartbeat: false, retry: Schedule.spaced("5 seconds") })
           const idleStates = yield* recordStates(idle)
@@ -568,15 +569,15 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           yield* idle.awaitOpen
           const opened = Date.now()
           yield* beating.awaitOpen
-          yield* awaitState(idle, isTag("Backoff"), "4 seconds")
+          yield* awaitState(idle, isTag("Backoff"), "6 seconds")
           const idleFor = Date.now() - opened
           expect(idleStates.states).toEqual([
             "Connecting #1",
             "Open #1",
             "Backoff #1 Disconnected 1006 transport wasClean=false"
           ])
-          expect(idleFor).toBeGreaterThan(500)
-          expect(idleFor).toBeLessThan(3000)
+          expect(idleFor).toBeGreaterThan(1000)
+          expect(idleFor).toBeLessThan(5000)
           yield* Effect.sleep("500 millis")
           expect(states).toEqual(["Connecting #1", "Open #1"])
           expect(yield* server.pings).toBeGreaterThanOrEqual(1)
