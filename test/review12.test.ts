@@ -276,6 +276,8 @@ describe("review 12: .ci/run installs the missing peers without a prompt", () =>
     ...(python("gi") ? [] : ["python3-gi"]),
     ...(webkit("4.1") ? [] : ["gir1.2-webkit2-4.1"]),
     ...(Fs.existsSync("/usr/bin/caddy") ? [] : ["caddy"]),
+    ...(Fs.existsSync("/usr/sbin/apache2") ? [] : ["apache2-bin"]),
+    ...(Fs.existsSync("/usr/sbin/lighttpd") ? [] : ["lighttpd"]),
     ...(python("websockets") ? [] : ["python3-websockets"]),
     ...(python("aiohttp") ? [] : ["python3-aiohttp"]),
     ...(python("tornado") ? [] : ["python3-tornado"]),

@@ -54,11 +54,14 @@ const certificateVerifyCodes = new Set([
 // ws 8.x: the server answered without Sec-WebSocket-Protocol although some were offered.
 const NO_SUBPROTOCOL = "Server sent no subprotocol"
 
+// ws 8.x: the server chose a subprotocol although none was offered (RFC 6455 forbids it).
+const UNASKED_SUBPROTOCOL = "Server sent a subprotocol but none was requested"
+
 // ws 8.x `abortHandshake` messages for a 101 answer that breaks RFC 6455.
 const protocolViolations = [
   "Invalid Upgrade header",
   "Invalid Sec-WebSocket-Accept header",
-  "Server sent a subprotocol but none was requested",
+  UNASKED_SUBPROTOCOL,
   "Server sent an invalid subprotocol",
   "Sec-WebSocket-Extensions",
   "Server indicated an extension that was not requested"
@@ -286,6 +289,14 @@ export const classifyHandshakeError = (
     return {
       reason: "ProtocolViolation",
       detail: NO_SUBPROTOCOL_DETAIL,
+      cause: error
+    }
+  }
+  if (message === UNASKED_SUBPROTOCOL) {
+    return {
+      reason: "ProtocolViolation",
+      detail: `${message}; the server chose a subprotocol although none was offered (lighttpd's mod_wstunnel ` +
+        `answers "binary" for wstunnel.frame-type "binary"): offer the one it chooses in protocols`,
       cause: error
     }
   }
