@@ -75,11 +75,14 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * the mark alone (the browser transport completes it within the mark), not on a poll of its own;
  * round 20: 19,965 B (+38 B) with `maxMessageSize` counting a string's UTF-8 bytes (Jetty) and
  * 20,003 B (+38 B) with headers under a Client's `connection` refused (Caddy): over 19.5 KiB, so
- * the budget is 19.6 KiB (bench/README.md, round 20). esbuild is pinned:
+ * the budget is 19.6 KiB (bench/README.md, round 20); round 21: 20,150 B (+147 B, of which the
+ * detail's text is 110 B) once the browser transport fails an open whose server accepted none of
+ * the offered subprotocols (Firefox and WebKit open it; Chromium and Node refuse it): the budget
+ * is 19.7 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.6
+const BUDGET_KIB = 19.7
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -111,9 +114,10 @@ const BUDGET_KIB = 19.6
  * round 16's retry Schedule fixes (+79 B alone); 19,662 B with round 16's Suspended Client that
  * waits for its breaker's retryAt (+103 B alone), so the budget is 19.3 KiB; 19,754 B (+92 B) with
  * the review of round 16; 19,686 B (-68 B) with the sink's own poll gone; round 20: 19,762 B with
- * the UTF-8 count, 19,809 B with headers under `connection` refused: the budget is 19.4 KiB.
+ * the UTF-8 count, 19,809 B with headers under `connection` refused: the budget is 19.4 KiB;
+ * round 21: 19,922 B (+113 B) with the open refused without an agreed subprotocol: 19.5 KiB.
  */
-const MODULES_BUDGET_KIB = 19.4
+const MODULES_BUDGET_KIB = 19.5
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
