@@ -220,6 +220,8 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           ])
           expect(idleFor).toBeGreaterThan(1000)
           expect(idleFor).toBeLessThan(5000)
+          // closed: on a loaded machine its retry (5 s on) came before the last check, a 4th upstream link
+          yield* idle.close()
           yield* Effect.sleep("600 millis")
           expect(states).toEqual(["Connecting #1", "Open #1"])
           // the heartbeat's pings reach the upstream: Apache tunnels bytes, it answers none itself
@@ -470,11 +472,13 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
             url,
             heartbeat: false,
             retry: fast,
-            connection: { openTimeout: "300 millis" }
+            // 300 ms timed out once beside another heavy file (a second upstream link); without the
+            // flag no handshake is answered at all while the link lives (the test before)
+            connection: { openTimeout: "2 seconds" }
           })
           const freshStates = yield* recordStates(fresh)
           yield* fresh.awaitOpen
-          expect(Date.now() - t0).toBeLessThan(1000)
+          expect(Date.now() - t0).toBeLessThan(2500)
           expect(yield* Fiber.join(sender)).toEqual([])
           yield* until("the 200 arrive", () => Effect.map(server.received, (received) => received.length === 200), 500)
           expect(yield* numbersOf(peers)).toEqual([Array.from({ length: 200 }, (_, k) => k), []])
