@@ -7,14 +7,24 @@
  *   WebKit open it with protocol ""). Node's WebSocket (undici) fails that handshake itself, so the
  *   socket here is Node's WebSocket not told of the subprotocols (a real socket, its real events):
  *   the listener sees the failure, then one close, and nothing else, whatever the server sends.
+ * And what the guide says of Apache's idle tunnels: the larger of `Timeout` and `ProxyTimeout` ends
+ * one (round 21 measured `Timeout` alone, and `ProxyTimeout` below it); skipped without Apache.
+ * And the polled browser kit's end when its runner died first: Xvfb and WebKit's processes, left in
+ * the runner's process group, are killed too (they ran on before); skipped without WebKit.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either } from "effect"
-import { BrowserTransport, Connection, NodeTransport } from "../src/index.js"
+import { Effect, Either, Schedule } from "effect"
+import * as Fs from "node:fs"
+import { BrowserTransport, Client, Connection, NodeTransport } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
 import { NO_SUBPROTOCOL_DETAIL } from "../src/internal/classifyHandshakeError.js"
 import { TestServer } from "../src/testing/index.js"
+import { alive, apache, describeApache, runningWith } from "./support/apache.js"
+import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { quietNode } from "./support/node.js"
+import { closedPort } from "./support/ports.js"
+import { describeWebKit, startWebKit } from "./support/webkit.js"
 
 const LWS_HINT = "a server that supports none of the offered subprotocols may refuse so (libwebsockets does)"
 
@@ -78,4 +88,78 @@ describe("review of round 21", () => {
       expect(error).toMatchObject({ _tag: "ConnectError", reason: "ProtocolViolation" })
       expect(error.detail).toContain(NO_SUBPROTOCOL_DETAIL)
     })).pipe(Effect.provide(BrowserTransport.layerWith(Unoffered))))
+})
+
+describeApache("review of round 21: Apache's idle tunnel", () => {
+  it.scopedLive(
+    "Timeout 1 with ProxyTimeout 3: an idle link is cut after about 3 s, not 1 s (the larger of the two; so too ProxyPass timeout=3, and Timeout 3 with ProxyTimeout 1, measured once)",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const port = yield* closedPort
+        yield* apache({ body: `Timeout 1\nProxyTimeout 3\nProxyPass /ws ws://127.0.0.1:${server.port}/ws\n` }, port)
+        const idle = yield* Client.make({
+          url: `ws://127.0.0.1:${port}/ws`,
+          heartbeat: false,
+          retry: Schedule.spaced("10 seconds")
+        })
+        yield* idle.awaitOpen
+        const opened = Date.now()
+        const backoff = yield* awaitState(idle, isTag("Backoff"), "8 seconds")
+        const idleFor = Date.now() - opened
+        expect(backoff).toMatchObject({ error: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
+        // Timeout alone: 1.0 to 1.3 s (round 21); here 3.03 to 3.06 s
+        expect(idleFor).toBeGreaterThan(2500)
+        expect(idleFor).toBeLessThan(6000)
+      }).pipe(Effect.provide(quietNode)),
+    15_000
+  )
+})
+
+/** The names of the live (not zombie) processes in process group `pgid` (from /proc). */
+const groupOf = (pgid: number): Array<string> => {
+  const names: Array<string> = []
+  for (const entry of Fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
+      // pid (comm) state ppid pgrp ...
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      if (Number(pgrp) === pgid && state !== "Z") names.push(stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return names
+}
+
+const waitUntil = async (done: () => boolean, millis: number) => {
+  for (const until = Date.now() + millis; !done() && Date.now() < until;) await new Promise((r) => setTimeout(r, 20))
+}
+
+describeWebKit("review of round 21: the polled browser kit", () => {
+  it(
+    "the runner (the group's leader) killed first: closing the kit still ends Xvfb and WebKit's processes",
+    async () => {
+      const kit = await startWebKit([])
+      const [leader] = runningWith(`${kit.origin}/runner.html`)
+      expect(leader).toBeTypeOf("number")
+      try {
+        expect(groupOf(leader!)).toContain("Xvfb")
+        process.kill(leader!, "SIGKILL")
+        await waitUntil(() => !alive(leader!), 2000)
+        await kit.close()
+        await waitUntil(() => groupOf(leader!).length === 0, 2000)
+        // before the fix: ["Xvfb", "WebKitNetworkPr", "WebKitWebProces"], still there after close
+        expect(groupOf(leader!)).toEqual([])
+      } finally {
+        try {
+          process.kill(-leader!, "SIGKILL")
+        } catch {
+          // none left
+        }
+      }
+    },
+    60_000
+  )
 })
