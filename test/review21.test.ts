@@ -19,10 +19,11 @@ import { BrowserTransport, Client, Connection, NodeTransport } from "../src/inde
 import type { ConnectError } from "../src/index.js"
 import { NO_SUBPROTOCOL_DETAIL } from "../src/internal/classifyHandshakeError.js"
 import { TestServer } from "../src/testing/index.js"
-import { alive, apache, describeApache, runningWith } from "./support/apache.js"
+import { apache, describeApache } from "./support/apache.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
+import { alive, runningWith } from "./support/portPeer.js"
 import { closedPort } from "./support/ports.js"
 import { describeWebKit, startWebKit } from "./support/webkit.js"
 
