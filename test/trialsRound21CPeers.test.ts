@@ -163,7 +163,9 @@ describe("round 21: libwebsockets' test server (lws 4.1.6)", () => {
         const client = yield* Client.make({
           url: peer.url(),
           connection: { protocols: ["lws-mirror-protocol"] },
-          heartbeat: { interval: "100 millis", timeout: "100 millis" }
+          // timeout 400 ms (was 100: a stall of this process over 100 ms, as on a loaded machine, would
+          // time a live link out); the first probe's deadline (500 ms) is still within the 700 ms watched
+          heartbeat: { interval: "100 millis", timeout: "400 millis" }
         })
         yield* client.awaitOpen
         yield* Effect.sleep("700 millis")

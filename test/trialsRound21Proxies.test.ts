@@ -220,6 +220,8 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           ])
           expect(idleFor).toBeGreaterThan(1000)
           expect(idleFor).toBeLessThan(5000)
+          // closed: on a loaded machine its retry (5 s on) came before the last check, a 4th upstream link
+          yield* idle.close()
           yield* Effect.sleep("600 millis")
           expect(states).toEqual(["Connecting #1", "Open #1"])
           // the heartbeat's pings reach the upstream: Apache tunnels bytes, it answers none itself
@@ -286,7 +288,9 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
               // the heartbeat keeps the links through Apache's 2 s Timeout
               heartbeat: { interval: "250 millis", timeout: "2 seconds" },
               retry: fast,
-              connection: { openTimeout: "1 second" }
+              // 1 s failed once beside another heavy file (Backoff #2 was a 1006: the first open had
+              // likely timed out); the stop below needs no bound of its own
+              connection: { openTimeout: "2 seconds" }
             }))
           const records = yield* Effect.forEach(clients, recordStates)
           yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
@@ -298,8 +302,8 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
               discard: true
             }
           )
-          for (const { seen } of records) {
-            expect(describeState(seen.find((s) => s._tag === "Backoff" && s.attempt === 2)!)).toBe(
+          for (const { seen, states } of records) {
+            expect(describeState(seen.find((s) => s._tag === "Backoff" && s.attempt === 2)!), states.join(" | ")).toBe(
               "Backoff #2 ConnectError HandshakeRejected 503"
             )
             expect(seen.find((s) => s._tag === "Backoff" && s.attempt === 2)).toMatchObject({
@@ -470,11 +474,13 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
             url,
             heartbeat: false,
             retry: fast,
-            connection: { openTimeout: "300 millis" }
+            // 300 ms timed out once beside another heavy file (a second upstream link); without the
+            // flag no handshake is answered at all while the link lives (the test before)
+            connection: { openTimeout: "2 seconds" }
           })
           const freshStates = yield* recordStates(fresh)
           yield* fresh.awaitOpen
-          expect(Date.now() - t0).toBeLessThan(1000)
+          expect(Date.now() - t0).toBeLessThan(2500)
           expect(yield* Fiber.join(sender)).toEqual([])
           yield* until("the 200 arrive", () => Effect.map(server.received, (received) => received.length === 200), 500)
           expect(yield* numbersOf(peers)).toEqual([Array.from({ length: 200 }, (_, k) => k), []])

@@ -5,22 +5,14 @@
  * the platform refuses, through a Connection, a Client and the compat facade. Plain data crosses
  * back to Node.
  */
-import { Cause, Effect, Exit, Fiber, Layer, Logger, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Logger, Scope } from "effect"
 import { BrowserTransport, Client, Connection } from "effect-lifeline/browser"
 import { ReconnectingWebSocket } from "effect-lifeline/compat"
+import { describeExit } from "./exits.js"
 
 const layer = Layer.merge(BrowserTransport.layer, Logger.remove(Logger.defaultLogger))
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
-
-/** An exit as plain data: "success", "interrupted", "defect", or "<_tag> <reason or operation>". */
-const describeExit = (exit: Exit.Exit<unknown, unknown>): string => {
-  if (Exit.isSuccess(exit)) return "success"
-  const failure = Cause.failureOption(exit.cause)
-  if (failure._tag === "None") return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
-  const error = failure.value as { _tag: string; reason?: string; operation?: string }
-  return `${error._tag} ${String(error.reason ?? error.operation)}`
-}
 
 /** What a platform call threw, or "" */
 const thrown = (run: () => void): string => {

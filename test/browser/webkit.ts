@@ -4,20 +4,12 @@
  * `bufferedAmount` once closed, subprotocols), and a Connection's open with subprotocols. Plain
  * data crosses back to Node.
  */
-import { Cause, Effect, Exit, Layer, Logger } from "effect"
+import { Effect, Exit, Layer, Logger } from "effect"
 import { BrowserTransport, Connection } from "effect-lifeline/browser"
 import { ReconnectingWebSocket } from "effect-lifeline/compat"
+import { describeExit } from "./exits.js"
 
 const layer = Layer.merge(BrowserTransport.layer, Logger.remove(Logger.defaultLogger))
-
-/** An exit as plain data: "success", "interrupted", "defect", or "<_tag> <reason or operation>". */
-const describeExit = (exit: Exit.Exit<unknown, unknown>): string => {
-  if (Exit.isSuccess(exit)) return "success"
-  const failure = Cause.failureOption(exit.cause)
-  if (failure._tag === "None") return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
-  const error = failure.value as { _tag: string; reason?: string; operation?: string }
-  return `${error._tag} ${String(error.reason ?? error.operation)}`
-}
 
 export const webkitPage = {
   /**

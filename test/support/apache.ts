@@ -17,6 +17,7 @@ import * as Path from "node:path"
 import { describe } from "vitest"
 import { awaitListening } from "./nginx.js"
 import { peer } from "./peers.js"
+import { childrenOf, exitOf, stopWithScope } from "./portPeer.js"
 
 export const APACHE = "/usr/sbin/apache2"
 const MODULES = "/usr/lib/apache2/modules"
@@ -84,64 +85,6 @@ export interface Apache {
   readonly log: () => string
 }
 
-/** The pids of the running (not zombie) processes whose parent is `parent` (from /proc). */
-export const childrenOf = (parent: number): ReadonlyArray<number> => {
-  const pids: Array<number> = []
-  for (const entry of Fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      // pid (comm) state ppid ...: comm may hold spaces, so read after its last ')'
-      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      // a zombie has exited (its parent has not reaped it yet)
-      if (Number(ppid) === parent && state !== "Z") pids.push(Number(entry))
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids
-}
-
-/**
- * The pids of the running processes whose command line names `path` (a kit's own temp config): a
- * process forked by one that has since exited has another parent, not another command line.
- */
-export const runningWith = (path: string): ReadonlyArray<number> => {
-  const pids: Array<number> = []
-  for (const entry of Fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue
-      if (Fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").includes(path)) pids.push(Number(entry))
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids
-}
-
-/** Sends `signal` to each of `pids` that still runs. */
-export const killAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals) => {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, signal)
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** Whether `pid` runs. */
-export const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /** Apache on `config`, listening on 127.0.0.1:`port` (awaited); every process stopped with the scope. */
 export const apache = (config: ApacheConfig, port: number) =>
   Effect.gen(function*() {
@@ -156,32 +99,18 @@ export const apache = (config: ApacheConfig, port: number) =>
     let known: Array<number> = []
     const log = () => (Fs.existsSync(errorLog) ? Fs.readFileSync(errorLog, "utf8") : "") + out
     const resumed = () => (log().match(/AH00489/g) ?? []).length
-    const exited = (within = 3000) =>
-      Effect.suspend(() => {
-        const current = child
-        if (current === undefined || current.exitCode !== null || current.signalCode !== null) return Effect.void
-        return Effect.async<void>((resume) => {
-          current.once("exit", () => resume(Effect.void))
-        }).pipe(
-          Effect.timeoutFail({ duration: within, onTimeout: () => `apache2 did not exit within ${within} ms` }),
-          Effect.orDie
-        )
-      })
+    const exited = (within = 3000) => Effect.suspend(() => exitOf(child, within, "apache2"))
     const remember = () => {
       const pid = child?.pid
       if (pid !== undefined) known = [...new Set([...known, pid, ...childrenOf(pid)])]
     }
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
+    yield* stopWithScope(
+      () => {
         remember()
-        const pids = [...new Set([...known, ...runningWith(conf)])].filter(alive)
-        killAll(pids, "SIGTERM")
-        return Effect.gen(function*() {
-          for (let turn = 0; turn < 300 && pids.some(alive); turn++) yield* Effect.sleep("10 millis")
-          killAll(pids.filter(alive), "SIGKILL")
-          Fs.rmSync(dir, { recursive: true, force: true })
-        })
-      })
+        return known
+      },
+      conf,
+      dir
     )
     let last = config
     const start = Effect.gen(function*() {

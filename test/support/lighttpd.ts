@@ -14,9 +14,9 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { describe } from "vitest"
-import { alive, childrenOf, killAll, runningWith } from "./apache.js"
 import { awaitListening } from "./nginx.js"
 import { peer } from "./peers.js"
+import { childrenOf, exitOf, stopWithScope } from "./portPeer.js"
 
 export const LIGHTTPD = "/usr/sbin/lighttpd"
 export const hasLighttpd = peer(Fs.existsSync(LIGHTTPD), "lighttpd", "lighttpd")
@@ -96,18 +96,14 @@ export const lighttpd = (config: LighttpdConfig, port: number) =>
     const remember = () => {
       if (child?.pid !== undefined) known = [...new Set([...known, child.pid, ...forked()])]
     }
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
+    // and (by its command line) a forked one whose parent has exited (a restart that failed to bind)
+    yield* stopWithScope(
+      () => {
         remember()
-        // and a forked one whose parent has exited (a restart that failed to bind)
-        const pids = [...new Set([...known, ...runningWith(conf)])].filter(alive)
-        killAll(pids, "SIGTERM")
-        return Effect.gen(function*() {
-          for (let turn = 0; turn < 300 && pids.some(alive); turn++) yield* Effect.sleep("10 millis")
-          killAll(pids.filter(alive), "SIGKILL")
-          Fs.rmSync(dir, { recursive: true, force: true })
-        })
-      })
+        return known
+      },
+      conf,
+      dir
     )
     let last = config
     const start = Effect.gen(function*() {
@@ -139,17 +135,7 @@ export const lighttpd = (config: LighttpdConfig, port: number) =>
         remember()
         child!.kill(name)
       })
-    const exited = (within = 3000) =>
-      Effect.suspend(() => {
-        const current = child
-        if (current === undefined || current.exitCode !== null || current.signalCode !== null) return Effect.void
-        return Effect.async<void>((resume) => {
-          current.once("exit", () => resume(Effect.void))
-        }).pipe(
-          Effect.timeoutFail({ duration: within, onTimeout: () => `lighttpd did not exit within ${within} ms` }),
-          Effect.orDie
-        )
-      })
+    const exited = (within = 3000) => Effect.suspend(() => exitOf(child, within, "lighttpd"))
     return {
       dir,
       pid: () => child!.pid!,

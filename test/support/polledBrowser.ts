@@ -215,13 +215,17 @@ export const startPolledBrowser = async (
   const { child } = launched
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+    if (child.pid !== undefined) {
+      // The group even when its leader has exited: a runner that died left Xvfb and WebKit's
+      // processes running in it (review of round 21).
       try {
         process.kill(-child.pid, "SIGKILL")
       } catch {
         // gone already
       }
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))])
+      if (child.exitCode === null && child.signalCode === null) {
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))])
+      }
     }
     for (const response of polls.splice(0)) response.destroy()
     server.closeAllConnections()

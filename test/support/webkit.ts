@@ -11,7 +11,9 @@
  * warning (`.ci/run` installs them).
  */
 import * as ChildProcess from "node:child_process"
-import { existsSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe } from "vitest"
 import type { PolledKit, PolledSession } from "./polledBrowser.js"
@@ -53,15 +55,30 @@ export const startWebKit = (
   pages: ReadonlyArray<string>,
   headers: Readonly<Record<string, string>> = {}
 ): Promise<PolledKit> =>
-  startPolledBrowser("WebKit", pages, headers, (runner) => ({
-    // Its own process group (detached): killed whole at the end. Its stdin is a pipe: should this
-    // process die first, the runner sees it close and ends.
-    child: ChildProcess.spawn("/usr/bin/python3", [RUNNER, runner], {
-      detached: true,
-      stdio: ["pipe", "ignore", "ignore"],
-      env: { ...process.env, GDK_BACKEND: "x11", WEBKIT_DISABLE_COMPOSITING_MODE: "1", NO_AT_BRIDGE: "1" }
-    })
-  }))
+  startPolledBrowser("WebKit", pages, headers, (runner) => {
+    // GTK and WebKit's own files (dconf's ~/.cache/dconf/user was written at each start) in a
+    // directory of ours, removed at the end: nothing under $HOME.
+    const scratch = mkdtempSync(join(tmpdir(), "lifeline-webkit-"))
+    return {
+      // Its own process group (detached): killed whole at the end. Its stdin is a pipe: should this
+      // process die first, the runner sees it close and ends.
+      child: ChildProcess.spawn("/usr/bin/python3", [RUNNER, runner], {
+        detached: true,
+        stdio: ["pipe", "ignore", "ignore"],
+        env: {
+          ...process.env,
+          XDG_CACHE_HOME: scratch,
+          XDG_CONFIG_HOME: scratch,
+          XDG_DATA_HOME: scratch,
+          XDG_RUNTIME_DIR: scratch,
+          GDK_BACKEND: "x11",
+          WEBKIT_DISABLE_COMPOSITING_MODE: "1",
+          NO_AT_BRIDGE: "1"
+        }
+      }),
+      cleanup: () => rmSync(scratch, { recursive: true, force: true })
+    }
+  })
 
 /**
  * A test file's WebKit: the kit, started once for the file, and what each test opened (pages,

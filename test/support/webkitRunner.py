@@ -31,11 +31,15 @@ while not display.endswith(b"\n"):
 os.close(read_end)
 os.environ["DISPLAY"] = ":" + display.decode().strip()
 
-import gi  # noqa: E402
+try:
+    import gi
 
-gi.require_version("Gtk", "3.0")
-gi.require_version("WebKit2", "4.1")
-from gi.repository import GLib, Gtk, WebKit2  # noqa: E402
+    gi.require_version("Gtk", "3.0")
+    gi.require_version("WebKit2", "4.1")
+    from gi.repository import GLib, Gtk, WebKit2
+except BaseException:
+    xvfb.terminate()
+    raise
 
 
 def quit(*_args):
