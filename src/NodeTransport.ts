@@ -74,8 +74,7 @@ class NodeSocket implements TransportSocket {
   /** Bytes written under the current cork; when not corked, NONE_THIS_TICK or ONE_THIS_TICK. */
   corkedBytes = NONE_THIS_TICK
 
-  /** `offered`: the handshake named subprotocols (for the hint of a hang-up without an answer). */
-  constructor(readonly ws: WebSocket, readonly listener: SocketListener, readonly offered: boolean) {}
+  constructor(readonly ws: WebSocket, readonly listener: SocketListener) {}
 
   readyState(): ReadyState {
     return this.ws.readyState
@@ -335,7 +334,7 @@ function socketOnError(this: WebSocket, error: Error): void {
   const state = (this as LifelineWebSocket)[kSocket]!
   if (state.phase === OPENED_PHASE) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
   else {
-    const failure = classifyHandshakeError(error, tlsCompleted(state), state.offered)
+    const failure = classifyHandshakeError(error, tlsCompleted(state), offeredProtocols.has(state))
     const proxy = proxies.get(state)
     state.fail(proxy === undefined ? failure : beforeTunnel(failure, error, proxy))
   }
@@ -440,6 +439,9 @@ const proxyRefused = (proxy: ProxyWatch, status: number, text: string): string =
  * connection and an open one pay nothing.
  */
 const tlsRequests = new WeakMap<NodeSocket, ClientRequest>()
+
+/** The sockets whose handshake offered subprotocols (for the hint of a hang-up without an answer). */
+const offeredProtocols = new WeakSet<NodeSocket>()
 
 /** Node's TLSSocket sets `authorized`, or `authorizationError`, once its handshake completes. */
 function tlsCompleted(state: NodeSocket): boolean {
@@ -547,8 +549,9 @@ const openThrough = (
     }
     return Either.left(classifyHandshakeError(error))
   }
-  const socket = new NodeSocket(ws, listener, request.protocols.length > 0)
+  const socket = new NodeSocket(ws, listener)
   ws[kSocket] = socket
+  if (request.protocols.length > 0) offeredProtocols.add(socket)
   ws.on("error", socketOnError)
   if (request.url.protocol === "wss:" || agent !== undefined) {
     const handshake: unknown = Reflect.get(ws, "_req")
