@@ -2,7 +2,7 @@
  * Review of round 21 (docs/trials.md, "review of round 21"): the two src changes on Node, with no
  * peer of round 21 needed (TestServer on 127.0.0.1):
  * - NodeTransport: the hint of a hang-up after subprotocols were offered (libwebsockets refuses so)
- *   rides on the socket's own field now, not a module WeakSet; offered or not, each gets its hint;
+ *   (a module WeakSet of the sockets that offered some); offered or not, each gets its hint;
  * - BrowserTransport: the open whose server accepted none of the offered subprotocols (Firefox and
  *   WebKit open it with protocol ""). Node's WebSocket (undici) fails that handshake itself, so the
  *   socket here is Node's WebSocket not told of the subprotocols (a real socket, its real events):
