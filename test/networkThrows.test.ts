@@ -39,7 +39,7 @@ describe("a network whose onOnline throws", () => {
         const second = yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2, "4 seconds")
         expect(second).toMatchObject({ error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
         expect(yield* client.close()).toEqual([])
-      }).pipe(withNetwork(deafOffline)), 8_000)
+      }).pipe(withNetwork(deafOffline)), 30_000)
   }
 })
 
@@ -88,6 +88,6 @@ describe("a network whose onOnline calls back while subscribing", () => {
         expect(attempts).toBe(1)
         expect(counts.unsubscribed).toBe(counts.subscribed)
       }).pipe(withNetwork(network))
-    }, 8_000)
+    }, 30_000)
   }
 })

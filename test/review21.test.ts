@@ -113,7 +113,7 @@ describeApache("review of round 21: Apache's idle tunnel", () => {
         expect(idleFor).toBeGreaterThan(2500)
         expect(idleFor).toBeLessThan(6000)
       }).pipe(Effect.provide(quietNode)),
-    15_000
+    30_000
   )
 })
 

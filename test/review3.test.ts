@@ -56,7 +56,7 @@ describe("review3: circuit breaker registry held weakly", () => {
           })
         ))
       ),
-    15_000
+    30_000
   )
 })
 
@@ -109,7 +109,7 @@ describe("review3: a url Effect that alternates between two endpoints", () => {
           })
         ))
       ),
-    15_000
+    30_000
   )
 })
 

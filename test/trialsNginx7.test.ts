@@ -164,6 +164,6 @@ describe("trials through nginx", () => {
         expect(yield* client.outboxSize).toBe(0)
         expect(yield* client.close()).toEqual([])
       }).pipe(Effect.provide(quietNode)),
-    15_000
+    30_000
   )
 })

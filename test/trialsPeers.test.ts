@@ -176,7 +176,7 @@ describe("trials against peers", () => {
           received: Effect.map(server.received, (all) => all.map((m) => JSON.parse(m as string).i))
         }, 2 * 1024 * 1024)
       }).pipe(Effect.provide(quietNode)),
-    15_000
+    30_000
   )
 
   it.scopedLive(
@@ -204,7 +204,7 @@ describe("trials against peers", () => {
         }, 16 * 1024 * 1024)
         expect(failed).toBeGreaterThan(0)
       }).pipe(Effect.provide(quietNode)),
-    20_000
+    30_000
   )
 
   it.scopedLive(
@@ -228,6 +228,6 @@ describe("trials against peers", () => {
         yield* client.send("after")
         expect(yield* client.failed).toBe(0)
       }).pipe(Effect.provide(quietNode)),
-    15_000
+    30_000
   )
 })

@@ -62,7 +62,7 @@ describeHaproxy("trials behind HAProxy", () => {
         expect(quickStates.states).toEqual(["Connecting #1", "Open #1"])
         expect(yield* server.pings).toBeGreaterThan(3)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -141,7 +141,7 @@ describeHaproxy("trials behind HAProxy", () => {
         expect(yield* server.accepted).toBe(2)
         expect(spacedStates.states[spacedStates.states.length - 1]).toBe(`Open #${spacedStates.states.length / 2}`)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -177,7 +177,7 @@ describeHaproxy("trials behind HAProxy", () => {
         ])
         yield* until("the old process exits", () => !proxy.running(oldPid))
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -225,7 +225,7 @@ describeHaproxy("trials behind HAProxy", () => {
           ))
         expect(yield* server.connections).toBe(1)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -283,7 +283,7 @@ describeHaproxy("trials behind HAProxy", () => {
         expect(clean).toBeLessThanOrEqual(3)
         expect(clean).toBeLessThan(1 + cleanAttempts)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -336,7 +336,7 @@ describeHaproxy("trials behind HAProxy", () => {
         // HAProxy answered all of it: the backend saw no request
         expect(yield* server.requests).toBe(0)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -390,7 +390,7 @@ describeHaproxy("trials behind HAProxy", () => {
           () => Effect.map(proxy.command("show stat"), (stat) => /^ws,s0,(?:[^,]*,){15}DOWN/m.test(stat))
         )
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(

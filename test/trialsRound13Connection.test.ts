@@ -296,7 +296,7 @@ describe("round 13: connecting", () => {
         expect(recording.states()).toEqual([3, 3, 3, 3, 3])
       })
     },
-    20_000
+    30_000
   )
 })
 
@@ -567,7 +567,7 @@ describe("round 13: writing", () => {
         yield* bounded.close()
         expect(sizes).toEqual([64 * 1024 * 1024, -"still open".length])
       })).pipe(provideNode),
-    20_000
+    30_000
   )
 
   it.live(
@@ -646,7 +646,7 @@ describe("round 13: a real peer with a message limit (Python websockets, max_siz
           { answer: ["ping?"], sent: "WriteFailed", closed: [1009, "server"] }
         ])
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasWebsockets)(
@@ -674,7 +674,7 @@ describe("round 13: a real peer with a message limit (Python websockets, max_siz
         expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
         expect(yield* client.failed).toBe(0)
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 })
 

@@ -35,6 +35,6 @@ describeChromium("round 13 in Chromium: the Connection's sink", () => {
       // waited in its own poll of bufferedAmount, which ends with NotOpen.)
       expect(outcome.sink).toBe("SendError WriteFailed")
     },
-    20_000
+    30_000
   )
 })

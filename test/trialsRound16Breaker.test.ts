@@ -158,7 +158,7 @@ describe("round 16: a fleet behind one breaker layer (TestClock)", () => {
           trials: 2
         })
       ))),
-    20_000
+    30_000
   )
 })
 

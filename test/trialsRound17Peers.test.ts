@@ -33,7 +33,7 @@ describe.each(peers)("round 17: %s as a peer, the server killed and restarted", 
           received: () => peer.linesOf("GOT echo ").map((line) => Number(line.split(" ")[0]!.slice(1)))
         })
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 
   it.scopedLive.skipIf(!present)(
@@ -61,7 +61,7 @@ describe.each(peers)("round 17: %s as a peer, the server killed and restarted", 
         yield* client.send("after")
         yield* awaitLine(peer, (line) => line.startsWith("GOT echo after "), "the restarted server got 'after'")
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 })
 
@@ -81,7 +81,7 @@ describe("round 17: aiohttp's manners", () => {
         })
         expect(peer.linesOf("ALIVE heartbeat ")).toEqual(["False"])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasAiohttp)(
@@ -97,7 +97,7 @@ describe("round 17: aiohttp's manners", () => {
         expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "heartbeat" } })
         yield* awaitLine(peer, (line) => line === "PING noautoping", "the handler got the ping")
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasAiohttp)(
@@ -126,7 +126,7 @@ describe("round 17: aiohttp's manners", () => {
         })
         expect(peer.linesOf("CLOSEFRAME noautoclose ")).toEqual(["1000 bye", "1000 bye"])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasAiohttp)(
@@ -141,7 +141,7 @@ describe("round 17: aiohttp's manners", () => {
           error: { _tag: "Disconnected", code: 1006, wasClean: false, initiator: "transport" }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasAiohttp)(
@@ -155,7 +155,7 @@ describe("round 17: aiohttp's manners", () => {
           error: { _tag: "Disconnected", code: 4001, reason: "go away, 4001", wasClean: true, initiator: "server" }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasAiohttp)(
@@ -176,7 +176,7 @@ describe("round 17: aiohttp's manners", () => {
           true
         )
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasAiohttp)(
@@ -188,7 +188,7 @@ describe("round 17: aiohttp's manners", () => {
         const first = yield* Stream.runHead(connection.messages)
         expect(first).toEqual(Option.some("fragmented"))
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -209,7 +209,7 @@ describe("round 17: Tornado's manners", () => {
         expect(Number(pongs)).toBeGreaterThan(0)
         expect(code).toBe("4002")
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasTornado)(
@@ -229,7 +229,7 @@ describe("round 17: Tornado's manners", () => {
         yield* Effect.scoped(Connection.connect(peer.url("/origin"), { headers: { Origin: "https://app.example" } }))
         expect(peer.linesOf("ORIGIN ")).toEqual(["https://evil.example", "https://app.example"])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasTornado)(
@@ -243,7 +243,7 @@ describe("round 17: Tornado's manners", () => {
           error: { _tag: "Disconnected", code: 4000, reason: "tornado says bye", wasClean: true, initiator: "server" }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasTornado)(
@@ -269,7 +269,7 @@ describe("round 17: Tornado's manners", () => {
           error: { _tag: "TimeoutError", operation: "heartbeat" }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -304,7 +304,7 @@ describe.each(peers)("round 17: %s, limits, subprotocols and compression", (kind
         expect(Option.getOrThrow(yield* echoOf(bounded, "after"))).toBe("after")
         expect((yield* bounded.state.get)._tag).toBe("Open")
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!present)(
@@ -320,7 +320,7 @@ describe.each(peers)("round 17: %s, limits, subprotocols and compression", (kind
           error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ProtocolViolation" } }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!present)(
@@ -344,7 +344,7 @@ describe.each(peers)("round 17: %s, limits, subprotocols and compression", (kind
           kind === "aiohttp" ? ["15", "0", "0"] : ["True", "False", "False"]
         )
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -363,7 +363,7 @@ describe("round 17: aiohttp's heartbeat on a handler that never reads", () => {
         expect(Chunk.toReadonlyArray(yield* ticks)).toEqual(["tick 0"])
         yield* awaitLine(peer, (line) => line === "DROPPED pushonly 1006 True", "aiohttp dropped it")
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -434,7 +434,7 @@ describe("round 17: close frames the peers write", () => {
           error: { _tag: "Disconnected", code: 1002, initiator: "client" }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasTornado)(
@@ -453,6 +453,6 @@ describe("round 17: close frames the peers write", () => {
           error: { _tag: "Disconnected", code: 1005, reason: "", wasClean: true, initiator: "server" }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })

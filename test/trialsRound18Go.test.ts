@@ -39,7 +39,7 @@ describe("round 18: gorilla's chat example (maxMessageSize 512, pongWait / pingP
         yield* client.send("hi\nthere")
         expect(Chunk.toReadonlyArray(yield* received)).toEqual(["one\ntwo\nthree", "hi there"])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -54,7 +54,7 @@ describe("round 18: gorilla's chat example (maxMessageSize 512, pongWait / pingP
         expect(peer.linesOf("OPEN chat ")).toEqual(["1"])
         expect(peer.linesOf("READERR ")).toEqual([])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -75,7 +75,7 @@ describe("round 18: gorilla's chat example (maxMessageSize 512, pongWait / pingP
         yield* awaitGoLine(peer, (line) =>
           line === "READERR chat 1 websocket: read limit exceeded", "gorilla's read error")
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -112,7 +112,7 @@ describe("round 18: gorilla's chat example (maxMessageSize 512, pongWait / pingP
         // gorilla read none of them: its read loop ended at the oversized one.
         expect(peer.linesOf("GOT chat ")).toEqual([])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -162,7 +162,7 @@ describe("round 18: gorilla's chat hub drops a client that reads slowly", () => 
         expect(yield* awaitState(slow, isTag("Open"))).toMatchObject({ attempt: 2 })
         expect(peer.linesOf("DROPPED chat ")).toEqual(["1"])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -195,7 +195,7 @@ describe("round 18: gorilla's write deadline against a Client that reads slowly"
         expect(lengths.length).toBe(Number(index))
         expect(lengths.every((length) => length === 16 * 1024)).toBe(true)
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -219,7 +219,7 @@ describe("round 18: gorilla's Upgrader", () => {
           "websocket: request origin not allowed by Upgrader.CheckOrigin"
         ])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -236,7 +236,7 @@ describe("round 18: gorilla's Upgrader", () => {
         yield* awaitTrue(Effect.sync(() => peer.linesOf("PROTO ").length === 2), "both upgrades printed")
         expect(peer.linesOf("PROTO ")).toEqual(["\"chat.v2\"", "\"\""])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -267,7 +267,7 @@ describe("round 18: gorilla's Upgrader", () => {
           "\"permessage-deflate; client_max_window_bits\""
         ])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -291,7 +291,7 @@ describe("round 18: gorilla's Upgrader", () => {
           true
         )
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -319,7 +319,7 @@ describe("round 18: gorilla's closes", () => {
         yield* awaitGoLine(peer, (line) => line.startsWith("ANSWER close4000 "), "gorilla read the answer")
         expect(peer.linesOf("ANSWER close4000 ")[0]).toBe("websocket: close 4000: gorilla says bye")
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -335,7 +335,7 @@ describe("round 18: gorilla's closes", () => {
         yield* awaitGoLine(peer, (line) => line.startsWith("WROTE close4000 "), "gorilla's WriteControl")
         expect(peer.linesOf("WROTE close4000 ")[0]).toBe("websocket: invalid control frame")
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -361,7 +361,7 @@ describe("round 18: gorilla's closes", () => {
         })
         yield* awaitGoLine(peer, (line) => line === "LEAKED returns", "the handler returned")
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -378,7 +378,7 @@ describe("round 18: the gorilla server killed and restarted", () => {
           received: () => peer.linesOf("GOT echo ").map((line) => Number(line.split(" ")[0]!.slice(1)))
         })
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 })
 
@@ -396,7 +396,7 @@ describe("round 18: a gorilla server that reads slowly (1 ms after each message)
         yield* awaitGoLine(peer, (line) => line.startsWith("SLOW "), "gorilla's count", 2000)
         expect(peer.linesOf("SLOW ")).toEqual([`${SLOW_FRAMES} true 1000`])
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasGorilla)(
@@ -414,6 +414,6 @@ describe("round 18: a gorilla server that reads slowly (1 ms after each message)
         )
         expect(peer.linesOf("SLOW ")).toEqual([`${SLOW_FRAMES} true 1000`])
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 })

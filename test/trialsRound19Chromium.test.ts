@@ -58,7 +58,7 @@ describeChromium("round 19 in Chromium: frames WebSocket.send refuses, through t
       await Effect.runPromise(server.awaitReceived(3))
       expect(await receivedBy(server)).toEqual(["after", 0, "after"])
     },
-    15_000
+    30_000
   )
 
   /** Why each is refused: Chromium's own TypeError, or the transport's for a detached buffer. */
@@ -90,7 +90,7 @@ describeChromium("round 19 in Chromium: frames WebSocket.send refuses, through t
         await Effect.runPromise(server.awaitReceived(3))
         expect(await receivedBy(server)).toEqual(["after", 0, 0])
       },
-      15_000
+      30_000
     )
 
     it(
@@ -116,7 +116,7 @@ describeChromium("round 19 in Chromium: frames WebSocket.send refuses, through t
         await Effect.runPromise(server.awaitReceived(4))
         expect(await receivedBy(server)).toEqual(["one", "two", large, "after"])
       },
-      15_000
+      30_000
     )
 
     it(
@@ -131,7 +131,7 @@ describeChromium("round 19 in Chromium: frames WebSocket.send refuses, through t
         expect(await Effect.runPromise(server.accepted)).toBe(1)
         expect(await receivedBy(server)).toEqual([])
       },
-      15_000
+      30_000
     )
   }
 })

@@ -83,7 +83,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(yield* client.close(4001, "client bye")).toEqual([])
         expect(yield* peers[1]!.awaitClosed("3 seconds")).toEqual({ code: 4001, reason: "client bye" })
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -157,7 +157,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(codes.filter((code) => code !== "1006" && code !== "1001")).toEqual([])
         expect(yield* server.accepted).toBe(10)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -213,7 +213,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
           .filter((k) => !failed.has(k))
         expect(lost.length).toBeLessThanOrEqual(2)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -260,7 +260,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
         ).toBe(true)
         expect(yield* client.failed).toBe(0)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -290,7 +290,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
           "Connecting #3"
         ])
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -325,7 +325,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(plain.every((s) => /^Backoff #\d+ ConnectError HandshakeRejected 502$/.test(s))).toBe(true)
         expect(yield* run("    lb_try_duration 1s\n    lb_try_interval 50ms")).toEqual([])
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -362,7 +362,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(yield* server.received).toEqual(["while down 0", "while down 1"])
         expect(yield* client.failed).toBe(0)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -401,7 +401,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(states).toEqual(["Connecting #1", "Open #1"])
         expect((yield* server.lastRequestHeaders)["x-forwarded-proto"]).toBe("https")
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -453,7 +453,7 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect((yield* server.lastRequestHeaders).host).toBe(`${name}:${port}`)
         expect(yield* server.accepted).toBe(1)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 
   it.scopedLive(
@@ -477,6 +477,6 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(states).toEqual(["Connecting #1", "Open #1"])
         expect(yield* server.accepted).toBe(1)
       }).pipe(Effect.provide(quietNode)),
-    10_000
+    30_000
   )
 })

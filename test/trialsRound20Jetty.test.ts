@@ -70,7 +70,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
         expect(large).toBe("x".repeat(65536))
         expect(peer.linesOf("OPEN echo:defaults ")).toEqual(["permessage-deflate"])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasJetty)(
@@ -104,7 +104,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
         expect(peer.linesOf("ERROR echo:over ")).toEqual([`MessageTooLargeException: ${TOO_LARGE(65537)}`])
         expect(peer.linesOf("CLOSE echo:over ")).toEqual([`1009 ${TOO_LARGE(65537)}`])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasJetty)(
@@ -131,7 +131,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
         expect(peer.linesOf("OPEN echo:retry ").length).toBe(2)
         expect(yield* client.failed).toBe(0)
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasJetty)(
@@ -160,7 +160,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
         expect(peer.linesOf("CLOSE echo:bounded ")).toEqual([])
         expect(yield* client.failed).toBe(0)
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasJetty)(
@@ -188,7 +188,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
         expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
         expect(peer.linesOf("CLOSE echo:utf8")).toEqual([])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasJetty)(
@@ -244,7 +244,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
         expect(peer.linesOf("CLOSE idle:hb ")).toEqual([])
         expect(peer.linesOf("CLOSE idle:nohb ")[0]).toBe(`1001 ${(errorOf(closed) as { reason: string }).reason}`)
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasJetty)(
@@ -304,7 +304,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
           error: { _tag: "Disconnected", code: 1007, initiator: "client" }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasJetty)(
@@ -325,7 +325,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
           error: { _tag: "Some", value: { _tag: "ConnectError", reason: "HandshakeRejected", status: 403 } }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasJetty)(
@@ -347,7 +347,7 @@ describe("round 20: Jetty 9.4 with its defaults, one server for the block", () =
         expect(peer.linesOf("BINARY big:large ")).toEqual([`${SIZE} ${jettyHash(big)}`])
         expect(peer.linesOf("PUSHED big:large ")).toEqual(["64", "1049"])
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 })
 
@@ -387,6 +387,6 @@ describe("round 20: Jetty stopped (server.stop()) and killed", () => {
         ).toMatchObject({ error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
         expect(yield* client.failed).toBe(0)
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 })

@@ -56,7 +56,7 @@ describe("round 21: libwebsockets' test server (lws 4.1.6)", () => {
           "Backoff #2 ConnectError ConnectionReset undefined"
         ])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasLws)(
@@ -86,7 +86,7 @@ describe("round 21: libwebsockets' test server (lws 4.1.6)", () => {
         const after = messages.slice(messages.lastIndexOf("0"))
         expect(after.slice(0, 3)).toEqual(["0", "1", "2"])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasLws)(
@@ -116,7 +116,7 @@ describe("round 21: libwebsockets' test server (lws 4.1.6)", () => {
         expect(pieces.length).toBeGreaterThan(1)
         expect(pieces.every((piece) => piece.length <= 4096)).toBe(true)
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasLws)(
@@ -141,7 +141,7 @@ describe("round 21: libwebsockets' test server (lws 4.1.6)", () => {
           }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasLws)(
@@ -171,7 +171,7 @@ describe("round 21: libwebsockets' test server (lws 4.1.6)", () => {
         yield* Effect.sleep("700 millis")
         expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasLws)(
@@ -199,7 +199,7 @@ describe("round 21: libwebsockets' test server (lws 4.1.6)", () => {
         expect(yield* client.state.get).toMatchObject({ _tag: "Open" })
         expect(yield* client.failed).toBe(0)
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -216,7 +216,7 @@ describe("round 21: websocketd 0.4.1", () => {
         yield* until("nine lines", () => messages.length === 9)
         expect(messages).toEqual(["hello", "a", "b", "trailing", "", "", "é€😀", "c", "d"])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasWebsocketd)(
@@ -245,7 +245,7 @@ describe("round 21: websocketd 0.4.1", () => {
           }
         })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasWebsocketd)(
@@ -272,7 +272,7 @@ describe("round 21: websocketd 0.4.1", () => {
         expect(pieces.length).toBeGreaterThan(1)
         expect(Buffer.concat(pieces).equals(Buffer.from(big))).toBe(true)
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasWebsocketd)(
@@ -293,7 +293,7 @@ describe("round 21: websocketd 0.4.1", () => {
           "Connecting #2"
         ])
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasWebsocketd)(
@@ -317,7 +317,7 @@ describe("round 21: websocketd 0.4.1", () => {
         })
         expect(messages.slice(0, 20_000)).toEqual(Array.from({ length: 20_000 }, (_, i) => String(i + 1)))
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasWebsocketd)(
@@ -337,7 +337,7 @@ describe("round 21: websocketd 0.4.1", () => {
         yield* first.close()
         yield* second.awaitOpen
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasWebsocketd)(
@@ -352,7 +352,7 @@ describe("round 21: websocketd 0.4.1", () => {
         const allowed = yield* Client.make({ url: peer.url(), headers: { origin: "http://app.example" } })
         yield* allowed.awaitOpen
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 
   it.scopedLive.skipIf(!hasWebsocketd)(
@@ -374,6 +374,6 @@ describe("round 21: websocketd 0.4.1", () => {
         const refused = yield* Effect.flip(Effect.scoped(Connection.connect(peer.url(), { protocols: ["v1"] })))
         expect(refused).toMatchObject({ _tag: "ConnectError", reason: "ProtocolViolation" })
       }).pipe(provideNode),
-    10_000
+    30_000
   )
 })

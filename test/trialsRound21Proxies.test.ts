@@ -121,7 +121,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           })
           expect(yield* server.accepted).toBe(4)
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -148,7 +148,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           yield* until("the second echo", () => echoed.length === 2)
           expect(states).toEqual(["Connecting #1", "Open #1"])
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -189,7 +189,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           expect(proxy.children().length).toBeGreaterThanOrEqual(2)
           expect(yield* a.server.connections).toBe(4)
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -269,7 +269,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           // and every failed send is in the gap: none that failed arrived
           expect(failures.length + lost.length).toBe(first - before!.length)
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -362,7 +362,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Open")), { discard: true })
           expect(yield* Effect.forEach(clients, (client) => client.failed)).toEqual([0, 0])
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
   })
 
@@ -400,7 +400,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
             "Closed ConnectError HandshakeRejected 404"
           )
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -449,7 +449,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           expect(accepted).toBeGreaterThanOrEqual(2)
           expect(accepted).toBeLessThanOrEqual(1 + (open as { readonly attempt: number }).attempt)
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -515,7 +515,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           expect(cutAfter).toBeGreaterThan(500)
           expect(cutting.starts()).toBe(2)
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -553,7 +553,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           expect(yield* server.received).toEqual(["queued"])
           expect(yield* client.failed).toBe(0)
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -588,7 +588,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           expect(states).toEqual(["Connecting #1", "Open #1"])
           expect(yield* server.pings).toBeGreaterThanOrEqual(1)
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -638,7 +638,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           expect(yield* server.received).toEqual(["while down"])
           expect(yield* old.failed).toBe(0)
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
 
     it.scopedLive(
@@ -731,7 +731,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
             "Open #2"
           ])
         }).pipe(Effect.provide(quietNode)),
-      15_000
+      30_000
     )
   })
 })

@@ -192,6 +192,6 @@ describe("round 6 trials: user patterns on the callback path", () => {
         expect(seen[5]).toMatchObject({ _tag: "Closed", error: { _tag: "None" } })
         expect(yield* client.failed).toBe(0)
       }).pipe(provideNode),
-    8_000
+    30_000
   )
 })

@@ -340,7 +340,7 @@ describe("round 7: churn and a fleet on shared settings", () => {
         yield* awaitTrue(server.connections.pipe(Effect.map((n) => n === 0)), "the server's connections closed")
         yield* noSlotsLeft
       })).pipe(provideNode),
-    15_000
+    30_000
   )
 
   it.live(
@@ -384,7 +384,7 @@ describe("round 7: churn and a fleet on shared settings", () => {
         yield* Effect.forEach(clients, (client) => client.close(), { concurrency: "unbounded" })
         yield* noSlotsLeft
       })).pipe(provideNode),
-    15_000
+    30_000
   )
 })
 
@@ -844,7 +844,7 @@ describe("round 7: every value accounted for, with senders cut short through rec
         expect(yield* client.failed).toBe(sendErrors.length + events.length)
         expect(yield* client.close()).toEqual([])
       })).pipe(provideNode),
-    10_000
+    30_000
   )
 })
 
@@ -879,7 +879,7 @@ describe("round 7: the endpoints list, changed by its owner after make", () => {
         expect(strays).toEqual([])
         yield* noSlotsLeft
       })).pipe(provideNode),
-    8_000
+    30_000
   )
 })
 
@@ -965,6 +965,6 @@ describe("round 7: a transport whose network throws", () => {
         expect(strays).toEqual([])
         yield* noSlotsLeft
       })),
-    8_000
+    30_000
   )
 })

@@ -486,7 +486,7 @@ describe("round 8: request/reply written by hand", () => {
         expect(stale).toBe(1)
         expect(yield* client.close()).toEqual([])
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 
   it.scopedLive(
@@ -541,7 +541,7 @@ describe("round 8: request/reply written by hand", () => {
         expect(answered).toBeGreaterThan(0)
         expect(yield* client.close()).toEqual([])
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 })
 

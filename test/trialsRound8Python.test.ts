@@ -91,6 +91,6 @@ describe("round 8: a real peer that compresses (Python websockets 10.4)", () => 
         })
         expect(server.extensions).toEqual(["permessage-deflate"])
       }).pipe(provideNode),
-    20_000
+    30_000
   )
 })

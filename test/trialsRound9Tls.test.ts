@@ -496,7 +496,7 @@ describe.skipIf(!hasOpenssl || !hasNginx)("round 9: nginx terminating TLS in fro
           .toBe(true)
         expect(yield* client.close()).toEqual([])
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 
   it.scopedLive(
@@ -525,7 +525,7 @@ describe.skipIf(!hasOpenssl || !hasNginx)("round 9: nginx terminating TLS in fro
         )
         expect(yield* upstream.accepted).toBe(0)
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 
   it.scopedLive(
@@ -576,7 +576,7 @@ ${proxyTo(upstream)}
         expect(yield* upstreamA.accepted).toBe(2)
         expect(yield* upstreamB.accepted).toBe(2)
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 })
 
@@ -617,7 +617,7 @@ ${proxyTo(upstream.port)}
         }
         expect(yield* upstream.accepted).toBe(1)
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 })
 
@@ -690,7 +690,7 @@ describe.skipIf(!hasOpenssl || !hasWebsockets)("round 9: Python websockets 10.4 
         })
         expect(server.peers).toEqual(["-"])
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 
   it.scopedLive(
@@ -708,7 +708,7 @@ describe.skipIf(!hasOpenssl || !hasWebsockets)("round 9: Python websockets 10.4 
           "write EPROTO wrong version number; the server does not speak TLS on that port (a ws:// server?)"
         )
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 
   it.scopedLive(
@@ -745,6 +745,6 @@ describe.skipIf(!hasOpenssl || !hasWebsockets)("round 9: Python websockets 10.4 
         )
         expect(server.peers).toEqual(["client"])
       }).pipe(provideNode),
-    15_000
+    30_000
   )
 })

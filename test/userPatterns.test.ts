@@ -115,7 +115,7 @@ describe("user patterns", () => {
         expect(endings.size).toBe(2 * BURST)
         yield* second.stop
       }).pipe(Effect.provide(quietNode)),
-    15_000
+    30_000
   )
 
   it.scopedLive(
@@ -141,6 +141,6 @@ describe("user patterns", () => {
         expect(back.every((item, k) => item.n === k && item.label === `item-${k}`)).toBe(true)
         expect(yield* client.failed).toBe(0)
       }).pipe(Effect.provide(quietNode)),
-    15_000
+    30_000
   )
 })
