@@ -18,7 +18,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import { Client, type SendError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitState, isTag, recordStates } from "./support/clientKit.js"
 import { hasNginx, nginx, proxyTo } from "./support/nginx.js"
 import { quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
@@ -36,25 +36,6 @@ const proxyServer = (upstream: number) =>
   }`, [port])
     return { url: `ws://127.0.0.1:${port}`, log: server.log }
   })
-
-/** A short, exact description of a state (attempt, and a Backoff's error), for the record of transitions. */
-const describeState = (state: Client.ClientState): string => {
-  switch (state._tag) {
-    case "Connecting":
-    case "Open":
-      return `${state._tag} #${state.attempt}`
-    case "Backoff": {
-      const error = state.error as unknown as Record<string, unknown>
-      return error._tag === "Disconnected"
-        ? `Backoff #${state.attempt} Disconnected ${String(error.code)} ${String(error.initiator)} wasClean=${
-          String(error.wasClean)
-        }`
-        : `Backoff #${state.attempt} ${String(error._tag)} ${String(error.reason)} ${String(error.status)}`
-    }
-    default:
-      return state._tag
-  }
-}
 
 describe("trials through nginx", () => {
   it.scopedLive.skipIf(!hasNginx)(
@@ -87,11 +68,7 @@ describe("trials through nginx", () => {
         )
         // the defaults, but an events buffer large enough to see every MessageFailed
         const client = yield* Client.make({ url: proxy.url, eventsCapacity: 100_000 })
-        const states: Array<string> = []
-        yield* Effect.forkScoped(Stream.runForEach(client.state.changes, (state) =>
-          Effect.sync(() => {
-            states.push(describeState(state))
-          })))
+        const { states } = yield* recordStates(client)
         const failedValues: Array<number> = []
         const failedReasons = new Set<string>()
         yield* Effect.forkScoped(Stream.runForEach(client.events, (event) =>
