@@ -14,6 +14,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schedule } from "effect"
+import { CloseEvent, ReconnectingWebSocket } from "effect-lifeline/compat"
 import * as Fs from "node:fs"
 import { BrowserTransport, Client, Connection, NodeTransport } from "../src/index.js"
 import type { ConnectError } from "../src/index.js"
@@ -163,4 +164,53 @@ describeWebKit("review of round 21: the polled browser kit", () => {
     },
     60_000
   )
+})
+
+/** Every event of a compat socket, in order, as `type` or `close:code:reason`. */
+const compatEvents = (socket: ReconnectingWebSocket) => {
+  const events: Array<string> = []
+  for (const type of ["open", "error", "close"] as const) {
+    socket.addEventListener(type, (event) => {
+      events.push(event instanceof CloseEvent ? `close:${event.code}:${event.reason}` : type)
+    })
+  }
+  return events
+}
+
+describe("review of round 21: the subprotocol refusal as partysocket users write it (compat, Node transport)", () => {
+  // protocols as a function (partysocket's `ProtocolsProvider`) evaluated at each attempt
+  it.scopedLive("a server that accepts none of the offered: error, close 1006 'ProtocolViolation; not retrying', one handshake; one in common: open with it", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({ protocols: ["v1"] })
+      const outcome = (offered: ReadonlyArray<string>) =>
+        Effect.acquireUseRelease(
+          Effect.sync(() =>
+            new ReconnectingWebSocket(server.url, () => [...offered], {
+              minReconnectionDelay: 10,
+              maxReconnectionDelay: 10
+            })
+          ),
+          (socket) =>
+            Effect.gen(function*() {
+              const events = compatEvents(socket)
+              const before = yield* server.requests
+              // Twenty reconnection delays: a retried refusal would show many handshakes.
+              yield* Effect.sleep("300 millis")
+              return {
+                events: [...events],
+                readyState: socket.readyState,
+                protocol: socket.protocol,
+                handshakes: (yield* server.requests) - before
+              }
+            }),
+          (socket) => Effect.sync(() => socket.close())
+        )
+      expect(yield* outcome(["v2"])).toEqual({
+        events: ["error", "close:1006:ProtocolViolation; not retrying"],
+        readyState: 3,
+        protocol: "",
+        handshakes: 1
+      })
+      expect(yield* outcome(["v2", "v1"])).toEqual({ events: ["open"], readyState: 1, protocol: "v1", handshakes: 1 })
+    }).pipe(Effect.provide(quietNode)))
 })
