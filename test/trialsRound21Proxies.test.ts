@@ -10,6 +10,7 @@
  * tried and found.
  */
 import { expect, it } from "@effect/vitest"
+import type { Duration } from "effect"
 import { Effect, Fiber, Option, Schedule } from "effect"
 import * as Fs from "node:fs"
 import type * as Net from "node:net"
@@ -18,21 +19,11 @@ import { describe } from "vitest"
 import { Client, Connection, Reconnect } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { apache, describeApache } from "./support/apache.js"
-import {
-  awaitState,
-  describeState,
-  isTag,
-  recordMessages,
-  recordStates as recordStatesBy,
-  until
-} from "./support/clientKit.js"
+import { awaitState, describeState, isTag, recordMessages, recordStates, until } from "./support/clientKit.js"
 import { describeLighttpd, lighttpd, proxyBlock } from "./support/lighttpd.js"
 import { quietNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
 import { tcpServer } from "./support/tcpServer.js"
-
-/** Every state the Client goes through from now on, described (a Closed one with its reason and status). */
-const recordStates = (client: Client.Client) => recordStatesBy(client, (state) => describeState(state))
 
 /** A TestServer that keeps every connection it accepted (`peers` lists only the open ones). */
 const upstream = (options: TestServer.Options = {}) =>
@@ -46,6 +37,34 @@ const upstream = (options: TestServer.Options = {}) =>
   })
 
 const fast = Schedule.spaced("50 millis")
+
+/**
+ * Two Clients through a proxy that cuts a link idle for about 2 s: one without a heartbeat, cut
+ * after 1 to 5 s (1006 from the transport, no close frame), then closed (on a loaded machine its
+ * retry, 5 s on, made another upstream link before a later count); and one whose heartbeat every
+ * `interval` keeps it up. The beating Client and its recorded states.
+ */
+const idleCutButBeating = (url: string, interval: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const idle = yield* Client.make({ url, heartbeat: false, retry: Schedule.spaced("5 seconds") })
+    const idleStates = yield* recordStates(idle)
+    const beating = yield* Client.make({ url, heartbeat: { interval, timeout: "2 seconds" }, retry: fast })
+    const { states } = yield* recordStates(beating)
+    yield* idle.awaitOpen
+    const opened = Date.now()
+    yield* beating.awaitOpen
+    yield* awaitState(idle, isTag("Backoff"), "6 seconds")
+    const idleFor = Date.now() - opened
+    expect(idleStates.states).toEqual([
+      "Connecting #1",
+      "Open #1",
+      "Backoff #1 Disconnected 1006 transport wasClean=false"
+    ])
+    expect(idleFor).toBeGreaterThan(1000)
+    expect(idleFor).toBeLessThan(5000)
+    yield* idle.close()
+    return { beating, states }
+  })
 
 /** `count` sends 1 ms apart from a fiber; the failures, typed, by index. */
 const sendAll = (client: Client.Client, count: number) =>
@@ -161,7 +180,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           const proxy = yield* apache({ body: `ProxyPass /ws ws://127.0.0.1:${a.server.port}/ws\n` }, port)
           const url = `ws://127.0.0.1:${port}/ws`
           const clients = yield* Effect.forEach([1, 2, 3], () => Client.make({ url, heartbeat: false, retry: fast }))
-          const records = yield* Effect.forEach(clients, recordStates)
+          const records = yield* Effect.forEach(clients, (client) => recordStates(client))
           yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
           const connection = yield* Connection.connect(url)
           const sender = yield* sendAll(clients[0]!, 300)
@@ -200,28 +219,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           const port = yield* closedPort
           const proxy = yield* apache({ body: `Timeout 2\nProxyPass /ws ws://127.0.0.1:${server.port}/ws\n` }, port)
           const url = `ws://127.0.0.1:${port}/ws`
-          const idle = yield* Client.make({ url, heartbeat: false, retry: Schedule.spaced("5 seconds") })
-          const idleStates = yield* recordStates(idle)
-          const beating = yield* Client.make({
-            url,
-            heartbeat: { interval: "300 millis", timeout: "2 seconds" },
-            retry: fast
-          })
-          const { states } = yield* recordStates(beating)
-          yield* idle.awaitOpen
-          const opened = Date.now()
-          yield* beating.awaitOpen
-          yield* awaitState(idle, isTag("Backoff"), "6 seconds")
-          const idleFor = Date.now() - opened
-          expect(idleStates.states).toEqual([
-            "Connecting #1",
-            "Open #1",
-            "Backoff #1 Disconnected 1006 transport wasClean=false"
-          ])
-          expect(idleFor).toBeGreaterThan(1000)
-          expect(idleFor).toBeLessThan(5000)
-          // closed: on a loaded machine its retry (5 s on) came before the last check, a 4th upstream link
-          yield* idle.close()
+          const { beating, states } = yield* idleCutButBeating(url, "300 millis")
           yield* Effect.sleep("600 millis")
           expect(states).toEqual(["Connecting #1", "Open #1"])
           // the heartbeat's pings reach the upstream: Apache tunnels bytes, it answers none itself
@@ -292,7 +290,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
               // likely timed out); the stop below needs no bound of its own
               connection: { openTimeout: "2 seconds" }
             }))
-          const records = yield* Effect.forEach(clients, recordStates)
+          const records = yield* Effect.forEach(clients, (client) => recordStates(client))
           yield* Effect.forEach(clients, (client) => client.awaitOpen, { discard: true })
           yield* server.kill
           yield* Effect.forEach(
@@ -564,26 +562,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           const port = yield* closedPort
           yield* lighttpd({ body: proxyBlock("/ws", server.port) + "server.max-read-idle = 2\n" }, port)
           const url = `ws://127.0.0.1:${port}/ws`
-          const idle = yield* Client.make({ url, heartbeat: false, retry: Schedule.spaced("5 seconds") })
-          const idleStates = yield* recordStates(idle)
-          const beating = yield* Client.make({
-            url,
-            heartbeat: { interval: "200 millis", timeout: "2 seconds" },
-            retry: fast
-          })
-          const { states } = yield* recordStates(beating)
-          yield* idle.awaitOpen
-          const opened = Date.now()
-          yield* beating.awaitOpen
-          yield* awaitState(idle, isTag("Backoff"), "6 seconds")
-          const idleFor = Date.now() - opened
-          expect(idleStates.states).toEqual([
-            "Connecting #1",
-            "Open #1",
-            "Backoff #1 Disconnected 1006 transport wasClean=false"
-          ])
-          expect(idleFor).toBeGreaterThan(1000)
-          expect(idleFor).toBeLessThan(5000)
+          const { states } = yield* idleCutButBeating(url, "200 millis")
           yield* Effect.sleep("500 millis")
           expect(states).toEqual(["Connecting #1", "Open #1"])
           expect(yield* server.pings).toBeGreaterThanOrEqual(1)
