@@ -17,6 +17,19 @@ import { awaitState, isTag, recordMessages, recordStates, until } from "./suppor
 import { hasLws, hasWebsocketd, lwsPeer, websocketdPeer } from "./support/cPeers.js"
 import { provideNode } from "./support/node.js"
 
+/** A Client's end on a text frame that is not UTF-8: 1007 from this side, final by default. */
+const closedByInvalidUtf8 = {
+  error: {
+    _tag: "Some",
+    value: {
+      _tag: "Disconnected",
+      code: 1007,
+      reason: "Invalid WebSocket frame: invalid UTF-8 sequence",
+      initiator: "client"
+    }
+  }
+}
+
 /** Retries every 100 ms: the default schedule's first delays would make the file slow. */
 const quickRetry = Schedule.spaced("100 millis")
 
@@ -129,17 +142,7 @@ describe("round 21: libwebsockets' test server (lws 4.1.6)", () => {
         const client = yield* Client.make({ ...options, retry: quickRetry })
         yield* client.awaitOpen
         yield* sender.send("x" + "é".repeat(3000))
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: {
-            _tag: "Some",
-            value: {
-              _tag: "Disconnected",
-              code: 1007,
-              reason: "Invalid WebSocket frame: invalid UTF-8 sequence",
-              initiator: "client"
-            }
-          }
-        })
+        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject(closedByInvalidUtf8)
       }).pipe(provideNode),
     30_000
   )
@@ -233,17 +236,7 @@ describe("round 21: websocketd 0.4.1", () => {
         expect(messages.map(text)).toEqual(["binnext"])
         expect(typeof messages[0]).toBe("string")
         yield* client.send(new Uint8Array([0xff, 0x41, 0x0a]))
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: {
-            _tag: "Some",
-            value: {
-              _tag: "Disconnected",
-              code: 1007,
-              reason: "Invalid WebSocket frame: invalid UTF-8 sequence",
-              initiator: "client"
-            }
-          }
-        })
+        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject(closedByInvalidUtf8)
       }).pipe(provideNode),
     30_000
   )
