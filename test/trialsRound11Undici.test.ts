@@ -237,7 +237,7 @@ describe("what undici reports, as a Client sees it", () => {
       expect(server.codes[0]).toBe(1006)
     })).pipe(provideBrowser))
 
-  it.live("a 101 without an Upgrade header: undici waits (no event), so TimeoutError open; a subprotocol the server does not pick: ClosedBeforeOpen (Chromium opens)", () =>
+  it.live("a 101 without an Upgrade header: undici waits (no event), so TimeoutError open; a subprotocol the server does not pick: ClosedBeforeOpen (as Chromium)", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make({ protocols: ["p1"] })
       yield* server.noUpgradeHeader

@@ -393,13 +393,31 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
     await r9(p, "closeClient", "big")
   })
 
-  it("a subprotocol the server does not pick: Open in Chromium (Node's ws refuses it: ProtocolViolation)", async () => {
+  // This test once said "a subprotocol the server does not pick: Open in Chromium", but its server
+  // (a TestServer without `protocols`: ws picks the first one offered) picked it. A server that
+  // picks none answers 101 without `Sec-WebSocket-Protocol`, which Chromium refuses itself.
+  it("subprotocols: one the server picks (ws's default: the first offered) opens; one it does not (a 101 without Sec-WebSocket-Protocol): Chromium fails the handshake itself, so ClosedBeforeOpen, retried, never Open (Node, Firefox, WebKit: ProtocolViolation, final)", async () => {
     const { page: p } = await page()
     const echo = await server()
     await r9(p, "open", "proto", echo.url, 100, { protocols: ["chat"] })
     await eventually("Open", async () => (await r9(p, "states", "proto")).some((state) => state.tag === "Open"))
     expect(await echo.run(echo.lastRequestHeaders)).toMatchObject({ "sec-websocket-protocol": "chat" })
     await r9(p, "closeClient", "proto")
+
+    const refusing = await server({ protocols: ["other"] })
+    await r9(p, "open", "none", refusing.url, 100, { protocols: ["chat"] })
+    await eventually(
+      "two Backoffs",
+      async () => (await r9(p, "states", "none")).filter((state) => state.tag === "Backoff").length >= 2
+    )
+    const states = await r9(p, "states", "none")
+    expect(states.some((state) => state.tag === "Open")).toBe(false)
+    expect(states.filter((state) => state.tag === "Backoff")[0]).toEqual({
+      tag: "Backoff",
+      error: { _tag: "ConnectError", reason: "ClosedBeforeOpen" }
+    })
+    expect(await refusing.run(refusing.lastRequestHeaders)).toMatchObject({ "sec-websocket-protocol": "chat" })
+    await r9(p, "closeClient", "none")
   })
 
   it("a polyfill through BrowserTransport.layerWith (a WebSocket subclass): used for the socket and each send", async () => {
