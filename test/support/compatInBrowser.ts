@@ -1,7 +1,7 @@
 /**
  * The compat scenarios of test/compat/scenarios.ts run in a browser page (test/browser/compat.ts):
  * the ServerControl they call, over a TestServer, and what each must see in a browser (as the
- * Node run over the browser transport). Shared by chromium.test.ts and trialsRound20Firefox.test.ts.
+ * Node run over the browser transport). Shared by chromium.test.ts and browserScenarios.ts (Firefox, WebKit).
  */
 import { Effect } from "effect"
 import { expect } from "vitest"

@@ -20,7 +20,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe } from "vitest"
 import type { PolledKit, PolledPage, PolledSession } from "./polledBrowser.js"
-import { polledApi, polledSession, startPolledBrowser } from "./polledBrowser.js"
+import { polledSession, startPolledBrowser } from "./polledBrowser.js"
 
 /** Where Firefox is, or why it is not there. `FIREFOX_PATH`, when set, is the only place looked at. */
 export const firefoxPath = (): { readonly path: string } | { readonly missing: string } => {
@@ -150,9 +150,3 @@ export const firefoxSession = (
   headers: Readonly<Record<string, string>> = {},
   prefs: Readonly<Record<string, string | number | boolean>> = {}
 ): FirefoxSession => polledSession(() => startFirefox(bundles, headers, prefs), 45_000)
-
-/**
- * The API a page script puts on `globalThis[name]`, called from Node: `call(page, method, ...args)`
- * runs `globalThis[name][method](...args)` in the page's frame (plain data in and out).
- */
-export const firefoxApi = polledApi
