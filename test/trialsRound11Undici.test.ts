@@ -14,6 +14,7 @@ import type { WebSocket as WsSocket } from "ws"
 import { WebSocketServer } from "ws"
 import { BrowserTransport, Client } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
+import { bundledChild } from "./support/childBundle.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { closeWithBacklog, expectBacklogAccounted } from "./support/closeBacklog.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -97,7 +98,7 @@ interface ChildRun {
 /**
  * Runs test/support/undiciChild.ts in `mode` against `url` (Node's global WebSocket on, as on
  * Node 22): `onLine` runs for each line it prints. Killed (SIGKILL) if it has not exited by
- * itself within 15 s (tsx's start alone can take seconds on a loaded machine): a process held open
+ * itself within 15 s (a child's start alone can take seconds on a loaded machine): a process held open
  * by a socket shows as `signal: "SIGKILL"`.
  */
 const runChild = (
@@ -107,13 +108,11 @@ const runChild = (
 ) =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
-    const script = fileURLToPath(new URL("./support/undiciChild.ts", import.meta.url))
+    const script = yield* bundledChild(fileURLToPath(new URL("./support/undiciChild.ts", import.meta.url)))
     return yield* Effect.async<ChildRun>((resume) => {
       const child = spawn(process.execPath, [
         "--experimental-websocket",
         "--no-warnings",
-        "--import",
-        "tsx",
         script,
         mode,
         url

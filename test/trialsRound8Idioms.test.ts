@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url"
 import { CircuitBreaker, Client } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
+import { bundledChild } from "./support/childBundle.js"
 import { awaitState, isTag, throughAnOutage } from "./support/clientKit.js"
 import { collect } from "./support/gc.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -39,19 +40,22 @@ interface ChurnReport {
 
 /** test/support/churnChild.ts in a child process with --expose-gc: its one JSON line. */
 const churn = (args: ReadonlyArray<string>) =>
-  Effect.async<ChurnReport>((resume) => {
-    const script = fileURLToPath(new URL("./support/churnChild.ts", import.meta.url))
-    const child = execFile(
-      process.execPath,
-      ["--expose-gc", "--import", "tsx", script, ...args],
-      { timeout: 90_000, cwd: fileURLToPath(new URL("..", import.meta.url)) },
-      (error, stdout, stderr) => {
-        if (error !== null) return resume(Effect.dieMessage(`churn child failed: ${error.message} ${stderr}`))
-        resume(Effect.succeed(JSON.parse(stdout) as ChurnReport))
-      }
-    )
-    return Effect.sync(() => child.kill())
-  })
+  Effect.flatMap(
+    bundledChild(fileURLToPath(new URL("./support/churnChild.ts", import.meta.url))),
+    (script) =>
+      Effect.async<ChurnReport>((resume) => {
+        const child = execFile(
+          process.execPath,
+          ["--expose-gc", script, ...args],
+          { timeout: 90_000, cwd: fileURLToPath(new URL("..", import.meta.url)) },
+          (error, stdout, stderr) => {
+            if (error !== null) return resume(Effect.dieMessage(`churn child failed: ${error.message} ${stderr}`))
+            resume(Effect.succeed(JSON.parse(stdout) as ChurnReport))
+          }
+        )
+        return Effect.sync(() => child.kill())
+      })
+  )
 
 /** lifeline's metric keys in Effect's global registry, and the `endpoint` values they carry. */
 const lifelineKeys = () => Metric.unsafeSnapshot().filter((pair) => pair.metricKey.name.startsWith("lifeline_"))

@@ -39,6 +39,7 @@ import { fileURLToPath } from "node:url"
 import { WebSocketServer } from "ws"
 import { CircuitBreaker, Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
+import { bundledChild } from "./support/childBundle.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode, quietNode } from "./support/node.js"
@@ -483,10 +484,10 @@ describe("round 9: a service that disposes its runtime on SIGTERM", () => {
     () =>
       Effect.gen(function*() {
         const server = yield* recordingWs({ paused: true })
-        const script = fileURLToPath(new URL("./support/sigtermChild.ts", import.meta.url))
+        const script = yield* bundledChild(fileURLToPath(new URL("./support/sigtermChild.ts", import.meta.url)))
         const { code, report } = yield* Effect.async<{ readonly code: number | null; readonly report: SigtermReport }>(
           (resume) => {
-            const child = spawn(process.execPath, ["--import", "tsx", script, server.url, "100", String(64 * 1024)], {
+            const child = spawn(process.execPath, [script, server.url, "100", String(64 * 1024)], {
               cwd: fileURLToPath(new URL("..", import.meta.url)),
               stdio: ["ignore", "pipe", "pipe"]
             })
@@ -536,11 +537,11 @@ describe("round 9: an HTTP server that makes a Client per request", () => {
     "2 x 300 requests, 50 at once, the echo server killed and restarted in each round: every request answered with its echo or a typed 502; the heap after the second round where the first left it; no handle left",
     () =>
       Effect.gen(function*() {
-        const script = fileURLToPath(new URL("./support/httpPerRequestChild.ts", import.meta.url))
+        const script = yield* bundledChild(fileURLToPath(new URL("./support/httpPerRequestChild.ts", import.meta.url)))
         const report = yield* Effect.async<HttpReport>((resume) => {
           const child = execFile(
             process.execPath,
-            ["--expose-gc", "--import", "tsx", script, "300", "50"],
+            ["--expose-gc", script, "300", "50"],
             // A guard against a hang only: on a loaded machine the 600 requests took more than 15 s.
             { timeout: 40_000, cwd: fileURLToPath(new URL("..", import.meta.url)) },
             (error, stdout, stderr) => {

@@ -11,6 +11,7 @@ import { Deferred, Effect } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { fileURLToPath } from "node:url"
+import { bundledChild } from "./childBundle.js"
 
 const ip = (args: ReadonlyArray<string>): string =>
   execFileSync("ip", [...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 })
@@ -83,16 +84,16 @@ export interface NetnsExit {
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
 /**
- * Runs `node --import tsx test/support/<script> <name> ...args` inside namespace `name` and waits
+ * Runs `node <the bundle of test/support/<script>> <name> ...args` (test/support/childBundle.ts) inside namespace `name` and waits
  * for its exit (SIGKILL after `bound` ms, and when the scope closes before it exited).
  */
 export const spawnInNetns = (name: string, script: string, args: ReadonlyArray<string>, bound = 90_000) =>
   Effect.gen(function*() {
     const exited = yield* Deferred.make<NetnsExit>()
-    const file = fileURLToPath(new URL(`./${script}`, import.meta.url))
+    const file = yield* bundledChild(fileURLToPath(new URL(`./${script}`, import.meta.url)))
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        spawn("ip", ["netns", "exec", name, process.execPath, "--import", "tsx", file, name, ...args], {
+        spawn("ip", ["netns", "exec", name, process.execPath, file, name, ...args], {
           cwd: root,
           stdio: ["ignore", "pipe", "pipe"]
         })

@@ -1,11 +1,12 @@
 /**
- * A child Node process (through tsx) that a test talks to by lines: it waits for a line the child
+ * A child Node process (its bundle: test/support/childBundle.ts) that a test talks to by lines: it waits for a line the child
  * printed, writes to its stdin, sends it signals, and reads how it exited. Scoped: the child is
  * killed (SIGKILL) when the scope closes if it has not exited, and after `bound` ms in any case (90 s by default: a hang guard, not a speed claim).
  */
 import { Deferred, Effect } from "effect"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { bundledChild } from "./childBundle.js"
 
 export interface ChildExit {
   readonly code: number | null
@@ -34,10 +35,10 @@ export const spawnChild = (
 ) =>
   Effect.gen(function*() {
     const exited = yield* Deferred.make<ChildExit>()
+    const file = yield* bundledChild(fileURLToPath(new URL(`./${script}`, import.meta.url)))
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const file = fileURLToPath(new URL(`./${script}`, import.meta.url))
-        return spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", file, ...args], {
+        return spawn(process.execPath, [...(options.nodeArgs ?? []), file, ...args], {
           cwd: root,
           stdio: ["pipe", "pipe", "pipe"]
         })
