@@ -87,6 +87,11 @@ const untyped = (error: unknown): string | undefined => {
       return `reason ${String(fields.reason)}`
     }
     if (typeof fields.detail !== "string" || fields.detail.trim() === "") return "ConnectError without a detail"
+    const { retryAfter, status } = error as { retryAfter?: unknown; status?: unknown }
+    if (retryAfter !== undefined && !(Duration.isDuration(retryAfter) && Duration.toMillis(retryAfter) >= 0)) {
+      return `retryAfter ${String(retryAfter)}`
+    }
+    if ((fields.reason === "HandshakeRejected") !== (typeof status === "number")) return `status ${String(status)}`
   }
   if (tag === "TimeoutError" && fields.operation !== "open") return `TimeoutError ${String(fields.operation)}`
   if (tag === "Disconnected" && (typeof fields.code !== "number" || typeof fields.reason !== "string")) {
@@ -105,7 +110,11 @@ const fits = (error: ClientError, outcome: Outcome): boolean => {
     case "Disconnected": {
       const wanted = outcome as Extract<Outcome, { kind: "Disconnected" }>
       return (wanted.code === undefined || error.code === wanted.code) &&
-        (wanted.initiator === undefined || error.initiator === wanted.initiator)
+        (wanted.initiator === undefined || error.initiator === wanted.initiator) &&
+        (wanted.reason === undefined || error.reason === wanted.reason) &&
+        (wanted.wasClean === undefined || error.wasClean === wanted.wasClean) &&
+        // A fault's reason says what it was (ws's message)
+        (wanted.wasClean !== false || error.reason !== "")
     }
     default:
       return true
@@ -113,12 +122,20 @@ const fits = (error: ClientError, outcome: Outcome): boolean => {
 }
 
 const show = (error: unknown): string => {
-  const fields = error as { _tag?: string; reason?: string; code?: number; initiator?: string; status?: number }
+  const fields = error as {
+    _tag?: string
+    reason?: string
+    code?: number
+    initiator?: string
+    status?: number
+    wasClean?: boolean
+  }
   return JSON.stringify({
     tag: fields._tag,
     reason: fields.reason,
     code: fields.code,
     initiator: fields.initiator,
+    wasClean: fields.wasClean,
     status: fields.status
   })
 }

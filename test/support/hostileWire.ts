@@ -36,6 +36,8 @@ export type Handshake =
     readonly retryAfter?: string | undefined
     readonly body: string
   }
+  /** A correct 101 with one odd header line: obs-text, a control character, no colon, a folded line. */
+  | { readonly kind: "oddHeader"; readonly line: string }
   /** The correct 101 cut after `at` bytes (then the ending). */
   | { readonly kind: "cut"; readonly at: number }
   /** Random bytes instead of HTTP (hex). */
@@ -79,7 +81,7 @@ export type Item =
   | { readonly kind: "fault"; readonly fault: Fault }
   /** Random bytes: what they parse as is not predicted. */
   | { readonly kind: "garbage"; readonly hex: string }
-  /** A data frame that announces `declared` bytes and sends fewer: the rest never comes. */
+  /** A data frame that announces `declared` bytes and sends fewer: the rest never comes (nor the items after it). */
   | { readonly kind: "truncated"; readonly declared: number; readonly sent: number }
 
 export type Ending = "halfClose" | "fin" | "reset" | "silent"
@@ -160,7 +162,7 @@ const handshake: fc.Arbitrary<Handshake> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("status" as const),
       status: fc.oneof(
-        fc.constantFrom(200, 204, 301, 302, 307, 400, 401, 403, 404, 426, 429, 500, 502, 503, 504),
+        fc.constantFrom(100, 102, 103, 200, 204, 301, 302, 307, 400, 401, 403, 404, 426, 429, 500, 502, 503, 504),
         fc.integer({ min: 200, max: 599 })
       ),
       location: fc.option(
@@ -178,6 +180,25 @@ const handshake: fc.Arbitrary<Handshake> = fc.oneof(
       body: printable(40)
     }, { requiredKeys: ["kind", "status", "body"] })
   },
+  fc.record({
+    kind: fc.constant("oddHeader" as const),
+    line: fc.oneof(
+      fc.constantFrom(
+        "X-Latin: caf\xe9 \xff",
+        "X-Control: a\x01b",
+        "X-Nul: a\x00b",
+        "No colon here",
+        " folded continuation",
+        ": empty name",
+        "X-Space : before colon",
+        "X-Tab:\tvalue",
+        "X-Long: " + "a".repeat(9000)
+      ),
+      fc.tuple(token, fc.uint8Array({ minLength: 1, maxLength: 12 })).map(([name, bytes]) =>
+        `X-${name}: ${Buffer.from(bytes.filter((byte) => byte !== 10 && byte !== 13)).toString("latin1")}`
+      )
+    )
+  }),
   fc.record({ kind: fc.constant("cut" as const), at: fc.integer({ min: 0, max: 128 }) }),
   fc.record({ kind: fc.constant("garbage" as const), hex: bytesHex(64, 1) }),
   fc.record({ kind: fc.constant("nothing" as const) })
@@ -396,6 +417,12 @@ const itemBytes = (item: Item, deflate: boolean): Buffer => {
   }
 }
 
+/** The items sent: up to the first truncated frame (what follows would be read as its payload). */
+const sentItems = (items: ReadonlyArray<Item>): ReadonlyArray<Item> => {
+  const cut = items.findIndex((item) => item.kind === "truncated")
+  return cut === -1 ? items : items.slice(0, cut + 1)
+}
+
 const acceptOf = (request: string): string => {
   const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
   return Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
@@ -415,7 +442,10 @@ export const scriptBytes = (script: Script, request: string): Buffer => {
       const extra = shake.headers.map(([name, value]) => `${name}: ${value}`)
       const deflate = shake.deflate === undefined ? [] : [`Sec-WebSocket-Extensions: ${shake.deflate}`]
       const head = head101([...STANDARD, `Sec-WebSocket-Accept: ${accept}`, ...deflate, ...extra])
-      return Buffer.concat([head, ...script.items.map((item) => itemBytes(item, shake.deflate !== undefined))])
+      return Buffer.concat([
+        head,
+        ...sentItems(script.items).map((item) => itemBytes(item, shake.deflate !== undefined))
+      ])
     }
     case "badAccept":
       return head101([
@@ -441,6 +471,11 @@ export const scriptBytes = (script: Script, request: string): Buffer => {
       ]
       return Buffer.from(lines.join("\r\n"), "latin1")
     }
+    case "oddHeader":
+      return Buffer.concat([
+        head101([...STANDARD, `Sec-WebSocket-Accept: ${accept}`, shake.line]),
+        ...sentItems(script.items).map((item) => itemBytes(item, false))
+      ])
     case "cut": {
       const head = head101([...STANDARD, `Sec-WebSocket-Accept: ${accept}`])
       return head.subarray(0, Math.min(shake.at, head.length - 1))
@@ -517,7 +552,13 @@ export type Outcome =
   | { readonly kind: "ConnectError"; readonly reason: string; readonly status?: number }
   | { readonly kind: "TimeoutError" }
   /** Opened, then ended with this close code and initiator (undefined: any). */
-  | { readonly kind: "Disconnected"; readonly code?: number; readonly initiator?: string }
+  | {
+    readonly kind: "Disconnected"
+    readonly code?: number
+    readonly initiator?: string
+    readonly reason?: string
+    readonly wasClean?: boolean
+  }
 
 export interface Expected {
   readonly outcomes: ReadonlyArray<Outcome>
@@ -566,6 +607,9 @@ export const expected = (script: Script): Expected => {
     case "badExtension":
       return refused([violation])
     case "status":
+      // A 1xx other than 101 is informational: Node waits on for the final answer, and reads
+      // the body sent after it as the start of that answer.
+      if (shake.status < 200) return refused([violation, ...unanswered(script.ending)])
       return refused([{ kind: "ConnectError", reason: "HandshakeRejected", status: shake.status }])
     case "cut":
     case "nothing":
@@ -573,6 +617,11 @@ export const expected = (script: Script): Expected => {
     case "garbage":
       // Not HTTP (Node's parser: HPE_*), or the start of something that never completes.
       return refused([violation, ...unanswered(script.ending)])
+    case "oddHeader": {
+      // Node's HTTP parser refuses some (HPE_*), takes others: then the frames, as after a 101.
+      const opened = expected({ ...script, handshake: { kind: "accept", headers: [] } })
+      return { ...opened, outcomes: [violation, ...opened.outcomes] }
+    }
     case "accept":
       // Node's HTTP parser refuses a head with Content-Length twice (HPE_UNEXPECTED_CONTENT_LENGTH).
       if (shake.headers.filter(([name]) => name === "Content-Length").length > 1) return refused([violation])
@@ -587,10 +636,16 @@ export const expected = (script: Script): Expected => {
     else if (item.kind === "fragmented") {
       messages.push(describeMessage(item.binary ? Buffer.from(item.text) : item.text))
     } else if (item.kind === "close") {
-      end = { kind: "Disconnected", code: item.code ?? 1005, initiator: "server" }
+      end = {
+        kind: "Disconnected",
+        code: item.code ?? 1005,
+        initiator: "server",
+        reason: item.code === undefined ? "" : item.reason,
+        wasClean: true
+      }
       break
     } else if (item.kind === "fault") {
-      end = { kind: "Disconnected", code: faultCode(item.fault), initiator: "client" }
+      end = { kind: "Disconnected", code: faultCode(item.fault), initiator: "client", wasClean: false }
       break
     } else if (item.kind === "garbage") {
       mode = "prefixThenAny"
