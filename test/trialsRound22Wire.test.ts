@@ -12,7 +12,7 @@
  *   LIFELINE_FUZZ_RUNS=2000 LIFELINE_FUZZ_SEED=$RANDOM npx vitest run test/trialsRound22Wire.test.ts
  * and `LIFELINE_FUZZ_SCRIPT='<the script's JSON, as a failure prints it>'` replays one script.
  */
-import { afterAll, beforeAll, describe, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import {
   Cause,
   Duration,
@@ -34,6 +34,7 @@ import { ConnectErrorReason } from "../src/Errors.js"
 import type { Expected, Outcome, Script } from "./support/hostileWire.js"
 import { describeMessage, describeScript, expected, script, withPeer } from "./support/hostileWire.js"
 import { captureLogs } from "./support/logs.js"
+import { quietNode } from "./support/node.js"
 
 const SEED = Number(process.env["LIFELINE_FUZZ_SEED"] ?? 22)
 const RUNS = Number(process.env["LIFELINE_FUZZ_RUNS"] ?? 40)
@@ -105,7 +106,8 @@ const fits = (error: ClientError, outcome: Outcome): boolean => {
   switch (error._tag) {
     case "ConnectError": {
       const wanted = outcome as Extract<Outcome, { kind: "ConnectError" }>
-      return error.reason === wanted.reason && (wanted.status === undefined || error.status === wanted.status)
+      return error.reason === wanted.reason && (wanted.status === undefined || error.status === wanted.status) &&
+        (wanted.retryAfter === undefined || (error.retryAfter !== undefined) === wanted.retryAfter)
     }
     case "Disconnected": {
       const wanted = outcome as Extract<Outcome, { kind: "Disconnected" }>
@@ -136,7 +138,10 @@ const show = (error: unknown): string => {
     code: fields.code,
     initiator: fields.initiator,
     wasClean: fields.wasClean,
-    status: fields.status
+    status: fields.status,
+    retryAfter: (error as { retryAfter?: Duration.Duration }).retryAfter === undefined
+      ? undefined
+      : Duration.format((error as { retryAfter: Duration.Duration }).retryAfter)
   })
 }
 
@@ -148,7 +153,9 @@ const messageProblem = (received: ReadonlyArray<string>, want: Expected): string
     ? inOrder && received.length === want.messages.length
     : want.mode === "prefix"
     ? inOrder && received.length <= want.messages.length
-    : inOrder && received.length >= want.messages.length
+    : want.mode === "prefixThenAny"
+    ? inOrder && received.length >= want.messages.length
+    : inOrder
   return ok
     ? undefined
     : `messages ${JSON.stringify(received)}, expected (${want.mode}) ${JSON.stringify(want.messages)}`
@@ -305,7 +312,7 @@ const clientCase = (script: Script) => {
       }
       // Each connection delivers the script's messages: in all, a prefix of them over and over.
       const opens = events.filter((event) => event._tag === "Transition" && event.to._tag === "Open").length
-      if (want.mode !== "prefixThenAny") {
+      if (want.mode === "exact" || want.mode === "prefix") {
         // Cut into runs that each start the script's messages again: one per connection at most.
         const runs: Array<number> = []
         for (const message of received) {
@@ -365,4 +372,57 @@ describe("round 22: a hostile peer at random", () => {
     },
     600_000
   )
+})
+
+describe("round 22: the cases it found, plainly", () => {
+  const rejected = (retryAfter: string) =>
+    withPeer(
+      {
+        handshake: { kind: "status", status: 503, retryAfter, body: "" },
+        items: [],
+        chunks: [48],
+        pace: "burst",
+        ending: "fin"
+      },
+      (url) => Effect.flip(Effect.scoped(Connection.connect(url, { openTimeout: "2 seconds" })))
+    ).pipe(Effect.provide(quietNode))
+
+  it.live("a 503 whose Retry-After is neither delay-seconds nor an HTTP-date ('-5', '1.5', 'next year 2099'): HandshakeRejected 503 without retryAfter (was 0, 0 and an hour: Date.parse read them as dates)", () =>
+    Effect.gen(function*() {
+      for (const text of ["-5", "1.5", "next year 2099"]) {
+        const error = yield* rejected(text)
+        expect([
+          text,
+          error._tag,
+          error._tag === "ConnectError" && error.reason,
+          error._tag === "ConnectError" && error.status,
+          (error as { retryAfter?: unknown }).retryAfter
+        ])
+          .toEqual([text, "ConnectError", "HandshakeRejected", 503, undefined])
+      }
+      // An HTTP-date still counts, in its obsolete RFC 850 form too.
+      const ahead = new Date(Date.now() + 600_000)
+      const rfc850 = ahead.toUTCString().replace(
+        /^(\w{3}), (\d\d) (\w{3}) \d\d(\d\d)/,
+        (_, day: string, date: string, month: string, year: string) =>
+          `${
+            ({
+              Mon: "Monday",
+              Tue: "Tuesday",
+              Wed: "Wednesday",
+              Thu: "Thursday",
+              Fri: "Friday",
+              Sat: "Saturday",
+              Sun: "Sunday"
+            } as Record<string, string>)[day]
+          }, ${date}-${month}-${year}`
+      )
+      for (const text of [ahead.toUTCString(), rfc850]) {
+        const error = yield* rejected(text)
+        const millis = error._tag === "ConnectError" && error.retryAfter !== undefined
+          ? Duration.toMillis(error.retryAfter)
+          : -1
+        expect([text, millis > 590_000 && millis <= 600_000]).toEqual([text, true])
+      }
+    }))
 })

@@ -549,7 +549,13 @@ const end = (socket: Net.Socket, ending: Ending): void => {
 
 /** How an attempt may end, as lifeline reports it. */
 export type Outcome =
-  | { readonly kind: "ConnectError"; readonly reason: string; readonly status?: number }
+  | {
+    readonly kind: "ConnectError"
+    readonly reason: string
+    readonly status?: number
+    /** For a rejection: whether `retryAfter` is set (delay-seconds or an IMF-fixdate given). */
+    readonly retryAfter?: boolean
+  }
   | { readonly kind: "TimeoutError" }
   /** Opened, then ended with this close code and initiator (undefined: any). */
   | {
@@ -564,8 +570,11 @@ export interface Expected {
   readonly outcomes: ReadonlyArray<Outcome>
   /** The messages of one connection, as `describeMessage` shows them. */
   readonly messages: ReadonlyArray<string>
-  /** exact: these, in order; prefix: a prefix of them (bytes may be lost); prefixThenAny: these, then anything. */
-  readonly mode: "exact" | "prefix" | "prefixThenAny"
+  /**
+   * exact: these, in order; prefix: a prefix of them (bytes may be lost); prefixThenAny: these,
+   * then anything; lossy: these in order as far as they go, then anything (garbage, then a reset).
+   */
+  readonly mode: "exact" | "prefix" | "prefixThenAny" | "lossy"
 }
 
 export const describeMessage = (message: unknown): string =>
@@ -610,7 +619,13 @@ export const expected = (script: Script): Expected => {
       // A 1xx other than 101 is informational: Node waits on for the final answer, and reads
       // the body sent after it as the start of that answer.
       if (shake.status < 200) return refused([violation, ...unanswered(script.ending)])
-      return refused([{ kind: "ConnectError", reason: "HandshakeRejected", status: shake.status }])
+      return refused([{
+        kind: "ConnectError",
+        reason: "HandshakeRejected",
+        status: shake.status,
+        retryAfter: shake.retryAfter !== undefined &&
+          /^(\d+|[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT)$/.test(shake.retryAfter.trim())
+      }])
     case "cut":
     case "nothing":
       return refused(unanswered(script.ending))
@@ -669,7 +684,7 @@ export const expected = (script: Script): Expected => {
   return {
     outcomes: [end, { kind: "Disconnected", code: 1006, initiator: "transport" }, ...unanswered("reset")],
     messages,
-    mode: mode === "exact" ? "prefix" : mode
+    mode: mode === "exact" ? "prefix" : "lossy"
   }
 }
 
