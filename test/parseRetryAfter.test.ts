@@ -16,6 +16,16 @@ describe("parseRetryAfter", () => {
     expect(millis("soon")).toEqual(Option.none())
   })
 
+  it("round 22: the obsolete HTTP-date forms are read (RFC 850, asctime as GMT); text that Date.parse alone takes for a date is none", () => {
+    expect(millis("Sunday, 29-Nov-26 12:00:30 GMT")).toEqual(Option.some(30_000))
+    expect(millis("Sun Nov 29 12:00:30 2026")).toEqual(Option.some(30_000))
+    // V8's Date.parse: "-5" is May 2001, "1.5" January 5th 2001 (a wait of 0), "120.5" May of the
+    // year 120; "next year 2099" and "+9999" are years ahead (an hour): none of them is a Retry-After.
+    for (const text of ["-5", "1.5", "120.5", "10,5", "Mon 7", "2030-01-01", "next year 2099", "+9999", "Dec 2027"]) {
+      expect([text, millis(text)]).toEqual([text, Option.none()])
+    }
+  })
+
   it("a wait longer than an hour (400 digits, a date years ahead) is an hour: no Client parked for good", () => {
     expect(MAX_RETRY_AFTER_MILLIS).toBe(3_600_000)
     expect(millis("9".repeat(400))).toEqual(Option.some(3_600_000))
