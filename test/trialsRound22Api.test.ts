@@ -404,7 +404,7 @@ describe("round 22: the public API called with anything", () => {
             if (error === "hung") throw new Error("Connection.connect hung")
             tally(counts, checkError(error, secret, exit.cause))
           }),
-          fuzzParameters(150)
+          fuzzParameters(100)
         )
       )
       report("connect", counts)
@@ -458,7 +458,7 @@ describe("round 22: the public API called with anything", () => {
             if (Exit.isFailure(exit)) throw new Error(`Client.${how} failed: ${Cause.pretty(exit.cause)}`)
             tally(counts, exit.value)
           }),
-          fuzzParameters(120)
+          fuzzParameters(100)
         )
       )
       report("client", counts)
@@ -498,7 +498,7 @@ describe("round 22: the public API called with anything", () => {
             noSecretLogged(from, secret)
             tally(counts, exit.value)
           }),
-          fuzzParameters(150)
+          fuzzParameters(100)
         )
       )
       report("password", counts)
@@ -770,7 +770,7 @@ describe("round 22: the public API called with anything", () => {
               // The link goes on: a valid value after it is written.
               await Effect.runPromise(typed.send({ n: SENTINEL + sent++ }))
             }),
-            fuzzParameters(120)
+            fuzzParameters(100)
           )
         )
         report("codec", counts)
