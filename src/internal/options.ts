@@ -12,7 +12,9 @@
  * the Schemas did: fields in declaration order, the first problem reported with its path, an
  * absent or undefined field takes its default, unknown keys ignored (but a connection option at
  * the top level of a Client's options is refused, with where it goes). A check returns the
- * decoded value or throws a `Problem` (`fail`), which `attempt` catches once, at the top.
+ * decoded value or throws a `Problem` (`fail`), which `attempt` catches once, at the top. Any
+ * other throw while reading the caller's options (a getter or a Proxy trap of untyped code) is a
+ * problem too ("cannot be read"), at the field being read: never a defect (round 22).
  *
  * The options only a transport reads (`headers`, `tls`) are checked by the Transport's
  * `checkOptions` (the Node transport's: `nodeOptions.ts`), in their place among the others, so
