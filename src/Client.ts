@@ -256,20 +256,45 @@ export function make(
   // Decoded once here, with the Transport's checks of the options only it reads (Node: `headers`,
   // `tls`): the client's attempts use the decoded connection options as they are.
   // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
-  if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
+  let codec: Codec<unknown, unknown> | undefined
+  let decodeErrors: unknown
+  try {
+    if (typeof options === "object" && options !== null && "codec" in options) codec = options.codec
+    // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
+    // options go to the checks as given (not a copy: a settings object's url getter is read).
+    if (codec !== undefined) {
+      const given = (options as CodecOptions<unknown, unknown>).decodeErrors
+      decodeErrors = given === undefined ? "event" : given
+    }
+  } catch {
+    // Untyped code: a getter or Proxy trap that throws. The checks name the options that cannot be
+    // read; if they all can, the codec's field is named. Never a throw from here.
+    return Effect.flatMap(Transport, (transport) => {
+      const settings = clientSettings(options, optionChecksOf(transport))
+      return makeClient(
+        settings.invalid !== undefined
+          ? settings
+          : {
+            ...settings,
+            invalid: "codec: cannot be read (reading it threw: a getter or a Proxy?); fix the option named above"
+          }
+      )
+    })
+  }
+  if (codec === undefined) {
     return Effect.flatMap(Transport, (transport) => makeClient(clientSettings(options, optionChecksOf(transport))))
   }
-  // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
-  // options go to the checks as given (not a copy: a settings object's url getter is read).
-  const codec = options.codec
-  const decodeErrors = options.decodeErrors === undefined ? "event" : options.decodeErrors
+  const given = codec
   type Made = Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport>
   return Effect.flatMap(Transport, (transport): Made => {
     const settings = clientSettings(options, optionChecksOf(transport))
-    const bad = invalidCodec(codec, decodeErrors)
+    const bad = invalidCodec(given, decodeErrors)
     // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
     if (bad !== undefined) return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })
-    return Effect.map(makeClient(settings), (live) => codec[CodecEdge].client(live, codec, decodeErrors))
+    return Effect.map(
+      makeClient(settings),
+      (live) => given[CodecEdge].client(live, given, decodeErrors as "event" | "fail")
+    )
   })
 }
 
@@ -278,7 +303,14 @@ const invalidCodec = (codec: Codec<unknown, unknown>, decodeErrors: unknown): st
   const bad = invalidCodecShape(codec)
   if (bad !== undefined) return bad
   if (decodeErrors !== "event" && decodeErrors !== "fail") {
-    return `decodeErrors: expected "event" or "fail", got ${JSON.stringify(decodeErrors)}`
+    // Only a string is shown: JSON.stringify throws on a BigInt or a cycle (untyped code).
+    return `decodeErrors: expected "event" or "fail", got ${
+      typeof decodeErrors === "string"
+        ? JSON.stringify(decodeErrors)
+        : decodeErrors === null
+        ? "null"
+        : typeof decodeErrors
+    }`
   }
   return undefined
 }

@@ -14,7 +14,7 @@ import { ConnectError } from "./Errors.js"
 import { hintFor } from "./internal/classifyHandshakeError.js"
 import { CodecEdge, invalidCodec } from "./internal/codecErrors.js"
 import { openConnection } from "./internal/connection.js"
-import { parseEndpoint } from "./internal/parseEndpoint.js"
+import { isUrlEffect, parseEndpoint } from "./internal/parseEndpoint.js"
 import type { ReadyState } from "./internal/protocol.js"
 import type { Message, TlsOptions, Transport } from "./Transport.js"
 
@@ -198,10 +198,17 @@ export function connect<E = never, R = never>(
 ): Effect.Effect<Connection<unknown, never, unknown>, ConnectError | TimeoutError | E, Scope.Scope | Transport | R> {
   // The codec is a function object, not a connection option (those go through the options checks).
   // Options that are not an object (untyped code) go to the options check, which names them.
-  if (typeof options !== "object" || options === null || !("codec" in options) || options.codec === undefined) {
-    return Effect.map(openConnection(url, options), (opened) => opened.connection)
+  let codec: Codec<unknown, unknown> | undefined
+  let rest: Options = {}
+  try {
+    if (typeof options === "object" && options !== null && "codec" in options && options.codec !== undefined) {
+      ;({ codec, ...rest } = options)
+    }
+  } catch {
+    // Untyped code: a getter or Proxy trap that throws is a bad option, never a throw from here.
+    return refuseCodec(url, "codec: cannot be read (reading the options threw: a getter or a Proxy?)")
   }
-  const { codec, ...rest } = options
+  if (codec === undefined) return Effect.map(openConnection(url, options), (opened) => opened.connection)
   const bad = invalidCodec(codec)
   // Refused before any socket exists, as a bad option is (after the URL, which is checked first).
   if (bad !== undefined) return refuseCodec(url, bad)
@@ -217,7 +224,7 @@ const refuseCodec = <E, R>(
   detail: string
 ): Effect.Effect<never, ConnectError | E, R> =>
   Effect.flatMap(
-    typeof url === "string" || url instanceof URL ? parseEndpoint(url) : Effect.flatMap(url, parseEndpoint),
+    isUrlEffect(url) ? Effect.flatMap(url as Effect.Effect<string, E, R>, parseEndpoint) : parseEndpoint(url as string),
     (endpoint) =>
       Effect.fail(
         new ConnectError({

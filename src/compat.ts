@@ -456,7 +456,25 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       if (this._slow.length === 1) this._readSlow()
       return false
     }
-    return this._sendMessage(toLifeline(data))
+    return this._sendCopy(data)
+  }
+
+  /**
+   * `send` of what is not a Blob: copied, then sent or kept. Bytes that cannot be copied (a
+   * detached ArrayBuffer, transferred away) are refused as any message that cannot be taken: false,
+   * and an `error` event with `SendError EncodeFailed` carrying it, never a throw.
+   */
+  private _sendCopy(data: Exclude<Message, Blob>): boolean {
+    let message: LifelineMessage
+    try {
+      message = toLifeline(data)
+    } catch (error) {
+      // A Proxy's or toString's own exception (untyped code) goes back to the caller, as a browser's does.
+      if (!ArrayBuffer.isView(data) && !(data instanceof ArrayBuffer)) throw error
+      this._dispatchError(new SendError({ reason: "EncodeFailed", payload: data, cause: error }))
+      return false
+    }
+    return this._sendMessage(message)
   }
 
   /**
@@ -507,6 +525,11 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     options?: boolean | AddEventListenerOptions
   ): void {
     if (listener === null || listener === undefined) return
+    // Not a function or an object (untyped code): the platform's own TypeError, as a browser throws
+    // it (Node: ERR_INVALID_ARG_TYPE), not a guard's WeakMap refusing the key.
+    if (typeof listener !== "function" && typeof listener !== "object") {
+      return super.addEventListener(type, listener, options)
+    }
     super.addEventListener(type, this._guard(listener), options)
   }
 
@@ -632,7 +655,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     for (let next = this._slow[0]; next !== undefined; next = this._slow[0]) {
       if (!isBlob(next)) {
         this._slow.shift()
-        this._sendMessage(toLifeline(next))
+        this._sendCopy(next)
         continue
       }
       const blob = next

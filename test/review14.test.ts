@@ -361,17 +361,18 @@ describe("review of round 13: the option checks decode as recorded", () => {
     }
   })
 
-  it("a getter or a Proxy that throws: thrown (Client.make: a defect), never InvalidOptions", () => {
+  // Until round 22 these threw out of the checks (a defect of `Client.make` / `connect`): now the
+  // option that cannot be read is named, as any bad option is.
+  it("a getter or a Proxy that throws: InvalidOptions naming the option, never a throw", () => {
+    const cannotBeRead = "cannot be read (reading it threw an Error: a getter or a Proxy?)"
     const cases = [
-      withGetter("url", throwing),
-      { url, connection: withGetter("closeTimeout", throwing) },
-      { url, outbox: throwingProxy(["getOwnPropertyDescriptor"]) },
-      throwingProxy(["getOwnPropertyDescriptor"])
-    ]
-    for (const options of cases) {
-      expect(outcome(() => Current.decodeClientOptions(options))).toMatchObject({
-        threw: expect.stringMatching(/^Error: (a getter threw|trap getOwnPropertyDescriptor)$/)
-      })
+      [withGetter("url", throwing), `url: ${cannotBeRead}`],
+      [{ url, connection: withGetter("closeTimeout", throwing) }, `connection.closeTimeout: ${cannotBeRead}`],
+      [{ url, outbox: throwingProxy(["getOwnPropertyDescriptor"]) }, `outbox.capacity: ${cannotBeRead}`],
+      [throwingProxy(["getOwnPropertyDescriptor"]), `url: ${cannotBeRead}`]
+    ] as const
+    for (const [options, left] of cases) {
+      expect(outcome(() => Current.decodeClientOptions(options))).toEqual({ left })
     }
   })
 

@@ -39,13 +39,21 @@ export const encodeFailed = (value: unknown, cause: unknown): SendError =>
 /** A frame `decode` refused: `frame` is the frame as received, `cause` why. */
 export const decodeFailed = (frame: Message, cause: unknown): DecodeError => new DecodeError({ frame, cause })
 
+const NOT_A_CODEC = "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make"
+
 /**
  * What is wrong with a `codec` given from untyped code (or cast): `undefined` for one made by
  * `Codec.json`, `Codec.fromSchema` or `Codec.make`. A Client then starts Closed and a Connection
  * fails, both with `ConnectError InvalidOptions`, before any socket is opened.
  */
-export const invalidCodec = (codec: unknown): string | undefined =>
-  typeof codec !== "object" || codec === null || typeof Reflect.get(codec, "decode") !== "function" ||
-    typeof Reflect.get(codec, "encode") !== "function" || typeof Reflect.get(codec, CodecEdge) !== "object"
-    ? "codec: expected a Codec made by Codec.json, Codec.fromSchema or Codec.make"
-    : undefined
+export const invalidCodec = (codec: unknown): string | undefined => {
+  try {
+    return typeof codec !== "object" || codec === null || typeof Reflect.get(codec, "decode") !== "function" ||
+        typeof Reflect.get(codec, "encode") !== "function" || typeof Reflect.get(codec, CodecEdge) !== "object"
+      ? NOT_A_CODEC
+      : undefined
+  } catch {
+    // A Proxy whose traps throw (untyped code): not a codec either, never a throw.
+    return NOT_A_CODEC
+  }
+}

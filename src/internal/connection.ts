@@ -21,7 +21,7 @@ import type { HandshakeFailure } from "./classifyHandshakeError.js"
 import type { CheckedOptions, ConnectOptions } from "./options.js"
 import { DEFAULT_CLOSE_TIMEOUT, resolveOptions } from "./options.js"
 import type { Endpoint } from "./parseEndpoint.js"
-import { parseEndpoint } from "./parseEndpoint.js"
+import { isUrlEffect, parseEndpoint } from "./parseEndpoint.js"
 import type { SharedInbound } from "./primitives/inboundBuffer.js"
 import { FIRST_FREE_FLAG, InboundQueue, streamOfPulls } from "./primitives/inboundBuffer.js"
 import type { Timers } from "./primitives/timers.js"
@@ -403,8 +403,17 @@ export const refusedFrame = (data: unknown, bytes: number, largest: number | und
     : new SendError({
       reason: "EncodeFailed",
       payload: data,
-      cause: new TypeError(`not a string, ArrayBuffer or view: ${Object.prototype.toString.call(data).slice(8, -1)}`)
+      cause: new TypeError(`not a string, ArrayBuffer or view: ${kindOf(data)}`)
     })
+
+/** `Object`, `Blob`, `Number`...: what a value that is not a frame is; `Object` when that cannot be read (a Proxy's trap threw). */
+const kindOf = (data: unknown): string => {
+  try {
+    return Object.prototype.toString.call(data).slice(8, -1)
+  } catch {
+    return "Object"
+  }
+}
 
 /** A Connection with the parts the Client drives directly: its socket and its listener. */
 export interface OpenedConnection {
@@ -443,7 +452,10 @@ export const acquireConnection = <E, R, R2>(
   shared?: SharedInbound
 ): Effect.Effect<OpenedConnection, ConnectError | TimeoutError | E, Transport | R | R2> =>
   Effect.gen(function*() {
-    const endpoint = yield* parseEndpoint(typeof url === "string" || url instanceof URL ? url : yield* url)
+    // Not a string, a URL or an Effect (untyped code): checkEndpoint refuses it, InvalidUrl.
+    const endpoint = yield* parseEndpoint(
+      isUrlEffect(url) ? yield* (url as Effect.Effect<string, E, R>) : url as string
+    )
     yield* Effect.annotateCurrentSpan("lifeline.url", endpoint.redacted)
     const checked = yield* resolveOptions(endpoint.redacted, options)
     const transport = yield* Transport

@@ -12,7 +12,9 @@
  * the Schemas did: fields in declaration order, the first problem reported with its path, an
  * absent or undefined field takes its default, unknown keys ignored (but a connection option at
  * the top level of a Client's options is refused, with where it goes). A check returns the
- * decoded value or throws a `Problem` (`fail`), which `attempt` catches once, at the top.
+ * decoded value or throws a `Problem` (`fail`), which `attempt` catches once, at the top. Any
+ * other throw while reading the caller's options (a getter or a Proxy trap of untyped code) is a
+ * problem too ("cannot be read"), at the field being read: never a defect (round 22).
  *
  * The options only a transport reads (`headers`, `tls`) are checked by the Transport's
  * `checkOptions` (the Node transport's: `nodeOptions.ts`), in their place among the others, so
@@ -121,13 +123,31 @@ const fail = (message: string, ...path: Array<string>): never => {
   throw new Problem(message, path)
 }
 
-/** `run`'s value, or `onProblem`'s when a check in it fails; any other throw goes on. */
+/**
+ * What a throw while reading the caller's options becomes (a getter or a Proxy trap of theirs, a
+ * value whose conversion throws: untyped code): a problem at the field being read, never a defect.
+ * The thrown value is named by its type only: its message is the caller's and may hold anything.
+ */
+const unreadable = (error: unknown): Problem =>
+  new Problem(`cannot be read (reading it threw ${thrownKind(error)}: a getter or a Proxy?)`, [])
+
+/** `an Error`, `a TypeError`, `a string`: what was thrown, never its text. */
+const thrownKind = (error: unknown): string => {
+  let name: string = typeof error
+  try {
+    if (error instanceof Error && typeof error.name === "string" && error.name !== "") name = error.name
+  } catch {
+    // An Error-like Proxy: its type is enough.
+  }
+  return `${/^[AEIOUaeiou]/.test(name) ? "an" : "a"} ${name}`
+}
+
+/** `run`'s value, or `onProblem`'s when a check in it fails or reading the options throws. */
 export const attempt = <A, E>(run: () => A, onProblem: (problem: Problem) => E): Either.Either<A, E> => {
   try {
     return Either.right(run())
   } catch (error) {
-    if (error instanceof Problem) return Either.left(onProblem(error))
-    throw error
+    return Either.left(onProblem(error instanceof Problem ? error : unreadable(error)))
   }
 }
 
@@ -303,16 +323,17 @@ const struct = <A>(
   if (!isRecord(input)) fail("must be an object")
   const output: Record<string, unknown> = { ...defaults }
   for (const name in checks) {
-    const present = Object.hasOwn(input as object, name)
-    const value = present || name === required ? (input as Record<string, unknown>)[name] : undefined
-    if (value === undefined && name !== required) continue
+    let present = true
     try {
+      present = Object.hasOwn(input as object, name)
+      const value = present || name === required ? (input as Record<string, unknown>)[name] : undefined
+      if (value === undefined && name !== required) continue
       output[name] = checks[name]!(value, transport)
-    } catch (error) {
-      if (error instanceof Problem) {
-        if (!present) fail("is required", name)
-        error.path.unshift(name)
-      }
+    } catch (thrown) {
+      // A getter or Proxy trap of the caller's that threw is a problem of this field too.
+      const error = thrown instanceof Problem ? thrown : unreadable(thrown)
+      if (!present && thrown instanceof Problem) fail("is required", name)
+      error.path.unshift(name)
       throw error
     }
   }
@@ -574,8 +595,10 @@ export const decodeConnectOptions = (
 ): Either.Either<CheckedOptions, string> => {
   decodeCounts.connection++
   // `connect(url)`, the common case (and the connect benchmark's): what the check would decode it to.
-  if (isEmptyObject(options)) return Either.right(DEFAULT_CONNECTION)
-  return attempt(() => connectionOptions(options, transport), formatProblem)
+  return attempt(
+    () => isEmptyObject(options) ? DEFAULT_CONNECTION : connectionOptions(options, transport),
+    formatProblem
+  )
 }
 
 /** Decodes `Client.Options`; the Left is the detail of `InvalidOptions` (without the hint). `transport`: as above. */
@@ -584,9 +607,7 @@ export const decodeClientOptions = (
   transport?: OptionChecks
 ): Either.Either<ClientSettings, string> => {
   decodeCounts.client++
-  const urlOnly = shortcuts.urlOnly?.(options)
-  if (urlOnly !== undefined) return Either.right(urlOnly)
-  return attempt(() => clientOptions(options, transport), formatProblem)
+  return attempt(() => shortcuts.urlOnly?.(options) ?? clientOptions(options, transport), formatProblem)
 }
 
 /**
@@ -596,12 +617,18 @@ export const decodeClientOptions = (
 export const clientSettings = (options: ClientOptions, transport?: OptionChecks): ClientSettings => {
   const result = decodeClientOptions(options, transport)
   if (Either.isRight(result)) return result.right
-  const url: unknown = (options as Partial<ClientOptions> | undefined)?.url
-  const endpoints = Array.isArray(url)
-    ? url.filter(isEndpoint)
-    : isEndpoint(url) || Effect.isEffect(url)
-    ? [url as Endpoint]
-    : []
+  // Read again for the state's endpoint labels; options whose reading throws have none.
+  const endpoints = Either.getOrElse(
+    attempt((): ReadonlyArray<Endpoint> => {
+      const url: unknown = (options as Partial<ClientOptions> | undefined)?.url
+      return Array.isArray(url)
+        ? url.filter(isEndpoint)
+        : isEndpoint(url) || Effect.isEffect(url)
+        ? [url as Endpoint]
+        : []
+    }, () => undefined),
+    (): ReadonlyArray<Endpoint> => []
+  )
   // The defaults, without a heartbeat: the client never connects.
   return toSettings({ ...CLIENT_DEFAULTS, url: endpoints, heartbeat: NO_HEARTBEAT }, withHint(result.left))
 }

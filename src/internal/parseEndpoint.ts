@@ -19,6 +19,18 @@ const invalidUrl = (url: string, detail: string, cause?: unknown): ConnectError 
     ...(cause === undefined ? {} : { cause: redactCause(cause) })
   })
 
+/**
+ * Whether a `url` argument is an Effect to run for the URL (else it is parsed, and anything but a
+ * string or a URL refused). Never throws: a Proxy of untyped code whose traps throw is parsed (refused).
+ */
+export const isUrlEffect = (url: unknown): boolean => {
+  try {
+    return typeof url !== "string" && !(url instanceof URL) && Effect.isEffect(url)
+  } catch {
+    return false
+  }
+}
+
 /** Accepts ws: and wss: URLs (http: and https: as those) with a host and no fragment. */
 export const parseEndpoint = (input: string | URL): Effect.Effect<Endpoint, ConnectError> =>
   Effect.suspend(() => {
@@ -28,7 +40,18 @@ export const parseEndpoint = (input: string | URL): Effect.Effect<Endpoint, Conn
 
 /** `parseEndpoint`, synchronous: the endpoint or why it cannot be dialled. */
 export const checkEndpoint = (input: string | URL): Endpoint | ConnectError => {
-  const text = typeof input === "string" ? input.trim() : input.href
+  let text: string
+  try {
+    // Untyped code: anything else (a number, an Effect's value) is refused, named by its type only.
+    const given: unknown = input
+    if (typeof given !== "string" && !(given instanceof URL)) {
+      return invalidUrl("", `the URL must be a string or a URL, got ${given === null ? "null" : typeof given}`)
+    }
+    text = typeof input === "string" ? input.trim() : input.href
+  } catch {
+    // A Proxy whose traps throw, a URL object whose href cannot be read (`Object.create(URL.prototype)`).
+    return invalidUrl("", "the URL cannot be read (reading it threw)")
+  }
   if (text === "") return invalidUrl("", "the URL is empty")
   let url: URL
   try {

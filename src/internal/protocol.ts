@@ -18,12 +18,16 @@ export const approximateBytes = (data: string | { readonly byteLength: number })
  * a number, null: untyped code), which a browser would send as text or not at all, and whose
  * size no bound could count.
  */
-export const frameBytes = (data: unknown): number =>
-  typeof data === "string"
-    ? data.length
-    : ArrayBuffer.isView(data) || data instanceof ArrayBuffer
-    ? data.byteLength
-    : NaN
+export const frameBytes = (data: unknown): number => {
+  if (typeof data === "string") return data.length
+  if (ArrayBuffer.isView(data)) return data.byteLength
+  try {
+    return data instanceof ArrayBuffer ? data.byteLength : NaN
+  } catch {
+    // A Proxy whose getPrototypeOf trap throws (untyped code): not a frame, never a defect.
+    return NaN
+  }
+}
 
 /** Normal closure: the purpose of the connection was fulfilled. */
 export const NORMAL_CLOSURE = 1000

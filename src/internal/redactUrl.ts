@@ -12,7 +12,9 @@ export const redactUrl = (url: URL): string => {
   if (!url.href.startsWith(`${url.protocol}//`)) {
     return `${url.protocol}${redactUnparsedUrl(url.href.slice(url.protocol.length))}`
   }
-  if (url.pathname.includes("@")) return redactUnparsedUrl(url.href)
+  // The same in the fragment (`file:/:pw#@host`: a password holding `#`, typed raw): the fragment is
+  // dropped below, but what stood before its `@` is the password, left in the path.
+  if (url.pathname.includes("@") || url.hash.includes("@")) return redactUnparsedUrl(url.href)
   const copy = new URL(url.href)
   if (copy.username !== "" || copy.password !== "") {
     copy.username = REDACTED
