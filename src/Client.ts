@@ -13,10 +13,11 @@ import * as Layer from "effect/Layer"
 import type { Codec } from "./Codec.js"
 import type * as Connection from "./Connection.js"
 import type { CircuitOpenError, DecodeError, SendError } from "./Errors.js"
+import { INVALID_OPTIONS_HINT } from "./internal/classifyHandshakeError.js"
 import { makeClient } from "./internal/client.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
 import { CodecEdge, invalidCodec as invalidCodecShape } from "./internal/codecErrors.js"
-import { clientConfig, clientSettings, optionChecksOf } from "./internal/options.js"
+import { clientConfig, clientSettings, optionChecksOf, UNREADABLE } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
 import type { ClientError } from "./Reconnect.js"
 import type { Message } from "./Transport.js"
@@ -276,7 +277,7 @@ export function make(
           ? settings
           : {
             ...settings,
-            invalid: "codec: cannot be read (reading it threw: a getter or a Proxy?); fix the option named above"
+            invalid: `codec: ${UNREADABLE}; ${INVALID_OPTIONS_HINT}`
           }
       )
     })

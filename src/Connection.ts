@@ -14,6 +14,7 @@ import { ConnectError } from "./Errors.js"
 import { hintFor } from "./internal/classifyHandshakeError.js"
 import { CodecEdge, invalidCodec } from "./internal/codecErrors.js"
 import { openConnection } from "./internal/connection.js"
+import { UNREADABLE } from "./internal/options.js"
 import { isUrlEffect, parseEndpoint } from "./internal/parseEndpoint.js"
 import type { ReadyState } from "./internal/protocol.js"
 import type { Message, TlsOptions, Transport } from "./Transport.js"
@@ -206,7 +207,7 @@ export function connect<E = never, R = never>(
     }
   } catch {
     // Untyped code: a getter or Proxy trap that throws is a bad option, never a throw from here.
-    return refuseCodec(url, "codec: cannot be read (reading the options threw: a getter or a Proxy?)")
+    return refuseCodec(url, `codec: ${UNREADABLE}`)
   }
   if (codec === undefined) return Effect.map(openConnection(url, options), (opened) => opened.connection)
   const bad = invalidCodec(codec)

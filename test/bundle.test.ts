@@ -78,11 +78,13 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * the budget is 19.6 KiB (bench/README.md, round 20); round 21: 20,150 B (+147 B, of which the
  * detail's text is 110 B) once the browser transport fails an open whose server accepted none of
  * the offered subprotocols (Firefox and WebKit open it; Chromium and Node refuse it): the budget
- * is 19.7 KiB. esbuild is pinned:
+ * is 19.7 KiB; round 22: 20,428 B (+278 B) once untyped callers' URLs, options, codecs and payloads
+ * that throw when read are typed errors, not defects (random inputs found seven): the budget is
+ * 20.0 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 19.7
+const BUDGET_KIB = 20.0
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -115,9 +117,10 @@ const BUDGET_KIB = 19.7
  * waits for its breaker's retryAt (+103 B alone), so the budget is 19.3 KiB; 19,754 B (+92 B) with
  * the review of round 16; 19,686 B (-68 B) with the sink's own poll gone; round 20: 19,762 B with
  * the UTF-8 count, 19,809 B with headers under `connection` refused: the budget is 19.4 KiB;
- * round 21: 19,922 B (+113 B) with the open refused without an agreed subprotocol: 19.5 KiB.
+ * round 21: 19,922 B (+113 B) with the open refused without an agreed subprotocol: 19.5 KiB;
+ * round 22: 20,243 B (+321 B) with untyped callers' inputs that throw typed: 19.8 KiB.
  */
-const MODULES_BUDGET_KIB = 19.5
+const MODULES_BUDGET_KIB = 19.8
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

@@ -364,7 +364,7 @@ describe("review of round 13: the option checks decode as recorded", () => {
   // Until round 22 these threw out of the checks (a defect of `Client.make` / `connect`): now the
   // option that cannot be read is named, as any bad option is.
   it("a getter or a Proxy that throws: InvalidOptions naming the option, never a throw", () => {
-    const cannotBeRead = "cannot be read (reading it threw an Error: a getter or a Proxy?)"
+    const cannotBeRead = "cannot be read (reading it threw: a getter or a Proxy?)"
     const cases = [
       [withGetter("url", throwing), `url: ${cannotBeRead}`],
       [{ url, connection: withGetter("closeTimeout", throwing) }, `connection.closeTimeout: ${cannotBeRead}`],

@@ -959,14 +959,14 @@ describe("round 22: the shrunk cases", () => {
   it.live("options whose getter or Proxy traps throw: InvalidOptions naming the option (were defects or throws)", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
-      const threw = "cannot be read (reading it threw an Error: a getter or a Proxy?); fix the option named above"
+      const threw = "cannot be read (reading it threw: a getter or a Proxy?); fix the option named above"
       expect(refusal(yield* Effect.exit(Connection.connect(server.url, throwingGetters(["openTimeout"]) as never))))
         .toEqual({ reason: "InvalidOptions", detail: `openTimeout: ${threw}` })
       // `"codec" in options` threw out of connect itself, before any Effect ran.
       const connect = Connection.connect(server.url, throwingProxy() as never)
       expect(refusal(yield* Effect.exit(connect))).toEqual({
         reason: "InvalidOptions",
-        detail: "codec: cannot be read (reading the options threw: a getter or a Proxy?); fix the option named above"
+        detail: "codec: cannot be read (reading it threw: a getter or a Proxy?); fix the option named above"
       })
       const heartbeat = yield* Client.make(
         Object.defineProperty({ url: server.url }, "heartbeat", {

@@ -124,30 +124,21 @@ const fail = (message: string, ...path: Array<string>): never => {
 }
 
 /**
- * What a throw while reading the caller's options becomes (a getter or a Proxy trap of theirs, a
- * value whose conversion throws: untyped code): a problem at the field being read, never a defect.
- * The thrown value is named by its type only: its message is the caller's and may hold anything.
+ * What an option is when reading it threw (a getter or a Proxy trap of the caller's, a value whose
+ * conversion throws: untyped code). What was thrown is not shown: it is the caller's and may hold
+ * anything.
  */
-const unreadable = (error: unknown): Problem =>
-  new Problem(`cannot be read (reading it threw ${thrownKind(error)}: a getter or a Proxy?)`, [])
+export const UNREADABLE = "cannot be read (reading it threw: a getter or a Proxy?)"
 
-/** `an Error`, `a TypeError`, `a string`: what was thrown, never its text. */
-const thrownKind = (error: unknown): string => {
-  let name: string = typeof error
-  try {
-    if (error instanceof Error && typeof error.name === "string" && error.name !== "") name = error.name
-  } catch {
-    // An Error-like Proxy: its type is enough.
-  }
-  return `${/^[AEIOUaeiou]/.test(name) ? "an" : "a"} ${name}`
-}
+/** A throw while reading the caller's options: a problem at the field being read, never a defect. */
+const unreadable = (): Problem => new Problem(UNREADABLE, [])
 
 /** `run`'s value, or `onProblem`'s when a check in it fails or reading the options throws. */
 export const attempt = <A, E>(run: () => A, onProblem: (problem: Problem) => E): Either.Either<A, E> => {
   try {
     return Either.right(run())
   } catch (error) {
-    return Either.left(onProblem(error instanceof Problem ? error : unreadable(error)))
+    return Either.left(onProblem(error instanceof Problem ? error : unreadable()))
   }
 }
 
@@ -331,7 +322,7 @@ const struct = <A>(
       output[name] = checks[name]!(value, transport)
     } catch (thrown) {
       // A getter or Proxy trap of the caller's that threw is a problem of this field too.
-      const error = thrown instanceof Problem ? thrown : unreadable(thrown)
+      const error = thrown instanceof Problem ? thrown : unreadable()
       if (!present && thrown instanceof Problem) fail("is required", name)
       error.path.unshift(name)
       throw error
