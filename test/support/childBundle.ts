@@ -61,7 +61,11 @@ const bundle = async (script: string): Promise<string> => {
     // ws's optional native helpers, which it loads in a try/catch; esbuild, which workerParent.ts
     // imports and which finds its binary by its own path.
     external: ["bufferutil", "utf-8-validate", "esbuild"],
-    banner: { js: "import { createRequire } from \"node:module\"; const require = createRequire(import.meta.url);" }
+    // A `require` for the packages' CommonJS (ws), under a name no script imports itself.
+    banner: {
+      js:
+        "import { createRequire as createRequireOfBundle } from \"node:module\"; const require = createRequireOfBundle(import.meta.url);"
+    }
   })
   return outfile
 }

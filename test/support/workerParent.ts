@@ -94,6 +94,10 @@ const handlesLeft = async (before: Record<string, number>) => {
   return leftOver(before)
 }
 
+// The standard streams exist before the baseline: a plain `node` start makes stdout's pipe at the
+// first write (tsx's loader had made it before this module ran).
+void process.stdout.writable
+void process.stderr.writable
 const baseline = snapshot()
 const report: Record<string, unknown> = { scenario }
 
