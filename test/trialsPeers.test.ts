@@ -11,13 +11,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema, Stream } from "effect"
-import * as Crypto from "node:crypto"
 import * as Net from "node:net"
 import { WebSocketServer } from "ws"
 import { Client, Codec, type SendError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
+import { acceptFor, onUpgradeRequest } from "./support/tcpServer.js"
 
 const fast = {
   reconnect: { initialDelay: "5 millis", maxDelay: "20 millis" }
@@ -128,24 +128,18 @@ const frozenAfterClose = Effect.acquireRelease(
     let upgrades = 0
     const server = Net.createServer({ allowHalfOpen: true }, (tcp) => {
       sockets.add(tcp)
-      tcp.on("error", () => {})
-      let head = ""
-      const onHead = (chunk: Buffer) => {
-        head += chunk.toString("latin1")
-        if (!head.includes("\r\n\r\n")) return
-        tcp.off("data", onHead)
-        const key = /sec-websocket-key: *([^\r\n]*)/i.exec(head)?.[1]?.trim() ?? ""
-        const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
+      onUpgradeRequest(tcp, (head) => {
         tcp.write(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${
+            acceptFor(head)
+          }\r\n\r\n`
         )
         if (upgrades++ > 0) return
         tcp.write(Buffer.from([0x88, 0x02, 0x03, 0xe8]))
         tcp.on("data", (more: Buffer) => {
           firstGot.push(...more)
         })
-      }
-      tcp.on("data", onHead)
+      })
     })
     server.listen(0, "127.0.0.1", () =>
       resume(Effect.succeed({

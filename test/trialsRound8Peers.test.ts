@@ -19,7 +19,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, HashMap, Layer, Logger, LogLevel, Option, Stream } from "effect"
-import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import * as Util from "node:util"
 import * as Zlib from "node:zlib"
@@ -29,7 +28,7 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode, quietNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
-import { tcpServer, upgradingServer } from "./support/tcpServer.js"
+import { acceptFor, onUpgradeRequest, tcpServer, upgradingServer } from "./support/tcpServer.js"
 import { catchingStrays } from "./support/throwing.js"
 
 type State = Client.ClientState
@@ -315,17 +314,10 @@ const withExtensions = (extensions: string, after: Buffer) =>
     const requests = { count: 0 }
     const got: Array<Buffer> = []
     const offered: Array<string> = []
-    const server = yield* tcpServer((socket) => {
-      socket.on("error", () => {})
-      let request = ""
-      const onData = (data: Buffer) => {
-        request += data.toString("latin1")
-        if (!request.includes("\r\n\r\n")) return
-        socket.off("data", onData)
+    const server = yield* tcpServer((socket) =>
+      onUpgradeRequest(socket, (request) => {
         requests.count++
         offered.push(/sec-websocket-extensions: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? "")
-        const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
-        const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
         socket.on("data", (more: Buffer) => {
           got.push(more)
           answerCloseFrame(socket, more)
@@ -333,14 +325,13 @@ const withExtensions = (extensions: string, after: Buffer) =>
         socket.write(Buffer.concat([
           Buffer.from(
             `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-              `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Extensions: ${extensions}\r\n\r\n`,
+              `Sec-WebSocket-Accept: ${acceptFor(request)}\r\nSec-WebSocket-Extensions: ${extensions}\r\n\r\n`,
             "latin1"
           ),
           after
         ]))
-      }
-      socket.on("data", onData)
-    })
+      })
+    )
     return { url: server.url, requests, offered, got: () => Buffer.concat(got) }
   })
 

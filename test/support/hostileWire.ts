@@ -9,7 +9,7 @@
 import { Effect, FastCheck as fc } from "effect"
 import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
-import { tcpServer } from "./tcpServer.js"
+import { acceptFor, onUpgradeRequest, tcpServer } from "./tcpServer.js"
 
 // ---------------------------------------------------------------------------------------------
 // The script
@@ -423,11 +423,6 @@ const sentItems = (items: ReadonlyArray<Item>): ReadonlyArray<Item> => {
   return cut === -1 ? items : items.slice(0, cut + 1)
 }
 
-const acceptOf = (request: string): string => {
-  const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
-  return Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
-}
-
 const head101 = (lines: ReadonlyArray<string>): Buffer =>
   Buffer.from(["HTTP/1.1 101 Switching Protocols", ...lines, "", ""].join("\r\n"), "latin1")
 
@@ -435,7 +430,7 @@ const STANDARD = ["Upgrade: websocket", "Connection: Upgrade"]
 
 /** The bytes the peer writes for a script, given the upgrade request it read. */
 export const scriptBytes = (script: Script, request: string): Buffer => {
-  const accept = acceptOf(request)
+  const accept = acceptFor(request)
   const shake = script.handshake
   switch (shake.kind) {
     case "accept": {
@@ -492,19 +487,13 @@ export const scriptBytes = (script: Script, request: string): Buffer => {
 
 /** Plays `script` on every connection it accepts (a Client reconnects to the same script). */
 export const hostilePeer = (script: Script) =>
-  tcpServer((socket) => {
-    socket.on("error", () => {})
-    let request = ""
-    const onData = (data: Buffer) => {
-      request += data.toString("latin1")
-      if (!request.includes("\r\n\r\n")) return
-      socket.off("data", onData)
+  tcpServer((socket) =>
+    onUpgradeRequest(socket, (request) => {
       // Read on (the client's close frame), so that the kernel never holds unread bytes.
       socket.resume()
       play(socket, script, scriptBytes(script, request))
-    }
-    socket.on("data", onData)
-  })
+    })
+  )
 
 const play = (socket: Net.Socket, script: Script, bytes: Buffer): void => {
   const writes: Array<Buffer> = []

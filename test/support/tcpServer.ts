@@ -34,27 +34,44 @@ export const tcpServer = (onSocket: (socket: Net.Socket) => void = () => {}) =>
   )
 
 /**
+ * For a hand-written peer: `onRequest` gets the upgrade request's head (latin1 text, up to and with
+ * the blank line) once it is whole, and the socket's `data` is the peer's own from then on. The
+ * socket's errors are ignored.
+ */
+export const onUpgradeRequest = (socket: Net.Socket, onRequest: (request: string) => void): void => {
+  socket.on("error", () => {})
+  let request = ""
+  const onData = (data: Buffer) => {
+    request += data.toString("latin1")
+    if (!request.includes("\r\n\r\n")) return
+    socket.off("data", onData)
+    onRequest(request)
+  }
+  socket.on("data", onData)
+}
+
+/** The `Sec-WebSocket-Accept` that answers the request's `Sec-WebSocket-Key` (RFC 6455 §4.2.2). */
+export const acceptFor = (request: string): string => {
+  const key = /sec-websocket-key: *([^\r\n]*)/i.exec(request)?.[1]?.trim() ?? ""
+  return Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
+}
+
+/**
  * A hand-written WebSocket peer: once it has an upgrade request, `answer` gets the socket and a
  * correct 101 head (bytes), and what the socket does next is its own. Counts the requests.
  */
 export const upgradingServer = (requests: { count: number }, answer: (socket: Net.Socket, head: Buffer) => void) =>
-  tcpServer((socket) => {
-    socket.on("error", () => {})
-    let request = ""
-    const onData = (data: Buffer) => {
-      request += data.toString("latin1")
-      if (!request.includes("\r\n\r\n")) return
-      socket.off("data", onData)
+  tcpServer((socket) =>
+    onUpgradeRequest(socket, (request) => {
       requests.count++
-      const key = /sec-websocket-key: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? ""
-      const accept = Crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64")
       answer(
         socket,
         Buffer.from(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${
+            acceptFor(request)
+          }\r\n\r\n`,
           "latin1"
         )
       )
-    }
-    socket.on("data", onData)
-  })
+    })
+  )
