@@ -339,11 +339,11 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           const t0 = Date.now()
           expect(yield* proxy.command("stop")).toBe(0)
           yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Backoff")), { discard: true })
-          const cutAfter = Date.now() - t0
           yield* proxy.exited(5000)
-          const exitedAfter = Date.now() - t0
-          expect(cutAfter).toBeLessThan(1000)
-          expect(exitedAfter).toBeGreaterThan(1000)
+          // The parent waits for the child that holds a tunnel (Timeout, 2 s): a lower bound, which
+          // load cannot break. The links' 1006 comes at once when run alone (under 1 s); a loaded
+          // run saw it at 2.5 s, so that is not asserted: the states below say it came first.
+          expect(Date.now() - t0).toBeGreaterThan(1000)
           yield* Effect.sleep("150 millis")
           for (const [k, { states }] of records.entries()) {
             const after = states.slice(from[k])
