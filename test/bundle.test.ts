@@ -79,8 +79,9 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * detail's text is 110 B) once the browser transport fails an open whose server accepted none of
  * the offered subprotocols (Firefox and WebKit open it; Chromium and Node refuse it): the budget
  * is 19.7 KiB; round 22: 20,428 B (+278 B) once untyped callers' URLs, options, codecs and payloads
- * that throw when read are typed errors, not defects (random inputs found seven): the budget is
- * 20.0 KiB. esbuild is pinned:
+ * that throw when read are typed errors, not defects (random inputs found seven), 20,459 B (+31 B)
+ * with the heartbeat's second look at a wait that ran out late: the budget is 20.0 KiB. esbuild is
+ * pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
@@ -118,9 +119,10 @@ const BUDGET_KIB = 20.0
  * the review of round 16; 19,686 B (-68 B) with the sink's own poll gone; round 20: 19,762 B with
  * the UTF-8 count, 19,809 B with headers under `connection` refused: the budget is 19.4 KiB;
  * round 21: 19,922 B (+113 B) with the open refused without an agreed subprotocol: 19.5 KiB;
- * round 22: 20,243 B (+321 B) with untyped callers' inputs that throw typed: 19.8 KiB.
+ * round 22: 20,243 B (+321 B) with untyped callers' inputs that throw typed, 20,281 B (+38 B) with
+ * the heartbeat's second look at a wait that ran out late: 19.9 KiB.
  */
-const MODULES_BUDGET_KIB = 19.8
+const MODULES_BUDGET_KIB = 19.9
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

@@ -130,7 +130,10 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   /** The last sample, and the activity count it saw. */
   private sampledAt = 0
   private seen = 0
-  /** When the timer should fire: one that fires far later means this process's timers were stalled. */
+  /**
+   * When the timer should fire: one that fires far later means this process's timers were stalled.
+   * Below zero while the timer is the one more look at a wait that ran out (`step`).
+   */
   private dueAt = 0
   /**
    * When the unanswered probe went out, or its wait last restarted (see `sampleDrain`); undefined
@@ -240,7 +243,8 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
 
   private step(): void {
     const now = this.now()
-    const late = now - this.dueAt
+    // Below zero: this step looks once more at a wait that ran out (below), on time by definition.
+    const late = this.dueAt < 0 ? 0 : now - this.dueAt
     const sampledBefore = this.sampledAt
     this.sample(now)
     // The machine slept since the last sample (or the wall clock went forward): the peer's last
@@ -253,6 +257,15 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
       // A wait that overran its timer by this much means our own timers were stalled: the answer
       // may be sitting unread behind the stall, so probe again rather than give up.
       if (late <= Math.max(1000, timeoutMillis / 2)) {
+        // A timer that fired late (this process held up, however briefly) runs before the I/O of
+        // its turn: the answer may have come meanwhile and wait unread. Look once more, on the
+        // next turn, after that I/O (a Client whose loop stalled under load was found "dead" with
+        // its pong in the socket). A Clock that fires on time (TestClock) decides at once.
+        if (late > 0) {
+          this.dueAt = -1 - now
+          this.timer = this.timers.after(0, this)
+          return
+        }
         this.stopped = true
         this.listener.pongWatcher = undefined
         return this.onDead(
