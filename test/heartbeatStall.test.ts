@@ -7,9 +7,10 @@
  * late is now looked at once more, a turn later, after that I/O.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Layer, Logger, Schedule, Stream } from "effect"
+import { Effect, Layer, Logger, Schedule, Stream } from "effect"
 import { Client, NodeTransport, Transport } from "../src/index.js"
 import { spawnChild } from "./support/opsSpawn.js"
+import { withSocket } from "./support/wrappedTransport.js"
 
 /** Holds this process for `millis`, as a synchronous handler or a stall of the machine would. */
 const holdUp = (millis: number) => {
@@ -31,26 +32,13 @@ describe("the heartbeat when this process is held up after a probe", () => {
         // it went out, in the turn's check phase: after the I/O that found nothing yet, before the
         // timers and I/O of the next turn. (Held up in the timer's own callback, the next step
         // would fall due only after the next turn's I/O: libuv's loop time is read once a turn.)
-        const inner = NodeTransport.make
-        const transport: Transport.Transport = {
-          ...inner,
-          open: (request, listener) =>
-            Either.map(inner.open(request, listener), (socket) => ({
-              readyState: () => socket.readyState(),
-              protocol: () => socket.protocol(),
-              bufferedAmount: () => socket.bufferedAmount(),
-              close: (code, reason) => socket.close(code, reason),
-              terminate: () => socket.terminate(),
-              pause: () => socket.pause(),
-              resume: () => socket.resume(),
-              send: (data, callback) => socket.send(data, callback),
-              ping: () => {
-                const sent = socket.ping()
-                if (sent && probes++ < 6) setImmediate(holdUp, 450)
-                return sent
-              }
-            }))
-        }
+        const transport = withSocket(NodeTransport.make, (socket) => ({
+          ping: () => {
+            const sent = socket.ping()
+            if (sent && probes++ < 6) setImmediate(holdUp, 450)
+            return sent
+          }
+        }))
         const client = yield* Client.make({
           url: `ws://127.0.0.1:${port}`,
           retry: Schedule.stop,

@@ -435,18 +435,12 @@ const rendered = (value: unknown): string =>
 const httpPeer = (answer: (socket: Net.Socket) => void) =>
   Effect.gen(function*() {
     const requests = { count: 0 }
-    const server = yield* tcpServer((socket) => {
-      socket.on("error", () => {})
-      let request = ""
-      const onData = (data: Buffer) => {
-        request += data.toString("latin1")
-        if (!request.includes("\r\n\r\n")) return
-        socket.off("data", onData)
+    const server = yield* tcpServer((socket) =>
+      onUpgradeRequest(socket, () => {
         requests.count++
         answer(socket)
-      }
-      socket.on("data", onData)
-    })
+      })
+    )
     return { url: server.url, requests, sockets: server.sockets }
   })
 
