@@ -17,7 +17,7 @@ import { Client, Codec, type SendError } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { quietNode } from "./support/node.js"
-import { acceptFor, onUpgradeRequest } from "./support/tcpServer.js"
+import { acceptFor, onRequestHead } from "./support/tcpServer.js"
 
 const fast = {
   reconnect: { initialDelay: "5 millis", maxDelay: "20 millis" }
@@ -128,7 +128,7 @@ const frozenAfterClose = Effect.acquireRelease(
     let upgrades = 0
     const server = Net.createServer({ allowHalfOpen: true }, (tcp) => {
       sockets.add(tcp)
-      onUpgradeRequest(tcp, (head) => {
+      onRequestHead(tcp, (head) => {
         tcp.write(
           `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${
             acceptFor(head)

@@ -28,7 +28,7 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { provideNode, quietNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
-import { acceptFor, onUpgradeRequest, tcpServer, upgradingServer } from "./support/tcpServer.js"
+import { acceptFor, onRequestHead, tcpServer, upgradingServer } from "./support/tcpServer.js"
 import { catchingStrays } from "./support/throwing.js"
 
 type State = Client.ClientState
@@ -315,7 +315,7 @@ const withExtensions = (extensions: string, after: Buffer) =>
     const got: Array<Buffer> = []
     const offered: Array<string> = []
     const server = yield* tcpServer((socket) =>
-      onUpgradeRequest(socket, (request) => {
+      onRequestHead(socket, (request) => {
         requests.count++
         offered.push(/sec-websocket-extensions: *(.*)\r\n/i.exec(request)?.[1]?.trim() ?? "")
         socket.on("data", (more: Buffer) => {
@@ -436,7 +436,7 @@ const httpPeer = (answer: (socket: Net.Socket) => void) =>
   Effect.gen(function*() {
     const requests = { count: 0 }
     const server = yield* tcpServer((socket) =>
-      onUpgradeRequest(socket, () => {
+      onRequestHead(socket, () => {
         requests.count++
         answer(socket)
       })

@@ -9,7 +9,7 @@
 import { Effect, FastCheck as fc } from "effect"
 import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
-import { acceptFor, onUpgradeRequest, tcpServer } from "./tcpServer.js"
+import { acceptFor, onRequestHead, tcpServer } from "./tcpServer.js"
 
 // ---------------------------------------------------------------------------------------------
 // The script
@@ -488,7 +488,7 @@ export const scriptBytes = (script: Script, request: string): Buffer => {
 /** Plays `script` on every connection it accepts (a Client reconnects to the same script). */
 export const hostilePeer = (script: Script) =>
   tcpServer((socket) =>
-    onUpgradeRequest(socket, (request) => {
+    onRequestHead(socket, (request) => {
       // Read on (the client's close frame), so that the kernel never holds unread bytes.
       socket.resume()
       play(socket, script, scriptBytes(script, request))

@@ -34,11 +34,11 @@ export const tcpServer = (onSocket: (socket: Net.Socket) => void = () => {}) =>
   )
 
 /**
- * For a hand-written peer: `onRequest` gets the upgrade request's head (latin1 text, up to and with
- * the blank line) once it is whole, and the socket's `data` is the peer's own from then on. The
- * socket's errors are ignored.
+ * For a hand-written peer: `onRequest` gets a request's head (an upgrade's or any HTTP request's,
+ * latin1 text up to and with the blank line) once it is whole, and the socket's `data` is the
+ * peer's own from then on. The socket's errors are ignored.
  */
-export const onUpgradeRequest = (socket: Net.Socket, onRequest: (request: string) => void): void => {
+export const onRequestHead = (socket: Net.Socket, onRequest: (request: string) => void): void => {
   socket.on("error", () => {})
   let request = ""
   const onData = (data: Buffer) => {
@@ -62,7 +62,7 @@ export const acceptFor = (request: string): string => {
  */
 export const upgradingServer = (requests: { count: number }, answer: (socket: Net.Socket, head: Buffer) => void) =>
   tcpServer((socket) =>
-    onUpgradeRequest(socket, (request) => {
+    onRequestHead(socket, (request) => {
       requests.count++
       answer(
         socket,
