@@ -91,7 +91,7 @@ export const consecutiveFailures = (threshold: number): TripPolicy => ({ _tag: "
 /**
  * Opens when, over the last `window`, at least `minimumCalls` calls finished and the share of
  * counted failures among them is at least `threshold` (in (0, 1]). Checked at each failure.
- * The window is kept as `buckets` slices (default 10): a call leaves it between
+ * The window is kept as `buckets` slices (default 10, at most 1000): a call leaves it between
  * window x (1 - 1 / buckets) and window after it finished.
  *
  * @since 0.1.0
@@ -126,8 +126,8 @@ export interface Options {
    * since it last closed), so it can grow from one opening to the next; it starts again when the
    * breaker closes. A schedule that is done keeps its last period. It must be synchronous, as
    * every schedule built with `Schedule`'s combinators is. One that gives no period at the first
-   * opening (done, or a delay of zero: `Schedule.forever`, `recurs`, `once`) is refused at `make`
-   * and `layer`. Default `defaultOpenFor`.
+   * opening (done, a delay of zero: `Schedule.forever`, `recurs`, `once`; or one that dies or is not
+   * synchronous there) is refused at `make` and `layer`. Default `defaultOpenFor`.
    */
   readonly openFor?: Schedule.Schedule<unknown, number>
   /** How many trial calls HalfOpen lets run at once. Default 1. */
@@ -162,8 +162,9 @@ const settingsOrDie = (options: Options): Effect.Effect<internal.Settings> =>
 
 /**
  * A circuit breaker for the life of the scope. Options that cannot work (a threshold, `trials` or
- * `successes` below 1, a ratio outside (0, 1], a window that is not a positive duration, an
- * `openFor` with no first period) are a defect (`IllegalArgumentException`).
+ * `successes` below 1, a ratio outside (0, 1], a window that is not a positive duration, `buckets`
+ * outside [1, 1000], an `openFor` with no first period) are a defect (`IllegalArgumentException`).
+ * An open period too long for a Date (`Duration.infinity`) gives the largest Date as `retryAt`.
  *
  * @since 0.1.0
  * @category constructors
@@ -200,7 +201,8 @@ export const endpointKey = (url: string): string => {
   parsed.username = ""
   parsed.password = ""
   parsed.search = ""
-  parsed.hash = ""
+  // The fragment is left to `redactUrl`, which drops it: an `@` in it is a password typed raw
+  // (`ws+unix:/:pw#@host`), which it redacts only when it sees that `@`.
   return redactUrl(parsed)
 }
 

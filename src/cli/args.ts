@@ -4,6 +4,7 @@
  */
 import * as Either from "effect/Either"
 import { parseArgs } from "node:util"
+import { redactUnparsedUrl } from "../internal/redactUrl.js"
 
 /** How binary inbound frames are printed in the human format. */
 export type BinaryFormat = "summary" | "base64"
@@ -76,12 +77,18 @@ SIGTERM.
 Details: docs/cli.md in the lifeline repository.
 `
 
+/**
+ * An argument quoted in a message: a plain word as it is; anything else redacted as a URL (it may
+ * be one typed in the wrong place, with a password: `effect-lifeline wss://u:pw@host`).
+ */
+const shown = (argument: string): string => /^[\w.+-]{0,40}$/.test(argument) ? argument : redactUnparsedUrl(argument)
+
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 const millis = (flag: string, value: string | undefined): Either.Either<number | undefined, UsageError> => {
   if (value === undefined) return Either.right(undefined)
   if (!/^\d{1,9}$/.test(value)) {
-    return Either.left(new UsageError(`${flag} takes a whole number of milliseconds, got "${value}"`))
+    return Either.left(new UsageError(`${flag} takes a whole number of milliseconds, got "${shown(value)}"`))
   }
   return Either.right(Number(value))
 }
@@ -90,7 +97,9 @@ const header = (text: string): Either.Either<readonly [string, string], UsageErr
   const colon = text.indexOf(":")
   const name = colon < 0 ? "" : text.slice(0, colon).trim()
   if (!HEADER_NAME.test(name)) {
-    return Either.left(new UsageError(`-H takes "Name: value" with a valid header name, got "${text}"`))
+    // Not the text itself: it may be a token typed without its name ("Bearer abc"), or with a space.
+    const got = colon < 0 ? "no \":\"" : name === "" ? "an empty name" : "a name with a character not allowed"
+    return Either.left(new UsageError(`-H takes "Name: value" with a valid header name, got ${got}`))
   }
   return Either.right([name, text.slice(colon + 1).trim()] as const)
 }
@@ -141,14 +150,14 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
     case "demo": {
       const extra = rest.length > 0 ? rest : Object.keys(values)
       if (extra.length > 0) {
-        return Either.left(new UsageError(`demo takes no arguments or options, got ${extra.join(" ")}`))
+        return Either.left(new UsageError(`demo takes no arguments or options, got ${extra.map(shown).join(" ")}`))
       }
       return Either.right({ _tag: "Demo" })
     }
     case "connect":
       break
     default:
-      return Either.left(new UsageError(`unknown command "${command}": connect <url> or demo (see --help)`))
+      return Either.left(new UsageError(`unknown command "${shown(command)}": connect <url> or demo (see --help)`))
   }
   if (rest.length !== 1) {
     return Either.left(
@@ -159,7 +168,7 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
   }
   const binary = values.binary ?? "summary"
   if (binary !== "summary" && binary !== "base64") {
-    return Either.left(new UsageError(`--binary takes "summary" or "base64", got "${binary}"`))
+    return Either.left(new UsageError(`--binary takes "summary" or "base64", got "${shown(binary)}"`))
   }
   return Either.gen(function*() {
     const headers: Array<readonly [string, string]> = []

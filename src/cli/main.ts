@@ -7,11 +7,13 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { readFileSync } from "node:fs"
 import { demo } from "../internal/demo/demo.js"
+import { redactUrlsIn } from "../internal/redactUrl.js"
 import * as NodeTransport from "../NodeTransport.js"
 import { HELP, parse } from "./args.js"
 import type { Io } from "./connect.js"
 import { connect } from "./connect.js"
 import { ExitCode } from "./exitCodes.js"
+import { oneLine } from "./render.js"
 
 /** The package's version: package.json sits one level above both src/cli/ and dist/cli/'s parent. */
 const version = (): string => {
@@ -22,7 +24,9 @@ const version = (): string => {
 export const run = (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
   const parsed = parse(argv)
   if (Either.isLeft(parsed)) {
-    io.err(`effect-lifeline: ${parsed.left.message}`)
+    // The message may quote an argument: a URL with a password typed where a flag's value or the
+    // command goes. Redacted as the Client's lines are, in one line.
+    io.err(`effect-lifeline: ${oneLine(redactUrlsIn(parsed.left.message))}`)
     io.err("Run effect-lifeline --help for the usage.")
     return Promise.resolve(ExitCode.Usage)
   }

@@ -165,8 +165,31 @@ export interface Settings {
 
 const positiveInteger = (value: number): boolean => Number.isInteger(value) && value >= 1
 
-/** The settings, or why the options cannot work. */
+/** The most slices a failure ratio's window may be kept in. */
+export const MAX_BUCKETS = 1000
+
+/** A value in a message: never throws (a Symbol, an object without a primitive form). */
+const shown = (value: unknown): string => {
+  try {
+    return typeof value === "symbol" ? value.toString() : String(value)
+  } catch {
+    return "a value that cannot be printed"
+  }
+}
+
+/**
+ * The settings, or why the options cannot work. Never throws: options whose reading throws (a
+ * getter, a Proxy: untyped code) cannot work either. Each option is read once.
+ */
 export const settingsOf = (input: BreakerOptions | null | undefined): Settings | string => {
+  try {
+    return readSettings(input)
+  } catch {
+    return "CircuitBreaker: the options cannot be read (reading them threw: a getter or a Proxy?)"
+  }
+}
+
+const readSettings = (input: BreakerOptions | null | undefined): Settings | string => {
   if (input !== undefined && input !== null && typeof input !== "object") {
     return "CircuitBreaker: options must be an object"
   }
@@ -174,61 +197,68 @@ export const settingsOf = (input: BreakerOptions | null | undefined): Settings |
   const problems: Array<string> = []
   const policy = options.policy ?? { _tag: "ConsecutiveFailures", threshold: 5 }
   let counter: () => Counter
-  if (
-    typeof policy !== "object" || policy === null ||
-    (policy._tag !== "ConsecutiveFailures" && policy._tag !== "FailureRatio")
-  ) {
-    problems.push("policy must be consecutiveFailures(...) or failureRatio(...)")
-    counter = () => new ConsecutiveCounter(5)
-  } else if (policy._tag === "ConsecutiveFailures") {
-    if (!positiveInteger(policy.threshold)) problems.push(`threshold must be an integer >= 1 (got ${policy.threshold})`)
-    counter = () => new ConsecutiveCounter(policy.threshold)
-  } else {
-    const window = Duration.decodeUnknown(policy.window)
+  const tag = typeof policy === "object" && policy !== null ? policy._tag : undefined
+  if (tag === "ConsecutiveFailures") {
+    const { threshold } = policy as Extract<TripPolicy, { _tag: "ConsecutiveFailures" }>
+    if (!positiveInteger(threshold)) problems.push(`threshold must be an integer >= 1 (got ${shown(threshold)})`)
+    counter = () => new ConsecutiveCounter(threshold)
+  } else if (tag === "FailureRatio") {
+    const { buckets = 10, minimumCalls, threshold, window: windowInput } = policy as Extract<
+      TripPolicy,
+      { _tag: "FailureRatio" }
+    >
+    const window = Duration.decodeUnknown(windowInput)
     const windowMillis = Option.isSome(window) && Duration.isFinite(window.value)
       ? Duration.toMillis(window.value)
       : NaN
-    const buckets = policy.buckets ?? 10
-    if (!(policy.threshold > 0 && policy.threshold <= 1)) {
-      problems.push(`threshold must be in (0, 1] (got ${policy.threshold})`)
+    if (!(typeof threshold === "number" && threshold > 0 && threshold <= 1)) {
+      problems.push(`threshold must be in (0, 1] (got ${shown(threshold)})`)
     }
-    if (!(windowMillis > 0)) problems.push(`window must be a finite duration above zero (got ${String(policy.window)})`)
-    if (!positiveInteger(policy.minimumCalls)) {
-      problems.push(`minimumCalls must be an integer >= 1 (got ${policy.minimumCalls})`)
+    if (!(windowMillis > 0)) problems.push(`window must be a finite duration above zero (got ${shown(windowInput)})`)
+    if (!positiveInteger(minimumCalls)) {
+      problems.push(`minimumCalls must be an integer >= 1 (got ${shown(minimumCalls)})`)
     }
-    if (!positiveInteger(buckets)) problems.push(`buckets must be an integer >= 1 (got ${buckets})`)
-    counter = () => new RatioCounter(policy.threshold, windowMillis, policy.minimumCalls, buckets)
+    // Three arrays of `buckets` numbers, all summed at each failure: 2 ** 32 of them cannot be made
+    // (a RangeError in the constructor), 10 ** 8 take gigabytes.
+    if (!positiveInteger(buckets) || buckets > MAX_BUCKETS) {
+      problems.push(`buckets must be an integer in [1, ${MAX_BUCKETS}] (got ${shown(buckets)})`)
+    }
+    counter = () => new RatioCounter(threshold, windowMillis, minimumCalls, buckets)
+  } else {
+    problems.push("policy must be consecutiveFailures(...) or failureRatio(...)")
+    counter = () => new ConsecutiveCounter(5)
   }
-  const trials = options.trials ?? 1
-  const successes = options.successes ?? 1
-  if (!positiveInteger(trials)) problems.push(`trials must be an integer >= 1 (got ${trials})`)
-  if (!positiveInteger(successes)) problems.push(`successes must be an integer >= 1 (got ${successes})`)
+  const { endpoint = "circuit", isFailure, openFor, successes = 1, trials = 1 } = options
+  if (typeof endpoint !== "string") problems.push("endpoint must be a string")
+  if (!positiveInteger(trials)) problems.push(`trials must be an integer >= 1 (got ${shown(trials)})`)
+  if (!positiveInteger(successes)) problems.push(`successes must be an integer >= 1 (got ${shown(successes)})`)
   // Used only at the first failure or opening: checked here, or they would die inside a transition.
-  if (options.isFailure !== undefined && typeof options.isFailure !== "function") {
+  if (isFailure !== undefined && typeof isFailure !== "function") {
     problems.push("isFailure must be a function")
   }
-  if (options.openFor !== undefined && !Schedule.isSchedule(options.openFor)) {
+  if (openFor !== undefined && !Schedule.isSchedule(openFor)) {
     problems.push("openFor must be a Schedule")
-  } else if (options.openFor !== undefined) {
+  } else if (openFor !== undefined) {
     // A schedule done at its first step, or whose first delay is zero (`Schedule.forever`,
-    // `recurs(n)`, `once`), would open the breaker for no time at all: no breaker.
+    // `recurs(n)`, `once`), would open the breaker for no time at all: no breaker. One that dies
+    // or suspends (not synchronous) there gives none either: `open` would keep a period of zero.
     const now = Date.now()
-    const first = Effect.runSyncExit(options.openFor.step(now, 1, options.openFor.initial))
+    const first = Effect.runSyncExit(openFor.step(now, 1, openFor.initial))
     if (
-      Exit.isSuccess(first) &&
-      (ScheduleDecision.isDone(first.value[2]) || ScheduleIntervals.start(first.value[2].intervals) <= now)
+      !Exit.isSuccess(first) ||
+      ScheduleDecision.isDone(first.value[2]) || ScheduleIntervals.start(first.value[2].intervals) <= now
     ) {
       problems.push(
-        "openFor gives no open period at the first opening (done, or a delay of zero: Schedule.forever, recurs and once have none); use e.g. Schedule.spaced or Schedule.exponential"
+        "openFor gives no open period at the first opening (done, a delay of zero, or it died or was not synchronous: Schedule.forever, recurs and once have none); use e.g. Schedule.spaced or Schedule.exponential"
       )
     }
   }
   if (problems.length > 0) return `CircuitBreaker: ${problems.join("; ")}`
   return {
-    endpoint: options.endpoint ?? "circuit",
+    endpoint,
     counter,
-    isFailure: options.isFailure ?? defaultIsFailure,
-    openFor: options.openFor ?? defaultOpenFor,
+    isFailure: isFailure ?? defaultIsFailure,
+    openFor: openFor ?? defaultOpenFor,
     trials,
     successes
   }
@@ -256,6 +286,8 @@ const CLOSED = /* @__PURE__ */ CircuitState.Closed()
 const HALF_OPEN = /* @__PURE__ */ CircuitState.HalfOpen()
 const ISOLATED = /* @__PURE__ */ CircuitState.Isolated()
 const NEVER_DATE = /* @__PURE__ */ new Date(NEVER)
+/** A time as a Date: past the largest Date (a period of `Duration.infinity`, of a million years) the largest, as Isolated's. */
+const dateAt = (millis: number): Date => new Date(Math.min(millis, NEVER))
 
 const stateTags: Record<CircuitState["_tag"], ReadonlyArray<MetricLabel.MetricLabel>> = {
   Closed: [/* @__PURE__ */ MetricLabel.make("state", "Closed")],
@@ -393,7 +425,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
    */
   private retryAtNow(openedWith: Date): Date {
     const now = Math.round(this.clock.unsafeCurrentTimeMillis() + this.openUntil - monotonicMillis(this.clock))
-    return Math.abs(now - openedWith.getTime()) < 1000 ? openedWith : new Date(now)
+    return Math.abs(now - openedWith.getTime()) < 1000 ? openedWith : dateAt(now)
   }
 
   /** Success, a failure the predicate counts, or nothing (interrupted, a defect). An error the predicate does not count is a success: the endpoint answered. */
@@ -472,7 +504,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
       }
     }
     this.openUntil = monotonicMillis(this.clock) + this.lastDelay
-    this.enter(CircuitState.Open({ retryAt: new Date(now + this.lastDelay) }))
+    this.enter(CircuitState.Open({ retryAt: dateAt(now + this.lastDelay) }))
   }
 
   /** Closed afresh: no failures counted, the open schedule from its start. */
