@@ -181,9 +181,10 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker, never
   })
 
 /**
- * The key of an endpoint in the registry, and the `endpoint` of its breaker's errors: the URL's
+ * The name of an endpoint's breaker in the registry, the `endpoint` of its errors: the URL's
  * origin and path, redacted (no userinfo, no query, no fragment). `wss://u:p@Host:443/feed?token=x`
- * and `wss://host/feed` share one breaker.
+ * and `wss://host/feed` share one breaker. **(changed)** Two endpoints may show the same name (an
+ * `@` in a path is redacted with the host before it) and still have a breaker each.
  *
  * @since 0.1.0
  * @category registry
@@ -207,6 +208,22 @@ export const endpointKey = (url: string): string => {
 }
 
 /**
+ * What tells endpoints apart in the registry, never shown: origin and path as parsed (the host
+ * lowercased, a default port dropped), without userinfo, query or fragment. Not the shown key: an
+ * `@` in a path redacts the host before it there (`wss://a.example/users/@me` shows as
+ * `wss://redacted@me`, as `wss://b.example/users/@me` does), and two hosts must not share a breaker.
+ */
+const endpointIdentity = (url: string): string => {
+  const input = url.trim()
+  try {
+    const parsed = new URL(input)
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
+  } catch {
+    return endpointKey(input)
+  }
+}
+
+/**
  * One breaker per endpoint, made on first use. The registry keeps a breaker while it is Open or
  * Isolated; a Closed one (or a HalfOpen one whose period ran out) lives as long as something holds
  * it, a Client that dials its endpoint or code that kept what `forEndpoint` returned, and is then
@@ -217,7 +234,7 @@ export const endpointKey = (url: string): string => {
  * @category registry
  */
 export class Registry extends Context.Tag("lifeline/CircuitBreaker/Registry")<Registry, {
-  /** The breaker of the endpoint `url` dials (keyed by `endpointKey(url)`). */
+  /** The breaker of the endpoint `url` dials (its origin and path; named by `endpointKey(url)`). */
   readonly forEndpoint: (url: string) => Effect.Effect<CircuitBreaker>
 }>() {}
 
@@ -256,10 +273,10 @@ export const layer = (options: Omit<Options, "endpoint"> = {}): Layer.Layer<Regi
       return Registry.of({
         forEndpoint: (url) =>
           Effect.sync(() => {
-            const key = endpointKey(url)
+            const key = endpointIdentity(url)
             let breaker = breakers.get(key)?.deref()
             if (breaker === undefined) {
-              breaker = new internal.Breaker({ ...settings, endpoint: key }, runtime, clock, onEnter)
+              breaker = new internal.Breaker({ ...settings, endpoint: endpointKey(url) }, runtime, clock, onEnter)
               breakers.set(key, new WeakRef(breaker))
               collected.register(breaker, key)
             }

@@ -550,6 +550,20 @@ describe("CircuitBreaker.Registry", () => {
       )
     }).pipe(Effect.provide(CircuitBreaker.layer())))
 
+  it.effect("two endpoints whose keys show alike (an `@` in the path) have a breaker each: one failing opens only its own", () =>
+    Effect.gen(function*() {
+      const registry = yield* CircuitBreaker.Registry
+      const a = yield* registry.forEndpoint("ws://127.0.0.1:9/users/@me")
+      const b = yield* registry.forEndpoint("ws://127.0.0.2:9/users/@me")
+      expect(a.endpoint).toBe("ws://redacted@me")
+      expect(b.endpoint).toBe("ws://redacted@me")
+      expect(b).not.toBe(a)
+      expect(yield* registry.forEndpoint("ws://user:pw@127.0.0.1:9/users/@me?token=t#x")).toBe(a)
+      yield* a.run(Effect.fail(down)).pipe(Effect.flip)
+      expect(yield* tagOf(a)).toBe("Open")
+      expect(yield* tagOf(b)).toBe("Closed")
+    }).pipe(Effect.provide(CircuitBreaker.layer({ policy: CircuitBreaker.consecutiveFailures(1) }))))
+
   it.scoped("1,000 callers to a dead node share one breaker: at most `trials` handshakes per open period", () =>
     Effect.gen(function*() {
       const port = yield* closedPort

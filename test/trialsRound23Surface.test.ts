@@ -1094,8 +1094,8 @@ describe("round 23: CircuitBreaker options and keys at random", () => {
     // fragment was dropped before redactUrl could see its "@".
     expect(CircuitBreaker.endpointKey("ws+unix:/:pwRaw1Zq7#@127.0.0.1:0")).toBe("ws+unix:redacted@127.0.0.1:0")
     expect(CircuitBreaker.endpointKey("file:/:pwRaw1Zq7#@host/x")).toBe("file:///redacted@host/x")
-    // Left alone (docs/trials.md): an "@" in the path is redacted as a password typed raw
-    // (`ws://admin:12/34@host`), host and all, so two hosts share a key and a registry's breaker.
+    // An "@" in the path is redacted as a password typed raw (`ws://admin:12/34@host`), host and
+    // all, so two hosts show the same key (the registry still gives them a breaker each: below).
     expect(CircuitBreaker.endpointKey("wss://a.example/users/@me")).toBe("wss://redacted@me")
     expect(CircuitBreaker.endpointKey("wss://b.example/other/@me")).toBe("wss://redacted@me")
   }, TIMEOUT)
