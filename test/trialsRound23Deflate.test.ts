@@ -32,6 +32,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import type * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import WebSocket from "ws"
 import { ConnectErrorReason } from "../src/Errors.js"
 import { Client, Connection, NodeTransport } from "../src/index.js"
 import type { ClientError } from "../src/index.js"
@@ -572,7 +573,7 @@ describe("round 23: the cases, plainly", () => {
 
 // Left alone (docs/trials.md, round 23): ws 8.18 throws from a zlib callback after this script in
 // about one replay of three; an uncaught exception fails the suite, so this runs only by hand:
-//   LIFELINE_R23_WS_CRASH=1 npx vitest run test/trialsRound23Deflate.test.ts -t "ws 8.18"
+//   LIFELINE_R23_WS_CRASH=1 npx vitest run test/trialsRound23Deflate.test.ts -t "left alone"
 describe.runIf(process.env["LIFELINE_R23_WS_CRASH"] === "1")("round 23: left alone", () => {
   it("ws 8.18: a pong with RSV1 between compressed fragments: nothing reaches the process (20 replays)", async () => {
     const reached: Array<string> = []
@@ -583,4 +584,22 @@ describe.runIf(process.env["LIFELINE_R23_WS_CRASH"] === "1")("round 23: left alo
     }
     expect(reached).toEqual([])
   }, 120_000)
+
+  it(
+    "the same with ws alone (its defaults, terminate() after 300 ms): nothing reaches the process (12 replays)",
+    async () => {
+      const before = strays.length
+      for (let replay = 0; replay < 12; replay++) {
+        await Effect.runPromise(withDeflatePeer(WS_INFLATE_CRASH, serverTls, (url) =>
+          Effect.async<void>((resume) => {
+            const ws = new WebSocket(url)
+            ws.on("error", () => {})
+            ws.on("close", () => resume(Effect.void))
+            setTimeout(() => ws.terminate(), 300)
+          }).pipe(Effect.timeout("3 seconds"), Effect.ignore)))
+      }
+      expect(strays.slice(before)).toEqual([])
+    },
+    120_000
+  )
 })
