@@ -495,7 +495,13 @@ export const hostilePeer = (script: Script) =>
     })
   )
 
-const play = (socket: Net.Socket, script: Script, bytes: Buffer): void => {
+/** Writes `bytes` in the script's chunks and pace, then ends as it says (round 23 plays its own bytes so, over TLS too). */
+export const play = (
+  socket: Net.Socket,
+  script: Pick<Script, "chunks" | "pace" | "ending">,
+  bytes: Buffer,
+  finish: (socket: Net.Socket) => void = (socket) => end(socket, script.ending)
+): void => {
   const writes: Array<Buffer> = []
   for (let at = 0, turn = 0; at < bytes.length; turn++) {
     const size = script.chunks[turn % script.chunks.length]!
@@ -513,12 +519,12 @@ const play = (socket: Net.Socket, script: Script, bytes: Buffer): void => {
       if (pace === "timer") return void setTimeout(next, 1)
     }
     // The bytes written, the ending a moment later (a reset must not overtake them in this process).
-    setTimeout(() => end(socket, script.ending), 2)
+    setTimeout(() => finish(socket), 2)
   }
   next()
 }
 
-const end = (socket: Net.Socket, ending: Ending): void => {
+export const end = (socket: Net.Socket, ending: Ending): void => {
   if (socket.destroyed) return
   switch (ending) {
     case "halfClose":
