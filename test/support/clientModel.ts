@@ -145,7 +145,11 @@ interface Call {
   /** The Client was Closed (or closing) when it was called: a refusal, not an accepted message. */
   readonly stoppedAtCall: boolean
   readonly calledAt: number
+  /** The server was killed and not restarted when it was called: `restarts` then, -1 when it was up. */
+  readonly downSince: number
   outcome: Outcome | undefined
+  /** `restarts` when it ended, -1 if the server was up. */
+  downUntil: number
   doneAt: number
 }
 
@@ -183,6 +187,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
   const disruptions: Array<number> = []
   let closeStartedAt = Number.POSITIVE_INFINITY
   let closeReturned: ReadonlyArray<string> | undefined
+  let closeReturnedAt = Number.POSITIVE_INFINITY
   let closeCode: number | undefined
   let closingPeer: TestServer.Peer | undefined
   const serverClosed = new Set<number>()
@@ -195,6 +200,9 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
     const forks: Array<{ readonly fiber: Fiber.RuntimeFiber<void, unknown>; readonly record: () => Call | undefined }> =
       []
     let stalled = false
+    /** Killed and not restarted since; how many restarts after a kill so far. */
+    let down = false
+    let restarts = 0
 
     const clientScope = Effect.scoped(Effect.gen(function*() {
       const client = yield* Client.make({
@@ -229,8 +237,10 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
             lane,
             stoppedAtCall: stopped(),
             calledAt: tick(),
+            downSince: down ? restarts : -1,
             outcome: undefined,
-            doneAt: 0
+            doneAt: 0,
+            downUntil: -1
           }
           records.push(record)
           onRecord?.(record)
@@ -238,6 +248,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
             Effect.onExit((exit) =>
               Effect.sync(() => {
                 record.doneAt = tick()
+                record.downUntil = down ? restarts : -1
                 record.outcome = outcomeOf(exit, payload)
               })
             )
@@ -277,6 +288,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
           }
           closeSlow = Date.now() - started >= Duration.toMillis(CLOSE_TIMEOUT) - 50
           closeReturned = returned.value.map(idOf)
+          closeReturnedAt = tick()
           // Everything pending was failed by the close: the forked sends end at once.
           for (const { fiber } of forks) {
             const ended = yield* Fiber.await(fiber).pipe(Effect.timeoutOption("1 second"))
@@ -330,8 +342,10 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
                 lane: "main",
                 stoppedAtCall: stopped(),
                 calledAt: tick(),
+                downSince: down ? restarts : -1,
                 outcome: undefined,
-                doneAt: 0
+                doneAt: 0,
+                downUntil: -1
               })
               return payloadOf(id)
             }))
@@ -360,9 +374,12 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
             break
           case "kill":
             disruptions.push(tick())
+            down = true
             yield* bounded("kill", server.kill)
             break
           case "restart":
+            if (down) restarts++
+            down = false
             yield* bounded("restart", server.restart)
             break
           case "stall":
@@ -455,7 +472,8 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
     const lastClose = closingPeer === undefined ? undefined : yield* closingPeer.awaitClosed("1 second").pipe(
       Effect.option
     )
-    return { logsByPeer, lastClose, failed: yield* client.failed }
+    const arrived = (yield* server.received).map(idOf)
+    return { logsByPeer, arrived, lastClose, failed: yield* client.failed }
   })
 
   return withNoHandlesLeft(body).pipe(
@@ -490,6 +508,8 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
     program: Program,
     seen: {
       readonly logsByPeer: ReadonlyArray<ReadonlyArray<string>>
+      /** Everything the server read, in the order it read it, across connections. */
+      readonly arrived: ReadonlyArray<string>
       readonly lastClose: Option.Option<{ readonly code: number; readonly reason: string }> | undefined
       readonly failed: number
     }
@@ -559,6 +579,13 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
       }
     }
 
+    // After `close` returned, every call is refused: the Client is Closed for good.
+    for (const record of records) {
+      if (record.calledAt > closeReturnedAt && !record.stoppedAtCall) {
+        problems.push(`${record.via} ${record.id} called after close returned, the Client not Closed`)
+      }
+    }
+
     // 2. What the server received: sent, once, never one reported failed.
     const reportedFailed = new Set<string>()
     for (const record of records) {
@@ -584,6 +611,12 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
     for (const id of received) counts.set(id, (counts.get(id) ?? 0) + 1)
     for (const [id, count] of counts) {
       if (!byId.has(id)) problems.push(`the server received ${id}, never sent`)
+      // Cut short with the server down from its call to its end: it waited in the outbox (or died
+      // with a socket to a killed server), and was taken out: never written.
+      const call = byId.get(id)
+      if (call?.outcome?.kind === "interrupted" && call.downSince !== -1 && call.downUntil === call.downSince) {
+        problems.push(`the server received ${id}, interrupted while the server was down`)
+      }
       if (count > 1) problems.push(`the server received ${id} ${count} times`)
       if (reportedFailed.has(id)) {
         const failure = byId.get(id)?.outcome
@@ -606,6 +639,39 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
       }
       last = Math.max(last, index)
       lastId = id
+    }
+
+    // Without a heartbeat the Client never drops a link it could still write to (what ends one is
+    // the server: a kill, whose kernel data dies with it, or a close frame, after which nothing is
+    // written): what arrived is in FIFO order too, not only what was written. With one, the
+    // documented exception: what a dead socket's kernel held may arrive after the next link's frames.
+    if (!program.heartbeat) {
+      let latest = -1
+      let latestId = ""
+      for (const id of seen.arrived) {
+        const index = order.get(id)
+        if (index === undefined) continue
+        if (index < latest) problems.push(`arrived out of order: ${id} after ${latestId}`)
+        latest = Math.max(latest, index)
+        latestId = id
+      }
+    } else if (
+      seen.arrived.some((id, index) =>
+        (order.get(id) ?? 0) < Math.max(-1, ...seen.arrived.slice(0, index).map((before) => order.get(before) ?? -1))
+      )
+    ) {
+      count("arrived after a later link's frames (heartbeat)")
+    }
+
+    // Written (a send's success: the kernel took it) and never received: only across a disruption.
+    for (const record of records) {
+      if (record.via === "send" && record.outcome?.kind === "ok" && !counts.has(record.id)) {
+        const killed = program.ops.some((step) => step.kind === "kill")
+        count(killed ? "sent, lost with a kill" : "sent, lost otherwise")
+        // Only a kill loses what the server's kernel held: a close frame from either side comes
+        // after the data, and the server reads it all first; no heartbeat, so no terminate.
+        if (!killed && !program.heartbeat) problems.push(`send ${record.id} succeeded, never received, no kill`)
+      }
     }
 
     // 4. A success on a link that stayed up until a graceful close is received.
