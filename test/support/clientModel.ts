@@ -145,6 +145,8 @@ interface Call {
   /** The Client was Closed (or closing) when it was called: a refusal, not an accepted message. */
   readonly stoppedAtCall: boolean
   readonly calledAt: number
+  /** `outboxSize` when it was called (read in the same step as the call's own check). */
+  readonly pendingAtCall: number
   /** The server was killed and not restarted when it was called: `restarts` then, -1 when it was up. */
   readonly downSince: number
   outcome: Outcome | undefined
@@ -236,6 +238,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
             via,
             lane,
             stoppedAtCall: stopped(),
+            pendingAtCall: Effect.runSync(client.outboxSize),
             calledAt: tick(),
             downSince: down ? restarts : -1,
             outcome: undefined,
@@ -341,6 +344,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
                 via: "enqueue",
                 lane: "main",
                 stoppedAtCall: stopped(),
+                pendingAtCall: Effect.runSync(client.outboxSize),
                 calledAt: tick(),
                 downSince: down ? restarts : -1,
                 outcome: undefined,
@@ -561,8 +565,9 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
         continue
       }
       if (!outcome.samePayload) problems.push(`${where}: its SendError carries another payload`)
+      // Full: `capacity` messages accepted and not written (the bytes are far below `maxBytes`).
       const fits = outcome.reason === "OutboxFull"
-        ? program.overflow === "fail" || program.overflow === "dropOldest"
+        ? (program.overflow === "fail" || program.overflow === "dropOldest") && record.pendingAtCall >= program.capacity
         : outcome.reason === "Dropped"
         ? program.overflow === "dropOldest"
         : outcome.reason === "Closed"
