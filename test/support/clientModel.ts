@@ -56,6 +56,10 @@ export type Op =
   | { readonly kind: "restart" }
   /** the server stops reading for `ms` */
   | { readonly kind: "stall"; readonly ms: number }
+  /** the server leaves the upgrade requests unanswered for `ms` (each attempt then times out) */
+  | { readonly kind: "hang"; readonly ms: number }
+  /** the next upgrade is answered `status` (503 is retried, 401 is not) */
+  | { readonly kind: "reject"; readonly status: number }
   /** the server sends a close frame with `code` to every connection */
   | { readonly kind: "serverClose"; readonly code: number }
   | { readonly kind: "wait"; readonly ms: number }
@@ -105,6 +109,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     })
   },
   { weight: 1, arbitrary: fc.constant({ kind: "reconnect" as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("hang" as const), ms: fc.integer({ min: 10, max: 300 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("reject" as const), status: fc.constantFrom(503, 503, 401) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("wait" as const), ms: fc.integer({ min: 0, max: 30 }) }) },
   {
     weight: 1,
@@ -172,6 +178,8 @@ const DOCUMENTED_LINES = [
 /** A hang guard for one op (a case that passes never waits it out). */
 const OP_BOUND = Duration.seconds(5)
 const CLOSE_TIMEOUT = Duration.seconds(1)
+/** Short, so a handshake left unanswered is retried soon (a loaded machine's slow one is retried too). */
+const OPEN_TIMEOUT = Duration.millis(400)
 
 const idOf = (message: unknown): string =>
   typeof message === "string" ? message.split(":")[0]! : `<binary ${String((message as Uint8Array).length)}>`
@@ -212,7 +220,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
         retry: Schedule.spaced("5 millis").pipe(Schedule.jittered, Schedule.intersect(Schedule.recurs(60))),
         minRetryDelay: "5 millis",
         heartbeat: program.heartbeat ? { interval: "100 millis", timeout: "200 millis" } : false,
-        connection: { openTimeout: "2 seconds", closeTimeout: CLOSE_TIMEOUT },
+        connection: { openTimeout: OPEN_TIMEOUT, closeTimeout: CLOSE_TIMEOUT },
         outbox: { capacity: program.capacity, overflow: program.overflow },
         eventsCapacity: 4096
       })
@@ -427,6 +435,14 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
           }
           case "wait":
             yield* Effect.sleep(step.ms)
+            break
+          case "hang":
+            yield* server.hangHandshake
+            yield* Effect.sleep(step.ms)
+            yield* server.behave
+            break
+          case "reject":
+            yield* server.rejectNext(step.status)
             break
           case "reconnect":
             // It returns before the link it drops has gone (the state still shows that Open).
