@@ -240,31 +240,35 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
       const tracked = (via: "send" | "enqueue", lane: Lane, onRecord?: (record: Call) => void) => {
         const id = `m${next++}`
         const payload = payloadOf(id)
-        return Effect.suspend(() => {
-          const record: Call = {
-            id,
-            via,
-            lane,
-            stoppedAtCall: stopped(),
-            pendingAtCall: Effect.runSync(client.outboxSize),
-            calledAt: tick(),
-            downSince: down ? restarts : -1,
-            outcome: undefined,
-            doneAt: 0,
-            downUntil: -1
-          }
-          records.push(record)
-          onRecord?.(record)
-          return (via === "send" ? client.send(payload) : client.enqueue(payload)).pipe(
-            Effect.onExit((exit) =>
-              Effect.sync(() => {
-                record.doneAt = tick()
-                record.downUntil = down ? restarts : -1
-                record.outcome = outcomeOf(exit, payload)
-              })
+        // No yield between reading the state and the call's own check (the same synchronous step).
+        return Effect.withMaxOpsBeforeYield(
+          Effect.suspend(() => {
+            const record: Call = {
+              id,
+              via,
+              lane,
+              stoppedAtCall: stopped(),
+              pendingAtCall: Effect.runSync(client.outboxSize),
+              calledAt: tick(),
+              downSince: down ? restarts : -1,
+              outcome: undefined,
+              doneAt: 0,
+              downUntil: -1
+            }
+            records.push(record)
+            onRecord?.(record)
+            return (via === "send" ? client.send(payload) : client.enqueue(payload)).pipe(
+              Effect.onExit((exit) =>
+                Effect.sync(() => {
+                  record.doneAt = tick()
+                  record.downUntil = down ? restarts : -1
+                  record.outcome = outcomeOf(exit, payload)
+                })
+              )
             )
-          )
-        })
+          }),
+          1_000_000_000
+        )
       }
 
       const bounded = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
@@ -361,7 +365,12 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
               })
               return payloadOf(id)
             }))
-            const exit = yield* Stream.run(ids, client.sink).pipe(Effect.exit, Effect.timeoutOption(OP_BOUND))
+            // No yield between a frame's map (its state read) and the sink's call for it.
+            const exit = yield* Stream.run(ids, client.sink).pipe(
+              Effect.withMaxOpsBeforeYield(1_000_000_000),
+              Effect.exit,
+              Effect.timeoutOption(OP_BOUND)
+            )
             if (Option.isNone(exit)) problems.push("Stream.run(client.sink) did not end")
             else {
               const doneAt = tick()
@@ -499,7 +508,6 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
   return withNoHandlesLeft(body).pipe(
     Effect.exit,
     Effect.provide(Layer.merge(NodeTransport.layer, logs.layer)),
-    Effect.withMaxOpsBeforeYield(1_000_000_000),
     Effect.map((exit) => {
       if (Exit.isFailure(exit)) {
         problems.push(`the run failed: ${Cause.pretty(exit.cause)}`)
