@@ -431,13 +431,23 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
               )
               const state = Option.flatten(closed)
               if (Option.isNone(state)) problems.push(`no Closed after the server's ${step.code}`)
+              else if (
+                // The heartbeat found the link dead first (a stall as long as interval + timeout):
+                // the code went to a connection the Client was dropping already (shown Open till then).
+                state.value._tag === "Backoff" && program.heartbeat && state.value.error._tag === "TimeoutError" &&
+                state.value.error.operation === "heartbeat"
+              ) count("fatal code after the heartbeat's timeout")
               else if (state.value._tag === "Closed" && Option.isSome(state.value.error)) {
                 const error: ClientError = state.value.error.value
                 const wrong = error._tag !== "Disconnected" || error.code !== step.code ||
                   error.initiator !== "server"
                 if (wrong) problems.push(`Closed after the server's ${step.code} by ${JSON.stringify(error)}`)
               } else if (closeStartedAt === Number.POSITIVE_INFINITY) {
-                problems.push(`after the server's fatal ${step.code}: ${state.value._tag}, not Closed with it`)
+                problems.push(
+                  `after the server's fatal ${step.code}: ${state.value._tag} (${
+                    JSON.stringify("error" in state.value ? state.value.error : undefined)
+                  }), not Closed with it`
+                )
               }
             }
             break
