@@ -317,6 +317,58 @@ function receiverFailed(ws: WebSocket): boolean {
   return typeof state === "object" && state !== null && Reflect.get(state, "errorEmitted") === true
 }
 
+type InflateCallback = (error: Error | null, data?: Buffer) => void
+type Inflate = (this: unknown, data: Buffer, fin: boolean, callback: InflateCallback) => void
+
+const NOTHING_INFLATED = Buffer.alloc(0)
+
+/**
+ * ws 8.x (8.18.3, and 8.23's code is the same) can throw out of a zlib callback, past every
+ * listener, when a peer breaks the protocol while a compressed message arrives (round 23): its
+ * receiver fails (e.g. RSV1 on a pong) but is fed the next read before its 'error' comes, starts
+ * inflating it, and ws's `emitClose` then runs `PerMessageDeflate#cleanup()`, which closes and
+ * nulls the inflater under that inflate: the flush's callback reads `this._inflate[kError]` of
+ * null, an uncaught TypeError. So the negotiated extension's cleanup waits here for the inflates
+ * in flight (counted around `_decompress`), and what they give after it is dropped: the
+ * connection is closed and its receiver has no listener left. Nothing else changes; with ws
+ * internals other than these three functions, nothing is installed.
+ */
+function guardInflater(ws: WebSocket): void {
+  const extensions: unknown = Reflect.get(ws, "_extensions")
+  if (typeof extensions !== "object" || extensions === null) return
+  const deflate: unknown = Reflect.get(extensions, "permessage-deflate")
+  if (typeof deflate !== "object" || deflate === null) return
+  const cleanup: unknown = Reflect.get(deflate, "cleanup")
+  const decompress: unknown = Reflect.get(deflate, "decompress")
+  const inflate: unknown = Reflect.get(deflate, "_decompress")
+  if (typeof cleanup !== "function" || typeof decompress !== "function" || typeof inflate !== "function") return
+  let inflating = 0
+  let closed = false
+  const cleanUp = () => {
+    if (inflating === 0) cleanup.call(deflate)
+  }
+  // ws's `decompress` queues `_decompress` behind its zlib limiter and calls back through it.
+  Reflect.set(deflate, "_decompress", function(this: unknown, data: Buffer, fin: boolean, callback: InflateCallback) {
+    // Queued before the close, started after it: no new inflater (nothing would close it).
+    if (closed) return callback(null, NOTHING_INFLATED)
+    inflating++
+    ;(inflate as Inflate).call(this, data, fin, (error, result) => {
+      inflating--
+      callback(error, result)
+    })
+  })
+  Reflect.set(deflate, "decompress", function(this: unknown, data: Buffer, fin: boolean, callback: InflateCallback) {
+    ;(decompress as Inflate).call(this, data, fin, (error, result) => {
+      if (!closed) return callback(error, result)
+      cleanUp()
+    })
+  })
+  Reflect.set(deflate, "cleanup", () => {
+    closed = true
+    cleanUp()
+  })
+}
+
 function destroyTcp(tcp: Net.Socket): void {
   tcp.destroy()
 }
@@ -485,6 +537,7 @@ function socketOnOpen(ws: WebSocket, state: NodeSocket): void {
   proxies.delete(state)
   const tcp: unknown = Reflect.get(ws, "_socket")
   if (tcp instanceof Net.Socket) state.tcp = tcp
+  guardInflater(ws)
   state.listener.onOpen()
 }
 
