@@ -15,13 +15,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, FastCheck as fc } from "effect"
 import { Connection } from "../src/index.js"
+import { fuzzParameters } from "./support/anyInput.js"
 import type { Case, Judge } from "./support/hostileCases.js"
 import {
   catchStrays,
   clientCase,
   CLOSE_TIMEOUT,
   connectionCase,
-  fuzz,
+  fuzzCases,
   openTimeoutOf,
   staysOpen,
   untypedAmong
@@ -30,9 +31,7 @@ import type { Expected, Script } from "./support/hostileWire.js"
 import { describeScript, expected, script, withPeer } from "./support/hostileWire.js"
 import { quietNode } from "./support/node.js"
 
-const SEED = Number(process.env["LIFELINE_FUZZ_SEED"] ?? 22)
-const RUNS = Number(process.env["LIFELINE_FUZZ_RUNS"] ?? 40)
-/** One script as a failure printed it (its JSON), replayed RUNS times instead of random ones. */
+/** One script as a failure printed it (its JSON), replayed LIFELINE_FUZZ_RUNS times (40 by default) instead of random ones. */
 const REPLAY = process.env["LIFELINE_FUZZ_SCRIPT"]
 const scripts: fc.Arbitrary<Script> = REPLAY === undefined ? script : fc.constant(JSON.parse(REPLAY) as Script)
 
@@ -119,15 +118,14 @@ const caseOf = (script: Script): Case => {
   }
 }
 
-const property = (run: (judge: Judge, script: Case) => Effect.Effect<ReadonlyArray<string>>) =>
-  fuzz({
-    scripts,
-    run: (generated) => run(judge, caseOf(generated)),
-    describe: describeScript,
-    strays,
-    seed: SEED,
-    numRuns: RUNS
-  })
+const property = fuzzCases({
+  scripts,
+  caseOf,
+  judge,
+  describe: describeScript,
+  strays,
+  parameters: fuzzParameters(40, 22)
+})
 
 describe("round 22: a hostile peer at random", () => {
   it(

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import WebSocket from "ws"
 import { Client, Connection } from "../src/index.js"
+import { fuzzParameters } from "./support/anyInput.js"
 import type { Case, Judge } from "./support/hostileCases.js"
 import {
   catchStrays,
@@ -28,7 +29,7 @@ import {
   CLOSE_TIMEOUT,
   connectionCase,
   errorsOf,
-  fuzz,
+  fuzzCases,
   openTimeoutOf,
   staysOpen,
   untypedAmong
@@ -55,8 +56,6 @@ const dir = hasOpenssl ? mkdtempSync(join(tmpdir(), "lifeline-r23-")) : undefine
 const material = dir === undefined ? noMaterial : makeMaterial(dir)
 const serverTls = { cert: material.serverCert, key: material.serverKey }
 
-const SEED = Number(process.env["LIFELINE_FUZZ_SEED"] ?? 23)
-const RUNS = Number(process.env["LIFELINE_FUZZ_RUNS"] ?? 40)
 const REPLAY = process.env["LIFELINE_FUZZ_SCRIPT"]
 const scripts: fc.Arbitrary<DeflateScript> = REPLAY !== undefined
   ? fc.constant(JSON.parse(REPLAY) as DeflateScript)
@@ -130,15 +129,14 @@ const caseOf = (script: DeflateScript): Case => {
   }
 }
 
-const property = (run: (judge: Judge, script: Case) => Effect.Effect<ReadonlyArray<string>>) =>
-  fuzz({
-    scripts,
-    run: (generated) => run(judge, caseOf(generated)),
-    describe: describeDeflateScript,
-    strays,
-    seed: SEED,
-    numRuns: RUNS
-  })
+const property = fuzzCases({
+  scripts,
+  caseOf,
+  judge,
+  describe: describeDeflateScript,
+  strays,
+  parameters: fuzzParameters(40, 23)
+})
 
 describe("round 23: compressed frames and wss:// at random", () => {
   it(

@@ -5,7 +5,7 @@
  * `clientCase` against a `Client` that retries once; both return the problems found (none when
  * lifeline did right). What differs between the rounds is passed in: the oracle's answer
  * (`Expected`), the peer, the connection options, and a `Judge` (how errors and messages are checked).
- * `catchStrays` and `fuzz` are the files' shared fast-check harness.
+ * `catchStrays` and `fuzzCases` are the files' shared fast-check harness.
  */
 import { afterAll, beforeAll } from "@effect/vitest"
 import {
@@ -49,25 +49,28 @@ export const catchStrays = (): Array<string> => {
   return strays
 }
 
-/** fast-check over `scripts` with `run`: a script with problems (or strays) fails, printed by `describe`. */
-export const fuzz = <S>(options: {
+/**
+ * A round's fast-check property over its `scripts`, given the runner to play each with
+ * (`connectionCase` or `clientCase`): a script with problems, or with anything that reached the
+ * process meanwhile, fails, printed by `describe`.
+ */
+export const fuzzCases = <S>(round: {
   readonly scripts: fc.Arbitrary<S>
-  readonly run: (script: S) => Effect.Effect<ReadonlyArray<string>>
+  readonly caseOf: (script: S) => Case
+  readonly judge: Judge
   readonly describe: (script: S) => string
   readonly strays: ReadonlyArray<string>
-  readonly seed: number
-  readonly numRuns: number
+  readonly parameters: { readonly seed: number; readonly numRuns: number }
 }) =>
+(run: (judge: Judge, script: Case) => Effect.Effect<ReadonlyArray<string>>) =>
   fc.assert(
-    fc.asyncProperty(options.scripts, async (generated) => {
-      const before = options.strays.length
-      const problems = [...await Effect.runPromise(options.run(generated))]
-      if (options.strays.length > before) {
-        problems.push(`reached the process: ${options.strays.slice(before).join("; ")}`)
-      }
-      if (problems.length > 0) throw new Error(`${problems.join("\n")}\nscript: ${options.describe(generated)}`)
+    fc.asyncProperty(round.scripts, async (generated) => {
+      const before = round.strays.length
+      const problems = [...await Effect.runPromise(run(round.judge, round.caseOf(generated)))]
+      if (round.strays.length > before) problems.push(`reached the process: ${round.strays.slice(before).join("; ")}`)
+      if (problems.length > 0) throw new Error(`${problems.join("\n")}\nscript: ${round.describe(generated)}`)
     }),
-    { seed: options.seed, numRuns: options.numRuns, interruptAfterTimeLimit: 600_000, markInterruptAsFailure: true }
+    { ...round.parameters, interruptAfterTimeLimit: 600_000, markInterruptAsFailure: true }
   )
 
 /**
