@@ -12,118 +12,31 @@
  *   LIFELINE_FUZZ_RUNS=2000 LIFELINE_FUZZ_SEED=$RANDOM npx vitest run test/trialsRound22Wire.test.ts
  * and `LIFELINE_FUZZ_SCRIPT='<the script's JSON, as a failure prints it>'` replays one script.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, FastCheck as fc } from "effect"
+import { Connection } from "../src/index.js"
+import { fuzzParameters } from "./support/anyInput.js"
+import type { Case, Judge } from "./support/hostileCases.js"
 import {
-  Cause,
-  Duration,
-  Effect,
-  Exit,
-  FastCheck as fc,
-  Fiber,
-  Layer,
-  LogLevel,
-  Option,
-  Schedule,
-  Stream
-} from "effect"
-import type * as Net from "node:net"
-import { Client, Connection, NodeTransport } from "../src/index.js"
-import type { ClientError } from "../src/index.js"
-type ClientEvent = Client.ClientEvent
-import { ConnectErrorReason } from "../src/Errors.js"
-import type { Expected, Outcome, Script } from "./support/hostileWire.js"
-import { describeMessage, describeScript, expected, script, withPeer } from "./support/hostileWire.js"
-import { captureLogs } from "./support/logs.js"
+  catchStrays,
+  clientCase,
+  CLOSE_TIMEOUT,
+  connectionCase,
+  fuzzCases,
+  openTimeoutOf,
+  staysOpen,
+  untypedAmong
+} from "./support/hostileCases.js"
+import type { Expected, Script } from "./support/hostileWire.js"
+import { describeScript, expected, script, withPeer } from "./support/hostileWire.js"
 import { quietNode } from "./support/node.js"
 
-const SEED = Number(process.env["LIFELINE_FUZZ_SEED"] ?? 22)
-const RUNS = Number(process.env["LIFELINE_FUZZ_RUNS"] ?? 40)
-/** One script as a failure printed it (its JSON), replayed RUNS times instead of random ones. */
+/** One script as a failure printed it (its JSON), replayed LIFELINE_FUZZ_RUNS times (40 by default) instead of random ones. */
 const REPLAY = process.env["LIFELINE_FUZZ_SCRIPT"]
 const scripts: fc.Arbitrary<Script> = REPLAY === undefined ? script : fc.constant(JSON.parse(REPLAY) as Script)
 
-/**
- * A short openTimeout where the script leaves the handshake unanswered (the timeout is the outcome);
- * a long one elsewhere: on a loaded machine a stall of the process longer than the timeout ends
- * the wait first (timers run before the I/O that came meanwhile), and that is no finding. The long
- * one and the bounds below are hang guards: a case that passes never waits them out, so they are
- * sized for a suite run on 2 loaded cores, not for this file alone.
- */
-const SHORT_OPEN = Duration.millis(150)
-const LONG_OPEN = Duration.seconds(5)
-const CLOSE_TIMEOUT = Duration.millis(100)
-const openTimeoutOf = (want: Expected) =>
-  want.outcomes.some((outcome) => outcome.kind === "TimeoutError") ? SHORT_OPEN : LONG_OPEN
-const optionsOf = (want: Expected) => ({ openTimeout: openTimeoutOf(want), closeTimeout: CLOSE_TIMEOUT })
-/** The script opens, then its peer neither closes nor breaks the protocol: the test closes it. */
-const staysOpen = (script: Script, want: Expected) =>
-  script.ending === "silent" &&
-  want.outcomes.some((outcome) =>
-    outcome.kind === "Disconnected" && outcome.initiator === "client" && outcome.code === 1006
-  )
-/** How long a Connection's `messages` is read before the test closes it (a silent peer). */
-const READ_BOUND = Duration.millis(250)
-/** A scope that takes longer than this to close is a hang (its parts: open, read, close twice). */
-const SCOPE_BOUND = Duration.seconds(15)
-
 // What reached the process: nothing may (invariant 1).
-const strays: Array<string> = []
-const onStray = (error: unknown) => void strays.push(String(error))
-beforeAll(() => {
-  process.on("uncaughtException", onStray)
-  process.on("unhandledRejection", onStray)
-})
-afterAll(() => {
-  process.off("uncaughtException", onStray)
-  process.off("unhandledRejection", onStray)
-})
-
-const errorTags = new Set(["ConnectError", "TimeoutError", "Disconnected", "OnOpenError", "CircuitOpenError"])
-
-/** What is wrong with an error as lifeline reports it, whatever the script. */
-const untyped = (error: unknown): string | undefined => {
-  const tag = (error as { _tag?: unknown })?._tag
-  if (typeof tag !== "string" || !errorTags.has(tag)) return `untyped error ${String(error)}`
-  const fields = error as { reason?: unknown; detail?: unknown; operation?: unknown; code?: unknown }
-  if (tag === "ConnectError") {
-    if (!(ConnectErrorReason as ReadonlyArray<unknown>).includes(fields.reason)) {
-      return `reason ${String(fields.reason)}`
-    }
-    if (typeof fields.detail !== "string" || fields.detail.trim() === "") return "ConnectError without a detail"
-    const { retryAfter, status } = error as { retryAfter?: unknown; status?: unknown }
-    if (retryAfter !== undefined && !(Duration.isDuration(retryAfter) && Duration.toMillis(retryAfter) >= 0)) {
-      return `retryAfter ${String(retryAfter)}`
-    }
-    if ((fields.reason === "HandshakeRejected") !== (typeof status === "number")) return `status ${String(status)}`
-  }
-  if (tag === "TimeoutError" && fields.operation !== "open") return `TimeoutError ${String(fields.operation)}`
-  if (tag === "Disconnected" && (typeof fields.code !== "number" || typeof fields.reason !== "string")) {
-    return "Disconnected without code or reason"
-  }
-  return undefined
-}
-
-const fits = (error: ClientError, outcome: Outcome): boolean => {
-  if (error._tag !== outcome.kind) return false
-  switch (error._tag) {
-    case "ConnectError": {
-      const wanted = outcome as Extract<Outcome, { kind: "ConnectError" }>
-      return error.reason === wanted.reason && (wanted.status === undefined || error.status === wanted.status) &&
-        (wanted.retryAfter === undefined || (error.retryAfter !== undefined) === wanted.retryAfter)
-    }
-    case "Disconnected": {
-      const wanted = outcome as Extract<Outcome, { kind: "Disconnected" }>
-      return (wanted.code === undefined || error.code === wanted.code) &&
-        (wanted.initiator === undefined || error.initiator === wanted.initiator) &&
-        (wanted.reason === undefined || error.reason === wanted.reason) &&
-        (wanted.wasClean === undefined || error.wasClean === wanted.wasClean) &&
-        // A fault's reason says what it was (ws's message)
-        (wanted.wasClean !== false || error.reason !== "")
-    }
-    default:
-      return true
-  }
-}
+const strays = catchStrays()
 
 const show = (error: unknown): string => {
   const fields = error as {
@@ -163,200 +76,56 @@ const messageProblem = (received: ReadonlyArray<string>, want: Expected): string
     : `messages ${JSON.stringify(received)}, expected (${want.mode}) ${JSON.stringify(want.messages)}`
 }
 
-const DOCUMENTED_LINES = [
-  /^lifeline: (link down|cannot connect): .*; retrying (now|in .*)$/,
-  /^lifeline: link back after /,
-  /^lifeline: closed by .*; not retrying$/
-]
-
-/** Waits (real time, bounded) until the peer's sockets are all closed. */
-const socketsClosed = (sockets: Set<Net.Socket>) =>
-  Effect.gen(function*() {
-    for (let poll = 0; poll < 1000 && sockets.size > 0; poll++) yield* Effect.sleep("5 millis")
-    return sockets.size === 0
-  })
-
-const fail = (script: Script, problems: ReadonlyArray<string>): void => {
-  if (problems.length > 0) throw new Error(`${problems.join("\n")}\nscript: ${describeScript(script)}`)
-}
-
-/** One script against Connection.connect: its problems, none when lifeline did right. */
-const connectionCase = (script: Script) => {
-  const logs = captureLogs(LogLevel.Info)
-  const want = expected(script)
-  const received: Array<string> = []
+/** A Client's messages: each connection delivers the script's messages, in all a prefix of them over and over. */
+const clientMessages = (received: ReadonlyArray<string>, want: Expected, opens: number): Array<string> => {
   const problems: Array<string> = []
-  return withPeer(script, (url, sockets) =>
-    Effect.gen(function*() {
-      const started = Date.now()
-      const run = yield* Effect.scoped(Effect.gen(function*() {
-        const connection = yield* Connection.connect(url, optionsOf(want))
-        const ended = yield* connection.messages.pipe(
-          Stream.runForEach((message) => Effect.sync(() => received.push(describeMessage(message)))),
-          Effect.timeoutOption(READ_BOUND)
-        )
-        return Option.isSome(ended) ? yield* connection.closed : yield* connection.close()
-      })).pipe(Effect.disconnect, Effect.exit, Effect.timeoutOption(SCOPE_BOUND))
-      if (Option.isNone(run)) {
-        return void problems.push(`the scope did not close within ${Duration.format(SCOPE_BOUND)}`)
-      }
-      const exit = run.value
-      const took = Date.now() - started
-      if (Exit.isFailure(exit)) {
-        if (Cause.isDie(exit.cause)) problems.push(`defect: ${Cause.pretty(exit.cause)}`)
-        const failure = Cause.failureOption(exit.cause)
-        if (Option.isNone(failure)) problems.push(`not a failure: ${Cause.pretty(exit.cause)}`)
-        else {
-          const wrong = untyped(failure.value)
-          if (wrong !== undefined) problems.push(wrong)
-          else if (!want.outcomes.some((outcome) => fits(failure.value as ClientError, outcome))) {
-            problems.push(`failed with ${show(failure.value)}, expected one of ${JSON.stringify(want.outcomes)}`)
-          }
-        }
-        if (received.length > 0) problems.push(`messages without an open: ${JSON.stringify(received)}`)
-      } else {
-        const disconnected = exit.value
-        const wrong = untyped(disconnected)
-        if (wrong !== undefined) problems.push(wrong)
-        else if (!want.outcomes.some((outcome) => fits(disconnected, outcome))) {
-          problems.push(`ended with ${show(disconnected)}, expected one of ${JSON.stringify(want.outcomes)}`)
-        }
-        const wrongMessages = messageProblem(received, want)
-        if (wrongMessages !== undefined) problems.push(wrongMessages)
-      }
-      if (!(yield* socketsClosed(sockets))) problems.push(`${sockets.size} peer socket(s) still open after the scope`)
-      if (took > Duration.toMillis(SCOPE_BOUND)) problems.push(`the scope took ${took} ms`)
-    })).pipe(
-      Effect.provide(Layer.merge(NodeTransport.layer, logs.layer)),
-      Effect.map(() => {
-        for (const line of logs.lines) problems.push(`log line ${line.level}: ${line.message}`)
-        return problems
-      })
-    )
+  if (want.mode === "exact" || want.mode === "prefix") {
+    // Cut into runs that each start the script's messages again: one per connection at most.
+    const runs: Array<number> = []
+    for (const message of received) {
+      const at = runs.length === 0 ? 0 : runs[runs.length - 1]!
+      if (runs.length > 0 && message === want.messages[at]) runs[runs.length - 1] = at + 1
+      else if (message === want.messages[0]) runs.push(1)
+      else runs.push(-1)
+    }
+    if (runs.includes(-1) || runs.length > opens) {
+      problems.push(
+        `messages ${JSON.stringify(received)} over ${opens} open(s) of ${JSON.stringify(want.messages)}`
+      )
+    }
+    if (want.mode === "exact" && opens > 0 && (runs[0] ?? 0) < want.messages.length) {
+      problems.push(`messages ${JSON.stringify(received)}, expected at least ${JSON.stringify(want.messages)}`)
+    }
+  } else if (opens === 0 && received.length > 0) problems.push("messages without an open")
+  return problems
 }
 
-/** The errors a Client's transitions carried, in order. */
-const errorsOf = (events: ReadonlyArray<ClientEvent>): Array<ClientError> =>
-  events.flatMap((event) => {
-    if (event._tag !== "Transition") return []
-    const to = event.to
-    if (to._tag === "Backoff") return [to.error]
-    if (to._tag === "Closed" && Option.isSome(to.error)) return [to.error.value]
-    return []
-  })
+const judge: Judge = {
+  untyped: untypedAmong(["ConnectError", "TimeoutError", "Disconnected", "OnOpenError", "CircuitOpenError"], true),
+  show,
+  messages: messageProblem,
+  clientMessages
+}
 
-/** The same script against a Client that retries once. */
-const clientCase = (script: Script) => {
-  const logs = captureLogs(LogLevel.Info)
+/** A script as the runner plays it: round 22's oracle, peer and options. */
+const caseOf = (script: Script): Case => {
   const want = expected(script)
-  const received: Array<string> = []
-  const events: Array<ClientEvent> = []
-  const times: Array<number> = []
-  const problems: Array<string> = []
-  return withPeer(script, (url, sockets) =>
-    Effect.gen(function*() {
-      const started = Date.now()
-      const run = yield* Effect.scoped(Effect.gen(function*() {
-        const client = yield* Client.make({
-          url,
-          retry: Schedule.recurs(1),
-          minRetryDelay: "1 millis",
-          heartbeat: false,
-          connection: optionsOf(want)
-        })
-        // Daemons: they read on to the end of both streams, after the scope's close.
-        const reading = yield* Effect.forkDaemon(Stream.runForEach(client.events, (event) =>
-          Effect.sync(() => {
-            events.push(event)
-            times.push(Date.now() - started)
-          })))
-        const messages = yield* Effect.forkDaemon(
-          Stream.runForEach(client.messages, (message) => Effect.sync(() => received.push(describeMessage(message))))
-        )
-        // Two attempts, then Closed; or Open on a silent peer until this bound.
-        if (staysOpen(script, want)) {
-          yield* client.awaitOpen.pipe(Effect.timeoutOption(openTimeoutOf(want)), Effect.ignore)
-          yield* Effect.sleep(READ_BOUND)
-        } else {
-          yield* client.state.changes.pipe(
-            Stream.takeUntil((state) => state._tag === "Closed"),
-            Stream.runDrain,
-            Effect.timeoutOption(Duration.sum(Duration.times(openTimeoutOf(want), 2), READ_BOUND))
-          )
-        }
-        return [reading, messages] as const
-      })).pipe(Effect.disconnect, Effect.exit, Effect.timeoutOption(SCOPE_BOUND))
-      if (Option.isNone(run)) {
-        return void problems.push(`the scope did not close within ${Duration.format(SCOPE_BOUND)}`)
-      }
-      const took = Date.now() - started
-      const exit = run.value
-      if (Exit.isFailure(exit)) return void problems.push(`the Client's scope failed: ${Cause.pretty(exit.cause)}`)
-      for (const fiber of exit.value) {
-        const ended = yield* Fiber.join(fiber).pipe(Effect.exit, Effect.timeoutOption("5 seconds"))
-        if (Option.isNone(ended)) problems.push("a stream of the Client did not end after its scope closed")
-        else if (Exit.isFailure(ended.value)) problems.push(`a stream failed: ${Cause.pretty(ended.value.cause)}`)
-      }
-      const errors = errorsOf(events)
-      for (const error of errors) {
-        const wrong = untyped(error)
-        if (wrong !== undefined) problems.push(wrong)
-      }
-      const first = errors[0]
-      if (first === undefined) {
-        if (!staysOpen(script, want)) problems.push(`no error, expected one of ${JSON.stringify(want.outcomes)}`)
-      } else if (!want.outcomes.some((outcome) => fits(first, outcome))) {
-        problems.push(
-          `first error ${show(first)} (all: ${errors.map(show).join(", ")}; events at ${
-            times.join(", ")
-          } ms of ${took} ms), expected one of ${JSON.stringify(want.outcomes)}`
-        )
-      }
-      // Each connection delivers the script's messages: in all, a prefix of them over and over.
-      const opens = events.filter((event) => event._tag === "Transition" && event.to._tag === "Open").length
-      if (want.mode === "exact" || want.mode === "prefix") {
-        // Cut into runs that each start the script's messages again: one per connection at most.
-        const runs: Array<number> = []
-        for (const message of received) {
-          const at = runs.length === 0 ? 0 : runs[runs.length - 1]!
-          if (runs.length > 0 && message === want.messages[at]) runs[runs.length - 1] = at + 1
-          else if (message === want.messages[0]) runs.push(1)
-          else runs.push(-1)
-        }
-        if (runs.includes(-1) || runs.length > opens) {
-          problems.push(
-            `messages ${JSON.stringify(received)} over ${opens} open(s) of ${JSON.stringify(want.messages)}`
-          )
-        }
-        if (want.mode === "exact" && opens > 0 && (runs[0] ?? 0) < want.messages.length) {
-          problems.push(`messages ${JSON.stringify(received)}, expected at least ${JSON.stringify(want.messages)}`)
-        }
-      } else if (opens === 0 && received.length > 0) problems.push("messages without an open")
-      if (!(yield* socketsClosed(sockets))) problems.push(`${sockets.size} peer socket(s) still open after the scope`)
-      if (took > Duration.toMillis(SCOPE_BOUND)) problems.push(`the scope took ${took} ms`)
-    })).pipe(
-      Effect.provide(Layer.merge(NodeTransport.layer, logs.layer)),
-      Effect.map(() => {
-        for (const line of logs.lines) {
-          const documented = (line.level === "WARN" || line.level === "INFO") &&
-            DOCUMENTED_LINES.some((pattern) => pattern.test(line.message))
-          if (!documented) problems.push(`log line ${line.level}: ${line.message}`)
-        }
-        return problems
-      })
-    )
+  return {
+    want,
+    options: { openTimeout: openTimeoutOf(want), closeTimeout: CLOSE_TIMEOUT },
+    staysOpen: staysOpen(script.ending, want),
+    withPeer: (use) => withPeer(script, use)
+  }
 }
 
-const property = (run: (script: Script) => Effect.Effect<ReadonlyArray<string>>) =>
-  fc.assert(
-    fc.asyncProperty(scripts, async (generated) => {
-      const before = strays.length
-      const problems = [...await Effect.runPromise(run(generated))]
-      if (strays.length > before) problems.push(`reached the process: ${strays.slice(before).join("; ")}`)
-      fail(generated, problems)
-    }),
-    { seed: SEED, numRuns: RUNS, interruptAfterTimeLimit: 600_000, markInterruptAsFailure: true }
-  )
+const property = fuzzCases({
+  scripts,
+  caseOf,
+  judge,
+  describe: describeScript,
+  strays,
+  parameters: fuzzParameters(40, 22)
+})
 
 describe("round 22: a hostile peer at random", () => {
   it(

@@ -14,28 +14,26 @@
  *   LIFELINE_FUZZ_RUNS=2000 LIFELINE_FUZZ_SEED=$RANDOM npx vitest run test/trialsRound23Deflate.test.ts
  * and `LIFELINE_FUZZ_SCRIPT='<the script's JSON, as a failure prints it>'` replays one script.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import {
-  Cause,
-  Duration,
-  Effect,
-  Exit,
-  FastCheck as fc,
-  Fiber,
-  Layer,
-  LogLevel,
-  Option,
-  Schedule,
-  Stream
-} from "effect"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, FastCheck as fc, Fiber, Schedule, Stream } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
-import type * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import WebSocket from "ws"
-import { ConnectErrorReason } from "../src/Errors.js"
-import { Client, Connection, NodeTransport } from "../src/index.js"
-import type { ClientError } from "../src/index.js"
+import { Client, Connection } from "../src/index.js"
+import { fuzzParameters } from "./support/anyInput.js"
+import type { Case, Judge } from "./support/hostileCases.js"
+import {
+  catchStrays,
+  clientCase,
+  CLOSE_TIMEOUT,
+  connectionCase,
+  errorsOf,
+  fuzzCases,
+  openTimeoutOf,
+  staysOpen,
+  untypedAmong
+} from "./support/hostileCases.js"
 import type { DeflateScript, TlsStart } from "./support/hostileDeflate.js"
 import {
   deflate,
@@ -45,9 +43,8 @@ import {
   withDeflatePeer,
   WS_INFLATE_CRASH
 } from "./support/hostileDeflate.js"
-import type { Expected, Outcome } from "./support/hostileWire.js"
+import type { Expected } from "./support/hostileWire.js"
 import { describeMessage } from "./support/hostileWire.js"
-import { captureLogs } from "./support/logs.js"
 import { quietNode } from "./support/node.js"
 import { hasOpenssl, makeMaterial, noMaterial } from "./support/tlsMaterial.js"
 type ClientEvent = Client.ClientEvent
@@ -59,8 +56,6 @@ const dir = hasOpenssl ? mkdtempSync(join(tmpdir(), "lifeline-r23-")) : undefine
 const material = dir === undefined ? noMaterial : makeMaterial(dir)
 const serverTls = { cert: material.serverCert, key: material.serverKey }
 
-const SEED = Number(process.env["LIFELINE_FUZZ_SEED"] ?? 23)
-const RUNS = Number(process.env["LIFELINE_FUZZ_RUNS"] ?? 40)
 const REPLAY = process.env["LIFELINE_FUZZ_SCRIPT"]
 const scripts: fc.Arbitrary<DeflateScript> = REPLAY !== undefined
   ? fc.constant(JSON.parse(REPLAY) as DeflateScript)
@@ -68,14 +63,6 @@ const scripts: fc.Arbitrary<DeflateScript> = REPLAY !== undefined
   ? deflateScript
   : deflateScript.filter((script) => script.transport.kind === "tcp")
 
-const SHORT_OPEN = Duration.millis(150)
-const LONG_OPEN = Duration.seconds(5)
-const CLOSE_TIMEOUT = Duration.millis(100)
-const READ_BOUND = Duration.millis(250)
-const SCOPE_BOUND = Duration.seconds(15)
-
-const openTimeoutOf = (want: Expected) =>
-  want.outcomes.some((outcome) => outcome.kind === "TimeoutError") ? SHORT_OPEN : LONG_OPEN
 const optionsOf = (script: DeflateScript, want: Expected): Connection.Options => ({
   openTimeout: openTimeoutOf(want),
   closeTimeout: CLOSE_TIMEOUT,
@@ -83,57 +70,11 @@ const optionsOf = (script: DeflateScript, want: Expected): Connection.Options =>
   ...(script.maxPayload === undefined ? {} : { maxPayload: script.maxPayload }),
   ...(script.transport.kind === "tls" && script.transport.trusted ? { tls: { ca: material.caCert } } : {})
 })
-const staysOpen = (script: DeflateScript, want: Expected) =>
-  script.ending === "silent" &&
-  want.outcomes.some((outcome) =>
-    outcome.kind === "Disconnected" && outcome.initiator === "client" && outcome.code === 1006
-  )
 
-const strays: Array<string> = []
-const onStray = (error: unknown) => void strays.push(String(error))
-beforeAll(() => {
-  process.on("uncaughtException", onStray)
-  process.on("unhandledRejection", onStray)
-})
+const strays = catchStrays()
 afterAll(() => {
-  process.off("uncaughtException", onStray)
-  process.off("unhandledRejection", onStray)
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
 })
-
-const errorTags = new Set(["ConnectError", "TimeoutError", "Disconnected"])
-
-/** What is wrong with an error as lifeline reports it, whatever the script. */
-const untyped = (error: unknown): string | undefined => {
-  const tag = (error as { _tag?: unknown })?._tag
-  if (typeof tag !== "string" || !errorTags.has(tag)) return `untyped error ${String(error)}`
-  const fields = error as { reason?: unknown; detail?: unknown; operation?: unknown; code?: unknown }
-  if (tag === "ConnectError") {
-    if (!(ConnectErrorReason as ReadonlyArray<unknown>).includes(fields.reason)) {
-      return `reason ${String(fields.reason)}`
-    }
-    if (typeof fields.detail !== "string" || fields.detail.trim() === "") return "ConnectError without a detail"
-  }
-  if (tag === "TimeoutError" && fields.operation !== "open") return `TimeoutError ${String(fields.operation)}`
-  if (tag === "Disconnected" && (typeof fields.code !== "number" || typeof fields.reason !== "string")) {
-    return "Disconnected without code or reason"
-  }
-  return undefined
-}
-
-const fits = (error: ClientError, outcome: Outcome): boolean => {
-  if (error._tag !== outcome.kind) return false
-  if (error._tag === "ConnectError") return error.reason === (outcome as { reason: string }).reason
-  if (error._tag === "Disconnected") {
-    const wanted = outcome as Extract<Outcome, { kind: "Disconnected" }>
-    return (wanted.code === undefined || error.code === wanted.code) &&
-      (wanted.initiator === undefined || error.initiator === wanted.initiator) &&
-      (wanted.reason === undefined || error.reason === wanted.reason) &&
-      (wanted.wasClean === undefined || error.wasClean === wanted.wasClean) &&
-      (wanted.wasClean !== false || error.reason !== "")
-  }
-  return true
-}
 
 const show = (error: unknown): string => {
   const { _tag, code, detail, initiator, reason, wasClean } = error as Record<string, unknown>
@@ -150,176 +91,52 @@ const messageProblem = (received: ReadonlyArray<string>, want: Expected): string
     : `messages ${JSON.stringify(received)}, expected (${want.mode}) ${JSON.stringify(want.messages)}`
 }
 
-const DOCUMENTED_LINES = [
-  /^lifeline: (link down|cannot connect): .*; retrying (now|in .*)$/,
-  /^lifeline: link back after /,
-  /^lifeline: closed by .*; not retrying$/
-]
-
-const socketsClosed = (sockets: Set<Net.Socket>) =>
-  Effect.gen(function*() {
-    for (let poll = 0; poll < 1000 && sockets.size > 0; poll++) yield* Effect.sleep("5 millis")
-    return sockets.size === 0
-  })
-
-const connectionCase = (script: DeflateScript) => {
-  const logs = captureLogs(LogLevel.Info)
-  const want = expectedDeflate(script)
-  const received: Array<string> = []
+/** A Client's messages: each connection delivers a prefix of the script's messages, in order: runs of them. */
+const clientMessages = (received: ReadonlyArray<string>, want: Expected, opens: number): Array<string> => {
   const problems: Array<string> = []
-  return withDeflatePeer(script, serverTls, (url, sockets) =>
-    Effect.gen(function*() {
-      const run = yield* Effect.scoped(Effect.gen(function*() {
-        const connection = yield* Connection.connect(url, optionsOf(script, want))
-        const ended = yield* connection.messages.pipe(
-          Stream.runForEach((message) => Effect.sync(() => received.push(describeMessage(message)))),
-          Effect.timeoutOption(READ_BOUND)
-        )
-        return Option.isSome(ended) ? yield* connection.closed : yield* connection.close()
-      })).pipe(Effect.disconnect, Effect.exit, Effect.timeoutOption(SCOPE_BOUND))
-      if (Option.isNone(run)) {
-        return void problems.push(`the scope did not close within ${Duration.format(SCOPE_BOUND)}`)
-      }
-      const exit = run.value
-      if (Exit.isFailure(exit)) {
-        if (Cause.isDie(exit.cause)) problems.push(`defect: ${Cause.pretty(exit.cause)}`)
-        const failure = Cause.failureOption(exit.cause)
-        if (Option.isNone(failure)) problems.push(`not a failure: ${Cause.pretty(exit.cause)}`)
-        else {
-          const wrong = untyped(failure.value)
-          if (wrong !== undefined) problems.push(wrong)
-          else if (!want.outcomes.some((outcome) => fits(failure.value as ClientError, outcome))) {
-            problems.push(`failed with ${show(failure.value)}, expected one of ${JSON.stringify(want.outcomes)}`)
-          }
-        }
-        if (received.length > 0) problems.push(`messages without an open: ${JSON.stringify(received)}`)
-      } else {
-        const wrong = untyped(exit.value)
-        if (wrong !== undefined) problems.push(wrong)
-        else if (!want.outcomes.some((outcome) => fits(exit.value, outcome))) {
-          problems.push(`ended with ${show(exit.value)}, expected one of ${JSON.stringify(want.outcomes)}`)
-        }
-        const wrongMessages = messageProblem(received, want)
-        if (wrongMessages !== undefined) problems.push(wrongMessages)
-      }
-      if (!(yield* socketsClosed(sockets))) problems.push(`${sockets.size} peer socket(s) still open after the scope`)
-    })).pipe(
-      Effect.provide(Layer.merge(NodeTransport.layer, logs.layer)),
-      Effect.map(() => {
-        for (const line of logs.lines) problems.push(`log line ${line.level}: ${line.message}`)
-        return problems
-      })
-    )
+  if (opens === 0 && received.length > 0) problems.push(`messages without an open: ${JSON.stringify(received)}`)
+  const runs: Array<number> = []
+  for (const message of received) {
+    const at = runs.length === 0 ? 0 : runs[runs.length - 1]!
+    if (runs.length > 0 && at >= 0 && message === want.messages[at]) runs[runs.length - 1] = at + 1
+    else if (message === want.messages[0]) runs.push(1)
+    else runs.push(-1)
+  }
+  if (want.mode !== "prefixThenAny" && (runs.includes(-1) || runs.length > opens)) {
+    problems.push(`messages ${JSON.stringify(received)} over ${opens} open(s) of ${JSON.stringify(want.messages)}`)
+  }
+  if (want.mode === "exact" && opens > 0 && (runs[0] ?? 0) < want.messages.length) {
+    problems.push(`messages ${JSON.stringify(received)}, expected at least ${JSON.stringify(want.messages)}`)
+  }
+  return problems
 }
 
-const errorsOf = (events: ReadonlyArray<ClientEvent>): Array<ClientError> =>
-  events.flatMap((event) => {
-    if (event._tag !== "Transition") return []
-    const to = event.to
-    if (to._tag === "Backoff") return [to.error]
-    if (to._tag === "Closed" && Option.isSome(to.error)) return [to.error.value]
-    return []
-  })
-
-const clientCase = (script: DeflateScript) => {
-  const logs = captureLogs(LogLevel.Info)
-  const want = expectedDeflate(script)
-  const received: Array<string> = []
-  const events: Array<ClientEvent> = []
-  const problems: Array<string> = []
-  return withDeflatePeer(script, serverTls, (url, sockets) =>
-    Effect.gen(function*() {
-      const run = yield* Effect.scoped(Effect.gen(function*() {
-        const client = yield* Client.make({
-          url,
-          retry: Schedule.recurs(1),
-          minRetryDelay: "1 millis",
-          heartbeat: false,
-          connection: optionsOf(script, want)
-        })
-        const reading = yield* Effect.forkDaemon(
-          Stream.runForEach(client.events, (event) => Effect.sync(() => events.push(event)))
-        )
-        const messages = yield* Effect.forkDaemon(
-          Stream.runForEach(client.messages, (message) => Effect.sync(() => received.push(describeMessage(message))))
-        )
-        if (staysOpen(script, want)) {
-          yield* client.awaitOpen.pipe(Effect.timeoutOption(openTimeoutOf(want)), Effect.ignore)
-          yield* Effect.sleep(READ_BOUND)
-        } else {
-          yield* client.state.changes.pipe(
-            Stream.takeUntil((state) => state._tag === "Closed"),
-            Stream.runDrain,
-            Effect.timeoutOption(Duration.sum(Duration.times(openTimeoutOf(want), 2), READ_BOUND))
-          )
-        }
-        return [reading, messages] as const
-      })).pipe(Effect.disconnect, Effect.exit, Effect.timeoutOption(SCOPE_BOUND))
-      if (Option.isNone(run)) {
-        return void problems.push(`the scope did not close within ${Duration.format(SCOPE_BOUND)}`)
-      }
-      const exit = run.value
-      if (Exit.isFailure(exit)) return void problems.push(`the Client's scope failed: ${Cause.pretty(exit.cause)}`)
-      for (const fiber of exit.value) {
-        const ended = yield* Fiber.join(fiber).pipe(Effect.exit, Effect.timeoutOption("5 seconds"))
-        if (Option.isNone(ended)) problems.push("a stream of the Client did not end after its scope closed")
-        else if (Exit.isFailure(ended.value)) problems.push(`a stream failed: ${Cause.pretty(ended.value.cause)}`)
-      }
-      const errors = errorsOf(events)
-      for (const error of errors) {
-        const wrong = untyped(error)
-        if (wrong !== undefined) problems.push(wrong)
-      }
-      const first = errors[0]
-      if (first === undefined) {
-        if (!staysOpen(script, want)) problems.push(`no error, expected one of ${JSON.stringify(want.outcomes)}`)
-      } else if (!want.outcomes.some((outcome) => fits(first, outcome))) {
-        problems.push(
-          `first error ${show(first)} (all: ${errors.map(show).join(", ")}), expected one of ${
-            JSON.stringify(want.outcomes)
-          }`
-        )
-      }
-      // Each connection delivers a prefix of the script's messages, in order: runs of them.
-      const opens = events.filter((event) => event._tag === "Transition" && event.to._tag === "Open").length
-      if (opens === 0 && received.length > 0) problems.push(`messages without an open: ${JSON.stringify(received)}`)
-      const runs: Array<number> = []
-      for (const message of received) {
-        const at = runs.length === 0 ? 0 : runs[runs.length - 1]!
-        if (runs.length > 0 && at >= 0 && message === want.messages[at]) runs[runs.length - 1] = at + 1
-        else if (message === want.messages[0]) runs.push(1)
-        else runs.push(-1)
-      }
-      if (want.mode !== "prefixThenAny" && (runs.includes(-1) || runs.length > opens)) {
-        problems.push(`messages ${JSON.stringify(received)} over ${opens} open(s) of ${JSON.stringify(want.messages)}`)
-      }
-      if (want.mode === "exact" && opens > 0 && (runs[0] ?? 0) < want.messages.length) {
-        problems.push(`messages ${JSON.stringify(received)}, expected at least ${JSON.stringify(want.messages)}`)
-      }
-      if (!(yield* socketsClosed(sockets))) problems.push(`${sockets.size} peer socket(s) still open after the scope`)
-    })).pipe(
-      Effect.provide(Layer.merge(NodeTransport.layer, logs.layer)),
-      Effect.map(() => {
-        for (const line of logs.lines) {
-          const documented = (line.level === "WARN" || line.level === "INFO") &&
-            DOCUMENTED_LINES.some((pattern) => pattern.test(line.message))
-          if (!documented) problems.push(`log line ${line.level}: ${line.message}`)
-        }
-        return problems
-      })
-    )
+const judge: Judge = {
+  untyped: untypedAmong(["ConnectError", "TimeoutError", "Disconnected"], false),
+  show,
+  messages: messageProblem,
+  clientMessages
 }
 
-const property = (run: (script: DeflateScript) => Effect.Effect<ReadonlyArray<string>>) =>
-  fc.assert(
-    fc.asyncProperty(scripts, async (generated) => {
-      const before = strays.length
-      const problems = [...await Effect.runPromise(run(generated))]
-      if (strays.length > before) problems.push(`reached the process: ${strays.slice(before).join("; ")}`)
-      if (problems.length > 0) throw new Error(`${problems.join("\n")}\nscript: ${describeDeflateScript(generated)}`)
-    }),
-    { seed: SEED, numRuns: RUNS, interruptAfterTimeLimit: 600_000, markInterruptAsFailure: true }
-  )
+/** A script as the runner plays it: round 23's oracle, peer (TCP or TLS) and options. */
+const caseOf = (script: DeflateScript): Case => {
+  const want = expectedDeflate(script)
+  return {
+    want,
+    options: optionsOf(script, want),
+    staysOpen: staysOpen(script.ending, want),
+    withPeer: (use) => withDeflatePeer(script, serverTls, use)
+  }
+}
+
+const property = fuzzCases({
+  scripts,
+  caseOf,
+  judge,
+  describe: describeDeflateScript,
+  strays,
+  parameters: fuzzParameters(40, 23)
+})
 
 describe("round 23: compressed frames and wss:// at random", () => {
   it(
@@ -580,7 +397,7 @@ describe("round 23: ws's inflater closed under an inflate", () => {
     const reached: Array<string> = []
     for (let replay = 0; replay < 30; replay++) {
       const before = strays.length
-      const problems = await Effect.runPromise(connectionCase(WS_INFLATE_CRASH))
+      const problems = await Effect.runPromise(connectionCase(judge, caseOf(WS_INFLATE_CRASH)))
       // And the rest of the oracle's checks: the pong's RSV1 is a 1002 from the client, in its bound.
       reached.push(...strays.slice(before), ...problems)
     }

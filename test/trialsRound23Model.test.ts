@@ -11,7 +11,7 @@
  *   LIFELINE_FUZZ_RUNS=300 LIFELINE_FUZZ_SEED=$RANDOM npx vitest run test/trialsRound23Model.test.ts
  * and `LIFELINE_FUZZ_PROGRAM='<the program's JSON, as a failure prints it>'` replays one program.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc, Fiber, Schedule, Stream } from "effect"
 import { Client } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
@@ -19,21 +19,15 @@ import { fuzzParameters } from "./support/anyInput.js"
 import type { Program } from "./support/clientModel.js"
 import { describeProgram, program, runProgram, stats } from "./support/clientModel.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { catchStrays } from "./support/hostileCases.js"
 import { quietNode } from "./support/node.js"
 
 const REPLAY = process.env["LIFELINE_FUZZ_PROGRAM"]
 const programs: fc.Arbitrary<Program> = REPLAY === undefined ? program : fc.constant(JSON.parse(REPLAY) as Program)
 
 // What reached the process: nothing may.
-const strays: Array<string> = []
-const onStray = (error: unknown) => void strays.push(String(error))
-beforeAll(() => {
-  process.on("uncaughtException", onStray)
-  process.on("unhandledRejection", onStray)
-})
+const strays = catchStrays()
 afterAll(() => {
-  process.off("uncaughtException", onStray)
-  process.off("unhandledRejection", onStray)
   if (process.env["LIFELINE_MODEL_STATS"] === "1") process.stderr.write(`${JSON.stringify(stats)}\n`)
 })
 

@@ -28,7 +28,7 @@ import { Client, NodeTransport } from "../../src/index.js"
 import type { ClientError } from "../../src/index.js"
 import { TestServer } from "../../src/testing/index.js"
 import { withNoHandlesLeft } from "./handles.js"
-import { captureLogs } from "./logs.js"
+import { captureLogs, undocumentedLines } from "./logs.js"
 
 // ---------------------------------------------------------------------------------------------
 // The program
@@ -168,12 +168,6 @@ const count = (key: string, by = 1) => void (stats[key] = (stats[key] ?? 0) + by
 /** A moment of the run, in the order things happened (a counter, not a clock). */
 let ticks = 0
 const tick = (): number => ++ticks
-
-const DOCUMENTED_LINES = [
-  /^lifeline: (link down|cannot connect): .*; retrying (now|in .*)$/,
-  /^lifeline: link back after /,
-  /^lifeline: closed by .*; not retrying$/
-]
 
 /** A hang guard for one op (a case that passes never waits it out). */
 const OP_BOUND = Duration.seconds(5)
@@ -531,11 +525,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
       Effect.map(
         Effect.sync(() => found),
         (list) => {
-          for (const line of logs.lines) {
-            const documented = (line.level === "WARN" || line.level === "INFO") &&
-              DOCUMENTED_LINES.some((pattern) => pattern.test(line.message))
-            if (!documented) list.push(`log line ${line.level}: ${line.message}`)
-          }
+          list.push(...undocumentedLines(logs.lines))
           return list
         }
       )

@@ -17,7 +17,18 @@ import { Duplex } from "node:stream"
 import * as Tls from "node:tls"
 import * as Zlib from "node:zlib"
 import type { Ending, Expected, Outcome } from "./hostileWire.js"
-import { describeMessage, end, play, validCloseCode } from "./hostileWire.js"
+import {
+  bytesHex,
+  closedByServer,
+  describeMessage,
+  end,
+  frame,
+  pieces,
+  play,
+  text,
+  token,
+  validCloseCode
+} from "./hostileWire.js"
 import { acceptFor, onRequestHead } from "./tcpServer.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -96,11 +107,6 @@ export interface DeflateScript {
 
 // ---------------------------------------------------------------------------------------------
 // Generators
-
-const hexOf = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex")
-const bytesHex = (max: number, min = 0) => fc.uint8Array({ minLength: min, maxLength: max }).map(hexOf)
-const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/)
-const text = (max: number) => fc.string({ unit: "grapheme", maxLength: max })
 
 const PMD = "permessage-deflate"
 const BITS_VALUES = ["8", "9", "10", "11", "12", "13", "14", "15", "7", "16", "0", "abc", "", "010", "0x9", "1e1", "+9"]
@@ -308,36 +314,6 @@ export const bomb = (size: number): Buffer => {
   let bytes = bombs.get(size)
   if (bytes === undefined) bombs.set(size, bytes = deflate(Buffer.alloc(size)))
   return bytes
-}
-
-const frame = (first: number, payload: Buffer): Buffer => {
-  const length = payload.length
-  const head = length <= 125
-    ? Buffer.from([first, length])
-    : length <= 0xffff
-    ? Buffer.from([first, 126, length >> 8, length & 0xff])
-    : Buffer.concat([
-      Buffer.from([first, 127, 0, 0, 0, 0]),
-      Buffer.from([
-        (length >>> 24) & 0xff,
-        (length >>> 16) & 0xff,
-        (length >>> 8) & 0xff,
-        length & 0xff
-      ])
-    ])
-  return Buffer.concat([head, payload])
-}
-
-const pieces = (payload: Buffer, cuts: ReadonlyArray<number>): Array<Buffer> => {
-  const at = [...new Set(cuts.map((cut) => Math.min(cut, payload.length)))].sort((a, b) => a - b)
-  const out: Array<Buffer> = []
-  let from = 0
-  for (const cut of [...at, payload.length]) {
-    if (cut < from) continue
-    out.push(payload.subarray(from, cut))
-    from = cut
-  }
-  return out
 }
 
 const RSV1 = 0x40
@@ -740,13 +716,7 @@ export const expectedDeflate = (script: DeflateScript): Expected => {
         effect = { codes: [1002] }
         break
       case "close":
-        end = {
-          kind: "Disconnected",
-          code: item.code ?? 1005,
-          initiator: "server",
-          reason: item.code === undefined ? "" : item.reason,
-          wasClean: true
-        }
+        end = closedByServer(item)
         // A stalled process may close at its read bound as the server's close comes in: the two
         // cross, and the server's code and reason are reported with the client as initiator
         // (seen once in 6,000 cases, with eslint running beside the test).

@@ -99,12 +99,12 @@ export interface Script {
 // ---------------------------------------------------------------------------------------------
 // Generators
 
-const hexOf = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex")
-const bytesHex = (max: number, min = 0) => fc.uint8Array({ minLength: min, maxLength: max }).map(hexOf)
-const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/)
+export const hexOf = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex")
+export const bytesHex = (max: number, min = 0) => fc.uint8Array({ minLength: min, maxLength: max }).map(hexOf)
+export const token = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}$/)
 const printable = (max: number) => fc.stringMatching(new RegExp(`^[\\x20-\\x7e]{0,${max}}$`))
 /** Valid Unicode text (whole grapheme clusters: no lone surrogate). */
-const text = (max: number) => fc.string({ unit: "grapheme", maxLength: max })
+export const text = (max: number) => fc.string({ unit: "grapheme", maxLength: max })
 
 const handshake: fc.Arbitrary<Handshake> = fc.oneof(
   {
@@ -302,7 +302,7 @@ export function validCloseCode(code: number): boolean {
 }
 
 /** One unmasked server frame: first byte, payload, and the length field's form (0 minimal, 1 16-bit, 2 64-bit). */
-const frame = (first: number, payload: Buffer, form = 0, mask = false): Buffer => {
+export const frame = (first: number, payload: Buffer, form = 0, mask = false): Buffer => {
   const length = payload.length
   const use = length > 0xffff ? 2 : length > 125 ? Math.max(form, 1) : form
   const maskBit = mask ? 0x80 : 0
@@ -330,7 +330,7 @@ const closePayload = (code: number, reason: Buffer): Buffer => {
 }
 
 /** Cuts a payload at the given byte offsets (sorted, clamped, deduplicated). */
-const pieces = (payload: Buffer, cuts: ReadonlyArray<number>): Array<Buffer> => {
+export const pieces = (payload: Buffer, cuts: ReadonlyArray<number>): Array<Buffer> => {
   const at = [...new Set(cuts.map((cut) => Math.min(cut, payload.length)))].sort((a, b) => a - b)
   const out: Array<Buffer> = []
   let from = 0
@@ -597,6 +597,17 @@ const unanswered = (ending: Ending): ReadonlyArray<Outcome> =>
 
 const violation: Outcome = { kind: "ConnectError", reason: "ProtocolViolation" }
 
+/** A valid close frame from the server (no code: 1005), as lifeline reports it. */
+export const closedByServer = (
+  close: { readonly code?: number | undefined; readonly reason: string }
+): Extract<Outcome, { kind: "Disconnected" }> => ({
+  kind: "Disconnected",
+  code: close.code ?? 1005,
+  initiator: "server",
+  reason: close.code === undefined ? "" : close.reason,
+  wasClean: true
+})
+
 export const expected = (script: Script): Expected => {
   const shake = script.handshake
   const refused = (outcomes: ReadonlyArray<Outcome>): Expected => ({
@@ -646,13 +657,7 @@ export const expected = (script: Script): Expected => {
     else if (item.kind === "fragmented") {
       messages.push(describeMessage(item.binary ? Buffer.from(item.text) : item.text))
     } else if (item.kind === "close") {
-      end = {
-        kind: "Disconnected",
-        code: item.code ?? 1005,
-        initiator: "server",
-        reason: item.code === undefined ? "" : item.reason,
-        wasClean: true
-      }
+      end = closedByServer(item)
       break
     } else if (item.kind === "fault") {
       end = { kind: "Disconnected", code: faultCode(item.fault), initiator: "client", wasClean: false }

@@ -12,3 +12,19 @@ export const captureLogs = (minimum: LogLevel.LogLevel) => {
   })
   return { lines, layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(minimum)) }
 }
+
+/** The log lines a Client writes by design (WARN and INFO on its link): the fuzz tests allow only these. */
+export const DOCUMENTED_LINES: ReadonlyArray<RegExp> = [
+  /^lifeline: (link down|cannot connect): .*; retrying (now|in .*)$/,
+  /^lifeline: link back after /,
+  /^lifeline: closed by .*; not retrying$/
+]
+
+/** The captured lines that are not documented ones at WARN or INFO, as problems. */
+export const undocumentedLines = (
+  lines: ReadonlyArray<{ readonly level: string; readonly message: string }>
+): Array<string> =>
+  lines.filter((line) =>
+    !((line.level === "WARN" || line.level === "INFO") &&
+      DOCUMENTED_LINES.some((pattern) => pattern.test(line.message)))
+  ).map((line) => `log line ${line.level}: ${line.message}`)
