@@ -120,9 +120,10 @@ describeHaproxy("trials behind HAProxy", () => {
         // the schedule says 50 ms; Retry-After says 1 s, and wins
         expect(Duration.toMillis((first as { delay: Duration.Duration }).delay)).toBe(1000)
         expect(Duration.toMillis((first as { error: { retryAfter: Duration.Duration } }).error.retryAfter)).toBe(1000)
-        // the plain one meanwhile: attempts 50 ms apart, every one a 503 (not a spin: one per 50 ms)
+        // the plain one meanwhile: attempts 50 ms apart, every one a 503, more than the spaced one's
+        // two (about 20 on a quiet machine; 4 in a loaded run of the suite)
         const plainAttempts = plainStates.states.filter((s) => s.startsWith("Connecting")).length
-        expect(plainAttempts).toBeGreaterThan(5)
+        expect(plainAttempts).toBeGreaterThan(2)
         expect(
           plainStates.states.filter((s) => s.startsWith("Backoff")).every((s) => s.endsWith("HandshakeRejected 503"))
         )
