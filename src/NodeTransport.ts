@@ -320,8 +320,6 @@ function receiverFailed(ws: WebSocket): boolean {
 type InflateCallback = (error: Error | null, data?: Buffer) => void
 type Inflate = (this: unknown, data: Buffer, fin: boolean, callback: InflateCallback) => void
 
-const NOTHING_INFLATED = Buffer.alloc(0)
-
 /**
  * ws 8.x (8.18.3, and 8.23's code is the same) can throw out of a zlib callback, past every
  * listener, when a peer breaks the protocol while a compressed message arrives (round 23): its
@@ -329,9 +327,9 @@ const NOTHING_INFLATED = Buffer.alloc(0)
  * inflating it, and ws's `emitClose` then runs `PerMessageDeflate#cleanup()`, which closes and
  * nulls the inflater under that inflate: the flush's callback reads `this._inflate[kError]` of
  * null, an uncaught TypeError. So the negotiated extension's cleanup waits here for the inflates
- * in flight (counted around `_decompress`), and what they give after it is dropped: the
- * connection is closed and its receiver has no listener left. Nothing else changes; with ws
- * internals other than these three functions, nothing is installed.
+ * asked of it (queued or running), and what they give after it is dropped: the connection is
+ * closed and its receiver has no listener left. Nothing else changes; where ws's `decompress` and
+ * `cleanup` are not functions, nothing is installed.
  */
 function guardInflater(ws: WebSocket): void {
   const extensions: unknown = Reflect.get(ws, "_extensions")
@@ -340,32 +338,20 @@ function guardInflater(ws: WebSocket): void {
   if (typeof deflate !== "object" || deflate === null) return
   const cleanup: unknown = Reflect.get(deflate, "cleanup")
   const decompress: unknown = Reflect.get(deflate, "decompress")
-  const inflate: unknown = Reflect.get(deflate, "_decompress")
-  if (typeof cleanup !== "function" || typeof decompress !== "function" || typeof inflate !== "function") return
+  if (typeof cleanup !== "function" || typeof decompress !== "function") return
   let inflating = 0
   let closed = false
-  const cleanUp = () => {
-    if (inflating === 0) cleanup.call(deflate)
-  }
-  // ws's `decompress` queues `_decompress` behind its zlib limiter and calls back through it.
-  Reflect.set(deflate, "_decompress", function(this: unknown, data: Buffer, fin: boolean, callback: InflateCallback) {
-    // Queued before the close, started after it: no new inflater (nothing would close it).
-    if (closed) return callback(null, NOTHING_INFLATED)
-    inflating++
-    ;(inflate as Inflate).call(this, data, fin, (error, result) => {
-      inflating--
-      callback(error, result)
-    })
-  })
   Reflect.set(deflate, "decompress", function(this: unknown, data: Buffer, fin: boolean, callback: InflateCallback) {
+    inflating++
     ;(decompress as Inflate).call(this, data, fin, (error, result) => {
+      inflating--
       if (!closed) return callback(error, result)
-      cleanUp()
+      if (inflating === 0) cleanup.call(deflate)
     })
   })
   Reflect.set(deflate, "cleanup", () => {
     closed = true
-    cleanUp()
+    if (inflating === 0) cleanup.call(deflate)
   })
 }
 

@@ -19,7 +19,7 @@ import { Effect, FastCheck as fc, Fiber, Schedule, Stream } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import WebSocket from "ws"
+import WebSocket, { WebSocketServer } from "ws"
 import { Client, Connection } from "../src/index.js"
 import { fuzzParameters } from "./support/anyInput.js"
 import type { Case, Judge } from "./support/hostileCases.js"
@@ -403,6 +403,64 @@ describe("round 23: ws's inflater closed under an inflate", () => {
     }
     expect(reached).toEqual([])
   }, 60_000)
+})
+
+// A real compressing peer (ws's own server, every message compressed) and the way an app reads: a
+// Stream, slowly, while the server bursts and then drops the link mid-burst (its socket destroyed),
+// so inflates are in flight or queued at the close. Found nothing; it stands for the guard's
+// path through a real peer: the messages of the dropped link arrive in order up to the drop, the
+// next link's all of them, and nothing reaches the process.
+describe("round 23: a compressing ws server bursts, then drops the link, read through a Stream", () => {
+  it.live(
+    "link 1: an in-order prefix of its burst; link 2: its whole burst, in order; nothing uncaught",
+    () =>
+      Effect.gen(function*() {
+        const BURST = 400
+        const before = strays.length
+        const wss = yield* Effect.acquireRelease(
+          Effect.async<WebSocketServer>((resume) => {
+            const server: WebSocketServer = new WebSocketServer(
+              { host: "127.0.0.1", port: 0, perMessageDeflate: { threshold: 0 } },
+              () => resume(Effect.succeed(server))
+            )
+          }),
+          (server) => Effect.async<void>((resume) => server.close(() => resume(Effect.void)))
+        )
+        let links = 0
+        wss.on("connection", (socket) => {
+          const link = ++links
+          socket.on("error", () => {})
+          for (let i = 0; i < BURST; i++) socket.send(`${link}:${i}:${"abcdefgh".repeat(1000)}`)
+          // The first link is dropped while its frames are still being written and inflated.
+          if (link === 1) setTimeout(() => socket.terminate(), 5)
+        })
+        const port = (wss.address() as { port: number }).port
+        const client = yield* Client.make({
+          url: `ws://127.0.0.1:${port}`,
+          heartbeat: false,
+          retry: Schedule.spaced("20 millis"),
+          connection: { inboundCapacity: 8 }
+        })
+        const received: Array<string> = []
+        yield* client.messages.pipe(
+          Stream.map((message) => String(message).split(":").slice(0, 2).join(":")),
+          Stream.tap((id) => Effect.sync(() => received.push(id))),
+          Stream.tap(() => Effect.sleep("0 millis")),
+          Stream.takeUntil((id) => id === `2:${BURST - 1}`),
+          Stream.runDrain,
+          Effect.timeout("20 seconds")
+        )
+        const first = received.filter((id) => id.startsWith("1:"))
+        const second = received.filter((id) => id.startsWith("2:"))
+        expect(first).toEqual(Array.from({ length: first.length }, (_, i) => `1:${i}`))
+        expect(first.length).toBeLessThan(BURST)
+        expect(second).toEqual(Array.from({ length: BURST }, (_, i) => `2:${i}`))
+        expect(received).toEqual([...first, ...second])
+        expect(links).toBe(2)
+        expect(strays.slice(before)).toEqual([])
+      }).pipe(Effect.scoped, Effect.provide(quietNode)),
+    60_000
+  )
 })
 
 // Left to ws (docs/trials.md, round 23): ws alone still throws after the same script (lifeline's
