@@ -230,6 +230,20 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
       const stopped = () => Effect.runSync(client.state.get)._tag === "Closed"
       const payloadOf = (id: string) => program.padding === 0 ? id : `${id}:${"x".repeat(program.padding)}`
 
+      /** A call's record as it is made: the Client's state at that moment; its outcome comes later. */
+      const callRecord = (id: string, via: Call["via"], lane: Lane): Call => ({
+        id,
+        via,
+        lane,
+        stoppedAtCall: stopped(),
+        pendingAtCall: Effect.runSync(client.outboxSize),
+        calledAt: tick(),
+        downSince: down ? restarts : -1,
+        outcome: undefined,
+        doneAt: 0,
+        downUntil: -1
+      })
+
       /** One call, recorded: the state when it was called, and its outcome. */
       const tracked = (via: "send" | "enqueue", lane: Lane, onRecord?: (record: Call) => void) => {
         const id = `m${next++}`
@@ -237,18 +251,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
         // No yield between reading the state and the call's own check (the same synchronous step).
         return Effect.withMaxOpsBeforeYield(
           Effect.suspend(() => {
-            const record: Call = {
-              id,
-              via,
-              lane,
-              stoppedAtCall: stopped(),
-              pendingAtCall: Effect.runSync(client.outboxSize),
-              calledAt: tick(),
-              downSince: down ? restarts : -1,
-              outcome: undefined,
-              doneAt: 0,
-              downUntil: -1
-            }
+            const record = callRecord(id, via, lane)
             records.push(record)
             onRecord?.(record)
             return (via === "send" ? client.send(payload) : client.enqueue(payload)).pipe(
@@ -345,18 +348,7 @@ export const runProgram = (program: Program): Effect.Effect<ReadonlyArray<string
             const taken: Array<Call> = []
             const ids = Stream.range(1, step.count, 1).pipe(Stream.map(() => {
               const id = `m${next++}`
-              taken.push({
-                id,
-                via: "enqueue",
-                lane: "main",
-                stoppedAtCall: stopped(),
-                pendingAtCall: Effect.runSync(client.outboxSize),
-                calledAt: tick(),
-                downSince: down ? restarts : -1,
-                outcome: undefined,
-                doneAt: 0,
-                downUntil: -1
-              })
+              taken.push(callRecord(id, "enqueue", "main"))
               return payloadOf(id)
             }))
             // No yield between a frame's map (its state read) and the sink's call for it.
