@@ -458,10 +458,17 @@ const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, o
 const PROXY_HINTS: Readonly<Record<number, string>> = {
   407: "the proxy wants credentials, or refused those given: check the user and password of the proxy URL " +
     "given to the agent (not shown here)",
+  // tinyproxy 1.11 answers wrong credentials with 401 (and none with 407)
+  401: "the proxy refused the credentials given: check the user and password of the proxy URL given to the " +
+    "agent (not shown here)",
   403: "the proxy does not tunnel to this host and port: ask for it to be allowed, or connect directly (NO_PROXY)",
+  // tinyproxy's "500 Unable to connect", Squid's 503 (ERR_CONNECT_FAIL): the server, not the proxy
+  500: "the proxy failed to open the tunnel (tinyproxy answers 500 when it could not reach the server); " +
+    "retrying helps once it is back",
   502:
     "the proxy could not reach the server (down, refused or unreachable from the proxy); retrying helps once it is back",
-  503: "the proxy is unavailable; retrying helps once it is back",
+  503: "the proxy could not reach the server (Squid answers 503 when it is down or refused), or the proxy itself " +
+    "is unavailable; retrying helps once it is back",
   504: "the proxy timed out reaching the server; retrying helps once it is back"
 }
 

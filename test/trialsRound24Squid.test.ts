@@ -1,0 +1,509 @@
+/**
+ * Round 24: lifeline behind the forward proxies corporate networks run, Squid 5.7 and tinyproxy
+ * 1.11 (Debian's), through https-proxy-agent 7 as `NodeTransport.layerWith({ agent })`: each in
+ * the foreground on a configuration of its own in a temp dir, on 127.0.0.1 only
+ * (test/support/forwardProxies.ts). One Squid serves most scenarios from three ports (open to any
+ * port, Squid's default SSL_ports rule, Basic credentials); a second one has a 2 s `read_timeout`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Schedule, Scope, Stream } from "effect"
+import { HttpsProxyAgent } from "https-proxy-agent"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { inspect } from "node:util"
+import { Client, Connection, NodeTransport } from "../src/index.js"
+import { TestServer } from "../src/testing/index.js"
+import { awaitReceived, awaitState, echoOf, firstBackoffAfter, isTag } from "./support/clientKit.js"
+import { freePorts, hasSquid, hasTinyproxy, squid, tinyproxy } from "./support/forwardProxies.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { captureLogs } from "./support/logs.js"
+import { hasOpenssl, issue, OPENSSL } from "./support/tlsMaterial.js"
+
+const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-r24-"))
+const certs = hasOpenssl
+  ? (() => {
+    const ca = issue(dir, "Round 24 CA", undefined, { ca: true })
+    return { ca, server: issue(dir, "round24-server", ca) }
+  })()
+  : undefined
+
+const USER = "alice"
+const PASSWORD = "Sq1d-Pw4x"
+const CREDENTIALS = `${USER}:${PASSWORD}`
+const SECRETS = [PASSWORD, "wrong-Pw7", Buffer.from(CREDENTIALS).toString("base64"), `${USER}:`]
+
+const quiet = Logger.remove(Logger.defaultLogger)
+const through = (agent: HttpsProxyAgent<string>) =>
+  Effect.provide(Layer.merge(NodeTransport.layerWith({ agent }), quiet))
+const fast = Schedule.spaced("50 millis")
+const target = (server: { readonly port: number }) => `127.0.0.1:${server.port}`
+
+/** Resources shared by the file: started once before its tests, stopped after them. */
+const shared = <A>(start: Effect.Effect<A, never, Scope.Scope>) => {
+  const scope = Effect.runSync(Scope.make())
+  let value: A | undefined
+  beforeAll(async () => {
+    value = await Effect.runPromise(Scope.extend(start, scope))
+  }, 20_000)
+  afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)))
+  return () => value!
+}
+
+const squidBody = (passwd: string | undefined) => `
+acl open myportname p0
+acl strict myportname p1
+acl authport myportname p2
+acl SSL_ports port 443
+acl CONNECT method CONNECT
+acl blocked dstdomain .blocked.example
+${
+  passwd === undefined ? "" : `auth_param basic program /usr/lib/squid/basic_ncsa_auth ${passwd}
+auth_param basic children 1 startup=1 idle=1
+auth_param basic realm lifeline-egress
+acl authed proxy_auth REQUIRED
+http_access deny authport !authed
+http_access allow authport CONNECT`
+}
+http_access deny blocked
+http_access deny strict CONNECT !SSL_ports
+http_access allow strict CONNECT
+http_access allow open CONNECT
+http_access deny all
+`
+
+afterAll(() => Fs.rmSync(dir, { recursive: true, force: true }))
+
+/** Every proxy of the file, started at once, concurrently (Squid takes 0.5-1 s to listen). */
+// All ports taken at once: two lookups running together could be given the same free port.
+const started = shared(Effect.flatMap(freePorts(7), (ports) =>
+  Effect.all({
+    squid: hasSquid
+      ? squid(ports.slice(0, 3), (dir) => {
+        if (!hasOpenssl) return squidBody(undefined)
+        const hash = ChildProcess.execFileSync(OPENSSL, ["passwd", "-apr1", PASSWORD], { encoding: "utf8" }).trim()
+        Fs.writeFileSync(Path.join(dir, "passwd"), `${USER}:${hash}\n`)
+        return squidBody(Path.join(dir, "passwd"))
+      })
+      : Effect.succeed(undefined),
+    idleSquid: hasSquid
+      ? squid(ports.slice(3, 4), () => "read_timeout 2 seconds\nhttp_access allow CONNECT\nhttp_access deny all")
+      : Effect.succeed(undefined),
+    tiny: hasTinyproxy
+      ? Effect.all({
+        open: tinyproxy(ports[4]!, "Timeout 2"),
+        strict: tinyproxy(ports[5]!, "ConnectPort 443"),
+        auth: tinyproxy(ports[6]!, `BasicAuth ${USER} ${PASSWORD}`)
+      }, { concurrency: "unbounded" })
+      : Effect.succeed(undefined)
+  }, { concurrency: "unbounded" })))
+
+const squidDescribe = hasSquid ? describe : describe.skip
+const tinyDescribe = hasTinyproxy ? describe : describe.skip
+
+squidDescribe("round 24: through Squid 5.7", () => {
+  const proxy = () => started().squid!
+
+  it.live("ws:// and wss:// (private CA): echo, the server's close code, a Client's reconnect; the tunnel untouched (no Via), Squid logs TCP_TUNNEL/200", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const squid = proxy()
+      const plain = yield* TestServer.make()
+      const servers = [plain, ...(certs === undefined ? [] : [yield* TestServer.make({ tls: certs.server })])]
+      const tls = certs === undefined ? {} : { tls: { ca: certs.ca.cert } }
+      yield* Effect.gen(function*() {
+        for (const server of servers) {
+          const connection = yield* Connection.connect(server.url, tls)
+          yield* connection.send("hello")
+          const echo = yield* connection.messages.pipe(Stream.take(1), Stream.runCollect)
+          expect(Chunk.toArray(echo)).toEqual(["hello"])
+          const headers = yield* server.lastRequestHeaders
+          expect([headers["via"], headers["x-forwarded-for"], headers["forwarded"]]).toEqual([
+            undefined,
+            undefined,
+            undefined
+          ])
+          yield* server.closeAll(4001, "bye")
+          expect(yield* connection.closed).toMatchObject({ _tag: "Disconnected", code: 4001, reason: "bye" })
+
+          const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false, connection: tls })
+          yield* client.awaitOpen
+          yield* server.closeAll(4002, "again")
+          const backoff = yield* awaitState(client, isTag("Backoff"))
+          expect(backoff).toMatchObject({
+            attempt: 1,
+            error: { _tag: "Disconnected", code: 4002, initiator: "server" }
+          })
+          yield* awaitState(client, isTag("Open"))
+          expect(yield* echoOf(client, "again")).toEqual(Option.some("again"))
+          yield* client.close()
+        }
+      }).pipe(through(new HttpsProxyAgent(squid.url())))
+      // three tunnels a server (one Connection, two Client attempts), each logged when it ended
+      for (const server of servers) {
+        yield* Effect.sleep("50 millis")
+        const tunnels = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${target(server)} `))
+        expect(tunnels.length).toBe(3)
+        for (const line of tunnels) expect(line).toMatch(/ TCP_TUNNEL\/200 /)
+      }
+    })))
+
+  it.live("the server killed behind Squid under an open Client: Disconnected 1006, then Squid's 503 (ERR_CONNECT_FAIL) said to be the proxy failing to reach the server, retried; Open once it is back, the outbox delivered once", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const squid = proxy()
+      const server = yield* TestServer.make({ record: true })
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("100 millis"), heartbeat: false })
+        yield* client.awaitOpen
+        const cut = yield* firstBackoffAfter(client, server.kill)
+        expect(cut).toMatchObject({ attempt: 1, error: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
+        yield* client.enqueue("queued while the server is down")
+        const refused = yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 2)
+        expect(refused).toMatchObject({
+          delay: { value: { millis: 100 } },
+          error: {
+            _tag: "ConnectError",
+            reason: "HandshakeRejected",
+            status: 503,
+            detail: `the HTTP proxy answered CONNECT ${target(server)} with 503 Service Unavailable, not 200: no ` +
+              "tunnel, the server was not reached; the proxy could not reach the server (Squid answers 503 when " +
+              "it is down or refused), or the proxy itself is unavailable; retrying helps once it is back"
+          }
+        })
+        // no Retry-After from Squid: the schedule's 100 ms
+        expect(refused._tag === "Backoff" && refused.error._tag === "ConnectError" ? refused.error.retryAfter : 0)
+          .toBeUndefined()
+        yield* server.restart
+        yield* awaitState(client, isTag("Open"))
+        yield* awaitReceived(server, 1)
+        expect(yield* server.received).toEqual(["queued while the server is down"])
+        expect(yield* client.failed).toBe(0)
+        yield* client.close()
+      }).pipe(through(new HttpsProxyAgent(squid.url())))
+      yield* Effect.sleep("50 millis")
+      // Squid logs a refused tunnel as NONE_NONE/503 (no bytes), one line per attempt
+      const lines = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${target(server)} `))
+      expect(lines[0]).toMatch(/ TCP_TUNNEL\/200 /)
+      expect(lines.filter((line) => / NONE_NONE\/503 0 /.test(line)).length).toBe(lines.length - 2)
+      expect(lines.at(-1)).toMatch(/ TCP_TUNNEL\/200 /)
+    })))
+
+  it.live("Squid's default SSL_ports rule (443 only) and an http_access deny for the host: 403, said to be the proxy's, fatal after one CONNECT", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const squid = proxy()
+      const server = yield* TestServer.make()
+      const refusal = (hostPort: string) =>
+        `the HTTP proxy answered CONNECT ${hostPort} with 403 Forbidden, not 200: no tunnel, the server was not ` +
+        "reached; the proxy does not tunnel to this host and port: ask for it to be allowed, or connect directly " +
+        "(NO_PROXY)"
+      const cases = [
+        [server.url, new HttpsProxyAgent(squid.url(undefined, squid.ports[1])), target(server)],
+        [
+          `ws://ws.blocked.example:${server.port}/`,
+          new HttpsProxyAgent(squid.url()),
+          `ws.blocked.example:${server.port}`
+        ]
+      ] as const
+      for (const [url, agent, hostPort] of cases) {
+        const seen = yield* Effect.gen(function*() {
+          const client = yield* Client.make({ url, retry: fast })
+          const error = yield* Effect.flip(client.awaitOpen)
+          const closed = yield* awaitState(client, isTag("Closed"))
+          return { error, closed }
+        }).pipe(through(agent))
+        expect(seen.error).toMatchObject({
+          _tag: "ConnectError",
+          reason: "HandshakeRejected",
+          status: 403,
+          detail: refusal(hostPort)
+        })
+        expect(seen.closed).toMatchObject({ _tag: "Closed", error: { _tag: "Some", value: { status: 403 } } })
+        yield* Effect.sleep("50 millis")
+        const lines = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${hostPort} `))
+        expect(lines.length).toBe(1)
+        expect(lines[0]).toMatch(/ TCP_DENIED\/403 /)
+      }
+      expect(yield* server.requests).toBe(0)
+    })))
+
+  it.live.skipIf(!hasOpenssl)(
+    "Squid's Basic credentials (basic_ncsa_auth): none or wrong is 407, the proxy's, fatal after one CONNECT, no secret anywhere at any log level; right ones open",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const squid = proxy()
+        const server = yield* TestServer.make()
+        const port = squid.ports[2]
+        for (const userInfo of [undefined, `${USER}:wrong-Pw7`]) {
+          const logs = captureLogs(LogLevel.All)
+          const seen = yield* Effect.gen(function*() {
+            const client = yield* Client.make({ url: server.url, retry: fast })
+            const events = yield* Effect.fork(Stream.runCollect(Stream.take(client.events, 2)))
+            const error = yield* Effect.flip(client.awaitOpen)
+            const closed = yield* awaitState(client, isTag("Closed"))
+            return [error, closed, ...Chunk.toArray(yield* Fiber.join(events))]
+          }).pipe(
+            Effect.scoped,
+            Effect.provide(Layer.merge(
+              NodeTransport.layerWith({ agent: new HttpsProxyAgent(squid.url(userInfo, port)) }),
+              logs.layer
+            ))
+          )
+          expect(seen[0]).toMatchObject({
+            _tag: "ConnectError",
+            reason: "HandshakeRejected",
+            status: 407,
+            detail: `the HTTP proxy answered CONNECT ${target(server)} with 407 Proxy Authentication Required, ` +
+              "not 200: no tunnel, the server was not reached; the proxy wants credentials, or refused those " +
+              "given: check the user and password of the proxy URL given to the agent (not shown here)"
+          })
+          expect(logs.lines.length).toBeGreaterThan(0)
+          const text = [
+            ...seen.flatMap((value) => [inspect(value, { depth: null }), JSON.stringify(value), String(value)]),
+            ...logs.lines.map((line) => `${line.level} ${line.message} ${String(line.url)}`)
+          ].join("\n")
+          expect(text).toContain("407")
+          for (const secret of SECRETS) expect(text).not.toContain(secret)
+        }
+        yield* Effect.gen(function*() {
+          const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+          expect(yield* echoOf(client, "authorised")).toEqual(Option.some("authorised"))
+          yield* client.close()
+        }).pipe(through(new HttpsProxyAgent(squid.url(CREDENTIALS, port))))
+        yield* Effect.sleep("50 millis")
+        const lines = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${target(server)} `))
+        expect(lines.map((line) => line.match(/ (TCP_\w+\/\d+) /)?.[1])).toEqual([
+          "TCP_DENIED/407",
+          "TCP_DENIED/407",
+          "TCP_TUNNEL/200"
+        ])
+        // Squid logs the user name of the tunnel that was let through, never a password
+        expect(squid.log()).not.toContain(PASSWORD)
+      }))
+  )
+
+  it.live("Squid killed (SIGKILL) and restarted under three open Clients: every one Disconnected 1006, the proxy named while it is down, all Open through the new Squid; nothing reported sent is lost", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const squid = proxy()
+      const server = yield* TestServer.make({ record: true })
+      yield* Effect.gen(function*() {
+        const clients = yield* Effect.forEach(
+          [0, 1, 2],
+          () => Client.make({ url: server.url, retry: Schedule.spaced("100 millis"), heartbeat: false })
+        )
+        for (const client of clients) yield* client.awaitOpen
+        for (const [k, client] of clients.entries()) yield* client.send(`before ${k}`)
+        yield* awaitReceived(server, 3)
+        const backoffs = yield* Effect.forEach(
+          clients,
+          (client) => Effect.fork(awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 1))
+        )
+        yield* squid.kill
+        for (const fiber of backoffs) {
+          expect(yield* Fiber.join(fiber)).toMatchObject({
+            error: { _tag: "Disconnected", code: 1006, initiator: "transport" }
+          })
+        }
+        for (const [k, client] of clients.entries()) yield* client.enqueue(`while down ${k}`)
+        const down = yield* awaitState(clients[0]!, (state) => state._tag === "Backoff" && state.attempt === 2)
+        expect(down).toMatchObject({
+          error: {
+            _tag: "ConnectError",
+            reason: "ConnectionRefused",
+            detail: `the proxy at 127.0.0.1:${squid.ports[0]} (the agent's), before the tunnel to ${target(server)}: ` +
+              `connect ECONNREFUSED 127.0.0.1:${squid.ports[0]}; nothing listens at the proxy's address: the proxy ` +
+              "is down, or the proxy URL given to the agent (e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
+          }
+        })
+        yield* squid.restart
+        for (const client of clients) yield* awaitState(client, isTag("Open"), "10 seconds")
+        yield* awaitReceived(server, 6)
+        for (const [k, client] of clients.entries()) yield* client.send(`after ${k}`)
+        yield* awaitReceived(server, 9)
+        const received = (yield* server.received).map(String)
+        expect(received.length).toBe(9)
+        for (const k of [0, 1, 2]) {
+          expect(received.filter((text) => text.endsWith(` ${k}`))).toEqual([
+            `before ${k}`,
+            `while down ${k}`,
+            `after ${k}`
+          ])
+        }
+        for (const client of clients) {
+          expect(yield* client.failed).toBe(0)
+          yield* client.close()
+        }
+      }).pipe(through(new HttpsProxyAgent(proxy().url())))
+    })))
+})
+
+squidDescribe("round 24: Squid's read_timeout 2 s on idle tunnels", () => {
+  const proxy = () => started().idleSquid!
+
+  it.live("idle: cut after 2 s (Disconnected 1006, transport), reconnected; with a 500 ms heartbeat: never cut", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const squid = proxy()
+      const server = yield* TestServer.make()
+      yield* Effect.gen(function*() {
+        const idle = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+        const beating = yield* Client.make({
+          url: server.url,
+          retry: fast,
+          heartbeat: { interval: "500 millis", timeout: "1 second" }
+        })
+        yield* idle.awaitOpen
+        yield* beating.awaitOpen
+        const opened = Date.now()
+        const cut = yield* awaitState(idle, isTag("Backoff"), "6 seconds")
+        const after = Date.now() - opened
+        expect(cut).toMatchObject({ attempt: 1, error: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
+        expect(after).toBeGreaterThanOrEqual(1500)
+        expect(after).toBeLessThan(4000)
+        yield* awaitState(idle, isTag("Open"))
+        // the beating one, 2.5 s on: still its first link
+        yield* Effect.sleep("300 millis")
+        expect(yield* beating.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+        yield* idle.close()
+        yield* beating.close()
+      }).pipe(through(new HttpsProxyAgent(squid.url())))
+    })))
+})
+
+tinyDescribe("round 24: through tinyproxy 1.11", () => {
+  const proxies = () => started().tiny!
+
+  it.live("ws:// and wss://: echo, the server's close code; its HTTP/1.0 200 with Proxy-agent read; the server down: its 500 Unable to connect, retried, Open once back", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { open } = proxies()
+      const plain = yield* TestServer.make({ record: true })
+      const servers = [plain, ...(certs === undefined ? [] : [yield* TestServer.make({ tls: certs.server })])]
+      const tls = certs === undefined ? {} : { tls: { ca: certs.ca.cert } }
+      yield* Effect.gen(function*() {
+        for (const server of servers) {
+          const connection = yield* Connection.connect(server.url, tls)
+          yield* connection.send("hello")
+          const echo = yield* connection.messages.pipe(Stream.take(1), Stream.runCollect)
+          expect(Chunk.toArray(echo)).toEqual(["hello"])
+          yield* server.closeAll(4001, "bye")
+          expect(yield* connection.closed).toMatchObject({ _tag: "Disconnected", code: 4001, reason: "bye" })
+        }
+        yield* plain.kill
+        const client = yield* Client.make({ url: plain.url, retry: Schedule.spaced("100 millis"), heartbeat: false })
+        yield* client.enqueue("queued while the server is down")
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        expect(backoff).toMatchObject({
+          attempt: 1,
+          error: {
+            _tag: "ConnectError",
+            reason: "HandshakeRejected",
+            status: 500,
+            detail:
+              `the HTTP proxy answered CONNECT ${target(plain)} with 500 Unable to connect, not 200: no tunnel, ` +
+              "the server was not reached; the proxy failed to open the tunnel (tinyproxy answers 500 when it could " +
+              "not reach the server); retrying helps once it is back"
+          }
+        })
+        yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 2)
+        yield* plain.restart
+        yield* awaitState(client, isTag("Open"))
+        yield* awaitReceived(plain, 2)
+        expect(yield* plain.received).toEqual(["hello", "queued while the server is down"])
+        yield* client.close()
+      }).pipe(through(new HttpsProxyAgent(open.url())))
+    })))
+
+  it.live("ConnectPort 443: 403 Access violation; BasicAuth: 407 with none, 401 (not 407) with wrong credentials; each fatal after one CONNECT, no secret anywhere; right ones open", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { auth, strict } = proxies()
+      const server = yield* TestServer.make()
+      const cases = [
+        [
+          strict.url(),
+          403,
+          "Access violation",
+          "the proxy does not tunnel to this host and port: ask for it to be allowed, or connect directly (NO_PROXY)"
+        ],
+        [
+          auth.url(),
+          407,
+          "Proxy Authentication Required",
+          "the proxy wants credentials, or refused those given: check the user and password of the proxy URL given to the agent (not shown here)"
+        ],
+        // tinyproxy answers wrong credentials with 401 Unauthorized (and WWW-Authenticate), not 407
+        [
+          auth.url(`${USER}:wrong-Pw7`),
+          401,
+          "Unauthorized",
+          "the proxy refused the credentials given: check the user and password of the proxy URL given to the agent (not shown here)"
+        ]
+      ] as const
+      for (const [url, status, text, hint] of cases) {
+        const logs = captureLogs(LogLevel.All)
+        const seen = yield* Effect.gen(function*() {
+          const client = yield* Client.make({ url: server.url, retry: fast })
+          const error = yield* Effect.flip(client.awaitOpen)
+          const closed = yield* awaitState(client, isTag("Closed"))
+          return [error, closed]
+        }).pipe(
+          Effect.scoped,
+          Effect.provide(Layer.merge(NodeTransport.layerWith({ agent: new HttpsProxyAgent(url) }), logs.layer))
+        )
+        expect(seen[0]).toMatchObject({
+          _tag: "ConnectError",
+          reason: "HandshakeRejected",
+          status,
+          detail: `the HTTP proxy answered CONNECT ${target(server)} with ${status} ${text}, not 200: no tunnel, ` +
+            `the server was not reached; ${hint}`
+        })
+        const said = [
+          ...seen.flatMap((value) => [inspect(value, { depth: null }), JSON.stringify(value), String(value)]),
+          ...logs.lines.map((line) => `${line.level} ${line.message} ${String(line.url)}`)
+        ].join("\n")
+        for (const secret of SECRETS) expect(said).not.toContain(secret)
+      }
+      expect(yield* server.requests).toBe(0)
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+        expect(yield* echoOf(client, "authorised")).toEqual(Option.some("authorised"))
+        yield* client.close()
+      }).pipe(through(new HttpsProxyAgent(auth.url(CREDENTIALS))))
+      expect(auth.log()).not.toContain(PASSWORD)
+    })))
+
+  it.live("Timeout 2 on an idle tunnel: cut (Disconnected 1006), reconnected; a 500 ms heartbeat keeps its link; tinyproxy killed and restarted: both back, nothing lost", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const { open } = proxies()
+      const server = yield* TestServer.make({ record: true })
+      yield* Effect.gen(function*() {
+        const idle = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+        const beating = yield* Client.make({
+          url: server.url,
+          retry: fast,
+          heartbeat: { interval: "500 millis", timeout: "1 second" }
+        })
+        yield* idle.awaitOpen
+        yield* beating.awaitOpen
+        const opened = Date.now()
+        const cut = yield* awaitState(idle, isTag("Backoff"), "6 seconds")
+        const after = Date.now() - opened
+        expect(cut).toMatchObject({ attempt: 1, error: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
+        expect(after).toBeGreaterThanOrEqual(1500)
+        expect(after).toBeLessThan(4000)
+        yield* awaitState(idle, isTag("Open"))
+        yield* Effect.sleep("300 millis")
+        expect(yield* beating.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+
+        yield* idle.send("before")
+        yield* open.kill
+        for (const client of [idle, beating]) {
+          yield* awaitState(client, (state) => state._tag === "Backoff" && state.error._tag === "Disconnected")
+        }
+        yield* idle.enqueue("while down")
+        yield* open.restart
+        for (const client of [idle, beating]) yield* awaitState(client, isTag("Open"))
+        yield* awaitReceived(server, 2)
+        expect(yield* server.received).toEqual(["before", "while down"])
+        yield* idle.close()
+        yield* beating.close()
+      }).pipe(through(new HttpsProxyAgent(open.url())))
+    })))
+})
