@@ -60,6 +60,8 @@ export interface ForwardProxy {
   readonly restart: Effect.Effect<void>
   /** Starts of the proxy so far (1 after make). */
   readonly starts: () => number
+  /** The pid of the running process (SIGSTOP freezes it: connections accepted by the kernel, never answered). */
+  readonly pid: () => number
 }
 
 const start = (
@@ -122,7 +124,8 @@ const forwardProxy = (
         current = yield* start(binary, args, ports, output, what, children)
         starts++
       }),
-      starts: () => starts
+      starts: () => starts,
+      pid: () => current.pid!
     } satisfies ForwardProxy
   })
 
