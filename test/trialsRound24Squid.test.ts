@@ -2,8 +2,9 @@
  * Round 24: lifeline behind the forward proxies corporate networks run, Squid 5.7 and tinyproxy
  * 1.11 (Debian's), through https-proxy-agent 7 as `NodeTransport.layerWith({ agent })`: each in
  * the foreground on a configuration of its own in a temp dir, on 127.0.0.1 only
- * (test/support/forwardProxies.ts). One Squid serves most scenarios from three ports (open to any
- * port, Squid's default SSL_ports rule, Basic credentials); a second one has a 2 s `read_timeout`.
+ * (test/support/forwardProxies.ts). One Squid serves most scenarios from five ports (open to any
+ * port, Squid's default SSL_ports rule, Basic credentials, deny_info TCP_RESET, deny_info to a page);
+ * a second one has a 2 s `read_timeout`; three tinyproxies (Timeout 2, ConnectPort 443, BasicAuth).
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Schedule, Scope, Stream } from "effect"
@@ -55,6 +56,12 @@ const squidBody = (passwd: string | undefined) => `
 acl open myportname p0
 acl strict myportname p1
 acl authport myportname p2
+acl resetport myportname p3
+acl portalport myportname p4
+deny_info TCP_RESET resetport
+deny_info 307:http://portal.example/policy?from=%H portalport
+http_access deny resetport
+http_access deny portalport
 acl SSL_ports port 443
 acl CONNECT method CONNECT
 acl blocked dstdomain .blocked.example
@@ -77,10 +84,10 @@ afterAll(() => Fs.rmSync(dir, { recursive: true, force: true }))
 
 /** Every proxy of the file, started at once, concurrently (Squid takes 0.5-1 s to listen). */
 // All ports taken at once: two lookups running together could be given the same free port.
-const started = shared(Effect.flatMap(freePorts(7), (ports) =>
+const started = shared(Effect.flatMap(freePorts(9), (ports) =>
   Effect.all({
     squid: hasSquid
-      ? squid(ports.slice(0, 3), (dir) => {
+      ? squid(ports.slice(0, 5), (dir) => {
         if (!hasOpenssl) return squidBody(undefined)
         const hash = ChildProcess.execFileSync(OPENSSL, ["passwd", "-apr1", PASSWORD], { encoding: "utf8" }).trim()
         Fs.writeFileSync(Path.join(dir, "passwd"), `${USER}:${hash}\n`)
@@ -88,13 +95,13 @@ const started = shared(Effect.flatMap(freePorts(7), (ports) =>
       })
       : Effect.succeed(undefined),
     idleSquid: hasSquid
-      ? squid(ports.slice(3, 4), () => "read_timeout 2 seconds\nhttp_access allow CONNECT\nhttp_access deny all")
+      ? squid(ports.slice(5, 6), () => "read_timeout 2 seconds\nhttp_access allow CONNECT\nhttp_access deny all")
       : Effect.succeed(undefined),
     tiny: hasTinyproxy
       ? Effect.all({
-        open: tinyproxy(ports[4]!, "Timeout 2"),
-        strict: tinyproxy(ports[5]!, "ConnectPort 443"),
-        auth: tinyproxy(ports[6]!, `BasicAuth ${USER} ${PASSWORD}`)
+        open: tinyproxy(ports[6]!, "Timeout 2"),
+        strict: tinyproxy(ports[7]!, "ConnectPort 443"),
+        auth: tinyproxy(ports[8]!, `BasicAuth ${USER} ${PASSWORD}`)
       }, { concurrency: "unbounded" })
       : Effect.succeed(undefined)
   }, { concurrency: "unbounded" })))
@@ -223,6 +230,42 @@ squidDescribe("round 24: through Squid 5.7", () => {
         expect(lines.length).toBe(1)
         expect(lines[0]).toMatch(/ TCP_DENIED\/403 /)
       }
+      expect(yield* server.requests).toBe(0)
+    })))
+
+  it.live("Squid's deny_info: TCP_RESET (the proxy resets after reading CONNECT) said to be the proxy's, retried; a redirect to its policy page (307) said to be the proxy's refusal, fatal", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const squid = proxy()
+      const server = yield* TestServer.make()
+      const reset = yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        yield* client.close()
+        return backoff
+      }).pipe(through(new HttpsProxyAgent(squid.url(undefined, squid.ports[3]))))
+      expect(reset).toMatchObject({
+        attempt: 1,
+        error: {
+          _tag: "ConnectError",
+          reason: "ConnectionReset",
+          detail: `the proxy, before the tunnel to ${target(server)}: read ECONNRESET; the connection dropped ` +
+            "during the handshake; retrying usually helps"
+        }
+      })
+      const redirected = yield* Effect.gen(function*() {
+        const client = yield* Client.make({ url: server.url, retry: fast })
+        const error = yield* Effect.flip(client.awaitOpen)
+        yield* awaitState(client, isTag("Closed"))
+        return error
+      }).pipe(through(new HttpsProxyAgent(squid.url(undefined, squid.ports[4]))))
+      expect(redirected).toMatchObject({
+        _tag: "ConnectError",
+        reason: "HandshakeRejected",
+        status: 307,
+        detail: `the HTTP proxy answered CONNECT ${target(server)} with 307 Temporary Redirect, not 200: no tunnel, ` +
+          "the server was not reached; the proxy refused the tunnel and redirects to a page of its own (a policy " +
+          "or login page, for a browser): ask for the host to be allowed, or connect directly (NO_PROXY)"
+      })
       expect(yield* server.requests).toBe(0)
     })))
 
