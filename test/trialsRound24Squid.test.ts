@@ -8,12 +8,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Schedule, Scope, Stream } from "effect"
+import ReconnectingWebSocket from "effect-lifeline/compat"
 import { HttpsProxyAgent } from "https-proxy-agent"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { inspect } from "node:util"
+import WS from "ws"
 import { Client, Connection, NodeTransport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, echoOf, firstBackoffAfter, isTag } from "./support/clientKit.js"
@@ -323,6 +325,36 @@ squidDescribe("round 24: through Squid 5.7", () => {
         expect(squid.log()).not.toContain(PASSWORD)
       }))
   )
+
+  it.live("effect-lifeline/compat with a ws subclass whose constructor passes the agent (as partysocket users proxy it): through Squid, not around it", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const squid = proxy()
+      const server = yield* TestServer.make({ record: true })
+      const agent = new HttpsProxyAgent(squid.url())
+      class ProxiedWS extends WS {
+        constructor(url: string | URL, protocols?: string | Array<string>) {
+          super(url, protocols, { agent })
+        }
+      }
+      const echoed = yield* Effect.async<string>((resume) => {
+        const socket = new ReconnectingWebSocket(server.url, [], { WebSocket: ProxiedWS, maxRetries: 0 })
+        socket.onopen = () => socket.send("through the proxy")
+        socket.onmessage = (event) => {
+          socket.close()
+          resume(Effect.succeed(String(event.data)))
+        }
+        socket.onerror = (event) => {
+          socket.close()
+          resume(Effect.succeed(`error: ${event.message}`))
+        }
+        return Effect.sync(() => socket.close())
+      }).pipe(Effect.timeout("5 seconds"), Effect.orDie)
+      expect(echoed).toBe("through the proxy")
+      yield* Effect.sleep("50 millis")
+      const tunnels = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${target(server)} `))
+      expect(tunnels.map((line) => line.match(/ (TCP_\w+\/\d+) /)?.[1])).toEqual(["TCP_TUNNEL/200"])
+      agent.destroy()
+    })))
 
   it.live("Squid frozen (SIGSTOP) under an open Client: TimeoutError heartbeat, then TimeoutError open (the CONNECT accepted by the kernel, never answered); thawed: Open, and the abandoned CONNECT never reached the server", () =>
     withNoHandlesLeft(Effect.gen(function*() {
