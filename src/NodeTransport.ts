@@ -446,7 +446,13 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
   // No socket yet: the agent failed on its own connection, to the proxy (Squid's `deny_info
   // TCP_RESET` resets it after reading CONNECT: "read ECONNRESET").
   if (at === undefined && (message.startsWith("Proxy ") || !proxy.socket)) {
-    return { ...failure, detail: `the proxy, before the tunnel to ${proxy.target}: ${failure.detail}` }
+    // TLS to the proxy itself (an https:// proxy URL): its CA is the agent's, not `tls.ca`; the
+    // hint after the error's own text (which holds no "; ") is replaced
+    const cut = failure.detail.indexOf("; ")
+    const detail = failure.reason === "TlsFailed" && cut >= 0
+      ? `${failure.detail.slice(0, cut)}; ${PROXY_TLS}`
+      : failure.detail
+    return { ...failure, detail: `the proxy, before the tunnel to ${proxy.target}: ${detail}` }
   }
   return failure
 }
@@ -459,6 +465,9 @@ const portOf = (target: string): number => Number(target.slice(target.lastIndexO
  */
 const byName = (target: string): boolean =>
   Net.isIP(target.slice(0, target.lastIndexOf(":")).replace(/^\[|\]$/g, "")) === 0
+
+const PROXY_TLS = "TLS to the proxy itself (an https:// proxy URL) failed: the proxy's CA goes to the agent's " +
+  "options, e.g. new HttpsProxyAgent(url, { ca }), not to tls.ca"
 
 const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
   "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"

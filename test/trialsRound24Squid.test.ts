@@ -3,8 +3,9 @@
  * 1.11 (Debian's), through https-proxy-agent 7 as `NodeTransport.layerWith({ agent })`: each in
  * the foreground on a configuration of its own in a temp dir, on 127.0.0.1 only
  * (test/support/forwardProxies.ts). One Squid serves most scenarios from five ports (open to any
- * port, Squid's default SSL_ports rule, Basic credentials, deny_info TCP_RESET, deny_info to a page);
- * a second one has a 2 s `read_timeout`; three tinyproxies (Timeout 2, ConnectPort 443, BasicAuth).
+ * port, Squid's default SSL_ports rule, Basic credentials, deny_info TCP_RESET, deny_info to a page)
+ * and an https_port; a second one has a 2 s `read_timeout`; three tinyproxies (Timeout 2,
+ * ConnectPort 443, BasicAuth).
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Logger, LogLevel, Option, Schedule, Scope, Stream } from "effect"
@@ -19,7 +20,7 @@ import WS from "ws"
 import { Client, Connection, NodeTransport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, echoOf, firstBackoffAfter, isTag } from "./support/clientKit.js"
-import { freePorts, hasSquid, hasTinyproxy, squid, tinyproxy } from "./support/forwardProxies.js"
+import { awaitAccepting, freePorts, hasSquid, hasTinyproxy, squid, tinyproxy } from "./support/forwardProxies.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { captureLogs } from "./support/logs.js"
 import { hasOpenssl, issue, OPENSSL } from "./support/tlsMaterial.js"
@@ -86,16 +87,22 @@ afterAll(() => Fs.rmSync(dir, { recursive: true, force: true }))
 
 /** Every proxy of the file, started at once, concurrently (Squid takes 0.5-1 s to listen). */
 // All ports taken at once: two lookups running together could be given the same free port.
-const started = shared(Effect.flatMap(freePorts(9), (ports) =>
+const started = shared(Effect.flatMap(freePorts(10), (ports) =>
   Effect.all({
     squid: hasSquid
       ? squid(ports.slice(0, 5), (dir) => {
         if (!hasOpenssl) return squidBody(undefined)
         const hash = ChildProcess.execFileSync(OPENSSL, ["passwd", "-apr1", PASSWORD], { encoding: "utf8" }).trim()
         Fs.writeFileSync(Path.join(dir, "passwd"), `${USER}:${hash}\n`)
-        return squidBody(Path.join(dir, "passwd"))
-      })
+        // an https_port too (TLS to the proxy itself), with the server's certificate (IP:127.0.0.1);
+        // copied where Squid's user (proxy, when started as root) can read it
+        Fs.writeFileSync(Path.join(dir, "proxy.pem"), certs!.server.cert, { mode: 0o644 })
+        Fs.writeFileSync(Path.join(dir, "proxy.key"), certs!.server.key, { mode: 0o644 })
+        return `https_port 127.0.0.1:${ports[9]} name=tls tls-cert=${dir}/proxy.pem tls-key=${dir}/proxy.key\n` +
+          "acl tlsport myportname tls\nhttp_access allow tlsport CONNECT\n" + squidBody(Path.join(dir, "passwd"))
+      }).pipe(Effect.tap(() => hasOpenssl ? awaitAccepting(ports[9]!) : Effect.void))
       : Effect.succeed(undefined),
+    httpsPort: Effect.succeed(ports[9]!),
     idleSquid: hasSquid
       ? squid(ports.slice(5, 6), () => "read_timeout 2 seconds\nhttp_access allow CONNECT\nhttp_access deny all")
       : Effect.succeed(undefined),
@@ -323,6 +330,37 @@ squidDescribe("round 24: through Squid 5.7", () => {
         ])
         // Squid logs the user name of the tunnel that was let through, never a password
         expect(squid.log()).not.toContain(PASSWORD)
+      }))
+  )
+
+  it.live.skipIf(!hasOpenssl)(
+    "an https:// proxy URL (Squid's https_port): through it with the proxy's CA given to the agent; without it, TlsFailed said to be the proxy's, pointing at the agent's ca, not tls.ca",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const port = started().httpsPort
+        const server = yield* TestServer.make()
+        yield* Effect.gen(function*() {
+          const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+          expect(yield* echoOf(client, "over tls to the proxy")).toEqual(Option.some("over tls to the proxy"))
+          yield* client.close()
+        }).pipe(through(new HttpsProxyAgent(`https://127.0.0.1:${port}`, { ca: certs!.ca.cert })))
+        const untrusted = yield* Effect.gen(function*() {
+          const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false })
+          const backoff = yield* awaitState(client, isTag("Backoff"))
+          yield* client.close()
+          return backoff
+        }).pipe(through(new HttpsProxyAgent(`https://127.0.0.1:${port}`)))
+        expect(untrusted).toMatchObject({
+          attempt: 1,
+          error: {
+            _tag: "ConnectError",
+            reason: "TlsFailed",
+            detail: `the proxy, before the tunnel to ${target(server)}: unable to verify the first certificate ` +
+              "(UNABLE_TO_VERIFY_LEAF_SIGNATURE); TLS to the proxy itself (an https:// proxy URL) failed: the " +
+              "proxy's CA goes to the agent's options, e.g. new HttpsProxyAgent(url, { ca }), not to tls.ca"
+          }
+        })
+        expect(yield* server.requests).toBe(1)
       }))
   )
 

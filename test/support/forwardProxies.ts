@@ -46,6 +46,16 @@ const accepts = (port: number) =>
     tcp.once("error", () => resume(Effect.succeed(false)))
   })
 
+/** Resolves once something accepts on `port` (127.0.0.1); dies after about 8 s. */
+export const awaitAccepting = (port: number) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 800; turn++) {
+      if (yield* accepts(port)) return
+      yield* Effect.sleep("10 millis")
+    }
+    return yield* Effect.dieMessage(`nothing accepts on ${port}`)
+  })
+
 export interface ForwardProxy {
   readonly dir: string
   /** The ports it listens on (Squid may have several `http_port`s), the first the main one. */
