@@ -388,6 +388,8 @@ function socketOnError(this: WebSocket, error: Error): void {
 interface ProxyWatch {
   readonly target: string
   answer: { readonly status: number; readonly text: string } | undefined
+  /** The agent handed the request a socket (the tunnel, or the proxy's refusal to replay). */
+  socket: boolean
 }
 
 const proxies = new WeakMap<NodeSocket, ProxyWatch>()
@@ -401,8 +403,11 @@ const tidy = (text: string): string => {
 }
 
 function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): void {
-  const watch: ProxyWatch = { target: `${url.hostname}:${defaultPort(url)}`, answer: undefined }
+  const watch: ProxyWatch = { target: `${url.hostname}:${defaultPort(url)}`, answer: undefined, socket: false }
   proxies.set(socket, watch)
+  handshake.once("socket", () => {
+    watch.socket = true
+  })
   handshake.once("proxyConnect", (connect: unknown) => {
     const status: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusCode") : 0
     const text: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusText") : ""
@@ -411,9 +416,10 @@ function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): voi
 }
 
 /**
- * A failure before the proxy answered CONNECT, at an address that is not the target's: the
- * agent's connection to its proxy failed (nothing listens there, it hung up, it reset). Says so;
- * an agent that dials the target itself reports the target's address, left as it is.
+ * A failure before the proxy answered CONNECT, at an address that is not the target's, or before
+ * the agent handed the request a socket: the agent's connection to its proxy failed (nothing
+ * listens there, it hung up, it reset). Says so; an agent that dials the target itself reports the
+ * target's address, left as it is.
  */
 const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWatch): HandshakeFailure => {
   const answer = proxy.answer
@@ -437,8 +443,16 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
     return { ...failure, detail: `the proxy at ${at} (the agent's), before the tunnel to ${proxy.target}: ${detail}` }
   }
   const message = error instanceof Error ? error.message : ""
-  if (at === undefined && message.startsWith("Proxy ")) {
-    return { ...failure, detail: `the proxy, before the tunnel to ${proxy.target}: ${failure.detail}` }
+  // No socket yet: the agent failed on its own connection, to the proxy (Squid's `deny_info
+  // TCP_RESET` resets it after reading CONNECT: "read ECONNRESET").
+  if (at === undefined && (message.startsWith("Proxy ") || !proxy.socket)) {
+    // TLS to the proxy itself (an https:// proxy URL): its CA is the agent's, not `tls.ca`; the
+    // hint after the error's own text (which holds no "; ") is replaced
+    const cut = failure.detail.indexOf("; ")
+    const detail = failure.reason === "TlsFailed" && cut >= 0
+      ? `${failure.detail.slice(0, cut)}; ${PROXY_TLS}`
+      : failure.detail
+    return { ...failure, detail: `the proxy, before the tunnel to ${proxy.target}: ${detail}` }
   }
   return failure
 }
@@ -452,23 +466,39 @@ const portOf = (target: string): number => Number(target.slice(target.lastIndexO
 const byName = (target: string): boolean =>
   Net.isIP(target.slice(0, target.lastIndexOf(":")).replace(/^\[|\]$/g, "")) === 0
 
+const PROXY_TLS = "TLS to the proxy itself (an https:// proxy URL) failed: the proxy's CA goes to the agent's " +
+  "options, e.g. new HttpsProxyAgent(url, { ca }), not to tls.ca"
+
 const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
   "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
 
 const PROXY_HINTS: Readonly<Record<number, string>> = {
   407: "the proxy wants credentials, or refused those given: check the user and password of the proxy URL " +
     "given to the agent (not shown here)",
+  // tinyproxy 1.11 answers wrong credentials with 401 (and none with 407)
+  401: "the proxy refused the credentials given: check the user and password of the proxy URL given to the " +
+    "agent (not shown here)",
   403: "the proxy does not tunnel to this host and port: ask for it to be allowed, or connect directly (NO_PROXY)",
+  // tinyproxy's "500 Unable to connect", Squid's 503 (ERR_CONNECT_FAIL): the server, not the proxy
+  500: "the proxy failed to open the tunnel (tinyproxy answers 500 when it could not reach the server); " +
+    "retrying helps once it is back",
   502:
     "the proxy could not reach the server (down, refused or unreachable from the proxy); retrying helps once it is back",
-  503: "the proxy is unavailable; retrying helps once it is back",
+  503: "the proxy could not reach the server (Squid answers 503 when it is down or refused), or the proxy itself " +
+    "is unavailable; retrying helps once it is back",
   504: "the proxy timed out reaching the server; retrying helps once it is back"
 }
+
+// Squid's `deny_info <url>` answers a refused CONNECT with a redirect to the proxy's own page.
+const PROXY_REDIRECT = "the proxy refused the tunnel and redirects to a page of its own (a policy or login page, " +
+  "for a browser): ask for the host to be allowed, or connect directly (NO_PROXY)"
 
 /** The proxy refused the tunnel: its status, said to be the proxy's. */
 const proxyRefused = (proxy: ProxyWatch, status: number, text: string): string =>
   `the HTTP proxy answered CONNECT ${proxy.target} with ${status}${text === "" ? "" : ` ${text}`}, not 200: ` +
-  `no tunnel, the server was not reached; ${PROXY_HINTS[status] ?? "the proxy refused the tunnel"}`
+  `no tunnel, the server was not reached; ${
+    PROXY_HINTS[status] ?? (status >= 300 && status < 400 ? PROXY_REDIRECT : "the proxy refused the tunnel")
+  }`
 
 /**
  * The HTTP requests of wss:// handshakes, until open: when one fails, whether its TLS handshake

@@ -10,7 +10,12 @@ import { looksLikeWs, registerNodeTransport } from "./internal/compat/transports
 import * as NodeTransport from "./NodeTransport.js"
 
 registerNodeTransport({
-  isWs: (constructor) => constructor === WebSocket || looksLikeWs(constructor),
+  // The ws class itself (this copy, or another's), not a subclass: a subclass's constructor may
+  // set options of its own (an `agent` for a proxy, `ca`, headers) that the Node transport would
+  // drop; it gets the browser transport over it, which constructs it.
+  isWs: (constructor) =>
+    constructor === WebSocket ||
+    (looksLikeWs(constructor) && !looksLikeWs(Object.getPrototypeOf(constructor))),
   transport: NodeTransport.make
 })
 

@@ -143,7 +143,8 @@ describe("review 12: NodeTransport through an agent", () => {
         reason: "HandshakeRejected",
         status: 503,
         detail: `the HTTP proxy answered CONNECT 127.0.0.1:${server.port} with 503 Service Unavailable, not 200: ` +
-          "no tunnel, the server was not reached; the proxy is unavailable; retrying helps once it is back"
+          "no tunnel, the server was not reached; the proxy could not reach the server (Squid answers 503 when it " +
+          "is down or refused), or the proxy itself is unavailable; retrying helps once it is back"
       })
       expect(Reconnect.isRetryable(error)).toBe(true)
       expect(yield* server.requests).toBe(0)
@@ -291,6 +292,8 @@ describe("review 12: .ci/run installs the missing peers without a prompt", () =>
     ...(Fs.existsSync("/usr/share/java/servlet-api.jar") ? [] : ["libservlet-api-java"]),
     ...(Fs.existsSync("/usr/bin/libwebsockets-test-server") ? [] : ["libwebsockets-test-server"]),
     ...(Fs.existsSync("/usr/bin/websocketd") ? [] : ["websocketd"]),
+    ...(Fs.existsSync("/usr/sbin/squid") ? [] : ["squid"]),
+    ...(Fs.existsSync("/usr/bin/tinyproxy") ? [] : ["tinyproxy"]),
     ...(Fs.existsSync("/usr/bin/script") ? [] : ["bsdutils"])
   ].join(" ")
 
