@@ -414,8 +414,9 @@ squidDescribe("round 24: through Squid 5.7", () => {
         const stalled = yield* firstBackoffAfter(client, Effect.sync(() => process.kill(squid.pid(), "SIGSTOP")))
         yield* Effect.gen(function*() {
           expect(stalled).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "heartbeat" } })
-          // at most interval + timeout after the last pong, plus a quarter interval's sample
-          expect(Date.now() - frozen).toBeLessThan(1000)
+          // interval + timeout after the last pong, plus a quarter interval's sample (about 450 ms):
+          // the bound leaves room for a loaded machine, and is far below any TCP timeout
+          expect(Date.now() - frozen).toBeLessThan(3000)
           const unanswered = yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 2)
           expect(unanswered).toMatchObject({ error: { _tag: "TimeoutError", operation: "open" } })
         }).pipe(Effect.ensuring(Effect.sync(() => process.kill(squid.pid(), "SIGCONT"))))
@@ -640,14 +641,15 @@ describe.skipIf(!anyProxy)(
             yield* idle.awaitOpen
             yield* beating.awaitOpen
             const opened = Date.now()
-            const cut = yield* awaitState(idle, isTag("Backoff"), "6 seconds")
+            const cut = yield* awaitState(idle, isTag("Backoff"), "10 seconds")
             const after = Date.now() - opened
             expect(cut).toMatchObject({
               attempt: 1,
               error: { _tag: "Disconnected", code: 1006, initiator: "transport" }
             })
             expect(after).toBeGreaterThanOrEqual(1500)
-            expect(after).toBeLessThan(4000)
+            // the proxy's 2 s, with room for a loaded machine (3 test files on 2 cores)
+            expect(after).toBeLessThan(8000)
             yield* awaitState(idle, isTag("Open"))
             // the beating one, 2.3 s and more on: still its first link
             yield* Effect.sleep("300 millis")
