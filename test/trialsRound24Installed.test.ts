@@ -228,12 +228,43 @@ const esmRun = [
 
 /** The CommonJS app's entry: the same program, `require`d (TypeScript emits require calls). */
 const cjsRun = [
-  `import { Effect } from "effect"`,
+  `import { ConfigProvider, Effect, Layer, Logger, Schedule } from "effect"`,
+  `import { Client, NodeTransport } from "effect-lifeline"`,
+  `import { TestServer } from "effect-lifeline/testing"`,
   `import { program } from "./main"`,
+  ``,
+  `// The CommonJS copy of effect's ConfigProvider and Logger, seen by lifeline's (ESM) Client.`,
+  `class Prices extends Client.Tag("Prices")<Prices>() {}`,
+  `const logged: Array<string> = []`,
+  `const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ logLevel, message }) => {`,
+  `  logged.push(\`\${logLevel.label} \${String(message).slice(0, 19)}\`)`,
+  `}))`,
+  `const configured = Effect.gen(function*() {`,
+  `  const server = yield* TestServer.make()`,
+  `  const live = Client.layerConfig(Prices, Client.config("PRICES"), { retry: Schedule.spaced("20 millis") })`,
+  `  yield* Effect.gen(function*() {`,
+  `    const prices = yield* Prices`,
+  `    yield* prices.awaitOpen`,
+  `    yield* server.kill`,
+  `    yield* Effect.sleep("50 millis")`,
+  `    yield* server.restart`,
+  `    yield* server.awaitConnections(1)`,
+  `    yield* prices.awaitOpen`,
+  `    // The Client logs "link back" on a fiber of its own: wait for it (at most 2 s).`,
+  `    const back = Effect.sync(() => logged.length > 1)`,
+  `    yield* Effect.repeat(back, { until: (done) => done, schedule: Schedule.spaced("5 millis") }).pipe(Effect.timeout("2 seconds"))`,
+  `  }).pipe(`,
+  `    Effect.provide(live.pipe(Layer.provide(NodeTransport.layer))),`,
+  `    Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["PRICES.URL", server.url]])))`,
+  `  )`,
+  `  return yield* server.accepted`,
+  `}).pipe(Effect.scoped, Effect.provide(capture))`,
+  ``,
   `Effect.runPromise(program).then(async (tag) => {`,
   `  // import() stays an import in CommonJS output: the ESM build of effect, the one lifeline loads.`,
   `  const esm = await import("effect")`,
   `  console.log("two copies of effect", esm.Effect !== Effect)`,
+  `  console.log("config and logger", await Effect.runPromise(configured), ...logged)`,
   `  console.log("done", tag)`,
   `})`
 ]
@@ -388,7 +419,8 @@ describe("round 24: TypeScript apps against the installed declarations (strict, 
         const ran = yield* run(process.execPath, ["out/run.js"], { cwd: cjsApp() })
         expect(ran).toEqual({
           code: 0,
-          stdout: `${appOutput}two copies of effect true\ndone Disconnected\n`,
+          stdout: `${appOutput}two copies of effect true\n` +
+            "config and logger 2 WARN lifeline: link down INFO lifeline: link back\ndone Disconnected\n",
           stderr: ""
         })
       }),
@@ -401,7 +433,9 @@ describe("round 24: TypeScript apps against the installed declarations (strict, 
       "src/main.ts: TS1479",
       "src/main.ts: TS1541",
       "src/main.ts: TS1479",
-      "src/main.ts: TS1479"
+      "src/main.ts: TS1479",
+      "src/run.ts: TS1479",
+      "src/run.ts: TS1479"
     ])
   })
 
