@@ -14,9 +14,10 @@
  *   the diagnostics of the app's files and of every effect-lifeline `.d.ts` the Program reaches
  *   (effect's and Node's own declarations are theirs: checked whole by hand with tsc, 0 errors for
  *   each setting below). Parsed declarations are shared between Programs (as a language service's
- *   document registry shares them), which takes each check from seconds to about one.
+ *   document registry shares them), which takes each check from seconds to under one.
  * - Runs: the ESM app and the CommonJS app under Node (require of ESM), an app without
- *   @effect/platform, the bin; a browser bundle through `exports` with esbuild.
+ *   @effect/platform, the bin; bundles through `exports` with esbuild (browser and Node), and the
+ *   ESM app bundled into one file.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
