@@ -440,9 +440,10 @@ describe("round 24: TypeScript apps against the installed declarations (strict, 
     ])
   })
 
-  it("moduleResolution bundler, and node10 (typesVersions) with every subpath: no diagnostic", () => {
+  it("moduleResolution node16, bundler, and node10 (typesVersions) with every subpath: no diagnostic", () => {
     for (
       const settings of [
+        { module: "node16", moduleResolution: "node16" },
         { module: "preserve", moduleResolution: "bundler" },
         { module: "commonjs", moduleResolution: "node10", esModuleInterop: true }
       ]
