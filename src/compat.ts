@@ -291,17 +291,50 @@ class Life {
  */
 export type Handler<E> = ((event: E) => void) | null
 
+// The three types below are the DOM's, named here: this module's declarations must type-check in a
+// Node app whose `lib` has no "DOM" (@types/node declares Event, EventTarget and
+// EventListenerOptions, not these), with `skipLibCheck: false` (round 24).
+
+/**
+ * A listener for `addEventListener`: a function of the event, or an object with `handleEvent` (the
+ * DOM's `EventListenerOrEventListenerObject`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Listener = ((event: Event) => void) | { handleEvent(event: Event): void }
+
+/**
+ * The options of `addEventListener` (the DOM's `AddEventListenerOptions`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListenerOptions extends EventListenerOptions {
+  once?: boolean
+  passive?: boolean
+  signal?: AbortSignal
+}
+
+/**
+ * What `binaryType` takes, as on a WebSocket (the DOM's `BinaryType`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BinaryType = "arraybuffer" | "blob"
+
 // The base: the platform's EventTarget, typed with the WebSocket event map.
 interface TypedEventTarget {
   addEventListener<K extends keyof WebSocketEventMap>(
     type: K,
     listener: (event: WebSocketEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions
+    options?: boolean | ListenerOptions
   ): void
   addEventListener(
     type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions
+    listener: Listener | null,
+    options?: boolean | ListenerOptions
   ): void
   removeEventListener<K extends keyof WebSocketEventMap>(
     type: K,
@@ -310,7 +343,7 @@ interface TypedEventTarget {
   ): void
   removeEventListener(
     type: string,
-    listener: EventListenerOrEventListenerObject | null,
+    listener: Listener | null,
     options?: boolean | EventListenerOptions
   ): void
   dispatchEvent(event: Event): boolean
@@ -512,17 +545,17 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   override addEventListener<K extends keyof WebSocketEventMap>(
     type: K,
     listener: (event: WebSocketEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions
+    options?: boolean | ListenerOptions
   ): void
   override addEventListener(
     type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions
+    listener: Listener | null,
+    options?: boolean | ListenerOptions
   ): void
   override addEventListener(
     type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions
+    listener: Listener | null,
+    options?: boolean | ListenerOptions
   ): void {
     if (listener === null || listener === undefined) return
     // Not a function or an object (untyped code): the platform's own TypeError, as a browser throws
@@ -540,12 +573,12 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   ): void
   override removeEventListener(
     type: string,
-    listener: EventListenerOrEventListenerObject | null,
+    listener: Listener | null,
     options?: boolean | EventListenerOptions
   ): void
   override removeEventListener(
     type: string,
-    listener: EventListenerOrEventListenerObject | null,
+    listener: Listener | null,
     options?: boolean | EventListenerOptions
   ): void {
     if (listener === null || listener === undefined) return
@@ -555,7 +588,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   // --- events -----------------------------------------------------------------------------
 
   /** A listener that throws is reported (as browsers do), never thrown into lifeline or the process. */
-  private _guard(listener: EventListenerOrEventListenerObject): EventListener {
+  private _guard(listener: Listener): EventListener {
     const known = this._guards.get(listener)
     if (known !== undefined) return known
     const guarded = function(this: unknown, event: Event): void {
