@@ -101,7 +101,7 @@ export const failureRatio = (options: {
   readonly threshold: number
   readonly window: Duration.DurationInput
   readonly minimumCalls: number
-  readonly buckets?: number
+  readonly buckets?: number | undefined
 }): TripPolicy => ({ _tag: "FailureRatio", ...options })
 
 /**
@@ -110,9 +110,9 @@ export const failureRatio = (options: {
  */
 export interface Options {
   /** Named in `CircuitOpenError`. Default "circuit"; the registry uses the endpoint's key. */
-  readonly endpoint?: string
+  readonly endpoint?: string | undefined
   /** Default `consecutiveFailures(5)`. */
-  readonly policy?: TripPolicy
+  readonly policy?: TripPolicy | undefined
   /**
    * Which failures count. Default `defaultIsFailure`: a lifeline error counts when
    * `Reconnect.isRetryable` says so (a 401 is not the endpoint being down), any other error counts.
@@ -120,7 +120,7 @@ export interface Options {
    * defects count nothing. Only `false` is "does not count": a predicate that throws or returns
    * anything else counts the failure.
    */
-  readonly isFailure?: (error: unknown) => boolean
+  readonly isFailure?: ((error: unknown) => boolean) | undefined
   /**
    * The open period: the breaker steps it at each opening (its input: the number of openings
    * since it last closed), so it can grow from one opening to the next; it starts again when the
@@ -129,11 +129,11 @@ export interface Options {
    * opening (done, a delay of zero: `Schedule.forever`, `recurs`, `once`; or one that dies or is not
    * synchronous there) is refused at `make` and `layer`. Default `defaultOpenFor`.
    */
-  readonly openFor?: Schedule.Schedule<unknown, number>
+  readonly openFor?: Schedule.Schedule<unknown, number> | undefined
   /** How many trial calls HalfOpen lets run at once. Default 1. */
-  readonly trials?: number
+  readonly trials?: number | undefined
   /** How many trial successes close the breaker. Default 1. */
-  readonly successes?: number
+  readonly successes?: number | undefined
 }
 
 /**

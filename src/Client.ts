@@ -140,13 +140,13 @@ export interface HeartbeatOptions {
    * `interval`, and frames less than 3/4 `interval` apart need no probes. A dead peer is found at
    * most `interval + timeout` after its last sign of life.
    */
-  readonly interval?: Duration.DurationInput
+  readonly interval?: Duration.DurationInput | undefined
   /** Reconnect (`TimeoutError heartbeat`) if nothing arrives this long after a probe. Default 10 s. */
-  readonly timeout?: Duration.DurationInput
+  readonly timeout?: Duration.DurationInput | undefined
   /** App-level probe for platforms without protocol ping (browsers), e.g. `"ping"`. */
-  readonly message?: Message
+  readonly message?: Message | undefined
   /** Frames that answer `message`; they are kept out of `messages`. */
-  readonly isPong?: (message: Message) => boolean
+  readonly isPong?: ((message: Message) => boolean) | undefined
 }
 
 /**
@@ -160,14 +160,15 @@ export interface Options {
   readonly headers?:
     | Readonly<Record<string, string | Redacted.Redacted<string>>>
     | Effect.Effect<Readonly<Record<string, string | Redacted.Redacted<string>>>>
+    | undefined
   /** Per-connection options: protocols, openTimeout, closeTimeout, maxPayload, perMessageDeflate, inboundCapacity... */
-  readonly connection?: Omit<Connection.Options, "headers">
+  readonly connection?: Omit<Connection.Options, "headers"> | undefined
   /** Any Schedule over the error; default `Reconnect.defaultSchedule` (exponential from 1.1 s, x2, jitter 0.9, at most 30 s). */
-  readonly retry?: Schedule.Schedule<unknown, ClientError>
+  readonly retry?: Schedule.Schedule<unknown, ClientError> | undefined
   /** Which errors to retry; default `Reconnect.isRetryable`. */
-  readonly shouldRetry?: (error: ClientError) => boolean
+  readonly shouldRetry?: ((error: ClientError) => boolean) | undefined
   /** A connection that stayed up this long resets the schedule. Default 5 s. */
-  readonly minUptime?: Duration.DurationInput
+  readonly minUptime?: Duration.DurationInput | undefined
   /**
    * Bounds on the messages accepted and not yet written, queued or with the transport:
    * `capacity` messages (default 1024) and `maxBytes` bytes (default 16 MiB; a single larger
@@ -175,39 +176,45 @@ export interface Options {
    * applies (default `fail`), whether the client is connected or not: a peer that stops reading
    * fills the outbox instead of the process's memory.
    */
-  readonly outbox?: { readonly capacity?: number; readonly maxBytes?: number; readonly overflow?: Overflow }
+  readonly outbox?:
+    | {
+      readonly capacity?: number | undefined
+      readonly maxBytes?: number | undefined
+      readonly overflow?: Overflow | undefined
+    }
+    | undefined
   /** Runs after every (re)connect, before the outbox flushes: authenticate, resubscribe. A failure drops the connection. */
-  readonly onOpen?: (connection: Connection.Connection) => Effect.Effect<void, unknown>
+  readonly onOpen?: ((connection: Connection.Connection) => Effect.Effect<void, unknown>) | undefined
   /** How long `onOpen` may take; past it the connection is dropped with `OnOpenError` (cause: `TimeoutError onOpen`). Default 10 s. */
-  readonly onOpenTimeout?: Duration.DurationInput
+  readonly onOpenTimeout?: Duration.DurationInput | undefined
   /**
    * The least wait between two attempts, whatever `retry` says, so that no schedule (a zero
    * delay, a misconfigured cap) makes a hot loop. Default 100 ms; at least 1 ms. `reconnect`
    * skips it.
    */
-  readonly minRetryDelay?: Duration.DurationInput
+  readonly minRetryDelay?: Duration.DurationInput | undefined
   /** Dead-peer detection; `false` turns it off. */
-  readonly heartbeat?: HeartbeatOptions | false
+  readonly heartbeat?: HeartbeatOptions | false | undefined
   /** How many events an `events` reader may fall behind by before it loses the oldest (each reader its own). Default 64. */
-  readonly eventsCapacity?: number
+  readonly eventsCapacity?: number | undefined
   /**
    * With several endpoints: `roundRobin` (default: in turn), `ordered` (each series of attempts
    * from the first endpoint down; failover), or `random`. Endpoints whose circuit breaker is open
    * are skipped while another is not.
    */
-  readonly strategy?: "ordered" | "roundRobin" | "random"
+  readonly strategy?: "ordered" | "roundRobin" | "random" | undefined
   /**
    * With `ordered`: a Client open on another endpoint tries a handshake with the first one this
    * often, and reconnects to it once it answers.
    */
-  readonly returnToPrimary?: Duration.DurationInput
+  readonly returnToPrimary?: Duration.DurationInput | undefined
   /**
    * While the endpoint's circuit breaker is open (the Client is `Suspended`, with a
    * `CircuitBreaker.layer` in its context): `queue` (default) keeps sends in the outbox as when
    * disconnected; `failFast` fails new sends and `awaitOpen` at once with `CircuitOpenError`, so
    * callers degrade (`Effect.catchTag("CircuitOpenError", fallback)`) instead of waiting.
    */
-  readonly whenSuspended?: "queue" | "failFast"
+  readonly whenSuspended?: "queue" | "failFast" | undefined
 }
 
 /**
@@ -229,7 +236,7 @@ export interface CodecOptions<In, Out> extends Options {
    * `DecodeFailed { error }` on `events`; `"fail"` fails `messages` with the `DecodeError` (then
    * `messages`' error type includes it). The link stays up either way.
    */
-  readonly decodeErrors?: "event" | "fail"
+  readonly decodeErrors?: "event" | "fail" | undefined
 }
 
 /**
@@ -245,7 +252,7 @@ export function make<In, Out>(
   options: CodecOptions<In, Out> & { readonly decodeErrors: "fail" }
 ): Effect.Effect<Client<In, Out, DecodeError>, never, Scope.Scope | Transport>
 export function make<In, Out>(
-  options: CodecOptions<In, Out> & { readonly decodeErrors?: "event" }
+  options: CodecOptions<In, Out> & { readonly decodeErrors?: "event" | undefined }
 ): Effect.Effect<Client<In, Out>, never, Scope.Scope | Transport>
 export function make<In, Out>(
   options: CodecOptions<In, Out>
@@ -351,7 +358,7 @@ export function layer<I, In, Out>(
 ): Layer.Layer<I, never, Transport>
 export function layer<I, In, Out>(
   tag: Context.Tag<I, Client<In, Out>>,
-  options: CodecOptions<In, Out> & { readonly decodeErrors?: "event" }
+  options: CodecOptions<In, Out> & { readonly decodeErrors?: "event" | undefined }
 ): Layer.Layer<I, never, Transport>
 export function layer<I>(tag: Context.Tag<I, Client>, options: Options): Layer.Layer<I, never, Transport>
 // The implementation's: each overload above is checked; a Tag's service type is invariant.

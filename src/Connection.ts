@@ -104,9 +104,9 @@ export interface Connection<In = Message, Out = Message, E = never> {
  */
 export interface Options {
   /** Subprotocols to offer (Sec-WebSocket-Protocol). */
-  readonly protocols?: string | ReadonlyArray<string>
+  readonly protocols?: string | ReadonlyArray<string> | undefined
   /** Extra handshake headers (Node only). Values may be `Redacted`: they never reach an error or log. */
-  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>>
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
   /**
    * TLS for `wss://` (Node only; browsers ignore it): `ca` to trust a private CA, `cert` + `key`
    * (+ `passphrase` for an encrypted key) for a client certificate, `servername`, and
@@ -115,25 +115,25 @@ export interface Options {
    * `ConnectError InvalidOptions`; the values never appear in an error or a log. May be given
    * `Redacted` (e.g. from `Config.redacted`).
    */
-  readonly tls?: TlsOptions | Redacted.Redacted<TlsOptions>
+  readonly tls?: TlsOptions | Redacted.Redacted<TlsOptions> | undefined
   /** How long the handshake may take. Default 10 seconds. */
-  readonly openTimeout?: Duration.DurationInput
+  readonly openTimeout?: Duration.DurationInput | undefined
   /** How long the close handshake may take before the socket is terminated. Default 5 seconds. */
-  readonly closeTimeout?: Duration.DurationInput
+  readonly closeTimeout?: Duration.DurationInput | undefined
   /** Largest inbound message in bytes; a larger one closes the connection with 1009. Default 100 MiB. */
-  readonly maxPayload?: number
+  readonly maxPayload?: number | undefined
   /**
    * Offer permessage-deflate (Node only; browsers always offer it). Default true, as ws and
    * browsers do. A server that accepts it compresses what it sends, and each connection then
    * holds zlib state (tens of KB): `false` for many connections to such a server, or when CPU
    * counts more than bandwidth. `maxPayload` counts the inflated size.
    */
-  readonly perMessageDeflate?: boolean
+  readonly perMessageDeflate?: boolean | undefined
   /**
    * Inbound frames buffered before reading pauses. Default 1024. In a Client, the bound is on the
    * frames unread across all its connections, however many times it reconnects.
    */
-  readonly inboundCapacity?: number
+  readonly inboundCapacity?: number | undefined
   /**
    * Inbound bytes buffered before reading pauses (Node; browsers close with 1008, as for
    * `inboundCapacity`), whichever of the two bounds is reached first. A single larger frame is
@@ -141,15 +141,15 @@ export interface Options {
    * string lengths (UTF-16 code units, at most the UTF-8 size). Default 16 MiB. In a Client, the
    * bound is on the bytes unread across all its connections.
    */
-  readonly inboundBytes?: number
+  readonly inboundBytes?: number | undefined
   /** `sink` waits while more than this many bytes are buffered. Default 1 MiB. */
-  readonly writeHighWaterMark?: number
+  readonly writeHighWaterMark?: number | undefined
   /**
    * Largest outgoing message, in bytes (strings by their UTF-8 size, as sent): `send`, `write`,
    * `sink` and a Client's `send` / `enqueue` fail with `SendError TooLarge` before writing
    * anything. Set it to the peer's known limit. Default: no limit.
    */
-  readonly maxMessageSize?: number
+  readonly maxMessageSize?: number | undefined
 }
 
 /**

@@ -66,18 +66,18 @@ export const isRetryable = (error: ClientError): boolean => {
  */
 export interface BackoffOptions {
   /** The first delay's centre. Default 1.1 s. */
-  readonly base?: Duration.DurationInput
+  readonly base?: Duration.DurationInput | undefined
   /** Growth per attempt. Default 2; below 1 (or NaN) is taken as 1, so delays never shrink. */
-  readonly factor?: number
+  readonly factor?: number | undefined
   /** Largest delay: the centre stops growing at cap / (1 + jitter). Default 30 s. */
-  readonly cap?: Duration.DurationInput
+  readonly cap?: Duration.DurationInput | undefined
   /**
    * How far each delay strays from its centre, as a share of it, from 0 (none) to 1: a delay
    * with centre `d` is uniform in [d x (1 - jitter), d x (1 + jitter)]. Default 0.9; NaN means
    * the default, other values outside [0, 1] are clamped. `{ base: b / 2, jitter: 1 }` is the
    * classic full jitter: uniform in (0, b x factor^n].
    */
-  readonly jitter?: number
+  readonly jitter?: number | undefined
 }
 
 /**

@@ -60,20 +60,20 @@ export interface OpenRequest {
  */
 export interface TlsOptions {
   /** Certificate authorities to trust instead of Node's default list (e.g. a private CA). */
-  readonly ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  readonly ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array> | undefined
   /** Client certificate chain, for servers that ask for one (with `key`). */
-  readonly cert?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  readonly cert?: string | Uint8Array | ReadonlyArray<string | Uint8Array> | undefined
   /** Private key of the client certificate (with `cert`). */
-  readonly key?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  readonly key?: string | Uint8Array | ReadonlyArray<string | Uint8Array> | undefined
   /** The passphrase of an encrypted `key`. */
-  readonly passphrase?: string
+  readonly passphrase?: string | undefined
   /** Server name for SNI and for the certificate check; default the URL's host ("" for an IP). */
-  readonly servername?: string
+  readonly servername?: string | undefined
   /**
    * `false` turns certificate verification off: anyone on the path can then read and change the
    * traffic. Logged once as a warning. Default `true`.
    */
-  readonly rejectUnauthorized?: boolean
+  readonly rejectUnauthorized?: boolean | undefined
 }
 
 /**

@@ -134,25 +134,25 @@ export interface Options {
    * standard constructor (lifeline's browser transport over it). Default: the global `WebSocket`
    * (on Node without one, `ws`).
    */
-  readonly WebSocket?: unknown
+  readonly WebSocket?: unknown | undefined
   /** Largest delay between attempts, ms. Default 10000. */
-  readonly maxReconnectionDelay?: number
+  readonly maxReconnectionDelay?: number | undefined
   /** First delay after a failure, ms; each next one is `reconnectionDelayGrowFactor` times longer. Default 3000. */
-  readonly minReconnectionDelay?: number
+  readonly minReconnectionDelay?: number | undefined
   /** Default 1.3. */
-  readonly reconnectionDelayGrowFactor?: number
+  readonly reconnectionDelayGrowFactor?: number | undefined
   /**
    * lifeline: each delay is uniform in [d, d x (1 + jitter)] (at most `maxReconnectionDelay`), so
    * clients that lost the same server do not all come back in the same instant. Default 0.5; 0
    * gives partysocket's exact delays.
    */
-  readonly reconnectionDelayJitter?: number
+  readonly reconnectionDelayJitter?: number | undefined
   /** A connection up this long resets the retry count and the delays, ms. Default 5000. */
-  readonly minUptime?: number
+  readonly minUptime?: number | undefined
   /** The handshake's time limit, ms. Default 4000. */
-  readonly connectionTimeout?: number
+  readonly connectionTimeout?: number | undefined
   /** Retries after the first attempt, per series (reset by `minUptime`). Default Infinity. */
-  readonly maxRetries?: number
+  readonly maxRetries?: number | undefined
   /**
    * Messages kept while no connection is open (as in partysocket). Default: lifeline's bound,
    * 1024 messages and 16 MiB (partysocket: Infinity). Past it, `send` returns false and an
@@ -160,15 +160,15 @@ export interface Options {
    * has not written yet is bounded by lifeline only (65,536 messages, 16 MiB), so a burst of
    * sends fits as it does with partysocket.
    */
-  readonly maxEnqueuedMessages?: number
+  readonly maxEnqueuedMessages?: number | undefined
   /** Start CLOSED; `reconnect()` connects. Default false. */
-  readonly startClosed?: boolean
+  readonly startClosed?: boolean | undefined
   /** Whether to reconnect after a close event (overrides lifeline's policy for closes). */
-  readonly shouldReconnectOnClose?: (event: CloseEvent) => boolean
+  readonly shouldReconnectOnClose?: ((event: CloseEvent) => boolean) | undefined
   /** lifeline's log lines, to `debugLogger`. Default false. */
-  readonly debug?: boolean
+  readonly debug?: boolean | undefined
   /** Default `console.log`. */
-  readonly debugLogger?: (...args: Array<unknown>) => void
+  readonly debugLogger?: ((...args: Array<unknown>) => void) | undefined
 }
 
 const DEFAULTS = {

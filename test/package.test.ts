@@ -132,7 +132,9 @@ describe("the package's fields for older resolvers", () => {
     }
     expect(manifest.main).toBe(manifest.exports["."]!.default)
     expect(manifest.types).toBe(manifest.exports["."]!.types)
-    const subpaths = Object.entries(manifest.exports).filter(([path]) => path !== ".")
+    // Every subpath but "." and "./package.json" (the manifest itself, which tools read by name).
+    expect(manifest.exports["./package.json"]).toBe("./package.json")
+    const subpaths = Object.entries(manifest.exports).filter(([path]) => path !== "." && path !== "./package.json")
     expect(manifest.typesVersions["*"]).toEqual(
       Object.fromEntries(subpaths.map(([path, entry]) => [path.slice(2), [entry.types]]))
     )
@@ -203,7 +205,7 @@ describe("npm pack", () => {
         const packageJson = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
           name: string
           version: string
-          exports: Record<string, { types: string; default: string }>
+          exports: Record<string, string | { types: string; default: string }>
           bin: Record<string, string>
         }
         expect(packed.name).toBe("effect-lifeline")
@@ -227,10 +229,21 @@ describe("npm pack", () => {
         ]))
         // Every target of `exports` is in the tarball: the entries, and each module by its own path.
         expect(Object.keys(packageJson.exports).sort()).toEqual(
-          [".", "./browser", "./compat", "./platform", "./schema", "./testing", ...modules.map((name) => `./${name}`)]
+          [
+            ".",
+            "./browser",
+            "./compat",
+            "./package.json",
+            "./platform",
+            "./schema",
+            "./testing",
+            ...modules.map((name) => `./${name}`)
+          ]
             .sort()
         )
-        const targets = Object.values(packageJson.exports).flatMap((target) => [target.types, target.default])
+        const targets = Object.values(packageJson.exports).flatMap((target) =>
+          typeof target === "string" ? [target] : [target.types, target.default]
+        )
         expect(paths).toEqual(expect.arrayContaining(targets.map((target) => target.replace(/^\.\//, ""))))
         // `npx effect-lifeline`: the bin is in the tarball, starts with its shebang, and runs from dist/.
         expect(packageJson.bin).toEqual({ "effect-lifeline": "./dist/cli.js" })

@@ -282,13 +282,32 @@ const subpaths = [
   `export const all = [ClientModule.make, Codec.json, Errors.ConnectError, LifelinePlatform.layer, LifelineSchema, NodeTransport.layer, FaultProxy.make]`
 ]
 
-/** With `exactOptionalPropertyTypes`: options built from values that may be undefined. */
+/**
+ * With `exactOptionalPropertyTypes`: options built from values that may be undefined (the runtime
+ * takes `undefined` as absent, and every optional field of the options says `| undefined`).
+ */
 const maybeUndefined = [
-  `import { Connection } from "effect-lifeline"`,
+  `import { Duration } from "effect"`,
+  `import { CircuitBreaker, Client, Connection, Reconnect } from "effect-lifeline"`,
+  `import ReconnectingWebSocket from "effect-lifeline/compat"`,
+  `import { TestServer } from "effect-lifeline/testing"`,
   `const protocols: Array<string> | undefined = process.env["PROTOCOLS"]?.split(",")`,
-  `export const open = Connection.connect("ws://127.0.0.1:1", { protocols })`,
-  `// The workaround: leave the key out when there is no value.`,
-  `export const spread = Connection.connect("ws://127.0.0.1:1", protocols === undefined ? {} : { protocols })`
+  `const capacity: number | undefined = process.env["CAPACITY"] === undefined ? undefined : Number(process.env["CAPACITY"])`,
+  `const interval: Duration.DurationInput | undefined = process.env["INTERVAL"] === undefined ? undefined : Duration.millis(Number(process.env["INTERVAL"]))`,
+  `const ca: string | undefined = process.env["CA"]`,
+  `export const open = Connection.connect("ws://127.0.0.1:1", { protocols, maxPayload: capacity, tls: { ca } })`,
+  `export const client = Client.make({`,
+  `  url: "ws://127.0.0.1:1",`,
+  `  connection: { protocols, openTimeout: interval },`,
+  `  outbox: { capacity, overflow: undefined },`,
+  `  heartbeat: { interval, timeout: undefined },`,
+  `  retry: undefined,`,
+  `  whenSuspended: undefined`,
+  `})`,
+  `export const breaker = CircuitBreaker.make({ endpoint: undefined, trials: capacity })`,
+  `export const backoff = Reconnect.exponentialBackoff({ base: interval, cap: undefined })`,
+  `export const server = TestServer.make({ protocols, maxPayload: capacity })`,
+  `export const socket = new ReconnectingWebSocket("ws://127.0.0.1:1", protocols, { maxRetries: capacity })`
 ]
 
 /** A browser app: `effect-lifeline/browser`, compat and the modules by path, no Node types. */
@@ -366,6 +385,11 @@ beforeAll(() => {
     `  () => console.log("loaded"),`,
     `  (error) => console.log(error.code, error.message)`,
     `)`
+  ])
+  // How tools read a dependency's manifest (its version, its fields): through `exports`.
+  write(join(bareApp(), "manifest.cjs"), [
+    `const manifest = require("effect-lifeline/package.json")`,
+    `console.log(manifest.name, manifest.version, require.resolve("effect-lifeline/package.json"))`
   ])
 }, 120_000)
 
@@ -464,7 +488,7 @@ describe("round 24: TypeScript apps against the installed declarations (strict, 
     }
   })
 
-  it("exactOptionalPropertyTypes, noUncheckedIndexedAccess and the other strictest flags: no diagnostic in the declarations; an option whose value may be undefined is refused (TS2769), though the runtime takes undefined as absent", () => {
+  it("exactOptionalPropertyTypes, noUncheckedIndexedAccess and the other strictest flags: no diagnostic in the declarations, nor for options whose values may be undefined (the runtime takes undefined as absent)", () => {
     const checked = check(nodeApp(), ["src/main.ts", "src/subpaths.ts", "src/maybeUndefined.ts"], {
       ...nodeLib,
       module: "nodenext",
@@ -477,7 +501,7 @@ describe("round 24: TypeScript apps against the installed declarations (strict, 
       noFallthroughCasesInSwitch: true,
       verbatimModuleSyntax: true
     })
-    expect(checked.diagnostics).toEqual(["src/maybeUndefined.ts: TS2769"])
+    expect(checked.diagnostics, checked.messages).toEqual([])
   })
 
   it("a browser app (lib dom, types [], no @types/node or @types/ws installed): effect-lifeline/browser, compat and the modules by path need no Node type", () => {
@@ -514,6 +538,16 @@ describe("round 24: the installed package at run time", () => {
         code: 0,
         stdout: "function object function\nERR_MODULE_NOT_FOUND Cannot find package '@effect/platform' imported from " +
           `${join(bareApp(), "node_modules", "effect-lifeline", "dist", "platform.js")}\n`,
+        stderr: ""
+      })
+    }))
+
+  it.live("effect-lifeline/package.json resolves through exports (tools read a dependency's version so)", () =>
+    Effect.gen(function*() {
+      const ran = yield* run(process.execPath, ["manifest.cjs"], { cwd: bareApp() })
+      expect(ran).toEqual({
+        code: 0,
+        stdout: `effect-lifeline ${version} ${join(bareApp(), "node_modules", "effect-lifeline", "package.json")}\n`,
         stderr: ""
       })
     }))

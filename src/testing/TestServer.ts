@@ -48,7 +48,7 @@ export interface Options {
    * that connection with 1011 "test handler threw"; one whose Promise rejects or whose Effect
    * fails or dies, with 1011 "test handler failed". Never an uncaught error in the process.
    */
-  readonly handler?: "echo" | "ignore" | Handler
+  readonly handler?: "echo" | "ignore" | Handler | undefined
   /**
    * Runs for each connection when it is accepted, e.g. to push a feed's snapshot to every
    * (re)connected client with `peer.send`. May return a Promise or an Effect, as `handler`; a
@@ -56,24 +56,24 @@ export interface Options {
    *
    * @since 0.2.0
    */
-  readonly onConnect?: (peer: Peer) => unknown
+  readonly onConnect?: ((peer: Peer) => unknown) | undefined
   /**
    * Keep every message in `received` (default true). A long run (a soak) turns it off so the test
    * kit's own memory does not grow; `received` is then always empty.
    */
-  readonly record?: boolean
+  readonly record?: boolean | undefined
   /** ws server maxPayload, default 100 MiB */
-  readonly maxPayload?: number
+  readonly maxPayload?: number | undefined
   /**
    * Subprotocols the server accepts: it picks the first one the client offers that is in this
    * list, and none if there is no match. Omitted: ws's default, the first one the client offers.
    */
-  readonly protocols?: ReadonlyArray<string>
+  readonly protocols?: ReadonlyArray<string> | undefined
   /**
    * Serve wss:// with this certificate chain and key (PEM): an https server underneath, and `url`
    * starts with wss://. The certificate must be valid for 127.0.0.1 (an IP subjectAltName).
    */
-  readonly tls?: { readonly cert: string | Uint8Array; readonly key: string | Uint8Array }
+  readonly tls?: { readonly cert: string | Uint8Array; readonly key: string | Uint8Array } | undefined
 }
 
 /**
