@@ -390,6 +390,13 @@ interface ProxyWatch {
   answer: { readonly status: number; readonly text: string } | undefined
   /** The agent handed the request a socket (the tunnel, or the proxy's refusal to replay). */
   socket: boolean
+  /**
+   * The agent names a proxy (its `proxy`, as https-proxy-agent, http-proxy-agent and
+   * socks-proxy-agent keep it): only then is a failure before the socket its proxy's. Another agent
+   * may dial the server itself and fail before handing over a socket (an agent-base `connect` that
+   * awaits TLS, a `createConnection` that calls back with an error).
+   */
+  readonly proxied: boolean
 }
 
 const proxies = new WeakMap<NodeSocket, ProxyWatch>()
@@ -402,8 +409,14 @@ const tidy = (text: string): string => {
   return text.length > 64 ? `${line}…` : line
 }
 
-function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): void {
-  const watch: ProxyWatch = { target: `${url.hostname}:${defaultPort(url)}`, answer: undefined, socket: false }
+function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL, agent: Agent): void {
+  const named: unknown = Reflect.get(agent, "proxy")
+  const watch: ProxyWatch = {
+    target: `${url.hostname}:${defaultPort(url)}`,
+    answer: undefined,
+    socket: false,
+    proxied: typeof named === "string" || (typeof named === "object" && named !== null)
+  }
   proxies.set(socket, watch)
   handshake.once("socket", () => {
     watch.socket = true
@@ -417,7 +430,7 @@ function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL): voi
 
 /**
  * A failure before the proxy answered CONNECT, at an address that is not the target's, or before
- * the agent handed the request a socket: the agent's connection to its proxy failed (nothing
+ * an agent that names a proxy handed the request a socket: the agent's connection to its proxy failed (nothing
  * listens there, it hung up, it reset). Says so; an agent that dials the target itself reports the
  * target's address, left as it is.
  */
@@ -445,7 +458,7 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
   const message = error instanceof Error ? error.message : ""
   // No socket yet: the agent failed on its own connection, to the proxy (Squid's `deny_info
   // TCP_RESET` resets it after reading CONNECT: "read ECONNRESET").
-  if (at === undefined && (message.startsWith("Proxy ") || !proxy.socket)) {
+  if (at === undefined && (message.startsWith("Proxy ") || (proxy.proxied && !proxy.socket))) {
     // TLS to the proxy itself (an https:// proxy URL): its CA is the agent's, not `tls.ca`; the
     // hint after the error's own text (which holds no "; ") is replaced
     const cut = failure.detail.indexOf("; ")
@@ -626,7 +639,7 @@ const openThrough = (
     const handshake: unknown = Reflect.get(ws, "_req")
     if (handshake instanceof ClientRequest) {
       if (request.url.protocol === "wss:") tlsRequests.set(socket, handshake)
-      if (agent !== undefined) watchProxy(socket, handshake, request.url)
+      if (agent !== undefined) watchProxy(socket, handshake, request.url, agent)
     }
   }
   return Either.right(socket)

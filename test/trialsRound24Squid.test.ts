@@ -19,7 +19,7 @@ import { inspect } from "node:util"
 import WS from "ws"
 import { Client, Connection, NodeTransport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
-import { awaitReceived, awaitState, echoOf, firstBackoffAfter, isTag } from "./support/clientKit.js"
+import { awaitReceived, awaitState, echoOf, firstBackoffAfter, isTag, until } from "./support/clientKit.js"
 import { awaitAccepting, freePorts, hasSquid, hasTinyproxy, squid, tinyproxy } from "./support/forwardProxies.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { captureLogs } from "./support/logs.js"
@@ -45,6 +45,20 @@ const through = (agent: HttpsProxyAgent<string>) =>
   Effect.provide(Layer.merge(NodeTransport.layerWith({ agent }), quiet))
 const fast = Schedule.spaced("50 millis")
 const target = (server: { readonly port: number }) => `127.0.0.1:${server.port}`
+
+/**
+ * Squid's access log lines of CONNECT hostPort, once `done` holds of them (Squid logs a tunnel when
+ * it ends, after the Client closed: a fixed sleep is too short on a loaded machine; at most 3 s).
+ */
+const logged = (
+  proxy: { readonly log: () => string },
+  hostPort: string,
+  done: (lines: ReadonlyArray<string>) => boolean
+) => {
+  const read = () => proxy.log().split("\n").filter((line) => line.includes(`CONNECT ${hostPort} `))
+  return until(`Squid's log of CONNECT ${hostPort}`, () => done(read())).pipe(Effect.andThen(Effect.sync(read)))
+}
+const tunnelsOf = (lines: ReadonlyArray<string>) => lines.filter((line) => / TCP_TUNNEL\/200 /.test(line)).length
 
 /** Resources shared by the file: started once before its tests, stopped after them. */
 const shared = <A>(start: Effect.Effect<A, never, Scope.Scope>) => {
@@ -161,8 +175,7 @@ squidDescribe("round 24: through Squid 5.7", () => {
       }).pipe(through(new HttpsProxyAgent(squid.url())))
       // three tunnels a server (one Connection, two Client attempts), each logged when it ended
       for (const server of servers) {
-        yield* Effect.sleep("50 millis")
-        const tunnels = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${target(server)} `))
+        const tunnels = yield* logged(squid, target(server), (lines) => lines.length >= 3)
         expect(tunnels.length).toBe(3)
         for (const line of tunnels) expect(line).toMatch(/ TCP_TUNNEL\/200 /)
       }
@@ -200,9 +213,9 @@ squidDescribe("round 24: through Squid 5.7", () => {
         expect(yield* client.failed).toBe(0)
         yield* client.close()
       }).pipe(through(new HttpsProxyAgent(squid.url())))
-      yield* Effect.sleep("50 millis")
-      // Squid logs a refused tunnel as NONE_NONE/503 (no bytes), one line per attempt
-      const lines = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${target(server)} `))
+      // Squid logs a refused tunnel as NONE_NONE/503 (no bytes), one line per attempt; the second
+      // tunnel's line once the Client closed it
+      const lines = yield* logged(squid, target(server), (lines) => tunnelsOf(lines) >= 2)
       expect(lines[0]).toMatch(/ TCP_TUNNEL\/200 /)
       expect(lines.filter((line) => / NONE_NONE\/503 0 /.test(line)).length).toBe(lines.length - 2)
       expect(lines.at(-1)).toMatch(/ TCP_TUNNEL\/200 /)
@@ -238,8 +251,7 @@ squidDescribe("round 24: through Squid 5.7", () => {
           detail: refusal(hostPort)
         })
         expect(seen.closed).toMatchObject({ _tag: "Closed", error: { _tag: "Some", value: { status: 403 } } })
-        yield* Effect.sleep("50 millis")
-        const lines = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${hostPort} `))
+        const lines = yield* logged(squid, hostPort, (lines) => lines.length >= 1)
         expect(lines.length).toBe(1)
         expect(lines[0]).toMatch(/ TCP_DENIED\/403 /)
       }
@@ -325,8 +337,7 @@ squidDescribe("round 24: through Squid 5.7", () => {
           expect(yield* echoOf(client, "authorised")).toEqual(Option.some("authorised"))
           yield* client.close()
         }).pipe(through(new HttpsProxyAgent(squid.url(CREDENTIALS, port))))
-        yield* Effect.sleep("50 millis")
-        const lines = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${target(server)} `))
+        const lines = yield* logged(squid, target(server), (lines) => lines.length >= 3)
         expect(lines.map((line) => line.match(/ (TCP_\w+\/\d+) /)?.[1])).toEqual([
           "TCP_DENIED/407",
           "TCP_DENIED/407",
@@ -392,8 +403,7 @@ squidDescribe("round 24: through Squid 5.7", () => {
         return Effect.sync(() => socket.close())
       }).pipe(Effect.timeout("5 seconds"), Effect.orDie)
       expect(echoed).toBe("through the proxy")
-      yield* Effect.sleep("50 millis")
-      const tunnels = squid.log().split("\n").filter((line) => line.includes(`CONNECT ${target(server)} `))
+      const tunnels = yield* logged(squid, target(server), (lines) => lines.length >= 1)
       expect(tunnels.map((line) => line.match(/ (TCP_\w+\/\d+) /)?.[1])).toEqual(["TCP_TUNNEL/200"])
       agent.destroy()
     })))
