@@ -410,7 +410,12 @@ const tidy = (text: string): string => {
 }
 
 function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL, agent: Agent): void {
-  const named: unknown = Reflect.get(agent, "proxy")
+  let named: unknown
+  try {
+    named = Reflect.get(agent, "proxy")
+  } catch {
+    // a getter of the user's agent that throws: no proxy named, nothing thrown here
+  }
   const watch: ProxyWatch = {
     target: `${url.hostname}:${defaultPort(url)}`,
     answer: undefined,

@@ -98,4 +98,26 @@ describe("review 24: a failure before the socket is the proxy's only through an 
       })
       expect(yield* server.requests).toBe(0)
     })))
+
+  it.live("an agent whose `proxy` getter throws: nothing thrown, no proxy named, the link opens", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        class Throwing extends Http.Agent {
+          get proxy(): never {
+            throw new Error("proxy getter")
+          }
+        }
+        const agent = new Throwing()
+        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("50 millis"), heartbeat: false })
+          .pipe(
+            through(agent)
+          )
+        yield* awaitState(client, isTag("Open"))
+        yield* client.send("through an odd agent")
+        expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
+        yield* client.close()
+        agent.destroy()
+      }).pipe(Effect.scoped)
+    ))
 })
