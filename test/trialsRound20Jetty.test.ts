@@ -364,9 +364,13 @@ describe("round 20: Jetty stopped (server.stop()) and killed", () => {
           error: { _tag: "Disconnected", code: 1005, reason: "", wasClean: true, initiator: "server" }
         })
         // Jetty's app sees its own stop as "1006 Disconnected", "1006 Failed to open local endpoint"
-        // or "1005 null", by a race inside Jetty.
-        yield* awaitJettyLine(peer, (line) => line.startsWith("CLOSE echo:stop "), "Jetty's close")
-        expect(peer.linesOf("CLOSE echo:stop ")).toEqual([expect.stringMatching(/^(1006 .+|1005 null)$/)])
+        // or "1005 null", by a race inside Jetty; or not at all, when the stop ends before the
+        // endpoint's onClose runs (seen once, on a loaded machine). Jetty prints "STOPPED" once
+        // server.stop() has returned, after any close it reports.
+        yield* awaitJettyLine(peer, (line) => line === "STOPPED", "Jetty's STOPPED")
+        const closes = peer.linesOf("CLOSE echo:stop ")
+        expect(closes.length).toBeLessThanOrEqual(1)
+        for (const close of closes) expect(close).toMatch(/^(1006 .+|1005 null)$/)
         expect(yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 2)).toMatchObject({
           error: { _tag: "ConnectError", reason: "ConnectionRefused" }
         })
