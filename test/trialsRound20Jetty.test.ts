@@ -366,7 +366,7 @@ describe("round 20: Jetty stopped (server.stop()) and killed", () => {
         // Jetty's app sees its own stop as "1006 Disconnected", "1006 Failed to open local endpoint"
         // or "1005 null", by a race inside Jetty; or not at all, when the stop ends before the
         // endpoint's onClose runs (seen once, on a loaded machine). Jetty prints "STOPPED" once
-        // server.stop() has returned, after any close it reports.
+        // server.stop() has returned, and exits.
         yield* awaitJettyLine(peer, (line) => line === "STOPPED", "Jetty's STOPPED")
         const closes = peer.linesOf("CLOSE echo:stop ")
         expect(closes.length).toBeLessThanOrEqual(1)
