@@ -435,9 +435,9 @@ function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL, agen
 
 /**
  * A failure before the proxy answered CONNECT, at an address that is not the target's, or before
- * an agent that names a proxy handed the request a socket: the agent's connection to its proxy failed (nothing
- * listens there, it hung up, it reset). Says so; an agent that dials the target itself reports the
- * target's address, left as it is.
+ * an agent that names a proxy handed the request a socket: the agent's connection to its proxy
+ * failed (nothing listens there, it hung up, it reset, its TLS). Says so, with the proxy's hint;
+ * an agent that dials the target itself reports the target's address, left as it is.
  */
 const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWatch): HandshakeFailure => {
   const answer = proxy.answer
@@ -453,26 +453,18 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
   const at = typeof address === "string" && typeof port === "number"
     ? (address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`)
     : undefined
-  if (at !== undefined && at !== proxy.target && !(byName(proxy.target) && port === portOf(proxy.target))) {
-    const hint = `; ${hintFor(failure.reason)}`
-    const detail = failure.reason === "ConnectionRefused" && failure.detail.endsWith(hint)
-      ? `${failure.detail.slice(0, -hint.length)}; ${PROXY_DOWN}`
-      : failure.detail
-    return { ...failure, detail: `the proxy at ${at} (the agent's), before the tunnel to ${proxy.target}: ${detail}` }
-  }
-  const message = error instanceof Error ? error.message : ""
-  // No socket yet: the agent failed on its own connection, to the proxy (Squid's `deny_info
-  // TCP_RESET` resets it after reading CONNECT: "read ECONNRESET").
-  if (at === undefined && (message.startsWith("Proxy ") || (proxy.proxied && !proxy.socket))) {
-    // TLS to the proxy itself (an https:// proxy URL): its CA is the agent's, not `tls.ca`; the
-    // hint after the error's own text (which holds no "; ") is replaced
-    const cut = failure.detail.indexOf("; ")
-    const detail = failure.reason === "TlsFailed" && cut >= 0
-      ? `${failure.detail.slice(0, cut)}; ${PROXY_TLS}`
-      : failure.detail
-    return { ...failure, detail: `the proxy, before the tunnel to ${proxy.target}: ${detail}` }
-  }
-  return failure
+  const where = at === undefined
+    // No socket yet: the agent failed on its own connection, to the proxy (Squid's `deny_info
+    // TCP_RESET` resets it after reading CONNECT: "read ECONNRESET").
+    ? (error instanceof Error && error.message.startsWith("Proxy ")) || (proxy.proxied && !proxy.socket)
+      ? "the proxy"
+      : undefined
+    : at !== proxy.target && !(byName(proxy.target) && port === portOf(proxy.target))
+    ? `the proxy at ${at} (the agent's)`
+    : undefined
+  if (where === undefined) return failure
+  const own = classifyHandshakeError(error, false, false, true)
+  return { ...own, detail: `${where}, before the tunnel to ${proxy.target}: ${own.detail}` }
 }
 
 const portOf = (target: string): number => Number(target.slice(target.lastIndexOf(":") + 1))
@@ -484,18 +476,12 @@ const portOf = (target: string): number => Number(target.slice(target.lastIndexO
 const byName = (target: string): boolean =>
   Net.isIP(target.slice(0, target.lastIndexOf(":")).replace(/^\[|\]$/g, "")) === 0
 
-const PROXY_TLS = "TLS to the proxy itself (an https:// proxy URL) failed: the proxy's CA goes to the agent's " +
-  "options, e.g. new HttpsProxyAgent(url, { ca }), not to tls.ca"
-
-const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
-  "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
+const CHECK_CREDENTIALS = "check the user and password of the proxy URL given to the agent (not shown here)"
 
 const PROXY_HINTS: Readonly<Record<number, string>> = {
-  407: "the proxy wants credentials, or refused those given: check the user and password of the proxy URL " +
-    "given to the agent (not shown here)",
+  407: `the proxy wants credentials, or refused those given: ${CHECK_CREDENTIALS}`,
   // tinyproxy 1.11 answers wrong credentials with 401 (and none with 407)
-  401: "the proxy refused the credentials given: check the user and password of the proxy URL given to the " +
-    "agent (not shown here)",
+  401: `the proxy refused the credentials given: ${CHECK_CREDENTIALS}`,
   403: "the proxy does not tunnel to this host and port: ask for it to be allowed, or connect directly (NO_PROXY)",
   // tinyproxy's "500 Unable to connect", Squid's 503 (ERR_CONNECT_FAIL): the server, not the proxy
   500: "the proxy failed to open the tunnel (tinyproxy answers 500 when it could not reach the server); " +

@@ -239,22 +239,34 @@ const codeHints = new Map<string, string>([
 /** What the user can do about a failure of this reason. */
 export const hintFor = (reason: ConnectErrorReason): string => hint[reason]
 
+// The failure was the agent's own connection to its proxy (`toProxy`): what to do is the proxy's.
+const PROXY_TLS = "TLS to the proxy itself (an https:// proxy URL) failed: the proxy's CA goes to the agent's " +
+  "options, e.g. new HttpsProxyAgent(url, { ca }), not to tls.ca"
+const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
+  "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
+
 /**
  * Classifies an error that `ws` (or Node's http/tls underneath it) emitted before OPEN; `afterTls`:
  * the connection was wss:// and its TLS handshake had completed; `offeredProtocols`: the request
- * named subprotocols.
+ * named subprotocols; `toProxy`: the error is an agent's, on its connection to its HTTP proxy (the
+ * server was not reached): a refusal or a TLS failure gets the proxy's hint, not the server's.
  */
 export const classifyHandshakeError = (
   error: unknown,
   afterTls = false,
-  offeredProtocols = false
+  offeredProtocols = false,
+  toProxy = false
 ): HandshakeFailure => {
   const code = errorCode(error)
   const message = tidyOpenSsl(errorMessage(error))
   const failure = (reason: ConnectErrorReason): HandshakeFailure => ({
     reason,
     detail: `${message}${code !== undefined && !message.includes(code) ? ` (${code})` : ""}; ${
-      reason === "TlsFailed"
+      toProxy && reason === "TlsFailed"
+        ? PROXY_TLS
+        : toProxy && reason === "ConnectionRefused"
+        ? PROXY_DOWN
+        : reason === "TlsFailed"
         ? tlsHint(code, message)
         : reason === "ConnectionReset" && afterTls
         ? AFTER_TLS
