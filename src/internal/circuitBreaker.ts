@@ -17,6 +17,7 @@ import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as StreamModule from "effect/Stream"
 import * as Subscribable from "effect/Subscribable"
+import type { Options } from "../CircuitBreaker.js"
 import { CircuitOpenError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 import { isRetryable } from "../Reconnect.js"
@@ -38,14 +39,8 @@ export type TripPolicy =
     readonly buckets?: number | undefined
   }
 
-export interface BreakerOptions {
-  readonly endpoint?: string | undefined
-  readonly policy?: TripPolicy | undefined
-  readonly isFailure?: ((error: unknown) => boolean) | undefined
-  readonly openFor?: Schedule.Schedule<unknown, number> | undefined
-  readonly trials?: number | undefined
-  readonly successes?: number | undefined
-}
+/** The public options (`CircuitBreaker.Options`, documented there): one declaration. */
+export type BreakerOptions = Options
 
 export interface CircuitBreaker {
   readonly endpoint: string
