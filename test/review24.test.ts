@@ -16,7 +16,7 @@ import type { Duplex } from "node:stream"
 import * as Tls from "node:tls"
 import { Client, NodeTransport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitState, isTag, until } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 
@@ -102,7 +102,7 @@ describe("review 24: a failure before the socket is the proxy's only through an 
   it.live("an agent whose `proxy` getter throws: nothing thrown, no proxy named, the link opens", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
-        const server = yield* TestServer.make()
+        const server = yield* TestServer.make({ record: true })
         class Throwing extends Http.Agent {
           get proxy(): never {
             throw new Error("proxy getter")
@@ -115,6 +115,8 @@ describe("review 24: a failure before the socket is the proxy's only through an 
           )
         yield* awaitState(client, isTag("Open"))
         yield* client.send("through an odd agent")
+        yield* until("the server received it", () => Effect.map(server.received, (received) => received.length === 1))
+        expect(yield* server.received).toEqual(["through an odd agent"])
         expect(yield* client.state.get).toMatchObject({ _tag: "Open", attempt: 1 })
         yield* client.close()
         agent.destroy()

@@ -397,24 +397,30 @@ afterAll(() => {
   if (tmp !== "") rmSync(tmp, { recursive: true, force: true })
 })
 
+/** `app`'s src/run.ts type-checked under nodenext (no diagnostic), emitted, and run: its output. */
+const checkedAndRun = (app: string) =>
+  Effect.gen(function*() {
+    const checked = check(app, ["src/run.ts"], {
+      ...nodeLib,
+      module: "nodenext",
+      moduleResolution: "nodenext",
+      noEmit: false,
+      outDir: "out"
+    })
+    expect(checked.diagnostics, checked.messages).toEqual([])
+    expect(checked.reached).toEqual(
+      expect.arrayContaining(["dist/index.d.ts", "dist/compat.d.ts", "dist/testing/index.d.ts"])
+    )
+    expect(emitApp(checked)).toBe(true)
+    return yield* run(process.execPath, ["out/run.js"], { cwd: app })
+  })
+
 describe("round 24: TypeScript apps against the installed declarations (strict, skipLibCheck: false)", () => {
   it.live(
     "an ESM app, module nodenext, lib without DOM: no diagnostic; emitted and run, its exact output",
     () =>
       Effect.gen(function*() {
-        const checked = check(nodeApp(), ["src/run.ts"], {
-          ...nodeLib,
-          module: "nodenext",
-          moduleResolution: "nodenext",
-          noEmit: false,
-          outDir: "out"
-        })
-        expect(checked.diagnostics, checked.messages).toEqual([])
-        expect(checked.reached).toEqual(
-          expect.arrayContaining(["dist/index.d.ts", "dist/compat.d.ts", "dist/testing/index.d.ts"])
-        )
-        expect(emitApp(checked)).toBe(true)
-        const ran = yield* run(process.execPath, ["out/run.js"], { cwd: nodeApp() })
+        const ran = yield* checkedAndRun(nodeApp())
         expect(ran).toEqual({
           code: 0,
           stdout: `${appOutput}done Disconnected\n`,
@@ -428,20 +434,8 @@ describe("round 24: TypeScript apps against the installed declarations (strict, 
     "a CommonJS app, module nodenext (TypeScript 5.9 allows require of ESM there): no diagnostic; run with Node's require(esm), two copies of effect",
     () =>
       Effect.gen(function*() {
-        const checked = check(cjsApp(), ["src/run.ts"], {
-          ...nodeLib,
-          module: "nodenext",
-          moduleResolution: "nodenext",
-          noEmit: false,
-          outDir: "out"
-        })
-        expect(checked.diagnostics, checked.messages).toEqual([])
-        expect(checked.reached).toEqual(
-          expect.arrayContaining(["dist/index.d.ts", "dist/compat.d.ts", "dist/testing/index.d.ts"])
-        )
-        expect(emitApp(checked)).toBe(true)
+        const ran = yield* checkedAndRun(cjsApp())
         expect(readFileSync(join(cjsApp(), "out", "main.js"), "utf8")).toContain(`require("effect-lifeline")`)
-        const ran = yield* run(process.execPath, ["out/run.js"], { cwd: cjsApp() })
         expect(ran).toEqual({
           code: 0,
           stdout: `${appOutput}two copies of effect true\n` +
