@@ -496,6 +496,71 @@ squidDescribe("round 24: through Squid 5.7", () => {
         }
       }).pipe(through(new HttpsProxyAgent(proxy().url())))
     })))
+  it.live("a burst as an app streams it (Stream.run(client.sink), 20,000 frames of 1 KiB (20 MB, more than the kernel buffers along the way)), Squid killed once the server has 300: the sink completes; the server gets a prefix on the first link and the rest on the next, each frame once, in order; what is between was written and lost with the first link or failed (MessageFailed), nothing else", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const squid = proxy()
+      const N = 20_000
+      const frame = (k: number) => `${String(k).padStart(6, "0")}${"x".repeat(1018)}`
+      const valueOf = (message: unknown) => Number(String(message).slice(0, 6))
+      let seen = 0
+      const server = yield* TestServer.make({
+        handler: () => {
+          // the proxy dies while the burst goes through it (SIGKILL: the kernel ends its tunnels)
+          if (++seen === 300) Effect.runFork(squid.kill)
+        }
+      })
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("100 millis"),
+          heartbeat: false,
+          eventsCapacity: 100_000
+        })
+        const failed: Array<number> = []
+        yield* Effect.forkScoped(Stream.runForEach(client.events, (event) =>
+          Effect.sync(() => {
+            if (event._tag === "MessageFailed") failed.push(valueOf(event.error.payload))
+          })))
+        yield* client.awaitOpen
+        const [firstPeer] = yield* server.peers
+        const cut = yield* Effect.fork(awaitState(client, isTag("Backoff")))
+        const burst = yield* Effect.fork(
+          Stream.range(1, N).pipe(Stream.map(frame), Stream.run(client.sink), Effect.either)
+        )
+        expect(yield* Fiber.join(cut)).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1006, initiator: "transport" }
+        })
+        yield* until("Squid is down", () => squid.starts() === 1 && seen >= 300)
+        yield* squid.restart
+        yield* awaitState(client, isTag("Open"), "10 seconds")
+        expect((yield* Fiber.join(burst))._tag).toBe("Right")
+        yield* client.send(frame(N + 1))
+        yield* until(
+          "the last frame arrived",
+          () => Effect.map(server.received, (received) => received.length > 0 && valueOf(received.at(-1)) === N + 1),
+          1000
+        )
+        const [nextPeer, ...others] = yield* server.peers
+        expect([others.length, yield* server.accepted]).toEqual([0, 2])
+        const first = (yield* firstPeer!.received).map(valueOf)
+        const second = (yield* nextPeer!.received).map(valueOf).slice(0, -1)
+        // the first link: 1..m, m at least the 300 that killed Squid and short of the burst
+        const m = first.length
+        expect(m).toBeGreaterThanOrEqual(300)
+        expect(m).toBeLessThan(N)
+        expect(first).toEqual(Array.from({ length: m }, (_, index) => index + 1))
+        // the next link: k..N, in order, once
+        const k = second[0]!
+        expect(second).toEqual(Array.from({ length: N - k + 1 }, (_, index) => k + index))
+        // between them: failed, each once and counted, or written to Squid and lost with it
+        expect(k).toBeGreaterThan(m)
+        expect(new Set(failed).size).toBe(failed.length)
+        expect(failed.every((value) => value > m && value < k)).toBe(true)
+        expect(yield* client.failed).toBe(failed.length)
+        yield* client.close()
+      }).pipe(through(new HttpsProxyAgent(squid.url())))
+    })))
 })
 
 tinyDescribe("round 24: through tinyproxy 1.11", () => {
