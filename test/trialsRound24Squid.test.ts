@@ -503,10 +503,11 @@ squidDescribe("round 24: through Squid 5.7", () => {
       const frame = (k: number) => `${String(k).padStart(6, "0")}${"x".repeat(1018)}`
       const valueOf = (message: unknown) => Number(String(message).slice(0, 6))
       let seen = 0
+      let killing: Fiber.RuntimeFiber<void> | undefined
       const server = yield* TestServer.make({
         handler: () => {
           // the proxy dies while the burst goes through it (SIGKILL: the kernel ends its tunnels)
-          if (++seen === 300) Effect.runFork(squid.kill)
+          if (++seen === 300) killing = Effect.runFork(squid.kill)
         }
       })
       yield* Effect.gen(function*() {
@@ -531,7 +532,8 @@ squidDescribe("round 24: through Squid 5.7", () => {
           attempt: 1,
           error: { _tag: "Disconnected", code: 1006, initiator: "transport" }
         })
-        yield* until("Squid is down", () => squid.starts() === 1 && seen >= 300)
+        yield* until("the kill began", () => killing !== undefined)
+        yield* Fiber.join(killing!)
         yield* squid.restart
         yield* awaitState(client, isTag("Open"), "10 seconds")
         expect((yield* Fiber.join(burst))._tag).toBe("Right")
