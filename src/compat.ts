@@ -377,6 +377,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private readonly _options: Options
   private _runtime: ManagedRuntime.ManagedRuntime<TransportService, never> | undefined = undefined
   private _life: Life | undefined = undefined
+  /** The Life whose close event is being dispatched, if any. */
+  private _dispatchingClose: Life | undefined = undefined
   /** A life being closed: the next one starts once it has given back what it did not write. */
   private _ending: Promise<void> = Promise.resolve()
   private _generation = 0
@@ -461,6 +463,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     // Between two Clients (`reconnect`): the next one is about to connect.
     if (life === undefined) return CONNECTING
     if (life.openSession !== undefined && !life.openSession.closeDispatched) return OPEN
+    // While its close event is dispatched, a socket is CLOSED, even if the Client (whose events
+    // may reach this facade late) has already begun the next attempt.
+    if (this._dispatchingClose === life) return CLOSED
     const state = this._runtimeOrThrow.runSync(life.client.state.get)
     return state._tag === "Idle" || state._tag === "Connecting" ? CONNECTING : CLOSED
   }
@@ -632,7 +637,18 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       session.closeDispatched = true
       life.openSession = undefined
     }
-    this._emit(new CloseEvent(code, reason, wasClean))
+    this._emitClose(life, new CloseEvent(code, reason, wasClean))
+  }
+
+  /** A close event of `life`: CLOSED while it is dispatched (see `readyState`). */
+  private _emitClose(life: Life, event: CloseEvent): void {
+    const outer = this._dispatchingClose
+    this._dispatchingClose = life
+    try {
+      this._emit(event)
+    } finally {
+      this._dispatchingClose = outer
+    }
   }
 
   private _toEventData(message: LifelineMessage): unknown {
@@ -979,7 +995,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (error === undefined || life.closing) return
     // A failed attempt: the error, then close 1006 (with why, when it is the last one).
     this._dispatchError(error)
-    this._emit(new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
+    this._emitClose(life, new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
   }
 
   /** The Client left the session it had (if any) with `error`: false when it had none. */

@@ -49,6 +49,31 @@ const upstream = (options: TestServer.Options = {}) =>
 
 const fast = Schedule.spaced("50 millis")
 
+/** Waits (15 s at most) until each record has `n` Open states; otherwise fails with the records. */
+const openTimes = (records: ReadonlyArray<{ readonly states: ReadonlyArray<string> }>, n: number) =>
+  until(
+    `each Client open ${n} times`,
+    () => records.every((r) => r.states.filter((state) => state.startsWith("Open")).length >= n),
+    1_500
+  ).pipe(
+    Effect.catchAllDefect(() =>
+      Effect.dieMessage(`not every Client open ${n} times within 15 s: ${JSON.stringify(records.map((r) => r.states))}`)
+    )
+  )
+
+/** The Backoffs of attempts that never opened (a `Connecting` then a `Backoff` of the same attempt). */
+const failedAttempts = (states: ReadonlyArray<string>): Array<string> =>
+  states.filter((state, k) => state.startsWith("Backoff") && states[k - 1]?.startsWith("Connecting"))
+
+/** The states without attempt numbers, and without the attempts that never opened. */
+const withoutFailedAttempts = (states: ReadonlyArray<string>): Array<string> =>
+  states
+    .filter((state, k) =>
+      !(state.startsWith("Backoff") && states[k - 1]?.startsWith("Connecting")) &&
+      !(state.startsWith("Connecting") && states[k + 1]?.startsWith("Backoff"))
+    )
+    .map((state) => state.replace(/ #\d+/, ""))
+
 describeCaddy("trials behind Caddy 2.6", () => {
   it.scopedLive(
     "reverse_proxy passes text and binary both ways, and close frames (1012 from the upstream, 4001 from the Client); the upstream sees Caddy's X-Forwarded-* headers, the Client's Host, no Origin (none sent)",
@@ -123,39 +148,40 @@ describeCaddy("trials behind Caddy 2.6", () => {
         })
         const refused = yield* Effect.flip(connection.send("too late"))
         expect(refused).toMatchObject({ _tag: "SendError", reason: "NotOpen", payload: "too late" })
-        yield* Effect.forEach(
-          clients,
-          (client) => awaitState(client, (s) => s._tag === "Open" && s.attempt === 2),
-          { discard: true }
-        )
+        yield* openTimes(records, 2)
 
         // another site added, this one untouched: every WebSocket of the old config is closed
         const next = {
           sites: config.sites + `http://127.0.0.1:${other} {\n  bind 127.0.0.1\n  respond "hi"\n}\n`
         }
         expect(yield* proxy.reload(next)).toBe(200)
-        yield* Effect.forEach(
-          clients,
-          (client) => awaitState(client, (s) => s._tag === "Open" && s.attempt === 3),
-          { discard: true }
-        )
-        expect(records.map((r) => r.states)).toEqual([1, 2, 3].map(() => [
-          "Connecting #1",
-          "Open #1",
-          "Backoff #1 Disconnected 1001 server wasClean=true",
-          "Connecting #2",
-          "Open #2",
-          "Backoff #2 Disconnected 1001 server wasClean=true",
-          "Connecting #3",
-          "Open #3"
+        yield* openTimes(records, 3)
+        // Each Client: closed 1001 by each reload, reconnected. A reconnect that reaches Caddy while
+        // it swaps its servers may fail (typed, a ConnectError or a TimeoutError) and is retried:
+        // such attempts are listed apart; on an unloaded machine there are none.
+        const retried = records.map((r) => failedAttempts(r.states))
+        expect(retried.flat().filter((line) => !/^Backoff #\d+ (ConnectError|TimeoutError) /.test(line))).toEqual([])
+        expect(records.map((r) => withoutFailedAttempts(r.states))).toEqual([1, 2, 3].map(() => [
+          "Connecting",
+          "Open",
+          "Backoff Disconnected 1001 server wasClean=true",
+          "Connecting",
+          "Open",
+          "Backoff Disconnected 1001 server wasClean=true",
+          "Connecting",
+          "Open"
         ]))
         // the upstream side of those links: Caddy 2.6.2 writes its close frame to the upstream
         // unmasked; ws refuses it ("MASK must be set", WS_ERR_EXPECTED_MASK) and drops the link:
         // 1006. Unless the Client's answer (1001, masked), which Caddy copies on, got there first.
-        yield* until("the upstream saw the seven links end", () => closes.length === 7)
+        // 3 Clients x 3 links and the Connection's: 10 accepted (more only if a failed attempt
+        // reached the upstream), all but the 3 open ones ended.
+        const accepted = yield* server.accepted
+        expect(accepted - 10).toBeGreaterThanOrEqual(0)
+        expect(accepted - 10).toBeLessThanOrEqual(retried.flat().length)
+        yield* until("the upstream saw every link but the 3 open ones end", () => closes.length === accepted - 3)
         const codes = closes.map((line) => line.split(": ")[1])
         expect(codes.filter((code) => code !== "1006" && code !== "1001")).toEqual([])
-        expect(yield* server.accepted).toBe(10)
       }).pipe(Effect.provide(quietNode)),
     30_000
   )
