@@ -630,17 +630,23 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._emit(new ErrorEvent(error))
   }
 
-  private _dispatchClose(life: Life, code: number, reason: string, wasClean: boolean): void {
-    // The session that was open (if any) ends here: nothing more of it is dispatched.
+  /**
+   * The close event of `life`'s open session (if any): nothing more of it is dispatched after.
+   * `dropped`: the link ended by itself (not `close()` or `reconnect()`): CLOSED while it is
+   * dispatched (see `readyState`); `reconnect()`'s is CONNECTING (its next attempt begins at once).
+   */
+  private _dispatchClose(life: Life, code: number, reason: string, wasClean: boolean, dropped: boolean): void {
     const session = life.openSession
     if (session !== undefined) {
       session.closeDispatched = true
       life.openSession = undefined
     }
-    this._emitClose(life, new CloseEvent(code, reason, wasClean))
+    const event = new CloseEvent(code, reason, wasClean)
+    if (dropped) this._emitClose(life, event)
+    else this._emit(event)
   }
 
-  /** A close event of `life`: CLOSED while it is dispatched (see `readyState`). */
+  /** A close event of `life` for a link that ended by itself: CLOSED while it is dispatched (see `readyState`). */
   private _emitClose(life: Life, event: CloseEvent): void {
     const outer = this._dispatchingClose
     this._dispatchingClose = life
@@ -889,7 +895,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const life = this._life
     if (life === undefined) return
     const opening = this._isOpening(life)
-    if (wasActive) this._dispatchClose(life, code, reason, true)
+    if (wasActive) this._dispatchClose(life, code, reason, true, false)
     this._endLife(life, code, reason, opening)
   }
 
@@ -1024,12 +1030,12 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (error !== undefined && error._tag !== "Disconnected") {
       // The heartbeat found the peer dead, or the like: the error, then the close as it happened.
       this._dispatchError(error)
-      this._dispatchClose(life, drained.code, drained.reason, false)
+      this._dispatchClose(life, drained.code, drained.reason, false, true)
       return
     }
     const closed = error ?? drained
     if (closed.code === 1006) this._dispatchError(closed)
-    this._dispatchClose(life, closed.code, closed.reason, closed.wasClean)
+    this._dispatchClose(life, closed.code, closed.reason, closed.wasClean, true)
   }
 }
 

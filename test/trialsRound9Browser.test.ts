@@ -194,7 +194,9 @@ describeChromium("Chromium, round 9: the browser beyond one page", () => {
     const { context, page: p } = await page()
     const { echo, state } = await pingServer()
     // A timer that fires more than a second late means the page's own timers were stalled.
-    await lab(p, "open", "c", spec(echo.url, { heartbeat: { ...heartbeat, interval: 200, timeout: 200 } }))
+    // interval + timeout (700 ms) under the pause (1,100 ms); a timeout of 500 ms, not less, so
+    // that a pong the loaded test process answers late is not taken for a dead peer.
+    await lab(p, "open", "c", spec(echo.url, { heartbeat: { ...heartbeat, interval: 200, timeout: 500 } }))
     await lab(p, "awaitCount", "c", "Open", 1)
     await eventually("two answered probes", () => state.pings >= 2)
     // Headless Chromium neither hides nor freezes a page (Page.setWebLifecycleState, a minimized

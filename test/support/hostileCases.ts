@@ -87,6 +87,8 @@ export const openTimeoutOf = (want: Expected) =>
   want.outcomes.some((outcome) => outcome.kind === "TimeoutError") ? SHORT_OPEN : LONG_OPEN
 /** How long a Connection's `messages` is read before the test closes it (a silent peer). */
 const READ_BOUND = Duration.millis(250)
+/** The same, for a script whose peer ends the link by itself: a hang guard only (a loaded machine may take more than READ_BOUND). */
+const ENDING_BOUND = Duration.seconds(5)
 /** A scope that takes longer than this to close is a hang (its parts: open, read, close twice). */
 const SCOPE_BOUND = Duration.seconds(15)
 
@@ -183,7 +185,7 @@ const socketsClosed = (sockets: Set<Net.Socket>) =>
   })
 
 /** One script against Connection.connect: its problems, none when lifeline did right. */
-export const connectionCase = (judge: Judge, { options, want, withPeer }: Case) => {
+export const connectionCase = (judge: Judge, { options, staysOpen, want, withPeer }: Case) => {
   const logs = captureLogs(LogLevel.Info)
   const received: Array<string> = []
   const problems: Array<string> = []
@@ -194,7 +196,7 @@ export const connectionCase = (judge: Judge, { options, want, withPeer }: Case) 
         const connection = yield* Connection.connect(url, options)
         const ended = yield* connection.messages.pipe(
           Stream.runForEach((message) => Effect.sync(() => received.push(describeMessage(message)))),
-          Effect.timeoutOption(READ_BOUND)
+          Effect.timeoutOption(staysOpen ? READ_BOUND : ENDING_BOUND)
         )
         return Option.isSome(ended) ? yield* connection.closed : yield* connection.close()
       })).pipe(Effect.disconnect, Effect.exit, Effect.timeoutOption(SCOPE_BOUND))
