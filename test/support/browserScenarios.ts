@@ -276,10 +276,12 @@ export const describeBrowserScenarios = (engine: BrowserEngine): void => {
         const paused = await server()
         await run(paused.pauseReading)
         const large = 8 * 1024 * 1024
-        expect(await refused(p, "clientStart", paused.url, kind, large)).toEqual({
-          outboxSize: 1,
-          refused: "SendError WriteFailed"
-        })
+        const started = await refused(p, "clientStart", paused.url, kind, large)
+        // The refused frame fails at once. The large one is still in the outbox (1), waiting on the
+        // mark, unless the browser took it whole meanwhile (0: seen once in WebKit, on a loaded
+        // machine); the outcomes below hold either way.
+        expect(started.refused).toBe("SendError WriteFailed")
+        expect([0, 1]).toContain(started.outboxSize)
         await run(paused.resumeReading)
         expect(await refused(p, "clientFinish")).toEqual({
           large: { exit: "success", payloadIsFrame: false, cause: "" },
