@@ -9,7 +9,7 @@
  *
  * `describeCaddy` skips its tests with ONE loud warning when Caddy is missing (`.ci/run` installs it).
  */
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
@@ -73,22 +73,40 @@ export interface Caddy {
   readonly log: () => string
 }
 
-const post = (port: number, path: string, body: string, type: string) =>
-  Effect.async<number>((resume) => {
+/**
+ * One POST on a connection of its own (no keep-alive: a socket Caddy's admin server closed after
+ * an earlier load is never reused): its HTTP status, or the request's error.
+ */
+const postOnce = (port: number, path: string, body: string, type: string) =>
+  Effect.async<number, Error>((resume) => {
     const request = Http.request({
       host: "127.0.0.1",
       port,
       path,
       method: "POST",
+      agent: false,
       headers: { "content-type": type, "content-length": Buffer.byteLength(body) }
     }, (response) => {
       response.resume()
       response.on("end", () => resume(Effect.succeed(response.statusCode ?? 0)))
     })
-    request.on("error", () => resume(Effect.succeed(0)))
+    request.on("error", (error) => resume(Effect.fail(error)))
     request.end(body)
     return Effect.sync(() => request.destroy())
   })
+
+/**
+ * POST to the admin API; a request that failed before any answer (under load, once: the test saw
+ * status 0) is sent again, three times at most, 200 ms apart (a load of the same config is
+ * idempotent). Dies with the error and `log()` if it never got an answer.
+ */
+const post = (port: number, path: string, body: string, type: string, log: () => string) =>
+  postOnce(port, path, body, type).pipe(
+    Effect.retry({ times: 3, schedule: Schedule.spaced("200 millis") }),
+    Effect.catchAll((error) =>
+      Effect.dieMessage(`POST ${path} to Caddy's admin API failed: ${error.message}\n${log()}`)
+    )
+  )
 
 /** Caddy on `config`, listening on `ports` (awaited); stopped with the scope. */
 export const caddy = (config: CaddyConfig, ports: ReadonlyArray<number>) =>
@@ -160,7 +178,7 @@ ${next.sites}
     const reload = (next: CaddyConfig) =>
       Effect.suspend(() => {
         const text = render(next)
-        return Effect.tap(post(adminPort, "/load", text, "text/caddyfile"), (status) =>
+        return Effect.tap(post(adminPort, "/load", text, "text/caddyfile", () => log), (status) =>
           Effect.sync(() => {
             if (status !== 200) return
             last = next
