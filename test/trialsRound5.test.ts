@@ -198,13 +198,18 @@ describe("round 5 trials: close and reconnect in each phase on the callback path
       const client = yield* Client.make({
         url: server.url,
         minRetryDelay: "1 minute",
-        connection: { openTimeout: "50 millis" }
+        // Long enough that the reconnect below always comes while Connecting: 50 ms once ran out
+        // first under CI load (a Backoff of a minute, then a new attempt into the hung server).
+        connection: { openTimeout: "5 seconds" }
       })
       // The request reached the server: this attempt hangs until its open timeout.
       for (let turn = 0; turn < 500 && (yield* server.requests) === 0; turn++) yield* Effect.sleep("1 millis")
       expect(yield* server.requests).toBe(1)
-      yield* client.reconnect
+      // The server answers from now on (the hung request stays hung), before the reconnect, so
+      // that the next attempt is answered whenever it comes.
       yield* server.behave
+      expect(yield* client.state.get).toMatchObject({ _tag: "Connecting", attempt: 1 })
+      yield* client.reconnect
       // Without the skip this waits a minute in Backoff (15 s: a hang guard well under that minute;
       // 5 s ran out once in a full run on a slow machine).
       // A new series: attempt 1 again, on the second request.
