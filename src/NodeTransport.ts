@@ -372,7 +372,10 @@ function socketOnError(this: WebSocket, error: Error): void {
   const state = (this as LifelineWebSocket)[kSocket]!
   if (state.phase === OPENED_PHASE) state.listener.onProtocolError(closeCodeOfProtocolError(error), error.message)
   else {
-    const failure = classifyHandshakeError(error, tlsCompleted(state), offeredProtocols.has(state))
+    const failure = classifyHandshakeError(error, {
+      afterTls: tlsCompleted(state),
+      offeredProtocols: offeredProtocols.has(state)
+    })
     const proxy = proxies.get(state)
     state.fail(proxy === undefined ? failure : beforeTunnel(failure, error, proxy))
   }
@@ -463,7 +466,7 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
     ? `the proxy at ${at} (the agent's)`
     : undefined
   if (where === undefined) return failure
-  const own = classifyHandshakeError(error, false, false, true)
+  const own = classifyHandshakeError(error, { toProxy: true })
   return { ...own, detail: `${where}, before the tunnel to ${proxy.target}: ${own.detail}` }
 }
 

@@ -43,6 +43,30 @@ const SECRETS = [PASSWORD, "wrong-Pw7", Buffer.from(CREDENTIALS).toString("base6
 const quiet = Logger.remove(Logger.defaultLogger)
 const through = (agent: HttpsProxyAgent<string>) =>
   Effect.provide(Layer.merge(NodeTransport.layerWith({ agent }), quiet))
+
+/** A plain TestServer and, where openssl is, a wss:// one; the Connection options that trust both. */
+const plainAndTls = (options: TestServer.Options = {}) =>
+  Effect.gen(function*() {
+    const plain = yield* TestServer.make(options)
+    const servers = [plain, ...(certs === undefined ? [] : [yield* TestServer.make({ tls: certs.server })])]
+    const tls = certs === undefined ? {} : { tls: { ca: certs.ca.cert } }
+    return { plain, servers, tls }
+  })
+
+/** "hello" echoed over `connection`. */
+const echoHello = (connection: Connection.Connection) =>
+  Effect.gen(function*() {
+    yield* connection.send("hello")
+    const echo = yield* connection.messages.pipe(Stream.take(1), Stream.runCollect)
+    expect(Chunk.toArray(echo)).toEqual(["hello"])
+  })
+
+/** The server's close (4001 "bye") reaches `connection` as it was sent. */
+const closedByServer = (server: TestServer.TestServer, connection: Connection.Connection) =>
+  Effect.gen(function*() {
+    yield* server.closeAll(4001, "bye")
+    expect(yield* connection.closed).toMatchObject({ _tag: "Disconnected", code: 4001, reason: "bye" })
+  })
 const fast = Schedule.spaced("50 millis")
 const target = (server: { readonly port: number }) => `127.0.0.1:${server.port}`
 
@@ -142,23 +166,18 @@ squidDescribe("round 24: through Squid 5.7", () => {
   it.live("ws:// and wss:// (private CA): echo, the server's close code, a Client's reconnect; the tunnel untouched (no Via), Squid logs TCP_TUNNEL/200", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const squid = proxy()
-      const plain = yield* TestServer.make()
-      const servers = [plain, ...(certs === undefined ? [] : [yield* TestServer.make({ tls: certs.server })])]
-      const tls = certs === undefined ? {} : { tls: { ca: certs.ca.cert } }
+      const { servers, tls } = yield* plainAndTls()
       yield* Effect.gen(function*() {
         for (const server of servers) {
           const connection = yield* Connection.connect(server.url, tls)
-          yield* connection.send("hello")
-          const echo = yield* connection.messages.pipe(Stream.take(1), Stream.runCollect)
-          expect(Chunk.toArray(echo)).toEqual(["hello"])
+          yield* echoHello(connection)
           const headers = yield* server.lastRequestHeaders
           expect([headers["via"], headers["x-forwarded-for"], headers["forwarded"]]).toEqual([
             undefined,
             undefined,
             undefined
           ])
-          yield* server.closeAll(4001, "bye")
-          expect(yield* connection.closed).toMatchObject({ _tag: "Disconnected", code: 4001, reason: "bye" })
+          yield* closedByServer(server, connection)
 
           const client = yield* Client.make({ url: server.url, retry: fast, heartbeat: false, connection: tls })
           yield* client.awaitOpen
@@ -571,17 +590,12 @@ tinyDescribe("round 24: through tinyproxy 1.11", () => {
   it.live("ws:// and wss://: echo, the server's close code; its HTTP/1.0 200 with Proxy-agent read; the server down: its 500 Unable to connect, retried, Open once back", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const { open } = proxies()
-      const plain = yield* TestServer.make({ record: true })
-      const servers = [plain, ...(certs === undefined ? [] : [yield* TestServer.make({ tls: certs.server })])]
-      const tls = certs === undefined ? {} : { tls: { ca: certs.ca.cert } }
+      const { plain, servers, tls } = yield* plainAndTls({ record: true })
       yield* Effect.gen(function*() {
         for (const server of servers) {
           const connection = yield* Connection.connect(server.url, tls)
-          yield* connection.send("hello")
-          const echo = yield* connection.messages.pipe(Stream.take(1), Stream.runCollect)
-          expect(Chunk.toArray(echo)).toEqual(["hello"])
-          yield* server.closeAll(4001, "bye")
-          expect(yield* connection.closed).toMatchObject({ _tag: "Disconnected", code: 4001, reason: "bye" })
+          yield* echoHello(connection)
+          yield* closedByServer(server, connection)
         }
         yield* plain.kill
         const client = yield* Client.make({ url: plain.url, retry: Schedule.spaced("100 millis"), heartbeat: false })

@@ -245,17 +245,23 @@ const PROXY_TLS = "TLS to the proxy itself (an https:// proxy URL) failed: the p
 const PROXY_DOWN = "nothing listens at the proxy's address: the proxy is down, or the proxy URL given to the agent " +
   "(e.g. HTTPS_PROXY) is wrong; retrying helps once it is back"
 
-/**
- * Classifies an error that `ws` (or Node's http/tls underneath it) emitted before OPEN; `afterTls`:
- * the connection was wss:// and its TLS handshake had completed; `offeredProtocols`: the request
- * named subprotocols; `toProxy`: the error is an agent's, on its connection to its HTTP proxy (the
- * server was not reached): a refusal or a TLS failure gets the proxy's hint, not the server's.
- */
+/** What is known of the attempt an error ended (each false when absent). */
+export interface HandshakeContext {
+  /** The connection was wss:// and its TLS handshake had completed. */
+  readonly afterTls?: boolean
+  /** The request named subprotocols. */
+  readonly offeredProtocols?: boolean
+  /**
+   * The error is an agent's, on its connection to its HTTP proxy (the server was not reached): a
+   * refusal or a TLS failure gets the proxy's hint, not the server's.
+   */
+  readonly toProxy?: boolean
+}
+
+/** Classifies an error that `ws` (or Node's http/tls underneath it) emitted before OPEN. */
 export const classifyHandshakeError = (
   error: unknown,
-  afterTls = false,
-  offeredProtocols = false,
-  toProxy = false
+  { afterTls = false, offeredProtocols = false, toProxy = false }: HandshakeContext = {}
 ): HandshakeFailure => {
   const code = errorCode(error)
   const message = tidyOpenSsl(errorMessage(error))
