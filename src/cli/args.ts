@@ -5,6 +5,7 @@
 import * as Either from "effect/Either"
 import { parseArgs } from "node:util"
 import { redactUnparsedUrl } from "../internal/redactUrl.js"
+import { parseProxyUrl } from "./proxy.js"
 
 /** How binary inbound frames are printed in the human format. */
 export type BinaryFormat = "summary" | "base64"
@@ -19,6 +20,8 @@ export interface ConnectCommand {
   readonly caFile: string | undefined
   /** `tls.rejectUnauthorized: false`. */
   readonly insecure: boolean
+  /** `--proxy`: an http:// or https:// proxy (else the environment's, see proxy.ts; "": none). */
+  readonly proxy: string | undefined
   /** Heartbeat interval and timeout in ms; 0 turns it off; undefined: lifeline's default. */
   readonly heartbeatMillis: number | undefined
   readonly reconnect: boolean
@@ -57,6 +60,9 @@ Options of connect:
   -s, --subprotocol <p>    a subprotocol to offer (repeatable)
       --ca <file>          trust the CA certificate(s) in this PEM file (wss://)
       --insecure           do not verify the server's certificate (wss://; never in production)
+      --proxy <url>        connect through this HTTP proxy (CONNECT; http://user:pw@host:port);
+                           without it, HTTPS_PROXY (wss://) or HTTP_PROXY (ws://) is used, except
+                           for NO_PROXY's hosts and loopback (--proxy "": none)
       --heartbeat <ms>     probe the peer after <ms> of silence, drop it after <ms> more
                            (0: off; default 20000 / 10000)
       --no-reconnect       one attempt: a failure or a lost connection ends the program
@@ -120,6 +126,7 @@ const options = {
   subprotocol: { type: "string", short: "s", multiple: true },
   ca: { type: "string" },
   insecure: { type: "boolean" },
+  proxy: { type: "string" },
   heartbeat: { type: "string" },
   "no-reconnect": { type: "boolean" },
   json: { type: "boolean" },
@@ -176,6 +183,10 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
     const protocols = values.subprotocol ?? []
     const empty = protocols.find((protocol) => protocol.trim() === "")
     if (empty !== undefined) return yield* Either.left(new UsageError("-s takes a subprotocol name, got an empty one"))
+    const proxy = values.proxy === undefined || values.proxy.trim() === ""
+      ? undefined
+      : parseProxyUrl(values.proxy, "--proxy")
+    if (typeof proxy === "string") return yield* Either.left(new UsageError(proxy))
     const heartbeatMillis = yield* millis("--heartbeat", values.heartbeat)
     const drainTimeoutMillis = yield* millis("--drain-timeout", values["drain-timeout"])
     const waitMillis = yield* millis("--wait", values.wait)
@@ -186,6 +197,7 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
       protocols,
       caFile: values.ca,
       insecure: values.insecure === true,
+      proxy: values.proxy,
       heartbeatMillis,
       reconnect: values["no-reconnect"] !== true,
       json: values.json === true,

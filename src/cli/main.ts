@@ -7,12 +7,14 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { readFileSync } from "node:fs"
 import { demo } from "../internal/demo/demo.js"
-import { redactUrlsIn } from "../internal/redactUrl.js"
+import { redactUnparsedUrl, redactUrlsIn } from "../internal/redactUrl.js"
 import * as NodeTransport from "../NodeTransport.js"
 import { HELP, parse } from "./args.js"
 import type { Io } from "./connect.js"
 import { connect } from "./connect.js"
 import { ExitCode } from "./exitCodes.js"
+import type { ProxyChoice, ProxyEnv } from "./proxy.js"
+import { chooseProxy } from "./proxy.js"
 import { oneLine } from "./render.js"
 
 /** The package's version: package.json sits one level above both src/cli/ and dist/cli/'s parent. */
@@ -21,15 +23,50 @@ const version = (): string => {
   return String((JSON.parse(text) as { version?: unknown }).version)
 }
 
-export const run = (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
-  const parsed = parse(argv)
-  if (Either.isLeft(parsed)) {
-    // The message may quote an argument: a URL with a password typed where a flag's value or the
-    // command goes. Redacted as the Client's lines are, in one line.
-    io.err(`effect-lifeline: ${oneLine(redactUrlsIn(parsed.left.message))}`)
-    io.err("Run effect-lifeline --help for the usage.")
-    return Promise.resolve(ExitCode.Usage)
+const usage = (io: Io, message: string): Promise<number> => {
+  // The message may quote an argument: a URL with a password typed where a flag's value or the
+  // command goes. Redacted as the Client's lines are, in one line.
+  io.err(`effect-lifeline: ${oneLine(redactUrlsIn(message))}`)
+  io.err("Run effect-lifeline --help for the usage.")
+  return Promise.resolve(ExitCode.Usage)
+}
+
+/**
+ * The Node transport for `connect` to `url`: through the proxy `--proxy` or the environment names
+ * for it (https-proxy-agent's agent, loaded only then; one line says which, its password
+ * redacted), else direct. A URL that does not parse goes direct: the Client reports it.
+ */
+const transport = (choice: ProxyChoice | undefined, url: string, io: Io, json: boolean) => {
+  let proxy: URL | undefined
+  try {
+    const target = new URL(url.trim())
+    // As lifeline dials it: http(s):// is ws(s)://.
+    if (target.protocol === "http:" || target.protocol === "https:") {
+      target.protocol = target.protocol === "http:" ? "ws:" : "wss:"
+    }
+    proxy = choice?.(target)
+  } catch {
+    proxy = undefined
   }
+  if (proxy === undefined) return Effect.succeed(NodeTransport.layer)
+  const through = proxy
+  return Effect.tryPromise(() => import("https-proxy-agent")).pipe(
+    Effect.map(({ HttpsProxyAgent }) => {
+      const said = `through the proxy ${redactUnparsedUrl(through.href)}`
+      if (json) io.out(JSON.stringify({ type: "log", level: "INFO", message: said }))
+      else io.err(`effect-lifeline: ${said}`)
+      return NodeTransport.layerWith({ agent: new HttpsProxyAgent(through) })
+    }),
+    Effect.mapError(() =>
+      "a proxy is set, and connecting through one needs the https-proxy-agent package, which is not installed " +
+      "(npm install https-proxy-agent; it is an optional dependency of effect-lifeline)"
+    )
+  )
+}
+
+export const run = (argv: ReadonlyArray<string>, io: Io, env: ProxyEnv = process.env): Promise<number> => {
+  const parsed = parse(argv)
+  if (Either.isLeft(parsed)) return usage(io, parsed.left.message)
   const command = parsed.right
   let program: Effect.Effect<number>
   switch (command._tag) {
@@ -48,9 +85,22 @@ export const run = (argv: ReadonlyArray<string>, io: Io): Promise<number> => {
     case "Demo":
       program = demo
       break
-    case "Connect":
-      program = Effect.provide(connect(command, io), NodeTransport.layer)
+    case "Connect": {
+      // A proxy variable that cannot work is a usage error, as --proxy is.
+      const choice = chooseProxy(command.proxy, env)
+      if (typeof choice === "string") return usage(io, choice)
+      program = transport(choice, command.url, io, command.json).pipe(
+        Effect.matchEffect({
+          onFailure: (message) =>
+            Effect.sync(() => {
+              io.err(`effect-lifeline: ${message}`)
+              return ExitCode.InvalidInput
+            }),
+          onSuccess: (layer) => Effect.provide(connect(command, io), layer)
+        })
+      )
       break
+    }
   }
   return Effect.runPromise(program.pipe(
     Effect.catchAllCause((cause) =>

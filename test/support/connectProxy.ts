@@ -2,7 +2,8 @@
  * An HTTP CONNECT proxy on 127.0.0.1 (node:http, `server.on("connect")`), as a corporate egress
  * proxy: it can require Basic credentials (407 without them), refuse targets (403), answer 502
  * when the target refuses, count the tunnels it opened, kill every tunnel, blackhole CONNECT
- * (accept and never answer), hang up on CONNECT, go down and come back on the same port. Tunnels only to 127.0.0.1.
+ * (accept and never answer), hang up on CONNECT, go down and come back on the same port. Tunnels only to 127.0.0.1
+ * (named so, or by one of `names`).
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
@@ -12,6 +13,11 @@ import * as Net from "node:net"
 export interface ConnectProxyOptions {
   /** `user:password` the proxy requires in Proxy-Authorization (Basic); none by default. */
   readonly credentials?: string
+  /**
+   * Host names the proxy resolves itself, to 127.0.0.1 (as a corporate proxy reaches internal
+   * names the client cannot): CONNECT to one of these tunnels there. Never looked up by the client.
+   */
+  readonly names?: ReadonlyArray<string>
 }
 
 export interface ConnectProxy {
@@ -96,11 +102,11 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
       if (expected !== undefined && request.headers["proxy-authorization"] !== expected) {
         return answer(client, 407, "Proxy Authentication Required", ["Proxy-Authenticate: Basic realm=\"egress\""])
       }
-      const [host, portText] = target.split(":")
-      if (refused.has(target) || host !== "127.0.0.1" || portText === undefined) {
+      const [host = "", portText] = target.split(":")
+      if (refused.has(target) || !(host === "127.0.0.1" || options.names?.includes(host)) || portText === undefined) {
         return answer(client, 403, "Forbidden")
       }
-      const upstream = Net.connect(Number(portText), host)
+      const upstream = Net.connect(Number(portText), "127.0.0.1")
       track(upstream)
       // 502 only while connecting: once the tunnel is up, its bytes are the client's (a reset
       // there ends the tunnel, as a real proxy does, below).
