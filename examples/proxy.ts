@@ -19,35 +19,12 @@ export interface ProxyEnv {
   readonly NO_PROXY?: string | undefined
 }
 
-/**
- * Whether `NO_PROXY` (comma-separated: `*`, host names, `.domain` or `domain` for a domain and its
- * subdomains, IP addresses (`[::1]` for IPv6 with a port), each with an optional `:port`) says to
- * connect to `url` directly.
- */
-export const bypasses = (noProxy: string | undefined, url: URL): boolean => {
-  const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase()
-  const port = url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
-  return (noProxy ?? "").split(",").map((entry) => entry.trim().toLowerCase()).some((entry) => {
-    if (entry === "*") return true
-    // `[::1]:8080` and `::1` are IPv6 addresses; a single colon before digits is a port.
-    const bracketed = /^\[([^\]]*)\](?::(\d+))?$/.exec(entry)
-    const [name = "", entryPort] = bracketed !== null
-      ? [bracketed[1], bracketed[2]]
-      : entry.split(":").length > 2
-      ? [entry, undefined]
-      : entry.split(/:(?=\d+$)/)
-    const domain = name.replace(/^\*?\./, "")
-    return domain !== "" && (entryPort === undefined || entryPort === port) &&
-      (host === domain || host.endsWith(`.${domain}`))
-  })
-}
-
 /** The Node transport for `env`: through the proxy when `HTTPS_PROXY` is set, direct to the `NO_PROXY` hosts. */
 export const transportFor = (env: ProxyEnv) => {
   const proxy = env.HTTPS_PROXY
   if (proxy === undefined || proxy === "") return NodeTransport.layer
   const agent = new HttpsProxyAgent(proxy)
-  return NodeTransport.layerWith({ agent: (url) => bypasses(env.NO_PROXY, url) ? undefined : agent })
+  return NodeTransport.layerWith({ agent: (url) => NodeTransport.bypassesProxy(env.NO_PROXY, url) ? undefined : agent })
 }
 
 /** The app: one Client, one message out, its answer back. */

@@ -804,3 +804,41 @@ export const makeWith = (options: Options): Transport => {
  * @category layers
  */
 export const layerWith = (options: Options): Layer.Layer<Transport> => Layer.succeed(Transport, makeWith(options))
+
+/**
+ * Whether `NO_PROXY` (comma- or space-separated: `*`, host names, `.domain` or `domain` for a
+ * domain and its subdomains, IP addresses (`[::1]` for IPv6 with a port), each with an optional
+ * `:port`) says to connect to `url` directly: for `layerWith`'s `agent` as a function of the URL,
+ * as curl and most tools read the variable. The host is compared as the URL gives it (lower case,
+ * IPv6 without brackets); a URL without a port has its scheme's (443 for wss://, else 80).
+ *
+ * @example
+ * import { NodeTransport } from "effect-lifeline"
+ * import { HttpsProxyAgent } from "https-proxy-agent"
+ *
+ * const proxy = process.env.HTTPS_PROXY
+ * const agent = proxy === undefined ? undefined : new HttpsProxyAgent(proxy)
+ * const transport = NodeTransport.layerWith({
+ *   agent: (url) => NodeTransport.bypassesProxy(process.env.NO_PROXY, url) ? undefined : agent
+ * })
+ *
+ * @since 0.2.0
+ * @category proxies
+ */
+export const bypassesProxy = (noProxy: string | undefined, url: URL): boolean => {
+  const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase()
+  const port = url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
+  return (noProxy ?? "").split(/[\s,]+/).map((entry) => entry.trim().toLowerCase()).some((entry) => {
+    if (entry === "*") return true
+    // `[::1]:8080` and `::1` are IPv6 addresses; a single colon before digits is a port.
+    const bracketed = /^\[([^\]]*)\](?::(\d+))?$/.exec(entry)
+    const [name = "", entryPort] = bracketed !== null
+      ? [bracketed[1], bracketed[2]]
+      : entry.split(":").length > 2
+      ? [entry, undefined]
+      : entry.split(/:(?=\d+$)/)
+    const domain = name.replace(/^\*?\./, "")
+    return domain !== "" && (entryPort === undefined || entryPort === port) &&
+      (host === domain || host.endsWith(`.${domain}`))
+  })
+}

@@ -9,15 +9,20 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { PassThrough } from "node:stream"
 import { parse } from "../src/cli/args.js"
 import { ExitCode } from "../src/cli/exitCodes.js"
 import { run } from "../src/cli/main.js"
 import type { ProxyEnv } from "../src/cli/proxy.js"
-import { bypasses, chooseProxy } from "../src/cli/proxy.js"
+import { chooseProxy } from "../src/cli/proxy.js"
+import { bypassesProxy } from "../src/NodeTransport.js"
 import { TestServer } from "../src/testing/index.js"
 import * as ConnectProxy from "./support/connectProxy.js"
 import { freePorts, hasSquid, squid } from "./support/forwardProxies.js"
+import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 
 const SECRET = "s3cret-pw"
 
@@ -51,20 +56,13 @@ describe("the CLI's proxy choice", () => {
     expect(chosen("", env, "wss://api.example.com/")).toBe("direct")
   })
 
-  it("NO_PROXY: *, names, .domain and domain (its subdomains), IP addresses, [::1], each with an optional port; commas or spaces; it applies to --proxy too", () => {
+  it("NO_PROXY (NodeTransport.bypassesProxy; test/examples.test.ts has its cases): commas or spaces, *.domain; it applies to --proxy too", () => {
     const url = (text: string) => new URL(text)
-    expect(bypasses("*", url("wss://a.example.com/"))).toBe(true)
-    expect(bypasses("example.com", url("wss://a.example.com/"))).toBe(true)
-    expect(bypasses(".example.com", url("wss://example.com/"))).toBe(true)
-    expect(bypasses("*.example.com", url("wss://b.a.example.com/"))).toBe(true)
-    expect(bypasses("example.com", url("wss://notexample.com/"))).toBe(false)
-    expect(bypasses("example.com:443", url("wss://example.com/"))).toBe(true)
-    expect(bypasses("example.com:443", url("ws://example.com/"))).toBe(false)
-    expect(bypasses("10.0.0.5 internal", url("ws://internal:81/"))).toBe(true)
-    expect(bypasses("10.0.0.5,internal", url("ws://10.0.0.5/"))).toBe(true)
-    expect(bypasses("[::1]:9", url("ws://[::1]:9/"))).toBe(true)
-    expect(bypasses("::1", url("ws://[::1]:9/"))).toBe(true)
-    expect(bypasses("", url("ws://example.com/"))).toBe(false)
+    expect(bypassesProxy("*.example.com", url("wss://b.a.example.com/"))).toBe(true)
+    expect(bypassesProxy("example.com", url("wss://notexample.com/"))).toBe(false)
+    expect(bypassesProxy("example.com:443", url("ws://example.com/"))).toBe(false)
+    expect(bypassesProxy("10.0.0.5 internal", url("ws://internal:81/"))).toBe(true)
+    expect(bypassesProxy("10.0.0.5,internal", url("ws://10.0.0.5/"))).toBe(true)
     expect(chosen("http://p:3128", { NO_PROXY: "example.com" }, "wss://api.example.com/")).toBe("direct")
     expect(chosen(undefined, { HTTPS_PROXY: "http://p:3128", no_proxy: ".example.com" }, "wss://api.example.com/"))
       .toBe("direct")
@@ -200,6 +198,27 @@ describe("connect through a CONNECT proxy (the test kit's, on 127.0.0.1)", () =>
         expect([...session.out, ...session.err].join("\n")).not.toContain("wrong-pw")
       })
     ))
+})
+
+describe("connect to wss:// through the kit's proxy", () => {
+  it.scopedLive.skipIf(!hasOpenssl)(
+    "--proxy and --ca: TLS runs end to end inside the tunnel (the proxy sees only CONNECT host:port), verified against the CA given; echoed; exit 0",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* Effect.acquireRelease(
+          Effect.sync(() => mkdtempSync(join(tmpdir(), "lifeline-cli-proxy-"))),
+          (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+        )
+        const material = makeMaterial(dir, "lifeline cli proxy test CA")
+        const server = yield* TestServer.make({ tls: { cert: material.serverCert, key: material.serverKey } })
+        expect(server.url.startsWith("wss://")).toBe(true)
+        const proxy = yield* ConnectProxy.make()
+        const { code } = yield* echoOnce(["--proxy", proxy.url(), "--ca", material.caFile, server.url], {})
+        expect(code).toBe(ExitCode.Ok)
+        expect(proxy.requests()).toEqual([new URL(server.url).host])
+        expect(proxy.tunnels()).toBe(1)
+      })
+  )
 })
 
 describe("connect through Squid 5.7", () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, ConfigError, Duration, Effect, Exit, Fiber, Logger, Option, TestClock } from "effect"
-import { CircuitOpenError, ConnectError, Disconnected, OnOpenError, TimeoutError } from "effect-lifeline"
+import { CircuitOpenError, ConnectError, Disconnected, NodeTransport, OnOpenError, TimeoutError } from "effect-lifeline"
 import { TestServer } from "effect-lifeline/testing"
 import * as Config from "../examples/config.js"
 import * as Fleet from "../examples/fleet.js"
@@ -211,18 +211,18 @@ describe("examples/proxy.ts", () => {
       expect(proxy.requests()).toEqual([`127.0.0.1:${server.port}`])
     }).pipe(quiet))
 
-  it("bypasses: *, names, domains and their subdomains, ports", () => {
+  it("NodeTransport.bypassesProxy, which it reads NO_PROXY with: *, names, domains and their subdomains, ports", () => {
     const url = (text: string) => new URL(text)
-    expect(Proxy.bypasses("*", url("wss://feed.example.com/"))).toBe(true)
-    expect(Proxy.bypasses(".example.com", url("wss://feed.example.com/"))).toBe(true)
-    expect(Proxy.bypasses("example.com", url("wss://example.com/"))).toBe(true)
-    expect(Proxy.bypasses("example.com:443", url("wss://example.com/"))).toBe(true)
-    expect(Proxy.bypasses("example.com:8443", url("wss://example.com/"))).toBe(false)
-    expect(Proxy.bypasses("ample.com", url("wss://example.com/"))).toBe(false)
-    expect(Proxy.bypasses(undefined, url("ws://127.0.0.1:1/"))).toBe(false)
-    expect(Proxy.bypasses("127.0.0.1", url("ws://127.0.0.1:1/"))).toBe(true)
-    expect(Proxy.bypasses("::1", url("ws://[::1]:1/"))).toBe(true)
-    expect(Proxy.bypasses("[::1]:1", url("ws://[::1]:1/"))).toBe(true)
-    expect(Proxy.bypasses("[::1]:2", url("ws://[::1]:1/"))).toBe(false)
+    expect(NodeTransport.bypassesProxy("*", url("wss://feed.example.com/"))).toBe(true)
+    expect(NodeTransport.bypassesProxy(".example.com", url("wss://feed.example.com/"))).toBe(true)
+    expect(NodeTransport.bypassesProxy("example.com", url("wss://example.com/"))).toBe(true)
+    expect(NodeTransport.bypassesProxy("example.com:443", url("wss://example.com/"))).toBe(true)
+    expect(NodeTransport.bypassesProxy("example.com:8443", url("wss://example.com/"))).toBe(false)
+    expect(NodeTransport.bypassesProxy("ample.com", url("wss://example.com/"))).toBe(false)
+    expect(NodeTransport.bypassesProxy(undefined, url("ws://127.0.0.1:1/"))).toBe(false)
+    expect(NodeTransport.bypassesProxy("127.0.0.1", url("ws://127.0.0.1:1/"))).toBe(true)
+    expect(NodeTransport.bypassesProxy("::1", url("ws://[::1]:1/"))).toBe(true)
+    expect(NodeTransport.bypassesProxy("[::1]:1", url("ws://[::1]:1/"))).toBe(true)
+    expect(NodeTransport.bypassesProxy("[::1]:2", url("ws://[::1]:1/"))).toBe(false)
   })
 })

@@ -1,11 +1,12 @@
 /**
  * `connect`'s HTTP proxy: `--proxy <url>`, or the variables curl and most tools read
  * (`HTTPS_PROXY` for wss://, `HTTP_PROXY` for ws://, either case; `NO_PROXY`). Pure: the
- * environment and the agent's constructor are given. The connection goes through the proxy by
+ * environment is given. The connection goes through the proxy by
  * HTTP CONNECT with https-proxy-agent's agent, the one ws users pass (lifeline's Node transport
  * reads its answers: a 407 or a 403 is named as the proxy's).
  */
 import { redactUnparsedUrl } from "../internal/redactUrl.js"
+import { bypassesProxy } from "../NodeTransport.js"
 
 /** The variables read, by name (both cases, as curl reads them). */
 export type ProxyEnv = Readonly<Record<string, string | undefined>>
@@ -45,29 +46,6 @@ const isLoopback = (host: string): boolean =>
   host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)
 
 /**
- * Whether `NO_PROXY` (comma- or space-separated: `*`, host names, `.domain` or `domain` for a
- * domain and its subdomains, IP addresses (`[::1]` for IPv6 with a port), each with an optional
- * `:port`) says to connect to `url` directly.
- */
-export const bypasses = (noProxy: string | undefined, url: URL): boolean => {
-  const host = hostOf(url)
-  const port = url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
-  return (noProxy ?? "").split(/[\s,]+/).map((entry) => entry.trim().toLowerCase()).some((entry) => {
-    if (entry === "*") return true
-    // `[::1]:8080` and `::1` are IPv6 addresses; a single colon before digits is a port.
-    const bracketed = /^\[([^\]]*)\](?::(\d+))?$/.exec(entry)
-    const [name = "", entryPort] = bracketed !== null
-      ? [bracketed[1], bracketed[2]]
-      : entry.split(":").length > 2
-      ? [entry, undefined]
-      : entry.split(/:(?=\d+$)/)
-    const domain = name.replace(/^\*?\./, "")
-    return domain !== "" && (entryPort === undefined || entryPort === port) &&
-      (host === domain || host.endsWith(`.${domain}`))
-  })
-}
-
-/**
  * The proxy choice for `connect`: `--proxy` for every URL (NO_PROXY still applies; `--proxy ""`:
  * none), else
  * `HTTPS_PROXY` for wss:// and `HTTP_PROXY` for ws:// (never for a loopback host), else none.
@@ -80,7 +58,7 @@ export const chooseProxy = (flag: string | undefined, env: ProxyEnv): ProxyChoic
     if (flag.trim() === "") return undefined
     const proxy = parseProxyUrl(flag, "--proxy")
     if (typeof proxy === "string") return proxy
-    return (url) => bypasses(noProxy, url) ? undefined : proxy
+    return (url) => bypassesProxy(noProxy, url) ? undefined : proxy
   }
   const https = variable(env, "https_proxy")
   const http = variable(env, "http_proxy")
@@ -90,5 +68,5 @@ export const chooseProxy = (flag: string | undefined, env: ProxyEnv): ProxyChoic
   if (typeof secure === "string") return secure
   if (typeof plain === "string") return plain
   return (url) =>
-    isLoopback(hostOf(url)) || bypasses(noProxy, url) ? undefined : url.protocol === "wss:" ? secure : plain
+    isLoopback(hostOf(url)) || bypassesProxy(noProxy, url) ? undefined : url.protocol === "wss:" ? secure : plain
 }
