@@ -16,7 +16,8 @@
  *   each setting below). Parsed declarations are shared between Programs (as a language service's
  *   document registry shares them), which takes each check from seconds to under one.
  * - Runs: the ESM app and the CommonJS app under Node (require of ESM), an app without
- *   @effect/platform, the bin; bundles through `exports` with esbuild (browser and Node), and the
+ *   @effect/platform, the bin (and its --proxy without and with the optional https-proxy-agent,
+ *   in a third app dir, `proxied`); bundles through `exports` with esbuild (browser and Node), and the
  *   ESM app bundled into one file.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -39,6 +40,7 @@ import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
 import { TestServer } from "../src/testing/index.js"
+import * as ConnectProxy from "./support/connectProxy.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const repositoryModules = realpathSync(join(root, "node_modules"))
@@ -564,6 +566,59 @@ describe("round 24: the installed package at run time", () => {
           stderr: `* connecting to ${url} (attempt 1)\n* open ${url} (attempt 1)\n* closed\n`
         })
         expect(yield* server.received).toEqual(["hello from stdin"])
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
+
+describe("round 24: the installed CLI behind an HTTP proxy (https-proxy-agent, an optional dependency)", () => {
+  it.live(
+    "without https-proxy-agent installed (optional dependencies left out): --proxy ends with exit 3, saying what to install; the proxy's password is never printed",
+    () =>
+      Effect.gen(function*() {
+        const bin = join(nodeApp(), "node_modules", ".bin", "effect-lifeline")
+        const ran = yield* run(bin, ["connect", "--proxy", "http://user:pw@127.0.0.1:9", "ws://echo.test:1/"], {
+          cwd: nodeApp()
+        })
+        expect(ran).toEqual({
+          code: 3,
+          stdout: "",
+          stderr: "effect-lifeline: a proxy is set, and connecting through one needs the https-proxy-agent package, " +
+            "which is not installed (npm install https-proxy-agent; it is an optional dependency of effect-lifeline)\n"
+        })
+      }),
+    60_000
+  )
+
+  it.live(
+    "with it installed as npm lays optional dependencies out (https-proxy-agent, agent-base, debug, ms): HTTP_PROXY takes a ws:// line through the proxy and its echo back",
+    () =>
+      Effect.gen(function*() {
+        const app = join(tmp, "proxied")
+        makeApp(app, ["effect", "ws", "https-proxy-agent", "agent-base", "debug", "ms"])
+        const server = yield* TestServer.make()
+        const proxy = yield* ConnectProxy.make({ names: ["echo.test"] })
+        const target = `ws://echo.test:${server.port}/`
+        const cli = join(app, "node_modules", "effect-lifeline", "dist", "cli.js")
+        const ran = yield* Effect.async<{ code: number | null; stdout: string; stderr: string }>((resume) => {
+          const child = execFile(process.execPath, [cli, "connect", "--wait", "200", target], {
+            cwd: app,
+            timeout: 20_000,
+            env: { ...process.env, HTTP_PROXY: proxy.url(), NO_PROXY: "" }
+          }, (error, stdout, stderr) =>
+            resume(Effect.succeed({ code: error === null ? 0 : error.code as number, stdout, stderr })))
+          child.stdin?.end("hello via the proxy\n")
+          return Effect.sync(() =>
+            child.kill()
+          )
+        })
+        expect(ran).toEqual({
+          code: 0,
+          stdout: "hello via the proxy\n",
+          stderr: `effect-lifeline: through the proxy ${proxy.url()}/\n* connecting to ${target} (attempt 1)\n` +
+            `* open ${target} (attempt 1)\n* closed\n`
+        })
+        expect(proxy.requests()).toEqual([`echo.test:${server.port}`])
       }).pipe(Effect.scoped),
     60_000
   )
