@@ -28,9 +28,11 @@ export default defineConfig({
     include: ["test/**/*.test.ts", "examples/**/*.test.ts"],
     pool: "forks",
     // One test file more than the cores: most of the suite waits on sockets, timers and child
-    // processes (the CLI, Chromium, Python, nginx, HAProxy), so on a 2-core machine three forks
-    // take the suite from about 200 s (two) to about 150 s, and it still passed under two CPU hogs.
-    // (Vitest's default, one fork fewer than the cores, is one here.)
+    // processes (the CLI, browsers, Python, nginx, HAProxy...), so on a 2-core machine three forks
+    // beat two (when the suite took 150 s: 200 s with two), and it still passed under two CPU hogs.
+    // (Vitest's default, one fork fewer than the cores, is one here.) Each file has a process of
+    // its own: `--no-isolate` took a run from about 505 s to 366-403 s, but tests read state a
+    // previous file left (docs/trials.md, "the suite's time").
     maxWorkers: availableParallelism() + 1,
     minWorkers: 1,
     // The WHATWG WebSocket is behind a flag on Node 20; BrowserTransport tests need it.
