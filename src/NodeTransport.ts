@@ -24,6 +24,7 @@ import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import { install as installNodeTimers } from "./internal/primitives/nodeTimers.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
+import { redactUrl } from "./internal/redactUrl.js"
 import { install as installUrlOnlySettings } from "./internal/urlOnlySettings.js"
 import type { Message, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
 import { Transport } from "./Transport.js"
@@ -390,7 +391,7 @@ function socketOnError(this: WebSocket, error: Error): void {
  */
 interface ProxyWatch {
   readonly target: string
-  answer: { readonly status: number; readonly text: string } | undefined
+  answer: { readonly status: number; readonly text: string; readonly location: string | undefined } | undefined
   /** The agent handed the request a socket (the tunnel, or the proxy's refusal to replay). */
   socket: boolean
   /**
@@ -432,7 +433,17 @@ function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL, agen
   handshake.once("proxyConnect", (connect: unknown) => {
     const status: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusCode") : 0
     const text: unknown = typeof connect === "object" && connect !== null ? Reflect.get(connect, "statusText") : ""
-    watch.answer = { status: typeof status === "number" ? status : 0, text: typeof text === "string" ? tidy(text) : "" }
+    const headers: unknown = typeof connect === "object" && connect !== null
+      ? Reflect.get(connect, "headers")
+      : undefined
+    const location: unknown = typeof headers === "object" && headers !== null
+      ? Reflect.get(headers, "location")
+      : undefined
+    watch.answer = {
+      status: typeof status === "number" ? status : 0,
+      text: typeof text === "string" ? tidy(text) : "",
+      location: typeof location === "string" ? location : undefined
+    }
   })
 }
 
@@ -448,7 +459,10 @@ const beforeTunnel = (failure: HandshakeFailure, error: unknown, proxy: ProxyWat
     // The proxy refused, and Node's HTTP parser then refused its answer (a header name with a
     // space, a control character): still the proxy's status, not a server's protocol violation.
     if (answer.status === 200 || !(answer.status >= 100 && answer.status <= 599)) return failure
-    const refused = { reason: "HandshakeRejected", detail: proxyRefused(proxy, answer.status, answer.text) } as const
+    const refused = {
+      reason: "HandshakeRejected",
+      detail: proxyRefused(proxy, answer.status, answer.text, answer.location)
+    } as const
     return { ...refused, status: answer.status, ...(failure.cause === undefined ? {} : { cause: failure.cause }) }
   }
   const address: unknown = typeof error === "object" && error !== null ? Reflect.get(error, "address") : undefined
@@ -496,15 +510,37 @@ const PROXY_HINTS: Readonly<Record<number, string>> = {
   504: "the proxy timed out reaching the server; retrying helps once it is back"
 }
 
-// Squid's `deny_info <url>` answers a refused CONNECT with a redirect to the proxy's own page.
-const PROXY_REDIRECT = "the proxy refused the tunnel and redirects to a page of its own (a policy or login page, " +
-  "for a browser): ask for the host to be allowed, or connect directly (NO_PROXY)"
+/** The longest redirect target of a proxy shown in a detail. */
+const MAX_PROXY_LOCATION = 200
+
+/**
+ * Squid's `deny_info <url>` (and captive portals) answer a refused CONNECT with a redirect to the
+ * proxy's own page: where it points, when it is an absolute http(s) URL (redacted: its query
+ * values and user info go; at most 200 characters).
+ */
+const proxyRedirect = (location: string | undefined): string => {
+  let page = ""
+  try {
+    const url = location === undefined ? undefined : new URL(location)
+    if (url !== undefined && (url.protocol === "http:" || url.protocol === "https:")) {
+      const shown = redactUrl(url)
+      // quoted: a URL in a detail runs to its closing quote (redactUrlsIn reads it again)
+      page = shown.length > MAX_PROXY_LOCATION
+        ? ` ("${shown.slice(0, MAX_PROXY_LOCATION)}", its first ${MAX_PROXY_LOCATION} characters)`
+        : ` ("${shown}")`
+    }
+  } catch {
+    // relative, or not a URL: not shown
+  }
+  return `the proxy refused the tunnel and redirects to a page of its own${page} (a policy or login page, ` +
+    "for a browser): ask for the host to be allowed, or connect directly (NO_PROXY)"
+}
 
 /** The proxy refused the tunnel: its status, said to be the proxy's. */
-const proxyRefused = (proxy: ProxyWatch, status: number, text: string): string =>
+const proxyRefused = (proxy: ProxyWatch, status: number, text: string, location: string | undefined): string =>
   `the HTTP proxy answered CONNECT ${proxy.target} with ${status}${text === "" ? "" : ` ${text}`}, not 200: ` +
   `no tunnel, the server was not reached; ${
-    PROXY_HINTS[status] ?? (status >= 300 && status < 400 ? PROXY_REDIRECT : "the proxy refused the tunnel")
+    PROXY_HINTS[status] ?? (status >= 300 && status < 400 ? proxyRedirect(location) : "the proxy refused the tunnel")
   }`
 
 /**
@@ -546,7 +582,7 @@ function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: 
   state.fail({
     reason: "HandshakeRejected",
     detail: proxy !== undefined && answer !== undefined && answer.status !== 200
-      ? proxyRefused(proxy, answer.status, answer.text)
+      ? proxyRefused(proxy, answer.status, answer.text, answer.location)
       : rejectionDetail(status, response.headers.location, ws.url),
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})

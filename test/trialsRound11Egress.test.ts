@@ -251,6 +251,35 @@ describe("round 11: through an HTTP CONNECT proxy", () => {
       expect(proxy.requests()).toEqual([target(server)])
     })))
 
+  it.live("a proxy that redirects CONNECT (a captive portal): fatal, said to be the proxy's refusal; an absolute http(s) Location is named, its query values redacted and cut to 200 characters; a relative or javascript: one is not", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const proxy = yield* ConnectProxy.make()
+      const server = yield* TestServer.make()
+      const refusal = (location: string) =>
+        Effect.gen(function*() {
+          proxy.redirect(location)
+          const client = yield* Client.make({ url: server.url, retry: fast })
+          const error = yield* Effect.flip(client.awaitOpen)
+          expect(error).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 302 })
+          return error._tag === "ConnectError" ? error.detail : ""
+        }).pipe(Effect.scoped, through({ agent: new HttpsProxyAgent(proxy.url()) }))
+      const said = (page: string) =>
+        `the HTTP proxy answered CONNECT ${target(server)} with 302 Found, not 200: no tunnel, the server was not ` +
+        `reached; the proxy refused the tunnel and redirects to a page of its own${page} (a policy or login page, ` +
+        "for a browser): ask for the host to be allowed, or connect directly (NO_PROXY)"
+      expect(yield* refusal("https://login.hotel.example/portal?token=abc123&mac=00:11")).toBe(
+        said(" (\"https://login.hotel.example/portal?token=redacted&mac=redacted\")")
+      )
+      expect(yield* refusal("/portal?token=abc123")).toBe(said(""))
+      expect(yield* refusal("javascript:alert(1)")).toBe(said(""))
+      const long = yield* refusal(`http://portal.example/${"p".repeat(300)}`)
+      expect(long).toContain(
+        `("http://portal.example/${"p".repeat(200 - "http://portal.example/".length)}", its first 200 characters)`
+      )
+      expect(proxy.requests()).toEqual([target(server), target(server), target(server), target(server)])
+      expect(yield* server.requests).toBe(0)
+    })))
+
   it.live("a proxy that hangs up on CONNECT: ClosedBeforeOpen said to be the proxy's, retried; Open once it tunnels again", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const proxy = yield* ConnectProxy.make()

@@ -277,7 +277,7 @@ squidDescribe("round 24: through Squid 5.7", () => {
       expect(yield* server.requests).toBe(0)
     })))
 
-  it.live("Squid's deny_info: TCP_RESET (the proxy resets after reading CONNECT) said to be the proxy's, retried; a redirect to its policy page (307) said to be the proxy's refusal, fatal", () =>
+  it.live("Squid's deny_info: TCP_RESET (the proxy resets after reading CONNECT) said to be the proxy's, retried; a redirect to its policy page (307) said to be the proxy's refusal, fatal, the page named (its query values redacted)", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const squid = proxy()
       const server = yield* TestServer.make()
@@ -307,8 +307,9 @@ squidDescribe("round 24: through Squid 5.7", () => {
         reason: "HandshakeRejected",
         status: 307,
         detail: `the HTTP proxy answered CONNECT ${target(server)} with 307 Temporary Redirect, not 200: no tunnel, ` +
-          "the server was not reached; the proxy refused the tunnel and redirects to a page of its own (a policy " +
-          "or login page, for a browser): ask for the host to be allowed, or connect directly (NO_PROXY)"
+          "the server was not reached; the proxy refused the tunnel and redirects to a page of its own " +
+          "(\"http://portal.example/policy?from=redacted\") (a policy or login page, for a browser): ask for the " +
+          "host to be allowed, or connect directly (NO_PROXY)"
       })
       expect(yield* server.requests).toBe(0)
     })))

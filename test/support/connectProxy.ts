@@ -34,6 +34,8 @@ export interface ConnectProxy {
   readonly openSockets: () => number
   /** Refuses CONNECT to these `host:port` targets with 403. */
   readonly refuse: (target: string) => void
+  /** From now on, answers CONNECT with 302 and this Location (a captive portal, a policy page); undefined: stop. */
+  readonly redirect: (location: string | undefined) => void
   /** From now on, accepts CONNECT and never answers (the client's socket stays open). */
   readonly blackhole: (on: boolean) => void
   /** From now on, closes the connection on CONNECT without an answer. */
@@ -79,6 +81,7 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
     let tunnels = 0
     let blackholing = false
     let hangingUp = false
+    let redirecting: string | undefined = undefined
     const expected = options.credentials === undefined
       ? undefined
       : `Basic ${Buffer.from(options.credentials).toString("base64")}`
@@ -99,6 +102,7 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
       headerNames.push(Object.keys(request.headers))
       if (blackholing) return
       if (hangingUp) return void client.end()
+      if (redirecting !== undefined) return answer(client, 302, "Found", [`Location: ${redirecting}`])
       if (expected !== undefined && request.headers["proxy-authorization"] !== expected) {
         return answer(client, 407, "Proxy Authentication Required", ["Proxy-Authenticate: Basic realm=\"egress\""])
       }
@@ -137,6 +141,9 @@ export const make = (options: ConnectProxyOptions = {}): Effect.Effect<ConnectPr
       tunnels: () => tunnels,
       openSockets: () => clients.size,
       refuse: (target) => void refused.add(target),
+      redirect: (location) => {
+        redirecting = location
+      },
       blackhole: (on) => {
         blackholing = on
       },
