@@ -604,7 +604,15 @@ describe("round 24: the installed CLI behind an HTTP proxy (https-proxy-agent, a
           const child = execFile(process.execPath, [cli, "connect", "--wait", "200", target], {
             cwd: app,
             timeout: 20_000,
-            env: { ...process.env, HTTP_PROXY: proxy.url(), NO_PROXY: "" }
+            // This machine's own proxy variables (either case) left out: only the kit's.
+            env: {
+              ...Object.fromEntries(
+                Object.entries(process.env).filter(([name]) =>
+                  !/_proxy$/i.test(name)
+                )
+              ),
+              HTTP_PROXY: proxy.url()
+            }
           }, (error, stdout, stderr) =>
             resume(Effect.succeed({ code: error === null ? 0 : error.code as number, stdout, stderr })))
           child.stdin?.end("hello via the proxy\n")
