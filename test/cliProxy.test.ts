@@ -3,7 +3,7 @@
  * `HTTP_PROXY` (ws://) and `NO_PROXY` from the environment, never for a loopback host from the
  * environment. The CLI runs in process (`run(argv, io, env)` of src/cli/main.ts) against a
  * TestServer, through the test kit's CONNECT proxy (credentials, a name only the proxy resolves)
- * and through Squid 5.7 when it is installed. What is asserted: the line is echoed, what the proxy
+ * and through Squid 5.7 and tinyproxy 1.11 (BasicAuth) when they are installed. What is asserted: the line is echoed, what the proxy
  * was asked (CONNECT targets), the exit code, and that a proxy's password is never printed.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -21,7 +21,7 @@ import { chooseProxy } from "../src/cli/proxy.js"
 import { bypassesProxy } from "../src/NodeTransport.js"
 import { TestServer } from "../src/testing/index.js"
 import * as ConnectProxy from "./support/connectProxy.js"
-import { freePorts, hasSquid, squid } from "./support/forwardProxies.js"
+import { freePorts, hasSquid, hasTinyproxy, squid, tinyproxy } from "./support/forwardProxies.js"
 import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 
 const SECRET = "s3cret-pw"
@@ -238,6 +238,31 @@ describe("connect through Squid 5.7", () => {
           stdin: new PassThrough(),
           exited: Promise.resolve(0)
         })
+      })
+  )
+})
+
+describe("connect through tinyproxy 1.11 (BasicAuth)", () => {
+  it.scopedLive.skipIf(!hasTinyproxy)(
+    "--proxy with the right credentials: echoed, exit 0; with wrong ones: tinyproxy's 401, exit 4 at once, 'the proxy refused the credentials given'; no password printed",
+    () =>
+      Effect.gen(function*() {
+        const [port] = yield* freePorts(1)
+        const proxy = yield* tinyproxy(port!, `BasicAuth user ${SECRET}`)
+        const server = yield* TestServer.make()
+        const right = yield* echoOnce(["--proxy", proxy.url(`user:${SECRET}`), server.url], {})
+        expect(right.code).toBe(ExitCode.Ok)
+        expect(right.lines).toContain(proxyLine(`http://redacted@127.0.0.1:${port}/`))
+        const wrong = start(["--proxy", proxy.url("user:wrong-pw"), server.url], {})
+        expect(yield* Effect.promise(() => wrong.exited)).toBe(ExitCode.Rejected)
+        const closed = wrong.err.find((line) => line.startsWith("effect-lifeline: ConnectError"))
+        expect(closed).toContain("HandshakeRejected")
+        expect(closed).toContain("the proxy refused the credentials given")
+        for (const line of [...right.lines, ...wrong.out, ...wrong.err]) {
+          expect(line).not.toContain(SECRET)
+          expect(line).not.toContain("wrong-pw")
+        }
+        expect(yield* server.requests).toBe(1)
       })
   )
 })
