@@ -264,8 +264,11 @@ class Session {
   closeDispatched = false
   /** The connection ended and every message it received was dispatched: how it closed. */
   drained: Disconnected | undefined = undefined
-  /** The Client left Open for this session: with which error (none: closed on purpose). */
-  ended: { readonly error: ClientError | undefined } | undefined = undefined
+  /**
+   * The Client left Open for this session: with which error (none: closed on purpose), and the
+   * `retryCount` of the state it went to (see `ReconnectingWebSocket._dispatchingRetry`).
+   */
+  ended: { readonly error: ClientError | undefined; readonly retry: number | undefined } | undefined = undefined
   readonly done = Deferred.unsafeMake<void>(FiberId.none)
 
   /** `attempt`: the Client's attempt whose `onOpen` made this session. */
@@ -379,6 +382,13 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private _life: Life | undefined = undefined
   /** The Life whose close event is being dispatched, if any. */
   private _dispatchingClose: Life | undefined = undefined
+  /**
+   * While the error and close events of a link that ended (or of a failed attempt) are
+   * dispatched: `retryCount` as of the Client's transition that ended it (the Backoff's attempt),
+   * not as of now: the facade hears of transitions a little late, and under load the Client may
+   * already be a retry further on. Undefined: read the Client's state.
+   */
+  private _dispatchingRetry: number | undefined = undefined
   /** A life being closed: the next one starts once it has given back what it did not write. */
   private _ending: Promise<void> = Promise.resolve()
   private _generation = 0
@@ -425,6 +435,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   get retryCount(): number {
     const life = this._life
     if (life === undefined) return 0
+    if (this._dispatchingRetry !== undefined) return this._dispatchingRetry
     const state = this._runtimeOrThrow.runSync(life.client.state.get)
     switch (state._tag) {
       case "Connecting":
@@ -985,6 +996,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     // No codec here: no frame is ever decoded, so no DecodeFailed.
     if (event._tag !== "Transition") return
     const { from, to } = event
+    // retryCount in the state the Client went to, as `retryCount` reads it then.
+    const retry = to._tag === "Backoff" ? to.attempt : to._tag === "Connecting" ? to.attempt - 1 : undefined
     if (to._tag === "Connecting") {
       life.lastRetry = to.attempt - 1
       return
@@ -992,23 +1005,25 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (to._tag === "Open" || to._tag === "Idle") return
     const error = to._tag === "Closed" ? Option.getOrUndefined(to.error) : to.error
     if (from._tag === "Open") {
-      this._leftSession(life, error)
+      this._leftSession(life, error, retry)
       return
     }
     if (from._tag !== "Connecting" && from._tag !== "Idle") return
     // Opened at the socket, ended before the Client was Open (while `onOpen` ran).
-    if (this._leftSession(life, error)) return
+    if (this._leftSession(life, error, retry)) return
     if (error === undefined || life.closing) return
     // A failed attempt: the error, then close 1006 (with why, when it is the last one).
-    this._dispatchError(error)
-    this._emitClose(life, new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
+    this._withRetry(retry, () => {
+      this._dispatchError(error)
+      this._emitClose(life, new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
+    })
   }
 
   /** The Client left the session it had (if any) with `error`: false when it had none. */
-  private _leftSession(life: Life, error: ClientError | undefined): boolean {
+  private _leftSession(life: Life, error: ClientError | undefined, retry: number | undefined): boolean {
     const session = life.sessions.find((candidate) => candidate.ended === undefined)
     if (session === undefined) return false
-    session.ended = { error }
+    session.ended = { error, retry }
     this._sessionEnded(life, session)
     return true
   }
@@ -1027,15 +1042,29 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     session.closeDispatched = true
     if (life.openSession === session) life.openSession = undefined
     const error = ended.error
-    if (error !== undefined && error._tag !== "Disconnected") {
-      // The heartbeat found the peer dead, or the like: the error, then the close as it happened.
-      this._dispatchError(error)
-      this._dispatchClose(life, drained.code, drained.reason, false, true)
-      return
+    this._withRetry(ended.retry, () => {
+      if (error !== undefined && error._tag !== "Disconnected") {
+        // The heartbeat found the peer dead, or the like: the error, then the close as it happened.
+        this._dispatchError(error)
+        this._dispatchClose(life, drained.code, drained.reason, false, true)
+        return
+      }
+      const closed = error ?? drained
+      if (closed.code === 1006) this._dispatchError(closed)
+      this._dispatchClose(life, closed.code, closed.reason, closed.wasClean, true)
+    })
+  }
+
+  /** Runs `dispatch` with `retryCount` held at `retry` (see `_dispatchingRetry`); undefined: as it is. */
+  private _withRetry(retry: number | undefined, dispatch: () => void): void {
+    if (retry === undefined) return dispatch()
+    const outer = this._dispatchingRetry
+    this._dispatchingRetry = retry
+    try {
+      dispatch()
+    } finally {
+      this._dispatchingRetry = outer
     }
-    const closed = error ?? drained
-    if (closed.code === 1006) this._dispatchError(closed)
-    this._dispatchClose(life, closed.code, closed.reason, closed.wasClean, true)
   }
 }
 

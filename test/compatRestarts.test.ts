@@ -177,6 +177,26 @@ describe("compat through server restarts (WebSocket: WS)", () => {
       expect(partysocket.requests).toBe(4)
     }))
 
+  it.scopedLive("the server gone, 30 refused retries with no delay: each close event's retryCount is the retry that follows it, 1 to 30 in order, as partysocket's; every close CLOSED (partysocket's: CLOSING)", () =>
+    Effect.gen(function*() {
+      const trial = (Class: Constructor) =>
+        onServer(async (server) => {
+          const socket = new Class(server.url, [], { ...fixed(0), maxRetries: 40 })
+          const closes: Array<string> = []
+          socket.addEventListener("close", () => closes.push(`r${socket.retryCount}@${socket.readyState}`))
+          await Scenarios.next(socket as never, "open")
+          await run(server.kill)
+          await Scenarios.until(() => closes.length >= 30)
+          socket.close()
+          return closes.slice(0, 30)
+        })
+      expect(yield* withNoHandlesLeft(trial(LIFELINE))).toEqual(Array.from({ length: 30 }, (_, k) => `r${k + 1}@3`))
+      // partysocket's refused attempt closes while its ws is CLOSING (2): the retry counts alone.
+      expect((yield* trial(PARTYSOCKET)).map((line) => line.split("@")[0])).toEqual(
+        Array.from({ length: 30 }, (_, k) => `r${k + 1}`)
+      )
+    }))
+
   it.scopedLive("an error listener of a dropped connection sees CLOSED: what it sends returns false, is kept, and arrives first on the next connection (as with partysocket)", () =>
     Effect.gen(function*() {
       const trial = (Class: Constructor) =>
