@@ -112,16 +112,14 @@ const start = (argv: ReadonlyArray<string>, env: ProxyEnv): Session => {
   return { out, err, stdin, exited }
 }
 
-/** Waits (at most 10 s) until `predicate` holds. */
-const until = (what: string, predicate: () => boolean, session: Session) =>
+/** Waits (at most 10 s) until `predicate` holds; else dies with `what` and what `seen` says. */
+const until = (what: string, predicate: () => boolean, seen: () => string) =>
   Effect.gen(function*() {
     for (let turn = 0; turn < 1_000; turn++) {
       if (predicate()) return
       yield* Effect.sleep("10 millis")
     }
-    return yield* Effect.dieMessage(
-      `${what} never came; out: ${session.out.join("\n")}; err: ${session.err.join("\n")}`
-    )
+    return yield* Effect.dieMessage(`${what} never came; ${seen()}`)
   })
 
 /** Sends "hello" and waits for its echo, then ends stdin; the exit code and every line printed. */
@@ -129,7 +127,11 @@ const echoOnce = (argv: ReadonlyArray<string>, env: ProxyEnv) =>
   Effect.gen(function*() {
     const session = start(argv, env)
     session.stdin.write("hello\n")
-    yield* until("the echo", () => session.out.includes("hello"), session)
+    yield* until(
+      "the echo",
+      () => session.out.includes("hello"),
+      () => `out: ${session.out.join("\n")}; err: ${session.err.join("\n")}`
+    )
     session.stdin.end()
     const code = yield* Effect.promise(() => session.exited)
     return { code, lines: [...session.out, ...session.err] }
@@ -232,12 +234,11 @@ describe("connect through Squid 5.7", () => {
         const { code, lines } = yield* echoOnce(["--proxy", proxy.url(), server.url], {})
         expect(code).toBe(ExitCode.Ok)
         expect(lines).toContain(proxyLine(`http://127.0.0.1:${port}/`))
-        yield* until("Squid's access log line", () => proxy.log().includes(`CONNECT ${new URL(server.url).host}`), {
-          out: [proxy.log()],
-          err: [],
-          stdin: new PassThrough(),
-          exited: Promise.resolve(0)
-        })
+        yield* until(
+          "Squid's access log line",
+          () => proxy.log().includes(`CONNECT ${new URL(server.url).host}`),
+          () => `Squid's log: ${proxy.log()}`
+        )
       })
   )
 })
