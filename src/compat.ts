@@ -266,9 +266,9 @@ class Session {
   drained: Disconnected | undefined = undefined
   /**
    * The Client left Open for this session: with which error (none: closed on purpose), and the
-   * `retryCount` of the state it went to (see `ReconnectingWebSocket._dispatchingRetry`).
+   * state it went to (see `ReconnectingWebSocket._dispatchingEnd`).
    */
-  ended: { readonly error: ClientError | undefined; readonly retry: number | undefined } | undefined = undefined
+  ended: { readonly error: ClientError | undefined; readonly state: ClientModule.ClientState } | undefined = undefined
   readonly done = Deferred.unsafeMake<void>(FiberId.none)
 
   /** `attempt`: the Client's attempt whose `onOpen` made this session. */
@@ -380,15 +380,14 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private readonly _options: Options
   private _runtime: ManagedRuntime.ManagedRuntime<TransportService, never> | undefined = undefined
   private _life: Life | undefined = undefined
-  /** The Life whose close event is being dispatched, if any. */
-  private _dispatchingClose: Life | undefined = undefined
   /**
-   * While the error and close events of a link that ended (or of a failed attempt) are
-   * dispatched: `retryCount` as of the Client's transition that ended it (the Backoff's attempt),
-   * not as of now: the facade hears of transitions a little late, and under load the Client may
-   * already be a retry further on. Undefined: read the Client's state.
+   * While the error and close events of a link that ended by itself (or of a failed attempt) are
+   * dispatched: its Life and the state the Client went to then. `readyState` is CLOSED and
+   * `retryCount` that state's meanwhile, not the Client's state now: the facade hears of
+   * transitions a little late (and a link's close waits for its messages), so under load the
+   * Client may already be a retry further on.
    */
-  private _dispatchingRetry: number | undefined = undefined
+  private _dispatchingEnd: { readonly life: Life; readonly state: ClientModule.ClientState } | undefined = undefined
   /** A life being closed: the next one starts once it has given back what it did not write. */
   private _ending: Promise<void> = Promise.resolve()
   private _generation = 0
@@ -435,8 +434,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   get retryCount(): number {
     const life = this._life
     if (life === undefined) return 0
-    if (this._dispatchingRetry !== undefined) return this._dispatchingRetry
-    const state = this._runtimeOrThrow.runSync(life.client.state.get)
+    const ending = this._dispatchingEnd
+    const state = ending?.life === life ? ending.state : this._runtimeOrThrow.runSync(life.client.state.get)
     switch (state._tag) {
       case "Connecting":
         return state.attempt - 1
@@ -474,9 +473,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     // Between two Clients (`reconnect`): the next one is about to connect.
     if (life === undefined) return CONNECTING
     if (life.openSession !== undefined && !life.openSession.closeDispatched) return OPEN
-    // While its close event is dispatched, a socket is CLOSED, even if the Client (whose events
-    // may reach this facade late) has already begun the next attempt.
-    if (this._dispatchingClose === life) return CLOSED
+    // While its error and close events are dispatched, a socket is CLOSED, even if the Client has
+    // already begun the next attempt (see `_dispatchingEnd`).
+    if (this._dispatchingEnd?.life === life) return CLOSED
     const state = this._runtimeOrThrow.runSync(life.client.state.get)
     return state._tag === "Idle" || state._tag === "Connecting" ? CONNECTING : CLOSED
   }
@@ -641,30 +640,29 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._emit(new ErrorEvent(error))
   }
 
-  /**
-   * The close event of `life`'s open session (if any): nothing more of it is dispatched after.
-   * `dropped`: the link ended by itself (not `close()` or `reconnect()`): CLOSED while it is
-   * dispatched (see `readyState`); `reconnect()`'s is CONNECTING (its next attempt begins at once).
-   */
-  private _dispatchClose(life: Life, code: number, reason: string, wasClean: boolean, dropped: boolean): void {
+  /** The close event of `life`'s open session (if any): nothing more of it is dispatched after. */
+  private _dispatchClose(life: Life, code: number, reason: string, wasClean: boolean): void {
     const session = life.openSession
     if (session !== undefined) {
       session.closeDispatched = true
       life.openSession = undefined
     }
-    const event = new CloseEvent(code, reason, wasClean)
-    if (dropped) this._emitClose(life, event)
-    else this._emit(event)
+    this._emit(new CloseEvent(code, reason, wasClean))
   }
 
-  /** A close event of `life` for a link that ended by itself: CLOSED while it is dispatched (see `readyState`). */
-  private _emitClose(life: Life, event: CloseEvent): void {
-    const outer = this._dispatchingClose
-    this._dispatchingClose = life
+  /**
+   * Runs `dispatch` (the error and close events of a link or an attempt of `life` that ended by
+   * itself) with `state`, the state the Client went to then, as `_dispatchingEnd`. A `close()` or
+   * `reconnect()` dispatches outside it: `reconnect()`'s close sees CONNECTING (its next attempt
+   * begins at once).
+   */
+  private _dispatchEnd(life: Life, state: ClientModule.ClientState, dispatch: () => void): void {
+    const outer = this._dispatchingEnd
+    this._dispatchingEnd = { life, state }
     try {
-      this._emit(event)
+      dispatch()
     } finally {
-      this._dispatchingClose = outer
+      this._dispatchingEnd = outer
     }
   }
 
@@ -906,7 +904,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const life = this._life
     if (life === undefined) return
     const opening = this._isOpening(life)
-    if (wasActive) this._dispatchClose(life, code, reason, true, false)
+    if (wasActive) this._dispatchClose(life, code, reason, true)
     this._endLife(life, code, reason, opening)
   }
 
@@ -996,8 +994,6 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     // No codec here: no frame is ever decoded, so no DecodeFailed.
     if (event._tag !== "Transition") return
     const { from, to } = event
-    // retryCount in the state the Client went to, as `retryCount` reads it then.
-    const retry = to._tag === "Backoff" ? to.attempt : to._tag === "Connecting" ? to.attempt - 1 : undefined
     if (to._tag === "Connecting") {
       life.lastRetry = to.attempt - 1
       return
@@ -1005,25 +1001,25 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (to._tag === "Open" || to._tag === "Idle") return
     const error = to._tag === "Closed" ? Option.getOrUndefined(to.error) : to.error
     if (from._tag === "Open") {
-      this._leftSession(life, error, retry)
+      this._leftSession(life, error, to)
       return
     }
     if (from._tag !== "Connecting" && from._tag !== "Idle") return
     // Opened at the socket, ended before the Client was Open (while `onOpen` ran).
-    if (this._leftSession(life, error, retry)) return
+    if (this._leftSession(life, error, to)) return
     if (error === undefined || life.closing) return
     // A failed attempt: the error, then close 1006 (with why, when it is the last one).
-    this._withRetry(retry, () => {
+    this._dispatchEnd(life, to, () => {
       this._dispatchError(error)
-      this._emitClose(life, new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
+      this._emit(new CloseEvent(1006, to._tag === "Closed" ? `${summary(error)}; not retrying` : "", false))
     })
   }
 
   /** The Client left the session it had (if any) with `error`: false when it had none. */
-  private _leftSession(life: Life, error: ClientError | undefined, retry: number | undefined): boolean {
+  private _leftSession(life: Life, error: ClientError | undefined, state: ClientModule.ClientState): boolean {
     const session = life.sessions.find((candidate) => candidate.ended === undefined)
     if (session === undefined) return false
-    session.ended = { error, retry }
+    session.ended = { error, state }
     this._sessionEnded(life, session)
     return true
   }
@@ -1042,29 +1038,17 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     session.closeDispatched = true
     if (life.openSession === session) life.openSession = undefined
     const error = ended.error
-    this._withRetry(ended.retry, () => {
+    this._dispatchEnd(life, ended.state, () => {
       if (error !== undefined && error._tag !== "Disconnected") {
         // The heartbeat found the peer dead, or the like: the error, then the close as it happened.
         this._dispatchError(error)
-        this._dispatchClose(life, drained.code, drained.reason, false, true)
+        this._dispatchClose(life, drained.code, drained.reason, false)
         return
       }
       const closed = error ?? drained
       if (closed.code === 1006) this._dispatchError(closed)
-      this._dispatchClose(life, closed.code, closed.reason, closed.wasClean, true)
+      this._dispatchClose(life, closed.code, closed.reason, closed.wasClean)
     })
-  }
-
-  /** Runs `dispatch` with `retryCount` held at `retry` (see `_dispatchingRetry`); undefined: as it is. */
-  private _withRetry(retry: number | undefined, dispatch: () => void): void {
-    if (retry === undefined) return dispatch()
-    const outer = this._dispatchingRetry
-    this._dispatchingRetry = retry
-    try {
-      dispatch()
-    } finally {
-      this._dispatchingRetry = outer
-    }
   }
 }
 
