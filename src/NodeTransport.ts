@@ -17,14 +17,19 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
 import type { HandshakeFailure } from "./internal/classifyHandshakeError.js"
-import { classifyHandshakeError, errorMessage, hintFor, rejectionDetail } from "./internal/classifyHandshakeError.js"
+import {
+  classifyHandshakeError,
+  errorMessage,
+  hintFor,
+  quotedLocation,
+  rejectionDetail
+} from "./internal/classifyHandshakeError.js"
 import { install as installCallbacks } from "./internal/client/callbacks.js"
 import { nodeOptionChecks } from "./internal/nodeOptions.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import { install as installNodeTimers } from "./internal/primitives/nodeTimers.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
-import { redactUrl } from "./internal/redactUrl.js"
 import { install as installUrlOnlySettings } from "./internal/urlOnlySettings.js"
 import type { Message, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
 import { Transport } from "./Transport.js"
@@ -510,25 +515,16 @@ const PROXY_HINTS: Readonly<Record<number, string>> = {
   504: "the proxy timed out reaching the server; retrying helps once it is back"
 }
 
-/** The longest redirect target of a proxy shown in a detail. */
-const MAX_PROXY_LOCATION = 200
-
 /**
  * Squid's `deny_info <url>` (and captive portals) answer a refused CONNECT with a redirect to the
- * proxy's own page: where it points, when it is an absolute http(s) URL (redacted: its query
- * values and user info go; at most 200 characters).
+ * proxy's own page: where it points, when it is an absolute http(s) URL (as a server's redirect
+ * is shown: redacted, at most 200 characters).
  */
 const proxyRedirect = (location: string | undefined): string => {
   let page = ""
   try {
     const url = location === undefined ? undefined : new URL(location)
-    if (url !== undefined && (url.protocol === "http:" || url.protocol === "https:")) {
-      const shown = redactUrl(url)
-      // quoted: a URL in a detail runs to its closing quote (redactUrlsIn reads it again)
-      page = shown.length > MAX_PROXY_LOCATION
-        ? ` ("${shown.slice(0, MAX_PROXY_LOCATION)}", its first ${MAX_PROXY_LOCATION} characters)`
-        : ` ("${shown}")`
-    }
+    if (url !== undefined && (url.protocol === "http:" || url.protocol === "https:")) page = `, ${quotedLocation(url)}`
   } catch {
     // relative, or not a URL: not shown
   }
@@ -863,7 +859,7 @@ export const layerWith = (options: Options): Layer.Layer<Transport> => Layer.suc
  */
 export const bypassesProxy = (noProxy: string | undefined, url: URL): boolean => {
   const host = url.hostname.replace(/^\[|\]$/g, "").toLowerCase()
-  const port = url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
+  const port = defaultPort(url)
   return (noProxy ?? "").split(/[\s,]+/).map((entry) => entry.trim().toLowerCase()).some((entry) => {
     if (entry === "*") return true
     // `[::1]:8080` and `::1` are IPv6 addresses; a single colon before digits is a port.

@@ -13,7 +13,6 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PassThrough } from "node:stream"
-import { parse } from "../src/cli/args.js"
 import { ExitCode } from "../src/cli/exitCodes.js"
 import { run } from "../src/cli/main.js"
 import type { ProxyEnv } from "../src/cli/proxy.js"
@@ -69,17 +68,12 @@ describe("the CLI's proxy choice", () => {
   })
 
   it("a proxy URL that cannot work is a usage error naming where it came from, its password never shown; one without a scheme is http://", () => {
-    const message = (argv: ReadonlyArray<string>) => {
-      const parsed = parse(argv)
-      return parsed._tag === "Left" ? parsed.left.message : "parsed"
-    }
-    expect(message(["connect", "--proxy", `socks5://u:${SECRET}@p:1080`, "ws://x/"])).toBe(
+    expect(chosen(`socks5://u:${SECRET}@p:1080`, {}, "ws://x/")).toBe(
       "--proxy must be an http:// or https:// proxy (HTTP CONNECT), got socks5://"
     )
-    expect(message(["connect", "--proxy", `http://u:${SECRET}@[p`, "ws://x/"])).toBe(
+    expect(chosen(`http://u:${SECRET}@[p`, {}, "ws://x/")).toBe(
       "--proxy is not a URL: \"http://redacted@[p\" (give http://host:port)"
     )
-    expect(message(["connect", "--proxy", "", "ws://x/"])).toBe("parsed")
     expect(chosen(undefined, { HTTP_PROXY: `ftp://u:${SECRET}@p` }, "ws://x/")).toBe(
       "HTTP_PROXY must be an http:// or https:// proxy (HTTP CONNECT), got ftp://"
     )

@@ -268,13 +268,13 @@ describe("round 11: through an HTTP CONNECT proxy", () => {
         `reached; the proxy refused the tunnel and redirects to a page of its own${page} (a policy or login page, ` +
         "for a browser): ask for the host to be allowed, or connect directly (NO_PROXY)"
       expect(yield* refusal("https://login.hotel.example/portal?token=abc123&mac=00:11")).toBe(
-        said(" (\"https://login.hotel.example/portal?token=redacted&mac=redacted\")")
+        said(", \"https://login.hotel.example/portal?token=redacted&mac=redacted\"")
       )
       expect(yield* refusal("/portal?token=abc123")).toBe(said(""))
       expect(yield* refusal("javascript:alert(1)")).toBe(said(""))
       const long = yield* refusal(`http://portal.example/${"p".repeat(300)}`)
       expect(long).toContain(
-        `("http://portal.example/${"p".repeat(200 - "http://portal.example/".length)}", its first 200 characters)`
+        `, "http://portal.example/${"p".repeat(200 - "http://portal.example/".length)}" (its first 200 characters) (`
       )
       expect(proxy.requests()).toEqual([target(server), target(server), target(server), target(server)])
       expect(yield* server.requests).toBe(0)

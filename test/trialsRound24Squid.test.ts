@@ -307,8 +307,8 @@ squidDescribe("round 24: through Squid 5.7", () => {
         reason: "HandshakeRejected",
         status: 307,
         detail: `the HTTP proxy answered CONNECT ${target(server)} with 307 Temporary Redirect, not 200: no tunnel, ` +
-          "the server was not reached; the proxy refused the tunnel and redirects to a page of its own " +
-          "(\"http://portal.example/policy?from=redacted\") (a policy or login page, for a browser): ask for the " +
+          "the server was not reached; the proxy refused the tunnel and redirects to a page of its own, " +
+          "\"http://portal.example/policy?from=redacted\" (a policy or login page, for a browser): ask for the " +
           "host to be allowed, or connect directly (NO_PROXY)"
       })
       expect(yield* server.requests).toBe(0)

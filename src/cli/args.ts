@@ -5,7 +5,6 @@
 import * as Either from "effect/Either"
 import { parseArgs } from "node:util"
 import { redactUnparsedUrl } from "../internal/redactUrl.js"
-import { parseProxyUrl } from "./proxy.js"
 
 /** How binary inbound frames are printed in the human format. */
 export type BinaryFormat = "summary" | "base64"
@@ -20,7 +19,7 @@ export interface ConnectCommand {
   readonly caFile: string | undefined
   /** `tls.rejectUnauthorized: false`. */
   readonly insecure: boolean
-  /** `--proxy`: an http:// or https:// proxy (else the environment's, see proxy.ts; "": none). */
+  /** `--proxy`, as given: read with the environment's by `chooseProxy` (proxy.ts; "": none). */
   readonly proxy: string | undefined
   /** Heartbeat interval and timeout in ms; 0 turns it off; undefined: lifeline's default. */
   readonly heartbeatMillis: number | undefined
@@ -183,10 +182,6 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
     const protocols = values.subprotocol ?? []
     const empty = protocols.find((protocol) => protocol.trim() === "")
     if (empty !== undefined) return yield* Either.left(new UsageError("-s takes a subprotocol name, got an empty one"))
-    const proxy = values.proxy === undefined || values.proxy.trim() === ""
-      ? undefined
-      : parseProxyUrl(values.proxy, "--proxy")
-    if (typeof proxy === "string") return yield* Either.left(new UsageError(proxy))
     const heartbeatMillis = yield* millis("--heartbeat", values.heartbeat)
     const drainTimeoutMillis = yield* millis("--drain-timeout", values["drain-timeout"])
     const waitMillis = yield* millis("--wait", values.wait)

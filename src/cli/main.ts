@@ -6,7 +6,9 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { readFileSync } from "node:fs"
+import { ConnectError } from "../Errors.js"
 import { demo } from "../internal/demo/demo.js"
+import { checkEndpoint } from "../internal/parseEndpoint.js"
 import { redactUnparsedUrl, redactUrlsIn } from "../internal/redactUrl.js"
 import * as NodeTransport from "../NodeTransport.js"
 import { HELP, parse } from "./args.js"
@@ -37,19 +39,10 @@ const usage = (io: Io, message: string): Promise<number> => {
  * redacted), else direct. A URL that does not parse goes direct: the Client reports it.
  */
 const transport = (choice: ProxyChoice | undefined, url: string, io: Io, json: boolean) => {
-  let proxy: URL | undefined
-  try {
-    const target = new URL(url.trim())
-    // As lifeline dials it: http(s):// is ws(s)://.
-    if (target.protocol === "http:" || target.protocol === "https:") {
-      target.protocol = target.protocol === "http:" ? "ws:" : "wss:"
-    }
-    proxy = choice?.(target)
-  } catch {
-    proxy = undefined
-  }
-  if (proxy === undefined) return Effect.succeed(NodeTransport.layer)
-  const through = proxy
+  // The URL as lifeline dials it (http(s):// is ws(s)://); one that cannot be dialled goes direct.
+  const endpoint = choice === undefined ? undefined : checkEndpoint(url)
+  const through = endpoint === undefined || endpoint instanceof ConnectError ? undefined : choice?.(endpoint.url)
+  if (through === undefined) return Effect.succeed(NodeTransport.layer)
   return Effect.tryPromise(() => import("https-proxy-agent")).pipe(
     Effect.map(({ HttpsProxyAgent }) => {
       const said = `through the proxy ${redactUnparsedUrl(through.href)}`

@@ -18,7 +18,7 @@ export type ProxyChoice = (url: URL) => URL | undefined
  * Reads a proxy URL: http:// or https:// (to the proxy itself), with a host; without a scheme,
  * http:// (`HTTP_PROXY=proxy.corp:3128`, as curl takes it). Else why not, its text redacted.
  */
-export const parseProxyUrl = (text: string, from: string): URL | string => {
+const parseProxyUrl = (text: string, from: string): URL | string => {
   const trimmed = text.trim()
   let url: URL
   try {
@@ -38,12 +38,13 @@ const variable = (env: ProxyEnv, name: string): string | undefined => {
   return value === undefined || value.trim() === "" ? undefined : value
 }
 
-/** The host of a URL without IPv6 brackets, lower case. */
-const hostOf = (url: URL): string => url.hostname.replace(/^\[|\]$/g, "").toLowerCase()
-
-/** Loopback: never through a proxy the environment names (Go's rule: the proxy cannot reach this host's). */
-const isLoopback = (host: string): boolean =>
-  host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)
+/**
+ * Loopback: never through a proxy the environment names (Go's rule: the proxy cannot reach this
+ * host's). `URL` has lower-cased the host and written its addresses in their short form.
+ */
+const isLoopback = ({ hostname }: URL): boolean =>
+  hostname === "localhost" || hostname.endsWith(".localhost") || hostname === "[::1]" ||
+  /^127\.\d+\.\d+\.\d+$/.test(hostname)
 
 /**
  * The proxy choice for `connect`: `--proxy` for every URL (NO_PROXY still applies; `--proxy ""`:
@@ -67,6 +68,5 @@ export const chooseProxy = (flag: string | undefined, env: ProxyEnv): ProxyChoic
   const plain = http === undefined ? undefined : parseProxyUrl(http, "HTTP_PROXY")
   if (typeof secure === "string") return secure
   if (typeof plain === "string") return plain
-  return (url) =>
-    isLoopback(hostOf(url)) || bypassesProxy(noProxy, url) ? undefined : url.protocol === "wss:" ? secure : plain
+  return (url) => isLoopback(url) || bypassesProxy(noProxy, url) ? undefined : url.protocol === "wss:" ? secure : plain
 }

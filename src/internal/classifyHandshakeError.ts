@@ -198,6 +198,18 @@ const rejectionHints: Readonly<Record<number, string>> = {
 const MAX_LOCATION = 200
 
 /**
+ * A redirect's target in a detail: redacted, quoted (a URL in a detail runs to its closing quote,
+ * else to the end of the text), cut to 200 characters (a Location may be as long as Node's header
+ * limit, 16 KiB).
+ */
+export const quotedLocation = (target: URL): string => {
+  const shown = redactUrl(target)
+  return shown.length > MAX_LOCATION
+    ? `"${shown.slice(0, MAX_LOCATION)}" (its first ${MAX_LOCATION} characters)`
+    : `"${shown}"`
+}
+
+/**
  * The detail of a `HandshakeRejected`: the status, what it means, and for a redirect where it
  * points (redacted; an http(s):// one is dialled as ws(s)://: redirects are not followed, so that is
  * the URL to dial).
@@ -212,13 +224,7 @@ export const rejectionDetail = (status: number, location: string | undefined, ur
       if (!["ws:", "wss:", "http:", "https:"].includes(target.protocol)) {
         return `${answered}, a redirect to a URL that is not http(s) nor ws(s) (not shown); ${hint.HandshakeRejected}`
       }
-      // quoted: a URL in a detail runs to its closing quote (else to the end of the text); cut, as
-      // a Location may be as long as Node's header limit (16 KiB)
-      const shown = redactUrl(target)
-      const cut = shown.length > MAX_LOCATION
-        ? `${shown.slice(0, MAX_LOCATION)}" (its first ${MAX_LOCATION} characters)`
-        : `${shown}"`
-      return `${answered}, a redirect to "${cut}; redirects are not followed: dial that URL`
+      return `${answered}, a redirect to ${quotedLocation(target)}; redirects are not followed: dial that URL`
     } catch {
       // a Location that does not parse: the generic hint
     }
