@@ -9,10 +9,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { PassThrough } from "node:stream"
+import { fileURLToPath } from "node:url"
 import { ExitCode } from "../src/cli/exitCodes.js"
 import { run } from "../src/cli/main.js"
 import type { ProxyEnv } from "../src/cli/proxy.js"
@@ -21,6 +23,7 @@ import { bypassesProxy } from "../src/NodeTransport.js"
 import { TestServer } from "../src/testing/index.js"
 import * as ConnectProxy from "./support/connectProxy.js"
 import { freePorts, hasSquid, hasTinyproxy, squid, tinyproxy } from "./support/forwardProxies.js"
+import { hasWebsockets, pythonEcho } from "./support/python.js"
 import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 
 const SECRET = "s3cret-pw"
@@ -106,10 +109,10 @@ const start = (argv: ReadonlyArray<string>, env: ProxyEnv): Session => {
   return { out, err, stdin, exited }
 }
 
-/** Waits (at most 10 s) until `predicate` holds; else dies with `what` and what `seen` says. */
-const until = (what: string, predicate: () => boolean, seen: () => string) =>
+/** Waits (10 ms a turn, 10 s by default) until `predicate` holds; else dies with `what` and what `seen` says. */
+const until = (what: string, predicate: () => boolean, seen: () => string, turns = 1_000) =>
   Effect.gen(function*() {
-    for (let turn = 0; turn < 1_000; turn++) {
+    for (let turn = 0; turn < turns; turn++) {
       if (predicate()) return
       yield* Effect.sleep("10 millis")
     }
@@ -258,6 +261,61 @@ describe("connect through tinyproxy 1.11 (BasicAuth)", () => {
           expect(line).not.toContain("wrong-pw")
         }
         expect(yield* server.requests).toBe(1)
+      })
+  )
+})
+
+const BURST = 2_000
+
+describe("the CLI from a shell: a burst piped into it, through Squid, to Python websockets", () => {
+  it.scopedLive.skipIf(!hasSquid || !hasWebsockets)(
+    `${BURST} lines written to its stdin at once (\`seq 1 ${BURST} | effect-lifeline connect --proxy ...\`): every echo printed once, in order, then stdin's end closes it with exit 0`,
+    () =>
+      Effect.gen(function*() {
+        const [port] = yield* freePorts(1)
+        const proxy = yield* squid([port!], () => "http_access allow CONNECT\nhttp_access deny all")
+        const serverPort = new URL(yield* pythonEcho).port
+        const cli = fileURLToPath(new URL("../src/cli.ts", import.meta.url))
+        const child = yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            spawn(process.execPath, [
+              "--import",
+              "tsx",
+              cli,
+              "connect",
+              "--proxy",
+              proxy.url(),
+              `ws://127.0.0.1:${serverPort}`
+            ], {
+              // Only the flag's proxy: this machine's own variables left out.
+              env: Object.fromEntries(Object.entries(process.env).filter(([name]) => !/_proxy$/i.test(name))),
+              stdio: "pipe"
+            })
+          ),
+          (child) => Effect.sync(() => void (child.exitCode === null && child.kill("SIGKILL")))
+        )
+        let stdout = ""
+        let stderr = ""
+        child.stdout.setEncoding("utf8").on("data", (chunk: string) => void (stdout += chunk))
+        child.stderr.setEncoding("utf8").on("data", (chunk: string) => void (stderr += chunk))
+        const exited = new Promise<number | null>((resolve) => child.once("close", resolve))
+        const lines = Array.from({ length: BURST }, (_, k) => String(k + 1))
+        child.stdin.write(lines.join("\n") + "\n")
+        yield* until(
+          `${BURST} echoes`,
+          () => stdout.split("\n").length > BURST,
+          () => `stdout: ${stdout.slice(-200)}; stderr: ${stderr}`,
+          // 30 s: the child starts through tsx, slow on a loaded machine
+          3_000
+        )
+        child.stdin.end()
+        expect(yield* Effect.promise(() => exited)).toBe(ExitCode.Ok)
+        expect(stdout).toBe(lines.join("\n") + "\n")
+        const target = `ws://127.0.0.1:${serverPort}/`
+        expect(stderr).toBe(
+          `${proxyLine(`http://127.0.0.1:${port}/`)}\n* connecting to ${target} (attempt 1)\n` +
+            `* open ${target} (attempt 1)\n* closed\n`
+        )
       })
   )
 })

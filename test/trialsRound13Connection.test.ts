@@ -22,9 +22,6 @@ import {
   Scope,
   Stream
 } from "effect"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { Client, Codec, Connection } from "../src/index.js"
 import type { ConnectError, SendError } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
@@ -33,7 +30,7 @@ import { hasNginx, nginx, proxyTo } from "./support/nginx.js"
 import { provideNode, quietNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import { closedPort } from "./support/ports.js"
-import { hasWebsockets, listen, spawnPython } from "./support/python.js"
+import { hasWebsockets, pythonEcho } from "./support/python.js"
 import { makeRecordingTransport } from "./support/recordingTransport.js"
 import { tcpServer, upgradingServer } from "./support/tcpServer.js"
 
@@ -593,28 +590,6 @@ describe("round 13: writing", () => {
         expect(yield* connection.readyState).toBe(3)
       })).pipe(provideNode)
   )
-})
-
-/** An echo server on Python websockets 10.4 (its default `max_size`: 1 MiB; permessage-deflate on). */
-const PYTHON_ECHO = `import asyncio, sys, websockets
-port = int(sys.stdin.readline())
-async def handler(ws):
-    async for m in ws:
-        await ws.send(m)
-async def main():
-    async with websockets.serve(handler, "127.0.0.1", port) as server:
-        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
-        await asyncio.Future()
-asyncio.run(main())
-`
-
-const pythonEcho = Effect.gen(function*() {
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-r13-"))
-  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
-  const script = Path.join(dir, "echo.py")
-  Fs.writeFileSync(script, PYTHON_ECHO)
-  const port = yield* listen(yield* spawnPython(script, () => {}), 0)
-  return `ws://127.0.0.1:${port}`
 })
 
 describe("round 13: a real peer with a message limit (Python websockets, max_size 1 MiB)", () => {

@@ -12,11 +12,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ReconnectingWebSocket } from "effect-lifeline/compat"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import WS from "ws"
-import { hasWebsockets, listen, spawnPython } from "./support/python.js"
+import { hasWebsockets, listen, scriptFile, spawnPython } from "./support/python.js"
 
 const FLAPPING_SERVER = `import asyncio, sys, websockets
 port = int(sys.stdin.readline())
@@ -46,11 +43,7 @@ describe.skipIf(!hasWebsockets)("round 25: compat against a Python server that g
       `${name}, minReconnectionDelay 0: ${CYCLES} cycles of open, "hi n", close 1012; every close event sees readyState CLOSED, every greeting arrives once, in order`,
       () =>
         Effect.gen(function*() {
-          const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-r25-"))
-          yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
-          const script = Path.join(dir, "flapping.py")
-          Fs.writeFileSync(script, FLAPPING_SERVER)
-          const server = yield* spawnPython(script, () => {})
+          const server = yield* spawnPython(yield* scriptFile("flapping.py", FLAPPING_SERVER), () => {})
           const port = yield* listen(server, 0)
           const seen = yield* Effect.promise(() =>
             new Promise<{ lines: Array<string>; statesAtClose: Array<number> }>((resolve, reject) => {

@@ -14,15 +14,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import { Client } from "../src/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import type { PythonServer } from "./support/python.js"
-import { hasWebsockets, listen, spawnPython } from "./support/python.js"
+import { hasWebsockets, listen, scriptFile, spawnPython } from "./support/python.js"
 import { upgradingServer } from "./support/tcpServer.js"
 
 /**
@@ -77,10 +74,7 @@ describe("round 6 trials: user patterns on the callback path", () => {
     "Stream.run(client.sink) of 6 000 values to Python websockets 10.4, killed and restarted mid-stream: in order, none twice, each arrived or counted in failed but for the run in flight at the kill",
     () =>
       Effect.gen(function*() {
-        const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-t3-"))
-        yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
-        const script = Path.join(dir, "echo.py")
-        Fs.writeFileSync(script, ECHO_SERVER)
+        const script = yield* scriptFile("echo.py", ECHO_SERVER)
         const first = yield* spawnEcho(script)
         // the replacement starts now (Python and websockets imported) and binds when told the port
         const second = yield* spawnEcho(script)

@@ -26,7 +26,7 @@ import { withNoHandlesLeft } from "./support/handles.js"
 import { hasNginx, nginx, proxyTo } from "./support/nginx.js"
 import { provideNode } from "./support/node.js"
 import { closedPort } from "./support/ports.js"
-import { hasWebsockets, listen, spawnPython } from "./support/python.js"
+import { hasWebsockets, listen, pythonEcho, spawnPython } from "./support/python.js"
 import type { Issued } from "./support/tlsMaterial.js"
 import { encryptedKey, hasOpenssl, issue } from "./support/tlsMaterial.js"
 
@@ -647,19 +647,6 @@ async def main():
 asyncio.run(main())
 `
 
-/** Python websockets without TLS: an echo on ws://. */
-const PYTHON_PLAIN = `import asyncio, sys, websockets
-port = int(sys.stdin.readline())
-async def handler(ws):
-    async for m in ws:
-        await ws.send(m)
-async def main():
-    async with websockets.serve(handler, "127.0.0.1", port) as server:
-        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
-        await asyncio.Future()
-asyncio.run(main())
-`
-
 const pythonTls = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const script = Path.join(dir, "r9server.py")
@@ -697,9 +684,7 @@ describe.skipIf(!hasOpenssl || !hasWebsockets)("round 9: Python websockets 10.4 
     "wss:// at a plain Python websockets server: TlsFailed 'wrong version number', naming a plain server",
     () =>
       Effect.gen(function*() {
-        const script = Path.join(dir, "r9plain.py")
-        Fs.writeFileSync(script, PYTHON_PLAIN)
-        const port = yield* listen(yield* spawnPython(script, () => {}), 0)
+        const port = new URL(yield* pythonEcho).port
         const error = expectConnectError(
           yield* connectError(`wss://127.0.0.1:${port}/`, { tls: { ca: certs.ca.cert } })
         )

@@ -5,6 +5,9 @@
  */
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { peer } from "./peers.js"
 import { awaitTrue } from "./poll.js"
 
@@ -20,6 +23,17 @@ export interface PythonServer {
   readonly child: ChildProcess.ChildProcess
   port: number | undefined
 }
+
+/** `text` written as `name` in a temp dir of its own, removed with the scope: the script's path. */
+export const scriptFile = (name: string, text: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-py-"))),
+    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+  ).pipe(Effect.map((dir) => {
+    const script = Path.join(dir, name)
+    Fs.writeFileSync(script, text)
+    return script
+  }))
 
 /** Spawns `script` (a path) with `args`; it waits for its port on stdin (`listen`). */
 export const spawnPython = (script: string, onLine: (line: string) => void, args: ReadonlyArray<string> = []) =>
@@ -55,3 +69,22 @@ export const listen = (server: PythonServer, port: number) =>
     yield* awaitTrue(Effect.sync(() => server.port !== undefined), "the Python server listens", 600)
     return server.port!
   })
+
+/** An echo server on Python websockets 10.4 (its default `max_size`: 1 MiB; permessage-deflate on). */
+const ECHO = `import asyncio, sys, websockets
+port = int(sys.stdin.readline())
+async def handler(ws):
+    async for m in ws:
+        await ws.send(m)
+async def main():
+    async with websockets.serve(handler, "127.0.0.1", port) as server:
+        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
+        await asyncio.Future()
+asyncio.run(main())
+`
+
+/** Python websockets echoing every message, stopped with the scope: its `ws://127.0.0.1:<port>` URL. */
+export const pythonEcho = Effect.gen(function*() {
+  const port = yield* listen(yield* spawnPython(yield* scriptFile("echo.py", ECHO), () => {}), 0)
+  return `ws://127.0.0.1:${port}`
+})
