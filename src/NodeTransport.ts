@@ -129,16 +129,18 @@ class NodeSocket implements TransportSocket {
     if (callback === undefined) return this.ws.send(data)
     const writes = this.writes ??= new WriteCallbacks(this)
     writes.callbacks.push(callback)
+    const handed = handedBelowTls(this.tcp)
     try {
       this.ws.send(data, writes.completion)
     } catch (error) {
       writes.callbacks.pop()
       throw error
     }
+    writes.takenIfFlushed(handed)
   }
 
   /** The senders' callbacks, made on the first send that has one (an idle socket has none). */
-  private writes: WriteCallbacks | undefined = undefined
+  writes: WriteCallbacks | undefined = undefined
   /** The TCP socket under ws, once open. */
   tcp: Net.Socket | undefined = undefined
 
@@ -168,7 +170,9 @@ class NodeSocket implements TransportSocket {
     const tcp = this.tcp
     this.corkedBytes = 0
     if (tcp === undefined || tcp.destroyed) return
+    const handed = handedBelowTls(tcp)
     tcp.uncork()
+    this.writes?.takenIfFlushed(handed)
     tcp.cork()
   }
   close(code: number, reason: string): void {
@@ -201,32 +205,85 @@ class NodeSocket implements TransportSocket {
 
 const writeLost = new Error("the connection ended before the frame was written")
 
+/** libuv's counters of the TCP handle under a TLS socket (Node's internal `_handle._parent`). */
+interface LowerHandle {
+  readonly bytesWritten: number
+  readonly writeQueueSize: number
+}
+
+const lowerHandle = (tcp: Net.Socket): LowerHandle | undefined => {
+  const handle: unknown = Reflect.get(tcp, "_handle")
+  if (typeof handle !== "object" || handle === null) return undefined
+  const parent: unknown = Reflect.get(handle, "_parent")
+  if (typeof parent !== "object" || parent === null) return undefined
+  const handed: unknown = Reflect.get(parent, "bytesWritten")
+  const held: unknown = Reflect.get(parent, "writeQueueSize")
+  return typeof handed === "number" && typeof held === "number" ? parent as LowerHandle : undefined
+}
+
+/** Under TLS, the bytes handed to the TCP handle so far (read before a write); else undefined. */
+const handedBelowTls = (tcp: Net.Socket | undefined): number | undefined =>
+  tcp === undefined || Reflect.get(tcp, "encrypted") !== true ? undefined : lowerHandle(tcp)?.bytesWritten
+
 /**
  * The senders' callbacks of one socket, oldest first: ws calls one shared completion per frame,
  * in order. Node calls a write's callback with no error when its socket was destroyed before the
  * write finished (a reset, `terminate`): such a frame was not written, and its sender hears so.
+ * But a write the kernel took at once is called back on the next tick, and a socket destroyed in
+ * between (`terminate` right after `send`) looked the same: the frame, delivered, was reported
+ * lost. So a frame the kernel had taken when its write returned counts as written whatever
+ * follows: nothing left buffered (`bufferedAmount` 0: Transport's contract, what the Client's
+ * send reads to skip its canceler), or under TLS, whose stream keeps a write until TLS calls it
+ * done a turn later, its records handed to the TCP handle and all of them taken by the kernel.
  */
 class WriteCallbacks {
   readonly callbacks: Array<((error?: Error) => void) | undefined> = []
   private head = 0
+  /** The callbacks before this index are of frames the kernel took. */
+  private taken = 0
   readonly completion = (error?: Error | null): void => this.completed(error)
 
   constructor(private readonly socket: NodeSocket) {}
+
+  /**
+   * Called after a write: with nothing left buffered, every frame so far was taken by the kernel.
+   * Under TLS (`handed`: libuv's count before the write), so were they if that write handed records
+   * to the TCP handle, libuv holds none, and only that write is in the stream (none behind it, in
+   * the stream or in ws).
+   */
+  takenIfFlushed(handed: number | undefined): void {
+    const ws = this.socket.ws
+    const buffered = ws.bufferedAmount
+    if (buffered === 0) {
+      this.taken = this.callbacks.length
+      return
+    }
+    const tcp = this.socket.tcp
+    if (handed === undefined || tcp === undefined) return
+    const lower = lowerHandle(tcp)
+    if (lower === undefined || lower.writeQueueSize !== 0 || lower.bytesWritten === handed) return
+    const state: unknown = Reflect.get(tcp, "_writableState")
+    const inFlight: unknown = typeof state === "object" && state !== null ? Reflect.get(state, "writelen") : undefined
+    if (buffered === tcp.writableLength && inFlight === buffered) this.taken = this.callbacks.length
+  }
 
   private completed(error: Error | null | undefined): void {
     const callbacks = this.callbacks
     if (this.head >= callbacks.length) return
     const callback = callbacks[this.head]!
+    const taken = this.head < this.taken
     callbacks[this.head++] = undefined
     if (this.head === callbacks.length) {
       callbacks.length = 0
       this.head = 0
+      this.taken = 0
     } else if (this.head > 1024 && this.head * 2 > callbacks.length) {
       callbacks.splice(0, this.head)
+      this.taken = Math.max(0, this.taken - this.head)
       this.head = 0
     }
     if (error !== undefined && error !== null) return callback(error)
-    if (this.socket.tcp?.destroyed === true) return callback(writeLost)
+    if (!taken && this.socket.tcp?.destroyed === true) return callback(writeLost)
     callback()
   }
 }
@@ -368,7 +425,10 @@ function destroyTcp(tcp: Net.Socket): void {
 function endTick(socket: NodeSocket, tcp: Net.Socket): void {
   const corked = socket.corkedBytes >= 0
   socket.corkedBytes = NONE_THIS_TICK
-  if (corked) tcp.uncork()
+  if (!corked) return
+  const handed = handedBelowTls(tcp)
+  tcp.uncork()
+  socket.writes?.takenIfFlushed(handed)
 }
 
 // The permanent error sink of invariant 1. ws 8.x emits 'error' on the next tick after an abort

@@ -127,6 +127,8 @@ export interface TransportSocket {
    * was written (Node: flushed to the kernel; browsers: handed to the browser, with at most the
    * request's `writeHighWaterMark` buffered up to its end) or with the error,
    * and callbacks run in the order of the sends: the Client matches them to frames in that order.
+   * A frame after whose `send` `bufferedAmount()` is 0 was written: its callback reports no error,
+   * even if the socket ends before it runs (the Client's `send` keeps no canceler for it).
    * May throw for a payload it cannot send (then nothing was written and no callback runs).
    */
   readonly send: (data: Message, callback?: (error?: Error) => void) => void

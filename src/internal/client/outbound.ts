@@ -205,9 +205,9 @@ export class Outbound extends Outbox {
         const thrown = this.writeNow(session, entry, data, bytes)
         if (thrown !== undefined) return resume(Effect.fail(writeFailed(data, thrown)))
         // Told already (a transport that completes at once: browsers), or taken whole by the
-        // kernel (reported written unless this very tick destroys the socket): a sender that stops
-        // waiting leaves nothing to report, and needs no canceler (one makes a send three times
-        // the Effect operations).
+        // network (then reported written, even if this very tick ends the socket: Transport's
+        // contract): a sender that stops waiting leaves nothing to report, and needs no canceler
+        // (one makes a send three times the Effect operations).
         if (sender === true || session.opened.socket.bufferedAmount() === 0) return
         return Effect.sync(() => {
           sender = false

@@ -1,0 +1,183 @@
+/**
+ * A frame the kernel took, its socket ended in the same tick (`send` then `terminate`, a reset
+ * read in the same turn): the frame was delivered, and its write must say so. Node calls a write
+ * the kernel took at once back on the next tick, and calls back a destroyed socket's writes with
+ * no error, so the Node transport had reported such a frame "the connection ended before the
+ * frame was written": a `send` failed `WriteFailed` (or an `enqueue` published `MessageFailed`)
+ * for a message the server had. What is still buffered when the socket ends is not written and
+ * is reported so. Real sockets on 127.0.0.1 against the TestServer, ws:// and wss://.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Logger, Redacted, Stream } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll } from "vitest"
+import { Client, NodeTransport, Transport } from "../src/index.js"
+import { TestServer } from "../src/testing/index.js"
+import type { Message, SocketListener, TransportSocket } from "../src/Transport.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
+import { withSend } from "./support/wrappedTransport.js"
+
+const tlsDir = hasOpenssl ? mkdtempSync(join(tmpdir(), "lifeline-written-")) : undefined
+afterAll(() => {
+  if (tlsDir !== undefined) rmSync(tlsDir, { recursive: true, force: true })
+})
+
+/** What each frame's write callback said ("ok" or the error's message), and bufferedAmount after each send. */
+interface Outcome {
+  readonly reports: ReadonlyArray<string>
+  readonly buffered: ReadonlyArray<number>
+}
+
+/**
+ * Opens one socket of the Node transport, sends `frames` and terminates it in the same tick, then
+ * waits for its close and for every write's report.
+ */
+const sendThenTerminate = (url: string, frames: ReadonlyArray<Message>, ca?: string) =>
+  Effect.async<Outcome>((resume) => {
+    const reports: Array<string> = new Array(frames.length).fill("none")
+    const buffered: Array<number> = []
+    let reported = 0
+    let closed = false
+    const settle = () => {
+      if (closed && reported === frames.length) resume(Effect.succeed({ reports, buffered }))
+    }
+    const listener: SocketListener = {
+      onOpen: () => {
+        frames.forEach((frame, i) => {
+          socket.send(frame, (error) => {
+            reports[i] = error === undefined ? "ok" : error.message
+            reported++
+            settle()
+          })
+          buffered.push(socket.bufferedAmount())
+        })
+        socket.terminate()
+      },
+      onMessage: () => {},
+      onPong: () => {},
+      onHandshakeFailure: (failure) => resume(Effect.die(new Error(`handshake failed: ${failure.detail}`))),
+      onProtocolError: () => {},
+      onClose: () => {
+        closed = true
+        settle()
+      }
+    }
+    const opened = NodeTransport.make.open({
+      url: new URL(url),
+      protocols: [],
+      headers: {},
+      maxPayload: 1 << 30,
+      tls: ca === undefined ? undefined : Redacted.make({ ca })
+    }, listener)
+    if (opened._tag === "Left") return resume(Effect.die(new Error(opened.left.detail)))
+    // The listener runs from later events only, once this is set.
+    const socket: TransportSocket = opened.right
+  })
+
+/** The TestServer's received messages once `count` arrived (within 2 s), then 100 ms more for any late one. */
+const receivedAfter = (server: TestServer.TestServer, count: number) =>
+  Effect.gen(function*() {
+    if (count > 0) yield* server.awaitReceived(count, "2 seconds")
+    yield* Effect.sleep("100 millis")
+    return yield* server.received
+  })
+
+const quiet = Logger.remove(Logger.defaultLogger)
+
+/** A TestServer that keeps what it receives and answers nothing; over TLS, with its CA's certificate. */
+const ignoringServer = (tls: boolean) =>
+  Effect.gen(function*() {
+    const material = tls ? makeMaterial(tlsDir!) : undefined
+    const server = yield* TestServer.make({
+      handler: "ignore",
+      ...(material === undefined ? {} : { tls: { cert: material.serverCert, key: material.serverKey } })
+    })
+    return { server, ca: material?.caCert }
+  })
+
+describe("the Node transport: a frame the kernel took, its socket ended in the same tick", () => {
+  for (const scheme of ["ws", "wss"] as const) {
+    const tls = scheme === "wss"
+    it.live.skipIf(tls && tlsDir === undefined)(
+      `${scheme}://: a small frame is reported written and the server has it; frames corked behind it fail and the server has none of them`,
+      () =>
+        withNoHandlesLeft(
+          Effect.gen(function*() {
+            const { ca, server } = yield* ignoringServer(tls)
+            // The first small frame of a tick leaves at once; the next two are corked until the tick's end.
+            const outcome = yield* sendThenTerminate(server.url, ["first", "second", "third"], ca)
+            // Under TLS the stream keeps the first write until TLS calls it done, a turn later.
+            if (!tls) expect(outcome.buffered[0]).toBe(0)
+            expect(outcome.buffered[1]).toBeGreaterThan(outcome.buffered[0]!)
+            expect(outcome.reports).toEqual([
+              "ok",
+              "Cannot call write after a stream was destroyed",
+              "Cannot call write after a stream was destroyed"
+            ])
+            expect(yield* receivedAfter(server, 1)).toEqual(["first"])
+          }).pipe(Effect.scoped)
+        )
+    )
+
+    it.live.skipIf(tls && tlsDir === undefined)(
+      `${scheme}://: a 32 MiB frame the kernel could not take whole is reported not written, and the server has no message`,
+      () =>
+        withNoHandlesLeft(
+          Effect.gen(function*() {
+            const { ca, server } = yield* ignoringServer(tls)
+            const outcome = yield* sendThenTerminate(server.url, [new Uint8Array(32 << 20)], ca)
+            expect(outcome.buffered[0]).toBeGreaterThan(0)
+            expect(outcome.reports).toEqual(["the connection ended before the frame was written"])
+            expect(yield* receivedAfter(server, 0)).toEqual([])
+          }).pipe(Effect.scoped)
+        )
+    )
+  }
+})
+
+describe("the Client: a message written, its socket ended in the same tick", () => {
+  /** The Node transport, its socket terminated right after the write of "last". */
+  const endsAfterLast = Layer.merge(
+    Layer.succeed(
+      Transport.Transport,
+      withSend(NodeTransport.make, (socket, data, callback) => {
+        socket.send(data, callback)
+        if (data === "last") socket.terminate()
+      })
+    ),
+    quiet
+  )
+
+  it.live("send: succeeds, no MessageFailed, failed 0; the server has the message", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const client = yield* Client.make({ url: server.url, heartbeat: false })
+        yield* client.awaitOpen
+        yield* client.send("last")
+        expect(yield* receivedAfter(server, 1)).toEqual(["last"])
+        yield* client.close()
+        const events = yield* Stream.runCollect(client.events)
+        expect([...events].filter((event) => event._tag === "MessageFailed")).toEqual([])
+        expect(yield* client.failed).toBe(0)
+      }).pipe(Effect.scoped, Effect.provide(endsAfterLast))
+    ))
+
+  it.live("enqueue: no MessageFailed, failed 0; the server has the message", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const client = yield* Client.make({ url: server.url, heartbeat: false })
+        yield* client.awaitOpen
+        yield* client.enqueue("last")
+        expect(yield* receivedAfter(server, 1)).toEqual(["last"])
+        yield* client.close()
+        const events = yield* Stream.runCollect(client.events)
+        expect([...events].filter((event) => event._tag === "MessageFailed")).toEqual([])
+        expect(yield* client.failed).toBe(0)
+      }).pipe(Effect.scoped, Effect.provide(endsAfterLast))
+    ))
+})
