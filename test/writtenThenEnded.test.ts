@@ -1,11 +1,11 @@
 /**
- * A frame the kernel took, its socket ended in the same tick (`send` then `terminate`, a reset
- * read in the same turn): the frame was delivered, and its write must say so. Node calls a write
- * the kernel took at once back on the next tick, and calls back a destroyed socket's writes with
- * no error, so the Node transport had reported such a frame "the connection ended before the
- * frame was written": a `send` failed `WriteFailed` (or an `enqueue` published `MessageFailed`)
- * for a message the server had. What is still buffered when the socket ends is not written and
- * is reported so. Real sockets on 127.0.0.1 against the TestServer, ws:// and wss://.
+ * A frame the kernel took, its socket ended in the same tick (`send` then `terminate`): the frame
+ * was delivered, and its write must say so. Node calls a write the kernel took at once back on
+ * the next tick, and calls back a destroyed socket's writes with no error, so the Node transport
+ * had reported such a frame "the connection ended before the frame was written": a `send` failed
+ * `WriteFailed` (or an `enqueue` published `MessageFailed`) for a message the server had. What is
+ * still buffered when the socket ends is not written and is reported so. Real sockets on
+ * 127.0.0.1 against the TestServer, ws:// and wss://.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, Redacted, Stream } from "effect"
