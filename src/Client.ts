@@ -266,6 +266,8 @@ export function make(
   // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
   let codec: Codec<unknown, unknown> | undefined
   let decodeErrors: unknown
+  // What is wrong with the codec or `decodeErrors`, given from untyped code.
+  let bad: string | undefined
   try {
     if (typeof options === "object" && options !== null && "codec" in options) codec = options.codec
     // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
@@ -273,37 +275,29 @@ export function make(
     if (codec !== undefined) {
       const given = (options as CodecOptions<unknown, unknown>).decodeErrors
       decodeErrors = given === undefined ? "event" : given
+      bad = invalidCodec(codec, decodeErrors)
     }
   } catch {
-    // Untyped code: a getter or Proxy trap that throws. The checks name the options that cannot be
-    // read; if they all can, the codec's field is named. Never a throw from here.
-    return Effect.flatMap(Transport, (transport) => {
-      const settings = clientSettings(options, optionChecksOf(transport))
-      return makeClient(
-        settings.invalid !== undefined
-          ? settings
-          : {
-            ...settings,
-            invalid: `codec: ${UNREADABLE}; ${INVALID_OPTIONS_HINT}`
-          }
-      )
-    })
-  }
-  if (codec === undefined) {
-    return Effect.flatMap(Transport, (transport) => makeClient(clientSettings(options, optionChecksOf(transport))))
+    // A getter or Proxy trap that throws. Never a throw from here.
+    bad = `codec: ${UNREADABLE}; ${INVALID_OPTIONS_HINT}`
   }
   const given = codec
-  type Made = Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport>
-  return Effect.flatMap(Transport, (transport): Made => {
-    const settings = clientSettings(options, optionChecksOf(transport))
-    const bad = invalidCodec(given, decodeErrors)
-    // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
-    if (bad !== undefined) return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })
-    return Effect.map(
-      makeClient(settings),
-      (live) => given[CodecEdge].client(live, given, decodeErrors as "event" | "fail")
-    )
-  })
+  return Effect.flatMap(
+    Transport,
+    (transport): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> => {
+      const settings = clientSettings(options, optionChecksOf(transport))
+      // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
+      // The options checks speak first: they name the options that cannot be read or are wrong.
+      if (bad !== undefined) {
+        return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })
+      }
+      if (given === undefined) return makeClient(settings)
+      return Effect.map(
+        makeClient(settings),
+        (live) => given[CodecEdge].client(live, given, decodeErrors as "event" | "fail")
+      )
+    }
+  )
 }
 
 /** What is wrong with a codec given from untyped code: the Client then starts Closed with `InvalidOptions`. */
