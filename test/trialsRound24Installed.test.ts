@@ -27,6 +27,7 @@ import { execFile } from "node:child_process"
 import {
   chmodSync,
   cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -353,8 +354,24 @@ const run = (
     }
   )
 
+/**
+ * A `node_modules` above the temporary directory (`/tmp/node_modules`, left by someone's
+ * experiment) would be found by Node's and TypeScript's resolution from the installs below it,
+ * and the tests of what is missing there would fail for a reason of the machine's.
+ */
+const ancestorNodeModules = (dir: string): string | undefined => {
+  for (let at = dirname(dir);; at = dirname(at)) {
+    if (existsSync(join(at, "node_modules"))) return join(at, "node_modules")
+    if (dirname(at) === at) return undefined
+  }
+}
+
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), "lifeline-installed-"))
+  const above = ancestorNodeModules(tmp)
+  if (above !== undefined) {
+    throw new Error(`${above} is above the test's installs and would be resolved from them: move it away`)
+  }
   buildPackage(join(tmp, "package"))
   makeApp(nodeApp(), ["effect", "ws", "@types/ws", "@types/node", "@effect/platform"])
   // npm links each `bin` into node_modules/.bin and makes its target executable.
