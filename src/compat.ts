@@ -32,6 +32,7 @@ import { make as makeClient } from "./Client.js"
 import type { Connection } from "./Connection.js"
 import type { Disconnected } from "./Errors.js"
 import { SendError } from "./Errors.js"
+import { LiveClient } from "./internal/client/liveClient.js"
 import { reconnectSchedule } from "./internal/compat/schedule.js"
 import { transportFor } from "./internal/compat/transports.js"
 import { DEFAULT_OUTBOX_BYTES, DEFAULT_OUTBOX_CAPACITY } from "./internal/options.js"
@@ -450,11 +451,18 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     }
   }
 
-  /** Bytes kept while not open plus those the socket has not written yet. */
+  /**
+   * Bytes not written yet: kept here while not open, queued in the Client's outbox, and handed to
+   * the open socket. The Client's outbox holds what was sent after its link dropped and before
+   * this facade heard of it (a send in that turn still goes to the Client, which keeps it for the
+   * next connection): it was left out, and `bufferedAmount` said 0 with a message waiting.
+   */
   get bufferedAmount(): number {
-    const session = this._life?.openSession
+    const life = this._life
+    const session = life?.openSession
     const socket = session === undefined ? 0 : this._runtimeOrThrow.runSync(session.connection.bufferedAmount)
-    return this._pendingBytes + socket
+    const queued = life !== undefined && life.client instanceof LiveClient ? life.client.outbound.bytesQueued : 0
+    return this._pendingBytes + queued + socket
   }
 
   /** Always "": lifeline's transports do not report the negotiated extensions. */

@@ -197,6 +197,46 @@ describe("compat through server restarts (WebSocket: WS)", () => {
       )
     }))
 
+  it.scopedLive("a burst through a kill: bufferedAmount read at the close event is the bytes that arrive after the restart (a send in the turn the link dropped stayed out of it, said 0), as partysocket's", () =>
+    Effect.gen(function*() {
+      // A send every turn until the close event; the server killed under it, then restarted.
+      const trial = (Class: Constructor) =>
+        onServer(async (server) => {
+          const socket = new Class(server.url, [], fixed(300))
+          // The sends the kill cut short: error events (lifeline's MessageFailed; partysocket: none).
+          socket.addEventListener("error", () => {})
+          await Scenarios.next(socket as never, "open")
+          let sent = 0
+          let dropped = false
+          const closed = Scenarios.next(socket as never, "close").then(() => (dropped = true))
+          const tick = () => {
+            if (dropped || sent >= 100_000) return
+            socket.send(`m${sent++}`)
+            setImmediate(tick)
+          }
+          tick()
+          await receivedAtLeast(server, 20)
+          await run(server.kill)
+          await closed
+          const buffered = socket.bufferedAmount
+          const before = (await run(server.received)).length
+          const opened = Scenarios.next(socket as never, "open")
+          await run(server.restart)
+          await opened
+          const bytesAfter = async () =>
+            (await run(server.received)).slice(before).reduce((sum, message) => sum + String(message).length, 0)
+          await Scenarios.until(async () => (await bytesAfter()) >= buffered)
+          await Scenarios.sleep(100)
+          const after = await bytesAfter()
+          socket.close()
+          return { buffered, after }
+        })
+      const lifeline = yield* withNoHandlesLeft(trial(LIFELINE))
+      expect(lifeline.buffered).toBe(lifeline.after)
+      const partysocket = yield* trial(PARTYSOCKET)
+      expect(partysocket.buffered).toBe(partysocket.after)
+    }))
+
   it.scopedLive("an error listener of a dropped connection sees CLOSED: what it sends returns false, is kept, and arrives first on the next connection (as with partysocket)", () =>
     Effect.gen(function*() {
       const trial = (Class: Constructor) =>

@@ -55,6 +55,11 @@ export class Outbox {
     return this.blocked.length > 0
   }
 
+  /** The bytes of the entries queued (not yet handed to the transport). */
+  get bytesQueued(): number {
+    return this.queuedBytes
+  }
+
   /** Entries queued (not yet handed to the transport). */
   get size(): number {
     return this.items.length - this.head
