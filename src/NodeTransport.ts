@@ -252,14 +252,15 @@ class WriteCallbacks {
    * the stream or in ws).
    */
   takenIfFlushed(handed: number | undefined): void {
-    const ws = this.socket.ws
-    const buffered = ws.bufferedAmount
+    // A destroyed socket writes nothing more; its buffer emptied by failing what it held.
+    const tcp = this.socket.tcp
+    if (tcp === undefined || tcp.destroyed) return
+    const buffered = this.socket.ws.bufferedAmount
     if (buffered === 0) {
       this.taken = this.callbacks.length
       return
     }
-    const tcp = this.socket.tcp
-    if (handed === undefined || tcp === undefined) return
+    if (handed === undefined) return
     const lower = lowerHandle(tcp)
     if (lower === undefined || lower.writeQueueSize !== 0 || lower.bytesWritten === handed) return
     const state: unknown = Reflect.get(tcp, "_writableState")
@@ -282,8 +283,14 @@ class WriteCallbacks {
       this.taken = Math.max(0, this.taken - this.head)
       this.head = 0
     }
+    // Once the socket is destroyed Node calls back out of order (a write the kernel took, a tick
+    // later; those still buffered, failed as soon as an earlier write's callback ran): each
+    // completion then stands for the oldest frame waiting, and what that frame had is decided by
+    // its place, written if the kernel took it, else not, whatever the completion says.
+    if (this.socket.tcp?.destroyed === true) {
+      return taken ? callback() : callback(error !== undefined && error !== null ? error : writeLost)
+    }
     if (error !== undefined && error !== null) return callback(error)
-    if (!taken && this.socket.tcp?.destroyed === true) return callback(writeLost)
     callback()
   }
 }

@@ -138,6 +138,99 @@ describe("the Node transport: a frame the kernel took, its socket ended in the s
   }
 })
 
+/** A seeded generator (linear congruential): the same plans at every run. */
+const seeded = (start: number) => {
+  let seed = start
+  return (): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed / 0x7fffffff
+  }
+}
+
+const SIZES = [1, 10, 100, 1000, 16_000, 70_000, 300_000, 2_000_000]
+
+/**
+ * One socket of the Node transport: 1 to 8 frames of mixed sizes, each named `<run>-<index>-`,
+ * some in later turns (`setImmediate`, `nextTick`), ended by `terminate` right after one of them,
+ * at the end, or a few milliseconds later. Each frame's reports (a written frame: "ok"; else
+ * "lost"), once the socket closed.
+ */
+const randomRun = (url: string, ca: string | undefined, random: () => number, run: number) =>
+  Effect.async<ReadonlyArray<{ readonly name: string; readonly reports: ReadonlyArray<string> }>>((resume) => {
+    const frames: Array<{ readonly name: string; readonly reports: Array<string> }> = []
+    const count = 1 + Math.floor(random() * 8)
+    const cut = Math.floor(random() * (count + 1))
+    const step = () => {
+      while (frames.length < count) {
+        const frame = { name: `${run}-${frames.length}`, reports: [] as Array<string> }
+        frames.push(frame)
+        const size = SIZES[Math.floor(random() * SIZES.length)]!
+        socket.send(
+          `${frame.name}-${"x".repeat(size)}`,
+          (error) => frame.reports.push(error === undefined ? "ok" : "lost")
+        )
+        if (frames.length === cut) return socket.terminate()
+        if (random() < 0.3) return (random() < 0.5 ? setImmediate : process.nextTick)(step)
+      }
+      if (random() < 0.5) return socket.terminate()
+      setTimeout(() => socket.terminate(), Math.floor(random() * 5))
+    }
+    const listener: SocketListener = {
+      onOpen: step,
+      onMessage: () => {},
+      onPong: () => {},
+      onHandshakeFailure: (failure) => resume(Effect.die(new Error(`handshake failed: ${failure.detail}`))),
+      onProtocolError: () => {},
+      // Every write is called back by the close (Transport's contract: exactly once, before it).
+      onClose: () => resume(Effect.succeed(frames))
+    }
+    const opened = NodeTransport.make.open({
+      url: new URL(url),
+      protocols: [],
+      headers: {},
+      maxPayload: 1 << 30,
+      tls: ca === undefined ? undefined : Redacted.make({ ca })
+    }, listener)
+    if (opened._tag === "Left") return resume(Effect.die(new Error(opened.left.detail)))
+    // The listener runs from later events only, once this is set.
+    const socket: TransportSocket = opened.right
+  })
+
+describe("the Node transport: sockets ended at random among their writes (seeded)", () => {
+  for (const scheme of ["ws", "wss"] as const) {
+    const tls = scheme === "wss"
+    it.live.skipIf(tls && tlsDir === undefined)(
+      `${scheme}://: 50 sockets; every frame reported once; every one reported written is at the server`,
+      () =>
+        withNoHandlesLeft(
+          Effect.gen(function*() {
+            const { ca, server } = yield* ignoringServer(tls)
+            const random = seeded(tls ? 2 : 1)
+            const reportedOnce: Array<string> = []
+            const writtenNotThere: Array<string> = []
+            let written = 0
+            for (let run = 0; run < 50; run++) {
+              const frames = yield* randomRun(server.url, ca, random, run)
+              // The server has read all there was once its side closed.
+              yield* server.awaitConnections(0)
+              const there = new Set((yield* server.received).map((message) => String(message).split("-", 2).join("-")))
+              for (const { name, reports } of frames) {
+                if (reports.length !== 1) reportedOnce.push(`${name}: ${reports.join(",") || "none"}`)
+                if (reports[0] !== "ok") continue
+                written++
+                if (!there.has(name)) writtenNotThere.push(name)
+              }
+            }
+            expect(reportedOnce).toEqual([])
+            expect(writtenNotThere).toEqual([])
+            // Not all lost: the seeds write some whole before the end.
+            expect(written).toBeGreaterThan(50)
+          }).pipe(Effect.scoped)
+        )
+    )
+  }
+})
+
 describe("the Client: a message written, its socket ended in the same tick", () => {
   /** The Node transport, its socket terminated right after the write of "last". */
   const endsAfterLast = Layer.merge(
