@@ -129,7 +129,7 @@ class NodeSocket implements TransportSocket {
     if (callback === undefined) return this.ws.send(data)
     const writes = this.writes ??= new WriteCallbacks(this)
     writes.callbacks.push(callback)
-    const handed = handedBelowTls(this.tcp)
+    const handed = writes.handedBefore()
     try {
       this.ws.send(data, writes.completion)
     } catch (error) {
@@ -170,9 +170,10 @@ class NodeSocket implements TransportSocket {
     const tcp = this.tcp
     this.corkedBytes = 0
     if (tcp === undefined || tcp.destroyed) return
-    const handed = handedBelowTls(tcp)
+    const writes = this.writes
+    const handed = writes?.handedBefore()
     tcp.uncork()
-    this.writes?.takenIfFlushed(handed)
+    writes?.takenIfFlushed(handed)
     tcp.cork()
   }
   close(code: number, reason: string): void {
@@ -221,10 +222,6 @@ const lowerHandle = (tcp: Net.Socket): LowerHandle | undefined => {
   return typeof handed === "number" && typeof held === "number" ? parent as LowerHandle : undefined
 }
 
-/** Under TLS, the bytes handed to the TCP handle so far (read before a write); else undefined. */
-const handedBelowTls = (tcp: Net.Socket | undefined): number | undefined =>
-  tcp === undefined || Reflect.get(tcp, "encrypted") !== true ? undefined : lowerHandle(tcp)?.bytesWritten
-
 /**
  * The senders' callbacks of one socket, oldest first: ws calls one shared completion per frame,
  * in order. Node calls a write's callback with no error when its socket was destroyed before the
@@ -242,8 +239,18 @@ class WriteCallbacks {
   /** The callbacks before this index are of frames the kernel took. */
   private taken = 0
   readonly completion = (error?: Error | null): void => this.completed(error)
+  /** The socket is TLS: its stream keeps a write until TLS calls it done, a turn after the kernel took it. */
+  private readonly tls: boolean
 
-  constructor(private readonly socket: NodeSocket) {}
+  constructor(private readonly socket: NodeSocket) {
+    this.tls = socket.tcp !== undefined && Reflect.get(socket.tcp, "encrypted") === true
+  }
+
+  /** Read before a write: under TLS, the bytes handed to the TCP handle below so far. */
+  handedBefore(): number | undefined {
+    const tcp = this.socket.tcp
+    return this.tls && tcp !== undefined ? lowerHandle(tcp)?.bytesWritten : undefined
+  }
 
   /**
    * Called after a write: with nothing left buffered, every frame so far was taken by the kernel.
@@ -433,9 +440,10 @@ function endTick(socket: NodeSocket, tcp: Net.Socket): void {
   const corked = socket.corkedBytes >= 0
   socket.corkedBytes = NONE_THIS_TICK
   if (!corked) return
-  const handed = handedBelowTls(tcp)
+  const writes = socket.writes
+  const handed = writes?.handedBefore()
   tcp.uncork()
-  socket.writes?.takenIfFlushed(handed)
+  writes?.takenIfFlushed(handed)
 }
 
 // The permanent error sink of invariant 1. ws 8.x emits 'error' on the next tick after an abort
