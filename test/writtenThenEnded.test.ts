@@ -244,35 +244,22 @@ describe("the Client: a message written, its socket ended in the same tick", () 
     quiet
   )
 
-  it.live("send: succeeds, no MessageFailed, failed 0; the server has the message", () =>
-    withNoHandlesLeft(
-      Effect.gen(function*() {
-        const server = yield* TestServer.make({ handler: "ignore" })
-        const client = yield* Client.make({ url: server.url, heartbeat: false })
-        yield* client.awaitOpen
-        yield* client.send("last")
-        expect(yield* receivedAfter(server, 1)).toEqual(["last"])
-        yield* client.close()
-        const events = yield* Stream.runCollect(client.events)
-        expect([...events].filter((event) => event._tag === "MessageFailed")).toEqual([])
-        expect(yield* client.failed).toBe(0)
-      }).pipe(Effect.scoped, Effect.provide(endsAfterLast))
-    ))
-
-  it.live("enqueue: no MessageFailed, failed 0; the server has the message", () =>
-    withNoHandlesLeft(
-      Effect.gen(function*() {
-        const server = yield* TestServer.make({ handler: "ignore" })
-        const client = yield* Client.make({ url: server.url, heartbeat: false })
-        yield* client.awaitOpen
-        yield* client.enqueue("last")
-        expect(yield* receivedAfter(server, 1)).toEqual(["last"])
-        yield* client.close()
-        const events = yield* Stream.runCollect(client.events)
-        expect([...events].filter((event) => event._tag === "MessageFailed")).toEqual([])
-        expect(yield* client.failed).toBe(0)
-      }).pipe(Effect.scoped, Effect.provide(endsAfterLast))
-    ))
+  for (const way of ["send", "enqueue"] as const) {
+    it.live(`${way}: succeeds, no MessageFailed, failed 0; the server has the message`, () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const server = yield* TestServer.make({ handler: "ignore" })
+          const client = yield* Client.make({ url: server.url, heartbeat: false })
+          yield* client.awaitOpen
+          yield* client[way]("last")
+          expect(yield* receivedAfter(server, 1)).toEqual(["last"])
+          yield* client.close()
+          const events = yield* Stream.runCollect(client.events)
+          expect([...events].filter((event) => event._tag === "MessageFailed")).toEqual([])
+          expect(yield* client.failed).toBe(0)
+        }).pipe(Effect.scoped, Effect.provide(endsAfterLast))
+      ))
+  }
 })
 
 describe("the Client: sends and enqueues while its sockets are ended at random (seeded)", () => {
