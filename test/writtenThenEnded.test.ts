@@ -31,6 +31,16 @@ interface Outcome {
   readonly buffered: ReadonlyArray<number>
 }
 
+/** Opens one socket of the Node transport to `url`, trusting `ca` over TLS. */
+const openNode = (url: string, ca: string | undefined, listener: SocketListener) =>
+  NodeTransport.make.open({
+    url: new URL(url),
+    protocols: [],
+    headers: {},
+    maxPayload: 1 << 30,
+    tls: ca === undefined ? undefined : Redacted.make({ ca })
+  }, listener)
+
 /**
  * Opens one socket of the Node transport, sends `frames` and terminates it in the same tick, then
  * waits for its close and for every write's report.
@@ -65,13 +75,7 @@ const sendThenTerminate = (url: string, frames: ReadonlyArray<Message>, ca?: str
         settle()
       }
     }
-    const opened = NodeTransport.make.open({
-      url: new URL(url),
-      protocols: [],
-      headers: {},
-      maxPayload: 1 << 30,
-      tls: ca === undefined ? undefined : Redacted.make({ ca })
-    }, listener)
+    const opened = openNode(url, ca, listener)
     if (opened._tag === "Left") return resume(Effect.die(new Error(opened.left.detail)))
     // The listener runs from later events only, once this is set.
     const socket: TransportSocket = opened.right
@@ -184,13 +188,7 @@ const randomRun = (url: string, ca: string | undefined, random: () => number, ru
       // Every write is called back by the close (Transport's contract: exactly once, before it).
       onClose: () => resume(Effect.succeed(frames))
     }
-    const opened = NodeTransport.make.open({
-      url: new URL(url),
-      protocols: [],
-      headers: {},
-      maxPayload: 1 << 30,
-      tls: ca === undefined ? undefined : Redacted.make({ ca })
-    }, listener)
+    const opened = openNode(url, ca, listener)
     if (opened._tag === "Left") return resume(Effect.die(new Error(opened.left.detail)))
     // The listener runs from later events only, once this is set.
     const socket: TransportSocket = opened.right
