@@ -705,8 +705,17 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private _sendMessage(message: LifelineMessage): boolean {
     const life = this._life
     if (life !== undefined && !life.closing && life.openSession !== undefined) {
-      const exit = this._runtimeOrThrow.runSyncExit(life.client.enqueue(message))
-      if (Exit.isSuccess(exit)) return true
+      const client = life.client
+      const waiting = client instanceof LiveClient ? client.outbound.size : 0
+      const exit = this._runtimeOrThrow.runSyncExit(client.enqueue(message))
+      if (Exit.isSuccess(exit)) {
+        // Handed to the socket; or queued in the Client's outbox (overflow "fail": nothing is
+        // dropped for it), for this connection while its socket is open (the Client's `onOpen` is
+        // running: written right after), else for the next one: in the turn the link dropped,
+        // before this facade heard of it. That is "kept", as when not open.
+        if (!(client instanceof LiveClient) || client.outbound.size === waiting) return true
+        return this._runtimeOrThrow.runSync(life.openSession.connection.readyState) === OPEN
+      }
       this._dispatchError(Cause.squash(exit.cause) as Error)
       return false
     }

@@ -197,7 +197,7 @@ describe("compat through server restarts (WebSocket: WS)", () => {
       )
     }))
 
-  it.scopedLive("a burst through a kill: bufferedAmount read at the close event is the bytes that arrive after the restart (a send in the turn the link dropped stayed out of it, said 0), as partysocket's", () =>
+  it.scopedLive("a burst through a kill: bufferedAmount read at the close event is the bytes that arrive after the restart (a send in the turn the link dropped stayed out of it, said 0), as partysocket's; each of them was sent with send returning false (kept)", () =>
     Effect.gen(function*() {
       // A send every turn until the close event; the server killed under it, then restarted.
       const trial = (Class: Constructor) =>
@@ -208,10 +208,13 @@ describe("compat through server restarts (WebSocket: WS)", () => {
           await Scenarios.next(socket as never, "open")
           let sent = 0
           let dropped = false
+          // What send returned for each message (partysocket's returns nothing).
+          const returned = new Map<string, unknown>()
           const closed = Scenarios.next(socket as never, "close").then(() => (dropped = true))
           const tick = () => {
             if (dropped || sent >= 100_000) return
-            socket.send(`m${sent++}`)
+            const message = `m${sent++}`
+            returned.set(message, socket.send(message))
             setImmediate(tick)
           }
           tick()
@@ -228,11 +231,16 @@ describe("compat through server restarts (WebSocket: WS)", () => {
           await Scenarios.until(async () => (await bytesAfter()) >= buffered)
           await Scenarios.sleep(100)
           const after = await bytesAfter()
+          const arrivedAfter = (await run(server.received)).slice(before).map(String)
           socket.close()
-          return { buffered, after }
+          return { buffered, after, returnedForArrivedAfter: arrivedAfter.map((message) => returned.get(message)) }
         })
       const lifeline = yield* withNoHandlesLeft(trial(LIFELINE))
       expect(lifeline.buffered).toBe(lifeline.after)
+      // Each message that waited for the next connection was sent with `send` returning false
+      // (kept), the one sent in the turn the link dropped too.
+      expect(lifeline.returnedForArrivedAfter.filter((value) => value !== false)).toEqual([])
+      expect(lifeline.returnedForArrivedAfter.length).toBeGreaterThan(0)
       const partysocket = yield* trial(PARTYSOCKET)
       expect(partysocket.buffered).toBe(partysocket.after)
     }))
