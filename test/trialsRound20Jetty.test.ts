@@ -359,9 +359,18 @@ describe("round 20: Jetty stopped (server.stop()) and killed", () => {
         const peer = yield* jettyPeer()
         const client = yield* Client.make({ url: peer.url("/echo?id=stop"), retry: quickRetry })
         yield* client.awaitOpen
-        expect(yield* firstBackoffAfter(client, peer.stop)).toMatchObject({
+        // Jetty writes its close frame and ends TCP; under a full suite's load its stop once ended
+        // the connection without the frame (1006 from the transport, a fresh-clone CI run of stop
+        // 31; 6 of 6 runs beside two busy loops had the frame). Each is read as what it was; a
+        // close frame without a code is 1005 in the hostile-wire model too.
+        const stopped = yield* firstBackoffAfter(client, peer.stop)
+        const abrupt = stopped._tag === "Backoff" && stopped.error._tag === "Disconnected" &&
+          stopped.error.code === 1006
+        expect(stopped).toMatchObject({
           attempt: 1,
-          error: { _tag: "Disconnected", code: 1005, reason: "", wasClean: true, initiator: "server" }
+          error: abrupt
+            ? { _tag: "Disconnected", code: 1006, reason: "", wasClean: false, initiator: "transport" }
+            : { _tag: "Disconnected", code: 1005, reason: "", wasClean: true, initiator: "server" }
         })
         // Jetty's app sees its own stop as "1006 Disconnected", "1006 Failed to open local endpoint"
         // or "1005 null", by a race inside Jetty; or not at all, when the stop ends before the
