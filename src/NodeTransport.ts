@@ -103,14 +103,8 @@ class NodeSocket implements TransportSocket {
   sentBytes(): number {
     const tcp = this.tcp
     if (tcp === undefined) return 0
-    const handle: unknown = Reflect.get(tcp, "_handle")
-    if (typeof handle === "object" && handle !== null) {
-      const parent: unknown = Reflect.get(handle, "_parent")
-      const stream = typeof parent === "object" && parent !== null ? parent : handle
-      const handed: unknown = Reflect.get(stream, "bytesWritten")
-      const held: unknown = Reflect.get(stream, "writeQueueSize")
-      if (typeof handed === "number" && typeof held === "number") return handed - held
-    }
+    const counters = tcpCounters(tcp)
+    if (counters !== undefined) return counters.bytesWritten - counters.writeQueueSize
     const written = tcp.bytesWritten
     return typeof written === "number" ? written - tcp.writableLength : 0
   }
@@ -206,20 +200,27 @@ class NodeSocket implements TransportSocket {
 
 const writeLost = new Error("the connection ended before the frame was written")
 
-/** libuv's counters of the TCP handle under a TLS socket (Node's internal `_handle._parent`). */
-interface LowerHandle {
+/** libuv's counters of a socket's TCP handle: what was handed to it, and what it still holds. */
+interface TcpCounters {
   readonly bytesWritten: number
   readonly writeQueueSize: number
 }
 
-const lowerHandle = (tcp: Net.Socket): LowerHandle | undefined => {
+/**
+ * The TCP handle's counters: Node's internal `_handle`, under TLS the TCP handle below the TLS one
+ * (`_handle._parent`, so the bytes are TLS records'); undefined where they are not there.
+ * `belowTls`: only the one below a TLS handle (whether a write is taken must not read the TLS one's).
+ */
+const tcpCounters = (tcp: Net.Socket, belowTls = false): TcpCounters | undefined => {
   const handle: unknown = Reflect.get(tcp, "_handle")
   if (typeof handle !== "object" || handle === null) return undefined
   const parent: unknown = Reflect.get(handle, "_parent")
-  if (typeof parent !== "object" || parent === null) return undefined
-  const handed: unknown = Reflect.get(parent, "bytesWritten")
-  const held: unknown = Reflect.get(parent, "writeQueueSize")
-  return typeof handed === "number" && typeof held === "number" ? parent as LowerHandle : undefined
+  const below = typeof parent === "object" && parent !== null
+  if (belowTls && !below) return undefined
+  const stream = below ? parent : handle
+  const handed: unknown = Reflect.get(stream, "bytesWritten")
+  const held: unknown = Reflect.get(stream, "writeQueueSize")
+  return typeof handed === "number" && typeof held === "number" ? stream as TcpCounters : undefined
 }
 
 /**
@@ -249,7 +250,7 @@ class WriteCallbacks {
   /** Read before a write: under TLS, the bytes handed to the TCP handle below so far. */
   handedBefore(): number | undefined {
     const tcp = this.socket.tcp
-    return this.tls && tcp !== undefined ? lowerHandle(tcp)?.bytesWritten : undefined
+    return this.tls && tcp !== undefined ? tcpCounters(tcp, true)?.bytesWritten : undefined
   }
 
   /**
@@ -268,8 +269,8 @@ class WriteCallbacks {
       return
     }
     if (handed === undefined) return
-    const lower = lowerHandle(tcp)
-    if (lower === undefined || lower.writeQueueSize !== 0 || lower.bytesWritten === handed) return
+    const below = tcpCounters(tcp, true)
+    if (below === undefined || below.writeQueueSize !== 0 || below.bytesWritten === handed) return
     const state: unknown = Reflect.get(tcp, "_writableState")
     const inFlight: unknown = typeof state === "object" && state !== null ? Reflect.get(state, "writelen") : undefined
     if (buffered === tcp.writableLength && inFlight === buffered) this.taken = this.callbacks.length

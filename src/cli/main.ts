@@ -39,9 +39,10 @@ const usage = (io: Io, message: string): Promise<number> => {
  * redacted), else direct. A URL that does not parse goes direct: the Client reports it.
  */
 const transport = (choice: ProxyChoice | undefined, url: string, io: Io, json: boolean) => {
+  if (choice === undefined) return Effect.succeed(NodeTransport.layer)
   // The URL as lifeline dials it (http(s):// is ws(s)://); one that cannot be dialled goes direct.
-  const endpoint = choice === undefined ? undefined : checkEndpoint(url)
-  const through = endpoint === undefined || endpoint instanceof ConnectError ? undefined : choice?.(endpoint.url)
+  const endpoint = checkEndpoint(url)
+  const through = endpoint instanceof ConnectError ? undefined : choice(endpoint.url)
   if (through === undefined) return Effect.succeed(NodeTransport.layer)
   return Effect.tryPromise(() => import("https-proxy-agent")).pipe(
     Effect.map(({ HttpsProxyAgent }) => {
