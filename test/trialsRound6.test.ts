@@ -19,26 +19,8 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
 import type { PythonServer } from "./support/python.js"
-import { hasWebsockets, listen, scriptFile, spawnPython } from "./support/python.js"
+import { echoScript, hasWebsockets, listen, scriptFile, spawnPython } from "./support/python.js"
 import { upgradingServer } from "./support/tcpServer.js"
-
-/**
- * An echo server that reads its port from stdin (0: any; websockets 10.4's CLI cannot take 0),
- * prints `PORT <n>` once listening and `M <message>` for every message it receives, before echoing
- * it. Run with -u: each line is one write, so a SIGKILL loses none of what was printed.
- */
-const ECHO_SERVER = `import asyncio, sys, websockets
-port = int(sys.stdin.readline())
-async def echo(ws):
-    async for m in ws:
-        sys.stdout.write("M " + m + "\\n")
-        await ws.send(m)
-async def main():
-    async with websockets.serve(echo, "127.0.0.1", port) as server:
-        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
-        await asyncio.Future()
-asyncio.run(main())
-`
 
 interface EchoServer extends PythonServer {
   /** The values it received, as printed, in order. */
@@ -74,7 +56,7 @@ describe("round 6 trials: user patterns on the callback path", () => {
     "Stream.run(client.sink) of 6 000 values to Python websockets 10.4, killed and restarted mid-stream: in order, none twice, each arrived or counted in failed but for the run in flight at the kill",
     () =>
       Effect.gen(function*() {
-        const script = yield* scriptFile("echo.py", ECHO_SERVER)
+        const script = yield* scriptFile("echo.py", echoScript(true))
         const first = yield* spawnEcho(script)
         // the replacement starts now (Python and websockets imported) and binds when told the port
         const second = yield* spawnEcho(script)

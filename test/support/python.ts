@@ -70,12 +70,23 @@ export const listen = (server: PythonServer, port: number) =>
     return server.port!
   })
 
-/** An echo server on Python websockets 10.4 (its default `max_size`: 1 MiB; permessage-deflate on). */
-const ECHO = `import asyncio, sys, websockets
+/**
+ * An echo server on Python websockets 10.4 (its default `max_size`: 1 MiB; permessage-deflate on)
+ * that reads its port from stdin (0: any) and prints `PORT <n>` once listening. `printEach`: it also
+ * prints `M <message>` for every (text) message before echoing it; run with -u, each line is one
+ * write, so a SIGKILL loses none of what was printed.
+ */
+export const echoScript = (printEach: boolean): string =>
+  `import asyncio, sys, websockets
 port = int(sys.stdin.readline())
 async def handler(ws):
     async for m in ws:
-        await ws.send(m)
+${
+    printEach ?
+      `        sys.stdout.write("M " + m + "\\n")
+` :
+      ""
+  }        await ws.send(m)
 async def main():
     async with websockets.serve(handler, "127.0.0.1", port) as server:
         sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
@@ -85,6 +96,6 @@ asyncio.run(main())
 
 /** Python websockets echoing every message, stopped with the scope: its `ws://127.0.0.1:<port>` URL. */
 export const pythonEcho = Effect.gen(function*() {
-  const port = yield* listen(yield* spawnPython(yield* scriptFile("echo.py", ECHO), () => {}), 0)
+  const port = yield* listen(yield* spawnPython(yield* scriptFile("echo.py", echoScript(false)), () => {}), 0)
   return `ws://127.0.0.1:${port}`
 })
