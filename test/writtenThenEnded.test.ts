@@ -260,40 +260,68 @@ describe("the Client: a message written, its socket ended in the same tick", () 
   }
 })
 
+/**
+ * The Node transport, each socket terminated (at once or a turn later) after about 1 in 40 writes,
+ * seeded; and how many it terminated.
+ */
+const cuttingTransport = (seed: number) => {
+  const cuts = seeded(seed)
+  const counted = { terminated: 0 }
+  const layer = Layer.merge(
+    Layer.succeed(
+      Transport.Transport,
+      withSend(NodeTransport.make, (socket, data, callback) => {
+        socket.send(data, callback)
+        if (cuts() >= 0.025) return
+        counted.terminated++
+        if (cuts() < 0.5) socket.terminate()
+        else setImmediate(() => socket.terminate())
+      })
+    ),
+    quiet
+  )
+  return { layer, counted }
+}
+
+/** A Client to `url` that reconnects every 2 ms, and the payloads of its MessageFailed events, read as they come. */
+const reconnectingClient = (url: string) =>
+  Effect.gen(function*() {
+    const client = yield* Client.make({
+      url,
+      heartbeat: false,
+      retry: Schedule.spaced("2 millis"),
+      minRetryDelay: "2 millis",
+      eventsCapacity: 10_000
+    })
+    const messageFailed: Array<string> = []
+    const reader = yield* Effect.fork(Stream.runForEach(client.events, (event) =>
+      Effect.sync(() => {
+        if (event._tag === "MessageFailed") messageFailed.push(String(event.error.payload))
+      })))
+    yield* client.awaitOpen
+    return { client, messageFailed, reader }
+  })
+
+/** Waits (bounded) until the Client is Open again with nothing waiting, then closes it: what `close` returned. */
+const settleAndClose = (client: Client.Client) =>
+  Effect.gen(function*() {
+    for (
+      let turn = 0;
+      turn < 500 && ((yield* client.outboxSize) > 0 || (yield* client.state.get)._tag !== "Open");
+      turn++
+    ) {
+      yield* Effect.sleep("2 millis")
+    }
+    return (yield* client.close()).map(String)
+  })
+
 describe("the Client: sends and enqueues while its sockets are ended at random (seeded)", () => {
   it.live("600 messages of 1 B to 100 kB, each socket terminated after about 1 in 40 writes: every message has one outcome, and every one reported written is at the server once", () => {
-    const cuts = seeded(11)
-    let terminated = 0
-    // The Node transport; after a write, now and then, its socket terminated at once or a turn later.
-    const cutting = Layer.merge(
-      Layer.succeed(
-        Transport.Transport,
-        withSend(NodeTransport.make, (socket, data, callback) => {
-          socket.send(data, callback)
-          if (cuts() >= 0.025) return
-          terminated++
-          if (cuts() < 0.5) socket.terminate()
-          else setImmediate(() => socket.terminate())
-        })
-      ),
-      quiet
-    )
+    const { counted, layer: cutting } = cuttingTransport(11)
     return withNoHandlesLeft(
       Effect.gen(function*() {
         const server = yield* TestServer.make({ handler: "ignore" })
-        const client = yield* Client.make({
-          url: server.url,
-          heartbeat: false,
-          retry: Schedule.spaced("2 millis"),
-          minRetryDelay: "2 millis",
-          eventsCapacity: 10_000
-        })
-        const messageFailed: Array<string> = []
-        const reader = yield* Effect.fork(Stream.runForEach(client.events, (event) =>
-          Effect.sync(() => {
-            if (event._tag === "MessageFailed") messageFailed.push(String(event.error.payload))
-          })))
-        yield* client.awaitOpen
+        const { client, messageFailed, reader } = yield* reconnectingClient(server.url)
         const random = seeded(12)
         // Per message: "send ok", "send failed <reason>", "enqueue accepted", "enqueue refused <reason>".
         const outcomes = new Map<string, string>()
@@ -325,14 +353,7 @@ describe("the Client: sends and enqueues while its sockets are ended at random (
         }
         yield* Fiber.joinAll(sends)
         // Open again with nothing waiting (bounded), then closed: what is still queued comes back.
-        for (
-          let turn = 0;
-          turn < 500 && ((yield* client.outboxSize) > 0 || (yield* client.state.get)._tag !== "Open");
-          turn++
-        ) {
-          yield* Effect.sleep("2 millis")
-        }
-        const returned = (yield* client.close()).map(String)
+        const returned = yield* settleAndClose(client)
         yield* Fiber.join(reader)
         yield* server.awaitConnections(0)
         const received = (yield* server.received).map(String)
@@ -363,8 +384,51 @@ describe("the Client: sends and enqueues while its sockets are ended at random (
         expect(yield* client.failed).toBe(sendFailures + messageFailed.length + returned.length)
         // The seed ends sockets under the writes (several reconnects; a burst corked in one tick
         // fails whole with its socket), and many messages arrive.
-        expect(terminated).toBeGreaterThan(3)
+        expect(counted.terminated).toBeGreaterThan(3)
         expect(received.length).toBeGreaterThan(100)
+      }).pipe(Effect.scoped, Effect.provide(cutting))
+    )
+  })
+})
+
+describe("the Client: a Stream run into its sink while its sockets are ended at random (seeded)", () => {
+  it.live("600 messages of 1 B to 100 kB through Stream.run(client.sink): the sink completes; each message at the server once, in order, or a MessageFailed, or returned by close; failed exact", () => {
+    const { counted, layer: cutting } = cuttingTransport(21)
+    return withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const { client, messageFailed, reader } = yield* reconnectingClient(server.url)
+        const random = seeded(22)
+        const messages = Array.from(
+          { length: 600 },
+          (_, index) => `m${index}-${"x".repeat([1, 100, 20_000, 100_000][Math.floor(random() * 4)]!)}`
+        )
+        // As an app writes a feed: a Stream in chunks of 16, run into the sink.
+        yield* Stream.run(Stream.fromIterable(messages).pipe(Stream.rechunk(16)), client.sink)
+        const returned = yield* settleAndClose(client)
+        yield* Fiber.join(reader)
+        yield* server.awaitConnections(0)
+        const index = (message: string) => Number(message.slice(1, message.indexOf("-")))
+        const received = (yield* server.received).map((message) => index(String(message)))
+        const failed = new Set(messageFailed.map(index))
+        const back = new Set(returned.map(index))
+        // In order and once: each a later message than the one before it.
+        expect(received.filter((value, k) => k > 0 && value <= received[k - 1]!)).toEqual([])
+        const atServer = new Set(received)
+        const problems = messages.map((_, k) => k).flatMap((k) => {
+          const outcomes = [atServer.has(k), failed.has(k), back.has(k)].filter(Boolean).length
+          // Reported failed and at the server is the safe side (the head of a write cut short).
+          if (outcomes === 0) return [`m${k}: no outcome`]
+          if (failed.has(k) && back.has(k)) return [`m${k}: MessageFailed and returned`]
+          if (atServer.has(k) && back.has(k)) return [`m${k}: at the server and returned`]
+          return []
+        })
+        expect(problems).toEqual([])
+        expect(failed.size).toBe(messageFailed.length)
+        expect(yield* client.failed).toBe(messageFailed.length + returned.length)
+        // A sink keeps the outbox full, so a cut fails much in flight (113 of 600 arrive in a run).
+        expect(counted.terminated).toBeGreaterThan(3)
+        expect(received.length).toBeGreaterThan(50)
       }).pipe(Effect.scoped, Effect.provide(cutting))
     )
   })
