@@ -17,6 +17,7 @@ import { Client, NodeTransport, Transport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import type { Message, SocketListener, TransportSocket } from "../src/Transport.js"
 import { withNoHandlesLeft } from "./support/handles.js"
+import { echoScript, hasWebsockets, listen, scriptFile, spawnPython } from "./support/python.js"
 import { hasOpenssl, makeMaterial } from "./support/tlsMaterial.js"
 import { withSend } from "./support/wrappedTransport.js"
 
@@ -31,13 +32,14 @@ interface Outcome {
   readonly buffered: ReadonlyArray<number>
 }
 
-/** Opens one socket of the Node transport to `url`, trusting `ca` over TLS. */
-const openNode = (url: string, ca: string | undefined, listener: SocketListener) =>
+/** Opens one socket of the Node transport to `url`, trusting `ca` over TLS; permessage-deflate offered unless `false`. */
+const openNode = (url: string, ca: string | undefined, listener: SocketListener, perMessageDeflate?: boolean) =>
   NodeTransport.make.open({
     url: new URL(url),
     protocols: [],
     headers: {},
     maxPayload: 1 << 30,
+    perMessageDeflate,
     tls: ca === undefined ? undefined : Redacted.make({ ca })
   }, listener)
 
@@ -45,7 +47,7 @@ const openNode = (url: string, ca: string | undefined, listener: SocketListener)
  * Opens one socket of the Node transport, sends `frames` and terminates it in the same tick, then
  * waits for its close and for every write's report.
  */
-const sendThenTerminate = (url: string, frames: ReadonlyArray<Message>, ca?: string) =>
+const sendThenTerminate = (url: string, frames: ReadonlyArray<Message>, ca?: string, perMessageDeflate?: boolean) =>
   Effect.async<Outcome>((resume) => {
     const reports: Array<string> = new Array(frames.length).fill("none")
     const buffered: Array<number> = []
@@ -75,7 +77,7 @@ const sendThenTerminate = (url: string, frames: ReadonlyArray<Message>, ca?: str
         settle()
       }
     }
-    const opened = openNode(url, ca, listener)
+    const opened = openNode(url, ca, listener, perMessageDeflate)
     if (opened._tag === "Left") return resume(Effect.die(new Error(opened.left.detail)))
     // The listener runs from later events only, once this is set.
     const socket: TransportSocket = opened.right
@@ -227,6 +229,54 @@ describe("the Node transport: sockets ended at random among their writes (seeded
         )
     )
   }
+})
+
+describe("a real peer: Python websockets 10.4 (it prints each message it reads)", () => {
+  /** Python's echo server printing each message; the lines it printed. */
+  const printingPython = Effect.gen(function*() {
+    const printed: Array<string> = []
+    const script = yield* scriptFile("echo.py", echoScript(true))
+    const port = yield* listen(yield* spawnPython(script, (line) => printed.push(line)), 0)
+    return { url: `ws://127.0.0.1:${port}`, printed }
+  })
+
+  /** Python's lines once its first came (bounded) and 100 ms more; or after 300 ms if none is due. */
+  const linesOf = (printed: Array<string>, expected: number) =>
+    Effect.gen(function*() {
+      for (let turn = 0; turn < 200 && printed.length < expected; turn++) yield* Effect.sleep("10 millis")
+      yield* Effect.sleep(expected === 0 ? "300 millis" : "100 millis")
+      return printed
+    })
+
+  it.live.skipIf(!hasWebsockets)(
+    "without permessage-deflate: a small frame then terminate, in one block: reported written, and Python read it; the frame corked behind it: not written, never read",
+    () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const python = yield* printingPython
+          const outcome = yield* sendThenTerminate(python.url, ["first", "second"], undefined, false)
+          expect(outcome.reports).toEqual(["ok", "Cannot call write after a stream was destroyed"])
+          expect(yield* linesOf(python.printed, 1)).toEqual(["M first"])
+        }).pipe(Effect.scoped)
+      )
+  )
+
+  it.live.skipIf(!hasWebsockets)(
+    "with permessage-deflate (Python accepts it): ws compresses on a later turn, so a terminate in the same block writes nothing: both frames fail, and Python read none",
+    () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const python = yield* printingPython
+          const outcome = yield* sendThenTerminate(python.url, ["first", "second"])
+          expect(outcome.buffered[0]).toBeGreaterThan(0)
+          expect(outcome.reports).toEqual([
+            "The socket was closed while data was being compressed",
+            "The socket was closed while data was being compressed"
+          ])
+          expect(yield* linesOf(python.printed, 0)).toEqual([])
+        }).pipe(Effect.scoped)
+      )
+  )
 })
 
 describe("the Client: a message written, its socket ended in the same tick", () => {
