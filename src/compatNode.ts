@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import { types } from "node:util"
 import WebSocket from "ws"
 import { looksLikeWs, registerNodeTransport } from "./internal/compat/transports.js"
 import * as NodeTransport from "./NodeTransport.js"
@@ -12,10 +13,12 @@ import * as NodeTransport from "./NodeTransport.js"
 registerNodeTransport({
   // The ws class itself (this copy, or another's), not a subclass: a subclass's constructor may
   // set options of its own (an `agent` for a proxy, `ca`, headers) that the Node transport would
-  // drop; it gets the browser transport over it, which constructs it.
+  // drop; it gets the browser transport over it, which constructs it. So does a Proxy of ws (its
+  // `construct` trap may add those options; the prototype it shows is ws's own).
   isWs: (constructor) =>
     constructor === WebSocket ||
-    (looksLikeWs(constructor) && !looksLikeWs(Object.getPrototypeOf(constructor))),
+    (!types.isProxy(constructor) && looksLikeWs(constructor) &&
+      !looksLikeWs(Object.getPrototypeOf(constructor))),
   transport: NodeTransport.make
 })
 

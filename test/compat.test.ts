@@ -287,6 +287,48 @@ describe("effect-lifeline/compat in Node", () => {
       expect(seen.requests).toBe(1)
     }))
 
+  // What a user passes to add options ws takes only in its constructor (an agent, a CA, headers):
+  // a Proxy whose construct trap adds them, a subclass, a plain function. Each is constructed as
+  // given, so the header reaches the server; a Proxy of ws was taken for ws itself, given the Node
+  // transport, and its trap never ran (the header silently missing).
+  const withHeader = (url: string, protocols?: string | Array<string>) =>
+    Reflect.construct(WS, [url, protocols, { headers: { "x-added-by": "the app" } }]) as WS
+  const wrappers: ReadonlyArray<readonly [string, () => unknown]> = [
+    [
+      "a Proxy of ws with a construct trap",
+      () => new Proxy(WS, { construct: (_, [url, protocols]) => withHeader(url, protocols) })
+    ],
+    ["a subclass of ws", () =>
+      class extends WS {
+        constructor(url: string | URL, protocols?: string | Array<string>) {
+          super(url, protocols, { headers: { "x-added-by": "the app" } })
+        }
+      }],
+    ["a plain function that returns a ws", () =>
+      function Wrapped(url: string, protocols?: string | Array<string>) {
+        return withHeader(url, protocols)
+      }]
+  ]
+  for (const [name, make] of wrappers) {
+    it.scopedLive(`WebSocket: ${name}: constructed as given, its options apply (the server sees its header)`, () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const echoed = yield* Effect.promise(async () => {
+          const socket = new ReconnectingWebSocket(server.url, undefined, {
+            WebSocket: make() as Options["WebSocket"],
+            maxRetries: 0
+          })
+          await Scenarios.next(socket, "open")
+          socket.send("hi")
+          const message = await Scenarios.next<MessageEvent>(socket, "message")
+          socket.close()
+          return String(message.data)
+        })
+        expect(echoed).toBe("hi")
+        expect((yield* server.lastRequestHeaders)["x-added-by"]).toBe("the app")
+      }))
+  }
+
   it.scopedLive("leaves no handle behind once closed", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
