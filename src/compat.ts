@@ -223,6 +223,8 @@ const toLifeline = (data: Exclude<Message, Blob>): LifelineMessage => {
 }
 
 const sizeOf = (message: LifelineMessage): number => typeof message === "string" ? message.length : message.byteLength
+const slowSize = (data: Message): number =>
+  isBlob(data) ? data.size : typeof data === "string" ? data.length : data.byteLength
 
 /** Node's `Buffer` (a view over the same bytes) where there is one; elsewhere the bytes as they are. */
 const asNodeBuffer = (bytes: Uint8Array): Uint8Array => {
@@ -279,6 +281,15 @@ class Session {
 /** One Client, from `start` (or `reconnect`) to `close` (or the next `reconnect`). */
 class Life {
   closing = false
+  /** Sends behind a Blob made while this life was current, not yet handed to it. */
+  slowLeft = 0
+  /**
+   * Set by `close()` or `reconnect()` while open with sends of it behind a Blob: they still go to
+   * this connection, before its close (as ws writes a Blob and what follows, then the close).
+   */
+  flushing = false
+  /** Told once `slowLeft` is 0 (the close waits for it). */
+  slowFlushed: (() => void) | undefined = undefined
   /** Sessions whose close is not dispatched yet, oldest first. */
   readonly sessions: Array<Session> = []
   openSession: Session | undefined = undefined
@@ -393,14 +404,19 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private _ending: Promise<void> = Promise.resolve()
   private _generation = 0
   private _closeCalled: boolean
+  /** While `reconnect()` dispatches its own close event: CONNECTING (the next attempt begins at once). */
+  private _reconnecting = false
+  /** `shouldReconnectOnClose` returned false (until `reconnect`). */
+  private _declined = false
   private _binaryType: string = "blob"
   private _url = ""
   private _protocol = ""
   /** Messages kept while no connection is open, oldest first. */
   private _pending: Array<LifelineMessage> = []
   private _pendingBytes = 0
-  /** Sends behind a Blob being read, in order. */
-  private _slow: Array<Message> = []
+  /** Sends behind a Blob being read, in order, each with the life current when it was sent. */
+  private _slow: Array<{ readonly data: Message; readonly life: Life | undefined }> = []
+  private _slowBytes = 0
   /** The subprotocols resolved for the attempt under way (a protocols function). */
   private _nextProtocols: ReadonlyArray<string> | undefined = undefined
   private readonly _guards = new WeakMap<object, EventListener>()
@@ -462,7 +478,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const session = life?.openSession
     const socket = session === undefined ? 0 : this._runtimeOrThrow.runSync(session.connection.bufferedAmount)
     const queued = life !== undefined && life.client instanceof LiveClient ? life.client.outbound.bytesQueued : 0
-    return this._pendingBytes + queued + socket
+    return this._pendingBytes + this._slowBytes + queued + socket
   }
 
   /** Always "": lifeline's transports do not report the negotiated extensions. */
@@ -477,6 +493,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
 
   get readyState(): number {
     if (this._closeCalled) return CLOSED
+    if (this._reconnecting) return CONNECTING
     const life = this._life
     // Between two Clients (`reconnect`): the next one is about to connect.
     if (life === undefined) return CONNECTING
@@ -493,9 +510,12 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     return this._url
   }
 
-  /** False once `close` was called (or with `startClosed`), until `reconnect`. */
+  /**
+   * False once `close` was called (or with `startClosed`), or `shouldReconnectOnClose` said no,
+   * until `reconnect`, as partysocket's.
+   */
   get shouldReconnect(): boolean {
-    return !this._closeCalled
+    return !this._closeCalled && !this._declined
   }
 
   // --- methods ----------------------------------------------------------------------------
@@ -508,9 +528,13 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    */
   send(data: Message): boolean {
     if (this._slow.length > 0 || isBlob(data)) {
-      this._slow.push(data)
+      // In order behind the Blob, for this connection: a `close()` meanwhile waits for it.
+      const life = this._life
+      this._slow.push({ data, life })
+      this._slowBytes += slowSize(data)
+      if (life !== undefined) life.slowLeft++
       if (this._slow.length === 1) this._readSlow()
-      return false
+      return life !== undefined && !life.closing && life.openSession !== undefined
     }
     return this._sendCopy(data)
   }
@@ -520,7 +544,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    * detached ArrayBuffer, transferred away) are refused as any message that cannot be taken: false,
    * and an `error` event with `SendError EncodeFailed` carrying it, never a throw.
    */
-  private _sendCopy(data: Exclude<Message, Blob>): boolean {
+  private _sendCopy(data: Exclude<Message, Blob>, bound?: Life): boolean {
     let message: LifelineMessage
     try {
       message = toLifeline(data)
@@ -530,7 +554,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       this._dispatchError(new SendError({ reason: "EncodeFailed", payload: data, cause: error }))
       return false
     }
-    return this._sendMessage(message)
+    return this._sendMessage(message, bound)
   }
 
   /**
@@ -550,7 +574,14 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   /** Closes the connection (if any) with `code` and `reason` and connects again at once, retry count reset. */
   reconnect(code = 1000, reason = ""): void {
     this._closeCalled = false
-    this._leaveLife(this._isActive(), code, reason)
+    this._declined = false
+    const wasActive = this._isActive()
+    this._reconnecting = true
+    try {
+      this._leaveLife(wasActive, code, reason)
+    } finally {
+      this._reconnecting = false
+    }
     const generation = ++this._generation
     void this._ending.then(() => {
       if (generation === this._generation && !this._closeCalled && this._life === undefined) this._startLife()
@@ -702,9 +733,10 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     return typeof max === "number" && Number.isFinite(max) && max >= 1 ? Math.floor(max) : DEFAULT_CAPACITY
   }
 
-  private _sendMessage(message: LifelineMessage): boolean {
-    const life = this._life
-    if (life !== undefined && !life.closing && life.openSession !== undefined) {
+  /** `bound`: the life a send behind a Blob was made in; it still takes it while it is flushing. */
+  private _sendMessage(message: LifelineMessage, bound?: Life): boolean {
+    const life = bound?.flushing === true ? bound : this._life
+    if (life !== undefined && (life.flushing || (!life.closing && life.openSession !== undefined))) {
       const client = life.client
       const waiting = client instanceof LiveClient ? client.outbound.size : 0
       const exit = this._runtimeOrThrow.runSyncExit(client.enqueue(message))
@@ -714,7 +746,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
         // running: written right after), else for the next one: in the turn the link dropped,
         // before this facade heard of it. That is "kept", as when not open.
         if (!(client instanceof LiveClient) || client.outbound.size === waiting) return true
-        return this._runtimeOrThrow.runSync(life.openSession.connection.readyState) === OPEN
+        const session = life.openSession
+        return session !== undefined && this._runtimeOrThrow.runSync(session.connection.readyState) === OPEN
       }
       this._dispatchError(Cause.squash(exit.cause) as Error)
       return false
@@ -731,29 +764,45 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     return false
   }
 
-  /** Sends what waits behind a Blob, in order, each Blob once read. */
+  /** Sends what waits behind a Blob, in order, each Blob once read, to the life it was sent in. */
   private _readSlow(): void {
     for (let next = this._slow[0]; next !== undefined; next = this._slow[0]) {
-      if (!isBlob(next)) {
-        this._slow.shift()
-        this._sendCopy(next)
+      const { data, life } = next
+      if (!isBlob(data)) {
+        this._shiftSlow()
+        this._sendCopy(data, life)
+        this._slowSent(life)
         continue
       }
-      const blob = next
-      blob.arrayBuffer().then(
+      data.arrayBuffer().then(
         (buffer) => {
-          this._slow.shift()
-          this._sendMessage(new Uint8Array(buffer))
+          this._shiftSlow()
+          this._sendMessage(new Uint8Array(buffer), life)
+          this._slowSent(life)
           this._readSlow()
         },
         (error: unknown) => {
-          this._slow.shift()
-          this._dispatchError(new SendError({ reason: "WriteFailed", payload: blob, cause: error }))
+          this._shiftSlow()
+          this._dispatchError(new SendError({ reason: "WriteFailed", payload: data, cause: error }))
+          this._slowSent(life)
           this._readSlow()
         }
       )
       return
     }
+  }
+
+  private _shiftSlow(): void {
+    const first = this._slow.shift()
+    if (first !== undefined) this._slowBytes -= slowSize(first.data)
+  }
+
+  /** One send behind a Blob was handed on: a close waiting for the rest of its life's goes on once there are none. */
+  private _slowSent(life: Life | undefined): void {
+    if (life === undefined || --life.slowLeft > 0) return
+    const flushed = life.slowFlushed
+    life.slowFlushed = undefined
+    flushed?.()
   }
 
   // --- the Client -------------------------------------------------------------------------
@@ -831,13 +880,20 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   }
 
   private _shouldRetry(error: ClientError): boolean {
-    // A provider that threw is retried, as partysocket retries it.
-    if (error._tag === "ConnectError" && error.reason === "InvalidUrl" && error.cause instanceof ProviderFailed) {
+    // A provider that threw is retried, as partysocket retries it; so is a URL function's answer
+    // that cannot work (it is asked again at each attempt: a token not there yet). A URL given as
+    // a string that cannot work stays final.
+    if (
+      error._tag === "ConnectError" && error.reason === "InvalidUrl" &&
+      (error.cause instanceof ProviderFailed || typeof this._urlProvider === "function")
+    ) {
       return true
     }
     const decide = this._options.shouldReconnectOnClose
     if (error._tag === "Disconnected" && decide !== undefined) {
-      return decide(new CloseEvent(error.code, error.reason, error.wasClean))
+      const retry = decide(new CloseEvent(error.code, error.reason, error.wasClean))
+      if (!retry) this._declined = true
+      return retry
     }
     return isRetryable(error)
   }
@@ -921,6 +977,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     const life = this._life
     if (life === undefined) return
     const opening = this._isOpening(life)
+    if (life.slowLeft > 0 && life.openSession !== undefined) life.flushing = true
     if (wasActive) this._dispatchClose(life, code, reason, true)
     this._endLife(life, code, reason, opening)
   }
@@ -939,6 +996,13 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._ending = new Promise<void>((resolve) => {
       runtime.runCallback(
         Effect.gen(function*() {
+          // Sends of this connection behind a Blob go out before its close.
+          if (life.flushing) {
+            yield* Effect.async<void>((resume) => {
+              if (life.slowLeft === 0) return resume(Effect.void)
+              life.slowFlushed = () => resume(Effect.void)
+            })
+          }
           if (opening) {
             yield* life.client.state.changes.pipe(
               Stream.filter((state) => state._tag !== "Connecting" && state._tag !== "Idle"),

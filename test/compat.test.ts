@@ -142,9 +142,10 @@ for (const transport of transports) {
       Effect.gen(function*() {
         const seen = yield* run(Scenarios.reconnectMethod)
         expect(seen).toEqual({
-          events: ["open", "close:4002:again:clean", "open", "close:1000::clean"],
+          events: ["open", "message:ping", "close:4002:again:clean", "open", "close:1000::clean"],
           accepted: 2,
-          retryCount: 0
+          retryCount: 0,
+          readyStatesInClose: [0, 3]
         })
       }))
 
@@ -189,6 +190,30 @@ for (const transport of transports) {
           bytes: [[7, 8, 9], [7, 8, 9]],
           order: ["before", [1, 2], "after"]
         })
+      }))
+
+    it.scopedLive("a Blob among sends, then close(): the Blob and what follows go out before the close (each send true), counted in bufferedAmount until then", () =>
+      Effect.gen(function*() {
+        const seen = yield* run(Scenarios.blobThenClose)
+        expect(seen).toEqual({
+          returned: [true, true, true],
+          bufferedAfterClose: 2,
+          received: ["a", [1], "c"],
+          drained: 0
+        })
+      }))
+
+    it.scopedLive("a Blob and a message from the open listener, then close(4000): both written, then the close the server gets", () =>
+      Effect.gen(function*() {
+        const closes: Array<Promise<{ code: number; reason: string }>> = []
+        const seen = yield* run(Scenarios.blobInOpenThenClose, {
+          onConnect: (peer) => {
+            closes.push(Effect.runPromise(peer.awaitClosed()))
+          }
+        })
+        expect(seen).toEqual({ received: [[1, 2, 3, 4, 5], "bye"], drained: 0 })
+        const closed = yield* Effect.promise(() => Promise.all(closes))
+        expect(closed.map(({ code, reason }) => [code, reason])).toEqual([[4000, "done"]])
       }))
   })
 
@@ -328,6 +353,48 @@ describe("effect-lifeline/compat in Node", () => {
         expect((yield* server.lastRequestHeaders)["x-added-by"]).toBe("the app")
       }))
   }
+
+  it.scopedLive("a URL function whose first answer cannot work (\"\"): an error, then asked again and open, as partysocket", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const seen = yield* Effect.promise(async () => {
+        let calls = 0
+        const socket = new ReconnectingWebSocket(() => calls++ === 0 ? "" : server.url, undefined, {
+          WebSocket: WS,
+          minReconnectionDelay: 20,
+          maxReconnectionDelay: 40,
+          reconnectionDelayJitter: 0
+        })
+        const events = Scenarios.record(socket)
+        await Scenarios.next(socket, "open")
+        socket.close()
+        return { events: events.slice(0, 3), calls }
+      })
+      expect(seen).toEqual({
+        events: ["error:ConnectError:InvalidUrl", "close:1006::unclean", "open"],
+        calls: 2
+      })
+    }))
+
+  it.scopedLive("shouldReconnectOnClose saying no: shouldReconnect false (as partysocket's) until reconnect()", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const socket = new ReconnectingWebSocket(server.url, undefined, {
+        WebSocket: WS,
+        shouldReconnectOnClose: () => false
+      })
+      yield* Effect.promise(() => Scenarios.next(socket, "open"))
+      const before = socket.shouldReconnect
+      const closed = Scenarios.next(socket, "close")
+      yield* server.closeAll(4000, "bye")
+      yield* Effect.promise(() => closed)
+      const after = [socket.readyState, socket.shouldReconnect]
+      socket.reconnect()
+      const again = socket.shouldReconnect
+      yield* Effect.promise(() => Scenarios.next(socket, "open"))
+      socket.close()
+      expect({ before, after, again }).toEqual({ before: true, after: [3, false], again: true })
+    }))
 
   it.scopedLive("leaves no handle behind once closed", () =>
     withNoHandlesLeft(Effect.gen(function*() {

@@ -278,18 +278,26 @@ export const closeStops: Scenario<
 }
 
 /** `reconnect(code, reason)`: a close event with them at once, then a new connection, retry count reset. */
-export const reconnectMethod: Scenario<{ events: Array<string>; accepted: number; retryCount: number }> = async (
+export const reconnectMethod: Scenario<
+  { events: Array<string>; accepted: number; retryCount: number; readyStatesInClose: Array<number> }
+> = async (
   context
 ) => {
   const socket = make(context)
   const events = record(socket)
+  // reconnect()'s own close event: CONNECTING (the next attempt begins at once); close()'s: CLOSED.
+  const readyStatesInClose: Array<number> = []
+  socket.addEventListener("close", () => readyStatesInClose.push(socket.readyState))
   await next(socket, "open")
+  // Open for a while (an echo came back), not only in the open event's turn
+  socket.send("ping")
+  await next(socket, "message")
   socket.reconnect(4002, "again")
   await next(socket, "open")
   const retryCount = socket.retryCount
   const accepted = await context.server.accepted()
   await closeAndSettle(socket)
-  return { events, accepted, retryCount }
+  return { events, accepted, retryCount, readyStatesInClose }
 }
 
 /** `maxRetries`: the first attempt and that many retries, each an error (typed) and a close 1006; then nothing. */
@@ -382,6 +390,41 @@ export const binaryType: Scenario<
   const order = (await context.server.sent()).slice(2).map((frame) => typeof frame === "string" ? frame : [...frame])
   await closeAndSettle(socket)
   return { initial, kinds, bytes, order }
+}
+
+/**
+ * A Blob among sends, then `close()`: as partysocket over ws (and a browser's WebSocket), the Blob
+ * and what follows it are written, then the close. Each send to the open socket returns true;
+ * until the Blob is read, it and what waits behind it count in `bufferedAmount`; nothing is left
+ * to drain.
+ */
+export const blobThenClose: Scenario<
+  { returned: Array<boolean>; bufferedAfterClose: number; received: Array<unknown>; drained: number }
+> = async (context) => {
+  const socket = make(context)
+  await next(socket, "open")
+  const returned = [socket.send("a"), socket.send(new Blob([new Uint8Array([1])])), socket.send("c")]
+  socket.close(4000, "done")
+  const bufferedAfterClose = socket.bufferedAmount
+  await until(async () => (await context.server.sent()).length >= 3)
+  await sleep(20)
+  const received = (await context.server.sent()).map((frame) => typeof frame === "string" ? frame : [...frame])
+  return { returned, bufferedAfterClose, received, drained: socket.drainQueuedMessages().length }
+}
+
+/** The same from the `open` listener: a Blob and a message, then `close(4000, "done")`: both written first. */
+export const blobInOpenThenClose: Scenario<{ received: Array<unknown>; drained: number }> = async (context) => {
+  const socket = make(context)
+  socket.addEventListener("open", () => {
+    socket.send(new Blob([new Uint8Array([1, 2, 3, 4, 5])]))
+    socket.send("bye")
+    socket.close(4000, "done")
+  })
+  await next(socket, "close")
+  await until(async () => (await context.server.sent()).length >= 2)
+  await sleep(20)
+  const received = (await context.server.sent()).map((frame) => typeof frame === "string" ? frame : [...frame])
+  return { received, drained: socket.drainQueuedMessages().length }
 }
 
 // --- where lifeline differs from partysocket ----------------------------------------------

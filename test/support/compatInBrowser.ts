@@ -86,7 +86,12 @@ export const compatExpected: ReadonlyArray<
   },
   {
     name: "reconnectMethod",
-    seen: { events: ["open", "close:4002:again:clean", "open", "close:1000::clean"], accepted: 2, retryCount: 0 }
+    seen: {
+      events: ["open", "message:ping", "close:4002:again:clean", "open", "close:1000::clean"],
+      accepted: 2,
+      retryCount: 0,
+      readyStatesInClose: [0, 3]
+    }
   },
   {
     name: "maxRetries",
@@ -128,6 +133,11 @@ export const compatExpected: ReadonlyArray<
       order: ["before", [1, 2], "after"]
     }
   },
+  {
+    name: "blobThenClose",
+    seen: { returned: [true, true, true], bufferedAfterClose: 2, received: ["a", [1], "c"], drained: 0 }
+  },
+  { name: "blobInOpenThenClose", seen: { received: [[1, 2, 3, 4, 5], "bye"], drained: 0 } },
   {
     name: "overflow",
     seen: {
