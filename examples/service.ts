@@ -7,7 +7,7 @@
  *
  * Run: `npx tsx examples/service.ts` (starts its own TestServer on 127.0.0.1).
  */
-import { Console, Context, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { Console, Context, Effect, Layer, Option, Queue, Schedule, Stream } from "effect"
 import { Client, NodeTransport, Reconnect } from "effect-lifeline"
 import type { CircuitOpenError, SendError } from "effect-lifeline"
 import { TestServer } from "effect-lifeline/testing"
@@ -21,19 +21,32 @@ export class Greeter extends Context.Tag("examples/Greeter")<Greeter, {
   readonly greet: (name: string) => Effect.Effect<string, SendError | CircuitOpenError>
 }>() {}
 
-/** `Greeter` over whatever `Chat` is in context. Calls are one at a time: `messages` has a single reader. */
-export const GreeterLive = Layer.effect(
+/**
+ * `Greeter` over whatever `Chat` is in context. `messages` has a single consumer: one reader, for
+ * the layer's life, hands each frame on; a call takes the next. (A reader per call, such as
+ * `Stream.runHead(chat.messages)`, drops the frames it pulled with the one it used: two frames
+ * waiting, the second is lost.) Calls are one at a time, so the next frame is the answer.
+ */
+export const GreeterLive = Layer.scoped(
   Greeter,
   Effect.gen(function*() {
     const chat = yield* Chat
+    // Each frame, then None once the Client closed (its `messages` ended).
+    const frames = yield* Queue.unbounded<Option.Option<string>>()
+    yield* chat.messages.pipe(
+      Stream.runForEach((frame) => Queue.offer(frames, Option.some(String(frame)))),
+      Effect.zipRight(Queue.offer(frames, Option.none())),
+      Effect.forkScoped
+    )
     const lock = yield* Effect.makeSemaphore(1)
     return Greeter.of({
       greet: (name) =>
         lock.withPermits(1)(
           chat.send(`hello ${name}`).pipe(
-            // The next inbound frame is the answer; a reader that stops leaves the rest for the next.
-            Effect.zipRight(Stream.runHead(chat.messages)),
-            Effect.map(Option.match({ onNone: () => "(no answer: the client closed)", onSome: String }))
+            Effect.zipRight(Queue.take(frames)),
+            // Closed: left for the calls after this one too.
+            Effect.tap((frame) => Option.isNone(frame) ? Queue.offer(frames, frame) : Effect.void),
+            Effect.map(Option.getOrElse(() => "(no answer: the client closed)"))
           )
         )
     })

@@ -697,6 +697,33 @@ describe("Client: logs", () => {
       expect(capture.lines[1]!.message).toMatch(/^lifeline: link back after \d+ attempts, down for \d+/)
       expect(capture.lines[1]!.url).toBe(`${server.url}/`)
     })).pipe(provideNode))
+
+  // Links that drop before minUptime carry the attempt series on (Open's attempt grows): the line
+  // counted the whole series, 2, 3, 4, for three outages of one attempt each.
+  it.live("three short outages, each back at the first attempt (minUptime not reached): each INFO line says 1 attempt", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const capture = captureLogs(LogLevel.Info)
+      const server = yield* TestServer.make()
+      const opens = yield* Effect.gen(function*() {
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("20 millis"),
+          minRetryDelay: "20 millis",
+          minUptime: "1 hour"
+        })
+        yield* client.awaitOpen
+        const attempts: Array<number> = []
+        for (let outage = 0; outage < 3; outage++) {
+          yield* server.closeAll(4000, "again")
+          const open = yield* awaitState(client, (state) => state._tag === "Open" && state.attempt === outage + 2)
+          attempts.push(open._tag === "Open" ? open.attempt : -1)
+        }
+        return attempts
+      }).pipe(Effect.scoped, Effect.provide(capture.layer))
+      expect(opens).toEqual([2, 3, 4])
+      expect(capture.lines.filter((line) => line.level === "INFO").map((line) => line.message.split(", down")[0]))
+        .toEqual(Array.from({ length: 3 }, () => "lifeline: link back after 1 attempt"))
+    })).pipe(provideNode))
 })
 
 describe("Client: bad input and user code", () => {

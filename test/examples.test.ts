@@ -49,6 +49,29 @@ describe("examples/service.ts", () => {
       expect(yield* server.received).toEqual(["hello alice", "hello bob"])
       expect(yield* server.accepted).toBe(1)
     }).pipe(quiet))
+
+  // The example read each answer with a reader per call (`Stream.runHead`): the second of two
+  // frames that came together was dropped, and the next call waited for ever.
+  it.scopedLive("no frame lost: a server that answers each greeting with two frames at once: each call takes the next frame, in order", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make({
+        handler: (message, reply) => {
+          reply(`first for ${String(message)}`)
+          reply(`second for ${String(message)}`)
+        }
+      })
+      const answers = yield* Effect.gen(function*() {
+        const greeter = yield* Service.Greeter
+        return yield* Effect.forEach(["alice", "bob", "carol", "dave"], greeter.greet)
+      }).pipe(Effect.provide(Service.AppLive(server.url)), Effect.timeout("10 seconds"))
+      expect(answers).toEqual([
+        "first for hello alice",
+        "second for hello alice",
+        "first for hello bob",
+        "second for hello bob"
+      ])
+      expect(yield* server.received).toEqual(["hello alice", "hello bob", "hello carol", "hello dave"])
+    }).pipe(quiet))
 })
 
 describe("examples/schedules.ts (TestClock)", () => {

@@ -43,6 +43,11 @@ export abstract class Observer extends Listeners<ClientStateType> {
   private replayFrom: ClientStateType | undefined = undefined
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   downSince: number | undefined = undefined
+  /**
+   * The attempt number of the link that went down (0 before any): the series carries across links
+   * that drop before `minUptime`, so the line of an Open counts the attempts since this one.
+   */
+  downAfterAttempt = 0
 
   /** How many events a slow `events` reader may fall behind by (the Client's settings). */
   abstract readonly settings: { readonly eventsCapacity: number }
@@ -128,6 +133,7 @@ export abstract class Observer extends Listeners<ClientStateType> {
       case "Backoff":
         if (downSince === undefined) {
           this.downSince = now
+          this.downAfterAttempt = from._tag === "Open" ? from.attempt : 0
           level = LogLevel.Warning
         }
         break
@@ -140,7 +146,8 @@ export abstract class Observer extends Listeners<ClientStateType> {
         this.downSince = undefined
     }
     // A Backoff or a Closed says no endpoint: its line names the one the link was on (or tried).
-    return logLine(level, to, downSince, everOpened, "endpoint" in to ? to : from)
+    const attempts = to._tag === "Open" ? to.attempt - this.downAfterAttempt : 0
+    return logLine(level, to, downSince, attempts, everOpened, "endpoint" in to ? to : from)
   }
 }
 
@@ -154,6 +161,7 @@ const logLine = (
   level: LogLevel.LogLevel,
   state: ClientStateType,
   downSince: number | undefined,
+  attempts: number,
   everOpened: boolean,
   at: ClientStateType
 ): Effect.Effect<void> =>
@@ -170,7 +178,7 @@ const logLine = (
         break
       case "Open":
         message = level === LogLevel.Info && downSince !== undefined
-          ? `lifeline: link back after ${state.attempt} attempt${state.attempt === 1 ? "" : "s"}, down for ${
+          ? `lifeline: link back after ${attempts} attempt${attempts === 1 ? "" : "s"}, down for ${
             Duration.format(Duration.millis(Math.max(0, state.since - downSince)))
           }`
           : "lifeline: Open"
