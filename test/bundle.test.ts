@@ -82,11 +82,13 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * that throw when read are typed errors, not defects (random inputs found seven), 20,459 B (+31 B)
  * with the heartbeat's second look at a wait that ran out late: the budget is 20.0 KiB; 20,417 B
  * (-49 B) with `Client.make`'s one codec refusal path (-60 B) and the outbox's queued bytes for
- * compat's `bufferedAmount` (+11 B). esbuild is pinned:
+ * compat's `bufferedAmount` (+11 B); round 26: 20,489 B (+72 B) with a Config `URL` that cannot
+ * work failing the layer (naming its key), the log's attempts counted since the link went down and
+ * a duration's message saying how one is written: the budget is 20.1 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 20.0
+const BUDGET_KIB = 20.1
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB

@@ -676,7 +676,7 @@ describe("round 24: a bundle of the installed package, through its exports condi
         errors: result.errors.length,
         external: output.imports.filter((imported) => imported.external).map((imported) => imported.path),
         compat: inputs.filter((input) => input.startsWith(installed) && /compat(Node)?\.js$/.test(input))
-          .map((input) => relative(installed, input)),
+          .map((input) => relative(installed, input)).sort(),
         ws: inputs.some((input) => input.startsWith(join(repositoryModules, "ws")))
       }
     }))

@@ -46,6 +46,7 @@ import { Transport } from "../Transport.js"
 import { INVALID_OPTIONS_HINT } from "./classifyHandshakeError.js"
 import type { ResolvedOptions } from "./connection.js"
 import type { HeartbeatOptions } from "./heartbeat.js"
+import { checkEndpoint } from "./parseEndpoint.js"
 import type { Overflow } from "./primitives/outbox.js"
 import { isValidSubprotocol } from "./protocol.js"
 
@@ -165,7 +166,7 @@ const is = <A>(test: (input: unknown) => boolean, message: string): Check<A> => 
 const isRecord = (input: unknown): input is Record<string, unknown> =>
   typeof input === "object" && input !== null && !Array.isArray(input)
 
-/** A finite duration above zero. */
+/** A finite duration above zero. The message says how one is written: "10s" is none. */
 const positiveDuration: Check<Duration.Duration> = (input) => {
   let value: Duration.Duration | undefined
   try {
@@ -175,7 +176,7 @@ const positiveDuration: Check<Duration.Duration> = (input) => {
   }
   return value !== undefined && Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero)
     ? value
-    : fail("must be a finite duration above zero")
+    : fail(`must be a finite duration above zero, such as "10 seconds"`)
 }
 
 /** A safe integer above zero; `unit` is named in the message. */
@@ -668,6 +669,14 @@ const configKey = <A>(
       )
     )
   )
+/**
+ * A URL that can be dialled: one that cannot fails the Config, naming the key, as the other keys'
+ * bad values do (the detail never shows the URL: it may hold a password).
+ */
+const dialable: Check<string> = (input) => {
+  const endpoint = checkEndpoint(input as string)
+  return endpoint instanceof ConnectError ? fail(endpoint.detail) : input as string
+}
 const integerText = (text: string): unknown => /^-?\d+$/.test(text) ? Number(text) : text
 
 const some = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [_ in K]?: A } =>
@@ -675,7 +684,7 @@ const some = <K extends string, A>(key: K, value: Option.Option<A>): { readonly 
 
 const makeClientConfig = (): Config.Config<ClientOptions> =>
   Config.all({
-    url: Config.string("URL"),
+    url: configKey("URL", dialable),
     openTimeout: Config.option(configKey("OPEN_TIMEOUT", positiveDuration)),
     closeTimeout: Config.option(configKey("CLOSE_TIMEOUT", positiveDuration)),
     retryBase: Config.option(configKey("RETRY_BASE", positiveDuration)),

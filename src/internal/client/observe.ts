@@ -47,7 +47,7 @@ export abstract class Observer extends Listeners<ClientStateType> {
    * The attempt number of the link that went down (0 before any): the series carries across links
    * that drop before `minUptime`, so the line of an Open counts the attempts since this one.
    */
-  downAfterAttempt = 0
+  downFrom = 0
 
   /** How many events a slow `events` reader may fall behind by (the Client's settings). */
   abstract readonly settings: { readonly eventsCapacity: number }
@@ -133,7 +133,7 @@ export abstract class Observer extends Listeners<ClientStateType> {
       case "Backoff":
         if (downSince === undefined) {
           this.downSince = now
-          this.downAfterAttempt = from._tag === "Open" ? from.attempt : 0
+          this.downFrom = from._tag === "Open" ? from.attempt : 0
           level = LogLevel.Warning
         }
         break
@@ -146,7 +146,8 @@ export abstract class Observer extends Listeners<ClientStateType> {
         this.downSince = undefined
     }
     // A Backoff or a Closed says no endpoint: its line names the one the link was on (or tried).
-    const attempts = to._tag === "Open" ? to.attempt - this.downAfterAttempt : 0
+    // An Open's line counts the attempts since the link went down.
+    const attempts = to._tag === "Open" ? to.attempt - this.downFrom : 0
     return logLine(level, to, downSince, attempts, everOpened, "endpoint" in to ? to : from)
   }
 }
