@@ -3,6 +3,7 @@ import {
   Chunk,
   ConfigProvider,
   Context,
+  Deferred,
   Duration,
   Effect,
   Exit,
@@ -1084,4 +1085,64 @@ describe("Client: one inbound bound across its connections", () => {
       expect(Chunk.toArray(read)).toEqual([...framesOf(1), ...framesOf(rounds)])
       expect(unread()).toBe(0)
     })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
+})
+
+// An app that authenticates "through its client service" from onOpen: the Client's own send or
+// awaitOpen there waits for onOpen itself (the Client is Open once onOpen is done). It ran out
+// onOpenTimeout at every attempt, for ever, with only a timeout to say so.
+describe("Client: its own send or awaitOpen inside its onOpen", () => {
+  for (const what of ["send", "awaitOpen"] as const) {
+    it.live(`${what}: the attempt fails at once with OnOpenError saying to use the connection, not after onOpenTimeout`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const self = yield* Deferred.make<Client.Client>()
+        const backoff = yield* Effect.gen(function*() {
+          const client = yield* Client.make({
+            url: server.url,
+            onOpenTimeout: "1 minute",
+            retry: Schedule.spaced("1 hour"),
+            heartbeat: false,
+            onOpen: () =>
+              Effect.flatMap(
+                Deferred.await(self),
+                (me): Effect.Effect<void, unknown> => what === "send" ? me.send("auth") : me.awaitOpen
+              )
+          })
+          yield* Deferred.succeed(self, client)
+          return yield* awaitState(client, isTag("Backoff"))
+        }).pipe(Effect.scoped, Effect.timeout("10 seconds"))
+        expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "OnOpenError" } })
+        expect(backoff._tag === "Backoff" && backoff.error.message).toBe(
+          `onOpen failed: the Client's ${what} in its own onOpen waits for onOpen: use the connection onOpen gets`
+        )
+        expect(yield* server.received).toEqual([])
+      })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
+  }
+
+  it.live("enqueue there still queues (it does not wait), and a fiber forked there that sends once Open is not refused", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const self = yield* Deferred.make<Client.Client>()
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({
+          url: server.url,
+          heartbeat: false,
+          onOpen: (connection) =>
+            Effect.gen(function*() {
+              const me = yield* Deferred.await(self)
+              yield* connection.send("first, from the connection")
+              yield* me.enqueue("queued in onOpen")
+              yield* Effect.forkDaemon(Effect.zipRight(me.awaitOpen, me.send("from a fiber onOpen forked")))
+            })
+        })
+        yield* Deferred.succeed(self, client)
+        yield* client.awaitOpen
+        yield* awaitReceived(server, 3)
+      }).pipe(Effect.scoped)
+      expect(yield* server.received).toEqual([
+        "first, from the connection",
+        "queued in onOpen",
+        "from a fiber onOpen forked"
+      ])
+    })).pipe(provideNode))
 })

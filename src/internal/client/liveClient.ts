@@ -33,7 +33,7 @@ import { approximateBytes } from "../protocol.js"
 import { redactInput, redactUrl } from "../redactUrl.js"
 import { closeClient } from "./close.js"
 import { Observer } from "./observe.js"
-import { Outbound } from "./outbound.js"
+import { inOwnOnOpen, Outbound } from "./outbound.js"
 import type { Phase, SessionEnd } from "./phase.js"
 import { canMove, IDLE, isStopped, viewOf } from "./phase.js"
 import type { Session } from "./session.js"
@@ -81,6 +81,8 @@ const textLabels = new Map<string, string>()
 export class LiveClient extends Observer implements Client {
   /** The lifecycle: read anywhere, changed only by `enter`. */
   phase: Phase = IDLE
+  /** The fiber running `onOpen`, while it runs (`inOwnOnOpen`). */
+  onOpenFiber: object | undefined = undefined
   readonly outbound: Outbound
   readonly inbound = new SuccessiveInbound()
   readonly timers: Timers
@@ -215,7 +217,7 @@ export class LiveClient extends Observer implements Client {
   // --- public surface ---------------------------------------------------------------------
 
   get awaitOpen(): Effect.Effect<void, ClientError> {
-    return Effect.async<void, ClientError>((resume) => {
+    const wait = Effect.async<void, ClientError>((resume) => {
       const outcome = (): Effect.Effect<void, ClientError> | undefined => {
         const phase = this.phase
         if (phase._tag === "Open") return Effect.void
@@ -235,6 +237,7 @@ export class LiveClient extends Observer implements Client {
       })
       return Effect.sync(remove)
     })
+    return this.onOpenFiber !== undefined ? Effect.zipRight(inOwnOnOpen(this, "awaitOpen"), wait) : wait
   }
 
   private boundSend: ((data: Message) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined

@@ -28,7 +28,22 @@ export interface OutboundHost {
   readonly failFast: CircuitOpenError | undefined
   /** Publishes a MessageFailed event. */
   readonly publishFailure: (error: SendError) => void
+  /** The fiber running the Client's `onOpen`, while it runs (see `inOwnOnOpen`). */
+  readonly onOpenFiber: object | undefined
 }
+
+/**
+ * `what` called on the fiber of `host`'s own `onOpen`, which it would wait for: the Client is Open
+ * only once `onOpen` is done. A defect that says so, which fails the hook at once (`OnOpenError`),
+ * instead of a wait until `onOpenTimeout` at every attempt with nothing to say why. Only that
+ * fiber: one it forks may wait for Open (nothing waits for it), and one it joins is not told.
+ */
+export const inOwnOnOpen = (host: OutboundHost, what: string): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) =>
+    fiber === host.onOpenFiber
+      ? Effect.dieMessage(`the Client's ${what} in its own onOpen waits for onOpen: use the connection onOpen gets`)
+      : Effect.void
+  )
 
 /** The outbound side is its outbox too: one object per Client, not two (idle memory per client is a target). */
 export class Outbound extends Outbox {
@@ -183,7 +198,11 @@ export class Outbound extends Outbox {
       const bytes = frameBytes(data)
       const refused = this.refused(data, bytes)
       if (refused !== undefined) return Effect.fail(refused)
-      if (this.writable(bytes) === undefined) return this.sendQueuedTraced(data, bytes)
+      if (this.writable(bytes) === undefined) {
+        return this.host.onOpenFiber !== undefined
+          ? Effect.zipRight(inOwnOnOpen(this.host, "send"), this.sendQueuedTraced(data, bytes))
+          : this.sendQueuedTraced(data, bytes)
+      }
       return Effect.async<void, SendError>((resume) => {
         // The fiber may have yielded since the check: check again where the write happens.
         const session = this.writable(bytes)

@@ -416,14 +416,20 @@ const openIn = (
       const onOpen = settings.onOpen
       const timeout = settings.onOpenTimeout
       // User code: a failure, a throw or a hang drops this connection, never the supervisor.
+      // Its fiber is known: the Client's own `send` and `awaitOpen` on it fail at once (`inOwnOnOpen`).
       const hook = yield* Effect.exit(
-        Effect.suspend(() => onOpen(opened.connection)).pipe(
+        Effect.withFiberRuntime<void, unknown>((fiber) => {
+          client.onOpenFiber = fiber
+          return onOpen(opened.connection)
+        }).pipe(
           Effect.timeoutFail({
             duration: timeout,
             onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url })
           })
         )
-      )
+      ).pipe(Effect.ensuring(Effect.sync(() => {
+        client.onOpenFiber = undefined
+      })))
       // Any failure, an interruption the hook raised itself included (the supervisor's own
       // interruption never gets here: it skips this fiber's handlers).
       if (Exit.isFailure(hook)) return yield* new OnOpenError({ cause: Cause.squash(hook.cause) })
