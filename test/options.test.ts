@@ -48,17 +48,17 @@ const badConnection: ReadonlyArray<readonly [string, unknown, string]> = [
   [
     "openTimeout: negative",
     { openTimeout: Duration.millis(-1) },
-    "openTimeout: must be a finite duration above zero, such as \"10 seconds\""
+    "openTimeout: must be a finite duration above zero, such as 10 seconds"
   ],
   [
     "openTimeout: unreadable",
     { openTimeout: "soon" },
-    `openTimeout: must be a finite duration above zero, such as "10 seconds"`
+    "openTimeout: must be a finite duration above zero, such as 10 seconds"
   ],
   [
     "closeTimeout: infinite",
     { closeTimeout: Duration.infinity },
-    "closeTimeout: must be a finite duration above zero, such as \"10 seconds\""
+    "closeTimeout: must be a finite duration above zero, such as 10 seconds"
   ],
   ["maxPayload: 1.5", { maxPayload: 1.5 }, "maxPayload: must be a positive integer (bytes)"],
   ["inboundCapacity: 0", { inboundCapacity: 0 }, "inboundCapacity: must be a positive integer (frames)"],
@@ -71,7 +71,7 @@ const badConnection: ReadonlyArray<readonly [string, unknown, string]> = [
   [
     "the first bad option is named",
     { openTimeout: 0, inboundCapacity: 0 },
-    "openTimeout: must be a finite duration above zero, such as \"10 seconds\""
+    "openTimeout: must be a finite duration above zero, such as 10 seconds"
   ]
 ]
 
@@ -97,7 +97,7 @@ const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
   [
     "connection.openTimeout: 0",
     { url, connection: { openTimeout: 0 } },
-    "connection.openTimeout: must be a finite duration above zero, such as \"10 seconds\""
+    "connection.openTimeout: must be a finite duration above zero, such as 10 seconds"
   ],
   ["retry: not a Schedule", { url, retry: "often" }, "retry: must be a Schedule"],
   // Before, ignored: untyped code that put a connection option beside the Client's got no error.
@@ -131,7 +131,7 @@ const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
   [
     "minUptime: unreadable",
     { url, minUptime: "soon" },
-    `minUptime: must be a finite duration above zero, such as "10 seconds"`
+    "minUptime: must be a finite duration above zero, such as 10 seconds"
   ],
   ["outbox.capacity: 0", { url, outbox: { capacity: 0 } }, "outbox.capacity: must be a positive integer"],
   ["outbox.maxBytes: -1", { url, outbox: { maxBytes: -1 } }, "outbox.maxBytes: must be a positive integer"],
@@ -144,7 +144,7 @@ const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
   [
     "onOpenTimeout: 0",
     { url, onOpenTimeout: 0 },
-    "onOpenTimeout: must be a finite duration above zero, such as \"10 seconds\""
+    "onOpenTimeout: must be a finite duration above zero, such as 10 seconds"
   ],
   [
     "minRetryDelay: under a millisecond",
@@ -155,7 +155,7 @@ const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
   [
     "heartbeat.interval: negative",
     { url, heartbeat: { interval: Duration.millis(-5) } },
-    "heartbeat.interval: must be a finite duration above zero, such as \"10 seconds\""
+    "heartbeat.interval: must be a finite duration above zero, such as 10 seconds"
   ],
   ["heartbeat.message: a number", { url, heartbeat: { message: 1 } }, "heartbeat.message: must be a string or bytes"],
   ["heartbeat.isPong: not a function", { url, heartbeat: { isPong: "pong" } }, "heartbeat.isPong: must be a function"],
@@ -443,10 +443,10 @@ describe("Client.config: keys decoded by the option Schemas", () => {
 
   it.effect.each(
     [
-      ["PRICES.OPEN_TIMEOUT", "soon", `must be a finite duration above zero, such as "10 seconds"`],
-      ["PRICES.OPEN_TIMEOUT", "10s", `must be a finite duration above zero, such as "10 seconds"`],
-      ["PRICES.CLOSE_TIMEOUT", "0 millis", "must be a finite duration above zero, such as \"10 seconds\""],
-      ["PRICES.HEARTBEAT_TIMEOUT", "-3 seconds", "must be a finite duration above zero, such as \"10 seconds\""],
+      ["PRICES.OPEN_TIMEOUT", "soon", "must be a finite duration above zero, such as 10 seconds"],
+      ["PRICES.OPEN_TIMEOUT", "10s", "must be a finite duration above zero, such as 10 seconds"],
+      ["PRICES.CLOSE_TIMEOUT", "0 millis", "must be a finite duration above zero, such as 10 seconds"],
+      ["PRICES.HEARTBEAT_TIMEOUT", "-3 seconds", "must be a finite duration above zero, such as 10 seconds"],
       ["PRICES.OUTBOX_CAPACITY", "1.5", "must be a positive integer"],
       ["PRICES.OUTBOX_CAPACITY", "-1", "must be a positive integer"],
       ["PRICES.URL", "127.0.0.1:8080/feed", "the URL does not parse; use a ws:// or wss:// URL"],

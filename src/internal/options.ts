@@ -176,7 +176,7 @@ const positiveDuration: Check<Duration.Duration> = (input) => {
   }
   return value !== undefined && Duration.isFinite(value) && Duration.greaterThan(value, Duration.zero)
     ? value
-    : fail(`must be a finite duration above zero, such as "10 seconds"`)
+    : fail(`must be a finite duration above zero, such as 10 seconds`)
 }
 
 /** A safe integer above zero; `unit` is named in the message. */
