@@ -42,15 +42,19 @@ export const main = (url: string, size = 10): Effect.Effect<Report, SendError | 
       () => Client.make({ url, retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false })
     )
     // Every Client ends up Suspended on the one breaker (bounded: the endpoint may be up after all).
+    // Each Client's first Suspended: `events` replays the recent transitions to a new subscriber,
+    // so one that is over already (a slow machine) is seen too, as `state.changes` would not.
     const suspensions = yield* Effect.forEach(
       clients,
       (client) =>
-        client.state.changes.pipe(
-          Stream.filterMap((state) => state._tag === "Suspended" ? Option.some(state) : Option.none()),
+        client.events.pipe(
+          Stream.filterMap((event) =>
+            event._tag === "Transition" && event.to._tag === "Suspended" ? Option.some(event.to) : Option.none()
+          ),
           Stream.runHead
         ),
       { concurrency: "unbounded" }
-    ).pipe(Effect.timeoutTo({ duration: "5 seconds", onSuccess: (found) => found, onTimeout: () => [] }))
+    ).pipe(Effect.timeoutTo({ duration: "10 seconds", onSuccess: (found) => found, onTimeout: () => [] }))
     const seen = suspensions.flatMap((state) => Option.isSome(state) ? [state.value] : [])
     // Sent while suspended: each waits in its Client's outbox and is written once the trial succeeds.
     yield* Effect.forEach(clients, (client, index) => client.send(`hello from client ${index}`), {
