@@ -1119,6 +1119,30 @@ describe("Client: its own send or awaitOpen inside its onOpen", () => {
       })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
   }
 
+  it.live("an onOpen that throws instead of returning an Effect: OnOpenError with what it threw, retried; the Client goes on", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      let calls = 0
+      const opened = yield* Effect.gen(function*() {
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("20 millis"),
+          minRetryDelay: "20 millis",
+          heartbeat: false,
+          onOpen: () => {
+            if (calls++ === 0) throw new Error("boom in onOpen")
+            return Effect.void
+          }
+        })
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        yield* awaitState(client, isTag("Open"))
+        return backoff
+      }).pipe(Effect.scoped)
+      expect(opened).toMatchObject({ attempt: 1, error: { _tag: "OnOpenError" } })
+      expect(opened._tag === "Backoff" && opened.error.message).toBe("onOpen failed: boom in onOpen")
+      expect(calls).toBe(2)
+    })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
+
   it.live("enqueue there still queues (it does not wait), and a fiber forked there that sends once Open is not refused", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
