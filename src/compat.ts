@@ -223,8 +223,13 @@ const toLifeline = (data: Exclude<Message, Blob>): LifelineMessage => {
 }
 
 const sizeOf = (message: LifelineMessage): number => typeof message === "string" ? message.length : message.byteLength
-const slowSize = (data: Message): number =>
-  isBlob(data) ? data.size : typeof data === "string" ? data.length : data.byteLength
+/** What a send behind a Blob counts in `bufferedAmount`, read once: 0 for what is not bytes or text. */
+const slowSize = (data: unknown): number => {
+  const size = isBlob(data) ? data.size : typeof data === "string" ? data.length : isBytes(data) ? data.byteLength : 0
+  return Number.isFinite(size) ? size : 0
+}
+const isBytes = (data: unknown): data is ArrayBuffer | ArrayBufferView =>
+  data instanceof ArrayBuffer || ArrayBuffer.isView(data)
 
 /** Node's `Buffer` (a view over the same bytes) where there is one; elsewhere the bytes as they are. */
 const asNodeBuffer = (bytes: Uint8Array): Uint8Array => {
@@ -415,7 +420,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private _pending: Array<LifelineMessage> = []
   private _pendingBytes = 0
   /** Sends behind a Blob being read, in order, each with the life current when it was sent. */
-  private _slow: Array<{ readonly data: Message; readonly life: Life | undefined }> = []
+  private _slow: Array<{ readonly data: Message; readonly life: Life | undefined; readonly size: number }> = []
   private _slowBytes = 0
   /** The subprotocols resolved for the attempt under way (a protocols function). */
   private _nextProtocols: ReadonlyArray<string> | undefined = undefined
@@ -530,8 +535,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (this._slow.length > 0 || isBlob(data)) {
       // In order behind the Blob, for this connection: a `close()` meanwhile waits for it.
       const life = this._life
-      this._slow.push({ data, life })
-      this._slowBytes += slowSize(data)
+      const size = slowSize(data)
+      this._slow.push({ data, life, size })
+      this._slowBytes += size
       if (life !== undefined) life.slowLeft++
       if (this._slow.length === 1) this._readSlow()
       return life !== undefined && !life.closing && life.openSession !== undefined
@@ -770,7 +776,12 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       const { data, life } = next
       if (!isBlob(data)) {
         this._shiftSlow()
-        this._sendCopy(data, life)
+        try {
+          this._sendCopy(data, life)
+        } catch (error) {
+          // Behind a Blob there is no caller to throw to (a value whose conversion to text threw).
+          this._dispatchError(new SendError({ reason: "EncodeFailed", payload: data, cause: error }))
+        }
         this._slowSent(life)
         continue
       }
@@ -794,7 +805,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
 
   private _shiftSlow(): void {
     const first = this._slow.shift()
-    if (first !== undefined) this._slowBytes -= slowSize(first.data)
+    if (first !== undefined) this._slowBytes -= first.size
   }
 
   /** One send behind a Blob was handed on: a close waiting for the rest of its life's goes on once there are none. */
@@ -989,6 +1000,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    * (closed at once, the Client would abort the attempt: 1001, nothing written).
    */
   private _endLife(life: Life, code: number, reason: string, opening = false): void {
+    // Ended already: a `close()` or `reconnect()` from the listener of the close event this end
+    // dispatched. The first end stands (its code goes out; the next life waits for it).
+    if (life.closing) return
     life.closing = true
     if (this._life === life) this._life = undefined
     const runtime = this._runtimeOrThrow

@@ -725,6 +725,41 @@ describe("Client: logs", () => {
       expect(capture.lines.filter((line) => line.level === "INFO").map((line) => line.message.split(", down")[0]))
         .toEqual(Array.from({ length: 3 }, () => "lifeline: link back after 1 attempt"))
     })).pipe(provideNode))
+
+  // The count is of attempts, not a difference of attempt numbers: the series restarts after a
+  // stable link and at reconnect (its numbers then go down: the difference said -1).
+  it.live("first open at the third attempt; a stable link dropped, back at once; then a reconnect in a long backoff: 3, 1 and 2 attempts", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const capture = captureLogs(LogLevel.Info)
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 2)
+      yield* Effect.gen(function*() {
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("20 millis"),
+          minRetryDelay: "20 millis",
+          minUptime: "50 millis"
+        })
+        yield* awaitState(client, isTag("Open"))
+        yield* Effect.sleep("100 millis")
+        yield* server.closeAll(1012)
+        yield* awaitState(client, (state) => state._tag === "Backoff")
+        yield* awaitState(client, isTag("Open"))
+        yield* Effect.sleep("100 millis")
+        // Down, one refused attempt, then a backoff of an hour that reconnect cuts short.
+        yield* server.rejectNext(503, { "retry-after": "3600" })
+        yield* server.closeAll(1012)
+        yield* awaitState(client, (state) => state._tag === "Backoff" && Duration.toMillis(state.delay) >= 3_600_000)
+        yield* client.reconnect
+        yield* awaitState(client, isTag("Open"))
+      }).pipe(Effect.scoped, Effect.provide(capture.layer))
+      expect(capture.lines.filter((line) => line.level === "INFO").map((line) => line.message.split(", down")[0]))
+        .toEqual([
+          "lifeline: link back after 3 attempts",
+          "lifeline: link back after 1 attempt",
+          "lifeline: link back after 2 attempts"
+        ])
+    })).pipe(provideNode))
 })
 
 describe("Client: bad input and user code", () => {

@@ -14,6 +14,7 @@ import { TestServer } from "../src/testing/index.js"
 import { serverControl } from "./compat/nodeServer.js"
 import type { Scenario } from "./compat/scenarios.js"
 import * as Scenarios from "./compat/scenarios.js"
+import { awaitReceived } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 
 const transports = [
@@ -394,6 +395,64 @@ describe("effect-lifeline/compat in Node", () => {
       yield* Effect.promise(() => Scenarios.next(socket, "open"))
       socket.close()
       expect({ before, after, again }).toEqual({ before: true, after: [3, false], again: true })
+    }))
+
+  // Sends behind a Blob are sized once, when sent: `null` (a browser sends "null") threw there, out
+  // of the Blob's read (an unhandled rejection), and every send after it stayed queued.
+  it.scopedLive("behind a Blob: send(null), send(123), send(\"after\"), then close(): all written in order as a browser converts them, bufferedAmount a number, the close sent", () =>
+    Effect.gen(function*() {
+      const closes: Array<Promise<{ code: number; reason: string }>> = []
+      const server = yield* TestServer.make({
+        onConnect: (peer) => {
+          closes.push(Effect.runPromise(peer.awaitClosed()))
+        }
+      })
+      const seen = yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+        await Scenarios.next(socket, "open")
+        socket.send(new Blob([new Uint8Array([9])]))
+        socket.send(null as unknown as string)
+        socket.send(123 as unknown as string)
+        socket.send("after")
+        const buffered = socket.bufferedAmount
+        socket.close(4000, "done")
+        return { buffered }
+      })
+      yield* awaitReceived(server, 4)
+      const closed = yield* Effect.promise(() => Promise.all(closes))
+      expect(seen).toEqual({ buffered: 6 })
+      expect((yield* server.received).map((frame) => typeof frame === "string" ? frame : [...frame])).toEqual([
+        [9],
+        "null",
+        "123",
+        "after"
+      ])
+      expect(closed.map(({ code, reason }) => [code, reason])).toEqual([[4000, "done"]])
+    }))
+
+  // Both ended the same life: the second end waited on the first's one slot, and the next life
+  // never started (CONNECTING for good).
+  it.scopedLive("close() with a Blob being read, and reconnect() from its close listener: the Blob goes out, the next connection opens", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const seen = yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+        await Scenarios.next(socket, "open")
+        socket.send(new Blob([new Uint8Array([1, 2])]))
+        socket.send("a")
+        socket.addEventListener("close", () => socket.reconnect(), { once: true })
+        socket.close()
+        await Scenarios.next(socket, "open")
+        const readyState = socket.readyState
+        socket.close()
+        return { readyState }
+      })
+      expect(seen).toEqual({ readyState: 1 })
+      expect((yield* server.received).map((frame) => typeof frame === "string" ? frame : [...frame])).toEqual([
+        [1, 2],
+        "a"
+      ])
+      expect(yield* server.accepted).toBe(2)
     }))
 
   it.scopedLive("leaves no handle behind once closed", () =>

@@ -43,11 +43,8 @@ export abstract class Observer extends Listeners<ClientStateType> {
   private replayFrom: ClientStateType | undefined = undefined
   /** When the link went down (the first Backoff since it was last Open): the outage under way. */
   downSince: number | undefined = undefined
-  /**
-   * The attempt number of the link that went down (0 before any): the series carries across links
-   * that drop before `minUptime`, so the line of an Open counts the attempts since this one.
-   */
-  downFrom = 0
+  /** The attempts made since the link went down (or since the first attempt failed). */
+  downAttempts = 0
 
   /** How many events a slow `events` reader may fall behind by (the Client's settings). */
   abstract readonly settings: { readonly eventsCapacity: number }
@@ -133,9 +130,15 @@ export abstract class Observer extends Listeners<ClientStateType> {
       case "Backoff":
         if (downSince === undefined) {
           this.downSince = now
-          this.downFrom = from._tag === "Open" ? from.attempt : 0
+          // The attempt that failed counts; a link that dropped was none.
+          this.downAttempts = from._tag === "Connecting" ? 1 : 0
           level = LogLevel.Warning
         }
+        break
+      case "Connecting":
+        // Each attempt is a Connecting of its own (its number changes), whatever the series does
+        // meanwhile (it goes on across links shorter than minUptime; reconnect restarts it).
+        if (downSince !== undefined) this.downAttempts++
         break
       case "Open":
         if (downSince !== undefined) level = LogLevel.Info
@@ -146,9 +149,7 @@ export abstract class Observer extends Listeners<ClientStateType> {
         this.downSince = undefined
     }
     // A Backoff or a Closed says no endpoint: its line names the one the link was on (or tried).
-    // An Open's line counts the attempts since the link went down.
-    const attempts = to._tag === "Open" ? to.attempt - this.downFrom : 0
-    return logLine(level, to, downSince, attempts, everOpened, "endpoint" in to ? to : from)
+    return logLine(level, to, downSince, this.downAttempts, everOpened, "endpoint" in to ? to : from)
   }
 }
 
