@@ -84,7 +84,7 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * (-49 B) with `Client.make`'s one codec refusal path (-60 B) and the outbox's queued bytes for
  * compat's `bufferedAmount` (+11 B); round 26: 20,489 B (+72 B) with a Config `URL` that cannot
  * work failing the layer (naming its key), the log's attempts counted since the link went down and
- * a duration's message saying how one is written, 20,592 B (+103 B) once the Client's own `send`
+ * a duration's message saying how one is written, 20,587 B (+98 B) once the Client's own `send`
  * or `awaitOpen` on its `onOpen`'s fiber fails the hook at once (it waited for the hook itself, until
  * `onOpenTimeout`, at every attempt): the budget is 20.2 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
@@ -125,7 +125,7 @@ const BUDGET_KIB = 20.2
  * the UTF-8 count, 19,809 B with headers under `connection` refused: the budget is 19.4 KiB;
  * round 21: 19,922 B (+113 B) with the open refused without an agreed subprotocol: 19.5 KiB;
  * round 22: 20,243 B (+321 B) with untyped callers' inputs that throw typed, 20,281 B (+38 B) with
- * the heartbeat's second look at a wait that ran out late: 19.9 KiB; round 26: 20,440 B (+178 B)
+ * the heartbeat's second look at a wait that ran out late: 19.9 KiB; round 26: 20,435 B (+173 B)
  * with a Config URL that cannot work failing the layer, the log's attempt count and `onOpen`'s own
  * fiber refused the Client's `send` and `awaitOpen`: 20.0 KiB.
  */
