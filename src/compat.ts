@@ -301,6 +301,11 @@ class Life {
   lastRetry = 0
 
   constructor(readonly client: ClientModule.Client, readonly scope: Scope.CloseableScope) {}
+
+  /** Its connection is open and it is not being left: a send goes to it. */
+  get takesSends(): boolean {
+    return !this.closing && this.openSession !== undefined
+  }
 }
 
 /**
@@ -409,7 +414,10 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private _ending: Promise<void> = Promise.resolve()
   private _generation = 0
   private _closeCalled: boolean
-  /** While `reconnect()` dispatches its own close event: CONNECTING (the next attempt begins at once). */
+  /**
+   * While `reconnect()` dispatches its own close event: CONNECTING (the next attempt begins at
+   * once). The life is still current there, so that the event's `retryCount` is its own.
+   */
   private _reconnecting = false
   /** `shouldReconnectOnClose` returned false (until `reconnect`). */
   private _declined = false
@@ -540,7 +548,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       this._slowBytes += size
       if (life !== undefined) life.slowLeft++
       if (this._slow.length === 1) this._readSlow()
-      return life !== undefined && !life.closing && life.openSession !== undefined
+      return life?.takesSends === true
     }
     return this._sendCopy(data)
   }
@@ -556,7 +564,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       message = toLifeline(data)
     } catch (error) {
       // A Proxy's or toString's own exception (untyped code) goes back to the caller, as a browser's does.
-      if (!ArrayBuffer.isView(data) && !(data instanceof ArrayBuffer)) throw error
+      if (!isBytes(data)) throw error
       this._dispatchError(new SendError({ reason: "EncodeFailed", payload: data, cause: error }))
       return false
     }
@@ -742,7 +750,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   /** `bound`: the life a send behind a Blob was made in; it still takes it while it is flushing. */
   private _sendMessage(message: LifelineMessage, bound?: Life): boolean {
     const life = bound?.flushing === true ? bound : this._life
-    if (life !== undefined && (life.flushing || (!life.closing && life.openSession !== undefined))) {
+    if (life !== undefined && (life.flushing || life.takesSends)) {
       const client = life.client
       const waiting = client instanceof LiveClient ? client.outbound.size : 0
       const exit = this._runtimeOrThrow.runSyncExit(client.enqueue(message))
@@ -982,7 +990,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
 
   /**
    * `close()` and `reconnect()`: ends the current life (if any) with `code` and `reason`, its
-   * `close` event dispatched at once when `wasActive`.
+   * `close` event dispatched at once when `wasActive` (while the life is still current: its
+   * `retryCount` shows there).
    */
   private _leaveLife(wasActive: boolean, code: number, reason: string): void {
     const life = this._life

@@ -1154,6 +1154,30 @@ describe("Client: its own send or awaitOpen inside its onOpen", () => {
       })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
   }
 
+  // As a service keeps them: the Effects made once, when the service is built (before any onOpen
+  // runs), and run in onOpen. `awaitOpen` was checked when its getter was read, so this one waited.
+  for (const what of ["send", "awaitOpen"] as const) {
+    it.live(`${what} made before onOpen runs and run in it: refused at once too`, () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const kept = yield* Deferred.make<Effect.Effect<void, unknown>>()
+        const backoff = yield* Effect.gen(function*() {
+          const client = yield* Client.make({
+            url: server.url,
+            onOpenTimeout: "1 minute",
+            retry: Schedule.spaced("1 hour"),
+            heartbeat: false,
+            onOpen: () => Effect.flatten(Deferred.await(kept))
+          })
+          yield* Deferred.succeed(kept, what === "send" ? client.send("auth") : client.awaitOpen)
+          return yield* awaitState(client, isTag("Backoff"))
+        }).pipe(Effect.scoped, Effect.timeout("10 seconds"))
+        expect(backoff._tag === "Backoff" && backoff.error.message).toBe(
+          `onOpen failed: the Client's ${what} in its own onOpen waits for onOpen: use the connection onOpen gets`
+        )
+      })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
+  }
+
   it.live("an onOpen that throws instead of returning an Effect: OnOpenError with what it threw, retried; the Client goes on", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

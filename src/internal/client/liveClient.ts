@@ -237,7 +237,9 @@ export class LiveClient extends Observer implements Client {
       })
       return Effect.sync(remove)
     })
-    return this.onOpenFiber !== undefined ? Effect.zipRight(inOwnOnOpen(this, "awaitOpen"), wait) : wait
+    // Checked when it runs, not when the getter is read: an app may keep `awaitOpen` in a service
+    // made before `onOpen` runs.
+    return Effect.zipRight(inOwnOnOpen(this, "awaitOpen"), wait)
   }
 
   private boundSend: ((data: Message) => Effect.Effect<void, SendError | CircuitOpenError>) | undefined = undefined
