@@ -1126,56 +1126,34 @@ describe("Client: one inbound bound across its connections", () => {
 // awaitOpen there waits for onOpen itself (the Client is Open once onOpen is done). It ran out
 // onOpenTimeout at every attempt, for ever, with only a timeout to say so.
 describe("Client: its own send or awaitOpen inside its onOpen", () => {
+  // "in onOpen": the Client read there. "made before": as a service keeps them, the Effects made
+  // once, when the service is built (before any onOpen runs), and run in onOpen; `awaitOpen` was
+  // checked when its getter was read, so that one waited.
   for (const what of ["send", "awaitOpen"] as const) {
-    it.live(`${what}: the attempt fails at once with OnOpenError saying to use the connection, not after onOpenTimeout`, () =>
-      withNoHandlesLeft(Effect.gen(function*() {
-        const server = yield* TestServer.make()
-        const self = yield* Deferred.make<Client.Client>()
-        const backoff = yield* Effect.gen(function*() {
-          const client = yield* Client.make({
-            url: server.url,
-            onOpenTimeout: "1 minute",
-            retry: Schedule.spaced("1 hour"),
-            heartbeat: false,
-            onOpen: () =>
-              Effect.flatMap(
-                Deferred.await(self),
-                (me): Effect.Effect<void, unknown> => what === "send" ? me.send("auth") : me.awaitOpen
-              )
-          })
-          yield* Deferred.succeed(self, client)
-          return yield* awaitState(client, isTag("Backoff"))
-        }).pipe(Effect.scoped, Effect.timeout("10 seconds"))
-        expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "OnOpenError" } })
-        expect(backoff._tag === "Backoff" && backoff.error.message).toBe(
-          `onOpen failed: the Client's ${what} in its own onOpen waits for onOpen: use the connection onOpen gets`
-        )
-        expect(yield* server.received).toEqual([])
-      })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
-  }
-
-  // As a service keeps them: the Effects made once, when the service is built (before any onOpen
-  // runs), and run in onOpen. `awaitOpen` was checked when its getter was read, so this one waited.
-  for (const what of ["send", "awaitOpen"] as const) {
-    it.live(`${what} made before onOpen runs and run in it: refused at once too`, () =>
-      withNoHandlesLeft(Effect.gen(function*() {
-        const server = yield* TestServer.make()
-        const kept = yield* Deferred.make<Effect.Effect<void, unknown>>()
-        const backoff = yield* Effect.gen(function*() {
-          const client = yield* Client.make({
-            url: server.url,
-            onOpenTimeout: "1 minute",
-            retry: Schedule.spaced("1 hour"),
-            heartbeat: false,
-            onOpen: () => Effect.flatten(Deferred.await(kept))
-          })
-          yield* Deferred.succeed(kept, what === "send" ? client.send("auth") : client.awaitOpen)
-          return yield* awaitState(client, isTag("Backoff"))
-        }).pipe(Effect.scoped, Effect.timeout("10 seconds"))
-        expect(backoff._tag === "Backoff" && backoff.error.message).toBe(
-          `onOpen failed: the Client's ${what} in its own onOpen waits for onOpen: use the connection onOpen gets`
-        )
-      })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
+    for (const made of ["in onOpen", "before onOpen"] as const) {
+      it.live(`${what} made ${made} and run in it: the attempt fails at once with OnOpenError saying to use the connection, not after onOpenTimeout`, () =>
+        withNoHandlesLeft(Effect.gen(function*() {
+          const server = yield* TestServer.make()
+          const kept = yield* Deferred.make<Effect.Effect<void, unknown>>()
+          const backoff = yield* Effect.gen(function*() {
+            const client = yield* Client.make({
+              url: server.url,
+              onOpenTimeout: "1 minute",
+              retry: Schedule.spaced("1 hour"),
+              heartbeat: false,
+              onOpen: () => Effect.flatten(Deferred.await(kept))
+            })
+            const call = (): Effect.Effect<void, unknown> => what === "send" ? client.send("auth") : client.awaitOpen
+            yield* Deferred.succeed(kept, made === "in onOpen" ? Effect.suspend(call) : call())
+            return yield* awaitState(client, isTag("Backoff"))
+          }).pipe(Effect.scoped, Effect.timeout("10 seconds"))
+          expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "OnOpenError" } })
+          expect(backoff._tag === "Backoff" && backoff.error.message).toBe(
+            `onOpen failed: the Client's ${what} in its own onOpen waits for onOpen: use the connection onOpen gets`
+          )
+          expect(yield* server.received).toEqual([])
+        })).pipe(provideNode, Effect.provide(Logger.remove(Logger.defaultLogger))))
+    }
   }
 
   it.live("an onOpen that throws instead of returning an Effect: OnOpenError with what it threw, retried; the Client goes on", () =>
