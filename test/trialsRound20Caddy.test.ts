@@ -217,13 +217,18 @@ describeCaddy("trials behind Caddy 2.6", () => {
         expect(yield* client.failed).toBe(failures.length)
         yield* until("the upstream read the new link's last", () =>
           Effect.map(server.received, (received) => received.includes(`m${total - 1}`)))
-        expect(states).toEqual([
+        // The old link ends with Caddy's 1001; on a loaded machine (a fresh-clone CI run) once
+        // without its close frame: 1006 from the transport. Either is retried.
+        expect([...states.slice(0, 2), ...states.slice(3)]).toEqual([
           "Connecting #1",
           "Open #1",
-          "Backoff #1 Disconnected 1001 server wasClean=true",
           "Connecting #2",
           "Open #2"
         ])
+        expect([
+          "Backoff #1 Disconnected 1001 server wasClean=true",
+          "Backoff #1 Disconnected 1006 transport wasClean=false"
+        ]).toContain(states[2])
         const numbers = (peer: TestServer.Peer) =>
           Effect.map(peer.received, (received) =>
             received.map((message) => Number(String(message).slice(1))))
