@@ -379,13 +379,14 @@ describeCaddy("trials behind Caddy 2.6", () => {
           const from = states.length
           const open = seen[from - 1] as Client.ClientState & { readonly attempt: number }
           yield* proxy.stop(how)
-          yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === open.attempt + 1)
+          // bounds of 20 s (hang guards): a loaded fresh-clone CI run ran out the default 5 s here
+          yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === open.attempt + 1, "20 seconds")
           const refused = seen.slice(from).find((s) => s._tag === "Backoff" && s.error._tag === "ConnectError")
           expect(refused).toMatchObject({ error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
           // a send waits in the outbox until a link takes it
           const queued = yield* Effect.fork(client.send(`while down ${k}`))
           yield* proxy.start
-          yield* awaitState(client, isTag("Open"))
+          yield* awaitState(client, isTag("Open"), "20 seconds")
           expect((yield* queued.await)._tag).toBe("Success")
           expect(states[from]).toBe(`Backoff #${open.attempt} Disconnected 1001 server wasClean=true`)
           expect(
