@@ -417,16 +417,22 @@ describeCaddy("trials behind Caddy 2.6", () => {
         yield* proxy.certificate("127.0.0.1")
         const untrusting = yield* Client.make({ url, heartbeat: false, retry: fast })
         const { seen } = yield* recordStates(untrusting)
-        yield* awaitState(untrusting, (s) => s._tag === "Backoff" && s.attempt === 2)
-        expect(seen[1]).toMatchObject({
-          _tag: "Backoff",
-          error: {
-            _tag: "ConnectError",
-            reason: "TlsFailed",
-            detail: "unable to get local issuer certificate (UNABLE_TO_GET_ISSUER_CERT_LOCALLY); the issuer is not " +
-              "trusted: give its CA in tls.ca (a server must also send its intermediate certificates)"
-          }
-        })
+        const untrusted = "unable to get local issuer certificate (UNABLE_TO_GET_ISSUER_CERT_LOCALLY); the issuer is " +
+          "not trusted: give its CA in tls.ca (a server must also send its intermediate certificates)"
+        // Caddy writes the certificate's file before it serves it: an attempt in between (a loaded
+        // fresh-clone CI run saw one) gets Caddy's alert, which the detail explains. Hang guard 20 s.
+        const notYet = "write EPROTO tlsv1 alert internal error (SSL alert number 80); the server failed the TLS " +
+          "handshake; one that picks its certificate by name (Caddy, Go servers) does so when it has none for the " +
+          "name sent (none is sent when dialling an IP address: set tls.servername) or has not obtained it yet " +
+          "(retrying helps)"
+        const isUntrusted = (s: Client.ClientState) =>
+          s._tag === "Backoff" && s.error._tag === "ConnectError" && s.error.detail === untrusted
+        const first = yield* awaitState(untrusting, isUntrusted, "20 seconds")
+        expect(first).toMatchObject({ _tag: "Backoff", error: { _tag: "ConnectError", reason: "TlsFailed" } })
+        const backoffs = seen.filter((s) => s._tag === "Backoff")
+        expect(backoffs.every((s) => s.error._tag === "ConnectError" && s.error.reason === "TlsFailed")).toBe(true)
+        expect(backoffs.every((s) => s.error._tag === "ConnectError" && [untrusted, notYet].includes(s.error.detail)))
+          .toBe(true)
         const ca = yield* proxy.rootCertificate
         const client = yield* Client.make({ url, heartbeat: false, retry: fast, connection: { tls: { ca } } })
         const { states } = yield* recordStates(client)

@@ -2,8 +2,8 @@
  * stand in for the condition with a fixed sleep (which a loaded machine can outrun). */
 import { Effect, Fiber, FiberStatus } from "effect"
 
-/** Polls `check` every 5 ms until it holds; dies after `polls` polls (1000: 5 s of real time). */
-export const awaitTrue = (check: Effect.Effect<boolean>, what: string, polls = 1000) =>
+/** Polls `check` every 5 ms until it holds; dies after `polls` polls (3,000: 15 s at least, a hang guard). */
+export const awaitTrue = (check: Effect.Effect<boolean>, what: string, polls = 3_000) =>
   Effect.gen(function*() {
     for (let poll = 0; poll < polls; poll++) {
       if (yield* check) return
@@ -16,7 +16,7 @@ export const awaitTrue = (check: Effect.Effect<boolean>, what: string, polls = 1
  * As `awaitTrue`, but each poll waits 5 ms of real time (a `setTimeout`), not on the Clock: under
  * the TestClock, which stands still meanwhile, socket I/O gets the real time it needs.
  */
-export const realUntil = (check: Effect.Effect<boolean>, what: string, polls = 400) =>
+export const realUntil = (check: Effect.Effect<boolean>, what: string, polls = 2_000) =>
   Effect.gen(function*() {
     for (let poll = 0; poll < polls; poll++) {
       if (yield* check) return
