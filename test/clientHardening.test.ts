@@ -15,7 +15,7 @@ import { awaitSuspended } from "./support/poll.js"
 /** The error that Closed the client, within a bounded (real) time. */
 const closedWith = (client: Client.Client) =>
   Effect.map(
-    awaitState(client, isTag("Closed"), "5 seconds"),
+    awaitState(client, isTag("Closed"), "20 seconds"),
     (state) => Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error)
   )
 

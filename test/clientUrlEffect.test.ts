@@ -18,9 +18,9 @@ describe("Client: a url Effect", () => {
         connection: { openTimeout: "100 millis" },
         retry: Schedule.spaced("50 millis")
       })
-      const backoff = yield* awaitState(client, (state) => state._tag === "Backoff", "5 seconds")
+      const backoff = yield* awaitState(client, (state) => state._tag === "Backoff", "20 seconds")
       expect(backoff).toMatchObject({ _tag: "Backoff", attempt: 1, error: { _tag: "TimeoutError", operation: "open" } })
-      yield* awaitState(client, (state) => state._tag === "Connecting" && state.attempt === 2, "5 seconds")
+      yield* awaitState(client, (state) => state._tag === "Connecting" && state.attempt === 2, "20 seconds")
     })).pipe(provideNode))
 
   it.live("a headers Effect that never completes is bounded the same way", () =>
@@ -32,7 +32,7 @@ describe("Client: a url Effect", () => {
         connection: { openTimeout: "100 millis" },
         shouldRetry: () => false
       })
-      const closed = yield* awaitState(client, (state) => state._tag === "Closed", "5 seconds")
+      const closed = yield* awaitState(client, (state) => state._tag === "Closed", "20 seconds")
       expect(closed).toMatchObject({
         error: Option.some(expect.objectContaining({ _tag: "TimeoutError", operation: "open" }))
       })

@@ -244,7 +244,7 @@ describe("Heartbeat on a slow link (real sockets)", () => {
         expect(yield* server.pings).toBe(0)
         yield* pipe.stopReading
         const stoppedAt = Date.now()
-        const backoff = yield* awaitState(client, isTag("Backoff"), "10 seconds")
+        const backoff = yield* awaitState(client, isTag("Backoff"), "20 seconds")
         const found = Date.now() - stoppedAt
         expect(backoff).toMatchObject({
           error: { _tag: "TimeoutError", operation: "heartbeat", timeout: Duration.seconds(2) }

@@ -79,7 +79,7 @@ describe("Client: offline (a Transport with a network)", () => {
       yield* server.restart
       net.set(true)
       // Without the online event this would wait the hour.
-      yield* awaitState(client, isTag("Open"), "5 seconds")
+      yield* awaitState(client, isTag("Open"), "20 seconds")
       expect(yield* Ref.get(attempts)).toBe(1)
       yield* client.close()
     })).pipe(provideWith(net.network))

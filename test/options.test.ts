@@ -23,7 +23,7 @@ const connectError = (options: unknown) =>
 
 const closedWith = (client: Client.Client) =>
   Effect.map(
-    awaitState(client, isTag("Closed"), "5 seconds"),
+    awaitState(client, isTag("Closed"), "20 seconds"),
     (state) => Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error)
   )
 

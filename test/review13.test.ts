@@ -62,7 +62,7 @@ describe("review 13: a Stream burst through an HTTP proxy whose tunnel freezes",
           )
           yield* awaitTrue(Effect.sync(() => echoes.length >= 1_000), "1,000 echoes before the freeze")
           yield* fault.blackhole
-          yield* awaitState(client, (state) => state._tag === "Backoff", "5 seconds")
+          yield* awaitState(client, (state) => state._tag === "Backoff", "20 seconds")
           yield* fault.restore
           yield* Fiber.join(burst)
           yield* awaitTrue(Effect.sync(() => echoes.at(-1) === COUNT), "the last frame echoed", 2_000)

@@ -107,7 +107,7 @@ describeApache("review of round 21: Apache's idle tunnel", () => {
         })
         yield* idle.awaitOpen
         const opened = Date.now()
-        const backoff = yield* awaitState(idle, isTag("Backoff"), "8 seconds")
+        const backoff = yield* awaitState(idle, isTag("Backoff"), "20 seconds")
         const idleFor = Date.now() - opened
         expect(backoff).toMatchObject({ error: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
         // Timeout alone: 1.0 to 1.3 s (round 21); here 3.03 to 3.06 s

@@ -91,7 +91,7 @@ describe("trials through nginx", () => {
         const down = yield* awaitState(client, (s) => s._tag === "Backoff" && s.error._tag === "ConnectError")
         expect(killed).toBe(true)
         yield* server.restart
-        yield* awaitState(client, isTag("Open"), "10 seconds")
+        yield* awaitState(client, isTag("Open"), "20 seconds")
         expect((yield* burst.await)._tag).toBe("Success")
         // a last message through the new link: once it is echoed, everything before it is settled
         yield* client.send("end")

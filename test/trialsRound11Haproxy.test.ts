@@ -50,7 +50,7 @@ describeHaproxy("trials behind HAProxy", () => {
         const quickStates = yield* recordStates(quick)
         yield* slow.awaitOpen
         yield* quick.awaitOpen
-        yield* awaitState(slow, (s) => s._tag === "Open" && s.attempt === 3, "15 seconds")
+        yield* awaitState(slow, (s) => s._tag === "Open" && s.attempt === 3, "20 seconds")
         expect(slowStates.states.slice(0, 7)).toEqual([
           "Connecting #1",
           "Open #1",
@@ -112,7 +112,7 @@ describeHaproxy("trials behind HAProxy", () => {
         const spaced = yield* Client.make({ url: `ws://127.0.0.1:${retryPort}`, heartbeat: false, retry: fast })
         const spacedStates = yield* recordStates(spaced)
         const sends = yield* Effect.forkScoped(Effect.all([spaced.send("q1"), spaced.send("q2"), spaced.send("q3")]))
-        yield* awaitState(spaced, (s) => s._tag === "Backoff" && s.attempt === 2, "10 seconds")
+        yield* awaitState(spaced, (s) => s._tag === "Backoff" && s.attempt === 2, "20 seconds")
         const first = spacedStates.seen.find((s) => s._tag === "Backoff")!
         expect(first).toMatchObject({
           _tag: "Backoff",
@@ -329,7 +329,7 @@ describeHaproxy("trials behind HAProxy", () => {
           expect(rendering).not.toContain("hunter2")
         }
 
-        yield* awaitState(limited, (s) => s._tag === "Backoff" && s.attempt === 2, "3 seconds")
+        yield* awaitState(limited, (s) => s._tag === "Backoff" && s.attempt === 2, "20 seconds")
         expect(limitedStates.states).toEqual([
           "Connecting #1",
           "Backoff #1 ConnectError HandshakeRejected 429",

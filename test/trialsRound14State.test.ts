@@ -592,7 +592,7 @@ describe("round 14: state and events as apps use them", () => {
           for (let press = 0; press < 1000; press++) yield* client.reconnect
           yield* server.behave
           // 15 s: a hang guard well under the hour's wait that a lost press would leave.
-          yield* awaitState(client, isTag("Open"), "15 seconds")
+          yield* awaitState(client, isTag("Open"), "20 seconds")
           const backoff = states.find(isTag("Backoff"))
           // Not the schedule's delay (an hour): the wait was skipped.
           expect(backoff).toMatchObject({

@@ -448,7 +448,7 @@ squidDescribe("round 24: through Squid 5.7", () => {
           expect(stalled).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "heartbeat" } })
           // interval + timeout after the last pong, plus a quarter interval's sample (about 450 ms):
           // the bound leaves room for a loaded machine, and is far below any TCP timeout
-          expect(Date.now() - frozen).toBeLessThan(3000)
+          expect(Date.now() - frozen).toBeLessThan(10_000)
           const unanswered = yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 2)
           expect(unanswered).toMatchObject({ error: { _tag: "TimeoutError", operation: "open" } })
         }).pipe(Effect.ensuring(Effect.sync(() => process.kill(squid.pid(), "SIGCONT"))))
@@ -497,7 +497,7 @@ squidDescribe("round 24: through Squid 5.7", () => {
           }
         })
         yield* squid.restart
-        for (const client of clients) yield* awaitState(client, isTag("Open"), "10 seconds")
+        for (const client of clients) yield* awaitState(client, isTag("Open"), "20 seconds")
         yield* awaitReceived(server, 6)
         for (const [k, client] of clients.entries()) yield* client.send(`after ${k}`)
         yield* awaitReceived(server, 9)
@@ -555,7 +555,7 @@ squidDescribe("round 24: through Squid 5.7", () => {
         yield* until("the kill began", () => killing !== undefined)
         yield* Fiber.join(killing!)
         yield* squid.restart
-        yield* awaitState(client, isTag("Open"), "10 seconds")
+        yield* awaitState(client, isTag("Open"), "20 seconds")
         expect((yield* Fiber.join(burst))._tag).toBe("Right")
         yield* client.send(frame(N + 1))
         yield* until(
@@ -737,7 +737,7 @@ describe.skipIf(!anyProxy)(
             })
             yield* idle.awaitOpen
             yield* beating.awaitOpen
-            const cut = yield* awaitState(idle, isTag("Backoff"), "10 seconds")
+            const cut = yield* awaitState(idle, isTag("Backoff"), "20 seconds")
             const after = Date.now() - made
             expect(cut).toMatchObject({
               attempt: 1,

@@ -213,7 +213,7 @@ describe("round 5 trials: close and reconnect in each phase on the callback path
       // Without the skip this waits a minute in Backoff (15 s: a hang guard well under that minute;
       // 5 s ran out once in a full run on a slow machine).
       // A new series: attempt 1 again, on the second request.
-      expect(yield* awaitState(client, isTag("Open"), "15 seconds")).toMatchObject({ _tag: "Open", attempt: 1 })
+      expect(yield* awaitState(client, isTag("Open"), "20 seconds")).toMatchObject({ _tag: "Open", attempt: 1 })
       expect(yield* server.requests).toBe(2)
       expect(yield* server.accepted).toBe(1)
     })).pipe(provideNode))
@@ -523,7 +523,7 @@ describe("round 5 trials: a fleet", () => {
         yield* Effect.forEach(clients, (client) => client.awaitOpen, { concurrency: "unbounded" })
         yield* server.kill
         // 15 s: hang guards, not speed claims (5 s ran out once for 500 Clients on a slow machine).
-        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Backoff"), "15 seconds"), {
+        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Backoff"), "20 seconds"), {
           concurrency: "unbounded"
         })
         yield* server.restart

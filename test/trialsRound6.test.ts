@@ -95,10 +95,10 @@ describe("round 6 trials: user patterns on the callback path", () => {
         )
         // the restart on the same port, once the killed one has gone
         yield* Effect.promise(() => restarted!)
-        yield* awaitTrue(Effect.sync(() => second.port === port), "the replacement listens", 600)
+        yield* awaitTrue(Effect.sync(() => second.port === port), "the replacement listens", 3_000)
 
         // the last value arrives (the sink completed: it was accepted) and comes back
-        yield* awaitTrue(Effect.sync(() => echoes.at(-1) === N), "the last value echoed", 1200)
+        yield* awaitTrue(Effect.sync(() => echoes.at(-1) === N), "the last value echoed", 3_000)
         const state = yield* client.state.get
         expect(state).toMatchObject({ _tag: "Open", attempt: 2 })
         expect(yield* client.outboxSize).toBe(0)
@@ -152,7 +152,7 @@ describe("round 6 trials: user patterns on the callback path", () => {
         const backoff = yield* awaitState(client, isTag("Backoff"))
         // How soon is the heartbeat's bound (test/heartbeat*.test.ts, on the TestClock); here, that it is found.
         expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "heartbeat" } })
-        yield* awaitState(client, (s) => s._tag === "Open" && s.attempt === 2, "4 seconds")
+        yield* awaitState(client, (s) => s._tag === "Open" && s.attempt === 2, "20 seconds")
         expect(upgrades.count).toBe(2)
         expect(yield* client.close()).toEqual([])
         yield* awaitTrue(Effect.sync(() => seen.at(-1)?._tag === "Closed"), "Closed seen on events")

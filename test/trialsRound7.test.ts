@@ -61,7 +61,7 @@ const noSupervisor = (client: Client.Client): boolean =>
   (client as unknown as { supervisor: unknown }).supervisor === undefined
 
 /** Waits, bounded, until the client's slot timers and the rest have settled: no slot armed. */
-const noSlotsLeft = awaitTrue(Effect.sync(() => armedSlots() === 0), "no timer slot armed", 400)
+const noSlotsLeft = awaitTrue(Effect.sync(() => armedSlots() === 0), "no timer slot armed", 3_000)
 
 /** A `ws` server on 127.0.0.1 (port 0) that records the close code of every connection; closed with the scope. */
 const recordingWs = Effect.acquireRelease(
@@ -372,7 +372,7 @@ describe("round 7: churn and a fleet on shared settings", () => {
           concurrency: "unbounded"
         })
         expect(wokenOpen.every((s) => s._tag === "Open" && s.attempt === 1)).toBe(true)
-        const restOpen = yield* Effect.forEach(rest, (client) => awaitState(client, isTag("Open"), "9 seconds"), {
+        const restOpen = yield* Effect.forEach(rest, (client) => awaitState(client, isTag("Open"), "20 seconds"), {
           concurrency: "unbounded"
         })
         expect(restOpen.every((s) => s._tag === "Open" && s.attempt >= 2)).toBe(true)
@@ -688,7 +688,7 @@ describe("round 7: a sender that gave up on a frame already with the transport",
           yield* awaitState(client, isTag("Backoff"))
           expect(yield* client.outboxSize).toBe(0)
           expect(yield* client.failed).toBe(timedOut.length)
-          yield* awaitTrue(Effect.sync(() => events.length >= timedOut.length), "every given-up frame reported", 200)
+          yield* awaitTrue(Effect.sync(() => events.length >= timedOut.length), "every given-up frame reported", 3_000)
           expect(events).toEqual(timedOut)
           expect(yield* client.close()).toEqual([])
         })).pipe(provideNode)
@@ -861,7 +861,7 @@ describe("round 7: the endpoints list, changed by its owner after make", () => {
           expect(noSupervisor(client)).toBe(true)
           urls.splice(0)
           // The timer's attempt (the default first delay is at most 2.09 s).
-          const second = yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2, "4 seconds")
+          const second = yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2, "20 seconds")
           expect(second).toMatchObject({ error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
           // `reconnect`'s attempt, on this fiber.
           yield* client.reconnect
@@ -948,7 +948,7 @@ describe("round 7: a transport whose network throws", () => {
               expect(first).toMatchObject({ attempt: 1, error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
               expect(noSupervisor(client)).toBe(true)
               // The backoff's timer (at most 2.09 s): the next attempt.
-              const second = yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2, "4 seconds")
+              const second = yield* awaitState(client, (s) => s._tag === "Backoff" && s.attempt === 2, "20 seconds")
               expect(second).toMatchObject({ error: { _tag: "ConnectError", reason: "ConnectionRefused" } })
               expect(yield* client.close()).toEqual([])
               expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })

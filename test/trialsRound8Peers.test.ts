@@ -207,7 +207,7 @@ describe("round 8: frames RFC 6455 forbids, right after the 101", () => {
               const peer = yield* misbehaving(frame.bytes, holdTcp)
               const client = yield* Client.make({ url: peer.url })
               const seen = yield* recordTransitions(client)
-              const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
+              const closed = yield* awaitState(client, isTag("Closed"), "20 seconds")
               expect(closed).toMatchObject({
                 error: Option.some({
                   _tag: "Disconnected",
@@ -284,7 +284,7 @@ describe("round 8: one message in 10 000 one-byte fragments", () => {
     withNoHandlesLeft(Effect.gen(function*() {
       const peer = yield* misbehaving(oneByteFragments(10_000), false)
       const client = yield* Client.make({ url: peer.url, connection: { maxPayload: 5000 } })
-      const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
+      const closed = yield* awaitState(client, isTag("Closed"), "20 seconds")
       expect(closed).toMatchObject({
         error: Option.some({
           _tag: "Disconnected",
@@ -355,7 +355,7 @@ describe("round 8: permessage-deflate (the Node transport offers it: ws's defaul
       expect(bomb.length).toBeLessThan(1100)
       const peer = yield* withExtensions("permessage-deflate", rawFrame(0xc2, bomb))
       const client = yield* Client.make({ url: peer.url, connection: { maxPayload: 64 * 1024 } })
-      const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
+      const closed = yield* awaitState(client, isTag("Closed"), "20 seconds")
       expect(closed).toMatchObject({
         error: Option.some({
           _tag: "Disconnected",
@@ -373,7 +373,7 @@ describe("round 8: permessage-deflate (the Node transport offers it: ws's defaul
     withNoHandlesLeft(Effect.gen(function*() {
       const peer = yield* withExtensions("permessage-deflate", rawFrame(0xc1, Buffer.from([0xff, 0xff, 0xff, 0xff])))
       const client = yield* Client.make({ url: peer.url })
-      const closed = yield* awaitState(client, isTag("Closed"), "3 seconds")
+      const closed = yield* awaitState(client, isTag("Closed"), "20 seconds")
       expect(closed).toMatchObject({
         error: Option.some({ _tag: "Disconnected", code: 1007, wasClean: false, initiator: "client" })
       })
@@ -526,7 +526,7 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
       )
       const client = yield* Client.make({ url: peer.url })
       const seen = yield* transitionsRendered(client)
-      const state = yield* awaitState(client, (s) => s._tag === "Backoff" || s._tag === "Closed", "3 seconds")
+      const state = yield* awaitState(client, (s) => s._tag === "Backoff" || s._tag === "Closed", "20 seconds")
       expect(state).toMatchObject({
         _tag: "Closed",
         error: Option.some({ _tag: "ConnectError", reason: "ProtocolViolation" })
@@ -605,7 +605,7 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
       )
       const client = yield* Client.make({ url: peer.url })
       const seen = yield* recordTransitions(client)
-      const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      const backoff = yield* awaitState(client, isTag("Backoff"), "20 seconds")
       yield* awaitTrue(Effect.sync(() => seen.at(-1) === "Backoff 1"), "Backoff seen on events")
       expect(seen).toEqual(["Connecting 1", "Backoff 1"])
       expect(backoff).toMatchObject({
@@ -662,7 +662,7 @@ describe("round 8: HTTP answers to the upgrade that are not 101", () => {
       })
       const client = yield* Client.make({ url: peer.url, connection: { openTimeout: "300 millis" } })
       const seen = yield* recordTransitions(client)
-      const backoff = yield* awaitState(client, isTag("Backoff"), "3 seconds")
+      const backoff = yield* awaitState(client, isTag("Backoff"), "20 seconds")
       yield* awaitTrue(Effect.sync(() => seen.at(-1) === "Backoff 1"), "Backoff seen on events")
       expect(seen).toEqual(["Connecting 1", "Backoff 1"])
       expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "open" } })

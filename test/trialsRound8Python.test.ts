@@ -84,7 +84,7 @@ describe("round 8: a real peer that compresses (Python websockets 10.4)", () => 
         const client = yield* Client.make({ url: server.url, connection: { maxPayload: 1_000_000 } })
         yield* client.awaitOpen
         yield* client.send("big")
-        const closed = yield* awaitState(client, isTag("Closed"), "10 seconds")
+        const closed = yield* awaitState(client, isTag("Closed"), "20 seconds")
         expect(closed).toMatchObject({
           _tag: "Closed",
           error: { _tag: "Some", value: { _tag: "Disconnected", code: 1009, initiator: "client" } }

@@ -573,7 +573,7 @@ describe("Node: what a send takes, and a network with no online event", () => {
         yield* server.restart
         setSilently(true)
         // Found by the look each second, as the online event would: at once, and a new series.
-        yield* awaitState(client, isTag("Open"), "1500 millis")
+        yield* awaitState(client, isTag("Open"), "20 seconds")
         yield* server.closeAll(1012)
         expect(yield* awaitState(client, isTag("Backoff"))).toMatchObject({ _tag: "Backoff", attempt: 1 })
         expect(listeners.size).toBe(1)

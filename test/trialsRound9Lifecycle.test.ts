@@ -246,7 +246,7 @@ describe("round 9: a ManagedRuntime disposed in the phases round 7 did not try",
           yield* awaitTrue(Effect.map(client.outboxSize, (size) => size === 1), "the send is queued")
           yield* endsWithin(Effect.promise(() => runtime.dispose()), "dispose resolves")
           // The server's side is left (it does not read); the client's is gone.
-          yield* awaitTrue(Effect.sync(() => tcpSockets() === baseline + 1), "the client's socket is closed", 100)
+          yield* awaitTrue(Effect.sync(() => tcpSockets() === baseline + 1), "the client's socket is closed", 3_000)
           expect(tally([yield* Effect.promise(() => queued)])).toEqual({ "SendError Closed": 1 })
           expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
 
@@ -329,7 +329,7 @@ describe("round 9: close, and the release of a reconnect under way", () => {
             yield* client.close()
             // Before: close interrupted the release; its wait was cut, no terminate followed, and the
             // socket stayed open until ws's own close timer (30 s).
-            yield* awaitTrue(Effect.sync(() => tcpSockets() === baseline + 1), "the client's socket is closed", 100)
+            yield* awaitTrue(Effect.sync(() => tcpSockets() === baseline + 1), "the client's socket is closed", 3_000)
             expect(yield* client.state.get).toMatchObject({ _tag: "Closed", error: Option.none() })
           }).pipe(provideNode)
         )

@@ -454,7 +454,7 @@ describe.skipIf(!hasOpenssl || !hasNginx)("round 9: nginx terminating TLS in fro
         // a new certificate from the same CA: the old worker closes its connections within 1 s
         // (worker_shutdown_timeout), the Client reconnects to the new worker and verifies its certificate
         yield* proxy.reload(terminating(tlsPort, plainPort, upstream.port, certs.rotated))
-        yield* awaitState(client, (s) => s._tag === "Open" && s.attempt >= 2, "10 seconds")
+        yield* awaitState(client, (s) => s._tag === "Open" && s.attempt >= 2, "20 seconds")
         expect(yield* upstream.accepted).toBe(2)
 
         // a certificate from another CA: every attempt fails verification, and is retried
@@ -479,7 +479,7 @@ describe.skipIf(!hasOpenssl || !hasNginx)("round 9: nginx terminating TLS in fro
 
         // the operator fixes the rotation: the retries find the good certificate
         yield* proxy.reload(terminating(tlsPort, plainPort, upstream.port, certs.recovered))
-        yield* awaitState(client, isTag("Open"), "10 seconds")
+        yield* awaitState(client, isTag("Open"), "20 seconds")
         expect(yield* upstream.accepted).toBe(3)
         expect(states.slice(0, 5)).toEqual([
           "Connecting #1",
