@@ -12,7 +12,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { Agent, ClientRequest, type IncomingMessage } from "node:http"
+import { Agent, ClientRequest, type IncomingMessage, STATUS_CODES } from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
@@ -488,7 +488,7 @@ const proxies = new WeakMap<NodeSocket, ProxyWatch>()
 
 const defaultPort = (url: URL): string => url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
 
-/** A proxy's reason phrase, as one short line: control characters go, at most 64 characters. */
+/** A reason phrase (a proxy's, a server's), as one short line: control characters go, at most 64 characters. */
 const tidy = (text: string): string => {
   const line = Array.from(text.slice(0, 64), (char) => char < " " || char === "\u007f" ? "?" : char).join("")
   return text.length > 64 ? `${line}…` : line
@@ -632,6 +632,15 @@ function tlsCompleted(state: NodeSocket): boolean {
   return tcp instanceof Tls.TLSSocket && (tcp.authorized || tcp.authorizationError !== null)
 }
 
+/**
+ * The reason phrase of a server's refusal when it says more than the status's name ("400 WebSocket
+ * version 13 not supported", "403 origin not allowed"), as one short line; "" for the usual one.
+ */
+const ownPhrase = (status: number, phrase: string | undefined): string => {
+  const said = phrase?.trim() ?? ""
+  return said === "" || said.toLowerCase() === STATUS_CODES[status]?.toLowerCase() ? "" : tidy(said)
+}
+
 // Read the status and Retry-After, then abort.
 function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: IncomingMessage): void {
   const status = response.statusCode ?? 0
@@ -655,7 +664,7 @@ function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: 
     reason: "HandshakeRejected",
     detail: proxy !== undefined && answer !== undefined && answer.status !== 200
       ? proxyRefused(proxy, answer.status, answer.text, answer.location)
-      : rejectionDetail(status, response.headers.location, ws.url),
+      : rejectionDetail(status, response.headers.location, ws.url, ownPhrase(status, response.statusMessage)),
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})
   })

@@ -478,33 +478,46 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           const freshStates = yield* recordStates(fresh)
           yield* fresh.awaitOpen
           const failures = yield* Fiber.join(sender)
-          if (failures.length === 0) {
-            yield* until("the 200 arrive", () => Effect.map(server.received, (received) => received.length === 200))
+          if (oldStates.states.length === 2) {
+            // the old link lived on in lighttpd's fork
+            expect(failures).toEqual([])
+            yield* until("the 200 arrive", () => Effect.map(server.received, (received) => received.length >= 200))
             expect(yield* numbersOf(peers)).toEqual([Array.from({ length: 200 }, (_, k) => k), []])
-            expect(oldStates.states).toEqual(["Connecting #1", "Open #1"])
+            yield* until("the fresh Open recorded", () => freshStates.states.length === 2)
+            expect(freshStates.states).toEqual(["Connecting #1", "Open #1"])
+            expect(proxy.forked().length).toBe(1)
           } else {
-            // Once in about ten loaded fresh-clone CI runs, lighttpd reset the old link during the
-            // fork (a write met ECONNRESET). What lifeline owes then: each send that failed says so,
-            // typed and carrying its message; the old Client reconnects; no message arrives twice
-            // or out of order, and every send after the last failure arrives.
+            // lighttpd reset the old link at its fork: in loaded CI runs, and in runs of this test
+            // alone (3 of 4 in one series, 0 of 8 in the next; the link ends 1006 from the
+            // transport, or a write meets ECONNRESET). "Written" is handed to the
+            // kernel, to the next hop: what lighttpd took and then lost is not seen (docs/guide.md:
+            // one run lost m29 with `failed` 0). What lifeline owes: each send that failed says so,
+            // typed and carrying its message, and is counted; the Client reconnects; no message
+            // arrives twice or out of order; the sends after the reset (m199 the last) arrive.
+            expect(oldStates.states.slice(0, 2)).toEqual(["Connecting #1", "Open #1"])
+            expect(oldStates.states[2]).toMatch(/^Backoff #1 /)
             for (const { error, k } of failures) {
               expect(error).toMatchObject({ _tag: "SendError", reason: "WriteFailed", payload: `m${k}` })
             }
-            const last = failures.at(-1)!.k
-            yield* until(
-              "the sends after the reset arrive",
-              () => Effect.map(server.received, (received) => received.includes(`m${199}`))
-            )
+            expect(yield* old.failed).toBe(failures.length)
+            yield* until("the last send arrives", () =>
+              Effect.map(server.received, (received) => received.includes("m199")))
             const arrived = (yield* numbersOf(peers)).flat()
-            expect(arrived).toEqual([...arrived].sort((a, b) => a - b))
+            const inOrder = [...arrived].sort((a, b) =>
+              a - b
+            )
+            expect(arrived).toEqual(inOrder)
             expect(new Set(arrived).size).toBe(arrived.length)
-            for (let k = last + 1; k < 200; k++) expect(arrived).toContain(k)
-            expect(oldStates.states.slice(0, 2)).toEqual(["Connecting #1", "Open #1"])
-            expect(oldStates.states[2]).toMatch(/^Backoff #1 /)
+            const afterFailures = failures.length === 0 ? 200 : failures.at(-1)!.k + 1
+            for (let k = afterFailures; k < 200; k++) expect(arrived).toContain(k)
+            // the new Client's first handshake may be reset too (seen): typed, retried, then Open
+            expect(yield* fresh.state.get).toMatchObject({ _tag: "Open" })
+            for (const state of freshStates.seen) {
+              if (state._tag === "Backoff") {
+                expect(state.error).toMatchObject({ _tag: "ConnectError", reason: "ConnectionReset" })
+              }
+            }
           }
-          yield* until("the fresh Open recorded", () => freshStates.states.length === 2)
-          expect(freshStates.states).toEqual(["Connecting #1", "Open #1"])
-          expect(proxy.forked().length).toBe(1)
           yield* old.close()
           yield* until("the old link ended at the upstream", () => Effect.map(server.connections, (n) => n === 1))
 

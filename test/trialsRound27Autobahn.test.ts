@@ -98,7 +98,13 @@ describe("round 27: Autobahn|Python, echo, subprotocols, denials", () => {
       Effect.gen(function*() {
         const peer = yield* autobahnPeer()
         const refused = yield* Effect.flip(Effect.scoped(Connection.connect(peer.url("/deny403"))))
-        expect(refused).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 403 })
+        // the reason phrase Autobahn sends with ConnectionDeny(403, "not you") is in the detail
+        expect(refused).toMatchObject({
+          _tag: "ConnectError",
+          reason: "HandshakeRejected",
+          status: 403,
+          detail: "the server answered HTTP 403 \"not you\" instead of 101; the server refused the upgrade"
+        })
         expect(refused._tag === "ConnectError" && refused.retryAfter).toBe(undefined)
         const denied = yield* Client.make({ url: peer.url("/deny403"), retry: quickRetry })
         expect(yield* awaitState(denied, isTag("Closed"))).toMatchObject({
@@ -593,7 +599,17 @@ describe("round 27: Autobahn's other manners", () => {
         yield* Effect.scoped(Connection.connect(peer.url("/echo")))
         const client = yield* Client.make({ url: peer.url("/echo"), headers: { Origin: "https://evil.example" } })
         expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: { _tag: "Some", value: { _tag: "ConnectError", reason: "HandshakeRejected", status: 400 } }
+          error: {
+            _tag: "Some",
+            value: {
+              _tag: "ConnectError",
+              reason: "HandshakeRejected",
+              status: 400,
+              detail:
+                "the server answered HTTP 400 \"WebSocket connection denied: origin 'https://evil.example/' not " +
+                "a…\" instead of 101; the server refused the upgrade"
+            }
+          }
         })
         yield* Effect.scoped(Connection.connect(peer.url("/echo"), { headers: { Origin: "https://app.example" } }))
       }).pipe(provideNode),
@@ -606,7 +622,15 @@ describe("round 27: Autobahn's other manners", () => {
       Effect.gen(function*() {
         const peer = yield* autobahnPeer({ versions: [8] })
         const refused = yield* Effect.flip(Effect.scoped(Connection.connect(peer.url("/echo"))))
-        expect(refused).toMatchObject({ _tag: "ConnectError", reason: "HandshakeRejected", status: 400 })
+        // Autobahn's reason phrase says why (cut to 64 characters): without it a version mismatch,
+        // an origin refusal and a ConnectionDeny read the same
+        expect(refused).toMatchObject({
+          _tag: "ConnectError",
+          reason: "HandshakeRejected",
+          status: 400,
+          detail: "the server answered HTTP 400 \"WebSocket version 13 not supported (supported versions: 8)\" " +
+            "instead of 101; the server refused the upgrade"
+        })
         const client = yield* Client.make({ url: peer.url("/echo"), retry: quickRetry })
         expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
           error: { _tag: "Some", value: { _tag: "ConnectError", reason: "HandshakeRejected", status: 400 } }

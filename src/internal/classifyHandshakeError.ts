@@ -210,12 +210,18 @@ export const quotedLocation = (target: URL): string => {
 }
 
 /**
- * The detail of a `HandshakeRejected`: the status, what it means, and for a redirect where it
- * points (redacted; an http(s):// one is dialled as ws(s)://: redirects are not followed, so that is
- * the URL to dial).
+ * The detail of a `HandshakeRejected`: the status, the server's own reason phrase when it says
+ * more than the status's name (`phrase`, made one short line), what it means, and for a redirect
+ * where it points (redacted; an http(s):// one is dialled as ws(s)://: redirects are not followed,
+ * so that is the URL to dial).
  */
-export const rejectionDetail = (status: number, location: string | undefined, url: string): string => {
-  const answered = `the server answered HTTP ${status} instead of 101`
+export const rejectionDetail = (
+  status: number,
+  location: string | undefined,
+  url: string,
+  phrase = ""
+): string => {
+  const answered = `the server answered HTTP ${status}${phrase === "" ? "" : ` "${phrase}"`} instead of 101`
   if (status >= 300 && status < 400 && location !== undefined) {
     try {
       const target = new URL(location, url)
