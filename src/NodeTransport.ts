@@ -12,7 +12,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { Agent, ClientRequest, type IncomingMessage, STATUS_CODES } from "node:http"
+import { Agent, ClientRequest, type IncomingMessage } from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
 import WebSocket from "ws"
@@ -30,6 +30,7 @@ import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import { install as installNodeTimers } from "./internal/primitives/nodeTimers.js"
 import type { ReadyState } from "./internal/protocol.js"
 import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
+import { ownPhrase, secretsOf, tidyPhrase } from "./internal/reasonPhrase.js"
 import { install as installUrlOnlySettings } from "./internal/urlOnlySettings.js"
 import type { Message, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
 import { Transport } from "./Transport.js"
@@ -353,7 +354,7 @@ class LifelineWebSocket extends WebSocket {
           return true
         case "unexpected-response":
           // Handled (true): ws then does not abort by itself.
-          socketOnUnexpectedResponse(this, state, second as IncomingMessage)
+          socketOnUnexpectedResponse(this, state, first as ClientRequest, second as IncomingMessage)
           return true
       }
     }
@@ -488,12 +489,6 @@ const proxies = new WeakMap<NodeSocket, ProxyWatch>()
 
 const defaultPort = (url: URL): string => url.port !== "" ? url.port : url.protocol === "wss:" ? "443" : "80"
 
-/** A reason phrase (a proxy's, a server's), as one short line: control characters go, at most 64 characters. */
-const tidy = (text: string): string => {
-  const line = Array.from(text.slice(0, 64), (char) => char < " " || char === "\u007f" ? "?" : char).join("")
-  return text.length > 64 ? `${line}…` : line
-}
-
 function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL, agent: Agent): void {
   let named: unknown
   try {
@@ -522,7 +517,7 @@ function watchProxy(socket: NodeSocket, handshake: ClientRequest, url: URL, agen
       : undefined
     watch.answer = {
       status: typeof status === "number" ? status : 0,
-      text: typeof text === "string" ? tidy(text) : "",
+      text: typeof text === "string" ? tidyPhrase(text) : "",
       location: typeof location === "string" ? location : undefined
     }
   })
@@ -632,17 +627,13 @@ function tlsCompleted(state: NodeSocket): boolean {
   return tcp instanceof Tls.TLSSocket && (tcp.authorized || tcp.authorizationError !== null)
 }
 
-/**
- * The reason phrase of a server's refusal when it says more than the status's name ("400 WebSocket
- * version 13 not supported", "403 origin not allowed"), as one short line; "" for the usual one.
- */
-const ownPhrase = (status: number, phrase: string | undefined): string => {
-  const said = phrase?.trim() ?? ""
-  return said === "" || said.toLowerCase() === STATUS_CODES[status]?.toLowerCase() ? "" : tidy(said)
-}
-
 // Read the status and Retry-After, then abort.
-function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: IncomingMessage): void {
+function socketOnUnexpectedResponse(
+  ws: WebSocket,
+  state: NodeSocket,
+  request: ClientRequest,
+  response: IncomingMessage
+): void {
   const status = response.statusCode ?? 0
   // Node's http parser upgrades only a 101 with both headers; without one it is a plain response.
   if (status === 101) {
@@ -664,7 +655,12 @@ function socketOnUnexpectedResponse(ws: WebSocket, state: NodeSocket, response: 
     reason: "HandshakeRejected",
     detail: proxy !== undefined && answer !== undefined && answer.status !== 200
       ? proxyRefused(proxy, answer.status, answer.text, answer.location)
-      : rejectionDetail(status, response.headers.location, ws.url, ownPhrase(status, response.statusMessage)),
+      : rejectionDetail(
+        status,
+        response.headers.location,
+        ws.url,
+        ownPhrase(status, response.statusMessage, secretsOf(request.getHeaders(), ws.url))
+      ),
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})
   })

@@ -451,7 +451,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
     )
 
     it.scopedLive(
-      "server.feature-flags graceful-restart-bg: after SIGUSR1 the old links go on in a forked process (200 sends across it arrive once, in order) and a new Client opens at once; graceful-shutdown-timeout 1: the old link is cut (1006 from the transport) a second or two later and the Client reconnects",
+      "server.feature-flags graceful-restart-bg: after SIGUSR1 the old links go on in a forked process (200 sends across it arrive once, in order) and a new Client opens on its first attempt, or lighttpd resets them at the fork (it sometimes does: the failed sends typed, none twice or out of order, the new handshake retried); graceful-shutdown-timeout 1: the old link is cut (1006 from the transport) a second or two later and the Client reconnects",
       () =>
         Effect.gen(function*() {
           const { peers, server } = yield* upstream({ handler: "ignore" })
@@ -495,7 +495,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
             // typed and carrying its message, and is counted; the Client reconnects; no message
             // arrives twice or out of order; the sends after the reset (m199 the last) arrive.
             expect(oldStates.states.slice(0, 2)).toEqual(["Connecting #1", "Open #1"])
-            expect(oldStates.states[2]).toMatch(/^Backoff #1 /)
+            expect(oldStates.states[2]).toMatch(/^Backoff #1 Disconnected 1006 transport /)
             for (const { error, k } of failures) {
               expect(error).toMatchObject({ _tag: "SendError", reason: "WriteFailed", payload: `m${k}` })
             }
@@ -545,7 +545,7 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
           expect(cutAfter).toBeGreaterThan(500)
           expect(cutting.starts()).toBe(2)
         }).pipe(Effect.provide(quietNode)),
-      30_000
+      60_000
     )
 
     it.scopedLive(

@@ -32,7 +32,8 @@ import { sendsThroughARestart } from "./support/restartTrial.js"
 /** Retries every 200 ms: the default schedule's first delays would make the file slow. */
 const quickRetry = Schedule.spaced("200 millis")
 
-const T = 30_000
+// Hang guards: a test that waits on several states may wait 20 s for each before it fails.
+const T = 60_000
 
 /** Sends `message` on `connection` and takes the next message (subscribed before the send). */
 const echoOn = (connection: Connection.Connection, message: string | Uint8Array) =>
@@ -605,9 +606,9 @@ describe("round 27: Autobahn's other manners", () => {
               _tag: "ConnectError",
               reason: "HandshakeRejected",
               status: 400,
-              detail:
-                "the server answered HTTP 400 \"WebSocket connection denied: origin 'https://evil.example/' not " +
-                "a…\" instead of 101; the server refused the upgrade"
+              // the Origin the request sent is not repeated (header values are never shown)
+              detail: "the server answered HTTP 400 \"WebSocket connection denied: origin 'redacted' not allowed\" " +
+                "instead of 101; the server refused the upgrade"
             }
           }
         })

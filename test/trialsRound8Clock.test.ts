@@ -85,7 +85,7 @@ for (const { options, path } of paths) {
         clock.offset -= HOUR
         yield* server.stopPonging
         // interval + timeout is 400 ms: 3 s of real time is far past it, an hour is not.
-        const down = yield* awaitState(client, isTag("Backoff"), "20 seconds")
+        const down = yield* awaitState(client, isTag("Backoff"), "3 seconds")
         expect(down).toMatchObject({
           _tag: "Backoff",
           attempt: 1,
@@ -115,7 +115,7 @@ for (const { options, path } of paths) {
         clock.offset -= DAY
         yield* server.stopPonging
         // interval + timeout is 1.2 s: 5 s of real time is far past it, a day is not.
-        const down = yield* awaitState(client, isTag("Backoff"), "20 seconds")
+        const down = yield* awaitState(client, isTag("Backoff"), "5 seconds")
         expect(down).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
         expect(seen.map((state) => state._tag)).toEqual(["Open", "Backoff"])
         yield* client.close()
@@ -136,7 +136,7 @@ for (const { options, path } of paths) {
         // What a sleep looks like to this process: the wall clock an hour on, the monotonic one not.
         clock.offset += HOUR
         // At most a quarter interval (1.25 s) to the next sample, then the timeout (0.3 s).
-        const down = yield* awaitState(client, isTag("Backoff"), "20 seconds")
+        const down = yield* awaitState(client, isTag("Backoff"), "3500 millis")
         expect(down).toMatchObject({ _tag: "Backoff", error: { _tag: "TimeoutError", operation: "heartbeat" } })
         yield* client.close()
       })))
@@ -156,7 +156,7 @@ for (const { options, path } of paths) {
           )
         )
         yield* server.stopPonging
-        const down = yield* awaitState(client, isTag("Backoff"), "20 seconds")
+        const down = yield* awaitState(client, isTag("Backoff"), "3 seconds")
         expect(down).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
         yield* client.close()
       })))
@@ -236,7 +236,7 @@ for (const { options, path } of paths) {
         yield* Effect.sleep("100 millis")
         clock.offset += DAY + HOUR
         // 400 ms of real time after the attempt began: 2 s is far past it, an hour or none is not.
-        const down = yield* awaitState(client, isTag("Backoff"), "20 seconds")
+        const down = yield* awaitState(client, isTag("Backoff"), "2 seconds")
         expect(down).toMatchObject({ attempt: 1, error: { _tag: "TimeoutError", operation: "open" } })
         yield* client.close()
         expect((yield* latency).count).toBe(before.count)
@@ -289,7 +289,7 @@ for (const { options, path } of paths) {
         // A session of a moment: the series goes on (attempt 2 next).
         yield* server.closeAll(1012)
         yield* awaitState(client, (state) => state._tag === "Backoff" && state.attempt === 1)
-        const second = yield* awaitState(client, isTag("Open"), "20 seconds")
+        const second = yield* awaitState(client, isTag("Open"), "4 seconds")
         expect(second).toMatchObject({ attempt: 2 })
         // Up past minUptime of real time, then the wall clock goes back an hour: it stayed up.
         yield* Effect.sleep("2100 millis")
@@ -297,7 +297,7 @@ for (const { options, path } of paths) {
         yield* server.closeAll(1012)
         const reset = yield* awaitState(client, isTag("Backoff"))
         expect(reset).toMatchObject({ attempt: 1, error: { _tag: "Disconnected", code: 1012 } })
-        const third = yield* awaitState(client, isTag("Open"), "20 seconds")
+        const third = yield* awaitState(client, isTag("Open"), "4 seconds")
         expect(third).toMatchObject({ attempt: 2 })
         // Up a moment, the wall clock a day on: it did not stay up.
         clock.offset += DAY
@@ -337,7 +337,7 @@ describe("fiber (a breaker registry): Suspended by an open breaker", () => {
         const left = (suspended as Extract<State, { _tag: "Suspended" }>).retryAt - clock.unsafeCurrentTimeMillis()
         expect(left).toBeLessThanOrEqual(600)
         yield* server.restart
-        yield* awaitState(client, isTag("Open"), "20 seconds")
+        yield* awaitState(client, isTag("Open"), "2 seconds")
 
         // Again, and the wall clock a day on while the breaker is open.
         const registry = yield* CircuitBreaker.Registry
@@ -347,7 +347,7 @@ describe("fiber (a breaker registry): Suspended by an open breaker", () => {
         clock.offset += DAY
         expect((yield* breaker.state.get)._tag).toBe("Open")
         yield* server.restart
-        yield* awaitState(client, isTag("Open"), "20 seconds")
+        yield* awaitState(client, isTag("Open"), "2 seconds")
         // Each outage: a refused handshake, an attempt the breaker refused, the trial that healed it
         // (the second also a first attempt after the server's close): no hot loop. Six on a quiet
         // machine; a slow one, where a restart takes longer than a schedule step, made a seventh.
@@ -385,7 +385,7 @@ describe("the rest of what reads the Clock", () => {
       }).pipe(Effect.withClock(clock))
       yield* awaitState(client, isTag("Backoff"))
       clock.offset += DAY
-      const closed = yield* awaitState(client, isTag("Closed"), "20 seconds")
+      const closed = yield* awaitState(client, isTag("Closed"), "2 seconds")
       const error = Option.getOrThrow((closed as Extract<State, { _tag: "Closed" }>).error)
       expect(error).toMatchObject({ _tag: "ConnectError", reason: "ConnectionRefused" })
     })))
@@ -408,7 +408,7 @@ describe("the rest of what reads the Clock", () => {
       yield* pingsAbove(server, 0)
       jumping.offset -= HOUR
       yield* server.stopPonging
-      const down = yield* awaitState(client, isTag("Backoff"), "20 seconds")
+      const down = yield* awaitState(client, isTag("Backoff"), "3 seconds")
       expect(down).toMatchObject({ error: { _tag: "TimeoutError", operation: "heartbeat" } })
       yield* client.close()
     })))

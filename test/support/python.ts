@@ -66,7 +66,7 @@ export const spawnPython = (script: string, onLine: (line: string) => void, args
 export const listen = (server: PythonServer, port: number) =>
   Effect.gen(function*() {
     server.child.stdin!.write(`${port}\n`)
-    yield* awaitTrue(Effect.sync(() => server.port !== undefined), "the Python server listens", 600)
+    yield* awaitTrue(Effect.sync(() => server.port !== undefined), "the Python server listens", 3_000)
     return server.port!
   })
 
