@@ -48,6 +48,13 @@ const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => i % 251)
 /** A binary message as a plain Uint8Array (Node hands a Buffer), to compare with `toEqual`; text stays text. */
 const asBytes = (message: unknown) => message instanceof Uint8Array ? new Uint8Array(message) : message
 
+/** Waits for the Client's `Closed` and asserts the error that closed it (`value`'s fields). */
+const expectClosed = (client: Client.Client, value: object) =>
+  Effect.map(
+    awaitState(client, isTag("Closed")),
+    (closed) => expect(closed).toMatchObject({ error: { _tag: "Some", value } })
+  )
+
 describe("round 27: Autobahn|Python, echo, subprotocols, denials", () => {
   it.scopedLive.skipIf(!hasAutobahn)(
     "echo: text and binary through a Client and a Connection, exact; no extension negotiated (Autobahn accepts no permessage-deflate unless told)",
@@ -85,9 +92,7 @@ describe("round 27: Autobahn|Python, echo, subprotocols, denials", () => {
         const only = yield* Connection.connect(peer.url("/proto"), { protocols: ["chat.v1"] })
         expect(only.protocol).toBe("chat.v1")
         const client = yield* Client.make({ url: peer.url("/proto"), connection: { protocols: ["chat.v9"] } })
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ProtocolViolation" } }
-        })
+        yield* expectClosed(client, { _tag: "ConnectError", reason: "ProtocolViolation" })
         expect(peer.linesOf("CONNECT /proto ")).toEqual(["chat.v1,chat.v2", "chat.v1", "chat.v9"])
       }).pipe(provideNode),
     T
@@ -108,9 +113,7 @@ describe("round 27: Autobahn|Python, echo, subprotocols, denials", () => {
         })
         expect(refused._tag === "ConnectError" && refused.retryAfter).toBe(undefined)
         const denied = yield* Client.make({ url: peer.url("/deny403"), retry: quickRetry })
-        expect(yield* awaitState(denied, isTag("Closed"))).toMatchObject({
-          error: { _tag: "Some", value: { _tag: "ConnectError", reason: "HandshakeRejected", status: 403 } }
-        })
+        yield* expectClosed(denied, { _tag: "ConnectError", reason: "HandshakeRejected", status: 403 })
         const busy = yield* Client.make({ url: peer.url("/deny503"), retry: quickRetry })
         const { states } = yield* recordStates(busy)
         yield* awaitState(busy, (state) => state._tag === "Backoff" && state.attempt === 2)
@@ -225,17 +228,12 @@ describe("round 27: Autobahn's payload limits", () => {
         const client = yield* Client.make({ url: peer.url("/echo"), retry: quickRetry })
         yield* client.awaitOpen
         yield* client.send("x".repeat(2000))
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: {
-            _tag: "Some",
-            value: {
-              _tag: "Disconnected",
-              code: 1009,
-              reason: "received WebSocket message size 2000 exceeds payload limit of 1024 octets",
-              wasClean: true,
-              initiator: "server"
-            }
-          }
+        yield* expectClosed(client, {
+          _tag: "Disconnected",
+          code: 1009,
+          reason: "received WebSocket message size 2000 exceeds payload limit of 1024 octets",
+          wasClean: true,
+          initiator: "server"
         })
         expect(yield* client.failed).toBe(0)
 
@@ -259,17 +257,12 @@ describe("round 27: Autobahn's payload limits", () => {
         const client = yield* Client.make({ url: peer.url("/echo"), retry: quickRetry })
         yield* client.awaitOpen
         yield* client.send(bytes(2000))
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: {
-            _tag: "Some",
-            value: {
-              _tag: "Disconnected",
-              code: 1009,
-              reason: "received WebSocket frame size 2000 exceeds payload limit of 1024 octets",
-              wasClean: true,
-              initiator: "server"
-            }
-          }
+        yield* expectClosed(client, {
+          _tag: "Disconnected",
+          code: 1009,
+          reason: "received WebSocket frame size 2000 exceeds payload limit of 1024 octets",
+          wasClean: true,
+          initiator: "server"
         })
       }).pipe(provideNode),
     T
@@ -313,17 +306,12 @@ describe("round 27: Autobahn's fragmentation and compression", () => {
         const small = yield* Client.make({ url: peer.url("/echo"), connection: { maxPayload: 1000 } })
         yield* small.awaitOpen
         yield* small.send("!big 5000 a")
-        expect(yield* awaitState(small, isTag("Closed"))).toMatchObject({
-          error: {
-            _tag: "Some",
-            value: {
-              _tag: "Disconnected",
-              code: 1009,
-              reason: "Max payload size exceeded",
-              wasClean: false,
-              initiator: "client"
-            }
-          }
+        yield* expectClosed(small, {
+          _tag: "Disconnected",
+          code: 1009,
+          reason: "Max payload size exceeded",
+          wasClean: false,
+          initiator: "client"
         })
       }).pipe(provideNode),
     T
@@ -529,17 +517,12 @@ describe("round 27: Autobahn's other manners", () => {
         const client = yield* Client.make({ url: peer.url("/echo"), retry: quickRetry })
         yield* client.awaitOpen
         yield* client.send("!badutf8")
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: {
-            _tag: "Some",
-            value: {
-              _tag: "Disconnected",
-              code: 1007,
-              reason: "Invalid WebSocket frame: invalid UTF-8 sequence",
-              wasClean: false,
-              initiator: "client"
-            }
-          }
+        yield* expectClosed(client, {
+          _tag: "Disconnected",
+          code: 1007,
+          reason: "Invalid WebSocket frame: invalid UTF-8 sequence",
+          wasClean: false,
+          initiator: "client"
         })
         yield* awaitLine(peer, (line) => line.startsWith("CLOSED "), "the server's onClose")
         expect(peer.linesOf("CLOSED /echo ")).toEqual(["True 1007 -"])
@@ -555,17 +538,12 @@ describe("round 27: Autobahn's other manners", () => {
         const client = yield* Client.make({ url: peer.url("/echo"), retry: quickRetry })
         yield* client.awaitOpen
         yield* client.send("masked?")
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: {
-            _tag: "Some",
-            value: {
-              _tag: "Disconnected",
-              code: 1002,
-              reason: "Invalid WebSocket frame: MASK must be clear",
-              wasClean: false,
-              initiator: "client"
-            }
-          }
+        yield* expectClosed(client, {
+          _tag: "Disconnected",
+          code: 1002,
+          reason: "Invalid WebSocket frame: MASK must be clear",
+          wasClean: false,
+          initiator: "client"
         })
       }).pipe(provideNode),
     T
@@ -599,18 +577,13 @@ describe("round 27: Autobahn's other manners", () => {
         const peer = yield* autobahnPeer({ allowedOrigins: ["https://app.example:443"] })
         yield* Effect.scoped(Connection.connect(peer.url("/echo")))
         const client = yield* Client.make({ url: peer.url("/echo"), headers: { Origin: "https://evil.example" } })
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: {
-            _tag: "Some",
-            value: {
-              _tag: "ConnectError",
-              reason: "HandshakeRejected",
-              status: 400,
-              // the Origin the request sent is not repeated (header values are never shown)
-              detail: "the server answered HTTP 400 \"WebSocket connection denied: origin 'redacted' not allowed\" " +
-                "instead of 101; the server refused the upgrade"
-            }
-          }
+        yield* expectClosed(client, {
+          _tag: "ConnectError",
+          reason: "HandshakeRejected",
+          status: 400,
+          // the Origin the request sent is not repeated (header values are never shown)
+          detail: "the server answered HTTP 400 \"WebSocket connection denied: origin 'redacted' not allowed\" " +
+            "instead of 101; the server refused the upgrade"
         })
         yield* Effect.scoped(Connection.connect(peer.url("/echo"), { headers: { Origin: "https://app.example" } }))
       }).pipe(provideNode),
@@ -633,9 +606,7 @@ describe("round 27: Autobahn's other manners", () => {
             "instead of 101; the server refused the upgrade"
         })
         const client = yield* Client.make({ url: peer.url("/echo"), retry: quickRetry })
-        expect(yield* awaitState(client, isTag("Closed"))).toMatchObject({
-          error: { _tag: "Some", value: { _tag: "ConnectError", reason: "HandshakeRejected", status: 400 } }
-        })
+        yield* expectClosed(client, { _tag: "ConnectError", reason: "HandshakeRejected", status: 400 })
         expect(peer.linesOf("CONNECT ")).toEqual([])
       }).pipe(provideNode),
     T
