@@ -43,6 +43,8 @@ export default defineConfig({
     // Timeouts are hang guards, never timed assertions: at least 30 s, here and in every test that
     // sets its own (this machine ran a fresh-clone suite in 463 to 605 s, and tests given 10 or 15 s
     // ran out under that load).
+    // No retries, except the trials against a proxy process (Apache, Caddy, HAProxy, lighttpd),
+    // which run a failed test once more and say so (`proxyTrial`, test/support/peers.ts).
     testTimeout: 30_000,
     hookTimeout: 30_000
   }

@@ -16,7 +16,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { describe } from "vitest"
 import { awaitListening } from "./nginx.js"
-import { peer } from "./peers.js"
+import { peer, proxyTrial, reportRetries } from "./peers.js"
 import { childrenOf, exitOf, stopWithScope } from "./portPeer.js"
 
 export const APACHE = "/usr/sbin/apache2"
@@ -25,8 +25,12 @@ export const hasApache = peer(Fs.existsSync(APACHE) && Fs.existsSync(MODULES), "
 
 /** `describe`, or `describe.skip` when there is no Apache (`peer` has said so, loudly). */
 export const describeApache = (name: string, body: () => void): void => {
-  if (hasApache) describe(name, body)
-  else describe.skip(name, body)
+  if (hasApache) {
+    describe(name, proxyTrial, () => {
+      reportRetries()
+      body()
+    })
+  } else describe.skip(name, body)
 }
 
 /** The modules every configuration loads (authz_core: without it every request is a 500, "couldn't check user"). */

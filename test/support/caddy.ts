@@ -17,7 +17,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { describe } from "vitest"
 import { awaitListening } from "./nginx.js"
-import { peer } from "./peers.js"
+import { peer, proxyTrial, reportRetries } from "./peers.js"
 import { closedPort } from "./ports.js"
 
 export const CADDY = "/usr/bin/caddy"
@@ -25,8 +25,12 @@ export const hasCaddy = peer(Fs.existsSync(CADDY), "Caddy", "caddy")
 
 /** `describe`, or `describe.skip` when there is no Caddy (`peer` has said so, loudly). */
 export const describeCaddy = (name: string, body: () => void): void => {
-  if (hasCaddy) describe(name, body)
-  else describe.skip(name, body)
+  if (hasCaddy) {
+    describe(name, proxyTrial, () => {
+      reportRetries()
+      body()
+    })
+  } else describe.skip(name, body)
 }
 
 /** The site blocks of a Caddyfile (each with `bind 127.0.0.1`); `https` leaves automatic HTTPS on. */

@@ -24,11 +24,15 @@ export const awaitState = (
       onNone: () => Effect.dieMessage("state stream ended"),
       onSome: Effect.succeed
     })),
-    Effect.timeoutFail({
-      duration: Duration.decode(within),
-      onTimeout: () => "timed out waiting for a state" as const
-    }),
-    Effect.orDie
+    Effect.timeout(within),
+    // Says where the Client stood: a CI log then shows which wait ran out, and on what.
+    Effect.catchTag("TimeoutException", () =>
+      Effect.flatMap(client.state.get, (now) =>
+        Effect.dieMessage(
+          `timed out waiting for a state (${Duration.format(Duration.decode(within))}); the Client is ${
+            describeState(now)
+          }`
+        )))
   )
 
 export const isTag = <T extends State["_tag"]>(tag: T) => (state: State): state is Extract<State, { _tag: T }> =>

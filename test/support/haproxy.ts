@@ -17,15 +17,19 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { describe } from "vitest"
 import { awaitListening } from "./nginx.js"
-import { peer } from "./peers.js"
+import { peer, proxyTrial, reportRetries } from "./peers.js"
 
 export const HAPROXY = "/usr/sbin/haproxy"
 export const hasHaproxy = peer(Fs.existsSync(HAPROXY), "HAProxy", "haproxy")
 
 /** `describe`, or `describe.skip` when there is no HAProxy (`peer` has said so, loudly). */
 export const describeHaproxy = (name: string, body: () => void): void => {
-  if (hasHaproxy) describe(name, body)
-  else describe.skip(name, body)
+  if (hasHaproxy) {
+    describe(name, proxyTrial, () => {
+      reportRetries()
+      body()
+    })
+  } else describe.skip(name, body)
 }
 
 /**

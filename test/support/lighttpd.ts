@@ -15,7 +15,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { describe } from "vitest"
 import { awaitListening } from "./nginx.js"
-import { peer } from "./peers.js"
+import { peer, proxyTrial, reportRetries } from "./peers.js"
 import { childrenOf, exitOf, stopWithScope } from "./portPeer.js"
 
 export const LIGHTTPD = "/usr/sbin/lighttpd"
@@ -23,8 +23,12 @@ export const hasLighttpd = peer(Fs.existsSync(LIGHTTPD), "lighttpd", "lighttpd")
 
 /** `describe`, or `describe.skip` when there is no lighttpd (`peer` has said so, loudly). */
 export const describeLighttpd = (name: string, body: () => void): void => {
-  if (hasLighttpd) describe(name, body)
-  else describe.skip(name, body)
+  if (hasLighttpd) {
+    describe(name, proxyTrial, () => {
+      reportRetries()
+      body()
+    })
+  } else describe.skip(name, body)
 }
 
 export interface LighttpdConfig {
