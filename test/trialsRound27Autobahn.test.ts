@@ -366,7 +366,11 @@ describe("round 27: closes and drops from Autobahn, a kill and restart", () => {
         })
         yield* awaitLine(peer, () => peer.linesOf("CLOSED /echo ").length === 2, "the server's onClose, twice")
         expect(peer.linesOf("CLOSED /close4000 ")[0]).toBe("True 4000 autobahn says bye")
-        expect(peer.linesOf("CLOSED /echo ")).toEqual(["True 4003 enough for now", "True None -"])
+        // Autobahn's own view of the code-less close: clean, or, on a loaded machine (a fresh-clone CI
+        // run), its 1 s closeHandshakeTimeout ran out before it read the answer lifeline sent
+        const [first, second] = peer.linesOf("CLOSED /echo ")
+        expect(first).toBe("True 4003 enough for now")
+        expect(second).toMatch(/^True None -$|^False 1006 connection was closed uncleanly .*closing handshake timeout/)
       }).pipe(provideNode),
     T
   )
