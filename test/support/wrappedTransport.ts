@@ -30,3 +30,16 @@ export const withSend = (
   inner: Transport.Transport,
   send: (socket: Socket, data: Transport.Message, callback?: (error?: Error) => void) => void
 ): Transport.Transport => withSocket(inner, (socket) => ({ send: (data, callback) => send(socket, data, callback) }))
+
+/**
+ * The real transport, counting the sockets it opens (`counter.opens`): the handshakes the Clients
+ * started, counted when they start. A server's request count lags behind it on a loaded machine,
+ * where the server reads a request long after the Client sent it (or gave up on it).
+ */
+export const countingOpens = (inner: Transport.Transport, counter: { opens: number }): Transport.Transport => ({
+  ...inner,
+  open: (request, listener) => {
+    counter.opens++
+    return inner.open(request, listener)
+  }
+})
