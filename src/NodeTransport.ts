@@ -659,7 +659,7 @@ function socketOnUnexpectedResponse(
         status,
         response.headers.location,
         ws.url,
-        ownPhrase(status, response.statusMessage, secretsOf(request.getHeaders(), ws.url))
+        ownPhrase(status, response.statusMessage, () => secretsOf(request.getHeaders(), ws.url))
       ),
     status,
     ...(Option.isSome(retryAfter) ? { retryAfter: retryAfter.value } : {})

@@ -17,6 +17,7 @@ import type { ConnectCommand } from "../src/cli/args.js"
 import { clientOptions } from "../src/cli/connect.js"
 import { ConnectError, Disconnected } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
+import { autobahnPeer, hasAutobahn } from "./support/autobahnPeer.js"
 import { peer } from "./support/peers.js"
 import { hasOpenssl, makeMaterial, noMaterial } from "./support/tlsMaterial.js"
 
@@ -541,6 +542,30 @@ describe.concurrent("exit codes", () => {
       )
       expect(exited.stderr.join("\n")).not.toMatch(/s3cret|pa55|user/)
     }))
+
+  it.scopedLive.skipIf(!hasAutobahn)(
+    "a refusal whose reason repeats the request (Autobahn's allowedOrigins): the CLI's line gives the reason with the Origin sent (-H) and the URL's token redacted, never the values",
+    () =>
+      Effect.gen(function*() {
+        const peer = yield* autobahnPeer({ allowedOrigins: ["https://app.example:443"] })
+        const exited = yield* runToExit([
+          "connect",
+          "--no-reconnect",
+          "-H",
+          "Origin: https://evil.example",
+          `${peer.url("/echo")}?token=s3cretvalue`
+        ])
+        expect(cliLines(exited.stderr)).toEqual([
+          `effect-lifeline: ConnectError: HandshakeRejected connecting to ${
+            peer.url("/echo")
+          }?token=redacted (HTTP 400): the server answered HTTP 400 "WebSocket connection denied: origin 'redacted' ` +
+          `not allowed" instead of 101; the server refused the upgrade`
+        ])
+        expect(exited.code).toBe(4)
+        expect([...exited.stderr, ...exited.stdout].join("\n")).not.toMatch(/s3cretvalue|evil\.example/)
+      }),
+    30_000
+  )
 
   it.scopedLive("0 and 8 with --no-reconnect: the server closes with 1000, or with 1012", () =>
     Effect.gen(function*() {

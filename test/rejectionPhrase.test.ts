@@ -28,7 +28,13 @@ const parse = (head: string) => {
  */
 const refusedWith = (
   answer: (request: ReturnType<typeof parse>) => string,
-  options: { readonly headers?: string; readonly path?: string; readonly send?: Record<string, string> } = {}
+  options: {
+    readonly headers?: string
+    readonly path?: string
+    readonly send?: Record<string, string>
+    /** "user:password", dialled as userinfo (ws sends it as Authorization: Basic) */
+    readonly user?: string
+  } = {}
 ) =>
   Effect.gen(function*() {
     const server = yield* tcpServer((socket) =>
@@ -42,7 +48,8 @@ const refusedWith = (
         )
       })
     )
-    const url = `${server.url}${options.path ?? "/"}`
+    const dialled = options.user === undefined ? server.url : server.url.replace("ws://", `ws://${options.user}@`)
+    const url = `${dialled}${options.path ?? "/"}`
     return yield* Effect.flip(Effect.scoped(Connection.connect(url, { headers: options.send ?? {} })))
   }).pipe(Effect.scoped, provideNode)
 
@@ -125,17 +132,10 @@ it.live("a refusal that repeats the request (its query, the Origin, a token in a
       detail:
         `the server answered HTTP 400 "/chat?token=redacted&room=redacted redacted redacted" instead of 101; ${refused}`
     })
-    const auth = (request: ReturnType<typeof parse>) =>
-      `HTTP/1.1 401 bad credentials ${request.headers.get("authorization")}`
-    const withUser = yield* Effect.gen(function*() {
-      const server = yield* tcpServer((socket) =>
-        onRequestHead(socket, (head) => {
-          socket.end(Buffer.from(`${auth(parse(head))}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, "latin1"))
-        })
-      )
-      const url = server.url.replace("ws://", "ws://alice:hunter2@")
-      return yield* Effect.flip(Effect.scoped(Connection.connect(url)))
-    }).pipe(Effect.scoped, provideNode)
+    const withUser = yield* refusedWith(
+      (request) => `HTTP/1.1 401 bad credentials ${request.headers.get("authorization")}`,
+      { user: "alice:hunter2" }
+    )
     expect(withUser).toMatchObject({
       _tag: "ConnectError",
       reason: "HandshakeRejected",

@@ -4,6 +4,7 @@
  * @internal
  */
 import { STATUS_CODES } from "node:http"
+import { REDACTED } from "./redactUrl.js"
 
 /** The longest phrase shown, in characters; a longer one is cut and ends with "…". */
 const MAX_PHRASE = 64
@@ -47,18 +48,23 @@ export const tidyPhrase = (text: string): string => {
 
 /**
  * The phrase as a detail shows it, or "" when it says nothing more than the status's name (in any
- * case or spelling: "Gateway Time-out"). What the request sent that could be a secret (`secrets`:
- * header values, the URL's user, password and query values) is "redacted" wherever the server
- * repeats it (Autobahn quotes the Origin and the request target); a URL is "(a URL)"; double
- * quotes become single ones, so the phrase stays inside the detail's quotes.
+ * case or spelling: "Gateway Time-out"). What the request sent that could be a secret (`secrets`,
+ * read only for a phrase of its own: header values, the URL's user, password and query values) is
+ * "redacted" wherever the server repeats it (Autobahn quotes the Origin and the request target);
+ * a URL is "(a URL)"; double quotes become single ones, so the phrase stays inside the detail's
+ * quotes.
  */
-export const ownPhrase = (status: number, phrase: string | undefined, secrets: ReadonlyArray<string>): string => {
+export const ownPhrase = (
+  status: number,
+  phrase: string | undefined,
+  secrets: () => ReadonlyArray<string>
+): string => {
   let said = asUtf8(phrase ?? "").trim()
   const names = [STATUS_CODES[status] ?? "", ...(otherNames[status] ?? [])]
   if (said === "" || names.some((name) => lettersOf(name) === lettersOf(said))) return ""
-  // Longest first: a value that contains another is redacted whole.
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (secret.length >= 3) said = said.split(secret).join("redacted")
+  // Read only for a phrase of its own. Longest first: a value that contains another goes whole.
+  for (const secret of [...secrets()].sort((a, b) => b.length - a.length)) {
+    if (secret.length >= 3) said = said.split(secret).join(REDACTED)
   }
   return tidyPhrase(said.replace(urlInPhrase, "(a URL)").replace(/"/g, "'"))
 }

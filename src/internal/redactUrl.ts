@@ -1,6 +1,7 @@
 /** Renders a URL for errors and logs without secrets: userinfo and query values are replaced. */
 
-const REDACTED = "redacted"
+/** What stands in for a secret in every rendering. */
+export const REDACTED = "redacted"
 
 /** The longest rendering of input that did not parse. */
 const MAX_UNPARSED = 120

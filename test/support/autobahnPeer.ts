@@ -13,7 +13,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { peer } from "./peers.js"
 import { awaitTrue } from "./poll.js"
-import { listen, PYTHON, type PythonServer, spawnPython } from "./python.js"
+import { listen, PYTHON, type PythonServer, signalPython, spawnPython } from "./python.js"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 
@@ -51,17 +51,7 @@ export const autobahnPeer = (options: Record<string, unknown> = {}): Effect.Effe
       url: (path) => `ws://127.0.0.1:${port}${path}`,
       lines,
       linesOf: (prefix) => lines.filter((line) => line.startsWith(prefix)).map((line) => line.slice(prefix.length)),
-      kill: Effect.suspend(() =>
-        Effect.async<void>((resume) => {
-          const { child } = current
-          if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-          child.once("exit", () => resume(Effect.void))
-          child.kill("SIGKILL")
-        }).pipe(
-          Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the killed server never exited" }),
-          Effect.orDie
-        )
-      ),
+      kill: Effect.suspend(() => signalPython(current, "SIGKILL")),
       restart: Effect.gen(function*() {
         current = (yield* start(port)).server
       })

@@ -63,6 +63,18 @@ export const spawnPython = (script: string, onLine: (line: string) => void, args
   )
 
 /** Tells the server its port and waits until it listens; the port it listens on. */
+/** Sends `name` to the server's process and waits (5 s at most) until it has exited. */
+export const signalPython = (server: PythonServer, name: NodeJS.Signals) =>
+  Effect.async<void>((resume) => {
+    const { child } = server
+    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+    child.once("exit", () => resume(Effect.void))
+    child.kill(name)
+  }).pipe(
+    Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => `the ${name} server never exited` }),
+    Effect.orDie
+  )
+
 export const listen = (server: PythonServer, port: number) =>
   Effect.gen(function*() {
     server.child.stdin!.write(`${port}\n`)

@@ -12,7 +12,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { peer } from "./peers.js"
 import { awaitTrue } from "./poll.js"
-import { listen, PYTHON, type PythonServer, spawnPython } from "./python.js"
+import { listen, PYTHON, signalPython, spawnPython } from "./python.js"
 
 const here = Path.dirname(fileURLToPath(import.meta.url))
 
@@ -39,17 +39,6 @@ export interface PythonPeer {
   readonly restart: Effect.Effect<void, never, Scope.Scope>
 }
 
-const signal = (server: PythonServer, name: NodeJS.Signals) =>
-  Effect.async<void>((resume) => {
-    const { child } = server
-    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-    child.once("exit", () => resume(Effect.void))
-    child.kill(name)
-  }).pipe(
-    Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => `the ${name} server never exited` }),
-    Effect.orDie
-  )
-
 export const pythonPeer = (kind: PeerKind): Effect.Effect<PythonPeer, never, Scope.Scope> =>
   Effect.gen(function*() {
     const script = Path.join(here, kind === "aiohttp" ? "aiohttpPeer.py" : "tornadoPeer.py")
@@ -67,8 +56,8 @@ export const pythonPeer = (kind: PeerKind): Effect.Effect<PythonPeer, never, Sco
       url: (path) => `ws://127.0.0.1:${port}${path}`,
       lines,
       linesOf: (prefix) => lines.filter((line) => line.startsWith(prefix)).map((line) => line.slice(prefix.length)),
-      kill: Effect.suspend(() => signal(current, "SIGKILL")),
-      terminate: Effect.suspend(() => signal(current, "SIGTERM")),
+      kill: Effect.suspend(() => signalPython(current, "SIGKILL")),
+      terminate: Effect.suspend(() => signalPython(current, "SIGTERM")),
       restart: Effect.gen(function*() {
         current = (yield* start(port)).server
       })
