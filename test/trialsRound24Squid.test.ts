@@ -743,7 +743,9 @@ describe.skipIf(!anyProxy)(
               attempt: 1,
               error: { _tag: "Disconnected", code: 1006, initiator: "transport" }
             })
-            expect(after).toBeGreaterThanOrEqual(1500)
+            // Squid and tinyproxy keep time in whole seconds: a 2 s timeout ends 1 to 2 s after the
+            // last byte (a fresh-clone CI run saw 1,136 ms; 1,500 was too high a floor)
+            expect(after).toBeGreaterThanOrEqual(1000)
             // the proxy's 2 s, with room for a loaded machine (3 test files on 2 cores)
             expect(after).toBeLessThan(8000)
             yield* awaitState(idle, isTag("Open"))
