@@ -5,7 +5,7 @@
  * one breaker. Real servers on 127.0.0.1.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule } from "effect"
+import { Clock, Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule, Stream } from "effect"
 import { CircuitBreaker, Client, Transport } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
@@ -204,6 +204,49 @@ describe("Client with a circuit breaker per endpoint", () => {
       ),
     60_000
   ) // a hang guard: 200 Clients beside three CPU hogs ran past 30 s
+})
+
+describe("Client: refused while a trial holds every slot", () => {
+  it.live("20 Clients on a 20 ms schedule wait for the trial's outcome, not at their schedule's pace; it closes the breaker and every Client opens", () =>
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("100 millis"), trials: 1 },
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const registry = yield* CircuitBreaker.Registry
+        const breaker = yield* registry.forEndpoint(server.url)
+        // Opened by hand: the first Client to try after 100 ms takes the only slot.
+        yield* Effect.exit(breaker.run(Effect.fail("down")))
+        // The trial's handshake hangs until its open timeout (3 s).
+        yield* server.hangHandshake
+        const clients = yield* Effect.forEach(
+          Array.from({ length: 20 }),
+          () => Client.make({ url: server.url, ...fast, connection: { openTimeout: "3 seconds" } })
+        )
+        let suspensions = 0
+        for (const client of clients) {
+          yield* client.state.changes.pipe(
+            Stream.runForEach((state) => Effect.sync(() => state._tag === "Suspended" && suspensions++)),
+            Effect.forkScoped
+          )
+        }
+        yield* awaitTrue(Effect.map(server.requests, (requests) => requests === 1), "the trial's handshake")
+        const before = suspensions
+        yield* Effect.sleep("1 second")
+        // The other 19 refused (retryAt now) while the trial ran. At their schedule's pace that was
+        // about 19 × 50 Suspended states (a fleet of 200 spun so and starved its own trial); waiting
+        // for the breaker to free a slot or change state, each is Suspended once.
+        expect(suspensions - before).toBeLessThanOrEqual(19)
+        expect(yield* server.requests).toBe(1)
+        // The trial times out: Open again, told to the waiting Clients; healed, the next trial
+        // closes the breaker and every Client opens.
+        yield* server.behave
+        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Open")), {
+          discard: true,
+          concurrency: "unbounded"
+        })
+        expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+      })
+    ))
 })
 
 describe("Client metrics name the endpoint", () => {

@@ -314,6 +314,8 @@ export class Breaker implements CircuitBreaker, TimerTarget {
   private timerGeneration = -1
   private shut = false
   private readonly listeners = new Listeners<CircuitTransition>()
+  /** Told once when a call refused while every trial slot was taken may be admitted (see `whenFree`). */
+  private waiting: Set<() => void> | undefined = undefined
   readonly state: SubscribableType.Subscribable<CircuitState>
   readonly events: Stream.Stream<CircuitTransition>
   readonly endpoint: string
@@ -372,6 +374,32 @@ export class Breaker implements CircuitBreaker, TimerTarget {
       }
       return Effect.failCause(cause)
     }
+  }
+
+  /**
+   * Calls `wake` once, at the next change of state or when a trial's slot frees, whichever comes
+   * first; the Client's wait after a refusal in HalfOpen (every slot taken, `retryAt` now), which
+   * would otherwise retry at its schedule's pace while the trial runs (a fleet with a fast schedule
+   * spun on refusals and starved the trial it waited on). At once when a call would not be refused
+   * so now: a slot may have freed between the refusal and this call. Returns what cancels it.
+   * `wake` must not throw.
+   */
+  whenFree(wake: () => void): () => void {
+    if (this.observe()._tag !== "HalfOpen" || this.inflight < this.settings.trials) {
+      wake()
+      return () => {}
+    }
+    const waiting = this.waiting ??= new Set()
+    waiting.add(wake)
+    return () => waiting.delete(wake)
+  }
+
+  /** Wakes every `whenFree` waiter, once. */
+  private freed(): void {
+    const waiting = this.waiting
+    if (waiting === undefined) return
+    this.waiting = undefined
+    for (const wake of waiting) wake()
   }
 
   readonly isolate: Effect.Effect<void> = Effect.sync(() => this.transition("isolate"))
@@ -468,12 +496,14 @@ export class Breaker implements CircuitBreaker, TimerTarget {
           case "trialSuccess":
             this.inflight--
             if (++this.trialSuccesses >= this.settings.successes) this.enter(CLOSED)
+            else this.freed()
             return
           case "trialFailure":
             this.open()
             return
           case "trialAbandoned":
             this.inflight--
+            this.freed()
             return
           default:
             return
@@ -539,6 +569,7 @@ export class Breaker implements CircuitBreaker, TimerTarget {
     }
     this.listeners.emit({ from, to: next })
     this.onEnter?.(this, next)
+    this.freed()
   }
 
   /** Moves an Open breaker to HalfOpen when its period ends, so `state.changes` and `events` show it without a call. */

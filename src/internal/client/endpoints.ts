@@ -64,6 +64,19 @@ const holdRecent = (client: LiveClient, breaker: CircuitBreaker): void => {
 }
 
 /**
+ * Asks the Client's breaker for `endpoint` to call `wake` when a trial's slot frees or its state
+ * changes (`whenFree`, lifeline's own breakers); what cancels it, or undefined when no breaker it
+ * holds can say.
+ */
+export const whenFree = (client: LiveClient, endpoint: string, wake: () => void): (() => void) | undefined => {
+  for (const breaker of [...(client.breakers ?? []), ...(recentBreakers.get(client) ?? [])]) {
+    const free = (breaker as { whenFree?: (wake: () => void) => () => void } | undefined)?.whenFree
+    if (breaker?.endpoint === endpoint && typeof free === "function") return free.call(breaker, wake)
+  }
+  return undefined
+}
+
+/**
  * When the breaker of a static endpoint admits a call again: now (0) if it admits one now, its
  * `retryAt` if it is open, the largest time if it is isolated.
  */

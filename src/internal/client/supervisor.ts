@@ -28,7 +28,7 @@ import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../options.js"
 import { monotonicMillis, TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
-import { admitsNow, breakerFor, pickEndpoint, PrimaryProbe } from "./endpoints.js"
+import { admitsNow, breakerFor, pickEndpoint, PrimaryProbe, whenFree } from "./endpoints.js"
 import type { LiveClient } from "./liveClient.js"
 import { causeMessage, failClient, labelOf } from "./liveClient.js"
 import type { Phase } from "./phase.js"
@@ -202,6 +202,10 @@ export class BackoffWait extends TimedWait {
   private offline = false
   /** Suspended: at each firing (and at the start), how long to wait on; 0: the wait is over. */
   recheck?: () => number
+  /** Suspended by a busy trial: the breaker said a slot freed or its state changed (`whenFree`). */
+  freed = false
+  /** Suspended by a busy trial: cancels the breaker's `whenFree` call. */
+  release?: (() => void) | undefined
 
   constructor(timers: Timers, private network: Network | undefined) {
     super(timers)
@@ -256,6 +260,7 @@ export class BackoffWait extends TimedWait {
   }
 
   protected ended(): void {
+    this.release?.()
     const unsubscribe = this.unsubscribe
     this.unsubscribe = undefined
     try {
@@ -307,14 +312,35 @@ const backoff = (
           // fleet); one that finds an endpoint's breaker admitting (a `reset`) ends the wait.
           // Monotonic, as the breakers' open periods.
           const start = monotonicMillis(client.clock)
-          const until = start + delay
+          let until = start + delay
           const floor = start + scheduled
+          // Refused while a trial holds every slot (`retryAt` now): no retry at the schedule's pace,
+          // which refused again and again while the trial ran (200 Clients on a 20 ms schedule spun
+          // 2,000 times a second and starved their own trial past its open timeout). The breaker
+          // says when a slot frees or its state changes; a look every few seconds all the same. A
+          // breaker of the user's that cannot say: the schedule's pace, as before.
+          // A slot freed since the refusal: told at once, before the wait's timer is armed.
+          let armed = false
+          wait.release = phase.error.retryAt.getTime() <= now
+            ? whenFree(client, phase.endpoint, () => {
+              wait.freed = true
+              if (armed) wait.fireNow()
+            })
+            : undefined
+          if (wait.release !== undefined) until = start + Math.max(scheduled, SUSPENDED_RECHECK)
+          const early = (): boolean => wait.release !== undefined ? wait.freed : admitsNow(client, phase.endpoint)
           wait.recheck = () => {
             const at = monotonicMillis(client.clock)
-            return at < until && (at < floor || !admitsNow(client, phase.endpoint))
-              ? Math.min(until - at, Math.max(floor - at, SUSPENDED_RECHECK))
-              : 0
+            if (at >= until) return 0
+            // Before the schedule's delay is over, only a slot freed shortens the wait (to that delay).
+            if (at < floor) {
+              return wait.freed
+                ? floor - at
+                : Math.min(until - at, Math.max(floor - at, SUSPENDED_RECHECK))
+            }
+            return early() ? 0 : Math.min(until - at, SUSPENDED_RECHECK)
           }
+          armed = true
           // 0 (over already): the timer fires at once and its look ends the wait.
           wait.start(wait.recheck())
         } else wait.start(delay)

@@ -54,6 +54,13 @@ export abstract class TimedWait implements TimerTarget {
     if (this.finish()) this.timedOut()
   }
 
+  /** Fires now, the timer cancelled: what `fire` starts again is the only timer then. */
+  fireNow(): void {
+    this.timers.cancel(this.timer, this)
+    this.timer = undefined
+    this.fire()
+  }
+
   /** Ends the wait; false when it had already ended. */
   finish(): boolean {
     if (this.done) return false
