@@ -5,14 +5,14 @@
  * one breaker. Real servers on 127.0.0.1.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule, Stream } from "effect"
+import { Clock, Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule, Stream, TestClock } from "effect"
 import { CircuitBreaker, Client, Transport } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
 import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
-import { awaitTrue } from "./support/poll.js"
+import { awaitTrue, realUntil } from "./support/poll.js"
 import { countingOpens } from "./support/wrappedTransport.js"
 
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
@@ -216,11 +216,11 @@ describe("Client: refused while a trial holds every slot", () => {
         const breaker = yield* registry.forEndpoint(server.url)
         // Opened by hand: the first Client to try after 100 ms takes the only slot.
         yield* Effect.exit(breaker.run(Effect.fail("down")))
-        // The trial's handshake hangs until its open timeout (3 s).
+        // The trial's handshake hangs until its open timeout (6 s: a loaded machine reads it late).
         yield* server.hangHandshake
         const clients = yield* Effect.forEach(
           Array.from({ length: 20 }),
-          () => Client.make({ url: server.url, ...fast, connection: { openTimeout: "3 seconds" } })
+          () => Client.make({ url: server.url, ...fast, connection: { openTimeout: "6 seconds" } })
         )
         let suspensions = 0
         for (const client of clients) {
@@ -246,6 +246,41 @@ describe("Client: refused while a trial holds every slot", () => {
         })
         expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
       })
+    ))
+})
+
+describe("Client: refused while a trial holds every slot (TestClock)", () => {
+  it.scoped("two endpoints, the first's one trial slot held: the Client dials the second at its schedule's delay, not at its 5 s look", () =>
+    Effect.gen(function*() {
+      const a = yield* TestServer.make()
+      const b = yield* TestServer.make()
+      const registry = yield* CircuitBreaker.Registry
+      const breaker = yield* registry.forEndpoint(a.url)
+      yield* Effect.exit(breaker.run(Effect.fail("down")))
+      yield* TestClock.adjust("100 millis")
+      // A trial that never ends holds A's only slot.
+      yield* Effect.forkScoped(breaker.run(Effect.never))
+      yield* Effect.yieldNow()
+      const client = yield* Client.make({ url: [a.url, b.url], ...fast })
+      yield* realUntil(
+        Effect.map(client.state.get, (state) => state._tag === "Suspended"),
+        "Suspended by A's busy trial"
+      )
+      // The schedule's 20 ms: B admits, so the wait ends there (not at the 5 s look).
+      yield* TestClock.adjust("1 second")
+      yield* realUntil(Effect.map(client.state.get, (state) => state._tag === "Open"), "Open on B")
+      expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${b.url}/` })
+      expect(yield* a.requests).toBe(0)
+    }).pipe(
+      Effect.provide(
+        Layer.merge(
+          quietNode,
+          CircuitBreaker.layer({
+            policy: CircuitBreaker.consecutiveFailures(1),
+            openFor: Schedule.spaced("100 millis")
+          })
+        )
+      )
     ))
 })
 

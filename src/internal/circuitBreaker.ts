@@ -399,7 +399,17 @@ export class Breaker implements CircuitBreaker, TimerTarget {
     const waiting = this.waiting
     if (waiting === undefined) return
     this.waiting = undefined
-    for (const wake of waiting) wake()
+    for (const wake of waiting) {
+      // A Client's wake runs its timer code here (a Clock of the user's may throw): the others are
+      // still woken, and the throw goes on on its own, not into this transition's caller.
+      try {
+        wake()
+      } catch (defect) {
+        queueMicrotask(() => {
+          throw defect
+        })
+      }
+    }
   }
 
   readonly isolate: Effect.Effect<void> = Effect.sync(() => this.transition("isolate"))

@@ -104,8 +104,15 @@ const admitsAt = (client: LiveClient, index: number, refused?: string): Effect.E
  * user's that is not synchronous (or fails) counts as admitting: the attempt will tell. An endpoint
  * given as an Effect is asked about `refused`, the endpoint whose breaker refused the attempt.
  */
-export const admitsNow = (client: LiveClient, refused: string): boolean =>
-  client.settings.endpoints.some((_, index) => {
+export const admitsNow = (client: LiveClient, refused: string, busy = false): boolean =>
+  client.settings.endpoints.some((given, index) => {
+    // `busy`: the refused endpoint's breaker is HalfOpen with every slot taken, which `admitsAt`
+    // counts as admitting; only the other endpoints are asked (an Effect's is the refused one).
+    if (
+      busy && (typeof given !== "string" && !(given instanceof URL) || client.breakers?.[index]?.endpoint === refused)
+    ) {
+      return false
+    }
     const at = Effect.runSyncExit(admitsAt(client, index, refused))
     return Exit.isFailure(at) || at.value === 0
   })

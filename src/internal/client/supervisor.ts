@@ -328,13 +328,18 @@ const backoff = (
             })
             : undefined
           if (wait.release !== undefined) until = start + Math.max(scheduled, SUSPENDED_RECHECK)
-          const early = (): boolean => wait.release !== undefined ? wait.freed : admitsNow(client, phase.endpoint)
+          // Busy: a slot freed, or another endpoint admits (a Client of several dials it meanwhile).
+          const early = (): boolean =>
+            wait.release !== undefined
+              ? wait.freed || admitsNow(client, phase.endpoint, true)
+              : admitsNow(client, phase.endpoint)
           wait.recheck = () => {
             const at = monotonicMillis(client.clock)
             if (at >= until) return 0
-            // Before the schedule's delay is over, only a slot freed shortens the wait (to that delay).
+            // Before the schedule's delay is over, nothing ends the wait; a busy trial's waits look
+            // when it is over (another endpoint may admit), the others at until or their 5 s look.
             if (at < floor) {
-              return wait.freed
+              return wait.release !== undefined
                 ? floor - at
                 : Math.min(until - at, Math.max(floor - at, SUSPENDED_RECHECK))
             }
