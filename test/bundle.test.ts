@@ -86,11 +86,13 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * work failing the layer (naming its key), the log's attempts counted since the link went down and
  * a duration's message saying how one is written, 20,587 B (+98 B) once the Client's own `send`
  * or `awaitOpen` on its `onOpen`'s fiber fails the hook at once (it waited for the hook itself, until
- * `onOpenTimeout`, at every attempt): the budget is 20.2 KiB. esbuild is pinned:
+ * `onOpenTimeout`, at every attempt): the budget is 20.2 KiB; round 28: 20,812 B (+229 B) once a
+ * Client refused by a busy half-open trial waits for the breaker to free a slot (`whenFree`; a
+ * fleet on a fast schedule spun on refusals and starved the trial): 20.4 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 20.2
+const BUDGET_KIB = 20.4
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -127,9 +129,10 @@ const BUDGET_KIB = 20.2
  * round 22: 20,243 B (+321 B) with untyped callers' inputs that throw typed, 20,281 B (+38 B) with
  * the heartbeat's second look at a wait that ran out late: 19.9 KiB; round 26: 20,435 B (+173 B)
  * with a Config URL that cannot work failing the layer, the log's attempt count and `onOpen`'s own
- * fiber refused the Client's `send` and `awaitOpen`: 20.0 KiB.
+ * fiber refused the Client's `send` and `awaitOpen`: 20.0 KiB; round 28: 20,632 B (+197 B) with the
+ * Client's wait on a busy trial: 20.2 KiB.
  */
-const MODULES_BUDGET_KIB = 20.0
+const MODULES_BUDGET_KIB = 20.2
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
