@@ -5,7 +5,7 @@
  * one breaker. Real servers on 127.0.0.1.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule, Stream, TestClock } from "effect"
+import { Clock, Deferred, Effect, Fiber, Layer, Logger, Metric, MetricLabel, Schedule, Stream, TestClock } from "effect"
 import { CircuitBreaker, Client, Transport } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
@@ -250,6 +250,49 @@ describe("Client: refused while a trial holds every slot", () => {
 })
 
 describe("Client: refused while a trial holds every slot (TestClock)", () => {
+  // The trial is the user's own call through the shared breaker (a health check, an HTTP call to
+  // the same host), held by a Deferred: the Client is refused with `retryAt` now.
+  for (const ending of ["succeeds", "is interrupted"] as const) {
+    it.scoped(`one Client, the trial the user's own: Suspended once in 1 s of test time, no handshake; the trial ${ending}: the Client opens at once, before its 5 s look`, () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const registry = yield* CircuitBreaker.Registry
+        const breaker = yield* registry.forEndpoint(server.url)
+        yield* Effect.exit(breaker.run(Effect.fail("down")))
+        yield* TestClock.adjust("100 millis")
+        const done = yield* Deferred.make<void>()
+        const trial = yield* Effect.forkScoped(breaker.run(Deferred.await(done)))
+        yield* Effect.yieldNow()
+        const client = yield* Client.make({ url: server.url, ...fast })
+        let suspensions = 0
+        yield* client.state.changes.pipe(
+          Stream.runForEach((state) => Effect.sync(() => state._tag === "Suspended" && suspensions++)),
+          Effect.forkScoped
+        )
+        yield* realUntil(Effect.map(client.state.get, (state) => state._tag === "Suspended"), "Suspended")
+        // At the schedule's pace (20 ms) this was 50 refusals, each Connecting and Suspended again.
+        yield* TestClock.adjust("1 second")
+        yield* Effect.yieldNow()
+        expect(suspensions).toBe(1)
+        expect(yield* server.requests).toBe(0)
+        if (ending === "succeeds") yield* Deferred.succeed(done, undefined)
+        else yield* Fiber.interrupt(trial)
+        // No more test time: only the breaker's word can end the wait (its look is 5 s away).
+        yield* realUntil(Effect.map(client.state.get, (state) => state._tag === "Open"), "Open")
+        expect(yield* server.requests).toBe(1)
+        expect(suspensions).toBe(1)
+        expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+      }).pipe(Effect.provide(
+        Layer.merge(
+          quietNode,
+          CircuitBreaker.layer({
+            policy: CircuitBreaker.consecutiveFailures(1),
+            openFor: Schedule.spaced("100 millis")
+          })
+        )
+      )))
+  }
+
   it.scoped("two endpoints, the first's one trial slot held: the Client dials the second at its schedule's delay, not at its 5 s look", () =>
     Effect.gen(function*() {
       const a = yield* TestServer.make()

@@ -41,11 +41,14 @@ export const breakerFor = (
       // Held either way (the registry holds a Closed breaker weakly: its count of failures must
       // outlive the Backoff between two attempts); only a static endpoint's is reused (above): a URL
       // from an Effect may change at every attempt.
-      if (typeof endpoint === "string" || endpoint instanceof URL) (client.breakers ??= [])[index] = breaker
+      if (isStatic(endpoint)) (client.breakers ??= [])[index] = breaker
       else holdRecent(client, breaker)
       return breaker
     })
   })
+
+/** An endpoint given as a URL (string or `URL`), not as an Effect that gives one at each attempt. */
+const isStatic = (given: unknown): given is string | URL => typeof given === "string" || given instanceof URL
 
 /**
  * The breakers a Client's URL Effects gave lately, most recent last: an Effect that rotates among
@@ -83,7 +86,7 @@ export const whenFree = (client: LiveClient, endpoint: string, wake: () => void)
 const admitsAt = (client: LiveClient, index: number, refused?: string): Effect.Effect<number> => {
   const given = client.settings.endpoints[index]!
   // An Effect's URL is known once it runs: the one its breaker refused, when there is one.
-  const endpoint = typeof given === "string" || given instanceof URL ? given : refused
+  const endpoint = isStatic(given) ? given : refused
   if (client.registry === undefined || endpoint === undefined) return Effect.succeed(0)
   return Effect.flatMap(
     breakerFor(client, index, endpoint),
@@ -108,11 +111,7 @@ export const admitsNow = (client: LiveClient, refused: string, busy = false): bo
   client.settings.endpoints.some((given, index) => {
     // `busy`: the refused endpoint's breaker is HalfOpen with every slot taken, which `admitsAt`
     // counts as admitting; only the other endpoints are asked (an Effect's is the refused one).
-    if (
-      busy && (typeof given !== "string" && !(given instanceof URL) || client.breakers?.[index]?.endpoint === refused)
-    ) {
-      return false
-    }
+    if (busy && (!isStatic(given) || client.breakers?.[index]?.endpoint === refused)) return false
     const at = Effect.runSyncExit(admitsAt(client, index, refused))
     return Exit.isFailure(at) || at.value === 0
   })
@@ -206,7 +205,7 @@ export class PrimaryProbe implements TimerTarget {
     const client = this.client
     const primary = client.settings.endpoints[0]!
     return Effect.gen(this, function*() {
-      const url = typeof primary === "string" || primary instanceof URL ? primary : yield* Effect.orDie(primary)
+      const url = isStatic(primary) ? primary : yield* Effect.orDie(primary)
       const headers = client.settings.headers === undefined ? undefined : yield* Effect.orDie(client.settings.headers)
       const options = headers === undefined ? client.settings.connection : { ...client.settings.connection, headers }
       const handshake = acquireConnection<never, never, never>(
