@@ -262,18 +262,30 @@ describe("what undici reports, as a Client sees it", () => {
   it.live("a peer that sends its close frame and never ends TCP: Disconnected with its code, with a heartbeat and with a send", () =>
     Effect.gen(function*() {
       const requests = { count: 0 }
+      // The close frames the clients sent back (undici answers the server's at once).
+      const answered = { count: 0 }
       const server = yield* upgradingServer(requests, (socket, head) => {
         socket.write(head)
         // A close frame 4000 "bye" (unmasked, as a server's), then nothing: TCP stays open.
         setTimeout(() => socket.write(Buffer.from([0x88, 0x05, 0x0f, 0xa0, 0x62, 0x79, 0x65])), 20)
+        let frames = Buffer.alloc(0)
+        socket.on("data", (chunk: Buffer) => {
+          frames = Buffer.concat([frames, chunk])
+          // A client's frames are masked and short here (a ping, a close): 2 + 4 + length bytes.
+          while (frames.length >= 2 && frames.length >= 6 + (frames[1]! & 0x7f)) {
+            if ((frames[0]! & 0x0f) === 0x8) answered.count++
+            frames = frames.subarray(6 + (frames[1]! & 0x7f))
+          }
+        })
       })
       const probing = yield* Client.make({ url: server.url, retry: Schedule.stop, heartbeat: appHeartbeat })
       const sending = yield* Client.make({ url: server.url, retry: Schedule.stop })
       yield* probing.awaitOpen
       yield* sending.awaitOpen
       yield* awaitTrue(Effect.sync(() => server.sockets.size === 2), "both connected")
-      // The close frame is in (undici has answered it) before the send.
-      yield* Effect.sleep("100 millis")
+      // The close frame is in (undici has answered it) before the send. A 100 ms sleep in its place
+      // was too short on a loaded machine: the send went out while the socket was still OPEN.
+      yield* awaitTrue(Effect.sync(() => answered.count === 2), "both clients answered the close frame")
       const sent = yield* Effect.fork(sending.send("after the close frame"))
       const closedWith = {
         _tag: "Closed",
