@@ -1,0 +1,93 @@
+/**
+ * Round 29 (docs/trials.md): round 28's wait on a busy trial, against a real peer. A fleet of
+ * Clients shares one breaker to Python websockets 10.4, which is frozen (SIGSTOP: the kernel still
+ * accepts connections, nothing answers them) and thawed (SIGCONT). Skipped, with one loud warning,
+ * where python3-websockets is missing.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { CircuitBreaker, Client, Transport } from "../src/index.js"
+import { awaitState, echoOf, isTag } from "./support/clientKit.js"
+import { quietNode } from "./support/node.js"
+import { awaitTrue } from "./support/poll.js"
+import { echoScript, hasWebsockets, listen, scriptFile, spawnPython } from "./support/python.js"
+import { countingOpens } from "./support/wrappedTransport.js"
+
+const CLIENTS = 40
+const WINDOW = 4_000
+
+describe.skipIf(!hasWebsockets)("round 29: a fleet behind one breaker, the Python server frozen and thawed", () => {
+  it.live(
+    `${CLIENTS} Clients: the heartbeat finds the frozen server, the breaker opens, one trial handshake per open period and each Client Suspended at most twice a cycle, not at its 20 ms schedule's pace; thawed, every Client opens`,
+    () =>
+      Effect.gen(function*() {
+        const server = yield* spawnPython(yield* scriptFile("echo.py", echoScript(false)), () => {})
+        const url = `ws://127.0.0.1:${yield* listen(server, 0)}`
+        const counter = { opens: 0 }
+        const transport = countingOpens(yield* Transport.Transport, counter)
+        const clients = yield* Effect.forEach(
+          Array.from({ length: CLIENTS }),
+          () =>
+            Client.make({
+              url,
+              retry: Schedule.spaced("20 millis"),
+              minRetryDelay: "20 millis",
+              heartbeat: { interval: "300 millis", timeout: "300 millis" },
+              connection: { openTimeout: "1500 millis" }
+            }).pipe(Effect.provideService(Transport.Transport, transport))
+        )
+        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Open"), "20 seconds"), {
+          discard: true,
+          concurrency: "unbounded"
+        })
+        let suspensions = 0
+        for (const client of clients) {
+          yield* client.state.changes.pipe(
+            Stream.runForEach((state) => Effect.sync(() => state._tag === "Suspended" && suspensions++)),
+            Effect.forkScoped
+          )
+        }
+        const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(url)
+        let opened = 0
+        yield* breaker.state.changes.pipe(
+          Stream.runForEach((state) => Effect.sync(() => state._tag === "Open" && opened++)),
+          Effect.forkScoped
+        )
+        server.child.kill("SIGSTOP")
+        // The heartbeats find it (no pong in 300 ms); the reconnects' handshakes go unanswered
+        // until their open timeout, and three such failures open the breaker.
+        yield* awaitTrue(Effect.sync(() => opened > 0), "the breaker opens", 15_000)
+        const from = yield* Clock.currentTimeMillis
+        const [opens, suspended, cycles] = [counter.opens, suspensions, opened]
+        yield* Effect.sleep(WINDOW)
+        const took = (yield* Clock.currentTimeMillis) - from
+        // At most one trial per open period (500 ms at least) begun in the time that passed.
+        expect(counter.opens - opens).toBeLessThanOrEqual(Math.ceil(took / 500) + 1)
+        // Each Client Suspended once when the breaker opens and once when refused by its trial:
+        // twice per cycle (the open periods begun in the window and the one under way; 158 of 160
+        // in three runs), bounded at three for the window's edges. At the schedule's pace a 1.5 s
+        // trial refused each Client about 75 times (3,925 to 3,970 in the window before round 28).
+        const periods = opened - cycles + 1
+        expect(suspensions - suspended).toBeLessThanOrEqual(3 * CLIENTS * periods)
+        server.child.kill("SIGCONT")
+        // A hang guard, not a speed claim: the next trial closes the breaker, and every Client opens.
+        yield* Effect.forEach(clients, (client) => awaitState(client, isTag("Open"), "30 seconds"), {
+          discard: true,
+          concurrency: "unbounded"
+        })
+        expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+        expect(Option.getOrThrow(yield* echoOf(clients[0]!, "thawed"))).toBe("thawed")
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Layer.merge(
+          quietNode,
+          CircuitBreaker.layer({
+            policy: CircuitBreaker.consecutiveFailures(3),
+            openFor: Schedule.spaced("500 millis"),
+            trials: 1
+          })
+        ))
+      ),
+    60_000
+  )
+})
