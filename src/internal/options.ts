@@ -46,7 +46,7 @@ import { Transport } from "../Transport.js"
 import { INVALID_OPTIONS_HINT } from "./classifyHandshakeError.js"
 import type { ResolvedOptions } from "./connection.js"
 import type { HeartbeatOptions } from "./heartbeat.js"
-import { checkEndpoint } from "./parseEndpoint.js"
+import { checkEndpoint, isStaticUrl as isEndpoint } from "./parseEndpoint.js"
 import type { Overflow } from "./primitives/outbox.js"
 import { isValidSubprotocol } from "./protocol.js"
 
@@ -256,7 +256,6 @@ const retry: Check<Schedule.Schedule<unknown, ClientError>> = (input) => {
 }
 
 export type Endpoint = string | URL | Effect.Effect<string>
-const isEndpoint = (input: unknown): input is string | URL => typeof input === "string" || input instanceof URL
 const NOT_AN_ENDPOINT = "must be a URL, an Effect of one, or a list of URLs"
 
 /** One endpoint or several, as a list; each URL is parsed at its attempt (an Effect's only then). */

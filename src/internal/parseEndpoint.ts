@@ -19,13 +19,16 @@ const invalidUrl = (url: string, detail: string, cause?: unknown): ConnectError 
     ...(cause === undefined ? {} : { cause: redactCause(cause) })
   })
 
+/** A URL given as it is (a string or a URL object), not an Effect of one. */
+export const isStaticUrl = (given: unknown): given is string | URL => typeof given === "string" || given instanceof URL
+
 /**
  * Whether a `url` argument is an Effect to run for the URL (else it is parsed, and anything but a
  * string or a URL refused). Never throws: a Proxy of untyped code whose traps throw is parsed (refused).
  */
 export const isUrlEffect = (url: unknown): boolean => {
   try {
-    return typeof url !== "string" && !(url instanceof URL) && Effect.isEffect(url)
+    return !isStaticUrl(url) && Effect.isEffect(url)
   } catch {
     return false
   }
@@ -44,7 +47,7 @@ export const checkEndpoint = (input: string | URL): Endpoint | ConnectError => {
   try {
     // Untyped code: anything else (a number, an Effect's value) is refused, named by its type only.
     const given: unknown = input
-    if (typeof given !== "string" && !(given instanceof URL)) {
+    if (!isStaticUrl(given)) {
       return invalidUrl("", `the URL must be a string or a URL, got ${given === null ? "null" : typeof given}`)
     }
     text = typeof input === "string" ? input.trim() : input.href

@@ -30,7 +30,7 @@ import { Transport } from "../../Transport.js"
 import type { OpenedConnection, OpenWaiter } from "../connection.js"
 import { createConnection, releaseOpened } from "../connection.js"
 import * as Metrics from "../metrics.js"
-import { checkEndpoint } from "../parseEndpoint.js"
+import { checkEndpoint, isStaticUrl } from "../parseEndpoint.js"
 import { monotonicMillis } from "../primitives/timers.js"
 import type { Timers, TimerTarget } from "../primitives/timers.js"
 import { GOING_AWAY } from "../protocol.js"
@@ -58,7 +58,7 @@ const eligible = (client: LiveClient): boolean => {
   const services = FiberRefs.getOrDefault(client.runtime.fiberRefs, DefaultServices.currentServices)
   return invalid === undefined && headers === undefined && onOpen === undefined && client.registry === undefined &&
     connection.tls === undefined && (strategy !== "random" || endpoints.length === 1) &&
-    endpoints.every((endpoint) => typeof endpoint === "string" || endpoint instanceof URL) &&
+    endpoints.every(isStaticUrl) &&
     shouldRetry === isRetryable && schedule === defaultSchedule &&
     Context.get(services, Tracer.Tracer) === Context.get(live, Tracer.Tracer) &&
     Context.get(services, Random.Random) === Context.get(live, Random.Random)

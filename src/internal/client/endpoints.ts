@@ -19,6 +19,7 @@ import * as Random from "effect/Random"
 import type { CircuitBreaker } from "../../CircuitBreaker.js"
 import type { Transport } from "../../Transport.js"
 import { acquireConnection, releaseOpened } from "../connection.js"
+import { isStaticUrl as isStatic } from "../parseEndpoint.js"
 import type { TimerTarget } from "../primitives/timers.js"
 import type { LiveClient } from "./liveClient.js"
 import type { Session } from "./session.js"
@@ -46,9 +47,6 @@ export const breakerFor = (
       return breaker
     })
   })
-
-/** An endpoint given as a URL (string or `URL`), not as an Effect that gives one at each attempt. */
-const isStatic = (given: unknown): given is string | URL => typeof given === "string" || given instanceof URL
 
 /**
  * The breakers a Client's URL Effects gave lately, most recent last: an Effect that rotates among

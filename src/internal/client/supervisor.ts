@@ -26,6 +26,7 @@ import type { OpenedConnection } from "../connection.js"
 import { acquireConnection } from "../connection.js"
 import * as Metrics from "../metrics.js"
 import type { ConnectOptions } from "../options.js"
+import { isStaticUrl } from "../parseEndpoint.js"
 import { monotonicMillis, TimedWait } from "../primitives/timers.js"
 import type { Timers } from "../primitives/timers.js"
 import { admitsNow, breakerFor, pickEndpoint, PrimaryProbe, whenFree } from "./endpoints.js"
@@ -401,7 +402,7 @@ const openIn = (
         onTimeout: () => new TimeoutError({ operation: "open", timeout, url: label })
       })
     let target: string | URL
-    if (typeof endpoint === "string" || endpoint instanceof URL) target = endpoint
+    if (isStaticUrl(endpoint)) target = endpoint
     else {
       const url = yield* Effect.exit(bounded(endpoint))
       if (Exit.isFailure(url)) {
