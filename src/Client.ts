@@ -205,7 +205,8 @@ export interface Options {
   readonly strategy?: "ordered" | "roundRobin" | "random" | undefined
   /**
    * With `ordered`: a Client open on another endpoint tries a handshake with the first one this
-   * often, and reconnects to it once it answers.
+   * often, and reconnects to it once it answers (and the first one's circuit breaker, if any,
+   * admits a call).
    */
   readonly returnToPrimary?: Duration.DurationInput | undefined
   /**

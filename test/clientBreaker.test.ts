@@ -9,10 +9,11 @@ import { Clock, Deferred, Effect, Fiber, Layer, Logger, Metric, MetricLabel, Sch
 import { CircuitBreaker, Client, Transport } from "../src/index.js"
 import * as Metrics from "../src/internal/metrics.js"
 import { TestServer } from "../src/testing/index.js"
-import { awaitState, isTag } from "./support/clientKit.js"
+import { awaitState, isTag, recordStates } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
 import { awaitTrue, realUntil } from "./support/poll.js"
+import { upgradingServer } from "./support/tcpServer.js"
 import { countingOpens } from "./support/wrappedTransport.js"
 
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
@@ -397,6 +398,57 @@ describe("Client: the races a review found", () => {
         // open timeout.
         yield* awaitTrue(Effect.sync(() => sockets() <= before + 1), "the probe's socket released with the Client")
       }).pipe(Effect.provide(quietNode))
+    ))
+
+  it.live("returnToPrimary: a probe admitted while the primary's breaker was closed and answered once it had opened does not reconnect the Client to its backup; the probe after the open period moves it home", () =>
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(2), openFor: Schedule.spaced("300 millis") },
+      Effect.gen(function*() {
+        // The primary refuses the first handshake (503), holds the next ones until told, then
+        // answers at once: a primary that froze and came back within the open timeout.
+        const requests = { count: 0 }
+        const held: Array<() => void> = []
+        let answerAtOnce = false
+        const primary = yield* upgradingServer(requests, (socket, head) => {
+          if (requests.count === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+          // A close frame from the client (the probe releasing its connection) is answered.
+          socket.on("data", (data: Buffer) => (data[0]! & 0x0f) === 0x8 && socket.end(Buffer.from([0x88, 0x00])))
+          if (answerAtOnce) socket.write(head)
+          else held.push(() => socket.write(head))
+        })
+        const secondary = yield* TestServer.make()
+        const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
+        const client = yield* Client.make({
+          url: [primary.url, secondary.url],
+          strategy: "ordered",
+          returnToPrimary: "100 millis",
+          connection: { openTimeout: "10 seconds" },
+          ...fast
+        })
+        // One failure of two: the breaker stays closed, and the Client is on the secondary.
+        yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${secondary.url}/`)
+        expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+        // A probe, admitted while closed, is held; the breaker opens meanwhile (the user's own call
+        // to the same host fails).
+        yield* awaitTrue(Effect.sync(() => held.length === 1), "a probe held")
+        yield* Effect.exit(breaker.run(Effect.fail("down")))
+        expect((yield* breaker.state.get)._tag).toBe("Open")
+        const where = (state: Client.ClientState) =>
+          "endpoint" in state
+            ? `${state._tag} ${state.endpoint === `${primary.url}/` ? "primary" : "secondary"}`
+            : state._tag
+        const { states } = yield* recordStates(client, where)
+        answerAtOnce = true
+        for (const answer of held) answer()
+        // It was answered, but the breaker still refuses the primary: a reconnect would skip it and
+        // dial the secondary again. After the open period, a probe (the trial) closes it, and the
+        // Client goes home.
+        yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`)
+        expect(states).toEqual(["Open secondary", "Connecting primary", "Open primary"])
+        // Without the check: "Connecting secondary", "Open secondary" first, and a second handshake there.
+        expect(yield* secondary.requests).toBe(1)
+        expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+      })
     ))
 
   it.live("a reconnect that comes between entering Backoff and its wait (here from a logger) is not lost", () => {

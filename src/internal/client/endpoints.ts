@@ -88,16 +88,19 @@ const admitsAt = (client: LiveClient, index: number, refused?: string): Effect.E
   if (client.registry === undefined || endpoint === undefined) return Effect.succeed(0)
   return Effect.flatMap(
     breakerFor(client, index, endpoint),
-    (breaker) =>
-      breaker === undefined ? Effect.succeed(0) : Effect.map(breaker.state.get, (state) => {
-        if (state._tag === "Isolated") return Number.MAX_SAFE_INTEGER
-        if (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis()) {
-          return state.retryAt.getTime()
-        }
-        return 0
-      })
+    (breaker) => breaker === undefined ? Effect.succeed(0) : admittedAt(client, breaker)
   )
 }
+
+/** When `breaker` admits a call: now (0), its `retryAt` while open, the largest time while isolated. */
+const admittedAt = (client: LiveClient, breaker: CircuitBreaker): Effect.Effect<number> =>
+  Effect.map(breaker.state.get, (state) => {
+    if (state._tag === "Isolated") return Number.MAX_SAFE_INTEGER
+    if (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis()) {
+      return state.retryAt.getTime()
+    }
+    return 0
+  })
 
 /**
  * Whether an endpoint's breaker admits a call now (`admitsAt` 0). Synchronous: a Suspended Client's
@@ -214,7 +217,12 @@ export class PrimaryProbe implements TimerTarget {
       const breaker = yield* breakerFor(client, 0, url)
       const answered = yield* Effect.exit(breaker === undefined ? handshake : breaker.run(handshake))
       if (this.stopped) return
-      if (Exit.isSuccess(answered)) return yield* client.reconnectFrom(this.session)
+      // Answered, but admitted before the breaker opened (a primary that froze and came back
+      // within the open timeout): while it refuses, the reconnect would skip the primary and dial
+      // the same backup again. The next probe (a trial, once the open period is over) decides.
+      if (Exit.isSuccess(answered) && (breaker === undefined || (yield* admittedAt(client, breaker)) === 0)) {
+        return yield* client.reconnectFrom(this.session)
+      }
       this.start()
     }).pipe(Effect.catchAllCause(() => Effect.sync(() => this.start())))
   }
