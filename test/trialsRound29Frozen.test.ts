@@ -118,6 +118,13 @@ describe.skipIf(!hasWebsockets)("round 29: failover from a frozen primary, and h
           discard: true,
           concurrency: "unbounded"
         })
+        const allOpenOn = (url: string) =>
+          Effect.forEach(
+            clients,
+            (client) =>
+              awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${url}/`, "20 seconds"),
+            { discard: true, concurrency: "unbounded" }
+          )
         // Per Client: when the heartbeat gave up on the primary, and its dials of the backup.
         const verdicts: Array<number> = []
         const backupDials: Array<number> = clients.map(() => 0)
@@ -158,20 +165,10 @@ describe.skipIf(!hasWebsockets)("round 29: failover from a frozen primary, and h
           "the primary read what was sent"
         )
         primary.child.kill("SIGSTOP")
-        yield* Effect.forEach(
-          clients,
-          (client) =>
-            awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${urls[1]}/`, "20 seconds"),
-          { discard: true, concurrency: "unbounded" }
-        )
+        yield* allOpenOn(urls[1])
         yield* Effect.sleep("1 second")
         primary.child.kill("SIGCONT")
-        yield* Effect.forEach(
-          clients,
-          (client) =>
-            awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${urls[0]}/`, "20 seconds"),
-          { discard: true, concurrency: "unbounded" }
-        )
+        yield* allOpenOn(urls[0])
         yield* Fiber.join(writer)
         // What the servers print arrives on a pipe: given time to come, what is missing is only what
         // was written to the frozen primary (a hang guard; the exact check follows).
