@@ -206,7 +206,7 @@ export interface Options {
   /**
    * With `ordered`: a Client open on another endpoint tries a handshake with the first one this
    * often, and reconnects to it once it answers (and the first one's circuit breaker, if any,
-   * admits a call).
+   * is closed).
    */
   readonly returnToPrimary?: Duration.DurationInput | undefined
   /**

@@ -36,6 +36,7 @@ import { LiveClient } from "./internal/client/liveClient.js"
 import { reconnectSchedule } from "./internal/compat/schedule.js"
 import { transportFor } from "./internal/compat/transports.js"
 import { DEFAULT_OUTBOX_BYTES, DEFAULT_OUTBOX_CAPACITY } from "./internal/options.js"
+import { isStaticUrl } from "./internal/parseEndpoint.js"
 import type { ClientError } from "./Reconnect.js"
 import { isRetryable } from "./Reconnect.js"
 import type { Message as LifelineMessage, Transport as TransportService } from "./Transport.js"
@@ -445,7 +446,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     for (const type of ["open", "message", "close", "error"] as const) {
       super.addEventListener(type, (event: Event) => this._callHandler(type, event))
     }
-    if (typeof _urlProvider === "string" || _urlProvider instanceof URL) this._url = String(_urlProvider)
+    if (isStaticUrl(_urlProvider)) this._url = String(_urlProvider)
     if (!this._closeCalled) this._startLife()
   }
 
@@ -920,7 +921,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private _clientOptions(life: () => Life | undefined): ClientModule.Options {
     const options = this._options
     const provider = this._urlProvider
-    const staticUrl = typeof provider === "string" || provider instanceof URL
+    const staticUrl = isStaticUrl(provider)
     const protocols = this._protocolsProvider
     // Room for what was kept while not open (flushed at open) and for a burst while open.
     const capacity = Math.max(this._capacity, OPEN_CAPACITY)

@@ -400,56 +400,85 @@ describe("Client: the races a review found", () => {
       }).pipe(Effect.provide(quietNode))
     ))
 
-  it.live("returnToPrimary: a probe admitted while the primary's breaker was closed and answered once it had opened does not reconnect the Client to its backup; the probe after the open period moves it home", () =>
-    withBreakers(
-      { policy: CircuitBreaker.consecutiveFailures(2), openFor: Schedule.spaced("300 millis") },
-      Effect.gen(function*() {
-        // The primary refuses the first handshake (503), holds the next ones until told, then
-        // answers at once: a primary that froze and came back within the open timeout.
-        const requests = { count: 0 }
-        const held: Array<() => void> = []
-        let answerAtOnce = false
-        const primary = yield* upgradingServer(requests, (socket, head) => {
-          if (requests.count === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-          // A close frame from the client (the probe releasing its connection) is answered.
-          socket.on("data", (data: Buffer) => (data[0]! & 0x0f) === 0x8 && socket.end(Buffer.from([0x88, 0x00])))
-          if (answerAtOnce) socket.write(head)
-          else held.push(() => socket.write(head))
+  // A probe admitted while the primary's breaker was closed, answered once it had opened (a primary
+  // that froze and came back within the open timeout), or while it is half open with another's
+  // trial under way: a reconnect then is refused the primary and dials the backup again.
+  for (const answeredWhile of ["open", "half open"] as const) {
+    it.live(`returnToPrimary: a probe admitted while the primary's breaker was closed and answered while it is ${answeredWhile} leaves the Client on its backup (no second dial there); once the breaker closes, a probe moves it home`, () =>
+      withBreakers(
+        {
+          policy: CircuitBreaker.consecutiveFailures(2),
+          // Open: long enough that the late answer surely comes while it is open.
+          openFor: Schedule.spaced(answeredWhile === "open" ? "2 seconds" : "300 millis")
+        },
+        Effect.gen(function*() {
+          // The primary refuses the first handshake (503) and holds the next ones until told;
+          // `released`: the close frames it read (a probe releasing its connection), answered.
+          const requests = { count: 0 }
+          const held: Array<() => void> = []
+          let answerAtOnce = false
+          let released = 0
+          const primary = yield* upgradingServer(requests, (socket, head) => {
+            if (requests.count === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            socket.on("data", (data: Buffer) => {
+              if ((data[0]! & 0x0f) !== 0x8) return
+              released++
+              socket.end(Buffer.from([0x88, 0x00]))
+            })
+            if (answerAtOnce) socket.write(head)
+            else held.push(() => socket.write(head))
+          })
+          const secondary = yield* TestServer.make()
+          const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
+          const client = yield* Client.make({
+            url: [primary.url, secondary.url],
+            strategy: "ordered",
+            returnToPrimary: "100 millis",
+            connection: { openTimeout: "10 seconds" },
+            ...fast
+          })
+          // One failure of two: the breaker stays closed, and the Client is on the secondary.
+          yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${secondary.url}/`)
+          expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+          // A probe, admitted while closed, is held; the breaker opens meanwhile (the user's own
+          // call to the same host fails).
+          yield* awaitTrue(Effect.sync(() => held.length === 1), "a probe held")
+          yield* Effect.exit(breaker.run(Effect.fail("down")))
+          expect((yield* breaker.state.get)._tag).toBe("Open")
+          // Half open: after the open period, the trial is the user's own call (a Client probes one
+          // at a time, and its probe is still held), its one slot taken until `healed`.
+          const healed = yield* Deferred.make<void>()
+          if (answeredWhile === "half open") {
+            yield* awaitTrue(
+              Effect.map(breaker.state.get, (state) => state._tag === "HalfOpen"),
+              "the open period over"
+            )
+            yield* Effect.forkScoped(breaker.run(Deferred.await(healed)))
+            yield* Effect.yieldNow()
+          }
+          const where = (state: Client.ClientState) =>
+            "endpoint" in state
+              ? `${state._tag} ${state.endpoint === `${primary.url}/` ? "primary" : "secondary"}`
+              : state._tag
+          const { states } = yield* recordStates(client, where)
+          held[0]!()
+          yield* awaitTrue(Effect.sync(() => released === 1), "the first probe answered and released")
+          // The probe decides once its release is done: a reconnect would show within
+          // milliseconds (given 300 ms; nothing else can close the breaker meanwhile).
+          yield* Effect.sleep("300 millis")
+          expect(states).toEqual(["Open secondary"])
+          expect((yield* breaker.state.get)._tag).toBe(answeredWhile === "open" ? "Open" : "HalfOpen")
+          // Healed: the user's trial (half open) or the next probe (after the open period) closes
+          // the breaker, and the Client goes home.
+          answerAtOnce = true
+          yield* Deferred.succeed(healed, undefined)
+          yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`)
+          expect(states).toEqual(["Open secondary", "Connecting primary", "Open primary"])
+          expect(yield* secondary.requests).toBe(1)
+          expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
         })
-        const secondary = yield* TestServer.make()
-        const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
-        const client = yield* Client.make({
-          url: [primary.url, secondary.url],
-          strategy: "ordered",
-          returnToPrimary: "100 millis",
-          connection: { openTimeout: "10 seconds" },
-          ...fast
-        })
-        // One failure of two: the breaker stays closed, and the Client is on the secondary.
-        yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${secondary.url}/`)
-        expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
-        // A probe, admitted while closed, is held; the breaker opens meanwhile (the user's own call
-        // to the same host fails).
-        yield* awaitTrue(Effect.sync(() => held.length === 1), "a probe held")
-        yield* Effect.exit(breaker.run(Effect.fail("down")))
-        expect((yield* breaker.state.get)._tag).toBe("Open")
-        const where = (state: Client.ClientState) =>
-          "endpoint" in state
-            ? `${state._tag} ${state.endpoint === `${primary.url}/` ? "primary" : "secondary"}`
-            : state._tag
-        const { states } = yield* recordStates(client, where)
-        answerAtOnce = true
-        for (const answer of held) answer()
-        // It was answered, but the breaker still refuses the primary: a reconnect would skip it and
-        // dial the secondary again. After the open period, a probe (the trial) closes it, and the
-        // Client goes home.
-        yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`)
-        expect(states).toEqual(["Open secondary", "Connecting primary", "Open primary"])
-        // Without the check: "Connecting secondary", "Open secondary" first, and a second handshake there.
-        expect(yield* secondary.requests).toBe(1)
-        expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
-      })
-    ))
+      ))
+  }
 
   it.live("a reconnect that comes between entering Backoff and its wait (here from a logger) is not lost", () => {
     let target: Client.Client | undefined

@@ -46,7 +46,7 @@ import { Transport } from "../Transport.js"
 import { INVALID_OPTIONS_HINT } from "./classifyHandshakeError.js"
 import type { ResolvedOptions } from "./connection.js"
 import type { HeartbeatOptions } from "./heartbeat.js"
-import { checkEndpoint, isStaticUrl as isEndpoint } from "./parseEndpoint.js"
+import { checkEndpoint, isStaticUrl } from "./parseEndpoint.js"
 import type { Overflow } from "./primitives/outbox.js"
 import { isValidSubprotocol } from "./protocol.js"
 
@@ -260,11 +260,11 @@ const NOT_AN_ENDPOINT = "must be a URL, an Effect of one, or a list of URLs"
 
 /** One endpoint or several, as a list; each URL is parsed at its attempt (an Effect's only then). */
 export const Url: Check<ReadonlyArray<Endpoint>> = (input) => {
-  if (isEndpoint(input) || Effect.isEffect(input)) return [input as Endpoint]
+  if (isStaticUrl(input) || Effect.isEffect(input)) return [input as Endpoint]
   if (!Array.isArray(input)) fail(NOT_AN_ENDPOINT)
   if ((input as Array<unknown>).length === 0) fail("give at least one endpoint")
   // A copy: the list is the caller's, who may change it later (an attempt read an emptied one).
-  return (input as Array<unknown>).every(isEndpoint) ? (input as Array<Endpoint>).slice() : fail(NOT_AN_ENDPOINT)
+  return (input as Array<unknown>).every(isStaticUrl) ? (input as Array<Endpoint>).slice() : fail(NOT_AN_ENDPOINT)
 }
 
 type HeadersEffect = NonNullable<ClientSettings["headers"]>
@@ -613,8 +613,8 @@ export const clientSettings = (options: ClientOptions, transport?: OptionChecks)
     attempt((): ReadonlyArray<Endpoint> => {
       const url: unknown = (options as Partial<ClientOptions> | undefined)?.url
       return Array.isArray(url)
-        ? url.filter(isEndpoint)
-        : isEndpoint(url) || Effect.isEffect(url)
+        ? url.filter(isStaticUrl)
+        : isStaticUrl(url) || Effect.isEffect(url)
         ? [url as Endpoint]
         : []
     }, () => undefined),

@@ -19,7 +19,7 @@ import * as Random from "effect/Random"
 import type { CircuitBreaker } from "../../CircuitBreaker.js"
 import type { Transport } from "../../Transport.js"
 import { acquireConnection, releaseOpened } from "../connection.js"
-import { isStaticUrl as isStatic } from "../parseEndpoint.js"
+import { isStaticUrl } from "../parseEndpoint.js"
 import type { TimerTarget } from "../primitives/timers.js"
 import type { LiveClient } from "./liveClient.js"
 import type { Session } from "./session.js"
@@ -42,7 +42,7 @@ export const breakerFor = (
       // Held either way (the registry holds a Closed breaker weakly: its count of failures must
       // outlive the Backoff between two attempts); only a static endpoint's is reused (above): a URL
       // from an Effect may change at every attempt.
-      if (isStatic(endpoint)) (client.breakers ??= [])[index] = breaker
+      if (isStaticUrl(endpoint)) (client.breakers ??= [])[index] = breaker
       else holdRecent(client, breaker)
       return breaker
     })
@@ -84,23 +84,20 @@ export const whenFree = (client: LiveClient, endpoint: string, wake: () => void)
 const admitsAt = (client: LiveClient, index: number, refused?: string): Effect.Effect<number> => {
   const given = client.settings.endpoints[index]!
   // An Effect's URL is known once it runs: the one its breaker refused, when there is one.
-  const endpoint = isStatic(given) ? given : refused
+  const endpoint = isStaticUrl(given) ? given : refused
   if (client.registry === undefined || endpoint === undefined) return Effect.succeed(0)
   return Effect.flatMap(
     breakerFor(client, index, endpoint),
-    (breaker) => breaker === undefined ? Effect.succeed(0) : admittedAt(client, breaker)
+    (breaker) =>
+      breaker === undefined ? Effect.succeed(0) : Effect.map(breaker.state.get, (state) => {
+        if (state._tag === "Isolated") return Number.MAX_SAFE_INTEGER
+        if (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis()) {
+          return state.retryAt.getTime()
+        }
+        return 0
+      })
   )
 }
-
-/** When `breaker` admits a call: now (0), its `retryAt` while open, the largest time while isolated. */
-const admittedAt = (client: LiveClient, breaker: CircuitBreaker): Effect.Effect<number> =>
-  Effect.map(breaker.state.get, (state) => {
-    if (state._tag === "Isolated") return Number.MAX_SAFE_INTEGER
-    if (state._tag === "Open" && state.retryAt.getTime() > client.clock.unsafeCurrentTimeMillis()) {
-      return state.retryAt.getTime()
-    }
-    return 0
-  })
 
 /**
  * Whether an endpoint's breaker admits a call now (`admitsAt` 0). Synchronous: a Suspended Client's
@@ -112,7 +109,7 @@ export const admitsNow = (client: LiveClient, refused: string, busy = false): bo
   client.settings.endpoints.some((given, index) => {
     // `busy`: the refused endpoint's breaker is HalfOpen with every slot taken, which `admitsAt`
     // counts as admitting; only the other endpoints are asked (an Effect's is the refused one).
-    if (busy && (!isStatic(given) || client.breakers?.[index]?.endpoint === refused)) return false
+    if (busy && (!isStaticUrl(given) || client.breakers?.[index]?.endpoint === refused)) return false
     const at = Effect.runSyncExit(admitsAt(client, index, refused))
     return Exit.isFailure(at) || at.value === 0
   })
@@ -206,7 +203,7 @@ export class PrimaryProbe implements TimerTarget {
     const client = this.client
     const primary = client.settings.endpoints[0]!
     return Effect.gen(this, function*() {
-      const url = isStatic(primary) ? primary : yield* Effect.orDie(primary)
+      const url = isStaticUrl(primary) ? primary : yield* Effect.orDie(primary)
       const headers = client.settings.headers === undefined ? undefined : yield* Effect.orDie(client.settings.headers)
       const options = headers === undefined ? client.settings.connection : { ...client.settings.connection, headers }
       const handshake = acquireConnection<never, never, never>(
@@ -217,11 +214,16 @@ export class PrimaryProbe implements TimerTarget {
       const breaker = yield* breakerFor(client, 0, url)
       const answered = yield* Effect.exit(breaker === undefined ? handshake : breaker.run(handshake))
       if (this.stopped) return
-      // Answered, but admitted before the breaker opened (a primary that froze and came back
-      // within the open timeout): while it refuses, the reconnect would skip the primary and dial
-      // the same backup again. The next probe (a trial, once the open period is over) decides.
-      if (Exit.isSuccess(answered) && (breaker === undefined || (yield* admittedAt(client, breaker)) === 0)) {
-        return yield* client.reconnectFrom(this.session)
+      // Answered, but it may have been admitted before the breaker opened (a primary that froze
+      // and came back within the open timeout): while the breaker is not closed (open, or half
+      // open with another's trial under way), the reconnect would be refused the primary and dial
+      // the same backup again. A probe that is the trial closes it; else the next probe decides.
+      // A breaker of the user's whose state cannot be read counts as closed (the attempt tells).
+      if (Exit.isSuccess(answered)) {
+        const state = breaker === undefined ? undefined : yield* Effect.exit(breaker.state.get)
+        if (state === undefined || Exit.isFailure(state) || state.value._tag === "Closed") {
+          return yield* client.reconnectFrom(this.session)
+        }
       }
       this.start()
     }).pipe(Effect.catchAllCause(() => Effect.sync(() => this.start())))
