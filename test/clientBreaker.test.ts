@@ -480,6 +480,43 @@ describe("Client: the races a review found", () => {
       ))
   }
 
+  it.live("returnToPrimary: a primary that answers the probe's handshake but never its close frame: the Client goes home at the answer (the breaker's trial succeeds then), not at the close's timeout; the probe's socket is closed by that timeout all the same", () =>
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("100 millis") },
+      Effect.gen(function*() {
+        // The primary refuses the first handshake (503), then answers every one; it reads close
+        // frames and never answers them. `closed[n]`: request n's socket has closed.
+        const requests = { count: 0 }
+        const closed: Array<boolean> = []
+        const primary = yield* upgradingServer(requests, (socket, head) => {
+          const request = requests.count
+          closed[request] = false
+          socket.on("close", () => closed[request] = true)
+          if (request === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+          socket.write(head)
+        })
+        const secondary = yield* TestServer.make()
+        const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
+        const client = yield* Client.make({
+          url: [primary.url, secondary.url],
+          strategy: "ordered",
+          returnToPrimary: "100 millis",
+          ...fast
+        })
+        yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${secondary.url}/`)
+        // The probe (request 2, the breaker's trial) is answered: home at once (request 3), while
+        // the probe's close frame still waits for an answer. Before, the probe ended with its
+        // close, 5 s later (closeTimeout), and so did the trial.
+        yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`)
+        expect(requests.count).toBe(3)
+        expect(closed[2]).toBe(false)
+        expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
+        // The probe's socket is closed by its close timeout all the same (a hang guard, 10 s).
+        yield* awaitTrue(Effect.sync(() => closed[2] === true), "the probe's socket closed", 2_000)
+        expect(closed[3]).toBe(false)
+      })
+    ))
+
   it.live("a reconnect that comes between entering Backoff and its wait (here from a logger) is not lost", () => {
     let target: Client.Client | undefined
     const logger = Logger.make(({ message }) => {

@@ -18,6 +18,7 @@ import * as FiberId from "effect/FiberId"
 import * as Random from "effect/Random"
 import type { CircuitBreaker } from "../../CircuitBreaker.js"
 import type { Transport } from "../../Transport.js"
+import type { OpenedConnection } from "../connection.js"
 import { acquireConnection, releaseOpened } from "../connection.js"
 import { isStaticUrl } from "../parseEndpoint.js"
 import type { TimerTarget } from "../primitives/timers.js"
@@ -157,6 +158,8 @@ export const pickEndpoint = (client: LiveClient): Effect.Effect<number> =>
 export class PrimaryProbe implements TimerTarget {
   private timer: unknown = undefined
   private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** An answered probe's connection while its close runs (never interrupted: bounded by closeTimeout). */
+  private releasing: Fiber.RuntimeFiber<void> | undefined = undefined
   private stopped = false
 
   constructor(
@@ -179,7 +182,27 @@ export class PrimaryProbe implements TimerTarget {
 
   /** Completes once a handshake under way (if any) has ended and released its socket. */
   get settled(): Effect.Effect<void> {
-    return this.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.await(this.fiber))
+    const fibers = [this.fiber, this.releasing].filter((fiber) => fiber !== undefined)
+    return fibers.length === 0 ? Effect.void : Effect.asVoid(Fiber.awaitAll(fibers))
+  }
+
+  /**
+   * Closes an answered probe's connection on a fiber of its own: the answer is the handshake's, and
+   * a primary slow to answer the close (up to `closeTimeout`) must hold neither the move home nor
+   * the breaker's trial. Where forking throws, the close is awaited in place.
+   */
+  private release(opened: OpenedConnection): Effect.Effect<void> {
+    let fiber: Fiber.RuntimeFiber<void>
+    try {
+      fiber = this.client.fork(releaseOpened(opened, Exit.void), false)
+    } catch {
+      return releaseOpened(opened, Exit.void)
+    }
+    this.releasing = fiber
+    fiber.addObserver(() => {
+      if (this.releasing === fiber) this.releasing = undefined
+    })
+    return Effect.void
   }
 
   fire(): void {
@@ -209,7 +232,7 @@ export class PrimaryProbe implements TimerTarget {
       const handshake = acquireConnection<never, never, never>(
         url,
         options,
-        (opened) => releaseOpened(opened, Exit.void)
+        (opened) => Effect.suspend(() => this.release(opened))
       )
       const breaker = yield* breakerFor(client, 0, url)
       const answered = yield* Effect.exit(breaker === undefined ? handshake : breaker.run(handshake))
