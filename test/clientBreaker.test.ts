@@ -517,6 +517,48 @@ describe("Client: the races a review found", () => {
       })
     ))
 
+  it.live("returnToPrimary: a probe answered while the breaker is open, from a primary that never answers its close frame: the Client stays; closed meanwhile, its close waits until that probe's socket is closed (no later probe takes its place)", () =>
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(2), openFor: Schedule.spaced("10 seconds") },
+      Effect.gen(function*() {
+        // The primary refuses the first handshake (503), holds the next until told, and never
+        // answers a close frame. `closed[n]`: request n's socket has closed.
+        const requests = { count: 0 }
+        const held: Array<() => void> = []
+        const closed: Array<boolean> = []
+        const primary = yield* upgradingServer(requests, (socket, head) => {
+          const request = requests.count
+          closed[request] = false
+          socket.on("close", () => closed[request] = true)
+          if (request === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+          held.push(() => socket.write(head))
+        })
+        const secondary = yield* TestServer.make()
+        const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
+        yield* Effect.gen(function*() {
+          const client = yield* Client.make({
+            url: [primary.url, secondary.url],
+            strategy: "ordered",
+            returnToPrimary: "100 millis",
+            ...fast
+          })
+          yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${secondary.url}/`)
+          yield* awaitTrue(Effect.sync(() => held.length === 1), "a probe held")
+          yield* Effect.exit(breaker.run(Effect.fail("down")))
+          held[0]!()
+          // Answered while open: ignored, its connection closing (its close frame unanswered,
+          // until closeTimeout); the probe's timer comes round several times meanwhile.
+          yield* Effect.sleep("500 millis")
+          expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${secondary.url}/` })
+          expect(closed[2]).toBe(false)
+        }).pipe(Effect.scoped)
+        // The Client's close waited for the probe's socket (a later probe's fiber in its place
+        // would have let the close return with it still open).
+        expect(closed[2]).toBe(true)
+        expect(requests.count).toBe(2)
+      })
+    ))
+
   it.live("a reconnect that comes between entering Backoff and its wait (here from a logger) is not lost", () => {
     let target: Client.Client | undefined
     const logger = Logger.make(({ message }) => {

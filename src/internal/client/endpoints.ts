@@ -158,8 +158,8 @@ export const pickEndpoint = (client: LiveClient): Effect.Effect<number> =>
 export class PrimaryProbe implements TimerTarget {
   private timer: unknown = undefined
   private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
-  /** An answered probe's connection while its close runs (never interrupted: bounded by closeTimeout). */
-  private releasing: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** The probe closes its answered connection: `stop` must not cut that wait (bounded by closeTimeout). */
+  private releasing = false
   private stopped = false
 
   constructor(
@@ -176,38 +176,23 @@ export class PrimaryProbe implements TimerTarget {
   stop(): void {
     this.stopped = true
     this.client.timers.cancel(this.timer, this)
-    // A handshake under way is abandoned: its socket released now, not at its open timeout.
-    this.fiber?.unsafeInterruptAsFork(FiberId.none)
+    // A handshake under way is abandoned: its socket released now, not at its open timeout. An
+    // answered one's close is not cut short (the wait is interruptible, and its socket would be
+    // left to the transport's own timer): the Client's close awaits it (`settled`).
+    if (!this.releasing) this.fiber?.unsafeInterruptAsFork(FiberId.none)
   }
 
   /** Completes once a handshake under way (if any) has ended and released its socket. */
   get settled(): Effect.Effect<void> {
-    const fibers = [this.fiber, this.releasing].filter((fiber) => fiber !== undefined)
-    return fibers.length === 0 ? Effect.void : Effect.asVoid(Fiber.awaitAll(fibers))
-  }
-
-  /**
-   * Closes an answered probe's connection on a fiber of its own: the answer is the handshake's, and
-   * a primary slow to answer the close (up to `closeTimeout`) must hold neither the move home nor
-   * the breaker's trial. Where forking throws, the close is awaited in place.
-   */
-  private release(opened: OpenedConnection): Effect.Effect<void> {
-    let fiber: Fiber.RuntimeFiber<void>
-    try {
-      fiber = this.client.fork(releaseOpened(opened, Exit.void), false)
-    } catch {
-      return releaseOpened(opened, Exit.void)
-    }
-    this.releasing = fiber
-    fiber.addObserver(() => {
-      if (this.releasing === fiber) this.releasing = undefined
-    })
-    return Effect.void
+    return this.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.await(this.fiber))
   }
 
   fire(): void {
     this.timer = undefined
     if (this.stopped) return
+    // The last probe still closing its answered connection (its answer ignored): one at a time,
+    // so that `settled` covers every socket a probe opened.
+    if (this.fiber !== undefined) return this.start()
     let fiber: Fiber.RuntimeFiber<void>
     try {
       fiber = this.client.fork(this.probe(), false)
@@ -225,6 +210,10 @@ export class PrimaryProbe implements TimerTarget {
   private probe(): Effect.Effect<void, never, Transport> {
     const client = this.client
     const primary = client.settings.endpoints[0]!
+    // The answered connection, closed once the answer has decided (however the probe ends): a
+    // primary slow to answer the close (up to closeTimeout) holds neither the move home nor the
+    // breaker's trial. The probe's fiber (`settled`) still ends with it.
+    let opened: OpenedConnection | undefined
     return Effect.gen(this, function*() {
       const url = isStaticUrl(primary) ? primary : yield* Effect.orDie(primary)
       const headers = client.settings.headers === undefined ? undefined : yield* Effect.orDie(client.settings.headers)
@@ -232,7 +221,7 @@ export class PrimaryProbe implements TimerTarget {
       const handshake = acquireConnection<never, never, never>(
         url,
         options,
-        (opened) => Effect.suspend(() => this.release(opened))
+        (connection) => Effect.sync(() => opened = connection)
       )
       const breaker = yield* breakerFor(client, 0, url)
       const answered = yield* Effect.exit(breaker === undefined ? handshake : breaker.run(handshake))
@@ -245,10 +234,19 @@ export class PrimaryProbe implements TimerTarget {
       if (Exit.isSuccess(answered)) {
         const state = breaker === undefined ? undefined : yield* Effect.exit(breaker.state.get)
         if (state === undefined || Exit.isFailure(state) || state.value._tag === "Closed") {
+          // The reconnect stops this probe: its connection's close runs on, not interrupted.
+          this.releasing = opened !== undefined
           return yield* client.reconnectFrom(this.session)
         }
       }
       this.start()
-    }).pipe(Effect.catchAllCause(() => Effect.sync(() => this.start())))
+    }).pipe(
+      Effect.catchAllCause(() => Effect.sync(() => this.start())),
+      Effect.ensuring(Effect.suspend(() => {
+        if (opened === undefined) return Effect.void
+        this.releasing = true
+        return Effect.ensuring(releaseOpened(opened, Exit.void), Effect.sync(() => this.releasing = false))
+      }))
+    )
   }
 }
