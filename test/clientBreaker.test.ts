@@ -28,6 +28,53 @@ const withBreakers = <A, E>(
   >
 ) => withNoHandlesLeft(body.pipe(Effect.scoped, Effect.provide(Layer.merge(quietNode, CircuitBreaker.layer(options)))))
 
+/** Whether a state is Open on `url`. */
+const isOpenOn = (url: string) => (state: Client.ClientState) => state._tag === "Open" && state.endpoint === `${url}/`
+
+/**
+ * For the returnToPrimary tests: a hand-written primary that refuses the first handshake (503),
+ * then answers each at once (`peer.answerAtOnce`) or holds it until told (`peer.held`); it reads
+ * close frames (`peer.released`) and, with `answersClose`, answers them. `peer.closed[n]`: request
+ * n's socket has closed. A secondary; the primary's breaker; `connect`: a Client (ordered,
+ * returnToPrimary 100 ms) open on the secondary after the primary's refusal.
+ */
+const probedPrimary = (options: { readonly answersClose: boolean }) =>
+  Effect.gen(function*() {
+    const peer = {
+      requests: { count: 0 },
+      held: [] as Array<() => void>,
+      closed: [] as Array<boolean>,
+      released: 0,
+      answerAtOnce: false
+    }
+    const primary = yield* upgradingServer(peer.requests, (socket, head) => {
+      const request = peer.requests.count
+      peer.closed[request] = false
+      socket.on("close", () => peer.closed[request] = true)
+      if (request === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+      socket.on("data", (data: Buffer) => {
+        if ((data[0]! & 0x0f) !== 0x8) return
+        peer.released++
+        if (options.answersClose) socket.end(Buffer.from([0x88, 0x00]))
+      })
+      if (peer.answerAtOnce) socket.write(head)
+      else peer.held.push(() => socket.write(head))
+    })
+    const secondary = yield* TestServer.make()
+    const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
+    const connect = Effect.tap(
+      Client.make({
+        url: [primary.url, secondary.url],
+        strategy: "ordered",
+        returnToPrimary: "100 millis",
+        connection: { openTimeout: "10 seconds" },
+        ...fast
+      }),
+      (client) => awaitState(client, isOpenOn(secondary.url))
+    )
+    return { breaker, connect, peer, primary, secondary }
+  })
+
 describe("Client with a circuit breaker per endpoint", () => {
   it.live("while the breaker is open: Suspended{endpoint, retryAt}, no handshake before retryAt; a trial after it heals opens the Client", () =>
     withBreakers(
@@ -412,37 +459,13 @@ describe("Client: the races a review found", () => {
           openFor: Schedule.spaced(answeredWhile === "open" ? "2 seconds" : "300 millis")
         },
         Effect.gen(function*() {
-          // The primary refuses the first handshake (503) and holds the next ones until told;
-          // `released`: the close frames it read (a probe releasing its connection), answered.
-          const requests = { count: 0 }
-          const held: Array<() => void> = []
-          let answerAtOnce = false
-          let released = 0
-          const primary = yield* upgradingServer(requests, (socket, head) => {
-            if (requests.count === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-            socket.on("data", (data: Buffer) => {
-              if ((data[0]! & 0x0f) !== 0x8) return
-              released++
-              socket.end(Buffer.from([0x88, 0x00]))
-            })
-            if (answerAtOnce) socket.write(head)
-            else held.push(() => socket.write(head))
-          })
-          const secondary = yield* TestServer.make()
-          const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
-          const client = yield* Client.make({
-            url: [primary.url, secondary.url],
-            strategy: "ordered",
-            returnToPrimary: "100 millis",
-            connection: { openTimeout: "10 seconds" },
-            ...fast
-          })
+          const { breaker, connect, peer, primary, secondary } = yield* probedPrimary({ answersClose: true })
+          const client = yield* connect
           // One failure of two: the breaker stays closed, and the Client is on the secondary.
-          yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${secondary.url}/`)
           expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
           // A probe, admitted while closed, is held; the breaker opens meanwhile (the user's own
           // call to the same host fails).
-          yield* awaitTrue(Effect.sync(() => held.length === 1), "a probe held")
+          yield* awaitTrue(Effect.sync(() => peer.held.length === 1), "a probe held")
           yield* Effect.exit(breaker.run(Effect.fail("down")))
           expect((yield* breaker.state.get)._tag).toBe("Open")
           // Half open: after the open period, the trial is the user's own call (a Client probes one
@@ -461,18 +484,18 @@ describe("Client: the races a review found", () => {
               ? `${state._tag} ${state.endpoint === `${primary.url}/` ? "primary" : "secondary"}`
               : state._tag
           const { states } = yield* recordStates(client, where)
-          held[0]!()
-          yield* awaitTrue(Effect.sync(() => released === 1), "the first probe answered and released")
-          // The probe decides once its release is done: a reconnect would show within
-          // milliseconds (given 300 ms; nothing else can close the breaker meanwhile).
+          peer.held[0]!()
+          yield* awaitTrue(Effect.sync(() => peer.released === 1), "the first probe answered and released")
+          // The probe decided at the answer: a reconnect would show within milliseconds (given
+          // 300 ms; nothing else can close the breaker meanwhile).
           yield* Effect.sleep("300 millis")
           expect(states).toEqual(["Open secondary"])
           expect((yield* breaker.state.get)._tag).toBe(answeredWhile === "open" ? "Open" : "HalfOpen")
           // Healed: the user's trial (half open) or the next probe (after the open period) closes
           // the breaker, and the Client goes home.
-          answerAtOnce = true
+          peer.answerAtOnce = true
           yield* Deferred.succeed(healed, undefined)
-          yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`)
+          yield* awaitState(client, isOpenOn(primary.url))
           expect(states).toEqual(["Open secondary", "Connecting primary", "Open primary"])
           expect(yield* secondary.requests).toBe(1)
           expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
@@ -484,36 +507,19 @@ describe("Client: the races a review found", () => {
     withBreakers(
       { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("100 millis") },
       Effect.gen(function*() {
-        // The primary refuses the first handshake (503), then answers every one; it reads close
-        // frames and never answers them. `closed[n]`: request n's socket has closed.
-        const requests = { count: 0 }
-        const closed: Array<boolean> = []
-        const primary = yield* upgradingServer(requests, (socket, head) => {
-          const request = requests.count
-          closed[request] = false
-          socket.on("close", () => closed[request] = true)
-          if (request === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-          socket.write(head)
-        })
-        const secondary = yield* TestServer.make()
-        const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
-        const client = yield* Client.make({
-          url: [primary.url, secondary.url],
-          strategy: "ordered",
-          returnToPrimary: "100 millis",
-          ...fast
-        })
-        yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${secondary.url}/`)
+        const { breaker, connect, peer, primary } = yield* probedPrimary({ answersClose: false })
+        peer.answerAtOnce = true
+        const client = yield* connect
         // The probe (request 2, the breaker's trial) is answered: home at once (request 3), while
         // the probe's close frame still waits for an answer. Before, the probe ended with its
         // close, 5 s later (closeTimeout), and so did the trial.
-        yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${primary.url}/`)
-        expect(requests.count).toBe(3)
-        expect(closed[2]).toBe(false)
+        yield* awaitState(client, isOpenOn(primary.url))
+        expect(peer.requests.count).toBe(3)
+        expect(peer.closed[2]).toBe(false)
         expect(yield* breaker.state.get).toEqual(CircuitBreaker.State.Closed())
         // The probe's socket is closed by its close timeout all the same (a hang guard, 10 s).
-        yield* awaitTrue(Effect.sync(() => closed[2] === true), "the probe's socket closed", 2_000)
-        expect(closed[3]).toBe(false)
+        yield* awaitTrue(Effect.sync(() => peer.closed[2] === true), "the probe's socket closed", 2_000)
+        expect(peer.closed[3]).toBe(false)
       })
     ))
 
@@ -521,41 +527,22 @@ describe("Client: the races a review found", () => {
     withBreakers(
       { policy: CircuitBreaker.consecutiveFailures(2), openFor: Schedule.spaced("10 seconds") },
       Effect.gen(function*() {
-        // The primary refuses the first handshake (503), holds the next until told, and never
-        // answers a close frame. `closed[n]`: request n's socket has closed.
-        const requests = { count: 0 }
-        const held: Array<() => void> = []
-        const closed: Array<boolean> = []
-        const primary = yield* upgradingServer(requests, (socket, head) => {
-          const request = requests.count
-          closed[request] = false
-          socket.on("close", () => closed[request] = true)
-          if (request === 1) return socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-          held.push(() => socket.write(head))
-        })
-        const secondary = yield* TestServer.make()
-        const breaker = yield* (yield* CircuitBreaker.Registry).forEndpoint(primary.url)
+        const { breaker, connect, peer, secondary } = yield* probedPrimary({ answersClose: false })
         yield* Effect.gen(function*() {
-          const client = yield* Client.make({
-            url: [primary.url, secondary.url],
-            strategy: "ordered",
-            returnToPrimary: "100 millis",
-            ...fast
-          })
-          yield* awaitState(client, (state) => state._tag === "Open" && state.endpoint === `${secondary.url}/`)
-          yield* awaitTrue(Effect.sync(() => held.length === 1), "a probe held")
+          const client = yield* connect
+          yield* awaitTrue(Effect.sync(() => peer.held.length === 1), "a probe held")
           yield* Effect.exit(breaker.run(Effect.fail("down")))
-          held[0]!()
+          peer.held[0]!()
           // Answered while open: ignored, its connection closing (its close frame unanswered,
           // until closeTimeout); the probe's timer comes round several times meanwhile.
           yield* Effect.sleep("500 millis")
           expect(yield* client.state.get).toMatchObject({ _tag: "Open", endpoint: `${secondary.url}/` })
-          expect(closed[2]).toBe(false)
+          expect(peer.closed[2]).toBe(false)
         }).pipe(Effect.scoped)
         // The Client's close waited for the probe's socket (a later probe's fiber in its place
         // would have let the close return with it still open).
-        expect(closed[2]).toBe(true)
-        expect(requests.count).toBe(2)
+        expect(peer.closed[2]).toBe(true)
+        expect(peer.requests.count).toBe(2)
       })
     ))
 

@@ -152,13 +152,14 @@ export const pickEndpoint = (client: LiveClient): Effect.Effect<number> =>
 
 /**
  * While a Client with `ordered` and `returnToPrimary` is open on another endpoint: every interval,
- * a handshake with the first endpoint (released at once); once one succeeds, the Client
- * reconnects, and its next series of attempts starts from the first endpoint.
+ * a handshake with the first endpoint (closed once its answer has decided); once one succeeds and
+ * the endpoint's breaker (if any) is closed, the Client reconnects, and its next series of
+ * attempts starts from the first endpoint.
  */
 export class PrimaryProbe implements TimerTarget {
   private timer: unknown = undefined
   private fiber: Fiber.RuntimeFiber<void> | undefined = undefined
-  /** The probe closes its answered connection: `stop` must not cut that wait (bounded by closeTimeout). */
+  /** From the answer until its connection is closed: `stop` must not cut that close short (bounded: twice closeTimeout). */
   private releasing = false
   private stopped = false
 
@@ -192,7 +193,7 @@ export class PrimaryProbe implements TimerTarget {
     if (this.stopped) return
     // The last probe still closing its answered connection (its answer ignored): one at a time,
     // so that `settled` covers every socket a probe opened.
-    if (this.fiber !== undefined) return this.start()
+    if (this.releasing) return this.start()
     let fiber: Fiber.RuntimeFiber<void>
     try {
       fiber = this.client.fork(this.probe(), false)
@@ -221,7 +222,11 @@ export class PrimaryProbe implements TimerTarget {
       const handshake = acquireConnection<never, never, never>(
         url,
         options,
-        (connection) => Effect.sync(() => opened = connection)
+        (connection) =>
+          Effect.sync(() => {
+            opened = connection
+            this.releasing = true
+          })
       )
       const breaker = yield* breakerFor(client, 0, url)
       const answered = yield* Effect.exit(breaker === undefined ? handshake : breaker.run(handshake))
@@ -235,18 +240,17 @@ export class PrimaryProbe implements TimerTarget {
         const state = breaker === undefined ? undefined : yield* Effect.exit(breaker.state.get)
         if (state === undefined || Exit.isFailure(state) || state.value._tag === "Closed") {
           // The reconnect stops this probe: its connection's close runs on, not interrupted.
-          this.releasing = opened !== undefined
           return yield* client.reconnectFrom(this.session)
         }
       }
       this.start()
     }).pipe(
       Effect.catchAllCause(() => Effect.sync(() => this.start())),
-      Effect.ensuring(Effect.suspend(() => {
-        if (opened === undefined) return Effect.void
-        this.releasing = true
-        return Effect.ensuring(releaseOpened(opened, Exit.void), Effect.sync(() => this.releasing = false))
-      }))
+      Effect.ensuring(Effect.suspend(() =>
+        opened === undefined
+          ? Effect.void
+          : Effect.ensuring(releaseOpened(opened, Exit.void), Effect.sync(() => this.releasing = false))
+      ))
     )
   }
 }
