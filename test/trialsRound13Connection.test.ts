@@ -850,3 +850,30 @@ describe("round 13: Connection.layer in an app", () => {
       }))
   )
 })
+
+describe("review of round 29: a release interrupted", () => {
+  // A user bounds the shutdown (`Effect.timeout` around closing the scope) and the peer never answers
+  // the close frame: the release's wait for it is interruptible (its own timeout needs that), and an
+  // interrupt used to end it before its terminate, leaving the socket open to ws's own 30 s timer.
+  it.live("a Connection's scope closed under a 200 ms timeout, the peer never answering the close frame: the socket is ended at the interrupt, not left open", () =>
+    Effect.gen(function*() {
+      const requests = { count: 0 }
+      let closeFrames = 0
+      let ended = false
+      const peer = yield* upgradingServer(requests, (socket, head) => {
+        socket.on("data", (data: Buffer) => (data[0]! & 0x0f) === 0x8 && closeFrames++)
+        socket.on("close", () => ended = true)
+        socket.write(head)
+      })
+      const scope = yield* Scope.make()
+      yield* Connection.connect(peer.url).pipe(Scope.extend(scope))
+      const closing = yield* Effect.exit(Effect.timeout(Scope.close(scope, Exit.void), "200 millis"))
+      expect(Exit.isFailure(closing) && Cause.isFailType(closing.cause) ? closing.cause.error._tag : "").toBe(
+        "TimeoutException"
+      )
+      expect(closeFrames).toBe(1)
+      // Ended by the interrupt's terminate: well before closeTimeout (5 s) or ws's 30 s (a hang
+      // guard of 2 s; before, it stayed open past both).
+      yield* awaitTrue(Effect.sync(() => ended), "the socket ended", 400)
+    }).pipe(Effect.scoped, provideNode))
+})

@@ -273,9 +273,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
         case CLOSED:
           return Effect.void
         case CONNECTING:
-          this.closeRequested = true
-          socket.terminate()
-          return this.waitForClose(closeTimeout)
+          return this.terminateAndWait(closeTimeout)
         case OPEN:
           this.requestClose(code, reason)
           return this.awaitClosedOrTerminate(closeTimeout)
@@ -308,13 +306,21 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
   private awaitClosedOrTerminate(timeout: Duration.Duration): Effect.Effect<void> {
     return this.awaitClosedInterruptibly.pipe(
       Effect.timeoutOption(timeout),
-      Effect.flatMap((result) => {
-        if (Option.isSome(result)) return Effect.void
-        this.closeRequested = true
-        this.socket?.terminate()
-        return this.waitForClose(timeout)
-      })
+      Effect.flatMap((result) => Option.isSome(result) ? Effect.void : this.terminateAndWait(timeout)),
+      // The wait is interruptible (above): one interrupted (a probe stopped, a release under a
+      // caller's timeout) still ends the socket, never leaves it to the transport's own timer.
+      Effect.onInterrupt(() => Effect.sync(() => this.terminate()))
     )
+  }
+
+  private terminate(): void {
+    this.closeRequested = true
+    this.socket?.terminate()
+  }
+
+  private terminateAndWait(timeout: Duration.Duration): Effect.Effect<void> {
+    this.terminate()
+    return this.waitForClose(timeout)
   }
 }
 
