@@ -201,6 +201,22 @@ class NodeSocket implements TransportSocket {
 
 const writeLost = new Error("the connection ended before the frame was written")
 
+/**
+ * ws's errors for the frames it still held when its socket closed: the one it was compressing and
+ * those queued behind it (or behind a Blob being read). None of their bytes was handed to the TCP
+ * socket (ws checks `destroyed` before it writes), so they may be sent again: the Client does.
+ */
+const HELD_BY_WS = [
+  "The socket was closed while data was being compressed",
+  "The socket was closed while the blob was being read"
+]
+
+/** What a frame ws still held is reported with: Transport's `notWritten` (the Client sends it again). */
+const notWritten = (cause: Error): Error =>
+  Object.assign(new Error("the connection ended before the frame reached the network", { cause }), {
+    notWritten: true
+  })
+
 /** libuv's counters of a socket's TCP handle: what was handed to it, and what it still holds. */
 interface TcpCounters {
   readonly bytesWritten: number
@@ -238,6 +254,13 @@ const tcpCounters = (tcp: Net.Socket, belowTls = false): TcpCounters | undefined
 class WriteCallbacks {
   readonly callbacks: Array<((error?: Error) => void) | undefined> = []
   private head = 0
+  /**
+   * The newest callbacks whose frames ws failed as held (`HELD_BY_WS`), not yet called: ws fails
+   * them at once, while Node may still owe the completions of frames handed to the TCP socket
+   * before them, so they run, in order, after those.
+   */
+  private held = 0
+  private heldError: Error | undefined = undefined
   /** The callbacks before this index are of frames the kernel took. */
   private taken = 0
   readonly completion = (error?: Error | null): void => this.completed(error)
@@ -279,7 +302,32 @@ class WriteCallbacks {
 
   private completed(error: Error | null | undefined): void {
     const callbacks = this.callbacks
-    if (this.head >= callbacks.length) return
+    // ws fails what it held oldest first, after every frame it handed on: its completions stand
+    // for the newest frames waiting, whatever Node still owes before them.
+    if (error !== undefined && error !== null && HELD_BY_WS.includes(error.message)) {
+      if (this.head + this.held >= callbacks.length) return
+      this.heldError ??= notWritten(error)
+      this.held++
+      return this.runHeld()
+    }
+    if (this.head + this.held >= callbacks.length) return
+    this.next(error)
+    this.runHeld()
+  }
+
+  /** Once only held frames are waiting: tells them, oldest first, that they were not written. */
+  private runHeld(): void {
+    const error = this.heldError
+    if (error === undefined || this.head + this.held < this.callbacks.length) return
+    let count = this.held
+    this.held = 0
+    this.heldError = undefined
+    while (count-- > 0) this.next(error)
+  }
+
+  /** Tells the oldest frame waiting. */
+  private next(error: Error | null | undefined): void {
+    const callbacks = this.callbacks
     const callback = callbacks[this.head]!
     const taken = this.head < this.taken
     callbacks[this.head++] = undefined

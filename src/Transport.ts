@@ -129,6 +129,9 @@ export interface TransportSocket {
    * and callbacks run in the order of the sends: the Client matches them to frames in that order.
    * A frame after whose `send` `bufferedAmount()` is 0 was written: its callback reports no error,
    * even if the socket ends before it runs (the Client's `send` keeps no canceler for it).
+   * An error with `notWritten: true` says that no byte of the frame reached the network, nor of
+   * any frame sent after it (Node: ws still held them, compressing, when the socket closed): a
+   * Client sends them all again on its next connection, at the front of its outbox.
    * May throw for a payload it cannot send (then nothing was written and no callback runs).
    */
   readonly send: (data: Message, callback?: (error?: Error) => void) => void

@@ -90,11 +90,13 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * Client refused by a busy half-open trial waits for the breaker to free a slot (`whenFree`; a
  * fleet on a fast schedule spun on refusals and starved the trial): 20.4 KiB; round 29: 20,876 B
  * (+64 B) once the primary probe moves a Client home only while the breaker is closed and closes
- * its connection after deciding, not cut short by the Client's close: 20.5 KiB. esbuild is pinned:
+ * its connection after deciding, not cut short by the Client's close: 20.5 KiB; round 30: 21,053 B
+ * (+162 B) once the Client sends again the frames its transport reports `notWritten` (ws held
+ * them, compressing, when the socket closed), which it failed before: 20.6 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 20.5
+const BUDGET_KIB = 20.6
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -132,9 +134,10 @@ const BUDGET_KIB = 20.5
  * the heartbeat's second look at a wait that ran out late: 19.9 KiB; round 26: 20,435 B (+173 B)
  * with a Config URL that cannot work failing the layer, the log's attempt count and `onOpen`'s own
  * fiber refused the Client's `send` and `awaitOpen`: 20.0 KiB; round 28: 20,632 B (+197 B) with the
- * Client's wait on a busy trial: 20.2 KiB; round 29: 20,671 B (+42 B) with the probe's fixes: 20.3 KiB.
+ * Client's wait on a busy trial: 20.2 KiB; round 29: 20,671 B (+42 B) with the probe's fixes: 20.3 KiB;
+ * round 30: 20,820 B (+146 B) with the frames reported `notWritten` sent again: 20.4 KiB.
  */
-const MODULES_BUDGET_KIB = 20.3
+const MODULES_BUDGET_KIB = 20.4
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

@@ -49,7 +49,7 @@ export const reconnects = /* @__PURE__ */ Metric.counter("lifeline_reconnects", 
   incremental: true
 })
 export const messagesOut = /* @__PURE__ */ Metric.counter("lifeline_messages_out", {
-  description: "frames written",
+  description: "frames handed to the transport",
   incremental: true
 })
 export const bytesOut = /* @__PURE__ */ Metric.counter("lifeline_bytes_out", {

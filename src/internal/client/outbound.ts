@@ -120,6 +120,12 @@ export class Outbound extends Outbox {
     this.last = size
   }
 
+  /** Frames came back unwritten and are queued again: the gauge counts them as waiting. */
+  override putBack(entries: ReadonlyArray<Entry>): void {
+    super.putBack(entries)
+    this.report(this.size)
+  }
+
   /** Fails everything still queued with `Closed` (the client closed); returns the payloads. */
   failQueued(): ReadonlyArray<Message> {
     const unsent = this.failAll("Closed")

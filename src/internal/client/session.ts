@@ -116,6 +116,29 @@ export class Session extends HeartbeatCore {
   private written(error: Error | null | undefined): void {
     const inFlight = this.inFlight
     if (inFlight === undefined || this.inFlightHead >= inFlight.length) return
+    // Not a byte of it reached the network, nor of any frame after it (a stream is written in
+    // order): they all go out again on the next connection, in order, ahead of what was queued
+    // since; their own completions then find nothing (unless the client is closing: then `close`
+    // returns them).
+    if (this.unsent === undefined && (error as { notWritten?: unknown } | null | undefined)?.notWritten === true) {
+      const sizes = this.sizes!
+      const entries: Array<Entry> = []
+      for (let index = this.inFlightHead; index < inFlight.length; index++) {
+        const item = inFlight[index]!
+        entries.push(
+          isEntry(item) ? item : {
+            payload: item,
+            bytes: sizes[index]!,
+            // Handed over bare by `enqueue`: a failure is reported as an event.
+            done: (failure) => failure && this.owner.reportFailure(failure)
+          }
+        )
+      }
+      inFlight.length = 0
+      sizes.length = 0
+      this.inFlightHead = 0
+      return this.owner.outbox.putBack(entries)
+    }
     const item = inFlight[this.inFlightHead]!
     const sizes = this.sizes!
     const bytes = sizes[this.inFlightHead]!

@@ -173,6 +173,18 @@ export class Outbox {
     return taken
   }
 
+  /**
+   * Frames handed to the transport came back unwritten (`notWritten`): queued again at the front,
+   * in order, their room moved from in flight to queued, so the bounds are unchanged.
+   */
+  putBack(entries: ReadonlyArray<Entry>): void {
+    for (const entry of entries) {
+      this.inFlight--
+      this.inFlightBytes -= entry.bytes
+    }
+    this.unshiftAll(entries)
+  }
+
   /** Puts entries back at the front, in order. */
   unshiftAll(entries: ReadonlyArray<Entry>): void {
     if (entries.length === 0) return

@@ -1,0 +1,184 @@
+/**
+ * Frames ws still held when its socket closed: with permessage-deflate, ws compresses a message on
+ * a later turn and queues the ones behind it; a socket that closes meanwhile fails them all ("The
+ * socket was closed while data was being compressed"), and none of their bytes was handed to the
+ * network. The Node transport reports them `notWritten` (Transport's contract), in order after
+ * the frames it had handed on, and a Client sends them again on its next connection, ahead of
+ * anything queued since, instead of failing them `WriteFailed`. Real sockets on 127.0.0.1: ws's
+ * own server with permessage-deflate, resetting the first connection at its first message.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, Logger, Schedule, Stream } from "effect"
+import type { Socket } from "node:net"
+import { WebSocketServer } from "ws"
+import { Client, NodeTransport, Transport } from "../src/index.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { withSend } from "./support/wrappedTransport.js"
+
+const quiet = Logger.remove(Logger.defaultLogger)
+
+/**
+ * ws's server with permessage-deflate on 127.0.0.1: keeps each message with the number of its
+ * connection (1, 2, ...); with `resetFirst`, resets connection 1 (a TCP RST) at its first message,
+ * while the client still compresses the ones behind it.
+ */
+const deflatingServer = (resetFirst: boolean) =>
+  Effect.acquireRelease(
+    Effect.async<
+      { readonly url: string; readonly received: Array<readonly [number, string]>; readonly wss: WebSocketServer }
+    >(
+      (resume) => {
+        const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: true })
+        const received: Array<readonly [number, string]> = []
+        let connections = 0
+        wss.on("connection", (ws) => {
+          const number = ++connections
+          ws.on("error", () => {})
+          ws.on("message", (data) => {
+            received.push([number, String(data)])
+            if (number === 1 && resetFirst && received.length === 1) {
+              ;(Reflect.get(ws, "_socket") as Socket).resetAndDestroy()
+            }
+          })
+        })
+        wss.on("listening", () => {
+          const address = wss.address()
+          const port = typeof address === "object" && address !== null ? address.port : 0
+          resume(Effect.succeed({ url: `ws://127.0.0.1:${port}`, received, wss }))
+        })
+      }
+    ),
+    ({ wss }) =>
+      Effect.async<void>((resume) => {
+        for (const client of wss.clients) client.terminate()
+        wss.close(() => resume(Effect.void))
+      })
+  )
+
+const COUNT = 200
+const message = (index: number) => `m${index}-${"x".repeat(4000)}`
+const indexOf = (text: string) => Number(text.slice(1, text.indexOf("-")))
+
+/** The Node transport; the first socket is terminated right after the burst's last send, in the same tick. */
+const terminatedAfterLast = () => {
+  let first = true
+  return withSend(NodeTransport.make, (socket, data, callback) => {
+    socket.send(data, callback)
+    if (first && data === message(COUNT - 1)) {
+      first = false
+      socket.terminate()
+    }
+  })
+}
+
+/**
+ * A Client to `url` over `transport` writes COUNT messages of 4 KB in one burst while Open (each
+ * straight to ws, which compresses them one after another), by `enqueue` or by forked `send`s;
+ * waits until each is at the server or failed (bounded) and closes. What became of each.
+ */
+const burst = (
+  url: string,
+  way: "enqueue" | "send",
+  transport: Transport.Transport,
+  received: Array<readonly [number, string]>
+) =>
+  Effect.gen(function*() {
+    const client = yield* Client.make({
+      url,
+      heartbeat: false,
+      retry: Schedule.spaced("10 millis"),
+      eventsCapacity: 10_000
+    })
+    const failures: Array<{ readonly index: number; readonly cause: unknown }> = []
+    const reader = yield* Effect.fork(Stream.runForEach(client.events, (event) =>
+      Effect.sync(() => {
+        if (event._tag === "MessageFailed") {
+          failures.push({ index: indexOf(String(event.error.payload)), cause: event.error.cause })
+        }
+      })))
+    yield* client.awaitOpen
+    const sendFailed: Array<{ readonly index: number; readonly cause: unknown }> = []
+    const sends: Array<Fiber.RuntimeFiber<void>> = []
+    for (let index = 0; index < COUNT; index++) {
+      if (way === "enqueue") yield* client.enqueue(message(index))
+      else {
+        sends.push(
+          yield* Effect.fork(
+            client.send(message(index)).pipe(
+              Effect.catchAll((error) =>
+                Effect.sync(() => {
+                  sendFailed.push({ index, cause: "cause" in error ? error.cause : undefined })
+                })
+              )
+            )
+          )
+        )
+      }
+    }
+    yield* Fiber.joinAll(sends)
+    // Every message written or failed (bounded); then the close handshake, which the server
+    // answers once it has read every frame before the close frame.
+    for (let turn = 0; turn < 1000 && (yield* client.outboxSize) > 0; turn++) yield* Effect.sleep("5 millis")
+    const returned = yield* client.close()
+    yield* Fiber.join(reader)
+    const failed = [...failures, ...sendFailed]
+    return {
+      atServer: received.map(([, text]) => indexOf(text)),
+      failed,
+      failedCount: yield* client.failed,
+      returned
+    }
+  }).pipe(Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), quiet)))
+
+/** A failure whose cause is a frame ws held: one the Client should have sent again. */
+const heldByWs = (cause: unknown): boolean => {
+  const error = cause as { readonly notWritten?: unknown; readonly message?: unknown } | undefined
+  return error?.notWritten === true || String(error?.message).includes("compressed")
+}
+
+describe("a Client whose socket closes while ws compresses the frames it was given", () => {
+  for (const way of ["enqueue", "send"] as const) {
+    it.live(
+      `${way}, the socket terminated in the tick of the last send: all ${COUNT} go out on the next connection, in order; none failed`,
+      () =>
+        withNoHandlesLeft(
+          Effect.gen(function*() {
+            const server = yield* deflatingServer(false)
+            const outcome = yield* burst(server.url, way, terminatedAfterLast(), server.received)
+            expect(outcome.failed).toEqual([])
+            expect(outcome.failedCount).toBe(0)
+            expect(outcome.returned).toEqual([])
+            // ws had compressed none of them: the first connection wrote nothing.
+            expect(server.received.map(([connection]) => connection)).toEqual(new Array(COUNT).fill(2))
+            expect(outcome.atServer).toEqual(Array.from({ length: COUNT }, (_, index) => index))
+          })
+        )
+    )
+
+    it.live(
+      `${way}, the peer resets the link at the first message: what ws held goes out on the next connection, in order; only frames with the TCP socket fail`,
+      () =>
+        withNoHandlesLeft(
+          Effect.gen(function*() {
+            const server = yield* deflatingServer(true)
+            const outcome = yield* burst(server.url, way, NodeTransport.make, server.received)
+            const { atServer } = outcome
+            // Once each, in order, across both connections.
+            expect(atServer.filter((value, k) => k > 0 && value <= atServer[k - 1]!)).toEqual([])
+            expect(outcome.returned).toEqual([])
+            expect(outcome.failed.filter((failure) => heldByWs(failure.cause))).toEqual([])
+            expect(outcome.failedCount).toBe(outcome.failed.length)
+            // The second connection had what ws held: the burst was cut while ws compressed.
+            const second = server.received.filter(([connection]) => connection === 2).map(([, text]) => indexOf(text))
+            expect(second.length).toBeGreaterThan(0)
+            // A message with no outcome was reported written, and lost with the reset connection's
+            // unread bytes (the at-most-once of "written"): never one after what ws held.
+            const outcomes = new Set([...atServer, ...outcome.failed.map((failure) => failure.index)])
+            const lost = Array.from({ length: COUNT }, (_, index) => index).filter((index) => !outcomes.has(index))
+            expect(lost.filter((index) => index > second[0]!)).toEqual([])
+            expect(outcomes.size + lost.length).toBe(COUNT)
+          })
+        )
+    )
+  }
+})
