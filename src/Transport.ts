@@ -131,7 +131,8 @@ export interface TransportSocket {
    * even if the socket ends before it runs (the Client's `send` keeps no canceler for it).
    * An error with `notWritten: true` says that no byte of the frame reached the network, nor of
    * any frame sent after it (Node: ws still held them, compressing, when the socket closed): a
-   * Client sends them all again on its next connection, at the front of its outbox.
+   * Client sends them all again on its next connection, at the front of its outbox. Only once the
+   * socket is no longer OPEN: before that, the Client fails such a frame `WriteFailed`.
    * May throw for a payload it cannot send (then nothing was written and no callback runs).
    */
   readonly send: (data: Message, callback?: (error?: Error) => void) => void

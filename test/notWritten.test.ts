@@ -80,13 +80,19 @@ const burst = (
   url: string,
   way: "enqueue" | "send",
   transport: Transport.Transport,
-  received: Array<readonly [number, string]>
+  received: ReadonlyArray<readonly [number, string]>,
+  /**
+   * Messages written the same way right behind the burst, while ws still holds it (its socket is
+   * terminated then): queued in the outbox before what ws held comes back. The Client then waits
+   * 300 ms to retry.
+   */
+  later = 0
 ) =>
   Effect.gen(function*() {
     const client = yield* Client.make({
       url,
       heartbeat: false,
-      retry: Schedule.spaced("10 millis"),
+      retry: Schedule.spaced(later > 0 ? "300 millis" : "10 millis"),
       eventsCapacity: 10_000
     })
     const failures: Array<{ readonly index: number; readonly cause: unknown }> = []
@@ -99,7 +105,7 @@ const burst = (
     yield* client.awaitOpen
     const sendFailed: Array<{ readonly index: number; readonly cause: unknown }> = []
     const sends: Array<Fiber.RuntimeFiber<void>> = []
-    for (let index = 0; index < COUNT; index++) {
+    for (let index = 0; index < COUNT + later; index++) {
       if (way === "enqueue") yield* client.enqueue(message(index))
       else {
         sends.push(
@@ -139,18 +145,18 @@ const heldByWs = (cause: unknown): boolean => {
 describe("a Client whose socket closes while ws compresses the frames it was given", () => {
   for (const way of ["enqueue", "send"] as const) {
     it.live(
-      `${way}, the socket terminated in the tick of the last send: all ${COUNT} go out on the next connection, in order; none failed`,
+      `${way}, the socket terminated in the tick of the last send: all ${COUNT} go out on the next connection, in order, ahead of 10 queued behind them while ws held them; none failed`,
       () =>
         withNoHandlesLeft(
           Effect.gen(function*() {
             const server = yield* deflatingServer(false)
-            const outcome = yield* burst(server.url, way, terminatedAfterLast(), server.received)
+            const outcome = yield* burst(server.url, way, terminatedAfterLast(), server.received, 10)
             expect(outcome.failed).toEqual([])
             expect(outcome.failedCount).toBe(0)
             expect(outcome.returned).toEqual([])
             // ws had compressed none of them: the first connection wrote nothing.
-            expect(server.received.map(([connection]) => connection)).toEqual(new Array(COUNT).fill(2))
-            expect(outcome.atServer).toEqual(Array.from({ length: COUNT }, (_, index) => index))
+            expect(server.received.map(([connection]) => connection)).toEqual(new Array(COUNT + 10).fill(2))
+            expect(outcome.atServer).toEqual(Array.from({ length: COUNT + 10 }, (_, index) => index))
           })
         )
     )
@@ -181,4 +187,30 @@ describe("a Client whose socket closes while ws compresses the frames it was giv
         )
     )
   }
+})
+
+describe("a transport that reports a frame notWritten while its socket is OPEN", () => {
+  it.live("the Client fails that send WriteFailed (it does not write it again at once, without end) and stays Open; the next send is written", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* deflatingServer(false)
+        // The real transport, except that the frame "refused" is called back at once, unsent.
+        const refusing = withSend(NodeTransport.make, (socket, data, callback) => {
+          if (data !== "refused") return socket.send(data, callback)
+          callback?.(Object.assign(new Error("refused by the transport"), { notWritten: true }))
+        })
+        const client = yield* Client.make({ url: server.url, heartbeat: false }).pipe(
+          Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, refusing), quiet))
+        )
+        yield* client.awaitOpen
+        const refused = yield* Effect.flip(client.send("refused"))
+        expect(refused).toMatchObject({ _tag: "SendError", reason: "WriteFailed", payload: "refused" })
+        expect((refused.cause as Error).message).toBe("refused by the transport")
+        yield* client.send("m0-after")
+        expect((yield* client.state.get)._tag).toBe("Open")
+        expect(yield* client.failed).toBe(1)
+        yield* client.close()
+        expect(server.received).toEqual([[1, "m0-after"]])
+      })
+    ))
 })

@@ -236,6 +236,9 @@ export class Outbound extends Outbox {
         if (sender === true || session.opened.socket.bufferedAmount() === 0) return
         return Effect.sync(() => {
           sender = false
+          // Back in the outbox (its transport never wrote it: `notWritten`): not sent, as a
+          // queued send that is interrupted.
+          if (this.remove(entry)) this.report(this.size)
         })
       })
     })

@@ -21,6 +21,7 @@ import type { HeartbeatOptions } from "../heartbeat.js"
 import { HeartbeatCore } from "../heartbeat.js"
 import type { Entry, Outbox } from "../primitives/outbox.js"
 import type { Timers } from "../primitives/timers.js"
+import { OPEN } from "../protocol.js"
 import type { SessionEnd } from "./phase.js"
 
 /** What a session reports to its Client. */
@@ -120,8 +121,15 @@ export class Session extends HeartbeatCore {
     // order): they all go out again on the next connection, in order, ahead of what was queued
     // since; their own completions then find nothing (unless the client is closing: then `close`
     // returns them).
-    if (this.unsent === undefined && (error as { notWritten?: unknown } | null | undefined)?.notWritten === true) {
+    // Only once the socket is past OPEN: a transport that said so of a frame while open would have
+    // the flush write it again at once, without end.
+    if (
+      this.unsent === undefined && (error as { notWritten?: unknown } | null | undefined)?.notWritten === true &&
+      this.opened.socket.readyState() !== OPEN
+    ) {
       const sizes = this.sizes!
+      // Not `this`: an entry waits through the backoff, and must not keep the dead socket alive.
+      const owner = this.owner
       const entries: Array<Entry> = []
       for (let index = this.inFlightHead; index < inFlight.length; index++) {
         const item = inFlight[index]!
@@ -130,7 +138,7 @@ export class Session extends HeartbeatCore {
             payload: item,
             bytes: sizes[index]!,
             // Handed over bare by `enqueue`: a failure is reported as an event.
-            done: (failure) => failure && this.owner.reportFailure(failure)
+            done: (failure) => failure && owner.reportFailure(failure)
           }
         )
       }
