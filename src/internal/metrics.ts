@@ -53,7 +53,7 @@ export const messagesOut = /* @__PURE__ */ Metric.counter("lifeline_messages_out
   incremental: true
 })
 export const bytesOut = /* @__PURE__ */ Metric.counter("lifeline_bytes_out", {
-  description: "payload bytes written (strings counted in UTF-16 units)",
+  description: "payload bytes handed to the transport (strings counted in UTF-16 units)",
   incremental: true
 })
 export const messagesFailed = /* @__PURE__ */ Metric.counter("lifeline_messages_failed", {
