@@ -30,7 +30,7 @@ import { tcpCounters, WriteCallbacks } from "./internal/nodeWriteCallbacks.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import { install as installNodeTimers } from "./internal/primitives/nodeTimers.js"
 import type { ReadyState } from "./internal/protocol.js"
-import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CLOSING, CONNECTING, OPEN } from "./internal/protocol.js"
+import { ABNORMAL_CLOSURE, approximateBytes, CLOSED, CONNECTING, OPEN } from "./internal/protocol.js"
 import { ownPhrase, secretsOf, tidyPhrase } from "./internal/reasonPhrase.js"
 import { install as installUrlOnlySettings } from "./internal/urlOnlySettings.js"
 import type { Message, OpenRequest, SocketListener, TransportSocket } from "./Transport.js"
@@ -85,10 +85,7 @@ class NodeSocket implements TransportSocket {
   constructor(readonly ws: WebSocket, readonly listener: SocketListener) {}
 
   readyState(): ReadyState {
-    const state = this.ws.readyState
-    // ws hears that its TCP socket was destroyed (a reset) on its 'close' event, a turn or more
-    // later; nothing can be written meanwhile (ws may already have failed what it held).
-    return state === OPEN && this.tcp?.destroyed === true ? CLOSING : state
+    return this.ws.readyState
   }
   protocol(): string {
     return this.ws.protocol

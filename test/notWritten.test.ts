@@ -18,11 +18,12 @@ import { withSend } from "./support/wrappedTransport.js"
 const quiet = Logger.remove(Logger.defaultLogger)
 
 /**
- * ws's server with permessage-deflate on 127.0.0.1: keeps each message with the number of its
- * connection (1, 2, ...); with `resetFirst`, resets connection 1 (a TCP RST) at its first message,
- * while the client still compresses the ones behind it.
+ * ws's server with permessage-deflate on 127.0.0.1 (the TestServer has neither permessage-deflate
+ * nor a hold on its TCP sockets): keeps each message with the number of its connection (1, 2,
+ * ...). At connection 1's first message, while the client still compresses the ones behind it:
+ * `reset` resets it (a TCP RST); `end` ends its side of TCP (a FIN) and reads on.
  */
-const deflatingServer = (resetFirst: boolean) =>
+const deflatingServer = (first: "none" | "reset" | "end") =>
   Effect.acquireRelease(
     Effect.async<
       { readonly url: string; readonly received: Array<readonly [number, string]>; readonly wss: WebSocketServer }
@@ -36,9 +37,10 @@ const deflatingServer = (resetFirst: boolean) =>
           ws.on("error", () => {})
           ws.on("message", (data) => {
             received.push([number, String(data)])
-            if (number === 1 && resetFirst && received.length === 1) {
-              ;(Reflect.get(ws, "_socket") as Socket).resetAndDestroy()
-            }
+            if (number !== 1 || received.length !== 1) return
+            const tcp = Reflect.get(ws, "_socket") as Socket
+            if (first === "reset") tcp.resetAndDestroy()
+            if (first === "end") tcp.end()
           })
         })
         wss.on("listening", () => {
@@ -73,12 +75,13 @@ const terminatedAfterLast = () => {
 
 /**
  * A Client to `url` over `transport` writes COUNT messages of 4 KB in one burst while Open (each
- * straight to ws, which compresses them one after another), by `enqueue` or by forked `send`s;
- * waits until each is at the server or failed (bounded) and closes. What became of each.
+ * straight to ws, which compresses them one after another), by `enqueue`, by forked `send`s, or
+ * as a Stream run into its `sink`; waits until none is pending (bounded) and closes. What became
+ * of each.
  */
 const burst = (
   url: string,
-  way: "enqueue" | "send",
+  way: "enqueue" | "send" | "sink",
   transport: Transport.Transport,
   received: ReadonlyArray<readonly [number, string]>,
   /**
@@ -105,7 +108,9 @@ const burst = (
     yield* client.awaitOpen
     const sendFailed: Array<{ readonly index: number; readonly cause: unknown }> = []
     const sends: Array<Fiber.RuntimeFiber<void>> = []
-    for (let index = 0; index < COUNT + later; index++) {
+    // As a feed is written: a Stream run into the Client's sink.
+    if (way === "sink") yield* Stream.run(Stream.range(0, COUNT + later - 1).pipe(Stream.map(message)), client.sink)
+    for (let index = 0; way !== "sink" && index < COUNT + later; index++) {
       if (way === "enqueue") yield* client.enqueue(message(index))
       else {
         sends.push(
@@ -143,13 +148,13 @@ const heldByWs = (cause: unknown): boolean => {
 }
 
 describe("a Client whose socket closes while ws compresses the frames it was given", () => {
-  for (const way of ["enqueue", "send"] as const) {
+  for (const way of ["enqueue", "send", "sink"] as const) {
     it.live(
       `${way}, the socket terminated in the tick of the last send: all ${COUNT} go out on the next connection, in order, ahead of 10 queued behind them while ws held them; none failed`,
       () =>
         withNoHandlesLeft(
           Effect.gen(function*() {
-            const server = yield* deflatingServer(false)
+            const server = yield* deflatingServer("none")
             const outcome = yield* burst(server.url, way, terminatedAfterLast(), server.received, 10)
             expect(outcome.failed).toEqual([])
             expect(outcome.failedCount).toBe(0)
@@ -166,7 +171,7 @@ describe("a Client whose socket closes while ws compresses the frames it was giv
       () =>
         withNoHandlesLeft(
           Effect.gen(function*() {
-            const server = yield* deflatingServer(true)
+            const server = yield* deflatingServer("reset")
             const outcome = yield* burst(server.url, way, NodeTransport.make, server.received)
             const { atServer } = outcome
             // Once each, in order, across both connections.
@@ -182,7 +187,25 @@ describe("a Client whose socket closes while ws compresses the frames it was giv
             const outcomes = new Set([...atServer, ...outcome.failed.map((failure) => failure.index)])
             const lost = Array.from({ length: COUNT }, (_, index) => index).filter((index) => !outcomes.has(index))
             expect(lost.filter((index) => index > second[0]!)).toEqual([])
-            expect(outcomes.size + lost.length).toBe(COUNT)
+            // Each has one outcome: none both at the server and failed, none at the server twice.
+            expect(atServer.length + outcome.failed.length + lost.length).toBe(COUNT)
+          })
+        )
+    )
+
+    it.live(
+      `${way}, the peer ends its side of TCP (a FIN) at the first message and reads on: every message at the server once, in order, none failed; what ws held on the next connection`,
+      () =>
+        withNoHandlesLeft(
+          Effect.gen(function*() {
+            const server = yield* deflatingServer("end")
+            const outcome = yield* burst(server.url, way, NodeTransport.make, server.received)
+            // The server reads what was written before the client's own FIN; ws held the rest.
+            expect(outcome.atServer).toEqual(Array.from({ length: COUNT }, (_, index) => index))
+            expect(outcome.failed).toEqual([])
+            expect(outcome.failedCount).toBe(0)
+            expect(outcome.returned).toEqual([])
+            expect(server.received.filter(([connection]) => connection === 2).length).toBeGreaterThan(0)
           })
         )
     )
@@ -193,7 +216,7 @@ describe("a transport that reports a frame notWritten while its socket is OPEN",
   it.live("the Client fails that send WriteFailed (it does not write it again at once, without end) and stays Open; the next send is written", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
-        const server = yield* deflatingServer(false)
+        const server = yield* deflatingServer("none")
         // The real transport, except that the frame "refused" is called back at once, unsent.
         const refusing = withSend(NodeTransport.make, (socket, data, callback) => {
           if (data !== "refused") return socket.send(data, callback)

@@ -118,34 +118,15 @@ export class Session extends HeartbeatCore {
     const inFlight = this.inFlight
     if (inFlight === undefined || this.inFlightHead >= inFlight.length) return
     // Not a byte of it reached the network, nor of any frame after it (a stream is written in
-    // order): they all go out again on the next connection, in order, ahead of what was queued
-    // since; their own completions then find nothing (unless the client is closing: then `close`
-    // returns them).
-    // Only once the socket is past OPEN: a transport that said so of a frame while open would have
-    // the flush write it again at once, without end.
+    // order): they all go out again on the next connection (unless the client is closing: then
+    // `close` returns them). Only once the socket is past OPEN: a transport that said so of a
+    // frame while open would have the flush write it again at once, without end. (ws is CLOSING
+    // from its TCP socket's 'error' or 'end' on, before its compressor can call back.)
     if (
-      this.unsent === undefined && (error as { notWritten?: unknown } | null | undefined)?.notWritten === true &&
-      this.opened.socket.readyState() !== OPEN
+      error !== undefined && error !== null && (error as { notWritten?: unknown }).notWritten === true &&
+      this.unsent === undefined && this.opened.socket.readyState() !== OPEN
     ) {
-      const sizes = this.sizes!
-      // Not `this`: an entry waits through the backoff, and must not keep the dead socket alive.
-      const owner = this.owner
-      const entries: Array<Entry> = []
-      for (let index = this.inFlightHead; index < inFlight.length; index++) {
-        const item = inFlight[index]!
-        entries.push(
-          isEntry(item) ? item : {
-            payload: item,
-            bytes: sizes[index]!,
-            // Handed over bare by `enqueue`: a failure is reported as an event.
-            done: (failure) => failure && owner.reportFailure(failure)
-          }
-        )
-      }
-      inFlight.length = 0
-      sizes.length = 0
-      this.inFlightHead = 0
-      return this.owner.outbox.putBack(entries)
+      return this.putBackInFlight()
     }
     const item = inFlight[this.inFlightHead]!
     const sizes = this.sizes!
@@ -175,18 +156,44 @@ export class Session extends HeartbeatCore {
    * (`Closed`, and into `unsent`, while the client closes; else `WriteFailed`).
    */
   abandonInFlight(): void {
-    const inFlight = this.inFlight
-    this.inFlight = undefined
-    if (inFlight === undefined) return
-    const sizes = this.sizes ?? []
-    this.sizes = undefined
-    for (let index = this.inFlightHead; index < inFlight.length; index++) {
-      const item = inFlight[index]!
+    this.drainInFlight((item, bytes) => {
       const data = payloadOf(item)
-      this.owner.outbox.settled(sizes[index]!)
+      this.owner.outbox.settled(bytes)
       this.fail(item, this.unsent === undefined ? writeFailed(data, connectionEnded) : closedError(data))
-    }
+    })
+  }
+
+  /**
+   * Every frame still in flight back at the front of the outbox, in order, ahead of what was
+   * queued since; their own completions then find nothing.
+   */
+  private putBackInFlight(): void {
+    // Not `this`: an entry waits through the backoff, and must not keep the dead socket alive.
+    const owner = this.owner
+    const entries: Array<Entry> = []
+    this.drainInFlight((item, bytes) =>
+      entries.push(
+        isEntry(item) ? item : {
+          payload: item,
+          bytes,
+          // Handed over bare by `enqueue`: a failure is reported as an event.
+          done: (failure) => failure && owner.reportFailure(failure)
+        }
+      )
+    )
+    owner.outbox.putBack(entries)
+  }
+
+  /** Hands each frame still in flight, oldest first, with the size it was counted with, to `each`; none is tracked after. */
+  private drainInFlight(each: (item: Message | Entry, bytes: number) => void): void {
+    const inFlight = this.inFlight
+    const sizes = this.sizes
+    const from = this.inFlightHead
+    this.inFlight = undefined
+    this.sizes = undefined
     this.inFlightHead = 0
+    if (inFlight === undefined) return
+    for (let index = from; index < inFlight.length; index++) each(inFlight[index]!, sizes![index]!)
   }
 
   private fail(item: Message | Entry, error: SendError): void {
