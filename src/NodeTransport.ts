@@ -26,7 +26,7 @@ import {
 } from "./internal/classifyHandshakeError.js"
 import { install as installCallbacks } from "./internal/client/callbacks.js"
 import { nodeOptionChecks } from "./internal/nodeOptions.js"
-import { tcpCounters, WriteCallbacks } from "./internal/nodeWriteCallbacks.js"
+import { heldByWs, tcpCounters, WriteCallbacks } from "./internal/nodeWriteCallbacks.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import { install as installNodeTimers } from "./internal/primitives/nodeTimers.js"
 import type { ReadyState } from "./internal/protocol.js"
@@ -246,6 +246,8 @@ class LifelineWebSocket extends WebSocket {
           socketOnOpen(this, state)
           return true
         case "close":
+          // What ws still holds to compress is reported not written now, before the close is.
+          if (state.writes !== undefined) state.writes.heldAtClose(heldByWs(this, state.writes.completion))
           state.listener.onClose(first as number, String(second), first !== ABNORMAL_CLOSURE)
           return true
         case "unexpected-response":

@@ -12,6 +12,7 @@ import type * as Net from "node:net"
 import { WriteCallbacks } from "../src/internal/nodeWriteCallbacks.js"
 
 const COMPRESSING = "The socket was closed while data was being compressed"
+const AT_CLOSE = "The socket was closed while ws still held the frame, to compress it"
 
 /** WriteCallbacks over a destroyed socket with `count` frames waiting; what each frame was told, in call order. */
 const waiting = (count: number) => {
@@ -31,7 +32,11 @@ const waiting = (count: number) => {
       )
     })
   }
-  return { told, complete: (error?: Error) => writes.completion(error) }
+  return {
+    told,
+    complete: (error?: Error) => writes.completion(error),
+    closed: (held: number) => writes.heldAtClose(held)
+  }
 }
 
 describe("WriteCallbacks: the frames ws held, on a destroyed socket", () => {
@@ -82,5 +87,47 @@ describe("WriteCallbacks: the frames ws held, on a destroyed socket", () => {
       `3 notWritten (${COMPRESSING})`,
       `4 notWritten (${COMPRESSING})`
     ])
+  })
+})
+
+describe("WriteCallbacks: the frames ws still holds when its socket closes (its compression waits in the zlib queue)", () => {
+  it("the newest ones are told notWritten at the close, after Node's completion still owed for the one before them; ws's own errors later find nothing", () => {
+    const { closed, complete, told } = waiting(3)
+    closed(2)
+    expect(told).toEqual([])
+    complete(new Error("write ECONNRESET"))
+    expect(told).toEqual(["1 write ECONNRESET", `2 notWritten (${AT_CLOSE})`, `3 notWritten (${AT_CLOSE})`])
+    complete(new Error(COMPRESSING))
+    complete(new Error(COMPRESSING))
+    expect(told).toHaveLength(3)
+  })
+
+  it("ws's own errors for them after the close are ignored, while Node still owes completions of frames before them", () => {
+    const { closed, complete, told } = waiting(4)
+    closed(2)
+    complete(new Error(COMPRESSING))
+    complete(new Error(COMPRESSING))
+    expect(told).toEqual([])
+    complete(new Error("write EPIPE"))
+    expect(told).toEqual(["1 write EPIPE"])
+    complete(new Error("write EPIPE"))
+    expect(told).toEqual(["1 write EPIPE", "2 write EPIPE", `3 notWritten (${AT_CLOSE})`, `4 notWritten (${AT_CLOSE})`])
+  })
+
+  it("ws counted one more than are waiting (the frame it compresses was sent without a callback): only those waiting", () => {
+    const { closed, told } = waiting(2)
+    closed(3)
+    expect(told).toEqual([`1 notWritten (${AT_CLOSE})`, `2 notWritten (${AT_CLOSE})`])
+  })
+
+  it("ws already failed what it held (its compressor called back before the close): the close counts nothing again", () => {
+    const { closed, complete, told } = waiting(3)
+    complete(new Error(COMPRESSING))
+    complete(new Error(COMPRESSING))
+    // ws's sender still reads as compressing, its queue as it was: the close must not count them.
+    closed(2)
+    expect(told).toEqual([])
+    complete(new Error("write EPIPE"))
+    expect(told).toEqual(["1 write EPIPE", `2 notWritten (${COMPRESSING})`, `3 notWritten (${COMPRESSING})`])
   })
 })

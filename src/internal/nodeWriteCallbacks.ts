@@ -31,6 +31,26 @@ const notWritten = (cause: Error): Error =>
     notWritten: true
   })
 
+const closedWhileHeld = new Error("The socket was closed while ws still held the frame, to compress it")
+
+/**
+ * How many frames ws's sender (ws 8.x's `_sender`) still holds for `completion`: the one it is
+ * compressing, or reading from a Blob (its `_state` is not DEFAULT), and those queued behind it
+ * with that callback. 0 where ws's internals are not as read here.
+ */
+export const heldByWs = (ws: object, completion: unknown): number => {
+  const sender: unknown = Reflect.get(ws, "_sender")
+  if (typeof sender !== "object" || sender === null) return 0
+  const state: unknown = Reflect.get(sender, "_state")
+  const queue: unknown = Reflect.get(sender, "_queue")
+  if (typeof state !== "number" || state === 0 || !Array.isArray(queue)) return 0
+  let held = 1
+  for (const params of queue) {
+    if (Array.isArray(params) && params[params.length - 1] === completion) held++
+  }
+  return held
+}
+
 /** libuv's counters of a socket's TCP handle: what was handed to it, and what it still holds. */
 interface TcpCounters {
   readonly bytesWritten: number
@@ -75,6 +95,11 @@ export class WriteCallbacks {
    */
   private held = 0
   private heldError: Error | undefined = undefined
+  /**
+   * Who reported the held frames: ws (it fails all it held at once, so the close has nothing left
+   * to count), or the close (`heldAtClose`: ws's own errors for them, later, are then ignored).
+   */
+  private heldReportedBy: "ws" | "close" | undefined = undefined
   /** The callbacks before this index are of frames the kernel took. */
   private taken = 0
   readonly completion = (error?: Error | null): void => this.completed(error)
@@ -119,6 +144,8 @@ export class WriteCallbacks {
     // ws fails what it held oldest first, after every frame it handed on: its completions stand
     // for the newest frames waiting, whatever Node still owes before them.
     if (error !== undefined && error !== null && HELD_BY_WS.includes(error.message)) {
+      if (this.heldReportedBy === "close") return
+      this.heldReportedBy = "ws"
       if (this.head + this.held >= callbacks.length) return
       this.heldError ??= notWritten(error)
       this.held++
@@ -126,6 +153,25 @@ export class WriteCallbacks {
     }
     if (this.head + this.held >= callbacks.length) return
     this.next(error)
+    this.runHeld()
+  }
+
+  /**
+   * The socket closed (ws's 'close') with `count` frames still in ws's sender: the one it is
+   * compressing and those queued behind it (`heldByWs`). ws fails them only once its compression
+   * job runs, and that job may wait behind other sockets' in ws's process-wide zlib queue (ten at
+   * a time), long after the close: they are reported `notWritten` now, as ws would report them,
+   * after Node's completions still owed for the frames before them. At most the frames waiting
+   * (the one being compressed may be a frame sent without a callback); none if ws already failed
+   * them.
+   */
+  heldAtClose(count: number): void {
+    if (this.heldReportedBy !== undefined) return
+    const held = Math.min(count, this.callbacks.length - this.head - this.held)
+    if (held <= 0) return
+    this.heldReportedBy = "close"
+    this.heldError ??= notWritten(closedWhileHeld)
+    this.held += held
     this.runHeld()
   }
 
