@@ -26,7 +26,7 @@ import {
 } from "./internal/classifyHandshakeError.js"
 import { install as installCallbacks } from "./internal/client/callbacks.js"
 import { nodeOptionChecks } from "./internal/nodeOptions.js"
-import { heldByWs, tcpCounters, WriteCallbacks } from "./internal/nodeWriteCallbacks.js"
+import { heldByWs, tcpCounters, WriteCallbacks, wsHolds } from "./internal/nodeWriteCallbacks.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import { install as installNodeTimers } from "./internal/primitives/nodeTimers.js"
 import type { ReadyState } from "./internal/protocol.js"
@@ -91,7 +91,9 @@ class NodeSocket implements TransportSocket {
     return this.ws.protocol
   }
   bufferedAmount(): number {
-    return this.ws.bufferedAmount
+    const amount = this.ws.bufferedAmount
+    // An empty frame ws holds to compress counts nothing: not written yet, so not 0 (Transport).
+    return amount === 0 && wsHolds(this.ws) ? 1 : amount
   }
   /**
    * What the kernel took of this socket's bytes. ws's `bufferedAmount` drops only when a whole

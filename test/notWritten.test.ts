@@ -272,6 +272,39 @@ describe("a Client whose frames wait in ws's process-wide zlib queue when its so
   )
 })
 
+describe("empty frames ws holds to compress (they count nothing in its bufferedAmount)", () => {
+  for (const way of ["send", "enqueue"] as const) {
+    it.live(`${way}: two empty frames and one more, waiting in ws's zlib queue when the socket is terminated, all go out on the next connection; none reported written before`, () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const server = yield* deflatingServer("none")
+          const others = yield* otherSockets
+          let first = true
+          const transport = withSend(NodeTransport.make, (socket, data, callback) => {
+            if (first && data === "") others.fill()
+            socket.send(data, callback)
+            if (first && data === "last") {
+              first = false
+              socket.terminate()
+            }
+          })
+          const client = yield* Client.make({ url: server.url, heartbeat: false, retry: Schedule.spaced("10 millis") })
+            .pipe(Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), quiet)))
+          yield* client.awaitOpen
+          const sends = yield* Effect.forEach(
+            ["", "", "last"],
+            (data) => way === "send" ? Effect.fork(client.send(data)) : Effect.fork(client.enqueue(data))
+          )
+          yield* Fiber.joinAll(sends)
+          for (let turn = 0; turn < 1000 && (yield* client.outboxSize) > 0; turn++) yield* Effect.sleep("5 millis")
+          expect(yield* client.close()).toEqual([])
+          expect(yield* client.failed).toBe(0)
+          expect(server.received).toEqual([[2, ""], [2, ""], [2, "last"]])
+        })
+      ))
+  }
+})
+
 /**
  * ws's server with permessage-deflate that resets each client's first connection at its first
  * message (messages are `c<client>m<index>-...`), and keeps, per client, the indexes it read with

@@ -33,17 +33,29 @@ const notWritten = (cause: Error): Error =>
 
 const closedWhileHeld = new Error("The socket was closed while ws still held the frame, to compress it")
 
+/** ws 8.x's sender (`_sender`) while it holds a frame: it compresses one, or reads a Blob (its `_state` is not DEFAULT). */
+const holdingSender = (ws: object): object | undefined => {
+  const sender: unknown = Reflect.get(ws, "_sender")
+  if (typeof sender !== "object" || sender === null) return undefined
+  const state: unknown = Reflect.get(sender, "_state")
+  return typeof state === "number" && state !== 0 ? sender : undefined
+}
+
 /**
- * How many frames ws's sender (ws 8.x's `_sender`) still holds for `completion`: the one it is
- * compressing, or reading from a Blob (its `_state` is not DEFAULT), and those queued behind it
- * with that callback. 0 where ws's internals are not as read here.
+ * ws's sender holds a frame, with perhaps more queued behind. Its `bufferedAmount` counts what it
+ * holds by length, so a held empty frame (ws compresses every message, an empty one too, unless
+ * no_context_takeover sets a threshold) counts nothing: 0 then does not mean written.
+ */
+export const wsHolds = (ws: object): boolean => holdingSender(ws) !== undefined
+
+/**
+ * How many frames ws's sender still holds for `completion`: the one it compresses and those
+ * queued behind it with that callback. 0 where ws's internals are not as read here.
  */
 export const heldByWs = (ws: object, completion: unknown): number => {
-  const sender: unknown = Reflect.get(ws, "_sender")
-  if (typeof sender !== "object" || sender === null) return 0
-  const state: unknown = Reflect.get(sender, "_state")
-  const queue: unknown = Reflect.get(sender, "_queue")
-  if (typeof state !== "number" || state === 0 || !Array.isArray(queue)) return 0
+  const sender = holdingSender(ws)
+  const queue: unknown = sender === undefined ? undefined : Reflect.get(sender, "_queue")
+  if (!Array.isArray(queue)) return 0
   let held = 1
   for (const params of queue) {
     if (Array.isArray(params) && params[params.length - 1] === completion) held++
@@ -128,7 +140,7 @@ export class WriteCallbacks {
     if (tcp === undefined || tcp.destroyed) return
     const buffered = this.socket.ws.bufferedAmount
     if (buffered === 0) {
-      this.taken = this.callbacks.length
+      if (!wsHolds(this.socket.ws)) this.taken = this.callbacks.length
       return
     }
     if (handed === undefined) return
@@ -161,9 +173,11 @@ export class WriteCallbacks {
    * compressing and those queued behind it (`heldByWs`). ws fails them only once its compression
    * job runs, and that job may wait behind other sockets' in ws's process-wide zlib queue (ten at
    * a time), long after the close: they are reported `notWritten` now, as ws would report them,
-   * after Node's completions still owed for the frames before them. At most the frames waiting
-   * (the one being compressed may be a frame sent without a callback); none if ws already failed
-   * them.
+   * after Node's completions still owed for the frames before them. At most the frames waiting:
+   * the one being compressed may be a frame sent without a callback (a Connection's `write`),
+   * and then one too many is counted, which takes nothing from the frames Node handed on because
+   * Node owes none by ws's close (it calls back the TCP socket's writes before its 'close', which
+   * comes before ws's). None if ws already failed them.
    */
   heldAtClose(count: number): void {
     if (this.heldReportedBy !== undefined) return
