@@ -72,9 +72,12 @@ export interface Connection<In = Message, Out = Message, E = never> {
    * consumer catches up.
    * Ends when the connection closes, after the frames received before the close.
    *
-   * One reader at a time: two concurrent runs split the frames between them. Each pull takes every
-   * frame waiting, as one chunk: `Stream.take(n)` or `Stream.runHead` that stop inside it drop the
-   * rest of it. To read a few frames and go on later, keep one reader (`Stream.toPull`).
+   * One reader at a time: two concurrent runs split the frames between them. Each run is handed
+   * its first 64 frames one at a time, so a run that stops within them (`Stream.runHead`,
+   * `Stream.take(n)`, a `takeUntil` the answer to a request) leaves the frames after it for the
+   * next run. After those, each pull takes every frame waiting as one chunk, and a run that stops
+   * inside a chunk drops the rest of it: to read more and go on later, keep one reader
+   * (`Stream.toPull`).
    *
    * With a codec, each frame is decoded. At a frame that does not decode, the stream fails with
    * `DecodeError { frame, cause }` (after the values before it); the connection stays open, and
@@ -215,7 +218,7 @@ export function connect<E = never, R = never>(
   if (bad !== undefined) return refuseCodec(url, bad)
   return Effect.map(
     openConnection(url, rest),
-    (opened) => codec[CodecEdge].connection(opened.connection, opened.listener.inbound.pull, codec)
+    (opened) => codec[CodecEdge].connection(opened.connection, opened.listener.inbound, codec)
   )
 }
 

@@ -92,11 +92,13 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * (+64 B) once the primary probe moves a Client home only while the breaker is closed and closes
  * its connection after deciding, not cut short by the Client's close: 20.5 KiB; round 30: 21,042 B
  * (+151 B) once the Client sends again the frames its transport reports `notWritten` (ws held
- * them, compressing, when the socket closed), which it failed before: 20.6 KiB. esbuild is pinned:
+ * them, compressing, when the socket closed), which it failed before: 20.6 KiB; round 31: 21,244 B
+ * (+202 B) once each run of `messages` takes its first 64 frames one at a time, so that a reader
+ * that stops within them (a handshake's `Stream.runHead` in `onOpen`) leaves the rest: 20.8 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 20.6
+const BUDGET_KIB = 20.8
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -135,9 +137,10 @@ const BUDGET_KIB = 20.6
  * with a Config URL that cannot work failing the layer, the log's attempt count and `onOpen`'s own
  * fiber refused the Client's `send` and `awaitOpen`: 20.0 KiB; round 28: 20,632 B (+197 B) with the
  * Client's wait on a busy trial: 20.2 KiB; round 29: 20,671 B (+42 B) with the probe's fixes: 20.3 KiB;
- * round 30: 20,829 B (+155 B) with the frames reported `notWritten` sent again: 20.4 KiB.
+ * round 30: 20,829 B (+155 B) with the frames reported `notWritten` sent again: 20.4 KiB; round 31:
+ * 20,996 B (+167 B) with each run's first 64 frames one at a time: 20.6 KiB.
  */
-const MODULES_BUDGET_KIB = 20.4
+const MODULES_BUDGET_KIB = 20.6
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

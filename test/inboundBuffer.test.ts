@@ -57,7 +57,7 @@ describe("streamOfPulls", () => {
         return next === undefined ? Effect.fail(Option.none()) : Effect.succeed(next)
       })
       const chunks = yield* Stream.runCollect(
-        Stream.mapChunks(streamOfPulls(pull), (chunk) => Chunk.of(Chunk.toArray(chunk)))
+        Stream.mapChunks(streamOfPulls(pull, pull), (chunk) => Chunk.of(Chunk.toArray(chunk)))
       )
       expect(Chunk.toArray(chunks)).toEqual([[1, 2], [3]])
       expect(pulls).toBe(4)

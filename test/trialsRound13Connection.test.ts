@@ -319,7 +319,7 @@ describe("round 13: exchanging", () => {
   )
 
   it.live(
-    "Stream.take(messages, 1) when two frames wait unread takes the first and drops the second (the whole waiting chunk is pulled); one reader kept with Stream.toPull loses nothing",
+    "Stream.take(messages, 1) when two frames wait unread takes the first and leaves the second for the next reader (each run hands its first frames over one at a time; before round 31 the whole waiting chunk was pulled and the second dropped); one reader kept with Stream.toPull loses nothing either",
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
         // Two answers per request: an ack, then the data.
@@ -335,8 +335,9 @@ describe("round 13: exchanging", () => {
         expect(Chunk.toArray(yield* Stream.runCollect(Stream.take(connection.messages, 1)))).toEqual(["ack a"])
         yield* connection.send("b")
         yield* awaitTrue(Effect.map(connection.activity, (count) => count === 4), "both answers arrived")
-        // "data a" was in the chunk the first take pulled: it is gone.
-        expect(Chunk.toArray(yield* Stream.runCollect(Stream.take(connection.messages, 2)))).toEqual([
+        // "data a" waited behind "ack a": the first take left it.
+        expect(Chunk.toArray(yield* Stream.runCollect(Stream.take(connection.messages, 3)))).toEqual([
+          "data a",
           "ack b",
           "data b"
         ])
@@ -789,7 +790,7 @@ describe("round 13: leaving a busy feed", () => {
   )
 
   it.live(
-    "close() with the inbound buffer full (64 frames unread, 20,000 queued by the peer): closes clean (4000 \"enough\", the server got it); messages then gives the 64 buffered frames and ends (what came over the bound after the close was asked for is dropped)",
+    "close() with the inbound buffer full (64 frames unread or more, 20,000 queued by the peer): closes clean (4000 \"enough\", the server got it); messages then gives every frame buffered before the close and ends (what came over the bound after the close was asked for is dropped)",
     () =>
       withNoHandlesLeft(Effect.gen(function*() {
         const server = yield* TestServer.make({ record: false })
@@ -798,9 +799,13 @@ describe("round 13: leaving a busy feed", () => {
         yield* server.flood(20_000, 100, { text: true })
         expect(Chunk.size(yield* Stream.runCollect(Stream.take(connection.messages, 10)))).toBe(10)
         yield* awaitTrue(Effect.map(connection.activity, (count) => count >= 10 + 64), "the buffer refilled")
+        // The socket is paused at the bound, but ws hands over the rest of the read it was in
+        // (hundreds of frames of 100 B): all buffered, none taken but the 10.
+        const buffered = (yield* connection.activity) - 10
+        expect(buffered).toBeGreaterThanOrEqual(64)
         expect(yield* connection.close(4000, "enough")).toMatchObject({ code: 4000, wasClean: true })
         expect(yield* peer!.awaitClosed()).toEqual({ code: 4000, reason: "enough" })
-        expect(yield* Stream.runCount(connection.messages)).toBe(64)
+        expect(yield* Stream.runCount(connection.messages)).toBe(buffered)
         // Every frame the peer sent before its close frame was read (counted), not left unread.
         expect(yield* connection.activity).toBe(20_000)
       })).pipe(provideNode)

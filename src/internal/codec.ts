@@ -20,7 +20,7 @@ import type { ClientError } from "../Reconnect.js"
 import type { Message } from "../Transport.js"
 import type { LiveClient } from "./client/liveClient.js"
 import type { ClientEvent, ClientState } from "./clientState.js"
-import type { Edge } from "./codecErrors.js"
+import type { Edge, InboundPulls } from "./codecErrors.js"
 import { decodeFailed, encodeFailed, neverThrows } from "./codecErrors.js"
 import { streamOfSteps } from "./primitives/inboundBuffer.js"
 import type { ReadyState } from "./protocol.js"
@@ -140,10 +140,24 @@ class Decoder<In> {
     return Chunk.unsafeFromArray(values)
   }
 
-  /** The decoded stream over `pull` (the raw inbound: a chunk of frames, or `None` at the end). */
-  stream(pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>): Stream.Stream<In, DecodeError> {
+  /**
+   * The decoded stream over `pull` (the raw inbound: a chunk of frames, or `None` at the end) and
+   * `pullOne` (the oldest frame alone: what each run pulls first, `streamOfSteps`).
+   */
+  stream(
+    pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>,
+    pullOne: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>
+  ): Stream.Stream<In, DecodeError> {
+    return streamOfSteps(this.step(pull, false), this.step(pullOne, true))
+  }
+
+  /** The next decoded values: the failure due first, then the frames kept after it, then `pull`'s. */
+  private step(
+    pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>,
+    one: boolean
+  ): Effect.Effect<Chunk.Chunk<In> | undefined, DecodeError> {
     const next = Effect.orElseSucceed(Effect.map(pull, (chunk) => this.decodeChunk(chunk)), () => undefined)
-    const step = Effect.suspend((): Effect.Effect<Chunk.Chunk<In> | undefined, DecodeError> => {
+    return Effect.suspend((): Effect.Effect<Chunk.Chunk<In> | undefined, DecodeError> => {
       const failure = this.failure
       if (failure !== undefined) {
         this.failure = undefined
@@ -151,10 +165,11 @@ class Decoder<In> {
       }
       const rest = this.rest
       if (rest === undefined) return next
-      this.rest = undefined
-      return Effect.succeed(this.decodeChunk(rest))
+      // One at a time, the others kept: as they would be in the buffer.
+      const taken = one ? Chunk.take(rest, 1) : rest
+      this.rest = one && rest.length > 1 ? Chunk.drop(rest, 1) : undefined
+      return Effect.succeed(this.decodeChunk(taken))
     })
-    return streamOfSteps(step)
   }
 }
 
@@ -172,7 +187,7 @@ class CodecConnection<In, Out> implements Connection<In, Out, DecodeError> {
 
   constructor(
     private readonly raw: Connection,
-    private readonly pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>,
+    private readonly inbound: InboundPulls,
     codec: Codec<In, Out>
   ) {
     this.decoder = new Decoder(decoderOf(codec), undefined)
@@ -220,7 +235,7 @@ class CodecConnection<In, Out> implements Connection<In, Out, DecodeError> {
   }
 
   get messages(): Stream.Stream<In, DecodeError> {
-    return this.decoder.stream(this.pull)
+    return this.decoder.stream(this.inbound.pull, this.inbound.pullOne)
   }
 
   get send(): (value: Out) => Effect.Effect<void, SendError> {
@@ -275,7 +290,7 @@ class CodecClient<In, Out, E> implements Client<In, Out, E> {
 
   get messages(): Stream.Stream<In, E> {
     // E is DecodeError exactly when the decoder has no onFailure (`decodeErrors: "fail"`).
-    return this.decoder.stream(this.live.inboundChunks) as Stream.Stream<In, E>
+    return this.decoder.stream(this.live.inboundChunks, this.live.inboundOne) as Stream.Stream<In, E>
   }
 
   get send(): (value: Out) => Effect.Effect<void, SendError | CircuitOpenError> {
@@ -316,5 +331,5 @@ class CodecClient<In, Out, E> implements Client<In, Out, E> {
 /** The wrappers every codec carries (`Codec.make` puts them under `CodecEdge`). */
 export const edge: Edge = {
   client: (live, codec, decodeErrors) => new CodecClient(live, codec, decodeErrors),
-  connection: (raw, pull, codec) => new CodecConnection(raw, pull, codec)
+  connection: (raw, inbound, codec) => new CodecConnection(raw, inbound, codec)
 }

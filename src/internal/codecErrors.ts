@@ -19,11 +19,13 @@ export const CodecEdge: unique symbol = Symbol.for("effect-lifeline/CodecEdge") 
 /** The typed wrappers of a raw Client and a raw Connection, carried by every codec. */
 export interface Edge {
   readonly client: (live: LiveClient, codec: any, decodeErrors: "event" | "fail") => Client<any, any, any>
-  readonly connection: (
-    raw: Connection,
-    pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>,
-    codec: any
-  ) => Connection<any, any, any>
+  readonly connection: (raw: Connection, inbound: InboundPulls, codec: any) => Connection<any, any, any>
+}
+
+/** A connection's inbound buffer, as a codec reads it: every frame waiting, or the oldest alone. */
+export interface InboundPulls {
+  readonly pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>
+  readonly pullOne: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>
 }
 
 /**

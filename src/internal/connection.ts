@@ -579,7 +579,8 @@ class LiveConnection implements Connection, OpenedConnection {
   }
 
   get messages(): Stream.Stream<Message> {
-    return streamOfPulls(this.listener.inbound.pull)
+    const inbound = this.listener.inbound
+    return streamOfPulls(inbound.pull, inbound.pullOne)
   }
 
   get sink(): Sink.Sink<void, Message, never, SendError> {

@@ -268,15 +268,26 @@ export class LiveClient extends Observer implements Client {
   }
 
   get messages(): Stream.Stream<Message> {
-    return streamOfPulls(this.inboundChunks)
+    return streamOfPulls(this.inboundChunks, this.inboundOne)
   }
 
   /** The next inbound frames, counted and without pongs: what `messages` (and a codec's decoder) pulls. */
   get inboundChunks(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
+    return this.counted(this.inbound.pull)
+  }
+
+  /** The next inbound frame alone, counted (none when it is a pong): what each run pulls first. */
+  get inboundOne(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
+    return this.counted(this.inbound.pullOne)
+  }
+
+  private counted(
+    pull: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>
+  ): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
     const isPong = this.settings.isPong
     // Counted and filtered in the pull itself: a Stream.mapChunks stage would add a channel step
     // to every wake of the reader.
-    return Effect.map(this.inbound.pull, (chunk) => {
+    return Effect.map(pull, (chunk) => {
       Metrics.messagesIn.unsafeUpdate(chunk.length, NO_TAGS)
       let bytes = 0
       for (const message of chunk) bytes += approximateBytes(message)

@@ -52,10 +52,11 @@ const endTurn = <A>(buffer: InboundQueue<A>): void => buffer.endTurn()
 
 type Resume<A> = (effect: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>) => void
 
-/** A reader waiting for the next item: its fiber, and how to resume it. */
+/** A reader waiting for the next item: its fiber, how to resume it, and whether it takes one item or all. */
 interface Waiter<A> {
   readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
   readonly resume: Resume<A>
+  readonly one: boolean
 }
 
 const weightless = (): number => 0
@@ -272,15 +273,20 @@ export abstract class InboundQueue<A> {
 
   /** Everything buffered, or waits for the next item; fails with None at the end. */
   get pull(): Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> {
-    return Effect.suspend(() => this.pullNow())
+    return Effect.suspend(() => this.pullNow(false))
   }
 
-  private pullNow(): Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> {
+  /** The oldest item alone (the others stay buffered), or waits for the next; fails with None at the end. */
+  get pullOne(): Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> {
+    return Effect.suspend(() => this.pullNow(true))
+  }
+
+  private pullNow(one: boolean): Effect.Effect<Chunk.Chunk<A>, Option.Option<never>> {
     const items = this.items
-    if (items !== undefined) return Effect.succeed(this.drain(items))
+    if (items !== undefined) return Effect.succeed(one && items.length > 1 ? this.takeOldest(items) : this.drain(items))
     if ((this.flags & ENDED) !== 0) return Effect.fail(Option.none())
     return Effect.withFiberRuntime((fiber) =>
-      Effect.async<Chunk.Chunk<A>, Option.Option<never>>((resume) => this.wait(fiber, resume))
+      Effect.async<Chunk.Chunk<A>, Option.Option<never>>((resume) => this.wait(fiber, resume, one))
     )
   }
 
@@ -294,14 +300,14 @@ export abstract class InboundQueue<A> {
    * again), and each new wait drops the entries of its own fiber (a fiber waits in one place at a
    * time, so they are stale) and of fibers that have ended.
    */
-  private wait(fiber: Fiber.RuntimeFiber<unknown, unknown>, resume: Resume<A>): void {
+  private wait(fiber: Fiber.RuntimeFiber<unknown, unknown>, resume: Resume<A>, one: boolean): void {
     // The fiber may have yielded between `pullNow`'s look and here (Effect's scheduler yields
     // between any two operations), and a socket callback offered meanwhile, or ended the buffer,
     // with no wait to wake: looked at again, or that item would wait for the next one.
-    if (this.items !== undefined || (this.flags & ENDED) !== 0) return resume(this.pull)
+    if (this.items !== undefined || (this.flags & ENDED) !== 0) return resume(one ? this.pullOne : this.pull)
     const waiters = this.waiters
     if (waiters === undefined) {
-      this.waiters = [{ fiber, resume }]
+      this.waiters = [{ fiber, resume, one }]
       return
     }
     let kept = 0
@@ -309,7 +315,7 @@ export abstract class InboundQueue<A> {
       if (waiter.fiber !== fiber && waiter.fiber.unsafePoll() === null) waiters[kept++] = waiter
     }
     waiters.length = kept
-    waiters.push({ fiber, resume })
+    waiters.push({ fiber, resume, one })
   }
 
   /** Resumes every waiting reader (see `wait`): one live reader in the usual case. */
@@ -318,7 +324,16 @@ export abstract class InboundQueue<A> {
     if (waiters === undefined) return
     // Dropped first: a reader resumed at once (a synchronous scheduler) may wait again.
     this.waiters = undefined
-    for (const waiter of waiters) waiter.resume(this.pull)
+    for (const waiter of waiters) waiter.resume(waiter.one ? this.pullOne : this.pull)
+  }
+
+  /** Takes the oldest of several items; the others stay, and so does the pause (not everything was taken). */
+  private takeOldest(items: Array<A>): Chunk.Chunk<A> {
+    const item = items.shift()!
+    const size = this.weigh(item)
+    this.bytes -= size
+    if (this.budget !== undefined) this.budget.drained(1, size)
+    return Chunk.of(item)
   }
 
   private drain(items: Array<A>): Chunk.Chunk<A> {
@@ -371,23 +386,47 @@ export class InboundBuffer<A> extends InboundQueue<A> {
 }
 
 /**
- * The chunks `pull` returns (empty ones skipped), as a Stream that ends when `pull` fails with
- * None. One channel step per chunk: `Stream.repeatEffectChunkOption` wraps every chunk in an
- * Option, a tuple and two more effects, and costs the reader a few more microseconds a wake.
+ * How many items each run of a stream of pulls hands over one at a time (`pullOne`) before it
+ * hands over everything waiting as one chunk. A reader that stops within them (`Stream.runHead`,
+ * `Stream.take(n)`, a `takeUntil` the answer to a handshake) leaves the items after the last it
+ * was handed in the buffer, for the next reader: handed a chunk, it would drop the rest of it with
+ * itself (Effect's `take` and `Sink.head` keep what they need of a chunk and end). Each costs the
+ * reader a pull and a channel step (a few microseconds), once per run.
  */
-export const streamOfPulls = <A>(pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>): Stream.Stream<A> =>
-  streamOfSteps(Effect.orElseSucceed(pull, () => undefined))
+export const ONE_AT_A_TIME = 64
 
-/** The chunks `step` returns (empty ones skipped), as a Stream that ends at `undefined` and fails as `step` fails. */
-export const streamOfSteps = <A, E>(step: Effect.Effect<Chunk.Chunk<A> | undefined, E>): Stream.Stream<A, E> => {
-  const loop: Channel.Channel<Chunk.Chunk<A>, unknown, E, unknown, void, unknown> = Channel.flatMap(
-    Channel.fromEffect(step),
-    (chunk) =>
-      chunk === undefined
-        ? Channel.void
-        : Chunk.isEmpty(chunk)
-        ? loop
-        : Channel.flatMap(Channel.write(chunk), () => loop)
-  )
-  return Stream.fromChannel(loop)
+/**
+ * The chunks `pull` returns (empty ones skipped), as a Stream that ends when `pull` fails with
+ * None; each run takes its first `ONE_AT_A_TIME` items with `pullOne`. One channel step per chunk:
+ * `Stream.repeatEffectChunkOption` wraps every chunk in an Option, a tuple and two more effects,
+ * and costs the reader a few more microseconds a wake.
+ */
+export const streamOfPulls = <A>(
+  pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>,
+  pullOne: Effect.Effect<Chunk.Chunk<A>, Option.Option<never>>
+): Stream.Stream<A> =>
+  streamOfSteps(Effect.orElseSucceed(pull, () => undefined), Effect.orElseSucceed(pullOne, () => undefined))
+
+/**
+ * The chunks `step` returns (empty ones skipped), as a Stream that ends at `undefined` and fails as
+ * `step` fails; each run takes its first `ONE_AT_A_TIME` items from `stepOne` (a chunk of one).
+ */
+export const streamOfSteps = <A, E>(
+  step: Effect.Effect<Chunk.Chunk<A> | undefined, E>,
+  stepOne: Effect.Effect<Chunk.Chunk<A> | undefined, E>
+): Stream.Stream<A, E> => {
+  type Loop = Channel.Channel<Chunk.Chunk<A>, unknown, E, unknown, void, unknown>
+  const all = Channel.fromEffect(step)
+  const one = Channel.fromEffect(stepOne)
+  return Stream.fromChannel(Channel.suspend(() => {
+    // Per run: a stream value may be run again, and each run starts one at a time.
+    let handed = 0
+    const next = (): Loop => Channel.flatMap(handed < ONE_AT_A_TIME ? one : all, written)
+    const written = (chunk: Chunk.Chunk<A> | undefined): Loop =>
+      chunk === undefined ? Channel.void : Chunk.isEmpty(chunk) ? next() : Channel.flatMap(Channel.write(chunk), () => {
+        handed += chunk.length
+        return next()
+      })
+    return next()
+  }))
 }

@@ -75,22 +75,27 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   }
 
   get pull(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
-    return Effect.suspend(() => this.pullNow())
+    return Effect.suspend(() => this.pullNow(false))
   }
 
-  private pullNow(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
+  /** The oldest frame alone (`InboundQueue.pullOne`). */
+  get pullOne(): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
+    return Effect.suspend(() => this.pullNow(true))
+  }
+
+  private pullNow(one: boolean): Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>> {
     const buffer = this.reading
     if (buffer === undefined) {
       if (this.ended) return Effect.fail(Option.none())
       return Effect.zipRight(
         Deferred.await(this.next ??= Deferred.unsafeMake<void>(FiberId.none)),
-        this.pull
+        one ? this.pullOne : this.pull
       )
     }
-    return buffer.pull.pipe(Effect.catchAll(() => {
+    return (one ? buffer.pullOne : buffer.pull).pipe(Effect.catchAll(() => {
       // That connection ended and is drained: move on to the next one.
       if (this.reading === buffer) this.read(this.later ?? [])
-      return this.pull
+      return one ? this.pullOne : this.pull
     }))
   }
 
