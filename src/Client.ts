@@ -60,7 +60,7 @@ export interface Client<In = Message, Out = Message, E = never> {
    * Inbound frames across reconnects, one stream for the life of the client; ends on `close`
    * (or when its scope closes), and when the Client is Closed by an error, once the frames that
    * came before it are read (`state` says why). After `reconnect`, running `messages` again reads
-   * the new connections. Single consumer. Each run is handed its first 64 frames one at a time:
+   * the new connections. Single consumer. Each run is handed its first 64 messages one at a time:
    * one that stops within them (`Stream.runHead`, `Stream.take(n)`) leaves the rest for the next
    * run; after those, every frame waiting comes as one chunk, and a run that stops inside one
    * drops the rest of it. With a codec, decoded values: a frame that does not decode is skipped and

@@ -73,7 +73,7 @@ export interface Connection<In = Message, Out = Message, E = never> {
    * Ends when the connection closes, after the frames received before the close.
    *
    * One reader at a time: two concurrent runs split the frames between them. Each run is handed
-   * its first 64 frames one at a time, so a run that stops within them (`Stream.runHead`,
+   * its first 64 messages one at a time, so a run that stops within them (`Stream.runHead`,
    * `Stream.take(n)`, a `takeUntil` the answer to a request) leaves the frames after it for the
    * next run. After those, each pull takes every frame waiting as one chunk, and a run that stops
    * inside a chunk drops the rest of it: to read more and go on later, keep one reader

@@ -1,7 +1,7 @@
 /**
  * Readers that stop early, as users write them: the answer to a handshake read with
  * `Stream.runHead` in `onOpen`, a first message awaited before a subscription, `Stream.take(n)`.
- * Each run of `messages` is handed its first 64 frames one at a time, so a run that stops within
+ * Each run of `messages` is handed its first 64 messages one at a time, so a run that stops within
  * them leaves the frames after it in the buffer, for the next run (or the Client's `messages`).
  * Before round 31 a run took every frame waiting as one chunk, and Effect's `take` / `Sink.head`
  * dropped the rest of it: an `onOpen` that read its handshake's answer lost every frame that came
@@ -112,24 +112,56 @@ describe("round 31: a reader that stops early leaves the frames after it", () =>
       }).pipe(Effect.scoped, Effect.provide(provided))
     ))
 
-  it.live("a Connection with a codec whose frame fails to decode: the frames after it, kept by the decoder, are handed one at a time too", () =>
+  it.live("a Connection with a codec whose frame fails to decode while the run takes whole chunks: the frames after it, kept by the decoder, are handed one at a time by the next runs", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
-        const server = yield* TestServer.make({
-          handler: (_message, reply) => ["1", "oops", "2", "3", "4"].forEach((frame) => reply(frame))
-        })
+        // 70 frames, the 67th not a number: the first run takes 64 one at a time, then the rest as
+        // one chunk, decodes 64-65, fails at "oops" and keeps 67-69 for the next runs.
+        const frames = Array.from({ length: 70 }, (_, index) => index === 66 ? "oops" : String(index))
+        const server = yield* TestServer.make({ handler: (_message, reply) => frames.forEach((frame) => reply(frame)) })
         const connection = yield* Connection.connect(server.url, { codec: Codec.json(Schema.Number) })
         yield* connection.send(0)
-        yield* awaitTrue(Effect.map(connection.activity, (count) => count === 5), "five frames")
-        expect(yield* collect(Stream.take(connection.messages, 1))).toEqual([1])
-        const failed = yield* Effect.flip(Stream.runCollect(connection.messages))
+        yield* awaitTrue(Effect.map(connection.activity, (count) => count === 70), "70 frames")
+        const decoded: Array<number> = []
+        const failed = yield* Effect.flip(
+          Stream.runForEach(connection.messages, (value) => Effect.sync(() => decoded.push(value)))
+        )
+        expect(decoded).toEqual(Array.from({ length: 66 }, (_, index) => index))
         expect(failed).toMatchObject({ _tag: "DecodeError", frame: "oops" })
-        expect(yield* collect(Stream.take(connection.messages, 1))).toEqual([2])
-        expect(yield* collect(Stream.take(connection.messages, 2))).toEqual([3, 4])
+        expect(yield* collect(Stream.take(connection.messages, 1))).toEqual([67])
+        expect(yield* collect(Stream.take(connection.messages, 1))).toEqual([68])
+        expect(yield* collect(Stream.take(connection.messages, 1))).toEqual([69])
       }).pipe(Effect.scoped, Effect.provide(provided))
     ))
 
-  it.live("past its first 64 frames a run is handed every frame waiting as one chunk: Stream.take(64) of 100 waiting leaves the 65th on; Stream.take(80) of 100 drops what it pulled past the 80th", () =>
+  it.live("a Client with an app-level heartbeat whose pongs come between the frames: pongs are taken out, and a short read still leaves the frames after it", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make({
+          handler: (message, reply) => {
+            if (String(message) === "ping") return reply("pong")
+            for (let index = 0; index < 6; index++) {
+              reply(`data${index}`)
+              reply("pong")
+            }
+          }
+        })
+        const client = yield* Client.make({
+          url: server.url,
+          heartbeat: { interval: "1 hour", timeout: "1 hour", message: "ping", isPong: (frame) => frame === "pong" }
+        })
+        yield* client.send("go")
+        const [peer] = yield* server.peers
+        yield* awaitTrue(Effect.map(peer!.received, (received) => received.includes("go")), "the server read go")
+        // Its answers, sent at once, all arrive meanwhile (the Client has no frame count to wait on).
+        yield* Effect.sleep("200 millis")
+        expect(yield* Stream.runHead(client.messages)).toEqual(Option.some("data0"))
+        expect(yield* collect(Stream.take(client.messages, 2))).toEqual(["data1", "data2"])
+        expect(yield* collect(Stream.take(client.messages, 3))).toEqual(["data3", "data4", "data5"])
+      }).pipe(Effect.scoped, Effect.provide(provided))
+    ))
+
+  it.live("past its first 64 messages a run is handed every frame waiting as one chunk: Stream.take(64) of 100 waiting leaves the 65th on; Stream.take(80) of 100 drops what it pulled past the 80th", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
         const server = yield* TestServer.make({

@@ -329,6 +329,7 @@ export abstract class InboundQueue<A> {
 
   /** Takes the oldest of several items; the others stay, and so does the pause (not everything was taken). */
   private takeOldest(items: Array<A>): Chunk.Chunk<A> {
+    // `shift` moves the others (V8 trims a large array's front in place): at most ONE_AT_A_TIME a run.
     const item = items.shift()!
     const size = this.weigh(item)
     this.bytes -= size
@@ -386,7 +387,8 @@ export class InboundBuffer<A> extends InboundQueue<A> {
 }
 
 /**
- * How many items each run of a stream of pulls hands over one at a time (`pullOne`) before it
+ * How many values each run of a stream of pulls hands over one at a time (a pong filtered out, or
+ * a frame a codec skipped, is not counted) (`pullOne`) before it
  * hands over everything waiting as one chunk. A reader that stops within them (`Stream.runHead`,
  * `Stream.take(n)`, a `takeUntil` the answer to a handshake) leaves the items after the last it
  * was handed in the buffer, for the next reader: handed a chunk, it would drop the rest of it with
