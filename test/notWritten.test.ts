@@ -20,44 +20,53 @@ const quiet = Logger.remove(Logger.defaultLogger)
 
 /**
  * ws's server with permessage-deflate on 127.0.0.1 (the TestServer has neither permessage-deflate
- * nor a hold on its TCP sockets): keeps each message with the number of its connection (1, 2,
- * ...), unless not to `keep` them. At connection 1's first message, while the client still compresses the ones behind it:
- * `reset` resets it (a TCP RST); `end` ends its side of TCP (a FIN) and reads on.
+ * nor a hold on its TCP sockets), each connection handed to `onConnection`; closed, its clients
+ * terminated, with the scope.
  */
-const deflatingServer = (first: "none" | "reset" | "end", keep = true) =>
+const wsDeflateServer = (onConnection: (ws: WebSocket) => void) =>
   Effect.acquireRelease(
-    Effect.async<
-      { readonly url: string; readonly received: Array<readonly [number, string]>; readonly wss: WebSocketServer }
-    >(
-      (resume) => {
-        const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: true })
-        const received: Array<readonly [number, string]> = []
-        let connections = 0
-        wss.on("connection", (ws) => {
-          const number = ++connections
-          ws.on("error", () => {})
-          ws.on("message", (data) => {
-            if (!keep) return
-            received.push([number, String(data)])
-            if (number !== 1 || received.length !== 1) return
-            const tcp = Reflect.get(ws, "_socket") as Socket
-            if (first === "reset") tcp.resetAndDestroy()
-            if (first === "end") tcp.end()
-          })
-        })
-        wss.on("listening", () => {
-          const address = wss.address()
-          const port = typeof address === "object" && address !== null ? address.port : 0
-          resume(Effect.succeed({ url: `ws://127.0.0.1:${port}`, received, wss }))
-        })
-      }
-    ),
+    Effect.async<{ readonly url: string; readonly wss: WebSocketServer }>((resume) => {
+      const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: true })
+      wss.on("connection", (ws) => {
+        ws.on("error", () => {})
+        onConnection(ws)
+      })
+      wss.on("listening", () => {
+        const address = wss.address()
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        resume(Effect.succeed({ url: `ws://127.0.0.1:${port}`, wss }))
+      })
+    }),
     ({ wss }) =>
       Effect.async<void>((resume) => {
         for (const client of wss.clients) client.terminate()
         wss.close(() => resume(Effect.void))
       })
   )
+
+/**
+ * `wsDeflateServer` keeping each message with the number of its connection (1, 2, ...), unless
+ * not to `keep` them. At connection 1's first message, while the client still compresses the ones behind it:
+ * `reset` resets it (a TCP RST); `end` ends its side of TCP (a FIN) and reads on.
+ */
+const deflatingServer = (first: "none" | "reset" | "end", keep = true) => {
+  const received: Array<readonly [number, string]> = []
+  let connections = 0
+  return Effect.map(
+    wsDeflateServer((ws) => {
+      const number = ++connections
+      ws.on("message", (data) => {
+        if (!keep) return
+        received.push([number, String(data)])
+        if (number !== 1 || received.length !== 1) return
+        const tcp = Reflect.get(ws, "_socket") as Socket
+        if (first === "reset") tcp.resetAndDestroy()
+        if (first === "end") tcp.end()
+      })
+    }),
+    ({ url }) => ({ url, received })
+  )
+}
 
 const COUNT = 200
 const message = (index: number) => `m${index}-${"x".repeat(4000)}`
@@ -310,47 +319,28 @@ describe("empty frames ws holds to compress (they count nothing in its bufferedA
  * message (messages are `c<client>m<index>-...`), and keeps, per client, the indexes it read with
  * the number of that client's connection.
  */
-const resettingEachClient = Effect.acquireRelease(
-  Effect.async<
-    {
-      readonly url: string
-      readonly received: Map<number, Array<readonly [number, number]>>
-      readonly wss: WebSocketServer
-    }
-  >(
-    (resume) => {
-      const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: true })
-      const received = new Map<number, Array<readonly [number, number]>>()
-      const connections = new Map<number, number>()
-      wss.on("connection", (ws) => {
-        let number: number | undefined
-        ws.on("error", () => {})
-        ws.on("message", (data) => {
-          const text = String(data)
-          const client = Number(text.slice(1, text.indexOf("m")))
-          if (number === undefined) {
-            number = (connections.get(client) ?? 0) + 1
-            connections.set(client, number)
-          }
-          const mine = received.get(client) ?? []
-          received.set(client, mine)
-          mine.push([number, Number(text.slice(text.indexOf("m") + 1, text.indexOf("-")))])
-          if (number === 1 && mine.length === 1) (Reflect.get(ws, "_socket") as Socket).resetAndDestroy()
-        })
+const resettingEachClient = Effect.suspend(() => {
+  const received = new Map<number, Array<readonly [number, number]>>()
+  const connections = new Map<number, number>()
+  return Effect.map(
+    wsDeflateServer((ws) => {
+      let number: number | undefined
+      ws.on("message", (data) => {
+        const text = String(data)
+        const client = Number(text.slice(1, text.indexOf("m")))
+        if (number === undefined) {
+          number = (connections.get(client) ?? 0) + 1
+          connections.set(client, number)
+        }
+        const mine = received.get(client) ?? []
+        received.set(client, mine)
+        mine.push([number, Number(text.slice(text.indexOf("m") + 1, text.indexOf("-")))])
+        if (number === 1 && mine.length === 1) (Reflect.get(ws, "_socket") as Socket).resetAndDestroy()
       })
-      wss.on("listening", () => {
-        const address = wss.address()
-        const port = typeof address === "object" && address !== null ? address.port : 0
-        resume(Effect.succeed({ url: `ws://127.0.0.1:${port}`, received, wss }))
-      })
-    }
-  ),
-  ({ wss }) =>
-    Effect.async<void>((resume) => {
-      for (const client of wss.clients) client.terminate()
-      wss.close(() => resume(Effect.void))
-    })
-)
+    }),
+    ({ url }) => ({ url, received })
+  )
+})
 
 describe("a herd of Clients in one process, their server resetting each one's link", () => {
   const CLIENTS = 20
