@@ -1,7 +1,8 @@
 /**
  * The inbound queue of one connection: filled from a socket callback without allocating per
  * message (one check-phase callback per turn in which it wakes the reader), drained by the
- * consumer a whole chunk at a time. When it reaches either bound, its capacity in frames or in
+ * consumer a whole chunk at a time (one item at a time for the first few of each run of a stream
+ * over it, `streamOfSteps`). When it reaches either bound, its capacity in frames or in
  * bytes (a single frame over the byte bound is still taken, then the bound is reached), it asks
  * the socket to pause, and resumes it once the consumer has taken everything. The buffers of one
  * Client's successive connections share one `InboundBudget`: the bounds are then on their total,
@@ -387,13 +388,13 @@ export class InboundBuffer<A> extends InboundQueue<A> {
 }
 
 /**
- * How many values each run of a stream of pulls hands over one at a time (a pong filtered out, or
- * a frame a codec skipped, is not counted) (`pullOne`) before it
- * hands over everything waiting as one chunk. A reader that stops within them (`Stream.runHead`,
- * `Stream.take(n)`, a `takeUntil` the answer to a handshake) leaves the items after the last it
- * was handed in the buffer, for the next reader: handed a chunk, it would drop the rest of it with
- * itself (Effect's `take` and `Sink.head` keep what they need of a chunk and end). Each costs the
- * reader a pull and a channel step (a few microseconds), once per run.
+ * How many values each run of a stream of pulls takes one at a time (`pullOne`; a pong filtered
+ * out, or a frame a codec skipped, is not counted) before it takes everything waiting as one
+ * chunk. A reader that stops within them (`Stream.runHead`, `Stream.take(n)`, a `takeUntil` the
+ * answer to a handshake) leaves the items after the last it was handed in the buffer, for the next
+ * reader: handed a chunk, it would drop the rest of it with itself (Effect's `take` and
+ * `Sink.head` keep what they need of a chunk and end). Each costs the reader a pull and a channel
+ * step, about 10 µs, once per run (DESIGN.md, round 31).
  */
 export const ONE_AT_A_TIME = 64
 
