@@ -281,6 +281,39 @@ describe("a Client whose frames wait in ws's process-wide zlib queue when its so
   )
 })
 
+describe("a Client closed while its burst waits in ws's zlib queue", () => {
+  it.live("close() right after 200 enqueues, ten other sockets filling the queue: every message is at the server or returned by close, none both, none lost; the close is clean", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* deflatingServer("none")
+        const others = yield* otherSockets
+        let first = true
+        const transport = withSend(NodeTransport.make, (socket, data, callback) => {
+          if (first) {
+            first = false
+            others.fill()
+          }
+          socket.send(data, callback)
+        })
+        const client = yield* Client.make({
+          url: server.url,
+          heartbeat: false,
+          connection: { closeTimeout: "10 seconds" }
+        })
+          .pipe(Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), quiet)))
+        yield* client.awaitOpen
+        for (let index = 0; index < COUNT; index++) yield* client.enqueue(message(index))
+        const returned = (yield* client.close()).map((payload) => indexOf(String(payload)))
+        const atServer = server.received.map(([, text]) => indexOf(text))
+        expect([...atServer, ...returned].sort((a, b) => a - b)).toEqual(
+          Array.from({ length: COUNT }, (_, index) => index)
+        )
+        expect(yield* client.failed).toBe(returned.length)
+        expect(yield* Effect.map(client.state.get, (state) => state._tag)).toBe("Closed")
+      })
+    ))
+})
+
 describe("empty frames ws holds to compress (they count nothing in its bufferedAmount)", () => {
   for (const way of ["send", "enqueue"] as const) {
     it.live(`${way}: two empty frames and one more, waiting in ws's zlib queue when the socket is terminated, all go out on the next connection; none reported written before`, () =>
