@@ -92,7 +92,8 @@ class NodeSocket implements TransportSocket {
   }
   bufferedAmount(): number {
     const amount = this.ws.bufferedAmount
-    // An empty frame ws holds to compress counts nothing: not written yet, so not 0 (Transport).
+    // An empty frame ws holds to compress counts nothing: not written yet, so not 0 (Transport;
+    // the write completions read it too, to tell what the kernel took).
     return amount === 0 && wsHolds(this.ws) ? 1 : amount
   }
   /**

@@ -16,7 +16,7 @@ const AT_CLOSE = "The socket was closed while ws still held the frame, to compre
 
 /** WriteCallbacks over a destroyed socket with `count` frames waiting; what each frame was told, in call order. */
 const waiting = (count: number) => {
-  const writes = new WriteCallbacks({ tcp: { destroyed: true } as Net.Socket, ws: { bufferedAmount: 1 } })
+  const writes = new WriteCallbacks({ tcp: { destroyed: true } as Net.Socket, bufferedAmount: () => 1 })
   const told: Array<string> = []
   for (let frame = 1; frame <= count; frame++) {
     writes.callbacks.push((error) => {

@@ -7,10 +7,13 @@
  */
 import type * as Net from "node:net"
 
-/** What the completions read of their socket: its TCP socket once open, and ws's buffered bytes. */
+/**
+ * What the completions read of their socket: its TCP socket once open, and the bytes it holds
+ * unwritten (Transport's `bufferedAmount`: 0 only once every frame so far was written).
+ */
 export interface WritingSocket {
   readonly tcp: Net.Socket | undefined
-  readonly ws: { readonly bufferedAmount: number }
+  readonly bufferedAmount: () => number
 }
 
 const writeLost = new Error("the connection ended before the frame was written")
@@ -138,9 +141,9 @@ export class WriteCallbacks {
     // A destroyed socket writes nothing more; its buffer emptied by failing what it held.
     const tcp = this.socket.tcp
     if (tcp === undefined || tcp.destroyed) return
-    const buffered = this.socket.ws.bufferedAmount
+    const buffered = this.socket.bufferedAmount()
     if (buffered === 0) {
-      if (!wsHolds(this.socket.ws)) this.taken = this.callbacks.length
+      this.taken = this.callbacks.length
       return
     }
     if (handed === undefined) return
