@@ -246,6 +246,37 @@ const otherSockets = Effect.gen(function*() {
   return { fill: () => sockets.forEach((socket) => socket.send(randomBytes(4 * 1024 * 1024))) }
 })
 
+/**
+ * The Node transport with ws's zlib queue filled by `others` at the first frame sent; the first
+ * socket terminated in the tick it sends `terminateAfter`; `onError`: what each send's callback
+ * reports as an error.
+ */
+const behindBusyQueue = (
+  others: { readonly fill: () => void },
+  options: { readonly terminateAfter?: Transport.Message; readonly onError?: (error: Error) => void } = {}
+) => {
+  let filled = false
+  let terminated = false
+  const { onError, terminateAfter } = options
+  return withSend(NodeTransport.make, (socket, data, callback) => {
+    if (!filled) {
+      filled = true
+      others.fill()
+    }
+    socket.send(
+      data,
+      onError === undefined ? callback : (error) => {
+        if (error !== undefined) onError(error)
+        callback?.(error)
+      }
+    )
+    if (!terminated && terminateAfter !== undefined && data === terminateAfter) {
+      terminated = true
+      socket.terminate()
+    }
+  })
+}
+
 describe("a Client whose frames wait in ws's process-wide zlib queue when its socket closes", () => {
   it.live(
     `the socket terminated in the tick of the last send: ws fails them only once their turn comes, after the close, and all ${COUNT} still go out on the next connection, in order, none failed`,
@@ -256,17 +287,9 @@ describe("a Client whose frames wait in ws's process-wide zlib queue when its so
           const others = yield* otherSockets
           // What the transport's callbacks said of each frame not written: the close reported them.
           const notWritten: Array<string> = []
-          let first = true
-          const transport = withSend(NodeTransport.make, (socket, data, callback) => {
-            if (first && data === message(0)) others.fill()
-            socket.send(data, (error) => {
-              if (error !== undefined) notWritten.push((error.cause as Error).message)
-              callback?.(error)
-            })
-            if (first && data === message(COUNT - 1)) {
-              first = false
-              socket.terminate()
-            }
+          const transport = behindBusyQueue(others, {
+            terminateAfter: message(COUNT - 1),
+            onError: (error) => notWritten.push((error.cause as Error).message)
           })
           const outcome = yield* burst(server.url, "enqueue", transport, server.received)
           expect(outcome.failed).toEqual([])
@@ -282,19 +305,12 @@ describe("a Client whose frames wait in ws's process-wide zlib queue when its so
 })
 
 describe("a Client closed while its burst waits in ws's zlib queue", () => {
-  it.live("close() right after 200 enqueues, ten other sockets filling the queue: every message is at the server or returned by close, none both, none lost; the close is clean", () =>
+  it.live("close() right after 200 enqueues, ten other sockets filling the queue: every message is at the server or returned by close, none both, none lost; the Client Closed", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
         const server = yield* deflatingServer("none")
         const others = yield* otherSockets
-        let first = true
-        const transport = withSend(NodeTransport.make, (socket, data, callback) => {
-          if (first) {
-            first = false
-            others.fill()
-          }
-          socket.send(data, callback)
-        })
+        const transport = behindBusyQueue(others)
         const client = yield* Client.make({
           url: server.url,
           heartbeat: false,
@@ -321,15 +337,7 @@ describe("empty frames ws holds to compress (they count nothing in its bufferedA
         Effect.gen(function*() {
           const server = yield* deflatingServer("none")
           const others = yield* otherSockets
-          let first = true
-          const transport = withSend(NodeTransport.make, (socket, data, callback) => {
-            if (first && data === "") others.fill()
-            socket.send(data, callback)
-            if (first && data === "last") {
-              first = false
-              socket.terminate()
-            }
-          })
+          const transport = behindBusyQueue(others, { terminateAfter: "last" })
           const client = yield* Client.make({ url: server.url, heartbeat: false, retry: Schedule.spaced("10 millis") })
             .pipe(Effect.provide(Layer.merge(Layer.succeed(Transport.Transport, transport), quiet)))
           yield* client.awaitOpen
