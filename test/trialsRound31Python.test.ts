@@ -1,0 +1,85 @@
+/**
+ * Round 31, against a real peer: a feed written the way Python services write one. Python
+ * websockets 10.4 waits for the client's credentials, answers "ok" and sends its snapshot right
+ * behind the answer; the app's `onOpen` sends the credentials and reads the answer with
+ * `Stream.runHead(connection.messages)`, as the guide says to authenticate. The server is then
+ * killed and started again on the same port: the Client reconnects, `onOpen` runs again, and the
+ * second snapshot follows the first. Before round 31 the run that read the answer took the
+ * snapshot's frames waiting with it and dropped them: the app's `messages` had none of them.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Layer, Logger, Option, Schedule, Stream } from "effect"
+import { Client, NodeTransport } from "../src/index.js"
+import { withNoHandlesLeft } from "./support/handles.js"
+import { awaitTrue } from "./support/poll.js"
+import { hasWebsockets, listen, scriptFile, signalPython, spawnPython } from "./support/python.js"
+
+const SNAPSHOT = 50
+
+/** Answers "auth" with "ok", then `SNAPSHOT` frames `s<n>`; prints `SENT` once they are sent. */
+const script = `import asyncio, sys, websockets
+port = int(sys.stdin.readline())
+async def handler(ws):
+    if await ws.recv() != "auth":
+        await ws.close(4001, "no auth")
+        return
+    await ws.send("ok")
+    for n in range(${SNAPSHOT}):
+        await ws.send("s%d" % n)
+    sys.stdout.write("SENT\\n")
+    async for _ in ws:
+        pass
+async def main():
+    async with websockets.serve(handler, "127.0.0.1", port) as server:
+        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
+        await asyncio.Future()
+asyncio.run(main())
+`
+
+const snapshot = Array.from({ length: SNAPSHOT }, (_, n) => `s${n}`)
+
+describe.skipIf(!hasWebsockets)("round 31: an onOpen handshake against Python websockets", () => {
+  it.live(
+    `onOpen sends "auth" and reads "ok" with Stream.runHead; the ${SNAPSHOT} frames of the snapshot behind it are the Client's messages, and so are the second snapshot's after the server is killed and restarted`,
+    () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const path = yield* scriptFile("feed.py", script)
+          let sent = 0
+          const first = yield* spawnPython(path, (line) => line === "SENT" && sent++)
+          const port = yield* listen(first, 0)
+          const answers: Array<Option.Option<unknown>> = []
+          const client = yield* Client.make({
+            url: `ws://127.0.0.1:${port}`,
+            heartbeat: false,
+            retry: Schedule.spaced("20 millis"),
+            onOpen: (connection) =>
+              Effect.gen(function*() {
+                yield* connection.send("auth")
+                // The snapshot waits behind the answer, as when it comes in the same read.
+                yield* awaitTrue(
+                  Effect.map(connection.activity, (count) => count === SNAPSHOT + 1),
+                  "the answer and the snapshot"
+                )
+                answers.push(yield* Stream.runHead(connection.messages))
+              })
+          })
+          const read = (count: number) =>
+            Effect.map(
+              Stream.runCollect(Stream.interruptAfter(Stream.take(client.messages, count), "10 seconds")),
+              Chunk.toArray
+            )
+          expect(yield* read(SNAPSHOT)).toEqual(snapshot)
+
+          yield* signalPython(first, "SIGKILL")
+          const second = yield* spawnPython(path, (line) => line === "SENT" && sent++)
+          yield* listen(second, port)
+          expect(yield* read(SNAPSHOT)).toEqual(snapshot)
+          expect(answers).toEqual([Option.some("ok"), Option.some("ok")])
+          expect(sent).toBe(2)
+          yield* client.close()
+        }).pipe(Effect.provide(Layer.merge(NodeTransport.layer, Logger.remove(Logger.defaultLogger))))
+      ),
+    60_000
+  )
+})
