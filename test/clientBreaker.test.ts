@@ -45,7 +45,9 @@ const probedPrimary = (options: { readonly answersClose: boolean }) =>
       held: [] as Array<() => void>,
       closed: [] as Array<boolean>,
       released: 0,
-      answerAtOnce: false
+      answerAtOnce: false,
+      // Read at each close frame: a test may change it for the connections that come later.
+      answersClose: options.answersClose
     }
     const primary = yield* upgradingServer(peer.requests, (socket, head) => {
       const request = peer.requests.count
@@ -55,7 +57,7 @@ const probedPrimary = (options: { readonly answersClose: boolean }) =>
       socket.on("data", (data: Buffer) => {
         if ((data[0]! & 0x0f) !== 0x8) return
         peer.released++
-        if (options.answersClose) socket.end(Buffer.from([0x88, 0x00]))
+        if (peer.answersClose) socket.end(Buffer.from([0x88, 0x00]))
       })
       if (peer.answerAtOnce) socket.write(head)
       else peer.held.push(() => socket.write(head))
@@ -520,6 +522,29 @@ describe("Client: the races a review found", () => {
         // The probe's socket is closed by its close timeout all the same (a hang guard, 10 s).
         yield* awaitTrue(Effect.sync(() => peer.closed[2] === true), "the probe's socket closed", 2_000)
         expect(peer.closed[3]).toBe(false)
+      })
+    ))
+
+  it.live("returnToPrimary: a Client closed right after a probe moved it home, the primary never answering that probe's close frame: its close returns once the probe's socket is closed", () =>
+    withBreakers(
+      { policy: CircuitBreaker.consecutiveFailures(1), openFor: Schedule.spaced("100 millis") },
+      Effect.gen(function*() {
+        const { connect, peer, primary } = yield* probedPrimary({ answersClose: false })
+        peer.answerAtOnce = true
+        yield* Effect.gen(function*() {
+          const client = yield* connect
+          yield* awaitState(client, isOpenOn(primary.url))
+          // Home (request 3) while the probe's close frame (request 2) waits for an answer; the
+          // home connection's own close is answered, so only the probe's can hold the close.
+          expect(peer.requests.count).toBe(3)
+          expect(peer.closed[2]).toBe(false)
+          peer.answersClose = true
+        }).pipe(Effect.scoped)
+        // The close waited for the probe's release (its closeTimeout, then its terminate), whose
+        // session had ended at the move home. Before, it returned at once and left the socket open
+        // until that timeout; the server sees the end a turn after the client (bounded here).
+        yield* awaitTrue(Effect.sync(() => peer.closed[2] === true), "the probe's socket closed", 100)
+        expect(peer.closed[3]).toBe(true)
       })
     ))
 

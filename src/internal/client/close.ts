@@ -94,8 +94,11 @@ const closing = (
       // Released already by the supervisor (its close is uninterruptible), or here if it had not begun.
       yield* Scope.close(session, Exit.void)
       session.abandonInFlight()
-      // A primary probe's handshake under way is released too.
-      if (session.probe !== undefined) yield* session.probe.settled
+    }
+    // A primary probe's handshake under way is released too, and the connection of one that moved
+    // the Client home (its session is over, its close frame may still wait for an answer).
+    if (client.probes !== undefined) {
+      for (const probe of [...client.probes]) yield* Fiber.await(probe)
     }
     const unsent = client.outbound.failQueued()
     // Entering Closed ends `messages` (LiveClient.enter).

@@ -13,7 +13,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Random from "effect/Random"
 import type { CircuitBreaker } from "../../CircuitBreaker.js"
@@ -179,20 +179,15 @@ export class PrimaryProbe implements TimerTarget {
     this.client.timers.cancel(this.timer, this)
     // A handshake under way is abandoned: its socket released now, not at its open timeout. An
     // answered one's close is not cut short (the wait is interruptible, and its socket would be
-    // left to the transport's own timer): the Client's close awaits it (`settled`).
+    // left to the transport's own timer): the Client's close awaits it (`LiveClient.probes`).
     if (!this.releasing) this.fiber?.unsafeInterruptAsFork(FiberId.none)
-  }
-
-  /** Completes once a handshake under way (if any) has ended and released its socket. */
-  get settled(): Effect.Effect<void> {
-    return this.fiber === undefined ? Effect.void : Effect.asVoid(Fiber.await(this.fiber))
   }
 
   fire(): void {
     this.timer = undefined
     if (this.stopped) return
     // The last probe still closing its answered connection (its answer ignored): one at a time,
-    // so that `settled` covers every socket a probe opened.
+    // so that the Client's close, awaiting the probes' fibers, covers every socket a probe opened.
     if (this.releasing) return this.start()
     let fiber: Fiber.RuntimeFiber<void>
     try {
@@ -203,7 +198,10 @@ export class PrimaryProbe implements TimerTarget {
       return this.client.endSession(this.session, this.client.brokenOption("the client failed", defect))
     }
     this.fiber = fiber
+    const probes = this.client.probes ??= new Set()
+    probes.add(fiber)
     fiber.addObserver(() => {
+      probes.delete(fiber)
       if (this.fiber === fiber) this.fiber = undefined
     })
   }
@@ -213,7 +211,7 @@ export class PrimaryProbe implements TimerTarget {
     const primary = client.settings.endpoints[0]!
     // The answered connection, closed once the answer has decided (however the probe ends): a
     // primary slow to answer the close (up to closeTimeout) holds neither the move home nor the
-    // breaker's trial. The probe's fiber (`settled`) still ends with it.
+    // breaker's trial. The probe's fiber (in `LiveClient.probes`) still ends with it.
     let opened: OpenedConnection | undefined
     return Effect.gen(this, function*() {
       const url = isStaticUrl(primary) ? primary : yield* Effect.orDie(primary)

@@ -103,6 +103,11 @@ export class LiveClient extends Observer implements Client {
   closeDone: Deferred.Deferred<ReadonlyArray<Message>> | undefined = undefined
   /** Each static endpoint's circuit breaker, from the registry, made on first use. */
   breakers: Array<CircuitBreaker | undefined> | undefined = undefined
+  /**
+   * The primary probes' fibers still running, of any session: one that moved the Client home
+   * outlives its session while it closes its answered connection, and `close` awaits it too.
+   */
+  probes: Set<Fiber.RuntimeFiber<void>> | undefined = undefined
 
   constructor(
     readonly settings: ClientSettings,

@@ -56,7 +56,7 @@ export class Session extends HeartbeatCore {
   /** Its public view (Open), made when it opened: what `state` shows while it is the phase. */
   view!: ClientState
   /** With `ordered` and `returnToPrimary`, on an endpoint other than the first. */
-  probe: { readonly stop: () => void; readonly settled: Effect.Effect<void> } | undefined = undefined
+  probe: { readonly stop: () => void } | undefined = undefined
 
   constructor(private readonly owner: SessionOwner) {
     super()
