@@ -218,11 +218,16 @@ export const queueWhileDown: Scenario<
 > = async (context) => {
   const socket = make(context)
   await next(socket, "open")
-  // Read in the close event's own turn: the kill's answer (a bridge call from a page) may come
-  // after the 20 ms reconnect delay, when the next attempt is already CONNECTING.
-  const closed = next(socket, "close").then(() => socket.readyState)
+  // Read while the close event is dispatched, as `lifecycle` does: the kill's answer (a bridge
+  // call from a page) may come after the 20 ms reconnect delay, and once the event is out the
+  // facade reads the Client's state, which may be the next attempt's (CONNECTING).
+  let readyStateDown = -1
+  const closed = next(socket, "close", () => {
+    readyStateDown = socket.readyState
+    return true
+  })
   await context.server.kill()
-  const readyStateDown = await closed
+  await closed
   const returned = [socket.send("a"), socket.send("bb"), socket.send(new Uint8Array([1, 2, 3]))]
   const bufferedWhileDown = socket.bufferedAmount
   // What the open handler sends goes after what was kept.
