@@ -12,7 +12,7 @@ import { Chunk, Effect, Layer, Logger, Option, Schedule, Stream } from "effect"
 import { Client, NodeTransport } from "../src/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { awaitTrue } from "./support/poll.js"
-import { hasWebsockets, listen, scriptFile, signalPython, spawnPython } from "./support/python.js"
+import { echoScript, hasWebsockets, listen, scriptFile, signalPython, spawnPython } from "./support/python.js"
 
 const SNAPSHOT = 50
 
@@ -77,6 +77,53 @@ describe.skipIf(!hasWebsockets)("round 31: an onOpen handshake against Python we
           expect(yield* read(SNAPSHOT)).toEqual(snapshot)
           expect(answers).toEqual([Option.some("ok"), Option.some("ok")])
           expect(sent).toBe(2)
+          yield* client.close()
+        }).pipe(Effect.provide(Layer.merge(NodeTransport.layer, Logger.remove(Logger.defaultLogger))))
+      ),
+    60_000
+  )
+})
+
+describe.skipIf(!hasWebsockets)("round 32: short reads of a burst's answers from Python websockets", () => {
+  const N = 200
+  const requests = Array.from({ length: N }, (_, n) => `r${n}`)
+
+  it.live(
+    `${N} requests sent in a burst, the echoes read back by short runs of client.messages (Stream.runHead each, then Stream.take of 10 and of 50): every answer once, in order`,
+    () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          let echoed = 0
+          const server = yield* spawnPython(
+            yield* scriptFile("echo.py", echoScript(true)),
+            (line) => line.startsWith("M ") && echoed++
+          )
+          const port = yield* listen(server, 0)
+          const client = yield* Client.make({ url: `ws://127.0.0.1:${port}`, heartbeat: false })
+          // A short run: Stream.runHead alone (size 1), else Stream.take(size); bounded, so that a
+          // lost answer ends the reads (before round 31 the first runHead took the whole pile).
+          const short = (size: number) => {
+            const answers = Stream.interruptAfter(client.messages, "2 seconds")
+            return size === 1
+              ? Effect.map(Stream.runHead(answers), (head) => Option.toArray(head))
+              : Effect.map(Stream.runCollect(Stream.take(answers, size)), Chunk.toArray)
+          }
+          const read: Array<unknown> = []
+          let sent = 0
+          for (const size of [1, 10, 50]) {
+            // A burst, as a caller fires requests and only then reads: the answers pile up.
+            yield* Effect.forEach(requests, (request) => client.enqueue(request), { discard: true })
+            sent += N
+            yield* awaitTrue(Effect.sync(() => echoed === sent), "Python echoed the burst")
+            yield* Effect.sleep("100 millis")
+            for (let n = 0; n < N; n += size) {
+              const answers = yield* short(size)
+              read.push(...answers)
+              if (answers.length < size) break
+            }
+          }
+          expect(read).toEqual([...requests, ...requests, ...requests])
+          expect(yield* client.failed).toBe(0)
           yield* client.close()
         }).pipe(Effect.provide(Layer.merge(NodeTransport.layer, Logger.remove(Logger.defaultLogger))))
       ),
