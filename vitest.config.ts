@@ -1,3 +1,4 @@
+import { createRequire } from "node:module"
 import { availableParallelism } from "node:os"
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
@@ -16,6 +17,10 @@ export default defineConfig({
       // Node resolves the "node" condition of "./compat": the entry with the Node transport.
       { find: /^effect-lifeline\/compat$/, replacement: source("./src/compatNode.ts") },
       { find: /^effect-lifeline\/schema$/, replacement: source("./src/schema.ts") },
+      // graphql 16 has no "exports": Node's ESM loader takes its CommonJS main (as graphql-ws, run by
+      // Node, does) and Vite its "module" (index.mjs); two copies refuse each other's schema
+      // ("from another module or realm"). One copy: the one Node loads.
+      { find: /^graphql$/, replacement: createRequire(import.meta.url).resolve("graphql") },
       // One module by its own path (`effect-lifeline/Client`), as Effect's own modules are.
       {
         find:
