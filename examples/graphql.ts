@@ -16,9 +16,8 @@
  *   sends it.
  * - The close codes after which graphql-ws's own client gives up (4400 Bad request, 4401
  *   Unauthorized, 4409, 4429, ...) stop the Client (`shouldRetry`); every running operation then
- *   fails with that error. Whether a code refused during the handshake (4403 Forbidden, say)
- *   is retried is the same choice: `onOpen` fails with how the link ended, and `shouldRetry`
- *   reads it from the `OnOpenError`.
+ *   fails with that error. A link the server closes during the handshake (4403 Forbidden, say)
+ *   fails the attempt with that `Disconnected` too, so one rule reads every code.
  *
  * What a subscription misses while the link is down is gone (GraphQL subscriptions have no
  * replay): the server starts it again on the next link.
@@ -59,15 +58,6 @@ export interface Operation {
  * and 4499 are retried, as graphql-ws's client does: `fatal` adds codes of your own.
  */
 export const FATAL_CLOSE_CODES: ReadonlySet<number> = new Set([4004, 4005, 4400, 4401, 4406, 4409, 4429, 4500])
-
-/** How a link ended, from the Client's error: a close code, or none (refused, timed out...). */
-const closeCodeOf = (error: Client.ClientError): number | undefined =>
-  error._tag === "Disconnected"
-    ? error.code
-    : error._tag === "OnOpenError" && error.cause instanceof Object && "_tag" in error.cause &&
-        error.cause._tag === "Disconnected" && "code" in error.cause
-    ? Number(error.cause.code)
-    : undefined
 
 export interface GraphQLClient {
   /** A subscription's results, until the server completes it; interrupting it completes it on the server. */
@@ -138,19 +128,20 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
       connection: { protocols: "graphql-transport-ws" },
       heartbeat: { interval: "10 seconds", timeout: "5 seconds" },
       ...(options.retry === undefined ? {} : { retry: options.retry }),
-      shouldRetry: (error) => {
-        const code = closeCodeOf(error)
-        return code === undefined ? Reconnect.isRetryable(error) : !fatal.has(code)
-      },
+      // A link the server closes while `onOpen` runs (refusing `connection_init`) is a
+      // `Disconnected` too, with the server's code.
+      shouldRetry: (error) => error._tag === "Disconnected" ? !fatal.has(error.code) : Reconnect.isRetryable(error),
       onOpen: (connection) =>
         Effect.gen(function*() {
           yield* connection.send(JSON.stringify({ type: "connection_init", payload: options.connectionParams }))
+          // None: the server closed the link (the attempt then fails with how: 4403, say).
           const first = yield* Stream.runHead(connection.messages)
-          if (Option.isNone(first)) return yield* Effect.fail(yield* connection.closed)
-          if (parse(first.value)?.type !== "connection_ack") {
-            // Anything before the ack breaks the protocol: close as graphql-ws's client does.
-            return yield* Effect.fail(yield* connection.close(4004, "Bad response"))
+          if (Option.isSome(first) && parse(first.value)?.type !== "connection_ack") {
+            // Anything before the ack breaks the protocol: closed as graphql-ws's client does, and
+            // the attempt fails with that close (`Disconnected` 4004, which stops the Client).
+            yield* connection.close(4004, "Bad response")
           }
+          if (Option.isNone(first) || (yield* connection.readyState) !== 1) return
           const current = { connection, number: ++sessions }
           session = current
           // Operations started meanwhile go out from `subscribe`, once (`sendOn`).

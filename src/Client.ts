@@ -186,7 +186,11 @@ export interface Options {
       readonly overflow?: Overflow | undefined
     }
     | undefined
-  /** Runs after every (re)connect, before the outbox flushes: authenticate, resubscribe. A failure drops the connection. */
+  /**
+   * Runs after every (re)connect, before the outbox flushes: authenticate, resubscribe. A failure
+   * drops the connection (`OnOpenError`). A link the peer or the network ends while it runs
+   * interrupts it, and the attempt fails with that `Disconnected` (its close code for `shouldRetry`).
+   */
   readonly onOpen?: ((connection: Connection.Connection) => Effect.Effect<void, unknown>) | undefined
   /** How long `onOpen` may take; past it the connection is dropped with `OnOpenError` (cause: `TimeoutError onOpen`). Default 10 s. */
   readonly onOpenTimeout?: Duration.DurationInput | undefined

@@ -122,6 +122,89 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
       expect(yield* server.accepted).toBe(2)
     })).pipe(provideNode))
 
+  describe("a link that ends while onOpen runs fails the attempt with how it ended (round 33)", () => {
+    // Before, the hook ran on until it was done or out of `onOpenTimeout`, and the attempt failed
+    // with `OnOpenError`: a server's 1008 "bad token" on the credentials was lost, retried forever.
+    it.live("the server closes with 1008 on the credentials, the hook waits on something else: Closed with that close at once, one attempt, the hook interrupted", () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: (_message, _reply, peer) => peer.close(1008, "bad token") })
+        let opens = 0
+        let interrupted = 0
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("10 millis"),
+          heartbeat: false,
+          onOpen: (connection) =>
+            connection.send("token").pipe(
+              Effect.zipRight(Effect.never),
+              Effect.onInterrupt(() => Effect.sync(() => interrupted++)),
+              Effect.ensuring(Effect.sync(() => opens++))
+            )
+        })
+        const error = yield* closedWith(client)
+        expect(error).toMatchObject({ _tag: "Disconnected", code: 1008, reason: "bad token", initiator: "server" })
+        expect([opens, interrupted]).toEqual([1, 1])
+        expect(yield* server.accepted).toBe(1)
+      })).pipe(provideNode))
+
+    it.live("the hook reads the answer, finds the stream ended and fails on its own: the attempt fails with the server's close (4000, retried), not the hook's error", () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        let refusals = 0
+        const server = yield* TestServer.make({
+          handler: (_message, reply, peer) => ++refusals === 1 ? peer.close(4000, "try later") : reply("ok")
+        })
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("10 millis"),
+          heartbeat: false,
+          onOpen: (connection) =>
+            connection.send("token").pipe(
+              Effect.zipRight(Stream.runHead(connection.messages)),
+              Effect.flatMap(Option.match({ onNone: () => Effect.fail("no answer"), onSome: () => Effect.void }))
+            )
+        })
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        expect(backoff).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 4000, reason: "try later", initiator: "server" }
+        })
+        yield* client.awaitOpen
+        expect(yield* server.accepted).toBe(2)
+      })).pipe(provideNode))
+
+    it.live("the network drops the link under the hook: Disconnected 1006 from the transport, retried", () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        let links = 0
+        const server = yield* TestServer.make({
+          handler: (_message, reply, peer) => ++links === 1 ? peer.terminate : Effect.sync(() => reply("ok"))
+        })
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("10 millis"),
+          heartbeat: false,
+          onOpen: (connection) => connection.send("token").pipe(Effect.zipRight(Effect.sleep("1 hour")))
+        })
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        expect(backoff).toMatchObject({
+          attempt: 1,
+          error: { _tag: "Disconnected", code: 1006, initiator: "transport" }
+        })
+      })).pipe(provideNode))
+
+    it.live("a hook that closes the link itself and fails: OnOpenError with the hook's own error, as before", () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("10 millis"),
+          heartbeat: false,
+          onOpen: (connection) => connection.close(4004, "bad response").pipe(Effect.zipRight(Effect.fail("refused")))
+        })
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "OnOpenError", cause: "refused" } })
+      })).pipe(provideNode))
+  })
+
   it.live("an isPong that throws: the connection is dropped with InvalidOptions, messages ends without a defect", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

@@ -17,6 +17,7 @@ import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
+import type { Disconnected } from "../../Errors.js"
 import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import type { Network } from "../../Transport.js"
@@ -450,21 +451,33 @@ const openIn = (
       // User code: a failure, a throw or a hang drops this connection, never the supervisor.
       // Its fiber is known: the Client's own `send` and `awaitOpen` on it fail at once (`inOwnOnOpen`).
       const hook = yield* Effect.exit(
-        Effect.withFiberRuntime<void, unknown>((fiber) => {
-          client.onOpenFiber = fiber
-          return onOpen(opened.connection)
-        }).pipe(
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url })
-          })
+        Effect.raceFirst(
+          Effect.withFiberRuntime<void, unknown>((fiber) => {
+            client.onOpenFiber = fiber
+            return onOpen(opened.connection)
+          }).pipe(
+            Effect.timeoutFail({
+              duration: timeout,
+              onTimeout: () => new TimeoutError({ operation: "onOpen", timeout, url: opened.connection.url })
+            })
+          ),
+          // The peer (or the network) ends the link under the hook: the hook is interrupted.
+          Effect.flatMap(opened.listener.awaitClosed, (ended) => endedByPeer(ended) ? ended : Effect.never)
         )
       ).pipe(Effect.ensuring(Effect.sync(() => {
         client.onOpenFiber = undefined
       })))
-      // Any failure, an interruption the hook raised itself included (the supervisor's own
-      // interruption never gets here: it skips this fiber's handlers).
-      if (Exit.isFailure(hook)) return yield* new OnOpenError({ cause: Cause.squash(hook.cause) })
+      if (Exit.isFailure(hook)) {
+        // The link ended by the peer's doing before the hook was done (a server that closes with
+        // 1008 "bad token" on the credentials `onOpen` sent): the attempt fails with how it ended,
+        // its code for `shouldRetry` to read, as any close. Not after `onOpenTimeout`, and not as
+        // the hook's own failure at reading a stream that ended (round 33).
+        const ended = opened.listener.endedWith
+        if (ended !== undefined && endedByPeer(ended)) return yield* ended
+        // Any other failure, an interruption the hook raised itself included (the supervisor's
+        // own interruption never gets here: it skips this fiber's handlers).
+        return yield* new OnOpenError({ cause: Cause.squash(hook.cause) })
+      }
     }
     client.inbound.offer(opened.listener.inbound)
     // It may have ended already, while onOpen ran: it never became ready.
@@ -473,6 +486,9 @@ const openIn = (
     scope.opened = opened
     yield* openSession(client, scope, openedAt, attempt, label, index)
   })
+
+/** A link ended by the peer or the network, not by this side (`onOpen` may close it itself). */
+const endedByPeer = (ended: Disconnected): boolean => ended.initiator !== "client"
 
 /**
  * A connection opened: counted (connects, latency, reconnects after the first); when, in Clock
