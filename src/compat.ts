@@ -999,22 +999,30 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     if (life === undefined) return
     const opening = this._isOpening(life)
     if (life.slowLeft > 0 && life.openSession !== undefined) life.flushing = true
+    // Ended before the close event: a `close()` or `reconnect()` from its listener finds this life
+    // ending (the first end stands) and the next one waits for it. The other way round, the
+    // listener's end came first and decided alone: a `close()` while the connection was opening,
+    // whose listener called `reconnect()`, closed the Client at once (the sends made before it
+    // lost, the peer's close not the one asked for) instead of waiting for Open (round 33).
+    // It stays the current life while the event is dispatched (`retryCount`, `readyState` read it).
+    this._endLife(life, code, reason, opening, false)
     if (wasActive) this._dispatchClose(life, code, reason, true)
-    this._endLife(life, code, reason, opening)
+    if (this._life === life) this._life = undefined
   }
 
   /**
    * Closes a life's Client with `code` and `reason`; what it did not write is kept, ahead of newer
    * sends. `opening`: the connection is open but the Client not yet Open (see `_isOpening`): the
    * close waits for Open, so that what was sent goes out and the peer gets `code` and `reason`
-   * (closed at once, the Client would abort the attempt: 1001, nothing written).
+   * (closed at once, the Client would abort the attempt: 1001, nothing written). `leave`: it is no
+   * longer the current life (false: the caller clears that once the close event is dispatched).
    */
-  private _endLife(life: Life, code: number, reason: string, opening = false): void {
+  private _endLife(life: Life, code: number, reason: string, opening = false, leave = true): void {
     // Ended already: a `close()` or `reconnect()` from the listener of the close event this end
     // dispatched. The first end stands (its code goes out; the next life waits for it).
     if (life.closing) return
     life.closing = true
-    if (this._life === life) this._life = undefined
+    if (leave && this._life === life) this._life = undefined
     const runtime = this._runtimeOrThrow
     const previous = this._ending
     this._ending = new Promise<void>((resolve) => {
@@ -1059,6 +1067,21 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     return Effect.gen(this, function*() {
       // The close of the previous connection goes out before this open.
       for (const earlier of [...life.sessions]) yield* Deferred.await(earlier.done)
+      // One step from here: a link that ends meanwhile interrupts the hook (the Client then fails
+      // the attempt with that close), and what was kept must be in the outbox or still kept, never
+      // half of it in neither.
+      // (The reader is forked interruptible again: `restore`.)
+      yield* Effect.uninterruptibleMask((restore) => this._openedNow(life, connection, restore))
+    })
+  }
+
+  /** `_opened` once the earlier closes are out: the session, what was kept, the `open` event, the reader. */
+  private _openedNow(
+    life: Life,
+    connection: Connection,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<void> {
+    return Effect.gen(this, function*() {
       if (life.closing || this._life !== life) return
       const state = yield* life.client.state.get
       const session = new Session(connection, state._tag === "Connecting" ? state.attempt : -1)
@@ -1073,7 +1096,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
         if (Exit.isFailure(sent)) this._dispatchError(Cause.squash(sent.cause) as Error)
       }
       this._emit(new Event("open"))
-      yield* Effect.forkIn(this._read(life, session), life.scope)
+      yield* Effect.forkIn(restore(this._read(life, session)), life.scope)
     })
   }
 

@@ -455,6 +455,32 @@ describe("effect-lifeline/compat in Node", () => {
       expect(yield* server.accepted).toBe(2)
     }))
 
+  // Round 33: the close listener's reconnect() ended the life first, alone, and closed the Client
+  // at once, the connection still opening: nothing sent went out, and the peer got no 4001.
+  it.scopedLive("close() in the open listener, and reconnect() from its close listener: what was sent before it goes out, then the close asked for; the next connection opens", () =>
+    Effect.gen(function*() {
+      const peers: Array<TestServer.Peer> = []
+      const server = yield* TestServer.make({ onConnect: (peer) => void peers.push(peer) })
+      yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+        socket.addEventListener("open", () => {
+          socket.send(new Blob([new Uint8Array([1, 2])]))
+          socket.send("a")
+          socket.addEventListener("close", () => socket.reconnect(), { once: true })
+          socket.close(4001, "bye")
+        }, { once: true })
+        await Scenarios.next(socket, "open")
+        await Scenarios.next(socket, "open")
+        socket.close()
+      })
+      expect((yield* server.received).map((frame) => typeof frame === "string" ? frame : [...frame])).toEqual([
+        [1, 2],
+        "a"
+      ])
+      expect(yield* server.accepted).toBe(2)
+      expect(yield* peers[0]!.awaitClosed()).toEqual({ code: 4001, reason: "bye" })
+    }))
+
   it.scopedLive("leaves no handle behind once closed", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
