@@ -150,6 +150,13 @@ export interface HeartbeatOptions {
   readonly message?: Message | undefined
   /** Frames that answer `message`; they are kept out of `messages`. */
   readonly isPong?: ((message: Message) => boolean) | undefined
+  /**
+   * `false`: send no probe, for a peer that pings by itself (Engine.IO / Socket.IO: `interval`
+   * its pingInterval, `timeout` its pingTimeout; SignalR's keep-alive): nothing from it for
+   * `interval + timeout` drops the link as dead (`TimeoutError heartbeat`, the socket terminated).
+   * Works where there is no protocol ping (browsers) without a `message`. Default true.
+   */
+  readonly probe?: boolean | undefined
 }
 
 /**

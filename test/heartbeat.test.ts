@@ -25,6 +25,8 @@ interface PeerOptions {
   readonly roundTrip?: number
   /** Probe with this app-level message, answered by a data frame (a browser), instead of a protocol ping. */
   readonly message?: Message
+  /** false: the heartbeat sends no probe (the peer pings by itself). */
+  readonly probe?: boolean
 }
 
 /**
@@ -83,7 +85,8 @@ const startHeartbeat = (options: PeerOptions) =>
       {
         interval: Duration.millis(options.interval),
         timeout: Duration.millis(options.timeout),
-        message: options.message
+        message: options.message,
+        probe: options.probe ?? true
       },
       clock,
       timers
@@ -123,6 +126,25 @@ describe("Heartbeat: the bound (TestClock)", () => {
         expect(hb.deaths).toHaveLength(1)
       })
   )
+
+  it.scoped("probe: false, a peer that pings by itself every 400 ms: never probed, never dead; once it stops, dead interval + timeout after its last frame at the latest", () =>
+    Effect.gen(function*() {
+      const hb = yield* startHeartbeat({ interval: 500, timeout: 500, probe: false })
+      for (let frame = 1; frame <= 10; frame++) {
+        yield* TestClock.adjust("400 millis")
+        hb.listener.onMessage("2")
+      }
+      // The last frame at 4000: seen by the sample at 4125, dated to the one before (4000).
+      yield* TestClock.adjust("999 millis")
+      expect(hb.deaths).toEqual([])
+      yield* TestClock.adjust("1 millis")
+      expect(hb.deaths.map((death) => death.at)).toEqual([5000])
+      expect(hb.deaths.map((death) => death.error)).toMatchObject([{
+        operation: "heartbeat",
+        timeout: Duration.millis(500)
+      }])
+      expect(hb.probes).toEqual([])
+    }))
 
   it.scoped("an idle peer that answers is probed every interval after its pong, not every interval + timeout", () =>
     Effect.gen(function*() {

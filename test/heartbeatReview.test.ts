@@ -70,6 +70,31 @@ describe("Heartbeat: a probe behind nothing (global WebSocket, TestClock)", () =
     })).pipe(provideBrowser))
 })
 
+describe("Heartbeat: probe: false, a peer that pings by itself (global WebSocket, TestClock)", () => {
+  // Round 33: with no protocol ping and no `message`, the heartbeat stopped ("cannot probe"), and
+  // a browser app had to write its own rule (Engine.IO's: nothing for pingInterval + pingTimeout).
+  it.effect("no probe sent; the peer's frames keep the link; found dead interval + timeout after its last frame (dated to the sample before it was seen)", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: "ignore", record: true })
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: { interval: "500 millis", timeout: "500 millis", probe: false }
+      })
+      yield* client.awaitOpen
+      yield* awaitSleeper
+      const start = yield* now
+      const [peer] = yield* server.peers
+      for (const at of [250, 500]) {
+        yield* stepTo(start + at)
+        yield* peer!.send("2")
+        yield* realTurns
+      }
+      // The frame at 500 is seen by the sample at 625 and dated 500: dead at 500 + 500 + 500.
+      yield* foundDeadAt(client, start + 1500)
+      expect([yield* server.received, yield* server.pings]).toEqual([[], 0])
+    })).pipe(provideBrowser))
+})
+
 const tlsDir = hasOpenssl ? mkdtempSync(join(tmpdir(), "lifeline-probe-")) : undefined
 afterAll(() => {
   if (tlsDir !== undefined) rmSync(tlsDir, { recursive: true, force: true })

@@ -66,7 +66,7 @@ const heartbeatOnQueue = (options: { readonly queued: number; readonly withSentB
         onDead: (error) => deaths.push({ at: clock.unsafeCurrentTimeMillis(), error }),
         onCannotProbe: () => expect.unreachable("this socket can always probe")
       },
-      { interval: Duration.millis(500), timeout: Duration.millis(500), message: undefined },
+      { interval: Duration.millis(500), timeout: Duration.millis(500), message: undefined, probe: true },
       clock,
       timers
     )

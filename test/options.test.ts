@@ -159,6 +159,12 @@ const badClient: ReadonlyArray<readonly [string, unknown, string]> = [
   ],
   ["heartbeat.message: a number", { url, heartbeat: { message: 1 } }, "heartbeat.message: must be a string or bytes"],
   ["heartbeat.isPong: not a function", { url, heartbeat: { isPong: "pong" } }, "heartbeat.isPong: must be a function"],
+  ["heartbeat.probe: not a boolean", { url, heartbeat: { probe: "no" } }, "heartbeat.probe: must be true or false"],
+  [
+    "heartbeat.message with probe: false",
+    { url, heartbeat: { probe: false, message: "ping" } },
+    "heartbeat.message: is not sent with probe: false"
+  ],
   ["eventsCapacity: 0", { url, eventsCapacity: 0 }, "eventsCapacity: must be a positive integer"]
 ]
 

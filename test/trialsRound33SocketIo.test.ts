@@ -635,6 +635,30 @@ describe.skipIf(!hasSocketIo)("round 33: a Socket.IO client on a lifeline Client
   )
 
   it.live(
+    "Engine.IO's rule as lifeline's heartbeat (probe: false, interval = pingInterval, timeout = pingTimeout): the server's pings keep the link over 10 intervals; a frozen server is dropped with TimeoutError heartbeat, without a close handshake's wait",
+    () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const server = yield* startServer(yield* scriptFile("sio.py", script), 0)
+          const user = yield* socketIo(server.port, {
+            heartbeat: { interval: "300 millis", timeout: "300 millis", probe: false }
+          })
+          yield* user.client.awaitOpen
+          yield* awaitTrue(Effect.sync(() => user.pings.answered >= 10), "ten pings answered")
+          expect(user.transitions).toEqual(["Connecting", "Open"])
+          const stopped = performance.now()
+          server.process.child.kill("SIGSTOP")
+          yield* awaitTrue(Effect.sync(() => user.transitions.length > 2), "the drop")
+          measured.passiveHeartbeat = performance.now() - stopped
+          expect(user.transitions.slice(0, 3)).toEqual(["Connecting", "Open", "Backoff TimeoutError heartbeat"])
+          expect(user.opens).toHaveLength(1)
+          yield* user.client.close()
+        }).pipe(Effect.provide(quiet))
+      ),
+    30_000
+  )
+
+  it.live(
     "a frozen server, heartbeat off: Clients with Engine.IO's rule (no ping within pingInterval + pingTimeout: reconnect) drop the link, once each, after the close handshake's wait (closeTimeout 5 s, and 0.5 s); one without the rule stays Open over 3 times the rule",
     () =>
       withNoHandlesLeft(

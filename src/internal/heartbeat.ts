@@ -1,7 +1,7 @@
 /**
  * Dead-peer detection for one open connection. Any inbound frame or pong counts as life; once an
  * interval has passed since the last one, a probe (protocol ping, or an app-level message) must be
- * answered within the timeout. A gap in this process's own timers (event loop blocked, machine
+ * answered within the timeout (or, with `probe: false`, the peer's own next frame must come). A gap in this process's own timers (event loop blocked, machine
  * asleep where the monotonic clock counts sleep) is not taken as the peer's silence: it leads to
  * an immediate new probe instead of a timeout. Times are the Clock's monotonic reading (its nanos),
  * not its wall clock: a step of the wall clock (NTP, a user, a VM restored) moves neither.
@@ -24,6 +24,8 @@ export interface HeartbeatOptions {
   readonly timeout: Duration.Duration
   /** Sent as the probe where the platform has no protocol ping (browsers). */
   readonly message: Message | undefined
+  /** False: no probe is sent; the peer pings, and `interval + timeout` of its silence is death. */
+  readonly probe: boolean
 }
 
 /** The connection a heartbeat watches. */
@@ -318,6 +320,13 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
     // Nothing queued ahead of the probe: it is not behind a backlog, even where `bufferedAmount`
     // counts the probe itself until a later turn (browsers hand it to the network after this call).
     const ahead = this.socket.bufferedAmount()
+    if (!this.heartbeatOptions.probe) {
+      // A peer that pings by itself (Engine.IO, SignalR): its silence for `interval` starts the
+      // `timeout`, as a probe would, with nothing sent.
+      this.probedAt = now
+      this.probeEnd = -1
+      return this.schedule(now)
+    }
     if (!probe(this.socket, this.heartbeatOptions.message)) {
       if (this.socket.readyState() !== OPEN) return this.schedule(now)
       // No protocol ping here (a browser) and no app-level message configured.

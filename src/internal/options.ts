@@ -409,14 +409,16 @@ const DEFAULT_HEARTBEAT: DecodedHeartbeat = Object.freeze({
   interval: Duration.seconds(20),
   timeout: Duration.seconds(10),
   message: undefined,
-  isPong: undefined
+  isPong: undefined,
+  probe: true
 })
 const NO_HEARTBEAT: DecodedHeartbeat = Object.freeze({ ...DEFAULT_HEARTBEAT })
 const heartbeatFields = struct<DecodedHeartbeat>({
   interval: positiveDuration,
   timeout: positiveDuration,
   message,
-  isPong: fn
+  isPong: fn,
+  probe: bool
 }, DEFAULT_HEARTBEAT)
 
 /** `false` (none), or the heartbeat's options: the shared defaults when every one is a default. */
@@ -424,6 +426,7 @@ const heartbeat: Check<DecodedHeartbeat> = (input, transport) => {
   if (input === false) return NO_HEARTBEAT
   if (!isRecord(input)) fail("must be an object or false")
   const fields = heartbeatFields(input, transport)
+  if (!fields.probe && fields.message !== undefined) fail("is not sent with probe: false", "message")
   return allDefault(fields, DEFAULT_HEARTBEAT) ? DEFAULT_HEARTBEAT : fields
 }
 
