@@ -99,8 +99,10 @@ export interface Client<In = Message, Out = Message, E = never> {
    */
   readonly awaitOpen: Effect.Effect<void, ClientError>
   /**
-   * Drops the current connection and connects again at once, resetting the backoff; restarts a
-   * client Closed by an error. Connecting: the attempt under way goes on, and if it fails the next
+   * Drops the current connection and connects again, resetting the backoff; restarts a client
+   * Closed by an error. The connection is closed politely first (its release waits up to
+   * `closeTimeout` for the peer's answer, showing Open meanwhile): a peer found silent is the
+   * heartbeat's to drop (`probe: false` for one that pings by itself). Connecting: the attempt under way goes on, and if it fails the next
    * follows at once (a `Backoff` of delay 0). Suspended: one attempt, which the breaker refuses
    * until its `retryAt` (no handshake). Closing or closed by `close`: nothing. Calls while one is
    * under way add nothing: a button pressed many times costs one handshake.
