@@ -155,7 +155,8 @@ export interface HeartbeatOptions {
   /**
    * `false`: send no probe, for a peer that pings by itself (Engine.IO / Socket.IO: `interval`
    * its pingInterval, `timeout` its pingTimeout; SignalR's keep-alive): nothing from it for
-   * `interval + timeout` drops the link as dead (`TimeoutError heartbeat`, the socket terminated).
+   * `interval + timeout` (plus at most a quarter `interval`: frames are seen at samples) drops the
+   * link as dead (`TimeoutError heartbeat`, the socket terminated).
    * Works where there is no protocol ping (browsers) without a `message`. Default true.
    */
   readonly probe?: boolean | undefined

@@ -127,24 +127,52 @@ describe("Heartbeat: the bound (TestClock)", () => {
       })
   )
 
-  it.scoped("probe: false, a peer that pings by itself every 400 ms: never probed, never dead; once it stops, dead interval + timeout after its last frame at the latest", () =>
+  it.scoped("probe: false, a peer that pings by itself every 400 ms: never probed, never dead; once it stops, dead interval + timeout after its last frame, plus at most a quarter interval", () =>
     Effect.gen(function*() {
       const hb = yield* startHeartbeat({ interval: 500, timeout: 500, probe: false })
       for (let frame = 1; frame <= 10; frame++) {
         yield* TestClock.adjust("400 millis")
         hb.listener.onMessage("2")
       }
-      // The last frame at 4000: seen by the sample at 4125, dated to the one before (4000).
-      yield* TestClock.adjust("999 millis")
+      // The last frame at 4000: seen by the sample at 4125 and dated there (no probe makes up for
+      // an earlier date): dead at 4125 + interval + timeout.
+      yield* TestClock.adjust("1124 millis")
       expect(hb.deaths).toEqual([])
       yield* TestClock.adjust("1 millis")
-      expect(hb.deaths.map((death) => death.at)).toEqual([5000])
+      expect(hb.deaths.map((death) => death.at)).toEqual([5125])
       expect(hb.deaths.map((death) => death.error)).toMatchObject([{
         operation: "heartbeat",
         timeout: Duration.millis(500)
       }])
       expect(hb.probes).toEqual([])
     }))
+
+  // A review of round 33: frames were dated to the sample before the one that saw them (up to a
+  // quarter interval early), which a probe makes up for and no probe does not: a peer that pings
+  // every `interval` was dead before its next ping when `timeout` < interval / 4.
+  it.scoped.each([
+    { interval: 25_000, timeout: 5_000, first: 24_990 },
+    { interval: 400, timeout: 50, first: 370 }
+  ])(
+    "probe: false, a peer that pings every interval ($interval / $timeout, from $first): never dead; silent after its last ping, dead between interval + timeout and a quarter interval more",
+    ({ first, interval, timeout }) =>
+      Effect.gen(function*() {
+        const hb = yield* startHeartbeat({ interval, timeout, probe: false })
+        yield* TestClock.adjust(Duration.millis(first))
+        hb.listener.onMessage("2")
+        for (let ping = 1; ping < 8; ping++) {
+          yield* TestClock.adjust(Duration.millis(interval))
+          hb.listener.onMessage("2")
+        }
+        const last = first + 7 * interval
+        yield* TestClock.adjust(Duration.millis(interval + timeout - 1))
+        expect(hb.deaths).toEqual([])
+        yield* TestClock.adjust(Duration.millis(interval / 4 + 1))
+        expect(hb.deaths).toHaveLength(1)
+        expect(hb.deaths[0]!.at).toBeGreaterThanOrEqual(last + interval + timeout)
+        expect(hb.probes).toEqual([])
+      })
+  )
 
   it.scoped("an idle peer that answers is probed every interval after its pong, not every interval + timeout", () =>
     Effect.gen(function*() {

@@ -73,7 +73,7 @@ describe("Heartbeat: a probe behind nothing (global WebSocket, TestClock)", () =
 describe("Heartbeat: probe: false, a peer that pings by itself (global WebSocket, TestClock)", () => {
   // Round 33: with no protocol ping and no `message`, the heartbeat stopped ("cannot probe"), and
   // a browser app had to write its own rule (Engine.IO's: nothing for pingInterval + pingTimeout).
-  it.effect("no probe sent; the peer's frames keep the link; found dead interval + timeout after its last frame (dated to the sample before it was seen)", () =>
+  it.effect("no probe sent; the peer's frames keep the link; found dead interval + timeout after the sample that saw its last frame", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make({ handler: "ignore", record: true })
       const client = yield* Client.make({
@@ -89,8 +89,8 @@ describe("Heartbeat: probe: false, a peer that pings by itself (global WebSocket
         yield* peer!.send("2")
         yield* realTurns
       }
-      // The frame at 500 is seen by the sample at 625 and dated 500: dead at 500 + 500 + 500.
-      yield* foundDeadAt(client, start + 1500)
+      // The frame at 500 is seen by the sample at 625 and dated there: dead at 625 + 500 + 500.
+      yield* foundDeadAt(client, start + 1625)
       expect([yield* server.received, yield* server.pings]).toEqual([[], 0])
     })).pipe(provideBrowser))
 })

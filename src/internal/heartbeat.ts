@@ -24,7 +24,7 @@ export interface HeartbeatOptions {
   readonly timeout: Duration.Duration
   /** Sent as the probe where the platform has no protocol ping (browsers). */
   readonly message: Message | undefined
-  /** False: no probe is sent; the peer pings, and `interval + timeout` of its silence is death. */
+  /** False: no probe is sent; the peer pings, and `interval + timeout` (+ interval / 4) of its silence is death. */
   readonly probe: boolean
 }
 
@@ -288,8 +288,11 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   private sample(now: number): void {
     if (this.listener.activity !== this.seen) {
       this.seen = this.listener.activity
-      // It arrived after the previous sample: date it there, never later than it could have been.
-      if (this.sampledAt > this.lastLife) this.lastLife = this.sampledAt
+      // It arrived after the previous sample: date it there, never later than it could have been
+      // (a probe goes out early, at worst). With no probe to go out, dated to this sample: never
+      // earlier than it was, so a peer that pings every `interval` is not due before its next ping.
+      const seenAt = this.heartbeatOptions.probe ? this.sampledAt : now
+      if (seenAt > this.lastLife) this.lastLife = seenAt
       this.probedAt = undefined
     }
     if (this.listener.inbound.isPaused) {
