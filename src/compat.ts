@@ -300,6 +300,8 @@ class Life {
   readonly sessions: Array<Session> = []
   openSession: Session | undefined = undefined
   lastRetry = 0
+  /** How the first `close()` or `reconnect()` that left it decided it ends (see `_leaveLife`). */
+  leaving: { readonly code: number; readonly reason: string; readonly opening: boolean } | undefined = undefined
 
   constructor(readonly client: ClientModule.Client, readonly scope: Scope.CloseableScope) {}
 
@@ -997,32 +999,33 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private _leaveLife(wasActive: boolean, code: number, reason: string): void {
     const life = this._life
     if (life === undefined) return
-    const opening = this._isOpening(life)
-    if (life.slowLeft > 0 && life.openSession !== undefined) life.flushing = true
-    // Ended before the close event: a `close()` or `reconnect()` from its listener finds this life
-    // ending (the first end stands) and the next one waits for it. The other way round, the
-    // listener's end came first and decided alone: a `close()` while the connection was opening,
-    // whose listener called `reconnect()`, closed the Client at once (the sends made before it
-    // lost, the peer's close not the one asked for) instead of waiting for Open (round 33).
-    // It stays the current life while the event is dispatched (`retryCount`, `readyState` read it).
-    this._endLife(life, code, reason, opening, false)
-    if (wasActive) this._dispatchClose(life, code, reason, true)
-    if (this._life === life) this._life = undefined
+    // The first leave of a life decides how it ends. A `close()` or `reconnect()` from the listener
+    // of the close event dispatched here leaves it again, inside the dispatch and before this call
+    // ends it: it ends it as decided here, and dispatches no second close event. Before, it decided
+    // alone: a `close()` while the connection was opening, whose listener called `reconnect()`,
+    // closed the Client at once (the sends made before it lost, the peer's close not the one asked
+    // for) instead of waiting for Open (round 33).
+    const first = life.leaving === undefined
+    const leaving = life.leaving ??= { code, reason, opening: this._isOpening(life) }
+    if (first) {
+      if (life.slowLeft > 0 && life.openSession !== undefined) life.flushing = true
+      if (wasActive) this._dispatchClose(life, code, reason, true)
+    }
+    this._endLife(life, leaving.code, leaving.reason, leaving.opening)
   }
 
   /**
    * Closes a life's Client with `code` and `reason`; what it did not write is kept, ahead of newer
    * sends. `opening`: the connection is open but the Client not yet Open (see `_isOpening`): the
    * close waits for Open, so that what was sent goes out and the peer gets `code` and `reason`
-   * (closed at once, the Client would abort the attempt: 1001, nothing written). `leave`: it is no
-   * longer the current life (false: the caller clears that once the close event is dispatched).
+   * (closed at once, the Client would abort the attempt: 1001, nothing written).
    */
-  private _endLife(life: Life, code: number, reason: string, opening = false, leave = true): void {
+  private _endLife(life: Life, code: number, reason: string, opening = false): void {
     // Ended already: a `close()` or `reconnect()` from the listener of the close event this end
     // dispatched. The first end stands (its code goes out; the next life waits for it).
     if (life.closing) return
     life.closing = true
-    if (leave && this._life === life) this._life = undefined
+    if (this._life === life) this._life = undefined
     const runtime = this._runtimeOrThrow
     const previous = this._ending
     this._ending = new Promise<void>((resolve) => {

@@ -481,6 +481,57 @@ describe("effect-lifeline/compat in Node", () => {
       expect(yield* peers[0]!.awaitClosed()).toEqual({ code: 4001, reason: "bye" })
     }))
 
+  // A review of round 33: the fix above first ended the life before dispatching its close event,
+  // and the Client, Closed by then, read retryCount as its last attempt's.
+  it.scopedLive("retryCount in close()'s close event, the link open longer than minUptime after a reconnect: 0, as before close()", () =>
+    Effect.gen(function*() {
+      const peers: Array<TestServer.Peer> = []
+      const server = yield* TestServer.make({ onConnect: (peer) => void peers.push(peer) })
+      const seen = yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, {
+          WebSocket: WS,
+          minUptime: 50,
+          minReconnectionDelay: 1,
+          maxReconnectionDelay: 2
+        })
+        await Scenarios.next(socket, "open")
+        // The server drops the first link: the second attempt opens.
+        await Effect.runPromise(peers[0]!.close(4000, "drop"))
+        await Scenarios.next(socket, "open")
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        const before = socket.retryCount
+        let inClose = -1
+        let stateInClose = -1
+        socket.addEventListener("close", () => {
+          inClose = socket.retryCount
+          stateInClose = socket.readyState
+        }, { once: true })
+        socket.close(4001, "bye")
+        return { before, inClose, stateInClose }
+      })
+      expect(seen).toEqual({ before: 0, inClose: 0, stateInClose: 3 })
+    }))
+  // The same, counting the close events: the listener's reconnect() dispatched a second close
+  // event (1000) for the same connection (partysocket dispatches one), before round 33 too.
+  it.scopedLive("close() in the open listener, reconnect() in its close listener: one close event for that connection (the 1000 is the last close())", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const closes = yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+        const closes: Array<string> = []
+        socket.addEventListener("close", (event) => closes.push(`${(event as CloseEvent).code}`))
+        socket.addEventListener("open", () => {
+          socket.addEventListener("close", () => socket.reconnect(), { once: true })
+          socket.close(4001, "bye")
+        }, { once: true })
+        await Scenarios.next(socket, "open")
+        await Scenarios.next(socket, "open")
+        socket.close()
+        return closes
+      })
+      expect(closes).toEqual(["4001", "1000"])
+    }))
+
   it.scopedLive("leaves no handle behind once closed", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
