@@ -191,6 +191,24 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
         })
       })).pipe(provideNode))
 
+    // A review of round 33: this side's close for the peer's protocol error (initiator "client")
+    // was taken for the hook's own, and the hook ran on to onOpenTimeout.
+    it.live("the server answers with a frame over maxPayload: this side closes 1009 for the peer's error, and the attempt fails with it, not OnOpenError after onOpenTimeout", () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: (_message, reply) => reply("x".repeat(100)) })
+        const client = yield* Client.make({
+          url: server.url,
+          retry: Schedule.spaced("10 millis"),
+          heartbeat: false,
+          connection: { maxPayload: 10 },
+          onOpenTimeout: "3 seconds",
+          onOpen: (connection) => connection.send("token").pipe(Effect.zipRight(Effect.never))
+        })
+        const error = yield* closedWith(client)
+        expect(error).toMatchObject({ _tag: "Disconnected", code: 1009, initiator: "client" })
+        expect(yield* server.accepted).toBe(1)
+      })).pipe(provideNode))
+
     it.live("a hook that closes the link itself and fails: OnOpenError with the hook's own error, as before", () =>
       withNoHandlesLeft(Effect.gen(function*() {
         const server = yield* TestServer.make()

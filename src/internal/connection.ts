@@ -57,6 +57,8 @@ type ClosedWith = ConstructorParameters<typeof Disconnected>[0]
 
 /** This side asked to close (or aborted): a bit of the inbound queue's `flags`. */
 const CLOSE_REQUESTED = FIRST_FREE_FLAG
+/** This side closed because the peer broke the protocol (1007, 1008, 1009...): the next bit. */
+const PEER_BROKE_PROTOCOL = FIRST_FREE_FLAG * 2
 
 /**
  * The listener half: filled by the transport's callbacks, read by the Connection's effects. It is
@@ -136,6 +138,17 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
     if (closedWith instanceof Disconnected) return closedWith
     return this.closedWith = new Disconnected(closedWith)
   }
+  /**
+   * How the connection ended, once it has, if by the peer's doing: it closed, the network dropped,
+   * or it broke the protocol and this side closed (`initiator` "client" then). Not a close this
+   * side asked for itself.
+   */
+  get endedByPeer(): Disconnected | undefined {
+    const ended = this.endedWith
+    return ended !== undefined && (ended.initiator !== "client" || (this.flags & PEER_BROKE_PROTOCOL) !== 0)
+      ? ended
+      : undefined
+  }
   /** Told once the connection ended (the Client's session watches it without a fiber). */
   watcher: { readonly connectionEnded: (disconnected: Disconnected) => void } | undefined = undefined
   /** Counts inbound frames and pongs: the heartbeat reads it to tell whether the peer is alive. */
@@ -212,6 +225,7 @@ export class ConnectionListener extends InboundQueue<Message> implements SocketL
 
   onProtocolError(code: number, reason: string): void {
     this.closeRequested = true
+    this.flags |= PEER_BROKE_PROTOCOL
     if (this.closedWith === undefined) this.closedWith = new ProtocolError(code, reason)
   }
 

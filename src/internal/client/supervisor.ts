@@ -17,7 +17,6 @@ import * as Option from "effect/Option"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Scope from "effect/Scope"
-import type { Disconnected } from "../../Errors.js"
 import { ConnectError, OnOpenError, TimeoutError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import type { Network } from "../../Transport.js"
@@ -462,18 +461,19 @@ const openIn = (
             })
           ),
           // The peer (or the network) ends the link under the hook: the hook is interrupted.
-          Effect.flatMap(opened.listener.awaitClosed, (ended) => endedByPeer(ended) ? ended : Effect.never)
+          Effect.flatMap(opened.listener.awaitClosed, () => opened.listener.endedByPeer ?? Effect.never)
         )
       ).pipe(Effect.ensuring(Effect.sync(() => {
         client.onOpenFiber = undefined
       })))
       if (Exit.isFailure(hook)) {
         // The link ended by the peer's doing before the hook was done (a server that closes with
-        // 1008 "bad token" on the credentials `onOpen` sent): the attempt fails with how it ended,
-        // its code for `shouldRetry` to read, as any close. Not after `onOpenTimeout`, and not as
-        // the hook's own failure at reading a stream that ended (round 33).
-        const ended = opened.listener.endedWith
-        if (ended !== undefined && endedByPeer(ended)) return yield* ended
+        // 1008 "bad token" on the credentials `onOpen` sent, a frame over `maxPayload`): the
+        // attempt fails with how it ended, its code for `shouldRetry` to read, as any close. Not
+        // after `onOpenTimeout`, and not as the hook's own failure at reading a stream that ended
+        // (round 33). A defect of the hook stays its own: a bug is not hidden by the close.
+        const ended = opened.listener.endedByPeer
+        if (ended !== undefined && !Cause.isDie(hook.cause)) return yield* ended
         // Any other failure, an interruption the hook raised itself included (the supervisor's
         // own interruption never gets here: it skips this fiber's handlers).
         return yield* new OnOpenError({ cause: Cause.squash(hook.cause) })
@@ -486,9 +486,6 @@ const openIn = (
     scope.opened = opened
     yield* openSession(client, scope, openedAt, attempt, label, index)
   })
-
-/** A link ended by the peer or the network, not by this side (`onOpen` may close it itself). */
-const endedByPeer = (ended: Disconnected): boolean => ended.initiator !== "client"
 
 /**
  * A connection opened: counted (connects, latency, reconnects after the first); when, in Clock
