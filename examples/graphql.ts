@@ -15,12 +15,17 @@
  * - A frame on a link that is gone fails (`SendError NotOpen`): nothing to do, the next `onOpen`
  *   sends it.
  * - The close codes after which graphql-ws's own client gives up (4400 Bad request, 4401
- *   Unauthorized, 4409, 4429, ...) stop the Client (`shouldRetry`); every running operation then
- *   fails with that error. A link the server closes during the handshake (4403 Forbidden, say)
- *   fails the attempt with that `Disconnected` too, so one rule reads every code.
+ *   Unauthorized, 4409, 4429, ...) stop the Client (`shouldRetry`), and so do those lifeline's
+ *   default gives up on (1008 Policy violation, 1002, 1003, 1007, 1009, 1010: `isRetryable`);
+ *   every running operation then fails with that error, and so does any started later (the
+ *   GraphQL client ends with its Client: make a new one). A link the server closes during the
+ *   handshake (4403 Forbidden, say) fails the attempt with that `Disconnected` too, so one rule
+ *   reads every code.
  *
  * What a subscription misses while the link is down is gone (GraphQL subscriptions have no
- * replay): the server starts it again on the next link.
+ * replay): the server starts it again on the next link. A query or a mutation still running when
+ * the link drops is sent again too, as graphql-ws's own client does: a mutation is at least once.
+ * An operation's results wait in memory until its reader takes them (a Mailbox each).
  *
  * Run: `npx tsx examples/graphql.ts` (starts graphql-ws's server on 127.0.0.1, see `graphqlServer.ts`).
  */
@@ -111,8 +116,11 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
   Effect.gen(function*() {
     const fatal = new Set([...FATAL_CLOSE_CODES, ...(options.fatal ?? [])])
     const running = new Map<string, Running>()
+    // The session of the last `onOpen`; left as it is when its link drops (a send on it then fails).
     let session: Session | undefined
     let sessions = 0
+    // Why the Client stopped, once it has: `awaitOpen`'s error after `close`, else the one that closed it.
+    let stopped: Client.ClientError | undefined
     let ids = 0
 
     /** Sends `operation` on `to` unless it went out on that session already; a link gone is left to the next `onOpen`. */
@@ -130,7 +138,7 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
       ...(options.retry === undefined ? {} : { retry: options.retry }),
       // A link the server closes while `onOpen` runs (refusing `connection_init`) is a
       // `Disconnected` too, with the server's code.
-      shouldRetry: (error) => error._tag === "Disconnected" ? !fatal.has(error.code) : Reconnect.isRetryable(error),
+      shouldRetry: (error) => !(error._tag === "Disconnected" && fatal.has(error.code)) && Reconnect.isRetryable(error),
       onOpen: (connection) =>
         Effect.gen(function*() {
           yield* connection.send(JSON.stringify({ type: "connection_init", payload: options.connectionParams }))
@@ -178,10 +186,12 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
             return Effect.void
         }
       }),
-      // The Client stopped (a fatal close, `close`): every operation still running fails with why.
+      // The Client stopped (a fatal close, `close`): every operation still running fails with why,
+      // and so does every one started from now on (`stopped`).
       Effect.zipRight(Effect.gen(function*() {
         const state = yield* client.state.get
         const error = state._tag === "Closed" ? Option.getOrUndefined(state.error) : undefined
+        stopped = error ?? (yield* Effect.flip(client.awaitOpen))
         for (const id of [...running.keys()]) {
           yield* settle(id, (results) => error === undefined ? results.end : results.fail(error))
         }
@@ -191,6 +201,7 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
 
     const subscribe = (operation: Operation): Stream.Stream<ExecutionResult, OperationError> =>
       Stream.unwrapScoped(Effect.gen(function*() {
+        if (stopped !== undefined) return Stream.fail(stopped)
         const id = String(++ids)
         const results = yield* Mailbox.make<ExecutionResult, OperationError>()
         const started: Running = {

@@ -11,6 +11,7 @@ import { Chunk, Effect, Exit, Fiber, Logger, Option, Queue, Schedule, Stream } f
 import type { Scope } from "effect"
 import { Client, NodeTransport } from "effect-lifeline"
 import type { Transport } from "effect-lifeline"
+import { TestServer } from "effect-lifeline/testing"
 import * as Example from "../examples/graphql.js"
 import { serve } from "../examples/graphqlServer.js"
 import { awaitState } from "./support/clientKit.js"
@@ -179,6 +180,45 @@ describe("examples/graphql.ts against graphql-ws's server", () => {
         )
       ).toBe(true)
       yield* client.close()
+    })))
+
+  // A review of round 33 found both: the example's rule read only graphql-ws's codes, and an
+  // operation started once the Client had stopped waited for good.
+  it.live("a server that closes with 1008 on connection_init (an auth proxy): the Client stops after one handshake, the operation fails with that close", () =>
+    run(Effect.gen(function*() {
+      const server = yield* TestServer.make({ handler: (_message, _reply, peer) => peer.close(1008, "bad token") })
+      const graphql = yield* Example.make({ url: server.url, retry: fast })
+      const error = yield* Effect.flip(graphql.execute({ query: "{ hello }" }))
+      expect(error).toMatchObject({ _tag: "Disconnected", code: 1008, reason: "bad token", initiator: "server" })
+      expect(yield* graphql.client.state.get).toMatchObject({ _tag: "Closed", error: Option.some(error) })
+      expect(yield* server.accepted).toBe(1)
+    })))
+
+  it.live("an operation started once the Client stopped fails at once with why: after close, Disconnected 1000 'client closed'; after a fatal close, that close", () =>
+    run(Effect.gen(function*() {
+      const server = yield* serve()
+      const graphql = yield* Example.make({ url: server.url, retry: fast })
+      expect(yield* graphql.execute({ query: "{ hello }" })).toEqual({ data: { hello: "world" } })
+      yield* graphql.client.close()
+      // Until the reader has seen the end: then every new operation fails.
+      yield* awaitTrue(
+        Effect.map(
+          Effect.either(Effect.timeout(graphql.execute({ query: "{ hello }" }), "1 second")),
+          (outcome) => outcome._tag === "Left" && outcome.left._tag === "Disconnected"
+        ),
+        "an operation refused"
+      )
+      expect(yield* Effect.flip(graphql.execute({ query: "{ hello }" }))).toMatchObject({
+        _tag: "Disconnected",
+        code: 1000,
+        reason: "client closed"
+      })
+
+      const refused = yield* TestServer.make({ handler: (_message, _reply, peer) => peer.close(4400, "bad request") })
+      const stopped = yield* Example.make({ url: refused.url, retry: fast })
+      const first = yield* Effect.flip(stopped.execute({ query: "{ hello }" }))
+      expect(first).toMatchObject({ _tag: "Disconnected", code: 4400 })
+      expect(yield* Effect.flip(stopped.execute({ query: "{ hello }" }))).toBe(first)
     })))
 
   it.live("a Client closed on purpose ends every running subscription (no error)", () =>
