@@ -471,9 +471,10 @@ const openIn = (
         // 1008 "bad token" on the credentials `onOpen` sent, a frame over `maxPayload`): the
         // attempt fails with how it ended, its code for `shouldRetry` to read, as any close. Not
         // after `onOpenTimeout`, and not as the hook's own failure at reading a stream that ended
-        // (round 33). A defect of the hook stays its own: a bug is not hidden by the close.
+        // (round 33). Whatever the hook failed with once that had happened: the race above
+        // interrupts it as soon as the link ends, so only a failure in the same turn gets here.
         const ended = opened.listener.endedByPeer
-        if (ended !== undefined && !Cause.isDie(hook.cause)) return yield* ended
+        if (ended !== undefined) return yield* ended
         // Any other failure, an interruption the hook raised itself included (the supervisor's
         // own interruption never gets here: it skips this fiber's handlers).
         return yield* new OnOpenError({ cause: Cause.squash(hook.cause) })
