@@ -31,7 +31,7 @@
  */
 import { Chunk, Data, Effect, Mailbox, Option, Schedule, Stream } from "effect"
 import type { Scope } from "effect"
-import { Client, NodeTransport, Reconnect } from "effect-lifeline"
+import { Client, Disconnected, NodeTransport, Reconnect } from "effect-lifeline"
 import type { Connection, Transport } from "effect-lifeline"
 import { serve } from "./graphqlServer.js"
 
@@ -119,7 +119,9 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
     // The session of the last `onOpen`; left as it is when its link drops (a send on it then fails).
     let session: Session | undefined
     let sessions = 0
-    // Why the Client stopped, once it has: `awaitOpen`'s error after `close`, else the one that closed it.
+    // Why the Client stopped, once it has: the error that closed it, or `close`'s own (as
+    // `awaitOpen` reports it). This client ends with it: a `client.reconnect` after a fatal close
+    // restarts the Client, not this one (make a new one).
     let stopped: Client.ClientError | undefined
     let ids = 0
 
@@ -191,7 +193,8 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
       Effect.zipRight(Effect.gen(function*() {
         const state = yield* client.state.get
         const error = state._tag === "Closed" ? Option.getOrUndefined(state.error) : undefined
-        stopped = error ?? (yield* Effect.flip(client.awaitOpen))
+        stopped = error ??
+          new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" })
         for (const id of [...running.keys()]) {
           yield* settle(id, (results) => error === undefined ? results.end : results.fail(error))
         }
@@ -201,9 +204,10 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
 
     const subscribe = (operation: Operation): Stream.Stream<ExecutionResult, OperationError> =>
       Stream.unwrapScoped(Effect.gen(function*() {
+        const results = yield* Mailbox.make<ExecutionResult, OperationError>()
+        // Checked and registered in one step: the reader's end cannot come between.
         if (stopped !== undefined) return Stream.fail(stopped)
         const id = String(++ids)
-        const results = yield* Mailbox.make<ExecutionResult, OperationError>()
         const started: Running = {
           id,
           subscribe: JSON.stringify({ id, type: "subscribe", payload: operation }),
@@ -226,8 +230,11 @@ export const make = (options: Options): Effect.Effect<GraphQLClient, never, Scop
       Stream.runCollect(subscribe(operation)).pipe(
         Effect.flatMap((results) =>
           Option.match(Chunk.head(results), {
+            // Ended by the Client's `close` (a subscription just ends then): why, not a server's error.
             onNone: () =>
-              Effect.fail(new GraphQLError({ errors: [{ message: "the server completed with no result" }] })),
+              Effect.fail(
+                stopped ?? new GraphQLError({ errors: [{ message: "the server completed with no result" }] })
+              ),
             onSome: Effect.succeed
           })
         )

@@ -221,6 +221,20 @@ describe("examples/graphql.ts against graphql-ws's server", () => {
       expect(yield* Effect.flip(stopped.execute({ query: "{ hello }" }))).toBe(first)
     })))
 
+  it.live("an execute still waiting at close fails with the close (Disconnected 1000 'client closed'), not a server's error", () =>
+    run(Effect.gen(function*() {
+      const server = yield* serve()
+      const graphql = yield* Example.make({ url: server.url, retry: fast })
+      // A subscription's first result, by `execute`: none comes until `publish`.
+      const waiting = yield* Effect.fork(graphql.execute({ query: "subscription { ticks }" }))
+      yield* awaitTrue(Effect.sync(() => server.listeners() === 1), "the operation on the server")
+      yield* graphql.client.close()
+      expect(yield* Fiber.await(waiting)).toMatchObject({
+        _tag: "Failure",
+        cause: { _tag: "Fail", error: { _tag: "Disconnected", code: 1000, reason: "client closed" } }
+      })
+    })))
+
   it.live("a Client closed on purpose ends every running subscription (no error)", () =>
     run(Effect.gen(function*() {
       const server = yield* serve()

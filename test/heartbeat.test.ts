@@ -38,9 +38,13 @@ const startHeartbeat = (options: PeerOptions) =>
   Effect.gen(function*() {
     const testClock = yield* Effect.clock
     const timers = yield* currentTimers
-    const peer = { stall: 0, answers: options.answers ?? Infinity }
+    // `wall`: how far the wall reading is ahead of the monotonic one (a wall clock stepped forward).
+    const peer = { stall: 0, wall: 0, answers: options.answers ?? Infinity }
     const now = () => testClock.unsafeCurrentTimeMillis() + peer.stall
-    const clock: Clock.Clock = Object.assign(Object.create(testClock) as Clock.Clock, { unsafeCurrentTimeMillis: now })
+    const clock: Clock.Clock = Object.assign(Object.create(testClock) as Clock.Clock, {
+      unsafeCurrentTimeMillis: () => now() + peer.wall,
+      unsafeCurrentTimeNanos: () => BigInt(now()) * 1_000_000n
+    })
     const listener = new ConnectionListener(url, 16, 1024 * 1024)
     const probes: Array<number> = []
     const answers: Array<number> = []
@@ -170,6 +174,37 @@ describe("Heartbeat: the bound (TestClock)", () => {
         yield* TestClock.adjust(Duration.millis(interval / 4 + 1))
         expect(hb.deaths).toHaveLength(1)
         expect(hb.deaths[0]!.at).toBeGreaterThanOrEqual(last + interval + timeout)
+        expect(hb.probes).toEqual([])
+      })
+  )
+
+  // A second review of round 33: a wall clock stepped forward (or a machine that slept) made the
+  // heartbeat probe at once; with `probe: false` that started the `timeout` with nothing sent, and
+  // a peer pinging every `interval` was dead before its next ping.
+  it.scoped.each([
+    { interval: 25_000, timeout: 20_000, after: 0 },
+    { interval: 25_000, timeout: 5_000, after: 10_000 }
+  ])(
+    "probe: false ($interval / $timeout): the wall clock steps 1.5 s forward $after ms after a ping, the peer pings on: never dead",
+    ({ after, interval, timeout }) =>
+      Effect.gen(function*() {
+        const hb = yield* startHeartbeat({ interval, timeout, probe: false })
+        // Pings 1 s before the quarter-interval grid (seen up to a second after they came).
+        yield* TestClock.adjust(Duration.millis(interval - 1_000))
+        hb.listener.onMessage("2")
+        for (let ping = 2; ping <= 4; ping++) {
+          yield* TestClock.adjust(Duration.millis(interval))
+          hb.listener.onMessage("2")
+        }
+        yield* TestClock.adjust(Duration.millis(after))
+        hb.peer.wall = 1_500
+        yield* TestClock.adjust(Duration.millis(interval - after))
+        hb.listener.onMessage("2")
+        for (let ping = 1; ping <= 3; ping++) {
+          yield* TestClock.adjust(Duration.millis(interval))
+          hb.listener.onMessage("2")
+        }
+        expect(hb.deaths).toEqual([])
         expect(hb.probes).toEqual([])
       })
   )

@@ -96,7 +96,9 @@ const resumedAt = (clock: Clock.Clock, now: number): number => {
  * on arrival (the listener only counts it), so the heartbeat samples the count every quarter
  * interval and dates a frame it finds to the sample before: the probe goes out between 3/4
  * interval and interval after that frame, and frames less than 3/4 interval apart keep the link
- * up without probes. The probe's answer is awaited `timeout`, sampled the same way.
+ * up without probes. The probe's answer is awaited `timeout`, sampled the same way. With
+ * `probe: false` a frame is dated to the sample that saw it (no probe makes up for an early date):
+ * the peer is found dead between `interval + timeout` and a quarter interval more after it.
  *
  * A probe queued behind outbound bytes (a backlog on a slow link) cannot be answered before they
  * have gone. While it waits behind them, each sample that finds the network took more of them
@@ -127,7 +129,10 @@ const resumedAt = (clock: Clock.Clock, now: number): number => {
 export abstract class HeartbeatCore extends SessionScope implements TimerTarget {
   // Times are the Clock's monotonic millis since `epoch`: small integers, held in the fields
   // themselves, where Clock millis (past 2^31) would each be a number object of their own (16 bytes).
-  /** At or before the peer's last sign of life: a pong's own time, or the sample before a frame was counted. */
+  /**
+   * At or before the peer's last sign of life: a pong's own time, or the sample before a frame was
+   * counted (with `probe: false`, the sample that counted it, or a wake: at or after it).
+   */
   private lastLife = 0
   /** The last sample, and the activity count it saw. */
   private sampledAt = 0
@@ -251,7 +256,14 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
     this.sample(now)
     // The machine slept since the last sample (or the wall clock went forward): the peer's last
     // sign of life and any probe's wait are older than they look. Probe now, and wait afresh.
-    if (resumedAt(this.clock, now) > sampledBefore) return this.sendProbe(now)
+    if (resumedAt(this.clock, now) > sampledBefore) {
+      if (this.heartbeatOptions.probe) return this.sendProbe(now)
+      // No probe to send (`probe: false`): the peer's silence counts afresh, so a peer that pings
+      // every `interval` is not due before its next ping (a probe's `timeout` would be shorter).
+      this.lastLife = now
+      this.probedAt = undefined
+      return this.schedule(now)
+    }
     const probedAt = this.probedAt
     if (probedAt !== undefined) {
       const timeoutMillis = Duration.toMillis(this.heartbeatOptions.timeout)
