@@ -422,6 +422,8 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    * once). The life is still current there, so that the event's `retryCount` is its own.
    */
   private _reconnecting = false
+  /** A `reconnect()` left a connection, and the next Client has not started yet. */
+  private _startPending = false
   /** `shouldReconnectOnClose` returned false (until `reconnect`). */
   private _declined = false
   private _binaryType: string = "blob"
@@ -586,6 +588,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._closeCalled = true
     this._generation++
     this._leaveLife(wasActive, code, reason)
+    this._startPending = false
   }
 
   /** Closes the connection (if any) with `code` and `reason` and connects again at once, retry count reset. */
@@ -593,12 +596,15 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     this._closeCalled = false
     this._declined = false
     const wasActive = this._isActive()
+    // A connection (or one about to start) is left: the next Client's start is pending.
+    const leaves = this._life !== undefined || this._startPending
     this._reconnecting = true
     try {
       this._leaveLife(wasActive, code, reason)
     } finally {
       this._reconnecting = false
     }
+    this._startPending = leaves
     const generation = ++this._generation
     void this._ending.then(() => {
       if (generation === this._generation && !this._closeCalled && this._life === undefined) this._startLife()
@@ -947,6 +953,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   }
 
   private _startLife(): void {
+    this._startPending = false
     const runtime = this._runtimeOrThrow
     // Assigned once, after the Client it is read by (through `() => life`) is made.
     // eslint-disable-next-line prefer-const
@@ -998,7 +1005,14 @@ export class ReconnectingWebSocket extends TypedEventTarget {
    */
   private _leaveLife(wasActive: boolean, code: number, reason: string): void {
     const life = this._life
-    if (life === undefined) return
+    if (life === undefined) {
+      // Between two Clients (a `reconnect()` of a connection, whose next Client has not started):
+      // CONNECTING to the caller, so its `close()` or `reconnect()` dispatches a close event, as
+      // partysocket's does (round 33: none was, and whether a `close()` came here depended on how
+      // long the last Client took to close). Not after `startClosed` or `close()`: nothing to close.
+      if (wasActive && this._startPending) this._emit(new CloseEvent(code, reason, true))
+      return
+    }
     // The first leave of a life decides how it ends. A `close()` or `reconnect()` from the listener
     // of the close event dispatched here leaves it again, inside the dispatch and before this call
     // ends it: it ends it as decided here, and dispatches no second close event. Before, it decided

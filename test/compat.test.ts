@@ -532,6 +532,26 @@ describe("effect-lifeline/compat in Node", () => {
       expect(closes).toEqual(["4001", "1000"])
     }))
 
+  // Round 33 (a CI run's flaky `abortWhileConnecting`): a close() right after reconnect(), before
+  // the next Client had started, read CONNECTING and dispatched no close event.
+  it.scopedLive("reconnect() then close() at once: a close event for each, CONNECTING between them, CLOSED after", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const seen = yield* Effect.promise(async () => {
+        const socket = new ReconnectingWebSocket(server.url, undefined, { WebSocket: WS })
+        const events: Array<string> = []
+        socket.addEventListener("close", (event) => events.push(`close:${event.code}:${event.reason}`))
+        await Scenarios.next(socket, "open")
+        socket.reconnect(4003, "retry now")
+        const between = socket.readyState
+        socket.close(4004, "give up")
+        await Scenarios.sleep(100)
+        return { events, between, readyState: socket.readyState }
+      })
+      expect(seen).toEqual({ events: ["close:4003:retry now", "close:4004:give up"], between: 0, readyState: 3 })
+      expect(yield* server.accepted).toBe(1)
+    }))
+
   it.scopedLive("leaves no handle behind once closed", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
