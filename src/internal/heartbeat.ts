@@ -332,9 +332,6 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
 
   private sendProbe(now: number): void {
     this.probedAt = undefined
-    // Nothing queued ahead of the probe: it is not behind a backlog, even where `bufferedAmount`
-    // counts the probe itself until a later turn (browsers hand it to the network after this call).
-    const ahead = this.socket.bufferedAmount()
     if (!this.heartbeatOptions.probe) {
       // A peer that pings by itself (Engine.IO, SignalR): its silence for `interval` starts the
       // `timeout`, as a probe would, with nothing sent.
@@ -342,6 +339,9 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
       this.probeEnd = -1
       return this.schedule(now)
     }
+    // Nothing queued ahead of the probe: it is not behind a backlog, even where `bufferedAmount`
+    // counts the probe itself until a later turn (browsers hand it to the network after this call).
+    const ahead = this.socket.bufferedAmount()
     if (!probe(this.socket, this.heartbeatOptions.message)) {
       if (this.socket.readyState() !== OPEN) return this.schedule(now)
       // No protocol ping here (a browser) and no app-level message configured.
