@@ -130,3 +130,54 @@ describe.skipIf(!hasWebsockets)("round 32: short reads of a burst's answers from
     60_000
   )
 })
+
+describe.skipIf(!hasWebsockets)("round 33: probe: false against Python websockets' own keepalive pings", () => {
+  // Python websockets pings every `ping_interval` by protocol ping (20 s by default; 0.3 s here). A
+  // user who takes those as the link's heartbeat sets `probe: false` with the same interval: the
+  // server's pings (answered by ws) must count as signs of life, or the link drops every 0.6 s.
+  const pinging = `import asyncio, sys, websockets
+port = int(sys.stdin.readline())
+async def handler(ws):
+    async for _ in ws:
+        pass
+async def main():
+    async with websockets.serve(handler, "127.0.0.1", port, ping_interval=0.3, ping_timeout=10) as server:
+        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
+        await asyncio.Future()
+asyncio.run(main())
+`
+  it.live(
+    "no frame but the server's protocol pings: Open over ten of its intervals; frozen (SIGSTOP), dropped with TimeoutError heartbeat",
+    () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const server = yield* spawnPython(yield* scriptFile("pinging.py", pinging), () => {})
+          const port = yield* listen(server, 0)
+          const transitions: Array<string> = []
+          const client = yield* Client.make({
+            url: `ws://127.0.0.1:${port}`,
+            retry: Schedule.spaced("1 hour"),
+            heartbeat: { interval: "300 millis", timeout: "300 millis", probe: false }
+          })
+          yield* Effect.forkScoped(Stream.runForEach(client.events, (event) =>
+            Effect.sync(() => {
+              if (event._tag === "Transition") {
+                transitions.push(
+                  event.to._tag === "Backoff"
+                    ? `Backoff ${event.to.error._tag} ${String(Reflect.get(event.to.error, "operation"))}`
+                    : event.to._tag
+                )
+              }
+            })))
+          yield* client.awaitOpen
+          yield* Effect.sleep("3 seconds")
+          expect(transitions).toEqual(["Connecting", "Open"])
+          server.child.kill("SIGSTOP")
+          yield* awaitTrue(Effect.sync(() => transitions.length > 2), "the drop")
+          expect(transitions).toEqual(["Connecting", "Open", "Backoff TimeoutError heartbeat"])
+          yield* client.close()
+        }).pipe(Effect.provide(Layer.merge(NodeTransport.layer, Logger.remove(Logger.defaultLogger))))
+      ),
+    60_000
+  )
+})
