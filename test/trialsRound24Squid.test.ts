@@ -90,7 +90,7 @@ const shared = <A>(start: Effect.Effect<A, never, Scope.Scope>) => {
   let value: A | undefined
   beforeAll(async () => {
     value = await Effect.runPromise(Scope.extend(start, scope))
-  }, 20_000)
+  }, 60_000)
   afterAll(() => Effect.runPromise(Scope.close(scope, Exit.void)))
   return () => value!
 }

@@ -80,6 +80,7 @@ const start = (
   ports: ReadonlyArray<number>,
   output: { text: string },
   what: string,
+  dir: string,
   children: Array<ChildProcess.ChildProcess>
 ) =>
   Effect.gen(function*() {
@@ -96,12 +97,20 @@ const start = (
     })
     for (const port of ports) {
       let up = false
-      // at most about 8 s: Squid takes 0.5-1 s to listen on an idle machine
-      for (let turn = 0; turn < 800 && !up && child.exitCode === null; turn++) {
+      // a hang guard of about 25 s: Squid takes 0.5-1 s to listen on an idle machine, but a
+      // fresh-clone suite once saw it silent past 8 s (round 33)
+      for (let turn = 0; turn < 2_500 && !up && child.exitCode === null; turn++) {
         up = yield* accepts(port)
         if (!up) yield* Effect.sleep("10 millis")
       }
-      if (!up) return yield* Effect.dieMessage(`${what} never listened on ${port}:\n${output.text}`)
+      if (!up) {
+        // Squid writes its own complaints (a port taken, a bad line) to cache.log, not to its output
+        const cacheLog = Path.join(dir, "cache.log")
+        const logged = Fs.existsSync(cacheLog) ? Fs.readFileSync(cacheLog, "utf8") : ""
+        return yield* Effect.dieMessage(
+          `${what} never listened on ${port} (exit code ${child.exitCode}):\n${output.text}${logged}`
+        )
+      }
     }
     return child
   })
@@ -123,7 +132,7 @@ const forwardProxy = (
       )
     )
     let starts = 1
-    let current = yield* start(binary, args, ports, output, what, children)
+    let current = yield* start(binary, args, ports, output, what, dir, children)
     return {
       dir,
       ports,
@@ -131,7 +140,7 @@ const forwardProxy = (
       log: () => log(output.text),
       kill: Effect.suspend(() => killed(current)),
       restart: Effect.gen(function*() {
-        current = yield* start(binary, args, ports, output, what, children)
+        current = yield* start(binary, args, ports, output, what, dir, children)
         starts++
       }),
       starts: () => starts,
