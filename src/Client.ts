@@ -384,10 +384,10 @@ export function layer<I>(
 
 /**
  * Client options read from configuration: `URL` (required), `OPEN_TIMEOUT`, `CLOSE_TIMEOUT`,
- * `RETRY_BASE`, `RETRY_CAP`, `HEARTBEAT_INTERVAL`, `HEARTBEAT_TIMEOUT`, `OUTBOX_CAPACITY`, nested
- * under `name` when given. How a nested key is spelled is the provider's: `ConfigProvider.fromEnv`
- * (Effect's default) joins with `_` (`PRICES_URL`), `ConfigProvider.fromMap` with `.`
- * (`PRICES.URL`). A value that cannot work fails with a `ConfigError` that names its key
+ * `RETRY_BASE`, `RETRY_CAP`, `HEARTBEAT_INTERVAL`, `HEARTBEAT_TIMEOUT`, `HEARTBEAT_PROBE` (`true`
+ * or `false`), `OUTBOX_CAPACITY`, nested under `name` when given. How a nested key is spelled is
+ * the provider's: `ConfigProvider.fromEnv` (Effect's default) joins with `_` (`PRICES_URL`),
+ * `ConfigProvider.fromMap` with `.` (`PRICES.URL`). A value that cannot work fails with a `ConfigError` that names its key
  * (e.g. `PRICES.OUTBOX_CAPACITY: must be a positive integer`).
  *
  * @since 0.1.0

@@ -395,6 +395,28 @@ describe.concurrent("connect: a session", () => {
       expect((yield* child.exited).code).toBe(0)
     }))
 
+  it.scopedLive("--heartbeat 200 --no-probe: no ping goes out; a peer that speaks is kept, and once silent it is dropped after 200 ms and 200 ms more", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const child = yield* cli(["connect", "--heartbeat", "200", "--no-probe", server.url])
+      yield* child.waitFor("stderr", (lines) => lines.some((line) => line.startsWith("* open")))
+      // the peer speaks every 50 ms for a second: kept, though nothing is asked of it
+      for (let i = 0; i < 20; i++) {
+        yield* server.broadcast(`tick ${i}`)
+        yield* Effect.sleep("50 millis")
+      }
+      expect(child.stderr().some((line) => line.startsWith("* backoff"))).toBe(false)
+      // then it falls silent: dropped
+      yield* child.waitFor("stderr", (lines) => lines.some((line) => line.startsWith("* backoff")))
+      expect(child.stderr().find((line) => line.startsWith("* backoff"))).toMatch(
+        /^\* backoff: attempt 2 in .+, after TimeoutError: heartbeat timed out after 200ms on /
+      )
+      expect(yield* server.pings).toBe(0)
+      expect(child.stdout().filter((line) => line.startsWith("tick "))).toHaveLength(20)
+      yield* child.end
+      expect((yield* child.exited).code).toBe(0)
+    }))
+
   it.scopedLive("--wait 2000: after stdin's end, a reply that comes 500 ms later is still printed (without it, it is not)", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make({
@@ -718,6 +740,19 @@ describe.concurrent("the command line as Client options", () => {
       interval: 1500,
       timeout: 1500
     })
+  })
+
+  it("--no-probe: probe false, with lifeline's default timings or --heartbeat's; beside --heartbeat 0 a usage error", () => {
+    expect(clientOptions(connectCommand("--no-probe"), undefined, hooks).heartbeat).toEqual({ probe: false })
+    expect(clientOptions(connectCommand("--heartbeat", "1500", "--no-probe"), undefined, hooks).heartbeat).toEqual({
+      interval: 1500,
+      timeout: 1500,
+      probe: false
+    })
+    const refused = parse(["connect", "--heartbeat", "0", "--no-probe", "ws://127.0.0.1:1"])
+    expect(Either.isLeft(refused) && refused.left.message).toBe(
+      "--no-probe watches the peer with the heartbeat, which --heartbeat 0 turns off"
+    )
   })
 
   it("-H values are Redacted; -s, --ca and --insecure make connection.protocols and tls", () => {

@@ -453,6 +453,8 @@ describe("Client.config: keys decoded by the option Schemas", () => {
       ["PRICES.OPEN_TIMEOUT", "10s", "must be a finite duration above zero, such as 10 seconds"],
       ["PRICES.CLOSE_TIMEOUT", "0 millis", "must be a finite duration above zero, such as 10 seconds"],
       ["PRICES.HEARTBEAT_TIMEOUT", "-3 seconds", "must be a finite duration above zero, such as 10 seconds"],
+      ["PRICES.HEARTBEAT_PROBE", "no", "must be true or false"],
+      ["PRICES.HEARTBEAT_PROBE", "FALSE", "must be true or false"],
       ["PRICES.OUTBOX_CAPACITY", "1.5", "must be a positive integer"],
       ["PRICES.OUTBOX_CAPACITY", "-1", "must be a positive integer"],
       ["PRICES.URL", "127.0.0.1:8080/feed", "the URL does not parse; use a ws:// or wss:// URL"],
@@ -488,6 +490,33 @@ describe("Client.config: keys decoded by the option Schemas", () => {
       })
       const minimal = Either.getOrThrow(decodeClientOptions(yield* read({ "PRICES.URL": url })))
       expect(minimal.connection).toBe(clientSettings({ url }).connection)
+      expect(minimal.heartbeat?.probe).toBe(true)
+    }))
+
+  it.effect("HEARTBEAT_PROBE: false watches the peer's own frames (no probe), true is the default; beside the other heartbeat keys", () =>
+    Effect.gen(function*() {
+      const off = Either.getOrThrow(decodeClientOptions(
+        yield* read({
+          "PRICES.URL": url,
+          "PRICES.HEARTBEAT_PROBE": " false ",
+          "PRICES.HEARTBEAT_INTERVAL": "25 seconds"
+        })
+      ))
+      expect(off.heartbeat).toMatchObject({
+        probe: false,
+        interval: Duration.seconds(25),
+        timeout: Duration.seconds(10)
+      })
+      const on = Either.getOrThrow(
+        decodeClientOptions(yield* read({ "PRICES.URL": url, "PRICES.HEARTBEAT_PROBE": "true" }))
+      )
+      expect(on.heartbeat).toMatchObject({ probe: true })
+      // and through layerConfig with a message given in code: the option check's own refusal
+      const options = yield* read({ "PRICES.URL": url, "PRICES.HEARTBEAT_PROBE": "false" })
+      const refused = decodeClientOptions({ ...options, heartbeat: { ...options.heartbeat, message: "ping" } })
+      expect(Either.isLeft(refused) && String(refused.left)).toContain(
+        "heartbeat.message: is not sent with probe: false"
+      )
     }))
 })
 

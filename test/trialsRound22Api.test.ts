@@ -521,12 +521,25 @@ describe("round 22: the public API called with anything", () => {
         "RETRY_CAP",
         "HEARTBEAT_INTERVAL",
         "HEARTBEAT_TIMEOUT",
+        "HEARTBEAT_PROBE",
         "OUTBOX_CAPACITY"
       ]
       const value = fc.oneof(
         fc.string({ unit: "binary", maxLength: 12 }),
         fc.integer().map(String),
-        fc.constantFrom("5 seconds", "-1 seconds", "NaN", "Infinity", "1e400", "0", "1.5", " 7 ", "10 fortnights")
+        fc.constantFrom(
+          "5 seconds",
+          "-1 seconds",
+          "NaN",
+          "Infinity",
+          "1e400",
+          "0",
+          "1.5",
+          " 7 ",
+          "10 fortnights",
+          "true",
+          "false"
+        )
       )
       const entries = fc.tuple(
         anyUrl,

@@ -23,6 +23,8 @@ export interface ConnectCommand {
   readonly proxy: string | undefined
   /** Heartbeat interval and timeout in ms; 0 turns it off; undefined: lifeline's default. */
   readonly heartbeatMillis: number | undefined
+  /** `--no-probe`: the heartbeat sends no probe and watches the peer's own frames (`probe: false`). */
+  readonly probe: boolean
   readonly reconnect: boolean
   readonly json: boolean
   readonly binary: BinaryFormat
@@ -64,6 +66,9 @@ Options of connect:
                            for NO_PROXY's hosts and loopback (--proxy "": none)
       --heartbeat <ms>     probe the peer after <ms> of silence, drop it after <ms> more
                            (0: off; default 20000 / 10000)
+      --no-probe           send no probe: the peer's own frames and pings are its signs of
+                           life, and its silence for both <ms> drops it (for servers that
+                           keep the link alive themselves, as Socket.IO's do)
       --no-reconnect       one attempt: a failure or a lost connection ends the program
       --json               JSON lines on stdout for every event instead of the human format
       --binary <format>    binary messages as "summary" (<binary N bytes>, default) or "base64"
@@ -127,6 +132,7 @@ const options = {
   insecure: { type: "boolean" },
   proxy: { type: "string" },
   heartbeat: { type: "string" },
+  "no-probe": { type: "boolean" },
   "no-reconnect": { type: "boolean" },
   json: { type: "boolean" },
   binary: { type: "string" },
@@ -183,6 +189,12 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
     const empty = protocols.find((protocol) => protocol.trim() === "")
     if (empty !== undefined) return yield* Either.left(new UsageError("-s takes a subprotocol name, got an empty one"))
     const heartbeatMillis = yield* millis("--heartbeat", values.heartbeat)
+    const probe = values["no-probe"] !== true
+    if (!probe && heartbeatMillis === 0) {
+      return yield* Either.left(
+        new UsageError("--no-probe watches the peer with the heartbeat, which --heartbeat 0 turns off")
+      )
+    }
     const drainTimeoutMillis = yield* millis("--drain-timeout", values["drain-timeout"])
     const waitMillis = yield* millis("--wait", values.wait)
     const command: ConnectCommand = {
@@ -194,6 +206,7 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Command, Usage
       insecure: values.insecure === true,
       proxy: values.proxy,
       heartbeatMillis,
+      probe,
       reconnect: values["no-reconnect"] !== true,
       json: values.json === true,
       binary,

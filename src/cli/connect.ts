@@ -103,10 +103,16 @@ export const clientOptions = (command: ConnectCommand, ca: string | undefined, h
       ...(command.protocols.length === 0 ? {} : { protocols: command.protocols }),
       ...(tls === undefined ? {} : { tls })
     },
-    ...(command.heartbeatMillis === undefined ? {} : {
+    ...(command.heartbeatMillis === undefined && command.probe ? {} : {
       heartbeat: command.heartbeatMillis === 0
         ? false
-        : { interval: command.heartbeatMillis, timeout: command.heartbeatMillis }
+        : {
+          ...(command.heartbeatMillis === undefined ? {} : {
+            interval: command.heartbeatMillis,
+            timeout: command.heartbeatMillis
+          }),
+          ...(command.probe ? {} : { probe: false })
+        }
     }),
     // The default policy, but a certificate that fails before the first open will fail again.
     shouldRetry: command.reconnect

@@ -680,6 +680,7 @@ const dialable: Check<string> = (input) => {
   return endpoint instanceof ConnectError ? fail(endpoint.detail) : input as string
 }
 const integerText = (text: string): unknown => /^-?\d+$/.test(text) ? Number(text) : text
+const booleanText = (text: string): unknown => text === "true" ? true : text === "false" ? false : text
 
 const some = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [_ in K]?: A } =>
   (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [_ in K]?: A }
@@ -693,6 +694,7 @@ const makeClientConfig = (): Config.Config<ClientOptions> =>
     retryCap: Config.option(configKey("RETRY_CAP", positiveDuration)),
     heartbeatInterval: Config.option(configKey("HEARTBEAT_INTERVAL", positiveDuration)),
     heartbeatTimeout: Config.option(configKey("HEARTBEAT_TIMEOUT", positiveDuration)),
+    heartbeatProbe: Config.option(configKey("HEARTBEAT_PROBE", bool, booleanText)),
     outboxCapacity: Config.option(configKey("OUTBOX_CAPACITY", count, integerText))
   }).pipe(Config.map((read): ClientOptions => {
     const backoff: BackoffOptions = { ...some("base", read.retryBase), ...some("cap", read.retryCap) }
@@ -700,7 +702,11 @@ const makeClientConfig = (): Config.Config<ClientOptions> =>
       url: read.url,
       connection: { ...some("openTimeout", read.openTimeout), ...some("closeTimeout", read.closeTimeout) },
       ...(Option.isSome(read.retryBase) || Option.isSome(read.retryCap) ? { retry: exponentialBackoff(backoff) } : {}),
-      heartbeat: { ...some("interval", read.heartbeatInterval), ...some("timeout", read.heartbeatTimeout) },
+      heartbeat: {
+        ...some("interval", read.heartbeatInterval),
+        ...some("timeout", read.heartbeatTimeout),
+        ...some("probe", read.heartbeatProbe)
+      },
       outbox: some("capacity", read.outboxCapacity)
     }
   }))
