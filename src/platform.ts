@@ -2,17 +2,25 @@
  * `effect-lifeline/platform`: an `@effect/platform` `Socket.Socket` backed by a lifeline Client, so
  * anything written for `@effect/platform`'s Socket (its `run`, `runRaw` and `writer`, and what is
  * built on them) gains reconnects, the outbox, the heartbeat and typed errors. lifeline's errors
- * become `SocketError`s with lifeline's error as `cause`: nothing is lost in translation.
+ * become the platform's `SocketError`s, lifeline's error as their `cause`: a close frame that ends
+ * a run is a `SocketCloseError` (its `code` and `closeReason`), an open that times out
+ * `SocketGenericError` "OpenTimeout", a refused or failed open "Open", anything else "Read"
+ * (`socketErrorOf`).
  *
- * - `runRaw` / `run` wait for the Client to be Open (a fatal error: `SocketGenericError` "Open"),
- *   run `onOpen`, then hand the handler every message across reconnects, until the Client is
- *   closed on purpose (they complete) or closed by an error (`SocketGenericError` "Read").
- * - `writer` sends through the Client (`SocketGenericError` "Write" with the `SendError`); a
- *   `Socket.CloseEvent` closes the Client with its code and reason.
+ * - `runRaw` / `run` wait for the Client to be Open, run `onOpen`, then hand the handler every
+ *   message across reconnects, running `onOpen` again at each reconnect (as the platform's runs
+ *   it at each socket's open), until the Client is closed on purpose (they complete) or by an
+ *   error (they fail with it). A run that starts on a Client already closed by an error is first
+ *   handed what the earlier connections delivered and nobody read, then fails.
+ * - `writer` sends through the Client (`SocketGenericError` "Write" with the `SendError`: the
+ *   outbox's bounds apply, `OutboxFull` for concurrent writes past its capacity by default); a
+ *   `Socket.CloseEvent` closes the Client with its code and reason, for good: later runs fail.
+ * - Interrupting a run does not close the connection: the Client is the layer's.
  * - `perConnection: true`: a run reads one connection, as a platform WebSocket's does. When that
- *   connection drops, the run fails with `SocketGenericError` "Read" (cause: the Client's error,
- *   e.g. `Disconnected`; after `reconnect`, its `Connecting` state), and the next run waits for the
- *   next connection. Request/response
+ *   connection drops, the run fails with the Client's error (after `reconnect`, "Read" with its
+ *   `Connecting` state), and the next run waits for the next connection. What an earlier
+ *   connection delivered and no run read is dropped when the next run starts (a Client from
+ *   `Client.make`; its socket had gone with its run). Request/response
  *   protocols need it: `@effect/rpc`'s `RpcClient` fails the calls in flight when its run fails,
  *   and would otherwise wait forever for answers a restarted server never sends.
  *
@@ -28,8 +36,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Client, ClientState, Options as ClientOptions } from "./Client.js"
+import type { Client, ClientError, ClientState, Options as ClientOptions } from "./Client.js"
 import { make as makeClient } from "./Client.js"
+import { LiveClient } from "./internal/client/liveClient.js"
+import type { SuccessiveInbound } from "./internal/primitives/successiveInbound.js"
 import type { Message, Transport } from "./Transport.js"
 
 /**
@@ -54,19 +64,60 @@ export interface Options extends ClientOptions, SocketOptions {}
 
 const encoder = new TextEncoder()
 
-/** A lifeline error as the platform's, lifeline's own as `cause`. */
-const socketError = (reason: "Open" | "Read" | "Write", cause: unknown): Socket.SocketError =>
-  new Socket.SocketGenericError({ reason, cause })
+/**
+ * A lifeline error as the platform's, lifeline's own as `cause`: a close frame (its code, from
+ * either side) is a `SocketCloseError`, as a platform WebSocket's close event is; an open that
+ * timed out "OpenTimeout"; a refused or failed open "Open"; anything else `reason`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const socketErrorOf = (error: unknown, reason: "Read" | "Write" = "Read"): Socket.SocketError => {
+  // Anything else (a state, untyped values) is no ClientError: none of these tags.
+  const known = error as ClientError | undefined
+  switch (known?._tag) {
+    case "Disconnected": {
+      // 1005 and 1006 are no close frame's codes (none came, or it had none), and 1015 is a TLS failure's.
+      const { code, reason: closeReason } = known
+      if (code === 1005 || code === 1006 || code === 1015) break
+      // `cause` is no field of the platform's class: the Error's own `cause`, as the generic errors carry it.
+      const fields: { reason: "Close"; code: number; closeReason?: string; cause: unknown } = {
+        reason: "Close",
+        code,
+        cause: error,
+        ...(closeReason === "" ? {} : { closeReason })
+      }
+      return new Socket.SocketCloseError(fields)
+    }
+    case "ConnectError":
+      return new Socket.SocketGenericError({ reason: "Open", cause: error })
+    case "TimeoutError":
+      if (known.operation === "open") return new Socket.SocketGenericError({ reason: "OpenTimeout", cause: error })
+  }
+  return new Socket.SocketGenericError({ reason, cause: error })
+}
 
-/** A Client Closed by an error: the run fails with it (`Read`); closed on purpose, it ends. */
+/** A Client Closed by an error: the run fails with it; closed on purpose, it ends. */
 const closedByError = (state: ClientState): Effect.Effect<void, Socket.SocketError> =>
-  state._tag === "Closed" && Option.isSome(state.error)
-    ? Effect.fail(socketError("Read", state.error.value))
-    : Effect.void
+  state._tag === "Closed" && Option.isSome(state.error) ? Effect.fail(socketErrorOf(state.error.value)) : Effect.void
 
 /** Why the connection a run read is gone: the Client's error when its state has one, else the state. */
 const dropCause = (state: ClientState): unknown =>
   state._tag === "Backoff" || state._tag === "Suspended" ? state.error : state
+
+/**
+ * Drops what the Client's connections before the newest left unread (and their share of its
+ * inbound budget): from now on, only the newest is read. For `perConnection` runs, whose earlier
+ * connections went with their runs. Here, not in the Client: a browser bundle does not carry it.
+ */
+const dropEarlier = (inbound: SuccessiveInbound): void => {
+  const buffers = [inbound.reading, ...(inbound.later ?? [])]
+  const newest = buffers[buffers.length - 1]
+  for (const buffer of buffers) if (buffer !== newest) buffer?.discard()
+  inbound.read(newest === undefined ? [] : [newest])
+  // With nothing left unread, the newest connection's socket reads again.
+  inbound.drained(0, 0)
+}
 
 /**
  * The `Socket.Socket` of a Client. Several `run`s may read at once (two `RpcClient`s, each with
@@ -100,12 +151,6 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
       Effect.gen(function*() {
         const handlers = yield* Scope.extend(FiberSet.make<unknown, E>(), scope)
         const run = yield* FiberSet.runtime(handlers)<R>()
-        yield* Effect.mapError(client.awaitOpen, (error) => socketError("Open", error))
-        // perConnection: the connection this run reads (the Client has one state object per connection).
-        const ours = perConnection ? yield* client.state.get : undefined
-        if (options?.onOpen !== undefined) yield* options.onOpen
-        // Every message across reconnects; `messages` ends when the Client is closed, on purpose
-        // or by an error (then the run fails with it, whichever of the two sees it first).
         // A throw fails this run (through its FiberSet), not the one reading for all.
         const deliver = (message: string | Uint8Array) => {
           try {
@@ -115,6 +160,8 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
             run(Effect.die(defect))
           }
         }
+        // Every message across reconnects; `messages` ends when the Client is closed, on purpose
+        // or by an error (then the run fails with it, whichever of the two sees it first).
         const reading = Effect.zipRight(
           Effect.acquireUseRelease(
             Effect.sync(() => readers.add(deliver)),
@@ -123,12 +170,40 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
           ),
           Effect.flatMap(client.state.get, closedByError)
         )
-        // Closed by an error (or, perConnection, the connection read is gone): what ends the reading with a failure.
+        const opened = yield* Effect.either(client.awaitOpen)
+        if (opened._tag === "Left") {
+          // Closed by an error. perConnection: there is no connection to read. Otherwise what the
+          // connections before delivered and nobody read comes first (a platform run gets the
+          // frames before its socket's close), then the run fails with the error.
+          if (perConnection) return yield* Effect.fail(socketErrorOf(opened.left))
+          const handed = Effect.acquireUseRelease(
+            Effect.sync(() => readers.add(deliver)),
+            () => Effect.zipRight(readForAll, FiberSet.awaitEmpty(handlers)),
+            () => Effect.sync(() => readers.delete(deliver))
+          )
+          return yield* Effect.raceFirst(
+            Effect.zipRight(handed, Effect.flatMap(client.state.get, closedByError)),
+            FiberSet.join(handlers)
+          )
+        }
+        // The connection this run starts on (the Client has one state object per connection).
+        const ours = yield* client.state.get
+        // perConnection: what earlier connections left unread belonged to runs that ended with them.
+        if (perConnection && client instanceof LiveClient) dropEarlier(client.inbound)
+        const onOpen = options?.onOpen
+        if (onOpen !== undefined) yield* onOpen
+        // Closed by an error (or, perConnection, the connection read is gone): what ends the
+        // reading with a failure. Across reconnects, `onOpen` runs again at each new connection.
         const failed = Stream.runForEach(client.state.changes, (state) => {
           if (state._tag === "Closed") return closedByError(state)
-          if (!perConnection || (state._tag === "Open" && state === ours)) return Effect.void
+          if (!perConnection) {
+            return onOpen !== undefined && state._tag === "Open" && state !== ours
+              ? onOpen
+              : Effect.void
+          }
+          if (state._tag === "Open" && state === ours) return Effect.void
           // The Client's error, or (a reconnect, a failover) the state it moved to at once.
-          return Effect.fail(socketError("Read", dropCause(state)))
+          return Effect.fail(socketErrorOf(dropCause(state)))
         })
         return yield* Effect.raceFirst(Effect.raceFirst(reading, failed), FiberSet.join(handlers))
       })
@@ -143,7 +218,7 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
   const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
     Socket.isCloseEvent(chunk)
       ? Effect.asVoid(client.close(chunk.code, chunk.reason))
-      : Effect.mapError(client.send(chunk as Message), (error) => socketError("Write", error))
+      : Effect.mapError(client.send(chunk as Message), (error) => socketErrorOf(error, "Write"))
 
   return {
     [Socket.TypeId]: Socket.TypeId,

@@ -9,6 +9,7 @@ import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { Client } from "effect-lifeline"
 import * as LifelinePlatform from "effect-lifeline/platform"
 import { TestServer } from "effect-lifeline/testing"
+import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
@@ -22,7 +23,7 @@ const withSocket = <A, E>(options: LifelinePlatform.Options, body: (socket: Sock
   )
 
 describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
-  it.live("runRaw reads every echo of what writer wrote, across a server kill and restart; a CloseEvent ends it cleanly", () =>
+  it.live("runRaw reads every echo of what writer wrote, across a server kill and restart, onOpen run at each open; a CloseEvent ends it cleanly", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const received: Array<string | Uint8Array> = []
@@ -45,7 +46,8 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
           yield* awaitTrue(Effect.sync(() => received.length >= 3), "3 received")
           yield* write(new Socket.CloseEvent(1000, "done"))
           yield* Fiber.join(reader)
-          expect(opened).toBe(1)
+          // At the run's start and at the reconnect, as a platform run's at each socket's open.
+          expect(opened).toBe(2)
         })))
       expect(received.map((data) => typeof data === "string" ? data : Array.from(data))).toEqual(["one", "two", [3]])
     })))
@@ -80,7 +82,7 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
       })
     })))
 
-  it.live("the server closes with 1008 after open: run fails with SocketGenericError Read, lifeline's Disconnected as cause", () =>
+  it.live("the server closes with 1008 after open: run fails with SocketCloseError 1008 and its reason, lifeline's Disconnected as cause", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()
       const error = yield* withSocket({ url: server.url, ...fast }, (socket) =>
@@ -90,7 +92,14 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
           yield* server.closeAll(1008, "policy")
           return yield* Fiber.join(reader)
         }))
-      expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1008 } })
+      expect(error).toMatchObject({
+        _tag: "SocketError",
+        reason: "Close",
+        code: 1008,
+        closeReason: "policy",
+        cause: { _tag: "Disconnected", code: 1008 }
+      })
+      expect(Socket.SocketCloseError.is(error)).toBe(true)
     })))
 
   it.live("a handler's failure ends run with it", () =>
@@ -164,7 +173,13 @@ describe("effect-lifeline/platform: perConnection", () => {
             return yield* Fiber.join(reader)
           })
       )
-      expect(error).toMatchObject({ _tag: "SocketError", reason: "Read", cause: { _tag: "Disconnected", code: 1008 } })
+      expect(error).toMatchObject({
+        _tag: "SocketError",
+        reason: "Close",
+        code: 1008,
+        closeReason: "policy",
+        cause: { _tag: "Disconnected", code: 1008 }
+      })
     })))
 })
 
@@ -248,4 +263,122 @@ describe("effect-lifeline/platform: layer's options as given", () => {
         expect(yield* server.accepted).toBe(1)
       }).pipe(Effect.provide(quietNode))
     ))
+})
+
+// Round 34: platform code run side by side over the platform's own WebSocket Socket and over this
+// one found a subscription that did not follow a reconnect, a server's last words never handed
+// over, a perConnection run given a dead connection's frames, and errors no platform match sees.
+describe("round 34: platform Socket code as its users write it", () => {
+  it.live("a subscription in run's onOpen follows every reconnect (the guide's pattern): the restarted server is subscribed again and its feed arrives", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      let subscribes = 0
+      const server = yield* TestServer.make({
+        handler: (message, reply) => {
+          if (message === "subscribe") {
+            subscribes++
+            reply(`subscribed ${subscribes}`)
+          }
+        }
+      })
+      const received: Array<string | Uint8Array> = []
+      yield* withSocket({ url: server.url, ...fast }, (socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          const reader = yield* Effect.fork(socket.runRaw((data) => {
+            received.push(data)
+          }, { onOpen: write("subscribe").pipe(Effect.orDie) }))
+          yield* awaitTrue(Effect.sync(() => received.length >= 1), "subscribed once")
+          yield* server.kill
+          yield* server.restart
+          yield* awaitTrue(Effect.sync(() => received.length >= 2), "subscribed again after the restart")
+          yield* write(new Socket.CloseEvent(1000, "done"))
+          yield* Fiber.join(reader)
+        })))
+      expect(received).toEqual(["subscribed 1", "subscribed 2"])
+      expect(subscribes).toBe(2)
+    })))
+
+  for (const handler of ["sync", "Effect"] as const) {
+    it.live(`a server's last words before its 1008, sent before any run (handler ${handler}): a run started on the closed Client is handed them, then fails with SocketCloseError 1008`, () =>
+      withNoHandlesLeft(
+        Effect.gen(function*() {
+          const server = yield* TestServer.make({
+            onConnect: (peer) => Effect.andThen(peer.send("goodbye: bad token"), peer.close(1008, "bad token"))
+          })
+          const client = yield* Client.make({ url: server.url, ...fast })
+          yield* awaitState(client, isTag("Closed"))
+          const received: Array<string | Uint8Array> = []
+          const socket = LifelinePlatform.fromClient(client)
+          const error = yield* Effect.flip(socket.runRaw((data) =>
+            handler === "sync"
+              ? void received.push(data)
+              : Effect.delay(Effect.sync(() => void received.push(data)), "20 millis")
+          ))
+          expect(received).toEqual(["goodbye: bad token"])
+          expect(error).toMatchObject({
+            _tag: "SocketError",
+            reason: "Close",
+            code: 1008,
+            closeReason: "bad token",
+            cause: { _tag: "Disconnected", code: 1008, reason: "bad token", initiator: "server" }
+          })
+          // perConnection: no connection to read, so nothing handed over; the same error.
+          const again = yield* Effect.flip(
+            LifelinePlatform.fromClient(client, { perConnection: true }).runRaw(() => {})
+          )
+          expect(again).toMatchObject({ _tag: "SocketError", reason: "Close", code: 1008 })
+        }).pipe(Effect.provide(quietNode))
+      ))
+  }
+
+  it.live("perConnection: a run that starts on the next connection is not handed the 300 frames a dropped one left unread (default: they come first)", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        let connections = 0
+        const server = yield* TestServer.make({
+          onConnect: (peer) => {
+            connections++
+            if (connections > 1) return peer.send(`fresh ${connections}`)
+            return Effect.gen(function*() {
+              for (let i = 0; i < 300; i++) yield* peer.send(`old ${i}`)
+              yield* peer.close(4000, "bye")
+            })
+          }
+        })
+        for (const perConnection of [true, false]) {
+          connections = 0
+          const outcome = yield* Effect.scoped(Effect.gen(function*() {
+            const client = yield* Client.make({ url: server.url, ...fast })
+            // the first connection delivered its 300 frames and closed; the second is open
+            yield* awaitState(client, (state) => state._tag === "Open" && state.attempt >= 1 && connections >= 2)
+            const received: Array<string | Uint8Array> = []
+            const run = yield* Effect.fork(
+              LifelinePlatform.fromClient(client, { perConnection }).runRaw((data) => {
+                received.push(data)
+              })
+            )
+            yield* awaitTrue(Effect.sync(() => received.includes("fresh 2")), "the open connection's frame")
+            yield* Fiber.interrupt(run)
+            return received
+          }))
+          expect(outcome.filter((data) => String(data).startsWith("old")).length).toBe(perConnection ? 0 : 300)
+          expect(outcome.at(-1)).toBe("fresh 2")
+        }
+      }).pipe(Effect.provide(quietNode))
+    ))
+
+  it.live("an open that times out, not retried: the run fails with SocketGenericError OpenTimeout, lifeline's TimeoutError open as cause", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.hangHandshake
+      const error = yield* withSocket(
+        { url: server.url, ...fast, shouldRetry: () => false, connection: { openTimeout: "200 millis" } },
+        (socket) => Effect.flip(socket.runRaw(() => {}))
+      )
+      expect(error).toMatchObject({
+        _tag: "SocketError",
+        reason: "OpenTimeout",
+        cause: { _tag: "TimeoutError", operation: "open" }
+      })
+    })))
 })

@@ -105,7 +105,12 @@ const kill = (proxy: FaultProxy.FaultProxy, server: { readonly stop: Effect.Effe
  * error inside): the error itself carries the rpc client's span, which `toMatchObject` cannot walk.
  */
 const plain = (error: RpcClientError.RpcClientError) => {
-  const socketError = error.cause as { readonly _tag: string; readonly reason: string; readonly cause: any }
+  const socketError = error.cause as {
+    readonly _tag: string
+    readonly reason: string
+    readonly code?: number
+    readonly cause: any
+  }
   const lifeline = socketError.cause
   return {
     _tag: error._tag,
@@ -114,6 +119,7 @@ const plain = (error: RpcClientError.RpcClientError) => {
     cause: {
       _tag: socketError._tag,
       reason: socketError.reason,
+      ...(socketError.code === undefined ? {} : { code: socketError.code }),
       cause: { _tag: lifeline._tag, code: lifeline.code, initiator: lifeline.initiator, wasClean: lifeline.wasClean }
     }
   }
@@ -215,7 +221,7 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
       yield* second.stop
     }).pipe(Effect.provide(quietNode)))
 
-  it.scopedLive("stopped on purpose (RpcServer shut down, close 1001) and restarted, perConnection: the call in flight ends interrupted by the server (fiber id -503), calls while it is down fail at once with RpcClientError Protocol (Disconnected 1001 inside), calls after the restart succeed", () =>
+  it.scopedLive("stopped on purpose (RpcServer shut down, close 1001) and restarted, perConnection: the call in flight ends interrupted by the server (fiber id -503), calls while it is down fail at once with RpcClientError Protocol (SocketCloseError 1001, Disconnected 1001 inside), calls after the restart succeed", () =>
     Effect.gen(function*() {
       const { first, rpc } = yield* stopWithACallInFlight(true)
       expect(plain(yield* Effect.flip(rpc.Echo({ text: "while down" })))).toEqual({
@@ -224,7 +230,8 @@ describe("@effect/rpc over effect-lifeline/platform", () => {
         message: "Error in socket",
         cause: {
           _tag: "SocketError",
-          reason: "Read",
+          reason: "Close",
+          code: 1001,
           cause: { _tag: "Disconnected", code: 1001, initiator: "server", wasClean: true }
         }
       })

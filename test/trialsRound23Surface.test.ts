@@ -1216,7 +1216,7 @@ const LIFELINE_TAGS: ReadonlySet<unknown> = new Set([
 /** A failure of a run or a write: a SocketError of `reason`, lifeline's typed error (or, perConnection, the Client's next state) as cause. */
 const expectSocketError = (
   error: unknown,
-  reason: "Open" | "Read" | "Write",
+  reason: "Open" | "Read" | "Write" | "Close",
   what: string
 ): Record<string, unknown> => {
   const socketError = error as { _tag?: unknown; reason?: unknown; cause?: { _tag?: unknown } }
@@ -1370,8 +1370,11 @@ const runPlatformCase = (c: PlatformCase) =>
           Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => "the run did not end (the server closed)" })
         )
         if (Exit.isSuccess(exit)) throw new Error(`the run ended well after the server closed with ${end.code}`)
-        const cause = expectSocketError(Cause.squash(exit.cause), "Read", `the server closed with ${end.code}`)
-        if (fatal) expect(cause).toMatchObject({ _tag: "Disconnected", code: end.code, initiator: "server" })
+        // A close frame is the platform's SocketCloseError (round 34), with its code and reason.
+        const error = Cause.squash(exit.cause)
+        const cause = expectSocketError(error, "Close", `the server closed with ${end.code}`)
+        expect(error).toMatchObject({ code: end.code, closeReason: "server closes" })
+        expect(cause).toMatchObject({ _tag: "Disconnected", code: end.code, initiator: "server" })
       }
     }
     yield* Fiber.interrupt(reader)

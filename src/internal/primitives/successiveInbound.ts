@@ -21,8 +21,9 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   // The buffer read now, and those that follow it (rare: a connection that opened before the one
   // before it was read out). No array for the one buffer an open Client has: idle memory per
   // client is a benchmark target.
-  private reading: InboundQueue<Message> | undefined = undefined
-  private later: ReadonlyArray<InboundQueue<Message>> | undefined = undefined
+  // Not private: the platform Socket's `dropEarlier` moves them.
+  reading: InboundQueue<Message> | undefined = undefined
+  later: ReadonlyArray<InboundQueue<Message>> | undefined = undefined
   private ended = false
   // What the readers waiting for a connection wait on (usually one; `messages` may be read by
   // several fibers): made where a reader finds no connection, so one that comes while it has yet
@@ -58,7 +59,7 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   }
 
   /** Reads these buffers, in order, from now on. */
-  private read(buffers: ReadonlyArray<InboundQueue<Message>>): void {
+  read(buffers: ReadonlyArray<InboundQueue<Message>>): void {
     this.reading = buffers[0]
     this.later = buffers.length > 1 ? buffers.slice(1) : undefined
   }
