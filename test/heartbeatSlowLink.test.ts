@@ -257,3 +257,54 @@ describe("Heartbeat on a slow link (real sockets)", () => {
     30_000
   )
 })
+
+// Round 34: an app whose consumer was stuck (nobody read `messages`) showed the link Open for as
+// long as it was stuck after its server was killed: a paused socket counted as alive and no probe
+// went out, so the reset the dead peer's kernel would answer with was never seen.
+describe("round 34: a paused socket (nobody reads) still probes, unawaited", () => {
+  const flooded = (server: TestServer.TestServer) =>
+    Effect.gen(function*() {
+      const client = yield* Client.make({
+        url: server.url,
+        heartbeat: { interval: "200 millis", timeout: "200 millis" },
+        retry: Schedule.spaced("30 seconds"),
+        connection: { inboundCapacity: 16 }
+      })
+      yield* client.awaitOpen
+      // 2,000 frames of 1 KB: far over the 16 the inbound takes, so the socket pauses
+      yield* server.flood(2000, 1000)
+      return client
+    })
+
+  it.live("the server killed while nobody reads: the link ends (Disconnected 1006 from the transport), not Open for as long as the consumer is stuck; what was read from the socket is still handed over", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* flooded(server)
+        yield* Effect.sleep("500 millis")
+        expect((yield* client.state.get)._tag).toBe("Open")
+        yield* server.kill
+        const backoff = yield* awaitState(client, isTag("Backoff"))
+        expect(backoff).toMatchObject({ error: { _tag: "Disconnected", code: 1006, initiator: "transport" } })
+        // the frames the inbound held come first (a stuck consumer that resumes loses none of them)
+        const read = yield* client.messages.pipe(Stream.take(16), Stream.runCollect)
+        expect(read.length).toBe(16)
+      }).pipe(Effect.scoped, provideNode)
+    ))
+
+  it.live("a live server while nobody reads: pings go out (the server counts them), no TimeoutError, one connection; once read, every frame arrives", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* flooded(server)
+        const pingsBefore = yield* server.pings
+        yield* Effect.sleep("1500 millis")
+        expect((yield* client.state.get)._tag).toBe("Open")
+        expect(yield* server.pings).toBeGreaterThan(pingsBefore)
+        const read = yield* client.messages.pipe(Stream.take(2000), Stream.runCount)
+        expect(read).toBe(2000)
+        expect((yield* client.state.get)._tag).toBe("Open")
+        expect(yield* server.accepted).toBe(1)
+      }).pipe(Effect.scoped, provideNode)
+    ))
+})

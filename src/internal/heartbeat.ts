@@ -155,6 +155,8 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   private stopped = false
   /** When the session opened, on the same reading: its uptime counts from here (see `markUp`). */
   private upSince = 0
+  /** While the socket is paused: when the last ping went out unawaited (see `sample`). */
+  private pausedPingAt = 0
 
   /** The connection watched. */
   abstract readonly opened: Watched
@@ -296,7 +298,10 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
     this.sendProbe(now)
   }
 
-  /** A paused socket is one whose peer sent more than the consumer has read: alive, and its pong could not be read anyway. */
+  /**
+   * A paused socket is one whose peer sent more than the consumer has read: alive as far as can
+   * be told, as its pong could not be read anyway (probes go out all the same, see below).
+   */
   private sample(now: number): void {
     if (this.listener.activity !== this.seen) {
       this.seen = this.listener.activity
@@ -310,6 +315,13 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
     if (this.listener.inbound.isPaused) {
       this.lastLife = now
       this.probedAt = undefined
+      // Its answer could not be read, but a probe still goes out each interval, unawaited: a peer
+      // that is gone answers it with a reset, and the write after that ends the link (a consumer
+      // stuck behind a dead peer's frames no longer shows the link Open for as long as it is stuck).
+      if (this.heartbeatOptions.probe && now - this.pausedPingAt >= Duration.toMillis(this.heartbeatOptions.interval)) {
+        this.pausedPingAt = now
+        probe(this.socket, this.heartbeatOptions.message)
+      }
     }
     if (this.probedAt !== undefined && this.probeEnd >= 0) this.sampleDrain(now)
     this.sampledAt = now
