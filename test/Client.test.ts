@@ -699,6 +699,30 @@ describe("Client: logs", () => {
       expect(capture.lines[1]!.url).toBe(`${server.url}/`)
     })).pipe(provideNode))
 
+  // Round 34: an app's `events` watcher lives in the app's scope, gone by the time a Layer's Client
+  // is released; what the release failed was then told to no one but the metrics.
+  it.live("released by its scope (a Layer's Client) with 3 messages queued while down: one WARN with their count; with none queued, no WARN", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      for (const queued of [3, 0]) {
+        const capture = captureLogs(LogLevel.Info)
+        yield* Effect.gen(function*() {
+          const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("1 hour") })
+          yield* client.awaitOpen
+          if (queued > 0) {
+            yield* server.kill
+            yield* awaitState(client, isTag("Backoff"))
+            for (let i = 0; i < queued; i++) yield* client.enqueue(`note ${i}`)
+          }
+        }).pipe(Effect.scoped, Effect.provide(capture.layer))
+        expect(
+          capture.lines.filter((line) => line.message.includes("never sent")).map((line) => [line.level, line.message])
+        )
+          .toEqual(queued > 0 ? [["WARN", "lifeline: closed with 3 messages never sent"]] : [])
+        if (queued > 0) yield* server.restart
+      }
+    })).pipe(provideNode))
+
   // Links that drop before minUptime carry the attempt series on (Open's attempt grows): the line
   // counted the whole series, 2, 3, 4, for three outages of one attempt each.
   it.live("three short outages, each back at the first attempt (minUptime not reached): each INFO line says 1 attempt", () =>

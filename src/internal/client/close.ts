@@ -157,6 +157,12 @@ const sameValues = (self: FiberRefs.FiberRefs, that: FiberRefs.FiberRefs): boole
 // The close logs with the FiberRefs the client was made with (it runs on a fiber of the client's
 // runtime): Effect.addFinalizer would keep a second copy of them alive per client.
 // Bound to the client, not a closure: no context object per client.
+// What it did not send is returned to no one (a Layer's Client outlives the app's `events`
+// watchers): one WARN says how much, beside `failed` and the metrics.
 function closeOnExit(this: LiveClient, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-  return Effect.asVoid(this.close(closeCodeOf(exit)))
+  return Effect.flatMap(this.close(closeCodeOf(exit)), (unsent) =>
+    // `exit`: a logger that throws does not fail the scope's close
+    unsent.length === 0
+      ? Effect.void
+      : Effect.asVoid(Effect.exit(Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`))))
 }
