@@ -149,14 +149,16 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
   private probedAt: number | undefined = undefined
   /** While the probe waits behind queued bytes: the socket's `sentBytes` once it is out; -1 otherwise. */
   private probeEnd = -1
-  /** The socket's `sentBytes` at the last sample, while `probeEnd` is set. */
+  /**
+   * The socket's `sentBytes` at the last sample, while `probeEnd` is set (never below zero).
+   * While the socket is paused, -1 - the time the last unawaited probe went out (see `sample`):
+   * one field for both, as idle memory per client is a benchmark target.
+   */
   private sent = 0
   private timer: unknown = undefined
   private stopped = false
   /** When the session opened, on the same reading: its uptime counts from here (see `markUp`). */
   private upSince = 0
-  /** While the socket is paused: when the last ping went out unawaited (see `sample`). */
-  private pausedPingAt = 0
 
   /** The connection watched. */
   abstract readonly opened: Watched
@@ -318,8 +320,11 @@ export abstract class HeartbeatCore extends SessionScope implements TimerTarget 
       // Its answer could not be read, but a probe still goes out each interval, unawaited: a peer
       // that is gone answers it with a reset, and the write after that ends the link (a consumer
       // stuck behind a dead peer's frames no longer shows the link Open for as long as it is stuck).
-      if (this.heartbeatOptions.probe && now - this.pausedPingAt >= Duration.toMillis(this.heartbeatOptions.interval)) {
-        this.pausedPingAt = now
+      if (
+        this.heartbeatOptions.probe &&
+        (this.sent >= 0 || now + 1 + this.sent >= Duration.toMillis(this.heartbeatOptions.interval))
+      ) {
+        this.sent = -1 - now
         probe(this.socket, this.heartbeatOptions.message)
       }
     }
