@@ -191,7 +191,9 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
         // perConnection: what earlier connections left unread belonged to runs that ended with them.
         if (perConnection && client instanceof LiveClient) dropEarlier(client.inbound)
         const onOpen = options?.onOpen
-        if (onOpen !== undefined) yield* onOpen
+        // Dropped again between the two reads: the next Open runs it (below), not this one as well
+        // (a subscription written now would wait in the outbox for that Open, and go twice).
+        if (onOpen !== undefined && ours._tag === "Open") yield* onOpen
         // Closed by an error (or, perConnection, the connection read is gone): what ends the
         // reading with a failure. Across reconnects, `onOpen` runs again at each new connection.
         const failed = Stream.runForEach(client.state.changes, (state) => {
