@@ -22,6 +22,15 @@ const withSocket = <A, E>(options: LifelinePlatform.Options, body: (socket: Sock
     Effect.provide(LifelinePlatform.layer(options).pipe(Layer.provide(quietNode)))
   )
 
+/** The run's error when the server closes with 1008 "policy": the platform's close error, lifeline's as cause. */
+const policyClose = {
+  _tag: "SocketError",
+  reason: "Close",
+  code: 1008,
+  closeReason: "policy",
+  cause: { _tag: "Disconnected", code: 1008 }
+}
+
 describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
   it.live("runRaw reads every echo of what writer wrote, across a server kill and restart, onOpen run at each open; a CloseEvent ends it cleanly", () =>
     withNoHandlesLeft(Effect.gen(function*() {
@@ -92,13 +101,7 @@ describe("effect-lifeline/platform: a Socket.Socket over a Client", () => {
           yield* server.closeAll(1008, "policy")
           return yield* Fiber.join(reader)
         }))
-      expect(error).toMatchObject({
-        _tag: "SocketError",
-        reason: "Close",
-        code: 1008,
-        closeReason: "policy",
-        cause: { _tag: "Disconnected", code: 1008 }
-      })
+      expect(error).toMatchObject(policyClose)
       expect(Socket.SocketCloseError.is(error)).toBe(true)
     })))
 
@@ -173,13 +176,7 @@ describe("effect-lifeline/platform: perConnection", () => {
             return yield* Fiber.join(reader)
           })
       )
-      expect(error).toMatchObject({
-        _tag: "SocketError",
-        reason: "Close",
-        code: 1008,
-        closeReason: "policy",
-        cause: { _tag: "Disconnected", code: 1008 }
-      })
+      expect(error).toMatchObject(policyClose)
     })))
 })
 
