@@ -8,10 +8,14 @@
  * (`socketErrorOf`).
  *
  * - `runRaw` / `run` wait for the Client to be Open, run `onOpen`, then hand the handler every
- *   message across reconnects, running `onOpen` again at each reconnect (as the platform's runs
- *   it at each socket's open), until the Client is closed on purpose (they complete) or by an
- *   error (they fail with it). A run that starts on a Client already closed by an error is first
- *   handed what the earlier connections delivered and nobody read, then fails.
+ *   message across reconnects, running `onOpen` again at each new connection (as the platform's
+ *   runs it at each socket's open), until the Client is closed on purpose (they complete) or by
+ *   an error (they fail with it). `onOpen` runs for one connection: what it writes goes on that
+ *   connection (a Client from `Client.make`), and fails if that one is gone, rather than wait in
+ *   the outbox for the next, whose own `onOpen` writes it again. A run that starts on a Client
+ *   already closed by an error is first handed what the earlier connections delivered and nobody
+ *   read, then fails; one that starts once it is closed for good (`close`, a `CloseEvent`), or
+ *   while it is Suspended with `whenSuspended: "failFast"`, fails "Open" at once.
  * - `writer` sends through the Client (`SocketGenericError` "Write" with the `SendError`: the
  *   outbox's bounds apply, `OutboxFull` for concurrent writes past its capacity by default); a
  *   `Socket.CloseEvent` closes the Client with its code and reason, for good: later runs fail.
@@ -20,7 +24,8 @@
  *   connection drops, the run fails with the Client's error (after `reconnect`, "Read" with its
  *   `Connecting` state), and the next run waits for the next connection. What an earlier
  *   connection delivered and no run read is dropped when the next run starts (a Client from
- *   `Client.make`; its socket had gone with its run). Request/response
+ *   `Client.make`; its socket had gone with its run): such a Socket owns its Client's `messages`,
+ *   and no other reader of that Client should read them. Request/response
  *   protocols need it: `@effect/rpc`'s `RpcClient` fails the calls in flight when its run fails,
  *   and would otherwise wait forever for answers a restarted server never sends.
  *
@@ -31,6 +36,7 @@
  */
 import * as Socket from "@effect/platform/Socket"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -38,6 +44,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Client, ClientError, ClientState, Options as ClientOptions } from "./Client.js"
 import { make as makeClient } from "./Client.js"
+import type { Connection } from "./Connection.js"
 import { LiveClient } from "./internal/client/liveClient.js"
 import type { SuccessiveInbound } from "./internal/primitives/successiveInbound.js"
 import type { Message, Transport } from "./Transport.js"
@@ -48,8 +55,9 @@ import type { Message, Transport } from "./Transport.js"
  */
 export interface SocketOptions {
   /**
-   * A run reads one connection: it fails with `SocketGenericError` "Read" when the connection
-   * drops, instead of reading on across reconnects. Default false.
+   * A run reads one connection: it fails when the connection drops (`SocketCloseError` for a close
+   * frame, else `SocketGenericError` "Read"), instead of reading on across reconnects, and a run
+   * that starts drops what earlier connections left unread. Default false.
    */
   readonly perConnection?: boolean | undefined
 }
@@ -90,6 +98,7 @@ export const socketErrorOf = (error: unknown, reason: "Read" | "Write" = "Read")
       return new Socket.SocketCloseError(fields)
     }
     case "ConnectError":
+    case "CircuitOpenError":
       return new Socket.SocketGenericError({ reason: "Open", cause: error })
     case "TimeoutError":
       if (known.operation === "open") return new Socket.SocketGenericError({ reason: "OpenTimeout", cause: error })
@@ -117,6 +126,20 @@ const dropEarlier = (inbound: SuccessiveInbound): void => {
   inbound.read(newest === undefined ? [] : [newest])
   // With nothing left unread, the newest connection's socket reads again.
   inbound.drained(0, 0)
+}
+
+/**
+ * The link a run's `onOpen` runs for: its writes go on that connection (and fail once it is gone),
+ * never through the outbox to a later link, whose own `onOpen` writes them again.
+ */
+const boundLink = FiberRef.unsafeMake<{ readonly client: Client; readonly connection: Connection } | undefined>(
+  undefined
+)
+
+/** The connection of the Open `state` while it is still the Client's link (a Client from `Client.make`). */
+const connectionOf = (client: Client, state: ClientState): Connection | undefined => {
+  const session = client instanceof LiveClient ? client.openSession : undefined
+  return session !== undefined && session.view === state ? session.opened.connection : undefined
 }
 
 /**
@@ -172,6 +195,12 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
         )
         const opened = yield* Effect.either(client.awaitOpen)
         if (opened._tag === "Left") {
+          const now = yield* client.state.get
+          // Not Closed by an error (closed on purpose for good, or Suspended with `failFast`):
+          // the Socket cannot open, as a run that starts then is told.
+          if (now._tag !== "Closed" || Option.isNone(now.error)) {
+            return yield* Effect.fail(new Socket.SocketGenericError({ reason: "Open", cause: opened.left }))
+          }
           // Closed by an error. perConnection: there is no connection to read. Otherwise what the
           // connections before delivered and nobody read comes first (a platform run gets the
           // frames before its socket's close), then the run fails with the error.
@@ -182,7 +211,7 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
             () => Effect.sync(() => readers.delete(deliver))
           )
           return yield* Effect.raceFirst(
-            Effect.zipRight(handed, Effect.flatMap(client.state.get, closedByError)),
+            Effect.zipRight(handed, Effect.fail(socketErrorOf(opened.left))),
             FiberSet.join(handlers)
           )
         }
@@ -191,18 +220,22 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
         // perConnection: what earlier connections left unread belonged to runs that ended with them.
         if (perConnection && client instanceof LiveClient) dropEarlier(client.inbound)
         const onOpen = options?.onOpen
-        // Dropped again between the two reads: the next Open runs it (below), not this one as well
-        // (a subscription written now would wait in the outbox for that Open, and go twice).
-        if (onOpen !== undefined && ours._tag === "Open") yield* onOpen
+        // `onOpen` for the link of `state`, its writes bound to that link's connection: a link
+        // gone before or while it runs gets none (a later Open runs it for the next link), and a
+        // write that would have waited in the outbox for that link fails instead of going twice.
+        // A Client of another make: as it is, its writes through the Client.
+        const openFor = (state: ClientState): Effect.Effect<void> => {
+          if (onOpen === undefined || state._tag !== "Open") return Effect.void
+          if (!(client instanceof LiveClient)) return onOpen
+          const connection = connectionOf(client, state)
+          return connection === undefined ? Effect.void : Effect.locally(onOpen, boundLink, { client, connection })
+        }
+        yield* openFor(ours)
         // Closed by an error (or, perConnection, the connection read is gone): what ends the
         // reading with a failure. Across reconnects, `onOpen` runs again at each new connection.
         const failed = Stream.runForEach(client.state.changes, (state) => {
           if (state._tag === "Closed") return closedByError(state)
-          if (!perConnection) {
-            return onOpen !== undefined && state._tag === "Open" && state !== ours
-              ? onOpen
-              : Effect.void
-          }
+          if (!perConnection) return state === ours ? Effect.void : openFor(state)
           if (state._tag === "Open" && state === ours) return Effect.void
           // The Client's error, or (a reconnect, a failover) the state it moved to at once.
           return Effect.fail(socketErrorOf(dropCause(state)))
@@ -220,7 +253,12 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
   const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
     Socket.isCloseEvent(chunk)
       ? Effect.asVoid(client.close(chunk.code, chunk.reason))
-      : Effect.mapError(client.send(chunk as Message), (error) => socketErrorOf(error, "Write"))
+      : Effect.flatMap(FiberRef.get(boundLink), (bound) =>
+        Effect.mapError(
+          // In a run's `onOpen`: on its link's connection.
+          bound !== undefined && bound.client === client ? bound.connection.send(chunk) : client.send(chunk as Message),
+          (error) => socketErrorOf(error, "Write")
+        ))
 
   return {
     [Socket.TypeId]: Socket.TypeId,

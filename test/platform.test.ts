@@ -6,7 +6,7 @@
 import * as Socket from "@effect/platform/Socket"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
-import { Client } from "effect-lifeline"
+import { CircuitBreaker, Client } from "effect-lifeline"
 import * as LifelinePlatform from "effect-lifeline/platform"
 import { TestServer } from "effect-lifeline/testing"
 import { awaitState, isTag } from "./support/clientKit.js"
@@ -378,4 +378,122 @@ describe("round 34: platform Socket code as its users write it", () => {
         cause: { _tag: "TimeoutError", operation: "open" }
       })
     })))
+})
+
+// Round 34's review: what the first version of the round's changes got wrong, each shown here.
+describe("round 34 review: a run's onOpen belongs to its link; runs the Socket cannot open fail", () => {
+  it.live("a slow onOpen whose link drops while it runs: its write fails on that link (never queued for the next), and the next link's onOpen subscribes once: one subscribe per connection", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const perConnection = new Map<number, number>()
+      let connections = 0
+      const server = yield* TestServer.make({
+        onConnect: () => void connections++,
+        handler: (message, reply) => {
+          if (message !== "subscribe") return
+          perConnection.set(connections, (perConnection.get(connections) ?? 0) + 1)
+          reply("subscribed")
+        }
+      })
+      const received: Array<string | Uint8Array> = []
+      const writeFailures: Array<unknown> = []
+      yield* withSocket({ url: server.url, ...fast }, (socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          const onOpen = Effect.sleep("200 millis").pipe(
+            Effect.zipRight(write("subscribe")),
+            Effect.catchAll((error) => Effect.sync(() => void writeFailures.push(error)))
+          )
+          const reader = yield* Effect.fork(socket.runRaw((data) => {
+            received.push(data)
+          }, { onOpen }))
+          yield* Effect.sleep("50 millis")
+          yield* server.closeAll(4000, "drop while onOpen runs")
+          yield* awaitTrue(Effect.sync(() => received.length >= 1), "subscribed on the next link")
+          // time for a second subscribe, if one were coming
+          yield* Effect.sleep("300 millis")
+          yield* write(new Socket.CloseEvent(1000, "done"))
+          yield* Fiber.join(reader)
+        })))
+      expect([...perConnection.entries()]).toEqual([[2, 1]])
+      expect(received).toEqual(["subscribed"])
+      expect(writeFailures).toMatchObject([{ _tag: "SocketError", reason: "Write", cause: { _tag: "SendError" } }])
+    })))
+
+  it.live("whenSuspended failFast: a run started while Suspended fails at once with SocketGenericError Open, CircuitOpenError as cause", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        yield* server.rejectNext(503, {}, 1000)
+        const client = yield* Client.make({ url: server.url, ...fast, whenSuspended: "failFast" })
+        yield* awaitState(client, isTag("Suspended"))
+        let opened = 0
+        const error = yield* Effect.flip(
+          LifelinePlatform.fromClient(client).runRaw(() => {}, { onOpen: Effect.sync(() => opened++) })
+        ).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the run did not end" }))
+        expect(error).toMatchObject({ _tag: "SocketError", reason: "Open", cause: { _tag: "CircuitOpenError" } })
+        expect(opened).toBe(0)
+        yield* server.clearRejections
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(Layer.merge(
+          quietNode,
+          CircuitBreaker.layer({
+            policy: CircuitBreaker.consecutiveFailures(1),
+            openFor: Schedule.spaced("10 seconds")
+          })
+        ))
+      )
+    ))
+
+  it.live("after close() (or a CloseEvent), a later run fails with SocketGenericError Open in both modes: a loop of runs stops", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const client = yield* Client.make({ url: server.url, ...fast })
+        yield* client.awaitOpen
+        yield* client.close()
+        for (const perConnection of [false, true]) {
+          const error = yield* Effect.flip(LifelinePlatform.fromClient(client, { perConnection }).runRaw(() => {}))
+          expect(error).toMatchObject({
+            _tag: "SocketError",
+            reason: "Open",
+            cause: { _tag: "Disconnected", code: 1000 }
+          })
+        }
+      }).pipe(Effect.scoped, Effect.provide(quietNode))
+    ))
+
+  it.live("perConnection: a dropped link left the inbound full (its socket paused), so the next starts paused: the run that starts on it drops the old frames and the new link reads again", () =>
+    withNoHandlesLeft(
+      Effect.gen(function*() {
+        let connections = 0
+        const server = yield* TestServer.make({
+          onConnect: (peer) => {
+            connections++
+            if (connections > 1) return peer.send(`fresh ${connections}`)
+            return Effect.gen(function*() {
+              for (let i = 0; i < 100; i++) yield* peer.send(`old ${i}`)
+              yield* Effect.sleep("100 millis")
+              yield* peer.terminate
+            })
+          }
+        })
+        const client = yield* Client.make({
+          url: server.url,
+          ...fast,
+          heartbeat: { interval: "200 millis", timeout: "200 millis" },
+          connection: { inboundCapacity: 16 }
+        })
+        yield* awaitState(client, (state) => state._tag === "Open" && connections >= 2)
+        const received: Array<string | Uint8Array> = []
+        const run = yield* Effect.fork(
+          LifelinePlatform.fromClient(client, { perConnection: true }).runRaw((data) => {
+            received.push(data)
+          })
+        )
+        yield* awaitTrue(Effect.sync(() => received.length >= 1), "the new link's frame")
+        yield* Fiber.interrupt(run)
+        expect(received).toEqual(["fresh 2"])
+      }).pipe(Effect.scoped, Effect.provide(quietNode))
+    ))
 })
