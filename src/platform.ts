@@ -12,7 +12,8 @@
  *   runs it at each socket's open), until the Client is closed on purpose (they complete) or by
  *   an error (they fail with it). `onOpen` runs for one connection: what it writes goes on that
  *   connection (a Client from `Client.make`), and fails if that one is gone, rather than wait in
- *   the outbox for the next, whose own `onOpen` writes it again. A run that starts on a Client
+ *   the outbox for the next, whose own `onOpen` writes it again (so do fibers forked there, for
+ *   as long as they live). A run that starts on a Client
  *   already closed by an error is first handed what the earlier connections delivered and nobody
  *   read, then fails; one that starts once it is closed for good (`close`, a `CloseEvent`), or
  *   while it is Suspended with `whenSuspended: "failFast"`, fails "Open" at once.
