@@ -723,6 +723,23 @@ describe("Client: logs", () => {
       }
     })).pipe(provideNode))
 
+  it.live("the release's WARN follows the log settings the Client was made with (its layer's), not those of the fiber closing the scope", () =>
+    withNoHandlesLeft(Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      const capture = captureLogs(LogLevel.Info)
+      yield* Effect.gen(function*() {
+        // made with logging off, as a layer given Logger.minimumLogLevel(None) is
+        const client = yield* Client.make({ url: server.url, retry: Schedule.spaced("1 hour") }).pipe(
+          Logger.withMinimumLogLevel(LogLevel.None)
+        )
+        yield* client.awaitOpen
+        yield* server.kill
+        yield* awaitState(client, isTag("Backoff"))
+        yield* client.enqueue("note")
+      }).pipe(Effect.scoped, Effect.provide(capture.layer))
+      expect(capture.lines.filter((line) => line.message.includes("never sent"))).toEqual([])
+    })).pipe(provideNode))
+
   // Links that drop before minUptime carry the attempt series on (Open's attempt grows): the line
   // counted the whole series, 2, 3, 4, for three outages of one attempt each.
   it.live("three short outages, each back at the first attempt (minUptime not reached): each INFO line says 1 attempt", () =>

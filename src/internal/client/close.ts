@@ -158,11 +158,18 @@ const sameValues = (self: FiberRefs.FiberRefs, that: FiberRefs.FiberRefs): boole
 // runtime): Effect.addFinalizer would keep a second copy of them alive per client.
 // Bound to the client, not a closure: no context object per client.
 // What it did not send is returned to no one (a Layer's Client outlives the app's `events`
-// watchers): one WARN says how much, beside `failed` and the metrics.
+// watchers): one WARN says how much, beside `failed` and the metrics. Logged on the client's
+// runtime, as its other lines are: with the logger and annotations of the fiber that made it.
 function closeOnExit(this: LiveClient, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-  return Effect.flatMap(this.close(closeCodeOf(exit)), (unsent) =>
-    // `exit`: a logger that throws does not fail the scope's close
-    unsent.length === 0
-      ? Effect.void
-      : Effect.asVoid(Effect.exit(Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`))))
+  return Effect.flatMap(
+    this.close(closeCodeOf(exit)),
+    (unsent) =>
+      unsent.length === 0 ? Effect.void : Effect.sync(() => {
+        try {
+          Runtime.runSync(this.runtime)(Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`))
+        } catch {
+          // a logger that throws does not fail the scope's close
+        }
+      })
+  )
 }
