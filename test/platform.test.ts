@@ -13,6 +13,7 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
+import { hasWebsockets, listen, scriptFile, spawnPython } from "./support/python.js"
 
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
 
@@ -497,3 +498,79 @@ describe("round 34 review: a run's onOpen belongs to its link; runs the Socket c
       }).pipe(Effect.scoped, Effect.provide(quietNode))
     ))
 })
+
+// Round 34, a second reading: the pattern against a real peer that drops its clients itself, as a
+// rolling restart does, faster than a slow onOpen subscribes (a token fetched first).
+const flappingScript = `import asyncio, sys, websockets
+port = int(sys.stdin.readline())
+count = 0
+async def handler(ws):
+    global count
+    count += 1
+    n = count
+    subs = 0
+    async def reader():
+        nonlocal subs
+        async for message in ws:
+            if message == "subscribe":
+                subs += 1
+                sys.stdout.write("SUB %d %d\\n" % (n, subs))
+                await ws.send("feed %d" % n)
+    task = asyncio.create_task(reader())
+    if n <= 4:
+        await asyncio.sleep(0.1)
+        await ws.close(1012, "restart")
+    try:
+        await task
+    except Exception:
+        pass
+async def main():
+    async with websockets.serve(handler, "127.0.0.1", port) as server:
+        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
+        await asyncio.Future()
+asyncio.run(main())
+`
+
+describe.skipIf(!hasWebsockets)(
+  "round 34: a run's onOpen against Python websockets closing its first four connections (1012) 100 ms in",
+  () => {
+    it.live(
+      "a slow onOpen (300 ms, then subscribe) on each: no connection is subscribed twice, and the one that stays is subscribed once and feeds the run",
+      () =>
+        withNoHandlesLeft(
+          Effect.gen(function*() {
+            const lines: Array<string> = []
+            const server = yield* spawnPython(yield* scriptFile("flapping.py", flappingScript), (line) =>
+              lines.push(line))
+            const port = yield* listen(server, 0)
+            const received: Array<string | Uint8Array> = []
+            yield* withSocket({ url: `ws://127.0.0.1:${port}`, ...fast }, (socket) =>
+              Effect.scoped(Effect.gen(function*() {
+                const write = yield* socket.writer
+                const onOpen = Effect.zipRight(Effect.sleep("300 millis"), Effect.ignore(write("subscribe")))
+                const reader = yield* Effect.fork(socket.runRaw((data) => {
+                  received.push(data)
+                }, { onOpen }))
+                yield* awaitTrue(
+                  Effect.sync(() =>
+                    received.includes("feed 5")
+                  ),
+                  "the fifth connection's feed"
+                )
+                // time for a second subscribe there, if one were coming
+                yield* Effect.sleep("400 millis")
+                yield* Fiber.interrupt(reader)
+              })))
+            const subscribes = lines.filter((line) =>
+              line.startsWith("SUB ")
+            )
+            // each connection at most once; the fifth, which stays, exactly once
+            expect(subscribes.every((line) => line.endsWith(" 1"))).toBe(true)
+            expect(subscribes).toContain("SUB 5 1")
+            expect(received.filter((data) => data === "feed 5")).toEqual(["feed 5"])
+          }).pipe(Effect.provide(quietNode))
+        ),
+      30_000
+    )
+  }
+)
