@@ -184,16 +184,16 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
             run(Effect.die(defect))
           }
         }
-        // Every message across reconnects; `messages` ends when the Client is closed, on purpose
-        // or by an error (then the run fails with it, whichever of the two sees it first).
-        const reading = Effect.zipRight(
+        // `effect` with this run among the readers: handed every message read meanwhile.
+        const asReader = <A>(effect: Effect.Effect<A>) =>
           Effect.acquireUseRelease(
             Effect.sync(() => readers.add(deliver)),
-            () => readForAll,
+            () => effect,
             () => Effect.sync(() => readers.delete(deliver))
-          ),
-          Effect.flatMap(client.state.get, closedByError)
-        )
+          )
+        // Every message across reconnects; `messages` ends when the Client is closed, on purpose
+        // or by an error (then the run fails with it, whichever of the two sees it first).
+        const reading = Effect.zipRight(asReader(readForAll), Effect.flatMap(client.state.get, closedByError))
         const opened = yield* Effect.either(client.awaitOpen)
         if (opened._tag === "Left") {
           const now = yield* client.state.get
@@ -206,11 +206,7 @@ export const fromClient = (client: Client, socketOptions: SocketOptions = {}): S
           // connections before delivered and nobody read comes first (a platform run gets the
           // frames before its socket's close), then the run fails with the error.
           if (perConnection) return yield* Effect.fail(socketErrorOf(opened.left))
-          const handed = Effect.acquireUseRelease(
-            Effect.sync(() => readers.add(deliver)),
-            () => Effect.zipRight(readForAll, FiberSet.awaitEmpty(handlers)),
-            () => Effect.sync(() => readers.delete(deliver))
-          )
+          const handed = asReader(Effect.zipRight(readForAll, FiberSet.awaitEmpty(handlers)))
           return yield* Effect.raceFirst(
             Effect.zipRight(handed, Effect.fail(socketErrorOf(opened.left))),
             FiberSet.join(handlers)

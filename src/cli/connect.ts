@@ -92,7 +92,15 @@ export interface OpenHooks {
 }
 
 /** The Client's options for a command line. */
+/** `--heartbeat` and `--no-probe` as the heartbeat option; undefined: lifeline's default. */
+const heartbeatOf = ({ heartbeatMillis: millis, probe }: ConnectCommand): Client.Options["heartbeat"] => {
+  if (millis === 0) return false
+  const timing = millis === undefined ? undefined : { interval: millis, timeout: millis }
+  return probe ? timing : { ...timing, probe: false }
+}
+
 export const clientOptions = (command: ConnectCommand, ca: string | undefined, hooks: OpenHooks): Client.Options => {
+  const heartbeat = heartbeatOf(command)
   const tls = ca === undefined && !command.insecure
     ? undefined
     : { ...(ca === undefined ? {} : { ca }), ...(command.insecure ? { rejectUnauthorized: false } : {}) }
@@ -103,17 +111,7 @@ export const clientOptions = (command: ConnectCommand, ca: string | undefined, h
       ...(command.protocols.length === 0 ? {} : { protocols: command.protocols }),
       ...(tls === undefined ? {} : { tls })
     },
-    ...(command.heartbeatMillis === undefined && command.probe ? {} : {
-      heartbeat: command.heartbeatMillis === 0
-        ? false
-        : {
-          ...(command.heartbeatMillis === undefined ? {} : {
-            interval: command.heartbeatMillis,
-            timeout: command.heartbeatMillis
-          }),
-          ...(command.probe ? {} : { probe: false })
-        }
-    }),
+    ...(heartbeat === undefined ? {} : { heartbeat }),
     // The default policy, but a certificate that fails before the first open will fail again.
     shouldRetry: command.reconnect
       ? (error) =>

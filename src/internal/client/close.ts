@@ -159,17 +159,13 @@ const sameValues = (self: FiberRefs.FiberRefs, that: FiberRefs.FiberRefs): boole
 // Bound to the client, not a closure: no context object per client.
 // What it did not send is returned to no one (a Layer's Client outlives the app's `events`
 // watchers): one WARN says how much, beside `failed` and the metrics. Logged on the client's
-// runtime, as its other lines are: with the logger and annotations of the fiber that made it.
+// runtime, as its other lines are (with the logger and annotations of the fiber that made it),
+// at once, before the app's teardown: a fiber of its own, so a logger that throws fails nothing.
 function closeOnExit(this: LiveClient, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-  return Effect.flatMap(
-    this.close(closeCodeOf(exit)),
-    (unsent) =>
-      unsent.length === 0 ? Effect.void : Effect.sync(() => {
-        try {
-          Runtime.runSync(this.runtime)(Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`))
-        } catch {
-          // a logger that throws does not fail the scope's close
-        }
-      })
-  )
+  return Effect.flatMap(this.close(closeCodeOf(exit)), (unsent) =>
+    Effect.sync(() => {
+      if (unsent.length > 0) {
+        this.fork(Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`), false, true)
+      }
+    }))
 }
