@@ -263,6 +263,26 @@ describe("effect-lifeline/platform: layer's options as given", () => {
     ))
 })
 
+/**
+ * A server whose first connection sends `old 0` .. `old <count - 1>` and then ends by `end`; every
+ * later one sends `fresh <n>` (its number). `connections.count`: how many it accepted.
+ */
+const burstThenEnd = (count: number, end: (peer: TestServer.Peer) => Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const connections = { count: 0 }
+    const server = yield* TestServer.make({
+      onConnect: (peer) => {
+        connections.count++
+        if (connections.count > 1) return peer.send(`fresh ${connections.count}`)
+        return Effect.gen(function*() {
+          for (let i = 0; i < count; i++) yield* peer.send(`old ${i}`)
+          yield* end(peer)
+        })
+      }
+    })
+    return { connections, server }
+  })
+
 // Round 34: platform code run side by side over the platform's own WebSocket Socket and over this
 // one found a subscription that did not follow a reconnect, a server's last words never handed
 // over, a perConnection run given a dead connection's frames, and errors no platform match sees.
@@ -332,23 +352,13 @@ describe("round 34: platform Socket code as its users write it", () => {
   it.live("perConnection: a run that starts on the next connection is not handed the 300 frames a dropped one left unread (default: they come first)", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
-        let connections = 0
-        const server = yield* TestServer.make({
-          onConnect: (peer) => {
-            connections++
-            if (connections > 1) return peer.send(`fresh ${connections}`)
-            return Effect.gen(function*() {
-              for (let i = 0; i < 300; i++) yield* peer.send(`old ${i}`)
-              yield* peer.close(4000, "bye")
-            })
-          }
-        })
+        const { connections, server } = yield* burstThenEnd(300, (peer) => peer.close(4000, "bye"))
         for (const perConnection of [true, false]) {
-          connections = 0
+          connections.count = 0
           const outcome = yield* Effect.scoped(Effect.gen(function*() {
             const client = yield* Client.make({ url: server.url, ...fast })
             // the first connection delivered its 300 frames and closed; the second is open
-            yield* awaitState(client, (state) => state._tag === "Open" && state.attempt >= 1 && connections >= 2)
+            yield* awaitState(client, (state) => state._tag === "Open" && state.attempt >= 1 && connections.count >= 2)
             const received: Array<string | Uint8Array> = []
             const run = yield* Effect.fork(
               LifelinePlatform.fromClient(client, { perConnection }).runRaw((data) => {
@@ -446,20 +456,25 @@ describe("round 34 review: a run's onOpen belongs to its link; runs the Socket c
       )
     ))
 
-  it.live("after close() (or a CloseEvent), a later run fails with SocketGenericError Open in both modes: a loop of runs stops", () =>
+  it.live("after close() or a CloseEvent, a later run fails with SocketGenericError Open in both modes: a loop of runs stops", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
         const server = yield* TestServer.make()
-        const client = yield* Client.make({ url: server.url, ...fast })
-        yield* client.awaitOpen
-        yield* client.close()
-        for (const perConnection of [false, true]) {
-          const error = yield* Effect.flip(LifelinePlatform.fromClient(client, { perConnection }).runRaw(() => {}))
-          expect(error).toMatchObject({
-            _tag: "SocketError",
-            reason: "Open",
-            cause: { _tag: "Disconnected", code: 1000 }
-          })
+        for (const how of ["close()", "CloseEvent"] as const) {
+          const client = yield* Client.make({ url: server.url, ...fast })
+          yield* client.awaitOpen
+          const socket = LifelinePlatform.fromClient(client)
+          if (how === "close()") yield* client.close()
+          else yield* Effect.flatMap(socket.writer, (write) => write(new Socket.CloseEvent(4001, "bye")))
+          for (const perConnection of [false, true]) {
+            const error = yield* Effect.flip(LifelinePlatform.fromClient(client, { perConnection }).runRaw(() => {}))
+            expect(error).toMatchObject({
+              _tag: "SocketError",
+              reason: "Open",
+              // the Client's `awaitOpen` once closed on purpose, whatever code the close sent
+              cause: { _tag: "Disconnected", code: 1000, reason: "client closed", initiator: "client" }
+            })
+          }
         }
       }).pipe(Effect.scoped, Effect.provide(quietNode))
     ))
@@ -467,25 +482,17 @@ describe("round 34 review: a run's onOpen belongs to its link; runs the Socket c
   it.live("perConnection: a dropped link left the inbound full (its socket paused), so the next starts paused: the run that starts on it drops the old frames and the new link reads again", () =>
     withNoHandlesLeft(
       Effect.gen(function*() {
-        let connections = 0
-        const server = yield* TestServer.make({
-          onConnect: (peer) => {
-            connections++
-            if (connections > 1) return peer.send(`fresh ${connections}`)
-            return Effect.gen(function*() {
-              for (let i = 0; i < 100; i++) yield* peer.send(`old ${i}`)
-              yield* Effect.sleep("100 millis")
-              yield* peer.terminate
-            })
-          }
-        })
+        const { connections, server } = yield* burstThenEnd(
+          100,
+          (peer) => Effect.zipRight(Effect.sleep("100 millis"), peer.terminate)
+        )
         const client = yield* Client.make({
           url: server.url,
           ...fast,
           heartbeat: { interval: "200 millis", timeout: "200 millis" },
           connection: { inboundCapacity: 16 }
         })
-        yield* awaitState(client, (state) => state._tag === "Open" && connections >= 2)
+        yield* awaitState(client, (state) => state._tag === "Open" && connections.count >= 2)
         const received: Array<string | Uint8Array> = []
         const run = yield* Effect.fork(
           LifelinePlatform.fromClient(client, { perConnection: true }).runRaw((data) => {
