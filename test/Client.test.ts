@@ -716,9 +716,13 @@ describe("Client: logs", () => {
           }
         }).pipe(Effect.scoped, Effect.provide(capture.layer))
         expect(
-          capture.lines.filter((line) => line.message.includes("never sent")).map((line) => [line.level, line.message])
+          capture.lines.filter((line) => line.message.includes("never sent")).map((line) => [
+            line.level,
+            line.message,
+            line.url
+          ])
         )
-          .toEqual(queued > 0 ? [["WARN", "lifeline: closed with 3 messages never sent"]] : [])
+          .toEqual(queued > 0 ? [["WARN", "lifeline: closed with 3 messages never sent", `${server.url}/`]] : [])
         if (queued > 0) yield* server.restart
       }
     })).pipe(provideNode))

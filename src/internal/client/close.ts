@@ -165,7 +165,13 @@ function closeOnExit(this: LiveClient, exit: Exit.Exit<unknown, unknown>): Effec
   return Effect.flatMap(this.close(closeCodeOf(exit)), (unsent) =>
     Effect.sync(() => {
       if (unsent.length > 0) {
-        this.fork(Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`), false, true)
+        // With the endpoint last dialled, as the Client's other lines.
+        const log = Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`)
+        this.fork(
+          this.currentLabel === "" ? log : Effect.annotateLogs(log, "lifeline.url", this.currentLabel),
+          false,
+          true
+        )
       }
     }))
 }
