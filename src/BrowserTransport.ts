@@ -134,7 +134,8 @@ const open = (
     )
   }
   socket.onclose = (event: CloseEvent) => {
-    reportClose(event.code, event.reason, event.wasClean)
+    // Deno's WebSocket says code 0 for a connection that dropped (the standard, and the others: 1006).
+    reportClose(event.code < 1000 ? 1006 : event.code, event.reason, event.wasClean)
     // Nothing for a standard socket (closed already); a reconnecting one given as the constructor
     // (partysocket's) would open again, unseen, and stay open for good.
     socket.close()

@@ -48,7 +48,7 @@ const ownDirectory = (): string => {
   return directory
 }
 
-const bundle = async (script: string): Promise<string> => {
+const bundle = async (script: string, external: ReadonlyArray<string>): Promise<string> => {
   const outfile = join(ownDirectory(), `${basename(script, ".ts")}-${built.size}.mjs`)
   await build({
     entryPoints: [script],
@@ -60,7 +60,7 @@ const bundle = async (script: string): Promise<string> => {
     logLevel: "error",
     // ws's optional native helpers, which it loads in a try/catch; esbuild, which workerParent.ts
     // imports and which finds its binary by its own path.
-    external: ["bufferutil", "utf-8-validate", "esbuild"],
+    external: ["bufferutil", "utf-8-validate", "esbuild", ...external],
     // A `require` for the packages' CommonJS (ws), under a name no script imports itself.
     banner: {
       js:
@@ -70,13 +70,17 @@ const bundle = async (script: string): Promise<string> => {
   return outfile
 }
 
-/** The bundle of `script` (an absolute path to a .ts file), built at the first call in this process. */
-export const bundledChild = (script: string): Effect.Effect<string> =>
+/**
+ * The bundle of `script` (an absolute path to a .ts file), built at the first call in this process;
+ * the packages named in `external` are left to the runtime that runs it (Bun's own `ws`).
+ */
+export const bundledChild = (script: string, external: ReadonlyArray<string> = []): Effect.Effect<string> =>
   Effect.promise(() => {
-    let file = built.get(script)
+    const key = [script, ...external].join("\0")
+    let file = built.get(key)
     if (file === undefined) {
-      file = bundle(script)
-      built.set(script, file)
+      file = bundle(script, external)
+      built.set(key, file)
     }
     return file
   })
