@@ -151,6 +151,9 @@ const open = (
     // TCP connection stayed open (and kept the process alive) until the kernel gave up. Its
     // socket is destroyed, where undici 6 (Node 20, 22) lets it be reached.
     for (const key of Object.getOwnPropertySymbols(socket)) (socket as unknown as Undici)[key]?.socket?.destroy?.()
+    // Bun's WebSocket waits about 36 s for the close frame, and has a terminate of its own.
+    const withTerminate = socket as WebSocket & { terminate?: () => void }
+    withTerminate.terminate?.()
     setTimeout(() => reportClose(1006, "", false), 0)
   }
   const readyState = (): ReadyState => {

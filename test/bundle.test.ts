@@ -100,11 +100,12 @@ const src = fileURLToPath(new URL("../src", import.meta.url))
  * 21,440 B (+58 B; +22 B by module paths, the rest esbuild's names) once a paused socket (nobody
  * reads) still probes, so a killed peer is found, then 21,493 B (+53 B) with one WARN when a
  * scope's release fails queued messages (told to no one else; logged on the Client's runtime,
- * with its creator's logger, through its own `fork`): 21.05 KiB. esbuild is pinned:
+ * with its creator's logger, through its own `fork`): 21.05 KiB; round 35: 21,537 B (+44 B) with
+ * that WARN's `lifeline.url`, Deno's close code 0 read as 1006 and Bun's own `terminate`: 21.1 KiB. esbuild is pinned:
  * the build is deterministic. Raising it is a decision to write down (bench/README.md), not a number
  * to bump.
  */
-const BUDGET_KIB = 21.05
+const BUDGET_KIB = 21.1
 
 /**
  * The same app with lifeline's modules imported by their paths (`effect-lifeline/Client`): 19.0 KiB
@@ -147,9 +148,10 @@ const BUDGET_KIB = 21.05
  * 20,996 B (+167 B) with each run's first 64 frames one at a time: 20.6 KiB; round 33: 21,174 B
  * (+161 B) with `onOpen` raced against the link's end and `heartbeat.probe: false`: 20.7 KiB;
  * round 34: 21,198 B (+22 B) with a paused socket's probes, 21,275 B (+77 B) with the release's
- * WARN for messages never sent: 20.8 KiB.
+ * WARN for messages never sent: 20.8 KiB; round 35: 21,315 B (+40 B) with that WARN's
+ * `lifeline.url`, Deno's close code 0 read as 1006 and Bun's own `terminate`: 20.85 KiB.
  */
-const MODULES_BUDGET_KIB = 20.8
+const MODULES_BUDGET_KIB = 20.85
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>

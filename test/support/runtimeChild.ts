@@ -103,6 +103,16 @@ const scenarios: Record<string, Effect.Effect<unknown, unknown, Transport>> = {
     yield* Effect.sleep(300)
     return outcomes
   }),
+  /**
+   * A connection closed against a peer that never answers the close (`closeTimeout` 300 ms): how
+   * it ended. The test times how long the process takes to exit after.
+   */
+  unanswered: Effect.scoped(Effect.gen(function*() {
+    const connection = yield* Connection.connect(url("url"), { closeTimeout: "300 millis" })
+    const { code, initiator, wasClean } = yield* connection.close()
+    console.log("closed")
+    return { code, initiator, wasClean }
+  })),
   /** A connection whose server the test kills (`kill` on stdout): how it ended. */
   dropped: Effect.scoped(Effect.gen(function*() {
     const connection = yield* Connection.connect(url("url"))
