@@ -1,7 +1,8 @@
 /**
- * The Transport on the WHATWG `WebSocket` (browsers, Deno, Bun, Node >= 22 or 20 with
- * `--experimental-websocket`). Browsers hide why a handshake failed, cannot pause reading and have
- * no protocol ping, so this transport reports less: every pre-open failure is `ClosedBeforeOpen`.
+ * The Transport on the WHATWG `WebSocket` (browsers; also Deno, Bun, Node >= 22 or 20 with
+ * `--experimental-websocket`, where `NodeTransport` does more: docs/guide.md, "Deno and Bun").
+ * Browsers hide why a handshake failed, cannot pause reading and have no protocol ping, so this
+ * transport reports less: every pre-open failure is `ClosedBeforeOpen`.
  *
  * @since 0.1.0
  */
