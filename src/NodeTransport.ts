@@ -107,13 +107,37 @@ class NodeSocket implements TransportSocket {
    */
   sentBytes(): number {
     const tcp = this.tcp
-    if (tcp === undefined) return 0
+    if (tcp === undefined) return this.drained === undefined ? 0 : this.drain(this.drained)
     const counters = tcpCounters(tcp)
     if (counters !== undefined) return counters.bytesWritten - counters.writeQueueSize
     const written = tcp.bytesWritten
     return typeof written === "number" ? written - tcp.writableLength : 0
   }
+  /**
+   * Where ws runs on a socket that is not Node's (Bun's own ws, whose socket has no byte counts):
+   * the bytes the network took, counted as `bufferedAmount` falls between two reads. It is read
+   * again after each send, so a frame's own bytes never count; what the runtime queues unseen
+   * (a ping) only hides as much progress: it may lag, never run ahead.
+   */
+  drained: { total: number; last: number } | undefined = undefined
+
+  drain(drained: { total: number; last: number }): number {
+    const now = this.ws.bufferedAmount
+    if (now < drained.last) drained.total += drained.last - now
+    drained.last = now
+    return drained.total
+  }
   send(data: Message, callback?: (error?: Error) => void): void {
+    const drained = this.drained
+    if (drained === undefined) return this.write(data, callback)
+    this.drain(drained)
+    try {
+      this.write(data, callback)
+    } finally {
+      drained.last = this.ws.bufferedAmount
+    }
+  }
+  private write(data: Message, callback?: (error?: Error) => void): void {
     // Only small frames are batched: a large frame is a full write by itself, and holding it
     // back to the next tick would keep the peer idle while a burst of them is written.
     const bytes = approximateBytes(data)
@@ -574,6 +598,7 @@ function socketOnOpen(ws: WebSocket, state: NodeSocket): void {
   proxies.delete(state)
   const tcp: unknown = Reflect.get(ws, "_socket")
   if (tcp instanceof Net.Socket) state.tcp = tcp
+  else state.drained = { total: 0, last: ws.bufferedAmount }
   guardInflater(ws)
   state.listener.onOpen()
 }

@@ -2,6 +2,7 @@
  * A child Node process (its bundle: test/support/childBundle.ts) that a test talks to by lines: it waits for a line the child
  * printed, writes to its stdin, sends it signals, and reads how it exited. Scoped: the child is
  * killed (SIGKILL) when the scope closes if it has not exited, and after `bound` ms in any case (90 s by default: a hang guard, not a speed claim).
+ * `runtime` runs it on another runtime (Bun, Deno: test/support/runtimes.ts) instead of this Node.
  */
 import { Deferred, Effect } from "effect"
 import { spawn } from "node:child_process"
@@ -13,6 +14,15 @@ export interface ChildExit {
   readonly signal: NodeJS.Signals | null
   readonly stdout: string
   readonly stderr: string
+  /** Killed by the `bound`: it did not exit by itself. */
+  readonly bounded: boolean
+}
+
+/** Where a child runs, when not on this Node: the binary, its arguments before the script, the packages left to it. */
+export interface ChildRuntime {
+  readonly binary: string
+  readonly args: ReadonlyArray<string>
+  readonly external: ReadonlyArray<string>
 }
 
 export interface Child {
@@ -31,16 +41,25 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
 export const spawnChild = (
   script: string,
   args: ReadonlyArray<string>,
-  options: { readonly nodeArgs?: ReadonlyArray<string>; readonly bound?: number } = {}
+  options: {
+    readonly nodeArgs?: ReadonlyArray<string>
+    readonly bound?: number
+    readonly runtime?: ChildRuntime
+  } = {}
 ) =>
   Effect.gen(function*() {
     const exited = yield* Deferred.make<ChildExit>()
-    const file = yield* bundledChild(fileURLToPath(new URL(`./${script}`, import.meta.url)))
+    const runtime = options.runtime
+    const file = yield* bundledChild(fileURLToPath(new URL(`./${script}`, import.meta.url)), runtime?.external)
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        return spawn(process.execPath, [...(options.nodeArgs ?? []), file, ...args], {
+        const command = runtime === undefined ? process.execPath : runtime.binary
+        const before = runtime === undefined ? options.nodeArgs ?? [] : runtime.args
+        return spawn(command, [...before, file, ...args], {
           cwd: root,
-          stdio: ["pipe", "pipe", "pipe"]
+          stdio: ["pipe", "pipe", "pipe"],
+          // no colours, no update check in what the test reads (Deno)
+          env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" }
         })
       }),
       (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
@@ -58,10 +77,19 @@ export const spawnChild = (
     })
     child.stderr.on("data", (chunk: string) => stderr += chunk)
     child.stdin.on("error", () => {})
-    const bound = setTimeout(() => child.kill("SIGKILL"), options.bound ?? 90_000)
+    let bounded = false
+    const bound = setTimeout(() => {
+      bounded = true
+      child.kill("SIGKILL")
+    }, options.bound ?? 90_000)
     child.on("close", (code, signal) => {
       clearTimeout(bound)
-      Deferred.unsafeDone(exited, Effect.succeed({ code, signal, stdout, stderr }))
+      Deferred.unsafeDone(exited, Effect.succeed({ code, signal, stdout, stderr, bounded }))
+    })
+    // A binary that cannot be started (not executable): its 'error' is the exit, said on stderr.
+    child.on("error", (error) => {
+      clearTimeout(bound)
+      Deferred.unsafeDone(exited, Effect.succeed({ code: null, signal: null, stdout, stderr: String(error), bounded }))
     })
     const line = (predicate: (line: string) => boolean, what: string, within = 20_000) =>
       Effect.gen(function*() {

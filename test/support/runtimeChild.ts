@@ -1,6 +1,7 @@
 /**
  * Scenarios run on Bun or Deno (test/support/runtimes.ts; test/runtimes.test.ts): argv is the
- * scenario's name and its input as JSON; it prints `RESULT <json>` and exits by itself. The input's
+ * scenario's name and its input as JSON; it prints its result as a line of JSON and exits by
+ * itself (or at once if the test's process goes: its stdin ends). The input's
  * `transport` picks the Node transport (over `ws`: Bun's own on Bun) or the browser one (over the
  * runtime's global `WebSocket`). Anything thrown past lifeline shows on stderr or in the exit code,
  * which the tests read.
@@ -49,6 +50,10 @@ const failureOf = <A, E>(effect: Effect.Effect<A, E, Transport>) =>
 const lines = Readline.createInterface({ input: process.stdin })
 const waiting: Array<(line: string) => void> = []
 const early: Array<string> = []
+let finished = false
+lines.on("close", () => {
+  if (!finished) process.exit(2)
+})
 lines.on("line", (line) => {
   const next = waiting.shift()
   if (next === undefined) early.push(line)
@@ -113,6 +118,34 @@ const scenarios: Record<string, Effect.Effect<unknown, unknown, Transport>> = {
     console.log("closed")
     return { code, initiator, wasClean }
   })),
+  /**
+   * A slow link (the test throttles it once `throttle` is printed): `count` frames of 64 KiB sent at
+   * once behind a heartbeat of 500 ms / 1 s. Each send's outcome, and whether the link went down.
+   */
+  slowLink: Effect.scoped(Effect.gen(function*() {
+    const client = yield* Client.make({
+      url: url("url"),
+      heartbeat: { interval: "500 millis", timeout: "1 second" },
+      connection: { perMessageDeflate: false }
+    })
+    yield* client.awaitOpen
+    const left = yield* Effect.fork(
+      client.state.changes.pipe(Stream.filter((state) => state._tag !== "Open"), Stream.runHead)
+    )
+    console.log("throttle")
+    yield* nextLine
+    const frame = new Uint8Array(64 * 1024)
+    const outcomes = yield* Effect.forEach(
+      Array.from({ length: input.count as number }),
+      () => Effect.either(client.send(frame)),
+      { concurrency: "unbounded" }
+    )
+    const down = yield* Fiber.interrupt(left)
+    return {
+      written: outcomes.filter((outcome) => outcome._tag === "Right").length,
+      down: Exit.isSuccess(down) ? Option.getOrNull(Option.map(down.value, (state) => state._tag)) : null
+    }
+  })),
   /** A connection whose server the test kills (`kill` on stdout): how it ended. */
   dropped: Effect.scoped(Effect.gen(function*() {
     const connection = yield* Connection.connect(url("url"))
@@ -150,11 +183,12 @@ const scenarios: Record<string, Effect.Effect<unknown, unknown, Transport>> = {
 }
 
 const program = (scenarios[scenario] ?? Effect.dieMessage(`no scenario ${scenario}`)).pipe(
-  Effect.tap((result) => Effect.sync(() => console.log(`RESULT ${JSON.stringify(result)}`))),
+  Effect.tap((result) => Effect.sync(() => console.log(JSON.stringify(result)))),
   Effect.provide(transport)
 )
 
 Effect.runPromiseExit(program).then((exit) => {
+  finished = true
   lines.close()
   if (Exit.isFailure(exit)) {
     console.error(Cause.pretty(exit.cause))
