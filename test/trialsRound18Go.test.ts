@@ -237,7 +237,9 @@ describe("round 18: gorilla's Upgrader", () => {
           error: { _tag: "Some", value: { _tag: "ConnectError", reason: "ProtocolViolation" } }
         })
         yield* awaitTrue(Effect.sync(() => peer.linesOf("PROTO ").length === 2), "both upgrades printed")
-        expect(peer.linesOf("PROTO ")).toEqual(["\"chat.v2\"", "\"\""])
+        // Gorilla prints in each upgrade's goroutine after its 101 is written: under load the
+        // second upgrade's line can come first (a fresh-clone run, round 35).
+        expect([...peer.linesOf("PROTO ")].sort()).toEqual(["\"\"", "\"chat.v2\""])
       }).pipe(provideNode),
     30_000
   )
