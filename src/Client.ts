@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type { Duration, Redacted, Schedule, Scope, Sink, Stream, Subscribable } from "effect"
+import type { ConfigError, Duration, Redacted, Schedule, Scope, Sink, Stream, Subscribable } from "effect"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -415,14 +415,39 @@ const mergeOptions = (read: Options, extra: Partial<Options>): Options => {
 
 /**
  * Provides a client under your tag with options from `config`, merged with `extra` field by
- * field (`extra` wins; `{ connection: { protocols } }` keeps the configured timeouts).
+ * field (`extra` wins; `{ connection: { protocols } }` keeps the configured timeouts). A `codec`
+ * in `extra` types the Client, as `layer`'s does: the tag's `In` and `Out` are the codec's.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = <I>(
+export function layerConfig<I, In, Out>(
+  tag: Context.Tag<I, Client<In, Out, DecodeError>>,
+  options: Config.Config<Options>,
+  extra: Partial<CodecOptions<In, Out>> & { readonly codec: Codec<In, Out> }
+): Layer.Layer<I, ConfigError.ConfigError, Transport>
+export function layerConfig<I, In, Out>(
+  tag: Context.Tag<I, Client<In, Out>>,
+  options: Config.Config<Options>,
+  extra: Partial<CodecOptions<In, Out>> & {
+    readonly codec: Codec<In, Out>
+    readonly decodeErrors?: "event" | undefined
+  }
+): Layer.Layer<I, ConfigError.ConfigError, Transport>
+export function layerConfig<I>(
   tag: Context.Tag<I, Client>,
   options: Config.Config<Options>,
+  extra?: Partial<Options>
+): Layer.Layer<I, ConfigError.ConfigError, Transport>
+// The implementation's: each overload above is checked; a Tag's service type is invariant.
+
+export function layerConfig<I>(
+  tag: Context.Tag<I, any>,
+  options: Config.Config<Options>,
   extra: Partial<Options> = {}
-): Layer.Layer<I, import("effect").ConfigError.ConfigError, Transport> =>
-  Layer.scoped(tag, Effect.flatMap(options, (read) => make(mergeOptions(read, extra))))
+): Layer.Layer<I, ConfigError.ConfigError, Transport> {
+  return Layer.scoped(
+    tag,
+    Effect.flatMap(options, (read) => make(mergeOptions(read, extra) as CodecOptions<unknown, unknown>))
+  )
+}

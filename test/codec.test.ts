@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   Chunk,
+  ConfigProvider,
   Context,
   Effect,
   Either,
@@ -551,6 +552,33 @@ describe("Codec on a Client", () => {
         return Chunk.toArray(yield* ticker.messages.pipe(Stream.take(1), Stream.runCollect))
       }).pipe(Effect.provide(Client.layer(Ticks, { url: server.url, codec: ticks }).pipe(Layer.provide(quietNode))))
       expect(got).toEqual([{ symbol: "T", price: 5 }])
+    }).pipe(Effect.scoped))
+
+  it.live("Client.layerConfig with a codec in its extra options: the Tag's types, the options from Config", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      class Ticks extends Client.Tag("Ticks")<Ticks, Tick, Tick>() {}
+      const config = Client.config("FEED")
+      const got = yield* Effect.gen(function*() {
+        const ticker = yield* Ticks
+        yield* ticker.send({ symbol: "T", price: 5 })
+        return Chunk.toArray(yield* ticker.messages.pipe(Stream.take(1), Stream.runCollect))
+      }).pipe(
+        Effect.provide(Client.layerConfig(Ticks, config, { codec: ticks }).pipe(Layer.provide(quietNode))),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["FEED.URL", server.url]])))
+      )
+      expect(got).toEqual([{ symbol: "T", price: 5 }])
+      expect(yield* server.received).toEqual([`{"symbol":"T","price":5}`])
+      // A codec whose types are not the Tag's, and a raw Tag given a codec, do not compile.
+      class Raw extends Client.Tag("Raw")<Raw>() {}
+      const Order = Schema.Struct({ id: Schema.Number })
+      // @ts-expect-error: the codec's In and Out are not the Tag's
+      Client.layerConfig(Ticks, config, { codec: Codec.json(Order) })
+      // @ts-expect-error: a raw Tag's Client takes no codec
+      Client.layerConfig(Raw, config, { codec: ticks })
+      // @ts-expect-error: decodeErrors "fail" makes messages fail with DecodeError: not the Tag's type
+      Client.layerConfig(Ticks, config, { codec: ticks, decodeErrors: "fail" })
+      Client.layerConfig(Raw, config, { connection: { protocols: ["v1"] } })
     }).pipe(Effect.scoped))
 
   it("types: send takes Out, messages yields In; a raw Client is unchanged", () => {
