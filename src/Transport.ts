@@ -116,8 +116,9 @@ export interface TransportSocket {
    * heartbeat to tell a slow link whose backlog moves from a dead one
    * (`src/internal/heartbeat.ts`). Node: what the kernel accepted (under TLS, of the TLS records:
    * a little more than the frames' bytes); browsers: bytes handed to `send` less
-   * `bufferedAmount`; Bun's `ws` (no byte counts on its socket): the falls of `bufferedAmount`. Unlike Node's `bufferedAmount`, which stays put until a whole write
-   * completes, it grows as a long backlog drains. Only its growth between two reads, and its
+   * `bufferedAmount`; Bun's `ws` (no byte counts on its socket): the falls of `bufferedAmount`.
+   * Unlike Node's `bufferedAmount`, which stays put until a whole write completes, it grows as a
+   * long backlog drains. Only its growth between two reads, and its
    * reaching an earlier `sentBytes() + bufferedAmount()`, are used: it may lag the truth, not run
    * ahead of it. Without it, a probe's answer is awaited from when the probe was queued.
    */
