@@ -47,7 +47,7 @@ import type { Client, ClientError, ClientState, Options as ClientOptions } from 
 import { make as makeClient } from "./Client.js"
 import type { Connection } from "./Connection.js"
 import { LiveClient } from "./internal/client/liveClient.js"
-import type { SuccessiveInbound } from "./internal/primitives/successiveInbound.js"
+import { dropEarlier } from "./internal/primitives/successiveInbound.js"
 import type { Message, Transport } from "./Transport.js"
 
 /**
@@ -114,20 +114,6 @@ const closedByError = (state: ClientState): Effect.Effect<void, Socket.SocketErr
 /** Why the connection a run read is gone: the Client's error when its state has one, else the state. */
 const dropCause = (state: ClientState): unknown =>
   state._tag === "Backoff" || state._tag === "Suspended" ? state.error : state
-
-/**
- * Drops what the Client's connections before the newest left unread (and their share of its
- * inbound budget): from now on, only the newest is read. For `perConnection` runs, whose earlier
- * connections went with their runs. Here, not in the Client: a browser bundle does not carry it.
- */
-const dropEarlier = (inbound: SuccessiveInbound): void => {
-  const buffers = [inbound.reading, ...(inbound.later ?? [])]
-  const newest = buffers[buffers.length - 1]
-  for (const buffer of buffers) if (buffer !== newest) buffer?.discard()
-  inbound.read(newest === undefined ? [] : [newest])
-  // With nothing left unread, the newest connection's socket reads again.
-  inbound.drained(0, 0)
-}
 
 /**
  * The link a run's `onOpen` runs for: its writes go on that connection (and fail once it is gone),

@@ -91,7 +91,6 @@ export interface OpenHooks {
   readonly everOpened: () => boolean
 }
 
-/** The Client's options for a command line. */
 /** `--heartbeat` and `--no-probe` as the heartbeat option; undefined: lifeline's default. */
 const heartbeatOf = ({ heartbeatMillis: millis, probe }: ConnectCommand): Client.Options["heartbeat"] => {
   if (millis === 0) return false
@@ -99,6 +98,7 @@ const heartbeatOf = ({ heartbeatMillis: millis, probe }: ConnectCommand): Client
   return probe ? timing : { ...timing, probe: false }
 }
 
+/** The Client's options for a command line. */
 export const clientOptions = (command: ConnectCommand, ca: string | undefined, hooks: OpenHooks): Client.Options => {
   const heartbeat = heartbeatOf(command)
   const tls = ca === undefined && !command.insecure

@@ -21,7 +21,7 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
   // The buffer read now, and those that follow it (rare: a connection that opened before the one
   // before it was read out). No array for the one buffer an open Client has: idle memory per
   // client is a benchmark target.
-  // Not private: the platform Socket's `dropEarlier` moves them.
+  // Not private: `dropEarlier` (below) moves them.
   reading: InboundQueue<Message> | undefined = undefined
   later: ReadonlyArray<InboundQueue<Message>> | undefined = undefined
   private ended = false
@@ -105,4 +105,19 @@ export class SuccessiveInbound extends InboundBudget implements SharedInbound {
     this.next = undefined
     if (next !== undefined) Deferred.unsafeDone(next, Effect.void)
   }
+}
+
+/**
+ * Drops what the connections before the newest left unread (and their share of the inbound
+ * budget): from now on, only the newest is read. For the platform Socket's `perConnection` runs,
+ * whose earlier connections went with their runs. A function, not a method: a browser bundle,
+ * which never calls it, does not carry it.
+ */
+export const dropEarlier = (inbound: SuccessiveInbound): void => {
+  const buffers = [inbound.reading, ...(inbound.later ?? [])]
+  const newest = buffers[buffers.length - 1]
+  for (const buffer of buffers) if (buffer !== newest) buffer?.discard()
+  inbound.read(newest === undefined ? [] : [newest])
+  // With nothing left unread, the newest connection's socket reads again.
+  inbound.drained(0, 0)
 }
