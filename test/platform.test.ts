@@ -13,7 +13,7 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { quietNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
-import { hasWebsockets, listen, scriptFile, spawnPython } from "./support/python.js"
+import { hasWebsockets, listen, scriptFile, SERVE_HANDLER, spawnPython } from "./support/python.js"
 
 const fast = { retry: Schedule.spaced("20 millis"), minRetryDelay: "20 millis", heartbeat: false } as const
 
@@ -531,12 +531,7 @@ async def handler(ws):
         await task
     except Exception:
         pass
-async def main():
-    async with websockets.serve(handler, "127.0.0.1", port) as server:
-        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
-        await asyncio.Future()
-asyncio.run(main())
-`
+${SERVE_HANDLER}`
 
 describe.skipIf(!hasWebsockets)(
   "round 34: a run's onOpen against Python websockets closing its first four connections (1012) 100 ms in",

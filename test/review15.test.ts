@@ -21,7 +21,7 @@ import * as Path from "node:path"
 import { Client, Connection } from "../src/index.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
-import { hasWebsockets, listen, spawnPython } from "./support/python.js"
+import { hasWebsockets, listen, SERVE_HANDLER, spawnPython } from "./support/python.js"
 
 /** Sends `n <i> xxx...` (about 200 bytes) for ever; prints `CLOSE <code> <reason>` when the link ends. */
 const FEED = `import asyncio, sys, websockets
@@ -38,12 +38,7 @@ async def handler(ws):
     except websockets.ConnectionClosed:
         pass
     sys.stdout.write("CLOSE %s %s\\n" % (ws.close_code, ws.close_reason))
-async def main():
-    async with websockets.serve(handler, "127.0.0.1", port) as server:
-        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
-        await asyncio.Future()
-asyncio.run(main())
-`
+${SERVE_HANDLER}`
 
 const feed = Effect.gen(function*() {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "lifeline-r15py-"))

@@ -12,7 +12,15 @@ import { Chunk, Effect, Layer, Logger, Option, Schedule, Stream } from "effect"
 import { Client, NodeTransport } from "../src/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { awaitTrue } from "./support/poll.js"
-import { echoScript, hasWebsockets, listen, scriptFile, signalPython, spawnPython } from "./support/python.js"
+import {
+  echoScript,
+  hasWebsockets,
+  listen,
+  scriptFile,
+  SERVE_HANDLER,
+  signalPython,
+  spawnPython
+} from "./support/python.js"
 
 const SNAPSHOT = 50
 
@@ -29,12 +37,7 @@ async def handler(ws):
     sys.stdout.write("SENT\\n")
     async for _ in ws:
         pass
-async def main():
-    async with websockets.serve(handler, "127.0.0.1", port) as server:
-        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
-        await asyncio.Future()
-asyncio.run(main())
-`
+${SERVE_HANDLER}`
 
 const snapshot = Array.from({ length: SNAPSHOT }, (_, n) => `s${n}`)
 

@@ -88,6 +88,17 @@ export const listen = (server: PythonServer, port: number) =>
  * prints `M <message>` for every (text) message before echoing it; run with -u, each line is one
  * write, so a SIGKILL loses none of what was printed.
  */
+/**
+ * A server script's last lines: serves its `handler` on 127.0.0.1 at the port it reads from stdin
+ * (`listen`), prints `PORT <n>`, and runs until it is killed.
+ */
+export const SERVE_HANDLER = `async def main():
+    async with websockets.serve(handler, "127.0.0.1", port) as server:
+        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
+        await asyncio.Future()
+asyncio.run(main())
+`
+
 export const echoScript = (printEach: boolean): string =>
   `import asyncio, sys, websockets
 port = int(sys.stdin.readline())
@@ -99,12 +110,7 @@ ${
 ` :
       ""
   }        await ws.send(m)
-async def main():
-    async with websockets.serve(handler, "127.0.0.1", port) as server:
-        sys.stdout.write("PORT %d\\n" % server.sockets[0].getsockname()[1])
-        await asyncio.Future()
-asyncio.run(main())
-`
+${SERVE_HANDLER}`
 
 /** Python websockets echoing every message, stopped with the scope: its `ws://127.0.0.1:<port>` URL. */
 export const pythonEcho = Effect.gen(function*() {
