@@ -11,6 +11,7 @@ import * as FaultProxy from "../src/testing/FaultProxy.js"
 import * as TestServer from "../src/testing/TestServer.js"
 import type { ChildExit } from "./support/opsSpawn.js"
 import { closedPort } from "./support/ports.js"
+import { echoScript, hasWebsockets, listen, pythonEcho, scriptFile, spawnPython } from "./support/python.js"
 import { onRuntime, present, runtimes } from "./support/runtimes.js"
 
 const transports = ["node", "browser"] as const
@@ -113,6 +114,37 @@ for (const runtime of runtimes) {
               cleanly(yield* child.exit)
               expect(yield* child.reports).toEqual([{ written: 256, down: null }])
               expect((yield* server.received).length).toBe(256)
+            }),
+          60_000
+        )
+
+        // Python websockets negotiates permessage-deflate: each runtime's compression against a real peer's.
+        it.scopedLive.skipIf(!hasWebsockets)(
+          "a burst through Stream.run(client.sink) to Python websockets' echo: every frame back once, in order",
+          () =>
+            Effect.gen(function*() {
+              const url = yield* pythonEcho
+              const child = yield* onRuntime(runtime, "sinkBurst", { transport, url, count: 3000 })
+              cleanly(yield* child.exit)
+              expect(yield* child.reports).toEqual([{ echoed: 3000, inOrder: true, failed: 0 }])
+            }),
+          60_000
+        )
+
+        // A frozen peer (its kernel still takes bytes until its buffers fill) under a burst: on Deno
+        // too, where the heartbeat cannot see a backlog drain, nothing drains here.
+        it.scopedLive.skipIf(!hasWebsockets || transport === "browser")(
+          "a sink burst into Python websockets frozen by SIGSTOP: TimeoutError heartbeat, and the process exits by itself",
+          () =>
+            Effect.gen(function*() {
+              const server = yield* spawnPython(yield* scriptFile("echo.py", echoScript(false)), () => {})
+              const port = yield* listen(server, 0)
+              const child = yield* onRuntime(runtime, "frozenSink", { transport, url: `ws://127.0.0.1:${port}` })
+              yield* child.line((line) => line === "freeze", "freeze")
+              server.child.kill("SIGSTOP")
+              yield* child.write("go\n")
+              cleanly(yield* child.exit)
+              expect(yield* child.reports).toEqual([{ down: { tag: "TimeoutError", operation: "heartbeat" } }])
             }),
           60_000
         )

@@ -146,6 +146,55 @@ const scenarios: Record<string, Effect.Effect<unknown, unknown, Transport>> = {
       down: Exit.isSuccess(down) ? Option.getOrNull(Option.map(down.value, (state) => state._tag)) : null
     }
   })),
+  /**
+   * A burst as users write it: `count` numbered 1 KiB frames through `Stream.run(client.sink)` to
+   * an echo server, every echo read back by `messages`: how many came back, and in order.
+   */
+  sinkBurst: Effect.scoped(Effect.gen(function*() {
+    const count = input.count as number
+    const client = yield* Client.make({ url: url("url") })
+    yield* client.awaitOpen
+    const echoes = yield* Effect.fork(client.messages.pipe(Stream.take(count), Stream.runCollect))
+    yield* Stream.range(1, count).pipe(
+      Stream.map((n) => `${n}:${"y".repeat(1024)}`),
+      Stream.run(client.sink)
+    )
+    const got = Chunk.toReadonlyArray(yield* Fiber.join(echoes))
+    return {
+      echoed: got.length,
+      inOrder: got.every((message, i) => typeof message === "string" && message.startsWith(`${i + 1}:`)),
+      failed: yield* client.failed
+    }
+  })),
+  /**
+   * A sink burst into a peer the test freezes (SIGSTOP) once `freeze` is printed, behind a heartbeat
+   * of 300 ms / 600 ms: how the link went down (within 10 s), and the Client closed after.
+   */
+  frozenSink: Effect.scoped(Effect.gen(function*() {
+    const client = yield* Client.make({
+      url: url("url"),
+      heartbeat: { interval: "300 millis", timeout: "600 millis" },
+      retry: Schedule.spaced("1 hour")
+    })
+    yield* client.awaitOpen
+    const burst = yield* Effect.fork(
+      Stream.range(1, 20_000).pipe(Stream.map((n) => `${n}:${"y".repeat(1024)}`), Stream.run(client.sink))
+    )
+    console.log("freeze")
+    yield* nextLine
+    const down = yield* client.state.changes.pipe(
+      Stream.filter((state) => state._tag === "Backoff"),
+      Stream.runHead,
+      Effect.timeout("10 seconds"),
+      Effect.option
+    )
+    yield* client.close()
+    yield* Fiber.interrupt(burst)
+    const error = Option.flatten(down).pipe(
+      Option.map((state) => (state._tag === "Backoff" ? describe(state.error) : undefined))
+    )
+    return { down: Option.getOrNull(error) }
+  })),
   /** A connection whose server the test kills (`kill` on stdout): how it ended. */
   dropped: Effect.scoped(Effect.gen(function*() {
     const connection = yield* Connection.connect(url("url"))
