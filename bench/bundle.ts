@@ -1,11 +1,12 @@
 // `npm run bench:bundle`: lifeline's cost in a browser bundle. esbuild (the one tsx brings)
 // bundles bench/bundle/bare.ts (an Effect app alone), bench/bundle/client.ts (the same app plus
-// a lifeline Client, from effect-lifeline/browser) and bench/bundle/clientModules.ts (the same, by
-// module paths) for the browser, minified; prints the sizes, raw and gzip, and the differences,
-// then the modules that make the difference (minified bytes each, from esbuild's
-// metafile; `-- --top N` lists N of them, default 15). test/bundle.test.ts checks the same build.
-// `-- --shares` also prints each of lifeline's modules' share of the gzip size: the bundle's gzip
-// bytes minus those of the same bundle with that module's code left out.
+// a lifeline Client, from effect-lifeline/browser), bench/bundle/clientModules.ts (the same, by
+// module paths) and bench/bundle/connection.ts (a Connection instead of the Client) for the
+// browser, minified; prints the sizes, raw and gzip, and the differences, then the modules that
+// make the difference (minified bytes each, from esbuild's metafile; `-- --top N` lists N of them,
+// default 15). test/bundle.test.ts checks the same build. `-- --shares` also prints each of
+// lifeline's modules' share of the gzip size: the bundle's gzip bytes minus those of the same
+// bundle with that module's code left out.
 import { build, transform } from "esbuild"
 import { fileURLToPath } from "node:url"
 import { gzipSync } from "node:zlib"
@@ -16,7 +17,8 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 const alias = {
   "effect-lifeline/browser": here("../src/browser.ts"),
   "effect-lifeline/BrowserTransport": here("../src/BrowserTransport.ts"),
-  "effect-lifeline/Client": here("../src/Client.ts")
+  "effect-lifeline/Client": here("../src/Client.ts"),
+  "effect-lifeline/Connection": here("../src/Connection.ts")
 }
 
 /** One entry bundled for the browser, minified: its size raw and gzip, the bytes each input module adds, its code. */
@@ -105,6 +107,11 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   console.log(
     `  by module paths:      ${kib(modules.raw - bare.raw)} minified, ${kib(modules.gzip - bare.gzip)} gzip` +
       ` (effect-lifeline/Client and /BrowserTransport)`
+  )
+  const connection = await bundle("./bundle/connection.ts")
+  console.log(
+    `  a Connection alone:   ${kib(connection.raw - bare.raw)} minified, ${kib(connection.gzip - bare.gzip)} gzip` +
+      ` (effect-lifeline/Connection, no Client)`
   )
   const added = difference(bare.modules, modules.modules)
   const ownBytes = added.filter(([path]) => path.startsWith("src/")).reduce((sum, [, bytes]) => sum + bytes, 0)

@@ -153,6 +153,13 @@ const BUDGET_KIB = 21.1
  */
 const MODULES_BUDGET_KIB = 20.85
 
+/**
+ * lifeline's cost in the same app with a Connection instead of the Client, by module paths: the
+ * floor any Client built on the Connection starts from (a browser Client on Effect's own
+ * primitives would add about 1.4 KiB to it: bench/README.md, round 36). Round 36: 10,054 B.
+ */
+const CONNECTION_BUDGET_KIB = 10.0
+
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
   readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -164,10 +171,15 @@ const sources = (dir: string): ReadonlyArray<string> =>
   )
 
 describe("browser bundle", () => {
-  it.live("no effect/Schema, fast-check or pure-rand; lifeline's cost under its budget", () =>
+  it.live("no effect/Schema, fast-check or pure-rand; lifeline's cost under its budgets", () =>
     Effect.gen(function*() {
-      const [bare, client, modules] = yield* Effect.promise(() =>
-        Promise.all([bundle("./bundle/bare.ts"), bundle("./bundle/client.ts"), bundle("./bundle/clientModules.ts")])
+      const [bare, client, modules, connection] = yield* Effect.promise(() =>
+        Promise.all([
+          bundle("./bundle/bare.ts"),
+          bundle("./bundle/client.ts"),
+          bundle("./bundle/clientModules.ts"),
+          bundle("./bundle/connection.ts")
+        ])
       )
       const heavy = [...client.modules.keys()].filter((path) =>
         /^effect\/dist\/esm\/(Schema|SchemaAST|ParseResult|Arbitrary)\.js$/.test(path) ||
@@ -182,6 +194,8 @@ describe("browser bundle", () => {
       // By module paths a bundler keeps only the members used: Client.config's Config code stays out.
       expect((modules.gzip - bare.gzip) / 1024).toBeLessThan(MODULES_BUDGET_KIB)
       expect(modules.gzip).toBeLessThan(client.gzip)
+      // A Connection alone, the floor of any Client built on it.
+      expect((connection.gzip - bare.gzip) / 1024).toBeLessThan(CONNECTION_BUDGET_KIB)
       // Effect's Config code, which only Client.config uses: none more than in bare Effect, through
       // the browser entry (its Client has no config / layerConfig) or by module paths.
       const config = "effect/dist/esm/internal/config.js"
