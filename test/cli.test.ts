@@ -308,7 +308,7 @@ describe.concurrent("connect: a session", () => {
       expect(exited.stderr.at(-1)).toBe("* closed")
     }))
 
-  it.scopedLive("stdin ends while the server is down: past --drain-timeout each queued line is reported not sent, exit 9", () =>
+  it.scopedLive("stdin ends while the server is down: past --drain-timeout each queued line is reported not sent, then why: never connected, exit 8 (the refusal's code, not 9)", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
       yield* server.kill
@@ -316,13 +316,36 @@ describe.concurrent("connect: a session", () => {
       yield* child.write("one\ntwo\n")
       yield* child.end
       const exited = yield* child.exited
-      expect(exited.code).toBe(9)
-      expect(exited.stderr.slice(-4)).toEqual([
+      expect(exited.code).toBe(8)
+      expect(exited.stderr.slice(-5)).toEqual([
         "* closed",
         "* not sent (SendError Closed): one",
         "* not sent (SendError Closed): two",
-        "effect-lifeline: 2 lines not sent"
+        "effect-lifeline: 2 lines not sent",
+        `effect-lifeline: never connected (within --drain-timeout 200 ms); last: ConnectError: ConnectionRefused connecting to ` +
+        `ws://127.0.0.1:${server.port}/: connect ECONNREFUSED 127.0.0.1:${server.port}; nothing listens there; ` +
+        "retrying helps if the server is starting"
       ])
+    }))
+
+  it.scopedLive("a line on stdin and a server that answers 503 until the end: the line reported not sent, never connected, exit 4 (the status's code)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make()
+      yield* server.rejectNext(503, {}, 1_000)
+      const child = yield* cli(["connect", "--drain-timeout", "1500", server.url])
+      yield* child.write("hi\n")
+      yield* child.end
+      const exited = yield* child.exited
+      expect(exited.code).toBe(4)
+      expect(exited.stderr.slice(-3)).toEqual([
+        "* not sent (SendError Closed): hi",
+        "effect-lifeline: 1 line not sent",
+        expect.stringMatching(
+          /^effect-lifeline: never connected \(within --drain-timeout 1500 ms\); last: ConnectError: HandshakeRejected .*\(HTTP 503\)/
+        )
+      ])
+      expect(yield* server.requests).toBeGreaterThanOrEqual(2)
+      expect(yield* server.received).toEqual([])
     }))
 
   it.scopedLive("an empty stdin still connects: a 401 exits 4 (it exited 0 before the handshake was even answered)", () =>
@@ -359,7 +382,7 @@ describe.concurrent("connect: a session", () => {
       expect(exited.stderr.join("\n")).not.toMatch(/s3cret|pa55|user/)
     }))
 
-  it.scopedLive("the same with --json: a failed event per line, then exit 9", () =>
+  it.scopedLive("the same with --json: a failed event per line, then exit 8", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make()
       yield* server.kill
@@ -367,14 +390,19 @@ describe.concurrent("connect: a session", () => {
       yield* child.write("one\ntwo\n")
       yield* child.end
       const exited = yield* child.exited
-      expect(exited.code).toBe(9)
+      expect(exited.code).toBe(8)
       expect(exited.stdout.slice(-4).map((line) => JSON.parse(line) as unknown)).toEqual([
         { type: "closed", error: null },
         { type: "failed", reason: "Closed", payload: "one" },
         { type: "failed", reason: "Closed", payload: "two" },
-        { type: "exit", code: 9 }
+        { type: "exit", code: 8 }
       ])
-      expect(exited.stderr).toEqual(["effect-lifeline: 2 lines not sent"])
+      expect(exited.stderr).toEqual([
+        "effect-lifeline: 2 lines not sent",
+        expect.stringMatching(
+          /^effect-lifeline: never connected \(within --drain-timeout 200 ms\); last: ConnectError: ConnectionRefused/
+        )
+      ])
     }))
 
   it.scopedLive("--heartbeat 200: a peer that stops answering pings is dropped after 200 ms of silence and 200 ms more", () =>

@@ -24,7 +24,7 @@ export const ExitCode = {
   ProtocolViolation: 7,
   /** Any other failure that was not retried (--no-reconnect): refused, DNS, timeout, connection lost. */
   NotRetried: 8,
-  /** The program ended with lines not written (each was reported). */
+  /** The program ended with lines not written (each was reported), the session open at least once. */
   LinesNotSent: 9,
   /** SIGINT (Ctrl-C). */
   Interrupted: 130,
