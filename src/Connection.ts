@@ -134,7 +134,10 @@ export interface Options {
   readonly perMessageDeflate?: boolean | undefined
   /**
    * Inbound frames buffered before reading pauses. Default 1024. In a Client, the bound is on the
-   * frames unread across all its connections, however many times it reconnects.
+   * frames unread across all its connections, however many times it reconnects. While reading is
+   * paused the peer holds what it sends; a server that drops it instead (`Bun.serve` past its
+   * `backpressureLimit`, unless `closeOnBackpressureLimit`) loses it unseen (docs/guide.md, "Deno
+   * and Bun").
    */
   readonly inboundCapacity?: number | undefined
   /**

@@ -683,9 +683,12 @@ const openThrough = (
 // ws 8.x tags receiver errors with a WS_ERR_* code and closes with the matching status code: 1009
 // for a message over maxPayload (inflated size included) or a length over 2^53 - 1, 1007 for
 // invalid UTF-8 and for a compressed frame zlib cannot inflate (Node's Z_* codes), 1002 otherwise.
+// The one error that only a close frame carries, a code that may not be sent (Deno's 1005 when its
+// server is stopped by its AbortSignal, lighttpd's code in ASCII): the peer was closing anyway, so
+// 1006, no valid close frame, as a browser reports it; retried (ws still answers 1002).
 const closeCodeOfProtocolError = (error: Error): number => {
   const code = "code" in error ? error.code : undefined
-  if (typeof code !== "string") return ABNORMAL_CLOSURE
+  if (typeof code !== "string" || code === "WS_ERR_INVALID_CLOSE_CODE") return ABNORMAL_CLOSURE
   if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" || code === "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH") return 1009
   if (code === "WS_ERR_INVALID_UTF8" || code.startsWith("Z_")) return 1007
   return code.startsWith("WS_ERR_") ? 1002 : ABNORMAL_CLOSURE

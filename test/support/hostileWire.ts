@@ -586,6 +586,9 @@ const faultCode = (fault: Fault): number => {
     case "invalidUtf8":
     case "closeBadReason":
       return 1007
+    // No valid close frame (the peer was closing): 1006, as a browser reports it (round 36).
+    case "closeBadCode":
+      return 1006
     default:
       return 1002
   }
