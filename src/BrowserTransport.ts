@@ -173,6 +173,7 @@ const open = (
   return Either.right({
     readyState,
     protocol: () => socket.protocol,
+    extensions: () => socket.extensions,
     bufferedAmount: () => socket.bufferedAmount,
     // `bufferedAmount` falls as the browser sends (Chromium: as its network service takes the
     // bytes), so what was handed less what is still buffered is what left.

@@ -36,6 +36,12 @@ export interface Connection<In = Message, Out = Message, E = never> {
   readonly url: string
   /** The subprotocol the server selected, or "". */
   readonly protocol: string
+  /**
+   * The extensions the server accepted, or "": with the Node transport their names
+   * (`"permessage-deflate"`: the server compresses), in a browser the header's value with its
+   * parameters.
+   */
+  readonly extensions: string
   /** CONNECTING 0, OPEN 1, CLOSING 2, CLOSED 3. OPEN until the close begins. */
   readonly readyState: Effect.Effect<ReadyState>
   /** Bytes handed to the socket and not yet written to the network. */

@@ -90,6 +90,10 @@ class NodeSocket implements TransportSocket {
   protocol(): string {
     return this.ws.protocol
   }
+  // ws names them ("permessage-deflate"), without their parameters.
+  extensions(): string {
+    return this.ws.extensions
+  }
   bufferedAmount(): number {
     const amount = this.ws.bufferedAmount
     // An empty frame ws holds to compress counts nothing: not written yet, so not 0 (Transport;

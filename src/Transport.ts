@@ -109,6 +109,11 @@ export interface TransportSocket {
   readonly readyState: () => ReadyState
   /** The subprotocol the server selected, or "". */
   readonly protocol: () => string
+  /**
+   * Optional: the extensions the server accepted (`permessage-deflate`), as the platform reports
+   * them, or "". Absent: unknown, reported as "".
+   */
+  readonly extensions?: (() => string) | undefined
   /** Bytes handed to the socket and not yet written to the network. */
   readonly bufferedAmount: () => number
   /**

@@ -429,6 +429,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
   private _binaryType: string = "blob"
   private _url = ""
   private _protocol = ""
+  private _extensions = ""
   /** Messages kept while no connection is open, oldest first. */
   private _pending: Array<LifelineMessage> = []
   private _pendingBytes = 0
@@ -499,9 +500,9 @@ export class ReconnectingWebSocket extends TypedEventTarget {
     return this._pendingBytes + this._slowBytes + queued + socket
   }
 
-  /** Always "": lifeline's transports do not report the negotiated extensions. */
+  /** The extensions the server accepted on the latest connection (`Connection.extensions`), or "". */
   get extensions(): string {
-    return ""
+    return this._extensions
   }
 
   /** The subprotocol the server selected on the latest connection. */
@@ -1105,6 +1106,7 @@ export class ReconnectingWebSocket extends TypedEventTarget {
       life.sessions.push(session)
       life.openSession = session
       this._protocol = connection.protocol
+      this._extensions = connection.extensions
       const kept = this._pending
       this._pending = []
       this._pendingBytes = 0

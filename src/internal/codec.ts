@@ -210,6 +210,10 @@ class CodecConnection<In, Out> implements Connection<In, Out, DecodeError> {
     return this.raw.protocol
   }
 
+  get extensions(): string {
+    return this.raw.extensions
+  }
+
   get readyState(): Effect.Effect<ReadyState> {
     return this.raw.readyState
   }

@@ -572,6 +572,10 @@ class LiveConnection implements Connection, OpenedConnection {
     return this.socket.protocol()
   }
 
+  get extensions(): string {
+    return this.socket.extensions?.() ?? ""
+  }
+
   get readyState(): Effect.Effect<ReadyState> {
     return Effect.sync(() => this.socket.readyState())
   }
