@@ -721,7 +721,8 @@ describe.concurrent("round 21: behind Apache httpd and lighttpd", () => {
               _tag: "Disconnected",
               code: 1006,
               reason: "Invalid WebSocket frame: invalid status code 12592",
-              initiator: "client"
+              initiator: "client",
+              wasClean: false
             }
           })
           yield* awaitState(client, (s) => s._tag === "Open" && s.attempt === 2)

@@ -146,6 +146,25 @@ describe("round 22: a hostile peer at random", () => {
 })
 
 describe("round 22: the cases it found, plainly", () => {
+  it.live("a message, then a close frame with code 1005 (Deno's server stopped by its AbortSignal): the message, then Disconnected 1006 from the client side, for a Connection and a Client (the model's round 36 rule, whether or not the random scripts draw it)", () =>
+    Effect.gen(function*() {
+      const badCloseCode: Script = {
+        handshake: { kind: "accept", headers: [] },
+        items: [{ kind: "text", text: "hi", length: 0 }, {
+          kind: "fault",
+          fault: { kind: "closeBadCode", code: 1005 }
+        }],
+        chunks: [48],
+        pace: "burst",
+        ending: "fin"
+      }
+      expect(expected(badCloseCode).outcomes).toEqual([
+        { kind: "Disconnected", code: 1006, initiator: "client", wasClean: false }
+      ])
+      expect(yield* connectionCase(judge, caseOf(badCloseCode))).toEqual([])
+      expect(yield* clientCase(judge, caseOf(badCloseCode))).toEqual([])
+    }))
+
   const rejected = (retryAfter: string) =>
     withPeer(
       {
