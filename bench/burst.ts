@@ -2,8 +2,10 @@
 // window, while a reader takes the echoes. raw ws: `send` in a loop, counting 'message' events.
 // lifeline Connection: a `for` loop of `yield* connection.write(payload)`, or
 // `Effect.forEach(..., { discard: true })`, while a forked fiber reads `messages` with a
-// `Stream.toPull` loop. Each run opens its own connection before the clock starts; the time is
-// from the first write to the last echo. The contenders alternate within one process.
+// `Stream.toPull` loop (a chunk at a time), or, as most apps write it, with
+// `Stream.runForEach(messages, handler)` and an Effect per frame (the `write` loop only). Each run
+// opens its own connection before the clock starts; the time is from the first write to the last
+// echo. The contenders alternate within one process.
 //
 //   node --import tsx bench/burst.ts [runs] [count] [bytes] [text|binary]
 import { Effect, Fiber, Stream } from "effect"
@@ -42,21 +44,37 @@ export const wsBurst = (url: string, payload: Payload, count: number): Promise<n
 
 export type BurstStyle = "write" | "forEach"
 
+/** How the reader takes the echoes: a chunk at a time (`Stream.toPull`), or an Effect per frame (`Stream.runForEach`). */
+export type BurstReader = "pull" | "runForEach"
+
 /** lifeline Connection: the write loop in this fiber, the reader in a forked one. */
-export const connectionBurst = (url: string, payload: Payload, count: number, style: BurstStyle): Promise<number> =>
+export const connectionBurst = (
+  url: string,
+  payload: Payload,
+  count: number,
+  style: BurstStyle,
+  read: BurstReader = "pull"
+): Promise<number> =>
   Effect.runPromise(
     Effect.gen(function*() {
       const connection = yield* Connection.connect(url)
       const started = performance.now()
-      const reader = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
-        const pull = yield* Stream.toPull(connection.messages)
-        let echoed = 0
-        while (echoed < count) {
-          const chunk = yield* Effect.orDie(pull)
-          for (const message of chunk) _received += sizeOf(message)
-          echoed += chunk.length
-        }
-      })))
+      const reader = yield* Effect.fork(
+        read === "runForEach"
+          ? Stream.runForEach(
+            Stream.take(connection.messages, count),
+            (message) => Effect.sync(() => void (_received += sizeOf(message)))
+          )
+          : Effect.scoped(Effect.gen(function*() {
+            const pull = yield* Stream.toPull(connection.messages)
+            let echoed = 0
+            while (echoed < count) {
+              const chunk = yield* Effect.orDie(pull)
+              for (const message of chunk) _received += sizeOf(message)
+              echoed += chunk.length
+            }
+          }))
+      )
       if (style === "write") {
         for (let index = 0; index < count; index++) yield* connection.write(payload)
       } else {
@@ -86,10 +104,15 @@ export const measureBurst = async (url: string, settings: BurstSettings): Promis
   const rows: Array<Omit<Row, "ratio">> = []
   for (const size of settings.sizes) {
     const payload = makePayload(size, "text")
-    for (const style of ["write", "forEach"] as const) {
+    const shapes = [
+      { style: "write", read: "pull", label: "write + reader" },
+      { style: "forEach", read: "pull", label: "forEach + reader" },
+      { style: "write", read: "runForEach", label: "write + runForEach reader" }
+    ] as const
+    for (const { label, read, style } of shapes) {
       const contenders = [
         { name: "ws" as const, run: () => wsBurst(url, payload, settings.count) },
-        { name: "connection" as const, run: () => connectionBurst(url, payload, settings.count, style) }
+        { name: "connection" as const, run: () => connectionBurst(url, payload, settings.count, style, read) }
       ]
       for (const contender of contenders) {
         await withTimeout(contender.run(), BURST_LIMIT_MS, "burst warm-up").catch(() => undefined)
@@ -113,7 +136,7 @@ export const measureBurst = async (url: string, settings: BurstSettings): Promis
           }
         }
       }
-      const measurement = `burst ${sizeLabel(size)} text, ${style} + reader`
+      const measurement = `burst ${sizeLabel(size)} text, ${label}`
       for (const contender of contenders) {
         const failure = failures.get(contender.name)
         rows.push({
