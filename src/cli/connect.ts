@@ -262,16 +262,17 @@ const session = (command: ConnectCommand, io: Io, ca: string | undefined): Effec
     const error = closedBy ?? Option.none()
     if (Option.isSome(error)) io.err(`effect-lifeline: ${describeError(error.value)}`)
     let code: number = signalled ?? Option.match(error, { onNone: () => ExitCode.Ok, onSome: exitCodeOf })
-    if (code === ExitCode.Ok && failed > 0) io.err(`effect-lifeline: ${failed} line${failed === 1 ? "" : "s"} not sent`)
-    if (code === ExitCode.Ok && !everOpened) {
-      // Retried until the end and never open: not a success, and the last failure says why, lines
-      // waiting or not (the cause before its consequence: a 401 exits 4, a closed port 8, not 9).
-      const last = lastFailure === undefined ? "" : `; last: ${describeError(lastFailure)}`
-      io.err(`effect-lifeline: never connected (within --drain-timeout ${command.drainTimeoutMillis} ms)${last}`)
-      const byFailure = lastFailure === undefined ? ExitCode.NotRetried : exitCodeOf(lastFailure)
-      code = byFailure === ExitCode.Ok ? ExitCode.NotRetried : byFailure
+    if (code === ExitCode.Ok) {
+      if (failed > 0) io.err(`effect-lifeline: ${failed} line${failed === 1 ? "" : "s"} not sent`)
+      if (!everOpened) {
+        // Retried until the end and never open: not a success, and the last failure says why, lines
+        // waiting or not (the cause before its consequence: a 401 exits 4, a closed port 8, not 9).
+        const last = lastFailure === undefined ? "" : `; last: ${describeError(lastFailure)}`
+        io.err(`effect-lifeline: never connected (within --drain-timeout ${command.drainTimeoutMillis} ms)${last}`)
+        const byFailure = lastFailure === undefined ? ExitCode.NotRetried : exitCodeOf(lastFailure)
+        code = byFailure === ExitCode.Ok ? ExitCode.NotRetried : byFailure
+      } else if (failed > 0) code = ExitCode.LinesNotSent
     }
-    if (code === ExitCode.Ok && failed > 0) code = ExitCode.LinesNotSent
     if (command.json) io.out(JSON.stringify({ type: "exit", code }))
     return code
   }))
