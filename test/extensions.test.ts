@@ -13,6 +13,7 @@ import { Client, Connection } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
 import { provideNode } from "./support/node.js"
 import { awaitTrue } from "./support/poll.js"
+import { hasWebsockets, pythonEcho } from "./support/python.js"
 
 /** A ws echo server on 127.0.0.1 that accepts permessage-deflate. */
 const deflating = Effect.acquireRelease(
@@ -73,3 +74,18 @@ describe("Connection.extensions", () => {
       expect(socket.extensions).toBe("permessage-deflate")
     }))
 })
+
+describe.skipIf(!hasWebsockets)(
+  "Connection.extensions against a real peer (Python websockets, which compresses by default)",
+  () => {
+    it.scopedLive("Node transport: \"permessage-deflate\", and \"\" when not offered; the browser transport (Node's own WebSocket): the header's value with its parameters", () =>
+      Effect.gen(function*() {
+        const url = yield* pythonEcho
+        expect((yield* Connection.connect(url)).extensions).toBe("permessage-deflate")
+        expect((yield* Connection.connect(url, { perMessageDeflate: false })).extensions).toBe("")
+        const browser = yield* Connection.connect(url).pipe(Effect.provide(BrowserTransport.layer))
+        // The header's value, parameters and all (Python answers Node 20's undici with 12-bit windows).
+        expect(browser.extensions).toBe("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12")
+      }).pipe(provideNode))
+  }
+)
