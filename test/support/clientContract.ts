@@ -15,6 +15,7 @@ import {
   Deferred,
   Duration,
   Effect,
+  Either,
   Fiber,
   Layer,
   Logger,
@@ -244,6 +245,37 @@ export const clientContract = (
       )
     })
 
+    describe("sink and events", () => {
+      it.live(
+        "sink writes a stream through the outbox with backpressure: past capacity (overflow fail) it waits for room instead of failing; every frame delivered once, in order",
+        () =>
+          provide(Effect.gen(function*() {
+            const server = yield* TestServer.make()
+            yield* server.kill
+            const client = yield* start({ url: server.url, ...quick, outbox: { capacity: 2, overflow: "fail" } })
+            const frames = Array.from({ length: 6 }, (_, index) => `s${index}`)
+            const run = yield* Effect.fork(Stream.run(Stream.fromIterable(frames), client.sink))
+            yield* awaitSuspended(run)
+            expect(yield* client.outboxSize).toBe(2)
+            yield* server.restart
+            yield* Fiber.join(run)
+            expect(yield* server.awaitReceived(6)).toEqual(frames)
+            expect(yield* client.failed).toBe(0)
+          }))
+      )
+
+      it.live("eventsCapacity 1: a subscriber after make is replayed only the latest transition", () =>
+        provide(Effect.gen(function*() {
+          const server = yield* TestServer.make()
+          const client = yield* start({ url: server.url, heartbeat: false, eventsCapacity: 1 })
+          yield* client.awaitOpen
+          const transitions = yield* recordTransitions(client)
+          yield* awaitTrue(Effect.sync(() => transitions.length === 1), "the replayed transition")
+          yield* Effect.sleep("20 millis")
+          expect(tags(transitions)).toEqual(["Connecting -> Open"])
+        })))
+    })
+
     describe("drops and reconnects", () => {
       it.live(
         "the server closes with 4000: Backoff{attempt 1, delay, Disconnected 4000 server clean}, then Connecting{attempt 2}, Open{attempt 2}; one messages stream keeps delivering across",
@@ -449,6 +481,44 @@ export const clientContract = (
       )
     })
 
+    describe("minUptime", () => {
+      for (const [minUptime, outcome] of [["50 millis", "reset"], ["1 hour", "not reset"]] as const) {
+        it.live(
+          `retry: Schedule.recurs(1), minUptime ${minUptime}: a link up 200 ms then dropped twice ${
+            outcome === "reset"
+              ? "is retried both times (each drop starts a new series)"
+              : "is Closed at the second drop (the series goes on)"
+          }`,
+          () =>
+            provide(Effect.gen(function*() {
+              const server = yield* TestServer.make()
+              const client = yield* start({
+                url: server.url,
+                retry: Schedule.recurs(1),
+                minRetryDelay: "10 millis",
+                minUptime,
+                heartbeat: false
+              })
+              yield* client.awaitOpen
+              yield* Effect.sleep("200 millis")
+              yield* server.closeAll(4000)
+              yield* awaitTrue(Effect.map(server.accepted, (accepted) => accepted === 2), "a second connection")
+              yield* client.awaitOpen
+              yield* Effect.sleep("200 millis")
+              yield* server.closeAll(4000)
+              if (outcome === "reset") {
+                yield* awaitTrue(Effect.map(server.accepted, (accepted) => accepted === 3), "a third connection")
+                yield* client.awaitOpen
+              } else {
+                const closed = yield* awaitState(client, isTag("Closed"))
+                expect(closedError(closed)).toMatchObject({ _tag: "Disconnected", code: 4000, initiator: "server" })
+                expect(yield* server.accepted).toBe(2)
+              }
+            }))
+        )
+      }
+    })
+
     describe("close and reconnect", () => {
       it.live(
         "close(code, reason) while down: returns the frames not sent, in order; their senders fail SendError Closed; Closed{none}; send after close is refused SendError Closed (not counted in failed); a second close returns nothing",
@@ -495,12 +565,14 @@ export const clientContract = (
       it.live("the scope closing closes the client: Closed{none}, the server sees 1000, messages ends", () =>
         provide(Effect.gen(function*() {
           const server = yield* TestServer.make()
-          const { client, reader } = yield* Effect.scoped(Effect.gen(function*() {
+          const { client, peer, reader } = yield* Effect.scoped(Effect.gen(function*() {
             const client = yield* start({ url: server.url, heartbeat: false })
             yield* client.awaitOpen
             const reader = yield* Effect.forkDaemon(Stream.runCollect(client.messages))
-            return { client, reader }
+            const [peer] = yield* server.peers
+            return { client, peer: peer!, reader }
           }))
+          expect(yield* peer.awaitClosed()).toEqual({ code: 1000, reason: "" })
           expect(yield* client.state.get).toEqual({ _tag: "Closed", error: Option.none() })
           const ended = yield* Fiber.join(reader).pipe(Effect.timeout("10 seconds"))
           expect(Chunk.toArray(ended)).toEqual([])
@@ -681,11 +753,7 @@ export const clientContract = (
 
     describe("sends cut by their link", () => {
       it.live(
-        `60 frames of 100 kB, the link reset under the writes: each frame has one outcome (written, or failed WriteFailed to its sender or as a MessageFailed event), never both, never resent; written ones are at the server once, in order${
-          browser
-            ? ", but for those still in the browser's buffer (at most writeHighWaterMark, 1 MiB, just before the cut)"
-            : ""
-        }; failed counts each failure`,
+        "60 frames of 100 kB, the link reset under the writes: each frame has one outcome (written, or failed WriteFailed to its sender or as a MessageFailed event), never both, never resent; the server gets the written ones once, in order, but for one run lost with the link (written into its buffers: the kernel's, the browser's); failed counts each failure",
         () =>
           provide(Effect.gen(function*() {
             let cut: Effect.Effect<void> = Effect.void
@@ -734,21 +802,15 @@ export const clientContract = (
             expect(problems).toEqual([])
             const written = names.filter((frameName) => !failedNow.has(frameName))
             const lost = written.filter((frameName) => !received.includes(frameName))
-            if (browser) {
-              // Documented (docs/guide.md, browsers): a send completes once no more than
-              // writeHighWaterMark is buffered up to it, so a completed one may die in the buffer.
-              // Those are the last written before the first failed, a run of at most 1 MiB.
-              const firstFailed = names.findIndex((frameName) => failedNow.has(frameName))
-              const run = written.filter((frameName) => names.indexOf(frameName) < firstFailed).slice(-lost.length)
-              expect(lost).toEqual(lost.length === 0 ? [] : run)
-              expect(lost.length * 100_004).toBeLessThanOrEqual(1024 * 1024)
-            } else {
-              expect(lost).toEqual([])
-            }
+            // "Written" is handed on (Node: to the kernel; browsers: to the browser, with at most
+            // writeHighWaterMark buffered up to it): frames in those buffers die with the link,
+            // unreported (docs/guide.md). They are one run, those in flight when it died.
+            const firstLost = written.indexOf(lost[0]!)
+            expect(lost).toEqual(lost.length === 0 ? [] : written.slice(firstLost, firstLost + lost.length))
             expect(received).toEqual(written.filter((frameName) => !lost.includes(frameName)))
             expect(yield* client.failed).toBe(failedNow.size)
             // The reset came under the writes: some frames were cut (else this test shows nothing).
-            expect(failedNow.size).toBeGreaterThan(0)
+            expect(failedNow.size + lost.length).toBeGreaterThan(0)
           }))
       )
     })
@@ -936,6 +998,34 @@ export const clientContract = (
             const [event] = Chunk.toArray(yield* Fiber.join(decodeFailed))
             expect(event).toMatchObject({ _tag: "DecodeFailed", error: { _tag: "DecodeError", frame: "not json" } })
             expect(yield* server.received).toEqual(["{\"n\":1}", "{\"n\":3}"])
+            expect((yield* client.state.get)._tag).toBe("Open")
+            expect(yield* server.accepted).toBe(1)
+          }))
+      )
+
+      it.live(
+        "decodeErrors: \"fail\": an undecodable frame fails messages with DecodeError (its frame); running messages again goes on from the frame after it; the link stays",
+        () =>
+          provide(Effect.gen(function*() {
+            const server = yield* TestServer.make()
+            const Ping = Schema.Struct({ n: Schema.Number })
+            const client = yield* make({
+              url: server.url,
+              heartbeat: false,
+              codec: Codec.json(Ping),
+              decodeErrors: "fail"
+            })
+            yield* client.awaitOpen
+            yield* server.broadcast("{\"n\":1}")
+            yield* server.broadcast("not json")
+            yield* server.broadcast("{\"n\":2}")
+            const first = yield* client.messages.pipe(Stream.either, Stream.runCollect, Effect.timeout("10 seconds"))
+            const [decoded, failure] = Chunk.toArray(first)
+            expect(decoded).toEqual(Either.right({ n: 1 }))
+            expect(failure).toMatchObject({ _tag: "Left", left: { _tag: "DecodeError", frame: "not json" } })
+            expect(Chunk.size(first)).toBe(2)
+            const next = yield* client.messages.pipe(Stream.runHead, Effect.timeout("10 seconds"))
+            expect(next).toEqual(Option.some({ n: 2 }))
             expect((yield* client.state.get)._tag).toBe("Open")
             expect(yield* server.accepted).toBe(1)
           }))
