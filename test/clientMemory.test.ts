@@ -9,8 +9,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Clock, Effect, Exit, Fiber, Runtime, Scope, Stream } from "effect"
 import { Client } from "../src/index.js"
 import { Observer } from "../src/internal/client/observe.js"
+import { HeartbeatCore } from "../src/internal/heartbeat.js"
 import { Outbox } from "../src/internal/primitives/outbox.js"
-import { SessionScope } from "../src/internal/primitives/sessionScope.js"
 import { timersOn } from "../src/internal/primitives/timers.js"
 import { TestServer } from "../src/testing/index.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -175,7 +175,8 @@ describe("Client: idle memory (objects and fields per client)", () => {
         const { phase } = internals(yield* openClient(server.url))
         const session = phase.session
         expect(session).toBe(phase)
-        expect(session).toBeInstanceOf(SessionScope)
+        expect(session).toBeInstanceOf(HeartbeatCore)
+        expect(Scope.ScopeTypeId in session).toBe(true)
         expect(Object.keys(session)).toEqual(expect.arrayContaining(["finalizers", "lastLife", "timer", "view"]))
         for (const field of ["_tag", "session", "scope", "heartbeat", "openedAt", "options", "clock", "timers"]) {
           expect(Object.keys(session)).not.toContain(field)

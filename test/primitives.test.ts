@@ -151,10 +151,13 @@ describe("timers follow the Clock", () => {
     }))
 })
 
+/** A scope alone: `SessionScope` over a plain class (a Client's session mixes it into its heartbeat). */
+class PlainScope extends SessionScope(class {}) {}
+
 describe("SessionScope", () => {
   it.effect("runs its finalizers once, newest first, with the Exit it is closed with; one added after the close runs at once", () =>
     Effect.gen(function*() {
-      const scope = new SessionScope()
+      const scope = new PlainScope()
       const seen: Array<string> = []
       const note = (name: string) => (exit: Exit.Exit<unknown, unknown>) =>
         Effect.sync(() => seen.push(`${name}:${exit._tag}`))
@@ -168,7 +171,7 @@ describe("SessionScope", () => {
 
   it.effect("a finalizer that dies does not keep the others from running; a forked child closes with it", () =>
     Effect.gen(function*() {
-      const scope = new SessionScope()
+      const scope = new PlainScope()
       const seen: Array<string> = []
       yield* Scope.addFinalizer(scope, Effect.sync(() => seen.push("first")))
       yield* Scope.addFinalizer(scope, Effect.die("boom"))

@@ -14,7 +14,6 @@ import * as Duration from "effect/Duration"
 import { TimeoutError } from "../Errors.js"
 import type { Message, TransportSocket } from "../Transport.js"
 import type { ConnectionListener } from "./connection.js"
-import { SessionScope } from "./primitives/sessionScope.js"
 import { monotonicMillis } from "./primitives/timers.js"
 import type { Timers, TimerTarget } from "./primitives/timers.js"
 import { OPEN } from "./protocol.js"
@@ -121,12 +120,13 @@ const resumedAt = (clock: Clock.Clock, now: number): number => {
  * after the probe was queued.
  */
 /**
- * The state machine itself, as a base class: a Client's session extends it (`session.ts`), so an
- * open session, its scope and its heartbeat are one object (idle memory per client is a benchmark
- * target); it extends the session's scope for that reason only. What it watches, its options, its
- * Clock and timers, and whom it reports to are its subclass's.
+ * The state machine itself, as a base class: a Client's session extends it, as a scope
+ * (`SessionScope(HeartbeatCore)`, `session.ts`), so an open session, its scope and its heartbeat
+ * are one object (idle memory per client is a benchmark target); the small Client's `Heartbeat`
+ * extends it alone. What it watches, its options, its Clock and timers, and whom it reports to are
+ * its subclass's.
  */
-export abstract class HeartbeatCore extends SessionScope implements TimerTarget {
+export abstract class HeartbeatCore implements TimerTarget {
   // Times are the Clock's monotonic millis since `epoch`: small integers, held in the fields
   // themselves, where Clock millis (past 2^31) would each be a number object of their own (16 bytes).
   /**

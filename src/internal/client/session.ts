@@ -20,6 +20,7 @@ import { trySend, writeFailed } from "../connection.js"
 import type { HeartbeatOptions } from "../heartbeat.js"
 import { HeartbeatCore } from "../heartbeat.js"
 import type { Entry, Outbox } from "../primitives/outbox.js"
+import { SessionScope } from "../primitives/sessionScope.js"
 import type { Timers } from "../primitives/timers.js"
 import { OPEN } from "../protocol.js"
 import type { SessionEnd } from "./phase.js"
@@ -49,7 +50,7 @@ const isEntry = (item: Message | Entry): item is Entry => typeof item === "objec
 
 const payloadOf = (item: Message | Entry): Message => isEntry(item) ? item.payload : item
 
-export class Session extends HeartbeatCore {
+export class Session extends SessionScope(HeartbeatCore) {
   declare readonly _tag: "Open"
   /** The connection, set when it opened (before that the session is the attempt's scope). */
   opened!: OpenedConnection
