@@ -13,15 +13,14 @@ import * as Layer from "effect/Layer"
 import type { Codec } from "./Codec.js"
 import type * as Connection from "./Connection.js"
 import type { CircuitOpenError, DecodeError, SendError } from "./Errors.js"
-import { INVALID_OPTIONS_HINT } from "./internal/classifyHandshakeError.js"
 import { makeClient } from "./internal/client.js"
+import { makeWith } from "./internal/clientMake.js"
 import type { ClientEvent, ClientState } from "./internal/clientState.js"
-import { CodecEdge, invalidCodec as invalidCodecShape } from "./internal/codecErrors.js"
-import { clientConfig, clientSettings, optionChecksOf, UNREADABLE } from "./internal/options.js"
+import { clientConfig } from "./internal/options.js"
 import type { Overflow } from "./internal/primitives/outbox.js"
 import type { ClientError } from "./Reconnect.js"
 import type { Message } from "./Transport.js"
-import { Transport } from "./Transport.js"
+import type { Transport } from "./Transport.js"
 
 export { ClientEvent, ClientState } from "./internal/clientState.js"
 export type { Overflow } from "./internal/primitives/outbox.js"
@@ -279,60 +278,7 @@ export function make(options: Options): Effect.Effect<Client, never, Scope.Scope
 export function make(
   options: Options | CodecOptions<unknown, unknown>
 ): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> {
-  // Decoded once here, with the Transport's checks of the options only it reads (Node: `headers`,
-  // `tls`): the client's attempts use the decoded connection options as they are.
-  // Not an object (untyped code): the options check names it, as for any bad option; never a throw here.
-  let codec: Codec<unknown, unknown> | undefined
-  let decodeErrors: unknown
-  // What is wrong with the codec or `decodeErrors`, given from untyped code.
-  let bad: string | undefined
-  try {
-    if (typeof options === "object" && options !== null && "codec" in options) codec = options.codec
-    // `codec` and `decodeErrors` are no options for the options checks, which ignore them: the
-    // options go to the checks as given (not a copy: a settings object's url getter is read).
-    if (codec !== undefined) {
-      const given = (options as CodecOptions<unknown, unknown>).decodeErrors
-      decodeErrors = given === undefined ? "event" : given
-      bad = invalidCodec(codec, decodeErrors)
-    }
-  } catch {
-    // A getter or Proxy trap that throws. Never a throw from here.
-    bad = `codec: ${UNREADABLE}; ${INVALID_OPTIONS_HINT}`
-  }
-  const given = codec
-  return Effect.flatMap(
-    Transport,
-    (transport): Effect.Effect<Client<unknown, never, unknown>, never, Scope.Scope | Transport> => {
-      const settings = clientSettings(options, optionChecksOf(transport))
-      // A codec that cannot work leaves the raw client, Closed: no frame is read, every send refused.
-      // The options checks speak first: they name the options that cannot be read or are wrong.
-      if (bad !== undefined) {
-        return makeClient(settings.invalid !== undefined ? settings : { ...settings, invalid: bad })
-      }
-      if (given === undefined) return makeClient(settings)
-      return Effect.map(
-        makeClient(settings),
-        (live) => given[CodecEdge].client(live, given, decodeErrors as "event" | "fail")
-      )
-    }
-  )
-}
-
-/** What is wrong with a codec given from untyped code: the Client then starts Closed with `InvalidOptions`. */
-const invalidCodec = (codec: Codec<unknown, unknown>, decodeErrors: unknown): string | undefined => {
-  const bad = invalidCodecShape(codec)
-  if (bad !== undefined) return bad
-  if (decodeErrors !== "event" && decodeErrors !== "fail") {
-    // Only a string is shown: JSON.stringify throws on a BigInt or a cycle (untyped code).
-    return `decodeErrors: expected "event" or "fail", got ${
-      typeof decodeErrors === "string"
-        ? JSON.stringify(decodeErrors)
-        : decodeErrors === null
-        ? "null"
-        : typeof decodeErrors
-    }`
-  }
-  return undefined
+  return makeWith(options, makeClient)
 }
 
 /**

@@ -18,9 +18,8 @@ import type { Connection } from "../Connection.js"
 import type { CircuitOpenError, DecodeError, Disconnected, SendError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 import type { Message } from "../Transport.js"
-import type { LiveClient } from "./client/liveClient.js"
 import type { ClientEvent, ClientState } from "./clientState.js"
-import type { Edge, InboundPulls } from "./codecErrors.js"
+import type { Edge, InboundPulls, RawClient } from "./codecErrors.js"
 import { decodeFailed, encodeFailed, neverThrows } from "./codecErrors.js"
 import { streamOfSteps } from "./primitives/inboundBuffer.js"
 import type { ReadyState } from "./protocol.js"
@@ -265,7 +264,7 @@ class CodecClient<In, Out, E> implements Client<In, Out, E> {
   private readonly encode: Encode<Out>
 
   constructor(
-    private readonly live: LiveClient,
+    private readonly live: RawClient,
     codec: Codec<In, Out>,
     decodeErrors: "event" | "fail"
   ) {

@@ -11,14 +11,24 @@ import type { Client } from "../Client.js"
 import type { Connection } from "../Connection.js"
 import { DecodeError, SendError } from "../Errors.js"
 import type { Message } from "../Transport.js"
-import type { LiveClient } from "./client/liveClient.js"
 
 /** The key of a codec's wrappers (`Codec.make` puts them there). */
 export const CodecEdge: unique symbol = Symbol.for("effect-lifeline/CodecEdge") as never
 
+/**
+ * What a codec's wrapper reads of a raw Client (the full one and the small one): its inbound
+ * pulls, where to report a frame that did not decode, and what it shows when printed.
+ */
+export interface RawClient extends Client {
+  readonly inboundChunks: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>
+  readonly inboundOne: Effect.Effect<Chunk.Chunk<Message>, Option.Option<never>>
+  readonly publishDecodeFailure: (error: DecodeError) => void
+  readonly toJSON: () => unknown
+}
+
 /** The typed wrappers of a raw Client and a raw Connection, carried by every codec. */
 export interface Edge {
-  readonly client: (live: LiveClient, codec: any, decodeErrors: "event" | "fail") => Client<any, any, any>
+  readonly client: (live: RawClient, codec: any, decodeErrors: "event" | "fail") => Client<any, any, any>
   readonly connection: (raw: Connection, inbound: InboundPulls, codec: any) => Connection<any, any, any>
 }
 
