@@ -24,7 +24,7 @@ export default defineConfig({
       // One module by its own path (`effect-lifeline/Client`), as Effect's own modules are.
       {
         find:
-          /^effect-lifeline\/(BrowserTransport|CircuitBreaker|Client|Codec|Connection|Errors|NodeTransport|Reconnect|Transport)$/,
+          /^effect-lifeline\/(BrowserTransport|CircuitBreaker|Client|Codec|Connection|Errors|LiteClient|NodeTransport|Reconnect|Transport)$/,
         replacement: source("./src/$1.ts")
       }
     ]

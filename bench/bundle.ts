@@ -4,7 +4,8 @@
 // module paths) and bench/bundle/connection.ts (a Connection instead of the Client) for the
 // browser, minified; prints the sizes, raw and gzip, and the differences, then the modules that
 // make the difference (minified bytes each, from esbuild's metafile; `-- --top N` lists N of them,
-// default 15). test/bundle.test.ts checks the same build. `-- --shares` also prints each of
+// default 15). bench/bundle/lite.ts is the same app with the small Client (effect-lifeline/LiteClient).
+// test/bundle.test.ts checks the same build. `-- --shares` also prints each of
 // lifeline's modules' share of the gzip size: the bundle's gzip bytes minus those of the same
 // bundle with that module's code left out.
 import { build, transform } from "esbuild"
@@ -18,7 +19,8 @@ const alias = {
   "effect-lifeline/browser": here("../src/browser.ts"),
   "effect-lifeline/BrowserTransport": here("../src/BrowserTransport.ts"),
   "effect-lifeline/Client": here("../src/Client.ts"),
-  "effect-lifeline/Connection": here("../src/Connection.ts")
+  "effect-lifeline/Connection": here("../src/Connection.ts"),
+  "effect-lifeline/LiteClient": here("../src/LiteClient.ts")
 }
 
 /** One entry bundled for the browser, minified: its size raw and gzip, the bytes each input module adds, its code. */
@@ -112,6 +114,11 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   console.log(
     `  a Connection alone:   ${kib(connection.raw - bare.raw)} minified, ${kib(connection.gzip - bare.gzip)} gzip` +
       ` (effect-lifeline/Connection, no Client)`
+  )
+  const lite = await bundle("./bundle/lite.ts")
+  console.log(
+    `  the small Client:     ${kib(lite.raw - bare.raw)} minified, ${kib(lite.gzip - bare.gzip)} gzip` +
+      ` (effect-lifeline/LiteClient)`
   )
   const added = difference(bare.modules, modules.modules)
   const ownBytes = added.filter(([path]) => path.startsWith("src/")).reduce((sum, [, bytes]) => sum + bytes, 0)

@@ -160,6 +160,14 @@ const MODULES_BUDGET_KIB = 20.85
  */
 const CONNECTION_BUDGET_KIB = 10.0
 
+/**
+ * lifeline's cost in the same app with the small Client (`effect-lifeline/LiteClient`) by module
+ * paths: #13's target, 15 KiB. Round 37: 15,196 B (the Connection's 10,079 B, the Client's option
+ * checks and codec edge, the heartbeat, and the small Client's own 3 KiB on Effect's fibers,
+ * `PubSub` and `Deferred`).
+ */
+const LITE_BUDGET_KIB = 15.0
+
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
   readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -173,12 +181,13 @@ const sources = (dir: string): ReadonlyArray<string> =>
 describe("browser bundle", () => {
   it.live("no effect/Schema, fast-check or pure-rand; lifeline's cost under its budgets", () =>
     Effect.gen(function*() {
-      const [bare, client, modules, connection] = yield* Effect.promise(() =>
+      const [bare, client, modules, connection, lite] = yield* Effect.promise(() =>
         Promise.all([
           bundle("./bundle/bare.ts"),
           bundle("./bundle/client.ts"),
           bundle("./bundle/clientModules.ts"),
-          bundle("./bundle/connection.ts")
+          bundle("./bundle/connection.ts"),
+          bundle("./bundle/lite.ts")
         ])
       )
       const heavy = [...client.modules.keys()].filter((path) =>
@@ -196,10 +205,17 @@ describe("browser bundle", () => {
       expect(modules.gzip).toBeLessThan(client.gzip)
       // A Connection alone, the floor of any Client built on it.
       expect((connection.gzip - bare.gzip) / 1024).toBeLessThan(CONNECTION_BUDGET_KIB)
+      // The small Client: none of the full Client's machinery, failover, breakers or metrics.
+      expect((lite.gzip - bare.gzip) / 1024).toBeLessThan(LITE_BUDGET_KIB)
+      expect([...lite.modules.keys()].filter((path) =>
+        /^src\/(internal\/client\/|internal\/metrics|internal\/circuitBreaker|CircuitBreaker|internal\/primitives\/outbox)/
+          .test(path)
+      )).toEqual([])
       // Effect's Config code, which only Client.config uses: none more than in bare Effect, through
       // the browser entry (its Client has no config / layerConfig) or by module paths.
       const config = "effect/dist/esm/internal/config.js"
-      const configBytes = (built: { readonly modules: ReadonlyMap<string, number> }) => built.modules.get(config) ?? 0
+      const configBytes = (built: { readonly modules: ReadonlyMap<string, number> }) =>
+        built.modules.get(config) ?? 0
       expect(configBytes(client)).toBe(configBytes(bare))
       expect(configBytes(modules)).toBe(configBytes(bare))
       // exponentialBackoff's option checks stay out (Client.config's): defaultSchedule is built without them.

@@ -14,6 +14,7 @@ import * as ClientModule from "effect-lifeline/Client"
 import * as CodecModule from "effect-lifeline/Codec"
 import * as ConnectionModule from "effect-lifeline/Connection"
 import * as ErrorsModule from "effect-lifeline/Errors"
+import * as LiteClientModule from "effect-lifeline/LiteClient"
 import * as NodeTransportModule from "effect-lifeline/NodeTransport"
 import * as ReconnectModule from "effect-lifeline/Reconnect"
 import * as Testing from "effect-lifeline/testing"
@@ -32,6 +33,7 @@ const root = fileURLToPath(new URL("..", import.meta.url))
 const documented = {
   BrowserTransport: ["layer", "layerWith", "make", "makeWith"],
   Client: ["Tag", "config", "layer", "layerConfig", "make"],
+  LiteClient: ["layer", "make"],
   Connection: ["connect", "layer"],
   NodeTransport: ["layer", "make"],
   Reconnect: ["defaultSchedule", "exponentialBackoff", "isRetryable"],
@@ -55,6 +57,7 @@ const modules = [
   "Codec",
   "Connection",
   "Errors",
+  "LiteClient",
   "NodeTransport",
   "Reconnect",
   "Transport"
@@ -74,9 +77,14 @@ describe("the package by its name", () => {
     expect(tag).toBe("Disconnected")
   })
 
-  it("effect-lifeline/browser is everything but NodeTransport (and Client's Config functions), the same objects", () => {
+  // LiteClient is for browsers, but by its own path: a bundle keeps every member of a namespace an
+  // entry re-exports, so in this entry it would weigh on every full Client app (and the full
+  // Client on every small one).
+  it("effect-lifeline/browser is everything but NodeTransport and LiteClient (and Client's Config functions), the same objects", () => {
     expect(Object.keys(Browser).sort()).toEqual(Object.keys(BrowserSource).sort())
-    expect(Object.keys(Browser).sort()).toEqual(Object.keys(Lifeline).filter((name) => name !== "NodeTransport").sort())
+    expect(Object.keys(Browser).sort()).toEqual(
+      Object.keys(Lifeline).filter((name) => name !== "NodeTransport" && name !== "LiteClient").sort()
+    )
     for (const [name, value] of Object.entries(Browser)) {
       if (name !== "Client") expect(value).toBe(Lifeline[name as keyof typeof Lifeline])
     }
@@ -97,6 +105,7 @@ describe("the package by its name", () => {
       Codec: CodecModule,
       Connection: ConnectionModule,
       Errors: ErrorsModule,
+      LiteClient: LiteClientModule,
       NodeTransport: NodeTransportModule,
       Reconnect: ReconnectModule,
       Transport: TransportModule

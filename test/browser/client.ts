@@ -6,6 +6,7 @@
 import { Effect, Exit, Layer, Logger, Option, Schedule, Scope, Stream } from "effect"
 import { BrowserTransport, Client } from "effect-lifeline/browser"
 import type { ClientError, Transport } from "effect-lifeline/browser"
+import * as LiteClient from "effect-lifeline/LiteClient"
 
 export type Wire = { readonly text: string } | { readonly bytes: ReadonlyArray<number> }
 
@@ -23,6 +24,8 @@ export interface Summary {
 
 export interface Spec {
   readonly url: string
+  /** The small Client (`effect-lifeline/LiteClient`) instead of the full one. */
+  readonly lite?: boolean
   /** `Schedule.spaced` between attempts. */
   readonly retryMillis: number
   readonly minRetryDelayMillis?: number
@@ -98,6 +101,10 @@ const until = (what: () => string, check: () => boolean, within: number): Promis
     poll()
   })
 
+/** The full Client, or the small one: the same options, the same interface. */
+const makeClient = (spec: Spec): (options: LiteClient.LiteOptions) => ReturnType<typeof LiteClient.make> =>
+  spec.lite ? LiteClient.make : Client.make
+
 const lab = {
   /** Starts a client; it connects at once. */
   open: (id: string, spec: Spec): Promise<void> =>
@@ -105,7 +112,7 @@ const lab = {
       const scope = yield* Scope.make()
       const heartbeat = spec.heartbeat
       const client = yield* Scope.extend(
-        Client.make({
+        makeClient(spec)({
           url: spec.url,
           retry: Schedule.spaced(spec.retryMillis),
           minRetryDelay: spec.minRetryDelayMillis ?? Math.min(spec.retryMillis, 100),

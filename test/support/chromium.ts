@@ -74,6 +74,7 @@ export const CHROMIUM_ARGS: ReadonlyArray<string> = [
 /** The package's entries, as the pages import them, resolved to the source. */
 const ALIASES: Readonly<Record<string, string>> = {
   "effect-lifeline/browser": here("../../src/browser.ts"),
+  "effect-lifeline/LiteClient": here("../../src/LiteClient.ts"),
   "effect-lifeline/compat": here("../../src/compat.ts"),
   "effect-lifeline/platform": here("../../src/platform.ts")
 }
