@@ -21,5 +21,6 @@ if (!existsSync(fileURLToPath(compiled))) {
 const lifeline = (await import(compiled.href)) as typeof Lifeline
 
 export const Client = lifeline.Client
+export const LiteClient = lifeline.LiteClient
 export const Connection = lifeline.Connection
 export const NodeTransport = lifeline.NodeTransport

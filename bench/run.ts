@@ -22,6 +22,10 @@ const collectBeforeRuns = process.argv.includes("--gc-before-runs")
 const onlyIndex = process.argv.indexOf("--only")
 const only = onlyIndex === -1 ? undefined : (process.argv[onlyIndex + 1] ?? "").split(",")
 const wanted = (section: string): boolean => only === undefined || only.includes(section)
+// `--contenders ws,client,lite`: just those (in that order), and `lite` (the small Client), which
+// the default set leaves out; children read the same list from LIFELINE_BENCH_CONTENDERS.
+const contendersIndex = process.argv.indexOf("--contenders")
+if (contendersIndex !== -1) process.env["LIFELINE_BENCH_CONTENDERS"] = process.argv[contendersIndex + 1] ?? ""
 // `--forks N`: the fresh processes that share each throughput case's runs (0: all in this one).
 const forksIndex = process.argv.indexOf("--forks")
 const forksOption = forksIndex === -1 ? undefined : Number(process.argv[forksIndex + 1])

@@ -7,7 +7,8 @@ const LABELS: Record<Row["contender"], string> = {
   partysocketJittered: "partysocket, jittered",
   platform: "@effect/platform Socket",
   connection: "lifeline Connection",
-  client: "lifeline Client"
+  client: "lifeline Client",
+  lite: "lifeline LiteClient"
 }
 
 /** 3 significant digits, with k/M for large numbers. */

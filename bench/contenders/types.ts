@@ -1,7 +1,7 @@
 // What every contender implements, each in its own library's idiom. All times in milliseconds.
 import type { Payload } from "../util.js"
 
-export type ContenderName = "ws" | "partysocket" | "platform" | "connection" | "client"
+export type ContenderName = "ws" | "partysocket" | "platform" | "connection" | "client" | "lite"
 
 export interface Contender {
   readonly name: ContenderName
