@@ -1,17 +1,17 @@
 /**
  * The small Client (`effect-lifeline/LiteClient`): the `Client` interface over one URL, on Effect's
- * own primitives (fibers, `PubSub`s, `Deferred`s) where the full
- * Client has hand-made ones built for thousands of Clients per process, and without what a page
- * with a link or two does not need: failover across endpoints, circuit breakers, metrics, attempts
- * on callbacks. What it shares with the full Client is the same code: the options checks, the
- * connection, its inbound buffers read in order across reconnects under one bound
- * (`SuccessiveInbound`), the heartbeat, `Reconnect.isRetryable`. One test suite
- * (test/support/clientContract.ts) holds both to the same behaviour.
+ * own primitives (a fiber, `PubSub`s, `Deferred`s) where the full Client has hand-made ones built
+ * for thousands of Clients per process, and without what a page with a link or two does not need:
+ * failover across endpoints, circuit breakers, metrics, attempts on callbacks. What it shares with
+ * the full Client is the same code: the options checks, the connection, its inbound buffers read in
+ * order across reconnects under one bound (`SuccessiveInbound`), the heartbeat, `Reconnect`. One
+ * test suite (test/support/clientContract.ts) holds both to the same behaviour.
  *
- * One fiber runs the link: it attempts, and while a connection is open races its writer, its
- * heartbeat and its end; then it backs off by the retry Schedule and attempts again, until the
- * Schedule is done, `shouldRetry` says no, or `close` interrupts it.
- */
+ * One fiber runs the link: it attempts; while a connection is open it waits on one Deferred that
+ * the connection's end, the heartbeat, `reconnect` or a throwing `isPong` completes (no fiber per
+ * open link: the outbox is written on the socket's callbacks); then it backs off by the retry
+ * Schedule and attempts again, until the Schedule is done, `shouldRetry` says no, or `close`
+ * interrupts it. */
 import type { Scope } from "effect"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
@@ -160,10 +160,23 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     /** A log line with the endpoint; a logger that fails takes nothing down. */
     const logged = (log: Effect.Effect<void>) =>
       log.pipe(Effect.annotateLogs("lifeline.url", label), Effect.catchAllCause(() => Effect.void))
+    // `awaitOpen`'s: Open, done; Closed, its error (or the user's close). Told by `enter`.
+    const openOutcome = (): Effect.Effect<void, ClientError> | undefined =>
+      now._tag === "Open"
+        ? Effect.void
+        : now._tag === "Closed"
+        ? Effect.fail(Option.getOrElse(now.error, () => closedByUser))
+        : undefined
+    const openWaiters = new Set<(outcome: Effect.Effect<void, ClientError>) => void>()
     const enter = (to: ClientState) =>
       Effect.suspend(() => {
         const from = now
         now = to
+        const outcome = openOutcome()
+        if (outcome !== undefined) {
+          for (const resume of openWaiters) resume(outcome)
+          openWaiters.clear()
+        }
         return Effect.zipRight(PubSub.publish(states, to), publish(ClientEvent.Transition({ from, to })))
       }).pipe(
         Effect.zipRight(logged(logOf(to)))
@@ -328,28 +341,39 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     }
     const enqueue = (data: Message) => accept(data, report, settings.overflow)
 
-    /** The heartbeat of one connection: its end, when the peer does not answer. */
-    const heartbeat = (opened: OpenedConnection): Effect.Effect<End> =>
-      Effect.async<End>((resume) => {
-        const beat = new Heartbeat(
-          {
-            opened,
-            onDead: (error) => resume(Effect.succeed(error)),
-            onCannotProbe: () =>
-              Effect.runFork(
-                Effect.logWarning(
-                  "lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)"
-                )
-              ),
-            onFailed: (defect) => resume(Effect.succeed(broken("the heartbeat failed", defect)))
-          },
-          settings.heartbeat!,
-          clock,
-          timers
-        )
-        beat.start()
-        return Effect.sync(() => beat.stop())
-      })
+    /**
+     * Watches an open connection for its end, with no fiber: its close (the listener's watcher),
+     * the heartbeat's verdict, `reconnect`, an `isPong` that throws; the first completes `ended`.
+     * Returns how to stop watching.
+     */
+    const watch = (opened: OpenedConnection, ended: Deferred.Deferred<End>): () => void => {
+      const end = (value: End) => Deferred.unsafeDone(ended, Effect.succeed(value))
+      opened.listener.watcher = { connectionEnded: end }
+      const beat = settings.heartbeat === undefined ? undefined : new Heartbeat(
+        {
+          opened,
+          onDead: end,
+          onCannotProbe: () =>
+            Effect.runFork(
+              Effect.logWarning(
+                "lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)"
+              )
+            ),
+          onFailed: (defect) => end(broken("the heartbeat failed", defect))
+        },
+        settings.heartbeat,
+        clock,
+        timers
+      )
+      beat?.start()
+      // It may have ended already, before the watcher was set.
+      const already = opened.listener.endedWith
+      if (already !== undefined) end(already)
+      return () => {
+        opened.listener.watcher = undefined
+        beat?.stop()
+      }
+    }
 
     const broken = (detail: string, cause: unknown) =>
       new ConnectError({
@@ -518,7 +542,10 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
         let attempts = 0
         for (;;) {
           attempts++
-          yield* enter(ClientState.Connecting({ attempt: attempts, endpoint: label }))
+          // The first Connecting is `start`'s.
+          if (attempts > 1 || now._tag !== "Connecting") {
+            yield* enter(ClientState.Connecting({ attempt: attempts, endpoint: label }))
+          }
           const scope = yield* Scope_.make()
           // Interrupted (`close`) or failed: the attempt's connection goes with its scope.
           const opened = yield* Effect.either(
@@ -537,17 +564,17 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
             session = {}
             flush()
             const kicked = kick = Deferred.unsafeMake<End>(FiberId.none)
+            const unwatch = watch(connection, kicked)
             // Interrupted (`close`, with the link closed already): the connection goes with its scope.
-            const end: End = yield* restore(Effect.raceAll<Effect.Effect<End>>([
-              settings.heartbeat === undefined ? Effect.never : heartbeat(connection),
-              Effect.map(connection.listener.awaitClosed, () =>
-                connection.listener.endedWith ?? closedByUser),
-              Deferred.await(kicked)
-            ])).pipe(Effect.onInterrupt(() => Scope_.close(scope, Exit.void)))
+            const end: End = yield* restore(Deferred.await(kicked)).pipe(
+              Effect.onInterrupt(() =>
+                Effect.zipRight(Effect.sync(unwatch), Scope_.close(scope, Exit.void))
+              )
+            )
+            unwatch()
             kick = undefined
             current = undefined
             if (end !== "reconnect" && end._tag === "TimeoutError") connection.socket.terminate()
-            // A frame whose write never completed was not written: failed, or returned by `close`.
             session = undefined
             // Frames whose write never completed were not written: failed, or returned by `close`.
             if (stopping) handed = 0
@@ -578,10 +605,15 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
       })
     )
 
+    // Connecting already when it returns (`make`, `reconnect` after a Closed): an `awaitOpen` that
+    // follows waits for this attempt.
     const start = Effect.suspend(() => {
       stopped = false
       inbound.reopen()
-      return Effect.forkDaemon(Effect.provideService(run, Transport, transport))
+      return Effect.zipRight(
+        settings.invalid === undefined ? enter(ClientState.Connecting({ attempt: 1, endpoint: label })) : Effect.void,
+        Effect.forkDaemon(Effect.provideService(run, Transport, transport))
+      )
     }).pipe(Effect.tap((fiber) => Effect.sync(() => loop = fiber)))
 
     const close = (code?: number, reason?: string): Effect.Effect<ReadonlyArray<Message>> =>
@@ -605,15 +637,12 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
 
     const awaitOpen: Effect.Effect<void, ClientError> = Effect.zipRight(
       notInHook("awaitOpen"),
-      state.changes.pipe(
-        Stream.filter((now) => now._tag === "Open" || now._tag === "Closed"),
-        Stream.runHead,
-        Effect.flatMap((now) =>
-          Option.isSome(now) && now.value._tag === "Closed"
-            ? Effect.fail(Option.getOrElse(now.value.error, () => closedByUser))
-            : Effect.void
-        )
-      )
+      Effect.async<void, ClientError>((resume) => {
+        const outcome = openOutcome()
+        if (outcome !== undefined) return resume(outcome)
+        openWaiters.add(resume)
+        return Effect.sync(() => openWaiters.delete(resume))
+      })
     )
 
     // Without the heartbeat's answers (`isPong`). An `isPong` that throws ends the link, as a
