@@ -11,7 +11,8 @@
  * the connection's end, the heartbeat, `reconnect` or a throwing `isPong` completes (no fiber per
  * open link: the outbox is written on the socket's callbacks); then it backs off by the retry
  * Schedule and attempts again, until the Schedule is done, `shouldRetry` says no, or `close`
- * interrupts it. */
+ * interrupts it.
+ */
 import type { Scope } from "effect"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
