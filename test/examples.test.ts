@@ -5,11 +5,21 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, ConfigError, Duration, Effect, Exit, Fiber, Logger, Option, TestClock } from "effect"
-import { CircuitOpenError, ConnectError, Disconnected, NodeTransport, OnOpenError, TimeoutError } from "effect-lifeline"
+import {
+  BrowserTransport,
+  CircuitOpenError,
+  ConnectError,
+  Disconnected,
+  NodeTransport,
+  OnOpenError,
+  TimeoutError
+} from "effect-lifeline"
 import { TestServer } from "effect-lifeline/testing"
+import { WebSocket } from "ws"
 import * as Config from "../examples/config.js"
 import * as Fleet from "../examples/fleet.js"
 import * as MatchErrors from "../examples/matchErrors.js"
+import * as Page from "../examples/page.js"
 import * as Proxy from "../examples/proxy.js"
 import * as Schedules from "../examples/schedules.js"
 import * as Service from "../examples/service.js"
@@ -251,4 +261,29 @@ describe("examples/proxy.ts", () => {
     expect(NodeTransport.bypassesProxy("[::1]:1", url("ws://[::1]:1/"))).toBe(true)
     expect(NodeTransport.bypassesProxy("[::1]:2", url("ws://[::1]:1/"))).toBe(false)
   })
+})
+
+describe("examples/page.ts", () => {
+  const ticks = (prices: ReadonlyArray<number>) => prices.map((price) => ({ symbol: "BTC-USD", price }))
+
+  it.scopedLive("the small Client's typed feed: the first three ticks, decoded; one subscription sent by onOpen", () =>
+    Effect.gen(function*() {
+      const server = yield* Page.feedServer
+      expect(yield* Page.main(server.url, NodeTransport.layer)).toEqual(ticks([100, 101, 102]))
+      expect(yield* server.received).toEqual([JSON.stringify({ subscribe: ["BTC-USD"] })])
+    }).pipe(quiet))
+
+  it.scopedLive("over the browser transport (ws's class as the page's WebSocket), through a server restart: onOpen subscribes again on the new link", () =>
+    Effect.gen(function*() {
+      const server = yield* Page.feedServer
+      const page = BrowserTransport.layerWith(WebSocket as unknown as BrowserTransport.WebSocketConstructor)
+      const reading = yield* Effect.fork(Page.main(server.url, page, 6))
+      yield* server.awaitReceived(1)
+      // The first link's three ticks are out; the feed goes down and comes back on the same port.
+      yield* Effect.sleep("100 millis")
+      yield* server.kill
+      yield* server.restart
+      expect(yield* Fiber.join(reading)).toEqual(ticks([100, 101, 102, 100, 101, 102]))
+      expect(yield* server.accepted).toBe(2)
+    }).pipe(quiet))
 })
