@@ -106,7 +106,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     let queuedBytes = 0
     let handed = 0
     let session: object | undefined
-    let waiting: Array<{ readonly data: Message; readonly room: Deferred.Deferred<void, SendError> }> = []
+    let waiting: Array<Item & { readonly room: Deferred.Deferred<void, SendError> }> = []
     let failedTotal = 0
     /** Set by `close` (and the scope's end): nothing is attempted or accepted any more. */
     let stopping = false
@@ -188,17 +188,25 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
       failedTotal++
       item.done(error)
     }
-    /** The oldest frame, written or failed: out of the outbox, and the first sender waiting for room woken. */
+    /** The oldest frame, written or failed: out of the outbox, and the senders waiting for room let in. */
     const shift = () => {
       const item = queue.shift()!
       queuedBytes -= item.bytes
       handed--
-      wakeOne()
+      admit()
       return item
     }
-    const wakeOne = () => {
-      const next = waiting.shift()
-      if (next !== undefined) Deferred.unsafeDone(next.room, Effect.void)
+    /**
+     * The senders waiting for room, in order, into the outbox while they fit: done here, by what
+     * freed the room, so that no later sender passes them and no wake is lost between.
+     */
+    const admit = () => {
+      while (waiting.length > 0 && hasRoom(waiting[0]!.bytes)) {
+        const sender = waiting.shift()!
+        queue.push(sender)
+        queuedBytes += sender.bytes
+        Deferred.unsafeDone(sender.room, Effect.void)
+      }
     }
     const refusal = (reason: SendError["reason"], payload: Message) => new SendError({ reason, payload })
     /**
@@ -239,7 +247,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
           // Nothing was written, and no callback will come.
           queue.splice(--handed, 1)
           queuedBytes -= item.bytes
-          wakeOne()
+          admit()
           fail(item, writeFailed(item.data, thrown))
         }
       }
@@ -270,9 +278,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     const accept = (
       data: Message,
       done: (error?: SendError) => void,
-      overflow: ClientSettings["overflow"],
-      /** Woken from the wait for room: it goes before the senders that came after it. */
-      woken?: boolean
+      overflow: ClientSettings["overflow"]
     ): Effect.Effect<void, SendError> =>
       Effect.suspend((): Effect.Effect<void, SendError> => {
         // Closed (by an error too: nothing would send it until a `reconnect`), or closing.
@@ -281,22 +287,21 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
         const refused = refusedFrame(data, bytes, settings.connection.maxMessageSize)
         if (refused !== undefined) return Effect.fail(refused)
         // A sender that waits for room is not passed by later ones that would fit.
-        if (!hasRoom(bytes) || overflow === "suspend" && !woken && waiting.length > 0) {
+        if (!hasRoom(bytes) || overflow === "suspend" && waiting.length > 0) {
           if (overflow === "fail") return Effect.fail(refusal("OutboxFull", data))
           if (overflow === "suspend") {
-            const sender = { data, room: Deferred.unsafeMake<void, SendError>(FiberId.none) }
-            if (woken) waiting.unshift(sender)
-            else waiting.push(sender)
+            // Let in by `admit` (accepted then), or failed with `Closed` by `close`.
+            const sender = { data, bytes, done, room: Deferred.unsafeMake<void, SendError>(FiberId.none) }
+            waiting.push(sender)
             return Deferred.await(sender.room).pipe(
-              // Interrupted: out of the line, or, woken already, the wake goes to the next.
+              // Interrupted while it waits: out of the line (let in already: accepted).
               Effect.onInterrupt(() =>
                 Effect.sync(() => {
                   const index = waiting.indexOf(sender)
-                  if (index === -1) wakeOne()
-                  else waiting.splice(index, 1)
+                  if (index !== -1) waiting.splice(index, 1)
                 })
               ),
-              Effect.zipRight(accept(data, done, overflow, true))
+              Effect.zipRight(Effect.sync(flush))
             )
           }
           // dropOldest: the oldest not in flight goes, failed with `Dropped`, until it fits.
@@ -309,8 +314,6 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
         }
         queue.push({ data, bytes, done })
         queuedBytes += bytes
-        // Room for the next one waiting too?
-        if (woken && hasRoom(0)) wakeOne()
         flush()
         return Effect.void
       })
@@ -451,7 +454,9 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
 
     /** What follows `error`: the delay before the next attempt, or none (the Client stops). */
     let scheduleState = settings.schedule.initial
-    const next = (error: ClientError): Effect.Effect<number | ClientError> =>
+    /** `reconnect` came during the attempt under way. */
+    let skipWait = false
+    const next = (error: ClientError, skip: boolean): Effect.Effect<number | ClientError> =>
       Effect.gen(function*() {
         let retry: boolean
         try {
@@ -460,6 +465,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
           return broken("shouldRetry threw", defect)
         }
         if (!retry) return error
+        if (skip) return 0
         const now = clock.unsafeCurrentTimeMillis()
         const step = yield* Effect.exit(
           Effect.timeout(
@@ -484,8 +490,11 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
         return delay
       })
 
-    /** Waits `delay`, or less when `reconnect` or the network's `online` wakes it; longer while offline. */
-    const backoff = (delay: number): Effect.Effect<void> => {
+    /**
+     * Waits `delay`, or less when `reconnect` or the network's `online` wakes it (true); longer
+     * while offline (true too, once a look finds the network back).
+     */
+    const backoff = (delay: number): Effect.Effect<boolean> => {
       const woken = kick = Deferred.unsafeMake<End>(FiberId.none)
       const network = transport.network
       const online = () => {
@@ -497,10 +506,9 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
       }
       // Offline when the delay is over: no attempt, and a look again each second (`online` may
       // never come: Chromium fires none in a worker); one that finds the network back ends it.
-      const offline: Effect.Effect<void> = Effect.suspend(() =>
-        online() ? Effect.void : Effect.zipRight(Effect.sleep(1000), offline)
-      )
-      const wait = Effect.zipRight(Effect.sleep(delay), offline)
+      const offline = (waited: boolean): Effect.Effect<boolean> =>
+        Effect.suspend(() => online() ? Effect.succeed(waited) : Effect.zipRight(Effect.sleep(1000), offline(true)))
+      const wait = Effect.zipRight(Effect.sleep(delay), offline(false))
       let unsubscribe: (() => void) | undefined
       try {
         let subscribing = true
@@ -511,8 +519,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
       } catch {
         // No `online` event: the timer alone.
       }
-      return Effect.raceFirst(wait, Deferred.await(woken)).pipe(
-        Effect.asVoid,
+      return Effect.raceFirst(wait, Effect.as(Deferred.await(woken), true)).pipe(
         Effect.ensuring(Effect.sync(() => {
           kick = undefined
           try {
@@ -558,25 +565,30 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
             error = opened.left
           } else {
             const connection = opened.right
+            // The session, its end and its writes are set before Open is seen: a `send` that
+            // follows an `awaitOpen` writes at once, and a `reconnect` ends this link.
             current = connection
+            session = {}
+            const kicked = kick = Deferred.unsafeMake<End>(FiberId.none)
+            const unwatch = watch(connection, kicked)
             const since = clock.unsafeCurrentTimeMillis()
             const upSince = monotonic()
             yield* enter(ClientState.Open({ attempt: attempts, endpoint: connection.connection.url, since }))
-            session = {}
             flush()
-            const kicked = kick = Deferred.unsafeMake<End>(FiberId.none)
-            const unwatch = watch(connection, kicked)
+            const ended = () => {
+              unwatch()
+              kick = undefined
+              current = undefined
+              session = undefined
+            }
             // Interrupted (`close`, with the link closed already): the connection goes with its scope.
             const end: End = yield* restore(Deferred.await(kicked)).pipe(
               Effect.onInterrupt(() =>
-                Effect.zipRight(Effect.sync(unwatch), Scope_.close(scope, Exit.void))
+                Effect.zipRight(Effect.sync(ended), Scope_.close(scope, Exit.void))
               )
             )
-            unwatch()
-            kick = undefined
-            current = undefined
+            ended()
             if (end !== "reconnect" && end._tag === "TimeoutError") connection.socket.terminate()
-            session = undefined
             // Frames whose write never completed were not written: failed, or returned by `close`.
             if (stopping) handed = 0
             while (handed > 0) {
@@ -598,10 +610,22 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
               attempts = 1
             }
           }
-          const delay = yield* restore(next(error))
+          // `reconnect` during the attempt: the next follows at once, a new series (the Schedule
+          // is not asked: one that is done would close the Client it was asked to reconnect).
+          const skip = skipWait
+          skipWait = false
+          const delay = yield* restore(next(error, skip))
           if (typeof delay !== "number") return yield* stop(Option.some(delay))
+          if (skip) {
+            scheduleState = settings.schedule.initial
+            attempts = 0
+          }
           yield* enter(ClientState.Backoff({ attempt: attempts, delay: Duration.millis(delay), error }))
-          yield* restore(backoff(delay))
+          // Woken by `reconnect` or `online`: a new series.
+          if (yield* restore(backoff(delay))) {
+            scheduleState = settings.schedule.initial
+            attempts = 0
+          }
         }
       })
     )
@@ -610,6 +634,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     // follows waits for this attempt.
     const start = Effect.suspend(() => {
       stopped = false
+      scheduleState = settings.schedule.initial
       inbound.reopen()
       return Effect.zipRight(
         settings.invalid === undefined ? enter(ClientState.Connecting({ attempt: 1, endpoint: label })) : Effect.void,
@@ -617,12 +642,17 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
       )
     }).pipe(Effect.tap((fiber) => Effect.sync(() => loop = fiber)))
 
+    // On a fiber of its own, which the caller waits for: a `close` from the Client's own `onOpen` or
+    // URL Effect (on the fiber it interrupts) ends too. A second `close` returns once the first
+    // is done, with nothing (the first returned what was not sent).
+    let closing: Deferred.Deferred<ReadonlyArray<Message>> | undefined
     const close = (code?: number, reason?: string): Effect.Effect<ReadonlyArray<Message>> =>
-      Effect.uninterruptible(Effect.suspend(() => {
-        if (stopping || stopped) return Effect.succeed<ReadonlyArray<Message>>([])
+      Effect.suspend(() => {
+        if (closing !== undefined) return Effect.as(Deferred.await(closing), [])
+        const done = closing = Deferred.unsafeMake<ReadonlyArray<Message>>(FiberId.none)
         stopping = true
         const open = current
-        return Effect.gen(function*() {
+        const work = Effect.gen(function*() {
           if (open !== undefined) yield* open.connection.close(code, reason)
           if (loop !== undefined) yield* Fiber.interrupt(loop)
           const unsent = failAll()
@@ -634,7 +664,11 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
           yield* PubSub.publish(hub, undefined)
           return unsent
         })
-      }))
+        return Effect.zipRight(
+          Effect.forkDaemon(Effect.flatMap(work, (unsent) => Deferred.succeed(done, unsent))),
+          Deferred.await(done)
+        )
+      })
 
     const awaitOpen: Effect.Effect<void, ClientError> = Effect.zipRight(
       notInHook("awaitOpen"),
@@ -655,7 +689,10 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
           try {
             return !isPong(frame)
           } catch (defect) {
-            if (kick !== undefined) Deferred.unsafeDone(kick, Effect.succeed(broken("heartbeat.isPong threw", defect)))
+            // Only an open link's end: a frame of an earlier link read later ends nothing.
+            if (current !== undefined && kick !== undefined) {
+              Deferred.unsafeDone(kick, Effect.succeed(broken("heartbeat.isPong threw", defect)))
+            }
             return true
           }
         })
@@ -681,7 +718,9 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
           Deferred.unsafeDone(kick, Effect.succeed("reconnect"))
           return Effect.void
         }
-        return now._tag === "Closed" && !stopped && !stopping ? Effect.asVoid(start) : Effect.void
+        // During an attempt: the next follows it at once.
+        if (now._tag === "Connecting") skipWait = true
+        return now._tag === "Closed" && closing === undefined ? Effect.asVoid(start) : Effect.void
       }),
       close,
       outboxSize: Effect.sync(() => queue.length),
