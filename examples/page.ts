@@ -1,7 +1,6 @@
 /**
  * The small Client in a page: a typed price feed over one URL with `effect-lifeline/LiteClient`,
- * which is the same `Client` at two thirds of the size in a browser bundle (no failover, breakers
- * or metrics). Import it by its path, with the browser transport: a bundler then keeps only what
+ * which is the same `Client`, smaller in a browser bundle (no failover, breakers or metrics). Import it by its path, with the browser transport: a bundler then keeps only what
  * the page uses.
  *
  * The app never names a transport: `main` takes it. In a page it is `BrowserTransport.layer` (the
