@@ -33,7 +33,7 @@ import type { Transport } from "./Transport.js"
  * The options the small Client has no use for: each is refused (`ConnectError InvalidOptions`,
  * the Client starts Closed), never ignored.
  */
-const NOT_HERE = "not in the small Client (effect-lifeline/LiteClient): use effect-lifeline/Client"
+const NOT_HERE = "not in LiteClient: use effect-lifeline/Client"
 
 /**
  * `Client.Options` with one URL, without `strategy`, `returnToPrimary` and `whenSuspended`.

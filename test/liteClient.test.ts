@@ -19,7 +19,7 @@ const closedWith = (client: Client.Client<any, any, any>) =>
     (state) => Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error)
   )
 
-const NOT_HERE = "not in the small Client (effect-lifeline/LiteClient): use effect-lifeline/Client"
+const NOT_HERE = "not in LiteClient: use effect-lifeline/Client"
 
 describe("LiteClient: what only the full Client has is refused, never ignored", () => {
   const cases = [
