@@ -3,9 +3,10 @@
  * each test here would fail without the fix it names.
  */
 import { describe, expect, it } from "@effect/vitest"
+import type { Scope } from "effect"
 import { Cause, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Stream } from "effect"
-import { Client, Connection, Reconnect } from "../src/index.js"
-import type { ConnectError } from "../src/index.js"
+import { Client, Connection, LiteClient, Reconnect } from "../src/index.js"
+import type { ConnectError, Transport } from "../src/index.js"
 import { FaultProxy, TestServer } from "../src/testing/index.js"
 import { awaitReceived, awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
@@ -18,6 +19,11 @@ const closedWith = (client: Client.Client) =>
     awaitState(client, isTag("Closed"), "20 seconds"),
     (state) => Option.getOrThrow((state as Extract<Client.ClientState, { _tag: "Closed" }>).error)
   )
+
+type Make = (options: Client.Options) => Effect.Effect<Client.Client, never, Scope.Scope | Transport.Transport>
+
+/** The full Client and the small one (LiteClient), for the groups both must pass alike. */
+const bothClients = [["Client", Client.make], ["LiteClient", LiteClient.make]] as ReadonlyArray<readonly [string, Make]>
 
 describe("Client: user code that fails ends in a typed Closed state, never stuck in Connecting", () => {
   const boom = new Error("boom")
@@ -246,92 +252,94 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
     })).pipe(provideNode))
 })
 
-describe("Client: the outbox bounds what is accepted and not written, while Open too", () => {
-  // More than loopback's kernel buffers take from a peer that does not read (tcp_wmem 4 MiB and
-  // tcp_rmem 32 MiB at most, and the proxy's own 1 MiB): this frame is never wholly written.
-  const FILLER = 48 * 1024 * 1024
-  const frame = (index: number): Uint8Array => {
-    const bytes = new Uint8Array(64 * 1024)
-    new DataView(bytes.buffer).setUint32(0, index)
-    return bytes
-  }
-  const indexOf = (payload: unknown): number => new DataView((payload as Uint8Array).buffer).getUint32(0)
+for (const [name, make] of bothClients) {
+  describe(`${name}: the outbox bounds what is accepted and not written, while Open too`, () => {
+    // More than loopback's kernel buffers take from a peer that does not read (tcp_wmem 4 MiB and
+    // tcp_rmem 32 MiB at most, and the proxy's own 1 MiB): this frame is never wholly written.
+    const FILLER = 48 * 1024 * 1024
+    const frame = (index: number): Uint8Array => {
+      const bytes = new Uint8Array(64 * 1024)
+      new DataView(bytes.buffer).setUint32(0, index)
+      return bytes
+    }
+    const indexOf = (payload: unknown): number => new DataView((payload as Uint8Array).buffer).getUint32(0)
 
-  it.live("a peer that stops reading: enqueue fails OutboxFull at the byte bound; close returns exactly what was not written, in order", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const proxy = yield* FaultProxy.make(server.port)
-      const client = yield* Client.make({
-        url: proxy.url,
-        heartbeat: false,
-        outbox: { capacity: 10_000, maxBytes: FILLER + 4 * 1024 * 1024 },
-        connection: { closeTimeout: "200 millis" }
-      })
-      yield* client.awaitOpen
-      // From here the proxy reads next to nothing: the filler fills the kernel's buffers and
-      // stays partly with ws, so every frame after it stays with ws too.
-      yield* proxy.throttle(1)
-      const filler = new Uint8Array(FILLER)
-      yield* client.enqueue(filler)
-      let accepted = 0
-      let full: unknown = undefined
-      for (let index = 0; index < 6_400 && full === undefined; index++) {
-        const outcome = yield* Effect.either(client.enqueue(frame(index)))
-        if (outcome._tag === "Left") full = outcome.left
-        else accepted++
-        if (index % 64 === 0) yield* Effect.yieldNow()
-      }
-      expect(full).toMatchObject({ _tag: "SendError", reason: "OutboxFull" })
-      // The filler and 64 frames of 64 KiB.
-      expect(accepted).toBe(64)
-      expect(yield* client.outboxSize).toBe(65)
-      const unsent = yield* client.close()
-      expect(unsent.length).toBe(65)
-      expect(unsent[0] === filler).toBe(true)
-      expect(unsent.slice(1).map(indexOf)).toEqual(Array.from({ length: 64 }, (_, i) => i))
-      // Each was reported once (MessageFailed Closed), and counted exactly.
-      expect(yield* client.failed).toBe(65)
-    })).pipe(provideNode))
+    it.live("a peer that stops reading: enqueue fails OutboxFull at the byte bound; close returns exactly what was not written, in order", () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const proxy = yield* FaultProxy.make(server.port)
+        const client = yield* make({
+          url: proxy.url,
+          heartbeat: false,
+          outbox: { capacity: 10_000, maxBytes: FILLER + 4 * 1024 * 1024 },
+          connection: { closeTimeout: "200 millis" }
+        })
+        yield* client.awaitOpen
+        // From here the proxy reads next to nothing: the filler fills the kernel's buffers and
+        // stays partly with ws, so every frame after it stays with ws too.
+        yield* proxy.throttle(1)
+        const filler = new Uint8Array(FILLER)
+        yield* client.enqueue(filler)
+        let accepted = 0
+        let full: unknown = undefined
+        for (let index = 0; index < 6_400 && full === undefined; index++) {
+          const outcome = yield* Effect.either(client.enqueue(frame(index)))
+          if (outcome._tag === "Left") full = outcome.left
+          else accepted++
+          if (index % 64 === 0) yield* Effect.yieldNow()
+        }
+        expect(full).toMatchObject({ _tag: "SendError", reason: "OutboxFull" })
+        // The filler and 64 frames of 64 KiB.
+        expect(accepted).toBe(64)
+        expect(yield* client.outboxSize).toBe(65)
+        const unsent = yield* client.close()
+        expect(unsent.length).toBe(65)
+        expect(unsent[0] === filler).toBe(true)
+        expect(unsent.slice(1).map(indexOf)).toEqual(Array.from({ length: 64 }, (_, i) => i))
+        // Each was reported once (MessageFailed Closed), and counted exactly.
+        expect(yield* client.failed).toBe(65)
+      })).pipe(provideNode))
 
-  it.live("send on a link whose peer stopped reading: the overflow strategy applies (fail), and close returns the pending sends' payloads", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const proxy = yield* FaultProxy.make(server.port)
-      const client = yield* Client.make({
-        url: proxy.url,
-        heartbeat: false,
-        outbox: { capacity: 3, maxBytes: 2 * FILLER },
-        connection: { closeTimeout: "200 millis" }
-      })
-      yield* client.awaitOpen
-      yield* proxy.throttle(1)
-      // Fill the kernel's buffers first, so that what follows stays with the transport.
-      const filler = new Uint8Array(FILLER)
-      const sent = yield* Effect.fork(client.send(filler))
-      yield* awaitSuspended(sent)
-      const a = yield* Effect.fork(client.send("a"))
-      yield* awaitSuspended(a)
-      const b = yield* Effect.fork(client.send("b"))
-      yield* awaitSuspended(b)
-      expect(yield* client.outboxSize).toBe(3)
-      expect(yield* Effect.flip(client.send("c"))).toMatchObject({
-        _tag: "SendError",
-        reason: "OutboxFull",
-        payload: "c"
-      })
-      const unsent = yield* client.close()
-      expect(unsent.length).toBe(3)
-      expect(unsent[0] === filler).toBe(true)
-      expect(unsent.slice(1)).toEqual(["a", "b"])
-      for (const fiber of [sent, a, b]) {
-        const exit = yield* fiber.await
-        expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toMatchObject(
-          Option.some({ _tag: "SendError", reason: "Closed" })
-        )
-      }
-      expect(yield* client.failed).toBe(3)
-    })).pipe(provideNode))
-})
+    it.live("send on a link whose peer stopped reading: the overflow strategy applies (fail), and close returns the pending sends' payloads", () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make()
+        const proxy = yield* FaultProxy.make(server.port)
+        const client = yield* make({
+          url: proxy.url,
+          heartbeat: false,
+          outbox: { capacity: 3, maxBytes: 2 * FILLER },
+          connection: { closeTimeout: "200 millis" }
+        })
+        yield* client.awaitOpen
+        yield* proxy.throttle(1)
+        // Fill the kernel's buffers first, so that what follows stays with the transport.
+        const filler = new Uint8Array(FILLER)
+        const sent = yield* Effect.fork(client.send(filler))
+        yield* awaitSuspended(sent)
+        const a = yield* Effect.fork(client.send("a"))
+        yield* awaitSuspended(a)
+        const b = yield* Effect.fork(client.send("b"))
+        yield* awaitSuspended(b)
+        expect(yield* client.outboxSize).toBe(3)
+        expect(yield* Effect.flip(client.send("c"))).toMatchObject({
+          _tag: "SendError",
+          reason: "OutboxFull",
+          payload: "c"
+        })
+        const unsent = yield* client.close()
+        expect(unsent.length).toBe(3)
+        expect(unsent[0] === filler).toBe(true)
+        expect(unsent.slice(1)).toEqual(["a", "b"])
+        for (const fiber of [sent, a, b]) {
+          const exit = yield* fiber.await
+          expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toMatchObject(
+            Option.some({ _tag: "SendError", reason: "Closed" })
+          )
+        }
+        expect(yield* client.failed).toBe(3)
+      })).pipe(provideNode))
+  })
+}
 
 describe("Client: retry policies that cannot work", () => {
   it.live.each(
@@ -527,57 +535,59 @@ describe("Client: a burst the way a user writes it", () => {
     ))
 })
 
-describe("Client: a stream into a peer that freezes", () => {
-  it.live(
-    "the peer stops reading mid-stream: the sink waits, the heartbeat drops the link, what was in flight fails typed; once it reads again the sink completes, in order, no duplicate",
-    () =>
-      withNoHandlesLeft(
-        Effect.gen(function*() {
-          // Each connection's own record: the server reads an old link's backlog and the next
-          // link side by side, so what it received across them may interleave.
-          const links: Array<TestServer.Peer> = []
-          const server = yield* TestServer.make({ handler: "ignore", onConnect: (peer) => links.push(peer) })
-          const client = yield* Client.make({
-            url: server.url,
-            retry: Schedule.spaced("50 millis"),
-            minRetryDelay: "50 millis",
-            // The probe waits behind up to 16 MiB of frames in the socket's buffer: a timeout of a
-            // second keeps a loaded machine from dropping the link again once the peer reads.
-            heartbeat: { interval: "100 millis", timeout: "1 second" }
-          })
-          yield* client.awaitOpen
-          const dropped = yield* Effect.fork(
-            awaitState(client, (state) => state._tag === "Backoff" && state.error._tag === "TimeoutError")
-          )
-          yield* server.pauseReading
-          const frame = (index: number) => {
-            const bytes = new Uint8Array(64 * 1024)
-            new DataView(bytes.buffer).setUint32(0, index)
-            return bytes
-          }
-          const N = 1000 // 64 MiB: more than the outbox's 16 MiB and loopback's kernel buffers (up to 36 MiB)
-          const writing = yield* Effect.fork(Stream.range(0, N - 1).pipe(Stream.map(frame), Stream.run(client.sink)))
-          expect((yield* Fiber.join(dropped))._tag).toBe("Backoff")
-          expect(writing.unsafePoll()).toBe(null)
-          yield* server.resumeReading
-          yield* Fiber.join(writing)
-          yield* client.close()
-          const indexOf = (message: unknown) =>
-            new DataView((message as Uint8Array).buffer, (message as Uint8Array).byteOffset).getUint32(0)
-          const indexes: Array<number> = []
-          for (const link of links) indexes.push(...(yield* link.received).map(indexOf))
-          expect(indexes.length).toBe((yield* server.received).length)
-          // Link by link, in order, none twice, and a later link only what came after the earlier
-          // ones'; every frame reached the server or was reported failed. A frame whose write
-          // finished in the tick the socket was destroyed is reported failed although the kernel
-          // had it (Node reports both alike), so the two may add up to more than N, never to less.
-          const outOfOrder = indexes.findIndex((index, k) => k > 0 && index <= indexes[k - 1]!)
-          expect(outOfOrder === -1 ? [] : indexes.slice(Math.max(0, outOfOrder - 3), outOfOrder + 3)).toEqual([])
-          expect(links.length).toBeGreaterThanOrEqual(2)
-          expect(yield* client.failed).toBeGreaterThan(0)
-          expect(indexes.length + (yield* client.failed)).toBeGreaterThanOrEqual(N)
-        }).pipe(provideNode)
-      ),
-    30_000
-  )
-})
+for (const [name, make] of bothClients) {
+  describe(`${name}: a stream into a peer that freezes`, () => {
+    it.live(
+      "the peer stops reading mid-stream: the sink waits, the heartbeat drops the link, what was in flight fails typed; once it reads again the sink completes, in order, no duplicate",
+      () =>
+        withNoHandlesLeft(
+          Effect.gen(function*() {
+            // Each connection's own record: the server reads an old link's backlog and the next
+            // link side by side, so what it received across them may interleave.
+            const links: Array<TestServer.Peer> = []
+            const server = yield* TestServer.make({ handler: "ignore", onConnect: (peer) => links.push(peer) })
+            const client = yield* make({
+              url: server.url,
+              retry: Schedule.spaced("50 millis"),
+              minRetryDelay: "50 millis",
+              // The probe waits behind up to 16 MiB of frames in the socket's buffer: a timeout of a
+              // second keeps a loaded machine from dropping the link again once the peer reads.
+              heartbeat: { interval: "100 millis", timeout: "1 second" }
+            })
+            yield* client.awaitOpen
+            const dropped = yield* Effect.fork(
+              awaitState(client, (state) => state._tag === "Backoff" && state.error._tag === "TimeoutError")
+            )
+            yield* server.pauseReading
+            const frame = (index: number) => {
+              const bytes = new Uint8Array(64 * 1024)
+              new DataView(bytes.buffer).setUint32(0, index)
+              return bytes
+            }
+            const N = 1000 // 64 MiB: more than the outbox's 16 MiB and loopback's kernel buffers (up to 36 MiB)
+            const writing = yield* Effect.fork(Stream.range(0, N - 1).pipe(Stream.map(frame), Stream.run(client.sink)))
+            expect((yield* Fiber.join(dropped))._tag).toBe("Backoff")
+            expect(writing.unsafePoll()).toBe(null)
+            yield* server.resumeReading
+            yield* Fiber.join(writing)
+            yield* client.close()
+            const indexOf = (message: unknown) =>
+              new DataView((message as Uint8Array).buffer, (message as Uint8Array).byteOffset).getUint32(0)
+            const indexes: Array<number> = []
+            for (const link of links) indexes.push(...(yield* link.received).map(indexOf))
+            expect(indexes.length).toBe((yield* server.received).length)
+            // Link by link, in order, none twice, and a later link only what came after the earlier
+            // ones'; every frame reached the server or was reported failed. A frame whose write
+            // finished in the tick the socket was destroyed is reported failed although the kernel
+            // had it (Node reports both alike), so the two may add up to more than N, never to less.
+            const outOfOrder = indexes.findIndex((index, k) => k > 0 && index <= indexes[k - 1]!)
+            expect(outOfOrder === -1 ? [] : indexes.slice(Math.max(0, outOfOrder - 3), outOfOrder + 3)).toEqual([])
+            expect(links.length).toBeGreaterThanOrEqual(2)
+            expect(yield* client.failed).toBeGreaterThan(0)
+            expect(indexes.length + (yield* client.failed)).toBeGreaterThanOrEqual(N)
+          }).pipe(provideNode)
+        ),
+      30_000
+    )
+  })
+}
