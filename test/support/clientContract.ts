@@ -278,6 +278,27 @@ export const clientContract = (
 
     describe("drops and reconnects", () => {
       it.live(
+        "minRetryDelay is the floor of the Schedule's delay: Schedule.spaced(0) against a closed port backs off 250 ms each time, never 0",
+        () =>
+          provide(Effect.gen(function*() {
+            const server = yield* TestServer.make()
+            yield* server.kill
+            const client = yield* start({
+              url: server.url,
+              retry: Schedule.spaced("0 millis"),
+              minRetryDelay: "250 millis",
+              heartbeat: false
+            })
+            const { seen } = yield* recordStates(client)
+            yield* awaitTrue(Effect.sync(() => seen.filter(isTag("Backoff")).length >= 2), "two Backoffs")
+            const delays = seen.filter(isTag("Backoff")).slice(0, 2).map((state) =>
+              Duration.toMillis((state as Backoff).delay)
+            )
+            expect(delays).toEqual([250, 250])
+          }))
+      )
+
+      it.live(
         "the server closes with 4000: Backoff{attempt 1, delay, Disconnected 4000 server clean}, then Connecting{attempt 2}, Open{attempt 2}; one messages stream keeps delivering across",
         () =>
           provide(Effect.gen(function*() {
