@@ -331,13 +331,17 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     const send = (data: Message): Effect.Effect<void, SendError> =>
       Effect.suspend(() => {
         const done = Deferred.unsafeMake<void, SendError>(FiberId.none)
-        return notInHook("send").pipe(
-          Effect.zipRight(
-            accept(data, (error) =>
-              Deferred.unsafeDone(done, error ? Effect.fail(error) : Effect.void), settings.overflow)
+        const sent = Effect.zipRight(
+          accept(
+            data,
+            (error) => Deferred.unsafeDone(done, error ? Effect.fail(error) : Effect.void),
+            settings.overflow
           ),
-          Effect.zipRight(Deferred.await(done))
+          Deferred.await(done)
         )
+        // Only a send that would wait can be the hook's own (its link is not Open yet): no look at
+        // the fiber on the way of every frame.
+        return now._tag === "Open" ? sent : Effect.zipRight(notInHook("send"), sent)
       })
 
     const report = (error?: SendError) => {
