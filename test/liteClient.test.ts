@@ -12,6 +12,8 @@ import { awaitState, isTag } from "./support/clientKit.js"
 import { withNoHandlesLeft } from "./support/handles.js"
 import { captureLogs } from "./support/logs.js"
 import { provideNode } from "./support/node.js"
+import { awaitTrue } from "./support/poll.js"
+import { hasWebsockets, pythonEcho } from "./support/python.js"
 
 const closedWith = (client: Client.Client<any, any, any>) =>
   Effect.map(
@@ -171,4 +173,26 @@ describe("LiteClient: user code and the transport that throw", () => {
       expect(yield* client.failed).toBe(2)
       expect(yield* server.awaitReceived(2)).toEqual(["ok-1", "ok-2"])
     })).pipe(provideNode))
+})
+
+describe("LiteClient: a burst as users write it, to a real peer", () => {
+  it.scopedLive.skipIf(!hasWebsockets)(
+    "Stream.run(client.sink) of 3 000 values to Python websockets' echo, read a chunk at a time, a 64-byte write high-water mark (frames held back in the outbox, handed on as writes complete): every value back once, in order; nothing failed",
+    () =>
+      Effect.gen(function*() {
+        const url = yield* pythonEcho
+        const client = yield* LiteClient.make({ url, connection: { writeHighWaterMark: 64 } })
+        const echoes: Array<number> = []
+        yield* Effect.forkScoped(Stream.runForEachChunk(client.messages, (chunk) =>
+          Effect.sync(() => {
+            for (const message of chunk) echoes.push(Number(message))
+          })))
+        yield* client.awaitOpen
+        yield* Stream.range(1, 3_000).pipe(Stream.map(String), Stream.run(client.sink))
+        yield* awaitTrue(Effect.sync(() => echoes.length >= 3_000), "every echo", 1_500)
+        expect(echoes).toEqual(Array.from({ length: 3_000 }, (_, index) => index + 1))
+        expect(yield* client.failed).toBe(0)
+        expect(yield* client.outboxSize).toBe(0)
+      }).pipe(provideNode)
+  )
 })
