@@ -25,7 +25,7 @@ import {
   rejectionDetail
 } from "./internal/classifyHandshakeError.js"
 import { install as installCallbacks } from "./internal/client/callbacks.js"
-import { nodeOptionChecks } from "./internal/nodeOptions.js"
+import { install as installUncheckedNode, nodeOptionChecks } from "./internal/nodeOptions.js"
 import { heldByWs, tcpCounters, WriteCallbacks, wsHolds } from "./internal/nodeWriteCallbacks.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
 import { install as installNodeTimers } from "./internal/primitives/nodeTimers.js"
@@ -723,10 +723,12 @@ const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message => {
 // reconnect cost when many clients reconnect at once); timers on setTimeout share one per 10 ms
 // slot (`internal/primitives/nodeTimers.ts`) and Clients made with `{ url }` alone share their
 // settings (`internal/urlOnlySettings.ts`): idle memory per Client. A browser bundle does without
-// them: a page holds a Client or two, a Node process may hold thousands.
+// them: a page holds a Client or two, a Node process may hold thousands. A wrapper of this
+// transport without its `checkOptions` has every header and any tls refused (`internal/nodeOptions.ts`).
 installCallbacks()
 installNodeTimers()
 installUrlOnlySettings()
+installUncheckedNode()
 
 export const make: Transport = { platform: "node", checkOptions: nodeOptionChecks, open }
 

@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import type { OptionChecks, OptionProblem, TlsOptions } from "../Transport.js"
+import { shortcuts } from "./options.js"
 
 const problem = (message: string, path: ReadonlyArray<string> = []): Either.Either<never, OptionProblem> =>
   Either.left({ path, message })
@@ -117,3 +118,24 @@ const warnNoVerification = (url: string, tls: Redacted.Redacted<TlsOptions>, giv
 
 /** The Node transport's option checks. */
 export const nodeOptionChecks: OptionChecks = { headers, tls, onTls: warnNoVerification }
+
+// A Node transport without `checkOptions` (a wrapper that built its own object rather than
+// `{ ...inner, open }`) would send no headers and no tls, silently (no Authorization; a CA that is
+// not trusted, a TlsFailed that is retried): every header and any tls is InvalidOptions instead.
+const NOT_PASSED_ON = "not sent: this Node transport has no checkOptions (a wrapper passes it on: { ...inner, open })"
+const notSent: Either.Either<never, OptionProblem> = problem(NOT_PASSED_ON)
+const notPassedOn: OptionChecks = {
+  // None (`{}`) loses nothing.
+  headers: (input) => {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) return notSent
+    for (const _ in input) return notSent
+    return Either.right({})
+  },
+  tls: () => notSent,
+  onTls: () => Effect.void
+}
+
+/** The checks above, for a Node transport without its own (the Node transport calls it where it is loaded). */
+export const install = (): void => {
+  shortcuts.uncheckedNode = notPassedOn
+}

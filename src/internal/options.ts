@@ -223,24 +223,14 @@ const headers: Check<Readonly<Record<string, string>>> = (input, transport) => {
 const tls: Check<Redacted.Redacted<TlsOptions> | undefined> = (input, transport) =>
   transport === undefined ? undefined : fromTransport(transport.tls(input))
 
-// A Node transport without `checkOptions` (a wrapper that built its own object rather than
-// `{ ...inner, open }`) would send no headers and no tls, silently (no Authorization; a CA that is
-// not trusted, a TlsFailed that is retried): every header and any tls is InvalidOptions instead.
-const NOT_PASSED_ON = "not sent: this Node transport has no checkOptions (a wrapper passes it on: { ...inner, open })"
-const notSent: Either.Either<never, OptionProblem> = Either.left({ path: [], message: NOT_PASSED_ON })
-const notPassedOn: OptionChecks = {
-  headers: (input) => isEmptyObject(input) ? Either.right(NO_HEADERS) : notSent,
-  tls: () => notSent,
-  onTls: () => Effect.void
-}
-
 /**
  * The checks of `headers` and `tls` for options bound to `transport`: its `checkOptions`; for a
  * transport that does not read them (browsers) none, and they are ignored; for a Node transport
- * without them, checks that refuse any header and any tls.
+ * without them, checks that refuse any header and any tls (`shortcuts.uncheckedNode`, installed
+ * with the Node transport: such a transport wraps it, so it is loaded).
  */
 export const optionChecksOf = (transport: Transport): OptionChecks | undefined =>
-  transport.checkOptions ?? (transport.platform === "node" ? notPassedOn : undefined)
+  transport.checkOptions ?? (transport.platform === "node" ? shortcuts.uncheckedNode : undefined)
 
 /** A function, passed through unchecked beyond that (typed where it is used). */
 const fn: Check<never> = is((input) => typeof input === "function", "must be a function")
@@ -544,14 +534,18 @@ export const toSettings = (fields: ClientFields, invalid?: string): ClientSettin
 }
 
 /**
- * Shortcuts the Node transport installs where it is loaded (`urlOnlySettings.ts`): `{ url }`
- * alone, the common case (and the connect benchmark's), decoded without the checks, its settings
- * shared by the Clients to one URL (idle memory per Client). Without them (a browser bundle: a
- * page holds a Client or two) `{ url }` is decoded as any options are, to the same settings.
+ * What the Node transport installs where it is loaded, and a browser bundle does without:
+ * `urlOnly` (`urlOnlySettings.ts`) decodes `{ url }` alone, the common case (and the connect
+ * benchmark's), without the checks, its settings shared by the Clients to one URL (idle memory per
+ * Client; a page holds a Client or two, and there `{ url }` is decoded as any options are, to the
+ * same settings); `uncheckedNode` (`nodeOptions.ts`) is for a wrapper of the Node transport
+ * without its `checkOptions`.
  */
 export const shortcuts: {
   /** The settings of `options` when they are `{ url }` alone with a valid `url`; else undefined. */
   urlOnly?: (options: unknown) => ClientSettings | undefined
+  /** The checks for a Node transport without `checkOptions` (`nodeOptions.ts`): every header and any tls refused. */
+  uncheckedNode?: OptionChecks
 } = {}
 
 /** `Client.Options` -> `ClientSettings`. */
