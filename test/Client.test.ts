@@ -669,8 +669,9 @@ describe("Client: logs", () => {
         ["WARN", "cannot", `${url}/`],
         ["DEBUG", "Connecting", `${url}/`],
         ["WARN", "closed", `${url}/`],
-        // The scope closing it afterwards: Closed again, on purpose this time.
-        ["DEBUG", "Closed", undefined]
+        // The scope closing it afterwards: Closed again, on purpose this time, with the endpoint
+        // last dialled (as the small Client's).
+        ["DEBUG", "Closed", `${url}/`]
       ])
     })).pipe(provideNode))
 

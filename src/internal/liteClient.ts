@@ -30,10 +30,11 @@ import * as Scope_ from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import * as Subscribable from "effect/Subscribable"
-import { ConnectError, Disconnected, OnOpenError, SendError, TimeoutError } from "../Errors.js"
+import { ConnectError, OnOpenError, SendError, TimeoutError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
 import type { Message } from "../Transport.js"
 import { Transport } from "../Transport.js"
+import { brokenOption, cannotProbeLog, causeMessage, closedByUser, unsentLog } from "./clientCommon.js"
 import { ClientEvent, ClientState } from "./clientState.js"
 import type { RawClient } from "./codecErrors.js"
 import type { OpenedConnection } from "./connection.js"
@@ -47,9 +48,6 @@ import { currentTimers } from "./primitives/timers.js"
 import { frameBytes, OPEN } from "./protocol.js"
 import { redactInput, redactUrl } from "./redactUrl.js"
 
-/** What `close` (or the scope's end) leaves `awaitOpen` with, as the full Client. */
-const closedByUser = new Disconnected({ code: 1000, reason: "client closed", wasClean: true, initiator: "client" })
-
 /** A frame accepted into the outbox, and whom its end is reported to (the `send` caller, or events). */
 interface Item {
   readonly data: Message
@@ -59,8 +57,6 @@ interface Item {
 
 /** How a session ended: a failure of the link, or `reconnect`. */
 type End = ClientError | "reconnect"
-
-const messageOf = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
 /** The small Client over decoded options: `Client.make`'s settings, one endpoint. */
 export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClient, never, Scope.Scope | Transport> =>
@@ -361,12 +357,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
         {
           opened,
           onDead: end,
-          onCannotProbe: () =>
-            Effect.runFork(
-              Effect.logWarning(
-                "lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)"
-              )
-            ),
+          onCannotProbe: () => Effect.runFork(cannotProbeLog()),
           onFailed: (defect) => end(broken("the heartbeat failed", defect))
         },
         settings.heartbeat,
@@ -383,13 +374,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
       }
     }
 
-    const broken = (detail: string, cause: unknown) =>
-      new ConnectError({
-        reason: "InvalidOptions",
-        url: label,
-        detail: `${detail}: ${messageOf(cause)}; fix the option named above`,
-        cause
-      })
+    const broken = (detail: string, cause: unknown) => brokenOption(label, detail, cause)
 
     /** One attempt, in `scope`: the connection, once `onOpen` is done with it. */
     const attempt = (scope: Scope.CloseableScope): Effect.Effect<OpenedConnection, ClientError, Transport> =>
@@ -412,7 +397,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
           new ConnectError({
             reason: "InvalidUrl",
             url: label,
-            detail: `the URL Effect failed: ${messageOf(cause)}`,
+            detail: `the URL Effect failed: ${causeMessage(cause)}`,
             cause
           }))
         // The connection options were decoded once, fixed headers included: only an Effect's are new.
@@ -735,7 +720,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     yield* Effect.addFinalizer((exit) =>
       Effect.flatMap(close(closeCodeOf(exit)), (unsent) =>
         unsent.length > 0
-          ? logged(Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`))
+          ? logged(unsentLog(unsent.length))
           : Effect.void)
     )
     yield* start

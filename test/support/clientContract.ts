@@ -17,8 +17,10 @@ import {
   Effect,
   Either,
   Fiber,
+  HashMap,
   Layer,
   Logger,
+  LogLevel,
   Option,
   Schedule,
   Schema,
@@ -274,6 +276,80 @@ export const clientContract = (
           yield* Effect.sleep("20 millis")
           expect(tags(transitions)).toEqual(["Connecting -> Open"])
         })))
+    })
+
+    describe("log lines", () => {
+      it.live(
+        "a WARN when the first attempt fails, an INFO when the link is back (with the attempts made), a WARN when it drops, a WARN when an error closes the Client, a WARN at the scope's end for what was never sent, DEBUG for every other transition; each with lifeline.url, the redacted endpoint",
+        () =>
+          provide(Effect.gen(function*() {
+            const lines: Array<{ readonly level: string; readonly text: string; readonly url: unknown }> = []
+            const logger = Logger.make(({ annotations, logLevel, message }) => {
+              lines.push({
+                level: logLevel.label,
+                text: (Array.isArray(message) ? message : [message]).map(String).join(" "),
+                url: Option.getOrUndefined(HashMap.get(annotations, "lifeline.url"))
+              })
+            })
+            const logged = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+              self.pipe(Effect.provide(Logger.add(logger)), Logger.withMinimumLogLevel(LogLevel.Debug))
+            const server = yield* TestServer.make()
+            yield* server.kill
+            const endpoint = `${server.url}/?token=redacted`
+            yield* Effect.scoped(Effect.gen(function*() {
+              const client = yield* logged(start({ url: `${server.url}/?token=s3cret`, ...quick, heartbeat: false }))
+              yield* awaitState(client, isTag("Backoff"))
+              yield* server.restart
+              yield* client.awaitOpen
+              yield* server.closeAll(4000, "going")
+              yield* awaitTrue(Effect.map(server.accepted, (accepted) => accepted === 2), "a second connection")
+              yield* client.awaitOpen
+              yield* server.closeAll(1008, "policy")
+              yield* awaitState(client, isTag("Closed"))
+            }))
+            // What a scope ends with unsent: one WARN says how much.
+            yield* server.kill
+            yield* Effect.scoped(Effect.gen(function*() {
+              const client = yield* logged(start({ url: `${server.url}/?token=s3cret`, ...quick, heartbeat: false }))
+              yield* client.enqueue("1")
+              yield* client.enqueue("2")
+              yield* awaitState(client, isTag("Backoff"))
+            }))
+            expect(lines.map(({ url }) => url)).toEqual(lines.map(() => endpoint))
+            // Every attempt of the outage is a Connecting line; the INFO counts them.
+            const firstOpen = lines.findIndex(({ text }) => text.startsWith("lifeline: link back"))
+            const attempts = lines.slice(0, firstOpen).filter(({ text }) => text === "lifeline: Connecting").length
+            const shape = lines.map(({ level, text }) => `${level} ${text}`)
+              .filter((line) =>
+                line !== "DEBUG lifeline: Connecting" && !line.startsWith("DEBUG lifeline: Backoff 10ms after ")
+              )
+            const failure = browser
+              ? "ClosedBeforeOpen connecting to " + endpoint
+              : "ConnectionRefused connecting to " + endpoint
+            expect(shape.map((line) =>
+              line.replace(/ down for [^ ]+$/, " down for T").replace(
+                /(cannot connect|link down): .*; retrying/,
+                "$1: E; retrying"
+              )
+            ))
+              .toEqual([
+                "WARN lifeline: cannot connect: E; retrying in 10ms",
+                `INFO lifeline: link back after ${attempts} attempt${attempts === 1 ? "" : "s"}, down for T`,
+                "WARN lifeline: link down: E; retrying in 10ms",
+                "INFO lifeline: link back after 1 attempt, down for T",
+                `WARN lifeline: closed by disconnected by server with code 1008 "policy"; not retrying`,
+                // The scope's end: a Closed by the user after the Closed by an error.
+                "DEBUG lifeline: Closed",
+                // The second Client: the link never up, then the scope's end.
+                "WARN lifeline: cannot connect: E; retrying in 10ms",
+                "DEBUG lifeline: Closed",
+                "WARN lifeline: closed with 2 messages never sent"
+              ])
+            expect(shape[0]).toContain(failure)
+            expect(shape[2]).toContain(`link down: disconnected by server with code 4000 "going"; retrying`)
+            expect(attempts).toBeGreaterThanOrEqual(2)
+          }))
+      )
     })
 
     describe("drops and reconnects", () => {

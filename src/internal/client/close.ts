@@ -18,6 +18,7 @@ import * as Scope from "effect/Scope"
 import { Registry } from "../../CircuitBreaker.js"
 import type { Message, Transport } from "../../Transport.js"
 import type { ClientSettings } from "../client.js"
+import { unsentLog } from "../clientCommon.js"
 import { closeCodeOf } from "../connection.js"
 import { LiveClient } from "./liveClient.js"
 
@@ -166,7 +167,7 @@ function closeOnExit(this: LiveClient, exit: Exit.Exit<unknown, unknown>): Effec
     Effect.sync(() => {
       if (unsent.length > 0) {
         // With the endpoint last dialled, as the Client's other lines.
-        const log = Effect.logWarning(`lifeline: closed with ${unsent.length} messages never sent`)
+        const log = unsentLog(unsent.length)
         this.fork(
           this.currentLabel === "" ? log : Effect.annotateLogs(log, "lifeline.url", this.currentLabel),
           false,

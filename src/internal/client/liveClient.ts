@@ -18,11 +18,11 @@ import * as Sink from "effect/Sink"
 import type * as Stream from "effect/Stream"
 import type { CircuitBreaker, Registry } from "../../CircuitBreaker.js"
 import type { Client } from "../../Client.js"
-import { ConnectError, Disconnected } from "../../Errors.js"
-import type { CircuitOpenError, SendError } from "../../Errors.js"
+import type { CircuitOpenError, ConnectError, SendError } from "../../Errors.js"
 import type { ClientError } from "../../Reconnect.js"
 import type { Message, Transport } from "../../Transport.js"
 import type { ClientSettings } from "../client.js"
+import { brokenOption, closedByUser } from "../clientCommon.js"
 import type { ClientState as ClientStateType } from "../clientState.js"
 import * as Metrics from "../metrics.js"
 import { streamOfPulls } from "../primitives/inboundBuffer.js"
@@ -40,13 +40,6 @@ import type { Session } from "./session.js"
 import { callbacks, supervise } from "./supervisor.js"
 
 const NO_TAGS: ReadonlyArray<MetricLabel.MetricLabel> = []
-
-const closedByUser = new Disconnected(
-  { code: 1000, reason: "client closed", wasClean: true, initiator: "client" }
-)
-
-/** A thrown value's message, for an error's detail. */
-export const causeMessage = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
 export const labelOf = (endpoint: string | URL | Effect.Effect<string>): string => {
   if (endpoint instanceof URL) return redactUrl(endpoint)
@@ -211,12 +204,7 @@ export class LiveClient extends Observer implements Client {
 
   /** A user function given as an option failed: the client closes with this (fatal by default). */
   brokenOption(detail: string, cause: unknown): ConnectError {
-    return new ConnectError({
-      reason: "InvalidOptions",
-      url: this.currentLabel,
-      detail: `${detail}: ${causeMessage(cause)}; fix the option named above`,
-      cause
-    })
+    return brokenOption(this.currentLabel, detail, cause)
   }
 
   // --- public surface ---------------------------------------------------------------------

@@ -49,6 +49,8 @@ export abstract class Observer extends Listeners<ClientStateType> {
   /** How many events a slow `events` reader may fall behind by (the Client's settings). */
   abstract readonly settings: { readonly eventsCapacity: number }
   abstract readonly currentState: ClientStateType
+  /** The endpoint last dialled, redacted (`""` before the first attempt). */
+  abstract readonly currentLabel: string
 
   /** Closed by `close`, for good: `state.changes` and `events` have ended. */
   abstract readonly finished: boolean
@@ -148,14 +150,15 @@ export abstract class Observer extends Listeners<ClientStateType> {
         if (Option.isSome(to.error)) level = LogLevel.Warning
         this.downSince = undefined
     }
-    // A Backoff or a Closed says no endpoint: its line names the one the link was on (or tried).
-    return logLine(level, to, downSince, this.downAttempts, everOpened, "endpoint" in to ? to : from)
+    // A Backoff or a Closed says no endpoint: its line names the one the link was on (or tried),
+    // else the one last dialled (a Closed after a Closed).
+    const endpoint = "endpoint" in to ? to.endpoint : "endpoint" in from ? from.endpoint : this.currentLabel
+    return logLine(level, to, downSince, this.downAttempts, everOpened, endpoint)
   }
 }
 
 /**
- * Logs a transition, annotated with the endpoint of `at` (the state entered, or the one left when
- * the state entered has none: a link down names the link). Below the fiber's minimum level nothing is
+ * Logs a transition, annotated with `endpoint` (none when `""`). Below the fiber's minimum level nothing is
  * built: a retry storm of many clients would otherwise spend a good part of each attempt on
  * messages and annotations that are filtered out.
  */
@@ -165,7 +168,7 @@ const logLine = (
   downSince: number | undefined,
   attempts: number,
   everOpened: boolean,
-  at: ClientStateType
+  endpoint: string
 ): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) => {
     if (LogLevel.lessThan(level, fiber.getFiberRef(FiberRef.currentMinimumLogLevel))) return Effect.void
@@ -197,7 +200,7 @@ const logLine = (
     const log = Effect.logWithLevel(level, message)
     // A logger that fails must not take the Client down with it.
     return Effect.catchAllCause(
-      "endpoint" in at ? Effect.annotateLogs(log, "lifeline.url", at.endpoint) : log,
+      endpoint === "" ? log : Effect.annotateLogs(log, "lifeline.url", endpoint),
       () => Effect.void
     )
   })

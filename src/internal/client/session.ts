@@ -10,10 +10,11 @@
  * Open phase itself (`_tag` "Open", on the prototype, and its public view).
  */
 import type { Clock } from "effect"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import type { ConnectError, Disconnected, TimeoutError } from "../../Errors.js"
 import { SendError } from "../../Errors.js"
 import type { Message } from "../../Transport.js"
+import { cannotProbeLog } from "../clientCommon.js"
 import type { ClientState } from "../clientState.js"
 import type { OpenedConnection } from "../connection.js"
 import { trySend, writeFailed } from "../connection.js"
@@ -224,9 +225,7 @@ export class Session extends SessionScope(HeartbeatCore) {
 
   onCannotProbe(): void {
     // No protocol ping here (a browser) and no app-level message configured: say so once.
-    this.owner.logLater(
-      Effect.logWarning("lifeline: heartbeat cannot probe on this platform; set heartbeat.message (and isPong)")
-    )
+    this.owner.logLater(cannotProbeLog())
   }
 }
 
