@@ -564,9 +564,6 @@ const clientOptions: Check<ClientSettings> = (input, transport) => {
 // Decoding: one line naming the first bad option, never a throw
 // ---------------------------------------------------------------------------------------------
 
-/** How many times each kind of options was decoded, for the tests that check the Client decodes once. */
-export const decodeCounts = { connection: 0, client: 0 }
-
 const isEmptyObject = (input: unknown): boolean => {
   if (!isRecord(input)) return false
   for (const _ in input) return false
@@ -580,23 +577,16 @@ const isEmptyObject = (input: unknown): boolean => {
 export const decodeConnectOptions = (
   options: unknown,
   transport?: OptionChecks
-): Either.Either<CheckedOptions, string> => {
-  decodeCounts.connection++
+): Either.Either<CheckedOptions, string> =>
   // `connect(url)`, the common case (and the connect benchmark's): what the check would decode it to.
-  return attempt(
-    () => isEmptyObject(options) ? DEFAULT_CONNECTION : connectionOptions(options, transport),
-    formatProblem
-  )
-}
+  attempt(() => isEmptyObject(options) ? DEFAULT_CONNECTION : connectionOptions(options, transport), formatProblem)
 
 /** Decodes `Client.Options`; the Left is the detail of `InvalidOptions` (without the hint). `transport`: as above. */
 export const decodeClientOptions = (
   options: unknown,
   transport?: OptionChecks
-): Either.Either<ClientSettings, string> => {
-  decodeCounts.client++
-  return attempt(() => shortcuts.urlOnly?.(options) ?? clientOptions(options, transport), formatProblem)
-}
+): Either.Either<ClientSettings, string> =>
+  attempt(() => shortcuts.urlOnly?.(options) ?? clientOptions(options, transport), formatProblem)
 
 /**
  * `Client.make`'s settings: decoded once, or, for options that cannot work, defaults with `invalid`
