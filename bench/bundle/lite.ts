@@ -1,5 +1,5 @@
 // The same app as clientModules.ts with the small Client (`effect-lifeline/LiteClient`): one URL,
-// no failover, breakers or metrics, on Effect's own fibers, PubSub and Deferred. Its size minus
+// no failover, breakers or metrics, on one fiber and Effect's Deferred. Its size minus
 // bare.ts's is the small Client's cost in a browser bundle (#13's 15 KiB target).
 import { Console, Context, Effect, Layer, Schedule, Stream } from "effect"
 import * as BrowserTransport from "effect-lifeline/BrowserTransport"

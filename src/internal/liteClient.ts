@@ -1,11 +1,12 @@
 /**
- * The small Client (`effect-lifeline/LiteClient`): the `Client` interface over one URL, on Effect's
- * own primitives (a fiber, `PubSub`s, `Deferred`s) where the full Client has hand-made ones built
- * for thousands of Clients per process, and without what a page with a link or two does not need:
- * failover across endpoints, circuit breakers, metrics, attempts on callbacks. What it shares with
- * the full Client is the same code: the options checks, the connection, its inbound buffers read in
- * order across reconnects under one bound (`SuccessiveInbound`), the heartbeat, `Reconnect`. One
- * test suite (test/support/clientContract.ts) holds both to the same behaviour.
+ * The small Client (`effect-lifeline/LiteClient`): the `Client` interface over one URL, on a fiber
+ * and `Deferred`s where the full Client has hand-made primitives built for thousands of Clients
+ * per process, and without what a page with a link or two does not need: failover across
+ * endpoints, circuit breakers, metrics, attempts on callbacks. What it shares with the full Client
+ * is the same code: the options checks, the connection, its inbound buffers read in order across
+ * reconnects under one bound (`SuccessiveInbound`), the heartbeat, the listener sets of `state` and
+ * `events`, `Reconnect`. One test suite (test/support/clientContract.ts) holds both to the same
+ * behaviour.
  *
  * One fiber runs the link: it attempts; while a connection is open it waits on one Deferred that
  * the connection's end, the heartbeat, `reconnect` or a throwing `isPong` completes (no fiber per
@@ -23,12 +24,10 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import * as Scope_ from "effect/Scope"
 import * as Sink from "effect/Sink"
-import * as Stream from "effect/Stream"
 import * as Subscribable from "effect/Subscribable"
 import { ConnectError, OnOpenError, SendError, TimeoutError } from "../Errors.js"
 import type { ClientError } from "../Reconnect.js"
@@ -43,6 +42,7 @@ import { Heartbeat } from "./heartbeat.js"
 import type { ClientSettings } from "./options.js"
 import { isStaticUrl } from "./parseEndpoint.js"
 import { streamOfPulls } from "./primitives/inboundBuffer.js"
+import { Listeners } from "./primitives/listeners.js"
 import { SuccessiveInbound } from "./primitives/successiveInbound.js"
 import { currentTimers } from "./primitives/timers.js"
 import { frameBytes, OPEN } from "./protocol.js"
@@ -72,25 +72,18 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
       : "(url from an Effect)"
     // The state, and its changes to each reader of `changes` (the current one first).
     let now: ClientState = ClientState.Idle()
-    // `undefined` on both: `close` has finished, and every `changes` and `events` stream ends
-    // (after what `close` reported). A Closed by an error may connect again: they go on.
-    const states = yield* PubSub.unbounded<ClientState | undefined>()
-    const untilEnd = <A>(stream: Stream.Stream<A | undefined>) =>
-      Stream.takeWhile(stream, (item): item is A => item !== undefined)
+    // Listener sets, as the full Client's: once `close` has finished (`stopped`), every `changes`
+    // and `events` stream ends (after what `close` reported). A Closed by an error may connect
+    // again: they go on.
+    const states = new Listeners<ClientState>()
     const state = Subscribable.make({
       get: Effect.sync(() => now),
-      changes: Stream.unwrapScoped(
-        Effect.map(
-          PubSub.subscribe(states),
-          (changes) => Stream.concat(Stream.succeed(now), stopped ? Stream.empty : untilEnd(Stream.fromQueue(changes)))
-        )
-      )
+      changes: states.stream(() => [now], { bufferSize: "unbounded" }, () => stopped)
     })
     // A new reader of `events` gets the recent ones first, as with the full Client.
-    const hub = yield* PubSub.sliding<ClientEvent | undefined>({
-      capacity: settings.eventsCapacity,
-      replay: settings.eventsCapacity
-    })
+    const eventsCapacity = settings.eventsCapacity
+    const events = new Listeners<ClientEvent>()
+    let recent: Array<ClientEvent> = []
     const inbound = new SuccessiveInbound()
     const isPong = settings.isPong
     const monotonic = () => Number(clock.unsafeCurrentTimeNanos() / 1_000_000n)
@@ -112,7 +105,10 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     /** `reconnect` while open or backing off: the session ends, or the wait does. */
     let kick: Deferred.Deferred<End> | undefined
 
-    const publish = (event: ClientEvent) => PubSub.publish(hub, event)
+    const publish = (event: ClientEvent) => {
+      recent = recent.length < eventsCapacity ? [...recent, event] : [...recent.slice(1), event]
+      events.emit(event)
+    }
     // Logs as the full Client's: a WARN when the link goes down (or the first attempt fails), an
     // INFO when it is back, a WARN when an error closes the Client, DEBUG for the rest.
     let downSince: number | undefined
@@ -174,7 +170,9 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
           for (const resume of openWaiters) resume(outcome)
           openWaiters.clear()
         }
-        return Effect.zipRight(PubSub.publish(states, to), publish(ClientEvent.Transition({ from, to })))
+        states.emit(to)
+        publish(ClientEvent.Transition({ from, to }))
+        return Effect.void
       }).pipe(
         Effect.zipRight(logged(logOf(to)))
       )
@@ -341,7 +339,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
       })
 
     const report = (error?: SendError) => {
-      if (error !== undefined) Effect.runFork(publish(ClientEvent.MessageFailed({ error })))
+      if (error !== undefined) publish(ClientEvent.MessageFailed({ error }))
     }
     const enqueue = (data: Message) => accept(data, report, settings.overflow)
 
@@ -645,12 +643,12 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
           if (open !== undefined) yield* open.connection.close(code, reason)
           if (loop !== undefined) yield* Fiber.interrupt(loop)
           const unsent = failAll()
-          stopped = true
           stopping = false
           inbound.end()
           yield* enter(ClientState.Closed({ error: Option.none() }))
-          yield* PubSub.publish(states, undefined)
-          yield* PubSub.publish(hub, undefined)
+          stopped = true
+          states.end()
+          events.end()
           return unsent
         })
         return Effect.zipRight(
@@ -691,11 +689,11 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     const inboundOne = pull(inbound.pullOne)
     const client: RawClient = {
       state,
-      events: untilEnd(Stream.fromPubSub(hub)),
+      events: events.stream(() => recent, { bufferSize: eventsCapacity, strategy: "sliding" }, () => stopped),
       messages: streamOfPulls(inboundChunks, inboundOne),
       inboundChunks,
       inboundOne,
-      publishDecodeFailure: (error) => Effect.runFork(publish(ClientEvent.DecodeFailed({ error }))),
+      publishDecodeFailure: (error) => publish(ClientEvent.DecodeFailed({ error })),
       // What a log or `JSON.stringify` shows: no URL secret, no option.
       toJSON: () => ({ _id: "lifeline/Client", endpoint: label, outboxSize: queue.length }),
       send,
