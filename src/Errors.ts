@@ -116,18 +116,8 @@ export class ConnectError extends /* @__PURE__ */ TaggedError("ConnectError")<{
       ...(this.cause === undefined ? {} : { cause: causeToJSON(this.cause) })
     }
   }
-
-  /** The message, the stack frames and the redacted cause; the raw fields are never printed. */
-  override [Inspectable.NodeInspectSymbol](): string {
-    const frames = this.stack === undefined ? [] : this.stack.split("\n").filter((line) => /^\s+at /.test(line))
-    const lines = [this.toString(), ...frames]
-    if (this.cause !== undefined) {
-      const cause = redactCause(this.cause)
-      const code: unknown = Reflect.get(cause, "code")
-      lines.push(`  [cause]: ${cause.name}: ${cause.message}${code === undefined ? "" : ` (${String(code)})`}`)
-    }
-    return lines.join("\n")
-  }
+  // Where the Node transport is loaded, `util.inspect` shows the redacted cause too
+  // (`internal/connectErrorInspect.ts`); elsewhere Effect's: the message and the stack.
 }
 
 /**

@@ -3,15 +3,20 @@
  * Clients, and what runs where it is not (a browser bundle, which holds a Client or two): timers
  * on setTimeout one per timer, then one per 10 ms slot; a Clock's scheduler read at each use, then
  * once; `{ url }` decoded by the checks, each
- * Client its settings, then shared per URL. Nothing this file imports statically loads the Node
+ * Client its settings, then shared per URL; a `platform: "node"` transport without `checkOptions`
+ * has none (headers ignored, as a browser's), then every header refused; `util.inspect` of a
+ * ConnectError is Effect's, then has its cause too. Nothing this file imports statically loads the Node
  * transport: the tests run in order, the "before" ones first, and the later ones load it.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Either, Runtime, TestClock } from "effect"
+import { Clock, Effect, Either, Option, Runtime, TestClock } from "effect"
+import { inspect } from "node:util"
 import type { Options as ClientOptions } from "../src/Client.js"
-import { clientSettings, decodeClientOptions } from "../src/internal/options.js"
+import { ConnectError } from "../src/Errors.js"
+import { clientSettings, decodeClientOptions, optionChecksOf } from "../src/internal/options.js"
 import type { Timers } from "../src/internal/primitives/timers.js"
 import { timersOn } from "../src/internal/primitives/timers.js"
+import type { Transport } from "../src/Transport.js"
 import { awaitSleeper } from "./support/testClock.js"
 
 /** Node timers now (the live clock). */
@@ -72,6 +77,12 @@ const schedulerReads = () => {
 const url = "ws://127.0.0.1:1/"
 const urlOnly = { url } as ClientOptions
 
+/** A wrapper of the Node transport that built its own object: no `checkOptions`. */
+const unchecked: Transport = { platform: "node", open: () => Either.left({ reason: "InvalidOptions", detail: "" }) }
+/** `util.inspect` of a ConnectError with a cause: its last line. */
+const inspectedLast = () =>
+  inspect(new ConnectError({ reason: "InvalidUrl", url, detail: "bad", cause: new TypeError("no") })).split("\n").at(-1)
+
 describe("without the Node transport loaded (a browser bundle)", () => {
   it.live("timers on setTimeout: one Timeout per timer", () =>
     Effect.gen(function*() {
@@ -91,6 +102,14 @@ describe("without the Node transport loaded (a browser bundle)", () => {
     expect(second).toEqual(first)
     expect(first).toEqual(Either.getOrThrow(decodeClientOptions({ url, eventsCapacity: undefined })))
     expect(first.invalid).toBeUndefined()
+  })
+
+  it("a Node transport without checkOptions: none (its headers ignored, as a browser's)", () => {
+    expect(optionChecksOf(unchecked)).toBeUndefined()
+  })
+
+  it("util.inspect of a ConnectError: Effect's (the message and the stack), no cause", () => {
+    expect(inspectedLast()).toMatch(/^\s+at /)
   })
 })
 
@@ -132,5 +151,22 @@ describe("with the Node transport loaded", () => {
       // Other options, or an invalid url: decoded by the checks.
       expect(clientSettings({ url, heartbeat: false })).not.toBe(first)
       expect(clientSettings({ url: 42 } as unknown as ClientOptions).invalid).toContain("url: ")
+    }))
+
+  it.effect("a Node transport without checkOptions: every header and any tls refused, none (`{}`) accepted", () =>
+    Effect.gen(function*() {
+      yield* loadNodeTransport
+      const checks = optionChecksOf(unchecked)!
+      expect(Either.getLeft(checks.headers({ a: "b" })).pipe(Option.map(({ message }) => message))).toEqual(
+        Option.some("not sent: this Node transport has no checkOptions (a wrapper passes it on: { ...inner, open })")
+      )
+      expect(Either.isLeft(checks.tls({}))).toBe(true)
+      expect(checks.headers({})).toEqual(Either.right({}))
+    }))
+
+  it.effect("util.inspect of a ConnectError: its cause too, redacted", () =>
+    Effect.gen(function*() {
+      yield* loadNodeTransport
+      expect(inspectedLast()).toBe("  [cause]: TypeError: no")
     }))
 })

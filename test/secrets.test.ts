@@ -332,6 +332,18 @@ describe("secrets: a ConnectError made elsewhere", () => {
       )
       expectNoSecrets(channels, [...ERROR_CHANNELS, "exit", "logs"])
     }))
+
+  it.effect("util.inspect, where the Node transport is loaded: the message, only the stack's frames, then the cause, redacted, with its code", () =>
+    Effect.gen(function*() {
+      const raw = "ws://user:s3cret@exa mple.com/?token=t0ps3cret"
+      const cause = yield* Effect.try({ try: () => new URL(raw), catch: (error) => error }).pipe(Effect.flip)
+      const error = new ConnectError({ reason: "InvalidUrl", url: raw, detail: "bad", cause })
+      const lines = inspect(error).split("\n")
+      expect(lines[0]).toBe(`ConnectError: ${error.message}`)
+      expect(lines.slice(1, -1).every((line) => /^\s+at /.test(line))).toBe(true)
+      expect(lines.length).toBeGreaterThan(2)
+      expect(lines.at(-1)).toBe("  [cause]: TypeError: Invalid URL (ERR_INVALID_URL)")
+    }))
 })
 
 describe("secrets: Client failures", () => {
