@@ -117,7 +117,7 @@ export class ConnectError extends /* @__PURE__ */ TaggedError("ConnectError")<{
     }
   }
   // Where the Node transport is loaded, `util.inspect` shows the redacted cause too
-  // (`internal/connectErrorInspect.ts`); elsewhere Effect's: the message and the stack.
+  // (`internal/nodeInspect.ts`); elsewhere Effect's: the message and the stack.
 }
 
 /**

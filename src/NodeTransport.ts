@@ -25,7 +25,7 @@ import {
   rejectionDetail
 } from "./internal/classifyHandshakeError.js"
 import { install as installCallbacks } from "./internal/client/callbacks.js"
-import { install as installConnectErrorInspect } from "./internal/connectErrorInspect.js"
+import { install as installNodeInspect } from "./internal/nodeInspect.js"
 import { install as installUncheckedNode, nodeOptionChecks } from "./internal/nodeOptions.js"
 import { heldByWs, tcpCounters, WriteCallbacks, wsHolds } from "./internal/nodeWriteCallbacks.js"
 import { parseRetryAfter } from "./internal/parseRetryAfter.js"
@@ -726,12 +726,12 @@ const toMessage = (data: WebSocket.RawData, isBinary: boolean): Message => {
 // settings (`internal/urlOnlySettings.ts`): idle memory per Client. A browser bundle does without
 // them: a page holds a Client or two, a Node process may hold thousands. A wrapper of this
 // transport without its `checkOptions` has every header and any tls refused (`internal/nodeOptions.ts`),
-// and `util.inspect` of a ConnectError shows its redacted cause (`internal/connectErrorInspect.ts`).
+// and `util.inspect` shows a ConnectError's redacted cause and a Connection's `toJSON` (`internal/nodeInspect.ts`).
 installCallbacks()
 installNodeTimers()
 installUrlOnlySettings()
 installUncheckedNode()
-installConnectErrorInspect()
+installNodeInspect()
 
 export const make: Transport = { platform: "node", checkOptions: nodeOptionChecks, open }
 

@@ -13,6 +13,7 @@ import { Clock, Effect, Either, Option, Runtime, TestClock } from "effect"
 import { inspect } from "node:util"
 import type { Options as ClientOptions } from "../src/Client.js"
 import { ConnectError } from "../src/Errors.js"
+import { LiveConnection } from "../src/internal/connection.js"
 import { clientSettings, decodeClientOptions, optionChecksOf } from "../src/internal/options.js"
 import type { Timers } from "../src/internal/primitives/timers.js"
 import { timersOn } from "../src/internal/primitives/timers.js"
@@ -77,6 +78,8 @@ const schedulerReads = () => {
 const url = "ws://127.0.0.1:1/"
 const urlOnly = { url } as ClientOptions
 
+const NodeInspectSymbol = Symbol.for("nodejs.util.inspect.custom")
+
 /** A wrapper of the Node transport that built its own object: no `checkOptions`. */
 const unchecked: Transport = { platform: "node", open: () => Either.left({ reason: "InvalidOptions", detail: "" }) }
 /** `util.inspect` of a ConnectError with a cause: its last line. */
@@ -108,8 +111,9 @@ describe("without the Node transport loaded (a browser bundle)", () => {
     expect(optionChecksOf(unchecked)).toBeUndefined()
   })
 
-  it("util.inspect of a ConnectError: Effect's (the message and the stack), no cause", () => {
+  it("util.inspect of a ConnectError: Effect's (the message and the stack), no cause; of a Connection, its fields", () => {
     expect(inspectedLast()).toMatch(/^\s+at /)
+    expect(NodeInspectSymbol in LiveConnection.prototype).toBe(false)
   })
 })
 
@@ -164,9 +168,13 @@ describe("with the Node transport loaded", () => {
       expect(checks.headers({})).toEqual(Either.right({}))
     }))
 
-  it.effect("util.inspect of a ConnectError: its cause too, redacted", () =>
+  it.effect("util.inspect of a ConnectError: its cause too, redacted; of a Connection, its toJSON", () =>
     Effect.gen(function*() {
       yield* loadNodeTransport
       expect(inspectedLast()).toBe("  [cause]: TypeError: no")
+      const connection = Object.create(LiveConnection.prototype) as LiveConnection
+      const toJSON = { _id: "lifeline/Connection" }
+      Object.defineProperty(connection, "toJSON", { value: () => toJSON })
+      expect((connection as unknown as Record<symbol, () => unknown>)[NodeInspectSymbol]!()).toBe(toJSON)
     }))
 })

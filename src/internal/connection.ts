@@ -442,8 +442,6 @@ export interface OpenedConnection {
   readonly listener: ConnectionListener
 }
 
-const NodeInspectSymbol = Symbol.for("nodejs.util.inspect.custom")
-
 /** Releases an opened connection (what a scope's finalizer runs). */
 export const releaseOpened = (opened: OpenedConnection, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
   releaseOnExit.call(opened.listener, exit)
@@ -544,7 +542,7 @@ function releaseOnExit(this: ConnectionListener, exit: Exit.Exit<unknown, unknow
  * per connection. As the success value of the `lifeline.connect` span a tracer may render it: it
  * renders redacted (`toJSON`), never as the socket (ws keeps the raw URL) or the options (header values).
  */
-class LiveConnection implements Connection, OpenedConnection {
+export class LiveConnection implements Connection, OpenedConnection {
   constructor(
     readonly listener: ConnectionListener,
     readonly socket: TransportSocket,
@@ -560,9 +558,8 @@ class LiveConnection implements Connection, OpenedConnection {
     return { _id: "lifeline/Connection", url: this.url, protocol: this.protocol, readyState: this.socket.readyState() }
   }
 
-  [NodeInspectSymbol](): unknown {
-    return this.toJSON()
-  }
+  // `util.inspect` shows `toJSON` where the Node transport is loaded (`nodeInspect.ts`); elsewhere
+  // it sends no header, so the options hold no secret.
 
   get url(): string {
     return this.listener.url
