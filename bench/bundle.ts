@@ -8,9 +8,16 @@
 // test/bundle.test.ts checks the same build. `-- --shares` also prints each of
 // lifeline's modules' share of the gzip size: the bundle's gzip bytes minus those of the same
 // bundle with that module's code left out.
+//
+// Those apps import Effect from its index, which esbuild keeps whole modules of: the Effect code
+// lifeline uses is then mostly in the baseline already. bench/bundle/effectPaths/ holds the same
+// apps with Effect imported by module paths, and Vite (Rollup, which tree-shakes Effect's index as
+// esbuild does module paths) builds the index apps too: there the Effect modules only lifeline uses
+// count in its cost. Both are printed, with lifeline's own code's share of each bundle.
 import { build, transform } from "esbuild"
 import { fileURLToPath } from "node:url"
 import { gzipSync } from "node:zlib"
+import { build as viteBuild } from "vite"
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 
@@ -85,6 +92,54 @@ export const shares = async (entry: string): Promise<ReadonlyArray<readonly [str
   return measured.sort((a, b) => b[1] - a[1])
 }
 
+/**
+ * lifeline's own code's share of `entry`'s gzip size: the bundle's gzip bytes minus those of the
+ * same bundle without any of lifeline's sections (as `shares` does for one module).
+ */
+export const ownShare = async (entry: string): Promise<number> => {
+  const result = await build({
+    entryPoints: [here(entry)],
+    bundle: true,
+    minifySyntax: true,
+    minifyIdentifiers: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    write: false,
+    alias,
+    logLevel: "silent"
+  })
+  const text = result.outputFiles[0]!.text
+  const marks = [...text.matchAll(/^\/\/ (\S+)$/gm)]
+  const gzipOf = async (code: string) =>
+    gzipSync((await transform(code, { minifyWhitespace: true, format: "esm" })).code).byteLength
+  const others = marks
+    .map((mark, i) => ({ module: mark[1]!, start: mark.index, end: marks[i + 1]?.index ?? text.length }))
+    .filter(({ module }) => !module.startsWith("src/"))
+  const without = text.slice(0, marks[0]?.index ?? 0) + others.map(({ end, start }) => text.slice(start, end)).join("")
+  return (await gzipOf(text)) - (await gzipOf(without))
+}
+
+/** `entry` built by Vite (Rollup, esbuild's minifier), as an app's production build: its gzip size. */
+export const viteGzip = async (entry: string): Promise<number> => {
+  const built = await viteBuild({
+    configFile: false,
+    logLevel: "silent",
+    resolve: { alias },
+    build: {
+      write: false,
+      minify: "esbuild",
+      target: "es2022",
+      modulePreload: false,
+      rollupOptions: { input: here(entry), output: { format: "es", inlineDynamicImports: true } }
+    }
+  })
+  const outputs = (Array.isArray(built) ? built[0] : built) as {
+    output: ReadonlyArray<{ type: string; code?: string }>
+  }
+  return gzipSync(outputs.output.map((chunk) => chunk.type === "chunk" ? chunk.code! : "").join("")).byteLength
+}
+
 /** The modules that are in `client` and not (or smaller) in `bare`, largest first: [module, bytes added]. */
 export const difference = (
   bare: ReadonlyMap<string, number>,
@@ -120,6 +175,36 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     `  the small Client:     ${kib(lite.raw - bare.raw)} minified, ${kib(lite.gzip - bare.gzip)} gzip` +
       ` (effect-lifeline/LiteClient)`
   )
+  // Where Effect's modules that only lifeline uses count too.
+  const paths = {
+    bare: await bundle("./bundle/effectPaths/bare.ts"),
+    client: await bundle("./bundle/effectPaths/client.ts"),
+    lite: await bundle("./bundle/effectPaths/lite.ts")
+  }
+  const vite = {
+    bare: await viteGzip("./bundle/bare.ts"),
+    client: await viteGzip("./bundle/clientModules.ts"),
+    lite: await viteGzip("./bundle/lite.ts")
+  }
+  const own = { client: await ownShare("./bundle/clientModules.ts"), lite: await ownShare("./bundle/lite.ts") }
+  console.log(
+    `\nwhere Effect's modules that only lifeline uses count too (gzip over the same app without lifeline):`
+  )
+  console.log(`${"".padEnd(28)}the Client  the small Client  the app without lifeline`)
+  const row = (name: string, client: number, lite: number, bare?: number) =>
+    console.log(
+      `  ${name.padEnd(26)}${kib(client).padStart(10)}${kib(lite).padStart(17)}${
+        (bare === undefined ? "-" : kib(bare)).padStart(26)
+      }`
+    )
+  row(
+    "esbuild, Effect's paths",
+    paths.client.gzip - paths.bare.gzip,
+    paths.lite.gzip - paths.bare.gzip,
+    paths.bare.gzip
+  )
+  row("Vite, Effect's index", vite.client - vite.bare, vite.lite - vite.bare, vite.bare)
+  row("lifeline's own code", own.client, own.lite)
   const added = difference(bare.modules, modules.modules)
   const ownBytes = added.filter(([path]) => path.startsWith("src/")).reduce((sum, [, bytes]) => sum + bytes, 0)
   const total = added.reduce((sum, [, bytes]) => sum + bytes, 0)

@@ -168,9 +168,24 @@ const CONNECTION_BUDGET_KIB = 10.0
  * `make` returns Connecting; 15,396 B (+115 B) with the review's fixes (`close` on a fiber of its
  * own, a `reconnect` during an attempt, senders let in by what frees the room), 15,386 B with a
  * shorter refusal: 26 B over 15 KiB, so the budget is 15.1 KiB and #13 stays open (bench/README.md,
- * round 37).
+ * round 37). Round 38: 15,302 B with what only Node reads out (the checks for a wrapper of the Node
+ * transport, installed by it), 15,273 B without the decode counters, 15,530 B (+257 B) with
+ * `state` and `events` on the full Client's listener sets (which save 3 KB where Effect's modules
+ * count: below), 15,409 B once `util.inspect`'s ConnectError and Connection are the Node
+ * transport's (bench/README.md, round 38).
  */
 const LITE_BUDGET_KIB = 15.1
+
+/**
+ * The Client (by module paths) and the small Client in the same apps with Effect imported by
+ * module paths (bench/bundle/effectPaths/): the Effect modules only lifeline uses count in its cost
+ * here, as under Vite, which tree-shakes Effect's index (`npm run bench:bundle` prints both; Vite is
+ * not run here, its figures are within 1% of these). Round 37: 25,854 B and 21,695 B; round 38:
+ * 24,215 B and 18,664 B, once `state` and `events` are listener sets over a plain `Queue` (the
+ * Client's streams were `Stream.asyncPush`'s, which brings Effect's `Mailbox`; the small Client's
+ * were `PubSub`s).
+ */
+const EFFECT_PATHS_BUDGET_KIB = { client: 24.0, lite: 18.5 }
 
 /** Every .ts file under src/ but the test kit (Node only, never in a browser bundle). */
 const sources = (dir: string): ReadonlyArray<string> =>
@@ -185,13 +200,16 @@ const sources = (dir: string): ReadonlyArray<string> =>
 describe("browser bundle", () => {
   it.live("no effect/Schema, fast-check or pure-rand; lifeline's cost under its budgets", () =>
     Effect.gen(function*() {
-      const [bare, client, modules, connection, lite] = yield* Effect.promise(() =>
+      const [bare, client, modules, connection, lite, pathsBare, pathsClient, pathsLite] = yield* Effect.promise(() =>
         Promise.all([
           bundle("./bundle/bare.ts"),
           bundle("./bundle/client.ts"),
           bundle("./bundle/clientModules.ts"),
           bundle("./bundle/connection.ts"),
-          bundle("./bundle/lite.ts")
+          bundle("./bundle/lite.ts"),
+          bundle("./bundle/effectPaths/bare.ts"),
+          bundle("./bundle/effectPaths/client.ts"),
+          bundle("./bundle/effectPaths/lite.ts")
         ])
       )
       const heavy = [...client.modules.keys()].filter((path) =>
@@ -211,6 +229,12 @@ describe("browser bundle", () => {
       expect((connection.gzip - bare.gzip) / 1024).toBeLessThan(CONNECTION_BUDGET_KIB)
       // The small Client: none of the full Client's machinery, failover, breakers or metrics.
       expect((lite.gzip - bare.gzip) / 1024).toBeLessThan(LITE_BUDGET_KIB)
+      // Where Effect's modules that only lifeline uses count too; no PubSub or Mailbox among them.
+      expect((pathsClient.gzip - pathsBare.gzip) / 1024).toBeLessThan(EFFECT_PATHS_BUDGET_KIB.client)
+      expect((pathsLite.gzip - pathsBare.gzip) / 1024).toBeLessThan(EFFECT_PATHS_BUDGET_KIB.lite)
+      for (const built of [pathsClient, pathsLite]) {
+        expect([...built.modules.keys()].filter((path) => /internal\/(pubsub|mailbox)\.js$/.test(path))).toEqual([])
+      }
       expect([...lite.modules.keys()].filter((path) =>
         /^src\/(internal\/client\/|internal\/metrics|internal\/circuitBreaker|CircuitBreaker|internal\/primitives\/outbox)/
           .test(path)
