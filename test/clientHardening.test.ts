@@ -228,28 +228,6 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
         expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "OnOpenError", cause: "refused" } })
       })).pipe(provideNode))
   })
-
-  it.live("an isPong that throws: the connection is dropped with InvalidOptions, messages ends without a defect", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* Client.make({
-        url: server.url,
-        heartbeat: {
-          isPong: () => {
-            throw boom
-          }
-        }
-      })
-      yield* client.awaitOpen
-      yield* client.send("hello")
-      const received = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.exit)
-      expect(Exit.isSuccess(received)).toBe(true)
-      // The frame isPong failed on is kept, not dropped.
-      expect(Exit.isSuccess(received) ? [...received.value] : []).toEqual(["hello"])
-      const error = yield* closedWith(client)
-      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", cause: boom })
-      expect((error as ConnectError).detail).toMatch(/^heartbeat.isPong threw: boom/)
-    })).pipe(provideNode))
 })
 
 for (const [name, make] of bothClients) {

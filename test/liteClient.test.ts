@@ -4,7 +4,7 @@
  * logs, and the cases where user code or the transport throws.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Layer, LogLevel, Option, Schedule, Schema, Stream } from "effect"
+import { Chunk, Effect, Fiber, Layer, LogLevel, Option, Schedule, Schema, Stream } from "effect"
 import type { ConnectError, SendError } from "../src/index.js"
 import { Client, Codec, LiteClient, NodeTransport } from "../src/index.js"
 import { TestServer } from "../src/testing/index.js"
@@ -108,28 +108,6 @@ describe("LiteClient: as an app holds it", () => {
 })
 
 describe("LiteClient: user code and the transport that throw", () => {
-  const boom = new Error("boom")
-
-  it.live("an isPong that throws: the link is dropped with InvalidOptions naming it, the frame kept, no defect", () =>
-    withNoHandlesLeft(Effect.gen(function*() {
-      const server = yield* TestServer.make()
-      const client = yield* LiteClient.make({
-        url: server.url,
-        heartbeat: {
-          isPong: () => {
-            throw boom
-          }
-        }
-      })
-      yield* client.awaitOpen
-      yield* client.send("hello")
-      const received = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.exit)
-      expect(Exit.isSuccess(received) ? [...received.value] : received).toEqual(["hello"])
-      const error = yield* closedWith(client)
-      expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", cause: boom })
-      expect((error as ConnectError).detail).toBe("heartbeat.isPong threw: boom; fix the option named above")
-    })).pipe(provideNode))
-
   it.live("its own send in its onOpen: OnOpenError at once saying to use the connection, not after onOpenTimeout", () =>
     withNoHandlesLeft(Effect.gen(function*() {
       const server = yield* TestServer.make()

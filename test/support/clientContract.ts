@@ -16,6 +16,7 @@ import {
   Duration,
   Effect,
   Either,
+  Exit,
   Fiber,
   HashMap,
   Layer,
@@ -740,6 +741,33 @@ export const clientContract = (
             yield* proxy.restore
             yield* awaitState(client, isTag("Open"))
             yield* awaitTrue(Effect.map(server.accepted, (accepted) => accepted === 2), "a second connection")
+          }))
+      )
+    })
+
+    describe("user code that throws", () => {
+      it.live(
+        "an isPong that throws: the link is dropped, the Client Closed with ConnectError InvalidOptions naming it (its cause the thrown value); the frame it threw on is delivered; no defect",
+        () =>
+          provide(Effect.gen(function*() {
+            const boom = new Error("boom")
+            const server = yield* TestServer.make()
+            const client = yield* start({
+              url: server.url,
+              heartbeat: {
+                isPong: () => {
+                  throw boom
+                }
+              }
+            })
+            yield* client.awaitOpen
+            yield* client.send("hello")
+            const received = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.exit)
+            expect(received).toEqual(Exit.succeed(Chunk.make("hello")))
+            const error = closedError(yield* awaitState(client, isTag("Closed")))
+            expect(error).toMatchObject({ _tag: "ConnectError", reason: "InvalidOptions", cause: boom })
+            expect((error as ConnectError).detail).toBe("heartbeat.isPong threw: boom; fix the option named above")
+            expect(yield* server.accepted).toBe(1)
           }))
       )
     })
