@@ -53,13 +53,12 @@ export const bundle = async (entry: string) => {
 }
 
 /**
- * Each lifeline module's share of `entry`'s gzip size, largest first: [module, gzip bytes]. The
- * entry is bundled with identifiers and syntax minified but not whitespace, so that esbuild marks
- * where each module's code starts (`// src/...`); the share is the gzip size of the whole, its
- * whitespace minified, minus that of the whole without that module's sections (the rest keeps its
- * names, so only that module's bytes go).
+ * `entry` bundled with identifiers and syntax minified but not whitespace, so that esbuild marks
+ * where each module's code starts (`// src/...`): its sections, and the gzip size of the whole
+ * without those that `leftOut` picks, whitespace minified (the rest keeps its names, so only the
+ * bytes of what is left out go).
  */
-export const shares = async (entry: string): Promise<ReadonlyArray<readonly [string, number]>> => {
+const sectioned = async (entry: string) => {
   const result = await build({
     entryPoints: [here(entry)],
     bundle: true,
@@ -79,45 +78,32 @@ export const shares = async (entry: string): Promise<ReadonlyArray<readonly [str
     start: mark.index,
     end: marks[i + 1]?.index ?? text.length
   }))
-  const gzipOf = async (code: string) =>
-    gzipSync((await transform(code, { minifyWhitespace: true, format: "esm" })).code).byteLength
-  const whole = await gzipOf(text)
-  const modules = [...new Set(sections.map(({ module }) => module).filter((module) => module.startsWith("src/")))]
-  const measured = await Promise.all(modules.map(async (module) => {
-    const rest = sections.filter((section) => section.module !== module)
-    const without = text.slice(0, sections[0]?.start ?? 0) +
-      rest.map(({ end, start }) => text.slice(start, end)).join("")
-    return [module, whole - (await gzipOf(without))] as const
-  }))
-  return measured.sort((a, b) => b[1] - a[1])
+  const gzipWithout = async (leftOut: (module: string) => boolean) => {
+    const code = text.slice(0, sections[0]?.start ?? 0) +
+      sections.filter(({ module }) => !leftOut(module)).map(({ end, start }) => text.slice(start, end)).join("")
+    return gzipSync((await transform(code, { minifyWhitespace: true, format: "esm" })).code).byteLength
+  }
+  const isOwn = (module: string) => module.startsWith("src/")
+  return { modules: [...new Set(sections.map(({ module }) => module).filter(isOwn))], gzipWithout, isOwn }
 }
 
 /**
- * lifeline's own code's share of `entry`'s gzip size: the bundle's gzip bytes minus those of the
- * same bundle without any of lifeline's sections (as `shares` does for one module).
+ * Each lifeline module's share of `entry`'s gzip size, largest first: [module, gzip bytes]: the
+ * gzip size of the whole minus that of the whole without that module's sections.
  */
+export const shares = async (entry: string): Promise<ReadonlyArray<readonly [string, number]>> => {
+  const { gzipWithout, modules } = await sectioned(entry)
+  const whole = await gzipWithout(() => false)
+  const measured = await Promise.all(
+    modules.map(async (module) => [module, whole - (await gzipWithout((other) => other === module))] as const)
+  )
+  return measured.sort((a, b) => b[1] - a[1])
+}
+
+/** lifeline's own code's share of `entry`'s gzip size: the whole's minus that without any of lifeline's sections. */
 export const ownShare = async (entry: string): Promise<number> => {
-  const result = await build({
-    entryPoints: [here(entry)],
-    bundle: true,
-    minifySyntax: true,
-    minifyIdentifiers: true,
-    format: "esm",
-    platform: "browser",
-    target: "es2022",
-    write: false,
-    alias,
-    logLevel: "silent"
-  })
-  const text = result.outputFiles[0]!.text
-  const marks = [...text.matchAll(/^\/\/ (\S+)$/gm)]
-  const gzipOf = async (code: string) =>
-    gzipSync((await transform(code, { minifyWhitespace: true, format: "esm" })).code).byteLength
-  const others = marks
-    .map((mark, i) => ({ module: mark[1]!, start: mark.index, end: marks[i + 1]?.index ?? text.length }))
-    .filter(({ module }) => !module.startsWith("src/"))
-  const without = text.slice(0, marks[0]?.index ?? 0) + others.map(({ end, start }) => text.slice(start, end)).join("")
-  return (await gzipOf(text)) - (await gzipOf(without))
+  const { gzipWithout, isOwn } = await sectioned(entry)
+  return (await gzipWithout(() => false)) - (await gzipWithout(isOwn))
 }
 
 /** `entry` built by Vite (Rollup, esbuild's minifier), as an app's production build: its gzip size. */
@@ -150,7 +136,7 @@ export const difference = (
     .filter(([, bytes]) => bytes > 0)
     .sort((a, b) => b[1] - a[1])
 
-const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const topIndex = process.argv.indexOf("--top")
