@@ -83,7 +83,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     // A new reader of `events` gets the recent ones first, as with the full Client.
     const eventsCapacity = settings.eventsCapacity
     const events = new Listeners<ClientEvent>()
-    let recent: Array<ClientEvent> = []
+    const recent: Array<ClientEvent> = []
     const inbound = new SuccessiveInbound()
     const isPong = settings.isPong
     const monotonic = () => Number(clock.unsafeCurrentTimeNanos() / 1_000_000n)
@@ -106,7 +106,7 @@ export const makeLiteClient = (settings: ClientSettings): Effect.Effect<RawClien
     let kick: Deferred.Deferred<End> | undefined
 
     const publish = (event: ClientEvent) => {
-      recent = recent.length < eventsCapacity ? [...recent, event] : [...recent.slice(1), event]
+      if (recent.push(event) > eventsCapacity) recent.shift()
       events.emit(event)
     }
     // Logs as the full Client's: a WARN when the link goes down (or the first attempt fails), an
