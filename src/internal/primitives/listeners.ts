@@ -41,7 +41,7 @@ export class Listeners<A> {
    *
    * On a plain `Queue` that the listener offers to, in order, with no fiber per value (a
    * `Stream.asyncPush` brought Effect's `Mailbox`, a `Stream.asyncScoped` a fiber per value and its
-   * runtime: about 1.3 KB gzip of a browser bundle that imports Effect by module paths, or whose
+   * runtime: about 1.5 KB gzip of a browser bundle that imports Effect by module paths, or whose
    * bundler tree-shakes Effect's index as Vite does).
    */
   stream(
