@@ -174,3 +174,38 @@ describe("LiteClient: a burst as users write it, to a real peer", () => {
       }).pipe(provideNode)
   )
 })
+
+describe("LiteClient: the socket's buffer", () => {
+  // The small Client's own way (docs/browser.md, "The small Client"): the full Client writes while
+  // its outbox has room, whatever the socket holds; both bound what is accepted and not written by
+  // the outbox (test/clientHardening.test.ts).
+  it.live(
+    "to a peer that does not read, the outbox hands the socket no more than writeHighWaterMark and one frame; the rest waits in the outbox, and all of it goes once the peer reads",
+    () =>
+      withNoHandlesLeft(Effect.gen(function*() {
+        const server = yield* TestServer.make({ handler: "ignore" })
+        const mark = 64 * 1024
+        let opened: { readonly bufferedAmount: Effect.Effect<number> } | undefined
+        const client = yield* LiteClient.make({
+          url: server.url,
+          heartbeat: false,
+          connection: { writeHighWaterMark: mark },
+          onOpen: (connection) => Effect.sync(() => opened = connection)
+        })
+        yield* client.awaitOpen
+        yield* server.pauseReading
+        // 12 MiB: more than loopback's kernel buffers take from a peer that does not read.
+        const frame = new Uint8Array(64 * 1024)
+        for (let index = 0; index < 192; index++) yield* client.enqueue(frame)
+        // The kernel takes what it can, then the socket's own buffer fills to the mark.
+        yield* awaitTrue(Effect.map(opened!.bufferedAmount, (buffered) => buffered > 0), "the socket buffering")
+        yield* Effect.sleep("200 millis")
+        expect(yield* opened!.bufferedAmount).toBeLessThanOrEqual(mark + frame.byteLength)
+        expect(yield* client.outboxSize).toBeGreaterThan(0)
+        yield* server.resumeReading
+        yield* awaitTrue(Effect.map(client.outboxSize, (size) => size === 0), "the outbox written", 4_000)
+        expect(yield* client.failed).toBe(0)
+        expect(yield* server.awaitReceived(192, "10 seconds")).toHaveLength(192)
+      })).pipe(provideNode)
+  )
+})

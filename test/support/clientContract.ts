@@ -743,6 +743,28 @@ export const clientContract = (
             yield* awaitTrue(Effect.map(server.accepted, (accepted) => accepted === 2), "a second connection")
           }))
       )
+
+      it.live(
+        "a peer found dead is let go at once: the socket is ended, not closed politely for closeTimeout (1 minute here): Backoff well within it",
+        () =>
+          provide(Effect.gen(function*() {
+            const server = yield* TestServer.make({
+              handler: (message, reply) => reply(message === "ping" ? "pong" : message)
+            })
+            const proxy = yield* FaultProxy.make(server.port)
+            const client = yield* start({
+              url: proxy.url,
+              ...quick,
+              connection: { closeTimeout: "1 minute" },
+              heartbeat: { interval: "100 millis", timeout: "150 millis", message: "ping", isPong: (m) => m === "pong" }
+            })
+            yield* client.awaitOpen
+            const backoff = yield* Effect.fork(awaitState(client, isTag("Backoff")))
+            yield* proxy.blackhole
+            const state = yield* Fiber.join(backoff).pipe(Effect.timeout("15 seconds"), Effect.option)
+            expect(Option.map(state, (backoff) => (backoff as Backoff).error._tag)).toEqual(Option.some("TimeoutError"))
+          }))
+      )
     })
 
     describe("user code that throws", () => {
