@@ -127,8 +127,10 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
       expect(opens).toBe(2)
       expect(yield* server.accepted).toBe(2)
     })).pipe(provideNode))
+})
 
-  describe("a link that ends while onOpen runs fails the attempt with how it ended (round 33)", () => {
+for (const [name, make] of bothClients) {
+  describe(`${name}: a link that ends while onOpen runs fails the attempt with how it ended (round 33)`, () => {
     // Before, the hook ran on until it was done or out of `onOpenTimeout`, and the attempt failed
     // with `OnOpenError`: a server's 1008 "bad token" on the credentials was lost, retried forever.
     it.live("the server closes with 1008 on the credentials, the hook waits on something else: Closed with that close at once, one attempt, the hook interrupted", () =>
@@ -136,7 +138,7 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
         const server = yield* TestServer.make({ handler: (_message, _reply, peer) => peer.close(1008, "bad token") })
         let opens = 0
         let interrupted = 0
-        const client = yield* Client.make({
+        const client = yield* make({
           url: server.url,
           retry: Schedule.spaced("10 millis"),
           heartbeat: false,
@@ -159,7 +161,7 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
         const server = yield* TestServer.make({
           handler: (_message, reply, peer) => ++refusals === 1 ? peer.close(4000, "try later") : reply("ok")
         })
-        const client = yield* Client.make({
+        const client = yield* make({
           url: server.url,
           retry: Schedule.spaced("10 millis"),
           heartbeat: false,
@@ -184,7 +186,7 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
         const server = yield* TestServer.make({
           handler: (_message, reply, peer) => ++links === 1 ? peer.terminate : Effect.sync(() => reply("ok"))
         })
-        const client = yield* Client.make({
+        const client = yield* make({
           url: server.url,
           retry: Schedule.spaced("10 millis"),
           heartbeat: false,
@@ -202,7 +204,7 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
     it.live("the server answers with a frame over maxPayload: this side closes 1009 for the peer's error, and the attempt fails with it, not OnOpenError after onOpenTimeout", () =>
       withNoHandlesLeft(Effect.gen(function*() {
         const server = yield* TestServer.make({ handler: (_message, reply) => reply("x".repeat(100)) })
-        const client = yield* Client.make({
+        const client = yield* make({
           url: server.url,
           retry: Schedule.spaced("10 millis"),
           heartbeat: false,
@@ -218,7 +220,7 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
     it.live("a hook that closes the link itself and fails: OnOpenError with the hook's own error, as before", () =>
       withNoHandlesLeft(Effect.gen(function*() {
         const server = yield* TestServer.make()
-        const client = yield* Client.make({
+        const client = yield* make({
           url: server.url,
           retry: Schedule.spaced("10 millis"),
           heartbeat: false,
@@ -228,7 +230,7 @@ describe("Client: user code that fails ends in a typed Closed state, never stuck
         expect(backoff).toMatchObject({ attempt: 1, error: { _tag: "OnOpenError", cause: "refused" } })
       })).pipe(provideNode))
   })
-})
+}
 
 for (const [name, make] of bothClients) {
   describe(`${name}: the outbox bounds what is accepted and not written, while Open too`, () => {
