@@ -13,6 +13,8 @@
  *
  * A new page script: add test/browser/<name>.ts and pass "<name>" to `startChromium`; it is served
  * at /<name>.html, which loads it as a module and waits for it to set `window.pageReady = true`.
+ * "<name>-vite" is the same script built by Vite (Rollup) as an app's production build, served at
+ * /<name>-vite.html.
  */
 import { Effect, Exit, Scope } from "effect"
 import { build } from "esbuild"
@@ -24,6 +26,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Browser, BrowserContext, Page } from "playwright-core"
 import { chromium } from "playwright-core"
+import { build as viteBuild } from "vite"
 import { afterAll, afterEach, beforeAll, describe, expect } from "vitest"
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url))
@@ -79,8 +82,40 @@ const ALIASES: Readonly<Record<string, string>> = {
   "effect-lifeline/platform": here("../../src/platform.ts")
 }
 
-/** Bundles test/browser/<name>.ts for the browser; fails if it pulls a Node builtin or `ws`. */
+/** The Node-only modules among a bundle's inputs: a page bundle must have none. */
+const refuseNodeOnly = (name: string, inputs: ReadonlyArray<string>): void => {
+  const nodeOnly = inputs.filter((input) => /(^|\/)node_modules\/ws\/|^node:/.test(input))
+  if (nodeOnly.length > 0) throw new Error(`the ${name} page bundle pulls Node-only modules: ${nodeOnly.join(", ")}`)
+}
+
+/** test/browser/<name>.ts built by Vite, as an app's production build (Rollup, esbuild's minifier). */
+const bundleWithVite = async (name: string): Promise<string> => {
+  const built = await viteBuild({
+    configFile: false,
+    logLevel: "silent",
+    resolve: { alias: ALIASES },
+    build: {
+      write: false,
+      minify: "esbuild",
+      target: "es2022",
+      modulePreload: false,
+      rollupOptions: { input: here(`../browser/${name}.ts`), output: { format: "es", inlineDynamicImports: true } }
+    }
+  })
+  const output = (Array.isArray(built) ? built[0] : built) as {
+    readonly output: ReadonlyArray<{ readonly type: string; readonly code?: string; readonly modules?: object }>
+  }
+  const chunk = output.output.find((item) => item.type === "chunk")!
+  refuseNodeOnly(`${name}-vite`, Object.keys(chunk.modules ?? {}))
+  return chunk.code!
+}
+
+/**
+ * Bundles test/browser/<name>.ts for the browser (esbuild; "<name>-vite": Vite); fails if it pulls
+ * a Node builtin or `ws`.
+ */
 export const bundlePage = async (name: string): Promise<string> => {
+  if (name.endsWith("-vite")) return bundleWithVite(name.slice(0, -"-vite".length))
   const result = await build({
     entryPoints: [here(`../browser/${name}.ts`)],
     bundle: true,
@@ -94,8 +129,7 @@ export const bundlePage = async (name: string): Promise<string> => {
     alias: ALIASES,
     logLevel: "silent"
   })
-  const nodeOnly = Object.keys(result.metafile.inputs).filter((input) => /(^|\/)node_modules\/ws\/|^node:/.test(input))
-  if (nodeOnly.length > 0) throw new Error(`the ${name} page bundle pulls Node-only modules: ${nodeOnly.join(", ")}`)
+  refuseNodeOnly(name, Object.keys(result.metafile.inputs))
   return result.outputFiles[0]!.text
 }
 
