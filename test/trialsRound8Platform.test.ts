@@ -296,7 +296,10 @@ const killBehind = (proxy: FaultProxy.FaultProxy, server: { readonly stop: Effec
 /**
  * 200 calls over one RpcClient: 100 Waits of a minute in flight (the server saw all 100), the
  * server then stopped (on purpose, or killed behind a proxy), 100 Echos made while it is down, the
- * server restarted on the same port; each call under a bound of 2 s. Returns how they ended.
+ * server restarted on the same port; each call under a bound of 10 s: a hang is the minute-long
+ * Wait. (It was 2 s, counted from before the server had seen all 100; in one full run on a loaded
+ * 2-core machine 26 of the 100 in flight reached it, which no run alone reproduced.) Returns how
+ * they ended.
  */
 const twoHundredAcrossARestart = (perConnection: boolean, how: "stop" | "kill") =>
   Effect.gen(function*() {
@@ -304,7 +307,7 @@ const twoHundredAcrossARestart = (perConnection: boolean, how: "stop" | "kill") 
     const proxy = yield* FaultProxy.make(first.port)
     const client = yield* Client.make({ url: proxy.url, ...rpcFast })
     const rpc = yield* rpcClient(client, perConnection)
-    const bounded = <A, E>(call: Effect.Effect<A, E>) => Effect.exit(Effect.timeout(call, "2 seconds"))
+    const bounded = <A, E>(call: Effect.Effect<A, E>) => Effect.exit(Effect.timeout(call, "10 seconds"))
     const inFlight = yield* Effect.forEach(
       Array.from({ length: 100 }),
       () => Effect.fork(bounded(rpc.Wait({ millis: 60_000 }))),
